@@ -1,0 +1,42 @@
+/**
+ * What the engine records while it runs: one Phase per compute set, exchange,
+ * sync or host stream copy, in execution order. Plain data: the report layer
+ * turns it into summary.json, trace.json, CSV and HTML.
+ */
+export type PhaseKind = 'compute' | 'exchange' | 'sync' | 'streamCopy';
+
+export interface Phase {
+  kind: PhaseKind;
+  /** Compute set, exchange or stream name. */
+  name: string;
+  /** IR op the phase is attributed to ("" for none). */
+  op: string;
+  /** Cycle at which the phase starts, counted from the start of the run. */
+  start: number;
+  /** Duration: the slowest (busiest) tile. */
+  cycles: number;
+  /** Which program step (training step / batch) this phase belongs to. */
+  step: number;
+  /**
+   * Per-tile busy cycles, sparse: [tile, cycles] pairs for tiles that did work.
+   * Absent for sync (all tiles wait) and stream copies.
+   */
+  tiles?: [number, number][];
+}
+
+export interface CycleTotals {
+  total: number;
+  compute: number;
+  exchange: number;
+  sync: number;
+  streamCopy: number;
+}
+
+export function emptyTotals(): CycleTotals {
+  return { total: 0, compute: 0, exchange: 0, sync: 0, streamCopy: 0 };
+}
+
+export function addPhase(t: CycleTotals, p: Phase): void {
+  t[p.kind] += p.cycles;
+  t.total += p.cycles;
+}

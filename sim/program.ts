@@ -1,0 +1,104 @@
+/**
+ * DeviceProgram: the seam between the host side (src/) and the device side
+ * (sim/). Plain, JSON-serialisable data: what lives where in tile memory, the
+ * compute sets of vertices, the exchanges, the host streams and the control
+ * programs. Workers load it once.
+ */
+import type { DeviceSpec } from './device.js';
+
+export type DeviceDType = 'float32' | 'float16' | 'int32' | 'uint8';
+
+export const DTYPE_BYTES: Record<DeviceDType, number> = { float32: 4, float16: 2, int32: 4, uint8: 1 };
+
+/** Why a tensor exists; memory reports group bytes by this. */
+export type TensorCategory = 'variable' | 'constant' | 'stream' | 'activation' | 'gradient' | 'temporary' | 'exchange';
+
+/** A contiguous run of a tensor's elements [begin, end) held on one tile at a byte offset. */
+export interface TileInterval {
+  tile: number;
+  begin: number;
+  end: number;
+  /** Byte offset of element `begin` in the tile's memory. */
+  offset: number;
+}
+
+export interface DeviceTensor {
+  id: number;
+  name: string;
+  dtype: DeviceDType;
+  shape: number[];
+  category: TensorCategory;
+  /** Name of the IR op that made it, for memory reports. */
+  op?: string;
+  intervals: TileInterval[];
+}
+
+/** A field of a vertex: a contiguous region of one tile's memory. */
+export interface Region {
+  offset: number;
+  count: number;
+  dtype: DeviceDType;
+}
+
+export type FieldValue = Region | Region[];
+
+export interface Vertex {
+  codelet: string;
+  tile: number;
+  fields: Record<string, FieldValue>;
+  /** Scalar parameters (Poplar's vertex state that is not a tensor). */
+  params: Record<string, number>;
+}
+
+export interface ComputeSet {
+  id: number;
+  name: string;
+  /** IR op this compute set belongs to (profile attribution). */
+  op: string;
+  vertices: Vertex[];
+}
+
+/** One tile-to-tile copy in an exchange. */
+export interface ExchangeCopy {
+  srcTile: number;
+  srcOffset: number;
+  dstTile: number;
+  dstOffset: number;
+  bytes: number;
+}
+
+export interface Exchange {
+  id: number;
+  name: string;
+  op: string;
+  copies: ExchangeCopy[];
+}
+
+/** A host <-> device stream bound to one tensor. */
+export interface HostStream {
+  id: number;
+  name: string;
+  tensor: number;
+  direction: 'toDevice' | 'fromDevice';
+}
+
+export type ProgramStep =
+  | { kind: 'execute'; computeSet: number }
+  | { kind: 'exchange'; exchange: number }
+  | { kind: 'streamCopy'; stream: number; op: string }
+  | { kind: 'repeat'; count: number; body: ProgramStep[] };
+
+export interface DeviceProgram {
+  schemaVersion: 1;
+  device: DeviceSpec;
+  tensors: DeviceTensor[];
+  computeSets: ComputeSet[];
+  exchanges: Exchange[];
+  streams: HostStream[];
+  /** Named control programs, e.g. "weightsFromHost", "step", "weightsToHost". */
+  programs: Record<string, ProgramStep[]>;
+  /** Bytes allocated on each tile (index = tile). */
+  tileBytes: number[];
+  /** Modules (absolute paths or URLs) whose codelets the vertices use beyond the built-ins. */
+  codeletModules: string[];
+}

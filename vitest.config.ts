@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+// 'tilesim-source' makes `import ... from 'tilesim'` (as custom-op modules write it)
+// resolve to the TypeScript sources, so tests and user modules share one copy.
+export default defineConfig({
+  resolve: { conditions: ['tilesim-source'] },
+  ssr: { resolve: { conditions: ['tilesim-source'], externalConditions: ['tilesim-source'] } },
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+  },
+});
