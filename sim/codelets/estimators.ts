@@ -1,0 +1,88 @@
+/**
+ * Cycle-estimator building blocks in the structure of PopLibs'
+ * (lib/popops/*CycleEstimators*, lib/popops/PerformanceEstimation.cpp), as
+ * summarised in ../shared/ipu-architecture.md §3. Every formula here is a
+ * MODEL estimate, not a measurement; the calibration test checks them
+ * against the published hardware measurements.
+ */
+import type { DeviceSpec } from '../device.js';
+import type { DeviceDType } from '../program.js';
+import { DTYPE_BYTES } from '../program.js';
+
+/** Per-op inner-loop cost: cycles per loop, whether the loop is vectorised, elements per unrolled loop. */
+export interface LoopCost {
+  cyclesPerLoop: number;
+  vectorised: boolean;
+  unroll: number;
+}
+
+/** Natural vector width in elements: 64-bit vectors hold 2 x f32 or 4 x f16 (ipu-architecture.md §1). */
+export function vectorWidth(dtype: DeviceDType, device: DeviceSpec): number {
+  return Math.max(1, device.vectorWidthBits / 8 / DTYPE_BYTES[dtype]);
+}
+
+/** Elements of an N-element MultiVertex that its busiest worker handles. */
+export function perWorker(n: number, device: DeviceSpec): number {
+  return Math.ceil(n / device.workersPerTile);
+}
+
+/** Inner loop over n elements (§3: vectorised: ceil(n/vw) x (cyclesPerLoop + 4), else ceil(n/unroll) x cyclesPerLoop). */
+export function innerLoop(n: number, vw: number, loop: LoopCost): number {
+  return loop.vectorised ? Math.ceil(n / vw) * (loop.cyclesPerLoop + 4) : Math.ceil(n / loop.unroll) * loop.cyclesPerLoop;
+}
+
+/** Unary elementwise 1-D MultiVertex: W x (17 + inner(ceil(N/W))) + 20; the 17 is 33 for exp (§3). */
+export function unaryMultiVertex(n: number, dtype: DeviceDType, loop: LoopCost, device: DeviceSpec, base = 17): number {
+  const W = device.workersPerTile;
+  return W * (base + innerLoop(perWorker(n, device), vectorWidth(dtype, device), loop)) + 20;
+}
+
+/** Binary elementwise 1-D MultiVertex: W x ((float ? 29 : 26) + inner) + 11; in-place base 58 (§3). */
+export function binaryMultiVertex(
+  n: number,
+  dtype: DeviceDType,
+  loop: LoopCost,
+  device: DeviceSpec,
+  inPlace = false,
+): number {
+  const W = device.workersPerTile;
+  const base = inPlace ? 58 : dtype === 'float32' ? 29 : 26;
+  return W * (base + innerLoop(perWorker(n, device), vectorWidth(dtype, device), loop)) + 11;
+}
+
+/** Add, sub, mul of float or half: about 3 cycles per 64-bit vector (§3). */
+export const ADD_LOOP: LoopCost = { cyclesPerLoop: 3, vectorised: false, unroll: 2 };
+export function addLoop(dtype: DeviceDType): LoopCost {
+  return { cyclesPerLoop: 3, vectorised: false, unroll: dtype === 'float16' ? 4 : 2 };
+}
+/** relu float {3, no, 2}; max/min float {3, no, 2} (§3). */
+export const RELU_LOOP: LoopCost = { cyclesPerLoop: 3, vectorised: false, unroll: 2 };
+
+/**
+ * ScaledAdd a += s.b, float, 1-D (§3): supervisor 21 + 11 + (remainder ? 13 : 7) + 12 + 6;
+ * worker 15 + 6 + 3 x (vectorsPerWorker - 1) + 2; total = supervisor + W x max worker.
+ */
+export function scaledAdd(n: number, dtype: DeviceDType, device: DeviceSpec): number {
+  const W = device.workersPerTile;
+  const vw = vectorWidth(dtype, device);
+  const vectors = Math.ceil(n / vw);
+  const remainder = n % vw !== 0;
+  const supervisor = 21 + 11 + (remainder ? 13 : 7) + 12 + 6;
+  const vectorsPerWorker = Math.ceil(vectors / W);
+  const worker = 15 + 6 + 3 * Math.max(0, vectorsPerWorker - 1) + 2;
+  return supervisor + W * worker;
+}
+
+/**
+ * Reduction of nIn elements into nOut outputs (§3): about 7 + 26 to start, per
+ * output region 16 + 6 + 2 log2(vw) + 2, per partial vector loadOverhead(2) + 2 + 1 + 3,
+ * the partial vectors shared among the workers.
+ */
+export function reduce(nIn: number, nOutRegions: number, dtype: DeviceDType, device: DeviceSpec): number {
+  const vw = vectorWidth(dtype, device);
+  const W = device.workersPerTile;
+  const perRegion = 16 + 6 + 2 * Math.log2(vw) + 2;
+  const perVector = 2 + 2 + 1 + 3;
+  const worker = Math.ceil(nOutRegions / W) * perRegion + Math.ceil(Math.ceil(nIn / vw) / W) * perVector;
+  return 7 + 26 + W * worker;
+}

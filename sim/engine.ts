@@ -1,0 +1,160 @@
+/**
+ * The BSP engine: runs a DeviceProgram's control programs over tile memory,
+ * superstep by superstep, and records a Phase for every compute set,
+ * exchange, sync and host stream copy.
+ *
+ * Syncs: one before every exchange, every stream copy, and every compute set
+ * that does not directly follow an exchange (an exchange is itself entered
+ * through a sync, and the compute after it needs none).
+ */
+import type { CodeletRegistry, ElemArray } from './codelet.js';
+import { computeSetCost, exchangeCost, streamCopyCycles, type PhaseCost } from './cost.js';
+import { VertexRunner } from './execute.js';
+import { TileMemory, makeView } from './memory.js';
+import { loadCodeletRegistry } from './modules.js';
+import { TilePool } from './pool.js';
+import { DTYPE_BYTES, type DeviceProgram, type DeviceTensor, type HostStream, type ProgramStep } from './program.js';
+import type { Phase } from './profile.js';
+
+export interface EngineOptions {
+  /** 1 runs every vertex on the main thread; N >= 2 starts a pool of N workers. */
+  workers: number;
+  /** false: count cycles only, touch no data. */
+  numerics: boolean;
+}
+
+/** The host's side of the streams (Poplar's connectStream). */
+export interface HostIO {
+  /** Data for a toDevice stream, in the tensor's element type (float16 as raw bits). */
+  toDevice(stream: HostStream, tensor: DeviceTensor): ElemArray;
+  /** Data arriving from a fromDevice stream (a copy the host may keep). */
+  fromDevice(stream: HostStream, tensor: DeviceTensor, data: ElemArray): void;
+}
+
+export class Engine {
+  readonly phases: Phase[] = [];
+  private clock = 0;
+  private readonly csCost = new Map<number, PhaseCost>();
+  private readonly exCost = new Map<number, PhaseCost>();
+
+  private constructor(
+    readonly program: DeviceProgram,
+    readonly options: EngineOptions,
+    readonly codelets: CodeletRegistry,
+    readonly memory: TileMemory,
+    private readonly runner: VertexRunner,
+    private readonly pool: TilePool | undefined,
+  ) {}
+
+  static async create(program: DeviceProgram, options: EngineOptions): Promise<Engine> {
+    const codelets = await loadCodeletRegistry(program.codeletModules);
+    for (const cs of program.computeSets) for (const v of cs.vertices) codelets.get(v.codelet);
+    const memory = new TileMemory(program.tileBytes);
+    const pool =
+      options.numerics && options.workers > 1
+        ? await TilePool.start(options.workers, {
+            buffer: memory.buffer,
+            tileBytes: program.tileBytes,
+            computeSets: program.computeSets,
+            modules: program.codeletModules,
+          })
+        : undefined;
+    return new Engine(program, options, codelets, memory, new VertexRunner(codelets, memory), pool);
+  }
+
+  /** Cycle of the next phase: the simulated time so far. */
+  get cycles(): number {
+    return this.clock;
+  }
+
+  tensorByName(name: string): DeviceTensor {
+    const t = this.program.tensors.find((x) => x.name === name);
+    if (!t) throw new Error(`internal: no device tensor '${name}'`);
+    return t;
+  }
+
+  /** Write a whole tensor from host data (scatter over its tile intervals). */
+  write(t: DeviceTensor, data: ElemArray): void {
+    const size = DTYPE_BYTES[t.dtype];
+    const src = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    for (const iv of t.intervals) {
+      this.memory.bytes(iv.tile, iv.offset, (iv.end - iv.begin) * size).set(src.subarray(iv.begin * size, iv.end * size));
+    }
+  }
+
+  /** Read a whole tensor into a fresh host array (gather from its tile intervals). */
+  read(t: DeviceTensor): ElemArray {
+    const size = DTYPE_BYTES[t.dtype];
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    const out = new Uint8Array(n * size);
+    for (const iv of t.intervals) out.set(this.memory.bytes(iv.tile, iv.offset, (iv.end - iv.begin) * size), iv.begin * size);
+    return makeView(t.dtype, out.buffer, 0, n);
+  }
+
+  async run(name: string, io: HostIO, step: number): Promise<void> {
+    const steps = this.program.programs[name];
+    if (!steps) throw new Error(`internal: no control program '${name}'`);
+    await this.runSteps(steps, io, step, { afterExchange: false });
+  }
+
+  private async runSteps(steps: ProgramStep[], io: HostIO, step: number, st: { afterExchange: boolean }): Promise<void> {
+    for (const s of steps) {
+      switch (s.kind) {
+        case 'execute': {
+          const cs = this.program.computeSets[s.computeSet];
+          if (!st.afterExchange) this.sync(cs.op, step);
+          st.afterExchange = false;
+          let cost = this.csCost.get(cs.id);
+          if (!cost) this.csCost.set(cs.id, (cost = computeSetCost(cs, this.codelets, this.program.device)));
+          if (this.options.numerics) {
+            if (this.pool && TilePool.worthIt(cs)) await this.pool.run(cs);
+            else this.runner.run(cs, 0, Number.MAX_SAFE_INTEGER);
+          }
+          this.record({ kind: 'compute', name: cs.name, op: cs.op, cycles: cost.cycles, tiles: cost.tiles, step });
+          break;
+        }
+        case 'exchange': {
+          const ex = this.program.exchanges[s.exchange];
+          this.sync(ex.op, step);
+          let cost = this.exCost.get(ex.id);
+          if (!cost) this.exCost.set(ex.id, (cost = exchangeCost(ex, this.program.device)));
+          if (this.options.numerics) {
+            for (const c of ex.copies) this.memory.bytes(c.dstTile, c.dstOffset, c.bytes).set(this.memory.bytes(c.srcTile, c.srcOffset, c.bytes));
+          }
+          this.record({ kind: 'exchange', name: ex.name, op: ex.op, cycles: cost.cycles, tiles: cost.tiles, step });
+          st.afterExchange = true;
+          break;
+        }
+        case 'streamCopy': {
+          const stream = this.program.streams[s.stream];
+          const t = this.program.tensors[stream.tensor];
+          this.sync(s.op, step);
+          st.afterExchange = false;
+          if (this.options.numerics) {
+            if (stream.direction === 'toDevice') this.write(t, io.toDevice(stream, t));
+            else io.fromDevice(stream, t, this.read(t));
+          }
+          const bytes = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+          this.record({ kind: 'streamCopy', name: stream.name, op: s.op, cycles: streamCopyCycles(bytes, this.program.device), step });
+          break;
+        }
+        case 'repeat':
+          for (let i = 0; i < s.count; i++) await this.runSteps(s.body, io, step, st);
+          break;
+      }
+    }
+  }
+
+  private sync(op: string, step: number): void {
+    this.record({ kind: 'sync', name: 'sync', op, cycles: this.program.device.syncCycles, step });
+  }
+
+  private record(p: Omit<Phase, 'start'>): void {
+    this.phases.push({ ...p, start: this.clock });
+    this.clock += p.cycles;
+  }
+
+  async destroy(): Promise<void> {
+    await this.pool?.destroy();
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * The `sim` command. Exit status: 0 success; 2 the config or the command line
+ * is wrong; 1 the run failed. Errors print as one clear message, never as a
+ * stack trace (set TILESIM_DEBUG=1 to see one).
+ */
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { loadConfig } from '../config/load.js';
+import { listDevicePresets, loadDevicePreset } from '../config/devices.js';
+import { configJsonSchema } from '../config/schema.js';
+import { RunError, UserError } from '../errors.js';
+import { createRegistry } from '../model/modules.js';
+import { compile, run } from '../session.js';
+import { writeRun } from '../report/write.js';
+import { formatSummary } from './format.js';
+import { TilePool } from '../../sim/pool.js';
+import { loadCodeletRegistry } from '../../sim/modules.js';
+import type { DeviceProgram } from '../../sim/program.js';
+import { vertexCommand } from './vertex.js';
+import { compileReport } from './compile-report.js';
+
+function positiveInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got '${v}'`);
+    return n;
+  };
+}
+
+function chooseWorkers(requested: number | 'auto', program: DeviceProgram): number {
+  if (requested !== 'auto') return requested;
+  // The pool only pays off when some compute set is big enough (see sim/pool.ts).
+  return program.computeSets.some((cs) => TilePool.worthIt(cs)) ? Math.min(availableParallelism(), 8) : 1;
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('sim')
+    .description('tilesim: a cycle-approximate simulator of a many-tile, bulk-synchronous AI accelerator (Graphcore IPU class)')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  program
+    .command('run')
+    .description('compile and run a config: losses, cycles, memory; writes the run folder')
+    .argument('<config>', 'config YAML file')
+    .option('--out <dir>', 'run folder (default sim-out/<name>/)')
+    .option('--workers <n>', "worker threads, or 'auto'", (v) => (v === 'auto' ? 'auto' : positiveInt('--workers')(v)))
+    .option('--steps <n>', 'training (or inference) steps, overriding the config', positiveInt('--steps'))
+    .option('--json', 'print summary.json on stdout and nothing else')
+    .option('--no-numerics', 'count cycles only; compute no values')
+    .action(async (file: string, o: { out?: string; workers?: number | 'auto'; steps?: number; json?: boolean; numerics: boolean }) => {
+      const config = loadConfig(file, { steps: o.steps, workers: o.workers, numerics: o.numerics === false ? false : undefined });
+      const compiled = await compile(config);
+      const workers = chooseWorkers(config.run.workers, compiled.program);
+      const steps = config.train?.steps ?? o.steps ?? 1;
+      const bar =
+        process.stdout.isTTY && !o.json && steps > 1
+          ? new cliProgress.SingleBar({ format: 'steps {bar} {value}/{total} {eta_formatted}', clearOnComplete: true }, cliProgress.Presets.shades_classic)
+          : undefined;
+      bar?.start(steps, 0);
+      let result;
+      try {
+        result = await run(compiled, { workers, numerics: config.run.numerics, steps, onStep: () => bar?.increment() });
+      } finally {
+        bar?.stop();
+      }
+      const dir = path.resolve(o.out ?? path.join('sim-out', config.name));
+      const summary = await writeRun(dir, result, workers);
+      if (o.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+      else process.stdout.write(formatSummary(summary, displayDir(dir)) + '\n');
+    });
+
+  program
+    .command('compile')
+    .description('compile only: memory and program report, no execution')
+    .argument('<config>', 'config YAML file')
+    .option('--out <dir>', 'write program.json (the DeviceProgram) into this folder')
+    .action(async (file: string, o: { out?: string }) => {
+      const compiled = await compile(loadConfig(file));
+      process.stdout.write(compileReport(compiled) + '\n');
+      if (o.out) {
+        const { writeRunFolder } = await import('../report/runfolder.js');
+        await writeRunFolder(path.resolve(o.out), new Map([['program.json', JSON.stringify(compiled.program)]]));
+        process.stdout.write(`program written to ${path.join(o.out, 'program.json')}\n`);
+      }
+    });
+
+  program
+    .command('ops')
+    .description('registered ops: domain, type, version, whether they have a gradient')
+    .option('--json', 'as JSON')
+    .option('--custom <modules...>', 'also load these custom-op modules')
+    .action(async (o: { json?: boolean; custom?: string[] }) => {
+      const registry = await createRegistry((o.custom ?? []).map((m) => path.resolve(m)));
+      const rows = registry.list().map((d) => ({
+        domain: d.id.domain,
+        type: d.id.type,
+        version: d.id.version,
+        kind: d.create ? 'op' : 'grad/internal',
+        grad: d.grad === true,
+        description: d.description ?? '',
+      }));
+      if (o.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+      else {
+        process.stdout.write('domain         type               version  grad  description\n');
+        for (const r of rows) {
+          process.stdout.write(`${r.domain.padEnd(14)} ${r.type.padEnd(18)} ${String(r.version).padStart(7)}  ${(r.kind === 'op' ? (r.grad ? 'yes' : 'no') : '-').padEnd(4)}  ${r.description}\n`);
+        }
+      }
+    });
+
+  program
+    .command('devices')
+    .description('device presets and their parameters')
+    .option('--json', 'as JSON')
+    .action((o: { json?: boolean }) => {
+      const presets = listDevicePresets();
+      if (o.json) {
+        process.stdout.write(JSON.stringify(presets, null, 2) + '\n');
+        return;
+      }
+      const keys = Object.keys(presets[0] ?? {}).filter((k) => k !== 'name');
+      process.stdout.write('field'.padEnd(26) + presets.map((p) => p.name.padStart(14)).join('') + '\n');
+      for (const k of keys) {
+        const cell = (v: unknown) => (typeof v === 'object' ? Object.entries(v as object).map(([a, b]) => `${a}:${b}`).join(' ') : String(v));
+        process.stdout.write(k.padEnd(26) + presets.map((p) => cell((p as unknown as Record<string, unknown>)[k]).padStart(14)).join('') + '\n');
+      }
+    });
+
+  program
+    .command('schema')
+    .description('JSON Schema of the config file')
+    .action(() => {
+      process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');
+    });
+
+  program
+    .command('vertex')
+    .description('cycle estimate of one vertex on one tile')
+    .argument('<codelet>', 'codelet name (see the list when it is unknown)')
+    .requiredOption('--elements <n>', 'elements the vertex processes', positiveInt('--elements'))
+    .addOption(new Option('--dtype <dtype>', 'element type').choices(['float32', 'float16']).default('float32'))
+    .option('--device <preset>', 'device preset', 'mk2')
+    .option('--custom <modules...>', 'also load these custom-op modules')
+    .action(async (codelet: string, o: { elements: number; dtype: 'float32' | 'float16'; device: string; custom?: string[] }) => {
+      const registry = await loadCodeletRegistry((o.custom ?? []).map((m) => path.resolve(m)));
+      process.stdout.write(vertexCommand(registry, codelet, o.elements, o.dtype, loadDevicePreset(o.device)) + '\n');
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and version exit 0; usage errors are command-line mistakes (2).
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    if (process.env.TILESIM_DEBUG) console.error(e);
+    if (e instanceof UserError) {
+      process.stderr.write(`error: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof RunError) {
+      process.stderr.write(`run failed: ${e.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`internal error: ${(e as Error).message ?? String(e)}\n(set TILESIM_DEBUG=1 for the stack, and please report it)\n`);
+    return 1;
+  }
+}
+
+/** A run folder as the user would type it: relative below the working directory, else absolute. */
+function displayDir(dir: string): string {
+  const rel = path.relative(process.cwd(), dir);
+  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : dir;
+}

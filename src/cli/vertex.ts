@@ -1,0 +1,37 @@
+/** `sim vertex`: one vertex's cycle estimate on one tile, the way PopLibs' estimator tests probe a vertex. */
+import type { CodeletRegistry, Codelet } from '../../sim/codelet.js';
+import { computeSetCost } from '../../sim/cost.js';
+import type { DeviceSpec } from '../../sim/device.js';
+import type { DeviceDType, FieldValue, Vertex } from '../../sim/program.js';
+import { UserError, closest } from '../errors.js';
+
+/** A vertex of `codelet` whose every field holds n elements (k for vector fields: 2 regions of n). */
+export function probeVertex(c: Codelet, n: number, dtype: DeviceDType): Vertex {
+  const fields: Record<string, FieldValue> = {};
+  for (const [name, f] of Object.entries(c.fields)) {
+    const r = { offset: 0, count: n, dtype };
+    fields[name] = f.vector ? [r, { ...r }] : r;
+  }
+  // MatMul-like vertices read their sizes from params: a square-ish block with n output elements.
+  const side = Math.max(1, Math.round(Math.sqrt(n)));
+  const params: Record<string, number> = { offset: 0, scale: 1, alpha: 0.01, lr: 0.01, momentum: 0, dampening: 0, weightDecay: 0, nesterov: 0, rows: side, n: side, k: 16, m: side, rowBegin: 0, transA: 0, transB: 0 };
+  return { codelet: c.name, tile: 0, fields, params };
+}
+
+export function vertexCommand(registry: CodeletRegistry, name: string, n: number, dtype: DeviceDType, device: DeviceSpec): string {
+  if (!registry.has(name)) {
+    const hint = closest(name, registry.names());
+    throw new UserError(`no codelet '${name}'${hint ? `; did you mean '${hint}'?` : ''} (known: ${registry.names().join(', ')})`);
+  }
+  const c = registry.get(name);
+  const v = probeVertex(c, n, dtype);
+  const vertexCycles = c.cycles(v, device);
+  const tile = computeSetCost({ id: 0, name: 'probe', op: 'probe', vertices: [v] }, registry, device);
+  return [
+    `${name} (${c.kind === 'multi' ? 'MultiVertex' : 'Vertex'}), ${n} x ${dtype} on ${device.name}`,
+    `  vertex estimate   ${vertexCycles} cycles`,
+    `  tile compute set  ${tile.cycles} cycles (with ${device.supervisorOverheadCycles} cycles of supervisor launch)`,
+    `  time              ${((tile.cycles / device.clockHz) * 1e9).toFixed(1)} ns at ${(device.clockHz / 1e9).toFixed(2)} GHz`,
+    ...(c.estimateSource ? [`  source            ${c.estimateSource}`] : []),
+  ].join('\n');
+}

@@ -1,0 +1,22 @@
+/**
+ * tilesim's public API: what a custom-op module imports (`from 'tilesim'`),
+ * and what a program driving sessions uses.
+ */
+export { Op, GradOp, GradOpInType, isGradOp } from './ir/op.js';
+export type { GradInOutMapper, OpSettings, AttributeValue } from './ir/op.js';
+export type { OperatorIdentifier } from './ir/opid.js';
+export type { TensorInfo } from './ir/tensorinfo.js';
+export { nelms, fmtInfo, sameInfo } from './ir/tensorinfo.js';
+export type { DType } from './ir/dtype.js';
+export { Graph } from './ir/graph.js';
+export { OpRegistry, Attributes } from './ir/registry.js';
+export type { OpDefinition, OpModule, OpCreateArgs, AttributeDef, Lowering } from './ir/registry.js';
+export { LowerContext } from './lower/context.js';
+export type { BuildTensor, Slice, TileRange } from './lower/devicegraph.js';
+export { mapElementwise, mapBinaryBroadcast } from './lower/elementwise.js';
+export { reduceLeading } from './lower/reduce.js';
+export type { Codelet, VertexArgs, VertexShape, FieldSpec } from '../sim/codelet.js';
+export { regionCount, fieldDType } from '../sim/codelet.js';
+export * as estimators from '../sim/codelets/estimators.js';
+export type { DeviceSpec } from '../sim/device.js';
+export { UserError, RunError } from './errors.js';

@@ -1,0 +1,134 @@
+/**
+ * Graph: tensors by name and the ops that connect them, with a deterministic
+ * schedule (topological, ties broken by the order ops were added, and every
+ * reader of a tensor before an op that modifies it in place).
+ */
+import { UserError } from '../errors.js';
+import type { Op } from './op.js';
+import type { Tensor, TensorKind } from './tensor.js';
+import type { TensorInfo } from './tensorinfo.js';
+
+export class Graph {
+  private readonly tensors = new Map<string, Tensor>();
+  readonly ops: Op[] = [];
+  private nextOpId = 0;
+
+  hasTensor(id: string): boolean {
+    return this.tensors.has(id);
+  }
+
+  tensor(id: string): Tensor {
+    const t = this.tensors.get(id);
+    if (!t) throw new Error(`internal: no tensor '${id}' in the graph`);
+    return t;
+  }
+
+  allTensors(): Tensor[] {
+    return [...this.tensors.values()];
+  }
+
+  addTensor(
+    id: string,
+    info: TensorInfo,
+    kind: TensorKind,
+    opts: { data?: Float32Array | Int32Array; trainable?: boolean; isGradient?: boolean } = {},
+  ): Tensor {
+    if (this.tensors.has(id)) throw new UserError(`tensor '${id}' is defined twice`);
+    const t: Tensor = {
+      id,
+      info: { dtype: info.dtype, shape: [...info.shape] },
+      kind,
+      data: opts.data,
+      trainable: opts.trainable ?? false,
+      consumers: [],
+      isGradient: opts.isGradient ?? false,
+    };
+    this.tensors.set(id, t);
+    return t;
+  }
+
+  /** A tensor name not yet used, derived from `base`. */
+  uniqueTensorId(base: string): string {
+    if (!this.tensors.has(base)) return base;
+    for (let i = 1; ; i++) if (!this.tensors.has(`${base}_${i}`)) return `${base}_${i}`;
+  }
+
+  /**
+   * Add `op`, connect its inputs (which must exist) and create its outputs,
+   * then run its setup() to infer the output infos.
+   */
+  addOp(op: Op, inputs: string[], outputs: string[], outputOpts: { isGradient?: boolean } = {}): Op {
+    op.graph = this;
+    op.id = this.nextOpId++;
+    for (const [index, id] of inputs.entries()) {
+      const t = this.tensors.get(id);
+      if (!t) op.fail(`input ${index} '${id}' is not a tensor of the graph`);
+      op.inputs.push(id);
+      t.consumers.push({ op, index });
+    }
+    for (const id of outputs) {
+      if (this.tensors.has(id)) op.fail(`output '${id}' is already produced elsewhere (tensor names must be unique)`);
+      const t = this.addTensor(id, { dtype: 'float32', shape: [] }, 'activation', outputOpts);
+      t.producer = op;
+      op.outputs.push(id);
+    }
+    this.ops.push(op);
+    op.setup();
+    return op;
+  }
+
+  /** Remove an op that nothing reads (used to prune dead grad ops). */
+  removeOp(op: Op): void {
+    for (const id of op.inputs) {
+      const t = this.tensor(id);
+      t.consumers = t.consumers.filter((c) => c.op !== op);
+    }
+    for (const id of op.outputs) this.tensors.delete(id);
+    this.ops.splice(this.ops.indexOf(op), 1);
+  }
+
+  /** Deterministic topological order. */
+  schedule(): Op[] {
+    const preds = new Map<Op, Set<Op>>();
+    for (const op of this.ops) preds.set(op, new Set());
+    for (const op of this.ops) {
+      for (const id of op.inputs) {
+        const p = this.tensor(id).producer;
+        if (p) preds.get(op)!.add(p);
+      }
+      // An op that writes a tensor in place runs after every other reader of it.
+      for (const idx of op.modifiedInputs()) {
+        for (const c of this.tensor(op.inId(idx)).consumers) if (c.op !== op) preds.get(op)!.add(c.op);
+      }
+    }
+    const succs = new Map<Op, Op[]>();
+    const indeg = new Map<Op, number>();
+    for (const op of this.ops) {
+      indeg.set(op, preds.get(op)!.size);
+      for (const p of preds.get(op)!) {
+        if (!succs.has(p)) succs.set(p, []);
+        succs.get(p)!.push(op);
+      }
+    }
+    // Ready ops kept sorted by id: the smallest id runs first.
+    const ready = this.ops.filter((o) => indeg.get(o) === 0).sort((a, b) => a.id - b.id);
+    const order: Op[] = [];
+    while (ready.length > 0) {
+      const op = ready.shift()!;
+      order.push(op);
+      for (const s of succs.get(op) ?? []) {
+        const d = indeg.get(s)! - 1;
+        indeg.set(s, d);
+        if (d === 0) {
+          const at = ready.findIndex((r) => r.id > s.id);
+          ready.splice(at < 0 ? ready.length : at, 0, s);
+        }
+      }
+    }
+    if (order.length !== this.ops.length) {
+      const stuck = this.ops.filter((o) => !order.includes(o)).map((o) => o.name);
+      throw new UserError(`the graph has a cycle through ops: ${stuck.join(', ')}`);
+    }
+    return order;
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * The op registry, keyed by OperatorIdentifier. An OpDefinition says what a
+ * node may carry (inputs, outputs, attributes with types and defaults), how to
+ * create the Op, and how to lower it to vertices: PopART's OpCreator and
+ * OpxCreator in one record. Grad ops have definitions too (no `create`: the
+ * autodiff transform makes them through getGradOps()).
+ */
+import type { Codelet } from '../../sim/codelet.js';
+import { UserError, closest } from '../errors.js';
+import type { SourceLocation } from '../config/types.js';
+import type { LowerContext } from '../lower/context.js';
+import type { AttributeValue, Op, OpSettings } from './op.js';
+import { fmtOpid, normDomain, opidKey, type OperatorIdentifier } from './opid.js';
+
+export type AttributeType = 'float' | 'int' | 'string' | 'floats' | 'ints' | 'strings';
+
+export interface AttributeDef {
+  type: AttributeType;
+  /** Absent means the attribute is required. */
+  default?: AttributeValue;
+  description?: string;
+}
+
+export interface TensorDef {
+  name: string;
+  optional?: boolean;
+  /** The last input may repeat (ONNX variadic). */
+  variadic?: boolean;
+}
+
+/** Typed access to a node's attributes, already checked against the definition. */
+export class Attributes {
+  constructor(private readonly values: Record<string, AttributeValue>) {}
+  float(name: string): number {
+    return this.values[name] as number;
+  }
+  int(name: string): number {
+    return this.values[name] as number;
+  }
+  string(name: string): string {
+    return this.values[name] as string;
+  }
+  ints(name: string): number[] {
+    return this.values[name] as number[];
+  }
+  all(): Record<string, AttributeValue> {
+    return { ...this.values };
+  }
+}
+
+export interface OpCreateArgs {
+  attributes: Attributes;
+  settings: OpSettings;
+}
+
+export type Lowering = (op: Op, ctx: LowerContext) => void;
+
+export interface OpDefinition {
+  id: OperatorIdentifier;
+  description?: string;
+  inputs?: TensorDef[];
+  outputs?: TensorDef[];
+  attributes?: Record<string, AttributeDef>;
+  /** Makes the Op from a node; absent for grad ops. */
+  create?: (args: OpCreateArgs) => Op;
+  /** Whether the op has grad ops (for `sim ops`; the truth is getGradOps()). */
+  grad?: boolean;
+  /** Emits the op's compute sets, vertices and exchanges (PopART's Opx::grow). */
+  lower: Lowering;
+}
+
+/** What a custom-op module exports as default: its op definitions and its codelets. */
+export interface OpModule {
+  ops?: OpDefinition[];
+  codelets?: Codelet[];
+}
+
+export class OpRegistry {
+  private readonly defs = new Map<string, OpDefinition[]>();
+
+  add(def: OpDefinition): void {
+    const key = opidKey(def.id);
+    const list = this.defs.get(key) ?? [];
+    if (list.some((d) => d.id.version === def.id.version)) throw new UserError(`op ${fmtOpid(def.id)} is registered twice`);
+    list.push(def);
+    list.sort((a, b) => a.id.version - b.id.version);
+    this.defs.set(key, list);
+  }
+
+  /** The definition with the highest version <= `version` (the opset in force), as PopART picks. */
+  resolve(domain: string, type: string, version: number, loc?: SourceLocation): OpDefinition {
+    const key = opidKey({ domain, type });
+    const list = this.defs.get(key);
+    if (!list) {
+      const hint = closest(key, this.defs.keys());
+      throw new UserError(
+        `unknown op '${type}' in domain '${normDomain(domain)}'${hint ? `; did you mean '${hint}'?` : ''} ` +
+          `(see \`sim ops\`; custom ops are loaded from model.customOps)`,
+        loc,
+      );
+    }
+    const def = [...list].reverse().find((d) => d.id.version <= version);
+    if (!def) {
+      throw new UserError(
+        `op ${key} has no version <= ${version}; registered versions: ${list.map((d) => d.id.version).join(', ')}`,
+        loc,
+      );
+    }
+    return def;
+  }
+
+  /** The definition registered under exactly this identifier (how lowering finds an op's Opx). */
+  exact(id: OperatorIdentifier): OpDefinition | undefined {
+    return this.defs.get(opidKey(id))?.find((d) => d.id.version === id.version);
+  }
+
+  list(): OpDefinition[] {
+    return [...this.defs.values()].flat().sort((a, b) => opidKey(a.id).localeCompare(opidKey(b.id)) || a.id.version - b.id.version);
+  }
+}
+
+/** Check a node's attributes against the definition: unknown names, types, defaults. */
+export function checkAttributes(def: OpDefinition, given: Record<string, AttributeValue>, nodeName: string, loc?: SourceLocation): Attributes {
+  const defs = def.attributes ?? {};
+  const out: Record<string, AttributeValue> = {};
+  for (const [name, value] of Object.entries(given)) {
+    const ad = defs[name];
+    if (!ad) {
+      const names = Object.keys(defs);
+      const hint = closest(name, names);
+      throw new UserError(
+        `node '${nodeName}' (${fmtOpid(def.id)}): unknown attribute '${name}'` +
+          (hint ? `; did you mean '${hint}'?` : '') +
+          ` (it takes: ${names.length ? names.join(', ') : 'no attributes'})`,
+        loc,
+      );
+    }
+    if (!typeMatches(ad.type, value)) {
+      throw new UserError(`node '${nodeName}' (${fmtOpid(def.id)}): attribute '${name}' must be ${ad.type}, found ${JSON.stringify(value)}`, loc);
+    }
+    out[name] = value;
+  }
+  for (const [name, ad] of Object.entries(defs)) {
+    if (name in out) continue;
+    if (ad.default === undefined) throw new UserError(`node '${nodeName}' (${fmtOpid(def.id)}): attribute '${name}' (${ad.type}) is required`, loc);
+    out[name] = ad.default;
+  }
+  return new Attributes(out);
+}
+
+function typeMatches(type: AttributeType, v: AttributeValue): boolean {
+  switch (type) {
+    case 'float':
+      return typeof v === 'number';
+    case 'int':
+      return typeof v === 'number' && Number.isInteger(v);
+    case 'string':
+      return typeof v === 'string';
+    case 'floats':
+      return Array.isArray(v) && v.every((x) => typeof x === 'number');
+    case 'ints':
+      return Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isInteger(x));
+    case 'strings':
+      return Array.isArray(v) && v.every((x) => typeof x === 'string');
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * LowerContext: what an op's lowering (its Opx) sees. It names the device
+ * tensors of the op's inputs, creates its outputs, opens compute sets and
+ * places vertices, and brings operands to the tile that needs them: onTile()
+ * returns data already there, or allocates a copy on that tile and adds the
+ * tile-to-tile copies to the exchange that runs before the compute set.
+ */
+import type { DeviceSpec } from '../../sim/device.js';
+import type { DeviceDType, ProgramStep, TensorCategory } from '../../sim/program.js';
+import type { Op } from '../ir/op.js';
+import type { BuildTensor, DeviceGraph, Slice, TileRange } from './devicegraph.js';
+
+export class LowerContext {
+  private cs = -1;
+  private ex = -1;
+  private readonly pending: ProgramStep[] = [];
+  private readonly copies = new Map<string, Slice>();
+
+  constructor(
+    readonly graph: DeviceGraph,
+    readonly op: Op,
+    private readonly tensors: Map<string, BuildTensor>,
+    private readonly category: (irTensor: string) => TensorCategory,
+  ) {}
+
+  get device(): DeviceSpec {
+    return this.graph.device;
+  }
+
+  /** The device tensor of the op's input i. */
+  input(i: number): BuildTensor {
+    const id = this.op.inId(i);
+    const t = this.tensors.get(id);
+    if (!t) throw new Error(`internal: input '${id}' of ${this.op.name} was not lowered before it`);
+    return t;
+  }
+
+  /** Create the device tensor of output i, mapped like `like` or linearly. */
+  output(i: number, opts: { like?: BuildTensor; grain?: number } = {}): BuildTensor {
+    const id = this.op.outId(i);
+    const info = this.op.outInfo(i);
+    const t = this.graph.addTensor(id, info.dtype as DeviceDType, info.shape, this.category(id), this.op.name);
+    if (opts.like && opts.like.size === t.size) this.graph.mapLike(t, opts.like);
+    else this.graph.mapLinearly(t, opts.grain);
+    this.tensors.set(id, t);
+    return t;
+  }
+
+  /** Make output i the very same device tensor as `t` (an alias: no copy, no cycles). */
+  aliasOutput(i: number, t: BuildTensor): void {
+    this.tensors.set(this.op.outId(i), t);
+  }
+
+  /** A tensor private to this op (partials, state). Map it before finalize. */
+  addTensor(name: string, dtype: DeviceDType, shape: number[], category: TensorCategory = 'temporary'): BuildTensor {
+    return this.graph.addTensor(`${this.op.name}/${name}`, dtype, shape, category, this.op.name);
+  }
+
+  /** Start a new compute set; the vertices added next go into it. */
+  computeSet(name = 'compute'): number {
+    this.flush();
+    this.cs = this.graph.addComputeSet(`${this.op.name}/${name}`, this.op.name);
+    this.ex = -1;
+    return this.cs;
+  }
+
+  vertex(codelet: string, tile: number, fields: Record<string, Slice | Slice[]>, params: Record<string, number> = {}): void {
+    if (this.cs < 0) throw new Error(`internal: ${this.op.name} adds a vertex before opening a compute set`);
+    this.graph.addVertex(this.cs, codelet, tile, fields, params);
+  }
+
+  /** The tile ranges of `t` (optionally clipped to [begin, end)). */
+  ranges(t: BuildTensor, begin?: number, end?: number): TileRange[] {
+    return this.graph.rangesOf(t, begin, end);
+  }
+
+  slice(t: BuildTensor, begin = 0, end = t.size): Slice {
+    return { tensor: t.id, begin, end };
+  }
+
+  /**
+   * Elements [begin, end) of `t` as one contiguous slice on `tile`: in place
+   * when they already live there, else a copy made by the exchange before the
+   * current compute set (one copy per op, reused).
+   */
+  onTile(t: BuildTensor, begin: number, end: number, tile: number): Slice {
+    const here = this.graph.rangesOf(t, begin, end);
+    if (here.length === 1 && here[0].tile === tile && here[0].begin === begin && here[0].end === end) return this.slice(t, begin, end);
+    const key = `${t.id}:${begin}:${end}:${tile}`;
+    const cached = this.copies.get(key);
+    if (cached) return cached;
+    if (this.cs < 0) throw new Error(`internal: ${this.op.name} asks for data before opening a compute set`);
+    const copy = this.graph.addTensor(`${t.name}[${begin}:${end}]@tile${tile}`, t.dtype, [end - begin], 'exchange', this.op.name);
+    this.graph.mapToTile(copy, tile);
+    if (this.ex < 0) this.ex = this.graph.addExchange(`${this.graph.computeSets[this.cs].name}/exchange`, this.op.name);
+    this.graph.addCopy(this.ex, this.slice(t, begin, end), this.slice(copy));
+    const s = this.slice(copy);
+    this.copies.set(key, s);
+    return s;
+  }
+
+  private flush(): void {
+    if (this.cs < 0) return;
+    if (this.ex >= 0) this.pending.push({ kind: 'exchange', exchange: this.ex });
+    this.pending.push({ kind: 'execute', computeSet: this.cs });
+    this.cs = -1;
+    this.ex = -1;
+  }
+
+  /** The program steps this op emitted, in order. */
+  finish(): ProgramStep[] {
+    this.flush();
+    return this.pending;
+  }
+}

@@ -1,0 +1,264 @@
+/**
+ * DeviceGraph: the Poplar-like graph that op lowerings build: tensors with
+ * tile mappings, compute sets of vertices, exchanges and host streams, and
+ * the control programs. finalize() allocates tile memory and resolves every
+ * tensor slice to a region of one tile's memory, giving a DeviceProgram.
+ */
+import type { DeviceSpec } from '../../sim/device.js';
+import type { CodeletRegistry } from '../../sim/codelet.js';
+import {
+  DTYPE_BYTES,
+  type DeviceDType,
+  type DeviceProgram,
+  type DeviceTensor,
+  type ExchangeCopy,
+  type FieldValue,
+  type ProgramStep,
+  type Region,
+  type TensorCategory,
+} from '../../sim/program.js';
+import { vectorWidth } from '../../sim/codelets/estimators.js';
+import { allocate } from './memory.js';
+
+/** Elements [begin, end) of device tensor `tensor` (row-major flat indices). */
+export interface Slice {
+  tensor: number;
+  begin: number;
+  end: number;
+}
+
+export interface TileRange {
+  tile: number;
+  begin: number;
+  end: number;
+}
+
+export interface BuildTensor {
+  id: number;
+  name: string;
+  dtype: DeviceDType;
+  shape: number[];
+  size: number;
+  category: TensorCategory;
+  op: string;
+  mapping: TileRange[] | undefined;
+}
+
+interface BuildVertex {
+  codelet: string;
+  tile: number;
+  fields: Record<string, Slice | Slice[]>;
+  params: Record<string, number>;
+}
+
+interface BuildComputeSet {
+  id: number;
+  name: string;
+  op: string;
+  vertices: BuildVertex[];
+}
+
+interface BuildExchange {
+  id: number;
+  name: string;
+  op: string;
+  copies: { src: Slice; dst: Slice }[];
+}
+
+export class DeviceGraph {
+  readonly tensors: BuildTensor[] = [];
+  readonly computeSets: BuildComputeSet[] = [];
+  readonly exchanges: BuildExchange[] = [];
+  readonly streams: { id: number; name: string; tensor: number; direction: 'toDevice' | 'fromDevice' }[] = [];
+  readonly programs: Record<string, ProgramStep[]> = {};
+  readonly numTiles: number;
+
+  constructor(readonly device: DeviceSpec) {
+    this.numTiles = device.ipus * device.tilesPerIpu;
+  }
+
+  addTensor(name: string, dtype: DeviceDType, shape: readonly number[], category: TensorCategory, op = ''): BuildTensor {
+    const t: BuildTensor = {
+      id: this.tensors.length,
+      name,
+      dtype,
+      shape: [...shape],
+      size: shape.reduce((a, b) => a * b, 1),
+      category,
+      op,
+      mapping: undefined,
+    };
+    this.tensors.push(t);
+    return t;
+  }
+
+  setTileMapping(t: BuildTensor, mapping: TileRange[]): void {
+    let covered = 0;
+    for (const m of mapping) {
+      if (m.tile < 0 || m.tile >= this.numTiles) throw new Error(`internal: tensor '${t.name}' mapped to tile ${m.tile} of ${this.numTiles}`);
+      covered += m.end - m.begin;
+    }
+    if (covered !== t.size) throw new Error(`internal: the mapping of '${t.name}' covers ${covered} of ${t.size} elements`);
+    t.mapping = mapping.filter((m) => m.end > m.begin).sort((a, b) => a.begin - b.begin);
+  }
+
+  /**
+   * Poplar's mapTensorLinearly: whole grains (the vector width) in equal
+   * shares over tiles from tile 0, each used tile holding at least
+   * minBytesPerTile.
+   */
+  mapLinearly(t: BuildTensor, grain = vectorWidth(t.dtype, this.device)): void {
+    const bytes = DTYPE_BYTES[t.dtype];
+    const minElems = Math.max(grain, Math.ceil(this.device.minBytesPerTile / bytes / grain) * grain);
+    const grains = Math.ceil(t.size / grain);
+    const tiles = Math.max(1, Math.min(this.numTiles, Math.ceil(t.size / minElems)));
+    const grainsPerTile = Math.ceil(grains / tiles);
+    const mapping: TileRange[] = [];
+    for (let i = 0; i < tiles; i++) {
+      const begin = Math.min(t.size, i * grainsPerTile * grain);
+      const end = Math.min(t.size, (i + 1) * grainsPerTile * grain);
+      if (end > begin) mapping.push({ tile: i, begin, end });
+    }
+    this.setTileMapping(t, mapping);
+  }
+
+  /** Map `t` tile by tile like `like` (same element count). */
+  mapLike(t: BuildTensor, like: BuildTensor): void {
+    this.setTileMapping(t, like.mapping!.map((m) => ({ ...m })));
+  }
+
+  /** Map all of `t` onto one tile. */
+  mapToTile(t: BuildTensor, tile: number): void {
+    this.setTileMapping(t, [{ tile, begin: 0, end: t.size }]);
+  }
+
+  /** The tile ranges of `t` that overlap [begin, end), clipped. */
+  rangesOf(t: BuildTensor, begin = 0, end = t.size): TileRange[] {
+    const out: TileRange[] = [];
+    for (const m of t.mapping ?? []) {
+      const b = Math.max(begin, m.begin);
+      const e = Math.min(end, m.end);
+      if (e > b) out.push({ tile: m.tile, begin: b, end: e });
+    }
+    return out;
+  }
+
+  addComputeSet(name: string, op: string): number {
+    this.computeSets.push({ id: this.computeSets.length, name, op, vertices: [] });
+    return this.computeSets.length - 1;
+  }
+
+  addVertex(cs: number, codelet: string, tile: number, fields: Record<string, Slice | Slice[]>, params: Record<string, number> = {}): void {
+    this.computeSets[cs].vertices.push({ codelet, tile, fields, params });
+  }
+
+  addExchange(name: string, op: string): number {
+    this.exchanges.push({ id: this.exchanges.length, name, op, copies: [] });
+    return this.exchanges.length - 1;
+  }
+
+  addCopy(ex: number, src: Slice, dst: Slice): void {
+    if (src.end - src.begin !== dst.end - dst.begin) throw new Error('internal: copy between slices of different sizes');
+    this.exchanges[ex].copies.push({ src, dst });
+  }
+
+  addStream(name: string, t: BuildTensor, direction: 'toDevice' | 'fromDevice'): number {
+    this.streams.push({ id: this.streams.length, name, tensor: t.id, direction });
+    return this.streams.length - 1;
+  }
+
+  program(name: string): ProgramStep[] {
+    return (this.programs[name] ??= []);
+  }
+
+  /** Allocate tile memory (throws RunError when a tile overflows) and resolve slices to regions. */
+  finalize(codelets: CodeletRegistry, codeletModules: string[]): DeviceProgram {
+    for (const t of this.tensors) if (!t.mapping) throw new Error(`internal: tensor '${t.name}' has no tile mapping`);
+    const { tileBytes, intervals } = allocate(this.tensors, this.device, this.numTiles);
+    const tensors: DeviceTensor[] = this.tensors.map((t) => ({
+      id: t.id,
+      name: t.name,
+      dtype: t.dtype,
+      shape: t.shape,
+      category: t.category,
+      op: t.op,
+      intervals: intervals[t.id],
+    }));
+    const region = (s: Slice, tile: number, where: string): Region => {
+      const t = tensors[s.tensor];
+      const iv = t.intervals.find((i) => i.tile === tile && i.begin <= s.begin && s.end <= i.end);
+      if (!iv) {
+        throw new Error(
+          `${where} reads '${t.name}' elements [${s.begin}, ${s.end}) on tile ${tile}, but they are not all there ` +
+            `(mapped: ${t.intervals.map((i) => `tile ${i.tile} [${i.begin}, ${i.end})`).join(', ')}); bring them with onTile()`,
+        );
+      }
+      return { offset: iv.offset + (s.begin - iv.begin) * DTYPE_BYTES[t.dtype], count: s.end - s.begin, dtype: t.dtype };
+    };
+    const computeSets = this.computeSets.map((cs) => {
+      const vertices = cs.vertices
+        .map((v) => {
+          const codelet = codelets.get(v.codelet);
+          const fields: Record<string, FieldValue> = {};
+          for (const [name, f] of Object.entries(v.fields)) {
+            if (!codelet.fields[name]) throw new Error(`vertex ${v.codelet} of '${cs.name}': the codelet has no field '${name}'`);
+            const where = `vertex ${v.codelet} of '${cs.name}' field '${name}'`;
+            fields[name] = Array.isArray(f) ? f.map((s) => region(s, v.tile, where)) : region(f, v.tile, where);
+          }
+          for (const name of Object.keys(codelet.fields)) {
+            if (!(name in fields) && codelet.fields[name].direction !== 'inout') {
+              throw new Error(`vertex ${v.codelet} of '${cs.name}': field '${name}' is not connected`);
+            }
+          }
+          return { codelet: v.codelet, tile: v.tile, fields, params: v.params };
+        })
+        .sort((a, b) => a.tile - b.tile);
+      return { id: cs.id, name: cs.name, op: cs.op, vertices };
+    });
+    const exchanges = this.exchanges.map((ex) => ({
+      id: ex.id,
+      name: ex.name,
+      op: ex.op,
+      copies: ex.copies.flatMap((c) => resolveCopy(tensors[c.src.tensor], c.src, tensors[c.dst.tensor], c.dst)),
+    }));
+    return {
+      schemaVersion: 1,
+      device: this.device,
+      tensors,
+      computeSets,
+      exchanges,
+      streams: this.streams.map((s) => ({ ...s })),
+      programs: this.programs,
+      tileBytes,
+      codeletModules,
+    };
+  }
+}
+
+/** Split a slice-to-slice copy into tile-to-tile pieces. */
+function resolveCopy(src: DeviceTensor, s: Slice, dst: DeviceTensor, d: Slice): ExchangeCopy[] {
+  const size = DTYPE_BYTES[src.dtype];
+  const out: ExchangeCopy[] = [];
+  for (const si of src.intervals) {
+    const b = Math.max(s.begin, si.begin);
+    const e = Math.min(s.end, si.end);
+    if (e <= b) continue;
+    // Elements [b, e) of src land at [b - s.begin + d.begin, ...) of dst.
+    const db = b - s.begin + d.begin;
+    const de = e - s.begin + d.begin;
+    for (const di of dst.intervals) {
+      const xb = Math.max(db, di.begin);
+      const xe = Math.min(de, di.end);
+      if (xe <= xb) continue;
+      const srcElem = xb - d.begin + s.begin;
+      out.push({
+        srcTile: si.tile,
+        srcOffset: si.offset + (srcElem - si.begin) * size,
+        dstTile: di.tile,
+        dstOffset: di.offset + (xb - di.begin) * size,
+        bytes: (xe - xb) * size,
+      });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,97 @@
+/**
+ * The lowering pass, top to bottom: streamed inputs, variables and constants
+ * get device tensors mapped linearly and their host streams; each op, in
+ * schedule order, is grown by its definition's lowering; anchors are streamed
+ * back to the host after each batch. Control programs:
+ *   weightsFromHost  variables and constants to the device (once)
+ *   batch            inputs in, the ops, anchors out (once per batch)
+ *   weightsToHost    variables back to the host
+ */
+import type { CodeletRegistry } from '../../sim/codelet.js';
+import type { DeviceSpec } from '../../sim/device.js';
+import type { DeviceDType, DeviceProgram } from '../../sim/program.js';
+import { UserError } from '../errors.js';
+import type { Graph } from '../ir/graph.js';
+import type { Op } from '../ir/op.js';
+import { fmtOpid } from '../ir/opid.js';
+import type { OpRegistry } from '../ir/registry.js';
+import { LowerContext } from './context.js';
+import { DeviceGraph, type BuildTensor } from './devicegraph.js';
+
+export interface LowerRequest {
+  graph: Graph;
+  schedule: Op[];
+  registry: OpRegistry;
+  codelets: CodeletRegistry;
+  device: DeviceSpec;
+  /** IR tensors streamed to the host after every batch. */
+  anchors: string[];
+  codeletModules: string[];
+}
+
+export interface Lowered {
+  program: DeviceProgram;
+  /** IR tensor -> device tensor id. */
+  tensorOf: Map<string, number>;
+  /** Stream id -> IR tensor, for the host side of every stream. */
+  streamTensor: Map<number, string>;
+}
+
+export function lowerGraph(req: LowerRequest): Lowered {
+  const dg = new DeviceGraph(req.device);
+  const tensors = new Map<string, BuildTensor>();
+  const streamTensor = new Map<number, string>();
+  const batch = dg.program('batch');
+  const fromHost = dg.program('weightsFromHost');
+  const toHost = dg.program('weightsToHost');
+
+  for (const t of req.graph.allTensors()) {
+    if (t.producer) continue;
+    const category = t.kind === 'stream' ? 'stream' : t.kind === 'variable' ? 'variable' : 'constant';
+    const d = dg.addTensor(t.id, t.info.dtype as DeviceDType, t.info.shape, category);
+    dg.mapLinearly(d);
+    tensors.set(t.id, d);
+    if (t.kind === 'stream') {
+      const s = dg.addStream(`${t.id}<-host`, d, 'toDevice');
+      streamTensor.set(s, t.id);
+      batch.push({ kind: 'streamCopy', stream: s, op: 'host' });
+    } else {
+      const s = dg.addStream(`${t.id}<-host`, d, 'toDevice');
+      streamTensor.set(s, t.id);
+      fromHost.push({ kind: 'streamCopy', stream: s, op: 'host' });
+      if (t.kind === 'variable') {
+        const back = dg.addStream(`${t.id}->host`, d, 'fromDevice');
+        streamTensor.set(back, t.id);
+        toHost.push({ kind: 'streamCopy', stream: back, op: 'host' });
+      }
+    }
+  }
+
+  const category = (id: string) => (req.graph.tensor(id).isGradient ? 'gradient' : 'activation') as 'gradient' | 'activation';
+  for (const op of req.schedule) {
+    const def = req.registry.exact(op.opid);
+    if (!def) throw new UserError(`op '${op.name}' (${fmtOpid(op.opid)}) has no lowering: register an OpDefinition with this identifier`, op.settings.loc);
+    const ctx = new LowerContext(dg, op, tensors, category);
+    try {
+      def.lower(op, ctx);
+    } catch (e) {
+      if (e instanceof UserError) throw e;
+      throw new UserError(`lowering op '${op.name}' (${fmtOpid(op.opid)}) failed: ${(e as Error).message}`, op.settings.loc);
+    }
+    for (const id of op.outputs) {
+      if (!tensors.has(id)) throw new UserError(`the lowering of op '${op.name}' (${fmtOpid(op.opid)}) never created its output '${id}' (call ctx.output())`);
+    }
+    batch.push(...ctx.finish());
+  }
+
+  for (const a of req.anchors) {
+    const d = tensors.get(a);
+    if (!d) throw new Error(`internal: anchor '${a}' has no device tensor`);
+    const s = dg.addStream(`${a}->host`, d, 'fromDevice');
+    streamTensor.set(s, a);
+    batch.push({ kind: 'streamCopy', stream: s, op: 'host' });
+  }
+
+  const program = dg.finalize(req.codelets, req.codeletModules);
+  return { program, tensorOf: new Map([...tensors].map(([k, v]) => [k, v.id])), streamTensor };
+}

@@ -1,0 +1,109 @@
+/** Host data for tensors: initializer values and input data from their config specs. */
+import { readFileSync } from 'node:fs';
+import type { InitSpec, InputSpec, SourceLocation } from '../config/types.js';
+import { UserError } from '../errors.js';
+import type { DType } from '../ir/dtype.js';
+import { nelms } from '../ir/tensorinfo.js';
+import { decodeNpy } from '../report/npy.js';
+import { Rng } from '../util/random.js';
+
+export type HostArray = Float32Array | Int32Array;
+
+function alloc(dtype: DType, n: number): HostArray {
+  return dtype === 'int32' ? new Int32Array(n) : new Float32Array(n);
+}
+
+/** Flatten nested arrays, checking they have `shape` exactly. */
+export function fromNested(value: unknown, shape: readonly number[], dtype: DType, what: string, loc?: SourceLocation): HostArray {
+  const out: number[] = [];
+  const walk = (v: unknown, depth: number, path: string): void => {
+    if (depth === shape.length) {
+      if (typeof v !== 'number') throw new UserError(`${what}: expected a number at ${path || 'the top'}, found ${JSON.stringify(v)}`, loc);
+      out.push(v);
+      return;
+    }
+    if (!Array.isArray(v) || v.length !== shape[depth]) {
+      const found = Array.isArray(v) ? `${v.length} entries` : JSON.stringify(v);
+      throw new UserError(`${what}: expected shape [${shape.join(', ')}], but at ${path || 'the top'} found ${found} where ${shape[depth]} were expected`, loc);
+    }
+    v.forEach((x, i) => walk(x, depth + 1, `${path}[${i}]`));
+  };
+  walk(value, 0, '');
+  const a = alloc(dtype, out.length);
+  a.set(out);
+  return a;
+}
+
+/** Load an .npy file whose shape must be `shape`, or `[k, ...shape]` when `batches` is allowed. */
+export function fromNpy(path: string, shape: readonly number[], dtype: DType, what: string, loc?: SourceLocation, batches = false): { data: HostArray; batches: number } {
+  let buf: Buffer;
+  try {
+    buf = readFileSync(path);
+  } catch (e) {
+    throw new UserError(`${what}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, loc);
+  }
+  let arr;
+  try {
+    arr = decodeNpy(buf, path);
+  } catch (e) {
+    throw new UserError(`${what}: ${(e as Error).message}`, loc);
+  }
+  const same = arr.shape.length === shape.length && arr.shape.every((d, i) => d === shape[i]);
+  const batched = batches && arr.shape.length === shape.length + 1 && arr.shape.slice(1).every((d, i) => d === shape[i]);
+  if (!same && !batched) {
+    throw new UserError(
+      `${what}: ${path} has shape [${arr.shape.join(', ')}], expected [${shape.join(', ')}]` +
+        (batches ? ` or [batches, ${shape.join(', ')}]` : ''),
+      loc,
+    );
+  }
+  const want = dtype === 'int32' ? 'int32' : 'float32';
+  if ((arr.dtype === 'int32') !== (want === 'int32')) throw new UserError(`${what}: ${path} holds ${arr.dtype}, expected ${dtype}`, loc);
+  const data = alloc(dtype, arr.data.length);
+  data.set(arr.data as ArrayLike<number>);
+  return { data, batches: same ? 1 : arr.shape[0] };
+}
+
+export function initializerData(init: InitSpec, shape: readonly number[], dtype: DType, what: string, loc?: SourceLocation): HostArray {
+  const n = nelms(shape);
+  const a = alloc(dtype, n);
+  switch (init.kind) {
+    case 'normal': {
+      const r = new Rng(init.seed);
+      for (let i = 0; i < n; i++) a[i] = r.normal(init.mean, init.std);
+      return a;
+    }
+    case 'uniform': {
+      const r = new Rng(init.seed);
+      for (let i = 0; i < n; i++) a[i] = r.uniform(init.low, init.high);
+      return a;
+    }
+    case 'constant':
+      return a.fill(init.value);
+    case 'value':
+      return fromNested(init.value, shape, dtype, what, loc);
+    case 'npy':
+      return fromNpy(init.path, shape, dtype, what, loc).data;
+  }
+}
+
+/** Data for one graph input: a single batch, or several (npy with a leading batch dimension). */
+export function inputData(spec: InputSpec, shape: readonly number[], dtype: DType, what: string): HostArray[] {
+  const n = nelms(shape);
+  switch (spec.kind) {
+    case 'random': {
+      const r = new Rng(spec.seed);
+      const a = alloc(dtype, n);
+      if (spec.distribution === 'normal') for (let i = 0; i < n; i++) a[i] = r.normal(spec.mean, spec.std);
+      else if (spec.distribution === 'uniform') for (let i = 0; i < n; i++) a[i] = r.uniform(spec.low, spec.high);
+      else for (let i = 0; i < n; i++) a[i] = r.integer(spec.low, spec.high);
+      return [a];
+    }
+    case 'value':
+      return [fromNested(spec.value, shape, dtype, what, spec.loc)];
+    case 'npy': {
+      const { data, batches } = fromNpy(spec.path, shape, dtype, what, spec.loc, true);
+      return Array.from({ length: batches }, (_, b) => data.subarray(b * n, (b + 1) * n) as HostArray);
+    }
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * Loading custom-op modules (model.customOps) and building the op registry:
+ * built-in ops first, then each module's ops, the same API for both.
+ */
+import { importModule } from '../../sim/modules.js';
+import { UserError } from '../errors.js';
+import { OpRegistry, type OpModule } from '../ir/registry.js';
+import { registerBuiltinOps } from '../ops/index.js';
+
+let tsxRegistered = false;
+
+/** Node 20 cannot import .ts by itself: register tsx's loader once when a compiled CLI meets a .ts module. */
+async function ensureTypeScriptLoader(path: string): Promise<void> {
+  if (tsxRegistered || !/\.[cm]?ts$/.test(path) || import.meta.url.endsWith('.ts')) return;
+  const { register } = await import('tsx/esm/api');
+  register();
+  tsxRegistered = true;
+}
+
+export async function loadOpModule(path: string): Promise<OpModule> {
+  await ensureTypeScriptLoader(path);
+  let mod: unknown;
+  try {
+    mod = await importModule(path);
+  } catch (e) {
+    throw new UserError(`custom-op module ${path} could not be loaded: ${(e as Error).message}`);
+  }
+  const m = mod as OpModule;
+  if (typeof m !== 'object' || m === null || (!Array.isArray(m.ops) && !Array.isArray(m.codelets))) {
+    throw new UserError(`custom-op module ${path} must export default { ops: OpDefinition[], codelets: Codelet[] }`);
+  }
+  return m;
+}
+
+export async function createRegistry(modulePaths: readonly string[]): Promise<OpRegistry> {
+  const r = new OpRegistry();
+  registerBuiltinOps(r);
+  for (const p of modulePaths) {
+    const m = await loadOpModule(p);
+    for (const def of m.ops ?? []) {
+      try {
+        r.add(def);
+      } catch (e) {
+        throw new UserError(`custom-op module ${p}: ${(e as Error).message}`);
+      }
+    }
+  }
+  return r;
+}

@@ -1,0 +1,19 @@
+/** The built-in ops, registered explicitly through the same API custom ops use. */
+import type { OpDefinition, OpRegistry } from '../ir/registry.js';
+import { addDefinitions } from './add.js';
+import { lossDefinitions } from './loss.js';
+import { matMulDefinitions } from './matmul.js';
+import { sgdDefinitions } from './sgd.js';
+import { sumDefinitions } from './sum.js';
+
+export const BUILTIN_OPS: readonly OpDefinition[] = [
+  ...matMulDefinitions,
+  ...addDefinitions,
+  ...sumDefinitions,
+  ...lossDefinitions,
+  ...sgdDefinitions,
+];
+
+export function registerBuiltinOps(r: OpRegistry): void {
+  for (const d of BUILTIN_OPS) r.add(d);
+}

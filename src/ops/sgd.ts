@@ -1,0 +1,82 @@
+/**
+ * SGD variable update (PyTorch semantics, see sim/codelets/optimizer.ts):
+ * an op that writes its variable in place, so the scheduler runs it after
+ * every other reader of that variable. It has no grad ops.
+ */
+import { Op, type AttributeValue, type OpSettings } from '../ir/op.js';
+import type { OpDefinition } from '../ir/registry.js';
+import { nelms } from '../ir/tensorinfo.js';
+import type { LowerContext } from '../lower/context.js';
+
+const SGD = { domain: 'ai.graphcore', type: 'SGDVarUpdate', version: 1 };
+
+export interface SGDParams {
+  lr: number;
+  momentum: number;
+  dampening: number;
+  weightDecay: number;
+  nesterov: boolean;
+}
+
+export class SGDVarUpdateOp extends Op {
+  static readonly defaultOperatorId = SGD;
+  constructor(
+    readonly params: SGDParams,
+    settings: OpSettings,
+  ) {
+    super(SGD, settings);
+  }
+  setup(): void {
+    const w = this.inInfo(0);
+    const g = this.inInfo(1);
+    if (nelms(w.shape) !== nelms(g.shape)) this.fail(`gradient ${this.inId(1)} does not match variable ${this.inId(0)}`);
+  }
+  override modifiedInputs(): number[] {
+    return [0];
+  }
+  override attributes(): Record<string, AttributeValue> {
+    const p = this.params;
+    return { lr: p.lr, momentum: p.momentum, dampening: p.dampening, weightDecay: p.weightDecay, nesterov: p.nesterov ? 1 : 0 };
+  }
+  override flops(): number {
+    const p = this.params;
+    return nelms(this.inInfo(0).shape) * (2 + (p.weightDecay ? 2 : 0) + (p.momentum ? 3 + (p.nesterov ? 2 : 0) : 0));
+  }
+}
+
+function lowerSGD(op: Op, ctx: LowerContext): void {
+  const p = (op as SGDVarUpdateOp).params;
+  const w = ctx.input(0);
+  const g = ctx.input(1);
+  const ranges = ctx.ranges(w);
+  // Optimizer state lives beside the weights: the velocity mapped like w, one `started` flag per vertex.
+  const v = p.momentum !== 0 ? ctx.addTensor('velocity', w.dtype, w.shape, 'variable') : undefined;
+  if (v) ctx.graph.mapLike(v, w);
+  const started = p.momentum !== 0 ? ctx.addTensor('started', 'float32', [ranges.length], 'variable') : undefined;
+  if (started) ctx.graph.setTileMapping(started, ranges.map((r, i) => ({ tile: r.tile, begin: i, end: i + 1 })));
+  ctx.computeSet('sgd');
+  for (const [i, r] of ranges.entries()) {
+    const fields = {
+      w: ctx.slice(w, r.begin, r.end),
+      g: ctx.onTile(g, r.begin, r.end, r.tile),
+      ...(v && started ? { v: ctx.slice(v, r.begin, r.end), started: ctx.slice(started, i, i + 1) } : {}),
+    };
+    ctx.vertex('SGDUpdate', r.tile, fields, {
+      lr: p.lr,
+      momentum: p.momentum,
+      dampening: p.dampening,
+      weightDecay: p.weightDecay,
+      nesterov: p.nesterov ? 1 : 0,
+    });
+  }
+}
+
+export const sgdDefinitions: OpDefinition[] = [
+  {
+    id: SGD,
+    description: 'w -= lr x g with momentum, dampening, weight decay and Nesterov (torch.optim.SGD)',
+    inputs: [{ name: 'weight' }, { name: 'gradient' }],
+    outputs: [],
+    lower: lowerSGD,
+  },
+];

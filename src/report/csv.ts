@@ -1,0 +1,45 @@
+/**
+ * CSV per RFC 4180: a field holding a comma, a double quote, CR or LF is
+ * quoted, with quotes doubled. Lines end in '\n' (RFC 4180 says CRLF; every
+ * CSV reader accepts both, and '\n' diffs cleanly). null / undefined are empty.
+ */
+import type { ProfileTables } from './types.js';
+
+export type CsvValue = string | number | boolean | null | undefined;
+
+export function csvField(v: CsvValue): string {
+  if (v === null || v === undefined) return '';
+  const s = String(v);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/**
+ * Header line then one line per row. `columns` defaults to every key of the
+ * rows, in first-seen order; keys not in `columns` are left out.
+ */
+export function toCsv(rows: readonly Record<string, CsvValue>[], columns?: readonly string[]): string {
+  let cols = columns;
+  if (!cols) {
+    const seen = new Set<string>();
+    for (const r of rows) for (const k of Object.keys(r)) seen.add(k);
+    cols = [...seen];
+  }
+  const lines = [cols.map(csvField).join(',')];
+  for (const r of rows) lines.push(cols.map((c) => csvField(r[c])).join(','));
+  return lines.join('\n') + '\n';
+}
+
+export const STEP_COLUMNS = ['step', 'loss', 'cycles', 'compute', 'exchange', 'sync', 'streamCopy'] as const;
+export const OP_COLUMNS = ['name', 'type', 'domain', 'compute', 'exchange', 'sync', 'flops'] as const;
+export const TILE_COLUMNS = ['tile', 'bytes', 'computeCycles', 'exchangeBytes'] as const;
+
+/** 'profile/steps.csv', 'profile/ops.csv', 'profile/tiles.csv'. */
+export function profileCsvs(input: ProfileTables): Map<string, string> {
+  // Interfaces lack an index signature, so spread each row into a plain record.
+  const plain = <T extends object>(rows: T[]): Record<string, CsvValue>[] => rows.map((r) => ({ ...r }) as Record<string, CsvValue>);
+  return new Map([
+    ['profile/steps.csv', toCsv(plain(input.steps), STEP_COLUMNS)],
+    ['profile/ops.csv', toCsv(plain(input.ops), OP_COLUMNS)],
+    ['profile/tiles.csv', toCsv(plain(input.tiles), TILE_COLUMNS)],
+  ]);
+}

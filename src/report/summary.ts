@@ -1,0 +1,81 @@
+/**
+ * summary.json (../shared/SPEC.md "Run folder") and the profile tables, from
+ * a run's result. Everything but `host` is a function of the config alone,
+ * so two runs of one config agree byte for byte outside `host`.
+ */
+import { totalTiles } from '../../sim/device.js';
+import { addPhase, emptyTotals, type CycleTotals } from '../../sim/profile.js';
+import { normDomain } from '../ir/opid.js';
+import type { RunResult } from '../session.js';
+import type { OpRow, ProfileTables, StepRow, TileRow } from './types.js';
+
+export interface Summary {
+  schemaVersion: 1;
+  name: string;
+  device: Record<string, unknown>;
+  cycles: CycleTotals;
+  seconds: number;
+  steps: { step: number; loss?: number; cycles: number }[];
+  ops: { name: string; type: string; domain: string; cycles: { compute: number; exchange: number; sync: number }; flops: number }[];
+  memory: { tileCapacity: number; maxTileBytes: number; meanTileBytes: number; maxTile: number; totalBytes: number; tilesUsed: number };
+  outputs: Record<string, { shape: number[]; dtype: string; file: string }>;
+  host: { wallSeconds: number; workers: number };
+}
+
+export function profileTables(r: RunResult): ProfileTables {
+  const stepTotals = new Map<number, CycleTotals>();
+  const opTotals = new Map<string, OpRow>();
+  const ops = r.compiled.schedule;
+  const steps = r.steps.length;
+  const batches = steps * (r.compiled.config.train?.batchesPerStep ?? 1);
+  for (const op of ops) {
+    opTotals.set(op.name, { name: op.name, type: op.opid.type, domain: normDomain(op.opid.domain), compute: 0, exchange: 0, sync: 0, flops: op.flops() * batches });
+  }
+  const tileCompute = new Map<number, number>();
+  const tileExchange = new Map<number, number>();
+  for (const p of r.phases) {
+    if (!stepTotals.has(p.step)) stepTotals.set(p.step, emptyTotals());
+    addPhase(stepTotals.get(p.step)!, p);
+    const row = opTotals.get(p.op);
+    if (row && p.kind !== 'streamCopy') row[p.kind] += p.cycles;
+    if (p.kind === 'compute') for (const [t, c] of p.tiles ?? []) tileCompute.set(t, (tileCompute.get(t) ?? 0) + c);
+    if (p.kind === 'exchange') for (const [t, c] of p.tiles ?? []) tileExchange.set(t, (tileExchange.get(t) ?? 0) + c * r.compiled.program.device.exchangeBytesPerCycle);
+  }
+  const stepRows: StepRow[] = r.steps.map((s) => ({ step: s.step, ...(s.loss !== undefined ? { loss: s.loss } : {}), ...stepTotals.get(s.step)!, cycles: s.cycles }));
+  const tiles: TileRow[] = r.compiled.program.tileBytes.map((bytes, tile) => ({
+    tile,
+    bytes,
+    computeCycles: tileCompute.get(tile) ?? 0,
+    exchangeBytes: tileExchange.get(tile) ?? 0,
+  }));
+  return { steps: stepRows, ops: [...opTotals.values()], tiles };
+}
+
+export function buildSummary(r: RunResult, tables: ProfileTables, outputs: Summary['outputs'], workers: number): Summary {
+  const d = r.compiled.program.device;
+  const cycles = emptyTotals();
+  for (const p of r.phases) addPhase(cycles, p);
+  const bytes = r.compiled.program.tileBytes;
+  let maxTile = 0;
+  for (let t = 1; t < bytes.length; t++) if (bytes[t] > bytes[maxTile]) maxTile = t;
+  const totalBytes = bytes.reduce((a, b) => a + b, 0);
+  return {
+    schemaVersion: 1,
+    name: r.compiled.config.name,
+    device: { ...d, tiles: totalTiles(d) },
+    cycles,
+    seconds: cycles.total / d.clockHz,
+    steps: r.steps.map((s) => ({ step: s.step, ...(s.loss !== undefined ? { loss: s.loss } : {}), cycles: s.cycles })),
+    ops: tables.ops.map((o) => ({ name: o.name, type: o.type, domain: o.domain, cycles: { compute: o.compute, exchange: o.exchange, sync: o.sync }, flops: o.flops })),
+    memory: {
+      tileCapacity: d.bytesPerTile,
+      maxTileBytes: bytes[maxTile] ?? 0,
+      meanTileBytes: totalBytes / Math.max(1, bytes.length),
+      maxTile,
+      totalBytes,
+      tilesUsed: bytes.filter((b) => b > 0).length,
+    },
+    outputs,
+    host: { wallSeconds: r.wallSeconds, workers },
+  };
+}

@@ -1,0 +1,32 @@
+/** Writing a run folder: summary.json, outputs/*.npy, trace.json and profile/*.csv, all or nothing. */
+import { encodeNpy } from './npy.js';
+import { profileCsvs } from './csv.js';
+import { safeFileName, writeRunFolder, type RunFileContent } from './runfolder.js';
+import { buildSummary, profileTables, type Summary } from './summary.js';
+import { traceJsonChunks } from './trace.js';
+import type { RunResult } from '../session.js';
+
+export async function writeRun(dir: string, r: RunResult, workers: number): Promise<Summary> {
+  const files = new Map<string, RunFileContent>();
+  const outputs: Summary['outputs'] = {};
+  const taken = new Set<string>();
+  for (const [name, a] of r.anchors) {
+    const file = `outputs/${safeFileName(name, taken)}.npy`;
+    files.set(file, encodeNpy(a.data, a.shape, a.dtype));
+    outputs[name] = { shape: a.shape, dtype: a.dtype, file };
+  }
+  const tables = profileTables(r);
+  const summary = buildSummary(r, tables, outputs, workers);
+  files.set('summary.json', JSON.stringify(summary, null, 2) + '\n');
+  for (const [name, text] of profileCsvs(tables)) files.set(name, text);
+  const report = r.compiled.config.report;
+  if (report.trace) {
+    const d = r.compiled.program.device;
+    files.set(
+      'trace.json',
+      traceJsonChunks(r.phases, { clockHz: d.clockHz, tilesPerIpu: d.tilesPerIpu, ipus: d.ipus, traceTiles: report.traceTiles, deviceName: d.name }),
+    );
+  }
+  await writeRunFolder(dir, files);
+  return summary;
+}

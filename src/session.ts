@@ -1,0 +1,221 @@
+/**
+ * Sessions: compile a config (graph, autodiff, optimizer, lowering) and run
+ * it on the simulated device, batch by batch, collecting anchors, losses and
+ * the profile.
+ */
+import type { ElemArray } from '../sim/codelet.js';
+import { Engine } from '../sim/engine.js';
+import { loadCodeletRegistry } from '../sim/modules.js';
+import type { DeviceProgram } from '../sim/program.js';
+import type { Phase } from '../sim/profile.js';
+import { autodiff } from './autodiff/autodiff.js';
+import type { AnchorMode, RunConfig, SourceLocation } from './config/types.js';
+import { UserError, closest } from './errors.js';
+import type { Graph } from './ir/graph.js';
+import type { Op } from './ir/op.js';
+import { GRADIENT_PREFIX } from './ir/tensor.js';
+import { nelms } from './ir/tensorinfo.js';
+import { lowerGraph } from './lower/lower.js';
+import { buildGraph } from './model/build.js';
+import { inputData, type HostArray } from './model/data.js';
+import { createRegistry } from './model/modules.js';
+import { L1Op } from './ops/loss.js';
+import { SGDVarUpdateOp } from './ops/sgd.js';
+
+export interface Compiled {
+  config: RunConfig;
+  graph: Graph;
+  schedule: Op[];
+  program: DeviceProgram;
+  loss?: string;
+  anchors: { tensor: string; mode: AnchorMode }[];
+  tensorOf: Map<string, number>;
+  streamTensor: Map<number, string>;
+}
+
+export async function compile(config: RunConfig): Promise<Compiled> {
+  const registry = await createRegistry(config.model.customOps);
+  const graph = buildGraph(config.model.graph, registry);
+  let loss: string | undefined;
+  const anchorNames = Object.keys(config.anchors);
+
+  if (config.train) {
+    const spec = config.train.loss;
+    if (spec.type === 'l1') {
+      if (!graph.hasTensor(spec.input)) throw unknownTensor(graph, spec.input, 'train.loss.input', spec.loc);
+      loss = graph.uniqueTensorId('loss');
+      graph.addOp(new L1Op({ scale: spec.scale, reduction: spec.reduction }, { name: 'L1Loss', loc: spec.loc }), [spec.input], [loss]);
+    } else {
+      if (!graph.hasTensor(spec.name)) throw unknownTensor(graph, spec.name, 'train.loss', spec.loc);
+      loss = spec.name;
+    }
+    // Anchored gradients of non-variables (e.g. Gradient___x of an input) are computed too.
+    const extra = anchorNames.filter((a) => a.startsWith(GRADIENT_PREFIX)).map((a) => a.slice(GRADIENT_PREFIX.length)).filter((t) => graph.hasTensor(t));
+    const { gradOf } = autodiff(graph, loss, extra);
+    const opt = config.train.optimizer;
+    for (const t of graph.allTensors()) {
+      if (t.kind !== 'variable' || !t.trainable) continue;
+      const g = gradOf.get(t.id);
+      if (!g) continue; // not on the loss path: nothing to update
+      const params = { lr: opt.lr, momentum: opt.momentum, dampening: opt.dampening, weightDecay: opt.weightDecay, nesterov: opt.nesterov };
+      graph.addOp(new SGDVarUpdateOp(params, { name: `SGDUpdate(${t.id})`, loc: opt.loc }), [t.id, g], []);
+    }
+  }
+
+  const anchors: Compiled['anchors'] = [];
+  if (config.defaultAnchors) {
+    for (const o of config.model.graph.outputs) anchors.push({ tensor: o, mode: { kind: 'final' } });
+    if (loss && !anchors.some((a) => a.tensor === loss)) anchors.push({ tensor: loss, mode: { kind: 'final' } });
+  } else {
+    for (const [name, a] of Object.entries(config.anchors)) {
+      if (!graph.hasTensor(name)) throw unknownTensor(graph, name, `anchors.${name}`, a.loc);
+      anchors.push({ tensor: name, mode: a.mode });
+    }
+  }
+  // The loss is always streamed back (steps report it), anchored or not.
+  const streamed = [...anchors.map((a) => a.tensor)];
+  if (loss && !streamed.includes(loss)) streamed.push(loss);
+
+  const schedule = graph.schedule();
+  const codelets = await loadCodeletRegistry(config.model.customOps);
+  const lowered = lowerGraph({
+    graph,
+    schedule,
+    registry,
+    codelets,
+    device: config.device,
+    anchors: streamed,
+    codeletModules: config.model.customOps,
+  });
+  return { config, graph, schedule, loss, anchors, ...lowered };
+}
+
+function unknownTensor(graph: Graph, name: string, key: string, loc?: SourceLocation): UserError {
+  const hint = closest(name, graph.allTensors().map((t) => t.id));
+  return new UserError(`${key}: no tensor '${name}' in the graph${hint ? `; did you mean '${hint}'?` : ''}`, loc);
+}
+
+export interface StepReport {
+  step: number;
+  loss?: number;
+  cycles: number;
+}
+
+export interface AnchorValue {
+  shape: number[];
+  dtype: 'float32' | 'int32';
+  data: HostArray;
+}
+
+export interface RunOptions {
+  workers: number;
+  numerics: boolean;
+  steps: number;
+  onStep?: (s: StepReport, total: number) => void;
+}
+
+export interface RunResult {
+  compiled: Compiled;
+  steps: StepReport[];
+  /** Phases of the batch programs only (weight transfers excluded). */
+  phases: Phase[];
+  anchors: Map<string, AnchorValue>;
+  /** Final variable values. */
+  weights: Map<string, HostArray>;
+  wallSeconds: number;
+}
+
+export async function run(compiled: Compiled, opts: RunOptions): Promise<RunResult> {
+  const t0 = performance.now();
+  const { config, graph, program } = compiled;
+  const bps = config.train?.batchesPerStep ?? 1;
+  const inputs = new Map<string, HostArray[]>();
+  for (const t of graph.allTensors()) {
+    if (t.kind !== 'stream') continue;
+    const spec = config.inputs[t.id];
+    if (!spec) throw new UserError(`no data for graph input '${t.id}'; add inputs.${t.id}: {random: {...}}`);
+    inputs.set(t.id, inputData(spec, t.info.shape, t.info.dtype, `inputs.${t.id}`));
+  }
+
+  const engine = await Engine.create(program, { workers: opts.workers, numerics: opts.numerics });
+  let batchIndex = 0;
+  let received = new Map<string, HostArray>();
+  const io = {
+    toDevice: (s: { id: number }): ElemArray => {
+      const id = compiled.streamTensor.get(s.id)!;
+      const t = graph.tensor(id);
+      if (t.kind === 'stream') {
+        const batches = inputs.get(id)!;
+        return batches[batchIndex % batches.length];
+      }
+      return t.data ?? new Float32Array(nelms(t.info.shape));
+    },
+    fromDevice: (s: { id: number }, _t: unknown, data: ElemArray): void => {
+      received.set(compiled.streamTensor.get(s.id)!, data as HostArray);
+    },
+  };
+
+  const steps: StepReport[] = [];
+  const finalAnchors = new Map<string, AnchorValue>();
+  try {
+    await engine.run('weightsFromHost', io, -1);
+    const phaseStart = engine.phases.length;
+    for (let step = 0; step < opts.steps; step++) {
+      const c0 = engine.cycles;
+      const perBatch: Map<string, HostArray>[] = [];
+      let lossSum = 0;
+      for (let b = 0; b < bps; b++) {
+        received = new Map();
+        await engine.run('batch', io, step);
+        batchIndex++;
+        perBatch.push(received);
+        if (compiled.loss && opts.numerics) lossSum += received.get(compiled.loss)![0];
+      }
+      const report: StepReport = { step, cycles: engine.cycles - c0 };
+      if (compiled.loss && opts.numerics) report.loss = lossSum / bps;
+      steps.push(report);
+      opts.onStep?.(report, opts.steps);
+      if (step === opts.steps - 1 && opts.numerics) {
+        for (const a of compiled.anchors) finalAnchors.set(a.tensor, anchorValue(graph, a.tensor, a.mode, perBatch));
+      }
+    }
+    const batchPhases = engine.phases.slice(phaseStart);
+    const weights = new Map<string, HostArray>();
+    if (opts.numerics) {
+      for (const t of graph.allTensors()) {
+        if (t.kind === 'variable') weights.set(t.id, engine.read(program.tensors[compiled.tensorOf.get(t.id)!]) as HostArray);
+      }
+    }
+    return { compiled, steps, phases: batchPhases, anchors: finalAnchors, weights, wallSeconds: (performance.now() - t0) / 1000 };
+  } finally {
+    await engine.destroy();
+  }
+}
+
+/** PopART's anchor return types over the batches of the final step. */
+function anchorValue(graph: Graph, tensor: string, mode: AnchorMode, perBatch: Map<string, HostArray>[]): AnchorValue {
+  const info = graph.tensor(tensor).info;
+  const dtype = info.dtype === 'int32' ? 'int32' : 'float32';
+  const n = nelms(info.shape);
+  const values = perBatch.map((m) => m.get(tensor)!);
+  const make = (k: number): HostArray => (dtype === 'int32' ? new Int32Array(k) : new Float32Array(k));
+  const stack = (vs: HostArray[]): AnchorValue => {
+    if (vs.length === 1) return { shape: [...info.shape], dtype, data: vs[0] };
+    const out = make(vs.length * n);
+    vs.forEach((v, i) => out.set(v, i * n));
+    return { shape: [vs.length, ...info.shape], dtype, data: out };
+  };
+  switch (mode.kind) {
+    case 'final':
+      return { shape: [...info.shape], dtype, data: values[values.length - 1] };
+    case 'all':
+      return stack(values);
+    case 'everyN':
+      return stack(values.filter((_, i) => (i + 1) % mode.n === 0));
+    case 'sum': {
+      const out = make(n);
+      for (const v of values) for (let i = 0; i < n; i++) out[i] += v[i];
+      return { shape: [...info.shape], dtype, data: out };
+    }
+  }
+}

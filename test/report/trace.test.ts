@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import type { Phase } from '../../sim/profile.js';
+import { buildTrace, sampleTiles, traceJsonChunks, writeTraceJson, type TraceEvent, type TraceOptions } from '../../src/report/trace.js';
+
+const opts = (o: Partial<TraceOptions> = {}): TraceOptions => ({
+  clockHz: 1e9,
+  tilesPerIpu: 8,
+  ipus: 2,
+  traceTiles: 'all',
+  deviceName: 'test',
+  ...o,
+});
+
+const phases: Phase[] = [
+  { kind: 'streamCopy', name: 'in', op: '', start: 0, cycles: 50, step: 0 },
+  { kind: 'compute', name: 'MatMul/cs0', op: 'MatMul', start: 50, cycles: 300, step: 0, tiles: [[0, 300], [3, 120], [9, 200], [15, 10]] },
+  { kind: 'sync', name: 'sync', op: 'MatMul', start: 350, cycles: 20, step: 0 },
+  { kind: 'exchange', name: 'MatMul/ex0', op: 'MatMul', start: 370, cycles: 40, step: 0, tiles: [[1, 40], [8, 16]] },
+];
+
+const slices = (events: TraceEvent[]): TraceEvent[] => events.filter((e) => e.ph === 'X');
+const meta = (events: TraceEvent[], name: string): TraceEvent[] => events.filter((e) => e.ph === 'M' && e.name === name);
+
+describe('sampleTiles', () => {
+  it('returns every tile for all or n >= total', () => {
+    expect(sampleTiles(5, 'all')).toEqual([0, 1, 2, 3, 4]);
+    expect(sampleTiles(5, 9)).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('gives exactly n distinct ascending tiles including the first and last', () => {
+    for (const total of [2, 3, 10, 1216, 1472, 5888]) {
+      for (const n of [2, 3, 7, 16, 100, total - 1]) {
+        if (n > total || n < 2) continue;
+        const s = sampleTiles(total, n);
+        expect(s).toHaveLength(n);
+        expect(s[0]).toBe(0);
+        expect(s[n - 1]).toBe(total - 1);
+        for (let i = 1; i < n; i++) expect(s[i]).toBeGreaterThan(s[i - 1]);
+      }
+    }
+    expect(sampleTiles(1472, 5)).toEqual([0, 368, 736, 1103, 1471]);
+  });
+
+  it('rejects a bad count', () => {
+    expect(() => sampleTiles(10, 0)).toThrow(/traceTiles/);
+    expect(() => sampleTiles(10, 2.5)).toThrow(/traceTiles/);
+  });
+});
+
+describe('buildTrace', () => {
+  it('has one process per IPU and one thread per tile', () => {
+    const t = buildTrace(phases, opts());
+    expect(t.displayTimeUnit).toBe('ns');
+    const procs = meta(t.traceEvents, 'process_name');
+    expect(procs.map((e) => [e.pid, e.args?.name])).toEqual([
+      [0, 'IPU 0'],
+      [1, 'IPU 1'],
+    ]);
+    const threads = meta(t.traceEvents, 'thread_name');
+    expect(threads).toHaveLength(16);
+    expect(new Set(threads.map((e) => e.tid)).size).toBe(16);
+    const t9 = threads.find((e) => e.tid === 9);
+    expect(t9?.pid).toBe(1);
+    expect(t9?.args?.name).toBe('tile 9');
+  });
+
+  it('gives a compute slice the duration of its own tile', () => {
+    const t = buildTrace(phases, opts({ clockHz: 2e9 }));
+    const cs = slices(t.traceEvents).filter((e) => e.cat === 'compute');
+    expect(cs.map((e) => e.tid)).toEqual([0, 3, 9, 15]);
+    const s3 = cs.find((e) => e.tid === 3);
+    expect(s3).toMatchObject({ name: 'MatMul/cs0', cat: 'compute', ph: 'X', pid: 0, args: { op: 'MatMul', cycles: 120 } });
+    expect(s3?.ts).toBeCloseTo((50 / 2e9) * 1e6, 12);
+    expect(s3?.dur).toBeCloseTo((120 / 2e9) * 1e6, 12);
+    const s9 = cs.find((e) => e.tid === 9);
+    expect(s9?.pid).toBe(1);
+    expect(s9?.dur).toBeCloseTo(0.1, 12);
+  });
+
+  it('puts sync and stream copies on every traced tile for the whole phase', () => {
+    const t = buildTrace(phases, opts());
+    const sync = slices(t.traceEvents).filter((e) => e.cat === 'sync');
+    expect(sync).toHaveLength(16);
+    for (const e of sync) {
+      expect(e.dur).toBeCloseTo(0.02, 12);
+      expect(e.ts).toBeCloseTo(0.35, 12);
+    }
+    expect(slices(t.traceEvents).filter((e) => e.cat === 'streamCopy')).toHaveLength(16);
+    const ex = slices(t.traceEvents).filter((e) => e.cat === 'exchange');
+    expect(ex.map((e) => [e.tid, e.args?.cycles])).toEqual([
+      [1, 40],
+      [8, 16],
+    ]);
+  });
+
+  it('samples tiles: one thread per traced tile, slices only on traced tiles', () => {
+    const t = buildTrace(phases, opts({ traceTiles: 4 }));
+    const traced = sampleTiles(16, 4);
+    expect(traced).toEqual([0, 5, 10, 15]);
+    expect(meta(t.traceEvents, 'thread_name').map((e) => e.tid)).toEqual(traced);
+    for (const e of slices(t.traceEvents)) expect(traced).toContain(e.tid);
+    expect(slices(t.traceEvents).filter((e) => e.cat === 'compute').map((e) => e.tid)).toEqual([0, 15]);
+    expect(slices(t.traceEvents).filter((e) => e.cat === 'sync')).toHaveLength(4);
+    expect(slices(t.traceEvents).filter((e) => e.cat === 'exchange')).toHaveLength(0);
+  });
+
+  it('leaves out an IPU with no traced tile', () => {
+    const t = buildTrace(phases, opts({ traceTiles: 1 }));
+    expect(meta(t.traceEvents, 'process_name').map((e) => e.pid)).toEqual([0]);
+  });
+});
+
+describe('writeTraceJson', () => {
+  it('is the JSON of buildTrace, also when built in small chunks', () => {
+    const o = opts({ traceTiles: 6 });
+    const text = writeTraceJson(phases, o);
+    expect(JSON.parse(text)).toEqual(buildTrace(phases, o));
+    const chunks = [...traceJsonChunks(phases, o, 64)];
+    expect(chunks.length).toBeGreaterThan(3);
+    expect(chunks.join('')).toBe(text);
+    expect(text).toBe(JSON.stringify(buildTrace(phases, o)));
+  });
+
+  it('is valid JSON with no phases', () => {
+    expect(JSON.parse(writeTraceJson([], opts())).traceEvents).toHaveLength(16 * 2 + 2 * 3);
+  });
+});
