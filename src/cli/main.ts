@@ -56,7 +56,7 @@ export function buildProgram(): Command {
       const config = loadConfig(file, { steps: o.steps, workers: o.workers, numerics: o.numerics === false ? false : undefined });
       const compiled = await compile(config);
       const workers = chooseWorkers(config.run.workers, compiled.program);
-      const steps = config.train?.steps ?? o.steps ?? 1;
+      const steps = config.steps ?? 1;
       const bar =
         process.stdout.isTTY && !o.json && steps > 1
           ? new cliProgress.SingleBar({ format: 'steps {bar} {value}/{total} {eta_formatted}', clearOnComplete: true }, cliProgress.Presets.shades_classic)

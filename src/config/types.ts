@@ -103,7 +103,11 @@ export interface RunConfig {
   };
   inputs: Record<string, InputSpec>;
   train?: TrainSpec;
-  /** Steps to run for inference (default 1); training uses train.steps. */
+  /**
+   * Steps to run: train.steps when training, else 1 (or `--steps`). Set by
+   * loadConfig(); optional only so hand-built configs may leave it out.
+   */
+  steps?: number;
   anchors: Record<string, { mode: AnchorMode; loc: SourceLocation }>;
   /** True when the config gave no anchors: then graph outputs and the loss are anchored, final. */
   defaultAnchors: boolean;
