@@ -21,6 +21,8 @@ export interface EngineOptions {
   workers: number;
   /** false: count cycles only, touch no data. */
   numerics: boolean;
+  /** Elements below which a compute set runs inline instead of on the pool (default INLINE_ELEMENTS; 0 sends all). */
+  inlineBelow?: number;
 }
 
 /** The host's side of the streams (Poplar's connectStream). */
@@ -107,7 +109,7 @@ export class Engine {
           let cost = this.csCost.get(cs.id);
           if (!cost) this.csCost.set(cs.id, (cost = computeSetCost(cs, this.codelets, this.program.device)));
           if (this.options.numerics) {
-            if (this.pool && TilePool.worthIt(cs)) await this.pool.run(cs);
+            if (this.pool && TilePool.worthIt(cs, this.options.inlineBelow)) await this.pool.run(cs);
             else this.runner.run(cs, 0, Number.MAX_SAFE_INTEGER);
           }
           this.record({ kind: 'compute', name: cs.name, op: cs.op, cycles: cost.cycles, tiles: cost.tiles, step });

@@ -7,10 +7,31 @@ import { pathToFileURL } from 'node:url';
 import { CodeletRegistry, type Codelet } from './codelet.js';
 import { registerBuiltinCodelets } from './codelets/index.js';
 
-export async function importModule(path: string): Promise<unknown> {
+let tsxRegistered = false;
+
+/**
+ * Node 20 cannot import .ts by itself: register tsx's loaders (ESM and CJS, so
+ * a module outside a "type": "module" package loads too) once per thread.
+ * Skipped on the main thread when it already runs from TypeScript sources
+ * (tsx or vitest handle .ts there); pool workers always need it.
+ */
+export async function ensureTypeScriptLoader(path: string, inWorker = false): Promise<void> {
+  if (tsxRegistered || !/\.[cm]?ts$/.test(path)) return;
+  if (!inWorker && import.meta.url.endsWith('.ts')) return;
+  const [{ register }, { register: registerCjs }] = await Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')]);
+  register();
+  registerCjs();
+  tsxRegistered = true;
+}
+
+export async function importModule(path: string, inWorker = false): Promise<unknown> {
+  await ensureTypeScriptLoader(path, inWorker);
   const url = path.startsWith('file:') ? path : pathToFileURL(path).href;
   const mod = (await import(url)) as { default?: unknown };
-  return mod.default ?? mod;
+  let m: unknown = mod.default ?? mod;
+  // A CommonJS module's namespace wraps its exports once more.
+  if (m && typeof m === 'object' && 'default' in m && !('codelets' in m) && !('ops' in m)) m = (m as { default: unknown }).default;
+  return m;
 }
 
 export function codeletsOf(mod: unknown, path: string): Codelet[] {
@@ -20,9 +41,9 @@ export function codeletsOf(mod: unknown, path: string): Codelet[] {
   return codelets as Codelet[];
 }
 
-export async function loadCodeletRegistry(modules: readonly string[]): Promise<CodeletRegistry> {
+export async function loadCodeletRegistry(modules: readonly string[], inWorker = false): Promise<CodeletRegistry> {
   const r = new CodeletRegistry();
   registerBuiltinCodelets(r);
-  for (const m of modules) for (const c of codeletsOf(await importModule(m), m)) r.add(c);
+  for (const m of modules) for (const c of codeletsOf(await importModule(m, inWorker), m)) r.add(c);
   return r;
 }

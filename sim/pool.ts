@@ -28,9 +28,10 @@ export class TilePool {
   static async start(workers: number, init: WorkerInit): Promise<TilePool> {
     const fromSource = import.meta.url.endsWith('.ts');
     const filename = fileURLToPath(new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url));
-    // Workers need tsx when they run TypeScript: our own sources in tests, or a user's .ts custom-op module.
-    const needsTsx = fromSource || init.modules.some((m) => /\.[cm]?ts$/.test(m));
-    const execArgv = needsTsx ? ['--import', 'tsx', ...(fromSource ? ['--conditions=tilesim-source'] : [])] : [];
+    // Running from our TypeScript sources (tests, scripts/sim.ts), workers load them through tsx, and
+    // `import 'tilesim'` in a custom-op module resolves to the sources too. A user's .ts module in a
+    // compiled run is handled by the worker itself (sim/modules.ts registers tsx there).
+    const execArgv = fromSource ? ['--import', 'tsx', '--conditions=tilesim-source'] : [];
     const piscina = new Piscina({
       filename,
       minThreads: workers,
@@ -50,13 +51,13 @@ export class TilePool {
   }
 
   /** Whether a compute set is worth sending to the pool. */
-  static worthIt(cs: ComputeSet): boolean {
+  static worthIt(cs: ComputeSet, inlineBelow = INLINE_ELEMENTS): boolean {
     let n = 0;
     for (const v of cs.vertices) {
       n += vertexElements(v);
-      if (n >= INLINE_ELEMENTS) return true;
+      if (n >= inlineBelow) return true;
     }
-    return false;
+    return inlineBelow === 0 && cs.vertices.length > 0;
   }
 
   async run(cs: ComputeSet): Promise<void> {

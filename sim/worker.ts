@@ -26,7 +26,7 @@ export default async function task(t: WorkerTask): Promise<string | null> {
   const init = workerData as WorkerInit;
   if (t.type === 'load') {
     try {
-      registry = await loadCodeletRegistry(init.modules);
+      registry = await loadCodeletRegistry(init.modules, true);
       runner = new VertexRunner(registry, new TileMemory(init.tileBytes, init.buffer));
       return null;
     } catch (e) {

@@ -111,6 +111,8 @@ export interface RunOptions {
   workers: number;
   numerics: boolean;
   steps: number;
+  /** See EngineOptions.inlineBelow (tests set 0 to push every compute set through the pool). */
+  inlineBelow?: number;
   onStep?: (s: StepReport, total: number) => void;
 }
 
@@ -137,7 +139,7 @@ export async function run(compiled: Compiled, opts: RunOptions): Promise<RunResu
     inputs.set(t.id, inputData(spec, t.info.shape, t.info.dtype, `inputs.${t.id}`));
   }
 
-  const engine = await Engine.create(program, { workers: opts.workers, numerics: opts.numerics });
+  const engine = await Engine.create(program, { workers: opts.workers, numerics: opts.numerics, inlineBelow: opts.inlineBelow });
   let batchIndex = 0;
   let received = new Map<string, HostArray>();
   const io = {
@@ -217,5 +219,53 @@ function anchorValue(graph: Graph, tensor: string, mode: AnchorMode, perBatch: M
       for (const v of values) for (let i = 0; i < n; i++) out[i] += v[i];
       return { shape: [...info.shape], dtype, data: out };
     }
+  }
+}
+
+export interface GraphRunRequest {
+  graph: Graph;
+  registry: import('./ir/registry.js').OpRegistry;
+  device: import('../sim/device.js').DeviceSpec;
+  codeletModules?: string[];
+  /** Data for every streamed input. */
+  inputs: Record<string, HostArray>;
+  outputs: string[];
+  workers?: number;
+}
+
+/** Run a graph forward once (an inference batch) and return the requested tensors. */
+export async function runGraph(req: GraphRunRequest): Promise<{ outputs: Map<string, HostArray>; phases: Phase[]; program: DeviceProgram }> {
+  const codeletModules = req.codeletModules ?? [];
+  const codelets = await loadCodeletRegistry(codeletModules);
+  const { program, streamTensor } = lowerGraph({
+    graph: req.graph,
+    schedule: req.graph.schedule(),
+    registry: req.registry,
+    codelets,
+    device: req.device,
+    anchors: req.outputs,
+    codeletModules,
+  });
+  const engine = await Engine.create(program, { workers: req.workers ?? 1, numerics: true });
+  const outputs = new Map<string, HostArray>();
+  const io = {
+    toDevice: (s: { id: number }): ElemArray => {
+      const t = req.graph.tensor(streamTensor.get(s.id)!);
+      if (t.kind === 'stream') {
+        const d = req.inputs[t.id];
+        if (!d) throw new UserError(`no data for graph input '${t.id}'`);
+        return d;
+      }
+      return t.data ?? new Float32Array(nelms(t.info.shape));
+    },
+    fromDevice: (s: { id: number }, _t: unknown, data: ElemArray) => void outputs.set(streamTensor.get(s.id)!, data as HostArray),
+  };
+  try {
+    await engine.run('weightsFromHost', io, -1);
+    const start = engine.phases.length;
+    await engine.run('batch', io, 0);
+    return { outputs, phases: engine.phases.slice(start), program };
+  } finally {
+    await engine.destroy();
   }
 }

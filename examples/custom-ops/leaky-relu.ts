@@ -100,7 +100,7 @@ export const leakyReluCodelet: Codelet = {
   compute({ fields, params }) {
     const x = fields.in as Float32Array;
     const y = fields.out as Float32Array;
-    const alpha = params.alpha;
+    const alpha = Math.fround(params.alpha); // a float vertex field on the device
     for (let i = 0; i < x.length; i++) y[i] = x[i] >= 0 ? x[i] : alpha * x[i];
   },
   cycles(v, device) {
@@ -121,7 +121,7 @@ export const leakyReluGradCodelet: Codelet = {
     const dy = fields.gradOut as Float32Array;
     const x = fields.in as Float32Array;
     const dx = fields.out as Float32Array;
-    const alpha = params.alpha;
+    const alpha = Math.fround(params.alpha); // a float vertex field on the device
     for (let i = 0; i < x.length; i++) dx[i] = x[i] >= 0 ? dy[i] : alpha * dy[i];
   },
   cycles(v, device) {

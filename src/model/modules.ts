@@ -7,18 +7,7 @@ import { UserError } from '../errors.js';
 import { OpRegistry, type OpModule } from '../ir/registry.js';
 import { registerBuiltinOps } from '../ops/index.js';
 
-let tsxRegistered = false;
-
-/** Node 20 cannot import .ts by itself: register tsx's loader once when a compiled CLI meets a .ts module. */
-async function ensureTypeScriptLoader(path: string): Promise<void> {
-  if (tsxRegistered || !/\.[cm]?ts$/.test(path) || import.meta.url.endsWith('.ts')) return;
-  const { register } = await import('tsx/esm/api');
-  register();
-  tsxRegistered = true;
-}
-
 export async function loadOpModule(path: string): Promise<OpModule> {
-  await ensureTypeScriptLoader(path);
   let mod: unknown;
   try {
     mod = await importModule(path);

@@ -3,12 +3,14 @@ import type { OpDefinition, OpRegistry } from '../ir/registry.js';
 import { addDefinitions } from './add.js';
 import { lossDefinitions } from './loss.js';
 import { matMulDefinitions } from './matmul.js';
+import { mulDefinitions } from './mul.js';
 import { sgdDefinitions } from './sgd.js';
 import { sumDefinitions } from './sum.js';
 
 export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...matMulDefinitions,
   ...addDefinitions,
+  ...mulDefinitions,
   ...sumDefinitions,
   ...lossDefinitions,
   ...sgdDefinitions,
