@@ -82,6 +82,8 @@ export function autodiff(graph: Graph, loss: string, extra: readonly string[] = 
     }
   }
 
+  prune(graph, gradOps, new Set(gradOf.values()));
+
   for (const id of wanted) {
     if (!onPath.has(id) || gradOf.has(id)) continue;
     const culprit = findCulprit(graph, id, onPath, gradOf, dropped);
@@ -157,6 +159,25 @@ function growGradOp(
     list.push(outputs[o]);
     edges.set(target, list);
     if (list.length === expected.get(target)) complete(target);
+  }
+}
+
+/**
+ * Remove grad ops whose every output is unread and not a gradient anyone
+ * asked for (e.g. the gradient of a streamed input that is not anchored),
+ * repeating until nothing more goes.
+ */
+function prune(graph: Graph, gradOps: Op[], keep: Set<string>): void {
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (let i = gradOps.length - 1; i >= 0; i--) {
+      const op = gradOps[i];
+      if (op.outputs.every((o) => !keep.has(o) && graph.tensor(o).consumers.length === 0)) {
+        graph.removeOp(op);
+        gradOps.splice(i, 1);
+        changed = true;
+      }
+    }
   }
 }
 

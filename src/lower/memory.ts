@@ -47,6 +47,6 @@ function outOfMemory(tile: number, used: number, tensors: readonly BuildTensor[]
   return new RunError(
     `Out of memory on tile ${tile}: ${used} bytes used but tiles only have ${device.bytesPerTile} bytes of memory ` +
       `(device '${device.name}').\nLargest tensors on tile ${tile}:\n${list}\n` +
-      `Use a device with more tiles (device: {preset: ${device.name}, tiles: N}), or smaller shapes.`,
+      `Use a device with more tiles (device: {preset: <name>, tiles: N}) or more memory per tile, or smaller shapes.`,
   );
 }

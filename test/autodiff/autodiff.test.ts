@@ -131,3 +131,25 @@ describe('autodiff', () => {
     for (const c of g.tensor('w').consumers) if (c.op.name !== 'update w') expect(order.indexOf(c.op.name)).toBeLessThan(update);
   });
 });
+
+describe('autodiff pruning', () => {
+  it('drops grad ops whose outputs nobody needs (the gradient of an unanchored input)', () => {
+    const g = new Graph();
+    g.addTensor('x', { dtype: 'float32', shape: [2, 3] }, 'stream');
+    variable(g, 'w', [3, 2], 2);
+    g.addOp(new MatMulOp({ name: 'mm' }), ['x', 'w'], ['y']);
+    g.addOp(new L1Op({ scale: 1, reduction: 'sum' }, { name: 'l1' }), ['y'], ['loss']);
+    autodiff(g, 'loss');
+    expect(g.ops.map((o) => o.opid.type)).not.toContain('MatMulLhsGrad');
+    expect(g.ops.map((o) => o.opid.type)).toContain('MatMulRhsGrad');
+  });
+
+  it('keeps the gradient of an input when it is asked for', () => {
+    const g = new Graph();
+    g.addTensor('x', { dtype: 'float32', shape: [2, 3] }, 'stream');
+    variable(g, 'w', [3, 2], 2);
+    g.addOp(new MatMulOp({ name: 'mm' }), ['x', 'w'], ['y']);
+    g.addOp(new L1Op({ scale: 1, reduction: 'sum' }, { name: 'l1' }), ['y'], ['loss']);
+    expect(autodiff(g, 'loss', ['x']).gradOf.get('x')).toBe('Gradient___x');
+  });
+});
