@@ -69,6 +69,10 @@ export async function compile(config: RunConfig): Promise<Compiled> {
   } else {
     for (const [name, a] of Object.entries(config.anchors)) {
       if (!graph.hasTensor(name)) throw unknownTensor(graph, name, `anchors.${name}`, a.loc);
+      const bps = config.train?.batchesPerStep ?? 1;
+      if (a.mode.kind === 'everyN' && bps % a.mode.n !== 0) {
+        throw new UserError(`anchors.${name}: everyN:${a.mode.n} needs batchesPerStep (${bps}) to be a multiple of ${a.mode.n}`, a.loc);
+      }
       anchors.push({ tensor: name, mode: a.mode });
     }
   }
