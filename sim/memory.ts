@@ -39,6 +39,9 @@ export class TileMemory {
   }
 
   bytes(tile: number, offset: number, n: number): Uint8Array {
+    if (tile < 0 || tile >= this.tileBytes.length || offset < 0 || offset + n > this.tileBytes[tile]) {
+      throw new Error(`memory access out of bounds: tile ${tile}, bytes [${offset}, ${offset + n}) but the tile has ${this.tileBytes[tile] ?? 0} bytes allocated`);
+    }
     return new Uint8Array(this.buffer, this.tileBase[tile] + offset, n);
   }
 }

@@ -55,6 +55,7 @@ export interface ComputeSet {
   name: string;
   /** IR op this compute set belongs to (profile attribution). */
   op: string;
+  /** Sorted by tile (finalize() guarantees it; the pool's tile sharding relies on it). */
   vertices: Vertex[];
 }
 

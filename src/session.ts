@@ -51,7 +51,7 @@ export async function compile(config: RunConfig): Promise<Compiled> {
     }
     // Anchored gradients of non-variables (e.g. Gradient___x of an input) are computed too.
     const extra = anchorNames.filter((a) => a.startsWith(GRADIENT_PREFIX)).map((a) => a.slice(GRADIENT_PREFIX.length)).filter((t) => graph.hasTensor(t));
-    const { gradOf } = autodiff(graph, loss, extra);
+    const { gradOf } = autodiff(graph, loss, extra, spec.loc);
     const opt = config.train.optimizer;
     for (const t of graph.allTensors()) {
       if (t.kind !== 'variable' || !t.trainable) continue;
@@ -81,7 +81,7 @@ export async function compile(config: RunConfig): Promise<Compiled> {
   if (loss && !streamed.includes(loss)) streamed.push(loss);
 
   const schedule = graph.schedule();
-  const codelets = await loadCodeletRegistry(config.model.customOps);
+  const codelets = await loadCodelets(config.model.customOps);
   const lowered = lowerGraph({
     graph,
     schedule,
@@ -92,6 +92,15 @@ export async function compile(config: RunConfig): Promise<Compiled> {
     codeletModules: config.model.customOps,
   });
   return { config, graph, schedule, loss, anchors, ...lowered };
+}
+
+/** The codelet registry, with a module's mistakes (a clash with a built-in codelet, a bad export) as UserErrors. */
+export async function loadCodelets(modules: string[]): Promise<import('../sim/codelet.js').CodeletRegistry> {
+  try {
+    return await loadCodeletRegistry(modules);
+  } catch (e) {
+    throw new UserError(`loading the codelets of ${modules.join(', ')}: ${(e as Error).message}`);
+  }
 }
 
 function unknownTensor(graph: Graph, name: string, key: string, loc?: SourceLocation): UserError {

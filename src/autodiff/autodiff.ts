@@ -10,6 +10,7 @@
  * naming the op that dropped it.
  */
 import { UserError } from '../errors.js';
+import type { SourceLocation } from '../config/types.js';
 import type { Graph } from '../ir/graph.js';
 import { GradOpInType, type GradOp, type Op } from '../ir/op.js';
 import { fmtOpid } from '../ir/opid.js';
@@ -28,10 +29,10 @@ export interface AutodiffResult {
  * Add the backward pass for `loss` to `graph`: gradients of every trainable
  * variable and of every tensor in `extra` (e.g. anchored Gradient___x).
  */
-export function autodiff(graph: Graph, loss: string, extra: readonly string[] = []): AutodiffResult {
+export function autodiff(graph: Graph, loss: string, extra: readonly string[] = [], lossLoc?: SourceLocation): AutodiffResult {
   const lossT = graph.tensor(loss);
   if (lossT.info.shape.length !== 0 && lossT.info.shape.reduce((a, b) => a * b, 1) !== 1) {
-    throw new UserError(`the loss '${loss}' must be a scalar, but it is ${fmtInfo(lossT.info)}`);
+    throw new UserError(`the loss '${loss}' must be a scalar, but it is ${fmtInfo(lossT.info)}`, lossLoc);
   }
   const wanted = new Set<string>([...graph.allTensors().filter((t) => t.kind === 'variable' && t.trainable).map((t) => t.id), ...extra]);
   const onPath = tensorsOnPath(graph, loss, wanted);

@@ -10,7 +10,7 @@
 import type { DeviceSpec } from '../../sim/device.js';
 import { Engine } from '../../sim/engine.js';
 import { loadCodeletRegistry } from '../../sim/modules.js';
-import type { ElemArray } from '../../sim/codelet.js';
+import type { CodeletRegistry, ElemArray } from '../../sim/codelet.js';
 import type { Graph } from '../ir/graph.js';
 import type { OpRegistry } from '../ir/registry.js';
 import { gradName } from '../ir/tensor.js';
@@ -49,8 +49,13 @@ export async function gradcheck(graph: Graph, output: string, wrt: string[], opt
   const n = nelms(info.shape);
   const rng = new Rng(opts.seed ?? 12345);
   const r = new Float32Array(n).map(() => rng.uniform(-1, 1));
+  const codeletModules = opts.codeletModules ?? [];
+  const codelets = await loadCodeletRegistry(codeletModules);
+  // C_i = |y_i R_i| + 1 from a first forward run: every term stays positive under the
+  // perturbations, and the loss stays small (so its fp32 rounding, divided by 2h, stays small).
+  const y0 = await forward(graph, output, opts, codelets, codeletModules);
+  const c = new Float32Array(n).map((_, i) => Math.abs(y0[i] * r[i]) + 1);
   graph.addTensor('gradcheck/R', info, 'constant', { data: r });
-  const c = new Float32Array(n).fill(10);
   graph.addTensor('gradcheck/C', info, 'constant', { data: c });
   graph.addOp(new MulOp({ name: 'gradcheck/project' }), [output, 'gradcheck/R'], ['gradcheck/p']);
   graph.addOp(new AddOp({ name: 'gradcheck/offset' }), ['gradcheck/p', 'gradcheck/C'], ['gradcheck/q']);
@@ -62,8 +67,6 @@ export async function gradcheck(graph: Graph, output: string, wrt: string[], opt
   autodiff(graph, 'gradcheck/loss');
   const anchors = ['gradcheck/loss', 'gradcheck/q', ...wrt.map(gradName)];
   const schedule = graph.schedule();
-  const codeletModules = opts.codeletModules ?? [];
-  const codelets = await loadCodeletRegistry(codeletModules);
   const { program, streamTensor } = lowerGraph({ graph, schedule, registry: opts.registry, codelets, device: opts.device, anchors, codeletModules });
   const engine = await Engine.create(program, { workers: 1, numerics: true });
   let got = new Map<string, ElemArray>();
@@ -109,6 +112,24 @@ export async function gradcheck(graph: Graph, output: string, wrt: string[], opt
       results.push({ tensor: w, elements: a.length, maxAbsError, worst: { index: worst, analytic: a[worst], numeric: numeric[worst] }, analytic: a, numeric });
     }
     return results;
+  } finally {
+    await engine.destroy();
+  }
+}
+
+/** The output's value at the unperturbed inputs. */
+async function forward(graph: Graph, output: string, opts: GradcheckOptions, codelets: CodeletRegistry, codeletModules: string[]): Promise<Float32Array> {
+  const { program, streamTensor } = lowerGraph({ graph, schedule: graph.schedule(), registry: opts.registry, codelets, device: opts.device, anchors: [output], codeletModules });
+  const engine = await Engine.create(program, { workers: 1, numerics: true });
+  let y: Float32Array = new Float32Array(0);
+  try {
+    const io = {
+      toDevice: (s: { id: number }) => graph.tensor(streamTensor.get(s.id)!).data!,
+      fromDevice: (_s: unknown, _t: unknown, data: ElemArray) => void (y = data as Float32Array),
+    };
+    await engine.run('weightsFromHost', io, 0);
+    await engine.run('batch', io, 0);
+    return y;
   } finally {
     await engine.destroy();
   }

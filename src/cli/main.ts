@@ -14,6 +14,7 @@ import { RunError, UserError } from '../errors.js';
 import { createRegistry } from '../model/modules.js';
 import { compile, run } from '../session.js';
 import { writeRun } from '../report/write.js';
+import { checkReplaceable, writeRunFolder } from '../report/runfolder.js';
 import { formatSummary } from './format.js';
 import { TilePool } from '../../sim/pool.js';
 import { loadCodeletRegistry } from '../../sim/modules.js';
@@ -54,6 +55,8 @@ export function buildProgram(): Command {
     .option('--no-numerics', 'count cycles only; compute no values')
     .action(async (file: string, o: { out?: string; workers?: number | 'auto'; steps?: number; json?: boolean; numerics: boolean }) => {
       const config = loadConfig(file, { steps: o.steps, workers: o.workers, numerics: o.numerics === false ? false : undefined });
+      const dir = path.resolve(o.out ?? path.join('sim-out', config.name));
+      checkReplaceable(dir, 'summary.json');
       const compiled = await compile(config);
       const workers = chooseWorkers(config.run.workers, compiled.program);
       const steps = config.steps ?? 1;
@@ -68,7 +71,6 @@ export function buildProgram(): Command {
       } finally {
         bar?.stop();
       }
-      const dir = path.resolve(o.out ?? path.join('sim-out', config.name));
       const summary = await writeRun(dir, result, workers);
       if (o.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
       else process.stdout.write(formatSummary(summary, displayDir(dir)) + '\n');
@@ -80,10 +82,10 @@ export function buildProgram(): Command {
     .argument('<config>', 'config YAML file')
     .option('--out <dir>', 'write program.json (the DeviceProgram) into this folder')
     .action(async (file: string, o: { out?: string }) => {
+      if (o.out) checkReplaceable(path.resolve(o.out), 'program.json');
       const compiled = await compile(loadConfig(file));
       process.stdout.write(compileReport(compiled) + '\n');
       if (o.out) {
-        const { writeRunFolder } = await import('../report/runfolder.js');
         await writeRunFolder(path.resolve(o.out), new Map([['program.json', JSON.stringify(compiled.program)]]));
         process.stdout.write(`program written to ${path.join(o.out, 'program.json')}\n`);
       }
@@ -155,6 +157,11 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // `sim devices | head` closes the pipe early: that is not an error.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
   try {
     await buildProgram().parseAsync(argv);
     return 0;

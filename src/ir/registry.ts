@@ -43,6 +43,15 @@ export class Attributes {
   ints(name: string): number[] {
     return this.values[name] as number[];
   }
+  floats(name: string): number[] {
+    return this.values[name] as number[];
+  }
+  strings(name: string): string[] {
+    return this.values[name] as string[];
+  }
+  has(name: string): boolean {
+    return this.values[name] !== undefined;
+  }
   all(): Record<string, AttributeValue> {
     return { ...this.values };
   }
@@ -92,7 +101,12 @@ export class OpRegistry {
     const key = opidKey({ domain, type });
     const list = this.defs.get(key);
     if (!list) {
-      const hint = closest(key, this.defs.keys());
+      // Compare type names (a shared domain prefix would make unrelated names look close), same domain first.
+      const types = [...this.defs.values()].map((l) => l[0].id);
+      const same = types.filter((id) => normDomain(id.domain) === normDomain(domain));
+      const near = closest(type, same.map((id) => id.type)) ?? closest(type, types.map((id) => id.type));
+      const match = near ? (same.find((id) => id.type === near) ?? types.find((id) => id.type === near)) : undefined;
+      const hint = match ? opidKey(match) : null;
       throw new UserError(
         `unknown op '${type}' in domain '${normDomain(domain)}'${hint ? `; did you mean '${hint}'?` : ''} ` +
           `(see \`sim ops\`; custom ops are loaded from model.customOps)`,
@@ -143,7 +157,7 @@ export function checkAttributes(def: OpDefinition, given: Record<string, Attribu
   for (const [name, ad] of Object.entries(defs)) {
     if (name in out) continue;
     if (ad.default === undefined) throw new UserError(`node '${nodeName}' (${fmtOpid(def.id)}): attribute '${name}' (${ad.type}) is required`, loc);
-    out[name] = ad.default;
+    out[name] = Array.isArray(ad.default) ? [...ad.default] as AttributeValue : ad.default;
   }
   return new Attributes(out);
 }

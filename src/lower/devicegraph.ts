@@ -19,6 +19,12 @@ import {
 } from '../../sim/program.js';
 import { vectorWidth } from '../../sim/codelets/estimators.js';
 import { allocate } from './memory.js';
+import { UserError } from '../errors.js';
+
+/** A mistake in an op's lowering (a custom op author's, or ours): named by op, never an internal crash. */
+function loweringError(op: string, message: string): UserError {
+  return new UserError(`the lowering of op '${op}' is wrong: ${message}`);
+}
 
 /** Elements [begin, end) of device tensor `tensor` (row-major flat indices). */
 export interface Slice {
@@ -95,10 +101,10 @@ export class DeviceGraph {
   setTileMapping(t: BuildTensor, mapping: TileRange[]): void {
     let covered = 0;
     for (const m of mapping) {
-      if (m.tile < 0 || m.tile >= this.numTiles) throw new Error(`internal: tensor '${t.name}' mapped to tile ${m.tile} of ${this.numTiles}`);
+      if (m.tile < 0 || m.tile >= this.numTiles) throw loweringError(t.op, `tensor '${t.name}' mapped to tile ${m.tile}, but the device has tiles 0 to ${this.numTiles - 1}`);
       covered += m.end - m.begin;
     }
-    if (covered !== t.size) throw new Error(`internal: the mapping of '${t.name}' covers ${covered} of ${t.size} elements`);
+    if (covered !== t.size) throw loweringError(t.op, `the mapping of '${t.name}' covers ${covered} of its ${t.size} elements`);
     t.mapping = mapping.filter((m) => m.end > m.begin).sort((a, b) => a.begin - b.begin);
   }
 
@@ -111,8 +117,9 @@ export class DeviceGraph {
     const bytes = DTYPE_BYTES[t.dtype];
     const minElems = Math.max(grain, Math.ceil(this.device.minBytesPerTile / bytes / grain) * grain);
     const grains = Math.ceil(t.size / grain);
-    const tiles = Math.max(1, Math.min(this.numTiles, Math.ceil(t.size / minElems)));
-    const grainsPerTile = Math.ceil(grains / tiles);
+    // Equal shares of whole grains, but never less than the minimum per tile: fewer tiles instead.
+    const grainsPerTile = Math.max(Math.ceil(minElems / grain), Math.ceil(grains / this.numTiles));
+    const tiles = Math.max(1, Math.ceil(grains / grainsPerTile));
     const mapping: TileRange[] = [];
     for (let i = 0; i < tiles; i++) {
       const begin = Math.min(t.size, i * grainsPerTile * grain);
@@ -158,7 +165,7 @@ export class DeviceGraph {
   }
 
   addCopy(ex: number, src: Slice, dst: Slice): void {
-    if (src.end - src.begin !== dst.end - dst.begin) throw new Error('internal: copy between slices of different sizes');
+    if (src.end - src.begin !== dst.end - dst.begin) throw loweringError(this.exchanges[ex].op, `copy between slices of different sizes (${src.end - src.begin} and ${dst.end - dst.begin})`);
     this.exchanges[ex].copies.push({ src, dst });
   }
 
@@ -173,7 +180,7 @@ export class DeviceGraph {
 
   /** Allocate tile memory (throws RunError when a tile overflows) and resolve slices to regions. */
   finalize(codelets: CodeletRegistry, codeletModules: string[]): DeviceProgram {
-    for (const t of this.tensors) if (!t.mapping) throw new Error(`internal: tensor '${t.name}' has no tile mapping`);
+    for (const t of this.tensors) if (!t.mapping) throw loweringError(t.op, `tensor '${t.name}' has no tile mapping (map it with mapLinearly, mapLike, mapToTile or setTileMapping)`);
     const { tileBytes, intervals } = allocate(this.tensors, this.device, this.numTiles);
     const tensors: DeviceTensor[] = this.tensors.map((t) => ({
       id: t.id,
@@ -184,11 +191,12 @@ export class DeviceGraph {
       op: t.op,
       intervals: intervals[t.id],
     }));
-    const region = (s: Slice, tile: number, where: string): Region => {
+    const region = (s: Slice, tile: number, where: string, op: string): Region => {
       const t = tensors[s.tensor];
       const iv = t.intervals.find((i) => i.tile === tile && i.begin <= s.begin && s.end <= i.end);
       if (!iv) {
-        throw new Error(
+        throw loweringError(
+          op,
           `${where} reads '${t.name}' elements [${s.begin}, ${s.end}) on tile ${tile}, but they are not all there ` +
             `(mapped: ${t.intervals.map((i) => `tile ${i.tile} [${i.begin}, ${i.end})`).join(', ')}); bring them with onTile()`,
         );
@@ -198,16 +206,19 @@ export class DeviceGraph {
     const computeSets = this.computeSets.map((cs) => {
       const vertices = cs.vertices
         .map((v) => {
+          if (!codelets.has(v.codelet)) {
+            throw loweringError(cs.op, `vertex of '${cs.name}' uses codelet '${v.codelet}', which is not registered (known: ${codelets.names().join(', ')})`);
+          }
           const codelet = codelets.get(v.codelet);
           const fields: Record<string, FieldValue> = {};
           for (const [name, f] of Object.entries(v.fields)) {
-            if (!codelet.fields[name]) throw new Error(`vertex ${v.codelet} of '${cs.name}': the codelet has no field '${name}'`);
+            if (!codelet.fields[name]) throw loweringError(cs.op, `vertex ${v.codelet} of '${cs.name}': the codelet has no field '${name}' (it has ${Object.keys(codelet.fields).join(', ')})`);
             const where = `vertex ${v.codelet} of '${cs.name}' field '${name}'`;
-            fields[name] = Array.isArray(f) ? f.map((s) => region(s, v.tile, where)) : region(f, v.tile, where);
+            fields[name] = Array.isArray(f) ? f.map((s) => region(s, v.tile, where, cs.op)) : region(f, v.tile, where, cs.op);
           }
           for (const name of Object.keys(codelet.fields)) {
             if (!(name in fields) && codelet.fields[name].direction !== 'inout') {
-              throw new Error(`vertex ${v.codelet} of '${cs.name}': field '${name}' is not connected`);
+              throw loweringError(cs.op, `vertex ${v.codelet} of '${cs.name}': field '${name}' is not connected`);
             }
           }
           return { codelet: v.codelet, tile: v.tile, fields, params: v.params };

@@ -6,6 +6,7 @@
  * previous `dir`, if any, is left as it was.
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../errors.js';
@@ -138,4 +139,18 @@ export function safeFileName(tensorName: string, taken?: Set<string>): string {
   lower.add(name.toLowerCase());
   lowerMirror.set(taken, { size: taken.size, lower });
   return name;
+}
+
+/**
+ * Refuse to replace a folder that is not one of ours: `--out` may name an
+ * existing run folder (holding `marker`) or an empty or missing folder, never
+ * a folder of the user's files (or the working directory).
+ */
+export function checkReplaceable(dir: string, marker: string): void {
+  if (!existsSync(dir)) return;
+  if (!statSync(dir).isDirectory()) throw new UserError(`--out ${dir} is a file, not a folder`);
+  const entries = readdirSync(dir);
+  if (entries.length > 0 && !entries.includes(marker)) {
+    throw new UserError(`--out ${dir} exists and is not a tilesim output folder (no ${marker}); refusing to replace it. Name a new or empty folder.`);
+  }
 }

@@ -5,9 +5,11 @@
  * Tolerance: 2e-3 absolute. With h = 1e-2 the truncation error is zero for
  * the ops here (each is piecewise linear or bilinear in any one element, and
  * inputs stay at least 0.05 from LeakyRelu's and L1's kinks), so the error is
- * the fp32 rounding of the loss (about |loss| x 2^-24 <= 1e-5 for these
- * sizes) divided by 2h: <= 5e-4. Gradients here are O(0.1..10), so a wrong
- * rule (a missing alpha, a transpose, a lost broadcast sum) misses by far more.
+ * the fp32 rounding of the loss. gradcheck keeps the loss near the element
+ * count (C_i = |y_i R_i| + 1), at most ~100 here: rounding <= 100 x 2^-24
+ * = 6e-6, over 2h: <= 3e-4, so 2e-3 leaves a margin of ~6x. Gradients are
+ * required to reach 10x the tolerance, so a wrong rule (a missing alpha, a
+ * transpose, a lost broadcast sum) misses by far more.
  */
 import { describe, expect, it } from 'vitest';
 import { gradcheck } from '../../src/autodiff/gradcheck.js';

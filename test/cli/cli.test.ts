@@ -4,7 +4,7 @@
  * and messages.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -143,5 +143,24 @@ describe('other commands', () => {
     const program = JSON.parse(readFileSync(path.join(out, 'program.json'), 'utf8'));
     expect(program.schemaVersion).toBe(1);
     expect(program.computeSets.length).toBeGreaterThan(5);
+  });
+});
+
+describe('run folder safety', () => {
+  it('refuses to replace a folder of the user files, and keeps it', () => {
+    const mine = path.join(tmp, 'my-files');
+    mkdirSync(mine);
+    writeFileSync(path.join(mine, 'notes.txt'), 'precious');
+    const r = sim('run', EXAMPLE_CONFIG, '--out', mine, '--steps', '1');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/exists and is not a tilesim output folder \(no summary\.json\); refusing to replace it/);
+    expect(readFileSync(path.join(mine, 'notes.txt'), 'utf8')).toBe('precious');
+  });
+
+  it('replaces an earlier run folder', () => {
+    const out = path.join(tmp, 'rerun');
+    expect(sim('run', EXAMPLE_CONFIG, '--out', out, '--steps', '1').code).toBe(0);
+    expect(sim('run', EXAMPLE_CONFIG, '--out', out, '--steps', '2').code).toBe(0);
+    expect(JSON.parse(readFileSync(path.join(out, 'summary.json'), 'utf8')).steps).toHaveLength(2);
   });
 });
