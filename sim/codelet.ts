@@ -23,12 +23,14 @@ export type ElemArray = Float32Array | Int32Array | Uint16Array | Uint8Array;
 export interface VertexArgs {
   fields: Record<string, ElemArray | ElemArray[]>;
   params: Record<string, number>;
+  arrays: Record<string, number[]>;
 }
 
 /** What cycles() sees: field sizes and types, no data. */
 export interface VertexShape {
   fields: Record<string, FieldValue>;
   params: Record<string, number>;
+  arrays?: Record<string, number[]>;
 }
 
 export interface Codelet {

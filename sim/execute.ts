@@ -8,7 +8,7 @@ export function vertexArgs(v: Vertex, mem: TileMemory): VertexArgs {
   for (const [name, f] of Object.entries(v.fields)) {
     fields[name] = Array.isArray(f) ? f.map((r) => mem.view(v.tile, r)) : (mem.view(v.tile, f) as ElemArray);
   }
-  return { fields, params: v.params };
+  return { fields, params: v.params, arrays: v.arrays ?? {} };
 }
 
 /** Index range [lo, hi) of the vertices on tiles [tileLo, tileHi); vertices are sorted by tile. */

@@ -48,6 +48,8 @@ export interface Vertex {
   fields: Record<string, FieldValue>;
   /** Scalar parameters (Poplar's vertex state that is not a tensor). */
   params: Record<string, number>;
+  /** Vector parameters (shapes, strides, index tables), when a codelet needs them. */
+  arrays?: Record<string, number[]>;
 }
 
 export interface ComputeSet {
@@ -102,4 +104,6 @@ export interface DeviceProgram {
   tileBytes: number[];
   /** Modules (absolute paths or URLs) whose codelets the vertices use beyond the built-ins. */
   codeletModules: string[];
+  /** Lowering notes (chosen plans and why), for reports. */
+  notes?: { op: string; kind: string; text: string }[];
 }

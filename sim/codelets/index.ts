@@ -4,7 +4,11 @@ import { addCodelet, copyCodelet, mulCodelet, subCodelet, sumCodelet } from './e
 import { l1GradCodelet } from './loss.js';
 import { matMulCodelet } from './matmul.js';
 import { sgdCodelet } from './optimizer.js';
-import { reduceFinalCodelet, reducePartialCodelet } from './reduce.js';
+import { reduceCodelets, reduceFinalCodelet, reducePartialCodelet } from './reduce.js';
+import { unaryCodelets } from './unary.js';
+import { binaryCodelets } from './binary.js';
+import { shapeCodelets } from './shape.js';
+import { nnCodelets } from './nn.js';
 
 export const BUILTIN_CODELETS: readonly Codelet[] = [
   addCodelet,
@@ -17,6 +21,11 @@ export const BUILTIN_CODELETS: readonly Codelet[] = [
   reduceFinalCodelet,
   l1GradCodelet,
   sgdCodelet,
+  ...unaryCodelets,
+  ...binaryCodelets,
+  ...reduceCodelets,
+  ...shapeCodelets,
+  ...nnCodelets,
 ];
 
 export function registerBuiltinCodelets(r: CodeletRegistry): void {

@@ -52,3 +52,6 @@ export const reduceFinalCodelet: Codelet = {
   },
   estimateSource: 'PopLibs reduction (second stage over the partials of every tile)',
 };
+
+/** Codelets of the reduce op family (reductions over axes), beyond the two-stage pair above. */
+export const reduceCodelets: Codelet[] = [];

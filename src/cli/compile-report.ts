@@ -25,5 +25,9 @@ export function compileReport(c: Compiled): string {
     `  total            ${bytes.reduce((a, b) => a + b, 0)} B`,
     `  by category      ${[...byCategory].map(([k, v]) => `${k} ${v} B`).join(', ')}`,
   ];
+  if (p.notes?.length) {
+    lines.push('plans');
+    for (const n of p.notes) lines.push(`  ${n.op} [${n.kind}]: ${n.text}`);
+  }
   return lines.join('\n');
 }

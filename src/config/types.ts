@@ -19,7 +19,9 @@ export type InitSpec =
   | { kind: 'uniform'; low: number; high: number; seed: number }
   | { kind: 'constant'; value: number }
   | { kind: 'value'; value: unknown } // nested arrays of numbers
-  | { kind: 'npy'; path: string };
+  | { kind: 'npy'; path: string }
+  /** Host data already in memory (ONNX initializers), row-major. */
+  | { kind: 'data'; data: Float32Array | Int32Array };
 
 export interface GraphTensorDecl {
   name: string;

@@ -56,6 +56,11 @@ export class LowerContext {
     return this.graph.addTensor(`${this.op.name}/${name}`, dtype, shape, category, this.op.name);
   }
 
+  /** Explain a choice (e.g. the matmul plan) in `sim compile`'s report. */
+  note(kind: string, text: string): void {
+    this.graph.notes.push({ op: this.op.name, kind, text });
+  }
+
   /** Start a new compute set; the vertices added next go into it. */
   computeSet(name = 'compute'): number {
     this.flush();
@@ -64,9 +69,15 @@ export class LowerContext {
     return this.cs;
   }
 
-  vertex(codelet: string, tile: number, fields: Record<string, Slice | Slice[]>, params: Record<string, number> = {}): void {
+  vertex(
+    codelet: string,
+    tile: number,
+    fields: Record<string, Slice | Slice[]>,
+    params: Record<string, number> = {},
+    arrays?: Record<string, number[]>,
+  ): void {
     if (this.cs < 0) throw new Error(`internal: ${this.op.name} adds a vertex before opening a compute set`);
-    this.graph.addVertex(this.cs, codelet, tile, fields, params);
+    this.graph.addVertex(this.cs, codelet, tile, fields, params, arrays);
   }
 
   /** The tile ranges of `t` (optionally clipped to [begin, end)). */

@@ -55,6 +55,7 @@ interface BuildVertex {
   tile: number;
   fields: Record<string, Slice | Slice[]>;
   params: Record<string, number>;
+  arrays?: Record<string, number[]>;
 }
 
 interface BuildComputeSet {
@@ -77,6 +78,8 @@ export class DeviceGraph {
   readonly exchanges: BuildExchange[] = [];
   readonly streams: { id: number; name: string; tensor: number; direction: 'toDevice' | 'fromDevice' }[] = [];
   readonly programs: Record<string, ProgramStep[]> = {};
+  /** Why the lowering chose what it did (plans per op), for `sim compile`. */
+  readonly notes: { op: string; kind: string; text: string }[] = [];
   readonly numTiles: number;
 
   constructor(readonly device: DeviceSpec) {
@@ -155,8 +158,15 @@ export class DeviceGraph {
     return this.computeSets.length - 1;
   }
 
-  addVertex(cs: number, codelet: string, tile: number, fields: Record<string, Slice | Slice[]>, params: Record<string, number> = {}): void {
-    this.computeSets[cs].vertices.push({ codelet, tile, fields, params });
+  addVertex(
+    cs: number,
+    codelet: string,
+    tile: number,
+    fields: Record<string, Slice | Slice[]>,
+    params: Record<string, number> = {},
+    arrays?: Record<string, number[]>,
+  ): void {
+    this.computeSets[cs].vertices.push({ codelet, tile, fields, params, ...(arrays ? { arrays } : {}) });
   }
 
   addExchange(name: string, op: string): number {
@@ -221,7 +231,7 @@ export class DeviceGraph {
               throw loweringError(cs.op, `vertex ${v.codelet} of '${cs.name}': field '${name}' is not connected`);
             }
           }
-          return { codelet: v.codelet, tile: v.tile, fields, params: v.params };
+          return { codelet: v.codelet, tile: v.tile, fields, params: v.params, ...(v.arrays ? { arrays: v.arrays } : {}) };
         })
         .sort((a, b) => a.tile - b.tile);
       return { id: cs.id, name: cs.name, op: cs.op, vertices };
@@ -242,6 +252,7 @@ export class DeviceGraph {
       programs: this.programs,
       tileBytes,
       codeletModules,
+      notes: this.notes,
     };
   }
 }

@@ -84,6 +84,11 @@ export function initializerData(init: InitSpec, shape: readonly number[], dtype:
       return fromNested(init.value, shape, dtype, what, loc);
     case 'npy':
       return fromNpy(init.path, shape, dtype, what, loc).data;
+    case 'data': {
+      if (init.data.length !== n) throw new UserError(`${what}: has ${init.data.length} values, expected ${n} for shape [${shape.join(', ')}]`, loc);
+      a.set(init.data);
+      return a;
+    }
   }
 }
 

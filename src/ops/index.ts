@@ -6,6 +6,11 @@ import { matMulDefinitions } from './matmul.js';
 import { mulDefinitions } from './mul.js';
 import { sgdDefinitions } from './sgd.js';
 import { sumDefinitions } from './sum.js';
+import { unaryDefinitions } from './unary.js';
+import { binaryDefinitions } from './binary.js';
+import { reduceDefinitions } from './reduce.js';
+import { shapeDefinitions } from './shape.js';
+import { nnDefinitions } from './nn.js';
 
 export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...matMulDefinitions,
@@ -14,6 +19,11 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...sumDefinitions,
   ...lossDefinitions,
   ...sgdDefinitions,
+  ...unaryDefinitions,
+  ...binaryDefinitions,
+  ...reduceDefinitions,
+  ...shapeDefinitions,
+  ...nnDefinitions,
 ];
 
 export function registerBuiltinOps(r: OpRegistry): void {

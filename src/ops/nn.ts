@@ -1,0 +1,4 @@
+/** Built-in ops of the nn family: each Op, its grad ops and their lowering side by side. */
+import type { OpDefinition } from '../ir/registry.js';
+
+export const nnDefinitions: OpDefinition[] = [];
