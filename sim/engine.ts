@@ -11,6 +11,7 @@ import type { CodeletRegistry, ElemArray } from './codelet.js';
 import { computeSetCost, exchangeCost, streamCopyCycles, type PhaseCost } from './cost.js';
 import { VertexRunner } from './execute.js';
 import { TileMemory, makeView } from './memory.js';
+import { encodeHalf } from './half.js';
 import { loadCodeletRegistry } from './modules.js';
 import { TilePool } from './pool.js';
 import { DTYPE_BYTES, type DeviceProgram, type DeviceTensor, type HostStream, type ProgramStep } from './program.js';
@@ -27,7 +28,7 @@ export interface EngineOptions {
 
 /** The host's side of the streams (Poplar's connectStream). */
 export interface HostIO {
-  /** Data for a toDevice stream, in the tensor's element type (float16 as raw bits). */
+  /** Data for a toDevice stream, in the tensor's element type (float16 as raw bits, or as floats to be rounded). */
   toDevice(stream: HostStream, tensor: DeviceTensor): ElemArray;
   /** Data arriving from a fromDevice stream (a copy the host may keep). */
   fromDevice(stream: HostStream, tensor: DeviceTensor, data: ElemArray): void;
@@ -77,6 +78,8 @@ export class Engine {
 
   /** Write a whole tensor from host data (scatter over its tile intervals). */
   write(t: DeviceTensor, data: ElemArray): void {
+    // Host data for a float16 tensor may come as floats: round them to float16 on the way in.
+    if (t.dtype === 'float16' && !(data instanceof Uint16Array)) data = encodeHalf(data);
     const size = DTYPE_BYTES[t.dtype];
     const src = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     for (const iv of t.intervals) {

@@ -1,14 +1,40 @@
-/** Running the vertices of a compute set on a range of tiles: shared by the main thread and the pool workers. */
-import type { CodeletRegistry, ElemArray, VertexArgs } from './codelet.js';
+/**
+ * Running the vertices of a compute set on a range of tiles: shared by the
+ * main thread and the pool workers. Codelets see float16 fields as
+ * Float32Arrays: decoded before compute, and for outputs encoded back (round
+ * to nearest even) after it, so every codelet is written once, on floats.
+ */
+import type { Codelet, CodeletRegistry, ElemArray, VertexArgs } from './codelet.js';
+import { decodeHalf, encodeHalf } from './half.js';
 import type { TileMemory } from './memory.js';
-import type { ComputeSet, Vertex } from './program.js';
+import type { ComputeSet, Region, Vertex } from './program.js';
 
-export function vertexArgs(v: Vertex, mem: TileMemory): VertexArgs {
+interface HalfField {
+  bits: Uint16Array;
+  floats: Float32Array;
+  load: boolean;
+  store: boolean;
+}
+
+interface PreparedVertex {
+  codelet: Codelet;
+  args: VertexArgs;
+  halves: HalfField[];
+}
+
+function prepare(v: Vertex, codelet: Codelet, mem: TileMemory): PreparedVertex {
   const fields: VertexArgs['fields'] = {};
-  for (const [name, f] of Object.entries(v.fields)) {
-    fields[name] = Array.isArray(f) ? f.map((r) => mem.view(v.tile, r)) : (mem.view(v.tile, f) as ElemArray);
-  }
-  return { fields, params: v.params, arrays: v.arrays ?? {} };
+  const halves: HalfField[] = [];
+  const viewOf = (name: string, r: Region): ElemArray => {
+    const view = mem.view(v.tile, r);
+    if (r.dtype !== 'float16') return view;
+    const dir = codelet.fields[name]?.direction ?? 'input';
+    const h: HalfField = { bits: view as Uint16Array, floats: new Float32Array(r.count), load: dir !== 'output', store: dir !== 'input' };
+    halves.push(h);
+    return h.floats;
+  };
+  for (const [name, f] of Object.entries(v.fields)) fields[name] = Array.isArray(f) ? f.map((r) => viewOf(name, r)) : viewOf(name, f);
+  return { codelet, args: { fields, params: v.params, arrays: v.arrays ?? {} }, halves };
 }
 
 /** Index range [lo, hi) of the vertices on tiles [tileLo, tileHi); vertices are sorted by tile. */
@@ -28,7 +54,7 @@ export function vertexRange(cs: ComputeSet, tileLo: number, tileHi: number): [nu
 
 /** Caches each vertex's views so a compute set run many times builds them once. */
 export class VertexRunner {
-  private readonly cache = new Map<number, VertexArgs[]>();
+  private readonly cache = new Map<number, PreparedVertex[]>();
 
   constructor(
     private readonly codelets: CodeletRegistry,
@@ -37,16 +63,19 @@ export class VertexRunner {
 
   run(cs: ComputeSet, tileLo: number, tileHi: number): void {
     const [lo, hi] = vertexRange(cs, tileLo, tileHi);
+    let prepared = this.cache.get(cs.id);
+    if (!prepared) {
+      prepared = [];
+      this.cache.set(cs.id, prepared);
+    }
     for (let i = lo; i < hi; i++) {
       const v = cs.vertices[i];
-      const key = cs.id * 0x100000 + i;
-      let args = this.cache.get(key);
-      if (!args) {
-        args = [vertexArgs(v, this.mem)];
-        this.cache.set(key, args);
-      }
+      let p = prepared[i];
+      if (!p) p = prepared[i] = prepare(v, this.codelets.get(v.codelet), this.mem);
       try {
-        this.codelets.get(v.codelet).compute(args[0]);
+        for (const h of p.halves) if (h.load) decodeHalf(h.bits, h.floats);
+        p.codelet.compute(p.args);
+        for (const h of p.halves) if (h.store) encodeHalf(h.floats, h.bits);
       } catch (e) {
         throw new Error(`vertex ${v.codelet} on tile ${v.tile} in compute set '${cs.name}' failed: ${(e as Error).message}`);
       }

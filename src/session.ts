@@ -21,6 +21,12 @@ import { inputData, type HostArray } from './model/data.js';
 import { createRegistry } from './model/modules.js';
 import { L1Op } from './ops/loss.js';
 import { SGDVarUpdateOp } from './ops/sgd.js';
+import { decodeHalf, encodeHalf, halfToFloat } from '../sim/half.js';
+
+/** Device data as host numbers: float16 bits decoded to floats. */
+function hostFloats(a: ElemArray): HostArray {
+  return a instanceof Uint16Array ? decodeHalf(a) : (a as HostArray);
+}
 
 export interface Compiled {
   config: RunConfig;
@@ -116,8 +122,9 @@ export interface StepReport {
 
 export interface AnchorValue {
   shape: number[];
-  dtype: 'float32' | 'int32';
-  data: HostArray;
+  dtype: 'float32' | 'int32' | 'float16';
+  /** float16 anchors hold their raw bits (as written to .npy). */
+  data: HostArray | Uint16Array;
 }
 
 export interface RunOptions {
@@ -154,7 +161,7 @@ export async function run(compiled: Compiled, opts: RunOptions): Promise<RunResu
 
   const engine = await Engine.create(program, { workers: opts.workers, numerics: opts.numerics, inlineBelow: opts.inlineBelow });
   let batchIndex = 0;
-  let received = new Map<string, HostArray>();
+  let received = new Map<string, HostArray | Uint16Array>();
   const io = {
     toDevice: (s: { id: number }): ElemArray => {
       const id = compiled.streamTensor.get(s.id)!;
@@ -166,7 +173,7 @@ export async function run(compiled: Compiled, opts: RunOptions): Promise<RunResu
       return t.data ?? new Float32Array(nelms(t.info.shape));
     },
     fromDevice: (s: { id: number }, _t: unknown, data: ElemArray): void => {
-      received.set(compiled.streamTensor.get(s.id)!, data as HostArray);
+      received.set(compiled.streamTensor.get(s.id)!, data as HostArray | Uint16Array);
     },
   };
 
@@ -177,14 +184,14 @@ export async function run(compiled: Compiled, opts: RunOptions): Promise<RunResu
     const phaseStart = engine.phases.length;
     for (let step = 0; step < opts.steps; step++) {
       const c0 = engine.cycles;
-      const perBatch: Map<string, HostArray>[] = [];
+      const perBatch: Map<string, HostArray | Uint16Array>[] = [];
       let lossSum = 0;
       for (let b = 0; b < bps; b++) {
         received = new Map();
         await engine.run('batch', io, step);
         batchIndex++;
         perBatch.push(received);
-        if (compiled.loss && opts.numerics) lossSum += received.get(compiled.loss)![0];
+        if (compiled.loss && opts.numerics) lossSum += scalarOf(received.get(compiled.loss)!);
       }
       const report: StepReport = { step, cycles: engine.cycles - c0 };
       if (compiled.loss && opts.numerics) report.loss = lossSum / bps;
@@ -198,7 +205,7 @@ export async function run(compiled: Compiled, opts: RunOptions): Promise<RunResu
     const weights = new Map<string, HostArray>();
     if (opts.numerics) {
       for (const t of graph.allTensors()) {
-        if (t.kind === 'variable') weights.set(t.id, engine.read(program.tensors[compiled.tensorOf.get(t.id)!]) as HostArray);
+        if (t.kind === 'variable') weights.set(t.id, hostFloats(engine.read(program.tensors[compiled.tensorOf.get(t.id)!])));
       }
     }
     return { compiled, steps, phases: batchPhases, anchors: finalAnchors, weights, wallSeconds: (performance.now() - t0) / 1000 };
@@ -207,14 +214,19 @@ export async function run(compiled: Compiled, opts: RunOptions): Promise<RunResu
   }
 }
 
+/** The value of a one-element tensor read from the device (float16 arrives as bits). */
+function scalarOf(a: HostArray | Uint16Array): number {
+  return a instanceof Uint16Array ? halfToFloat(a[0]) : a[0];
+}
+
 /** PopART's anchor return types over the batches of the final step. */
-function anchorValue(graph: Graph, tensor: string, mode: AnchorMode, perBatch: Map<string, HostArray>[]): AnchorValue {
+function anchorValue(graph: Graph, tensor: string, mode: AnchorMode, perBatch: Map<string, HostArray | Uint16Array>[]): AnchorValue {
   const info = graph.tensor(tensor).info;
-  const dtype = info.dtype === 'int32' ? 'int32' : 'float32';
+  const dtype = info.dtype;
   const n = nelms(info.shape);
   const values = perBatch.map((m) => m.get(tensor)!);
-  const make = (k: number): HostArray => (dtype === 'int32' ? new Int32Array(k) : new Float32Array(k));
-  const stack = (vs: HostArray[]): AnchorValue => {
+  const make = (k: number): HostArray | Uint16Array => (dtype === 'int32' ? new Int32Array(k) : dtype === 'float16' ? new Uint16Array(k) : new Float32Array(k));
+  const stack = (vs: (HostArray | Uint16Array)[]): AnchorValue => {
     if (vs.length === 1) return { shape: [...info.shape], dtype, data: vs[0] };
     const out = make(vs.length * n);
     vs.forEach((v, i) => out.set(v, i * n));
@@ -228,8 +240,13 @@ function anchorValue(graph: Graph, tensor: string, mode: AnchorMode, perBatch: M
     case 'everyN':
       return stack(values.filter((_, i) => (i + 1) % mode.n === 0));
     case 'sum': {
-      const out = make(n);
-      for (const v of values) for (let i = 0; i < n; i++) out[i] += v[i];
+      const acc = new Float64Array(n);
+      for (const v of values) {
+        const x = v instanceof Uint16Array ? decodeHalf(v) : v;
+        for (let i = 0; i < n; i++) acc[i] += x[i];
+      }
+      const out = dtype === 'float16' ? encodeHalf(acc) : make(n);
+      if (dtype !== 'float16') (out as HostArray).set(acc);
       return { shape: [...info.shape], dtype, data: out };
     }
   }
@@ -271,7 +288,7 @@ export async function runGraph(req: GraphRunRequest): Promise<{ outputs: Map<str
       }
       return t.data ?? new Float32Array(nelms(t.info.shape));
     },
-    fromDevice: (s: { id: number }, _t: unknown, data: ElemArray) => void outputs.set(streamTensor.get(s.id)!, data as HostArray),
+    fromDevice: (s: { id: number }, _t: unknown, data: ElemArray) => void outputs.set(streamTensor.get(s.id)!, hostFloats(data)),
   };
   try {
     await engine.run('weightsFromHost', io, -1);

@@ -2,6 +2,7 @@
 import type { Codelet, CodeletRegistry } from '../codelet.js';
 import { addCodelet, copyCodelet, mulCodelet, subCodelet, sumCodelet } from './elementwise.js';
 import { l1GradCodelet } from './loss.js';
+import { castCodelet } from './cast.js';
 import { matMulCodelet } from './matmul.js';
 import { sgdCodelet } from './optimizer.js';
 import { reduceCodelets, reduceFinalCodelet, reducePartialCodelet } from './reduce.js';
@@ -21,6 +22,7 @@ export const BUILTIN_CODELETS: readonly Codelet[] = [
   reduceFinalCodelet,
   l1GradCodelet,
   sgdCodelet,
+  castCodelet,
   ...unaryCodelets,
   ...binaryCodelets,
   ...reduceCodelets,

@@ -6,6 +6,7 @@ import { matMulDefinitions } from './matmul.js';
 import { mulDefinitions } from './mul.js';
 import { sgdDefinitions } from './sgd.js';
 import { sumDefinitions } from './sum.js';
+import { castDefinitions } from './cast.js';
 import { unaryDefinitions } from './unary.js';
 import { binaryDefinitions } from './binary.js';
 import { reduceDefinitions } from './reduce.js';
@@ -19,6 +20,7 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...sumDefinitions,
   ...lossDefinitions,
   ...sgdDefinitions,
+  ...castDefinitions,
   ...unaryDefinitions,
   ...binaryDefinitions,
   ...reduceDefinitions,

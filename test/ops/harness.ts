@@ -26,6 +26,7 @@ import { createRegistry } from '../../src/model/modules.js';
 import { runGraph } from '../../src/session.js';
 import type { DeviceSpec } from '../../sim/device.js';
 import { randomData, tiny } from '../helpers.js';
+import { decodeHalf, encodeHalf } from '../../sim/half.js';
 
 const { onnx } = onnxProto;
 
@@ -34,6 +35,8 @@ export interface TensorSpec {
   data: Float32Array | Int32Array;
   /** A constant input (ONNX initializer; int32 data is given to onnxruntime as int64). */
   constant?: boolean;
+  /** Store as float16 (data holds the values; both sides round them to float16). */
+  dtype?: 'float16';
 }
 
 export interface OpCase {
@@ -49,6 +52,8 @@ export interface OpCase {
   rtol?: number;
   device?: DeviceSpec;
   customOps?: string[];
+  /** Element type of the outputs, when not float32. */
+  outputDtype?: 'float16' | 'int32';
 }
 
 /** Random float32 input; `gap` keeps values at least that far from 0. */
@@ -58,6 +63,10 @@ export function f32(shape: number[], seed: number, gap = 0, low = -1, high = 1):
 
 export function i32(shape: number[], values: number[], constant = false): TensorSpec {
   return { shape, data: Int32Array.from(values), constant };
+}
+
+function dtypeOf(t: TensorSpec): 'int32' | 'float16' | 'float32' {
+  return t.data instanceof Int32Array ? 'int32' : (t.dtype ?? 'float32');
 }
 
 function decl(c: OpCase): GraphDecl {
@@ -75,10 +84,10 @@ function decl(c: OpCase): GraphDecl {
   return {
     inputs: Object.entries(c.inputs)
       .filter(([, t]) => !t.constant)
-      .map(([name, t]) => ({ name, shape: t.shape, dtype: t.data instanceof Int32Array ? 'int32' : 'float32', loc })),
+      .map(([name, t]) => ({ name, shape: t.shape, dtype: dtypeOf(t), loc })),
     initializers: Object.entries(c.inputs)
       .filter(([, t]) => t.constant)
-      .map(([name, t]) => ({ name, shape: t.shape, dtype: t.data instanceof Int32Array ? 'int32' : 'float32', loc, init: { kind: 'data', data: t.data }, trainable: false })),
+      .map(([name, t]) => ({ name, shape: t.shape, dtype: dtypeOf(t), loc, init: { kind: 'data', data: t.data }, trainable: false })),
     nodes: [node],
     outputs,
     opset: c.opset ?? 18,
@@ -124,7 +133,9 @@ export async function runOrt(c: OpCase, registry?: OpRegistry): Promise<Record<s
   const domain = normDomain(c.domain ?? '');
   const def = reg.resolve(domain, c.op, domain === ONNX_DOMAIN ? (c.opset ?? 18) : Number.MAX_SAFE_INTEGER);
   const outputs = c.outputs ?? ['y'];
-  const elem = (t: TensorSpec) => (t.data instanceof Int32Array ? (t.constant ? onnx.TensorProto.DataType.INT64 : onnx.TensorProto.DataType.INT32) : onnx.TensorProto.DataType.FLOAT);
+  const DT = onnx.TensorProto.DataType;
+  const elem = (t: TensorSpec) => (t.data instanceof Int32Array ? (t.constant ? DT.INT64 : DT.INT32) : t.dtype === 'float16' ? DT.FLOAT16 : DT.FLOAT);
+  const outElem = c.outputDtype === 'float16' ? DT.FLOAT16 : c.outputDtype === 'int32' ? DT.INT32 : DT.FLOAT;
   const model = onnx.ModelProto.create({
     irVersion: 8,
     opsetImport: [{ domain: '', version: c.opset ?? 18 }],
@@ -143,25 +154,35 @@ export async function runOrt(c: OpCase, registry?: OpRegistry): Promise<Record<s
         .filter(([, t]) => t.constant)
         .map(([name, t]) =>
           t.data instanceof Int32Array
-            ? { name, dims: t.shape, dataType: onnx.TensorProto.DataType.INT64, int64Data: Array.from(t.data) }
-            : { name, dims: t.shape, dataType: onnx.TensorProto.DataType.FLOAT, floatData: Array.from(t.data) },
+            ? { name, dims: t.shape, dataType: DT.INT64, int64Data: Array.from(t.data) }
+            : t.dtype === 'float16'
+              ? { name, dims: t.shape, dataType: DT.FLOAT16, int32Data: Array.from(encodeHalf(t.data)) }
+              : { name, dims: t.shape, dataType: DT.FLOAT, floatData: Array.from(t.data) },
         ),
       input: Object.entries(c.inputs)
         .filter(([, t]) => !t.constant)
         .map(([name, t]) => ({ name, type: { tensorType: { elemType: elem(t), shape: { dim: t.shape.map((d) => ({ dimValue: d })) } } } })),
-      output: outputs.map((name) => ({ name, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } } })),
+      output: outputs.map((name) => ({ name, type: { tensorType: { elemType: outElem } } })),
     },
   });
   const session = await ort.InferenceSession.create(onnx.ModelProto.encode(model).finish());
   const feeds: Record<string, ort.Tensor> = {};
   for (const [n, t] of Object.entries(c.inputs)) {
     if (t.constant) continue;
-    feeds[n] = t.data instanceof Int32Array ? new ort.Tensor('int32', t.data, t.shape) : new ort.Tensor('float32', t.data, t.shape);
+    feeds[n] =
+      t.data instanceof Int32Array
+        ? new ort.Tensor('int32', t.data, t.shape)
+        : t.dtype === 'float16'
+          ? new ort.Tensor('float16', encodeHalf(t.data), t.shape)
+          : new ort.Tensor('float32', t.data, t.shape);
   }
   const result = await session.run(feeds);
   await session.release();
   const out: Record<string, Float32Array | Int32Array | BigInt64Array> = {};
-  for (const n of outputs) out[n] = result[n].data as Float32Array;
+  for (const n of outputs) {
+    const d = result[n].data;
+    out[n] = d instanceof Uint16Array ? decodeHalf(d) : (d as Float32Array);
+  }
   return out;
 }
 
@@ -178,7 +199,9 @@ export async function checkForward(c: OpCase): Promise<void> {
     for (let i = 0; i < a.length; i++) {
       const want = Number(b[i]);
       const err = Math.abs(a[i] - want);
-      if (!(err <= atol + rtol * Math.abs(want))) {
+      // Equal values (infinities included) and NaN against NaN match.
+      const same = a[i] === want || (Number.isNaN(a[i]) && Number.isNaN(want));
+      if (!same && !(err <= atol + rtol * Math.abs(want))) {
         expect.fail(`${c.op} output ${name}[${i}]: ours ${a[i]}, onnxruntime ${want} (|diff| ${err} > ${atol} + ${rtol} x |ref|)`);
       }
     }

@@ -1,0 +1,36 @@
+/**
+ * Cast between float32, float16 and int32. Codelets see float16 as floats;
+ * storing into a float16 field rounds to nearest even (sim/execute.ts), and
+ * storing a float into an Int32Array truncates toward zero, as ONNX Cast does
+ * for in-range values.
+ */
+import type { Codelet } from '../codelet.js';
+import { fieldDType, regionCount } from '../codelet.js';
+
+/**
+ * PopLibs Cast 1-D (ipu-architecture.md §3): 12 + W x (castWorker(ceil(N/W)) + 18),
+ * castWorker(n) = 19 + cyclesPerVector x n / opVW: float -> half 2 cycles per 4
+ * elements, half -> float 1 per 2. Casts involving int32 use the float -> half
+ * loop as an approximation (no published estimate).
+ */
+export function castCycles(n: number, from: string, to: string, W: number): number {
+  const perWorker = Math.ceil(n / W);
+  const [cyclesPerVector, opVW] = from === 'float16' && to === 'float32' ? [1, 2] : [2, 4];
+  const worker = 19 + cyclesPerVector * Math.ceil(perWorker / opVW);
+  return 12 + W * (worker + 18);
+}
+
+export const castCodelet: Codelet = {
+  name: 'Cast',
+  kind: 'multi',
+  fields: { in: { direction: 'input' }, out: { direction: 'output' } },
+  compute({ fields }) {
+    const x = fields.in as Float32Array;
+    const y = fields.out as Float32Array;
+    for (let i = 0; i < y.length; i++) y[i] = x[i];
+  },
+  cycles(v, device) {
+    return castCycles(regionCount(v.fields.out), fieldDType(v.fields.in), fieldDType(v.fields.out), device.workersPerTile);
+  },
+  estimateSource: 'PopLibs Cast 1-D: 12 + W x (19 + cyclesPerVector x n/opVW + 18)',
+};

@@ -1,0 +1,93 @@
+/**
+ * Cast (ONNX) between float32, float16 and int32 (int64 maps to int32 in the
+ * IR). float -> float16 rounds to nearest even; float -> int truncates toward
+ * zero. Its grad op casts the output gradient back to the input's type; a
+ * cast to or from an integer type has no gradient.
+ */
+import { GradOp, GradOpInType, Op, type AttributeValue, type GradInOutMapper, type OpSettings } from '../ir/op.js';
+import type { DType } from '../ir/dtype.js';
+import { isFloat } from '../ir/dtype.js';
+import type { OpDefinition } from '../ir/registry.js';
+import { UserError } from '../errors.js';
+import type { LowerContext } from '../lower/context.js';
+import { mapElementwise } from '../lower/elementwise.js';
+
+/** ONNX TensorProto.DataType codes Cast accepts, and the IR type each becomes. */
+export const CAST_TARGETS: Record<number, DType> = { 1: 'float32', 10: 'float16', 6: 'int32', 7: 'int32' };
+const ONNX_CODE: Record<DType, number> = { float32: 1, float16: 10, int32: 6 };
+
+const CAST = { domain: 'ai.onnx', type: 'Cast', version: 6 };
+const CAST_GRAD = { domain: 'ai.graphcore', type: 'CastGrad', version: 1 };
+
+export class CastOp extends Op {
+  constructor(
+    readonly to: DType,
+    settings: OpSettings,
+    version = CAST.version,
+  ) {
+    super({ ...CAST, version }, settings);
+  }
+  setup(): void {
+    this.setOutInfo(0, { dtype: this.to, shape: this.inInfo(0).shape });
+  }
+  override getGradOps(): GradOp[] {
+    return isFloat(this.to) && isFloat(this.inInfo(0).dtype) ? [new CastGradOp(this)] : [];
+  }
+  override attributes(): Record<string, AttributeValue> {
+    return { to: ONNX_CODE[this.to] };
+  }
+  override flops(): number {
+    return 0;
+  }
+}
+
+export class CastGradOp extends GradOp {
+  constructor(fwd: CastOp) {
+    super(CAST_GRAD, fwd);
+  }
+  setup(): void {
+    this.setOutInfo(0, this.fwdInInfo(0));
+  }
+  gradInputInfo(): GradInOutMapper[] {
+    return [{ gradOpInIndex: 0, fwdIndex: 0, type: GradOpInType.GradOut }];
+  }
+  gradOutToNonGradIn(): Map<number, number> {
+    return new Map([[0, 0]]);
+  }
+}
+
+function lowerCast(op: Op, ctx: LowerContext): void {
+  const x = ctx.input(0);
+  if (x.dtype === op.outInfo(0).dtype) {
+    ctx.aliasOutput(0, x);
+    return;
+  }
+  mapElementwise(ctx, 'Cast', { in: x }, ctx.output(0, { like: x }));
+}
+
+function create(version: number) {
+  return ({ attributes, settings }: { attributes: import('../ir/registry.js').Attributes; settings: OpSettings }) => {
+    const code = attributes.int('to');
+    const to = CAST_TARGETS[code];
+    if (!to) {
+      throw new UserError(
+        `node '${settings.name}' (Cast): 'to' = ${code} is not supported; supported: ${Object.entries(CAST_TARGETS).map(([c, d]) => `${c} (${d})`).join(', ')}`,
+        settings.loc,
+      );
+    }
+    return new CastOp(to, settings, version);
+  };
+}
+
+export const castDefinitions: OpDefinition[] = [6, 9, 13].map((version) => ({
+  id: { ...CAST, version },
+  description: 'Element type conversion: float32, float16, int32 (int64 as int32)',
+  inputs: [{ name: 'input' }],
+  outputs: [{ name: 'output' }],
+  attributes: { to: { type: 'int', description: 'ONNX TensorProto.DataType code' } },
+  grad: true,
+  create: create(version),
+  lower: lowerCast,
+}));
+castDefinitions.push({ id: CAST_GRAD, description: "Cast's output gradient cast back to the input type", lower: lowerCast });
+
