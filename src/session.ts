@@ -6,7 +6,7 @@
 import type { ElemArray } from '../sim/codelet.js';
 import { Engine } from '../sim/engine.js';
 import { loadCodeletRegistry } from '../sim/modules.js';
-import type { DeviceProgram } from '../sim/program.js';
+import type { DeviceProgram, DeviceTensor } from '../sim/program.js';
 import type { Phase } from '../sim/profile.js';
 import { autodiff } from './autodiff/autodiff.js';
 import type { AnchorMode, RunConfig, SourceLocation } from './config/types.js';
@@ -147,70 +147,184 @@ export interface RunResult {
   wallSeconds: number;
 }
 
-export async function run(compiled: Compiled, opts: RunOptions): Promise<RunResult> {
-  const t0 = performance.now();
-  const { config, graph, program } = compiled;
-  const bps = config.train?.batchesPerStep ?? 1;
-  const inputs = new Map<string, HostArray[]>();
-  for (const t of graph.allTensors()) {
-    if (t.kind !== 'stream') continue;
-    const spec = config.inputs[t.id];
-    if (!spec) throw new UserError(`no data for graph input '${t.id}'; add inputs.${t.id}: {random: {...}}`);
-    inputs.set(t.id, inputData(spec, t.info.shape, t.info.dtype, `inputs.${t.id}`));
+export interface StepResult extends StepReport {
+  /** Anchors of this step, with PopART's return types over its batches (empty without numerics). */
+  anchors: Map<string, AnchorValue>;
+}
+
+/** Data fed to a step: per streamed input, one array for every batch or one per batch. */
+export type Feeds = Record<string, HostArray | HostArray[]>;
+
+/**
+ * A compiled program loaded on the simulated device, stepped from the host as
+ * PopART's sessions are: run a step (batchesPerStep batches), read or write
+ * the weights between steps, close. TrainingSession and InferenceSession
+ * check the program is of their kind.
+ */
+export class Session {
+  private batchIndex = 0;
+  private stepIndex = 0;
+  private received = new Map<string, HostArray | Uint16Array>();
+  private feeds: Feeds = {};
+  private phaseStart = 0;
+
+  protected constructor(
+    readonly compiled: Compiled,
+    readonly engine: Engine,
+    private readonly inputs: Map<string, HostArray[]>,
+    readonly numerics: boolean,
+  ) {
   }
 
-  const engine = await Engine.create(program, { workers: opts.workers, numerics: opts.numerics, inlineBelow: opts.inlineBelow });
-  let batchIndex = 0;
-  let received = new Map<string, HostArray | Uint16Array>();
-  const io = {
+  static async create(compiled: Compiled, opts: { workers: number; numerics: boolean; inlineBelow?: number }): Promise<Session> {
+    return this.open(compiled, opts, (c, e, i, n) => new Session(c, e, i, n));
+  }
+
+  protected static async open<S extends Session>(
+    compiled: Compiled,
+    opts: { workers: number; numerics: boolean; inlineBelow?: number },
+    make: (c: Compiled, e: Engine, inputs: Map<string, HostArray[]>, numerics: boolean) => S,
+  ): Promise<S> {
+    const { config, graph } = compiled;
+    const inputs = new Map<string, HostArray[]>();
+    for (const t of graph.allTensors()) {
+      if (t.kind !== 'stream') continue;
+      const spec = config.inputs[t.id];
+      if (spec) inputs.set(t.id, inputData(spec, t.info.shape, t.info.dtype, `inputs.${t.id}`));
+    }
+    const engine = await Engine.create(compiled.program, { workers: opts.workers, numerics: opts.numerics, inlineBelow: opts.inlineBelow });
+    const session = make(compiled, engine, inputs, opts.numerics);
+    try {
+      await engine.run('weightsFromHost', session.io, -1);
+      session.phaseStart = engine.phases.length;
+    } catch (e) {
+      await engine.destroy();
+      throw e;
+    }
+    return session;
+  }
+
+  private readonly io = {
     toDevice: (s: { id: number }): ElemArray => {
-      const id = compiled.streamTensor.get(s.id)!;
-      const t = graph.tensor(id);
-      if (t.kind === 'stream') {
-        const batches = inputs.get(id)!;
-        return batches[batchIndex % batches.length];
-      }
-      return t.data ?? new Float32Array(nelms(t.info.shape));
+      const id = this.compiled.streamTensor.get(s.id)!;
+      const t = this.compiled.graph.tensor(id);
+      if (t.kind !== 'stream') return t.data ?? new Float32Array(nelms(t.info.shape));
+      const fed = this.feeds[id];
+      if (fed) return Array.isArray(fed) ? fed[this.batchIndex % fed.length] : fed;
+      const batches = this.inputs.get(id);
+      if (!batches) throw new UserError(`no data for graph input '${id}': give it in the config's inputs or in the step's feeds`);
+      return batches[this.batchIndex % batches.length];
     },
     fromDevice: (s: { id: number }, _t: unknown, data: ElemArray): void => {
-      received.set(compiled.streamTensor.get(s.id)!, data as HostArray | Uint16Array);
+      this.received.set(this.compiled.streamTensor.get(s.id)!, data as HostArray | Uint16Array);
     },
   };
 
-  const steps: StepReport[] = [];
-  const finalAnchors = new Map<string, AnchorValue>();
-  try {
-    await engine.run('weightsFromHost', io, -1);
-    const phaseStart = engine.phases.length;
-    for (let step = 0; step < opts.steps; step++) {
-      const c0 = engine.cycles;
-      const perBatch: Map<string, HostArray | Uint16Array>[] = [];
-      let lossSum = 0;
-      for (let b = 0; b < bps; b++) {
-        received = new Map();
-        await engine.run('batch', io, step);
-        batchIndex++;
-        perBatch.push(received);
-        if (compiled.loss && opts.numerics) lossSum += scalarOf(received.get(compiled.loss)!);
+  get batchesPerStep(): number {
+    return this.compiled.config.train?.batchesPerStep ?? 1;
+  }
+
+  /** Phases of the steps run so far (the initial weight transfer excluded). */
+  get phases(): Phase[] {
+    return this.engine.phases.slice(this.phaseStart);
+  }
+
+  /** Run one step: batchesPerStep batches of inputs in, ops, anchors out. */
+  async runStep(feeds: Feeds = {}): Promise<StepResult> {
+    const graph = this.compiled.graph;
+    for (const [name, f] of Object.entries(feeds)) {
+      if (!graph.hasTensor(name) || graph.tensor(name).kind !== 'stream') throw new UserError(`feeds: '${name}' is not a streamed input of the graph`);
+      const n = nelms(graph.tensor(name).info.shape);
+      for (const a of Array.isArray(f) ? f : [f]) {
+        if (a.length !== n) throw new UserError(`feeds: '${name}' needs ${n} elements per batch, got ${a.length}`);
       }
-      const report: StepReport = { step, cycles: engine.cycles - c0 };
-      if (compiled.loss && opts.numerics) report.loss = lossSum / bps;
+    }
+    this.feeds = feeds;
+    const step = this.stepIndex++;
+    const c0 = this.engine.cycles;
+    const perBatch: Map<string, HostArray | Uint16Array>[] = [];
+    let lossSum = 0;
+    const loss = this.compiled.loss;
+    for (let b = 0; b < this.batchesPerStep; b++) {
+      this.received = new Map();
+      await this.engine.run('batch', this.io, step);
+      this.batchIndex++;
+      perBatch.push(this.received);
+      if (loss && this.numerics) lossSum += scalarOf(this.received.get(loss)!);
+    }
+    const result: StepResult = { step, cycles: this.engine.cycles - c0, anchors: new Map() };
+    if (loss && this.numerics) result.loss = lossSum / this.batchesPerStep;
+    if (this.numerics) for (const a of this.compiled.anchors) result.anchors.set(a.tensor, anchorValue(graph, a.tensor, a.mode, perBatch));
+    return result;
+  }
+
+  /** Current values of every variable (PopART's weightsToHost + readWeights), float16 as floats. */
+  readWeights(): Map<string, HostArray> {
+    const out = new Map<string, HostArray>();
+    for (const t of this.compiled.graph.allTensors()) {
+      if (t.kind === 'variable') out.set(t.id, hostFloats(this.engine.read(this.variable(t.id))));
+    }
+    return out;
+  }
+
+  /** Overwrite variables on the device (PopART's writeWeights + weightsFromHost). */
+  writeWeights(values: Record<string, HostArray>): void {
+    for (const [name, data] of Object.entries(values)) {
+      const t = this.variable(name);
+      const n = nelms(t.shape);
+      if (data.length !== n) throw new UserError(`writeWeights: '${name}' has ${n} elements, got ${data.length}`);
+      this.engine.write(t, data);
+    }
+  }
+
+  private variable(name: string): DeviceTensor {
+    const graph = this.compiled.graph;
+    if (!graph.hasTensor(name) || graph.tensor(name).kind !== 'variable') {
+      const hint = closest(name, graph.allTensors().filter((t) => t.kind === 'variable').map((t) => t.id));
+      throw new UserError(`'${name}' is not a variable of the model${hint ? `; did you mean '${hint}'?` : ''}`);
+    }
+    return this.compiled.program.tensors[this.compiled.tensorOf.get(name)!];
+  }
+
+  async close(): Promise<void> {
+    await this.engine.destroy();
+  }
+}
+
+export class TrainingSession extends Session {
+  static override async create(compiled: Compiled, opts: { workers: number; numerics: boolean; inlineBelow?: number }): Promise<TrainingSession> {
+    if (!compiled.loss) throw new UserError('a TrainingSession needs a config with a train section (loss and optimizer)');
+    return Session.open(compiled, opts, (c, e, i, n) => new TrainingSession(c, e, i, n));
+  }
+}
+
+export class InferenceSession extends Session {
+  static override async create(compiled: Compiled, opts: { workers: number; numerics: boolean; inlineBelow?: number }): Promise<InferenceSession> {
+    if (compiled.loss) throw new UserError('an InferenceSession runs a config without a train section; use a TrainingSession');
+    return Session.open(compiled, opts, (c, e, i, n) => new InferenceSession(c, e, i, n));
+  }
+}
+
+/** Run `opts.steps` steps of a compiled config: what `sim run` does. */
+export async function run(compiled: Compiled, opts: RunOptions): Promise<RunResult> {
+  const t0 = performance.now();
+  for (const t of compiled.graph.allTensors()) {
+    if (t.kind === 'stream' && !compiled.config.inputs[t.id]) throw new UserError(`no data for graph input '${t.id}'; add inputs.${t.id}: {random: {...}}`);
+  }
+  const session = await Session.create(compiled, opts);
+  try {
+    const steps: StepReport[] = [];
+    let last: StepResult | undefined;
+    for (let i = 0; i < opts.steps; i++) {
+      last = await session.runStep();
+      const report: StepReport = { step: last.step, cycles: last.cycles, ...(last.loss !== undefined ? { loss: last.loss } : {}) };
       steps.push(report);
       opts.onStep?.(report, opts.steps);
-      if (step === opts.steps - 1 && opts.numerics) {
-        for (const a of compiled.anchors) finalAnchors.set(a.tensor, anchorValue(graph, a.tensor, a.mode, perBatch));
-      }
     }
-    const batchPhases = engine.phases.slice(phaseStart);
-    const weights = new Map<string, HostArray>();
-    if (opts.numerics) {
-      for (const t of graph.allTensors()) {
-        if (t.kind === 'variable') weights.set(t.id, hostFloats(engine.read(program.tensors[compiled.tensorOf.get(t.id)!])));
-      }
-    }
-    return { compiled, steps, phases: batchPhases, anchors: finalAnchors, weights, wallSeconds: (performance.now() - t0) / 1000 };
+    const weights = opts.numerics ? session.readWeights() : new Map<string, HostArray>();
+    return { compiled, steps, phases: session.phases, anchors: last?.anchors ?? new Map(), weights, wallSeconds: (performance.now() - t0) / 1000 };
   } finally {
-    await engine.destroy();
+    await session.close();
   }
 }
 

@@ -20,6 +20,7 @@ import { TilePool } from '../../sim/pool.js';
 import { loadCodeletRegistry } from '../../sim/modules.js';
 import type { DeviceProgram } from '../../sim/program.js';
 import { vertexCommand } from './vertex.js';
+import { parseAttribute, runGradcheck } from './gradcheck.js';
 import { compileReport } from './compile-report.js';
 
 function positiveInt(name: string) {
@@ -151,6 +152,32 @@ export function buildProgram(): Command {
     .action(async (codelet: string, o: { elements: number; dtype: 'float32' | 'float16'; device: string; custom?: string[] }) => {
       const registry = await loadCodeletRegistry((o.custom ?? []).map((m) => path.resolve(m)));
       process.stdout.write(vertexCommand(registry, codelet, o.elements, o.dtype, loadDevicePreset(o.device)) + '\n');
+    });
+
+  program
+    .command('gradcheck')
+    .description("check a custom op's grad ops against central finite differences, through the simulator")
+    .argument('<module>', 'custom-op module (.ts or .js)')
+    .requiredOption('--op <domain::type>', 'the forward op, e.g. custom.ops::LeakyRelu')
+    .requiredOption('--shapes <shapes...>', 'one shape per input, e.g. 4x3 3')
+    .option('--attr <name=value...>', 'attributes, e.g. alpha=0.2')
+    .option('--device <preset>', 'device preset', 'tiny')
+    .option('--seed <n>', 'seed of the inputs and the projection', positiveInt('--seed'), 1)
+    .option('--tolerance <t>', 'max |analytic - numeric| per element', (v) => Number(v), 2e-3)
+    .option('--h <h>', 'finite-difference step', (v) => Number(v), 1e-2)
+    .action(async (module: string, o: { op: string; shapes: string[]; attr?: string[]; device: string; seed: number; tolerance: number; h: number }) => {
+      const r = await runGradcheck({
+        modules: [path.resolve(module)],
+        op: o.op,
+        shapes: o.shapes,
+        attributes: Object.fromEntries((o.attr ?? []).map(parseAttribute)),
+        device: loadDevicePreset(o.device),
+        seed: o.seed,
+        tolerance: o.tolerance,
+        h: o.h,
+      });
+      process.stdout.write(r.text + '\n');
+      if (!r.ok) throw new RunError('gradcheck failed');
     });
 
   return program;

@@ -164,3 +164,25 @@ describe('run folder safety', () => {
     expect(JSON.parse(readFileSync(path.join(out, 'summary.json'), 'utf8')).steps).toHaveLength(2);
   });
 });
+
+describe('sim gradcheck', () => {
+  it("passes the seed's LeakyRelu and prints the worst element per input", () => {
+    const r = sim('gradcheck', path.join(ROOT, 'examples/custom-ops/leaky-relu.ts'), '--op', 'custom.ops::LeakyRelu', '--shapes', '6x5', '--attr', 'alpha=0.2');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/ok +d loss \/ d input: max \|analytic - numeric\| = [\d.e+-]+ at element \d+ \(analytic [-\d.e]+, numeric [-\d.e]+\) over 30 elements/);
+  });
+
+  it('fails (exit 1) on a grad op that is wrong, showing the disagreement', () => {
+    const r = sim('gradcheck', path.join(ROOT, 'test/fixtures/ops/wrong-grad.ts'), '--op', 'test.ops::Double', '--shapes', '3x4');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/FAIL d loss \/ d x/);
+    expect(r.stderr).toMatch(/gradcheck failed/);
+  });
+
+  it('exits 2 on an unknown op', () => {
+    const r = sim('gradcheck', path.join(ROOT, 'examples/custom-ops/leaky-relu.ts'), '--op', 'custom.ops::LeakyRelo', '--shapes', '3');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/did you mean 'custom\.ops::LeakyRelu'/);
+  });
+});
