@@ -79,7 +79,7 @@ export function autodiff(graph: Graph, loss: string, extra: readonly string[] = 
       gradOps.push(gop);
     }
     for (const [i, inId] of producer.inputs.entries()) {
-      if (onPath.has(inId) && !provided.has(i) && !dropped.has(inId)) dropped.set(inId, producer);
+      if (inId !== '' && onPath.has(inId) && !provided.has(i) && !dropped.has(inId)) dropped.set(inId, producer);
     }
   }
 
@@ -191,7 +191,7 @@ function tensorsOnPath(graph: Graph, loss: string, wanted: Set<string>): Set<str
     if (toLoss.has(id)) continue;
     toLoss.add(id);
     const p = graph.tensor(id).producer;
-    if (p) stack.push(...p.inputs);
+    if (p) stack.push(...p.inputs.filter((i) => i !== ''));
   }
   const fromWanted = new Set<string>();
   const fwd = [...wanted].filter((w) => graph.hasTensor(w));

@@ -12,6 +12,10 @@ export class Graph {
   private readonly tensors = new Map<string, Tensor>();
   readonly ops: Op[] = [];
   private nextOpId = 0;
+  /** A training graph (set by the session before lowering): ops like Dropout behave as in training. */
+  training = false;
+  /** run.seed, from which ops with randomness (Dropout) derive the seeds their nodes do not give. */
+  randomSeed = 0;
 
   hasTensor(id: string): boolean {
     return this.tensors.has(id);
@@ -61,6 +65,10 @@ export class Graph {
     op.graph = this;
     op.id = this.nextOpId++;
     for (const [index, id] of inputs.entries()) {
+      if (id === '') {
+        op.inputs.push(''); // an omitted optional input (ONNX writes '')
+        continue;
+      }
       const t = this.tensors.get(id);
       if (!t) op.fail(`input ${index} '${id}' is not a tensor of the graph`);
       op.inputs.push(id);
@@ -79,7 +87,7 @@ export class Graph {
 
   /** Remove an op that nothing reads (used to prune dead grad ops). */
   removeOp(op: Op): void {
-    for (const id of op.inputs) {
+    for (const id of op.inputs.filter((i) => i !== '')) {
       const t = this.tensor(id);
       t.consumers = t.consumers.filter((c) => c.op !== op);
     }
@@ -93,6 +101,7 @@ export class Graph {
     for (const op of this.ops) preds.set(op, new Set());
     for (const op of this.ops) {
       for (const id of op.inputs) {
+        if (id === '') continue;
         const p = this.tensor(id).producer;
         if (p) preds.get(op)!.add(p);
       }

@@ -37,8 +37,13 @@ export abstract class Op {
 
   inId(i: number): string {
     const id = this.inputs[i];
-    if (id === undefined) this.fail(`has no input ${i} (it has ${this.inputs.length})`);
+    if (id === undefined || id === '') this.fail(`has no input ${i}${id === '' ? ' (it was omitted)' : ` (it has ${this.inputs.length})`}`);
     return id;
+  }
+
+  /** Whether optional input i was given. */
+  hasInput(i: number): boolean {
+    return this.inputs[i] !== undefined && this.inputs[i] !== '';
   }
 
   outId(i: number): string {

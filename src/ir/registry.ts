@@ -7,7 +7,9 @@
  */
 import type { Codelet } from '../../sim/codelet.js';
 import { UserError, closest } from '../errors.js';
-import type { SourceLocation } from '../config/types.js';
+import type { NodeDecl, SourceLocation } from '../config/types.js';
+import type { DType } from './dtype.js';
+import type { TensorInfo } from './tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import type { AttributeValue, Op, OpSettings } from './op.js';
 import { fmtOpid, normDomain, opidKey, type OperatorIdentifier } from './opid.js';
@@ -64,18 +66,38 @@ export interface OpCreateArgs {
 
 export type Lowering = (op: Op, ctx: LowerContext) => void;
 
+export interface ExpandArgs {
+  node: NodeDecl;
+  attributes: Attributes;
+  /** Infos of the node's inputs ('' for an omitted optional input). */
+  inputInfos: (TensorInfo | undefined)[];
+  /** A fresh tensor or node name derived from `base`. */
+  fresh(base: string): string;
+}
+
+export interface Expansion {
+  nodes: NodeDecl[];
+  /** Constants the new nodes use (row-major data). */
+  constants?: { name: string; dtype: DType; shape: number[]; data: Float32Array | Int32Array }[];
+}
+
 export interface OpDefinition {
   id: OperatorIdentifier;
   description?: string;
   inputs?: TensorDef[];
   outputs?: TensorDef[];
   attributes?: Record<string, AttributeDef>;
-  /** Makes the Op from a node; absent for grad ops. */
+  /** Makes the Op from a node; absent for grad ops and composites. */
   create?: (args: OpCreateArgs) => Op;
+  /**
+   * A composite: rewrites the node into simpler nodes (and constants) at
+   * import, so it needs no grad ops or lowering of its own (ONNX Gemm, say).
+   */
+  expand?: (args: ExpandArgs) => Expansion;
   /** Whether the op has grad ops (for `sim ops`; the truth is getGradOps()). */
   grad?: boolean;
-  /** Emits the op's compute sets, vertices and exchanges (PopART's Opx::grow). */
-  lower: Lowering;
+  /** Emits the op's compute sets, vertices and exchanges (PopART's Opx::grow); absent for composites. */
+  lower?: Lowering;
 }
 
 /** What a custom-op module exports as default: its op definitions and its codelets. */

@@ -27,6 +27,11 @@ export class LowerContext {
     return this.graph.device;
   }
 
+  /** Whether the op's optional input i was given. */
+  hasInput(i: number): boolean {
+    return this.op.hasInput(i);
+  }
+
   /** The device tensor of the op's input i. */
   input(i: number): BuildTensor {
     const id = this.op.inId(i);

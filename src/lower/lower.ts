@@ -70,7 +70,7 @@ export function lowerGraph(req: LowerRequest): Lowered {
   const category = (id: string) => (req.graph.tensor(id).isGradient ? 'gradient' : 'activation') as 'gradient' | 'activation';
   for (const op of req.schedule) {
     const def = req.registry.exact(op.opid);
-    if (!def) throw new UserError(`op '${op.name}' (${fmtOpid(op.opid)}) has no lowering: register an OpDefinition with this identifier`, op.settings.loc);
+    if (!def?.lower) throw new UserError(`op '${op.name}' (${fmtOpid(op.opid)}) has no lowering: register an OpDefinition with this identifier and a lower()`, op.settings.loc);
     const ctx = new LowerContext(dg, op, tensors, category);
     try {
       def.lower(op, ctx);

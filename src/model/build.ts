@@ -4,7 +4,7 @@
  * tensors, initializers variables or constants, nodes ops found in the
  * registry at the opset in force.
  */
-import type { GraphDecl } from '../config/types.js';
+import type { GraphDecl, NodeDecl } from '../config/types.js';
 import { UserError } from '../errors.js';
 import { Graph } from '../ir/graph.js';
 import { normDomain, ONNX_DOMAIN } from '../ir/opid.js';
@@ -18,20 +18,37 @@ export function buildGraph(decl: GraphDecl, registry: OpRegistry): Graph {
     const data = initializerData(w.init, w.shape, w.dtype, `initializer '${w.name}'`, w.loc);
     g.addTensor(w.name, { dtype: w.dtype, shape: w.shape }, w.trainable ? 'variable' : 'constant', { data, trainable: w.trainable });
   }
-  for (const n of decl.nodes) {
+  const fresh = (base: string): string => {
+    let name = g.uniqueTensorId(base);
+    while (usedNames.has(name)) name = g.uniqueTensorId(`${name}_`);
+    usedNames.add(name);
+    return name;
+  };
+  const usedNames = new Set<string>();
+  const addNode = (n: NodeDecl, depth: number): void => {
     const domain = normDomain(n.domain);
     const version = n.version ?? (domain === ONNX_DOMAIN ? decl.opset : Number.MAX_SAFE_INTEGER);
     const def = registry.resolve(domain, n.op, version, n.loc);
-    if (!def.create) throw new UserError(`node '${n.name}': ${n.op} is a grad op; it cannot be written in a graph`, n.loc);
     checkArity(def.inputs, n.inputs.length, 'inputs', n.name, n.op, n.loc);
     checkArity(def.outputs, n.outputs.length, 'outputs', n.name, n.op, n.loc);
     const attributes = checkAttributes(def, n.attributes, n.name, n.loc);
-    const op = def.create({ attributes, settings: { name: n.name, loc: n.loc } });
     for (const id of n.inputs) {
-      if (!g.hasTensor(id)) throw new UserError(`node '${n.name}' (${n.op}): input '${id}' is not defined before this node`, n.loc);
+      if (id !== '' && !g.hasTensor(id)) throw new UserError(`node '${n.name}' (${n.op}): input '${id}' is not defined before this node`, n.loc);
     }
+    if (def.expand) {
+      // A composite: add its constants, then its simpler nodes in its place.
+      if (depth > 8) throw new UserError(`node '${n.name}' (${n.op}): composite expansion does not terminate`, n.loc);
+      const inputInfos = n.inputs.map((id) => (id === '' ? undefined : g.tensor(id).info));
+      const ex = def.expand({ node: n, attributes, inputInfos, fresh });
+      for (const c of ex.constants ?? []) g.addTensor(c.name, { dtype: c.dtype, shape: c.shape }, 'constant', { data: c.data });
+      for (const sub of ex.nodes) addNode({ ...sub, loc: sub.loc ?? n.loc }, depth + 1);
+      return;
+    }
+    if (!def.create) throw new UserError(`node '${n.name}': ${n.op} is a grad op; it cannot be written in a graph`, n.loc);
+    const op = def.create({ attributes, settings: { name: n.name, loc: n.loc } });
     g.addOp(op, n.inputs, n.outputs);
-  }
+  };
+  for (const n of decl.nodes) addNode(n, 0);
   for (const o of decl.outputs) if (!g.hasTensor(o)) throw new UserError(`graph output '${o}' is not produced by any node`);
   return g;
 }
