@@ -16,6 +16,7 @@ import { compile, run } from '../session.js';
 import { writeRun } from '../report/write.js';
 import { checkReplaceable, writeRunFolder } from '../report/runfolder.js';
 import { formatSummary } from './format.js';
+import { rerenderReport } from '../report/rerender.js';
 import { TilePool } from '../../sim/pool.js';
 import { loadCodeletRegistry } from '../../sim/modules.js';
 import type { DeviceProgram } from '../../sim/program.js';
@@ -90,6 +91,15 @@ export function buildProgram(): Command {
         await writeRunFolder(path.resolve(o.out), new Map([['program.json', JSON.stringify(compiled.program)]]));
         process.stdout.write(`program written to ${path.join(o.out, 'program.json')}\n`);
       }
+    });
+
+  program
+    .command('report')
+    .description('(re)render report.html from a run folder')
+    .argument('<run-dir>', 'a folder written by sim run')
+    .action(async (dir: string) => {
+      const file = await rerenderReport(path.resolve(dir));
+      process.stdout.write(`report written to ${displayDir(file)}\n`);
     });
 
   program

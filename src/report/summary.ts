@@ -41,7 +41,10 @@ export function profileTables(r: RunResult): ProfileTables {
     if (p.kind === 'compute') for (const [t, c] of p.tiles ?? []) tileCompute.set(t, (tileCompute.get(t) ?? 0) + c);
     if (p.kind === 'exchange') for (const [t, c] of p.tiles ?? []) tileExchange.set(t, (tileExchange.get(t) ?? 0) + c * r.compiled.program.device.exchangeBytesPerCycle);
   }
-  const stepRows: StepRow[] = r.steps.map((s) => ({ step: s.step, ...(s.loss !== undefined ? { loss: s.loss } : {}), ...stepTotals.get(s.step)!, cycles: s.cycles }));
+  const stepRows: StepRow[] = r.steps.map((s) => {
+    const t = stepTotals.get(s.step)!;
+    return { step: s.step, ...(s.loss !== undefined ? { loss: s.loss } : {}), cycles: s.cycles, compute: t.compute, exchange: t.exchange, sync: t.sync, streamCopy: t.streamCopy };
+  });
   const tiles: TileRow[] = r.compiled.program.tileBytes.map((bytes, tile) => ({
     tile,
     bytes,

@@ -1,6 +1,8 @@
-/** Writing a run folder: summary.json, outputs/*.npy, trace.json and profile/*.csv, all or nothing. */
+/** Writing a run folder: summary.json, outputs/*.npy, trace.json, profile/*.csv and report.html, all or nothing. */
 import { encodeNpy } from './npy.js';
-import { profileCsvs } from './csv.js';
+import { profileCsvs, toCsv } from './csv.js';
+import { renderReport } from './html.js';
+import { livenessCurve } from './liveness.js';
 import { safeFileName, writeRunFolder, type RunFileContent } from './runfolder.js';
 import { buildSummary, profileTables, type Summary } from './summary.js';
 import { traceJsonChunks } from './trace.js';
@@ -19,7 +21,10 @@ export async function writeRun(dir: string, r: RunResult, workers: number): Prom
   const summary = buildSummary(r, tables, outputs, workers);
   files.set('summary.json', JSON.stringify(summary, null, 2) + '\n');
   for (const [name, text] of profileCsvs(tables)) files.set(name, text);
+  const liveness = livenessCurve(r.compiled.program);
+  files.set('profile/liveness.csv', toCsv(liveness as unknown as Record<string, string | number>[], ['step', 'name', 'bytes']));
   const report = r.compiled.config.report;
+  if (report.html) files.set('report.html', renderReport({ summary, tables, liveness }));
   if (report.trace) {
     const d = r.compiled.program.device;
     files.set(

@@ -1,0 +1,39 @@
+/** `sim report <run-dir>`: rebuild report.html from what a run folder holds (summary.json and profile/*.csv). */
+import { existsSync, readFileSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { UserError } from '../errors.js';
+import { renderReport } from './html.js';
+import type { LivenessRow } from './liveness.js';
+import type { Summary } from './summary.js';
+import type { StepRow, TileRow } from './types.js';
+
+function readCsv<T>(dir: string, name: string): T[] {
+  const file = path.join(dir, name);
+  if (!existsSync(file)) throw new UserError(`${dir} is not a complete run folder: ${name} is missing`);
+  return parse(readFileSync(file, 'utf8'), { columns: true, cast: (v, ctx) => (ctx.header || ctx.column === 'name' || v === '' ? v : Number(v)) }) as T[];
+}
+
+export async function rerenderReport(dir: string): Promise<string> {
+  const summaryFile = path.join(dir, 'summary.json');
+  if (!existsSync(summaryFile)) throw new UserError(`${dir} is not a run folder: no summary.json (run \`sim run <config> --out ${dir}\` first)`);
+  let summary: Summary;
+  try {
+    summary = JSON.parse(readFileSync(summaryFile, 'utf8')) as Summary;
+  } catch (e) {
+    throw new UserError(`${summaryFile}: not valid JSON (${(e as Error).message})`);
+  }
+  if (summary.schemaVersion !== 1) throw new UserError(`${summaryFile}: schemaVersion ${String(summary.schemaVersion)} is not one this tilesim reads (1)`);
+  const steps = readCsv<StepRow>(dir, 'profile/steps.csv');
+  const tiles = readCsv<TileRow>(dir, 'profile/tiles.csv');
+  const liveness = readCsv<LivenessRow>(dir, 'profile/liveness.csv');
+  const ops = summary.ops.map((o) => ({ name: o.name, type: o.type, domain: o.domain, ...o.cycles, flops: o.flops }));
+  const html = renderReport({ summary, tables: { steps, ops, tiles }, liveness });
+  // Replace report.html alone, keeping the rest of the folder.
+  const target = path.join(dir, 'report.html');
+  const partial = `${target}.partial-${process.pid}`;
+  await writeFile(partial, html);
+  await rename(partial, target);
+  return target;
+}
