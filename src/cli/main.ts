@@ -16,6 +16,7 @@ import { compile, run } from '../session.js';
 import { writeRun } from '../report/write.js';
 import { checkReplaceable, writeRunFolder } from '../report/runfolder.js';
 import { formatSummary } from './format.js';
+import { formatSweep, parseSet, sweep } from './sweep.js';
 import { rerenderReport } from '../report/rerender.js';
 import { TilePool } from '../../sim/pool.js';
 import { loadCodeletRegistry } from '../../sim/modules.js';
@@ -91,6 +92,20 @@ export function buildProgram(): Command {
         await writeRunFolder(path.resolve(o.out), new Map([['program.json', JSON.stringify(compiled.program)]]));
         process.stdout.write(`program written to ${path.join(o.out, 'program.json')}\n`);
       }
+    });
+
+  program
+    .command('sweep')
+    .description('run a grid of config variations, one table row per point')
+    .argument('<config>', 'config YAML file')
+    .requiredOption('--set <key=values...>', 'a dotted config key and comma-separated values, e.g. train.optimizer.lr=0.01,0.1')
+    .option('--workers <n>', 'worker threads', positiveInt('--workers'), 1)
+    .option('--json', 'print the rows as JSON')
+    .option('--no-numerics', 'count cycles only')
+    .action(async (file: string, o: { set: string[]; workers: number; json?: boolean; numerics: boolean }) => {
+      const rows = await sweep(file, o.set.map(parseSet), { numerics: o.numerics, workers: o.workers });
+      if (o.json) process.stdout.write(JSON.stringify(rows.map((r) => ({ point: r.point, cycles: r.summary.cycles, seconds: r.summary.seconds, steps: r.summary.steps, memory: r.summary.memory })), null, 2) + '\n');
+      else process.stdout.write(formatSweep(rows) + '\n');
     });
 
   program

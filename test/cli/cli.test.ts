@@ -186,3 +186,27 @@ describe('sim gradcheck', () => {
     expect(r.stderr).toMatch(/did you mean 'custom\.ops::LeakyRelu'/);
   });
 });
+
+describe('sim sweep', () => {
+  it('runs the grid, one row per point, in order', () => {
+    const r = sim('sweep', EXAMPLE_CONFIG, '--set', 'device.tiles=1,4', '--set', 'train.steps=2', '--json');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const rows = JSON.parse(r.stdout) as { point: Record<string, unknown>; cycles: { total: number; exchange: number }; steps: unknown[] }[];
+    expect(rows.map((x) => x.point)).toEqual([
+      { 'device.tiles': 1, 'train.steps': 2 },
+      { 'device.tiles': 4, 'train.steps': 2 },
+    ]);
+    for (const x of rows) expect(x.steps).toHaveLength(2);
+    // One tile needs no exchange at all; four do.
+    expect(rows[0].cycles.exchange).toBe(0);
+    expect(rows[1].cycles.exchange).toBeGreaterThan(0);
+  });
+
+  it('exits 2 on a malformed --set and names the key path of a bad value', () => {
+    expect(sim('sweep', EXAMPLE_CONFIG, '--set', 'train.steps').code).toBe(2);
+    const r = sim('sweep', EXAMPLE_CONFIG, '--set', 'train.steps=zero');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/train\.steps/);
+  });
+});

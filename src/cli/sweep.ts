@@ -1,0 +1,85 @@
+/**
+ * `sim sweep`: run a grid of variations of one config, one table row per
+ * point. Each --set key=v1,v2 names a dotted key of the config (e.g.
+ * train.optimizer.lr=0.01,0.1 or device.tiles=4,16) and its values; the grid
+ * is their product.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseDocument } from 'yaml';
+import { loadConfigText } from '../config/load.js';
+import { UserError } from '../errors.js';
+import { buildSummary, profileTables, type Summary } from '../report/summary.js';
+import { compile, run } from '../session.js';
+
+export interface SweepAxis {
+  key: string;
+  values: unknown[];
+}
+
+export function parseSet(s: string): SweepAxis {
+  const at = s.indexOf('=');
+  if (at < 1 || at === s.length - 1) throw new UserError(`--set: '${s}' should be key=v1,v2,... (e.g. train.optimizer.lr=0.01,0.1)`);
+  const doc = (v: string) => parseDocument(v).toJS() as unknown;
+  return { key: s.slice(0, at), values: s.slice(at + 1).split(',').map((v) => doc(v.trim())) };
+}
+
+export interface SweepRow {
+  point: Record<string, unknown>;
+  summary: Summary;
+}
+
+export async function sweep(file: string, axes: SweepAxis[], opts: { numerics: boolean; workers: number; onPoint?: (row: SweepRow) => void }): Promise<SweepRow[]> {
+  const abs = path.resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch {
+    throw new UserError(`cannot read config file ${file}`);
+  }
+  const points: Record<string, unknown>[] = axes.reduce<Record<string, unknown>[]>(
+    (acc, axis) => acc.flatMap((p) => axis.values.map((v) => ({ ...p, [axis.key]: v }))),
+    [{}],
+  );
+  const rows: SweepRow[] = [];
+  for (const point of points) {
+    const doc = parseDocument(text);
+    for (const [key, value] of Object.entries(point)) {
+      const keys = key.split('.');
+      // `device: mk2` is shorthand for {preset: mk2}: setting a device field needs the long form.
+      if (keys[0] === 'device' && keys.length > 1 && typeof doc.get('device') === 'string') doc.set('device', doc.createNode({ preset: doc.get('device') }));
+      doc.setIn(keys, value);
+    }
+    const config = loadConfigText(doc.toString(), abs, { numerics: opts.numerics });
+    const compiled = await compile(config);
+    const result = await run(compiled, { workers: opts.workers, numerics: config.run.numerics, steps: config.steps ?? 1 });
+    const summary = buildSummary(result, profileTables(result), {}, opts.workers);
+    const row = { point, summary };
+    rows.push(row);
+    opts.onPoint?.(row);
+  }
+  return rows;
+}
+
+export function formatSweep(rows: SweepRow[]): string {
+  if (rows.length === 0) return '';
+  const keys = Object.keys(rows[0].point);
+  const header = [...keys, 'total cycles', 'simulated', 'compute %', 'exchange %', 'final loss', 'peak tile B'];
+  const body = rows.map((r) => {
+    const s = r.summary;
+    const c = s.cycles;
+    const last = s.steps[s.steps.length - 1];
+    return [
+      ...keys.map((k) => String(r.point[k])),
+      c.total.toLocaleString('en-US'),
+      `${(s.seconds * 1e6).toFixed(2)} us`,
+      ((100 * c.compute) / c.total).toFixed(1),
+      ((100 * c.exchange) / c.total).toFixed(1),
+      last?.loss !== undefined ? last.loss.toPrecision(6) : '-',
+      s.memory.maxTileBytes.toLocaleString('en-US'),
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join('  ');
+  return [line(header), ...body.map(line)].join('\n');
+}
