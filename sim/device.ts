@@ -37,6 +37,10 @@ export interface DeviceSpec {
   allocationAlignment: number;
   /** Minimum bytes per tile when mapping a tensor linearly (Poplar's minElementsPerTile in bytes). */
   minBytesPerTile: number;
+  /** Fraction of a tile's memory a matmul plan may use for its temporaries (PopLibs' availableMemoryProportion, default 0.6). */
+  availableMemoryProportion: number;
+  /** Bytes of tile memory taken by the code of each distinct codelet a tile runs (src/lower/memory.ts). */
+  codeBytesPerCodelet: number;
 }
 
 export function totalTiles(d: DeviceSpec): number {

@@ -31,6 +31,12 @@ export interface DeviceTensor {
   /** Name of the IR op that made it, for memory reports. */
   op?: string;
   intervals: TileInterval[];
+  /**
+   * Steps of the flattened 'batch' program during which the tensor holds data
+   * (src/lower/liveness.ts); absent: always live. Tensors whose lifetimes do
+   * not overlap may share tile memory.
+   */
+  live?: { from: number; to: number };
 }
 
 /** A field of a vertex: a contiguous region of one tile's memory. */
@@ -106,4 +112,19 @@ export interface DeviceProgram {
   codeletModules: string[];
   /** Lowering notes (chosen plans and why), for reports. */
   notes?: { op: string; kind: string; text: string }[];
+  /** Each tile's memory by category (index = tile); tileBytes[t] = memory[t].total. */
+  memory?: TileMemoryUse[];
+}
+
+/** What one tile's memory holds (src/lower/memory.ts). */
+export interface TileMemoryUse {
+  /** Bytes of always-live tensors (variables, constants, streams), alignment included. */
+  alwaysLive: number;
+  /** Peak bytes of the tensors that share memory by liveness (activations, gradients, temporaries, exchange buffers). */
+  temporaries: number;
+  /** Bytes of code: the distinct codelets on the tile. */
+  code: number;
+  /** Bytes of vertex state: field pointers and counts, params. */
+  vertexState: number;
+  total: number;
 }

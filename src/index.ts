@@ -15,6 +15,8 @@ export { LowerContext } from './lower/context.js';
 export type { BuildTensor, Slice, TileRange } from './lower/devicegraph.js';
 export { mapElementwise, mapBinaryBroadcast } from './lower/elementwise.js';
 export { reduceLeading } from './lower/reduce.js';
+export { mapBroadcast, type Operand, type MapBroadcastOptions } from './lower/broadcast.js';
+export { reduceAxes, type ReduceAxesOptions } from './lower/reduce-axes.js';
 export type { Codelet, VertexArgs, VertexShape, FieldSpec } from '../sim/codelet.js';
 export { regionCount, fieldDType } from '../sim/codelet.js';
 export * as estimators from '../sim/codelets/estimators.js';

@@ -19,8 +19,10 @@ import { lowerGraph } from './lower/lower.js';
 import { buildGraph } from './model/build.js';
 import { inputData, type HostArray } from './model/data.js';
 import { createRegistry } from './model/modules.js';
-import { L1Op } from './ops/loss.js';
-import { SGDVarUpdateOp } from './ops/sgd.js';
+import type { OpRegistry } from './ir/registry.js';
+import { checkOnnxGraph } from './onnx/import.js';
+import { addTrainLoss, lossTensorRefs } from './ops/loss.js';
+import { varUpdateOp } from './ops/adam.js';
 import { decodeHalf, encodeHalf, halfToFloat } from '../sim/half.js';
 
 /** Device data as host numbers: float16 bits decoded to floats. */
@@ -37,20 +39,25 @@ export interface Compiled {
   anchors: { tensor: string; mode: AnchorMode }[];
   tensorOf: Map<string, number>;
   streamTensor: Map<number, string>;
+  /** The op registry the graph was built with (ONNX export reads attribute types from it). */
+  registry: OpRegistry;
 }
 
 export async function compile(config: RunConfig): Promise<Compiled> {
   const registry = await createRegistry(config.model.customOps);
+  if (config.model.onnx) checkOnnxGraph(config.model.graph, registry); // unsupported ops named with the supported list
   const graph = buildGraph(config.model.graph, registry);
+  graph.training = config.train !== undefined;
+  graph.randomSeed = config.run.seed;
   let loss: string | undefined;
   const anchorNames = Object.keys(config.anchors);
 
   if (config.train) {
     const spec = config.train.loss;
-    if (spec.type === 'l1') {
-      if (!graph.hasTensor(spec.input)) throw unknownTensor(graph, spec.input, 'train.loss.input', spec.loc);
+    if (spec.type !== 'tensor') {
+      for (const [key, name] of lossTensorRefs(spec)) if (!graph.hasTensor(name)) throw unknownTensor(graph, name, `train.loss.${key}`, spec.loc);
       loss = graph.uniqueTensorId('loss');
-      graph.addOp(new L1Op({ scale: spec.scale, reduction: spec.reduction }, { name: 'L1Loss', loc: spec.loc }), [spec.input], [loss]);
+      addTrainLoss(graph, spec, loss);
     } else {
       if (!graph.hasTensor(spec.name)) throw unknownTensor(graph, spec.name, 'train.loss', spec.loc);
       loss = spec.name;
@@ -58,13 +65,15 @@ export async function compile(config: RunConfig): Promise<Compiled> {
     // Anchored gradients of non-variables (e.g. Gradient___x of an input) are computed too.
     const extra = anchorNames.filter((a) => a.startsWith(GRADIENT_PREFIX)).map((a) => a.slice(GRADIENT_PREFIX.length)).filter((t) => graph.hasTensor(t));
     const { gradOf } = autodiff(graph, loss, extra, spec.loc);
+    // Loss scaling (PopART): the gradient seed is the scaling, and each update divides it out again.
+    const lossScaling = config.train.lossScaling ?? 1;
+    if (lossScaling !== 1) graph.tensor(gradOf.get(loss)!).data = Float32Array.of(lossScaling);
     const opt = config.train.optimizer;
     for (const t of graph.allTensors()) {
       if (t.kind !== 'variable' || !t.trainable) continue;
       const g = gradOf.get(t.id);
       if (!g) continue; // not on the loss path: nothing to update
-      const params = { lr: opt.lr, momentum: opt.momentum, dampening: opt.dampening, weightDecay: opt.weightDecay, nesterov: opt.nesterov };
-      graph.addOp(new SGDVarUpdateOp(params, { name: `SGDUpdate(${t.id})`, loc: opt.loc }), [t.id, g], []);
+      graph.addOp(varUpdateOp(opt, t.id, lossScaling), [t.id, g], []);
     }
   }
 
@@ -97,7 +106,7 @@ export async function compile(config: RunConfig): Promise<Compiled> {
     anchors: streamed,
     codeletModules: config.model.customOps,
   });
-  return { config, graph, schedule, loss, anchors, ...lowered };
+  return { config, graph, schedule, loss, anchors, registry, ...lowered };
 }
 
 /** The codelet registry, with a module's mistakes (a clash with a built-in codelet, a bad export) as UserErrors. */

@@ -1,4 +1,351 @@
-/** Codelets of the binary op family. */
-import type { Codelet } from '../codelet.js';
+/**
+ * Codelets of the binary op family: elementwise ops whose operands may be
+ * broadcast (NumPy rules), in PopLibs' structure.
+ *
+ * Every codelet here runs in one of three modes, chosen by the lowering
+ * (src/lower/broadcast.ts) and visible in the vertex:
+ *
+ * - flat (no `arrays`): every input field is as long as `out`, out[i] = f(a[i], b[i], ...).
+ *   Estimated as PopLibs' BinaryOp1D MultiVertex.
+ * - cyclic (no `arrays`, an input shorter than `out`): that input is a trailing
+ *   block of the output's shape (a bias, or a scalar) and is read at
+ *   (offset + i) mod its length. Also a 1-D loop: BinaryOp1D.
+ * - general (`arrays.shape` present): the output slice is elements
+ *   [begin, begin + n) of a row-major tensor of the (axis-merged) shape
+ *   `arrays.shape`; input field f holds elements [fBase, ...) of its own
+ *   tensor, and output coordinate c reads f's element sum_k c_k x arrays[f][k]
+ *   (broadcast axes have stride 0). Estimated as PopLibs'
+ *   BroadcastVectorOuter{ByRow,ByColumn} MultiVertex: rows of the innermost
+ *   merged axis, shared among the workers by rows or, when there are fewer
+ *   rows than workers, by columns.
+ *
+ * Codelets see float16 fields as Float32Array views (converted at the vertex
+ * boundary); int32 fields as Int32Array.
+ */
+import type { Codelet, ElemArray, VertexArgs, VertexShape } from '../codelet.js';
+import { fieldDType, regionCount } from '../codelet.js';
+import type { DeviceSpec } from '../device.js';
+import type { DeviceDType, FieldValue } from '../program.js';
+import { addLoop, binaryMultiVertex, innerLoop, vectorWidth, type LoopCost } from './estimators.js';
+import { writesInPlace } from '../cost.js';
 
-export const binaryCodelets: Codelet[] = [];
+// ---------------------------------------------------------------------------
+// Broadcast indexing, shared with the reduce-over-axes codelets.
+
+/**
+ * idx[i] = (sum_k c_k(begin + i) x strides[k]) - base for i < n, where c(j) are
+ * the row-major coordinates of flat index j in `shape`.
+ */
+export function broadcastIndex(shape: readonly number[], strides: readonly number[], begin: number, base: number, n: number): Int32Array {
+  const r = shape.length;
+  const idx = new Int32Array(n);
+  const c = new Array<number>(r).fill(0);
+  let rem = begin;
+  for (let k = r - 1; k >= 0; k--) {
+    c[k] = rem % shape[k];
+    rem = Math.floor(rem / shape[k]);
+  }
+  let cur = -base;
+  for (let k = 0; k < r; k++) cur += c[k] * strides[k];
+  const last = r - 1;
+  const sLast = r > 0 ? strides[last] : 0;
+  const dLast = r > 0 ? shape[last] : 1;
+  for (let i = 0; i < n; i++) {
+    idx[i] = cur;
+    if (r === 0) continue;
+    // Odometer increment, innermost axis first.
+    if (++c[last] < dLast) {
+      cur += sLast;
+      continue;
+    }
+    c[last] = 0;
+    cur -= sLast * (dLast - 1);
+    for (let k = last - 1; k >= 0; k--) {
+      if (++c[k] < shape[k]) {
+        cur += strides[k];
+        break;
+      }
+      c[k] = 0;
+      cur -= strides[k] * (shape[k] - 1);
+    }
+  }
+  return idx;
+}
+
+/**
+ * Index maps are built once and reused across runs. Keyed on the vertex's
+ * `arrays` object (stable across runs; it holds shape and strides, and may be
+ * shared by several vertices) plus what differs per vertex: begin, base, n.
+ */
+const indexCache = new WeakMap<object, Map<string, Int32Array>>();
+
+/** The index map of input `key` (arrays[key] = strides, params[key + 'Base'] = base) for an n-element output. */
+export function cachedIndex(args: Pick<VertexArgs, 'arrays' | 'params'>, key: string, n: number, strideKey = key, baseKey = `${key}Base`): Int32Array {
+  let m = indexCache.get(args.arrays);
+  if (!m) {
+    m = new Map();
+    indexCache.set(args.arrays, m);
+  }
+  const begin = args.params.begin ?? 0;
+  const base = args.params[baseKey] ?? 0;
+  const k = `${strideKey}|${begin}|${base}|${n}`;
+  let idx = m.get(k);
+  if (!idx) {
+    idx = broadcastIndex(args.arrays.shape, args.arrays[strideKey], begin, base, n);
+    m.set(k, idx);
+  }
+  return idx;
+}
+
+// ---------------------------------------------------------------------------
+// Estimates.
+
+/**
+ * General broadcast MultiVertex (PopLibs BroadcastVectorOuter{ByRow,ByColumn}
+ * structure, popopsCycleEstimators.cpp): (15 + outerLoops x (7 + inner)) x W,
+ * plus the supervisor's 11 as in binaryMultiVertex. By row: ceil(rows / W)
+ * rows of rowLen per worker; by column: every row, ceil(rowLen / W) each. The
+ * cheaper of the two is taken, as popops picks the variant by shape.
+ */
+export function broadcastMultiVertex(rows: number, rowLen: number, dtype: DeviceDType, loop: LoopCost, device: DeviceSpec): number {
+  const W = device.workersPerTile;
+  const vw = vectorWidth(dtype, device);
+  const byRow = Math.ceil(rows / W) * (7 + innerLoop(rowLen, vw, loop));
+  const byColumn = rows * (7 + innerLoop(Math.ceil(rowLen / W), vw, loop));
+  return W * (15 + Math.min(byRow, byColumn)) + 11;
+}
+
+/** Rows of the innermost merged axis that an n-element slice starting at flat index `begin` touches, and their length. */
+export function broadcastRows(shape: readonly number[] | undefined, begin: number, n: number): { rows: number; rowLen: number } {
+  if (n <= 0) return { rows: 0, rowLen: 0 };
+  const L = shape && shape.length > 0 ? shape[shape.length - 1] : n;
+  const rows = Math.floor((begin + n - 1) / L) - Math.floor(begin / L) + 1;
+  return { rows, rowLen: Math.min(L, n) };
+}
+
+/**
+ * Cost of one elementwise pass over `out` (flat or cyclic: BinaryOp1D, or its
+ * in-place variant when the output is an input's region; general: the
+ * broadcast MultiVertex, whose in-place variant PopLibs estimates the same).
+ */
+export function elementwiseCycles(v: VertexShape, out: FieldValue, loop: (d: DeviceDType) => LoopCost, device: DeviceSpec, inPlace = false): number {
+  const n = regionCount(out);
+  const dtype = fieldDType(out);
+  const shape = v.arrays?.shape;
+  if (!shape) return binaryMultiVertex(n, dtype, loop(dtype), device, inPlace);
+  const { rows, rowLen } = broadcastRows(shape, v.params.begin ?? 0, n);
+  return broadcastMultiVertex(rows, rowLen, dtype, loop(dtype), device);
+}
+
+/** divide float {10, no, 2}, half {21, no, 4} (ipu-architecture.md §3). */
+export function divideLoop(dtype: DeviceDType): LoopCost {
+  return dtype === 'float16' ? { cyclesPerLoop: 21, vectorised: false, unroll: 4 } : { cyclesPerLoop: 10, vectorised: false, unroll: 2 };
+}
+/**
+ * Select (Where): not in §3. GUESS: a selector load and two operand loads per
+ * vector, about twice add's loop: 6 cycles per 64-bit vector.
+ */
+export function selectLoop(dtype: DeviceDType): LoopCost {
+  return { cyclesPerLoop: 6, vectorised: false, unroll: dtype === 'float16' ? 4 : 2 };
+}
+/** Comparison producing a float 0/1 mask: like max/min, {3, no, 2} (§3). */
+export function compareLoop(dtype: DeviceDType): LoopCost {
+  return { cyclesPerLoop: 3, vectorised: false, unroll: dtype === 'float16' ? 4 : 2 };
+}
+/** -g x a / b^2: one divide and two multiplies per element: divide's loop plus twice add's (§3). */
+export function divRhsGradLoop(dtype: DeviceDType): LoopCost {
+  const d = divideLoop(dtype);
+  return { cyclesPerLoop: d.cyclesPerLoop + 6, vectorised: false, unroll: d.unroll };
+}
+
+// ---------------------------------------------------------------------------
+// The codelet factory.
+
+type Fn = (...xs: number[]) => number;
+
+interface ElementwiseSpec {
+  name: string;
+  /** Input field names, in the order `fn` takes them. */
+  inputs: string[];
+  fn: Fn;
+  loop: (d: DeviceDType) => LoopCost;
+  /** Extra params the codelet reads (documentation only). */
+  source: string;
+  /** Per-input accepted dtypes (default: float and int32). */
+  inputDTypes?: Record<string, DeviceDType[]>;
+  /** Makes fn from the vertex params (e.g. a scale); default: spec.fn. */
+  bind?: (params: Record<string, number>) => Fn;
+}
+
+const ANY: DeviceDType[] = ['float32', 'float16', 'int32'];
+
+/** Element i of input j: flat, cyclic (shorter than out) or through its index map. */
+function elementwiseCompute(spec: ElementwiseSpec) {
+  const k = spec.inputs.length;
+  return (args: VertexArgs): void => {
+    const out = args.fields.out as Float32Array;
+    const n = out.length;
+    const ins = spec.inputs.map((f) => args.fields[f] as ElemArray);
+    const fn = spec.bind ? spec.bind(args.params) : spec.fn;
+    if (args.arrays.shape) {
+      const idx = spec.inputs.map((f) => cachedIndex(args, f, n));
+      if (k === 1) {
+        const [x] = ins;
+        const [ix] = idx;
+        for (let i = 0; i < n; i++) out[i] = fn(x[ix[i]]);
+      } else if (k === 2) {
+        const [a, b] = ins;
+        const [ia, ib] = idx;
+        for (let i = 0; i < n; i++) out[i] = fn(a[ia[i]], b[ib[i]]);
+      } else {
+        const vals = new Array<number>(k);
+        for (let i = 0; i < n; i++) {
+          for (let j = 0; j < k; j++) vals[j] = ins[j][idx[j][i]];
+          out[i] = fn(...vals);
+        }
+      }
+      return;
+    }
+    // Flat or cyclic: input j read at (offset + i) mod its length when it is shorter than out.
+    const offset = args.params.offset ?? 0;
+    const pos = ins.map((x) => (x.length === n ? 0 : offset % x.length));
+    if (k === 2 && ins[0].length === n) {
+      const [a, b] = ins;
+      const len = b.length;
+      let j = pos[1];
+      for (let i = 0; i < n; i++) {
+        out[i] = fn(a[i], b[j]);
+        if (++j === len) j = 0;
+      }
+      return;
+    }
+    const vals = new Array<number>(k);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < k; j++) {
+        const x = ins[j];
+        vals[j] = x[pos[j]];
+        if (++pos[j] === x.length) pos[j] = 0;
+      }
+      out[i] = fn(...vals);
+    }
+  };
+}
+
+function elementwiseCodelet(spec: ElementwiseSpec): Codelet {
+  const fields: Codelet['fields'] = {};
+  for (const f of spec.inputs) fields[f] = { direction: 'input', dtypes: spec.inputDTypes?.[f] ?? ANY };
+  fields.out = { direction: 'output', dtypes: ANY };
+  return {
+    name: spec.name,
+    kind: 'multi',
+    fields,
+    compute: elementwiseCompute(spec),
+    cycles(v, device) {
+      return elementwiseCycles(v, v.fields.out, spec.loop, device, spec.inputs.some((f) => writesInPlace(v, f)));
+    },
+    estimateSource: spec.source,
+  };
+}
+
+const BINARY_SOURCE = 'PopLibs BinaryOp1D MultiVertex W x (29 + inner) + 11 (flat or cyclic operand); broadcast: BroadcastVectorOuter W x (15 + outerLoops x (7 + inner)) + 11';
+
+export const addCodelet = elementwiseCodelet({ name: 'Add', inputs: ['a', 'b'], fn: (a, b) => a + b, loop: addLoop, source: `${BINARY_SOURCE}; add about 3 cycles per 64-bit vector` });
+export const subCodelet = elementwiseCodelet({ name: 'Sub', inputs: ['a', 'b'], fn: (a, b) => a - b, loop: addLoop, source: `${BINARY_SOURCE}; subtract about 3 cycles per 64-bit vector` });
+export const mulCodelet = elementwiseCodelet({ name: 'Mul', inputs: ['a', 'b'], fn: (a, b) => a * b, loop: addLoop, source: `${BINARY_SOURCE}; multiply about 3 cycles per 64-bit vector` });
+
+/** a / b. int32 operands truncate toward zero (the out view is Int32Array), as onnxruntime's integer Div. */
+export const divCodelet = elementwiseCodelet({ name: 'Div', inputs: ['a', 'b'], fn: (a, b) => a / b, loop: divideLoop, source: `${BINARY_SOURCE}; divide float {10, no, 2}, half {21, no, 4}` });
+
+/** Gradient of a / b with respect to b: -g x a / b^2. */
+export const divRhsGradCodelet = elementwiseCodelet({
+  name: 'DivRhsGrad',
+  inputs: ['g', 'a', 'b'],
+  fn: (g, a, b) => (-g * a) / (b * b),
+  loop: divRhsGradLoop,
+  source: `${BINARY_SOURCE}; a divide and two multiplies per element`,
+});
+
+/** Where: cond (int32 0/1) ? a : b. */
+export const whereCodelet = elementwiseCodelet({
+  name: 'Where',
+  inputs: ['cond', 'a', 'b'],
+  fn: (c, a, b) => (c !== 0 ? a : b),
+  loop: selectLoop,
+  inputDTypes: { cond: ['int32'] },
+  source: `${BINARY_SOURCE.replace('BinaryOp1D', 'Select (ternary) 1D')}; select GUESS 6 cycles per 64-bit vector`,
+});
+
+/** Where's gradient for X (param side = 0: cond ? g : 0) or for Y (side = 1: cond ? 0 : g). */
+export const whereGradCodelet = elementwiseCodelet({
+  name: 'WhereGrad',
+  inputs: ['cond', 'g'],
+  fn: (c, g) => (c !== 0 ? g : 0),
+  bind: (p) => (p.side === 1 ? (c, g) => (c !== 0 ? 0 : g) : (c, g) => (c !== 0 ? g : 0)),
+  loop: selectLoop,
+  inputDTypes: { cond: ['int32'] },
+  source: `${BINARY_SOURCE}; select GUESS 6 cycles per 64-bit vector`,
+});
+
+/** out = 1 where a == b else 0 (the mask that routes ReduceMax's gradient). */
+export const isEqualMaskCodelet = elementwiseCodelet({
+  name: 'IsEqualMask',
+  inputs: ['a', 'b'],
+  fn: (a, b) => (a === b ? 1 : 0),
+  loop: compareLoop,
+  source: `${BINARY_SOURCE}; comparison like max {3, no, 2}`,
+});
+
+/** out = scale x in, `in` broadcast to `out` (Expand; reduction gradients; a negated copy). */
+export const broadcastCopyCodelet = elementwiseCodelet({
+  name: 'BroadcastCopy',
+  inputs: ['in'],
+  fn: (x) => x,
+  bind: (p) => {
+    const s = p.scale ?? 1;
+    return s === 1 ? (x) => x : (x) => x * s;
+  },
+  loop: addLoop,
+  source: 'PopLibs BroadcastScalar / BroadcastVectorOuter MultiVertex: flat W x (29 + inner) + 11, broadcast W x (15 + outerLoops x (7 + inner)) + 11; about 3 cycles per 64-bit vector',
+});
+
+/**
+ * Sum of k inputs (field `in`, a list) into `out`: flat, or with arrays
+ * in0, in1, ... (strides) and params in0Base, ... (general broadcast).
+ */
+export const sumCodelet: Codelet = {
+  name: 'Sum',
+  kind: 'multi',
+  fields: { in: { direction: 'input', vector: true, dtypes: ANY }, out: { direction: 'output', dtypes: ANY } },
+  compute(args) {
+    const ins = args.fields.in as Float32Array[];
+    const out = args.fields.out as Float32Array;
+    const n = out.length;
+    // Sequential adds in the output's precision, in input order (as the device, and onnxruntime, add).
+    if (args.arrays.shape) {
+      for (let k = 0; k < ins.length; k++) {
+        const x = ins[k];
+        const idx = cachedIndex(args, `in${k}`, n);
+        if (k === 0) for (let i = 0; i < n; i++) out[i] = x[idx[i]];
+        else for (let i = 0; i < n; i++) out[i] += x[idx[i]];
+      }
+      return;
+    }
+    out.set(ins[0]);
+    for (let k = 1; k < ins.length; k++) {
+      const x = ins[k];
+      for (let i = 0; i < n; i++) out[i] += x[i];
+    }
+  },
+  cycles(v, device) {
+    const out = v.fields.out;
+    const k = Array.isArray(v.fields.in) ? v.fields.in.length : 1;
+    // k - 1 binary adds over the output, the first out of place, the rest in place.
+    let c = elementwiseCycles(v, out, addLoop, device);
+    for (let i = 2; i < k; i++) c += elementwiseCycles(v, out, addLoop, device, true);
+    return c;
+  },
+  estimateSource: '(k - 1) x PopLibs BinaryOp1D add (first out of place, the rest in place); broadcast inputs: BroadcastVectorOuter per add',
+};
+
+/** Codelets of this family beyond Add/Sub/Mul/Sum (which sim/codelets/elementwise.ts exports, registered there). */
+export const binaryCodelets: Codelet[] = [divCodelet, divRhsGradCodelet, whereCodelet, whereGradCodelet, isEqualMaskCodelet, broadcastCopyCodelet];

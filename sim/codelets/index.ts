@@ -1,13 +1,15 @@
 /** The built-in codelets, registered explicitly (no import side effects). */
 import type { Codelet, CodeletRegistry } from '../codelet.js';
 import { addCodelet, copyCodelet, mulCodelet, subCodelet, sumCodelet } from './elementwise.js';
-import { l1GradCodelet } from './loss.js';
+import { lossCodelets } from './loss.js';
 import { castCodelet } from './cast.js';
-import { matMulCodelet } from './matmul.js';
-import { sgdCodelet } from './optimizer.js';
+import { matMulCodelet, matMulReduceCodelet } from './matmul.js';
+import { ampMatMulCodelet } from './amp.js';
+import { optimizerCodelets } from './optimizer.js';
 import { reduceCodelets, reduceFinalCodelet, reducePartialCodelet } from './reduce.js';
 import { unaryCodelets } from './unary.js';
 import { binaryCodelets } from './binary.js';
+import { reduceAxesCodelets } from './reduce-axes.js';
 import { shapeCodelets } from './shape.js';
 import { nnCodelets } from './nn.js';
 
@@ -18,14 +20,17 @@ export const BUILTIN_CODELETS: readonly Codelet[] = [
   sumCodelet,
   copyCodelet,
   matMulCodelet,
+  ampMatMulCodelet,
+  matMulReduceCodelet,
   reducePartialCodelet,
   reduceFinalCodelet,
-  l1GradCodelet,
-  sgdCodelet,
+  ...lossCodelets,
+  ...optimizerCodelets,
   castCodelet,
   ...unaryCodelets,
   ...binaryCodelets,
   ...reduceCodelets,
+  ...reduceAxesCodelets,
   ...shapeCodelets,
   ...nnCodelets,
 ];

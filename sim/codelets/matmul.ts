@@ -1,16 +1,49 @@
 /**
- * MatMul block vertex: out[rows, n] = op(A)[rows, k] x op(B)[k, n] with fp32
- * accumulation. It runs on the AMP (accumulating matrix product) units, so it
- * is costed by the preset's AMP MACs per cycle, plus the weight loads and the
- * setup of a ConvPartial1x1Out-style vertex (ipu-architecture.md §3). The
- * planner of issue 4 replaces this single-stage vertex with split plans.
+ * Matmul codelets besides the AMP vertex (amp.ts):
  *
+ * MatMulReduce: the second stage of a matmul whose contraction is split over
+ * tiles: out[i] = sum over partials p of p[i] (out: a list of regions read
+ * back to back, each partial as long as all of them), the partials fp32 and summed in
+ * fp32 (Math.fround after every add, as a float reduction vertex does), the
+ * result stored in the output's dtype. Costed as a PopLibs reduction (§3,
+ * estimators.ts reduce()) over all the partial elements.
+ *
+ * MatMul: the one-stage block vertex of the spine, out[rows, n] = op(A)[rows, k]
+ * x op(B)[k, n], kept for lowerings written against it; costed as the AMP
+ * vertex on its block. The matmul planner (src/lower/matmul-planner.ts) uses
+ * AmpMatMul and MatMulReduce instead.
  * Fields: a: the rows [rowBegin, rowBegin + rows) of op(A) when transA = 0
  * (a [rows, k] block), or all of A ([k, m]) when transA = 1; b: all of B
  * ([k, n], or [n, k] when transB = 1); out: [rows, n].
  */
 import type { Codelet } from '../codelet.js';
-import { fieldDType } from '../codelet.js';
+import { fieldDType, regionCount } from '../codelet.js';
+import { ampVertexCycles } from './amp.js';
+import { reduce } from './estimators.js';
+
+export const matMulReduceCodelet: Codelet = {
+  name: 'MatMulReduce',
+  kind: 'multi',
+  fields: {
+    partials: { direction: 'input', vector: true, dtypes: ['float32'] },
+    out: { direction: 'output', vector: true, dtypes: ['float16', 'float32'] },
+  },
+  compute({ fields }) {
+    const parts = fields.partials as Float32Array[];
+    const outs = (Array.isArray(fields.out) ? fields.out : [fields.out]) as Float32Array[];
+    let i = 0;
+    for (const out of outs)
+      for (let o = 0; o < out.length; o++, i++) {
+        let s = 0;
+        for (const p of parts) s = Math.fround(s + p[i]);
+        out[o] = s;
+      }
+  },
+  cycles(v, device) {
+    return reduce(regionCount(v.fields.partials), 1, fieldDType(v.fields.partials), device);
+  },
+  estimateSource: 'PopLibs reduction over every partial element: 7 + 26 start, per region 16 + 6 + 2 log2(vw) + 2, per vector 2 + 2 + 1 + 3',
+};
 
 export const matMulCodelet: Codelet = {
   name: 'MatMul',
@@ -21,33 +54,21 @@ export const matMulCodelet: Codelet = {
     const b = fields.b as Float32Array;
     const out = fields.out as Float32Array;
     const { rows, k, n, m, rowBegin, transA, transB } = params;
-    const acc = new Float64Array(n);
     for (let r = 0; r < rows; r++) {
-      acc.fill(0);
-      for (let p = 0; p < k; p++) {
-        const av = transA ? a[p * m + rowBegin + r] : a[r * k + p];
-        if (av === 0) continue;
-        if (transB) for (let j = 0; j < n; j++) acc[j] += av * b[j * k + p];
-        else {
-          const base = p * n;
-          for (let j = 0; j < n; j++) acc[j] += av * b[base + j];
+      for (let j = 0; j < n; j++) {
+        let acc = 0;
+        for (let p = 0; p < k; p++) {
+          const av = transA ? a[p * m + rowBegin + r] : a[r * k + p];
+          const bv = transB ? b[j * k + p] : b[p * n + j];
+          acc = Math.fround(acc + av * bv);
         }
+        out[r * n + j] = acc;
       }
-      // fp32 partials: round the accumulator to fp32 on store, as the AMP does.
-      for (let j = 0; j < n; j++) out[r * n + j] = acc[j];
     }
   },
   cycles(v, device) {
     const { rows, k, n } = v.params;
-    const dtype = fieldDType(v.fields.a);
-    const macsPerCycle = dtype === 'float16' ? device.ampMacsPerCycle.float16 : device.ampMacsPerCycle.float32;
-    const macs = rows * k * n;
-    // Weights are loaded into the AMP 16 bytes per cycle, once per pass over the rows.
-    const weightBytes = k * n * (dtype === 'float16' ? 2 : 4);
-    const weightLoad = Math.ceil(weightBytes / 16);
-    const setup = 50;
-    return setup + weightLoad + Math.ceil(macs / macsPerCycle);
+    return ampVertexCycles({ groups: 1, rows, k, n }, fieldDType(v.fields.a), device);
   },
-  estimateSource:
-    'AMP throughput: MACs / ampMacsPerCycle + weight loads at 16 B/cycle + ~50 cycles setup (ConvPartial1x1Out, ipu-architecture.md §3)',
+  estimateSource: 'the AMP vertex (amp.ts, PopLibs ConvPartial1x1Out) on its [rows, k] x [k, n] block',
 };

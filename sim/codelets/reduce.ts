@@ -3,12 +3,37 @@
  *
  * ReducePartial: one tile's contiguous run of a row-major [rows, cols] tensor,
  * starting at column `offset`, summed per column into a float32 partial of
- * `cols` elements (param abs = 1 sums |x|).
- * ReduceFinal: out[i] = scale x sum over partials p of p[i].
+ * `cols` elements (param abs = 1 sums |x|). A run shorter than a row uses a
+ * partial of its own length and offset 0 (each element is its column's sum).
+ * ReduceFinal: out[i] = scale x sum over partials p of p[i]; the later stages
+ * (intermediate and final) of a reduction.
  */
 import type { Codelet } from '../codelet.js';
 import { fieldDType, regionCount } from '../codelet.js';
-import { reduce } from './estimators.js';
+import type { DeviceSpec } from '../device.js';
+import type { DeviceDType, FieldValue } from '../program.js';
+import { reduce, vectorWidth } from './estimators.js';
+
+/** ReducePartial over n input elements (PopLibs reduction, one output region). */
+export function reducePartialCycles(n: number, dtype: DeviceDType, device: DeviceSpec): number {
+  return reduce(n, 1, dtype, device);
+}
+
+/**
+ * ReduceFinal over partials of the given lengths: the PopLibs reduction with
+ * one output region, each partial loaded in whole vectors of its own
+ * (ceil(length / vw) vectors each; a partial does not share a vector with the next).
+ */
+export function reduceFinalCycles(partialLengths: readonly number[], dtype: DeviceDType, device: DeviceSpec): number {
+  const vw = vectorWidth(dtype, device);
+  const n = partialLengths.reduce((s, len) => s + Math.ceil(len / vw) * vw, 0);
+  return reduce(n, 1, dtype, device);
+}
+
+function lengths(f: FieldValue | undefined): number[] {
+  if (!f) return [];
+  return Array.isArray(f) ? f.map((r) => r.count) : [f.count];
+}
 
 export const reducePartialCodelet: Codelet = {
   name: 'ReducePartial',
@@ -28,7 +53,7 @@ export const reducePartialCodelet: Codelet = {
     out.set(acc);
   },
   cycles(v, device) {
-    return reduce(regionCount(v.fields.in), 1, fieldDType(v.fields.in), device);
+    return reducePartialCycles(regionCount(v.fields.in), fieldDType(v.fields.in), device);
   },
   estimateSource: 'PopLibs reduction: 7 + 26 start, per region 16 + 6 + 2 log2(vw) + 2, per vector 2 + 2 + 1 + 3',
 };
@@ -48,9 +73,10 @@ export const reduceFinalCodelet: Codelet = {
     }
   },
   cycles(v, device) {
-    return reduce(regionCount(v.fields.partials), 1, fieldDType(v.fields.out), device);
+    const parts = v.fields.partials;
+    return reduceFinalCycles(lengths(parts), parts && (!Array.isArray(parts) || parts.length) ? fieldDType(parts) : fieldDType(v.fields.out), device);
   },
-  estimateSource: 'PopLibs reduction (second stage over the partials of every tile)',
+  estimateSource: 'PopLibs reduction over the partials (whole vectors per partial): 7 + 26 start, per region 16 + 6 + 2 log2(vw) + 2, per vector 2 + 2 + 1 + 3',
 };
 
 /** Codelets of the reduce op family (reductions over axes), beyond the two-stage pair above. */

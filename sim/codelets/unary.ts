@@ -1,4 +1,307 @@
-/** Codelets of the unary op family. */
+/**
+ * Codelets of the unary op family (popops' UnaryOp1D and BinaryOp1D
+ * MultiVertices in structure): the forward ops take `in` and write `out`; the
+ * grad ops take `gradOut` (y') and one forward tensor, `in` (x) or `fwdOut`
+ * (y), and write `out` (x'). Arithmetic is done in double precision and
+ * rounded once on the store (float16 fields arrive as Float32Arrays and are
+ * rounded to half by the vertex runner).
+ *
+ * Cycle estimates: forward `W x (base + inner(ceil(N/W))) + 20` (base 17, 33
+ * for loops that evaluate exp), grads `W x ((float ? 29 : 26) + inner) + 11`
+ * (../shared/ipu-architecture.md §3, from PopLibs' popops cycle
+ * estimators). The loop cost of each op, and where it comes from, is beside it
+ * below: "§3" is a PopLibs figure quoted there; "DERIVED" composes §3 figures
+ * (a transcendental's loop plus 3 cycles per extra ALU op on a 64-bit vector,
+ * the add/mul rate of §3); where §3 has no half figure, half is costed as
+ * float (no faster per element).
+ */
 import type { Codelet } from '../codelet.js';
+import { fieldDType, regionCount } from '../codelet.js';
+import type { DeviceDType } from '../program.js';
+import { dropoutCodelets } from './dropout.js';
+import { addLoop, binaryMultiVertex, unaryMultiVertex, type LoopCost } from './estimators.js';
+import { erf, erfGrad, gelu, geluGrad, geluTanh, geluTanhGrad } from './unary-math.js';
 
-export const unaryCodelets: Codelet[] = [];
+type LoopFor = (dtype: DeviceDType, params: Record<string, number>) => LoopCost;
+type Params = Record<string, number>;
+
+function loop(cyclesPerLoop: number, unroll: number): LoopCost {
+  return { cyclesPerLoop, vectorised: false, unroll };
+}
+/** A float loop, and a half loop (§3's half figure where there is one; otherwise the float loop). */
+function byType(f: LoopCost, h: LoopCost = f): LoopFor {
+  return (d) => (d === 'float16' ? h : f);
+}
+/** k ALU ops (add, mul, max, compare, select) per 64-bit vector: 3 cycles each, a vector being 2 floats or 4 halves (§3 add/mul rate). */
+function alu(k: number): LoopFor {
+  return (d) => loop(3 * k, d === 'float16' ? 4 : 2);
+}
+
+// Forward loops.
+/** DERIVED: a sign flip is one ALU op per vector. */
+const NEG_LOOP = alu(1);
+/** DERIVED: clearing the sign bit is one ALU op per vector. */
+const ABS_LOOP = alu(1);
+/** §3: sqrt float {10, no, 2}; half as float. */
+const SQRT_LOOP = byType(loop(10, 2));
+/** §3: exp float {6, no, 2}, half {4, no, 4}; base 33. */
+const EXP_LOOP = byType(loop(6, 2), loop(4, 4));
+/** §3: log float {12, no, 2}; half as float. */
+const LOG_LOOP = byType(loop(12, 2));
+/** DERIVED: x^p = exp(p log x): log 12 + mul 3 + exp 6 per 2 floats; half as float; base 33 (it evaluates exp). */
+const POW_LOOP = byType(loop(21, 2));
+/** §3: relu float {3, no, 2}; half: one max per 64-bit vector of 4 halves (alu(1)). */
+const RELU_LOOP = alu(1);
+/** DERIVED (as the custom.ops LeakyRelu example): the relu loop plus one select, 4 cycles per vector. */
+const LEAKY_LOOP: LoopFor = (d) => loop(4, d === 'float16' ? 4 : 2);
+/** §3: sigmoid float {12, no, 2}, half {6, no, 4}. */
+const SIGMOID_LOOP = byType(loop(12, 2), loop(6, 4));
+/** §3: tanh float {12, no, 2}; half as float. */
+const TANH_LOOP = byType(loop(12, 2));
+/** DERIVED: §3 has no erf figure; costed as tanh, the transcendental of its class, {12, no, 2}; half as float. */
+const ERF_LOOP = byType(loop(12, 2));
+/**
+ * DERIVED: exact GELU = erf 12 + 3 ALU ops (scale by 1/sqrt 2, add 1, times x/2) = 21;
+ * tanh GELU = tanh 12 + 5 ALU ops (x^2, 1 + c x^2, times x, times k, then 1 + t, times x/2 fused) = 27. Half as float.
+ */
+const GELU_LOOP: LoopFor = (_d, p) => (p.tanh ? loop(27, 2) : loop(21, 2));
+
+// Grad loops (binary: y' and a forward tensor).
+/** DERIVED: select y' or -y' by the sign of x, as the LeakyRelu example's select loop, 4 cycles per vector. */
+const ABS_GRAD_LOOP: LoopFor = (d) => loop(4, d === 'float16' ? 4 : 2);
+/** DERIVED: y' / (2 y): §3 divide (float {10, no, 2}, half {21, no, 4}) plus one mul (3). */
+const SQRT_GRAD_LOOP = byType(loop(13, 2), loop(24, 4));
+/** §3: y' y is one mul, the add/mul loop. */
+const EXP_GRAD_LOOP: LoopFor = (d) => addLoop(d);
+/** §3: y' / x is the divide loop, float {10, no, 2}, half {21, no, 4}. */
+const LOG_GRAD_LOOP = byType(loop(10, 2), loop(21, 4));
+/** DERIVED: y' p x^(p-1): the pow loop 21 plus two muls 6; half as float. */
+const POW_GRAD_LOOP = byType(loop(27, 2));
+/** §3: the relu loop (a compare-select per vector). */
+const RELU_GRAD_LOOP = alu(1);
+/** DERIVED: y' y (1 - y): 3 ALU ops. */
+const SIGMOID_GRAD_LOOP = alu(3);
+/** DERIVED: y' (1 - y^2): 3 ALU ops. */
+const TANH_GRAD_LOOP = alu(3);
+/** DERIVED: y' 2/sqrt(pi) exp(-x^2): exp 6 plus 3 ALU ops 9 (x^2, scale, times y'); half as float. */
+const ERF_GRAD_LOOP = byType(loop(15, 2));
+/** DERIVED: exact form erf 12 + exp 6 + 5 ALU ops 15 = 33; tanh form tanh 12 + 8 ALU ops 24 = 36. Half as float. */
+const GELU_GRAD_LOOP: LoopFor = (_d, p) => (p.tanh ? loop(36, 2) : loop(33, 2));
+
+function source(kind: 'unary' | 'binary', what: string, base = 17): string {
+  return kind === 'unary'
+    ? `PopLibs UnaryOp1D MultiVertex: W x (${base} + inner) + 20; ${what}`
+    : `PopLibs BinaryOp1D MultiVertex: W x (29 float / 26 half + inner) + 11; ${what}`;
+}
+
+/** A forward codelet: out[i] = f(in[i]); `make` turns the vertex params into f. */
+function unaryCodelet(name: string, make: (p: Params) => (x: number) => number, loopFor: LoopFor, estimateSource: string, base = 17): Codelet {
+  return {
+    name,
+    kind: 'multi',
+    fields: { in: { direction: 'input', dtypes: ['float32', 'float16'] }, out: { direction: 'output', dtypes: ['float32', 'float16'] } },
+    compute({ fields, params }) {
+      const x = fields.in as Float32Array;
+      const y = fields.out as Float32Array;
+      const f = make(params);
+      for (let i = 0; i < y.length; i++) y[i] = f(x[i]);
+    },
+    cycles(v, device) {
+      const d = fieldDType(v.fields.out);
+      return unaryMultiVertex(regionCount(v.fields.out), d, loopFor(d, v.params), device, base);
+    },
+    estimateSource,
+  };
+}
+
+/** A grad codelet: out[i] = g(gradOut[i], fwd[i]) where fwd is the forward input `in` or output `fwdOut`. */
+function gradCodelet(
+  name: string,
+  fwdField: 'in' | 'fwdOut',
+  make: (p: Params) => (dy: number, f: number) => number,
+  loopFor: LoopFor,
+  estimateSource: string,
+): Codelet {
+  return {
+    name,
+    kind: 'multi',
+    fields: {
+      gradOut: { direction: 'input', dtypes: ['float32', 'float16'] },
+      [fwdField]: { direction: 'input', dtypes: ['float32', 'float16'] },
+      out: { direction: 'output', dtypes: ['float32', 'float16'] },
+    },
+    compute({ fields, params }) {
+      const dy = fields.gradOut as Float32Array;
+      const f = fields[fwdField] as Float32Array;
+      const dx = fields.out as Float32Array;
+      const g = make(params);
+      for (let i = 0; i < dx.length; i++) dx[i] = g(dy[i], f[i]);
+    },
+    cycles(v, device) {
+      const d = fieldDType(v.fields.out);
+      return binaryMultiVertex(regionCount(v.fields.out), d, loopFor(d, v.params), device);
+    },
+    estimateSource,
+  };
+}
+
+export const negCodelet = unaryCodelet('Neg', () => (x) => -x, NEG_LOOP, source('unary', 'negate: 1 ALU op per 64-bit vector (DERIVED)'));
+export const absCodelet = unaryCodelet('Abs', () => Math.abs, ABS_LOOP, source('unary', 'abs: 1 ALU op per 64-bit vector (DERIVED)'));
+export const sqrtCodelet = unaryCodelet('Sqrt', () => Math.sqrt, SQRT_LOOP, source('unary', 'sqrt float {10, no, 2} (§3)'));
+export const expCodelet = unaryCodelet('Exp', () => Math.exp, EXP_LOOP, source('unary', 'exp float {6, no, 2}, half {4, no, 4} (§3)', 33), 33);
+export const logCodelet = unaryCodelet('Log', () => Math.log, LOG_LOOP, source('unary', 'log float {12, no, 2} (§3)'));
+export const powCodelet = unaryCodelet(
+  'Pow',
+  (p) => {
+    const e = Math.fround(p.exponent);
+    return (x) => Math.pow(x, e);
+  },
+  POW_LOOP,
+  source('unary', 'x^p = exp(p log x): log 12 + mul 3 + exp 6 per 2 floats (DERIVED)', 33),
+  33,
+);
+/**
+ * Pow with a tensor exponent: out[i] = in[i] ^ exponent[(offset + i) mod len(exponent)], so one
+ * codelet covers an exponent the size of the base (offset 0) and one broadcast along leading axes.
+ */
+export const powBroadcastCodelet: Codelet = {
+  name: 'PowBroadcast',
+  kind: 'multi',
+  fields: {
+    in: { direction: 'input', dtypes: ['float32', 'float16'] },
+    exponent: { direction: 'input', dtypes: ['float32', 'float16', 'int32'] },
+    out: { direction: 'output', dtypes: ['float32', 'float16'] },
+  },
+  compute({ fields, params }) {
+    const x = fields.in as Float32Array;
+    const e = fields.exponent as Float32Array | Int32Array;
+    const y = fields.out as Float32Array;
+    let j = params.offset % e.length;
+    for (let i = 0; i < y.length; i++) {
+      y[i] = Math.pow(x[i], e[j]);
+      if (++j === e.length) j = 0;
+    }
+  },
+  cycles(v, device) {
+    const d = fieldDType(v.fields.out);
+    return binaryMultiVertex(regionCount(v.fields.out), d, POW_LOOP(d, v.params), device);
+  },
+  estimateSource: source('binary', 'x^p = exp(p log x): log 12 + mul 3 + exp 6 per 2 floats (DERIVED)'),
+};
+
+/** Its grad for the base: out[i] = gradOut[i] p x^(p - 1), p = exponent[(offset + i) mod len]. */
+export const powBroadcastGradCodelet: Codelet = {
+  name: 'PowBroadcastGrad',
+  kind: 'multi',
+  fields: {
+    gradOut: { direction: 'input', dtypes: ['float32', 'float16'] },
+    in: { direction: 'input', dtypes: ['float32', 'float16'] },
+    exponent: { direction: 'input', dtypes: ['float32', 'float16', 'int32'] },
+    out: { direction: 'output', dtypes: ['float32', 'float16'] },
+  },
+  compute({ fields, params }) {
+    const dy = fields.gradOut as Float32Array;
+    const x = fields.in as Float32Array;
+    const e = fields.exponent as Float32Array | Int32Array;
+    const dx = fields.out as Float32Array;
+    let j = params.offset % e.length;
+    for (let i = 0; i < dx.length; i++) {
+      const p = e[j];
+      dx[i] = p === 0 ? 0 : dy[i] * p * Math.pow(x[i], p - 1);
+      if (++j === e.length) j = 0;
+    }
+  },
+  cycles(v, device) {
+    const d = fieldDType(v.fields.out);
+    return binaryMultiVertex(regionCount(v.fields.out), d, POW_GRAD_LOOP(d, v.params), device);
+  },
+  estimateSource: source('binary', 'the pow loop 21 plus two muls, {27, no, 2} (DERIVED; a third operand costed as binary)'),
+};
+
+export const reluCodelet = unaryCodelet('Relu', () => (x) => (x > 0 ? x : 0), RELU_LOOP, source('unary', 'relu float {3, no, 2} (§3)'));
+export const leakyReluCodelet = unaryCodelet(
+  'OnnxLeakyRelu',
+  (p) => {
+    const alpha = Math.fround(p.alpha); // a float vertex field on the device
+    return (x) => (x >= 0 ? x : alpha * x);
+  },
+  LEAKY_LOOP,
+  source('unary', 'relu loop plus a select, 4 cycles per 64-bit vector (DERIVED)'),
+);
+export const sigmoidCodelet = unaryCodelet('Sigmoid', () => (x) => 1 / (1 + Math.exp(-x)), SIGMOID_LOOP, source('unary', 'sigmoid float {12, no, 2}, half {6, no, 4} (§3)'));
+export const tanhCodelet = unaryCodelet('Tanh', () => Math.tanh, TANH_LOOP, source('unary', 'tanh float {12, no, 2} (§3)'));
+export const erfCodelet = unaryCodelet('Erf', () => erf, ERF_LOOP, source('unary', 'erf costed as tanh, {12, no, 2} (DERIVED: no §3 figure)'));
+export const geluCodelet = unaryCodelet(
+  'Gelu',
+  (p) => (p.tanh ? geluTanh : gelu),
+  GELU_LOOP,
+  source('unary', 'exact: erf 12 + 3 ALU ops = {21, no, 2}; tanh form: tanh 12 + 5 ALU ops = {27, no, 2} (DERIVED)'),
+);
+
+export const absGradCodelet = gradCodelet('AbsGrad', 'in', () => (dy, x) => (x > 0 ? dy : x < 0 ? -dy : 0), ABS_GRAD_LOOP, source('binary', 'select by sign, 4 cycles per 64-bit vector (DERIVED)'));
+export const sqrtGradCodelet = gradCodelet('SqrtGrad', 'fwdOut', () => (dy, y) => dy / (2 * y), SQRT_GRAD_LOOP, source('binary', 'divide (§3) plus a mul: float {13, no, 2}, half {24, no, 4}'));
+export const expGradCodelet = gradCodelet('ExpGrad', 'fwdOut', () => (dy, y) => dy * y, EXP_GRAD_LOOP, source('binary', 'one mul, 3 cycles per 64-bit vector (§3)'));
+export const logGradCodelet = gradCodelet('LogGrad', 'in', () => (dy, x) => dy / x, LOG_GRAD_LOOP, source('binary', 'divide float {10, no, 2}, half {21, no, 4} (§3)'));
+export const powGradCodelet = gradCodelet(
+  'PowGrad',
+  'in',
+  (p) => {
+    const e = Math.fround(p.exponent);
+    return (dy, x) => (e === 0 ? 0 : dy * e * Math.pow(x, e - 1));
+  },
+  POW_GRAD_LOOP,
+  source('binary', 'the pow loop 21 plus two muls, {27, no, 2} (DERIVED)'),
+);
+export const reluGradCodelet = gradCodelet('ReluGrad', 'fwdOut', () => (dy, y) => (y > 0 ? dy : 0), RELU_GRAD_LOOP, source('binary', 'the relu loop, {3, no, 2} (§3)'));
+export const leakyReluGradCodelet = gradCodelet(
+  'OnnxLeakyReluGrad',
+  'in',
+  (p) => {
+    const alpha = Math.fround(p.alpha);
+    return (dy, x) => (x >= 0 ? dy : alpha * dy);
+  },
+  LEAKY_LOOP,
+  source('binary', 'a select, 4 cycles per 64-bit vector (DERIVED)'),
+);
+export const sigmoidGradCodelet = gradCodelet('SigmoidGrad', 'fwdOut', () => (dy, y) => dy * y * (1 - y), SIGMOID_GRAD_LOOP, source('binary', '3 ALU ops, {9, no, 2} (DERIVED)'));
+export const tanhGradCodelet = gradCodelet('TanhGrad', 'fwdOut', () => (dy, y) => dy * (1 - y * y), TANH_GRAD_LOOP, source('binary', '3 ALU ops, {9, no, 2} (DERIVED)'));
+export const erfGradCodelet = gradCodelet('ErfGrad', 'in', () => (dy, x) => dy * erfGrad(x), ERF_GRAD_LOOP, source('binary', 'exp 6 plus 3 ALU ops, {15, no, 2} (DERIVED)'));
+export const geluGradCodelet = gradCodelet(
+  'GeluGrad',
+  'in',
+  (p) => {
+    const d = p.tanh ? geluTanhGrad : geluGrad;
+    return (dy, x) => dy * d(x);
+  },
+  GELU_GRAD_LOOP,
+  source('binary', 'exact: erf 12 + exp 6 + 5 ALU ops = {33, no, 2}; tanh form: tanh 12 + 8 ALU ops = {36, no, 2} (DERIVED)'),
+);
+
+export const unaryCodelets: Codelet[] = [
+  negCodelet,
+  absCodelet,
+  sqrtCodelet,
+  expCodelet,
+  logCodelet,
+  powCodelet,
+  powBroadcastCodelet,
+  reluCodelet,
+  leakyReluCodelet,
+  sigmoidCodelet,
+  tanhCodelet,
+  erfCodelet,
+  geluCodelet,
+  absGradCodelet,
+  sqrtGradCodelet,
+  expGradCodelet,
+  logGradCodelet,
+  powGradCodelet,
+  powBroadcastGradCodelet,
+  reluGradCodelet,
+  leakyReluGradCodelet,
+  sigmoidGradCodelet,
+  tanhGradCodelet,
+  erfGradCodelet,
+  geluGradCodelet,
+  ...dropoutCodelets,
+];

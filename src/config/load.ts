@@ -7,6 +7,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { closest, UserError } from '../errors.js';
 import { resolveDevice } from './devices.js';
+import { fmtInfo } from '../ir/tensorinfo.js';
+import { readOnnxFile } from '../onnx/import.js';
 import { configSchema, formatKeyPath, parseWith, parseYamlText, readYamlFile, type ConfigFile, type KeyPath, type YamlSource } from './schema.js';
 import type {
   AnchorMode,
@@ -91,9 +93,10 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
     return abs;
   };
 
-  if (cfg.model.onnx !== undefined)
-    fail(['model', 'onnx'], 'ONNX import is not available yet (issue 3); write the graph under model.graph');
-  if (cfg.model.graph === undefined) return fail(['model'], 'model needs a graph (model.graph)');
+  // model.onnx: the imported graph stands in for model.graph, with the same checks below.
+  const onnxFile = cfg.model.onnx !== undefined ? existingFile(['model', 'onnx'], cfg.model.onnx, 'ONNX model') : undefined;
+  const onnxGraph = onnxFile !== undefined ? readOnnxFile(onnxFile, { loc: at(['model', 'onnx']) }).graph : undefined;
+  if (cfg.model.graph === undefined && !onnxGraph) return fail(['model'], 'model needs a graph (model.graph)');
   const seed = cfg.run.seed;
 
   // Device
@@ -101,7 +104,7 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
 
   // Graph
   const G: KeyPath = ['model', 'graph'];
-  const g = cfg.model.graph;
+  const g = cfg.model.graph ?? { inputs: {}, initializers: {}, nodes: [], outputs: [], opset: 18 };
   /** Where each tensor name is defined, for duplicate and cross-reference checks. */
   const defined = new Map<string, { what: string; loc: SourceLocation }>();
   const define = (name: string, what: string, p: KeyPath, loc: SourceLocation) => {
@@ -160,20 +163,32 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
     if (!defined.has(t)) fail([...G, 'outputs', j], `graph output '${t}' is not a tensor of the graph${didYouMean(t, defined.keys())}`);
   });
 
-  const graph: GraphDecl = { inputs: graphInputs, initializers, nodes, outputs: g.outputs, opset: g.opset };
+  const graph: GraphDecl = onnxGraph ?? { inputs: graphInputs, initializers, nodes, outputs: g.outputs, opset: g.opset };
+  if (onnxGraph) {
+    const onnxLoc = at(['model', 'onnx']);
+    for (const d of onnxGraph.inputs) define(d.name, 'a graph input', ['model', 'onnx'], onnxLoc);
+    for (const d of onnxGraph.initializers) define(d.name, 'an initializer', ['model', 'onnx'], onnxLoc);
+    for (const n of onnxGraph.nodes) n.outputs.forEach((o) => define(o, `an output of node '${n.name}'`, ['model', 'onnx'], onnxLoc));
+  }
 
   // Custom ops
   const customOps = cfg.model.customOps.map((m, i) => existingFile(['model', 'customOps', i], m, 'custom-op module'));
 
   // Input data: one entry per graph input, and nothing else.
-  const graphInputNames = new Set(graphInputs.map((d) => d.name));
+  const graphInputNames = new Set(graph.inputs.map((d) => d.name));
   const inputs: Record<string, InputSpec> = {};
   for (const [name, d] of Object.entries(cfg.inputs)) {
     const p: KeyPath = ['inputs', name];
     const loc = keyAt(p);
     if (!graphInputNames.has(name)) {
-      if (g.initializers[name])
-        fail(p, `'${name}' is an initializer, not a graph input; give its values under model.graph.initializers.${name}.init`, loc);
+      if (graph.initializers.some((i) => i.name === name))
+        fail(
+          p,
+          onnxGraph
+            ? `'${name}' is an initializer of the ONNX model, not a graph input; its values come from the model`
+            : `'${name}' is an initializer, not a graph input; give its values under model.graph.initializers.${name}.init`,
+          loc,
+        );
       const names = [...graphInputNames];
       fail(
         p,
@@ -192,10 +207,10 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
     } else if (d.npy !== undefined) inputs[name] = { kind: 'npy', path: existingFile([...p, 'npy'], d.npy, 'input data file'), loc };
     else inputs[name] = { kind: 'value', value: d.value, loc };
   }
-  for (const d of graphInputs)
+  for (const d of graph.inputs)
     if (!inputs[d.name])
       throw new UserError(
-        `${formatKeyPath([...G, 'inputs', d.name])}: no data for graph input '${d.name}'; add inputs.${d.name}: {random: {distribution: uniform, low: -1, high: 1}} (or {npy: file.npy}, or {value: [...]})`,
+        `${onnxGraph ? `model.onnx` : formatKeyPath([...G, 'inputs', d.name])}: no data for graph input '${d.name}'${onnxGraph ? ` (${fmtInfo(d)}) of the ONNX model` : ''}; add inputs.${d.name}: {random: {distribution: uniform, low: -1, high: 1}} (or {npy: file.npy}, or {value: [...]})`,
         d.loc,
       );
 
@@ -209,26 +224,63 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
       if (!defined.has(t.loss)) fail(['train', 'loss'], `loss tensor '${t.loss}' is not a tensor of the graph${didYouMean(t.loss, defined.keys())}`);
       loss = { type: 'tensor', name: t.loss, loc: lossLoc };
     } else {
-      if (!defined.has(t.loss.input))
-        fail(['train', 'loss', 'input'], `loss input '${t.loss.input}' is not a tensor of the graph${didYouMean(t.loss.input, defined.keys())}`);
-      loss = { type: t.loss.type, input: t.loss.input, scale: t.loss.scale, reduction: t.loss.reduction, loc: lossLoc };
+      const l = t.loss;
+      // Which keys each loss type takes beyond input, scale and reduction.
+      const takes: Record<typeof l.type, string[]> = {
+        l1: [],
+        mse: ['target'],
+        nll: ['labels', 'weights', 'ignoreIndex', 'inputIsLogProbability'],
+        softmaxCrossEntropy: ['labels', 'weights', 'ignoreIndex'],
+      };
+      const allowed = takes[l.type];
+      for (const key of ['labels', 'target', 'weights', 'ignoreIndex', 'inputIsLogProbability'] as const) {
+        if (l[key] === undefined || allowed.includes(key)) continue;
+        const swap = key === 'labels' && allowed.includes('target') ? 'target' : key === 'target' && allowed.includes('labels') ? 'labels' : undefined;
+        fail(
+          ['train', 'loss', key],
+          `a ${l.type} loss takes no '${key}'${swap ? `; did you mean '${swap}'?` : ''} (it takes: input, scale, reduction${allowed.length ? ', ' + allowed.join(', ') : ''})`,
+          keyAt(['train', 'loss', key]),
+        );
+      }
+      const required = l.type === 'mse' ? 'target' : l.type === 'l1' ? undefined : 'labels';
+      if (required && l[required] === undefined) {
+        fail(
+          ['train', 'loss'],
+          required === 'labels'
+            ? `a ${l.type} loss needs labels: the int32 class labels (a graph input or tensor name), e.g. {type: ${l.type}, input: ${l.input}, labels: label}`
+            : `an mse loss needs a target: the tensor to compare the input with, e.g. {type: mse, input: ${l.input}, target: y}`,
+        );
+      }
+      for (const key of ['input', 'labels', 'target', 'weights'] as const) {
+        const name = l[key];
+        if (name !== undefined && !defined.has(name))
+          fail(['train', 'loss', key], `loss ${key} '${name}' is not a tensor of the graph${didYouMean(name, defined.keys())}`);
+      }
+      loss = { type: l.type, input: l.input, scale: l.scale, reduction: l.reduction, loc: lossLoc };
+      if (l.labels !== undefined) loss.labels = l.labels;
+      if (l.target !== undefined) loss.target = l.target;
+      if (l.weights !== undefined) loss.weights = l.weights;
+      if (l.ignoreIndex !== undefined) loss.ignoreIndex = l.ignoreIndex;
+      if (l.inputIsLogProbability !== undefined) loss.inputIsLogProbability = l.inputIsLogProbability;
     }
     const o = t.optimizer;
-    if (o.type !== 'sgd') return fail(['train', 'optimizer', 'type'], `optimizer '${o.type}' is not supported yet; supported: sgd`);
+    const optLoc = keyAt(['train', 'optimizer']);
+    if (o.type === 'sgd' && o.nesterov && (o.momentum <= 0 || o.dampening !== 0))
+      fail(['train', 'optimizer', 'nesterov'], `Nesterov momentum needs momentum > 0 and dampening 0 (as torch.optim.SGD); found momentum ${o.momentum}, dampening ${o.dampening}`);
+    const optimizer: TrainSpec['optimizer'] =
+      o.type === 'sgd'
+        ? { type: 'sgd', lr: o.lr, momentum: o.momentum, dampening: o.dampening, weightDecay: o.weightDecay, nesterov: o.nesterov, loc: optLoc }
+        : { type: o.type, lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, loc: optLoc };
     train = {
       loss,
-      optimizer: {
-        type: 'sgd',
-        lr: o.lr,
-        momentum: o.momentum,
-        dampening: o.dampening,
-        weightDecay: o.weightDecay,
-        nesterov: o.nesterov,
-        loc: keyAt(['train', 'optimizer']),
-      },
+      optimizer,
+      lossScaling: t.lossScaling,
       steps: overrides.steps ?? t.steps,
       batchesPerStep: t.batchesPerStep,
+      saveModel: t.saveModel,
     };
+    if (t.saveModel && !(overrides.numerics ?? cfg.run.numerics))
+      fail(['train', 'saveModel'], 'saving the trained model needs numerics (run.numerics: true, no --no-numerics): without them there are no trained weights');
   }
 
   // Anchors (their names may include tensors made later, e.g. Gradient___w: not checked here)
@@ -237,7 +289,7 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
   if (cfg.anchors) {
     for (const [name, mode] of Object.entries(cfg.anchors)) anchors[name] = { mode: parseAnchorMode(mode), loc: keyAt(['anchors', name]) };
   } else {
-    g.outputs.forEach((t, j) => (anchors[t] = { mode: { kind: 'final' }, loc: at([...G, 'outputs', j]) }));
+    graph.outputs.forEach((t, j) => (anchors[t] = { mode: { kind: 'final' }, loc: onnxGraph ? at(['model', 'onnx']) : at([...G, 'outputs', j]) }));
     if (train?.loss.type === 'tensor') anchors[train.loss.name] = { mode: { kind: 'final' }, loc: train.loss.loc };
   }
 
@@ -245,7 +297,7 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
     file,
     name: cfg.name ?? path.basename(file).replace(/\.[^.]*$/, ''),
     device,
-    model: { graph, customOps },
+    model: { graph, ...(onnxFile ? { onnx: onnxFile } : {}), customOps },
     inputs,
     ...(train ? { train } : {}),
     steps: train ? train.steps : (overrides.steps ?? 1),

@@ -84,6 +84,12 @@ const deviceFieldShape = {
   supervisorOverheadCycles: nonNegInt.describe('supervisor cycles to launch a compute set'),
   allocationAlignment: posInt.describe('byte alignment of every tile allocation'),
   minBytesPerTile: posInt.describe('minimum bytes per tile in a linear mapping'),
+  availableMemoryProportion: z
+    .number({ error: 'expected a number in (0, 1]' })
+    .gt(0, { error: 'expected a number in (0, 1]' })
+    .max(1, { error: 'expected a number in (0, 1]' })
+    .describe("fraction of a tile's memory a matmul plan may use for temporaries (PopLibs default 0.6)"),
+  codeBytesPerCodelet: nonNegInt.describe('tile memory taken by the code of each distinct codelet on a tile'),
 };
 
 export const DEVICE_FIELDS = Object.keys(deviceFieldShape) as (keyof typeof deviceFieldShape)[];
@@ -183,7 +189,7 @@ const graphSchema = strict({
 });
 
 const modelSchema = strict({
-  onnx: z.string().min(1).optional().describe('an ONNX model file (not available yet: use graph)'),
+  onnx: z.string().min(1).optional().describe('an ONNX model file, relative to the config file (instead of graph)'),
   graph: graphSchema.optional(),
   customOps: z.array(z.string().min(1)).default([]).describe('modules that register custom ops, relative to the config file'),
 }).superRefine((m, ctx) => {
@@ -220,15 +226,20 @@ const inputDataSchema = exactlyOne(
 // Training
 
 const lossObjectSchema = strict({
-  type: z.enum(['l1']),
-  input: tensorName,
+  type: z.enum(['l1', 'nll', 'softmaxCrossEntropy', 'mse']),
+  input: tensorName.describe('the loss input: l1 any tensor; nll probabilities [..., C]; softmaxCrossEntropy scores [N, C, ...]; mse a prediction'),
+  labels: tensorName.optional().describe('int32 class labels (nll, softmaxCrossEntropy)'),
+  target: tensorName.optional().describe('the tensor the input is compared with (mse)'),
+  weights: tensorName.optional().describe('class weights [C] (nll, softmaxCrossEntropy)'),
   scale: z.number().default(1),
   reduction: z.enum(['mean', 'sum']).default('mean'),
+  ignoreIndex: z.int({ error: 'expected an integer' }).optional().describe('label whose samples are ignored (nll, softmaxCrossEntropy)'),
+  inputIsLogProbability: z.boolean().optional().describe('nll: the input holds log-probabilities (default false: probabilities)'),
 });
 
 const lossSchema = z
   .union([tensorName, lossObjectSchema], { error: 'expected a loss such as {type: l1, input: y} or the name of a scalar tensor' })
-  .describe('{type: l1, input, scale, reduction} or the name of a scalar tensor in the graph');
+  .describe('{type: l1 | nll | softmaxCrossEntropy | mse, input, labels, target, scale, reduction, ...} or the name of a scalar tensor in the graph');
 
 const sgdSchema = strict({
   type: z.literal('sgd'),
@@ -239,22 +250,30 @@ const sgdSchema = strict({
   nesterov: z.boolean().default(false),
 });
 
-const adamSchema = strict({
-  type: z.literal('adam'),
-  lr: nonNegNumber,
-  beta1: nonNegNumber.default(0.9),
-  beta2: nonNegNumber.default(0.999),
-  eps: posNumber.default(1e-8),
-  weightDecay: nonNegNumber.default(0),
-});
+const betaNumber = z
+  .number({ error: 'expected a number in [0, 1)' })
+  .min(0, { error: 'expected a number in [0, 1)' })
+  .lt(1, { error: 'expected a number in [0, 1)' });
 
-const optimizerSchema = z.discriminatedUnion('type', [sgdSchema, adamSchema]).describe('adam is not supported yet');
+const adamFields = {
+  lr: nonNegNumber,
+  beta1: betaNumber.default(0.9),
+  beta2: betaNumber.default(0.999),
+  eps: posNumber.default(1e-8),
+};
+
+const adamSchema = strict({ type: z.literal('adam'), ...adamFields, weightDecay: nonNegNumber.default(0) }).describe('torch.optim.Adam');
+const adamwSchema = strict({ type: z.literal('adamw'), ...adamFields, weightDecay: nonNegNumber.default(0.01) }).describe('torch.optim.AdamW');
+
+const optimizerSchema = z.discriminatedUnion('type', [sgdSchema, adamSchema, adamwSchema]).describe('sgd, adam or adamw, with PyTorch semantics');
 
 const trainSchema = strict({
   loss: lossSchema,
   optimizer: optimizerSchema,
   steps: posInt.default(1),
   batchesPerStep: posInt.default(1),
+  lossScaling: posNumber.default(1).describe('loss scaling: the loss gradient is multiplied by it, the optimizers divide gradients by it'),
+  saveModel: z.boolean().default(false).describe('write the trained model (forward graph, final weights) as model.onnx in the run folder'),
 });
 
 // ---------------------------------------------------------------------------

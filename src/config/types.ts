@@ -47,6 +47,20 @@ export interface NodeDecl {
   outputs: string[];
   attributes: Record<string, AttributeValue>;
   loc: SourceLocation;
+  /** Set by the ONNX importer (src/onnx): the node's schema version and why it could not be upgraded, if so. */
+  onnx?: OnnxNodeOrigin;
+}
+
+/** Where an imported ONNX node came from. */
+export interface OnnxNodeOrigin {
+  /** The model file, as messages name it. */
+  file: string;
+  /** The model's opset for the node's domain. */
+  opset: number;
+  /** The version of the op's ONNX schema the node follows (after any upgrade), when tilesim knows the op's history. */
+  schemaVersion?: number;
+  /** Why the node could not be upgraded to its opset-18 form. */
+  upgradeRefused?: string;
 }
 
 export interface GraphDecl {
@@ -66,14 +80,25 @@ export type InputSpec =
   | { kind: 'value'; value: unknown; loc: SourceLocation };
 
 export interface LossSpec {
-  type: 'l1';
+  type: 'l1' | 'nll' | 'softmaxCrossEntropy' | 'mse';
   input: string;
+  /** Class labels (int32): nll and softmaxCrossEntropy. */
+  labels?: string;
+  /** The tensor the input is compared with: mse. */
+  target?: string;
+  /** Class weights [C]: nll and softmaxCrossEntropy. */
+  weights?: string;
   scale: number;
   reduction: 'mean' | 'sum';
+  /** Label whose samples are ignored: nll and softmaxCrossEntropy. */
+  ignoreIndex?: number;
+  /** nll: the input holds log-probabilities (PopART's inputIsLogProbability). */
+  inputIsLogProbability?: boolean;
   loc: SourceLocation;
 }
 
-export interface OptimizerSpec {
+/** torch.optim.SGD. */
+export interface SgdSpec {
   type: 'sgd';
   lr: number;
   momentum: number;
@@ -83,12 +108,33 @@ export interface OptimizerSpec {
   loc: SourceLocation;
 }
 
+/** torch.optim.Adam (weightDecay added to the gradient) or torch.optim.AdamW (decoupled weight decay). */
+export interface AdamSpec {
+  type: 'adam' | 'adamw';
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  loc: SourceLocation;
+}
+
+export type OptimizerSpec = SgdSpec | AdamSpec;
+
 export interface TrainSpec {
   /** A loss built from a tensor, or the name of a scalar tensor in the graph. */
   loss: LossSpec | { type: 'tensor'; name: string; loc: SourceLocation };
   optimizer: OptimizerSpec;
   steps: number;
   batchesPerStep: number;
+  /**
+   * Loss scaling (PopART): the loss gradient is seeded with this instead of 1,
+   * and the optimizers divide the gradients by it before using them.
+   * Optional only so hand-built configs may leave it out (default 1).
+   */
+  lossScaling?: number;
+  /** Write the trained model as model.onnx in the run folder. */
+  saveModel?: boolean;
 }
 
 export type AnchorMode = { kind: 'all' } | { kind: 'final' } | { kind: 'sum' } | { kind: 'everyN'; n: number };
@@ -100,6 +146,8 @@ export interface RunConfig {
   device: DeviceSpec;
   model: {
     graph: GraphDecl;
+    /** Absolute path of the ONNX file the graph was imported from (model.onnx). */
+    onnx?: string;
     /** Absolute paths of custom-op modules. */
     customOps: string[];
   };

@@ -10,17 +10,30 @@ import type { DeviceDType, ProgramStep, TensorCategory } from '../../sim/program
 import type { Op } from '../ir/op.js';
 import type { BuildTensor, DeviceGraph, Slice, TileRange } from './devicegraph.js';
 
+/** Where the op sits in the schedule, for in-place decisions (the lowering pass fills it in). */
+export interface LowerSchedule {
+  /** This op's position in the schedule. */
+  position: number;
+  /** The last schedule position at which each IR tensor is an input (absent: never read). */
+  lastRead: ReadonlyMap<string, number>;
+  /** IR tensors streamed to the host after the batch (anchors, the loss): never overwritten. */
+  anchors: ReadonlySet<string>;
+}
+
 export class LowerContext {
   private cs = -1;
   private ex = -1;
   private readonly pending: ProgramStep[] = [];
   private readonly copies = new Map<string, Slice>();
+  /** Device tensors this op made with output(). */
+  private readonly made = new Set<BuildTensor>();
 
   constructor(
     readonly graph: DeviceGraph,
     readonly op: Op,
     private readonly tensors: Map<string, BuildTensor>,
     private readonly category: (irTensor: string) => TensorCategory,
+    private readonly schedule?: LowerSchedule,
   ) {}
 
   get device(): DeviceSpec {
@@ -48,12 +61,49 @@ export class LowerContext {
     if (opts.like && opts.like.size === t.size) this.graph.mapLike(t, opts.like);
     else this.graph.mapLinearly(t, opts.grain);
     this.tensors.set(id, t);
+    this.made.add(t);
     return t;
   }
 
-  /** Make output i the very same device tensor as `t` (an alias: no copy, no cycles). */
+  /**
+   * Make output i the very same device tensor as `t` (an alias: no copy, no
+   * cycles). A device tensor output() made for it before, still unused, is
+   * dropped (it gets no memory).
+   */
   aliasOutput(i: number, t: BuildTensor): void {
-    this.tensors.set(this.op.outId(i), t);
+    const id = this.op.outId(i);
+    const prev = this.tensors.get(id);
+    if (prev && prev !== t && this.made.has(prev) && !this.graph.isReferenced(prev)) this.graph.drop(prev);
+    this.tensors.set(id, t);
+  }
+
+  /** The device tensor of output i, if output() or aliasOutput() gave it one. */
+  outputTensor(i: number): BuildTensor | undefined {
+    return this.tensors.get(this.op.outId(i));
+  }
+
+  /**
+   * Whether this op may overwrite input i with output `out` (default 0): the
+   * input is an activation or gradient (not a variable, constant, stream or
+   * anchor), the output has its shape and dtype, and no op scheduled after
+   * this one reads it, under any IR name its device tensor carries (aliases).
+   * False when the lowering pass gave no schedule.
+   */
+  canWriteInPlace(i: number, out = 0): boolean {
+    const s = this.schedule;
+    if (!s || i < 0 || i >= this.op.inputs.length || out < 0 || out >= this.op.outputs.length) return false;
+    const t = this.input(i);
+    if (t.category !== 'activation' && t.category !== 'gradient') return false;
+    const a = this.op.inInfo(i);
+    const b = this.op.outInfo(out);
+    if (a.dtype !== b.dtype || a.shape.length !== b.shape.length || a.shape.some((d, k) => d !== b.shape[k])) return false;
+    if (t.dtype !== b.dtype || t.size !== b.shape.reduce((x, y) => x * y, 1)) return false;
+    for (const [id, d] of this.tensors) {
+      if (d !== t) continue;
+      if (s.anchors.has(id)) return false;
+      if ((s.lastRead.get(id) ?? -1) > s.position) return false;
+    }
+    return true;
   }
 
   /** A tensor private to this op (partials, state). Map it before finalize. */

@@ -48,6 +48,8 @@ export interface BuildTensor {
   category: TensorCategory;
   op: string;
   mapping: TileRange[] | undefined;
+  /** Dropped (an op's output replaced by an alias before anything used it): no memory. */
+  dropped?: boolean;
 }
 
 interface BuildVertex {
@@ -81,6 +83,8 @@ export class DeviceGraph {
   /** Why the lowering chose what it did (plans per op), for `sim compile`. */
   readonly notes: { op: string; kind: string; text: string }[] = [];
   readonly numTiles: number;
+  /** Tensors that some vertex, copy or stream uses. */
+  private readonly referenced = new Set<number>();
 
   constructor(readonly device: DeviceSpec) {
     this.numTiles = device.ipus * device.tilesPerIpu;
@@ -167,6 +171,17 @@ export class DeviceGraph {
     arrays?: Record<string, number[]>,
   ): void {
     this.computeSets[cs].vertices.push({ codelet, tile, fields, params, ...(arrays ? { arrays } : {}) });
+    for (const f of Object.values(fields)) for (const s of Array.isArray(f) ? f : [f]) this.referenced.add(s.tensor);
+  }
+
+  /** Whether any vertex, copy or stream uses `t` so far. */
+  isReferenced(t: BuildTensor): boolean {
+    return this.referenced.has(t.id);
+  }
+
+  /** Give `t` no memory: it was made but is not needed (finalize checks nothing uses it). */
+  drop(t: BuildTensor): void {
+    t.dropped = true;
   }
 
   addExchange(name: string, op: string): number {
@@ -177,10 +192,12 @@ export class DeviceGraph {
   addCopy(ex: number, src: Slice, dst: Slice): void {
     if (src.end - src.begin !== dst.end - dst.begin) throw loweringError(this.exchanges[ex].op, `copy between slices of different sizes (${src.end - src.begin} and ${dst.end - dst.begin})`);
     this.exchanges[ex].copies.push({ src, dst });
+    this.referenced.add(src.tensor).add(dst.tensor);
   }
 
   addStream(name: string, t: BuildTensor, direction: 'toDevice' | 'fromDevice'): number {
     this.streams.push({ id: this.streams.length, name, tensor: t.id, direction });
+    this.referenced.add(t.id);
     return this.streams.length - 1;
   }
 
@@ -190,17 +207,24 @@ export class DeviceGraph {
 
   /** Allocate tile memory (throws RunError when a tile overflows) and resolve slices to regions. */
   finalize(codelets: CodeletRegistry, codeletModules: string[]): DeviceProgram {
-    for (const t of this.tensors) if (!t.mapping) throw loweringError(t.op, `tensor '${t.name}' has no tile mapping (map it with mapLinearly, mapLike, mapToTile or setTileMapping)`);
-    const { tileBytes, intervals } = allocate(this.tensors, this.device, this.numTiles);
-    const tensors: DeviceTensor[] = this.tensors.map((t) => ({
-      id: t.id,
-      name: t.name,
-      dtype: t.dtype,
-      shape: t.shape,
-      category: t.category,
-      op: t.op,
-      intervals: intervals[t.id],
-    }));
+    for (const t of this.tensors) {
+      if (t.dropped && this.referenced.has(t.id)) throw loweringError(t.op, `tensor '${t.name}' was dropped but is used`);
+      if (!t.mapping && !t.dropped) throw loweringError(t.op, `tensor '${t.name}' has no tile mapping (map it with mapLinearly, mapLike, mapToTile or setTileMapping)`);
+    }
+    const { tileBytes, intervals, memory, lifetimes } = allocate(this.tensors, this.device, this.numTiles, this, codelets);
+    const tensors: DeviceTensor[] = this.tensors.map((t) => {
+      const life = lifetimes[t.id];
+      return {
+        id: t.id,
+        name: t.name,
+        dtype: t.dtype,
+        shape: t.shape,
+        category: t.category,
+        op: t.op,
+        intervals: intervals[t.id],
+        ...(typeof life === 'object' ? { live: { from: life.from, to: life.to } } : {}),
+      };
+    });
     const region = (s: Slice, tile: number, where: string, op: string): Region => {
       const t = tensors[s.tensor];
       const iv = t.intervals.find((i) => i.tile === tile && i.begin <= s.begin && s.end <= i.end);
@@ -253,6 +277,7 @@ export class DeviceGraph {
       tileBytes,
       codeletModules,
       notes: this.notes,
+      memory,
     };
   }
 }

@@ -68,10 +68,14 @@ export function lowerGraph(req: LowerRequest): Lowered {
   }
 
   const category = (id: string) => (req.graph.tensor(id).isGradient ? 'gradient' : 'activation') as 'gradient' | 'activation';
-  for (const op of req.schedule) {
+  // For in-place decisions: where each IR tensor is last read, and what the host reads after the batch.
+  const lastRead = new Map<string, number>();
+  req.schedule.forEach((op, k) => op.inputs.forEach((id) => lastRead.set(id, k)));
+  const anchors = new Set(req.anchors);
+  for (const [position, op] of req.schedule.entries()) {
     const def = req.registry.exact(op.opid);
     if (!def?.lower) throw new UserError(`op '${op.name}' (${fmtOpid(op.opid)}) has no lowering: register an OpDefinition with this identifier and a lower()`, op.settings.loc);
-    const ctx = new LowerContext(dg, op, tensors, category);
+    const ctx = new LowerContext(dg, op, tensors, category, { position, lastRead, anchors });
     try {
       def.lower(op, ctx);
     } catch (e) {

@@ -1,52 +1,252 @@
 /**
- * Tile memory allocation. Every tensor is always live for now (variables must
- * be; activations and temporaries sharing memory by liveness is a planned
- * refinement), each interval aligned to the preset's allocationAlignment.
- * A tile that overflows fails the compile the way Poplar does, naming the
- * tile, the bytes and the largest tensors there.
+ * Tile memory allocation, as Poplar decides it at compile time.
+ *
+ * - Always-live tensors (variables, constants, streams, optimizer state; see
+ *   src/lower/liveness.ts) are laid out first on each tile, in tensor order.
+ * - Every other tensor lives for an interval of steps of the batch program.
+ *   Above the always-live block, a deterministic first-fit interval allocator
+ *   per tile places them in order of first step (then larger first, then
+ *   tensor id, then element): each at the lowest aligned offset that overlaps
+ *   no placed tensor whose lifetime overlaps its own. Tensors that are never
+ *   live at the same time share bytes.
+ * - Every allocation starts at a multiple of the preset's allocationAlignment.
+ * - Code and vertex state are counted in the tile's memory (after the data):
+ *     code: codeBytesPerCodelet (a GUESS preset field) per distinct codelet
+ *     the tile runs;
+ *     vertex state (MODEL, Poplar's vertex layout: a tile is a 32-bit
+ *     machine, so pointers and counts are 4-byte words, SPEC): per vertex one
+ *     word for its entry in its compute set's vertex list; per field a pointer
+ *     and a count (2 words; a field that is the very same region as another
+ *     field of the vertex, an in-place InOut, counts once); per list field
+ *     2 words plus 2 per region; per scalar param a word; per vector param
+ *     2 words plus a word per element. The tile's total is aligned.
+ * - A tile whose data peak + code + vertex state exceeds bytesPerTile fails
+ *   the compile the way Poplar does, naming the tile, the bytes, and the
+ *   largest tensors live at that tile's peak.
  */
+import type { CodeletRegistry } from '../../sim/codelet.js';
 import type { DeviceSpec } from '../../sim/device.js';
-import { DTYPE_BYTES, type TileInterval } from '../../sim/program.js';
+import { DTYPE_BYTES, type TileInterval, type TileMemoryUse } from '../../sim/program.js';
 import { RunError } from '../errors.js';
-import type { BuildTensor } from './devicegraph.js';
+import type { BuildTensor, DeviceGraph, Slice } from './devicegraph.js';
+import { computeLiveness, type Access, type LeafStep, type Lifetime } from './liveness.js';
+
+/** Bytes of one word of vertex state (32-bit tile addresses, SPEC). */
+export const VERTEX_WORD_BYTES = 4;
 
 export interface Allocation {
+  /** Bytes of each tile's memory in use (data peak + vertex state + code): memory[t].total. */
   tileBytes: number[];
   intervals: TileInterval[][];
+  memory: TileMemoryUse[];
+  lifetimes: Lifetime[];
 }
 
-export function allocate(tensors: readonly BuildTensor[], device: DeviceSpec, numTiles: number): Allocation {
-  const tileBytes = new Array<number>(numTiles).fill(0);
+/** What allocation reads of the graph beyond its tensors (a DeviceGraph). */
+export type ProgramView = Pick<DeviceGraph, 'computeSets' | 'exchanges' | 'streams' | 'programs'>;
+
+interface Item {
+  tensor: BuildTensor;
+  tile: number;
+  begin: number;
+  end: number;
+  bytes: number;
+  from: number;
+  to: number;
+}
+
+/**
+ * Allocate every tensor's tile intervals. Without `program` (or `codelets`)
+ * there are no steps: every tensor is always live and there is no code.
+ */
+export function allocate(
+  tensors: readonly BuildTensor[],
+  device: DeviceSpec,
+  numTiles: number,
+  program?: ProgramView,
+  codelets?: CodeletRegistry,
+): Allocation {
+  const align = (n: number) => Math.ceil(n / device.allocationAlignment) * device.allocationAlignment;
+  const liveness = program
+    ? computeLiveness(tensors, program.programs, (s) => stepAccesses(s, program, codelets))
+    : { lifetimes: tensors.map((t): Lifetime => (t.dropped ? 'none' : 'always')), steps: [] as LeafStep[] };
+  const { lifetimes } = liveness;
   const intervals: TileInterval[][] = tensors.map(() => []);
-  const align = device.allocationAlignment;
+  const alwaysEnd = new Array<number>(numTiles).fill(0);
+  const temps: Item[][] = Array.from({ length: numTiles }, () => []);
+
   for (const t of tensors) {
+    const life = lifetimes[t.id];
+    if (life === 'none') continue;
     const size = DTYPE_BYTES[t.dtype];
     for (const m of t.mapping ?? []) {
-      const offset = Math.ceil(tileBytes[m.tile] / align) * align;
-      intervals[t.id].push({ tile: m.tile, begin: m.begin, end: m.end, offset });
-      tileBytes[m.tile] = offset + (m.end - m.begin) * size;
+      const bytes = (m.end - m.begin) * size;
+      if (life === 'always') {
+        const offset = align(alwaysEnd[m.tile]);
+        intervals[t.id].push({ tile: m.tile, begin: m.begin, end: m.end, offset });
+        alwaysEnd[m.tile] = offset + bytes;
+      } else {
+        temps[m.tile].push({ tensor: t, tile: m.tile, begin: m.begin, end: m.end, bytes, from: life.from, to: life.to });
+      }
     }
   }
+
+  const dataEnd = [...alwaysEnd];
+  for (let tile = 0; tile < numTiles; tile++) {
+    const items = temps[tile].sort((a, b) => a.from - b.from || b.bytes - a.bytes || a.tensor.id - b.tensor.id || a.begin - b.begin);
+    const base = align(alwaysEnd[tile]);
+    // Placed items still live, ascending by offset.
+    let active: { offset: number; end: number; to: number }[] = [];
+    for (const it of items) {
+      active = active.filter((a) => a.to >= it.from);
+      let offset = base;
+      for (const a of active) {
+        if (offset + it.bytes <= a.offset) break;
+        offset = Math.max(offset, align(a.end));
+      }
+      const placed = { offset, end: offset + it.bytes, to: it.to };
+      const at = active.findIndex((a) => a.offset > offset);
+      active.splice(at < 0 ? active.length : at, 0, placed);
+      intervals[it.tensor.id].push({ tile, begin: it.begin, end: it.end, offset });
+      if (placed.end > dataEnd[tile]) dataEnd[tile] = placed.end;
+    }
+  }
+  // Intervals in mapping order (element order), as the rest of the pipeline expects.
+  for (const iv of intervals) iv.sort((a, b) => a.begin - b.begin);
+
+  const { code, vertexState } = program && codelets ? codeAndVertexState(program, codelets, device, numTiles) : { code: new Array<number>(numTiles).fill(0), vertexState: new Array<number>(numTiles).fill(0) };
+  const memory: TileMemoryUse[] = [];
+  for (let tile = 0; tile < numTiles; tile++) {
+    const vs = vertexState[tile] ? align(vertexState[tile]) : 0;
+    const total = dataEnd[tile] + vs + code[tile];
+    memory.push({ alwaysLive: alwaysEnd[tile], temporaries: dataEnd[tile] - alwaysEnd[tile], code: code[tile], vertexState: vs, total });
+  }
+  const tileBytes = memory.map((m) => m.total);
   const worst = tileBytes.reduce((w, b, t) => (b > tileBytes[w] ? t : w), 0);
-  if (tileBytes[worst] > device.bytesPerTile) throw outOfMemory(worst, tileBytes[worst], tensors, intervals, device);
-  return { tileBytes, intervals };
+  if (tileBytes[worst] > device.bytesPerTile) {
+    throw outOfMemory(worst, memory[worst], tensors, intervals, lifetimes, liveness.steps, program, device);
+  }
+  return { tileBytes, intervals, memory, lifetimes };
 }
 
-function outOfMemory(tile: number, used: number, tensors: readonly BuildTensor[], intervals: TileInterval[][], device: DeviceSpec): RunError {
-  const onTile = tensors
-    .map((t) => ({
-      t,
-      bytes: intervals[t.id].filter((i) => i.tile === tile).reduce((s, i) => s + (i.end - i.begin) * DTYPE_BYTES[t.dtype], 0),
-    }))
-    .filter((x) => x.bytes > 0)
-    .sort((a, b) => b.bytes - a.bytes)
-    .slice(0, 5);
-  const list = onTile
-    .map(({ t, bytes }) => `  ${t.name} (${t.category}${t.op ? `, op ${t.op}` : ''}, ${t.dtype}[${t.shape.join(', ')}]): ${bytes} bytes`)
+/** Which elements of which tensors a leaf step reads and writes. */
+function stepAccesses(step: LeafStep, program: ProgramView, codelets: CodeletRegistry | undefined): Access[] {
+  const out: Access[] = [];
+  const add = (s: Slice, read: boolean, write: boolean) => out.push({ tensor: s.tensor, begin: s.begin, end: s.end, read, write });
+  switch (step.kind) {
+    case 'execute':
+      for (const v of program.computeSets[step.computeSet]?.vertices ?? []) {
+        const spec = codelets?.has(v.codelet) ? codelets.get(v.codelet).fields : undefined;
+        for (const [name, f] of Object.entries(v.fields)) {
+          // Unknown codelets or fields (finalize reports them) count as read and written.
+          const dir = spec?.[name]?.direction ?? 'inout';
+          for (const s of Array.isArray(f) ? f : [f]) add(s, dir !== 'output', dir !== 'input');
+        }
+      }
+      break;
+    case 'exchange':
+      for (const c of program.exchanges[step.exchange]?.copies ?? []) {
+        add(c.src, true, false);
+        add(c.dst, false, true);
+      }
+      break;
+    case 'streamCopy': {
+      const s = program.streams[step.stream];
+      if (s) out.push({ tensor: s.tensor, begin: 0, end: Infinity, read: s.direction === 'fromDevice', write: s.direction === 'toDevice' });
+      break;
+    }
+  }
+  return out;
+}
+
+/** Code bytes (distinct codelets x codeBytesPerCodelet) and vertex-state bytes of every tile. */
+export function codeAndVertexState(
+  program: Pick<ProgramView, 'computeSets'>,
+  codelets: CodeletRegistry,
+  device: DeviceSpec,
+  numTiles: number,
+): { code: number[]; vertexState: number[] } {
+  const kinds: Set<string>[] = Array.from({ length: numTiles }, () => new Set());
+  const vertexState = new Array<number>(numTiles).fill(0);
+  for (const cs of program.computeSets) {
+    for (const v of cs.vertices) {
+      if (v.tile < 0 || v.tile >= numTiles) continue;
+      kinds[v.tile].add(v.codelet);
+      vertexState[v.tile] += vertexStateBytes(v, codelets.has(v.codelet) ? codelets.get(v.codelet).fields : undefined);
+    }
+  }
+  return { code: kinds.map((k) => k.size * device.codeBytesPerCodelet), vertexState };
+}
+
+/** Vertex-state bytes of one vertex (see the file comment). */
+export function vertexStateBytes(
+  v: { fields: Record<string, Slice | Slice[]>; params: Record<string, number>; arrays?: Record<string, number[]> },
+  fieldSpecs?: Record<string, { vector?: boolean }>,
+): number {
+  let words = 1;
+  const seen = new Set<string>();
+  for (const [name, f] of Object.entries(v.fields)) {
+    if (Array.isArray(f) || fieldSpecs?.[name]?.vector) {
+      words += 2 + 2 * (Array.isArray(f) ? f.length : 1);
+      continue;
+    }
+    const key = `${f.tensor}:${f.begin}:${f.end}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    words += 2;
+  }
+  words += Object.keys(v.params).length;
+  for (const a of Object.values(v.arrays ?? {})) words += 2 + a.length;
+  return words * VERTEX_WORD_BYTES;
+}
+
+function describeStep(s: LeafStep, program: ProgramView | undefined): string {
+  if (s.kind === 'execute') return `compute set '${program?.computeSets[s.computeSet]?.name ?? s.computeSet}'`;
+  if (s.kind === 'exchange') return `exchange '${program?.exchanges[s.exchange]?.name ?? s.exchange}'`;
+  return `stream copy '${program?.streams[s.stream]?.name ?? s.stream}'`;
+}
+
+function outOfMemory(
+  tile: number,
+  use: TileMemoryUse,
+  tensors: readonly BuildTensor[],
+  intervals: TileInterval[][],
+  lifetimes: Lifetime[],
+  steps: LeafStep[],
+  program: ProgramView | undefined,
+  device: DeviceSpec,
+): RunError {
+  const bytesOn = (t: BuildTensor) => intervals[t.id].filter((i) => i.tile === tile).reduce((s, i) => s + (i.end - i.begin) * DTYPE_BYTES[t.dtype], 0);
+  const onTile = tensors.map((t) => ({ t, bytes: bytesOn(t), life: lifetimes[t.id] })).filter((x) => x.bytes > 0);
+  // The step at which the most bytes of temporaries are live on the tile.
+  const live = new Array<number>(steps.length + 1).fill(0);
+  for (const x of onTile) {
+    if (typeof x.life !== 'object') continue;
+    live[x.life.from] += x.bytes;
+    live[x.life.to + 1] -= x.bytes;
+  }
+  let peak = -1;
+  let best = 0;
+  for (let i = 0, acc = 0; i < steps.length; i++) {
+    acc += live[i];
+    if (acc > best) [best, peak] = [acc, i];
+  }
+  const atPeak = onTile.filter((x) => x.life === 'always' || (typeof x.life === 'object' && peak >= x.life.from && peak <= x.life.to));
+  const list = atPeak
+    .sort((a, b) => b.bytes - a.bytes || a.t.id - b.t.id)
+    .slice(0, 5)
+    .map(({ t, bytes, life }) => {
+      const when = typeof life === 'object' ? `live at steps ${life.from}-${life.to}` : 'always live';
+      return `  ${t.name} (${t.category}${t.op ? `, op ${t.op}` : ''}, ${t.dtype}[${t.shape.join(', ')}]): ${bytes} bytes, ${when}`;
+    })
     .join('\n');
+  const where = peak >= 0 ? `; its peak is at step ${peak} of the batch program (${describeStep(steps[peak], program)})` : '';
   return new RunError(
-    `Out of memory on tile ${tile}: ${used} bytes used but tiles only have ${device.bytesPerTile} bytes of memory ` +
-      `(device '${device.name}').\nLargest tensors on tile ${tile}:\n${list}\n` +
+    `Out of memory on tile ${tile}: ${use.total} bytes used but tiles only have ${device.bytesPerTile} bytes of memory ` +
+      `(device '${device.name}').\n` +
+      `Tile ${tile} holds ${use.alwaysLive} bytes always live, ${use.temporaries} bytes of temporaries at their peak, ` +
+      `${use.code} bytes of code and ${use.vertexState} bytes of vertex state${where}.\n` +
+      `Largest tensors on tile ${tile}:\n${list}\n` +
       `Use a device with more tiles (device: {preset: <name>, tiles: N}) or more memory per tile, or smaller shapes.`,
   );
 }

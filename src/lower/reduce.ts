@@ -1,27 +1,420 @@
 /**
- * The two-stage reduction PopLibs uses: every tile reduces what it holds into
- * fp32 partials (stage 1), the partials are exchanged to the tiles that own
- * the output and summed there (stage 2).
+ * The two-stage reduction PopLibs uses, with a planner for its second stage.
  *
  * reduceLeading sums a row-major [rows, cols] view of `x` over its rows into
  * `out` (cols elements): a bias gradient, or with cols = 1 a full reduction.
+ *
+ * Stage 1: every tile reduces each contiguous run of `x` it holds into a
+ * float32 partial on that tile: a run of at least a row gives a partial of
+ * every column; a shorter run gives a partial of just the columns it covers
+ * (split in two where it wraps past the last column), so no tile sends
+ * columns it never saw.
+ *
+ * Stage 2: the partials of each column are combined on the tiles that own
+ * the output. The planner chooses how (src/lower/reduce.ts planReduction):
+ * the output's columns are cut into segments (where the output's tile or the
+ * set of partials covering a column changes); a segment with more partials
+ * than a fan-in f is first reduced in groups of at most f partials on other
+ * tiles (intermediate stages, spread over all tiles by a greedy balance of
+ * estimated cycles, optionally with the segment cut into column chunks of
+ * whole vectors), until at most f remain; the last stage sums them on the
+ * output's tiles, scaled. Candidates: 1 to 4 stages (f = ceil(m^(1/L)) for
+ * the most partials m of any column), with and without column chunks, and
+ * the naive plan (every tile's full-width partial sent to the output's
+ * tiles). Each candidate is costed with the engine's own model
+ * (sim/cost.ts: compute sets from the codelets' estimators, exchanges with
+ * their broadcast rules, one sync per stage); the cheapest wins, ties to the
+ * fewer stages. The choice is noted (ctx.note('plan', ...)) for `sim compile`.
  */
-import type { BuildTensor, Slice } from './devicegraph.js';
+import { CodeletRegistry } from '../../sim/codelet.js';
+import { reduceFinalCodelet, reducePartialCodelet } from '../../sim/codelets/reduce.js';
+import { vectorWidth } from '../../sim/codelets/estimators.js';
+import { computeSetCost, exchangeCost } from '../../sim/cost.js';
+import type { DeviceSpec } from '../../sim/device.js';
+import type { DeviceDType, ExchangeCopy, Vertex } from '../../sim/program.js';
 import type { LowerContext } from './context.js';
+import type { BuildTensor, TileRange } from './devicegraph.js';
 
-export function reduceLeading(ctx: LowerContext, x: BuildTensor, out: BuildTensor, opts: { abs?: boolean; scale?: number } = {}): void {
-  const cols = out.size;
+export interface ReduceOptions {
+  /** Sum |x| instead of x. */
+  abs?: boolean;
+  /** Multiply the sums by this (e.g. 1 / rows for a mean). */
+  scale?: number;
+  /** 'auto' (default): the planner's choice; 'naive': full partials straight to the output's tiles. */
+  plan?: 'auto' | 'naive';
+}
+
+/** Float32 data for columns [colBegin, colEnd) held on one tile: a stage-1 partial or an intermediate sum. */
+export interface PlanValue {
+  tile: number;
+  colBegin: number;
+  colEnd: number;
+}
+
+/** One stage-1 vertex: x elements [begin, end) on `tile` into value `value`, first element at column offset `offset` of it. */
+export interface PartialVertex {
+  tile: number;
+  begin: number;
+  end: number;
+  value: number;
+  offset: number;
+}
+
+/** One later-stage vertex: values `inputs` (their columns [colBegin, colEnd)) summed on `tile`, into value `out` or, last, into the output. */
+export interface PlanTask {
+  tile: number;
+  colBegin: number;
+  colEnd: number;
+  inputs: number[];
+  out?: number;
+}
+
+export interface ReducePlan {
+  name: string;
+  stage1: PartialVertex[];
+  values: PlanValue[];
+  /** The later stages in order; the last writes the output. */
+  stages: PlanTask[][];
+  /** Estimated cycles of each stage (stage 1 first), sync included. */
+  stageCycles: number[];
+  cycles: number;
+}
+
+export interface ReductionProblem {
+  /** Tile ranges of x (elements of the [rows, cols] row-major view). */
+  x: readonly TileRange[];
+  xDType: DeviceDType;
+  cols: number;
+  /** Tile ranges of the output (its cols elements). */
+  out: readonly TileRange[];
+  outDType: DeviceDType;
+  device: DeviceSpec;
+  numTiles: number;
+}
+
+const ESTIMATORS = new CodeletRegistry();
+ESTIMATORS.add(reducePartialCodelet);
+ESTIMATORS.add(reduceFinalCodelet);
+
+export function reduceLeading(ctx: LowerContext, x: BuildTensor, out: BuildTensor, opts: ReduceOptions = {}): void {
+  const problem: ReductionProblem = {
+    x: ctx.ranges(x),
+    xDType: x.dtype,
+    cols: out.size,
+    out: ctx.ranges(out),
+    outDType: out.dtype,
+    device: ctx.device,
+    numTiles: ctx.graph.numTiles,
+  };
+  const { chosen, candidates } = planReduction(problem, opts.plan ?? 'auto');
+  const rows = out.size > 0 ? x.size / out.size : 0;
+  const others = candidates.filter((c) => c !== chosen).map((c) => `${c.name} ${c.cycles}`);
+  ctx.note(
+    'plan',
+    `reduce [${rows}, ${out.size}] (${x.dtype} -> ${out.dtype}): ${chosen.stage1.length} partials on ${new Set(chosen.stage1.map((p) => p.tile)).size} tiles, ` +
+      `${chosen.name}: ${chosen.stages.length + 1} compute sets, ~${chosen.cycles} cycles (stages ${chosen.stageCycles.join(' + ')}, syncs included)` +
+      (others.length ? `; other candidates: ${others.join(', ')}` : ''),
+  );
+  emit(ctx, x, out, chosen, opts);
+}
+
+/** Grow the chosen plan into compute sets, vertices and exchanges. */
+function emit(ctx: LowerContext, x: BuildTensor, out: BuildTensor, plan: ReducePlan, opts: ReduceOptions): void {
+  const tensors: BuildTensor[] = [];
   ctx.computeSet('reduce/partials');
-  const partials: BuildTensor[] = [];
-  for (const [i, r] of ctx.ranges(x).entries()) {
-    const p = ctx.addTensor(`partial${i}`, 'float32', [cols], 'temporary');
-    ctx.graph.mapToTile(p, r.tile);
-    partials.push(p);
-    ctx.vertex('ReducePartial', r.tile, { in: ctx.slice(x, r.begin, r.end), out: ctx.slice(p) }, { offset: r.begin % cols, abs: opts.abs ? 1 : 0 });
+  for (const [i, p] of plan.stage1.entries()) {
+    const v = plan.values[p.value];
+    const t = ctx.addTensor(`partial${i}`, 'float32', [v.colEnd - v.colBegin], 'temporary');
+    ctx.graph.mapToTile(t, p.tile);
+    tensors[p.value] = t;
+    ctx.vertex('ReducePartial', p.tile, { in: ctx.slice(x, p.begin, p.end), out: ctx.slice(t) }, { offset: p.offset, abs: opts.abs ? 1 : 0 });
   }
-  ctx.computeSet('reduce/final');
-  for (const r of ctx.ranges(out)) {
-    const parts: Slice[] = partials.map((p) => ctx.onTile(p, r.begin, r.end, r.tile));
-    ctx.vertex('ReduceFinal', r.tile, { partials: parts, out: ctx.slice(out, r.begin, r.end) }, { scale: opts.scale ?? 1 });
+  for (const [s, tasks] of plan.stages.entries()) {
+    const last = s === plan.stages.length - 1;
+    ctx.computeSet(last ? 'reduce/final' : `reduce/intermediate${s + 1}`);
+    for (const [k, task] of tasks.entries()) {
+      const parts = task.inputs.map((id) => {
+        const v = plan.values[id];
+        return ctx.onTile(tensors[id], task.colBegin - v.colBegin, task.colEnd - v.colBegin, task.tile);
+      });
+      let dst;
+      if (last || task.out === undefined) dst = ctx.slice(out, task.colBegin, task.colEnd);
+      else {
+        const t = ctx.addTensor(`intermediate${s + 1}/${k}`, 'float32', [task.colEnd - task.colBegin], 'temporary');
+        ctx.graph.mapToTile(t, task.tile);
+        tensors[task.out] = t;
+        dst = ctx.slice(t);
+      }
+      ctx.vertex('ReduceFinal', task.tile, { partials: parts, out: dst }, { scale: last ? (opts.scale ?? 1) : 1 });
+    }
+  }
+}
+
+/**
+ * The candidate plans for a reduction, each with its estimated cycles, and
+ * the chosen one (mode 'naive' forces the naive plan).
+ */
+export function planReduction(p: ReductionProblem, mode: 'auto' | 'naive' = 'auto'): { chosen: ReducePlan; candidates: ReducePlan[] } {
+  const naive = naivePlan(p);
+  if (mode === 'naive' || p.cols === 0 || p.x.length === 0) return { chosen: naive, candidates: [naive] };
+  const { stage1, values } = windowedPartials(p);
+  const segments = segmentsOf(p, values);
+  const most = segments.reduce((m, s) => Math.max(m, s.inputs.length), 0);
+  const candidates: ReducePlan[] = [];
+  const seen = new Set<string>();
+  for (let levels = 1; levels <= 4; levels++) {
+    const fanIn = levels === 1 ? Infinity : Math.max(2, Math.ceil(most ** (1 / levels) - 1e-9));
+    for (const chunked of levels === 1 ? [false] : [false, true]) {
+      const plan = treePlan(p, stage1, values, segments, fanIn, chunked);
+      const key = JSON.stringify(plan.stages.map((s) => s.length)) + plan.stages.length + (chunked ? 'c' : '') + fanIn;
+      if (seen.has(key) || (levels > 1 && plan.stages.length === 1)) continue;
+      seen.add(key);
+      plan.name = levels === 1 ? 'one stage on the output tiles' : `${plan.stages.length} stages, fan-in ${fanIn}${chunked ? ', column chunks' : ''}`;
+      candidates.push(plan);
+    }
+  }
+  candidates.push(naive);
+  const chosen = candidates.reduce((best, c) => (c.cycles < best.cycles || (c.cycles === best.cycles && c.stages.length < best.stages.length) ? c : best));
+  return { chosen, candidates };
+}
+
+/** Every tile's full-width partial sent to the output's tiles, one vertex per output range. */
+function naivePlan(p: ReductionProblem): ReducePlan {
+  const values: PlanValue[] = [];
+  const stage1: PartialVertex[] = p.x.map((r) => {
+    values.push({ tile: r.tile, colBegin: 0, colEnd: p.cols });
+    return { tile: r.tile, begin: r.begin, end: r.end, value: values.length - 1, offset: p.cols ? r.begin % p.cols : 0 };
+  });
+  const final: PlanTask[] = p.out.map((r) => ({ tile: r.tile, colBegin: r.begin, colEnd: r.end, inputs: values.map((_, i) => i) }));
+  return costed(p, { name: 'naive (full partials to the output tiles)', stage1, values, stages: [final], stageCycles: [], cycles: 0 });
+}
+
+/** Stage 1 with each run's partial covering only its columns. */
+function windowedPartials(p: ReductionProblem): { stage1: PartialVertex[]; values: PlanValue[] } {
+  const { cols } = p;
+  const values: PlanValue[] = [];
+  const stage1: PartialVertex[] = [];
+  const add = (tile: number, begin: number, end: number, colBegin: number, colEnd: number, offset: number) => {
+    values.push({ tile, colBegin, colEnd });
+    stage1.push({ tile, begin, end, value: values.length - 1, offset });
+  };
+  for (const r of p.x) {
+    const n = r.end - r.begin;
+    const c0 = r.begin % cols;
+    if (n >= cols) add(r.tile, r.begin, r.end, 0, cols, c0);
+    else if (c0 + n <= cols) add(r.tile, r.begin, r.end, c0, c0 + n, 0);
+    else {
+      const first = cols - c0;
+      add(r.tile, r.begin, r.begin + first, c0, cols, 0);
+      add(r.tile, r.begin + first, r.end, 0, n - first, 0);
+    }
+  }
+  return { stage1, values };
+}
+
+interface Segment {
+  colBegin: number;
+  colEnd: number;
+  outTile: number;
+  inputs: number[];
+}
+
+/** Column segments with one output tile and one set of covering values each. */
+function segmentsOf(p: ReductionProblem, values: readonly PlanValue[]): Segment[] {
+  const cuts = new Set<number>([0, p.cols]);
+  for (const r of p.out) cuts.add(r.begin).add(r.end);
+  for (const v of values) cuts.add(v.colBegin).add(v.colEnd);
+  const points = [...cuts].sort((a, b) => a - b);
+  const byBegin = values.map((_, i) => i).sort((a, b) => values[a].colBegin - values[b].colBegin || a - b);
+  const segments: Segment[] = [];
+  let next = 0;
+  let active: number[] = [];
+  let outIdx = 0;
+  const outs = [...p.out].sort((a, b) => a.begin - b.begin);
+  for (let k = 0; k + 1 < points.length; k++) {
+    const [b, e] = [points[k], points[k + 1]];
+    while (next < byBegin.length && values[byBegin[next]].colBegin <= b) active.push(byBegin[next++]);
+    active = active.filter((i) => values[i].colEnd > b);
+    while (outIdx < outs.length && outs[outIdx].end <= b) outIdx++;
+    const inputs = active.filter((i) => values[i].colBegin <= b).sort((x, y) => x - y);
+    segments.push({ colBegin: b, colEnd: e, outTile: outs[outIdx].tile, inputs });
+  }
+  return segments;
+}
+
+/** A plan reducing each segment in groups of at most fanIn until fanIn remain, then on the output tiles. */
+function treePlan(p: ReductionProblem, stage1: PartialVertex[], values0: PlanValue[], segments0: Segment[], fanIn: number, chunked: boolean): ReducePlan {
+  const values = values0.map((v) => ({ ...v }));
+  const stages: PlanTask[][] = [];
+  const vw = vectorWidth('float32', p.device);
+  let segments = segments0;
+  while (segments.some((s) => s.inputs.length > fanIn)) {
+    const groupsTotal = segments.reduce((n, s) => n + (s.inputs.length > fanIn ? Math.ceil(s.inputs.length / fanIn) : 0), 0);
+    const tasks: PlanTask[] = [];
+    const nextSegments: Segment[] = [];
+    for (const s of segments) {
+      if (s.inputs.length <= fanIn) {
+        nextSegments.push(s);
+        continue;
+      }
+      const groups = split(s.inputs, Math.ceil(s.inputs.length / fanIn));
+      const len = s.colEnd - s.colBegin;
+      const chunks = chunked ? Math.max(1, Math.min(Math.floor(p.numTiles / groupsTotal), Math.floor(len / vw))) : 1;
+      const bounds = chunkBounds(s.colBegin, s.colEnd, chunks, vw);
+      for (let c = 0; c + 1 < bounds.length; c++) {
+        const inputs: number[] = [];
+        for (const g of groups) {
+          values.push({ tile: -1, colBegin: bounds[c], colEnd: bounds[c + 1] });
+          const out = values.length - 1;
+          tasks.push({ tile: -1, colBegin: bounds[c], colEnd: bounds[c + 1], inputs: g, out });
+          inputs.push(out);
+        }
+        nextSegments.push({ colBegin: bounds[c], colEnd: bounds[c + 1], outTile: s.outTile, inputs });
+      }
+    }
+    place(p, tasks, values);
+    for (const t of tasks) values[t.out!].tile = t.tile;
+    stages.push(tasks);
+    segments = nextSegments;
+  }
+  stages.push(segments.map((s) => ({ tile: s.outTile, colBegin: s.colBegin, colEnd: s.colEnd, inputs: s.inputs })));
+  return costed(p, { name: '', stage1, values, stages, stageCycles: [], cycles: 0 });
+}
+
+/** `items` in `n` consecutive groups whose sizes differ by at most one. */
+function split<T>(items: readonly T[], n: number): T[][] {
+  const out: T[][] = [];
+  let at = 0;
+  for (let g = 0; g < n; g++) {
+    const size = Math.floor(items.length / n) + (g < items.length % n ? 1 : 0);
+    out.push(items.slice(at, at + size));
+    at += size;
+  }
+  return out;
+}
+
+/** [begin, end) cut into `n` pieces of whole vectors (the last takes the rest). */
+function chunkBounds(begin: number, end: number, n: number, vw: number): number[] {
+  const len = end - begin;
+  const per = Math.ceil(Math.ceil(len / n) / vw) * vw;
+  const out = [begin];
+  for (let b = begin + per; b < end; b += per) out.push(b);
+  out.push(end);
+  return out;
+}
+
+/**
+ * Greedy placement of one stage's tasks (largest first): each on the tile,
+ * among those holding one of its inputs and the least-loaded tile, where
+ * its estimated receive plus compute cycles end lowest (ties: lower tile).
+ */
+function place(p: ReductionProblem, tasks: PlanTask[], values: readonly PlanValue[]): void {
+  const { device } = p;
+  const load = new Float64Array(p.numTiles);
+  const heap = new MinHeap();
+  for (let t = 0; t < p.numTiles; t++) heap.push(0, t);
+  const size = (t: PlanTask) => (t.colEnd - t.colBegin) * t.inputs.length;
+  const order = tasks.map((_, i) => i).sort((a, b) => size(tasks[b]) - size(tasks[a]) || a - b);
+  for (const i of order) {
+    const task = tasks[i];
+    const len = task.colEnd - task.colBegin;
+    const compute = reduceFinalCyclesOf(task.inputs.length, len, 'float32', device);
+    let least = heap.peek();
+    while (least && load[least.tile] !== least.load) {
+      heap.pop();
+      least = heap.peek();
+    }
+    const options = new Set<number>(task.inputs.map((v) => values[v].tile));
+    if (least) options.add(least.tile);
+    let best = -1;
+    let bestEnd = Infinity;
+    for (const tile of [...options].sort((a, b) => a - b)) {
+      const remote = task.inputs.filter((v) => values[v].tile !== tile).length;
+      const end = load[tile] + Math.ceil((remote * len * 4) / device.exchangeBytesPerCycle) + compute;
+      if (end < bestEnd) [best, bestEnd] = [tile, end];
+    }
+    task.tile = best;
+    load[best] = bestEnd;
+    heap.push(bestEnd, best);
+  }
+}
+
+function reduceFinalCyclesOf(parts: number, len: number, dtype: DeviceDType, device: DeviceSpec): number {
+  const region = { offset: 0, count: len, dtype };
+  return reduceFinalCodelet.cycles({ fields: { partials: Array.from({ length: parts }, () => region), out: region }, params: {} }, device);
+}
+
+/** Estimated cycles of a plan, stage by stage, with the engine's model: sync + exchange + compute per stage. */
+function costed(p: ReductionProblem, plan: ReducePlan): ReducePlan {
+  const { device } = p;
+  const region = (count: number, dtype: DeviceDType) => ({ offset: 0, count, dtype });
+  const stage1: Vertex[] = plan.stage1.map((s) => {
+    const v = plan.values[s.value];
+    return { codelet: 'ReducePartial', tile: s.tile, fields: { in: region(s.end - s.begin, p.xDType), out: region(v.colEnd - v.colBegin, 'float32') }, params: {} };
+  });
+  const cycles = [device.syncCycles + computeSetCost({ id: 0, name: '', op: '', vertices: stage1 }, ESTIMATORS, device).cycles];
+  let nextOffset = 0;
+  for (const [s, tasks] of plan.stages.entries()) {
+    const last = s === plan.stages.length - 1;
+    const copies: ExchangeCopy[] = [];
+    const vertices: Vertex[] = [];
+    for (const t of tasks) {
+      const len = t.colEnd - t.colBegin;
+      for (const id of t.inputs) {
+        const v = plan.values[id];
+        if (v.tile !== t.tile) copies.push({ srcTile: v.tile, srcOffset: nextOffset++, dstTile: t.tile, dstOffset: 0, bytes: len * 4 });
+      }
+      vertices.push({
+        codelet: 'ReduceFinal',
+        tile: t.tile,
+        fields: { partials: t.inputs.map(() => region(len, 'float32')), out: region(len, last ? p.outDType : 'float32') },
+        params: {},
+      });
+    }
+    const ex = exchangeCost({ id: 0, name: '', op: '', copies }, device).cycles;
+    const cs = computeSetCost({ id: 0, name: '', op: '', vertices: vertices.sort((a, b) => a.tile - b.tile) }, ESTIMATORS, device).cycles;
+    cycles.push(device.syncCycles + ex + cs);
+  }
+  return { ...plan, stageCycles: cycles, cycles: cycles.reduce((a, b) => a + b, 0) };
+}
+
+/** A binary min-heap of (load, tile), ties to the lower tile. */
+class MinHeap {
+  private readonly a: { load: number; tile: number }[] = [];
+  private less(i: number, j: number): boolean {
+    const x = this.a[i];
+    const y = this.a[j];
+    return x.load < y.load || (x.load === y.load && x.tile < y.tile);
+  }
+  push(load: number, tile: number): void {
+    const a = this.a;
+    a.push({ load, tile });
+    let i = a.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.less(i, parent)) break;
+      [a[i], a[parent]] = [a[parent], a[i]];
+      i = parent;
+    }
+  }
+  peek(): { load: number; tile: number } | undefined {
+    return this.a[0];
+  }
+  pop(): void {
+    const a = this.a;
+    const last = a.pop()!;
+    if (a.length === 0) return;
+    a[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < a.length && this.less(l, m)) m = l;
+      if (r < a.length && this.less(r, m)) m = r;
+      if (m === i) break;
+      [a[i], a[m]] = [a[m], a[i]];
+      i = m;
+    }
   }
 }

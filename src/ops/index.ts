@@ -5,6 +5,7 @@ import { lossDefinitions } from './loss.js';
 import { matMulDefinitions } from './matmul.js';
 import { mulDefinitions } from './mul.js';
 import { sgdDefinitions } from './sgd.js';
+import { adamDefinitions } from './adam.js';
 import { sumDefinitions } from './sum.js';
 import { castDefinitions } from './cast.js';
 import { unaryDefinitions } from './unary.js';
@@ -20,6 +21,7 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...sumDefinitions,
   ...lossDefinitions,
   ...sgdDefinitions,
+  ...adamDefinitions,
   ...castDefinitions,
   ...unaryDefinitions,
   ...binaryDefinitions,

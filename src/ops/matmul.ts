@@ -1,53 +1,130 @@
 /**
- * MatMul (ONNX, 2-D): C[m, n] = A[m, k] x B[k, n], and its two grad ops:
- *   dA = dC x B^T   (MatMulLhsGradOp: GradOut 0, In 1 -> grad of In 0)
- *   dB = A^T x dC   (MatMulRhsGradOp: In 0, GradOut 0 -> grad of In 1)
- * All three lower to MatMul block vertices: the output is mapped by whole
- * rows, and each tile computes its rows from its rows of op(A) and all of B.
+ * MatMul (ONNX, versions 1, 9 and 13: one semantics, NumPy's matmul):
+ * operands [..., M, K] x [..., K, N] -> [...batch, M, N], the batch dimensions
+ * broadcast against each other; a 1-D first operand is a row [1, K] and a 1-D
+ * second operand a column [K, 1], the added dimension removed from the result.
+ *
+ * Grad ops (PopART's MatMulLhsGradOp / MatMulRhsGradOp):
+ *   dA = dY x B^T   (GradOut 0, In 1 -> grad of In 0)
+ *   dB = A^T x dY   (In 0, GradOut 0 -> grad of In 1)
+ * each summed over the batch dimensions its operand was broadcast along.
+ *
+ * All three lower to one problem for the matmul planner
+ * (src/lower/matmul-planner.ts): output groups g, each
+ *   out[g] (m x n) = sum over terms t of opA(A[aBatch(g, t)]) x opB(B[bBatch(g, t)]),
+ * with a contraction of terms x K per group. The forward has one term per
+ * group; a grad sums the terms of every batch element its operand fed, so a
+ * broadcast reduction is just a longer contraction, split over tiles and
+ * reduced in fp32 like any other. Stage 1 runs one AMP vertex per tile on the
+ * operand blocks the exchange brings it; stage 2 (when the contraction is
+ * split) sums the fp32 partials on the tiles owning the output.
  */
 import { GradOp, GradOpInType, Op, type GradInOutMapper, type OpSettings } from '../ir/op.js';
 import type { OpDefinition } from '../ir/registry.js';
+import { fmtInfo, nelms, type TensorInfo } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
-import type { BuildTensor } from '../lower/devicegraph.js';
-import { fmtInfo } from '../ir/tensorinfo.js';
+import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
+import { describePlan, linearMapping, planMatMul, type MatMulDType, type MatMulPlan, type MatMulShape } from '../lower/matmul-planner.js';
 
 const MATMUL = { domain: 'ai.onnx', type: 'MatMul', version: 13 };
 const LHS_GRAD = { domain: 'ai.graphcore', type: 'MatMulLhsGrad', version: 1 };
 const RHS_GRAD = { domain: 'ai.graphcore', type: 'MatMulRhsGrad', version: 1 };
 
+/** The matmul a pair of operand shapes describes. */
+export interface MatMulDims {
+  /** Batch shapes of A and B (before broadcasting) and of the output. */
+  aBatch: number[];
+  bBatch: number[];
+  batch: number[];
+  m: number;
+  k: number;
+  n: number;
+  /** 1-D operands (their added dimension is dropped from the output). */
+  aVector: boolean;
+  bVector: boolean;
+  outShape: number[];
+}
+
+/** NumPy broadcast of two batch shapes, or null. */
+function broadcastShapes(a: readonly number[], b: readonly number[]): number[] | null {
+  const rank = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < rank; i++) {
+    const x = a[a.length - rank + i] ?? 1;
+    const y = b[b.length - rank + i] ?? 1;
+    if (x !== y && x !== 1 && y !== 1) return null;
+    out.push(x === 1 ? y : x);
+  }
+  return out;
+}
+
+/** Shapes of a matmul of `a` by `b`, or a message saying why they do not multiply. */
+export function matMulDims(a: readonly number[], b: readonly number[]): MatMulDims | string {
+  if (a.length === 0 || b.length === 0) return 'operands must have at least one dimension (ONNX MatMul does not take scalars)';
+  const aVector = a.length === 1;
+  const bVector = b.length === 1;
+  const a2 = aVector ? [1, a[0]] : [...a];
+  const b2 = bVector ? [b[0], 1] : [...b];
+  const m = a2[a2.length - 2];
+  const k = a2[a2.length - 1];
+  const kb = b2[b2.length - 2];
+  const n = b2[b2.length - 1];
+  if (k !== kb) return `inner dimensions differ`;
+  const aBatch = a2.slice(0, -2);
+  const bBatch = b2.slice(0, -2);
+  const batch = broadcastShapes(aBatch, bBatch);
+  if (!batch) return `batch dimensions [${aBatch.join(', ')}] and [${bBatch.join(', ')}] do not broadcast (each pair must be equal or one of them 1)`;
+  const outShape = [...batch, ...(aVector ? [] : [m]), ...(bVector ? [] : [n])];
+  return { aBatch, bBatch, batch, m, k, n, aVector, bVector, outShape };
+}
+
 export class MatMulOp extends Op {
   static readonly defaultOperatorId = MATMUL;
-  constructor(settings: OpSettings) {
-    super(MATMUL, settings);
+  constructor(settings: OpSettings, version = MATMUL.version) {
+    super({ ...MATMUL, version }, settings);
+  }
+  dims(): MatMulDims {
+    const a = this.inInfo(0);
+    const b = this.inInfo(1);
+    const d = matMulDims(a.shape, b.shape);
+    if (typeof d === 'string') {
+      if (d === 'inner dimensions differ') {
+        const k = a.shape[a.shape.length - 1];
+        this.fail(
+          `inner dimensions differ: ${this.inId(0)} is ${fmtInfo(a)}, ${this.inId(1)} is ${fmtInfo(b)}; ` +
+            `${this.inId(1)} needs ${k} ${b.shape.length === 1 ? 'elements' : 'rows'}`,
+        );
+      }
+      this.fail(`${d}: ${this.inId(0)} is ${fmtInfo(a)}, ${this.inId(1)} is ${fmtInfo(b)}`);
+    }
+    return d;
   }
   setup(): void {
     const a = this.inInfo(0);
     const b = this.inInfo(1);
-    if (a.shape.length !== 2 || b.shape.length !== 2) {
-      this.fail(`supports 2-D operands for now, got ${fmtInfo(a)} x ${fmtInfo(b)}`);
-    }
-    if (a.shape[1] !== b.shape[0]) {
-      this.fail(`inner dimensions differ: ${this.inId(0)} is ${fmtInfo(a)}, ${this.inId(1)} is ${fmtInfo(b)}; ` +
-        `${this.inId(1)} needs ${a.shape[1]} rows`);
-    }
     if (a.dtype !== b.dtype) this.fail(`operands must have one dtype, got ${a.dtype} and ${b.dtype}`);
-    this.setOutInfo(0, { dtype: a.dtype, shape: [a.shape[0], b.shape[1]] });
+    if (a.dtype !== 'float32' && a.dtype !== 'float16') this.fail(`supports float32 and float16 operands (the AMP's), got ${a.dtype}`);
+    this.setOutInfo(0, { dtype: a.dtype, shape: this.dims().outShape });
   }
   override getGradOps(): GradOp[] {
     return [new MatMulLhsGradOp(this), new MatMulRhsGradOp(this)];
   }
   override flops(): number {
-    const [m, k] = this.inInfo(0).shape;
-    return 2 * m * k * this.inInfo(1).shape[1];
+    const d = this.dims();
+    return 2 * nelms(d.batch) * d.m * d.k * d.n;
   }
 }
 
+/** dA = dY x B^T, summed over the batch dimensions A was broadcast along. */
 export class MatMulLhsGradOp extends GradOp {
   static readonly defaultOperatorId = LHS_GRAD;
+  /** The forward matmul's shapes, fixed at setup. */
+  dims!: MatMulDims;
   constructor(fwd: MatMulOp) {
     super(LHS_GRAD, fwd);
   }
   setup(): void {
+    this.dims = dimsOf(this.fwdInInfo(0), this.fwdInInfo(1));
     this.setOutInfo(0, this.fwdInInfo(0));
   }
   gradInputInfo(): GradInOutMapper[] {
@@ -64,12 +141,16 @@ export class MatMulLhsGradOp extends GradOp {
   }
 }
 
+/** dB = A^T x dY, summed over the batch dimensions B was broadcast along. */
 export class MatMulRhsGradOp extends GradOp {
   static readonly defaultOperatorId = RHS_GRAD;
+  /** The forward matmul's shapes, fixed at setup. */
+  dims!: MatMulDims;
   constructor(fwd: MatMulOp) {
     super(RHS_GRAD, fwd);
   }
   setup(): void {
+    this.dims = dimsOf(this.fwdInInfo(0), this.fwdInInfo(1));
     this.setOutInfo(0, this.fwdInInfo(1));
   }
   gradInputInfo(): GradInOutMapper[] {
@@ -86,36 +167,351 @@ export class MatMulRhsGradOp extends GradOp {
   }
 }
 
-/** out[m, n] = op(a) x op(b), op = transpose when the flag is set; a and b as stored. */
+// ---------------------------------------------------------------------------
+// The lowering problem
+
+/**
+ * out[g] (m x n) = sum over t < terms of opA(A[termA[g, t]]) x opB(B[termB[g, t]]),
+ * each term contracting kPerTerm. A is stored batch-major, each batch [m, k]
+ * (transA: [k, m]); B likewise [k, n] (transB: [n, k]); out [groups, m, n].
+ */
+export interface MatMulProblem {
+  groups: number;
+  m: number;
+  n: number;
+  kPerTerm: number;
+  terms: number;
+  termA: Int32Array;
+  termB: Int32Array;
+  transA: boolean;
+  transB: boolean;
+}
+
+/** For each flat index g over `batch`, the flat index into `sub` (right-aligned, size-1 dimensions broadcast). */
+function batchIndexMap(batch: readonly number[], sub: readonly number[]): Int32Array {
+  const total = nelms(batch);
+  const out = new Int32Array(total);
+  const off = batch.length - sub.length;
+  const subStrides = new Array<number>(sub.length).fill(1);
+  for (let d = sub.length - 2; d >= 0; d--) subStrides[d] = subStrides[d + 1] * sub[d + 1];
+  for (let g = 0; g < total; g++) {
+    let rem = g;
+    let idx = 0;
+    for (let d = batch.length - 1; d >= 0; d--) {
+      const i = rem % batch[d];
+      rem = Math.floor(rem / batch[d]);
+      const s = d - off;
+      if (s >= 0 && sub[s] !== 1) idx += i * subStrides[s];
+    }
+    out[g] = idx;
+  }
+  return out;
+}
+
+/** Group the batch elements g by key[g] (0..groups-1), in order: the terms of each output group. */
+function termsByGroup(key: Int32Array, groups: number): Int32Array[] {
+  const lists: number[][] = Array.from({ length: groups }, () => []);
+  for (let g = 0; g < key.length; g++) lists[key[g]].push(g);
+  return lists.map((l) => Int32Array.from(l));
+}
+
+export function forwardProblem(d: MatMulDims): MatMulProblem {
+  const groups = nelms(d.batch);
+  return {
+    groups,
+    m: d.m,
+    n: d.n,
+    kPerTerm: d.k,
+    terms: 1,
+    termA: batchIndexMap(d.batch, d.aBatch),
+    termB: batchIndexMap(d.batch, d.bBatch),
+    transA: false,
+    transB: false,
+  };
+}
+
+/** dA[ga] = sum over g with aIdx(g) = ga of dY[g] x B[bIdx(g)]^T: A operand dY, B operand B transposed. */
+export function lhsGradProblem(d: MatMulDims): MatMulProblem {
+  const aIdx = batchIndexMap(d.batch, d.aBatch);
+  const bIdx = batchIndexMap(d.batch, d.bBatch);
+  const groups = nelms(d.aBatch);
+  const lists = termsByGroup(aIdx, groups);
+  const terms = lists[0].length;
+  const termA = new Int32Array(groups * terms);
+  const termB = new Int32Array(groups * terms);
+  lists.forEach((l, ga) => l.forEach((g, t) => ((termA[ga * terms + t] = g), (termB[ga * terms + t] = bIdx[g]))));
+  return { groups, m: d.m, n: d.k, kPerTerm: d.n, terms, termA, termB, transA: false, transB: true };
+}
+
+/** dB[gb] = sum over g with bIdx(g) = gb of A[aIdx(g)]^T x dY[g]: A operand A transposed, B operand dY. */
+export function rhsGradProblem(d: MatMulDims): MatMulProblem {
+  const aIdx = batchIndexMap(d.batch, d.aBatch);
+  const bIdx = batchIndexMap(d.batch, d.bBatch);
+  const groups = nelms(d.bBatch);
+  const lists = termsByGroup(bIdx, groups);
+  const terms = lists[0].length;
+  const termA = new Int32Array(groups * terms);
+  const termB = new Int32Array(groups * terms);
+  lists.forEach((l, gb) => l.forEach((g, t) => ((termA[gb * terms + t] = aIdx[g]), (termB[gb * terms + t] = g))));
+  return { groups, m: d.k, n: d.n, kPerTerm: d.m, terms, termA, termB, transA: true, transB: false };
+}
+
+/** The planner's view of a problem. */
+export function problemShape(p: MatMulProblem, inDtype: MatMulDType, outDtype: MatMulDType): MatMulShape {
+  return { groups: p.groups, m: p.m, n: p.n, k: p.terms * p.kPerTerm, inDtype, outDtype };
+}
+
+type Range = [number, number];
+
+/** Append [b, e), merging it into the previous range when contiguous. */
+function push(out: Range[], b: number, e: number): void {
+  if (e <= b) return;
+  const last = out[out.length - 1];
+  if (last && last[1] === b) last[1] = e;
+  else out.push([b, e]);
+}
+
+/** The pieces (term, k0, k1) of the contraction range [c0, c1) over terms of length K. */
+function segments(c0: number, c1: number, K: number): { t: number; k0: number; k1: number }[] {
+  const out = [];
+  for (let t = Math.floor(c0 / K); t * K < c1; t++) out.push({ t, k0: Math.max(c0, t * K) - t * K, k1: Math.min(c1, (t + 1) * K) - t * K });
+  return out;
+}
+
+/** Flat ranges of A holding, per group of [g0, g1), op(A)[r0:r1, c0:c1] in the order the AMP vertex reads it. */
+function aRanges(p: MatMulProblem, g0: number, g1: number, r0: number, r1: number, c0: number, c1: number): Range[] {
+  const out: Range[] = [];
+  const K = p.kPerTerm;
+  const segs = segments(c0, c1, K);
+  for (let g = g0; g < g1; g++) {
+    const base = (t: number) => p.termA[g * p.terms + t] * p.m * K;
+    if (!p.transA) {
+      // stored [m, K]: row r is [r K, r K + K); layout [rows, contraction]
+      for (let r = r0; r < r1; r++) for (const s of segs) push(out, base(s.t) + r * K + s.k0, base(s.t) + r * K + s.k1);
+    } else {
+      // stored [K, m]: layout [contraction, rows]
+      for (const s of segs) for (let k = s.k0; k < s.k1; k++) push(out, base(s.t) + k * p.m + r0, base(s.t) + k * p.m + r1);
+    }
+  }
+  return out;
+}
+
+/** Flat ranges of B holding, per group, op(B)[c0:c1, j0:j1] in the order the AMP vertex reads it. */
+function bRanges(p: MatMulProblem, g0: number, g1: number, c0: number, c1: number, j0: number, j1: number): Range[] {
+  const out: Range[] = [];
+  const K = p.kPerTerm;
+  const segs = segments(c0, c1, K);
+  for (let g = g0; g < g1; g++) {
+    const base = (t: number) => p.termB[g * p.terms + t] * K * p.n;
+    if (!p.transB) {
+      // stored [K, n]: layout [contraction, cols]
+      for (const s of segs) for (let k = s.k0; k < s.k1; k++) push(out, base(s.t) + k * p.n + j0, base(s.t) + k * p.n + j1);
+    } else {
+      // stored [n, K]: layout [cols, contraction]
+      for (let j = j0; j < j1; j++) for (const s of segs) push(out, base(s.t) + j * K + s.k0, base(s.t) + j * K + s.k1);
+    }
+  }
+  return out;
+}
+
+/** A serial step's window of the output: rows r and columns j of every group. */
+interface Window {
+  r: Range;
+  j: Range;
+}
+
+/** Flat ranges, in window-local row-major coordinates (plus `offset`), of a block of the window. */
+function windowBlockRanges(w: Window, g: Range, r: Range, j: Range, offset = 0): Range[] {
+  const rows = w.r[1] - w.r[0];
+  const cols = w.j[1] - w.j[0];
+  const out: Range[] = [];
+  for (let gi = g[0]; gi < g[1]; gi++)
+    for (let ri = r[0]; ri < r[1]; ri++) {
+      const base = offset + (gi * rows + ri - w.r[0]) * cols - w.j[0];
+      push(out, base + j[0], base + j[1]);
+    }
+  return out;
+}
+
+/** Flat ranges of out [groups, m, n] holding window-local elements [c0, c1). */
+function windowToOut(p: MatMulProblem, w: Window, c0: number, c1: number): Range[] {
+  const rows = w.r[1] - w.r[0];
+  const cols = w.j[1] - w.j[0];
+  const out: Range[] = [];
+  for (let c = c0; c < c1; ) {
+    const q = Math.floor(c / cols);
+    const col = c - q * cols;
+    const len = Math.min(c1 - c, cols - col);
+    const g = Math.floor(q / rows);
+    const r = w.r[0] + (q - g * rows);
+    const at = (g * p.m + r) * p.n + w.j[0] + col;
+    push(out, at, at + len);
+    c += len;
+  }
+  return out;
+}
+
+function holders(ctx: LowerContext, t: BuildTensor): number {
+  return new Set(ctx.ranges(t).map((r) => r.tile)).size;
+}
+
+interface Block {
+  tile: number;
+  g: Range;
+  r: Range;
+  j: Range;
+  c: Range;
+  kk: number;
+}
+
+/** The tile blocks of one window, numbered as the plan says (bus-mates share the larger operand block). */
+function windowBlocks(p: MatMulProblem, plan: MatMulPlan, w: Window): Block[] {
+  const { gB, gM, gN, gK, bBlock, mBlock, nBlock, kBlock } = plan;
+  const tileOf = (ib: number, im: number, jn: number, kk: number) =>
+    plan.shareA ? (((ib * gK + kk) * gM + im) * gN + jn) : (((ib * gK + kk) * gN + jn) * gM + im);
+  const span = (i: number, block: number, lo: number, hi: number): Range => [lo + i * block, Math.min(hi, lo + (i + 1) * block)];
+  const blocks: Block[] = [];
+  for (let ib = 0; ib < gB; ib++)
+    for (let im = 0; im < gM; im++)
+      for (let jn = 0; jn < gN; jn++)
+        for (let kk = 0; kk < gK; kk++) {
+          const bl = {
+            tile: tileOf(ib, im, jn, kk),
+            g: span(ib, bBlock, 0, p.groups),
+            r: span(im, mBlock, w.r[0], w.r[1]),
+            j: span(jn, nBlock, w.j[0], w.j[1]),
+            c: span(kk, kBlock, 0, p.terms * p.kPerTerm),
+            kk,
+          };
+          if (bl.g[0] < bl.g[1] && bl.r[0] < bl.r[1] && bl.j[0] < bl.j[1] && bl.c[0] < bl.c[1]) blocks.push(bl);
+        }
+  return blocks;
+}
+
+/**
+ * Lower a matmul problem to the device: plan it, explain the plan, create
+ * output 0 (mapped by the plan), and for each serial step run the AMP stage
+ * and, when the contraction is split, the fp32 reduction stage.
+ */
+export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: BuildTensor, b: BuildTensor): void {
+  const outDtype = ctx.op.outInfo(0).dtype as MatMulDType;
+  const shape = problemShape(p, a.dtype as MatMulDType, outDtype);
+  const result = planMatMul(shape, ctx.device, { aHolders: holders(ctx, a), bHolders: holders(ctx, b), aElems: a.size, bElems: b.size });
+  ctx.note('plan', describePlan(shape, result));
+  const plan = result.plan;
+  const gK = plan.gK;
+  const out = ctx.output(0);
+
+  const windows: Window[] = [];
+  for (let sm = 0; sm < plan.serialM; sm++)
+    for (let sn = 0; sn < plan.serialN; sn++)
+      windows.push({ r: [sm * plan.stepM, Math.min(p.m, (sm + 1) * plan.stepM)], j: [sn * plan.stepN, Math.min(p.n, (sn + 1) * plan.stepN)] });
+  const blocks = windows.map((w) => windowBlocks(p, plan, w));
+  // The reduction's share of each window: its elements (window-local order) linearly over the tiles.
+  const chunks = windows.map((w) => {
+    const elems = p.groups * (w.r[1] - w.r[0]) * (w.j[1] - w.j[0]);
+    const { tiles, perTile } = linearMapping(elems, outDtype, ctx.device, ctx.graph.numTiles);
+    return Array.from({ length: tiles }, (_, t): { tile: number; c: Range } => ({ tile: t, c: [t * perTile, Math.min(elems, (t + 1) * perTile)] })).filter(
+      (ch) => ch.c[0] < ch.c[1],
+    );
+  });
+
+  // The output lives where it is computed: on the AMP tiles when the contraction is whole, else on the reducing tiles.
+  const outMapping: TileRange[] = [];
+  windows.forEach((w, s) => {
+    if (gK === 1) {
+      for (const bl of blocks[s]) for (const [begin, end] of windowBlockRanges(w, bl.g, bl.r, bl.j)) for (const [ob, oe] of windowToOut(p, w, begin, end)) outMapping.push({ tile: bl.tile, begin: ob, end: oe });
+    } else {
+      for (const ch of chunks[s]) for (const [begin, end] of windowToOut(p, w, ch.c[0], ch.c[1])) outMapping.push({ tile: ch.tile, begin, end });
+    }
+  });
+  ctx.graph.setTileMapping(out, outMapping);
+
+  windows.forEach((w, s) => {
+    const suffix = plan.serial > 1 ? `${s}` : '';
+    const elems = p.groups * (w.r[1] - w.r[0]) * (w.j[1] - w.j[0]);
+    // fp32 partials of the window, [gK, groups, rows, cols] in window-local order, each block on its tile.
+    const partials = gK > 1 ? ctx.addTensor(`partials${suffix}`, 'float32', [gK, elems], 'temporary') : undefined;
+    if (partials) {
+      const m: TileRange[] = [];
+      for (const bl of blocks[s]) for (const [begin, end] of windowBlockRanges(w, bl.g, bl.r, bl.j, bl.kk * elems)) m.push({ tile: bl.tile, begin, end });
+      ctx.graph.setTileMapping(partials, m);
+    }
+
+    ctx.computeSet(`amp${suffix}`);
+    for (const bl of blocks[s]) {
+      const gather = (t: BuildTensor, ranges: Range[]): Slice[] => ranges.map(([begin, end]) => ctx.onTile(t, begin, end, bl.tile));
+      const local = windowBlockRanges(w, bl.g, bl.r, bl.j, partials ? bl.kk * elems : 0);
+      const target = partials ? local.map(([begin, end]) => ctx.slice(partials, begin, end)) : local.flatMap(([begin, end]) => windowToOut(p, w, begin, end)).map(([begin, end]) => ctx.slice(out, begin, end));
+      ctx.vertex(
+        'AmpMatMul',
+        bl.tile,
+        {
+          a: gather(a, aRanges(p, bl.g[0], bl.g[1], bl.r[0], bl.r[1], bl.c[0], bl.c[1])),
+          b: gather(b, bRanges(p, bl.g[0], bl.g[1], bl.c[0], bl.c[1], bl.j[0], bl.j[1])),
+          out: target,
+        },
+        {
+          groups: bl.g[1] - bl.g[0],
+          rows: bl.r[1] - bl.r[0],
+          k: bl.c[1] - bl.c[0],
+          n: bl.j[1] - bl.j[0],
+          transA: p.transA ? 1 : 0,
+          transB: p.transB ? 1 : 0,
+          swap: plan.swap ? 1 : 0,
+        },
+      );
+    }
+    if (!partials) return;
+
+    ctx.computeSet(`reduce${suffix}`);
+    for (const ch of chunks[s]) {
+      const parts = Array.from({ length: gK }, (_, kk) => ctx.onTile(partials, kk * elems + ch.c[0], kk * elems + ch.c[1], ch.tile));
+      const pieces = windowToOut(p, w, ch.c[0], ch.c[1]).map(([begin, end]) => ctx.slice(out, begin, end));
+      ctx.vertex('MatMulReduce', ch.tile, { partials: parts, out: pieces });
+    }
+  });
+}
+
+/** out[m, n] = op(a) x op(b) for 2-D a and b as stored, op = transpose when the flag is set (for other ops' lowerings). */
 export function lowerMatMul(ctx: LowerContext, a: BuildTensor, b: BuildTensor, transA: boolean, transB: boolean): void {
   const m = transA ? a.shape[1] : a.shape[0];
   const k = transA ? a.shape[0] : a.shape[1];
   const n = transB ? b.shape[0] : b.shape[1];
-  const out = ctx.output(0, { grain: n });
-  ctx.computeSet('matmul');
-  for (const r of ctx.ranges(out)) {
-    const rowBegin = r.begin / n;
-    const rows = (r.end - r.begin) / n;
-    const aSlice = transA ? ctx.onTile(a, 0, a.size, r.tile) : ctx.onTile(a, rowBegin * k, (rowBegin + rows) * k, r.tile);
-    ctx.vertex(
-      'MatMul',
-      r.tile,
-      { a: aSlice, b: ctx.onTile(b, 0, b.size, r.tile), out: ctx.slice(out, r.begin, r.end) },
-      { rows, k, n, m, rowBegin, transA: transA ? 1 : 0, transB: transB ? 1 : 0 },
-    );
-  }
+  const one = Int32Array.of(0);
+  lowerMatMulProblem(ctx, { groups: 1, m, n, kPerTerm: k, terms: 1, termA: one, termB: one, transA, transB }, a, b);
 }
 
-export const matMulDefinitions: OpDefinition[] = [
-  {
-    id: MATMUL,
-    description: 'Matrix product of two 2-D tensors',
+function dimsOf(a: TensorInfo, b: TensorInfo): MatMulDims {
+  const d = matMulDims(a.shape, b.shape);
+  if (typeof d === 'string') throw new Error(`internal: matmul of ${fmtInfo(a)} and ${fmtInfo(b)}: ${d}`);
+  return d;
+}
+
+function matMulDefinition(version: number): OpDefinition {
+  return {
+    id: { ...MATMUL, version },
+    description: 'Matrix product with NumPy semantics: batch dimensions broadcast, 1-D operands as a row or a column',
     inputs: [{ name: 'A' }, { name: 'B' }],
     outputs: [{ name: 'Y' }],
     grad: true,
-    create: ({ settings }) => new MatMulOp(settings),
-    lower: (op, ctx) => lowerMatMul(ctx, ctx.input(0), ctx.input(1), false, false),
+    create: ({ settings }) => new MatMulOp(settings, version),
+    lower: (op, ctx) => lowerMatMulProblem(ctx, forwardProblem((op as MatMulOp).dims()), ctx.input(0), ctx.input(1)),
+  };
+}
+
+export const matMulDefinitions: OpDefinition[] = [
+  matMulDefinition(1),
+  matMulDefinition(9),
+  matMulDefinition(13),
+  {
+    id: LHS_GRAD,
+    description: 'dA = dY x B^T, summed over the batch dimensions A was broadcast along',
+    lower: (op, ctx) => lowerMatMulProblem(ctx, lhsGradProblem((op as MatMulLhsGradOp).dims), ctx.input(0), ctx.input(1)),
   },
-  { id: LHS_GRAD, description: 'dA = dY x B^T', lower: (op, ctx) => lowerMatMul(ctx, ctx.input(0), ctx.input(1), false, true) },
-  { id: RHS_GRAD, description: 'dB = A^T x dY', lower: (op, ctx) => lowerMatMul(ctx, ctx.input(0), ctx.input(1), true, false) },
+  {
+    id: RHS_GRAD,
+    description: 'dB = A^T x dY, summed over the batch dimensions B was broadcast along',
+    lower: (op, ctx) => lowerMatMulProblem(ctx, rhsGradProblem((op as MatMulRhsGradOp).dims), ctx.input(0), ctx.input(1)),
+  },
 ];

@@ -1,4 +1,17 @@
-/** Built-in ops of the nn family: each Op, its grad ops and their lowering side by side. */
+/**
+ * Built-in ops of the nn family, each Op with its grad ops and lowering side
+ * by side in its own file: Softmax / LogSoftmax (./softmax.ts),
+ * LayerNormalization and BatchNormalization (./norm.ts), Conv (./conv.ts),
+ * MaxPool / AveragePool / GlobalAveragePool (./pool.ts), and Gemm
+ * (./gemm.ts), a composite that expands into Transpose, MatMul, Mul and Add.
+ * Their codelets are sim/codelets/nn.ts; the windowed lowering helpers
+ * src/lower/window.ts.
+ */
 import type { OpDefinition } from '../ir/registry.js';
+import { convDefinitions } from './conv.js';
+import { gemmDefinitions } from './gemm.js';
+import { normDefinitions } from './norm.js';
+import { poolDefinitions } from './pool.js';
+import { softmaxDefinitions } from './softmax.js';
 
-export const nnDefinitions: OpDefinition[] = [];
+export const nnDefinitions: OpDefinition[] = [...softmaxDefinitions, ...normDefinitions, ...convDefinitions, ...poolDefinitions, ...gemmDefinitions];

@@ -1,7 +1,11 @@
 /**
  * SGD variable update (PyTorch semantics, see sim/codelets/optimizer.ts):
  * an op that writes its variable in place, so the scheduler runs it after
- * every other reader of that variable. It has no grad ops.
+ * every other reader of that variable. It has no grad ops. The gradient is
+ * divided by the loss scaling before use (PopART). State beside the weight:
+ * the velocity (the weight's type, as torch keeps momentum_buffer) and one
+ * `started` flag per vertex, so the first step is PyTorch's (v = g) without
+ * recompiling.
  */
 import { Op, type AttributeValue, type OpSettings } from '../ir/op.js';
 import type { OpDefinition } from '../ir/registry.js';
@@ -16,6 +20,8 @@ export interface SGDParams {
   dampening: number;
   weightDecay: number;
   nesterov: boolean;
+  /** Loss scaling: the gradient is divided by it before use (default 1). */
+  lossScaling?: number;
 }
 
 export class SGDVarUpdateOp extends Op {
@@ -36,7 +42,14 @@ export class SGDVarUpdateOp extends Op {
   }
   override attributes(): Record<string, AttributeValue> {
     const p = this.params;
-    return { lr: p.lr, momentum: p.momentum, dampening: p.dampening, weightDecay: p.weightDecay, nesterov: p.nesterov ? 1 : 0 };
+    return {
+      lr: p.lr,
+      momentum: p.momentum,
+      dampening: p.dampening,
+      weightDecay: p.weightDecay,
+      nesterov: p.nesterov ? 1 : 0,
+      lossScaling: p.lossScaling ?? 1,
+    };
   }
   override flops(): number {
     const p = this.params;
@@ -67,6 +80,8 @@ function lowerSGD(op: Op, ctx: LowerContext): void {
       dampening: p.dampening,
       weightDecay: p.weightDecay,
       nesterov: p.nesterov ? 1 : 0,
+      // Only when scaling: a param is a word of vertex state on every tile.
+      ...(p.lossScaling !== undefined && p.lossScaling !== 1 ? { lossScaling: p.lossScaling } : {}),
     });
   }
 }

@@ -1,4 +1,343 @@
-/** Built-in ops of the unary family: each Op, its grad ops and their lowering side by side. */
-import type { OpDefinition } from '../ir/registry.js';
+/**
+ * Built-in ops of the unary family (ai.onnx): Neg, Abs, Sqrt, Exp, Log, Pow
+ * (constant exponent: a scalar, or a tensor broadcast to the base), Relu,
+ * LeakyRelu, Sigmoid, Tanh, Erf, Gelu, Identity and Dropout
+ * (src/ops/dropout.ts), each with its grad op and their lowering side by
+ * side. Codelets: sim/codelets/unary.ts and sim/codelets/dropout.ts.
+ *
+ * Each op is registered at every ONNX version from the one in force at opset
+ * 11 (older ones carry the legacy `consumed_inputs` attribute) up to the
+ * newest one through opset 22; later versions only added element types
+ * (bfloat16, integers), so all of one op's versions share one Op class and one
+ * lowering, and the registry picks the highest version <= the model's opset.
+ *
+ * The grad ops follow PopART: each is an op of its own in ai.graphcore taking
+ * y' and the one forward tensor its formula needs, x (In) or y (Out).
+ */
+import { GradOp, GradOpInType, Op, type AttributeValue, type GradInOutMapper, type OpSettings } from '../ir/op.js';
+import { isFloat } from '../ir/dtype.js';
+import { GRAPHCORE_DOMAIN, ONNX_DOMAIN, type OperatorIdentifier } from '../ir/opid.js';
+import type { AttributeDef, Attributes, Lowering, OpDefinition } from '../ir/registry.js';
+import { fmtInfo, nelms } from '../ir/tensorinfo.js';
+import type { LowerContext } from '../lower/context.js';
+import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
+import { mapElementwise } from '../lower/elementwise.js';
+import { dropoutDefinitions, identityDefinitions } from './dropout.js';
 
-export const unaryDefinitions: OpDefinition[] = [];
+/** What a unary op's grad op reads besides y'. */
+type GradUses = GradOpInType.In | GradOpInType.Out | 'none';
+
+export interface UnaryGradSpec {
+  type: string;
+  description: string;
+  uses: GradUses;
+  /** Codelet: fields gradOut and `in` (uses In) or `fwdOut` (uses Out), or, for 'none', a unary codelet applied to y'. */
+  codelet: string;
+}
+
+export interface UnarySpec {
+  type: string;
+  versions: number[];
+  description: string;
+  codelet: string;
+  /** Floating-point operations per element (add = mul = 1; a transcendental counted as 1). */
+  flops: number;
+  attributes?: Record<string, AttributeDef>;
+  /** Vertex params from the node's checked attributes (and, for Pow, its constant exponent: set in setup). */
+  params?: (a: Attributes) => Record<string, number>;
+  /** Checks beyond "one float tensor in, the same out". */
+  check?: (op: UnaryOp) => void;
+  grad: UnaryGradSpec;
+  /** Forward inputs the grad op also reads, after y' and x or y (Pow's exponent tensor). */
+  gradExtraInputs?: (op: UnaryOp) => number[];
+  /** Lowerings in place of the generic one-codelet maps. */
+  lower?: Lowering;
+  lowerGrad?: Lowering;
+  /** Input names (default one, 'X'). */
+  inputs?: readonly string[];
+}
+
+/** One ai.onnx elementwise unary op: y has x's shape and type. */
+export class UnaryOp extends Op {
+  readonly params: Record<string, number>;
+
+  constructor(
+    opid: OperatorIdentifier,
+    readonly spec: UnarySpec,
+    private readonly attrs: Record<string, AttributeValue>,
+    params: Record<string, number>,
+    settings: OpSettings,
+  ) {
+    super(opid, settings);
+    this.params = { ...params };
+  }
+
+  setup(): void {
+    const x = this.inInfo(0);
+    if (!isFloat(x.dtype)) this.fail(`supports float32 and float16 inputs, got ${this.inId(0)} ${fmtInfo(x)}`);
+    this.spec.check?.(this);
+    this.setOutInfo(0, x);
+  }
+
+  override getGradOps(): GradOp[] {
+    return [new UnaryGradOp(this)];
+  }
+
+  override attributes(): Record<string, AttributeValue> {
+    return { ...this.attrs };
+  }
+
+  override flops(): number {
+    return nelms(this.inInfo(0).shape) * this.spec.flops;
+  }
+}
+
+/** The grad op of a UnaryOp: x' = g(y', x or y), shaped like x. */
+export class UnaryGradOp extends GradOp {
+  readonly params: Record<string, number>;
+
+  constructor(readonly fwd: UnaryOp) {
+    super({ domain: GRAPHCORE_DOMAIN, type: fwd.spec.grad.type, version: 1 }, fwd);
+    this.params = fwd.params;
+  }
+
+  setup(): void {
+    this.setOutInfo(0, this.fwdInInfo(0));
+  }
+
+  /** Input 0: y'; input 1 (unless the grad needs y' alone): x or y. */
+  gradInputInfo(): GradInOutMapper[] {
+    const uses = this.fwd.spec.grad.uses;
+    const m: GradInOutMapper[] = [{ gradOpInIndex: 0, fwdIndex: 0, type: GradOpInType.GradOut }];
+    if (uses !== 'none') m.push({ gradOpInIndex: 1, fwdIndex: 0, type: uses });
+    for (const i of this.fwd.spec.gradExtraInputs?.(this.fwd) ?? []) m.push({ gradOpInIndex: m.length, fwdIndex: i, type: GradOpInType.In });
+    return m;
+  }
+
+  gradOutToNonGradIn(): Map<number, number> {
+    return new Map([[0, 0]]);
+  }
+
+  override flops(): number {
+    return nelms(this.fwdInInfo(0).shape) * 2;
+  }
+}
+
+function lowerUnary(op: Op, ctx: LowerContext): void {
+  const u = op as UnaryOp;
+  const x = ctx.input(0);
+  mapElementwise(ctx, u.spec.codelet, { in: x }, ctx.output(0, { like: x }), u.params);
+}
+
+function lowerUnaryGrad(op: Op, ctx: LowerContext): void {
+  const g = op as UnaryGradOp;
+  const spec = g.fwd.spec.grad;
+  const dy = ctx.input(0);
+  if (spec.uses === 'none') {
+    mapElementwise(ctx, spec.codelet, { in: dy }, ctx.output(0, { like: dy }), g.params);
+    return;
+  }
+  const f = ctx.input(1);
+  const out = ctx.output(0, { like: f });
+  mapElementwise(ctx, spec.codelet, { gradOut: dy, [spec.uses === GradOpInType.In ? 'in' : 'fwdOut']: f }, out, g.params);
+}
+
+/**
+ * Pow's exponent must be a constant (an initializer that is not trainable),
+ * read at setup: a scalar becomes the vertex param `exponent`; a tensor must
+ * broadcast to the base (its shape, less leading 1s, a suffix of the base's)
+ * and is read by the vertices (params.exponent left undefined).
+ */
+function checkPowExponent(op: UnaryOp): void {
+  const id = op.inId(1);
+  const t = op.graph.tensor(id);
+  if (t.kind !== 'constant' || !t.data) {
+    const what = t.kind === 'variable' ? 'a trainable variable' : t.kind === 'stream' ? 'a streamed input' : `computed by op '${t.producer?.name ?? '?'}'`;
+    op.fail(`the exponent '${id}' must be a constant (an initializer with trainable: false), but it is ${what}; only Pow with a constant exponent is supported`);
+  }
+  if (t.data.length === 1) {
+    op.params.exponent = t.data[0];
+    return;
+  }
+  const x = op.inInfo(0);
+  const e = [...t.info.shape];
+  while (e.length > 0 && e[0] === 1) e.shift();
+  const off = x.shape.length - e.length;
+  if (off < 0 || !e.every((d, i) => d === x.shape[off + i])) {
+    op.fail(`the exponent '${id}' ${fmtInfo(t.info)} must broadcast to the base ${fmtInfo(x)}: a scalar, or a shape that is a suffix of the base's (the output has the base's shape)`);
+  }
+}
+
+/** A tensor exponent: slice i of the output reads exponent[(offset + i) mod len], brought whole to each tile unless it is the base's size. */
+function exponentField(ctx: LowerContext, e: BuildTensor, r: TileRange, outSize: number): { field: Slice; offset: number } {
+  const same = e.size === outSize;
+  return { field: same ? ctx.onTile(e, r.begin, r.end, r.tile) : ctx.onTile(e, 0, e.size, r.tile), offset: same ? 0 : r.begin % e.size };
+}
+
+function lowerPow(op: Op, ctx: LowerContext): void {
+  const u = op as UnaryOp;
+  const x = ctx.input(0);
+  const out = ctx.output(0, { like: x });
+  if (u.params.exponent !== undefined) {
+    mapElementwise(ctx, 'Pow', { in: x }, out, u.params);
+    return;
+  }
+  const e = ctx.input(1);
+  ctx.computeSet('PowBroadcast');
+  for (const r of ctx.ranges(out)) {
+    const { field, offset } = exponentField(ctx, e, r, out.size);
+    ctx.vertex('PowBroadcast', r.tile, { in: ctx.onTile(x, r.begin, r.end, r.tile), exponent: field, out: ctx.slice(out, r.begin, r.end) }, { offset });
+  }
+}
+
+function lowerPowGrad(op: Op, ctx: LowerContext): void {
+  const g = op as UnaryGradOp;
+  if (g.params.exponent !== undefined) {
+    lowerUnaryGrad(op, ctx);
+    return;
+  }
+  const dy = ctx.input(0);
+  const x = ctx.input(1);
+  const e = ctx.input(2);
+  const out = ctx.output(0, { like: x });
+  ctx.computeSet('PowBroadcastGrad');
+  for (const r of ctx.ranges(out)) {
+    const { field, offset } = exponentField(ctx, e, r, out.size);
+    const fields = { gradOut: ctx.onTile(dy, r.begin, r.end, r.tile), in: ctx.onTile(x, r.begin, r.end, r.tile), exponent: field, out: ctx.slice(out, r.begin, r.end) };
+    ctx.vertex('PowBroadcastGrad', r.tile, fields, { offset });
+  }
+}
+
+const ONE_INPUT: readonly string[] = ['X'];
+
+export const UNARY_SPECS: readonly UnarySpec[] = [
+  {
+    type: 'Neg',
+    versions: [6, 13],
+    description: 'y = -x',
+    codelet: 'Neg',
+    flops: 1,
+    grad: { type: 'NegGrad', description: "dx = -y'", uses: 'none', codelet: 'Neg' },
+  },
+  {
+    type: 'Abs',
+    versions: [6, 13],
+    description: 'y = |x|',
+    codelet: 'Abs',
+    flops: 1,
+    grad: { type: 'AbsGrad', description: "dx = sign(x) y'", uses: GradOpInType.In, codelet: 'AbsGrad' },
+  },
+  {
+    type: 'Sqrt',
+    versions: [6, 13],
+    description: 'y = sqrt(x)',
+    codelet: 'Sqrt',
+    flops: 1,
+    grad: { type: 'SqrtGrad', description: "dx = y' / (2 y)", uses: GradOpInType.Out, codelet: 'SqrtGrad' },
+  },
+  {
+    type: 'Exp',
+    versions: [6, 13],
+    description: 'y = exp(x)',
+    codelet: 'Exp',
+    flops: 1,
+    grad: { type: 'ExpGrad', description: "dx = y' y", uses: GradOpInType.Out, codelet: 'ExpGrad' },
+  },
+  {
+    type: 'Log',
+    versions: [6, 13],
+    description: 'y = ln(x)',
+    codelet: 'Log',
+    flops: 1,
+    grad: { type: 'LogGrad', description: "dx = y' / x", uses: GradOpInType.In, codelet: 'LogGrad' },
+  },
+  {
+    type: 'Pow',
+    versions: [7, 12, 13, 15],
+    description: 'Z = X ^ Y with Y a constant (a scalar or broadcast to X); gradient for X only',
+    codelet: 'Pow',
+    flops: 3,
+    inputs: ['X', 'Y'],
+    check: checkPowExponent,
+    gradExtraInputs: (op) => (op.params.exponent === undefined ? [1] : []),
+    lower: lowerPow,
+    lowerGrad: lowerPowGrad,
+    grad: { type: 'PowArg0Grad', description: "dX = Z' Y X^(Y-1)", uses: GradOpInType.In, codelet: 'PowGrad' },
+  },
+  {
+    type: 'Relu',
+    versions: [6, 13, 14],
+    description: 'y = max(x, 0)',
+    codelet: 'Relu',
+    flops: 1,
+    grad: { type: 'ReluGrad', description: "dx = y' if y > 0 else 0", uses: GradOpInType.Out, codelet: 'ReluGrad' },
+  },
+  {
+    type: 'LeakyRelu',
+    versions: [6, 16],
+    description: 'y = x if x >= 0 else alpha x',
+    codelet: 'OnnxLeakyRelu',
+    flops: 2,
+    attributes: { alpha: { type: 'float', default: 0.01, description: 'slope for x < 0' } },
+    params: (a) => ({ alpha: a.float('alpha') }),
+    grad: { type: 'LeakyReluGrad', description: "dx = y' if x >= 0 else alpha y'", uses: GradOpInType.In, codelet: 'OnnxLeakyReluGrad' },
+  },
+  {
+    type: 'Sigmoid',
+    versions: [6, 13],
+    description: 'y = 1 / (1 + exp(-x))',
+    codelet: 'Sigmoid',
+    flops: 3,
+    grad: { type: 'SigmoidGrad', description: "dx = y' y (1 - y)", uses: GradOpInType.Out, codelet: 'SigmoidGrad' },
+  },
+  {
+    type: 'Tanh',
+    versions: [6, 13],
+    description: 'y = tanh(x)',
+    codelet: 'Tanh',
+    flops: 1,
+    grad: { type: 'TanhGrad', description: "dx = y' (1 - y^2)", uses: GradOpInType.Out, codelet: 'TanhGrad' },
+  },
+  {
+    type: 'Erf',
+    versions: [9, 13],
+    description: 'y = erf(x)',
+    codelet: 'Erf',
+    flops: 1,
+    grad: { type: 'ErfGrad', description: "dx = y' 2/sqrt(pi) exp(-x^2)", uses: GradOpInType.In, codelet: 'ErfGrad' },
+  },
+  {
+    type: 'Gelu',
+    versions: [20],
+    description: "y = x Phi(x); approximate 'tanh': x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
+    codelet: 'Gelu',
+    flops: 8,
+    attributes: { approximate: { type: 'string', default: 'none', description: "'none' (erf) or 'tanh'" } },
+    params: (a) => ({ tanh: a.string('approximate') === 'tanh' ? 1 : 0 }),
+    check: (op) => {
+      const a = op.attributes().approximate;
+      if (a !== 'none' && a !== 'tanh') op.fail(`attribute approximate must be 'none' or 'tanh', got '${String(a)}'`);
+    },
+    grad: { type: 'GeluGrad', description: "dx = y' d/dx gelu(x), in the node's form", uses: GradOpInType.In, codelet: 'GeluGrad' },
+  },
+];
+
+function definitionsOf(spec: UnarySpec): OpDefinition[] {
+  const defs: OpDefinition[] = spec.versions.map((version) => {
+    const id = { domain: ONNX_DOMAIN, type: spec.type, version };
+    return {
+      id,
+      description: spec.description,
+      inputs: (spec.inputs ?? ONE_INPUT).map((name) => ({ name })),
+      outputs: [{ name: spec.type === 'Pow' ? 'Z' : 'Y' }],
+      attributes: spec.attributes,
+      grad: true,
+      create: ({ attributes, settings }) => new UnaryOp(id, spec, attributes.all(), spec.params?.(attributes) ?? {}, settings),
+      lower: spec.lower ?? lowerUnary,
+    };
+  });
+  defs.push({ id: { domain: GRAPHCORE_DOMAIN, type: spec.grad.type, version: 1 }, description: spec.grad.description, lower: spec.lowerGrad ?? lowerUnaryGrad });
+  return defs;
+}
+
+export const unaryDefinitions: OpDefinition[] = [...UNARY_SPECS.flatMap(definitionsOf), ...identityDefinitions, ...dropoutDefinitions];

@@ -7,6 +7,7 @@ import { safeFileName, writeRunFolder, type RunFileContent } from './runfolder.j
 import { buildSummary, profileTables, type Summary } from './summary.js';
 import { traceJsonChunks } from './trace.js';
 import type { RunResult } from '../session.js';
+import { exportRunModel } from '../onnx/export.js';
 
 export async function writeRun(dir: string, r: RunResult, workers: number): Promise<Summary> {
   const files = new Map<string, RunFileContent>();
@@ -21,6 +22,7 @@ export async function writeRun(dir: string, r: RunResult, workers: number): Prom
   const summary = buildSummary(r, tables, outputs, workers);
   files.set('summary.json', JSON.stringify(summary, null, 2) + '\n');
   for (const [name, text] of profileCsvs(tables)) files.set(name, text);
+  if (r.compiled.config.train?.saveModel) files.set('model.onnx', exportRunModel(r)); // the trained forward graph
   const liveness = livenessCurve(r.compiled.program);
   files.set('profile/liveness.csv', toCsv(liveness as unknown as Record<string, string | number>[], ['step', 'name', 'bytes']));
   const report = r.compiled.config.report;

@@ -26,6 +26,8 @@ const SPEC_FIELDS: (keyof DeviceSpec)[] = [
   'supervisorOverheadCycles',
   'allocationAlignment',
   'minBytesPerTile',
+  'codeBytesPerCodelet',
+  'availableMemoryProportion',
 ];
 
 describe('device presets', () => {

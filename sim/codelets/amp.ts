@@ -1,0 +1,273 @@
+/**
+ * The AMP (accumulating matrix product) matmul vertex: a ConvPartial1x1Out-like
+ * MultiVertex that multiplies, for each of `groups` groups, a block of `rows`
+ * rows by a [k, n] block of weights, with fp32 partials.
+ *
+ * The estimator follows PopLibs' own (graphcore/poplibs,
+ * lib/poplin/PerformanceEstimation.hpp: getConvPartial1x1SupervisorCycleEstimate
+ * and its HalfFloat inner/outer loops), summarised in ipu-architecture.md §3:
+ *
+ * - The weights of one pass are `outChansPerPass` conv units x 16 input
+ *   channels. Loading them into the AMP costs
+ *   outChansPerPass x weightBytesPerConvUnit / coefficientLoadBytesPerCycle
+ *   (PopLibs getConvPartialAmpSupervisorWeightLoadCycleEstimate; 16 B/cycle, §3,
+ *   the preset's loadBytesPerCycle).
+ * - The rows of the block are split among the W workers, one contiguous work
+ *   item each. A worker with n >= 3 rows costs 37 + 4(n - 3) cycles for half
+ *   inputs (§3; 38 when not zeroing the partials), 46 + 8(n - 3) (+ zeroing)
+ *   for float inputs; n = 0, 1, 2 have their own costs; the half path then
+ *   saves 7 cycles per call by retaining worker state (PopLibs
+ *   conv1x1WorkerRetentionSavings: 7 total, 3 of them per input-channel group),
+ *   paid back once per vertex by the supervisor.
+ * - Tile cycles of the pass = max(W x slowest worker, W x fastest worker + 14)
+ *   (PopLibs: "tag cost to worker with min cycles").
+ * - The supervisor's loops: 50 cycles outside any loop (§3: "about 50 cycles
+ *   of setup"), plus per conv group 12 + 1, per further input-channel group
+ *   15, per output group 19, per pass 6 or 7 + the weight loads.
+ *
+ * Geometry from the preset (ipu-architecture.md §1): an AMP unit does 4 MACs
+ * per cycle, so a tile has ampMacsPerCycle.float16 / 4 conv units (16 on
+ * Mk2/Bow, 8 on Mk1). One half pass is [rows, 16] x [16, convUnits]: 16 x
+ * convUnits MACs per row in 4 cycles (64 MACs/cycle on Mk2). Float inputs take
+ * 8 cycles per row (PopLibs coreCycles), so a float pass has
+ * ampMacsPerCycle.float32 x 8 / 16 output channels (8 on Mk2, 4 on Mk1): the
+ * preset's float32 rate is kept exactly.
+ *
+ * The vertex is calibrated against the published Bow measurements
+ * (ipu-architecture.md §6): see test/cycles/calibration.test.ts and
+ * reports/fidelity.md. No constant here was fitted to them.
+ *
+ * Numerics: each output is accumulated in fp32 (Math.fround after every
+ * multiply-accumulate), as the AMP does; products of fp16 inputs are exact in
+ * fp32. The output field is fp32 partials or the final dtype (fp16 outputs are
+ * rounded to nearest even on store by the vertex boundary).
+ *
+ * Fields (vector fields: lists of regions read back to back):
+ *   a    per group, transA ? [k, rows] : [rows, k]
+ *   b    per group, transB ? [n, k] : [k, n]
+ *   out  [groups, rows, n]
+ * Params: groups (default 1), rows, k, n, transA, transB, and swap: 1 when the
+ * B block streams through the AMP and the A block is loaded as weights (the
+ * cost of C^T = B^T A^T: rows and n exchange roles; the numbers are the same).
+ */
+import type { Codelet, ElemArray } from '../codelet.js';
+import { fieldDType } from '../codelet.js';
+import type { DeviceSpec } from '../device.js';
+import type { DeviceDType } from '../program.js';
+
+/** Input channels per AMP group (§3: one pass multiplies [n, 16] by [16, 16]). */
+export const AMP_IN_CHANS_PER_GROUP = 16;
+/** Output channels per partials group (PopLibs groups fp32 partials by 16 channels). */
+export const AMP_OUT_CHANS_PER_GROUP = 16;
+
+/** The AMP's shape on one tile for one input precision. */
+export interface AmpGeometry {
+  floatActivations: boolean;
+  inChansPerGroup: number;
+  outChansPerGroup: number;
+  /** Conv units used per pass: output channels of one pass. */
+  outChansPerPass: number;
+  /** Passes per output group: ceil(outChansPerGroup / outChansPerPass). */
+  passesPerGroup: number;
+  /** Worker cycles per output row in the core loop (PopLibs coreCycles: 4 half, 8 float). */
+  coreCyclesPerRow: number;
+  /** Cycles to load one pass's weights into the AMP. */
+  weightLoadCycles: number;
+}
+
+export function ampGeometry(dtype: DeviceDType, device: DeviceSpec): AmpGeometry {
+  const floatActivations = dtype === 'float32';
+  const coreCyclesPerRow = floatActivations ? 8 : 4;
+  const inChansPerGroup = AMP_IN_CHANS_PER_GROUP;
+  // A row of one pass is inChansPerGroup x outChansPerPass MACs in coreCyclesPerRow cycles.
+  const macs = floatActivations ? device.ampMacsPerCycle.float32 : device.ampMacsPerCycle.float16;
+  const outChansPerPass = Math.max(1, Math.floor((macs * coreCyclesPerRow) / inChansPerGroup));
+  const bytes = floatActivations ? 4 : 2;
+  const weightBytesPerConvUnit = inChansPerGroup * bytes;
+  return {
+    floatActivations,
+    inChansPerGroup,
+    outChansPerGroup: AMP_OUT_CHANS_PER_GROUP,
+    outChansPerPass,
+    passesPerGroup: Math.ceil(AMP_OUT_CHANS_PER_GROUP / outChansPerPass),
+    coreCyclesPerRow,
+    weightLoadCycles: Math.ceil((outChansPerPass * weightBytesPerConvUnit) / device.loadBytesPerCycle),
+  };
+}
+
+/** PopLibs conv1x1WorkerRetentionSavings (float partials): half inputs save 7 cycles per call, 3 of them per input group. */
+function retentionSavings(g: AmpGeometry): [number, number] {
+  return g.floatActivations ? [0, 0] : [7, 3];
+}
+
+/**
+ * One worker's cycles for a work item of `rows` output rows (PopLibs
+ * getConvPartial1x1SupervisorInnerLoopCycleEstimateHalfFloat, float partials).
+ * `rows` undefined: the worker has no work item.
+ */
+export function ampWorkerCycles(rows: number | undefined, g: AmpGeometry, zeroing: boolean): number {
+  if (rows === undefined) return 0;
+  const z = zeroing ? 1 : 0;
+  let c: number;
+  if (g.floatActivations) {
+    const zeroPerRow = g.outChansPerPass === 16 ? 8 : 4;
+    if (rows === 0) c = 24;
+    else if (rows === 1) c = 47 + (2 + zeroPerRow) * z;
+    else if (rows === 2) c = 46 + (2 + zeroPerRow * 2) * z;
+    else c = 46 + (2 + zeroPerRow * rows) * z + (rows - 3) * g.coreCyclesPerRow;
+  } else {
+    const tail = zeroing ? 1 : 2;
+    if (rows === 0) c = 20 + tail;
+    else if (rows === 1) c = 31 + tail;
+    else if (rows === 2) c = 40 + tail;
+    else c = (zeroing ? 37 : 38) + (rows - 3) * g.coreCyclesPerRow;
+  }
+  return c - retentionSavings(g)[0];
+}
+
+/** Rows per worker: one contiguous work item each, the first (rows mod W) workers one row more. */
+export function rowsPerWorker(rows: number, workers: number): (number | undefined)[] {
+  const base = Math.floor(rows / workers);
+  const extra = rows % workers;
+  return Array.from({ length: workers }, (_, w) => {
+    const r = base + (w < extra ? 1 : 0);
+    return r > 0 ? r : undefined;
+  });
+}
+
+/** Tile cycles of one AMP pass over `rows` rows: max(W x slowest, W x fastest + 14). */
+export function ampInnerLoopCycles(rows: number, g: AmpGeometry, workers: number, zeroing: boolean): number {
+  const cycles = rowsPerWorker(rows, workers).map((r) => ampWorkerCycles(r, g, zeroing));
+  const max = Math.max(...cycles);
+  const min = Math.min(...cycles);
+  return Math.max(workers * max, workers * min + 14);
+}
+
+export interface AmpWork {
+  groups: number;
+  rows: number;
+  k: number;
+  n: number;
+}
+
+export interface AmpBreakdown {
+  /** Supervisor cycles outside the worker passes (setup, loops, retention payback). */
+  supervisor: number;
+  /** Weight loads into the AMP, all passes. */
+  weightLoads: number;
+  /** Worker passes (W x slowest worker), all passes. */
+  workers: number;
+  passes: number;
+  total: number;
+}
+
+/**
+ * The whole vertex (PopLibs getConvPartial1x1SupervisorOuterLoopCycleEstimateHalfFloat
+ * with float partials): 50 + W x (7 + 3 (IG x CG - 1)) + CG x (13
+ * + (IG - 1) x (15 + OG x (19 + P x (6 + loads + inner)))
+ * + (11 + OG x (18 + P x (7 + loads + innerZeroing)))),
+ * CG conv groups, IG = ceil(k / 16) input groups, OG = ceil(n / 16) output groups, P passes per group.
+ */
+export function ampBreakdown(work: AmpWork, dtype: DeviceDType, device: DeviceSpec): AmpBreakdown {
+  const g = ampGeometry(dtype, device);
+  const W = device.workersPerTile;
+  const CG = Math.max(1, work.groups);
+  const IG = Math.max(1, Math.ceil(work.k / g.inChansPerGroup));
+  const OG = Math.max(1, Math.ceil(work.n / g.outChansPerGroup));
+  const P = g.passesPerGroup;
+  const [ret, retPerGroup] = retentionSavings(g);
+  const common = 1; // float partials: PopLibs' commonHalfAndFloatPartialsCodePath
+  const excessInChan = 1;
+  const innerZero = ampInnerLoopCycles(work.rows, g, W, true);
+  const innerNoZero = ampInnerLoopCycles(work.rows, g, W, false);
+  const passes = CG * IG * OG * P;
+  const weightLoads = passes * g.weightLoadCycles;
+  const workers = CG * OG * P * (innerZero + (IG - 1) * innerNoZero);
+  const supervisor =
+    50 +
+    W * (ret + retPerGroup * (IG * CG - 1)) +
+    CG *
+      (12 + common +
+        (IG - 1) * (15 - common + excessInChan + OG * (19 + P * 6)) +
+        (10 + excessInChan + OG * (19 - common + P * 7)));
+  return { supervisor, weightLoads, workers, passes, total: supervisor + weightLoads + workers };
+}
+
+export function ampVertexCycles(work: AmpWork, dtype: DeviceDType, device: DeviceSpec): number {
+  return ampBreakdown(work, dtype, device).total;
+}
+
+/** MACs per cycle the vertex sustains on this work (for reports). */
+export function ampEfficiency(work: AmpWork, dtype: DeviceDType, device: DeviceSpec): number {
+  const peak = dtype === 'float32' ? device.ampMacsPerCycle.float32 : device.ampMacsPerCycle.float16;
+  const macs = work.groups * work.rows * work.k * work.n;
+  return macs / ampVertexCycles(work, dtype, device) / peak;
+}
+
+/** Regions of a vector field read back to back as one array (copied only when there are several). */
+function joined(f: ElemArray | ElemArray[]): Float32Array {
+  const parts = (Array.isArray(f) ? f : [f]) as Float32Array[];
+  if (parts.length === 1) return parts[0];
+  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+export const ampMatMulCodelet: Codelet = {
+  name: 'AmpMatMul',
+  kind: 'multi',
+  fields: {
+    a: { direction: 'input', vector: true, dtypes: ['float16', 'float32'] },
+    b: { direction: 'input', vector: true, dtypes: ['float16', 'float32'] },
+    out: { direction: 'output', vector: true, dtypes: ['float16', 'float32'] },
+  },
+  compute({ fields, params }) {
+    const a = joined(fields.a);
+    const b = joined(fields.b);
+    const outs = (Array.isArray(fields.out) ? fields.out : [fields.out]) as Float32Array[];
+    const { rows, k, n } = params;
+    const groups = params.groups ?? 1;
+    const transA = params.transA === 1;
+    const transB = params.transB === 1;
+    // Row stride and element stride of op(A)[r, c] and op(B)[c, j] within one group.
+    const [aRow, aCol] = transA ? [1, rows] : [k, 1];
+    const [bCol, bRow] = transB ? [k, 1] : [1, n];
+    let region = 0;
+    let pos = 0;
+    for (let g = 0; g < groups; g++) {
+      const aBase = g * rows * k;
+      const bBase = g * k * n;
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < n; j++) {
+          let acc = 0;
+          let ai = aBase + r * aRow;
+          let bi = bBase + j * bCol;
+          for (let c = 0; c < k; c++) {
+            // fp32 accumulation, rounded after every multiply-accumulate (the AMP's fp32 partials).
+            acc = Math.fround(acc + a[ai] * b[bi]);
+            ai += aCol;
+            bi += bRow;
+          }
+          while (pos === outs[region].length) {
+            region++;
+            pos = 0;
+          }
+          outs[region][pos++] = acc;
+        }
+      }
+    }
+  },
+  cycles(v, device) {
+    const { rows, k, n } = v.params;
+    const groups = v.params.groups ?? 1;
+    const work = v.params.swap === 1 ? { groups, rows: n, k, n: rows } : { groups, rows, k, n };
+    return ampVertexCycles(work, fieldDType(v.fields.a), device);
+  },
+  estimateSource:
+    'PopLibs ConvPartial1x1Out (poplin PerformanceEstimation.hpp): 50 + supervisor loops + per pass (6|7 + weight loads ' +
+    'convUnits x 16 x bytes / 16 B per cycle + max(W x worker, W x min + 14)); worker n >= 3 rows: 37 + 4(n - 3) - 7 half, 46 + 8(n - 3) float',
+};

@@ -1,0 +1,282 @@
+/**
+ * Shared pieces of the nn codelets (softmax, norms, conv, pooling):
+ *
+ * - the spatial geometry every windowed vertex receives as `arrays`
+ *   (src/lower/window.ts builds it) and the "plane window" through which a
+ *   vertex reads a box of an [N, C, D0, D1, D2] tensor: one region per
+ *   (n, c) plane holding rows [iLo, iLo + rows) of D0 (or whole planes
+ *   merged into fewer regions);
+ * - the two stages of the channel/interval reductions the grads need
+ *   (NnChannelSum partials, NnPartialsFinal);
+ * - cycle-estimate building blocks beyond sim/codelets/estimators.ts: the
+ *   AMP convolution estimate (PopLibs' ConvPartial1x1Out supervisor
+ *   estimate) and PopLibs' pooling vertex estimate.
+ */
+import type { Codelet, VertexArgs, VertexShape } from '../codelet.js';
+import { fieldDType, regionCount } from '../codelet.js';
+import type { DeviceSpec } from '../device.js';
+import type { DeviceDType } from '../program.js';
+import { reduce, vectorWidth, type LoopCost } from './estimators.js';
+
+// ---------------------------------------------------------------------------
+// Loop costs from ipu-architecture.md §3 (MODEL, PopLibs' per-op loop table).
+
+export const EXP_LOOP = (dtype: DeviceDType): LoopCost => (dtype === 'float16' ? { cyclesPerLoop: 4, vectorised: false, unroll: 4 } : { cyclesPerLoop: 6, vectorised: false, unroll: 2 });
+export const LOG_LOOP: LoopCost = { cyclesPerLoop: 12, vectorised: false, unroll: 2 };
+export const SQRT_LOOP: LoopCost = { cyclesPerLoop: 10, vectorised: false, unroll: 2 };
+export const DIV_LOOP = (dtype: DeviceDType): LoopCost => (dtype === 'float16' ? { cyclesPerLoop: 21, vectorised: false, unroll: 4 } : { cyclesPerLoop: 10, vectorised: false, unroll: 2 });
+export const MAX_LOOP: LoopCost = { cyclesPerLoop: 3, vectorised: false, unroll: 2 };
+
+// ---------------------------------------------------------------------------
+// Geometry and plane windows.
+
+/** Spatial geometry, always 3 spatial dims (lower ranks padded with trailing 1s). */
+export interface Geometry {
+  /** [N, C, D0, D1, D2] of the convolution/pool input. */
+  xs: number[];
+  /** [N, M, O0, O1, O2] of its output. */
+  ys: number[];
+  k: number[];
+  s: number[];
+  d: number[];
+  /** Pads at the start and end of each spatial dim. */
+  pb: number[];
+  pe: number[];
+}
+
+export function geometryOf(a: Record<string, number[]>): Geometry {
+  return { xs: a.xs, ys: a.ys, k: a.k, s: a.s, d: a.d, pb: a.pb, pe: a.pe };
+}
+
+/**
+ * Read access to a box of an [N, C, D0, D1, D2] tensor handed to a vertex as
+ * a list of regions: planes q = (n - nMin) x cCount + (c - cLo), each holding
+ * `rows` rows of D0 from iLo, `ppr` planes per region.
+ */
+export class PlaneWindow {
+  readonly rest: number;
+  private readonly planeSize: number;
+  constructor(
+    private readonly regions: Float32Array[],
+    private readonly p: { nMin: number; cLo: number; cCount: number; iLo: number; rows: number; ppr: number },
+    d1: number,
+    d2: number,
+  ) {
+    this.rest = d1 * d2;
+    this.planeSize = p.rows * this.rest;
+  }
+  /** The region holding plane (n, c), and the offset of its element (i0 = 0, 0, 0) in it (may be negative). */
+  plane(n: number, c: number): [Float32Array, number] {
+    const q = (n - this.p.nMin) * this.p.cCount + (c - this.p.cLo);
+    const r = Math.floor(q / this.p.ppr);
+    return [this.regions[r], (q - r * this.p.ppr) * this.planeSize - this.p.iLo * this.rest];
+  }
+}
+
+/** The plane window of field `field` whose params carry `prefix` (e.g. 'x' -> xnMin, xcLo, ...). */
+export function planeWindow(args: VertexArgs, field: string, prefix: string, d1: number, d2: number): PlaneWindow {
+  const f = args.fields[field];
+  const regions = (Array.isArray(f) ? f : [f]) as Float32Array[];
+  const p = args.params;
+  return new PlaneWindow(
+    regions,
+    { nMin: p[`${prefix}nMin`], cLo: p[`${prefix}cLo`], cCount: p[`${prefix}cCount`], iLo: p[`${prefix}iLo`], rows: p[`${prefix}rows`], ppr: p[`${prefix}ppr`] },
+    d1,
+    d2,
+  );
+}
+
+// ---------------------------------------------------------------------------
+// Two-stage reductions: partials per tile, then the final sum.
+
+/**
+ * Stage 1: the vertex's run `in` = elements [begin, begin + n) of a row-major
+ * [outer, G, inner] tensor, summed per g into a float32 partial covering
+ * g = gMin .. gMin + len(out) - 1. With `centered`, each term is
+ * dy x (x - mean[g]) x rsqrt(var[g] + eps): BatchNormalization's scale grad.
+ */
+function channelSumCodelet(name: string, centered: boolean): Codelet {
+  return {
+    name,
+    kind: 'multi',
+    fields: centered
+      ? { in: { direction: 'input' }, x: { direction: 'input' }, mean: { direction: 'input' }, var: { direction: 'input' }, out: { direction: 'output', dtypes: ['float32'] } }
+      : { in: { direction: 'input' }, out: { direction: 'output', dtypes: ['float32'] } },
+    compute({ fields, params }) {
+      const dy = fields.in as Float32Array;
+      const out = fields.out as Float32Array;
+      const { G, inner, begin, gMin } = params;
+      out.fill(0);
+      let g = Math.floor(begin / inner) % G;
+      let j = begin % inner;
+      const x = centered ? (fields.x as Float32Array) : undefined;
+      const mean = centered ? (fields.mean as Float32Array) : undefined;
+      const variance = centered ? (fields.var as Float32Array) : undefined;
+      const eps = params.eps;
+      let k = 0;
+      let m = 0;
+      const setG = (): void => {
+        if (centered) {
+          m = mean![g - gMin];
+          k = Math.fround(1 / Math.fround(Math.sqrt(Math.fround(variance![g - gMin] + eps))));
+        }
+      };
+      setG();
+      for (let i = 0; i < dy.length; i++) {
+        const term = centered ? Math.fround(Math.fround(dy[i] * Math.fround(x![i] - m)) * k) : dy[i];
+        out[g - gMin] = Math.fround(out[g - gMin] + term);
+        if (++j === inner) {
+          j = 0;
+          if (++g === G) g = 0;
+          setG();
+        }
+      }
+    },
+    cycles(v, device) {
+      const n = regionCount(v.fields.in);
+      const base = reduce(n, Math.max(1, regionCount(v.fields.out)), fieldDType(v.fields.in), device);
+      // The centred form first forms dy (x - mean) rsqrt(var + eps): two more vector ops per element.
+      return centered ? base + 2 * Math.ceil(n / vectorWidth(fieldDType(v.fields.in), device)) * 3 : base;
+    },
+    estimateSource: centered
+      ? 'PopLibs reduction (7 + 26, per region 16 + 6 + 2 log2(vw) + 2, per vector 8) plus 2 vector ops of 3 cycles per element vector for the centred product'
+      : 'PopLibs reduction: 7 + 26 start, per output region 16 + 6 + 2 log2(vw) + 2, per vector 2 + 2 + 1 + 3',
+  };
+}
+
+export const channelSumCodelets: Codelet[] = [channelSumCodelet('NnChannelSum', false), channelSumCodelet('NnBatchNormScalePartial', true)];
+
+/** Stage 2: out = scale x the sum of the pieces; piece j adds into out[offsets[j] ...]. */
+export const partialsFinalCodelet: Codelet = {
+  name: 'NnPartialsFinal',
+  kind: 'multi',
+  fields: { partials: { direction: 'input', vector: true, dtypes: ['float32'] }, out: { direction: 'output' } },
+  compute({ fields, params, arrays }) {
+    const parts = fields.partials as Float32Array[];
+    const out = fields.out as Float32Array;
+    const acc = new Float32Array(out.length);
+    for (let j = 0; j < parts.length; j++) {
+      const p = parts[j];
+      const off = arrays.offsets[j];
+      for (let i = 0; i < p.length; i++) acc[off + i] += p[i];
+    }
+    const scale = params.scale ?? 1;
+    for (let i = 0; i < out.length; i++) out[i] = acc[i] * scale;
+  },
+  cycles(v, device) {
+    const parts = v.fields.partials;
+    const pieces = Array.isArray(parts) ? parts.length : 1;
+    return reduce(regionCount(parts), Math.max(1, pieces), 'float32', device);
+  },
+  estimateSource: 'PopLibs reduction, second stage: 7 + 26 start, per partial region 16 + 6 + 2 log2(vw) + 2, per vector 2 + 2 + 1 + 3',
+};
+
+// ---------------------------------------------------------------------------
+// AMP convolution estimate.
+
+export interface AmpConvWork {
+  /** Convolution groups the vertex touches. */
+  convGroups: number;
+  /** Input channels (the contraction) per group. */
+  inChans: number;
+  /** Output channels per group the vertex produces. */
+  outChans: number;
+  /** Kernel positions, each a separate pass over the AMP weights. */
+  kernelPositions: number;
+  /** Output positions (rows of the AMP work) per output channel. */
+  positions: number;
+  dtype: DeviceDType;
+}
+
+/** AMP geometry of the preset: conv units = f16 MACs / 4 (§1: 16 units x 4 on Mk2). */
+export function ampShape(dtype: DeviceDType, device: DeviceSpec): { convUnits: number; inChansPerGroup: number; rowCycles: number } {
+  const convUnits = Math.max(1, Math.round(device.ampMacsPerCycle.float16 / 4));
+  const inChansPerGroup = dtype === 'float16' ? 16 : 8;
+  const macs = dtype === 'float16' ? device.ampMacsPerCycle.float16 : device.ampMacsPerCycle.float32;
+  // One pass multiplies [n, inChansPerGroup] by [inChansPerGroup, convUnits]: this many cycles per row.
+  const rowCycles = Math.max(1, Math.round((inChansPerGroup * convUnits) / macs));
+  return { convUnits, inChansPerGroup, rowCycles };
+}
+
+/**
+ * The structure of PopLibs' ConvPartial1x1Out supervisor estimate
+ * (graphcore/poplibs lib/poplin/PerformanceEstimation.hpp,
+ * getConvPartial1x1SupervisorCycleEstimate; ipu-architecture.md §3):
+ *   worker, per work item of n rows: n >= 3: 43 (half) or 50 (float) + rowCycles (n - 3),
+ *     n = 1, 2: 41/42 (half) or 50 (float), + the zeroing of the first in-group pass;
+ *   inner = W x max worker (the rows split evenly over the W workers);
+ *   outer = 50 + convGroups x (11 + (inGroups - 1) x (13 + outGroups x (18 + 6 + loads + inner))
+ *                                  + (10 + outGroups x (18 + 6 + loads + innerWithZeroing)))
+ * where loads = convUnits x inChansPerGroup x bytes / 16 (weights into the AMP at
+ * 16 bytes per cycle), inGroups = kernelPositions x ceil(inChans / inChansPerGroup)
+ * and outGroups = ceil(outChans / convUnits). rowCycles = inChansPerGroup x
+ * convUnits / ampMacsPerCycle (4 for half, 8 for float on Mk2, as §3 says).
+ */
+export function ampConvCycles(w: AmpConvWork, device: DeviceSpec): number {
+  if (w.positions <= 0 || w.outChans <= 0) return 50;
+  const W = device.workersPerTile;
+  const { convUnits, inChansPerGroup, rowCycles } = ampShape(w.dtype, device);
+  const isFloat = w.dtype === 'float32';
+  const rows = Math.ceil(w.positions / W);
+  const worker = (zeroing: boolean): number => {
+    const zero = zeroing ? 2 + (isFloat ? 8 : 4) * rows : 0;
+    if (rows === 0) return 28;
+    if (rows < 3) return (isFloat ? 50 : 40 + rows) + zero;
+    return (isFloat ? 50 : 43) + zero + (rows - 3) * rowCycles;
+  };
+  const inner = W * worker(false);
+  const innerZero = W * worker(true);
+  const loads = Math.ceil((convUnits * inChansPerGroup * (isFloat ? 4 : 2)) / 16);
+  const inGroups = Math.max(1, w.kernelPositions) * Math.ceil(Math.max(1, w.inChans) / inChansPerGroup);
+  const outGroups = Math.ceil(w.outChans / convUnits);
+  return (
+    50 +
+    Math.max(1, w.convGroups) * (11 + (inGroups - 1) * (13 + outGroups * (18 + 6 + loads + inner)) + (10 + outGroups * (18 + 6 + loads + innerZero)))
+  );
+}
+
+export const AMP_SOURCE =
+  'PopLibs ConvPartial1x1Out supervisor estimate (lib/poplin/PerformanceEstimation.hpp): 50 + groups x (in-chan groups x (out-chan groups x (24 + AMP weight loads + W x worker))), ' +
+  'worker per n rows 43 + 4 (n - 3) half, 50 + 8 (n - 3) float; rows/cycle from ampMacsPerCycle';
+
+// ---------------------------------------------------------------------------
+// Pooling estimate.
+
+export interface PoolWork {
+  /** Output rows (n, c, o0, o1) the vertex produces, over all its channels. */
+  rows: number;
+  /** Elements per row (O2) */
+  rowLength: number;
+  /** Kernel positions (work items per row). */
+  kernelPositions: number;
+  kind: 'max' | 'avg' | 'maxGrad';
+}
+
+/**
+ * PopLibs' pooling vertex estimate (graphcore/poplibs
+ * lib/popnn/PerformanceEstimation.hpp, getPoolingCycles), with one channel
+ * group of one vector per row: per worker 4 + 1 + 2 + 7 + 2 + 5 + 1 + 2 + 3 + 3 setup
+ * (+ 6 + 4 unpacking on the backward pass), then per row 13 + 2 + 2, per work
+ * item (kernel position) 20 + 3 + [2 + 4 + 2 + 4 (+ 8 bwd) + 2 + rpt + 1 + 1],
+ * rpt = 4 + 3n (max), 5 + 3n (avg/sum), 7 + 5n (max grad) for n row elements;
+ * total = 7 + 6 x max worker + 6.
+ */
+export function poolCycles(w: PoolWork, device: DeviceSpec): number {
+  const W = device.workersPerTile;
+  const bwd = w.kind === 'maxGrad';
+  const n = w.rowLength;
+  const rpt = w.kind === 'max' ? 4 + 3 * n : w.kind === 'avg' ? 5 + 3 * n : 7 + 5 * n;
+  const perItem = 20 + 3 + (2 + 4 + 2 + 4 + (bwd ? 8 : 0) + 2 + rpt + 1 + 1);
+  const perRow = 13 + 2 + 2 + Math.max(1, w.kernelPositions) * perItem;
+  const rowsPerWorker = Math.ceil(w.rows / W);
+  const worker = 4 + 1 + 2 + 7 + 2 + 5 + 1 + 2 + 3 + 3 + (bwd ? 10 : 0) + rowsPerWorker * perRow + 1;
+  return 7 + W * worker + 6;
+}
+
+export const POOL_SOURCE =
+  'PopLibs pooling vertex estimate (lib/popnn/PerformanceEstimation.hpp getPoolingCycles): 7 + W x max worker + 6, worker = ~30 setup + rows x (17 + kernel positions x (~39 + rpt)), rpt 4 + 3n max, 5 + 3n avg, 7 + 5n max grad';
+
+/** Field count helper for cycles(): the elements of a (possibly vector) field. */
+export function count(v: VertexShape, field: string): number {
+  return regionCount(v.fields[field]);
+}

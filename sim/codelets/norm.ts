@@ -1,0 +1,268 @@
+/**
+ * LayerNormalization and BatchNormalization (inference) codelets.
+ *
+ * LayerNorm works on rows of a row-major [outer, n] view: a vertex writes
+ * elements [outBegin, outBegin + len(out)) and reads `in` from flat index
+ * inBegin, whole rows. Per row, in fp32 as ONNX's stash_type 1 asks:
+ *   mean = sum x / n; var = sum (x - mean)^2 / n; r = 1 / sqrt(var + eps);
+ *   y = (x - mean) r scale + bias.
+ * Backward (g = dy scale, xhat = (x - mean) r):
+ *   dx = r (g - mean(g) - xhat mean(g xhat)); dscale = sum over rows dy xhat (partials).
+ *
+ * BatchNorm (inference) is per channel of an [N, C, S] view: a vertex's run
+ * starts at flat `begin`; scale, bias, mean, var hold channels cMin ...:
+ *   k = scale / sqrt(var + eps); y = x k + (bias - mean k)  (onnxruntime's order).
+ *
+ * Costs (PopLibs' norms run popops reductions and elementwise maps; there is
+ * no single vertex estimate): built from §3 blocks, per step named below.
+ */
+import type { Codelet, VertexShape } from '../codelet.js';
+import { fieldDType, regionCount } from '../codelet.js';
+import type { DeviceSpec } from '../device.js';
+import { addLoop, binaryMultiVertex, reduce, unaryMultiVertex } from './estimators.js';
+import { DIV_LOOP, SQRT_LOOP } from './nn-util.js';
+
+/** Mean and 1 / sqrt(var + eps) of the row starting at `at`, accumulated in fp32. */
+function rowStats(x: Float32Array, at: number, n: number, eps: number): [number, number] {
+  let s = 0;
+  for (let k = 0; k < n; k++) s = Math.fround(s + x[at + k]);
+  const mean = Math.fround(s / n);
+  let v = 0;
+  for (let k = 0; k < n; k++) {
+    const d = Math.fround(x[at + k] - mean);
+    v = Math.fround(v + Math.fround(d * d));
+  }
+  const variance = Math.fround(v / n);
+  return [mean, Math.fround(1 / Math.fround(Math.sqrt(Math.fround(variance + eps))))];
+}
+
+/** Rows touching [b, e) of an [outer, n] view: calls fn(row, first, end) with the row's elements inside. */
+function forEachRow(b: number, e: number, n: number, fn: (row: number, first: number, end: number) => void): void {
+  for (let r = Math.floor(b / n); r * n < e; r++) fn(r, Math.max(b, r * n), Math.min(e, (r + 1) * n));
+}
+
+function rows(v: VertexShape, field: string): number {
+  return Math.max(1, Math.ceil(regionCount(v.fields[field]) / Math.max(1, v.params.n)));
+}
+
+/** Row statistics in the §3 blocks: two reductions (sum, sum of squares) over the window and 1/sqrt per row. */
+function statsCycles(v: VertexShape, device: DeviceSpec): number {
+  const dtype = fieldDType(v.fields.in);
+  const nIn = regionCount(v.fields.in);
+  const r = rows(v, 'in');
+  return 2 * reduce(nIn, r, dtype, device) + unaryMultiVertex(r, 'float32', SQRT_LOOP, device) + unaryMultiVertex(r, 'float32', DIV_LOOP('float32'), device);
+}
+
+function layerNormCodelet(name: string, hasBias: boolean): Codelet {
+  return {
+    name,
+    kind: 'multi',
+    fields: hasBias
+      ? { in: { direction: 'input' }, scale: { direction: 'input' }, bias: { direction: 'input' }, out: { direction: 'output' } }
+      : { in: { direction: 'input' }, scale: { direction: 'input' }, out: { direction: 'output' } },
+    compute({ fields, params }) {
+      const x = fields.in as Float32Array;
+      const scale = fields.scale as Float32Array;
+      const bias = hasBias ? (fields.bias as Float32Array) : undefined;
+      const out = fields.out as Float32Array;
+      const { n, outBegin, inBegin, eps } = params;
+      forEachRow(outBegin, outBegin + out.length, n, (row, first, end) => {
+        const at = row * n - inBegin;
+        const [mean, r] = rowStats(x, at, n, eps);
+        for (let i = first; i < end; i++) {
+          const k = i - row * n;
+          const y = Math.fround(Math.fround(Math.fround(x[at + k] - mean) * r) * scale[k]);
+          out[i - outBegin] = bias ? y + bias[k] : y;
+        }
+      });
+    },
+    cycles(v, device) {
+      const dtype = fieldDType(v.fields.out);
+      const nOut = regionCount(v.fields.out);
+      // (x - mean), x r, x scale, + bias: one binary op each per output.
+      return statsCycles(v, device) + (hasBias ? 4 : 3) * binaryMultiVertex(nOut, dtype, addLoop(dtype), device);
+    },
+    estimateSource: 'PopLibs layer norm as popops steps (§3 blocks): 2 reductions over the rows, sqrt and reciprocal per row, then 3-4 binary ops per output',
+  };
+}
+
+/** Mean (which = 0) or InvStdDev (which = 1) of rows [outBegin, outBegin + len(out)). */
+export const layerNormStatsCodelet: Codelet = {
+  name: 'NnLayerNormStats',
+  kind: 'multi',
+  fields: { in: { direction: 'input' }, out: { direction: 'output' } },
+  compute({ fields, params }) {
+    const x = fields.in as Float32Array;
+    const out = fields.out as Float32Array;
+    const { n, outBegin, inBegin, eps, which } = params;
+    for (let i = 0; i < out.length; i++) out[i] = rowStats(x, (outBegin + i) * n - inBegin, n, eps)[which];
+  },
+  cycles: statsCycles,
+  estimateSource: 'PopLibs layer norm statistics (§3 blocks): 2 reductions over the rows, sqrt and reciprocal per row',
+};
+
+export const layerNormGradXCodelet: Codelet = {
+  name: 'NnLayerNormGradX',
+  kind: 'multi',
+  fields: { gradOut: { direction: 'input' }, in: { direction: 'input' }, scale: { direction: 'input' }, out: { direction: 'output' } },
+  compute({ fields, params }) {
+    const dy = fields.gradOut as Float32Array;
+    const x = fields.in as Float32Array;
+    const scale = fields.scale as Float32Array;
+    const out = fields.out as Float32Array;
+    const { n, outBegin, inBegin, eps } = params;
+    forEachRow(outBegin, outBegin + out.length, n, (row, first, end) => {
+      const at = row * n - inBegin;
+      const [mean, r] = rowStats(x, at, n, eps);
+      let sg = 0;
+      let sgx = 0;
+      for (let k = 0; k < n; k++) {
+        const g = Math.fround(dy[at + k] * scale[k]);
+        sg = Math.fround(sg + g);
+        sgx = Math.fround(sgx + Math.fround(g * Math.fround(Math.fround(x[at + k] - mean) * r)));
+      }
+      const mg = Math.fround(sg / n);
+      const mgx = Math.fround(sgx / n);
+      for (let i = first; i < end; i++) {
+        const k = i - row * n;
+        const g = Math.fround(dy[at + k] * scale[k]);
+        const xhat = Math.fround(Math.fround(x[at + k] - mean) * r);
+        out[i - outBegin] = r * Math.fround(Math.fround(g - mg) - Math.fround(xhat * mgx));
+      }
+    });
+  },
+  cycles(v, device) {
+    const dtype = fieldDType(v.fields.out);
+    const nIn = regionCount(v.fields.in);
+    const r = rows(v, 'in');
+    // Stats, g = dy scale and g xhat over the window, their two row sums, then 4 binary ops per output.
+    return statsCycles(v, device) + 3 * binaryMultiVertex(nIn, dtype, addLoop(dtype), device) + 2 * reduce(nIn, r, dtype, device) + 4 * binaryMultiVertex(regionCount(v.fields.out), dtype, addLoop(dtype), device);
+  },
+  estimateSource: 'PopLibs layer norm gradients as popops steps (§3 blocks): stats, 3 binary ops and 2 reductions over the rows, 4 binary ops per output',
+};
+
+/** dscale partial: out[k] = sum over this vertex's elements in column k of dy xhat (fp32). */
+export const layerNormScalePartialCodelet: Codelet = {
+  name: 'NnLayerNormScalePartial',
+  kind: 'multi',
+  fields: { gradOut: { direction: 'input' }, in: { direction: 'input' }, out: { direction: 'output', dtypes: ['float32'] } },
+  compute({ fields, params }) {
+    const dy = fields.gradOut as Float32Array;
+    const x = fields.in as Float32Array;
+    const out = fields.out as Float32Array;
+    const { n, begin, inBegin, eps } = params;
+    out.fill(0);
+    forEachRow(begin, begin + dy.length, n, (row, first, end) => {
+      const at = row * n - inBegin;
+      const [mean, r] = rowStats(x, at, n, eps);
+      for (let i = first; i < end; i++) {
+        const k = i - row * n;
+        out[k] = Math.fround(out[k] + Math.fround(dy[i - begin] * Math.fround(Math.fround(x[at + k] - mean) * r)));
+      }
+    });
+  },
+  cycles(v, device) {
+    const dtype = fieldDType(v.fields.gradOut);
+    const n = regionCount(v.fields.gradOut);
+    return statsCycles(v, device) + 3 * binaryMultiVertex(n, dtype, addLoop(dtype), device) + reduce(n, Math.max(1, Math.min(n, v.params.n)), dtype, device);
+  },
+  estimateSource: 'PopLibs layer norm gradients (§3 blocks): stats, xhat and dy xhat (3 binary ops), then a column reduction into fp32 partials',
+};
+
+/** BatchNorm inference: y = x k + (bias - mean k), k = scale / sqrt(var + eps) per channel. */
+export const batchNormCodelet: Codelet = {
+  name: 'NnBatchNorm',
+  kind: 'multi',
+  fields: {
+    in: { direction: 'input' },
+    scale: { direction: 'input' },
+    bias: { direction: 'input' },
+    mean: { direction: 'input' },
+    var: { direction: 'input' },
+    out: { direction: 'output' },
+  },
+  compute({ fields, params }) {
+    const x = fields.in as Float32Array;
+    const scale = fields.scale as Float32Array;
+    const bias = fields.bias as Float32Array;
+    const mean = fields.mean as Float32Array;
+    const variance = fields.var as Float32Array;
+    const out = fields.out as Float32Array;
+    const { C, S, begin, cMin, eps } = params;
+    const cc = scale.length;
+    const k = new Float32Array(cc);
+    const b = new Float32Array(cc);
+    for (let c = 0; c < cc; c++) {
+      k[c] = scale[c] / Math.fround(Math.sqrt(Math.fround(variance[c] + eps)));
+      b[c] = bias[c] - Math.fround(mean[c] * k[c]);
+    }
+    let c = Math.floor(begin / S) % C;
+    let j = begin % S;
+    for (let i = 0; i < x.length; i++) {
+      out[i] = Math.fround(x[i] * k[c - cMin]) + b[c - cMin];
+      if (++j === S) {
+        j = 0;
+        if (++c === C) c = 0;
+      }
+    }
+  },
+  cycles(v, device) {
+    const dtype = fieldDType(v.fields.out);
+    const n = regionCount(v.fields.out);
+    const cc = regionCount(v.fields.scale);
+    // Per channel: sqrt, divide, multiply-subtract; then ChannelMul and AddToChannel over the elements.
+    return (
+      unaryMultiVertex(cc, 'float32', SQRT_LOOP, device) +
+      binaryMultiVertex(cc, 'float32', DIV_LOOP('float32'), device) +
+      2 * binaryMultiVertex(cc, 'float32', addLoop('float32'), device) +
+      2 * binaryMultiVertex(n, dtype, addLoop(dtype), device)
+    );
+  },
+  estimateSource:
+    "PopLibs batchNormalise structure (per-channel k = scale rsqrt(var + eps), then ChannelMul and AddToChannel); PopLibs' channel-op estimators are not in §3, so built from §3 unary/binary 1-D blocks",
+};
+
+/** BatchNorm dx = dy scale / sqrt(var + eps) per channel. */
+export const batchNormGradXCodelet: Codelet = {
+  name: 'NnBatchNormGradX',
+  kind: 'multi',
+  fields: { gradOut: { direction: 'input' }, scale: { direction: 'input' }, var: { direction: 'input' }, out: { direction: 'output' } },
+  compute({ fields, params }) {
+    const dy = fields.gradOut as Float32Array;
+    const scale = fields.scale as Float32Array;
+    const variance = fields.var as Float32Array;
+    const out = fields.out as Float32Array;
+    const { C, S, begin, cMin, eps } = params;
+    const k = new Float32Array(scale.length);
+    for (let c = 0; c < scale.length; c++) k[c] = scale[c] / Math.fround(Math.sqrt(Math.fround(variance[c] + eps)));
+    let c = Math.floor(begin / S) % C;
+    let j = begin % S;
+    for (let i = 0; i < dy.length; i++) {
+      out[i] = dy[i] * k[c - cMin];
+      if (++j === S) {
+        j = 0;
+        if (++c === C) c = 0;
+      }
+    }
+  },
+  cycles(v, device) {
+    const dtype = fieldDType(v.fields.out);
+    const cc = regionCount(v.fields.scale);
+    return (
+      unaryMultiVertex(cc, 'float32', SQRT_LOOP, device) +
+      binaryMultiVertex(cc, 'float32', DIV_LOOP('float32'), device) +
+      binaryMultiVertex(regionCount(v.fields.out), dtype, addLoop(dtype), device)
+    );
+  },
+  estimateSource: 'per-channel k = scale rsqrt(var + eps) (§3 sqrt, divide), then one ChannelMul over the elements (§3 binary 1-D block)',
+};
+
+export const normCodelets: Codelet[] = [
+  layerNormCodelet('NnLayerNorm', true),
+  layerNormCodelet('NnLayerNormNoBias', false),
+  layerNormStatsCodelet,
+  layerNormGradXCodelet,
+  layerNormScalePartialCodelet,
+  batchNormCodelet,
+  batchNormGradXCodelet,
+];

@@ -1,0 +1,290 @@
+/**
+ * Pooling codelets (MaxPool, AveragePool, their grads; GlobalAveragePool's
+ * grad), NCHW with 1 to 3 spatial dims padded to 3. Geometry as in
+ * ./conv.ts with M = C (one input channel per output channel).
+ *
+ * Windows: position o covers input i = o s - pb + a d (a < k) per dim;
+ * positions outside [0, D) are padding: never the max, and in an average
+ * counted only with count_include_pad, and then only inside [-pb, D + pe)
+ * (a window that ceil_mode lets run past the end pad does not count the
+ * overhang, as onnxruntime and the ONNX reference do).
+ *
+ * MaxPool's gradient goes to the first maximum of each window in scan
+ * order (row-major over the kernel); on ties the other equal elements get
+ * nothing (PyTorch and onnxruntime pick the first too). Sums in fp32.
+ */
+import type { Codelet, VertexArgs, VertexShape } from '../codelet.js';
+import { fieldDType, regionCount } from '../codelet.js';
+import { addLoop, binaryMultiVertex } from './estimators.js';
+import { POOL_SOURCE, count, geometryOf, planeWindow, poolCycles, type Geometry } from './nn-util.js';
+
+/** Divisor of an average window at o per dim: in-bounds positions (or in-padded-bounds with includePad). */
+function divisor(g: Geometry, o: number[], includePad: boolean): number {
+  let n = 1;
+  for (let dim = 0; dim < 3; dim++) {
+    const D = g.xs[2 + dim];
+    const lo = includePad ? -g.pb[dim] : 0;
+    const hi = includePad ? D + g.pe[dim] : D;
+    let c = 0;
+    for (let a = 0; a < g.k[dim]; a++) {
+      const i = o[dim] * g.s[dim] - g.pb[dim] + a * g.d[dim];
+      if (i >= lo && i < hi) c++;
+    }
+    n *= c;
+  }
+  return n;
+}
+
+/** Flat spatial index (i0 D1 D2 + i1 D2 + i2) of the first maximum of window o in plane (arr, base), or -1. */
+function argmax(g: Geometry, arr: Float32Array, base: number, o0: number, o1: number, o2: number): number {
+  const [, , D0, D1, D2] = g.xs;
+  let best = -Infinity;
+  let at = -1;
+  for (let a = 0; a < g.k[0]; a++) {
+    const i0 = o0 * g.s[0] - g.pb[0] + a * g.d[0];
+    if (i0 < 0 || i0 >= D0) continue;
+    for (let b = 0; b < g.k[1]; b++) {
+      const i1 = o1 * g.s[1] - g.pb[1] + b * g.d[1];
+      if (i1 < 0 || i1 >= D1) continue;
+      for (let e = 0; e < g.k[2]; e++) {
+        const i2 = o2 * g.s[2] - g.pb[2] + e * g.d[2];
+        if (i2 < 0 || i2 >= D2) continue;
+        const idx = (i0 * D1 + i1) * D2 + i2;
+        const v = arr[base + idx];
+        if (at < 0 || v > best) {
+          best = v;
+          at = idx;
+        }
+      }
+    }
+  }
+  return at;
+}
+
+function poolForward(args: VertexArgs, max: boolean): void {
+  const { fields, params } = args;
+  const g = geometryOf(args.arrays);
+  const [, C, D0, D1, D2] = g.xs;
+  const [, , O0, O1, O2] = g.ys;
+  const xw = planeWindow(args, 'in', 'x', D1, D2);
+  const out = fields.out as Float32Array;
+  const includePad = params.countIncludePad === 1;
+  for (let i = 0; i < out.length; i++) {
+    let t = params.outBegin + i;
+    const o2 = t % O2;
+    t = (t - o2) / O2;
+    const o1 = t % O1;
+    t = (t - o1) / O1;
+    const o0 = t % O0;
+    t = (t - o0) / O0;
+    const c = t % C;
+    const n = (t - c) / C;
+    const [arr, base] = xw.plane(n, c);
+    if (max) {
+      const at = argmax(g, arr, base, o0, o1, o2);
+      out[i] = at < 0 ? -Infinity : arr[base + at];
+      continue;
+    }
+    let s = 0;
+    for (let a = 0; a < g.k[0]; a++) {
+      const i0 = o0 * g.s[0] - g.pb[0] + a * g.d[0];
+      if (i0 < 0 || i0 >= D0) continue;
+      for (let b = 0; b < g.k[1]; b++) {
+        const i1 = o1 * g.s[1] - g.pb[1] + b * g.d[1];
+        if (i1 < 0 || i1 >= D1) continue;
+        for (let e = 0; e < g.k[2]; e++) {
+          const i2 = o2 * g.s[2] - g.pb[2] + e * g.d[2];
+          if (i2 < 0 || i2 >= D2) continue;
+          s = Math.fround(s + arr[base + (i0 * D1 + i1) * D2 + i2]);
+        }
+      }
+    }
+    out[i] = s / divisor(g, [o0, o1, o2], includePad);
+  }
+}
+
+function fwdCycles(kind: 'max' | 'avg') {
+  return (v: VertexShape, device: Parameters<Codelet['cycles']>[1]): number => {
+    const a = v.arrays!;
+    const O2 = a.ys[4];
+    return poolCycles({ rows: Math.ceil(count(v, 'out') / O2), rowLength: O2, kernelPositions: a.k[0] * a.k[1] * a.k[2], kind }, device);
+  };
+}
+
+/**
+ * Visits every output window o that covers input element (i0, i1, i2):
+ * fn(o0, o1, o2) with o in range.
+ */
+function forEachCover(g: Geometry, i0: number, i1: number, i2: number, fn: (o0: number, o1: number, o2: number) => void): void {
+  const [, , O0, O1, O2] = g.ys;
+  for (let a = 0; a < g.k[0]; a++) {
+    const t0 = i0 + g.pb[0] - a * g.d[0];
+    if (t0 < 0 || t0 % g.s[0] !== 0 || t0 / g.s[0] >= O0) continue;
+    for (let b = 0; b < g.k[1]; b++) {
+      const t1 = i1 + g.pb[1] - b * g.d[1];
+      if (t1 < 0 || t1 % g.s[1] !== 0 || t1 / g.s[1] >= O1) continue;
+      for (let e = 0; e < g.k[2]; e++) {
+        const t2 = i2 + g.pb[2] - e * g.d[2];
+        if (t2 < 0 || t2 % g.s[2] !== 0 || t2 / g.s[2] >= O2) continue;
+        fn(t0 / g.s[0], t1 / g.s[1], t2 / g.s[2]);
+      }
+    }
+  }
+}
+
+function poolGrad(args: VertexArgs, max: boolean): void {
+  const { fields, params } = args;
+  const g = geometryOf(args.arrays);
+  const [, C, D0, D1, D2] = g.xs;
+  const [, , , O1, O2] = g.ys;
+  const yw = planeWindow(args, 'gradOut', 'y', O1, O2);
+  const xw = max ? planeWindow(args, 'in', 'x', D1, D2) : undefined;
+  const out = fields.out as Float32Array;
+  const includePad = params.countIncludePad === 1;
+  // The first max of each window, computed once per (plane, window).
+  const memo = new Map<number, number>();
+  for (let i = 0; i < out.length; i++) {
+    let t = params.outBegin + i;
+    const i2 = t % D2;
+    t = (t - i2) / D2;
+    const i1 = t % D1;
+    t = (t - i1) / D1;
+    const i0 = t % D0;
+    t = (t - i0) / D0;
+    const c = t % C;
+    const n = (t - c) / C;
+    const [dy, yb] = yw.plane(n, c);
+    const here = (i0 * D1 + i1) * D2 + i2;
+    let s = 0;
+    forEachCover(g, i0, i1, i2, (o0, o1, o2) => {
+      const oi = (o0 * O1 + o1) * O2 + o2;
+      if (max) {
+        const key = (n * C + c) * g.ys[2] * O1 * O2 + oi;
+        let at = memo.get(key);
+        if (at === undefined) {
+          const [xa, xb] = xw!.plane(n, c);
+          at = argmax(g, xa, xb, o0, o1, o2);
+          memo.set(key, at);
+        }
+        if (at === here) s = Math.fround(s + dy[yb + oi]);
+      } else {
+        s = Math.fround(s + Math.fround(dy[yb + oi] / divisor(g, [o0, o1, o2], includePad)));
+      }
+    });
+    out[i] = s;
+  }
+}
+
+function gradCycles(kind: 'avg' | 'maxGrad') {
+  return (v: VertexShape, device: Parameters<Codelet['cycles']>[1]): number => {
+    const a = v.arrays!;
+    const D2 = a.xs[4];
+    return poolCycles({ rows: Math.ceil(count(v, 'out') / D2), rowLength: Math.ceil(D2 / a.s[2]), kernelPositions: a.k[0] * a.k[1] * a.k[2], kind }, device);
+  };
+}
+
+export const maxPoolCodelet: Codelet = {
+  name: 'NnMaxPool',
+  kind: 'multi',
+  fields: { in: { direction: 'input', vector: true }, out: { direction: 'output' } },
+  compute: (args) => poolForward(args, true),
+  cycles: fwdCycles('max'),
+  estimateSource: POOL_SOURCE,
+};
+
+/**
+ * MaxPool's Indices: the flat index in X of each window's first maximum:
+ * ((n C + c) D0 + i0) D1 D2 + i1 D2 + i2 (storageOrder 0), or with the
+ * spatial dims column-major, (n C + c) D0 D1 D2 + i0 + i1 D0 + i2 D0 D1 (1).
+ */
+export const maxPoolIndicesCodelet: Codelet = {
+  name: 'NnMaxPoolIndices',
+  kind: 'multi',
+  fields: { in: { direction: 'input', vector: true }, out: { direction: 'output', dtypes: ['int32'] } },
+  compute(args) {
+    const { fields, params } = args;
+    const g = geometryOf(args.arrays);
+    const [, C, D0, D1, D2] = g.xs;
+    const [, , O0, O1, O2] = g.ys;
+    const xw = planeWindow(args, 'in', 'x', D1, D2);
+    const out = fields.out as Int32Array;
+    for (let i = 0; i < out.length; i++) {
+      let t = params.outBegin + i;
+      const o2 = t % O2;
+      t = (t - o2) / O2;
+      const o1 = t % O1;
+      t = (t - o1) / O1;
+      const o0 = t % O0;
+      t = (t - o0) / O0;
+      const [xa, xb] = xw.plane(Math.floor(t / C), t % C);
+      const at = argmax(g, xa, xb, o0, o1, o2);
+      if (at < 0) {
+        out[i] = -1;
+        continue;
+      }
+      const i2 = at % D2;
+      const i1 = ((at - i2) / D2) % D1;
+      const i0 = (at - i2 - i1 * D2) / (D1 * D2);
+      out[i] = t * D0 * D1 * D2 + (params.storageOrder === 1 ? i0 + i1 * D0 + i2 * D0 * D1 : at);
+    }
+  },
+  cycles: fwdCycles('max'),
+  estimateSource: `${POOL_SOURCE} (max with the argmax kept)`,
+};
+
+export const averagePoolCodelet: Codelet = {
+  name: 'NnAveragePool',
+  kind: 'multi',
+  fields: { in: { direction: 'input', vector: true }, out: { direction: 'output' } },
+  compute: (args) => poolForward(args, false),
+  cycles: fwdCycles('avg'),
+  estimateSource: POOL_SOURCE,
+};
+
+export const maxPoolGradCodelet: Codelet = {
+  name: 'NnMaxPoolGrad',
+  kind: 'multi',
+  fields: { gradOut: { direction: 'input', vector: true }, in: { direction: 'input', vector: true }, out: { direction: 'output' } },
+  compute: (args) => poolGrad(args, true),
+  cycles: gradCycles('maxGrad'),
+  estimateSource: `${POOL_SOURCE} (backward pass of max: rpt 7 + 5n over dX rows)`,
+};
+
+export const averagePoolGradCodelet: Codelet = {
+  name: 'NnAveragePoolGrad',
+  kind: 'multi',
+  fields: { gradOut: { direction: 'input', vector: true }, out: { direction: 'output' } },
+  compute: (args) => poolGrad(args, false),
+  cycles: gradCycles('avg'),
+  estimateSource: `${POOL_SOURCE} (average backward as a sum pooling of the scaled dY over dX rows)`,
+};
+
+/** out[i] = scale x in[floor((begin + i) / S) - pMin]: a per-plane value spread over its S elements. */
+export const broadcastPlanesCodelet: Codelet = {
+  name: 'NnBroadcastPlanes',
+  kind: 'multi',
+  fields: { in: { direction: 'input' }, out: { direction: 'output' } },
+  compute({ fields, params }) {
+    const x = fields.in as Float32Array;
+    const out = fields.out as Float32Array;
+    const { S, begin, pMin, scale } = params;
+    let p = Math.floor(begin / S);
+    let j = begin % S;
+    let v = Math.fround(x[p - pMin] * scale);
+    for (let i = 0; i < out.length; i++) {
+      out[i] = v;
+      if (++j === S) {
+        j = 0;
+        p++;
+        if (p - pMin < x.length) v = Math.fround(x[p - pMin] * scale);
+      }
+    }
+  },
+  cycles(v, device) {
+    const dtype = fieldDType(v.fields.out);
+    return binaryMultiVertex(regionCount(v.fields.out), dtype, addLoop(dtype), device);
+  },
+  estimateSource: 'one broadcast multiply per element: §3 binary 1-D MultiVertex',
+};
+
+export const poolCodelets: Codelet[] = [maxPoolCodelet, maxPoolIndicesCodelet, averagePoolCodelet, maxPoolGradCodelet, averagePoolGradCodelet, broadcastPlanesCodelet];

@@ -1,0 +1,136 @@
+/**
+ * Liveness of device tensors over the 'batch' control program (the program
+ * that runs once per batch), for memory sharing (src/lower/memory.ts).
+ *
+ * The batch program is flattened into leaf steps 0, 1, 2, ... (compute sets,
+ * exchanges, stream copies; a repeat's body is numbered once). Then:
+ *
+ * - variables, constants and streams (optimizer state included) are always
+ *   live; so is any tensor another control program touches (weightsFromHost,
+ *   a test's own program), and any tensor the batch program never touches
+ *   (nothing says when it could be dropped);
+ * - every other tensor (activation, gradient, temporary, exchange buffer) is
+ *   live from the first step that writes it to the last step that reads or
+ *   writes it. An anchor is read by its stream copy at the end of the batch;
+ * - a tensor whose reads are not all preceded by writes of every element
+ *   (it carries data from a previous batch or relies on memory left as it
+ *   was) is always live;
+ * - a tensor live both inside and outside a repeat's body is live through
+ *   the whole body (the body runs again after its last use inside).
+ *
+ * Tensors whose lifetimes do not overlap may share memory on a tile.
+ */
+import type { ProgramStep, TensorCategory } from '../../sim/program.js';
+
+/** Steps [from, to] of the flattened batch program (inclusive), or always live, or no memory at all (a dropped tensor). */
+export type Lifetime = { from: number; to: number } | 'always' | 'none';
+
+export interface LivenessTensor {
+  id: number;
+  size: number;
+  category: TensorCategory;
+  dropped?: boolean;
+}
+
+/** Elements [begin, end) of a tensor read and/or written by one step. */
+export interface Access {
+  tensor: number;
+  begin: number;
+  end: number;
+  read: boolean;
+  write: boolean;
+}
+
+export type LeafStep = Exclude<ProgramStep, { kind: 'repeat' }>;
+
+export interface Liveness {
+  lifetimes: Lifetime[];
+  /** The flattened batch program's leaf steps, in order. */
+  steps: LeafStep[];
+}
+
+export const ALWAYS_LIVE_CATEGORIES: readonly TensorCategory[] = ['variable', 'constant', 'stream'];
+
+export const BATCH_PROGRAM = 'batch';
+
+/** Leaf steps of `steps` in order, and the [from, to] span of every non-empty repeat body. */
+export function flatten(steps: readonly ProgramStep[]): { leaves: LeafStep[]; repeats: { from: number; to: number }[] } {
+  const leaves: LeafStep[] = [];
+  const repeats: { from: number; to: number }[] = [];
+  const walk = (ss: readonly ProgramStep[]) => {
+    for (const s of ss) {
+      if (s.kind === 'repeat') {
+        const from = leaves.length;
+        walk(s.body);
+        if (leaves.length > from) repeats.push({ from, to: leaves.length - 1 });
+      } else leaves.push(s);
+    }
+  };
+  walk(steps);
+  return { leaves, repeats };
+}
+
+export function computeLiveness(
+  tensors: readonly LivenessTensor[],
+  programs: Readonly<Record<string, readonly ProgramStep[]>>,
+  accesses: (step: LeafStep) => Access[],
+): Liveness {
+  const touchedElsewhere = new Set<number>();
+  for (const [name, steps] of Object.entries(programs)) {
+    if (name === BATCH_PROGRAM) continue;
+    for (const s of flatten(steps).leaves) for (const a of accesses(s)) touchedElsewhere.add(a.tensor);
+  }
+  const { leaves, repeats } = flatten(programs[BATCH_PROGRAM] ?? []);
+  const n = tensors.length;
+  const firstWrite = new Array<number>(n).fill(Infinity);
+  const firstRead = new Array<number>(n).fill(Infinity);
+  const last = new Array<number>(n).fill(-1);
+  const writes: { step: number; begin: number; end: number }[][] = tensors.map(() => []);
+  leaves.forEach((s, i) => {
+    for (const a of accesses(s)) {
+      const t = a.tensor;
+      if (a.write) {
+        if (i < firstWrite[t]) firstWrite[t] = i;
+        writes[t].push({ step: i, begin: a.begin, end: a.end });
+      }
+      if (a.read && i < firstRead[t]) firstRead[t] = i;
+      last[t] = i;
+    }
+  });
+
+  const lifetimes: Lifetime[] = tensors.map((t) => {
+    if (t.dropped) return 'none';
+    if (ALWAYS_LIVE_CATEGORIES.includes(t.category) || touchedElsewhere.has(t.id)) return 'always';
+    if (last[t.id] < 0 || firstWrite[t.id] === Infinity) return 'always';
+    if (firstRead[t.id] !== Infinity && !covered(writes[t.id].filter((w) => w.step < firstRead[t.id]), t.size)) return 'always';
+    return { from: firstWrite[t.id], to: last[t.id] };
+  });
+
+  // Inner repeats first: a lifetime crossing a body's boundary covers the whole body.
+  const spans = [...repeats].sort((a, b) => a.to - a.from - (b.to - b.from) || a.from - b.from);
+  for (const [i, l] of lifetimes.entries()) {
+    if (typeof l !== 'object') continue;
+    let { from, to } = l;
+    for (const r of spans) {
+      const intersects = from <= r.to && to >= r.from;
+      const inside = from >= r.from && to <= r.to;
+      if (intersects && !inside) {
+        from = Math.min(from, r.from);
+        to = Math.max(to, r.to);
+      }
+    }
+    lifetimes[i] = { from, to };
+  }
+  return { lifetimes, steps: leaves };
+}
+
+/** Whether the element ranges cover [0, size). */
+function covered(ranges: { begin: number; end: number }[], size: number): boolean {
+  const sorted = [...ranges].sort((a, b) => a.begin - b.begin);
+  let reach = 0;
+  for (const r of sorted) {
+    if (r.begin > reach) return false;
+    reach = Math.max(reach, r.end);
+  }
+  return reach >= size;
+}

@@ -1,0 +1,113 @@
+/**
+ * Adam and AdamW variable updates (PyTorch semantics, see
+ * sim/codelets/optimizer.ts), in place on the variable like SGDVarUpdateOp.
+ * State beside the weight, mapped like it: the first and second moments
+ * (float32 whatever the weight's type: in float16, (1 - beta2) g^2 flushes
+ * to zero for |g| below about 5e-3 with beta2 = 0.999) and one step counter per vertex, which
+ * the vertex increments, so the bias corrections are right at every step
+ * without recompiling.
+ *
+ * Also here: varUpdateOp(), the op a train.optimizer makes for one variable.
+ */
+import type { OptimizerSpec } from '../config/types.js';
+import { Op, type AttributeValue, type OpSettings } from '../ir/op.js';
+import type { OpDefinition } from '../ir/registry.js';
+import { nelms } from '../ir/tensorinfo.js';
+import type { LowerContext } from '../lower/context.js';
+import { SGDVarUpdateOp } from './sgd.js';
+
+const ADAM = { domain: 'ai.graphcore', type: 'AdamVarUpdate', version: 1 };
+
+export interface AdamParams {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** AdamW: weight decay applied to the weight (decoupled), not added to the gradient. */
+  decoupled: boolean;
+  /** The gradient is divided by it before use (default 1). */
+  lossScaling?: number;
+}
+
+export class AdamVarUpdateOp extends Op {
+  static readonly defaultOperatorId = ADAM;
+  constructor(
+    readonly params: AdamParams,
+    settings: OpSettings,
+  ) {
+    super(ADAM, settings);
+  }
+  setup(): void {
+    const w = this.inInfo(0);
+    const g = this.inInfo(1);
+    if (nelms(w.shape) !== nelms(g.shape)) this.fail(`gradient ${this.inId(1)} does not match variable ${this.inId(0)}`);
+  }
+  override modifiedInputs(): number[] {
+    return [0];
+  }
+  override attributes(): Record<string, AttributeValue> {
+    const p = this.params;
+    return { lr: p.lr, beta1: p.beta1, beta2: p.beta2, eps: p.eps, weightDecay: p.weightDecay, decoupled: p.decoupled ? 1 : 0, lossScaling: p.lossScaling ?? 1 };
+  }
+  override flops(): number {
+    // Weight decay 2, m 3, v 4, sqrt/scale/eps 3, divide and update 3.
+    return nelms(this.inInfo(0).shape) * (13 + (this.params.weightDecay ? 2 : 0));
+  }
+}
+
+function lowerAdam(op: Op, ctx: LowerContext): void {
+  const p = (op as AdamVarUpdateOp).params;
+  const w = ctx.input(0);
+  const g = ctx.input(1);
+  const ranges = ctx.ranges(w);
+  const m = ctx.addTensor('exp_avg', 'float32', w.shape, 'variable');
+  const v = ctx.addTensor('exp_avg_sq', 'float32', w.shape, 'variable');
+  ctx.graph.mapLike(m, w);
+  ctx.graph.mapLike(v, w);
+  const step = ctx.addTensor('step', 'float32', [ranges.length], 'variable');
+  ctx.graph.setTileMapping(step, ranges.map((r, i) => ({ tile: r.tile, begin: i, end: i + 1 })));
+  ctx.computeSet('adam');
+  for (const [i, r] of ranges.entries()) {
+    ctx.vertex(
+      'AdamUpdate',
+      r.tile,
+      {
+        w: ctx.slice(w, r.begin, r.end),
+        g: ctx.onTile(g, r.begin, r.end, r.tile),
+        m: ctx.slice(m, r.begin, r.end),
+        v: ctx.slice(v, r.begin, r.end),
+        step: ctx.slice(step, i, i + 1),
+      },
+      {
+        lr: p.lr,
+        beta1: p.beta1,
+        beta2: p.beta2,
+        eps: p.eps,
+        weightDecay: p.weightDecay,
+        decoupled: p.decoupled ? 1 : 0,
+        ...(p.lossScaling !== undefined && p.lossScaling !== 1 ? { lossScaling: p.lossScaling } : {}),
+      },
+    );
+  }
+}
+
+export const adamDefinitions: OpDefinition[] = [
+  {
+    id: ADAM,
+    description: 'Adam / AdamW update with bias correction (torch.optim.Adam, torch.optim.AdamW)',
+    inputs: [{ name: 'weight' }, { name: 'gradient' }],
+    outputs: [],
+    lower: lowerAdam,
+  },
+];
+
+/** The in-place update op a train.optimizer makes for `variable`, named after the optimizer and the variable. */
+export function varUpdateOp(spec: OptimizerSpec, variable: string, lossScaling = 1): Op {
+  if (spec.type === 'sgd') {
+    const params = { lr: spec.lr, momentum: spec.momentum, dampening: spec.dampening, weightDecay: spec.weightDecay, nesterov: spec.nesterov, lossScaling };
+    return new SGDVarUpdateOp(params, { name: `SGDUpdate(${variable})`, loc: spec.loc });
+  }
+  const params = { lr: spec.lr, beta1: spec.beta1, beta2: spec.beta2, eps: spec.eps, weightDecay: spec.weightDecay, decoupled: spec.type === 'adamw', lossScaling };
+  return new AdamVarUpdateOp(params, { name: `${spec.type === 'adamw' ? 'AdamW' : 'Adam'}Update(${variable})`, loc: spec.loc });
+}

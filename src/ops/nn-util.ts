@@ -1,0 +1,78 @@
+/** Shared pieces of the nn op family: a configurable grad op, dtype and axis checks, version lists. */
+import { GradOp, GradOpInType, type GradInOutMapper, type Op, type OpSettings } from '../ir/op.js';
+import type { OperatorIdentifier } from '../ir/opid.js';
+import type { DType } from '../ir/dtype.js';
+import type { OpDefinition } from '../ir/registry.js';
+import { fmtInfo } from '../ir/tensorinfo.js';
+
+export const ONNX = 'ai.onnx';
+export const GC = 'ai.graphcore';
+export const gid = (type: string): OperatorIdentifier => ({ domain: GC, type, version: 1 });
+
+export const gradOutIn = (gradOpInIndex: number, fwdIndex = 0): GradInOutMapper => ({ gradOpInIndex, fwdIndex, type: GradOpInType.GradOut });
+export const fwdInput = (gradOpInIndex: number, fwdIndex: number): GradInOutMapper => ({ gradOpInIndex, fwdIndex, type: GradOpInType.In });
+export const fwdOutput = (gradOpInIndex: number, fwdIndex: number): GradInOutMapper => ({ gradOpInIndex, fwdIndex, type: GradOpInType.Out });
+
+/**
+ * A grad op with one output: the gradient of forward input `arg`, its
+ * inputs taken as `mappers` say (in that order).
+ */
+export class NnGradOp<F extends Op = Op> extends GradOp {
+  constructor(
+    opid: OperatorIdentifier,
+    readonly fwd: F,
+    readonly arg: number,
+    private readonly mappers: GradInOutMapper[],
+    private readonly flopCount: () => number = () => 0,
+    settings?: OpSettings,
+  ) {
+    super(opid, fwd, settings);
+  }
+  setup(): void {
+    this.setOutInfo(0, this.fwdInInfo(this.arg));
+  }
+  gradInputInfo(): GradInOutMapper[] {
+    return this.mappers;
+  }
+  gradOutToNonGradIn(): Map<number, number> {
+    return new Map([[0, this.arg]]);
+  }
+  override flops(): number {
+    return this.flopCount();
+  }
+}
+
+/** Input i must be float32 or float16; returns its dtype. */
+export function floatInput(op: Op, i: number): DType {
+  const info = op.inInfo(i);
+  if (info.dtype !== 'float32' && info.dtype !== 'float16') op.fail(`input ${i} '${op.inId(i)}' must be float32 or float16, got ${fmtInfo(info)}`);
+  return info.dtype;
+}
+
+/** Inputs `indices` must share input `ref`'s dtype. */
+export function sameDTypeAs(op: Op, ref: number, indices: number[]): void {
+  const d = op.inInfo(ref).dtype;
+  for (const i of indices) {
+    if (!op.hasInput(i)) continue;
+    const e = op.inInfo(i).dtype;
+    if (e !== d) op.fail(`input ${i} '${op.inId(i)}' must have the dtype of '${op.inId(ref)}' (${d}), got ${e}`);
+  }
+}
+
+/** An axis in [-rank, rank) made non-negative, or a failure naming the range. */
+export function normAxis(op: Op, axis: number, rank: number, what = 'axis'): number {
+  if (axis < -rank || axis >= rank) op.fail(`${what} ${axis} is out of range for rank ${rank} (allowed ${-rank} to ${rank - 1})`);
+  return axis < 0 ? axis + rank : axis;
+}
+
+export function product(xs: readonly number[]): number {
+  return xs.reduce((a, b) => a * b, 1);
+}
+
+/** Definitions of one ONNX op at several versions. */
+export function versions(type: string, vs: number[], def: (version: number, id: OperatorIdentifier) => Omit<OpDefinition, 'id'>): OpDefinition[] {
+  return vs.map((version) => {
+    const id = { domain: ONNX, type, version };
+    return { id, ...def(version, id) };
+  });
+}

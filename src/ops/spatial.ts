@@ -1,0 +1,180 @@
+/**
+ * Spatial geometry shared by Conv and the pools: output sizes from
+ * kernel_shape, strides, dilations, pads / auto_pad and ceil_mode (ONNX
+ * semantics), padded to 3 spatial dims for the codelets, and the input and
+ * output-gradient boxes a tile's range of outputs (or input gradients)
+ * depends on.
+ */
+import type { Op } from '../ir/op.js';
+import type { Geometry } from '../../sim/codelets/nn-util.js';
+import type { PlaneBox } from '../lower/window.js';
+
+export type { Geometry };
+
+export const AUTO_PADS = ['NOTSET', 'VALID', 'SAME_UPPER', 'SAME_LOWER'];
+
+export interface WindowAttrs {
+  autoPad: string;
+  kernel: number[];
+  strides: number[];
+  dilations: number[];
+  pads: number[];
+  ceilMode: boolean;
+}
+
+/**
+ * The geometry of an op over input [N, C, ...spatial] with kernel `attrs.kernel`
+ * and M output channels; fails naming the attribute at fault.
+ */
+export function resolveGeometry(op: Op, xShape: readonly number[], M: number, attrs: WindowAttrs): Geometry & { rank: number } {
+  const rank = xShape.length - 2;
+  if (rank < 1 || rank > 3) op.fail(`supports 1 to 3 spatial dims (input rank 3 to 5), got input shape [${xShape.join(', ')}]`);
+  const k = attrs.kernel;
+  if (k.length !== rank) op.fail(`kernel_shape [${k.join(', ')}] must have ${rank} entries for input [${xShape.join(', ')}]`);
+  const list = (name: string, v: number[], def: number, len = rank): number[] => {
+    if (v.length === 0) return new Array<number>(len).fill(def);
+    if (v.length !== len) op.fail(`${name} [${v.join(', ')}] must have ${len} entries for ${rank} spatial dims`);
+    return v;
+  };
+  const s = list('strides', attrs.strides, 1);
+  const d = list('dilations', attrs.dilations, 1);
+  for (const [name, v] of [['kernel_shape', k], ['strides', s], ['dilations', d]] as const) {
+    if (v.some((x) => !Number.isInteger(x) || x < 1)) op.fail(`${name} [${v.join(', ')}] must be positive integers`);
+  }
+  if (!AUTO_PADS.includes(attrs.autoPad)) op.fail(`auto_pad '${attrs.autoPad}' is not supported; supported: ${AUTO_PADS.join(', ')}`);
+  let pads = list('pads', attrs.pads, 0, 2 * rank);
+  if (pads.some((p) => !Number.isInteger(p) || p < 0)) op.fail(`pads [${pads.join(', ')}] must be non-negative integers`);
+  const inSp = xShape.slice(2);
+  const out: number[] = [];
+  const pb: number[] = [];
+  const pe: number[] = [];
+  for (let i = 0; i < rank; i++) {
+    const span = (k[i] - 1) * d[i] + 1;
+    const D = inSp[i];
+    let o: number;
+    if (attrs.autoPad === 'SAME_UPPER' || attrs.autoPad === 'SAME_LOWER') {
+      o = Math.ceil(D / s[i]);
+      const total = Math.max(0, (o - 1) * s[i] + span - D);
+      const lo = attrs.autoPad === 'SAME_UPPER' ? Math.floor(total / 2) : Math.ceil(total / 2);
+      pb.push(lo);
+      pe.push(total - lo);
+    } else {
+      if (attrs.autoPad === 'VALID') pads = new Array<number>(2 * rank).fill(0);
+      pb.push(pads[i]);
+      pe.push(pads[rank + i]);
+      const room = D + pads[i] + pads[rank + i] - span;
+      if (room < 0) op.fail(`the kernel (extent ${span} with dilation ${d[i]}) is larger than spatial dim ${i} of the padded input (${D + pads[i] + pads[rank + i]})`);
+      o = (attrs.ceilMode ? Math.ceil(room / s[i]) : Math.floor(room / s[i])) + 1;
+      // ceil_mode: a last window that would start in the end padding is dropped.
+      if (attrs.ceilMode && (o - 1) * s[i] >= D + pads[i]) o--;
+    }
+    if (o < 1) op.fail(`output spatial dim ${i} would be ${o}`);
+    out.push(o);
+  }
+  const pad3 = (v: number[], fill: number) => [...v, ...new Array<number>(3 - rank).fill(fill)];
+  return {
+    rank,
+    xs: [xShape[0], xShape[1], ...pad3(inSp, 1)],
+    ys: [xShape[0], M, ...pad3(out, 1)],
+    k: pad3(k, 1),
+    s: pad3(s, 1),
+    d: pad3(d, 1),
+    pb: pad3(pb, 0),
+    pe: pad3(pe, 0),
+  };
+}
+
+/** The geometry as vertex arrays. */
+export function geometryArrays(g: Geometry): Record<string, number[]> {
+  return { xs: g.xs, ys: g.ys, k: g.k, s: g.s, d: g.d, pb: g.pb, pe: g.pe };
+}
+
+/** Output spatial shape (unpadded) of a geometry. */
+export function outShape(g: Geometry & { rank: number }): number[] {
+  return [g.ys[0], g.ys[1], ...g.ys.slice(2, 2 + g.rank)];
+}
+
+/** Input rows [lo, hi] of dim 0 read by output row o0 (clamped; lo > hi when all padding). */
+function inRows(g: Geometry, o0: number): [number, number] {
+  const first = o0 * g.s[0] - g.pb[0];
+  return [Math.max(0, first), Math.min(g.xs[2] - 1, first + (g.k[0] - 1) * g.d[0])];
+}
+
+/**
+ * For outputs [b, e) of [N, M, O0, O1, O2]: the box of the input [N, C, D0, ...]
+ * they read (input channels of output channel m: chans(m) = [lo, hi]) and the
+ * output channels they cover [mMin, mMax].
+ */
+export function forwardBox(g: Geometry, b: number, e: number, chans: (m: number) => [number, number]): PlaneBox & { mMin: number; mMax: number } {
+  const [, M, O0, O1, O2] = g.ys;
+  const perRow = O1 * O2;
+  const box = { nMin: Infinity, nMax: -Infinity, cLo: Infinity, cHi: -Infinity, iLo: Infinity, iHi: -Infinity, mMin: Infinity, mMax: -Infinity };
+  const r0 = Math.floor(b / perRow);
+  const r1 = Math.floor((e - 1) / perRow);
+  for (let r = r0; r <= r1; r++) {
+    const o0 = r % O0;
+    const nm = (r - o0) / O0;
+    const m = nm % M;
+    const n = (nm - m) / M;
+    box.nMin = Math.min(box.nMin, n);
+    box.nMax = Math.max(box.nMax, n);
+    box.mMin = Math.min(box.mMin, m);
+    box.mMax = Math.max(box.mMax, m);
+    const [cl, ch] = chans(m);
+    box.cLo = Math.min(box.cLo, cl);
+    box.cHi = Math.max(box.cHi, ch);
+    const [lo, hi] = inRows(g, o0);
+    if (lo <= hi) {
+      box.iLo = Math.min(box.iLo, lo);
+      box.iHi = Math.max(box.iHi, hi);
+    }
+  }
+  if (box.iLo > box.iHi) {
+    box.iLo = 0;
+    box.iHi = 0;
+  }
+  return box;
+}
+
+/**
+ * For elements [b, e) of an input gradient [N, C, D0, D1, D2]: the box of the
+ * output gradient [N, M, O0, ...] they read (output channels of input channel
+ * c: chans(c)), and the input channels they cover [cMin, cMax].
+ */
+export function backwardBox(g: Geometry, b: number, e: number, chans: (c: number) => [number, number]): PlaneBox & { cMin: number; cMax: number } {
+  const [, C, D0, D1, D2] = g.xs;
+  const O0 = g.ys[2];
+  const perRow = D1 * D2;
+  const box = { nMin: Infinity, nMax: -Infinity, cLo: Infinity, cHi: -Infinity, iLo: Infinity, iHi: -Infinity, cMin: Infinity, cMax: -Infinity };
+  for (let r = Math.floor(b / perRow); r <= Math.floor((e - 1) / perRow); r++) {
+    const i0 = r % D0;
+    const nc = (r - i0) / D0;
+    const c = nc % C;
+    const n = (nc - c) / C;
+    box.nMin = Math.min(box.nMin, n);
+    box.nMax = Math.max(box.nMax, n);
+    box.cMin = Math.min(box.cMin, c);
+    box.cMax = Math.max(box.cMax, c);
+    const [ml, mh] = chans(c);
+    box.cLo = Math.min(box.cLo, ml);
+    box.cHi = Math.max(box.cHi, mh);
+    const lo = Math.max(0, Math.ceil((i0 + g.pb[0] - (g.k[0] - 1) * g.d[0]) / g.s[0]));
+    const hi = Math.min(O0 - 1, Math.floor((i0 + g.pb[0]) / g.s[0]));
+    if (lo <= hi) {
+      box.iLo = Math.min(box.iLo, lo);
+      box.iHi = Math.max(box.iHi, hi);
+    }
+  }
+  if (box.iLo > box.iHi) {
+    box.iLo = 0;
+    box.iHi = 0;
+  }
+  return box;
+}
+
+/** Input rows [lo, hi] of dim 0 read by output rows [oLo, oHi] (for re-deriving a max pool's windows). */
+export function inputRowsOf(g: Geometry, oLo: number, oHi: number): [number, number] {
+  const lo = Math.max(0, oLo * g.s[0] - g.pb[0]);
+  const hi = Math.min(g.xs[2] - 1, oHi * g.s[0] - g.pb[0] + (g.k[0] - 1) * g.d[0]);
+  return lo <= hi ? [lo, hi] : [0, 0];
+}

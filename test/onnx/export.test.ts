@@ -1,0 +1,187 @@
+/**
+ * ONNX export: `train.saveModel` writes the trained forward graph as
+ * model.onnx in the run folder; onnxruntime loads it and computes what the
+ * simulator computes with the final weights.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+import { RunError } from '../../src/errors.js';
+import { Graph } from '../../src/ir/graph.js';
+import { Op } from '../../src/ir/op.js';
+import { OpRegistry } from '../../src/ir/registry.js';
+import { exportOnnx } from '../../src/onnx/export.js';
+import { decodeTensor } from '../../src/onnx/tensor.js';
+import { writeRun } from '../../src/report/write.js';
+import { compile, run } from '../../src/session.js';
+import { attr, f32, floatTensor, modelBytes, node, onnx, writeTemp } from './helpers.js';
+
+const X = [
+  [0.5, -1, 0.25],
+  [1, 0.5, -0.5],
+  [-0.75, 0.2, 1],
+  [0.1, -0.3, 0.6],
+];
+
+/** y = (x @ w + b) * 0.5, a constant folded from a Constant node. */
+const MODEL = modelBytes({
+  opset: 14,
+  inputs: [f32('x', [4, 3])],
+  initializers: [floatTensor('w', [3, 2], [0.1, -0.2, 0.3, 0.4, -0.5, 0.6]), floatTensor('b', [2], [0.05, -0.05])],
+  nodes: [
+    node('MatMul', ['x', 'w'], ['h'], [], { name: 'fc' }),
+    node('Add', ['h', 'b'], ['hb'], [], { name: 'bias' }),
+    node('Constant', [], ['half'], [attr.f('value_float', 0.5)]),
+    node('Mul', ['hb', 'half'], ['y'], [], { name: 'scale' }),
+  ],
+  outputs: [f32('y', [4, 2])],
+});
+
+function config(model: string, extra: string): string {
+  return `model:\n  onnx: ${model}\ninputs:\n  x: {value: ${JSON.stringify(X)}}\n${extra}`;
+}
+
+async function ortRun(bytes: Uint8Array, x: Float32Array): Promise<Float32Array> {
+  const s = await ort.InferenceSession.create(bytes);
+  try {
+    return (await s.run({ x: new ort.Tensor('float32', x, [4, 3]) })).y.data as Float32Array;
+  } finally {
+    await s.release();
+  }
+}
+
+describe('train.saveModel: model.onnx in the run folder', () => {
+  it('writes the forward graph with the trained weights; onnxruntime agrees with the simulator on it', async () => {
+    const dir = writeTemp({
+      'model.onnx': MODEL,
+      'train.yaml': config('model.onnx', 'train:\n  loss: {type: l1, input: y}\n  optimizer: {type: sgd, lr: 0.2}\n  steps: 3\n  saveModel: true\n'),
+    });
+    const cfg = loadConfig(path.join(dir, 'train.yaml'));
+    const r = await run(await compile(cfg), { workers: 1, numerics: true, steps: 3 });
+    expect(r.steps[2].loss!).toBeLessThan(r.steps[0].loss!);
+    const out = path.join(dir, 'run');
+    await writeRun(out, r, 1);
+    const saved = readFileSync(path.join(out, 'model.onnx'));
+
+    // Forward only: no loss, grad or optimizer ops; the folded constant is an initializer.
+    const m = onnx.ModelProto.decode(saved);
+    expect(m.graph!.node!.map((n) => [n.name, n.opType, n.domain])).toEqual([
+      ['fc', 'MatMul', ''],
+      ['bias', 'Add', ''],
+      ['scale', 'Mul', ''],
+    ]);
+    expect(m.opsetImport.map((o) => [o.domain, Number(o.version)])).toEqual([['', 14]]);
+    expect(m.graph!.input!.map((i) => i.name)).toEqual(['x']);
+    expect(m.graph!.output!.map((o) => o.name)).toEqual(['y']);
+
+    // The weights are the trained ones, not the initial ones.
+    const inits = new Map(m.graph!.initializer!.map((t) => [t.name, Array.from(decodeTensor(t, t.name!).data)]));
+    expect([...inits.keys()].sort()).toEqual(['b', 'half', 'w']);
+    expect(inits.get('w')).toEqual(Array.from(r.weights.get('w')!));
+    expect(inits.get('b')).toEqual(Array.from(r.weights.get('b')!));
+    expect(inits.get('w')).not.toEqual(Array.from(Float32Array.of(0.1, -0.2, 0.3, 0.4, -0.5, 0.6)));
+    expect(inits.get('half')).toEqual([0.5]);
+
+    // onnxruntime on the saved model vs the simulator running it (the run's forward pass with the final weights).
+    const x = Float32Array.from(X.flat());
+    const ref = await ortRun(saved, x);
+    const inferFile = path.join(dir, 'infer.yaml');
+    writeFileSync(inferFile, config('run/model.onnx', ''));
+    const inferred = await run(await compile(loadConfig(inferFile)), { workers: 1, numerics: true, steps: 1 });
+    const ours = inferred.anchors.get('y')!.data;
+    expect(ours.length).toBe(8);
+    for (let i = 0; i < 8; i++) expect(Math.abs(ours[i] - ref[i])).toBeLessThan(1e-6);
+    // ... and they are not the outputs of the untrained model.
+    const before = await ortRun(MODEL, x);
+    expect(Math.max(...Array.from(ref, (v, i) => Math.abs(v - before[i])))).toBeGreaterThan(1e-3);
+  });
+
+  it('is not written unless the config asks', async () => {
+    const dir = writeTemp({ 'model.onnx': MODEL, 'train.yaml': config('model.onnx', 'train:\n  loss: {type: l1, input: y}\n  optimizer: {type: sgd, lr: 0.2}\n') });
+    const r = await run(await compile(loadConfig(path.join(dir, 'train.yaml'))), { workers: 1, numerics: true, steps: 1 });
+    await writeRun(path.join(dir, 'run'), r, 1);
+    expect(existsSync(path.join(dir, 'run', 'model.onnx'))).toBe(false);
+  });
+
+  it('keeps a loss written in the graph (it is part of the model), in its own domain', async () => {
+    const dir = writeTemp({
+      'train.yaml': `model:
+  graph:
+    inputs: {x: {shape: [4, 3]}}
+    initializers: {w: {shape: [3, 2], init: {value: [[0.1, -0.2], [0.3, 0.4], [-0.5, 0.6]]}}}
+    nodes:
+      - {op: MatMul, inputs: [x, w], outputs: [y]}
+      - {op: L1, domain: ai.graphcore, inputs: [y], outputs: [l], attributes: {lambda: 0.5, reduction: sum}}
+    outputs: [y, l]
+inputs:
+  x: {value: ${JSON.stringify(X)}}
+train:
+  loss: l
+  optimizer: {type: sgd, lr: 0.1}
+  saveModel: true
+`,
+    });
+    const r = await run(await compile(loadConfig(path.join(dir, 'train.yaml'))), { workers: 1, numerics: true, steps: 1 });
+    await writeRun(path.join(dir, 'run'), r, 1);
+    const m = onnx.ModelProto.decode(readFileSync(path.join(dir, 'run', 'model.onnx')));
+    expect(m.graph!.node!.map((n) => [n.opType, n.domain])).toEqual([
+      ['MatMul', ''],
+      ['L1', 'ai.graphcore'],
+    ]);
+    const l1 = m.graph!.node![1].attribute!;
+    expect(l1.map((a) => [a.name, a.type])).toEqual([
+      ['lambda', onnx.AttributeProto.AttributeType.FLOAT],
+      ['reduction', onnx.AttributeProto.AttributeType.STRING],
+    ]);
+    expect(m.opsetImport.map((o) => [o.domain, Number(o.version)])).toEqual([
+      ['', 13],
+      ['ai.graphcore', 1],
+    ]);
+  });
+});
+
+describe('exportOnnx: what it refuses', () => {
+  class Passthrough extends Op {
+    setup(): void {
+      this.setOutInfo(0, this.inInfo(0));
+    }
+  }
+  const fakeRegistry = (defs: { type: string; version: number; attributes?: Record<string, { type: 'float'; default?: number }> }[]) => {
+    const r = new OpRegistry();
+    for (const d of defs) r.add({ id: { domain: 'ai.onnx', type: d.type, version: d.version }, attributes: d.attributes, create: () => new Passthrough({ domain: 'ai.onnx', type: d.type, version: d.version }, { name: d.type }), lower: () => undefined });
+    return r;
+  };
+  const graphOf = (ops: { type: string; version: number }[]) => {
+    const g = new Graph();
+    g.addTensor('x', { dtype: 'float32', shape: [2] }, 'stream');
+    let prev = 'x';
+    ops.forEach((o, i) => {
+      g.addOp(new Passthrough({ domain: 'ai.onnx', type: o.type, version: o.version }, { name: `${o.type}_${i}` }), [prev], [`t${i}`]);
+      prev = `t${i}`;
+    });
+    return { g, out: prev };
+  };
+
+  it('an op that does not report a required attribute', () => {
+    const { g, out } = graphOf([{ type: 'Scale', version: 1 }]);
+    const registry = fakeRegistry([{ type: 'Scale', version: 1, attributes: { factor: { type: 'float' } } }]);
+    expect(() => exportOnnx(g, { registry, outputs: [out] })).toThrow(RunError);
+    expect(() => exportOnnx(g, { registry, outputs: [out] })).toThrow("cannot export op 'Scale_0' (ai.onnx::Scale:1): it does not report its required attribute 'factor'");
+  });
+
+  it('ops whose versions need different opsets', () => {
+    const { g, out } = graphOf([
+      { type: 'Softmax', version: 11 },
+      { type: 'Relu', version: 14 },
+    ]);
+    const registry = fakeRegistry([
+      { type: 'Softmax', version: 11 },
+      { type: 'Relu', version: 14 },
+    ]);
+    expect(() => exportOnnx(g, { registry, outputs: [out] })).toThrow(
+      "cannot export op 'Softmax_0' (ai.onnx::Softmax:11) at opset 14 (needed by other ops): at that opset it is Softmax-13, and Softmax-13 works along 'axis' alone",
+    );
+  });
+});

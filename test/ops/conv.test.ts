@@ -1,0 +1,171 @@
+/**
+ * Conv: forward against onnxruntime-node (fixed cases and random geometries
+ * with fast-check), grads for X, W and B against finite differences, the
+ * out-of-memory failure of the windowed lowering, and the AMP estimate.
+ *
+ * Tolerances: fp32 forward atol 2e-5, rtol 1e-4. Each output sums K = Cg x
+ * kernel products of values in [-1, 1) in fp32 on both sides, in different
+ * orders (onnxruntime: im2col + GEMM with FMA); with K <= 54 here the
+ * rounding differences stay below K x 2^-24 x sum|x w| ~ 1e-5. fp16:
+ * atol = rtol = 4e-3 (inputs and result rounded to float16 on both sides;
+ * the result's half-ulp is 2^-11 relative, twice that allows onnxruntime's
+ * own fp16 accumulation). Grads: the harness default 2e-3 (see
+ * test/ops/nn.test.ts).
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { RunError } from '../../src/errors.js';
+import { ampConvCycles } from '../../sim/codelets/nn-util.js';
+import { loadDevicePreset } from '../../src/config/devices.js';
+import { checkForward, checkGrad, f32, runOurs, type OpCase } from './harness.js';
+import { checkForwardAllTiles, lowered } from './nn-util.js';
+
+const tol = { atol: 2e-5, rtol: 1e-4 };
+
+function conv(x: number[], w: number[], attributes: OpCase['attributes'] = {}, bias = false, seed = 1): OpCase {
+  return {
+    op: 'Conv',
+    attributes,
+    inputs: { x: f32(x, seed), w: f32(w, seed + 1), ...(bias ? { b: f32([w[0]], seed + 2) } : {}) },
+    ...tol,
+  };
+}
+
+describe('Conv forward', () => {
+  it('agrees with onnxruntime: pads, strides, dilations, bias, asymmetric pads', async () => {
+    await checkForward(conv([1, 1, 5, 5], [1, 1, 3, 3]));
+    await checkForward(conv([2, 3, 6, 7], [4, 3, 3, 3], { pads: [1, 1, 1, 1] }, true, 2));
+    await checkForward(conv([1, 2, 7, 5], [3, 2, 3, 3], { strides: [2, 2], pads: [1, 0, 1, 0] }, true, 3));
+    await checkForward(conv([1, 2, 7, 8], [2, 2, 3, 2], { strides: [2, 3], pads: [0, 1, 2, 0] }, false, 4));
+    await checkForward(conv([1, 2, 9, 9], [2, 2, 3, 3], { dilations: [2, 2], pads: [2, 1, 2, 1] }, true, 5));
+  });
+
+  it('groups, including depthwise', async () => {
+    await checkForward(conv([2, 4, 5, 5], [6, 2, 3, 3], { group: 2, pads: [1, 1, 1, 1] }, true, 6));
+    await checkForward(conv([1, 3, 6, 6], [6, 1, 3, 3], { group: 3, strides: [2, 2] }, true, 7));
+  });
+
+  it('auto_pad VALID, SAME_UPPER, SAME_LOWER (odd padding goes to the end or the start)', async () => {
+    for (const auto_pad of ['VALID', 'SAME_UPPER', 'SAME_LOWER']) {
+      await checkForward(conv([1, 2, 6, 7], [2, 2, 4, 3], { auto_pad, strides: [2, 2] }, true, 8));
+      await checkForward(conv([1, 1, 5, 5], [1, 1, 2, 2], { auto_pad }, false, 9));
+    }
+  });
+
+  it('1-D and 3-D, and both registered versions (1 and 11)', async () => {
+    await checkForward(conv([2, 3, 9], [4, 3, 3], { pads: [1, 2], strides: [2] }, true, 10));
+    await checkForward(conv([1, 2, 4, 5, 4], [2, 2, 2, 3, 2], { pads: [1, 0, 1, 0, 1, 0] }, true, 11));
+    await checkForward({ ...conv([1, 2, 5, 5], [2, 2, 3, 3], { pads: [1, 1, 1, 1] }, true, 12), opset: 11 });
+    await checkForward({ ...conv([1, 2, 5, 5], [2, 2, 3, 3], { kernel_shape: [3, 3] }, true, 12), opset: 10 });
+  });
+
+  it('spans all 4 tiles (each tile brings its input box and the weights of its channels)', async () => {
+    await checkForwardAllTiles(conv([2, 4, 10, 10], [8, 4, 3, 3], { pads: [0, 1, 0, 1] }, true, 13));
+  });
+
+  it('random geometries agree with onnxruntime (fast-check)', async () => {
+    const geometry = fc.record({
+      n: fc.integer({ min: 1, max: 2 }),
+      group: fc.integer({ min: 1, max: 2 }),
+      cg: fc.integer({ min: 1, max: 3 }),
+      mg: fc.integer({ min: 1, max: 2 }),
+      h: fc.integer({ min: 3, max: 7 }),
+      w: fc.integer({ min: 3, max: 7 }),
+      kh: fc.integer({ min: 1, max: 3 }),
+      kw: fc.integer({ min: 1, max: 3 }),
+      s: fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 2 })),
+      d: fc.tuple(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 })),
+      pads: fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 })),
+      autoPad: fc.constantFrom('NOTSET', 'NOTSET', 'SAME_UPPER', 'SAME_LOWER', 'VALID'),
+      bias: fc.boolean(),
+      seed: fc.integer({ min: 1, max: 1000 }),
+    });
+    await fc.assert(
+      fc.asyncProperty(geometry, async (g) => {
+        const pads = g.autoPad === 'NOTSET' ? g.pads : [0, 0, 0, 0];
+        // onnxruntime rejects dilations with SAME_UPPER / SAME_LOWER (our side supports them).
+        fc.pre(!g.autoPad.startsWith('SAME') || (g.d[0] === 1 && g.d[1] === 1));
+        fc.pre((g.kh - 1) * g.d[0] + 1 <= g.h + pads[0] + pads[2] && (g.kw - 1) * g.d[1] + 1 <= g.w + pads[1] + pads[3]);
+        const attributes = { group: g.group, strides: g.s, dilations: g.d, auto_pad: g.autoPad, ...(g.autoPad === 'NOTSET' ? { pads: g.pads } : {}) };
+        await checkForward(conv([g.n, g.cg * g.group, g.h, g.w], [g.mg * g.group, g.cg, g.kh, g.kw], attributes, g.bias, g.seed));
+      }),
+      { numRuns: 20, seed: 20250101 },
+    );
+  });
+
+  it('float16 agrees within float16 rounding (fp32 accumulation)', async () => {
+    const c = conv([1, 2, 5, 5], [3, 2, 3, 3], { pads: [1, 1, 1, 1] }, true, 14);
+    for (const t of Object.values(c.inputs)) t.dtype = 'float16';
+    await checkForward({ ...c, outputDtype: 'float16', atol: 4e-3, rtol: 4e-3 });
+  });
+});
+
+describe('Conv grads', () => {
+  it('X, W and B agree with finite differences (pads, strides)', async () => {
+    await checkGrad(conv([1, 2, 4, 4], [2, 2, 3, 3], { pads: [1, 1, 1, 1], strides: [2, 2] }, true, 20));
+    await checkGrad(conv([2, 1, 4, 3], [2, 1, 2, 2], {}, true, 21));
+  });
+
+  it('groups, dilations, asymmetric pads and 1-D agree with finite differences', async () => {
+    await checkGrad(conv([1, 4, 4, 4], [2, 2, 2, 2], { group: 2, dilations: [2, 1], pads: [1, 0, 0, 1] }, false, 22));
+    await checkGrad(conv([2, 2, 7], [3, 2, 3], { strides: [2], pads: [2, 1] }, true, 23));
+  });
+
+  it('dW and dB reduce over tiles: with dY spanning all 4 tiles, they agree with finite differences', async () => {
+    // X constant so only W (72 elements) and B (4) are perturbed; dY is [2, 4, 9, 9] (2592 bytes, 4 tiles).
+    const c = conv([2, 2, 9, 9], [4, 2, 3, 3], { pads: [1, 1, 1, 1] }, true, 24);
+    c.inputs.x.constant = true;
+    // The loss sums 648 terms of ~2 in fp32 (an ulp of ~1e-4); a step of 1e-2 would leave ~6e-3 of
+    // rounding noise in the difference quotient. Y is linear in W and B and the projection is linear
+    // where every term stays positive, so central differences are exact at any step: h = 0.5.
+    await checkGrad({ ...c, h: 0.5 });
+  });
+});
+
+describe('Conv lowering limits and errors', () => {
+  it('a window that does not fit a tile fails with an out-of-memory RunError naming the tile', async () => {
+    // X is 590 KB spread over 4 tiles, but the single output needs all of it (and all of W) on tile 0.
+    const c = conv([1, 64, 48, 48], [1, 64, 48, 48], {}, false, 30);
+    const err = await runOurs(c).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RunError);
+    expect((err as Error).message).toMatch(/Out of memory on tile 0: \d+ bytes used but tiles only have 638976 bytes/);
+  });
+
+  it('rejects bad geometry, naming the attribute', async () => {
+    await expect(runOurs(conv([1, 3, 5, 5], [2, 2, 3, 3], { group: 2 }))).rejects.toThrow(/group 2 must divide the input channels \(3\)/);
+    await expect(runOurs(conv([1, 2, 5, 5], [2, 2, 3, 3], { kernel_shape: [2, 2] }))).rejects.toThrow(/kernel_shape \[2, 2\] differs from W's spatial dims \[3, 3\]/);
+    await expect(runOurs(conv([1, 2, 5, 5], [2, 2, 3, 3], { auto_pad: 'SAME' }))).rejects.toThrow(/auto_pad 'SAME' is not supported; supported: NOTSET, VALID, SAME_UPPER, SAME_LOWER/);
+    await expect(runOurs(conv([1, 2, 2, 2], [2, 2, 3, 3]))).rejects.toThrow(/kernel \(extent 3 with dilation 1\) is larger than spatial dim 0 of the padded input \(2\)/);
+  });
+});
+
+describe('Conv cycle estimate (AMP, PopLibs ConvPartial1x1Out structure)', () => {
+  const mk2 = loadDevicePreset('mk2');
+
+  it('matches the formula worked by hand for one pass', () => {
+    // half, 16 in x 16 out channels, 1x1, 60 positions: 10 rows per worker.
+    // worker with zeroing: 43 + (2 + 4 x 10) + 4 x (10 - 3) = 113; inner = 6 x 113 = 678;
+    // weight loads 16 x 16 x 2 / 16 = 32; total 50 + (11 + (10 + (18 + 6 + 32 + 678))) = 805.
+    expect(ampConvCycles({ convGroups: 1, inChans: 16, outChans: 16, kernelPositions: 1, positions: 60, dtype: 'float16' }, mk2)).toBe(805);
+  });
+
+  it('approaches MACs / ampMacsPerCycle for deep contractions (within 10%), half and float', () => {
+    for (const [dtype, rate] of [['float16', 64], ['float32', 16]] as const) {
+      const w = { convGroups: 1, inChans: 512, outChans: 64, kernelPositions: 9, positions: 6000, dtype };
+      const macs = w.inChans * w.outChans * w.kernelPositions * w.positions;
+      const ratio = ampConvCycles(w, mk2) / (macs / rate);
+      expect(ratio).toBeGreaterThan(1);
+      expect(ratio).toBeLessThan(1.1);
+    }
+  });
+
+  it('a conv compute set costs its vertex estimate (tiny device, float32)', async () => {
+    // Y [1, 16, 8, 8] over 4 tiles: 4 output channels (64 positions each) per tile, Cg = 16, 1x1.
+    // float: 8 in-chans per AMP group -> 2 in-groups, 1 out-group; 11 rows per worker;
+    // worker 50 + 8 x 8 = 114, with zeroing 50 + (2 + 8 x 11) + 64 = 204; loads 16 x 8 x 4 / 16 = 32;
+    // 50 + (11 + (13 + (24 + 32 + 6 x 114)) + (10 + (24 + 32 + 6 x 204))) = 2104, + 11 supervisor = 2115.
+    const { phases } = await lowered(conv([1, 16, 8, 8], [16, 16, 1, 1], {}, false, 31));
+    const cs = phases.find((p) => p.kind === 'compute' && p.name.endsWith('/conv'));
+    expect(cs?.cycles).toBe(2115);
+  });
+});

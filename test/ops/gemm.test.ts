@@ -1,0 +1,52 @@
+/**
+ * Gemm, a composite: expanded at import into Transpose / MatMul / Mul / Add,
+ * checked against onnxruntime-node (forward) and finite differences (grads,
+ * which come from the simpler ops).
+ *
+ * Tolerances: fp32 forward atol 1e-5, rtol 1e-4: each output is a K <= 7 term
+ * fp32 dot product scaled by alpha plus beta C, rounded in different orders
+ * on each side (a few ulp of values up to ~10). Grads: the harness default 2e-3.
+ */
+import { describe, expect, it } from 'vitest';
+import { buildGraph } from '../../src/model/build.js';
+import { createRegistry } from '../../src/model/modules.js';
+import { checkForward, checkGrad, f32, runOurs, type OpCase } from './harness.js';
+import { declOf } from './nn-util.js';
+
+const tol = { atol: 1e-5, rtol: 1e-4 };
+const gemm = (a: number[], b: number[], c: number[] | null, attributes: OpCase['attributes'] = {}, seed = 1): OpCase => ({
+  op: 'Gemm',
+  attributes,
+  inputs: { a: f32(a, seed), b: f32(b, seed + 1), ...(c ? { c: f32(c, seed + 2) } : {}) },
+  ...tol,
+});
+
+describe('Gemm', () => {
+  it('agrees with onnxruntime: alpha, beta, transA, transB, no C', async () => {
+    await checkForward(gemm([3, 5], [5, 4], null));
+    await checkForward(gemm([3, 5], [5, 4], [3, 4], { alpha: 0.5, beta: 2 }));
+    await checkForward(gemm([5, 3], [5, 4], [4], { transA: 1 }, 3));
+    await checkForward(gemm([3, 5], [4, 5], [3, 1], { transB: 1, beta: -1.5 }, 4));
+    await checkForward(gemm([6, 3], [4, 6], [1], { transA: 1, transB: 1, alpha: 0.25, beta: 0.5 }, 5));
+    await checkForward(gemm([3, 5], [5, 4], [1, 4], { beta: 0 }, 6));
+    await checkForward({ ...gemm([2, 7], [7, 3], [2, 3], { alpha: 3 }, 7), opset: 11 });
+  });
+
+  it('expands into the simpler ops, only those needed', async () => {
+    const registry = await createRegistry([]);
+    const types = (c: OpCase) => buildGraph(declOf(c), registry).ops.map((o) => o.opid.type);
+    expect(types(gemm([3, 5], [5, 4], null))).toEqual(['MatMul']);
+    expect(types(gemm([3, 5], [5, 4], [4]))).toEqual(['MatMul', 'Add']);
+    expect(types(gemm([5, 3], [4, 5], [3, 4], { transA: 1, transB: 1, alpha: 2, beta: 3 }))).toEqual(['Transpose', 'Transpose', 'MatMul', 'Mul', 'Mul', 'Add']);
+  });
+
+  it('grads for A, B and C (C broadcast) agree with finite differences', async () => {
+    await checkGrad(gemm([3, 4], [4, 2], [2], { alpha: 0.5, beta: 2 }, 10));
+    await checkGrad(gemm([4, 3], [2, 4], [3, 1], { transA: 1, transB: 1 }, 11));
+  });
+
+  it('rejects mismatched inner dims and a C that does not broadcast, naming the node', async () => {
+    await expect(runOurs(gemm([3, 5], [4, 4], null))).rejects.toThrow(/node 'Gemm_0' \(Gemm\): op\(A\) is \[3, 5\] but op\(B\) is \[4, 4\]/);
+    await expect(runOurs(gemm([3, 5], [5, 4], [2, 4]))).rejects.toThrow(/node 'Gemm_0' \(Gemm\): C float32\[2, 4\] does not broadcast to the output \[3, 4\]/);
+  });
+});
