@@ -30,3 +30,5 @@ export { compile, run, runGraph } from './session.js';
 export type { Compiled, RunOptions, RunResult, GraphRunRequest } from './session.js';
 export { loadConfig, loadConfigText } from './config/load.js';
 export { loadDevicePreset, listDevicePresets } from './config/devices.js';
+export { readOnnxFile, importOnnx } from './onnx/import.js';
+export { exportOnnx } from './onnx/export.js';
