@@ -165,6 +165,37 @@ export class LowerContext {
     return s;
   }
 
+  /**
+   * Several runs of `t` read back to back on `tile` (a vector field): the runs
+   * themselves (copied one by one where remote) when at most one must travel,
+   * else one tensor on the tile filled by the exchange (one copy tensor and one
+   * region instead of one per run).
+   */
+  gather(t: BuildTensor, runs: readonly (readonly [number, number])[], tile: number): Slice[] {
+    const remote = runs.filter(([b, e]) => {
+      const here = this.graph.rangesOf(t, b, e);
+      return !(here.length === 1 && here[0].tile === tile && here[0].begin === b && here[0].end === e);
+    }).length;
+    // Gathering also copies the runs already here: worth it only when several runs must travel.
+    if (remote < 2) return runs.map(([b, e]) => this.onTile(t, b, e, tile));
+    const key = `${t.id}:gather:${runs.map(([b, e]) => `${b}-${e}`).join(',')}:${tile}`;
+    const cached = this.copies.get(key);
+    if (cached) return [cached];
+    if (this.cs < 0) throw new Error(`internal: ${this.op.name} asks for data before opening a compute set`);
+    const size = runs.reduce((s, [b, e]) => s + (e - b), 0);
+    const copy = this.graph.addTensor(`${t.name}[${runs.length} runs]@tile${tile}`, t.dtype, [size], 'exchange', this.op.name);
+    this.graph.mapToTile(copy, tile);
+    if (this.ex < 0) this.ex = this.graph.addExchange(`${this.graph.computeSets[this.cs].name}/exchange`, this.op.name);
+    let at = 0;
+    for (const [b, e] of runs) {
+      this.graph.addCopy(this.ex, this.slice(t, b, e), this.slice(copy, at, at + (e - b)));
+      at += e - b;
+    }
+    const s = this.slice(copy);
+    this.copies.set(key, s);
+    return [s];
+  }
+
   private flush(): void {
     if (this.cs < 0) return;
     if (this.ex >= 0) this.pending.push({ kind: 'exchange', exchange: this.ex });

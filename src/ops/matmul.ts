@@ -440,7 +440,8 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
 
     ctx.computeSet(`amp${suffix}`);
     for (const bl of blocks[s]) {
-      const gather = (t: BuildTensor, ranges: Range[]): Slice[] => ranges.map(([begin, end]) => ctx.onTile(t, begin, end, bl.tile));
+      // Strided operand blocks arrive as one tensor per vertex field (the AMP reads the runs back to back).
+      const gather = (t: BuildTensor, ranges: Range[]): Slice[] => ctx.gather(t, ranges, bl.tile);
       const local = windowBlockRanges(w, bl.g, bl.r, bl.j, partials ? bl.kk * elems : 0);
       const target = partials ? local.map(([begin, end]) => ctx.slice(partials, begin, end)) : local.flatMap(([begin, end]) => windowToOut(p, w, begin, end)).map(([begin, end]) => ctx.slice(out, begin, end));
       ctx.vertex(

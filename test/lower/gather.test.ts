@@ -1,0 +1,61 @@
+/** LowerContext.gather: several runs of a tensor read back to back on one tile. */
+import { describe, expect, it } from 'vitest';
+import { Op } from '../../src/ir/op.js';
+import { LowerContext } from '../../src/lower/context.js';
+import { DeviceGraph } from '../../src/lower/devicegraph.js';
+import { tiny } from '../helpers.js';
+
+class NopOp extends Op {
+  constructor() {
+    super({ domain: 'test', type: 'Nop', version: 1 }, { name: 'op' });
+  }
+  setup(): void {}
+}
+
+function setup() {
+  const g = new DeviceGraph(tiny());
+  const x = g.addTensor('x', 'float32', [16], 'activation');
+  g.setTileMapping(x, [
+    { tile: 0, begin: 0, end: 8 },
+    { tile: 1, begin: 8, end: 16 },
+  ]);
+  const ctx = new LowerContext(g, new NopOp(), new Map(), () => 'activation');
+  ctx.computeSet('cs');
+  return { g, x, ctx };
+}
+
+describe('LowerContext.gather', () => {
+  it('returns the runs themselves when they are all on the tile', () => {
+    const { g, x, ctx } = setup();
+    expect(ctx.gather(x, [[0, 2], [4, 6]], 0)).toEqual([
+      { tensor: x.id, begin: 0, end: 2 },
+      { tensor: x.id, begin: 4, end: 6 },
+    ]);
+    expect(g.tensors).toHaveLength(1);
+    expect(g.exchanges).toHaveLength(0);
+  });
+
+  it('fills one tensor on the tile when several runs must travel, one copy per run, in order', () => {
+    const { g, x, ctx } = setup();
+    const s = ctx.gather(x, [[1, 3], [5, 6], [10, 12]], 1);
+    expect(s).toHaveLength(1);
+    const t = g.tensors[s[0].tensor];
+    expect(t.size).toBe(5);
+    expect(t.mapping).toEqual([{ tile: 1, begin: 0, end: 5 }]);
+    expect(g.exchanges[0].copies.map((c) => [c.src.begin, c.src.end, c.dst.begin, c.dst.end])).toEqual([
+      [1, 3, 0, 2],
+      [5, 6, 2, 3],
+      [10, 12, 3, 5],
+    ]);
+    // Asked again within the op: the same tensor, no new copies.
+    expect(ctx.gather(x, [[1, 3], [5, 6], [10, 12]], 1)).toEqual(s);
+    expect(g.exchanges[0].copies).toHaveLength(3);
+  });
+
+  it('copies run by run when only one run is remote', () => {
+    const { g, x, ctx } = setup();
+    const s = ctx.gather(x, [[2, 4], [9, 11]], 0);
+    expect(s[0]).toEqual({ tensor: x.id, begin: 2, end: 4 });
+    expect(g.tensors[s[1].tensor].size).toBe(2);
+  });
+});
