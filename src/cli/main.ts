@@ -174,9 +174,16 @@ export function buildProgram(): Command {
     .addOption(new Option('--dtype <dtype>', 'element type').choices(['float32', 'float16']).default('float32'))
     .option('--device <preset>', 'device preset', 'mk2')
     .option('--custom <modules...>', 'also load these custom-op modules')
-    .action(async (codelet: string, o: { elements: number; dtype: 'float32' | 'float16'; device: string; custom?: string[] }) => {
+    .option('--param <name=value...>', 'vertex params the estimate reads (e.g. rows=16 k=16 n=16)')
+    .action(async (codelet: string, o: { elements: number; dtype: 'float32' | 'float16'; device: string; custom?: string[]; param?: string[] }) => {
       const registry = await loadCodeletRegistry((o.custom ?? []).map((m) => path.resolve(m)));
-      process.stdout.write(vertexCommand(registry, codelet, o.elements, o.dtype, loadDevicePreset(o.device)) + '\n');
+      const params: Record<string, number> = {};
+      for (const kv of o.param ?? []) {
+        const [k, v] = parseAttribute(kv);
+        if (typeof v !== 'number') throw new UserError(`--param ${kv}: the value must be a number`);
+        params[k] = v;
+      }
+      process.stdout.write(vertexCommand(registry, codelet, o.elements, o.dtype, loadDevicePreset(o.device), params) + '\n');
     });
 
   program

@@ -6,7 +6,7 @@ import type { DeviceDType, FieldValue, Vertex } from '../../sim/program.js';
 import { UserError, closest } from '../errors.js';
 
 /** A vertex of `codelet` whose every field holds n elements (k for vector fields: 2 regions of n). */
-export function probeVertex(c: Codelet, n: number, dtype: DeviceDType): Vertex {
+export function probeVertex(c: Codelet, n: number, dtype: DeviceDType, overrides: Record<string, number> = {}): Vertex {
   const fields: Record<string, FieldValue> = {};
   for (const [name, f] of Object.entries(c.fields)) {
     const r = { offset: 0, count: n, dtype };
@@ -15,16 +15,16 @@ export function probeVertex(c: Codelet, n: number, dtype: DeviceDType): Vertex {
   // MatMul-like vertices read their sizes from params: a square-ish block with n output elements.
   const side = Math.max(1, Math.round(Math.sqrt(n)));
   const params: Record<string, number> = { offset: 0, scale: 1, alpha: 0.01, lr: 0.01, momentum: 0, dampening: 0, weightDecay: 0, nesterov: 0, rows: side, n: side, k: 16, m: side, rowBegin: 0, transA: 0, transB: 0 };
-  return { codelet: c.name, tile: 0, fields, params };
+  return { codelet: c.name, tile: 0, fields, params: { ...params, ...overrides } };
 }
 
-export function vertexCommand(registry: CodeletRegistry, name: string, n: number, dtype: DeviceDType, device: DeviceSpec): string {
+export function vertexCommand(registry: CodeletRegistry, name: string, n: number, dtype: DeviceDType, device: DeviceSpec, params: Record<string, number> = {}): string {
   if (!registry.has(name)) {
     const hint = closest(name, registry.names());
     throw new UserError(`no codelet '${name}'${hint ? `; did you mean '${hint}'?` : ''} (known: ${registry.names().join(', ')})`);
   }
   const c = registry.get(name);
-  const v = probeVertex(c, n, dtype);
+  const v = probeVertex(c, n, dtype, params);
   const vertexCycles = c.cycles(v, device);
   const tile = computeSetCost({ id: 0, name: 'probe', op: 'probe', vertices: [v] }, registry, device);
   return [

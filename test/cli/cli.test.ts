@@ -210,3 +210,20 @@ describe('sim sweep', () => {
     expect(r.stderr).toMatch(/train\.steps/);
   });
 });
+
+describe('sim vertex --param', () => {
+  it('feeds params the estimate reads: more AMP rows cost more cycles', () => {
+    const cycles = (rows: number) => {
+      const r = sim('vertex', 'AmpMatMul', '--elements', String(rows * 16), '--dtype', 'float16', '--device', 'bow', '--param', `rows=${rows}`, 'k=16', 'n=16');
+      expect(r.code).toBe(0);
+      return Number(/vertex estimate +(\d+) cycles/.exec(r.stdout)![1]);
+    };
+    const small = cycles(16);
+    const large = cycles(256);
+    expect(large).toBeGreaterThan(small);
+    // Bow AMP calibration (ipu-architecture.md §6): N=16 measured 402 cycles, N=256 1352; within 10%.
+    expect(Math.abs(small - 402) / 402).toBeLessThan(0.1);
+    expect(Math.abs(large - 1352) / 1352).toBeLessThan(0.1);
+    expect(sim('vertex', 'AmpMatMul', '--elements', '16', '--param', 'rows=x').code).toBe(2);
+  });
+});
