@@ -3,7 +3,7 @@
  * direct loops with fp32 accumulation (Math.fround per MAC), as the AMP
  * accumulates partials in fp32. Geometry comes as vertex arrays (xs, ys, k,
  * s, d, pb, pe; see sim/codelets/nn-util.ts), the input box as a plane
- * window (params x*: nMin, cLo, cCount, iLo, rows, ppr).
+ * window (params and arrays x*: the rows of each (n, c) plane it holds).
  *
  * NnConv[Bias]: out = elements [outBegin, ...) of Y [N, M, O...];
  *   weights = W rows m = mMin ..., bias = B[mMin ...].
@@ -21,7 +21,7 @@
  */
 import type { Codelet, VertexArgs } from '../codelet.js';
 import { fieldDType } from '../codelet.js';
-import { AMP_SOURCE, ampConvCycles, count, geometryOf, planeWindow } from './nn-util.js';
+import { AMP_SOURCE, ampConvCycles, count, geometryForCycles, geometryOf, planeWindow } from './nn-util.js';
 
 function convForward(args: VertexArgs, hasBias: boolean): void {
   const { fields, params } = args;
@@ -37,7 +37,6 @@ function convForward(args: VertexArgs, hasBias: boolean): void {
   const Mg = M / group;
   const K = K0 * K1 * K2;
   const xw = planeWindow(args, 'in', 'x', D1, D2);
-  const rest = xw.rest;
   const w = fields.weights as Float32Array;
   const bias = hasBias ? (fields.bias as Float32Array) : undefined;
   const out = fields.out as Float32Array;
@@ -56,15 +55,15 @@ function convForward(args: VertexArgs, hasBias: boolean): void {
     const wm = (m - mMin) * Cg * K;
     let acc = 0;
     for (let c = 0; c < Cg; c++) {
-      const [arr, base] = xw.plane(n, gi * Cg + c);
       const wc = wm + c * K;
       for (let a = 0; a < K0; a++) {
         const i0 = o0 * s0 - p0 + a * d0;
         if (i0 < 0 || i0 >= D0) continue;
+        const [arr, base] = xw.row(n, gi * Cg + c, i0);
         for (let b = 0; b < K1; b++) {
           const i1 = o1 * s1 - p1 + b * d1;
           if (i1 < 0 || i1 >= D1) continue;
-          const row = base + i0 * rest + i1 * D2;
+          const row = base + i1 * D2;
           const wr = wc + (a * K1 + b) * K2;
           for (let e = 0; e < K2; e++) {
             const i2 = o2 * s2 - p2 + e * d2;
@@ -87,10 +86,10 @@ function convCodelet(name: string, hasBias: boolean): Codelet {
       : { in: { direction: 'input', vector: true }, weights: { direction: 'input' }, out: { direction: 'output' } },
     compute: (args) => convForward(args, hasBias),
     cycles(v, device) {
-      const a = v.arrays!;
+      const a = geometryForCycles(v);
       const C = a.xs[1];
       const M = a.ys[1];
-      const group = v.params.group;
+      const group = v.params.group ?? 1;
       const K = a.k[0] * a.k[1] * a.k[2];
       const Cg = C / group;
       const mTouched = Math.max(1, Math.round(count(v, 'weights') / (Cg * K)));
@@ -129,7 +128,6 @@ export const convGradXCodelet: Codelet = {
     const Mg = M / group;
     const K = K0 * K1 * K2;
     const yw = planeWindow(args, 'gradOut', 'y', O1, O2);
-    const rest = yw.rest;
     const w = fields.weights as Float32Array;
     const out = fields.out as Float32Array;
     const { outBegin, gMin } = params;
@@ -147,19 +145,19 @@ export const convGradXCodelet: Codelet = {
       const cl = c - gi * Cg;
       let acc = 0;
       for (let m = gi * Mg; m < (gi + 1) * Mg; m++) {
-        const [arr, base] = yw.plane(n, m);
         const wc = ((m - gMin * Mg) * Cg + cl) * K;
         for (let a = 0; a < K0; a++) {
           const t0 = i0 + p0 - a * d0;
           if (t0 < 0 || t0 % s0 !== 0) continue;
           const o0 = t0 / s0;
           if (o0 >= O0) continue;
+          const [arr, base] = yw.row(n, m, o0);
           for (let b = 0; b < K1; b++) {
             const t1 = i1 + p1 - b * d1;
             if (t1 < 0 || t1 % s1 !== 0) continue;
             const o1 = t1 / s1;
             if (o1 >= O1) continue;
-            const row = base + o0 * rest + o1 * O2;
+            const row = base + o1 * O2;
             const wr = wc + (a * K1 + b) * K2;
             for (let e = 0; e < K2; e++) {
               const t2 = i2 + p2 - e * d2;
@@ -175,10 +173,10 @@ export const convGradXCodelet: Codelet = {
     }
   },
   cycles(v, device) {
-    const a = v.arrays!;
+    const a = geometryForCycles(v);
     const [, C, D0, D1, D2] = a.xs;
     const M = a.ys[1];
-    const group = v.params.group;
+    const group = v.params.group ?? 1;
     const Cg = C / group;
     const Mg = M / group;
     const K = a.k[0] * a.k[1] * a.k[2];
@@ -218,7 +216,6 @@ export const convGradWPartialCodelet: Codelet = {
     const Mg = M / group;
     const K = K0 * K1 * K2;
     const xw = planeWindow(args, 'in', 'x', D1, D2);
-    const rest = xw.rest;
     const dy = fields.gradOut as Float32Array;
     const out = fields.out as Float32Array;
     const { begin, mMin } = params;
@@ -237,15 +234,15 @@ export const convGradWPartialCodelet: Codelet = {
       const gi = Math.floor(m / Mg);
       const wm = (m - mMin) * Cg * K;
       for (let c = 0; c < Cg; c++) {
-        const [arr, base] = xw.plane(n, gi * Cg + c);
         const wc = wm + c * K;
         for (let a = 0; a < K0; a++) {
           const i0 = o0 * s0 - p0 + a * d0;
           if (i0 < 0 || i0 >= D0) continue;
+          const [arr, base] = xw.row(n, gi * Cg + c, i0);
           for (let b = 0; b < K1; b++) {
             const i1 = o1 * s1 - p1 + b * d1;
             if (i1 < 0 || i1 >= D1) continue;
-            const row = base + i0 * rest + i1 * D2;
+            const row = base + i1 * D2;
             const wr = wc + (a * K1 + b) * K2;
             for (let e = 0; e < K2; e++) {
               const i2 = o2 * s2 - p2 + e * d2;
@@ -258,10 +255,10 @@ export const convGradWPartialCodelet: Codelet = {
     }
   },
   cycles(v, device) {
-    const a = v.arrays!;
+    const a = geometryForCycles(v);
     const C = a.xs[1];
     const M = a.ys[1];
-    const group = v.params.group;
+    const group = v.params.group ?? 1;
     const Cg = C / group;
     const K = a.k[0] * a.k[1] * a.k[2];
     const mTouched = Math.max(1, Math.round(count(v, 'out') / (Cg * K)));

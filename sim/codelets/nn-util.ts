@@ -3,8 +3,8 @@
  *
  * - the spatial geometry every windowed vertex receives as `arrays`
  *   (src/lower/window.ts builds it) and the "plane window" through which a
- *   vertex reads a box of an [N, C, D0, D1, D2] tensor: one region per
- *   (n, c) plane holding rows [iLo, iLo + rows) of D0 (or whole planes
+ *   vertex reads a box of an [N, C, D0, D1, D2] tensor: the rows of D0 it
+ *   needs of each (n, c) plane, one region per run of rows (or whole planes
  *   merged into fewer regions);
  * - the two stages of the channel/interval reductions the grads need
  *   (NnChannelSum partials, NnPartialsFinal);
@@ -49,38 +49,54 @@ export function geometryOf(a: Record<string, number[]>): Geometry {
 }
 
 /**
+ * The geometry a cycles() call sees: the vertex's arrays, or, for a vertex
+ * probed without them (`sim vertex`), a 3x3 window over 16 channels in and
+ * out with stride 1 and 8 x 8 planes.
+ */
+export function geometryForCycles(v: VertexShape): Geometry {
+  if (v.arrays?.xs) return geometryOf(v.arrays);
+  return { xs: [1, 16, 8, 8, 1], ys: [1, 16, 8, 8, 1], k: [3, 3, 1], s: [1, 1, 1], d: [1, 1, 1], pb: [1, 1, 0], pe: [1, 1, 0] };
+}
+
+/**
  * Read access to a box of an [N, C, D0, D1, D2] tensor handed to a vertex as
- * a list of regions: planes q = (n - nMin) x cCount + (c - cLo), each holding
- * `rows` rows of D0 from iLo, `ppr` planes per region.
+ * a list of regions (src/lower/window.ts, planeWindowOnTile): the planes
+ * q = (n - nMin) x cCount + (c - cLo), each holding a set of rows of D0 in R
+ * runs. Row i0 of plane q is in region floor(q / ppr) x R + rowRun[i0], at
+ * (q mod ppr) x planeStride + rowOff[i0] x rest elements: one region per run
+ * of each plane (ppr = 1), or whole runs of consecutive planes merged into
+ * one region (R = 1).
  */
 export class PlaneWindow {
   readonly rest: number;
-  private readonly planeSize: number;
   constructor(
     private readonly regions: Float32Array[],
-    private readonly p: { nMin: number; cLo: number; cCount: number; iLo: number; rows: number; ppr: number },
+    private readonly p: { nMin: number; cLo: number; cCount: number; R: number; ppr: number; planeStride: number },
+    private readonly rowRun: number[],
+    private readonly rowOff: number[],
     d1: number,
     d2: number,
   ) {
     this.rest = d1 * d2;
-    this.planeSize = p.rows * this.rest;
   }
-  /** The region holding plane (n, c), and the offset of its element (i0 = 0, 0, 0) in it (may be negative). */
-  plane(n: number, c: number): [Float32Array, number] {
+  /** The region holding row i0 of plane (n, c), and the offset of its element (i0, 0, 0) in it. */
+  row(n: number, c: number, i0: number): [Float32Array, number] {
     const q = (n - this.p.nMin) * this.p.cCount + (c - this.p.cLo);
-    const r = Math.floor(q / this.p.ppr);
-    return [this.regions[r], (q - r * this.p.ppr) * this.planeSize - this.p.iLo * this.rest];
+    const g = Math.floor(q / this.p.ppr);
+    return [this.regions[g * this.p.R + this.rowRun[i0]], (q - g * this.p.ppr) * this.p.planeStride + this.rowOff[i0] * this.rest];
   }
 }
 
-/** The plane window of field `field` whose params carry `prefix` (e.g. 'x' -> xnMin, xcLo, ...). */
+/** The plane window of field `field` whose params and arrays carry `prefix` (e.g. 'x' -> xnMin, xrowRun, ...). */
 export function planeWindow(args: VertexArgs, field: string, prefix: string, d1: number, d2: number): PlaneWindow {
   const f = args.fields[field];
   const regions = (Array.isArray(f) ? f : [f]) as Float32Array[];
   const p = args.params;
   return new PlaneWindow(
     regions,
-    { nMin: p[`${prefix}nMin`], cLo: p[`${prefix}cLo`], cCount: p[`${prefix}cCount`], iLo: p[`${prefix}iLo`], rows: p[`${prefix}rows`], ppr: p[`${prefix}ppr`] },
+    { nMin: p[`${prefix}nMin`], cLo: p[`${prefix}cLo`], cCount: p[`${prefix}cCount`], R: p[`${prefix}R`], ppr: p[`${prefix}ppr`], planeStride: p[`${prefix}planeStride`] },
+    args.arrays[`${prefix}rowRun`],
+    args.arrays[`${prefix}rowOff`],
     d1,
     d2,
   );
@@ -243,9 +259,9 @@ export const AMP_SOURCE =
 // Pooling estimate.
 
 export interface PoolWork {
-  /** Output rows (n, c, o0, o1) the vertex produces, over all its channels. */
+  /** Rows of work: rows of the innermost output dim, per vector of channels. */
   rows: number;
-  /** Elements per row (O2) */
+  /** Positions per row. */
   rowLength: number;
   /** Kernel positions (work items per row). */
   kernelPositions: number;
@@ -255,7 +271,7 @@ export interface PoolWork {
 /**
  * PopLibs' pooling vertex estimate (graphcore/poplibs
  * lib/popnn/PerformanceEstimation.hpp, getPoolingCycles), with one channel
- * group of one vector per row: per worker 4 + 1 + 2 + 7 + 2 + 5 + 1 + 2 + 3 + 3 setup
+ * group of one vector (vw channels) per row: per worker 4 + 1 + 2 + 7 + 2 + 5 + 1 + 2 + 3 + 3 setup
  * (+ 6 + 4 unpacking on the backward pass), then per row 13 + 2 + 2, per work
  * item (kernel position) 20 + 3 + [2 + 4 + 2 + 4 (+ 8 bwd) + 2 + rpt + 1 + 1],
  * rpt = 4 + 3n (max), 5 + 3n (avg/sum), 7 + 5n (max grad) for n row elements;
@@ -274,7 +290,8 @@ export function poolCycles(w: PoolWork, device: DeviceSpec): number {
 }
 
 export const POOL_SOURCE =
-  'PopLibs pooling vertex estimate (lib/popnn/PerformanceEstimation.hpp getPoolingCycles): 7 + W x max worker + 6, worker = ~30 setup + rows x (17 + kernel positions x (~39 + rpt)), rpt 4 + 3n max, 5 + 3n avg, 7 + 5n max grad';
+  'PopLibs pooling vertex estimate (lib/popnn/PerformanceEstimation.hpp getPoolingCycles): 7 + W x max worker + 6, worker = ~30 setup + rows x (17 + kernel positions x (~39 + rpt)), ' +
+  'rpt 4 + 3n max, 5 + 3n avg, 7 + 5n max grad; rows of the innermost dim per vector of channels';
 
 /** Field count helper for cycles(): the elements of a (possibly vector) field. */
 export function count(v: VertexShape, field: string): number {

@@ -15,8 +15,8 @@
  */
 import type { Codelet, VertexArgs, VertexShape } from '../codelet.js';
 import { fieldDType, regionCount } from '../codelet.js';
-import { addLoop, binaryMultiVertex } from './estimators.js';
-import { POOL_SOURCE, count, geometryOf, planeWindow, poolCycles, type Geometry } from './nn-util.js';
+import { addLoop, binaryMultiVertex, vectorWidth } from './estimators.js';
+import { POOL_SOURCE, count, geometryForCycles, geometryOf, planeWindow, poolCycles, type Geometry, type PlaneWindow } from './nn-util.js';
 
 /** Divisor of an average window at o per dim: in-bounds positions (or in-padded-bounds with includePad). */
 function divisor(g: Geometry, o: number[], includePad: boolean): number {
@@ -35,30 +35,33 @@ function divisor(g: Geometry, o: number[], includePad: boolean): number {
   return n;
 }
 
-/** Flat spatial index (i0 D1 D2 + i1 D2 + i2) of the first maximum of window o in plane (arr, base), or -1. */
-function argmax(g: Geometry, arr: Float32Array, base: number, o0: number, o1: number, o2: number): number {
+/**
+ * The first maximum of window o of plane (n, c): [flat spatial index
+ * (i0 D1 + i1) D2 + i2, value], or [-1, -Infinity] for a window of padding only.
+ */
+function argmax(g: Geometry, win: PlaneWindow, n: number, c: number, o0: number, o1: number, o2: number): [number, number] {
   const [, , D0, D1, D2] = g.xs;
   let best = -Infinity;
   let at = -1;
   for (let a = 0; a < g.k[0]; a++) {
     const i0 = o0 * g.s[0] - g.pb[0] + a * g.d[0];
     if (i0 < 0 || i0 >= D0) continue;
+    const [arr, base] = win.row(n, c, i0);
     for (let b = 0; b < g.k[1]; b++) {
       const i1 = o1 * g.s[1] - g.pb[1] + b * g.d[1];
       if (i1 < 0 || i1 >= D1) continue;
       for (let e = 0; e < g.k[2]; e++) {
         const i2 = o2 * g.s[2] - g.pb[2] + e * g.d[2];
         if (i2 < 0 || i2 >= D2) continue;
-        const idx = (i0 * D1 + i1) * D2 + i2;
-        const v = arr[base + idx];
+        const v = arr[base + i1 * D2 + i2];
         if (at < 0 || v > best) {
           best = v;
-          at = idx;
+          at = (i0 * D1 + i1) * D2 + i2;
         }
       }
     }
   }
-  return at;
+  return [at, best];
 }
 
 function poolForward(args: VertexArgs, max: boolean): void {
@@ -79,23 +82,22 @@ function poolForward(args: VertexArgs, max: boolean): void {
     t = (t - o0) / O0;
     const c = t % C;
     const n = (t - c) / C;
-    const [arr, base] = xw.plane(n, c);
     if (max) {
-      const at = argmax(g, arr, base, o0, o1, o2);
-      out[i] = at < 0 ? -Infinity : arr[base + at];
+      out[i] = argmax(g, xw, n, c, o0, o1, o2)[1];
       continue;
     }
     let s = 0;
     for (let a = 0; a < g.k[0]; a++) {
       const i0 = o0 * g.s[0] - g.pb[0] + a * g.d[0];
       if (i0 < 0 || i0 >= D0) continue;
+      const [arr, base] = xw.row(n, c, i0);
       for (let b = 0; b < g.k[1]; b++) {
         const i1 = o1 * g.s[1] - g.pb[1] + b * g.d[1];
         if (i1 < 0 || i1 >= D1) continue;
         for (let e = 0; e < g.k[2]; e++) {
           const i2 = o2 * g.s[2] - g.pb[2] + e * g.d[2];
           if (i2 < 0 || i2 >= D2) continue;
-          s = Math.fround(s + arr[base + (i0 * D1 + i1) * D2 + i2]);
+          s = Math.fround(s + arr[base + i1 * D2 + i2]);
         }
       }
     }
@@ -103,11 +105,23 @@ function poolForward(args: VertexArgs, max: boolean): void {
   }
 }
 
+/** The innermost spatial extent above 1 of [D0, D1, D2] (a row of PopLibs' pooling work list), or 1. */
+function rowOf(dims: number[]): number {
+  for (let i = dims.length - 1; i >= 0; i--) if (dims[i] > 1) return dims[i];
+  return 1;
+}
+
+/**
+ * PopLibs' pooling vertices vectorise across channels (one rpt step is one
+ * output position for a vector of vw channels), so a vertex's work is
+ * (outputs / vw) positions in rows of the innermost output dim.
+ */
 function fwdCycles(kind: 'max' | 'avg') {
   return (v: VertexShape, device: Parameters<Codelet['cycles']>[1]): number => {
-    const a = v.arrays!;
-    const O2 = a.ys[4];
-    return poolCycles({ rows: Math.ceil(count(v, 'out') / O2), rowLength: O2, kernelPositions: a.k[0] * a.k[1] * a.k[2], kind }, device);
+    const a = geometryForCycles(v);
+    const row = rowOf(a.ys.slice(2));
+    const vw = vectorWidth(fieldDType(v.fields.in), device);
+    return poolCycles({ rows: Math.ceil(count(v, 'out') / (row * vw)), rowLength: row, kernelPositions: a.k[0] * a.k[1] * a.k[2], kind }, device);
   };
 }
 
@@ -153,33 +167,39 @@ function poolGrad(args: VertexArgs, max: boolean): void {
     t = (t - i0) / D0;
     const c = t % C;
     const n = (t - c) / C;
-    const [dy, yb] = yw.plane(n, c);
     const here = (i0 * D1 + i1) * D2 + i2;
     let s = 0;
     forEachCover(g, i0, i1, i2, (o0, o1, o2) => {
-      const oi = (o0 * O1 + o1) * O2 + o2;
+      const [dy, yb] = yw.row(n, c, o0);
+      const dyv = dy[yb + o1 * O2 + o2];
       if (max) {
-        const key = (n * C + c) * g.ys[2] * O1 * O2 + oi;
+        const key = ((n * C + c) * g.ys[2] + o0) * O1 * O2 + o1 * O2 + o2;
         let at = memo.get(key);
         if (at === undefined) {
-          const [xa, xb] = xw!.plane(n, c);
-          at = argmax(g, xa, xb, o0, o1, o2);
+          at = argmax(g, xw!, n, c, o0, o1, o2)[0];
           memo.set(key, at);
         }
-        if (at === here) s = Math.fround(s + dy[yb + oi]);
+        if (at === here) s = Math.fround(s + dyv);
       } else {
-        s = Math.fround(s + Math.fround(dy[yb + oi] / divisor(g, [o0, o1, o2], includePad)));
+        s = Math.fround(s + Math.fround(dyv / divisor(g, [o0, o1, o2], includePad)));
       }
     });
     out[i] = s;
   }
 }
 
+/** The backward passes over dX rows: each input row gathers from ceil(row / stride) output positions per kernel position. */
 function gradCycles(kind: 'avg' | 'maxGrad') {
   return (v: VertexShape, device: Parameters<Codelet['cycles']>[1]): number => {
-    const a = v.arrays!;
-    const D2 = a.xs[4];
-    return poolCycles({ rows: Math.ceil(count(v, 'out') / D2), rowLength: Math.ceil(D2 / a.s[2]), kernelPositions: a.k[0] * a.k[1] * a.k[2], kind }, device);
+    const a = geometryForCycles(v);
+    const dims = a.xs.slice(2);
+    const row = rowOf(dims);
+    const inner = dims.lastIndexOf(row);
+    const vw = vectorWidth(fieldDType(v.fields.out), device);
+    return poolCycles(
+      { rows: Math.ceil(count(v, 'out') / (row * vw)), rowLength: Math.ceil(row / (a.s[inner] ?? 1)), kernelPositions: a.k[0] * a.k[1] * a.k[2], kind },
+      device,
+    );
   };
 }
 
@@ -216,8 +236,7 @@ export const maxPoolIndicesCodelet: Codelet = {
       t = (t - o1) / O1;
       const o0 = t % O0;
       t = (t - o0) / O0;
-      const [xa, xb] = xw.plane(Math.floor(t / C), t % C);
-      const at = argmax(g, xa, xb, o0, o1, o2);
+      const [at] = argmax(g, xw, Math.floor(t / C), t % C, o0, o1, o2);
       if (at < 0) {
         out[i] = -1;
         continue;

@@ -6,7 +6,8 @@
  * the copy bit for bit.
  *
  * Rearrange         out[j] = in[offset + sum_k i_k strides[k] - base], i the
- *                   multi-index of (begin + j) over arrays.shape
+ *                   multi-index of (begin + j) over arrays.shape; `in` is a
+ *                   list of regions read back to back
  * RearrangeScatter  out = 0, then out[offset + sum_k i_k strides[k] - begin] =
  *                   in[q - base] for each q of the covering interval
  * ZeroRegions       every region of `out` (a list) set to 0
@@ -99,12 +100,25 @@ function multiFill(n: number, dtype: DeviceDType, device: DeviceSpec): number {
   return n === 0 ? 0 : device.workersPerTile * fillCycles(Math.ceil(n / device.workersPerTile), dtype);
 }
 
+/** The regions of a vector field read as one array (in order). */
+function joined(parts: Elems[]): Elems {
+  if (parts.length === 1) return parts[0];
+  const total = parts.reduce((s, p) => s + p.length, 0);
+  const out = parts[0] instanceof Int32Array ? new Int32Array(total) : new Float32Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 export const rearrangeCodelet: Codelet = {
   name: 'Rearrange',
   kind: 'multi',
-  fields: { in: { direction: 'input', dtypes: ANY }, out: { direction: 'output', dtypes: ANY } },
+  fields: { in: { direction: 'input', vector: true, dtypes: ANY }, out: { direction: 'output', dtypes: ANY } },
   compute({ fields, params, arrays }) {
-    const x = fields.in as Elems;
+    const x = joined(fields.in as Elems[]);
     const y = fields.out as Elems;
     const base = params.base;
     walk(arrays.shape, arrays.strides, params.offset, params.begin, y.length, (j, s) => {

@@ -22,13 +22,21 @@
  *     vertex `arrays`. It reads the source interval covering everything its
  *     range needs (brought by onTile) when that interval is not much larger
  *     than what is needed; otherwise (a transpose cut into thin ranges) the
- *     exchange first packs exactly the needed elements into a staging buffer
- *     on the tile (see rearrangeInto). Memory cost: the covering interval or
+ *     exchange packs exactly the needed elements into one buffer on the tile
+ *     (ctx.gather; see rearrangeInto). Memory cost: the covering interval or
  *     the staging buffer, per tile.
  *
  * When a view is one contiguous interval of the source, its output is mapped
  * onto the tiles that hold that interval (PopART clones the view's mapping),
  * so the copy never leaves the tile.
+ *
+ * The inverse, scatterInto (Slice's gradient), writes a source-shaped tensor
+ * that is zero outside the view: long runs are copied into place and the
+ * gaps zeroed (ZeroRegions, popops::zero), else one RearrangeScatter vertex
+ * per tile range reads the interval of the view's elements landing there.
+ *
+ * Exchanges into existing tensors are added with copyRuns (see there for how
+ * it reaches the op's program).
  */
 import { DTYPE_BYTES, type ProgramStep } from '../../sim/program.js';
 import type { LowerContext } from './context.js';
@@ -231,7 +239,7 @@ export const MAX_COVERING_WASTE = 2;
 /** Where one Rearrange vertex reads: a covering interval of the source, or a staging buffer filled by the exchange. */
 type ReadPlan =
   | { kind: 'covering'; lo: number; hi: number }
-  | { kind: 'staged'; size: number; runs: { srcBegin: number; stageBegin: number; n: number }[]; strides: number[]; offset: number };
+  | { kind: 'staged'; size: number; runs: { srcBegin: number; n: number }[]; strides: number[]; offset: number };
 
 /**
  * The box (per merged output axis, [lo, hi]) containing output elements
@@ -267,7 +275,7 @@ export function boxOf(m: AffineView, begin: number, end: number): { lo: number[]
 /**
  * The staged read of output elements [begin, end): the source elements of
  * their box, packed in ascending source order into a buffer of the box's
- * size. The buffer index of output multi-index i is affine in i (offset +
+ * size (by ctx.gather). The buffer index of output multi-index i is affine in i (offset +
  * sum_k i_k strides[k]), so the Rearrange vertex reads it as it would read
  * the source. The buffer is filled by runs along the source's unit-stride
  * axis (single elements when no box axis has stride +-1). Undefined when two
@@ -294,19 +302,17 @@ function stagedPlan(m: AffineView, begin: number, end: number): ReadPlan | undef
   const unit = last !== undefined && Math.abs(m.strides[last]) === 1;
   const runLen = unit ? ext(last) : 1;
   const outerAxes = unit ? axes.slice(0, -1) : axes;
-  const runs: { srcBegin: number; stageBegin: number; n: number }[] = [];
+  // The odometer over the outer axes visits buffer positions 0, runLen, 2 runLen, ... in order,
+  // so the runs are packed back to back; runs that continue each other in the source merge.
+  const runs: { srcBegin: number; n: number }[] = [];
   const u = new Array<number>(outerAxes.length).fill(0);
   const count = outerAxes.reduce((c, k) => c * ext(k), 1);
   for (let r = 0; r < count; r++) {
     let src = s0;
-    let at = 0;
-    for (const [i, k] of outerAxes.entries()) {
-      src += u[i] * Math.abs(m.strides[k]);
-      at += u[i] * W[k];
-    }
+    for (const [i, k] of outerAxes.entries()) src += u[i] * Math.abs(m.strides[k]);
     const prev = runs[runs.length - 1];
-    if (prev && prev.srcBegin + prev.n === src && prev.stageBegin + prev.n === at) prev.n += runLen;
-    else runs.push({ srcBegin: src, stageBegin: at, n: runLen });
+    if (prev && prev.srcBegin + prev.n === src) prev.n += runLen;
+    else runs.push({ srcBegin: src, n: runLen });
     for (let i = outerAxes.length - 1; i >= 0; i--) {
       if (++u[i] < ext(outerAxes[i])) break;
       u[i] = 0;
@@ -326,9 +332,10 @@ function stagedPlan(m: AffineView, begin: number, end: number): ReadPlan | undef
  * at most MAX_COVERING_WASTE times the range's box; otherwise (a transpose
  * whose tile ranges are thin slices of the source, as on a large device,
  * where the covering interval would be most of the source on every tile) the
- * box's source elements are packed into a per-tile staging buffer by one
- * exchange of runs and the vertex reads that: memory and traffic are then
- * what the range needs, at the cost of one copy per run.
+ * box's source elements arrive packed in source order (ctx.gather: one
+ * buffer on the tile, filled by the compute set's exchange) and the vertex
+ * reads that: memory and traffic are then what the range needs, at the cost
+ * of one copy per run.
  */
 export function rearrangeInto(ctx: LowerContext, src: BuildTensor, m: AffineView, out: BuildTensor, label: string): void {
   if (runsAreLong(m, DTYPE_BYTES[src.dtype])) {
@@ -345,34 +352,27 @@ export function rearrangeInto(ctx: LowerContext, src: BuildTensor, m: AffineView
     if (hi + 1 - lo <= MAX_COVERING_WASTE * box) return { kind: 'covering', lo, hi };
     return stagedPlan(m, r.begin, r.end) ?? { kind: 'covering', lo, hi };
   });
-  // The staging buffers are filled by one exchange before the compute set.
-  const stages = new Map<number, BuildTensor>();
-  const runs: Run[] = [];
-  for (const [k, p] of plans.entries()) {
-    if (p.kind !== 'staged') continue;
-    const stage = ctx.addTensor(`${label}/stage@tile${ranges[k].tile}[${ranges[k].begin}]`, src.dtype, [p.size], 'exchange');
-    ctx.graph.mapToTile(stage, ranges[k].tile);
-    stages.set(k, stage);
-    for (const r of p.runs) runs.push({ src, srcBegin: r.srcBegin, dst: stage, dstBegin: r.stageBegin, n: r.n });
-  }
-  copyRuns(ctx, `${label}/stage`, runs);
   ctx.computeSet(label);
   let read = 0;
+  let staged = 0;
   for (const [k, r] of ranges.entries()) {
     const p = plans[k];
     const outSlice = ctx.slice(out, r.begin, r.end);
     if (p.kind === 'covering') {
       read += p.hi + 1 - p.lo;
-      ctx.vertex('Rearrange', r.tile, { in: ctx.onTile(src, p.lo, p.hi + 1, r.tile), out: outSlice }, { base: p.lo, begin: r.begin, offset: m.offset }, { shape: m.shape, strides: m.strides });
+      ctx.vertex('Rearrange', r.tile, { in: [ctx.onTile(src, p.lo, p.hi + 1, r.tile)], out: outSlice }, { base: p.lo, begin: r.begin, offset: m.offset }, { shape: m.shape, strides: m.strides });
     } else {
+      // The runs in buffer order, packed back to back by the exchange (or read in place when at most one travels).
       read += p.size;
-      ctx.vertex('Rearrange', r.tile, { in: ctx.slice(stages.get(k)!), out: outSlice }, { base: 0, begin: r.begin, offset: p.offset }, { shape: m.shape, strides: p.strides });
+      staged++;
+      const runs = p.runs.map((x) => [x.srcBegin, x.srcBegin + x.n] as const);
+      ctx.vertex('Rearrange', r.tile, { in: ctx.gather(src, runs, r.tile), out: outSlice }, { base: 0, begin: r.begin, offset: p.offset }, { shape: m.shape, strides: p.strides });
     }
   }
   ctx.note(
     'rearrange',
     `${label}: per-element addressing (merged view [${m.shape.join(', ')}], source strides [${m.strides.join(', ')}]); ` +
-      `${stages.size} of ${ranges.length} tile ranges staged (${runs.length} runs); the vertices read ${read} elements in all for ${out.size} outputs`,
+      `${staged} of ${ranges.length} tile ranges read packed runs; the vertices read ${read} elements in all for ${out.size} outputs`,
   );
 }
 
@@ -437,15 +437,16 @@ export function scatterInto(ctx: LowerContext, src: BuildTensor, view: AffineVie
       { shape: m.shape, strides: m.strides },
     );
   }
-  zeroIntervals(ctx, out, empty, `${label}/zero`);
+  zeroIntervals(ctx, out, empty, `${label}/zero`, true);
 }
 
 /**
  * Zero elements [b, e) of `t` for each given interval: per tile, the pieces
  * are shared among up to W ZeroRegions worker vertices (popops::zero's
- * Fill2D), balanced by element count.
+ * Fill2D), balanced by element count. They go into a compute set of their
+ * own, or into the one the caller has open (`intoOpen`).
  */
-export function zeroIntervals(ctx: LowerContext, t: BuildTensor, intervals: readonly [number, number][], label: string): void {
+export function zeroIntervals(ctx: LowerContext, t: BuildTensor, intervals: readonly [number, number][], label: string, intoOpen = false): void {
   const perTile = new Map<number, Slice[]>();
   for (const [b, e] of intervals) {
     for (const r of ctx.ranges(t, b, e)) {
@@ -454,7 +455,7 @@ export function zeroIntervals(ctx: LowerContext, t: BuildTensor, intervals: read
     }
   }
   if (perTile.size === 0) return;
-  ctx.computeSet(label);
+  if (!intoOpen) ctx.computeSet(label);
   const W = ctx.device.workersPerTile;
   for (const [tile, slices] of [...perTile].sort((a, b) => a[0] - b[0])) {
     for (const group of splitSlices(slices, W)) ctx.vertex('ZeroRegions', tile, { out: group });

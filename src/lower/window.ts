@@ -9,15 +9,18 @@
  *
  * Memory limit of this approach: each tile holds, besides its share of the
  * output, a copy of the input window its share depends on. For a
- * convolution, that is every input channel of the groups it touches, over
- * the input rows its output rows need (per (n, c) plane, so a range inside
- * one output channel needs Cg x (rows x W) elements); for large activations
- * with many channels (a 1x1 convolution over 1024 x 14 x 14, say) that is
- * most of the input per tile, and the weights of the covered output
- * channels on top. A real convolution planner (splitting input channels with
- * partial sums, as poplin's does) is future work. When a window does not
- * fit, tile allocation fails with the usual out-of-memory RunError naming
- * the tile and its largest tensors (src/lower/memory.ts).
+ * convolution that is, per batch item, every input channel of the groups it
+ * touches over the input rows its output rows read, plus the weights of the
+ * output channels it covers; the window keeps only the rows needed (at the
+ * price of one copy per run of rows per plane, see planeWindowOnTile). The
+ * input channels are never split over tiles, so a deep layer on a big
+ * device (a 1x1 convolution over 1024 x 14 x 14 on Mk2) needs about
+ * Cg x (its outputs' rows) per tile in hundreds of pieces, or, past
+ * MAX_WINDOW_REGIONS, most of the input: it does not fit. A real
+ * convolution planner (splitting input channels with partial sums, as
+ * poplin's does) is future work. When a window does not fit, tile
+ * allocation fails with the usual out-of-memory RunError naming the tile
+ * and, as its largest tensor, the window (src/lower/memory.ts).
  *
  * Gradients that sum over the batch or the spatial positions (dW, dB, the
  * norms' dscale) use two stages: each tile reduces what it holds into an
@@ -25,22 +28,56 @@
  * owning the result add the overlapping pieces (reducePieces).
  */
 import type { LowerContext } from './context.js';
+import { DTYPE_BYTES } from '../../sim/program.js';
 import type { BuildTensor, Slice } from './devicegraph.js';
 
-/** A box of an [N, C, D0, rest] tensor: n in [nMin, nMax], c in [cLo, cHi], rows of D0 in [iLo, iHi]. */
+/** A box of an [N, C, D0, rest] tensor: n in [nMin, nMax], c in [cLo, cHi], the rows of D0 with rows[i0] = 1. */
 export interface PlaneBox {
   nMin: number;
   nMax: number;
   cLo: number;
   cHi: number;
-  iLo: number;
-  iHi: number;
+  rows: Uint8Array;
 }
+
+/**
+ * Bytes a window may take before it is split into exact pieces: a quarter
+ * of the temporary memory PopLibs lets a convolution use on a tile
+ * (availableMemoryProportion x bytesPerTile / 4; ~96 KB on Mk2). A heuristic
+ * of this lowering, not a PopLibs figure.
+ */
+export function windowBudget(ctx: LowerContext): number {
+  return (ctx.device.bytesPerTile * ctx.device.availableMemoryProportion) / 4;
+}
+
+/**
+ * Most regions a window takes as exact pieces. Each is a copy made at
+ * compile time (a tensor and exchange entries); a convolution over 1024
+ * input channels on 1472 tiles would make 1.5 million of them, more than the
+ * compiler can hold. Beyond this, planes share regions again and the window
+ * may exceed the budget (and then the tile's memory: an out-of-memory
+ * RunError). Splitting the input channels over tiles with partial sums,
+ * as poplin's planner does, is the real fix (future work).
+ */
+export const MAX_WINDOW_REGIONS = 512;
+
+/** Ops already told (one note per op) that a window cannot fit. */
+const noted = new WeakSet<LowerContext>();
 
 /**
  * The box of `t` (viewed as [N, C, D0, rest]) on `tile`, as the list of
  * slices a codelet's PlaneWindow reads (sim/codelets/nn-util.ts) and the
- * params that describe it, named `${prefix}nMin` etc.
+ * params and arrays that describe it, named `${prefix}nMin`, `${prefix}rowRun`, ...
+ *
+ * Each slice is one copy made at compile time (a tensor and exchange
+ * entries), so the window takes as few as fit the memory budget:
+ * - whole planes when every row is needed (one region per n, or one in all);
+ * - else k consecutive planes per region, from the first needed row of the
+ *   first to the last needed row of the last, k as large as keeps the
+ *   window within windowBudget() or within 1.25 x the rows actually needed;
+ * - else one region per run of needed rows of each plane: exactly the rows
+ *   needed, and the most regions (at most MAX_WINDOW_REGIONS; past that,
+ *   the fewest planes per region that stay under it).
  */
 export function planeWindowOnTile(
   ctx: LowerContext,
@@ -49,31 +86,95 @@ export function planeWindowOnTile(
   box: PlaneBox,
   tile: number,
   prefix: string,
-): { slices: Slice[]; params: Record<string, number> } {
+): { slices: Slice[]; params: Record<string, number>; arrays: Record<string, number[]> } {
   const { C, D0, rest } = dims;
-  const rows = box.iHi - box.iLo + 1;
+  const plane = D0 * rest;
   const cCount = box.cHi - box.cLo + 1;
   const nCount = box.nMax - box.nMin + 1;
-  const plane = D0 * rest;
+  const runs: [number, number][] = [];
+  for (let i = 0; i < D0; i++) {
+    if (!box.rows[i]) continue;
+    const last = runs[runs.length - 1];
+    if (last && last[1] === i - 1) last[1] = i;
+    else runs.push([i, i]);
+  }
+  if (runs.length === 0) runs.push([0, 0]);
+  const first = runs[0][0];
+  const last = runs[runs.length - 1][1];
+  const rowRun = new Array<number>(D0).fill(0);
+  const rowOff = new Array<number>(D0).fill(0);
   const slices: Slice[] = [];
-  let ppr = 1;
-  if (rows === D0 && box.cLo === 0 && box.cHi === C - 1) {
-    ppr = nCount * cCount;
-    slices.push(ctx.onTile(t, box.nMin * C * plane, (box.nMax + 1) * C * plane, tile));
-  } else if (rows === D0) {
+  const planeStart = (n: number, c: number) => (n * C + c) * plane;
+  const bytes = DTYPE_BYTES[t.dtype];
+  // Elements of a window of k planes per region, each from row `first` of its first plane to row `last` of its last.
+  const chunked = (k: number) => ((nCount * cCount) / k) * ((k - 1) * plane + (last - first + 1) * rest);
+  const exact = nCount * cCount * runs.reduce((a, [lo, hi]) => a + hi - lo + 1, 0) * rest;
+  const limit = Math.max(windowBudget(ctx), 1.25 * exact * bytes);
+  let R = 1;
+  let ppr = 0;
+  if (first === 0 && last === D0 - 1 && runs.length === 1) ppr = cCount;
+  else {
+    for (let k = cCount; k >= 1; k--) {
+      if (cCount % k === 0 && chunked(k) * bytes <= limit) {
+        ppr = k;
+        break;
+      }
+    }
+    if (ppr === 0 && nCount * cCount * runs.length > MAX_WINDOW_REGIONS) {
+      // Too many pieces to make: the fewest planes per region that keep the count in bounds (over the budget).
+      for (let k = 1; k <= cCount; k++) {
+        if (cCount % k === 0 && (nCount * cCount) / k <= MAX_WINDOW_REGIONS) {
+          ppr = k;
+          break;
+        }
+      }
+      if (ppr === 0) ppr = cCount;
+    }
+  }
+  if ((ppr > 0 ? chunked(ppr) : exact) * bytes > ctx.device.bytesPerTile) {
+    // It cannot fit whatever the split: one region per n (the fewest copies to make), and the
+    // allocator's out-of-memory RunError names this window as the largest tensor on the tile.
     ppr = cCount;
-    for (let n = box.nMin; n <= box.nMax; n++) slices.push(ctx.onTile(t, (n * C + box.cLo) * plane, (n * C + box.cHi + 1) * plane, tile));
+    if (!noted.has(ctx)) {
+      noted.add(ctx);
+      ctx.note(
+        'window',
+        `the window of '${t.name}' on tile ${tile} (${cCount} channel plane(s) of ${nCount} batch item(s)) needs more than the tile's ${ctx.device.bytesPerTile} bytes: ` +
+          `this lowering has no convolution planner yet (splitting input channels over tiles is future work)`,
+      );
+    }
+  }
+  if (ppr > 0) {
+    // Regions of ppr consecutive planes (ppr divides cCount, so none straddles two n).
+    for (let i = first; i <= last; i++) rowOff[i] = i - first;
+    if (ppr === cCount && first === 0 && last === D0 - 1 && box.cLo === 0 && box.cHi === C - 1) {
+      ppr = nCount * cCount;
+      slices.push(ctx.onTile(t, planeStart(box.nMin, 0), planeStart(box.nMax + 1, 0), tile));
+    } else {
+      for (let n = box.nMin; n <= box.nMax; n++) {
+        for (let c = box.cLo; c <= box.cHi; c += ppr) slices.push(ctx.onTile(t, planeStart(n, c) + first * rest, planeStart(n, c + ppr - 1) + (last + 1) * rest, tile));
+      }
+    }
   } else {
+    // One region per run of each plane: only the rows needed.
+    R = runs.length;
+    ppr = 1;
+    for (const [r, [lo, hi]] of runs.entries()) {
+      for (let i = lo; i <= hi; i++) {
+        rowRun[i] = r;
+        rowOff[i] = i - lo;
+      }
+    }
     for (let n = box.nMin; n <= box.nMax; n++) {
       for (let c = box.cLo; c <= box.cHi; c++) {
-        const p = (n * C + c) * D0;
-        slices.push(ctx.onTile(t, (p + box.iLo) * rest, (p + box.iHi + 1) * rest, tile));
+        for (const [lo, hi] of runs) slices.push(ctx.onTile(t, planeStart(n, c) + lo * rest, planeStart(n, c) + (hi + 1) * rest, tile));
       }
     }
   }
   return {
     slices,
-    params: { [`${prefix}nMin`]: box.nMin, [`${prefix}cLo`]: box.cLo, [`${prefix}cCount`]: cCount, [`${prefix}iLo`]: box.iLo, [`${prefix}rows`]: rows, [`${prefix}ppr`]: ppr },
+    params: { [`${prefix}nMin`]: box.nMin, [`${prefix}cLo`]: box.cLo, [`${prefix}cCount`]: cCount, [`${prefix}R`]: R, [`${prefix}ppr`]: ppr, [`${prefix}planeStride`]: plane },
+    arrays: { [`${prefix}rowRun`]: rowRun, [`${prefix}rowOff`]: rowOff },
   };
 }
 

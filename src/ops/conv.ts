@@ -22,7 +22,7 @@ import type { OpDefinition } from '../ir/registry.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import { channelSum, partialOnTile, planeWindowOnTile, reducePieces, type Piece } from '../lower/window.js';
-import { NnGradOp, floatInput, fwdInput, gid, gradOutIn, product, sameDTypeAs, versions } from './nn-util.js';
+import { NnGradOp, floatInput, fwdInput, gid, gradOutIn, product, sameDTypeAs, versions, withoutEmpty } from './nn-util.js';
 import { backwardBox, forwardBox, geometryArrays, outShape, resolveGeometry, type Geometry } from './spatial.js';
 
 export interface ConvAttrs {
@@ -95,7 +95,7 @@ export class ConvOp extends Op {
   }
   override attributes() {
     const a = this.attrs;
-    return { auto_pad: a.autoPad, dilations: a.dilations, group: a.group, kernel_shape: a.kernelShape, pads: a.pads, strides: a.strides };
+    return withoutEmpty({ auto_pad: a.autoPad, dilations: a.dilations, group: a.group, kernel_shape: a.kernelShape, pads: a.pads, strides: a.strides });
   }
   override flops(): number {
     return 2 * this.macs() + (this.hasBias ? product(this.outInfo(0).shape) : 0);
@@ -137,7 +137,6 @@ function lowerConv(op: Op, ctx: LowerContext): void {
   const w = ctx.input(1);
   const bias = conv.hasBias ? ctx.input(2) : undefined;
   const y = ctx.output(0);
-  ctx.note('conv', `direct windowed convolution: Y mapped linearly, each tile reads its input box and the weights of its output channels (no conv planner yet)`);
   ctx.computeSet('conv');
   const arrays = geometryArrays(g);
   for (const r of ctx.ranges(y)) {
@@ -153,7 +152,7 @@ function lowerConv(op: Op, ctx: LowerContext): void {
         out: ctx.slice(y, r.begin, r.end),
       },
       { ...win.params, group, outBegin: r.begin, mMin: box.mMin },
-      arrays,
+      { ...arrays, ...win.arrays },
     );
   }
 }
@@ -179,7 +178,7 @@ function lowerConvGradX(op: Op, ctx: LowerContext): void {
       r.tile,
       { gradOut: win.slices, weights: ctx.onTile(w, gMin * wPerGroup, (gMax + 1) * wPerGroup, r.tile), out: ctx.slice(dx, r.begin, r.end) },
       { ...win.params, group, outBegin: r.begin, gMin },
-      arrays,
+      { ...arrays, ...win.arrays },
     );
   }
 }
@@ -201,7 +200,7 @@ function lowerConvGradW(op: Op, ctx: LowerContext): void {
     const rowSize = ch.Cg * ch.K;
     const p = partialOnTile(ctx, `partial${i}`, (box.mMax - box.mMin + 1) * rowSize, r.tile);
     pieces.push({ t: p, offset: box.mMin * rowSize });
-    ctx.vertex('NnConvGradWPartial', r.tile, { gradOut: ctx.slice(dy, r.begin, r.end), in: win.slices, out: ctx.slice(p) }, { ...win.params, group, begin: r.begin, mMin: box.mMin }, arrays);
+    ctx.vertex('NnConvGradWPartial', r.tile, { gradOut: ctx.slice(dy, r.begin, r.end), in: win.slices, out: ctx.slice(p) }, { ...win.params, group, begin: r.begin, mMin: box.mMin }, { ...arrays, ...win.arrays });
   }
   reducePieces(ctx, pieces, dw);
 }

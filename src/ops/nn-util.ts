@@ -1,5 +1,5 @@
 /** Shared pieces of the nn op family: a configurable grad op, dtype and axis checks, version lists. */
-import { GradOp, GradOpInType, type GradInOutMapper, type Op, type OpSettings } from '../ir/op.js';
+import { GradOp, GradOpInType, type AttributeValue, type GradInOutMapper, type Op, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
 import type { DType } from '../ir/dtype.js';
 import type { OpDefinition } from '../ir/registry.js';
@@ -75,4 +75,9 @@ export function versions(type: string, vs: number[], def: (version: number, id: 
     const id = { domain: ONNX, type, version };
     return { id, ...def(version, id) };
   });
+}
+
+/** Attributes for export: lists left empty (defaults) are omitted, as ONNX files omit them. */
+export function withoutEmpty(attrs: Record<string, AttributeValue>): Record<string, AttributeValue> {
+  return Object.fromEntries(Object.entries(attrs).filter(([, v]) => !(Array.isArray(v) && v.length === 0)));
 }

@@ -26,7 +26,7 @@ import type { OpDefinition } from '../ir/registry.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import { channelSum, planeWindowOnTile } from '../lower/window.js';
-import { NnGradOp, floatInput, fwdInput, gid, gradOutIn, product, versions } from './nn-util.js';
+import { NnGradOp, floatInput, fwdInput, gid, gradOutIn, product, versions, withoutEmpty } from './nn-util.js';
 import { backwardBox, forwardBox, geometryArrays, inputRowsOf, outShape, resolveGeometry, type Geometry } from './spatial.js';
 
 export interface PoolAttrs {
@@ -78,9 +78,12 @@ export class PoolOp extends Op {
   override attributes() {
     const a = this.attrs;
     const common = { auto_pad: a.autoPad, kernel_shape: a.kernelShape, pads: a.pads, strides: a.strides };
-    return this.kind === 'max'
-      ? { ...common, ceil_mode: a.ceilMode ? 1 : 0, dilations: a.dilations, storage_order: a.storageOrder }
-      : { ...common, ceil_mode: a.ceilMode ? 1 : 0, count_include_pad: a.countIncludePad ? 1 : 0 };
+    const v = this.opid.version;
+    return withoutEmpty(
+      this.kind === 'max'
+        ? { ...common, storage_order: a.storageOrder, ...(v >= 10 ? { ceil_mode: a.ceilMode ? 1 : 0, dilations: a.dilations } : {}) }
+        : { ...common, count_include_pad: a.countIncludePad ? 1 : 0, ...(v >= 10 ? { ceil_mode: a.ceilMode ? 1 : 0 } : {}), ...(v >= 19 ? { dilations: a.dilations } : {}) },
+    );
   }
   override flops(): number {
     return product(this.outInfo(0).shape) * product(this.attrs.kernelShape);
@@ -104,7 +107,7 @@ function lowerPool(op: Op, ctx: LowerContext): void {
       r.tile,
       { in: win.slices, out: ctx.slice(y, r.begin, r.end) },
       { ...win.params, outBegin: r.begin, countIncludePad: pool.attrs.countIncludePad ? 1 : 0 },
-      arrays,
+      { ...arrays, ...win.arrays },
     );
   }
   if (op.outputs.length > 1) {
@@ -112,7 +115,7 @@ function lowerPool(op: Op, ctx: LowerContext): void {
     for (const r of ctx.ranges(indices)) {
       const box = forwardBox(g, r.begin, r.end, same);
       const win = planeWindowOnTile(ctx, x, { C: g.xs[1], D0: g.xs[2], rest: g.xs[3] * g.xs[4] }, box, r.tile, 'x');
-      ctx.vertex('NnMaxPoolIndices', r.tile, { in: win.slices, out: ctx.slice(indices, r.begin, r.end) }, { ...win.params, outBegin: r.begin, storageOrder: pool.attrs.storageOrder }, arrays);
+      ctx.vertex('NnMaxPoolIndices', r.tile, { in: win.slices, out: ctx.slice(indices, r.begin, r.end) }, { ...win.params, outBegin: r.begin, storageOrder: pool.attrs.storageOrder }, { ...arrays, ...win.arrays });
     }
   }
 }
@@ -130,14 +133,12 @@ function lowerPoolGrad(op: Op, ctx: LowerContext): void {
     const box = backwardBox(g, r.begin, r.end, same);
     const yw = planeWindowOnTile(ctx, dy, { C: g.ys[1], D0: g.ys[2], rest: g.ys[3] * g.ys[4] }, box, r.tile, 'y');
     const fields = { gradOut: yw.slices, out: ctx.slice(dx, r.begin, r.end) };
-    let params = { ...yw.params, outBegin: r.begin, countIncludePad: pool.attrs.countIncludePad ? 1 : 0 };
+    const params = { ...yw.params, outBegin: r.begin, countIncludePad: pool.attrs.countIncludePad ? 1 : 0 };
     if (x) {
-      const [iLo, iHi] = inputRowsOf(g, box.iLo, box.iHi);
-      const xw = planeWindowOnTile(ctx, x, { C: g.xs[1], D0: g.xs[2], rest: g.xs[3] * g.xs[4] }, { ...box, iLo, iHi }, r.tile, 'x');
-      params = { ...params, ...xw.params };
-      ctx.vertex('NnMaxPoolGrad', r.tile, { ...fields, in: xw.slices }, params, arrays);
+      const xw = planeWindowOnTile(ctx, x, { C: g.xs[1], D0: g.xs[2], rest: g.xs[3] * g.xs[4] }, { ...box, rows: inputRowsOf(g, box.rows) }, r.tile, 'x');
+      ctx.vertex('NnMaxPoolGrad', r.tile, { ...fields, in: xw.slices }, { ...params, ...xw.params }, { ...arrays, ...yw.arrays, ...xw.arrays });
     } else {
-      ctx.vertex('NnAveragePoolGrad', r.tile, fields, params, arrays);
+      ctx.vertex('NnAveragePoolGrad', r.tile, fields, params, { ...arrays, ...yw.arrays });
     }
   }
 }

@@ -192,55 +192,59 @@ function lowerGatherGrad(op: Op, ctx: LowerContext): void {
   const dy = ctx.input(0);
   const indices = ctx.input(1);
   const out = ctx.output(0);
+  const ranges = ctx.ranges(out);
   const block = g.axisSize * g.inner;
+  // Output-gradient rows [pLo, pHi] each range reads: those of its outer positions (runtime
+  // indices), or only the rows whose data row overlaps it (constant indices).
+  const lo = new Array<number>(ranges.length).fill(Infinity);
+  const hi = new Array<number>(ranges.length).fill(-Infinity);
+  if (g.constant) {
+    const rangeAt = (e: number) => {
+      let a = 0;
+      let b = ranges.length - 1;
+      while (a < b) {
+        const mid = (a + b + 1) >> 1;
+        if (ranges[mid].begin <= e) a = mid;
+        else b = mid - 1;
+      }
+      return a;
+    };
+    for (let p = 0; p < g.outer * g.numIdx; p++) {
+      const d0 = rowOf(g, p) * g.inner;
+      for (let k = rangeAt(d0); k < ranges.length && ranges[k].begin < d0 + g.inner; k++) {
+        if (ranges[k].end <= d0) continue;
+        lo[k] = Math.min(lo[k], p);
+        hi[k] = Math.max(hi[k], p);
+      }
+    }
+  } else if (g.numIdx > 0) {
+    for (const [k, r] of ranges.entries()) {
+      lo[k] = Math.floor(r.begin / block) * g.numIdx;
+      hi[k] = (Math.floor((r.end - 1) / block) + 1) * g.numIdx - 1;
+    }
+  }
   const empty: [number, number][] = [];
-  const vertices: (() => void)[] = [];
-  for (const r of ctx.ranges(out)) {
-    const oLo = Math.floor(r.begin / block);
-    const oHi = Math.floor((r.end - 1) / block);
-    let pLo = oLo * g.numIdx;
-    let pHi = (oHi + 1) * g.numIdx - 1;
-    if (g.constant) {
-      // Only the rows whose data row overlaps this range.
-      let a = Infinity;
-      let b = -Infinity;
-      for (let p = pLo; p <= pHi; p++) {
-        const d0 = rowOf(g, p) * g.inner;
-        if (d0 < r.end && d0 + g.inner > r.begin) {
-          a = Math.min(a, p);
-          b = Math.max(b, p);
-        }
-      }
-      if (a > b) {
-        empty.push([r.begin, r.end]);
-        continue;
-      }
-      pLo = a;
-      pHi = b;
-    }
-    if (g.numIdx === 0) {
-      empty.push([r.begin, r.end]);
-      continue;
-    }
-    const [jLo, jHi] = indexWindow(g, pLo, pHi);
-    vertices.push(() =>
-      ctx.vertex(
-        'GatherSlicesGrad',
-        r.tile,
-        {
-          gradOut: ctx.onTile(dy, pLo * g.inner, (pHi + 1) * g.inner, r.tile),
-          indices: ctx.onTile(indices, jLo, jHi, r.tile),
-          out: ctx.slice(out, r.begin, r.end),
-        },
-        { inner: g.inner, begin: r.begin, gradBase: pLo * g.inner, numIdx: g.numIdx, axisSize: g.axisSize, idxBase: jLo },
-      ),
+  const used = [...ranges.keys()].filter((k) => {
+    if (lo[k] <= hi[k]) return true;
+    empty.push([ranges[k].begin, ranges[k].end]);
+    return false;
+  });
+  if (used.length > 0) ctx.computeSet('gather-grad');
+  for (const k of used) {
+    const r = ranges[k];
+    const [jLo, jHi] = indexWindow(g, lo[k], hi[k]);
+    ctx.vertex(
+      'GatherSlicesGrad',
+      r.tile,
+      {
+        gradOut: ctx.onTile(dy, lo[k] * g.inner, (hi[k] + 1) * g.inner, r.tile),
+        indices: ctx.onTile(indices, jLo, jHi, r.tile),
+        out: ctx.slice(out, r.begin, r.end),
+      },
+      { inner: g.inner, begin: r.begin, gradBase: lo[k] * g.inner, numIdx: g.numIdx, axisSize: g.axisSize, idxBase: jLo },
     );
   }
-  if (vertices.length > 0) {
-    ctx.computeSet('gather-grad');
-    for (const v of vertices) v();
-  }
-  zeroIntervals(ctx, out, empty, 'gather-grad/zero');
+  zeroIntervals(ctx, out, empty, 'gather-grad/zero', used.length > 0);
 }
 
 export const gatherDefinitions: OpDefinition[] = [

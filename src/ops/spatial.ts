@@ -94,24 +94,26 @@ export function outShape(g: Geometry & { rank: number }): number[] {
   return [g.ys[0], g.ys[1], ...g.ys.slice(2, 2 + g.rank)];
 }
 
-/** Input rows [lo, hi] of dim 0 read by output row o0 (clamped; lo > hi when all padding). */
-function inRows(g: Geometry, o0: number): [number, number] {
-  const first = o0 * g.s[0] - g.pb[0];
-  return [Math.max(0, first), Math.min(g.xs[2] - 1, first + (g.k[0] - 1) * g.d[0])];
+/** Marks the input rows of dim 0 that output row o0 reads (inside the input). */
+function markInRows(g: Geometry, o0: number, rows: Uint8Array): void {
+  for (let a = 0; a < g.k[0]; a++) {
+    const i0 = o0 * g.s[0] - g.pb[0] + a * g.d[0];
+    if (i0 >= 0 && i0 < g.xs[2]) rows[i0] = 1;
+  }
 }
 
 /**
  * For outputs [b, e) of [N, M, O0, O1, O2]: the box of the input [N, C, D0, ...]
- * they read (input channels of output channel m: chans(m) = [lo, hi]) and the
- * output channels they cover [mMin, mMax].
+ * they read (input channels of output channel m: chans(m) = [lo, hi]; the
+ * input rows of dim 0 their windows touch) and the output channels they
+ * cover [mMin, mMax].
  */
 export function forwardBox(g: Geometry, b: number, e: number, chans: (m: number) => [number, number]): PlaneBox & { mMin: number; mMax: number } {
   const [, M, O0, O1, O2] = g.ys;
   const perRow = O1 * O2;
-  const box = { nMin: Infinity, nMax: -Infinity, cLo: Infinity, cHi: -Infinity, iLo: Infinity, iHi: -Infinity, mMin: Infinity, mMax: -Infinity };
-  const r0 = Math.floor(b / perRow);
-  const r1 = Math.floor((e - 1) / perRow);
-  for (let r = r0; r <= r1; r++) {
+  const box = { nMin: Infinity, nMax: -Infinity, cLo: Infinity, cHi: -Infinity, rows: new Uint8Array(g.xs[2]), mMin: Infinity, mMax: -Infinity };
+  const seen = new Uint8Array(O0);
+  for (let r = Math.floor(b / perRow); r <= Math.floor((e - 1) / perRow); r++) {
     const o0 = r % O0;
     const nm = (r - o0) / O0;
     const m = nm % M;
@@ -123,15 +125,10 @@ export function forwardBox(g: Geometry, b: number, e: number, chans: (m: number)
     const [cl, ch] = chans(m);
     box.cLo = Math.min(box.cLo, cl);
     box.cHi = Math.max(box.cHi, ch);
-    const [lo, hi] = inRows(g, o0);
-    if (lo <= hi) {
-      box.iLo = Math.min(box.iLo, lo);
-      box.iHi = Math.max(box.iHi, hi);
+    if (!seen[o0]) {
+      seen[o0] = 1;
+      markInRows(g, o0, box.rows);
     }
-  }
-  if (box.iLo > box.iHi) {
-    box.iLo = 0;
-    box.iHi = 0;
   }
   return box;
 }
@@ -139,13 +136,15 @@ export function forwardBox(g: Geometry, b: number, e: number, chans: (m: number)
 /**
  * For elements [b, e) of an input gradient [N, C, D0, D1, D2]: the box of the
  * output gradient [N, M, O0, ...] they read (output channels of input channel
- * c: chans(c)), and the input channels they cover [cMin, cMax].
+ * c: chans(c); the output rows whose windows cover their rows), and the input
+ * channels they cover [cMin, cMax].
  */
 export function backwardBox(g: Geometry, b: number, e: number, chans: (c: number) => [number, number]): PlaneBox & { cMin: number; cMax: number } {
   const [, C, D0, D1, D2] = g.xs;
   const O0 = g.ys[2];
   const perRow = D1 * D2;
-  const box = { nMin: Infinity, nMax: -Infinity, cLo: Infinity, cHi: -Infinity, iLo: Infinity, iHi: -Infinity, cMin: Infinity, cMax: -Infinity };
+  const box = { nMin: Infinity, nMax: -Infinity, cLo: Infinity, cHi: -Infinity, rows: new Uint8Array(O0), cMin: Infinity, cMax: -Infinity };
+  const seen = new Uint8Array(D0);
   for (let r = Math.floor(b / perRow); r <= Math.floor((e - 1) / perRow); r++) {
     const i0 = r % D0;
     const nc = (r - i0) / D0;
@@ -158,23 +157,19 @@ export function backwardBox(g: Geometry, b: number, e: number, chans: (c: number
     const [ml, mh] = chans(c);
     box.cLo = Math.min(box.cLo, ml);
     box.cHi = Math.max(box.cHi, mh);
-    const lo = Math.max(0, Math.ceil((i0 + g.pb[0] - (g.k[0] - 1) * g.d[0]) / g.s[0]));
-    const hi = Math.min(O0 - 1, Math.floor((i0 + g.pb[0]) / g.s[0]));
-    if (lo <= hi) {
-      box.iLo = Math.min(box.iLo, lo);
-      box.iHi = Math.max(box.iHi, hi);
+    if (seen[i0]) continue;
+    seen[i0] = 1;
+    for (let a = 0; a < g.k[0]; a++) {
+      const t0 = i0 + g.pb[0] - a * g.d[0];
+      if (t0 >= 0 && t0 % g.s[0] === 0 && t0 / g.s[0] < O0) box.rows[t0 / g.s[0]] = 1;
     }
-  }
-  if (box.iLo > box.iHi) {
-    box.iLo = 0;
-    box.iHi = 0;
   }
   return box;
 }
 
-/** Input rows [lo, hi] of dim 0 read by output rows [oLo, oHi] (for re-deriving a max pool's windows). */
-export function inputRowsOf(g: Geometry, oLo: number, oHi: number): [number, number] {
-  const lo = Math.max(0, oLo * g.s[0] - g.pb[0]);
-  const hi = Math.min(g.xs[2] - 1, oHi * g.s[0] - g.pb[0] + (g.k[0] - 1) * g.d[0]);
-  return lo <= hi ? [lo, hi] : [0, 0];
+/** The input rows of dim 0 that the output rows marked in `outRows` read (for re-deriving a max pool's windows). */
+export function inputRowsOf(g: Geometry, outRows: Uint8Array): Uint8Array {
+  const rows = new Uint8Array(g.xs[2]);
+  for (let o0 = 0; o0 < outRows.length; o0++) if (outRows[o0]) markInRows(g, o0, rows);
+  return rows;
 }

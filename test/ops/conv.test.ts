@@ -63,6 +63,21 @@ describe('Conv forward', () => {
     await checkForwardAllTiles(conv([2, 4, 10, 10], [8, 4, 3, 3], { pads: [0, 1, 0, 1] }, true, 13));
   });
 
+  it('windows: planes merged into regions where cheap, exact runs of rows where memory needs it', async () => {
+    // X [1, 8, 64, 64] (128 KB), 1x1 kernel, Y [1, 3, 64, 64] over 4 tiles of 3072 elements (48 rows).
+    // The window budget on tiny is 638976 x 0.6 / 4 = 95846 bytes (src/lower/window.ts).
+    // Tile 0 reads rows 0-47 of the 8 planes: exactly 98304 bytes; k planes per region cost
+    // (8 / k) x ((k - 1) x 4096 + 48 x 64) x 4 bytes: k = 4 gives 122880 <= 1.25 x 98304, k = 8 does not.
+    // Tile 1 reads rows 48-63 of channel 0's outputs and 0-31 of channel 1's: two runs of rows;
+    // any merging costs 131072 bytes > 1.25 x 98304, so one region per run of each plane (16).
+    const c = conv([1, 8, 64, 64], [3, 8, 1, 1], {}, true, 15);
+    await checkForwardAllTiles(c);
+    const vs = (await lowered(c)).program.computeSets.find((cs) => cs.name.endsWith('/conv'))!.vertices;
+    const regions = (t: number) => (vs.find((v) => v.tile === t)!.fields.in as unknown[]).length;
+    expect([vs[0].params.xppr, vs[0].params.xR, regions(0)]).toEqual([4, 1, 2]);
+    expect([vs[1].params.xppr, vs[1].params.xR, regions(1)]).toEqual([1, 2, 16]);
+  });
+
   it('random geometries agree with onnxruntime (fast-check)', async () => {
     const geometry = fc.record({
       n: fc.integer({ min: 1, max: 2 }),
@@ -167,5 +182,44 @@ describe('Conv cycle estimate (AMP, PopLibs ConvPartial1x1Out structure)', () =>
     const { phases } = await lowered(conv([1, 16, 8, 8], [16, 16, 1, 1], {}, false, 31));
     const cs = phases.find((p) => p.kind === 'compute' && p.name.endsWith('/conv'));
     expect(cs?.cycles).toBe(2115);
+  });
+});
+
+describe('nn ops composed', () => {
+  it('a small CNN (Conv, BatchNormalization, MaxPool, GlobalAveragePool, Softmax) agrees with finite differences end to end', async () => {
+    const { gradcheck } = await import('../../src/autodiff/gradcheck.js');
+    const { buildGraph } = await import('../../src/model/build.js');
+    const { createRegistry } = await import('../../src/model/modules.js');
+    const { tiny } = await import('../helpers.js');
+    const loc = { file: '<cnn test>', line: 1, col: 1 };
+    const v = (name: string, t: ReturnType<typeof f32>, trainable: boolean) => ({ name, shape: t.shape, dtype: 'float32', loc, init: { kind: 'data', data: t.data }, trainable });
+    const node = (op: string, inputs: string[], output: string, attributes = {}) => ({ op, domain: '', name: output, inputs, outputs: [output], attributes, loc });
+    const registry = await createRegistry([]);
+    const decl = {
+      inputs: [],
+      initializers: [
+        v('x', f32([2, 2, 6, 6], 40), false),
+        v('w', f32([3, 2, 3, 3], 41), true),
+        v('cb', f32([3], 42), true),
+        v('s', f32([3], 43), true),
+        v('b', f32([3], 44), true),
+        v('mean', f32([3], 45), false),
+        v('var', f32([3], 46, 0, 0.5, 1.5), false),
+      ],
+      nodes: [
+        node('Conv', ['x', 'w', 'cb'], 'c', { pads: [1, 1, 1, 1], strides: [1, 1] }),
+        node('BatchNormalization', ['c', 's', 'b', 'mean', 'var'], 'n'),
+        node('MaxPool', ['n'], 'p', { kernel_shape: [2, 2], strides: [2, 2] }),
+        node('GlobalAveragePool', ['p'], 'g'),
+        node('Softmax', ['g'], 'y', { axis: 1 }),
+      ],
+      outputs: ['y'],
+      opset: 13,
+    } as never;
+    const results = await gradcheck(buildGraph(decl, registry), 'y', ['w', 'cb', 's', 'b'], { registry, device: tiny() });
+    for (const r of results) {
+      expect(r.maxAbsError, `d/d${r.tensor}`).toBeLessThan(2e-3);
+      expect(Math.max(...r.analytic.map(Math.abs)), `d/d${r.tensor} is not trivially 0`).toBeGreaterThan(1e-2);
+    }
   });
 });

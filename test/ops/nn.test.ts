@@ -54,6 +54,7 @@ describe('Softmax and LogSoftmax', () => {
 
   it('float16 agrees within float16 rounding', async () => {
     await checkForward({ op: 'Softmax', inputs: { x: half(f32([4, 9], 8, 0, -3, 3)) }, outputDtype: 'float16', atol: 2e-3, rtol: 2e-3 });
+    await checkForward({ op: 'LogSoftmax', inputs: { x: half(f32([4, 9], 8, 0, -3, 3)) }, outputDtype: 'float16', atol: 2e-3, rtol: 2e-3 });
   });
 
   it('grads agree with finite differences (both axis semantics)', async () => {
@@ -88,6 +89,10 @@ describe('LayerNormalization', () => {
     });
   });
 
+  it('float16 agrees within float16 rounding (statistics in fp32)', async () => {
+    await checkForward({ op: 'LayerNormalization', inputs: { x: half(f32([3, 8], 35, 0, -2, 2)), s: half(f32([8], 36)), b: half(f32([8], 37)) }, outputDtype: 'float16', atol: 2e-3, rtol: 2e-3 });
+  });
+
   it('spans all 4 tiles (rows cut across tiles)', async () => {
     await checkForwardAllTiles({ op: 'LayerNormalization', inputs: { x: f32([9, 70], 27, 0, -2, 2), s: f32([70], 28), b: f32([70], 29) }, atol: 1e-5, rtol: 1e-5 });
   });
@@ -95,6 +100,30 @@ describe('LayerNormalization', () => {
   it('grads for X, Scale and B agree with finite differences', async () => {
     await checkGrad({ op: 'LayerNormalization', inputs: { x: f32([3, 4], 30, 0, -2, 2), s: f32([4], 31), b: f32([4], 32) } });
     await checkGrad({ op: 'LayerNormalization', attributes: { axis: 1 }, inputs: { x: f32([2, 2, 3], 33, 0, -2, 2), s: f32([2, 3], 34) } });
+  });
+
+  it('refuses a gradient through a consumed Mean output, naming it', async () => {
+    const { gradcheck } = await import('../../src/autodiff/gradcheck.js');
+    const { buildGraph } = await import('../../src/model/build.js');
+    const { createRegistry } = await import('../../src/model/modules.js');
+    const { tiny } = await import('../helpers.js');
+    const registry = await createRegistry([]);
+    const loc = { file: '<ln test>', line: 1, col: 1 };
+    const x = f32([3, 4], 38);
+    const decl = {
+      inputs: [],
+      initializers: [
+        { name: 'x', shape: [3, 4], dtype: 'float32', loc, init: { kind: 'data', data: x.data }, trainable: true },
+        { name: 's', shape: [4], dtype: 'float32', loc, init: { kind: 'data', data: f32([4], 39).data }, trainable: false },
+      ],
+      nodes: [
+        { op: 'LayerNormalization', domain: '', name: 'ln', inputs: ['x', 's'], outputs: ['y', 'mean'], attributes: {}, loc },
+        { op: 'Add', domain: '', name: 'add', inputs: ['y', 'mean'], outputs: ['z'], attributes: {}, loc },
+      ],
+      outputs: ['z'],
+      opset: 18,
+    } as never;
+    await expect(gradcheck(buildGraph(decl, registry), 'z', ['x'], { registry, device: tiny() })).rejects.toThrow(/op 'ln' .*has no gradient through its Mean output 'mean', which is consumed/);
   });
 
   it('rejects a Scale of the wrong shape and stash_type 0', async () => {
@@ -127,6 +156,11 @@ describe('BatchNormalization (inference)', () => {
     await checkForwardAllTiles({ op: 'BatchNormalization', inputs: bnInputs([2, 8, 6, 6], 43), atol: 1e-5, rtol: 1e-5 });
   });
 
+  it('float16 agrees within float16 rounding', async () => {
+    const ins = Object.fromEntries(Object.entries(bnInputs([2, 3, 4], 46)).map(([k, t]) => [k, half(t)]));
+    await checkForward({ op: 'BatchNormalization', inputs: ins, outputDtype: 'float16', atol: 2e-3, rtol: 2e-3 });
+  });
+
   it('grads for X, scale and B agree with finite differences (mean and var constant)', async () => {
     await checkGrad({ op: 'BatchNormalization', inputs: bnInputs([2, 3, 2, 2], 44) });
   });
@@ -151,6 +185,10 @@ describe('GlobalAveragePool', () => {
     const { program } = await lowered({ op: 'GlobalAveragePool', inputs: { x: f32([2, 3, 17, 19], 53) } });
     const partials = program.computeSets.find((cs) => cs.name.endsWith('reduce/partials'))!;
     expect(new Set(partials.vertices.map((v) => v.tile)).size).toBe(4);
+  });
+
+  it('float16 agrees within float16 rounding (fp32 sums)', async () => {
+    await checkForward({ op: 'GlobalAveragePool', inputs: { x: half(f32([2, 3, 4, 5], 55)) }, outputDtype: 'float16', atol: 2e-3, rtol: 2e-3 });
   });
 
   it('grad agrees with finite differences', async () => {

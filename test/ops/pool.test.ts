@@ -5,7 +5,8 @@
  *
  * Tolerances: MaxPool forward is exact (a max picks one input: atol = rtol
  * = 0). AveragePool: one fp32 sum of at most 27 values and a division on
- * each side, in different orders: atol 1e-6, rtol 1e-5. Grads: the harness
+ * each side, in different orders: atol 1e-6, rtol 1e-5; in float16 one
+ * rounding of the result on each side: atol = rtol = 2e-3. Grads: the harness
  * default 2e-3 (see test/ops/nn.test.ts); inputs of MaxPool grads are kept
  * distinct (random floats) so no window has a tie within the step h.
  */
@@ -14,7 +15,7 @@ import { describe, expect, it } from 'vitest';
 import { loadDevicePreset } from '../../src/config/devices.js';
 import { poolCycles } from '../../sim/codelets/nn-util.js';
 import { checkForward, checkGrad, f32, runOurs, type OpCase } from './harness.js';
-import { checkForwardAllTiles } from './nn-util.js';
+import { checkForwardAllTiles, lowered } from './nn-util.js';
 
 function pool(op: 'MaxPool' | 'AveragePool', x: number[], attributes: OpCase['attributes'], seed = 1, opset?: number): OpCase {
   const exact = op === 'MaxPool';
@@ -56,6 +57,12 @@ describe('MaxPool and AveragePool forward', () => {
     }
     for (const opset of [8, 10, 11, 12]) await checkForward(pool('MaxPool', [1, 2, 5, 5], { kernel_shape: [3, 3], strides: [2, 2] }, 12, opset));
     for (const opset of [7, 10, 11]) await checkForward(pool('AveragePool', [1, 2, 5, 5], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }, 13, opset));
+  });
+
+  it('float16: max exact, average within float16 rounding (fp32 sums)', async () => {
+    const x = { ...f32([1, 2, 5, 5], 18, 0, -2, 2), dtype: 'float16' as const };
+    await checkForward({ op: 'MaxPool', attributes: { kernel_shape: [2, 2], pads: [1, 1, 0, 0] }, inputs: { x }, outputDtype: 'float16', atol: 0, rtol: 0 });
+    await checkForward({ op: 'AveragePool', attributes: { kernel_shape: [3, 3], strides: [2, 2] }, inputs: { x }, outputDtype: 'float16', atol: 2e-3, rtol: 2e-3 });
   });
 
   it('span all 4 tiles', async () => {
@@ -160,5 +167,13 @@ describe('pooling estimate (PopLibs getPoolingCycles structure)', () => {
     // per item 20 + 3 + (2 + 4 + 2 + 4 + 2 + 16 + 1 + 1) = 55; per row 17 + 9 x 55 = 512;
     // worker 30 + 2 x 512 + 1 = 1055; total 7 + 6 x 1055 + 6 = 6343.
     expect(poolCycles({ rows: 12, rowLength: 4, kernelPositions: 9, kind: 'max' }, loadDevicePreset('mk2'))).toBe(6343);
+  });
+
+  it('a 2-D MaxPool compute set costs it: rows of the innermost dim, per vector of channels', async () => {
+    // Y [1, 4, 4, 4] float32 = 256 bytes: two tiles of 32 outputs (128 bytes minimum per tile).
+    // Per vertex: rows of 4, 2 channels per vector -> 4 rows, 1 per worker; 4 kernel positions, rpt 4 + 3 x 4:
+    // per item 55, per row 17 + 4 x 55 = 237, worker 30 + 237 + 1 = 268, vertex 7 + 6 x 268 + 6 = 1621, + 11 supervisor.
+    const { phases } = await lowered(pool('MaxPool', [1, 4, 8, 8], { kernel_shape: [2, 2], strides: [2, 2] }, 19));
+    expect(phases.find((p) => p.kind === 'compute' && p.name.endsWith('/maxpool'))?.cycles).toBe(1632);
   });
 });
