@@ -2,7 +2,7 @@
  * tilesim's public API: what a custom-op module imports (`from 'tilesim'`),
  * and what a program driving sessions uses.
  */
-export { Op, GradOp, GradOpInType, isGradOp } from './ir/op.js';
+export { Op, GradOp, GradOpInType, OutputGradOnlyGradOp, isGradOp } from './ir/op.js';
 export type { GradInOutMapper, OpSettings, AttributeValue } from './ir/op.js';
 export type { OperatorIdentifier } from './ir/opid.js';
 export type { TensorInfo } from './ir/tensorinfo.js';

@@ -131,6 +131,24 @@ export abstract class GradOp extends Op {
   }
 }
 
+/**
+ * The common grad op of a one-input op whose gradient needs only the output's
+ * gradient: input 0 is the gradient of forward output 0, output 0 the
+ * gradient of forward input 0 (with that input's info). Its lowering says
+ * what it computes (an alias for views and Identity, a cast back for Cast).
+ */
+export class OutputGradOnlyGradOp extends GradOp {
+  setup(): void {
+    this.setOutInfo(0, this.fwdInInfo(0));
+  }
+  gradInputInfo(): GradInOutMapper[] {
+    return [{ gradOpInIndex: 0, fwdIndex: 0, type: GradOpInType.GradOut }];
+  }
+  gradOutToNonGradIn(): Map<number, number> {
+    return new Map([[0, 0]]);
+  }
+}
+
 export function isGradOp(op: Op): op is GradOp {
   return op instanceof GradOp || (typeof (op as Partial<GradOp>).gradInputInfo === 'function' && 'fwdOp' in op);
 }

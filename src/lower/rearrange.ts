@@ -57,15 +57,9 @@ export interface AffineView {
   offset: number;
 }
 
-export function rowMajorStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let k = shape.length - 1; k >= 0; k--) {
-    s[k] = acc;
-    acc *= shape[k];
-  }
-  return s;
-}
+import { rowMajorStrides } from './broadcast.js';
+
+export { rowMajorStrides };
 
 export function numElements(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);

@@ -4,7 +4,7 @@
  * zero. Its grad op casts the output gradient back to the input's type; a
  * cast to or from an integer type has no gradient.
  */
-import { GradOp, GradOpInType, Op, type AttributeValue, type GradInOutMapper, type OpSettings } from '../ir/op.js';
+import { GradOp, Op, OutputGradOnlyGradOp, type AttributeValue, type OpSettings } from '../ir/op.js';
 import type { DType } from '../ir/dtype.js';
 import { isFloat } from '../ir/dtype.js';
 import type { OpDefinition } from '../ir/registry.js';
@@ -41,18 +41,9 @@ export class CastOp extends Op {
   }
 }
 
-export class CastGradOp extends GradOp {
+export class CastGradOp extends OutputGradOnlyGradOp {
   constructor(fwd: CastOp) {
     super(CAST_GRAD, fwd);
-  }
-  setup(): void {
-    this.setOutInfo(0, this.fwdInInfo(0));
-  }
-  gradInputInfo(): GradInOutMapper[] {
-    return [{ gradOpInIndex: 0, fwdIndex: 0, type: GradOpInType.GradOut }];
-  }
-  gradOutToNonGradIn(): Map<number, number> {
-    return new Map([[0, 0]]);
   }
 }
 

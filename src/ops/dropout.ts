@@ -17,7 +17,7 @@
  *
  * The optional mask output is int32 (0/1): tilesim has no bool tensors yet.
  */
-import { GradOp, GradOpInType, Op, type AttributeValue, type GradInOutMapper, type OpSettings } from '../ir/op.js';
+import { GradOp, GradOpInType, Op, OutputGradOnlyGradOp, type AttributeValue, type GradInOutMapper, type OpSettings } from '../ir/op.js';
 import { isFloat } from '../ir/dtype.js';
 import { GRAPHCORE_DOMAIN, ONNX_DOMAIN, type OperatorIdentifier } from '../ir/opid.js';
 import type { OpDefinition } from '../ir/registry.js';
@@ -41,18 +41,9 @@ export class IdentityOp extends Op {
 }
 
 /** x' = y' (an alias: no copy, no cycles). */
-export class IdentityGradOp extends GradOp {
+export class IdentityGradOp extends OutputGradOnlyGradOp {
   constructor(fwd: IdentityOp) {
     super(IDENTITY_GRAD, fwd);
-  }
-  setup(): void {
-    this.setOutInfo(0, this.fwdInInfo(0));
-  }
-  gradInputInfo(): GradInOutMapper[] {
-    return [{ gradOpInIndex: 0, fwdIndex: 0, type: GradOpInType.GradOut }];
-  }
-  gradOutToNonGradIn(): Map<number, number> {
-    return new Map([[0, 0]]);
   }
 }
 

@@ -3,7 +3,7 @@
  * version registration, and the grad op of every pure view (Reshape,
  * Flatten, Squeeze, Unsqueeze): the output gradient reshaped back, an alias.
  */
-import { GradOp, GradOpInType, type GradInOutMapper, type Op } from '../ir/op.js';
+import { OutputGradOnlyGradOp, type Op } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
 import type { OpDefinition } from '../ir/registry.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
@@ -71,19 +71,10 @@ const VIEW_GRAD = { domain: GC, type: 'ReshapeGrad', version: 1 };
  * gradient read with the input's shape. Row-major order is unchanged, so it
  * lowers to an alias.
  */
-export class ViewGradOp extends GradOp {
+export class ViewGradOp extends OutputGradOnlyGradOp {
   static readonly defaultOperatorId = VIEW_GRAD;
   constructor(fwd: Op) {
     super(VIEW_GRAD, fwd);
-  }
-  setup(): void {
-    this.setOutInfo(0, this.fwdInInfo(0));
-  }
-  gradInputInfo(): GradInOutMapper[] {
-    return [{ gradOpInIndex: 0, fwdIndex: 0, type: GradOpInType.GradOut }];
-  }
-  gradOutToNonGradIn(): Map<number, number> {
-    return new Map([[0, 0]]);
   }
 }
 
