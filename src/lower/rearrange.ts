@@ -41,6 +41,7 @@
 import { DTYPE_BYTES, type ProgramStep } from '../../sim/program.js';
 import type { LowerContext } from './context.js';
 import type { BuildTensor, Slice, TileRange } from './devicegraph.js';
+import { rowMajorStrides } from './broadcast.js';
 
 /**
  * Runs shorter than this many bytes go through the Rearrange vertex instead
@@ -56,8 +57,6 @@ export interface AffineView {
   strides: number[];
   offset: number;
 }
-
-import { rowMajorStrides } from './broadcast.js';
 
 export { rowMajorStrides };
 
