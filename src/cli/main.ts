@@ -128,16 +128,17 @@ export function buildProgram(): Command {
         domain: d.id.domain,
         type: d.id.type,
         version: d.id.version,
-        kind: d.create ? 'op' : 'grad/internal',
-        grad: d.grad === true,
+        kind: d.create ? 'op' : d.expand ? 'composite' : 'grad/internal',
+        grad: d.grad === true || d.expand !== undefined,
         description: d.description ?? '',
       }));
       if (o.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
       else {
         process.stdout.write('domain         type               version  grad  description\n');
         for (const r of rows) {
-          process.stdout.write(`${r.domain.padEnd(14)} ${r.type.padEnd(18)} ${String(r.version).padStart(7)}  ${(r.kind === 'op' ? (r.grad ? 'yes' : 'no') : '-').padEnd(4)}  ${r.description}\n`);
+          process.stdout.write(`${r.domain.padEnd(14)} ${r.type.padEnd(18)} ${String(r.version).padStart(7)}  ${(r.kind === 'composite' ? 'yes*' : r.kind === 'op' ? (r.grad ? 'yes' : 'no') : '-').padEnd(4)}  ${r.description}\n`);
         }
+        process.stdout.write('grad: yes* = a composite, expanded into ops with gradients; - = a grad or internal op\n');
       }
     });
 

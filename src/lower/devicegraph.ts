@@ -149,7 +149,10 @@ export class DeviceGraph {
   /** The tile ranges of `t` that overlap [begin, end), clipped. */
   rangesOf(t: BuildTensor, begin = 0, end = t.size): TileRange[] {
     const out: TileRange[] = [];
-    for (const m of t.mapping ?? []) {
+    const mapping = t.mapping ?? [];
+    // Mappings are sorted and disjoint: start at the first range ending after `begin`.
+    for (let i = firstEndingAfter(mapping, begin); i < mapping.length && mapping[i].begin < end; i++) {
+      const m = mapping[i];
       const b = Math.max(begin, m.begin);
       const e = Math.min(end, m.end);
       if (e > b) out.push({ tile: m.tile, begin: b, end: e });
@@ -221,13 +224,14 @@ export class DeviceGraph {
         shape: t.shape,
         category: t.category,
         op: t.op,
-        intervals: intervals[t.id],
+        intervals: [...intervals[t.id]].sort((a, b) => a.begin - b.begin),
         ...(typeof life === 'object' ? { live: { from: life.from, to: life.to } } : {}),
       };
     });
     const region = (s: Slice, tile: number, where: string, op: string): Region => {
       const t = tensors[s.tensor];
-      const iv = t.intervals.find((i) => i.tile === tile && i.begin <= s.begin && s.end <= i.end);
+      const at = t.intervals[firstEndingAfter(t.intervals, s.begin)];
+      const iv = at && at.tile === tile && at.begin <= s.begin && s.end <= at.end ? at : undefined;
       if (!iv) {
         throw loweringError(
           op,
@@ -283,17 +287,31 @@ export class DeviceGraph {
 }
 
 /** Split a slice-to-slice copy into tile-to-tile pieces. */
+/** Index of the first of `list` (sorted by begin, disjoint) whose end is after `pos`: a binary search. */
+function firstEndingAfter(list: readonly { begin: number; end: number }[], pos: number): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (list[mid].end <= pos) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 function resolveCopy(src: DeviceTensor, s: Slice, dst: DeviceTensor, d: Slice): ExchangeCopy[] {
   const size = DTYPE_BYTES[src.dtype];
   const out: ExchangeCopy[] = [];
-  for (const si of src.intervals) {
+  for (let i = firstEndingAfter(src.intervals, s.begin); i < src.intervals.length && src.intervals[i].begin < s.end; i++) {
+    const si = src.intervals[i];
     const b = Math.max(s.begin, si.begin);
     const e = Math.min(s.end, si.end);
     if (e <= b) continue;
     // Elements [b, e) of src land at [b - s.begin + d.begin, ...) of dst.
     const db = b - s.begin + d.begin;
     const de = e - s.begin + d.begin;
-    for (const di of dst.intervals) {
+    for (let j = firstEndingAfter(dst.intervals, db); j < dst.intervals.length && dst.intervals[j].begin < de; j++) {
+      const di = dst.intervals[j];
       const xb = Math.max(db, di.begin);
       const xe = Math.min(de, di.end);
       if (xe <= xb) continue;

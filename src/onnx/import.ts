@@ -391,6 +391,11 @@ export function parseOnnx(bytes: Uint8Array, opts: OnnxParseOptions = {}): OnnxI
 
   // Constants only folded nodes read are dropped; every other initializer is kept.
   const read = new Set<string>([...nodes.flatMap((n) => n.inputs), ...outputs]);
+  // Statistics rather than weights: BatchNormalization's running mean and variance (inputs 3 and 4)
+  // have no gradient, so they are constants unless something else reads them too.
+  const statsOnly = new Set<string>();
+  for (const n of nodes) if (n.op === 'BatchNormalization') for (const i of [3, 4]) if (n.inputs[i]) statsOnly.add(n.inputs[i]);
+  for (const n of nodes) for (const [i, id] of n.inputs.entries()) if (statsOnly.has(id) && !(n.op === 'BatchNormalization' && (i === 3 || i === 4))) statsOnly.delete(id);
   const initializers: InitializerDecl[] = [];
   for (const [name, c] of constants) {
     if (!read.has(name) && (consumedByFold.has(name) || c.folded)) continue;
@@ -398,7 +403,7 @@ export function parseOnnx(bytes: Uint8Array, opts: OnnxParseOptions = {}): OnnxI
       fail(`${c.folded ? 'constant' : 'initializer'} '${name}' has no elements (shape [${c.shape.join(', ')}]); zero-size tensors are not supported`);
     const float = c.dtype !== 'int32';
     const init: InitializerDecl['init'] = c.fill !== undefined ? { kind: 'constant', value: c.fill } : { kind: 'data', data: c.data };
-    initializers.push({ name, shape: c.shape, dtype: c.dtype, loc, init, trainable: float && !c.folded });
+    initializers.push({ name, shape: c.shape, dtype: c.dtype, loc, init, trainable: float && !c.folded && !statsOnly.has(name) });
   }
 
   const graph: GraphDecl = { inputs, initializers, nodes, outputs, opset };

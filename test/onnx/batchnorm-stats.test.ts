@@ -1,0 +1,35 @@
+/** BatchNormalization's running statistics import as constants (they have no gradient); its scale and bias stay trainable. */
+import onnxProto from 'onnx-proto';
+import { describe, expect, it } from 'vitest';
+import { parseOnnx } from '../../src/onnx/import.js';
+import { floatTensor, modelBytes, node, valueInfo } from './helpers.js';
+
+const F = onnxProto.onnx.TensorProto.DataType.FLOAT;
+
+describe('ONNX import of BatchNormalization', () => {
+  it('makes mean and var constants, scale and bias trainable', () => {
+    const bytes = modelBytes({
+      nodes: [node('BatchNormalization', ['x', 'scale', 'bias', 'mean', 'var'], ['y'])],
+      inputs: [valueInfo('x', F, [1, 2, 3, 3])],
+      outputs: [valueInfo('y', F)],
+      initializers: [floatTensor('scale', [2], [1, 2]), floatTensor('bias', [2], [0, 1]), floatTensor('mean', [2], [0.5, -0.5]), floatTensor('var', [2], [1, 4])],
+      opset: 15,
+    });
+    const { graph } = parseOnnx(bytes, { file: 'bn.onnx' });
+    const trainable = Object.fromEntries(graph.initializers.map((i) => [i.name, i.trainable]));
+    expect(trainable).toEqual({ scale: true, bias: true, mean: false, var: false });
+  });
+
+  it('keeps a statistic trainable when another op also reads it as a weight', () => {
+    const bytes = modelBytes({
+      nodes: [node('BatchNormalization', ['x', 'scale', 'bias', 'mean', 'var'], ['y']), node('Add', ['y', 'mean'], ['z'])],
+      inputs: [valueInfo('x', F, [1, 2])],
+      outputs: [valueInfo('z', F)],
+      initializers: [floatTensor('scale', [2], [1, 2]), floatTensor('bias', [2], [0, 1]), floatTensor('mean', [2], [0.5, -0.5]), floatTensor('var', [2], [1, 4])],
+      opset: 15,
+    });
+    const { graph } = parseOnnx(bytes, { file: 'bn.onnx' });
+    expect(graph.initializers.find((i) => i.name === 'mean')!.trainable).toBe(true);
+    expect(graph.initializers.find((i) => i.name === 'var')!.trainable).toBe(false);
+  });
+});
