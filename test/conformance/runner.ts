@@ -45,7 +45,8 @@ export interface CaseResult {
   constantInputs?: string[];
 }
 
-const INDEX_TYPES = new Set<number>([DataType.INT32, DataType.INT64]);
+// Integer inputs and outputs (indices, labels) and booleans (Where's condition, Dropout's mask), which the IR holds as int32 0/1.
+const INDEX_TYPES = new Set<number>([DataType.INT32, DataType.INT64, DataType.BOOL]);
 
 function readTensor(file: string) {
   return onnx.TensorProto.decode(readFileSync(file));
