@@ -5,6 +5,7 @@ import { UserError } from '../errors.js';
 import type { DType } from '../ir/dtype.js';
 import { nelms } from '../ir/tensorinfo.js';
 import { decodeNpy } from '../report/npy.js';
+import { decodeHalf } from '../../sim/half.js';
 import { Rng } from '../util/random.js';
 
 export type HostArray = Float32Array | Int32Array;
@@ -60,7 +61,8 @@ export function fromNpy(path: string, shape: readonly number[], dtype: DType, wh
   const want = dtype === 'int32' ? 'int32' : 'float32';
   if ((arr.dtype === 'int32') !== (want === 'int32')) throw new UserError(`${what}: ${path} holds ${arr.dtype}, expected ${dtype}`, loc);
   const data = alloc(dtype, arr.data.length);
-  data.set(arr.data as ArrayLike<number>);
+  // float16 files hold bits: decode them to values (a float16 tensor rounds them back on the device).
+  data.set(arr.dtype === 'float16' ? decodeHalf(arr.data as Uint16Array) : (arr.data as ArrayLike<number>));
   return { data, batches: same ? 1 : arr.shape[0] };
 }
 

@@ -107,3 +107,15 @@ describe('anchor validation', () => {
     await expect(compile(cfg)).rejects.toThrow(/anchors\.y: everyN:3 needs batchesPerStep \(2\) to be a multiple of 3/);
   });
 });
+
+describe('float16 .npy input', () => {
+  it('decodes float16 files to values', async () => {
+    const { encodeHalf } = await import('../../sim/half.js');
+    const values = [0.5, -1.25, 2, 3.5, -0.125, 1, 0, 4, -2, 0.75, 1.5, -3];
+    writeFileSync(path.join(dir, 'half.npy'), encodeNpy(encodeHalf(values), [4, 3], 'float16'));
+    const cfg = loadConfigText(config(`{npy: half.npy}`, '{y: final}', 1), path.join(dir, 'c.yaml'));
+    const r = await run(await compile(cfg), { workers: 1, numerics: true, steps: 1 });
+    const want = reference(Float32Array.from(values));
+    Array.from(r.anchors.get('y')!.data).forEach((v, i) => expect(v).toBeCloseTo(want[i], 4));
+  });
+});
