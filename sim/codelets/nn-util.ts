@@ -90,7 +90,14 @@ export class PlaneWindow {
 /** The plane window of field `field` whose params and arrays carry `prefix` (e.g. 'x' -> xnMin, xrowRun, ...). */
 export function planeWindow(args: VertexArgs, field: string, prefix: string, d1: number, d2: number): PlaneWindow {
   const f = args.fields[field];
-  const regions = (Array.isArray(f) ? f : [f]) as Float32Array[];
+  let regions = (Array.isArray(f) ? f : [f]) as Float32Array[];
+  // Regions gathered into one on the tile (LowerContext.gather): split it back into the logical pieces.
+  const lens = args.arrays[`${prefix}lens`];
+  if (lens && regions.length === 1 && lens.length > 1) {
+    const joined = regions[0];
+    let at = 0;
+    regions = lens.map((n) => joined.subarray(at, (at += n)));
+  }
   const p = args.params;
   return new PlaneWindow(
     regions,

@@ -103,7 +103,8 @@ export function planeWindowOnTile(
   const last = runs[runs.length - 1][1];
   const rowRun = new Array<number>(D0).fill(0);
   const rowOff = new Array<number>(D0).fill(0);
-  const slices: Slice[] = [];
+  // The regions the PlaneWindow reads, as element ranges of t; gathered into one tensor when many must travel.
+  const pieces: [number, number][] = [];
   const planeStart = (n: number, c: number) => (n * C + c) * plane;
   const bytes = DTYPE_BYTES[t.dtype];
   // Elements of a window of k planes per region, each from row `first` of its first plane to row `last` of its last.
@@ -149,10 +150,10 @@ export function planeWindowOnTile(
     for (let i = first; i <= last; i++) rowOff[i] = i - first;
     if (ppr === cCount && first === 0 && last === D0 - 1 && box.cLo === 0 && box.cHi === C - 1) {
       ppr = nCount * cCount;
-      slices.push(ctx.onTile(t, planeStart(box.nMin, 0), planeStart(box.nMax + 1, 0), tile));
+      pieces.push([planeStart(box.nMin, 0), planeStart(box.nMax + 1, 0)]);
     } else {
       for (let n = box.nMin; n <= box.nMax; n++) {
-        for (let c = box.cLo; c <= box.cHi; c += ppr) slices.push(ctx.onTile(t, planeStart(n, c) + first * rest, planeStart(n, c + ppr - 1) + (last + 1) * rest, tile));
+        for (let c = box.cLo; c <= box.cHi; c += ppr) pieces.push([planeStart(n, c) + first * rest, planeStart(n, c + ppr - 1) + (last + 1) * rest]);
       }
     }
   } else {
@@ -167,14 +168,17 @@ export function planeWindowOnTile(
     }
     for (let n = box.nMin; n <= box.nMax; n++) {
       for (let c = box.cLo; c <= box.cHi; c++) {
-        for (const [lo, hi] of runs) slices.push(ctx.onTile(t, planeStart(n, c) + lo * rest, planeStart(n, c) + (hi + 1) * rest, tile));
+        for (const [lo, hi] of runs) pieces.push([planeStart(n, c) + lo * rest, planeStart(n, c) + (hi + 1) * rest]);
       }
     }
   }
+  const slices: Slice[] = ctx.gather(t, pieces, tile);
+  // One gathered region stands for all the pieces: the codelet splits it back by these lengths.
+  const joined = slices.length !== pieces.length ? { [`${prefix}lens`]: pieces.map(([b, e]) => e - b) } : {};
   return {
     slices,
     params: { [`${prefix}nMin`]: box.nMin, [`${prefix}cLo`]: box.cLo, [`${prefix}cCount`]: cCount, [`${prefix}R`]: R, [`${prefix}ppr`]: ppr, [`${prefix}planeStride`]: plane },
-    arrays: { [`${prefix}rowRun`]: rowRun, [`${prefix}rowOff`]: rowOff },
+    arrays: { [`${prefix}rowRun`]: rowRun, [`${prefix}rowOff`]: rowOff, ...joined },
   };
 }
 
