@@ -10,7 +10,8 @@
  * Also here: varUpdateOp(), the op a train.optimizer makes for one variable.
  */
 import type { OptimizerSpec } from '../config/types.js';
-import { Op, type AttributeValue, type OpSettings } from '../ir/op.js';
+import type { AttributeValue, Op, OpSettings } from '../ir/op.js';
+import { lossScalingParam, perVertexState, stateLike, VarUpdateOp } from './var-update.js';
 import type { OpDefinition } from '../ir/registry.js';
 import { nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
@@ -30,21 +31,13 @@ export interface AdamParams {
   lossScaling?: number;
 }
 
-export class AdamVarUpdateOp extends Op {
+export class AdamVarUpdateOp extends VarUpdateOp {
   static readonly defaultOperatorId = ADAM;
   constructor(
     readonly params: AdamParams,
     settings: OpSettings,
   ) {
     super(ADAM, settings);
-  }
-  setup(): void {
-    const w = this.inInfo(0);
-    const g = this.inInfo(1);
-    if (nelms(w.shape) !== nelms(g.shape)) this.fail(`gradient ${this.inId(1)} does not match variable ${this.inId(0)}`);
-  }
-  override modifiedInputs(): number[] {
-    return [0];
   }
   override attributes(): Record<string, AttributeValue> {
     const p = this.params;
@@ -61,12 +54,10 @@ function lowerAdam(op: Op, ctx: LowerContext): void {
   const w = ctx.input(0);
   const g = ctx.input(1);
   const ranges = ctx.ranges(w);
-  const m = ctx.addTensor('exp_avg', 'float32', w.shape, 'variable');
-  const v = ctx.addTensor('exp_avg_sq', 'float32', w.shape, 'variable');
-  ctx.graph.mapLike(m, w);
-  ctx.graph.mapLike(v, w);
-  const step = ctx.addTensor('step', 'float32', [ranges.length], 'variable');
-  ctx.graph.setTileMapping(step, ranges.map((r, i) => ({ tile: r.tile, begin: i, end: i + 1 })));
+  // Moments in float32 whatever the weight's type.
+  const m = stateLike(ctx, 'exp_avg', w, 'float32');
+  const v = stateLike(ctx, 'exp_avg_sq', w, 'float32');
+  const step = perVertexState(ctx, 'step', ranges);
   ctx.computeSet('adam');
   for (const [i, r] of ranges.entries()) {
     ctx.vertex(
@@ -86,7 +77,7 @@ function lowerAdam(op: Op, ctx: LowerContext): void {
         eps: p.eps,
         weightDecay: p.weightDecay,
         decoupled: p.decoupled ? 1 : 0,
-        ...(p.lossScaling !== undefined && p.lossScaling !== 1 ? { lossScaling: p.lossScaling } : {}),
+        ...lossScalingParam(p.lossScaling),
       },
     );
   }

@@ -7,7 +7,8 @@
  * `started` flag per vertex, so the first step is PyTorch's (v = g) without
  * recompiling.
  */
-import { Op, type AttributeValue, type OpSettings } from '../ir/op.js';
+import type { AttributeValue, Op, OpSettings } from '../ir/op.js';
+import { lossScalingParam, perVertexState, stateLike, VarUpdateOp } from './var-update.js';
 import type { OpDefinition } from '../ir/registry.js';
 import { nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
@@ -24,21 +25,13 @@ export interface SGDParams {
   lossScaling?: number;
 }
 
-export class SGDVarUpdateOp extends Op {
+export class SGDVarUpdateOp extends VarUpdateOp {
   static readonly defaultOperatorId = SGD;
   constructor(
     readonly params: SGDParams,
     settings: OpSettings,
   ) {
     super(SGD, settings);
-  }
-  setup(): void {
-    const w = this.inInfo(0);
-    const g = this.inInfo(1);
-    if (nelms(w.shape) !== nelms(g.shape)) this.fail(`gradient ${this.inId(1)} does not match variable ${this.inId(0)}`);
-  }
-  override modifiedInputs(): number[] {
-    return [0];
   }
   override attributes(): Record<string, AttributeValue> {
     const p = this.params;
@@ -63,10 +56,8 @@ function lowerSGD(op: Op, ctx: LowerContext): void {
   const g = ctx.input(1);
   const ranges = ctx.ranges(w);
   // Optimizer state lives beside the weights: the velocity mapped like w, one `started` flag per vertex.
-  const v = p.momentum !== 0 ? ctx.addTensor('velocity', w.dtype, w.shape, 'variable') : undefined;
-  if (v) ctx.graph.mapLike(v, w);
-  const started = p.momentum !== 0 ? ctx.addTensor('started', 'float32', [ranges.length], 'variable') : undefined;
-  if (started) ctx.graph.setTileMapping(started, ranges.map((r, i) => ({ tile: r.tile, begin: i, end: i + 1 })));
+  const v = p.momentum !== 0 ? stateLike(ctx, 'velocity', w) : undefined;
+  const started = p.momentum !== 0 ? perVertexState(ctx, 'started', ranges) : undefined;
   ctx.computeSet('sgd');
   for (const [i, r] of ranges.entries()) {
     const fields = {
@@ -80,8 +71,7 @@ function lowerSGD(op: Op, ctx: LowerContext): void {
       dampening: p.dampening,
       weightDecay: p.weightDecay,
       nesterov: p.nesterov ? 1 : 0,
-      // Only when scaling: a param is a word of vertex state on every tile.
-      ...(p.lossScaling !== undefined && p.lossScaling !== 1 ? { lossScaling: p.lossScaling } : {}),
+      ...lossScalingParam(p.lossScaling),
     });
   }
 }
