@@ -25,6 +25,8 @@ export class LowerContext {
   private ex = -1;
   private readonly pending: ProgramStep[] = [];
   private readonly copies = new Map<string, Slice>();
+  /** Copies made by onTile per tensor and tile, for reuse by requests inside them. */
+  private readonly copiesOn = new Map<string, { begin: number; end: number; slice: Slice }[]>();
   /** Device tensors this op made with output(). */
   private readonly made = new Set<BuildTensor>();
 
@@ -147,11 +149,15 @@ export class LowerContext {
   /**
    * Elements [begin, end) of `t` as one contiguous slice on `tile`: in place
    * when they already live there, else a copy made by the exchange before the
-   * current compute set (one copy per op, reused).
+   * current compute set (one copy per op, reused, also for any range inside
+   * it: ask for a tile's whole span first to copy it once).
    */
   onTile(t: BuildTensor, begin: number, end: number, tile: number): Slice {
     const here = this.graph.rangesOf(t, begin, end);
     if (here.length === 1 && here[0].tile === tile && here[0].begin === begin && here[0].end === end) return this.slice(t, begin, end);
+    const tileKey = `${t.id}:${tile}`;
+    const within = this.copiesOn.get(tileKey)?.find((c) => c.begin <= begin && end <= c.end);
+    if (within) return { tensor: within.slice.tensor, begin: within.slice.begin + (begin - within.begin), end: within.slice.begin + (end - within.begin) };
     const key = `${t.id}:${begin}:${end}:${tile}`;
     const cached = this.copies.get(key);
     if (cached) return cached;
@@ -162,6 +168,9 @@ export class LowerContext {
     this.graph.addCopy(this.ex, this.slice(t, begin, end), this.slice(copy));
     const s = this.slice(copy);
     this.copies.set(key, s);
+    const list = this.copiesOn.get(tileKey);
+    if (list) list.push({ begin, end, slice: s });
+    else this.copiesOn.set(tileKey, [{ begin, end, slice: s }]);
     return s;
   }
 
@@ -178,8 +187,9 @@ export class LowerContext {
     }).length;
     // Gathering also copies the runs already here: worth it only when several runs must travel.
     if (remote < 2) return runs.map(([b, e]) => this.onTile(t, b, e, tile));
-    const key = `${t.id}:gather:${runs.map(([b, e]) => `${b}-${e}`).join(',')}:${tile}`;
-    const cached = this.copies.get(key);
+    // Reuse an identical gather (a window several vertices read); long lists are not worth the key.
+    const key = runs.length <= 64 ? `${t.id}:gather:${runs.map(([b, e]) => `${b}-${e}`).join(',')}:${tile}` : '';
+    const cached = key ? this.copies.get(key) : undefined;
     if (cached) return [cached];
     if (this.cs < 0) throw new Error(`internal: ${this.op.name} asks for data before opening a compute set`);
     const size = runs.reduce((s, [b, e]) => s + (e - b), 0);
@@ -192,7 +202,7 @@ export class LowerContext {
       at += e - b;
     }
     const s = this.slice(copy);
-    this.copies.set(key, s);
+    if (key) this.copies.set(key, s);
     return [s];
   }
 

@@ -268,7 +268,7 @@ export class DeviceGraph {
       id: ex.id,
       name: ex.name,
       op: ex.op,
-      copies: ex.copies.flatMap((c) => resolveCopy(tensors[c.src.tensor], c.src, tensors[c.dst.tensor], c.dst)),
+      copies: resolveCopies(ex.copies, tensors),
     }));
     return {
       schemaVersion: 1,
@@ -299,9 +299,15 @@ function firstEndingAfter(list: readonly { begin: number; end: number }[], pos: 
   return lo;
 }
 
-function resolveCopy(src: DeviceTensor, s: Slice, dst: DeviceTensor, d: Slice): ExchangeCopy[] {
-  const size = DTYPE_BYTES[src.dtype];
+/** Every slice-to-slice copy of an exchange as tile-to-tile pieces, in order. */
+function resolveCopies(copies: readonly { src: Slice; dst: Slice }[], tensors: readonly DeviceTensor[]): ExchangeCopy[] {
   const out: ExchangeCopy[] = [];
+  for (const c of copies) resolveCopy(tensors[c.src.tensor], c.src, tensors[c.dst.tensor], c.dst, out);
+  return out;
+}
+
+function resolveCopy(src: DeviceTensor, s: Slice, dst: DeviceTensor, d: Slice, out: ExchangeCopy[]): void {
+  const size = DTYPE_BYTES[src.dtype];
   for (let i = firstEndingAfter(src.intervals, s.begin); i < src.intervals.length && src.intervals[i].begin < s.end; i++) {
     const si = src.intervals[i];
     const b = Math.max(s.begin, si.begin);
@@ -325,5 +331,4 @@ function resolveCopy(src: DeviceTensor, s: Slice, dst: DeviceTensor, d: Slice): 
       });
     }
   }
-  return out;
 }

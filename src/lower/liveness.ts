@@ -73,12 +73,12 @@ export function flatten(steps: readonly ProgramStep[]): { leaves: LeafStep[]; re
 export function computeLiveness(
   tensors: readonly LivenessTensor[],
   programs: Readonly<Record<string, readonly ProgramStep[]>>,
-  accesses: (step: LeafStep) => Access[],
+  accesses: (step: LeafStep, visit: (a: Access) => void) => void,
 ): Liveness {
   const touchedElsewhere = new Set<number>();
   for (const [name, steps] of Object.entries(programs)) {
     if (name === BATCH_PROGRAM) continue;
-    for (const s of flatten(steps).leaves) for (const a of accesses(s)) touchedElsewhere.add(a.tensor);
+    for (const s of flatten(steps).leaves) accesses(s, (a) => touchedElsewhere.add(a.tensor));
   }
   const { leaves, repeats } = flatten(programs[BATCH_PROGRAM] ?? []);
   const n = tensors.length;
@@ -87,15 +87,16 @@ export function computeLiveness(
   const last = new Array<number>(n).fill(-1);
   const writes: { step: number; begin: number; end: number }[][] = tensors.map(() => []);
   leaves.forEach((s, i) => {
-    for (const a of accesses(s)) {
+    accesses(s, (a) => {
       const t = a.tensor;
       if (a.write) {
         if (i < firstWrite[t]) firstWrite[t] = i;
-        writes[t].push({ step: i, begin: a.begin, end: a.end });
+        // Only writes before the first read decide whether reads see this batch's data.
+        if (firstRead[t] === Infinity) writes[t].push({ step: i, begin: a.begin, end: a.end });
       }
       if (a.read && i < firstRead[t]) firstRead[t] = i;
       last[t] = i;
-    }
+    });
   });
 
   const lifetimes: Lifetime[] = tensors.map((t) => {

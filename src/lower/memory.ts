@@ -68,7 +68,7 @@ export function allocate(
 ): Allocation {
   const align = (n: number) => Math.ceil(n / device.allocationAlignment) * device.allocationAlignment;
   const liveness = program
-    ? computeLiveness(tensors, program.programs, (s) => stepAccesses(s, program, codelets))
+    ? computeLiveness(tensors, program.programs, (s, visit) => stepAccesses(s, program, codelets, visit))
     : { lifetimes: tensors.map((t): Lifetime => (t.dropped ? 'none' : 'always')), steps: [] as LeafStep[] };
   const { lifetimes } = liveness;
   const intervals: TileInterval[][] = tensors.map(() => []);
@@ -130,9 +130,17 @@ export function allocate(
 }
 
 /** Which elements of which tensors a leaf step reads and writes. */
-function stepAccesses(step: LeafStep, program: ProgramView, codelets: CodeletRegistry | undefined): Access[] {
-  const out: Access[] = [];
-  const add = (s: Slice, read: boolean, write: boolean) => out.push({ tensor: s.tensor, begin: s.begin, end: s.end, read, write });
+function stepAccesses(step: LeafStep, program: ProgramView, codelets: CodeletRegistry | undefined, visit: (a: Access) => void): void {
+  // One reused record: the visitor reads it before the next call (no allocation per access: programs have millions).
+  const rec: Access = { tensor: 0, begin: 0, end: 0, read: false, write: false };
+  const add = (s: Slice, read: boolean, write: boolean) => {
+    rec.tensor = s.tensor;
+    rec.begin = s.begin;
+    rec.end = s.end;
+    rec.read = read;
+    rec.write = write;
+    visit(rec);
+  };
   switch (step.kind) {
     case 'execute':
       for (const v of program.computeSets[step.computeSet]?.vertices ?? []) {
@@ -152,11 +160,10 @@ function stepAccesses(step: LeafStep, program: ProgramView, codelets: CodeletReg
       break;
     case 'streamCopy': {
       const s = program.streams[step.stream];
-      if (s) out.push({ tensor: s.tensor, begin: 0, end: Infinity, read: s.direction === 'fromDevice', write: s.direction === 'toDevice' });
+      if (s) visit({ tensor: s.tensor, begin: 0, end: Infinity, read: s.direction === 'fromDevice', write: s.direction === 'toDevice' });
       break;
     }
   }
-  return out;
 }
 
 /** Code bytes (distinct codelets x codeBytesPerCodelet) and vertex-state bytes of every tile. */

@@ -26,6 +26,7 @@ import type { OperatorIdentifier } from '../ir/opid.js';
 import type { OpDefinition } from '../ir/registry.js';
 import { fmtInfo, nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
+import type { TileRange } from '../lower/devicegraph.js';
 import { channelRange, channelSum, partialOnTile, reducePieces, type Piece } from '../lower/window.js';
 import { NnGradOp, floatInput, fwdInput, gid, gradOutIn, normAxis, product, sameDTypeAs, versions } from './nn-util.js';
 
@@ -226,13 +227,32 @@ export class BatchNormOp extends Op {
   }
 }
 
+/** Calls `f` with each tile's span of channels [lo, hi] over its ranges of an [N, C, S] tensor. */
+function channelSpans(ranges: readonly TileRange[], C: number, S: number, f: (tile: number, lo: number, hi: number) => void): void {
+  const spans = new Map<number, [number, number]>();
+  for (const r of ranges) {
+    const [lo, hi] = channelRange(r.begin, r.end, C, S);
+    const s = spans.get(r.tile);
+    if (s) {
+      s[0] = Math.min(s[0], lo);
+      s[1] = Math.max(s[1], hi);
+    } else spans.set(r.tile, [lo, hi]);
+  }
+  for (const [tile, [lo, hi]] of spans) f(tile, lo, hi);
+}
+
 function lowerBatchNorm(op: Op, ctx: LowerContext): void {
   const bn = op as BatchNormOp;
   const { C, S } = bn.layout();
   const x = ctx.input(0);
   const y = ctx.output(0, { like: x });
   ctx.computeSet('batchnorm');
-  for (const r of ctx.ranges(y)) {
+  const ranges = ctx.ranges(y);
+  // Each tile's channel parameters come over once, for all its ranges (a convolution's output has many per tile).
+  channelSpans(ranges, C, S, (tile, lo, hi) => {
+    for (let i = 1; i < 5; i++) ctx.onTile(ctx.input(i), lo, hi + 1, tile);
+  });
+  for (const r of ranges) {
     const [cMin, cMax] = channelRange(r.begin, r.end, C, S);
     const ch = (i: number) => ctx.onTile(ctx.input(i), cMin, cMax + 1, r.tile);
     ctx.vertex(
@@ -250,7 +270,12 @@ function lowerBatchNormGradX(op: Op, ctx: LowerContext): void {
   const dy = ctx.input(0);
   const dx = ctx.output(0, { like: dy });
   ctx.computeSet('batchnorm-grad-x');
-  for (const r of ctx.ranges(dx)) {
+  const ranges = ctx.ranges(dx);
+  channelSpans(ranges, C, S, (tile, lo, hi) => {
+    ctx.onTile(ctx.input(1), lo, hi + 1, tile);
+    ctx.onTile(ctx.input(2), lo, hi + 1, tile);
+  });
+  for (const r of ranges) {
     const [cMin, cMax] = channelRange(r.begin, r.end, C, S);
     ctx.vertex(
       'NnBatchNormGradX',

@@ -30,7 +30,7 @@ describe('computeLiveness', () => {
     sets: Access[][],
     batch: ProgramStep[] = sets.map((_, k) => ({ kind: 'execute', computeSet: k })),
     others: Record<string, ProgramStep[]> = {},
-  ) => computeLiveness(tensors, { batch, ...others }, (s: LeafStep) => (s.kind === 'execute' ? sets[s.computeSet] : []));
+  ) => computeLiveness(tensors, { batch, ...others }, (s: LeafStep, visit: (a: Access) => void) => (s.kind === 'execute' ? sets[s.computeSet] : []).forEach(visit));
   const w = (tensor: number, begin = 0, end = 4): Access => ({ tensor, begin, end, read: false, write: true });
   const r = (tensor: number, begin = 0, end = 4): Access => ({ tensor, begin, end, read: true, write: false });
 
