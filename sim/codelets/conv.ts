@@ -19,96 +19,10 @@
  * gradient with in/out channels swapped, taps that land between strides
  * skipped; dW: a convolution whose contraction runs over output positions).
  */
-import type { Codelet, VertexArgs } from '../codelet.js';
+import type { Codelet } from '../codelet.js';
 import { fieldDType } from '../codelet.js';
+import { convBlockCodelets } from './conv-block.js';
 import { AMP_SOURCE, ampConvCycles, count, geometryForCycles, geometryOf, planeWindow } from './nn-util.js';
-
-function convForward(args: VertexArgs, hasBias: boolean): void {
-  const { fields, params } = args;
-  const g = geometryOf(args.arrays);
-  const [, C, D0, D1, D2] = g.xs;
-  const [, M, O0, O1, O2] = g.ys;
-  const [K0, K1, K2] = g.k;
-  const [s0, s1, s2] = g.s;
-  const [d0, d1, d2] = g.d;
-  const [p0, p1, p2] = g.pb;
-  const group = params.group;
-  const Cg = C / group;
-  const Mg = M / group;
-  const K = K0 * K1 * K2;
-  const xw = planeWindow(args, 'in', 'x', D1, D2);
-  const w = fields.weights as Float32Array;
-  const bias = hasBias ? (fields.bias as Float32Array) : undefined;
-  const out = fields.out as Float32Array;
-  const { outBegin, mMin } = params;
-  for (let i = 0; i < out.length; i++) {
-    let t = outBegin + i;
-    const o2 = t % O2;
-    t = (t - o2) / O2;
-    const o1 = t % O1;
-    t = (t - o1) / O1;
-    const o0 = t % O0;
-    t = (t - o0) / O0;
-    const m = t % M;
-    const n = (t - m) / M;
-    const gi = Math.floor(m / Mg);
-    const wm = (m - mMin) * Cg * K;
-    let acc = 0;
-    for (let c = 0; c < Cg; c++) {
-      const wc = wm + c * K;
-      for (let a = 0; a < K0; a++) {
-        const i0 = o0 * s0 - p0 + a * d0;
-        if (i0 < 0 || i0 >= D0) continue;
-        const [arr, base] = xw.row(n, gi * Cg + c, i0);
-        for (let b = 0; b < K1; b++) {
-          const i1 = o1 * s1 - p1 + b * d1;
-          if (i1 < 0 || i1 >= D1) continue;
-          const row = base + i1 * D2;
-          const wr = wc + (a * K1 + b) * K2;
-          for (let e = 0; e < K2; e++) {
-            const i2 = o2 * s2 - p2 + e * d2;
-            if (i2 < 0 || i2 >= D2) continue;
-            acc = Math.fround(acc + arr[row + i2] * w[wr + e]);
-          }
-        }
-      }
-    }
-    out[i] = bias ? acc + bias[m - mMin] : acc;
-  }
-}
-
-function convCodelet(name: string, hasBias: boolean): Codelet {
-  return {
-    name,
-    kind: 'multi',
-    fields: hasBias
-      ? { in: { direction: 'input', vector: true }, weights: { direction: 'input' }, bias: { direction: 'input' }, out: { direction: 'output' } }
-      : { in: { direction: 'input', vector: true }, weights: { direction: 'input' }, out: { direction: 'output' } },
-    compute: (args) => convForward(args, hasBias),
-    cycles(v, device) {
-      const a = geometryForCycles(v);
-      const C = a.xs[1];
-      const M = a.ys[1];
-      const group = v.params.group ?? 1;
-      const K = a.k[0] * a.k[1] * a.k[2];
-      const Cg = C / group;
-      const mTouched = Math.max(1, Math.round(count(v, 'weights') / (Cg * K)));
-      const outCount = count(v, 'out');
-      return ampConvCycles(
-        {
-          convGroups: Math.ceil(mTouched / (M / group)),
-          inChans: Cg,
-          outChans: Math.min(mTouched, M / group),
-          kernelPositions: K,
-          positions: Math.ceil(outCount / mTouched),
-          dtype: fieldDType(v.fields.out),
-        },
-        device,
-      );
-    },
-    estimateSource: AMP_SOURCE,
-  };
-}
 
 export const convGradXCodelet: Codelet = {
   name: 'NnConvGradX',
@@ -277,4 +191,4 @@ export const convGradWPartialCodelet: Codelet = {
   estimateSource: `${AMP_SOURCE}; dW as a convolution contracting over this tile's output positions, Cg x kernel rows of work`,
 };
 
-export const convCodelets: Codelet[] = [convCodelet('NnConv', false), convCodelet('NnConvBias', true), convGradXCodelet, convGradWPartialCodelet];
+export const convCodelets: Codelet[] = [...convBlockCodelets, convGradXCodelet, convGradWPartialCodelet];

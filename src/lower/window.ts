@@ -9,16 +9,12 @@
  *
  * Memory limit of this approach: each tile holds, besides its share of the
  * output, a copy of the input window its share depends on. For a
- * convolution that is, per batch item, every input channel of the groups it
- * touches over the input rows its output rows read, plus the weights of the
- * output channels it covers; the window keeps only the rows needed (at the
- * price of one copy per run of rows per plane, see planeWindowOnTile). The
- * input channels are never split over tiles, so a deep layer on a big
- * device (a 1x1 convolution over 1024 x 14 x 14 on Mk2) needs about
- * Cg x (its outputs' rows) per tile in hundreds of pieces, or, past
- * MAX_WINDOW_REGIONS, most of the input: it does not fit. A real
- * convolution planner (splitting input channels with partial sums, as
- * poplin's does) is future work. When a window does not fit, tile
+ * convolution's gradient that is, per batch item, every channel of the
+ * groups it touches over the rows it needs; the window keeps only the rows
+ * needed (at the price of one copy per run of rows per plane, see
+ * planeWindowOnTile), but channels are never split over tiles, so a deep
+ * layer on a big device may not fit. (The forward convolution is planned
+ * instead: src/lower/conv-planner.ts.) When a window does not fit, tile
  * allocation fails with the usual out-of-memory RunError naming the tile
  * and, as its largest tensor, the window (src/lower/memory.ts).
  *
@@ -52,12 +48,11 @@ export function windowBudget(ctx: LowerContext): number {
 
 /**
  * Most regions a window takes as exact pieces. Each is a copy made at
- * compile time (a tensor and exchange entries); a convolution over 1024
- * input channels on 1472 tiles would make 1.5 million of them, more than the
- * compiler can hold. Beyond this, planes share regions again and the window
- * may exceed the budget (and then the tile's memory: an out-of-memory
- * RunError). Splitting the input channels over tiles with partial sums,
- * as poplin's planner does, is the real fix (future work).
+ * compile time (a tensor and exchange entries); a gradient over 1024
+ * channels on 1472 tiles would make 1.5 million of them. Beyond this, planes
+ * share regions again and the window may exceed the budget (and then the
+ * tile's memory: an out-of-memory RunError). Planning the gradients like the
+ * forward convolution (src/lower/conv-planner.ts) is the real fix.
  */
 export const MAX_WINDOW_REGIONS = 512;
 
@@ -141,7 +136,7 @@ export function planeWindowOnTile(
       ctx.note(
         'window',
         `the window of '${t.name}' on tile ${tile} (${cCount} channel plane(s) of ${nCount} batch item(s)) needs more than the tile's ${ctx.device.bytesPerTile} bytes: ` +
-          `this lowering has no convolution planner yet (splitting input channels over tiles is future work)`,
+          `windowed lowerings (pooling, convolution gradients) do not split channels over tiles`,
       );
     }
   }

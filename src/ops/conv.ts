@@ -21,6 +21,9 @@ import type { OperatorIdentifier } from '../ir/opid.js';
 import type { OpDefinition } from '../ir/registry.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
+import { describeConvPlan, inputRows, planConv, type ConvShape } from '../lower/conv-planner.js';
+import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
+import type { MatMulDType } from '../lower/matmul-planner.js';
 import { channelSum, partialOnTile, planeWindowOnTile, reducePieces, type Piece } from '../lower/window.js';
 import { NnGradOp, floatInput, fwdInput, gid, gradOutIn, product, sameDTypeAs, versions, withoutEmpty } from './nn-util.js';
 import { backwardBox, forwardBox, geometryArrays, outShape, resolveGeometry, type Geometry } from './spatial.js';
@@ -128,31 +131,158 @@ function channels(g: Geometry, group: number) {
   };
 }
 
+/** The planner's view of a convolution (spatial dims padded to 3). */
+function convShape(conv: ConvOp, g: Geometry): ConvShape {
+  return {
+    N: g.xs[0],
+    C: g.xs[1],
+    M: g.ys[1],
+    group: conv.attrs.group,
+    inDims: g.xs.slice(2),
+    outDims: g.ys.slice(2),
+    kernel: g.k,
+    stride0: g.s[0],
+    dilation0: g.d[0],
+    pad0: g.pb[0],
+    dtype: conv.inInfo(0).dtype as MatMulDType,
+  };
+}
+
+/** Element runs [begin, end) of the listed blocks, adjacent runs merged. */
+function mergedRuns(runs: [number, number][]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const r of runs) {
+    const last = out[out.length - 1];
+    if (last && last[1] === r[0]) last[1] = r[1];
+    else out.push([r[0], r[1]]);
+  }
+  return out;
+}
+
+/**
+ * Forward: the planned lowering (src/lower/conv-planner.ts). Y is mapped by
+ * the plan: each block of output rows x output channels on the tile that
+ * computes it (with split input channels, the first of its gC tiles, which
+ * sums the partials). Each tile gathers its input box and weight block.
+ */
 function lowerConv(op: Op, ctx: LowerContext): void {
   const conv = op as ConvOp;
   const g = conv.geometry();
-  const group = conv.attrs.group;
-  const ch = channels(g, group);
+  const s = convShape(conv, g);
+  const result = planConv(s, ctx.device);
+  const p = result.plan;
+  ctx.note('conv plan', describeConvPlan(s, result));
+  const { C, M, Cg, Mg, K } = channels(g, s.group);
+  const [O0, O1, O2] = s.outDims;
+  const outRest = O1 * O2;
+  const inRest = s.inDims[1] * s.inDims[2];
+  const inPlane = s.inDims[0] * inRest;
   const x = ctx.input(0);
   const w = ctx.input(1);
   const bias = conv.hasBias ? ctx.input(2) : undefined;
   const y = ctx.output(0);
-  ctx.computeSet('conv');
   const arrays = geometryArrays(g);
-  for (const r of ctx.ranges(y)) {
-    const box = forwardBox(g, r.begin, r.end, ch.inOf);
-    const win = planeWindowOnTile(ctx, x, { C: ch.C, D0: g.xs[2], rest: g.xs[3] * g.xs[4] }, box, r.tile, 'x');
+
+  interface Block {
+    owner: number;
+    n0: number;
+    n1: number;
+    r0: number;
+    r1: number;
+    m0: number;
+    m1: number;
+    out: [number, number][];
+  }
+  const blocks: Block[] = [];
+  const mapping: TileRange[] = [];
+  for (let nb = 0; nb < p.gN; nb++) {
+    for (let rb = 0; rb < p.gRow; rb++) {
+      for (let mb = 0; mb < p.gM; mb++) {
+        const owner = ((nb * p.gRow + rb) * p.gM + mb) * p.gC;
+        const n0 = nb * p.nBlock;
+        const n1 = Math.min(s.N, n0 + p.nBlock);
+        const r0 = rb * p.rowBlock;
+        const r1 = Math.min(O0, r0 + p.rowBlock);
+        const m0 = mb * p.mBlock;
+        const m1 = Math.min(M, m0 + p.mBlock);
+        const runs: [number, number][] = [];
+        for (let n = n0; n < n1; n++) for (let m = m0; m < m1; m++) runs.push([((n * M + m) * O0 + r0) * outRest, ((n * M + m) * O0 + r1) * outRest]);
+        const out = mergedRuns(runs);
+        blocks.push({ owner, n0, n1, r0, r1, m0, m1, out });
+        for (const [b, e] of out) mapping.push({ tile: owner, begin: b, end: e });
+      }
+    }
+  }
+  ctx.graph.setTileMapping(y, mapping);
+
+  ctx.computeSet('conv');
+  const partials: BuildTensor[][] = [];
+  for (const [bi, blk] of blocks.entries()) {
+    const g0 = Math.floor(blk.m0 / Mg);
+    const g1 = Math.floor((blk.m1 - 1) / Mg);
+    const [ih0, ih1] = inputRows(s, blk.r0, blk.r1);
+    const inRows = Math.max(1, ih1 - ih0);
+    const outCount = (blk.n1 - blk.n0) * (blk.m1 - blk.m0) * (blk.r1 - blk.r0) * outRest;
+    partials.push([]);
+    for (let cb = 0; cb < p.gC; cb++) {
+      const tile = blk.owner + cb;
+      const c0 = cb * p.cBlock;
+      const c1 = Math.min(Cg, c0 + p.cBlock);
+      const xRuns: [number, number][] = [];
+      for (let n = blk.n0; n < blk.n1; n++) {
+        for (let gi = g0; gi <= g1; gi++) {
+          for (let c = gi * Cg + c0; c < gi * Cg + c1; c++) xRuns.push([(n * C + c) * inPlane + ih0 * inRest, (n * C + c) * inPlane + (ih0 + inRows) * inRest]);
+        }
+      }
+      const wRuns: [number, number][] = [];
+      for (let m = blk.m0; m < blk.m1; m++) wRuns.push([(m * Cg + c0) * K, (m * Cg + c1) * K]);
+      const final = p.gC === 1;
+      let out: Slice[];
+      if (final) out = blk.out.map(([b, e]) => ctx.slice(y, b, e));
+      else {
+        const part = partialOnTile(ctx, `partial${bi}.${cb}`, outCount, tile);
+        partials[bi].push(part);
+        out = [ctx.slice(part)];
+      }
+      ctx.vertex(
+        final && bias ? 'NnConvBlockBias' : 'NnConvBlock',
+        tile,
+        {
+          in: ctx.gather(x, mergedRuns(xRuns), tile),
+          weights: ctx.gather(w, mergedRuns(wRuns), tile),
+          ...(final && bias ? { bias: ctx.onTile(bias, blk.m0, blk.m1, tile) } : {}),
+          out,
+        },
+        {
+          group: s.group,
+          nCount: blk.n1 - blk.n0,
+          r0: blk.r0,
+          rows: blk.r1 - blk.r0,
+          m0: blk.m0,
+          mCount: blk.m1 - blk.m0,
+          c0,
+          cCount: c1 - c0,
+          g0,
+          gCount: g1 - g0 + 1,
+          ih0,
+          inRows,
+        },
+        arrays,
+      );
+    }
+  }
+  if (p.gC === 1) return;
+  ctx.computeSet('conv/reduce');
+  for (const [bi, blk] of blocks.entries()) {
     ctx.vertex(
-      bias ? 'NnConvBias' : 'NnConv',
-      r.tile,
+      bias ? 'NnConvBlockReduceBias' : 'NnConvBlockReduce',
+      blk.owner,
       {
-        in: win.slices,
-        weights: ctx.onTile(w, box.mMin * ch.Cg * ch.K, (box.mMax + 1) * ch.Cg * ch.K, r.tile),
-        ...(bias ? { bias: ctx.onTile(bias, box.mMin, box.mMax + 1, r.tile) } : {}),
-        out: ctx.slice(y, r.begin, r.end),
+        partials: partials[bi].map((t) => ctx.onTile(t, 0, t.size, blk.owner)),
+        ...(bias ? { bias: ctx.onTile(bias, blk.m0, blk.m1, blk.owner) } : {}),
+        out: blk.out.map(([b, e]) => ctx.slice(y, b, e)),
       },
-      { ...win.params, group, outBegin: r.begin, mMin: box.mMin },
-      { ...arrays, ...win.arrays },
+      { perChannel: (blk.r1 - blk.r0) * outRest },
     );
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Conv: forward against onnxruntime-node (fixed cases and random geometries
- * with fast-check), grads for X, W and B against finite differences, the
- * out-of-memory failure of the windowed lowering, and the AMP estimate.
+ * with fast-check, every kind of planned split), grads for X, W and B against
+ * finite differences, the planner, the out-of-memory failure when no split
+ * fits, and the AMP estimate.
  *
  * Tolerances: fp32 forward atol 2e-5, rtol 1e-4. Each output sums K = Cg x
  * kernel products of values in [-1, 1) in fp32 on both sides, in different
@@ -19,6 +20,8 @@ import { ampConvCycles } from '../../sim/codelets/nn-util.js';
 import { loadDevicePreset } from '../../src/config/devices.js';
 import { checkForward, checkGrad, f32, runOurs, type OpCase } from './harness.js';
 import { checkForwardAllTiles, lowered } from './nn-util.js';
+import { estimateConvPlan, overrideConvPlans, planConv, type ConvShape, type ConvSplit } from '../../src/lower/conv-planner.js';
+import { tiny } from '../helpers.js';
 
 const tol = { atol: 2e-5, rtol: 1e-4 };
 
@@ -63,23 +66,39 @@ describe('Conv forward', () => {
     await checkForwardAllTiles(conv([2, 4, 10, 10], [8, 4, 3, 3], { pads: [0, 1, 0, 1] }, true, 13));
   });
 
-  it('windows: planes merged into regions where cheap, exact runs of rows where memory needs it', async () => {
-    // X [1, 8, 64, 64] (128 KB), 1x1 kernel, Y [1, 3, 64, 64] over 4 tiles of 3072 elements (48 rows).
-    // The window budget on tiny is 638976 x 0.6 / 4 = 95846 bytes (src/lower/window.ts).
-    // Tile 0 reads rows 0-47 of the 8 planes: exactly 98304 bytes; k planes per region cost
-    // (8 / k) x ((k - 1) x 4096 + 48 x 64) x 4 bytes: k = 4 gives 122880 <= 1.25 x 98304, k = 8 does not.
-    // Tile 1 reads rows 48-63 of channel 0's outputs and 0-31 of channel 1's: two runs of rows;
-    // any merging costs 131072 bytes > 1.25 x 98304, so one region per run of each plane (16).
-    const c = conv([1, 8, 64, 64], [3, 8, 1, 1], {}, true, 15);
-    await checkForwardAllTiles(c);
-    const vs = (await lowered(c)).program.computeSets.find((cs) => cs.name.endsWith('/conv'))!.vertices;
-    // Logical regions (pieces of the plane window); several remote pieces arrive gathered into one tensor, with their lengths in xlens.
-    const regions = (t: number) => {
-      const v = vs.find((x) => x.tile === t)!;
-      return v.arrays?.xlens?.length ?? (v.fields.in as unknown[]).length;
-    };
-    expect([vs[0].params.xppr, vs[0].params.xR, regions(0)]).toEqual([4, 1, 2]);
-    expect([vs[1].params.xppr, vs[1].params.xR, regions(1)]).toEqual([1, 2, 16]);
+  it('every kind of planned split computes the same numbers: rows, output channels across groups, batch blocks, input channels with partial sums', async () => {
+    // The planner picks one split per shape; forcing others checks the lowering of each:
+    // input channels split (fp32 partials summed with the bias on the owner), output-channel
+    // blocks that straddle groups, several batch items per tile, and row blocks with strides and pads.
+    const cases: [OpCase, ConvSplit][] = [
+      [conv([1, 16, 6, 6], [8, 16, 3, 3], { pads: [1, 1, 1, 1] }, true, 40), { nBlock: 1, rowBlock: 6, mBlock: 8, cBlock: 8 }],
+      [conv([2, 6, 5, 5], [9, 2, 3, 3], { group: 3, pads: [1, 1, 1, 1] }, true, 41), { nBlock: 1, rowBlock: 5, mBlock: 4, cBlock: 2 }],
+      [conv([3, 4, 5, 4], [4, 4, 2, 2], {}, false, 42), { nBlock: 2, rowBlock: 2, mBlock: 4, cBlock: 4 }],
+      [conv([1, 3, 9, 7], [2, 3, 3, 3], { strides: [2, 2], pads: [1, 0, 2, 1] }, true, 43), { nBlock: 1, rowBlock: 1, mBlock: 1, cBlock: 3 }],
+    ];
+    for (const [c, split] of cases) {
+      const restore = overrideConvPlans(() => split);
+      try {
+        await checkForward({ ...c, device: tiny({ tilesPerIpu: 16 }) });
+      } finally {
+        restore();
+      }
+    }
+  });
+
+  it('the planner splits deep layers over input channels on mk2, fits the memory limit, and is never worse than not splitting them', () => {
+    const mk2 = loadDevicePreset('mk2');
+    // ResNet-50's deepest 1x1 convolutions: their input does not fit beside one tile's outputs unsplit.
+    for (const [C, M, hw] of [[1024, 256, 14], [2048, 512, 7], [512, 2048, 7]] as const) {
+      const shape: ConvShape = { N: 1, C, M, group: 1, inDims: [hw, hw, 1], outDims: [hw, hw, 1], kernel: [1, 1, 1], stride0: 1, dilation0: 1, pad0: 0, dtype: 'float16' };
+      const r = planConv(shape, mk2);
+      expect(r.fallback, `${C} -> ${M}`).toBe(false);
+      expect(r.plan.tempBytes).toBeLessThanOrEqual(r.plan.memoryLimit);
+      expect(r.plan.tiles).toBeLessThanOrEqual(1472);
+      if (C >= 1024) expect(r.plan.gC, `${C} -> ${M} splits its input channels`).toBeGreaterThan(1);
+      const unsplit = estimateConvPlan(shape, { nBlock: 1, rowBlock: Math.ceil(hw / 2), mBlock: Math.ceil(M / 700), cBlock: C }, mk2);
+      expect(r.plan.cycles.total).toBeLessThanOrEqual(unsplit.cycles.total);
+    }
   });
 
   it('random geometries agree with onnxruntime (fast-check)', async () => {
@@ -142,9 +161,10 @@ describe('Conv grads', () => {
 });
 
 describe('Conv lowering limits and errors', () => {
-  it('a window that does not fit a tile fails with an out-of-memory RunError naming the tile', async () => {
-    // X is 590 KB spread over 4 tiles, but the single output needs all of it (and all of W) on tile 0.
-    const c = conv([1, 64, 48, 48], [1, 64, 48, 48], {}, false, 30);
+  it('a convolution no split can fit fails with an out-of-memory RunError naming the tile', async () => {
+    // One output from 8 input channels (one AMP grain, so no input-channel split) of 160 x 160:
+    // the single tile computing it needs all of X and W, 2 x 819 KB.
+    const c = conv([1, 8, 160, 160], [1, 8, 160, 160], {}, false, 30);
     const err = await runOurs(c).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RunError);
     expect((err as Error).message).toMatch(/Out of memory on tile 0: \d+ bytes used but tiles only have 638976 bytes/);
@@ -178,14 +198,26 @@ describe('Conv cycle estimate (AMP, PopLibs ConvPartial1x1Out structure)', () =>
     }
   });
 
-  it('a conv compute set costs its vertex estimate (tiny device, float32)', async () => {
-    // Y [1, 16, 8, 8] over 4 tiles: 4 output channels (64 positions each) per tile, Cg = 16, 1x1.
+  it('a conv compute set costs its vertex estimate (tiny device, float32), and the planner predicts it', async () => {
+    // Forced split: Y [1, 16, 8, 8] over 4 tiles, 4 output channels (64 positions each) per tile, Cg = 16, 1x1.
     // float: 8 in-chans per AMP group -> 2 in-groups, 1 out-group; 11 rows per worker;
     // worker 50 + 8 x 8 = 114, with zeroing 50 + (2 + 8 x 11) + 64 = 204; loads 16 x 8 x 4 / 16 = 32;
     // 50 + (11 + (13 + (24 + 32 + 6 x 114)) + (10 + (24 + 32 + 6 x 204))) = 2104, + 11 supervisor = 2115.
+    const split = { nBlock: 1, rowBlock: 8, mBlock: 4, cBlock: 16 };
+    const restore = overrideConvPlans(() => split);
+    try {
+      const { phases } = await lowered(conv([1, 16, 8, 8], [16, 16, 1, 1], {}, false, 31));
+      const cs = phases.find((p) => p.kind === 'compute' && p.name.endsWith('/conv'));
+      expect(cs?.cycles).toBe(2115);
+    } finally {
+      restore();
+    }
+    const shape: ConvShape = { N: 1, C: 16, M: 16, group: 1, inDims: [8, 8, 1], outDims: [8, 8, 1], kernel: [1, 1, 1], stride0: 1, dilation0: 1, pad0: 0, dtype: 'float32' };
+    expect(estimateConvPlan(shape, split, tiny()).cycles.compute).toBe(2115);
+    // Unforced: the planner's compute estimate is what the simulator charges for the compute set.
+    const planned = planConv(shape, tiny()).plan;
     const { phases } = await lowered(conv([1, 16, 8, 8], [16, 16, 1, 1], {}, false, 31));
-    const cs = phases.find((p) => p.kind === 'compute' && p.name.endsWith('/conv'));
-    expect(cs?.cycles).toBe(2115);
+    expect(phases.find((p) => p.kind === 'compute' && p.name.endsWith('/conv'))?.cycles).toBe(planned.cycles.compute);
   });
 });
 
