@@ -78,6 +78,14 @@ export abstract class Op {
     return {};
   }
 
+  /**
+   * How ONNX export writes an op of another domain that a standard op
+   * expresses (e.g. a composite's fused part); undefined: as itself.
+   */
+  onnxForm(): { opid: OperatorIdentifier; attributes: Record<string, AttributeValue> } | undefined {
+    return undefined;
+  }
+
   /** Input indices this op writes in place (optimizer updates); the scheduler runs every other reader first. */
   modifiedInputs(): number[] {
     return [];

@@ -53,7 +53,7 @@ function irVersionFor(opset: number): number {
   return opset <= 18 ? 8 : opset <= 20 ? 9 : opset <= 22 ? 10 : 11;
 }
 
-function attributeProto(op: Op, name: string, value: AttributeValue, type: AttributeType | undefined): onnxProto.onnx.IAttributeProto {
+function attributeProto(op: { name: string }, name: string, value: AttributeValue, type: AttributeType | undefined): onnxProto.onnx.IAttributeProto {
   const t =
     type ??
     (typeof value === 'string'
@@ -102,7 +102,14 @@ export function exportOnnx(graph: Graph, opts: ExportOptions): Uint8Array {
     needed.add(p);
     stack.push(...p.inputs.filter((i) => i !== ''));
   }
-  const ops = graph.schedule().filter((op) => needed.has(op));
+  // Each op as ONNX writes it: itself, or the standard op it stands for (Op.onnxForm).
+  const ops = graph
+    .schedule()
+    .filter((op) => needed.has(op))
+    .map((op) => {
+      const f = op.onnxForm();
+      return { name: op.name, opid: f?.opid ?? op.opid, attributes: () => f?.attributes ?? op.attributes(), inputs: op.inputs, outputs: op.outputs };
+    });
 
   // Opsets.
   const versions = new Map<string, number>();

@@ -2,18 +2,110 @@
  * Gemm (ONNX 11 and 13): Y = alpha op(A) op(B) + beta C, op = transpose when
  * transA / transB is set, C optional and unidirectionally broadcast to
  * [M, N]. A composite: it expands at import into
- *   [Transpose A] [Transpose B] -> MatMul -> [Mul alpha] -> [Add (C or Mul(C, beta))]
+ *   MatMul or MatMulT -> [Mul alpha] -> [Add (C or Mul(C, beta))]
  * (each bracketed node only when needed; beta = 0 drops C as onnxruntime
- * does), so its gradients and lowering are those of Transpose, MatMul, Mul
- * and Add, with NumPy broadcasting (the Add grad sums over C's broadcast
- * axes). alpha and beta become constants of A's dtype.
+ * does), so its gradients and lowering are those of MatMul, Mul and Add,
+ * with NumPy broadcasting (the Add grad sums over C's broadcast axes). alpha
+ * and beta become constants of A's dtype.
+ *
+ * MatMulT (ai.graphcore) is op(A) op(B) for 2-D operands as stored: the
+ * matmul lowering reads a transposed operand by gathering its blocks in the
+ * order the AMP reads them, so no transposed copy of a weight is ever made
+ * (PyTorch writes every Linear layer as Gemm with transB = 1). Its grads are
+ * matmuls with transposed operands too. ONNX export writes it back as Gemm.
  */
 import type { NodeDecl } from '../config/types.js';
 import { UserError } from '../errors.js';
 import type { DType } from '../ir/dtype.js';
+import { Op, type AttributeValue, type OpSettings } from '../ir/op.js';
+import type { OperatorIdentifier } from '../ir/opid.js';
 import type { Expansion, ExpandArgs, OpDefinition } from '../ir/registry.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
-import { versions } from './nn-util.js';
+import type { LowerContext } from '../lower/context.js';
+import { lowerMatMul } from './matmul.js';
+import { NnGradOp, fwdInput, gid, gradOutIn, versions } from './nn-util.js';
+
+/** Y [M, N] = op(A) op(B) for 2-D A and B as stored (op = transpose where the flag is set). */
+export class MatMulTOp extends Op {
+  constructor(
+    opid: OperatorIdentifier,
+    readonly transA: boolean,
+    readonly transB: boolean,
+    settings: OpSettings,
+  ) {
+    super(opid, settings);
+  }
+  setup(): void {
+    const a = this.inInfo(0);
+    const b = this.inInfo(1);
+    if (a.shape.length !== 2 || b.shape.length !== 2) this.fail(`A and B must be 2-D, got ${fmtInfo(a)} and ${fmtInfo(b)}`);
+    if (a.dtype !== b.dtype || (a.dtype !== 'float32' && a.dtype !== 'float16')) this.fail(`A and B must share one float dtype, got ${a.dtype} and ${b.dtype}`);
+    const [M, K] = this.transA ? [a.shape[1], a.shape[0]] : a.shape;
+    const [K2, N] = this.transB ? [b.shape[1], b.shape[0]] : b.shape;
+    if (K !== K2) this.fail(`op(A) is [${M}, ${K}] but op(B) is [${K2}, ${N}]: inner dimensions differ`);
+    this.setOutInfo(0, { dtype: a.dtype, shape: [M, N] });
+  }
+  private macs(): number {
+    const [M, N] = this.outInfo(0).shape;
+    const a = this.inInfo(0).shape;
+    return M * N * (this.transA ? a[0] : a[1]);
+  }
+  override getGradOps(): NnGradOp[] {
+    return [
+      new NnGradOp(gid('MatMulTGradA'), this, 0, [gradOutIn(0), fwdInput(1, 1)], () => 2 * this.macs()),
+      new NnGradOp(gid('MatMulTGradB'), this, 1, [gradOutIn(0), fwdInput(1, 0)], () => 2 * this.macs()),
+    ];
+  }
+  override attributes(): Record<string, AttributeValue> {
+    return { transA: this.transA ? 1 : 0, transB: this.transB ? 1 : 0 };
+  }
+  override onnxForm() {
+    return { opid: { domain: '', type: 'Gemm', version: 13 }, attributes: { transA: this.transA ? 1 : 0, transB: this.transB ? 1 : 0 } };
+  }
+  override flops(): number {
+    return 2 * this.macs();
+  }
+}
+
+const fwdOf = (op: Op) => (op as NnGradOp<MatMulTOp>).fwd;
+
+/** dA (as stored) = dY op(B)^T, or for transA its transpose op(B) dY^T. */
+function lowerGradA(op: Op, ctx: LowerContext): void {
+  const { transA, transB } = fwdOf(op);
+  const dy = ctx.input(0);
+  const b = ctx.input(1);
+  if (!transA) lowerMatMul(ctx, dy, b, false, !transB);
+  else lowerMatMul(ctx, b, dy, transB, true);
+}
+
+/** dB (as stored) = op(A)^T dY, or for transB its transpose dY^T op(A). */
+function lowerGradB(op: Op, ctx: LowerContext): void {
+  const { transA, transB } = fwdOf(op);
+  const dy = ctx.input(0);
+  const a = ctx.input(1);
+  if (!transB) lowerMatMul(ctx, a, dy, !transA, false);
+  else lowerMatMul(ctx, dy, a, true, transA);
+}
+
+const MATMUL_T = gid('MatMulT');
+
+const matMulTDefinitions: OpDefinition[] = [
+  {
+    id: MATMUL_T,
+    description: "op(A) x op(B) for 2-D operands, op = transpose where transA / transB is set (Gemm's product, no transposed copy)",
+    inputs: [{ name: 'A' }, { name: 'B' }],
+    outputs: [{ name: 'Y' }],
+    attributes: { transA: { type: 'int', default: 0 }, transB: { type: 'int', default: 0 } },
+    grad: true,
+    create: ({ attributes, settings }) => new MatMulTOp(MATMUL_T, attributes.int('transA') !== 0, attributes.int('transB') !== 0, settings),
+    lower: (op, ctx) => {
+      const m = op as MatMulTOp;
+      lowerMatMul(ctx, ctx.input(0), ctx.input(1), m.transA, m.transB);
+    },
+  },
+  { id: gid('MatMulTGradA'), description: 'dA of MatMulT: a matmul of dY and B, transposed as needed', lower: lowerGradA },
+  { id: gid('MatMulTGradB'), description: 'dB of MatMulT: a matmul of A and dY, transposed as needed', lower: lowerGradB },
+];
 
 function expandGemm({ node, attributes, inputInfos, fresh }: ExpandArgs): Expansion {
   const fail = (msg: string): never => {
@@ -42,8 +134,8 @@ function expandGemm({ node, attributes, inputInfos, fresh }: ExpandArgs): Expans
   const nodes: NodeDecl[] = [];
   const constants: Expansion['constants'] = [];
   const out = node.outputs[0];
-  const add = (op: string, inputs: string[], output: string, suffix: string, attrs: NodeDecl['attributes'] = {}): string => {
-    nodes.push({ op, domain: '', name: `${node.name}/${suffix}`, inputs, outputs: [output], attributes: attrs, loc: node.loc });
+  const add = (op: string, inputs: string[], output: string, suffix: string, attrs: NodeDecl['attributes'] = {}, domain = ''): string => {
+    nodes.push({ op, domain, name: `${node.name}/${suffix}`, inputs, outputs: [output], attributes: attrs, loc: node.loc });
     return output;
   };
   const scalar = (name: string, v: number): string => {
@@ -51,11 +143,13 @@ function expandGemm({ node, attributes, inputInfos, fresh }: ExpandArgs): Expans
     constants.push({ name: id, dtype, shape: [1], data: Float32Array.of(v) });
     return id;
   };
-  const A = transA ? add('Transpose', [node.inputs[0]], fresh(`${node.name}/At`), 'transA', { perm: [1, 0] }) : node.inputs[0];
-  const B = transB ? add('Transpose', [node.inputs[1]], fresh(`${node.name}/Bt`), 'transB', { perm: [1, 0] }) : node.inputs[1];
   const scaled = alpha !== 1;
   const last = !scaled && !useC;
-  let y = add('MatMul', [A, B], last ? out : fresh(`${node.name}/AB`), 'matmul');
+  const product = last ? out : fresh(`${node.name}/AB`);
+  let y =
+    transA || transB
+      ? add(MATMUL_T.type, [node.inputs[0], node.inputs[1]], product, 'matmul', { transA: transA ? 1 : 0, transB: transB ? 1 : 0 }, MATMUL_T.domain)
+      : add('MatMul', [node.inputs[0], node.inputs[1]], product, 'matmul');
   if (scaled) y = add('Mul', [y, scalar('alpha', alpha)], useC ? fresh(`${node.name}/alphaAB`) : out, 'alpha');
   if (useC) {
     const C = beta !== 1 ? add('Mul', [node.inputs[2], scalar('beta', beta)], fresh(`${node.name}/betaC`), 'beta') : node.inputs[2];
@@ -64,16 +158,19 @@ function expandGemm({ node, attributes, inputInfos, fresh }: ExpandArgs): Expans
   return { nodes, constants };
 }
 
-export const gemmDefinitions: OpDefinition[] = versions('Gemm', [11, 13], () => ({
-  description: 'Y = alpha op(A) op(B) + beta C; a composite of Transpose, MatMul, Mul and Add',
-  inputs: [{ name: 'A' }, { name: 'B' }, { name: 'C', optional: true }],
-  outputs: [{ name: 'Y' }],
-  attributes: {
-    alpha: { type: 'float', default: 1 },
-    beta: { type: 'float', default: 1 },
-    transA: { type: 'int', default: 0 },
-    transB: { type: 'int', default: 0 },
-  },
-  grad: true,
-  expand: expandGemm,
-}));
+export const gemmDefinitions: OpDefinition[] = [
+  ...matMulTDefinitions,
+  ...versions('Gemm', [11, 13], () => ({
+    description: 'Y = alpha op(A) op(B) + beta C; a composite of MatMul (or MatMulT), Mul and Add',
+    inputs: [{ name: 'A' }, { name: 'B' }, { name: 'C', optional: true }],
+    outputs: [{ name: 'Y' }],
+    attributes: {
+      alpha: { type: 'float', default: 1 },
+      beta: { type: 'float', default: 1 },
+      transA: { type: 'int', default: 0 },
+      transB: { type: 'int', default: 0 },
+    },
+    grad: true,
+    expand: expandGemm,
+  })),
+];

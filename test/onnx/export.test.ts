@@ -98,6 +98,44 @@ describe('train.saveModel: model.onnx in the run folder', () => {
     expect(Math.max(...Array.from(ref, (v, i) => Math.abs(v - before[i])))).toBeGreaterThan(1e-3);
   });
 
+  it("writes a Gemm with transB (PyTorch's Linear), fused into MatMulT on import, back as Gemm; onnxruntime agrees", async () => {
+    // y = x @ w^T + b with w stored [2, 3], as PyTorch exports nn.Linear.
+    const gemm = modelBytes({
+      opset: 13,
+      inputs: [f32('x', [4, 3])],
+      initializers: [floatTensor('w', [2, 3], [0.1, -0.2, 0.3, 0.4, -0.5, 0.6]), floatTensor('b', [2], [0.05, -0.05])],
+      nodes: [node('Gemm', ['x', 'w', 'b'], ['y'], [attr.i('transB', 1)], { name: 'fc' })],
+      outputs: [f32('y', [4, 2])],
+    });
+    const dir = writeTemp({
+      'model.onnx': gemm,
+      'train.yaml': config('model.onnx', 'train:\n  loss: {type: l1, input: y}\n  optimizer: {type: sgd, lr: 0.2}\n  steps: 2\n  saveModel: true\n'),
+    });
+    const r = await run(await compile(loadConfig(path.join(dir, 'train.yaml'))), { workers: 1, numerics: true, steps: 2 });
+    await writeRun(path.join(dir, 'run'), r, 1);
+    const saved = readFileSync(path.join(dir, 'run', 'model.onnx'));
+    const m = onnx.ModelProto.decode(saved);
+    expect(m.graph!.node!.map((n) => [n.opType, n.domain])).toEqual([
+      ['Gemm', ''],
+      ['Add', ''],
+    ]);
+    expect(m.graph!.node![0].attribute!.map((a) => [a.name, Number(a.i)])).toEqual([
+      ['transA', 0],
+      ['transB', 1],
+    ]);
+    const inits = new Map(m.graph!.initializer!.map((t) => [t.name, Array.from(decodeTensor(t, t.name!).data)]));
+    expect(inits.get('w')).toEqual(Array.from(r.weights.get('w')!));
+    const x = Float32Array.from(X.flat());
+    const ref = await ortRun(saved, x);
+    const w = r.weights.get('w')!;
+    const b = r.weights.get('b')!;
+    for (let i = 0; i < 4; i++)
+      for (let j = 0; j < 2; j++) {
+        const want = X[i][0] * w[j * 3] + X[i][1] * w[j * 3 + 1] + X[i][2] * w[j * 3 + 2] + b[j];
+        expect(Math.abs(ref[i * 2 + j] - want)).toBeLessThan(1e-6);
+      }
+  });
+
   it('is not written unless the config asks', async () => {
     const dir = writeTemp({ 'model.onnx': MODEL, 'train.yaml': config('model.onnx', 'train:\n  loss: {type: l1, input: y}\n  optimizer: {type: sgd, lr: 0.2}\n') });
     const r = await run(await compile(loadConfig(path.join(dir, 'train.yaml'))), { workers: 1, numerics: true, steps: 1 });

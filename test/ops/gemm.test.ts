@@ -37,12 +37,15 @@ describe('Gemm', () => {
     const types = (c: OpCase) => buildGraph(declOf(c), registry).ops.map((o) => o.opid.type);
     expect(types(gemm([3, 5], [5, 4], null))).toEqual(['MatMul']);
     expect(types(gemm([3, 5], [5, 4], [4]))).toEqual(['MatMul', 'Add']);
-    expect(types(gemm([5, 3], [4, 5], [3, 4], { transA: 1, transB: 1, alpha: 2, beta: 3 }))).toEqual(['Transpose', 'Transpose', 'MatMul', 'Mul', 'Mul', 'Add']);
+    expect(types(gemm([5, 3], [4, 5], [3, 4], { transA: 1, transB: 1, alpha: 2, beta: 3 }))).toEqual(['MatMulT', 'Mul', 'Mul', 'Add']);
   });
 
   it('grads for A, B and C (C broadcast) agree with finite differences', async () => {
     await checkGrad(gemm([3, 4], [4, 2], [2], { alpha: 0.5, beta: 2 }, 10));
     await checkGrad(gemm([4, 3], [2, 4], [3, 1], { transA: 1, transB: 1 }, 11));
+    // MatMulT's grads take a different pair of transposes for each flag.
+    await checkGrad(gemm([4, 3], [4, 2], [2], { transA: 1 }, 12));
+    await checkGrad(gemm([3, 4], [2, 4], null, { transB: 1 }, 13));
   });
 
   it('rejects mismatched inner dims and a C that does not broadcast, naming the node', async () => {
