@@ -7,6 +7,8 @@ export default defineConfig({
   ssr: { resolve: { conditions: ['tilesim-source'], externalConditions: ['tilesim-source'] } },
   test: {
     include: ['test/**/*.test.ts'],
+    // The light models compiled for mk2 take minutes and GBs: `npm run test:models`.
+    exclude: ['test/models/**', '**/node_modules/**'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
