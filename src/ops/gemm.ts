@@ -69,22 +69,18 @@ export class MatMulTOp extends Op {
 
 const fwdOf = (op: Op) => (op as NnGradOp<MatMulTOp>).fwd;
 
-/** dA (as stored) = dY op(B)^T, or for transA its transpose op(B) dY^T. */
+/** dA (as stored) = dY op(B)^T, or for transA its transpose op(B) dY^T. Inputs: 0 dY, 1 B. */
 function lowerGradA(op: Op, ctx: LowerContext): void {
   const { transA, transB } = fwdOf(op);
-  const dy = ctx.input(0);
-  const b = ctx.input(1);
-  if (!transA) lowerMatMul(ctx, dy, b, false, !transB);
-  else lowerMatMul(ctx, b, dy, transB, true);
+  if (!transA) lowerMatMul(ctx, 0, 1, false, !transB);
+  else lowerMatMul(ctx, 1, 0, transB, true);
 }
 
-/** dB (as stored) = op(A)^T dY, or for transB its transpose dY^T op(A). */
+/** dB (as stored) = op(A)^T dY, or for transB its transpose dY^T op(A). Inputs: 0 dY, 1 A. */
 function lowerGradB(op: Op, ctx: LowerContext): void {
   const { transA, transB } = fwdOf(op);
-  const dy = ctx.input(0);
-  const a = ctx.input(1);
-  if (!transB) lowerMatMul(ctx, a, dy, !transA, false);
-  else lowerMatMul(ctx, dy, a, true, transA);
+  if (!transB) lowerMatMul(ctx, 1, 0, !transA, false);
+  else lowerMatMul(ctx, 0, 1, true, transA);
 }
 
 const MATMUL_T = gid('MatMulT');
@@ -100,7 +96,7 @@ const matMulTDefinitions: OpDefinition[] = [
     create: ({ attributes, settings }) => new MatMulTOp(MATMUL_T, attributes.int('transA') !== 0, attributes.int('transB') !== 0, settings),
     lower: (op, ctx) => {
       const m = op as MatMulTOp;
-      lowerMatMul(ctx, ctx.input(0), ctx.input(1), m.transA, m.transB);
+      lowerMatMul(ctx, 0, 1, m.transA, m.transB);
     },
   },
   { id: gid('MatMulTGradA'), description: 'dA of MatMulT: a matmul of dY and B, transposed as needed', lower: lowerGradA },

@@ -474,13 +474,19 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
   });
 }
 
-/** out[m, n] = op(a) x op(b) for 2-D a and b as stored, op = transpose when the flag is set (for other ops' lowerings). */
-export function lowerMatMul(ctx: LowerContext, a: BuildTensor, b: BuildTensor, transA: boolean, transB: boolean): void {
-  const m = transA ? a.shape[1] : a.shape[0];
-  const k = transA ? a.shape[0] : a.shape[1];
-  const n = transB ? b.shape[0] : b.shape[1];
+/**
+ * out[m, n] = op(A) x op(B) for the op's 2-D inputs ia and ib as stored, op =
+ * transpose when the flag is set (for other ops' lowerings). The shapes are
+ * the IR's: an input's device tensor may be a view of another shape (Reshape).
+ */
+export function lowerMatMul(ctx: LowerContext, ia: number, ib: number, transA: boolean, transB: boolean): void {
+  const as = ctx.op.inInfo(ia).shape;
+  const bs = ctx.op.inInfo(ib).shape;
+  const m = transA ? as[1] : as[0];
+  const k = transA ? as[0] : as[1];
+  const n = transB ? bs[0] : bs[1];
   const one = Int32Array.of(0);
-  lowerMatMulProblem(ctx, { groups: 1, m, n, kPerTerm: k, terms: 1, termA: one, termB: one, transA, transB }, a, b);
+  lowerMatMulProblem(ctx, { groups: 1, m, n, kPerTerm: k, terms: 1, termA: one, termB: one, transA, transB }, ctx.input(ia), ctx.input(ib));
 }
 
 function dimsOf(a: TensorInfo, b: TensorInfo): MatMulDims {

@@ -12,8 +12,8 @@
  *   UserError (printed). Models above 30M weights (AlexNet, VGG-19,
  *   ZFNet-512) are not built here, to keep the test fast.
  *
- * Lowering the full-size models for mk2 and reporting their memory is not
- * part of this test yet: it takes minutes per model today.
+ * Lowering the full-size models for mk2 and reporting their memory takes
+ * minutes and GBs: test/models/light-compile.test.ts (`npm run test:models`).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';

@@ -48,6 +48,39 @@ describe('Gemm', () => {
     await checkGrad(gemm([3, 4], [2, 4], null, { transB: 1 }, 13));
   });
 
+  it('reads operands that are views of another shape (Reshape) by their IR shapes', async () => {
+    // B reaches Gemm as a Reshape of [1, 1, 2, 3]: its device tensor keeps that shape (a view), as in
+    // Inception v1's classifier; op(B) must still be [3, 2].
+    const { runGraph } = await import('../../src/session.js');
+    const { tiny } = await import('../helpers.js');
+    const loc = { file: '<gemm view test>', line: 1, col: 1 };
+    const a = f32([2, 3], 50);
+    const w = f32([1, 1, 2, 3], 51);
+    const decl = {
+      inputs: [{ name: 'a', shape: [2, 3], dtype: 'float32', loc }],
+      initializers: [
+        { name: 'w4', shape: [1, 1, 2, 3], dtype: 'float32', loc, init: { kind: 'data', data: w.data }, trainable: false },
+        { name: 'shape', shape: [2], dtype: 'int32', loc, init: { kind: 'data', data: Int32Array.of(2, 3) }, trainable: false },
+      ],
+      nodes: [
+        { op: 'Reshape', domain: '', name: 'view', inputs: ['w4', 'shape'], outputs: ['w'], attributes: {}, loc },
+        { op: 'Gemm', domain: '', name: 'fc', inputs: ['a', 'w'], outputs: ['y'], attributes: { transB: 1 }, loc },
+      ],
+      outputs: ['y'],
+      opset: 13,
+    } as unknown as Parameters<typeof buildGraph>[0];
+    const registry = await createRegistry([]);
+    const r = await runGraph({ graph: buildGraph(decl, registry), registry, device: tiny(), inputs: { a: a.data }, outputs: ['y'] });
+    const y = r.outputs.get('y')!;
+    expect(y.length).toBe(4);
+    for (let i = 0; i < 2; i++)
+      for (let j = 0; j < 2; j++) {
+        let want = 0;
+        for (let k = 0; k < 3; k++) want += a.data[i * 3 + k] * w.data[j * 3 + k];
+        expect(Math.abs(y[i * 2 + j] - want)).toBeLessThan(1e-6);
+      }
+  });
+
   it('rejects mismatched inner dims and a C that does not broadcast, naming the node', async () => {
     await expect(runOurs(gemm([3, 5], [4, 4], null))).rejects.toThrow(/node 'Gemm_0' \(Gemm\): op\(A\) is \[3, 5\] but op\(B\) is \[4, 4\]/);
     await expect(runOurs(gemm([3, 5], [5, 4], [2, 4]))).rejects.toThrow(/node 'Gemm_0' \(Gemm\): C float32\[2, 4\] does not broadcast to the output \[3, 4\]/);
