@@ -5,8 +5,7 @@
  * s, d, pb, pe; see sim/codelets/nn-util.ts), the input box as a plane
  * window (params and arrays x*: the rows of each (n, c) plane it holds).
  *
- * NnConv[Bias]: out = elements [outBegin, ...) of Y [N, M, O...];
- *   weights = W rows m = mMin ..., bias = B[mMin ...].
+ * The forward pass: the planned block codelets of ./conv-block.ts.
  * NnConvGradX: out = elements [outBegin, ...) of dX [N, C, D...]; gradOut is a
  *   plane window (params y*) of dY; weights = W rows of groups gMin ....
  * NnConvGradWPartial: gradOut = elements [begin, ...) of dY; `in` a plane

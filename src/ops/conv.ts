@@ -8,10 +8,10 @@
  *   ConvGradW (dY, X):  dW[m, c', k] = sum over n, o of dY[n, m, o] X[n, c, o s - pb + k d]
  *   ConvGradB (dY):     dB[m] = sum over n, o of dY[n, m, o]
  *
- * Lowering (src/lower/window.ts explains the memory limit): Y is mapped
- * linearly; each tile's vertex gets the input box its outputs read, per
- * (n, c) plane, and the weights (and bias) of the output channels it covers.
- * dX likewise over the output-gradient box; dW and dB are two-stage
+ * Lowering: the forward pass is planned (src/lower/conv-planner.ts) and Y
+ * mapped by the plan, each tile gathering its input box and weight block.
+ * dX (src/lower/window.ts explains the memory limit): each tile's vertex
+ * gets the output-gradient box its range reads; dW and dB are two-stage
  * reductions: every tile holding part of dY forms an fp32 partial of the
  * dW rows (channels) it touches, then the owners of dW add the pieces.
  * Costs: the AMP estimate of sim/codelets/nn-util.ts.
