@@ -9,6 +9,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // The light models compiled for mk2 take minutes and GBs: `npm run test:models`.
     exclude: ['test/models/**', '**/node_modules/**'],
+    // Finds (or unpacks, once) the headless Chromium the report tests drive.
+    globalSetup: ['test/browser/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',

@@ -1,41 +1,39 @@
 /**
- * report.html in a real headless browser (Debian's chromium through
- * playwright-core; .ci/run installs it): the page loads with no script
+ * report.html in a real headless browser (playwright-core driving a system chromium, or the
+ * one @sparticuz/chromium ships, found by test/browser/global-setup.ts): the page loads with no script
  * errors, draws its five charts from the run's numbers, and `sim report`
  * rebuilds it from the run folder alone.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { rerenderReport } from '../../src/report/rerender.js';
 import { writeRun } from '../../src/report/write.js';
 import { compile, run } from '../../src/session.js';
-import { EXAMPLE_CONFIG } from '../helpers.js';
+import { launchBrowser } from '../browser/launch.js';
+import { EXAMPLE_CONFIG, ROOT } from '../helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = path.join(ROOT, 'test-artifacts');
 const dir = path.join(mkdtempSync(path.join(tmpdir(), 'tilesim-html-')), 'run');
 let browser: Browser;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), as .ci/run does`);
+  mkdirSync(ARTIFACTS, { recursive: true });
   const config = loadConfig(EXAMPLE_CONFIG, { steps: 3 });
   await writeRun(dir, await run(await compile(config), { workers: 1, numerics: true, steps: 3 }), 1);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchBrowser();
 }, 60_000);
 
 afterAll(async () => {
   await browser?.close();
 });
 
-async function inspect(file: string) {
-  const page = await browser.newPage();
+async function inspect(file: string, screenshot?: string) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
   const requests: string[] = [];
@@ -48,6 +46,7 @@ async function inspect(file: string) {
   });
   const rows = await page.locator('#optable tbody tr').count();
   const totals = await page.locator('#totals').innerText();
+  if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
   await page.close();
   return { errors, requests, charts, rows, totals };
 }
@@ -55,7 +54,8 @@ async function inspect(file: string) {
 describe('report.html', () => {
   it('renders its five charts and the op table with no errors and no network', async () => {
     const summary = JSON.parse(readFileSync(path.join(dir, 'summary.json'), 'utf8'));
-    const r = await inspect(path.join(dir, 'report.html'));
+    // The screenshot is kept for a person to look at (test-artifacts/ is not committed).
+    const r = await inspect(path.join(dir, 'report.html'), path.join(ARTIFACTS, 'report.png'));
     expect(r.errors).toEqual([]);
     expect(r.requests.every((u) => u.startsWith('file:'))).toBe(true);
     expect(r.charts.map((c) => c.id).sort()).toEqual(['balance', 'liveness', 'memory', 'ops', 'steps']);
@@ -78,7 +78,8 @@ describe('report.html', () => {
     const data = (html: string) => JSON.parse(html.split('\n').find((l) => l.startsWith('const data = '))!.slice('const data = '.length, -1));
     expect(data(after)).toEqual(data(before));
     expect(after === before).toBe(true);
-    const r = await inspect(path.join(dir, 'report.html'));
+    // The screenshot is kept for a person to look at (test-artifacts/ is not committed).
+    const r = await inspect(path.join(dir, 'report.html'), path.join(ARTIFACTS, 'report.png'));
     expect(r.errors).toEqual([]);
     expect(r.charts).toHaveLength(5);
   });
