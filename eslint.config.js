@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'sim-out/**', 'reports/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'sim-out/**', 'reports/**', '.nnscratch/**', 'test-artifacts/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

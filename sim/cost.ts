@@ -106,37 +106,81 @@ export function busOf(tile: number, device: DeviceSpec): number {
 
 /** Per-tile traffic of an exchange, ascending by tile, tiles without traffic left out. */
 export function exchangeTraffic(ex: Exchange, device: DeviceSpec): TileTraffic[] {
-  // Group identical data (source tile, offset, length): one message, any number of receivers.
-  const messages = new Map<string, { src: number; bytes: number; dst: Map<number, number> }>();
-  for (const c of ex.copies) {
-    if (c.srcTile === c.dstTile || c.bytes === 0) continue; // an on-tile copy is not exchange traffic
-    const key = `${c.srcTile}:${c.srcOffset}:${c.bytes}`;
-    let m = messages.get(key);
-    if (!m) messages.set(key, (m = { src: c.srcTile, bytes: c.bytes, dst: new Map() }));
-    m.dst.set(c.dstTile, (m.dst.get(c.dstTile) ?? 0) + 1);
+  const c = ex.copies;
+  const numTiles = device.ipus * device.tilesPerIpu;
+  // Group identical data (source tile, offset, length) into one message, any number of receivers.
+  // Numbers, not string keys: a message is keyed by tile and offset, with a chain for other lengths.
+  const byKey = new Map<number, number>();
+  const msgSrc: number[] = [];
+  const msgBytes: number[] = [];
+  const msgNext: number[] = [];
+  const msgOf = new Int32Array(c.count).fill(-1);
+  for (let i = 0; i < c.count; i++) {
+    const src = c.srcTile[i];
+    const bytes = c.bytes[i];
+    if (src === c.dstTile[i] || bytes === 0) continue; // an on-tile copy is not exchange traffic
+    const key = src * 2 ** 32 + c.srcOffset[i];
+    let m = byKey.get(key) ?? -1;
+    while (m >= 0 && msgBytes[m] !== bytes) m = msgNext[m];
+    if (m < 0) {
+      m = msgSrc.length;
+      msgSrc.push(src);
+      msgBytes.push(bytes);
+      msgNext.push(byKey.get(key) ?? -1);
+      byKey.set(key, m);
+    }
+    msgOf[i] = m;
   }
+  // Receivers of each message, grouped by a counting sort on the message index.
+  const messages = msgSrc.length;
+  const start = new Int32Array(messages + 1);
+  for (let i = 0; i < c.count; i++) if (msgOf[i] >= 0) start[msgOf[i] + 1]++;
+  for (let m = 0; m < messages; m++) start[m + 1] += start[m];
+  const fill = start.slice(0, messages);
+  const dsts = new Int32Array(start[messages]);
+  for (let i = 0; i < c.count; i++) if (msgOf[i] >= 0) dsts[fill[msgOf[i]]++] = c.dstTile[i];
   // Receive charges are kept in integer units of 1/L byte, L = lcm(1..tilesPerSharedBus), so sums are exact.
   let L = 1;
   for (let k = 2; k <= device.tilesPerSharedBus; k++) L = (L * k) / gcd(L, k);
-  const sent = new Map<number, number>();
-  const received = new Map<number, number>();
-  const charge = new Map<number, number>();
-  for (const m of messages.values()) {
-    sent.set(m.src, (sent.get(m.src) ?? 0) + m.bytes);
-    const perBus = new Map<number, number>();
-    for (const d of m.dst.keys()) perBus.set(busOf(d, device), (perBus.get(busOf(d, device)) ?? 0) + 1);
-    for (const [d, times] of m.dst) {
-      received.set(d, (received.get(d) ?? 0) + times * m.bytes);
-      charge.set(d, (charge.get(d) ?? 0) + (times * m.bytes * L) / perBus.get(busOf(d, device))!);
+  const sent = new Float64Array(numTiles);
+  const received = new Float64Array(numTiles);
+  const charge = new Float64Array(numTiles);
+  const busesPerIpu = Math.ceil(device.tilesPerIpu / device.tilesPerSharedBus);
+  const bus = (t: number) => busOf(t, device);
+  // Per message: how many distinct receiving tiles share each bus (stamps avoid clearing arrays).
+  const tileStamp = new Int32Array(numTiles).fill(-1);
+  const busStamp = new Int32Array(device.ipus * busesPerIpu).fill(-1);
+  const busCount = new Int32Array(busStamp.length);
+  for (let m = 0; m < messages; m++) {
+    const bytes = msgBytes[m];
+    sent[msgSrc[m]] += bytes;
+    for (let j = start[m]; j < start[m + 1]; j++) {
+      const d = dsts[j];
+      if (tileStamp[d] === m) continue;
+      tileStamp[d] = m;
+      const b = bus(d);
+      if (busStamp[b] !== m) {
+        busStamp[b] = m;
+        busCount[b] = 0;
+      }
+      busCount[b]++;
+    }
+    for (let j = start[m]; j < start[m + 1]; j++) {
+      const d = dsts[j];
+      received[d] += bytes;
+      charge[d] += (bytes * L) / busCount[bus(d)];
     }
   }
-  const tiles = [...new Set([...sent.keys(), ...received.keys()])].sort((a, b) => a - b);
-  return tiles.map((tile) => {
-    const s = sent.get(tile) ?? 0;
-    const rc = charge.get(tile) ?? 0;
+  const out: TileTraffic[] = [];
+  for (let tile = 0; tile < numTiles; tile++) {
+    const s = sent[tile];
+    const r = received[tile];
+    if (s === 0 && r === 0) continue;
+    const rc = charge[tile];
     const cycles = Math.ceil(Math.max(s * L, rc) / (device.exchangeBytesPerCycle * L));
-    return { tile, sent: s, received: received.get(tile) ?? 0, receiveCharge: rc / L, cycles };
-  });
+    out.push({ tile, sent: s, received: r, receiveCharge: rc / L, cycles });
+  }
+  return out;
 }
 
 function gcd(a: number, b: number): number {

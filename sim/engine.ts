@@ -124,7 +124,8 @@ export class Engine {
           let cost = this.exCost.get(ex.id);
           if (!cost) this.exCost.set(ex.id, (cost = exchangeCost(ex, this.program.device)));
           if (this.options.numerics) {
-            for (const c of ex.copies) this.memory.bytes(c.dstTile, c.dstOffset, c.bytes).set(this.memory.bytes(c.srcTile, c.srcOffset, c.bytes));
+            const c = ex.copies;
+            for (let i = 0; i < c.count; i++) this.memory.copy(c.srcTile[i], c.srcOffset[i], c.dstTile[i], c.dstOffset[i], c.bytes[i]);
           }
           this.record({ kind: 'exchange', name: ex.name, op: ex.op, cycles: cost.cycles, tiles: cost.tiles, step });
           st.afterExchange = true;

@@ -12,6 +12,7 @@ const BASE_ALIGN = 8;
 export class TileMemory {
   readonly buffer: SharedArrayBuffer;
   readonly tileBase: number[];
+  private readonly all: Uint8Array;
 
   constructor(
     readonly tileBytes: readonly number[],
@@ -24,6 +25,7 @@ export class TileMemory {
       total += Math.ceil(b / BASE_ALIGN) * BASE_ALIGN;
     }
     this.buffer = buffer ?? new SharedArrayBuffer(Math.max(total, BASE_ALIGN));
+    this.all = new Uint8Array(this.buffer);
   }
 
   /** A typed view of `count` elements at `offset` in `tile`'s memory; float16 as raw Uint16 bits. */
@@ -36,6 +38,20 @@ export class TileMemory {
       );
     }
     return makeView(region.dtype, this.buffer, this.tileBase[tile] + region.offset, region.count);
+  }
+
+  /** Copy n bytes between tiles within the one buffer (no view objects per copy: exchanges make millions). */
+  copy(srcTile: number, srcOffset: number, dstTile: number, dstOffset: number, n: number): void {
+    this.check(srcTile, srcOffset, n);
+    this.check(dstTile, dstOffset, n);
+    const from = this.tileBase[srcTile] + srcOffset;
+    this.all.copyWithin(this.tileBase[dstTile] + dstOffset, from, from + n);
+  }
+
+  private check(tile: number, offset: number, n: number): void {
+    if (tile < 0 || tile >= this.tileBytes.length || offset < 0 || offset + n > this.tileBytes[tile]) {
+      throw new Error(`memory access out of bounds: tile ${tile}, bytes [${offset}, ${offset + n}) but the tile has ${this.tileBytes[tile] ?? 0} bytes allocated`);
+    }
   }
 
   bytes(tile: number, offset: number, n: number): Uint8Array {

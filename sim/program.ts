@@ -1,10 +1,14 @@
 /**
  * DeviceProgram: the seam between the host side (src/) and the device side
- * (sim/). Plain, JSON-serialisable data: what lives where in tile memory, the
+ * (sim/). Plain data (records, lists and typed-array columns, which
+ * sim/copies.ts's programJsonReplacer writes as JSON lists): what lives where in tile memory, the
  * compute sets of vertices, the exchanges, the host streams and the control
  * programs. Workers load it once.
  */
+import type { CopyTable } from './copies.js';
 import type { DeviceSpec } from './device.js';
+
+export type { CopyTable, ExchangeCopy } from './copies.js';
 
 export type DeviceDType = 'float32' | 'float16' | 'int32' | 'uint8';
 
@@ -67,20 +71,12 @@ export interface ComputeSet {
   vertices: Vertex[];
 }
 
-/** One tile-to-tile copy in an exchange. */
-export interface ExchangeCopy {
-  srcTile: number;
-  srcOffset: number;
-  dstTile: number;
-  dstOffset: number;
-  bytes: number;
-}
-
 export interface Exchange {
   id: number;
   name: string;
   op: string;
-  copies: ExchangeCopy[];
+  /** Tile-to-tile copies, columnar (sim/copies.ts). */
+  copies: CopyTable;
 }
 
 /** A host <-> device stream bound to one tensor. */

@@ -21,6 +21,7 @@ import { rerenderReport } from '../report/rerender.js';
 import { TilePool } from '../../sim/pool.js';
 import { loadCodeletRegistry } from '../../sim/modules.js';
 import type { DeviceProgram } from '../../sim/program.js';
+import { programJsonReplacer } from '../../sim/copies.js';
 import { vertexCommand } from './vertex.js';
 import { parseAttribute, runGradcheck } from './gradcheck.js';
 import { compileReport } from './compile-report.js';
@@ -89,7 +90,7 @@ export function buildProgram(): Command {
       const compiled = await compile(loadConfig(file));
       process.stdout.write(compileReport(compiled) + '\n');
       if (o.out) {
-        await writeRunFolder(path.resolve(o.out), new Map([['program.json', JSON.stringify(compiled.program)]]));
+        await writeRunFolder(path.resolve(o.out), new Map([['program.json', JSON.stringify(compiled.program, programJsonReplacer)]]));
         process.stdout.write(`program written to ${path.join(o.out, 'program.json')}\n`);
       }
     });

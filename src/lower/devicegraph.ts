@@ -11,14 +11,15 @@ import {
   type DeviceDType,
   type DeviceProgram,
   type DeviceTensor,
-  type ExchangeCopy,
   type FieldValue,
   type ProgramStep,
   type Region,
   type TensorCategory,
 } from '../../sim/program.js';
 import { vectorWidth } from '../../sim/codelets/estimators.js';
+import { CopyTableBuilder, type CopyTable } from '../../sim/copies.js';
 import { allocate } from './memory.js';
+import { SliceCopies } from './slice-copies.js';
 import { UserError } from '../errors.js';
 
 /** A mistake in an op's lowering (a custom op author's, or ours): named by op, never an internal crash. */
@@ -71,7 +72,7 @@ interface BuildExchange {
   id: number;
   name: string;
   op: string;
-  copies: { src: Slice; dst: Slice }[];
+  copies: SliceCopies;
 }
 
 export class DeviceGraph {
@@ -188,13 +189,13 @@ export class DeviceGraph {
   }
 
   addExchange(name: string, op: string): number {
-    this.exchanges.push({ id: this.exchanges.length, name, op, copies: [] });
+    this.exchanges.push({ id: this.exchanges.length, name, op, copies: new SliceCopies() });
     return this.exchanges.length - 1;
   }
 
   addCopy(ex: number, src: Slice, dst: Slice): void {
     if (src.end - src.begin !== dst.end - dst.begin) throw loweringError(this.exchanges[ex].op, `copy between slices of different sizes (${src.end - src.begin} and ${dst.end - dst.begin})`);
-    this.exchanges[ex].copies.push({ src, dst });
+    this.exchanges[ex].copies.push(src.tensor, src.begin, dst.tensor, dst.begin, src.end - src.begin);
     this.referenced.add(src.tensor).add(dst.tensor);
   }
 
@@ -286,7 +287,6 @@ export class DeviceGraph {
   }
 }
 
-/** Split a slice-to-slice copy into tile-to-tile pieces. */
 /** Index of the first of `list` (sorted by begin, disjoint) whose end is after `pos`: a binary search. */
 function firstEndingAfter(list: readonly { begin: number; end: number }[], pos: number): number {
   let lo = 0;
@@ -300,35 +300,32 @@ function firstEndingAfter(list: readonly { begin: number; end: number }[], pos: 
 }
 
 /** Every slice-to-slice copy of an exchange as tile-to-tile pieces, in order. */
-function resolveCopies(copies: readonly { src: Slice; dst: Slice }[], tensors: readonly DeviceTensor[]): ExchangeCopy[] {
-  const out: ExchangeCopy[] = [];
-  for (const c of copies) resolveCopy(tensors[c.src.tensor], c.src, tensors[c.dst.tensor], c.dst, out);
-  return out;
+function resolveCopies(copies: SliceCopies, tensors: readonly DeviceTensor[]): CopyTable {
+  const out = new CopyTableBuilder(copies.length);
+  for (let i = 0; i < copies.length; i++) {
+    resolveCopy(tensors[copies.srcTensor(i)], copies.srcBegin(i), tensors[copies.dstTensor(i)], copies.dstBegin(i), copies.size(i), out);
+  }
+  return out.finish();
 }
 
-function resolveCopy(src: DeviceTensor, s: Slice, dst: DeviceTensor, d: Slice, out: ExchangeCopy[]): void {
+function resolveCopy(src: DeviceTensor, sBegin: number, dst: DeviceTensor, dBegin: number, n: number, out: CopyTableBuilder): void {
   const size = DTYPE_BYTES[src.dtype];
-  for (let i = firstEndingAfter(src.intervals, s.begin); i < src.intervals.length && src.intervals[i].begin < s.end; i++) {
+  const sEnd = sBegin + n;
+  for (let i = firstEndingAfter(src.intervals, sBegin); i < src.intervals.length && src.intervals[i].begin < sEnd; i++) {
     const si = src.intervals[i];
-    const b = Math.max(s.begin, si.begin);
-    const e = Math.min(s.end, si.end);
+    const b = Math.max(sBegin, si.begin);
+    const e = Math.min(sEnd, si.end);
     if (e <= b) continue;
-    // Elements [b, e) of src land at [b - s.begin + d.begin, ...) of dst.
-    const db = b - s.begin + d.begin;
-    const de = e - s.begin + d.begin;
+    // Elements [b, e) of src land at [b - sBegin + dBegin, ...) of dst.
+    const db = b - sBegin + dBegin;
+    const de = e - sBegin + dBegin;
     for (let j = firstEndingAfter(dst.intervals, db); j < dst.intervals.length && dst.intervals[j].begin < de; j++) {
       const di = dst.intervals[j];
       const xb = Math.max(db, di.begin);
       const xe = Math.min(de, di.end);
       if (xe <= xb) continue;
-      const srcElem = xb - d.begin + s.begin;
-      out.push({
-        srcTile: si.tile,
-        srcOffset: si.offset + (srcElem - si.begin) * size,
-        dstTile: di.tile,
-        dstOffset: di.offset + (xb - di.begin) * size,
-        bytes: (xe - xb) * size,
-      });
+      const srcElem = xb - dBegin + sBegin;
+      out.push(si.tile, si.offset + (srcElem - si.begin) * size, di.tile, di.offset + (xb - di.begin) * size, (xe - xb) * size);
     }
   }
 }

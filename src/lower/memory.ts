@@ -92,23 +92,76 @@ export function allocate(
   }
 
   const dataEnd = [...alwaysEnd];
+  // Placed items still live, ascending by offset (so their ends ascend too), as parallel typed
+  // arrays: no object per item, whole models place millions. `minTo` says when one may have
+  // expired; `maxGap` bounds the largest hole below the top, so most items go straight on top
+  // without a scan. Same placement as a plain first-fit scan, in O(1) for the common case.
+  let cap = 64;
+  let actOffset = new Float64Array(cap);
+  let actEnd = new Float64Array(cap);
+  let actTo = new Float64Array(cap);
   for (let tile = 0; tile < numTiles; tile++) {
     const items = temps[tile].sort((a, b) => a.from - b.from || b.bytes - a.bytes || a.tensor.id - b.tensor.id || a.begin - b.begin);
     const base = align(alwaysEnd[tile]);
-    // Placed items still live, ascending by offset.
-    let active: { offset: number; end: number; to: number }[] = [];
+    let n = 0;
+    let minTo = Infinity;
+    let maxGap = 0;
     for (const it of items) {
-      active = active.filter((a) => a.to >= it.from);
-      let offset = base;
-      for (const a of active) {
-        if (offset + it.bytes <= a.offset) break;
-        offset = Math.max(offset, align(a.end));
+      if (it.from > minTo) {
+        // Drop the expired (compacting in place); the holes are now exact.
+        let k = 0;
+        let below = base;
+        minTo = Infinity;
+        maxGap = 0;
+        for (let i = 0; i < n; i++) {
+          if (actTo[i] < it.from) continue;
+          actOffset[k] = actOffset[i];
+          actEnd[k] = actEnd[i];
+          actTo[k] = actTo[i];
+          maxGap = Math.max(maxGap, actOffset[k] - below);
+          below = Math.max(below, align(actEnd[k]));
+          minTo = Math.min(minTo, actTo[k]);
+          k++;
+        }
+        n = k;
       }
-      const placed = { offset, end: offset + it.bytes, to: it.to };
-      const at = active.findIndex((a) => a.offset > offset);
-      active.splice(at < 0 ? active.length : at, 0, placed);
+      let at = n;
+      let offset = n > 0 ? Math.max(base, align(actEnd[n - 1])) : base;
+      if (it.bytes <= maxGap) {
+        // First fit: the lowest hole it fits in.
+        let below = base;
+        for (let i = 0; i < n; i++) {
+          if (below + it.bytes <= actOffset[i]) {
+            at = i;
+            offset = below;
+            break;
+          }
+          below = Math.max(below, align(actEnd[i]));
+        }
+      }
+      if (n + 1 > cap) {
+        cap *= 2;
+        const grow = (a: Float64Array) => {
+          const g = new Float64Array(cap);
+          g.set(a);
+          return g;
+        };
+        actOffset = grow(actOffset);
+        actEnd = grow(actEnd);
+        actTo = grow(actTo);
+      }
+      if (at < n) {
+        actOffset.copyWithin(at + 1, at, n);
+        actEnd.copyWithin(at + 1, at, n);
+        actTo.copyWithin(at + 1, at, n);
+      }
+      actOffset[at] = offset;
+      actEnd[at] = offset + it.bytes;
+      actTo[at] = it.to;
+      n++;
+      minTo = Math.min(minTo, it.to);
       intervals[it.tensor.id].push({ tile, begin: it.begin, end: it.end, offset });
-      if (placed.end > dataEnd[tile]) dataEnd[tile] = placed.end;
+      if (offset + it.bytes > dataEnd[tile]) dataEnd[tile] = offset + it.bytes;
     }
   }
   // Intervals in mapping order (element order), as the rest of the pipeline expects.
@@ -152,12 +205,25 @@ function stepAccesses(step: LeafStep, program: ProgramView, codelets: CodeletReg
         }
       }
       break;
-    case 'exchange':
-      for (const c of program.exchanges[step.exchange]?.copies ?? []) {
-        add(c.src, true, false);
-        add(c.dst, false, true);
+    case 'exchange': {
+      const copies = program.exchanges[step.exchange]?.copies;
+      for (let i = 0; copies && i < copies.length; i++) {
+        const n = copies.size(i);
+        rec.tensor = copies.srcTensor(i);
+        rec.begin = copies.srcBegin(i);
+        rec.end = rec.begin + n;
+        rec.read = true;
+        rec.write = false;
+        visit(rec);
+        rec.tensor = copies.dstTensor(i);
+        rec.begin = copies.dstBegin(i);
+        rec.end = rec.begin + n;
+        rec.read = false;
+        rec.write = true;
+        visit(rec);
       }
       break;
+    }
     case 'streamCopy': {
       const s = program.streams[step.stream];
       if (s) visit({ tensor: s.tensor, begin: 0, end: Infinity, read: s.direction === 'fromDevice', write: s.direction === 'toDevice' });

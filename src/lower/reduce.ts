@@ -32,6 +32,7 @@ import { vectorWidth } from '../../sim/codelets/estimators.js';
 import { computeSetCost, exchangeCost } from '../../sim/cost.js';
 import type { DeviceSpec } from '../../sim/device.js';
 import type { DeviceDType, ExchangeCopy, Vertex } from '../../sim/program.js';
+import { copyTable } from '../../sim/copies.js';
 import type { LowerContext } from './context.js';
 import type { BuildTensor, TileRange } from './devicegraph.js';
 
@@ -371,7 +372,7 @@ function costed(p: ReductionProblem, plan: ReducePlan): ReducePlan {
         params: {},
       });
     }
-    const ex = exchangeCost({ id: 0, name: '', op: '', copies }, device).cycles;
+    const ex = exchangeCost({ id: 0, name: '', op: '', copies: copyTable(copies) }, device).cycles;
     const cs = computeSetCost({ id: 0, name: '', op: '', vertices: vertices.sort((a, b) => a.tile - b.tile) }, ESTIMATORS, device).cycles;
     cycles.push(device.syncCycles + ex + cs);
   }

@@ -47,9 +47,10 @@ export function livenessCurve(p: DeviceProgram): LivenessRow[] {
         for (const f of Object.values(v.fields)) for (const r of Array.isArray(f) ? f : [f]) touch(find(v.tile, r.offset), i);
       }
     } else if (s.kind === 'exchange') {
-      for (const c of p.exchanges[s.exchange].copies) {
-        touch(find(c.srcTile, c.srcOffset), i);
-        touch(find(c.dstTile, c.dstOffset), i);
+      const c = p.exchanges[s.exchange].copies;
+      for (let k = 0; k < c.count; k++) {
+        touch(find(c.srcTile[k], c.srcOffset[k]), i);
+        touch(find(c.dstTile[k], c.dstOffset[k]), i);
       }
     } else if (s.kind === 'streamCopy') {
       touch(p.streams[s.stream].tensor, i);

@@ -65,7 +65,7 @@ export async function compileLight(file: string, device: DeviceSpec): Promise<Li
       maxTileUse: program.memory![maxTile],
       totalBytes: total,
       computeSets: program.computeSets.length,
-      exchangeCopies: program.exchanges.reduce((s, e) => s + e.copies.length, 0),
+      exchangeCopies: program.exchanges.reduce((s, e) => s + e.copies.count, 0),
       seconds: (performance.now() - t0) / 1000,
     };
   } catch (e) {

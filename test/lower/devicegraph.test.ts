@@ -17,6 +17,7 @@ import { LowerContext } from '../../src/lower/context.js';
 import { DeviceGraph, type BuildTensor, type TileRange } from '../../src/lower/devicegraph.js';
 import { allocate } from '../../src/lower/memory.js';
 import { tiny } from '../helpers.js';
+import { copyList } from '../../sim/copies.js';
 
 function codelets(): CodeletRegistry {
   const r = new CodeletRegistry();
@@ -384,7 +385,7 @@ describe('finalize: exchange copies', () => {
     g.addCopy(ex, { tensor: src.id, begin: 2, end: 10 }, { tensor: dst.id, begin: 0, end: 8 });
     const p = g.finalize(codelets(), []);
     // src element i goes to dst element i - 2
-    expect(p.exchanges[0].copies).toEqual([
+    expect(copyList(p.exchanges[0].copies)).toEqual([
       // src [2, 4) on tile 0 -> dst [0, 2) on tile 3
       { srcTile: 0, srcOffset: 2 * 4, dstTile: 3, dstOffset: 0, bytes: 8 },
       // src [4, 7) on tile 1 -> dst [2, 5) on tile 3
@@ -422,7 +423,7 @@ describe('finalize: exchange copies', () => {
           const ex = g.addExchange('ex', 'op');
           g.addCopy(ex, { tensor: src.id, begin: sBegin, end: sBegin + len }, { tensor: dst.id, begin: dBegin, end: dBegin + len });
           const p = g.finalize(codelets(), []);
-          const copies = p.exchanges[0].copies;
+          const copies = copyList(p.exchanges[0].copies);
           const size = DTYPE_BYTES[dtype];
           expect(copies.reduce((s, c) => s + c.bytes, 0)).toBe(len * size);
           for (const c of copies) expect(c.bytes).toBeGreaterThan(0);
@@ -433,7 +434,7 @@ describe('finalize: exchange copies', () => {
             const v = mem.view(iv.tile, { offset: iv.offset, count: iv.end - iv.begin, dtype });
             for (let i = iv.begin; i < iv.end; i++) v[i - iv.begin] = i + 1;
           }
-          for (const c of copies) mem.bytes(c.dstTile, c.dstOffset, c.bytes).set(mem.bytes(c.srcTile, c.srcOffset, c.bytes));
+          for (const c of copies) mem.copy(c.srcTile, c.srcOffset, c.dstTile, c.dstOffset, c.bytes);
           const out = new Array<number>(dst.size).fill(-1);
           for (const iv of p.tensors[1].intervals) {
             const v = mem.view(iv.tile, { offset: iv.offset, count: iv.end - iv.begin, dtype });
@@ -483,7 +484,7 @@ describe('LowerContext.onTile', () => {
     expect(s).toEqual({ tensor: copy.id, begin: 0, end: 4 });
     expect(g.exchanges).toHaveLength(1);
     expect(g.exchanges[0].name).toBe('op/cs/exchange');
-    expect(g.exchanges[0].copies).toEqual([{ src: { tensor: x.id, begin: 6, end: 10 }, dst: { tensor: copy.id, begin: 0, end: 4 } }]);
+    expect(g.exchanges[0].copies.list()).toEqual([{ src: { tensor: x.id, begin: 6, end: 10 }, dst: { tensor: copy.id, begin: 0, end: 4 } }]);
 
     // the same request again: the same slice, nothing new
     expect(ctx.onTile(x, 6, 10, 1)).toEqual(s);
@@ -522,7 +523,7 @@ describe('LowerContext.onTile', () => {
     const p = g.finalize(codelets(), []);
 
     // x[6:8] comes from tile 0 (8 bytes sent, 2 cycles), x[8:10] is an on-tile copy (free)
-    expect(p.exchanges[0].copies.map((c) => [c.srcTile, c.dstTile, c.bytes])).toEqual([
+    expect(copyList(p.exchanges[0].copies).map((c) => [c.srcTile, c.dstTile, c.bytes])).toEqual([
       [0, 1, 8],
       [1, 1, 8],
     ]);

@@ -42,7 +42,7 @@ describe('LowerContext.gather', () => {
     const t = g.tensors[s[0].tensor];
     expect(t.size).toBe(5);
     expect(t.mapping).toEqual([{ tile: 1, begin: 0, end: 5 }]);
-    expect(g.exchanges[0].copies.map((c) => [c.src.begin, c.src.end, c.dst.begin, c.dst.end])).toEqual([
+    expect(g.exchanges[0].copies.list().map((c) => [c.src.begin, c.src.end, c.dst.begin, c.dst.end])).toEqual([
       [1, 3, 0, 2],
       [5, 6, 2, 3],
       [10, 12, 3, 5],

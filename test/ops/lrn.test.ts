@@ -38,6 +38,7 @@ import { lrnCodelet } from '../../sim/codelets/lrn.js';
 import { attr, f32 as f32Info, modelBytes, node } from '../onnx/helpers.js';
 import { checkForward, checkGrad, f32, runOrt, runOurs, type OpCase, type TensorSpec } from './harness.js';
 import { checkForwardAllTiles, lowered } from './nn-util.js';
+import { copyList } from '../../sim/copies.js';
 
 interface LrnAttrs {
   size: number;
@@ -194,7 +195,7 @@ describe('LRN exchange', () => {
     const { program } = await lowered(c);
     const ex = program.exchanges.filter((e) => e.op === 'LRN_0');
     const received = [0, 0, 0, 0];
-    for (const e of ex) for (const cp of e.copies) if (cp.srcTile !== cp.dstTile) received[cp.dstTile] += cp.bytes;
+    for (const e of ex) for (const cp of copyList(e.copies)) if (cp.srcTile !== cp.dstTile) received[cp.dstTile] += cp.bytes;
     expect(received).toEqual([32, 64, 64, 32].map((n) => n * 4));
   });
 

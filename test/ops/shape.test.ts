@@ -18,6 +18,7 @@ import { createRegistry } from '../../src/model/modules.js';
 import { runGraph } from '../../src/session.js';
 import { tiny } from '../helpers.js';
 import { checkForward, checkGrad, f32, i32, type OpCase, type TensorSpec } from './harness.js';
+import { copyList } from '../../sim/copies.js';
 
 const EXACT = { atol: 0, rtol: 0 };
 const half = (shape: number[], seed: number) => ({ ...f32(shape, seed, 0, -8, 8), dtype: 'float16' as const });
@@ -52,7 +53,7 @@ async function inspect(c: OpCase) {
   const r = await runGraph({ graph, registry, device: tiny(), inputs, outputs: ['y'] });
   const op = `${c.op}_0`;
   const exchanges = r.program.exchanges.filter((e) => e.op === op);
-  const copies = exchanges.flatMap((e) => e.copies);
+  const copies = exchanges.flatMap((e) => copyList(e.copies));
   const y = r.program.tensors.find((t) => t.name === 'y');
   return {
     computeSets: r.program.computeSets.filter((cs) => cs.op === op),

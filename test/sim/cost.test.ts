@@ -10,6 +10,7 @@ import { registerBuiltinCodelets } from '../../sim/codelets/index.js';
 import { computeSetCost, exchangeCost, scheduleWorkers, streamCopyCycles } from '../../sim/cost.js';
 import type { ComputeSet, Exchange, ExchangeCopy, Vertex } from '../../sim/program.js';
 import { tiny } from '../helpers.js';
+import { copyTable } from '../../sim/copies.js';
 
 /** Codelets whose estimate is the vertex's `c` param: 'Job' on one worker, 'Multi' on all of them. */
 function fixedCost(name: string, kind: 'multi' | 'worker'): Codelet {
@@ -31,7 +32,7 @@ const ex = (copies: Omit<ExchangeCopy, 'srcOffset' | 'dstOffset'>[]): Exchange =
   id: 0,
   name: 'ex',
   op: 'Op',
-  copies: copies.map((c) => ({ ...c, srcOffset: 0, dstOffset: 0 })),
+  copies: copyTable(copies.map((c) => ({ ...c, srcOffset: 0, dstOffset: 0 }))),
 });
 
 describe('scheduleWorkers (longest processing time first)', () => {

@@ -9,6 +9,7 @@ import { Engine, type EngineOptions, type HostIO } from '../../sim/engine.js';
 import type { DeviceProgram, DeviceTensor, Region } from '../../sim/program.js';
 import type { Phase } from '../../sim/profile.js';
 import { tiny } from '../helpers.js';
+import { copyTable } from '../../sim/copies.js';
 
 const f32 = (offset: number, count: number): Region => ({ offset, count, dtype: 'float32' });
 
@@ -54,7 +55,7 @@ function addProgram(): DeviceProgram {
         vertices: [{ codelet: 'Add', tile: 0, fields: { a: f32(48, 2), b: f32(32, 2), out: f32(56, 2) }, params: { offset: 0 } }],
       },
     ],
-    exchanges: [{ id: 0, name: 'add2/ex', op: 'add2', copies: [{ srcTile: 1, srcOffset: 16, dstTile: 0, dstOffset: 48, bytes: 8 }] }],
+    exchanges: [{ id: 0, name: 'add2/ex', op: 'add2', copies: copyTable([{ srcTile: 1, srcOffset: 16, dstTile: 0, dstOffset: 48, bytes: 8 }]) }],
     streams: [
       { id: 0, name: 'in_a', tensor: 0, direction: 'toDevice' },
       { id: 1, name: 'in_b', tensor: 1, direction: 'toDevice' },

@@ -11,8 +11,9 @@ import { busOf, exchangeCost, exchangeTraffic } from '../../sim/cost.js';
 import type { Exchange, ExchangeCopy } from '../../sim/program.js';
 import { loadDevicePreset } from '../../src/config/devices.js';
 import { tiny } from '../helpers.js';
+import { copyTable } from '../../sim/copies.js';
 
-const ex = (copies: ExchangeCopy[]): Exchange => ({ id: 0, name: 'ex', op: 'op', copies });
+const ex = (copies: ExchangeCopy[]): Exchange => ({ id: 0, name: 'ex', op: 'op', copies: copyTable(copies) });
 const copy = (srcTile: number, srcOffset: number, dstTile: number, bytes: number, dstOffset = 0): ExchangeCopy => ({ srcTile, srcOffset, dstTile, dstOffset, bytes });
 
 describe('exchangeTraffic: broadcast and shared buses', () => {
