@@ -1,5 +1,32 @@
 #!/usr/bin/env node
 // The `sim` command: runs the compiled CLI (dist/ is built by `npm ci` through `prepare`).
-import { main } from '../dist/src/cli/main.js';
+//
+// Node's default heap (about 4 GB) is far below what a whole-model compile on a full chip can
+// need on a big host. Unless the user chose a heap size, the command runs itself again in a child
+// Node with a heap of three quarters of the host's memory; the child prints and exits as the
+// command would, and signals (Ctrl-C) reach it. TILESIM_HEAP_MB sets the size instead.
+import { spawn } from 'node:child_process';
+import { totalmem } from 'node:os';
+import { getHeapStatistics } from 'node:v8';
 
-process.exitCode = await main(process.argv);
+const MB = 2 ** 20;
+const chosen = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('max-old-space-size'));
+const want = Number(process.env.TILESIM_HEAP_MB) || Math.floor((0.75 * totalmem()) / MB);
+if (!chosen && !process.env.TILESIM_CHILD && want > (getHeapStatistics().heap_size_limit / MB) * 1.25) {
+  const child = spawn(process.execPath, [...process.execArgv, `--max-old-space-size=${want}`, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, TILESIM_CHILD: '1' },
+  });
+  // The terminal sends Ctrl-C to the child too; the parent waits for it to finish cleanly.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
+  child.on('exit', (code, signal) => {
+    if (signal) {
+      process.removeAllListeners(signal);
+      process.kill(process.pid, signal);
+    }
+    else process.exit(code ?? 1);
+  });
+} else {
+  const { main } = await import('../dist/src/cli/main.js');
+  process.exitCode = await main(process.argv);
+}

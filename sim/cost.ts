@@ -109,27 +109,38 @@ export function exchangeTraffic(ex: Exchange, device: DeviceSpec): TileTraffic[]
   const c = ex.copies;
   const numTiles = device.ipus * device.tilesPerIpu;
   // Group identical data (source tile, offset, length) into one message, any number of receivers.
-  // Numbers, not string keys: a message is keyed by tile and offset, with a chain for other lengths.
-  const byKey = new Map<number, number>();
+  // Copies are bucketed by source tile (a counting sort), then keyed by offset within a tile: small
+  // integer keys, one Map reused, a chain for other lengths at the same offset.
+  const remote = (i: number) => c.srcTile[i] !== c.dstTile[i] && c.bytes[i] !== 0; // on-tile copies are not traffic
+  const bucket = new Int32Array(numTiles + 1);
+  for (let i = 0; i < c.count; i++) if (remote(i)) bucket[c.srcTile[i] + 1]++;
+  for (let t = 0; t < numTiles; t++) bucket[t + 1] += bucket[t];
+  const bySrc = new Int32Array(bucket[numTiles]);
+  const place = bucket.slice(0, numTiles);
+  for (let i = 0; i < c.count; i++) if (remote(i)) bySrc[place[c.srcTile[i]]++] = i;
+  const byOffset = new Map<number, number>();
   const msgSrc: number[] = [];
   const msgBytes: number[] = [];
   const msgNext: number[] = [];
   const msgOf = new Int32Array(c.count).fill(-1);
-  for (let i = 0; i < c.count; i++) {
-    const src = c.srcTile[i];
-    const bytes = c.bytes[i];
-    if (src === c.dstTile[i] || bytes === 0) continue; // an on-tile copy is not exchange traffic
-    const key = src * 2 ** 32 + c.srcOffset[i];
-    let m = byKey.get(key) ?? -1;
-    while (m >= 0 && msgBytes[m] !== bytes) m = msgNext[m];
-    if (m < 0) {
-      m = msgSrc.length;
-      msgSrc.push(src);
-      msgBytes.push(bytes);
-      msgNext.push(byKey.get(key) ?? -1);
-      byKey.set(key, m);
+  for (let t = 0; t < numTiles; t++) {
+    if (bucket[t] === bucket[t + 1]) continue;
+    byOffset.clear();
+    for (let j = bucket[t]; j < bucket[t + 1]; j++) {
+      const i = bySrc[j];
+      const bytes = c.bytes[i];
+      const first = byOffset.get(c.srcOffset[i]) ?? -1;
+      let m = first;
+      while (m >= 0 && msgBytes[m] !== bytes) m = msgNext[m];
+      if (m < 0) {
+        m = msgSrc.length;
+        msgSrc.push(t);
+        msgBytes.push(bytes);
+        msgNext.push(first);
+        byOffset.set(c.srcOffset[i], m);
+      }
+      msgOf[i] = m;
     }
-    msgOf[i] = m;
   }
   // Receivers of each message, grouped by a counting sort on the message index.
   const messages = msgSrc.length;

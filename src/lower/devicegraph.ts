@@ -21,6 +21,7 @@ import { CopyTableBuilder, type CopyTable } from '../../sim/copies.js';
 import { allocate } from './memory.js';
 import { SliceCopies } from './slice-copies.js';
 import { UserError } from '../errors.js';
+import { checkHostHeap } from '../util/host-heap.js';
 
 /** A mistake in an op's lowering (a custom op author's, or ours): named by op, never an internal crash. */
 function loweringError(op: string, message: string): UserError {
@@ -92,6 +93,7 @@ export class DeviceGraph {
   }
 
   addTensor(name: string, dtype: DeviceDType, shape: readonly number[], category: TensorCategory, op = ''): BuildTensor {
+    checkHostHeap(`lowering op '${op}'`, 4096);
     const t: BuildTensor = {
       id: this.tensors.length,
       name,
@@ -195,6 +197,7 @@ export class DeviceGraph {
 
   addCopy(ex: number, src: Slice, dst: Slice): void {
     if (src.end - src.begin !== dst.end - dst.begin) throw loweringError(this.exchanges[ex].op, `copy between slices of different sizes (${src.end - src.begin} and ${dst.end - dst.begin})`);
+    checkHostHeap(`lowering op '${this.exchanges[ex].op}'`, 65536);
     this.exchanges[ex].copies.push(src.tensor, src.begin, dst.tensor, dst.begin, src.end - src.begin);
     this.referenced.add(src.tensor).add(dst.tensor);
   }
@@ -243,6 +246,7 @@ export class DeviceGraph {
       return { offset: iv.offset + (s.begin - iv.begin) * DTYPE_BYTES[t.dtype], count: s.end - s.begin, dtype: t.dtype };
     };
     const computeSets = this.computeSets.map((cs) => {
+      checkHostHeap(`resolving the vertices of compute set '${cs.name}'`);
       const vertices = cs.vertices
         .map((v) => {
           if (!codelets.has(v.codelet)) {
@@ -265,7 +269,7 @@ export class DeviceGraph {
         .sort((a, b) => a.tile - b.tile);
       return { id: cs.id, name: cs.name, op: cs.op, vertices };
     });
-    const exchanges = this.exchanges.map((ex) => ({
+    const exchanges = this.exchanges.map((ex) => (checkHostHeap(`resolving the copies of exchange '${ex.name}'`), {
       id: ex.id,
       name: ex.name,
       op: ex.op,

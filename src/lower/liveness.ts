@@ -21,6 +21,7 @@
  * Tensors whose lifetimes do not overlap may share memory on a tile.
  */
 import type { ProgramStep, TensorCategory } from '../../sim/program.js';
+import { checkHostHeap } from '../util/host-heap.js';
 
 /** Steps [from, to] of the flattened batch program (inclusive), or always live, or no memory at all (a dropped tensor). */
 export type Lifetime = { from: number; to: number } | 'always' | 'none';
@@ -85,25 +86,58 @@ export function computeLiveness(
   const firstWrite = new Array<number>(n).fill(Infinity);
   const firstRead = new Array<number>(n).fill(Infinity);
   const last = new Array<number>(n).fill(-1);
-  const writes: { step: number; begin: number; end: number }[][] = tensors.map(() => []);
+  // Writes before the first read, in growable columns (tensor, step, begin, end): one object per
+  // write would be millions (every exchange copy writes its destination).
+  let cols = [new Int32Array(1024), new Int32Array(1024), new Float64Array(1024), new Float64Array(1024)] as const;
+  let wn = 0;
   leaves.forEach((s, i) => {
+    checkHostHeap('finding tensor lifetimes');
     accesses(s, (a) => {
       const t = a.tensor;
       if (a.write) {
         if (i < firstWrite[t]) firstWrite[t] = i;
         // Only writes before the first read decide whether reads see this batch's data.
-        if (firstRead[t] === Infinity) writes[t].push({ step: i, begin: a.begin, end: a.end });
+        if (firstRead[t] === Infinity) {
+          if (wn === cols[0].length) {
+            const grow = <A extends Int32Array | Float64Array>(c: A): A => {
+              const g = new (c.constructor as new (n: number) => A)(c.length * 2);
+              g.set(c);
+              return g;
+            };
+            cols = [grow(cols[0]), grow(cols[1]), grow(cols[2]), grow(cols[3])] as const;
+          }
+          cols[0][wn] = t;
+          cols[1][wn] = i;
+          cols[2][wn] = a.begin;
+          cols[3][wn] = a.end;
+          wn++;
+        }
       }
       if (a.read && i < firstRead[t]) firstRead[t] = i;
       last[t] = i;
     });
   });
+  // Group the writes by tensor (a counting sort).
+  const start = new Int32Array(n + 1);
+  for (let k = 0; k < wn; k++) start[cols[0][k] + 1]++;
+  for (let t = 0; t < n; t++) start[t + 1] += start[t];
+  const fill = start.slice(0, n);
+  const byTensor = new Int32Array(wn);
+  for (let k = 0; k < wn; k++) byTensor[fill[cols[0][k]]++] = k;
+  const writesBefore = (t: number, step: number) => {
+    const out: { begin: number; end: number }[] = [];
+    for (let j = start[t]; j < start[t + 1]; j++) {
+      const k = byTensor[j];
+      if (cols[1][k] < step) out.push({ begin: cols[2][k], end: cols[3][k] });
+    }
+    return out;
+  };
 
   const lifetimes: Lifetime[] = tensors.map((t) => {
     if (t.dropped) return 'none';
     if (ALWAYS_LIVE_CATEGORIES.includes(t.category) || touchedElsewhere.has(t.id)) return 'always';
     if (last[t.id] < 0 || firstWrite[t.id] === Infinity) return 'always';
-    if (firstRead[t.id] !== Infinity && !covered(writes[t.id].filter((w) => w.step < firstRead[t.id]), t.size)) return 'always';
+    if (firstRead[t.id] !== Infinity && !covered(writesBefore(t.id, firstRead[t.id]), t.size)) return 'always';
     return { from: firstWrite[t.id], to: last[t.id] };
   });
 

@@ -10,13 +10,14 @@
 import type { CodeletRegistry } from '../../sim/codelet.js';
 import type { DeviceSpec } from '../../sim/device.js';
 import type { DeviceDType, DeviceProgram } from '../../sim/program.js';
-import { UserError } from '../errors.js';
+import { RunError, UserError } from '../errors.js';
 import type { Graph } from '../ir/graph.js';
 import type { Op } from '../ir/op.js';
 import { fmtOpid } from '../ir/opid.js';
 import type { OpRegistry } from '../ir/registry.js';
 import { LowerContext } from './context.js';
 import { DeviceGraph, type BuildTensor } from './devicegraph.js';
+import { checkHostHeap } from '../util/host-heap.js';
 
 export interface LowerRequest {
   graph: Graph;
@@ -75,11 +76,12 @@ export function lowerGraph(req: LowerRequest): Lowered {
   for (const [position, op] of req.schedule.entries()) {
     const def = req.registry.exact(op.opid);
     if (!def?.lower) throw new UserError(`op '${op.name}' (${fmtOpid(op.opid)}) has no lowering: register an OpDefinition with this identifier and a lower()`, op.settings.loc);
+    checkHostHeap(`lowering op '${op.name}'`);
     const ctx = new LowerContext(dg, op, tensors, category, { position, lastRead, anchors });
     try {
       def.lower(op, ctx);
     } catch (e) {
-      if (e instanceof UserError) throw e;
+      if (e instanceof UserError || e instanceof RunError) throw e;
       throw new UserError(`lowering op '${op.name}' (${fmtOpid(op.opid)}) failed: ${(e as Error).message}`, op.settings.loc);
     }
     for (const id of op.outputs) {

@@ -30,6 +30,7 @@ import { DTYPE_BYTES, type TileInterval, type TileMemoryUse } from '../../sim/pr
 import { RunError } from '../errors.js';
 import type { BuildTensor, DeviceGraph, Slice } from './devicegraph.js';
 import { computeLiveness, type Access, type LeafStep, type Lifetime } from './liveness.js';
+import { checkHostHeap } from '../util/host-heap.js';
 
 /** Bytes of one word of vertex state (32-bit tile addresses, SPEC). */
 export const VERTEX_WORD_BYTES = 4;
@@ -76,6 +77,7 @@ export function allocate(
   const temps: Item[][] = Array.from({ length: numTiles }, () => []);
 
   for (const t of tensors) {
+    checkHostHeap('allocating tile memory', 4096);
     const life = lifetimes[t.id];
     if (life === 'none') continue;
     const size = DTYPE_BYTES[t.dtype];
@@ -101,6 +103,7 @@ export function allocate(
   let actEnd = new Float64Array(cap);
   let actTo = new Float64Array(cap);
   for (let tile = 0; tile < numTiles; tile++) {
+    checkHostHeap('allocating tile memory', 64);
     const items = temps[tile].sort((a, b) => a.from - b.from || b.bytes - a.bytes || a.tensor.id - b.tensor.id || a.begin - b.begin);
     const base = align(alwaysEnd[tile]);
     let n = 0;

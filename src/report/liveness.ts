@@ -32,6 +32,9 @@ export function livenessCurve(p: DeviceProgram): LivenessRow[] {
     last[id] = Math.max(last[id], s);
   };
   // A region of a vertex points into some interval; find its tensor by the interval containing it.
+  // Tensors that share memory by liveness overlap: the first in tensor order is taken. Each tile's
+  // intervals are painted into disjoint segments once, then found by binary search (programs have
+  // millions of copies and regions).
   const byTile = new Map<number, { offset: number; end: number; id: number }[]>();
   for (const t of p.tensors) {
     for (const iv of t.intervals) {
@@ -40,7 +43,21 @@ export function livenessCurve(p: DeviceProgram): LivenessRow[] {
       byTile.set(iv.tile, list);
     }
   }
-  const find = (tile: number, offset: number) => byTile.get(tile)?.find((r) => r.offset <= offset && offset < r.end)?.id;
+  const segments = new Map<number, { start: Float64Array; id: Int32Array }>();
+  for (const [tile, list] of byTile) segments.set(tile, paint(list));
+  const find = (tile: number, offset: number): number | undefined => {
+    const seg = segments.get(tile);
+    if (!seg) return undefined;
+    let lo = 0;
+    let hi = seg.start.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (seg.start[mid] <= offset) lo = mid + 1;
+      else hi = mid;
+    }
+    const id = lo > 0 ? seg.id[lo - 1] : -1;
+    return id < 0 ? undefined : id;
+  };
   steps.forEach((s, i) => {
     if (s.kind === 'execute') {
       for (const v of p.computeSets[s.computeSet].vertices) {
@@ -73,4 +90,50 @@ export function livenessCurve(p: DeviceProgram): LivenessRow[] {
     rows.push({ step: i, name, bytes: live });
   });
   return rows;
+}
+
+/**
+ * Disjoint byte segments of one tile, each labelled with the first interval (in list order) that
+ * covers it, or -1: a sweep over the boundaries with a min-heap of the covering intervals' order.
+ */
+function paint(list: readonly { offset: number; end: number; id: number }[]): { start: Float64Array; id: Int32Array } {
+  const order = list.map((_, i) => i).sort((a, b) => list[a].offset - list[b].offset || a - b);
+  const bounds = [...new Set(list.flatMap((r) => [r.offset, r.end]))].sort((a, b) => a - b);
+  const heap: number[] = [];
+  const up = (i: number) => {
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (heap[p] <= heap[i]) break;
+      [heap[p], heap[i]] = [heap[i], heap[p]];
+      i = p;
+    }
+  };
+  const pop = () => {
+    const last = heap.pop()!;
+    if (heap.length === 0) return;
+    heap[0] = last;
+    for (let i = 0; ; ) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < heap.length && heap[l] < heap[m]) m = l;
+      if (r < heap.length && heap[r] < heap[m]) m = r;
+      if (m === i) break;
+      [heap[m], heap[i]] = [heap[i], heap[m]];
+      i = m;
+    }
+  };
+  const start = new Float64Array(bounds.length);
+  const id = new Int32Array(bounds.length);
+  let next = 0;
+  bounds.forEach((b, k) => {
+    while (next < order.length && list[order[next]].offset <= b) {
+      heap.push(order[next++]);
+      up(heap.length - 1);
+    }
+    while (heap.length > 0 && list[heap[0]].end <= b) pop();
+    start[k] = b;
+    id[k] = heap.length > 0 ? list[heap[0]].id : -1;
+  });
+  return { start, id };
 }
