@@ -5,13 +5,15 @@
  * the tables sort, the details panels follow a click, and `sim report` rebuilds the page
  * from the run folder alone. A full mk2 report stays small and draws too.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, loadConfigText } from '../../src/config/load.js';
+import { renderReport } from '../../src/report/html.js';
+import type { ReportData } from '../../src/report/report-data.js';
 import { rerenderReport } from '../../src/report/rerender.js';
 import { writeRun } from '../../src/report/write.js';
 import { compile, run } from '../../src/session.js';
@@ -201,11 +203,38 @@ describe('report.html', () => {
     const { page, errors } = await open(path.join(mk2Dir, 'report.html'));
     const cs = await charts(page);
     await page.screenshot({ path: path.join(ARTIFACTS, 'report-mk2.png'), fullPage: true });
+    await page.addStyleTag({ content: 'nav { position: static; }' });
+    for (const id of ['program-view', 'memory-view', 'insights']) await page.locator(`#${id}`).screenshot({ path: path.join(ARTIFACTS, `report-mk2-${id}.png`) });
     expect(errors).toEqual([]);
     expect(cs.find((c) => c.id === 'memory')!.points).toBe(4 * 1472);
     const ops = cs.find((c) => c.id === 'ops')!;
     expect(ops.ticks).toHaveLength(summary.ops.length);
     expect(ops.height).toBeGreaterThanOrEqual(summary.ops.length * 16);
+    await page.close();
+  }, 60_000);
+
+  it('with more ops than one canvas can hold, shows the most expensive and says so', async () => {
+    const summary = JSON.parse(readFileSync(path.join(dir, 'summary.json'), 'utf8'));
+    const n = 2000;
+    const ops = Array.from({ length: n }, (_, i) => ({ name: `Op_${i}`, type: 'Add', domain: 'ai.onnx', cycles: { compute: i + 1, exchange: 0, sync: 0 }, flops: 0 }));
+    const data: ReportData = {
+      summary: { ...summary, ops },
+      tables: { steps: [], ops: ops.map((o) => ({ name: o.name, type: o.type, domain: o.domain, ...o.cycles, flops: 0, memoryBytes: 0 })), tiles: [] },
+      liveness: [],
+      program: [],
+      programTiles: [],
+      tensors: [],
+    };
+    const file = path.join(base, 'many-ops.html');
+    writeFileSync(file, renderReport(data));
+    const { page, errors } = await open(file);
+    expect(errors).toEqual([]);
+    const chart = (await charts(page)).find((c) => c.id === 'ops')!;
+    expect(chart.ticks).toHaveLength(1700);
+    expect(chart.ticks[0]).toBe(`Op_${n - 1}`);
+    expect(chart.height).toBeGreaterThanOrEqual(1700 * 16);
+    expect(await page.locator('#ops-note').innerText()).toMatch(/^The 1700 most expensive of 2000 ops/);
+    expect(await page.locator('#optable tbody tr').count()).toBe(n);
     await page.close();
   }, 60_000);
 });

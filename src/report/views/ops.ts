@@ -5,7 +5,7 @@ export function opsSection(data: ReportData): string {
   const steps = Math.max(1, data.summary.steps.length);
   return `<section id="ops-view">
 <h2>Cycles by op</h2>
-<p class="note">All ${data.summary.ops.length} ops, most expensive first, summed over all ${steps} steps (the list scrolls).</p>
+<p class="note" id="ops-note">All ${data.summary.ops.length} ops, most expensive first, summed over all ${steps} steps (the list scrolls).</p>
 <div class="scroll-y"><div class="chart"><canvas id="ops"></canvas></div></div>
 <h2>Ops</h2>
 <p class="note">Cycles and FLOPs sum all ${steps} steps; "a step" divides by ${steps} (every step runs the same program). % is of all cycles. Memory: bytes of the device tensors the op makes. Click a header to sort.</p>
@@ -16,7 +16,11 @@ export function opsSection(data: ReportData): string {
 export const OPS_SCRIPT = String.raw`
 {
   const total = (o) => o.cycles.compute + o.cycles.exchange + o.cycles.sync;
-  const ops = [...data.summary.ops].sort((a, b) => total(b) - total(a));
+  const sorted = [...data.summary.ops].sort((a, b) => total(b) - total(a));
+  // A canvas taller than ~32k px is not drawn: past MAX_OPS labels, show the most expensive and say so (the table has all).
+  const MAX_OPS = 1700;
+  const ops = sorted.slice(0, MAX_OPS);
+  if (ops.length < sorted.length) document.getElementById('ops-note').textContent = 'The ' + ops.length + ' most expensive of ' + sorted.length + ' ops (the table below has every op), summed over all ' + nSteps + ' steps (the list scrolls).';
   sizeFor('ops', ops.length, 18, 'y');
   chart('ops', { type: 'bar', options: { ...common, indexAxis: 'y', scales: { x: { stacked: true, position: 'top', title: { display: true, text: 'cycles (all steps)' } }, y: { stacked: true, ticks: { autoSkip: false } } } },
     data: { labels: ops.map((o) => o.name), datasets: ['compute', 'exchange', 'sync'].map((k) => ({ label: k, backgroundColor: colors[k], data: ops.map((o) => o.cycles[k]) })) } });
