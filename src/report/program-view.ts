@@ -174,3 +174,21 @@ export function programView(p: DeviceProgram, phases: readonly Phase[]): Program
   });
   return { rows, tiles, sent, received };
 }
+
+/**
+ * The per-tile rows a run folder keeps: every program step's while they fit
+ * in `budget` rows, else those of the most expensive steps (a ResNet-sized
+ * program on 1472 tiles has millions; the report's per-tile views say which
+ * steps they lack).
+ */
+export function keepProgramTiles(rows: readonly ProgramRow[], tiles: readonly ProgramTileRow[], budget = 250_000): ProgramTileRow[] {
+  if (tiles.length <= budget) return [...tiles];
+  const keep = new Set<number>();
+  let used = 0;
+  for (const r of [...rows].sort((a, b) => b.cycles - a.cycles || a.programStep - b.programStep)) {
+    if (used + r.tiles > budget) continue;
+    keep.add(r.programStep);
+    used += r.tiles;
+  }
+  return tiles.filter((t) => keep.has(t.programStep));
+}

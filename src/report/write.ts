@@ -3,7 +3,7 @@ import { encodeNpy } from './npy.js';
 import { PROGRAM_COLUMNS, PROGRAM_TILE_COLUMNS, TENSOR_COLUMNS, plainRows, profileCsvs, toCsv } from './csv.js';
 import { renderReport } from './html.js';
 import { livenessCurve } from './liveness.js';
-import { programView } from './program-view.js';
+import { keepProgramTiles, programView } from './program-view.js';
 import type { ReportData } from './report-data.js';
 import { safeFileName, writeRunFolder, type RunFileContent } from './runfolder.js';
 import { buildSummary, profileTables, type Summary } from './summary.js';
@@ -33,10 +33,11 @@ export async function writeRun(dir: string, r: RunResult, workers: number): Prom
   const tensors = selectTensors(tensorRows(r.compiled.program, summary.memory.maxTile), peakStep);
   files.set('profile/liveness.csv', toCsv(liveness as unknown as Record<string, string | number>[], ['step', 'name', 'bytes']));
   files.set('profile/program.csv', toCsv(plainRows(view.rows), PROGRAM_COLUMNS));
-  files.set('profile/program-tiles.csv', toCsv(plainRows(view.tiles), PROGRAM_TILE_COLUMNS));
+  const programTiles = keepProgramTiles(view.rows, view.tiles);
+  files.set('profile/program-tiles.csv', toCsv(plainRows(programTiles), PROGRAM_TILE_COLUMNS));
   files.set('profile/tensors.csv', toCsv(plainRows(tensors), TENSOR_COLUMNS));
   const report = r.compiled.config.report;
-  const data: ReportData = { summary, tables, liveness, program: view.rows, programTiles: view.tiles, tensors };
+  const data: ReportData = { summary, tables, liveness, program: view.rows, programTiles, tensors };
   if (report.html) files.set('report.html', renderReport(data));
   if (report.trace) {
     const d = r.compiled.program.device;

@@ -121,6 +121,8 @@ describe('report.html', () => {
     expect(ops.labels).toHaveLength(summary.ops.length);
     expect(ops.ticks).toHaveLength(summary.ops.length);
     expect(ops.height).toBeGreaterThanOrEqual(summary.ops.length * 16);
+    const computeOf = new Map(summary.ops.map((o: { name: string; cycles: { compute: number } }) => [o.name, o.cycles.compute]));
+    expect(ops.data[0]).toEqual(ops.labels.map((l) => computeOf.get(l)));
     // Liveness and the program view are labelled with named program steps.
     const program = readFileSync(path.join(dir, 'profile/program.csv'), 'utf8').trim().split('\n').length - 1;
     expect(byId('liveness').ticks).toHaveLength(program);

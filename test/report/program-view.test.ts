@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { exchangeTraffic } from '../../sim/cost.js';
 import { loadConfigText } from '../../src/config/load.js';
-import { flattenBatch, programView } from '../../src/report/program-view.js';
+import { flattenBatch, keepProgramTiles, programView } from '../../src/report/program-view.js';
 import { profileTables } from '../../src/report/summary.js';
 import { compile, run, type RunResult } from '../../src/session.js';
 import { ROOT } from '../helpers.js';
@@ -66,5 +66,19 @@ describe('programView', () => {
     expect(perStep).toBeGreaterThan(0);
     expect(tables.tiles.reduce((a, t) => a + t.sentBytes, 0)).toBe(perStep * r.steps.length);
     expect(tables.tiles.map((t) => t.alwaysLive + t.temporaries + t.code + t.vertexState)).toEqual(tables.tiles.map((t) => t.bytes));
+  });
+
+  it('keeps whole program steps, the most expensive first, within a row budget', async () => {
+    const r = await runMlp(1);
+    const v = programView(r.compiled.program, r.phases);
+    expect(keepProgramTiles(v.rows, v.tiles)).toEqual(v.tiles); // small programs keep everything
+    const budget = Math.floor(v.tiles.length / 2);
+    const kept = keepProgramTiles(v.rows, v.tiles, budget);
+    expect(kept.length).toBeLessThanOrEqual(budget);
+    expect(kept.length).toBeGreaterThan(0);
+    const steps = new Set(kept.map((t) => t.programStep));
+    for (const s of steps) expect(kept.filter((t) => t.programStep === s)).toEqual(v.tiles.filter((t) => t.programStep === s));
+    const top = [...v.rows].sort((a, b) => b.cycles - a.cycles)[0];
+    expect(steps.has(top.programStep)).toBe(true);
   });
 });

@@ -38,6 +38,12 @@ if (document.getElementById('program')) {
     ];
     const el = document.getElementById('csdetails-facts');
     el.innerHTML = '';
+    if (r.tiles > 0 && !data.packedTiles[r.programStep]) {
+      const p = document.createElement('p');
+      p.className = 'note';
+      p.textContent = 'This run folder keeps per-tile rows for its most expensive program steps only (profile/program-tiles.csv): none for this one.';
+      el.appendChild(p);
+    }
     const grid = document.createElement('div');
     grid.className = 'grid';
     for (const [k, v] of facts) { const c = document.createElement('div'); c.className = 'card'; c.textContent = k; const b = document.createElement('b'); b.textContent = v; c.appendChild(b); grid.appendChild(c); }

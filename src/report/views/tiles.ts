@@ -13,7 +13,11 @@ export function tilesSection(data: ReportData): string {
   const n = data.tables.tiles.length;
   return `<section id="tile-view">
 <h2>Tile details</h2>
-<p class="note">Pick a tile (0 to ${n - 1}) to see its memory and the compute sets and exchanges it takes part in, one step.</p>
+<p class="note">Pick a tile (0 to ${n - 1}) to see its memory and the compute sets and exchanges it takes part in, one step.${
+    new Set(data.programTiles.map((t) => t.programStep)).size < data.program.filter((r) => r.tiles > 0).length
+      ? ' The run folder keeps per-tile rows for the most expensive program steps only, so the list below may miss cheaper ones.'
+      : ''
+  }</p>
 <label>tile <input id="tile-input" type="number" min="0" max="${Math.max(0, n - 1)}" value="${data.summary.memory.maxTile}"></label>
 <span id="tile-shortcuts"></span>
 <div class="panel" id="tile-details"><div id="tile-facts"></div><div class="scroll-table"><table id="tiletable"></table></div></div>
