@@ -18,6 +18,7 @@ import { checkReplaceable, writeRunFolder } from '../report/runfolder.js';
 import { formatSummary } from './format.js';
 import { formatSweep, parseSet, sweep } from './sweep.js';
 import { rerenderReport } from '../report/rerender.js';
+import { writeComparison } from '../report/compare.js';
 import { TilePool } from '../../sim/pool.js';
 import { loadCodeletRegistry } from '../../sim/modules.js';
 import type { DeviceProgram } from '../../sim/program.js';
@@ -111,9 +112,18 @@ export function buildProgram(): Command {
 
   program
     .command('report')
-    .description('(re)render report.html from a run folder')
-    .argument('<run-dir>', 'a folder written by sim run')
-    .action(async (dir: string) => {
+    .description('(re)render report.html from a run folder, or compare two run folders')
+    .argument('[run-dir]', 'a folder written by sim run')
+    .option('--compare <dirs...>', 'compare two run folders A B: per-op cycles and memory side by side, with deltas')
+    .option('--out <file>', 'where --compare writes its page', 'compare.html')
+    .action(async (dir: string | undefined, o: { compare?: string[]; out: string }) => {
+      if (o.compare) {
+        if (o.compare.length !== 2 || dir !== undefined) throw new UserError(`--compare takes two run folders, A and B, and no other folder; got ${[...o.compare, ...(dir ? [dir] : [])].join(' ')}`);
+        const file = await writeComparison(path.resolve(o.compare[0]), path.resolve(o.compare[1]), path.resolve(o.out));
+        process.stdout.write(`comparison written to ${displayDir(file)}\n`);
+        return;
+      }
+      if (dir === undefined) throw new UserError('sim report needs a run folder (or --compare A B)');
       const file = await rerenderReport(path.resolve(dir));
       process.stdout.write(`report written to ${displayDir(file)}\n`);
     });

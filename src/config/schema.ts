@@ -293,7 +293,10 @@ const runSchema = strict({
 
 const reportSchema = strict({
   trace: z.boolean().default(true),
-  traceTiles: z.union([z.literal('all'), posInt], { error: "expected 'all' or an integer >= 1" }).default('all'),
+  traceTiles: z
+    .union([z.literal('all'), z.literal('auto'), posInt], { error: "expected 'all', 'auto' or an integer >= 1" })
+    .default('auto')
+    .describe('auto: every tile up to 64 tiles, else 64 evenly spread (a full mk2 traced tile by tile is too big for Perfetto)'),
   html: z.boolean().default(true),
 });
 

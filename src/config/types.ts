@@ -162,5 +162,5 @@ export interface RunConfig {
   /** True when the config gave no anchors: then graph outputs and the loss are anchored, final. */
   defaultAnchors: boolean;
   run: { workers: number | 'auto'; numerics: boolean; seed: number };
-  report: { trace: boolean; traceTiles: 'all' | number; html: boolean };
+  report: { trace: boolean; traceTiles: 'all' | 'auto' | number; html: boolean };
 }

@@ -30,13 +30,19 @@ export function toCsv(rows: readonly Record<string, CsvValue>[], columns?: reado
 }
 
 export const STEP_COLUMNS = ['step', 'loss', 'cycles', 'compute', 'exchange', 'sync', 'streamCopy'] as const;
-export const OP_COLUMNS = ['name', 'type', 'domain', 'compute', 'exchange', 'sync', 'flops'] as const;
-export const TILE_COLUMNS = ['tile', 'bytes', 'computeCycles', 'exchangeBytes'] as const;
+export const OP_COLUMNS = ['name', 'type', 'domain', 'compute', 'exchange', 'sync', 'flops', 'memoryBytes'] as const;
+export const TILE_COLUMNS = ['tile', 'bytes', 'computeCycles', 'exchangeBytes', 'alwaysLive', 'temporaries', 'code', 'vertexState', 'sentBytes', 'receivedBytes'] as const;
+
+export const PROGRAM_COLUMNS = ['programStep', 'kind', 'name', 'op', 'cycles', 'syncCycles', 'tiles', 'vertices', 'regions', 'maxTileCycles', 'meanTileCycles', 'busiestTile', 'bytes', 'codelets'] as const;
+export const PROGRAM_TILE_COLUMNS = ['programStep', 'tile', 'vertices', 'regions', 'cycles', 'sentBytes', 'receivedBytes'] as const;
+export const TENSOR_COLUMNS = ['name', 'op', 'category', 'dtype', 'shape', 'bytes', 'tiles', 'maxTile', 'maxTileBytes', 'peakTileBytes', 'liveFrom', 'liveTo'] as const;
+
+/** Interfaces lack an index signature, so spread each row into a plain record. */
+export const plainRows = <T extends object>(rows: readonly T[]): Record<string, CsvValue>[] => rows.map((r) => ({ ...r }) as Record<string, CsvValue>);
 
 /** 'profile/steps.csv', 'profile/ops.csv', 'profile/tiles.csv'. */
 export function profileCsvs(input: ProfileTables): Map<string, string> {
-  // Interfaces lack an index signature, so spread each row into a plain record.
-  const plain = <T extends object>(rows: T[]): Record<string, CsvValue>[] => rows.map((r) => ({ ...r }) as Record<string, CsvValue>);
+  const plain = plainRows;
   return new Map([
     ['profile/steps.csv', toCsv(plain(input.steps), STEP_COLUMNS)],
     ['profile/ops.csv', toCsv(plain(input.ops), OP_COLUMNS)],

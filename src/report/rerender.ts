@@ -6,16 +6,29 @@ import { parse } from 'csv-parse/sync';
 import { UserError } from '../errors.js';
 import { renderReport } from './html.js';
 import type { LivenessRow } from './liveness.js';
+import type { ProgramRow, ProgramTileRow } from './program-view.js';
+import type { ReportData } from './report-data.js';
 import type { Summary } from './summary.js';
-import type { StepRow, TileRow } from './types.js';
+import type { TensorRow } from './tensors.js';
+import type { OpRow, StepRow, TileRow } from './types.js';
 
-function readCsv<T>(dir: string, name: string): T[] {
+/** Text columns of the profile CSVs; every other column is a number. */
+const TEXT_COLUMNS = new Set(['name', 'type', 'domain', 'kind', 'op', 'codelets', 'category', 'dtype', 'shape']);
+
+function readCsv<T>(dir: string, name: string, optional = false): T[] {
   const file = path.join(dir, name);
-  if (!existsSync(file)) throw new UserError(`${dir} is not a complete run folder: ${name} is missing`);
-  return parse(readFileSync(file, 'utf8'), { columns: true, cast: (v, ctx) => (ctx.header || ctx.column === 'name' || v === '' ? v : Number(v)) }) as T[];
+  if (!existsSync(file)) {
+    if (optional) return []; // a run folder from an older tilesim: the views that need it say so
+    throw new UserError(`${dir} is not a complete run folder: ${name} is missing`);
+  }
+  return parse(readFileSync(file, 'utf8'), {
+    columns: true,
+    cast: (v, ctx) => (ctx.header || TEXT_COLUMNS.has(String(ctx.column)) || v === '' ? v : Number(v)),
+  }) as T[];
 }
 
-export async function rerenderReport(dir: string): Promise<string> {
+/** Everything report.html is drawn from, read back from a run folder. */
+export function readRunFolder(dir: string): ReportData {
   const summaryFile = path.join(dir, 'summary.json');
   if (!existsSync(summaryFile)) throw new UserError(`${dir} is not a run folder: no summary.json (run \`sim run <config> --out ${dir}\` first)`);
   let summary: Summary;
@@ -28,8 +41,15 @@ export async function rerenderReport(dir: string): Promise<string> {
   const steps = readCsv<StepRow>(dir, 'profile/steps.csv');
   const tiles = readCsv<TileRow>(dir, 'profile/tiles.csv');
   const liveness = readCsv<LivenessRow>(dir, 'profile/liveness.csv');
-  const ops = summary.ops.map((o) => ({ name: o.name, type: o.type, domain: o.domain, ...o.cycles, flops: o.flops }));
-  const html = renderReport({ summary, tables: { steps, ops, tiles }, liveness });
+  const ops = readCsv<OpRow>(dir, 'profile/ops.csv');
+  const program = readCsv<ProgramRow>(dir, 'profile/program.csv', true);
+  const programTiles = readCsv<ProgramTileRow>(dir, 'profile/program-tiles.csv', true);
+  const tensors = readCsv<TensorRow>(dir, 'profile/tensors.csv', true);
+  return { summary, tables: { steps, ops, tiles }, liveness, program, programTiles, tensors };
+}
+
+export async function rerenderReport(dir: string): Promise<string> {
+  const html = renderReport(readRunFolder(dir));
   // Replace report.html alone, keeping the rest of the folder.
   const target = path.join(dir, 'report.html');
   const partial = `${target}.partial-${process.pid}`;

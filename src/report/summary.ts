@@ -7,6 +7,8 @@ import { totalTiles } from '../../sim/device.js';
 import { addPhase, emptyTotals, type CycleTotals } from '../../sim/profile.js';
 import { normDomain } from '../ir/opid.js';
 import type { RunResult } from '../session.js';
+import { DTYPE_BYTES } from '../../sim/program.js';
+import { programView, type ProgramView } from './program-view.js';
 import type { OpRow, ProfileTables, StepRow, TileRow } from './types.js';
 
 export interface Summary {
@@ -22,14 +24,18 @@ export interface Summary {
   host: { wallSeconds: number; workers: number };
 }
 
-export function profileTables(r: RunResult): ProfileTables {
+export function profileTables(r: RunResult, view: ProgramView = programView(r.compiled.program, r.phases)): ProfileTables {
   const stepTotals = new Map<number, CycleTotals>();
   const opTotals = new Map<string, OpRow>();
   const ops = r.compiled.schedule;
   const steps = r.steps.length;
   const batches = steps * (r.compiled.config.train?.batchesPerStep ?? 1);
   for (const op of ops) {
-    opTotals.set(op.name, { name: op.name, type: op.opid.type, domain: normDomain(op.opid.domain), compute: 0, exchange: 0, sync: 0, flops: op.flops() * batches });
+    opTotals.set(op.name, { name: op.name, type: op.opid.type, domain: normDomain(op.opid.domain), compute: 0, exchange: 0, sync: 0, flops: op.flops() * batches, memoryBytes: 0 });
+  }
+  for (const t of r.compiled.program.tensors) {
+    const row = t.op === undefined ? undefined : opTotals.get(t.op);
+    if (row) for (const iv of t.intervals) row.memoryBytes += (iv.end - iv.begin) * DTYPE_BYTES[t.dtype];
   }
   const tileCompute = new Map<number, number>();
   const tileExchange = new Map<number, number>();
@@ -45,11 +51,18 @@ export function profileTables(r: RunResult): ProfileTables {
     const t = stepTotals.get(s.step)!;
     return { step: s.step, ...(s.loss !== undefined ? { loss: s.loss } : {}), cycles: s.cycles, compute: t.compute, exchange: t.exchange, sync: t.sync, streamCopy: t.streamCopy };
   });
+  const memory = r.compiled.program.memory;
   const tiles: TileRow[] = r.compiled.program.tileBytes.map((bytes, tile) => ({
     tile,
     bytes,
     computeCycles: tileCompute.get(tile) ?? 0,
     exchangeBytes: tileExchange.get(tile) ?? 0,
+    alwaysLive: memory?.[tile]?.alwaysLive ?? 0,
+    temporaries: memory?.[tile]?.temporaries ?? 0,
+    code: memory?.[tile]?.code ?? 0,
+    vertexState: memory?.[tile]?.vertexState ?? 0,
+    sentBytes: view.sent[tile] ?? 0,
+    receivedBytes: view.received[tile] ?? 0,
   }));
   return { steps: stepRows, ops: [...opTotals.values()], tiles };
 }

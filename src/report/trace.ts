@@ -1,10 +1,18 @@
 /**
  * trace.json: Chrome trace-event JSON (opens in ui.perfetto.dev and
- * chrome://tracing). One process per IPU (pid = IPU index), one thread per
- * traced tile (tid = global tile index), one complete ('X') slice per phase and
- * tile: compute and exchange phases use the tile's own busy cycles; sync and
- * stream copies (no per-tile data) cover every traced tile for the phase's
- * whole duration. Times are microseconds (cycles / clockHz * 1e6).
+ * chrome://tracing). Times are microseconds (cycles / clockHz * 1e6).
+ *
+ * - A "program" process on top with three tracks: steps (one slice per
+ *   training step / batch), ops (one slice per run of phases attributed to
+ *   one IR op) and supersteps (every phase once, for its whole duration:
+ *   compute sets, exchanges, syncs and host copies).
+ * - One process per IPU (pid = IPU index), one thread per traced tile
+ *   (tid = global tile index) with a slice per compute and exchange phase
+ *   lasting that tile's own busy cycles. Syncs and host copies have no
+ *   per-tile data and are drawn once, on the supersteps track: drawn per tile
+ *   they were half of a full mk2's trace.
+ * - Big devices are sampled (traceTiles 'auto'); otherData.tracedTiles and
+ *   each IPU's process label say which tiles are shown.
  */
 import type { Phase } from '../../sim/profile.js';
 
@@ -12,10 +20,16 @@ export interface TraceOptions {
   clockHz: number;
   tilesPerIpu: number;
   ipus: number;
-  /** 'all', or how many tiles to show, evenly spread and always including the first and last tile. */
-  traceTiles: 'all' | number;
+  /**
+   * 'all'; 'auto' (every tile up to AUTO_TRACE_TILES, else that many);
+   * or how many tiles to show, evenly spread and always including the first and last tile.
+   */
+  traceTiles: 'all' | 'auto' | number;
   deviceName: string;
 }
+
+/** How many tiles 'auto' traces: 64 tiles x ~100 phases per step keep a full mk2 step well under 1 MB. */
+export const AUTO_TRACE_TILES = 64;
 
 export interface TraceEvent {
   name: string;
@@ -29,10 +43,11 @@ export interface TraceEvent {
 }
 
 /** The global tile indices shown, ascending. */
-export function sampleTiles(totalTiles: number, traceTiles: 'all' | number): number[] {
+export function sampleTiles(totalTiles: number, traceTiles: 'all' | 'auto' | number): number[] {
   if (!Number.isSafeInteger(totalTiles) || totalTiles < 0) throw new Error(`sampleTiles: bad tile count ${totalTiles}`);
+  if (traceTiles === 'auto') traceTiles = AUTO_TRACE_TILES;
   if (traceTiles !== 'all' && (!Number.isSafeInteger(traceTiles) || traceTiles < 1)) {
-    throw new Error(`traceTiles must be 'all' or a positive integer, got ${String(traceTiles)}`);
+    throw new Error(`traceTiles must be 'all', 'auto' or a positive integer, got ${String(traceTiles)}`);
   }
   if (traceTiles === 'all' || traceTiles >= totalTiles) return Array.from({ length: totalTiles }, (_, i) => i);
   if (traceTiles === 1) return [0];
@@ -41,12 +56,32 @@ export function sampleTiles(totalTiles: number, traceTiles: 'all' | number): num
   return Array.from({ length: traceTiles }, (_, i) => Math.round(i * step));
 }
 
+/** Track ids of the program process: after every tile id, so no tid is shared. */
+function programTracks(opts: TraceOptions) {
+  const total = opts.ipus * opts.tilesPerIpu;
+  return { pid: opts.ipus, steps: total, ops: total + 1, supersteps: total + 2 };
+}
+
+/** Microseconds rounded to 0.1 ns (a cycle is 0.75 ns at 1.33 GHz): shorter JSON, same picture. */
+const round = (us: number) => Math.round(us * 1e4) / 1e4;
+
 function* metadataEvents(tiles: number[], opts: TraceOptions): Generator<TraceEvent> {
-  const ipusShown = new Set(tiles.map((t) => Math.floor(t / opts.tilesPerIpu)));
+  const total = opts.ipus * opts.tilesPerIpu;
+  const prog = programTracks(opts);
+  yield { name: 'process_name', ph: 'M', pid: prog.pid, tid: 0, args: { name: 'program' } };
+  yield { name: 'process_sort_index', ph: 'M', pid: prog.pid, tid: 0, args: { sort_index: -1 } };
+  for (const [name, tid] of [['steps', prog.steps], ['ops', prog.ops], ['supersteps (compute, exchange, sync, host copy)', prog.supersteps]] as const) {
+    yield { name: 'thread_name', ph: 'M', pid: prog.pid, tid, args: { name } };
+    yield { name: 'thread_sort_index', ph: 'M', pid: prog.pid, tid, args: { sort_index: tid - total } };
+  }
+  const perIpu = new Map<number, number>();
+  for (const t of tiles) perIpu.set(Math.floor(t / opts.tilesPerIpu), (perIpu.get(Math.floor(t / opts.tilesPerIpu)) ?? 0) + 1);
   for (let ipu = 0; ipu < opts.ipus; ipu++) {
-    if (!ipusShown.has(ipu)) continue;
+    const shown = perIpu.get(ipu);
+    if (!shown) continue;
+    const sampled = shown < opts.tilesPerIpu ? `, ${shown} of ${opts.tilesPerIpu} tiles sampled` : '';
     yield { name: 'process_name', ph: 'M', pid: ipu, tid: 0, args: { name: `IPU ${ipu}` } };
-    yield { name: 'process_labels', ph: 'M', pid: ipu, tid: 0, args: { labels: opts.deviceName } };
+    yield { name: 'process_labels', ph: 'M', pid: ipu, tid: 0, args: { labels: opts.deviceName + sampled } };
     yield { name: 'process_sort_index', ph: 'M', pid: ipu, tid: 0, args: { sort_index: ipu } };
   }
   for (const t of tiles) {
@@ -64,38 +99,68 @@ export function* traceEvents(phases: Iterable<Phase>, opts: TraceOptions): Gener
   const shown = new Uint8Array(total);
   for (const t of tiles) shown[t] = 1;
   const us = 1e6 / opts.clockHz;
+  const prog = programTracks(opts);
+  const span = (name: string, cat: string, pid: number, tid: number, start: number, end: number, args: Record<string, string | number>): TraceEvent => {
+    const ts = round(start * us);
+    return { name, cat, ph: 'X', pid, tid, ts, dur: round(round(end * us) - ts), args };
+  };
 
   yield* metadataEvents(tiles, opts);
 
+  // Op and step slices close when the next phase starts a new op / step (phases come in execution order).
+  let op: { name: string; start: number; end: number; step: number } | undefined;
+  let step: { step: number; start: number; end: number } | undefined;
+  const closeOp = () => (op ? span(op.name || 'host', 'op', prog.pid, prog.ops, op.start, op.end, { step: op.step, cycles: op.end - op.start }) : undefined);
+  const closeStep = () => (step ? span(`step ${step.step + 1}`, 'step', prog.pid, prog.steps, step.start, step.end, { step: step.step, cycles: step.end - step.start }) : undefined);
   for (const p of phases) {
-    const ts = p.start * us;
-    const slice = (tile: number, cycles: number): TraceEvent => ({
-      name: p.name,
-      cat: p.kind,
-      ph: 'X',
-      pid: Math.floor(tile / opts.tilesPerIpu),
-      tid: tile,
-      ts,
-      dur: cycles * us,
-      args: { op: p.op, cycles, step: p.step },
-    });
+    const end = p.start + p.cycles;
+    if (step?.step !== p.step) {
+      const e = closeStep();
+      if (e) yield e;
+      step = { step: p.step, start: p.start, end };
+    }
+    step.end = Math.max(step.end, end);
+    if (op?.name !== p.op || op.step !== p.step) {
+      const e = closeOp();
+      if (e) yield e;
+      op = { name: p.op, start: p.start, end, step: p.step };
+    }
+    op.end = Math.max(op.end, end);
+    if (p.cycles > 0) yield span(p.name, p.kind, prog.pid, prog.supersteps, p.start, end, { op: p.op, cycles: p.cycles });
     if (p.tiles && (p.kind === 'compute' || p.kind === 'exchange')) {
       for (const [tile, cycles] of p.tiles) {
-        if (tile >= 0 && tile < total && shown[tile] && cycles > 0) yield slice(tile, cycles);
+        if (tile >= 0 && tile < total && shown[tile] && cycles > 0) {
+          yield span(p.name, p.kind, Math.floor(tile / opts.tilesPerIpu), tile, p.start, p.start + cycles, { op: p.op, cycles });
+        }
       }
-    } else if (p.cycles > 0) {
-      for (const t of tiles) yield slice(t, p.cycles);
     }
   }
+  const lastOp = closeOp();
+  if (lastOp) yield lastOp;
+  const lastStep = closeStep();
+  if (lastStep) yield lastStep;
+}
+
+export interface TraceMetadata {
+  device: string;
+  ipus: number;
+  tilesPerIpu: number;
+  clockHz: number;
+  /** 'all', or the sampled tiles: how many of how many, and which. */
+  traceTiles: string;
+  tracedTiles: number[];
 }
 
 /** The trace as one object: {traceEvents, displayTimeUnit: 'ns', otherData}. */
-export function buildTrace(phases: Phase[], opts: TraceOptions): { traceEvents: TraceEvent[]; displayTimeUnit: 'ns'; otherData: Record<string, string | number> } {
+export function buildTrace(phases: Phase[], opts: TraceOptions): { traceEvents: TraceEvent[]; displayTimeUnit: 'ns'; otherData: TraceMetadata } {
   return { traceEvents: [...traceEvents(phases, opts)], displayTimeUnit: 'ns', otherData: otherData(opts) };
 }
 
-function otherData(opts: TraceOptions): Record<string, string | number> {
-  return { device: opts.deviceName, ipus: opts.ipus, tilesPerIpu: opts.tilesPerIpu, clockHz: opts.clockHz };
+function otherData(opts: TraceOptions): TraceMetadata {
+  const total = opts.ipus * opts.tilesPerIpu;
+  const tiles = sampleTiles(total, opts.traceTiles);
+  const traceTiles = tiles.length === total ? 'all' : `${tiles.length} of ${total} tiles, evenly spread (report.traceTiles: all shows every tile)`;
+  return { device: opts.deviceName, ipus: opts.ipus, tilesPerIpu: opts.tilesPerIpu, clockHz: opts.clockHz, traceTiles, tracedTiles: tiles };
 }
 
 /**

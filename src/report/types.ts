@@ -18,13 +18,24 @@ export interface OpRow {
   exchange: number;
   sync: number;
   flops: number;
+  /** Bytes of the device tensors the op makes (all tiles; tensors of disjoint lifetimes may share them). */
+  memoryBytes: number;
 }
 
 export interface TileRow {
   tile: number;
+  /** Memory in use: alwaysLive + temporaries + code + vertexState (DeviceProgram.memory). */
   bytes: number;
+  /** Summed over every step of the run, as sentBytes and receivedBytes. */
   computeCycles: number;
+  /** Exchange cycles x exchangeBytesPerCycle: the bytes its busiest port could have moved. */
   exchangeBytes: number;
+  alwaysLive: number;
+  temporaries: number;
+  code: number;
+  vertexState: number;
+  sentBytes: number;
+  receivedBytes: number;
 }
 
 export interface ProfileTables {

@@ -91,7 +91,7 @@ describe('loadConfig: defaults of a minimal inference config', () => {
     expect(cfg.defaultAnchors).toBe(true);
     expect(Object.keys(cfg.anchors)).toEqual(['y']);
     expect(cfg.run).toEqual({ workers: 'auto', numerics: true, seed: 0 });
-    expect(cfg.report).toEqual({ trace: true, traceTiles: 'all', html: true });
+    expect(cfg.report).toEqual({ trace: true, traceTiles: 'auto', html: true });
   });
 
   it('names a config after its file by default and derives distinct seeds', () => {

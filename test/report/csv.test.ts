@@ -81,12 +81,12 @@ describe('profileCsvs', () => {
         { step: 0, loss: 2.5, cycles: 100, compute: 60, exchange: 20, sync: 15, streamCopy: 5 },
         { step: 1, cycles: 90, compute: 60, exchange: 20, sync: 10, streamCopy: 0 },
       ],
-      ops: [{ name: 'MatMul,1', type: 'MatMul', domain: 'ai.onnx', compute: 50, exchange: 10, sync: 5, flops: 1024 }],
+      ops: [{ name: 'MatMul,1', type: 'MatMul', domain: 'ai.onnx', compute: 50, exchange: 10, sync: 5, flops: 1024, memoryBytes: 4096 }],
       tiles: [],
     });
     expect([...m.keys()]).toEqual(['profile/steps.csv', 'profile/ops.csv', 'profile/tiles.csv']);
     expect(m.get('profile/steps.csv')).toBe('step,loss,cycles,compute,exchange,sync,streamCopy\n0,2.5,100,60,20,15,5\n1,,90,60,20,10,0\n');
-    expect(m.get('profile/ops.csv')).toBe('name,type,domain,compute,exchange,sync,flops\n"MatMul,1",MatMul,ai.onnx,50,10,5,1024\n');
-    expect(m.get('profile/tiles.csv')).toBe('tile,bytes,computeCycles,exchangeBytes\n');
+    expect(m.get('profile/ops.csv')).toBe('name,type,domain,compute,exchange,sync,flops,memoryBytes\n"MatMul,1",MatMul,ai.onnx,50,10,5,1024,4096\n');
+    expect(m.get('profile/tiles.csv')).toBe('tile,bytes,computeCycles,exchangeBytes,alwaysLive,temporaries,code,vertexState,sentBytes,receivedBytes\n');
   });
 });

@@ -47,66 +47,102 @@ describe('sampleTiles', () => {
   });
 });
 
+const tileSlices = (events: TraceEvent[]): TraceEvent[] => slices(events).filter((e) => e.pid < 2);
+const track = (events: TraceEvent[], tid: number): TraceEvent[] => slices(events).filter((e) => e.pid === 2 && e.tid === tid);
+// The program process is pid = ipus (2); its tracks follow the 16 tile ids.
+const STEPS = 16;
+const OPS = 17;
+const SUPERSTEPS = 18;
+
 describe('buildTrace', () => {
-  it('has one process per IPU and one thread per tile', () => {
+  it('has a program process, one process per IPU and one thread per tile', () => {
     const t = buildTrace(phases, opts());
     expect(t.displayTimeUnit).toBe('ns');
     const procs = meta(t.traceEvents, 'process_name');
     expect(procs.map((e) => [e.pid, e.args?.name])).toEqual([
+      [2, 'program'],
       [0, 'IPU 0'],
       [1, 'IPU 1'],
     ]);
-    const threads = meta(t.traceEvents, 'thread_name');
+    const threads = meta(t.traceEvents, 'thread_name').filter((e) => e.pid < 2);
     expect(threads).toHaveLength(16);
     expect(new Set(threads.map((e) => e.tid)).size).toBe(16);
     const t9 = threads.find((e) => e.tid === 9);
     expect(t9?.pid).toBe(1);
     expect(t9?.args?.name).toBe('tile 9');
+    expect(meta(t.traceEvents, 'thread_name').filter((e) => e.pid === 2).map((e) => e.tid)).toEqual([STEPS, OPS, SUPERSTEPS]);
   });
 
   it('gives a compute slice the duration of its own tile', () => {
     const t = buildTrace(phases, opts({ clockHz: 2e9 }));
-    const cs = slices(t.traceEvents).filter((e) => e.cat === 'compute');
+    const cs = tileSlices(t.traceEvents).filter((e) => e.cat === 'compute');
     expect(cs.map((e) => e.tid)).toEqual([0, 3, 9, 15]);
     const s3 = cs.find((e) => e.tid === 3);
     expect(s3).toMatchObject({ name: 'MatMul/cs0', cat: 'compute', ph: 'X', pid: 0, args: { op: 'MatMul', cycles: 120 } });
-    expect(s3?.ts).toBeCloseTo((50 / 2e9) * 1e6, 12);
-    expect(s3?.dur).toBeCloseTo((120 / 2e9) * 1e6, 12);
+    expect(s3?.ts).toBeCloseTo((50 / 2e9) * 1e6, 4);
+    expect(s3?.dur).toBeCloseTo((120 / 2e9) * 1e6, 4);
     const s9 = cs.find((e) => e.tid === 9);
     expect(s9?.pid).toBe(1);
-    expect(s9?.dur).toBeCloseTo(0.1, 12);
+    expect(s9?.dur).toBeCloseTo(0.1, 4);
   });
 
-  it('puts sync and stream copies on every traced tile for the whole phase', () => {
+  it('draws sync and host copies once, on the supersteps track, not per tile', () => {
     const t = buildTrace(phases, opts());
-    const sync = slices(t.traceEvents).filter((e) => e.cat === 'sync');
-    expect(sync).toHaveLength(16);
-    for (const e of sync) {
-      expect(e.dur).toBeCloseTo(0.02, 12);
-      expect(e.ts).toBeCloseTo(0.35, 12);
-    }
-    expect(slices(t.traceEvents).filter((e) => e.cat === 'streamCopy')).toHaveLength(16);
-    const ex = slices(t.traceEvents).filter((e) => e.cat === 'exchange');
+    expect(tileSlices(t.traceEvents).filter((e) => e.cat === 'sync' || e.cat === 'streamCopy')).toEqual([]);
+    const ss = track(t.traceEvents, SUPERSTEPS);
+    expect(ss.map((e) => [e.cat, e.name])).toEqual([
+      ['streamCopy', 'in'],
+      ['compute', 'MatMul/cs0'],
+      ['sync', 'sync'],
+      ['exchange', 'MatMul/ex0'],
+    ]);
+    const sync = ss.find((e) => e.cat === 'sync')!;
+    expect(sync.dur).toBeCloseTo(0.02, 4);
+    expect(sync.ts).toBeCloseTo(0.35, 4);
+    const ex = tileSlices(t.traceEvents).filter((e) => e.cat === 'exchange');
     expect(ex.map((e) => [e.tid, e.args?.cycles])).toEqual([
       [1, 40],
       [8, 16],
     ]);
   });
 
-  it('samples tiles: one thread per traced tile, slices only on traced tiles', () => {
+  it('has an op track (a slice per run of one op) and a step track', () => {
+    const two: Phase[] = [...phases, ...phases.map((p) => ({ ...p, start: p.start + 410, step: 1 }))];
+    const t = buildTrace(two, opts({ clockHz: 1e6 })); // 1 cycle = 1 us
+    expect(track(t.traceEvents, OPS).map((e) => [e.name, e.ts, e.dur])).toEqual([
+      ['host', 0, 50],
+      ['MatMul', 50, 360],
+      ['host', 410, 50],
+      ['MatMul', 460, 360],
+    ]);
+    expect(track(t.traceEvents, STEPS).map((e) => [e.name, e.ts, e.dur, e.args?.step])).toEqual([
+      ['step 1', 0, 410, 0],
+      ['step 2', 410, 410, 1],
+    ]);
+  });
+
+  it('samples tiles: one thread per traced tile, slices only on traced tiles, the sample in the metadata', () => {
     const t = buildTrace(phases, opts({ traceTiles: 4 }));
     const traced = sampleTiles(16, 4);
     expect(traced).toEqual([0, 5, 10, 15]);
-    expect(meta(t.traceEvents, 'thread_name').map((e) => e.tid)).toEqual(traced);
-    for (const e of slices(t.traceEvents)) expect(traced).toContain(e.tid);
-    expect(slices(t.traceEvents).filter((e) => e.cat === 'compute').map((e) => e.tid)).toEqual([0, 15]);
-    expect(slices(t.traceEvents).filter((e) => e.cat === 'sync')).toHaveLength(4);
-    expect(slices(t.traceEvents).filter((e) => e.cat === 'exchange')).toHaveLength(0);
+    expect(meta(t.traceEvents, 'thread_name').filter((e) => e.pid < 2).map((e) => e.tid)).toEqual(traced);
+    for (const e of tileSlices(t.traceEvents)) expect(traced).toContain(e.tid);
+    expect(tileSlices(t.traceEvents).filter((e) => e.cat === 'compute').map((e) => e.tid)).toEqual([0, 15]);
+    expect(tileSlices(t.traceEvents).filter((e) => e.cat === 'exchange')).toHaveLength(0);
+    expect(t.otherData.tracedTiles).toEqual(traced);
+    expect(t.otherData.traceTiles).toMatch(/^4 of 16 tiles/);
+    expect(meta(t.traceEvents, 'process_labels').map((e) => e.args?.labels)).toEqual(['test, 2 of 8 tiles sampled', 'test, 2 of 8 tiles sampled']);
+    expect(buildTrace(phases, opts()).otherData.traceTiles).toBe('all');
+  });
+
+  it("'auto' traces every tile of a small device and 64 of a big one", () => {
+    expect(sampleTiles(16, 'auto')).toHaveLength(16);
+    expect(sampleTiles(1472, 'auto')).toEqual(sampleTiles(1472, 64));
   });
 
   it('leaves out an IPU with no traced tile', () => {
     const t = buildTrace(phases, opts({ traceTiles: 1 }));
-    expect(meta(t.traceEvents, 'process_name').map((e) => e.pid)).toEqual([0]);
+    expect(meta(t.traceEvents, 'process_name').map((e) => e.pid)).toEqual([2, 0]);
   });
 });
 
@@ -122,6 +158,7 @@ describe('writeTraceJson', () => {
   });
 
   it('is valid JSON with no phases', () => {
-    expect(JSON.parse(writeTraceJson([], opts())).traceEvents).toHaveLength(16 * 2 + 2 * 3);
+    // Program process: name, sort index, 3 x (thread name, sort index); per IPU 3; per tile 2.
+    expect(JSON.parse(writeTraceJson([], opts())).traceEvents).toHaveLength(2 + 6 + 2 * 3 + 16 * 2);
   });
 });

@@ -69,9 +69,9 @@ describe('the leaky-relu training example', () => {
     expect(y.shape).toEqual([16, 8]);
     const loss = decodeNpy(readFileSync(path.join(dir, s.outputs.loss.file)));
     expect(loss.data[0]).toBeCloseTo(s.steps[19].loss, 6);
-    // The trace opens in Perfetto: trace events with one thread per tile.
+    // The trace opens in Perfetto: trace events with one thread per tile (and the program's tracks).
     const trace = JSON.parse(readFileSync(path.join(dir, 'trace.json'), 'utf8'));
-    const threads = trace.traceEvents.filter((e: { ph: string; name: string }) => e.ph === 'M' && e.name === 'thread_name');
+    const threads = trace.traceEvents.filter((e: { ph: string; name: string; args: { name: string } }) => e.ph === 'M' && e.name === 'thread_name' && e.args.name.startsWith('tile '));
     expect(threads).toHaveLength(4);
   });
 

@@ -1,0 +1,194 @@
+/**
+ * The execution view behind report.html and profile/program*.csv, derived
+ * from the DeviceProgram and the phases of the first step (every step runs
+ * the same batch program, and cycles never depend on data):
+ *
+ * - one ProgramRow per leaf step of the batch program (compute set, exchange,
+ *   host copy; a repeat's body once, as liveness numbers it) with its cycles,
+ *   tiles, vertices, regions and busiest tile;
+ * - sparse per-tile rows (ProgramTileRow) for the tiles each step uses:
+ *   vertices, regions and cycles of a compute set, bytes sent and received by
+ *   an exchange (exchangeTraffic, the cost model's own accounting);
+ * - per tile, exchange bytes sent and received over the run.
+ */
+import { exchangeTraffic } from '../../sim/cost.js';
+import type { Phase } from '../../sim/profile.js';
+import { DTYPE_BYTES, type DeviceProgram, type ProgramStep } from '../../sim/program.js';
+
+type Leaf = Exclude<ProgramStep, { kind: 'repeat' }>;
+
+export interface ProgramRow {
+  /** Index of the leaf step in the flattened batch program (as profile/liveness.csv's programStep). */
+  programStep: number;
+  kind: 'compute' | 'exchange' | 'streamCopy';
+  name: string;
+  op: string;
+  /** Cycles in one step (a step in a repeat body counts every pass), syncs apart. */
+  cycles: number;
+  /** Cycles of the syncs before it, in one step. */
+  syncCycles: number;
+  /** Tiles that do work (compute) or send or receive (exchange). */
+  tiles: number;
+  vertices: number;
+  regions: number;
+  /** Cycles of the busiest tile and the mean over the tiles used, one pass. */
+  maxTileCycles: number;
+  meanTileCycles: number;
+  busiestTile: number;
+  /** Exchange: bytes received over all tiles; host copy: bytes moved; one pass. */
+  bytes: number;
+  /** Compute: the codelets and how many vertices of each, e.g. "MatMul x 64; Add x 1". */
+  codelets: string;
+}
+
+export interface ProgramTileRow {
+  programStep: number;
+  tile: number;
+  vertices: number;
+  regions: number;
+  cycles: number;
+  sentBytes: number;
+  receivedBytes: number;
+}
+
+export interface ProgramView {
+  rows: ProgramRow[];
+  tiles: ProgramTileRow[];
+  /** Per tile (index = tile): exchange bytes sent and received over the whole run. */
+  sent: number[];
+  received: number[];
+}
+
+export function flattenBatch(p: DeviceProgram): { leaves: Leaf[]; order: number[] } {
+  const leaves: Leaf[] = [];
+  // Returns the leaf indices of `list` in execution order, repeats expanded.
+  const walk = (list: ProgramStep[]): number[] => {
+    const out: number[] = [];
+    for (const s of list) {
+      if (s.kind === 'repeat') {
+        const body = walk(s.body);
+        for (let k = 0; k < s.count; k++) out.push(...body);
+      } else {
+        out.push(leaves.length);
+        leaves.push(s);
+      }
+    }
+    return out;
+  };
+  const order = walk(p.programs.batch ?? []);
+  return { leaves, order };
+}
+
+const regionCount = (f: unknown) => (Array.isArray(f) ? f.length : 1);
+
+export function programView(p: DeviceProgram, phases: readonly Phase[]): ProgramView {
+  const { leaves, order } = flattenBatch(p);
+  const totalTiles = p.device.tilesPerIpu * p.device.ipus;
+  // Fields in PROGRAM_COLUMNS order, so a row read back from profile/program.csv is the same JSON.
+  const row = (i: number, kind: ProgramRow['kind'], name: string, op: string, bytes = 0): ProgramRow => ({
+    programStep: i, kind, name, op, cycles: 0, syncCycles: 0, tiles: 0, vertices: 0, regions: 0, maxTileCycles: 0, meanTileCycles: 0, busiestTile: -1, bytes, codelets: '',
+  });
+  const rows: ProgramRow[] = leaves.map((s, i) => {
+    if (s.kind === 'execute') {
+      const cs = p.computeSets[s.computeSet];
+      return row(i, 'compute', cs.name, cs.op);
+    }
+    if (s.kind === 'exchange') {
+      const ex = p.exchanges[s.exchange];
+      return row(i, 'exchange', ex.name, ex.op);
+    }
+    const st = p.streams[s.stream];
+    const t = p.tensors[st.tensor];
+    return row(i, 'streamCopy', st.name, s.op, t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype]);
+  });
+
+  // Phases of the first step, in order: each sync belongs to the leaf that follows it.
+  const first = phases.length ? phases[0].step : 0;
+  const perTileCycles = new Map<number, [number, number][]>();
+  let k = 0;
+  let sync = 0;
+  for (const ph of phases) {
+    if (ph.step !== first) break;
+    if (ph.kind === 'sync') {
+      sync += ph.cycles;
+      continue;
+    }
+    const leaf = order[k % Math.max(1, order.length)];
+    k++;
+    const r = rows[leaf];
+    if (!r || r.name !== ph.name) break; // not the program we know: leave the rest at zero
+    r.cycles += ph.cycles;
+    r.syncCycles += sync;
+    sync = 0;
+    if (ph.tiles && !perTileCycles.has(leaf)) perTileCycles.set(leaf, ph.tiles);
+  }
+
+  const tiles: ProgramTileRow[] = [];
+  const passes = new Array<number>(leaves.length).fill(0);
+  for (const i of order) passes[i]++;
+  const steps = new Set(phases.map((ph) => ph.step)).size;
+  const sent = new Array<number>(totalTiles).fill(0);
+  const received = new Array<number>(totalTiles).fill(0);
+  leaves.forEach((s, i) => {
+    const row = rows[i];
+    const cycles = new Map(perTileCycles.get(i) ?? []);
+    const perTile = new Map<number, ProgramTileRow>();
+    const at = (tile: number) => {
+      let r = perTile.get(tile);
+      if (!r) perTile.set(tile, (r = { programStep: i, tile, vertices: 0, regions: 0, cycles: cycles.get(tile) ?? 0, sentBytes: 0, receivedBytes: 0 }));
+      return r;
+    };
+    if (s.kind === 'execute') {
+      const byCodelet = new Map<string, number>();
+      for (const v of p.computeSets[s.computeSet].vertices) {
+        const r = at(v.tile);
+        r.vertices++;
+        for (const f of Object.values(v.fields)) r.regions += regionCount(f);
+        byCodelet.set(v.codelet, (byCodelet.get(v.codelet) ?? 0) + 1);
+      }
+      row.codelets = [...byCodelet].sort((a, b) => b[1] - a[1]).map(([c, n]) => `${c} x ${n}`).join('; ');
+    } else if (s.kind === 'exchange') {
+      for (const t of exchangeTraffic(p.exchanges[s.exchange], p.device)) {
+        const r = at(t.tile);
+        r.sentBytes = t.sent;
+        r.receivedBytes = t.received;
+        row.bytes += t.received;
+        sent[t.tile] += t.sent * passes[i] * steps;
+        received[t.tile] += t.received * passes[i] * steps;
+      }
+    }
+    const used = [...perTile.values()].sort((a, b) => a.tile - b.tile);
+    row.tiles = used.length;
+    let total = 0;
+    for (const r of used) {
+      row.vertices += r.vertices;
+      row.regions += r.regions;
+      total += r.cycles;
+      if (r.cycles > row.maxTileCycles) {
+        row.maxTileCycles = r.cycles;
+        row.busiestTile = r.tile;
+      }
+    }
+    row.meanTileCycles = used.length ? Math.round((10 * total) / used.length) / 10 : 0;
+    tiles.push(...used);
+  });
+  return { rows, tiles, sent, received };
+}
+
+/**
+ * The per-tile rows a run folder keeps: every program step's while they fit
+ * in `budget` rows, else those of the most expensive steps (a ResNet-sized
+ * program on 1472 tiles has millions; the report's per-tile views say which
+ * steps they lack).
+ */
+export function keepProgramTiles(rows: readonly ProgramRow[], tiles: readonly ProgramTileRow[], budget = 250_000): ProgramTileRow[] {
+  if (tiles.length <= budget) return [...tiles];
+  const keep = new Set<number>();
+  let used = 0;
+  for (const r of [...rows].sort((a, b) => b.cycles - a.cycles || a.programStep - b.programStep)) {
+    if (used + r.tiles > budget) continue;
+    keep.add(r.programStep);
+    used += r.tiles;
+  }
+  return tiles.filter((t) => keep.has(t.programStep));
+}
