@@ -6,7 +6,6 @@
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import cliProgress from 'cli-progress';
 import { loadConfig } from '../config/load.js';
 import { listDevicePresets, loadDevicePreset } from '../config/devices.js';
 import { configJsonSchema } from '../config/schema.js';
@@ -14,8 +13,13 @@ import { RunError, UserError } from '../errors.js';
 import { createRegistry } from '../model/modules.js';
 import { compile, run } from '../session.js';
 import { writeRun } from '../report/write.js';
-import { checkReplaceable, writeRunFolder } from '../report/runfolder.js';
-import { formatSummary } from './format.js';
+import { writeRunFolder } from '../report/runfolder.js';
+import { buildSummary, profileTables } from '../report/summary.js';
+import { formatHeader, formatStep, formatSummary } from './format.js';
+import { checkOutputFolder, reasonOf } from './outdir.js';
+import { compileProgress } from './progress.js';
+import type { RunConfig } from '../config/types.js';
+import type { Compiled } from '../session.js';
 import { formatSweep, parseSet, sweep } from './sweep.js';
 import { rerenderReport } from '../report/rerender.js';
 import { TilePool } from '../../sim/pool.js';
@@ -39,6 +43,15 @@ function chooseWorkers(requested: number | 'auto', program: DeviceProgram): numb
   return program.computeSets.some((cs) => TilePool.worthIt(cs)) ? Math.min(availableParallelism(), 8) : 1;
 }
 
+async function compileWithProgress(config: RunConfig, tty: boolean): Promise<Compiled> {
+  const progress = compileProgress(tty);
+  try {
+    return await compile(config, { onProgress: progress.onProgress });
+  } finally {
+    progress.stop();
+  }
+}
+
 export function buildProgram(): Command {
   const program = new Command();
   program
@@ -59,24 +72,26 @@ export function buildProgram(): Command {
     .action(async (file: string, o: { out?: string; workers?: number | 'auto'; steps?: number; json?: boolean; numerics: boolean }) => {
       const config = loadConfig(file, { steps: o.steps, workers: o.workers, numerics: o.numerics === false ? false : undefined });
       const dir = path.resolve(o.out ?? path.join('sim-out', config.name));
-      checkReplaceable(dir, 'summary.json');
-      const compiled = await compile(config);
+      await checkOutputFolder(dir, 'summary.json');
+      const live = !o.json;
+      const compiled = await compileWithProgress(config, live && process.stdout.isTTY === true);
       const workers = chooseWorkers(config.run.workers, compiled.program);
       const steps = config.steps ?? 1;
-      const bar =
-        process.stdout.isTTY && !o.json && steps > 1
-          ? new cliProgress.SingleBar({ format: 'steps {bar} {value}/{total} {eta_formatted}', clearOnComplete: true }, cliProgress.Presets.shades_classic)
-          : undefined;
-      bar?.start(steps, 0);
-      let result;
+      if (live) process.stdout.write(formatHeader(config.name, compiled.program.device) + '\n');
+      // Each step's line as the step ends (stdout is written directly, so a pipe sees it at once too).
+      const result = await run(compiled, { workers, numerics: config.run.numerics, steps, onStep: (st) => live && process.stdout.write(formatStep(st) + '\n') });
+      let summary;
       try {
-        result = await run(compiled, { workers, numerics: config.run.numerics, steps, onStep: () => bar?.increment() });
-      } finally {
-        bar?.stop();
+        summary = await writeRun(dir, result, workers);
+      } catch (e) {
+        if (e instanceof UserError) throw e;
+        // The numbers are not lost with the folder: print them, then fail.
+        summary = buildSummary(result, profileTables(result), {}, workers);
+        process.stdout.write(o.json ? JSON.stringify(summary, null, 2) + '\n' : formatSummary(summary, '(not written)', { live }) + '\n');
+        throw new RunError(`the run finished, but its folder ${dir} could not be written: ${reasonOf(e)}. The summary is printed above; nothing was written.`);
       }
-      const summary = await writeRun(dir, result, workers);
       if (o.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
-      else process.stdout.write(formatSummary(summary, displayDir(dir)) + '\n');
+      else process.stdout.write(formatSummary(summary, displayDir(dir), { live }) + '\n');
     });
 
   program
@@ -85,8 +100,8 @@ export function buildProgram(): Command {
     .argument('<config>', 'config YAML file')
     .option('--out <dir>', 'write program.json (the DeviceProgram) into this folder')
     .action(async (file: string, o: { out?: string }) => {
-      if (o.out) checkReplaceable(path.resolve(o.out), 'program.json');
-      const compiled = await compile(loadConfig(file));
+      if (o.out) await checkOutputFolder(path.resolve(o.out), 'program.json');
+      const compiled = await compileWithProgress(loadConfig(file), process.stdout.isTTY === true);
       process.stdout.write(compileReport(compiled) + '\n');
       if (o.out) {
         await writeRunFolder(path.resolve(o.out), new Map([['program.json', JSON.stringify(compiled.program)]]));

@@ -3,8 +3,8 @@
  * dist/, built by `npm test` and by `npm ci` through `prepare`), exit codes
  * and messages.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +16,15 @@ const tmp = mkdtempSync(path.join(tmpdir(), 'tilesim-cli-'));
 function sim(...args: string[]) {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: tmp, timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const MLP_ADAM = path.join(ROOT, 'configs/examples/mlp-adam.yaml');
+
+/** A copy of the MLP (Adam, softmax cross entropy over 4 classes) with `edit` applied to its text. */
+function mlpVariant(name: string, edit: (text: string) => string): string {
+  const file = path.join(tmp, `${name}.yaml`);
+  writeFileSync(file, edit(readFileSync(MLP_ADAM, 'utf8')));
+  return file;
 }
 
 /** The example config with `edit` applied to its text, saved beside a copy of the custom op path. */
@@ -225,5 +234,84 @@ describe('sim vertex --param', () => {
     expect(Math.abs(small - 402) / 402).toBeLessThan(0.1);
     expect(Math.abs(large - 1352) / 1352).toBeLessThan(0.1);
     expect(sim('vertex', 'AmpMatMul', '--elements', '16', '--param', 'rows=x').code).toBe(2);
+  });
+});
+
+describe('errors that are the user\'s, not tilesim\'s', () => {
+  it('checks --out before compiling: a path under a file exits 2 naming it, before the run could fail', () => {
+    const file = path.join(tmp, 'a-file');
+    writeFileSync(file, 'x');
+    // This config runs out of tile memory when compiled (exit 1): exit 2 shows --out was checked first.
+    const oom = variant('oom-out', (t) => t.replace('device: tiny', 'device: {preset: tiny, bytesPerTile: 4096}'));
+    const r = sim('run', oom, '--out', path.join(file, 'out'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`--out ${path.join(file, 'out')}: cannot create its parent folder ${file}`);
+    expect(r.stderr).toMatch(/name a folder you can write to/);
+    expect(r.stderr).not.toMatch(/internal error|Out of memory/);
+    expect(r.stdout).toBe('');
+    const c = sim('compile', EXAMPLE_CONFIG, '--out', path.join(file, 'prog'));
+    expect(c.code).toBe(2);
+    expect(c.stderr).toMatch(/--out .*cannot create its parent folder/);
+  });
+
+  it.skipIf(process.getuid?.() === 0)('checks --out before compiling: a read-only parent exits 2', () => {
+    const ro = path.join(tmp, 'read-only');
+    mkdirSync(ro);
+    chmodSync(ro, 0o555);
+    const r = sim('run', EXAMPLE_CONFIG, '--out', path.join(ro, 'out'));
+    chmodSync(ro, 0o755);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`cannot write in ${ro}: permission denied`);
+  });
+
+  it('exits 2 on a label out of range for the loss, naming the input, its line, the index and the value', () => {
+    const file = mlpVariant('bad-label', (t) => t.replace('low: 0, high: 3, seed: 4', 'low: 0, high: 9, seed: 4'));
+    const r = sim('run', file, '--out', path.join(tmp, 'bad-label-out'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`${path.basename(file)}:${lineOf(file, 'label: {random')}:\\d+: inputs\\.label: label (\\d+) at index \\[(\\d+)\\] is out of range`));
+    expect(r.stderr).toMatch(/over 4 classes: labels must be in \[0, 4\)/);
+    expect(r.stderr).not.toMatch(/internal error/);
+    expect(existsSync(path.join(tmp, 'bad-label-out'))).toBe(false);
+  });
+
+  it('exits 1 when a label reaches the loss through another op, naming the vertex, the label and the sample', () => {
+    const file = mlpVariant('bad-label-identity', (t) =>
+      t
+        .replace('low: 0, high: 3, seed: 4', 'low: 0, high: 9, seed: 4')
+        .replace('outputs: [logits]}', 'outputs: [logits]}\n      - {op: Identity, inputs: [label], outputs: [label2]}')
+        .replace('labels: label}', 'labels: label2}'),
+    );
+    const r = sim('run', file, '--out', path.join(tmp, 'bad-label-2-out'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^run failed: step 0: vertex ClassLoss on tile \d+ in compute set '[^']+' failed: label \d+ of sample \d+ is out of range: classes are 0 to 3/);
+  });
+});
+
+describe('feedback while it works', () => {
+  it("prints each step's line as the step ends, also into a pipe", async () => {
+    const child = spawn(process.execPath, [BIN, 'run', MLP_ADAM, '--steps', '60', '--out', path.join(tmp, 'live')], { cwd: tmp });
+    let seen = '';
+    let whenFirstStep: string | undefined;
+    child.stdout.on('data', (d: Buffer) => {
+      seen += d.toString();
+      if (whenFirstStep === undefined && seen.includes('step   0')) whenFirstStep = seen;
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(0);
+    // The first step's line arrives on its own, long before the summary (60 steps later).
+    expect(whenFirstStep).toBeDefined();
+    expect(whenFirstStep).not.toContain('total cycles');
+    expect(whenFirstStep).not.toContain('step  59');
+    // Each step once, numbered from 0 as in summary.json, then the summary.
+    expect(seen.match(/^ {2}step +\d+ /gm)).toHaveLength(60);
+    expect(seen).toMatch(/^ {2}step +59 +loss [\d.]+ +cycles [\d,]+\ntotal cycles/m);
+  });
+
+  it.skipIf(!existsSync('/usr/bin/script'))('shows compile progress on a terminal, and none in a pipe', () => {
+    const tty = spawnSync('/usr/bin/script', ['-qec', `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} compile ${JSON.stringify(EXAMPLE_CONFIG)}`, '/dev/null'], { encoding: 'utf8', cwd: tmp });
+    expect(tty.status).toBe(0);
+    expect(tty.stdout).toMatch(/compiling: [a-z ]+ \S+ \d+\/\d+/); // the pass, its bar and count (redraws are throttled)
+    const piped = sim('compile', EXAMPLE_CONFIG);
+    expect(piped.stdout + piped.stderr).not.toContain('compiling:');
   });
 });
