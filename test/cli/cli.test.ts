@@ -315,3 +315,37 @@ describe('feedback while it works', () => {
     expect(piped.stdout + piped.stderr).not.toContain('compiling:');
   });
 });
+
+describe('a custom-op module outside the repository', () => {
+  /** examples/custom-ops/leaky-relu.ts and the example config copied into a fresh folder under the OS temp dir. */
+  function outside(name: string, packageJson?: object): string {
+    const dir = mkdtempSync(path.join(tmpdir(), `tilesim-${name}-`));
+    writeFileSync(path.join(dir, 'leaky-relu.ts'), readFileSync(path.join(ROOT, 'examples/custom-ops/leaky-relu.ts')));
+    if (packageJson) writeFileSync(path.join(dir, 'package.json'), JSON.stringify(packageJson));
+    const config = readFileSync(EXAMPLE_CONFIG, 'utf8').replace('../../examples/custom-ops/leaky-relu.ts', 'leaky-relu.ts');
+    expect(config).toContain('customOps: [leaky-relu.ts]');
+    writeFileSync(path.join(dir, 'train.yaml'), config);
+    return dir;
+  }
+
+  it("resolves `import ... from 'tilesim'` on the main thread and in pool workers (CommonJS .ts)", () => {
+    const dir = outside('ext-cjs');
+    expect(path.relative(ROOT, dir).startsWith('..')).toBe(true);
+    for (const workers of ['1', '2']) {
+      const r = spawnSync(process.execPath, [BIN, 'run', 'train.yaml', '--steps', '2', '--workers', workers, '--json'], { encoding: 'utf8', cwd: dir, timeout: 60_000 });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(JSON.parse(r.stdout).ops.map((o: { type: string }) => o.type)).toContain('LeakyRelu');
+    }
+  });
+
+  it('resolves it in a "type": "module" package too, and for gradcheck', () => {
+    const dir = outside('ext-esm', { type: 'module' });
+    const r = spawnSync(process.execPath, [BIN, 'run', 'train.yaml', '--steps', '1', '--workers', '2'], { encoding: 'utf8', cwd: dir, timeout: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const g = spawnSync(process.execPath, [BIN, 'gradcheck', 'leaky-relu.ts', '--op', 'custom.ops::LeakyRelu', '--shapes', '3x4'], { encoding: 'utf8', cwd: dir, timeout: 60_000 });
+    expect(g.status).toBe(0);
+    expect(g.stdout).toContain('all grad ops agree');
+  });
+});
