@@ -3,11 +3,13 @@
  * is wrong; 1 the run failed. Errors print as one clear message, never as a
  * stack trace (set TILESIM_DEBUG=1 to see one).
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { loadConfig } from '../config/load.js';
-import { listDevicePresets, loadDevicePreset } from '../config/devices.js';
+import { loadDevicePreset } from '../config/devices.js';
 import { configJsonSchema } from '../config/schema.js';
 import { RunError, UserError } from '../errors.js';
 import { createRegistry } from '../model/modules.js';
@@ -26,6 +28,7 @@ import { TilePool } from '../../sim/pool.js';
 import { loadCodeletRegistry } from '../../sim/modules.js';
 import type { DeviceProgram } from '../../sim/program.js';
 import { vertexCommand } from './vertex.js';
+import { devicesCommand } from './devices.js';
 import { parseAttribute, runGradcheck } from './gradcheck.js';
 import { compileReport } from './compile-report.js';
 
@@ -52,10 +55,22 @@ async function compileWithProgress(config: RunConfig, tty: boolean): Promise<Com
   }
 }
 
+/** This package's version: package.json is two (src/cli) or three (dist/src/cli) folders up. */
+function packageVersion(): string {
+  for (let dir = path.dirname(fileURLToPath(import.meta.url)); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const file = path.join(dir, 'package.json');
+    if (!existsSync(file)) continue;
+    const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+    if (pkg.name === 'tilesim' && pkg.version) return pkg.version;
+  }
+  return 'unknown';
+}
+
 export function buildProgram(): Command {
   const program = new Command();
   program
     .name('sim')
+    .version(`tilesim ${packageVersion()}`, '-V, --version', 'print the version')
     .description('tilesim: a cycle-approximate simulator of a many-tile, bulk-synchronous AI accelerator (Graphcore IPU class)')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -161,18 +176,9 @@ export function buildProgram(): Command {
     .command('devices')
     .description('device presets and their parameters')
     .option('--json', 'as JSON')
-    .action((o: { json?: boolean }) => {
-      const presets = listDevicePresets();
-      if (o.json) {
-        process.stdout.write(JSON.stringify(presets, null, 2) + '\n');
-        return;
-      }
-      const keys = Object.keys(presets[0] ?? {}).filter((k) => k !== 'name');
-      process.stdout.write('field'.padEnd(26) + presets.map((p) => p.name.padStart(14)).join('') + '\n');
-      for (const k of keys) {
-        const cell = (v: unknown) => (typeof v === 'object' ? Object.entries(v as object).map(([a, b]) => `${a}:${b}`).join(' ') : String(v));
-        process.stdout.write(k.padEnd(26) + presets.map((p) => cell((p as unknown as Record<string, unknown>)[k]).padStart(14)).join('') + '\n');
-      }
+    .option('--sources', "each number's citation (source and tag) from configs/devices/<name>.yaml")
+    .action((o: { json?: boolean; sources?: boolean }) => {
+      process.stdout.write(devicesCommand(o) + '\n');
     });
 
   program
@@ -204,8 +210,8 @@ export function buildProgram(): Command {
 
   program
     .command('gradcheck')
-    .description("check a custom op's grad ops against central finite differences, through the simulator")
-    .argument('<module>', 'custom-op module (.ts or .js)')
+    .description("check an op's grad ops (a custom or a built-in op) against central finite differences, through the simulator")
+    .argument('[module]', 'custom-op module (.ts or .js); leave it out for a built-in op')
     .requiredOption('--op <domain::type>', 'the forward op, e.g. custom.ops::LeakyRelu')
     .requiredOption('--shapes <shapes...>', 'one shape per input, e.g. 4x3 3')
     .option('--attr <name=value...>', 'attributes, e.g. alpha=0.2')
@@ -213,9 +219,9 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'seed of the inputs and the projection', positiveInt('--seed'), 1)
     .option('--tolerance <t>', 'max |analytic - numeric| per element', (v) => Number(v), 2e-3)
     .option('--h <h>', 'finite-difference step', (v) => Number(v), 1e-2)
-    .action(async (module: string, o: { op: string; shapes: string[]; attr?: string[]; device: string; seed: number; tolerance: number; h: number }) => {
+    .action(async (module: string | undefined, o: { op: string; shapes: string[]; attr?: string[]; device: string; seed: number; tolerance: number; h: number }) => {
       const r = await runGradcheck({
-        modules: [path.resolve(module)],
+        modules: module ? [path.resolve(module)] : [],
         op: o.op,
         shapes: o.shapes,
         attributes: Object.fromEntries((o.attr ?? []).map(parseAttribute)),

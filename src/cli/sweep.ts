@@ -6,7 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseDocument } from 'yaml';
+import { isMap, isScalar, parseDocument, type Document } from 'yaml';
+import { OPTIMIZER_KEYS } from '../config/schema.js';
 import { loadConfigText } from '../config/load.js';
 import { UserError } from '../errors.js';
 import { buildSummary, profileTables, type Summary } from '../report/summary.js';
@@ -50,6 +51,7 @@ export async function sweep(file: string, axes: SweepAxis[], opts: { numerics: b
       if (keys[0] === 'device' && keys.length > 1 && typeof doc.get('device') === 'string') doc.set('device', doc.createNode({ preset: doc.get('device') }));
       doc.setIn(keys, value);
     }
+    for (const key of Object.keys(point)) if (key.endsWith('optimizer.type')) dropForeignOptimizerKeys(doc, key, point);
     const config = loadConfigText(doc.toString(), abs, { numerics: opts.numerics });
     const compiled = await compile(config);
     const result = await run(compiled, { workers: opts.workers, numerics: config.run.numerics, steps: config.steps ?? 1 });
@@ -59,6 +61,23 @@ export async function sweep(file: string, axes: SweepAxis[], opts: { numerics: b
     opts.onPoint?.(row);
   }
   return rows;
+}
+
+/**
+ * Switching `train.optimizer.type` (sgd to adam, say) leaves the old type's
+ * keys behind (momentum), which the new type rejects: drop the keys it does
+ * not take, unless the point sets them itself, so the new type's defaults
+ * apply. Shared keys (lr, weightDecay) are kept.
+ */
+function dropForeignOptimizerKeys(doc: Document, typeKey: string, point: Record<string, unknown>): void {
+  const path = typeKey.split('.').slice(0, -1);
+  const known = OPTIMIZER_KEYS[String(point[typeKey])];
+  const opt: unknown = doc.getIn(path, true);
+  if (!known || !isMap(opt)) return;
+  for (const pair of [...opt.items]) {
+    const k = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+    if (!known.includes(k) && !(`${[...path, k].join('.')}` in point)) opt.delete(k);
+  }
 }
 
 export function formatSweep(rows: SweepRow[]): string {

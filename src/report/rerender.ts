@@ -27,7 +27,8 @@ export async function rerenderReport(dir: string): Promise<string> {
   if (summary.schemaVersion !== 1) throw new UserError(`${summaryFile}: schemaVersion ${String(summary.schemaVersion)} is not one this tilesim reads (1)`);
   const steps = readCsv<StepRow>(dir, 'profile/steps.csv');
   const tiles = readCsv<TileRow>(dir, 'profile/tiles.csv');
-  const liveness = readCsv<LivenessRow>(dir, 'profile/liveness.csv');
+  // Run folders before the column's rename call it `step`.
+  const liveness = readCsv<LivenessRow & { programStep?: number }>(dir, 'profile/liveness.csv').map((r) => ({ step: r.programStep ?? r.step, name: r.name, bytes: r.bytes }));
   const ops = summary.ops.map((o) => ({ name: o.name, type: o.type, domain: o.domain, ...o.cycles, flops: o.flops }));
   const html = renderReport({ summary, tables: { steps, ops, tiles }, liveness });
   // Replace report.html alone, keeping the rest of the folder.

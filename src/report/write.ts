@@ -24,7 +24,8 @@ export async function writeRun(dir: string, r: RunResult, workers: number): Prom
   for (const [name, text] of profileCsvs(tables)) files.set(name, text);
   if (r.compiled.config.train?.saveModel) files.set('model.onnx', exportRunModel(r)); // the trained forward graph
   const liveness = livenessCurve(r.compiled.program);
-  files.set('profile/liveness.csv', toCsv(liveness as unknown as Record<string, string | number>[], ['step', 'name', 'bytes']));
+  // `programStep`: a step of the batch program (a compute set, exchange or copy), not a training step.
+  files.set('profile/liveness.csv', toCsv(liveness.map((l) => ({ programStep: l.step, name: l.name, bytes: l.bytes })), ['programStep', 'name', 'bytes']));
   const report = r.compiled.config.report;
   if (report.html) files.set('report.html', renderReport({ summary, tables, liveness }));
   if (report.trace) {

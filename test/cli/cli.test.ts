@@ -349,3 +349,74 @@ describe('a custom-op module outside the repository', () => {
     expect(g.stdout).toContain('all grad ops agree');
   });
 });
+
+describe('papercuts', () => {
+  it('sim --version prints the package version', () => {
+    const r = sim('--version');
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(`tilesim ${JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version}`);
+  });
+
+  it('sim devices: columns apart (ampMacsPerCycle included), and --sources cites every number', () => {
+    const r = sim('devices');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    const presets = lines[0].trim().split(/\s+/).slice(1);
+    expect(presets).toEqual(['tiny', 'mk1', 'mk2', 'bow']);
+    const rows = lines.slice(1).filter((l) => !l.startsWith('every number'));
+    // Every row: the field and one cell per preset, at least two spaces apart.
+    for (const row of rows) expect(row.trim().split(/ {2,}/), row).toHaveLength(1 + presets.length);
+    expect(rows.find((l) => l.startsWith('ampMacsPerCycle.float16'))!.trim().split(/ {2,}/)).toEqual(['ampMacsPerCycle.float16', '64', '32', '64', '64']);
+    expect(r.stdout).toContain('sim devices --sources');
+
+    const s = sim('devices', '--sources');
+    expect(s.code).toBe(0);
+    expect(s.stdout).toMatch(/^mk2 \(configs\/devices\/mk2\.yaml\)$/m);
+    expect(s.stdout).toMatch(/^ {2}tilesPerIpu +1472 +SPEC: GC200 has 1472 tiles$/m);
+    expect(s.stdout).toMatch(/^ {2}ampMacsPerCycle\.float16 +64 +MODEL \+ DERIVED: 16 AMP units/m);
+    expect(s.stdout).not.toContain('(no citation)');
+    const j = JSON.parse(sim('devices', '--json', '--sources').stdout) as { name: string; sources: Record<string, string> }[];
+    expect(j.find((d) => d.name === 'bow')!.sources.clockHz).toMatch(/^[A-Z]+/);
+  });
+
+  it('sim vertex prints the params the estimate read, defaults marked', () => {
+    const r = sim('vertex', 'AmpMatMul', '--elements', '256', '--param', 'rows=32');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/params +rows=32 k=16 \(default\) n=16 \(default\)/);
+    expect(sim('vertex', 'Relu', '--elements', '64').stdout).toMatch(/params +none read by the estimate/);
+  });
+
+  it('sim gradcheck needs no module for a built-in op', () => {
+    const r = sim('gradcheck', '--op', 'ai.onnx::Sigmoid', '--shapes', '3x4');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/ok +d loss \/ d X: .* over 12 elements/);
+  });
+
+  it("sim sweep switches the optimizer type, dropping the keys the new type doesn't take", () => {
+    // mlp-adam.yaml sets beta1, beta2 and eps, which SGD rejects.
+    const r = sim('sweep', MLP_ADAM, '--set', 'train.optimizer.type=adam,sgd', '--set', 'train.steps=3', '--json');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const rows = JSON.parse(r.stdout) as { point: Record<string, unknown>; steps: { loss: number }[] }[];
+    expect(rows.map((x) => x.point['train.optimizer.type'])).toEqual(['adam', 'sgd']);
+    expect(rows[0].steps[2].loss).not.toBe(rows[1].steps[2].loss);
+    // A key the point sets itself is kept, and still checked.
+    const bad = sim('sweep', MLP_ADAM, '--set', 'train.optimizer.type=sgd', '--set', 'train.optimizer.beta1=0.5');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/beta1/);
+  });
+
+  it('liveness.csv names its column programStep, and sim report re-renders from it', () => {
+    const out = path.join(tmp, 'liveness');
+    expect(sim('run', EXAMPLE_CONFIG, '--out', out, '--steps', '1').code).toBe(0);
+    const csv = readFileSync(path.join(out, 'profile/liveness.csv'), 'utf8').split('\n');
+    expect(csv[0]).toBe('programStep,name,bytes');
+    expect(csv[1]).toMatch(/^0,/);
+    // The liveness read back from the CSV renders the report the run wrote.
+    const written = readFileSync(path.join(out, 'report.html'), 'utf8');
+    const r = sim('report', out);
+    expect(r.code).toBe(0);
+    expect(readFileSync(path.join(out, 'report.html'), 'utf8')).toBe(written);
+  });
+});
