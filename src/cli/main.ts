@@ -134,8 +134,11 @@ export function buildProgram(): Command {
     .option('--no-numerics', 'count cycles only')
     .action(async (file: string, o: { set: string[]; workers: number; json?: boolean; numerics: boolean }) => {
       const rows = await sweep(file, o.set.map(parseSet), { numerics: o.numerics, workers: o.workers });
-      if (o.json) process.stdout.write(JSON.stringify(rows.map((r) => ({ point: r.point, cycles: r.summary.cycles, seconds: r.summary.seconds, steps: r.summary.steps, memory: r.summary.memory })), null, 2) + '\n');
+      const json = rows.map(({ point, summary: s, error }) => (s ? { point, cycles: s.cycles, seconds: s.seconds, steps: s.steps, memory: s.memory } : { point, error }));
+      if (o.json) process.stdout.write(JSON.stringify(json, null, 2) + '\n');
       else process.stdout.write(formatSweep(rows) + '\n');
+      // Points that could not run are results of the sweep, but the exit status says not all ran.
+      if (rows.some((r) => r.error)) throw new RunError(`${rows.filter((r) => r.error).length} of ${rows.length} points failed`);
     });
 
   program

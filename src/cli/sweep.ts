@@ -9,7 +9,7 @@ import path from 'node:path';
 import { isMap, isScalar, parseDocument, type Document } from 'yaml';
 import { OPTIMIZER_KEYS } from '../config/schema.js';
 import { loadConfigText } from '../config/load.js';
-import { UserError } from '../errors.js';
+import { RunError, UserError } from '../errors.js';
 import { buildSummary, profileTables, type Summary } from '../report/summary.js';
 import { compile, run } from '../session.js';
 
@@ -27,7 +27,10 @@ export function parseSet(s: string): SweepAxis {
 
 export interface SweepRow {
   point: Record<string, unknown>;
-  summary: Summary;
+  /** Absent when the point failed to run (a RunError: out of tile memory, say). */
+  summary?: Summary;
+  /** The first line of the RunError that stopped this point: a sweep over chip sizes expects some not to fit. */
+  error?: string;
 }
 
 export async function sweep(file: string, axes: SweepAxis[], opts: { numerics: boolean; workers: number; onPoint?: (row: SweepRow) => void }): Promise<SweepRow[]> {
@@ -53,10 +56,15 @@ export async function sweep(file: string, axes: SweepAxis[], opts: { numerics: b
     }
     for (const key of Object.keys(point)) if (key.endsWith('optimizer.type')) dropForeignOptimizerKeys(doc, key, point);
     const config = loadConfigText(doc.toString(), abs, { numerics: opts.numerics });
-    const compiled = await compile(config);
-    const result = await run(compiled, { workers: opts.workers, numerics: config.run.numerics, steps: config.steps ?? 1 });
-    const summary = buildSummary(result, profileTables(result), {}, opts.workers);
-    const row = { point, summary };
+    let row: SweepRow;
+    try {
+      const compiled = await compile(config);
+      const result = await run(compiled, { workers: opts.workers, numerics: config.run.numerics, steps: config.steps ?? 1 });
+      row = { point, summary: buildSummary(result, profileTables(result), {}, opts.workers) };
+    } catch (e) {
+      if (!(e instanceof RunError)) throw e;
+      row = { point, error: e.message.split('\n')[0] };
+    }
     rows.push(row);
     opts.onPoint?.(row);
   }
@@ -86,6 +94,7 @@ export function formatSweep(rows: SweepRow[]): string {
   const header = [...keys, 'total cycles', 'simulated', 'compute %', 'exchange %', 'final loss', 'peak tile B'];
   const body = rows.map((r) => {
     const s = r.summary;
+    if (!s) return [...keys.map((k) => String(r.point[k])), 'failed', '-', '-', '-', '-', '-'];
     const c = s.cycles;
     const last = s.steps[s.steps.length - 1];
     return [
@@ -100,5 +109,6 @@ export function formatSweep(rows: SweepRow[]): string {
   });
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join('  ');
-  return [line(header), ...body.map(line)].join('\n');
+  const failed = rows.filter((r) => r.error).map((r) => `${keys.map((k) => `${k}=${String(r.point[k])}`).join(' ')}: ${r.error}`);
+  return [line(header), ...body.map(line), ...(failed.length ? ['failed points:', ...failed.map((f) => `  ${f}`)] : [])].join('\n');
 }
