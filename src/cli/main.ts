@@ -22,7 +22,7 @@ import { checkOutputFolder, reasonOf } from './outdir.js';
 import { compileProgress } from './progress.js';
 import type { RunConfig } from '../config/types.js';
 import type { Compiled } from '../session.js';
-import { formatSweep, parseSet, sweep } from './sweep.js';
+import { formatSweep, parseSet, sweep, sweepFiles } from './sweep.js';
 import { rerenderReport } from '../report/rerender.js';
 import { TilePool } from '../../sim/pool.js';
 import { loadCodeletRegistry } from '../../sim/modules.js';
@@ -132,11 +132,19 @@ export function buildProgram(): Command {
     .option('--workers <n>', 'worker threads', positiveInt('--workers'), 1)
     .option('--json', 'print the rows as JSON')
     .option('--no-numerics', 'count cycles only')
-    .action(async (file: string, o: { set: string[]; workers: number; json?: boolean; numerics: boolean }) => {
-      const rows = await sweep(file, o.set.map(parseSet), { numerics: o.numerics, workers: o.workers });
-      const json = rows.map(({ point, summary: s, error }) => (s ? { point, cycles: s.cycles, seconds: s.seconds, steps: s.steps, memory: s.memory } : { point, error }));
-      if (o.json) process.stdout.write(JSON.stringify(json, null, 2) + '\n');
+    .option('--out <dir>', 'also write sweep.json, sweep.csv and sweep.html (a chart of the points) into this folder')
+    .action(async (file: string, o: { set: string[]; workers: number; json?: boolean; numerics: boolean; out?: string }) => {
+      const axes = o.set.map(parseSet);
+      const out = o.out ? path.resolve(o.out) : undefined;
+      if (out) await checkOutputFolder(out, 'sweep.json');
+      const rows = await sweep(file, axes, { numerics: o.numerics, workers: o.workers });
+      const files = sweepFiles(path.basename(file).replace(/\.ya?ml$/i, ''), rows);
+      if (o.json) process.stdout.write(files.get('sweep.json')!);
       else process.stdout.write(formatSweep(rows) + '\n');
+      if (out) {
+        await writeRunFolder(out, files);
+        if (!o.json) process.stdout.write(`sweep written to ${displayDir(out)} (sweep.html charts it)\n`);
+      }
       // Points that could not run are results of the sweep, but the exit status says not all ran.
       if (rows.some((r) => r.error)) throw new RunError(`${rows.filter((r) => r.error).length} of ${rows.length} points failed`);
     });

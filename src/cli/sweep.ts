@@ -11,6 +11,8 @@ import { OPTIMIZER_KEYS } from '../config/schema.js';
 import { loadConfigText } from '../config/load.js';
 import { RunError, UserError } from '../errors.js';
 import { buildSummary, profileTables, type Summary } from '../report/summary.js';
+import { toCsv, type CsvValue } from '../report/csv.js';
+import { renderSweepReport } from '../report/sweep-html.js';
 import { compile, run } from '../session.js';
 
 export interface SweepAxis {
@@ -88,6 +90,35 @@ function dropForeignOptimizerKeys(doc: Document, typeKey: string, point: Record<
   }
 }
 
+/** A point as `key=value` pairs, for labels and messages. */
+export function pointLabel(point: Record<string, unknown>): string {
+  return Object.entries(point).map(([k, v]) => `${k}=${String(v)}`).join(' ');
+}
+
+/** The files of `sim sweep --out DIR`: the rows as JSON and CSV, and their chart. */
+export function sweepFiles(name: string, rows: SweepRow[]): Map<string, string> {
+  const keys = rows.length ? Object.keys(rows[0].point) : [];
+  const json = rows.map(({ point, summary: s, error }) => (s ? { point, cycles: s.cycles, seconds: s.seconds, steps: s.steps, memory: s.memory } : { point, error }));
+  const csvRows = rows.map((r) => {
+    const s = r.summary;
+    const last = s?.steps[s.steps.length - 1];
+    return { ...r.point, ...s?.cycles, seconds: s?.seconds, finalLoss: last?.loss, peakTileBytes: s?.memory.maxTileBytes, error: r.error } as Record<string, CsvValue>;
+  });
+  const columns = [...keys, 'total', 'compute', 'exchange', 'sync', 'streamCopy', 'seconds', 'finalLoss', 'peakTileBytes', 'error'];
+  const chart = rows.map((r) => ({
+    label: pointLabel(r.point),
+    cycles: r.summary?.cycles,
+    peakTileBytes: r.summary?.memory.maxTileBytes,
+    tileCapacity: r.summary?.memory.tileCapacity,
+    error: r.error,
+  }));
+  return new Map([
+    ['sweep.json', JSON.stringify(json, null, 2) + '\n'],
+    ['sweep.csv', toCsv(csvRows, columns)],
+    ['sweep.html', renderSweepReport(name, chart)],
+  ]);
+}
+
 export function formatSweep(rows: SweepRow[]): string {
   if (rows.length === 0) return '';
   const keys = Object.keys(rows[0].point);
@@ -109,6 +140,6 @@ export function formatSweep(rows: SweepRow[]): string {
   });
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join('  ');
-  const failed = rows.filter((r) => r.error).map((r) => `${keys.map((k) => `${k}=${String(r.point[k])}`).join(' ')}: ${r.error}`);
+  const failed = rows.filter((r) => r.error).map((r) => `${pointLabel(r.point)}: ${r.error}`);
   return [line(header), ...body.map(line), ...(failed.length ? ['failed points:', ...failed.map((f) => `  ${f}`)] : [])].join('\n');
 }

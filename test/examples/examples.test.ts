@@ -4,20 +4,25 @@
  * from the ONNX conformance data, and the tile-count x bandwidth sweep.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import onnxProto from 'onnx-proto';
 import { describe, expect, it } from 'vitest';
 import { decodeNpy } from '../../src/report/npy.js';
 import { decodeTensor } from '../../src/onnx/tensor.js';
 import { IRIS_DATA, irisFiles } from '../../scripts/make-iris-data.js';
+import { launchBrowser } from '../browser/launch.js';
 import { suiteDir } from '../conformance/paths.js';
 import { ROOT } from '../helpers.js';
 
 const BIN = path.join(ROOT, 'bin/sim.js');
 const tmp = mkdtempSync(path.join(tmpdir(), 'tilesim-examples-'));
+// Screenshots for a person to look at (not committed).
+const ARTIFACTS = path.join(ROOT, 'test-artifacts');
+mkdirSync(ARTIFACTS, { recursive: true });
 
 function node(args: string[], timeout = 120_000) {
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', cwd: ROOT, timeout });
@@ -82,12 +87,14 @@ describe('configs/examples/squeezenet-infer.yaml: a real ONNX model on a full mk
 });
 
 describe('configs/examples/sweep-tiles-bandwidth.yaml', () => {
+  const out = path.join(tmp, 'sweep');
+
   it('sweeps tile count and exchange bandwidth: more tiles cut compute, more bandwidth cuts exchange, too few tiles do not fit', () => {
-    const r = node([BIN, 'sweep', 'configs/examples/sweep-tiles-bandwidth.yaml', '--no-numerics', '--json', '--set', 'device.tiles=16,64,256', '--set', 'device.exchangeBytesPerCycle=2,8']);
+    const r = node([BIN, 'sweep', 'configs/examples/sweep-tiles-bandwidth.yaml', '--no-numerics', '--json', '--out', out, '--set', 'device.tiles=16,64,256', '--set', 'device.exchangeBytesPerCycle=2,8']);
     // 16 tiles cannot hold the weights: the sweep reports those points and exits 1.
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/2 of 6 points failed/);
-    type Row = { point: Record<string, number>; cycles?: { compute: number; exchange: number }; error?: string };
+    type Row = { point: Record<string, number>; cycles?: { total: number; compute: number; exchange: number }; error?: string };
     const rows = JSON.parse(r.stdout) as Row[];
     expect(rows).toHaveLength(6);
     const at = (tiles: number, bw: number) => rows.find((x) => x.point['device.tiles'] === tiles && x.point['device.exchangeBytesPerCycle'] === bw)!;
@@ -96,5 +103,39 @@ describe('configs/examples/sweep-tiles-bandwidth.yaml', () => {
     // The matmul planner may pick other splits for another bandwidth: compare compute at equal bandwidth.
     expect(at(256, 2).cycles!.compute).toBeLessThan(at(64, 2).cycles!.compute);
     expect(at(256, 8).cycles!.compute).toBeLessThan(at(64, 8).cycles!.compute);
+    // --out keeps the rows (JSON as printed, CSV) and their chart.
+    expect(JSON.parse(readFileSync(path.join(out, 'sweep.json'), 'utf8'))).toEqual(rows);
+    const csv = readFileSync(path.join(out, 'sweep.csv'), 'utf8').trim().split('\n');
+    expect(csv[0]).toBe('device.tiles,device.exchangeBytesPerCycle,total,compute,exchange,sync,streamCopy,seconds,finalLoss,peakTileBytes,error');
+    expect(csv[3].split(',').slice(0, 5).map(Number)).toEqual([64, 2, at(64, 2).cycles!.total, at(64, 2).cycles!.compute, at(64, 2).cycles!.exchange]);
+  });
+
+  it('sweep.html charts every point in a browser: cycles by phase and peak tile memory, failed points named', async () => {
+    const browser = await launchBrowser();
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(pathToFileURL(path.join(out, 'sweep.html')).href);
+      await page.waitForSelector('body[data-ready="true"]', { timeout: 20_000 });
+      const charts = await page.evaluate(() => {
+        const w = window as unknown as { Chart: { instances: Record<string, { canvas: HTMLCanvasElement; data: { labels: string[]; datasets: { data: number[] }[] } }> } };
+        return Object.values(w.Chart.instances).map((c) => ({ id: c.canvas.id, labels: c.data.labels, sums: c.data.labels.map((_, i) => c.data.datasets.reduce((a, d) => a + d.data[i], 0)) }));
+      });
+      const failed = await page.locator('#failed li').allInnerTexts();
+      await page.screenshot({ path: path.join(ARTIFACTS, 'sweep.png'), fullPage: true });
+      expect(errors).toEqual([]);
+      const rows = JSON.parse(readFileSync(path.join(out, 'sweep.json'), 'utf8')) as { cycles?: { total: number }; memory?: { maxTileBytes: number } }[];
+      const cycles = charts.find((c) => c.id === 'cycles')!;
+      expect(cycles.labels).toHaveLength(6);
+      expect(cycles.labels[0]).toBe('device.tiles=16 device.exchangeBytesPerCycle=2 (failed)');
+      // Each bar's phases add up to the point's total cycles; the memory bars are the peaks.
+      expect(cycles.sums).toEqual(rows.map((r) => r.cycles?.total ?? 0));
+      expect(charts.find((c) => c.id === 'memory')!.sums).toEqual(rows.map((r) => r.memory?.maxTileBytes ?? 0));
+      expect(failed).toHaveLength(2);
+      expect(failed[0]).toMatch(/^device\.tiles=16 device\.exchangeBytesPerCycle=2: Out of memory on tile/);
+    } finally {
+      await browser.close();
+    }
   });
 });
