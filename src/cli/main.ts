@@ -19,7 +19,7 @@ import { writeRunFolder } from '../report/runfolder.js';
 import { buildSummary, profileTables } from '../report/summary.js';
 import { formatHeader, formatStep, formatSummary } from './format.js';
 import { checkOutputFolder, reasonOf } from './outdir.js';
-import { compileProgress } from './progress.js';
+import { compileProgress, countProgress } from './progress.js';
 import type { RunConfig } from '../config/types.js';
 import type { Compiled } from '../session.js';
 import { formatSweep, parseSet, sweep, sweepFiles } from './sweep.js';
@@ -137,7 +137,13 @@ export function buildProgram(): Command {
       const axes = o.set.map(parseSet);
       const out = o.out ? path.resolve(o.out) : undefined;
       if (out) await checkOutputFolder(out, 'sweep.json');
-      const rows = await sweep(file, axes, { numerics: o.numerics, workers: o.workers });
+      const bar = countProgress(process.stdout.isTTY === true && !o.json, 'sweep: points', axes.reduce((n, a) => n * a.values.length, 1));
+      let rows;
+      try {
+        rows = await sweep(file, axes, { numerics: o.numerics, workers: o.workers, onPoint: () => bar.tick() });
+      } finally {
+        bar.stop();
+      }
       const files = sweepFiles(path.basename(file).replace(/\.ya?ml$/i, ''), rows);
       if (o.json) process.stdout.write(files.get('sweep.json')!);
       else process.stdout.write(formatSweep(rows) + '\n');

@@ -33,3 +33,11 @@ export function compileProgress(enabled: boolean): CompileProgress {
     },
   };
 }
+
+/** A bar over a sweep's points, on a terminal only (as the compile bar). */
+export function countProgress(enabled: boolean, label: string, total: number): { tick(): void; stop(): void } {
+  if (!enabled) return { tick: () => undefined, stop: () => undefined };
+  const bar = new cliProgress.SingleBar({ format: `${label} {bar} {value}/{total} {eta_formatted}`, clearOnComplete: true, hideCursor: true }, cliProgress.Presets.shades_classic);
+  bar.start(total, 0);
+  return { tick: () => bar.increment(), stop: () => bar.stop() };
+}

@@ -313,6 +313,11 @@ describe('feedback while it works', () => {
     expect(tty.stdout).toMatch(/compiling: [a-z ]+ \S+ \d+\/\d+/); // the pass, its bar and count (redraws are throttled)
     const piped = sim('compile', EXAMPLE_CONFIG);
     expect(piped.stdout + piped.stderr).not.toContain('compiling:');
+    // A sweep counts its points on a terminal, and only there.
+    const sweepTty = spawnSync('/usr/bin/script', ['-qec', `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} sweep ${JSON.stringify(EXAMPLE_CONFIG)} --set train.steps=1,2`, '/dev/null'], { encoding: 'utf8', cwd: tmp });
+    expect(sweepTty.status).toBe(0);
+    expect(sweepTty.stdout).toMatch(/sweep: points \S+ \d\/2/);
+    expect(sim('sweep', EXAMPLE_CONFIG, '--set', 'train.steps=1,2').stdout).not.toContain('sweep: points');
   });
 });
 
