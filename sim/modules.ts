@@ -6,6 +6,7 @@
 import { pathToFileURL } from 'node:url';
 import { CodeletRegistry, type Codelet } from './codelet.js';
 import { registerBuiltinCodelets } from './codelets/index.js';
+import { resolveTilesimForUserModules } from './resolve-tilesim.js';
 
 let tsxRegistered = false;
 
@@ -26,6 +27,7 @@ export async function ensureTypeScriptLoader(path: string, inWorker = false): Pr
 
 export async function importModule(path: string, inWorker = false): Promise<unknown> {
   await ensureTypeScriptLoader(path, inWorker);
+  await resolveTilesimForUserModules();
   const url = path.startsWith('file:') ? path : pathToFileURL(path).href;
   const mod = (await import(url)) as { default?: unknown };
   let m: unknown = mod.default ?? mod;

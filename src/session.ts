@@ -10,7 +10,7 @@ import type { DeviceProgram, DeviceTensor } from '../sim/program.js';
 import type { Phase } from '../sim/profile.js';
 import { autodiff } from './autodiff/autodiff.js';
 import type { AnchorMode, RunConfig, SourceLocation } from './config/types.js';
-import { UserError, closest } from './errors.js';
+import { RunError, UserError, closest } from './errors.js';
 import type { Graph } from './ir/graph.js';
 import type { Op } from './ir/op.js';
 import { GRADIENT_PREFIX } from './ir/tensor.js';
@@ -18,6 +18,7 @@ import { nelms } from './ir/tensorinfo.js';
 import { lowerGraph } from './lower/lower.js';
 import { buildGraph } from './model/build.js';
 import { inputData, type HostArray } from './model/data.js';
+import { checkLabels } from './model/check-labels.js';
 import { createRegistry } from './model/modules.js';
 import type { OpRegistry } from './ir/registry.js';
 import { checkOnnxGraph } from './onnx/import.js';
@@ -43,8 +44,16 @@ export interface Compiled {
   registry: OpRegistry;
 }
 
-export async function compile(config: RunConfig): Promise<Compiled> {
+export interface CompileOptions {
+  /** Called as the compile passes progress (a full-mk2 compile takes tens of seconds): the pass, and its units done of total. */
+  onProgress?: (pass: string, done: number, total: number) => void;
+}
+
+export async function compile(config: RunConfig, opts: CompileOptions = {}): Promise<Compiled> {
+  const progress = opts.onProgress ?? (() => undefined);
+  progress('loading custom ops', 0, 1);
   const registry = await createRegistry(config.model.customOps);
+  progress('building the graph', 0, 1);
   if (config.model.onnx) checkOnnxGraph(config.model.graph, registry); // unsupported ops named with the supported list
   const graph = buildGraph(config.model.graph, registry);
   graph.training = config.train !== undefined;
@@ -53,6 +62,7 @@ export async function compile(config: RunConfig): Promise<Compiled> {
   const anchorNames = Object.keys(config.anchors);
 
   if (config.train) {
+    progress('autodiff', 0, 1);
     const spec = config.train.loss;
     if (spec.type !== 'tensor') {
       for (const [key, name] of lossTensorRefs(spec)) if (!graph.hasTensor(name)) throw unknownTensor(graph, name, `train.loss.${key}`, spec.loc);
@@ -95,9 +105,12 @@ export async function compile(config: RunConfig): Promise<Compiled> {
   const streamed = [...anchors.map((a) => a.tensor)];
   if (loss && !streamed.includes(loss)) streamed.push(loss);
 
+  progress('scheduling', 0, 1);
   const schedule = graph.schedule();
   const codelets = await loadCodelets(config.model.customOps);
   const lowered = lowerGraph({
+    // After the last op come the host streams and memory allocation (DeviceGraph.finalize).
+    onOp: (done, total) => (done < total ? progress('lowering ops', done, total) : progress('allocating memory', 0, 1)),
     graph,
     schedule,
     registry,
@@ -200,7 +213,10 @@ export class Session {
     for (const t of opts.numerics ? graph.allTensors() : []) {
       if (t.kind !== 'stream') continue;
       const spec = config.inputs[t.id];
-      if (spec) inputs.set(t.id, inputData(spec, t.info.shape, t.info.dtype, `inputs.${t.id}`));
+      if (!spec) continue;
+      const batches = inputData(spec, t.info.shape, t.info.dtype, `inputs.${t.id}`);
+      checkLabels(graph, t.id, batches, `inputs.${t.id}`, spec.loc);
+      inputs.set(t.id, batches);
     }
     const engine = await Engine.create(compiled.program, { workers: opts.workers, numerics: opts.numerics, inlineBelow: opts.inlineBelow });
     const session = make(compiled, engine, inputs, opts.numerics);
@@ -248,6 +264,7 @@ export class Session {
       for (const a of Array.isArray(f) ? f : [f]) {
         if (a.length !== n) throw new UserError(`feeds: '${name}' needs ${n} elements per batch, got ${a.length}`);
       }
+      checkLabels(graph, name, Array.isArray(f) ? f : [f], `feeds.${name}`);
     }
     this.feeds = feeds;
     const step = this.stepIndex++;
@@ -257,7 +274,14 @@ export class Session {
     const loss = this.compiled.loss;
     for (let b = 0; b < this.batchesPerStep; b++) {
       this.received = new Map();
-      await this.engine.run('batch', this.io, step);
+      try {
+        await this.engine.run('batch', this.io, step);
+      } catch (e) {
+        // A codelet refusing its data (a label out of range that went through other ops first, a custom
+        // op's own check) fails the run; it is not a tilesim bug.
+        if (e instanceof Error && /^vertex \S+ on tile \d+ in compute set /.test(e.message)) throw new RunError(`step ${step}: ${e.message}`);
+        throw e;
+      }
       this.batchIndex++;
       perBatch.push(this.received);
       if (loss && this.numerics) lossSum += scalarOf(this.received.get(loss)!);

@@ -10,12 +10,23 @@ export function formatSeconds(s: number): string {
   return `${(s * 1e6).toFixed(3)} us`;
 }
 
-export function formatSummary(s: Summary, dir: string): string {
+/** What `sim run` prints first: the run and its device. */
+export function formatHeader(name: string, d: { name: string; ipus: number; tilesPerIpu: number; clockHz: number }): string {
+  return `${name} on ${d.name} (${d.ipus * d.tilesPerIpu} tiles, ${(d.clockHz / 1e9).toFixed(2)} GHz)`;
+}
+
+/** One step's line, printed as the step ends. Steps count from 0, as in summary.json and the CSVs. */
+export function formatStep(st: { step: number; loss?: number; cycles: number }): string {
+  return `  step ${String(st.step).padStart(3)}  ${st.loss !== undefined ? `loss ${st.loss.toPrecision(6)}  ` : ''}cycles ${int(st.cycles)}`;
+}
+
+/** The summary after the run; the header and step lines are left out when they were printed as the run went. */
+export function formatSummary(s: Summary, dir: string, opts: { live?: boolean } = {}): string {
   const lines: string[] = [];
-  const d = s.device as { name: string; tiles: number; clockHz: number };
-  lines.push(`${s.name} on ${d.name} (${d.tiles} tiles, ${(d.clockHz / 1e9).toFixed(2)} GHz)`);
-  for (const st of s.steps) {
-    lines.push(`  step ${String(st.step + 1).padStart(3)}  ${st.loss !== undefined ? `loss ${st.loss.toPrecision(6)}  ` : ''}cycles ${int(st.cycles)}`);
+  const d = s.device as { name: string; ipus: number; tilesPerIpu: number; clockHz: number };
+  if (!opts.live) {
+    lines.push(formatHeader(s.name, d));
+    for (const st of s.steps) lines.push(formatStep(st));
   }
   const c = s.cycles;
   lines.push(`total cycles   ${int(c.total)}  (${formatSeconds(s.seconds)} simulated)`);

@@ -3,20 +3,26 @@
  * is wrong; 1 the run failed. Errors print as one clear message, never as a
  * stack trace (set TILESIM_DEBUG=1 to see one).
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import cliProgress from 'cli-progress';
 import { loadConfig } from '../config/load.js';
-import { listDevicePresets, loadDevicePreset } from '../config/devices.js';
+import { loadDevicePreset } from '../config/devices.js';
 import { configJsonSchema } from '../config/schema.js';
 import { RunError, UserError } from '../errors.js';
 import { createRegistry } from '../model/modules.js';
 import { compile, run } from '../session.js';
 import { writeRun } from '../report/write.js';
-import { checkReplaceable, writeRunFolder } from '../report/runfolder.js';
-import { formatSummary } from './format.js';
-import { formatSweep, parseSet, sweep } from './sweep.js';
+import { writeRunFolder } from '../report/runfolder.js';
+import { buildSummary, profileTables } from '../report/summary.js';
+import { formatHeader, formatStep, formatSummary } from './format.js';
+import { checkOutputFolder, reasonOf } from './outdir.js';
+import { compileProgress, countProgress } from './progress.js';
+import type { RunConfig } from '../config/types.js';
+import type { Compiled } from '../session.js';
+import { formatSweep, parseSet, sweep, sweepFiles } from './sweep.js';
 import { rerenderReport } from '../report/rerender.js';
 import { writeComparison } from '../report/compare.js';
 import { TilePool } from '../../sim/pool.js';
@@ -24,6 +30,7 @@ import { loadCodeletRegistry } from '../../sim/modules.js';
 import type { DeviceProgram } from '../../sim/program.js';
 import { programJsonReplacer } from '../../sim/copies.js';
 import { vertexCommand } from './vertex.js';
+import { devicesCommand } from './devices.js';
 import { parseAttribute, runGradcheck } from './gradcheck.js';
 import { compileReport } from './compile-report.js';
 
@@ -41,10 +48,31 @@ function chooseWorkers(requested: number | 'auto', program: DeviceProgram): numb
   return program.computeSets.some((cs) => TilePool.worthIt(cs)) ? Math.min(availableParallelism(), 8) : 1;
 }
 
+async function compileWithProgress(config: RunConfig, tty: boolean): Promise<Compiled> {
+  const progress = compileProgress(tty);
+  try {
+    return await compile(config, { onProgress: progress.onProgress });
+  } finally {
+    progress.stop();
+  }
+}
+
+/** This package's version: package.json is two (src/cli) or three (dist/src/cli) folders up. */
+function packageVersion(): string {
+  for (let dir = path.dirname(fileURLToPath(import.meta.url)); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const file = path.join(dir, 'package.json');
+    if (!existsSync(file)) continue;
+    const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+    if (pkg.name === 'tilesim' && pkg.version) return pkg.version;
+  }
+  return 'unknown';
+}
+
 export function buildProgram(): Command {
   const program = new Command();
   program
     .name('sim')
+    .version(`tilesim ${packageVersion()}`, '-V, --version', 'print the version')
     .description('tilesim: a cycle-approximate simulator of a many-tile, bulk-synchronous AI accelerator (Graphcore IPU class)')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -61,24 +89,26 @@ export function buildProgram(): Command {
     .action(async (file: string, o: { out?: string; workers?: number | 'auto'; steps?: number; json?: boolean; numerics: boolean }) => {
       const config = loadConfig(file, { steps: o.steps, workers: o.workers, numerics: o.numerics === false ? false : undefined });
       const dir = path.resolve(o.out ?? path.join('sim-out', config.name));
-      checkReplaceable(dir, 'summary.json');
-      const compiled = await compile(config);
+      await checkOutputFolder(dir, 'summary.json');
+      const live = !o.json;
+      const compiled = await compileWithProgress(config, live && process.stdout.isTTY === true);
       const workers = chooseWorkers(config.run.workers, compiled.program);
       const steps = config.steps ?? 1;
-      const bar =
-        process.stdout.isTTY && !o.json && steps > 1
-          ? new cliProgress.SingleBar({ format: 'steps {bar} {value}/{total} {eta_formatted}', clearOnComplete: true }, cliProgress.Presets.shades_classic)
-          : undefined;
-      bar?.start(steps, 0);
-      let result;
+      if (live) process.stdout.write(formatHeader(config.name, compiled.program.device) + '\n');
+      // Each step's line as the step ends (stdout is written directly, so a pipe sees it at once too).
+      const result = await run(compiled, { workers, numerics: config.run.numerics, steps, onStep: (st) => live && process.stdout.write(formatStep(st) + '\n') });
+      let summary;
       try {
-        result = await run(compiled, { workers, numerics: config.run.numerics, steps, onStep: () => bar?.increment() });
-      } finally {
-        bar?.stop();
+        summary = await writeRun(dir, result, workers);
+      } catch (e) {
+        if (e instanceof UserError) throw e;
+        // The numbers are not lost with the folder: print them, then fail.
+        summary = buildSummary(result, profileTables(result), {}, workers);
+        process.stdout.write(o.json ? JSON.stringify(summary, null, 2) + '\n' : formatSummary(summary, '(not written)', { live }) + '\n');
+        throw new RunError(`the run finished, but its folder ${dir} could not be written: ${reasonOf(e)}. The summary is printed above; nothing was written.`);
       }
-      const summary = await writeRun(dir, result, workers);
       if (o.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
-      else process.stdout.write(formatSummary(summary, displayDir(dir)) + '\n');
+      else process.stdout.write(formatSummary(summary, displayDir(dir), { live }) + '\n');
     });
 
   program
@@ -87,8 +117,8 @@ export function buildProgram(): Command {
     .argument('<config>', 'config YAML file')
     .option('--out <dir>', 'write program.json (the DeviceProgram) into this folder')
     .action(async (file: string, o: { out?: string }) => {
-      if (o.out) checkReplaceable(path.resolve(o.out), 'program.json');
-      const compiled = await compile(loadConfig(file));
+      if (o.out) await checkOutputFolder(path.resolve(o.out), 'program.json');
+      const compiled = await compileWithProgress(loadConfig(file), process.stdout.isTTY === true);
       process.stdout.write(compileReport(compiled) + '\n');
       if (o.out) {
         await writeRunFolder(path.resolve(o.out), new Map([['program.json', JSON.stringify(compiled.program, programJsonReplacer)]]));
@@ -104,10 +134,27 @@ export function buildProgram(): Command {
     .option('--workers <n>', 'worker threads', positiveInt('--workers'), 1)
     .option('--json', 'print the rows as JSON')
     .option('--no-numerics', 'count cycles only')
-    .action(async (file: string, o: { set: string[]; workers: number; json?: boolean; numerics: boolean }) => {
-      const rows = await sweep(file, o.set.map(parseSet), { numerics: o.numerics, workers: o.workers });
-      if (o.json) process.stdout.write(JSON.stringify(rows.map((r) => ({ point: r.point, cycles: r.summary.cycles, seconds: r.summary.seconds, steps: r.summary.steps, memory: r.summary.memory })), null, 2) + '\n');
+    .option('--out <dir>', 'also write sweep.json, sweep.csv and sweep.html (a chart of the points) into this folder')
+    .action(async (file: string, o: { set: string[]; workers: number; json?: boolean; numerics: boolean; out?: string }) => {
+      const axes = o.set.map(parseSet);
+      const out = o.out ? path.resolve(o.out) : undefined;
+      if (out) await checkOutputFolder(out, 'sweep.json');
+      const bar = countProgress(process.stdout.isTTY === true && !o.json, 'sweep: points', axes.reduce((n, a) => n * a.values.length, 1));
+      let rows;
+      try {
+        rows = await sweep(file, axes, { numerics: o.numerics, workers: o.workers, onPoint: () => bar.tick() });
+      } finally {
+        bar.stop();
+      }
+      const files = sweepFiles(path.basename(file).replace(/\.ya?ml$/i, ''), rows);
+      if (o.json) process.stdout.write(files.get('sweep.json')!);
       else process.stdout.write(formatSweep(rows) + '\n');
+      if (out) {
+        await writeRunFolder(out, files);
+        if (!o.json) process.stdout.write(`sweep written to ${displayDir(out)} (sweep.html charts it)\n`);
+      }
+      // Points that could not run are results of the sweep, but the exit status says not all ran.
+      if (rows.some((r) => r.error)) throw new RunError(`${rows.filter((r) => r.error).length} of ${rows.length} points failed`);
     });
 
   program
@@ -157,18 +204,9 @@ export function buildProgram(): Command {
     .command('devices')
     .description('device presets and their parameters')
     .option('--json', 'as JSON')
-    .action((o: { json?: boolean }) => {
-      const presets = listDevicePresets();
-      if (o.json) {
-        process.stdout.write(JSON.stringify(presets, null, 2) + '\n');
-        return;
-      }
-      const keys = Object.keys(presets[0] ?? {}).filter((k) => k !== 'name');
-      process.stdout.write('field'.padEnd(26) + presets.map((p) => p.name.padStart(14)).join('') + '\n');
-      for (const k of keys) {
-        const cell = (v: unknown) => (typeof v === 'object' ? Object.entries(v as object).map(([a, b]) => `${a}:${b}`).join(' ') : String(v));
-        process.stdout.write(k.padEnd(26) + presets.map((p) => cell((p as unknown as Record<string, unknown>)[k]).padStart(14)).join('') + '\n');
-      }
+    .option('--sources', "each number's citation (source and tag) from configs/devices/<name>.yaml")
+    .action((o: { json?: boolean; sources?: boolean }) => {
+      process.stdout.write(devicesCommand(o) + '\n');
     });
 
   program
@@ -200,8 +238,8 @@ export function buildProgram(): Command {
 
   program
     .command('gradcheck')
-    .description("check a custom op's grad ops against central finite differences, through the simulator")
-    .argument('<module>', 'custom-op module (.ts or .js)')
+    .description("check an op's grad ops (a custom or a built-in op) against central finite differences, through the simulator")
+    .argument('[module]', 'custom-op module (.ts or .js); leave it out for a built-in op')
     .requiredOption('--op <domain::type>', 'the forward op, e.g. custom.ops::LeakyRelu')
     .requiredOption('--shapes <shapes...>', 'one shape per input, e.g. 4x3 3')
     .option('--attr <name=value...>', 'attributes, e.g. alpha=0.2')
@@ -209,9 +247,9 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'seed of the inputs and the projection', positiveInt('--seed'), 1)
     .option('--tolerance <t>', 'max |analytic - numeric| per element', (v) => Number(v), 2e-3)
     .option('--h <h>', 'finite-difference step', (v) => Number(v), 1e-2)
-    .action(async (module: string, o: { op: string; shapes: string[]; attr?: string[]; device: string; seed: number; tolerance: number; h: number }) => {
+    .action(async (module: string | undefined, o: { op: string; shapes: string[]; attr?: string[]; device: string; seed: number; tolerance: number; h: number }) => {
       const r = await runGradcheck({
-        modules: [path.resolve(module)],
+        modules: module ? [path.resolve(module)] : [],
         op: o.op,
         shapes: o.shapes,
         attributes: Object.fromEntries((o.attr ?? []).map(parseAttribute)),

@@ -25,10 +25,15 @@ export function vertexCommand(registry: CodeletRegistry, name: string, n: number
   }
   const c = registry.get(name);
   const v = probeVertex(c, n, dtype, params);
-  const vertexCycles = c.cycles(v, device);
+  // The params the estimate reads (e.g. AmpMatMul's block sizes), recorded to print them.
+  const read = new Set<string>();
+  const watched: Vertex = { ...v, params: new Proxy(v.params, { get: (p, k) => (typeof k === 'string' && k in p && read.add(k), Reflect.get(p, k)) }) };
+  const vertexCycles = c.cycles(watched, device);
+  const used = [...read].map((k) => `${k}=${v.params[k]}${k in params ? '' : ' (default)'}`);
   const tile = computeSetCost({ id: 0, name: 'probe', op: 'probe', vertices: [v] }, registry, device);
   return [
     `${name} (${c.kind === 'multi' ? 'MultiVertex' : 'Vertex'}), ${n} x ${dtype} on ${device.name}`,
+    `  params            ${used.length ? `${used.join(' ')}  (set them with --param name=value)` : 'none read by the estimate'}`,
     `  vertex estimate   ${vertexCycles} cycles`,
     `  tile compute set  ${tile.cycles} cycles (with ${device.supervisorOverheadCycles} cycles of supervisor launch)`,
     `  time              ${((tile.cycles / device.clockHz) * 1e9).toFixed(1)} ns at ${(device.clockHz / 1e9).toFixed(2)} GHz`,

@@ -267,6 +267,11 @@ const adamwSchema = strict({ type: z.literal('adamw'), ...adamFields, weightDeca
 
 const optimizerSchema = z.discriminatedUnion('type', [sgdSchema, adamSchema, adamwSchema]).describe('sgd, adam or adamw, with PyTorch semantics');
 
+/** The keys each optimizer type takes (`sim sweep` drops the others when it switches the type). */
+export const OPTIMIZER_KEYS: Record<string, string[]> = Object.fromEntries(
+  [sgdSchema, adamSchema, adamwSchema].map((o) => [o.shape.type.value, Object.keys(o.shape)]),
+);
+
 const trainSchema = strict({
   loss: lossSchema,
   optimizer: optimizerSchema,

@@ -28,6 +28,8 @@ export interface LowerRequest {
   /** IR tensors streamed to the host after every batch. */
   anchors: string[];
   codeletModules: string[];
+  /** Progress: called after each op is lowered. */
+  onOp?: (done: number, total: number) => void;
 }
 
 export interface Lowered {
@@ -88,6 +90,7 @@ export function lowerGraph(req: LowerRequest): Lowered {
       if (!tensors.has(id)) throw new UserError(`the lowering of op '${op.name}' (${fmtOpid(op.opid)}) never created its output '${id}' (call ctx.output())`);
     }
     batch.push(...ctx.finish());
+    req.onOp?.(position + 1, req.schedule.length);
   }
 
   for (const a of req.anchors) {

@@ -40,7 +40,8 @@ export function readRunFolder(dir: string): ReportData {
   if (summary.schemaVersion !== 1) throw new UserError(`${summaryFile}: schemaVersion ${String(summary.schemaVersion)} is not one this tilesim reads (1)`);
   const steps = readCsv<StepRow>(dir, 'profile/steps.csv');
   const tiles = readCsv<TileRow>(dir, 'profile/tiles.csv');
-  const liveness = readCsv<LivenessRow>(dir, 'profile/liveness.csv');
+  // Run folders before the column's rename call it `step`.
+  const liveness = readCsv<LivenessRow & { programStep?: number }>(dir, 'profile/liveness.csv').map((r) => ({ step: r.programStep ?? r.step, name: r.name, bytes: r.bytes }));
   const ops = readCsv<OpRow>(dir, 'profile/ops.csv');
   const program = readCsv<ProgramRow>(dir, 'profile/program.csv', true);
   const programTiles = readCsv<ProgramTileRow>(dir, 'profile/program-tiles.csv', true);

@@ -31,7 +31,8 @@ export async function writeRun(dir: string, r: RunResult, workers: number): Prom
   let peakStep = 0;
   liveness.forEach((l, i) => (l.bytes > liveness[peakStep].bytes ? (peakStep = i) : 0));
   const tensors = selectTensors(tensorRows(r.compiled.program, summary.memory.maxTile), peakStep);
-  files.set('profile/liveness.csv', toCsv(liveness as unknown as Record<string, string | number>[], ['step', 'name', 'bytes']));
+  // `programStep`: a step of the batch program (a compute set, exchange or copy), not a training step.
+  files.set('profile/liveness.csv', toCsv(liveness.map((l) => ({ programStep: l.step, name: l.name, bytes: l.bytes })), ['programStep', 'name', 'bytes']));
   files.set('profile/program.csv', toCsv(plainRows(view.rows), PROGRAM_COLUMNS));
   const programTiles = keepProgramTiles(view.rows, view.tiles);
   files.set('profile/program-tiles.csv', toCsv(plainRows(programTiles), PROGRAM_TILE_COLUMNS));

@@ -3,8 +3,8 @@
  * dist/, built by `npm test` and by `npm ci` through `prepare`), exit codes
  * and messages.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +16,15 @@ const tmp = mkdtempSync(path.join(tmpdir(), 'tilesim-cli-'));
 function sim(...args: string[]) {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: tmp, timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const MLP_ADAM = path.join(ROOT, 'configs/examples/mlp-adam.yaml');
+
+/** A copy of the MLP (Adam, softmax cross entropy over 4 classes) with `edit` applied to its text. */
+function mlpVariant(name: string, edit: (text: string) => string): string {
+  const file = path.join(tmp, `${name}.yaml`);
+  writeFileSync(file, edit(readFileSync(MLP_ADAM, 'utf8')));
+  return file;
 }
 
 /** The example config with `edit` applied to its text, saved beside a copy of the custom op path. */
@@ -225,5 +234,194 @@ describe('sim vertex --param', () => {
     expect(Math.abs(small - 402) / 402).toBeLessThan(0.1);
     expect(Math.abs(large - 1352) / 1352).toBeLessThan(0.1);
     expect(sim('vertex', 'AmpMatMul', '--elements', '16', '--param', 'rows=x').code).toBe(2);
+  });
+});
+
+describe('errors that are the user\'s, not tilesim\'s', () => {
+  it('checks --out before compiling: a path under a file exits 2 naming it, before the run could fail', () => {
+    const file = path.join(tmp, 'a-file');
+    writeFileSync(file, 'x');
+    // This config runs out of tile memory when compiled (exit 1): exit 2 shows --out was checked first.
+    const oom = variant('oom-out', (t) => t.replace('device: tiny', 'device: {preset: tiny, bytesPerTile: 4096}'));
+    const r = sim('run', oom, '--out', path.join(file, 'out'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`--out ${path.join(file, 'out')}: cannot create its parent folder ${file}`);
+    expect(r.stderr).toMatch(/name a folder you can write to/);
+    expect(r.stderr).not.toMatch(/internal error|Out of memory/);
+    expect(r.stdout).toBe('');
+    const c = sim('compile', EXAMPLE_CONFIG, '--out', path.join(file, 'prog'));
+    expect(c.code).toBe(2);
+    expect(c.stderr).toMatch(/--out .*cannot create its parent folder/);
+  });
+
+  it.skipIf(process.getuid?.() === 0)('checks --out before compiling: a read-only parent exits 2', () => {
+    const ro = path.join(tmp, 'read-only');
+    mkdirSync(ro);
+    chmodSync(ro, 0o555);
+    const r = sim('run', EXAMPLE_CONFIG, '--out', path.join(ro, 'out'));
+    chmodSync(ro, 0o755);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`cannot write in ${ro}: permission denied`);
+  });
+
+  it('exits 2 on a label out of range for the loss, naming the input, its line, the index and the value', () => {
+    const file = mlpVariant('bad-label', (t) => t.replace('low: 0, high: 3, seed: 4', 'low: 0, high: 9, seed: 4'));
+    const r = sim('run', file, '--out', path.join(tmp, 'bad-label-out'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`${path.basename(file)}:${lineOf(file, 'label: {random')}:\\d+: inputs\\.label: label (\\d+) at index \\[(\\d+)\\] is out of range`));
+    expect(r.stderr).toMatch(/over 4 classes: labels must be in \[0, 4\)/);
+    expect(r.stderr).not.toMatch(/internal error/);
+    expect(existsSync(path.join(tmp, 'bad-label-out'))).toBe(false);
+  });
+
+  it('exits 1 when a label reaches the loss through another op, naming the vertex, the label and the sample', () => {
+    const file = mlpVariant('bad-label-identity', (t) =>
+      t
+        .replace('low: 0, high: 3, seed: 4', 'low: 0, high: 9, seed: 4')
+        .replace('outputs: [logits]}', 'outputs: [logits]}\n      - {op: Identity, inputs: [label], outputs: [label2]}')
+        .replace('labels: label}', 'labels: label2}'),
+    );
+    const r = sim('run', file, '--out', path.join(tmp, 'bad-label-2-out'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^run failed: step 0: vertex ClassLoss on tile \d+ in compute set '[^']+' failed: label \d+ of sample \d+ is out of range: classes are 0 to 3/);
+  });
+});
+
+describe('feedback while it works', () => {
+  it("prints each step's line as the step ends, also into a pipe", async () => {
+    const child = spawn(process.execPath, [BIN, 'run', MLP_ADAM, '--steps', '60', '--out', path.join(tmp, 'live')], { cwd: tmp });
+    let seen = '';
+    let whenFirstStep: string | undefined;
+    child.stdout.on('data', (d: Buffer) => {
+      seen += d.toString();
+      if (whenFirstStep === undefined && seen.includes('step   0')) whenFirstStep = seen;
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(0);
+    // The first step's line arrives on its own, long before the summary (60 steps later).
+    expect(whenFirstStep).toBeDefined();
+    expect(whenFirstStep).not.toContain('total cycles');
+    expect(whenFirstStep).not.toContain('step  59');
+    // Each step once, numbered from 0 as in summary.json, then the summary.
+    expect(seen.match(/^ {2}step +\d+ /gm)).toHaveLength(60);
+    expect(seen).toMatch(/^ {2}step +59 +loss [\d.]+ +cycles [\d,]+\ntotal cycles/m);
+  });
+
+  it.skipIf(!existsSync('/usr/bin/script'))('shows compile progress on a terminal, and none in a pipe', () => {
+    const tty = spawnSync('/usr/bin/script', ['-qec', `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} compile ${JSON.stringify(EXAMPLE_CONFIG)}`, '/dev/null'], { encoding: 'utf8', cwd: tmp });
+    expect(tty.status).toBe(0);
+    expect(tty.stdout).toMatch(/compiling: [a-z ]+ \S+ \d+\/\d+/); // the pass, its bar and count (redraws are throttled)
+    const piped = sim('compile', EXAMPLE_CONFIG);
+    expect(piped.stdout + piped.stderr).not.toContain('compiling:');
+    // A sweep counts its points on a terminal, and only there.
+    const sweepTty = spawnSync('/usr/bin/script', ['-qec', `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} sweep ${JSON.stringify(EXAMPLE_CONFIG)} --set train.steps=1,2`, '/dev/null'], { encoding: 'utf8', cwd: tmp });
+    expect(sweepTty.status).toBe(0);
+    expect(sweepTty.stdout).toMatch(/sweep: points \S+ \d\/2/);
+    expect(sim('sweep', EXAMPLE_CONFIG, '--set', 'train.steps=1,2').stdout).not.toContain('sweep: points');
+  });
+});
+
+describe('a custom-op module outside the repository', () => {
+  /** examples/custom-ops/leaky-relu.ts and the example config copied into a fresh folder under the OS temp dir. */
+  function outside(name: string, packageJson?: object): string {
+    const dir = mkdtempSync(path.join(tmpdir(), `tilesim-${name}-`));
+    writeFileSync(path.join(dir, 'leaky-relu.ts'), readFileSync(path.join(ROOT, 'examples/custom-ops/leaky-relu.ts')));
+    if (packageJson) writeFileSync(path.join(dir, 'package.json'), JSON.stringify(packageJson));
+    const config = readFileSync(EXAMPLE_CONFIG, 'utf8').replace('../../examples/custom-ops/leaky-relu.ts', 'leaky-relu.ts');
+    expect(config).toContain('customOps: [leaky-relu.ts]');
+    writeFileSync(path.join(dir, 'train.yaml'), config);
+    return dir;
+  }
+
+  it("resolves `import ... from 'tilesim'` on the main thread and in pool workers (CommonJS .ts)", () => {
+    const dir = outside('ext-cjs');
+    expect(path.relative(ROOT, dir).startsWith('..')).toBe(true);
+    for (const workers of ['1', '2']) {
+      const r = spawnSync(process.execPath, [BIN, 'run', 'train.yaml', '--steps', '2', '--workers', workers, '--json'], { encoding: 'utf8', cwd: dir, timeout: 60_000 });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(JSON.parse(r.stdout).ops.map((o: { type: string }) => o.type)).toContain('LeakyRelu');
+    }
+  });
+
+  it('resolves it in a "type": "module" package too, and for gradcheck', () => {
+    const dir = outside('ext-esm', { type: 'module' });
+    const r = spawnSync(process.execPath, [BIN, 'run', 'train.yaml', '--steps', '1', '--workers', '2'], { encoding: 'utf8', cwd: dir, timeout: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const g = spawnSync(process.execPath, [BIN, 'gradcheck', 'leaky-relu.ts', '--op', 'custom.ops::LeakyRelu', '--shapes', '3x4'], { encoding: 'utf8', cwd: dir, timeout: 60_000 });
+    expect(g.status).toBe(0);
+    expect(g.stdout).toContain('all grad ops agree');
+  });
+});
+
+describe('papercuts', () => {
+  it('sim --version prints the package version', () => {
+    const r = sim('--version');
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(`tilesim ${JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version}`);
+  });
+
+  it('sim devices: columns apart (ampMacsPerCycle included), and --sources cites every number', () => {
+    const r = sim('devices');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    const presets = lines[0].trim().split(/\s+/).slice(1);
+    expect(presets).toEqual(['tiny', 'mk1', 'mk2', 'bow']);
+    const rows = lines.slice(1).filter((l) => !l.startsWith('every number'));
+    // Every row: the field and one cell per preset, at least two spaces apart.
+    for (const row of rows) expect(row.trim().split(/ {2,}/), row).toHaveLength(1 + presets.length);
+    expect(rows.find((l) => l.startsWith('ampMacsPerCycle.float16'))!.trim().split(/ {2,}/)).toEqual(['ampMacsPerCycle.float16', '64', '32', '64', '64']);
+    expect(r.stdout).toContain('sim devices --sources');
+
+    const s = sim('devices', '--sources');
+    expect(s.code).toBe(0);
+    expect(s.stdout).toMatch(/^mk2 \(configs\/devices\/mk2\.yaml\)$/m);
+    expect(s.stdout).toMatch(/^ {2}tilesPerIpu +1472 +SPEC: GC200 has 1472 tiles$/m);
+    expect(s.stdout).toMatch(/^ {2}ampMacsPerCycle\.float16 +64 +MODEL \+ DERIVED: 16 AMP units/m);
+    expect(s.stdout).not.toContain('(no citation)');
+    const j = JSON.parse(sim('devices', '--json', '--sources').stdout) as { name: string; sources: Record<string, string> }[];
+    expect(j.find((d) => d.name === 'bow')!.sources.clockHz).toMatch(/^[A-Z]+/);
+  });
+
+  it('sim vertex prints the params the estimate read, defaults marked', () => {
+    const r = sim('vertex', 'AmpMatMul', '--elements', '256', '--param', 'rows=32');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/params +rows=32 k=16 \(default\) n=16 \(default\)/);
+    expect(sim('vertex', 'Relu', '--elements', '64').stdout).toMatch(/params +none read by the estimate/);
+  });
+
+  it('sim gradcheck needs no module for a built-in op', () => {
+    const r = sim('gradcheck', '--op', 'ai.onnx::Sigmoid', '--shapes', '3x4');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/ok +d loss \/ d X: .* over 12 elements/);
+  });
+
+  it("sim sweep switches the optimizer type, dropping the keys the new type doesn't take", () => {
+    // mlp-adam.yaml sets beta1, beta2 and eps, which SGD rejects.
+    const r = sim('sweep', MLP_ADAM, '--set', 'train.optimizer.type=adam,sgd', '--set', 'train.steps=3', '--json');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const rows = JSON.parse(r.stdout) as { point: Record<string, unknown>; steps: { loss: number }[] }[];
+    expect(rows.map((x) => x.point['train.optimizer.type'])).toEqual(['adam', 'sgd']);
+    expect(rows[0].steps[2].loss).not.toBe(rows[1].steps[2].loss);
+    // A key the point sets itself is kept, and still checked.
+    const bad = sim('sweep', MLP_ADAM, '--set', 'train.optimizer.type=sgd', '--set', 'train.optimizer.beta1=0.5');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/beta1/);
+  });
+
+  it('liveness.csv names its column programStep, and sim report re-renders from it', () => {
+    const out = path.join(tmp, 'liveness');
+    expect(sim('run', EXAMPLE_CONFIG, '--out', out, '--steps', '1').code).toBe(0);
+    const csv = readFileSync(path.join(out, 'profile/liveness.csv'), 'utf8').split('\n');
+    expect(csv[0]).toBe('programStep,name,bytes');
+    expect(csv[1]).toMatch(/^0,/);
+    // The liveness read back from the CSV renders the report the run wrote.
+    const written = readFileSync(path.join(out, 'report.html'), 'utf8');
+    const r = sim('report', out);
+    expect(r.code).toBe(0);
+    expect(readFileSync(path.join(out, 'report.html'), 'utf8')).toBe(written);
   });
 });

