@@ -33,7 +33,8 @@ export function devicesCommand(o: { json?: boolean; sources?: boolean }): string
   // Each column as wide as its widest cell, two spaces apart.
   const widths = presets.map((p, i) => Math.max(p.name.length, ...table[i].map(([, v]) => v.length)) + 2);
   const lines = ['field'.padEnd(fieldWidth) + presets.map((p, i) => p.name.padStart(widths[i])).join('')];
-  fields.forEach((f, r) => lines.push(f.padEnd(fieldWidth) + presets.map((_, i) => (table[i][r]?.[1] ?? '').padStart(widths[i])).join('')));
+  const byField = table.map((t) => new Map(t));
+  for (const f of fields) lines.push(f.padEnd(fieldWidth) + presets.map((_, i) => (byField[i].get(f) ?? '-').padStart(widths[i])).join(''));
   lines.push('every number cites its source in configs/devices/<name>.yaml: `sim devices --sources` shows them');
   return lines.join('\n');
 }
