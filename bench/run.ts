@@ -3,6 +3,7 @@
  * Ratios are measured within one run. Writes reports/bench.md.
  *   npm run bench
  */
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import path from 'node:path';
@@ -66,6 +67,42 @@ async function time(text: string, workers: number, steps: number): Promise<{ com
   }
 }
 
+/**
+ * Scale cases (issue 8's targets): whole models on a full mk2, timing only, each in its own
+ * Node process (so its peak RSS is its own) with a 16 GB heap. `BENCH_SCALE=0` skips them.
+ */
+const SCALE_CASES = [
+  { name: 'BERT-base encoder layer, training step (SGD), seq 128, fp32', config: 'configs/examples/bert-layer.yaml', target: '< 2 s, < 400 MB' },
+  { name: 'ResNet-50 (light model), inference, batch 1', config: 'bench/configs/resnet50-infer.yaml', target: '< 10 s' },
+  { name: 'ResNet-50 (light model), one training step (SGD), batch 1', config: 'bench/configs/resnet50-train.yaml', target: '< 30 s' },
+];
+
+interface ScaleRow {
+  name: string;
+  target: string;
+  wallMs: number;
+  r: { error?: string; compileMs: number; runMs?: number; cycles?: number; maxRssMiB: number; tensors?: number; vertices?: number; copies?: number };
+}
+
+function scaleCase(config: string): ScaleRow['r'] & { wallMs: number } {
+  const t0 = performance.now();
+  const out = execFileSync(process.execPath, ['--max-old-space-size=16000', '--import', 'tsx', '--conditions=tilesim-source', path.join(ROOT, 'bench/scale-case.ts'), path.join(ROOT, config)], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    maxBuffer: 1 << 20,
+  });
+  return { ...JSON.parse(out.trim().split('\n').pop()!), wallMs: performance.now() - t0 };
+}
+
+const scaleRows: ScaleRow[] = [];
+if (process.env.BENCH_SCALE !== '0') {
+  for (const c of SCALE_CASES) {
+    const r = scaleCase(c.config);
+    scaleRows.push({ name: c.name, target: c.target, wallMs: r.wallMs, r });
+    console.log(`${c.name}: ${r.error ?? `compile ${r.compileMs.toFixed(0)} ms, step ${r.runMs!.toFixed(0)} ms`}, peak RSS ${r.maxRssMiB.toFixed(0)} MiB`);
+  }
+}
+
 const rows: Row[] = [];
 for (const c of CASES) {
   const one = await time(c.text, 1, 3);
@@ -89,6 +126,22 @@ ${rows
   .join('\n')}
 
 Targets: 2 workers should beat 1 on the large cases (DESIGN.md: 75% efficiency from ~1 ms of work per task).
+
+## Whole models on a full mk2, timing only
+
+Each case runs in its own Node process (bench/scale-case.ts, 16 GB heap): compile, then one step
+with \`numerics: false\` (no tile data, no codelets; the same cycles as a numerics run). Peak RSS is the
+process's own. Targets are issue 8's.
+
+| case | compile | step | whole process | peak RSS | simulated cycles | tensors | vertices | exchange copies | target |
+|---|---|---|---|---|---|---|---|---|---|
+${scaleRows
+  .map(({ name, target, wallMs, r }) =>
+    r.error
+      ? `| ${name} | ${(r.compileMs / 1000).toFixed(1)} s | does not fit: ${r.error} | ${(wallMs / 1000).toFixed(1)} s | ${r.maxRssMiB.toFixed(0)} MiB | | | | | ${target} |`
+      : `| ${name} | ${(r.compileMs / 1000).toFixed(1)} s | ${(r.runMs! / 1000).toFixed(2)} s | ${(wallMs / 1000).toFixed(1)} s | ${r.maxRssMiB.toFixed(0)} MiB | ${r.cycles!.toLocaleString('en-US')} | ${r.tensors!.toLocaleString('en-US')} | ${r.vertices!.toLocaleString('en-US')} | ${r.copies!.toLocaleString('en-US')} | ${target} |`,
+  )
+  .join('\n')}
 `;
 writeFileSync(path.join(ROOT, 'reports/bench.md'), md);
 console.log(md);

@@ -111,7 +111,7 @@ export function* traceEvents(phases: Iterable<Phase>, opts: TraceOptions): Gener
   let op: { name: string; start: number; end: number; step: number } | undefined;
   let step: { step: number; start: number; end: number } | undefined;
   const closeOp = () => (op ? span(op.name || 'host', 'op', prog.pid, prog.ops, op.start, op.end, { step: op.step, cycles: op.end - op.start }) : undefined);
-  const closeStep = () => (step ? span(`step ${step.step + 1}`, 'step', prog.pid, prog.steps, step.start, step.end, { step: step.step, cycles: step.end - step.start }) : undefined);
+  const closeStep = () => (step ? span(`step ${step.step}`, 'step', prog.pid, prog.steps, step.start, step.end, { step: step.step, cycles: step.end - step.start }) : undefined);
   for (const p of phases) {
     const end = p.start + p.cycles;
     if (step?.step !== p.step) {

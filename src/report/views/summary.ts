@@ -29,8 +29,8 @@ export const SUMMARY_SCRIPT = String.raw`
 if (document.getElementById('loss')) {
   const st = data.summary.steps.filter((s) => s.loss !== undefined);
   chart('loss', { type: 'line', options: { ...common, plugins: { legend: { display: false } }, scales: { x: { title: { display: true, text: 'step' } }, y: { title: { display: true, text: 'loss' } } } },
-    data: { labels: st.map((s) => s.step + 1), datasets: [{ label: 'loss', borderColor: '#e15759', backgroundColor: '#e15759', pointRadius: st.length > 60 ? 0 : 2, data: st.map((s) => s.loss) }] } });
+    data: { labels: st.map((s) => s.step), datasets: [{ label: 'loss', borderColor: '#e15759', backgroundColor: '#e15759', pointRadius: st.length > 60 ? 0 : 2, data: st.map((s) => s.loss) }] } });
 }
 chart('steps', { type: 'bar', options: { ...common, scales: { x: { stacked: true, title: { display: true, text: 'step' } }, y: { stacked: true, title: { display: true, text: 'cycles' } } } },
-  data: { labels: data.tables.steps.map((s) => s.step + 1), datasets: ['compute', 'exchange', 'sync', 'streamCopy'].map((k) => ({ label: k, backgroundColor: colors[k], data: data.tables.steps.map((s) => s[k]) })) } });
+  data: { labels: data.tables.steps.map((s) => s.step), datasets: ['compute', 'exchange', 'sync', 'streamCopy'].map((k) => ({ label: k, backgroundColor: colors[k], data: data.tables.steps.map((s) => s[k]) })) } });
 `;
