@@ -110,7 +110,9 @@ export async function compile(config: RunConfig, opts: CompileOptions = {}): Pro
   const codelets = await loadCodelets(config.model.customOps);
   const lowered = lowerGraph({
     // After the last op come the host streams and memory allocation (DeviceGraph.finalize).
-    onOp: (done, total) => (done < total ? progress('lowering ops', done, total) : progress('allocating memory', 0, 1)),
+    onOp: (done, total) => progress('lowering ops', done, total),
+    // DeviceGraph.finalize's passes: lifetimes, placement, code and vertex state, vertices, copies.
+    onPass: (pass) => progress(pass, 0, 1),
     graph,
     schedule,
     registry,

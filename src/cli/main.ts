@@ -33,6 +33,7 @@ import { vertexCommand } from './vertex.js';
 import { devicesCommand } from './devices.js';
 import { parseAttribute, runGradcheck } from './gradcheck.js';
 import { compileReport } from './compile-report.js';
+import { formatTimings, PassTimer } from './timings.js';
 
 function positiveInt(name: string) {
   return (v: string): number => {
@@ -48,10 +49,15 @@ function chooseWorkers(requested: number | 'auto', program: DeviceProgram): numb
   return program.computeSets.some((cs) => TilePool.worthIt(cs)) ? Math.min(availableParallelism(), 8) : 1;
 }
 
-async function compileWithProgress(config: RunConfig, tty: boolean): Promise<Compiled> {
+async function compileWithProgress(config: RunConfig, tty: boolean, timer?: PassTimer): Promise<Compiled> {
   const progress = compileProgress(tty);
   try {
-    return await compile(config, { onProgress: progress.onProgress });
+    return await compile(config, {
+      onProgress: (pass, done, total) => {
+        timer?.onProgress(pass);
+        progress.onProgress?.(pass, done, total);
+      },
+    });
   } finally {
     progress.stop();
   }
@@ -116,10 +122,13 @@ export function buildProgram(): Command {
     .description('compile only: memory and program report, no execution')
     .argument('<config>', 'config YAML file')
     .option('--out <dir>', 'write program.json (the DeviceProgram) into this folder')
-    .action(async (file: string, o: { out?: string }) => {
+    .option('--timings', 'print host time and peak heap per compile pass')
+    .action(async (file: string, o: { out?: string; timings?: boolean }) => {
       if (o.out) await checkOutputFolder(path.resolve(o.out), 'program.json');
-      const compiled = await compileWithProgress(loadConfig(file), process.stdout.isTTY === true);
+      const timer = o.timings ? new PassTimer() : undefined;
+      const compiled = await compileWithProgress(loadConfig(file), process.stdout.isTTY === true, timer);
       process.stdout.write(compileReport(compiled) + '\n');
+      if (timer) process.stdout.write(formatTimings(timer.finish()) + '\n');
       if (o.out) {
         await writeRunFolder(path.resolve(o.out), new Map([['program.json', JSON.stringify(compiled.program, programJsonReplacer)]]));
         process.stdout.write(`program written to ${path.join(o.out, 'program.json')}\n`);

@@ -213,12 +213,13 @@ export class DeviceGraph {
   }
 
   /** Allocate tile memory (throws RunError when a tile overflows) and resolve slices to regions. */
-  finalize(codelets: CodeletRegistry, codeletModules: string[]): DeviceProgram {
+  finalize(codelets: CodeletRegistry, codeletModules: string[], onPass: (pass: string) => void = () => undefined): DeviceProgram {
     for (const t of this.tensors) {
       if (t.dropped && this.referenced.has(t.id)) throw loweringError(t.op, `tensor '${t.name}' was dropped but is used`);
       if (!t.mapping && !t.dropped) throw loweringError(t.op, `tensor '${t.name}' has no tile mapping (map it with mapLinearly, mapLike, mapToTile or setTileMapping)`);
     }
-    const { tileBytes, intervals, memory, lifetimes } = allocate(this.tensors, this.device, this.numTiles, this, codelets);
+    const { tileBytes, intervals, memory, lifetimes } = allocate(this.tensors, this.device, this.numTiles, this, codelets, onPass);
+    onPass('resolving vertex fields');
     const tensors: DeviceTensor[] = this.tensors.map((t) => {
       const life = lifetimes[t.id];
       return {
@@ -269,6 +270,7 @@ export class DeviceGraph {
         .sort((a, b) => a.tile - b.tile);
       return { id: cs.id, name: cs.name, op: cs.op, vertices };
     });
+    onPass('resolving exchange copies');
     const exchanges = this.exchanges.map((ex) => (checkHostHeap(`resolving the copies of exchange '${ex.name}'`), {
       id: ex.id,
       name: ex.name,

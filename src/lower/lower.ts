@@ -28,6 +28,8 @@ export interface LowerRequest {
   /** IR tensors streamed to the host after every batch. */
   anchors: string[];
   codeletModules: string[];
+  /** Progress: called as each pass of DeviceGraph.finalize starts. */
+  onPass?: (pass: string) => void;
   /** Progress: called after each op is lowered. */
   onOp?: (done: number, total: number) => void;
 }
@@ -101,6 +103,6 @@ export function lowerGraph(req: LowerRequest): Lowered {
     batch.push({ kind: 'streamCopy', stream: s, op: 'host' });
   }
 
-  const program = dg.finalize(req.codelets, req.codeletModules);
+  const program = dg.finalize(req.codelets, req.codeletModules, req.onPass);
   return { program, tensorOf: new Map([...tensors].map(([k, v]) => [k, v.id])), streamTensor };
 }

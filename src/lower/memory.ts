@@ -66,12 +66,15 @@ export function allocate(
   numTiles: number,
   program?: ProgramView,
   codelets?: CodeletRegistry,
+  onPass: (pass: string) => void = () => undefined,
 ): Allocation {
+  onPass('finding tensor lifetimes');
   const align = (n: number) => Math.ceil(n / device.allocationAlignment) * device.allocationAlignment;
   const liveness = program
     ? computeLiveness(tensors, program.programs, (s, visit) => stepAccesses(s, program, codelets, visit))
     : { lifetimes: tensors.map((t): Lifetime => (t.dropped ? 'none' : 'always')), steps: [] as LeafStep[] };
   const { lifetimes } = liveness;
+  onPass('placing tensors in tile memory');
   const intervals: TileInterval[][] = tensors.map(() => []);
   const alwaysEnd = new Array<number>(numTiles).fill(0);
   const temps: Item[][] = Array.from({ length: numTiles }, () => []);
@@ -170,6 +173,7 @@ export function allocate(
   // Intervals in mapping order (element order), as the rest of the pipeline expects.
   for (const iv of intervals) iv.sort((a, b) => a.begin - b.begin);
 
+  onPass('counting code and vertex state');
   const { code, vertexState } = program && codelets ? codeAndVertexState(program, codelets, device, numTiles) : { code: new Array<number>(numTiles).fill(0), vertexState: new Array<number>(numTiles).fill(0) };
   const memory: TileMemoryUse[] = [];
   for (let tile = 0; tile < numTiles; tile++) {

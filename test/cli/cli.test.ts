@@ -152,6 +152,35 @@ describe('other commands', () => {
     const program = JSON.parse(readFileSync(path.join(out, 'program.json'), 'utf8'));
     expect(program.schemaVersion).toBe(1);
     expect(program.computeSets.length).toBeGreaterThan(5);
+    // Exchange copies are typed-array columns in memory: written as plain lists, one entry per copy.
+    const ex = program.exchanges.find((e: { copies: { count: number } }) => e.copies.count > 0);
+    expect(Array.isArray(ex.copies.srcTile)).toBe(true);
+    expect(ex.copies.srcTile).toHaveLength(ex.copies.count);
+  });
+
+  it('sim compile --timings prints each compile pass in order with its time and peak heap', () => {
+    const r = sim('compile', MLP_ADAM, '--timings');
+    expect(r.code).toBe(0);
+    const table = r.stdout.slice(r.stdout.indexOf('compile passes (host time, peak heap):'));
+    const rows = [...table.matchAll(/^ {2}(.+?) +(\d+\.\d\d) s +(\d+) MB$/gm)].map((m) => ({ pass: m[1], s: Number(m[2]), mb: Number(m[3]) }));
+    expect(rows.map((x) => x.pass)).toEqual([
+      'loading custom ops',
+      'building the graph',
+      'autodiff',
+      'scheduling',
+      'lowering ops',
+      'finding tensor lifetimes',
+      'placing tensors in tile memory',
+      'counting code and vertex state',
+      'resolving vertex fields',
+      'resolving exchange copies',
+      'total',
+    ]);
+    const total = rows.pop()!;
+    // Rounding to 10 ms per row: the total is the sum within that.
+    expect(Math.abs(total.s - rows.reduce((a, x) => a + x.s, 0))).toBeLessThanOrEqual(0.01 * rows.length);
+    expect(total.mb).toBe(Math.max(...rows.map((x) => x.mb)));
+    for (const x of rows) expect(x.mb).toBeGreaterThan(0);
   });
 });
 
