@@ -30,10 +30,20 @@ export interface CopyTable {
 /** A growable CopyTable (capacity doubles), finished into an exact-length one. */
 export class CopyTableBuilder {
   private n = 0;
-  private cols: Int32Array[];
+  // Separate fields, not a list destructured per push: push runs millions of times.
+  private srcTile: Int32Array;
+  private srcOffset: Int32Array;
+  private dstTile: Int32Array;
+  private dstOffset: Int32Array;
+  private bytes: Int32Array;
 
   constructor(capacity = 16) {
-    this.cols = Array.from({ length: 5 }, () => new Int32Array(Math.max(1, capacity)));
+    const n = Math.max(1, capacity);
+    this.srcTile = new Int32Array(n);
+    this.srcOffset = new Int32Array(n);
+    this.dstTile = new Int32Array(n);
+    this.dstOffset = new Int32Array(n);
+    this.bytes = new Int32Array(n);
   }
 
   get count(): number {
@@ -41,25 +51,31 @@ export class CopyTableBuilder {
   }
 
   push(srcTile: number, srcOffset: number, dstTile: number, dstOffset: number, bytes: number): void {
-    if (this.n === this.cols[0].length) {
-      this.cols = this.cols.map((c) => {
-        const grown = new Int32Array(c.length * 2);
-        grown.set(c);
-        return grown;
-      });
-    }
+    if (this.n === this.srcTile.length) this.grow();
     const i = this.n++;
-    const [a, b, c, d, e] = this.cols;
-    a[i] = srcTile;
-    b[i] = srcOffset;
-    c[i] = dstTile;
-    d[i] = dstOffset;
-    e[i] = bytes;
+    this.srcTile[i] = srcTile;
+    this.srcOffset[i] = srcOffset;
+    this.dstTile[i] = dstTile;
+    this.dstOffset[i] = dstOffset;
+    this.bytes[i] = bytes;
   }
 
   finish(): CopyTable {
-    const [srcTile, srcOffset, dstTile, dstOffset, bytes] = this.cols.map((c) => c.slice(0, this.n));
-    return { count: this.n, srcTile, srcOffset, dstTile, dstOffset, bytes };
+    const n = this.n;
+    return { count: n, srcTile: this.srcTile.slice(0, n), srcOffset: this.srcOffset.slice(0, n), dstTile: this.dstTile.slice(0, n), dstOffset: this.dstOffset.slice(0, n), bytes: this.bytes.slice(0, n) };
+  }
+
+  private grow(): void {
+    const twice = (c: Int32Array) => {
+      const g = new Int32Array(c.length * 2);
+      g.set(c);
+      return g;
+    };
+    this.srcTile = twice(this.srcTile);
+    this.srcOffset = twice(this.srcOffset);
+    this.dstTile = twice(this.dstTile);
+    this.dstOffset = twice(this.dstOffset);
+    this.bytes = twice(this.bytes);
   }
 }
 

@@ -475,26 +475,25 @@ describe('LowerContext.onTile', () => {
     ctx.computeSet('cs');
     const s = ctx.onTile(x, 6, 10, 1); // spans tiles 0 and 1
     expect(g.tensors).toHaveLength(2);
-    const copy = g.tensors[1];
-    expect(copy.name).toBe('x[6:10]@tile1');
-    expect(copy.category).toBe('exchange');
-    expect(copy.op).toBe('op');
-    expect(copy.shape).toEqual([4]);
-    expect(ranges(copy)).toEqual([[1, 0, 4]]);
-    expect(s).toEqual({ tensor: copy.id, begin: 0, end: 4 });
+    // The compute set's buffer of x's copies on tile 1: one tensor, each copy a run of it.
+    const buf = g.tensors[1];
+    expect(buf.name).toBe('x@tile1');
+    expect(buf.category).toBe('exchange');
+    expect(buf.op).toBe('op');
+    expect(s).toEqual({ tensor: buf.id, begin: 0, end: 4 });
     expect(g.exchanges).toHaveLength(1);
     expect(g.exchanges[0].name).toBe('op/cs/exchange');
-    expect(g.exchanges[0].copies.list()).toEqual([{ src: { tensor: x.id, begin: 6, end: 10 }, dst: { tensor: copy.id, begin: 0, end: 4 } }]);
+    expect(g.exchanges[0].copies.list()).toEqual([{ src: { tensor: x.id, begin: 6, end: 10 }, dst: { tensor: buf.id, begin: 0, end: 4 } }]);
 
     // the same request again: the same slice, nothing new
     expect(ctx.onTile(x, 6, 10, 1)).toEqual(s);
     expect(g.tensors).toHaveLength(2);
     expect(g.exchanges[0].copies).toHaveLength(1);
 
-    // data wholly on another tile: a second copy in the same exchange
+    // data wholly on another tile: a second copy in the same exchange, the next run of the same buffer
     const t = ctx.onTile(x, 2, 6, 1);
-    expect(g.tensors[2].name).toBe('x[2:6]@tile1');
-    expect(t).toEqual({ tensor: 2, begin: 0, end: 4 });
+    expect(t).toEqual({ tensor: buf.id, begin: 4, end: 8 });
+    expect(g.tensors).toHaveLength(2);
     expect(g.exchanges).toHaveLength(1);
     expect(g.exchanges[0].copies).toHaveLength(2);
 
@@ -503,6 +502,9 @@ describe('LowerContext.onTile', () => {
       { kind: 'exchange', exchange: 0 },
       { kind: 'execute', computeSet: 0 },
     ]);
+    // closing the compute set sizes the buffer and maps it to its tile
+    expect(buf.shape).toEqual([8]);
+    expect(ranges(buf)).toEqual([[1, 0, 8]]);
   });
 
   it('needs an open compute set to make a copy', () => {

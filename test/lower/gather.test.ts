@@ -39,7 +39,9 @@ describe('LowerContext.gather', () => {
     const { g, x, ctx } = setup();
     const s = ctx.gather(x, [[1, 3], [5, 6], [10, 12]], 1);
     expect(s).toHaveLength(1);
+    expect(s[0].end - s[0].begin).toBe(5);
     const t = g.tensors[s[0].tensor];
+    ctx.finish(); // closing the compute set sizes and maps the tile's exchange buffer
     expect(t.size).toBe(5);
     expect(t.mapping).toEqual([{ tile: 1, begin: 0, end: 5 }]);
     expect(g.exchanges[0].copies.list().map((c) => [c.src.begin, c.src.end, c.dst.begin, c.dst.end])).toEqual([
@@ -48,6 +50,7 @@ describe('LowerContext.gather', () => {
       [10, 12, 3, 5],
     ]);
     // Asked again within the op: the same tensor, no new copies.
+    ctx.computeSet('again');
     expect(ctx.gather(x, [[1, 3], [5, 6], [10, 12]], 1)).toEqual(s);
     expect(g.exchanges[0].copies).toHaveLength(3);
   });
@@ -56,6 +59,7 @@ describe('LowerContext.gather', () => {
     const { g, x, ctx } = setup();
     const s = ctx.gather(x, [[2, 4], [9, 11]], 0);
     expect(s[0]).toEqual({ tensor: x.id, begin: 2, end: 4 });
-    expect(g.tensors[s[1].tensor].size).toBe(2);
+    expect(s[1].end - s[1].begin).toBe(2);
+    expect(g.tensors[s[1].tensor].category).toBe('exchange');
   });
 });
