@@ -229,7 +229,7 @@ export class DeviceGraph {
         shape: t.shape,
         category: t.category,
         op: t.op,
-        intervals: [...intervals[t.id]].sort((a, b) => a.begin - b.begin),
+        intervals: intervals[t.id], // allocate() returns them in element order
         ...(typeof life === 'object' ? { live: { from: life.from, to: life.to } } : {}),
       };
     });

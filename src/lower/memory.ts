@@ -46,15 +46,6 @@ export interface Allocation {
 /** What allocation reads of the graph beyond its tensors (a DeviceGraph). */
 export type ProgramView = Pick<DeviceGraph, 'computeSets' | 'exchanges' | 'streams' | 'programs'>;
 
-interface Item {
-  tensor: BuildTensor;
-  tile: number;
-  begin: number;
-  end: number;
-  bytes: number;
-  from: number;
-  to: number;
-}
 
 /**
  * Allocate every tensor's tile intervals. Without `program` (or `codelets`)
@@ -77,8 +68,9 @@ export function allocate(
   onPass('placing tensors in tile memory');
   const intervals: TileInterval[][] = tensors.map(() => []);
   const alwaysEnd = new Array<number>(numTiles).fill(0);
-  const temps: Item[][] = Array.from({ length: numTiles }, () => []);
-
+  // Temporaries to place, as columns (one object per mapping range would be millions): the
+  // tensor, its element range and bytes, its lifetime; grouped by tile with a counting sort.
+  const col = { tensor: [] as number[], begin: [] as number[], end: [] as number[], bytes: [] as number[], from: [] as number[], to: [] as number[], tile: [] as number[] };
   for (const t of tensors) {
     checkHostHeap('allocating tile memory', 4096);
     const life = lifetimes[t.id];
@@ -91,10 +83,22 @@ export function allocate(
         intervals[t.id].push({ tile: m.tile, begin: m.begin, end: m.end, offset });
         alwaysEnd[m.tile] = offset + bytes;
       } else {
-        temps[m.tile].push({ tensor: t, tile: m.tile, begin: m.begin, end: m.end, bytes, from: life.from, to: life.to });
+        col.tensor.push(t.id);
+        col.begin.push(m.begin);
+        col.end.push(m.end);
+        col.bytes.push(bytes);
+        col.from.push(life.from);
+        col.to.push(life.to);
+        col.tile.push(m.tile);
       }
     }
   }
+  const tileStart = new Int32Array(numTiles + 1);
+  for (const tile of col.tile) tileStart[tile + 1]++;
+  for (let tile = 0; tile < numTiles; tile++) tileStart[tile + 1] += tileStart[tile];
+  const byTile = new Int32Array(col.tile.length);
+  const fill = tileStart.slice(0, numTiles);
+  col.tile.forEach((tile, i) => (byTile[fill[tile]++] = i));
 
   const dataEnd = [...alwaysEnd];
   // Placed items still live, ascending by offset (so their ends ascend too), as parallel typed
@@ -107,20 +111,26 @@ export function allocate(
   let actTo = new Float64Array(cap);
   for (let tile = 0; tile < numTiles; tile++) {
     checkHostHeap('allocating tile memory', 64);
-    const items = temps[tile].sort((a, b) => a.from - b.from || b.bytes - a.bytes || a.tensor.id - b.tensor.id || a.begin - b.begin);
+    // In order of first step, then larger first, then tensor and element: deterministic.
+    const items = byTile
+      .subarray(tileStart[tile], tileStart[tile + 1])
+      .sort((a, b) => col.from[a] - col.from[b] || col.bytes[b] - col.bytes[a] || col.tensor[a] - col.tensor[b] || col.begin[a] - col.begin[b]);
     const base = align(alwaysEnd[tile]);
     let n = 0;
     let minTo = Infinity;
     let maxGap = 0;
-    for (const it of items) {
-      if (it.from > minTo) {
+    for (const item of items) {
+      const from = col.from[item];
+      const to = col.to[item];
+      const bytes = col.bytes[item];
+      if (from > minTo) {
         // Drop the expired (compacting in place); the holes are now exact.
         let k = 0;
         let below = base;
         minTo = Infinity;
         maxGap = 0;
         for (let i = 0; i < n; i++) {
-          if (actTo[i] < it.from) continue;
+          if (actTo[i] < from) continue;
           actOffset[k] = actOffset[i];
           actEnd[k] = actEnd[i];
           actTo[k] = actTo[i];
@@ -133,11 +143,11 @@ export function allocate(
       }
       let at = n;
       let offset = n > 0 ? Math.max(base, align(actEnd[n - 1])) : base;
-      if (it.bytes <= maxGap) {
+      if (bytes <= maxGap) {
         // First fit: the lowest hole it fits in.
         let below = base;
         for (let i = 0; i < n; i++) {
-          if (below + it.bytes <= actOffset[i]) {
+          if (below + bytes <= actOffset[i]) {
             at = i;
             offset = below;
             break;
@@ -162,12 +172,12 @@ export function allocate(
         actTo.copyWithin(at + 1, at, n);
       }
       actOffset[at] = offset;
-      actEnd[at] = offset + it.bytes;
-      actTo[at] = it.to;
+      actEnd[at] = offset + bytes;
+      actTo[at] = to;
       n++;
-      minTo = Math.min(minTo, it.to);
-      intervals[it.tensor.id].push({ tile, begin: it.begin, end: it.end, offset });
-      if (offset + it.bytes > dataEnd[tile]) dataEnd[tile] = offset + it.bytes;
+      minTo = Math.min(minTo, to);
+      intervals[col.tensor[item]].push({ tile, begin: col.begin[item], end: col.end[item], offset });
+      if (offset + bytes > dataEnd[tile]) dataEnd[tile] = offset + bytes;
     }
   }
   // Intervals in mapping order (element order), as the rest of the pipeline expects.

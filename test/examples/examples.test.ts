@@ -4,7 +4,7 @@
  * from the ONNX conformance data, and the tile-count x bandwidth sweep.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -60,7 +60,7 @@ describe('examples/iris: an MLP trained on Fisher\'s Iris flowers', () => {
 });
 
 describe('configs/examples/squeezenet-infer.yaml: a real ONNX model on a full mk2', () => {
-  it.skipIf(!existsSync(path.join(ROOT, '../shared/conformance/onnx-light')))(
+  it(
     'runs a forward pass on 1472 tiles and gives the ONNX project\'s expected output',
     () => {
       const out = path.join(tmp, 'squeezenet');
