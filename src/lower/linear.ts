@@ -17,8 +17,8 @@
  * bias; an activation and its gradient; reshapes of either), so they get
  * the same start and, for one dtype, exactly the same tiles, and the op
  * needs no exchange. The start ignores the dtype and the tile count, so a
- * float16 and a float32 tensor of the same count still start on the same
- * tile and mostly overlap. The rule depends on nothing but the numbers, so
+ * float16 and a float32 tensor of the same count start on the same tile and
+ * mostly overlap (unless one of them needs every tile and so starts at 0). The rule depends on nothing but the numbers, so
  * every machine builds the same program. The cost: unrelated tensors of
  * equal size (e.g. every [768] bias and LayerNorm parameter of a
  * transformer layer) share tiles, as they all shared tile 0 before.
