@@ -19,6 +19,7 @@ import {
 import { vectorWidth } from '../../sim/codelets/estimators.js';
 import { CopyTableBuilder, type CopyTable } from '../../sim/copies.js';
 import { allocate } from './memory.js';
+import { layoutTile, linearLayout } from './linear.js';
 import { SliceCopies } from './slice-copies.js';
 import { UserError } from '../errors.js';
 import { checkHostHeap } from '../util/host-heap.js';
@@ -120,21 +121,20 @@ export class DeviceGraph {
 
   /**
    * Poplar's mapTensorLinearly: whole grains (the vector width) in equal
-   * shares over tiles from tile 0, each used tile holding at least
-   * minBytesPerTile.
+   * shares over consecutive tiles, each used tile holding at least
+   * minBytesPerTile. A tensor that needs every tile starts at tile 0; a
+   * smaller one at a tile derived from its element count, wrapping past the
+   * last tile, so small tensors spread over the chip while tensors of one
+   * size (a weight, its gradient and update) share their tiles
+   * (src/lower/linear.ts says why).
    */
   mapLinearly(t: BuildTensor, grain = vectorWidth(t.dtype, this.device)): void {
-    const bytes = DTYPE_BYTES[t.dtype];
-    const minElems = Math.max(grain, Math.ceil(this.device.minBytesPerTile / bytes / grain) * grain);
-    const grains = Math.ceil(t.size / grain);
-    // Equal shares of whole grains, but never less than the minimum per tile: fewer tiles instead.
-    const grainsPerTile = Math.max(Math.ceil(minElems / grain), Math.ceil(grains / this.numTiles));
-    const tiles = Math.max(1, Math.ceil(grains / grainsPerTile));
+    const l = linearLayout(t.size, DTYPE_BYTES[t.dtype], grain, this.device.minBytesPerTile, this.numTiles, this.device.tilesPerSharedBus);
     const mapping: TileRange[] = [];
-    for (let i = 0; i < tiles; i++) {
-      const begin = Math.min(t.size, i * grainsPerTile * grain);
-      const end = Math.min(t.size, (i + 1) * grainsPerTile * grain);
-      if (end > begin) mapping.push({ tile: i, begin, end });
+    for (let i = 0; i < l.tiles; i++) {
+      const begin = Math.min(t.size, i * l.perTile);
+      const end = Math.min(t.size, (i + 1) * l.perTile);
+      if (end > begin) mapping.push({ tile: layoutTile(l, i, this.numTiles), begin, end });
     }
     this.setTileMapping(t, mapping);
   }

@@ -33,6 +33,7 @@ import { ampVertexCycles } from '../../sim/codelets/amp.js';
 import { reduce, vectorWidth } from '../../sim/codelets/estimators.js';
 import type { DeviceSpec } from '../../sim/device.js';
 import { DTYPE_BYTES } from '../../sim/program.js';
+import { linearLayout, type LinearLayout } from './linear.js';
 
 export type MatMulDType = 'float16' | 'float32';
 
@@ -126,14 +127,12 @@ export interface PlanResult {
 export const K_GRAIN = 16;
 export const N_GRAIN = 16;
 
-/** Tiles a linear mapping of `elems` elements of `dtype` uses (DeviceGraph.mapLinearly's rule), and elements on the busiest. */
-export function linearMapping(elems: number, dtype: MatMulDType, device: DeviceSpec, numTiles: number): { tiles: number; perTile: number } {
-  const grain = vectorWidth(dtype, device);
-  const bytes = DTYPE_BYTES[dtype];
-  const minElems = Math.max(grain, Math.ceil(device.minBytesPerTile / bytes / grain) * grain);
-  const grains = Math.ceil(elems / grain);
-  const grainsPerTile = Math.max(Math.ceil(minElems / grain), Math.ceil(grains / numTiles));
-  return { tiles: Math.max(1, Math.ceil(grains / grainsPerTile)), perTile: Math.min(elems, grainsPerTile * grain) };
+/**
+ * The linear mapping of `elems` elements of `dtype` (DeviceGraph.mapLinearly's
+ * rule, src/lower/linear.ts): tiles used, elements on the busiest, first tile.
+ */
+export function linearMapping(elems: number, dtype: MatMulDType, device: DeviceSpec, numTiles: number): LinearLayout {
+  return linearLayout(elems, DTYPE_BYTES[dtype], vectorWidth(dtype, device), device.minBytesPerTile, numTiles, device.tilesPerSharedBus);
 }
 
 function deviceTiles(device: DeviceSpec): number {

@@ -24,6 +24,7 @@ import type { OpDefinition } from '../ir/registry.js';
 import { fmtInfo, nelms, type TensorInfo } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
+import { layoutTile } from '../lower/linear.js';
 import { describePlan, linearMapping, planMatMul, type MatMulDType, type MatMulPlan, type MatMulShape } from '../lower/matmul-planner.js';
 
 const MATMUL = { domain: 'ai.onnx', type: 'MatMul', version: 13 };
@@ -407,11 +408,14 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
     for (let sn = 0; sn < plan.serialN; sn++)
       windows.push({ r: [sm * plan.stepM, Math.min(p.m, (sm + 1) * plan.stepM)], j: [sn * plan.stepN, Math.min(p.n, (sn + 1) * plan.stepN)] });
   const blocks = windows.map((w) => windowBlocks(p, plan, w));
-  // The reduction's share of each window: its elements (window-local order) linearly over the tiles.
+  // The reduction's share of each window: its elements (window-local order) linearly over the tiles, by
+  // mapLinearly's rule (start tile included), so a whole-output window leaves the output mapped exactly as
+  // mapLinearly maps a tensor of its size: a weight gradient lands on its weight's tiles, and the update needs no exchange.
+  const numTiles = ctx.graph.numTiles;
   const chunks = windows.map((w) => {
     const elems = p.groups * (w.r[1] - w.r[0]) * (w.j[1] - w.j[0]);
-    const { tiles, perTile } = linearMapping(elems, outDtype, ctx.device, ctx.graph.numTiles);
-    return Array.from({ length: tiles }, (_, t): { tile: number; c: Range } => ({ tile: t, c: [t * perTile, Math.min(elems, (t + 1) * perTile)] })).filter(
+    const l = linearMapping(elems, outDtype, ctx.device, numTiles);
+    return Array.from({ length: l.tiles }, (_, t): { tile: number; c: Range } => ({ tile: layoutTile(l, t, numTiles), c: [t * l.perTile, Math.min(elems, (t + 1) * l.perTile)] })).filter(
       (ch) => ch.c[0] < ch.c[1],
     );
   });

@@ -15,6 +15,7 @@ import { RunError } from '../../src/errors.js';
 import { Op } from '../../src/ir/op.js';
 import { LowerContext } from '../../src/lower/context.js';
 import { DeviceGraph, type BuildTensor, type TileRange } from '../../src/lower/devicegraph.js';
+import { linearStartTile } from '../../src/lower/linear.js';
 import { allocate } from '../../src/lower/memory.js';
 import { tiny } from '../helpers.js';
 import { copyList } from '../../sim/copies.js';
@@ -75,34 +76,36 @@ describe('mapLinearly', () => {
     ]);
   });
 
-  it('uses fewer tiles when a tensor is small: 64 float32 = two tiles of exactly 128 bytes', () => {
+  it('uses fewer tiles when a tensor is small: 64 float32 = two tiles of exactly 128 bytes, from the start tile of 64 elements', () => {
     const g = new DeviceGraph(tiny());
     const t = g.addTensor('t', 'float32', [64], 'activation');
     g.mapLinearly(t);
     // ceil(64 / 32) = 2 tiles; 32 grains / 2 = 16 grains = 32 elements = 128 bytes each
+    expect(linearStartTile(64, 2, 4, 2)).toBe(2);
     expect(ranges(t)).toEqual([
-      [0, 0, 32],
-      [1, 32, 64],
+      [2, 0, 32],
+      [3, 32, 64],
     ]);
   });
 
-  it('keeps a tensor of at most minBytesPerTile on tile 0', () => {
+  it('keeps a tensor of at most minBytesPerTile on one tile: the start tile of its element count', () => {
     const g = new DeviceGraph(tiny());
     // float16: grain 4, min 128 / 2 = 64 elements
     const h = g.addTensor('h', 'float16', [64], 'activation');
     g.mapLinearly(h);
-    expect(ranges(h)).toEqual([[0, 0, 64]]);
+    expect(ranges(h)).toEqual([[2, 0, 64]]);
     const u = g.addTensor('u', 'uint8', [128], 'activation');
     g.mapLinearly(u);
     expect(ranges(u)).toEqual([[0, 0, 128]]);
   });
 
-  it('maps a scalar to tile 0', () => {
+  it('maps a scalar to the start tile of one element', () => {
     const g = new DeviceGraph(tiny());
     const s = g.addTensor('s', 'float32', [], 'constant');
     expect(s.size).toBe(1);
     g.mapLinearly(s);
-    expect(ranges(s)).toEqual([[0, 0, 1]]);
+    expect(ranges(s)).toEqual([[linearStartTile(1, 1, 4, 2), 0, 1]]);
+    expect(linearStartTile(1, 1, 4, 2)).toBe(2);
   });
 
   it('honours an explicit grain', () => {
@@ -137,7 +140,7 @@ describe('mapLinearly', () => {
     );
   });
 
-  it('covers every element once, in order, on tiles 0, 1, ... with equal whole-grain shares but the last (property)', () => {
+  it('covers every element once, in order, on consecutive tiles from the start tile (0 when it needs them all), wrapping, with equal whole-grain shares but the last (property)', () => {
     const dtypes: DeviceDType[] = ['float32', 'float16', 'int32', 'uint8'];
     fc.assert(
       fc.property(
@@ -154,9 +157,13 @@ describe('mapLinearly', () => {
           const m = t.mapping!;
           expect(m.length).toBeGreaterThanOrEqual(1);
           expect(m.length).toBeLessThanOrEqual(tiles);
+          const start = linearStartTile(size, m.length, tiles, dev.tilesPerSharedBus);
+          if (m.length === tiles) expect(start).toBe(0);
+          expect(start).toBeGreaterThanOrEqual(0);
+          expect(start).toBeLessThan(tiles);
           let next = 0;
           m.forEach((r, i) => {
-            expect(r.tile).toBe(i);
+            expect(r.tile).toBe((start + i) % tiles);
             expect(r.begin).toBe(next);
             expect(r.end).toBeGreaterThan(r.begin);
             next = r.end;

@@ -27,6 +27,7 @@ import { broadcastIndex, broadcastMultiVertex, divCodelet } from '../../sim/code
 import { addLoop, binaryMultiVertex, innerLoop, vectorWidth } from '../../sim/codelets/estimators.js';
 import { UserError } from '../../src/errors.js';
 import { broadcastShapes, broadcastStrides, indexExtent, mergeAxes, rowMajorStrides } from '../../src/lower/broadcast.js';
+import { linearStartTile } from '../../src/lower/linear.js';
 import { tiny } from '../helpers.js';
 import { checkForward, checkGrad, f32, i32, runOurs, type OpCase, type TensorSpec } from './harness.js';
 import { copyList } from '../../sim/copies.js';
@@ -245,14 +246,16 @@ describe('lowering', () => {
   });
 
   it('a broadcast operand brings only the interval each tile needs, with shape and strides as arrays', async () => {
-    // a: [8, 16] on 4 tiles, 2 rows each; b: [8, 1] lives on tile 0. Each tile needs 2 elements of b.
+    // a: [8, 16] on 4 tiles, 2 rows each; b: [8, 1] lives on tile 2 (a small tensor's start tile: linearStartTile(8, 1, 4, 2)).
+    // Each tile needs 2 elements of b.
+    expect(linearStartTile(8, 1, 4, 2)).toBe(2);
     const p = await program({ op: 'Mul', inputs: { a: f32([8, 16], 1), b: f32([8, 1], 2) } });
     const cs = p.computeSets.find((c) => c.name === 'Mul_0/Mul')!;
     const ex = p.exchanges.find((e) => e.op === 'Mul_0')!;
-    expect(copyList(ex.copies).map((c) => [c.dstTile, c.bytes])).toEqual([
-      [1, 8],
-      [2, 8],
-      [3, 8],
+    expect(copyList(ex.copies).map((c) => [c.srcTile, c.dstTile, c.bytes])).toEqual([
+      [2, 0, 8],
+      [2, 1, 8],
+      [2, 3, 8],
     ]);
     for (const v of cs.vertices) {
       expect(v.arrays).toEqual({ shape: [8, 16], a: [16, 1], b: [1, 0] });
