@@ -159,6 +159,15 @@ describe('other commands', () => {
     expect(ex.copies.srcTile).toHaveLength(ex.copies.count);
   });
 
+  it('a compile that outgrows the host heap exits 1 with the numbers, not V8\'s abort', () => {
+    // A 300 MB heap chosen by the user (so sim does not raise it) against the BERT-style layer on a full mk2.
+    const r = spawnSync(process.execPath, ['--max-old-space-size=300', BIN, 'compile', path.join(ROOT, 'configs/examples/bert-layer.yaml')], { encoding: 'utf8', cwd: tmp, timeout: 120_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/out of host memory while lowering op '[^']+': the compile holds \d+ MB of Node's \d+ MB heap limit/);
+    expect(r.stderr).toMatch(/max-old-space-size=\d+/);
+    expect(r.stderr).not.toMatch(/FATAL ERROR|JavaScript heap out of memory/);
+  }, 150_000);
+
   it('sim compile --timings prints each compile pass in order with its time and peak heap', () => {
     const r = sim('compile', MLP_ADAM, '--timings');
     expect(r.code).toBe(0);
