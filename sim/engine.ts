@@ -10,6 +10,7 @@
 import type { CodeletRegistry, ElemArray } from './codelet.js';
 import { computeSetCost, exchangeCost, streamCopyCycles, type PhaseCost } from './cost.js';
 import { VertexRunner } from './execute.js';
+import { CodeletFault } from './faults.js';
 import { TileMemory, makeView } from './memory.js';
 import { encodeHalf } from './half.js';
 import { loadCodeletRegistry } from './modules.js';
@@ -56,12 +57,11 @@ export class Engine {
     const memory = new TileMemory(options.numerics ? program.tileBytes : program.tileBytes.map(() => 0));
     const pool =
       options.numerics && options.workers > 1
-        ? await TilePool.start(options.workers, {
-            buffer: memory.buffer,
-            tileBytes: program.tileBytes,
-            computeSets: program.computeSets,
-            modules: program.codeletModules,
-          })
+        ? await TilePool.start(
+            options.workers,
+            { buffer: memory.buffer, tileBytes: program.tileBytes, computeSets: program.computeSets, modules: program.codeletModules },
+            codelets,
+          )
         : undefined;
     return new Engine(program, options, codelets, memory, new VertexRunner(codelets, memory), pool);
   }
@@ -113,8 +113,12 @@ export class Engine {
           let cost = this.csCost.get(cs.id);
           if (!cost) this.csCost.set(cs.id, (cost = computeSetCost(cs, this.codelets, this.program.device)));
           if (this.options.numerics) {
-            if (this.pool && TilePool.worthIt(cs, this.options.inlineBelow)) await this.pool.run(cs);
-            else this.runner.run(cs, 0, Number.MAX_SAFE_INTEGER);
+            try {
+              if (this.pool && TilePool.worthIt(cs, this.options.inlineBelow)) await this.pool.run(cs);
+              else this.runner.run(cs, 0, Number.MAX_SAFE_INTEGER);
+            } catch (e) {
+              throw e instanceof CodeletFault ? e.with({ step: step >= 0 ? step : undefined }) : e;
+            }
           }
           this.record({ kind: 'compute', name: cs.name, op: cs.op, cycles: cost.cycles, tiles: cost.tiles, step });
           break;

@@ -6,6 +6,7 @@
 import type { ElemArray } from '../sim/codelet.js';
 import { Engine } from '../sim/engine.js';
 import { loadCodeletRegistry } from '../sim/modules.js';
+import { CodeletFault } from '../sim/faults.js';
 import type { DeviceProgram, DeviceTensor } from '../sim/program.js';
 import type { Phase } from '../sim/profile.js';
 import { autodiff } from './autodiff/autodiff.js';
@@ -127,6 +128,7 @@ export async function loadCodelets(modules: string[]): Promise<import('../sim/co
   try {
     return await loadCodeletRegistry(modules);
   } catch (e) {
+    if (e instanceof CodeletFault) throw e; // the module's own code threw as it loaded
     throw new UserError(`loading the codelets of ${modules.join(', ')}: ${(e as Error).message}`);
   }
 }
@@ -277,9 +279,10 @@ export class Session {
       try {
         await this.engine.run('batch', this.io, step);
       } catch (e) {
-        // A codelet refusing its data (a label out of range that went through other ops first, a custom
-        // op's own check) fails the run; it is not a tilesim bug.
-        if (e instanceof Error && /^vertex \S+ on tile \d+ in compute set /.test(e.message)) throw new RunError(`step ${step}: ${e.message}`);
+        // A built-in codelet refusing its data (a label out of range that went through other ops first)
+        // fails the run; it is not a tilesim bug. A custom codelet's fault stays a CodeletFault, which
+        // names its module.
+        if (e instanceof CodeletFault && !e.inUserCode && e.record.kind === 'compute') throw new RunError(e.message);
         throw e;
       }
       this.batchIndex++;
