@@ -15,7 +15,7 @@ import { TileMemory, makeView } from './memory.js';
 import { encodeHalf } from './half.js';
 import { loadCodeletRegistry } from './modules.js';
 import { TilePool } from './pool.js';
-import { DTYPE_BYTES, type DeviceProgram, type DeviceTensor, type HostStream, type ProgramStep } from './program.js';
+import { DTYPE_BYTES, type ComputeSet, type DeviceProgram, type DeviceTensor, type HostStream, type ProgramStep } from './program.js';
 import type { Phase } from './profile.js';
 
 export interface EngineOptions {
@@ -25,6 +25,8 @@ export interface EngineOptions {
   numerics: boolean;
   /** Elements below which a compute set runs inline instead of on the pool (default INLINE_ELEMENTS; 0 sends all). */
   inlineBelow?: number;
+  /** Called after each compute set has run (with numerics), e.g. to check its outputs (run.checkFinite). */
+  afterComputeSet?: (cs: ComputeSet, step: number) => void;
 }
 
 /** The host's side of the streams (Poplar's connectStream). */
@@ -119,6 +121,7 @@ export class Engine {
             } catch (e) {
               throw e instanceof CodeletFault ? e.with({ step: step >= 0 ? step : undefined }) : e;
             }
+            this.options.afterComputeSet?.(cs, step);
           }
           this.record({ kind: 'compute', name: cs.name, op: cs.op, cycles: cost.cycles, tiles: cost.tiles, step });
           break;
