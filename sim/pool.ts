@@ -23,6 +23,7 @@ export class TilePool {
   private lastRun: ComputeSet | undefined;
   /** A fault was already thrown: destroy() does not throw another. */
   private failed = false;
+  private destroyed = false;
 
   private constructor(
     piscina: Piscina,
@@ -77,17 +78,46 @@ export class TilePool {
     return inlineBelow === 0 && cs.vertices.length > 0;
   }
 
-  async run(cs: ComputeSet): Promise<void> {
+  /**
+   * Run a compute set on the workers. The watchdog: when it is still running
+   * after `timeoutSeconds`, the pool is destroyed (terminating the threads,
+   * even one stuck in an endless loop) and the vertex a busy worker was
+   * running is blamed.
+   */
+  async run(cs: ComputeSet, timeoutSeconds = Infinity): Promise<void> {
     this.throwLate();
     const progress = new Int32Array(this.init.progress);
+    const running = new Set<number>();
     const tasks = this.shardsOf(cs).map(([tileLo, tileHi], slot) => {
       Atomics.store(progress, slot, -1);
-      return (this.piscina.run({ type: 'run', computeSet: cs.id, tileLo, tileHi, slot } satisfies WorkerTask) as Promise<FaultRecord | null>).catch(
-        // The thread itself ended (process.exit from a callback, a crash): blame the vertex it was running.
-        (e: unknown) => this.died(cs, Atomics.load(progress, slot), e),
-      );
+      running.add(slot);
+      return (this.piscina.run({ type: 'run', computeSet: cs.id, tileLo, tileHi, slot } satisfies WorkerTask) as Promise<FaultRecord | null>)
+        .catch(
+          // The thread itself ended (process.exit from a callback, a crash): blame the vertex it was running.
+          (e: unknown) => this.died(cs, Atomics.load(progress, slot), e),
+        )
+        .finally(() => running.delete(slot));
     });
-    const fault = (await Promise.all(tasks)).find((e) => e !== null);
+    let timer: NodeJS.Timeout | undefined;
+    const watchdog = new Promise<'timeout'>((resolve) => {
+      if (Number.isFinite(timeoutSeconds)) timer = setTimeout(() => resolve('timeout'), timeoutSeconds * 1000);
+    });
+    const results = await Promise.race([Promise.all(tasks), watchdog]);
+    clearTimeout(timer);
+    if (results === 'timeout') {
+      const slot = [...running][0];
+      const v = cs.vertices[Atomics.load(progress, slot)];
+      this.failed = true;
+      await this.destroy();
+      throw new CodeletFault({
+        kind: 'timeout',
+        what: `compute() had not returned when the compute set had run for ${timeoutSeconds} s (run.vertexTimeoutSeconds); the run was stopped`,
+        ...(v ? { codelet: v.codelet, module: this.codelets.moduleOf(v.codelet), tile: v.tile } : {}),
+        computeSet: cs.name,
+        op: cs.op,
+      });
+    }
+    const fault = results.find((e) => e !== null);
     if (fault) {
       this.failed = true;
       throw new CodeletFault(fault);
@@ -144,6 +174,8 @@ export class TilePool {
 
   /** Stops every worker; a fault a worker threw after its last task still fails the run. */
   async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
     await this.piscina.destroy();
     if (!this.failed) this.throwLate();
   }

@@ -238,6 +238,7 @@ export class Session {
       workers: opts.workers,
       numerics: opts.numerics,
       inlineBelow: opts.inlineBelow,
+      vertexTimeoutSeconds: config.run.vertexTimeoutSeconds,
       ...(checkFinite ? { afterComputeSet: (cs: ComputeSet, step: number) => late.session && late.check?.after(cs, late.session.where(step)) } : {}),
     });
     const session = make(compiled, engine, inputs, opts.numerics);

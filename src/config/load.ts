@@ -308,6 +308,7 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
       numerics: overrides.numerics ?? cfg.run.numerics,
       seed,
       checkFinite: cfg.run.checkFinite ?? train !== undefined,
+      vertexTimeoutSeconds: cfg.run.vertexTimeoutSeconds,
     },
     report: { trace: cfg.report.trace, traceTiles: cfg.report.traceTiles, html: cfg.report.html },
   };

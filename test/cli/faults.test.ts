@@ -5,6 +5,7 @@
  * no process left behind. The input is large enough (2 x 131,072 elements)
  * that with 2 workers LeakyRelu runs on the pool, not inline.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { faulty, runFaulty, sim } from './faulty-module.js';
 
@@ -25,6 +26,17 @@ describe.each([1, 2])('a faulty custom codelet, %i worker(s)', (workers) => {
     expect(err).toMatch(what);
     // A throw from a callback may land between vertices; every other fault names the vertex.
     if (name !== 'late-throw') expect(err).toMatch(WHERE);
+  });
+
+  it('compute() that never returns: the watchdog ends the run after run.vertexTimeoutSeconds', () => {
+    const { config, module } = faulty(`hang-${workers}`, 'compute', 'for (;;) { /* spins */ }');
+    writeFileSync(config, readFileSync(config, 'utf8') + 'run: {vertexTimeoutSeconds: 1}\n');
+    const t0 = Date.now();
+    const err = runFaulty(config, workers);
+    expect(err).toContain(`run failed: custom op module ${module}: `);
+    expect(err).toMatch(WHERE);
+    expect(err).toContain('compute() had not returned when the compute set had run for 1 s (run.vertexTimeoutSeconds); the run was stopped');
+    expect(Date.now() - t0).toBeLessThan(30_000);
   });
 
   it('a module whose top level throws: exit 1 naming the module', () => {
