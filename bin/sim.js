@@ -28,5 +28,10 @@ if (!chosen && !process.env.TILESIM_CHILD && want > (getHeapStatistics().heap_si
   });
 } else {
   const { main } = await import('../dist/src/cli/main.js');
-  process.exitCode = await main(process.argv);
+  const code = await main(process.argv);
+  // End once stdout and stderr are flushed, even if something is still open: a pool worker that died
+  // mid-task can leave a Piscina message port behind that would keep the process alive forever.
+  const flushed = (stream) => new Promise((resolve) => stream.write('', resolve));
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  process.exit(code);
 }

@@ -120,7 +120,7 @@ export function calibrationPoints(): CalibrationPoint[] {
   }
   points.push({
     group: 'STREAM triad',
-    label: 'a = b + s.c, fp32, all tiles',
+    label: "a = b + s.c, fp32: the preset's load/store bound (no simulated program)",
     preset: 'mk2',
     measured: 1.98,
     model: triadElementsPerCycle(mk2),

@@ -51,11 +51,19 @@ export interface Codelet {
 
 export class CodeletRegistry {
   private readonly byName = new Map<string, Codelet>();
+  private readonly modules = new Map<string, string>();
 
-  add(c: Codelet): void {
+  /** `module`: the custom-op module file the codelet comes from (none for built-ins), for blaming faults. */
+  add(c: Codelet, module?: string): void {
     const prev = this.byName.get(c.name);
     if (prev && prev !== c) throw new Error(`codelet '${c.name}' is registered twice with different definitions`);
     this.byName.set(c.name, c);
+    if (module !== undefined) this.modules.set(c.name, module);
+  }
+
+  /** The custom-op module a codelet comes from; undefined for a built-in. */
+  moduleOf(name: string): string | undefined {
+    return this.modules.get(name);
   }
 
   get(name: string): Codelet {

@@ -26,9 +26,10 @@
  * - Sync: syncCycles, once per superstep (see engine.ts for where).
  * - Host stream copy: hostCopyLatencyCycles + bytes at the host link's rate.
  */
-import type { CodeletRegistry, VertexShape } from './codelet.js';
+import type { Codelet, CodeletRegistry, VertexShape } from './codelet.js';
 import type { DeviceSpec } from './device.js';
-import type { ComputeSet, Exchange } from './program.js';
+import { CodeletFault, describeThrown, describeValue, isCycleCount } from './faults.js';
+import type { ComputeSet, Exchange, Vertex } from './program.js';
 
 /**
  * Whether a vertex writes its output over input `input` (the very same
@@ -53,7 +54,7 @@ export function computeSetCost(cs: ComputeSet, codelets: CodeletRegistry, device
   const single = new Map<number, number[]>();
   for (const v of cs.vertices) {
     const c = codelets.get(v.codelet);
-    const cycles = c.cycles(v, device);
+    const cycles = vertexCycles(c, v, cs, codelets, device);
     if (c.kind === 'multi') multi.set(v.tile, (multi.get(v.tile) ?? 0) + cycles);
     else {
       if (!single.has(v.tile)) single.set(v.tile, []);
@@ -70,6 +71,29 @@ export function computeSetCost(cs: ComputeSet, codelets: CodeletRegistry, device
     if (c > max) max = c;
   }
   return { cycles: max, tiles: out };
+}
+
+/**
+ * A vertex's estimate, checked: cycles() must return a finite, non-negative
+ * integer. Anything else (NaN, -5, Infinity, 1.5, a string) would silently
+ * skew every total, so it is a fault naming the codelet, its module and where.
+ */
+export function vertexCycles(c: Codelet, v: Vertex, cs: ComputeSet, codelets: CodeletRegistry, device: DeviceSpec): number {
+  const where = { codelet: c.name, module: codelets.moduleOf(c.name), tile: v.tile, computeSet: cs.name || undefined, op: cs.op || undefined };
+  let n: unknown;
+  try {
+    n = c.cycles(v, device);
+  } catch (e) {
+    throw new CodeletFault({ kind: 'cycles', what: `cycles() threw ${describeThrown(e)}`, ...where });
+  }
+  if (!isCycleCount(n)) {
+    throw new CodeletFault({
+      kind: 'cycles',
+      what: `cycles() returned ${describeValue(n)}, but a cycle estimate must be a finite, non-negative integer (round with Math.ceil)`,
+      ...where,
+    });
+  }
+  return n;
 }
 
 /** Longest-processing-time list scheduling; returns the busiest worker's cycles. */

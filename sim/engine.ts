@@ -10,11 +10,12 @@
 import type { CodeletRegistry, ElemArray } from './codelet.js';
 import { computeSetCost, exchangeCost, streamCopyCycles, type PhaseCost } from './cost.js';
 import { VertexRunner } from './execute.js';
+import { CodeletFault } from './faults.js';
 import { TileMemory, makeView } from './memory.js';
 import { encodeHalf } from './half.js';
 import { loadCodeletRegistry } from './modules.js';
 import { TilePool } from './pool.js';
-import { DTYPE_BYTES, type DeviceProgram, type DeviceTensor, type HostStream, type ProgramStep } from './program.js';
+import { DTYPE_BYTES, type ComputeSet, type DeviceProgram, type DeviceTensor, type HostStream, type ProgramStep } from './program.js';
 import type { Phase } from './profile.js';
 
 export interface EngineOptions {
@@ -24,6 +25,10 @@ export interface EngineOptions {
   numerics: boolean;
   /** Elements below which a compute set runs inline instead of on the pool (default INLINE_ELEMENTS; 0 sends all). */
   inlineBelow?: number;
+  /** The watchdog: a compute set run on the pool for longer ends the run (default DEFAULT_VERTEX_TIMEOUT_SECONDS). */
+  vertexTimeoutSeconds?: number;
+  /** Called after each compute set has run (with numerics), e.g. to check its outputs (run.checkFinite). */
+  afterComputeSet?: (cs: ComputeSet, step: number) => void;
 }
 
 /** The host's side of the streams (Poplar's connectStream). */
@@ -33,6 +38,9 @@ export interface HostIO {
   /** Data arriving from a fromDevice stream (a copy the host may keep). */
   fromDevice(stream: HostStream, tensor: DeviceTensor, data: ElemArray): void;
 }
+
+/** run.vertexTimeoutSeconds when the config does not say (docs/config.md). */
+export const DEFAULT_VERTEX_TIMEOUT_SECONDS = 60;
 
 export class Engine {
   readonly phases: Phase[] = [];
@@ -47,6 +55,8 @@ export class Engine {
     readonly memory: TileMemory,
     private readonly runner: VertexRunner,
     private readonly pool: TilePool | undefined,
+    /** Ids of the compute sets holding a custom-op module's vertices. */
+    private readonly custom: Set<number>,
   ) {}
 
   static async create(program: DeviceProgram, options: EngineOptions): Promise<Engine> {
@@ -54,16 +64,18 @@ export class Engine {
     for (const cs of program.computeSets) for (const v of cs.vertices) codelets.get(v.codelet);
     // Timing only: no tile data at all (cycles come from the program alone, sim/cost.ts).
     const memory = new TileMemory(options.numerics ? program.tileBytes : program.tileBytes.map(() => 0));
+    // Compute sets with a custom codelet always run on the pool, a single thread with 1 worker: there
+    // the watchdog can stop a compute() that never returns, and the main thread stays free to notice.
+    const custom = new Set(program.computeSets.filter((cs) => cs.vertices.some((v) => codelets.moduleOf(v.codelet) !== undefined)).map((cs) => cs.id));
     const pool =
-      options.numerics && options.workers > 1
-        ? await TilePool.start(options.workers, {
-            buffer: memory.buffer,
-            tileBytes: program.tileBytes,
-            computeSets: program.computeSets,
-            modules: program.codeletModules,
-          })
+      options.numerics && (options.workers > 1 || custom.size > 0)
+        ? await TilePool.start(
+            options.workers,
+            { buffer: memory.buffer, tileBytes: program.tileBytes, computeSets: program.computeSets, modules: program.codeletModules },
+            codelets,
+          )
         : undefined;
-    return new Engine(program, options, codelets, memory, new VertexRunner(codelets, memory), pool);
+    return new Engine(program, options, codelets, memory, new VertexRunner(codelets, memory), pool, custom);
   }
 
   /** Cycle of the next phase: the simulated time so far. */
@@ -113,8 +125,14 @@ export class Engine {
           let cost = this.csCost.get(cs.id);
           if (!cost) this.csCost.set(cs.id, (cost = computeSetCost(cs, this.codelets, this.program.device)));
           if (this.options.numerics) {
-            if (this.pool && TilePool.worthIt(cs, this.options.inlineBelow)) await this.pool.run(cs);
-            else this.runner.run(cs, 0, Number.MAX_SAFE_INTEGER);
+            try {
+              const onPool = this.custom.has(cs.id) || (this.options.workers > 1 && TilePool.worthIt(cs, this.options.inlineBelow));
+              if (this.pool && onPool) await this.pool.run(cs, this.options.vertexTimeoutSeconds ?? DEFAULT_VERTEX_TIMEOUT_SECONDS);
+              else this.runner.run(cs, 0, Number.MAX_SAFE_INTEGER);
+            } catch (e) {
+              throw e instanceof CodeletFault ? e.with({ step: step >= 0 ? step : undefined }) : e;
+            }
+            this.options.afterComputeSet?.(cs, step);
           }
           this.record({ kind: 'compute', name: cs.name, op: cs.op, cycles: cost.cycles, tiles: cost.tiles, step });
           break;

@@ -5,6 +5,7 @@
  * to nearest even) after it, so every codelet is written once, on floats.
  */
 import type { Codelet, CodeletRegistry, ElemArray, VertexArgs } from './codelet.js';
+import { CodeletFault, ExitCalled, describeThrown } from './faults.js';
 import { decodeHalf, encodeHalf } from './half.js';
 import type { TileMemory } from './memory.js';
 import type { ComputeSet, Region, Vertex } from './program.js';
@@ -61,24 +62,53 @@ export class VertexRunner {
     private readonly mem: TileMemory,
   ) {}
 
-  run(cs: ComputeSet, tileLo: number, tileHi: number): void {
+  /**
+   * Run the vertices of `cs` on tiles [tileLo, tileHi). `onVertex(i)` is told
+   * each vertex index before it runs (the pool's record of where a worker was
+   * if its thread dies). A codelet that throws, whatever it throws, or calls
+   * process.exit becomes a CodeletFault naming the codelet, tile, compute set
+   * and module: process.exit is swapped for a throwing stand-in meanwhile
+   * (compute() is synchronous, so nothing else sees the swap).
+   */
+  run(cs: ComputeSet, tileLo: number, tileHi: number, onVertex?: (index: number) => void): void {
     const [lo, hi] = vertexRange(cs, tileLo, tileHi);
     let prepared = this.cache.get(cs.id);
     if (!prepared) {
       prepared = [];
       this.cache.set(cs.id, prepared);
     }
-    for (let i = lo; i < hi; i++) {
-      const v = cs.vertices[i];
-      let p = prepared[i];
-      if (!p) p = prepared[i] = prepare(v, this.codelets.get(v.codelet), this.mem);
-      try {
-        for (const h of p.halves) if (h.load) decodeHalf(h.bits, h.floats);
-        p.codelet.compute(p.args);
-        for (const h of p.halves) if (h.store) encodeHalf(h.floats, h.bits);
-      } catch (e) {
-        throw new Error(`vertex ${v.codelet} on tile ${v.tile} in compute set '${cs.name}' failed: ${(e as Error).message}`);
+    const exit = process.exit;
+    process.exit = ((code?: unknown) => {
+      throw new ExitCalled(code);
+    }) as typeof process.exit;
+    try {
+      for (let i = lo; i < hi; i++) {
+        const v = cs.vertices[i];
+        onVertex?.(i);
+        let p = prepared[i];
+        if (!p) p = prepared[i] = prepare(v, this.codelets.get(v.codelet), this.mem);
+        try {
+          for (const h of p.halves) if (h.load) decodeHalf(h.bits, h.floats);
+          p.codelet.compute(p.args);
+          for (const h of p.halves) if (h.store) encodeHalf(h.floats, h.bits);
+        } catch (e) {
+          const exited = e instanceof ExitCalled;
+          const module = this.codelets.moduleOf(v.codelet);
+          // A built-in codelet throws only to refuse its data (a label out of range): its message says why.
+          const refused = module === undefined && e instanceof Error && !exited;
+          throw new CodeletFault({
+            kind: exited ? 'exit' : 'compute',
+            what: exited ? `compute() called ${e.message}; a codelet must return, not end the process` : refused ? e.message : `compute() threw ${describeThrown(e)}`,
+            codelet: v.codelet,
+            module,
+            tile: v.tile,
+            computeSet: cs.name,
+            op: cs.op,
+          });
+        }
       }
+    } finally {
+      process.exit = exit;
     }
   }
 }

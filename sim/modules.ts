@@ -6,6 +6,7 @@
 import { pathToFileURL } from 'node:url';
 import { CodeletRegistry, type Codelet } from './codelet.js';
 import { registerBuiltinCodelets } from './codelets/index.js';
+import { CodeletFault, describeThrown } from './faults.js';
 import { resolveTilesimForUserModules } from './resolve-tilesim.js';
 
 let tsxRegistered = false;
@@ -36,6 +37,23 @@ export async function importModule(path: string, inWorker = false): Promise<unkn
   return m;
 }
 
+const userModules = new Set<string>();
+
+/** Custom-op modules this thread has imported (to blame one whose code throws later, asynchronously). */
+export function importedUserModules(): string[] {
+  return [...userModules];
+}
+
+/** importModule for a custom-op module: whatever its top level throws is a fault in that module. */
+export async function importUserModule(path: string, inWorker = false): Promise<unknown> {
+  userModules.add(path);
+  try {
+    return await importModule(path, inWorker);
+  } catch (e) {
+    throw new CodeletFault({ kind: 'import', module: path, what: `importing it threw ${describeThrown(e)}` });
+  }
+}
+
 export function codeletsOf(mod: unknown, path: string): Codelet[] {
   const codelets = (mod as { codelets?: unknown }).codelets;
   if (codelets === undefined) return [];
@@ -46,6 +64,6 @@ export function codeletsOf(mod: unknown, path: string): Codelet[] {
 export async function loadCodeletRegistry(modules: readonly string[], inWorker = false): Promise<CodeletRegistry> {
   const r = new CodeletRegistry();
   registerBuiltinCodelets(r);
-  for (const m of modules) for (const c of codeletsOf(await importModule(m, inWorker), m)) r.add(c);
+  for (const m of modules) for (const c of codeletsOf(await importUserModule(m, inWorker), m)) r.add(c, m);
   return r;
 }

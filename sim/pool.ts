@@ -7,7 +7,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import { vertexElements } from './codelet.js';
+import { vertexElements, type CodeletRegistry } from './codelet.js';
+import { CodeletFault, describeThrown, moduleInStack, type FaultRecord } from './faults.js';
 import type { ComputeSet } from './program.js';
 import type { WorkerInit, WorkerTask } from './worker.js';
 
@@ -17,15 +18,24 @@ export const INLINE_ELEMENTS = 131072;
 export class TilePool {
   private readonly piscina: Piscina;
   private readonly shards = new Map<number, [number, number][]>();
+  /** An error a worker threw between tasks, and the compute set that ran last. */
+  private late: unknown;
+  private lastRun: ComputeSet | undefined;
+  /** A fault was already thrown: destroy() does not throw another. */
+  private failed = false;
+  private destroyed = false;
 
   private constructor(
     piscina: Piscina,
     readonly workers: number,
+    private readonly init: WorkerInit,
+    private readonly codelets: CodeletRegistry,
   ) {
     this.piscina = piscina;
   }
 
-  static async start(workers: number, init: WorkerInit): Promise<TilePool> {
+  /** `codelets`: the main thread's registry, to name the module of a codelet whose thread died. */
+  static async start(workers: number, init: Omit<WorkerInit, 'progress'>, codelets: CodeletRegistry): Promise<TilePool> {
     const fromSource = import.meta.url.endsWith('.ts');
     const filename = fileURLToPath(new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url));
     // Running from our TypeScript sources (tests, scripts/sim.ts), workers load them through tsx, and
@@ -37,15 +47,23 @@ export class TilePool {
       minThreads: workers,
       maxThreads: workers,
       idleTimeout: Infinity,
-      workerData: init,
+      workerData: { ...init, progress: new SharedArrayBuffer(4 * workers) } satisfies WorkerInit,
       execArgv,
     });
-    const pool = new TilePool(piscina, workers);
-    const errors = await Promise.all(Array.from({ length: workers }, () => piscina.run({ type: 'load' } satisfies WorkerTask)));
-    const err = errors.find((e) => e !== null);
-    if (err) {
+    const pool = new TilePool(piscina, workers, piscina.options.workerData as WorkerInit, codelets);
+    // An error a worker throws outside a task (from a callback a codelet scheduled) would crash the
+    // process as an unhandled 'error' event; keep it and fail the run with it instead.
+    piscina.on('error', (e: unknown) => (pool.late ??= e));
+    const loads = Array.from({ length: workers }, () =>
+      (piscina.run({ type: 'load' } satisfies WorkerTask) as Promise<FaultRecord | null>).catch(
+        (e: unknown): FaultRecord => ({ kind: 'import', what: `a pool worker died while loading the codelets of ${init.modules.join(', ') || 'tilesim'}: ${describeThrown(e)}` }),
+      ),
+    );
+    const fault = (await Promise.all(loads)).find((e) => e !== null);
+    if (fault) {
       await piscina.destroy();
-      throw new Error(err as string);
+      // A thread that died loading more than one module cannot say which; with one, that one is to blame.
+      throw new CodeletFault(fault.module === undefined && init.modules.length === 1 && fault.kind === 'import' ? { ...fault, module: init.modules[0] } : fault);
     }
     return pool;
   }
@@ -60,13 +78,71 @@ export class TilePool {
     return inlineBelow === 0 && cs.vertices.length > 0;
   }
 
-  async run(cs: ComputeSet): Promise<void> {
-    const tasks = this.shardsOf(cs).map(([tileLo, tileHi]) =>
-      this.piscina.run({ type: 'run', computeSet: cs.id, tileLo, tileHi } satisfies WorkerTask),
-    );
-    const errors = (await Promise.all(tasks)) as (string | null)[];
-    const err = errors.find((e) => e !== null);
-    if (err) throw new Error(err);
+  /**
+   * Run a compute set on the workers. The watchdog: when it is still running
+   * after `timeoutSeconds`, the pool is destroyed (terminating the threads,
+   * even one stuck in an endless loop) and the vertex a busy worker was
+   * running is blamed.
+   */
+  async run(cs: ComputeSet, timeoutSeconds = Infinity): Promise<void> {
+    this.throwLate();
+    const progress = new Int32Array(this.init.progress);
+    const running = new Set<number>();
+    const tasks = this.shardsOf(cs).map(([tileLo, tileHi], slot) => {
+      Atomics.store(progress, slot, -1);
+      running.add(slot);
+      return (this.piscina.run({ type: 'run', computeSet: cs.id, tileLo, tileHi, slot } satisfies WorkerTask) as Promise<FaultRecord | null>)
+        .catch(
+          // The thread itself ended (process.exit from a callback, a crash): blame the vertex it was running.
+          (e: unknown) => this.died(cs, Atomics.load(progress, slot), e),
+        )
+        .finally(() => running.delete(slot));
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const watchdog = new Promise<'timeout'>((resolve) => {
+      if (Number.isFinite(timeoutSeconds)) timer = setTimeout(() => resolve('timeout'), timeoutSeconds * 1000);
+    });
+    const results = await Promise.race([Promise.all(tasks), watchdog]);
+    clearTimeout(timer);
+    if (results === 'timeout') {
+      const slot = [...running][0];
+      const v = cs.vertices[Atomics.load(progress, slot)];
+      this.failed = true;
+      await this.destroy();
+      throw new CodeletFault({
+        kind: 'timeout',
+        what: `compute() had not returned when the compute set had run for ${timeoutSeconds} s (run.vertexTimeoutSeconds); the run was stopped`,
+        ...(v ? { codelet: v.codelet, module: this.codelets.moduleOf(v.codelet), tile: v.tile } : {}),
+        computeSet: cs.name,
+        op: cs.op,
+      });
+    }
+    const fault = results.find((e) => e !== null);
+    if (fault) {
+      this.failed = true;
+      throw new CodeletFault(fault);
+    }
+    this.lastRun = cs;
+    this.throwLate();
+  }
+
+  private throwLate(): void {
+    if (this.late === undefined) return;
+    this.failed = true;
+    const cs = this.lastRun;
+    const modules = this.init.modules;
+    throw new CodeletFault({
+      kind: 'died',
+      what: `a pool worker threw ${describeThrown(this.late)} outside any vertex (from a callback scheduled by a codelet?)${cs ? `, after compute set '${cs.name}'` : ''}`,
+      module: moduleInStack(this.late, modules),
+    });
+  }
+
+  private died(cs: ComputeSet, index: number, e: unknown): FaultRecord {
+    const what = `the pool worker running it died (${describeThrown(e)})`;
+    const v = cs.vertices[index];
+    if (!v) return { kind: 'died', what, computeSet: cs.name, op: cs.op };
+    return { kind: 'died', what, codelet: v.codelet, module: this.codelets.moduleOf(v.codelet), tile: v.tile, computeSet: cs.name, op: cs.op };
   }
 
   /** Contiguous tile ranges with about equal elements each. */
@@ -96,7 +172,11 @@ export class TilePool {
     return s;
   }
 
+  /** Stops every worker; a fault a worker threw after its last task still fails the run. */
   async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
     await this.piscina.destroy();
+    if (!this.failed) this.throwLate();
   }
 }

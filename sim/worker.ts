@@ -1,11 +1,12 @@
 /**
  * Pool worker: owns a tile range per task and runs the vertices of one compute
  * set on it. The top level stays trivial (Piscina swallows errors thrown while
- * a worker module loads); codelets load in an explicit first task.
+ * a worker module loads); codelets load in an explicit first task. Faults come
+ * back as plain FaultRecords (null: the task ran), rebuilt by the pool.
  */
 import { workerData } from 'node:worker_threads';
-import type { CodeletRegistry } from './codelet.js';
 import { VertexRunner } from './execute.js';
+import { CodeletFault, describeThrown, type FaultRecord } from './faults.js';
 import { TileMemory } from './memory.js';
 import { loadCodeletRegistry } from './modules.js';
 import type { ComputeSet } from './program.js';
@@ -15,29 +16,32 @@ export interface WorkerInit {
   tileBytes: number[];
   computeSets: ComputeSet[];
   modules: string[];
+  /** Int32 per task slot: index of the vertex the slot's task is running (read by the pool if the thread dies). */
+  progress: SharedArrayBuffer;
 }
 
-export type WorkerTask = { type: 'load' } | { type: 'run'; computeSet: number; tileLo: number; tileHi: number };
+export type WorkerTask = { type: 'load' } | { type: 'run'; computeSet: number; tileLo: number; tileHi: number; slot: number };
 
 let runner: VertexRunner | undefined;
-let registry: CodeletRegistry | undefined;
 
-export default async function task(t: WorkerTask): Promise<string | null> {
+export default async function task(t: WorkerTask): Promise<FaultRecord | null> {
   const init = workerData as WorkerInit;
   if (t.type === 'load') {
     try {
-      registry = await loadCodeletRegistry(init.modules, true);
-      runner = new VertexRunner(registry, new TileMemory(init.tileBytes, init.buffer));
+      runner = new VertexRunner(await loadCodeletRegistry(init.modules, true), new TileMemory(init.tileBytes, init.buffer));
       return null;
     } catch (e) {
-      return `a pool worker could not load the codelets: ${(e as Error).message}`;
+      if (e instanceof CodeletFault) return { ...e.record, what: `in a pool worker: ${e.record.what}` };
+      return { kind: 'import', what: `a pool worker could not load the codelets: ${describeThrown(e)}` };
     }
   }
-  if (!runner) return 'internal: pool worker used before it loaded its codelets';
+  if (!runner) return { kind: 'died', what: 'internal: pool worker used before it loaded its codelets' };
+  const progress = new Int32Array(init.progress);
   try {
-    runner.run(init.computeSets[t.computeSet], t.tileLo, t.tileHi);
+    runner.run(init.computeSets[t.computeSet], t.tileLo, t.tileHi, (i) => Atomics.store(progress, t.slot, i));
     return null;
   } catch (e) {
-    return (e as Error).message;
+    if (e instanceof CodeletFault) return e.record;
+    return { kind: 'died', what: `internal: ${describeThrown(e)}` };
   }
 }

@@ -6,7 +6,9 @@
 import type { ElemArray } from '../sim/codelet.js';
 import { Engine } from '../sim/engine.js';
 import { loadCodeletRegistry } from '../sim/modules.js';
-import type { DeviceProgram, DeviceTensor } from '../sim/program.js';
+import { CodeletFault } from '../sim/faults.js';
+import { FiniteCheck } from './finite.js';
+import type { ComputeSet, DeviceProgram, DeviceTensor } from '../sim/program.js';
 import type { Phase } from '../sim/profile.js';
 import { autodiff } from './autodiff/autodiff.js';
 import type { AnchorMode, RunConfig, SourceLocation } from './config/types.js';
@@ -129,6 +131,7 @@ export async function loadCodelets(modules: string[]): Promise<import('../sim/co
   try {
     return await loadCodeletRegistry(modules);
   } catch (e) {
+    if (e instanceof CodeletFault) throw e; // the module's own code threw as it loaded
     throw new UserError(`loading the codelets of ${modules.join(', ')}: ${(e as Error).message}`);
   }
 }
@@ -151,9 +154,18 @@ export interface AnchorValue {
   data: HostArray | Uint16Array;
 }
 
+/** How a session runs: see EngineOptions; checkFinite overrides the config's run.checkFinite. */
+export interface SessionOptions {
+  workers: number;
+  numerics: boolean;
+  inlineBelow?: number;
+  checkFinite?: boolean;
+}
+
 export interface RunOptions {
   workers: number;
   numerics: boolean;
+  checkFinite?: boolean;
   steps: number;
   /** See EngineOptions.inlineBelow (tests set 0 to push every compute set through the pool). */
   inlineBelow?: number;
@@ -200,13 +212,13 @@ export class Session {
   ) {
   }
 
-  static async create(compiled: Compiled, opts: { workers: number; numerics: boolean; inlineBelow?: number }): Promise<Session> {
+  static async create(compiled: Compiled, opts: SessionOptions): Promise<Session> {
     return this.open(compiled, opts, (c, e, i, n) => new Session(c, e, i, n));
   }
 
   protected static async open<S extends Session>(
     compiled: Compiled,
-    opts: { workers: number; numerics: boolean; inlineBelow?: number },
+    opts: SessionOptions,
     make: (c: Compiled, e: Engine, inputs: Map<string, HostArray[]>, numerics: boolean) => S,
   ): Promise<S> {
     const { config, graph } = compiled;
@@ -220,8 +232,20 @@ export class Session {
       checkLabels(graph, t.id, batches, `inputs.${t.id}`, spec.loc);
       inputs.set(t.id, batches);
     }
-    const engine = await Engine.create(compiled.program, { workers: opts.workers, numerics: opts.numerics, inlineBelow: opts.inlineBelow });
+    // run.checkFinite: on for training unless the config or the caller says otherwise.
+    const checkFinite = opts.numerics && (opts.checkFinite ?? config.run.checkFinite ?? config.train !== undefined);
+    // The hook needs the engine and the session, made just below.
+    const late: { check?: FiniteCheck; session?: Session } = {};
+    const engine = await Engine.create(compiled.program, {
+      workers: opts.workers,
+      numerics: opts.numerics,
+      inlineBelow: opts.inlineBelow,
+      vertexTimeoutSeconds: config.run.vertexTimeoutSeconds,
+      ...(checkFinite ? { afterComputeSet: (cs: ComputeSet, step: number) => late.session && late.check?.after(cs, late.session.where(step)) } : {}),
+    });
     const session = make(compiled, engine, inputs, opts.numerics);
+    if (checkFinite) late.check = new FiniteCheck(compiled, engine);
+    late.session = session;
     try {
       await engine.run('weightsFromHost', session.io, -1);
       session.phaseStart = engine.phases.length;
@@ -247,6 +271,11 @@ export class Session {
       this.received.set(this.compiled.streamTensor.get(s.id)!, data as HostArray | Uint16Array);
     },
   };
+
+  /** "step 3", or "step 3, batch 1" when a step has several batches: where a message points. */
+  where(step: number): string {
+    return this.batchesPerStep > 1 ? `step ${step}, batch ${this.batchIndex % this.batchesPerStep}` : `step ${step}`;
+  }
 
   get batchesPerStep(): number {
     return this.compiled.config.train?.batchesPerStep ?? 1;
@@ -279,9 +308,10 @@ export class Session {
       try {
         await this.engine.run('batch', this.io, step);
       } catch (e) {
-        // A codelet refusing its data (a label out of range that went through other ops first, a custom
-        // op's own check) fails the run; it is not a tilesim bug.
-        if (e instanceof Error && /^vertex \S+ on tile \d+ in compute set /.test(e.message)) throw new RunError(`step ${step}: ${e.message}`);
+        // A built-in codelet refusing its data (a label out of range that went through other ops first)
+        // fails the run; it is not a tilesim bug. A custom codelet's fault stays a CodeletFault, which
+        // names its module.
+        if (e instanceof CodeletFault && !e.inUserCode && e.record.kind === 'compute') throw new RunError(e.message);
         throw e;
       }
       this.batchIndex++;
@@ -328,14 +358,14 @@ export class Session {
 }
 
 export class TrainingSession extends Session {
-  static override async create(compiled: Compiled, opts: { workers: number; numerics: boolean; inlineBelow?: number }): Promise<TrainingSession> {
+  static override async create(compiled: Compiled, opts: SessionOptions): Promise<TrainingSession> {
     if (!compiled.loss) throw new UserError('a TrainingSession needs a config with a train section (loss and optimizer)');
     return Session.open(compiled, opts, (c, e, i, n) => new TrainingSession(c, e, i, n));
   }
 }
 
 export class InferenceSession extends Session {
-  static override async create(compiled: Compiled, opts: { workers: number; numerics: boolean; inlineBelow?: number }): Promise<InferenceSession> {
+  static override async create(compiled: Compiled, opts: SessionOptions): Promise<InferenceSession> {
     if (compiled.loss) throw new UserError('an InferenceSession runs a config without a train section; use a TrainingSession');
     return Session.open(compiled, opts, (c, e, i, n) => new InferenceSession(c, e, i, n));
   }

@@ -16,8 +16,9 @@ export function formatHeader(name: string, d: { name: string; ipus: number; tile
 }
 
 /** One step's line, printed as the step ends. Steps count from 0, as in summary.json and the CSVs. */
-export function formatStep(st: { step: number; loss?: number; cycles: number }): string {
-  return `  step ${String(st.step).padStart(3)}  ${st.loss !== undefined ? `loss ${st.loss.toPrecision(6)}  ` : ''}cycles ${int(st.cycles)}`;
+export function formatStep(st: { step: number; loss?: number | string; cycles: number }): string {
+  const loss = typeof st.loss === 'number' ? st.loss.toPrecision(6) : st.loss;
+  return `  step ${String(st.step).padStart(3)}  ${loss !== undefined ? `loss ${loss}  ` : ''}cycles ${int(st.cycles)}`;
 }
 
 /** The summary after the run; the header and step lines are left out when they were printed as the run went. */

@@ -26,7 +26,8 @@ import { formatSweep, parseSet, sweep, sweepFiles } from './sweep.js';
 import { rerenderReport } from '../report/rerender.js';
 import { writeComparison } from '../report/compare.js';
 import { TilePool } from '../../sim/pool.js';
-import { loadCodeletRegistry } from '../../sim/modules.js';
+import { CodeletFault, describeThrown, moduleInStack } from '../../sim/faults.js';
+import { importedUserModules, loadCodeletRegistry } from '../../sim/modules.js';
 import type { DeviceProgram } from '../../sim/program.js';
 import { programJsonReplacer } from '../../sim/copies.js';
 import { vertexCommand } from './vertex.js';
@@ -280,6 +281,14 @@ export async function main(argv: string[]): Promise<number> {
     if (e.code === 'EPIPE') process.exit(0);
     throw e;
   });
+  // A callback a custom codelet scheduled that throws later would crash the CLI with a bare stack.
+  process.on('uncaughtException', (e) => {
+    const module = moduleInStack(e, importedUserModules());
+    if (process.env.TILESIM_DEBUG) console.error(e);
+    if (module) process.stderr.write(`run failed: custom op module ${module}: code it scheduled threw ${describeThrown(e)} outside any vertex\n`);
+    else process.stderr.write(`internal error: ${describeThrown(e)}\n(set TILESIM_DEBUG=1 for the stack, and please report it)\n`);
+    process.exit(1);
+  });
   try {
     await buildProgram().parseAsync(argv);
     return 0;
@@ -293,11 +302,16 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`error: ${e.message}\n`);
       return 2;
     }
+    if (e instanceof CodeletFault && e.inUserCode) {
+      // A fault in a custom-op module's code (its message starts "custom op module <file>: ").
+      process.stderr.write(`run failed: ${e.message}\n`);
+      return 1;
+    }
     if (e instanceof RunError) {
       process.stderr.write(`run failed: ${e.message}\n`);
       return 1;
     }
-    process.stderr.write(`internal error: ${(e as Error).message ?? String(e)}\n(set TILESIM_DEBUG=1 for the stack, and please report it)\n`);
+    process.stderr.write(`internal error: ${e instanceof Error ? e.message : describeThrown(e)}\n(set TILESIM_DEBUG=1 for the stack, and please report it)\n`);
     return 1;
   }
 }

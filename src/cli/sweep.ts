@@ -134,7 +134,7 @@ export function formatSweep(rows: SweepRow[]): string {
       `${(s.seconds * 1e6).toFixed(2)} us`,
       ((100 * c.compute) / c.total).toFixed(1),
       ((100 * c.exchange) / c.total).toFixed(1),
-      last?.loss !== undefined ? last.loss.toPrecision(6) : '-',
+      last?.loss === undefined ? '-' : typeof last.loss === 'number' ? last.loss.toPrecision(6) : last.loss,
       s.memory.maxTileBytes.toLocaleString('en-US'),
     ];
   });

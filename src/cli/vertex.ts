@@ -1,6 +1,6 @@
 /** `sim vertex`: one vertex's cycle estimate on one tile, the way PopLibs' estimator tests probe a vertex. */
 import type { CodeletRegistry, Codelet } from '../../sim/codelet.js';
-import { computeSetCost } from '../../sim/cost.js';
+import { computeSetCost, vertexCycles as checkedCycles } from '../../sim/cost.js';
 import type { DeviceSpec } from '../../sim/device.js';
 import type { DeviceDType, FieldValue, Vertex } from '../../sim/program.js';
 import { UserError, closest } from '../errors.js';
@@ -28,9 +28,10 @@ export function vertexCommand(registry: CodeletRegistry, name: string, n: number
   // The params the estimate reads (e.g. AmpMatMul's block sizes), recorded to print them.
   const read = new Set<string>();
   const watched: Vertex = { ...v, params: new Proxy(v.params, { get: (p, k) => (typeof k === 'string' && k in p && read.add(k), Reflect.get(p, k)) }) };
-  const vertexCycles = c.cycles(watched, device);
+  const probe = { id: 0, name: 'probe', op: 'probe', vertices: [v] };
+  const vertexCycles = checkedCycles(c, watched, probe, registry, device);
   const used = [...read].map((k) => `${k}=${v.params[k]}${k in params ? '' : ' (default)'}`);
-  const tile = computeSetCost({ id: 0, name: 'probe', op: 'probe', vertices: [v] }, registry, device);
+  const tile = computeSetCost(probe, registry, device);
   return [
     `${name} (${c.kind === 'multi' ? 'MultiVertex' : 'Vertex'}), ${n} x ${dtype} on ${device.name}`,
     `  params            ${used.length ? `${used.join(' ')}  (set them with --param name=value)` : 'none read by the estimate'}`,

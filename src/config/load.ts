@@ -307,6 +307,8 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
       workers: overrides.workers ?? cfg.run.workers,
       numerics: overrides.numerics ?? cfg.run.numerics,
       seed,
+      checkFinite: cfg.run.checkFinite ?? train !== undefined,
+      vertexTimeoutSeconds: cfg.run.vertexTimeoutSeconds,
     },
     report: { trace: cfg.report.trace, traceTiles: cfg.report.traceTiles, html: cfg.report.html },
   };

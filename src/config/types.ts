@@ -161,6 +161,7 @@ export interface RunConfig {
   anchors: Record<string, { mode: AnchorMode; loc: SourceLocation }>;
   /** True when the config gave no anchors: then graph outputs and the loss are anchored, final. */
   defaultAnchors: boolean;
-  run: { workers: number | 'auto'; numerics: boolean; seed: number };
+  /** checkFinite: set by loadConfig (true when training unless the config says); left out, the session decides the same way. */
+  run: { workers: number | 'auto'; numerics: boolean; seed: number; checkFinite?: boolean; vertexTimeoutSeconds?: number };
   report: { trace: boolean; traceTiles: 'all' | 'auto' | number; html: boolean };
 }

@@ -82,6 +82,7 @@ export class Graph {
     }
     this.ops.push(op);
     op.setup();
+    checkOutputInfos(op, this);
     return op;
   }
 
@@ -140,4 +141,20 @@ export class Graph {
     }
     return order;
   }
+}
+
+/**
+ * setup() must give every output a shape of non-negative integers: a shape
+ * like [512.5, 256] would otherwise run the whole program and fail only when
+ * the output is written (or silently size memory wrong).
+ */
+function checkOutputInfos(op: Op, graph: Graph): void {
+  op.outputs.forEach((id, i) => {
+    const shape: unknown = graph.tensor(id).info.shape;
+    const ok = Array.isArray(shape) && shape.every((d) => typeof d === 'number' && Number.isInteger(d) && d >= 0);
+    if (!ok) {
+      const shown = Array.isArray(shape) ? `[${shape.map((d) => (typeof d === 'string' ? JSON.stringify(d) : String(d))).join(', ')}]` : String(shape);
+      op.fail(`setup() gave output ${i} '${id}' the shape ${shown}; every dimension must be a non-negative integer`);
+    }
+  });
 }

@@ -18,6 +18,7 @@ import {
 } from '../../sim/program.js';
 import { vectorWidth } from '../../sim/codelets/estimators.js';
 import { CopyTableBuilder, type CopyTable } from '../../sim/copies.js';
+import { computeSetCost } from '../../sim/cost.js';
 import { allocate } from './memory.js';
 import { layoutTile, linearLayout } from './linear.js';
 import { SliceCopies } from './slice-copies.js';
@@ -268,7 +269,10 @@ export class DeviceGraph {
           return { codelet: v.codelet, tile: v.tile, fields, params: v.params, ...(v.arrays ? { arrays: v.arrays } : {}) };
         })
         .sort((a, b) => a.tile - b.tile);
-      return { id: cs.id, name: cs.name, op: cs.op, vertices };
+      const resolved = { id: cs.id, name: cs.name, op: cs.op, vertices };
+      // A custom codelet's estimate is checked now, at compile time, rather than when the run reaches it.
+      if (vertices.some((v) => codelets.moduleOf(v.codelet) !== undefined)) computeSetCost(resolved, codelets, this.device);
+      return resolved;
     });
     onPass('resolving exchange copies');
     const exchanges = this.exchanges.map((ex) => (checkHostHeap(`resolving the copies of exchange '${ex.name}'`), {

@@ -11,13 +11,20 @@ import { DTYPE_BYTES } from '../../sim/program.js';
 import { programView, type ProgramView } from './program-view.js';
 import type { OpRow, ProfileTables, StepRow, TileRow } from './types.js';
 
+/** JSON has no NaN or Infinity (JSON.stringify writes null): a non-finite number is written as this string. */
+export type JsonNumber = number | 'NaN' | 'Infinity' | '-Infinity';
+
+export function jsonNumber(x: number): JsonNumber {
+  return Number.isFinite(x) ? x : Number.isNaN(x) ? 'NaN' : x > 0 ? 'Infinity' : '-Infinity';
+}
+
 export interface Summary {
   schemaVersion: 1;
   name: string;
   device: Record<string, unknown>;
   cycles: CycleTotals;
   seconds: number;
-  steps: { step: number; loss?: number; cycles: number }[];
+  steps: { step: number; loss?: JsonNumber; cycles: number }[];
   ops: { name: string; type: string; domain: string; cycles: { compute: number; exchange: number; sync: number }; flops: number }[];
   memory: { tileCapacity: number; maxTileBytes: number; meanTileBytes: number; maxTile: number; totalBytes: number; tilesUsed: number };
   outputs: Record<string, { shape: number[]; dtype: string; file: string }>;
@@ -81,7 +88,7 @@ export function buildSummary(r: RunResult, tables: ProfileTables, outputs: Summa
     device: { ...d, tiles: totalTiles(d) },
     cycles,
     seconds: cycles.total / d.clockHz,
-    steps: r.steps.map((s) => ({ step: s.step, ...(s.loss !== undefined ? { loss: s.loss } : {}), cycles: s.cycles })),
+    steps: r.steps.map((s) => ({ step: s.step, ...(s.loss !== undefined ? { loss: jsonNumber(s.loss) } : {}), cycles: s.cycles })),
     ops: tables.ops.map((o) => ({ name: o.name, type: o.type, domain: o.domain, cycles: { compute: o.compute, exchange: o.exchange, sync: o.sync }, flops: o.flops })),
     memory: {
       tileCapacity: d.bytesPerTile,

@@ -322,7 +322,7 @@ describe('errors that are the user\'s, not tilesim\'s', () => {
     );
     const r = sim('run', file, '--out', path.join(tmp, 'bad-label-2-out'));
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^run failed: step 0: vertex ClassLoss on tile \d+ in compute set '[^']+' failed: label \d+ of sample \d+ is out of range: classes are 0 to 3/);
+    expect(r.stderr).toMatch(/^run failed: codelet 'ClassLoss' \(step 0, tile \d+, compute set '[^']+', op '[^']+'\): label \d+ of sample \d+ is out of range: classes are 0 to 3/);
   });
 });
 

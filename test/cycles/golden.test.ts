@@ -61,7 +61,9 @@ describe('cycle goldens', () => {
         maxTileBytes: Math.max(...compiled.program.tileBytes),
       };
       const file = path.join(GOLDENS, `${p.name}.json`);
-      if (process.env.UPDATE_GOLDENS || !existsSync(file)) writeFileSync(file, JSON.stringify(actual, null, 2) + '\n');
+      if (process.env.UPDATE_GOLDENS) writeFileSync(file, JSON.stringify(actual, null, 2) + '\n');
+      // A missing golden fails: writing it here would make the test pass against whatever the code gives today.
+      expect(existsSync(file), `no golden ${path.relative(ROOT, file)}: write it with UPDATE_GOLDENS=1 npx vitest run test/cycles/golden.test.ts and commit it with the reason`).toBe(true);
       expect(actual).toEqual(JSON.parse(readFileSync(file, 'utf8')));
       // Every step of a static program costs the same.
       expect(actual.steps[0]).toBe(actual.steps[1]);
