@@ -177,6 +177,7 @@ export class DeviceGraph {
     params: Record<string, number> = {},
     arrays?: Record<string, number[]>,
   ): void {
+    checkHostHeap(`lowering op '${this.computeSets[cs].op}'`, 4096);
     this.computeSets[cs].vertices.push({ codelet, tile, fields, params, ...(arrays ? { arrays } : {}) });
     for (const f of Object.values(fields)) for (const s of Array.isArray(f) ? f : [f]) this.referenced.add(s.tensor);
   }
@@ -198,7 +199,7 @@ export class DeviceGraph {
 
   addCopy(ex: number, src: Slice, dst: Slice): void {
     if (src.end - src.begin !== dst.end - dst.begin) throw loweringError(this.exchanges[ex].op, `copy between slices of different sizes (${src.end - src.begin} and ${dst.end - dst.begin})`);
-    checkHostHeap(`lowering op '${this.exchanges[ex].op}'`, 65536);
+    checkHostHeap(`lowering op '${this.exchanges[ex].op}'`, 16384);
     this.exchanges[ex].copies.push(src.tensor, src.begin, dst.tensor, dst.begin, src.end - src.begin);
     this.referenced.add(src.tensor).add(dst.tensor);
   }
