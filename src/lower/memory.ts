@@ -203,14 +203,15 @@ export function allocate(
 function stepAccesses(step: LeafStep, program: ProgramView, codelets: CodeletRegistry | undefined, visit: (a: Access) => void): void {
   // One reused record: the visitor reads it before the next call (no allocation per access: programs have millions).
   const rec: Access = { tensor: 0, begin: 0, end: 0, read: false, write: false };
-  const add = (s: Slice, read: boolean, write: boolean) => {
-    rec.tensor = s.tensor;
-    rec.begin = s.begin;
-    rec.end = s.end;
+  const access = (tensor: number, begin: number, end: number, read: boolean, write: boolean) => {
+    rec.tensor = tensor;
+    rec.begin = begin;
+    rec.end = end;
     rec.read = read;
     rec.write = write;
     visit(rec);
   };
+  const add = (s: Slice, read: boolean, write: boolean) => access(s.tensor, s.begin, s.end, read, write);
   switch (step.kind) {
     case 'execute':
       for (const v of program.computeSets[step.computeSet]?.vertices ?? []) {
@@ -226,18 +227,8 @@ function stepAccesses(step: LeafStep, program: ProgramView, codelets: CodeletReg
       const copies = program.exchanges[step.exchange]?.copies;
       for (let i = 0; copies && i < copies.length; i++) {
         const n = copies.size(i);
-        rec.tensor = copies.srcTensor(i);
-        rec.begin = copies.srcBegin(i);
-        rec.end = rec.begin + n;
-        rec.read = true;
-        rec.write = false;
-        visit(rec);
-        rec.tensor = copies.dstTensor(i);
-        rec.begin = copies.dstBegin(i);
-        rec.end = rec.begin + n;
-        rec.read = false;
-        rec.write = true;
-        visit(rec);
+        access(copies.srcTensor(i), copies.srcBegin(i), copies.srcBegin(i) + n, true, false);
+        access(copies.dstTensor(i), copies.dstBegin(i), copies.dstBegin(i) + n, false, true);
       }
       break;
     }

@@ -8,7 +8,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { chartLibrary, embed, PAGE_STYLE } from './html.js';
+import { chartLibrary, embed, pageStart } from './html.js';
 import type { ReportData } from './report-data.js';
 import { readRunFolder } from './rerender.js';
 import { UserError } from '../errors.js';
@@ -43,15 +43,7 @@ export function renderCompare(a: ReportData, b: ReportData, labelA: string, labe
   const title = `tilesim comparison: ${escapeHtml(labelA)} vs ${escapeHtml(labelB)}`;
   const side = (d: ReportData) => ({ name: d.summary.name, device: d.summary.device, cycles: d.summary.cycles, memory: d.summary.memory, steps: d.summary.steps, tiles: d.tables.tiles.map((t) => t.bytes) });
   const page = { labels: [labelA, labelB], a: side(a), b: side(b), ops: compareOps(a, b), summary: { steps: a.summary.steps }, program: [], liveness: [], packedTiles: {} };
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>${title}</title>
-<style>${PAGE_STYLE}</style>
-</head>
-<body>
-<h1>${title}</h1>
+  return `${pageStart(title)}
 <p class="facts">A: ${escapeHtml(labelA)} (${escapeHtml(a.summary.name)}, ${escapeHtml(String((a.summary.device as { name?: string }).name))}, ${a.summary.steps.length} steps); B: ${escapeHtml(labelB)} (${escapeHtml(b.summary.name)}, ${escapeHtml(String((b.summary.device as { name?: string }).name))}, ${b.summary.steps.length} steps). Deltas are B - A; cycles sum all steps of each run.</p>
 <h2>Totals</h2>
 <div class="scroll-table"><table id="totals"></table></div>

@@ -67,6 +67,19 @@ export const PAGE_STYLE = `
   .kind { display: inline-block; font-size: 11px; padding: 0 6px; border-radius: 8px; background: #eee; margin-right: 6px; }
 `;
 
+/** A self-contained page's head and title, shared by report.html and the comparison page. */
+export function pageStart(title: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>${title}</title>
+<style>${PAGE_STYLE}</style>
+</head>
+<body>
+<h1>${title}</h1>`;
+}
+
 export function renderReport(data: ReportData): string {
   const s = data.summary;
   const title = `tilesim report: ${escapeHtml(s.name)}`;
@@ -76,15 +89,7 @@ export function renderReport(data: ReportData): string {
     packedTiles: packProgramTiles(data.programTiles),
     insights: insights(data),
   };
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>${title}</title>
-<style>${PAGE_STYLE}</style>
-</head>
-<body>
-<h1>${title}</h1>
+  return `${pageStart(title)}
 <nav><a href="#summary">summary</a><a href="#insights">insights</a><a href="#ops-view">ops</a><a href="#program-view">program</a><a href="#memory-view">memory</a><a href="#liveness-view">liveness</a><a href="#tile-view">tiles</a></nav>
 ${summarySection(data)}
 ${insightsSection()}
