@@ -27,6 +27,8 @@ if (!chosen && !process.env.TILESIM_CHILD && want > (getHeapStatistics().heap_si
     else process.exit(code ?? 1);
   });
 } else {
+  // Processes this one starts (sweep points) choose their own heap again.
+  delete process.env.TILESIM_CHILD;
   const { main } = await import('../dist/src/cli/main.js');
   const code = await main(process.argv);
   // End once stdout and stderr are flushed, even if something is still open: a pool worker that died

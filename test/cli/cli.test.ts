@@ -13,6 +13,13 @@ import { EXAMPLE_CONFIG, ROOT } from '../helpers.js';
 const BIN = path.join(ROOT, 'bin/sim.js');
 const tmp = mkdtempSync(path.join(tmpdir(), 'tilesim-cli-'));
 
+/** The first `name` on PATH; a clear failure (not a skip) when there is none. */
+function onPath(name: string): string {
+  const found = (process.env.PATH ?? '').split(path.delimiter).map((d) => path.join(d, name)).find((f) => existsSync(f));
+  if (!found) throw new Error(`'${name}' is not on PATH: it comes with util-linux (Debian's Essential bsdutils package)`);
+  return found;
+}
+
 function sim(...args: string[]) {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: tmp, timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -346,15 +353,17 @@ describe('feedback while it works', () => {
     expect(seen).toMatch(/^ {2}step +59 +loss [\d.]+ +cycles [\d,]+\ntotal cycles/m);
   });
 
-  // util-linux's script(1) (Debian's essential bsdutils) gives the CLI a terminal.
+  // util-linux's script(1) gives the CLI a terminal. It comes with Debian's bsdutils, an Essential
+  // package every Debian system has (no apt step); it is found on PATH, not at a fixed path.
   it('shows compile progress on a terminal, and none in a pipe', () => {
-    const tty = spawnSync('/usr/bin/script', ['-qec', `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} compile ${JSON.stringify(EXAMPLE_CONFIG)}`, '/dev/null'], { encoding: 'utf8', cwd: tmp });
+    const script = onPath('script');
+    const tty = spawnSync(script, ['-qec', `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} compile ${JSON.stringify(EXAMPLE_CONFIG)}`, '/dev/null'], { encoding: 'utf8', cwd: tmp });
     expect(tty.status).toBe(0);
     expect(tty.stdout).toMatch(/compiling: [a-z ]+ \S+ \d+\/\d+/); // the pass, its bar and count (redraws are throttled)
     const piped = sim('compile', EXAMPLE_CONFIG);
     expect(piped.stdout + piped.stderr).not.toContain('compiling:');
     // A sweep counts its points on a terminal, and only there.
-    const sweepTty = spawnSync('/usr/bin/script', ['-qec', `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} sweep ${JSON.stringify(EXAMPLE_CONFIG)} --set train.steps=1,2`, '/dev/null'], { encoding: 'utf8', cwd: tmp });
+    const sweepTty = spawnSync(script, ['-qec', `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} sweep ${JSON.stringify(EXAMPLE_CONFIG)} --set train.steps=1,2`, '/dev/null'], { encoding: 'utf8', cwd: tmp });
     expect(sweepTty.status).toBe(0);
     expect(sweepTty.stdout).toMatch(/sweep: points \S+ \d\/2/);
     expect(sim('sweep', EXAMPLE_CONFIG, '--set', 'train.steps=1,2').stdout).not.toContain('sweep: points');
