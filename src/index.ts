@@ -10,7 +10,7 @@ export { nelms, fmtInfo, sameInfo } from './ir/tensorinfo.js';
 export type { DType } from './ir/dtype.js';
 export { Graph } from './ir/graph.js';
 export { OpRegistry, Attributes } from './ir/registry.js';
-export type { OpDefinition, OpModule, OpCreateArgs, AttributeDef, Lowering } from './ir/registry.js';
+export type { OpDefinition, OpModule, OpCreateArgs, AttributeDef, Lowering, InputLayout } from './ir/registry.js';
 export { LowerContext } from './lower/context.js';
 export type { BuildTensor, Slice, TileRange } from './lower/devicegraph.js';
 export { mapElementwise, mapBinaryBroadcast } from './lower/elementwise.js';

@@ -11,6 +11,8 @@ import type { NodeDecl, SourceLocation } from '../config/types.js';
 import type { DType } from './dtype.js';
 import type { TensorInfo } from './tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
+import type { TileRange } from '../lower/devicegraph.js';
+import type { DeviceSpec } from '../../sim/device.js';
 import type { AttributeValue, Op, OpSettings } from './op.js';
 import { fmtOpid, normDomain, opidKey, type OperatorIdentifier } from './opid.js';
 
@@ -66,6 +68,18 @@ export interface OpCreateArgs {
 
 export type Lowering = (op: Op, ctx: LowerContext) => void;
 
+/**
+ * PopLibs' createInput family (createMatMulInputLHS/RHS, createWeights and
+ * createInput for convolutions, createSliceableTensor): the tile mapping an op
+ * wants for its input `index`. Asked of the first consumer, in schedule
+ * order, of a tensor nothing produces (a variable, constant or streamed
+ * input); the first answer wins, so a planned op reads its resident operands
+ * where they already are. Undefined: no preference (the next consumer is
+ * asked; with no answer the tensor is mapped linearly). The answer must cover
+ * the tensor's elements once, on the device's tiles.
+ */
+export type InputLayout = (op: Op, index: number, device: DeviceSpec) => TileRange[] | undefined;
+
 export interface ExpandArgs {
   node: NodeDecl;
   attributes: Attributes;
@@ -98,6 +112,8 @@ export interface OpDefinition {
   grad?: boolean;
   /** Emits the op's compute sets, vertices and exchanges (PopART's Opx::grow); absent for composites. */
   lower?: Lowering;
+  /** The mapping this op wants for an input nothing produces (see InputLayout). */
+  createInput?: InputLayout;
 }
 
 /** What a custom-op module exports as default: its op definitions and its codelets. */

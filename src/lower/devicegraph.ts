@@ -54,6 +54,8 @@ export interface BuildTensor {
   mapping: TileRange[] | undefined;
   /** Dropped (an op's output replaced by an alias before anything used it): no memory. */
   dropped?: boolean;
+  /** A source tensor (variable, constant, stream) mapped as this consumer's createInput asked. */
+  layoutBy?: { op: string; index: number };
 }
 
 interface BuildVertex {
@@ -110,14 +112,22 @@ export class DeviceGraph {
     return t;
   }
 
-  setTileMapping(t: BuildTensor, mapping: TileRange[]): void {
+  /** Map `t` (`by`: the op whose code chose the mapping, blamed if it is wrong; default the tensor's op). */
+  setTileMapping(t: BuildTensor, mapping: TileRange[], by = t.op): void {
     let covered = 0;
     for (const m of mapping) {
-      if (m.tile < 0 || m.tile >= this.numTiles) throw loweringError(t.op, `tensor '${t.name}' mapped to tile ${m.tile}, but the device has tiles 0 to ${this.numTiles - 1}`);
+      if (m.tile < 0 || m.tile >= this.numTiles) throw loweringError(by, `tensor '${t.name}' mapped to tile ${m.tile}, but the device has tiles 0 to ${this.numTiles - 1}`);
       covered += m.end - m.begin;
     }
-    if (covered !== t.size) throw loweringError(t.op, `the mapping of '${t.name}' covers ${covered} of its ${t.size} elements`);
-    t.mapping = mapping.filter((m) => m.end > m.begin).sort((a, b) => a.begin - b.begin);
+    const sorted = mapping.filter((m) => m.end > m.begin).sort((a, b) => a.begin - b.begin);
+    // Covering every element once: the count alone would pass an overlap that leaves a hole elsewhere.
+    let at = 0;
+    for (const m of sorted) {
+      if (m.begin !== at) break;
+      at = m.end;
+    }
+    if (covered !== t.size || at !== t.size) throw loweringError(by, `the mapping of '${t.name}' must cover its ${t.size} elements once each (it covers ${covered}${at !== t.size ? `, with a gap or overlap at element ${at}` : ''})`);
+    t.mapping = sorted;
   }
 
   /**

@@ -16,7 +16,7 @@ import type { Op } from '../ir/op.js';
 import { fmtOpid } from '../ir/opid.js';
 import type { OpRegistry } from '../ir/registry.js';
 import { LowerContext } from './context.js';
-import { DeviceGraph, type BuildTensor } from './devicegraph.js';
+import { DeviceGraph, type BuildTensor, type TileRange } from './devicegraph.js';
 import { checkHostHeap } from '../util/host-heap.js';
 
 export interface LowerRequest {
@@ -50,11 +50,12 @@ export function lowerGraph(req: LowerRequest): Lowered {
   const fromHost = dg.program('weightsFromHost');
   const toHost = dg.program('weightsToHost');
 
+  const consumers = consumersInSchedule(req.schedule);
   for (const t of req.graph.allTensors()) {
     if (t.producer) continue;
     const category = t.kind === 'stream' ? 'stream' : t.kind === 'variable' ? 'variable' : 'constant';
     const d = dg.addTensor(t.id, t.info.dtype as DeviceDType, t.info.shape, category);
-    dg.mapLinearly(d);
+    mapSource(dg, d, consumers.get(t.id) ?? [], req);
     tensors.set(t.id, d);
     if (t.kind === 'stream') {
       const s = dg.addStream(`${t.id}<-host`, d, 'toDevice');
@@ -105,4 +106,45 @@ export function lowerGraph(req: LowerRequest): Lowered {
 
   const program = dg.finalize(req.codelets, req.codeletModules, req.onPass);
   return { program, tensorOf: new Map([...tensors].map(([k, v]) => [k, v.id])), streamTensor };
+}
+
+/** Each IR tensor's readers in schedule order, with the input index they read it at. */
+function consumersInSchedule(schedule: Op[]): Map<string, { op: Op; index: number }[]> {
+  const out = new Map<string, { op: Op; index: number }[]>();
+  for (const op of schedule) {
+    op.inputs.forEach((id, index) => {
+      if (!id) return;
+      const list = out.get(id);
+      if (list) list.push({ op, index });
+      else out.set(id, [{ op, index }]);
+    });
+  }
+  return out;
+}
+
+/**
+ * Map a tensor nothing produces: as its first consumer with a createInput
+ * wants it (a planned matmul, conv or lookup then finds its operand in
+ * place), else linearly. The layout is recorded on the tensor (layoutBy) and
+ * noted for `sim compile`.
+ */
+function mapSource(dg: DeviceGraph, d: BuildTensor, readers: { op: Op; index: number }[], req: LowerRequest): void {
+  for (const { op, index } of readers) {
+    const def = req.registry.exact(op.opid);
+    if (!def?.createInput) continue;
+    let mapping: TileRange[] | undefined;
+    try {
+      mapping = def.createInput(op, index, req.device);
+    } catch (e) {
+      if (e instanceof UserError || e instanceof RunError) throw e;
+      throw new UserError(`the layout op '${op.name}' (${fmtOpid(op.opid)}) asks for its input ${index} ('${d.name}') failed: ${(e as Error).message}`, op.settings.loc);
+    }
+    if (!mapping) continue;
+    dg.setTileMapping(d, mapping, op.name);
+    d.layoutBy = { op: op.name, index };
+    const tiles = new Set(mapping.map((m) => m.tile)).size;
+    dg.notes.push({ op: op.name, kind: 'layout', text: `input ${index} '${d.name}' is created where this op reads it (${tiles} tiles), not mapped linearly` });
+    return;
+  }
+  dg.mapLinearly(d);
 }

@@ -185,10 +185,12 @@ describe('mapLinearly', () => {
 });
 
 describe('setTileMapping', () => {
-  it('rejects a mapping that misses elements or names a tile that does not exist', () => {
+  it('rejects a mapping that misses or repeats elements or names a tile that does not exist', () => {
     const g = new DeviceGraph(tiny());
     const t = g.addTensor('t', 'float32', [8], 'activation');
-    expect(() => g.setTileMapping(t, [{ tile: 0, begin: 0, end: 7 }])).toThrow(/covers 7 of its 8 elements/);
+    expect(() => g.setTileMapping(t, [{ tile: 0, begin: 0, end: 7 }])).toThrow(/must cover its 8 elements once each \(it covers 7, with a gap or overlap at element 7\)/);
+    // The right count with an overlap and a hole is still wrong.
+    expect(() => g.setTileMapping(t, [{ tile: 0, begin: 0, end: 4 }, { tile: 1, begin: 2, end: 6 }])).toThrow(/once each \(it covers 8, with a gap or overlap at element 4\)/);
     expect(() => g.setTileMapping(t, [{ tile: 4, begin: 0, end: 8 }])).toThrow(/mapped to tile 4, but the device has tiles 0 to 3/);
   });
 
