@@ -1,5 +1,5 @@
 /** Where the ONNX conformance data lives: ../shared/conformance beside the repository (see its README.md). */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT } from '../helpers.js';
 
@@ -16,8 +16,32 @@ export function suiteDir(name: string): string {
   return dir;
 }
 
-/** The committed floor of passing cases per suite (test/conformance/floor.json): it only ever grows. */
-export function floor(suite: 'onnx-node' | 'onnx-pytorch-converted'): number {
-  const f = JSON.parse(readFileSync(path.join(ROOT, 'test/conformance/floor.json'), 'utf8')) as Record<string, number>;
+const FLOOR_FILE = path.join(ROOT, 'test/conformance/floor.json');
+
+type Suite = 'onnx-node' | 'onnx-pytorch-converted';
+
+/** The committed floor per suite (test/conformance/floor.json): the names of the cases that must pass. It only ever grows. */
+export function floor(suite: Suite): string[] {
+  const f = JSON.parse(readFileSync(FLOOR_FILE, 'utf8')) as Record<string, string[]>;
   return f[suite];
+}
+
+/**
+ * Check a suite's passing cases against its floor: every case on the floor
+ * must pass (by name, so one that stops passing is never hidden by another
+ * that starts to). Cases passing beyond it are returned; with UPDATE_FLOOR=1
+ * they are added to floor.json (cases are only ever added).
+ */
+export function checkFloor(suite: Suite, passed: readonly string[]): { lost: string[]; gained: string[] } {
+  const want = floor(suite);
+  const have = new Set(passed);
+  const lost = want.filter((n) => !have.has(n));
+  const known = new Set(want);
+  const gained = passed.filter((n) => !known.has(n));
+  if (gained.length > 0 && process.env.UPDATE_FLOOR) {
+    const f = JSON.parse(readFileSync(FLOOR_FILE, 'utf8')) as Record<string, unknown>;
+    f[suite] = [...want, ...gained].sort();
+    writeFileSync(FLOOR_FILE, `${JSON.stringify(f, null, 2)}\n`);
+  }
+  return { lost, gained };
 }

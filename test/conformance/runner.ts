@@ -85,7 +85,7 @@ export async function runCase(caseDir: string, registry: OpRegistry): Promise<Ca
   ] as const) {
     for (const [t, code] of Object.entries(types)) {
       if (kind === 'input' && !decl.inputs.some((i) => i.name === t)) continue; // an initializer
-      if (code !== DataType.FLOAT && !INDEX_TYPES.has(code))
+      if (code !== DataType.FLOAT && code !== DataType.FLOAT16 && !INDEX_TYPES.has(code))
         return { name, status: 'unsupported', stage: 'dtype', reason: `${kind} '${t}' is ${elemTypeName(code)}` };
     }
   }
@@ -166,11 +166,14 @@ export async function runCase(caseDir: string, registry: OpRegistry): Promise<Ca
     const shape = graph.tensor(outName).info.shape;
     if (shape.length !== want.shape.length || shape.some((d, k) => d !== want.shape[k]))
       return { name, status: 'failed', reason: `output '${outName}' has shape [${shape.join(', ')}], expected [${want.shape.join(', ')}]` };
+    // The buffer, not just the declared shape: a lowering that returns too few or too many elements fails here.
+    if (ours.length !== want.data.length) return { name, status: 'failed', reason: `output '${outName}' holds ${ours.length} elements, expected ${want.data.length}` };
+    const exact = INDEX_TYPES.has(t.dataType ?? 0);
     for (let k = 0; k < want.data.length; k++) {
       const a = ours[k];
       const b = want.data[k];
       const err = Math.abs(a - b);
-      const ok = (Number.isNaN(a) && Number.isNaN(b)) || a === b || err <= ATOL + RTOL * Math.abs(b);
+      const ok = exact ? a === b : (Number.isNaN(a) && Number.isNaN(b)) || a === b || err <= ATOL + RTOL * Math.abs(b);
       const score = Number.isNaN(err) ? Infinity : err;
       if (!worst || score > worst.error) worst = { output: outName, index: k, ours: a, expected: b, error: score };
       if (!ok && !failed) failed = `output '${outName}'[${k}]: ours ${a}, expected ${b}`;
