@@ -173,6 +173,11 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
 
   // Custom ops
   const customOps = cfg.model.customOps.map((m, i) => existingFile(['model', 'customOps', i], m, 'custom-op module'));
+  customOps.forEach((m, i) => {
+    const first = customOps.indexOf(m);
+    // Loading a module twice would register its ops twice: say where, not which op collided.
+    if (first < i) fail(['model', 'customOps', i], `custom-op module '${cfg.model.customOps[i]}' is already listed at model.customOps[${first}]; list each module once`);
+  });
 
   // Input data: one entry per graph input, and nothing else.
   const graphInputNames = new Set(graph.inputs.map((d) => d.name));

@@ -10,7 +10,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import * as z from 'zod';
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 import { closest, formatLocation, UserError } from '../errors.js';
 import type { SourceLocation } from './types.js';
 
@@ -379,9 +379,12 @@ export class YamlSource implements Locator {
     this.display = displayPath(file);
   }
 
-  /** Plain JavaScript data of the document. */
+  private plain: { value: unknown } | undefined;
+
+  /** Plain JavaScript data of the document (made once). */
   data(): unknown {
-    return this.doc.toJS({ maxAliasCount: 1000 }) ?? null;
+    this.plain ??= { value: this.doc.toJS({ maxAliasCount: 1000 }) ?? null };
+    return this.plain.value;
   }
 
   locOfOffset(offset: number): SourceLocation {
@@ -468,6 +471,27 @@ export function parseYamlText(text: string, absFile: string): YamlSource {
     const what = first.replace(/ at line \d+, column \d+:?\s*$/, '');
     const snippet = rest.join('\n').replace(/^\n+|\s+$/g, '');
     throw new UserError(`invalid YAML: ${what}${snippet ? '\n\n' + snippet : ''}`, loc);
+  }
+  // The parser accepts an alias whose anchor comes later or nowhere; turning it into data would throw a bare ReferenceError.
+  visit(doc, {
+    // yaml would stringify a list or map used as a key, with a Node warning on stderr.
+    Pair(_key, pair) {
+      const k = pair.key;
+      if (k === null || isScalar(k) || isAlias(k)) return;
+      const loc = (k as Node).range ? src.locOfOffset((k as Node).range![0]) : undefined;
+      throw new UserError(`invalid YAML: a key must be a name, found ${isSeq(k) ? 'a list' : 'a map'} (a '{' or '[' typed where a key goes?)`, loc);
+    },
+    Alias(_key, node) {
+      if (node.resolve(doc) !== undefined) return;
+      const loc = node.range ? src.locOfOffset(node.range[0]) : undefined;
+      throw new UserError(`invalid YAML: alias *${node.source} refers to no anchor &${node.source} defined before it`, loc);
+    },
+  });
+  try {
+    src.data();
+  } catch (e) {
+    // Only alias expansion can fail here (yaml's guard against alias bombs).
+    throw new UserError(`invalid YAML: ${(e as Error).message} (aliases expand to more than 1000 nodes)`, { file: src.display, line: 1, col: 1 });
   }
   return src;
 }

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { ROOT } from '../helpers.js';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, loadConfigText } from '../../src/config/load.js';
@@ -189,6 +190,21 @@ describe('loadConfig: YAML and files', () => {
     expect(userError(() => loadConfig(file)).message).toMatch(/:11:3: invalid YAML: Map keys must be unique/);
   });
 
+  it('an alias with no anchor before it is an error at the alias (found by fuzzing)', () => {
+    const file = writeConfig(BASE + 'run:\n  seed: *s\n');
+    expect(userError(() => loadConfig(file)).message).toMatch(/:10:9: invalid YAML: alias \*s refers to no anchor &s defined before it/);
+  });
+
+  it('a list or map used as a key is an error at the key, not a Node warning (found by fuzzing)', () => {
+    const file = writeConfig(BASE + '[a, b]: 3\n');
+    expect(userError(() => loadConfig(file)).message).toMatch(/:9:1: invalid YAML: a key must be a name, found a list/);
+  });
+
+  it('aliases that expand beyond 1000 nodes (a YAML bomb) are refused, not expanded', () => {
+    const bomb = ['a: &a [1, 2]', ...['b', 'c', 'd', 'e'].map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcd'[i]}`).join(', ')}]`)].join('\n');
+    expect(userError(() => loadConfig(writeConfig(bomb + '\n'))).message).toMatch(/:1:1: invalid YAML: Excessive alias count/);
+  });
+
   it('a missing config file is named', () => {
     const e = userError(() => loadConfig('/no/such/dir/config.yaml'));
     expect(e.message).toContain('/no/such/dir/config.yaml');
@@ -201,6 +217,12 @@ describe('loadConfig: YAML and files', () => {
     expect(e.message).toContain(path.join(path.dirname(file), 'data/x.npy'));
     const file2 = writeConfig(BASE.replace('    outputs: [y]\n', '    outputs: [y]\n  customOps: [ops/nope.ts]\n'));
     expect(userError(() => loadConfig(file2)).message).toContain(at(file2, 7, 15) + 'model.customOps[0]: custom-op module not found');
+  });
+
+  it('a custom-op module listed twice is an error at the second entry (found by fuzzing)', () => {
+    const mod = path.join(ROOT, 'examples/custom-ops/leaky-relu.ts');
+    const file = writeConfig(BASE.replace('    outputs: [y]\n', `    outputs: [y]\n  customOps: [${mod}, ${mod}]\n`));
+    expect(userError(() => loadConfig(file)).message).toMatch(/model\.customOps\[1\]: custom-op module '.*leaky-relu\.ts' is already listed at model\.customOps\[0\]; list each module once/);
   });
 });
 
