@@ -8,7 +8,7 @@ import { Engine } from '../sim/engine.js';
 import { loadCodeletRegistry } from '../sim/modules.js';
 import { CodeletFault } from '../sim/faults.js';
 import { FiniteCheck } from './finite.js';
-import type { ComputeSet, DeviceProgram, DeviceTensor } from '../sim/program.js';
+import type { ComputeSet, DeviceDType, DeviceProgram, DeviceTensor } from '../sim/program.js';
 import type { Phase } from '../sim/profile.js';
 import { autodiff } from './autodiff/autodiff.js';
 import type { AnchorMode, RunConfig, SourceLocation } from './config/types.js';
@@ -170,6 +170,19 @@ export interface RunOptions {
   /** See EngineOptions.inlineBelow (tests set 0 to push every compute set through the pool). */
   inlineBelow?: number;
   onStep?: (s: StepReport, total: number) => void;
+  /** Continue from a checkpoint: its state and the reports of the steps it completed. */
+  resume?: { state: SessionState; steps: StepReport[] };
+  /** Called every `every` steps with the state after that step (train.checkpointEvery). */
+  checkpoint?: { every: number; save: (state: SessionState, steps: StepReport[]) => Promise<void> };
+}
+
+/** A session's state between steps (Session.snapshot): what a checkpoint holds. */
+export interface SessionState {
+  /** Steps completed. */
+  step: number;
+  /** Batches consumed (input batches cycle by it). */
+  batch: number;
+  tensors: { name: string; dtype: DeviceDType; shape: number[]; data: ElemArray }[];
 }
 
 export interface RunResult {
@@ -181,6 +194,8 @@ export interface RunResult {
   /** Final variable values. */
   weights: Map<string, HostArray>;
   wallSeconds: number;
+  /** Steps a checkpoint had completed when this run resumed from it (phases cover only the steps run after). */
+  resumedFrom?: number;
 }
 
 export interface StepResult extends StepReport {
@@ -324,6 +339,32 @@ export class Session {
     return result;
   }
 
+  /**
+   * Everything a later step depends on, for a checkpoint: every device tensor
+   * that lives across steps (category 'variable': the weights, optimizer state,
+   * dropout counters, loss-scaling state), bit for bit (float16 as its bits),
+   * and the host's step and batch counters (input batches cycle by batch).
+   */
+  snapshot(): SessionState {
+    if (!this.numerics) throw new UserError('a checkpoint needs numerics: without them the device holds no values');
+    const tensors = this.compiled.program.tensors.filter((t) => t.category === 'variable').map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.shape], data: this.engine.read(t) }));
+    return { step: this.stepIndex, batch: this.batchIndex, tensors };
+  }
+
+  /** Put a snapshot back (the same compiled program): the next step continues as if never stopped. */
+  restore(state: SessionState): void {
+    const byName = new Map(this.compiled.program.tensors.filter((t) => t.category === 'variable').map((t) => [t.name, t]));
+    if (state.tensors.length !== byName.size) throw new UserError(`the checkpoint holds ${state.tensors.length} device variables, the compiled program ${byName.size}: it was written for another model or tilesim version`);
+    for (const s of state.tensors) {
+      const t = byName.get(s.name);
+      if (!t || t.dtype !== s.dtype || nelms(t.shape) !== s.data.length)
+        throw new UserError(`the checkpoint's tensor '${s.name}' (${s.dtype}, ${s.data.length} elements) does not match the compiled program${t ? ` (${t.dtype}, ${nelms(t.shape)} elements)` : ''}: it was written for another model`);
+      this.engine.write(t, s.data);
+    }
+    this.stepIndex = state.step;
+    this.batchIndex = state.batch;
+  }
+
   /** Current values of every variable (PopART's weightsToHost + readWeights), float16 as floats. */
   readWeights(): Map<string, HostArray> {
     const out = new Map<string, HostArray>();
@@ -379,16 +420,20 @@ export async function run(compiled: Compiled, opts: RunOptions): Promise<RunResu
   }
   const session = await Session.create(compiled, opts);
   try {
-    const steps: StepReport[] = [];
+    const steps: StepReport[] = [...(opts.resume?.steps ?? [])];
+    if (opts.resume) session.restore(opts.resume.state);
     let last: StepResult | undefined;
-    for (let i = 0; i < opts.steps; i++) {
+    for (let i = steps.length; i < opts.steps; i++) {
       last = await session.runStep();
       const report: StepReport = { step: last.step, cycles: last.cycles, ...(last.loss !== undefined ? { loss: last.loss } : {}) };
       steps.push(report);
       opts.onStep?.(report, opts.steps);
+      const cp = opts.checkpoint;
+      if (cp && (i + 1) % cp.every === 0) await cp.save(session.snapshot(), [...steps]);
     }
     const weights = opts.numerics ? session.readWeights() : new Map<string, HostArray>();
-    return { compiled, steps, phases: session.phases, anchors: last?.anchors ?? new Map(), weights, wallSeconds: (performance.now() - t0) / 1000 };
+    const resumed = opts.resume ? { resumedFrom: opts.resume.state.step } : {};
+    return { compiled, steps, phases: session.phases, anchors: last?.anchors ?? new Map(), weights, wallSeconds: (performance.now() - t0) / 1000, ...resumed };
   } finally {
     await session.close();
   }

@@ -27,6 +27,7 @@ import { rerenderReport } from '../report/rerender.js';
 import { writeComparison } from '../report/compare.js';
 import { TilePool } from '../../sim/pool.js';
 import { CodeletFault, describeThrown, moduleInStack } from '../../sim/faults.js';
+import { checkpointConfig, readCheckpoint, writeCheckpoint } from '../report/checkpoint.js';
 import { importedUserModules, loadCodeletRegistry } from '../../sim/modules.js';
 import type { DeviceProgram } from '../../sim/program.js';
 import { programJsonReplacer } from '../../sim/copies.js';
@@ -87,23 +88,52 @@ export function buildProgram(): Command {
   program
     .command('run')
     .description('compile and run a config: losses, cycles, memory; writes the run folder')
-    .argument('<config>', 'config YAML file')
-    .option('--out <dir>', 'run folder (default sim-out/<name>/)')
+    .argument('[config]', 'config YAML file (with --resume: by default the one the checkpoint was written for)')
+    .option('--out <dir>', 'run folder (default sim-out/<name>/; with --resume, the folder resumed)')
     .option('--workers <n>', "worker threads, or 'auto'", (v) => (v === 'auto' ? 'auto' : positiveInt('--workers')(v)))
     .option('--steps <n>', 'training (or inference) steps, overriding the config', positiveInt('--steps'))
+    .option('--resume <run-dir>', "continue a training run from the newest checkpoint in its run folder (train.checkpointEvery)")
     .option('--json', 'print summary.json on stdout and nothing else')
     .option('--no-numerics', 'count cycles only; compute no values')
-    .action(async (file: string, o: { out?: string; workers?: number | 'auto'; steps?: number; json?: boolean; numerics: boolean }) => {
-      const config = loadConfig(file, { steps: o.steps, workers: o.workers, numerics: o.numerics === false ? false : undefined });
-      const dir = path.resolve(o.out ?? path.join('sim-out', config.name));
+    .action(async (file: string | undefined, o: { out?: string; workers?: number | 'auto'; steps?: number; resume?: string; json?: boolean; numerics: boolean }) => {
+      const cp = o.resume ? readCheckpoint(path.resolve(o.resume)) : undefined;
+      if (!file && !cp) throw new UserError("sim run: name a config file, or a run folder to continue with --resume <run-dir>");
+      const configFile = cp ? checkpointConfig(cp, file) : path.resolve(file!);
+      const config = loadConfig(configFile, { steps: o.steps, workers: o.workers, numerics: o.numerics === false ? false : undefined });
+      const dir = path.resolve(o.out ?? o.resume ?? path.join('sim-out', config.name));
       await checkOutputFolder(dir, 'summary.json');
+      const steps = config.steps ?? 1;
+      if (cp && cp.state.step > steps) throw new UserError(`--resume: the checkpoint in ${cp.dir} is after step ${cp.state.step}, beyond the run's ${steps} steps; ask for more with --steps`);
       const live = !o.json;
       const compiled = await compileWithProgress(config, live && process.stdout.isTTY === true);
       const workers = chooseWorkers(config.run.workers, compiled.program);
-      const steps = config.steps ?? 1;
       if (live) process.stdout.write(formatHeader(config.name, compiled.program.device) + '\n');
-      // Each step's line as the step ends (stdout is written directly, so a pipe sees it at once too).
-      const result = await run(compiled, { workers, numerics: config.run.numerics, steps, onStep: (st) => live && process.stdout.write(formatStep(st) + '\n') });
+      if (live && cp) process.stdout.write(`resuming after step ${cp.state.step} from ${displayDir(cp.dir)}\n`);
+      const every = config.train?.checkpointEvery;
+      const progress = { done: cp?.state.step ?? 0, saved: cp ? cp.dir : undefined as string | undefined };
+      const stop = onInterrupt(() => {
+        const how = progress.saved
+          ? `the checkpoint after step ${path.basename(progress.saved).replace(/^step-0*/, '') || '0'} is kept in ${displayDir(progress.saved)}; continue with: sim run --resume ${displayDir(dir)}`
+          : 'no checkpoint was written (train.checkpointEvery: N keeps one every N steps)';
+        process.stderr.write(`\ninterrupted after ${progress.done} of ${steps} steps; ${how}\n`);
+      });
+      let result;
+      try {
+        // Each step's line as the step ends (stdout is written directly, so a pipe sees it at once too).
+        result = await run(compiled, {
+          workers,
+          numerics: config.run.numerics,
+          steps,
+          onStep: (st) => {
+            progress.done = st.step + 1;
+            if (live) process.stdout.write(formatStep(st) + '\n');
+          },
+          ...(cp ? { resume: { state: cp.state, steps: cp.steps } } : {}),
+          ...(every ? { checkpoint: { every, save: async (state, done) => void (progress.saved = await writeCheckpoint(dir, configFile, state, done)) } } : {}),
+        });
+      } finally {
+        stop();
+      }
       let summary;
       try {
         summary = await writeRun(dir, result, workers);
@@ -314,6 +344,25 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`internal error: ${e instanceof Error ? e.message : describeThrown(e)}\n(set TILESIM_DEBUG=1 for the stack, and please report it)\n`);
     return 1;
   }
+}
+
+/**
+ * Ctrl-C (or SIGTERM) while a run goes on: say what is kept and how to go on,
+ * then end with 130 (the checkpoints on disk are whole: each is renamed into
+ * place). The terminal and bin/sim.js's parent may both send it: once is enough.
+ * Returns the function that removes the handler.
+ */
+function onInterrupt(say: () => void): () => void {
+  const handler = (sig: NodeJS.Signals) => {
+    say();
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', handler);
+  process.once('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
 }
 
 /** A run folder as the user would type it: relative below the working directory, else absolute. */

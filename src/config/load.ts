@@ -283,7 +283,10 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
       steps: overrides.steps ?? t.steps,
       batchesPerStep: t.batchesPerStep,
       saveModel: t.saveModel,
+      ...(t.checkpointEvery !== undefined ? { checkpointEvery: t.checkpointEvery } : {}),
     };
+    if (t.checkpointEvery !== undefined && !(overrides.numerics ?? cfg.run.numerics))
+      fail(['train', 'checkpointEvery'], 'checkpoints need numerics (run.numerics: true, no --no-numerics): without them there are no weights to keep');
     if (t.saveModel && !(overrides.numerics ?? cfg.run.numerics))
       fail(['train', 'saveModel'], 'saving the trained model needs numerics (run.numerics: true, no --no-numerics): without them there are no trained weights');
   }

@@ -279,6 +279,7 @@ const trainSchema = strict({
   batchesPerStep: posInt.default(1),
   lossScaling: posNumber.default(1).describe('loss scaling: the loss gradient is multiplied by it, the optimizers divide gradients by it'),
   saveModel: z.boolean().default(false).describe('write the trained model (forward graph, final weights) as model.onnx in the run folder'),
+  checkpointEvery: posInt.optional().describe('write a checkpoint (weights, optimizer state) every N steps into the run folder; sim run --resume continues from it'),
 });
 
 // ---------------------------------------------------------------------------

@@ -135,6 +135,8 @@ export interface TrainSpec {
   lossScaling?: number;
   /** Write the trained model as model.onnx in the run folder. */
   saveModel?: boolean;
+  /** Write a checkpoint every N steps (docs/config.md, train.checkpointEvery). */
+  checkpointEvery?: number;
 }
 
 export type AnchorMode = { kind: 'all' } | { kind: 'final' } | { kind: 'sum' } | { kind: 'everyN'; n: number };

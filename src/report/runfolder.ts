@@ -61,7 +61,11 @@ async function writeContent(path: string, content: RunFileContent): Promise<void
   }
 }
 
-export async function writeRunFolder(dir: string, files: Map<string, RunFileContent>): Promise<void> {
+/**
+ * `keep`: subfolders of the folder being replaced that move into the new one
+ * (a training run's checkpoints, written while it ran).
+ */
+export async function writeRunFolder(dir: string, files: Map<string, RunFileContent>, keep: readonly string[] = []): Promise<void> {
   const target = resolve(dir);
   const existing = await stat(target).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') return null;
@@ -90,8 +94,14 @@ export async function writeRunFolder(dir: string, files: Map<string, RunFileCont
     throw e;
   }
 
+  const kept: string[] = [];
   let trash: string | null = null;
   try {
+    for (const k of existing ? keep : []) {
+      if (!existsSync(join(target, k)) || files.has(k) || [...files.keys()].some((f) => f.startsWith(`${k}/`))) continue;
+      await rename(join(target, k), join(temp, k));
+      kept.push(k);
+    }
     if (existing) {
       trash = `${target}.trash-${suffix()}`;
       await rename(target, trash);
@@ -99,6 +109,7 @@ export async function writeRunFolder(dir: string, files: Map<string, RunFileCont
     await rename(temp, target);
   } catch (e) {
     if (trash) await rename(trash, target).catch(() => undefined);
+    for (const k of kept) await rename(join(temp, k), join(target, k)).catch(() => undefined);
     await rm(temp, { recursive: true, force: true });
     throw e;
   }
@@ -150,7 +161,9 @@ export function checkReplaceable(dir: string, marker: string): void {
   if (!existsSync(dir)) return;
   if (!statSync(dir).isDirectory()) throw new UserError(`--out ${dir} is a file, not a folder`);
   const entries = readdirSync(dir);
-  if (entries.length > 0 && !entries.includes(marker)) {
+  // A training run stopped before it finished leaves only its checkpoints: still one of ours.
+  const onlyCheckpoints = entries.length > 0 && entries.every((e) => e === 'checkpoints');
+  if (entries.length > 0 && !entries.includes(marker) && !onlyCheckpoints) {
     throw new UserError(`--out ${dir} exists and is not a tilesim output folder (no ${marker}); refusing to replace it. Name a new or empty folder.`);
   }
 }

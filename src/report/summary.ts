@@ -28,14 +28,16 @@ export interface Summary {
   ops: { name: string; type: string; domain: string; cycles: { compute: number; exchange: number; sync: number }; flops: number }[];
   memory: { tileCapacity: number; maxTileBytes: number; meanTileBytes: number; maxTile: number; totalBytes: number; tilesUsed: number };
   outputs: Record<string, { shape: number[]; dtype: string; file: string }>;
-  host: { wallSeconds: number; workers: number };
+  /** resumedFrom: the steps a checkpoint had done (sim run --resume); cycles and ops then cover the steps run after it. */
+  host: { wallSeconds: number; workers: number; resumedFrom?: number };
 }
 
 export function profileTables(r: RunResult, view: ProgramView = programView(r.compiled.program, r.phases)): ProfileTables {
   const stepTotals = new Map<number, CycleTotals>();
   const opTotals = new Map<string, OpRow>();
   const ops = r.compiled.schedule;
-  const steps = r.steps.length;
+  // A resumed run's phases cover only the steps run after its checkpoint: so do the op and step tables.
+  const steps = r.steps.length - (r.resumedFrom ?? 0);
   const batches = steps * (r.compiled.config.train?.batchesPerStep ?? 1);
   for (const op of ops) {
     opTotals.set(op.name, { name: op.name, type: op.opid.type, domain: normDomain(op.opid.domain), compute: 0, exchange: 0, sync: 0, flops: op.flops() * batches, memoryBytes: 0 });
@@ -54,7 +56,7 @@ export function profileTables(r: RunResult, view: ProgramView = programView(r.co
     if (p.kind === 'compute') for (const [t, c] of p.tiles ?? []) tileCompute.set(t, (tileCompute.get(t) ?? 0) + c);
     if (p.kind === 'exchange') for (const [t, c] of p.tiles ?? []) tileExchange.set(t, (tileExchange.get(t) ?? 0) + c * r.compiled.program.device.exchangeBytesPerCycle);
   }
-  const stepRows: StepRow[] = r.steps.map((s) => {
+  const stepRows: StepRow[] = r.steps.slice(r.resumedFrom ?? 0).map((s) => {
     const t = stepTotals.get(s.step)!;
     return { step: s.step, ...(s.loss !== undefined ? { loss: s.loss } : {}), cycles: s.cycles, compute: t.compute, exchange: t.exchange, sync: t.sync, streamCopy: t.streamCopy };
   });
@@ -99,6 +101,6 @@ export function buildSummary(r: RunResult, tables: ProfileTables, outputs: Summa
       tilesUsed: bytes.filter((b) => b > 0).length,
     },
     outputs,
-    host: { wallSeconds: r.wallSeconds, workers },
+    host: { wallSeconds: r.wallSeconds, workers, ...(r.resumedFrom !== undefined ? { resumedFrom: r.resumedFrom } : {}) },
   };
 }

@@ -11,6 +11,7 @@ import { selectTensors, tensorRows } from './tensors.js';
 import { traceJsonChunks } from './trace.js';
 import type { RunResult } from '../session.js';
 import { exportRunModel } from '../onnx/export.js';
+import { CHECKPOINTS } from './checkpoint.js';
 
 export async function writeRun(dir: string, r: RunResult, workers: number): Promise<Summary> {
   const files = new Map<string, RunFileContent>();
@@ -47,6 +48,7 @@ export async function writeRun(dir: string, r: RunResult, workers: number): Prom
       traceJsonChunks(r.phases, { clockHz: d.clockHz, tilesPerIpu: d.tilesPerIpu, ipus: d.ipus, traceTiles: report.traceTiles, deviceName: d.name }),
     );
   }
-  await writeRunFolder(dir, files);
+  // Checkpoints written while the run went on stay in the folder (sim run --resume reads them).
+  await writeRunFolder(dir, files, [CHECKPOINTS]);
   return summary;
 }
