@@ -15,6 +15,7 @@ import { TileMemory, makeView } from './memory.js';
 import { encodeHalf } from './half.js';
 import { loadCodeletRegistry } from './modules.js';
 import { TilePool } from './pool.js';
+import { kernelModule, wasmEnabled } from './wasm/kernels.js';
 import { DTYPE_BYTES, type ComputeSet, type DeviceProgram, type DeviceTensor, type HostStream, type ProgramStep } from './program.js';
 import type { Phase } from './profile.js';
 
@@ -62,16 +63,19 @@ export class Engine {
   static async create(program: DeviceProgram, options: EngineOptions): Promise<Engine> {
     const codelets = await loadCodeletRegistry(program.codeletModules);
     for (const cs of program.computeSets) for (const v of cs.vertices) codelets.get(v.codelet);
-    // Timing only: no tile data at all (cycles come from the program alone, sim/cost.ts).
-    const memory = new TileMemory(options.numerics ? program.tileBytes : program.tileBytes.map(() => 0));
     // Compute sets with a custom codelet always run on the pool, a single thread with 1 worker: there
     // the watchdog can stop a compute() that never returns, and the main thread stays free to notice.
     const custom = new Set(program.computeSets.filter((cs) => cs.vertices.some((v) => codelets.moduleOf(v.codelet) !== undefined)).map((cs) => cs.id));
+    // Timing only: no tile data at all (cycles come from the program alone, sim/cost.ts).
+    // With numerics, tile memory is a shared WebAssembly.Memory the kernels run over, with an arena per thread.
+    const kernels = options.numerics && wasmEnabled() ? await kernelModule() : undefined;
+    const threads = 1 + (options.numerics && (options.workers > 1 || custom.size > 0) ? options.workers : 0);
+    const memory = new TileMemory(options.numerics ? program.tileBytes : program.tileBytes.map(() => 0), { kernels, threads, slot: 0 });
     const pool =
       options.numerics && (options.workers > 1 || custom.size > 0)
         ? await TilePool.start(
             options.workers,
-            { buffer: memory.buffer, tileBytes: program.tileBytes, computeSets: program.computeSets, modules: program.codeletModules },
+            { memory: memory.shared, kernels, threads, tileBytes: program.tileBytes, computeSets: program.computeSets, modules: program.codeletModules },
             codelets,
           )
         : undefined;

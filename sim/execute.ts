@@ -3,6 +3,9 @@
  * main thread and the pool workers. Codelets see float16 fields as
  * Float32Arrays: decoded before compute, and for outputs encoded back (round
  * to nearest even) after it, so every codelet is written once, on floats.
+ * The decoded floats live in this thread's scratch arena of tile memory when
+ * there is one (sim/memory.ts), so the WebAssembly kernels can run on them;
+ * each vertex's start at the arena's base (one vertex runs at a time).
  */
 import type { Codelet, CodeletRegistry, ElemArray, VertexArgs } from './codelet.js';
 import { CodeletFault, ExitCalled, describeThrown } from './faults.js';
@@ -21,21 +24,29 @@ interface PreparedVertex {
   codelet: Codelet;
   args: VertexArgs;
   halves: HalfField[];
+  /** Where the arena's free space starts while this vertex runs (after its decoded fields). */
+  arenaTop: number;
 }
 
 function prepare(v: Vertex, codelet: Codelet, mem: TileMemory): PreparedVertex {
   const fields: VertexArgs['fields'] = {};
   const halves: HalfField[] = [];
+  const arena = mem.arena;
+  if (arena) arena.top = arena.base;
+  const floatsFor = (count: number): Float32Array => {
+    const at = arena ? arena.alloc(4 * count) : -1;
+    return at < 0 ? new Float32Array(count) : new Float32Array(mem.buffer, at, count);
+  };
   const viewOf = (name: string, r: Region): ElemArray => {
     const view = mem.view(v.tile, r);
     if (r.dtype !== 'float16') return view;
     const dir = codelet.fields[name]?.direction ?? 'input';
-    const h: HalfField = { bits: view as Uint16Array, floats: new Float32Array(r.count), load: dir !== 'output', store: dir !== 'input' };
+    const h: HalfField = { bits: view as Uint16Array, floats: floatsFor(r.count), load: dir !== 'output', store: dir !== 'input' };
     halves.push(h);
     return h.floats;
   };
   for (const [name, f] of Object.entries(v.fields)) fields[name] = Array.isArray(f) ? f.map((r) => viewOf(name, r)) : viewOf(name, f);
-  return { codelet, args: { fields, params: v.params, arrays: v.arrays ?? {} }, halves };
+  return { codelet, args: { fields, params: v.params, arrays: v.arrays ?? {} }, halves, arenaTop: arena ? arena.top : 0 };
 }
 
 /** Index range [lo, hi) of the vertices on tiles [tileLo, tileHi); vertices are sorted by tile. */
@@ -87,8 +98,11 @@ export class VertexRunner {
         onVertex?.(i);
         let p = prepared[i];
         if (!p) p = prepared[i] = prepare(v, this.codelets.get(v.codelet), this.mem);
+        if (this.mem.arena) this.mem.arena.top = p.arenaTop;
         try {
+          // Output-only fields start at zero, as fresh arrays would (the arena holds the last vertex's values).
           for (const h of p.halves) if (h.load) decodeHalf(h.bits, h.floats);
+            else h.floats.fill(0);
           p.codelet.compute(p.args);
           for (const h of p.halves) if (h.store) encodeHalf(h.floats, h.bits);
         } catch (e) {

@@ -35,7 +35,7 @@ export class TilePool {
   }
 
   /** `codelets`: the main thread's registry, to name the module of a codelet whose thread died. */
-  static async start(workers: number, init: Omit<WorkerInit, 'progress'>, codelets: CodeletRegistry): Promise<TilePool> {
+  static async start(workers: number, init: Omit<WorkerInit, 'progress' | 'slots'>, codelets: CodeletRegistry): Promise<TilePool> {
     const fromSource = import.meta.url.endsWith('.ts');
     const filename = fileURLToPath(new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url));
     // Running from our TypeScript sources (tests, scripts/sim.ts), workers load them through tsx, and
@@ -47,7 +47,7 @@ export class TilePool {
       minThreads: workers,
       maxThreads: workers,
       idleTimeout: Infinity,
-      workerData: { ...init, progress: new SharedArrayBuffer(4 * workers) } satisfies WorkerInit,
+      workerData: { ...init, progress: new SharedArrayBuffer(4 * workers), slots: new SharedArrayBuffer(4) } satisfies WorkerInit,
       execArgv,
     });
     const pool = new TilePool(piscina, workers, piscina.options.workerData as WorkerInit, codelets);

@@ -12,7 +12,14 @@ import { loadCodeletRegistry } from './modules.js';
 import type { ComputeSet } from './program.js';
 
 export interface WorkerInit {
-  buffer: SharedArrayBuffer;
+  /** Tile memory (a shared WebAssembly.Memory when the kernels are on). */
+  memory: WebAssembly.Memory | SharedArrayBuffer;
+  /** The compiled kernels, instantiated by each worker against `memory`. */
+  kernels: WebAssembly.Module | undefined;
+  /** Threads with a scratch arena: the main thread (slot 0) and the workers. */
+  threads: number;
+  /** Int32: the next arena slot a starting worker claims. */
+  slots: SharedArrayBuffer;
   tileBytes: number[];
   computeSets: ComputeSet[];
   modules: string[];
@@ -28,7 +35,10 @@ export default async function task(t: WorkerTask): Promise<FaultRecord | null> {
   const init = workerData as WorkerInit;
   if (t.type === 'load') {
     try {
-      runner = new VertexRunner(await loadCodeletRegistry(init.modules, true), new TileMemory(init.tileBytes, init.buffer));
+      // Arenas 1 .. threads - 1 (0 is the main thread's); the pool keeps exactly that many workers.
+      const slot = 1 + (Atomics.add(new Int32Array(init.slots), 0, 1) % (init.threads - 1));
+      const memory = new TileMemory(init.tileBytes, { shared: init.memory, kernels: init.kernels, threads: init.threads, slot });
+      runner = new VertexRunner(await loadCodeletRegistry(init.modules, true), memory);
       return null;
     } catch (e) {
       if (e instanceof CodeletFault) return { ...e.record, what: `in a pool worker: ${e.record.what}` };

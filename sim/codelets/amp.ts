@@ -37,10 +37,12 @@
  * (ipu-architecture.md §6): see test/cycles/calibration.test.ts and
  * reports/fidelity.md. No constant here was fitted to them.
  *
- * Numerics: each output is accumulated in fp32 (Math.fround after every
- * multiply-accumulate), as the AMP does; products of fp16 inputs are exact in
- * fp32. The output field is fp32 partials or the final dtype (fp16 outputs are
- * rounded to nearest even on store by the vertex boundary).
+ * Numerics (docs/numerics.md): each output is accumulated in fp32 in
+ * ascending contraction order, each product rounded to fp32 and then each
+ * sum; products of fp16 inputs are exact in fp32. The output field is fp32
+ * partials or the final dtype (fp16 outputs are rounded to nearest even on
+ * store by the vertex boundary). compute() runs the WebAssembly kernel over
+ * tile memory when it can, else ampMatMulReference; they agree bit for bit.
  *
  * Fields (vector fields: lists of regions read back to back):
  *   a    per group, transA ? [k, rows] : [rows, k]
@@ -50,10 +52,11 @@
  * B block streams through the AMP and the A block is loaded as weights (the
  * cost of C^T = B^T A^T: rows and n exchange roles; the numbers are the same).
  */
-import type { Codelet, ElemArray } from '../codelet.js';
+import type { Codelet, ElemArray, VertexArgs } from '../codelet.js';
 import { fieldDType } from '../codelet.js';
 import type { DeviceSpec } from '../device.js';
 import type { DeviceDType } from '../program.js';
+import { kernelsFor } from '../wasm/kernels.js';
 
 /** Input channels per AMP group (§3: one pass multiplies [n, 16] by [16, 16]). */
 export const AMP_IN_CHANS_PER_GROUP = 16;
@@ -217,6 +220,88 @@ function joined(f: ElemArray | ElemArray[]): Float32Array {
   return out;
 }
 
+/**
+ * The reference (TypeScript) AMP vertex. Each output is accumulated in fp32
+ * in ascending contraction order: every product rounded to fp32, then the
+ * sum rounded to fp32 (docs/numerics.md). The WebAssembly kernel keeps the
+ * same order and roundings, so the two agree bit for bit.
+ */
+export function ampMatMulReference({ fields, params }: VertexArgs): void {
+  const a = joined(fields.a);
+  const b = joined(fields.b);
+  const outs = (Array.isArray(fields.out) ? fields.out : [fields.out]) as Float32Array[];
+  const { rows, k, n } = params;
+  const groups = params.groups ?? 1;
+  const transA = params.transA === 1;
+  const transB = params.transB === 1;
+  // Row stride and element stride of op(A)[r, c] and op(B)[c, j] within one group.
+  const [aRow, aCol] = transA ? [1, rows] : [k, 1];
+  const [bCol, bRow] = transB ? [k, 1] : [1, n];
+  let region = 0;
+  let pos = 0;
+  for (let g = 0; g < groups; g++) {
+    const aBase = g * rows * k;
+    const bBase = g * k * n;
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < n; j++) {
+        let acc = 0;
+        let ai = aBase + r * aRow;
+        let bi = bBase + j * bCol;
+        for (let c = 0; c < k; c++) {
+          acc = Math.fround(acc + Math.fround(a[ai] * b[bi]));
+          ai += aCol;
+          bi += bRow;
+        }
+        while (pos === outs[region].length) {
+          region++;
+          pos = 0;
+        }
+        outs[region][pos++] = acc;
+      }
+    }
+  }
+}
+
+/**
+ * The AMP vertex on the WebAssembly kernel (sim/wasm): false when it cannot
+ * run there (fields outside tile memory, a full arena, unexpected sizes) and
+ * the reference must. Operands spread over several regions are joined in the
+ * arena, a transposed B is packed to [k, n], and an output of several
+ * regions is computed in the arena and copied out.
+ */
+export function ampMatMulWasm({ fields, params }: VertexArgs): boolean {
+  const as = (Array.isArray(fields.a) ? fields.a : [fields.a]) as Float32Array[];
+  const bs = (Array.isArray(fields.b) ? fields.b : [fields.b]) as Float32Array[];
+  const outs = (Array.isArray(fields.out) ? fields.out : [fields.out]) as Float32Array[];
+  const K = as[0] && kernelsFor(as[0]);
+  if (!K) return false;
+  const { rows, k, n } = params;
+  const groups = params.groups ?? 1;
+  const total = (xs: Float32Array[]) => xs.reduce((s, x) => s + x.length, 0);
+  if (total(as) < groups * rows * k || total(bs) < groups * k * n || total(outs) !== groups * rows * n) return false;
+  const a = K.stage(as);
+  let b = K.stage(bs);
+  const single = outs.length === 1 && K.address(outs[0]) >= 0;
+  const out = single ? K.address(outs[0]) : K.arena.alloc(4 * groups * rows * n);
+  if (a < 0 || b < 0 || out < 0) return false;
+  if (params.transB === 1) {
+    const packed = K.arena.alloc(4 * groups * k * n);
+    if (packed < 0) return false;
+    for (let g = 0; g < groups; g++) K.x.transpose_f32(b + 4 * g * n * k, packed + 4 * g * k * n, n, k);
+    b = packed;
+  }
+  const [aRow, aCol] = params.transA === 1 ? [1, rows] : [k, 1];
+  for (let g = 0; g < groups; g++) K.x.matmul_f32(a + 4 * g * rows * k, b + 4 * g * k * n, out + 4 * g * rows * n, rows, k, n, 4 * aRow, 4 * aCol);
+  if (!single) {
+    let at = out >> 2;
+    for (const o of outs) {
+      o.set(K.f32.subarray(at, at + o.length));
+      at += o.length;
+    }
+  }
+  return true;
+}
+
 export const ampMatMulCodelet: Codelet = {
   name: 'AmpMatMul',
   kind: 'multi',
@@ -225,41 +310,8 @@ export const ampMatMulCodelet: Codelet = {
     b: { direction: 'input', vector: true, dtypes: ['float16', 'float32'] },
     out: { direction: 'output', vector: true, dtypes: ['float16', 'float32'] },
   },
-  compute({ fields, params }) {
-    const a = joined(fields.a);
-    const b = joined(fields.b);
-    const outs = (Array.isArray(fields.out) ? fields.out : [fields.out]) as Float32Array[];
-    const { rows, k, n } = params;
-    const groups = params.groups ?? 1;
-    const transA = params.transA === 1;
-    const transB = params.transB === 1;
-    // Row stride and element stride of op(A)[r, c] and op(B)[c, j] within one group.
-    const [aRow, aCol] = transA ? [1, rows] : [k, 1];
-    const [bCol, bRow] = transB ? [k, 1] : [1, n];
-    let region = 0;
-    let pos = 0;
-    for (let g = 0; g < groups; g++) {
-      const aBase = g * rows * k;
-      const bBase = g * k * n;
-      for (let r = 0; r < rows; r++) {
-        for (let j = 0; j < n; j++) {
-          let acc = 0;
-          let ai = aBase + r * aRow;
-          let bi = bBase + j * bCol;
-          for (let c = 0; c < k; c++) {
-            // fp32 accumulation, rounded after every multiply-accumulate (the AMP's fp32 partials).
-            acc = Math.fround(acc + a[ai] * b[bi]);
-            ai += aCol;
-            bi += bRow;
-          }
-          while (pos === outs[region].length) {
-            region++;
-            pos = 0;
-          }
-          outs[region][pos++] = acc;
-        }
-      }
-    }
+  compute(args) {
+    if (!ampMatMulWasm(args)) ampMatMulReference(args);
   },
   cycles(v, device) {
     const { rows, k, n } = v.params;

@@ -28,6 +28,8 @@ import type { DeviceSpec } from '../device.js';
 import type { DeviceDType, FieldValue } from '../program.js';
 import { addLoop, binaryMultiVertex, innerLoop, vectorWidth, type LoopCost } from './estimators.js';
 import { writesInPlace } from '../cost.js';
+import type { BinaryOp } from '../wasm/kernels-wat.js';
+import { laneWise } from '../wasm/kernels.js';
 
 // ---------------------------------------------------------------------------
 // Broadcast indexing, shared with the reduce-over-axes codelets.
@@ -175,9 +177,40 @@ interface ElementwiseSpec {
   inputDTypes?: Record<string, DeviceDType[]>;
   /** Makes fn from the vertex params (e.g. a scale); default: spec.fn. */
   bind?: (params: Record<string, number>) => Fn;
+  /** The WebAssembly kernel computing fn on fp32 lanes (flat and cyclic modes), bit for bit. */
+  wasm?: BinaryOp;
 }
 
 const ANY: DeviceDType[] = ['float32', 'float16', 'int32'];
+
+/** Cyclic operands shorter than this run in TypeScript: one kernel call per repeat would cost more. */
+const MIN_CYCLIC_WASM = 16;
+
+/**
+ * out = a op b on the WebAssembly kernel, b as long as out or cyclic (read
+ * from `offset` mod its length, one call per repeat; a single element as a
+ * scalar). False when the operands are not fp32 tile memory (the caller then
+ * runs the reference). fp32 add, sub, mul and div are single IEEE operations
+ * in both, so the results are the same bits.
+ */
+export function binaryWasm(op: BinaryOp, out: ElemArray, a: ElemArray, b: ElemArray, offset: number): boolean {
+  const n = out.length;
+  if (a.length !== n || (b.length !== n && b.length !== 1 && b.length < MIN_CYCLIC_WASM)) return false;
+  const w = laneWise(out, [a, b]);
+  if (!w) return false;
+  const [pa, pb] = w.ins;
+  if (b.length === n) w.K.x[`${op}_vv`](pa, pb, w.out, n);
+  else if (b.length === 1) w.K.x[`${op}_vs`](pa, pb, w.out, n);
+  else {
+    const len = b.length;
+    for (let i = 0, j = offset % len; i < n; j = 0) {
+      const run = Math.min(n - i, len - j);
+      w.K.x[`${op}_vv`](pa + 4 * i, pb + 4 * j, w.out + 4 * i, run);
+      i += run;
+    }
+  }
+  return true;
+}
 
 /** Element i of input j: flat, cyclic (shorter than out) or through its index map. */
 function elementwiseCompute(spec: ElementwiseSpec) {
@@ -186,6 +219,7 @@ function elementwiseCompute(spec: ElementwiseSpec) {
     const out = args.fields.out as Float32Array;
     const n = out.length;
     const ins = spec.inputs.map((f) => args.fields[f] as ElemArray);
+    if (spec.wasm && !args.arrays.shape && binaryWasm(spec.wasm, out, ins[0], ins[1], args.params.offset ?? 0)) return;
     const fn = spec.bind ? spec.bind(args.params) : spec.fn;
     if (args.arrays.shape) {
       const idx = spec.inputs.map((f) => cachedIndex(args, f, n));
@@ -249,12 +283,12 @@ function elementwiseCodelet(spec: ElementwiseSpec): Codelet {
 
 const BINARY_SOURCE = 'PopLibs BinaryOp1D MultiVertex W x (29 + inner) + 11 (flat or cyclic operand); broadcast: BroadcastVectorOuter W x (15 + outerLoops x (7 + inner)) + 11';
 
-export const addCodelet = elementwiseCodelet({ name: 'Add', inputs: ['a', 'b'], fn: (a, b) => a + b, loop: addLoop, source: `${BINARY_SOURCE}; add about 3 cycles per 64-bit vector` });
-export const subCodelet = elementwiseCodelet({ name: 'Sub', inputs: ['a', 'b'], fn: (a, b) => a - b, loop: addLoop, source: `${BINARY_SOURCE}; subtract about 3 cycles per 64-bit vector` });
-export const mulCodelet = elementwiseCodelet({ name: 'Mul', inputs: ['a', 'b'], fn: (a, b) => a * b, loop: addLoop, source: `${BINARY_SOURCE}; multiply about 3 cycles per 64-bit vector` });
+export const addCodelet = elementwiseCodelet({ name: 'Add', inputs: ['a', 'b'], wasm: 'add', fn: (a, b) => a + b, loop: addLoop, source: `${BINARY_SOURCE}; add about 3 cycles per 64-bit vector` });
+export const subCodelet = elementwiseCodelet({ name: 'Sub', inputs: ['a', 'b'], wasm: 'sub', fn: (a, b) => a - b, loop: addLoop, source: `${BINARY_SOURCE}; subtract about 3 cycles per 64-bit vector` });
+export const mulCodelet = elementwiseCodelet({ name: 'Mul', inputs: ['a', 'b'], wasm: 'mul', fn: (a, b) => a * b, loop: addLoop, source: `${BINARY_SOURCE}; multiply about 3 cycles per 64-bit vector` });
 
 /** a / b. int32 operands truncate toward zero (the out view is Int32Array), as onnxruntime's integer Div. */
-export const divCodelet = elementwiseCodelet({ name: 'Div', inputs: ['a', 'b'], fn: (a, b) => a / b, loop: divideLoop, source: `${BINARY_SOURCE}; divide float {10, no, 2}, half {21, no, 4}` });
+export const divCodelet = elementwiseCodelet({ name: 'Div', inputs: ['a', 'b'], wasm: 'div', fn: (a, b) => a / b, loop: divideLoop, source: `${BINARY_SOURCE}; divide float {10, no, 2}, half {21, no, 4}` });
 
 /** Gradient of a / b with respect to b: -g x a / b^2. */
 export const divRhsGradCodelet = elementwiseCodelet({
@@ -308,6 +342,17 @@ export const broadcastCopyCodelet = elementwiseCodelet({
   source: 'PopLibs BroadcastScalar / BroadcastVectorOuter MultiVertex: flat W x (29 + inner) + 11, broadcast W x (15 + outerLoops x (7 + inner)) + 11; about 3 cycles per 64-bit vector',
 });
 
+/** Sum on the kernels: in0 + in1, then + in2, ... in place (the reference's order). `out` may be in0, no other input. */
+function sumWasm(out: Float32Array, ins: Float32Array[]): boolean {
+  const n = out.length;
+  if (ins.length < 2 || ins.some((x) => x.length !== n)) return false;
+  const w = laneWise(out, ins);
+  if (!w || w.ins.slice(1).some((p) => p === w.out)) return false;
+  w.K.x.add_vv(w.ins[0], w.ins[1], w.out, n);
+  for (let k = 2; k < ins.length; k++) w.K.x.add_vv(w.out, w.ins[k], w.out, n);
+  return true;
+}
+
 /**
  * Sum of k inputs (field `in`, a list) into `out`: flat, or with arrays
  * in0, in1, ... (strides) and params in0Base, ... (general broadcast).
@@ -330,6 +375,7 @@ export const sumCodelet: Codelet = {
       }
       return;
     }
+    if (sumWasm(out, ins)) return;
     out.set(ins[0]);
     for (let k = 1; k < ins.length; k++) {
       const x = ins[k];

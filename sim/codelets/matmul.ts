@@ -5,7 +5,8 @@
  * tiles: out[i] = sum over partials p of p[i] (out: a list of regions read
  * back to back, each partial as long as all of them), the partials fp32 and summed in
  * fp32 (Math.fround after every add, as a float reduction vertex does), the
- * result stored in the output's dtype. Costed as a PopLibs reduction (§3,
+ * result stored in the output's dtype (on the WebAssembly kernel over tile
+ * memory when it can, the same additions in the same order). Costed as a PopLibs reduction (§3,
  * estimators.ts reduce()) over all the partial elements.
  *
  * MatMul: the one-stage block vertex of the spine, out[rows, n] = op(A)[rows, k]
@@ -20,6 +21,27 @@ import type { Codelet } from '../codelet.js';
 import { fieldDType, regionCount } from '../codelet.js';
 import { ampVertexCycles } from './amp.js';
 import { reduce } from './estimators.js';
+import { kernelsFor } from '../wasm/kernels.js';
+
+/**
+ * MatMulReduce on the kernel: per output region, the partials summed in
+ * order from zero (sum_parts), the same fp32 additions as the reference.
+ */
+export function matMulReduceWasm(parts: Float32Array[], outs: Float32Array[]): boolean {
+  const total = outs.reduce((s, o) => s + o.length, 0);
+  if (parts.length === 0 || parts.some((p) => p.length < total)) return false;
+  const K = kernelsFor(parts[0]);
+  if (!K || parts.some((p) => K.address(p) < 0) || outs.some((o) => K.address(o) < 0)) return false;
+  const ptrs = K.arena.alloc(4 * parts.length);
+  if (ptrs < 0) return false;
+  parts.forEach((p, i) => (K.i32[(ptrs >> 2) + i] = p.byteOffset));
+  let at = 0;
+  for (const o of outs) {
+    K.x.sum_parts(ptrs, parts.length, 4 * at, o.byteOffset, o.length);
+    at += o.length;
+  }
+  return true;
+}
 
 export const matMulReduceCodelet: Codelet = {
   name: 'MatMulReduce',
@@ -31,6 +53,7 @@ export const matMulReduceCodelet: Codelet = {
   compute({ fields }) {
     const parts = fields.partials as Float32Array[];
     const outs = (Array.isArray(fields.out) ? fields.out : [fields.out]) as Float32Array[];
+    if (matMulReduceWasm(parts, outs)) return;
     let i = 0;
     for (const out of outs)
       for (let o = 0; o < out.length; o++, i++) {
@@ -60,7 +83,7 @@ export const matMulCodelet: Codelet = {
         for (let p = 0; p < k; p++) {
           const av = transA ? a[p * m + rowBegin + r] : a[r * k + p];
           const bv = transB ? b[j * k + p] : b[p * n + j];
-          acc = Math.fround(acc + av * bv);
+          acc = Math.fround(acc + Math.fround(av * bv));
         }
         out[r * n + j] = acc;
       }

@@ -4,7 +4,10 @@
  * grad ops take `gradOut` (y') and one forward tensor, `in` (x) or `fwdOut`
  * (y), and write `out` (x'). Arithmetic is done in double precision and
  * rounded once on the store (float16 fields arrive as Float32Arrays and are
- * rounded to half by the vertex runner).
+ * rounded to half by the vertex runner). Neg, Abs, Sqrt, Relu, ReluGrad and
+ * ExpGrad run on the WebAssembly kernels over tile memory: each is one IEEE
+ * fp32 operation (or a select), so the bits equal the double-then-round
+ * TypeScript (test/sim/wasm-kernels.test.ts).
  *
  * Cycle estimates: forward `W x (base + inner(ceil(N/W))) + 20` (base 17, 33
  * for loops that evaluate exp), grads `W x ((float ? 29 : 26) + inner) + 11`
@@ -20,6 +23,8 @@ import { fieldDType, regionCount } from '../codelet.js';
 import type { DeviceDType } from '../program.js';
 import { dropoutCodelets } from './dropout.js';
 import { addLoop, binaryMultiVertex, unaryMultiVertex, type LoopCost } from './estimators.js';
+import { laneWise } from '../wasm/kernels.js';
+import type { UnaryOp } from '../wasm/kernels-wat.js';
 import { erf, erfGrad, gelu, geluGrad, geluTanh, geluTanhGrad } from './unary-math.js';
 
 type LoopFor = (dtype: DeviceDType, params: Record<string, number>) => LoopCost;
@@ -95,7 +100,7 @@ function source(kind: 'unary' | 'binary', what: string, base = 17): string {
 }
 
 /** A forward codelet: out[i] = f(in[i]); `make` turns the vertex params into f. */
-function unaryCodelet(name: string, make: (p: Params) => (x: number) => number, loopFor: LoopFor, estimateSource: string, base = 17): Codelet {
+function unaryCodelet(name: string, make: (p: Params) => (x: number) => number, loopFor: LoopFor, estimateSource: string, base = 17, wasm?: UnaryOp): Codelet {
   return {
     name,
     kind: 'multi',
@@ -103,6 +108,9 @@ function unaryCodelet(name: string, make: (p: Params) => (x: number) => number, 
     compute({ fields, params }) {
       const x = fields.in as Float32Array;
       const y = fields.out as Float32Array;
+      // The kernel when both are fp32 views of tile memory (decoded float16 included) and as long.
+      const w = wasm && x.length === y.length ? laneWise(y, [x]) : undefined;
+      if (w) return w.K.x[wasm!](w.ins[0], w.out, y.length);
       const f = make(params);
       for (let i = 0; i < y.length; i++) y[i] = f(x[i]);
     },
@@ -121,6 +129,7 @@ function gradCodelet(
   make: (p: Params) => (dy: number, f: number) => number,
   loopFor: LoopFor,
   estimateSource: string,
+  wasm?: 'relu_grad' | 'mul_vv',
 ): Codelet {
   return {
     name,
@@ -134,6 +143,8 @@ function gradCodelet(
       const dy = fields.gradOut as Float32Array;
       const f = fields[fwdField] as Float32Array;
       const dx = fields.out as Float32Array;
+      const w = wasm && dy.length === dx.length && f.length === dx.length ? laneWise(dx, [dy, f]) : undefined;
+      if (w) return w.K.x[wasm!](w.ins[0], w.ins[1], w.out, dx.length);
       const g = make(params);
       for (let i = 0; i < dx.length; i++) dx[i] = g(dy[i], f[i]);
     },
@@ -145,9 +156,9 @@ function gradCodelet(
   };
 }
 
-export const negCodelet = unaryCodelet('Neg', () => (x) => -x, NEG_LOOP, source('unary', 'negate: 1 ALU op per 64-bit vector (DERIVED)'));
-export const absCodelet = unaryCodelet('Abs', () => Math.abs, ABS_LOOP, source('unary', 'abs: 1 ALU op per 64-bit vector (DERIVED)'));
-export const sqrtCodelet = unaryCodelet('Sqrt', () => Math.sqrt, SQRT_LOOP, source('unary', 'sqrt float {10, no, 2} (§3)'));
+export const negCodelet = unaryCodelet('Neg', () => (x) => -x, NEG_LOOP, source('unary', 'negate: 1 ALU op per 64-bit vector (DERIVED)'), 17, 'neg');
+export const absCodelet = unaryCodelet('Abs', () => Math.abs, ABS_LOOP, source('unary', 'abs: 1 ALU op per 64-bit vector (DERIVED)'), 17, 'abs');
+export const sqrtCodelet = unaryCodelet('Sqrt', () => Math.sqrt, SQRT_LOOP, source('unary', 'sqrt float {10, no, 2} (§3)'), 17, 'sqrt');
 export const expCodelet = unaryCodelet('Exp', () => Math.exp, EXP_LOOP, source('unary', 'exp float {6, no, 2}, half {4, no, 4} (§3)', 33), 33);
 export const logCodelet = unaryCodelet('Log', () => Math.log, LOG_LOOP, source('unary', 'log float {12, no, 2} (§3)'));
 export const powCodelet = unaryCodelet(
@@ -218,7 +229,7 @@ export const powBroadcastGradCodelet: Codelet = {
   estimateSource: source('binary', 'the pow loop 21 plus two muls, {27, no, 2} (DERIVED; a third operand costed as binary)'),
 };
 
-export const reluCodelet = unaryCodelet('Relu', () => (x) => (x > 0 ? x : 0), RELU_LOOP, source('unary', 'relu float {3, no, 2} (§3)'));
+export const reluCodelet = unaryCodelet('Relu', () => (x) => (x > 0 ? x : 0), RELU_LOOP, source('unary', 'relu float {3, no, 2} (§3)'), 17, 'relu');
 export const leakyReluCodelet = unaryCodelet(
   'OnnxLeakyRelu',
   (p) => {
@@ -240,7 +251,7 @@ export const geluCodelet = unaryCodelet(
 
 export const absGradCodelet = gradCodelet('AbsGrad', 'in', () => (dy, x) => (x > 0 ? dy : x < 0 ? -dy : 0), ABS_GRAD_LOOP, source('binary', 'select by sign, 4 cycles per 64-bit vector (DERIVED)'));
 export const sqrtGradCodelet = gradCodelet('SqrtGrad', 'fwdOut', () => (dy, y) => dy / (2 * y), SQRT_GRAD_LOOP, source('binary', 'divide (§3) plus a mul: float {13, no, 2}, half {24, no, 4}'));
-export const expGradCodelet = gradCodelet('ExpGrad', 'fwdOut', () => (dy, y) => dy * y, EXP_GRAD_LOOP, source('binary', 'one mul, 3 cycles per 64-bit vector (§3)'));
+export const expGradCodelet = gradCodelet('ExpGrad', 'fwdOut', () => (dy, y) => dy * y, EXP_GRAD_LOOP, source('binary', 'one mul, 3 cycles per 64-bit vector (§3)'), 'mul_vv');
 export const logGradCodelet = gradCodelet('LogGrad', 'in', () => (dy, x) => dy / x, LOG_GRAD_LOOP, source('binary', 'divide float {10, no, 2}, half {21, no, 4} (§3)'));
 export const powGradCodelet = gradCodelet(
   'PowGrad',
@@ -252,7 +263,7 @@ export const powGradCodelet = gradCodelet(
   POW_GRAD_LOOP,
   source('binary', 'the pow loop 21 plus two muls, {27, no, 2} (DERIVED)'),
 );
-export const reluGradCodelet = gradCodelet('ReluGrad', 'fwdOut', () => (dy, y) => (y > 0 ? dy : 0), RELU_GRAD_LOOP, source('binary', 'the relu loop, {3, no, 2} (§3)'));
+export const reluGradCodelet = gradCodelet('ReluGrad', 'fwdOut', () => (dy, y) => (y > 0 ? dy : 0), RELU_GRAD_LOOP, source('binary', 'the relu loop, {3, no, 2} (§3)'), 'relu_grad');
 export const leakyReluGradCodelet = gradCodelet(
   'OnnxLeakyReluGrad',
   'in',

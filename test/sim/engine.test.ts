@@ -315,11 +315,13 @@ describe('Engine host scatter/gather', () => {
 });
 
 describe('Engine worker pool', () => {
-  it('workers: 2 with inlineBelow: 0 gives the same memory and phases as one thread', async () => {
+  it('workers: 2 and 3 with inlineBelow: 0 give the same memory and phases as one thread', async () => {
     const one = await runAll({ workers: 1, numerics: true });
-    const two = await runAll({ workers: 2, numerics: true, inlineBelow: 0 });
-    expect(two.got).toEqual(one.got);
-    expect(Buffer.from(new Uint8Array(two.engine.memory.buffer))).toEqual(Buffer.from(new Uint8Array(one.engine.memory.buffer)));
-    expect(two.engine.phases).toEqual(one.engine.phases);
+    for (const workers of [2, 3]) {
+      const many = await runAll({ workers, numerics: true, inlineBelow: 0 });
+      expect(many.got).toEqual(one.got);
+      expect(Buffer.from(many.engine.memory.tileData())).toEqual(Buffer.from(one.engine.memory.tileData()));
+      expect(many.engine.phases).toEqual(one.engine.phases);
+    }
   });
 });

@@ -1,0 +1,142 @@
+/**
+ * The simulated fp32 matmul against bare kernels doing the same arithmetic on
+ * the same host, in one run (issue 9's targets): MatMul [S, S] x [S, S] on a
+ * full mk2 with 1 and 2 workers, the WebAssembly SIMD (f32x4) kernel the AMP
+ * vertex uses, on the whole problem in column panels, and a plain-JS loop with the
+ * same order and fp32 roundings. Rates are marginal, between S = 512 and
+ * 1024, so start-up (and per-step host work that grows as S^2) cancels out.
+ *   npx tsx --conditions=tilesim-source bench/kernels.ts   (these rows alone)
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfigText } from '../src/config/load.js';
+import { compile, Session } from '../src/session.js';
+import { kernelModule, bindKernels } from '../sim/wasm/kernels.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const SMALL = 512;
+const BIG = 1024;
+
+export interface KernelRates {
+  /** GFLOP/s, marginal between SMALL and BIG. */
+  sim1: number;
+  sim2: number;
+  wasm: number;
+  js: number;
+  /** ms per call or step at each size, for the record. */
+  ms: Record<'sim1' | 'sim2' | 'wasm' | 'js', [number, number]>;
+}
+
+const flops = (s: number) => 2 * s * s * s;
+const marginal = ([small, big]: [number, number]) => (flops(BIG) - flops(SMALL)) / ((big - small) / 1000) / 1e9;
+
+function matmulConfig(s: number): string {
+  return `
+name: bench-matmul
+device: {preset: mk2}
+model:
+  graph:
+    inputs: {x: {shape: [${s}, ${s}]}}
+    initializers: {w: {shape: [${s}, ${s}], init: {normal: {std: 0.02, seed: 1}}}}
+    nodes:
+      - {op: MatMul, inputs: [x, w], outputs: [y]}
+    outputs: [y]
+inputs:
+  x: {random: {distribution: uniform, low: -1, high: 1, seed: 7}}
+report: {trace: false, html: false}
+`;
+}
+
+/** ms per step of the simulated matmul, after a warm-up step (pool start-up and view building excluded). */
+async function simStep(s: number, workers: number, steps: number): Promise<number> {
+  const compiled = await compile(loadConfigText(matmulConfig(s), path.join(ROOT, 'bench/bench.yaml')));
+  const session = await Session.create(compiled, { workers, numerics: true });
+  try {
+    await session.runStep();
+    const t0 = performance.now();
+    for (let i = 0; i < steps; i++) await session.runStep();
+    return (performance.now() - t0) / steps;
+  } finally {
+    await session.close();
+  }
+}
+
+function fill(x: Float32Array, seed: number): void {
+  let st = seed;
+  for (let i = 0; i < x.length; i++) {
+    st = (Math.imul(st, 1664525) + 1013904223) >>> 0;
+    x[i] = st / 2 ** 32 - 0.5;
+  }
+}
+
+/** Best of `reps` timings of f, in ms (the kernels are pure: the minimum is the least disturbed). */
+function best(reps: number, f: () => void): number {
+  let min = Infinity;
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    f();
+    min = Math.min(min, performance.now() - t0);
+  }
+  return min;
+}
+
+/** Columns per panel of B: packed so a panel (S x 128 floats) stays in L2 while A streams past it (measured best of 16..256). */
+const PANEL = 128;
+
+/**
+ * The AMP vertex's kernel on the whole problem, B packed into column panels
+ * (the packing timed too): the same order and roundings per output, at
+ * the host's best cache behaviour for this kernel.
+ */
+async function wasmMs(s: number): Promise<number> {
+  const bytes = 4 * 4 * s * s;
+  const pages = Math.ceil(bytes / 65536) + 1;
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+  const k = bindKernels(await kernelModule(), memory, bytes, pages * 65536);
+  fill(k.f32.subarray(0, 2 * s * s), 3);
+  const [a, b, out, panel] = [0, 1, 2, 3].map((i) => 4 * i * s * s);
+  const w = Math.min(PANEL, s);
+  return best(3, () => {
+    for (let j = 0; j < s; j += w) {
+      for (let c = 0; c < s; c++) k.f32.copyWithin((panel >> 2) + c * w, (b >> 2) + c * s + j, (b >> 2) + c * s + j + w);
+      k.x.matmul_f32(a, panel, out + 4 * j * s, s, s, w, 4 * s, 4);
+    }
+  });
+}
+
+/** out[i, :] += a[i, c] x b[c, :] for c ascending: the kernel's order and fp32 roundings, in plain JS. */
+function jsMs(s: number): number {
+  const a = new Float32Array(s * s);
+  const b = new Float32Array(s * s);
+  const out = new Float32Array(s * s);
+  fill(a, 3);
+  fill(b, 4);
+  return best(2, () => {
+    out.fill(0);
+    for (let i = 0; i < s; i++) {
+      const o = i * s;
+      for (let c = 0; c < s; c++) {
+        const x = a[o + c];
+        const r = c * s;
+        for (let j = 0; j < s; j++) out[o + j] += Math.fround(x * b[r + j]);
+      }
+    }
+  });
+}
+
+export async function matmulVsKernels(log: (s: string) => void = () => {}): Promise<KernelRates> {
+  const ms = {
+    wasm: [await wasmMs(SMALL), await wasmMs(BIG)] as [number, number],
+    js: [jsMs(SMALL), jsMs(BIG)] as [number, number],
+    sim1: [await simStep(SMALL, 1, 3), await simStep(BIG, 1, 2)] as [number, number],
+    sim2: [await simStep(SMALL, 2, 3), await simStep(BIG, 2, 2)] as [number, number],
+  };
+  const r = { sim1: marginal(ms.sim1), sim2: marginal(ms.sim2), wasm: marginal(ms.wasm), js: marginal(ms.js), ms };
+  log(
+    `matmul ${BIG}^3 fp32 marginal GFLOP/s: sim 1 worker ${r.sim1.toFixed(2)}, 2 workers ${r.sim2.toFixed(2)}; ` +
+      `bare WASM SIMD ${r.wasm.toFixed(2)}, plain JS ${r.js.toFixed(2)} (ms ${JSON.stringify(ms)})`,
+  );
+  return r;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await matmulVsKernels(console.log);

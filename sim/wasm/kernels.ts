@@ -1,0 +1,150 @@
+/**
+ * Loading the WebAssembly SIMD kernels and finding them from a codelet.
+ *
+ * The module is assembled from WAT (kernels-wat.ts) by wabt: `npm run build`
+ * writes dist/sim/wasm/kernels.wasm (scripts/build-wasm.mjs), which compiled
+ * runs read; runs from the TypeScript sources (tests, tsx scripts) assemble it
+ * on first use (~50 ms), so it is never stale. The main thread compiles it
+ * once and hands the WebAssembly.Module to the pool workers.
+ *
+ * Each thread instantiates it against the tile memory (a shared
+ * WebAssembly.Memory, sim/memory.ts) and registers the instance under the
+ * memory's SharedArrayBuffer: a codelet given views of tile memory finds the
+ * kernels through `view.buffer`, and falls back to its TypeScript reference
+ * for views elsewhere (tests, timing-only runs, a memory too big for wasm32).
+ * TILESIM_WASM=0 turns the kernels off (the reference everywhere).
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import type { ElemArray } from '../codelet.js';
+import { KERNELS_WAT, type BinaryOp, type UnaryOp } from './kernels-wat.js';
+
+export type KernelExports = {
+  matmul_f32(a: number, b: number, out: number, rows: number, k: number, n: number, aRowBytes: number, aColBytes: number): void;
+  transpose_f32(src: number, dst: number, rows: number, cols: number): void;
+  sum_parts(ptrs: number, parts: number, offsetBytes: number, out: number, n: number): void;
+  relu_grad(dy: number, y: number, out: number, n: number): void;
+} & Record<`${BinaryOp}_vv` | `${BinaryOp}_vs`, (a: number, b: number, out: number, n: number) => void> &
+  Record<UnaryOp, (x: number, out: number, n: number) => void>;
+
+/** Scratch memory of one thread inside the shared memory: a bump allocator reset per vertex. */
+export class Arena {
+  top: number;
+  constructor(
+    readonly base: number,
+    readonly end: number,
+  ) {
+    this.top = base;
+  }
+
+  /** `bytes` (rounded up to 16) of scratch, or -1 when the arena is full. */
+  alloc(bytes: number): number {
+    const at = this.top;
+    const next = at + Math.ceil(bytes / 16) * 16;
+    if (next > this.end) return -1;
+    this.top = next;
+    return at;
+  }
+}
+
+/** The kernels bound to one tile memory on this thread. */
+export class Kernels {
+  readonly f32: Float32Array;
+  readonly i32: Int32Array;
+
+  constructor(
+    readonly x: KernelExports,
+    readonly buffer: ArrayBufferLike,
+    /** This thread's scratch. */
+    readonly arena: Arena,
+  ) {
+    this.f32 = new Float32Array(buffer);
+    this.i32 = new Int32Array(buffer);
+  }
+
+  /** Byte address of a float32 view of this memory, or -1 (another buffer, another type). */
+  address(v: ElemArray): number {
+    return v instanceof Float32Array && v.buffer === this.buffer ? v.byteOffset : -1;
+  }
+
+  /** Address of `parts` back to back: the one part in place, or several copied into the arena; -1 when they cannot be. */
+  stage(parts: Float32Array[]): number {
+    if (parts.length === 1 && this.address(parts[0]) >= 0) return parts[0].byteOffset;
+    const at = this.arena.alloc(4 * parts.reduce((s, p) => s + p.length, 0));
+    if (at < 0) return -1;
+    let o = at >> 2;
+    for (const p of parts) {
+      this.f32.set(p, o);
+      o += p.length;
+    }
+    return at;
+  }
+}
+
+const byBuffer = new WeakMap<ArrayBufferLike, Kernels>();
+
+/** Instantiate the kernels against `memory` on this thread, with scratch [scratchBase, scratchEnd). */
+export function bindKernels(module: WebAssembly.Module, memory: WebAssembly.Memory, scratchBase: number, scratchEnd: number): Kernels {
+  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  const k = new Kernels(instance.exports as unknown as KernelExports, memory.buffer, new Arena(scratchBase, scratchEnd));
+  byBuffer.set(memory.buffer, k);
+  return k;
+}
+
+/** The kernels bound to the memory a view lies in, if any. */
+export function kernelsFor(view: ElemArray): Kernels | undefined {
+  return byBuffer.get(view.buffer);
+}
+
+let compiled: Promise<WebAssembly.Module> | undefined;
+
+export function wasmEnabled(): boolean {
+  return process.env.TILESIM_WASM !== '0';
+}
+
+/** The compiled kernels, once per process. */
+export function kernelModule(): Promise<WebAssembly.Module> {
+  return (compiled ??= loadModule());
+}
+
+async function loadModule(): Promise<WebAssembly.Module> {
+  const built = fileURLToPath(new URL('./kernels.wasm', import.meta.url));
+  const bytes = !import.meta.url.endsWith('.ts') && existsSync(built) ? await readFile(built) : await assembleKernels();
+  return WebAssembly.compile(bytes);
+}
+
+/** The kernels' binary, assembled from KERNELS_WAT by wabt (a devDependency: the build and source runs have it). */
+export async function assembleKernels(): Promise<Uint8Array<ArrayBuffer>> {
+  const { default: wabtInit } = await import('wabt');
+  const wabt = await wabtInit();
+  const mod = wabt.parseWat('kernels.wat', KERNELS_WAT, { simd: true, threads: true });
+  try {
+    // WebAssembly.compile validates (wabt's validate() ignores the features and refuses the shared memory).
+    return new Uint8Array(mod.toBinary({}).buffer);
+  } finally {
+    mod.destroy();
+  }
+}
+
+/**
+ * A lane-wise kernel's operands: the kernels and the addresses of `out` and
+ * `ins`, all float32 views of one bound memory. Undefined when one is not, or
+ * when an input overlaps `out` without being exactly it (element order would
+ * then show, and the reference reads each input before writing its element).
+ */
+export function laneWise(out: ElemArray, ins: readonly ElemArray[]): { K: Kernels; out: number; ins: number[] } | undefined {
+  const K = kernelsFor(out);
+  if (!K) return undefined;
+  const o = K.address(out);
+  if (o < 0) return undefined;
+  const end = o + out.byteLength;
+  const at: number[] = [];
+  for (const x of ins) {
+    const p = K.address(x);
+    if (p < 0) return undefined;
+    if (p < end && o < p + x.byteLength && !(p === o && x.length === out.length)) return undefined;
+    at.push(p);
+  }
+  return { K, out: o, ins: at };
+}
