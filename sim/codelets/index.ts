@@ -11,6 +11,7 @@ import { unaryCodelets } from './unary.js';
 import { binaryCodelets } from './binary.js';
 import { reduceAxesCodelets } from './reduce-axes.js';
 import { shapeCodelets } from './shape.js';
+import { multiSliceCodelets } from './multislice.js';
 import { nnCodelets } from './nn.js';
 
 export const BUILTIN_CODELETS: readonly Codelet[] = [
@@ -32,6 +33,7 @@ export const BUILTIN_CODELETS: readonly Codelet[] = [
   ...reduceCodelets,
   ...reduceAxesCodelets,
   ...shapeCodelets,
+  ...multiSliceCodelets,
   ...nnCodelets,
 ];
 

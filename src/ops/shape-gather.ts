@@ -17,22 +17,25 @@
  *   - Constant indices, short rows: one GatherSlices vertex per output tile
  *     range, reading only the interval of data rows its indices name (from
  *     the lowest to the highest). Memory: that interval per tile.
- *   - Runtime indices: no tile can know which rows it needs, so each output
- *     tile range gets the whole data block of the outer positions it covers
- *     (for an embedding lookup, the whole table) and the indices it covers.
- *     Memory: up to the table's bytes on every tile holding output. This is
- *     PopLibs' multiSlice with the table broadcast rather than sharded by
- *     rows (sharding would need a second, combining stage and puts the
- *     output's bytes on every table tile instead); it suits tables up to a
- *     good fraction of one tile's memory, and larger ones fail compilation
- *     with the out-of-memory error naming the tile.
- *   - The gradient: the tiles holding the data gradient (mapped linearly)
- *     each zero their range and add every output-gradient row whose index
- *     lands in it (GatherSlicesGrad, PopLibs' multiUpdateAdd); each tile reads
- *     the output-gradient rows of its outer positions (runtime indices) or
- *     just the rows landing on it (constant indices), and the indices.
- *     Owner-computes: no two tiles write one element, so repeated indices
- *     need no combining stage.
+ *   - Runtime indices: PopLibs' multiSlice on a plan (src/lower/slice-planner.ts):
+ *     the table is split over tiles by rows and by columns in whole grains;
+ *     tile (r, c) looks every index up in its block (MultiSlice). With one
+ *     row group that is the output; with several, each group writes a
+ *     partial and a combine stage (MultiSliceCombine) takes each output row
+ *     from the group owning its index. The table is never copied: its
+ *     createInput (createSliceableTensor) maps it as the plan reads it.
+ *     Memory per tile: its block of the table, the indices, a partial of
+ *     the output's rows in its columns, and (combine tiles) every group's
+ *     partial of its output block.
+ *   - The gradient with runtime indices: multiUpdateAdd on the same plan;
+ *     dTable is mapped like the table, each tile zeroes its block and adds
+ *     the output-gradient rows (its columns, brought by the exchange) whose
+ *     index lands in it, in row order (MultiUpdateAdd).
+ *   - The gradient with constant indices: the tiles holding the data
+ *     gradient (mapped linearly) each zero their range and add the
+ *     output-gradient rows landing in it (GatherSlicesGrad), reading just
+ *     those rows. Owner-computes: no two tiles write one element, so
+ *     repeated indices need no combining stage.
  *   - Out-of-range runtime indices give zero rows (and add nothing to the
  *     gradient); out-of-range constant indices are a compile-time error.
  */
@@ -40,8 +43,23 @@ import { GradOp, GradOpInType, Op, type AttributeValue, type GradInOutMapper, ty
 import type { OperatorIdentifier } from '../ir/opid.js';
 import type { OpDefinition } from '../ir/registry.js';
 import { nelms } from '../ir/tensorinfo.js';
-import { DTYPE_BYTES } from '../../sim/program.js';
+import { DTYPE_BYTES, type DeviceDType } from '../../sim/program.js';
 import type { LowerContext } from '../lower/context.js';
+import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
+import {
+  blockOutRows,
+  blockRuns,
+  blockTile,
+  groupOutRows,
+  groupRows,
+  outBlockTile,
+  outputMapping,
+  planC,
+  planSlice,
+  tableMapping,
+  type SlicePlan,
+} from '../lower/slice-planner.js';
+import type { DeviceSpec } from '../../sim/device.js';
 import { COPY_MIN_RUN_BYTES, copyRuns, zeroIntervals, type Run } from '../lower/rearrange.js';
 import { GC, describeInput, floatInput, versions } from './shape-util.js';
 
@@ -150,27 +168,24 @@ function lowerGather(op: Op, ctx: LowerContext): void {
     copyRuns(ctx, 'gather', runs);
     return;
   }
+  if (!g.constant) {
+    lowerLookup(ctx, g, data, indices, out);
+    return;
+  }
   ctx.computeSet('gather');
   let broughtMax = 0;
   for (const r of ctx.ranges(out)) {
     const pLo = Math.floor(r.begin / g.inner);
     const pHi = Math.floor((r.end - 1) / g.inner);
-    let lo: number;
-    let hi: number;
-    if (g.constant) {
-      let rmin = Infinity;
-      let rmax = -Infinity;
-      for (let p = pLo; p <= pHi; p++) {
-        const row = rowOf(g, p);
-        rmin = Math.min(rmin, row);
-        rmax = Math.max(rmax, row);
-      }
-      lo = rmin * g.inner;
-      hi = (rmax + 1) * g.inner;
-    } else {
-      lo = Math.floor(pLo / g.numIdx) * g.axisSize * g.inner;
-      hi = (Math.floor(pHi / g.numIdx) + 1) * g.axisSize * g.inner;
+    let rmin = Infinity;
+    let rmax = -Infinity;
+    for (let p = pLo; p <= pHi; p++) {
+      const row = rowOf(g, p);
+      rmin = Math.min(rmin, row);
+      rmax = Math.max(rmax, row);
     }
+    const lo = rmin * g.inner;
+    const hi = (rmax + 1) * g.inner;
     broughtMax = Math.max(broughtMax, hi - lo);
     const [jLo, jHi] = indexWindow(g, pLo, pHi);
     ctx.vertex(
@@ -180,11 +195,109 @@ function lowerGather(op: Op, ctx: LowerContext): void {
       { inner: g.inner, begin: r.begin, dataBase: lo, numIdx: g.numIdx, axisSize: g.axisSize, idxBase: jLo },
     );
   }
-  ctx.note(
-    'gather',
-    `${g.constant ? 'constant' : 'runtime'} indices: each output tile reads up to ${broughtMax} of the ${data.size} data elements ` +
-      `(${broughtMax * DTYPE_BYTES[data.dtype]} bytes per tile)`,
+  ctx.note('gather', `constant indices: each output tile reads up to ${broughtMax} of the ${data.size} data elements (${broughtMax * DTYPE_BYTES[data.dtype]} bytes per tile)`);
+}
+
+/** The lookup plan of a Gather (or its grad) with runtime indices. */
+function planOf(g: GatherGeometry, dtype: DeviceDType, device: DeviceSpec): SlicePlan {
+  return planSlice({ outer: g.outer, axisSize: g.axisSize, inner: g.inner, numIdx: g.numIdx, dtype }, device);
+}
+
+/** The slices of `t` ([rows, inner]) for rows [lo, hi) x columns [c0, c1) on `tile`: in place, or gathered there by the exchange. */
+function block(ctx: LowerContext, t: BuildTensor, inner: number, lo: number, hi: number, c0: number, c1: number, tile: number): Slice[] {
+  return ctx.gather(t, blockRuns(inner, lo, hi, c0, c1), tile);
+}
+
+function planNote(p: SlicePlan): string {
+  const C = planC(p);
+  return (
+    `runtime indices: multiSlice plan, table ${p.rows} x ${p.inner} split into ${p.R} row group(s) of ${p.rowsPer} and ${C} column group(s) of ` +
+    `${p.colBounds[1] - p.colBounds[0]} on ${p.R * C} tiles; ${p.R > 1 ? `a combine stage over ${p.B * C} tiles picks each row from its owner's partial` : 'no combine stage'}` +
+    ` (estimate ${p.cycles} cycles, ${Math.ceil(p.bytesPerTile)} bytes per tile)`
   );
+}
+
+/**
+ * popops::multiSlice (src/lower/slice-planner.ts): tile (r, c) looks every
+ * index up in its block of the table (rows of group r, columns of group c);
+ * with one row group that is the output, else a partial that the combine
+ * stage reads where the index's row lives.
+ */
+function lowerLookup(ctx: LowerContext, g: GatherGeometry, data: BuildTensor, indices: BuildTensor, out: BuildTensor): void {
+  if (data.size === 0) {
+    // Every index is out of range of an empty axis: zero rows.
+    zeroIntervals(ctx, out, [[0, out.size]], 'gather/zero');
+    return;
+  }
+  const p = planOf(g, data.dtype, ctx.device);
+  const C = planC(p);
+  ctx.graph.setTileMapping(out, outputMapping(p), ctx.op.name);
+  const nOut = g.outer * g.numIdx;
+  ctx.computeSet('lookup');
+  const partials: BuildTensor[] = [];
+  for (let r = 0; r < p.R; r++) {
+    const [lo, hi] = groupRows(p, r);
+    const [pLo, pHi] = p.R === 1 ? [0, nOut] : groupOutRows(p, r);
+    const nP = pHi - pLo;
+    let partial: BuildTensor | undefined;
+    if (p.R > 1) {
+      // [C][nP][cols]: each column group's block contiguous on its tile.
+      partial = ctx.addTensor(`partial${r}`, out.dtype, [nP * g.inner]);
+      ctx.graph.setTileMapping(
+        partial,
+        Array.from({ length: C }, (_, c) => ({ tile: blockTile(p, r, c), begin: nP * p.colBounds[c], end: nP * p.colBounds[c + 1] })),
+        ctx.op.name,
+      );
+      partials.push(partial);
+    }
+    if (nP === 0 || hi <= lo) continue;
+    for (let c = 0; c < C; c++) {
+      const [c0, c1] = [p.colBounds[c], p.colBounds[c + 1]];
+      if (c1 <= c0) continue;
+      const tile = blockTile(p, r, c);
+      const outField = partial ? [ctx.slice(partial, nP * c0, nP * c1)] : blockRuns(g.inner, 0, nOut, c0, c1).map(([b, e]) => ctx.slice(out, b, e));
+      ctx.vertex(
+        'MultiSlice',
+        tile,
+        { base: block(ctx, data, g.inner, lo, hi, c0, c1, tile), offsets: ctx.onTile(indices, 0, g.numIdx, tile), out: outField },
+        { cols: c1 - c0, rowBase: lo, rows: hi - lo, numIdx: g.numIdx, axisSize: g.axisSize, idxBase: 0, outRowBase: pLo, zeroMissing: partial ? 0 : 1 },
+      );
+    }
+  }
+  ctx.note('gather', planNote(p));
+  if (p.R === 1) return;
+  ctx.computeSet('combine');
+  for (let b = 0; b < p.B; b++) {
+    const [qLo, qHi] = blockOutRows(p, b);
+    if (qHi <= qLo) continue;
+    const [jLo, jHi] = indexWindow(g, qLo, qHi - 1);
+    for (let c = 0; c < C; c++) {
+      const [c0, c1] = [p.colBounds[c], p.colBounds[c + 1]];
+      if (c1 <= c0) continue;
+      const tile = outBlockTile(p, b, c);
+      const parts: Slice[] = [];
+      const partGroup: number[] = [];
+      const partRow: number[] = [];
+      for (let r = 0; r < p.R; r++) {
+        const [pLo, pHi] = groupOutRows(p, r);
+        const a = Math.max(qLo, pLo);
+        const e = Math.min(qHi, pHi);
+        if (e <= a || groupRows(p, r)[1] <= groupRows(p, r)[0]) continue;
+        const nP = pHi - pLo;
+        const at = nP * c0 + (a - pLo) * (c1 - c0);
+        parts.push(ctx.onTile(partials[r], at, at + (e - a) * (c1 - c0), tile));
+        partGroup.push(r);
+        partRow.push(a);
+      }
+      ctx.vertex(
+        'MultiSliceCombine',
+        tile,
+        { parts, offsets: ctx.onTile(indices, jLo, jHi, tile), out: blockRuns(g.inner, qLo, qHi, c0, c1).map(([s, e]) => ctx.slice(out, s, e)) },
+        { cols: c1 - c0, rowsPer: p.rowsPer, numIdx: g.numIdx, axisSize: g.axisSize, idxBase: jLo, outRowBase: qLo },
+        { partGroup, partRow },
+      );
+    }
+  }
 }
 
 function lowerGatherGrad(op: Op, ctx: LowerContext): void {
@@ -192,35 +305,30 @@ function lowerGatherGrad(op: Op, ctx: LowerContext): void {
   const dy = ctx.input(0);
   const indices = ctx.input(1);
   const out = ctx.output(0);
+  if (!g.constant) {
+    lowerUpdateAdd(ctx, g, dy, indices, out);
+    return;
+  }
   const ranges = ctx.ranges(out);
-  const block = g.axisSize * g.inner;
-  // Output-gradient rows [pLo, pHi] each range reads: those of its outer positions (runtime
-  // indices), or only the rows whose data row overlaps it (constant indices).
+  // Output-gradient rows [pLo, pHi] each range reads: only the rows whose data row overlaps it.
   const lo = new Array<number>(ranges.length).fill(Infinity);
   const hi = new Array<number>(ranges.length).fill(-Infinity);
-  if (g.constant) {
-    const rangeAt = (e: number) => {
-      let a = 0;
-      let b = ranges.length - 1;
-      while (a < b) {
-        const mid = (a + b + 1) >> 1;
-        if (ranges[mid].begin <= e) a = mid;
-        else b = mid - 1;
-      }
-      return a;
-    };
-    for (let p = 0; p < g.outer * g.numIdx; p++) {
-      const d0 = rowOf(g, p) * g.inner;
-      for (let k = rangeAt(d0); k < ranges.length && ranges[k].begin < d0 + g.inner; k++) {
-        if (ranges[k].end <= d0) continue;
-        lo[k] = Math.min(lo[k], p);
-        hi[k] = Math.max(hi[k], p);
-      }
+  const rangeAt = (e: number) => {
+    let a = 0;
+    let b = ranges.length - 1;
+    while (a < b) {
+      const mid = (a + b + 1) >> 1;
+      if (ranges[mid].begin <= e) a = mid;
+      else b = mid - 1;
     }
-  } else if (g.numIdx > 0) {
-    for (const [k, r] of ranges.entries()) {
-      lo[k] = Math.floor(r.begin / block) * g.numIdx;
-      hi[k] = (Math.floor((r.end - 1) / block) + 1) * g.numIdx - 1;
+    return a;
+  };
+  for (let p = 0; p < g.outer * g.numIdx; p++) {
+    const d0 = rowOf(g, p) * g.inner;
+    for (let k = rangeAt(d0); k < ranges.length && ranges[k].begin < d0 + g.inner; k++) {
+      if (ranges[k].end <= d0) continue;
+      lo[k] = Math.min(lo[k], p);
+      hi[k] = Math.max(hi[k], p);
     }
   }
   const empty: [number, number][] = [];
@@ -247,6 +355,56 @@ function lowerGatherGrad(op: Op, ctx: LowerContext): void {
   zeroIntervals(ctx, out, empty, 'gather-grad/zero', used.length > 0);
 }
 
+/**
+ * popops::multiUpdateAdd on the lookup plan: dTable is mapped like the table;
+ * tile (r, c) zeroes its block and adds the output-gradient rows (columns of
+ * group c, brought by the exchange) whose index lands in it, in row order.
+ * Owner-computes: no two tiles write one element, so no combining stage.
+ */
+function lowerUpdateAdd(ctx: LowerContext, g: GatherGeometry, dy: BuildTensor, indices: BuildTensor, out: BuildTensor): void {
+  if (out.size === 0) return;
+  const p = planOf(g, out.dtype, ctx.device);
+  const C = planC(p);
+  ctx.graph.setTileMapping(out, tableMapping(p), ctx.op.name);
+  if (g.numIdx === 0 || g.inner === 0) {
+    zeroIntervals(ctx, out, [[0, out.size]], 'gather-grad/zero');
+    return;
+  }
+  ctx.computeSet('update');
+  for (let r = 0; r < p.R; r++) {
+    const [lo, hi] = groupRows(p, r);
+    if (hi <= lo) continue;
+    const [pLo, pHi] = p.R === 1 ? [0, g.outer * g.numIdx] : groupOutRows(p, r);
+    for (let c = 0; c < C; c++) {
+      const [c0, c1] = [p.colBounds[c], p.colBounds[c + 1]];
+      if (c1 <= c0) continue;
+      const tile = blockTile(p, r, c);
+      ctx.vertex(
+        'MultiUpdateAdd',
+        tile,
+        {
+          grads: block(ctx, dy, g.inner, pLo, pHi, c0, c1, tile),
+          offsets: ctx.onTile(indices, 0, g.numIdx, tile),
+          out: blockRuns(g.inner, lo, hi, c0, c1).map(([b, e]) => ctx.slice(out, b, e)),
+        },
+        { cols: c1 - c0, rowBase: lo, rows: hi - lo, numIdx: g.numIdx, axisSize: g.axisSize, idxBase: 0, gradRowBase: pLo },
+      );
+    }
+  }
+  ctx.note('gather-grad', `runtime indices: multiUpdateAdd on the lookup's plan, dTable mapped like the table (${p.R} row group(s) x ${C} column group(s))`);
+}
+
+/**
+ * createSliceableTensor: a table read with runtime indices is created where
+ * the lookup plan reads it (and its gradient is mapped the same way); the
+ * indices and constant-index tables have no preference.
+ */
+function gatherInputLayout(op: Op, index: number, device: DeviceSpec): TileRange[] | undefined {
+  const g = (op as GatherOp).geometry();
+  if (index !== 0 || g.constant || g.outer * g.numIdx * g.inner === 0 || g.outer * g.axisSize * g.inner === 0) return undefined;
+  return tableMapping(planOf(g, op.inInfo(0).dtype as DeviceDType, device));
+}
+
 export const gatherDefinitions: OpDefinition[] = [
   ...versions('Gather', [11, 13], (id) => ({
     description: 'out = data with axis indexed by indices (constant or runtime int32, any shape; an embedding lookup on axis 0); gradient for data only',
@@ -255,6 +413,7 @@ export const gatherDefinitions: OpDefinition[] = [
     attributes: { axis: { type: 'int', default: 0, description: 'axis to gather on, in [-r, r-1]' } },
     grad: true,
     create: ({ attributes, settings }) => new GatherOp(attributes.int('axis'), settings, id),
+    createInput: gatherInputLayout,
     lower: lowerGather,
   })),
   { id: GATHER_GRAD, description: 'dData = zeros with the rows of dOut added at their indices (repeated indices accumulate)', lower: lowerGatherGrad },

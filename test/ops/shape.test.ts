@@ -387,14 +387,16 @@ describe('Gather', () => {
     expect(copies.copies.length).toBeGreaterThan(0);
   });
 
-  it('spans 4 tiles: every output tile reads the table it needs', async () => {
+  it('runtime indices: a multiSlice plan looks each index up where the table lives, never copying the table', async () => {
     const c: OpCase = { op: 'Gather', inputs: { table: f32([40, 6], 69), idx: i32([8, 4], Array.from({ length: 32 }, (_, i) => (i * 13) % 40)) }, ...EXACT };
     await checkForward(c);
     const r = await inspect(c);
-    expect(r.outTiles).toBe(4);
-    expect(r.computeSets.flatMap((cs) => cs.vertices.map((v) => v.tile))).toEqual([0, 1, 2, 3]);
-    expect(r.crossTile).toBeGreaterThan(0);
-    expect(r.program.notes?.some((n) => n.op === 'Gather_0' && /runtime indices: each output tile reads up to 240 of the 240 data elements/.test(n.text))).toBe(true);
+    expect(r.program.notes?.some((n) => n.op === 'Gather_0' && /runtime indices: multiSlice plan/.test(n.text))).toBe(true);
+    expect(r.computeSets.flatMap((cs) => cs.vertices.map((v) => v.codelet))).toContain('MultiSlice');
+    // The table was created where the lookup reads it: no exchange copy reads its bytes.
+    const table = r.program.tensors.find((t) => t.name === 'table')!;
+    const bytes = (tile: number) => table.intervals.filter((i) => i.tile === tile).map((i) => [i.offset, i.offset + (i.end - i.begin) * 4]);
+    expect(r.copies.filter((x) => bytes(x.srcTile).some(([lo, hi]) => x.srcOffset < hi && x.srcOffset + x.bytes > lo))).toEqual([]);
   });
 
   it('the data gradient adds rows at their indices, repeated indices accumulating (runtime and constant indices)', async () => {
