@@ -53,7 +53,7 @@ export interface ReadLayoutOptions {
  * vertex costs about as much as the exchange of a few hundred bytes, more
  * than a short strided run saves.
  */
-export const MAX_INTERVALS_PER_TILE = 4;
+export const MAX_INTERVALS_PER_TILE = 2;
 
 /** The mapping of a tensor of `size` elements read as `groups` say, or undefined when too fragmented (see the file comment). */
 export function layoutFromReads(size: number, groups: readonly ReadGroup[], o: ReadLayoutOptions): TileRange[] | undefined {
