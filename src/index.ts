@@ -14,6 +14,8 @@ export type { OpDefinition, OpModule, OpCreateArgs, AttributeDef, Lowering, Inpu
 export { LowerContext } from './lower/context.js';
 export type { BuildTensor, Slice, TileRange } from './lower/devicegraph.js';
 export { mapElementwise, mapBinaryBroadcast } from './lower/elementwise.js';
+export { layoutFromReads, MAX_INTERVALS_PER_TILE } from './lower/layout.js';
+export type { ReadGroup, ReadLayoutOptions, Run } from './lower/layout.js';
 export { reduceLeading } from './lower/reduce.js';
 export { mapBroadcast, type Operand, type MapBroadcastOptions } from './lower/broadcast.js';
 export { reduceAxes, type ReduceAxesOptions } from './lower/reduce-axes.js';

@@ -5,10 +5,12 @@
  * returns data already there, or allocates a copy on that tile and adds the
  * tile-to-tile copies to the exchange that runs before the compute set.
  */
+import { vectorWidth } from '../../sim/codelets/estimators.js';
 import type { DeviceSpec } from '../../sim/device.js';
-import type { DeviceDType, ProgramStep, TensorCategory } from '../../sim/program.js';
-import type { Op } from '../ir/op.js';
+import { DTYPE_BYTES, type DeviceDType, type ProgramStep, type TensorCategory } from '../../sim/program.js';
+import { isGradOp, type Op } from '../ir/op.js';
 import type { BuildTensor, DeviceGraph, Slice, TileRange } from './devicegraph.js';
+import { layoutTile, linearLayout } from './linear.js';
 
 /** Where the op sits in the schedule, for in-place decisions (the lowering pass fills it in). */
 export interface LowerSchedule {
@@ -39,6 +41,12 @@ export class LowerContext {
    * is unchanged.
    */
   private arenas = new Map<number, { tensor: BuildTensor; used: number; tile: number }>();
+  /**
+   * Bytes of tensors a consumer laid out (createInput) that this op brings
+   * from other tiles, and would have brought had they been mapped linearly
+   * (the same size by mapLinearly's rule): `sim compile` notes the difference.
+   */
+  private readonly layoutBytes = { actual: 0, linear: 0 };
 
   constructor(
     readonly graph: DeviceGraph,
@@ -87,6 +95,18 @@ export class LowerContext {
     const prev = this.tensors.get(id);
     if (prev && prev !== t && this.made.has(prev) && !this.graph.isReferenced(prev)) this.graph.drop(prev);
     this.tensors.set(id, t);
+  }
+
+  /**
+   * For a grad op: the device tensor of the forward input its output i is the
+   * gradient of (a weight, for the weight-gradient matmul), so the output can
+   * be mapped like it; undefined for other ops.
+   */
+  gradientOf(i = 0): BuildTensor | undefined {
+    if (!isGradOp(this.op)) return undefined;
+    const fwdIndex = this.op.gradOutToNonGradIn().get(i);
+    if (fwdIndex === undefined || !this.op.fwdOp.hasInput(fwdIndex)) return undefined;
+    return this.tensors.get(this.op.fwdOp.inId(fwdIndex));
   }
 
   /** The device tensor of output i, if output() or aliasOutput() gave it one. */
@@ -164,7 +184,10 @@ export class LowerContext {
    */
   onTile(t: BuildTensor, begin: number, end: number, tile: number): Slice {
     const here = this.graph.rangesOf(t, begin, end);
-    if (here.length === 1 && here[0].tile === tile && here[0].begin === begin && here[0].end === end) return this.slice(t, begin, end);
+    if (here.length === 1 && here[0].tile === tile && here[0].begin === begin && here[0].end === end) {
+      if (t.layoutBy) this.countLayout(t, begin, end, tile, here);
+      return this.slice(t, begin, end);
+    }
     const tileKey = `${t.id}:${tile}`;
     const within = this.copiesOn.get(tileKey)?.find((c) => c.begin <= begin && end <= c.end);
     if (within) return { tensor: within.slice.tensor, begin: within.slice.begin + (begin - within.begin), end: within.slice.begin + (end - within.begin) };
@@ -172,6 +195,7 @@ export class LowerContext {
     const cached = this.copies.get(key);
     if (cached) return cached;
     if (this.cs < 0) throw new Error(`internal: ${this.op.name} asks for data before opening a compute set`);
+    if (t.layoutBy) this.countLayout(t, begin, end, tile, here);
     const s = this.buffer(t, end - begin, tile);
     if (this.ex < 0) this.ex = this.graph.addExchange(`${this.graph.computeSets[this.cs].name}/exchange`, this.op.name);
     this.graph.addCopy(this.ex, this.slice(t, begin, end), s);
@@ -186,21 +210,23 @@ export class LowerContext {
    * Several runs of `t` read back to back on `tile` (a vector field): the runs
    * themselves (copied one by one where remote) when at most one must travel,
    * else one tensor on the tile filled by the exchange (one copy tensor and one
-   * region instead of one per run).
+   * region instead of one per run). `oneSlice`: always one slice (a vertex
+   * reading the runs as one region), the runs copied even when they are here.
    */
-  gather(t: BuildTensor, runs: readonly (readonly [number, number])[], tile: number): Slice[] {
+  gather(t: BuildTensor, runs: readonly (readonly [number, number])[], tile: number, opts: { oneSlice?: boolean } = {}): Slice[] {
     const remote = runs.filter(([b, e]) => {
       const here = this.graph.rangesOf(t, b, e);
       return !(here.length === 1 && here[0].tile === tile && here[0].begin === b && here[0].end === e);
     }).length;
     // Gathering also copies the runs already here: worth it only when several runs must travel.
-    if (remote < 2) return runs.map(([b, e]) => this.onTile(t, b, e, tile));
+    if (runs.length === 1 || (remote < 2 && !opts.oneSlice)) return runs.map(([b, e]) => this.onTile(t, b, e, tile));
     // Reuse an identical gather (a window several vertices read); long lists are not worth the key.
     const key = runs.length <= 64 ? `${t.id}:gather:${runs.map(([b, e]) => `${b}-${e}`).join(',')}:${tile}` : '';
     const cached = key ? this.copies.get(key) : undefined;
     if (cached) return [cached];
     if (this.cs < 0) throw new Error(`internal: ${this.op.name} asks for data before opening a compute set`);
     const size = runs.reduce((s, [b, e]) => s + (e - b), 0);
+    if (t.layoutBy) for (const [b, e] of runs) this.countLayout(t, b, e, tile, this.graph.rangesOf(t, b, e));
     const s = this.buffer(t, size, tile);
     if (this.ex < 0) this.ex = this.graph.addExchange(`${this.graph.computeSets[this.cs].name}/exchange`, this.op.name);
     let at = s.begin;
@@ -210,6 +236,21 @@ export class LowerContext {
     }
     if (key) this.copies.set(key, s);
     return [s];
+  }
+
+  /** Tally the bytes of [begin, end) of a consumer-laid-out `t` not on `tile` (`here`: its ranges), as mapped and as mapped linearly. */
+  private countLayout(t: BuildTensor, begin: number, end: number, tile: number, here: readonly TileRange[]): void {
+    const bytes = DTYPE_BYTES[t.dtype];
+    let local = 0;
+    for (const r of here) if (r.tile === tile) local += r.end - r.begin;
+    const d = this.device;
+    const numTiles = this.graph.numTiles;
+    const l = linearLayout(t.size, bytes, vectorWidth(t.dtype, d), d.minBytesPerTile, numTiles, d.tilesPerSharedBus);
+    // Linearly, `tile` holds at most one chunk: the one whose index lands on it.
+    const chunk = (tile - l.start + numTiles) % numTiles;
+    const linearLocal = chunk < l.tiles && layoutTile(l, chunk, numTiles) === tile ? Math.max(0, Math.min(end, (chunk + 1) * l.perTile) - Math.max(begin, chunk * l.perTile)) : 0;
+    this.layoutBytes.actual += (end - begin - local) * bytes;
+    this.layoutBytes.linear += (end - begin - linearLocal) * bytes;
   }
 
   /** `n` elements of `source` on `tile`, in the open compute set's buffer of its copies there. */
@@ -244,9 +285,21 @@ export class LowerContext {
     this.ex = -1;
   }
 
-  /** The program steps this op emitted, in order. */
+  /** The program steps this op emitted, in order (and the note of what consumer-chosen layouts saved it). */
   finish(): ProgramStep[] {
     this.flush();
+    const { actual, linear } = this.layoutBytes;
+    if (actual > 0 || linear > 0) {
+      const what = linear >= actual ? `layout saved ${formatBytes(linear - actual)} of exchange` : `layout cost ${formatBytes(actual - linear)} more exchange`;
+      this.note('layout', `${what}: it brings ${formatBytes(actual)} of inputs laid out by their consumers from other tiles, ${formatBytes(linear)} had they been mapped linearly`);
+    }
     return this.pending;
   }
+}
+
+/** Bytes for notes: 2.3 MB, 4.1 kB, 512 B. */
+export function formatBytes(b: number): string {
+  if (b >= 1e6) return `${(b / 1e6).toFixed(1)} MB`;
+  if (b >= 1e3) return `${(b / 1e3).toFixed(1)} kB`;
+  return `${b} B`;
 }

@@ -21,9 +21,13 @@ import type { OperatorIdentifier } from '../ir/opid.js';
 import type { OpDefinition } from '../ir/registry.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
-import { describeConvPlan, inputRows, planConv, type ConvShape } from '../lower/conv-planner.js';
+import { describeConvPlan, inputRows, planConv, type ConvPlan, type ConvShape } from '../lower/conv-planner.js';
 import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
-import type { MatMulDType } from '../lower/matmul-planner.js';
+import { linearMapping, type MatMulDType } from '../lower/matmul-planner.js';
+import { layoutFromReads, type ReadGroup } from '../lower/layout.js';
+import { vectorWidth } from '../../sim/codelets/estimators.js';
+import type { DeviceSpec } from '../../sim/device.js';
+import { DTYPE_BYTES } from '../../sim/program.js';
 import { channelSum, partialOnTile, planeWindowOnTile, reducePieces, type Piece } from '../lower/window.js';
 import { NnGradOp, floatInput, fwdInput, gid, gradOutIn, product, sameDTypeAs, versions, withoutEmpty } from './nn-util.js';
 import { backwardBox, forwardBox, geometryArrays, outShape, resolveGeometry, type Geometry } from './spatial.js';
@@ -159,6 +163,101 @@ function mergedRuns(runs: [number, number][]): [number, number][] {
   return out;
 }
 
+/** A forward plan's block of output rows x output channels for some batch items, owned by `owner` (its first tile). */
+interface ConvBlock {
+  owner: number;
+  n0: number;
+  n1: number;
+  r0: number;
+  r1: number;
+  m0: number;
+  m1: number;
+  /** Runs of Y it computes. */
+  out: [number, number][];
+}
+
+/** The forward plan's blocks, in the order the lowering places them. */
+function convBlocks(s: ConvShape, p: ConvPlan): ConvBlock[] {
+  const M = s.M;
+  const [O0, O1, O2] = s.outDims;
+  const outRest = O1 * O2;
+  const blocks: ConvBlock[] = [];
+  for (let nb = 0; nb < p.gN; nb++) {
+    for (let rb = 0; rb < p.gRow; rb++) {
+      for (let mb = 0; mb < p.gM; mb++) {
+        const owner = ((nb * p.gRow + rb) * p.gM + mb) * p.gC;
+        const n0 = nb * p.nBlock;
+        const n1 = Math.min(s.N, n0 + p.nBlock);
+        const r0 = rb * p.rowBlock;
+        const r1 = Math.min(O0, r0 + p.rowBlock);
+        const m0 = mb * p.mBlock;
+        const m1 = Math.min(M, m0 + p.mBlock);
+        const runs: [number, number][] = [];
+        for (let n = n0; n < n1; n++) for (let m = m0; m < m1; m++) runs.push([((n * M + m) * O0 + r0) * outRest, ((n * M + m) * O0 + r1) * outRest]);
+        blocks.push({ owner, n0, n1, r0, r1, m0, m1, out: mergedRuns(runs) });
+      }
+    }
+  }
+  return blocks;
+}
+
+/** What tile `owner + cb` of a block reads: its input channels, groups, input rows, and the runs of X and W. */
+function blockReads(s: ConvShape, p: ConvPlan, blk: ConvBlock, cb: number) {
+  const Cg = s.C / s.group;
+  const Mg = s.M / s.group;
+  const K = s.kernel[0] * s.kernel[1] * s.kernel[2];
+  const inRest = s.inDims[1] * s.inDims[2];
+  const inPlane = s.inDims[0] * inRest;
+  const g0 = Math.floor(blk.m0 / Mg);
+  const g1 = Math.floor((blk.m1 - 1) / Mg);
+  const [ih0, ih1] = inputRows(s, blk.r0, blk.r1);
+  const inRows = Math.max(1, ih1 - ih0);
+  const c0 = cb * p.cBlock;
+  const c1 = Math.min(Cg, c0 + p.cBlock);
+  const xRuns: [number, number][] = [];
+  for (let n = blk.n0; n < blk.n1; n++) {
+    for (let gi = g0; gi <= g1; gi++) {
+      for (let c = gi * Cg + c0; c < gi * Cg + c1; c++) xRuns.push([(n * s.C + c) * inPlane + ih0 * inRest, (n * s.C + c) * inPlane + (ih0 + inRows) * inRest]);
+    }
+  }
+  const wRuns: [number, number][] = [];
+  for (let m = blk.m0; m < blk.m1; m++) wRuns.push([(m * Cg + c0) * K, (m * Cg + c1) * K]);
+  return { tile: blk.owner + cb, c0, c1, g0, g1, ih0, inRows, xRuns: mergedRuns(xRuns), wRuns: mergedRuns(wRuns) };
+}
+
+/**
+ * createInput / createWeights: X (input 0) or W (input 1) laid out where the
+ * forward plan's tiles read them (src/lower/layout.ts): each tile's input box
+ * or weight block on it, shared in equal parts where several tiles read the
+ * same (the weights of an output-channel block over the batch and row
+ * blocks); undefined for the bias, or when the layout would leave a tile too
+ * many intervals.
+ */
+function convCreateInput(op: Op, index: number, device: DeviceSpec): TileRange[] | undefined {
+  if (index !== 0 && index !== 1) return undefined;
+  const conv = op as ConvOp;
+  const s = convShape(conv, conv.geometry());
+  const p = planConv(s, device).plan;
+  const groups = new Map<string, { tiles: number[]; runs: [number, number][] }>();
+  for (const blk of convBlocks(s, p)) {
+    for (let cb = 0; cb < p.gC; cb++) {
+      const r = blockReads(s, p, blk, cb);
+      const runs = index === 0 ? r.xRuns : r.wRuns;
+      const key = runs.map(([b, e]) => `${b}-${e}`).join(',');
+      let group = groups.get(key);
+      if (!group) groups.set(key, (group = { tiles: [], runs }));
+      if (!group.tiles.includes(r.tile)) group.tiles.push(r.tile);
+    }
+  }
+  const dtype = conv.inInfo(index).dtype as MatMulDType;
+  const size = product(conv.inInfo(index).shape);
+  const numTiles = device.ipus * device.tilesPerIpu;
+  const grain = vectorWidth(dtype, device);
+  const minElems = Math.max(grain, Math.ceil(device.minBytesPerTile / DTYPE_BYTES[dtype] / grain) * grain);
+  const read: ReadGroup[] = [...groups.values()];
+  return layoutFromReads(size, read, { grain, minElems, linear: linearMapping(size, dtype, device, numTiles), numTiles });
+}
+
 /**
  * Forward: the planned lowering (src/lower/conv-planner.ts). Y is mapped by
  * the plan: each block of output rows x output channels on the tile that
@@ -172,70 +271,25 @@ function lowerConv(op: Op, ctx: LowerContext): void {
   const result = planConv(s, ctx.device);
   const p = result.plan;
   ctx.note('conv plan', describeConvPlan(s, result));
-  const { C, M, Cg, Mg, K } = channels(g, s.group);
-  const [O0, O1, O2] = s.outDims;
-  const outRest = O1 * O2;
-  const inRest = s.inDims[1] * s.inDims[2];
-  const inPlane = s.inDims[0] * inRest;
+  const outRest = s.outDims[1] * s.outDims[2];
   const x = ctx.input(0);
   const w = ctx.input(1);
   const bias = conv.hasBias ? ctx.input(2) : undefined;
   const y = ctx.output(0);
   const arrays = geometryArrays(g);
 
-  interface Block {
-    owner: number;
-    n0: number;
-    n1: number;
-    r0: number;
-    r1: number;
-    m0: number;
-    m1: number;
-    out: [number, number][];
-  }
-  const blocks: Block[] = [];
+  const blocks = convBlocks(s, p);
   const mapping: TileRange[] = [];
-  for (let nb = 0; nb < p.gN; nb++) {
-    for (let rb = 0; rb < p.gRow; rb++) {
-      for (let mb = 0; mb < p.gM; mb++) {
-        const owner = ((nb * p.gRow + rb) * p.gM + mb) * p.gC;
-        const n0 = nb * p.nBlock;
-        const n1 = Math.min(s.N, n0 + p.nBlock);
-        const r0 = rb * p.rowBlock;
-        const r1 = Math.min(O0, r0 + p.rowBlock);
-        const m0 = mb * p.mBlock;
-        const m1 = Math.min(M, m0 + p.mBlock);
-        const runs: [number, number][] = [];
-        for (let n = n0; n < n1; n++) for (let m = m0; m < m1; m++) runs.push([((n * M + m) * O0 + r0) * outRest, ((n * M + m) * O0 + r1) * outRest]);
-        const out = mergedRuns(runs);
-        blocks.push({ owner, n0, n1, r0, r1, m0, m1, out });
-        for (const [b, e] of out) mapping.push({ tile: owner, begin: b, end: e });
-      }
-    }
-  }
+  for (const blk of blocks) for (const [b, e] of blk.out) mapping.push({ tile: blk.owner, begin: b, end: e });
   ctx.graph.setTileMapping(y, mapping);
 
   ctx.computeSet('conv');
   const partials: BuildTensor[][] = [];
   for (const [bi, blk] of blocks.entries()) {
-    const g0 = Math.floor(blk.m0 / Mg);
-    const g1 = Math.floor((blk.m1 - 1) / Mg);
-    const [ih0, ih1] = inputRows(s, blk.r0, blk.r1);
-    const inRows = Math.max(1, ih1 - ih0);
     const outCount = (blk.n1 - blk.n0) * (blk.m1 - blk.m0) * (blk.r1 - blk.r0) * outRest;
     partials.push([]);
     for (let cb = 0; cb < p.gC; cb++) {
-      const tile = blk.owner + cb;
-      const c0 = cb * p.cBlock;
-      const c1 = Math.min(Cg, c0 + p.cBlock);
-      const xRuns: [number, number][] = [];
-      for (let n = blk.n0; n < blk.n1; n++) {
-        for (let gi = g0; gi <= g1; gi++) {
-          for (let c = gi * Cg + c0; c < gi * Cg + c1; c++) xRuns.push([(n * C + c) * inPlane + ih0 * inRest, (n * C + c) * inPlane + (ih0 + inRows) * inRest]);
-        }
-      }
-      const wRuns: [number, number][] = [];
-      for (let m = blk.m0; m < blk.m1; m++) wRuns.push([(m * Cg + c0) * K, (m * Cg + c1) * K]);
+      const { tile, c0, c1, g0, g1, ih0, inRows, xRuns, wRuns } = blockReads(s, p, blk, cb);
       const final = p.gC === 1;
       let out: Slice[];
       if (final) out = blk.out.map(([b, e]) => ctx.slice(y, b, e));
@@ -248,8 +302,8 @@ function lowerConv(op: Op, ctx: LowerContext): void {
         final && bias ? 'NnConvBlockBias' : 'NnConvBlock',
         tile,
         {
-          in: ctx.gather(x, mergedRuns(xRuns), tile),
-          weights: ctx.gather(w, mergedRuns(wRuns), tile),
+          in: ctx.gather(x, xRuns, tile),
+          weights: ctx.gather(w, wRuns, tile),
           ...(final && bias ? { bias: ctx.onTile(bias, blk.m0, blk.m1, tile) } : {}),
           out,
         },
@@ -367,6 +421,8 @@ export const convDefinitions: OpDefinition[] = [
         },
         settings,
       ),
+    // createInput / createWeights: X and W laid out where the planned convolution reads them.
+    createInput: convCreateInput,
     lower: lowerConv,
   })),
   { id: gid('ConvGradX'), description: "dX: dY convolved with the weights transposed (taps that land between strides skipped)", lower: lowerConvGradX },

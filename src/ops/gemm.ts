@@ -22,7 +22,7 @@ import type { OperatorIdentifier } from '../ir/opid.js';
 import type { Expansion, ExpandArgs, OpDefinition } from '../ir/registry.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
-import { lowerMatMul } from './matmul.js';
+import { lowerMatMul, matMulCreateInput, problem2d } from './matmul.js';
 import { NnGradOp, fwdInput, gid, gradOutIn, versions } from './nn-util.js';
 
 /** Y [M, N] = op(A) op(B) for 2-D A and B as stored (op = transpose where the flag is set). */
@@ -94,6 +94,11 @@ const matMulTDefinitions: OpDefinition[] = [
     attributes: { transA: { type: 'int', default: 0 }, transB: { type: 'int', default: 0 } },
     grad: true,
     create: ({ attributes, settings }) => new MatMulTOp(MATMUL_T, attributes.int('transA') !== 0, attributes.int('transB') !== 0, settings),
+    // A Linear layer's weight (transB) laid out where the planned matmul reads it, as MatMul's.
+    createInput: (op, index, device) => {
+      const m = op as MatMulTOp;
+      return matMulCreateInput(op, index, device, problem2d(m.inInfo(0).shape, m.inInfo(1).shape, m.transA, m.transB));
+    },
     lower: (op, ctx) => {
       const m = op as MatMulTOp;
       lowerMatMul(ctx, 0, 1, m.transA, m.transB);

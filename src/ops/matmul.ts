@@ -22,10 +22,14 @@
 import { GradOp, GradOpInType, Op, type GradInOutMapper, type OpSettings } from '../ir/op.js';
 import type { OpDefinition } from '../ir/registry.js';
 import { fmtInfo, nelms, type TensorInfo } from '../ir/tensorinfo.js';
+import { vectorWidth } from '../../sim/codelets/estimators.js';
+import type { DeviceSpec } from '../../sim/device.js';
+import { DTYPE_BYTES } from '../../sim/program.js';
 import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
+import { layoutFromReads, type ReadGroup } from '../lower/layout.js';
 import { layoutTile } from '../lower/linear.js';
-import { describePlan, linearMapping, planMatMul, type MatMulDType, type MatMulPlan, type MatMulShape } from '../lower/matmul-planner.js';
+import { describePlan, linearMapping, planMatMul, type MatMulDType, type MatMulPlan, type MatMulShape, type PlanResult } from '../lower/matmul-planner.js';
 
 const MATMUL = { domain: 'ai.onnx', type: 'MatMul', version: 13 };
 const LHS_GRAD = { domain: 'ai.graphcore', type: 'MatMulLhsGrad', version: 1 };
@@ -389,6 +393,175 @@ function windowBlocks(p: MatMulProblem, plan: MatMulPlan, w: Window): Block[] {
   return blocks;
 }
 
+/** The serial steps' windows of the output, in the order they run. */
+function planWindows(p: MatMulProblem, plan: MatMulPlan): Window[] {
+  const windows: Window[] = [];
+  for (let sm = 0; sm < plan.serialM; sm++)
+    for (let sn = 0; sn < plan.serialN; sn++)
+      windows.push({ r: [sm * plan.stepM, Math.min(p.m, (sm + 1) * plan.stepM)], j: [sn * plan.stepN, Math.min(p.n, (sn + 1) * plan.stepN)] });
+  return windows;
+}
+
+/** What a problem's plan depends on besides its shapes and the device: its operands' sizes and the dtypes. */
+export interface MatMulOperands {
+  aElems: number;
+  bElems: number;
+  inDtype: MatMulDType;
+  outDtype: MatMulDType;
+}
+
+/**
+ * The plan lowerMatMulProblem follows. With `holders` (tiles holding each
+ * operand as mapped) the planner costs the operands' exchange from them;
+ * without, from the shapes and the device alone, as createInput plans before
+ * anything is mapped: an op that created an operand plans that way in both,
+ * so the layout and the lowering see one plan.
+ */
+export function matMulPlan(p: MatMulProblem, o: MatMulOperands, device: DeviceSpec, holders?: { a: number; b: number }): PlanResult {
+  return planMatMul(problemShape(p, o.inDtype, o.outDtype), device, { aElems: o.aElems, bElems: o.bElems, ...(holders ? { aHolders: holders.a, bHolders: holders.b } : {}) });
+}
+
+/**
+ * createMatMulInputLHS / RHS: a mapping of operand A or B of problem p that
+ * puts each block the plan reads on the tiles reading it
+ * (src/lower/layout.ts): a block one tile reads wholly on that tile, a block
+ * broadcast over the other operand's split in equal shares over its readers;
+ * undefined when that leaves a tile too many intervals (strided blocks).
+ */
+export function matMulInputLayout(p: MatMulProblem, which: 'a' | 'b', o: MatMulOperands, device: DeviceSpec): TileRange[] | undefined {
+  const plan = matMulPlan(p, o, device).plan;
+  const numTiles = device.ipus * device.tilesPerIpu;
+  const groups = new Map<string, { tiles: number[]; runs: Range[] }>();
+  for (const w of planWindows(p, plan))
+    for (const bl of windowBlocks(p, plan, w)) {
+      const key = which === 'a' ? `${bl.g}:${bl.r}:${bl.c}` : `${bl.g}:${bl.c}:${bl.j}`;
+      let group = groups.get(key);
+      if (!group) {
+        const runs = which === 'a' ? aRanges(p, bl.g[0], bl.g[1], bl.r[0], bl.r[1], bl.c[0], bl.c[1]) : bRanges(p, bl.g[0], bl.g[1], bl.c[0], bl.c[1], bl.j[0], bl.j[1]);
+        group = { tiles: [], runs };
+        groups.set(key, group);
+      }
+      if (!group.tiles.includes(bl.tile)) group.tiles.push(bl.tile);
+    }
+  const size = which === 'a' ? o.aElems : o.bElems;
+  const grain = vectorWidth(o.inDtype, device);
+  const minElems = Math.max(grain, Math.ceil(device.minBytesPerTile / DTYPE_BYTES[o.inDtype] / grain) * grain);
+  const read: ReadGroup[] = [...groups.values()];
+  return layoutFromReads(size, read, { grain, minElems, linear: linearMapping(size, o.inDtype, device, numTiles), numTiles });
+}
+
+/** The variable whose gradient this op's output is, when the output has its size: the output is then mapped like it. */
+function gradientTarget(ctx: LowerContext, out: BuildTensor): BuildTensor | undefined {
+  const v = ctx.gradientOf(0);
+  return v && v.category === 'variable' && v.size === out.size && v.dtype === out.dtype && v.mapping ? v : undefined;
+}
+
+/** A reduction tile's share of a window: window-local runs. */
+interface Chunk {
+  tile: number;
+  runs: Range[];
+}
+
+/** The reduction's share of a window by mapLinearly's rule (start tile included), in window-local order. */
+function linearChunks(ctx: LowerContext, p: MatMulProblem, w: Window, outDtype: MatMulDType): Chunk[] {
+  const numTiles = ctx.graph.numTiles;
+  const elems = p.groups * (w.r[1] - w.r[0]) * (w.j[1] - w.j[0]);
+  const l = linearMapping(elems, outDtype, ctx.device, numTiles);
+  return Array.from({ length: l.tiles }, (_, t): Chunk => ({ tile: layoutTile(l, t, numTiles), runs: [[t * l.perTile, Math.min(elems, (t + 1) * l.perTile)]] })).filter((ch) => ch.runs[0][0] < ch.runs[0][1]);
+}
+
+/** The reduction's share of a window where `like` (the output's variable) has each element: window-local runs per tile. */
+function chunksLike(ctx: LowerContext, p: MatMulProblem, w: Window, like: BuildTensor): Chunk[] {
+  const rows = w.r[1] - w.r[0];
+  const cols = w.j[1] - w.j[0];
+  const byTile = new Map<number, Range[]>();
+  for (let g = 0; g < p.groups; g++)
+    for (let r = w.r[0]; r < w.r[1]; r++) {
+      const at = (g * p.m + r) * p.n + w.j[0];
+      const local = (g * rows + r - w.r[0]) * cols;
+      for (const x of ctx.ranges(like, at, at + cols)) {
+        let runs = byTile.get(x.tile);
+        if (!runs) byTile.set(x.tile, (runs = []));
+        push(runs, local + x.begin - at, local + x.end - at);
+      }
+    }
+  return [...byTile].sort((x, y) => x[0] - y[0]).map(([tile, runs]) => ({ tile, runs }));
+}
+
+/**
+ * A whole contraction per tile: each window's output blocks stay where they
+ * are computed, but which tiles compute which blocks is free. Move the plan's
+ * tiles in whole shared-bus groups (bus-mates take the same operand block, and
+ * the exchange charges them once: moving single tiles would split them), each
+ * group onto the group holding most of its blocks' elements of `like` at the
+ * same places (greedily, the largest overlaps first, one group each), so the
+ * optimizer's update finds much of the gradient in place; kept as planned
+ * when that gains nothing. Returns the elements now on their variable's tile.
+ */
+function placeBlocksLike(ctx: LowerContext, p: MatMulProblem, windows: Window[], blocks: Block[][], like: BuildTensor): number {
+  const bus = Math.max(1, ctx.device.tilesPerSharedBus);
+  const groupsOnDevice = Math.floor(ctx.graph.numTiles / bus);
+  let inPlace = 0;
+  windows.forEach((w, s) => {
+    // Per planned group, the overlap with each target group (a block at offset o of its group going to offset o).
+    const tally = new Map<number, Map<number, number>>();
+    let kept = 0;
+    for (const bl of blocks[s]) {
+      const from = Math.floor(bl.tile / bus);
+      const offset = bl.tile % bus;
+      let t = tally.get(from);
+      if (!t) tally.set(from, (t = new Map()));
+      for (const [b, e] of windowBlockRanges(w, bl.g, bl.r, bl.j))
+        for (const [ob, oe] of windowToOut(p, w, b, e))
+          for (const x of ctx.ranges(like, ob, oe)) {
+            if (x.tile % bus !== offset) continue;
+            const to = Math.floor(x.tile / bus);
+            if (to >= groupsOnDevice) continue;
+            t.set(to, (t.get(to) ?? 0) + x.end - x.begin);
+            if (x.tile === bl.tile) kept += x.end - x.begin;
+          }
+    }
+    const candidates: { from: number; to: number; n: number }[] = [];
+    for (const [from, t] of tally) for (const [to, n] of t) candidates.push({ from, to, n });
+    candidates.sort((x, y) => y.n - x.n || x.from - y.from || x.to - y.to);
+    const moved = new Map<number, number>();
+    const taken = new Set<number>();
+    let gained = 0;
+    for (const c of candidates) {
+      if (moved.has(c.from) || taken.has(c.to)) continue;
+      moved.set(c.from, c.to);
+      taken.add(c.to);
+      gained += c.n;
+    }
+    if (gained <= kept) {
+      inPlace += kept;
+      return;
+    }
+    // The other groups on their planned group when it is free, else on the first free one.
+    const planned = [...tally.keys()].sort((x, y) => x - y);
+    for (const g of planned) {
+      if (moved.has(g) || taken.has(g)) continue;
+      taken.add(g);
+      moved.set(g, g);
+    }
+    let free = 0;
+    for (const g of planned) {
+      if (moved.has(g)) continue;
+      while (taken.has(free)) free++;
+      taken.add(free);
+      moved.set(g, free);
+    }
+    // A group moved past the device's last whole group (a partial one at the end): keep the plan.
+    if ([...moved].some(([from, to]) => from !== to && to >= groupsOnDevice)) {
+      inPlace += kept;
+      return;
+    }
+    inPlace += gained;
+    for (const bl of blocks[s]) bl.tile = moved.get(Math.floor(bl.tile / bus))! * bus + (bl.tile % bus);
+  });
+  return inPlace;
+}
+
 /**
  * Lower a matmul problem to the device: plan it, explain the plan, create
  * output 0 (mapped by the plan), and for each serial step run the AMP stage
@@ -396,29 +569,27 @@ function windowBlocks(p: MatMulProblem, plan: MatMulPlan, w: Window): Block[] {
  */
 export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: BuildTensor, b: BuildTensor): void {
   const outDtype = ctx.op.outInfo(0).dtype as MatMulDType;
-  const shape = problemShape(p, a.dtype as MatMulDType, outDtype);
-  const result = planMatMul(shape, ctx.device, { aHolders: holders(ctx, a), bHolders: holders(ctx, b), aElems: a.size, bElems: b.size });
-  ctx.note('plan', describePlan(shape, result));
+  const operands: MatMulOperands = { aElems: a.size, bElems: b.size, inDtype: a.dtype as MatMulDType, outDtype };
+  // An operand this op created (createInput) was laid out by the plan of the shapes alone: plan so again.
+  const created = a.layoutBy?.op === ctx.op.name || b.layoutBy?.op === ctx.op.name;
+  const result = matMulPlan(p, operands, ctx.device, created ? undefined : { a: holders(ctx, a), b: holders(ctx, b) });
+  ctx.note('plan', describePlan(problemShape(p, operands.inDtype, outDtype), result));
   const plan = result.plan;
   const gK = plan.gK;
   const out = ctx.output(0);
 
-  const windows: Window[] = [];
-  for (let sm = 0; sm < plan.serialM; sm++)
-    for (let sn = 0; sn < plan.serialN; sn++)
-      windows.push({ r: [sm * plan.stepM, Math.min(p.m, (sm + 1) * plan.stepM)], j: [sn * plan.stepN, Math.min(p.n, (sn + 1) * plan.stepN)] });
+  const windows = planWindows(p, plan);
   const blocks = windows.map((w) => windowBlocks(p, plan, w));
-  // The reduction's share of each window: its elements (window-local order) linearly over the tiles, by
-  // mapLinearly's rule (start tile included), so a whole-output window leaves the output mapped exactly as
-  // mapLinearly maps a tensor of its size: a weight gradient lands on its weight's tiles, and the update needs no exchange.
-  const numTiles = ctx.graph.numTiles;
-  const chunks = windows.map((w) => {
-    const elems = p.groups * (w.r[1] - w.r[0]) * (w.j[1] - w.j[0]);
-    const l = linearMapping(elems, outDtype, ctx.device, numTiles);
-    return Array.from({ length: l.tiles }, (_, t): { tile: number; c: Range } => ({ tile: layoutTile(l, t, numTiles), c: [t * l.perTile, Math.min(elems, (t + 1) * l.perTile)] })).filter(
-      (ch) => ch.c[0] < ch.c[1],
-    );
-  });
+  // The gradient of a variable lives where the variable does, so the optimizer's update reads it in place: a
+  // split contraction reduces each element on its variable's tile; a whole one puts each block on the tile
+  // holding most of it. Otherwise the reduction's share of each window is its elements (window-local order)
+  // linearly over the tiles, by mapLinearly's rule, start tile included.
+  const like = gradientTarget(ctx, out);
+  if (like) {
+    const inPlace = gK > 1 ? out.size : placeBlocksLike(ctx, p, windows, blocks, like);
+    ctx.note('layout', `output is the gradient of '${like.name}': mapped like it (${Math.round((100 * inPlace) / out.size)}% of its elements on the tile holding the variable's)`);
+  }
+  const chunks = windows.map((w) => (like ? chunksLike(ctx, p, w, like) : linearChunks(ctx, p, w, outDtype)));
 
   // The output lives where it is computed: on the AMP tiles when the contraction is whole, else on the reducing tiles.
   const outMapping: TileRange[] = [];
@@ -426,7 +597,7 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
     if (gK === 1) {
       for (const bl of blocks[s]) for (const [begin, end] of windowBlockRanges(w, bl.g, bl.r, bl.j)) for (const [ob, oe] of windowToOut(p, w, begin, end)) outMapping.push({ tile: bl.tile, begin: ob, end: oe });
     } else {
-      for (const ch of chunks[s]) for (const [begin, end] of windowToOut(p, w, ch.c[0], ch.c[1])) outMapping.push({ tile: ch.tile, begin, end });
+      for (const ch of chunks[s]) for (const [c0, c1] of ch.runs) for (const [begin, end] of windowToOut(p, w, c0, c1)) outMapping.push({ tile: ch.tile, begin, end });
     }
   });
   ctx.graph.setTileMapping(out, outMapping);
@@ -471,11 +642,23 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
 
     ctx.computeSet(`reduce${suffix}`);
     for (const ch of chunks[s]) {
-      const parts = Array.from({ length: gK }, (_, kk) => ctx.onTile(partials, kk * elems + ch.c[0], kk * elems + ch.c[1], ch.tile));
-      const pieces = windowToOut(p, w, ch.c[0], ch.c[1]).map(([begin, end]) => ctx.slice(out, begin, end));
+      // Each partial as one region (the vertex reads partial kk's elements in the order of its output pieces).
+      const parts = Array.from({ length: gK }, (_, kk) =>
+        ch.runs.length === 1 ? ctx.onTile(partials, kk * elems + ch.runs[0][0], kk * elems + ch.runs[0][1], ch.tile) : ctx.gather(partials, ch.runs.map(([c0, c1]) => [kk * elems + c0, kk * elems + c1] as const), ch.tile, { oneSlice: true })[0],
+      );
+      const pieces = ch.runs.flatMap(([c0, c1]) => windowToOut(p, w, c0, c1)).map(([begin, end]) => ctx.slice(out, begin, end));
       ctx.vertex('MatMulReduce', ch.tile, { partials: parts, out: pieces });
     }
   });
+}
+
+/** The problem of out[m, n] = op(A) x op(B) for 2-D A and B as stored (op = transpose where the flag is set). */
+export function problem2d(as: readonly number[], bs: readonly number[], transA: boolean, transB: boolean): MatMulProblem {
+  const m = transA ? as[1] : as[0];
+  const k = transA ? as[0] : as[1];
+  const n = transB ? bs[0] : bs[1];
+  const one = Int32Array.of(0);
+  return { groups: 1, m, n, kPerTerm: k, terms: 1, termA: one, termB: one, transA, transB };
 }
 
 /**
@@ -484,13 +667,18 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
  * the IR's: an input's device tensor may be a view of another shape (Reshape).
  */
 export function lowerMatMul(ctx: LowerContext, ia: number, ib: number, transA: boolean, transB: boolean): void {
-  const as = ctx.op.inInfo(ia).shape;
-  const bs = ctx.op.inInfo(ib).shape;
-  const m = transA ? as[1] : as[0];
-  const k = transA ? as[0] : as[1];
-  const n = transB ? bs[0] : bs[1];
-  const one = Int32Array.of(0);
-  lowerMatMulProblem(ctx, { groups: 1, m, n, kPerTerm: k, terms: 1, termA: one, termB: one, transA, transB }, ctx.input(ia), ctx.input(ib));
+  lowerMatMulProblem(ctx, problem2d(ctx.op.inInfo(ia).shape, ctx.op.inInfo(ib).shape, transA, transB), ctx.input(ia), ctx.input(ib));
+}
+
+/**
+ * The createInput of an op that lowers as lowerMatMulProblem(p) with its inputs ia and ib as A and B:
+ * input `index`'s mapping from the plan (matMulInputLayout), undefined for any other input.
+ */
+export function matMulCreateInput(op: Op, index: number, device: DeviceSpec, p: MatMulProblem, ia = 0, ib = 1): TileRange[] | undefined {
+  if (index !== ia && index !== ib) return undefined;
+  const a = op.inInfo(ia);
+  const operands: MatMulOperands = { aElems: nelms(a.shape), bElems: nelms(op.inInfo(ib).shape), inDtype: a.dtype as MatMulDType, outDtype: op.outInfo(0).dtype as MatMulDType };
+  return matMulInputLayout(p, index === ia ? 'a' : 'b', operands, device);
 }
 
 function dimsOf(a: TensorInfo, b: TensorInfo): MatMulDims {
@@ -507,6 +695,8 @@ function matMulDefinition(version: number): OpDefinition {
     outputs: [{ name: 'Y' }],
     grad: true,
     create: ({ settings }) => new MatMulOp(settings, version),
+    // createMatMulInputLHS / RHS: a weight or an input laid out where the planned matmul reads it.
+    createInput: (op, index, device) => matMulCreateInput(op, index, device, forwardProblem((op as MatMulOp).dims())),
     lower: (op, ctx) => lowerMatMulProblem(ctx, forwardProblem((op as MatMulOp).dims()), ctx.input(0), ctx.input(1)),
   };
 }

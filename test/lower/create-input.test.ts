@@ -8,6 +8,8 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
+import { compileReport } from '../../src/cli/compile-report.js';
+import { linearStartTile } from '../../src/lower/linear.js';
 import { compile } from '../../src/session.js';
 import { ROOT } from '../helpers.js';
 
@@ -43,7 +45,10 @@ describe('createInput: consumers choose the layout of what nothing produces', ()
       expect(p.notes!.filter((n) => n.kind === 'layout').map((n) => n.text)).toEqual([
         expect.stringMatching(/input 0 'x' is created where this op reads it \(1 tiles\)/),
         expect.stringMatching(/input 1 'w' is created where this op reads it \(1 tiles\)/),
+        // Linearly, x and w (32 floats each, one tile's minimum) would each sit on one tile: 256 B to bring, unless that were this one.
+        expect.stringMatching(tile === linearStartTile(32, 1, 16, 2) ? /^layout saved 0 B/ : /^layout saved 256 B of exchange: it brings 0 B of inputs laid out by their consumers from other tiles, 256 B had they been mapped linearly/),
       ]);
+      expect(compileReport(c)).toMatch(/PinnedMul_0 \[layout\]: layout saved (256|0) B of exchange/);
     }
   });
 

@@ -271,7 +271,10 @@ model:
 inputs: {x: {random: {distribution: uniform, low: -1, high: 1}}}
 `;
     const report = compileReport(await compile(loadConfigText(text(0.6), 'planner.yaml')));
-    expect(report).toMatch(/plans\n {2}MatMul_0 \[plan\]: \[16 x 2048\] x \[2048 x 16\] float32: .*contraction \d+.*estimated \d+ cycles/);
+    expect(report).toMatch(/plans\n(?: {2}.*\n)*? {2}MatMul_0 \[plan\]: \[16 x 2048\] x \[2048 x 16\] float32: .*contraction \d+.*estimated \d+ cycles/);
+    // w is laid out where the plan reads it (createMatMulInputRHS), and the report says what that saved.
+    expect(report).toMatch(/MatMul_0 \[layout\]: input 1 'w' is created where this op reads it/);
+    expect(report).toMatch(/MatMul_0 \[layout\]: layout saved [\d.]+ kB of exchange: it brings [\d.]+ k?B of inputs laid out by their consumers from other tiles, [\d.]+ kB had they been mapped linearly/);
     // The config's value reaches the planner: 0.01 of 638976 B leaves 6389 B for temporaries.
     const device = loadConfigText(text(0.01), 'planner.yaml').device;
     expect(device.availableMemoryProportion).toBe(0.01);

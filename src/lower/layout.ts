@@ -1,0 +1,99 @@
+/**
+ * Layouts chosen by a planned consumer (PopLibs' createMatMulInputLHS/RHS,
+ * createWeights, createInput): the tile mapping of an operand nothing
+ * produces, built from the plan's reads so the planned op finds its operand
+ * where it reads it.
+ *
+ * The plan says, per block, which runs of the operand a group of tiles reads
+ * (one tile, or several when the block is broadcast across another split:
+ * the A block of a matmul is read by every column block's tile). Each block's
+ * elements, in the order the tiles read them, are cut into equal pieces of
+ * whole grains, one per reader: every reader then holds a share and receives
+ * only the rest (the broadcast part), the holders each sending their share
+ * once. A block read by one tile lies wholly on it: no exchange at all.
+ * Pieces are at least `minElems` long (fewer readers hold one when the block
+ * is small), the first piece's reader rotating from block to block so small
+ * blocks spread. An element read by several blocks (a convolution's halo)
+ * stays where the first block put it; an element nothing reads (none, for
+ * the built-in plans) is mapped as a linear mapping would map it.
+ *
+ * A block strided in the tensor (the column block of a row-major weight)
+ * lies on its tile as many intervals, and every elementwise op over the
+ * tensor, the optimizer's update of a weight each step among them, runs one
+ * vertex per interval: a layout giving some tile more than
+ * `maxIntervalsPerTile` intervals is not worth it, and the answer is no
+ * layout (the tensor is then mapped linearly).
+ */
+import type { TileRange } from './devicegraph.js';
+import { layoutTile, type LinearLayout } from './linear.js';
+
+/** Element runs [begin, end) of a flat tensor. */
+export type Run = readonly [number, number];
+
+/** One block of a plan: the tiles reading it and the runs they read, in the order they read them. */
+export interface ReadGroup {
+  tiles: readonly number[];
+  runs: readonly Run[];
+}
+
+export interface ReadLayoutOptions {
+  /** Piece boundaries fall on multiples of this many elements (of the block's read order). */
+  grain: number;
+  /** The least elements a reader holds (a smaller block goes to fewer readers). */
+  minElems: number;
+  /** Where elements no group reads go: the linear layout of the tensor. */
+  linear: LinearLayout;
+  numTiles: number;
+  /** The most intervals a tile may hold (default MAX_INTERVALS_PER_TILE). */
+  maxIntervalsPerTile?: number;
+}
+
+/**
+ * Intervals per tile beyond which a layout by reads is refused: an update
+ * vertex costs about as much as the exchange of a few hundred bytes, more
+ * than a short strided run saves.
+ */
+export const MAX_INTERVALS_PER_TILE = 2;
+
+/** The mapping of a tensor of `size` elements read as `groups` say, or undefined when too fragmented (see the file comment). */
+export function layoutFromReads(size: number, groups: readonly ReadGroup[], o: ReadLayoutOptions): TileRange[] | undefined {
+  const owner = new Int32Array(size).fill(-1);
+  groups.forEach((group, gi) => {
+    const total = group.runs.reduce((s, [b, e]) => s + (e - b), 0);
+    if (total === 0 || group.tiles.length === 0) return;
+    const grains = Math.ceil(total / o.grain);
+    const pieces = Math.max(1, Math.min(group.tiles.length, Math.floor(total / Math.max(1, o.minElems)), grains));
+    const first = gi % group.tiles.length;
+    // Piece i covers read positions [cut(i), cut(i + 1)), whole grains.
+    const cut = (i: number) => Math.min(total, Math.round((i * grains) / pieces) * o.grain);
+    let piece = 0;
+    let end = cut(1);
+    let pos = 0;
+    for (const [b, e] of group.runs) {
+      for (let x = b; x < e; x++, pos++) {
+        while (pos >= end) end = cut(++piece + 1);
+        if (owner[x] < 0) owner[x] = group.tiles[(first + piece) % group.tiles.length];
+      }
+    }
+  });
+  const out: TileRange[] = [];
+  for (let x = 0; x < size; ) {
+    let tile = owner[x];
+    let e = x + 1;
+    if (tile < 0) {
+      // Unread: its linear chunk (to the chunk's end or the next read element).
+      const chunk = Math.floor(x / o.linear.perTile);
+      tile = layoutTile(o.linear, chunk, o.numTiles);
+      const chunkEnd = Math.min(size, (chunk + 1) * o.linear.perTile);
+      while (e < chunkEnd && owner[e] < 0) e++;
+    } else while (e < size && owner[e] === tile) e++;
+    const last = out[out.length - 1];
+    if (last && last.tile === tile && last.end === x) last.end = e;
+    else out.push({ tile, begin: x, end: e });
+    x = e;
+  }
+  const intervals = new Map<number, number>();
+  for (const r of out) intervals.set(r.tile, (intervals.get(r.tile) ?? 0) + 1);
+  const most = Math.max(0, ...intervals.values());
+  return most > (o.maxIntervalsPerTile ?? MAX_INTERVALS_PER_TILE) ? undefined : out;
+}

@@ -1,0 +1,109 @@
+/**
+ * Layouts chosen by their consumers for the planned matmul and convolution
+ * (createMatMulInputLHS/RHS, createWeights/createInput): an operand a planned
+ * op created is where its tiles read it. On a 64-tile Mk2, for forced plan
+ * shapes (split contraction, split rows, split columns, both, a convolution
+ * split over the batch and the output channels): an operand block one tile
+ * reads needs no exchange at all, and one several tiles read (broadcast over
+ * the other operand's split) is held in shares by its readers, so each
+ * element travels to the other readers only: exactly (readers - 1) x its
+ * bytes. Numerics on the same plans: against onnxruntime.
+ */
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadDevicePreset } from '../../src/config/devices.js';
+import { loadConfigText } from '../../src/config/load.js';
+import { overrideConvPlans, type ConvSplit } from '../../src/lower/conv-planner.js';
+import { overrideMatMulPlans, type MatMulSplit } from '../../src/lower/matmul-planner.js';
+import { compile } from '../../src/session.js';
+import { DTYPE_BYTES, type DeviceProgram, type DeviceTensor } from '../../sim/program.js';
+import { ROOT } from '../helpers.js';
+import { checkForward, f32 } from '../ops/harness.js';
+
+const DEVICE = '{preset: mk2, tiles: 64}';
+
+/** Bytes copied from other tiles out of `t`, over all the program's exchanges. */
+function remoteBytesFrom(p: DeviceProgram, t: DeviceTensor): number {
+  const bytes = DTYPE_BYTES[t.dtype];
+  let total = 0;
+  for (const ex of p.exchanges) {
+    const c = ex.copies;
+    for (let i = 0; i < c.count; i++) {
+      if (c.srcTile[i] === c.dstTile[i]) continue;
+      const from = t.intervals.some((iv) => iv.tile === c.srcTile[i] && iv.offset <= c.srcOffset[i] && c.srcOffset[i] < iv.offset + (iv.end - iv.begin) * bytes);
+      if (from) total += c.bytes[i];
+    }
+  }
+  return total;
+}
+
+const config = (x: number[], w: number[], node: string) => `
+name: operand-layout
+device: ${DEVICE}
+model:
+  graph:
+    inputs: {x: {shape: [${x.join(', ')}]}}
+    initializers: {w: {shape: [${w.join(', ')}], init: {normal: {std: 0.1, seed: 1}}}}
+    nodes: [${node}]
+    outputs: [y]
+inputs: {x: {random: {distribution: uniform, low: -1, high: 1, seed: 2}}}
+`;
+
+async function compiled(text: string) {
+  const c = await compile(loadConfigText(text, path.join(ROOT, 'test/lower/operand-layout.yaml'), { numerics: false }));
+  const p = c.program;
+  const tensor = (name: string) => p.tensors.find((t) => t.name === name)!;
+  const created = (p.notes ?? []).filter((n) => n.kind === 'layout').flatMap((n) => /'([^']+)' is created where/.exec(n.text)?.[1] ?? []);
+  return { p, tensor, created };
+}
+
+const elems = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+const mk2 = { ...loadDevicePreset('mk2'), tilesPerIpu: 64 };
+
+let restore: (() => void) | undefined;
+afterEach(() => {
+  restore?.();
+  restore = undefined;
+});
+
+describe('a planned matmul reads the operands it created where they are', () => {
+  // [name, A shape, B shape as stored, transB, forced split, tiles reading each A block (gN), each B block (gM)]
+  const cases: [string, number[], number[], boolean, MatMulSplit, number, number][] = [
+    ['split contraction (8 tiles along K)', [2, 512], [512, 32], false, { bBlock: 1, mBlock: 2, nBlock: 32, kBlock: 64 }, 1, 1],
+    ['split rows (B broadcast to 8 row blocks)', [256, 32], [32, 48], false, { bBlock: 1, mBlock: 32, nBlock: 48, kBlock: 32 }, 1, 8],
+    ['split columns of a Linear weight (transB; A broadcast to 8 column blocks)', [16, 32], [256, 32], true, { bBlock: 1, mBlock: 16, nBlock: 32, kBlock: 32 }, 8, 1],
+    ['split rows and columns (4 x 4 tiles, both broadcast)', [64, 32], [128, 32], true, { bBlock: 1, mBlock: 16, nBlock: 32, kBlock: 32 }, 4, 4],
+    ['split rows, columns and contraction (2 x 2 x 4 tiles)', [4, 128], [8, 128], true, { bBlock: 1, mBlock: 2, nBlock: 4, kBlock: 32 }, 2, 2],
+  ];
+  for (const [name, a, b, transB, split, aReaders, bReaders] of cases) {
+    it(name, async () => {
+      restore = overrideMatMulPlans(() => split);
+      const node = transB ? '{op: Gemm, inputs: [x, w], outputs: [y], attributes: {transB: 1}}' : '{op: MatMul, inputs: [x, w], outputs: [y]}';
+      const { p, tensor, created } = await compiled(config(a, b, node));
+      expect(created.sort()).toEqual(['w', 'x']);
+      expect(remoteBytesFrom(p, tensor('x'))).toBe((aReaders - 1) * elems(a) * 4);
+      expect(remoteBytesFrom(p, tensor('w'))).toBe((bReaders - 1) * elems(b) * 4);
+      // The same plan's numbers, operands laid out by it.
+      await checkForward({ op: transB ? 'Gemm' : 'MatMul', ...(transB ? { attributes: { transB: 1 } } : {}), inputs: { a: f32(a, 3), b: f32(b, 4) }, device: mk2, atol: 5e-5, rtol: 1e-5 });
+    });
+  }
+});
+
+describe('a planned convolution reads the operands it created where they are', () => {
+  const node = '{op: Conv, inputs: [x, w], outputs: [y], attributes: {pads: [1, 1, 1, 1]}}';
+  // [name, X, W, forced split, tiles reading each input box (gM), each weight block (gN)]
+  const cases: [string, number[], number[], ConvSplit, number, number][] = [
+    ['split over the batch (weights broadcast to 4 tiles)', [4, 8, 6, 6], [16, 8, 3, 3], { nBlock: 1, rowBlock: 6, mBlock: 16, cBlock: 8 }, 1, 4],
+    ['split over the batch and output channels (4 x 4 tiles, both broadcast)', [4, 8, 6, 6], [16, 8, 3, 3], { nBlock: 1, rowBlock: 6, mBlock: 4, cBlock: 8 }, 4, 4],
+  ];
+  for (const [name, x, w, split, xReaders, wReaders] of cases) {
+    it(name, async () => {
+      restore = overrideConvPlans(() => split);
+      const { p, tensor, created } = await compiled(config(x, w, node));
+      expect(created.sort()).toEqual(['w', 'x']);
+      expect(remoteBytesFrom(p, tensor('x'))).toBe((xReaders - 1) * elems(x) * 4);
+      expect(remoteBytesFrom(p, tensor('w'))).toBe((wReaders - 1) * elems(w) * 4);
+      await checkForward({ op: 'Conv', attributes: { pads: [1, 1, 1, 1] }, inputs: { x: f32(x, 5), w: f32(w, 6) }, device: mk2, atol: 2e-5, rtol: 1e-4 });
+    });
+  }
+});
