@@ -11,6 +11,9 @@ export default defineConfig({
     exclude: ['test/models/**', '**/node_modules/**'],
     // Finds (or unpacks, once) the headless Chromium the report tests drive.
     globalSetup: ['test/browser/global-setup.ts'],
+    // run.checkMemory for every run the tests make (in process and through the CLI): a codelet writing
+    // outside its outputs fails the test that ran it.
+    env: { TILESIM_CHECK_MEMORY: '1' },
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',

@@ -10,6 +10,7 @@
 import type { CodeletRegistry, ElemArray } from './codelet.js';
 import { computeSetCost, exchangeCost, streamCopyCycles, type PhaseCost } from './cost.js';
 import { VertexRunner } from './execute.js';
+import { MemoryGuard } from './memory-guard.js';
 import { CodeletFault } from './faults.js';
 import { TileMemory, makeView } from './memory.js';
 import { encodeHalf } from './half.js';
@@ -30,6 +31,8 @@ export interface EngineOptions {
   vertexTimeoutSeconds?: number;
   /** Called after each compute set has run (with numerics), e.g. to check its outputs (run.checkFinite). */
   afterComputeSet?: (cs: ComputeSet, step: number) => void;
+  /** run.checkMemory: after each compute set, check no vertex wrote outside its output regions (sim/memory-guard.ts). */
+  checkMemory?: boolean;
 }
 
 /** The host's side of the streams (Poplar's connectStream). */
@@ -58,7 +61,11 @@ export class Engine {
     private readonly pool: TilePool | undefined,
     /** Ids of the compute sets holding a custom-op module's vertices. */
     private readonly custom: Set<number>,
-  ) {}
+  ) {
+    if (options.numerics && options.checkMemory) this.guard = new MemoryGuard(program, codelets, memory);
+  }
+
+  private readonly guard: MemoryGuard | undefined;
 
   static async create(program: DeviceProgram, options: EngineOptions): Promise<Engine> {
     const codelets = await loadCodeletRegistry(program.codeletModules);
@@ -129,6 +136,7 @@ export class Engine {
           let cost = this.csCost.get(cs.id);
           if (!cost) this.csCost.set(cs.id, (cost = computeSetCost(cs, this.codelets, this.program.device)));
           if (this.options.numerics) {
+            const snapshot = this.guard?.before();
             try {
               const onPool = this.custom.has(cs.id) || (this.options.workers > 1 && TilePool.worthIt(cs, this.options.inlineBelow));
               if (this.pool && onPool) await this.pool.run(cs, this.options.vertexTimeoutSeconds ?? DEFAULT_VERTEX_TIMEOUT_SECONDS);
@@ -136,6 +144,7 @@ export class Engine {
             } catch (e) {
               throw e instanceof CodeletFault ? e.with({ step: step >= 0 ? step : undefined }) : e;
             }
+            if (snapshot) this.guard!.after(cs, snapshot, this.runner, step);
             this.options.afterComputeSet?.(cs, step);
           }
           this.record({ kind: 'compute', name: cs.name, op: cs.op, cycles: cost.cycles, tiles: cost.tiles, step });

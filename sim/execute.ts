@@ -83,6 +83,11 @@ export class VertexRunner {
    */
   run(cs: ComputeSet, tileLo: number, tileHi: number, onVertex?: (index: number) => void): void {
     const [lo, hi] = vertexRange(cs, tileLo, tileHi);
+    this.runVertices(cs, lo, hi, onVertex);
+  }
+
+  /** Run vertices [lo, hi) of `cs` (indices into cs.vertices), as run() does. */
+  runVertices(cs: ComputeSet, lo: number, hi: number, onVertex?: (index: number) => void): void {
     let prepared = this.cache.get(cs.id);
     if (!prepared) {
       prepared = [];

@@ -7,7 +7,7 @@
  * plain data (FaultRecord) and is rebuilt on the main thread.
  */
 
-export type FaultKind = 'compute' | 'exit' | 'died' | 'timeout' | 'cycles' | 'import';
+export type FaultKind = 'compute' | 'exit' | 'died' | 'timeout' | 'cycles' | 'import' | 'memory';
 
 export interface FaultRecord {
   kind: FaultKind;

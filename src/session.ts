@@ -160,12 +160,15 @@ export interface SessionOptions {
   numerics: boolean;
   inlineBelow?: number;
   checkFinite?: boolean;
+  /** Overrides the config's run.checkMemory (tests turn it on). */
+  checkMemory?: boolean;
 }
 
 export interface RunOptions {
   workers: number;
   numerics: boolean;
   checkFinite?: boolean;
+  checkMemory?: boolean;
   steps: number;
   /** See EngineOptions.inlineBelow (tests set 0 to push every compute set through the pool). */
   inlineBelow?: number;
@@ -256,6 +259,7 @@ export class Session {
       numerics: opts.numerics,
       inlineBelow: opts.inlineBelow,
       vertexTimeoutSeconds: config.run.vertexTimeoutSeconds,
+      checkMemory: opts.checkMemory ?? (config.run.checkMemory === true || memoryCheckedByEnv()),
       ...(checkFinite ? { afterComputeSet: (cs: ComputeSet, step: number) => late.session && late.check?.after(cs, late.session.where(step)) } : {}),
     });
     const session = make(compiled, engine, inputs, opts.numerics);
@@ -439,6 +443,11 @@ export async function run(compiled: Compiled, opts: RunOptions): Promise<RunResu
   }
 }
 
+/** TILESIM_CHECK_MEMORY=1 turns run.checkMemory on for every run (the test suite sets it). */
+function memoryCheckedByEnv(): boolean {
+  return process.env.TILESIM_CHECK_MEMORY === '1';
+}
+
 /** The value of a one-element tensor read from the device (float16 arrives as bits). */
 function scalarOf(a: HostArray | Uint16Array): number {
   return a instanceof Uint16Array ? halfToFloat(a[0]) : a[0];
@@ -501,7 +510,7 @@ export async function runGraph(req: GraphRunRequest): Promise<{ outputs: Map<str
     anchors: req.outputs,
     codeletModules,
   });
-  const engine = await Engine.create(program, { workers: req.workers ?? 1, numerics: true });
+  const engine = await Engine.create(program, { workers: req.workers ?? 1, numerics: true, checkMemory: memoryCheckedByEnv() });
   const outputs = new Map<string, HostArray>();
   const io = {
     toDevice: (s: { id: number }): ElemArray => {

@@ -316,6 +316,7 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
       numerics: overrides.numerics ?? cfg.run.numerics,
       seed,
       checkFinite: cfg.run.checkFinite ?? train !== undefined,
+      checkMemory: cfg.run.checkMemory,
       vertexTimeoutSeconds: cfg.run.vertexTimeoutSeconds,
     },
     report: { trace: cfg.report.trace, traceTiles: cfg.report.traceTiles, html: cfg.report.html },

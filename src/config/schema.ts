@@ -295,6 +295,7 @@ const runSchema = strict({
   workers: z.union([z.literal('auto'), posInt], { error: "expected 'auto' or an integer >= 1" }).default('auto'),
   numerics: z.boolean().default(true).describe('false: cycles only, no arithmetic'),
   vertexTimeoutSeconds: z.number().positive().default(60).describe('the watchdog: a compute set still running after this many seconds of host time ends the run'),
+  checkMemory: z.boolean().default(false).describe('after each compute set, check that no vertex wrote outside its output regions (slower; for writing codelets)'),
   checkFinite: z.boolean().optional().describe('stop at the first op whose output holds NaN or ±Infinity (default: true when training, false otherwise)'),
   seed: nonNegInt.default(0),
 });

@@ -164,6 +164,6 @@ export interface RunConfig {
   /** True when the config gave no anchors: then graph outputs and the loss are anchored, final. */
   defaultAnchors: boolean;
   /** checkFinite: set by loadConfig (true when training unless the config says); left out, the session decides the same way. */
-  run: { workers: number | 'auto'; numerics: boolean; seed: number; checkFinite?: boolean; vertexTimeoutSeconds?: number };
+  run: { workers: number | 'auto'; numerics: boolean; seed: number; checkFinite?: boolean; checkMemory?: boolean; vertexTimeoutSeconds?: number };
   report: { trace: boolean; traceTiles: 'all' | 'auto' | number; html: boolean };
 }

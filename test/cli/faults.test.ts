@@ -5,9 +5,11 @@
  * no process left behind. The input is large enough (2 x 131,072 elements)
  * that with 2 workers LeakyRelu runs on the pool, not inline.
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { faulty, runFaulty, sim } from './faulty-module.js';
+import { BIN, faulty, runFaulty, sim, tmp } from './faulty-module.js';
 
 const WHERE = /codelet 'LeakyRelu' \(step 0, tile \d, compute set 'LeakyRelu_0\/LeakyRelu', op 'LeakyRelu_0'\)/;
 
@@ -63,6 +65,23 @@ describe.each([1, 2])('a faulty custom codelet, %i worker(s)', (workers) => {
     const { config } = faulty(`shape-${workers}`, 'setup', "{ dtype: 'float32', shape: [512.5, 256] }");
     const err = runFaulty(config, workers, 2);
     expect(err).toMatch(/shape-\d\.yaml:7:9: op 'LeakyRelu_0' \(custom\.ops::LeakyRelu:1\): setup\(\) gave output 0 'y' the shape \[512\.5, 256\]; every dimension must be a non-negative integer/);
+  });
+});
+
+describe.each([1, 2])('run.checkMemory, %i worker(s)', (workers) => {
+  it('a codelet writing into its input: exit 1 naming the vertex, tile, compute set and the bytes hit', () => {
+    const { config, module } = faulty(`writes-input-${workers}`, 'compute', 'x[1] = 42;');
+    writeFileSync(config, readFileSync(config, 'utf8') + 'run: {checkMemory: true}\n');
+    const err = runFaulty(config, workers);
+    expect(err).toContain(`run failed: custom op module ${module}: codelet 'LeakyRelu' (step 0, tile 0, compute set 'LeakyRelu_0/LeakyRelu', op 'LeakyRelu_0'): `);
+    expect(err).toMatch(/vertex 0 wrote outside its output regions: \d byte\(s\) from tile 0, byte \d+ \(tensor 'x' element 1\) changed \(run\.checkMemory\)/);
+  });
+
+  it('off (the default outside tests), the same codelet runs to the end', () => {
+    const { config } = faulty(`writes-input-off-${workers}`, 'compute', 'x[1] = 42;');
+    const out = path.join(tmp, `off-${workers}`);
+    const r = spawnSync(process.execPath, [BIN, 'run', config, '--workers', String(workers), '--out', out], { encoding: 'utf8', cwd: tmp, env: { ...process.env, TILESIM_CHECK_MEMORY: '0' } });
+    expect(r.status, r.stderr).toBe(0);
   });
 });
 

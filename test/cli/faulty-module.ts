@@ -10,7 +10,7 @@ import path from 'node:path';
 import { expect } from 'vitest';
 import { LEAKY_MODULE, ROOT } from '../helpers.js';
 
-const BIN = path.join(ROOT, 'bin/sim.js');
+export const BIN = path.join(ROOT, 'bin/sim.js');
 export const tmp = mkdtempSync(path.join(tmpdir(), 'tilesim-faults-'));
 const SOURCE = readFileSync(LEAKY_MODULE, 'utf8');
 

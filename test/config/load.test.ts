@@ -64,7 +64,7 @@ describe('loadConfig: a valid config', () => {
     expect(cfg.anchors.y.mode).toEqual({ kind: 'final' });
     expect(cfg.anchors.Gradient___w.mode).toEqual({ kind: 'everyN', n: 5 });
     expect(cfg.anchors.y.loc.line).toBe(22);
-    expect(cfg.run).toEqual({ workers: 2, numerics: true, seed: 0, checkFinite: true, vertexTimeoutSeconds: 60 });
+    expect(cfg.run).toEqual({ workers: 2, numerics: true, seed: 0, checkFinite: true, checkMemory: false, vertexTimeoutSeconds: 60 });
     expect(cfg.report).toEqual({ trace: true, traceTiles: 16, html: true });
   });
 
@@ -91,7 +91,7 @@ describe('loadConfig: defaults of a minimal inference config', () => {
     expect(cfg.inputs.x).toMatchObject({ kind: 'value', value: [-1, 0, 1, 2] });
     expect(cfg.defaultAnchors).toBe(true);
     expect(Object.keys(cfg.anchors)).toEqual(['y']);
-    expect(cfg.run).toEqual({ workers: 'auto', numerics: true, seed: 0, checkFinite: false, vertexTimeoutSeconds: 60 });
+    expect(cfg.run).toEqual({ workers: 'auto', numerics: true, seed: 0, checkFinite: false, checkMemory: false, vertexTimeoutSeconds: 60 });
     expect(cfg.report).toEqual({ trace: true, traceTiles: 'auto', html: true });
   });
 
