@@ -540,7 +540,7 @@ export const convDefinitions: OpDefinition[] = [
       ),
     lower: lowerConv,
   })),
-  { id: gid('ConvGradX'), description: "dX: dY convolved with the weights transposed (taps that land between strides skipped)", lower: lowerConvGradX },
-  { id: gid('ConvGradW'), description: 'dW = sum over batch and output positions of dY x the input window (two-stage)', lower: lowerConvGradW },
+  { id: gid('ConvGradX'), description: 'dX: dY convolved with the weights transposed (taps that land between strides skipped), planned like the forward pass', lower: lowerConvGradX },
+  { id: gid('ConvGradW'), description: 'dW = sum over batch and output positions of dY x the input window, planned (split contraction summed in a second stage)', lower: lowerConvGradW },
   { id: gid('ConvGradB'), description: 'dB = sum of dY over all axes but 1 (two-stage)', lower: lowerConvGradB },
 ];

@@ -29,6 +29,8 @@ import { checkForwardAllTiles, lowered } from './nn-util.js';
 import { estimateConvPlan, overrideConvPlans, planConv, type ConvShape, type ConvSplit } from '../../src/lower/conv-planner.js';
 import { describeConvGradWPlan, describeConvGradXPlan, overrideConvGradPlans, planConvGradW, planConvGradX, type ConvGradShape } from '../../src/lower/conv-grad-planner.js';
 import { tiny } from '../helpers.js';
+import { loadConfigText } from '../../src/config/load.js';
+import { compile, TrainingSession } from '../../src/session.js';
 
 const tol = { atol: 2e-5, rtol: 1e-4 };
 
@@ -229,6 +231,42 @@ describe('Conv grads, planned (src/lower/conv-grad-planner.ts)', () => {
 
   it("on mk2 (1472 tiles) the planner's own backward plans agree with finite differences", async () => {
     await checkGrad({ ...conv([2, 4, 6, 5], [6, 2, 3, 3], { group: 2, pads: [1, 1, 1, 1], strides: [2, 1] }, true, 55), device: loadDevicePreset('mk2') });
+  });
+
+  it('the simulator charges the backward compute sets what the planner estimates (tiny device, float32)', async () => {
+    const config = `
+name: convgrad
+device: tiny
+model:
+  graph:
+    inputs:
+      x: {shape: [1, 16, 8, 8], dtype: float32}
+    initializers:
+      w1: {shape: [16, 16, 3, 3], init: {normal: {std: 0.1, seed: 1}}}
+      w2: {shape: [8, 16, 3, 3], init: {normal: {std: 0.1, seed: 2}}}
+    nodes:
+      - {op: Conv, inputs: [x, w1], outputs: [h], attributes: {pads: [1, 1, 1, 1]}}
+      - {op: Conv, inputs: [h, w2], outputs: [y], attributes: {pads: [1, 1, 1, 1], strides: [2, 2]}}
+    outputs: [y]
+inputs:
+  x: {random: {distribution: uniform, low: -1, high: 1, seed: 7}}
+train:
+  loss: {type: l1, input: y, reduction: mean}
+  optimizer: {type: sgd, lr: 0.01}
+  steps: 1
+`;
+    const session = await TrainingSession.create(await compile(loadConfigText(config, '/tmp/convgrad.yaml')), { workers: 1, numerics: false });
+    try {
+      await session.runStep();
+      const computeOf = (suffix: string) => session.phases.filter((p) => p.kind === 'compute' && p.name.endsWith(suffix)).map((p) => p.cycles);
+      const s2: ConvGradShape = { N: 1, C: 16, M: 8, group: 1, inDims: [8, 8, 1], outDims: [4, 4, 1], kernel: [3, 3, 1], stride0: 2, dilation0: 1, pad0: 1, strides: [2, 2, 1], dtype: 'float32' };
+      const s1: ConvGradShape = { ...s2, M: 16, outDims: [8, 8, 1], stride0: 1, strides: [1, 1, 1] };
+      // dX only of the second convolution (x is not trained); dW of both.
+      expect(computeOf('/conv-grad-x')).toEqual([planConvGradX(s2, tiny()).plan.cycles.compute]);
+      expect(computeOf('/conv-grad-w').sort()).toEqual([planConvGradW(s1, tiny()).plan.cycles.compute, planConvGradW(s2, tiny()).plan.cycles.compute].sort());
+    } finally {
+      await session.close();
+    }
   });
 
   it('the backward plans of ResNet-50 layers fit the memory limit on mk2', () => {
