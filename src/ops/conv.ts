@@ -345,7 +345,6 @@ function reduceGradBlocks(ctx: LowerContext, t: BuildTensor, blocks: readonly Gr
         'NnConvBlockReduce',
         tile,
         { partials: partials[bi].map((p) => ctx.onTile(p, lo, hi, tile)), out: cutRuns(b.out, lo, hi).map(([x, y]) => ctx.slice(t, x, y)) },
-        { perChannel: 1 },
       );
     }
   }
