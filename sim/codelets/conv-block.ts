@@ -23,7 +23,7 @@ import { reduce } from './estimators.js';
 import { AMP_SOURCE, ampConvCycles, geometryForCycles, geometryOf } from './nn-util.js';
 
 /** A vector field's regions as one array (copied only when there are several). */
-function joined(f: unknown): Float32Array {
+export function joined(f: unknown): Float32Array {
   const parts = (Array.isArray(f) ? f : [f]) as Float32Array[];
   if (parts.length === 1) return parts[0];
   const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
@@ -36,7 +36,7 @@ function joined(f: unknown): Float32Array {
 }
 
 /** Write `src` back to back into the regions of a vector field. */
-function scatter(src: Float32Array, f: unknown): void {
+export function scatter(src: Float32Array, f: unknown): void {
   const parts = (Array.isArray(f) ? f : [f]) as Float32Array[];
   let at = 0;
   for (const p of parts) {

@@ -70,6 +70,14 @@ export interface ConvPlan extends ConvSplit {
   memoryLimit: number;
 }
 
+/** What the split searches compare (this plan and the backward passes' plans). */
+export interface PlanCost {
+  tiles: number;
+  cycles: { total: number };
+  tempBytes: number;
+  memoryLimit: number;
+}
+
 export interface ConvPlanResult {
   plan: ConvPlan;
   candidates: number;
@@ -78,27 +86,31 @@ export interface ConvPlanResult {
 }
 
 /** AMP input-channel grain: 16 for half, 8 for float (sim/codelets/nn-util.ts, ampShape). */
-function cGrain(dtype: MatMulDType): number {
+export function cGrain(dtype: MatMulDType): number {
   return dtype === 'float16' ? 16 : 8;
 }
 
-/** Input rows [lo, hi) that output rows [r0, r1) read, clipped to the input. */
+/**
+ * Input rows [lo, hi) that output rows [r0, r1) read, clipped to the input.
+ * Rows that read only padding give lo = hi, kept inside the input
+ * (0 <= lo <= D0 - 1) so the one row a box always holds exists.
+ */
 export function inputRows(s: ConvShape, r0: number, r1: number): [number, number] {
   const lo = Math.max(0, r0 * s.stride0 - s.pad0);
-  const hi = Math.min(s.inDims[0], (r1 - 1) * s.stride0 - s.pad0 + (s.kernel[0] - 1) * s.dilation0 + 1);
-  return [Math.min(lo, hi), hi];
+  const hi = Math.max(0, Math.min(s.inDims[0], (r1 - 1) * s.stride0 - s.pad0 + (s.kernel[0] - 1) * s.dilation0 + 1));
+  return [Math.min(lo, hi, s.inDims[0] - 1), hi];
 }
 
-/** Groups a block of output channels [m0, m0 + mBlock) can touch at most. */
-function groupsTouched(s: ConvShape, mBlock: number): number {
-  const Mg = s.M / s.group;
-  if (s.group === 1) return 1;
-  const aligned = mBlock >= Mg ? mBlock % Mg === 0 : Mg % mBlock === 0;
-  return Math.min(s.group, Math.ceil(mBlock / Mg) + (aligned ? 0 : 1));
+/** Groups a block of `block` consecutive channels (of `total`, in `group` groups) can touch at most. */
+export function groupsTouched(total: number, group: number, block: number): number {
+  const per = total / group;
+  if (group === 1) return 1;
+  const aligned = block >= per ? block % per === 0 : per % block === 0;
+  return Math.min(group, Math.ceil(block / per) + (aligned ? 0 : 1));
 }
 
 /** The largest input-row count any block of rowBlock output rows reads. */
-function maxInRows(s: ConvShape, rowBlock: number): number {
+export function maxInRows(s: ConvShape, rowBlock: number): number {
   return Math.min(s.inDims[0], (rowBlock - 1) * s.stride0 + (s.kernel[0] - 1) * s.dilation0 + 1);
 }
 
@@ -118,7 +130,7 @@ export function estimateConvPlan(s: ConvShape, split: ConvSplit, device: DeviceS
   const K = s.kernel[0] * s.kernel[1] * s.kernel[2];
   const inRest = s.inDims[1] * s.inDims[2];
   const outRest = s.outDims[1] * s.outDims[2];
-  const groups = groupsTouched(s, mBlock);
+  const groups = groupsTouched(s.M, s.group, mBlock);
   const inElems = nBlock * groups * cBlock * maxInRows(s, rowBlock) * inRest;
   const wElems = mBlock * cBlock * K;
   const received = (inElems + wElems) * bytes;
@@ -163,7 +175,7 @@ export function estimateConvPlan(s: ConvShape, split: ConvSplit, device: DeviceS
 }
 
 /** Block sizes of splits into 1 .. maxParts parts, on a geometric ladder of part counts (enough to see the trade-offs). */
-function ladder(size: number, maxParts: number, grain = 1): number[] {
+export function ladder(size: number, maxParts: number, grain = 1): number[] {
   const units = Math.ceil(size / grain);
   const out = new Set<number>();
   for (let parts = Math.min(units, maxParts); parts >= 1; parts = Math.min(parts - 1, Math.floor(parts / 1.25))) {
@@ -182,7 +194,8 @@ export function overrideConvPlans(f: (shape: ConvShape) => ConvSplit | undefined
   };
 }
 
-function better(a: ConvPlan, b: ConvPlan): boolean {
+/** Fewer cycles, then fewer tiles, then less memory. */
+export function better(a: PlanCost, b: PlanCost): boolean {
   if (a.cycles.total !== b.cycles.total) return a.cycles.total < b.cycles.total;
   if (a.tiles !== b.tiles) return a.tiles < b.tiles;
   return a.tempBytes < b.tempBytes;
@@ -227,7 +240,7 @@ export function planConv(s: ConvShape, device: DeviceSpec): ConvPlanResult {
   return { plan: leastMemory!, candidates, overMemory, fallback: true };
 }
 
-function kib(bytes: number): string {
+export function kib(bytes: number): string {
   return bytes >= 10240 ? `${Math.round(bytes / 1024)} KiB` : `${bytes} B`;
 }
 

@@ -1,20 +1,20 @@
 /**
- * Lowering helpers for windowed ops (softmax, norms, convolution, pooling).
+ * Lowering helpers for windowed ops (softmax, norms, pooling).
  *
  * The output is mapped linearly over its elements. For each of its tile
  * ranges, the vertex on that tile needs a window of its input: the groups
- * (softmax), rows (layer norm) or spatial box (conv, pool) those output
+ * (softmax), rows (layer norm) or spatial box (pool) those output
  * elements depend on. The window is brought to the tile with onTile() and
  * its position passed to the codelet as params and `arrays`.
  *
  * Memory limit of this approach: each tile holds, besides its share of the
- * output, a copy of the input window its share depends on. For a
- * convolution's gradient that is, per batch item, every channel of the
- * groups it touches over the rows it needs; the window keeps only the rows
- * needed (at the price of one copy per run of rows per plane, see
- * planeWindowOnTile), but channels are never split over tiles, so a deep
- * layer on a big device may not fit. (The forward convolution is planned
- * instead: src/lower/conv-planner.ts.) When a window does not fit, tile
+ * output, a copy of the input window its share depends on: for pooling,
+ * the rows its outputs read of their own channel planes; the window keeps
+ * only the rows needed (at the price of one copy per run of rows per plane,
+ * see planeWindowOnTile). A convolution's window would be every channel of
+ * the groups it touches, so the convolution, forward and backward, is
+ * planned instead (src/lower/conv-planner.ts, conv-grad-planner.ts). When a
+ * window does not fit, tile
  * allocation fails with the usual out-of-memory RunError naming the tile
  * and, as its largest tensor, the window (src/lower/memory.ts).
  *
@@ -48,11 +48,10 @@ export function windowBudget(ctx: LowerContext): number {
 
 /**
  * Most regions a window takes as exact pieces. Each is a copy made at
- * compile time (a tensor and exchange entries); a gradient over 1024
+ * compile time (a tensor and exchange entries); a window over 1024
  * channels on 1472 tiles would make 1.5 million of them. Beyond this, planes
  * share regions again and the window may exceed the budget (and then the
- * tile's memory: an out-of-memory RunError). Planning the gradients like the
- * forward convolution (src/lower/conv-planner.ts) is the real fix.
+ * tile's memory: an out-of-memory RunError).
  */
 export const MAX_WINDOW_REGIONS = 512;
 
@@ -136,7 +135,7 @@ export function planeWindowOnTile(
       ctx.note(
         'window',
         `the window of '${t.name}' on tile ${tile} (${cCount} channel plane(s) of ${nCount} batch item(s)) needs more than the tile's ${ctx.device.bytesPerTile} bytes: ` +
-          `windowed lowerings (pooling, convolution gradients) do not split channels over tiles`,
+          `windowed lowerings (pooling) do not split channels over tiles`,
       );
     }
   }

@@ -8,13 +8,12 @@
  *   ConvGradW (dY, X):  dW[m, c', k] = sum over n, o of dY[n, m, o] X[n, c, o s - pb + k d]
  *   ConvGradB (dY):     dB[m] = sum over n, o of dY[n, m, o]
  *
- * Lowering: the forward pass is planned (src/lower/conv-planner.ts) and Y
- * mapped by the plan, each tile gathering its input box and weight block.
- * dX (src/lower/window.ts explains the memory limit): each tile's vertex
- * gets the output-gradient box its range reads; dW and dB are two-stage
- * reductions: every tile holding part of dY forms an fp32 partial of the
- * dW rows (channels) it touches, then the owners of dW add the pieces.
- * Costs: the AMP estimate of sim/codelets/nn-util.ts.
+ * Lowering: all three convolutions are planned and their outputs mapped by
+ * the plan, each tile gathering only its operand blocks: the forward by
+ * src/lower/conv-planner.ts, dX and dW by src/lower/conv-grad-planner.ts
+ * (fp32 partials of a split contraction summed in a second stage). dB is a
+ * two-stage channel sum (src/lower/window.ts). Costs: the AMP estimate of
+ * sim/codelets/nn-util.ts.
  */
 import { Op, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
@@ -28,9 +27,10 @@ import { layoutFromReads, type ReadGroup } from '../lower/layout.js';
 import { vectorWidth } from '../../sim/codelets/estimators.js';
 import type { DeviceSpec } from '../../sim/device.js';
 import { DTYPE_BYTES } from '../../sim/program.js';
-import { channelSum, partialOnTile, planeWindowOnTile, reducePieces, type Piece } from '../lower/window.js';
+import { describeConvGradWPlan, describeConvGradXPlan, gradOutRows, planConvGradW, planConvGradX, reduceChunks, type ConvGradShape } from '../lower/conv-grad-planner.js';
+import { channelSum, partialOnTile } from '../lower/window.js';
 import { NnGradOp, floatInput, fwdInput, gid, gradOutIn, product, sameDTypeAs, versions, withoutEmpty } from './nn-util.js';
-import { backwardBox, forwardBox, geometryArrays, outShape, resolveGeometry, type Geometry } from './spatial.js';
+import { geometryArrays, outShape, resolveGeometry, type Geometry } from './spatial.js';
 
 export interface ConvAttrs {
   autoPad: string;
@@ -122,16 +122,6 @@ function channels(g: Geometry, group: number) {
     Cg,
     Mg,
     K,
-    /** Input channels read by output channel m. */
-    inOf: (m: number): [number, number] => {
-      const gi = Math.floor(m / Mg);
-      return [gi * Cg, (gi + 1) * Cg - 1];
-    },
-    /** Output channels fed by input channel c. */
-    outOf: (c: number): [number, number] => {
-      const gi = Math.floor(c / Cg);
-      return [gi * Mg, (gi + 1) * Mg - 1];
-    },
   };
 }
 
@@ -341,52 +331,232 @@ function lowerConv(op: Op, ctx: LowerContext): void {
   }
 }
 
-function lowerConvGradX(op: Op, ctx: LowerContext): void {
-  const conv = (op as NnGradOp<ConvOp>).fwd;
-  const g = conv.geometry();
-  const group = conv.attrs.group;
-  const ch = channels(g, group);
-  const dy = ctx.input(0);
-  const w = ctx.input(1);
-  const dx = ctx.output(0);
-  ctx.computeSet('conv-grad-x');
-  const arrays = geometryArrays(g);
-  for (const r of ctx.ranges(dx)) {
-    const box = backwardBox(g, r.begin, r.end, ch.outOf);
-    const gMin = Math.floor(box.cMin / ch.Cg);
-    const gMax = Math.floor(box.cMax / ch.Cg);
-    const win = planeWindowOnTile(ctx, dy, { C: ch.M, D0: g.ys[2], rest: g.ys[3] * g.ys[4] }, box, r.tile, 'y');
-    const wPerGroup = ch.Mg * ch.Cg * ch.K;
-    ctx.vertex(
-      'NnConvGradX',
-      r.tile,
-      { gradOut: win.slices, weights: ctx.onTile(w, gMin * wPerGroup, (gMax + 1) * wPerGroup, r.tile), out: ctx.slice(dx, r.begin, r.end) },
-      { ...win.params, group, outBegin: r.begin, gMin },
-      { ...arrays, ...win.arrays },
-    );
+/** The backward planners' view of a convolution: the forward's and all three strides. */
+function gradShape(conv: ConvOp, g: Geometry): ConvGradShape {
+  return { ...convShape(conv, g), strides: g.s };
+}
+
+/** The runs of `runs` (back to back, a block's elements in order) that elements [lo, hi) of the block cover. */
+function cutRuns(runs: readonly [number, number][], lo: number, hi: number): [number, number][] {
+  const out: [number, number][] = [];
+  let at = 0;
+  for (const [b, e] of runs) {
+    const from = Math.max(lo, at);
+    const to = Math.min(hi, at + e - b);
+    if (to > from) out.push([b + from - at, b + to - at]);
+    at += e - b;
+    if (at >= hi) break;
+  }
+  return out;
+}
+
+/**
+ * A block of a backward pass's output: `parts` tiles from `base` each compute
+ * the contraction's share (fp32 partials when parts > 1); `out` its runs of
+ * the output, in the block's element order.
+ */
+interface GradBlock {
+  base: number;
+  parts: number;
+  out: [number, number][];
+  size: number;
+}
+
+/** The output mapped by the blocks: whole on `base` when unsplit, else chunk j on tile base + j (conv-grad-planner.ts, reduceChunks). */
+function mapGradBlocks(ctx: LowerContext, t: BuildTensor, blocks: readonly GradBlock[]): void {
+  const mapping: TileRange[] = [];
+  for (const b of blocks) {
+    if (b.parts === 1) {
+      for (const [lo, hi] of b.out) mapping.push({ tile: b.base, begin: lo, end: hi });
+      continue;
+    }
+    const { reducers, chunk } = reduceChunks(b.parts, b.size);
+    for (let j = 0; j < reducers; j++) for (const [lo, hi] of cutRuns(b.out, j * chunk, Math.min(b.size, (j + 1) * chunk))) mapping.push({ tile: b.base + j, begin: lo, end: hi });
+  }
+  ctx.graph.setTileMapping(t, mapping);
+}
+
+/** Where part `part` of a block writes: its output runs when the contraction is unsplit, else a new fp32 partial (kept in `partials`). */
+function gradBlockOut(ctx: LowerContext, t: BuildTensor, b: GradBlock, name: string, part: number, partials: BuildTensor[]): Slice[] {
+  if (b.parts === 1) return b.out.map(([lo, hi]) => ctx.slice(t, lo, hi));
+  const p = partialOnTile(ctx, name, b.size, b.base + part);
+  partials.push(p);
+  return [ctx.slice(p)];
+}
+
+/** The second stage: chunk j of each split block summed over its partials on tile base + j. */
+function reduceGradBlocks(ctx: LowerContext, t: BuildTensor, blocks: readonly GradBlock[], partials: readonly BuildTensor[][], name: string): void {
+  if (blocks.every((b) => b.parts === 1)) return;
+  ctx.computeSet(name);
+  for (const [bi, b] of blocks.entries()) {
+    if (b.parts === 1) continue;
+    const { reducers, chunk } = reduceChunks(b.parts, b.size);
+    for (let j = 0; j < reducers; j++) {
+      const lo = j * chunk;
+      const hi = Math.min(b.size, lo + chunk);
+      const tile = b.base + j;
+      ctx.vertex(
+        'NnConvBlockReduce',
+        tile,
+        { partials: partials[bi].map((p) => ctx.onTile(p, lo, hi, tile)), out: cutRuns(b.out, lo, hi).map(([x, y]) => ctx.slice(t, x, y)) },
+      );
+    }
   }
 }
 
+/**
+ * dX, planned (src/lower/conv-grad-planner.ts): blocks of batch x dX rows x
+ * dX channels, each over gM tiles splitting the dY channels of its groups.
+ * Each tile gathers the dY box its dX rows read and the weights
+ * W[m, c', :] of its dY channels and dX channels.
+ */
+function lowerConvGradX(op: Op, ctx: LowerContext): void {
+  const conv = (op as NnGradOp<ConvOp>).fwd;
+  const g = conv.geometry();
+  const s = gradShape(conv, g);
+  const result = planConvGradX(s, ctx.device);
+  const p = result.plan;
+  ctx.note('conv-grad-x plan', describeConvGradXPlan(s, result));
+  const { C, M, Cg, Mg, K } = channels(g, s.group);
+  const [D0, D1, D2] = s.inDims;
+  const inRest = D1 * D2;
+  const O0 = s.outDims[0];
+  const outRest = s.outDims[1] * s.outDims[2];
+  const dy = ctx.input(0);
+  const w = ctx.input(1);
+  const dx = ctx.output(0);
+  const arrays = geometryArrays(g);
+
+  const blocks: (GradBlock & { n0: number; n1: number; r0: number; r1: number; c0: number; c1: number })[] = [];
+  for (let nb = 0; nb < p.gN; nb++) {
+    for (let rb = 0; rb < p.gRow; rb++) {
+      for (let cb = 0; cb < p.gC; cb++) {
+        const n0 = nb * p.nBlock;
+        const n1 = Math.min(s.N, n0 + p.nBlock);
+        const r0 = rb * p.rowBlock;
+        const r1 = Math.min(D0, r0 + p.rowBlock);
+        const c0 = cb * p.cBlock;
+        const c1 = Math.min(C, c0 + p.cBlock);
+        const runs: [number, number][] = [];
+        for (let n = n0; n < n1; n++) for (let c = c0; c < c1; c++) runs.push([((n * C + c) * D0 + r0) * inRest, ((n * C + c) * D0 + r1) * inRest]);
+        const base = ((nb * p.gRow + rb) * p.gC + cb) * p.gM;
+        blocks.push({ base, parts: p.gM, out: mergedRuns(runs), size: (n1 - n0) * (c1 - c0) * (r1 - r0) * inRest, n0, n1, r0, r1, c0, c1 });
+      }
+    }
+  }
+  mapGradBlocks(ctx, dx, blocks);
+
+  ctx.computeSet('conv-grad-x');
+  const partials: BuildTensor[][] = [];
+  for (const [bi, blk] of blocks.entries()) {
+    const g0 = Math.floor(blk.c0 / Cg);
+    const g1 = Math.floor((blk.c1 - 1) / Cg);
+    const [lo, hi] = gradOutRows(s, blk.r0, blk.r1);
+    // Rows whose every tap lands in padding or between strides read no dY: one row stands in.
+    const oh0 = hi > lo ? lo : Math.min(lo, O0 - 1);
+    const dyRows = Math.max(1, hi - lo);
+    partials.push([]);
+    for (let mb = 0; mb < p.gM; mb++) {
+      const m0 = mb * p.mBlock;
+      const m1 = Math.min(Mg, m0 + p.mBlock);
+      const dyRuns: [number, number][] = [];
+      for (let n = blk.n0; n < blk.n1; n++) {
+        for (let gi = g0; gi <= g1; gi++) {
+          for (let m = gi * Mg + m0; m < gi * Mg + m1; m++) dyRuns.push([((n * M + m) * O0 + oh0) * outRest, ((n * M + m) * O0 + oh0 + dyRows) * outRest]);
+        }
+      }
+      const wRuns: [number, number][] = [];
+      for (let gi = g0; gi <= g1; gi++) {
+        const cs = Math.max(blk.c0, gi * Cg) - gi * Cg;
+        const ce = Math.min(blk.c1, (gi + 1) * Cg) - gi * Cg;
+        for (let m = gi * Mg + m0; m < gi * Mg + m1; m++) wRuns.push([(m * Cg + cs) * K, (m * Cg + ce) * K]);
+      }
+      const tile = blk.base + mb;
+      ctx.vertex(
+        'NnConvGradXBlock',
+        tile,
+        { in: ctx.gather(dy, mergedRuns(dyRuns), tile), weights: ctx.gather(w, mergedRuns(wRuns), tile), out: gradBlockOut(ctx, dx, blk, `partial${bi}.${mb}`, mb, partials[bi]) },
+        { group: s.group, nCount: blk.n1 - blk.n0, r0: blk.r0, rows: blk.r1 - blk.r0, c0: blk.c0, cCount: blk.c1 - blk.c0, m0, mCount: m1 - m0, g0, gCount: g1 - g0 + 1, oh0, dyRows },
+        arrays,
+      );
+    }
+  }
+  reduceGradBlocks(ctx, dx, blocks, partials, 'conv-grad-x/reduce');
+}
+
+/**
+ * dW, planned (src/lower/conv-grad-planner.ts): blocks of output channels x
+ * input channels of a group, each over gN x gRow tiles splitting the batch
+ * and the dY rows (the contraction). Each tile gathers its dY block and the
+ * X box those rows read (the forward's box for the same block).
+ */
 function lowerConvGradW(op: Op, ctx: LowerContext): void {
   const conv = (op as NnGradOp<ConvOp>).fwd;
   const g = conv.geometry();
-  const group = conv.attrs.group;
-  const ch = channels(g, group);
+  const s = gradShape(conv, g);
+  const result = planConvGradW(s, ctx.device);
+  const p = result.plan;
+  ctx.note('conv-grad-w plan', describeConvGradWPlan(s, result));
+  const { C, M, Cg, Mg, K } = channels(g, s.group);
+  const [O0, O1, O2] = s.outDims;
+  const outRest = O1 * O2;
+  const inRest = s.inDims[1] * s.inDims[2];
+  const inPlane = s.inDims[0] * inRest;
   const dy = ctx.input(0);
   const x = ctx.input(1);
   const dw = ctx.output(0);
-  ctx.computeSet('conv-grad-w/partials');
   const arrays = geometryArrays(g);
-  const pieces: Piece[] = [];
-  for (const [i, r] of ctx.ranges(dy).entries()) {
-    const box = forwardBox(g, r.begin, r.end, ch.inOf);
-    const win = planeWindowOnTile(ctx, x, { C: ch.C, D0: g.xs[2], rest: g.xs[3] * g.xs[4] }, box, r.tile, 'x');
-    const rowSize = ch.Cg * ch.K;
-    const p = partialOnTile(ctx, `partial${i}`, (box.mMax - box.mMin + 1) * rowSize, r.tile);
-    pieces.push({ t: p, offset: box.mMin * rowSize });
-    ctx.vertex('NnConvGradWPartial', r.tile, { gradOut: ctx.slice(dy, r.begin, r.end), in: win.slices, out: ctx.slice(p) }, { ...win.params, group, begin: r.begin, mMin: box.mMin }, { ...arrays, ...win.arrays });
+  const gK = p.gN * p.gRow;
+
+  const blocks: (GradBlock & { m0: number; m1: number; c0: number; c1: number })[] = [];
+  for (let mb = 0; mb < p.gM; mb++) {
+    for (let cb = 0; cb < p.gC; cb++) {
+      const m0 = mb * p.mBlock;
+      const m1 = Math.min(M, m0 + p.mBlock);
+      const c0 = cb * p.cBlock;
+      const c1 = Math.min(Cg, c0 + p.cBlock);
+      const runs: [number, number][] = [];
+      for (let m = m0; m < m1; m++) runs.push([(m * Cg + c0) * K, (m * Cg + c1) * K]);
+      blocks.push({ base: (mb * p.gC + cb) * gK, parts: gK, out: mergedRuns(runs), size: (m1 - m0) * (c1 - c0) * K, m0, m1, c0, c1 });
+    }
   }
-  reducePieces(ctx, pieces, dw);
+  mapGradBlocks(ctx, dw, blocks);
+
+  ctx.computeSet('conv-grad-w');
+  const partials: BuildTensor[][] = [];
+  for (const [bi, blk] of blocks.entries()) {
+    const g0 = Math.floor(blk.m0 / Mg);
+    const g1 = Math.floor((blk.m1 - 1) / Mg);
+    partials.push([]);
+    for (let nb = 0; nb < p.gN; nb++) {
+      for (let rb = 0; rb < p.gRow; rb++) {
+        const n0 = nb * p.nBlock;
+        const n1 = Math.min(s.N, n0 + p.nBlock);
+        const r0 = rb * p.rowBlock;
+        const r1 = Math.min(O0, r0 + p.rowBlock);
+        const [ih0, ih1] = inputRows(s, r0, r1);
+        const inRows = Math.max(1, ih1 - ih0);
+        const dyRuns: [number, number][] = [];
+        for (let n = n0; n < n1; n++) for (let m = blk.m0; m < blk.m1; m++) dyRuns.push([((n * M + m) * O0 + r0) * outRest, ((n * M + m) * O0 + r1) * outRest]);
+        const xRuns: [number, number][] = [];
+        for (let n = n0; n < n1; n++) {
+          for (let gi = g0; gi <= g1; gi++) {
+            for (let c = gi * Cg + blk.c0; c < gi * Cg + blk.c1; c++) xRuns.push([(n * C + c) * inPlane + ih0 * inRest, (n * C + c) * inPlane + (ih0 + inRows) * inRest]);
+          }
+        }
+        const part = nb * p.gRow + rb;
+        const tile = blk.base + part;
+        ctx.vertex(
+          'NnConvGradWBlock',
+          tile,
+          { gradOut: ctx.gather(dy, mergedRuns(dyRuns), tile), in: ctx.gather(x, mergedRuns(xRuns), tile), out: gradBlockOut(ctx, dw, blk, `partial${bi}.${part}`, part, partials[bi]) },
+          { group: s.group, nCount: n1 - n0, r0, rows: r1 - r0, m0: blk.m0, mCount: blk.m1 - blk.m0, c0: blk.c0, cCount: blk.c1 - blk.c0, g0, gCount: g1 - g0 + 1, ih0, inRows },
+          arrays,
+        );
+      }
+    }
+  }
+  reduceGradBlocks(ctx, dw, blocks, partials, 'conv-grad-w/reduce');
 }
 
 function lowerConvGradB(op: Op, ctx: LowerContext): void {
@@ -425,7 +595,7 @@ export const convDefinitions: OpDefinition[] = [
     createInput: convCreateInput,
     lower: lowerConv,
   })),
-  { id: gid('ConvGradX'), description: "dX: dY convolved with the weights transposed (taps that land between strides skipped)", lower: lowerConvGradX },
-  { id: gid('ConvGradW'), description: 'dW = sum over batch and output positions of dY x the input window (two-stage)', lower: lowerConvGradW },
+  { id: gid('ConvGradX'), description: 'dX: dY convolved with the weights transposed (taps that land between strides skipped), planned like the forward pass', lower: lowerConvGradX },
+  { id: gid('ConvGradW'), description: 'dW = sum over batch and output positions of dY x the input window, planned (split contraction summed in a second stage)', lower: lowerConvGradW },
   { id: gid('ConvGradB'), description: 'dB = sum of dY over all axes but 1 (two-stage)', lower: lowerConvGradB },
 ];

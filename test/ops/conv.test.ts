@@ -11,7 +11,16 @@
  * atol = rtol = 4e-3 (inputs and result rounded to float16 on both sides;
  * the result's half-ulp is 2^-11 relative, twice that allows onnxruntime's
  * own fp16 accumulation). Grads: the harness default 2e-3 (see
- * test/ops/nn.test.ts).
+ * test/ops/nn.test.ts), also for the planned backward passes with forced
+ * splits, there with a step h = 0.5: Y is linear in X, W and B, and one
+ * perturbed element moves each y_i by one product (|x|, |w| < 1) times h,
+ * so each loss term y_i R_i + C_i (|R_i| < 1, C_i = |y_i R_i| + 1) stays
+ * >= 0.5 and central differences are exact: only the fp32 rounding of the
+ * loss remains. It sums up to ~500 terms of ~1-5 here (L ~ 1.5e3, an ulp of
+ * 1.2e-4); over 2h = 1 that is ~1e-4, 20x under the tolerance (with the
+ * default h = 1e-2 it would be ~6e-3: the first fixed case already showed
+ * 7e-4). Split contractions change only the order of fp32 additions
+ * (~K x 2^-24 relative), far below that.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -21,7 +30,10 @@ import { loadDevicePreset } from '../../src/config/devices.js';
 import { checkForward, checkGrad, f32, runOurs, type OpCase } from './harness.js';
 import { checkForwardAllTiles, lowered } from './nn-util.js';
 import { estimateConvPlan, overrideConvPlans, planConv, type ConvShape, type ConvSplit } from '../../src/lower/conv-planner.js';
+import { describeConvGradWPlan, describeConvGradXPlan, overrideConvGradPlans, planConvGradW, planConvGradX, type ConvGradShape } from '../../src/lower/conv-grad-planner.js';
 import { tiny } from '../helpers.js';
+import { loadConfigText } from '../../src/config/load.js';
+import { compile, TrainingSession } from '../../src/session.js';
 
 const tol = { atol: 2e-5, rtol: 1e-4 };
 
@@ -157,6 +169,135 @@ describe('Conv grads', () => {
     // rounding noise in the difference quotient. Y is linear in W and B and the projection is linear
     // where every term stays positive, so central differences are exact at any step: h = 0.5.
     await checkGrad({ ...c, h: 0.5 });
+  });
+});
+
+describe('Conv grads, planned (src/lower/conv-grad-planner.ts)', () => {
+  /** A forced backward split: `parts` of each dim (gradX: batch, dX rows, dX channels, dY channels per group; gradW: out channels, in channels per group, batch, dY rows). */
+  type Parts = [number, number, number, number];
+  const block = (size: number, parts: number) => Math.ceil(size / Math.min(parts, size));
+  async function withGradSplits(x: Parts, w: Parts, run: () => Promise<void>): Promise<void> {
+    const restore = overrideConvGradPlans({
+      gradX: (s) => ({ nBlock: block(s.N, x[0]), rowBlock: block(s.inDims[0], x[1]), cBlock: block(s.C, x[2]), mBlock: block(s.M / s.group, x[3]) }),
+      gradW: (s) => ({ mBlock: block(s.M, w[0]), cBlock: block(s.C / s.group, w[1]), nBlock: block(s.N, w[2]), rowBlock: block(s.outDims[0], w[3]) }),
+    });
+    try {
+      await run();
+    } finally {
+      restore();
+    }
+  }
+
+  it('every kind of backward split agrees with finite differences (64 tiles)', async () => {
+    // Blocks that straddle groups (dX channels 3 of Cg = 2; dW rows 3 of Mg = 2), split contractions
+    // (dY channels for dX, batch x dY rows for dW: fp32 partials summed in chunks over the block's
+    // tiles), dX rows blocks with strides, dilations and pads, dX rows no tap reaches (1x1 stride 2,
+    // ResNet's downsampling), dY rows that read only padding, 1-D.
+    const device = tiny({ tilesPerIpu: 64 });
+    const cases: [OpCase, Parts, Parts][] = [
+      [conv([2, 4, 5, 4], [4, 2, 3, 3], { group: 2, pads: [1, 1, 1, 1], strides: [2, 1] }, true, 50), [1, 3, 2, 2], [2, 2, 2, 2]],
+      [conv([1, 3, 6, 5], [2, 3, 2, 2], { dilations: [2, 1], pads: [0, 0, 3, 1], strides: [3, 1] }, false, 51), [1, 6, 3, 1], [2, 3, 1, 3]],
+      [conv([1, 4, 5, 5], [3, 4, 1, 1], { strides: [2, 2] }, false, 52), [1, 5, 2, 3], [3, 2, 1, 3]],
+      [conv([2, 3, 7], [4, 3, 3], { strides: [2], pads: [2, 1] }, true, 53), [2, 3, 3, 2], [2, 1, 2, 2]],
+      [conv([1, 6, 4, 4], [6, 1, 3, 3], { group: 6, pads: [1, 1, 1, 1] }, false, 54), [1, 2, 4, 1], [4, 1, 1, 2]],
+    ];
+    for (const [c, x, w] of cases) await withGradSplits(x, w, () => checkGrad({ ...c, device, h: 0.5 }));
+  });
+
+  it('random geometries with random backward splits agree with finite differences (fast-check, 16 tiles)', async () => {
+    const parts = fc.tuple(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 }));
+    const geometry = fc.record({
+      n: fc.integer({ min: 1, max: 2 }),
+      group: fc.integer({ min: 1, max: 2 }),
+      cg: fc.integer({ min: 1, max: 2 }),
+      mg: fc.integer({ min: 1, max: 2 }),
+      h: fc.integer({ min: 3, max: 6 }),
+      w: fc.integer({ min: 3, max: 5 }),
+      kh: fc.integer({ min: 1, max: 3 }),
+      kw: fc.integer({ min: 1, max: 2 }),
+      s: fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 2 })),
+      d: fc.tuple(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 })),
+      pads: fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 1 }), fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 1 })),
+      x: parts,
+      wp: parts,
+      seed: fc.integer({ min: 1, max: 1000 }),
+    });
+    await fc.assert(
+      fc.asyncProperty(geometry, async (g) => {
+        fc.pre((g.kh - 1) * g.d[0] + 1 <= g.h + g.pads[0] + g.pads[2] && (g.kw - 1) * g.d[1] + 1 <= g.w + g.pads[1] + g.pads[3]);
+        const c = conv([g.n, g.cg * g.group, g.h, g.w], [g.mg * g.group, g.cg, g.kh, g.kw], { group: g.group, strides: g.s, dilations: g.d, pads: g.pads }, false, g.seed);
+        await withGradSplits(g.x, g.wp, () => checkGrad({ ...c, device: tiny({ tilesPerIpu: 16 }), h: 0.5 }));
+      }),
+      { numRuns: 12, seed: 20250102 },
+    );
+  });
+
+  it("on mk2 (1472 tiles) the planner's own backward plans agree with finite differences", async () => {
+    await checkGrad({ ...conv([2, 4, 6, 5], [6, 2, 3, 3], { group: 2, pads: [1, 1, 1, 1], strides: [2, 1] }, true, 55), device: loadDevicePreset('mk2'), h: 0.5 });
+  });
+
+  it('the simulator charges the backward compute sets what the planner estimates (tiny device, float32)', async () => {
+    const config = `
+name: convgrad
+device: tiny
+model:
+  graph:
+    inputs:
+      x: {shape: [1, 16, 8, 8], dtype: float32}
+    initializers:
+      w1: {shape: [16, 16, 3, 3], init: {normal: {std: 0.1, seed: 1}}}
+      w2: {shape: [8, 16, 3, 3], init: {normal: {std: 0.1, seed: 2}}}
+    nodes:
+      - {op: Conv, inputs: [x, w1], outputs: [h], attributes: {pads: [1, 1, 1, 1]}}
+      - {op: Conv, inputs: [h, w2], outputs: [y], attributes: {pads: [1, 1, 1, 1], strides: [2, 2]}}
+    outputs: [y]
+inputs:
+  x: {random: {distribution: uniform, low: -1, high: 1, seed: 7}}
+train:
+  loss: {type: l1, input: y, reduction: mean}
+  optimizer: {type: sgd, lr: 0.01}
+  steps: 1
+`;
+    const session = await TrainingSession.create(await compile(loadConfigText(config, '/tmp/convgrad.yaml')), { workers: 1, numerics: false });
+    try {
+      await session.runStep();
+      const computeOf = (suffix: string) => session.phases.filter((p) => p.kind === 'compute' && p.name.endsWith(suffix)).map((p) => p.cycles);
+      const s2: ConvGradShape = { N: 1, C: 16, M: 8, group: 1, inDims: [8, 8, 1], outDims: [4, 4, 1], kernel: [3, 3, 1], stride0: 2, dilation0: 1, pad0: 1, strides: [2, 2, 1], dtype: 'float32' };
+      const s1: ConvGradShape = { ...s2, M: 16, outDims: [8, 8, 1], stride0: 1, strides: [1, 1, 1] };
+      // dX only of the second convolution (x is not trained); dW of both.
+      expect(computeOf('/conv-grad-x')).toEqual([planConvGradX(s2, tiny()).plan.cycles.compute]);
+      expect(computeOf('/conv-grad-w').sort()).toEqual([planConvGradW(s1, tiny()).plan.cycles.compute, planConvGradW(s2, tiny()).plan.cycles.compute].sort());
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('the backward plans of ResNet-50 layers fit the memory limit on mk2', () => {
+    const mk2 = loadDevicePreset('mk2');
+    // [C, M, input hw, kernel, stride]: 3x3 at 56, the deepest 1x1s, a 3x3 stride 2, a 1x1 stride-2 downsample, the 7x7 stem (dW only: X is data).
+    for (const [C, M, hw, k, st] of [[64, 64, 56, 3, 1], [1024, 256, 14, 1, 1], [512, 2048, 7, 1, 1], [256, 256, 28, 3, 2], [1024, 2048, 14, 1, 2], [3, 64, 224, 7, 2]] as const) {
+      const p = Math.floor((k - 1) / 2);
+      const o = Math.floor((hw + 2 * p - k) / st) + 1;
+      const s: ConvGradShape = { N: 1, C, M, group: 1, inDims: [hw, hw, 1], outDims: [o, o, 1], kernel: [k, k, 1], stride0: st, dilation0: 1, pad0: p, strides: [st, st, 1], dtype: 'float32' };
+      for (const r of [planConvGradX(s, mk2), planConvGradW(s, mk2)]) {
+        expect(r.fallback, `${C} -> ${M} at ${hw}`).toBe(false);
+        expect(r.plan.tempBytes).toBeLessThanOrEqual(r.plan.memoryLimit);
+        expect(r.plan.tiles).toBeLessThanOrEqual(1472);
+      }
+    }
+  });
+
+  it('when no split fits, the plans take the least memory and say so', () => {
+    const small = tiny({ bytesPerTile: 8192 });
+    const s: ConvGradShape = { N: 1, C: 64, M: 64, group: 1, inDims: [32, 32, 1], outDims: [32, 32, 1], kernel: [3, 3, 1], stride0: 1, dilation0: 1, pad0: 1, strides: [1, 1, 1], dtype: 'float32' };
+    const x = planConvGradX(s, small);
+    const w = planConvGradW(s, small);
+    for (const r of [x, w]) {
+      expect(r.fallback).toBe(true);
+      expect(r.plan.tiles).toBeLessThanOrEqual(4);
+    }
+    expect(describeConvGradXPlan(s, x)).toMatch(/^dX of \[1, 64, 32, 32\] \* 64 x 3x3 float32: .* no split fits 4915 B of temporaries per tile: took the one needing the least/);
+    expect(describeConvGradWPlan(s, w)).toMatch(/^dW of .* no split fits/);
   });
 });
 
