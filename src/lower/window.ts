@@ -25,7 +25,7 @@
  */
 import type { LowerContext } from './context.js';
 import { DTYPE_BYTES } from '../../sim/program.js';
-import type { BuildTensor, Slice } from './devicegraph.js';
+import type { BuildTensor, Slice, TileRange } from './devicegraph.js';
 
 /** A box of an [N, C, D0, rest] tensor: n in [nMin, nMax], c in [cLo, cHi], the rows of D0 with rows[i0] = 1. */
 export interface PlaneBox {
@@ -222,15 +222,48 @@ export interface Piece {
 }
 
 /**
- * Stage 2 of a two-stage reduction: out = scale x the sum of every piece
- * overlapping it, on the tiles that own out (NnPartialsFinal).
+ * Partial regions one NnPartialsFinal sums at most. A tile owning a few
+ * output elements that every tile contributed to (a BatchNorm channel, a
+ * LayerNorm gamma) would otherwise receive and list a partial from each of
+ * ~1,500 tiles: ResNet-50 training's fullest tile held 344 KB of such vertex
+ * state. Beyond this, the pieces are summed in groups first (a tree).
+ */
+export const PARTIALS_FAN_IN = 32;
+
+/**
+ * The last stages of a reduction: out = scale x the sum of every piece
+ * overlapping it, on the tiles that own out (NnPartialsFinal). When some
+ * output range overlaps more than PARTIALS_FAN_IN pieces, consecutive pieces
+ * are first summed in groups of PARTIALS_FAN_IN, each on the tile of its
+ * first piece, as often as needed (PopLibs' multi-stage reductions).
  */
 export function reducePieces(ctx: LowerContext, pieces: readonly Piece[], out: BuildTensor, scale = 1, name = 'reduce/final'): void {
+  let level = [...pieces];
+  for (let stage = 0; maxOverlap(level, ctx.ranges(out)) > PARTIALS_FAN_IN; stage++) {
+    ctx.computeSet(`${name.replace(/\/final$/, '')}/tree${stage}`);
+    const next: Piece[] = [];
+    for (let g = 0; g < level.length; g += PARTIALS_FAN_IN) {
+      const group = level.slice(g, g + PARTIALS_FAN_IN);
+      const lo = Math.min(...group.map((q) => q.offset));
+      const hi = Math.max(...group.map((q) => q.offset + q.t.size));
+      const tile = group[0].t.mapping![0].tile;
+      const sum = partialOnTile(ctx, `tree${stage}.${g / PARTIALS_FAN_IN}`, hi - lo, tile);
+      ctx.vertex(
+        'NnPartialsFinal',
+        tile,
+        { partials: group.map((q) => ctx.onTile(q.t, 0, q.t.size, tile)), out: ctx.slice(sum) },
+        { scale: 1 },
+        { offsets: group.map((q) => q.offset - lo) },
+      );
+      next.push({ t: sum, offset: lo });
+    }
+    level = next;
+  }
   ctx.computeSet(name);
   for (const r of ctx.ranges(out)) {
     const parts: Slice[] = [];
     const offsets: number[] = [];
-    for (const p of pieces) {
+    for (const p of level) {
       const lo = Math.max(r.begin, p.offset);
       const hi = Math.min(r.end, p.offset + p.t.size);
       if (hi <= lo) continue;
@@ -239,6 +272,17 @@ export function reducePieces(ctx: LowerContext, pieces: readonly Piece[], out: B
     }
     ctx.vertex('NnPartialsFinal', r.tile, { partials: parts, out: ctx.slice(out, r.begin, r.end) }, { scale }, { offsets });
   }
+}
+
+/** The most pieces overlapping one of `ranges`. */
+function maxOverlap(pieces: readonly Piece[], ranges: readonly TileRange[]): number {
+  let most = 0;
+  for (const r of ranges) {
+    let n = 0;
+    for (const p of pieces) if (p.offset < r.end && p.offset + p.t.size > r.begin) n++;
+    most = Math.max(most, n);
+  }
+  return most;
 }
 
 /**

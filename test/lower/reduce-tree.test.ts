@@ -1,0 +1,52 @@
+/**
+ * Reductions whose partials come from many tiles are summed in a tree
+ * (src/lower/window.ts reducePieces, PARTIALS_FAN_IN): no NnPartialsFinal
+ * vertex lists more than PARTIALS_FAN_IN partial regions, so the tile owning
+ * a LayerNorm gamma or BatchNorm channel does not receive a partial from every
+ * tile. Gradients through the tree agree with central finite differences
+ * (harness tolerance 2e-3, see test/ops/nn.test.ts).
+ */
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfigText } from '../../src/config/load.js';
+import { PARTIALS_FAN_IN } from '../../src/lower/window.js';
+import { compile } from '../../src/session.js';
+import { checkGrad, f32 } from '../ops/harness.js';
+import { ROOT, tiny } from '../helpers.js';
+
+const CONFIG = `
+name: layernorm-tree
+device: {preset: tiny, tiles: 256}
+model:
+  graph:
+    inputs:
+      x: {shape: [64, 48]}
+    initializers:
+      g: {shape: [48], init: {constant: 1}}
+      b: {shape: [48], init: {constant: 0}}
+    nodes:
+      - {op: LayerNormalization, inputs: [x, g, b], outputs: [y], attributes: {axis: -1}}
+    outputs: [y]
+inputs:
+  x: {random: {distribution: normal, mean: 0, std: 1, seed: 7}}
+train:
+  loss: {type: l1, input: y}
+  optimizer: {type: sgd, lr: 0.01}
+`;
+
+describe('reductions from many tiles are summed in a tree', () => {
+  it('no NnPartialsFinal vertex sums more than PARTIALS_FAN_IN partials, and the tree is there', async () => {
+    const c = await compile(loadConfigText(CONFIG, path.join(ROOT, 'test/lower/layernorm-tree.yaml'), { numerics: false }));
+    const finals = c.program.computeSets.flatMap((cs) => cs.vertices.filter((v) => v.codelet === 'NnPartialsFinal').map((v) => ({ cs: cs.name, v })));
+    expect(finals.length).toBeGreaterThan(0);
+    const most = Math.max(...finals.map(({ v }) => (Array.isArray(v.fields.partials) ? v.fields.partials.length : 1)));
+    expect(most).toBeLessThanOrEqual(PARTIALS_FAN_IN);
+    // The gamma gradient's partials come from more tiles than one vertex may sum: a tree stage exists.
+    expect(c.program.computeSets.some((cs) => /\/tree0$/.test(cs.name))).toBe(true);
+  });
+
+  it('LayerNormalization gradients through the tree agree with finite differences', async () => {
+    // Small enough for finite differences, spread over 48 tiles (2 elements each): 48 partials per gamma element.
+    await checkGrad({ op: 'LayerNormalization', attributes: { axis: -1 }, inputs: { x: f32([24, 4], 1, 0, -2, 2), s: f32([4], 2), b: f32([4], 3) }, device: tiny({ tilesPerIpu: 256, minBytesPerTile: 8 }) });
+  });
+});
