@@ -54,6 +54,8 @@ export class Engine {
   private readonly exCost = new Map<number, PhaseCost>();
   /** Each exchange's copy plan, made the first time it runs (null: no room for plans, copy one by one). */
   private readonly exPlan = new Map<number, ExchangePlan | null>();
+  /** Whether each compute set goes to the pool (decided the first time it runs). */
+  private readonly csOnPool = new Map<number, boolean>();
 
   private constructor(
     readonly program: DeviceProgram,
@@ -147,7 +149,11 @@ export class Engine {
           if (!cost) this.csCost.set(cs.id, (cost = computeSetCost(cs, this.codelets, this.program.device)));
           if (this.options.numerics) {
             try {
-              const onPool = this.custom.has(cs.id) || (this.options.workers > 1 && TilePool.worthIt(cs, this.options.inlineBelow));
+              let onPool = this.csOnPool.get(cs.id);
+              if (onPool === undefined) {
+                onPool = this.custom.has(cs.id) || (this.options.workers > 1 && TilePool.worthIt(cs, this.options.inlineBelow));
+                this.csOnPool.set(cs.id, onPool);
+              }
               if (this.pool && onPool) await this.pool.run(cs, this.options.vertexTimeoutSeconds ?? DEFAULT_VERTEX_TIMEOUT_SECONDS);
               else this.runner.run(cs, 0, Number.MAX_SAFE_INTEGER);
             } catch (e) {
