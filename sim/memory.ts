@@ -87,7 +87,9 @@ export class TileMemory {
     const plansAt = tilesEnd + threads * arena;
     let memory = o.shared;
     if (!memory && o.kernels) {
-      const pages = (plansAt + planBytes) / PAGE;
+      // Plans that would take the memory past wasm32's 4 GiB are left out (exchanges then copy one by one).
+      const withPlans = (plansAt + planBytes) / PAGE;
+      const pages = withPlans <= MAX_PAGES ? withPlans : plansAt / PAGE;
       // Past wasm32's 4 GiB, or if the host refuses the reservation: a plain buffer, and the TypeScript codelets.
       if (pages <= MAX_PAGES) {
         try {
@@ -105,7 +107,8 @@ export class TileMemory {
       const base = tilesEnd + (o.slot ?? 0) * arena;
       this.kernels = bindKernels(o.kernels, memory, base, base + arena);
       this.arena = this.kernels.arena;
-      this.plans = new Uint32Array(this.buffer, plansAt, planBytes / 4);
+      // The room the memory has (its maker may have left the plans out): every thread sees the same.
+      this.plans = new Uint32Array(this.buffer, plansAt, Math.max(0, Math.min(planBytes, this.buffer.byteLength - plansAt)) / 4);
     } else if (total <= 2 ** 32) {
       this.planShared = o.sharedPlans ?? new SharedArrayBuffer(Math.max(planBytes, 4));
       this.plans = new Uint32Array(this.planShared);
