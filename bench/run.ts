@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfigText } from '../src/config/load.js';
 import { compile, Session } from '../src/session.js';
 import { matmulVsKernels } from './kernels.js';
+import { superstepOverhead } from './superstep.js';
 
 // The host's load when the bench starts and ends: times measured beside other work are inflated.
 const loadAtStart = loadavg()[0];
@@ -118,7 +119,15 @@ for (const c of CASES) {
 
 // Issue 9: the simulated matmul against bare kernels on this host, in the same run.
 const k = await matmulVsKernels(console.log);
+// Issue 9: the engine's own cost per superstep.
+const ss = await superstepOverhead(console.log);
 const pct = (x: number, of: number) => `${((100 * x) / of).toFixed(0)}%`;
+
+const SUPERSTEP_TEXT = `bench/superstep.ts: 2,000 supersteps of a hand-made program on a 64-tile mk2, each an exchange (16 bytes
+into each tile) and a compute set (an Add of 4 floats on each tile), best of 3 runs. Small supersteps run inline,
+so this is the engine's cost per superstep (syncs, phase records, the copy plan, the vertex runner) plus 64 tiny
+vertices; target (issue 9) under 50 µs. The last column sends every superstep to the pool (\`inlineBelow: 0\`):
+the two task round trips that inlining avoids.`;
 
 const md = `# Benchmarks
 
@@ -153,6 +162,14 @@ per-step work that grows as n^2 cancel out. Targets (issue 9): 1 worker at >= 50
 | ms at 512 / 1024 | ${k.ms.sim1.map((x) => x.toFixed(1)).join(' / ')} | ${k.ms.sim2.map((x) => x.toFixed(1)).join(' / ')} | ${k.ms.wasm.map((x) => x.toFixed(1)).join(' / ')} | ${k.ms.js.map((x) => x.toFixed(1)).join(' / ')} |
 
 2 workers / 1 worker: ${(k.sim2 / k.sim1).toFixed(2)}x.
+
+## Engine overhead per superstep
+
+${SUPERSTEP_TEXT}
+
+| | 1 worker | 2 workers | 2 workers, all on the pool |
+|---|---|---|---|
+| µs per superstep | ${ss.inline1.toFixed(1)} | ${ss.inline2.toFixed(1)} | ${ss.pool2.toFixed(1)} |
 
 ## Whole models on a full mk2, timing only
 

@@ -11,13 +11,14 @@ import type { CodeletRegistry, ElemArray } from './codelet.js';
 import { computeSetCost, exchangeCost, streamCopyCycles, type PhaseCost } from './cost.js';
 import { VertexRunner } from './execute.js';
 import { MemoryGuard } from './memory-guard.js';
+import { INLINE_COPY_WORK, planExchange, type ExchangePlan } from './exchange.js';
 import { CodeletFault } from './faults.js';
 import { TileMemory, makeView } from './memory.js';
 import { encodeHalf } from './half.js';
 import { loadCodeletRegistry } from './modules.js';
 import { TilePool } from './pool.js';
 import { kernelModule, wasmEnabled } from './wasm/kernels.js';
-import { DTYPE_BYTES, type ComputeSet, type DeviceProgram, type DeviceTensor, type HostStream, type ProgramStep } from './program.js';
+import { DTYPE_BYTES, type ComputeSet, type DeviceProgram, type Exchange, type DeviceTensor, type HostStream, type ProgramStep } from './program.js';
 import type { Phase } from './profile.js';
 
 export interface EngineOptions {
@@ -25,7 +26,10 @@ export interface EngineOptions {
   workers: number;
   /** false: count cycles only, touch no data. */
   numerics: boolean;
-  /** Elements below which a compute set runs inline instead of on the pool (default INLINE_ELEMENTS; 0 sends all). */
+  /**
+   * Elements below which a compute set runs inline instead of on the pool (default INLINE_ELEMENTS; 0 sends
+   * all, exchanges too: otherwise an exchange goes to the pool from INLINE_COPY_WORK, sim/exchange.ts).
+   */
   inlineBelow?: number;
   /** The watchdog: a compute set run on the pool for longer ends the run (default DEFAULT_VERTEX_TIMEOUT_SECONDS). */
   vertexTimeoutSeconds?: number;
@@ -51,6 +55,10 @@ export class Engine {
   private clock = 0;
   private readonly csCost = new Map<number, PhaseCost>();
   private readonly exCost = new Map<number, PhaseCost>();
+  /** Each exchange's copy plan, made the first time it runs (null: no room for plans, copy one by one). */
+  private readonly exPlan = new Map<number, ExchangePlan | null>();
+  /** Whether each compute set goes to the pool (decided the first time it runs). */
+  private readonly csOnPool = new Map<number, boolean>();
 
   private constructor(
     readonly program: DeviceProgram,
@@ -77,12 +85,23 @@ export class Engine {
     // With numerics, tile memory is a shared WebAssembly.Memory the kernels run over, with an arena per thread.
     const kernels = options.numerics && wasmEnabled() ? await kernelModule() : undefined;
     const threads = 1 + (options.numerics && (options.workers > 1 || custom.size > 0) ? options.workers : 0);
-    const memory = new TileMemory(options.numerics ? program.tileBytes : program.tileBytes.map(() => 0), { kernels, threads, slot: 0 });
+    // Room for every exchange's copy plan (sim/exchange.ts), in shared memory: workers read them from there.
+    const planRecords = options.numerics ? program.exchanges.reduce((n, ex) => n + ex.copies.count, 0) : 0;
+    const memory = new TileMemory(options.numerics ? program.tileBytes : program.tileBytes.map(() => 0), { kernels, threads, slot: 0, planRecords });
     const pool =
       options.numerics && (options.workers > 1 || custom.size > 0)
         ? await TilePool.start(
             options.workers,
-            { memory: memory.shared, kernels, threads, tileBytes: program.tileBytes, computeSets: program.computeSets, modules: program.codeletModules },
+            {
+              memory: memory.shared,
+              kernels,
+              threads,
+              tileBytes: program.tileBytes,
+              planRecords,
+              sharedPlans: memory.planShared,
+              computeSets: program.computeSets,
+              modules: program.codeletModules,
+            },
             codelets,
           )
         : undefined;
@@ -138,7 +157,11 @@ export class Engine {
           if (this.options.numerics) {
             const snapshot = this.guard?.before();
             try {
-              const onPool = this.custom.has(cs.id) || (this.options.workers > 1 && TilePool.worthIt(cs, this.options.inlineBelow));
+              let onPool = this.csOnPool.get(cs.id);
+              if (onPool === undefined) {
+                onPool = this.custom.has(cs.id) || (this.options.workers > 1 && TilePool.worthIt(cs, this.options.inlineBelow));
+                this.csOnPool.set(cs.id, onPool);
+              }
               if (this.pool && onPool) await this.pool.run(cs, this.options.vertexTimeoutSeconds ?? DEFAULT_VERTEX_TIMEOUT_SECONDS);
               else this.runner.run(cs, 0, Number.MAX_SAFE_INTEGER);
             } catch (e) {
@@ -155,10 +178,7 @@ export class Engine {
           this.sync(ex.op, step);
           let cost = this.exCost.get(ex.id);
           if (!cost) this.exCost.set(ex.id, (cost = exchangeCost(ex, this.program.device)));
-          if (this.options.numerics) {
-            const c = ex.copies;
-            for (let i = 0; i < c.count; i++) this.memory.copy(c.srcTile[i], c.srcOffset[i], c.dstTile[i], c.dstOffset[i], c.bytes[i]);
-          }
+          if (this.options.numerics) await this.copy(ex);
           this.record({ kind: 'exchange', name: ex.name, op: ex.op, cycles: cost.cycles, tiles: cost.tiles, step });
           st.afterExchange = true;
           break;
@@ -181,6 +201,27 @@ export class Engine {
           break;
       }
     }
+  }
+
+  /** Run an exchange's copies: on the pool, each worker the copies into its tiles, or here when small. */
+  private async copy(ex: Exchange): Promise<void> {
+    let plan = this.exPlan.get(ex.id);
+    if (plan === undefined) {
+      const groups = this.pool && this.options.workers > 1 ? this.options.workers : 1;
+      plan = planExchange(ex, this.memory, groups) ?? null;
+      this.exPlan.set(ex.id, plan);
+    }
+    if (plan === null) {
+      const c = ex.copies;
+      for (let i = 0; i < c.count; i++) this.memory.copy(c.srcTile[i], c.srcOffset[i], c.dstTile[i], c.dstOffset[i], c.bytes[i]);
+      return;
+    }
+    const b = plan.bounds;
+    const groups: [number, number][] = [];
+    for (let g = 0; g + 1 < b.length; g++) if (b[g + 1] > b[g]) groups.push([plan.at + b[g], b[g + 1] - b[g]]);
+    const inlineBelow = this.options.inlineBelow === 0 ? 0 : INLINE_COPY_WORK;
+    if (this.pool && groups.length > 1 && plan.work >= inlineBelow) await this.pool.runCopies(groups, ex);
+    else this.memory.runPlan(plan.at, b[b.length - 1]);
   }
 
   private sync(op: string, step: number): void {

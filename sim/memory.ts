@@ -8,11 +8,17 @@
  * the tiles it holds one scratch arena per thread that runs vertices (the
  * main thread's is slot 0, each pool worker claims one): float16 fields
  * decoded for a codelet and a kernel's staging live there, in the same memory.
+ *
+ * Exchange copy plans (sim/exchange.ts) live in shared memory too: records of
+ * three u32 (source address, destination address, bytes), written once by the
+ * main thread and read by every thread. With the kernels they follow the
+ * arenas in the WebAssembly.Memory (the `copies` kernel runs them); without,
+ * they are a SharedArrayBuffer of their own.
  */
 import type { ElemArray } from './codelet.js';
 import type { DeviceDType, Region } from './program.js';
 import { DTYPE_BYTES } from './program.js';
-import { bindKernels, type Arena } from './wasm/kernels.js';
+import { bindKernels, type Arena, type Kernels } from './wasm/kernels.js';
 import { MAX_PAGES } from './wasm/kernels-wat.js';
 
 const BASE_ALIGN = 8;
@@ -27,7 +33,14 @@ export interface MemoryOptions {
   slot?: number;
   /** The memory another thread made (a pool worker's), from its `shared`. */
   shared?: WebAssembly.Memory | SharedArrayBuffer;
+  /** Copy-plan records (12 bytes each) to reserve room for: every exchange's copies. */
+  planRecords?: number;
+  /** The plans another thread made when they are not in `shared` (its `planShared`). */
+  sharedPlans?: SharedArrayBuffer;
 }
+
+/** Bytes of one copy-plan record: source address, destination address, bytes (u32 each). */
+export const PLAN_RECORD_BYTES = 12;
 
 /**
  * One arena's bytes: room for every field of a vertex decoded from float16
@@ -47,6 +60,13 @@ export class TileMemory {
   readonly shared: WebAssembly.Memory | SharedArrayBuffer;
   /** This thread's scratch when the kernels are bound. */
   readonly arena: Arena | undefined;
+  /** Copy-plan records, three u32 each (empty when tile memory is past 4 GiB: addresses would not fit). */
+  readonly plans: Uint32Array;
+  /** The plans' own buffer when they are not in tile memory's (for the workers). */
+  readonly planShared: SharedArrayBuffer | undefined;
+  /** Records of `plans` handed out so far (main thread). */
+  private planTop = 0;
+  private readonly kernels: Kernels | undefined;
   private readonly all: Uint8Array;
 
   constructor(
@@ -63,9 +83,13 @@ export class TileMemory {
     const tilesEnd = Math.ceil(total / PAGE) * PAGE;
     const threads = o.threads ?? 1;
     const arena = arenaBytes(tileBytes);
+    const planBytes = Math.ceil(((o.planRecords ?? 0) * PLAN_RECORD_BYTES) / PAGE) * PAGE;
+    const plansAt = tilesEnd + threads * arena;
     let memory = o.shared;
     if (!memory && o.kernels) {
-      const pages = (tilesEnd + threads * arena) / PAGE;
+      // Plans that would take the memory past wasm32's 4 GiB are left out (exchanges then copy one by one).
+      const withPlans = (plansAt + planBytes) / PAGE;
+      const pages = withPlans <= MAX_PAGES ? withPlans : plansAt / PAGE;
       // Past wasm32's 4 GiB, or if the host refuses the reservation: a plain buffer, and the TypeScript codelets.
       if (pages <= MAX_PAGES) {
         try {
@@ -81,7 +105,44 @@ export class TileMemory {
     this.all = new Uint8Array(this.buffer);
     if (o.kernels && !(memory instanceof SharedArrayBuffer)) {
       const base = tilesEnd + (o.slot ?? 0) * arena;
-      this.arena = bindKernels(o.kernels, memory, base, base + arena).arena;
+      this.kernels = bindKernels(o.kernels, memory, base, base + arena);
+      this.arena = this.kernels.arena;
+      // The room the memory has (its maker may have left the plans out): every thread sees the same.
+      this.plans = new Uint32Array(this.buffer, plansAt, Math.max(0, Math.min(planBytes, this.buffer.byteLength - plansAt)) / 4);
+    } else if (total <= 2 ** 32) {
+      this.planShared = o.sharedPlans ?? new SharedArrayBuffer(Math.max(planBytes, 4));
+      this.plans = new Uint32Array(this.planShared);
+    } else {
+      this.plans = new Uint32Array(0);
+    }
+  }
+
+  /** Room for `n` plan records: the index of the first, or -1 when there is none (main thread). */
+  allocPlan(n: number): number {
+    if (3 * (this.planTop + n) > this.plans.length) return -1;
+    const at = this.planTop;
+    this.planTop += n;
+    return at;
+  }
+
+  /** Byte address of tile memory (tile, offset): where a plan record points. */
+  address(tile: number, offset: number, n: number): number {
+    this.check(tile, offset, n);
+    return this.tileBase[tile] + offset;
+  }
+
+  /** Run plan records [at, at + n) in order (addresses checked when the plan was made). */
+  runPlan(at: number, n: number): void {
+    if (n === 0) return;
+    if (this.kernels) {
+      this.kernels.x.copies(this.plans.byteOffset + PLAN_RECORD_BYTES * at, n);
+      return;
+    }
+    const p = this.plans;
+    const all = this.all;
+    for (let i = 3 * at, end = 3 * (at + n); i < end; i += 3) {
+      const s = p[i];
+      all.copyWithin(p[i + 1], s, s + p[i + 2]);
     }
   }
 

@@ -1,9 +1,21 @@
 /**
  * The Piscina pool. Tiles are sharded statically over the workers: each
  * compute phase sends one task per worker, covering a contiguous tile range
- * chosen to balance the phase's elements. Small compute sets run inline on
- * the main thread, where a task round trip (~50 us) would cost more than the
- * work (measured: two workers beat one thread from ~0.2 ms of work per task).
+ * chosen to balance the phase's elements, and each exchange one task per
+ * worker, its group of the exchange's copy plan (the copies into a contiguous
+ * destination tile range, sim/exchange.ts). Small compute sets and exchanges
+ * run inline on the main thread, where a task round trip (~50 us) would cost
+ * more than the work (measured: two workers beat one thread from ~0.2 ms of
+ * work per task).
+ *
+ * An exchange and the compute set after it are two rounds of tasks, not one:
+ * a worker's copies read other workers' tiles, which their compute may
+ * overwrite (an in-place op whose input another tile also receives), so
+ * every copy must finish before any vertex runs. Fusing them would need a
+ * barrier inside the task (all workers blocked in Atomics.wait until the last
+ * copy is done), which deadlocks if Piscina ever queues two of the tasks on
+ * one thread and cannot be stopped by the watchdog; the round trip it saves
+ * (~50 us) matters only for supersteps small enough to run inline anyway.
  */
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
@@ -143,6 +155,24 @@ export class TilePool {
     const v = cs.vertices[index];
     if (!v) return { kind: 'died', what, computeSet: cs.name, op: cs.op };
     return { kind: 'died', what, codelet: v.codelet, module: this.codelets.moduleOf(v.codelet), tile: v.tile, computeSet: cs.name, op: cs.op };
+  }
+
+  /** Run copy-plan groups [at, at + n) at once, one task each (an exchange, sim/exchange.ts). */
+  async runCopies(groups: [number, number][], exchange: { name: string; op: string }): Promise<void> {
+    this.throwLate();
+    const results = await Promise.all(
+      groups.map(([at, n]) =>
+        (this.piscina.run({ type: 'copies', at, n } satisfies WorkerTask) as Promise<FaultRecord | null>).catch(
+          (e: unknown): FaultRecord => ({ kind: 'died', what: `the pool worker copying exchange '${exchange.name}' died (${describeThrown(e)})`, op: exchange.op }),
+        ),
+      ),
+    );
+    const fault = results.find((e) => e !== null);
+    if (fault) {
+      this.failed = true;
+      throw new CodeletFault(fault);
+    }
+    this.throwLate();
   }
 
   /** Contiguous tile ranges with about equal elements each. */

@@ -1,6 +1,7 @@
 /**
  * Pool worker: owns a tile range per task and runs the vertices of one compute
- * set on it. The top level stays trivial (Piscina swallows errors thrown while
+ * set on it, or its group of an exchange's copies (the copies into its tiles,
+ * sim/exchange.ts: records in shared memory, planned once by the main thread). The top level stays trivial (Piscina swallows errors thrown while
  * a worker module loads); codelets load in an explicit first task. Faults come
  * back as plain FaultRecords (null: the task ran), rebuilt by the pool.
  */
@@ -21,15 +22,23 @@ export interface WorkerInit {
   /** Int32: the next arena slot a starting worker claims. */
   slots: SharedArrayBuffer;
   tileBytes: number[];
+  /** Room for copy-plan records in tile memory, and their own buffer when they are not there (sim/memory.ts). */
+  planRecords: number;
+  sharedPlans: SharedArrayBuffer | undefined;
   computeSets: ComputeSet[];
   modules: string[];
   /** Int32 per task slot: index of the vertex the slot's task is running (read by the pool if the thread dies). */
   progress: SharedArrayBuffer;
 }
 
-export type WorkerTask = { type: 'load' } | { type: 'run'; computeSet: number; tileLo: number; tileHi: number; slot: number };
+export type WorkerTask =
+  | { type: 'load' }
+  | { type: 'run'; computeSet: number; tileLo: number; tileHi: number; slot: number }
+  /** Copy-plan records [at, at + n) (one group of an exchange's plan). */
+  | { type: 'copies'; at: number; n: number };
 
 let runner: VertexRunner | undefined;
+let tiles: TileMemory | undefined;
 
 export default async function task(t: WorkerTask): Promise<FaultRecord | null> {
   const init = workerData as WorkerInit;
@@ -37,15 +46,31 @@ export default async function task(t: WorkerTask): Promise<FaultRecord | null> {
     try {
       // Arenas 1 .. threads - 1 (0 is the main thread's); the pool keeps exactly that many workers.
       const slot = 1 + (Atomics.add(new Int32Array(init.slots), 0, 1) % (init.threads - 1));
-      const memory = new TileMemory(init.tileBytes, { shared: init.memory, kernels: init.kernels, threads: init.threads, slot });
+      const memory = new TileMemory(init.tileBytes, {
+        shared: init.memory,
+        kernels: init.kernels,
+        threads: init.threads,
+        slot,
+        planRecords: init.planRecords,
+        sharedPlans: init.sharedPlans,
+      });
       runner = new VertexRunner(await loadCodeletRegistry(init.modules, true), memory);
+      tiles = memory;
       return null;
     } catch (e) {
       if (e instanceof CodeletFault) return { ...e.record, what: `in a pool worker: ${e.record.what}` };
       return { kind: 'import', what: `a pool worker could not load the codelets: ${describeThrown(e)}` };
     }
   }
-  if (!runner) return { kind: 'died', what: 'internal: pool worker used before it loaded its codelets' };
+  if (!runner || !tiles) return { kind: 'died', what: 'internal: pool worker used before it loaded its codelets' };
+  if (t.type === 'copies') {
+    try {
+      tiles.runPlan(t.at, t.n);
+      return null;
+    } catch (e) {
+      return { kind: 'died', what: `internal: ${describeThrown(e)}` };
+    }
+  }
   const progress = new Int32Array(init.progress);
   try {
     runner.run(init.computeSets[t.computeSet], t.tileLo, t.tileHi, (i) => Atomics.store(progress, t.slot, i));

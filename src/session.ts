@@ -170,7 +170,7 @@ export interface RunOptions {
   checkFinite?: boolean;
   checkMemory?: boolean;
   steps: number;
-  /** See EngineOptions.inlineBelow (tests set 0 to push every compute set through the pool). */
+  /** See EngineOptions.inlineBelow (tests set 0 to push every compute set and exchange through the pool). */
   inlineBelow?: number;
   onStep?: (s: StepReport, total: number) => void;
   /** Continue from a checkpoint: its state and the reports of the steps it completed. */

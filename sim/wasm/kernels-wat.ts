@@ -216,6 +216,20 @@ const SUM_PARTS = `
       (f32.store (i32.add ${get('o')} ${get('i')}) ${get('s')})
       (local.set $i (i32.add ${get('i')} (i32.const 4))) (br $sl))))`;
 
+/**
+ * An exchange's copies (sim/exchange.ts): `n` records of three u32 at `t`,
+ * (source address, destination address, bytes), run in order, each one
+ * memory.copy (a memmove: the host's, far faster than a TypedArray
+ * copyWithin over a SharedArrayBuffer, which copies with relaxed atomics).
+ */
+const COPIES = `
+  (func (export "copies") (param $t i32) (param $n i32) (local $e i32)
+    (local.set $e (i32.add ${get('t')} (i32.mul ${get('n')} (i32.const 12))))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u ${get('t')} ${get('e')}))
+      (memory.copy (i32.load offset=4 ${get('t')}) (i32.load ${get('t')}) (i32.load offset=8 ${get('t')}))
+      (local.set $t (i32.add ${get('t')} (i32.const 12))) (br $next))))`;
+
 export const KERNELS_WAT = `(module
   (import "env" "memory" (memory 0 ${MAX_PAGES} shared))
 ${block4x8()}
@@ -225,5 +239,6 @@ ${TRANSPOSE}
 ${binaries.join('\n')}
 ${unaries.join('\n')}
 ${SUM_PARTS}
+${COPIES}
 )
 `;

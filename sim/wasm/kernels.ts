@@ -25,6 +25,7 @@ export type KernelExports = {
   transpose_f32(src: number, dst: number, rows: number, cols: number): void;
   sum_parts(ptrs: number, parts: number, offsetBytes: number, out: number, n: number): void;
   relu_grad(dy: number, y: number, out: number, n: number): void;
+  copies(table: number, n: number): void;
 } & Record<`${BinaryOp}_vv` | `${BinaryOp}_vs`, (a: number, b: number, out: number, n: number) => void> &
   Record<UnaryOp, (x: number, out: number, n: number) => void>;
 
@@ -118,7 +119,7 @@ async function loadModule(): Promise<WebAssembly.Module> {
 export async function assembleKernels(): Promise<Uint8Array<ArrayBuffer>> {
   const { default: wabtInit } = await import('wabt');
   const wabt = await wabtInit();
-  const mod = wabt.parseWat('kernels.wat', KERNELS_WAT, { simd: true, threads: true });
+  const mod = wabt.parseWat('kernels.wat', KERNELS_WAT, { simd: true, threads: true, bulk_memory: true });
   try {
     // WebAssembly.compile validates (wabt's validate() ignores the features and refuses the shared memory).
     return new Uint8Array(mod.toBinary({}).buffer);

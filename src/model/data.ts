@@ -70,16 +70,12 @@ export function initializerData(init: InitSpec, shape: readonly number[], dtype:
   const n = nelms(shape);
   const a = alloc(dtype, n);
   switch (init.kind) {
-    case 'normal': {
-      const r = new Rng(init.seed);
-      for (let i = 0; i < n; i++) a[i] = r.normal(init.mean, init.std);
+    case 'normal':
+      new Rng(init.seed).fillNormal(a, init.mean, init.std);
       return a;
-    }
-    case 'uniform': {
-      const r = new Rng(init.seed);
-      for (let i = 0; i < n; i++) a[i] = r.uniform(init.low, init.high);
+    case 'uniform':
+      new Rng(init.seed).fillUniform(a, init.low, init.high);
       return a;
-    }
     case 'constant':
       return a.fill(init.value);
     case 'value':
@@ -101,9 +97,9 @@ export function inputData(spec: InputSpec, shape: readonly number[], dtype: DTyp
     case 'random': {
       const r = new Rng(spec.seed);
       const a = alloc(dtype, n);
-      if (spec.distribution === 'normal') for (let i = 0; i < n; i++) a[i] = r.normal(spec.mean, spec.std);
-      else if (spec.distribution === 'uniform') for (let i = 0; i < n; i++) a[i] = r.uniform(spec.low, spec.high);
-      else for (let i = 0; i < n; i++) a[i] = r.integer(spec.low, spec.high);
+      if (spec.distribution === 'normal') r.fillNormal(a, spec.mean, spec.std);
+      else if (spec.distribution === 'uniform') r.fillUniform(a, spec.low, spec.high);
+      else r.fillIntegers(a, spec.low, spec.high);
       return [a];
     }
     case 'value':

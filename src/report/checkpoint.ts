@@ -20,7 +20,7 @@ import type { ElemArray } from '../../sim/codelet.js';
 import type { DeviceDType } from '../../sim/program.js';
 import { UserError } from '../errors.js';
 import type { SessionState, StepReport } from '../session.js';
-import { decodeNpy, encodeNpy, type NpyData, type NpyDType } from './npy.js';
+import { decodeNpy, npyChunks, type NpyData, type NpyDType } from './npy.js';
 import { safeFileName } from './runfolder.js';
 
 export const CHECKPOINTS = 'checkpoints';
@@ -59,7 +59,7 @@ export async function writeCheckpoint(runDir: string, configFile: string, state:
   for (const t of state.tensors) {
     if (t.dtype === 'uint8') throw new Error(`internal: device variable '${t.name}' is uint8, which checkpoints do not hold`);
     const file = `tensors/${safeFileName(t.name, taken)}.npy`;
-    await writeFile(path.join(temp, file), encodeNpy(t.data as NpyData, [t.data.length], t.dtype as NpyDType));
+    await writeFile(path.join(temp, file), npyChunks(t.data as NpyData, [t.data.length], t.dtype as NpyDType));
     tensors.push({ name: t.name, dtype: t.dtype, shape: t.shape, file });
   }
   const body: StateFile = { schemaVersion: 1, config: { file: configFile, sha256: configDigest(configFile) }, step: state.step, batch: state.batch, steps, tensors };

@@ -4,7 +4,9 @@
  * Writing: '<f4', '<i4', '<f2' (float16 as raw IEEE half bits in a Uint16Array),
  * version 1.0 unless the header is too long for it (then 2.0). The header is
  * padded with spaces and ends in '\n' so the data starts at a multiple of 64
- * bytes, byte for byte as numpy.lib.format (>= 1.24) writes it.
+ * bytes, byte for byte as numpy.lib.format (>= 1.24) writes it. npyChunks
+ * gives the header and a view of the data (no copy on a little-endian host)
+ * for the run folder to write one after the other; encodeNpy joins them.
  *
  * Reading: the same dtypes plus '<f8' (read as float32) and '<i8' (read as
  * int32, values must fit). Any problem throws an Error naming the file.
@@ -44,7 +46,17 @@ export function npyHeaderDict(shape: readonly number[], dtype: NpyDType): string
   return `{'descr': '${DESCR[dtype]}', 'fortran_order': False, 'shape': ${shapeRepr(shape)}, }`;
 }
 
+/** The file as one Buffer (a copy of the data: npyChunks writes without it). */
 export function encodeNpy(data: NpyData, shape: readonly number[], dtype: NpyDType): Buffer {
+  return Buffer.concat(npyChunks(data, shape, dtype));
+}
+
+/**
+ * The file as two chunks, header and data, to be written one after the
+ * other: the data chunk is a view of `data` itself on a little-endian host
+ * (no copy), so writing a large tensor costs one write of its bytes.
+ */
+export function npyChunks(data: NpyData, shape: readonly number[], dtype: NpyDType): [Buffer, Uint8Array] {
   const descr = DESCR[dtype];
   if (descr === undefined) throw new Error(`encodeNpy: unsupported dtype '${String(dtype)}'`);
   const ok =
@@ -77,25 +89,22 @@ export function encodeNpy(data: NpyData, shape: readonly number[], dtype: NpyDTy
   const header = dict + ' '.repeat(padded - dict.length - 1) + '\n';
 
   const dataBytes = count * ITEM_BYTES[dtype];
-  const out = Buffer.alloc(preamble + header.length + dataBytes);
-  MAGIC.copy(out, 0);
-  out[6] = version;
-  out[7] = 0;
-  if (version === 1) out.writeUInt16LE(header.length, 8);
-  else out.writeUInt32LE(header.length, 8);
-  out.write(header, preamble, 'latin1');
-  const dataStart = preamble + header.length;
-  if (LITTLE_ENDIAN_HOST) {
-    Buffer.from(data.buffer, data.byteOffset, dataBytes).copy(out, dataStart);
-  } else {
-    for (let i = 0; i < count; i++) {
-      const at = dataStart + i * ITEM_BYTES[dtype];
-      if (dtype === 'float32') out.writeFloatLE(data[i], at);
-      else if (dtype === 'int32') out.writeInt32LE(data[i], at);
-      else out.writeUInt16LE(data[i], at);
-    }
+  const head = Buffer.alloc(preamble + header.length);
+  MAGIC.copy(head, 0);
+  head[6] = version;
+  head[7] = 0;
+  if (version === 1) head.writeUInt16LE(header.length, 8);
+  else head.writeUInt32LE(header.length, 8);
+  head.write(header, preamble, 'latin1');
+  if (LITTLE_ENDIAN_HOST) return [head, new Uint8Array(data.buffer, data.byteOffset, dataBytes)];
+  const body = Buffer.alloc(dataBytes);
+  for (let i = 0; i < count; i++) {
+    const at = i * ITEM_BYTES[dtype];
+    if (dtype === 'float32') body.writeFloatLE(data[i], at);
+    else if (dtype === 'int32') body.writeInt32LE(data[i], at);
+    else body.writeUInt16LE(data[i], at);
   }
-  return out;
+  return [head, body];
 }
 
 interface ParsedHeader {

@@ -13,8 +13,10 @@ import { UserError } from '../errors.js';
 
 /**
  * File contents: a Buffer, a string (written as UTF-8), or an iterable of
- * chunks (e.g. from traceJsonChunks) written one after another, so a large
- * file never has to exist as one string.
+ * chunks (e.g. from traceJsonChunks, or npyChunks' header and data) written
+ * one after another, so a large file never has to exist as one string or
+ * one buffer. Small chunks are gathered into writes of about a megabyte;
+ * a large byte chunk is written as it is, without a copy.
  */
 export type RunFileContent = Buffer | Uint8Array | string | Iterable<string | Uint8Array>;
 
@@ -42,14 +44,22 @@ async function writeContent(path: string, content: RunFileContent): Promise<void
   try {
     let pending: (string | Uint8Array)[] = [];
     let pendingBytes = 0;
+    const writeAll = async (buf: Uint8Array): Promise<void> => {
+      for (let at = 0; at < buf.length; ) at += (await fh.write(buf, at, buf.length - at)).bytesWritten;
+    };
     const flush = async (): Promise<void> => {
       if (pending.length === 0) return;
-      const buf = Buffer.concat(pending.map((c) => (typeof c === 'string' ? Buffer.from(c, 'utf8') : c)));
+      const buf = pending.length === 1 && typeof pending[0] !== 'string' ? pending[0] : Buffer.concat(pending.map((c) => (typeof c === 'string' ? Buffer.from(c, 'utf8') : c)));
       pending = [];
       pendingBytes = 0;
-      await fh.write(buf);
+      await writeAll(buf);
     };
     for (const chunk of content) {
+      if (typeof chunk !== 'string' && chunk.length >= FLUSH_BYTES) {
+        await flush();
+        await writeAll(chunk);
+        continue;
+      }
       pending.push(chunk);
       // Strings: length is a lower bound on UTF-8 bytes, good enough for batching.
       pendingBytes += chunk.length;

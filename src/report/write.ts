@@ -1,5 +1,5 @@
 /** Writing a run folder: summary.json, outputs/*.npy, trace.json, profile/*.csv and report.html, all or nothing. */
-import { encodeNpy } from './npy.js';
+import { npyChunks } from './npy.js';
 import { PROGRAM_COLUMNS, PROGRAM_TILE_COLUMNS, TENSOR_COLUMNS, plainRows, profileCsvs, toCsv } from './csv.js';
 import { renderReport } from './html.js';
 import { livenessCurve } from './liveness.js';
@@ -19,7 +19,7 @@ export async function writeRun(dir: string, r: RunResult, workers: number): Prom
   const taken = new Set<string>();
   for (const [name, a] of r.anchors) {
     const file = `outputs/${safeFileName(name, taken)}.npy`;
-    files.set(file, encodeNpy(a.data, a.shape, a.dtype));
+    files.set(file, npyChunks(a.data, a.shape, a.dtype));
     outputs[name] = { shape: a.shape, dtype: a.dtype, file };
   }
   const view = programView(r.compiled.program, r.phases);

@@ -2,7 +2,8 @@ import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { safeFileName, writeRunFolder } from '../../src/report/runfolder.js';
+import { encodeNpy, npyChunks } from '../../src/report/npy.js';
+import { safeFileName, writeRunFolder, type RunFileContent } from '../../src/report/runfolder.js';
 import { UserError } from '../../src/errors.js';
 
 let root: string;
@@ -59,6 +60,29 @@ describe('writeRunFolder', () => {
     expect(text.startsWith('x'.repeat(500) + '0\n')).toBe(true);
     expect(text.endsWith('2999\nend')).toBe(true);
     expect(text.split('\n')).toHaveLength(3001);
+  });
+
+  it('writes an .npy as its header and a view of the data, small chunks and large ones in order', async () => {
+    const dir = join(root, 'run');
+    const data = Float32Array.from({ length: 600_000 }, (_, i) => i * 0.5 - 7);
+    const small = new Int32Array([1, -2, 3]);
+    const [head, body] = npyChunks(data, [600, 1000], 'float32');
+    // the data chunk is the array's own bytes, not a copy
+    expect(body.buffer).toBe(data.buffer);
+    await writeRunFolder(
+      dir,
+      new Map<string, RunFileContent>([
+        ['a.npy', [head, body]],
+        ['b.npy', npyChunks(small, [3], 'int32')],
+        ['mixed.bin', ['ab', new Uint8Array(2 << 20).fill(7), 'cd', Buffer.from('ef')]],
+      ]),
+    );
+    expect(await readFile(join(dir, 'a.npy'))).toEqual(encodeNpy(data, [600, 1000], 'float32'));
+    expect(await readFile(join(dir, 'b.npy'))).toEqual(encodeNpy(small, [3], 'int32'));
+    const mixed = await readFile(join(dir, 'mixed.bin'));
+    expect(mixed.length).toBe(6 + (2 << 20));
+    expect(mixed.subarray(0, 3).toString('latin1')).toBe('ab\x07');
+    expect(mixed.subarray(-5).toString('latin1')).toBe('\x07cdef');
   });
 
   it('on a failed write leaves no partial folder and the previous folder intact', async () => {

@@ -12,7 +12,7 @@ import { EXAMPLE_CONFIG } from '../helpers.js';
 async function runExample(workers: number, dir: string, steps?: number) {
   const config = loadConfig(EXAMPLE_CONFIG, { steps });
   const compiled = await compile(config);
-  // inlineBelow 0: every compute set goes through the pool when there is one.
+  // inlineBelow 0: every compute set and exchange goes through the pool when there is one.
   const result = await run(compiled, { workers, numerics: true, steps: config.steps ?? 1, inlineBelow: 0 });
   const summary = await writeRun(dir, result, workers);
   return { result, summary };
