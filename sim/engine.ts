@@ -50,8 +50,19 @@ export interface HostIO {
 /** run.vertexTimeoutSeconds when the config does not say (docs/config.md). */
 export const DEFAULT_VERTEX_TIMEOUT_SECONDS = 60;
 
+/** Host milliseconds the engine spent, by kind of work (for the bench's split of simulated work and overhead). */
+export interface HostTime {
+  /** Running vertices (codelets), inline or on the pool, round trips included. */
+  compute: number;
+  /** Exchange copies. */
+  exchange: number;
+  /** Host streams: writing inputs, reading anchors. */
+  streams: number;
+}
+
 export class Engine {
   readonly phases: Phase[] = [];
+  readonly hostTime: HostTime = { compute: 0, exchange: 0, streams: 0 };
   private clock = 0;
   private readonly csCost = new Map<number, PhaseCost>();
   private readonly exCost = new Map<number, PhaseCost>();
@@ -155,6 +166,7 @@ export class Engine {
           let cost = this.csCost.get(cs.id);
           if (!cost) this.csCost.set(cs.id, (cost = computeSetCost(cs, this.codelets, this.program.device)));
           if (this.options.numerics) {
+            const t0 = performance.now();
             const snapshot = this.guard?.before();
             try {
               let onPool = this.csOnPool.get(cs.id);
@@ -168,6 +180,7 @@ export class Engine {
               throw e instanceof CodeletFault ? e.with({ step: step >= 0 ? step : undefined }) : e;
             }
             if (snapshot) this.guard!.after(cs, snapshot, this.runner, step);
+            this.hostTime.compute += performance.now() - t0;
             this.options.afterComputeSet?.(cs, step);
           }
           this.record({ kind: 'compute', name: cs.name, op: cs.op, cycles: cost.cycles, tiles: cost.tiles, step });
@@ -178,7 +191,11 @@ export class Engine {
           this.sync(ex.op, step);
           let cost = this.exCost.get(ex.id);
           if (!cost) this.exCost.set(ex.id, (cost = exchangeCost(ex, this.program.device)));
-          if (this.options.numerics) await this.copy(ex);
+          if (this.options.numerics) {
+            const t0 = performance.now();
+            await this.copy(ex);
+            this.hostTime.exchange += performance.now() - t0;
+          }
           this.record({ kind: 'exchange', name: ex.name, op: ex.op, cycles: cost.cycles, tiles: cost.tiles, step });
           st.afterExchange = true;
           break;
@@ -189,8 +206,10 @@ export class Engine {
           this.sync(s.op, step);
           st.afterExchange = false;
           if (this.options.numerics) {
+            const t0 = performance.now();
             if (stream.direction === 'toDevice') this.write(t, io.toDevice(stream, t));
             else io.fromDevice(stream, t, this.read(t));
+            this.hostTime.streams += performance.now() - t0;
           }
           const bytes = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
           this.record({ kind: 'streamCopy', name: stream.name, op: s.op, cycles: streamCopyCycles(bytes, this.program.device), step });
