@@ -227,8 +227,14 @@ export interface Piece {
  * LayerNorm gamma) would otherwise receive and list a partial from each of
  * ~1,500 tiles: ResNet-50 training's fullest tile held 344 KB of such vertex
  * state. Beyond this, the pieces are summed in groups first (a tree).
+ *
+ * Not lower: a tree sums neighbouring output elements in different groupings,
+ * so their fp32 roundings differ where one vertex would round them alike. The
+ * light models' constant weights make every class's logit an equal ~1e10,
+ * and a few ulps of difference turn their softmax into zeros; 256 keeps
+ * those sums in one vertex (SqueezeNet's pooling has ~220 per tile).
  */
-export const PARTIALS_FAN_IN = 32;
+export const PARTIALS_FAN_IN = 256;
 
 /**
  * The last stages of a reduction: out = scale x the sum of every piece

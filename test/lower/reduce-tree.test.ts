@@ -3,20 +3,22 @@
  * (src/lower/window.ts reducePieces, PARTIALS_FAN_IN): no NnPartialsFinal
  * vertex lists more than PARTIALS_FAN_IN partial regions, so the tile owning
  * a LayerNorm gamma or BatchNorm channel does not receive a partial from every
- * tile. Gradients through the tree agree with central finite differences
- * (harness tolerance 2e-3, see test/ops/nn.test.ts).
+ * tile. Sums through the tree agree with onnxruntime (atol 1e-6, rtol 1e-5:
+ * fp32 sums of 600 values in [-1, 1) in different orders), and LayerNorm's
+ * gradients with central finite differences (harness tolerance 2e-3, see
+ * test/ops/nn.test.ts).
  */
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
 import { PARTIALS_FAN_IN } from '../../src/lower/window.js';
 import { compile } from '../../src/session.js';
-import { checkGrad, f32 } from '../ops/harness.js';
+import { checkForward, checkGrad, f32 } from '../ops/harness.js';
 import { ROOT, tiny } from '../helpers.js';
 
 const CONFIG = `
 name: layernorm-tree
-device: {preset: tiny, tiles: 256}
+device: {preset: tiny, tiles: 1024, minBytesPerTile: 8}
 model:
   graph:
     inputs:
@@ -45,8 +47,13 @@ describe('reductions from many tiles are summed in a tree', () => {
     expect(c.program.computeSets.some((cs) => /\/tree0$/.test(cs.name))).toBe(true);
   });
 
-  it('LayerNormalization gradients through the tree agree with finite differences', async () => {
-    // Small enough for finite differences, spread over 48 tiles (2 elements each): 48 partials per gamma element.
+  it('sums through the tree agree with onnxruntime (GlobalAveragePool over 1,200 partials per channel group)', async () => {
+    // 2,400 floats, 2 per tile on 1,024 tiles: every output channel's pieces come from hundreds of tiles.
+    await checkForward({ op: 'GlobalAveragePool', inputs: { x: f32([1, 4, 300, 2], 5) }, atol: 1e-6, rtol: 1e-5, device: tiny({ tilesPerIpu: 1024, minBytesPerTile: 8 }) });
+  });
+
+  it('LayerNormalization gradients through many partials agree with finite differences', async () => {
+    // Small enough for finite differences, spread over 48 tiles (2 elements each).
     await checkGrad({ op: 'LayerNormalization', attributes: { axis: -1 }, inputs: { x: f32([24, 4], 1, 0, -2, 2), s: f32([4], 2), b: f32([4], 3) }, device: tiny({ tilesPerIpu: 256, minBytesPerTile: 8 }) });
   });
 });
