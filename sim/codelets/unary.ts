@@ -511,8 +511,35 @@ export const cosGradCodelet = gradCodelet('CosGrad', 'in', () => (dy, x) => -dy 
 export const sinhGradCodelet = gradCodelet('SinhGrad', 'in', () => (dy, x) => dy * Math.cosh(x), HYPERBOLIC_GRAD_LOOP, source('binary', 'cosh 22 + a mul, {25, no, 2} (DERIVED)'));
 export const coshGradCodelet = gradCodelet('CoshGrad', 'in', () => (dy, x) => dy * Math.sinh(x), HYPERBOLIC_GRAD_LOOP, source('binary', 'sinh 22 + a mul, {25, no, 2} (DERIVED)'));
 
+/** max then min: 2 ALU ops per vector (§3 max/min {3, no, 2} each). */
+const CLIP_LOOP = alu(2);
+/** two compares and a select: 3 ALU ops. */
+const CLIP_GRAD_LOOP = alu(3);
+export const clipCodelet = unaryCodelet(
+  'Clip',
+  (p) => {
+    const lo = f32(p.min);
+    const hi = f32(p.max);
+    return (x) => (Number.isNaN(x) ? x : Math.min(Math.max(x, lo), hi));
+  },
+  CLIP_LOOP,
+  source('unary', 'max and min, 2 ALU ops (§3 max/min {3, no, 2})'),
+);
+export const clipGradCodelet = gradCodelet(
+  'ClipGrad',
+  'in',
+  (p) => {
+    const lo = f32(p.min);
+    const hi = f32(p.max);
+    return (dy, x) => (x >= lo && x <= hi ? dy : 0);
+  },
+  CLIP_GRAD_LOOP,
+  source('binary', 'two compares and a select, {9, no, 2} (DERIVED)'),
+);
+
 /** The codelets of the ops above, forward and grad. */
 export const activationCodelets: Codelet[] = [
+  clipCodelet, clipGradCodelet,
   eluCodelet, seluCodelet, celuCodelet, hardSigmoidCodelet, hardSwishCodelet, softplusCodelet, softsignCodelet, thresholdedReluCodelet, mishCodelet,
   reciprocalCodelet, sinCodelet, cosCodelet, sinhCodelet, coshCodelet, floorCodelet, ceilCodelet, roundCodelet, signCodelet,
   eluGradCodelet, seluGradCodelet, celuGradCodelet, hardSigmoidGradCodelet, hardSwishGradCodelet, softplusGradCodelet, softsignGradCodelet,

@@ -56,7 +56,7 @@ export interface UnarySpec {
   /** Lowerings in place of the generic one-codelet maps. */
   lower?: Lowering;
   lowerGrad?: Lowering;
-  /** Input names (default one, 'X'). */
+  /** Input names (default one, 'X'); `?` after a name marks it optional. */
   inputs?: readonly string[];
 }
 
@@ -209,6 +209,23 @@ function lowerPowGrad(op: Op, ctx: LowerContext): void {
     const fields = { gradOut: ctx.onTile(dy, r.begin, r.end, r.tile), in: ctx.onTile(x, r.begin, r.end, r.tile), exponent: field, out: ctx.slice(out, r.begin, r.end) };
     ctx.vertex('PowBroadcastGrad', r.tile, fields, { offset });
   }
+}
+
+/**
+ * Clip's bounds (optional inputs 1 and 2) must be constant scalars, read at
+ * setup into the vertex params `min` and `max` (-/+ the float32 range when
+ * absent).
+ */
+function checkClipBounds(op: UnaryOp): void {
+  const bound = (i: number, name: string, absent: number): number => {
+    if (!op.hasInput(i)) return absent;
+    const t = op.graph.tensor(op.inId(i));
+    if (t.kind !== 'constant' || !t.data) op.fail(`${name} '${t.id}' must be a constant (an initializer with trainable: false); tilesim reads Clip's bounds at compile time`);
+    if (t.data.length !== 1) op.fail(`${name} '${t.id}' must be a scalar, got ${fmtInfo(t.info)}`);
+    return t.data[0];
+  };
+  op.params.min = bound(1, 'min', -3.4028234663852886e38);
+  op.params.max = bound(2, 'max', 3.4028234663852886e38);
 }
 
 const ONE_INPUT: readonly string[] = ['X'];
@@ -426,6 +443,16 @@ export const UNARY_SPECS: readonly UnarySpec[] = [
   { type: 'Cos', versions: [7], description: 'y = cos(x)', codelet: 'Cos', flops: 1, grad: { type: 'CosGrad', description: "dx = -y' sin(x)", uses: GradOpInType.In, codelet: 'CosGrad' } },
   { type: 'Sinh', versions: [9], description: 'y = sinh(x)', codelet: 'Sinh', flops: 1, grad: { type: 'SinhGrad', description: "dx = y' cosh(x)", uses: GradOpInType.In, codelet: 'SinhGrad' } },
   { type: 'Cosh', versions: [9], description: 'y = cosh(x)', codelet: 'Cosh', flops: 1, grad: { type: 'CoshGrad', description: "dx = y' sinh(x)", uses: GradOpInType.In, codelet: 'CoshGrad' } },
+  {
+    type: 'Clip',
+    versions: [11, 12, 13],
+    description: 'y = min(max(x, min), max); min and max optional constant scalars; dx = y\' where min <= x <= max',
+    codelet: 'Clip',
+    flops: 2,
+    inputs: ['input', 'min?', 'max?'],
+    check: checkClipBounds,
+    grad: { type: 'ClipGrad', description: "dx = y' where min <= x <= max, else 0", uses: GradOpInType.In, codelet: 'ClipGrad' },
+  },
   // Not differentiable (zero gradient almost everywhere): no grad op, as in PopART.
   { type: 'Floor', versions: [6, 13], description: 'y = floor(x); no gradient', codelet: 'Floor', flops: 1 },
   { type: 'Ceil', versions: [6, 13], description: 'y = ceil(x); no gradient', codelet: 'Ceil', flops: 1 },
@@ -439,7 +466,7 @@ function definitionsOf(spec: UnarySpec): OpDefinition[] {
     return {
       id,
       description: spec.description,
-      inputs: (spec.inputs ?? ONE_INPUT).map((name) => ({ name })),
+      inputs: (spec.inputs ?? ONE_INPUT).map((name) => (name.endsWith('?') ? { name: name.slice(0, -1), optional: true } : { name })),
       outputs: [{ name: spec.type === 'Pow' ? 'Z' : 'Y' }],
       attributes: spec.attributes,
       grad: spec.grad !== undefined,
