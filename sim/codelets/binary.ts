@@ -393,5 +393,107 @@ export const sumCodelet: Codelet = {
   estimateSource: '(k - 1) x PopLibs BinaryOp1D add (first out of place, the rest in place); broadcast inputs: BroadcastVectorOuter per add',
 };
 
+// ---------------------------------------------------------------------------
+// Comparisons, logic, PRelu and the variadic Max / Min / Mean (issue 15).
+// Booleans are int32 0/1 (tilesim's form of ONNX bool): comparisons write them, And / Or / Xor / Not read them.
+
+const CMP_SOURCE = `${BINARY_SOURCE}; comparison like max {3, no, 2} (§3), writing 0/1`;
+const cmp = (name: string, fn: Fn): Codelet => elementwiseCodelet({ name, inputs: ['a', 'b'], fn, loop: compareLoop, source: CMP_SOURCE });
+export const lessCodelet = cmp('Less', (a, b) => (a < b ? 1 : 0));
+export const lessOrEqualCodelet = cmp('LessOrEqual', (a, b) => (a <= b ? 1 : 0));
+export const greaterCodelet = cmp('Greater', (a, b) => (a > b ? 1 : 0));
+export const greaterOrEqualCodelet = cmp('GreaterOrEqual', (a, b) => (a >= b ? 1 : 0));
+export const equalCodelet = cmp('Equal', (a, b) => (a === b ? 1 : 0));
+
+const LOGIC_SOURCE = `${BINARY_SOURCE}; a logical op on int32 0/1, one ALU op per 64-bit vector like add {3, no, 2}`;
+const logic = (name: string, fn: Fn): Codelet => elementwiseCodelet({ name, inputs: ['a', 'b'], fn, loop: addLoop, inputDTypes: { a: ['int32'], b: ['int32'] }, source: LOGIC_SOURCE });
+export const andCodelet = logic('And', (a, b) => (a !== 0 && b !== 0 ? 1 : 0));
+export const orCodelet = logic('Or', (a, b) => (a !== 0 || b !== 0 ? 1 : 0));
+export const xorCodelet = logic('Xor', (a, b) => ((a !== 0) !== (b !== 0) ? 1 : 0));
+export const notCodelet = elementwiseCodelet({
+  name: 'Not',
+  inputs: ['in'],
+  fn: (x) => (x === 0 ? 1 : 0),
+  loop: addLoop,
+  inputDTypes: { in: ['int32'] },
+  source: 'PopLibs UnaryOp1D as BinaryOp1D MultiVertex W x (29 + inner) + 11; logical not, one ALU op per 64-bit vector like add {3, no, 2}',
+});
+
+/** PRelu: x < 0 ? slope x : x, slope broadcast to x. Relu's compare plus a mul and a select: {9, no, 2}. */
+const preluLoop = (d: DeviceDType): LoopCost => ({ cyclesPerLoop: 9, vectorised: false, unroll: d === 'float16' ? 4 : 2 });
+export const preluCodelet = elementwiseCodelet({ name: 'PRelu', inputs: ['x', 'slope'], fn: (x, s) => (x < 0 ? s * x : x), loop: preluLoop, source: `${BINARY_SOURCE}; compare, mul and select, {9, no, 2} (DERIVED from §3 relu and mul)` });
+/** PRelu's gradient for X: x < 0 ? slope g : g. */
+export const preluXGradCodelet = elementwiseCodelet({ name: 'PReluXGrad', inputs: ['g', 'x', 'slope'], fn: (g, x, s) => (x < 0 ? s * g : g), loop: preluLoop, source: `${BINARY_SOURCE}; compare, mul and select, {9, no, 2} (DERIVED)` });
+/** PRelu's gradient for the slope, before the sum over broadcast axes: x < 0 ? x g : 0. */
+export const preluSlopeGradCodelet = elementwiseCodelet({ name: 'PReluSlopeGrad', inputs: ['g', 'x'], fn: (g, x) => (x < 0 ? x * g : 0), loop: preluLoop, source: `${BINARY_SOURCE}; compare, mul and select, {9, no, 2} (DERIVED)` });
+/** Max / Min's gradient for one input: a === out ? g : 0 (ties: every input equal to the result gets g, as PopART's MaxArgGrad mask). */
+export const selectEqualGradCodelet = elementwiseCodelet({ name: 'SelectEqualGrad', inputs: ['g', 'a', 'b'], fn: (g, a, b) => (a === b ? g : 0), loop: selectLoop, source: `${BINARY_SOURCE}; compare and select, GUESS 6 cycles per 64-bit vector as Where` });
+
+/**
+ * A variadic elementwise op over field `in` (a list), as Sum: out = in0 op in1 op ... in input
+ * order, then times 1 / param `count` (Mean: k) when it is given. Flat or general broadcast
+ * (arrays in0, in1, ...).
+ */
+function variadicCodelet(name: string, combine: (acc: number, x: number) => number, what: string): Codelet {
+  return {
+    name,
+    kind: 'multi',
+    fields: { in: { direction: 'input', vector: true, dtypes: ANY }, out: { direction: 'output', dtypes: ANY } },
+    compute(args) {
+      const ins = args.fields.in as ElemArray[];
+      const out = args.fields.out as Float32Array;
+      const n = out.length;
+      for (let k = 0; k < ins.length; k++) {
+        const x = ins[k];
+        const idx = args.arrays.shape ? cachedIndex(args, `in${k}`, n) : undefined;
+        if (k === 0) for (let i = 0; i < n; i++) out[i] = x[idx ? idx[i] : i];
+        else for (let i = 0; i < n; i++) out[i] = combine(out[i], x[idx ? idx[i] : i]);
+      }
+      const count = args.params.count;
+      // Times the float 1 / k, as onnxruntime's Mean (a divide would differ by an ulp).
+      if (count !== undefined && ins.length > 1) {
+        const inv = Math.fround(1 / count);
+        for (let i = 0; i < n; i++) out[i] *= inv;
+      }
+    },
+    cycles(v, device) {
+      const out = v.fields.out;
+      const k = Array.isArray(v.fields.in) ? v.fields.in.length : 1;
+      // As Sum: k - 1 binary ops over the output, the first out of place, the rest in place; Mean's scale by 1 / k one more in place.
+      let c = elementwiseCycles(v, out, k > 1 ? compareLoop : addLoop, device);
+      for (let i = 2; i < k; i++) c += elementwiseCycles(v, out, compareLoop, device, true);
+      if (v.params.count !== undefined && k > 1) c += elementwiseCycles(v, out, addLoop, device, true);
+      return c;
+    },
+    estimateSource: `(k - 1) x PopLibs BinaryOp1D ${what} (first out of place, the rest in place); broadcast inputs: BroadcastVectorOuter per op`,
+  };
+}
+/** NaN wins, as in onnxruntime's Max / Min (Eigen's propagate-NaN max). */
+export const maxCodelet = variadicCodelet('Max', (a, x) => (a >= x || Number.isNaN(a) ? a : x), 'max {3, no, 2} (§3)');
+export const minCodelet = variadicCodelet('Min', (a, x) => (a <= x || Number.isNaN(a) ? a : x), 'min {3, no, 2} (§3)');
+export const meanCodelet = variadicCodelet('Mean', (a, x) => a + x, 'add {3, no, 2} (§3), then a multiply by 1 / k in place');
+
+/** Writes the constants of vertex array `values` into `out` (Shape's output, known at compile time). */
+export const writeConstantsCodelet: Codelet = {
+  name: 'WriteConstants',
+  kind: 'worker',
+  fields: { out: { direction: 'output', dtypes: ANY } },
+  compute(args) {
+    const out = args.fields.out as ElemArray;
+    const values = args.arrays.values;
+    for (let i = 0; i < out.length; i++) out[i] = values[i];
+  },
+  cycles(v) {
+    // A store per element (the values are immediates in the vertex's code) plus the worker's entry and exit.
+    return 10 + regionCount(v.fields.out);
+  },
+  estimateSource: 'one store per element plus 10 cycles of worker entry and exit, as a PopLibs Fill of immediates (GUESS: no PopLibs vertex writes given constants)',
+};
+
+export const logicCodelets: Codelet[] = [
+  lessCodelet, lessOrEqualCodelet, greaterCodelet, greaterOrEqualCodelet, equalCodelet, andCodelet, orCodelet, xorCodelet, notCodelet,
+  preluCodelet, preluXGradCodelet, preluSlopeGradCodelet, selectEqualGradCodelet, maxCodelet, minCodelet, meanCodelet, writeConstantsCodelet,
+];
+
 /** Codelets of this family beyond Add/Sub/Mul/Sum (which sim/codelets/elementwise.ts exports, registered there). */
-export const binaryCodelets: Codelet[] = [divCodelet, divRhsGradCodelet, whereCodelet, whereGradCodelet, isEqualMaskCodelet, broadcastCopyCodelet];
+export const binaryCodelets: Codelet[] = [divCodelet, divRhsGradCodelet, whereCodelet, whereGradCodelet, isEqualMaskCodelet, broadcastCopyCodelet, ...logicCodelets];

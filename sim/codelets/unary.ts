@@ -288,6 +288,264 @@ export const geluGradCodelet = gradCodelet(
   source('binary', 'exact: erf 12 + exp 6 + 5 ALU ops = {33, no, 2}; tanh form: tanh 12 + 8 ALU ops = {36, no, 2} (DERIVED)'),
 );
 
+// ---------------------------------------------------------------------------
+// Activations and elementwise math of issue 15. Loops DERIVED from §3 figures as above:
+// exp {6, no, 2}, log {12, no, 2}, tanh and sigmoid {12, no, 2}, divide float {10, no, 2},
+// half {21, no, 4}, 3 cycles per extra ALU op (add, mul, max, min, compare, select) per
+// 64-bit vector; sin and cos, which §3 lacks, costed as tanh. Loops that evaluate exp use
+// the base of 33, as Exp does.
+
+/** Rounds a vertex param to the float the device holds. */
+const f32 = Math.fround;
+
+/** exp 6 + sub 1 and scale 3 + select 3 = {15, no, 2}. */
+const ELU_LOOP = byType(loop(15, 2));
+/** exp 6 + 3 ALU ops (alpha, -alpha, gamma) + select 3 = {18, no, 2}. */
+const SELU_LOOP = byType(loop(18, 2));
+/** x / alpha (a mul) + exp 6 + sub, mul, min, max, add 15 = {24, no, 2}. */
+const CELU_LOOP = byType(loop(24, 2));
+/** alpha x + beta, max, min: 4 ALU ops. */
+const HARD_SIGMOID_LOOP = alu(4);
+/** x / 6 + 1/2, max, min, times x: 5 ALU ops. */
+const HARD_SWISH_LOOP = alu(5);
+/** exp 6 + log 12 + 2 ALU ops (the stable form's max and add) = {24, no, 2}. */
+const SOFTPLUS_LOOP = byType(loop(24, 2));
+/** |x| and 1 + |x|: 2 ALU ops + divide float {10, no, 2}, half {21, no, 4}. */
+const SOFTSIGN_LOOP = byType(loop(16, 2), loop(27, 4));
+/** compare and select, as the LeakyRelu select loop: 4 cycles per vector. */
+const THRESHOLD_LOOP: LoopFor = (d) => loop(4, d === 'float16' ? 4 : 2);
+/** softplus 24 + tanh 12 + mul 3 = {39, no, 2}. */
+const MISH_LOOP = byType(loop(39, 2));
+/** §3: divide float {10, no, 2}, half {21, no, 4}. */
+const RECIPROCAL_LOOP = byType(loop(10, 2), loop(21, 4));
+/** sin, cos: no §3 figure; costed as tanh {12, no, 2}. */
+const TRIG_LOOP = byType(loop(12, 2));
+/** exp 6 + divide 10 (e^-x = 1 / e^x) + add and halve 6 = {22, no, 2}. */
+const HYPERBOLIC_LOOP = byType(loop(22, 2));
+/** floor, ceil: one ALU op per vector (f32int); round: 2 (the half-to-even fix-up); sign: compare and select, 2. */
+const ROUND1_LOOP = alu(1);
+const ROUND2_LOOP = alu(2);
+
+/** exp 6 + 2 ALU ops (scale, times y') + select = {15, no, 2}. */
+const ELU_GRAD_LOOP = byType(loop(15, 2));
+/** exp 6 + 3 ALU ops + select = {18, no, 2}. */
+const SELU_GRAD_LOOP = byType(loop(18, 2));
+/** two compares, a mul and a select: 4 ALU ops. */
+const HARD_SIGMOID_GRAD_LOOP = alu(4);
+/** two compares, x / 3 + 1/2, times y', select: 5 ALU ops. */
+const HARD_SWISH_GRAD_LOOP = alu(5);
+/** sigmoid {12, no, 2} + mul 3. */
+const SOFTPLUS_GRAD_LOOP = byType(loop(15, 2));
+/** abs, add, square: 3 ALU ops + divide = float {19, no, 2}, half {30, no, 4}. */
+const SOFTSIGN_GRAD_LOOP = byType(loop(19, 2), loop(30, 4));
+/** softplus 24 + tanh 12 + sigmoid 12 + 5 ALU ops 15 = {63, no, 2}. */
+const MISH_GRAD_LOOP = byType(loop(63, 2));
+/** -y' y y: 2 muls (the sign folded in). */
+const RECIPROCAL_GRAD_LOOP = alu(2);
+/** cos or sin (as tanh, 12) + mul 3. */
+const TRIG_GRAD_LOOP = byType(loop(15, 2));
+/** cosh or sinh 22 + mul 3. */
+const HYPERBOLIC_GRAD_LOOP = byType(loop(25, 2));
+
+/** ln(1 + e^x) without overflow: x + ln(1 + e^-x) for x > 0. */
+function softplus(x: number): number {
+  return x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x));
+}
+function sigmoid(x: number): number {
+  return 1 / (1 + Math.exp(-x));
+}
+/** Round half to even (ONNX Round, numpy.round). */
+function roundHalfEven(x: number): number {
+  if (!Number.isFinite(x)) return x;
+  const f = Math.floor(x);
+  const d = x - f;
+  if (d < 0.5) return f;
+  if (d > 0.5) return f + 1;
+  return f % 2 === 0 ? f : f + 1;
+}
+
+export const eluCodelet = unaryCodelet(
+  'Elu',
+  (p) => {
+    const a = f32(p.alpha);
+    return (x) => (x >= 0 ? x : a * Math.expm1(x));
+  },
+  ELU_LOOP,
+  source('unary', 'exp 6 + 2 ALU ops + a select, {15, no, 2} (DERIVED)', 33),
+  33,
+);
+export const seluCodelet = unaryCodelet(
+  'Selu',
+  (p) => {
+    const a = f32(p.alpha);
+    const g = f32(p.gamma);
+    return (x) => (x > 0 ? g * x : g * (a * Math.exp(x) - a));
+  },
+  SELU_LOOP,
+  source('unary', 'exp 6 + 3 ALU ops + a select, {18, no, 2} (DERIVED)', 33),
+  33,
+);
+export const celuCodelet = unaryCodelet(
+  'Celu',
+  (p) => {
+    const a = f32(p.alpha);
+    return (x) => Math.max(0, x) + Math.min(0, a * Math.expm1(x / a));
+  },
+  CELU_LOOP,
+  source('unary', 'exp 6 + 6 ALU ops, {24, no, 2} (DERIVED)', 33),
+  33,
+);
+export const hardSigmoidCodelet = unaryCodelet(
+  'HardSigmoid',
+  (p) => {
+    const a = f32(p.alpha);
+    const b = f32(p.beta);
+    return (x) => Math.max(0, Math.min(1, f32(a * x) + b));
+  },
+  HARD_SIGMOID_LOOP,
+  source('unary', '4 ALU ops, {12, no, 2} (DERIVED)'),
+);
+export const hardSwishCodelet = unaryCodelet('HardSwish', () => (x) => x * Math.max(0, Math.min(1, x / 6 + 0.5)), HARD_SWISH_LOOP, source('unary', '5 ALU ops, {15, no, 2} (DERIVED)'));
+export const softplusCodelet = unaryCodelet('Softplus', () => softplus, SOFTPLUS_LOOP, source('unary', 'exp 6 + log 12 + 2 ALU ops, {24, no, 2} (DERIVED)', 33), 33);
+export const softsignCodelet = unaryCodelet('Softsign', () => (x) => x / (1 + Math.abs(x)), SOFTSIGN_LOOP, source('unary', '2 ALU ops + divide: float {16, no, 2}, half {27, no, 4} (DERIVED)'));
+export const thresholdedReluCodelet = unaryCodelet(
+  'ThresholdedRelu',
+  (p) => {
+    const a = f32(p.alpha);
+    return (x) => (x > a ? x : 0);
+  },
+  THRESHOLD_LOOP,
+  source('unary', 'compare and select, 4 cycles per 64-bit vector (DERIVED)'),
+);
+export const mishCodelet = unaryCodelet('Mish', () => (x) => x * Math.tanh(softplus(x)), MISH_LOOP, source('unary', 'softplus 24 + tanh 12 + mul 3, {39, no, 2} (DERIVED)', 33), 33);
+export const reciprocalCodelet = unaryCodelet('Reciprocal', () => (x) => 1 / x, RECIPROCAL_LOOP, source('unary', 'divide float {10, no, 2}, half {21, no, 4} (§3)'));
+export const sinCodelet = unaryCodelet('Sin', () => Math.sin, TRIG_LOOP, source('unary', 'sin costed as tanh, {12, no, 2} (DERIVED: no §3 figure)'));
+export const cosCodelet = unaryCodelet('Cos', () => Math.cos, TRIG_LOOP, source('unary', 'cos costed as tanh, {12, no, 2} (DERIVED: no §3 figure)'));
+export const sinhCodelet = unaryCodelet('Sinh', () => Math.sinh, HYPERBOLIC_LOOP, source('unary', 'exp 6 + divide 10 + 2 ALU ops, {22, no, 2} (DERIVED)', 33), 33);
+export const coshCodelet = unaryCodelet('Cosh', () => Math.cosh, HYPERBOLIC_LOOP, source('unary', 'exp 6 + divide 10 + 2 ALU ops, {22, no, 2} (DERIVED)', 33), 33);
+export const floorCodelet = unaryCodelet('Floor', () => Math.floor, ROUND1_LOOP, source('unary', 'one ALU op per 64-bit vector (DERIVED)'));
+export const ceilCodelet = unaryCodelet('Ceil', () => Math.ceil, ROUND1_LOOP, source('unary', 'one ALU op per 64-bit vector (DERIVED)'));
+export const roundCodelet = unaryCodelet('Round', () => roundHalfEven, ROUND2_LOOP, source('unary', 'round plus the half-to-even fix-up, 2 ALU ops (DERIVED)'));
+export const signCodelet = unaryCodelet('Sign', () => (x) => (x > 0 ? 1 : x < 0 ? -1 : x), ROUND2_LOOP, source('unary', 'compare and select, 2 ALU ops (DERIVED)'));
+
+export const eluGradCodelet = gradCodelet(
+  'EluGrad',
+  'in',
+  (p) => {
+    const a = f32(p.alpha);
+    return (dy, x) => (x >= 0 ? dy : dy * a * Math.exp(x));
+  },
+  ELU_GRAD_LOOP,
+  source('binary', 'exp 6 + 2 ALU ops + a select, {15, no, 2} (DERIVED)'),
+);
+export const seluGradCodelet = gradCodelet(
+  'SeluGrad',
+  'in',
+  (p) => {
+    const a = f32(p.alpha);
+    const g = f32(p.gamma);
+    return (dy, x) => (x > 0 ? g * dy : g * a * Math.exp(x) * dy);
+  },
+  SELU_GRAD_LOOP,
+  source('binary', 'exp 6 + 3 ALU ops + a select, {18, no, 2} (DERIVED)'),
+);
+export const celuGradCodelet = gradCodelet(
+  'CeluGrad',
+  'in',
+  (p) => {
+    const a = f32(p.alpha);
+    return (dy, x) => (x >= 0 ? dy : dy * Math.exp(x / a));
+  },
+  ELU_GRAD_LOOP,
+  source('binary', 'a mul + exp 6 + mul + select, {15, no, 2} (DERIVED)'),
+);
+export const hardSigmoidGradCodelet = gradCodelet(
+  'HardSigmoidGrad',
+  'in',
+  (p) => {
+    const a = f32(p.alpha);
+    const b = f32(p.beta);
+    return (dy, x) => {
+      const t = f32(a * x) + b;
+      return t > 0 && t < 1 ? a * dy : 0;
+    };
+  },
+  HARD_SIGMOID_GRAD_LOOP,
+  source('binary', '4 ALU ops, {12, no, 2} (DERIVED)'),
+);
+export const hardSwishGradCodelet = gradCodelet('HardSwishGrad', 'in', () => (dy, x) => (x < -3 ? 0 : x > 3 ? dy : dy * (x / 3 + 0.5)), HARD_SWISH_GRAD_LOOP, source('binary', '5 ALU ops, {15, no, 2} (DERIVED)'));
+export const softplusGradCodelet = gradCodelet('SoftplusGrad', 'in', () => (dy, x) => dy * sigmoid(x), SOFTPLUS_GRAD_LOOP, source('binary', 'sigmoid {12, no, 2} (§3) + a mul, {15, no, 2}'));
+export const softsignGradCodelet = gradCodelet(
+  'SoftsignGrad',
+  'in',
+  () => (dy, x) => {
+    const d = 1 + Math.abs(x);
+    return dy / (d * d);
+  },
+  SOFTSIGN_GRAD_LOOP,
+  source('binary', '3 ALU ops + divide: float {19, no, 2}, half {30, no, 4} (DERIVED)'),
+);
+export const thresholdedReluGradCodelet = gradCodelet(
+  'ThresholdedReluGrad',
+  'in',
+  (p) => {
+    const a = f32(p.alpha);
+    return (dy, x) => (x > a ? dy : 0);
+  },
+  THRESHOLD_LOOP,
+  source('binary', 'compare and select, 4 cycles per 64-bit vector (DERIVED)'),
+);
+export const mishGradCodelet = gradCodelet(
+  'MishGrad',
+  'in',
+  () => (dy, x) => {
+    const t = Math.tanh(softplus(x));
+    return dy * (t + x * sigmoid(x) * (1 - t * t));
+  },
+  MISH_GRAD_LOOP,
+  source('binary', 'softplus 24 + tanh 12 + sigmoid 12 + 5 ALU ops, {63, no, 2} (DERIVED)'),
+);
+export const reciprocalGradCodelet = gradCodelet('ReciprocalGrad', 'fwdOut', () => (dy, y) => -dy * y * y, RECIPROCAL_GRAD_LOOP, source('binary', '2 muls, {6, no, 2} (DERIVED)'));
+export const sinGradCodelet = gradCodelet('SinGrad', 'in', () => (dy, x) => dy * Math.cos(x), TRIG_GRAD_LOOP, source('binary', 'cos (as tanh) 12 + a mul, {15, no, 2} (DERIVED)'));
+export const cosGradCodelet = gradCodelet('CosGrad', 'in', () => (dy, x) => -dy * Math.sin(x), TRIG_GRAD_LOOP, source('binary', 'sin (as tanh) 12 + a mul, {15, no, 2} (DERIVED)'));
+export const sinhGradCodelet = gradCodelet('SinhGrad', 'in', () => (dy, x) => dy * Math.cosh(x), HYPERBOLIC_GRAD_LOOP, source('binary', 'cosh 22 + a mul, {25, no, 2} (DERIVED)'));
+export const coshGradCodelet = gradCodelet('CoshGrad', 'in', () => (dy, x) => dy * Math.sinh(x), HYPERBOLIC_GRAD_LOOP, source('binary', 'sinh 22 + a mul, {25, no, 2} (DERIVED)'));
+
+/** max then min: 2 ALU ops per vector (§3 max/min {3, no, 2} each). */
+const CLIP_LOOP = alu(2);
+/** two compares and a select: 3 ALU ops. */
+const CLIP_GRAD_LOOP = alu(3);
+export const clipCodelet = unaryCodelet(
+  'Clip',
+  (p) => {
+    const lo = f32(p.min);
+    const hi = f32(p.max);
+    return (x) => (Number.isNaN(x) ? x : Math.min(Math.max(x, lo), hi));
+  },
+  CLIP_LOOP,
+  source('unary', 'max and min, 2 ALU ops (§3 max/min {3, no, 2})'),
+);
+export const clipGradCodelet = gradCodelet(
+  'ClipGrad',
+  'in',
+  (p) => {
+    const lo = f32(p.min);
+    const hi = f32(p.max);
+    return (dy, x) => (x >= lo && x <= hi ? dy : 0);
+  },
+  CLIP_GRAD_LOOP,
+  source('binary', 'two compares and a select, {9, no, 2} (DERIVED)'),
+);
+
+/** The codelets of the ops above, forward and grad. */
+export const activationCodelets: Codelet[] = [
+  clipCodelet, clipGradCodelet,
+  eluCodelet, seluCodelet, celuCodelet, hardSigmoidCodelet, hardSwishCodelet, softplusCodelet, softsignCodelet, thresholdedReluCodelet, mishCodelet,
+  reciprocalCodelet, sinCodelet, cosCodelet, sinhCodelet, coshCodelet, floorCodelet, ceilCodelet, roundCodelet, signCodelet,
+  eluGradCodelet, seluGradCodelet, celuGradCodelet, hardSigmoidGradCodelet, hardSwishGradCodelet, softplusGradCodelet, softsignGradCodelet,
+  thresholdedReluGradCodelet, mishGradCodelet, reciprocalGradCodelet, sinGradCodelet, cosGradCodelet, sinhGradCodelet, coshGradCodelet,
+];
+
 export const unaryCodelets: Codelet[] = [
   negCodelet,
   absCodelet,
@@ -315,4 +573,5 @@ export const unaryCodelets: Codelet[] = [
   erfGradCodelet,
   geluGradCodelet,
   ...dropoutCodelets,
+  ...activationCodelets,
 ];

@@ -30,7 +30,8 @@ export function inPlaceInput(ctx: LowerContext, candidates: readonly BuildTensor
   for (const t of candidates) {
     if (t === out || t.dtype !== out.dtype || t.size !== out.size || !sameMapping(t, out)) continue;
     for (let i = 0; i < ctx.op.inputs.length; i++) {
-      if (ctx.input(i) === t && ctx.canWriteInPlace(i, 0)) return t;
+      // An omitted optional input ('', e.g. Clip's min) has no tensor.
+      if (ctx.op.hasInput(i) && ctx.input(i) === t && ctx.canWriteInPlace(i, 0)) return t;
     }
   }
   return undefined;

@@ -13,6 +13,7 @@ import { binaryDefinitions } from './binary.js';
 import { reduceDefinitions } from './reduce.js';
 import { shapeDefinitions } from './shape.js';
 import { nnDefinitions } from './nn.js';
+import { logicDefinitions } from './logic.js';
 
 export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...matMulDefinitions,
@@ -28,6 +29,7 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...reduceDefinitions,
   ...shapeDefinitions,
   ...nnDefinitions,
+  ...logicDefinitions,
 ];
 
 export function registerBuiltinOps(r: OpRegistry): void {

@@ -1,9 +1,11 @@
 /**
  * Built-in ops of the unary family (ai.onnx): Neg, Abs, Sqrt, Exp, Log, Pow
  * (constant exponent: a scalar, or a tensor broadcast to the base), Relu,
- * LeakyRelu, Sigmoid, Tanh, Erf, Gelu, Identity and Dropout
- * (src/ops/dropout.ts), each with its grad op and their lowering side by
- * side. Codelets: sim/codelets/unary.ts and sim/codelets/dropout.ts.
+ * LeakyRelu, Sigmoid, Tanh, Erf, Gelu, Elu, Selu, Celu, HardSigmoid,
+ * HardSwish, Softplus, Softsign, ThresholdedRelu, Mish, Reciprocal, Sin, Cos,
+ * Sinh, Cosh, Identity and Dropout (src/ops/dropout.ts), each with its grad op
+ * and their lowering side by side; Floor, Ceil, Round and Sign, which have no
+ * grad op (their gradient is zero almost everywhere). Codelets: sim/codelets/unary.ts and sim/codelets/dropout.ts.
  *
  * Each op is registered at every ONNX version from the one in force at opset
  * 11 (older ones carry the legacy `consumed_inputs` attribute) up to the
@@ -47,13 +49,14 @@ export interface UnarySpec {
   params?: (a: Attributes) => Record<string, number>;
   /** Checks beyond "one float tensor in, the same out". */
   check?: (op: UnaryOp) => void;
-  grad: UnaryGradSpec;
+  /** The grad op; none for an op that is not differentiable (Floor, Ceil, Round, Sign: zero almost everywhere, as PopART has no grad op). */
+  grad?: UnaryGradSpec;
   /** Forward inputs the grad op also reads, after y' and x or y (Pow's exponent tensor). */
   gradExtraInputs?: (op: UnaryOp) => number[];
   /** Lowerings in place of the generic one-codelet maps. */
   lower?: Lowering;
   lowerGrad?: Lowering;
-  /** Input names (default one, 'X'). */
+  /** Input names (default one, 'X'); `?` after a name marks it optional. */
   inputs?: readonly string[];
 }
 
@@ -80,7 +83,7 @@ export class UnaryOp extends Op {
   }
 
   override getGradOps(): GradOp[] {
-    return [new UnaryGradOp(this)];
+    return this.spec.grad ? [new UnaryGradOp(this)] : [];
   }
 
   override attributes(): Record<string, AttributeValue> {
@@ -97,7 +100,7 @@ export class UnaryGradOp extends GradOp {
   readonly params: Record<string, number>;
 
   constructor(readonly fwd: UnaryOp) {
-    super({ domain: GRAPHCORE_DOMAIN, type: fwd.spec.grad.type, version: 1 }, fwd);
+    super({ domain: GRAPHCORE_DOMAIN, type: fwd.spec.grad!.type, version: 1 }, fwd);
     this.params = fwd.params;
   }
 
@@ -107,7 +110,7 @@ export class UnaryGradOp extends GradOp {
 
   /** Input 0: y'; input 1 (unless the grad needs y' alone): x or y. */
   gradInputInfo(): GradInOutMapper[] {
-    const uses = this.fwd.spec.grad.uses;
+    const uses = this.fwd.spec.grad!.uses;
     const m: GradInOutMapper[] = [{ gradOpInIndex: 0, fwdIndex: 0, type: GradOpInType.GradOut }];
     if (uses !== 'none') m.push({ gradOpInIndex: 1, fwdIndex: 0, type: uses });
     for (const i of this.fwd.spec.gradExtraInputs?.(this.fwd) ?? []) m.push({ gradOpInIndex: m.length, fwdIndex: i, type: GradOpInType.In });
@@ -131,7 +134,7 @@ function lowerUnary(op: Op, ctx: LowerContext): void {
 
 function lowerUnaryGrad(op: Op, ctx: LowerContext): void {
   const g = op as UnaryGradOp;
-  const spec = g.fwd.spec.grad;
+  const spec = g.fwd.spec.grad!;
   const dy = ctx.input(0);
   if (spec.uses === 'none') {
     mapElementwise(ctx, spec.codelet, { in: dy }, ctx.output(0, { like: dy }), g.params);
@@ -206,6 +209,23 @@ function lowerPowGrad(op: Op, ctx: LowerContext): void {
     const fields = { gradOut: ctx.onTile(dy, r.begin, r.end, r.tile), in: ctx.onTile(x, r.begin, r.end, r.tile), exponent: field, out: ctx.slice(out, r.begin, r.end) };
     ctx.vertex('PowBroadcastGrad', r.tile, fields, { offset });
   }
+}
+
+/**
+ * Clip's bounds (optional inputs 1 and 2) must be constant scalars, read at
+ * setup into the vertex params `min` and `max` (-/+ the float32 range when
+ * absent).
+ */
+function checkClipBounds(op: UnaryOp): void {
+  const bound = (i: number, name: string, absent: number): number => {
+    if (!op.hasInput(i)) return absent;
+    const t = op.graph.tensor(op.inId(i));
+    if (t.kind !== 'constant' || !t.data) op.fail(`${name} '${t.id}' must be a constant (an initializer with trainable: false); tilesim reads Clip's bounds at compile time`);
+    if (t.data.length !== 1) op.fail(`${name} '${t.id}' must be a scalar, got ${fmtInfo(t.info)}`);
+    return t.data[0];
+  };
+  op.params.min = bound(1, 'min', -3.4028234663852886e38);
+  op.params.max = bound(2, 'max', 3.4028234663852886e38);
 }
 
 const ONE_INPUT: readonly string[] = ['X'];
@@ -320,6 +340,124 @@ export const UNARY_SPECS: readonly UnarySpec[] = [
     },
     grad: { type: 'GeluGrad', description: "dx = y' d/dx gelu(x), in the node's form", uses: GradOpInType.In, codelet: 'GeluGrad' },
   },
+
+  // Activations and elementwise math of issue 15. Versions: the ones in force from opset 11 up
+  // (src/onnx/versions.ts; later versions only added element types).
+  {
+    type: 'Elu',
+    versions: [6],
+    description: 'y = x if x >= 0 else alpha (exp(x) - 1)',
+    codelet: 'Elu',
+    flops: 3,
+    attributes: { alpha: { type: 'float', default: 1, description: 'scale for x < 0' } },
+    params: (a) => ({ alpha: a.float('alpha') }),
+    grad: { type: 'EluGrad', description: "dx = y' if x >= 0 else y' alpha exp(x)", uses: GradOpInType.In, codelet: 'EluGrad' },
+  },
+  {
+    type: 'Selu',
+    versions: [6],
+    description: 'y = gamma x if x > 0 else gamma alpha (exp(x) - 1)',
+    codelet: 'Selu',
+    flops: 4,
+    attributes: {
+      alpha: { type: 'float', default: 1.67326319217681884765625, description: 'scale of the exponential part' },
+      gamma: { type: 'float', default: 1.05070102214813232421875, description: 'scale of the whole' },
+    },
+    params: (a) => ({ alpha: a.float('alpha'), gamma: a.float('gamma') }),
+    grad: { type: 'SeluGrad', description: "dx = gamma y' if x > 0 else gamma alpha exp(x) y'", uses: GradOpInType.In, codelet: 'SeluGrad' },
+  },
+  {
+    type: 'Celu',
+    versions: [12],
+    description: 'y = max(0, x) + min(0, alpha (exp(x / alpha) - 1))',
+    codelet: 'Celu',
+    flops: 5,
+    attributes: { alpha: { type: 'float', default: 1, description: 'the CELU alpha' } },
+    params: (a) => ({ alpha: a.float('alpha') }),
+    check: (op) => {
+      if (op.params.alpha === 0) op.fail('alpha must not be 0');
+    },
+    grad: { type: 'CeluGrad', description: "dx = y' if x >= 0 else y' exp(x / alpha)", uses: GradOpInType.In, codelet: 'CeluGrad' },
+  },
+  {
+    type: 'HardSigmoid',
+    versions: [6],
+    description: 'y = max(0, min(1, alpha x + beta))',
+    codelet: 'HardSigmoid',
+    flops: 4,
+    attributes: { alpha: { type: 'float', default: 0.2, description: 'slope' }, beta: { type: 'float', default: 0.5, description: 'offset' } },
+    params: (a) => ({ alpha: a.float('alpha'), beta: a.float('beta') }),
+    grad: { type: 'HardSigmoidGrad', description: "dx = alpha y' where 0 < alpha x + beta < 1, else 0", uses: GradOpInType.In, codelet: 'HardSigmoidGrad' },
+  },
+  {
+    type: 'HardSwish',
+    versions: [14],
+    description: 'y = x max(0, min(1, x / 6 + 1/2))',
+    codelet: 'HardSwish',
+    flops: 5,
+    grad: { type: 'HardSwishGrad', description: "dx = 0 for x < -3, y' for x > 3, else y' (x / 3 + 1/2)", uses: GradOpInType.In, codelet: 'HardSwishGrad' },
+  },
+  {
+    type: 'Softplus',
+    versions: [1],
+    description: 'y = ln(exp(x) + 1)',
+    codelet: 'Softplus',
+    flops: 3,
+    grad: { type: 'SoftplusGrad', description: "dx = y' sigmoid(x)", uses: GradOpInType.In, codelet: 'SoftplusGrad' },
+  },
+  {
+    type: 'Softsign',
+    versions: [1],
+    description: 'y = x / (1 + |x|)',
+    codelet: 'Softsign',
+    flops: 3,
+    grad: { type: 'SoftsignGrad', description: "dx = y' / (1 + |x|)^2", uses: GradOpInType.In, codelet: 'SoftsignGrad' },
+  },
+  {
+    type: 'ThresholdedRelu',
+    versions: [10],
+    description: 'y = x if x > alpha else 0',
+    codelet: 'ThresholdedRelu',
+    flops: 1,
+    attributes: { alpha: { type: 'float', default: 1, description: 'threshold' } },
+    params: (a) => ({ alpha: a.float('alpha') }),
+    grad: { type: 'ThresholdedReluGrad', description: "dx = y' if x > alpha else 0", uses: GradOpInType.In, codelet: 'ThresholdedReluGrad' },
+  },
+  {
+    type: 'Mish',
+    versions: [18],
+    description: 'y = x tanh(ln(1 + exp(x)))',
+    codelet: 'Mish',
+    flops: 5,
+    grad: { type: 'MishGrad', description: "dx = y' (tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2)), sp = softplus(x)", uses: GradOpInType.In, codelet: 'MishGrad' },
+  },
+  {
+    type: 'Reciprocal',
+    versions: [6, 13],
+    description: 'y = 1 / x',
+    codelet: 'Reciprocal',
+    flops: 1,
+    grad: { type: 'ReciprocalGrad', description: "dx = -y' y^2", uses: GradOpInType.Out, codelet: 'ReciprocalGrad' },
+  },
+  { type: 'Sin', versions: [7], description: 'y = sin(x)', codelet: 'Sin', flops: 1, grad: { type: 'SinGrad', description: "dx = y' cos(x)", uses: GradOpInType.In, codelet: 'SinGrad' } },
+  { type: 'Cos', versions: [7], description: 'y = cos(x)', codelet: 'Cos', flops: 1, grad: { type: 'CosGrad', description: "dx = -y' sin(x)", uses: GradOpInType.In, codelet: 'CosGrad' } },
+  { type: 'Sinh', versions: [9], description: 'y = sinh(x)', codelet: 'Sinh', flops: 1, grad: { type: 'SinhGrad', description: "dx = y' cosh(x)", uses: GradOpInType.In, codelet: 'SinhGrad' } },
+  { type: 'Cosh', versions: [9], description: 'y = cosh(x)', codelet: 'Cosh', flops: 1, grad: { type: 'CoshGrad', description: "dx = y' sinh(x)", uses: GradOpInType.In, codelet: 'CoshGrad' } },
+  {
+    type: 'Clip',
+    versions: [11, 12, 13],
+    description: 'y = min(max(x, min), max); min and max optional constant scalars; dx = y\' where min <= x <= max',
+    codelet: 'Clip',
+    flops: 2,
+    inputs: ['input', 'min?', 'max?'],
+    check: checkClipBounds,
+    grad: { type: 'ClipGrad', description: "dx = y' where min <= x <= max, else 0", uses: GradOpInType.In, codelet: 'ClipGrad' },
+  },
+  // Not differentiable (zero gradient almost everywhere): no grad op, as in PopART.
+  { type: 'Floor', versions: [6, 13], description: 'y = floor(x); no gradient', codelet: 'Floor', flops: 1 },
+  { type: 'Ceil', versions: [6, 13], description: 'y = ceil(x); no gradient', codelet: 'Ceil', flops: 1 },
+  { type: 'Round', versions: [11], description: 'y = x rounded to the nearest integer, halves to even; no gradient', codelet: 'Round', flops: 1 },
+  { type: 'Sign', versions: [9, 13], description: 'y = -1, 0 or 1 by the sign of x; no gradient', codelet: 'Sign', flops: 1 },
 ];
 
 function definitionsOf(spec: UnarySpec): OpDefinition[] {
@@ -328,15 +466,15 @@ function definitionsOf(spec: UnarySpec): OpDefinition[] {
     return {
       id,
       description: spec.description,
-      inputs: (spec.inputs ?? ONE_INPUT).map((name) => ({ name })),
+      inputs: (spec.inputs ?? ONE_INPUT).map((name) => (name.endsWith('?') ? { name: name.slice(0, -1), optional: true } : { name })),
       outputs: [{ name: spec.type === 'Pow' ? 'Z' : 'Y' }],
       attributes: spec.attributes,
-      grad: true,
+      grad: spec.grad !== undefined,
       create: ({ attributes, settings }) => new UnaryOp(id, spec, attributes.all(), spec.params?.(attributes) ?? {}, settings),
       lower: spec.lower ?? lowerUnary,
     };
   });
-  defs.push({ id: { domain: GRAPHCORE_DOMAIN, type: spec.grad.type, version: 1 }, description: spec.grad.description, lower: spec.lowerGrad ?? lowerUnaryGrad });
+  if (spec.grad) defs.push({ id: { domain: GRAPHCORE_DOMAIN, type: spec.grad.type, version: 1 }, description: spec.grad.description, lower: spec.lowerGrad ?? lowerUnaryGrad });
   return defs;
 }
 

@@ -35,8 +35,8 @@ export interface TensorSpec {
   data: Float32Array | Int32Array;
   /** A constant input (ONNX initializer; int32 data is given to onnxruntime as int64). */
   constant?: boolean;
-  /** Store as float16 (data holds the values; both sides round them to float16). */
-  dtype?: 'float16';
+  /** Store as float16 (data holds the values; both sides round them to float16), or as ONNX bool (Int32Array data of 0/1: int32 in tilesim's IR, bool for onnxruntime). */
+  dtype?: 'float16' | 'bool';
 }
 
 export interface OpCase {
@@ -52,8 +52,8 @@ export interface OpCase {
   rtol?: number;
   device?: DeviceSpec;
   customOps?: string[];
-  /** Element type of the outputs, when not float32. */
-  outputDtype?: 'float16' | 'int32';
+  /** Element type of the outputs, when not float32 (bool: onnxruntime's bool against our int32 0/1). */
+  outputDtype?: 'float16' | 'int32' | 'bool';
 }
 
 /** Random float32 input; `gap` keeps values at least that far from 0. */
@@ -66,7 +66,7 @@ export function i32(shape: number[], values: number[], constant = false): Tensor
 }
 
 function dtypeOf(t: TensorSpec): 'int32' | 'float16' | 'float32' {
-  return t.data instanceof Int32Array ? 'int32' : (t.dtype ?? 'float32');
+  return t.data instanceof Int32Array ? 'int32' : t.dtype === 'float16' ? 'float16' : 'float32';
 }
 
 function decl(c: OpCase): GraphDecl {
@@ -134,8 +134,8 @@ export async function runOrt(c: OpCase, registry?: OpRegistry): Promise<Record<s
   const def = reg.resolve(domain, c.op, domain === ONNX_DOMAIN ? (c.opset ?? 18) : Number.MAX_SAFE_INTEGER);
   const outputs = c.outputs ?? ['y'];
   const DT = onnx.TensorProto.DataType;
-  const elem = (t: TensorSpec) => (t.data instanceof Int32Array ? (t.constant ? DT.INT64 : DT.INT32) : t.dtype === 'float16' ? DT.FLOAT16 : DT.FLOAT);
-  const outElem = c.outputDtype === 'float16' ? DT.FLOAT16 : c.outputDtype === 'int32' ? DT.INT32 : DT.FLOAT;
+  const elem = (t: TensorSpec) => (t.dtype === 'bool' ? DT.BOOL : t.data instanceof Int32Array ? (t.constant ? DT.INT64 : DT.INT32) : t.dtype === 'float16' ? DT.FLOAT16 : DT.FLOAT);
+  const outElem = c.outputDtype === 'float16' ? DT.FLOAT16 : c.outputDtype === 'int32' ? DT.INT32 : c.outputDtype === 'bool' ? DT.BOOL : DT.FLOAT;
   const model = onnx.ModelProto.create({
     irVersion: 8,
     opsetImport: [{ domain: '', version: c.opset ?? 18 }],
@@ -153,7 +153,9 @@ export async function runOrt(c: OpCase, registry?: OpRegistry): Promise<Record<s
       initializer: Object.entries(c.inputs)
         .filter(([, t]) => t.constant)
         .map(([name, t]) =>
-          t.data instanceof Int32Array
+          t.dtype === 'bool'
+            ? { name, dims: t.shape, dataType: DT.BOOL, int32Data: Array.from(t.data) }
+            : t.data instanceof Int32Array
             ? { name, dims: t.shape, dataType: DT.INT64, int64Data: Array.from(t.data) }
             : t.dtype === 'float16'
               ? { name, dims: t.shape, dataType: DT.FLOAT16, int32Data: Array.from(encodeHalf(t.data)) }
@@ -170,7 +172,9 @@ export async function runOrt(c: OpCase, registry?: OpRegistry): Promise<Record<s
   for (const [n, t] of Object.entries(c.inputs)) {
     if (t.constant) continue;
     feeds[n] =
-      t.data instanceof Int32Array
+      t.dtype === 'bool'
+        ? new ort.Tensor('bool', Uint8Array.from(t.data), t.shape)
+        : t.data instanceof Int32Array
         ? new ort.Tensor('int32', t.data, t.shape)
         : t.dtype === 'float16'
           ? new ort.Tensor('float16', encodeHalf(t.data), t.shape)
@@ -181,7 +185,7 @@ export async function runOrt(c: OpCase, registry?: OpRegistry): Promise<Record<s
   const out: Record<string, Float32Array | Int32Array | BigInt64Array> = {};
   for (const n of outputs) {
     const d = result[n].data;
-    out[n] = d instanceof Uint16Array ? decodeHalf(d) : (d as Float32Array);
+    out[n] = d instanceof Uint16Array ? decodeHalf(d) : d instanceof Uint8Array ? Int32Array.from(d) : (d as Float32Array);
   }
   return out;
 }
