@@ -240,20 +240,20 @@ export const PARTIALS_FAN_IN = 256;
  * The last stages of a reduction: out = scale x the sum of every piece
  * overlapping it, on the tiles that own out (NnPartialsFinal). When some
  * output range overlaps more than PARTIALS_FAN_IN pieces, consecutive pieces
- * are first summed in groups of PARTIALS_FAN_IN, each on the tile of its
- * first piece, as often as needed (PopLibs' multi-stage reductions).
+ * are first summed in groups (at most PARTIALS_FAN_IN pieces, and at most
+ * TREE_GROUP_BYTES received), each on the tile of its first piece, as often
+ * as needed (PopLibs' multi-stage reductions).
  */
 export function reducePieces(ctx: LowerContext, pieces: readonly Piece[], out: BuildTensor, scale = 1, name = 'reduce/final'): void {
   let level = [...pieces];
   for (let stage = 0; maxOverlap(level, ctx.ranges(out)) > PARTIALS_FAN_IN; stage++) {
     ctx.computeSet(`${name.replace(/\/final$/, '')}/tree${stage}`);
     const next: Piece[] = [];
-    for (let g = 0; g < level.length; g += PARTIALS_FAN_IN) {
-      const group = level.slice(g, g + PARTIALS_FAN_IN);
+    for (const [g, group] of treeGroups(level).entries()) {
       const lo = Math.min(...group.map((q) => q.offset));
       const hi = Math.max(...group.map((q) => q.offset + q.t.size));
       const tile = group[0].t.mapping![0].tile;
-      const sum = partialOnTile(ctx, `tree${stage}.${g / PARTIALS_FAN_IN}`, hi - lo, tile);
+      const sum = partialOnTile(ctx, `tree${stage}.${g}`, hi - lo, tile);
       ctx.vertex(
         'NnPartialsFinal',
         tile,
@@ -278,6 +278,37 @@ export function reducePieces(ctx: LowerContext, pieces: readonly Piece[], out: B
     }
     ctx.vertex('NnPartialsFinal', r.tile, { partials: parts, out: ctx.slice(out, r.begin, r.end) }, { scale }, { offsets });
   }
+}
+
+/** fp32 bytes a tree group's tile may receive: wide pieces (a LayerNorm gamma's 768 per tile) make small groups. */
+const TREE_GROUP_BYTES = 64 * 1024;
+
+/**
+ * Consecutive pieces in groups of at most PARTIALS_FAN_IN whose sum tile
+ * receives at most TREE_GROUP_BYTES (the group's span, 4 bytes an element,
+ * from each other piece), and at least two so the tree shrinks.
+ */
+function treeGroups(pieces: readonly Piece[]): Piece[][] {
+  const groups: Piece[][] = [];
+  let cur: Piece[] = [];
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const p of pieces) {
+    const l = Math.min(lo, p.offset);
+    const h = Math.max(hi, p.offset + p.t.size);
+    if (cur.length >= 2 && (cur.length >= PARTIALS_FAN_IN || cur.length * (h - l) * 4 > TREE_GROUP_BYTES)) {
+      groups.push(cur);
+      cur = [];
+      lo = p.offset;
+      hi = p.offset + p.t.size;
+    } else {
+      lo = l;
+      hi = h;
+    }
+    cur.push(p);
+  }
+  if (cur.length > 0) groups.push(cur);
+  return groups;
 }
 
 /** The most pieces overlapping one of `ranges`. */
