@@ -70,7 +70,7 @@ function fill(x: Float32Array, seed: number): void {
 }
 
 /** Best of `reps` timings of f, in ms (the kernels are pure: the minimum is the least disturbed). */
-function best(reps: number, f: () => void): number {
+export function best(reps: number, f: () => void): number {
   let min = Infinity;
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();

@@ -25,6 +25,7 @@ import { writeRun } from '../src/report/write.js';
 import { compile, run, TrainingSession } from '../src/session.js';
 import { Rng } from '../src/util/random.js';
 import { bindKernels, kernelModule } from '../sim/wasm/kernels.js';
+import { best } from './kernels.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SMALL = 4 * 2 ** 20;
@@ -38,16 +39,6 @@ export interface SplitRows {
 }
 
 const rate = ([small, big]: [number, number]) => (BIG - SMALL) / ((big - small) / 1000) / 1e9;
-
-function best(reps: number, f: () => void): number {
-  let min = Infinity;
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    f();
-    min = Math.min(min, performance.now() - t0);
-  }
-  return min;
-}
 
 const addConfig = (n: number) => `
 name: bench-add
