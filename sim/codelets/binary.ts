@@ -473,26 +473,9 @@ export const maxCodelet = variadicCodelet('Max', (a, x) => (a >= x || Number.isN
 export const minCodelet = variadicCodelet('Min', (a, x) => (a <= x || Number.isNaN(a) ? a : x), 'min {3, no, 2} (§3)');
 export const meanCodelet = variadicCodelet('Mean', (a, x) => a + x, 'add {3, no, 2} (§3), then a multiply by 1 / k in place');
 
-/** Writes the constants of vertex array `values` into `out` (Shape's output, known at compile time). */
-export const writeConstantsCodelet: Codelet = {
-  name: 'WriteConstants',
-  kind: 'worker',
-  fields: { out: { direction: 'output', dtypes: ANY } },
-  compute(args) {
-    const out = args.fields.out as ElemArray;
-    const values = args.arrays.values;
-    for (let i = 0; i < out.length; i++) out[i] = values[i];
-  },
-  cycles(v) {
-    // A store per element (the values are immediates in the vertex's code) plus the worker's entry and exit.
-    return 10 + regionCount(v.fields.out);
-  },
-  estimateSource: 'one store per element plus 10 cycles of worker entry and exit, as a PopLibs Fill of immediates (GUESS: no PopLibs vertex writes given constants)',
-};
-
 export const logicCodelets: Codelet[] = [
   lessCodelet, lessOrEqualCodelet, greaterCodelet, greaterOrEqualCodelet, equalCodelet, andCodelet, orCodelet, xorCodelet, notCodelet,
-  preluCodelet, preluXGradCodelet, preluSlopeGradCodelet, selectEqualGradCodelet, maxCodelet, minCodelet, meanCodelet, writeConstantsCodelet,
+  preluCodelet, preluXGradCodelet, preluSlopeGradCodelet, selectEqualGradCodelet, maxCodelet, minCodelet, meanCodelet,
 ];
 
 /** Codelets of this family beyond Add/Sub/Mul/Sum (which sim/codelets/elementwise.ts exports, registered there). */

@@ -24,7 +24,7 @@
  * Versions: those in force from opset 11 (src/onnx/versions.ts), later ones
  * only added element types.
  */
-import { GradOp, GradOpInType, Op, OutputGradOnlyGradOp, type AttributeValue, type OpSettings } from '../ir/op.js';
+import { GradOp, GradOpInType, Op, OutputGradOnlyGradOp, type OpSettings } from '../ir/op.js';
 import { isFloat } from '../ir/dtype.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
 import type { OpDefinition } from '../ir/registry.js';
@@ -195,39 +195,11 @@ function lowerCastTo(_op: Op, ctx: LowerContext): void {
 // ---------------------------------------------------------------------------
 // Shape.
 
-export class ShapeOp extends Op {
-  constructor(
-    opid: OperatorIdentifier,
-    settings: OpSettings,
-    private readonly start: number,
-    private readonly end: number | undefined,
-  ) {
-    super(opid, settings);
-  }
-  /** The dims the output holds: [start, end) clamped to [0, rank], as ONNX Shape-15. */
-  dims(): number[] {
-    const s = this.inInfo(0).shape;
-    const r = s.length;
-    const clamp = (v: number) => Math.min(r, Math.max(0, v < 0 ? v + r : v));
-    return s.slice(clamp(this.start), clamp(this.end ?? r));
-  }
-  setup(): void {
-    this.setOutInfo(0, { dtype: 'int32', shape: [this.dims().length] });
-  }
-  override attributes(): Record<string, AttributeValue> {
-    return this.end === undefined ? { start: this.start } : { start: this.start, end: this.end };
-  }
-  override flops(): number {
-    return 0;
-  }
-}
-
-function lowerShape(op: Op, ctx: LowerContext): void {
-  const dims = (op as ShapeOp).dims();
-  const out = ctx.output(0);
-  if (dims.length === 0) return;
-  ctx.computeSet('WriteConstants');
-  for (const r of ctx.ranges(out)) ctx.vertex('WriteConstants', r.tile, { out: ctx.slice(out, r.begin, r.end) }, {}, { values: dims.slice(r.begin, r.end) });
+/** ONNX Shape-15's dims: [start, end) of `shape`, each clamped to [0, rank] (negative counts from the end). */
+function shapeDims(shape: readonly number[], start: number, end: number | undefined): number[] {
+  const r = shape.length;
+  const clamp = (v: number) => Math.min(r, Math.max(0, v < 0 ? v + r : v));
+  return shape.slice(clamp(start), clamp(end ?? r));
 }
 
 // ---------------------------------------------------------------------------
@@ -317,12 +289,16 @@ export const logicDefinitions: OpDefinition[] = [
   })),
   { id: CASTLIKE_GRAD, description: "CastLike's output gradient cast back to the input type", lower: lowerCastTo },
   ...versions('Shape', [13, 15, 19], (id) => ({
-    description: "The input's dims [start, end) as int32 (ONNX int64), a constant: shapes are fixed at compile time",
+    description: "The input's dims [start, end) as int32 (ONNX int64): folded into a constant at import, since shapes are fixed at compile time",
     inputs: [{ name: 'data' }],
     outputs: [{ name: 'shape' }],
     attributes: id.version >= 15 ? { start: { type: 'int', default: 0, description: 'first axis' }, end: { type: 'int', default: 2 ** 31 - 1, description: 'one past the last axis (default: the rank)' } } : undefined,
     grad: false,
-    create: ({ attributes, settings }) => (id.version >= 15 ? new ShapeOp(id, settings, attributes.int('start'), attributes.int('end')) : new ShapeOp(id, settings, 0, undefined)),
-    lower: lowerShape,
+    // Folded where it stands: its output becomes a constant, so a Reshape, Expand or ConstantOfShape fed by
+    // it sees constant dims (ONNX's expanded functions write Shape -> Reshape).
+    expand: ({ node, attributes, inputInfos }) => {
+      const dims = shapeDims(inputInfos[0]!.shape, id.version >= 15 ? attributes.int('start') : 0, id.version >= 15 ? attributes.int('end') : undefined);
+      return { nodes: [], constants: [{ name: node.outputs[0], dtype: 'int32', shape: [dims.length], data: Int32Array.from(dims) }] };
+    },
   })),
 ];
