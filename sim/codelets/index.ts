@@ -13,6 +13,7 @@ import { reduceAxesCodelets } from './reduce-axes.js';
 import { shapeCodelets } from './shape.js';
 import { multiSliceCodelets } from './multislice.js';
 import { nnCodelets } from './nn.js';
+import { argReduceCodelets } from './arg-reduce.js';
 
 export const BUILTIN_CODELETS: readonly Codelet[] = [
   addCodelet,
@@ -35,6 +36,7 @@ export const BUILTIN_CODELETS: readonly Codelet[] = [
   ...shapeCodelets,
   ...multiSliceCodelets,
   ...nnCodelets,
+  ...argReduceCodelets,
 ];
 
 export function registerBuiltinCodelets(r: CodeletRegistry): void {

@@ -14,6 +14,7 @@ import { reduceDefinitions } from './reduce.js';
 import { shapeDefinitions } from './shape.js';
 import { nnDefinitions } from './nn.js';
 import { logicDefinitions } from './logic.js';
+import { argReduceDefinitions } from './arg-reduce.js';
 
 export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...matMulDefinitions,
@@ -30,6 +31,7 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...shapeDefinitions,
   ...nnDefinitions,
   ...logicDefinitions,
+  ...argReduceDefinitions,
 ];
 
 export function registerBuiltinOps(r: OpRegistry): void {

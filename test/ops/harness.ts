@@ -53,7 +53,7 @@ export interface OpCase {
   device?: DeviceSpec;
   customOps?: string[];
   /** Element type of the outputs, when not float32 (bool: onnxruntime's bool against our int32 0/1). */
-  outputDtype?: 'float16' | 'int32' | 'bool';
+  outputDtype?: 'float16' | 'int32' | 'int64' | 'bool';
 }
 
 /** Random float32 input; `gap` keeps values at least that far from 0. */
@@ -135,7 +135,7 @@ export async function runOrt(c: OpCase, registry?: OpRegistry): Promise<Record<s
   const outputs = c.outputs ?? ['y'];
   const DT = onnx.TensorProto.DataType;
   const elem = (t: TensorSpec) => (t.dtype === 'bool' ? DT.BOOL : t.data instanceof Int32Array ? (t.constant ? DT.INT64 : DT.INT32) : t.dtype === 'float16' ? DT.FLOAT16 : DT.FLOAT);
-  const outElem = c.outputDtype === 'float16' ? DT.FLOAT16 : c.outputDtype === 'int32' ? DT.INT32 : c.outputDtype === 'bool' ? DT.BOOL : DT.FLOAT;
+  const outElem = c.outputDtype === 'float16' ? DT.FLOAT16 : c.outputDtype === 'int32' ? DT.INT32 : c.outputDtype === 'int64' ? DT.INT64 : c.outputDtype === 'bool' ? DT.BOOL : DT.FLOAT;
   const model = onnx.ModelProto.create({
     irVersion: 8,
     opsetImport: [{ domain: '', version: c.opset ?? 18 }],
