@@ -49,7 +49,8 @@ export class MemoryGuard {
   /** Throws naming the vertex when `cs` wrote outside its writable regions since `snapshot`. */
   after(cs: ComputeSet, snapshot: Uint8Array, replay: VertexReplay, step: number): void {
     const now = new Uint8Array(this.memory.buffer, 0, this.end);
-    if (firstForeign(snapshot, now, this.rangesOf(cs)) < 0) return;
+    const hit = firstForeign(snapshot, now, this.rangesOf(cs));
+    if (hit < 0) return;
     // Someone wrote where it may not: put the memory back and find who, one vertex at a time.
     now.set(snapshot);
     const prev = snapshot.slice();
@@ -63,7 +64,7 @@ export class MemoryGuard {
     // Not reproduced one vertex at a time: the writes depended on how the vertices were run together.
     throw new CodeletFault({
       kind: 'memory',
-      what: `a vertex wrote outside its output regions (first byte hit: ${this.describeByte(firstForeign(snapshot, prev, this.rangesOf(cs)) >= 0 ? firstForeign(snapshot, prev, this.rangesOf(cs)) : 0)}), but no single vertex does so when run alone`,
+      what: `a vertex wrote outside its output regions (first byte hit: ${this.describeByte(hit)}), but no single vertex does so when run alone`,
       computeSet: cs.name,
       op: cs.op,
       step: step >= 0 ? step : undefined,

@@ -31,7 +31,16 @@ declare module 'vitest' {
 }
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const SYSTEM_CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
+/** A system Chromium, found by name on PATH (none on a fresh machine: then the bundled one is used). */
+const SYSTEM_NAMES = ['chromium', 'chromium-browser', 'google-chrome'];
+
+function onPath(name: string): string | undefined {
+  for (const dir of (process.env['PATH'] ?? '').split(path.delimiter)) {
+    const p = dir && path.join(dir, name);
+    if (p && existsSync(p)) return p;
+  }
+  return undefined;
+}
 
 async function unpackBundled(): Promise<BrowserInfo> {
   const require = createRequire(import.meta.url);
@@ -74,7 +83,7 @@ async function unpackBundled(): Promise<BrowserInfo> {
 
 export default async function setup(project: TestProject): Promise<void> {
   const fromEnv = process.env['CHROMIUM_PATH'];
-  const system = fromEnv ?? SYSTEM_CANDIDATES.find((p) => existsSync(p));
+  const system = fromEnv ?? SYSTEM_NAMES.map(onPath).find((p) => p !== undefined);
   try {
     const browser: BrowserInfo = system ? { executablePath: system, env: {}, source: 'system' } : await unpackBundled();
     project.provide('browser', browser);
