@@ -119,32 +119,51 @@ export function reduceLeading(ctx: LowerContext, x: BuildTensor, out: BuildTenso
   emit(ctx, x, out, chosen, opts);
 }
 
-/** Grow the chosen plan into compute sets, vertices and exchanges. */
+/**
+ * Grow the chosen plan into compute sets, vertices and exchanges. Each
+ * stage's values are runs of one float32 tensor, each run on its tile: one
+ * tensor per value made hundreds of thousands of tensors, and as many
+ * exchange buffers, for a model's bias gradients.
+ */
 function emit(ctx: LowerContext, x: BuildTensor, out: BuildTensor, plan: ReducePlan, opts: ReduceOptions): void {
-  const tensors: BuildTensor[] = [];
+  // Where each value lives: its stage's tensor and its first element there.
+  const home: { tensor: BuildTensor; base: number }[] = [];
+  const stageTensor = (name: string, ids: readonly number[]): BuildTensor => {
+    let size = 0;
+    const mapping: TileRange[] = [];
+    for (const id of ids) {
+      const v = plan.values[id];
+      mapping.push({ tile: v.tile, begin: size, end: size + v.colEnd - v.colBegin });
+      size += v.colEnd - v.colBegin;
+    }
+    const t = ctx.addTensor(name, 'float32', [size], 'temporary');
+    ctx.graph.setTileMapping(t, mapping);
+    for (const [k, id] of ids.entries()) home[id] = { tensor: t, base: mapping[k].begin };
+    return t;
+  };
   ctx.computeSet('reduce/partials');
-  for (const [i, p] of plan.stage1.entries()) {
+  const partials = stageTensor('partials', plan.stage1.map((p) => p.value));
+  for (const p of plan.stage1) {
     const v = plan.values[p.value];
-    const t = ctx.addTensor(`partial${i}`, 'float32', [v.colEnd - v.colBegin], 'temporary');
-    ctx.graph.mapToTile(t, p.tile);
-    tensors[p.value] = t;
-    ctx.vertex('ReducePartial', p.tile, { in: ctx.slice(x, p.begin, p.end), out: ctx.slice(t) }, { offset: p.offset, abs: opts.abs ? 1 : 0 });
+    const { base } = home[p.value];
+    ctx.vertex('ReducePartial', p.tile, { in: ctx.slice(x, p.begin, p.end), out: ctx.slice(partials, base, base + v.colEnd - v.colBegin) }, { offset: p.offset, abs: opts.abs ? 1 : 0 });
   }
   for (const [s, tasks] of plan.stages.entries()) {
     const last = s === plan.stages.length - 1;
     ctx.computeSet(last ? 'reduce/final' : `reduce/intermediate${s + 1}`);
-    for (const [k, task] of tasks.entries()) {
+    const outs = tasks.filter((t) => !last && t.out !== undefined).map((t) => t.out!);
+    const sums = outs.length > 0 ? stageTensor(`intermediate${s + 1}`, outs) : undefined;
+    for (const task of tasks) {
       const parts = task.inputs.map((id) => {
         const v = plan.values[id];
-        return ctx.onTile(tensors[id], task.colBegin - v.colBegin, task.colEnd - v.colBegin, task.tile);
+        const { tensor, base } = home[id];
+        return ctx.onTile(tensor, base + task.colBegin - v.colBegin, base + task.colEnd - v.colBegin, task.tile);
       });
       let dst;
-      if (last || task.out === undefined) dst = ctx.slice(out, task.colBegin, task.colEnd);
+      if (last || task.out === undefined || !sums) dst = ctx.slice(out, task.colBegin, task.colEnd);
       else {
-        const t = ctx.addTensor(`intermediate${s + 1}/${k}`, 'float32', [task.colEnd - task.colBegin], 'temporary');
-        ctx.graph.mapToTile(t, task.tile);
-        tensors[task.out] = t;
-        dst = ctx.slice(t);
+        const { base } = home[task.out];
+        dst = ctx.slice(sums, base, base + task.colEnd - task.colBegin);
       }
       ctx.vertex('ReduceFinal', task.tile, { partials: parts, out: dst }, { scale: last ? (opts.scale ?? 1) : 1 });
     }
