@@ -133,41 +133,55 @@ export function exchangeTraffic(ex: Exchange, device: DeviceSpec): TileTraffic[]
   const c = ex.copies;
   const numTiles = device.ipus * device.tilesPerIpu;
   // Group identical data (source tile, offset, length) into one message, any number of receivers.
-  // Copies are bucketed by source tile (a counting sort), then keyed by offset within a tile: small
-  // integer keys, one Map reused, a chain for other lengths at the same offset.
+  // Copies are bucketed by source tile (a counting sort), then found in an open-addressing table of
+  // (offset, length) in typed arrays, cleared per tile by a stamp: no Map, no object per copy.
   const remote = (i: number) => c.srcTile[i] !== c.dstTile[i] && c.bytes[i] !== 0; // on-tile copies are not traffic
   const bucket = new Int32Array(numTiles + 1);
   for (let i = 0; i < c.count; i++) if (remote(i)) bucket[c.srcTile[i] + 1]++;
-  for (let t = 0; t < numTiles; t++) bucket[t + 1] += bucket[t];
+  let widest = 0;
+  for (let t = 0; t < numTiles; t++) {
+    widest = Math.max(widest, bucket[t + 1]);
+    bucket[t + 1] += bucket[t];
+  }
   const bySrc = new Int32Array(bucket[numTiles]);
   const place = bucket.slice(0, numTiles);
   for (let i = 0; i < c.count; i++) if (remote(i)) bySrc[place[c.srcTile[i]]++] = i;
-  const byOffset = new Map<number, number>();
-  const msgSrc: number[] = [];
-  const msgBytes: number[] = [];
-  const msgNext: number[] = [];
+  let cap = 16;
+  while (cap < 2 * widest) cap *= 2;
+  const mask = cap - 1;
+  const slotStamp = new Int32Array(cap).fill(-1);
+  const slotMsg = new Int32Array(cap);
+  const msgSrc = new Int32Array(bySrc.length);
+  const msgBytes = new Int32Array(bySrc.length);
+  const msgOffset = new Int32Array(bySrc.length);
+  let messages = 0;
   const msgOf = new Int32Array(c.count).fill(-1);
   for (let t = 0; t < numTiles; t++) {
-    if (bucket[t] === bucket[t + 1]) continue;
-    byOffset.clear();
     for (let j = bucket[t]; j < bucket[t + 1]; j++) {
       const i = bySrc[j];
       const bytes = c.bytes[i];
-      const first = byOffset.get(c.srcOffset[i]) ?? -1;
-      let m = first;
-      while (m >= 0 && msgBytes[m] !== bytes) m = msgNext[m];
-      if (m < 0) {
-        m = msgSrc.length;
-        msgSrc.push(t);
-        msgBytes.push(bytes);
-        msgNext.push(first);
-        byOffset.set(c.srcOffset[i], m);
+      const offset = c.srcOffset[i];
+      let h = (Math.imul(offset, 0x9e3779b1) ^ Math.imul(bytes, 0x85ebca6b)) & mask;
+      for (;;) {
+        if (slotStamp[h] !== t) {
+          slotStamp[h] = t;
+          slotMsg[h] = messages;
+          msgSrc[messages] = t;
+          msgBytes[messages] = bytes;
+          msgOffset[messages] = offset;
+          msgOf[i] = messages++;
+          break;
+        }
+        const m = slotMsg[h];
+        if (msgOffset[m] === offset && msgBytes[m] === bytes) {
+          msgOf[i] = m;
+          break;
+        }
+        h = (h + 1) & mask;
       }
-      msgOf[i] = m;
     }
   }
   // Receivers of each message, grouped by a counting sort on the message index.
-  const messages = msgSrc.length;
   const start = new Int32Array(messages + 1);
   for (let i = 0; i < c.count; i++) if (msgOf[i] >= 0) start[msgOf[i] + 1]++;
   for (let m = 0; m < messages; m++) start[m + 1] += start[m];

@@ -27,6 +27,8 @@ export class LowerContext {
   private ex = -1;
   private readonly pending: ProgramStep[] = [];
   private readonly copies = new Map<string, Slice>();
+  /** Gathers made, by a hash of their tensor, tile and runs (flattened begin, end pairs), for reuse. */
+  private readonly gathers = new Map<string, { runs: Float64Array; slice: Slice }[]>();
   /** Copies made by onTile per tensor and tile, for reuse by requests inside them. */
   private readonly copiesOn = new Map<string, { begin: number; end: number; slice: Slice }[]>();
   /** Device tensors this op made with output(). */
@@ -183,9 +185,8 @@ export class LowerContext {
    * it: ask for a tile's whole span first to copy it once).
    */
   onTile(t: BuildTensor, begin: number, end: number, tile: number): Slice {
-    const here = this.graph.rangesOf(t, begin, end);
-    if (here.length === 1 && here[0].tile === tile && here[0].begin === begin && here[0].end === end) {
-      if (t.layoutBy) this.countLayout(t, begin, end, tile, here);
+    if (this.graph.isOnTile(t, begin, end, tile)) {
+      if (t.layoutBy) this.countLayout(t, begin, end, tile, this.graph.rangesOf(t, begin, end));
       return this.slice(t, begin, end);
     }
     const tileKey = `${t.id}:${tile}`;
@@ -195,7 +196,7 @@ export class LowerContext {
     const cached = this.copies.get(key);
     if (cached) return cached;
     if (this.cs < 0) throw new Error(`internal: ${this.op.name} asks for data before opening a compute set`);
-    if (t.layoutBy) this.countLayout(t, begin, end, tile, here);
+    if (t.layoutBy) this.countLayout(t, begin, end, tile, this.graph.rangesOf(t, begin, end));
     const s = this.buffer(t, end - begin, tile);
     if (this.ex < 0) this.ex = this.graph.addExchange(`${this.graph.computeSets[this.cs].name}/exchange`, this.op.name);
     this.graph.addCopy(this.ex, this.slice(t, begin, end), s);
@@ -214,18 +215,23 @@ export class LowerContext {
    * reading the runs as one region), the runs copied even when they are here.
    */
   gather(t: BuildTensor, runs: readonly (readonly [number, number])[], tile: number, opts: { oneSlice?: boolean } = {}): Slice[] {
-    const remote = runs.filter(([b, e]) => {
-      const here = this.graph.rangesOf(t, b, e);
-      return !(here.length === 1 && here[0].tile === tile && here[0].begin === b && here[0].end === e);
-    }).length;
+    let remote = 0;
+    for (const [b, e] of runs) if (!this.graph.isOnTile(t, b, e, tile)) remote++;
     // Gathering also copies the runs already here: worth it only when several runs must travel.
     if (runs.length === 1 || (remote < 2 && !opts.oneSlice)) return runs.map(([b, e]) => this.onTile(t, b, e, tile));
-    // Reuse an identical gather (a window several vertices read); long lists are not worth the key.
-    const key = runs.length <= 64 ? `${t.id}:gather:${runs.map(([b, e]) => `${b}-${e}`).join(',')}:${tile}` : '';
-    const cached = key ? this.copies.get(key) : undefined;
-    if (cached) return [cached];
+    // Reuse an identical gather (a window several vertices read): found by a hash of the runs, then
+    // compared run by run (a string key of the runs cost more garbage than the rest of the lowering).
+    let h = 0x811c9dc5;
+    let size = 0;
+    for (const [b, e] of runs) {
+      h = Math.imul(h ^ b, 0x01000193);
+      h = Math.imul(h ^ e, 0x01000193);
+      size += e - b;
+    }
+    const key = `${t.id}:${tile}:${runs.length}:${h >>> 0}`;
+    const same = this.gathers.get(key)?.find((g) => runs.every(([b, e], k) => g.runs[2 * k] === b && g.runs[2 * k + 1] === e));
+    if (same) return [same.slice];
     if (this.cs < 0) throw new Error(`internal: ${this.op.name} asks for data before opening a compute set`);
-    const size = runs.reduce((s, [b, e]) => s + (e - b), 0);
     if (t.layoutBy) for (const [b, e] of runs) this.countLayout(t, b, e, tile, this.graph.rangesOf(t, b, e));
     const s = this.buffer(t, size, tile);
     if (this.ex < 0) this.ex = this.graph.addExchange(`${this.graph.computeSets[this.cs].name}/exchange`, this.op.name);
@@ -234,7 +240,11 @@ export class LowerContext {
       this.graph.addCopy(this.ex, this.slice(t, b, e), { tensor: s.tensor, begin: at, end: at + (e - b) });
       at += e - b;
     }
-    if (key) this.copies.set(key, s);
+    const flat = new Float64Array(2 * runs.length);
+    runs.forEach(([b, e], k) => ((flat[2 * k] = b), (flat[2 * k + 1] = e)));
+    const list = this.gathers.get(key);
+    if (list) list.push({ runs: flat, slice: s });
+    else this.gathers.set(key, [{ runs: flat, slice: s }]);
     return [s];
   }
 

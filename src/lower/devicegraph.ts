@@ -174,6 +174,15 @@ export class DeviceGraph {
     return out;
   }
 
+  /** Whether elements [begin, end) of `t` all live on `tile` in one mapped range (no allocation: asked per run). */
+  isOnTile(t: BuildTensor, begin: number, end: number, tile: number): boolean {
+    const mapping = t.mapping ?? [];
+    const i = firstEndingAfter(mapping, begin);
+    if (end <= begin || i >= mapping.length) return false;
+    const m = mapping[i];
+    return m.tile === tile && m.begin <= begin && end <= m.end;
+  }
+
   addComputeSet(name: string, op: string): number {
     this.computeSets.push({ id: this.computeSets.length, name, op, vertices: [] });
     return this.computeSets.length - 1;

@@ -124,20 +124,41 @@ export function computeLiveness(
   const fill = start.slice(0, n);
   const byTensor = new Int32Array(wn);
   for (let k = 0; k < wn; k++) byTensor[fill[cols[0][k]]++] = k;
-  const writesBefore = (t: number, step: number) => {
-    const out: { begin: number; end: number }[] = [];
+  // Whether the writes to t before `step` cover all its elements: the ranges sorted by begin in
+  // reused scratch columns (one object per write would be millions).
+  let begins = new Float64Array(64);
+  let ends = new Float64Array(64);
+  let order = new Int32Array(64);
+  const coveredBefore = (t: number, step: number, size: number): boolean => {
+    const n = start[t + 1] - start[t];
+    if (n > order.length) {
+      begins = new Float64Array(n);
+      ends = new Float64Array(n);
+      order = new Int32Array(n);
+    }
+    let m = 0;
     for (let j = start[t]; j < start[t + 1]; j++) {
       const k = byTensor[j];
-      if (cols[1][k] < step) out.push({ begin: cols[2][k], end: cols[3][k] });
+      if (cols[1][k] >= step) continue;
+      begins[m] = cols[2][k];
+      ends[m] = cols[3][k];
+      order[m] = m;
+      m++;
     }
-    return out;
+    const idx = order.subarray(0, m).sort((a, b) => begins[a] - begins[b]);
+    let reach = 0;
+    for (const i of idx) {
+      if (begins[i] > reach) return false;
+      if (ends[i] > reach) reach = ends[i];
+    }
+    return reach >= size;
   };
 
   const lifetimes: Lifetime[] = tensors.map((t) => {
     if (t.dropped) return 'none';
     if (ALWAYS_LIVE_CATEGORIES.includes(t.category) || touchedElsewhere.has(t.id)) return 'always';
     if (last[t.id] < 0 || firstWrite[t.id] === Infinity) return 'always';
-    if (firstRead[t.id] !== Infinity && !covered(writesBefore(t.id, firstRead[t.id]), t.size)) return 'always';
+    if (firstRead[t.id] !== Infinity && !coveredBefore(t.id, firstRead[t.id], t.size)) return 'always';
     return { from: firstWrite[t.id], to: last[t.id] };
   });
 
@@ -157,15 +178,4 @@ export function computeLiveness(
     lifetimes[i] = { from, to };
   }
   return { lifetimes, steps: leaves };
-}
-
-/** Whether the element ranges cover [0, size). */
-function covered(ranges: { begin: number; end: number }[], size: number): boolean {
-  const sorted = [...ranges].sort((a, b) => a.begin - b.begin);
-  let reach = 0;
-  for (const r of sorted) {
-    if (r.begin > reach) return false;
-    reach = Math.max(reach, r.end);
-  }
-  return reach >= size;
 }

@@ -31,8 +31,8 @@ import { reduceFinalCodelet, reducePartialCodelet } from '../../sim/codelets/red
 import { vectorWidth } from '../../sim/codelets/estimators.js';
 import { computeSetCost, exchangeCost } from '../../sim/cost.js';
 import type { DeviceSpec } from '../../sim/device.js';
-import type { DeviceDType, ExchangeCopy, Vertex } from '../../sim/program.js';
-import { copyTable } from '../../sim/copies.js';
+import type { DeviceDType, Vertex } from '../../sim/program.js';
+import { CopyTableBuilder } from '../../sim/copies.js';
 import type { LowerContext } from './context.js';
 import type { BuildTensor, TileRange } from './devicegraph.js';
 
@@ -331,37 +331,59 @@ function chunkBounds(begin: number, end: number, n: number, vw: number): number[
 function place(p: ReductionProblem, tasks: PlanTask[], values: readonly PlanValue[]): void {
   const { device } = p;
   const load = new Float64Array(p.numTiles);
-  const heap = new MinHeap();
+  const heap = new MinHeap(p.numTiles);
   for (let t = 0; t < p.numTiles; t++) heap.push(0, t);
+  // Per task: how many of its inputs each candidate tile holds, counted in arrays stamped by task
+  // (no Set or filtered list per task: the planner places hundreds of thousands per model).
+  const stamp = new Int32Array(p.numTiles).fill(-1);
+  const holds = new Int32Array(p.numTiles);
   const size = (t: PlanTask) => (t.colEnd - t.colBegin) * t.inputs.length;
   const order = tasks.map((_, i) => i).sort((a, b) => size(tasks[b]) - size(tasks[a]) || a - b);
   for (const i of order) {
     const task = tasks[i];
     const len = task.colEnd - task.colBegin;
     const compute = reduceFinalCyclesOf(task.inputs.length, len, 'float32', device);
-    let least = heap.peek();
-    while (least && load[least.tile] !== least.load) {
-      heap.pop();
-      least = heap.peek();
+    while (heap.size > 0 && load[heap.topTile()] !== heap.topLoad()) heap.pop();
+    for (const v of task.inputs) {
+      const tile = values[v].tile;
+      if (stamp[tile] !== i) {
+        stamp[tile] = i;
+        holds[tile] = 0;
+      }
+      holds[tile]++;
     }
-    const options = new Set<number>(task.inputs.map((v) => values[v].tile));
-    if (least) options.add(least.tile);
+    const least = heap.size > 0 ? heap.topTile() : -1;
+    if (least >= 0 && stamp[least] !== i) {
+      stamp[least] = i;
+      holds[least] = 0;
+    }
     let best = -1;
     let bestEnd = Infinity;
-    for (const tile of [...options].sort((a, b) => a - b)) {
-      const remote = task.inputs.filter((v) => values[v].tile !== tile).length;
-      const end = load[tile] + Math.ceil((remote * len * 4) / device.exchangeBytesPerCycle) + compute;
-      if (end < bestEnd) [best, bestEnd] = [tile, end];
-    }
+    const consider = (tile: number) => {
+      const end = load[tile] + Math.ceil(((task.inputs.length - holds[tile]) * len * 4) / device.exchangeBytesPerCycle) + compute;
+      // Ties to the lower tile.
+      if (end < bestEnd || (end === bestEnd && tile < best)) [best, bestEnd] = [tile, end];
+    };
+    for (const v of task.inputs) consider(values[v].tile);
+    if (least >= 0) consider(least);
     task.tile = best;
     load[best] = bestEnd;
     heap.push(bestEnd, best);
   }
 }
 
+/** Cycles of a ReduceFinal vertex by (partials, length, dtype), memoised: the planner asks the same few shapes millions of times. */
+const finalCycles = new Map<string, number>();
 function reduceFinalCyclesOf(parts: number, len: number, dtype: DeviceDType, device: DeviceSpec): number {
-  const region = { offset: 0, count: len, dtype };
-  return reduceFinalCodelet.cycles({ fields: { partials: Array.from({ length: parts }, () => region), out: region }, params: {} }, device);
+  const key = `${device.name}:${parts}:${len}:${dtype}`;
+  let c = finalCycles.get(key);
+  if (c === undefined) {
+    const region = { offset: 0, count: len, dtype };
+    c = reduceFinalCodelet.cycles({ fields: { partials: Array.from({ length: parts }, () => region), out: region }, params: {} }, device);
+    if (finalCycles.size > 100_000) finalCycles.clear();
+    finalCycles.set(key, c);
+  }
+  return c;
 }
 
 /** Estimated cycles of a plan, stage by stage, with the engine's model: sync + exchange + compute per stage. */
@@ -376,65 +398,92 @@ function costed(p: ReductionProblem, plan: ReducePlan): ReducePlan {
   let nextOffset = 0;
   for (const [s, tasks] of plan.stages.entries()) {
     const last = s === plan.stages.length - 1;
-    const copies: ExchangeCopy[] = [];
+    const copies = new CopyTableBuilder();
     const vertices: Vertex[] = [];
     for (const t of tasks) {
       const len = t.colEnd - t.colBegin;
       for (const id of t.inputs) {
         const v = plan.values[id];
-        if (v.tile !== t.tile) copies.push({ srcTile: v.tile, srcOffset: nextOffset++, dstTile: t.tile, dstOffset: 0, bytes: len * 4 });
+        if (v.tile !== t.tile) copies.push(v.tile, nextOffset++, t.tile, 0, len * 4);
       }
+      const partial = region(len, 'float32');
       vertices.push({
         codelet: 'ReduceFinal',
         tile: t.tile,
-        fields: { partials: t.inputs.map(() => region(len, 'float32')), out: region(len, last ? p.outDType : 'float32') },
+        fields: { partials: new Array<typeof partial>(t.inputs.length).fill(partial), out: region(len, last ? p.outDType : 'float32') },
         params: {},
       });
     }
-    const ex = exchangeCost({ id: 0, name: '', op: '', copies: copyTable(copies) }, device).cycles;
+    const ex = exchangeCost({ id: 0, name: '', op: '', copies: copies.finish() }, device).cycles;
     const cs = computeSetCost({ id: 0, name: '', op: '', vertices: vertices.sort((a, b) => a.tile - b.tile) }, ESTIMATORS, device).cycles;
     cycles.push(device.syncCycles + ex + cs);
   }
   return { ...plan, stageCycles: cycles, cycles: cycles.reduce((a, b) => a + b, 0) };
 }
 
-/** A binary min-heap of (load, tile), ties to the lower tile. */
+/** A binary min-heap of (load, tile) in typed arrays, ties to the lower tile. */
 class MinHeap {
-  private readonly a: { load: number; tile: number }[] = [];
+  private load: Float64Array;
+  private tile: Int32Array;
+  size = 0;
+  constructor(capacity: number) {
+    // Each pop is matched by at most one push per placed task, so twice the tiles plus tasks is ample: grow if not.
+    this.load = new Float64Array(Math.max(16, capacity));
+    this.tile = new Int32Array(Math.max(16, capacity));
+  }
   private less(i: number, j: number): boolean {
-    const x = this.a[i];
-    const y = this.a[j];
-    return x.load < y.load || (x.load === y.load && x.tile < y.tile);
+    return this.load[i] < this.load[j] || (this.load[i] === this.load[j] && this.tile[i] < this.tile[j]);
+  }
+  private swap(i: number, j: number): void {
+    const l = this.load[i];
+    this.load[i] = this.load[j];
+    this.load[j] = l;
+    const t = this.tile[i];
+    this.tile[i] = this.tile[j];
+    this.tile[j] = t;
+  }
+  topLoad(): number {
+    return this.load[0];
+  }
+  topTile(): number {
+    return this.tile[0];
   }
   push(load: number, tile: number): void {
-    const a = this.a;
-    a.push({ load, tile });
-    let i = a.length - 1;
+    if (this.size === this.load.length) this.grow();
+    let i = this.size++;
+    this.load[i] = load;
+    this.tile[i] = tile;
     while (i > 0) {
       const parent = (i - 1) >> 1;
       if (!this.less(i, parent)) break;
-      [a[i], a[parent]] = [a[parent], a[i]];
+      this.swap(i, parent);
       i = parent;
     }
   }
-  peek(): { load: number; tile: number } | undefined {
-    return this.a[0];
-  }
   pop(): void {
-    const a = this.a;
-    const last = a.pop()!;
-    if (a.length === 0) return;
-    a[0] = last;
+    if (this.size === 0) return;
+    this.size--;
+    if (this.size === 0) return;
+    this.load[0] = this.load[this.size];
+    this.tile[0] = this.tile[this.size];
     let i = 0;
     for (;;) {
       const l = 2 * i + 1;
       const r = l + 1;
       let m = i;
-      if (l < a.length && this.less(l, m)) m = l;
-      if (r < a.length && this.less(r, m)) m = r;
+      if (l < this.size && this.less(l, m)) m = l;
+      if (r < this.size && this.less(r, m)) m = r;
       if (m === i) break;
-      [a[i], a[m]] = [a[m], a[i]];
+      this.swap(i, m);
       i = m;
     }
+  }
+  private grow(): void {
+    const load = new Float64Array(this.load.length * 2);
+    load.set(this.load);
+    const tile = new Int32Array(this.tile.length * 2);
+    tile.set(this.tile);
+    this.load = load;
+    this.tile = tile;
   }
 }
