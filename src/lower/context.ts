@@ -11,6 +11,7 @@ import { DTYPE_BYTES, type DeviceDType, type ProgramStep, type TensorCategory } 
 import { isGradOp, type Op } from '../ir/op.js';
 import type { BuildTensor, DeviceGraph, Slice, TileRange } from './devicegraph.js';
 import { layoutTile, linearLayout } from './linear.js';
+import { runsHash } from './layout.js';
 
 /** Where the op sits in the schedule, for in-place decisions (the lowering pass fills it in). */
 export interface LowerSchedule {
@@ -221,16 +222,11 @@ export class LowerContext {
     if (runs.length === 1 || (remote < 2 && !opts.oneSlice)) return runs.map(([b, e]) => this.onTile(t, b, e, tile));
     // Reuse an identical gather (a window several vertices read): found by a hash of the runs, then
     // compared run by run (a string key of the runs cost more garbage than the rest of the lowering).
-    let h = 0x811c9dc5;
-    let size = 0;
-    for (const [b, e] of runs) {
-      h = Math.imul(h ^ b, 0x01000193);
-      h = Math.imul(h ^ e, 0x01000193);
-      size += e - b;
-    }
-    const key = `${t.id}:${tile}:${runs.length}:${h >>> 0}`;
+    const key = `${t.id}:${tile}:${runs.length}:${runsHash(runs)}`;
     const same = this.gathers.get(key)?.find((g) => runs.every(([b, e], k) => g.runs[2 * k] === b && g.runs[2 * k + 1] === e));
     if (same) return [same.slice];
+    let size = 0;
+    for (const [b, e] of runs) size += e - b;
     if (this.cs < 0) throw new Error(`internal: ${this.op.name} asks for data before opening a compute set`);
     if (t.layoutBy) for (const [b, e] of runs) this.countLayout(t, b, e, tile, this.graph.rangesOf(t, b, e));
     const s = this.buffer(t, size, tile);

@@ -30,6 +30,27 @@ import { layoutTile, type LinearLayout } from './linear.js';
 /** Element runs [begin, end) of a flat tensor. */
 export type Run = readonly [number, number];
 
+/**
+ * A 32-bit hash of a list of runs (FNV-1a over the bounds), to find an equal
+ * list among earlier ones without building a string key of it: plans group
+ * and cache reads by their runs, and such keys were most of a whole-model
+ * compile's garbage. Compare with sameRuns() on a hit.
+ */
+export function runsHash(runs: readonly Run[]): number {
+  let h = 0x811c9dc5;
+  for (const [b, e] of runs) {
+    h = Math.imul(h ^ b, 0x01000193);
+    h = Math.imul(h ^ e, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+export function sameRuns(a: readonly Run[], b: readonly Run[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i][0] !== b[i][0] || a[i][1] !== b[i][1]) return false;
+  return true;
+}
+
 /** One block of a plan: the tiles reading it and the runs they read, in the order they read them. */
 export interface ReadGroup {
   tiles: readonly number[];

@@ -79,7 +79,8 @@ export function allocate(
     for (const m of t.mapping ?? []) {
       const bytes = (m.end - m.begin) * size;
       if (life === 'always') {
-        const offset = align(alwaysEnd[m.tile]);
+        // Offsets as small integers (| 0): a double field would box every read of it downstream.
+        const offset = align(alwaysEnd[m.tile]) | 0;
         intervals[t.id].push({ tile: m.tile, begin: m.begin, end: m.end, offset });
         alwaysEnd[m.tile] = offset + bytes;
       } else {
@@ -176,7 +177,7 @@ export function allocate(
       actTo[at] = to;
       n++;
       minTo = Math.min(minTo, to);
-      intervals[col.tensor[item]].push({ tile, begin: col.begin[item], end: col.end[item], offset });
+      intervals[col.tensor[item]].push({ tile, begin: col.begin[item], end: col.end[item], offset: offset | 0 });
       if (offset + bytes > dataEnd[tile]) dataEnd[tile] = offset + bytes;
     }
   }

@@ -23,7 +23,7 @@ import type { LowerContext } from '../lower/context.js';
 import { describeConvPlan, inputRows, planConv, type ConvPlan, type ConvShape } from '../lower/conv-planner.js';
 import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
 import { linearMapping, type MatMulDType } from '../lower/matmul-planner.js';
-import { layoutFromReads, type ReadGroup } from '../lower/layout.js';
+import { layoutFromReads, runsHash, sameRuns, type ReadGroup } from '../lower/layout.js';
 import { vectorWidth } from '../../sim/codelets/estimators.js';
 import type { DeviceSpec } from '../../sim/device.js';
 import { DTYPE_BYTES } from '../../sim/program.js';
@@ -192,7 +192,7 @@ function convBlocks(s: ConvShape, p: ConvPlan): ConvBlock[] {
 }
 
 /** What tile `owner + cb` of a block reads: its input channels, groups, input rows, and the runs of X and W. */
-function blockReads(s: ConvShape, p: ConvPlan, blk: ConvBlock, cb: number) {
+function blockReads(s: ConvShape, p: ConvPlan, blk: ConvBlock, cb: number, only?: 'x' | 'w') {
   const Cg = s.C / s.group;
   const Mg = s.M / s.group;
   const K = s.kernel[0] * s.kernel[1] * s.kernel[2];
@@ -205,13 +205,13 @@ function blockReads(s: ConvShape, p: ConvPlan, blk: ConvBlock, cb: number) {
   const c0 = cb * p.cBlock;
   const c1 = Math.min(Cg, c0 + p.cBlock);
   const xRuns: [number, number][] = [];
-  for (let n = blk.n0; n < blk.n1; n++) {
+  for (let n = blk.n0; n < blk.n1 && only !== 'w'; n++) {
     for (let gi = g0; gi <= g1; gi++) {
       for (let c = gi * Cg + c0; c < gi * Cg + c1; c++) xRuns.push([(n * s.C + c) * inPlane + ih0 * inRest, (n * s.C + c) * inPlane + (ih0 + inRows) * inRest]);
     }
   }
   const wRuns: [number, number][] = [];
-  for (let m = blk.m0; m < blk.m1; m++) wRuns.push([(m * Cg + c0) * K, (m * Cg + c1) * K]);
+  for (let m = blk.m0; m < blk.m1 && only !== 'x'; m++) wRuns.push([(m * Cg + c0) * K, (m * Cg + c1) * K]);
   return { tile: blk.owner + cb, c0, c1, g0, g1, ih0, inRows, xRuns: mergedRuns(xRuns), wRuns: mergedRuns(wRuns) };
 }
 
@@ -228,14 +228,19 @@ function convCreateInput(op: Op, index: number, device: DeviceSpec): TileRange[]
   const conv = op as ConvOp;
   const s = convShape(conv, conv.geometry());
   const p = planConv(s, device).plan;
-  const groups = new Map<string, { tiles: number[]; runs: [number, number][] }>();
+  // Blocks reading the same runs, found by a hash of the runs (a string key of them was most of a ResNet's compile garbage).
+  const groups = new Map<number, { tiles: number[]; runs: [number, number][] }[]>();
   for (const blk of convBlocks(s, p)) {
     for (let cb = 0; cb < p.gC; cb++) {
-      const r = blockReads(s, p, blk, cb);
+      const r = blockReads(s, p, blk, cb, index === 0 ? 'x' : 'w');
       const runs = index === 0 ? r.xRuns : r.wRuns;
-      const key = runs.map(([b, e]) => `${b}-${e}`).join(',');
-      let group = groups.get(key);
-      if (!group) groups.set(key, (group = { tiles: [], runs }));
+      const key = runsHash(runs);
+      const list = groups.get(key) ?? [];
+      let group = list.find((g) => sameRuns(g.runs, runs));
+      if (!group) {
+        list.push((group = { tiles: [], runs }));
+        groups.set(key, list);
+      }
       if (!group.tiles.includes(r.tile)) group.tiles.push(r.tile);
     }
   }
@@ -244,7 +249,7 @@ function convCreateInput(op: Op, index: number, device: DeviceSpec): TileRange[]
   const numTiles = device.ipus * device.tilesPerIpu;
   const grain = vectorWidth(dtype, device);
   const minElems = Math.max(grain, Math.ceil(device.minBytesPerTile / DTYPE_BYTES[dtype] / grain) * grain);
-  const read: ReadGroup[] = [...groups.values()];
+  const read: ReadGroup[] = [...groups.values()].flat();
   return layoutFromReads(size, read, { grain, minElems, linear: linearMapping(size, dtype, device, numTiles), numTiles });
 }
 
