@@ -254,13 +254,21 @@ export class DeviceGraph {
         ...(typeof life === 'object' ? { live: { from: life.from, to: life.to } } : {}),
       };
     });
-    const region = (s: Slice, tile: number, where: string, op: string): Region => {
+    // Fields each codelet must have connected (all but inout ones), counted once per codelet.
+    const required = new Map<string, number>();
+    const countRequired = (name: string): number => {
+      const n = Object.values(codelets.get(name).fields).filter((f) => f.direction !== 'inout').length;
+      required.set(name, n);
+      return n;
+    };
+    const region = (s: Slice, tile: number, field: string, cs: BuildComputeSet, codelet: string): Region => {
       const t = tensors[s.tensor];
       const at = t.intervals[firstEndingAfter(t.intervals, s.begin)];
       const iv = at && at.tile === tile && at.begin <= s.begin && s.end <= at.end ? at : undefined;
       if (!iv) {
+        const where = `vertex ${codelet} of '${cs.name}' field '${field}'`;
         throw loweringError(
-          op,
+          cs.op,
           `${where} reads '${t.name}' elements [${s.begin}, ${s.end}) on tile ${tile}, but they are not all there ` +
             `(mapped: ${t.intervals.map((i) => `tile ${i.tile} [${i.begin}, ${i.end})`).join(', ')}); bring them with onTile()`,
         );
@@ -276,14 +284,20 @@ export class DeviceGraph {
           }
           const codelet = codelets.get(v.codelet);
           const fields: Record<string, FieldValue> = {};
-          for (const [name, f] of Object.entries(v.fields)) {
-            if (!codelet.fields[name]) throw loweringError(cs.op, `vertex ${v.codelet} of '${cs.name}': the codelet has no field '${name}' (it has ${Object.keys(codelet.fields).join(', ')})`);
-            const where = `vertex ${v.codelet} of '${cs.name}' field '${name}'`;
-            fields[name] = Array.isArray(f) ? f.map((s) => region(s, v.tile, where, cs.op)) : region(f, v.tile, where, cs.op);
+          let connected = 0;
+          for (const name in v.fields) {
+            const f = v.fields[name];
+            const spec = codelet.fields[name];
+            if (!spec) throw loweringError(cs.op, `vertex ${v.codelet} of '${cs.name}': the codelet has no field '${name}' (it has ${Object.keys(codelet.fields).join(', ')})`);
+            if (spec.direction !== 'inout') connected++;
+            // The message names the field only when a slice is not on the tile (a string per field was garbage).
+            fields[name] = Array.isArray(f) ? f.map((s) => region(s, v.tile, name, cs, v.codelet)) : region(f, v.tile, name, cs, v.codelet);
           }
-          for (const name of Object.keys(codelet.fields)) {
-            if (!(name in fields) && codelet.fields[name].direction !== 'inout') {
-              throw loweringError(cs.op, `vertex ${v.codelet} of '${cs.name}': field '${name}' is not connected`);
+          if (connected !== (required.get(v.codelet) ?? countRequired(v.codelet))) {
+            for (const name of Object.keys(codelet.fields)) {
+              if (!(name in fields) && codelet.fields[name].direction !== 'inout') {
+                throw loweringError(cs.op, `vertex ${v.codelet} of '${cs.name}': field '${name}' is not connected`);
+              }
             }
           }
           return { codelet: v.codelet, tile: v.tile, fields, params: v.params, ...(v.arrays ? { arrays: v.arrays } : {}) };

@@ -217,10 +217,12 @@ function stepAccesses(step: LeafStep, program: ProgramView, codelets: CodeletReg
     case 'execute':
       for (const v of program.computeSets[step.computeSet]?.vertices ?? []) {
         const spec = codelets?.has(v.codelet) ? codelets.get(v.codelet).fields : undefined;
-        for (const [name, f] of Object.entries(v.fields)) {
+        for (const name in v.fields) {
+          const f = v.fields[name];
           // Unknown codelets or fields (finalize reports them) count as read and written.
           const dir = spec?.[name]?.direction ?? 'inout';
-          for (const s of Array.isArray(f) ? f : [f]) add(s, dir !== 'output', dir !== 'input');
+          if (Array.isArray(f)) for (const s of f) add(s, dir !== 'output', dir !== 'input');
+          else add(f, dir !== 'output', dir !== 'input');
         }
       }
       break;
@@ -266,19 +268,20 @@ export function vertexStateBytes(
   fieldSpecs?: Record<string, { vector?: boolean }>,
 ): number {
   let words = 1;
-  const seen = new Set<string>();
-  for (const [name, f] of Object.entries(v.fields)) {
+  // Scalar fields seen so far, compared directly (a string key per field was a whole model's garbage).
+  const seen: Slice[] = [];
+  for (const name in v.fields) {
+    const f = v.fields[name];
     if (Array.isArray(f) || fieldSpecs?.[name]?.vector) {
       words += 2 + 2 * (Array.isArray(f) ? f.length : 1);
       continue;
     }
-    const key = `${f.tensor}:${f.begin}:${f.end}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
+    if (seen.some((g) => g.tensor === f.tensor && g.begin === f.begin && g.end === f.end)) continue;
+    seen.push(f);
     words += 2;
   }
-  words += Object.keys(v.params).length;
-  for (const a of Object.values(v.arrays ?? {})) words += 2 + a.length;
+  for (const _ in v.params) words++;
+  if (v.arrays) for (const name in v.arrays) words += 2 + v.arrays[name].length;
   return words * VERTEX_WORD_BYTES;
 }
 
