@@ -21,14 +21,17 @@
  *   IPU-level limits: the on-chip exchange is non-blocking, every tile
  *   sending and receiving at its full rate at once (4 B/cycle x 1472 tiles x
  *   1.33 GHz ~ 8 TB/s is the vendor's aggregate figure, SPEC), so one IPU
- *   adds no cap beyond the per-tile one. Copies between IPUs are charged
- *   like on-chip ones (IPU-Link bandwidth is not a preset field yet).
- * - Sync: syncCycles, once per superstep (see engine.ts for where).
+ *   adds no cap beyond the per-tile one. Copies between IPUs also cross
+ *   IPU-Links (sim/links.ts): the exchange lasts at least as long as its
+ *   busiest link group takes.
+ * - Sync: syncCycles, once per superstep (see engine.ts for where); a
+ *   superstep whose exchange crosses IPUs adds the inter-IPU sync.
  * - Host stream copy: hostCopyLatencyCycles + bytes at the host link's rate.
  */
 import type { Codelet, CodeletRegistry, VertexShape } from './codelet.js';
 import type { DeviceSpec } from './device.js';
 import { CodeletFault, describeThrown, describeValue, isCycleCount } from './faults.js';
+import { groupBytesPerCycle, interIpuSyncCycles, linkModel, route } from './links.js';
 import type { ComputeSet, Exchange, Vertex } from './program.js';
 
 /**
@@ -47,6 +50,10 @@ export interface PhaseCost {
   cycles: number;
   /** Sparse [tile, cycles] for the tiles that did work, ascending by tile. */
   tiles: [number, number][];
+  /** An exchange between IPUs: cycles its busiest IPU-Link group takes. */
+  linkCycles?: number;
+  /** An exchange between IPUs: the sync before it (on-chip plus inter-IPU), instead of syncCycles. */
+  syncCycles?: number;
 }
 
 export function computeSetCost(cs: ComputeSet, codelets: CodeletRegistry, device: DeviceSpec): PhaseCost {
@@ -128,8 +135,17 @@ export function busOf(tile: number, device: DeviceSpec): number {
   return ipu * busesPerIpu + Math.floor((tile % device.tilesPerIpu) / device.tilesPerSharedBus);
 }
 
-/** Per-tile traffic of an exchange, ascending by tile, tiles without traffic left out. */
-export function exchangeTraffic(ex: Exchange, device: DeviceSpec): TileTraffic[] {
+/** An exchange's messages: data (source tile, offset, length) sent once, and the tiles receiving each. */
+interface Messages {
+  count: number;
+  src: Int32Array;
+  bytes: Int32Array;
+  /** Receivers of message m: dsts[start[m] .. start[m + 1]) (a tile may repeat). */
+  start: Int32Array;
+  dsts: Int32Array;
+}
+
+function messagesOf(ex: Exchange, device: DeviceSpec): Messages {
   const c = ex.copies;
   const numTiles = device.ipus * device.tilesPerIpu;
   // Group identical data (source tile, offset, length) into one message, any number of receivers.
@@ -188,6 +204,13 @@ export function exchangeTraffic(ex: Exchange, device: DeviceSpec): TileTraffic[]
   const fill = start.slice(0, messages);
   const dsts = new Int32Array(start[messages]);
   for (let i = 0; i < c.count; i++) if (msgOf[i] >= 0) dsts[fill[msgOf[i]]++] = c.dstTile[i];
+  return { count: messages, src: msgSrc, bytes: msgBytes, start, dsts };
+}
+
+/** Per-tile traffic of an exchange, ascending by tile, tiles without traffic left out. */
+export function exchangeTraffic(ex: Exchange, device: DeviceSpec, msgs = messagesOf(ex, device)): TileTraffic[] {
+  const numTiles = device.ipus * device.tilesPerIpu;
+  const { count: messages, src: msgSrc, bytes: msgBytes, start, dsts } = msgs;
   // Receive charges are kept in integer units of 1/L byte, L = lcm(1..tilesPerSharedBus), so sums are exact.
   let L = 1;
   for (let k = 2; k <= device.tilesPerSharedBus; k++) L = (L * k) / gcd(L, k);
@@ -237,14 +260,41 @@ function gcd(a: number, b: number): number {
   return a;
 }
 
+/**
+ * Bytes through each IPU-Link group (sim/links.ts) of an exchange: each
+ * message crosses the groups on its route once per receiving IPU.
+ */
+export function exchangeLinkBytes(ex: Exchange, device: DeviceSpec, msgs = messagesOf(ex, device)): Map<number, number> {
+  const out = new Map<number, number>();
+  if (device.ipus <= 1) return out;
+  const model = linkModel(device);
+  const ipuStamp = new Int32Array(device.ipus).fill(-1);
+  for (let m = 0; m < msgs.count; m++) {
+    const from = Math.floor(msgs.src[m] / device.tilesPerIpu);
+    for (let j = msgs.start[m]; j < msgs.start[m + 1]; j++) {
+      const to = Math.floor(msgs.dsts[j] / device.tilesPerIpu);
+      if (to === from || ipuStamp[to] === m) continue;
+      ipuStamp[to] = m;
+      for (const g of route(from, to, device.ipus, model.topology)) out.set(g, (out.get(g) ?? 0) + msgs.bytes[m]);
+    }
+  }
+  return out;
+}
+
 export function exchangeCost(ex: Exchange, device: DeviceSpec): PhaseCost {
+  const msgs = messagesOf(ex, device);
   const out: [number, number][] = [];
   let max = 0;
-  for (const t of exchangeTraffic(ex, device)) {
+  for (const t of exchangeTraffic(ex, device, msgs)) {
     out.push([t.tile, t.cycles]);
     if (t.cycles > max) max = t.cycles;
   }
-  return { cycles: max, tiles: out };
+  const links = exchangeLinkBytes(ex, device, msgs);
+  if (links.size === 0) return { cycles: max, tiles: out };
+  // Across IPUs: at least as long as the busiest link group takes, and the superstep syncs all IPUs.
+  let linkCycles = 0;
+  for (const [g, bytes] of links) linkCycles = Math.max(linkCycles, Math.ceil(bytes / groupBytesPerCycle(g, device)));
+  return { cycles: Math.max(max, linkCycles), tiles: out, linkCycles, syncCycles: device.syncCycles + interIpuSyncCycles(device) };
 }
 
 export function streamCopyCycles(bytes: number, device: DeviceSpec): number {

@@ -3,6 +3,8 @@
  * preset in configs/devices/*.yaml, which cites its source; the engine has no
  * hardware constants of its own.
  */
+import type { IpuTopology } from './links.js';
+
 export interface DeviceSpec {
   /** Preset name, e.g. "mk2". */
   name: string;
@@ -41,6 +43,18 @@ export interface DeviceSpec {
   availableMemoryProportion: number;
   /** Bytes of tile memory taken by the code of each distinct codelet a tile runs (src/lower/memory.ts). */
   codeBytesPerCodelet: number;
+  /** IPU-Links between the IPUs (sim/links.ts; absent: §7's defaults there). */
+  topology?: IpuTopology;
+  /** Bytes per second of one IPU-Link, one direction. */
+  ipuLinkBytesPerSecond?: number;
+  /** Fraction of a link's bandwidth data gets. */
+  ipuLinkEfficiency?: number;
+  /** Links between the two IPUs of a pair, each way. */
+  ipuLinksPerPair?: number;
+  /** Links up (and, separately, down) the rail from each IPU. */
+  ipuLinksPerRail?: number;
+  /** Nanoseconds per hop of the inter-IPU sync. */
+  interIpuSyncNsPerHop?: number;
 }
 
 export function totalTiles(d: DeviceSpec): number {

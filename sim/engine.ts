@@ -188,9 +188,10 @@ export class Engine {
         }
         case 'exchange': {
           const ex = this.program.exchanges[s.exchange];
-          this.sync(ex.op, step);
           let cost = this.exCost.get(ex.id);
           if (!cost) this.exCost.set(ex.id, (cost = exchangeCost(ex, this.program.device)));
+          // An exchange between IPUs syncs them all first (sim/links.ts).
+          this.sync(ex.op, step, cost.syncCycles);
           if (this.options.numerics) {
             const t0 = performance.now();
             await this.copy(ex);
@@ -243,8 +244,8 @@ export class Engine {
     else this.memory.runPlan(plan.at, b[b.length - 1]);
   }
 
-  private sync(op: string, step: number): void {
-    this.record({ kind: 'sync', name: 'sync', op, cycles: this.program.device.syncCycles, step });
+  private sync(op: string, step: number, cycles = this.program.device.syncCycles): void {
+    this.record({ kind: 'sync', name: 'sync', op, cycles, step });
   }
 
   private record(p: Omit<Phase, 'start'>): void {

@@ -18,7 +18,8 @@ export function devicesCommand(o: { json?: boolean; sources?: boolean }): string
   const presets = listDevicePresets();
   if (o.json) return JSON.stringify(o.sources ? presets.map((p) => ({ ...p, sources: devicePresetSources(p.name) })) : presets, null, 2);
   const table = presets.map(rows);
-  const fields = table[0]?.map(([k]) => k) ?? [];
+  // Every field any preset sets, in order of first appearance (multi-IPU presets add the link fields).
+  const fields = [...new Set(table.flatMap((t) => t.map(([k]) => k)))];
   const fieldWidth = Math.max(5, ...fields.map((f) => f.length)) + 2;
   if (o.sources) {
     const lines: string[] = [];

@@ -10,6 +10,7 @@ import type { DeviceSpec } from '../../sim/device.js';
 import { closest, UserError } from '../errors.js';
 import {
   DEVICE_FIELDS,
+  LINK_FIELDS,
   deviceObjectSchema,
   fixedLocator,
   issuesToUserError,
@@ -21,7 +22,7 @@ import {
 import type { SourceLocation } from './types.js';
 
 /** Preset order in listings; any other preset file follows, by name. */
-const PRESET_ORDER = ['tiny', 'mk1', 'mk2', 'bow'];
+const PRESET_ORDER = ['tiny', 'mk1', 'mk2', 'bow', 'm2000', 'pod16', 'pod64', 'bow2000', 'bowpod16'];
 
 let presetsDirCache: string | undefined;
 
@@ -122,7 +123,7 @@ function resolveBase(preset: string, baseDir: string, where: string, loc: Source
 /** The DeviceSpec fields an object sets (tiles → tilesPerIpu). */
 function overrides(obj: DeviceObject): Partial<DeviceSpec> {
   const out: Partial<DeviceSpec> = {};
-  for (const k of DEVICE_FIELDS) {
+  for (const k of [...DEVICE_FIELDS, ...LINK_FIELDS]) {
     const v = obj[k];
     if (v !== undefined && k !== 'ampMacsPerCycle') (out as Record<string, unknown>)[k] = v;
   }

@@ -94,6 +94,22 @@ const deviceFieldShape = {
 
 export const DEVICE_FIELDS = Object.keys(deviceFieldShape) as (keyof typeof deviceFieldShape)[];
 
+/** IPU-Link fields (sim/links.ts): optional everywhere, §7's defaults where absent. */
+const linkFieldShape = {
+  topology: z.enum(['ladder', 'torus']).describe("how the IPUs are linked: 'ladder' (pairs and two rails, PopLibs' model) or 'torus' (rails closed, a POD64)"),
+  ipuLinkBytesPerSecond: posNumber.describe('bytes per second of one IPU-Link, one direction'),
+  ipuLinkEfficiency: z
+    .number({ error: 'expected a number in (0, 1]' })
+    .gt(0, { error: 'expected a number in (0, 1]' })
+    .max(1, { error: 'expected a number in (0, 1]' })
+    .describe("fraction of a link's bandwidth data gets"),
+  ipuLinksPerPair: posInt.describe('IPU-Links between the two IPUs of a pair, each way'),
+  ipuLinksPerRail: posInt.describe('IPU-Links up (and, separately, down) the rail from each IPU'),
+  interIpuSyncNsPerHop: posNumber.describe('nanoseconds per hop of the inter-IPU sync'),
+};
+
+export const LINK_FIELDS = Object.keys(linkFieldShape) as (keyof typeof linkFieldShape)[];
+
 /**
  * A device object: either every DeviceSpec field (a device file), or `preset:`
  * (a preset name or a device YAML path) plus any fields to override. `tiles`
@@ -108,6 +124,7 @@ export const deviceObjectSchema = strict({
   name: z.string().min(1).optional(),
   tiles: posInt.optional().describe('alias of tilesPerIpu'),
   ...optionalDeviceFields,
+  ...Object.fromEntries(Object.entries(linkFieldShape).map(([k, v]) => [k, v.optional()])) as { [K in keyof typeof linkFieldShape]: z.ZodOptional<(typeof linkFieldShape)[K]> },
   ampMacsPerCycle: strict({ float16: posInt.optional(), float32: posInt.optional() })
     .optional()
     .describe('AMP MACs per cycle per tile'),

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { DeviceSpec } from '../../sim/device.js';
 import { devicePresetsDir, listDevicePresets, loadDeviceFile, loadDevicePreset, resolveDevice } from '../../src/config/devices.js';
-import { DEVICE_FIELDS } from '../../src/config/schema.js';
+import { DEVICE_FIELDS, LINK_FIELDS } from '../../src/config/schema.js';
+import { LINK_DEFAULTS } from '../../sim/links.js';
 import { at, userError, writeFiles } from './helpers.js';
 
 /** Every DeviceSpec field, listed by hand so a new field without a preset value fails here. */
@@ -31,12 +32,16 @@ const SPEC_FIELDS: (keyof DeviceSpec)[] = [
 ];
 
 describe('device presets', () => {
-  it('lists tiny, mk1, mk2, bow in that order', () => {
-    expect(listDevicePresets().map((d) => d.name)).toEqual(['tiny', 'mk1', 'mk2', 'bow']);
+  it('lists the chips, then the multi-IPU systems, in that order', () => {
+    expect(listDevicePresets().map((d) => d.name)).toEqual(['tiny', 'mk1', 'mk2', 'bow', 'm2000', 'pod16', 'pod64', 'bow2000', 'bowpod16']);
   });
 
   it('the schema knows every DeviceSpec field', () => {
     expect(['name', ...DEVICE_FIELDS].sort()).toEqual([...SPEC_FIELDS].sort());
+    // The IPU-Link fields are optional (sim/links.ts has their defaults); a multi-IPU preset sets them all.
+    expect([...LINK_FIELDS].sort()).toEqual(Object.keys(LINK_DEFAULTS).sort());
+    const m2000 = listDevicePresets().find((d) => d.name === 'm2000')!;
+    for (const k of LINK_FIELDS) expect(m2000[k], k).toBeDefined();
   });
 
   for (const name of ['tiny', 'mk1', 'mk2', 'bow']) {

@@ -1,0 +1,108 @@
+/**
+ * IPU-Links (sim/links.ts): routes on the ladder and the torus, the inter-IPU
+ * sync of ipu-architecture.md §7, and exchanges between IPUs costed by their
+ * busiest link group. Expected values are worked out here from §7's numbers.
+ */
+import { describe, expect, it } from 'vitest';
+import { exchangeCost } from '../../sim/cost.js';
+import { copyTable } from '../../sim/copies.js';
+import type { DeviceSpec } from '../../sim/device.js';
+import { groupBytesPerCycle, interIpuSyncCycles, route } from '../../sim/links.js';
+import type { ExchangeCopy } from '../../sim/program.js';
+import { loadDevicePreset, resolveDevice } from '../../src/config/devices.js';
+
+const PAIR = 0;
+const UP = 1;
+const DOWN = 2;
+const g = (ipu: number, kind: number) => 3 * ipu + kind;
+
+describe('IPU-Link routes', () => {
+  it('crosses the rung first, then walks the rail two IPUs a hop', () => {
+    expect(route(0, 0, 8, 'ladder')).toEqual([]);
+    expect(route(0, 1, 8, 'ladder')).toEqual([g(0, PAIR)]);
+    expect(route(0, 2, 8, 'ladder')).toEqual([g(0, UP)]);
+    expect(route(0, 3, 8, 'ladder')).toEqual([g(0, PAIR), g(1, UP)]);
+    expect(route(1, 6, 8, 'ladder')).toEqual([g(1, PAIR), g(0, UP), g(2, UP), g(4, UP)]);
+    expect(route(7, 0, 8, 'ladder')).toEqual([g(7, PAIR), g(6, DOWN), g(4, DOWN), g(2, DOWN)]);
+  });
+
+  it('takes the shorter way round a torus rail', () => {
+    // 16 IPUs: rails of 8; from rung 0 to rung 7 is one hop down, round the end.
+    expect(route(0, 14, 16, 'torus')).toEqual([g(0, DOWN)]);
+    expect(route(0, 14, 16, 'ladder')).toHaveLength(7);
+    expect(route(2, 8, 16, 'torus')).toEqual([g(2, UP), g(4, UP), g(6, UP)]);
+  });
+
+  it('walks first from an IPU with no partner', () => {
+    // 3 IPUs: IPU 2 has no pair; to reach IPU 1 it walks down to 0, then crosses.
+    expect(route(2, 1, 3, 'ladder')).toEqual([g(2, DOWN), g(0, PAIR)]);
+  });
+});
+
+describe('inter-IPU sync (§7: 15 ns per hop, doubled, hops = 1 + IPUs/4)', () => {
+  it('is 40, 200 and 679 cycles for 2, 16 and 64 Mk2 IPUs, and nothing on one', () => {
+    const mk2 = loadDevicePreset('mk2');
+    expect(interIpuSyncCycles(mk2)).toBe(0);
+    expect(interIpuSyncCycles({ ...loadDevicePreset('m2000'), ipus: 2 })).toBe(40);
+    expect(interIpuSyncCycles(loadDevicePreset('pod16'))).toBe(200);
+    expect(interIpuSyncCycles(loadDevicePreset('pod64'))).toBe(679);
+  });
+});
+
+describe('exchanges between IPUs', () => {
+  // 4 IPUs of 16 tiles each, mk2's numbers and the m2000 links.
+  const device: DeviceSpec = resolveDevice({ preset: 'm2000', tiles: 16 }, 'config.yaml');
+  const cost = (copies: ExchangeCopy[]) => exchangeCost({ id: 0, name: 'x', op: 'x', copies: copyTable(copies) }, device);
+  // Two links up the rail: 2 x 16 GiB/s x 0.85 / 1.33 GHz bytes per cycle.
+  const railRate = (2 * 17179869184 * 0.85) / 1.33e9;
+
+  it('lasts as long as the busiest link group when the links are the bottleneck', () => {
+    expect(groupBytesPerCycle(g(0, UP), device)).toBeCloseTo(railRate, 9);
+    // All 16 tiles of IPU 0 send 4 KiB to IPU 2 (up the rail): 64 KiB through one group of 2 links.
+    const copies = Array.from({ length: 16 }, (_, t) => ({ srcTile: t, srcOffset: 0, dstTile: 32 + t, dstOffset: 0, bytes: 4096 }));
+    const c = cost(copies);
+    expect(c.linkCycles).toBe(Math.ceil((16 * 4096) / railRate));
+    expect(c.cycles).toBe(c.linkCycles);
+    // Each tile alone would take 4096 / 4 cycles: the links, not the tiles, set the time.
+    expect(c.cycles).toBeGreaterThan(4096 / device.exchangeBytesPerCycle);
+    expect(c.syncCycles).toBe(device.syncCycles + interIpuSyncCycles(device));
+  });
+
+  it('sends data once per receiving IPU, however many of its tiles take it', () => {
+    const one = cost([{ srcTile: 0, srcOffset: 0, dstTile: 16, dstOffset: 0, bytes: 8192 }]);
+    const two = cost([
+      { srcTile: 0, srcOffset: 0, dstTile: 16, dstOffset: 0, bytes: 8192 },
+      { srcTile: 0, srcOffset: 0, dstTile: 17, dstOffset: 0, bytes: 8192 },
+    ]);
+    expect(two.linkCycles).toBe(one.linkCycles);
+  });
+
+  it('costs an exchange inside one IPU as before, with no inter-IPU sync', () => {
+    const c = cost([{ srcTile: 0, srcOffset: 0, dstTile: 5, dstOffset: 0, bytes: 4096 }]);
+    expect(c.linkCycles).toBeUndefined();
+    expect(c.syncCycles).toBeUndefined();
+    expect(c.cycles).toBe(4096 / device.exchangeBytesPerCycle);
+  });
+});
+
+describe('multi-IPU presets', () => {
+  it('are IPU-M2000, POD16, POD64, Bow-2000 and Bow Pod16 with their IPU counts and topologies', () => {
+    const want: [string, number, string, string][] = [
+      ['m2000', 4, 'ladder', 'mk2'],
+      ['pod16', 16, 'ladder', 'mk2'],
+      ['pod64', 64, 'torus', 'mk2'],
+      ['bow2000', 4, 'ladder', 'bow'],
+      ['bowpod16', 16, 'ladder', 'bow'],
+    ];
+    for (const [name, ipus, topology, chip] of want) {
+      const d = loadDevicePreset(name);
+      const base = loadDevicePreset(chip);
+      expect([d.name, d.ipus, d.topology, d.tilesPerIpu, d.clockHz]).toEqual([name, ipus, topology, base.tilesPerIpu, base.clockHz]);
+    }
+  });
+
+  it('take overrides of the link fields, and refuse bad ones with the key named', () => {
+    expect(resolveDevice({ preset: 'pod16', ipuLinksPerRail: 4 }, 'c.yaml').ipuLinksPerRail).toBe(4);
+    expect(() => resolveDevice({ preset: 'pod16', topology: 'ring' }, 'c.yaml')).toThrow(/topology/);
+  });
+});
