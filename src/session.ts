@@ -109,7 +109,7 @@ export async function compile(config: RunConfig, opts: CompileOptions = {}): Pro
 
   progress('scheduling', 0, 1);
   const schedule = graph.schedule();
-  const codelets = await loadCodelets(config.model.customOps);
+  const codelets = await loadCodelets(registry.codeletModules);
   const lowered = lowerGraph({
     // After the last op come the host streams and memory allocation (DeviceGraph.finalize).
     onOp: (done, total) => progress('lowering ops', done, total),
@@ -121,7 +121,7 @@ export async function compile(config: RunConfig, opts: CompileOptions = {}): Pro
     codelets,
     device: config.device,
     anchors: streamed,
-    codeletModules: config.model.customOps,
+    codeletModules: registry.codeletModules,
   });
   return { config, graph, schedule, loss, anchors, registry, ...lowered };
 }
@@ -490,6 +490,7 @@ export interface GraphRunRequest {
   graph: Graph;
   registry: import('./ir/registry.js').OpRegistry;
   device: import('../sim/device.js').DeviceSpec;
+  /** Codelet modules the graph's vertices use (default: the registry's, those of its custom-op modules). */
   codeletModules?: string[];
   /** Data for every streamed input. */
   inputs: Record<string, HostArray>;
@@ -499,7 +500,7 @@ export interface GraphRunRequest {
 
 /** Run a graph forward once (an inference batch) and return the requested tensors. */
 export async function runGraph(req: GraphRunRequest): Promise<{ outputs: Map<string, HostArray>; phases: Phase[]; program: DeviceProgram }> {
-  const codeletModules = req.codeletModules ?? [];
+  const codeletModules = req.codeletModules ?? req.registry.codeletModules;
   const codelets = await loadCodeletRegistry(codeletModules);
   const { program, streamTensor } = lowerGraph({
     graph: req.graph,

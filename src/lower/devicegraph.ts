@@ -24,6 +24,7 @@ import { layoutTile, linearLayout } from './linear.js';
 import { SliceCopies } from './slice-copies.js';
 import { UserError } from '../errors.js';
 import { checkHostHeap } from '../util/host-heap.js';
+import { fieldDtypeError } from './vertex-check.js';
 
 /** A mistake in an op's lowering (a custom op author's, or ours): named by op, never an internal crash. */
 function loweringError(op: string, message: string): UserError {
@@ -270,6 +271,10 @@ export class DeviceGraph {
           for (const [name, f] of Object.entries(v.fields)) {
             if (!codelet.fields[name]) throw loweringError(cs.op, `vertex ${v.codelet} of '${cs.name}': the codelet has no field '${name}' (it has ${Object.keys(codelet.fields).join(', ')})`);
             const where = `vertex ${v.codelet} of '${cs.name}' field '${name}'`;
+            for (const s of Array.isArray(f) ? f : [f]) {
+              const wrongType = fieldDtypeError(cs.op, codelet, name, tensors[s.tensor].dtype, tensors[s.tensor].name);
+              if (wrongType) throw wrongType;
+            }
             fields[name] = Array.isArray(f) ? f.map((s) => region(s, v.tile, where, cs.op)) : region(f, v.tile, where, cs.op);
           }
           for (const name of Object.keys(codelet.fields)) {
