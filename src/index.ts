@@ -33,8 +33,10 @@ export type { GradcheckOptions, GradcheckResult } from './autodiff/gradcheck.js'
 export { autodiff } from './autodiff/autodiff.js';
 export { createRegistry, loadOpModule } from './model/modules.js';
 export type { LoadedOpModule } from './model/modules.js';
-export { compile, run, runGraph, Session, TrainingSession, InferenceSession } from './session.js';
-export type { Compiled, CompileOptions, RunOptions, RunResult, GraphRunRequest, StepResult, Feeds } from './session.js';
+export { compile, PASSES } from './compile.js';
+export type { Compiled, CompileOptions } from './compile.js';
+export { run, runGraph, Session, TrainingSession, InferenceSession } from './session.js';
+export type { RunOptions, RunResult, GraphRunRequest, StepResult, Feeds } from './session.js';
 export { loadConfig, loadConfigText } from './config/load.js';
 export { loadDevicePreset, listDevicePresets } from './config/devices.js';
 export { readOnnxFile, importOnnx } from './onnx/import.js';

@@ -185,11 +185,17 @@ describe('other commands', () => {
     const table = r.stdout.slice(r.stdout.indexOf('compile passes (host time, peak heap):'));
     const rows = [...table.matchAll(/^ {2}(.+?) +(\d+\.\d\d) s +(\d+) MB$/gm)].map((m) => ({ pass: m[1], s: Number(m[2]), mb: Number(m[3]) }));
     expect(rows.map((x) => x.pass)).toEqual([
+      // src/compile.ts's PASSES, in order (a training config: all of them) ...
       'loading custom ops',
       'building the graph',
+      'adding the loss',
       'autodiff',
+      'adding the optimizer',
+      'choosing anchors',
       'scheduling',
+      'loading codelets',
       'lowering ops',
+      // ... then DeviceGraph.finalize's.
       'finding tensor lifetimes',
       'placing tensors in tile memory',
       'counting code and vertex state',
