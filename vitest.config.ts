@@ -1,7 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
-// 'tilesim-source' makes `import ... from 'tilesim'` (as custom-op modules write it)
-// resolve to the TypeScript sources, so tests and user modules share one copy.
+// Tests load custom-op modules in process through vite, which does not see the node:module hook that
+// resolves 'tilesim' and 'tilesim/device' for them elsewhere (sim/resolve-tilesim.ts): the
+// 'tilesim-source' condition makes vite resolve both to the TypeScript sources, so tests and user
+// modules share one copy. (Pool workers need no condition: they are plain Node threads with the hook.)
 export default defineConfig({
   resolve: { conditions: ['tilesim-source'] },
   ssr: { resolve: { conditions: ['tilesim-source'], externalConditions: ['tilesim-source'] } },

@@ -5,7 +5,7 @@
  * vertex uses, on the whole problem in column panels, and a plain-JS loop with the
  * same order and fp32 roundings. Rates are marginal, between S = 512 and
  * 1024, so start-up (and per-step host work that grows as S^2) cancels out.
- *   npx tsx --conditions=tilesim-source bench/kernels.ts   (these rows alone)
+ *   npx tsx bench/kernels.ts   (these rows alone)
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

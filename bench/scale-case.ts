@@ -2,7 +2,7 @@
  * One scale benchmark case, run in its own Node process by bench/run.ts so its
  * peak RSS is its own: compile a config, then run `steps` steps timing-only
  * (no tile data, no codelets). Prints one JSON line.
- *   tsx --conditions=tilesim-source bench/scale-case.ts <config.yaml> [steps]
+ *   tsx bench/scale-case.ts <config.yaml> [steps]
  */
 import { loadConfig } from '../src/config/load.js';
 import { RunError } from '../src/errors.js';

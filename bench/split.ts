@@ -12,7 +12,7 @@
  * - A training step of the mlp-adam example (1 worker): the engine's host time
  *   in codelets, exchange copies and host streams, and the rest (syncs, phase
  *   records, the session's feeds and anchors), per step.
- *   npx tsx --conditions=tilesim-source bench/split.ts   (these rows alone)
+ *   npx tsx bench/split.ts   (these rows alone)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';

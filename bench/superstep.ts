@@ -6,7 +6,7 @@
  * inline, so the time is the engine's: syncs, phase records, the exchange
  * plan and vertex runner calls. Also timed: the same with every superstep
  * sent to the pool (inlineBelow: 0), the round trip small supersteps avoid.
- *   npx tsx --conditions=tilesim-source bench/superstep.ts   (these rows alone)
+ *   npx tsx bench/superstep.ts   (these rows alone)
  */
 import { Engine, type EngineOptions, type HostIO } from '../sim/engine.js';
 import { copyTable, type ExchangeCopy } from '../sim/copies.js';

@@ -6,7 +6,7 @@
  * reports/fidelity.md; test/cycles/calibration.test.ts imports the same
  * points and fails beyond their tolerance.
  *
- *   npx tsx --conditions=tilesim-source scripts/fidelity.ts
+ *   npx tsx scripts/fidelity.ts
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';

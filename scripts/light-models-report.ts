@@ -2,7 +2,7 @@
  * reports/light-models.md: the ONNX light models (../shared/conformance/onnx-light)
  * imported and compiled for a full mk2 (1472 tiles), with their memory or the
  * out-of-memory error that stops them. Part of `npm run reports`; one model:
- *   npx tsx --conditions=tilesim-source --max-old-space-size=16000 scripts/light-models-report.ts resnet
+ *   npx tsx --max-old-space-size=16000 scripts/light-models-report.ts resnet
  */
 import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';

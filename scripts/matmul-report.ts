@@ -7,7 +7,7 @@
  * for the planned program (test/lower/matmul-planner.test.ts checks estimate
  * against simulation on smaller devices).
  *
- *   npx tsx --conditions=tilesim-source scripts/matmul-report.ts
+ *   npx tsx scripts/matmul-report.ts
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';

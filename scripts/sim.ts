@@ -1,4 +1,4 @@
-// Run the CLI from the TypeScript sources (no build): npx tsx --conditions=tilesim-source scripts/sim.ts run <config>
+// Run the CLI from the TypeScript sources (no build): npx tsx scripts/sim.ts run <config>
 import { main } from '../src/cli/main.js';
 
 process.exitCode = await main(process.argv);

@@ -11,8 +11,8 @@ export type FieldDirection = 'input' | 'output' | 'inout';
 
 export interface FieldSpec {
   direction: FieldDirection;
-  /** Accepted element types (default: any float). */
-  dtypes?: DeviceDType[];
+  /** Accepted element types (default: any float); checked when the vertex is placed and at finalize. */
+  dtypes?: readonly DeviceDType[];
   /** True when the field is a list of regions (Poplar's Vector<Input<Vector<T>>>). */
   vector?: boolean;
 }
@@ -48,6 +48,9 @@ export interface Codelet {
   /** Source of the estimate, for `sim vertex` and the docs. */
   estimateSource?: string;
 }
+
+/** A custom codelet's name is qualified by its domain (`custom.ops::LeakyRelu`); built-in names never are. */
+export const DOMAIN_SEPARATOR = '::';
 
 export class CodeletRegistry {
   private readonly byName = new Map<string, Codelet>();

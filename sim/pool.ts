@@ -50,10 +50,11 @@ export class TilePool {
   static async start(workers: number, init: Omit<WorkerInit, 'progress' | 'slots'>, codelets: CodeletRegistry): Promise<TilePool> {
     const fromSource = import.meta.url.endsWith('.ts');
     const filename = fileURLToPath(new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url));
-    // Running from our TypeScript sources (tests, scripts/sim.ts), workers load them through tsx, and
-    // `import 'tilesim'` in a custom-op module resolves to the sources too. A user's .ts module in a
-    // compiled run is handled by the worker itself (sim/modules.ts registers tsx there).
-    const execArgv = fromSource ? ['--import', 'tsx', '--conditions=tilesim-source'] : [];
+    // Running from our TypeScript sources (tests, scripts/sim.ts), workers load them through tsx; a
+    // codelet module's `import 'tilesim/device'` resolves to the running copy by location
+    // (sim/resolve-tilesim.ts). A user's .ts module in a compiled run is handled by the worker itself
+    // (sim/modules.ts registers tsx there).
+    const execArgv = fromSource ? ['--import', 'tsx'] : [];
     const piscina = new Piscina({
       filename,
       minThreads: workers,

@@ -1,31 +1,24 @@
 /**
- * Sessions: compile a config (graph, autodiff, optimizer, lowering) and run
- * it on the simulated device, batch by batch, collecting anchors, losses and
- * the profile.
+ * Sessions, the runtime: a compiled config (src/compile.ts, re-exported
+ * here) run on the simulated device, batch by batch, as PopART's sessions
+ * are, collecting anchors, losses and the profile; `run()` is what `sim run`
+ * does, `runGraph()` one forward batch of a Graph.
  */
 import type { ElemArray } from '../sim/codelet.js';
 import { Engine } from '../sim/engine.js';
 import { loadCodeletRegistry } from '../sim/modules.js';
 import { CodeletFault } from '../sim/faults.js';
+import type { Compiled } from './compile.js';
 import { FiniteCheck } from './finite.js';
 import type { ComputeSet, DeviceDType, DeviceProgram, DeviceTensor } from '../sim/program.js';
 import type { Phase } from '../sim/profile.js';
-import { autodiff } from './autodiff/autodiff.js';
-import type { AnchorMode, RunConfig, SourceLocation } from './config/types.js';
+import type { AnchorMode } from './config/types.js';
 import { RunError, UserError, closest } from './errors.js';
 import type { Graph } from './ir/graph.js';
-import type { Op } from './ir/op.js';
-import { GRADIENT_PREFIX } from './ir/tensor.js';
 import { nelms } from './ir/tensorinfo.js';
 import { lowerGraph } from './lower/lower.js';
-import { buildGraph } from './model/build.js';
 import { inputData, type HostArray } from './model/data.js';
 import { checkLabels } from './model/check-labels.js';
-import { createRegistry } from './model/modules.js';
-import type { OpRegistry } from './ir/registry.js';
-import { checkOnnxGraph } from './onnx/import.js';
-import { addTrainLoss, lossTensorRefs } from './ops/loss.js';
-import { varUpdateOp } from './ops/adam.js';
 import { decodeHalf, encodeHalf, halfToFloat } from '../sim/half.js';
 
 /** Device data as host numbers: float16 bits decoded to floats. */
@@ -33,113 +26,8 @@ function hostFloats(a: ElemArray): HostArray {
   return a instanceof Uint16Array ? decodeHalf(a) : (a as HostArray);
 }
 
-export interface Compiled {
-  config: RunConfig;
-  graph: Graph;
-  schedule: Op[];
-  program: DeviceProgram;
-  loss?: string;
-  anchors: { tensor: string; mode: AnchorMode }[];
-  tensorOf: Map<string, number>;
-  streamTensor: Map<number, string>;
-  /** The op registry the graph was built with (ONNX export reads attribute types from it). */
-  registry: OpRegistry;
-}
-
-export interface CompileOptions {
-  /** Called as the compile passes progress (a full-mk2 compile takes tens of seconds): the pass, and its units done of total. */
-  onProgress?: (pass: string, done: number, total: number) => void;
-}
-
-export async function compile(config: RunConfig, opts: CompileOptions = {}): Promise<Compiled> {
-  const progress = opts.onProgress ?? (() => undefined);
-  progress('loading custom ops', 0, 1);
-  const registry = await createRegistry(config.model.customOps);
-  progress('building the graph', 0, 1);
-  if (config.model.onnx) checkOnnxGraph(config.model.graph, registry); // unsupported ops named with the supported list
-  const graph = buildGraph(config.model.graph, registry);
-  graph.training = config.train !== undefined;
-  graph.randomSeed = config.run.seed;
-  let loss: string | undefined;
-  const anchorNames = Object.keys(config.anchors);
-
-  if (config.train) {
-    progress('autodiff', 0, 1);
-    const spec = config.train.loss;
-    if (spec.type !== 'tensor') {
-      for (const [key, name] of lossTensorRefs(spec)) if (!graph.hasTensor(name)) throw unknownTensor(graph, name, `train.loss.${key}`, spec.loc);
-      loss = graph.uniqueTensorId('loss');
-      addTrainLoss(graph, spec, loss);
-    } else {
-      if (!graph.hasTensor(spec.name)) throw unknownTensor(graph, spec.name, 'train.loss', spec.loc);
-      loss = spec.name;
-    }
-    // Anchored gradients of non-variables (e.g. Gradient___x of an input) are computed too.
-    const extra = anchorNames.filter((a) => a.startsWith(GRADIENT_PREFIX)).map((a) => a.slice(GRADIENT_PREFIX.length)).filter((t) => graph.hasTensor(t));
-    const { gradOf } = autodiff(graph, loss, extra, spec.loc);
-    // Loss scaling (PopART): the gradient seed is the scaling, and each update divides it out again.
-    const lossScaling = config.train.lossScaling ?? 1;
-    if (lossScaling !== 1) graph.tensor(gradOf.get(loss)!).data = Float32Array.of(lossScaling);
-    const opt = config.train.optimizer;
-    for (const t of graph.allTensors()) {
-      if (t.kind !== 'variable' || !t.trainable) continue;
-      const g = gradOf.get(t.id);
-      if (!g) continue; // not on the loss path: nothing to update
-      graph.addOp(varUpdateOp(opt, t.id, lossScaling), [t.id, g], []);
-    }
-  }
-
-  const anchors: Compiled['anchors'] = [];
-  if (config.defaultAnchors) {
-    for (const o of config.model.graph.outputs) anchors.push({ tensor: o, mode: { kind: 'final' } });
-    if (loss && !anchors.some((a) => a.tensor === loss)) anchors.push({ tensor: loss, mode: { kind: 'final' } });
-  } else {
-    for (const [name, a] of Object.entries(config.anchors)) {
-      if (!graph.hasTensor(name)) throw unknownTensor(graph, name, `anchors.${name}`, a.loc);
-      const bps = config.train?.batchesPerStep ?? 1;
-      if (a.mode.kind === 'everyN' && bps % a.mode.n !== 0) {
-        throw new UserError(`anchors.${name}: everyN:${a.mode.n} needs batchesPerStep (${bps}) to be a multiple of ${a.mode.n}`, a.loc);
-      }
-      anchors.push({ tensor: name, mode: a.mode });
-    }
-  }
-  // The loss is always streamed back (steps report it), anchored or not.
-  const streamed = [...anchors.map((a) => a.tensor)];
-  if (loss && !streamed.includes(loss)) streamed.push(loss);
-
-  progress('scheduling', 0, 1);
-  const schedule = graph.schedule();
-  const codelets = await loadCodelets(config.model.customOps);
-  const lowered = lowerGraph({
-    // After the last op come the host streams and memory allocation (DeviceGraph.finalize).
-    onOp: (done, total) => progress('lowering ops', done, total),
-    // DeviceGraph.finalize's passes: lifetimes, placement, code and vertex state, vertices, copies.
-    onPass: (pass) => progress(pass, 0, 1),
-    graph,
-    schedule,
-    registry,
-    codelets,
-    device: config.device,
-    anchors: streamed,
-    codeletModules: config.model.customOps,
-  });
-  return { config, graph, schedule, loss, anchors, registry, ...lowered };
-}
-
-/** The codelet registry, with a module's mistakes (a clash with a built-in codelet, a bad export) as UserErrors. */
-export async function loadCodelets(modules: string[]): Promise<import('../sim/codelet.js').CodeletRegistry> {
-  try {
-    return await loadCodeletRegistry(modules);
-  } catch (e) {
-    if (e instanceof CodeletFault) throw e; // the module's own code threw as it loaded
-    throw new UserError(`loading the codelets of ${modules.join(', ')}: ${(e as Error).message}`);
-  }
-}
-
-function unknownTensor(graph: Graph, name: string, key: string, loc?: SourceLocation): UserError {
-  const hint = closest(name, graph.allTensors().map((t) => t.id));
-  return new UserError(`${key}: no tensor '${name}' in the graph${hint ? `; did you mean '${hint}'?` : ''}`, loc);
-}
+export { compile, loadCodelets } from './compile.js';
+export type { Compiled, CompileOptions } from './compile.js';
 
 export interface StepReport {
   step: number;
@@ -490,6 +378,7 @@ export interface GraphRunRequest {
   graph: Graph;
   registry: import('./ir/registry.js').OpRegistry;
   device: import('../sim/device.js').DeviceSpec;
+  /** Codelet modules the graph's vertices use (default: the registry's, those of its custom-op modules). */
   codeletModules?: string[];
   /** Data for every streamed input. */
   inputs: Record<string, HostArray>;
@@ -499,7 +388,7 @@ export interface GraphRunRequest {
 
 /** Run a graph forward once (an inference batch) and return the requested tensors. */
 export async function runGraph(req: GraphRunRequest): Promise<{ outputs: Map<string, HostArray>; phases: Phase[]; program: DeviceProgram }> {
-  const codeletModules = req.codeletModules ?? [];
+  const codeletModules = req.codeletModules ?? req.registry.codeletModules;
   const codelets = await loadCodeletRegistry(codeletModules);
   const { program, streamTensor } = lowerGraph({
     graph: req.graph,

@@ -10,6 +10,8 @@ import type { DeviceSpec } from '../sim/device.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const LEAKY_MODULE = path.join(ROOT, 'examples/custom-ops/leaky-relu.ts');
+/** Its codelet module: what the pool workers load. */
+export const LEAKY_CODELETS = path.join(ROOT, 'examples/custom-ops/leaky-relu.codelets.ts');
 export const EXAMPLE_CONFIG = path.join(ROOT, 'configs/examples/leaky-relu-train.yaml');
 
 export function tiny(overrides: Partial<DeviceSpec> = {}): DeviceSpec {

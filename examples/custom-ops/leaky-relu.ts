@@ -1,7 +1,8 @@
 /**
  * LeakyRelu as a custom op, written the PopART way (see PopART's guide
  * "Gradient operation class", ../shared/seed): the op, its grad op, their
- * shared parameter type, their lowering to vertices and their codelets.
+ * shared parameter type and their lowering to vertices. Their codelets are
+ * in leaky-relu.codelets.ts, the device side's own file.
  *
  *   y = x            if x >= 0, else alpha * x
  *   LeakyReluGrad(y', x) = y'  if x >= 0, else alpha * y'
@@ -12,16 +13,14 @@ import {
   GradOp,
   GradOpInType,
   Op,
-  estimators,
-  fieldDType,
+  defineOp,
+  defineOpModule,
   mapElementwise,
-  regionCount,
   type AttributeValue,
-  type Codelet,
   type GradInOutMapper,
-  type OpModule,
   type OpSettings,
 } from 'tilesim';
+import { leakyRelu, leakyReluGrad } from './leaky-relu.codelets.js';
 
 /** Shared by the op and its grad op, as LeakyReluParams is in PopART. */
 export interface LeakyReluParams {
@@ -90,73 +89,37 @@ export class LeakyReluGradOp extends GradOp {
   }
 }
 
-/** PopLibs' relu loop: {cyclesPerLoop 3, not vectorised, unroll 2}; the select by alpha costs one more cycle per pair. */
-const LEAKY_LOOP = { cyclesPerLoop: 4, vectorised: false, unroll: 2 };
-
-export const leakyReluCodelet: Codelet = {
-  name: 'LeakyRelu',
-  kind: 'multi',
-  fields: { in: { direction: 'input', dtypes: ['float32'] }, out: { direction: 'output', dtypes: ['float32'] } },
-  compute({ fields, params }) {
-    const x = fields.in as Float32Array;
-    const y = fields.out as Float32Array;
-    const alpha = Math.fround(params.alpha); // a float vertex field on the device
-    for (let i = 0; i < x.length; i++) y[i] = x[i] >= 0 ? x[i] : alpha * x[i];
-  },
-  cycles(v, device) {
-    return estimators.unaryMultiVertex(regionCount(v.fields.out), fieldDType(v.fields.out), LEAKY_LOOP, device);
-  },
-  estimateSource: 'PopLibs UnaryOp1D MultiVertex: W x (17 + inner) + 20 with a relu-like loop of 4 cycles per 2 elements',
-};
-
-export const leakyReluGradCodelet: Codelet = {
-  name: 'LeakyReluGrad',
-  kind: 'multi',
-  fields: {
-    gradOut: { direction: 'input', dtypes: ['float32'] },
-    in: { direction: 'input', dtypes: ['float32'] },
-    out: { direction: 'output', dtypes: ['float32'] },
-  },
-  compute({ fields, params }) {
-    const dy = fields.gradOut as Float32Array;
-    const x = fields.in as Float32Array;
-    const dx = fields.out as Float32Array;
-    const alpha = Math.fround(params.alpha); // a float vertex field on the device
-    for (let i = 0; i < x.length; i++) dx[i] = x[i] >= 0 ? dy[i] : alpha * dy[i];
-  },
-  cycles(v, device) {
-    return estimators.binaryMultiVertex(regionCount(v.fields.out), fieldDType(v.fields.out), LEAKY_LOOP, device);
-  },
-  estimateSource: 'PopLibs BinaryOp1D MultiVertex: W x (29 + inner) + 11 with a select loop of 4 cycles per 2 elements',
-};
-
-const opModule: OpModule = {
+export default defineOpModule({
   ops: [
-    {
-      id: LeakyReluOp.defaultOperatorId,
+    defineOp({
+      op: LeakyReluOp, // the id is LeakyReluOp.defaultOperatorId; lower() gets a LeakyReluOp, checked
       description: 'y = x if x >= 0 else alpha * x',
       inputs: [{ name: 'input' }],
       outputs: [{ name: 'output' }],
       attributes: { alpha: { type: 'float', default: 0.01, description: 'slope for x < 0' } },
       grad: true,
       create: ({ attributes, settings }) => new LeakyReluOp({ alpha: attributes.float('alpha') }, settings),
-      // The Opx: one LeakyRelu vertex per contiguous run of the output on each tile.
+      // The Opx: one LeakyRelu vertex per contiguous run of the output on each tile. The output is
+      // mapped like x, so onTile() finds x in place and the op moves no data.
       lower: (op, ctx) => {
         const x = ctx.input(0);
-        mapElementwise(ctx, 'LeakyRelu', { in: x }, ctx.output(0, { like: x }), { alpha: (op as LeakyReluOp).params.alpha });
+        const y = ctx.output(0, { like: x });
+        ctx.computeSet('LeakyRelu');
+        for (const r of ctx.ranges(y)) {
+          ctx.vertex(leakyRelu, r.tile, { in: ctx.onTile(x, r.begin, r.end, r.tile), out: ctx.slice(y, r.begin, r.end) }, { alpha: op.params.alpha });
+        }
       },
-    },
-    {
-      id: LeakyReluGradOp.defaultOperatorId,
+    }),
+    defineOp({
+      op: LeakyReluGradOp,
       description: "dx = y' if x >= 0 else alpha * y'",
+      // The same with the elementwise helper: inputs in gradInputInfo() order, y' (0) and x (1).
       lower: (op, ctx) => {
         const x = ctx.input(1);
-        const out = ctx.output(0, { like: x });
-        mapElementwise(ctx, 'LeakyReluGrad', { gradOut: ctx.input(0), in: x }, out, { alpha: (op as LeakyReluGradOp).params.alpha });
+        mapElementwise(ctx, leakyReluGrad, { gradOut: ctx.input(0), in: x }, ctx.output(0, { like: x }), { alpha: op.params.alpha });
       },
-    },
+    }),
   ],
-  codelets: [leakyReluCodelet, leakyReluGradCodelet],
-};
-
-export default opModule;
+  // The codelet module, relative to this file: the only file of the op that pool workers load.
+  codelets: './leaky-relu.codelets.ts',
+});

@@ -25,7 +25,7 @@ import { autodiff } from './autodiff.js';
 export interface GradcheckOptions {
   registry: OpRegistry;
   device: DeviceSpec;
-  /** Modules whose codelets the ops use beyond the built-ins. */
+  /** Codelet modules the ops use beyond the built-ins (default: the registry's, those of its custom-op modules). */
   codeletModules?: string[];
   /** Finite-difference step (default 1e-2). */
   h?: number;
@@ -49,7 +49,7 @@ export async function gradcheck(graph: Graph, output: string, wrt: string[], opt
   const n = nelms(info.shape);
   const rng = new Rng(opts.seed ?? 12345);
   const r = new Float32Array(n).map(() => rng.uniform(-1, 1));
-  const codeletModules = opts.codeletModules ?? [];
+  const codeletModules = opts.codeletModules ?? opts.registry.codeletModules;
   const codelets = await loadCodeletRegistry(codeletModules);
   // C_i = |y_i R_i| + 1 from a first forward run: every term stays positive under the
   // perturbations, and the loss stays small (so its fp32 rounding, divided by 2h, stays small).

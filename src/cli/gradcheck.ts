@@ -64,7 +64,7 @@ export async function runGradcheck(c: GradcheckCommand): Promise<{ text: string;
   const op = def.create({ attributes, settings: { name: type } });
   const outputs = (def.outputs ?? [{ name: 'y' }]).map((o, i) => (i === 0 ? 'y' : `${o.name}_${i}`));
   graph.addOp(op, inputs, outputs);
-  const results = await gradcheck(graph, 'y', inputs, { registry, device: c.device, codeletModules: c.modules, h: c.h, seed: c.seed });
+  const results = await gradcheck(graph, 'y', inputs, { registry, device: c.device, h: c.h, seed: c.seed });
   const lines = [`gradcheck ${c.op} on ${c.device.name}: inputs ${inputs.map((n, i) => `${n}[${shapes[i].join('x')}]`).join(', ')}, h = ${c.h}, tolerance ${c.tolerance}`];
   let ok = true;
   for (const r of results) {

@@ -259,14 +259,15 @@ export function buildProgram(): Command {
   program
     .command('vertex')
     .description('cycle estimate of one vertex on one tile')
-    .argument('<codelet>', 'codelet name (see the list when it is unknown)')
+    .argument('<codelet>', 'codelet name, a custom one qualified by its domain (custom.ops::LeakyRelu); see the list when it is unknown')
     .requiredOption('--elements <n>', 'elements the vertex processes', positiveInt('--elements'))
     .addOption(new Option('--dtype <dtype>', 'element type').choices(['float32', 'float16']).default('float32'))
     .option('--device <preset>', 'device preset', 'mk2')
     .option('--custom <modules...>', 'also load these custom-op modules')
     .option('--param <name=value...>', 'vertex params the estimate reads (e.g. rows=16 k=16 n=16)')
     .action(async (codelet: string, o: { elements: number; dtype: 'float32' | 'float16'; device: string; custom?: string[]; param?: string[] }) => {
-      const registry = await loadCodeletRegistry((o.custom ?? []).map((m) => path.resolve(m)));
+      const ops = await createRegistry((o.custom ?? []).map((m) => path.resolve(m)));
+      const registry = await loadCodeletRegistry(ops.codeletModules);
       const params: Record<string, number> = {};
       for (const kv of o.param ?? []) {
         const [k, v] = parseAttribute(kv);

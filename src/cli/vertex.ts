@@ -19,6 +19,9 @@ export function probeVertex(c: Codelet, n: number, dtype: DeviceDType, overrides
 }
 
 export function vertexCommand(registry: CodeletRegistry, name: string, n: number, dtype: DeviceDType, device: DeviceSpec, params: Record<string, number> = {}): string {
+  // A custom codelet may be named without its domain when only one domain has that name.
+  const qualified = registry.names().filter((k) => k.endsWith(`::${name}`));
+  if (!registry.has(name) && qualified.length === 1) name = qualified[0];
   if (!registry.has(name)) {
     const hint = closest(name, registry.names());
     throw new UserError(`no codelet '${name}'${hint ? `; did you mean '${hint}'?` : ''} (known: ${registry.names().join(', ')})`);

@@ -5,7 +5,6 @@
  * OpxCreator in one record. Grad ops have definitions too (no `create`: the
  * autodiff transform makes them through getGradOps()).
  */
-import type { Codelet } from '../../sim/codelet.js';
 import { UserError, closest } from '../errors.js';
 import type { NodeDecl, SourceLocation } from '../config/types.js';
 import type { DType } from './dtype.js';
@@ -66,7 +65,8 @@ export interface OpCreateArgs {
   settings: OpSettings;
 }
 
-export type Lowering = (op: Op, ctx: LowerContext) => void;
+/** An op's lowering (PopART's Opx::grow); defineOp gives it the op's own class, checked. */
+export type Lowering<O extends Op = Op> = (op: O, ctx: LowerContext) => void;
 
 /**
  * PopLibs' createInput family (createMatMulInputLHS/RHS, createWeights and
@@ -78,7 +78,7 @@ export type Lowering = (op: Op, ctx: LowerContext) => void;
  * asked; with no answer the tensor is mapped linearly). The answer must cover
  * the tensor's elements once, on the device's tiles.
  */
-export type InputLayout = (op: Op, index: number, device: DeviceSpec) => TileRange[] | undefined;
+export type InputLayout<O extends Op = Op> = (op: O, index: number, device: DeviceSpec) => TileRange[] | undefined;
 
 export interface ExpandArgs {
   node: NodeDecl;
@@ -116,14 +116,62 @@ export interface OpDefinition {
   createInput?: InputLayout;
 }
 
-/** What a custom-op module exports as default: its op definitions and its codelets. */
+/**
+ * What a custom-op module exports as default: its op definitions and its
+ * codelet module (a path relative to the op module, or several): the file
+ * that holds its codelets, importing only 'tilesim/device', which is all the
+ * pool workers load.
+ */
 export interface OpModule {
   ops?: OpDefinition[];
-  codelets?: Codelet[];
+  codelets?: string | string[];
+}
+
+/** Makes the default export of an op module (the identity, for its types). */
+export function defineOpModule(m: OpModule): OpModule {
+  return m;
+}
+
+/** An Op class: what defineOp checks an op against before its lowering sees it. */
+export type OpClass<O extends Op> = (abstract new (...args: never[]) => O) & { readonly name: string; readonly defaultOperatorId?: OperatorIdentifier };
+
+/** defineOp's argument: an OpDefinition whose functions see the op's own class. */
+export interface TypedOpDefinition<O extends Op> extends Omit<OpDefinition, 'id' | 'create' | 'lower' | 'createInput'> {
+  /** The Op (or GradOp) class the definition is for. */
+  op: OpClass<O>;
+  /** Default: the class's static `defaultOperatorId`. */
+  id?: OperatorIdentifier;
+  create?: (args: OpCreateArgs) => O;
+  lower?: Lowering<O>;
+  createInput?: InputLayout<O>;
+}
+
+/**
+ * An OpDefinition typed by its op class, as PopART's Opx gets its op with
+ * `getOp<LeakyReluOp>()`, checked: `lower` and `createInput` receive the op as
+ * that class (an op of another class is an error naming both), and the
+ * identifier defaults to the class's `defaultOperatorId`.
+ */
+export function defineOp<O extends Op>(def: TypedOpDefinition<O>): OpDefinition {
+  const { op: cls, id: given, lower, createInput, ...rest } = def;
+  const id = given ?? cls.defaultOperatorId;
+  if (!id) throw new UserError(`defineOp(${cls.name}): the class has no static defaultOperatorId; give the definition an id`);
+  const asO = (op: Op): O => {
+    if (op instanceof cls) return op;
+    throw new UserError(`op '${op.name}' (${fmtOpid(op.opid)}) reached the definition of ${fmtOpid(id)}, which is for ${cls.name}, but it is a ${op.constructor.name}: give each op class its own identifier`);
+  };
+  return {
+    ...rest,
+    id,
+    ...(lower ? { lower: (op: Op, ctx: LowerContext) => lower(asO(op), ctx) } : {}),
+    ...(createInput ? { createInput: (op: Op, index: number, device: DeviceSpec) => createInput(asO(op), index, device) } : {}),
+  };
 }
 
 export class OpRegistry {
   private readonly defs = new Map<string, OpDefinition[]>();
+  /** The codelet modules of the custom-op modules registered (absolute paths): what the device side loads. */
+  readonly codeletModules: string[] = [];
 
   add(def: OpDefinition): void {
     const key = opidKey(def.id);

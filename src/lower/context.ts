@@ -12,6 +12,9 @@ import { isGradOp, type Op } from '../ir/op.js';
 import type { BuildTensor, DeviceGraph, Slice, TileRange } from './devicegraph.js';
 import { layoutTile, linearLayout } from './linear.js';
 import { runsHash } from './layout.js';
+import type { Codelet } from '../../sim/codelet.js';
+import type { ArraySpecs, CodeletDef, FieldSpecs, ParamSpecs } from '../../sim/define.js';
+import { checkVertex, type UntypedCodelet, type VertexFields, type VertexRest } from './vertex-check.js';
 
 /** Where the op sits in the schedule, for in-place decisions (the lowering pass fills it in). */
 export interface LowerSchedule {
@@ -159,15 +162,19 @@ export class LowerContext {
     return this.cs;
   }
 
-  vertex(
-    codelet: string,
-    tile: number,
-    fields: Record<string, Slice | Slice[]>,
-    params: Record<string, number> = {},
-    arrays?: Record<string, number[]>,
-  ): void {
+  /**
+   * Place a vertex of `codelet` on `tile` in the open compute set. A codelet
+   * made by defineCodelet types `fields` (names, vector or single; inout
+   * fields optional) and `params`; the vertex is checked against it now
+   * (dtypes too), naming op, codelet and field. A codelet named by string is
+   * checked when the program is finalized.
+   */
+  vertex<F extends FieldSpecs, P extends ParamSpecs, A extends ArraySpecs>(codelet: CodeletDef<F, P, A>, tile: number, fields: VertexFields<F>, ...rest: VertexRest<P, A>): void;
+  vertex(codelet: string | UntypedCodelet, tile: number, fields: Record<string, Slice | Slice[]>, params?: Record<string, number>, arrays?: Record<string, number[]>): void;
+  vertex(codelet: string | Codelet, tile: number, fields: Record<string, Slice | Slice[]>, params: Record<string, number> = {}, arrays?: Record<string, number[]>): void {
     if (this.cs < 0) throw new Error(`internal: ${this.op.name} adds a vertex before opening a compute set`);
-    this.graph.addVertex(this.cs, codelet, tile, fields, params, arrays);
+    if (typeof codelet !== 'string') checkVertex(this.op.name, codelet, fields, params, (s) => this.graph.tensors[s.tensor]);
+    this.graph.addVertex(this.cs, typeof codelet === 'string' ? codelet : codelet.name, tile, fields, params, arrays);
   }
 
   /** The tile ranges of `t` (optionally clipped to [begin, end)). */

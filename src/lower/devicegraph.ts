@@ -24,6 +24,7 @@ import { layoutTile, linearLayout } from './linear.js';
 import { SliceCopies } from './slice-copies.js';
 import { UserError } from '../errors.js';
 import { checkHostHeap } from '../util/host-heap.js';
+import { fieldDtypeError } from './vertex-check.js';
 
 /** A mistake in an op's lowering (a custom op author's, or ours): named by op, never an internal crash. */
 function loweringError(op: string, message: string): UserError {
@@ -290,6 +291,15 @@ export class DeviceGraph {
             const spec = codelet.fields[name];
             if (!spec) throw loweringError(cs.op, `vertex ${v.codelet} of '${cs.name}': the codelet has no field '${name}' (it has ${Object.keys(codelet.fields).join(', ')})`);
             if (spec.direction !== 'inout') connected++;
+            if (Array.isArray(f)) {
+              for (const s of f) {
+                const wrongType = fieldDtypeError(cs.op, codelet, name, tensors[s.tensor].dtype, tensors[s.tensor].name);
+                if (wrongType) throw wrongType;
+              }
+            } else {
+              const wrongType = fieldDtypeError(cs.op, codelet, name, tensors[f.tensor].dtype, tensors[f.tensor].name);
+              if (wrongType) throw wrongType;
+            }
             // The message names the field only when a slice is not on the tile (a string per field was garbage).
             fields[name] = Array.isArray(f) ? f.map((s) => region(s, v.tile, name, cs, v.codelet)) : region(f, v.tile, name, cs, v.codelet);
           }

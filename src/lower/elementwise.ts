@@ -15,6 +15,8 @@
  */
 import type { BuildTensor, Slice } from './devicegraph.js';
 import type { LowerContext } from './context.js';
+import type { Codelet } from '../../sim/codelet.js';
+import { shortCodeletName } from '../../sim/define.js';
 
 export interface ElementwiseOptions {
   /** Write into an input's memory when that is safe (default true). */
@@ -45,11 +47,13 @@ function sameMapping(a: BuildTensor, b: BuildTensor): boolean {
 
 /**
  * out[i] = f(in_1[i], ..., in_k[i]) with every input the size of `out`.
- * `inputs` maps the codelet's field names to tensors.
+ * `inputs` maps the codelet's field names to tensors. `codelet`: a name or a
+ * codelet object (one made by defineCodelet is checked as each vertex is
+ * placed); the compute set is named after it, without its domain.
  */
 export function mapElementwise(
   ctx: LowerContext,
-  codelet: string,
+  codelet: string | Codelet,
   inputs: Record<string, BuildTensor>,
   out: BuildTensor,
   params: Record<string, number> = {},
@@ -58,7 +62,7 @@ export function mapElementwise(
 ): void {
   const into = options.inPlace === false ? undefined : inPlaceInput(ctx, Object.values(inputs), out);
   const dst = into ?? out;
-  ctx.computeSet(codelet);
+  ctx.computeSet(shortCodeletName(codelet));
   for (const r of ctx.ranges(dst)) {
     const fields: Record<string, Slice> = { [outField]: ctx.slice(dst, r.begin, r.end) };
     for (const [name, t] of Object.entries(inputs)) fields[name] = ctx.onTile(t, r.begin, r.end, r.tile);

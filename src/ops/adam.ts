@@ -7,15 +7,12 @@
  * the vertex increments, so the bias corrections are right at every step
  * without recompiling.
  *
- * Also here: varUpdateOp(), the op a train.optimizer makes for one variable.
  */
-import type { OptimizerSpec } from '../config/types.js';
-import type { AttributeValue, Op, OpSettings } from '../ir/op.js';
+import type { AttributeValue, OpSettings } from '../ir/op.js';
 import { lossScalingParam, perVertexState, stateLike, VarUpdateOp } from './var-update.js';
-import type { OpDefinition } from '../ir/registry.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
-import { SGDVarUpdateOp } from './sgd.js';
 
 const ADAM = { domain: 'ai.graphcore', type: 'AdamVarUpdate', version: 1 };
 
@@ -49,8 +46,8 @@ export class AdamVarUpdateOp extends VarUpdateOp {
   }
 }
 
-function lowerAdam(op: Op, ctx: LowerContext): void {
-  const p = (op as AdamVarUpdateOp).params;
+function lowerAdam(op: AdamVarUpdateOp, ctx: LowerContext): void {
+  const p = op.params;
   const w = ctx.input(0);
   const g = ctx.input(1);
   const ranges = ctx.ranges(w);
@@ -84,21 +81,11 @@ function lowerAdam(op: Op, ctx: LowerContext): void {
 }
 
 export const adamDefinitions: OpDefinition[] = [
-  {
-    id: ADAM,
+  defineOp({
+    op: AdamVarUpdateOp,
     description: 'Adam / AdamW update with bias correction (torch.optim.Adam, torch.optim.AdamW)',
     inputs: [{ name: 'weight' }, { name: 'gradient' }],
     outputs: [],
     lower: lowerAdam,
-  },
+  }),
 ];
-
-/** The in-place update op a train.optimizer makes for `variable`, named after the optimizer and the variable. */
-export function varUpdateOp(spec: OptimizerSpec, variable: string, lossScaling = 1): Op {
-  if (spec.type === 'sgd') {
-    const params = { lr: spec.lr, momentum: spec.momentum, dampening: spec.dampening, weightDecay: spec.weightDecay, nesterov: spec.nesterov, lossScaling };
-    return new SGDVarUpdateOp(params, { name: `SGDUpdate(${variable})`, loc: spec.loc });
-  }
-  const params = { lr: spec.lr, beta1: spec.beta1, beta2: spec.beta2, eps: spec.eps, weightDecay: spec.weightDecay, decoupled: spec.type === 'adamw', lossScaling };
-  return new AdamVarUpdateOp(params, { name: `${spec.type === 'adamw' ? 'AdamW' : 'Adam'}Update(${variable})`, loc: spec.loc });
-}

@@ -20,7 +20,7 @@
 import { GradOp, GradOpInType, Op, OutputGradOnlyGradOp, type AttributeValue, type GradInOutMapper, type OpSettings } from '../ir/op.js';
 import { isFloat } from '../ir/dtype.js';
 import { GRAPHCORE_DOMAIN, ONNX_DOMAIN, type OperatorIdentifier } from '../ir/opid.js';
-import type { OpDefinition } from '../ir/registry.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo, nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor, DeviceGraph, TileRange } from '../lower/devicegraph.js';
@@ -189,8 +189,7 @@ interface DropoutCounter {
 }
 const counters = new WeakMap<DeviceGraph, Map<Op, DropoutCounter>>();
 
-function lowerDropout(op: Op, ctx: LowerContext): void {
-  const d = op as DropoutOp;
+function lowerDropout(d: DropoutOp, ctx: LowerContext): void {
   const x = ctx.input(0);
   const out = ctx.output(0, { like: x });
   const mask = d.hasMask ? ctx.output(1, { like: x }) : undefined;
@@ -222,18 +221,17 @@ function lowerDropout(op: Op, ctx: LowerContext): void {
   }
   let m = counters.get(ctx.graph);
   if (!m) counters.set(ctx.graph, (m = new Map()));
-  m.set(op, { tensor: counter, ranges });
+  m.set(d, { tensor: counter, ranges });
 }
 
-function lowerDropoutGrad(op: Op, ctx: LowerContext): void {
-  const g = op as DropoutGradOp;
+function lowerDropoutGrad(g: DropoutGradOp, ctx: LowerContext): void {
   const dy = ctx.input(0);
   if (!g.fwd.training) {
     ctx.aliasOutput(0, dy);
     return;
   }
   const c = counters.get(ctx.graph)?.get(g.fwd);
-  if (!c) throw new Error(`internal: ${op.name} is lowered before its forward op ${g.fwd.name}`);
+  if (!c) throw new Error(`internal: ${g.name} is lowered before its forward op ${g.fwd.name}`);
   const out = ctx.output(0, { like: dy });
   const params = { ratio: g.fwd.ratio, seed: g.fwd.seed };
   ctx.computeSet('DropoutGrad');
@@ -249,7 +247,8 @@ export const dropoutDefinitions: OpDefinition[] = [
   ...DROPOUT_VERSIONS.map((version): OpDefinition => {
     const id = { domain: ONNX_DOMAIN, type: 'Dropout', version };
     const v10 = version < 12;
-    return {
+    return defineOp({
+      op: DropoutOp,
       id,
       description: v10
         ? 'identity at inference; when training y = x mask / (1 - ratio), ratio an attribute'
@@ -263,7 +262,7 @@ export const dropoutDefinitions: OpDefinition[] = [
       create: ({ attributes, settings }) =>
         new DropoutOp(id, v10 ? attributes.float('ratio') : undefined, v10 ? DROPOUT_NO_SEED : attributes.int('seed'), settings),
       lower: lowerDropout,
-    };
+    });
   }),
-  { id: DROPOUT_GRAD, description: "dx = y' mask / (1 - ratio), the forward's mask recomputed (y' when not training)", lower: lowerDropoutGrad },
+  defineOp({ op: DropoutGradOp, id: DROPOUT_GRAD, description: "dx = y' mask / (1 - ratio), the forward's mask recomputed (y' when not training)", lower: lowerDropoutGrad }),
 ];

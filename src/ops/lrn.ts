@@ -19,7 +19,7 @@
  */
 import { Op, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
-import type { OpDefinition } from '../ir/registry.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor } from '../lower/devicegraph.js';
@@ -110,8 +110,7 @@ function lrnParams(op: LrnOp): Record<string, number> {
   return { C, S, lo, hi, size: p.size, alpha: Math.fround(p.alpha), beta: Math.fround(p.beta), bias: Math.fround(p.bias) };
 }
 
-function lowerLrn(op: Op, ctx: LowerContext): void {
-  const lrn = op as LrnOp;
+function lowerLrn(lrn: LrnOp, ctx: LowerContext): void {
   const { C, S, lo, hi } = lrn.layout();
   const x = ctx.input(0);
   const y = ctx.output(0, { like: x });
@@ -143,7 +142,9 @@ function lowerLrnGrad(op: Op, ctx: LowerContext): void {
 }
 
 export const lrnDefinitions: OpDefinition[] = [
-  ...versions('LRN', [1, 13], (_v, id) => ({
+  ...versions('LRN', [1, 13], (_v, id) => defineOp({
+    op: LrnOp,
+    id,
     description: 'local response normalisation across channels: Y = X / (bias + alpha / size sum of X^2 over size channels)^beta',
     inputs: [{ name: 'X' }],
     outputs: [{ name: 'Y' }],

@@ -7,9 +7,9 @@
  * `started` flag per vertex, so the first step is PyTorch's (v = g) without
  * recompiling.
  */
-import type { AttributeValue, Op, OpSettings } from '../ir/op.js';
+import type { AttributeValue, OpSettings } from '../ir/op.js';
 import { lossScalingParam, perVertexState, stateLike, VarUpdateOp } from './var-update.js';
-import type { OpDefinition } from '../ir/registry.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 
@@ -50,8 +50,8 @@ export class SGDVarUpdateOp extends VarUpdateOp {
   }
 }
 
-function lowerSGD(op: Op, ctx: LowerContext): void {
-  const p = (op as SGDVarUpdateOp).params;
+function lowerSGD(op: SGDVarUpdateOp, ctx: LowerContext): void {
+  const p = op.params;
   const w = ctx.input(0);
   const g = ctx.input(1);
   const ranges = ctx.ranges(w);
@@ -77,11 +77,11 @@ function lowerSGD(op: Op, ctx: LowerContext): void {
 }
 
 export const sgdDefinitions: OpDefinition[] = [
-  {
-    id: SGD,
+  defineOp({
+    op: SGDVarUpdateOp,
     description: 'w -= lr x g with momentum, dampening, weight decay and Nesterov (torch.optim.SGD)',
     inputs: [{ name: 'weight' }, { name: 'gradient' }],
     outputs: [],
     lower: lowerSGD,
-  },
+  }),
 ];

@@ -17,7 +17,7 @@
  */
 import { Op, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
-import type { OpDefinition } from '../ir/registry.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
 import type { LowerContext } from '../lower/context.js';
 import { groupWindow } from '../lower/window.js';
 import { NnGradOp, floatInput, fwdOutput, gid, gradOutIn, normAxis, product, versions } from './nn-util.js';
@@ -62,8 +62,7 @@ export class SoftmaxOp extends Op {
   }
 }
 
-function lowerSoftmax(op: Op, ctx: LowerContext): void {
-  const s = op as SoftmaxOp;
+function lowerSoftmax(s: SoftmaxOp, ctx: LowerContext): void {
   const { n, inner } = s.layout();
   const x = ctx.input(0);
   const out = ctx.output(0, { like: x });
@@ -94,7 +93,9 @@ function lowerSoftmaxGrad(op: Op, ctx: LowerContext): void {
 
 function family(type: 'Softmax' | 'LogSoftmax'): OpDefinition[] {
   const log = type === 'LogSoftmax';
-  return versions(type, [1, 11, 13], (version, id) => ({
+  return versions(type, [1, 11, 13], (version, id) => defineOp({
+    op: SoftmaxOp,
+    id,
     description:
       `${log ? 'log(softmax(x))' : 'exp(x) / sum(exp(x))'}, stable; ` +
       (version < 13 ? 'over the 2-D coercion at axis (dims axis.. flattened)' : 'over one axis'),

@@ -14,9 +14,9 @@ const NAN_AT_0 = 'y[0] = NaN; if (x.length > 0) { for (let i = 1; i < x.length; 
 
 /** The README's training example (MatMul, Add, LeakyRelu, L1 loss) with the NaN-writing LeakyRelu. */
 function training(name: string, run = ''): string {
-  const { module } = faulty(name, 'compute', NAN_AT_0);
+  const { ops } = faulty(name, 'compute', NAN_AT_0);
   const file = path.join(tmp, `${name}-train.yaml`);
-  const text = readFileSync(EXAMPLE_CONFIG, 'utf8').replace('../../examples/custom-ops/leaky-relu.ts', module).replace('steps: 20', 'steps: 3');
+  const text = readFileSync(EXAMPLE_CONFIG, 'utf8').replace('../../examples/custom-ops/leaky-relu.ts', ops).replace('steps: 20', 'steps: 3');
   writeFileSync(file, text + run);
   return file;
 }

@@ -143,10 +143,14 @@ describe('other commands', () => {
   });
 
   it('sim vertex estimates one vertex, custom codelets included', () => {
-    const r = sim('vertex', 'LeakyRelu', '--elements', '600', '--device', 'mk2', '--custom', path.join(ROOT, 'examples/custom-ops/leaky-relu.ts'));
+    const r = sim('vertex', 'custom.ops::LeakyRelu', '--elements', '600', '--device', 'mk2', '--custom', path.join(ROOT, 'examples/custom-ops/leaky-relu.ts'));
     expect(r.code).toBe(0);
     // W x (17 + ceil(100/2) x 4) + 20 = 6 x 217 + 20 (PopLibs unary MultiVertex structure).
     expect(r.stdout).toMatch(/vertex estimate +1322 cycles/);
+    // Without its domain when only one domain has that name.
+    const short = sim('vertex', 'LeakyRelu', '--elements', '600', '--device', 'mk2', '--custom', path.join(ROOT, 'examples/custom-ops/leaky-relu.ts'));
+    expect(short.stdout).toMatch(/^custom\.ops::LeakyRelu \(MultiVertex\)/);
+    expect(short.stdout).toMatch(/vertex estimate +1322 cycles/);
     const bad = sim('vertex', 'LeakyRelu', '--elements', '10');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/no codelet 'LeakyRelu'/);
@@ -181,11 +185,17 @@ describe('other commands', () => {
     const table = r.stdout.slice(r.stdout.indexOf('compile passes (host time, peak heap):'));
     const rows = [...table.matchAll(/^ {2}(.+?) +(\d+\.\d\d) s +(\d+) MB$/gm)].map((m) => ({ pass: m[1], s: Number(m[2]), mb: Number(m[3]) }));
     expect(rows.map((x) => x.pass)).toEqual([
+      // src/compile.ts's PASSES, in order (a training config: all of them) ...
       'loading custom ops',
       'building the graph',
+      'adding the loss',
       'autodiff',
+      'adding the optimizer',
+      'choosing anchors',
       'scheduling',
+      'loading codelets',
       'lowering ops',
+      // ... then DeviceGraph.finalize's.
       'finding tensor lifetimes',
       'placing tensors in tile memory',
       'counting code and vertex state',
@@ -374,7 +384,7 @@ describe('a custom-op module outside the repository', () => {
   /** examples/custom-ops/leaky-relu.ts and the example config copied into a fresh folder under the OS temp dir. */
   function outside(name: string, packageJson?: object): string {
     const dir = mkdtempSync(path.join(tmpdir(), `tilesim-${name}-`));
-    writeFileSync(path.join(dir, 'leaky-relu.ts'), readFileSync(path.join(ROOT, 'examples/custom-ops/leaky-relu.ts')));
+    for (const f of ['leaky-relu.ts', 'leaky-relu.codelets.ts']) writeFileSync(path.join(dir, f), readFileSync(path.join(ROOT, 'examples/custom-ops', f)));
     if (packageJson) writeFileSync(path.join(dir, 'package.json'), JSON.stringify(packageJson));
     const config = readFileSync(EXAMPLE_CONFIG, 'utf8').replace('../../examples/custom-ops/leaky-relu.ts', 'leaky-relu.ts');
     expect(config).toContain('customOps: [leaky-relu.ts]');
@@ -382,7 +392,7 @@ describe('a custom-op module outside the repository', () => {
     return dir;
   }
 
-  it("resolves `import ... from 'tilesim'` on the main thread and in pool workers (CommonJS .ts)", () => {
+  it("resolves `import ... from 'tilesim'` (op module, main thread) and 'tilesim/device' (codelet module, every thread) (CommonJS .ts)", () => {
     const dir = outside('ext-cjs');
     expect(path.relative(ROOT, dir).startsWith('..')).toBe(true);
     for (const workers of ['1', '2']) {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BIN, faulty, runFaulty, sim, tmp } from './faulty-module.js';
 
-const WHERE = /codelet 'LeakyRelu' \(step 0, tile \d, compute set 'LeakyRelu_0\/LeakyRelu', op 'LeakyRelu_0'\)/;
+const WHERE = /codelet 'custom.ops::LeakyRelu' \(step 0, tile \d, compute set 'LeakyRelu_0\/LeakyRelu', op 'LeakyRelu_0'\)/;
 
 describe.each([1, 2])('a faulty custom codelet, %i worker(s)', (workers) => {
   const computeFaults: [string, string, RegExp][] = [
@@ -56,7 +56,7 @@ describe.each([1, 2])('a faulty custom codelet, %i worker(s)', (workers) => {
   it.each(cycleFaults)('cycles() returning %s: exit 1 at compile time, naming the codelet and the value', (name, code, shown) => {
     const { config, module } = faulty(`cycles-${name.replace(/\W/g, '')}-${workers}`, 'cycles', code);
     const err = runFaulty(config, workers);
-    expect(err).toContain(`run failed: custom op module ${module}: codelet 'LeakyRelu' (tile 0, compute set 'LeakyRelu_0/LeakyRelu', op 'LeakyRelu_0'): `);
+    expect(err).toContain(`run failed: custom op module ${module}: codelet 'custom.ops::LeakyRelu' (tile 0, compute set 'LeakyRelu_0/LeakyRelu', op 'LeakyRelu_0'): `);
     expect(err).toContain(`cycles() returned ${shown}, but a cycle estimate must be a finite, non-negative integer`);
     expect(err).not.toMatch(/step \d/); // found while compiling, before any step ran
   });
@@ -73,7 +73,7 @@ describe.each([1, 2])('run.checkMemory, %i worker(s)', (workers) => {
     const { config, module } = faulty(`writes-input-${workers}`, 'compute', 'x[1] = 42;');
     writeFileSync(config, readFileSync(config, 'utf8') + 'run: {checkMemory: true}\n');
     const err = runFaulty(config, workers);
-    expect(err).toContain(`run failed: custom op module ${module}: codelet 'LeakyRelu' (step 0, tile 0, compute set 'LeakyRelu_0/LeakyRelu', op 'LeakyRelu_0'): `);
+    expect(err).toContain(`run failed: custom op module ${module}: codelet 'custom.ops::LeakyRelu' (step 0, tile 0, compute set 'LeakyRelu_0/LeakyRelu', op 'LeakyRelu_0'): `);
     expect(err).toMatch(/vertex 0 wrote outside its output regions: \d byte\(s\) from tile 0, byte \d+ \(tensor 'x' element 1\) changed \(run\.checkMemory\)/);
   });
 
@@ -95,7 +95,7 @@ describe('faults only a pool worker sees', () => {
     const { config, module } = faulty('compile-nan', 'cycles', 'NaN');
     const r = sim(['compile', config]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`run failed: custom op module ${module}: codelet 'LeakyRelu'`);
+    expect(r.stderr).toContain(`run failed: custom op module ${module}: codelet 'custom.ops::LeakyRelu'`);
     expect(r.stderr).toContain('cycles() returned NaN');
   });
 });

@@ -4,30 +4,44 @@
  * running the built CLI on it with the checks every fault must pass.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'vitest';
-import { LEAKY_MODULE, ROOT } from '../helpers.js';
+import { LEAKY_CODELETS, LEAKY_MODULE, ROOT } from '../helpers.js';
 
 export const BIN = path.join(ROOT, 'bin/sim.js');
 export const tmp = mkdtempSync(path.join(tmpdir(), 'tilesim-faults-'));
-const SOURCE = readFileSync(LEAKY_MODULE, 'utf8');
+const OPS = readFileSync(LEAKY_MODULE, 'utf8');
+const CODELETS = readFileSync(LEAKY_CODELETS, 'utf8');
 
 export type Where = 'compute' | 'cycles' | 'setup' | 'top';
 
-/** The LeakyRelu example with one fault put in; returns the path of a config using it. */
-export function faulty(name: string, where: Where, code: string): { config: string; module: string } {
+/**
+ * The LeakyRelu example (op module and codelet module, in a folder of their
+ * own) with one fault put in: into the codelet module, which the workers
+ * load, except for 'setup' (the op module). Returns the path of a config
+ * using it and of the module the fault is in.
+ */
+export function faulty(name: string, where: Where, code: string): { config: string; module: string; ops: string } {
   const anchors: Record<Where, [string, (s: string) => string]> = {
     compute: ['    for (let i = 0; i < x.length; i++) y[i] =', (s) => `    ${code}\n${s}`],
     cycles: ['    return estimators.unaryMultiVertex(', (s) => `    return ${code};\n${s}`],
     setup: ['    this.setOutInfo(0, x);', () => `    this.setOutInfo(0, ${code});`],
-    top: ["} from 'tilesim';", (s) => `${s}\n${code}`],
+    top: ["from 'tilesim/device';", (s) => `${s}\n${code}`],
   };
   const [needle, edit] = anchors[where];
-  expect(SOURCE).toContain(needle);
-  const module = path.join(tmp, `${name}.ts`);
-  writeFileSync(module, SOURCE.replace(needle, edit(needle)));
+  const inOps = where === 'setup';
+  const source = inOps ? OPS : CODELETS;
+  expect(source).toContain(needle);
+  // Out of the way of the run folders the tests name after the fault.
+  const dir = path.join(tmp, 'modules', name);
+  mkdirSync(dir, { recursive: true });
+  const ops = path.join(dir, 'leaky-relu.ts');
+  const codelets = path.join(dir, 'leaky-relu.codelets.ts');
+  writeFileSync(ops, inOps ? OPS.replace(needle, edit(needle)) : OPS);
+  writeFileSync(codelets, inOps ? CODELETS : CODELETS.replace(needle, edit(needle)));
+  const module = inOps ? ops : codelets;
   const config = path.join(tmp, `${name}.yaml`);
   writeFileSync(
     config,
@@ -39,12 +53,12 @@ model:
     nodes:
       - {op: LeakyRelu, domain: custom.ops, inputs: [x], outputs: [y], attributes: {alpha: 0.02}}
     outputs: [y]
-  customOps: [${name}.ts]
+  customOps: [modules/${name}/leaky-relu.ts]
 inputs:
   x: {random: {distribution: uniform, low: -1, high: 1, seed: 7}}
 `,
   );
-  return { config, module };
+  return { config, module, ops };
 }
 
 export function sim(args: string[]) {

@@ -16,10 +16,11 @@ import { RunError } from '../../src/errors.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { compile, run } from '../../src/session.js';
 import { CodeletFault } from '../../sim/faults.js';
-import { LEAKY_MODULE, ROOT } from '../helpers.js';
+import { LEAKY_CODELETS, LEAKY_MODULE, ROOT } from '../helpers.js';
 import { check, runs } from './fuzz.js';
 
-const SOURCE = readFileSync(LEAKY_MODULE, 'utf8');
+const OPS = readFileSync(LEAKY_MODULE, 'utf8');
+const SOURCE = readFileSync(LEAKY_CODELETS, 'utf8');
 // Inside the repository (gitignored), so the modules' `import 'tilesim'` resolves in process as it does for the CLI.
 const dir = path.join(ROOT, 'test-artifacts', `fuzz-faults-${process.pid}`);
 mkdirSync(dir, { recursive: true });
@@ -38,7 +39,10 @@ const value = fc.oneof(
 let n = 0;
 async function runFaulty(where: 'compute' | 'cycles', expr: string, workers: number): Promise<void> {
   const name = `fault${n++}`;
-  const module = path.join(dir, `${name}.ts`);
+  // The op module beside the patched codelet module it names (the codelets are where the faults go).
+  mkdirSync(path.join(dir, name));
+  writeFileSync(path.join(dir, name, 'leaky-relu.ts'), OPS);
+  const module = path.join(dir, name, 'leaky-relu.codelets.ts');
   const patched = where === 'compute' ? SOURCE.replace(COMPUTE, `    throw ${expr};\n${COMPUTE}`) : SOURCE.replace(CYCLES, `    return (${expr}) as unknown as number;\n${CYCLES}`);
   expect(patched).not.toBe(SOURCE);
   writeFileSync(module, patched);
@@ -50,7 +54,7 @@ model:
     nodes:
       - {op: LeakyRelu, domain: custom.ops, inputs: [x], outputs: [y], attributes: {alpha: 0.02}}
     outputs: [y]
-  customOps: [${name}.ts]
+  customOps: [${name}/leaky-relu.ts]
 inputs:
   x: {random: {distribution: uniform, low: -1, high: 1, seed: 7}}
 `;
@@ -61,7 +65,7 @@ inputs:
     // What the CLI turns into exit 1 blaming the module: a RunError, or a CodeletFault in user code.
     if (!(e instanceof RunError || (e instanceof CodeletFault && e.inUserCode))) throw new Error(`not a fault blamed on the module: ${(e as Error)?.stack ?? String(e)}`);
     expect(e.message).toContain(`custom op module ${module}: `);
-    expect(e.message).toContain("codelet 'LeakyRelu'");
+    expect(e.message).toContain("codelet 'custom.ops::LeakyRelu'");
     expect(e.message).not.toMatch(/internal error/);
     return;
   }

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { Graph } from '../../src/ir/graph.js';
 import { runGraph } from '../../src/session.js';
 import { LeakyReluOp } from '../../examples/custom-ops/leaky-relu.js';
-import { LEAKY_MODULE, randomData, registryWithLeaky, tiny } from '../helpers.js';
+import { randomData, registryWithLeaky, tiny } from '../helpers.js';
 import { runOrt } from './ort.js';
 
 describe('LeakyRelu forward vs onnxruntime', () => {
@@ -27,7 +27,7 @@ describe('LeakyRelu forward vs onnxruntime', () => {
           const g = new Graph();
           g.addTensor('x', { dtype: 'float32', shape }, 'stream');
           g.addOp(new LeakyReluOp({ alpha }, { name: 'leaky' }), ['x'], ['y']);
-          const ours = await runGraph({ graph: g, registry, device: tiny(), codeletModules: [LEAKY_MODULE], inputs: { x }, outputs: ['y'] });
+          const ours = await runGraph({ graph: g, registry, device: tiny(), inputs: { x }, outputs: ['y'] });
           const ref = await runOrt({ opType: 'LeakyRelu', attributes: { alpha }, inputs: { x: { shape, data: x } }, outputs: ['y'], opset: 16 });
           expect(Array.from(ours.outputs.get('y')!)).toEqual(Array.from(ref.y));
         },
@@ -43,7 +43,7 @@ describe('LeakyRelu forward vs onnxruntime', () => {
     const g = new Graph();
     g.addTensor('x', { dtype: 'float32', shape }, 'stream');
     g.addOp(new LeakyReluOp({ alpha: 0.01 }, { name: 'leaky' }), ['x'], ['y']);
-    const ours = await runGraph({ graph: g, registry, device: tiny(), codeletModules: [LEAKY_MODULE], inputs: { x }, outputs: ['y'] });
+    const ours = await runGraph({ graph: g, registry, device: tiny(), inputs: { x }, outputs: ['y'] });
     const tiles = new Set(ours.program.tensors.find((t) => t.name === 'y')!.intervals.map((i) => i.tile));
     expect(tiles.size).toBe(4);
     const ref = await runOrt({ opType: 'LeakyRelu', attributes: { alpha: 0.01 }, inputs: { x: { shape, data: x } }, outputs: ['y'], opset: 16 });

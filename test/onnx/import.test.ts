@@ -260,7 +260,7 @@ describe('checkOnnxGraph: ops against the registry', () => {
     });
     const { graph } = importOnnx(bytes, { registry: reg });
     expect(graph.nodes[0]).toMatchObject({ domain: 'custom.ops', version: 1, attributes: { alpha: 0.25 } });
-    const r = await runGraph({ graph: buildGraph(graph, reg), registry: reg, device: tiny(), codeletModules: [LEAKY_MODULE], inputs: { x: Float32Array.of(-4, -1, 0, 2) }, outputs: ['y'] });
+    const r = await runGraph({ graph: buildGraph(graph, reg), registry: reg, device: tiny(), inputs: { x: Float32Array.of(-4, -1, 0, 2) }, outputs: ['y'] });
     expect(Array.from(r.outputs.get('y')!)).toEqual([-1, -0.25, 0, 2]);
   });
 });

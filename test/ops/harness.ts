@@ -104,7 +104,7 @@ export async function runOurs(c: OpCase, registry?: OpRegistry): Promise<Map<str
   const graph = buildGraph(decl(c), reg);
   const inputs: Record<string, Float32Array | Int32Array> = {};
   for (const [name, t] of Object.entries(c.inputs)) if (!t.constant) inputs[name] = t.data;
-  const r = await runGraph({ graph, registry: reg, device: c.device ?? tiny(), codeletModules: c.customOps ?? [], inputs, outputs: c.outputs ?? ['y'] });
+  const r = await runGraph({ graph, registry: reg, device: c.device ?? tiny(), inputs, outputs: c.outputs ?? ['y'] });
   return r.outputs;
 }
 
@@ -226,7 +226,7 @@ export async function checkGrad(c: OpCase & { tol?: number; h?: number }): Promi
   d.inputs = d.inputs.filter((i) => !wrt.includes(i.name));
   const graph = buildGraph(d, registry);
   const out = (c.outputs ?? ['y'])[0];
-  const results = await gradcheck(graph, out, wrt, { registry, device: c.device ?? tiny(), codeletModules: c.customOps ?? [], h: c.h });
+  const results = await gradcheck(graph, out, wrt, { registry, device: c.device ?? tiny(), h: c.h });
   const tol = c.tol ?? 2e-3;
   for (const r of results) {
     expect(r.maxAbsError, `${c.op} d/d${r.tensor}: worst element ${r.worst.index}: analytic ${r.worst.analytic}, numeric ${r.worst.numeric}`).toBeLessThan(tol);

@@ -1,0 +1,100 @@
+/**
+ * Typed codelet definitions: `defineCodelet({ domain, name, fields, params,
+ * compute, cycles })`. The field and param declarations are the types
+ * compute() and cycles() see (an `int32` field arrives as an Int32Array, a
+ * float one as a Float32Array, a `vector` field as a list), and the types a
+ * lowering's `ctx.vertex(codelet, tile, {...})` is checked against: field
+ * names, which fields must be connected, vector or not. The object made is
+ * an ordinary Codelet (sim/codelet.ts), so the device side runs it like any
+ * other.
+ */
+import { DOMAIN_SEPARATOR, type Codelet, type FieldSpec, type VertexArgs, type VertexShape } from './codelet.js';
+import type { DeviceSpec } from './device.js';
+import type { DeviceDType, Region } from './program.js';
+
+/** A param's type: a float (Poplar's float vertex field: round with Math.fround) or an int. */
+export type ParamType = 'float' | 'int';
+export type FieldSpecs = Record<string, FieldSpec>;
+export type ParamSpecs = Record<string, ParamType>;
+/** Vector params (shapes, strides, tables) by name. */
+export type ArraySpecs = Record<string, 'ints' | 'floats'>;
+
+/** How a field of dtype D arrives in compute(): float16 decoded to floats (and rounded back after). */
+export type ElemOf<D extends DeviceDType> = D extends 'int32' ? Int32Array : D extends 'uint8' ? Uint8Array : Float32Array;
+/** The dtypes a field accepts: its `dtypes`, else any float. */
+export type DtypesOf<F extends FieldSpec> = F extends { dtypes: readonly (infer D extends DeviceDType)[] } ? D : 'float32' | 'float16';
+export type IsVector<F extends FieldSpec> = F extends { vector: true } ? true : false;
+/** Fields that must be connected (input, output); inout ones may be left out. */
+export type Connected<F extends FieldSpecs> = { [K in keyof F]: F[K] extends { direction: 'inout' } ? never : K }[keyof F];
+export type Optional<F extends FieldSpecs> = Exclude<keyof F, Connected<F>>;
+export type FieldView<F extends FieldSpec> = IsVector<F> extends true ? ElemOf<DtypesOf<F>>[] : ElemOf<DtypesOf<F>>;
+export type FieldRegion<F extends FieldSpec> = IsVector<F> extends true ? Region[] : Region;
+
+/** What compute() sees: typed views of tile memory. */
+export interface TypedVertexArgs<F extends FieldSpecs, P extends ParamSpecs, A extends ArraySpecs> {
+  fields: { [K in Connected<F>]: FieldView<F[K]> } & { [K in Optional<F>]?: FieldView<F[K]> };
+  params: { [K in keyof P]: number };
+  arrays: { [K in keyof A]: number[] };
+}
+
+/** What cycles() sees: the fields' regions (sizes and dtypes, no data) and the params. */
+export interface TypedVertexShape<F extends FieldSpecs, P extends ParamSpecs, A extends ArraySpecs> {
+  fields: { [K in Connected<F>]: FieldRegion<F[K]> } & { [K in Optional<F>]?: FieldRegion<F[K]> };
+  params: { [K in keyof P]: number };
+  arrays?: { [K in keyof A]: number[] };
+}
+
+/** A codelet made by defineCodelet: a Codelet that keeps its field and param types. */
+export interface CodeletDef<F extends FieldSpecs = FieldSpecs, P extends ParamSpecs = ParamSpecs, A extends ArraySpecs = ArraySpecs> extends Codelet {
+  readonly fields: F;
+  readonly params: P;
+  readonly arrays: A;
+  /** The domain that qualifies the name (absent for built-ins). */
+  readonly domain?: string;
+  /** The name without its domain (compute sets are named after it). */
+  readonly shortName: string;
+}
+
+export interface CodeletDefinition<F extends FieldSpecs, P extends ParamSpecs, A extends ArraySpecs> {
+  /** Qualifies the name, as an op's domain does: a custom codelet cannot collide with a built-in. Required for custom codelets. */
+  domain?: string;
+  name: string;
+  kind: 'multi' | 'worker';
+  fields: F;
+  params?: P;
+  arrays?: A;
+  compute(args: TypedVertexArgs<F, P, A>): void;
+  cycles(v: TypedVertexShape<F, P, A>, device: DeviceSpec): number;
+  estimateSource?: string;
+}
+
+/** A typed codelet: `{domain: 'custom.ops', name: 'LeakyRelu'}` registers as `custom.ops::LeakyRelu`. */
+export function defineCodelet<const F extends FieldSpecs, const P extends ParamSpecs = Record<never, ParamType>, const A extends ArraySpecs = Record<never, 'ints'>>(
+  def: CodeletDefinition<F, P, A>,
+): CodeletDef<F, P, A> {
+  if (def.domain !== undefined && (def.domain === '' || def.domain.includes(DOMAIN_SEPARATOR))) {
+    throw new Error(`codelet '${def.name}': domain must be a non-empty name without '${DOMAIN_SEPARATOR}', got '${def.domain}'`);
+  }
+  if (def.name.includes(DOMAIN_SEPARATOR)) throw new Error(`codelet '${def.name}': give the domain as \`domain\`, not in the name`);
+  return {
+    name: def.domain === undefined ? def.name : `${def.domain}${DOMAIN_SEPARATOR}${def.name}`,
+    shortName: def.name,
+    ...(def.domain !== undefined ? { domain: def.domain } : {}),
+    kind: def.kind,
+    fields: def.fields,
+    params: def.params ?? ({} as P),
+    arrays: def.arrays ?? ({} as A),
+    // The only place typed fields meet the untyped VertexArgs: defineCodelet's field specs are the contract
+    // the vertex was checked against when it was placed (names, connection, dtypes).
+    compute: def.compute as unknown as (args: VertexArgs) => void,
+    cycles: def.cycles as unknown as (v: VertexShape, device: DeviceSpec) => number,
+    ...(def.estimateSource !== undefined ? { estimateSource: def.estimateSource } : {}),
+  };
+}
+
+/** A codelet's name without its domain. */
+export function shortCodeletName(c: Codelet | string): string {
+  const name = typeof c === 'string' ? c : c.name;
+  const at = name.indexOf(DOMAIN_SEPARATOR);
+  return at < 0 ? name : name.slice(at + DOMAIN_SEPARATOR.length);
+}
