@@ -57,7 +57,7 @@ export async function compile(config: RunConfig, opts: CompileOptions = {}): Pro
   const registry = await createRegistry(config.model.customOps);
   progress('building the graph', 0, 1);
   if (config.model.onnx) checkOnnxGraph(config.model.graph, registry); // unsupported ops named with the supported list
-  const graph = buildGraph(config.model.graph, registry);
+  const graph = buildGraph(config.model.graph, registry, { inference: config.train === undefined });
   graph.training = config.train !== undefined;
   graph.randomSeed = config.run.seed;
   let loss: string | undefined;

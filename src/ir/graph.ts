@@ -96,6 +96,13 @@ export class Graph {
     this.ops.splice(this.ops.indexOf(op), 1);
   }
 
+  /** Remove a tensor no op produces or reads (a constant folding left unread). */
+  removeTensor(id: string): void {
+    const t = this.tensor(id);
+    if (t.producer || t.consumers.length > 0) throw new Error(`internal: tensor '${id}' is still connected`);
+    this.tensors.delete(id);
+  }
+
   /** Deterministic topological order. */
   schedule(): Op[] {
     const preds = new Map<Op, Set<Op>>();

@@ -325,12 +325,20 @@ export function parseOnnx(bytes: Uint8Array, opts: OnnxParseOptions = {}): OnnxI
       return;
     }
 
-    if (isDefault && op === 'ConstantOfShape')
-      fail(`${what}: its shape '${inputsOf[0] ?? ''}' is computed in the graph; tilesim fixes shapes at compile time, so ConstantOfShape must have a constant shape (an initializer or a Constant)`);
+    // ConstantOfShape of a computed shape: a node, folded when the graph is built if constant folding
+    // makes its shape a constant (Shape -> Slice -> ConstantOfShape); its tensor attribute becomes a number.
+    let cosValue: Record<string, AttributeValue> | undefined;
+    if (isDefault && op === 'ConstantOfShape') {
+      for (const an of attrs.keys()) if (an !== 'value') fail(`${what}: unknown attribute '${an}' (it takes: value)`);
+      const t = attrs.get('value')?.t;
+      const v = t ? decode(t, `${what}, attribute 'value'`) : undefined;
+      if (v && v.data.length !== 1) fail(`${what}: attribute 'value' must hold one element, it holds ${v.data.length}`);
+      cosValue = { value: v ? v.data[0] : 0, value_type: v?.dtype ?? 'float32' };
+    }
 
     // Attributes.
-    const attributes: Record<string, AttributeValue> = {};
-    for (const a of attributeList) {
+    const attributes: Record<string, AttributeValue> = { ...cosValue };
+    for (const a of cosValue ? [] : attributeList) {
       const an = a.name ?? '';
       if (a.refAttrName) fail(`${what}: attribute '${an}' refers to a function attribute ('${a.refAttrName}'), which is only meaningful inside a function`);
       const t = attrType(a);

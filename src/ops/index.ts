@@ -15,6 +15,7 @@ import { shapeDefinitions } from './shape.js';
 import { nnDefinitions } from './nn.js';
 import { logicDefinitions } from './logic.js';
 import { argReduceDefinitions } from './arg-reduce.js';
+import { constantDefinitions } from './constant.js';
 
 export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...matMulDefinitions,
@@ -32,6 +33,7 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...nnDefinitions,
   ...logicDefinitions,
   ...argReduceDefinitions,
+  ...constantDefinitions,
 ];
 
 export function registerBuiltinOps(r: OpRegistry): void {
