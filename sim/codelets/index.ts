@@ -14,6 +14,7 @@ import { shapeCodelets } from './shape.js';
 import { multiSliceCodelets } from './multislice.js';
 import { nnCodelets } from './nn.js';
 import { argReduceCodelets } from './arg-reduce.js';
+import { elementsCodelets } from './elements.js';
 
 export const BUILTIN_CODELETS: readonly Codelet[] = [
   addCodelet,
@@ -37,6 +38,7 @@ export const BUILTIN_CODELETS: readonly Codelet[] = [
   ...multiSliceCodelets,
   ...nnCodelets,
   ...argReduceCodelets,
+  ...elementsCodelets,
 ];
 
 export function registerBuiltinCodelets(r: CodeletRegistry): void {

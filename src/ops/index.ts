@@ -16,6 +16,7 @@ import { nnDefinitions } from './nn.js';
 import { logicDefinitions } from './logic.js';
 import { argReduceDefinitions } from './arg-reduce.js';
 import { constantDefinitions } from './constant.js';
+import { elementsDefinitions } from './elements.js';
 
 export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...matMulDefinitions,
@@ -34,6 +35,7 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...logicDefinitions,
   ...argReduceDefinitions,
   ...constantDefinitions,
+  ...elementsDefinitions,
 ];
 
 export function registerBuiltinOps(r: OpRegistry): void {
