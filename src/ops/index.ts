@@ -17,6 +17,7 @@ import { logicDefinitions } from './logic.js';
 import { argReduceDefinitions } from './arg-reduce.js';
 import { constantDefinitions } from './constant.js';
 import { elementsDefinitions } from './elements.js';
+import { splitDefinitions } from './split.js';
 
 export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...matMulDefinitions,
@@ -36,6 +37,7 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...argReduceDefinitions,
   ...constantDefinitions,
   ...elementsDefinitions,
+  ...splitDefinitions,
 ];
 
 export function registerBuiltinOps(r: OpRegistry): void {
