@@ -1,6 +1,6 @@
 /**
  * Reductions over arbitrary axes (popops::reduce in spirit): ReduceSum,
- * ReduceMean and ReduceMax, and the gradients of broadcasting ops (the output
+ * ReduceMean, ReduceMax, ReduceMin and ReduceProd, and the gradients of broadcasting ops (the output
  * gradient summed over the broadcast axes).
  *
  * The axes are first merged (size-1 axes dropped, neighbouring reduced or
@@ -23,7 +23,7 @@ import type { LowerContext } from './context.js';
 import type { BuildTensor, Slice, TileRange } from './devicegraph.js';
 import { reduceLeading } from './reduce.js';
 
-export type ReduceKind = 'sum' | 'max';
+export type ReduceKind = 'sum' | 'max' | 'min' | 'prod';
 
 export interface ReduceAxesOptions {
   kind?: ReduceKind;
@@ -31,7 +31,7 @@ export interface ReduceAxesOptions {
   scale?: number;
 }
 
-const KIND_CODE: Record<ReduceKind, number> = { sum: 0, max: 1 };
+const KIND_CODE: Record<ReduceKind, number> = { sum: 0, max: 1, min: 2, prod: 3 };
 
 /** Axes of `from` to reduce so the result broadcasts back as `to` (leading extra axes, and 1s of `to` over larger dims). */
 export function reducedAxes(from: readonly number[], to: readonly number[]): number[] {
