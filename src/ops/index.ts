@@ -18,6 +18,7 @@ import { argReduceDefinitions } from './arg-reduce.js';
 import { constantDefinitions } from './constant.js';
 import { elementsDefinitions } from './elements.js';
 import { splitDefinitions } from './split.js';
+import { compositeDefinitions } from './composites.js';
 
 export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...matMulDefinitions,
@@ -38,6 +39,7 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...constantDefinitions,
   ...elementsDefinitions,
   ...splitDefinitions,
+  ...compositeDefinitions,
 ];
 
 export function registerBuiltinOps(r: OpRegistry): void {
