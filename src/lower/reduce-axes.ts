@@ -72,6 +72,17 @@ export function needsReduction(shape: readonly number[], axes: readonly number[]
  */
 export function reduceToOutput(ctx: LowerContext, i: number, x: Operand, axes: readonly number[], opts: ReduceAxesOptions = {}): void {
   const scale = opts.scale ?? 1;
+  if (nelms(x.shape) === 0) {
+    // Over no elements: the identity (0, -inf, +inf, 1); a mean of nothing is 0, as onnxruntime gives.
+    const out = ctx.output(i);
+    if (out.size === 0) return;
+    const kind = opts.kind ?? 'sum';
+    const int = out.dtype === 'int32';
+    const identity = { sum: 0, max: int ? -(2 ** 31) : -Infinity, min: int ? 2 ** 31 - 1 : Infinity, prod: 1 }[kind];
+    ctx.computeSet('identity');
+    for (const r of ctx.ranges(out)) ctx.vertex('ZeroRegions', r.tile, { out: [ctx.slice(out, r.begin, r.end)] }, { value: identity === 0 ? 0 : identity * (int ? 1 : scale) });
+    return;
+  }
   if (!needsReduction(x.shape, axes)) {
     if (scale === 1) {
       ctx.aliasOutput(i, x.t);

@@ -220,7 +220,7 @@ export function parseOnnx(bytes: Uint8Array, opts: OnnxParseOptions = {}): OnnxI
     (dims ?? []).forEach((d, j) => {
       if (d.value === 'dimValue') {
         const v = int64ToNumber(d.dimValue);
-        if (!(v >= 1)) fail(`graph input '${name}' has dimension ${j} of size ${v}; tilesim needs sizes >= 1`);
+        if (!(v >= 0)) fail(`graph input '${name}' has dimension ${j} of size ${v}; sizes must be >= 0`);
         shape.push(v);
       } else {
         const what = d.value === 'dimParam' ? `the symbolic dimension '${d.dimParam}'` : 'an unknown dimension';
@@ -407,8 +407,6 @@ export function parseOnnx(bytes: Uint8Array, opts: OnnxParseOptions = {}): OnnxI
   const initializers: InitializerDecl[] = [];
   for (const [name, c] of constants) {
     if (!read.has(name) && (consumedByFold.has(name) || c.folded)) continue;
-    if (c.shape.reduce((a, b) => a * b, 1) === 0)
-      fail(`${c.folded ? 'constant' : 'initializer'} '${name}' has no elements (shape [${c.shape.join(', ')}]); zero-size tensors are not supported`);
     const float = c.dtype !== 'int32';
     const init: InitializerDecl['init'] = c.fill !== undefined ? { kind: 'constant', value: c.fill } : { kind: 'data', data: c.data };
     initializers.push({ name, shape: c.shape, dtype: c.dtype, loc, init, trainable: float && !c.folded && !statsOnly.has(name) });
