@@ -1,5 +1,6 @@
 /**
- * Codelets of GatherElements and ScatterElements (src/ops/elements.ts).
+ * Codelets of GatherElements and ScatterElements (src/ops/elements.ts), and
+ * NdIndexFlatten (GatherND, ScatterND: src/ops/nd.ts).
  *
  * Both walk elements of an index tensor of shape arrays.ishape (row-major,
  * starting at element params.begin): element c of it names the element of a
@@ -96,4 +97,40 @@ export const scatterElementsCodelet: Codelet = {
   estimateSource: 'worker loop: copy of the range, then per update the index load, address arithmetic, a range test and a read-modify-write (GUESS from §3 ALU figures)',
 };
 
-export const elementsCodelets: Codelet[] = [gatherElementsCodelet, scatterElementsCodelet];
+
+/**
+ * NdIndexFlatten (GatherND, ScatterND): each row of params.k indices (row
+ * params.begin + i of the indices) becomes the row number it names in data
+ * viewed as [batches x rows per batch, inner]: batch (row / params.rowsPerBatch)
+ * x params.perBatch + sum_j index_j x arrays.strides[j], an index_j below 0
+ * counting from arrays.dims[j]. A row with an index out of range gives
+ * 2^31 - 1, which the Gather and Scatter codelets skip as out of range.
+ */
+export const ndIndexFlattenCodelet: Codelet = {
+  name: 'NdIndexFlatten',
+  kind: 'worker',
+  fields: { indices: { direction: 'input', dtypes: ['int32'] }, out: { direction: 'output', dtypes: ['int32'] } },
+  compute({ fields, params, arrays }) {
+    const ind = fields.indices as Int32Array;
+    const out = fields.out as Int32Array;
+    const { k, begin, rowsPerBatch, perBatch } = params;
+    const { dims, strides } = arrays;
+    for (let i = 0; i < out.length; i++) {
+      let flat = Math.floor((begin + i) / rowsPerBatch) * perBatch;
+      for (let j = 0; j < k; j++) {
+        let v = ind[i * k + j];
+        if (v < 0) v += dims[j];
+        if (v < 0 || v >= dims[j]) {
+          flat = 2 ** 31 - 1;
+          break;
+        }
+        flat += v * strides[j];
+      }
+      out[i] = flat;
+    }
+  },
+  cycles: (v) => 10 + regionCount(v.fields.out) * (4 + 4 * (v.params.k ?? 1)),
+  estimateSource: 'worker loop: per index a load, a range test and a multiply-add, 4 per row for the batch offset and the store (GUESS from §3 ALU figures)',
+};
+
+export const elementsCodelets: Codelet[] = [gatherElementsCodelet, scatterElementsCodelet, ndIndexFlattenCodelet];

@@ -19,6 +19,7 @@ import { constantDefinitions } from './constant.js';
 import { elementsDefinitions } from './elements.js';
 import { splitDefinitions } from './split.js';
 import { compositeDefinitions } from './composites.js';
+import { ndDefinitions } from './nd.js';
 
 export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...matMulDefinitions,
@@ -40,6 +41,7 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...elementsDefinitions,
   ...splitDefinitions,
   ...compositeDefinitions,
+  ...ndDefinitions,
 ];
 
 export function registerBuiltinOps(r: OpRegistry): void {
