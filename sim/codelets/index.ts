@@ -15,6 +15,7 @@ import { multiSliceCodelets } from './multislice.js';
 import { nnCodelets } from './nn.js';
 import { argReduceCodelets } from './arg-reduce.js';
 import { elementsCodelets } from './elements.js';
+import { cumSumCodelet } from './scan.js';
 
 export const BUILTIN_CODELETS: readonly Codelet[] = [
   addCodelet,
@@ -39,6 +40,7 @@ export const BUILTIN_CODELETS: readonly Codelet[] = [
   ...nnCodelets,
   ...argReduceCodelets,
   ...elementsCodelets,
+  cumSumCodelet,
 ];
 
 export function registerBuiltinCodelets(r: CodeletRegistry): void {

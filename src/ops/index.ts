@@ -20,6 +20,7 @@ import { elementsDefinitions } from './elements.js';
 import { splitDefinitions } from './split.js';
 import { compositeDefinitions } from './composites.js';
 import { ndDefinitions } from './nd.js';
+import { cumSumDefinitions } from './cumsum.js';
 
 export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...matMulDefinitions,
@@ -42,6 +43,7 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...splitDefinitions,
   ...compositeDefinitions,
   ...ndDefinitions,
+  ...cumSumDefinitions,
 ];
 
 export function registerBuiltinOps(r: OpRegistry): void {
