@@ -16,6 +16,9 @@
  *                    Expanded (edge)
  *   OneHot           Where(indices == iota or indices == iota - depth, on, off)
  *   Hardmax          Cast(ArgMax(x, axis, keepdims) == iota): no gradient (it is 0 almost everywhere)
+ *   GroupNormalization, InstanceNormalization
+ *                    Reshape to [N, groups, rest], (x - mean) / sqrt(var + epsilon) by ReduceMean,
+ *                    then scale and bias per channel (per group: GroupNormalization-18)
  *
  * Shape-like inputs (Pad's pads, value and axes; Tile's repeats; OneHot's
  * depth) must be constants (shapes are fixed at compile time).
@@ -307,7 +310,71 @@ function expandHardmax(args: ExpandArgs): Expansion {
   return b.done();
 }
 
+// ---------------------------------------------------------------------------
+// GroupNormalization, InstanceNormalization
+
+/**
+ * x [N, C, ...] normalised over each group of C / groups channels and the
+ * spatial axes: Reshape to [N, G, K], mean and variance by ReduceMean, (x -
+ * mean) / sqrt(var + epsilon), then scale and bias per channel (or per group:
+ * GroupNormalization-18).
+ */
+function expandGroupNorm(kind: 'group18' | 'group21' | 'instance') {
+  return (args: ExpandArgs): Expansion => {
+    const b = new Builder(args);
+    const x = b.info(0);
+    const [xIn, scale, bias] = args.node.inputs;
+    if (x.shape.length < 2) b.fail(`X must be [N, C, ...], got ${fmtInfo(x)}`);
+    if (x.dtype !== 'float32' && x.dtype !== 'float16') b.fail(`supports float32 and float16, got ${fmtInfo(x)}`);
+    const [N, C] = x.shape;
+    const G = kind === 'instance' ? C : args.attributes.int('num_groups');
+    if (!(G >= 1) || C % G !== 0) b.fail(`num_groups ${G} must divide the ${C} channels`);
+    const perGroup = kind === 'group18';
+    for (const i of [1, 2]) {
+      const want = perGroup ? G : C;
+      if (nelms(b.info(i).shape) !== want || b.info(i).shape.length !== 1) b.fail(`${i === 1 ? 'scale' : 'bias'} must be [${want}] (one per ${perGroup ? 'group' : 'channel'}), got ${fmtInfo(b.info(i))}`);
+    }
+    const K = nelms(x.shape) / (N * G);
+    const xr = b.reshape(xIn, [N, G, K]);
+    const axes = b.ints('axes', [2]);
+    const mean = b.add('ReduceMean', 18, [xr, axes], { keepdims: 1 });
+    const d = b.add('Sub', 14, [xr, mean]);
+    const v = b.add('ReduceMean', 18, [b.add('Mul', 14, [d, d]), axes], { keepdims: 1 });
+    const eps = b.tensor('epsilon', x.dtype, [], Float32Array.of(args.attributes.float('epsilon')));
+    const n = b.add('Div', 14, [d, b.add('Sqrt', 13, [b.add('Add', 14, [v, eps])])]);
+    const out = args.node.outputs[0];
+    if (perGroup) {
+      const scaled = b.add('Add', 14, [b.add('Mul', 14, [n, b.reshape(scale, [G, 1])]), b.reshape(bias, [G, 1])]);
+      b.reshape(scaled, [...x.shape], out);
+    } else {
+      const chan = [C, ...x.shape.slice(2).map(() => 1)];
+      b.add('Add', 14, [b.add('Mul', 14, [b.reshape(n, [...x.shape]), b.reshape(scale, chan)]), b.reshape(bias, chan)], {}, out);
+    }
+    return b.done();
+  };
+}
+
 export const compositeDefinitions: OpDefinition[] = [
+  ...versions('GroupNormalization', [18, 21], (id) => ({
+    description: `Normalisation over groups of channels, then scale and bias per ${id.version >= 21 ? 'channel' : 'group'}: Reshape, ReduceMean, Sub, Mul, Div, Sqrt`,
+    inputs: [{ name: 'X' }, { name: 'scale' }, { name: 'bias' }],
+    outputs: [{ name: 'Y' }],
+    attributes: {
+      epsilon: { type: 'float', default: 1e-5, description: 'added to the variance' },
+      num_groups: { type: 'int', description: 'groups the channels are split into' },
+      ...(id.version >= 21 ? { stash_type: { type: 'int' as const, default: 1, description: 'precision of the statistics (computed in the input type here)' } } : {}),
+    },
+    grad: true,
+    expand: expandGroupNorm(id.version >= 21 ? 'group21' : 'group18'),
+  })),
+  ...versions('InstanceNormalization', [6], () => ({
+    description: 'Normalisation of each channel of each item over the spatial axes, then scale and bias per channel: a composite as GroupNormalization',
+    inputs: [{ name: 'input' }, { name: 'scale' }, { name: 'B' }],
+    outputs: [{ name: 'output' }],
+    attributes: { epsilon: { type: 'float', default: 1e-5, description: 'added to the variance' } },
+    grad: true,
+    expand: expandGroupNorm('instance'),
+  })),
   ...reduceDefinitions('l1'),
   ...reduceDefinitions('l2'),
   ...reduceDefinitions('sumsquare'),

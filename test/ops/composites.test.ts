@@ -135,3 +135,21 @@ describe('OneHot and Hardmax', () => {
     await checkForward({ op: 'Hardmax', inputs: { x: half(f32([3, 7], 31)) }, outputDtype: 'float16', ...exact });
   });
 });
+
+describe('GroupNormalization and InstanceNormalization', () => {
+  // Means and variances over at most 60 elements, divided by sqrt(var + eps): float32 atol 1e-5, rtol 1e-4; float16 atol 4e-3, rtol 4e-3.
+  const TOL = { atol: 1e-5, rtol: 1e-4 };
+  it('GroupNormalization 21 (scale per channel) and 18 (per group), on 1 and 16 tiles; InstanceNormalization; fp16', async () => {
+    for (const device of [tiny(), wide]) {
+      await checkForward({ op: 'GroupNormalization', opset: 21, attributes: { num_groups: 2, epsilon: 1e-3 }, inputs: { x: f32([3, 4, 3, 5], 40), s: f32([4], 41), b: f32([4], 42) }, device, ...TOL });
+      await checkForward({ op: 'InstanceNormalization', opset: 13, inputs: { x: f32([2, 3, 4, 5], 43), s: f32([3], 44), b: f32([3], 45) }, device, ...TOL });
+    }
+    await checkForward({ op: 'GroupNormalization', opset: 18, attributes: { num_groups: 3 }, inputs: { x: f32([2, 6, 4], 46), s: f32([3], 47), b: f32([3], 48) }, ...TOL });
+    await checkForward({ op: 'InstanceNormalization', opset: 13, inputs: { x: half(f32([1, 2, 6], 49)), s: half(f32([2], 50)), b: half(f32([2], 51)) }, outputDtype: 'float16', atol: 4e-3, rtol: 4e-3 });
+  });
+
+  it('gradients to X, scale and bias', async () => {
+    await checkGrad({ op: 'GroupNormalization', opset: 21, attributes: { num_groups: 2 }, inputs: { x: f32([2, 4, 3], 52), s: f32([4], 53), b: f32([4], 54) } });
+    await checkGrad({ op: 'InstanceNormalization', opset: 13, inputs: { x: f32([2, 2, 5], 55), s: f32([2], 56), b: f32([2], 57) } });
+  });
+});
