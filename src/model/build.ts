@@ -4,10 +4,12 @@
  * tensors, initializers variables or constants, nodes ops found in the
  * registry at the opset in force.
  *
- * In an inference build (`inference: true`) every initializer is a constant,
- * as PopART's inference sessions make them: nothing trains it, so a Pow
- * exponent, a Clip bound or a Reshape shape stored as a float initializer is
- * read at compile time like one from a Constant node. An op whose inputs are
+ * In an inference build (`inference: true`) nothing trains the weights, so
+ * ops may read any initializer at compile time (Graph.frozenWeights): a Pow
+ * exponent or a Clip bound stored as a float initializer works as one from a
+ * Constant node. Float initializers stay variables on the device, so an
+ * InferenceSession's writeWeights still reaches them; folding reads only
+ * constants, so it never bakes a weight that can be rewritten. An op whose inputs are
  * all constants is folded (src/model/fold.ts): evaluated once here and
  * replaced by constants, and the constants folding leaves unread are dropped.
  */
@@ -20,7 +22,7 @@ import { initializerData } from './data.js';
 import { evaluateConstantElementwise, evaluateConstantOp } from './fold.js';
 
 export interface BuildOptions {
-  /** Every initializer is a constant (an inference run). Default false: float initializers marked trainable are variables. */
+  /** Nothing trains the weights (an inference run): ops may read any initializer at compile time (Graph.frozenWeights). */
   inference?: boolean;
   /** Fold ops whose inputs are all constants (default true). */
   fold?: boolean;
@@ -28,11 +30,11 @@ export interface BuildOptions {
 
 export function buildGraph(decl: GraphDecl, registry: OpRegistry, opts: BuildOptions = {}): Graph {
   const g = new Graph();
+  g.frozenWeights = opts.inference === true;
   for (const i of decl.inputs) g.addTensor(i.name, { dtype: i.dtype, shape: i.shape }, 'stream');
   for (const w of decl.initializers) {
     const data = initializerData(w.init, w.shape, w.dtype, `initializer '${w.name}'`, w.loc);
-    const trainable = w.trainable && !opts.inference;
-    g.addTensor(w.name, { dtype: w.dtype, shape: w.shape }, trainable ? 'variable' : 'constant', { data, trainable });
+    g.addTensor(w.name, { dtype: w.dtype, shape: w.shape }, w.trainable ? 'variable' : 'constant', { data, trainable: w.trainable });
   }
   /** Constants made while building (composites, folding): dropped at the end when nothing reads them. */
   const made = new Set<string>();
