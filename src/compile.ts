@@ -89,7 +89,7 @@ export const PASSES: readonly Pass[] = [
     run: (s) => {
       const { config } = s;
       if (config.model.onnx) checkOnnxGraph(config.model.graph, s.registry!); // unsupported ops named with the supported list
-      s.graph = buildGraph(config.model.graph, s.registry!);
+      s.graph = buildGraph(config.model.graph, s.registry!, { inference: config.train === undefined });
       s.graph.training = training(config);
       s.graph.randomSeed = config.run.seed;
     },

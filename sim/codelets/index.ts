@@ -14,6 +14,8 @@ import { shapeCodelets } from './shape.js';
 import { multiSliceCodelets } from './multislice.js';
 import { nnCodelets } from './nn.js';
 import { argReduceCodelets } from './arg-reduce.js';
+import { elementsCodelets } from './elements.js';
+import { cumSumCodelet } from './scan.js';
 
 export const BUILTIN_CODELETS: readonly Codelet[] = [
   addCodelet,
@@ -37,6 +39,8 @@ export const BUILTIN_CODELETS: readonly Codelet[] = [
   ...multiSliceCodelets,
   ...nnCodelets,
   ...argReduceCodelets,
+  ...elementsCodelets,
+  cumSumCodelet,
 ];
 
 export function registerBuiltinCodelets(r: CodeletRegistry): void {

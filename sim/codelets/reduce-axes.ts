@@ -5,8 +5,9 @@
  * [begin, begin + n) of a row-major tensor of the axis-merged shape
  * arrays.shape; element c goes to output element sum_k c_k x arrays.out[k]
  * (0 for reduced axes), minus params.outBase, of `out`. `out` starts at the
- * identity (0 for sum, -Infinity for max), accumulates in float64, and is
- * written times params.scale. params.kind: 0 sum, 1 max.
+ * identity (0 for sum, -Infinity for max, Infinity for min, 1 for prod),
+ * accumulates in float64, and is written times params.scale. params.kind:
+ * 0 sum, 1 max, 2 min, 3 prod (a NaN wins max and min).
  *
  * ReduceAxesFinal (stage 2): `partials` is a list of pieces; piece j covers
  * out[arrays.offsets[j] ...]. out = scale x combine(identity, pieces).
@@ -17,6 +18,29 @@ import { reduce } from './estimators.js';
 import { cachedIndex } from './binary.js';
 
 const KIND_SUM = 0;
+const IDENTITY = [0, -Infinity, Infinity, 1];
+
+/** acc[o] combined with v, for kind k. */
+function combiner(k: number): (acc: Float64Array, o: number, v: number) => void {
+  switch (k) {
+    case 1:
+      return (acc, o, v) => {
+        if (v > acc[o] || Number.isNaN(v)) acc[o] = v;
+      };
+    case 2:
+      return (acc, o, v) => {
+        if (v < acc[o] || Number.isNaN(v)) acc[o] = v;
+      };
+    case 3:
+      return (acc, o, v) => {
+        acc[o] *= v;
+      };
+    default:
+      return (acc, o, v) => {
+        acc[o] += v;
+      };
+  }
+}
 
 export const reduceAxesPartialCodelet: Codelet = {
   name: 'ReduceAxesPartial',
@@ -26,15 +50,12 @@ export const reduceAxesPartialCodelet: Codelet = {
     const x = args.fields.in as Float32Array;
     const out = args.fields.out as Float32Array;
     const idx = cachedIndex(args, 'out', x.length, 'out', 'outBase');
-    const sum = (args.params.kind ?? KIND_SUM) === KIND_SUM;
-    const acc = new Float64Array(out.length).fill(sum ? 0 : -Infinity);
-    if (sum) for (let i = 0; i < x.length; i++) acc[idx[i]] += x[i];
+    const kind = args.params.kind ?? KIND_SUM;
+    const acc = new Float64Array(out.length).fill(IDENTITY[kind]);
+    if (kind === KIND_SUM) for (let i = 0; i < x.length; i++) acc[idx[i]] += x[i];
     else {
-      for (let i = 0; i < x.length; i++) {
-        const v = x[i];
-        const o = idx[i];
-        if (v > acc[o] || Number.isNaN(v)) acc[o] = v;
-      }
+      const f = combiner(kind);
+      for (let i = 0; i < x.length; i++) f(acc, idx[i], x[i]);
     }
     const scale = args.params.scale ?? 1;
     for (let j = 0; j < out.length; j++) out[j] = acc[j] * scale;
@@ -63,18 +84,13 @@ export const reduceAxesFinalCodelet: Codelet = {
     const parts = args.fields.partials as Float32Array[];
     const out = args.fields.out as Float32Array;
     const offsets = args.arrays.offsets;
-    const sum = (args.params.kind ?? KIND_SUM) === KIND_SUM;
-    const acc = new Float64Array(out.length).fill(sum ? 0 : -Infinity);
+    const kind = args.params.kind ?? KIND_SUM;
+    const acc = new Float64Array(out.length).fill(IDENTITY[kind]);
+    const f = combiner(kind);
     for (let j = 0; j < parts.length; j++) {
       const p = parts[j];
       const off = offsets[j];
-      if (sum) for (let i = 0; i < p.length; i++) acc[off + i] += p[i];
-      else {
-        for (let i = 0; i < p.length; i++) {
-          const v = p[i];
-          if (v > acc[off + i] || Number.isNaN(v)) acc[off + i] = v;
-        }
-      }
+      for (let i = 0; i < p.length; i++) f(acc, off + i, p[i]);
     }
     const scale = args.params.scale ?? 1;
     for (let i = 0; i < out.length; i++) out[i] = acc[i] * scale;

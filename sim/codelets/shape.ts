@@ -158,8 +158,10 @@ export const zeroRegionsCodelet: Codelet = {
   name: 'ZeroRegions',
   kind: 'worker',
   fields: { out: { direction: 'output', vector: true, dtypes: ANY } },
-  compute({ fields }) {
-    for (const r of fields.out as ElemArray[]) r.fill(0);
+  // params.value: the fill (default 0; a reduction over no elements writes its identity).
+  compute({ fields, params }) {
+    const v = params.value ?? 0;
+    for (const r of fields.out as ElemArray[]) r.fill(v);
   },
   cycles(v: VertexShape) {
     const f = v.fields.out as FieldValue;

@@ -16,6 +16,13 @@ export class Graph {
   training = false;
   /** run.seed, from which ops with randomness (Dropout) derive the seeds their nodes do not give. */
   randomSeed = 0;
+  /**
+   * Nothing trains the weights (an inference build): ops may read a variable's
+   * initial value at compile time as they read a constant's (a Pow exponent or
+   * a Clip bound stored as an initializer). The variable stays a variable
+   * (writeWeights still reaches what the device reads).
+   */
+  frozenWeights = false;
 
   hasTensor(id: string): boolean {
     return this.tensors.has(id);
@@ -94,6 +101,19 @@ export class Graph {
     }
     for (const id of op.outputs) this.tensors.delete(id);
     this.ops.splice(this.ops.indexOf(op), 1);
+  }
+
+  /** The values an op may read at compile time: a constant's, or a variable's when the weights are frozen; undefined otherwise. */
+  compileTimeData(id: string): Float32Array | Int32Array | undefined {
+    const t = this.tensor(id);
+    return t.kind === 'constant' || (t.kind === 'variable' && this.frozenWeights) ? t.data : undefined;
+  }
+
+  /** Remove a tensor no op produces or reads (a constant folding left unread). */
+  removeTensor(id: string): void {
+    const t = this.tensor(id);
+    if (t.producer || t.consumers.length > 0) throw new Error(`internal: tensor '${id}' is still connected`);
+    this.tensors.delete(id);
   }
 
   /** Deterministic topological order. */

@@ -85,6 +85,13 @@ export interface ExpandArgs {
   attributes: Attributes;
   /** Infos of the node's inputs ('' for an omitted optional input). */
   inputInfos: (TensorInfo | undefined)[];
+  /**
+   * The values of the node's constant inputs (initializers with trainable:
+   * false, Constant nodes, and whatever constant folding made), undefined for
+   * the others: a composite that needs an input at compile time (ConstantOfShape's
+   * shape) reads it here.
+   */
+  inputData: (Float32Array | Int32Array | undefined)[];
   /** A fresh tensor or node name derived from `base`. */
   fresh(base: string): string;
 }

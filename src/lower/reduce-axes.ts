@@ -1,6 +1,6 @@
 /**
  * Reductions over arbitrary axes (popops::reduce in spirit): ReduceSum,
- * ReduceMean and ReduceMax, and the gradients of broadcasting ops (the output
+ * ReduceMean, ReduceMax, ReduceMin and ReduceProd, and the gradients of broadcasting ops (the output
  * gradient summed over the broadcast axes).
  *
  * The axes are first merged (size-1 axes dropped, neighbouring reduced or
@@ -23,7 +23,7 @@ import type { LowerContext } from './context.js';
 import type { BuildTensor, Slice, TileRange } from './devicegraph.js';
 import { reduceLeading } from './reduce.js';
 
-export type ReduceKind = 'sum' | 'max';
+export type ReduceKind = 'sum' | 'max' | 'min' | 'prod';
 
 export interface ReduceAxesOptions {
   kind?: ReduceKind;
@@ -31,7 +31,7 @@ export interface ReduceAxesOptions {
   scale?: number;
 }
 
-const KIND_CODE: Record<ReduceKind, number> = { sum: 0, max: 1 };
+const KIND_CODE: Record<ReduceKind, number> = { sum: 0, max: 1, min: 2, prod: 3 };
 
 /** Axes of `from` to reduce so the result broadcasts back as `to` (leading extra axes, and 1s of `to` over larger dims). */
 export function reducedAxes(from: readonly number[], to: readonly number[]): number[] {
@@ -72,6 +72,17 @@ export function needsReduction(shape: readonly number[], axes: readonly number[]
  */
 export function reduceToOutput(ctx: LowerContext, i: number, x: Operand, axes: readonly number[], opts: ReduceAxesOptions = {}): void {
   const scale = opts.scale ?? 1;
+  if (nelms(x.shape) === 0) {
+    // Over no elements: the identity (0, -inf, +inf, 1); a mean of nothing is 0, as onnxruntime gives.
+    const out = ctx.output(i);
+    if (out.size === 0) return;
+    const kind = opts.kind ?? 'sum';
+    const int = out.dtype === 'int32';
+    const identity = { sum: 0, max: int ? -(2 ** 31) : -Infinity, min: int ? 2 ** 31 - 1 : Infinity, prod: 1 }[kind];
+    ctx.computeSet('identity');
+    for (const r of ctx.ranges(out)) ctx.vertex('ZeroRegions', r.tile, { out: [ctx.slice(out, r.begin, r.end)] }, { value: identity === 0 ? 0 : identity * (int ? 1 : scale) });
+    return;
+  }
   if (!needsReduction(x.shape, axes)) {
     if (scale === 1) {
       ctx.aliasOutput(i, x.t);

@@ -3,6 +3,15 @@
  * import will produce the same declaration): inputs become streamed
  * tensors, initializers variables or constants, nodes ops found in the
  * registry at the opset in force.
+ *
+ * In an inference build (`inference: true`) nothing trains the weights, so
+ * ops may read any initializer at compile time (Graph.frozenWeights): a Pow
+ * exponent or a Clip bound stored as a float initializer works as one from a
+ * Constant node. Float initializers stay variables on the device, so an
+ * InferenceSession's writeWeights still reaches them; folding reads only
+ * constants, so it never bakes a weight that can be rewritten. An op whose inputs are
+ * all constants is folded (src/model/fold.ts): evaluated once here and
+ * replaced by constants, and the constants folding leaves unread are dropped.
  */
 import type { GraphDecl, NodeDecl } from '../config/types.js';
 import { UserError } from '../errors.js';
@@ -10,14 +19,25 @@ import { Graph } from '../ir/graph.js';
 import { normDomain, ONNX_DOMAIN } from '../ir/opid.js';
 import { checkAttributes, type OpRegistry } from '../ir/registry.js';
 import { initializerData } from './data.js';
+import { evaluateConstantElementwise, evaluateConstantOp } from './fold.js';
 
-export function buildGraph(decl: GraphDecl, registry: OpRegistry): Graph {
+export interface BuildOptions {
+  /** Nothing trains the weights (an inference run): ops may read any initializer at compile time (Graph.frozenWeights). */
+  inference?: boolean;
+  /** Fold ops whose inputs are all constants (default true). */
+  fold?: boolean;
+}
+
+export function buildGraph(decl: GraphDecl, registry: OpRegistry, opts: BuildOptions = {}): Graph {
   const g = new Graph();
+  g.frozenWeights = opts.inference === true;
   for (const i of decl.inputs) g.addTensor(i.name, { dtype: i.dtype, shape: i.shape }, 'stream');
   for (const w of decl.initializers) {
     const data = initializerData(w.init, w.shape, w.dtype, `initializer '${w.name}'`, w.loc);
     g.addTensor(w.name, { dtype: w.dtype, shape: w.shape }, w.trainable ? 'variable' : 'constant', { data, trainable: w.trainable });
   }
+  /** Constants made while building (composites, folding): dropped at the end when nothing reads them. */
+  const made = new Set<string>();
   const fresh = (base: string): string => {
     let name = g.uniqueTensorId(base);
     while (usedNames.has(name)) name = g.uniqueTensorId(`${name}_`);
@@ -39,16 +59,41 @@ export function buildGraph(decl: GraphDecl, registry: OpRegistry): Graph {
       // A composite: add its constants, then its simpler nodes in its place.
       if (depth > 8) throw new UserError(`node '${n.name}' (${n.op}): composite expansion does not terminate`, n.loc);
       const inputInfos = n.inputs.map((id) => (id === '' ? undefined : g.tensor(id).info));
-      const ex = def.expand({ node: n, attributes, inputInfos, fresh });
-      for (const c of ex.constants ?? []) g.addTensor(c.name, { dtype: c.dtype, shape: c.shape }, 'constant', { data: c.data });
+      const inputData = n.inputs.map((id) => {
+        const t = id === '' ? undefined : g.tensor(id);
+        return t?.kind === 'constant' ? t.data : undefined;
+      });
+      const ex = def.expand({ node: n, attributes, inputInfos, inputData, fresh });
+      for (const c of ex.constants ?? []) {
+        g.addTensor(c.name, { dtype: c.dtype, shape: c.shape }, 'constant', { data: c.data });
+        made.add(c.name);
+      }
       for (const sub of ex.nodes) addNode({ ...sub, loc: sub.loc ?? n.loc }, depth + 1);
       return;
     }
     if (!def.create) throw new UserError(`node '${n.name}': ${n.op} is a grad op; it cannot be written in a graph`, n.loc);
+    const folded = opts.fold === false ? undefined : evaluateConstantElementwise(g, n, attributes);
+    if (folded) {
+      g.addTensor(n.outputs[0], folded.info, 'constant', { data: folded.data });
+      made.add(n.outputs[0]);
+      return;
+    }
     const op = def.create({ attributes, settings: { name: n.name, loc: n.loc } });
     g.addOp(op, n.inputs, n.outputs);
+    const values = opts.fold === false ? undefined : evaluateConstantOp(op, attributes);
+    if (values) {
+      const infos = n.outputs.map((_, i) => op.outInfo(i));
+      g.removeOp(op);
+      n.outputs.forEach((id, i) => {
+        g.addTensor(id, infos[i], 'constant', { data: values[i] });
+        made.add(id);
+      });
+    }
   };
   for (const n of decl.nodes) addNode(n, 0);
+  // Drop what folding made and nothing reads (a Shape feeding only a folded Concat), in reverse order of making.
+  const outputs = new Set(decl.outputs);
+  for (const id of [...made].reverse()) if (g.hasTensor(id) && g.tensor(id).consumers.length === 0 && !outputs.has(id)) g.removeTensor(id);
   for (const o of decl.outputs) if (!g.hasTensor(o)) throw new UserError(`graph output '${o}' is not produced by any node`);
   return g;
 }

@@ -220,7 +220,7 @@ export function parseOnnx(bytes: Uint8Array, opts: OnnxParseOptions = {}): OnnxI
     (dims ?? []).forEach((d, j) => {
       if (d.value === 'dimValue') {
         const v = int64ToNumber(d.dimValue);
-        if (!(v >= 1)) fail(`graph input '${name}' has dimension ${j} of size ${v}; tilesim needs sizes >= 1`);
+        if (!(v >= 0)) fail(`graph input '${name}' has dimension ${j} of size ${v}; sizes must be >= 0`);
         shape.push(v);
       } else {
         const what = d.value === 'dimParam' ? `the symbolic dimension '${d.dimParam}'` : 'an unknown dimension';
@@ -325,12 +325,20 @@ export function parseOnnx(bytes: Uint8Array, opts: OnnxParseOptions = {}): OnnxI
       return;
     }
 
-    if (isDefault && op === 'ConstantOfShape')
-      fail(`${what}: its shape '${inputsOf[0] ?? ''}' is computed in the graph; tilesim fixes shapes at compile time, so ConstantOfShape must have a constant shape (an initializer or a Constant)`);
+    // ConstantOfShape of a computed shape: a node, folded when the graph is built if constant folding
+    // makes its shape a constant (Shape -> Slice -> ConstantOfShape); its tensor attribute becomes a number.
+    let cosValue: Record<string, AttributeValue> | undefined;
+    if (isDefault && op === 'ConstantOfShape') {
+      for (const an of attrs.keys()) if (an !== 'value') fail(`${what}: unknown attribute '${an}' (it takes: value)`);
+      const t = attrs.get('value')?.t;
+      const v = t ? decode(t, `${what}, attribute 'value'`) : undefined;
+      if (v && v.data.length !== 1) fail(`${what}: attribute 'value' must hold one element, it holds ${v.data.length}`);
+      cosValue = { value: v ? v.data[0] : 0, value_type: v?.dtype ?? 'float32' };
+    }
 
     // Attributes.
-    const attributes: Record<string, AttributeValue> = {};
-    for (const a of attributeList) {
+    const attributes: Record<string, AttributeValue> = { ...cosValue };
+    for (const a of cosValue ? [] : attributeList) {
       const an = a.name ?? '';
       if (a.refAttrName) fail(`${what}: attribute '${an}' refers to a function attribute ('${a.refAttrName}'), which is only meaningful inside a function`);
       const t = attrType(a);
@@ -399,8 +407,6 @@ export function parseOnnx(bytes: Uint8Array, opts: OnnxParseOptions = {}): OnnxI
   const initializers: InitializerDecl[] = [];
   for (const [name, c] of constants) {
     if (!read.has(name) && (consumedByFold.has(name) || c.folded)) continue;
-    if (c.shape.reduce((a, b) => a * b, 1) === 0)
-      fail(`${c.folded ? 'constant' : 'initializer'} '${name}' has no elements (shape [${c.shape.join(', ')}]); zero-size tensors are not supported`);
     const float = c.dtype !== 'int32';
     const init: InitializerDecl['init'] = c.fill !== undefined ? { kind: 'constant', value: c.fill } : { kind: 'data', data: c.data };
     initializers.push({ name, shape: c.shape, dtype: c.dtype, loc, init, trainable: float && !c.folded && !statsOnly.has(name) });

@@ -126,8 +126,7 @@ export class DropoutOp extends Op {
   /** The value of a constant scalar input, undefined if the input is absent or not a constant. */
   private constantInput(i: number): number | undefined {
     if (!this.given(i)) return undefined;
-    const t = this.graph.tensor(this.inId(i));
-    return t.kind === 'constant' && t.data ? t.data[0] : undefined;
+    return this.graph.compileTimeData(this.inId(i))?.[0];
   }
 
   /** Whether this op drops elements: training_mode when given, else whether the graph is trained. */

@@ -15,6 +15,12 @@ import { shapeDefinitions } from './shape.js';
 import { nnDefinitions } from './nn.js';
 import { logicDefinitions } from './logic.js';
 import { argReduceDefinitions } from './arg-reduce.js';
+import { constantDefinitions } from './constant.js';
+import { elementsDefinitions } from './elements.js';
+import { splitDefinitions } from './split.js';
+import { compositeDefinitions } from './composites.js';
+import { ndDefinitions } from './nd.js';
+import { cumSumDefinitions } from './cumsum.js';
 
 export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...matMulDefinitions,
@@ -32,6 +38,12 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...nnDefinitions,
   ...logicDefinitions,
   ...argReduceDefinitions,
+  ...constantDefinitions,
+  ...elementsDefinitions,
+  ...splitDefinitions,
+  ...compositeDefinitions,
+  ...ndDefinitions,
+  ...cumSumDefinitions,
 ];
 
 export function registerBuiltinOps(r: OpRegistry): void {

@@ -1,6 +1,7 @@
 /**
- * The reduce family: ReduceSum, ReduceMean and ReduceMax over any axes, with
- * keepdims, their grad ops and their lowering side by side.
+ * The reduce family: ReduceSum, ReduceMean, ReduceMax, ReduceMin and
+ * ReduceProd over any axes, with keepdims, their grad ops and their lowering
+ * side by side.
  *
  * Axes come from the `axes` attribute (ReduceSum before opset 13,
  * ReduceMean/ReduceMax before 18) or from an optional second input, which
@@ -8,13 +9,15 @@
  * axes (or an empty list) every axis is reduced, unless
  * noop_with_empty_axes = 1 (input versions), which makes the op an identity.
  * Registered versions, so opsets 11..18 resolve: ReduceSum 11, 13;
- * ReduceMean 11, 13, 18; ReduceMax 11, 12, 13, 18.
+ * ReduceMean 11, 13, 18; ReduceMax and ReduceMin 11, 12, 13, 18; ReduceProd
+ * 11, 13, 18.
  *
  * Gradients: ReduceSum and ReduceMean broadcast the output gradient back (times
  * 1/N for the mean). ReduceMax routes it to the elements equal to the max;
  * when several elements tie for the max, the gradient is split equally among
  * them (PyTorch's amax rule; at a two-way tie this is exactly the central
- * finite difference).
+ * finite difference); ReduceMin likewise. ReduceProd's is dY x Y / X, the
+ * product of the other elements where X is not 0 (not finite where it is).
  */
 import { GradOp, GradOpInType, Op, type GradInOutMapper, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
@@ -25,7 +28,7 @@ import type { LowerContext } from '../lower/context.js';
 import { keepDimsShape, needsReduction, reduceAxes, reduceToOutput, reductionSize } from '../lower/reduce-axes.js';
 import { BroadcastArgGradOp, constantInts, fwdIn, gradOut, operand } from './binary.js';
 
-export type ReduceOpKind = 'sum' | 'mean' | 'max';
+export type ReduceOpKind = 'sum' | 'mean' | 'max' | 'min' | 'prod';
 
 export interface ReduceParams {
   kind: ReduceOpKind;
@@ -37,11 +40,13 @@ export interface ReduceParams {
   noopWithEmptyAxes: boolean;
 }
 
-const TYPE: Record<ReduceOpKind, string> = { sum: 'ReduceSum', mean: 'ReduceMean', max: 'ReduceMax' };
+const TYPE: Record<ReduceOpKind, string> = { sum: 'ReduceSum', mean: 'ReduceMean', max: 'ReduceMax', min: 'ReduceMin', prod: 'ReduceProd' };
 const GRAD_ID: Record<ReduceOpKind, OperatorIdentifier> = {
   sum: { domain: 'ai.graphcore', type: 'ReduceSumGrad', version: 1 },
   mean: { domain: 'ai.graphcore', type: 'ReduceMeanGrad', version: 1 },
   max: { domain: 'ai.graphcore', type: 'ReduceMaxGrad', version: 1 },
+  min: { domain: 'ai.graphcore', type: 'ReduceMinGrad', version: 1 },
+  prod: { domain: 'ai.graphcore', type: 'ReduceProdGrad', version: 1 },
 };
 
 export class ReduceOp extends Op {
@@ -85,7 +90,7 @@ export class ReduceOp extends Op {
 
   override getGradOps(): GradOp[] {
     const kind = this.params.kind;
-    const mappers = kind === 'max' ? [gradOut(0), fwdIn(1, 0), { gradOpInIndex: 2, fwdIndex: 0, type: GradOpInType.Out }] : [gradOut(0)];
+    const mappers = kind === 'max' || kind === 'min' || kind === 'prod' ? [gradOut(0), fwdIn(1, 0), { gradOpInIndex: 2, fwdIndex: 0, type: GradOpInType.Out }] : [gradOut(0)];
     return [new ReduceGradOp(this, mappers)];
   }
 
@@ -116,7 +121,7 @@ function lowerReduce(op: Op, ctx: LowerContext): void {
   const x = operand(ctx, 0);
   const kind = r.params.kind;
   const scale = kind === 'mean' ? 1 / reductionSize(x.shape, r.axes) : 1;
-  reduceToOutput(ctx, 0, x, r.axes, { kind: kind === 'max' ? 'max' : 'sum', scale });
+  reduceToOutput(ctx, 0, x, r.axes, { kind: kind === 'mean' ? 'sum' : kind, scale });
 }
 
 /** dY seen with the forward input's rank (the reduced axes kept as 1s). */
@@ -163,6 +168,24 @@ function lowerMaxGrad(op: Op, ctx: LowerContext): void {
   mapBroadcast(ctx, 'Mul', { a: { t: mask, shape: xShape }, b: { t: share, shape: dy.shape } }, { t: out, shape: xShape }, { cyclic: 'b', name: 'route' });
 }
 
+/** dX = dY x Y / X broadcast over the reduced axes: the product of the other elements, when X is not 0. */
+function lowerProdGrad(op: Op, ctx: LowerContext): void {
+  const fwd = (op as ReduceGradOp).fwd;
+  const xShape = fwd.inInfo(0).shape;
+  const dy = gradIn(ctx, fwd);
+  if (!needsReduction(xShape, fwd.axes)) {
+    ctx.aliasOutput(0, dy.t);
+    return;
+  }
+  const x = operand(ctx, 1);
+  const y: Operand = { t: ctx.input(2), shape: dy.shape };
+  const dyy = ctx.addTensor('dyy', ctx.input(2).dtype, [...dy.shape]);
+  ctx.graph.mapLike(dyy, dy.t);
+  mapBroadcast(ctx, 'Mul', { a: dy, b: y }, { t: dyy, shape: dy.shape }, { name: 'dy-y' });
+  const out = ctx.output(0, { like: x.t });
+  mapBroadcast(ctx, 'Div', { a: { t: dyy, shape: dy.shape }, b: x }, { t: out, shape: xShape }, { cyclic: 'a', name: 'over-x' });
+}
+
 function attributeVersion(kind: ReduceOpKind, version: number): OpDefinition {
   const id = { domain: 'ai.onnx', type: TYPE[kind], version };
   return {
@@ -203,6 +226,8 @@ const DESCRIPTION: Record<ReduceOpKind, string> = {
   sum: 'Sum over axes',
   mean: 'Mean over axes',
   max: 'Max over axes (gradient split equally among tied maxima)',
+  min: 'Min over axes (gradient split equally among tied minima)',
+  prod: 'Product over axes (gradient dY x Y / X: not finite where X is 0)',
 };
 
 export const reduceDefinitions: OpDefinition[] = [
@@ -215,7 +240,16 @@ export const reduceDefinitions: OpDefinition[] = [
   attributeVersion('max', 12),
   attributeVersion('max', 13),
   inputVersion('max', 18),
+  attributeVersion('min', 11),
+  attributeVersion('min', 12),
+  attributeVersion('min', 13),
+  inputVersion('min', 18),
+  attributeVersion('prod', 11),
+  attributeVersion('prod', 13),
+  inputVersion('prod', 18),
   { id: GRAD_ID.sum, description: 'dX = dY broadcast over the reduced axes', lower: lowerSumMeanGrad },
   { id: GRAD_ID.mean, description: 'dX = dY / N broadcast over the reduced axes', lower: lowerSumMeanGrad },
   { id: GRAD_ID.max, description: 'dX = dY routed to the maxima, split equally among ties', lower: lowerMaxGrad },
+  { id: GRAD_ID.min, description: 'dX = dY routed to the minima, split equally among ties', lower: lowerMaxGrad },
+  { id: GRAD_ID.prod, description: 'dX = dY x Y / X (the product of the other elements where X is not 0)', lower: lowerProdGrad },
 ];

@@ -154,12 +154,13 @@ function lowerUnaryGrad(op: Op, ctx: LowerContext): void {
 function checkPowExponent(op: UnaryOp): void {
   const id = op.inId(1);
   const t = op.graph.tensor(id);
-  if (t.kind !== 'constant' || !t.data) {
+  const data = op.graph.compileTimeData(id);
+  if (!data) {
     const what = t.kind === 'variable' ? 'a trainable variable' : t.kind === 'stream' ? 'a streamed input' : `computed by op '${t.producer?.name ?? '?'}'`;
     op.fail(`the exponent '${id}' must be a constant (an initializer with trainable: false), but it is ${what}; only Pow with a constant exponent is supported`);
   }
-  if (t.data.length === 1) {
-    op.params.exponent = t.data[0];
+  if (data.length === 1) {
+    op.params.exponent = data[0];
     return;
   }
   const x = op.inInfo(0);
@@ -220,9 +221,10 @@ function checkClipBounds(op: UnaryOp): void {
   const bound = (i: number, name: string, absent: number): number => {
     if (!op.hasInput(i)) return absent;
     const t = op.graph.tensor(op.inId(i));
-    if (t.kind !== 'constant' || !t.data) op.fail(`${name} '${t.id}' must be a constant (an initializer with trainable: false); tilesim reads Clip's bounds at compile time`);
-    if (t.data.length !== 1) op.fail(`${name} '${t.id}' must be a scalar, got ${fmtInfo(t.info)}`);
-    return t.data[0];
+    const data = op.graph.compileTimeData(t.id);
+    if (!data) op.fail(`${name} '${t.id}' must be a constant (an initializer with trainable: false); tilesim reads Clip's bounds at compile time`);
+    if (data.length !== 1) op.fail(`${name} '${t.id}' must be a scalar, got ${fmtInfo(t.info)}`);
+    return data[0];
   };
   op.params.min = bound(1, 'min', -3.4028234663852886e38);
   op.params.max = bound(2, 'max', 3.4028234663852886e38);

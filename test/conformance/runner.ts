@@ -131,7 +131,7 @@ export async function runCase(caseDir: string, registry: OpRegistry): Promise<Ca
       ],
     };
     try {
-      graph = buildGraph(attempt, registry);
+      graph = buildGraph(attempt, registry, { inference: true }); // an inference run: every initializer is a constant
       baked = chosen;
       break;
     } catch (e) {

@@ -175,11 +175,15 @@ describe('parseOnnx: errors', () => {
     expect(m).toContain("node 'foo1' (op type Foo, domain ai.onnx): attribute 'table' is a TENSOR, which is not supported");
   });
 
-  it('rejects ConstantOfShape whose shape is computed', () => {
-    const m = userErrorOf(() =>
-      parseOnnx(modelBytes({ inputs: [f32('x', [2])], nodes: [node('Shape', ['x'], ['s']), node('ConstantOfShape', ['s'], ['y'])], outputs: [f32('y')] })),
-    );
-    expect(m).toContain("node 'ConstantOfShape_1' (op type ConstantOfShape, domain ai.onnx): its shape 's' is computed in the graph");
+  it('takes ConstantOfShape whose shape is computed; it builds when folding makes the shape constant, and is refused when it is streamed', () => {
+    const value = [attr.t('value', int64Tensor('v', [1], [7]))];
+    const folded = importOnnx(modelBytes({ inputs: [f32('x', [2, 3])], nodes: [node('Shape', ['x'], ['s']), node('ConstantOfShape', ['s'], ['y'], value)], outputs: [valueInfo('y', DT.INT64)] }), { registry });
+    expect(folded.graph.nodes[1].attributes).toEqual({ value: 7, value_type: 'int32' });
+    const g = buildGraph(folded.graph, registry);
+    expect(g.tensor('y').info).toEqual({ dtype: 'int32', shape: [2, 3] });
+    expect(Array.from(g.tensor('y').data!)).toEqual([7, 7, 7, 7, 7, 7]);
+    const streamed = importOnnx(modelBytes({ inputs: [valueInfo('s', DT.INT64, [2])], nodes: [node('ConstantOfShape', ['s'], ['y'])], outputs: [f32('y')] }), { registry });
+    expect(userErrorOf(() => buildGraph(streamed.graph, registry))).toContain("node 'ConstantOfShape_0' (ConstantOfShape): the shape (input 0 's') must be a constant");
   });
 
   it('rejects opsets newer than it knows, and domains the model does not import', () => {

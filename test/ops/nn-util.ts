@@ -9,15 +9,16 @@ import { checkForward, type OpCase } from './harness.js';
 
 /** The case's graph (every input streamed unless constant), as the harness builds it. */
 export function declOf(c: OpCase): GraphDecl {
+  const dtype = (t: OpCase['inputs'][string]) => (t.data instanceof Int32Array ? 'int32' : (t.dtype ?? 'float32'));
   const loc = { file: `<${c.op} test>`, line: 1, col: 1 };
   const outputs = c.outputs ?? ['y'];
   return {
     inputs: Object.entries(c.inputs)
       .filter(([, t]) => !t.constant)
-      .map(([name, t]) => ({ name, shape: t.shape, dtype: t.dtype ?? 'float32', loc })),
+      .map(([name, t]) => ({ name, shape: t.shape, dtype: dtype(t), loc })),
     initializers: Object.entries(c.inputs)
       .filter(([, t]) => t.constant)
-      .map(([name, t]) => ({ name, shape: t.shape, dtype: t.dtype ?? 'float32', loc, init: { kind: 'data', data: t.data }, trainable: false })),
+      .map(([name, t]) => ({ name, shape: t.shape, dtype: dtype(t), loc, init: { kind: 'data', data: t.data }, trainable: false })),
     nodes: [{ op: c.op, domain: '', name: `${c.op}_0`, inputs: Object.keys(c.inputs), outputs, attributes: c.attributes ?? {}, loc }],
     outputs,
     opset: c.opset ?? 18,

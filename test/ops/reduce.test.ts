@@ -1,5 +1,5 @@
 /**
- * ReduceSum, ReduceMean, ReduceMax over any axes: forward against
+ * ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceProd over any axes: forward against
  * onnxruntime-node over random shapes, axes and keepdims (fast-check, fixed
  * seeds), at the opsets where the axes are an attribute and where they are an
  * input; gradients against central finite differences; the tie rule of
@@ -7,7 +7,9 @@
  * stages, the shared leading-axes reduction); the error paths.
  *
  * Tolerances:
- * - ReduceMax forward: exact (a max selects one of the inputs).
+ * - ReduceMax / ReduceMin forward: exact (they select one of the inputs).
+ * - ReduceProd forward: as sums (below). Products of values in [-1, 1) of
+ *   more than ~20 terms fall under atol; shorter ones differ by a few ulps.
  * - ReduceSum / ReduceMean forward: atol 1e-5, rtol 1e-5. We accumulate in
  *   float64 and round once per stage; onnxruntime accumulates in fp32. Sums
  *   here have at most 5^4 = 625 terms in [-1, 1); the largest difference seen
@@ -74,12 +76,16 @@ describe('forward against onnxruntime over random shapes, axes and keepdims', ()
     ['ReduceMean', 13],
     ['ReduceMax', 18],
     ['ReduceMax', 12],
+    ['ReduceMin', 18],
+    ['ReduceMin', 12],
+    ['ReduceProd', 18],
+    ['ReduceProd', 13],
   ];
   for (const [op, opset] of variants) {
     it(`${op} at opset ${opset} (axes as ${(op === 'ReduceSum' && opset >= 13) || opset >= 18 ? 'an input' : 'an attribute'})`, async () => {
       await fc.assert(
         fc.asyncProperty(shapeAxes, async ({ shape, axes, keepdims, seed }) => {
-          const tol = op === 'ReduceMax' ? { atol: 0, rtol: 0 } : SUM_TOL;
+          const tol = op === 'ReduceMax' || op === 'ReduceMin' ? { atol: 0, rtol: 0 } : SUM_TOL;
           await checkForward({ ...reduceCase(op, opset, f32(shape, seed), axes, keepdims), ...tol });
         }),
         RUNS,
@@ -92,6 +98,18 @@ describe('forward against onnxruntime over random shapes, axes and keepdims', ()
     await checkForward({ ...reduceCase('ReduceSum', 13, f32([3, 4, 5], 2), undefined, 1, { noop_with_empty_axes: 1 }), atol: 0, rtol: 0 });
     await checkForward({ ...reduceCase('ReduceMax', 18, f32([3, 4], 3), undefined, 1, { noop_with_empty_axes: 1 }), atol: 0, rtol: 0 });
     await checkForward({ ...reduceCase('ReduceMean', 11, f32([3, 4], 4), undefined, 1), ...SUM_TOL });
+    await checkForward({ ...reduceCase('ReduceProd', 18, f32([3, 4], 5, 0.5), undefined, 0), ...SUM_TOL });
+  });
+
+  it('ReduceMin and ReduceProd: float16 (rtol 1e-3, two half ulps, for the product rounded once here and per step in onnxruntime) and int32 (exact), across 16 tiles', async () => {
+    const half = (t: TensorSpec): TensorSpec => ({ ...t, dtype: 'float16' });
+    await checkForward({ ...reduceCase('ReduceMin', 18, half(f32([6, 40], 10)), [1], 1), outputDtype: 'float16', atol: 0, rtol: 0 });
+    await checkForward({ ...reduceCase('ReduceProd', 18, half(f32([6, 8], 11, 0.5)), [0], 0), outputDtype: 'float16', atol: 0, rtol: 1e-3 });
+    const ints = i32([3, 4], [3, -1, 4, 1, -5, 9, 2, 6, 5, 3, -5, 8]);
+    await checkForward({ ...reduceCase('ReduceMin', 18, ints, [0], 0), outputDtype: 'int32', atol: 0, rtol: 0 });
+    await checkForward({ ...reduceCase('ReduceProd', 18, ints, [1], 1), outputDtype: 'int32', atol: 0, rtol: 0 });
+    await checkForward({ ...reduceCase('ReduceMin', 13, f32([16, 64], 12), [0], 1), device: tiny({ tilesPerIpu: 16 }), atol: 0, rtol: 0 });
+    await checkForward({ ...reduceCase('ReduceProd', 13, f32([16, 64], 13, 0.9, 0.9, 1.1), [0], 1), device: tiny({ tilesPerIpu: 16 }), ...SUM_TOL });
   });
 });
 
@@ -111,6 +129,13 @@ describe('gradients against central finite differences', () => {
     await checkGrad(reduceCase('ReduceMax', 18, distinct([6, 4, 5], 6), [1], 0));
     await checkGrad(reduceCase('ReduceMax', 18, distinct([6, 4, 5], 7), [0, 2], 1));
     await checkGrad(reduceCase('ReduceMax', 13, distinct([4, 6], 8), [-1], 1));
+  });
+
+  it('ReduceMin (no ties) and ReduceProd (X away from 0: dY x Y / X)', async () => {
+    await checkGrad(reduceCase('ReduceMin', 18, distinct([6, 4, 5], 16), [1], 0));
+    await checkGrad(reduceCase('ReduceMin', 12, distinct([4, 6], 17), [-1], 1));
+    await checkGrad(reduceCase('ReduceProd', 18, f32([6, 4, 5], 18, 0.5, -1.5, 1.5), [1], 0));
+    await checkGrad(reduceCase('ReduceProd', 13, f32([4, 6], 19, 0.5, -1.5, 1.5), [0, 1], 1));
   });
 
   it('ReduceMax splits the gradient equally among tied maxima', async () => {
