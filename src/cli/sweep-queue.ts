@@ -20,6 +20,8 @@ import { sha256 } from './sweep.js';
 export const QUEUE_NAME = 'tilesim-sweep';
 /** Tries of a point whose run crashed its process (not a point failing with exit 1 or 2: that is never retried). */
 export const ATTEMPTS = 3;
+/** Finished points wait this long in Redis for a sweep (stopped with Ctrl-C) to collect them with --resume. */
+export const KEEP_SECONDS = 7 * 24 * 3600;
 /** Times a point goes back to the queue after its worker stopped mid-point; one more and it is failed. */
 export const MAX_STALLED = 2;
 
@@ -91,13 +93,16 @@ export interface QueuedSweep {
 
 export async function queueSweep(t: RedisTarget, key: string, jobs: PointJob[], onResult: (job: PointJob, r: PointResult) => Promise<void>): Promise<QueuedSweep> {
   await probeRedis(t);
-  const queue = new Queue<PointJob, PointResult>(QUEUE_NAME, { connection: connection(t) });
-  const events = new QueueEvents(QUEUE_NAME, { connection: connection(t) });
+  // BullMQ leaves connections it was given open when it closes: they are ours to end.
+  const conns = [connection(t), connection(t)];
+  const queue = new Queue<PointJob, PointResult>(QUEUE_NAME, { connection: conns[0] });
+  const events = new QueueEvents(QUEUE_NAME, { connection: conns[1] });
   queue.on('error', warnOnce(t, 'sweep'));
   events.on('error', warnOnce(t, 'sweep'));
   let detached = false;
   const close = async () => {
     await Promise.allSettled([events.close(), queue.close()]);
+    for (const c of conns) c.disconnect();
   };
   try {
     await events.waitUntilReady();
@@ -105,7 +110,7 @@ export async function queueSweep(t: RedisTarget, key: string, jobs: PointJob[], 
       jobs.map((j) => ({
         name: 'point',
         data: j,
-        opts: { jobId: `${key}-${j.id}`, attempts: ATTEMPTS, backoff: { type: 'fixed', delay: 1000 }, removeOnComplete: false, removeOnFail: false },
+        opts: { jobId: `${key}-${j.id}`, attempts: ATTEMPTS, backoff: { type: 'fixed', delay: 1000 }, removeOnComplete: { age: KEEP_SECONDS }, removeOnFail: { age: KEEP_SECONDS } },
       })),
     );
     let finishedBefore = 0;
@@ -168,8 +173,9 @@ export async function runWorker(t: RedisTarget, o: WorkerOptions): Promise<{ sto
   await probeRedis(t);
   process.env.TILESIM_WORKER_ROOTS = JSON.stringify(o.roots);
   const ms = Math.round(o.stalledAfter * 1000);
+  const conn = connection(t);
   const worker = new Worker<PointJob, PointResult>(QUEUE_NAME, siblingModule('sweep-processor'), {
-    connection: connection(t),
+    connection: conn,
     concurrency: o.jobs,
     lockDuration: ms,
     stalledInterval: ms,
@@ -191,7 +197,7 @@ export async function runWorker(t: RedisTarget, o: WorkerOptions): Promise<{ sto
   worker.on('failed', (job, e) => {
     if (job) o.log(`failed  ${what(job)}: ${scrub(e.message, t)}`);
   });
-  const closed = worker.run();
+  const closed = worker.run().finally(() => conn.disconnect());
   await worker.waitUntilReady();
   return {
     closed,

@@ -64,7 +64,7 @@ function sim(args: string[], cwd = project) {
 }
 
 function worker(...extra: string[]): Proc {
-  return start(['worker', '--queue', redis.url, '--stalled-after', '2', ...extra]);
+  return start(['worker', '--queue', redis.url, '--stalled-after', '3', ...extra]);
 }
 
 async function stopWorker(w: Proc): Promise<void> {
@@ -171,7 +171,7 @@ describe('sim sweep --queue with sim worker', () => {
   it('a worker refuses a sweep outside the folders it serves (exit 2 for the point), and a module that differs from the one shipped', async () => {
     const elsewhere = path.join(tmp, 'elsewhere');
     mkdirSync(elsewhere);
-    const w = start(['worker', '--queue', redis.url, '--root', elsewhere, '--stalled-after', '2'], elsewhere);
+    const w = start(['worker', '--queue', redis.url, '--root', elsewhere, '--stalled-after', '3'], elsewhere);
     const r = sim(['sweep', CONFIG, '--set', 'device.tiles=64', '--no-numerics', '--queue', redis.url, '--results', 'summary']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/not below a folder this worker serves/);
