@@ -10,7 +10,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     // The light models compiled for mk2 take minutes and GBs: `npm run test:models`.
-    exclude: ['test/models/**', '**/node_modules/**'],
+    // Sweeps through a real Redis server: `npm run test:distributed`.
+    exclude: ['test/models/**', 'test/distributed/**', '**/node_modules/**'],
     // Finds (or unpacks, once) the headless Chromium the report tests drive.
     globalSetup: ['test/browser/global-setup.ts'],
     // run.checkMemory for every run the tests make (in process and through the CLI): a codelet writing

@@ -13,6 +13,7 @@ import { compile, Session } from '../src/session.js';
 import { matmulVsKernels } from './kernels.js';
 import { hostSplit } from './split.js';
 import { superstepOverhead } from './superstep.js';
+import { sweepBench, sweepBenchMarkdown } from './sweep.js';
 
 // The host's load when the bench starts and ends: times measured beside other work are inflated.
 const loadAtStart = loadavg()[0];
@@ -124,6 +125,8 @@ const k = await matmulVsKernels(console.log);
 const ss = await superstepOverhead(console.log);
 // Issue 9: an Add's whole run against bare kernels, and where a training step's host time goes.
 const split = await hostSplit(console.log);
+// Issue 14: a sweep through Redis against the same sweep on a local pool (needs redis-server; BENCH_SWEEP=0 skips it).
+const sweep = process.env.BENCH_SWEEP === '0' ? undefined : await sweepBench(console.log);
 const pct = (x: number, of: number) => `${((100 * x) / of).toFixed(0)}%`;
 
 const SUPERSTEP_TEXT = `bench/superstep.ts: 2,000 supersteps of a hand-made program on a 64-tile mk2, each an exchange (16 bytes
@@ -213,6 +216,6 @@ ${scaleRows
       : `| ${name} | ${(r.compileMs / 1000).toFixed(1)} s | ${(r.runMs! / 1000).toFixed(2)} s | ${(wallMs / 1000).toFixed(1)} s | ${r.maxRssMiB.toFixed(0)} MiB | ${r.cycles!.toLocaleString('en-US')} | ${r.tensors!.toLocaleString('en-US')} | ${r.vertices!.toLocaleString('en-US')} | ${r.copies!.toLocaleString('en-US')} | ${target} |`,
   )
   .join('\n')}
-`;
+${sweep ? `\n${sweepBenchMarkdown(sweep)}` : ''}`;
 writeFileSync(path.join(ROOT, 'reports/bench.md'), md);
 console.log(md);

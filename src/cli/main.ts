@@ -19,10 +19,11 @@ import { writeRunFolder } from '../report/runfolder.js';
 import { buildSummary, profileTables } from '../report/summary.js';
 import { formatHeader, formatStep, formatSummary } from './format.js';
 import { checkOutputFolder, reasonOf } from './outdir.js';
-import { compileProgress, countProgress } from './progress.js';
+import { compileProgress } from './progress.js';
 import type { RunConfig } from '../config/types.js';
 import type { Compiled } from '../session.js';
-import { formatSweep, parseSet, sweep, sweepFiles } from './sweep.js';
+import { sweepCommand, type SweepCommandOptions } from './sweep-command.js';
+import { parseRedisUrl } from './redis-url.js';
 import { rerenderReport } from '../report/rerender.js';
 import { writeComparison } from '../report/compare.js';
 import { TilePool } from '../../sim/pool.js';
@@ -168,33 +169,54 @@ export function buildProgram(): Command {
 
   program
     .command('sweep')
-    .description('run a grid of config variations, one table row per point')
+    .description('run a grid of config variations, one table row per point: on a local pool of processes, or through a Redis queue (--queue)')
     .argument('<config>', 'config YAML file')
     .requiredOption('--set <key=values...>', 'a dotted config key and comma-separated values, e.g. train.optimizer.lr=0.01,0.1')
-    .option('--workers <n>', 'worker threads', positiveInt('--workers'), 1)
+    .option('--workers <n>', 'worker threads of each point\'s run', positiveInt('--workers'), 1)
+    .option('--jobs <n>', 'points run at once, each in its own process (default: cores / --workers)', positiveInt('--jobs'))
     .option('--json', 'print the rows as JSON')
     .option('--no-numerics', 'count cycles only')
-    .option('--out <dir>', 'also write sweep.json, sweep.csv and sweep.html (a chart of the points) into this folder')
-    .action(async (file: string, o: { set: string[]; workers: number; json?: boolean; numerics: boolean; out?: string }) => {
-      const axes = o.set.map(parseSet);
-      const out = o.out ? path.resolve(o.out) : undefined;
-      if (out) await checkOutputFolder(out, 'sweep.json');
-      const bar = countProgress(process.stdout.isTTY === true && !o.json, 'sweep: points', axes.reduce((n, a) => n * a.values.length, 1));
-      let rows;
-      try {
-        rows = await sweep(file, axes, { numerics: o.numerics, workers: o.workers, onPoint: () => bar.tick() });
-      } finally {
-        bar.stop();
-      }
-      const files = sweepFiles(path.basename(file).replace(/\.ya?ml$/i, ''), rows);
-      if (o.json) process.stdout.write(files.get('sweep.json')!);
-      else process.stdout.write(formatSweep(rows) + '\n');
-      if (out) {
-        await writeRunFolder(out, files);
-        if (!o.json) process.stdout.write(`sweep written to ${displayDir(out)} (sweep.html charts it)\n`);
-      }
-      // Points that could not run are results of the sweep, but the exit status says not all ran.
-      if (rows.some((r) => r.error)) throw new RunError(`${rows.filter((r) => r.error).length} of ${rows.length} points failed`);
+    .option('--out <dir>', 'the sweep folder: sweep.json, sweep.csv, sweep.html (a chart of the points), runs/<id>/ (one run folder per point), points/ (for --resume)')
+    .addOption(new Option('--results <mode>', 'folders: each point\'s run folder in <out>/runs/<id> (with --queue, --out must be a path the workers share); summary: only the numbers of each point').choices(['folders', 'summary']).default('folders'))
+    .option('--queue [url]', 'put the points on a BullMQ queue in Redis (redis://[:password@]host:port/db, or TILESIM_QUEUE) for sim worker to run')
+    .option('--root <dir>', "the sweep's folder: with --queue, the config, custom-op modules and data files must be below it (default: the config's folder)")
+    .option('--resume', 'continue the sweep in --out: points with a result there are skipped (the same config and grid give the same point ids)')
+    .action(async (file: string, o: SweepCommandOptions) => {
+      await sweepCommand(file, o);
+    });
+
+  program
+    .command('worker')
+    .description('take sweep points off a Redis queue (sim sweep --queue) and run them, until Ctrl-C')
+    .option('--queue <url>', 'the queue: redis://[:password@]host:port/db (default: TILESIM_QUEUE)')
+    .option('--root <dirs...>', 'folders whose sweeps this worker runs: configs, custom-op modules and --out must be below one (default: the working directory)')
+    .option('--jobs <n>', 'points run at once, each in its own process', positiveInt('--jobs'), 1)
+    .option('--stalled-after <s>', "seconds after which a point whose worker stopped goes to another worker (BullMQ's lock duration and stalled-job check)", (v) => {
+      const n = Number(v);
+      if (!(n >= 1)) throw new InvalidArgumentError(`--stalled-after must be a number of seconds >= 1, got '${v}'`);
+      return n;
+    }, 30)
+    .action(async (o: { queue?: string; root?: string[]; jobs: number; stalledAfter: number }) => {
+      const url = o.queue ?? process.env.TILESIM_QUEUE;
+      if (!url) throw new UserError('sim worker needs --queue redis://host:port/db (or TILESIM_QUEUE)');
+      const target = parseRedisUrl(url);
+      const roots = (o.root ?? [process.cwd()]).map((r) => path.resolve(r));
+      for (const r of roots) if (!existsSync(r)) throw new UserError(`--root ${r} does not exist`);
+      const { QUEUE_NAME, runWorker } = await import('./sweep-queue.js');
+      const log = (line: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+      const w = await runWorker(target, { roots, jobs: o.jobs, stalledAfter: o.stalledAfter, log });
+      log(`worker ${process.pid}: taking points from the queue '${QUEUE_NAME}' at ${target.display}, ${o.jobs} at a time, for sweeps below ${roots.join(', ')}; Ctrl-C stops`);
+      let stopping = false;
+      const stop = (sig: NodeJS.Signals) => {
+        if (stopping) process.exit(sig === 'SIGINT' ? 130 : 143);
+        stopping = true;
+        log('stopping: the points running finish first (Ctrl-C again stops at once; they then go to another worker)');
+        void w.stop(false);
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+      await w.closed;
+      log('worker stopped');
     });
 
   program

@@ -4,16 +4,17 @@
  * train.optimizer.lr=0.01,0.1 or device.tiles=4,16) and its values; the grid
  * is their product.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { isMap, isScalar, parseDocument, type Document } from 'yaml';
 import { OPTIMIZER_KEYS } from '../config/schema.js';
 import { loadConfigText } from '../config/load.js';
-import { RunError, UserError } from '../errors.js';
-import { buildSummary, profileTables, type Summary } from '../report/summary.js';
+import { UserError } from '../errors.js';
+import type { Summary } from '../report/summary.js';
+import type { RunConfig } from '../config/types.js';
 import { toCsv, type CsvValue } from '../report/csv.js';
 import { renderSweepReport } from '../report/sweep-html.js';
-import { compile, run } from '../session.js';
 
 export interface SweepAxis {
   key: string;
@@ -27,15 +28,82 @@ export function parseSet(s: string): SweepAxis {
   return { key: s.slice(0, at), values: s.slice(at + 1).split(',').map((v) => doc(v.trim())) };
 }
 
+/** What a sweep keeps of a point's summary.json: the numbers its table, CSV, JSON and chart show. */
+export type PointSummary = Pick<Summary, 'cycles' | 'seconds' | 'steps' | 'memory'>;
+
+export function pointSummary(s: Summary): PointSummary {
+  return { cycles: s.cycles, seconds: s.seconds, steps: s.steps, memory: s.memory };
+}
+
 export interface SweepRow {
+  /** The point's id: a hash of its config text, the files it runs and the options (see planSweep). */
+  id: string;
   point: Record<string, unknown>;
   /** Absent when the point failed to run (a RunError: out of tile memory, say). */
-  summary?: Summary;
-  /** The first line of the RunError that stopped this point: a sweep over chip sizes expects some not to fit. */
+  summary?: PointSummary;
+  /** The first line of the error that stopped this point: a sweep over chip sizes expects some not to fit. */
   error?: string;
 }
 
-export async function sweep(file: string, axes: SweepAxis[], opts: { numerics: boolean; workers: number; onPoint?: (row: SweepRow) => void }): Promise<SweepRow[]> {
+/** One point of a sweep, ready to run here or on a worker (see sweep-point.ts). */
+export interface PlannedPoint {
+  index: number;
+  id: string;
+  point: Record<string, unknown>;
+  /** The config with the point's values set, as YAML text. */
+  text: string;
+}
+
+export interface SweepPlan {
+  name: string;
+  /** The config file, absolute. */
+  configFile: string;
+  /** The sweep's folder: every file a point names (the config, custom-op modules, data) lies below it. */
+  root: string;
+  /** Custom-op modules the points load, relative to root, with the SHA-256 of their text. */
+  modules: { path: string; sha256: string }[];
+  points: PlannedPoint[];
+  numerics: boolean;
+  workers: number;
+}
+
+export function gridPoints(axes: SweepAxis[]): Record<string, unknown>[] {
+  return axes.reduce<Record<string, unknown>[]>((acc, axis) => acc.flatMap((p) => axis.values.map((v) => ({ ...p, [axis.key]: v }))), [{}]);
+}
+
+/** `text` with the point's dotted keys set. */
+export function applyPoint(text: string, point: Record<string, unknown>): string {
+  const doc = parseDocument(text);
+  for (const [key, value] of Object.entries(point)) {
+    const keys = key.split('.');
+    // `device: mk2` is shorthand for {preset: mk2}: setting a device field needs the long form.
+    if (keys[0] === 'device' && keys.length > 1 && typeof doc.get('device') === 'string') doc.set('device', doc.createNode({ preset: doc.get('device') }));
+    doc.setIn(keys, value);
+  }
+  for (const key of Object.keys(point)) if (key.endsWith('optimizer.type')) dropForeignOptimizerKeys(doc, key, point);
+  return doc.toString();
+}
+
+export function sha256(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** `file` relative to `root`, or undefined when it is not below it. */
+export function below(root: string, file: string): string | undefined {
+  const rel = path.relative(root, file);
+  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel.split(path.sep).join('/') : undefined;
+}
+
+/**
+ * Every point's config, checked here before any point runs (a wrong key or
+ * value is exit 2 at once, as for sim run), and its id: the first 16 hex
+ * digits of the SHA-256 of the point's config text, the SHA-256 of each file
+ * it reads (custom-op modules, ONNX model, npy data) and --no-numerics. The same config and grid always give the same ids, whatever
+ * the order of the runs or the machines: a resumed sweep skips the points it
+ * has. `root` (default: the config's folder) must hold every file the points
+ * name when they go through a queue (`requireBelowRoot`).
+ */
+export function planSweep(file: string, axes: SweepAxis[], opts: { numerics: boolean; workers: number; root?: string; requireBelowRoot?: boolean }): SweepPlan {
   const abs = path.resolve(file);
   let text: string;
   try {
@@ -43,34 +111,46 @@ export async function sweep(file: string, axes: SweepAxis[], opts: { numerics: b
   } catch {
     throw new UserError(`cannot read config file ${file}`);
   }
-  const points: Record<string, unknown>[] = axes.reduce<Record<string, unknown>[]>(
-    (acc, axis) => acc.flatMap((p) => axis.values.map((v) => ({ ...p, [axis.key]: v }))),
-    [{}],
-  );
-  const rows: SweepRow[] = [];
-  for (const point of points) {
-    const doc = parseDocument(text);
-    for (const [key, value] of Object.entries(point)) {
-      const keys = key.split('.');
-      // `device: mk2` is shorthand for {preset: mk2}: setting a device field needs the long form.
-      if (keys[0] === 'device' && keys.length > 1 && typeof doc.get('device') === 'string') doc.set('device', doc.createNode({ preset: doc.get('device') }));
-      doc.setIn(keys, value);
+  const root = path.resolve(opts.root ?? path.dirname(abs));
+  const configRel = below(root, abs);
+  if (opts.requireBelowRoot && !configRel) throw new UserError(`the config ${abs} is not below the sweep's folder ${root} (--root)`);
+  const modules = new Map<string, string>();
+  const hashes = new Map<string, string>();
+  const points = gridPoints(axes).map((point, index): PlannedPoint => {
+    const pointText = applyPoint(text, point);
+    const config = loadConfigText(pointText, abs, { numerics: opts.numerics });
+    if (opts.requireBelowRoot) {
+      for (const f of [...config.model.customOps, ...(config.model.onnx ? [config.model.onnx] : []), ...dataFiles(config)]) {
+        if (!below(root, f)) throw new UserError(`${abs}: ${f} is outside the sweep's folder ${root}: a worker runs only files below it. Move it there, or name a folder above both with --root`);
+      }
     }
-    for (const key of Object.keys(point)) if (key.endsWith('optimizer.type')) dropForeignOptimizerKeys(doc, key, point);
-    const config = loadConfigText(doc.toString(), abs, { numerics: opts.numerics });
-    let row: SweepRow;
-    try {
-      const compiled = await compile(config);
-      const result = await run(compiled, { workers: opts.workers, numerics: config.run.numerics, steps: config.steps ?? 1 });
-      row = { point, summary: buildSummary(result, profileTables(result), {}, opts.workers) };
-    } catch (e) {
-      if (!(e instanceof RunError)) throw e;
-      row = { point, error: e.message.split('\n')[0] };
-    }
-    rows.push(row);
-    opts.onPoint?.(row);
-  }
-  return rows;
+    const hash = (f: string) => {
+      if (!hashes.has(f)) hashes.set(f, sha256(readFileSync(f)));
+      return hashes.get(f)!;
+    };
+    for (const m of config.model.customOps) modules.set(m, hash(m));
+    // Not the folder the sweep runs in: a local sweep and one through a queue (or from another checkout) agree.
+    const files = [...config.model.customOps, ...(config.model.onnx ? [config.model.onnx] : []), ...dataFiles(config)].map(hash);
+    const id = sha256(JSON.stringify({ text: pointText, files, numerics: opts.numerics })).slice(0, 16);
+    return { index, id, point, text: pointText };
+  });
+  const name = path.basename(file).replace(/\.ya?ml$/i, '');
+  return {
+    name,
+    configFile: abs,
+    root,
+    modules: [...modules].map(([m, h]) => ({ path: below(root, m) ?? m, sha256: h })),
+    points,
+    numerics: opts.numerics,
+    workers: opts.workers,
+  };
+}
+
+/** Data files a config reads (npy inputs and initializers). */
+export function dataFiles(config: RunConfig): string[] {
+  const files: string[] = [];
+  for (const d of Object.values(config.inputs)) if (d.kind === 'npy') files.push(d.path);
+  return files;
 }
 
 /**
@@ -98,13 +178,13 @@ export function pointLabel(point: Record<string, unknown>): string {
 /** The files of `sim sweep --out DIR`: the rows as JSON and CSV, and their chart. */
 export function sweepFiles(name: string, rows: SweepRow[]): Map<string, string> {
   const keys = rows.length ? Object.keys(rows[0].point) : [];
-  const json = rows.map(({ point, summary: s, error }) => (s ? { point, cycles: s.cycles, seconds: s.seconds, steps: s.steps, memory: s.memory } : { point, error }));
+  const json = rows.map(({ id, point, summary: s, error }) => (s ? { id, point, cycles: s.cycles, seconds: s.seconds, steps: s.steps, memory: s.memory } : { id, point, error }));
   const csvRows = rows.map((r) => {
     const s = r.summary;
     const last = s?.steps[s.steps.length - 1];
-    return { ...r.point, ...s?.cycles, seconds: s?.seconds, finalLoss: last?.loss, peakTileBytes: s?.memory.maxTileBytes, error: r.error } as Record<string, CsvValue>;
+    return { id: r.id, ...r.point, ...s?.cycles, seconds: s?.seconds, finalLoss: last?.loss, peakTileBytes: s?.memory.maxTileBytes, error: r.error } as Record<string, CsvValue>;
   });
-  const columns = [...keys, 'total', 'compute', 'exchange', 'sync', 'streamCopy', 'seconds', 'finalLoss', 'peakTileBytes', 'error'];
+  const columns = ['id', ...keys, 'total', 'compute', 'exchange', 'sync', 'streamCopy', 'seconds', 'finalLoss', 'peakTileBytes', 'error'];
   const chart = rows.map((r) => ({
     label: pointLabel(r.point),
     cycles: r.summary?.cycles,

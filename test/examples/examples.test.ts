@@ -4,7 +4,7 @@
  * from the ONNX conformance data, and the tile-count x bandwidth sweep.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -102,8 +102,11 @@ describe('configs/examples/sweep-tiles-bandwidth.yaml', () => {
     // --out keeps the rows (JSON as printed, CSV) and their chart.
     expect(JSON.parse(readFileSync(path.join(out, 'sweep.json'), 'utf8'))).toEqual(rows);
     const csv = readFileSync(path.join(out, 'sweep.csv'), 'utf8').trim().split('\n');
-    expect(csv[0]).toBe('device.tiles,device.exchangeBytesPerCycle,total,compute,exchange,sync,streamCopy,seconds,finalLoss,peakTileBytes,error');
-    expect(csv[3].split(',').slice(0, 5).map(Number)).toEqual([64, 2, at(64, 2).cycles!.total, at(64, 2).cycles!.compute, at(64, 2).cycles!.exchange]);
+    expect(csv[0]).toBe('id,device.tiles,device.exchangeBytesPerCycle,total,compute,exchange,sync,streamCopy,seconds,finalLoss,peakTileBytes,error');
+    expect(csv[3].split(',').slice(1, 6).map(Number)).toEqual([64, 2, at(64, 2).cycles!.total, at(64, 2).cycles!.compute, at(64, 2).cycles!.exchange]);
+    // Each point's id (a hash of its config) names its run folder.
+    expect(csv[3].split(',')[0]).toMatch(/^[0-9a-f]{16}$/);
+    expect(existsSync(path.join(out, 'runs', csv[3].split(',')[0], 'summary.json'))).toBe(true);
   });
 
   it('sweep.html charts every point in a browser: cycles by phase and peak tile memory, failed points named', async () => {
