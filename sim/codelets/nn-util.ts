@@ -17,6 +17,7 @@ import { fieldDType, regionCount } from '../codelet.js';
 import type { DeviceSpec } from '../device.js';
 import type { DeviceDType } from '../program.js';
 import { reduce, vectorWidth, type LoopCost } from './estimators.js';
+import { separate } from '../wasm/kernels.js';
 
 // ---------------------------------------------------------------------------
 // Loop costs from ipu-architecture.md §3 (MODEL, PopLibs' per-op loop table).
@@ -136,6 +137,13 @@ function channelSumCodelet(name: string, centered: boolean): Codelet {
       const mean = centered ? (fields.mean as Float32Array) : undefined;
       const variance = centered ? (fields.var as Float32Array) : undefined;
       const eps = params.eps;
+      // On the kernel: the same fp32 chain per channel, in element order.
+      const w = separate(out, centered ? [dy, x!, mean!, variance!] : [dy]);
+      if (w && (!centered || x!.length >= dy.length)) {
+        const [pdy, px, pm, pv] = w.ins;
+        w.K.x.channel_sum(pdy, dy.length, w.out, G, inner, g, j, gMin, centered ? 1 : 0, px ?? 0, pm ?? 0, pv ?? 0, eps ?? 0);
+        return;
+      }
       let k = 0;
       let m = 0;
       const setG = (): void => {

@@ -21,6 +21,7 @@ import { fieldDType, regionCount } from '../codelet.js';
 import type { DeviceSpec } from '../device.js';
 import { addLoop, binaryMultiVertex, reduce, unaryMultiVertex } from './estimators.js';
 import { DIV_LOOP, SQRT_LOOP } from './nn-util.js';
+import { separate } from '../wasm/kernels.js';
 
 /** Mean and 1 / sqrt(var + eps) of the row starting at `at`, accumulated in fp32. */
 function rowStats(x: Float32Array, at: number, n: number, eps: number): [number, number] {
@@ -66,6 +67,14 @@ function layerNormCodelet(name: string, hasBias: boolean): Codelet {
       const bias = hasBias ? (fields.bias as Float32Array) : undefined;
       const out = fields.out as Float32Array;
       const { n, outBegin, inBegin, eps } = params;
+      const w = separate(out, bias ? [x, scale, bias] : [x, scale]);
+      if (w && scale.length >= n && (!bias || bias.length >= n)) {
+        const [px, ps, pb] = w.ins;
+        forEachRow(outBegin, outBegin + out.length, n, (row, first, end) =>
+          w.K.x.ln_row(px + 4 * (row * n - inBegin), n, eps, ps, pb ?? 0, bias ? 1 : 0, w.out + 4 * (first - outBegin), first - row * n, end - row * n),
+        );
+        return;
+      }
       forEachRow(outBegin, outBegin + out.length, n, (row, first, end) => {
         const at = row * n - inBegin;
         const [mean, r] = rowStats(x, at, n, eps);
@@ -95,6 +104,8 @@ export const layerNormStatsCodelet: Codelet = {
     const x = fields.in as Float32Array;
     const out = fields.out as Float32Array;
     const { n, outBegin, inBegin, eps, which } = params;
+    const w = separate(out, [x]);
+    if (w) return w.K.x.ln_stats_rows(w.ins[0] + 4 * (outBegin * n - inBegin), n, eps, w.out, out.length, which === 1 ? 1 : 0);
     for (let i = 0; i < out.length; i++) out[i] = rowStats(x, (outBegin + i) * n - inBegin, n, eps)[which];
   },
   cycles: statsCycles,
@@ -111,6 +122,15 @@ export const layerNormGradXCodelet: Codelet = {
     const scale = fields.scale as Float32Array;
     const out = fields.out as Float32Array;
     const { n, outBegin, inBegin, eps } = params;
+    const w = separate(out, [dy, x, scale]);
+    if (w && scale.length >= n) {
+      const [pdy, px, ps] = w.ins;
+      forEachRow(outBegin, outBegin + out.length, n, (row, first, end) => {
+        const at = 4 * (row * n - inBegin);
+        w.K.x.ln_grad_x_row(pdy + at, px + at, ps, n, eps, w.out + 4 * (first - outBegin), first - row * n, end - row * n);
+      });
+      return;
+    }
     forEachRow(outBegin, outBegin + out.length, n, (row, first, end) => {
       const at = row * n - inBegin;
       const [mean, r] = rowStats(x, at, n, eps);
@@ -152,6 +172,14 @@ export const layerNormScalePartialCodelet: Codelet = {
     const out = fields.out as Float32Array;
     const { n, begin, inBegin, eps } = params;
     out.fill(0);
+    const w = separate(out, [dy, x]);
+    if (w && out.length >= n) {
+      const [pdy, px] = w.ins;
+      forEachRow(begin, begin + dy.length, n, (row, first, end) =>
+        w.K.x.ln_scale_row(px + 4 * (row * n - inBegin), n, eps, pdy + 4 * (first - begin), w.out, first - row * n, end - row * n),
+      );
+      return;
+    }
     forEachRow(begin, begin + dy.length, n, (row, first, end) => {
       const at = row * n - inBegin;
       const [mean, r] = rowStats(x, at, n, eps);

@@ -230,8 +230,249 @@ const COPIES = `
       (memory.copy (i32.load offset=4 ${get('t')}) (i32.load ${get('t')}) (i32.load offset=8 ${get('t')}))
       (local.set $t (i32.add ${get('t')} (i32.const 12))) (br $next))))`;
 
+
+// ---------------------------------------------------------------------------
+// Softmax and the norms (sim/codelets/softmax.ts, norm.ts, nn-util.ts).
+//
+// Each does the reference's operations in the reference's order: a sum that
+// the reference accumulates in fp32 from +0 is one serial f32 chain here too
+// (never split into lanes), and a step the reference computes in double
+// (an fp32 value plus a double eps or scale, x - m fed to Math.exp) is an f64
+// operation here. Lanes only go across independent elements (outputs, or
+// columns each with its own chain). exp and log are the host's Math.exp and
+// Math.log, imported: the same function on the same double gives the same bits.
+
+/**
+ * One softmax group: n elements `xs` bytes apart from x (the axis, stride
+ * inner). m = max; s = sum of fp32(exp(x_k - m)) (the difference in double);
+ * outputs k in [k0, k1) at o, `os` bytes apart: log-softmax (x_k - m) - fp32(log s),
+ * softmax fp32(exp(fp32(x_k - m))) / s. The sum's exps are kept in scratch t
+ * (n floats) and reused for an output whose fp32 difference is the double one
+ * (the same argument, so the same exp): most of them.
+ */
+const SOFTMAX = `
+  (func (export "softmax_group") (param $x i32) (param $xs i32) (param $n i32) (param $o i32) (param $os i32) (param $k0 i32) (param $k1 i32) (param $log i32) (param $t i32)
+    (local $m f32) (local $s f32) (local $ls f32) (local $p i32) (local $q i32) (local $k i32) (local $mv v128) (local $v f32) (local $d f32) (local $dd f64) (local $e f32)
+    (local.set $m (f32.const -inf))
+    (local.set $p ${get('x')})
+    (if (i32.eq ${get('xs')} (i32.const 4)) (then
+      (local.set $mv (f32x4.splat (f32.const -inf)))
+      (block $vd (loop $vl
+        (br_if $vd (i32.gt_u (i32.add ${get('k')} (i32.const 4)) ${get('n')}))
+        (local.set $mv (f32x4.max ${get('mv')} (v128.load ${get('p')})))
+        (local.set $p (i32.add ${get('p')} (i32.const 16))) (local.set $k (i32.add ${get('k')} (i32.const 4))) (br $vl)))
+      (local.set $m (f32.max (f32.max (f32x4.extract_lane 0 ${get('mv')}) (f32x4.extract_lane 1 ${get('mv')}))
+                             (f32.max (f32x4.extract_lane 2 ${get('mv')}) (f32x4.extract_lane 3 ${get('mv')}))))))
+    (block $md (loop $ml
+      (br_if $md (i32.ge_u ${get('k')} ${get('n')}))
+      (local.set $m (f32.max ${get('m')} (f32.load ${get('p')})))
+      (local.set $p (i32.add ${get('p')} ${get('xs')})) (local.set $k (i32.add ${get('k')} (i32.const 1))) (br $ml)))
+    (local.set $p ${get('x')}) (local.set $q ${get('t')}) (local.set $k (i32.const 0))
+    (block $sd (loop $sl
+      (br_if $sd (i32.ge_u ${get('k')} ${get('n')}))
+      (local.set $e (f32.demote_f64 (call $exp (f64.sub (f64.promote_f32 (f32.load ${get('p')})) (f64.promote_f32 ${get('m')})))))
+      (local.set $s (f32.add ${get('s')} ${get('e')}))
+      (f32.store ${get('q')} ${get('e')})
+      (local.set $p (i32.add ${get('p')} ${get('xs')})) (local.set $q (i32.add ${get('q')} (i32.const 4))) (local.set $k (i32.add ${get('k')} (i32.const 1))) (br $sl)))
+    (local.set $ls (f32.demote_f64 (call $log (f64.promote_f32 ${get('s')}))))
+    (local.set $p (i32.add ${get('x')} (i32.mul ${get('k0')} ${get('xs')})))
+    (local.set $q (i32.add ${get('t')} (i32.shl ${get('k0')} (i32.const 2))))
+    (local.set $k ${get('k0')})
+    (block $od (loop $ol
+      (br_if $od (i32.ge_u ${get('k')} ${get('k1')}))
+      (local.set $v (f32.load ${get('p')}))
+      (local.set $d (f32.sub ${get('v')} ${get('m')}))
+      (if ${get('log')}
+        (then (f32.store ${get('o')} (f32.sub ${get('d')} ${get('ls')})))
+        (else
+          (local.set $dd (f64.sub (f64.promote_f32 ${get('v')}) (f64.promote_f32 ${get('m')})))
+          (if (f64.eq (f64.promote_f32 ${get('d')}) ${get('dd')})
+            (then (local.set $e (f32.load ${get('q')})))
+            (else (local.set $e (f32.demote_f64 (call $exp (f64.promote_f32 ${get('d')}))))))
+          (f32.store ${get('o')} (f32.div ${get('e')} ${get('s')}))))
+      (local.set $p (i32.add ${get('p')} ${get('xs')})) (local.set $q (i32.add ${get('q')} (i32.const 4)))
+      (local.set $o (i32.add ${get('o')} ${get('os')})) (local.set $k (i32.add ${get('k')} (i32.const 1))) (br $ol))))
+
+  (func (export "softmax_grad_group") (param $dy i32) (param $y i32) (param $xs i32) (param $n i32) (param $o i32) (param $os i32) (param $k0 i32) (param $k1 i32) (param $log i32)
+    (local $s f32) (local $p i32) (local $k i32) (local $a f32) (local $b f32) (local $sv v128)
+    (block $sd (loop $sl
+      (br_if $sd (i32.ge_u ${get('k')} ${get('n')}))
+      (local.set $a (f32.load (i32.add ${get('dy')} ${get('p')})))
+      (local.set $s (f32.add ${get('s')} (if (result f32) ${get('log')} (then ${get('a')}) (else (f32.mul ${get('a')} (f32.load (i32.add ${get('y')} ${get('p')})))))))
+      (local.set $p (i32.add ${get('p')} ${get('xs')})) (local.set $k (i32.add ${get('k')} (i32.const 1))) (br $sl)))
+    (local.set $p (i32.mul ${get('k0')} ${get('xs')}))
+    (local.set $k ${get('k0')})
+    (if (i32.and (i32.eqz ${get('log')}) (i32.and (i32.eq ${get('xs')} (i32.const 4)) (i32.eq ${get('os')} (i32.const 4)))) (then
+      (local.set $sv (f32x4.splat ${get('s')}))
+      (block $vd (loop $vl
+        (br_if $vd (i32.gt_u (i32.add ${get('k')} (i32.const 4)) ${get('k1')}))
+        (v128.store ${get('o')} (f32x4.mul (v128.load (i32.add ${get('y')} ${get('p')})) (f32x4.sub (v128.load (i32.add ${get('dy')} ${get('p')})) ${get('sv')})))
+        (local.set $p (i32.add ${get('p')} (i32.const 16))) (local.set $o (i32.add ${get('o')} (i32.const 16))) (local.set $k (i32.add ${get('k')} (i32.const 4))) (br $vl)))))
+    (block $od (loop $ol
+      (br_if $od (i32.ge_u ${get('k')} ${get('k1')}))
+      (local.set $a (f32.load (i32.add ${get('dy')} ${get('p')})))
+      (local.set $b (f32.load (i32.add ${get('y')} ${get('p')})))
+      (f32.store ${get('o')} (if (result f32) ${get('log')}
+        (then (f32.demote_f64 (f64.sub (f64.promote_f32 ${get('a')}) (f64.mul (f64.promote_f32 (f32.demote_f64 (call $exp (f64.promote_f32 ${get('b')})))) (f64.promote_f32 ${get('s')})))))
+        (else (f32.mul ${get('b')} (f32.sub ${get('a')} ${get('s')})))))
+      (local.set $p (i32.add ${get('p')} ${get('xs')})) (local.set $o (i32.add ${get('o')} ${get('os')})) (local.set $k (i32.add ${get('k')} (i32.const 1))) (br $ol))))`;
+
+/** A loop over k in [k0, k1): 4 lanes at a time (`vec` at byte offset $p = 4 k), then single elements (`sca`). */
+function lanes(vec: string, sca: string): string {
+  return `
+    (local.set $p (i32.shl ${get('k0')} (i32.const 2)))
+    (local.set $e (i32.shl ${get('k1')} (i32.const 2)))
+    (block $vd (loop $vl
+      (br_if $vd (i32.gt_u (i32.add ${get('p')} (i32.const 16)) ${get('e')}))
+      ${vec}
+      (local.set $p (i32.add ${get('p')} (i32.const 16))) (br $vl)))
+    (block $sd (loop $sl
+      (br_if $sd (i32.ge_u ${get('p')} ${get('e')}))
+      ${sca}
+      (local.set $p (i32.add ${get('p')} (i32.const 4))) (br $sl)))`;
+}
+
+/**
+ * LayerNorm row statistics into the globals $mean and $rstd, as rowStats:
+ * mean = fp32(fp32 sum / n), variance = fp32(fp32 sum of fp32 squares of
+ * fp32(x - mean) / n), rstd = fp32(1 / fp32(sqrt(fp32(variance + eps)))), eps a double.
+ */
+const LN_STATS = `
+  (global $mean (mut f32) (f32.const 0))
+  (global $rstd (mut f32) (f32.const 0))
+  (func $lnStats (param $x i32) (param $n i32) (param $eps f64)
+    (local $s f32) (local $v f32) (local $d f32) (local $p i32) (local $e i32) (local $mean f32)
+    (local.set $e (i32.add ${get('x')} (i32.shl ${get('n')} (i32.const 2))))
+    (local.set $p ${get('x')})
+    (block $d1 (loop $l1
+      (br_if $d1 (i32.ge_u ${get('p')} ${get('e')}))
+      (local.set $s (f32.add ${get('s')} (f32.load ${get('p')})))
+      (local.set $p (i32.add ${get('p')} (i32.const 4))) (br $l1)))
+    (local.set $mean (f32.demote_f64 (f64.div (f64.promote_f32 ${get('s')}) (f64.convert_i32_u ${get('n')}))))
+    (local.set $p ${get('x')})
+    (block $d2 (loop $l2
+      (br_if $d2 (i32.ge_u ${get('p')} ${get('e')}))
+      (local.set $d (f32.sub (f32.load ${get('p')}) ${get('mean')}))
+      (local.set $v (f32.add ${get('v')} (f32.mul ${get('d')} ${get('d')})))
+      (local.set $p (i32.add ${get('p')} (i32.const 4))) (br $l2)))
+    (global.set $mean ${get('mean')})
+    (global.set $rstd (f32.div (f32.const 1) (f32.sqrt (f32.demote_f64 (f64.add
+      (f64.promote_f32 (f32.demote_f64 (f64.div (f64.promote_f32 ${get('v')}) (f64.convert_i32_u ${get('n')})))) ${get('eps')}))))))
+
+  ;; out[i] = mean (which 0) or rstd (which 1) of rows x, x + n, ... (rows of them).
+  (func (export "ln_stats_rows") (param $x i32) (param $n i32) (param $eps f64) (param $o i32) (param $rows i32) (param $which i32)
+    (local $i i32)
+    (block $d (loop $l
+      (br_if $d (i32.ge_u ${get('i')} ${get('rows')}))
+      (call $lnStats (i32.add ${get('x')} (i32.mul (i32.mul ${get('i')} ${get('n')}) (i32.const 4))) ${get('n')} ${get('eps')})
+      (f32.store (i32.add ${get('o')} (i32.shl ${get('i')} (i32.const 2))) (select (global.get $rstd) (global.get $mean) ${get('which')}))
+      (local.set $i (i32.add ${get('i')} (i32.const 1))) (br $l))))
+
+  ;;LayerNorm of the row at x (n elements), columns [k0, k1) into o (o: column k0's output):
+  ;; fp32(fp32(fp32(x - mean) rstd) scale) (+ bias when hasBias).
+  (func (export "ln_row") (param $x i32) (param $n i32) (param $eps f64) (param $scale i32) (param $bias i32) (param $hasBias i32) (param $o i32) (param $k0 i32) (param $k1 i32)
+    (local $p i32) (local $e i32) (local $mv v128) (local $rv v128) (local $y v128) (local $ys f32) (local $m f32) (local $r f32)
+    (call $lnStats ${get('x')} ${get('n')} ${get('eps')})
+    (local.set $m (global.get $mean)) (local.set $r (global.get $rstd))
+    (local.set $mv (f32x4.splat ${get('m')})) (local.set $rv (f32x4.splat ${get('r')}))
+    (local.set $o (i32.sub ${get('o')} (i32.shl ${get('k0')} (i32.const 2))))
+    ${lanes(
+      `(local.set $y (f32x4.mul (f32x4.mul (f32x4.sub (v128.load (i32.add ${get('x')} ${get('p')})) ${get('mv')}) ${get('rv')}) (v128.load (i32.add ${get('scale')} ${get('p')}))))
+      (if ${get('hasBias')} (then (local.set $y (f32x4.add ${get('y')} (v128.load (i32.add ${get('bias')} ${get('p')}))))))
+      (v128.store (i32.add ${get('o')} ${get('p')}) ${get('y')})`,
+      `(local.set $ys (f32.mul (f32.mul (f32.sub (f32.load (i32.add ${get('x')} ${get('p')})) ${get('m')}) ${get('r')}) (f32.load (i32.add ${get('scale')} ${get('p')}))))
+      (if ${get('hasBias')} (then (local.set $ys (f32.add ${get('ys')} (f32.load (i32.add ${get('bias')} ${get('p')}))))))
+      (f32.store (i32.add ${get('o')} ${get('p')}) ${get('ys')})`,
+    )})
+
+  ;; LayerNorm's dx for the row at x (dy at the same columns), columns [k0, k1) into o:
+  ;; g = fp32(dy scale), xhat = fp32(fp32(x - mean) rstd); mg, mgx = fp32 sums of g and fp32(g xhat) over the row, / n;
+  ;; dx = fp32(rstd fp32(fp32(g - mg) - fp32(xhat mgx))).
+  (func (export "ln_grad_x_row") (param $dy i32) (param $x i32) (param $scale i32) (param $n i32) (param $eps f64) (param $o i32) (param $k0 i32) (param $k1 i32)
+    (local $p i32) (local $e i32) (local $m f32) (local $r f32) (local $g f32) (local $sg f32) (local $sgx f32) (local $mg f32) (local $mgx f32)
+    (local $mv v128) (local $rv v128) (local $gv v128) (local $mgv v128) (local $mgxv v128)
+    (call $lnStats ${get('x')} ${get('n')} ${get('eps')})
+    (local.set $m (global.get $mean)) (local.set $r (global.get $rstd))
+    (local.set $e (i32.shl ${get('n')} (i32.const 2)))
+    (block $d (loop $l
+      (br_if $d (i32.ge_u ${get('p')} ${get('e')}))
+      (local.set $g (f32.mul (f32.load (i32.add ${get('dy')} ${get('p')})) (f32.load (i32.add ${get('scale')} ${get('p')}))))
+      (local.set $sg (f32.add ${get('sg')} ${get('g')}))
+      (local.set $sgx (f32.add ${get('sgx')} (f32.mul ${get('g')} (f32.mul (f32.sub (f32.load (i32.add ${get('x')} ${get('p')})) ${get('m')}) ${get('r')}))))
+      (local.set $p (i32.add ${get('p')} (i32.const 4))) (br $l)))
+    (local.set $mg (f32.demote_f64 (f64.div (f64.promote_f32 ${get('sg')}) (f64.convert_i32_u ${get('n')}))))
+    (local.set $mgx (f32.demote_f64 (f64.div (f64.promote_f32 ${get('sgx')}) (f64.convert_i32_u ${get('n')}))))
+    (local.set $mv (f32x4.splat ${get('m')})) (local.set $rv (f32x4.splat ${get('r')}))
+    (local.set $mgv (f32x4.splat ${get('mg')})) (local.set $mgxv (f32x4.splat ${get('mgx')}))
+    (local.set $o (i32.sub ${get('o')} (i32.shl ${get('k0')} (i32.const 2))))
+    ${lanes(
+      `(local.set $gv (f32x4.mul (v128.load (i32.add ${get('dy')} ${get('p')})) (v128.load (i32.add ${get('scale')} ${get('p')}))))
+      (v128.store (i32.add ${get('o')} ${get('p')}) (f32x4.mul ${get('rv')} (f32x4.sub (f32x4.sub ${get('gv')} ${get('mgv')})
+        (f32x4.mul (f32x4.mul (f32x4.sub (v128.load (i32.add ${get('x')} ${get('p')})) ${get('mv')}) ${get('rv')}) ${get('mgxv')}))))`,
+      `(local.set $g (f32.mul (f32.load (i32.add ${get('dy')} ${get('p')})) (f32.load (i32.add ${get('scale')} ${get('p')}))))
+      (f32.store (i32.add ${get('o')} ${get('p')}) (f32.mul ${get('r')} (f32.sub (f32.sub ${get('g')} ${get('mg')})
+        (f32.mul (f32.mul (f32.sub (f32.load (i32.add ${get('x')} ${get('p')})) ${get('m')}) ${get('r')}) ${get('mgx')}))))`,
+    )})
+
+  ;; LayerNorm's dscale partial for the row at x: o[k] = fp32(o[k] + fp32(dy_k fp32(fp32(x_k - mean) rstd))) for k in [k0, k1),
+  ;; dy: column k0's gradient; o: the partial (column 0).
+  (func (export "ln_scale_row") (param $x i32) (param $n i32) (param $eps f64) (param $dy i32) (param $o i32) (param $k0 i32) (param $k1 i32)
+    (local $p i32) (local $e i32) (local $m f32) (local $r f32) (local $mv v128) (local $rv v128)
+    (call $lnStats ${get('x')} ${get('n')} ${get('eps')})
+    (local.set $m (global.get $mean)) (local.set $r (global.get $rstd))
+    (local.set $mv (f32x4.splat ${get('m')})) (local.set $rv (f32x4.splat ${get('r')}))
+    (local.set $dy (i32.sub ${get('dy')} (i32.shl ${get('k0')} (i32.const 2))))
+    ${lanes(
+      `(v128.store (i32.add ${get('o')} ${get('p')}) (f32x4.add (v128.load (i32.add ${get('o')} ${get('p')}))
+        (f32x4.mul (v128.load (i32.add ${get('dy')} ${get('p')})) (f32x4.mul (f32x4.sub (v128.load (i32.add ${get('x')} ${get('p')})) ${get('mv')}) ${get('rv')}))))`,
+      `(f32.store (i32.add ${get('o')} ${get('p')}) (f32.add (f32.load (i32.add ${get('o')} ${get('p')}))
+        (f32.mul (f32.load (i32.add ${get('dy')} ${get('p')})) (f32.mul (f32.sub (f32.load (i32.add ${get('x')} ${get('p')})) ${get('m')}) ${get('r')}))))`,
+    )})`;
+
+/**
+ * NnChannelSum / NnBatchNormScalePartial: len elements of a row-major
+ * [outer, G, inner] run from (g, j), each added to o[g - gMin] in element
+ * order, one fp32 chain per channel; centred terms are
+ * fp32(fp32(dy fp32(x - mean)) k), k = fp32(1 / fp32(sqrt(fp32(var + eps)))).
+ */
+const CHANNEL_SUM = `
+  (func (export "channel_sum") (param $dy i32) (param $len i32) (param $o i32) (param $G i32) (param $inner i32) (param $g i32) (param $j i32) (param $gMin i32)
+      (param $centered i32) (param $x i32) (param $mean i32) (param $var i32) (param $eps f64)
+    (local $i i32) (local $run i32) (local $op i32) (local $acc f32) (local $m f32) (local $k f32) (local $t i32) (local $p i32) (local $q i32)
+    (block $d (loop $l
+      (br_if $d (i32.ge_u ${get('i')} ${get('len')}))
+      (local.set $run (i32.sub ${get('inner')} ${get('j')}))
+      (if (i32.gt_u ${get('run')} (i32.sub ${get('len')} ${get('i')})) (then (local.set $run (i32.sub ${get('len')} ${get('i')}))))
+      (local.set $op (i32.add ${get('o')} (i32.shl (i32.sub ${get('g')} ${get('gMin')}) (i32.const 2))))
+      (local.set $acc (f32.load ${get('op')}))
+      (local.set $p (i32.add ${get('dy')} (i32.shl ${get('i')} (i32.const 2))))
+      (local.set $q (i32.add ${get('p')} (i32.shl ${get('run')} (i32.const 2))))
+      (if ${get('centered')}
+        (then
+          (local.set $m (f32.load (i32.add ${get('mean')} (i32.shl (i32.sub ${get('g')} ${get('gMin')}) (i32.const 2)))))
+          (local.set $k (f32.div (f32.const 1) (f32.sqrt (f32.demote_f64 (f64.add (f64.promote_f32
+            (f32.load (i32.add ${get('var')} (i32.shl (i32.sub ${get('g')} ${get('gMin')}) (i32.const 2))))) ${get('eps')})))))
+          (local.set $t (i32.sub (i32.add ${get('x')} (i32.shl ${get('i')} (i32.const 2))) ${get('p')}))
+          (block $cd (loop $cl
+            (br_if $cd (i32.ge_u ${get('p')} ${get('q')}))
+            (local.set $acc (f32.add ${get('acc')} (f32.mul (f32.mul (f32.load ${get('p')}) (f32.sub (f32.load (i32.add ${get('p')} ${get('t')})) ${get('m')})) ${get('k')})))
+            (local.set $p (i32.add ${get('p')} (i32.const 4))) (br $cl))))
+        (else
+          (block $pd (loop $pl
+            (br_if $pd (i32.ge_u ${get('p')} ${get('q')}))
+            (local.set $acc (f32.add ${get('acc')} (f32.load ${get('p')})))
+            (local.set $p (i32.add ${get('p')} (i32.const 4))) (br $pl)))))
+      (f32.store ${get('op')} ${get('acc')})
+      (local.set $i (i32.add ${get('i')} ${get('run')}))
+      (local.set $j (i32.const 0))
+      (local.set $g (i32.add ${get('g')} (i32.const 1)))
+      (if (i32.eq ${get('g')} ${get('G')}) (then (local.set $g (i32.const 0))))
+      (br $l))))`;
+
 export const KERNELS_WAT = `(module
   (import "env" "memory" (memory 0 ${MAX_PAGES} shared))
+  (import "env" "exp" (func $exp (param f64) (result f64)))
+  (import "env" "log" (func $log (param f64) (result f64)))
 ${block4x8()}
 ${ROW_TAIL}
 ${MATMUL}
@@ -240,5 +481,8 @@ ${binaries.join('\n')}
 ${unaries.join('\n')}
 ${SUM_PARTS}
 ${COPIES}
+${SOFTMAX}
+${LN_STATS}
+${CHANNEL_SUM}
 )
 `;

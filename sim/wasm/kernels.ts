@@ -26,6 +26,13 @@ export type KernelExports = {
   sum_parts(ptrs: number, parts: number, offsetBytes: number, out: number, n: number): void;
   relu_grad(dy: number, y: number, out: number, n: number): void;
   copies(table: number, n: number): void;
+  softmax_group(x: number, xStride: number, n: number, out: number, outStride: number, k0: number, k1: number, log: number, scratch: number): void;
+  softmax_grad_group(dy: number, y: number, xStride: number, n: number, out: number, outStride: number, k0: number, k1: number, log: number): void;
+  ln_stats_rows(x: number, n: number, eps: number, out: number, rows: number, which: number): void;
+  ln_row(x: number, n: number, eps: number, scale: number, bias: number, hasBias: number, out: number, k0: number, k1: number): void;
+  ln_grad_x_row(dy: number, x: number, scale: number, n: number, eps: number, out: number, k0: number, k1: number): void;
+  ln_scale_row(x: number, n: number, eps: number, dy: number, out: number, k0: number, k1: number): void;
+  channel_sum(dy: number, len: number, out: number, G: number, inner: number, g: number, j: number, gMin: number, centered: number, x: number, mean: number, variance: number, eps: number): void;
 } & Record<`${BinaryOp}_vv` | `${BinaryOp}_vs`, (a: number, b: number, out: number, n: number) => void> &
   Record<UnaryOp, (x: number, out: number, n: number) => void>;
 
@@ -87,7 +94,8 @@ const byBuffer = new WeakMap<ArrayBufferLike, Kernels>();
 
 /** Instantiate the kernels against `memory` on this thread, with scratch [scratchBase, scratchEnd). */
 export function bindKernels(module: WebAssembly.Module, memory: WebAssembly.Memory, scratchBase: number, scratchEnd: number): Kernels {
-  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  // exp and log are the host's (the reference codelets call Math.exp and Math.log: the same bits).
+  const instance = new WebAssembly.Instance(module, { env: { memory, exp: Math.exp, log: Math.log } });
   const k = new Kernels(instance.exports as unknown as KernelExports, memory.buffer, new Arena(scratchBase, scratchEnd));
   byBuffer.set(memory.buffer, k);
   return k;
@@ -126,6 +134,26 @@ export async function assembleKernels(): Promise<Uint8Array<ArrayBuffer>> {
   } finally {
     mod.destroy();
   }
+}
+
+/**
+ * A kernel's operands when it is not lane-wise (it reads inputs across
+ * elements): the kernels and the addresses of `out` and `ins`, all float32
+ * views of one bound memory, and `out` overlapping none of the inputs.
+ */
+export function separate(out: ElemArray, ins: readonly ElemArray[]): { K: Kernels; out: number; ins: number[] } | undefined {
+  const K = kernelsFor(out);
+  if (!K) return undefined;
+  const o = K.address(out);
+  if (o < 0) return undefined;
+  const end = o + out.byteLength;
+  const at: number[] = [];
+  for (const x of ins) {
+    const p = K.address(x);
+    if (p < 0 || (p < end && o < p + x.byteLength)) return undefined;
+    at.push(p);
+  }
+  return { K, out: o, ins: at };
 }
 
 /**

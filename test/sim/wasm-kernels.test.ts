@@ -11,7 +11,10 @@ import { matMulReduceCodelet, matMulReduceWasm } from '../../sim/codelets/matmul
 import { absCodelet, expGradCodelet, negCodelet, reluCodelet, reluGradCodelet, sqrtCodelet } from '../../sim/codelets/unary.js';
 import { roundHalf } from '../../sim/half.js';
 import { TileMemory } from '../../sim/memory.js';
-import { kernelModule, kernelsFor, laneWise } from '../../sim/wasm/kernels.js';
+import { kernelModule, kernelsFor, laneWise, type KernelExports } from '../../sim/wasm/kernels.js';
+import { softmaxCodelet, softmaxGradCodelet } from '../../sim/codelets/softmax.js';
+import { layerNormGradXCodelet, layerNormScalePartialCodelet, layerNormStatsCodelet, normCodelets } from '../../sim/codelets/norm.js';
+import { channelSumCodelets } from '../../sim/codelets/nn-util.js';
 
 let mem: TileMemory;
 let next = 0;
@@ -142,4 +145,120 @@ describe('elementwise kernels = TypeScript codelets, bit for bit', () => {
     expect(matMulReduceWasm([], [])).toBe(false);
     for (const [dev, host] of viaCodelet(matMulReduceCodelet, { partials: [values(41, 1), values(41, 2), values(41, 3)] }, { out: [17, 24] }, {}, ['partials', 'out'])) expect(dev).toEqual(host);
   });
+});
+
+/**
+ * The kernels a codelet called, by name (the bound kernels' exports wrapped
+ * in a recording proxy): a kernel test that silently fell back to the
+ * reference would compare the reference with itself.
+ */
+const called = new Set<string>();
+function recordCalls(): void {
+  const K = kernelsFor(mem.view(0, { offset: 0, count: 1, dtype: 'float32' }))!;
+  const x = K.x;
+  (K as { x: KernelExports }).x = new Proxy(x, {
+    get(target, name) {
+      called.add(String(name));
+      return target[name as keyof KernelExports];
+    },
+  });
+}
+
+/** NaNs made one bit pattern (their payloads are not part of the contract). */
+function canonical(bits: number[]): number[] {
+  return bits.map((b) => ((b & 0x7f800000) === 0x7f800000 && (b & 0x7fffff) !== 0 ? 0x7fc00000 : b));
+}
+
+/** `c` on tile memory (which must call `kernel`) and on host arrays: the same bits. */
+function sameAsReference(c: Codelet, kernel: string | undefined, ins: Record<string, Float32Array>, outs: Record<string, number>, params: Record<string, number>): void {
+  called.clear();
+  const unwrap = (f: VertexArgs['fields']) => Object.fromEntries(Object.entries(f).map(([k, v]) => [k, (v as ElemArray[])[0]]));
+  const results = both(
+    (args) => {
+      c.compute({ ...args, fields: unwrap(args.fields) });
+      return true;
+    },
+    (args) => c.compute({ ...args, fields: unwrap(args.fields) }),
+    Object.fromEntries(Object.entries(ins).map(([k, v]) => [k, [v]])),
+    Object.fromEntries(Object.entries(outs).map(([k, n]) => [k, [n]])),
+    params,
+  );
+  // (undefined, or an empty output: no group or row to run)
+  if (kernel && Object.values(outs).some((n) => n > 0)) expect([...called]).toContain(kernel);
+  for (const [dev, host] of results) expect(canonical(dev)).toEqual(canonical(host));
+}
+
+describe('softmax and norm kernels = TypeScript codelets, bit for bit', () => {
+  beforeAll(recordCalls);
+  /** Values with the awkward ones: both zeros, large magnitudes (exp underflows), and fp16-representable when half. */
+  const data = (len: number, seed: number, half: boolean, spread = 1) => {
+    const x = values(len, seed, half);
+    for (let i = 0; i < len; i++) x[i] = half ? roundHalf(x[i] * spread) : Math.fround(x[i] * spread);
+    return x;
+  };
+  for (const half of [false, true]) {
+    const tag = half ? ' fp16 values' : '';
+    for (const n of [1, 3, 4, 7, 33, 1000])
+      for (const inner of [1, 3])
+        for (const [lo, hi] of [[0, 1], [0.25, 0.8], [0, 0]])
+          for (const log of [0, 1]) {
+            const outer = 3;
+            const group = n * inner;
+            const total = outer * group;
+            const outBegin = Math.floor(lo * total);
+            const outEnd = Math.max(outBegin, Math.ceil(hi * total));
+            const inBegin = Math.floor(outBegin / group) * group;
+            const inEnd = Math.max(inBegin + group, Math.ceil(outEnd / group) * group);
+            const params = { n, inner, outBegin, inBegin, log };
+            const name = `n ${n} inner ${inner} out [${outBegin}, ${outEnd})${log ? ' log' : ''}${tag}`;
+            it(`NnSoftmax ${name}`, () => {
+              sameAsReference(softmaxCodelet, 'softmax_group', { in: data(inEnd - inBegin, n + inner, half, 30) }, { out: outEnd - outBegin }, params);
+            });
+            it(`NnSoftmaxGrad ${name}`, () => {
+              const y = data(inEnd - inBegin, 3 * n, half);
+              if (!log) for (let i = 0; i < y.length; i++) y[i] = Math.abs(y[i]);
+              sameAsReference(softmaxGradCodelet, 'softmax_grad_group', { gradOut: data(inEnd - inBegin, n, half, 5), y }, { out: outEnd - outBegin }, params);
+            });
+          }
+    for (const n of [1, 3, 4, 13, 64, 515])
+      for (const [lo, hi] of [[0, 1], [0.3, 0.7], [0.5, 0.5]]) {
+        const rows = 4;
+        const total = rows * n;
+        const outBegin = Math.floor(lo * total);
+        const outEnd = Math.max(outBegin, Math.ceil(hi * total));
+        const inBegin = Math.floor(outBegin / n) * n;
+        const inEnd = Math.max(inBegin + n, Math.ceil(outEnd / n) * n);
+        const eps = 1e-5;
+        const name = `n ${n} elements [${outBegin}, ${outEnd})${tag}`;
+        const x = () => data(inEnd - inBegin, 7 + n, half, 100);
+        it(`NnLayerNorm ${name}`, () => {
+          sameAsReference(normCodelets[0], 'ln_row', { in: x(), scale: data(n, 8, half), bias: data(n, 9, half) }, { out: outEnd - outBegin }, { n, outBegin, inBegin, eps });
+          sameAsReference(normCodelets[1], 'ln_row', { in: x(), scale: data(n, 8, half) }, { out: outEnd - outBegin }, { n, outBegin, inBegin, eps });
+        });
+        it(`NnLayerNormGradX ${name}`, () => {
+          sameAsReference(layerNormGradXCodelet, 'ln_grad_x_row', { gradOut: data(inEnd - inBegin, 10, half), in: x(), scale: data(n, 8, half) }, { out: outEnd - outBegin }, { n, outBegin, inBegin, eps });
+        });
+        it(`NnLayerNormScalePartial ${name}`, () => {
+          sameAsReference(layerNormScalePartialCodelet, outEnd > outBegin ? 'ln_scale_row' : undefined, { gradOut: data(outEnd - outBegin, 11, half), in: x() }, { out: n }, { n, begin: outBegin, inBegin, eps });
+        });
+        it(`NnLayerNormStats n ${n}${tag}`, () => {
+          for (const which of [0, 1])
+            sameAsReference(layerNormStatsCodelet, 'ln_stats_rows', { in: data(rows * n, 12, half, 100).subarray(n) }, { out: rows - 1 }, { n, outBegin: 1, inBegin: n, eps: 1e-3, which });
+        });
+      }
+    for (const [G, inner, begin, len] of [[3, 5, 0, 45], [3, 5, 7, 30], [4, 1, 2, 1], [2, 7, 3, 0], [5, 4, 6, 3], [3, 16, 0, 97]]) {
+      const gFirst = Math.floor(begin / inner) % G;
+      const spans = Math.ceil((begin + len) / inner) - Math.floor(begin / inner);
+      const [gMin, gCount] = spans >= G || gFirst + spans > G ? [0, G] : [gFirst, Math.max(1, spans)];
+      const name = `G ${G} inner ${inner} [${begin}, ${begin + len})${tag}`;
+      it(`NnChannelSum ${name}`, () => {
+        sameAsReference(channelSumCodelets[0], 'channel_sum', { in: data(len, 13, half, 10) }, { out: gCount }, { G, inner, begin, gMin });
+      });
+      it(`NnBatchNormScalePartial ${name}`, () => {
+        const variance = data(gCount, 16, half);
+        for (let i = 0; i < gCount; i++) variance[i] = Math.abs(variance[i]);
+        sameAsReference(channelSumCodelets[1], 'channel_sum', { in: data(len, 13, half, 10), x: data(len, 14, half, 3), mean: data(gCount, 15, half), var: variance }, { out: gCount }, { G, inner, begin, gMin, eps: 1e-5 });
+      });
+    }
+  }
 });
