@@ -6,7 +6,8 @@
  *   npx tsx --conditions=tilesim-source bench/codelet-kernels.ts [name ...]
  */
 import type { Codelet, ElemArray, VertexArgs } from '../sim/codelet.js';
-import { channelSumCodelets } from '../sim/codelets/nn-util.js';
+import { channelSumCodelets, partialsFinalCodelet } from '../sim/codelets/nn-util.js';
+import { reduceFinalCodelet, reducePartialCodelet } from '../sim/codelets/reduce.js';
 import { layerNormGradXCodelet, layerNormScalePartialCodelet, normCodelets } from '../sim/codelets/norm.js';
 import { softmaxCodelet, softmaxGradCodelet } from '../sim/codelets/softmax.js';
 import { TileMemory } from '../sim/memory.js';
@@ -19,6 +20,7 @@ export interface CodeletCase {
   ins: Record<string, number | number[]>;
   outs: Record<string, number | number[]>;
   params: Record<string, number>;
+  arrays?: Record<string, number[]>;
   /** Elements the vertex produces or reduces, for the rate. */
   elements: number;
 }
@@ -38,6 +40,10 @@ export const CASES: CodeletCase[] = [
   { name: `NnLayerNormScalePartial [${ROWS}, ${N}]`, codelet: layerNormScalePartialCodelet, ins: { gradOut: E, in: E }, outs: { out: N }, params: { n: N, begin: 0, inBegin: 0, eps: 1e-5 }, elements: E },
   { name: `NnChannelSum [4, 64, ${E / 256}]`, codelet: channelSumCodelets[0], ins: { in: E }, outs: { out: 64 }, params: { G: 64, inner: E / 256, begin: 0, gMin: 0 }, elements: E },
   { name: `NnBatchNormScalePartial [4, 64, ${E / 256}]`, codelet: channelSumCodelets[1], ins: { in: E, x: E, mean: 64, var: 64 }, outs: { out: 64 }, params: { G: 64, inner: E / 256, begin: 0, gMin: 0, eps: 1e-5 }, elements: E },
+  { name: `ReducePartial [${ROWS}, ${N}] over rows`, codelet: reducePartialCodelet, ins: { in: E }, outs: { out: N }, params: { offset: 0, abs: 0 }, elements: E },
+  { name: `ReducePartial [${E}] to 1`, codelet: reducePartialCodelet, ins: { in: E }, outs: { out: 1 }, params: { offset: 0, abs: 1 }, elements: E },
+  { name: `ReduceFinal 16 partials of ${E / 16}`, codelet: reduceFinalCodelet, ins: { partials: Array<number>(16).fill(E / 16) }, outs: { out: E / 16 }, params: { scale: 0.1 }, elements: E },
+  { name: `NnPartialsFinal 16 partials of ${E / 16}`, codelet: partialsFinalCodelet, ins: { partials: Array<number>(16).fill(E / 16) }, outs: { out: E / 16 }, params: { scale: 0.1 }, arrays: { offsets: Array<number>(16).fill(0) }, elements: E },
 ];
 
 function fill(x: Float32Array, seed: number): void {
@@ -82,7 +88,7 @@ export async function codeletKernels(cases = CASES, log: (s: string) => void = (
     const dev = build(true);
     const run = (fields: Record<string, ElemArray | ElemArray[]>) => () => {
       mem.arena!.top = mem.arena!.base;
-      c.codelet.compute({ fields, params: c.params, arrays: {} });
+      c.codelet.compute({ fields, params: c.params, arrays: c.arrays ?? {} });
     };
     const ts = best(5, run(host));
     const wasm = best(5, run(dev));

@@ -469,6 +469,92 @@ const CHANNEL_SUM = `
       (if (i32.eq ${get('g')} ${get('G')}) (then (local.set $g (i32.const 0))))
       (br $l))))`;
 
+
+// ---------------------------------------------------------------------------
+// The two-stage reductions (sim/codelets/reduce.ts, nn-util.ts).
+
+/**
+ * ReducePartial: len elements from column j of a [rows, cols] run, added per
+ * column into double accumulators at acc (cols f64, zeroed here) in element
+ * order (|x| when abs), then o[c] = fp32(acc[c]): the reference's Float64Array
+ * sums. Lanes go across columns (two f64 lanes), each column its own chain.
+ */
+const REDUCE = `
+  (func (export "reduce_partial") (param $x i32) (param $len i32) (param $acc i32) (param $cols i32) (param $j i32) (param $abs i32) (param $o i32)
+    (local $i i32) (local $run i32) (local $pa i32) (local $px i32) (local $end i32) (local $v v128) (local $s f64)
+    (memory.fill ${get('acc')} (i32.const 0) (i32.shl ${get('cols')} (i32.const 3)))
+    (if (i32.eq ${get('cols')} (i32.const 1)) (then
+      ;; One column: one chain over every element.
+      (local.set $px ${get('x')}) (local.set $end (i32.add ${get('x')} (i32.shl ${get('len')} (i32.const 2))))
+      (block $cd (loop $cl
+        (br_if $cd (i32.ge_u ${get('px')} ${get('end')}))
+        (local.set $s (f64.add ${get('s')} (if (result f64) ${get('abs')} (then (f64.abs (f64.promote_f32 (f32.load ${get('px')})))) (else (f64.promote_f32 (f32.load ${get('px')}))))))
+        (local.set $px (i32.add ${get('px')} (i32.const 4))) (br $cl)))
+      (f32.store ${get('o')} (f32.demote_f64 ${get('s')}))
+      (return)))
+    (block $d (loop $l
+      (br_if $d (i32.ge_u ${get('i')} ${get('len')}))
+      (local.set $run (i32.sub ${get('cols')} ${get('j')}))
+      (if (i32.gt_u ${get('run')} (i32.sub ${get('len')} ${get('i')})) (then (local.set $run (i32.sub ${get('len')} ${get('i')}))))
+      (local.set $pa (i32.add ${get('acc')} (i32.shl ${get('j')} (i32.const 3))))
+      (local.set $px (i32.add ${get('x')} (i32.shl ${get('i')} (i32.const 2))))
+      (local.set $end (i32.add ${get('px')} (i32.shl ${get('run')} (i32.const 2))))
+      (block $vd (loop $vl
+        (br_if $vd (i32.gt_u (i32.add ${get('px')} (i32.const 8)) ${get('end')}))
+        (local.set $v (f64x2.promote_low_f32x4 (v128.load64_zero ${get('px')})))
+        (if ${get('abs')} (then (local.set $v (f64x2.abs ${get('v')}))))
+        (v128.store ${get('pa')} (f64x2.add (v128.load ${get('pa')}) ${get('v')}))
+        (local.set $px (i32.add ${get('px')} (i32.const 8))) (local.set $pa (i32.add ${get('pa')} (i32.const 16))) (br $vl)))
+      (if (i32.lt_u ${get('px')} ${get('end')}) (then
+        (local.set $s (f64.promote_f32 (f32.load ${get('px')})))
+        (if ${get('abs')} (then (local.set $s (f64.abs ${get('s')}))))
+        (f64.store ${get('pa')} (f64.add (f64.load ${get('pa')}) ${get('s')}))))
+      (local.set $i (i32.add ${get('i')} ${get('run')}))
+      (local.set $j (i32.const 0))
+      (br $l)))
+    (local.set $i (i32.const 0))
+    (block $od (loop $ol
+      (br_if $od (i32.ge_u ${get('i')} ${get('cols')}))
+      (f32.store (i32.add ${get('o')} (i32.shl ${get('i')} (i32.const 2))) (f32.demote_f64 (f64.load (i32.add ${get('acc')} (i32.shl ${get('i')} (i32.const 3))))))
+      (local.set $i (i32.add ${get('i')} (i32.const 1))) (br $ol))))
+
+  ;; ReduceFinal: o[i] = fp32((((0 + p_0[i]) + p_1[i]) + ...) x scale), the sum and the product in double,
+  ;; the np partials' addresses an i32 array at ptrs. Two outputs per step (f64 lanes).
+  (func (export "reduce_final") (param $ptrs i32) (param $np i32) (param $o i32) (param $n i32) (param $scale f64)
+    (local $i i32) (local $nb i32) (local $nv i32) (local $p i32) (local $v v128) (local $s f64) (local $sv v128)
+    (local.set $sv (f64x2.splat ${get('scale')}))
+    (local.set $nb (i32.shl ${get('n')} (i32.const 2)))
+    (local.set $nv (i32.and ${get('nb')} (i32.const -8)))
+    (block $vd (loop $vl
+      (br_if $vd (i32.ge_u ${get('i')} ${get('nv')}))
+      (local.set $v ${zero}) (local.set $p (i32.const 0))
+      (block $pd (loop $pl
+        (br_if $pd (i32.ge_u ${get('p')} ${get('np')}))
+        (local.set $v (f64x2.add ${get('v')} (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (i32.load (i32.add ${get('ptrs')} (i32.shl ${get('p')} (i32.const 2)))) ${get('i')})))))
+        (local.set $p (i32.add ${get('p')} (i32.const 1))) (br $pl)))
+      (v128.store64_lane 0 (i32.add ${get('o')} ${get('i')}) (f32x4.demote_f64x2_zero (f64x2.mul ${get('v')} ${get('sv')})))
+      (local.set $i (i32.add ${get('i')} (i32.const 8))) (br $vl)))
+    (if (i32.lt_u ${get('i')} ${get('nb')}) (then
+      (local.set $p (i32.const 0))
+      (block $pd (loop $pl
+        (br_if $pd (i32.ge_u ${get('p')} ${get('np')}))
+        (local.set $s (f64.add ${get('s')} (f64.promote_f32 (f32.load (i32.add (i32.load (i32.add ${get('ptrs')} (i32.shl ${get('p')} (i32.const 2)))) ${get('i')})))))
+        (local.set $p (i32.add ${get('p')} (i32.const 1))) (br $pl)))
+      (f32.store (i32.add ${get('o')} ${get('i')}) (f32.demote_f64 (f64.mul ${get('s')} ${get('scale')}))))))
+
+  ;; o[i] = fp32(x[i] x scale), the product in double (NnPartialsFinal's scaling; x may be o).
+  (func (export "scale_f64") (param $x i32) (param $o i32) (param $n i32) (param $scale f64)
+    (local $i i32) (local $nb i32) (local $nv i32) (local $sv v128)
+    (local.set $sv (f64x2.splat ${get('scale')}))
+    (local.set $nb (i32.shl ${get('n')} (i32.const 2)))
+    (local.set $nv (i32.and ${get('nb')} (i32.const -8)))
+    (block $vd (loop $vl
+      (br_if $vd (i32.ge_u ${get('i')} ${get('nv')}))
+      (v128.store64_lane 0 (i32.add ${get('o')} ${get('i')}) (f32x4.demote_f64x2_zero (f64x2.mul (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add ${get('x')} ${get('i')}))) ${get('sv')})))
+      (local.set $i (i32.add ${get('i')} (i32.const 8))) (br $vl)))
+    (if (i32.lt_u ${get('i')} ${get('nb')}) (then
+      (f32.store (i32.add ${get('o')} ${get('i')}) (f32.demote_f64 (f64.mul (f64.promote_f32 (f32.load (i32.add ${get('x')} ${get('i')}))) ${get('scale')}))))))`;
+
 export const KERNELS_WAT = `(module
   (import "env" "memory" (memory 0 ${MAX_PAGES} shared))
   (import "env" "exp" (func $exp (param f64) (result f64)))
@@ -484,5 +570,6 @@ ${COPIES}
 ${SOFTMAX}
 ${LN_STATS}
 ${CHANNEL_SUM}
+${REDUCE}
 )
 `;

@@ -32,6 +32,9 @@ export type KernelExports = {
   ln_row(x: number, n: number, eps: number, scale: number, bias: number, hasBias: number, out: number, k0: number, k1: number): void;
   ln_grad_x_row(dy: number, x: number, scale: number, n: number, eps: number, out: number, k0: number, k1: number): void;
   ln_scale_row(x: number, n: number, eps: number, dy: number, out: number, k0: number, k1: number): void;
+  reduce_partial(x: number, len: number, acc: number, cols: number, j: number, abs: number, out: number): void;
+  reduce_final(ptrs: number, parts: number, out: number, n: number, scale: number): void;
+  scale_f64(x: number, out: number, n: number, scale: number): void;
   channel_sum(dy: number, len: number, out: number, G: number, inner: number, g: number, j: number, gMin: number, centered: number, x: number, mean: number, variance: number, eps: number): void;
 } & Record<`${BinaryOp}_vv` | `${BinaryOp}_vs`, (a: number, b: number, out: number, n: number) => void> &
   Record<UnaryOp, (x: number, out: number, n: number) => void>;

@@ -14,7 +14,8 @@ import { TileMemory } from '../../sim/memory.js';
 import { kernelModule, kernelsFor, laneWise, type KernelExports } from '../../sim/wasm/kernels.js';
 import { softmaxCodelet, softmaxGradCodelet } from '../../sim/codelets/softmax.js';
 import { layerNormGradXCodelet, layerNormScalePartialCodelet, layerNormStatsCodelet, normCodelets } from '../../sim/codelets/norm.js';
-import { channelSumCodelets } from '../../sim/codelets/nn-util.js';
+import { channelSumCodelets, partialsFinalCodelet } from '../../sim/codelets/nn-util.js';
+import { reduceFinalCodelet, reducePartialCodelet } from '../../sim/codelets/reduce.js';
 
 let mem: TileMemory;
 let next = 0;
@@ -49,7 +50,7 @@ function bitsOf(xs: ElemArray[]): number[] {
 }
 
 /** Run `c` on tile-memory views, and `reference` on host copies; return both outputs. */
-function both(kernel: (a: VertexArgs) => boolean, reference: (a: VertexArgs) => void, ins: Record<string, Float32Array[]>, outs: Record<string, number[]>, params: Record<string, number>) {
+function both(kernel: (a: VertexArgs) => boolean, reference: (a: VertexArgs) => void, ins: Record<string, Float32Array[]>, outs: Record<string, number[]>, params: Record<string, number>, arrays: Record<string, number[]> = {}) {
   next = 0;
   mem.arena!.top = mem.arena!.base;
   const fields = (onDevice: boolean): VertexArgs['fields'] => {
@@ -61,8 +62,8 @@ function both(kernel: (a: VertexArgs) => boolean, reference: (a: VertexArgs) => 
   const dev = fields(true);
   expect(kernelsFor((dev[Object.keys(ins)[0]] as Float32Array[])[0])).toBeDefined();
   const host = fields(false);
-  expect(kernel({ fields: dev, params, arrays: {} })).toBe(true);
-  reference({ fields: host, params, arrays: {} });
+  expect(kernel({ fields: dev, params, arrays })).toBe(true);
+  reference({ fields: host, params, arrays });
   return Object.keys(outs).map((k) => [bitsOf(dev[k] as ElemArray[]), bitsOf(host[k] as ElemArray[])]);
 }
 
@@ -170,18 +171,27 @@ function canonical(bits: number[]): number[] {
 }
 
 /** `c` on tile memory (which must call `kernel`) and on host arrays: the same bits. */
-function sameAsReference(c: Codelet, kernel: string | undefined, ins: Record<string, Float32Array>, outs: Record<string, number>, params: Record<string, number>): void {
+function sameAsReference(
+  c: Codelet,
+  kernel: string | undefined,
+  ins: Record<string, Float32Array | Float32Array[]>,
+  outs: Record<string, number>,
+  params: Record<string, number>,
+  arrays: Record<string, number[]> = {},
+): void {
   called.clear();
-  const unwrap = (f: VertexArgs['fields']) => Object.fromEntries(Object.entries(f).map(([k, v]) => [k, (v as ElemArray[])[0]]));
+  const lists = Object.keys(ins).filter((k) => Array.isArray(ins[k]));
+  const unwrap = (f: VertexArgs['fields']) => Object.fromEntries(Object.entries(f).map(([k, v]) => [k, lists.includes(k) ? v : (v as ElemArray[])[0]]));
   const results = both(
     (args) => {
       c.compute({ ...args, fields: unwrap(args.fields) });
       return true;
     },
     (args) => c.compute({ ...args, fields: unwrap(args.fields) }),
-    Object.fromEntries(Object.entries(ins).map(([k, v]) => [k, [v]])),
+    Object.fromEntries(Object.entries(ins).map(([k, v]) => [k, Array.isArray(v) ? v : [v]])),
     Object.fromEntries(Object.entries(outs).map(([k, n]) => [k, [n]])),
     params,
+    arrays,
   );
   // (undefined, or an empty output: no group or row to run)
   if (kernel && Object.values(outs).some((n) => n > 0)) expect([...called]).toContain(kernel);
@@ -261,4 +271,30 @@ describe('softmax and norm kernels = TypeScript codelets, bit for bit', () => {
       });
     }
   }
+});
+
+describe('reduction kernels = TypeScript codelets, bit for bit', () => {
+  beforeAll(recordCalls);
+  for (const half of [false, true]) {
+    const tag = half ? ' fp16 values' : '';
+    for (const cols of [1, 3, 4, 7, 33])
+      for (const len of [0, 1, 5, 100, 1001])
+        for (const abs of [0, 1])
+          it(`ReducePartial cols ${cols} len ${len}${abs ? ' abs' : ''}${tag}`, () => {
+            for (const offset of [0, 2, 2 * cols + 1]) sameAsReference(reducePartialCodelet, 'reduce_partial', { in: values(len, 3 + len, half) }, { out: cols }, { offset, abs });
+          });
+    for (const n of [0, 1, 2, 3, 4, 9, 33, 1001])
+      for (const parts of [1, 3])
+        it(`ReduceFinal ${parts} partials n ${n}${tag}`, () => {
+          const ps = Array.from({ length: parts }, (_, p) => values(n + p, 20 + p, half));
+          for (const scale of [1, 1 / 3]) sameAsReference(reduceFinalCodelet, n > 0 ? 'reduce_final' : undefined, { partials: ps }, { out: n }, { scale });
+        });
+  }
+  for (const n of [1, 4, 13, 100])
+    it(`NnPartialsFinal into ${n}`, () => {
+      const lens = [n, Math.ceil(n / 2), 1, n];
+      const offsets = [0, Math.floor(n / 3), n - 1, 0];
+      for (const scale of [1, 1 / 7])
+        sameAsReference(partialsFinalCodelet, 'scale_f64', { partials: lens.map((l, j) => values(l, 30 + j)) }, { out: n }, { scale }, { offsets });
+    });
 });
