@@ -8,6 +8,7 @@
 import type { Codelet, ElemArray, VertexArgs } from '../sim/codelet.js';
 import { channelSumCodelets, partialsFinalCodelet } from '../sim/codelets/nn-util.js';
 import { reduceFinalCodelet, reducePartialCodelet } from '../sim/codelets/reduce.js';
+import { addCodelet, subCodelet } from '../sim/codelets/binary.js';
 import { layerNormGradXCodelet, layerNormScalePartialCodelet, normCodelets } from '../sim/codelets/norm.js';
 import { softmaxCodelet, softmaxGradCodelet } from '../sim/codelets/softmax.js';
 import { TileMemory } from '../sim/memory.js';
@@ -44,6 +45,9 @@ export const CASES: CodeletCase[] = [
   { name: `ReducePartial [${E}] to 1`, codelet: reducePartialCodelet, ins: { in: E }, outs: { out: 1 }, params: { offset: 0, abs: 1 }, elements: E },
   { name: `ReduceFinal 16 partials of ${E / 16}`, codelet: reduceFinalCodelet, ins: { partials: Array<number>(16).fill(E / 16) }, outs: { out: E / 16 }, params: { scale: 0.1 }, elements: E },
   { name: `NnPartialsFinal 16 partials of ${E / 16}`, codelet: partialsFinalCodelet, ins: { partials: Array<number>(16).fill(E / 16) }, outs: { out: E / 16 }, params: { scale: 0.1 }, arrays: { offsets: Array<number>(16).fill(0) }, elements: E },
+  // NCHW bias: [4, 64, 1024] + [64, 1] (merged [256, 1024], b one element per row), and the scalar on the left.
+  { name: `Add broadcast [4, 64, ${E / 256}] + [64, 1]`, codelet: addCodelet, ins: { a: E, b: 64 }, outs: { out: E }, params: { begin: 0, aBase: 0, bBase: 0 }, arrays: { shape: [4, 64, E / 256], a: [64 * (E / 256), E / 256, 1], b: [0, 1, 0] }, elements: E },
+  { name: `Sub broadcast [64, 1] - [4, 64, ${E / 256}]`, codelet: subCodelet, ins: { a: 64, b: E }, outs: { out: E }, params: { begin: 0, aBase: 0, bBase: 0 }, arrays: { shape: [4, 64, E / 256], a: [0, 1, 0], b: [64 * (E / 256), E / 256, 1] }, elements: E },
 ];
 
 function fill(x: Float32Array, seed: number): void {

@@ -212,6 +212,41 @@ export function binaryWasm(op: BinaryOp, out: ElemArray, a: ElemArray, b: ElemAr
   return true;
 }
 
+/** Broadcast rows shorter than this run in TypeScript: one kernel call per row would cost more. */
+const MIN_ROW_WASM = 16;
+
+/**
+ * General broadcast mode on the kernels, one call per row of the innermost
+ * merged axis: each operand's row is either contiguous (stride 1 there) or
+ * one element repeated (stride 0), so a row is add_vv, add_vs or add_sv at the
+ * addresses the index maps give for the row's first element. False when the
+ * rows are short, an operand steps otherwise, or the fields are not fp32 tile
+ * memory.
+ */
+function broadcastWasm(op: BinaryOp, args: VertexArgs, names: readonly string[], out: ElemArray, a: ElemArray, b: ElemArray): boolean {
+  const shape = args.arrays.shape;
+  const last = shape.length - 1;
+  const L = last >= 0 ? shape[last] : 1;
+  const n = out.length;
+  if (L < MIN_ROW_WASM) return false;
+  const [sa, sb] = names.map((f) => args.arrays[f]?.[last]);
+  if ((sa !== 0 && sa !== 1) || (sb !== 0 && sb !== 1) || (sa === 0 && sb === 0)) return false;
+  const w = laneWise(out, [a, b]);
+  if (!w) return false;
+  const ia = cachedIndex(args, names[0], n);
+  const ib = cachedIndex(args, names[1], n);
+  const form: 'sv' | 'vs' | 'vv' = sa === 0 ? 'sv' : sb === 0 ? 'vs' : 'vv';
+  const f = w.K.x[`${op}_${form}`];
+  const [pa, pb] = w.ins;
+  const begin = args.params.begin ?? 0;
+  for (let i = 0; i < n; ) {
+    const run = Math.min(L - ((begin + i) % L), n - i);
+    f(pa + 4 * ia[i], pb + 4 * ib[i], w.out + 4 * i, run);
+    i += run;
+  }
+  return true;
+}
+
 /** Element i of input j: flat, cyclic (shorter than out) or through its index map. */
 function elementwiseCompute(spec: ElementwiseSpec) {
   const k = spec.inputs.length;
@@ -219,7 +254,7 @@ function elementwiseCompute(spec: ElementwiseSpec) {
     const out = args.fields.out as Float32Array;
     const n = out.length;
     const ins = spec.inputs.map((f) => args.fields[f] as ElemArray);
-    if (spec.wasm && !args.arrays.shape && binaryWasm(spec.wasm, out, ins[0], ins[1], args.params.offset ?? 0)) return;
+    if (spec.wasm && (args.arrays.shape ? broadcastWasm(spec.wasm, args, spec.inputs, out, ins[0], ins[1]) : binaryWasm(spec.wasm, out, ins[0], ins[1], args.params.offset ?? 0))) return;
     const fn = spec.bind ? spec.bind(args.params) : spec.fn;
     if (args.arrays.shape) {
       const idx = spec.inputs.map((f) => cachedIndex(args, f, n));

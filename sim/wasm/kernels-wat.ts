@@ -164,13 +164,17 @@ function elementwise(name: string, inputs: string[], vec: (x: string[]) => strin
       (local.set $i (i32.add ${get('i')} (i32.const 4))) (br $sl))))`;
 }
 
-/** The binary ops: vector-vector and vector-scalar (b one element, a bias of length 1 or a scalar). */
+/**
+ * The binary ops: vector-vector, vector-scalar (b one element, a bias of
+ * length 1 or a scalar) and scalar-vector (a one element: a broadcast row of a).
+ */
 export const BINARY_OPS = ['add', 'sub', 'mul', 'div'] as const;
 export type BinaryOp = (typeof BINARY_OPS)[number];
 
 const binaries = BINARY_OPS.flatMap((op) => [
   elementwise(`${op}_vv`, ['a', 'b'], ([a, b]) => `(f32x4.${op} ${a} ${b})`, ([a, b]) => `(f32.${op} ${a} ${b})`),
   elementwise(`${op}_vs`, ['a', 'b'], ([a, b]) => `(f32x4.${op} ${a} ${b})`, ([a, b]) => `(f32.${op} ${a} ${b})`, 'b'),
+  elementwise(`${op}_sv`, ['a', 'b'], ([a, b]) => `(f32x4.${op} ${a} ${b})`, ([a, b]) => `(f32.${op} ${a} ${b})`, 'a'),
 ]);
 
 /** Unary ops whose fp32 result is one IEEE operation (or a select), as the TypeScript codelets compute them. */

@@ -36,7 +36,7 @@ export type KernelExports = {
   reduce_final(ptrs: number, parts: number, out: number, n: number, scale: number): void;
   scale_f64(x: number, out: number, n: number, scale: number): void;
   channel_sum(dy: number, len: number, out: number, G: number, inner: number, g: number, j: number, gMin: number, centered: number, x: number, mean: number, variance: number, eps: number): void;
-} & Record<`${BinaryOp}_vv` | `${BinaryOp}_vs`, (a: number, b: number, out: number, n: number) => void> &
+} & Record<`${BinaryOp}_vv` | `${BinaryOp}_vs` | `${BinaryOp}_sv`, (a: number, b: number, out: number, n: number) => void> &
   Record<UnaryOp, (x: number, out: number, n: number) => void>;
 
 /** Scratch memory of one thread inside the shared memory: a bump allocator reset per vertex. */

@@ -10,6 +10,7 @@ import { addCodelet, divCodelet, mulCodelet, subCodelet, sumCodelet } from '../.
 import { matMulReduceCodelet, matMulReduceWasm } from '../../sim/codelets/matmul.js';
 import { absCodelet, expGradCodelet, negCodelet, reluCodelet, reluGradCodelet, sqrtCodelet } from '../../sim/codelets/unary.js';
 import { roundHalf } from '../../sim/half.js';
+import { broadcastStrides, indexExtent, mergeAxes } from '../../src/lower/broadcast.js';
 import { TileMemory } from '../../sim/memory.js';
 import { kernelModule, kernelsFor, laneWise, type KernelExports } from '../../sim/wasm/kernels.js';
 import { softmaxCodelet, softmaxGradCodelet } from '../../sim/codelets/softmax.js';
@@ -297,4 +298,34 @@ describe('reduction kernels = TypeScript codelets, bit for bit', () => {
       for (const scale of [1, 1 / 7])
         sameAsReference(partialsFinalCodelet, 'scale_f64', { partials: lens.map((l, j) => values(l, 30 + j)) }, { out: n }, { scale }, { offsets });
     });
+});
+
+describe('general broadcast binary ops on the kernels = TypeScript, bit for bit', () => {
+  beforeAll(recordCalls);
+  /** [out shape, a shape, b shape]: rows of a or b broadcast along the innermost merged axis, either way round. */
+  const cases: [number[], number[], number[]][] = [
+    [[2, 3, 20], [2, 3, 20], [3, 1]], // NCHW bias: b a scalar per row
+    [[2, 3, 20], [3, 1], [2, 3, 20]], // the scalar on the left (sub, div: a_sv)
+    [[4, 3, 33], [4, 1, 33], [4, 3, 1]], // both broadcast, on different axes
+    [[5, 17], [5, 17], [1, 17]], // b a row reused for every row (cyclic in the lowering; general here)
+    [[3, 1, 16], [3, 1, 16], [3, 1, 1]],
+    [[2, 5, 6], [2, 5, 6], [5, 1]], // rows of 6: too short, TypeScript
+  ];
+  for (const [S, SA, SB] of cases)
+    for (const c of [addCodelet, subCodelet, mulCodelet, divCodelet])
+      it(`${c.name} ${JSON.stringify(S)} = ${JSON.stringify(SA)} op ${JSON.stringify(SB)}`, () => {
+        const { shape, strides } = mergeAxes(S, [broadcastStrides(SA, S), broadcastStrides(SB, S)]);
+        const total = S.reduce((p, d) => p * d, 1);
+        const rowLen = shape[shape.length - 1];
+        for (const [lo, hi] of [[0, 1], [0.3, 0.85], [0.5, 0.5]]) {
+          const begin = Math.floor(lo * total);
+          const end = Math.max(begin, Math.ceil(hi * total));
+          const [aLo, aHi] = indexExtent(shape, strides[0], begin, end);
+          const [bLo, bHi] = indexExtent(shape, strides[1], begin, end);
+          const a = values(SA.reduce((p, d) => p * d, 1), 40).subarray(aLo, Math.max(aLo + 1, aHi));
+          const b = values(SB.reduce((p, d) => p * d, 1), 41).subarray(bLo, Math.max(bLo + 1, bHi));
+          const kernel = rowLen >= 16 && end > begin;
+          sameAsReference(c, kernel ? `${c.name.toLowerCase()}_${strides[0].at(-1) ? 'v' : 's'}${strides[1].at(-1) ? 'v' : 's'}` : undefined, { a, b }, { out: end - begin }, { begin, aBase: aLo, bBase: bLo }, { shape, a: strides[0], b: strides[1] });
+        }
+      });
 });
