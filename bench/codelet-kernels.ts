@@ -13,6 +13,7 @@ import { layerNormGradXCodelet, layerNormScalePartialCodelet, normCodelets } fro
 import { softmaxCodelet, softmaxGradCodelet } from '../sim/codelets/softmax.js';
 import { TileMemory } from '../sim/memory.js';
 import { kernelModule } from '../sim/wasm/kernels.js';
+import { decodeHalf, encodeHalf } from '../sim/half.js';
 import { best } from './kernels.js';
 
 export interface CodeletCase {
@@ -103,7 +104,31 @@ export async function codeletKernels(cases = CASES, log: (s: string) => void = (
   return rates;
 }
 
+/** fp16 decode and encode at the vertex boundary (sim/execute.ts): tile memory (the kernels) against host arrays (the table and toHalfBits). */
+export async function halfRates(log: (s: string) => void = () => {}): Promise<CodeletRate[]> {
+  const mem = new TileMemory([6 * E + 64], { kernels: await kernelModule(), threads: 1, slot: 0 });
+  const bits = mem.view(0, { offset: 0, count: E, dtype: 'float16' }) as Uint16Array;
+  const floats = mem.view(0, { offset: 2 * E + 16, count: E, dtype: 'float32' }) as Float32Array;
+  fill(floats, 3);
+  const hostFloats = floats.slice();
+  const hostBits = new Uint16Array(E);
+  encodeHalf(hostFloats, hostBits);
+  bits.set(hostBits);
+  const rates: CodeletRate[] = [];
+  for (const [name, ts, wasm] of [
+    ['fp16 decode', () => decodeHalf(hostBits, hostFloats), () => decodeHalf(bits, floats)],
+    ['fp16 encode', () => encodeHalf(hostFloats, hostBits), () => encodeHalf(floats, bits)],
+  ] as const) {
+    const r = { name: `${name} of ${E}`, ts: best(5, ts), wasm: best(5, wasm), speedup: 0 };
+    r.speedup = r.ts / r.wasm;
+    rates.push(r);
+    log(`${r.name}: TypeScript ${r.ts.toFixed(2)} ms, kernel ${r.wasm.toFixed(3)} ms: ${r.speedup.toFixed(2)}x`);
+  }
+  return rates;
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const only = process.argv.slice(2);
   await codeletKernels(only.length ? CASES.filter((c) => only.some((o) => c.name.includes(o))) : CASES, console.log);
+  if (!only.length || only.includes('fp16')) await halfRates(console.log);
 }

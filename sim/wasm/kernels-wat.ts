@@ -559,6 +559,70 @@ const REDUCE = `
     (if (i32.lt_u ${get('i')} ${get('nb')}) (then
       (f32.store (i32.add ${get('o')} ${get('i')}) (f32.demote_f64 (f64.mul (f64.promote_f32 (f32.load (i32.add ${get('x')} ${get('i')}))) ${get('scale')}))))))`;
 
+
+// ---------------------------------------------------------------------------
+// float16 <-> float32 at the vertex boundary (sim/half.ts, sim/execute.ts).
+
+const i32x4 = (v: number) => `(i32x4.splat (i32.const ${v | 0}))`;
+
+/**
+ * Four fp16 bit patterns (u32 lanes) to fp32 bits, as sim/half.ts's table:
+ * normals and infinities by moving the exponent, subnormals as m x 2^-24
+ * (exact), NaNs keeping sign and payload (the table holds them so; a
+ * TypeScript copy of them may set the quiet bit, depending on the JIT tier).
+ */
+function halfToFloatLanes(h: string): string {
+  return `(local.set $h ${h})
+      (local.set $em (v128.and ${get('h')} ${i32x4(0x7fff)}))
+      (local.set $r (i32x4.add (i32x4.shl ${get('em')} (i32.const 13)) ${i32x4(112 << 23)}))
+      (local.set $big (i32x4.ge_u ${get('em')} ${i32x4(0x7c00)}))
+      (local.set $r (i32x4.add ${get('r')} (v128.and ${get('big')} ${i32x4(112 << 23)})))
+      (local.set $r (v128.bitselect (f32x4.mul (f32x4.convert_i32x4_u ${get('em')}) (f32x4.splat (f32.const 0x1p-24))) ${get('r')} (i32x4.lt_u ${get('em')} ${i32x4(0x400)})))
+      (v128.or ${get('r')} (i32x4.shl (v128.and ${get('h')} ${i32x4(0x8000)}) (i32.const 16)))`;
+}
+
+/**
+ * fp32 bits (u32 lanes) to fp16 bits, rounding to nearest even as
+ * toHalfBits: overflow to infinity, NaN to the quiet NaN 0x7e00 with the sign,
+ * results below fp16's normals rounded by an fp32 add of 0.5 (whose ulp is
+ * fp16's smallest subnormal: the add rounds to nearest even there), normals
+ * by adding 0xfff plus the kept mantissa's low bit before the shift.
+ */
+function floatToHalfLanes(x: string): string {
+  return `(local.set $h ${x})
+      (local.set $s (v128.and ${get('h')} ${i32x4(0x80000000)}))
+      (local.set $em (v128.xor ${get('h')} ${get('s')}))
+      (local.set $r (i32x4.shr_u (i32x4.add (i32x4.add ${get('em')} ${i32x4(0xc8000fff)}) (v128.and (i32x4.shr_u ${get('em')} (i32.const 13)) ${i32x4(1)})) (i32.const 13)))
+      (local.set $r (v128.bitselect (i32x4.sub (f32x4.add ${get('em')} (f32x4.splat (f32.const 0.5))) ${i32x4(0x3f000000)}) ${get('r')} (i32x4.lt_u ${get('em')} ${i32x4(0x38800000)})))
+      (local.set $r (v128.bitselect (v128.or ${i32x4(0x7c00)} (v128.and (i32x4.gt_u ${get('em')} ${i32x4(0x7f800000)}) ${i32x4(0x200)})) ${get('r')} (i32x4.ge_u ${get('em')} ${i32x4(0x47800000)})))
+      (v128.or ${get('r')} (i32x4.shr_u ${get('s')} (i32.const 16)))`;
+}
+
+const HALF = `
+  (func (export "half_decode") (param $src i32) (param $dst i32) (param $n i32)
+    (local $h v128) (local $em v128) (local $r v128) (local $big v128) (local $v v128) (local $e i32)
+    (local.set $e (i32.add ${get('src')} (i32.shl ${get('n')} (i32.const 1))))
+    (block $vd (loop $vl
+      (br_if $vd (i32.gt_u (i32.add ${get('src')} (i32.const 8)) ${get('e')}))
+      (v128.store ${get('dst')} ${halfToFloatLanes(`(i32x4.extend_low_i16x8_u (v128.load64_zero ${get('src')}))`)})
+      (local.set $src (i32.add ${get('src')} (i32.const 8))) (local.set $dst (i32.add ${get('dst')} (i32.const 16))) (br $vl)))
+    (block $sd (loop $sl
+      (br_if $sd (i32.ge_u ${get('src')} ${get('e')}))
+      (v128.store32_lane 0 ${get('dst')} ${halfToFloatLanes(`(i32x4.splat (i32.load16_u ${get('src')}))`)})
+      (local.set $src (i32.add ${get('src')} (i32.const 2))) (local.set $dst (i32.add ${get('dst')} (i32.const 4))) (br $sl))))
+
+  (func (export "half_encode") (param $x i32) (param $dst i32) (param $n i32)
+    (local $h v128) (local $s v128) (local $em v128) (local $r v128) (local $e i32)
+    (local.set $e (i32.add ${get('x')} (i32.shl ${get('n')} (i32.const 2))))
+    (block $vd (loop $vl
+      (br_if $vd (i32.gt_u (i32.add ${get('x')} (i32.const 16)) ${get('e')}))
+      (v128.store64_lane 0 ${get('dst')} (i16x8.narrow_i32x4_u ${floatToHalfLanes(`(v128.load ${get('x')})`)} ${zero}))
+      (local.set $x (i32.add ${get('x')} (i32.const 16))) (local.set $dst (i32.add ${get('dst')} (i32.const 8))) (br $vl)))
+    (block $sd (loop $sl
+      (br_if $sd (i32.ge_u ${get('x')} ${get('e')}))
+      (v128.store16_lane 0 ${get('dst')} ${floatToHalfLanes(`(i32x4.splat (i32.load ${get('x')}))`)})
+      (local.set $x (i32.add ${get('x')} (i32.const 4))) (local.set $dst (i32.add ${get('dst')} (i32.const 2))) (br $sl))))`;
+
 export const KERNELS_WAT = `(module
   (import "env" "memory" (memory 0 ${MAX_PAGES} shared))
   (import "env" "exp" (func $exp (param f64) (result f64)))
@@ -575,5 +639,6 @@ ${SOFTMAX}
 ${LN_STATS}
 ${CHANNEL_SUM}
 ${REDUCE}
+${HALF}
 )
 `;

@@ -32,6 +32,8 @@ export type KernelExports = {
   ln_row(x: number, n: number, eps: number, scale: number, bias: number, hasBias: number, out: number, k0: number, k1: number): void;
   ln_grad_x_row(dy: number, x: number, scale: number, n: number, eps: number, out: number, k0: number, k1: number): void;
   ln_scale_row(x: number, n: number, eps: number, dy: number, out: number, k0: number, k1: number): void;
+  half_decode(src: number, out: number, n: number): void;
+  half_encode(src: number, out: number, n: number): void;
   reduce_partial(x: number, len: number, acc: number, cols: number, j: number, abs: number, out: number): void;
   reduce_final(ptrs: number, parts: number, out: number, n: number, scale: number): void;
   scale_f64(x: number, out: number, n: number, scale: number): void;

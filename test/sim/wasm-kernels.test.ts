@@ -9,7 +9,7 @@ import { ampMatMulReference, ampMatMulWasm } from '../../sim/codelets/amp.js';
 import { addCodelet, divCodelet, mulCodelet, subCodelet, sumCodelet } from '../../sim/codelets/binary.js';
 import { matMulReduceCodelet, matMulReduceWasm } from '../../sim/codelets/matmul.js';
 import { absCodelet, expGradCodelet, negCodelet, reluCodelet, reluGradCodelet, sqrtCodelet } from '../../sim/codelets/unary.js';
-import { roundHalf } from '../../sim/half.js';
+import { decodeHalf, encodeHalf, halfToFloat, roundHalf, toHalfBits } from '../../sim/half.js';
 import { broadcastStrides, indexExtent, mergeAxes } from '../../src/lower/broadcast.js';
 import { TileMemory } from '../../sim/memory.js';
 import { kernelModule, kernelsFor, laneWise, type KernelExports } from '../../sim/wasm/kernels.js';
@@ -328,4 +328,48 @@ describe('general broadcast binary ops on the kernels = TypeScript, bit for bit'
           sameAsReference(c, kernel ? `${c.name.toLowerCase()}_${strides[0].at(-1) ? 'v' : 's'}${strides[1].at(-1) ? 'v' : 's'}` : undefined, { a, b }, { out: end - begin }, { begin, aBase: aLo, bBase: bLo }, { shape, a: strides[0], b: strides[1] });
         }
       });
+});
+
+describe('fp16 decode and encode on the kernels = sim/half.ts, bit for bit', () => {
+  beforeAll(recordCalls);
+  /** `n` elements of tile memory of the given type, after `skip` bytes (odd alignments too). */
+  const region = (dtype: 'float16' | 'float32', n: number, at: number) => mem.view(0, { offset: at, count: n, dtype });
+
+  it('decodes every fp16 bit pattern as the table does, at unaligned offsets and tails', () => {
+    for (const [skip, n] of [[0, 65536], [2, 65533], [6, 9]]) {
+      const bits = region('float16', n, skip) as Uint16Array;
+      for (let i = 0; i < n; i++) bits[i] = (i * 7 + skip) & 0xffff;
+      const out = region('float32', n, 4 * 65536 + 4 * skip) as Float32Array;
+      called.clear();
+      decodeHalf(bits, out);
+      expect([...called]).toContain('half_decode');
+      const host = decodeHalf(bits.slice());
+      // NaNs: the same sign (their other payload bits are not part of the contract; see canonical()).
+      const signs = (v: Float32Array) => [...v].map((x, i) => (Number.isNaN(x) ? Math.sign(new Int32Array(v.buffer, v.byteOffset, v.length)[i]) : 0));
+      expect(signs(out)).toEqual(signs(host));
+      expect(canonical([...new Uint32Array(out.buffer, out.byteOffset, n)])).toEqual(canonical([...new Uint32Array(host.buffer)]));
+    }
+  });
+
+  it('encodes as toHalfBits: a sweep of every 4099th fp32 bit pattern, midpoints, subnormals, overflow, NaNs', () => {
+    const probes: number[] = [];
+    for (let b = 0; b < 2 ** 32; b += 4099 * 256) probes.push(b);
+    // Around every fp16 value and midpoint: the rounding boundaries.
+    const f = new Float32Array(1);
+    const u = new Uint32Array(f.buffer);
+    for (let h = 0; h < 0x7c00; h += 3) {
+      f[0] = (halfToFloat(h) + halfToFloat(h + 1)) / 2;
+      for (const d of [-1, 0, 1]) probes.push((u[0] + d) >>> 0, ((u[0] + d) | 0x80000000) >>> 0);
+    }
+    probes.push(0x7f800000, 0xff800000, 0x7fc00000, 0xffc00001, 0x7f800001, 0x477fefff, 0x477ff000, 0x47800000, 0x33000000, 0x33000001, 0x387fffff, 0x38800000);
+    for (const skip of [0, 4, 12]) {
+      const x = region('float32', probes.length, skip) as Float32Array;
+      new Uint32Array(x.buffer, x.byteOffset, probes.length).set(probes);
+      const out = region('float16', probes.length, 4 * probes.length + 16 + skip / 2) as Uint16Array;
+      called.clear();
+      encodeHalf(x, out);
+      expect([...called]).toContain('half_encode');
+      expect([...out]).toEqual([...x].map(toHalfBits));
+    }
+  });
 });
