@@ -8,7 +8,7 @@
 import type { Codelet, ElemArray, VertexArgs } from '../sim/codelet.js';
 import { channelSumCodelets, partialsFinalCodelet } from '../sim/codelets/nn-util.js';
 import { reduceFinalCodelet, reducePartialCodelet } from '../sim/codelets/reduce.js';
-import { addCodelet, subCodelet } from '../sim/codelets/binary.js';
+import { addCodelet, divCodelet, mulCodelet, subCodelet } from '../sim/codelets/binary.js';
 import { layerNormGradXCodelet, layerNormScalePartialCodelet, normCodelets } from '../sim/codelets/norm.js';
 import { softmaxCodelet, softmaxGradCodelet } from '../sim/codelets/softmax.js';
 import { TileMemory } from '../sim/memory.js';
@@ -23,6 +23,8 @@ export interface CodeletCase {
   outs: Record<string, number | number[]>;
   params: Record<string, number>;
   arrays?: Record<string, number[]>;
+  /** The fields' type (default float32). */
+  dtype?: 'int32';
   /** Elements the vertex produces or reduces, for the rate. */
   elements: number;
 }
@@ -49,6 +51,9 @@ export const CASES: CodeletCase[] = [
   // NCHW bias: [4, 64, 1024] + [64, 1] (merged [256, 1024], b one element per row), and the scalar on the left.
   { name: `Add broadcast [4, 64, ${E / 256}] + [64, 1]`, codelet: addCodelet, ins: { a: E, b: 64 }, outs: { out: E }, params: { begin: 0, aBase: 0, bBase: 0 }, arrays: { shape: [4, 64, E / 256], a: [64 * (E / 256), E / 256, 1], b: [0, 1, 0] }, elements: E },
   { name: `Sub broadcast [64, 1] - [4, 64, ${E / 256}]`, codelet: subCodelet, ins: { a: 64, b: E }, outs: { out: E }, params: { begin: 0, aBase: 0, bBase: 0 }, arrays: { shape: [4, 64, E / 256], a: [0, 1, 0], b: [64 * (E / 256), E / 256, 1] }, elements: E },
+  { name: `Add int32 [${E}]`, codelet: addCodelet, ins: { a: E, b: E }, outs: { out: E }, params: {}, dtype: 'int32', elements: E },
+  { name: `Mul int32 [${E}]`, codelet: mulCodelet, ins: { a: E, b: E }, outs: { out: E }, params: {}, dtype: 'int32', elements: E },
+  { name: `Div int32 [${E}]`, codelet: divCodelet, ins: { a: E, b: E }, outs: { out: E }, params: {}, dtype: 'int32', elements: E },
 ];
 
 function fill(x: Float32Array, seed: number): void {
@@ -78,11 +83,12 @@ export async function codeletKernels(cases = CASES, log: (s: string) => void = (
     const build = (onTile: boolean): VertexArgs['fields'] => {
       at = 0;
       const f: VertexArgs['fields'] = {};
-      const make = (n: number, input: boolean): Float32Array => {
+      const make = (n: number, input: boolean): Float32Array | Int32Array => {
         const v = onTile ? (mem.view(0, { offset: at, count: n, dtype: 'float32' }) as Float32Array) : new Float32Array(n);
         at += 4 * n + 16;
         if (input) fill(v, seed++);
-        return v;
+        // int32 fields: the same bytes seen as integers (every bit pattern is one).
+        return c.dtype === 'int32' ? new Int32Array(v.buffer, v.byteOffset, n) : v;
       };
       for (const [k, v] of Object.entries(c.ins)) f[k] = Array.isArray(v) ? v.map((n) => make(n, true)) : make(v, true);
       for (const [k, v] of Object.entries(c.outs)) f[k] = Array.isArray(v) ? v.map((n) => make(n, false)) : make(v, false);

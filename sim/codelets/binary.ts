@@ -28,7 +28,7 @@ import type { DeviceSpec } from '../device.js';
 import type { DeviceDType, FieldValue } from '../program.js';
 import { addLoop, binaryMultiVertex, innerLoop, vectorWidth, type LoopCost } from './estimators.js';
 import { writesInPlace } from '../cost.js';
-import type { BinaryOp } from '../wasm/kernels-wat.js';
+import type { BinaryOp, Int32Op } from '../wasm/kernels-wat.js';
 import { laneWise } from '../wasm/kernels.js';
 
 // ---------------------------------------------------------------------------
@@ -196,16 +196,19 @@ const MIN_CYCLIC_WASM = 16;
 export function binaryWasm(op: BinaryOp, out: ElemArray, a: ElemArray, b: ElemArray, offset: number): boolean {
   const n = out.length;
   if (a.length !== n || (b.length !== n && b.length !== 1 && b.length < MIN_CYCLIC_WASM)) return false;
-  const w = laneWise(out, [a, b]);
+  const int = out instanceof Int32Array;
+  if (int && op === 'div') return false;
+  const w = laneWise(out, [a, b], int ? 'int32' : 'float32');
   if (!w) return false;
   const [pa, pb] = w.ins;
-  if (b.length === n) w.K.x[`${op}_vv`](pa, pb, w.out, n);
-  else if (b.length === 1) w.K.x[`${op}_vs`](pa, pb, w.out, n);
+  const vv = int ? w.K.x[`${op as Int32Op}_i32_vv`] : w.K.x[`${op}_vv`];
+  if (b.length === n) vv(pa, pb, w.out, n);
+  else if (b.length === 1) (int ? w.K.x[`${op as Int32Op}_i32_vs`] : w.K.x[`${op}_vs`])(pa, pb, w.out, n);
   else {
     const len = b.length;
     for (let i = 0, j = offset % len; i < n; j = 0) {
       const run = Math.min(n - i, len - j);
-      w.K.x[`${op}_vv`](pa + 4 * i, pb + 4 * j, w.out + 4 * i, run);
+      vv(pa + 4 * i, pb + 4 * j, w.out + 4 * i, run);
       i += run;
     }
   }
@@ -231,12 +234,14 @@ function broadcastWasm(op: BinaryOp, args: VertexArgs, names: readonly string[],
   if (L < MIN_ROW_WASM) return false;
   const [sa, sb] = names.map((f) => args.arrays[f]?.[last]);
   if ((sa !== 0 && sa !== 1) || (sb !== 0 && sb !== 1) || (sa === 0 && sb === 0)) return false;
-  const w = laneWise(out, [a, b]);
+  const int = out instanceof Int32Array;
+  if (int && op === 'div') return false;
+  const w = laneWise(out, [a, b], int ? 'int32' : 'float32');
   if (!w) return false;
   const ia = cachedIndex(args, names[0], n);
   const ib = cachedIndex(args, names[1], n);
   const form: 'sv' | 'vs' | 'vv' = sa === 0 ? 'sv' : sb === 0 ? 'vs' : 'vv';
-  const f = w.K.x[`${op}_${form}`];
+  const f = int ? w.K.x[`${op as Int32Op}_i32_${form}`] : w.K.x[`${op}_${form}`];
   const [pa, pb] = w.ins;
   const begin = args.params.begin ?? 0;
   for (let i = 0; i < n; ) {

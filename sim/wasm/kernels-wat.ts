@@ -142,25 +142,30 @@ const TRANSPOSE = `
  * A lane-wise loop over n elements: 4 at a time, then the tail one at a time.
  * `vec` / `sca` build the result from loads of each input at the offset.
  */
-function elementwise(name: string, inputs: string[], vec: (x: string[]) => string, sca: (x: string[]) => string, scalarInput?: string): string {
+function elementwise(name: string, inputs: string[], vec: ((x: string[]) => string) | undefined, sca: (x: string[]) => string, scalarInput?: string, type: 'f32' | 'i32' = 'f32'): string {
   const params = [...inputs, 'o'].map((p) => `(param $${p} i32)`).join(' ');
   const at = (p: string) => `(i32.add ${get(p)} ${get('i')})`;
   const vload = (p: string) => (p === scalarInput ? get('sv') : `(v128.load ${at(p)})`);
-  const sload = (p: string) => (p === scalarInput ? get('ss') : `(f32.load ${at(p)})`);
-  const scalar = scalarInput ? `(local.set $ss (f32.load ${get(scalarInput)})) (local.set $sv (f32x4.splat ${get('ss')}))` : '';
+  const sload = (p: string) => (p === scalarInput ? get('ss') : `(${type}.load ${at(p)})`);
+  const scalar = scalarInput ? `(local.set $ss (${type}.load ${get(scalarInput)})) (local.set $sv (${type}x4.splat ${get('ss')}))` : '';
+  vec ??= () => '';
   return `
   (func (export "${name}") ${params} (param $n i32)
-    (local $i i32) (local $nb i32) (local $nv i32) (local $ss f32) (local $sv v128)
+    (local $i i32) (local $nb i32) (local $nv i32) (local $ss ${type}) (local $sv v128)
     ${scalar}
     (local.set $nb (i32.shl ${get('n')} (i32.const 2)))
-    (local.set $nv (i32.and ${get('nb')} (i32.const -16)))
-    (block $vd (loop $vl
+    (local.set $nv ${vec(inputs) ? `(i32.and ${get('nb')} (i32.const -16))` : '(i32.const 0)'})
+    ${
+      vec(inputs)
+        ? `(block $vd (loop $vl
       (br_if $vd (i32.ge_u ${get('i')} ${get('nv')}))
       (v128.store ${at('o')} ${vec(inputs.map(vload))})
-      (local.set $i (i32.add ${get('i')} (i32.const 16))) (br $vl)))
+      (local.set $i (i32.add ${get('i')} (i32.const 16))) (br $vl)))`
+        : ''
+    }
     (block $sd (loop $sl
       (br_if $sd (i32.ge_u ${get('i')} ${get('nb')}))
-      (f32.store ${at('o')} ${sca(inputs.map(sload))})
+      (${type}.store ${at('o')} ${sca(inputs.map(sload))})
       (local.set $i (i32.add ${get('i')} (i32.const 4))) (br $sl))))`;
 }
 
@@ -176,6 +181,33 @@ const binaries = BINARY_OPS.flatMap((op) => [
   elementwise(`${op}_vs`, ['a', 'b'], ([a, b]) => `(f32x4.${op} ${a} ${b})`, ([a, b]) => `(f32.${op} ${a} ${b})`, 'b'),
   elementwise(`${op}_sv`, ['a', 'b'], ([a, b]) => `(f32x4.${op} ${a} ${b})`, ([a, b]) => `(f32.${op} ${a} ${b})`, 'a'),
 ]);
+
+/**
+ * int32 Add, Sub, Mul as the reference computes them: the operation in
+ * double, stored to an Int32Array (ToInt32: modulo 2^32). A sum or
+ * difference is exact in double, so it is i32.add / i32.sub (4 lanes). A
+ * product may round in double (past 2^53), so it is the f64 product truncated
+ * through i64 and wrapped. (int32 Div stays TypeScript: the same scheme,
+ * truncating a double quotient, measured no faster than the reference.)
+ */
+export const INT32_OPS = ['add', 'sub', 'mul'] as const;
+export type Int32Op = (typeof INT32_OPS)[number];
+const I32_OPS: Record<Int32Op, { vec?: (a: string, b: string) => string; sca: (a: string, b: string) => string }> = {
+  add: { vec: (a, b) => `(i32x4.add ${a} ${b})`, sca: (a, b) => `(i32.add ${a} ${b})` },
+  sub: { vec: (a, b) => `(i32x4.sub ${a} ${b})`, sca: (a, b) => `(i32.sub ${a} ${b})` },
+  mul: { sca: (a, b) => `(i32.wrap_i64 (i64.trunc_sat_f64_s (f64.mul (f64.convert_i32_s ${a}) (f64.convert_i32_s ${b}))))` },
+};
+
+const int32Binaries = INT32_OPS.flatMap((op) => {
+  const { vec, sca } = I32_OPS[op];
+  const v = vec ? ([a, b]: string[]) => vec(a, b) : undefined;
+  const f = ([a, b]: string[]) => sca(a, b);
+  return [
+    elementwise(`${op}_i32_vv`, ['a', 'b'], v, f, undefined, 'i32'),
+    elementwise(`${op}_i32_vs`, ['a', 'b'], v, f, 'b', 'i32'),
+    elementwise(`${op}_i32_sv`, ['a', 'b'], v, f, 'a', 'i32'),
+  ];
+});
 
 /** Unary ops whose fp32 result is one IEEE operation (or a select), as the TypeScript codelets compute them. */
 export const UNARY_OPS = ['neg', 'abs', 'sqrt', 'relu'] as const;
@@ -632,6 +664,7 @@ ${ROW_TAIL}
 ${MATMUL}
 ${TRANSPOSE}
 ${binaries.join('\n')}
+${int32Binaries.join('\n')}
 ${unaries.join('\n')}
 ${SUM_PARTS}
 ${COPIES}

@@ -18,7 +18,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { ElemArray } from '../codelet.js';
-import { KERNELS_WAT, type BinaryOp, type UnaryOp } from './kernels-wat.js';
+import { KERNELS_WAT, type BinaryOp, type Int32Op, type UnaryOp } from './kernels-wat.js';
 
 export type KernelExports = {
   matmul_f32(a: number, b: number, out: number, rows: number, k: number, n: number, aRowBytes: number, aColBytes: number): void;
@@ -38,7 +38,7 @@ export type KernelExports = {
   reduce_final(ptrs: number, parts: number, out: number, n: number, scale: number): void;
   scale_f64(x: number, out: number, n: number, scale: number): void;
   channel_sum(dy: number, len: number, out: number, G: number, inner: number, g: number, j: number, gMin: number, centered: number, x: number, mean: number, variance: number, eps: number): void;
-} & Record<`${BinaryOp}_vv` | `${BinaryOp}_vs` | `${BinaryOp}_sv`, (a: number, b: number, out: number, n: number) => void> &
+} & Record<`${BinaryOp}_${'vv' | 'vs' | 'sv'}` | `${Int32Op}_i32_${'vv' | 'vs' | 'sv'}`, (a: number, b: number, out: number, n: number) => void> &
   Record<UnaryOp, (x: number, out: number, n: number) => void>;
 
 /** Scratch memory of one thread inside the shared memory: a bump allocator reset per vertex. */
@@ -76,9 +76,9 @@ export class Kernels {
     this.i32 = new Int32Array(buffer);
   }
 
-  /** Byte address of a float32 view of this memory, or -1 (another buffer, another type). */
-  address(v: ElemArray): number {
-    return v instanceof Float32Array && v.buffer === this.buffer ? v.byteOffset : -1;
+  /** Byte address of a float32 (or, asked, int32) view of this memory, or -1 (another buffer, another type). */
+  address(v: ElemArray, type: 'float32' | 'int32' = 'float32'): number {
+    return (type === 'float32' ? v instanceof Float32Array : v instanceof Int32Array) && v.buffer === this.buffer ? v.byteOffset : -1;
   }
 
   /** Address of `parts` back to back: the one part in place, or several copied into the arena; -1 when they cannot be. */
@@ -163,19 +163,19 @@ export function separate(out: ElemArray, ins: readonly ElemArray[]): { K: Kernel
 
 /**
  * A lane-wise kernel's operands: the kernels and the addresses of `out` and
- * `ins`, all float32 views of one bound memory. Undefined when one is not, or
+ * `ins`, all float32 (or all int32) views of one bound memory. Undefined when one is not, or
  * when an input overlaps `out` without being exactly it (element order would
  * then show, and the reference reads each input before writing its element).
  */
-export function laneWise(out: ElemArray, ins: readonly ElemArray[]): { K: Kernels; out: number; ins: number[] } | undefined {
+export function laneWise(out: ElemArray, ins: readonly ElemArray[], type: 'float32' | 'int32' = 'float32'): { K: Kernels; out: number; ins: number[] } | undefined {
   const K = kernelsFor(out);
   if (!K) return undefined;
-  const o = K.address(out);
+  const o = K.address(out, type);
   if (o < 0) return undefined;
   const end = o + out.byteLength;
   const at: number[] = [];
   for (const x of ins) {
-    const p = K.address(x);
+    const p = K.address(x, type);
     if (p < 0) return undefined;
     if (p < end && o < p + x.byteLength && !(p === o && x.length === out.length)) return undefined;
     at.push(p);
