@@ -655,6 +655,56 @@ const HALF = `
       (v128.store16_lane 0 ${get('dst')} ${floatToHalfLanes(`(i32x4.splat (i32.load ${get('x')}))`)})
       (local.set $x (i32.add ${get('x')} (i32.const 4))) (local.set $dst (i32.add ${get('dst')} (i32.const 2))) (br $sl))))`;
 
+
+// ---------------------------------------------------------------------------
+// Seeded random fills (src/util/random.ts): splitmix32 is counter-based, so
+// four lanes draw elements i .. i + 3 at once, the very values of the loop.
+
+/** splitmix32's output for the states in the lanes of `st`. */
+const MIX = (st: string) => `(local.set $z ${st})
+      (local.set $z (i32x4.mul (v128.xor ${get('z')} (i32x4.shr_u ${get('z')} (i32.const 16))) ${i32x4(0x21f0aaad)}))
+      (local.set $z (i32x4.mul (v128.xor ${get('z')} (i32x4.shr_u ${get('z')} (i32.const 15))) ${i32x4(0x735a2d97)}))
+      (local.set $z (v128.xor ${get('z')} (i32x4.shr_u ${get('z')} (i32.const 15))))`;
+
+/** The two f64 lanes (half 0: elements 0, 1; half 1: 2, 3) of u = z / 2^32 mapped as the fill: uniform low + span u, integer low + floor(u span). */
+const DRAW = (half: 0 | 1, integer: boolean) => {
+  const lanes = half === 0 ? get('z') : `(i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 ${get('z')} ${get('z')})`;
+  const u = `(f64x2.mul (f64x2.convert_low_i32x4_u ${lanes}) (f64x2.splat (f64.const 0x1p-32)))`;
+  return integer ? `(f64x2.add ${get('lo')} (f64x2.floor (f64x2.mul ${u} ${get('sp')})))` : `(f64x2.add ${get('lo')} (f64x2.mul ${get('sp')} ${u}))`;
+};
+
+/** The fill loop for one mapping and one element type (f32 rounded to nearest, f64, i32 truncated). */
+function randomLoop(integer: boolean, type: 0 | 1 | 2): string {
+  const store =
+    type === 1
+      ? `(v128.store ${get('dst')} ${get('a')}) (v128.store offset=16 ${get('dst')} ${get('b')}) (local.set $dst (i32.add ${get('dst')} (i32.const 32)))`
+      : `(v128.store ${get('dst')} (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+          (${type === 0 ? 'f32x4.demote_f64x2_zero' : 'i32x4.trunc_sat_f64x2_s_zero'} ${get('a')}) (${type === 0 ? 'f32x4.demote_f64x2_zero' : 'i32x4.trunc_sat_f64x2_s_zero'} ${get('b')})))
+        (local.set $dst (i32.add ${get('dst')} (i32.const 16)))`;
+  return `(block $d (loop $l
+      (br_if $d (i32.ge_u ${get('e')} ${get('n')}))
+      ${MIX(get('s'))}
+      (local.set $a ${DRAW(0, integer)})
+      (local.set $b ${DRAW(1, integer)})
+      ${store}
+      (local.set $s (i32x4.add ${get('s')} ${i32x4(0x9e3779b9 * 4)}))
+      (local.set $e (i32.add ${get('e')} (i32.const 4))) (br $l)))`;
+}
+
+/**
+ * ceil(n / 4) x 4 draws from state `st` (the state before element 0) into
+ * dst as f32 (type 0, rounded to nearest), f64 (1) or i32 (2, truncated; the
+ * caller keeps the values inside int32). The caller advances the state by n.
+ */
+const RANDOM = `
+  (func (export "random_fill") (param $st i32) (param $n i32) (param $dst i32) (param $integer i32) (param $low f64) (param $span f64) (param $type i32)
+    (local $s v128) (local $z v128) (local $a v128) (local $b v128) (local $lo v128) (local $sp v128) (local $e i32)
+    (local.set $s (i32x4.add (i32x4.splat ${get('st')}) (v128.const i32x4 0x9e3779b9 0x3c6ef372 0xdaa66d2b 0x78dde6e4)))
+    (local.set $lo (f64x2.splat ${get('low')})) (local.set $sp (f64x2.splat ${get('span')}))
+    ${[false, true]
+      .flatMap((integer) => ([0, 1, 2] as const).map((type) => `(if (i32.and (i32.eq ${get('integer')} (i32.const ${integer ? 1 : 0})) (i32.eq ${get('type')} (i32.const ${type}))) (then ${randomLoop(integer, type)} (return)))`))
+      .join('\n    ')})`;
+
 export const KERNELS_WAT = `(module
   (import "env" "memory" (memory 0 ${MAX_PAGES} shared))
   (import "env" "exp" (func $exp (param f64) (result f64)))
@@ -673,5 +723,6 @@ ${LN_STATS}
 ${CHANNEL_SUM}
 ${REDUCE}
 ${HALF}
+${RANDOM}
 )
 `;

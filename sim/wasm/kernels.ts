@@ -33,6 +33,7 @@ export type KernelExports = {
   ln_grad_x_row(dy: number, x: number, scale: number, n: number, eps: number, out: number, k0: number, k1: number): void;
   ln_scale_row(x: number, n: number, eps: number, dy: number, out: number, k0: number, k1: number): void;
   half_decode(src: number, out: number, n: number): void;
+  random_fill(state: number, n: number, dst: number, integer: number, low: number, span: number, type: number): void;
   half_encode(src: number, out: number, n: number): void;
   reduce_partial(x: number, len: number, acc: number, cols: number, j: number, abs: number, out: number): void;
   reduce_final(ptrs: number, parts: number, out: number, n: number, scale: number): void;
@@ -112,6 +113,8 @@ export function kernelsFor(view: ElemArray): Kernels | undefined {
 }
 
 let compiled: Promise<WebAssembly.Module> | undefined;
+/** The compiled module once kernelModule() has resolved in this process. */
+let ready: WebAssembly.Module | undefined;
 
 export function wasmEnabled(): boolean {
   return process.env.TILESIM_WASM !== '0';
@@ -119,7 +122,31 @@ export function wasmEnabled(): boolean {
 
 /** The compiled kernels, once per process. */
 export function kernelModule(): Promise<WebAssembly.Module> {
-  return (compiled ??= loadModule());
+  return (compiled ??= loadModule().then((m) => (ready = m)));
+}
+
+/** Bytes of the host scratch memory (random fills draw into it in chunks, then copy out). */
+export const HOST_SCRATCH_BYTES = 1 << 20;
+let host: Kernels | null | undefined;
+
+/**
+ * The kernels over a small memory of their own (HOST_SCRATCH_BYTES of
+ * scratch), for work on host arrays: random fills (src/util/random.ts).
+ * Undefined until kernelModule() has resolved in this process (the callers
+ * are synchronous: they use the TypeScript loop meanwhile, the same values),
+ * and with TILESIM_WASM=0.
+ */
+export function hostKernels(): Kernels | undefined {
+  if (!wasmEnabled()) return undefined;
+  if (host === undefined && ready) {
+    const pages = HOST_SCRATCH_BYTES / 65536;
+    try {
+      host = bindKernels(ready, new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true }), 0, HOST_SCRATCH_BYTES);
+    } catch {
+      host = null;
+    }
+  }
+  return host ?? undefined;
 }
 
 async function loadModule(): Promise<WebAssembly.Module> {
