@@ -27,6 +27,7 @@ import { checkOnnxGraph } from './onnx/import.js';
 import { addTrainLoss, lossTensorRefs } from './ops/loss.js';
 import { varUpdateOp } from './ops/adam.js';
 import { decodeHalf, encodeHalf, halfToFloat } from '../sim/half.js';
+import { kernelModule, wasmEnabled } from '../sim/wasm/kernels.js';
 
 /** Device data as host numbers: float16 bits decoded to floats. */
 function hostFloats(a: ElemArray): HostArray {
@@ -55,6 +56,8 @@ export async function compile(config: RunConfig, opts: CompileOptions = {}): Pro
   const progress = opts.onProgress ?? (() => undefined);
   progress('loading custom ops', 0, 1);
   const registry = await createRegistry(config.model.customOps);
+  // The kernels compiled before any data is drawn: initializers and random inputs fill on them (src/util/random.ts).
+  if (wasmEnabled()) await kernelModule();
   progress('building the graph', 0, 1);
   if (config.model.onnx) checkOnnxGraph(config.model.graph, registry); // unsupported ops named with the supported list
   const graph = buildGraph(config.model.graph, registry);
