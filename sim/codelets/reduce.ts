@@ -7,6 +7,9 @@
  * partial of its own length and offset 0 (each element is its column's sum).
  * ReduceFinal: out[i] = scale x sum over partials p of p[i]; the later stages
  * (intermediate and final) of a reduction.
+ * Both run WebAssembly kernels over tile memory (reduce_partial,
+ * reduce_final): the same double sums in the same order as the code here,
+ * which stays the reference.
  */
 import type { Codelet } from '../codelet.js';
 import { fieldDType, regionCount } from '../codelet.js';

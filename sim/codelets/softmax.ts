@@ -7,7 +7,9 @@
  * Forward (numerically stable): m = max_k x_k; s = sum_k exp(x_k - m);
  *   softmax y = exp(x - m) / s; log-softmax y = (x - m) - log s.
  * Backward: softmax dx = y (dy - sum_k dy_k y_k); log-softmax dx = dy - exp(y) sum_k dy_k.
- * Sums accumulate in fp32 (Math.fround), as the hardware's would.
+ * Sums accumulate in fp32 (Math.fround), as the hardware's would. Over tile
+ * memory a WebAssembly kernel runs each group (softmaxWasm): the same bits;
+ * this code stays the reference (docs/numerics.md).
  *
  * Cost: PopLibs has no single softmax vertex; popnn's stable softmax runs
  * popops steps (reduce max, exp(x - max), reduce add, scale by the

@@ -5,13 +5,17 @@
  * each op's loop is written once.
  *
  * They run over tile memory itself (the imported shared memory); every
- * pointer is a byte address in it, every count is in elements.
+ * pointer is a byte address in it, every count is in elements. The host's
+ * Math.exp and Math.log are imported (softmax), and random fills run them
+ * over a small memory of their own (kernels.ts, hostKernels).
  *
- * Rounding (docs/numerics.md): every arithmetic step is one IEEE fp32
- * operation, f32x4 lanes or f32 scalars alike, so results do not depend on
- * which lanes a value falls in. The matmul accumulates each output in
- * ascending contraction order, product rounded to fp32, then the sum: exactly
- * the TypeScript reference (sim/codelets/amp.ts).
+ * Rounding (docs/numerics.md): every arithmetic step is the reference's IEEE
+ * operation, fp32 where it rounds to fp32 and f64 where it keeps a double,
+ * in lanes or scalars alike, so results do not depend on which lanes a value
+ * falls in; a sum keeps the reference's order (one chain per output, lanes
+ * only across outputs). The matmul accumulates each output in ascending
+ * contraction order, product rounded to fp32, then the sum: exactly the
+ * TypeScript reference (sim/codelets/amp.ts).
  */
 
 /** Max pages of the imported memory: 4 GiB, wasm32's limit. */
