@@ -44,6 +44,8 @@ export const CASES: CodeletCase[] = [
   { name: `NnLayerNormScalePartial [${ROWS}, ${N}]`, codelet: layerNormScalePartialCodelet, ins: { gradOut: E, in: E }, outs: { out: N }, params: { n: N, begin: 0, inBegin: 0, eps: 1e-5 }, elements: E },
   { name: `NnChannelSum [4, 64, ${E / 256}]`, codelet: channelSumCodelets[0], ins: { in: E }, outs: { out: 64 }, params: { G: 64, inner: E / 256, begin: 0, gMin: 0 }, elements: E },
   { name: `NnBatchNormScalePartial [4, 64, ${E / 256}]`, codelet: channelSumCodelets[1], ins: { in: E, x: E, mean: 64, var: 64 }, outs: { out: 64 }, params: { G: 64, inner: E / 256, begin: 0, gMin: 0, eps: 1e-5 }, elements: E },
+  { name: `NnBatchNorm [4, 64, ${E / 256}]`, codelet: normCodelets[5], ins: { in: E, scale: 64, bias: 64, mean: 64, var: 64 }, outs: { out: E }, params: { C: 64, S: E / 256, begin: 0, cMin: 0, eps: 1e-5 }, elements: E },
+  { name: `NnBatchNormGradX [4, 64, ${E / 256}]`, codelet: normCodelets[6], ins: { gradOut: E, scale: 64, var: 64 }, outs: { out: E }, params: { C: 64, S: E / 256, begin: 0, cMin: 0, eps: 1e-5 }, elements: E },
   { name: `ReducePartial [${ROWS}, ${N}] over rows`, codelet: reducePartialCodelet, ins: { in: E }, outs: { out: N }, params: { offset: 0, abs: 0 }, elements: E },
   { name: `ReducePartial [${E}] to 1`, codelet: reducePartialCodelet, ins: { in: E }, outs: { out: 1 }, params: { offset: 0, abs: 1 }, elements: E },
   { name: `ReduceFinal 16 partials of ${E / 16}`, codelet: reduceFinalCodelet, ins: { partials: Array<number>(16).fill(E / 16) }, outs: { out: E / 16 }, params: { scale: 0.1 }, elements: E },

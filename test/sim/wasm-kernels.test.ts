@@ -433,3 +433,30 @@ describe('int32 Add, Sub, Mul on the kernels (Div in TypeScript) = TypeScript, b
       expect([...dev]).toEqual([...host]);
     });
 });
+
+describe('BatchNorm inference and its dx on the kernels = TypeScript, bit for bit', () => {
+  beforeAll(recordCalls);
+  // [C, S, begin, len, cMin, channels held]: whole tensors, runs starting mid-channel, a wrap to the next sample, runs too short.
+  const cases: [number, number, number, number, number, number][] = [
+    [3, 20, 0, 120, 0, 3],
+    [4, 17, 9, 40, 0, 4],
+    [4, 33, 40, 50, 1, 2],
+    [3, 16, 40, 30, 0, 3],
+    [5, 8, 0, 80, 0, 5],
+  ];
+  for (const half of [false, true])
+    for (const [C, S, begin, len, cMin, cc] of cases) {
+      const name = `C ${C} S ${S} [${begin}, ${begin + len}) channels ${cMin}..${cMin + cc - 1}${half ? ' fp16 values' : ''}`;
+      const kernel = S >= 16 ? 'mul_vs' : undefined;
+      const ch = (seed: number, positive = false) => {
+        const v = values(cc, seed, half);
+        return positive ? v.map((x) => Math.abs(x) + 0.25) : v;
+      };
+      it(`NnBatchNorm ${name}`, () => {
+        sameAsReference(normCodelets[5], kernel, { in: values(len, 50, half), scale: ch(51), bias: ch(52), mean: ch(53), var: ch(54, true) }, { out: len }, { C, S, begin, cMin, eps: Math.fround(1e-5) });
+      });
+      it(`NnBatchNormGradX ${name}`, () => {
+        sameAsReference(normCodelets[6], kernel, { gradOut: values(len, 55, half), scale: ch(51), var: ch(54, true) }, { out: len }, { C, S, begin, cMin, eps: 1e-5 });
+      });
+    }
+});
