@@ -8,7 +8,7 @@
 import type { Codelet, ElemArray, VertexArgs } from '../sim/codelet.js';
 import { channelSumCodelets, partialsFinalCodelet } from '../sim/codelets/nn-util.js';
 import { reduceFinalCodelet, reducePartialCodelet } from '../sim/codelets/reduce.js';
-import { addCodelet, divCodelet, mulCodelet, subCodelet } from '../sim/codelets/binary.js';
+import { addCodelet, mulCodelet, subCodelet } from '../sim/codelets/binary.js';
 import { layerNormGradXCodelet, layerNormScalePartialCodelet, normCodelets } from '../sim/codelets/norm.js';
 import { softmaxCodelet, softmaxGradCodelet } from '../sim/codelets/softmax.js';
 import { TileMemory } from '../sim/memory.js';
@@ -55,7 +55,6 @@ export const CASES: CodeletCase[] = [
   { name: `Sub broadcast [64, 1] - [4, 64, ${E / 256}]`, codelet: subCodelet, ins: { a: 64, b: E }, outs: { out: E }, params: { begin: 0, aBase: 0, bBase: 0 }, arrays: { shape: [4, 64, E / 256], a: [0, 1, 0], b: [64 * (E / 256), E / 256, 1] }, elements: E },
   { name: `Add int32 [${E}]`, codelet: addCodelet, ins: { a: E, b: E }, outs: { out: E }, params: {}, dtype: 'int32', elements: E },
   { name: `Mul int32 [${E}]`, codelet: mulCodelet, ins: { a: E, b: E }, outs: { out: E }, params: {}, dtype: 'int32', elements: E },
-  { name: `Div int32 [${E}]`, codelet: divCodelet, ins: { a: E, b: E }, outs: { out: E }, params: {}, dtype: 'int32', elements: E },
 ];
 
 function fill(x: Float32Array, seed: number): void {
