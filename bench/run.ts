@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfigText } from '../src/config/load.js';
 import { compile, Session } from '../src/session.js';
 import { matmulVsKernels } from './kernels.js';
+import { codeletKernels, halfRates } from './codelet-kernels.js';
 import { hostSplit } from './split.js';
 import { superstepOverhead } from './superstep.js';
 import { sweepBench, sweepBenchMarkdown } from './sweep.js';
@@ -127,6 +128,8 @@ const ss = await superstepOverhead(console.log);
 const split = await hostSplit(console.log);
 // Issue 14: a sweep through Redis against the same sweep on a local pool (needs redis-server; BENCH_SWEEP=0 skips it).
 const sweep = process.env.BENCH_SWEEP === '0' ? undefined : await sweepBench(console.log);
+// Issue 9: each kernel-backed codelet against its own TypeScript reference.
+const codelets = [...(await codeletKernels(undefined, console.log)), ...(await halfRates(console.log))];
 const pct = (x: number, of: number) => `${((100 * x) / of).toFixed(0)}%`;
 
 const SUPERSTEP_TEXT = `bench/superstep.ts: 2,000 supersteps of a hand-made program on a 64-tile mk2, each an exchange (16 bytes
@@ -168,6 +171,16 @@ per-step work that grows as n^2 cancel out. Targets (issue 9): 1 worker at >= 50
 | ms at 512 / 1024 | ${k.ms.sim1.map((x) => x.toFixed(1)).join(' / ')} | ${k.ms.sim2.map((x) => x.toFixed(1)).join(' / ')} | ${k.ms.wasm.map((x) => x.toFixed(1)).join(' / ')} | ${k.ms.js.map((x) => x.toFixed(1)).join(' / ')} |
 
 2 workers / 1 worker: ${(k.sim2 / k.sim1).toFixed(2)}x.
+
+## Codelet kernels against their TypeScript references
+
+Each WebAssembly-backed codelet run on the same fields as views of a kernel-bound tile memory (its kernel
+runs) and as host arrays (its TypeScript reference runs), best of 5 (bench/codelet-kernels.ts); the two give
+the same bits (docs/numerics.md). fp16 decode and encode are the vertex boundary's conversions.
+
+| codelet | TypeScript | kernel | speed-up |
+|---|---|---|---|
+${codelets.map((r) => `| ${r.name} | ${r.ts.toFixed(2)} ms | ${r.wasm.toFixed(3)} ms | ${r.speedup.toFixed(1)}x |`).join('\n')}
 
 ## Engine overhead per superstep
 

@@ -7,6 +7,20 @@
  * checks it against the library.
  */
 import { getFloat16 } from '@petamoriken/float16';
+import { kernelsFor, type Kernels } from './wasm/kernels.js';
+
+/** Fewer elements than this convert in TypeScript (a kernel call costs more). */
+const MIN_WASM = 8;
+
+/** The kernels when src and out are both in their memory, apart; else undefined. */
+function kernelsOver(src: Uint16Array | Float32Array, out: Uint16Array | Float32Array): Kernels | undefined {
+  if (src.length < MIN_WASM) return undefined;
+  const K = kernelsFor(out);
+  if (!K || src.buffer !== K.buffer) return undefined;
+  const a = src.byteOffset;
+  const b = out.byteOffset;
+  return a + src.byteLength <= b || b + out.byteLength <= a ? K : undefined;
+}
 
 let table: Float32Array | undefined;
 
@@ -56,6 +70,12 @@ export function halfToFloat(bits: number): number {
 
 /** Decode float16 bits into `out` (a new Float32Array by default). */
 export function decodeHalf(src: Uint16Array, out: Float32Array = new Float32Array(src.length)): Float32Array {
+  // In tile memory (a vertex's fp16 fields, sim/execute.ts): the half_decode kernel, the table's bits.
+  const K = kernelsOver(src, out);
+  if (K) {
+    K.x.half_decode(src.byteOffset, out.byteOffset, Math.min(src.length, out.length));
+    return out;
+  }
   const t = decodeTable();
   for (let i = 0; i < src.length; i++) out[i] = t[src[i]];
   return out;
@@ -63,6 +83,12 @@ export function decodeHalf(src: Uint16Array, out: Float32Array = new Float32Arra
 
 /** Encode values as float16 bits into `out` (a new Uint16Array by default). */
 export function encodeHalf(src: ArrayLike<number>, out: Uint16Array = new Uint16Array(src.length)): Uint16Array {
+  // In tile memory: the half_encode kernel, toHalfBits' bits.
+  const K = src instanceof Float32Array ? kernelsOver(src, out) : undefined;
+  if (K) {
+    K.x.half_encode((src as Float32Array).byteOffset, out.byteOffset, Math.min(src.length, out.length));
+    return out;
+  }
   for (let i = 0; i < src.length; i++) out[i] = toHalfBits(src[i]);
   return out;
 }

@@ -33,6 +33,7 @@ import { unknownTensor } from './model/unknown-tensor.js';
 import { checkOnnxGraph } from './onnx/import.js';
 import { addLoss, scaleLossGradient } from './train/loss.js';
 import { addOptimizer } from './train/optimizer.js';
+import { kernelModule, wasmEnabled } from '../sim/wasm/kernels.js';
 
 export interface Compiled {
   config: RunConfig;
@@ -82,6 +83,8 @@ export const PASSES: readonly Pass[] = [
     name: 'loading custom ops',
     run: async (s) => {
       s.registry = await createRegistry(s.config.model.customOps);
+      // The kernels compiled before any data is drawn: initializers and random inputs fill on them (src/util/random.ts).
+      if (wasmEnabled()) await kernelModule();
     },
   },
   {

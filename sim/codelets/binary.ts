@@ -28,7 +28,7 @@ import type { DeviceSpec } from '../device.js';
 import type { DeviceDType, FieldValue } from '../program.js';
 import { addLoop, binaryMultiVertex, innerLoop, vectorWidth, type LoopCost } from './estimators.js';
 import { writesInPlace } from '../cost.js';
-import type { BinaryOp } from '../wasm/kernels-wat.js';
+import type { BinaryOp, Int32Op } from '../wasm/kernels-wat.js';
 import { laneWise } from '../wasm/kernels.js';
 
 // ---------------------------------------------------------------------------
@@ -196,18 +196,58 @@ const MIN_CYCLIC_WASM = 16;
 export function binaryWasm(op: BinaryOp, out: ElemArray, a: ElemArray, b: ElemArray, offset: number): boolean {
   const n = out.length;
   if (a.length !== n || (b.length !== n && b.length !== 1 && b.length < MIN_CYCLIC_WASM)) return false;
-  const w = laneWise(out, [a, b]);
+  const int = out instanceof Int32Array;
+  if (int && op === 'div') return false;
+  const w = laneWise(out, [a, b], int ? 'int32' : 'float32');
   if (!w) return false;
   const [pa, pb] = w.ins;
-  if (b.length === n) w.K.x[`${op}_vv`](pa, pb, w.out, n);
-  else if (b.length === 1) w.K.x[`${op}_vs`](pa, pb, w.out, n);
+  const vv = int ? w.K.x[`${op as Int32Op}_i32_vv`] : w.K.x[`${op}_vv`];
+  if (b.length === n) vv(pa, pb, w.out, n);
+  else if (b.length === 1) (int ? w.K.x[`${op as Int32Op}_i32_vs`] : w.K.x[`${op}_vs`])(pa, pb, w.out, n);
   else {
     const len = b.length;
     for (let i = 0, j = offset % len; i < n; j = 0) {
       const run = Math.min(n - i, len - j);
-      w.K.x[`${op}_vv`](pa + 4 * i, pb + 4 * j, w.out + 4 * i, run);
+      vv(pa + 4 * i, pb + 4 * j, w.out + 4 * i, run);
       i += run;
     }
+  }
+  return true;
+}
+
+/** Broadcast rows shorter than this run in TypeScript: one kernel call per row would cost more. */
+const MIN_ROW_WASM = 16;
+
+/**
+ * General broadcast mode on the kernels, one call per row of the innermost
+ * merged axis: each operand's row is either contiguous (stride 1 there) or
+ * one element repeated (stride 0), so a row is add_vv, add_vs or add_sv at the
+ * addresses the index maps give for the row's first element. False when the
+ * rows are short, an operand steps otherwise, or the fields are not fp32 tile
+ * memory.
+ */
+function broadcastWasm(op: BinaryOp, args: VertexArgs, names: readonly string[], out: ElemArray, a: ElemArray, b: ElemArray): boolean {
+  const shape = args.arrays.shape;
+  const last = shape.length - 1;
+  const L = last >= 0 ? shape[last] : 1;
+  const n = out.length;
+  if (L < MIN_ROW_WASM) return false;
+  const [sa, sb] = names.map((f) => args.arrays[f]?.[last]);
+  if ((sa !== 0 && sa !== 1) || (sb !== 0 && sb !== 1) || (sa === 0 && sb === 0)) return false;
+  const int = out instanceof Int32Array;
+  if (int && op === 'div') return false;
+  const w = laneWise(out, [a, b], int ? 'int32' : 'float32');
+  if (!w) return false;
+  const ia = cachedIndex(args, names[0], n);
+  const ib = cachedIndex(args, names[1], n);
+  const form: 'sv' | 'vs' | 'vv' = sa === 0 ? 'sv' : sb === 0 ? 'vs' : 'vv';
+  const f = int ? w.K.x[`${op as Int32Op}_i32_${form}`] : w.K.x[`${op}_${form}`];
+  const [pa, pb] = w.ins;
+  const begin = args.params.begin ?? 0;
+  for (let i = 0; i < n; ) {
+    const run = Math.min(L - ((begin + i) % L), n - i);
+    f(pa + 4 * ia[i], pb + 4 * ib[i], w.out + 4 * i, run);
+    i += run;
   }
   return true;
 }
@@ -219,7 +259,7 @@ function elementwiseCompute(spec: ElementwiseSpec) {
     const out = args.fields.out as Float32Array;
     const n = out.length;
     const ins = spec.inputs.map((f) => args.fields[f] as ElemArray);
-    if (spec.wasm && !args.arrays.shape && binaryWasm(spec.wasm, out, ins[0], ins[1], args.params.offset ?? 0)) return;
+    if (spec.wasm && (args.arrays.shape ? broadcastWasm(spec.wasm, args, spec.inputs, out, ins[0], ins[1]) : binaryWasm(spec.wasm, out, ins[0], ins[1], args.params.offset ?? 0))) return;
     const fn = spec.bind ? spec.bind(args.params) : spec.fn;
     if (args.arrays.shape) {
       const idx = spec.inputs.map((f) => cachedIndex(args, f, n));

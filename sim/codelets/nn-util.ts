@@ -17,6 +17,7 @@ import { fieldDType, regionCount } from '../codelet.js';
 import type { DeviceSpec } from '../device.js';
 import type { DeviceDType } from '../program.js';
 import { reduce, vectorWidth, type LoopCost } from './estimators.js';
+import { separate } from '../wasm/kernels.js';
 
 // ---------------------------------------------------------------------------
 // Loop costs from ipu-architecture.md §3 (MODEL, PopLibs' per-op loop table).
@@ -136,6 +137,13 @@ function channelSumCodelet(name: string, centered: boolean): Codelet {
       const mean = centered ? (fields.mean as Float32Array) : undefined;
       const variance = centered ? (fields.var as Float32Array) : undefined;
       const eps = params.eps;
+      // On the kernel: the same fp32 chain per channel, in element order.
+      const w = separate(out, centered ? [dy, x!, mean!, variance!] : [dy]);
+      if (w && (!centered || x!.length >= dy.length)) {
+        const [pdy, px, pm, pv] = w.ins;
+        w.K.x.channel_sum(pdy, dy.length, w.out, G, inner, g, j, gMin, centered ? 1 : 0, px ?? 0, pm ?? 0, pv ?? 0, eps ?? 0);
+        return;
+      }
       let k = 0;
       let m = 0;
       const setG = (): void => {
@@ -169,6 +177,22 @@ function channelSumCodelet(name: string, centered: boolean): Codelet {
 
 export const channelSumCodelets: Codelet[] = [channelSumCodelet('NnChannelSum', false), channelSumCodelet('NnBatchNormScalePartial', true)];
 
+/**
+ * NnPartialsFinal on the kernels: the pieces added into an fp32 accumulator
+ * in the arena in piece order (add_vv), then scaled in double (scale_f64):
+ * the reference's operations. False when they cannot run there.
+ */
+function partialsFinalWasm(parts: Float32Array[], out: Float32Array, offsets: readonly number[], scale: number): boolean {
+  const w = separate(out, parts);
+  if (!w || parts.some((p, j) => offsets[j] < 0 || offsets[j] + p.length > out.length)) return false;
+  const acc = w.K.arena.alloc(4 * out.length);
+  if (acc < 0) return false;
+  w.K.f32.fill(0, acc >> 2, (acc >> 2) + out.length);
+  parts.forEach((p, j) => w.K.x.add_vv(acc + 4 * offsets[j], w.ins[j], acc + 4 * offsets[j], p.length));
+  w.K.x.scale_f64(acc, w.out, out.length, scale);
+  return true;
+}
+
 /** Stage 2: out = scale x the sum of the pieces; piece j adds into out[offsets[j] ...]. */
 export const partialsFinalCodelet: Codelet = {
   name: 'NnPartialsFinal',
@@ -177,6 +201,7 @@ export const partialsFinalCodelet: Codelet = {
   compute({ fields, params, arrays }) {
     const parts = fields.partials as Float32Array[];
     const out = fields.out as Float32Array;
+    if (partialsFinalWasm(parts, out, arrays.offsets, params.scale ?? 1)) return;
     const acc = new Float32Array(out.length);
     for (let j = 0; j < parts.length; j++) {
       const p = parts[j];

@@ -13,6 +13,10 @@
  * starts at flat `begin`; scale, bias, mean, var hold channels cMin ...:
  *   k = scale / sqrt(var + eps); y = x k + (bias - mean k)  (onnxruntime's order).
  *
+ * The LayerNorm vertices run WebAssembly kernels per row over tile memory
+ * (ln_row, ln_stats_rows, ln_grad_x_row, ln_scale_row): the same operations
+ * in the same order as the code here, which stays the reference.
+ *
  * Costs (PopLibs' norms run popops reductions and elementwise maps; there is
  * no single vertex estimate): built from §3 blocks, per step named below.
  */
@@ -21,6 +25,7 @@ import { fieldDType, regionCount } from '../codelet.js';
 import type { DeviceSpec } from '../device.js';
 import { addLoop, binaryMultiVertex, reduce, unaryMultiVertex } from './estimators.js';
 import { DIV_LOOP, SQRT_LOOP } from './nn-util.js';
+import { laneWise, separate } from '../wasm/kernels.js';
 
 /** Mean and 1 / sqrt(var + eps) of the row starting at `at`, accumulated in fp32. */
 function rowStats(x: Float32Array, at: number, n: number, eps: number): [number, number] {
@@ -66,6 +71,14 @@ function layerNormCodelet(name: string, hasBias: boolean): Codelet {
       const bias = hasBias ? (fields.bias as Float32Array) : undefined;
       const out = fields.out as Float32Array;
       const { n, outBegin, inBegin, eps } = params;
+      const w = separate(out, bias ? [x, scale, bias] : [x, scale]);
+      if (w && scale.length >= n && (!bias || bias.length >= n)) {
+        const [px, ps, pb] = w.ins;
+        forEachRow(outBegin, outBegin + out.length, n, (row, first, end) =>
+          w.K.x.ln_row(px + 4 * (row * n - inBegin), n, eps, ps, pb ?? 0, bias ? 1 : 0, w.out + 4 * (first - outBegin), first - row * n, end - row * n),
+        );
+        return;
+      }
       forEachRow(outBegin, outBegin + out.length, n, (row, first, end) => {
         const at = row * n - inBegin;
         const [mean, r] = rowStats(x, at, n, eps);
@@ -95,6 +108,8 @@ export const layerNormStatsCodelet: Codelet = {
     const x = fields.in as Float32Array;
     const out = fields.out as Float32Array;
     const { n, outBegin, inBegin, eps, which } = params;
+    const w = separate(out, [x]);
+    if (w) return w.K.x.ln_stats_rows(w.ins[0] + 4 * (outBegin * n - inBegin), n, eps, w.out, out.length, which === 1 ? 1 : 0);
     for (let i = 0; i < out.length; i++) out[i] = rowStats(x, (outBegin + i) * n - inBegin, n, eps)[which];
   },
   cycles: statsCycles,
@@ -111,6 +126,15 @@ export const layerNormGradXCodelet: Codelet = {
     const scale = fields.scale as Float32Array;
     const out = fields.out as Float32Array;
     const { n, outBegin, inBegin, eps } = params;
+    const w = separate(out, [dy, x, scale]);
+    if (w && scale.length >= n) {
+      const [pdy, px, ps] = w.ins;
+      forEachRow(outBegin, outBegin + out.length, n, (row, first, end) => {
+        const at = 4 * (row * n - inBegin);
+        w.K.x.ln_grad_x_row(pdy + at, px + at, ps, n, eps, w.out + 4 * (first - outBegin), first - row * n, end - row * n);
+      });
+      return;
+    }
     forEachRow(outBegin, outBegin + out.length, n, (row, first, end) => {
       const at = row * n - inBegin;
       const [mean, r] = rowStats(x, at, n, eps);
@@ -152,6 +176,14 @@ export const layerNormScalePartialCodelet: Codelet = {
     const out = fields.out as Float32Array;
     const { n, begin, inBegin, eps } = params;
     out.fill(0);
+    const w = separate(out, [dy, x]);
+    if (w && out.length >= n) {
+      const [pdy, px] = w.ins;
+      forEachRow(begin, begin + dy.length, n, (row, first, end) =>
+        w.K.x.ln_scale_row(px + 4 * (row * n - inBegin), n, eps, pdy + 4 * (first - begin), w.out, first - row * n, end - row * n),
+      );
+      return;
+    }
     forEachRow(begin, begin + dy.length, n, (row, first, end) => {
       const at = row * n - inBegin;
       const [mean, r] = rowStats(x, at, n, eps);
@@ -168,6 +200,40 @@ export const layerNormScalePartialCodelet: Codelet = {
   },
   estimateSource: 'PopLibs layer norm gradients (§3 blocks): stats, xhat and dy xhat (3 binary ops), then a column reduction into fp32 partials',
 };
+
+/** Channel runs shorter than this stay in TypeScript (two kernel calls per run would cost more). */
+const MIN_RUN_WASM = 16;
+
+/**
+ * out = fp32(x k[c]) (+ b[c]) over the channel runs of an [N, C, S] view from
+ * flat `begin`, on the kernels: per run mul_vs, then add_vs in place, the
+ * reference's two roundings. k and b (channels cMin ...) are staged in the
+ * arena. False when the fields are not fp32 tile memory, runs are short, or
+ * out overlaps x other than exactly.
+ */
+function channelAffineWasm(x: Float32Array, out: Float32Array, k: Float32Array, b: Float32Array | undefined, C: number, S: number, begin: number, cMin: number): boolean {
+  if (S < MIN_RUN_WASM || x.length !== out.length) return false;
+  // Every channel the runs visit must have its k (the reference would read undefined otherwise).
+  const first = Math.floor(begin / S);
+  const last = Math.floor((begin + out.length - 1) / S);
+  const every = cMin === 0 && k.length >= C;
+  if (out.length > 0 && !every && (last - first + 1 > C || first % C < cMin || (last % C) - cMin >= k.length || last % C < first % C)) return false;
+  const w = laneWise(out, [x]);
+  if (!w) return false;
+  const pk = w.K.stage([k]);
+  const pb = b ? w.K.stage([b]) : 0;
+  if (pk < 0 || pb < 0) return false;
+  const [px] = w.ins;
+  let c = Math.floor(begin / S) % C;
+  for (let i = 0, j = begin % S; i < out.length; j = 0) {
+    const run = Math.min(S - j, out.length - i);
+    w.K.x.mul_vs(px + 4 * i, pk + 4 * (c - cMin), w.out + 4 * i, run);
+    if (b) w.K.x.add_vs(w.out + 4 * i, pb + 4 * (c - cMin), w.out + 4 * i, run);
+    i += run;
+    if (++c === C) c = 0;
+  }
+  return true;
+}
 
 /** BatchNorm inference: y = x k + (bias - mean k), k = scale / sqrt(var + eps) per channel. */
 export const batchNormCodelet: Codelet = {
@@ -196,6 +262,7 @@ export const batchNormCodelet: Codelet = {
       k[c] = scale[c] / Math.fround(Math.sqrt(Math.fround(variance[c] + eps)));
       b[c] = bias[c] - Math.fround(mean[c] * k[c]);
     }
+    if (channelAffineWasm(x, out, k, b, C, S, begin, cMin)) return;
     let c = Math.floor(begin / S) % C;
     let j = begin % S;
     for (let i = 0; i < x.length; i++) {
@@ -235,6 +302,7 @@ export const batchNormGradXCodelet: Codelet = {
     const { C, S, begin, cMin, eps } = params;
     const k = new Float32Array(scale.length);
     for (let c = 0; c < scale.length; c++) k[c] = scale[c] / Math.fround(Math.sqrt(Math.fround(variance[c] + eps)));
+    if (channelAffineWasm(dy, out, k, undefined, C, S, begin, cMin)) return;
     let c = Math.floor(begin / S) % C;
     let j = begin % S;
     for (let i = 0; i < dy.length; i++) {

@@ -7,12 +7,16 @@
  * partial of its own length and offset 0 (each element is its column's sum).
  * ReduceFinal: out[i] = scale x sum over partials p of p[i]; the later stages
  * (intermediate and final) of a reduction.
+ * Both run WebAssembly kernels over tile memory (reduce_partial,
+ * reduce_final): the same double sums in the same order as the code here,
+ * which stays the reference.
  */
 import type { Codelet } from '../codelet.js';
 import { fieldDType, regionCount } from '../codelet.js';
 import type { DeviceSpec } from '../device.js';
 import type { DeviceDType, FieldValue } from '../program.js';
 import { reduce, vectorWidth } from './estimators.js';
+import { separate } from '../wasm/kernels.js';
 
 /** ReducePartial over n input elements (PopLibs reduction, one output region). */
 export function reducePartialCycles(n: number, dtype: DeviceDType, device: DeviceSpec): number {
@@ -43,6 +47,9 @@ export const reducePartialCodelet: Codelet = {
     const x = fields.in as Float32Array;
     const out = fields.out as Float32Array;
     const cols = out.length;
+    const w = cols > 0 ? separate(out, [x]) : undefined;
+    const acc64 = w ? w.K.arena.alloc(8 * cols) : -1;
+    if (w && acc64 >= 0) return w.K.x.reduce_partial(w.ins[0], x.length, acc64, cols, params.offset % cols, params.abs === 1 ? 1 : 0, w.out);
     const acc = new Float64Array(cols);
     let j = params.offset % cols;
     const abs = params.abs === 1;
@@ -58,6 +65,17 @@ export const reducePartialCodelet: Codelet = {
   estimateSource: 'PopLibs reduction: 7 + 26 start, per region 16 + 6 + 2 log2(vw) + 2, per vector 2 + 2 + 1 + 3',
 };
 
+/** ReduceFinal on the kernel (reduce_final): the same double sums in partial order; false when it cannot run. */
+function reduceFinalWasm(parts: Float32Array[], out: Float32Array, scale: number): boolean {
+  if (parts.length === 0 || parts.some((p) => p.length < out.length)) return false;
+  const w = separate(out, parts);
+  const ptrs = w ? w.K.arena.alloc(4 * parts.length) : -1;
+  if (!w || ptrs < 0) return false;
+  w.K.i32.set(w.ins, ptrs >> 2);
+  w.K.x.reduce_final(ptrs, parts.length, w.out, out.length, scale);
+  return true;
+}
+
 export const reduceFinalCodelet: Codelet = {
   name: 'ReduceFinal',
   kind: 'multi',
@@ -66,6 +84,7 @@ export const reduceFinalCodelet: Codelet = {
     const parts = fields.partials as Float32Array[];
     const out = fields.out as Float32Array;
     const scale = params.scale ?? 1;
+    if (reduceFinalWasm(parts, out, scale)) return;
     for (let i = 0; i < out.length; i++) {
       let s = 0;
       for (const p of parts) s += p[i];

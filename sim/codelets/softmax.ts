@@ -7,7 +7,9 @@
  * Forward (numerically stable): m = max_k x_k; s = sum_k exp(x_k - m);
  *   softmax y = exp(x - m) / s; log-softmax y = (x - m) - log s.
  * Backward: softmax dx = y (dy - sum_k dy_k y_k); log-softmax dx = dy - exp(y) sum_k dy_k.
- * Sums accumulate in fp32 (Math.fround), as the hardware's would.
+ * Sums accumulate in fp32 (Math.fround), as the hardware's would. Over tile
+ * memory a WebAssembly kernel runs each group (softmaxWasm): the same bits;
+ * this code stays the reference (docs/numerics.md).
  *
  * Cost: PopLibs has no single softmax vertex; popnn's stable softmax runs
  * popops steps (reduce max, exp(x - max), reduce add, scale by the
@@ -18,6 +20,7 @@ import { fieldDType, regionCount } from '../codelet.js';
 import type { DeviceSpec } from '../device.js';
 import { addLoop, binaryMultiVertex, reduce, unaryMultiVertex } from './estimators.js';
 import { DIV_LOOP, EXP_LOOP, LOG_LOOP } from './nn-util.js';
+import { separate } from '../wasm/kernels.js';
 
 /** Calls fn(base, kStart, kEnd) for every group touching [b, e): group elements base + k inner, k in [kStart, kEnd) inside [b, e). */
 function forEachGroup(b: number, e: number, n: number, inner: number, fn: (base: number, kStart: number, kEnd: number) => void): void {
@@ -55,6 +58,42 @@ function forwardCycles(v: VertexShape, device: DeviceSpec): number {
   );
 }
 
+/**
+ * Softmax on the kernel (softmax_group, per group): the reference's
+ * operations in its order, exp and log the host's (docs/numerics.md). False
+ * when the fields are not fp32 tile memory, out overlaps in, or the arena
+ * has no room for a group's exps.
+ */
+export function softmaxWasm(x: Float32Array, out: Float32Array, params: Record<string, number>): boolean {
+  const w = separate(out, [x]);
+  if (!w) return false;
+  const { n, inner, outBegin, inBegin } = params;
+  const log = params.log === 1 ? 1 : 0;
+  const t = w.K.arena.alloc(4 * n);
+  if (t < 0) return false;
+  const [px] = w.ins;
+  const xs = 4 * inner;
+  forEachGroup(outBegin, outBegin + out.length, n, inner, (base, kStart, kEnd) => {
+    w.K.x.softmax_group(px + 4 * (base - inBegin), xs, n, w.out + 4 * (base + kStart * inner - outBegin), xs, kStart, kEnd, log, t);
+  });
+  return true;
+}
+
+/** Softmax's gradient on the kernel (softmax_grad_group, per group); false as softmaxWasm. */
+export function softmaxGradWasm(dy: Float32Array, y: Float32Array, out: Float32Array, params: Record<string, number>): boolean {
+  const w = separate(out, [dy, y]);
+  if (!w) return false;
+  const { n, inner, outBegin, inBegin } = params;
+  const log = params.log === 1 ? 1 : 0;
+  const [pdy, py] = w.ins;
+  const xs = 4 * inner;
+  forEachGroup(outBegin, outBegin + out.length, n, inner, (base, kStart, kEnd) => {
+    const at = 4 * (base - inBegin);
+    w.K.x.softmax_grad_group(pdy + at, py + at, xs, n, w.out + 4 * (base + kStart * inner - outBegin), xs, kStart, kEnd, log);
+  });
+  return true;
+}
+
 export const softmaxCodelet: Codelet = {
   name: 'NnSoftmax',
   kind: 'multi',
@@ -62,6 +101,7 @@ export const softmaxCodelet: Codelet = {
   compute({ fields, params }) {
     const x = fields.in as Float32Array;
     const out = fields.out as Float32Array;
+    if (softmaxWasm(x, out, params)) return;
     const { n, inner, outBegin, inBegin } = params;
     const log = params.log === 1;
     forEachGroup(outBegin, outBegin + out.length, n, inner, (base, kStart, kEnd) => {
@@ -90,6 +130,7 @@ export const softmaxGradCodelet: Codelet = {
     const dy = fields.gradOut as Float32Array;
     const y = fields.y as Float32Array;
     const out = fields.out as Float32Array;
+    if (softmaxGradWasm(dy, y, out, params)) return;
     const { n, inner, outBegin, inBegin } = params;
     const log = params.log === 1;
     forEachGroup(outBegin, outBegin + out.length, n, inner, (base, kStart, kEnd) => {

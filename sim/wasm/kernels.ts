@@ -18,7 +18,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { ElemArray } from '../codelet.js';
-import { KERNELS_WAT, type BinaryOp, type UnaryOp } from './kernels-wat.js';
+import { KERNELS_WAT, type BinaryOp, type Int32Op, type UnaryOp } from './kernels-wat.js';
 
 export type KernelExports = {
   matmul_f32(a: number, b: number, out: number, rows: number, k: number, n: number, aRowBytes: number, aColBytes: number): void;
@@ -26,7 +26,20 @@ export type KernelExports = {
   sum_parts(ptrs: number, parts: number, offsetBytes: number, out: number, n: number): void;
   relu_grad(dy: number, y: number, out: number, n: number): void;
   copies(table: number, n: number): void;
-} & Record<`${BinaryOp}_vv` | `${BinaryOp}_vs`, (a: number, b: number, out: number, n: number) => void> &
+  softmax_group(x: number, xStride: number, n: number, out: number, outStride: number, k0: number, k1: number, log: number, scratch: number): void;
+  softmax_grad_group(dy: number, y: number, xStride: number, n: number, out: number, outStride: number, k0: number, k1: number, log: number): void;
+  ln_stats_rows(x: number, n: number, eps: number, out: number, rows: number, which: number): void;
+  ln_row(x: number, n: number, eps: number, scale: number, bias: number, hasBias: number, out: number, k0: number, k1: number): void;
+  ln_grad_x_row(dy: number, x: number, scale: number, n: number, eps: number, out: number, k0: number, k1: number): void;
+  ln_scale_row(x: number, n: number, eps: number, dy: number, out: number, k0: number, k1: number): void;
+  half_decode(src: number, out: number, n: number): void;
+  random_fill(state: number, n: number, dst: number, integer: number, low: number, span: number, type: number): void;
+  half_encode(src: number, out: number, n: number): void;
+  reduce_partial(x: number, len: number, acc: number, cols: number, j: number, abs: number, out: number): void;
+  reduce_final(ptrs: number, parts: number, out: number, n: number, scale: number): void;
+  scale_f64(x: number, out: number, n: number, scale: number): void;
+  channel_sum(dy: number, len: number, out: number, G: number, inner: number, g: number, j: number, gMin: number, centered: number, x: number, mean: number, variance: number, eps: number): void;
+} & Record<`${BinaryOp}_${'vv' | 'vs' | 'sv'}` | `${Int32Op}_i32_${'vv' | 'vs' | 'sv'}`, (a: number, b: number, out: number, n: number) => void> &
   Record<UnaryOp, (x: number, out: number, n: number) => void>;
 
 /** Scratch memory of one thread inside the shared memory: a bump allocator reset per vertex. */
@@ -64,9 +77,9 @@ export class Kernels {
     this.i32 = new Int32Array(buffer);
   }
 
-  /** Byte address of a float32 view of this memory, or -1 (another buffer, another type). */
-  address(v: ElemArray): number {
-    return v instanceof Float32Array && v.buffer === this.buffer ? v.byteOffset : -1;
+  /** Byte address of a float32 (or, asked, int32) view of this memory, or -1 (another buffer, another type). */
+  address(v: ElemArray, type: 'float32' | 'int32' = 'float32'): number {
+    return (type === 'float32' ? v instanceof Float32Array : v instanceof Int32Array) && v.buffer === this.buffer ? v.byteOffset : -1;
   }
 
   /** Address of `parts` back to back: the one part in place, or several copied into the arena; -1 when they cannot be. */
@@ -87,7 +100,8 @@ const byBuffer = new WeakMap<ArrayBufferLike, Kernels>();
 
 /** Instantiate the kernels against `memory` on this thread, with scratch [scratchBase, scratchEnd). */
 export function bindKernels(module: WebAssembly.Module, memory: WebAssembly.Memory, scratchBase: number, scratchEnd: number): Kernels {
-  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  // exp and log are the host's (the reference codelets call Math.exp and Math.log: the same bits).
+  const instance = new WebAssembly.Instance(module, { env: { memory, exp: Math.exp, log: Math.log } });
   const k = new Kernels(instance.exports as unknown as KernelExports, memory.buffer, new Arena(scratchBase, scratchEnd));
   byBuffer.set(memory.buffer, k);
   return k;
@@ -99,6 +113,8 @@ export function kernelsFor(view: ElemArray): Kernels | undefined {
 }
 
 let compiled: Promise<WebAssembly.Module> | undefined;
+/** The compiled module once kernelModule() has resolved in this process. */
+let ready: WebAssembly.Module | undefined;
 
 export function wasmEnabled(): boolean {
   return process.env.TILESIM_WASM !== '0';
@@ -106,7 +122,31 @@ export function wasmEnabled(): boolean {
 
 /** The compiled kernels, once per process. */
 export function kernelModule(): Promise<WebAssembly.Module> {
-  return (compiled ??= loadModule());
+  return (compiled ??= loadModule().then((m) => (ready = m)));
+}
+
+/** Bytes of the host scratch memory (random fills draw into it in chunks, then copy out). */
+export const HOST_SCRATCH_BYTES = 1 << 20;
+let host: Kernels | null | undefined;
+
+/**
+ * The kernels over a small memory of their own (HOST_SCRATCH_BYTES of
+ * scratch), for work on host arrays: random fills (src/util/random.ts).
+ * Undefined until kernelModule() has resolved in this process (the callers
+ * are synchronous: they use the TypeScript loop meanwhile, the same values),
+ * and with TILESIM_WASM=0.
+ */
+export function hostKernels(): Kernels | undefined {
+  if (!wasmEnabled()) return undefined;
+  if (host === undefined && ready) {
+    const pages = HOST_SCRATCH_BYTES / 65536;
+    try {
+      host = bindKernels(ready, new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true }), 0, HOST_SCRATCH_BYTES);
+    } catch {
+      host = null;
+    }
+  }
+  return host ?? undefined;
 }
 
 async function loadModule(): Promise<WebAssembly.Module> {
@@ -129,12 +169,11 @@ export async function assembleKernels(): Promise<Uint8Array<ArrayBuffer>> {
 }
 
 /**
- * A lane-wise kernel's operands: the kernels and the addresses of `out` and
- * `ins`, all float32 views of one bound memory. Undefined when one is not, or
- * when an input overlaps `out` without being exactly it (element order would
- * then show, and the reference reads each input before writing its element).
+ * A kernel's operands when it is not lane-wise (it reads inputs across
+ * elements): the kernels and the addresses of `out` and `ins`, all float32
+ * views of one bound memory, and `out` overlapping none of the inputs.
  */
-export function laneWise(out: ElemArray, ins: readonly ElemArray[]): { K: Kernels; out: number; ins: number[] } | undefined {
+export function separate(out: ElemArray, ins: readonly ElemArray[]): { K: Kernels; out: number; ins: number[] } | undefined {
   const K = kernelsFor(out);
   if (!K) return undefined;
   const o = K.address(out);
@@ -143,6 +182,27 @@ export function laneWise(out: ElemArray, ins: readonly ElemArray[]): { K: Kernel
   const at: number[] = [];
   for (const x of ins) {
     const p = K.address(x);
+    if (p < 0 || (p < end && o < p + x.byteLength)) return undefined;
+    at.push(p);
+  }
+  return { K, out: o, ins: at };
+}
+
+/**
+ * A lane-wise kernel's operands: the kernels and the addresses of `out` and
+ * `ins`, all float32 (or all int32) views of one bound memory. Undefined when one is not, or
+ * when an input overlaps `out` without being exactly it (element order would
+ * then show, and the reference reads each input before writing its element).
+ */
+export function laneWise(out: ElemArray, ins: readonly ElemArray[], type: 'float32' | 'int32' = 'float32'): { K: Kernels; out: number; ins: number[] } | undefined {
+  const K = kernelsFor(out);
+  if (!K) return undefined;
+  const o = K.address(out, type);
+  if (o < 0) return undefined;
+  const end = o + out.byteLength;
+  const at: number[] = [];
+  for (const x of ins) {
+    const p = K.address(x, type);
     if (p < 0) return undefined;
     if (p < end && o < p + x.byteLength && !(p === o && x.length === out.length)) return undefined;
     at.push(p);

@@ -8,7 +8,15 @@
  * calling next(), uniform(), normal() or integer() once per element, at
  * memory speed for uniform and integers. Normal keeps one Box-Muller pair per
  * element (the cosine only), so normal-initialised tensors keep their values.
+ *
+ * Once the WebAssembly kernels are compiled in the process, uniform and
+ * integer fills draw on them (random_fill: four splitmix32 counters per step,
+ * the mapping in f64 lanes, the same IEEE operations as the loop) into a
+ * scratch memory and copy out: the same bits (test/util/random.test.ts).
+ * Normal fills stay here (log and cos are the host's).
  */
+
+import { HOST_SCRATCH_BYTES, hostKernels } from '../../sim/wasm/kernels.js';
 
 /** Arrays the fill methods draw into. */
 export type FillArray = Float32Array | Float64Array | Int32Array;
@@ -45,9 +53,36 @@ export class Rng {
     return low + Math.floor(this.next() * (high - low + 1));
   }
 
+  /**
+   * The fill on the kernels, chunk by chunk through their scratch: false
+   * (nothing drawn) when they are not ready, or when an int32 array could get
+   * values outside int32 (the loop's store wraps them; the kernel's saturates).
+   */
+  private fillWasm(out: FillArray, integer: boolean, low: number, span: number): boolean {
+    if (out.length < 64) return false;
+    const K = hostKernels();
+    if (!K) return false;
+    const int = out instanceof Int32Array;
+    if (int && !(Math.abs(low) < 2 ** 31 && Math.abs(low + span) < 2 ** 31)) return false;
+    const type = out instanceof Float32Array ? 0 : out instanceof Float64Array ? 1 : 2;
+    const bytes = type === 1 ? 8 : 4;
+    const chunk = Math.floor(HOST_SCRATCH_BYTES / bytes) - 4;
+    const view = type === 0 ? K.f32 : type === 1 ? new Float64Array(K.buffer, 0, HOST_SCRATCH_BYTES / 8) : K.i32;
+    let st = this.state;
+    for (let at = 0; at < out.length; at += chunk) {
+      const n = Math.min(chunk, out.length - at);
+      K.x.random_fill(st, n, 0, integer ? 1 : 0, low, span, type);
+      out.set(view.subarray(0, n), at);
+      st = (st + Math.imul(n, 0x9e3779b9)) | 0;
+    }
+    this.state = st;
+    return true;
+  }
+
   /** out[i] = uniform(low, high), i ascending. */
   fillUniform(out: FillArray, low: number, high: number): void {
     const span = high - low;
+    if (this.fillWasm(out, false, low, span)) return;
     let st = this.state;
     for (let i = 0; i < out.length; i++) {
       st = (st + 0x9e3779b9) | 0;
@@ -81,6 +116,7 @@ export class Rng {
   /** out[i] = integer(low, high), i ascending. */
   fillIntegers(out: FillArray, low: number, high: number): void {
     const span = high - low + 1;
+    if (this.fillWasm(out, true, low, span)) return;
     let st = this.state;
     for (let i = 0; i < out.length; i++) {
       st = (st + 0x9e3779b9) | 0;
