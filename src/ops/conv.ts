@@ -13,7 +13,9 @@
  * src/lower/conv-planner.ts, dX and dW by src/lower/conv-grad-planner.ts
  * (fp32 partials of a split contraction summed in a second stage). dB is a
  * two-stage channel sum (src/lower/window.ts). Costs: the AMP estimate of
- * sim/codelets/nn-util.ts.
+ * sim/codelets/nn-util.ts. The lowerings take a ConvSpec (geometry, group,
+ * dtype), not the op, so ConvTranspose (./conv-transpose.ts) lowers through
+ * them too.
  */
 import { Op, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
