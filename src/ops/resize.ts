@@ -5,6 +5,9 @@
  *   nearest  Gather(x, idx, axis), idx[o] the input element output o takes
  *   linear   Gather(x, i0) * w0 + Gather(x, i1) * w1, w0 / w1 constants
  *            shaped [out, 1, ...] along the axis (broadcast by Mul)
+ *   cubic    the same over four taps floor(c) - 1 ... floor(c) + 2 (ONNX's
+ *            cubic weights with cubic_coeff_a; exclude_outside zeroes taps
+ *            outside the axis and renormalises), summed by Sum
  * with idx / i0 / i1 / w computed at build time from the coordinate
  * transformation (half_pixel, half_pixel_symmetric, pytorch_half_pixel,
  * align_corners, asymmetric) and nearest_mode (round_prefer_floor,
@@ -12,7 +15,7 @@
  * floor when upsampling, ceil when downsampling). Gather moves rows as
  * exchanges of runs, each tile fetching the rows its outputs take, and the
  * gradients are Gather's, Mul's and Add's. Scales and sizes (and axes)
- * must be constants; cubic, tf_crop_and_resize and antialias are refused.
+ * must be constants; tf_crop_and_resize and antialias are refused.
  */
 import type { ExpandArgs, Expansion, OpDefinition, AttributeDef } from '../ir/registry.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
@@ -79,6 +82,13 @@ export function nearestIndex(mode: string, x: number, p: AxisPlan): number {
   return Math.min(p.inLen - 1, Math.max(0, i));
 }
 
+/** The cubic convolution weights of taps -1, 0, 1, 2 for fraction t (ONNX's, with coefficient A). */
+export function cubicCoeffs(t: number, A: number): number[] {
+  const far = (d: number) => ((A * d - 5 * A) * d + 8 * A) * d - 4 * A;
+  const near = (d: number) => ((A + 2) * d - (A + 3)) * d * d + 1;
+  return [far(t + 1), near(t), near(1 - t), far(2 - t)];
+}
+
 function expandResize(kind: 'resize' | 'upsample', version: number) {
   return (args: ExpandArgs): Expansion => {
     const b = new Builder(args);
@@ -89,13 +99,16 @@ function expandResize(kind: 'resize' | 'upsample', version: number) {
     if (x.dtype !== 'float32' && x.dtype !== 'float16') b.fail(`X must be float32 or float16, got ${fmtInfo(x)}`);
     let mode = a.string('mode');
     if (mode === 'bilinear' || mode === 'trilinear') mode = 'linear';
-    if (mode !== 'nearest' && mode !== 'linear') b.fail(`mode '${mode}' is not supported (supported: nearest, linear)`);
+    if (mode === 'cubic' && (kind !== 'resize' || version < 11)) b.fail(`mode 'cubic' needs Resize-11 or later`);
+    if (mode !== 'nearest' && mode !== 'linear' && mode !== 'cubic') b.fail(`mode '${mode}' is not supported (supported: nearest, linear, cubic)`);
     const coord = kind === 'resize' && version >= 11 ? a.string('coordinate_transformation_mode') : 'asymmetric';
     if (coord === 'tf_crop_and_resize') b.fail(`coordinate_transformation_mode 'tf_crop_and_resize' is not supported (it needs roi)`);
     if (!COORD_MODES.includes(coord)) b.fail(`coordinate_transformation_mode '${coord}' is not supported; supported: ${COORD_MODES.join(', ')}`);
     const nearestMode = kind === 'resize' && version >= 11 ? a.string('nearest_mode') : 'simple';
     if (!NEAREST_MODES.includes(nearestMode)) b.fail(`nearest_mode '${nearestMode}' is not supported; supported: ${NEAREST_MODES.slice(0, 4).join(', ')}`);
     if (has('antialias') && a.int('antialias') !== 0) b.fail('antialias = 1 is not supported');
+    const cubicA = has('cubic_coeff_a') ? a.float('cubic_coeff_a') : -0.75;
+    const excludeOutside = has('exclude_outside') && a.int('exclude_outside') !== 0;
 
     // Scales or sizes, per axis listed in `axes` (18), else per axis of X.
     let axes = Array.from({ length: r }, (_, k) => k);
@@ -150,14 +163,26 @@ function expandResize(kind: 'resize' | 'upsample', version: number) {
       if (mode === 'nearest') {
         cur = b.add('Gather', 13, [cur, b.ints('idx', coords.map((c) => nearestIndex(nearestMode, c, p)))], { axis: p.axis }, last);
       } else {
+        // Taps floor(c) + t0 ... (linear: 0, 1; cubic: -1 ... 2), indices clamped (edge), weights per output element.
         const clamp = (i: number) => Math.min(p.inLen - 1, Math.max(0, i));
-        const i0 = coords.map((c) => clamp(Math.floor(c)));
-        const i1 = coords.map((c) => clamp(Math.floor(c) + 1));
-        const w1 = coords.map((c) => c - Math.floor(c));
+        const taps = mode === 'linear' ? [0, 1] : [-1, 0, 1, 2];
+        const weights = coords.map((c) => {
+          const t = c - Math.floor(c);
+          if (mode === 'linear') return [1 - t, t];
+          const w = cubicCoeffs(t, cubicA);
+          if (!excludeOutside) return w;
+          // exclude_outside: taps outside the axis weigh 0, the rest renormalised.
+          const inside = w.map((v, k) => (Math.floor(c) + taps[k] >= 0 && Math.floor(c) + taps[k] < p.inLen ? v : 0));
+          const sum = inside.reduce((x, y) => x + y, 0);
+          return inside.map((v) => v / sum);
+        });
         const wShape = shape.map((_, k) => (k === p.axis ? p.outLen : 1));
-        const g0 = b.add('Mul', 14, [b.add('Gather', 13, [cur, b.ints('i0', i0)], { axis: p.axis }), b.tensor('w0', x.dtype, wShape, Float32Array.from(w1, (w) => 1 - w))]);
-        const g1 = b.add('Mul', 14, [b.add('Gather', 13, [cur, b.ints('i1', i1)], { axis: p.axis }), b.tensor('w1', x.dtype, wShape, Float32Array.from(w1))]);
-        cur = b.add('Add', 14, [g0, g1], {}, last);
+        const terms = taps.map((t0, k) => {
+          const idx = coords.map((c) => clamp(Math.floor(c) + t0));
+          const g = b.add('Gather', 13, [cur, b.ints(`i${k}`, idx)], { axis: p.axis });
+          return b.add('Mul', 14, [g, b.tensor(`w${k}`, x.dtype, wShape, Float32Array.from(weights, (w) => w[k]))]);
+        });
+        cur = terms.length === 2 ? b.add('Add', 14, terms, {}, last) : b.add('Sum', 13, terms, {}, last);
       }
       shape[p.axis] = p.outLen;
     });
@@ -166,12 +191,12 @@ function expandResize(kind: 'resize' | 'upsample', version: number) {
 }
 
 function resizeAttributes(version: number): Record<string, AttributeDef> {
-  const attrs: Record<string, AttributeDef> = { mode: { type: 'string', default: 'nearest', description: 'nearest or linear (cubic is refused)' } };
+  const attrs: Record<string, AttributeDef> = { mode: { type: 'string', default: 'nearest', description: 'nearest, linear or cubic (11 on)' } };
   if (version >= 11) {
     attrs.coordinate_transformation_mode = { type: 'string', default: 'half_pixel', description: 'half_pixel, half_pixel_symmetric, pytorch_half_pixel, align_corners or asymmetric' };
     attrs.nearest_mode = { type: 'string', default: 'round_prefer_floor', description: 'round_prefer_floor, round_prefer_ceil, floor or ceil' };
-    attrs.cubic_coeff_a = { type: 'float', default: -0.75, description: 'cubic only (refused)' };
-    attrs.exclude_outside = { type: 'int', default: 0, description: 'cubic only (refused)' };
+    attrs.cubic_coeff_a = { type: 'float', default: -0.75, description: 'cubic: the coefficient A' };
+    attrs.exclude_outside = { type: 'int', default: 0, description: 'cubic: 1 gives taps outside the input weight 0 and renormalises' };
     attrs.extrapolation_value = { type: 'float', default: 0, description: 'tf_crop_and_resize only (refused)' };
   }
   if (version >= 18) {
@@ -184,7 +209,7 @@ function resizeAttributes(version: number): Record<string, AttributeDef> {
 
 export const resizeDefinitions: OpDefinition[] = [
   ...versions('Resize', [10, 11, 13, 18], (id) => ({
-    description: 'nearest or linear resize with constant scales or sizes: a composite of Gather per axis (linear: two Gathers, weighted by constant Muls, and an Add)',
+    description: 'nearest, linear or cubic resize with constant scales or sizes: a composite of Gather per axis (linear and cubic: two or four Gathers, weighted by constant Muls, and an Add or Sum)',
     inputs:
       id.version === 10
         ? [{ name: 'X' }, { name: 'scales' }]

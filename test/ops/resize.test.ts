@@ -1,7 +1,7 @@
 /**
  * Resize (10, 11, 13, 18) and Upsample (7, 9) against onnxruntime-node:
  * nearest with every nearest_mode and coordinate_transformation_mode, linear
- * (1-D to 3-D, up and down), scales or sizes, axes and
+ * (1-D to 3-D, up and down), cubic (cubic_coeff_a, exclude_outside), scales or sizes, axes and
  * keep_aspect_ratio_policy (18), fp32 and fp16, on 1 and 16 tiles; grads
  * against central finite differences.
  *
@@ -10,7 +10,9 @@
  * axis on each side, in a different order from onnxruntime: fp32 atol 1e-6,
  * rtol 1e-5 (values in [-1, 1), a few ulps); fp16 atol = rtol = 4e-3 (the
  * product and sum rounded to float16 per axis: twice the half-ulp 2^-11 per
- * axis). Grads: the harness default 2e-3 with h = 0.5: Y is linear in X, so
+ * axis). Cubic: four products of |w| <= ~1.1 summed per axis: fp32 atol
+ * 1e-5, rtol 1e-4; fp16 8e-3 (four products and the sum each rounded to
+ * float16, weights themselves float16: a few half-ulps). Grads: the harness default 2e-3 with h = 0.5: Y is linear in X, so
  * central differences are exact up to the fp32 rounding of the loss.
  */
 import { describe, expect, it } from 'vitest';
@@ -22,6 +24,7 @@ const one = tiny({ tilesPerIpu: 1 });
 const sixteen = tiny({ tilesPerIpu: 16 });
 const exact = { atol: 0, rtol: 0 };
 const lin = { atol: 1e-6, rtol: 1e-5 };
+const cub = { atol: 1e-5, rtol: 1e-4 };
 
 const scalesT = (v: number[]): TensorSpec => ({ shape: [v.length], data: Float32Array.from(v), constant: true });
 const empty = (): TensorSpec => ({ shape: [0], data: new Float32Array(0), constant: true });
@@ -113,13 +116,34 @@ describe('Resize linear', () => {
     }
   });
 
-  it('refuses cubic, tf_crop_and_resize, antialias and streamed scales', async () => {
-    await expect(runOurs(resize([1, 1, 2, 2], { scales: [1, 1, 2, 2] }, { mode: 'cubic' }))).rejects.toThrow(/mode 'cubic' is not supported/);
+  it('refuses tf_crop_and_resize, antialias and streamed scales', async () => {
     await expect(runOurs(resize([1, 1, 2, 2], { scales: [1, 1, 2, 2] }, { coordinate_transformation_mode: 'tf_crop_and_resize' }))).rejects.toThrow(/tf_crop_and_resize/);
     await expect(runOurs(resize([1, 1, 2, 2], { scales: [1, 1, 2, 2] }, { mode: 'linear', antialias: 1 }, 1, 18))).rejects.toThrow(/antialias/);
     const streamed = resize([1, 1, 2, 2], { scales: [1, 1, 2, 2] });
     streamed.inputs.scales.constant = false;
     await expect(runOurs(streamed)).rejects.toThrow(/scales .* must be a constant/);
+  });
+});
+
+describe('Resize cubic', () => {
+  it('every coordinate transformation, cubic_coeff_a and exclude_outside, up and down', async () => {
+    for (const coordinate_transformation_mode of COORDS) {
+      for (const extra of [{}, { cubic_coeff_a: -0.5 }, { exclude_outside: 1 }] as Record<string, number>[]) {
+        const attributes = { mode: 'cubic', coordinate_transformation_mode, ...extra };
+        await both({ ...resize([1, 2, 4, 5], { scales: [1, 1, 2, 1.5] }, attributes, 40), ...cub });
+        await both({ ...resize([1, 1, 8, 7], { scales: [1, 1, 0.5, 0.6] }, attributes, 41), ...cub });
+      }
+    }
+  });
+
+  it('float16 within float16 rounding', async () => {
+    const c = resize([1, 2, 4, 4], { scales: [1, 1, 2, 1.5] }, { mode: 'cubic' }, 42);
+    c.inputs.x.dtype = 'float16';
+    await checkForward({ ...c, device: sixteen, outputDtype: 'float16', atol: 8e-3, rtol: 8e-3 });
+  });
+
+  it('agrees with finite differences', async () => {
+    await checkGrad({ ...resize([1, 1, 4, 4], { scales: [1, 1, 2, 1.5] }, { mode: 'cubic' }, 43), h: 0.5 });
   });
 });
 
