@@ -32,7 +32,7 @@ import { fmtInfo, nelms, type TensorInfo } from '../ir/tensorinfo.js';
 import { versions } from './shape-util.js';
 
 /** Builds an expansion: nodes and constants with fresh names. */
-class Builder {
+export class Builder {
   readonly nodes: NodeDecl[] = [];
   readonly constants: NonNullable<Expansion['constants']> = [];
   private k = 0;

@@ -13,7 +13,9 @@
  * src/lower/conv-planner.ts, dX and dW by src/lower/conv-grad-planner.ts
  * (fp32 partials of a split contraction summed in a second stage). dB is a
  * two-stage channel sum (src/lower/window.ts). Costs: the AMP estimate of
- * sim/codelets/nn-util.ts.
+ * sim/codelets/nn-util.ts. The lowerings take a ConvSpec (geometry, group,
+ * dtype), not the op, so ConvTranspose (./conv-transpose.ts) lowers through
+ * them too.
  */
 import { Op, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
@@ -125,20 +127,36 @@ function channels(g: Geometry, group: number) {
   };
 }
 
+/**
+ * A convolution as the lowerings see it: its geometry, group and dtype. A
+ * ConvOp gives its own; ConvTranspose (src/ops/conv-transpose.ts) gives the
+ * convolution whose input gradient it is, and lowers through the same code.
+ */
+export interface ConvSpec {
+  g: Geometry;
+  group: number;
+  dtype: MatMulDType;
+}
+
+export function convSpecOf(conv: ConvOp): ConvSpec {
+  return { g: conv.geometry(), group: conv.attrs.group, dtype: conv.inInfo(0).dtype as MatMulDType };
+}
+
 /** The planner's view of a convolution (spatial dims padded to 3). */
-function convShape(conv: ConvOp, g: Geometry): ConvShape {
+function convShape(spec: ConvSpec): ConvShape {
+  const { g } = spec;
   return {
     N: g.xs[0],
     C: g.xs[1],
     M: g.ys[1],
-    group: conv.attrs.group,
+    group: spec.group,
     inDims: g.xs.slice(2),
     outDims: g.ys.slice(2),
     kernel: g.k,
     stride0: g.s[0],
     dilation0: g.d[0],
     pad0: g.pb[0],
-    dtype: conv.inInfo(0).dtype as MatMulDType,
+    dtype: spec.dtype,
   };
 }
 
@@ -226,7 +244,7 @@ function blockReads(s: ConvShape, p: ConvPlan, blk: ConvBlock, cb: number, only?
 function convCreateInput(op: Op, index: number, device: DeviceSpec): TileRange[] | undefined {
   if (index !== 0 && index !== 1) return undefined;
   const conv = op as ConvOp;
-  const s = convShape(conv, conv.geometry());
+  const s = convShape(convSpecOf(conv));
   const p = planConv(s, device).plan;
   // Blocks reading the same runs, found by a hash of the runs (a string key of them was most of a ResNet's compile garbage).
   const groups = new Map<number, { tiles: number[]; runs: [number, number][] }[]>();
@@ -261,15 +279,20 @@ function convCreateInput(op: Op, index: number, device: DeviceSpec): TileRange[]
  */
 function lowerConv(op: Op, ctx: LowerContext): void {
   const conv = op as ConvOp;
-  const g = conv.geometry();
-  const s = convShape(conv, g);
+  lowerConvSpec(convSpecOf(conv), conv.hasBias, ctx);
+}
+
+/** The forward lowering of `spec`: Y (output 0) from X (input 0), W (input 1) and, with `hasBias`, B (input 2). */
+export function lowerConvSpec(spec: ConvSpec, hasBias: boolean, ctx: LowerContext): void {
+  const { g } = spec;
+  const s = convShape(spec);
   const result = planConv(s, ctx.device);
   const p = result.plan;
   ctx.note('conv plan', describeConvPlan(s, result));
   const outRest = s.outDims[1] * s.outDims[2];
   const x = ctx.input(0);
   const w = ctx.input(1);
-  const bias = conv.hasBias ? ctx.input(2) : undefined;
+  const bias = hasBias ? ctx.input(2) : undefined;
   const y = ctx.output(0);
   const arrays = geometryArrays(g);
 
@@ -337,8 +360,8 @@ function lowerConv(op: Op, ctx: LowerContext): void {
 }
 
 /** The backward planners' view of a convolution: the forward's and all three strides. */
-function gradShape(conv: ConvOp, g: Geometry): ConvGradShape {
-  return { ...convShape(conv, g), strides: g.s };
+function gradShape(spec: ConvSpec): ConvGradShape {
+  return { ...convShape(spec), strides: spec.g.s };
 }
 
 /** The runs of `runs` (back to back, a block's elements in order) that elements [lo, hi) of the block cover. */
@@ -416,9 +439,13 @@ function reduceGradBlocks(ctx: LowerContext, t: BuildTensor, blocks: readonly Gr
  * W[m, c', :] of its dY channels and dX channels.
  */
 function lowerConvGradX(op: Op, ctx: LowerContext): void {
-  const conv = (op as NnGradOp<ConvOp>).fwd;
-  const g = conv.geometry();
-  const s = gradShape(conv, g);
+  lowerConvGradXSpec(convSpecOf((op as NnGradOp<ConvOp>).fwd), ctx);
+}
+
+/** dX (output 0) of the convolution `spec` from dY (input 0) and W (input 1). */
+export function lowerConvGradXSpec(spec: ConvSpec, ctx: LowerContext): void {
+  const { g } = spec;
+  const s = gradShape(spec);
   const result = planConvGradX(s, ctx.device);
   const p = result.plan;
   ctx.note('conv-grad-x plan', describeConvGradXPlan(s, result));
@@ -496,9 +523,13 @@ function lowerConvGradX(op: Op, ctx: LowerContext): void {
  * X box those rows read (the forward's box for the same block).
  */
 function lowerConvGradW(op: Op, ctx: LowerContext): void {
-  const conv = (op as NnGradOp<ConvOp>).fwd;
-  const g = conv.geometry();
-  const s = gradShape(conv, g);
+  lowerConvGradWSpec(convSpecOf((op as NnGradOp<ConvOp>).fwd), ctx);
+}
+
+/** dW (output 0) of the convolution `spec` from dY (input 0) and X (input 1). */
+export function lowerConvGradWSpec(spec: ConvSpec, ctx: LowerContext): void {
+  const { g } = spec;
+  const s = gradShape(spec);
   const result = planConvGradW(s, ctx.device);
   const p = result.plan;
   ctx.note('conv-grad-w plan', describeConvGradWPlan(s, result));

@@ -21,6 +21,7 @@ import { splitDefinitions } from './split.js';
 import { compositeDefinitions } from './composites.js';
 import { ndDefinitions } from './nd.js';
 import { cumSumDefinitions } from './cumsum.js';
+import { resizeDefinitions } from './resize.js';
 
 export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...matMulDefinitions,
@@ -44,6 +45,7 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...compositeDefinitions,
   ...ndDefinitions,
   ...cumSumDefinitions,
+  ...resizeDefinitions,
 ];
 
 export function registerBuiltinOps(r: OpRegistry): void {

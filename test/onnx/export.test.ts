@@ -16,7 +16,7 @@ import { exportOnnx } from '../../src/onnx/export.js';
 import { decodeTensor } from '../../src/onnx/tensor.js';
 import { writeRun } from '../../src/report/write.js';
 import { compile, run } from '../../src/session.js';
-import { attr, f32, floatTensor, modelBytes, node, onnx, writeTemp } from './helpers.js';
+import { attr, f32, floatTensor, int64Tensor, modelBytes, node, onnx, writeTemp } from './helpers.js';
 
 const X = [
   [0.5, -1, 0.25],
@@ -134,6 +134,36 @@ describe('train.saveModel: model.onnx in the run folder', () => {
         const want = X[i][0] * w[j * 3] + X[i][1] * w[j * 3 + 1] + X[i][2] * w[j * 3 + 2] + b[j];
         expect(Math.abs(ref[i * 2 + j] - want)).toBeLessThan(1e-6);
       }
+  });
+
+  it('writes ConvTranspose (trained through its planned grads) back as ConvTranspose, its bias as Reshape + Add; onnxruntime agrees', async () => {
+    const convT = (w: number[], b: number[]) =>
+      modelBytes({
+        opset: 13,
+        inputs: [f32('x', [4, 3])],
+        initializers: [int64Tensor('s', [4], [1, 1, 4, 3]), floatTensor('w', [1, 2, 2, 2], w), floatTensor('b', [2], b)],
+        nodes: [
+          node('Reshape', ['x', 's'], ['xr'], [], { name: 'r' }),
+          node('ConvTranspose', ['xr', 'w', 'b'], ['y'], [attr.ints('strides', [2, 1]), attr.ints('pads', [0, 1, 0, 0]), attr.ints('output_padding', [1, 0])], { name: 'up' }),
+        ],
+        outputs: [f32('y', [1, 2, 9, 3])],
+      });
+    const dir = writeTemp({
+      'model.onnx': convT([0.1, -0.2, 0.3, 0.4, -0.5, 0.6, 0.7, -0.8], [0.05, -0.05]),
+      'train.yaml': config('model.onnx', 'train:\n  loss: {type: l1, input: y}\n  optimizer: {type: sgd, lr: 0.2}\n  steps: 2\n  saveModel: true\n'),
+    });
+    const r = await run(await compile(loadConfig(path.join(dir, 'train.yaml'))), { workers: 1, numerics: true, steps: 2 });
+    await writeRun(path.join(dir, 'run'), r, 1);
+    const saved = readFileSync(path.join(dir, 'run', 'model.onnx'));
+    const m = onnx.ModelProto.decode(saved);
+    expect(m.graph!.node!.map((n) => n.opType)).toEqual(['Reshape', 'ConvTranspose', 'Reshape', 'Add']);
+    const w = Array.from(r.weights.get('w')!);
+    expect(w).not.toEqual([0.1, -0.2, 0.3, 0.4, -0.5, 0.6, 0.7, -0.8].map(Math.fround));
+    const x = Float32Array.from(X.flat());
+    const got = await ortRun(saved, x);
+    const want = await ortRun(convT(w, Array.from(r.weights.get('b')!)), x);
+    expect(got.length).toBe(54);
+    for (let i = 0; i < got.length; i++) expect(Math.abs(got[i] - want[i])).toBeLessThan(1e-6);
   });
 
   it('is not written unless the config asks', async () => {
