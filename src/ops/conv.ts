@@ -29,7 +29,8 @@ import type { DeviceSpec } from '../../sim/device.js';
 import { DTYPE_BYTES } from '../../sim/program.js';
 import { describeConvGradWPlan, describeConvGradXPlan, gradOutRows, planConvGradW, planConvGradX, reduceChunks, type ConvGradShape } from '../lower/conv-grad-planner.js';
 import { channelSum, partialOnTile } from '../lower/window.js';
-import { NnGradOp, floatInput, fwdInput, gid, gradOutIn, product, sameDTypeAs, versions, withoutEmpty } from './nn-util.js';
+import { floatInput, gid, product, sameDTypeAs, versions, withoutEmpty } from './nn-util.js';
+import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
 import { geometryArrays, outShape, resolveGeometry, type Geometry } from './spatial.js';
 
 export interface ConvAttrs {
@@ -92,12 +93,12 @@ export class ConvOp extends Op {
     const w = this.inInfo(1).shape;
     return product(this.outInfo(0).shape) * product(w.slice(1));
   }
-  override getGradOps(): NnGradOp[] {
+  override getGradOps(): ArgGradOp[] {
     const ops = [
-      new NnGradOp(gid('ConvGradX'), this, 0, [gradOutIn(0), fwdInput(1, 1)], () => 2 * this.macs()),
-      new NnGradOp(gid('ConvGradW'), this, 1, [gradOutIn(0), fwdInput(1, 0)], () => 2 * this.macs()),
+      new ArgGradOp(gid('ConvGradX'), this, 0, [gradOut(0), fwdIn(1, 1)], () => 2 * this.macs()),
+      new ArgGradOp(gid('ConvGradW'), this, 1, [gradOut(0), fwdIn(1, 0)], () => 2 * this.macs()),
     ];
-    if (this.hasBias) ops.push(new NnGradOp(gid('ConvGradB'), this, 2, [gradOutIn(0)], () => product(this.outInfo(0).shape)));
+    if (this.hasBias) ops.push(new ArgGradOp(gid('ConvGradB'), this, 2, [gradOut(0)], () => product(this.outInfo(0).shape)));
     return ops;
   }
   override attributes() {
@@ -416,7 +417,7 @@ function reduceGradBlocks(ctx: LowerContext, t: BuildTensor, blocks: readonly Gr
  * W[m, c', :] of its dY channels and dX channels.
  */
 function lowerConvGradX(op: Op, ctx: LowerContext): void {
-  const conv = (op as NnGradOp<ConvOp>).fwd;
+  const conv = (op as ArgGradOp<ConvOp>).fwd;
   const g = conv.geometry();
   const s = gradShape(conv, g);
   const result = planConvGradX(s, ctx.device);
@@ -496,7 +497,7 @@ function lowerConvGradX(op: Op, ctx: LowerContext): void {
  * X box those rows read (the forward's box for the same block).
  */
 function lowerConvGradW(op: Op, ctx: LowerContext): void {
-  const conv = (op as NnGradOp<ConvOp>).fwd;
+  const conv = (op as ArgGradOp<ConvOp>).fwd;
   const g = conv.geometry();
   const s = gradShape(conv, g);
   const result = planConvGradW(s, ctx.device);
@@ -565,7 +566,7 @@ function lowerConvGradW(op: Op, ctx: LowerContext): void {
 }
 
 function lowerConvGradB(op: Op, ctx: LowerContext): void {
-  const g = (op as NnGradOp<ConvOp>).fwd.geometry();
+  const g = (op as ArgGradOp<ConvOp>).fwd.geometry();
   channelSum(ctx, ctx.input(0), g.ys[1], g.ys[2] * g.ys[3] * g.ys[4], ctx.output(0));
 }
 
