@@ -39,7 +39,7 @@ import { isFloat } from '../ir/dtype.js';
 import { GRAPHCORE_DOMAIN, ONNX_DOMAIN, type OperatorIdentifier } from '../ir/opid.js';
 import type { Attributes, OpDefinition } from '../ir/registry.js';
 import { gradName } from '../ir/tensor.js';
-import { fmtInfo, nelms, sameInfo } from '../ir/tensorinfo.js';
+import { fmtInfo, nelms, sameInfo, type TensorInfo } from '../ir/tensorinfo.js';
 import type { Graph } from '../ir/graph.js';
 import { UserError } from '../errors.js';
 import type { LowerContext } from '../lower/context.js';
@@ -61,40 +61,58 @@ function reductionAttr(attributes: Attributes, settings: OpSettings): Reduction 
   return r;
 }
 
+const scaleAttr = { lambda: { type: 'float' as const, default: 1, description: 'scale' } };
+const reductionAttrDef = (def: string) => ({ type: 'string' as const, default: def, description: "'mean', 'sum' or 'none'" });
+
 // ---------------------------------------------------------------------------
 // L1
 
 const L1 = { domain: GRAPHCORE_DOMAIN, type: 'L1', version: 1 };
 const L1_GRAD = { domain: GRAPHCORE_DOMAIN, type: 'L1Grad', version: 1 };
 
-export interface L1Params {
+/** L1 and MSE: scale x a sum over every element of input 0's shape (attributes lambda and reduction). */
+export interface ElementLossParams {
   scale: number;
   reduction: Reduction;
 }
 
-export class L1Op extends Op {
-  static readonly defaultOperatorId = L1;
+abstract class ElementLossOp extends Op {
   constructor(
-    readonly params: L1Params,
+    opid: OperatorIdentifier,
+    readonly params: ElementLossParams,
     settings: OpSettings,
   ) {
-    super(L1, settings);
+    super(opid, settings);
   }
-  setup(): void {
-    const x = this.inInfo(0);
-    if (!isFloat(x.dtype)) this.fail(`needs a float input, got ${x.dtype}`);
+  /** The loss: a scalar, or one per element of `x` for 'none'. */
+  protected setLossInfo(x: TensorInfo): void {
     this.setOutInfo(0, { dtype: x.dtype, shape: this.params.reduction === 'none' ? x.shape : [] });
-  }
-  override getGradOps(): GradOp[] {
-    return [new L1GradOp(this)];
   }
   override attributes(): Record<string, AttributeValue> {
     return { lambda: this.params.scale, reduction: this.params.reduction };
   }
-  /** The factor on sum |x|: scale, over n for 'mean'. */
+  /** The factor on the sum: scale, over n for 'mean'. */
   factor(): number {
     const n = nelms(this.inInfo(0).shape);
     return this.params.reduction === 'mean' ? this.params.scale / n : this.params.scale;
+  }
+}
+
+const elementLossAttrs = { ...scaleAttr, reduction: reductionAttrDef('mean') };
+const elementLossParams = (attributes: Attributes, settings: OpSettings): ElementLossParams => ({ scale: attributes.float('lambda'), reduction: reductionAttr(attributes, settings) });
+
+export class L1Op extends ElementLossOp {
+  static readonly defaultOperatorId = L1;
+  constructor(params: ElementLossParams, settings: OpSettings) {
+    super(L1, params, settings);
+  }
+  setup(): void {
+    const x = this.inInfo(0);
+    if (!isFloat(x.dtype)) this.fail(`needs a float input, got ${x.dtype}`);
+    this.setLossInfo(x);
+  }
+  override getGradOps(): GradOp[] {
+    return [new L1GradOp(this)];
   }
   override flops(): number {
     return 2 * nelms(this.inInfo(0).shape);
@@ -129,31 +147,20 @@ export class L1GradOp extends GradOp {
 const MSE = { domain: GRAPHCORE_DOMAIN, type: 'MSE', version: 1 };
 const MSE_GRAD = { domain: GRAPHCORE_DOMAIN, type: 'MSEGrad', version: 1 };
 
-export class MseOp extends Op {
+export class MseOp extends ElementLossOp {
   static readonly defaultOperatorId = MSE;
-  constructor(
-    readonly params: L1Params,
-    settings: OpSettings,
-  ) {
-    super(MSE, settings);
+  constructor(params: ElementLossParams, settings: OpSettings) {
+    super(MSE, params, settings);
   }
   setup(): void {
     const a = this.inInfo(0);
     const b = this.inInfo(1);
     if (!isFloat(a.dtype)) this.fail(`needs float inputs, got ${a.dtype}`);
     if (!sameInfo(a, b)) this.fail(`input and target must have the same shape and type, got ${fmtInfo(a)} and ${fmtInfo(b)}`);
-    this.setOutInfo(0, { dtype: a.dtype, shape: this.params.reduction === 'none' ? a.shape : [] });
+    this.setLossInfo(a);
   }
   override getGradOps(): GradOp[] {
     return [new MseGradOp(this, 0), new MseGradOp(this, 1)];
-  }
-  override attributes(): Record<string, AttributeValue> {
-    return { lambda: this.params.scale, reduction: this.params.reduction };
-  }
-  /** The factor on sum (a - b)^2: scale, over n for 'mean'. */
-  factor(): number {
-    const n = nelms(this.inInfo(0).shape);
-    return this.params.reduction === 'mean' ? this.params.scale / n : this.params.scale;
   }
   override flops(): number {
     return 3 * nelms(this.inInfo(0).shape);
@@ -543,8 +550,6 @@ function lowerMseGrad(op: Op, ctx: LowerContext): void {
 // ---------------------------------------------------------------------------
 // Definitions
 
-const scaleAttr = { lambda: { type: 'float' as const, default: 1, description: 'scale' } };
-const reductionAttrDef = (def: string) => ({ type: 'string' as const, default: def, description: "'mean', 'sum' or 'none'" });
 const ignoreAttr = (name: string) => ({
   [name]: { type: 'int' as const, default: NO_IGNORE_INDEX, description: `label whose samples are ignored (${NO_IGNORE_INDEX}: none)` },
 });
@@ -586,9 +591,9 @@ export const lossDefinitions: OpDefinition[] = [
     description: 'L1 loss: scale x sum|x| (mean divides by the element count; none: scale x |x|)',
     inputs: [{ name: 'x' }],
     outputs: [{ name: 'loss' }],
-    attributes: { ...scaleAttr, reduction: reductionAttrDef('mean') },
+    attributes: elementLossAttrs,
     grad: true,
-    create: ({ attributes, settings }) => new L1Op({ scale: attributes.float('lambda'), reduction: reductionAttr(attributes, settings) }, settings),
+    create: ({ attributes, settings }) => new L1Op(elementLossParams(attributes, settings), settings),
     lower: lowerL1,
   },
   { id: L1_GRAD, description: 'dx = scale x sign(x) x dLoss', lower: lowerL1Grad },
@@ -597,9 +602,9 @@ export const lossDefinitions: OpDefinition[] = [
     description: 'mean squared error: scale x sum (a - b)^2 (mean divides by the element count; none: elementwise)',
     inputs: [{ name: 'input' }, { name: 'target' }],
     outputs: [{ name: 'loss' }],
-    attributes: { ...scaleAttr, reduction: reductionAttrDef('mean') },
+    attributes: elementLossAttrs,
     grad: true,
-    create: ({ attributes, settings }) => new MseOp({ scale: attributes.float('lambda'), reduction: reductionAttr(attributes, settings) }, settings),
+    create: ({ attributes, settings }) => new MseOp(elementLossParams(attributes, settings), settings),
     lower: lowerMse,
   },
   { id: MSE_GRAD, description: 'da = 2 scale (a - b) dLoss, db = -da', lower: lowerMseGrad },
