@@ -6,7 +6,7 @@
  * depends on.
  */
 import type { Op } from '../ir/op.js';
-import type { Geometry } from '../../sim/codelets/nn-util.js';
+import { unravel, type Geometry } from '../../sim/codelets/nn-util.js';
 import type { PlaneBox } from '../lower/window.js';
 
 export type { Geometry };
@@ -109,15 +109,13 @@ function markInRows(g: Geometry, o0: number, rows: Uint8Array): void {
  * cover [mMin, mMax].
  */
 export function forwardBox(g: Geometry, b: number, e: number, chans: (m: number) => [number, number]): PlaneBox & { mMin: number; mMax: number } {
-  const [, M, O0, O1, O2] = g.ys;
+  const [N, M, O0, O1, O2] = g.ys;
   const perRow = O1 * O2;
   const box = { nMin: Infinity, nMax: -Infinity, cLo: Infinity, cHi: -Infinity, rows: new Uint8Array(g.xs[2]), mMin: Infinity, mMax: -Infinity };
   const seen = new Uint8Array(O0);
+  const ix: number[] = [];
   for (let r = Math.floor(b / perRow); r <= Math.floor((e - 1) / perRow); r++) {
-    const o0 = r % O0;
-    const nm = (r - o0) / O0;
-    const m = nm % M;
-    const n = (nm - m) / M;
+    const [n, m, o0] = unravel(r, [N, M, O0], ix);
     box.nMin = Math.min(box.nMin, n);
     box.nMax = Math.max(box.nMax, n);
     box.mMin = Math.min(box.mMin, m);
@@ -140,16 +138,14 @@ export function forwardBox(g: Geometry, b: number, e: number, chans: (m: number)
  * channels they cover [cMin, cMax].
  */
 export function backwardBox(g: Geometry, b: number, e: number, chans: (c: number) => [number, number]): PlaneBox & { cMin: number; cMax: number } {
-  const [, C, D0, D1, D2] = g.xs;
+  const [N, C, D0, D1, D2] = g.xs;
   const O0 = g.ys[2];
   const perRow = D1 * D2;
   const box = { nMin: Infinity, nMax: -Infinity, cLo: Infinity, cHi: -Infinity, rows: new Uint8Array(O0), cMin: Infinity, cMax: -Infinity };
   const seen = new Uint8Array(D0);
+  const ix: number[] = [];
   for (let r = Math.floor(b / perRow); r <= Math.floor((e - 1) / perRow); r++) {
-    const i0 = r % D0;
-    const nc = (r - i0) / D0;
-    const c = nc % C;
-    const n = (nc - c) / C;
+    const [n, c, i0] = unravel(r, [N, C, D0], ix);
     box.nMin = Math.min(box.nMin, n);
     box.nMax = Math.max(box.nMax, n);
     box.cMin = Math.min(box.cMin, c);
