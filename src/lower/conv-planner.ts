@@ -27,6 +27,7 @@
  * fewer); the exchange of one block's pieces is charged at the tile's
  * receive bandwidth, with no sharing between tiles of one bus.
  */
+import type { PlanOverrides } from './plan-overrides.js';
 import { ampConvCycles } from '../../sim/codelets/nn-util.js';
 import { reduce } from '../../sim/codelets/estimators.js';
 import type { DeviceSpec } from '../../sim/device.js';
@@ -184,16 +185,6 @@ export function ladder(size: number, maxParts: number, grain = 1): number[] {
   return [...out];
 }
 
-let override: ((shape: ConvShape) => ConvSplit | undefined) | undefined;
-
-/** Force splits (tests of the lowering's numerics on splits the planner would not pick). Returns a function that removes the override. */
-export function overrideConvPlans(f: (shape: ConvShape) => ConvSplit | undefined): () => void {
-  override = f;
-  return () => {
-    if (override === f) override = undefined;
-  };
-}
-
 /** Fewer cycles, then fewer tiles, then less memory. */
 export function better(a: PlanCost, b: PlanCost): boolean {
   if (a.cycles.total !== b.cycles.total) return a.cycles.total < b.cycles.total;
@@ -202,9 +193,9 @@ export function better(a: PlanCost, b: PlanCost): boolean {
 }
 
 /** The plan: the fewest-cycle split that fits the memory limit, else the one needing the least memory. */
-export function planConv(s: ConvShape, device: DeviceSpec): ConvPlanResult {
+export function planConv(s: ConvShape, device: DeviceSpec, plans: PlanOverrides = {}): ConvPlanResult {
   const numTiles = device.ipus * device.tilesPerIpu;
-  const forced = override?.(s);
+  const forced = plans.conv?.(s);
   if (forced) {
     const plan = estimateConvPlan(s, forced, device, numTiles);
     if (plan.tiles > numTiles) throw new Error(`internal: a forced convolution split needs ${plan.tiles} tiles, the device has ${numTiles}`);

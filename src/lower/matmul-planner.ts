@@ -59,6 +59,8 @@ export interface PlanContext {
   bHolders?: number;
   /** Override the device's availableMemoryProportion. */
   availableMemoryProportion?: number;
+  /** A split to take instead of searching (PlanOverrides.matmul). */
+  force?: (shape: MatMulShape) => MatMulSplit | undefined;
 }
 
 /**
@@ -284,19 +286,6 @@ export function naiveSplit(shape: MatMulShape, numTiles: number): MatMulSplit {
   return { bBlock, mBlock: Math.ceil(shape.m / Math.max(1, gM)), nBlock: shape.n, kBlock: shape.k };
 }
 
-let override: ((shape: MatMulShape) => MatMulSplit | undefined) | undefined;
-
-/**
- * Force splits (tests of the lowering's numerics on splits the planner would
- * not pick). Returns a function that removes the override.
- */
-export function overrideMatMulPlans(f: (shape: MatMulShape) => MatMulSplit | undefined): () => void {
-  override = f;
-  return () => {
-    if (override === f) override = undefined;
-  };
-}
-
 function better(a: MatMulPlan, b: MatMulPlan): boolean {
   if (a.cycles.total !== b.cycles.total) return a.cycles.total < b.cycles.total;
   if (a.tiles !== b.tiles) return a.tiles < b.tiles;
@@ -364,7 +353,7 @@ function search(shape: MatMulShape, serialM: number, serialN: number, device: De
 export function planMatMul(shape: MatMulShape, device: DeviceSpec, ctx: PlanContext = {}): PlanResult {
   const numTiles = ctx.tiles ?? deviceTiles(device);
   const naive = estimatePlan(shape, naiveSplit(shape, numTiles), device, ctx);
-  const forced = override?.(shape);
+  const forced = ctx.force?.(shape);
   if (forced) {
     const plan = estimatePlan(shape, forced, device, ctx);
     if (plan.tiles > numTiles) throw new Error(`internal: a forced matmul split needs ${plan.tiles} tiles, the device has ${numTiles}`);

@@ -15,6 +15,7 @@
  * two-stage channel sum (src/lower/window.ts). Costs: the AMP estimate of
  * sim/codelets/nn-util.ts.
  */
+import type { PlanOverrides } from '../lower/plan-overrides.js';
 import { Op, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
 import type { OpDefinition } from '../ir/registry.js';
@@ -224,11 +225,11 @@ function blockReads(s: ConvShape, p: ConvPlan, blk: ConvBlock, cb: number, only?
  * blocks); undefined for the bias, or when the layout would leave a tile too
  * many intervals.
  */
-function convCreateInput(op: Op, index: number, device: DeviceSpec): TileRange[] | undefined {
+function convCreateInput(op: Op, index: number, device: DeviceSpec, plans: PlanOverrides): TileRange[] | undefined {
   if (index !== 0 && index !== 1) return undefined;
   const conv = op as ConvOp;
   const s = convShape(conv, conv.geometry());
-  const p = planConv(s, device).plan;
+  const p = planConv(s, device, plans).plan;
   // Blocks reading the same runs, found by a hash of the runs (a string key of them was most of a ResNet's compile garbage).
   const groups = new Map<number, { tiles: number[]; runs: [number, number][] }[]>();
   for (const blk of convBlocks(s, p)) {
@@ -264,7 +265,7 @@ function lowerConv(op: Op, ctx: LowerContext): void {
   const conv = op as ConvOp;
   const g = conv.geometry();
   const s = convShape(conv, g);
-  const result = planConv(s, ctx.device);
+  const result = planConv(s, ctx.device, ctx.plans);
   const p = result.plan;
   ctx.note('conv plan', describeConvPlan(s, result));
   const outRest = s.outDims[1] * s.outDims[2];
@@ -420,7 +421,7 @@ function lowerConvGradX(op: Op, ctx: LowerContext): void {
   const conv = (op as ArgGradOp<ConvOp>).fwd;
   const g = conv.geometry();
   const s = gradShape(conv, g);
-  const result = planConvGradX(s, ctx.device);
+  const result = planConvGradX(s, ctx.device, ctx.plans);
   const p = result.plan;
   ctx.note('conv-grad-x plan', describeConvGradXPlan(s, result));
   const { C, M, Cg, Mg, K } = channels(g, s.group);
@@ -500,7 +501,7 @@ function lowerConvGradW(op: Op, ctx: LowerContext): void {
   const conv = (op as ArgGradOp<ConvOp>).fwd;
   const g = conv.geometry();
   const s = gradShape(conv, g);
-  const result = planConvGradW(s, ctx.device);
+  const result = planConvGradW(s, ctx.device, ctx.plans);
   const p = result.plan;
   ctx.note('conv-grad-w plan', describeConvGradWPlan(s, result));
   const { C, M, Cg, Mg, K } = channels(g, s.group);

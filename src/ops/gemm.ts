@@ -96,9 +96,9 @@ const matMulTDefinitions: OpDefinition[] = [
     grad: true,
     create: ({ attributes, settings }) => new MatMulTOp(MATMUL_T, attributes.int('transA') !== 0, attributes.int('transB') !== 0, settings),
     // A Linear layer's weight (transB) laid out where the planned matmul reads it, as MatMul's.
-    createInput: (op, index, device) => {
+    createInput: (op, index, device, plans) => {
       const m = op as MatMulTOp;
-      return matMulCreateInput(op, index, device, problem2d(m.inInfo(0).shape, m.inInfo(1).shape, m.transA, m.transB));
+      return matMulCreateInput(op, index, device, plans, problem2d(m.inInfo(0).shape, m.inInfo(1).shape, m.transA, m.transB));
     },
     lower: (op, ctx) => {
       const m = op as MatMulTOp;
