@@ -34,13 +34,13 @@
  * partials' exchange + their fp32 sum]; the fewest-cycle split whose
  * temporaries fit availableMemoryProportion, else the one needing least.
  */
-import type { PlanOverrides } from './plan-overrides.js';
+import { fitsDevice, type PlanOverrides } from './plan-overrides.js';
 import { ampConvCycles } from '../../sim/codelets/nn-util.js';
 import { reduce } from '../../sim/codelets/estimators.js';
 import type { DeviceSpec } from '../../sim/device.js';
 import { DTYPE_BYTES } from '../../sim/program.js';
-import { better, cGrain, groupsTouched, kib, ladder, maxInRows, type ConvShape, type PlanCost } from './conv-planner.js';
-import { linearMapping, type MatMulDType } from './matmul-planner.js';
+import { cGrain, groupsTouched, ladder, maxInRows, type ConvShape } from './conv-planner.js';
+import { better, kib, linearMapping, type MatMulDType, type PlanCost } from './matmul-planner.js';
 
 /** A convolution as the backward planners see it: the forward's shape and all three strides (taps skipped between strides). */
 export interface ConvGradShape extends ConvShape {
@@ -259,8 +259,7 @@ function search<P extends PlanCost>(dims: { size: number; grain?: number }[], nu
 }
 
 function forced<P extends PlanCost>(plan: P, numTiles: number): GradPlanResult<P> {
-  if (plan.tiles > numTiles) throw new Error(`internal: a forced convolution-gradient split needs ${plan.tiles} tiles, the device has ${numTiles}`);
-  return { plan, candidates: 1, overMemory: 0, fallback: false };
+  return { plan: fitsDevice(plan, numTiles, 'convolution-gradient'), candidates: 1, overMemory: 0, fallback: false };
 }
 
 export function planConvGradX(s: ConvGradShape, device: DeviceSpec, plans: PlanOverrides = {}): GradPlanResult<ConvGradXPlan> {

@@ -14,3 +14,9 @@ export interface PlanOverrides {
   convGradX?: (shape: ConvGradShape) => ConvGradXSplit | undefined;
   convGradW?: (shape: ConvGradShape) => ConvGradWSplit | undefined;
 }
+
+/** A forced split's plan: it must fit the device, else the test forcing it is wrong. */
+export function fitsDevice<P extends { tiles: number }>(plan: P, numTiles: number, what: string): P {
+  if (plan.tiles > numTiles) throw new Error(`internal: a forced ${what} split needs ${plan.tiles} tiles, the device has ${numTiles}`);
+  return plan;
+}
