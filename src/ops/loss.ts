@@ -36,6 +36,7 @@
  */
 import { GradOp, GradOpInType, Op, type AttributeValue, type GradInOutMapper, type OpSettings } from '../ir/op.js';
 import { isFloat } from '../ir/dtype.js';
+import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
 import { GRAPHCORE_DOMAIN, ONNX_DOMAIN, type OperatorIdentifier } from '../ir/opid.js';
 import type { Attributes, OpDefinition } from '../ir/registry.js';
 import { gradName } from '../ir/tensor.js';
@@ -119,25 +120,10 @@ export class L1Op extends ElementLossOp {
   }
 }
 
-export class L1GradOp extends GradOp {
+export class L1GradOp extends ArgGradOp<L1Op> {
   static readonly defaultOperatorId = L1_GRAD;
-  constructor(readonly fwd: L1Op) {
-    super(L1_GRAD, fwd);
-  }
-  setup(): void {
-    this.setOutInfo(0, this.fwdInInfo(0));
-  }
-  gradInputInfo(): GradInOutMapper[] {
-    return [
-      { gradOpInIndex: 0, fwdIndex: 0, type: GradOpInType.In },
-      { gradOpInIndex: 1, fwdIndex: 0, type: GradOpInType.GradOut },
-    ];
-  }
-  gradOutToNonGradIn(): Map<number, number> {
-    return new Map([[0, 0]]);
-  }
-  override flops(): number {
-    return 2 * nelms(this.fwdInInfo(0).shape);
+  constructor(fwd: L1Op) {
+    super(L1_GRAD, fwd, 0, [fwdIn(0, 0), gradOut(1)], () => 2 * nelms(fwd.inInfo(0).shape));
   }
 }
 
@@ -168,29 +154,13 @@ export class MseOp extends ElementLossOp {
 }
 
 /** The gradient of one of MSE's inputs: ±2 factor (a - b) dLoss. */
-export class MseGradOp extends GradOp {
+export class MseGradOp extends ArgGradOp<MseOp> {
   static readonly defaultOperatorId = MSE_GRAD;
   constructor(
-    readonly fwd: MseOp,
+    fwd: MseOp,
     readonly index: 0 | 1,
   ) {
-    super(MSE_GRAD, fwd, { name: `MSEGrad${index}(${fwd.name})`, loc: fwd.settings.loc });
-  }
-  setup(): void {
-    this.setOutInfo(0, this.fwdInInfo(this.index));
-  }
-  gradInputInfo(): GradInOutMapper[] {
-    return [
-      { gradOpInIndex: 0, fwdIndex: 0, type: GradOpInType.In },
-      { gradOpInIndex: 1, fwdIndex: 1, type: GradOpInType.In },
-      { gradOpInIndex: 2, fwdIndex: 0, type: GradOpInType.GradOut },
-    ];
-  }
-  gradOutToNonGradIn(): Map<number, number> {
-    return new Map([[0, this.index]]);
-  }
-  override flops(): number {
-    return 3 * nelms(this.fwdInInfo(0).shape);
+    super(MSE_GRAD, fwd, index, [fwdIn(0, 0), fwdIn(1, 1), gradOut(2)], () => 3 * nelms(fwd.inInfo(0).shape), { name: `MSEGrad${index}(${fwd.name})`, loc: fwd.settings.loc });
   }
 }
 
