@@ -15,6 +15,7 @@
  *   loading codelets       built-in and custom codelets (sim/modules.ts)
  *   lowering ops           ops to vertices, exchanges and streams, then memory: the DeviceProgram (lower/)
  */
+import type { PlanOverrides } from './lower/plan-overrides.js';
 import type { CodeletRegistry } from '../sim/codelet.js';
 import { CodeletFault } from '../sim/faults.js';
 import { loadCodeletRegistry } from '../sim/modules.js';
@@ -51,12 +52,15 @@ export interface Compiled {
 export interface CompileOptions {
   /** Called as the compile passes progress (a full-mk2 compile takes tens of seconds): the pass, and its units done of total. */
   onProgress?: (pass: string, done: number, total: number) => void;
+  /** Splits forced on the planners (tests of the lowering on splits the planners would not pick). */
+  plans?: PlanOverrides;
 }
 
 /** What the passes build, each filling in its part. */
 interface State {
   readonly config: RunConfig;
   readonly progress: NonNullable<CompileOptions['onProgress']>;
+  readonly plans?: PlanOverrides;
   registry?: OpRegistry;
   graph?: Graph;
   loss?: string;
@@ -135,6 +139,7 @@ export const PASSES: readonly Pass[] = [
         device: s.config.device,
         anchors: s.streamed!,
         codeletModules: s.registry!.codeletModules,
+        plans: s.plans,
       });
     },
   },
@@ -142,7 +147,7 @@ export const PASSES: readonly Pass[] = [
 
 /** Compile a config to a DeviceProgram: PASSES, in order. */
 export async function compile(config: RunConfig, opts: CompileOptions = {}): Promise<Compiled> {
-  const s: State = { config, progress: opts.onProgress ?? (() => undefined) };
+  const s: State = { config, progress: opts.onProgress ?? (() => undefined), plans: opts.plans };
   for (const pass of PASSES) {
     if (pass.when && !pass.when(config)) continue;
     s.progress(pass.name, 0, 1);

@@ -4,6 +4,7 @@
  * are, collecting anchors, losses and the profile; `run()` is what `sim run`
  * does, `runGraph()` one forward batch of a Graph.
  */
+import type { PlanOverrides } from './lower/plan-overrides.js';
 import type { ElemArray } from '../sim/codelet.js';
 import { Engine } from '../sim/engine.js';
 import { loadCodeletRegistry } from '../sim/modules.js';
@@ -384,6 +385,8 @@ export interface GraphRunRequest {
   inputs: Record<string, HostArray>;
   outputs: string[];
   workers?: number;
+  /** Splits forced on the planners (tests). */
+  plans?: PlanOverrides;
 }
 
 /** Run a graph forward once (an inference batch) and return the requested tensors. */
@@ -398,6 +401,7 @@ export async function runGraph(req: GraphRunRequest): Promise<{ outputs: Map<str
     device: req.device,
     anchors: req.outputs,
     codeletModules,
+    plans: req.plans,
   });
   const engine = await Engine.create(program, { workers: req.workers ?? 1, numerics: true, checkMemory: memoryCheckedByEnv() });
   const outputs = new Map<string, HostArray>();

@@ -45,6 +45,21 @@ export interface Geometry {
   pe: number[];
 }
 
+/**
+ * Flat index `t` of a row-major tensor of `shape` as its coordinates, written
+ * to `out` (reused across calls in the codelets' per-element loops). The first
+ * coordinate is not wrapped, so shape[0] may be anything.
+ */
+export function unravel(t: number, shape: readonly number[], out: number[]): number[] {
+  for (let i = shape.length - 1; i > 0; i--) {
+    const x = t % shape[i];
+    out[i] = x;
+    t = (t - x) / shape[i];
+  }
+  out[0] = t;
+  return out;
+}
+
 export function geometryOf(a: Record<string, number[]>): Geometry {
   return { xs: a.xs, ys: a.ys, k: a.k, s: a.s, d: a.d, pb: a.pb, pe: a.pe };
 }

@@ -16,7 +16,7 @@
 import type { Codelet, VertexArgs, VertexShape } from '../codelet.js';
 import { fieldDType, regionCount } from '../codelet.js';
 import { addLoop, binaryMultiVertex, vectorWidth } from './estimators.js';
-import { POOL_SOURCE, count, geometryForCycles, geometryOf, planeWindow, poolCycles, type Geometry, type PlaneWindow } from './nn-util.js';
+import { POOL_SOURCE, count, geometryForCycles, geometryOf, planeWindow, poolCycles, unravel, type Geometry, type PlaneWindow } from './nn-util.js';
 
 /** Divisor of an average window at o per dim: in-bounds positions (or in-padded-bounds with includePad). */
 function divisor(g: Geometry, o: number[], includePad: boolean): number {
@@ -67,21 +67,13 @@ function argmax(g: Geometry, win: PlaneWindow, n: number, c: number, o0: number,
 function poolForward(args: VertexArgs, max: boolean): void {
   const { fields, params } = args;
   const g = geometryOf(args.arrays);
-  const [, C, D0, D1, D2] = g.xs;
-  const [, , O0, O1, O2] = g.ys;
+  const [, , D0, D1, D2] = g.xs;
   const xw = planeWindow(args, 'in', 'x', D1, D2);
   const out = fields.out as Float32Array;
   const includePad = params.countIncludePad === 1;
+  const ix: number[] = [];
   for (let i = 0; i < out.length; i++) {
-    let t = params.outBegin + i;
-    const o2 = t % O2;
-    t = (t - o2) / O2;
-    const o1 = t % O1;
-    t = (t - o1) / O1;
-    const o0 = t % O0;
-    t = (t - o0) / O0;
-    const c = t % C;
-    const n = (t - c) / C;
+    const [n, c, o0, o1, o2] = unravel(params.outBegin + i, g.ys, ix);
     if (max) {
       out[i] = argmax(g, xw, n, c, o0, o1, o2)[1];
       continue;
@@ -149,7 +141,7 @@ function forEachCover(g: Geometry, i0: number, i1: number, i2: number, fn: (o0: 
 function poolGrad(args: VertexArgs, max: boolean): void {
   const { fields, params } = args;
   const g = geometryOf(args.arrays);
-  const [, C, D0, D1, D2] = g.xs;
+  const [, C, , D1, D2] = g.xs;
   const [, , , O1, O2] = g.ys;
   const yw = planeWindow(args, 'gradOut', 'y', O1, O2);
   const xw = max ? planeWindow(args, 'in', 'x', D1, D2) : undefined;
@@ -157,16 +149,9 @@ function poolGrad(args: VertexArgs, max: boolean): void {
   const includePad = params.countIncludePad === 1;
   // The first max of each window, computed once per (plane, window).
   const memo = new Map<number, number>();
+  const ix: number[] = [];
   for (let i = 0; i < out.length; i++) {
-    let t = params.outBegin + i;
-    const i2 = t % D2;
-    t = (t - i2) / D2;
-    const i1 = t % D1;
-    t = (t - i1) / D1;
-    const i0 = t % D0;
-    t = (t - i0) / D0;
-    const c = t % C;
-    const n = (t - c) / C;
+    const [n, c, i0, i1, i2] = unravel(params.outBegin + i, g.xs, ix);
     const here = (i0 * D1 + i1) * D2 + i2;
     let s = 0;
     forEachCover(g, i0, i1, i2, (o0, o1, o2) => {
@@ -225,26 +210,20 @@ export const maxPoolIndicesCodelet: Codelet = {
     const { fields, params } = args;
     const g = geometryOf(args.arrays);
     const [, C, D0, D1, D2] = g.xs;
-    const [, , O0, O1, O2] = g.ys;
     const xw = planeWindow(args, 'in', 'x', D1, D2);
     const out = fields.out as Int32Array;
+    const ix: number[] = [];
+    const inIx: number[] = [];
+    const planeShape = [D0, D1, D2];
     for (let i = 0; i < out.length; i++) {
-      let t = params.outBegin + i;
-      const o2 = t % O2;
-      t = (t - o2) / O2;
-      const o1 = t % O1;
-      t = (t - o1) / O1;
-      const o0 = t % O0;
-      t = (t - o0) / O0;
-      const [at] = argmax(g, xw, Math.floor(t / C), t % C, o0, o1, o2);
+      const [n, c, o0, o1, o2] = unravel(params.outBegin + i, g.ys, ix);
+      const [at] = argmax(g, xw, n, c, o0, o1, o2);
       if (at < 0) {
         out[i] = -1;
         continue;
       }
-      const i2 = at % D2;
-      const i1 = ((at - i2) / D2) % D1;
-      const i0 = (at - i2 - i1 * D2) / (D1 * D2);
-      out[i] = t * D0 * D1 * D2 + (params.storageOrder === 1 ? i0 + i1 * D0 + i2 * D0 * D1 : at);
+      const [i0, i1, i2] = unravel(at, planeShape, inIx);
+      out[i] = (n * C + c) * D0 * D1 * D2 + (params.storageOrder === 1 ? i0 + i1 * D0 + i2 * D0 * D1 : at);
     }
   },
   cycles: fwdCycles('max'),

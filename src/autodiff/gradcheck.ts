@@ -7,6 +7,7 @@
  * catches transposed or misrouted gradients that a uniform one would hide.
  * Each checked input must be a trainable variable of the graph.
  */
+import type { PlanOverrides } from '../lower/plan-overrides.js';
 import type { DeviceSpec } from '../../sim/device.js';
 import { Engine } from '../../sim/engine.js';
 import { loadCodeletRegistry } from '../../sim/modules.js';
@@ -31,6 +32,8 @@ export interface GradcheckOptions {
   h?: number;
   /** Seed of the projection weights. */
   seed?: number;
+  /** Splits forced on the planners. */
+  plans?: PlanOverrides;
 }
 
 export interface GradcheckResult {
@@ -67,7 +70,7 @@ export async function gradcheck(graph: Graph, output: string, wrt: string[], opt
   autodiff(graph, 'gradcheck/loss');
   const anchors = ['gradcheck/loss', 'gradcheck/q', ...wrt.map(gradName)];
   const schedule = graph.schedule();
-  const { program, streamTensor } = lowerGraph({ graph, schedule, registry: opts.registry, codelets, device: opts.device, anchors, codeletModules });
+  const { program, streamTensor } = lowerGraph({ graph, schedule, registry: opts.registry, codelets, device: opts.device, anchors, codeletModules, plans: opts.plans });
   const engine = await Engine.create(program, { workers: 1, numerics: true });
   let got = new Map<string, ElemArray>();
   const io = {
@@ -119,7 +122,7 @@ export async function gradcheck(graph: Graph, output: string, wrt: string[], opt
 
 /** The output's value at the unperturbed inputs. */
 async function forward(graph: Graph, output: string, opts: GradcheckOptions, codelets: CodeletRegistry, codeletModules: string[]): Promise<Float32Array> {
-  const { program, streamTensor } = lowerGraph({ graph, schedule: graph.schedule(), registry: opts.registry, codelets, device: opts.device, anchors: [output], codeletModules });
+  const { program, streamTensor } = lowerGraph({ graph, schedule: graph.schedule(), registry: opts.registry, codelets, device: opts.device, anchors: [output], codeletModules, plans: opts.plans });
   const engine = await Engine.create(program, { workers: 1, numerics: true });
   let y: Float32Array = new Float32Array(0);
   try {

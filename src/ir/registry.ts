@@ -5,6 +5,7 @@
  * OpxCreator in one record. Grad ops have definitions too (no `create`: the
  * autodiff transform makes them through getGradOps()).
  */
+import type { PlanOverrides } from '../lower/plan-overrides.js';
 import { UserError, closest } from '../errors.js';
 import type { NodeDecl, SourceLocation } from '../config/types.js';
 import type { DType } from './dtype.js';
@@ -78,7 +79,7 @@ export type Lowering<O extends Op = Op> = (op: O, ctx: LowerContext) => void;
  * asked; with no answer the tensor is mapped linearly). The answer must cover
  * the tensor's elements once, on the device's tiles.
  */
-export type InputLayout<O extends Op = Op> = (op: O, index: number, device: DeviceSpec) => TileRange[] | undefined;
+export type InputLayout<O extends Op = Op> = (op: O, index: number, device: DeviceSpec, plans: PlanOverrides) => TileRange[] | undefined;
 
 export interface ExpandArgs {
   node: NodeDecl;
@@ -171,7 +172,7 @@ export function defineOp<O extends Op>(def: TypedOpDefinition<O>): OpDefinition 
     ...rest,
     id,
     ...(lower ? { lower: (op: Op, ctx: LowerContext) => lower(asO(op), ctx) } : {}),
-    ...(createInput ? { createInput: (op: Op, index: number, device: DeviceSpec) => createInput(asO(op), index, device) } : {}),
+    ...(createInput ? { createInput: (op: Op, index: number, device: DeviceSpec, plans: PlanOverrides) => createInput(asO(op), index, device, plans) } : {}),
   };
 }
 

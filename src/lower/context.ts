@@ -5,6 +5,7 @@
  * returns data already there, or allocates a copy on that tile and adds the
  * tile-to-tile copies to the exchange that runs before the compute set.
  */
+import type { PlanOverrides } from './plan-overrides.js';
 import { vectorWidth } from '../../sim/codelets/estimators.js';
 import type { DeviceSpec } from '../../sim/device.js';
 import { DTYPE_BYTES, type DeviceDType, type ProgramStep, type TensorCategory } from '../../sim/program.js';
@@ -60,6 +61,8 @@ export class LowerContext {
     private readonly tensors: Map<string, BuildTensor>,
     private readonly category: (irTensor: string) => TensorCategory,
     private readonly schedule?: LowerSchedule,
+    /** Splits forced on the planners (LowerRequest.plans). */
+    readonly plans: PlanOverrides = {},
   ) {}
 
   get device(): DeviceSpec {

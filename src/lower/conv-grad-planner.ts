@@ -34,12 +34,13 @@
  * partials' exchange + their fp32 sum]; the fewest-cycle split whose
  * temporaries fit availableMemoryProportion, else the one needing least.
  */
+import { fitsDevice, type PlanOverrides } from './plan-overrides.js';
 import { ampConvCycles } from '../../sim/codelets/nn-util.js';
 import { reduce } from '../../sim/codelets/estimators.js';
 import type { DeviceSpec } from '../../sim/device.js';
 import { DTYPE_BYTES } from '../../sim/program.js';
-import { better, cGrain, groupsTouched, kib, ladder, maxInRows, type ConvShape, type PlanCost } from './conv-planner.js';
-import { linearMapping, type MatMulDType } from './matmul-planner.js';
+import { cGrain, groupsTouched, ladder, maxInRows, type ConvShape } from './conv-planner.js';
+import { better, kib, linearMapping, type MatMulDType, type PlanCost } from './matmul-planner.js';
 
 /** A convolution as the backward planners see it: the forward's shape and all three strides (taps skipped between strides). */
 export interface ConvGradShape extends ConvShape {
@@ -257,35 +258,21 @@ function search<P extends PlanCost>(dims: { size: number; grain?: number }[], nu
   return { plan: leastMemory!, candidates, overMemory, fallback: true };
 }
 
-let overrideX: ((shape: ConvGradShape) => ConvGradXSplit | undefined) | undefined;
-let overrideW: ((shape: ConvGradShape) => ConvGradWSplit | undefined) | undefined;
-
-/** Force backward splits (tests of the lowering's numerics on splits the planner would not pick). Returns a function that removes the overrides. */
-export function overrideConvGradPlans(f: { gradX?: (shape: ConvGradShape) => ConvGradXSplit | undefined; gradW?: (shape: ConvGradShape) => ConvGradWSplit | undefined }): () => void {
-  overrideX = f.gradX;
-  overrideW = f.gradW;
-  return () => {
-    if (overrideX === f.gradX) overrideX = undefined;
-    if (overrideW === f.gradW) overrideW = undefined;
-  };
-}
-
 function forced<P extends PlanCost>(plan: P, numTiles: number): GradPlanResult<P> {
-  if (plan.tiles > numTiles) throw new Error(`internal: a forced convolution-gradient split needs ${plan.tiles} tiles, the device has ${numTiles}`);
-  return { plan, candidates: 1, overMemory: 0, fallback: false };
+  return { plan: fitsDevice(plan, numTiles, 'convolution-gradient'), candidates: 1, overMemory: 0, fallback: false };
 }
 
-export function planConvGradX(s: ConvGradShape, device: DeviceSpec): GradPlanResult<ConvGradXPlan> {
+export function planConvGradX(s: ConvGradShape, device: DeviceSpec, plans: PlanOverrides = {}): GradPlanResult<ConvGradXPlan> {
   const numTiles = device.ipus * device.tilesPerIpu;
-  const f = overrideX?.(s);
+  const f = plans.convGradX?.(s);
   if (f) return forced(estimateConvGradXPlan(s, f, device, numTiles), numTiles);
   const dims = [{ size: s.N }, { size: s.M / s.group, grain: cGrain(s.dtype) }, { size: s.C }, { size: s.inDims[0] }];
   return search(dims, numTiles, ([nBlock, mBlock, cBlock, rowBlock]) => estimateConvGradXPlan(s, { nBlock, rowBlock, cBlock, mBlock }, device, numTiles));
 }
 
-export function planConvGradW(s: ConvGradShape, device: DeviceSpec): GradPlanResult<ConvGradWPlan> {
+export function planConvGradW(s: ConvGradShape, device: DeviceSpec, plans: PlanOverrides = {}): GradPlanResult<ConvGradWPlan> {
   const numTiles = device.ipus * device.tilesPerIpu;
-  const f = overrideW?.(s);
+  const f = plans.convGradW?.(s);
   if (f) return forced(estimateConvGradWPlan(s, f, device, numTiles), numTiles);
   // The contraction (batch x rows) in AMP grains is not needed: positions are many.
   const dims = [{ size: s.M }, { size: s.C / s.group }, { size: s.N }, { size: s.outDims[0] }];

@@ -27,11 +27,12 @@
  * fewer); the exchange of one block's pieces is charged at the tile's
  * receive bandwidth, with no sharing between tiles of one bus.
  */
+import { fitsDevice, type PlanOverrides } from './plan-overrides.js';
 import { ampConvCycles } from '../../sim/codelets/nn-util.js';
 import { reduce } from '../../sim/codelets/estimators.js';
 import type { DeviceSpec } from '../../sim/device.js';
 import { DTYPE_BYTES } from '../../sim/program.js';
-import { linearMapping, type MatMulDType } from './matmul-planner.js';
+import { better, kib, linearMapping, type MatMulDType } from './matmul-planner.js';
 
 /** A forward convolution as the planner sees it (spatial dims padded to 3, as the codelets take them). */
 export interface ConvShape {
@@ -66,14 +67,6 @@ export interface ConvPlan extends ConvSplit {
   gC: number;
   tiles: number;
   cycles: { sync: number; exchange: number; compute: number; reduceExchange: number; reduce: number; total: number };
-  tempBytes: number;
-  memoryLimit: number;
-}
-
-/** What the split searches compare (this plan and the backward passes' plans). */
-export interface PlanCost {
-  tiles: number;
-  cycles: { total: number };
   tempBytes: number;
   memoryLimit: number;
 }
@@ -184,30 +177,12 @@ export function ladder(size: number, maxParts: number, grain = 1): number[] {
   return [...out];
 }
 
-let override: ((shape: ConvShape) => ConvSplit | undefined) | undefined;
-
-/** Force splits (tests of the lowering's numerics on splits the planner would not pick). Returns a function that removes the override. */
-export function overrideConvPlans(f: (shape: ConvShape) => ConvSplit | undefined): () => void {
-  override = f;
-  return () => {
-    if (override === f) override = undefined;
-  };
-}
-
-/** Fewer cycles, then fewer tiles, then less memory. */
-export function better(a: PlanCost, b: PlanCost): boolean {
-  if (a.cycles.total !== b.cycles.total) return a.cycles.total < b.cycles.total;
-  if (a.tiles !== b.tiles) return a.tiles < b.tiles;
-  return a.tempBytes < b.tempBytes;
-}
-
 /** The plan: the fewest-cycle split that fits the memory limit, else the one needing the least memory. */
-export function planConv(s: ConvShape, device: DeviceSpec): ConvPlanResult {
+export function planConv(s: ConvShape, device: DeviceSpec, plans: PlanOverrides = {}): ConvPlanResult {
   const numTiles = device.ipus * device.tilesPerIpu;
-  const forced = override?.(s);
+  const forced = plans.conv?.(s);
   if (forced) {
-    const plan = estimateConvPlan(s, forced, device, numTiles);
-    if (plan.tiles > numTiles) throw new Error(`internal: a forced convolution split needs ${plan.tiles} tiles, the device has ${numTiles}`);
+    const plan = fitsDevice(estimateConvPlan(s, forced, device, numTiles), numTiles, 'convolution');
     return { plan, candidates: 1, overMemory: 0, fallback: false };
   }
   const Cg = s.C / s.group;
@@ -238,10 +213,6 @@ export function planConv(s: ConvShape, device: DeviceSpec): ConvPlanResult {
   }
   if (best) return { plan: best, candidates, overMemory, fallback: false };
   return { plan: leastMemory!, candidates, overMemory, fallback: true };
-}
-
-export function kib(bytes: number): string {
-  return bytes >= 10240 ? `${Math.round(bytes / 1024)} KiB` : `${bytes} B`;
 }
 
 /** What `sim compile` shows for a plan: the split, the estimate by phase, the memory, and why. */

@@ -7,6 +7,7 @@
  *   batch            inputs in, the ops, anchors out (once per batch)
  *   weightsToHost    variables back to the host
  */
+import type { PlanOverrides } from './plan-overrides.js';
 import type { CodeletRegistry } from '../../sim/codelet.js';
 import type { DeviceSpec } from '../../sim/device.js';
 import type { DeviceDType, DeviceProgram } from '../../sim/program.js';
@@ -32,6 +33,8 @@ export interface LowerRequest {
   onPass?: (pass: string) => void;
   /** Progress: called after each op is lowered. */
   onOp?: (done: number, total: number) => void;
+  /** Splits forced on the planners (tests); the planners choose where these say nothing. */
+  plans?: PlanOverrides;
 }
 
 export interface Lowered {
@@ -82,7 +85,7 @@ export function lowerGraph(req: LowerRequest): Lowered {
     const def = req.registry.exact(op.opid);
     if (!def?.lower) throw new UserError(`op '${op.name}' (${fmtOpid(op.opid)}) has no lowering: register an OpDefinition with this identifier and a lower()`, op.settings.loc);
     checkHostHeap(`lowering op '${op.name}'`);
-    const ctx = new LowerContext(dg, op, tensors, category, { position, lastRead, anchors });
+    const ctx = new LowerContext(dg, op, tensors, category, { position, lastRead, anchors }, req.plans);
     try {
       def.lower(op, ctx);
     } catch (e) {
@@ -134,7 +137,7 @@ function mapSource(dg: DeviceGraph, d: BuildTensor, readers: { op: Op; index: nu
     if (!def?.createInput) continue;
     let mapping: TileRange[] | undefined;
     try {
-      mapping = def.createInput(op, index, req.device);
+      mapping = def.createInput(op, index, req.device, req.plans ?? {});
     } catch (e) {
       if (e instanceof UserError || e instanceof RunError) throw e;
       throw new UserError(`the layout op '${op.name}' (${fmtOpid(op.opid)}) asks for its input ${index} ('${d.name}') failed: ${(e as Error).message}`, op.settings.loc);

@@ -34,6 +34,7 @@ import { reduce, vectorWidth } from '../../sim/codelets/estimators.js';
 import type { DeviceSpec } from '../../sim/device.js';
 import { DTYPE_BYTES } from '../../sim/program.js';
 import { linearLayout, type LinearLayout } from './linear.js';
+import { fitsDevice } from './plan-overrides.js';
 
 export type MatMulDType = 'float16' | 'float32';
 
@@ -59,6 +60,8 @@ export interface PlanContext {
   bHolders?: number;
   /** Override the device's availableMemoryProportion. */
   availableMemoryProportion?: number;
+  /** A split to take instead of searching (PlanOverrides.matmul). */
+  force?: (shape: MatMulShape) => MatMulSplit | undefined;
 }
 
 /**
@@ -284,20 +287,16 @@ export function naiveSplit(shape: MatMulShape, numTiles: number): MatMulSplit {
   return { bBlock, mBlock: Math.ceil(shape.m / Math.max(1, gM)), nBlock: shape.n, kBlock: shape.k };
 }
 
-let override: ((shape: MatMulShape) => MatMulSplit | undefined) | undefined;
-
-/**
- * Force splits (tests of the lowering's numerics on splits the planner would
- * not pick). Returns a function that removes the override.
- */
-export function overrideMatMulPlans(f: (shape: MatMulShape) => MatMulSplit | undefined): () => void {
-  override = f;
-  return () => {
-    if (override === f) override = undefined;
-  };
+/** What the split searches compare (the matmul's, the convolution's and its backward passes' plans). */
+export interface PlanCost {
+  tiles: number;
+  cycles: { total: number };
+  tempBytes: number;
+  memoryLimit: number;
 }
 
-function better(a: MatMulPlan, b: MatMulPlan): boolean {
+/** Fewer cycles, then fewer tiles, then less memory. */
+export function better(a: PlanCost, b: PlanCost): boolean {
   if (a.cycles.total !== b.cycles.total) return a.cycles.total < b.cycles.total;
   if (a.tiles !== b.tiles) return a.tiles < b.tiles;
   return a.tempBytes < b.tempBytes;
@@ -364,10 +363,9 @@ function search(shape: MatMulShape, serialM: number, serialN: number, device: De
 export function planMatMul(shape: MatMulShape, device: DeviceSpec, ctx: PlanContext = {}): PlanResult {
   const numTiles = ctx.tiles ?? deviceTiles(device);
   const naive = estimatePlan(shape, naiveSplit(shape, numTiles), device, ctx);
-  const forced = override?.(shape);
+  const forced = ctx.force?.(shape);
   if (forced) {
-    const plan = estimatePlan(shape, forced, device, ctx);
-    if (plan.tiles > numTiles) throw new Error(`internal: a forced matmul split needs ${plan.tiles} tiles, the device has ${numTiles}`);
+    const plan = fitsDevice(estimatePlan(shape, forced, device, ctx), numTiles, 'matmul');
     return { plan, naive, candidates: 1, overMemory: 0, fallback: false };
   }
 
@@ -391,7 +389,7 @@ export function planMatMul(shape: MatMulShape, device: DeviceSpec, ctx: PlanCont
   return { plan: s.leastMemory!, naive, candidates: s.candidates, overMemory: s.overMemory, fallback: true };
 }
 
-function kib(bytes: number): string {
+export function kib(bytes: number): string {
   return bytes >= 10240 ? `${Math.round(bytes / 1024)} KiB` : `${bytes} B`;
 }
 

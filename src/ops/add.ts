@@ -10,7 +10,8 @@ import type { OpDefinition } from '../ir/registry.js';
 import { nelms } from '../ir/tensorinfo.js';
 import { broadcastOutput, mapBroadcast } from '../lower/broadcast.js';
 import type { LowerContext } from '../lower/context.js';
-import { BroadcastArgGradOp, BroadcastBinaryOp, gradOut, lowerReduceGrad, operand, versions } from './binary.js';
+import { BroadcastArgGradOp, BroadcastBinaryOp, lowerReduceGrad, operand, versions } from './binary.js';
+import { gradOut } from './arg-grad.js';
 
 const ADD = { domain: 'ai.onnx', type: 'Add', version: 14 };
 const ARG0_GRAD = { domain: 'ai.graphcore', type: 'AddArg0Grad', version: 1 };

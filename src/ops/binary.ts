@@ -12,8 +12,9 @@
  * semantics here are the same; later versions only add types we do not
  * have): Sub/Div 7, 13, 14; Where 9, 16; Expand 8, 13.
  */
-import { GradOp, GradOpInType, Op, type GradInOutMapper, type OpSettings } from '../ir/op.js';
+import { GradOp, Op, type GradInOutMapper, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
+import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
 import type { OpDefinition } from '../ir/registry.js';
 import { fmtInfo, nelms } from '../ir/tensorinfo.js';
 import { broadcastConflict, broadcastOutput, broadcastShapes, mapBroadcast, type MapBroadcastOptions, type Operand } from '../lower/broadcast.js';
@@ -78,36 +79,12 @@ export abstract class BroadcastBinaryOp extends Op {
   }
 }
 
-/**
- * The gradient of forward input `arg` of a broadcasting op: output 0 has that
- * input's info; its inputs are whatever `mappers` say (in that order).
- */
-export class BroadcastArgGradOp extends GradOp {
-  constructor(
-    opid: OperatorIdentifier,
-    fwd: Op,
-    readonly arg: number,
-    private readonly mappers: GradInOutMapper[],
-    settings?: OpSettings,
-  ) {
-    super(opid, fwd, settings);
-  }
-  setup(): void {
-    this.setOutInfo(0, this.fwdInInfo(this.arg));
-  }
-  gradInputInfo(): GradInOutMapper[] {
-    return this.mappers;
-  }
-  gradOutToNonGradIn(): Map<number, number> {
-    return new Map([[0, this.arg]]);
-  }
-  override flops(): number {
-    return nelms(this.fwdOp.outInfo(0).shape);
+/** The gradient of one input of a broadcasting op: its work is one pass over the forward output. */
+export class BroadcastArgGradOp extends ArgGradOp {
+  constructor(opid: OperatorIdentifier, fwd: Op, arg: number, mappers: GradInOutMapper[], settings?: OpSettings) {
+    super(opid, fwd, arg, mappers, () => nelms(fwd.outInfo(0).shape), settings);
   }
 }
-
-export const gradOut = (gradOpInIndex: number, fwdIndex = 0): GradInOutMapper => ({ gradOpInIndex, fwdIndex, type: GradOpInType.GradOut });
-export const fwdIn = (gradOpInIndex: number, fwdIndex: number): GradInOutMapper => ({ gradOpInIndex, fwdIndex, type: GradOpInType.In });
 
 /** Grad op output 0 = grad op input 0 (shaped like the forward output), summed over the broadcast axes, times `scale`. */
 export function lowerReduceGrad(ctx: LowerContext, scale = 1): void {

@@ -29,7 +29,8 @@ import { UserError } from '../errors.js';
 import type { NodeDecl } from '../config/types.js';
 import type { MatMulDType } from '../lower/matmul-planner.js';
 import { lowerConvGradWSpec, lowerConvGradXSpec, lowerConvSpec, type ConvSpec } from './conv.js';
-import { NnGradOp, floatInput, fwdInput, gid, gradOutIn, product, sameDTypeAs, versions, withoutEmpty } from './nn-util.js';
+import { floatInput, gid, product, sameDTypeAs, versions, withoutEmpty } from './nn-util.js';
+import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
 import { AUTO_PADS, type Geometry } from './spatial.js';
 
 export interface ConvTransposeAttrs {
@@ -145,10 +146,10 @@ export class ConvTransposeOp extends Op {
   macs(): number {
     return product(this.inInfo(0).shape) * product(this.inInfo(1).shape.slice(1));
   }
-  override getGradOps(): NnGradOp[] {
+  override getGradOps(): ArgGradOp[] {
     return [
-      new NnGradOp(gid('ConvTransposeGradX'), this, 0, [gradOutIn(0), fwdInput(1, 1)], () => 2 * this.macs()),
-      new NnGradOp(gid('ConvTransposeGradW'), this, 1, [fwdInput(0, 0), gradOutIn(1)], () => 2 * this.macs()),
+      new ArgGradOp(gid('ConvTransposeGradX'), this, 0, [gradOut(0), fwdIn(1, 1)], () => 2 * this.macs()),
+      new ArgGradOp(gid('ConvTransposeGradW'), this, 1, [fwdIn(0, 0), gradOut(1)], () => 2 * this.macs()),
     ];
   }
   override attributes(): Record<string, AttributeValue> {
@@ -212,7 +213,7 @@ function expandConvTranspose(args: ExpandArgs): Expansion {
   return { nodes, constants };
 }
 
-const specOf = (op: Op) => (op as NnGradOp<ConvTransposeOp>).fwd.spec();
+const specOf = (op: Op) => (op as ArgGradOp<ConvTransposeOp>).fwd.spec();
 
 export const convTransposeDefinitions: OpDefinition[] = [
   {

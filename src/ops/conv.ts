@@ -17,6 +17,7 @@
  * dtype), not the op, so ConvTranspose (./conv-transpose.ts) lowers through
  * them too.
  */
+import type { PlanOverrides } from '../lower/plan-overrides.js';
 import { Op, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
 import type { OpDefinition } from '../ir/registry.js';
@@ -31,7 +32,8 @@ import type { DeviceSpec } from '../../sim/device.js';
 import { DTYPE_BYTES } from '../../sim/program.js';
 import { describeConvGradWPlan, describeConvGradXPlan, gradOutRows, planConvGradW, planConvGradX, reduceChunks, type ConvGradShape } from '../lower/conv-grad-planner.js';
 import { channelSum, partialOnTile } from '../lower/window.js';
-import { NnGradOp, floatInput, fwdInput, gid, gradOutIn, product, sameDTypeAs, versions, withoutEmpty } from './nn-util.js';
+import { floatInput, gid, product, sameDTypeAs, versions, withoutEmpty } from './nn-util.js';
+import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
 import { geometryArrays, outShape, resolveGeometry, type Geometry } from './spatial.js';
 
 export interface ConvAttrs {
@@ -94,12 +96,12 @@ export class ConvOp extends Op {
     const w = this.inInfo(1).shape;
     return product(this.outInfo(0).shape) * product(w.slice(1));
   }
-  override getGradOps(): NnGradOp[] {
+  override getGradOps(): ArgGradOp[] {
     const ops = [
-      new NnGradOp(gid('ConvGradX'), this, 0, [gradOutIn(0), fwdInput(1, 1)], () => 2 * this.macs()),
-      new NnGradOp(gid('ConvGradW'), this, 1, [gradOutIn(0), fwdInput(1, 0)], () => 2 * this.macs()),
+      new ArgGradOp(gid('ConvGradX'), this, 0, [gradOut(0), fwdIn(1, 1)], () => 2 * this.macs()),
+      new ArgGradOp(gid('ConvGradW'), this, 1, [gradOut(0), fwdIn(1, 0)], () => 2 * this.macs()),
     ];
-    if (this.hasBias) ops.push(new NnGradOp(gid('ConvGradB'), this, 2, [gradOutIn(0)], () => product(this.outInfo(0).shape)));
+    if (this.hasBias) ops.push(new ArgGradOp(gid('ConvGradB'), this, 2, [gradOut(0)], () => product(this.outInfo(0).shape)));
     return ops;
   }
   override attributes() {
@@ -241,11 +243,11 @@ function blockReads(s: ConvShape, p: ConvPlan, blk: ConvBlock, cb: number, only?
  * blocks); undefined for the bias, or when the layout would leave a tile too
  * many intervals.
  */
-function convCreateInput(op: Op, index: number, device: DeviceSpec): TileRange[] | undefined {
+function convCreateInput(op: Op, index: number, device: DeviceSpec, plans: PlanOverrides): TileRange[] | undefined {
   if (index !== 0 && index !== 1) return undefined;
   const conv = op as ConvOp;
   const s = convShape(convSpecOf(conv));
-  const p = planConv(s, device).plan;
+  const p = planConv(s, device, plans).plan;
   // Blocks reading the same runs, found by a hash of the runs (a string key of them was most of a ResNet's compile garbage).
   const groups = new Map<number, { tiles: number[]; runs: [number, number][] }[]>();
   for (const blk of convBlocks(s, p)) {
@@ -286,7 +288,7 @@ function lowerConv(op: Op, ctx: LowerContext): void {
 export function lowerConvSpec(spec: ConvSpec, hasBias: boolean, ctx: LowerContext): void {
   const { g } = spec;
   const s = convShape(spec);
-  const result = planConv(s, ctx.device);
+  const result = planConv(s, ctx.device, ctx.plans);
   const p = result.plan;
   ctx.note('conv plan', describeConvPlan(s, result));
   const outRest = s.outDims[1] * s.outDims[2];
@@ -439,14 +441,14 @@ function reduceGradBlocks(ctx: LowerContext, t: BuildTensor, blocks: readonly Gr
  * W[m, c', :] of its dY channels and dX channels.
  */
 function lowerConvGradX(op: Op, ctx: LowerContext): void {
-  lowerConvGradXSpec(convSpecOf((op as NnGradOp<ConvOp>).fwd), ctx);
+  lowerConvGradXSpec(convSpecOf((op as ArgGradOp<ConvOp>).fwd), ctx);
 }
 
 /** dX (output 0) of the convolution `spec` from dY (input 0) and W (input 1). */
 export function lowerConvGradXSpec(spec: ConvSpec, ctx: LowerContext): void {
   const { g } = spec;
   const s = gradShape(spec);
-  const result = planConvGradX(s, ctx.device);
+  const result = planConvGradX(s, ctx.device, ctx.plans);
   const p = result.plan;
   ctx.note('conv-grad-x plan', describeConvGradXPlan(s, result));
   const { C, M, Cg, Mg, K } = channels(g, s.group);
@@ -523,14 +525,14 @@ export function lowerConvGradXSpec(spec: ConvSpec, ctx: LowerContext): void {
  * X box those rows read (the forward's box for the same block).
  */
 function lowerConvGradW(op: Op, ctx: LowerContext): void {
-  lowerConvGradWSpec(convSpecOf((op as NnGradOp<ConvOp>).fwd), ctx);
+  lowerConvGradWSpec(convSpecOf((op as ArgGradOp<ConvOp>).fwd), ctx);
 }
 
 /** dW (output 0) of the convolution `spec` from dY (input 0) and X (input 1). */
 export function lowerConvGradWSpec(spec: ConvSpec, ctx: LowerContext): void {
   const { g } = spec;
   const s = gradShape(spec);
-  const result = planConvGradW(s, ctx.device);
+  const result = planConvGradW(s, ctx.device, ctx.plans);
   const p = result.plan;
   ctx.note('conv-grad-w plan', describeConvGradWPlan(s, result));
   const { C, M, Cg, Mg, K } = channels(g, s.group);
@@ -596,7 +598,7 @@ export function lowerConvGradWSpec(spec: ConvSpec, ctx: LowerContext): void {
 }
 
 function lowerConvGradB(op: Op, ctx: LowerContext): void {
-  const g = (op as NnGradOp<ConvOp>).fwd.geometry();
+  const g = (op as ArgGradOp<ConvOp>).fwd.geometry();
   channelSum(ctx, ctx.input(0), g.ys[1], g.ys[2] * g.ys[3] * g.ys[4], ctx.output(0));
 }
 

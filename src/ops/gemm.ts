@@ -23,7 +23,8 @@ import type { Expansion, ExpandArgs, OpDefinition } from '../ir/registry.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import { lowerMatMul, matMulCreateInput, problem2d } from './matmul.js';
-import { NnGradOp, fwdInput, gid, gradOutIn, versions } from './nn-util.js';
+import { gid, versions } from './nn-util.js';
+import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
 
 /** Y [M, N] = op(A) op(B) for 2-D A and B as stored (op = transpose where the flag is set). */
 export class MatMulTOp extends Op {
@@ -50,10 +51,10 @@ export class MatMulTOp extends Op {
     const a = this.inInfo(0).shape;
     return M * N * (this.transA ? a[0] : a[1]);
   }
-  override getGradOps(): NnGradOp[] {
+  override getGradOps(): ArgGradOp[] {
     return [
-      new NnGradOp(gid('MatMulTGradA'), this, 0, [gradOutIn(0), fwdInput(1, 1)], () => 2 * this.macs()),
-      new NnGradOp(gid('MatMulTGradB'), this, 1, [gradOutIn(0), fwdInput(1, 0)], () => 2 * this.macs()),
+      new ArgGradOp(gid('MatMulTGradA'), this, 0, [gradOut(0), fwdIn(1, 1)], () => 2 * this.macs()),
+      new ArgGradOp(gid('MatMulTGradB'), this, 1, [gradOut(0), fwdIn(1, 0)], () => 2 * this.macs()),
     ];
   }
   override attributes(): Record<string, AttributeValue> {
@@ -67,7 +68,7 @@ export class MatMulTOp extends Op {
   }
 }
 
-const fwdOf = (op: Op) => (op as NnGradOp<MatMulTOp>).fwd;
+const fwdOf = (op: Op) => (op as ArgGradOp<MatMulTOp>).fwd;
 
 /** dA (as stored) = dY op(B)^T, or for transA its transpose op(B) dY^T. Inputs: 0 dY, 1 B. */
 function lowerGradA(op: Op, ctx: LowerContext): void {
@@ -95,9 +96,9 @@ const matMulTDefinitions: OpDefinition[] = [
     grad: true,
     create: ({ attributes, settings }) => new MatMulTOp(MATMUL_T, attributes.int('transA') !== 0, attributes.int('transB') !== 0, settings),
     // A Linear layer's weight (transB) laid out where the planned matmul reads it, as MatMul's.
-    createInput: (op, index, device) => {
+    createInput: (op, index, device, plans) => {
       const m = op as MatMulTOp;
-      return matMulCreateInput(op, index, device, problem2d(m.inInfo(0).shape, m.inInfo(1).shape, m.transA, m.transB));
+      return matMulCreateInput(op, index, device, plans, problem2d(m.inInfo(0).shape, m.inInfo(1).shape, m.transA, m.transB));
     },
     lower: (op, ctx) => {
       const m = op as MatMulTOp;

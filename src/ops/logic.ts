@@ -32,7 +32,8 @@ import { fmtInfo, nelms } from '../ir/tensorinfo.js';
 import { broadcastOutput, mapBroadcast } from '../lower/broadcast.js';
 import type { LowerContext } from '../lower/context.js';
 import { mapElementwise } from '../lower/elementwise.js';
-import { BroadcastArgGradOp, broadcastInputs, fwdIn, gradOut, lowerElementwiseGrad, lowerReduceGrad, operand, sameDType, versions } from './binary.js';
+import { BroadcastArgGradOp, broadcastInputs, lowerElementwiseGrad, lowerReduceGrad, operand, sameDType, versions } from './binary.js';
+import { fwdIn, gradOut } from './arg-grad.js';
 
 const gid = (type: string): OperatorIdentifier => ({ domain: 'ai.graphcore', type, version: 1 });
 

@@ -36,10 +36,11 @@
  */
 import { GradOp, GradOpInType, Op, type AttributeValue, type GradInOutMapper, type OpSettings } from '../ir/op.js';
 import { isFloat } from '../ir/dtype.js';
+import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
 import { GRAPHCORE_DOMAIN, ONNX_DOMAIN, type OperatorIdentifier } from '../ir/opid.js';
 import type { Attributes, OpDefinition } from '../ir/registry.js';
 import { gradName } from '../ir/tensor.js';
-import { fmtInfo, nelms, sameInfo } from '../ir/tensorinfo.js';
+import { fmtInfo, nelms, sameInfo, type TensorInfo } from '../ir/tensorinfo.js';
 import type { Graph } from '../ir/graph.js';
 import { UserError } from '../errors.js';
 import type { LowerContext } from '../lower/context.js';
@@ -61,65 +62,68 @@ function reductionAttr(attributes: Attributes, settings: OpSettings): Reduction 
   return r;
 }
 
+const scaleAttr = { lambda: { type: 'float' as const, default: 1, description: 'scale' } };
+const reductionAttrDef = (def: string) => ({ type: 'string' as const, default: def, description: "'mean', 'sum' or 'none'" });
+
 // ---------------------------------------------------------------------------
 // L1
 
 const L1 = { domain: GRAPHCORE_DOMAIN, type: 'L1', version: 1 };
 const L1_GRAD = { domain: GRAPHCORE_DOMAIN, type: 'L1Grad', version: 1 };
 
-export interface L1Params {
+/** L1 and MSE: scale x a sum over every element of input 0's shape (attributes lambda and reduction). */
+export interface ElementLossParams {
   scale: number;
   reduction: Reduction;
 }
 
-export class L1Op extends Op {
-  static readonly defaultOperatorId = L1;
+abstract class ElementLossOp extends Op {
   constructor(
-    readonly params: L1Params,
+    opid: OperatorIdentifier,
+    readonly params: ElementLossParams,
     settings: OpSettings,
   ) {
-    super(L1, settings);
+    super(opid, settings);
   }
-  setup(): void {
-    const x = this.inInfo(0);
-    if (!isFloat(x.dtype)) this.fail(`needs a float input, got ${x.dtype}`);
+  /** The loss: a scalar, or one per element of `x` for 'none'. */
+  protected setLossInfo(x: TensorInfo): void {
     this.setOutInfo(0, { dtype: x.dtype, shape: this.params.reduction === 'none' ? x.shape : [] });
-  }
-  override getGradOps(): GradOp[] {
-    return [new L1GradOp(this)];
   }
   override attributes(): Record<string, AttributeValue> {
     return { lambda: this.params.scale, reduction: this.params.reduction };
   }
-  /** The factor on sum |x|: scale, over n for 'mean'. */
+  /** The factor on the sum: scale, over n for 'mean'. */
   factor(): number {
     const n = nelms(this.inInfo(0).shape);
     return this.params.reduction === 'mean' ? this.params.scale / n : this.params.scale;
+  }
+}
+
+const elementLossAttrs = { ...scaleAttr, reduction: reductionAttrDef('mean') };
+const elementLossParams = (attributes: Attributes, settings: OpSettings): ElementLossParams => ({ scale: attributes.float('lambda'), reduction: reductionAttr(attributes, settings) });
+
+export class L1Op extends ElementLossOp {
+  static readonly defaultOperatorId = L1;
+  constructor(params: ElementLossParams, settings: OpSettings) {
+    super(L1, params, settings);
+  }
+  setup(): void {
+    const x = this.inInfo(0);
+    if (!isFloat(x.dtype)) this.fail(`needs a float input, got ${x.dtype}`);
+    this.setLossInfo(x);
+  }
+  override getGradOps(): GradOp[] {
+    return [new L1GradOp(this)];
   }
   override flops(): number {
     return 2 * nelms(this.inInfo(0).shape);
   }
 }
 
-export class L1GradOp extends GradOp {
+export class L1GradOp extends ArgGradOp<L1Op> {
   static readonly defaultOperatorId = L1_GRAD;
-  constructor(readonly fwd: L1Op) {
-    super(L1_GRAD, fwd);
-  }
-  setup(): void {
-    this.setOutInfo(0, this.fwdInInfo(0));
-  }
-  gradInputInfo(): GradInOutMapper[] {
-    return [
-      { gradOpInIndex: 0, fwdIndex: 0, type: GradOpInType.In },
-      { gradOpInIndex: 1, fwdIndex: 0, type: GradOpInType.GradOut },
-    ];
-  }
-  gradOutToNonGradIn(): Map<number, number> {
-    return new Map([[0, 0]]);
-  }
-  override flops(): number {
-    return 2 * nelms(this.fwdInInfo(0).shape);
+  constructor(fwd: L1Op) {
+    super(L1_GRAD, fwd, 0, [fwdIn(0, 0), gradOut(1)], () => 2 * nelms(fwd.inInfo(0).shape));
   }
 }
 
@@ -129,31 +133,20 @@ export class L1GradOp extends GradOp {
 const MSE = { domain: GRAPHCORE_DOMAIN, type: 'MSE', version: 1 };
 const MSE_GRAD = { domain: GRAPHCORE_DOMAIN, type: 'MSEGrad', version: 1 };
 
-export class MseOp extends Op {
+export class MseOp extends ElementLossOp {
   static readonly defaultOperatorId = MSE;
-  constructor(
-    readonly params: L1Params,
-    settings: OpSettings,
-  ) {
-    super(MSE, settings);
+  constructor(params: ElementLossParams, settings: OpSettings) {
+    super(MSE, params, settings);
   }
   setup(): void {
     const a = this.inInfo(0);
     const b = this.inInfo(1);
     if (!isFloat(a.dtype)) this.fail(`needs float inputs, got ${a.dtype}`);
     if (!sameInfo(a, b)) this.fail(`input and target must have the same shape and type, got ${fmtInfo(a)} and ${fmtInfo(b)}`);
-    this.setOutInfo(0, { dtype: a.dtype, shape: this.params.reduction === 'none' ? a.shape : [] });
+    this.setLossInfo(a);
   }
   override getGradOps(): GradOp[] {
     return [new MseGradOp(this, 0), new MseGradOp(this, 1)];
-  }
-  override attributes(): Record<string, AttributeValue> {
-    return { lambda: this.params.scale, reduction: this.params.reduction };
-  }
-  /** The factor on sum (a - b)^2: scale, over n for 'mean'. */
-  factor(): number {
-    const n = nelms(this.inInfo(0).shape);
-    return this.params.reduction === 'mean' ? this.params.scale / n : this.params.scale;
   }
   override flops(): number {
     return 3 * nelms(this.inInfo(0).shape);
@@ -161,29 +154,13 @@ export class MseOp extends Op {
 }
 
 /** The gradient of one of MSE's inputs: ±2 factor (a - b) dLoss. */
-export class MseGradOp extends GradOp {
+export class MseGradOp extends ArgGradOp<MseOp> {
   static readonly defaultOperatorId = MSE_GRAD;
   constructor(
-    readonly fwd: MseOp,
+    fwd: MseOp,
     readonly index: 0 | 1,
   ) {
-    super(MSE_GRAD, fwd, { name: `MSEGrad${index}(${fwd.name})`, loc: fwd.settings.loc });
-  }
-  setup(): void {
-    this.setOutInfo(0, this.fwdInInfo(this.index));
-  }
-  gradInputInfo(): GradInOutMapper[] {
-    return [
-      { gradOpInIndex: 0, fwdIndex: 0, type: GradOpInType.In },
-      { gradOpInIndex: 1, fwdIndex: 1, type: GradOpInType.In },
-      { gradOpInIndex: 2, fwdIndex: 0, type: GradOpInType.GradOut },
-    ];
-  }
-  gradOutToNonGradIn(): Map<number, number> {
-    return new Map([[0, this.index]]);
-  }
-  override flops(): number {
-    return 3 * nelms(this.fwdInInfo(0).shape);
+    super(MSE_GRAD, fwd, index, [fwdIn(0, 0), fwdIn(1, 1), gradOut(2)], () => 3 * nelms(fwd.inInfo(0).shape), { name: `MSEGrad${index}(${fwd.name})`, loc: fwd.settings.loc });
   }
 }
 
@@ -543,8 +520,6 @@ function lowerMseGrad(op: Op, ctx: LowerContext): void {
 // ---------------------------------------------------------------------------
 // Definitions
 
-const scaleAttr = { lambda: { type: 'float' as const, default: 1, description: 'scale' } };
-const reductionAttrDef = (def: string) => ({ type: 'string' as const, default: def, description: "'mean', 'sum' or 'none'" });
 const ignoreAttr = (name: string) => ({
   [name]: { type: 'int' as const, default: NO_IGNORE_INDEX, description: `label whose samples are ignored (${NO_IGNORE_INDEX}: none)` },
 });
@@ -586,9 +561,9 @@ export const lossDefinitions: OpDefinition[] = [
     description: 'L1 loss: scale x sum|x| (mean divides by the element count; none: scale x |x|)',
     inputs: [{ name: 'x' }],
     outputs: [{ name: 'loss' }],
-    attributes: { ...scaleAttr, reduction: reductionAttrDef('mean') },
+    attributes: elementLossAttrs,
     grad: true,
-    create: ({ attributes, settings }) => new L1Op({ scale: attributes.float('lambda'), reduction: reductionAttr(attributes, settings) }, settings),
+    create: ({ attributes, settings }) => new L1Op(elementLossParams(attributes, settings), settings),
     lower: lowerL1,
   },
   { id: L1_GRAD, description: 'dx = scale x sign(x) x dLoss', lower: lowerL1Grad },
@@ -597,9 +572,9 @@ export const lossDefinitions: OpDefinition[] = [
     description: 'mean squared error: scale x sum (a - b)^2 (mean divides by the element count; none: elementwise)',
     inputs: [{ name: 'input' }, { name: 'target' }],
     outputs: [{ name: 'loss' }],
-    attributes: { ...scaleAttr, reduction: reductionAttrDef('mean') },
+    attributes: elementLossAttrs,
     grad: true,
-    create: ({ attributes, settings }) => new MseOp({ scale: attributes.float('lambda'), reduction: reductionAttr(attributes, settings) }, settings),
+    create: ({ attributes, settings }) => new MseOp(elementLossParams(attributes, settings), settings),
     lower: lowerMse,
   },
   { id: MSE_GRAD, description: 'da = 2 scale (a - b) dLoss, db = -da', lower: lowerMseGrad },

@@ -23,7 +23,8 @@ import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor } from '../lower/devicegraph.js';
-import { NnGradOp, floatInput, fwdInput, gid, gradOutIn, product, versions } from './nn-util.js';
+import { floatInput, gid, product, versions } from './nn-util.js';
+import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
 
 export interface LrnParams {
   alpha: number;
@@ -54,10 +55,10 @@ export class LrnOp extends Op {
     const { size } = this.params;
     return { C: shape[1], S: product(shape.slice(2)), lo: Math.floor((size - 1) / 2), hi: Math.ceil((size - 1) / 2) };
   }
-  override getGradOps(): NnGradOp[] {
+  override getGradOps(): ArgGradOp[] {
     // Per element: s (2 size + 2), two powers (~4), t (2), its window sum (size), dX (4).
     const work = () => (3 * this.params.size + 12) * product(this.inInfo(0).shape);
-    return [new NnGradOp(gid('LRNGrad'), this, 0, [gradOutIn(0), fwdInput(1, 0)], work)];
+    return [new ArgGradOp(gid('LRNGrad'), this, 0, [gradOut(0), fwdIn(1, 0)], work)];
   }
   override attributes() {
     return { ...this.params };
@@ -122,7 +123,7 @@ function lowerLrn(lrn: LrnOp, ctx: LowerContext): void {
 }
 
 function lowerLrnGrad(op: Op, ctx: LowerContext): void {
-  const lrn = (op as NnGradOp<LrnOp>).fwd;
+  const lrn = (op as ArgGradOp<LrnOp>).fwd;
   const { C, S, lo, hi } = lrn.layout();
   const dy = ctx.input(0);
   const x = ctx.input(1);

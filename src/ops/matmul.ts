@@ -19,6 +19,7 @@
  * operand blocks the exchange brings it; stage 2 (when the contraction is
  * split) sums the fp32 partials on the tiles owning the output.
  */
+import type { PlanOverrides } from '../lower/plan-overrides.js';
 import { GradOp, GradOpInType, Op, type GradInOutMapper, type OpSettings } from '../ir/op.js';
 import type { OpDefinition } from '../ir/registry.js';
 import { fmtInfo, nelms, type TensorInfo } from '../ir/tensorinfo.js';
@@ -417,8 +418,8 @@ export interface MatMulOperands {
  * anything is mapped: an op that created an operand plans that way in both,
  * so the layout and the lowering see one plan.
  */
-export function matMulPlan(p: MatMulProblem, o: MatMulOperands, device: DeviceSpec, holders?: { a: number; b: number }): PlanResult {
-  return planMatMul(problemShape(p, o.inDtype, o.outDtype), device, { aElems: o.aElems, bElems: o.bElems, ...(holders ? { aHolders: holders.a, bHolders: holders.b } : {}) });
+export function matMulPlan(p: MatMulProblem, o: MatMulOperands, device: DeviceSpec, plans: PlanOverrides, holders?: { a: number; b: number }): PlanResult {
+  return planMatMul(problemShape(p, o.inDtype, o.outDtype), device, { aElems: o.aElems, bElems: o.bElems, ...(holders ? { aHolders: holders.a, bHolders: holders.b } : {}), force: plans.matmul });
 }
 
 /**
@@ -428,8 +429,8 @@ export function matMulPlan(p: MatMulProblem, o: MatMulOperands, device: DeviceSp
  * broadcast over the other operand's split in equal shares over its readers;
  * undefined when that leaves a tile too many intervals (strided blocks).
  */
-export function matMulInputLayout(p: MatMulProblem, which: 'a' | 'b', o: MatMulOperands, device: DeviceSpec): TileRange[] | undefined {
-  const plan = matMulPlan(p, o, device).plan;
+export function matMulInputLayout(p: MatMulProblem, which: 'a' | 'b', o: MatMulOperands, device: DeviceSpec, plans: PlanOverrides): TileRange[] | undefined {
+  const plan = matMulPlan(p, o, device, plans).plan;
   const numTiles = device.ipus * device.tilesPerIpu;
   const groups = new Map<string, { tiles: number[]; runs: Range[] }>();
   for (const w of planWindows(p, plan))
@@ -572,7 +573,7 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
   const operands: MatMulOperands = { aElems: a.size, bElems: b.size, inDtype: a.dtype as MatMulDType, outDtype };
   // An operand this op created (createInput) was laid out by the plan of the shapes alone: plan so again.
   const created = a.layoutBy?.op === ctx.op.name || b.layoutBy?.op === ctx.op.name;
-  const result = matMulPlan(p, operands, ctx.device, created ? undefined : { a: holders(ctx, a), b: holders(ctx, b) });
+  const result = matMulPlan(p, operands, ctx.device, ctx.plans, created ? undefined : { a: holders(ctx, a), b: holders(ctx, b) });
   ctx.note('plan', describePlan(problemShape(p, operands.inDtype, outDtype), result));
   const plan = result.plan;
   const gK = plan.gK;
@@ -674,11 +675,11 @@ export function lowerMatMul(ctx: LowerContext, ia: number, ib: number, transA: b
  * The createInput of an op that lowers as lowerMatMulProblem(p) with its inputs ia and ib as A and B:
  * input `index`'s mapping from the plan (matMulInputLayout), undefined for any other input.
  */
-export function matMulCreateInput(op: Op, index: number, device: DeviceSpec, p: MatMulProblem, ia = 0, ib = 1): TileRange[] | undefined {
+export function matMulCreateInput(op: Op, index: number, device: DeviceSpec, plans: PlanOverrides, p: MatMulProblem, ia = 0, ib = 1): TileRange[] | undefined {
   if (index !== ia && index !== ib) return undefined;
   const a = op.inInfo(ia);
   const operands: MatMulOperands = { aElems: nelms(a.shape), bElems: nelms(op.inInfo(ib).shape), inDtype: a.dtype as MatMulDType, outDtype: op.outInfo(0).dtype as MatMulDType };
-  return matMulInputLayout(p, index === ia ? 'a' : 'b', operands, device);
+  return matMulInputLayout(p, index === ia ? 'a' : 'b', operands, device, plans);
 }
 
 function dimsOf(a: TensorInfo, b: TensorInfo): MatMulDims {
@@ -696,7 +697,7 @@ function matMulDefinition(version: number): OpDefinition {
     grad: true,
     create: ({ settings }) => new MatMulOp(settings, version),
     // createMatMulInputLHS / RHS: a weight or an input laid out where the planned matmul reads it.
-    createInput: (op, index, device) => matMulCreateInput(op, index, device, forwardProblem((op as MatMulOp).dims())),
+    createInput: (op, index, device, plans) => matMulCreateInput(op, index, device, plans, forwardProblem((op as MatMulOp).dims())),
     lower: (op, ctx) => lowerMatMulProblem(ctx, forwardProblem((op as MatMulOp).dims()), ctx.input(0), ctx.input(1)),
   };
 }

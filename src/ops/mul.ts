@@ -8,7 +8,8 @@ import type { OperatorIdentifier } from '../ir/opid.js';
 import type { OpDefinition } from '../ir/registry.js';
 import type { LowerContext } from '../lower/context.js';
 import { lowerCommutative } from './add.js';
-import { BroadcastArgGradOp, BroadcastBinaryOp, fwdIn, gradOut, lowerElementwiseGrad, operand, versions } from './binary.js';
+import { BroadcastArgGradOp, BroadcastBinaryOp, lowerElementwiseGrad, operand, versions } from './binary.js';
+import { fwdIn, gradOut } from './arg-grad.js';
 
 const MUL = { domain: 'ai.onnx', type: 'Mul', version: 14 };
 const ARG0_GRAD = { domain: 'ai.graphcore', type: 'MulArg0Grad', version: 1 };

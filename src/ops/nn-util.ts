@@ -1,5 +1,5 @@
-/** Shared pieces of the nn op family: a configurable grad op, dtype and axis checks, version lists. */
-import { GradOp, GradOpInType, type AttributeValue, type GradInOutMapper, type Op, type OpSettings } from '../ir/op.js';
+/** Shared pieces of the nn op family: dtype and axis checks, version lists. */
+import type { AttributeValue, Op } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
 import type { DType } from '../ir/dtype.js';
 import type { OpDefinition } from '../ir/registry.js';
@@ -8,39 +8,6 @@ import { fmtInfo } from '../ir/tensorinfo.js';
 export const ONNX = 'ai.onnx';
 export const GC = 'ai.graphcore';
 export const gid = (type: string): OperatorIdentifier => ({ domain: GC, type, version: 1 });
-
-export const gradOutIn = (gradOpInIndex: number, fwdIndex = 0): GradInOutMapper => ({ gradOpInIndex, fwdIndex, type: GradOpInType.GradOut });
-export const fwdInput = (gradOpInIndex: number, fwdIndex: number): GradInOutMapper => ({ gradOpInIndex, fwdIndex, type: GradOpInType.In });
-export const fwdOutput = (gradOpInIndex: number, fwdIndex: number): GradInOutMapper => ({ gradOpInIndex, fwdIndex, type: GradOpInType.Out });
-
-/**
- * A grad op with one output: the gradient of forward input `arg`, its
- * inputs taken as `mappers` say (in that order).
- */
-export class NnGradOp<F extends Op = Op> extends GradOp {
-  constructor(
-    opid: OperatorIdentifier,
-    readonly fwd: F,
-    readonly arg: number,
-    private readonly mappers: GradInOutMapper[],
-    private readonly flopCount: () => number = () => 0,
-    settings?: OpSettings,
-  ) {
-    super(opid, fwd, settings);
-  }
-  setup(): void {
-    this.setOutInfo(0, this.fwdInInfo(this.arg));
-  }
-  gradInputInfo(): GradInOutMapper[] {
-    return this.mappers;
-  }
-  gradOutToNonGradIn(): Map<number, number> {
-    return new Map([[0, this.arg]]);
-  }
-  override flops(): number {
-    return this.flopCount();
-  }
-}
 
 /** Input i must be float32 or float16; returns its dtype. */
 export function floatInput(op: Op, i: number): DType {

@@ -28,7 +28,8 @@ import { fmtInfo, nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import type { TileRange } from '../lower/devicegraph.js';
 import { channelRange, channelSum, partialOnTile, reducePieces, type Piece } from '../lower/window.js';
-import { NnGradOp, floatInput, fwdInput, gid, gradOutIn, normAxis, product, sameDTypeAs, versions } from './nn-util.js';
+import { floatInput, gid, normAxis, product, sameDTypeAs, versions } from './nn-util.js';
+import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
 
 const stripOnes = (s: readonly number[]): number[] => {
   const i = s.findIndex((d) => d !== 1);
@@ -74,7 +75,7 @@ export class LayerNormOp extends Op {
     const a = normAxis(this, this.axis, shape.length);
     return { outer: product(shape.slice(0, a)), n: product(shape.slice(a)) };
   }
-  override getGradOps(): NnGradOp[] {
+  override getGradOps(): ArgGradOp[] {
     for (let o = 1; o < this.outputs.length; o++) {
       if (this.graph.tensor(this.outId(o)).consumers.length > 0) {
         this.fail(`has no gradient through its ${o === 1 ? 'Mean' : 'InvStdDev'} output '${this.outId(o)}', which is consumed; only Y's gradient is supported`);
@@ -82,10 +83,10 @@ export class LayerNormOp extends Op {
     }
     const size = () => product(this.inInfo(0).shape);
     const ops = [
-      new NnGradOp(gid('LayerNormGradX'), this, 0, [gradOutIn(0), fwdInput(1, 0), fwdInput(2, 1)], () => 10 * size()),
-      new NnGradOp(gid('LayerNormGradScale'), this, 1, [gradOutIn(0), fwdInput(1, 0)], () => 4 * size()),
+      new ArgGradOp(gid('LayerNormGradX'), this, 0, [gradOut(0), fwdIn(1, 0), fwdIn(2, 1)], () => 10 * size()),
+      new ArgGradOp(gid('LayerNormGradScale'), this, 1, [gradOut(0), fwdIn(1, 0)], () => 4 * size()),
     ];
-    if (this.hasBias) ops.push(new NnGradOp(gid('LayerNormGradB'), this, 2, [gradOutIn(0)], size));
+    if (this.hasBias) ops.push(new ArgGradOp(gid('LayerNormGradB'), this, 2, [gradOut(0)], size));
     return ops;
   }
   override attributes() {
@@ -132,7 +133,7 @@ function lowerLayerNorm(op: Op, ctx: LowerContext): void {
 }
 
 function lowerLayerNormGradX(op: Op, ctx: LowerContext): void {
-  const ln = (op as NnGradOp<LayerNormOp>).fwd;
+  const ln = (op as ArgGradOp<LayerNormOp>).fwd;
   const { n } = ln.layout();
   const dy = ctx.input(0);
   const x = ctx.input(1);
@@ -151,7 +152,7 @@ function lowerLayerNormGradX(op: Op, ctx: LowerContext): void {
 }
 
 function lowerLayerNormGradScale(op: Op, ctx: LowerContext): void {
-  const ln = (op as NnGradOp<LayerNormOp>).fwd;
+  const ln = (op as ArgGradOp<LayerNormOp>).fwd;
   const { n } = ln.layout();
   const dy = ctx.input(0);
   const x = ctx.input(1);
@@ -173,7 +174,7 @@ function lowerLayerNormGradScale(op: Op, ctx: LowerContext): void {
 }
 
 function lowerLayerNormGradB(op: Op, ctx: LowerContext): void {
-  const { n } = (op as NnGradOp<LayerNormOp>).fwd.layout();
+  const { n } = (op as ArgGradOp<LayerNormOp>).fwd.layout();
   channelSum(ctx, ctx.input(0), n, 1, ctx.output(0));
 }
 
@@ -211,12 +212,12 @@ export class BatchNormOp extends Op {
     const shape = this.inInfo(0).shape;
     return { C: shape[1], S: product(shape.slice(2)) };
   }
-  override getGradOps(): NnGradOp[] {
+  override getGradOps(): ArgGradOp[] {
     const size = () => product(this.inInfo(0).shape);
     return [
-      new NnGradOp(gid('BatchNormGradX'), this, 0, [gradOutIn(0), fwdInput(1, 1), fwdInput(2, 4)], size),
-      new NnGradOp(gid('BatchNormGradScale'), this, 1, [gradOutIn(0), fwdInput(1, 0), fwdInput(2, 3), fwdInput(3, 4)], () => 4 * size()),
-      new NnGradOp(gid('BatchNormGradB'), this, 2, [gradOutIn(0)], size),
+      new ArgGradOp(gid('BatchNormGradX'), this, 0, [gradOut(0), fwdIn(1, 1), fwdIn(2, 4)], size),
+      new ArgGradOp(gid('BatchNormGradScale'), this, 1, [gradOut(0), fwdIn(1, 0), fwdIn(2, 3), fwdIn(3, 4)], () => 4 * size()),
+      new ArgGradOp(gid('BatchNormGradB'), this, 2, [gradOut(0)], size),
     ];
   }
   override attributes() {
@@ -265,7 +266,7 @@ function lowerBatchNorm(op: Op, ctx: LowerContext): void {
 }
 
 function lowerBatchNormGradX(op: Op, ctx: LowerContext): void {
-  const bn = (op as NnGradOp<BatchNormOp>).fwd;
+  const bn = (op as ArgGradOp<BatchNormOp>).fwd;
   const { C, S } = bn.layout();
   const dy = ctx.input(0);
   const dx = ctx.output(0, { like: dy });
@@ -287,7 +288,7 @@ function lowerBatchNormGradX(op: Op, ctx: LowerContext): void {
 }
 
 function lowerBatchNormGradScale(op: Op, ctx: LowerContext): void {
-  const bn = (op as NnGradOp<BatchNormOp>).fwd;
+  const bn = (op as ArgGradOp<BatchNormOp>).fwd;
   const { C, S } = bn.layout();
   const [dy, x, mean, variance] = [0, 1, 2, 3].map((i) => ctx.input(i));
   channelSum(ctx, dy, C, S, ctx.output(0), {
@@ -300,7 +301,7 @@ function lowerBatchNormGradScale(op: Op, ctx: LowerContext): void {
 }
 
 function lowerBatchNormGradB(op: Op, ctx: LowerContext): void {
-  const { C, S } = (op as NnGradOp<BatchNormOp>).fwd.layout();
+  const { C, S } = (op as ArgGradOp<BatchNormOp>).fwd.layout();
   channelSum(ctx, ctx.input(0), C, S, ctx.output(0));
 }
 

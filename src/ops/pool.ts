@@ -26,7 +26,8 @@ import type { OpDefinition } from '../ir/registry.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import { channelSum, planeWindowOnTile } from '../lower/window.js';
-import { NnGradOp, floatInput, fwdInput, gid, gradOutIn, product, versions, withoutEmpty } from './nn-util.js';
+import { floatInput, gid, product, versions, withoutEmpty } from './nn-util.js';
+import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
 import { backwardBox, forwardBox, geometryArrays, inputRowsOf, outShape, resolveGeometry, type Geometry } from './spatial.js';
 
 export interface PoolAttrs {
@@ -69,11 +70,11 @@ export class PoolOp extends Op {
       ceilMode: this.attrs.ceilMode,
     });
   }
-  override getGradOps(): NnGradOp[] {
+  override getGradOps(): ArgGradOp[] {
     const work = () => product(this.outInfo(0).shape) * product(this.attrs.kernelShape);
     return this.kind === 'max'
-      ? [new NnGradOp(gid('MaxPoolGrad'), this, 0, [gradOutIn(0), fwdInput(1, 0)], work)]
-      : [new NnGradOp(gid('AveragePoolGrad'), this, 0, [gradOutIn(0)], work)];
+      ? [new ArgGradOp(gid('MaxPoolGrad'), this, 0, [gradOut(0), fwdIn(1, 0)], work)]
+      : [new ArgGradOp(gid('AveragePoolGrad'), this, 0, [gradOut(0)], work)];
   }
   override attributes() {
     const a = this.attrs;
@@ -121,7 +122,7 @@ function lowerPool(op: Op, ctx: LowerContext): void {
 }
 
 function lowerPoolGrad(op: Op, ctx: LowerContext): void {
-  const pool = (op as NnGradOp<PoolOp>).fwd;
+  const pool = (op as ArgGradOp<PoolOp>).fwd;
   const g = pool.geometry();
   const max = pool.kind === 'max';
   const dy = ctx.input(0);
@@ -158,8 +159,8 @@ export class GlobalAveragePoolOp extends Op {
     const s = this.inInfo(0).shape;
     return { planes: s[0] * s[1], S: product(s.slice(2)) };
   }
-  override getGradOps(): NnGradOp[] {
-    return [new NnGradOp(gid('GlobalAveragePoolGrad'), this, 0, [gradOutIn(0)], () => product(this.inInfo(0).shape))];
+  override getGradOps(): ArgGradOp[] {
+    return [new ArgGradOp(gid('GlobalAveragePoolGrad'), this, 0, [gradOut(0)], () => product(this.inInfo(0).shape))];
   }
   override flops(): number {
     return product(this.inInfo(0).shape);
@@ -172,7 +173,7 @@ function lowerGlobalAveragePool(op: Op, ctx: LowerContext): void {
 }
 
 function lowerGlobalAveragePoolGrad(op: Op, ctx: LowerContext): void {
-  const { S } = ((op as NnGradOp).fwdOp as GlobalAveragePoolOp).layout();
+  const { S } = ((op as ArgGradOp).fwdOp as GlobalAveragePoolOp).layout();
   const dy = ctx.input(0);
   const dx = ctx.output(0);
   ctx.computeSet('globalavgpool-grad');

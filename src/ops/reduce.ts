@@ -26,7 +26,8 @@ import { nelms } from '../ir/tensorinfo.js';
 import { broadcastOutput, mapBroadcast, type Operand } from '../lower/broadcast.js';
 import type { LowerContext } from '../lower/context.js';
 import { keepDimsShape, needsReduction, reduceAxes, reduceToOutput, reductionSize } from '../lower/reduce-axes.js';
-import { BroadcastArgGradOp, constantInts, fwdIn, gradOut, operand } from './binary.js';
+import { BroadcastArgGradOp, constantInts, operand } from './binary.js';
+import { fwdIn, gradOut } from './arg-grad.js';
 
 export type ReduceOpKind = 'sum' | 'mean' | 'max' | 'min' | 'prod';
 
@@ -109,7 +110,7 @@ export class ReduceOp extends Op {
 /** The gradient of a reduction: inputs dY (and for ReduceMax, X and Y). */
 export class ReduceGradOp extends BroadcastArgGradOp {
   constructor(
-    readonly fwd: ReduceOp,
+    override readonly fwd: ReduceOp,
     mappers: GradInOutMapper[],
   ) {
     super(GRAD_ID[fwd.params.kind], fwd, 0, mappers);

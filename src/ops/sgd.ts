@@ -7,42 +7,26 @@
  * `started` flag per vertex, so the first step is PyTorch's (v = g) without
  * recompiling.
  */
-import type { AttributeValue, OpSettings } from '../ir/op.js';
-import { lossScalingParam, perVertexState, stateLike, VarUpdateOp } from './var-update.js';
+import type { OpSettings } from '../ir/op.js';
+import { lowerVarUpdate, perVertexState, stateLike, VarUpdateOp, type VarUpdateParams } from './var-update.js';
 import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
+import type { Slice } from '../lower/devicegraph.js';
+import type { SgdSpec } from '../config/types.js';
 
 const SGD = { domain: 'ai.graphcore', type: 'SGDVarUpdate', version: 1 };
 
-export interface SGDParams {
-  lr: number;
-  momentum: number;
-  dampening: number;
-  weightDecay: number;
-  nesterov: boolean;
-  /** Loss scaling: the gradient is divided by it before use (default 1). */
-  lossScaling?: number;
-}
+export type SGDParams = Pick<SgdSpec, 'lr' | 'momentum' | 'dampening' | 'weightDecay' | 'nesterov'> & VarUpdateParams;
 
-export class SGDVarUpdateOp extends VarUpdateOp {
+export class SGDVarUpdateOp extends VarUpdateOp<SGDParams> {
   static readonly defaultOperatorId = SGD;
+  protected readonly hyperKeys = ['lr', 'momentum', 'dampening', 'weightDecay', 'nesterov'] as const;
   constructor(
     readonly params: SGDParams,
     settings: OpSettings,
   ) {
     super(SGD, settings);
-  }
-  override attributes(): Record<string, AttributeValue> {
-    const p = this.params;
-    return {
-      lr: p.lr,
-      momentum: p.momentum,
-      dampening: p.dampening,
-      weightDecay: p.weightDecay,
-      nesterov: p.nesterov ? 1 : 0,
-      lossScaling: p.lossScaling ?? 1,
-    };
   }
   override flops(): number {
     const p = this.params;
@@ -51,29 +35,12 @@ export class SGDVarUpdateOp extends VarUpdateOp {
 }
 
 function lowerSGD(op: SGDVarUpdateOp, ctx: LowerContext): void {
-  const p = op.params;
   const w = ctx.input(0);
-  const g = ctx.input(1);
   const ranges = ctx.ranges(w);
   // Optimizer state lives beside the weights: the velocity mapped like w, one `started` flag per vertex.
-  const v = p.momentum !== 0 ? stateLike(ctx, 'velocity', w) : undefined;
-  const started = p.momentum !== 0 ? perVertexState(ctx, 'started', ranges) : undefined;
-  ctx.computeSet('sgd');
-  for (const [i, r] of ranges.entries()) {
-    const fields = {
-      w: ctx.slice(w, r.begin, r.end),
-      g: ctx.onTile(g, r.begin, r.end, r.tile),
-      ...(v && started ? { v: ctx.slice(v, r.begin, r.end), started: ctx.slice(started, i, i + 1) } : {}),
-    };
-    ctx.vertex('SGDUpdate', r.tile, fields, {
-      lr: p.lr,
-      momentum: p.momentum,
-      dampening: p.dampening,
-      weightDecay: p.weightDecay,
-      nesterov: p.nesterov ? 1 : 0,
-      ...lossScalingParam(p.lossScaling),
-    });
-  }
+  const v = op.params.momentum !== 0 ? stateLike(ctx, 'velocity', w) : undefined;
+  const started = op.params.momentum !== 0 ? perVertexState(ctx, 'started', ranges) : undefined;
+  lowerVarUpdate(op, ctx, 'SGDUpdate', 'sgd', ranges, (i, r): Record<string, Slice> => (v && started ? { v: ctx.slice(v, r.begin, r.end), started: ctx.slice(started, i, i + 1) } : {}));
 }
 
 export const sgdDefinitions: OpDefinition[] = [

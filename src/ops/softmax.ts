@@ -20,7 +20,8 @@ import type { OperatorIdentifier } from '../ir/opid.js';
 import { defineOp, type OpDefinition } from '../ir/registry.js';
 import type { LowerContext } from '../lower/context.js';
 import { groupWindow } from '../lower/window.js';
-import { NnGradOp, floatInput, fwdOutput, gid, gradOutIn, normAxis, product, versions } from './nn-util.js';
+import { floatInput, gid, normAxis, product, versions } from './nn-util.js';
+import { ArgGradOp, fwdOut, gradOut } from './arg-grad.js';
 
 export class SoftmaxOp extends Op {
   constructor(
@@ -49,9 +50,9 @@ export class SoftmaxOp extends Op {
     if (this.flattens) return { outer, n: product(shape.slice(a)), inner: 1 };
     return { outer, n: shape[a], inner: product(shape.slice(a + 1)) };
   }
-  override getGradOps(): NnGradOp[] {
+  override getGradOps(): ArgGradOp[] {
     const size = () => product(this.outInfo(0).shape);
-    return [new NnGradOp(gid(this.log ? 'LogSoftmaxGrad' : 'SoftmaxGrad'), this, 0, [gradOutIn(0, 0), fwdOutput(1, 0)], () => 4 * size())];
+    return [new ArgGradOp(gid(this.log ? 'LogSoftmaxGrad' : 'SoftmaxGrad'), this, 0, [gradOut(0, 0), fwdOut(1, 0)], () => 4 * size())];
   }
   override attributes() {
     return { axis: this.axis };
@@ -74,7 +75,7 @@ function lowerSoftmax(s: SoftmaxOp, ctx: LowerContext): void {
 }
 
 function lowerSoftmaxGrad(op: Op, ctx: LowerContext): void {
-  const s = (op as NnGradOp<SoftmaxOp>).fwd;
+  const s = (op as ArgGradOp<SoftmaxOp>).fwd;
   const { n, inner } = s.layout();
   const dy = ctx.input(0);
   const y = ctx.input(1);

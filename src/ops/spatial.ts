@@ -6,7 +6,7 @@
  * depends on.
  */
 import type { Op } from '../ir/op.js';
-import type { Geometry } from '../../sim/codelets/nn-util.js';
+import { unravel, type Geometry } from '../../sim/codelets/nn-util.js';
 import type { PlaneBox } from '../lower/window.js';
 
 export type { Geometry };
@@ -109,28 +109,9 @@ function markInRows(g: Geometry, o0: number, rows: Uint8Array): void {
  * cover [mMin, mMax].
  */
 export function forwardBox(g: Geometry, b: number, e: number, chans: (m: number) => [number, number]): PlaneBox & { mMin: number; mMax: number } {
-  const [, M, O0, O1, O2] = g.ys;
-  const perRow = O1 * O2;
-  const box = { nMin: Infinity, nMax: -Infinity, cLo: Infinity, cHi: -Infinity, rows: new Uint8Array(g.xs[2]), mMin: Infinity, mMax: -Infinity };
-  const seen = new Uint8Array(O0);
-  for (let r = Math.floor(b / perRow); r <= Math.floor((e - 1) / perRow); r++) {
-    const o0 = r % O0;
-    const nm = (r - o0) / O0;
-    const m = nm % M;
-    const n = (nm - m) / M;
-    box.nMin = Math.min(box.nMin, n);
-    box.nMax = Math.max(box.nMax, n);
-    box.mMin = Math.min(box.mMin, m);
-    box.mMax = Math.max(box.mMax, m);
-    const [cl, ch] = chans(m);
-    box.cLo = Math.min(box.cLo, cl);
-    box.cHi = Math.max(box.cHi, ch);
-    if (!seen[o0]) {
-      seen[o0] = 1;
-      markInRows(g, o0, box.rows);
-    }
-  }
-  return box;
+  const [N, M, O0, O1, O2] = g.ys;
+  const { own, ...box } = rowsBox([N, M, O0], O1 * O2, b, e, chans, new Uint8Array(g.xs[2]), (o0, rows) => markInRows(g, o0, rows));
+  return { ...box, mMin: own[0], mMax: own[1] };
 }
 
 /**
@@ -140,29 +121,47 @@ export function forwardBox(g: Geometry, b: number, e: number, chans: (m: number)
  * channels they cover [cMin, cMax].
  */
 export function backwardBox(g: Geometry, b: number, e: number, chans: (c: number) => [number, number]): PlaneBox & { cMin: number; cMax: number } {
-  const [, C, D0, D1, D2] = g.xs;
+  const [N, C, D0, D1, D2] = g.xs;
   const O0 = g.ys[2];
-  const perRow = D1 * D2;
-  const box = { nMin: Infinity, nMax: -Infinity, cLo: Infinity, cHi: -Infinity, rows: new Uint8Array(O0), cMin: Infinity, cMax: -Infinity };
-  const seen = new Uint8Array(D0);
-  for (let r = Math.floor(b / perRow); r <= Math.floor((e - 1) / perRow); r++) {
-    const i0 = r % D0;
-    const nc = (r - i0) / D0;
-    const c = nc % C;
-    const n = (nc - c) / C;
-    box.nMin = Math.min(box.nMin, n);
-    box.nMax = Math.max(box.nMax, n);
-    box.cMin = Math.min(box.cMin, c);
-    box.cMax = Math.max(box.cMax, c);
-    const [ml, mh] = chans(c);
-    box.cLo = Math.min(box.cLo, ml);
-    box.cHi = Math.max(box.cHi, mh);
-    if (seen[i0]) continue;
-    seen[i0] = 1;
+  const { own, ...box } = rowsBox([N, C, D0], D1 * D2, b, e, chans, new Uint8Array(O0), (i0, rows) => {
     for (let a = 0; a < g.k[0]; a++) {
       const t0 = i0 + g.pb[0] - a * g.d[0];
-      if (t0 >= 0 && t0 % g.s[0] === 0 && t0 / g.s[0] < O0) box.rows[t0 / g.s[0]] = 1;
+      if (t0 >= 0 && t0 % g.s[0] === 0 && t0 / g.s[0] < O0) rows[t0 / g.s[0]] = 1;
     }
+  });
+  return { ...box, cMin: own[0], cMax: own[1] };
+}
+
+/**
+ * What elements [b, e) of a [N, X, R, ...] tensor (perRow elements a row of
+ * R) span: samples, their own channels `own`, the other side's channels
+ * (`chans` of each of theirs) as cLo..cHi, and the other side's rows, which
+ * `markRows` sets once per distinct row r.
+ */
+function rowsBox(
+  shape: [number, number, number],
+  perRow: number,
+  b: number,
+  e: number,
+  chans: (x: number) => [number, number],
+  rows: Uint8Array,
+  markRows: (r: number, rows: Uint8Array) => void,
+): PlaneBox & { own: [number, number] } {
+  const box = { nMin: Infinity, nMax: -Infinity, cLo: Infinity, cHi: -Infinity, rows, own: [Infinity, -Infinity] as [number, number] };
+  const seen = new Uint8Array(shape[2]);
+  const ix: number[] = [];
+  for (let flat = Math.floor(b / perRow); flat <= Math.floor((e - 1) / perRow); flat++) {
+    const [n, x, r] = unravel(flat, shape, ix);
+    box.nMin = Math.min(box.nMin, n);
+    box.nMax = Math.max(box.nMax, n);
+    box.own[0] = Math.min(box.own[0], x);
+    box.own[1] = Math.max(box.own[1], x);
+    const [lo, hi] = chans(x);
+    box.cLo = Math.min(box.cLo, lo);
+    box.cHi = Math.max(box.cHi, hi);
+    if (seen[r]) continue;
+    seen[r] = 1;
+    markRows(r, rows);
   }
   return box;
 }

@@ -10,7 +10,8 @@ import type { OperatorIdentifier } from '../ir/opid.js';
 import type { OpDefinition } from '../ir/registry.js';
 import { nelms } from '../ir/tensorinfo.js';
 import { broadcastOutput, mapBroadcast } from '../lower/broadcast.js';
-import { BroadcastArgGradOp, broadcastInputs, gradOut, lowerReduceGrad, operand, sameDType, versions } from './binary.js';
+import { BroadcastArgGradOp, broadcastInputs, lowerReduceGrad, operand, sameDType, versions } from './binary.js';
+import { gradOut } from './arg-grad.js';
 
 const SUM = { domain: 'ai.onnx', type: 'Sum', version: 13 };
 const SUM_ARG_GRAD = { domain: 'ai.graphcore', type: 'SumArgGrad', version: 1 };

@@ -3,13 +3,22 @@
  * gradient), an in-place write of the variable (so the scheduler runs it
  * after every other reader), and optimizer state kept beside the weights.
  */
-import { Op } from '../ir/op.js';
+import { Op, type AttributeValue } from '../ir/op.js';
 import { nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
-import type { BuildTensor, TileRange } from '../lower/devicegraph.js';
+import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
 import type { DeviceDType } from '../../sim/program.js';
 
-export abstract class VarUpdateOp extends Op {
+/** What an update op's params share: hyperparameters (numbers or flags) and the loss scaling. */
+export interface VarUpdateParams {
+  /** The gradient is divided by it before use (default 1). */
+  lossScaling?: number;
+}
+
+export abstract class VarUpdateOp<P extends VarUpdateParams = VarUpdateParams> extends Op {
+  abstract readonly params: P;
+  /** The hyperparameters, in the order of the attributes and of the vertex params. */
+  protected abstract readonly hyperKeys: readonly (keyof P & string)[];
   setup(): void {
     const w = this.inInfo(0);
     const g = this.inInfo(1);
@@ -17,6 +26,27 @@ export abstract class VarUpdateOp extends Op {
   }
   override modifiedInputs(): number[] {
     return [0];
+  }
+  /** The hyperparameters as numbers, flags 1 or 0. */
+  hyperParams(): Record<string, number> {
+    return Object.fromEntries(this.hyperKeys.map((k) => [k, Number(this.params[k])]));
+  }
+  override attributes(): Record<string, AttributeValue> {
+    return { ...this.hyperParams(), lossScaling: this.params.lossScaling ?? 1 };
+  }
+}
+
+/**
+ * The update's vertices, one per tile range of the variable: w in place, g
+ * brought to its tile, `state(i, r)` the optimizer state of range i.
+ */
+export function lowerVarUpdate<P extends VarUpdateParams>(op: VarUpdateOp<P>, ctx: LowerContext, codelet: string, computeSet: string, ranges: readonly TileRange[], state: (i: number, r: TileRange) => Record<string, Slice>): void {
+  const w = ctx.input(0);
+  const g = ctx.input(1);
+  const params = { ...op.hyperParams(), ...lossScalingParam(op.params.lossScaling) };
+  ctx.computeSet(computeSet);
+  for (const [i, r] of ranges.entries()) {
+    ctx.vertex(codelet, r.tile, { w: ctx.slice(w, r.begin, r.end), g: ctx.onTile(g, r.begin, r.end, r.tile), ...state(i, r) }, { ...params });
   }
 }
 

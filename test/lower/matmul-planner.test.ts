@@ -5,12 +5,12 @@
  * programs compute on split plans (forward vs onnxruntime-node, grads vs
  * finite differences) on the tiny device and on a 64-tile Mk2.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { compileReport } from '../../src/cli/compile-report.js';
 import { loadDevicePreset } from '../../src/config/devices.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { Graph } from '../../src/ir/graph.js';
-import { describePlan, estimatePlan, naiveSplit, overrideMatMulPlans, planMatMul, type MatMulShape, type MatMulSplit } from '../../src/lower/matmul-planner.js';
+import { describePlan, estimatePlan, naiveSplit, planMatMul, type MatMulShape, type MatMulSplit } from '../../src/lower/matmul-planner.js';
 import { createRegistry } from '../../src/model/modules.js';
 import { MatMulOp } from '../../src/ops/matmul.js';
 import { compile, runGraph } from '../../src/session.js';
@@ -21,12 +21,6 @@ import { checkForward, checkGrad, f32, runOurs } from '../ops/harness.js';
 
 const mk2x64: DeviceSpec = { ...loadDevicePreset('mk2'), tilesPerIpu: 64 };
 const shape = (m: number, k: number, n: number, dtype: 'float16' | 'float32' = 'float32', groups = 1): MatMulShape => ({ groups, m, n, k, inDtype: dtype, outDtype: dtype });
-
-let restore: (() => void) | undefined;
-afterEach(() => {
-  restore?.();
-  restore = undefined;
-});
 
 describe('estimatePlan: hand-derived', () => {
   it('one stage: [16 x 32] x [32 x 8] fp32 on tiny, rows over 4 tiles', () => {
@@ -164,48 +158,48 @@ describe('lowered split plans compute the right numbers', () => {
   const TOL = { atol: 4e-5, rtol: 1e-5 };
 
   it('batch, rows, columns and contraction all split (36 tiles of a 64-tile Mk2)', async () => {
-    restore = overrideMatMulPlans(everyWay());
-    await checkForward({ op: 'MatMul', inputs: { a: f32([4, 6, 40], 1), b: f32([4, 40, 36], 2) }, device: mk2x64, ...TOL });
+    const plans = { matmul: everyWay() };
+    await checkForward({ op: 'MatMul', plans, inputs: { a: f32([4, 6, 40], 1), b: f32([4, 40, 36], 2) }, device: mk2x64, ...TOL });
   });
 
   it('serial steps over rows and columns, with the contraction split', async () => {
-    restore = overrideMatMulPlans(() => ({ bBlock: 1, mBlock: 2, nBlock: 16, kBlock: 16, serialM: 2, serialN: 2 }));
-    await checkForward({ op: 'MatMul', inputs: { a: f32([6, 40], 3), b: f32([40, 40], 4) }, device: mk2x64, ...TOL });
+    const plans = { matmul: () => ({ bBlock: 1, mBlock: 2, nBlock: 16, kBlock: 16, serialM: 2, serialN: 2 }) };
+    await checkForward({ op: 'MatMul', plans, inputs: { a: f32([6, 40], 3), b: f32([40, 40], 4) }, device: mk2x64, ...TOL });
   });
 
   it('serial steps over columns with a whole contraction (the AMP writes the output in place)', async () => {
-    restore = overrideMatMulPlans(() => ({ bBlock: 1, mBlock: 2, nBlock: 16, kBlock: 8, serialN: 2 }));
-    await checkForward({ op: 'MatMul', inputs: { a: f32([5, 8], 5), b: f32([8, 40], 6) }, device: mk2x64, ...TOL });
+    const plans = { matmul: () => ({ bBlock: 1, mBlock: 2, nBlock: 16, kBlock: 8, serialN: 2 }) };
+    await checkForward({ op: 'MatMul', plans, inputs: { a: f32([5, 8], 5), b: f32([8, 40], 6) }, device: mk2x64, ...TOL });
   });
 
   it('a broadcast batch with its contraction split, on the 4 tiles of tiny', async () => {
     // 6 groups x 4 rows in one block, the contraction of 40 over 3 tiles.
-    restore = overrideMatMulPlans(() => ({ bBlock: 6, mBlock: 4, nBlock: 16, kBlock: 16 }));
-    await checkForward({ op: 'MatMul', inputs: { a: f32([2, 1, 4, 40], 7), b: f32([3, 40, 6], 8) }, device: tiny(), ...TOL });
+    const plans = { matmul: () => ({ bBlock: 6, mBlock: 4, nBlock: 16, kBlock: 16 }) };
+    await checkForward({ op: 'MatMul', plans, inputs: { a: f32([2, 1, 4, 40], 7), b: f32([3, 40, 6], 8) }, device: tiny(), ...TOL });
   });
 
   it('grads through split plans, broadcast batch dimensions summed across tiles', async () => {
     // Halve every dimension, the contraction included: dA contracts 3 broadcast terms x 4 columns = 12
     // in chunks of 6 (straddling terms), dB 2 terms x 3 rows = 6 in chunks of 3; columns in 2 serial steps.
-    restore = overrideMatMulPlans((s) => ({
+    const plans = { matmul: (s: MatMulShape) => ({
       bBlock: Math.ceil(s.groups / 2),
       mBlock: Math.ceil(s.m / 2),
       nBlock: Math.ceil(s.n / 2),
       kBlock: Math.ceil(s.k / 2),
       serialN: 2,
-    }));
+    }) };
     // Step h = 0.25: the projected loss is linear in each input, so the central difference has no
     // truncation error at any step, and a larger step divides the fp32 rounding of the loss by 2h.
     // Every term stays positive: a step moves each y by <= 0.25 < C - |y R| = 1.
-    await checkGrad({ op: 'MatMul', inputs: { a: f32([2, 1, 3, 5], 9), b: f32([3, 5, 4], 10) }, device: mk2x64, h: 0.25 });
+    await checkGrad({ op: 'MatMul', plans, inputs: { a: f32([2, 1, 3, 5], 9), b: f32([3, 5, 4], 10) }, device: mk2x64, h: 0.25 });
   });
 
   it('fp16 operands, contraction split over 8 tiles: fp32 partials make the fp16 result correctly rounded', async () => {
-    restore = overrideMatMulPlans(() => ({ bBlock: 1, mBlock: 4, nBlock: 8, kBlock: 64 }));
+    const plans = { matmul: () => ({ bBlock: 1, mBlock: 4, nBlock: 8, kBlock: 64 }) };
     const half = (shape: number[], seed: number) => ({ ...f32(shape, seed), dtype: 'float16' as const });
     const a = half([4, 512], 13);
     const b = half([512, 8], 14);
-    const y = (await runOurs({ op: 'MatMul', inputs: { a, b }, device: mk2x64, outputDtype: 'float16' })).get('y')!;
+    const y = (await runOurs({ op: 'MatMul', plans, inputs: { a, b }, device: mk2x64, outputDtype: 'float16' })).get('y')!;
     // Exact products of the fp16-rounded inputs (float64 is exact enough here: 512 terms of 22-bit products).
     // fp32 partials carry ~2^-24 relative error each, far below an fp16 ulp (2^-11 relative), so the only
     // visible error is the final rounding to fp16: at most half an ulp. Partials rounded to fp16 on each of

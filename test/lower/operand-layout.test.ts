@@ -10,11 +10,12 @@
  * bytes. Numerics on the same plans: against onnxruntime.
  */
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadDevicePreset } from '../../src/config/devices.js';
 import { loadConfigText } from '../../src/config/load.js';
-import { overrideConvPlans, type ConvSplit } from '../../src/lower/conv-planner.js';
-import { overrideMatMulPlans, type MatMulSplit } from '../../src/lower/matmul-planner.js';
+import type { ConvSplit } from '../../src/lower/conv-planner.js';
+import type { MatMulSplit } from '../../src/lower/matmul-planner.js';
+import type { PlanOverrides } from '../../src/lower/plan-overrides.js';
 import { compile } from '../../src/session.js';
 import { DTYPE_BYTES, type DeviceProgram, type DeviceTensor } from '../../sim/program.js';
 import { ROOT } from '../helpers.js';
@@ -49,8 +50,8 @@ model:
 inputs: {x: {random: {distribution: uniform, low: -1, high: 1, seed: 2}}}
 `;
 
-async function compiled(text: string) {
-  const c = await compile(loadConfigText(text, path.join(ROOT, 'test/lower/operand-layout.yaml'), { numerics: false }));
+async function compiled(text: string, plans: PlanOverrides) {
+  const c = await compile(loadConfigText(text, path.join(ROOT, 'test/lower/operand-layout.yaml'), { numerics: false }), { plans });
   const p = c.program;
   const tensor = (name: string) => p.tensors.find((t) => t.name === name)!;
   const created = (p.notes ?? []).filter((n) => n.kind === 'layout').flatMap((n) => /'([^']+)' is created where/.exec(n.text)?.[1] ?? []);
@@ -60,11 +61,6 @@ async function compiled(text: string) {
 const elems = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 const mk2 = { ...loadDevicePreset('mk2'), tilesPerIpu: 64 };
 
-let restore: (() => void) | undefined;
-afterEach(() => {
-  restore?.();
-  restore = undefined;
-});
 
 describe('a planned matmul reads the operands it created where they are', () => {
   // [name, A shape, B shape as stored, transB, forced split, tiles reading each A block (gN), each B block (gM)]
@@ -77,14 +73,14 @@ describe('a planned matmul reads the operands it created where they are', () => 
   ];
   for (const [name, a, b, transB, split, aReaders, bReaders] of cases) {
     it(name, async () => {
-      restore = overrideMatMulPlans(() => split);
+      const plans: PlanOverrides = { matmul: () => split };
       const node = transB ? '{op: Gemm, inputs: [x, w], outputs: [y], attributes: {transB: 1}}' : '{op: MatMul, inputs: [x, w], outputs: [y]}';
-      const { p, tensor, created } = await compiled(config(a, b, node));
+      const { p, tensor, created } = await compiled(config(a, b, node), plans);
       expect(created.sort()).toEqual(['w', 'x']);
       expect(remoteBytesFrom(p, tensor('x'))).toBe((aReaders - 1) * elems(a) * 4);
       expect(remoteBytesFrom(p, tensor('w'))).toBe((bReaders - 1) * elems(b) * 4);
       // The same plan's numbers, operands laid out by it.
-      await checkForward({ op: transB ? 'Gemm' : 'MatMul', ...(transB ? { attributes: { transB: 1 } } : {}), inputs: { a: f32(a, 3), b: f32(b, 4) }, device: mk2, atol: 5e-5, rtol: 1e-5 });
+      await checkForward({ op: transB ? 'Gemm' : 'MatMul', ...(transB ? { attributes: { transB: 1 } } : {}), inputs: { a: f32(a, 3), b: f32(b, 4) }, device: mk2, atol: 5e-5, rtol: 1e-5, plans });
     });
   }
 });
@@ -98,12 +94,12 @@ describe('a planned convolution reads the operands it created where they are', (
   ];
   for (const [name, x, w, split, xReaders, wReaders] of cases) {
     it(name, async () => {
-      restore = overrideConvPlans(() => split);
-      const { p, tensor, created } = await compiled(config(x, w, node));
+      const plans: PlanOverrides = { conv: () => split };
+      const { p, tensor, created } = await compiled(config(x, w, node), plans);
       expect(created.sort()).toEqual(['w', 'x']);
       expect(remoteBytesFrom(p, tensor('x'))).toBe((xReaders - 1) * elems(x) * 4);
       expect(remoteBytesFrom(p, tensor('w'))).toBe((wReaders - 1) * elems(w) * 4);
-      await checkForward({ op: 'Conv', attributes: { pads: [1, 1, 1, 1] }, inputs: { x: f32(x, 5), w: f32(w, 6) }, device: mk2, atol: 2e-5, rtol: 1e-4 });
+      await checkForward({ op: 'Conv', attributes: { pads: [1, 1, 1, 1] }, inputs: { x: f32(x, 5), w: f32(w, 6) }, device: mk2, atol: 2e-5, rtol: 1e-4, plans });
     });
   }
 });

@@ -29,8 +29,9 @@ import { ampConvCycles } from '../../sim/codelets/nn-util.js';
 import { loadDevicePreset } from '../../src/config/devices.js';
 import { checkForward, checkGrad, f32, runOurs, type OpCase } from './harness.js';
 import { checkForwardAllTiles, lowered } from './nn-util.js';
-import { estimateConvPlan, overrideConvPlans, planConv, type ConvShape, type ConvSplit } from '../../src/lower/conv-planner.js';
-import { describeConvGradWPlan, describeConvGradXPlan, overrideConvGradPlans, planConvGradW, planConvGradX, type ConvGradShape } from '../../src/lower/conv-grad-planner.js';
+import type { PlanOverrides } from '../../src/lower/plan-overrides.js';
+import { estimateConvPlan, planConv, type ConvShape, type ConvSplit } from '../../src/lower/conv-planner.js';
+import { describeConvGradWPlan, describeConvGradXPlan, planConvGradW, planConvGradX, type ConvGradShape } from '../../src/lower/conv-grad-planner.js';
 import { tiny } from '../helpers.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { compile, TrainingSession } from '../../src/session.js';
@@ -89,12 +90,7 @@ describe('Conv forward', () => {
       [conv([1, 3, 9, 7], [2, 3, 3, 3], { strides: [2, 2], pads: [1, 0, 2, 1] }, true, 43), { nBlock: 1, rowBlock: 1, mBlock: 1, cBlock: 3 }],
     ];
     for (const [c, split] of cases) {
-      const restore = overrideConvPlans(() => split);
-      try {
-        await checkForward({ ...c, device: tiny({ tilesPerIpu: 16 }) });
-      } finally {
-        restore();
-      }
+      await checkForward({ ...c, device: tiny({ tilesPerIpu: 16 }), plans: { conv: () => split } });
     }
   });
 
@@ -176,17 +172,10 @@ describe('Conv grads, planned (src/lower/conv-grad-planner.ts)', () => {
   /** A forced backward split: `parts` of each dim (gradX: batch, dX rows, dX channels, dY channels per group; gradW: out channels, in channels per group, batch, dY rows). */
   type Parts = [number, number, number, number];
   const block = (size: number, parts: number) => Math.ceil(size / Math.min(parts, size));
-  async function withGradSplits(x: Parts, w: Parts, run: () => Promise<void>): Promise<void> {
-    const restore = overrideConvGradPlans({
-      gradX: (s) => ({ nBlock: block(s.N, x[0]), rowBlock: block(s.inDims[0], x[1]), cBlock: block(s.C, x[2]), mBlock: block(s.M / s.group, x[3]) }),
-      gradW: (s) => ({ mBlock: block(s.M, w[0]), cBlock: block(s.C / s.group, w[1]), nBlock: block(s.N, w[2]), rowBlock: block(s.outDims[0], w[3]) }),
-    });
-    try {
-      await run();
-    } finally {
-      restore();
-    }
-  }
+  const gradSplits = (x: Parts, w: Parts): PlanOverrides => ({
+    convGradX: (s) => ({ nBlock: block(s.N, x[0]), rowBlock: block(s.inDims[0], x[1]), cBlock: block(s.C, x[2]), mBlock: block(s.M / s.group, x[3]) }),
+    convGradW: (s) => ({ mBlock: block(s.M, w[0]), cBlock: block(s.C / s.group, w[1]), nBlock: block(s.N, w[2]), rowBlock: block(s.outDims[0], w[3]) }),
+  });
 
   it('every kind of backward split agrees with finite differences (64 tiles)', async () => {
     // Blocks that straddle groups (dX channels 3 of Cg = 2; dW rows 3 of Mg = 2), split contractions
@@ -201,7 +190,7 @@ describe('Conv grads, planned (src/lower/conv-grad-planner.ts)', () => {
       [conv([2, 3, 7], [4, 3, 3], { strides: [2], pads: [2, 1] }, true, 53), [2, 3, 3, 2], [2, 1, 2, 2]],
       [conv([1, 6, 4, 4], [6, 1, 3, 3], { group: 6, pads: [1, 1, 1, 1] }, false, 54), [1, 2, 4, 1], [4, 1, 1, 2]],
     ];
-    for (const [c, x, w] of cases) await withGradSplits(x, w, () => checkGrad({ ...c, device, h: 0.5 }));
+    for (const [c, x, w] of cases) await checkGrad({ ...c, device, h: 0.5, plans: gradSplits(x, w) });
   });
 
   it('random geometries with random backward splits agree with finite differences (fast-check, 16 tiles)', async () => {
@@ -226,7 +215,7 @@ describe('Conv grads, planned (src/lower/conv-grad-planner.ts)', () => {
       fc.asyncProperty(geometry, async (g) => {
         fc.pre((g.kh - 1) * g.d[0] + 1 <= g.h + g.pads[0] + g.pads[2] && (g.kw - 1) * g.d[1] + 1 <= g.w + g.pads[1] + g.pads[3]);
         const c = conv([g.n, g.cg * g.group, g.h, g.w], [g.mg * g.group, g.cg, g.kh, g.kw], { group: g.group, strides: g.s, dilations: g.d, pads: g.pads }, false, g.seed);
-        await withGradSplits(g.x, g.wp, () => checkGrad({ ...c, device: tiny({ tilesPerIpu: 16 }), h: 0.5 }));
+        await checkGrad({ ...c, device: tiny({ tilesPerIpu: 16 }), h: 0.5, plans: gradSplits(g.x, g.wp) });
       }),
       { numRuns: 12, seed: 20250102 },
     );
@@ -345,13 +334,10 @@ describe('Conv cycle estimate (AMP, PopLibs ConvPartial1x1Out structure)', () =>
     // worker 50 + 8 x 8 = 114, with zeroing 50 + (2 + 8 x 11) + 64 = 204; loads 16 x 8 x 4 / 16 = 32;
     // 50 + (11 + (13 + (24 + 32 + 6 x 114)) + (10 + (24 + 32 + 6 x 204))) = 2104, + 11 supervisor = 2115.
     const split = { nBlock: 1, rowBlock: 8, mBlock: 4, cBlock: 16 };
-    const restore = overrideConvPlans(() => split);
-    try {
-      const { phases } = await lowered(conv([1, 16, 8, 8], [16, 16, 1, 1], {}, false, 31));
+    {
+      const { phases } = await lowered({ ...conv([1, 16, 8, 8], [16, 16, 1, 1], {}, false, 31), plans: { conv: () => split } });
       const cs = phases.find((p) => p.kind === 'compute' && p.name.endsWith('/conv'));
       expect(cs?.cycles).toBe(2115);
-    } finally {
-      restore();
     }
     const shape: ConvShape = { N: 1, C: 16, M: 16, group: 1, inDims: [8, 8, 1], outDims: [8, 8, 1], kernel: [1, 1, 1], stride0: 1, dilation0: 1, pad0: 0, dtype: 'float32' };
     expect(estimateConvPlan(shape, split, tiny()).cycles.compute).toBe(2115);

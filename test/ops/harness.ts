@@ -23,6 +23,7 @@ import { normDomain, ONNX_DOMAIN } from '../../src/ir/opid.js';
 import type { AttributeType, OpRegistry } from '../../src/ir/registry.js';
 import { buildGraph } from '../../src/model/build.js';
 import { createRegistry } from '../../src/model/modules.js';
+import type { PlanOverrides } from '../../src/lower/plan-overrides.js';
 import { runGraph } from '../../src/session.js';
 import type { DeviceSpec } from '../../sim/device.js';
 import { randomData, tiny } from '../helpers.js';
@@ -54,6 +55,8 @@ export interface OpCase {
   customOps?: string[];
   /** Element type of the outputs, when not float32 (bool: onnxruntime's bool against our int32 0/1). */
   outputDtype?: 'float16' | 'int32' | 'int64' | 'bool';
+  /** Splits forced on the planners, where a test checks the lowering of one the planner would not pick. */
+  plans?: PlanOverrides;
 }
 
 /** Random float32 input; `gap` keeps values at least that far from 0. */
@@ -104,7 +107,7 @@ export async function runOurs(c: OpCase, registry?: OpRegistry): Promise<Map<str
   const graph = buildGraph(decl(c), reg);
   const inputs: Record<string, Float32Array | Int32Array> = {};
   for (const [name, t] of Object.entries(c.inputs)) if (!t.constant) inputs[name] = t.data;
-  const r = await runGraph({ graph, registry: reg, device: c.device ?? tiny(), inputs, outputs: c.outputs ?? ['y'] });
+  const r = await runGraph({ graph, registry: reg, device: c.device ?? tiny(), inputs, outputs: c.outputs ?? ['y'], plans: c.plans });
   return r.outputs;
 }
 
@@ -226,7 +229,7 @@ export async function checkGrad(c: OpCase & { tol?: number; h?: number }): Promi
   d.inputs = d.inputs.filter((i) => !wrt.includes(i.name));
   const graph = buildGraph(d, registry);
   const out = (c.outputs ?? ['y'])[0];
-  const results = await gradcheck(graph, out, wrt, { registry, device: c.device ?? tiny(), h: c.h });
+  const results = await gradcheck(graph, out, wrt, { registry, device: c.device ?? tiny(), h: c.h, plans: c.plans });
   const tol = c.tol ?? 2e-3;
   for (const r of results) {
     expect(r.maxAbsError, `${c.op} d/d${r.tensor}: worst element ${r.worst.index}: analytic ${r.worst.analytic}, numeric ${r.worst.numeric}`).toBeLessThan(tol);

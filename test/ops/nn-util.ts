@@ -31,7 +31,7 @@ export async function lowered(c: OpCase) {
   const graph = buildGraph(declOf(c), registry);
   const inputs: Record<string, Float32Array | Int32Array> = {};
   for (const [name, t] of Object.entries(c.inputs)) if (!t.constant) inputs[name] = t.data;
-  const r = await runGraph({ graph, registry, device: c.device ?? tiny(), inputs, outputs: c.outputs ?? ['y'] });
+  const r = await runGraph({ graph, registry, device: c.device ?? tiny(), inputs, outputs: c.outputs ?? ['y'], plans: c.plans });
   const out = r.program.tensors.find((t) => t.name === (c.outputs ?? ['y'])[0])!;
   return { tiles: new Set(out.intervals.map((i) => i.tile)), program: r.program, phases: r.phases };
 }
