@@ -145,9 +145,13 @@ export function computeLiveness(
       order[m] = m;
       m++;
     }
-    const idx = order.subarray(0, m).sort((a, b) => begins[a] - begins[b]);
+    // Writes mostly come in element order (an exchange fills its buffer front to back): sort only when they do not.
+    let sorted = true;
+    for (let i = 1; i < m && sorted; i++) sorted = begins[i - 1] <= begins[i];
+    const idx = sorted ? order.subarray(0, m) : Array.from(order.subarray(0, m)).sort((a, b) => begins[a] - begins[b]);
     let reach = 0;
-    for (const i of idx) {
+    for (let k = 0; k < m; k++) {
+      const i = idx[k];
       if (begins[i] > reach) return false;
       if (ends[i] > reach) reach = ends[i];
     }
