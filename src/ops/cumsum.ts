@@ -9,8 +9,9 @@
  * block up to e (forward), or from b to the end of e - 1's block (reverse),
  * brought by the exchange (sim/codelets/scan.ts).
  */
-import { GradOp, GradOpInType, Op, type AttributeValue, type GradInOutMapper, type OpSettings } from '../ir/op.js';
+import { GradOp, Op, type AttributeValue, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
+import { ArgGradOp, gradOut } from './arg-grad.js';
 import type { OpDefinition } from '../ir/registry.js';
 import { nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
@@ -51,28 +52,13 @@ export class CumSumOp extends Op {
   }
   override getGradOps(): GradOp[] {
     const d = this.inInfo(0).dtype;
-    return d === 'float32' || d === 'float16' ? [new CumSumGradOp(this)] : [];
+    return d === 'float32' || d === 'float16' ? [new ArgGradOp(CUMSUM_GRAD, this, 0, [gradOut(0)])] : [];
   }
   override attributes(): Record<string, AttributeValue> {
     return { exclusive: this.exclusive ? 1 : 0, reverse: this.reverse ? 1 : 0 };
   }
   override flops(): number {
     return nelms(this.inInfo(0).shape);
-  }
-}
-
-export class CumSumGradOp extends GradOp {
-  constructor(readonly fwd: CumSumOp) {
-    super(CUMSUM_GRAD, fwd);
-  }
-  setup(): void {
-    this.setOutInfo(0, this.fwdInInfo(0));
-  }
-  gradInputInfo(): GradInOutMapper[] {
-    return [{ gradOpInIndex: 0, fwdIndex: 0, type: GradOpInType.GradOut }];
-  }
-  gradOutToNonGradIn(): Map<number, number> {
-    return new Map([[0, 0]]);
   }
 }
 
@@ -109,7 +95,7 @@ export const cumSumDefinitions: OpDefinition[] = [
     id: CUMSUM_GRAD,
     description: 'dX = CumSum of dY the other way round (reverse flipped, exclusive kept)',
     lower: (op, ctx) => {
-      const fwd = (op as CumSumGradOp).fwd;
+      const fwd = (op as ArgGradOp<CumSumOp>).fwd;
       scanInto(ctx, fwd.scan(!fwd.reverse), ctx.input(0), ctx.output(0));
     },
   },

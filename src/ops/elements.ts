@@ -23,6 +23,7 @@
  */
 import { GradOp, GradOpInType, Op, type AttributeValue, type GradInOutMapper, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
+import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
 import type { OpDefinition } from '../ir/registry.js';
 import { fmtInfo, nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
@@ -116,7 +117,7 @@ export class GatherElementsOp extends Op {
     this.setOutInfo(0, { dtype: this.inInfo(0).dtype, shape: [...this.inInfo(1).shape] });
   }
   override getGradOps(): GradOp[] {
-    return floatInput(this, 0) ? [new GatherElementsGradOp(this)] : [];
+    return floatInput(this, 0) ? [new ArgGradOp(GATHER_ELEMENTS_GRAD, this, 0, [gradOut(0), fwdIn(1, 1)])] : [];
   }
   override attributes(): Record<string, AttributeValue> {
     return { axis: this.walk.axis };
@@ -176,26 +177,8 @@ function scatterElements(ctx: LowerContext, w: Walk, data: BuildTensor | undefin
   }
 }
 
-export class GatherElementsGradOp extends GradOp {
-  constructor(readonly fwd: GatherElementsOp) {
-    super(GATHER_ELEMENTS_GRAD, fwd);
-  }
-  setup(): void {
-    this.setOutInfo(0, this.fwdInInfo(0));
-  }
-  gradInputInfo(): GradInOutMapper[] {
-    return [
-      { gradOpInIndex: 0, fwdIndex: 0, type: GradOpInType.GradOut },
-      { gradOpInIndex: 1, fwdIndex: 1, type: GradOpInType.In },
-    ];
-  }
-  gradOutToNonGradIn(): Map<number, number> {
-    return new Map([[0, 0]]);
-  }
-}
-
 function lowerGatherElementsGrad(op: Op, ctx: LowerContext): void {
-  const fwd = (op as GatherElementsGradOp).fwd;
+  const fwd = (op as ArgGradOp<GatherElementsOp>).fwd;
   scatterElements(ctx, fwd.walk, undefined, ctx.input(0), ctx.input(1), ctx.output(0), 1, 'gather-elements-grad');
 }
 

@@ -146,16 +146,26 @@ function lowerSumMeanGrad(op: Op, ctx: LowerContext): void {
  * dX = mask x dY / count, with mask = (X == Y broadcast) and count the number
  * of maxima of each reduced group: ties share the gradient equally.
  */
-function lowerMaxGrad(op: Op, ctx: LowerContext): void {
+/**
+ * What the gradients reading X and Y (ReduceMax/Min, ReduceProd) start from:
+ * dY, X and Y as operands; undefined (dX is dY itself, aliased) when no axis
+ * is reduced.
+ */
+function gradOperands(op: Op, ctx: LowerContext): { fwd: ReduceOp; xShape: readonly number[]; dy: Operand; x: Operand; y: Operand } | undefined {
   const fwd = (op as ReduceGradOp).fwd;
   const xShape = fwd.inInfo(0).shape;
   const dy = gradIn(ctx, fwd);
   if (!needsReduction(xShape, fwd.axes)) {
     ctx.aliasOutput(0, dy.t);
-    return;
+    return undefined;
   }
-  const x = operand(ctx, 1);
-  const y: Operand = { t: ctx.input(2), shape: dy.shape };
+  return { fwd, xShape, dy, x: operand(ctx, 1), y: { t: ctx.input(2), shape: dy.shape } };
+}
+
+function lowerMaxGrad(op: Op, ctx: LowerContext): void {
+  const g = gradOperands(op, ctx);
+  if (!g) return;
+  const { fwd, xShape, dy, x, y } = g;
   const mask = ctx.addTensor('mask', 'float32', [...xShape]);
   ctx.graph.mapLike(mask, x.t);
   mapBroadcast(ctx, 'IsEqualMask', { a: x, b: y }, { t: mask, shape: xShape }, { cyclic: 'b', name: 'mask' });
@@ -171,15 +181,9 @@ function lowerMaxGrad(op: Op, ctx: LowerContext): void {
 
 /** dX = dY x Y / X broadcast over the reduced axes: the product of the other elements, when X is not 0. */
 function lowerProdGrad(op: Op, ctx: LowerContext): void {
-  const fwd = (op as ReduceGradOp).fwd;
-  const xShape = fwd.inInfo(0).shape;
-  const dy = gradIn(ctx, fwd);
-  if (!needsReduction(xShape, fwd.axes)) {
-    ctx.aliasOutput(0, dy.t);
-    return;
-  }
-  const x = operand(ctx, 1);
-  const y: Operand = { t: ctx.input(2), shape: dy.shape };
+  const g = gradOperands(op, ctx);
+  if (!g) return;
+  const { xShape, dy, x, y } = g;
   const dyy = ctx.addTensor('dyy', ctx.input(2).dtype, [...dy.shape]);
   ctx.graph.mapLike(dyy, dy.t);
   mapBroadcast(ctx, 'Mul', { a: dy, b: y }, { t: dyy, shape: dy.shape }, { name: 'dy-y' });
