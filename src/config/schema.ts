@@ -153,7 +153,7 @@ export const deviceValueSchema = z
   .union([z.string().min(1), deviceObjectSchema], {
     error: 'expected a preset name, a path to a device YAML, or a map such as {preset: mk2, tiles: 64}',
   })
-  .describe('a preset (tiny, mk1, mk2, bow), a path to a device YAML, or {preset: mk2, tiles: 64, ...any device field}');
+  .describe('a preset (a chip: tiny, mk1, mk2, bow; a system: m2000, pod16, pod64, bow2000, bowpod16), a path to a device YAML, or {preset: mk2, tiles: 64, ...any device field}');
 
 // ---------------------------------------------------------------------------
 // Model
