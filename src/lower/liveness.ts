@@ -98,6 +98,14 @@ export function computeLiveness(
         if (i < firstWrite[t]) firstWrite[t] = i;
         // Only writes before the first read decide whether reads see this batch's data.
         if (firstRead[t] === Infinity) {
+          // A run continuing the last recorded write (an exchange fills its buffer copy after copy) extends it:
+          // the same coverage in one entry instead of one per copy (tens of millions for a whole model).
+          if (wn > 0 && cols[0][wn - 1] === t && cols[1][wn - 1] === i && cols[3][wn - 1] === a.begin) {
+            cols[3][wn - 1] = a.end;
+            if (a.read && i < firstRead[t]) firstRead[t] = i;
+            last[t] = i;
+            return;
+          }
           if (wn === cols[0].length) {
             const grow = <A extends Int32Array | Float64Array>(c: A): A => {
               const g = new (c.constructor as new (n: number) => A)(c.length * 2);
