@@ -28,7 +28,7 @@ import { rerenderReport } from '../report/rerender.js';
 import { writeComparison } from '../report/compare.js';
 import { TilePool } from '../../sim/pool.js';
 import { CodeletFault, describeThrown, moduleInStack } from '../../sim/faults.js';
-import { checkpointConfig, readCheckpoint, writeCheckpoint } from '../report/checkpoint.js';
+import { checkpointConfig, checkpointInFlight, readCheckpoint, writeCheckpoint } from '../report/checkpoint.js';
 import { importedUserModules, loadCodeletRegistry } from '../../sim/modules.js';
 import type { DeviceProgram } from '../../sim/program.js';
 import { programJsonReplacer } from '../../sim/copies.js';
@@ -377,8 +377,14 @@ export async function main(argv: string[]): Promise<number> {
  */
 function onInterrupt(say: () => void): () => void {
   const handler = (sig: NodeJS.Signals) => {
-    say();
-    process.exit(sig === 'SIGINT' ? 130 : 143);
+    const end = () => {
+      say();
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    };
+    // A checkpoint being written finishes first (then only the newest is on disk); Ctrl-C again stops at once.
+    const pending = checkpointInFlight();
+    if (pending) pending.then(end, end);
+    else end();
   };
   process.once('SIGINT', handler);
   process.once('SIGTERM', handler);

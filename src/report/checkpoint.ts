@@ -47,8 +47,24 @@ export function configDigest(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
 }
 
+/** The checkpoint being written, if any: Ctrl-C lets it finish (its rename and the removal of older ones). */
+let inFlight: Promise<string> | undefined;
+
+export function checkpointInFlight(): Promise<string> | undefined {
+  return inFlight;
+}
+
 /** Write the checkpoint of `state` into `runDir`/checkpoints, then drop older ones. */
-export async function writeCheckpoint(runDir: string, configFile: string, state: SessionState, steps: StepReport[]): Promise<string> {
+export function writeCheckpoint(runDir: string, configFile: string, state: SessionState, steps: StepReport[]): Promise<string> {
+  // The caller's await is the first reaction on `p`: an interrupt waiting on it runs after the caller has seen the result.
+  const p: Promise<string> = write(runDir, configFile, state, steps).finally(() => {
+    if (inFlight === p) inFlight = undefined;
+  });
+  inFlight = p;
+  return p;
+}
+
+async function write(runDir: string, configFile: string, state: SessionState, steps: StepReport[]): Promise<string> {
   const root = path.join(runDir, CHECKPOINTS);
   const name = `step-${String(state.step).padStart(6, '0')}`;
   const temp = path.join(root, `.${name}.partial-${process.pid}`);
