@@ -100,25 +100,22 @@ export function computeLiveness(
         if (firstRead[t] === Infinity) {
           // A run continuing the last recorded write (an exchange fills its buffer copy after copy) extends it:
           // the same coverage in one entry instead of one per copy (tens of millions for a whole model).
-          if (wn > 0 && cols[0][wn - 1] === t && cols[1][wn - 1] === i && cols[3][wn - 1] === a.begin) {
-            cols[3][wn - 1] = a.end;
-            if (a.read && i < firstRead[t]) firstRead[t] = i;
-            last[t] = i;
-            return;
+          if (wn > 0 && cols[0][wn - 1] === t && cols[1][wn - 1] === i && cols[3][wn - 1] === a.begin) cols[3][wn - 1] = a.end;
+          else {
+            if (wn === cols[0].length) {
+              const grow = <A extends Int32Array | Float64Array>(c: A): A => {
+                const g = new (c.constructor as new (n: number) => A)(c.length * 2);
+                g.set(c);
+                return g;
+              };
+              cols = [grow(cols[0]), grow(cols[1]), grow(cols[2]), grow(cols[3])] as const;
+            }
+            cols[0][wn] = t;
+            cols[1][wn] = i;
+            cols[2][wn] = a.begin;
+            cols[3][wn] = a.end;
+            wn++;
           }
-          if (wn === cols[0].length) {
-            const grow = <A extends Int32Array | Float64Array>(c: A): A => {
-              const g = new (c.constructor as new (n: number) => A)(c.length * 2);
-              g.set(c);
-              return g;
-            };
-            cols = [grow(cols[0]), grow(cols[1]), grow(cols[2]), grow(cols[3])] as const;
-          }
-          cols[0][wn] = t;
-          cols[1][wn] = i;
-          cols[2][wn] = a.begin;
-          cols[3][wn] = a.end;
-          wn++;
         }
       }
       if (a.read && i < firstRead[t]) firstRead[t] = i;

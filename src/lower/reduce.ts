@@ -372,16 +372,21 @@ function place(p: ReductionProblem, tasks: PlanTask[], values: readonly PlanValu
   }
 }
 
-/** Cycles of a ReduceFinal vertex by (partials, length, dtype), memoised: the planner asks the same few shapes millions of times. */
-const finalCycles = new Map<string, number>();
+/** Cycles of a ReduceFinal vertex by (partials, length), per device and dtype, memoised: the planner asks the same few shapes millions of times. */
+const finalCycles = new WeakMap<DeviceSpec, Map<DeviceDType, Map<number, number>>>();
+
 function reduceFinalCyclesOf(parts: number, len: number, dtype: DeviceDType, device: DeviceSpec): number {
-  const key = `${device.name}:${parts}:${len}:${dtype}`;
-  let c = finalCycles.get(key);
+  let byDtype = finalCycles.get(device);
+  if (!byDtype) finalCycles.set(device, (byDtype = new Map()));
+  let memo = byDtype.get(dtype);
+  if (!memo) byDtype.set(dtype, (memo = new Map()));
+  // A number key, not a string per call: lengths stay far below 2^26.
+  const key = parts * 2 ** 26 + len;
+  let c = memo.get(key);
   if (c === undefined) {
     const region = { offset: 0, count: len, dtype };
     c = reduceFinalCodelet.cycles({ fields: { partials: Array.from({ length: parts }, () => region), out: region }, params: {} }, device);
-    if (finalCycles.size > 100_000) finalCycles.clear();
-    finalCycles.set(key, c);
+    memo.set(key, c);
   }
   return c;
 }
