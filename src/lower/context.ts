@@ -31,11 +31,13 @@ export class LowerContext {
   private cs = -1;
   private ex = -1;
   private readonly pending: ProgramStep[] = [];
-  private readonly copies = new Map<string, Slice>();
   /** Gathers made, by a hash of their tensor, tile and runs (flattened begin, end pairs), for reuse. */
-  private readonly gathers = new Map<string, { runs: Float64Array; slice: Slice }[]>();
-  /** Copies made by onTile per tensor and tile, for reuse by requests inside them. */
-  private readonly copiesOn = new Map<string, { begin: number; end: number; slice: Slice }[]>();
+  private readonly gathers = new Map<number, { tensor: number; tile: number; runs: Float64Array; slice: Slice }[]>();
+  /**
+   * Copies made by onTile per tensor and tile (key tensor id x tiles + tile: numbers, not strings,
+   * since a whole model asks millions of times), for reuse by requests inside them.
+   */
+  private readonly copiesOn = new Map<number, { begin: number; end: number; slice: Slice }[]>();
   /** Device tensors this op made with output(). */
   private readonly made = new Set<BuildTensor>();
   /**
@@ -200,19 +202,19 @@ export class LowerContext {
       if (t.layoutBy) this.countLayout(t, begin, end, tile, this.graph.rangesOf(t, begin, end));
       return this.slice(t, begin, end);
     }
-    const tileKey = `${t.id}:${tile}`;
-    const within = this.copiesOn.get(tileKey)?.find((c) => c.begin <= begin && end <= c.end);
-    if (within) return { tensor: within.slice.tensor, begin: within.slice.begin + (begin - within.begin), end: within.slice.begin + (end - within.begin) };
-    const key = `${t.id}:${begin}:${end}:${tile}`;
-    const cached = this.copies.get(key);
-    if (cached) return cached;
+    const tileKey = t.id * this.graph.numTiles + tile;
+    const list = this.copiesOn.get(tileKey);
+    if (list) {
+      for (let k = 0; k < list.length; k++) {
+        const c = list[k];
+        if (c.begin <= begin && end <= c.end) return { tensor: c.slice.tensor, begin: c.slice.begin + (begin - c.begin), end: c.slice.begin + (end - c.begin) };
+      }
+    }
     if (this.cs < 0) throw new Error(`internal: ${this.op.name} asks for data before opening a compute set`);
     if (t.layoutBy) this.countLayout(t, begin, end, tile, this.graph.rangesOf(t, begin, end));
     const s = this.buffer(t, end - begin, tile);
     if (this.ex < 0) this.ex = this.graph.addExchange(`${this.graph.computeSets[this.cs].name}/exchange`, this.op.name);
     this.graph.addCopy(this.ex, this.slice(t, begin, end), s);
-    this.copies.set(key, s);
-    const list = this.copiesOn.get(tileKey);
     if (list) list.push({ begin, end, slice: s });
     else this.copiesOn.set(tileKey, [{ begin, end, slice: s }]);
     return s;
@@ -226,31 +228,47 @@ export class LowerContext {
    * reading the runs as one region), the runs copied even when they are here.
    */
   gather(t: BuildTensor, runs: readonly (readonly [number, number])[], tile: number, opts: { oneSlice?: boolean } = {}): Slice[] {
+    // Indexed loops: a for-of over the runs made an iterator object per gather, most of a ResNet's compile garbage.
+    const n = runs.length;
     let remote = 0;
-    for (const [b, e] of runs) if (!this.graph.isOnTile(t, b, e, tile)) remote++;
+    for (let k = 0; k < n && remote < 2; k++) if (!this.graph.isOnTile(t, runs[k][0], runs[k][1], tile)) remote++;
     // Gathering also copies the runs already here: worth it only when several runs must travel.
-    if (runs.length === 1 || (remote < 2 && !opts.oneSlice)) return runs.map(([b, e]) => this.onTile(t, b, e, tile));
-    // Reuse an identical gather (a window several vertices read): found by a hash of the runs, then
-    // compared run by run (a string key of the runs cost more garbage than the rest of the lowering).
-    const key = `${t.id}:${tile}:${runs.length}:${runsHash(runs)}`;
-    const same = this.gathers.get(key)?.find((g) => runs.every(([b, e], k) => g.runs[2 * k] === b && g.runs[2 * k + 1] === e));
-    if (same) return [same.slice];
+    if (n === 1 || (remote < 2 && !opts.oneSlice)) {
+      const out = new Array<Slice>(n);
+      for (let k = 0; k < n; k++) out[k] = this.onTile(t, runs[k][0], runs[k][1], tile);
+      return out;
+    }
+    // Reuse an identical gather (a window several vertices read): found by a hash of the tensor, tile and
+    // runs, then compared run by run (string keys of the runs cost more garbage than the rest of the lowering).
+    const key = Math.imul(Math.imul(runsHash(runs) ^ t.id, 0x01000193) ^ tile, 0x01000193) ^ n;
+    const list = this.gathers.get(key);
+    if (list) {
+      for (const g of list) {
+        if (g.tensor !== t.id || g.tile !== tile || g.runs.length !== 2 * n) continue;
+        let k = 0;
+        while (k < n && g.runs[2 * k] === runs[k][0] && g.runs[2 * k + 1] === runs[k][1]) k++;
+        if (k === n) return [g.slice];
+      }
+    }
     let size = 0;
-    for (const [b, e] of runs) size += e - b;
+    for (let k = 0; k < n; k++) size += runs[k][1] - runs[k][0];
     if (this.cs < 0) throw new Error(`internal: ${this.op.name} asks for data before opening a compute set`);
-    if (t.layoutBy) for (const [b, e] of runs) this.countLayout(t, b, e, tile, this.graph.rangesOf(t, b, e));
+    if (t.layoutBy) for (let k = 0; k < n; k++) this.countLayout(t, runs[k][0], runs[k][1], tile, this.graph.rangesOf(t, runs[k][0], runs[k][1]));
     const s = this.buffer(t, size, tile);
     if (this.ex < 0) this.ex = this.graph.addExchange(`${this.graph.computeSets[this.cs].name}/exchange`, this.op.name);
+    const flat = new Float64Array(2 * n);
     let at = s.begin;
-    for (const [b, e] of runs) {
-      this.graph.addCopy(this.ex, this.slice(t, b, e), { tensor: s.tensor, begin: at, end: at + (e - b) });
+    for (let k = 0; k < n; k++) {
+      const b = runs[k][0];
+      const e = runs[k][1];
+      this.graph.addCopy(this.ex, { tensor: t.id, begin: b, end: e }, { tensor: s.tensor, begin: at, end: at + (e - b) });
       at += e - b;
+      flat[2 * k] = b;
+      flat[2 * k + 1] = e;
     }
-    const flat = new Float64Array(2 * runs.length);
-    runs.forEach(([b, e], k) => ((flat[2 * k] = b), (flat[2 * k + 1] = e)));
-    const list = this.gathers.get(key);
-    if (list) list.push({ runs: flat, slice: s });
-    else this.gathers.set(key, [{ runs: flat, slice: s }]);
+    const entry = { tensor: t.id, tile, runs: flat, slice: s };
+    if (list) list.push(entry);
+    else this.gathers.set(key, [entry]);
     return [s];
   }
 

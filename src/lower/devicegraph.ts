@@ -23,7 +23,7 @@ import { allocate } from './memory.js';
 import { layoutTile, linearLayout } from './linear.js';
 import { SliceCopies } from './slice-copies.js';
 import { UserError } from '../errors.js';
-import { checkHostHeap } from '../util/host-heap.js';
+import { checkHostHeap, hostHeapCheckDue } from '../util/host-heap.js';
 import { fieldDtypeError } from './vertex-check.js';
 
 /** A mistake in an op's lowering (a custom op author's, or ours): named by op, never an internal crash. */
@@ -98,7 +98,7 @@ export class DeviceGraph {
   }
 
   addTensor(name: string, dtype: DeviceDType, shape: readonly number[], category: TensorCategory, op = ''): BuildTensor {
-    checkHostHeap(`lowering op '${op}'`, 4096);
+    if (hostHeapCheckDue(4096)) checkHostHeap(`lowering op '${op}'`);
     const t: BuildTensor = {
       id: this.tensors.length,
       name,
@@ -197,9 +197,13 @@ export class DeviceGraph {
     params: Record<string, number> = {},
     arrays?: Record<string, number[]>,
   ): void {
-    checkHostHeap(`lowering op '${this.computeSets[cs].op}'`, 4096);
-    this.computeSets[cs].vertices.push({ codelet, tile, fields, params, ...(arrays ? { arrays } : {}) });
-    for (const f of Object.values(fields)) for (const s of Array.isArray(f) ? f : [f]) this.referenced.add(s.tensor);
+    if (hostHeapCheckDue(4096)) checkHostHeap(`lowering op '${this.computeSets[cs].op}'`);
+    this.computeSets[cs].vertices.push(arrays ? { codelet, tile, fields, params, arrays } : { codelet, tile, fields, params });
+    for (const name in fields) {
+      const f = fields[name];
+      if (Array.isArray(f)) for (let k = 0; k < f.length; k++) this.referenced.add(f[k].tensor);
+      else this.referenced.add(f.tensor);
+    }
   }
 
   /** Whether any vertex, copy or stream uses `t` so far. */
@@ -219,7 +223,8 @@ export class DeviceGraph {
 
   addCopy(ex: number, src: Slice, dst: Slice): void {
     if (src.end - src.begin !== dst.end - dst.begin) throw loweringError(this.exchanges[ex].op, `copy between slices of different sizes (${src.end - src.begin} and ${dst.end - dst.begin})`);
-    checkHostHeap(`lowering op '${this.exchanges[ex].op}'`, 16384);
+    // The message is made only when the heap is checked: a string per copy was garbage by the million.
+    if (hostHeapCheckDue(16384)) checkHostHeap(`lowering op '${this.exchanges[ex].op}'`);
     this.exchanges[ex].copies.push(src.tensor, src.begin, dst.tensor, dst.begin, src.end - src.begin);
     this.referenced.add(src.tensor).add(dst.tensor);
   }

@@ -38,9 +38,9 @@ export type Run = readonly [number, number];
  */
 export function runsHash(runs: readonly Run[]): number {
   let h = 0x811c9dc5;
-  for (const [b, e] of runs) {
-    h = Math.imul(h ^ b, 0x01000193);
-    h = Math.imul(h ^ e, 0x01000193);
+  for (let k = 0; k < runs.length; k++) {
+    h = Math.imul(h ^ runs[k][0], 0x01000193);
+    h = Math.imul(h ^ runs[k][1], 0x01000193);
   }
   return h >>> 0;
 }

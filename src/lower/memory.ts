@@ -263,23 +263,30 @@ export function codeAndVertexState(
 }
 
 /** Vertex-state bytes of one vertex (see the file comment). */
+const SEEN_FIELDS: Slice[] = [];
+
 export function vertexStateBytes(
   v: { fields: Record<string, Slice | Slice[]>; params: Record<string, number>; arrays?: Record<string, number[]> },
   fieldSpecs?: Record<string, { vector?: boolean }>,
 ): number {
   let words = 1;
-  // Scalar fields seen so far, compared directly (a string key per field was a whole model's garbage).
-  const seen: Slice[] = [];
+  // Scalar fields seen so far, compared directly, in one reused list (a string key per field, then a list
+  // per vertex, were a whole model's garbage).
+  const seen = SEEN_FIELDS;
+  seen.length = 0;
   for (const name in v.fields) {
     const f = v.fields[name];
     if (Array.isArray(f) || fieldSpecs?.[name]?.vector) {
       words += 2 + 2 * (Array.isArray(f) ? f.length : 1);
       continue;
     }
-    if (seen.some((g) => g.tensor === f.tensor && g.begin === f.begin && g.end === f.end)) continue;
+    let k = 0;
+    while (k < seen.length && !(seen[k].tensor === f.tensor && seen[k].begin === f.begin && seen[k].end === f.end)) k++;
+    if (k < seen.length) continue;
     seen.push(f);
     words += 2;
   }
+  seen.length = 0;
   for (const _ in v.params) words++;
   if (v.arrays) for (const name in v.arrays) words += 2 + v.arrays[name].length;
   return words * VERTEX_WORD_BYTES;

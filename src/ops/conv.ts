@@ -162,15 +162,11 @@ function convShape(spec: ConvSpec): ConvShape {
   };
 }
 
-/** Element runs [begin, end) of the listed blocks, adjacent runs merged. */
-function mergedRuns(runs: [number, number][]): [number, number][] {
-  const out: [number, number][] = [];
-  for (const r of runs) {
-    const last = out[out.length - 1];
-    if (last && last[1] === r[0]) last[1] = r[1];
-    else out.push([r[0], r[1]]);
-  }
-  return out;
+/** Appends the element run [b, e) to `runs`, merged into the last run when adjacent (merged as built: a list of one run per channel, merged after, was a ResNet compile's biggest garbage). */
+function pushRun(runs: [number, number][], b: number, e: number): void {
+  const last = runs.length > 0 ? runs[runs.length - 1] : undefined;
+  if (last !== undefined && last[1] === b) last[1] = e;
+  else runs.push([b, e]);
 }
 
 /** A forward plan's block of output rows x output channels for some batch items, owned by `owner` (its first tile). */
@@ -203,8 +199,8 @@ function convBlocks(s: ConvShape, p: ConvPlan): ConvBlock[] {
         const m0 = mb * p.mBlock;
         const m1 = Math.min(M, m0 + p.mBlock);
         const runs: [number, number][] = [];
-        for (let n = n0; n < n1; n++) for (let m = m0; m < m1; m++) runs.push([((n * M + m) * O0 + r0) * outRest, ((n * M + m) * O0 + r1) * outRest]);
-        blocks.push({ owner, n0, n1, r0, r1, m0, m1, out: mergedRuns(runs) });
+        for (let n = n0; n < n1; n++) for (let m = m0; m < m1; m++) pushRun(runs, ((n * M + m) * O0 + r0) * outRest, ((n * M + m) * O0 + r1) * outRest);
+        blocks.push({ owner, n0, n1, r0, r1, m0, m1, out: runs });
       }
     }
   }
@@ -227,12 +223,12 @@ function blockReads(s: ConvShape, p: ConvPlan, blk: ConvBlock, cb: number, only?
   const xRuns: [number, number][] = [];
   for (let n = blk.n0; n < blk.n1 && only !== 'w'; n++) {
     for (let gi = g0; gi <= g1; gi++) {
-      for (let c = gi * Cg + c0; c < gi * Cg + c1; c++) xRuns.push([(n * s.C + c) * inPlane + ih0 * inRest, (n * s.C + c) * inPlane + (ih0 + inRows) * inRest]);
+      for (let c = gi * Cg + c0; c < gi * Cg + c1; c++) pushRun(xRuns, (n * s.C + c) * inPlane + ih0 * inRest, (n * s.C + c) * inPlane + (ih0 + inRows) * inRest);
     }
   }
   const wRuns: [number, number][] = [];
-  for (let m = blk.m0; m < blk.m1 && only !== 'x'; m++) wRuns.push([(m * Cg + c0) * K, (m * Cg + c1) * K]);
-  return { tile: blk.owner + cb, c0, c1, g0, g1, ih0, inRows, xRuns: mergedRuns(xRuns), wRuns: mergedRuns(wRuns) };
+  for (let m = blk.m0; m < blk.m1 && only !== 'x'; m++) pushRun(wRuns, (m * Cg + c0) * K, (m * Cg + c1) * K);
+  return { tile: blk.owner + cb, c0, c1, g0, g1, ih0, inRows, xRuns: xRuns, wRuns: wRuns };
 }
 
 /**
@@ -472,9 +468,9 @@ export function lowerConvGradXSpec(spec: ConvSpec, ctx: LowerContext): void {
         const c0 = cb * p.cBlock;
         const c1 = Math.min(C, c0 + p.cBlock);
         const runs: [number, number][] = [];
-        for (let n = n0; n < n1; n++) for (let c = c0; c < c1; c++) runs.push([((n * C + c) * D0 + r0) * inRest, ((n * C + c) * D0 + r1) * inRest]);
+        for (let n = n0; n < n1; n++) for (let c = c0; c < c1; c++) pushRun(runs, ((n * C + c) * D0 + r0) * inRest, ((n * C + c) * D0 + r1) * inRest);
         const base = ((nb * p.gRow + rb) * p.gC + cb) * p.gM;
-        blocks.push({ base, parts: p.gM, out: mergedRuns(runs), size: (n1 - n0) * (c1 - c0) * (r1 - r0) * inRest, n0, n1, r0, r1, c0, c1 });
+        blocks.push({ base, parts: p.gM, out: runs, size: (n1 - n0) * (c1 - c0) * (r1 - r0) * inRest, n0, n1, r0, r1, c0, c1 });
       }
     }
   }
@@ -496,20 +492,20 @@ export function lowerConvGradXSpec(spec: ConvSpec, ctx: LowerContext): void {
       const dyRuns: [number, number][] = [];
       for (let n = blk.n0; n < blk.n1; n++) {
         for (let gi = g0; gi <= g1; gi++) {
-          for (let m = gi * Mg + m0; m < gi * Mg + m1; m++) dyRuns.push([((n * M + m) * O0 + oh0) * outRest, ((n * M + m) * O0 + oh0 + dyRows) * outRest]);
+          for (let m = gi * Mg + m0; m < gi * Mg + m1; m++) pushRun(dyRuns, ((n * M + m) * O0 + oh0) * outRest, ((n * M + m) * O0 + oh0 + dyRows) * outRest);
         }
       }
       const wRuns: [number, number][] = [];
       for (let gi = g0; gi <= g1; gi++) {
         const cs = Math.max(blk.c0, gi * Cg) - gi * Cg;
         const ce = Math.min(blk.c1, (gi + 1) * Cg) - gi * Cg;
-        for (let m = gi * Mg + m0; m < gi * Mg + m1; m++) wRuns.push([(m * Cg + cs) * K, (m * Cg + ce) * K]);
+        for (let m = gi * Mg + m0; m < gi * Mg + m1; m++) pushRun(wRuns, (m * Cg + cs) * K, (m * Cg + ce) * K);
       }
       const tile = blk.base + mb;
       ctx.vertex(
         'NnConvGradXBlock',
         tile,
-        { in: ctx.gather(dy, mergedRuns(dyRuns), tile), weights: ctx.gather(w, mergedRuns(wRuns), tile), out: gradBlockOut(ctx, dx, blk, `partial${bi}.${mb}`, mb, partials[bi]) },
+        { in: ctx.gather(dy, dyRuns, tile), weights: ctx.gather(w, wRuns, tile), out: gradBlockOut(ctx, dx, blk, `partial${bi}.${mb}`, mb, partials[bi]) },
         { group: s.group, nCount: blk.n1 - blk.n0, r0: blk.r0, rows: blk.r1 - blk.r0, c0: blk.c0, cCount: blk.c1 - blk.c0, m0, mCount: m1 - m0, g0, gCount: g1 - g0 + 1, oh0, dyRows },
         arrays,
       );
@@ -554,8 +550,8 @@ export function lowerConvGradWSpec(spec: ConvSpec, ctx: LowerContext): void {
       const c0 = cb * p.cBlock;
       const c1 = Math.min(Cg, c0 + p.cBlock);
       const runs: [number, number][] = [];
-      for (let m = m0; m < m1; m++) runs.push([(m * Cg + c0) * K, (m * Cg + c1) * K]);
-      blocks.push({ base: (mb * p.gC + cb) * gK, parts: gK, out: mergedRuns(runs), size: (m1 - m0) * (c1 - c0) * K, m0, m1, c0, c1 });
+      for (let m = m0; m < m1; m++) pushRun(runs, (m * Cg + c0) * K, (m * Cg + c1) * K);
+      blocks.push({ base: (mb * p.gC + cb) * gK, parts: gK, out: runs, size: (m1 - m0) * (c1 - c0) * K, m0, m1, c0, c1 });
     }
   }
   mapGradBlocks(ctx, dw, blocks);
@@ -575,11 +571,11 @@ export function lowerConvGradWSpec(spec: ConvSpec, ctx: LowerContext): void {
         const [ih0, ih1] = inputRows(s, r0, r1);
         const inRows = Math.max(1, ih1 - ih0);
         const dyRuns: [number, number][] = [];
-        for (let n = n0; n < n1; n++) for (let m = blk.m0; m < blk.m1; m++) dyRuns.push([((n * M + m) * O0 + r0) * outRest, ((n * M + m) * O0 + r1) * outRest]);
+        for (let n = n0; n < n1; n++) for (let m = blk.m0; m < blk.m1; m++) pushRun(dyRuns, ((n * M + m) * O0 + r0) * outRest, ((n * M + m) * O0 + r1) * outRest);
         const xRuns: [number, number][] = [];
         for (let n = n0; n < n1; n++) {
           for (let gi = g0; gi <= g1; gi++) {
-            for (let c = gi * Cg + blk.c0; c < gi * Cg + blk.c1; c++) xRuns.push([(n * C + c) * inPlane + ih0 * inRest, (n * C + c) * inPlane + (ih0 + inRows) * inRest]);
+            for (let c = gi * Cg + blk.c0; c < gi * Cg + blk.c1; c++) pushRun(xRuns, (n * C + c) * inPlane + ih0 * inRest, (n * C + c) * inPlane + (ih0 + inRows) * inRest);
           }
         }
         const part = nb * p.gRow + rb;
@@ -587,7 +583,7 @@ export function lowerConvGradWSpec(spec: ConvSpec, ctx: LowerContext): void {
         ctx.vertex(
           'NnConvGradWBlock',
           tile,
-          { gradOut: ctx.gather(dy, mergedRuns(dyRuns), tile), in: ctx.gather(x, mergedRuns(xRuns), tile), out: gradBlockOut(ctx, dw, blk, `partial${bi}.${part}`, part, partials[bi]) },
+          { gradOut: ctx.gather(dy, dyRuns, tile), in: ctx.gather(x, xRuns, tile), out: gradBlockOut(ctx, dw, blk, `partial${bi}.${part}`, part, partials[bi]) },
           { group: s.group, nCount: n1 - n0, r0, rows: r1 - r0, m0: blk.m0, mCount: blk.m1 - blk.m0, c0: blk.c0, cCount: blk.c1 - blk.c0, g0, gCount: g1 - g0 + 1, ih0, inRows },
           arrays,
         );

@@ -20,12 +20,17 @@ export const HEAP_FRACTION = 0.75;
 const MB = 2 ** 20;
 let calls = 0;
 
+/** Whether a per-item caller's check is due (one in `every` calls): lets it skip building the message. */
+export function hostHeapCheckDue(every: number): boolean {
+  return ++calls % every === 0;
+}
+
 /**
  * Throw a RunError when the heap is nearly full. `where` names what was being
  * built. Cheap enough to call per op or per thousand items; `every` thins calls.
  */
 export function checkHostHeap(where: string, every = 1): void {
-  if (every > 1 && ++calls % every !== 0) return;
+  if (every > 1 && !hostHeapCheckDue(every)) return;
   const h = getHeapStatistics();
   if (h.used_heap_size <= HEAP_FRACTION * h.heap_size_limit) return;
   const limit = Math.round(h.heap_size_limit / MB);
