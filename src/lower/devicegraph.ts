@@ -315,7 +315,7 @@ export class DeviceGraph {
               }
             }
           }
-          return { codelet: v.codelet, tile: v.tile, fields, params: v.params, ...(v.arrays ? { arrays: v.arrays } : {}) };
+          return v.arrays ? { codelet: v.codelet, tile: v.tile, fields, params: v.params, arrays: v.arrays } : { codelet: v.codelet, tile: v.tile, fields, params: v.params };
         })
         .sort((a, b) => a.tile - b.tile);
       const resolved = { id: cs.id, name: cs.name, op: cs.op, vertices };
