@@ -266,7 +266,8 @@ function convCreateInput(op: Op, index: number, device: DeviceSpec, plans: PlanO
   const grain = vectorWidth(dtype, device);
   const minElems = Math.max(grain, Math.ceil(device.minBytesPerTile / DTYPE_BYTES[dtype] / grain) * grain);
   const read: ReadGroup[] = [...groups.values()].flat();
-  return layoutFromReads(size, read, { grain, minElems, linear: linearMapping(size, dtype, device, numTiles), numTiles });
+  // However fragmented: lowerGraph's mapSource refuses a fragmented layout where other ops read the tensor per interval.
+  return layoutFromReads(size, read, { grain, minElems, linear: linearMapping(size, dtype, device, numTiles), numTiles, maxIntervalsPerTile: Infinity });
 }
 
 /**

@@ -448,7 +448,8 @@ export function matMulInputLayout(p: MatMulProblem, which: 'a' | 'b', o: MatMulO
   const grain = vectorWidth(o.inDtype, device);
   const minElems = Math.max(grain, Math.ceil(device.minBytesPerTile / DTYPE_BYTES[o.inDtype] / grain) * grain);
   const read: ReadGroup[] = [...groups.values()];
-  return layoutFromReads(size, read, { grain, minElems, linear: linearMapping(size, o.inDtype, device, numTiles), numTiles });
+  // However fragmented: lowerGraph's mapSource refuses a fragmented layout where other ops read the tensor per interval.
+  return layoutFromReads(size, read, { grain, minElems, linear: linearMapping(size, o.inDtype, device, numTiles), numTiles, maxIntervalsPerTile: Infinity });
 }
 
 /** The variable whose gradient this op's output is, when the output has its size: the output is then mapped like it. */

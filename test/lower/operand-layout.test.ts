@@ -103,3 +103,30 @@ describe('a planned convolution reads the operands it created where they are', (
     });
   }
 });
+
+describe('a strided operand block is created for the matmul only where no other op reads the tensor per interval', () => {
+  // A Linear weight [N, K] read transposed, the contraction split in 4: each tile's block is 8 rows of 32
+  // elements, 8 intervals on the tile.
+  const split: MatMulSplit = { bBlock: 1, mBlock: 16, nBlock: 8, kBlock: 32 };
+  const plans: PlanOverrides = { matmul: () => split };
+  const node = '{op: Gemm, inputs: [x, w], outputs: [y], attributes: {transB: 1}}';
+  const mostPerTile = (t: DeviceTensor) => {
+    const n = new Map<number, number>();
+    for (const iv of t.intervals) n.set(iv.tile, (n.get(iv.tile) ?? 0) + 1);
+    return Math.max(...n.values());
+  };
+
+  it('inference: the weight lies in the blocks the tiles read, strided, and never travels', async () => {
+    const { p, tensor, created } = await compiled(config([16, 128], [32, 128], node), plans);
+    expect(created).toContain('w');
+    expect(mostPerTile(tensor('w'))).toBeGreaterThan(2);
+    expect(remoteBytesFrom(p, tensor('w'))).toBe(0);
+  });
+
+  it('training: the SGD update reads the weight per interval, so it keeps a linear mapping', async () => {
+    const train = `${config([16, 128], [32, 128], node)}train:\n  loss: {type: l1, input: y}\n  optimizer: {type: sgd, lr: 0.1}\n`;
+    const { tensor, created } = await compiled(train, plans);
+    expect(created).not.toContain('w');
+    expect(mostPerTile(tensor('w'))).toBeLessThanOrEqual(2);
+  });
+});
