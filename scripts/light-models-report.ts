@@ -8,7 +8,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadDevicePreset } from '../src/config/devices.js';
-import { compileLight } from '../test/conformance/light.js';
+import { compileLight, lightDevice } from '../test/conformance/light.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DIR = path.resolve(ROOT, '../shared/conformance/onnx-light');
@@ -21,7 +21,7 @@ const failures: string[] = [];
 for (const f of readdirSync(DIR).filter((n) => n.endsWith('.onnx')).sort()) {
   const name = f.replace(/\.onnx$/, '');
   if (only.length && !only.some((o) => name.includes(o))) continue;
-  const r = await compileLight(path.join(DIR, f), device);
+  const r = await compileLight(path.join(DIR, f), lightDevice(name, device));
   let row: string;
   if (r.status === 'compiled') {
     const u = r.maxTileUse;

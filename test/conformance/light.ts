@@ -40,6 +40,22 @@ export interface LightOutOfMemory {
 
 export type LightResult = LightCompiled | LightOutOfMemory;
 
+/**
+ * Device settings a model is compiled with, as a Poplar user would set them:
+ * VGG-19's weights (548 MB in fp32) fill most of an mk2's tile memory, so
+ * its convolutions are planned within 30% of a tile for temporaries instead
+ * of Poplar's default 60% (availableMemoryProportion, PopLibs' option of
+ * that name); with 60%, conv1_2's input windows put tile 720 23 KB over.
+ */
+export const LIGHT_DEVICE_SETTINGS: Readonly<Record<string, Partial<DeviceSpec>>> = {
+  light_vgg19: { availableMemoryProportion: 0.3 },
+};
+
+/** `device` with the settings `model` is compiled with (LIGHT_DEVICE_SETTINGS). */
+export function lightDevice(model: string, device: DeviceSpec): DeviceSpec {
+  return { ...device, ...LIGHT_DEVICE_SETTINGS[model] };
+}
+
 /** Compile `file` for `device`; only an out-of-memory RunError is a result, anything else throws. */
 export async function compileLight(file: string, device: DeviceSpec): Promise<LightResult> {
   const name = path.basename(file).replace(/\.onnx$/, '');
