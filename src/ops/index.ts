@@ -23,6 +23,7 @@ import { ndDefinitions } from './nd.js';
 import { cumSumDefinitions } from './cumsum.js';
 import { resizeDefinitions } from './resize.js';
 import { topKDefinitions } from './topk.js';
+import { einsumDefinitions } from './einsum.js';
 
 export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...matMulDefinitions,
@@ -48,6 +49,7 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...cumSumDefinitions,
   ...resizeDefinitions,
   ...topKDefinitions,
+  ...einsumDefinitions,
 ];
 
 export function registerBuiltinOps(r: OpRegistry): void {
