@@ -64,12 +64,14 @@ export function buildGraph(decl: GraphDecl, registry: OpRegistry, opts: BuildOpt
         return t?.kind === 'constant' ? t.data : undefined;
       });
       const ex = def.expand({ node: n, attributes, inputInfos, inputData, fresh });
-      for (const c of ex.constants ?? []) {
-        g.addTensor(c.name, { dtype: c.dtype, shape: c.shape }, 'constant', { data: c.data });
-        made.add(c.name);
+      if (ex) {
+        for (const c of ex.constants ?? []) {
+          g.addTensor(c.name, { dtype: c.dtype, shape: c.shape }, 'constant', { data: c.data });
+          made.add(c.name);
+        }
+        for (const sub of ex.nodes) addNode({ ...sub, loc: sub.loc ?? n.loc }, depth + 1);
+        return;
       }
-      for (const sub of ex.nodes) addNode({ ...sub, loc: sub.loc ?? n.loc }, depth + 1);
-      return;
     }
     if (!def.create) throw new UserError(`node '${n.name}': ${n.op} is a grad op; it cannot be written in a graph`, n.loc);
     const folded = opts.fold === false ? undefined : evaluateConstantElementwise(g, n, attributes);

@@ -24,6 +24,7 @@ import { cumSumDefinitions } from './cumsum.js';
 import { resizeDefinitions } from './resize.js';
 import { topKDefinitions } from './topk.js';
 import { einsumDefinitions } from './einsum.js';
+import { batchNormTrainingDefinitions } from './batchnorm-train.js';
 
 export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...matMulDefinitions,
@@ -50,6 +51,7 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...resizeDefinitions,
   ...topKDefinitions,
   ...einsumDefinitions,
+  ...batchNormTrainingDefinitions,
 ];
 
 export function registerBuiltinOps(r: OpRegistry): void {
