@@ -59,10 +59,8 @@ export function buildGraph(decl: GraphDecl, registry: OpRegistry, opts: BuildOpt
       // A composite: add its constants, then its simpler nodes in its place.
       if (depth > 8) throw new UserError(`node '${n.name}' (${n.op}): composite expansion does not terminate`, n.loc);
       const inputInfos = n.inputs.map((id) => (id === '' ? undefined : g.tensor(id).info));
-      const inputData = n.inputs.map((id) => {
-        const t = id === '' ? undefined : g.tensor(id);
-        return t?.kind === 'constant' ? t.data : undefined;
-      });
+      // In an inference build every initializer is a constant to the composite too (a Resize's scales).
+      const inputData = n.inputs.map((id) => (id === '' ? undefined : g.compileTimeData(id)));
       const ex = def.expand({ node: n, attributes, inputInfos, inputData, fresh });
       if (ex) {
         for (const c of ex.constants ?? []) {

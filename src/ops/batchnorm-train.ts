@@ -37,9 +37,9 @@ export class BatchNormRunningUpdateOp extends Op {
     }
     this.setOutInfo(0, v);
   }
-  /** Whether the running statistic is a device variable, written in place. */
+  /** Whether the running statistic is a weight a training run keeps (not frozen: an inference run leaves weights alone), written in place. */
   writesVariable(): boolean {
-    return this.graph.tensor(this.inId(0)).kind === 'variable';
+    return this.graph.tensor(this.inId(0)).kind === 'variable' && !this.graph.frozenWeights;
   }
   override modifiedInputs(): number[] {
     return this.writesVariable() ? [0] : [];

@@ -24,7 +24,7 @@ import { describe, expect, it } from 'vitest';
 import { checkForward, checkGrad, f32, type OpCase } from './harness.js';
 import { tiny } from '../helpers.js';
 import { loadConfigText } from '../../src/config/load.js';
-import { compile, TrainingSession } from '../../src/session.js';
+import { compile, run, TrainingSession } from '../../src/session.js';
 import { randomData } from '../helpers.js';
 
 function bn(shape: number[], attributes: Record<string, number>, seed: number, opset = 15): OpCase {
@@ -89,6 +89,10 @@ train:
   optimizer: {type: sgd, lr: 0}
   steps: 3
 `;
+    // An inference run (no train section) normalises with the batch too, but leaves the weights alone.
+    const inference = await run(await compile(loadConfigText(config.replace(/train:[^]*$/, 'anchors: {running_mean: final}\n'), '/tmp/bn-infer.yaml')), { workers: 1, numerics: true, steps: 2 });
+    expect(Array.from(inference.weights.get('mean')!)).toEqual(Array.from(Float32Array.of(0.1, 0.2, 0.3)));
+    expect(inference.anchors.get('running_mean')!.data.length).toBe(C);
     const session = await TrainingSession.create(await compile(loadConfigText(config, '/tmp/bn-train.yaml')), { workers: 1, numerics: true });
     try {
       const rm = [0.1, 0.2, 0.3];
