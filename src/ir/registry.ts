@@ -114,8 +114,10 @@ export interface OpDefinition {
   /**
    * A composite: rewrites the node into simpler nodes (and constants) at
    * import, so it needs no grad ops or lowering of its own (ONNX Gemm, say).
+   * Undefined from it: this node is not expanded but created (`create`), as
+   * BatchNormalization is outside training mode.
    */
-  expand?: (args: ExpandArgs) => Expansion;
+  expand?: (args: ExpandArgs) => Expansion | undefined;
   /** Whether the op has grad ops (for `sim ops`; the truth is getGradOps()). */
   grad?: boolean;
   /** Emits the op's compute sets, vertices and exchanges (PopART's Opx::grow); absent for composites. */

@@ -59,17 +59,17 @@ export function buildGraph(decl: GraphDecl, registry: OpRegistry, opts: BuildOpt
       // A composite: add its constants, then its simpler nodes in its place.
       if (depth > 8) throw new UserError(`node '${n.name}' (${n.op}): composite expansion does not terminate`, n.loc);
       const inputInfos = n.inputs.map((id) => (id === '' ? undefined : g.tensor(id).info));
-      const inputData = n.inputs.map((id) => {
-        const t = id === '' ? undefined : g.tensor(id);
-        return t?.kind === 'constant' ? t.data : undefined;
-      });
+      // In an inference build every initializer is a constant to the composite too (a Resize's scales).
+      const inputData = n.inputs.map((id) => (id === '' ? undefined : g.compileTimeData(id)));
       const ex = def.expand({ node: n, attributes, inputInfos, inputData, fresh });
-      for (const c of ex.constants ?? []) {
-        g.addTensor(c.name, { dtype: c.dtype, shape: c.shape }, 'constant', { data: c.data });
-        made.add(c.name);
+      if (ex) {
+        for (const c of ex.constants ?? []) {
+          g.addTensor(c.name, { dtype: c.dtype, shape: c.shape }, 'constant', { data: c.data });
+          made.add(c.name);
+        }
+        for (const sub of ex.nodes) addNode({ ...sub, loc: sub.loc ?? n.loc }, depth + 1);
+        return;
       }
-      for (const sub of ex.nodes) addNode({ ...sub, loc: sub.loc ?? n.loc }, depth + 1);
-      return;
     }
     if (!def.create) throw new UserError(`node '${n.name}': ${n.op} is a grad op; it cannot be written in a graph`, n.loc);
     const folded = opts.fold === false ? undefined : evaluateConstantElementwise(g, n, attributes);

@@ -38,7 +38,7 @@ const SCATTER_UPDATES_GRAD = { domain: GC, type: 'ScatterElementsUpdatesGrad', v
 const REDUCTIONS = ['none', 'add', 'mul', 'max', 'min'];
 
 /** The index walk of both ops: the indices' shape, the data's strides, the axis and its size. */
-interface Walk {
+export interface Walk {
   ishape: number[];
   dstrides: number[];
   axis: number;
@@ -156,7 +156,7 @@ function lowerGatherElements(op: Op, ctx: LowerContext): void {
  * out (mapped linearly) = `data` (or zeros when data is undefined) with `updates` combined in at the places
  * `indices` name; `updates` and `indices` share a shape, walked by `w`.
  */
-function scatterElements(ctx: LowerContext, w: Walk, data: BuildTensor | undefined, updates: BuildTensor, indices: BuildTensor, out: BuildTensor, reduction: number, label: string): void {
+export function scatterElements(ctx: LowerContext, w: Walk, data: BuildTensor | undefined, updates: BuildTensor, indices: BuildTensor, out: BuildTensor, reduction: number, label: string): void {
   ctx.computeSet(label);
   for (const r of ctx.ranges(out)) {
     const [s0, s1] = sourcesOf(w, r.begin, r.end);

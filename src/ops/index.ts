@@ -22,6 +22,9 @@ import { compositeDefinitions } from './composites.js';
 import { ndDefinitions } from './nd.js';
 import { cumSumDefinitions } from './cumsum.js';
 import { resizeDefinitions } from './resize.js';
+import { topKDefinitions } from './topk.js';
+import { einsumDefinitions } from './einsum.js';
+import { batchNormTrainingDefinitions } from './batchnorm-train.js';
 
 export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...matMulDefinitions,
@@ -46,6 +49,9 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...ndDefinitions,
   ...cumSumDefinitions,
   ...resizeDefinitions,
+  ...topKDefinitions,
+  ...einsumDefinitions,
+  ...batchNormTrainingDefinitions,
 ];
 
 export function registerBuiltinOps(r: OpRegistry): void {

@@ -12,7 +12,7 @@
  * whose Mean or InvStdDev output is consumed refuses to build grad ops.
  *
  * BatchNormalization uses the given running mean and variance (inference
- * form; training_mode = 1 is rejected): Y = (X - mean) / sqrt(var + eps)
+ * form; training_mode = 1 is the composite of src/ops/batchnorm-train.ts): Y = (X - mean) / sqrt(var + eps)
  * scale + B per channel (axis 1). Grad ops treat mean and var as constants:
  *   dX = dY scale / sqrt(var + eps);  dscale = sum dY (X - mean) / sqrt(var + eps);
  *   dB = sum dY  (sums over every axis but 1).
@@ -30,6 +30,7 @@ import type { TileRange } from '../lower/devicegraph.js';
 import { channelRange, channelSum, partialOnTile, reducePieces, type Piece } from '../lower/window.js';
 import { floatInput, gid, normAxis, product, sameDTypeAs, versions } from './nn-util.js';
 import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
+import { expandBatchNormTraining } from './batchnorm-train.js';
 
 const stripOnes = (s: readonly number[]): number[] => {
   const i = s.findIndex((d) => d !== 1);
@@ -194,7 +195,7 @@ export class BatchNormOp extends Op {
   setup(): void {
     floatInput(this, 0);
     if (this.trainingMode !== 0) this.fail('training_mode = 1 is not supported: BatchNormalization runs in inference form (running mean and var as inputs)');
-    if (this.outputs.length > 1) this.fail(`has ${this.outputs.length} outputs, but the running statistics outputs exist only in training mode; inference form has one output (Y)`);
+    if (this.outputs.length > 1) this.fail(`has ${this.outputs.length} outputs, but the running statistics outputs exist only in training mode (training_mode = 1, opset 14 and later); inference form has one output (Y)`);
     const x = this.inInfo(0);
     if (x.shape.length < 2) this.fail(`X must have at least 2 dims [N, C, ...], got ${fmtInfo(x)}`);
     const C = x.shape[1];
@@ -323,15 +324,16 @@ export const normDefinitions: OpDefinition[] = [
   { id: gid('LayerNormGradScale'), description: 'dScale = sum over rows of dY xhat', lower: lowerLayerNormGradScale },
   { id: gid('LayerNormGradB'), description: 'dB = sum over rows of dY', lower: lowerLayerNormGradB },
   ...versions('BatchNormalization', [9, 14, 15], (version, id) => ({
-    description: 'inference form: Y = (X - mean) / sqrt(var + epsilon) scale + B per channel, running mean and var as inputs',
+    description: `inference form: Y = (X - mean) / sqrt(var + epsilon) scale + B per channel, running mean and var as inputs${version >= 14 ? '; training_mode = 1: a composite normalising with the batch statistics and updating the running ones (src/ops/batchnorm-train.ts)' : ''}`,
     inputs: [{ name: 'X' }, { name: 'scale' }, { name: 'B' }, { name: 'input_mean' }, { name: 'input_var' }],
     outputs: [{ name: 'Y' }, { name: 'running_mean', optional: true }, { name: 'running_var', optional: true }, ...(version < 14 ? [{ name: 'saved_mean', optional: true }, { name: 'saved_var', optional: true }] : [])],
     attributes: {
       epsilon: { type: 'float', default: 1e-5 },
-      momentum: { type: 'float', default: 0.9, description: 'unused in inference form' },
-      ...(version >= 14 ? { training_mode: { type: 'int' as const, default: 0, description: '0 only (inference form)' } } : {}),
+      momentum: { type: 'float', default: 0.9, description: 'running = input momentum + batch (1 - momentum), in training mode' },
+      ...(version >= 14 ? { training_mode: { type: 'int' as const, default: 0, description: '1: batch statistics, running ones updated' } } : {}),
     },
     grad: true,
+    ...(version >= 14 ? { expand: expandBatchNormTraining } : {}),
     create: ({ attributes, settings }) =>
       new BatchNormOp(id, attributes.float('epsilon'), attributes.float('momentum'), version >= 14 ? attributes.int('training_mode') : 0, settings),
     lower: lowerBatchNorm,

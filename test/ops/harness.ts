@@ -55,6 +55,8 @@ export interface OpCase {
   customOps?: string[];
   /** Element type of the outputs, when not float32 (bool: onnxruntime's bool against our int32 0/1). */
   outputDtype?: 'float16' | 'int32' | 'int64' | 'bool';
+  /** Per-output element types, where outputs differ (TopK's values and indices); others take outputDtype. */
+  outputDtypes?: Record<string, 'float16' | 'int32' | 'int64' | 'bool'>;
   /** Splits forced on the planners, where a test checks the lowering of one the planner would not pick. */
   plans?: PlanOverrides;
 }
@@ -138,7 +140,10 @@ export async function runOrt(c: OpCase, registry?: OpRegistry): Promise<Record<s
   const outputs = c.outputs ?? ['y'];
   const DT = onnx.TensorProto.DataType;
   const elem = (t: TensorSpec) => (t.dtype === 'bool' ? DT.BOOL : t.data instanceof Int32Array ? (t.constant ? DT.INT64 : DT.INT32) : t.dtype === 'float16' ? DT.FLOAT16 : DT.FLOAT);
-  const outElem = c.outputDtype === 'float16' ? DT.FLOAT16 : c.outputDtype === 'int32' ? DT.INT32 : c.outputDtype === 'int64' ? DT.INT64 : c.outputDtype === 'bool' ? DT.BOOL : DT.FLOAT;
+  const outElem = (name: string) => {
+    const t = c.outputDtypes?.[name] ?? c.outputDtype;
+    return t === 'float16' ? DT.FLOAT16 : t === 'int32' ? DT.INT32 : t === 'int64' ? DT.INT64 : t === 'bool' ? DT.BOOL : DT.FLOAT;
+  };
   const model = onnx.ModelProto.create({
     irVersion: 8,
     opsetImport: [{ domain: '', version: c.opset ?? 18 }],
@@ -167,7 +172,7 @@ export async function runOrt(c: OpCase, registry?: OpRegistry): Promise<Record<s
       input: Object.entries(c.inputs)
         .filter(([, t]) => !t.constant)
         .map(([name, t]) => ({ name, type: { tensorType: { elemType: elem(t), shape: { dim: t.shape.map((d) => ({ dimValue: d })) } } } })),
-      output: outputs.map((name) => ({ name, type: { tensorType: { elemType: outElem } } })),
+      output: outputs.map((name) => ({ name, type: { tensorType: { elemType: outElem(name) } } })),
     },
   });
   const session = await ort.InferenceSession.create(onnx.ModelProto.encode(model).finish());
