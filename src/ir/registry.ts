@@ -151,6 +151,8 @@ export interface OpGuard<O extends Op> {
   readonly name: string;
   readonly defaultOperatorId?: OperatorIdentifier;
   is(op: Op): op is O;
+  /** What an op is, in the guard's terms, for the error when `is` says no (default: its class). */
+  describe?(op: Op): string;
 }
 
 /** defineOp's argument: an OpDefinition whose functions see the op's own class. */
@@ -175,9 +177,10 @@ export function defineOp<O extends Op>(def: TypedOpDefinition<O>): OpDefinition 
   const id = given ?? cls.defaultOperatorId;
   if (!id) throw new UserError(`defineOp(${cls.name}): the class has no static defaultOperatorId; give the definition an id`);
   const is = typeof cls === 'function' ? (op: Op): op is O => op instanceof cls : (op: Op): op is O => cls.is(op);
+  const what = (op: Op): string => (typeof cls === 'function' ? undefined : cls.describe?.(op)) ?? op.constructor.name;
   const asO = (op: Op): O => {
     if (is(op)) return op;
-    throw new UserError(`op '${op.name}' (${fmtOpid(op.opid)}) reached the definition of ${fmtOpid(id)}, which is for ${cls.name}, but it is a ${op.constructor.name}: give each op class its own identifier`);
+    throw new UserError(`op '${op.name}' (${fmtOpid(op.opid)}) reached the definition of ${fmtOpid(id)}, which is for ${cls.name}, but it is a ${what(op)}: give each op class its own identifier`);
   };
   return {
     ...rest,

@@ -41,5 +41,9 @@ export class ArgGradOp<F extends Op = Op> extends GradOp {
  * `op.fwd` as F (`defineOp({ op: gradOf(ConvOp), id, lower: (op, ctx) => op.fwd.spec() })`).
  */
 export function gradOf<F extends Op>(fwd: OpClass<F>): OpGuard<ArgGradOp<F>> {
-  return { name: `ArgGradOp<${fwd.name}>`, is: (op): op is ArgGradOp<F> => op instanceof ArgGradOp && op.fwd instanceof fwd };
+  return {
+    name: `ArgGradOp<${fwd.name}>`,
+    is: (op): op is ArgGradOp<F> => op instanceof ArgGradOp && op.fwd instanceof fwd,
+    describe: (op) => (op instanceof ArgGradOp ? `ArgGradOp<${op.fwd.constructor.name}>` : op.constructor.name),
+  };
 }
