@@ -27,3 +27,7 @@ export { regionCount, fieldDType } from './codelet.js';
 export * as estimators from './codelets/estimators.js';
 export type { DeviceSpec } from './device.js';
 export type { DeviceDType, Region, FieldValue } from './program.js';
+// The unary family's codelet shapes (the short form of a custom elementwise op).
+export { defineUnaryCodelet, defineUnaryGradCodelet } from './unary-codelets.js';
+export type { UnaryGradFields } from './unary-codelets.js';
+export type { LoopCost } from './codelets/estimators.js';

@@ -10,7 +10,13 @@ export { nelms, fmtInfo, sameInfo } from './ir/tensorinfo.js';
 export type { DType } from './ir/dtype.js';
 export { Graph } from './ir/graph.js';
 export { OpRegistry, Attributes, defineOp, defineOpModule } from './ir/registry.js';
-export type { OpDefinition, OpModule, OpCreateArgs, AttributeDef, Lowering, InputLayout, OpClass, TypedOpDefinition } from './ir/registry.js';
+export type { OpDefinition, OpModule, OpCreateArgs, AttributeDef, Lowering, InputLayout, OpClass, OpGuard, TypedOpDefinition } from './ir/registry.js';
+// The op families the built-ins are written with, for custom ops written the same way (docs/custom-ops.md, "The short form").
+export { ArgGradOp, gradOf, gradOut, fwdIn, fwdOut } from './ops/arg-grad.js';
+export { UnaryOp, UnaryGradOp, UNARY_SPECS, defineUnaryOp } from './ops/unary.js';
+export type { UnarySpec, UnaryGradSpec } from './ops/unary.js';
+export { BroadcastBinaryOp, BroadcastArgGradOp, broadcastInputs, sameDType, operand, lowerReduceGrad, lowerElementwiseGrad } from './ops/binary.js';
+export { lowerCommutative } from './ops/add.js';
 export { LowerContext } from './lower/context.js';
 export type { BuildTensor, Slice, TileRange } from './lower/devicegraph.js';
 export { mapElementwise, mapBinaryBroadcast } from './lower/elementwise.js';
@@ -24,6 +30,7 @@ export type { Codelet, VertexArgs, VertexShape, FieldSpec } from '../sim/codelet
 export { regionCount, fieldDType } from '../sim/codelet.js';
 export * as estimators from '../sim/codelets/estimators.js';
 export { defineCodelet } from '../sim/define.js';
+export { defineUnaryCodelet, defineUnaryGradCodelet } from '../sim/unary-codelets.js';
 export type { CodeletDef, TypedVertexArgs, TypedVertexShape } from '../sim/define.js';
 export type { VertexFields } from './lower/vertex-check.js';
 export type { DeviceSpec } from '../sim/device.js';

@@ -145,10 +145,22 @@ export function defineOpModule(m: OpModule): OpModule {
 /** An Op class: what defineOp checks an op against before its lowering sees it. */
 export type OpClass<O extends Op> = (abstract new (...args: never[]) => O) & { readonly name: string; readonly defaultOperatorId?: OperatorIdentifier };
 
+/**
+ * A kind of op no class alone names, checked by `is`: a generic grad op of a
+ * given forward class (gradOf in src/ops/arg-grad.ts), for one.
+ */
+export interface OpGuard<O extends Op> {
+  readonly name: string;
+  readonly defaultOperatorId?: OperatorIdentifier;
+  is(op: Op): op is O;
+  /** What an op is, in the guard's terms, for the error when `is` says no (default: its class). */
+  describe?(op: Op): string;
+}
+
 /** defineOp's argument: an OpDefinition whose functions see the op's own class. */
 export interface TypedOpDefinition<O extends Op> extends Omit<OpDefinition, 'id' | 'create' | 'lower' | 'createInput'> {
-  /** The Op (or GradOp) class the definition is for. */
-  op: OpClass<O>;
+  /** The Op (or GradOp) class the definition is for, or a guard for a kind of op (gradOf). */
+  op: OpClass<O> | OpGuard<O>;
   /** Default: the class's static `defaultOperatorId`. */
   id?: OperatorIdentifier;
   create?: (args: OpCreateArgs) => O;
@@ -166,9 +178,11 @@ export function defineOp<O extends Op>(def: TypedOpDefinition<O>): OpDefinition 
   const { op: cls, id: given, lower, createInput, ...rest } = def;
   const id = given ?? cls.defaultOperatorId;
   if (!id) throw new UserError(`defineOp(${cls.name}): the class has no static defaultOperatorId; give the definition an id`);
+  const is = typeof cls === 'function' ? (op: Op): op is O => op instanceof cls : (op: Op): op is O => cls.is(op);
+  const what = (op: Op): string => (typeof cls === 'function' ? undefined : cls.describe?.(op)) ?? op.constructor.name;
   const asO = (op: Op): O => {
-    if (op instanceof cls) return op;
-    throw new UserError(`op '${op.name}' (${fmtOpid(op.opid)}) reached the definition of ${fmtOpid(id)}, which is for ${cls.name}, but it is a ${op.constructor.name}: give each op class its own identifier`);
+    if (is(op)) return op;
+    throw new UserError(`op '${op.name}' (${fmtOpid(op.opid)}) reached the definition of ${fmtOpid(id)}, which is for ${cls.name}, but it is a ${what(op)}: give each op class its own identifier`);
   };
   return {
     ...rest,

@@ -35,11 +35,11 @@ import type { Graph } from '../ir/graph.js';
 import type { Op } from '../ir/op.js';
 import { normDomain } from '../ir/opid.js';
 import { CAST_TARGETS } from '../ops/cast.js';
-import type { Attributes } from '../ir/registry.js';
+import type { Attributes, OpClass } from '../ir/registry.js';
 import { nelms, type TensorInfo } from '../ir/tensorinfo.js';
 import { forEachSource, transposeView } from '../lower/rearrange.js';
-import type { ConcatOp, SliceOp, TransposeOp } from '../ops/shape-move.js';
-import type { GatherOp } from '../ops/shape-gather.js';
+import { ConcatOp, SliceOp, TransposeOp } from '../ops/shape-move.js';
+import { GatherOp } from '../ops/shape-gather.js';
 
 /** The most elements an op's outputs may hold, in all, for it to be folded. */
 export const FOLD_MAX_ELEMENTS = 1 << 16;
@@ -156,6 +156,14 @@ function evalElementwise(f: Elementwise, ins: In[], outShape: readonly number[])
 /** Output = input 0 in row-major order. */
 const view: Folder = (_op, ins) => ins[0].data;
 
+/** A Folder reading the geometry of an op of class `cls` (checked, as defineOp checks a lowering's op). */
+function folderOf<O extends Op>(cls: OpClass<O>, f: (op: O, ins: In[], out: TensorInfo) => ArrayLike<number>): Folder {
+  return (op, ins, out) => {
+    if (!(op instanceof cls)) throw new Error(`internal: ${op.name} is folded as a ${cls.name} but is a ${op.constructor.name}`);
+    return f(op, ins, out);
+  };
+}
+
 /** Ops that move data, folded after their setup() with the op's own geometry. */
 const MOVERS: Record<string, Folder> = {
   Reshape: view,
@@ -163,16 +171,16 @@ const MOVERS: Record<string, Folder> = {
   Squeeze: view,
   Unsqueeze: view,
   Expand: (_op, ins, out) => evalElementwise((v) => v[0], ins.slice(0, 1), out.shape),
-  Gather: (op, ins, out) => {
-    const g = (op as GatherOp).geometry();
+  Gather: folderOf(GatherOp, (op, ins, out) => {
+    const g = op.geometry();
     const r = new Array<number>(nelms(out.shape));
     let j = 0;
     for (let o = 0; o < g.outer; o++)
       for (const i of g.constant!) for (let k = 0; k < g.inner; k++) r[j++] = ins[0].data[(o * g.axisSize + i) * g.inner + k];
     return r;
-  },
-  Concat: (op, ins, out) => {
-    const a = (op as ConcatOp).axis;
+  }),
+  Concat: folderOf(ConcatOp, (op, ins, out) => {
+    const a = op.axis;
     const outer = nelms(out.shape.slice(0, a));
     const r: number[] = [];
     for (let o = 0; o < outer; o++)
@@ -181,9 +189,9 @@ const MOVERS: Record<string, Folder> = {
         for (let k = 0; k < run; k++) r.push(i.data[o * run + k]);
       }
     return r;
-  },
-  Slice: (op, ins, out) => gatherView(ins[0].data, (op as SliceOp).view(), nelms(out.shape)),
-  Transpose: (op, ins, out) => gatherView(ins[0].data, transposeView(ins[0].info.shape, (op as TransposeOp).perm), nelms(out.shape)),
+  }),
+  Slice: folderOf(SliceOp, (op, ins, out) => gatherView(ins[0].data, op.view(), nelms(out.shape))),
+  Transpose: folderOf(TransposeOp, (op, ins, out) => gatherView(ins[0].data, transposeView(ins[0].info.shape, op.perm), nelms(out.shape))),
 };
 
 function gatherView(src: Data, v: Parameters<typeof forEachSource>[0], n: number): number[] {

@@ -6,7 +6,7 @@
  */
 import { GradOp, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
-import type { OpDefinition } from '../ir/registry.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { nelms } from '../ir/tensorinfo.js';
 import { broadcastOutput, mapBroadcast } from '../lower/broadcast.js';
 import type { LowerContext } from '../lower/context.js';
@@ -49,7 +49,9 @@ export function lowerCommutative(codelet: string) {
 }
 
 export const addDefinitions: OpDefinition[] = [
-  ...versions('Add', [7, 13, 14], (id) => ({
+  ...versions('Add', [7, 13, 14], (id) => defineOp({
+    op: AddOp,
+    id,
     description: 'Elementwise sum A + B, NumPy broadcasting',
     inputs: [{ name: 'A' }, { name: 'B' }],
     outputs: [{ name: 'C' }],
@@ -57,6 +59,6 @@ export const addDefinitions: OpDefinition[] = [
     create: ({ settings }) => new AddOp(settings, id),
     lower: lowerCommutative('Add'),
   })),
-  { id: ARG0_GRAD, description: "Add's output gradient summed to input 0's shape", lower: (_op, ctx) => lowerReduceGrad(ctx) },
-  { id: ARG1_GRAD, description: "Add's output gradient summed to input 1's shape", lower: (_op, ctx) => lowerReduceGrad(ctx) },
+  defineOp({ op: AddArgGradOp, id: ARG0_GRAD, description: "Add's output gradient summed to input 0's shape", lower: (op, ctx) => lowerReduceGrad(op, ctx) }),
+  defineOp({ op: AddArgGradOp, id: ARG1_GRAD, description: "Add's output gradient summed to input 1's shape", lower: (op, ctx) => lowerReduceGrad(op, ctx) }),
 ];

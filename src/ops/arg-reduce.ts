@@ -11,7 +11,7 @@
  */
 import { Op, type AttributeValue, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
-import type { OpDefinition } from '../ir/registry.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
 import type { LowerContext } from '../lower/context.js';
 import { versions } from './binary.js';
 
@@ -60,8 +60,7 @@ class ArgReduceOp extends Op {
 }
 
 function lowerArg(codelet: string) {
-  return (op: Op, ctx: LowerContext): void => {
-    const a = op as ArgReduceOp;
+  return (a: ArgReduceOp, ctx: LowerContext): void => {
     const { A, inner } = a.geometry();
     const x = ctx.input(0);
     const out = ctx.output(0);
@@ -78,7 +77,9 @@ function lowerArg(codelet: string) {
 }
 
 export const argReduceDefinitions: OpDefinition[] = (['ArgMax', 'ArgMin'] as const).flatMap((type) =>
-  versions(type, [11, 12, 13], (id) => ({
+  versions(type, [11, 12, 13], (id) => defineOp({
+    op: ArgReduceOp,
+    id,
     description: `the index of the ${type === 'ArgMax' ? 'largest' : 'smallest'} element along axis (int32; ONNX int64); keepdims${id.version >= 12 ? ', select_last_index' : ''}; no gradient`,
     inputs: [{ name: 'data' }],
     outputs: [{ name: 'reduced' }],

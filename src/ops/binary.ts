@@ -12,10 +12,10 @@
  * semantics here are the same; later versions only add types we do not
  * have): Sub/Div 7, 13, 14; Where 9, 16; Expand 8, 13.
  */
-import { GradOp, Op, type GradInOutMapper, type OpSettings } from '../ir/op.js';
+import { GradOp, Op, isGradOp, type GradInOutMapper, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
 import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
-import type { OpDefinition } from '../ir/registry.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo, nelms } from '../ir/tensorinfo.js';
 import { broadcastConflict, broadcastOutput, broadcastShapes, mapBroadcast, type MapBroadcastOptions, type Operand } from '../lower/broadcast.js';
 import type { LowerContext } from '../lower/context.js';
@@ -87,10 +87,9 @@ export class BroadcastArgGradOp extends ArgGradOp {
 }
 
 /** Grad op output 0 = grad op input 0 (shaped like the forward output), summed over the broadcast axes, times `scale`. */
-export function lowerReduceGrad(ctx: LowerContext, scale = 1): void {
-  const g = ctx.op as BroadcastArgGradOp;
-  const full = g.fwdOp.outInfo(0).shape;
-  const target = ctx.op.outInfo(0).shape;
+export function lowerReduceGrad(op: GradOp, ctx: LowerContext, scale = 1): void {
+  const full = op.fwdOp.outInfo(0).shape;
+  const target = op.outInfo(0).shape;
   reduceToOutput(ctx, 0, { t: ctx.input(0), shape: full }, reducedAxes(full, target), { scale });
 }
 
@@ -100,7 +99,8 @@ export function lowerReduceGrad(ctx: LowerContext, scale = 1): void {
  * straight into the output when there is nothing to sum.
  */
 export function lowerElementwiseGrad(ctx: LowerContext, codelet: string, inputs: Record<string, Operand>, opts: MapBroadcastOptions = {}): void {
-  const g = ctx.op as BroadcastArgGradOp;
+  const g = ctx.op;
+  if (!isGradOp(g)) throw new Error(`internal: lowerElementwiseGrad lowers grad ops, and ${g.name} is not one`);
   const full = g.fwdOp.outInfo(0).shape;
   const target = ctx.op.outInfo(0).shape;
   const axes = reducedAxes(full, target);
@@ -242,25 +242,27 @@ export class ExpandOp extends Op {
 // ---------------------------------------------------------------------------
 // Lowerings and definitions.
 
-function lowerDivArg0Grad(_op: Op, ctx: LowerContext): void {
-  const full = (ctx.op as BroadcastArgGradOp).fwdOp.outInfo(0).shape;
+function lowerDivArg0Grad(op: BroadcastArgGradOp, ctx: LowerContext): void {
+  const full = op.fwdOp.outInfo(0).shape;
   lowerElementwiseGrad(ctx, 'Div', { a: { t: ctx.input(0), shape: full }, b: operand(ctx, 1) }, { cyclic: 'b' });
 }
 
-function lowerDivArg1Grad(_op: Op, ctx: LowerContext): void {
-  const full = (ctx.op as BroadcastArgGradOp).fwdOp.outInfo(0).shape;
+function lowerDivArg1Grad(op: BroadcastArgGradOp, ctx: LowerContext): void {
+  const full = op.fwdOp.outInfo(0).shape;
   lowerElementwiseGrad(ctx, 'DivRhsGrad', { g: { t: ctx.input(0), shape: full }, a: operand(ctx, 1), b: operand(ctx, 2) });
 }
 
 function lowerWhereGrad(side: 0 | 1) {
-  return (_op: Op, ctx: LowerContext): void => {
-    const full = (ctx.op as BroadcastArgGradOp).fwdOp.outInfo(0).shape;
+  return (op: BroadcastArgGradOp, ctx: LowerContext): void => {
+    const full = op.fwdOp.outInfo(0).shape;
     lowerElementwiseGrad(ctx, 'WhereGrad', { cond: operand(ctx, 1), g: { t: ctx.input(0), shape: full } }, { params: { side }, cyclic: 'cond' });
   };
 }
 
 export const binaryDefinitions: OpDefinition[] = [
-  ...versions('Sub', [7, 13, 14], (id) => ({
+  ...versions('Sub', [7, 13, 14], (id) => defineOp({
+    op: SubOp,
+    id,
     description: 'Elementwise difference A - B, NumPy broadcasting',
     inputs: [{ name: 'A' }, { name: 'B' }],
     outputs: [{ name: 'C' }],
@@ -268,10 +270,12 @@ export const binaryDefinitions: OpDefinition[] = [
     create: ({ settings }) => new SubOp(settings, id),
     lower: lowerMap('Sub', ['a', 'b'], { cyclic: 'b' }),
   })),
-  { id: SUB_ARG0_GRAD, description: "dA = dC summed to A's shape", lower: (_op, ctx) => lowerReduceGrad(ctx) },
-  { id: SUB_ARG1_GRAD, description: "dB = -dC summed to B's shape", lower: (_op, ctx) => lowerReduceGrad(ctx, -1) },
+  defineOp({ op: BroadcastArgGradOp, id: SUB_ARG0_GRAD, description: "dA = dC summed to A's shape", lower: (op, ctx) => lowerReduceGrad(op, ctx) }),
+  defineOp({ op: BroadcastArgGradOp, id: SUB_ARG1_GRAD, description: "dB = -dC summed to B's shape", lower: (op, ctx) => lowerReduceGrad(op, ctx, -1) }),
 
-  ...versions('Div', [7, 13, 14], (id) => ({
+  ...versions('Div', [7, 13, 14], (id) => defineOp({
+    op: DivOp,
+    id,
     description: 'Elementwise quotient A / B, NumPy broadcasting (int32: truncated toward zero)',
     inputs: [{ name: 'A' }, { name: 'B' }],
     outputs: [{ name: 'C' }],
@@ -279,10 +283,12 @@ export const binaryDefinitions: OpDefinition[] = [
     create: ({ settings }) => new DivOp(settings, id),
     lower: lowerMap('Div', ['a', 'b'], { cyclic: 'b' }),
   })),
-  { id: DIV_ARG0_GRAD, description: "dA = dC / B summed to A's shape", lower: lowerDivArg0Grad },
-  { id: DIV_ARG1_GRAD, description: "dB = -dC x A / B^2 summed to B's shape", lower: lowerDivArg1Grad },
+  defineOp({ op: BroadcastArgGradOp, id: DIV_ARG0_GRAD, description: "dA = dC / B summed to A's shape", lower: lowerDivArg0Grad }),
+  defineOp({ op: BroadcastArgGradOp, id: DIV_ARG1_GRAD, description: "dB = -dC x A / B^2 summed to B's shape", lower: lowerDivArg1Grad }),
 
-  ...versions('Where', [9, 16], (id) => ({
+  ...versions('Where', [9, 16], (id) => defineOp({
+    op: WhereOp,
+    id,
     description: 'condition ? X : Y elementwise, NumPy broadcasting of all three; condition int32 0/1 (ONNX bool); gradients for X and Y',
     inputs: [{ name: 'condition' }, { name: 'X' }, { name: 'Y' }],
     outputs: [{ name: 'output' }],
@@ -290,10 +296,12 @@ export const binaryDefinitions: OpDefinition[] = [
     create: ({ settings }) => new WhereOp(settings, id),
     lower: lowerMap('Where', ['cond', 'a', 'b']),
   })),
-  { id: WHERE_X_GRAD, description: "dX = condition ? dOut : 0, summed to X's shape", lower: lowerWhereGrad(0) },
-  { id: WHERE_Y_GRAD, description: "dY = condition ? 0 : dOut, summed to Y's shape", lower: lowerWhereGrad(1) },
+  defineOp({ op: BroadcastArgGradOp, id: WHERE_X_GRAD, description: "dX = condition ? dOut : 0, summed to X's shape", lower: lowerWhereGrad(0) }),
+  defineOp({ op: BroadcastArgGradOp, id: WHERE_Y_GRAD, description: "dY = condition ? 0 : dOut, summed to Y's shape", lower: lowerWhereGrad(1) }),
 
-  ...versions('Expand', [8, 13], (id) => ({
+  ...versions('Expand', [8, 13], (id) => defineOp({
+    op: ExpandOp,
+    id,
     description: 'Broadcast input to a shape (a constant int input), NumPy rules in both directions',
     inputs: [{ name: 'input' }, { name: 'shape' }],
     outputs: [{ name: 'output' }],
@@ -304,5 +312,5 @@ export const binaryDefinitions: OpDefinition[] = [
       mapBroadcast(ctx, 'BroadcastCopy', { in: x }, broadcastOutput(ctx, 0, [x]), { cyclic: 'in', params: { scale: 1 }, name: 'expand' });
     },
   })),
-  { id: EXPAND_GRAD, description: "dX = dOut summed over the expanded axes", lower: (_op, ctx) => lowerReduceGrad(ctx) },
+  defineOp({ op: BroadcastArgGradOp, id: EXPAND_GRAD, description: "dX = dOut summed over the expanded axes", lower: (op, ctx) => lowerReduceGrad(op, ctx) }),
 ];

@@ -7,7 +7,7 @@
 import { GradOp, Op, OutputGradOnlyGradOp, type AttributeValue, type OpSettings } from '../ir/op.js';
 import type { DType } from '../ir/dtype.js';
 import { isFloat } from '../ir/dtype.js';
-import type { OpDefinition } from '../ir/registry.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { UserError } from '../errors.js';
 import type { LowerContext } from '../lower/context.js';
 import { mapElementwise } from '../lower/elementwise.js';
@@ -70,7 +70,8 @@ function create(version: number) {
   };
 }
 
-export const castDefinitions: OpDefinition[] = [6, 9, 13].map((version) => ({
+export const castDefinitions: OpDefinition[] = [6, 9, 13].map((version) => defineOp({
+  op: CastOp,
   id: { ...CAST, version },
   description: 'Element type conversion: float32, float16, int32 (int64 as int32)',
   inputs: [{ name: 'input' }],
@@ -80,5 +81,5 @@ export const castDefinitions: OpDefinition[] = [6, 9, 13].map((version) => ({
   create: create(version),
   lower: lowerCast,
 }));
-castDefinitions.push({ id: CAST_GRAD, description: "Cast's output gradient cast back to the input type", lower: lowerCast });
+castDefinitions.push(defineOp({ op: CastGradOp, id: CAST_GRAD, description: "Cast's output gradient cast back to the input type", lower: lowerCast }));
 

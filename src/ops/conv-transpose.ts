@@ -23,14 +23,14 @@
  */
 import { Op, type AttributeValue, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
-import type { AttributeDef, ExpandArgs, Expansion, OpDefinition } from '../ir/registry.js';
+import { defineOp, type AttributeDef, type ExpandArgs, type Expansion, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
 import { UserError } from '../errors.js';
 import type { NodeDecl } from '../config/types.js';
 import type { MatMulDType } from '../lower/matmul-planner.js';
 import { lowerConvGradWSpec, lowerConvGradXSpec, lowerConvSpec, type ConvSpec } from './conv.js';
 import { floatInput, gid, product, sameDTypeAs, versions, withoutEmpty } from './nn-util.js';
-import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
+import { ArgGradOp, fwdIn, gradOf, gradOut } from './arg-grad.js';
 import { AUTO_PADS, type Geometry } from './spatial.js';
 
 export interface ConvTransposeAttrs {
@@ -213,10 +213,10 @@ function expandConvTranspose(args: ExpandArgs): Expansion {
   return { nodes, constants };
 }
 
-const specOf = (op: Op) => (op as ArgGradOp<ConvTransposeOp>).fwd.spec();
 
 export const convTransposeDefinitions: OpDefinition[] = [
-  {
+  defineOp({
+    op: ConvTransposeOp,
     id: NO_BIAS,
     description: "ConvTranspose without bias: lowered as the planned input gradient of the Conv it transposes (Conv's dX)",
     inputs: [{ name: 'X' }, { name: 'W' }],
@@ -238,10 +238,20 @@ export const convTransposeDefinitions: OpDefinition[] = [
         },
         settings,
       ),
-    lower: (op, ctx) => lowerConvGradXSpec((op as ConvTransposeOp).spec(), ctx),
-  },
-  { id: gid('ConvTransposeGradX'), description: "dX of ConvTranspose: the Conv of dY with W (the transposed Conv's forward pass, planned)", lower: (op, ctx) => lowerConvSpec(specOf(op), false, ctx) },
-  { id: gid('ConvTransposeGradW'), description: "dW of ConvTranspose: the transposed Conv's dW with X as its output gradient and dY as its input (planned)", lower: (op, ctx) => lowerConvGradWSpec(specOf(op), ctx) },
+    lower: (op, ctx) => lowerConvGradXSpec(op.spec(), ctx),
+  }),
+  defineOp({
+    op: gradOf(ConvTransposeOp),
+    id: gid('ConvTransposeGradX'),
+    description: "dX of ConvTranspose: the Conv of dY with W (the transposed Conv's forward pass, planned)",
+    lower: (op, ctx) => lowerConvSpec(op.fwd.spec(), false, ctx),
+  }),
+  defineOp({
+    op: gradOf(ConvTransposeOp),
+    id: gid('ConvTransposeGradW'),
+    description: "dW of ConvTranspose: the transposed Conv's dW with X as its output gradient and dY as its input (planned)",
+    lower: (op, ctx) => lowerConvGradWSpec(op.fwd.spec(), ctx),
+  }),
   ...versions('ConvTranspose', [1, 11], () => ({
     description: 'transposed convolution, NCHW, 1-3 spatial dims: group, strides, pads, output_padding, output_shape, dilations, auto_pad; optional bias. A composite: the bias-free op (lowered as Conv\'s planned dX) plus an Add of the bias',
     inputs: [{ name: 'X' }, { name: 'W' }, { name: 'B', optional: true }],

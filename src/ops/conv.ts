@@ -20,7 +20,7 @@
 import type { PlanOverrides } from '../lower/plan-overrides.js';
 import { Op, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
-import type { OpDefinition } from '../ir/registry.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import { describeConvPlan, inputRows, planConv, type ConvPlan, type ConvShape } from '../lower/conv-planner.js';
@@ -33,7 +33,7 @@ import { DTYPE_BYTES } from '../../sim/program.js';
 import { describeConvGradWPlan, describeConvGradXPlan, gradOutRows, planConvGradW, planConvGradX, reduceChunks, type ConvGradShape } from '../lower/conv-grad-planner.js';
 import { channelSum, partialOnTile } from '../lower/window.js';
 import { floatInput, gid, product, sameDTypeAs, versions, withoutEmpty } from './nn-util.js';
-import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
+import { ArgGradOp, fwdIn, gradOf, gradOut } from './arg-grad.js';
 import { geometryArrays, outShape, resolveGeometry, type Geometry } from './spatial.js';
 
 export interface ConvAttrs {
@@ -239,9 +239,8 @@ function blockReads(s: ConvShape, p: ConvPlan, blk: ConvBlock, cb: number, only?
  * blocks); undefined for the bias, or when the layout would leave a tile too
  * many intervals.
  */
-function convCreateInput(op: Op, index: number, device: DeviceSpec, plans: PlanOverrides): TileRange[] | undefined {
+function convCreateInput(conv: ConvOp, index: number, device: DeviceSpec, plans: PlanOverrides): TileRange[] | undefined {
   if (index !== 0 && index !== 1) return undefined;
-  const conv = op as ConvOp;
   const s = convShape(convSpecOf(conv));
   const p = planConv(s, device, plans).plan;
   // Blocks reading the same runs, found by a hash of the runs (a string key of them was most of a ResNet's compile garbage).
@@ -276,8 +275,7 @@ function convCreateInput(op: Op, index: number, device: DeviceSpec, plans: PlanO
  * computes it (with split input channels, the first of its gC tiles, which
  * sums the partials). Each tile gathers its input box and weight block.
  */
-function lowerConv(op: Op, ctx: LowerContext): void {
-  const conv = op as ConvOp;
+function lowerConv(conv: ConvOp, ctx: LowerContext): void {
   lowerConvSpec(convSpecOf(conv), conv.hasBias, ctx);
 }
 
@@ -437,8 +435,8 @@ function reduceGradBlocks(ctx: LowerContext, t: BuildTensor, blocks: readonly Gr
  * Each tile gathers the dY box its dX rows read and the weights
  * W[m, c', :] of its dY channels and dX channels.
  */
-function lowerConvGradX(op: Op, ctx: LowerContext): void {
-  lowerConvGradXSpec(convSpecOf((op as ArgGradOp<ConvOp>).fwd), ctx);
+function lowerConvGradX(op: ArgGradOp<ConvOp>, ctx: LowerContext): void {
+  lowerConvGradXSpec(convSpecOf(op.fwd), ctx);
 }
 
 /** dX (output 0) of the convolution `spec` from dY (input 0) and W (input 1). */
@@ -521,8 +519,8 @@ export function lowerConvGradXSpec(spec: ConvSpec, ctx: LowerContext): void {
  * and the dY rows (the contraction). Each tile gathers its dY block and the
  * X box those rows read (the forward's box for the same block).
  */
-function lowerConvGradW(op: Op, ctx: LowerContext): void {
-  lowerConvGradWSpec(convSpecOf((op as ArgGradOp<ConvOp>).fwd), ctx);
+function lowerConvGradW(op: ArgGradOp<ConvOp>, ctx: LowerContext): void {
+  lowerConvGradWSpec(convSpecOf(op.fwd), ctx);
 }
 
 /** dW (output 0) of the convolution `spec` from dY (input 0) and X (input 1). */
@@ -594,13 +592,15 @@ export function lowerConvGradWSpec(spec: ConvSpec, ctx: LowerContext): void {
   reduceGradBlocks(ctx, dw, blocks, partials, 'conv-grad-w/reduce');
 }
 
-function lowerConvGradB(op: Op, ctx: LowerContext): void {
-  const g = (op as ArgGradOp<ConvOp>).fwd.geometry();
+function lowerConvGradB(op: ArgGradOp<ConvOp>, ctx: LowerContext): void {
+  const g = op.fwd.geometry();
   channelSum(ctx, ctx.input(0), g.ys[1], g.ys[2] * g.ys[3] * g.ys[4], ctx.output(0));
 }
 
 export const convDefinitions: OpDefinition[] = [
-  ...versions('Conv', [1, 11], (_v, id) => ({
+  ...versions('Conv', [1, 11], (_v, id) => defineOp({
+    op: ConvOp,
+    id,
     description: 'convolution, NCHW, 1-3 spatial dims: group, strides, pads, dilations, auto_pad; optional bias',
     inputs: [{ name: 'X' }, { name: 'W' }, { name: 'B', optional: true }],
     outputs: [{ name: 'Y' }],
@@ -630,7 +630,7 @@ export const convDefinitions: OpDefinition[] = [
     createInput: convCreateInput,
     lower: lowerConv,
   })),
-  { id: gid('ConvGradX'), description: 'dX: dY convolved with the weights transposed (taps that land between strides skipped), planned like the forward pass', lower: lowerConvGradX },
-  { id: gid('ConvGradW'), description: 'dW = sum over batch and output positions of dY x the input window, planned (split contraction summed in a second stage)', lower: lowerConvGradW },
-  { id: gid('ConvGradB'), description: 'dB = sum of dY over all axes but 1 (two-stage)', lower: lowerConvGradB },
+  defineOp({ op: gradOf(ConvOp), id: gid('ConvGradX'), description: 'dX: dY convolved with the weights transposed (taps that land between strides skipped), planned like the forward pass', lower: lowerConvGradX }),
+  defineOp({ op: gradOf(ConvOp), id: gid('ConvGradW'), description: 'dW = sum over batch and output positions of dY x the input window, planned (split contraction summed in a second stage)', lower: lowerConvGradW }),
+  defineOp({ op: gradOf(ConvOp), id: gid('ConvGradB'), description: 'dB = sum of dY over all axes but 1 (two-stage)', lower: lowerConvGradB }),
 ];

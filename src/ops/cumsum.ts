@@ -11,8 +11,8 @@
  */
 import { GradOp, Op, type AttributeValue, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
-import { ArgGradOp, gradOut } from './arg-grad.js';
-import type { OpDefinition } from '../ir/registry.js';
+import { ArgGradOp, gradOf, gradOut } from './arg-grad.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor } from '../lower/devicegraph.js';
@@ -79,7 +79,9 @@ function scanInto(ctx: LowerContext, s: Scan, x: BuildTensor, out: BuildTensor):
 }
 
 export const cumSumDefinitions: OpDefinition[] = [
-  ...versions('CumSum', [11, 14], (id) => ({
+  ...versions('CumSum', [11, 14], (id) => defineOp({
+    op: CumSumOp,
+    id,
     description: 'Running sum along axis (a constant input); exclusive, reverse',
     inputs: [{ name: 'x' }, { name: 'axis' }],
     outputs: [{ name: 'y' }],
@@ -89,14 +91,15 @@ export const cumSumDefinitions: OpDefinition[] = [
     },
     grad: true,
     create: ({ attributes, settings }) => new CumSumOp(id, settings, attributes.int('exclusive') !== 0, attributes.int('reverse') !== 0),
-    lower: (op, ctx) => scanInto(ctx, (op as CumSumOp).scan(), ctx.input(0), ctx.output(0)),
+    lower: (op, ctx) => scanInto(ctx, op.scan(), ctx.input(0), ctx.output(0)),
   })),
-  {
+  defineOp({
+    op: gradOf(CumSumOp),
     id: CUMSUM_GRAD,
     description: 'dX = CumSum of dY the other way round (reverse flipped, exclusive kept)',
     lower: (op, ctx) => {
-      const fwd = (op as ArgGradOp<CumSumOp>).fwd;
+      const fwd = op.fwd;
       scanInto(ctx, fwd.scan(!fwd.reverse), ctx.input(0), ctx.output(0));
     },
-  },
+  }),
 ];

@@ -49,7 +49,8 @@ export class IdentityGradOp extends OutputGradOnlyGradOp {
 
 export const identityDefinitions: OpDefinition[] = [
   ...IDENTITY_VERSIONS.map(
-    (version): OpDefinition => ({
+    (version): OpDefinition => defineOp({
+      op: IdentityOp,
       id: { domain: ONNX_DOMAIN, type: 'Identity', version },
       description: 'y = x (a copy)',
       inputs: [{ name: 'input' }],
@@ -62,7 +63,7 @@ export const identityDefinitions: OpDefinition[] = [
       },
     }),
   ),
-  { id: IDENTITY_GRAD, description: "dx = y' (an alias)", lower: (_op, ctx) => ctx.aliasOutput(0, ctx.input(0)) },
+  defineOp({ op: IdentityGradOp, id: IDENTITY_GRAD, description: "dx = y' (an alias)", lower: (_op, ctx) => ctx.aliasOutput(0, ctx.input(0)) }),
 ];
 
 // ---------------------------------------------------------------- Dropout

@@ -23,8 +23,8 @@
  */
 import { GradOp, GradOpInType, Op, type AttributeValue, type GradInOutMapper, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
-import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
-import type { OpDefinition } from '../ir/registry.js';
+import { ArgGradOp, fwdIn, gradOut, gradOf } from './arg-grad.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo, nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor } from '../lower/devicegraph.js';
@@ -147,8 +147,7 @@ function gatherElements(ctx: LowerContext, w: Walk, data: BuildTensor, indices: 
   }
 }
 
-function lowerGatherElements(op: Op, ctx: LowerContext): void {
-  const g = op as GatherElementsOp;
+function lowerGatherElements(g: GatherElementsOp, ctx: LowerContext): void {
   gatherElements(ctx, g.walk, ctx.input(0), ctx.input(1), ctx.output(0));
 }
 
@@ -177,8 +176,8 @@ export function scatterElements(ctx: LowerContext, w: Walk, data: BuildTensor | 
   }
 }
 
-function lowerGatherElementsGrad(op: Op, ctx: LowerContext): void {
-  const fwd = (op as ArgGradOp<GatherElementsOp>).fwd;
+function lowerGatherElementsGrad(op: ArgGradOp<GatherElementsOp>, ctx: LowerContext): void {
+  const fwd = op.fwd;
   scatterElements(ctx, fwd.walk, undefined, ctx.input(0), ctx.input(1), ctx.output(0), 1, 'gather-elements-grad');
 }
 
@@ -241,26 +240,25 @@ export class ScatterElementsGradOp extends GradOp {
   }
 }
 
-function lowerScatterElements(op: Op, ctx: LowerContext): void {
-  const s = op as ScatterElementsOp;
+function lowerScatterElements(s: ScatterElementsOp, ctx: LowerContext): void {
   scatterElements(ctx, s.walk, ctx.input(0), ctx.input(2), ctx.input(1), ctx.output(0), REDUCTIONS.indexOf(s.reduction), 'scatter-elements');
 }
 
 /** dData = dOut with every scattered place set to 0 (reduction code 5: the updates' values are not read, so the indices stand in for them). */
-function lowerScatterDataGrad(op: Op, ctx: LowerContext): void {
-  const g = op as ScatterElementsGradOp;
+function lowerScatterDataGrad(g: ScatterElementsGradOp, ctx: LowerContext): void {
   const ind = ctx.input(1);
   scatterElements(ctx, g.fwd.walk, ctx.input(0), ind, ind, ctx.output(0), 5, 'scatter-elements-data-grad');
 }
 
 /** dUpdates = dOut gathered at the scattered places. */
-function lowerScatterUpdatesGrad(op: Op, ctx: LowerContext): void {
-  const g = op as ScatterElementsGradOp;
+function lowerScatterUpdatesGrad(g: ScatterElementsGradOp, ctx: LowerContext): void {
   gatherElements(ctx, g.fwd.walk, ctx.input(0), ctx.input(1), ctx.output(0));
 }
 
 export const elementsDefinitions: OpDefinition[] = [
-  ...versions('GatherElements', [11, 13], (id) => ({
+  ...versions('GatherElements', [11, 13], (id) => defineOp({
+    op: GatherElementsOp,
+    id,
     description: 'out[c] = data[c with c[axis] = indices[c]] (indices may be computed); each tile reads the window of data its outputs reach',
     inputs: [{ name: 'data' }, { name: 'indices' }],
     outputs: [{ name: 'output' }],
@@ -269,8 +267,10 @@ export const elementsDefinitions: OpDefinition[] = [
     create: ({ attributes, settings }) => new GatherElementsOp(id, settings, attributes.int('axis')),
     lower: lowerGatherElements,
   })),
-  { id: GATHER_ELEMENTS_GRAD, description: 'dData = zeros with dOut added at the places the indices name (repeats accumulate)', lower: lowerGatherElementsGrad },
-  ...versions('ScatterElements', [11, 13, 16, 18], (id) => ({
+  defineOp({ op: gradOf(GatherElementsOp), id: GATHER_ELEMENTS_GRAD, description: 'dData = zeros with dOut added at the places the indices name (repeats accumulate)', lower: lowerGatherElementsGrad }),
+  ...versions('ScatterElements', [11, 13, 16, 18], (id) => defineOp({
+    op: ScatterElementsOp,
+    id,
     description: `out = data with updates written at c with c[axis] = indices[c]${id.version >= 16 ? ` (reduction none, add, mul${id.version >= 18 ? ', max, min' : ''})` : ''}; each tile applies the updates that reach its range`,
     inputs: [{ name: 'data' }, { name: 'indices' }, { name: 'updates' }],
     outputs: [{ name: 'output' }],
@@ -282,6 +282,6 @@ export const elementsDefinitions: OpDefinition[] = [
     create: ({ attributes, settings }) => new ScatterElementsOp(id, settings, attributes.int('axis'), id.version >= 16 ? attributes.string('reduction') : 'none'),
     lower: lowerScatterElements,
   })),
-  { id: SCATTER_DATA_GRAD, description: 'dData = dOut with the scattered places zeroed', lower: lowerScatterDataGrad },
-  { id: SCATTER_UPDATES_GRAD, description: 'dUpdates = dOut gathered at the scattered places', lower: lowerScatterUpdatesGrad },
+  defineOp({ op: ScatterElementsGradOp, id: SCATTER_DATA_GRAD, description: 'dData = dOut with the scattered places zeroed', lower: lowerScatterDataGrad }),
+  defineOp({ op: ScatterElementsGradOp, id: SCATTER_UPDATES_GRAD, description: 'dUpdates = dOut gathered at the scattered places', lower: lowerScatterUpdatesGrad }),
 ];

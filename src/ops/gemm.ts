@@ -19,12 +19,12 @@ import { UserError } from '../errors.js';
 import type { DType } from '../ir/dtype.js';
 import { Op, type AttributeValue, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
-import type { Expansion, ExpandArgs, OpDefinition } from '../ir/registry.js';
+import { defineOp, type Expansion, type ExpandArgs, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import { lowerMatMul, matMulCreateInput, problem2d } from './matmul.js';
 import { gid, versions } from './nn-util.js';
-import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
+import { ArgGradOp, fwdIn, gradOf, gradOut } from './arg-grad.js';
 
 /** Y [M, N] = op(A) op(B) for 2-D A and B as stored (op = transpose where the flag is set). */
 export class MatMulTOp extends Op {
@@ -68,18 +68,16 @@ export class MatMulTOp extends Op {
   }
 }
 
-const fwdOf = (op: Op) => (op as ArgGradOp<MatMulTOp>).fwd;
-
 /** dA (as stored) = dY op(B)^T, or for transA its transpose op(B) dY^T. Inputs: 0 dY, 1 B. */
-function lowerGradA(op: Op, ctx: LowerContext): void {
-  const { transA, transB } = fwdOf(op);
+function lowerGradA(op: ArgGradOp<MatMulTOp>, ctx: LowerContext): void {
+  const { transA, transB } = op.fwd;
   if (!transA) lowerMatMul(ctx, 0, 1, false, !transB);
   else lowerMatMul(ctx, 1, 0, transB, true);
 }
 
 /** dB (as stored) = op(A)^T dY, or for transB its transpose dY^T op(A). Inputs: 0 dY, 1 A. */
-function lowerGradB(op: Op, ctx: LowerContext): void {
-  const { transA, transB } = fwdOf(op);
+function lowerGradB(op: ArgGradOp<MatMulTOp>, ctx: LowerContext): void {
+  const { transA, transB } = op.fwd;
   if (!transB) lowerMatMul(ctx, 1, 0, !transA, false);
   else lowerMatMul(ctx, 0, 1, true, transA);
 }
@@ -87,7 +85,8 @@ function lowerGradB(op: Op, ctx: LowerContext): void {
 const MATMUL_T = gid('MatMulT');
 
 const matMulTDefinitions: OpDefinition[] = [
-  {
+  defineOp({
+    op: MatMulTOp,
     id: MATMUL_T,
     description: "op(A) x op(B) for 2-D operands, op = transpose where transA / transB is set (Gemm's product, no transposed copy)",
     inputs: [{ name: 'A' }, { name: 'B' }],
@@ -96,17 +95,11 @@ const matMulTDefinitions: OpDefinition[] = [
     grad: true,
     create: ({ attributes, settings }) => new MatMulTOp(MATMUL_T, attributes.int('transA') !== 0, attributes.int('transB') !== 0, settings),
     // A Linear layer's weight (transB) laid out where the planned matmul reads it, as MatMul's.
-    createInput: (op, index, device, plans) => {
-      const m = op as MatMulTOp;
-      return matMulCreateInput(op, index, device, plans, problem2d(m.inInfo(0).shape, m.inInfo(1).shape, m.transA, m.transB));
-    },
-    lower: (op, ctx) => {
-      const m = op as MatMulTOp;
-      lowerMatMul(ctx, 0, 1, m.transA, m.transB);
-    },
-  },
-  { id: gid('MatMulTGradA'), description: 'dA of MatMulT: a matmul of dY and B, transposed as needed', lower: lowerGradA },
-  { id: gid('MatMulTGradB'), description: 'dB of MatMulT: a matmul of A and dY, transposed as needed', lower: lowerGradB },
+    createInput: (m, index, device, plans) => matMulCreateInput(m, index, device, plans, problem2d(m.inInfo(0).shape, m.inInfo(1).shape, m.transA, m.transB)),
+    lower: (m, ctx) => lowerMatMul(ctx, 0, 1, m.transA, m.transB),
+  }),
+  defineOp({ op: gradOf(MatMulTOp), id: gid('MatMulTGradA'), description: 'dA of MatMulT: a matmul of dY and B, transposed as needed', lower: lowerGradA }),
+  defineOp({ op: gradOf(MatMulTOp), id: gid('MatMulTGradB'), description: 'dB of MatMulT: a matmul of A and dY, transposed as needed', lower: lowerGradB }),
 ];
 
 function expandGemm({ node, attributes, inputInfos, fresh }: ExpandArgs): Expansion {

@@ -27,7 +27,7 @@
 import { GradOp, GradOpInType, Op, OutputGradOnlyGradOp, type OpSettings } from '../ir/op.js';
 import { isFloat } from '../ir/dtype.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
-import type { OpDefinition } from '../ir/registry.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo, nelms } from '../ir/tensorinfo.js';
 import { broadcastOutput, mapBroadcast } from '../lower/broadcast.js';
 import type { LowerContext } from '../lower/context.js';
@@ -127,9 +127,8 @@ export class VariadicOp extends Op {
   }
 }
 
-function lowerVariadic(op: Op, ctx: LowerContext): void {
-  const v = op as VariadicOp;
-  const ins = op.inputs.map((_, i) => operand(ctx, i));
+function lowerVariadic(v: VariadicOp, ctx: LowerContext): void {
+  const ins = v.inputs.map((_, i) => operand(ctx, i));
   if (ins.length === 1) {
     ctx.aliasOutput(0, ins[0].t);
     return;
@@ -137,8 +136,8 @@ function lowerVariadic(op: Op, ctx: LowerContext): void {
   mapBroadcast(ctx, v.kind, { in: ins }, broadcastOutput(ctx, 0, ins), { name: v.kind.toLowerCase(), params: v.kind === 'Mean' ? { count: ins.length } : {}, inPlace: false });
 }
 
-function lowerSelectEqualGrad(_op: Op, ctx: LowerContext): void {
-  const full = (ctx.op as BroadcastArgGradOp).fwdOp.outInfo(0).shape;
+function lowerSelectEqualGrad(op: BroadcastArgGradOp, ctx: LowerContext): void {
+  const full = op.fwdOp.outInfo(0).shape;
   lowerElementwiseGrad(ctx, 'SelectEqualGrad', { g: { t: ctx.input(0), shape: full }, a: operand(ctx, 1), b: { t: ctx.input(2), shape: full } });
 }
 
@@ -208,7 +207,9 @@ function shapeDims(shape: readonly number[], start: number, end: number | undefi
 
 export const logicDefinitions: OpDefinition[] = [
   ...COMPARISONS.flatMap(([type, vs, what]) =>
-    versions(type, vs, (id) => ({
+    versions(type, vs, (id) => defineOp({
+      op: BooleanBinaryOp,
+      id,
       description: `${what} elementwise, NumPy broadcasting; int32 0/1 out (ONNX bool); no gradient`,
       inputs: [{ name: 'A' }, { name: 'B' }],
       outputs: [{ name: 'C' }],
@@ -218,7 +219,9 @@ export const logicDefinitions: OpDefinition[] = [
     })),
   ),
   ...LOGICAL.flatMap(([type, what]) =>
-    versions(type, [7], (id) => ({
+    versions(type, [7], (id) => defineOp({
+      op: BooleanBinaryOp,
+      id,
       description: `${what} elementwise on int32 0/1 (ONNX bool), NumPy broadcasting; no gradient`,
       inputs: [{ name: 'A' }, { name: 'B' }],
       outputs: [{ name: 'C' }],
@@ -227,7 +230,9 @@ export const logicDefinitions: OpDefinition[] = [
       lower: lowerBoolean(type),
     })),
   ),
-  ...versions('Not', [1], (id) => ({
+  ...versions('Not', [1], (id) => defineOp({
+    op: NotOp,
+    id,
     description: 'not X elementwise on int32 0/1 (ONNX bool); no gradient',
     inputs: [{ name: 'X' }],
     outputs: [{ name: 'Y' }],
@@ -239,7 +244,9 @@ export const logicDefinitions: OpDefinition[] = [
     },
   })),
   ...(['Max', 'Min', 'Mean'] as const).flatMap((kind) =>
-    versions(kind, kind === 'Mean' ? [8, 13] : [8, 12, 13], (id) => ({
+    versions(kind, kind === 'Mean' ? [8, 13] : [8, 12, 13], (id) => defineOp({
+      op: VariadicOp,
+      id,
       description: `Elementwise ${kind === 'Mean' ? 'mean' : kind === 'Max' ? 'maximum' : 'minimum'} of one or more inputs, NumPy broadcasting`,
       inputs: [{ name: 'data_0', variadic: true }],
       outputs: [{ name: kind.toLowerCase() }],
@@ -248,10 +255,12 @@ export const logicDefinitions: OpDefinition[] = [
       lower: lowerVariadic,
     })),
   ),
-  { id: VARIADIC_GRAD.Max, description: "dX_i = Y' where X_i == Y, else 0, summed to X_i's shape", lower: lowerSelectEqualGrad },
-  { id: VARIADIC_GRAD.Min, description: "dX_i = Y' where X_i == Y, else 0, summed to X_i's shape", lower: lowerSelectEqualGrad },
-  { id: VARIADIC_GRAD.Mean, description: "dX_i = Y' / k summed to X_i's shape", lower: (_op, ctx) => lowerReduceGrad(ctx, 1 / (ctx.op as BroadcastArgGradOp).fwdOp.inputs.length) },
-  ...versions('PRelu', [7, 9, 16], (id) => ({
+  defineOp({ op: BroadcastArgGradOp, id: VARIADIC_GRAD.Max, description: "dX_i = Y' where X_i == Y, else 0, summed to X_i's shape", lower: lowerSelectEqualGrad }),
+  defineOp({ op: BroadcastArgGradOp, id: VARIADIC_GRAD.Min, description: "dX_i = Y' where X_i == Y, else 0, summed to X_i's shape", lower: lowerSelectEqualGrad }),
+  defineOp({ op: BroadcastArgGradOp, id: VARIADIC_GRAD.Mean, description: "dX_i = Y' / k summed to X_i's shape", lower: (op, ctx) => lowerReduceGrad(op, ctx, 1 / op.fwdOp.inputs.length) }),
+  ...versions('PRelu', [7, 9, 16], (id) => defineOp({
+    op: PReluOp,
+    id,
     description: 'Y = slope X for X < 0, else X; slope broadcast to X',
     inputs: [{ name: 'X' }, { name: 'slope' }],
     outputs: [{ name: 'Y' }],
@@ -263,23 +272,27 @@ export const logicDefinitions: OpDefinition[] = [
       mapBroadcast(ctx, 'PRelu', { x, slope: s }, broadcastOutput(ctx, 0, [x, s]), { cyclic: 'slope' });
     },
   })),
-  {
+  defineOp({
+    op: BroadcastArgGradOp,
     id: PRELU_X_GRAD,
     description: "dX = slope Y' for X < 0, else Y'",
-    lower: (_op, ctx) => {
-      const full = ctx.op.outInfo(0).shape;
+    lower: (op, ctx) => {
+      const full = op.outInfo(0).shape;
       lowerElementwiseGrad(ctx, 'PReluXGrad', { g: { t: ctx.input(0), shape: full }, x: operand(ctx, 1), slope: operand(ctx, 2) });
     },
-  },
-  {
+  }),
+  defineOp({
+    op: BroadcastArgGradOp,
     id: PRELU_SLOPE_GRAD,
     description: "dslope = X Y' for X < 0, else 0, summed to slope's shape",
-    lower: (_op, ctx) => {
-      const full = (ctx.op as BroadcastArgGradOp).fwdOp.outInfo(0).shape;
+    lower: (op, ctx) => {
+      const full = op.fwdOp.outInfo(0).shape;
       lowerElementwiseGrad(ctx, 'PReluSlopeGrad', { g: { t: ctx.input(0), shape: full }, x: operand(ctx, 1) });
     },
-  },
-  ...versions('CastLike', [15, 19], (id) => ({
+  }),
+  ...versions('CastLike', [15, 19], (id) => defineOp({
+    op: CastLikeOp,
+    id,
     description: "Cast input to target_type's element type (float32, float16, int32)",
     inputs: [{ name: 'input' }, { name: 'target_type' }],
     outputs: [{ name: 'output' }],
@@ -288,7 +301,7 @@ export const logicDefinitions: OpDefinition[] = [
     create: ({ settings }) => new CastLikeOp(id, settings),
     lower: lowerCastTo,
   })),
-  { id: CASTLIKE_GRAD, description: "CastLike's output gradient cast back to the input type", lower: lowerCastTo },
+  defineOp({ op: OutputGradOnlyGradOp, id: CASTLIKE_GRAD, description: "CastLike's output gradient cast back to the input type", lower: lowerCastTo }),
   ...versions('Shape', [13, 15, 19], (id) => ({
     description: "The input's dims [start, end) as int32 (ONNX int64): folded into a constant at import, since shapes are fixed at compile time",
     inputs: [{ name: 'data' }],

@@ -38,16 +38,14 @@ import { GradOp, GradOpInType, Op, type AttributeValue, type GradInOutMapper, ty
 import { isFloat } from '../ir/dtype.js';
 import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
 import { GRAPHCORE_DOMAIN, ONNX_DOMAIN, type OperatorIdentifier } from '../ir/opid.js';
-import type { Attributes, OpDefinition } from '../ir/registry.js';
+import { defineOp, type Attributes, type OpDefinition } from '../ir/registry.js';
 import { gradName } from '../ir/tensor.js';
 import { fmtInfo, nelms, sameInfo, type TensorInfo } from '../ir/tensorinfo.js';
-import type { Graph } from '../ir/graph.js';
 import { UserError } from '../errors.js';
 import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor, Slice } from '../lower/devicegraph.js';
 import { mapElementwise } from '../lower/elementwise.js';
 import { reduceLeading } from '../lower/reduce.js';
-import type { LossSpec, SourceLocation } from '../config/types.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -178,7 +176,7 @@ export interface ClassLossParams {
 
 const NLL_VERSIONS = [12, 13, 22];
 const SCE_VERSIONS = [12, 13];
-const NLL_POPART = { domain: GRAPHCORE_DOMAIN, type: 'Nll', version: 1 };
+export const NLL_POPART = { domain: GRAPHCORE_DOMAIN, type: 'Nll', version: 1 };
 const NLL_GRAD = { domain: GRAPHCORE_DOMAIN, type: 'NllGrad', version: 1 };
 const SCE_GRAD = { domain: GRAPHCORE_DOMAIN, type: 'SoftmaxCrossEntropyLossGrad', version: 1 };
 /** ONNX's ignore_index has no default: this value of the attribute means "none". */
@@ -349,8 +347,7 @@ function probEps(dtype: string, grad: boolean): number {
   return grad ? 1e-10 : 1e-7;
 }
 
-function lowerClassLoss(op: Op, ctx: LowerContext): void {
-  const o = op as ClassLossOp;
+function lowerClassLoss(o: ClassLossOp, ctx: LowerContext): void {
   const { outer, C, inner } = o.layout();
   const x = ctx.input(0);
   const labels = ctx.input(1);
@@ -396,8 +393,7 @@ function lowerClassLoss(op: Op, ctx: LowerContext): void {
   }
 }
 
-function lowerClassLossGrad(op: Op, ctx: LowerContext): void {
-  const g = op as ClassLossGradOp;
+function lowerClassLossGrad(g: ClassLossGradOp, ctx: LowerContext): void {
   const fwd = g.fwd;
   const { outer, C, inner } = fwd.layout();
   const x = ctx.input(0);
@@ -441,8 +437,7 @@ function lowerClassLossGrad(op: Op, ctx: LowerContext): void {
   }
 }
 
-function lowerL1(op: Op, ctx: LowerContext): void {
-  const l1 = op as L1Op;
+function lowerL1(l1: L1Op, ctx: LowerContext): void {
   const x = ctx.input(0);
   if (l1.params.reduction === 'none') {
     mapElementwise(ctx, 'L1Elementwise', { x }, ctx.output(0, { like: x }), { scale: l1.params.scale });
@@ -451,11 +446,11 @@ function lowerL1(op: Op, ctx: LowerContext): void {
   reduceLeading(ctx, x, ctx.output(0), { abs: true, scale: l1.factor() });
 }
 
-function lowerL1Grad(op: Op, ctx: LowerContext): void {
+function lowerL1Grad(op: L1GradOp, ctx: LowerContext): void {
   const x = ctx.input(0);
   const dLoss = ctx.input(1);
   const out = ctx.output(0, { like: x });
-  const fwd = (op as L1GradOp).fwd;
+  const fwd = op.fwd;
   const perElement = fwd.params.reduction === 'none';
   ctx.computeSet('l1grad');
   for (const r of ctx.ranges(out)) {
@@ -472,8 +467,7 @@ function lowerL1Grad(op: Op, ctx: LowerContext): void {
   }
 }
 
-function lowerMse(op: Op, ctx: LowerContext): void {
-  const m = op as MseOp;
+function lowerMse(m: MseOp, ctx: LowerContext): void {
   const a = ctx.input(0);
   const b = ctx.input(1);
   if (m.params.reduction === 'none') {
@@ -493,8 +487,7 @@ function lowerMse(op: Op, ctx: LowerContext): void {
   ctx.vertex('ReduceFinal', tile, { partials: ranges.map((_, i) => ctx.onTile(partials, i, i + 1, tile)), out: ctx.slice(out) }, { scale: m.factor() });
 }
 
-function lowerMseGrad(op: Op, ctx: LowerContext): void {
-  const g = op as MseGradOp;
+function lowerMseGrad(g: MseGradOp, ctx: LowerContext): void {
   const a = ctx.input(0);
   const b = ctx.input(1);
   const dLoss = ctx.input(2);
@@ -527,7 +520,8 @@ const optIgnore = (v: number): number | undefined => (v === NO_IGNORE_INDEX ? un
 
 function onnxNll(version: number): OpDefinition {
   const id = { domain: ONNX_DOMAIN, type: 'NegativeLogLikelihoodLoss', version };
-  return {
+  return defineOp({
+    op: ClassLossOp,
     id,
     description: 'ONNX NLL: -weight[t] x input[n, t, d...] over log-probabilities [N, C, d...], ignore_index, mean | sum | none',
     inputs: [{ name: 'input' }, { name: 'target' }, { name: 'weight', optional: true }],
@@ -537,12 +531,13 @@ function onnxNll(version: number): OpDefinition {
     create: ({ attributes, settings }) =>
       new ClassLossOp(id, { mode: 'logProb', classAxis: 'second', reduction: reductionAttr(attributes, settings), ignoreIndex: optIgnore(attributes.int('ignore_index')), scale: 1 }, settings),
     lower: lowerClassLoss,
-  };
+  });
 }
 
 function onnxSce(version: number): OpDefinition {
   const id = { domain: ONNX_DOMAIN, type: 'SoftmaxCrossEntropyLoss', version };
-  return {
+  return defineOp({
+    op: ClassLossOp,
     id,
     description: 'ONNX softmax cross entropy: NLL of log_softmax(scores) along axis 1, weights, ignore_index, optional log_prob',
     inputs: [{ name: 'scores' }, { name: 'labels' }, { name: 'weights', optional: true }],
@@ -552,12 +547,12 @@ function onnxSce(version: number): OpDefinition {
     create: ({ attributes, settings }) =>
       new ClassLossOp(id, { mode: 'softmax', classAxis: 'second', reduction: reductionAttr(attributes, settings), ignoreIndex: optIgnore(attributes.int('ignore_index')), scale: 1 }, settings),
     lower: lowerClassLoss,
-  };
+  });
 }
 
 export const lossDefinitions: OpDefinition[] = [
-  {
-    id: L1,
+  defineOp({
+    op: L1Op,
     description: 'L1 loss: scale x sum|x| (mean divides by the element count; none: scale x |x|)',
     inputs: [{ name: 'x' }],
     outputs: [{ name: 'loss' }],
@@ -565,10 +560,10 @@ export const lossDefinitions: OpDefinition[] = [
     grad: true,
     create: ({ attributes, settings }) => new L1Op(elementLossParams(attributes, settings), settings),
     lower: lowerL1,
-  },
-  { id: L1_GRAD, description: 'dx = scale x sign(x) x dLoss', lower: lowerL1Grad },
-  {
-    id: MSE,
+  }),
+  defineOp({ op: L1GradOp, description: 'dx = scale x sign(x) x dLoss', lower: lowerL1Grad }),
+  defineOp({
+    op: MseOp,
     description: 'mean squared error: scale x sum (a - b)^2 (mean divides by the element count; none: elementwise)',
     inputs: [{ name: 'input' }, { name: 'target' }],
     outputs: [{ name: 'loss' }],
@@ -576,11 +571,12 @@ export const lossDefinitions: OpDefinition[] = [
     grad: true,
     create: ({ attributes, settings }) => new MseOp(elementLossParams(attributes, settings), settings),
     lower: lowerMse,
-  },
-  { id: MSE_GRAD, description: 'da = 2 scale (a - b) dLoss, db = -da', lower: lowerMseGrad },
+  }),
+  defineOp({ op: MseGradOp, description: 'da = 2 scale (a - b) dLoss, db = -da', lower: lowerMseGrad }),
   ...NLL_VERSIONS.map(onnxNll),
   ...SCE_VERSIONS.map(onnxSce),
-  {
+  defineOp({
+    op: ClassLossOp,
     id: NLL_POPART,
     description: "PopART's nllloss: -log(max(p[t], eps)) (or -p[t] for log-probabilities), classes on the last axis, ignoreIndex",
     inputs: [{ name: 'probs' }, { name: 'label' }, { name: 'weights', optional: true }],
@@ -604,51 +600,7 @@ export const lossDefinitions: OpDefinition[] = [
         settings,
       ),
     lower: lowerClassLoss,
-  },
-  { id: NLL_GRAD, description: 'd input: -w g at the label (-w g / max(p, eps) for probabilities)', lower: lowerClassLossGrad },
-  { id: SCE_GRAD, description: 'd scores = w g (softmax(scores) - onehot(label))', lower: lowerClassLossGrad },
+  }),
+  defineOp({ op: ClassLossGradOp, id: NLL_GRAD, description: 'd input: -w g at the label (-w g / max(p, eps) for probabilities)', lower: lowerClassLossGrad }),
+  defineOp({ op: ClassLossGradOp, id: SCE_GRAD, description: 'd scores = w g (softmax(scores) - onehot(label))', lower: lowerClassLossGrad }),
 ];
-
-// ---------------------------------------------------------------------------
-// train.loss
-
-/** The tensors a train.loss names, with their config keys (for "no tensor" errors). */
-export function lossTensorRefs(spec: LossSpec): [key: string, tensor: string][] {
-  const refs: [string, string][] = [['input', spec.input]];
-  if (spec.labels !== undefined) refs.push(['labels', spec.labels]);
-  if (spec.target !== undefined) refs.push(['target', spec.target]);
-  if (spec.weights !== undefined) refs.push(['weights', spec.weights]);
-  return refs;
-}
-
-/**
- * Add the op a train.loss describes, writing the scalar `output`:
- *   l1                   L1Op (PopART l1loss) of input
- *   mse                  MseOp of input and target
- *   nll                  PopART's nllloss: probabilities (or log-probabilities) with the classes last
- *   softmaxCrossEntropy  ONNX SoftmaxCrossEntropyLoss: scores [N, C, d...]
- */
-export function addTrainLoss(graph: Graph, spec: LossSpec, output: string): Op {
-  const loc: SourceLocation = spec.loc;
-  const { scale, reduction } = spec;
-  switch (spec.type) {
-    case 'l1':
-      return graph.addOp(new L1Op({ scale, reduction }, { name: 'L1Loss', loc }), [spec.input], [output]);
-    case 'mse':
-      return graph.addOp(new MseOp({ scale, reduction }, { name: 'MseLoss', loc }), [spec.input, spec.target!], [output]);
-    case 'nll':
-    case 'softmaxCrossEntropy': {
-      const nll = spec.type === 'nll';
-      const params: ClassLossParams = {
-        mode: nll ? (spec.inputIsLogProbability ? 'logProb' : 'prob') : 'softmax',
-        classAxis: nll ? 'last' : 'second',
-        reduction,
-        ignoreIndex: spec.ignoreIndex,
-        scale,
-      };
-      const opid = nll ? NLL_POPART : { domain: ONNX_DOMAIN, type: 'SoftmaxCrossEntropyLoss', version: 13 };
-      const inputs = [spec.input, spec.labels!, ...(spec.weights !== undefined ? [spec.weights] : [])];
-      return graph.addOp(new ClassLossOp(opid, params, { name: nll ? 'NllLoss' : 'SoftmaxCrossEntropyLoss', loc }), inputs, [output]);
-    }
-  }
-}

@@ -24,7 +24,7 @@ import { fmtInfo } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor } from '../lower/devicegraph.js';
 import { floatInput, gid, product, versions } from './nn-util.js';
-import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
+import { ArgGradOp, fwdIn, gradOf, gradOut } from './arg-grad.js';
 
 export interface LrnParams {
   alpha: number;
@@ -122,8 +122,8 @@ function lowerLrn(lrn: LrnOp, ctx: LowerContext): void {
   }
 }
 
-function lowerLrnGrad(op: Op, ctx: LowerContext): void {
-  const lrn = (op as ArgGradOp<LrnOp>).fwd;
+function lowerLrnGrad(op: ArgGradOp<LrnOp>, ctx: LowerContext): void {
+  const lrn = op.fwd;
   const { C, S, lo, hi } = lrn.layout();
   const dy = ctx.input(0);
   const x = ctx.input(1);
@@ -160,5 +160,5 @@ export const lrnDefinitions: OpDefinition[] = [
       new LrnOp(id, { alpha: attributes.float('alpha'), beta: attributes.float('beta'), bias: attributes.float('bias'), size: attributes.int('size') }, settings),
     lower: lowerLrn,
   })),
-  { id: gid('LRNGrad'), description: 'dX = dY s^-beta - 2 alpha beta / size X sum over windows holding c of dY X s^(-beta-1)', lower: lowerLrnGrad },
+  defineOp({ op: gradOf(LrnOp), id: gid('LRNGrad'), description: 'dX = dY s^-beta - 2 alpha beta / size X sum over windows holding c of dY X s^(-beta-1)', lower: lowerLrnGrad }),
 ];

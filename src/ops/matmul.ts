@@ -21,7 +21,7 @@
  */
 import type { PlanOverrides } from '../lower/plan-overrides.js';
 import { GradOp, GradOpInType, Op, type GradInOutMapper, type OpSettings } from '../ir/op.js';
-import type { OpDefinition } from '../ir/registry.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo, nelms, type TensorInfo } from '../ir/tensorinfo.js';
 import { vectorWidth } from '../../sim/codelets/estimators.js';
 import type { DeviceSpec } from '../../sim/device.js';
@@ -690,7 +690,8 @@ function dimsOf(a: TensorInfo, b: TensorInfo): MatMulDims {
 }
 
 function matMulDefinition(version: number): OpDefinition {
-  return {
+  return defineOp({
+    op: MatMulOp,
     id: { ...MATMUL, version },
     description: 'Matrix product with NumPy semantics: batch dimensions broadcast, 1-D operands as a row or a column',
     inputs: [{ name: 'A' }, { name: 'B' }],
@@ -698,23 +699,25 @@ function matMulDefinition(version: number): OpDefinition {
     grad: true,
     create: ({ settings }) => new MatMulOp(settings, version),
     // createMatMulInputLHS / RHS: a weight or an input laid out where the planned matmul reads it.
-    createInput: (op, index, device, plans) => matMulCreateInput(op, index, device, plans, forwardProblem((op as MatMulOp).dims())),
-    lower: (op, ctx) => lowerMatMulProblem(ctx, forwardProblem((op as MatMulOp).dims()), ctx.input(0), ctx.input(1)),
-  };
+    createInput: (op, index, device, plans) => matMulCreateInput(op, index, device, plans, forwardProblem(op.dims())),
+    lower: (op, ctx) => lowerMatMulProblem(ctx, forwardProblem(op.dims()), ctx.input(0), ctx.input(1)),
+  });
 }
 
 export const matMulDefinitions: OpDefinition[] = [
   matMulDefinition(1),
   matMulDefinition(9),
   matMulDefinition(13),
-  {
+  defineOp({
+    op: MatMulLhsGradOp,
     id: LHS_GRAD,
     description: 'dA = dY x B^T, summed over the batch dimensions A was broadcast along',
-    lower: (op, ctx) => lowerMatMulProblem(ctx, lhsGradProblem((op as MatMulLhsGradOp).dims), ctx.input(0), ctx.input(1)),
-  },
-  {
+    lower: (op, ctx) => lowerMatMulProblem(ctx, lhsGradProblem(op.dims), ctx.input(0), ctx.input(1)),
+  }),
+  defineOp({
+    op: MatMulRhsGradOp,
     id: RHS_GRAD,
     description: 'dB = A^T x dY, summed over the batch dimensions B was broadcast along',
-    lower: (op, ctx) => lowerMatMulProblem(ctx, rhsGradProblem((op as MatMulRhsGradOp).dims), ctx.input(0), ctx.input(1)),
-  },
+    lower: (op, ctx) => lowerMatMulProblem(ctx, rhsGradProblem(op.dims), ctx.input(0), ctx.input(1)),
+  }),
 ];

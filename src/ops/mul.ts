@@ -5,7 +5,7 @@
  */
 import { GradOp, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
-import type { OpDefinition } from '../ir/registry.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
 import type { LowerContext } from '../lower/context.js';
 import { lowerCommutative } from './add.js';
 import { BroadcastArgGradOp, BroadcastBinaryOp, lowerElementwiseGrad, operand, versions } from './binary.js';
@@ -32,14 +32,16 @@ export class MulArgGradOp extends BroadcastArgGradOp {
   }
 }
 
-function lowerMulArgGrad(_op: unknown, ctx: LowerContext): void {
-  const full = (ctx.op as MulArgGradOp).fwdOp.outInfo(0).shape;
+function lowerMulArgGrad(op: MulArgGradOp, ctx: LowerContext): void {
+  const full = op.fwdOp.outInfo(0).shape;
   // dC x other at the output's shape (the other operand broadcast; cyclic when a bias), then summed.
   lowerElementwiseGrad(ctx, 'Mul', { a: { t: ctx.input(0), shape: full }, b: operand(ctx, 1) }, { cyclic: 'b' });
 }
 
 export const mulDefinitions: OpDefinition[] = [
-  ...versions('Mul', [7, 13, 14], (id) => ({
+  ...versions('Mul', [7, 13, 14], (id) => defineOp({
+    op: MulOp,
+    id,
     description: 'Elementwise product A x B, NumPy broadcasting',
     inputs: [{ name: 'A' }, { name: 'B' }],
     outputs: [{ name: 'C' }],
@@ -47,6 +49,6 @@ export const mulDefinitions: OpDefinition[] = [
     create: ({ settings }) => new MulOp(settings, id),
     lower: lowerCommutative('Mul'),
   })),
-  { id: ARG0_GRAD, description: "dA = dC x B, summed to A's shape", lower: lowerMulArgGrad },
-  { id: ARG1_GRAD, description: "dB = dC x A, summed to B's shape", lower: lowerMulArgGrad },
+  defineOp({ op: MulArgGradOp, id: ARG0_GRAD, description: "dA = dC x B, summed to A's shape", lower: lowerMulArgGrad }),
+  defineOp({ op: MulArgGradOp, id: ARG1_GRAD, description: "dB = dC x A, summed to B's shape", lower: lowerMulArgGrad }),
 ];

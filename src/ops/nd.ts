@@ -18,7 +18,7 @@
 import { UserError } from '../errors.js';
 import { Op, type AttributeValue, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
-import type { ExpandArgs, Expansion, OpDefinition } from '../ir/registry.js';
+import { defineOp, type ExpandArgs, type Expansion, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo, nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import type { NodeDecl } from '../config/types.js';
@@ -47,8 +47,7 @@ export class NdIndexFlattenOp extends Op {
   }
 }
 
-function lowerFlatten(op: Op, ctx: LowerContext): void {
-  const f = op as NdIndexFlattenOp;
+function lowerFlatten(f: NdIndexFlattenOp, ctx: LowerContext): void {
   const k = f.dims.length;
   const strides = f.dims.map((_, j) => nelms(f.dims.slice(j + 1)));
   const lead = f.inInfo(0).shape.slice(0, -1);
@@ -147,7 +146,8 @@ function expandScatterND(version: number) {
 }
 
 export const ndDefinitions: OpDefinition[] = [
-  {
+  defineOp({
+    op: NdIndexFlattenOp,
     id: FLATTEN,
     description: 'The row numbers index tuples [..., k] name in data viewed as rows (GatherND, ScatterND); out of range: 2^31 - 1',
     inputs: [{ name: 'indices' }],
@@ -156,7 +156,7 @@ export const ndDefinitions: OpDefinition[] = [
     grad: false,
     create: ({ attributes, settings }) => new NdIndexFlattenOp(FLATTEN, settings, attributes.ints('dims'), attributes.int('batch_dims')),
     lower: lowerFlatten,
-  },
+  }),
   ...versions('GatherND', [11, 12, 13], (id) => ({
     description: 'Slices of data named by index tuples (runtime indices): NdIndexFlatten, then a Gather of rows',
     inputs: [{ name: 'data' }, { name: 'indices' }],

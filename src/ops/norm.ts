@@ -23,13 +23,13 @@
  */
 import { Op, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
-import type { OpDefinition } from '../ir/registry.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo, nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import type { TileRange } from '../lower/devicegraph.js';
 import { channelRange, channelSum, partialOnTile, reducePieces, type Piece } from '../lower/window.js';
 import { floatInput, gid, normAxis, product, sameDTypeAs, versions } from './nn-util.js';
-import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
+import { ArgGradOp, fwdIn, gradOut, gradOf } from './arg-grad.js';
 import { expandBatchNormTraining } from './batchnorm-train.js';
 
 const stripOnes = (s: readonly number[]): number[] => {
@@ -102,8 +102,7 @@ export class LayerNormOp extends Op {
 /** [lo, hi) of whole rows of length n covering elements [b, e). */
 const rowsOf = (b: number, e: number, n: number): [number, number] => [Math.floor(b / n) * n, Math.ceil(e / n) * n];
 
-function lowerLayerNorm(op: Op, ctx: LowerContext): void {
-  const ln = op as LayerNormOp;
+function lowerLayerNorm(ln: LayerNormOp, ctx: LowerContext): void {
   const { n } = ln.layout();
   const eps = Math.fround(ln.epsilon);
   const x = ctx.input(0);
@@ -125,7 +124,7 @@ function lowerLayerNorm(op: Op, ctx: LowerContext): void {
       { n, outBegin: r.begin, inBegin: lo, eps },
     );
   }
-  for (let o = 1; o < op.outputs.length; o++) {
+  for (let o = 1; o < ln.outputs.length; o++) {
     const stat = ctx.output(o);
     for (const r of ctx.ranges(stat)) {
       ctx.vertex('NnLayerNormStats', r.tile, { in: ctx.onTile(x, r.begin * n, r.end * n, r.tile), out: ctx.slice(stat, r.begin, r.end) }, { n, outBegin: r.begin, inBegin: r.begin * n, eps, which: o - 1 });
@@ -133,8 +132,8 @@ function lowerLayerNorm(op: Op, ctx: LowerContext): void {
   }
 }
 
-function lowerLayerNormGradX(op: Op, ctx: LowerContext): void {
-  const ln = (op as ArgGradOp<LayerNormOp>).fwd;
+function lowerLayerNormGradX(op: ArgGradOp<LayerNormOp>, ctx: LowerContext): void {
+  const ln = op.fwd;
   const { n } = ln.layout();
   const dy = ctx.input(0);
   const x = ctx.input(1);
@@ -152,8 +151,8 @@ function lowerLayerNormGradX(op: Op, ctx: LowerContext): void {
   }
 }
 
-function lowerLayerNormGradScale(op: Op, ctx: LowerContext): void {
-  const ln = (op as ArgGradOp<LayerNormOp>).fwd;
+function lowerLayerNormGradScale(op: ArgGradOp<LayerNormOp>, ctx: LowerContext): void {
+  const ln = op.fwd;
   const { n } = ln.layout();
   const dy = ctx.input(0);
   const x = ctx.input(1);
@@ -174,8 +173,8 @@ function lowerLayerNormGradScale(op: Op, ctx: LowerContext): void {
   reducePieces(ctx, pieces, out);
 }
 
-function lowerLayerNormGradB(op: Op, ctx: LowerContext): void {
-  const { n } = (op as ArgGradOp<LayerNormOp>).fwd.layout();
+function lowerLayerNormGradB(op: ArgGradOp<LayerNormOp>, ctx: LowerContext): void {
+  const { n } = op.fwd.layout();
   channelSum(ctx, ctx.input(0), n, 1, ctx.output(0));
 }
 
@@ -243,8 +242,7 @@ function channelSpans(ranges: readonly TileRange[], C: number, S: number, f: (ti
   for (const [tile, [lo, hi]] of spans) f(tile, lo, hi);
 }
 
-function lowerBatchNorm(op: Op, ctx: LowerContext): void {
-  const bn = op as BatchNormOp;
+function lowerBatchNorm(bn: BatchNormOp, ctx: LowerContext): void {
   const { C, S } = bn.layout();
   const x = ctx.input(0);
   const y = ctx.output(0, { like: x });
@@ -266,8 +264,8 @@ function lowerBatchNorm(op: Op, ctx: LowerContext): void {
   }
 }
 
-function lowerBatchNormGradX(op: Op, ctx: LowerContext): void {
-  const bn = (op as ArgGradOp<BatchNormOp>).fwd;
+function lowerBatchNormGradX(op: ArgGradOp<BatchNormOp>, ctx: LowerContext): void {
+  const bn = op.fwd;
   const { C, S } = bn.layout();
   const dy = ctx.input(0);
   const dx = ctx.output(0, { like: dy });
@@ -288,8 +286,8 @@ function lowerBatchNormGradX(op: Op, ctx: LowerContext): void {
   }
 }
 
-function lowerBatchNormGradScale(op: Op, ctx: LowerContext): void {
-  const bn = (op as ArgGradOp<BatchNormOp>).fwd;
+function lowerBatchNormGradScale(op: ArgGradOp<BatchNormOp>, ctx: LowerContext): void {
+  const bn = op.fwd;
   const { C, S } = bn.layout();
   const [dy, x, mean, variance] = [0, 1, 2, 3].map((i) => ctx.input(i));
   channelSum(ctx, dy, C, S, ctx.output(0), {
@@ -301,13 +299,15 @@ function lowerBatchNormGradScale(op: Op, ctx: LowerContext): void {
   });
 }
 
-function lowerBatchNormGradB(op: Op, ctx: LowerContext): void {
-  const { C, S } = (op as ArgGradOp<BatchNormOp>).fwd.layout();
+function lowerBatchNormGradB(op: ArgGradOp<BatchNormOp>, ctx: LowerContext): void {
+  const { C, S } = op.fwd.layout();
   channelSum(ctx, ctx.input(0), C, S, ctx.output(0));
 }
 
 export const normDefinitions: OpDefinition[] = [
-  ...versions('LayerNormalization', [17], (_v, id) => ({
+  ...versions('LayerNormalization', [17], (_v, id) => defineOp({
+    op: LayerNormOp,
+    id,
     description: 'normalise over dims axis.. in fp32, then Scale and optional B; optional Mean and InvStdDev outputs',
     inputs: [{ name: 'X' }, { name: 'Scale' }, { name: 'B', optional: true }],
     outputs: [{ name: 'Y' }, { name: 'Mean', optional: true }, { name: 'InvStdDev', optional: true }],
@@ -320,10 +320,12 @@ export const normDefinitions: OpDefinition[] = [
     create: ({ attributes, settings }) => new LayerNormOp(id, attributes.int('axis'), attributes.float('epsilon'), attributes.int('stash_type'), settings),
     lower: lowerLayerNorm,
   })),
-  { id: gid('LayerNormGradX'), description: 'dX = r (g - mean(g) - xhat mean(g xhat)), g = dY Scale', lower: lowerLayerNormGradX },
-  { id: gid('LayerNormGradScale'), description: 'dScale = sum over rows of dY xhat', lower: lowerLayerNormGradScale },
-  { id: gid('LayerNormGradB'), description: 'dB = sum over rows of dY', lower: lowerLayerNormGradB },
-  ...versions('BatchNormalization', [9, 14, 15], (version, id) => ({
+  defineOp({ op: gradOf(LayerNormOp), id: gid('LayerNormGradX'), description: 'dX = r (g - mean(g) - xhat mean(g xhat)), g = dY Scale', lower: lowerLayerNormGradX }),
+  defineOp({ op: gradOf(LayerNormOp), id: gid('LayerNormGradScale'), description: 'dScale = sum over rows of dY xhat', lower: lowerLayerNormGradScale }),
+  defineOp({ op: gradOf(LayerNormOp), id: gid('LayerNormGradB'), description: 'dB = sum over rows of dY', lower: lowerLayerNormGradB }),
+  ...versions('BatchNormalization', [9, 14, 15], (version, id) => defineOp({
+    op: BatchNormOp,
+    id,
     description: `inference form: Y = (X - mean) / sqrt(var + epsilon) scale + B per channel, running mean and var as inputs${version >= 14 ? '; training_mode = 1: a composite normalising with the batch statistics and updating the running ones (src/ops/batchnorm-train.ts)' : ''}`,
     inputs: [{ name: 'X' }, { name: 'scale' }, { name: 'B' }, { name: 'input_mean' }, { name: 'input_var' }],
     outputs: [{ name: 'Y' }, { name: 'running_mean', optional: true }, { name: 'running_var', optional: true }, ...(version < 14 ? [{ name: 'saved_mean', optional: true }, { name: 'saved_var', optional: true }] : [])],
@@ -338,7 +340,7 @@ export const normDefinitions: OpDefinition[] = [
       new BatchNormOp(id, attributes.float('epsilon'), attributes.float('momentum'), version >= 14 ? attributes.int('training_mode') : 0, settings),
     lower: lowerBatchNorm,
   })),
-  { id: gid('BatchNormGradX'), description: 'dX = dY scale / sqrt(var + eps) (mean, var constant)', lower: lowerBatchNormGradX },
-  { id: gid('BatchNormGradScale'), description: 'dscale = sum dY (X - mean) / sqrt(var + eps) over all axes but 1', lower: lowerBatchNormGradScale },
-  { id: gid('BatchNormGradB'), description: 'dB = sum dY over all axes but 1', lower: lowerBatchNormGradB },
+  defineOp({ op: gradOf(BatchNormOp), id: gid('BatchNormGradX'), description: 'dX = dY scale / sqrt(var + eps) (mean, var constant)', lower: lowerBatchNormGradX }),
+  defineOp({ op: gradOf(BatchNormOp), id: gid('BatchNormGradScale'), description: 'dscale = sum dY (X - mean) / sqrt(var + eps) over all axes but 1', lower: lowerBatchNormGradScale }),
+  defineOp({ op: gradOf(BatchNormOp), id: gid('BatchNormGradB'), description: 'dB = sum dY over all axes but 1', lower: lowerBatchNormGradB }),
 ];

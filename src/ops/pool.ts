@@ -22,12 +22,12 @@
  */
 import { Op, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
-import type { OpDefinition } from '../ir/registry.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import { channelSum, planeWindowOnTile } from '../lower/window.js';
 import { floatInput, gid, product, versions, withoutEmpty } from './nn-util.js';
-import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
+import { ArgGradOp, fwdIn, gradOut, gradOf } from './arg-grad.js';
 import { backwardBox, forwardBox, geometryArrays, inputRowsOf, outShape, resolveGeometry, type Geometry } from './spatial.js';
 
 export interface PoolAttrs {
@@ -93,8 +93,7 @@ export class PoolOp extends Op {
 
 const same = (c: number): [number, number] => [c, c];
 
-function lowerPool(op: Op, ctx: LowerContext): void {
-  const pool = op as PoolOp;
+function lowerPool(pool: PoolOp, ctx: LowerContext): void {
   const g = pool.geometry();
   const x = ctx.input(0);
   const y = ctx.output(0);
@@ -111,7 +110,7 @@ function lowerPool(op: Op, ctx: LowerContext): void {
       { ...arrays, ...win.arrays },
     );
   }
-  if (op.outputs.length > 1) {
+  if (pool.outputs.length > 1) {
     const indices = ctx.output(1, { like: y });
     for (const r of ctx.ranges(indices)) {
       const box = forwardBox(g, r.begin, r.end, same);
@@ -121,8 +120,8 @@ function lowerPool(op: Op, ctx: LowerContext): void {
   }
 }
 
-function lowerPoolGrad(op: Op, ctx: LowerContext): void {
-  const pool = (op as ArgGradOp<PoolOp>).fwd;
+function lowerPoolGrad(op: ArgGradOp<PoolOp>, ctx: LowerContext): void {
+  const pool = op.fwd;
   const g = pool.geometry();
   const max = pool.kind === 'max';
   const dy = ctx.input(0);
@@ -167,13 +166,13 @@ export class GlobalAveragePoolOp extends Op {
   }
 }
 
-function lowerGlobalAveragePool(op: Op, ctx: LowerContext): void {
-  const { planes, S } = (op as GlobalAveragePoolOp).layout();
+function lowerGlobalAveragePool(op: GlobalAveragePoolOp, ctx: LowerContext): void {
+  const { planes, S } = op.layout();
   channelSum(ctx, ctx.input(0), planes, S, ctx.output(0), { scale: 1 / S });
 }
 
-function lowerGlobalAveragePoolGrad(op: Op, ctx: LowerContext): void {
-  const { S } = ((op as ArgGradOp).fwdOp as GlobalAveragePoolOp).layout();
+function lowerGlobalAveragePoolGrad(op: ArgGradOp<GlobalAveragePoolOp>, ctx: LowerContext): void {
+  const { S } = op.fwd.layout();
   const dy = ctx.input(0);
   const dx = ctx.output(0);
   ctx.computeSet('globalavgpool-grad');
@@ -195,7 +194,9 @@ const windowAttrs = {
 };
 
 export const poolDefinitions: OpDefinition[] = [
-  ...versions('MaxPool', [8, 10, 11, 12], (version, id) => ({
+  ...versions('MaxPool', [8, 10, 11, 12], (version, id) => defineOp({
+    op: PoolOp,
+    id,
     description: 'max over each window (padding never wins)',
     inputs: [{ name: 'X' }],
     outputs: [{ name: 'Y' }, { name: 'Indices', optional: true }],
@@ -228,7 +229,9 @@ export const poolDefinitions: OpDefinition[] = [
       ),
     lower: lowerPool,
   })),
-  ...versions('AveragePool', [7, 10, 11, 19], (version, id) => ({
+  ...versions('AveragePool', [7, 10, 11, 19], (version, id) => defineOp({
+    op: PoolOp,
+    id,
     description: 'mean over each window; padding counted only with count_include_pad',
     inputs: [{ name: 'X' }],
     outputs: [{ name: 'Y' }],
@@ -257,7 +260,9 @@ export const poolDefinitions: OpDefinition[] = [
       ),
     lower: lowerPool,
   })),
-  ...versions('GlobalAveragePool', [1], (_v, id) => ({
+  ...versions('GlobalAveragePool', [1], (_v, id) => defineOp({
+    op: GlobalAveragePoolOp,
+    id,
     description: 'mean over all spatial dims, per (n, c)',
     inputs: [{ name: 'X' }],
     outputs: [{ name: 'Y' }],
@@ -265,7 +270,7 @@ export const poolDefinitions: OpDefinition[] = [
     create: ({ settings }) => new GlobalAveragePoolOp(id, settings),
     lower: lowerGlobalAveragePool,
   })),
-  { id: gid('MaxPoolGrad'), description: "dX: each window's dY to the first max of the window", lower: lowerPoolGrad },
-  { id: gid('AveragePoolGrad'), description: 'dX: sum over covering windows of dY / window count', lower: lowerPoolGrad },
-  { id: gid('GlobalAveragePoolGrad'), description: 'dX = dY / spatial size, spread over each plane', lower: lowerGlobalAveragePoolGrad },
+  defineOp({ op: gradOf(PoolOp), id: gid('MaxPoolGrad'), description: "dX: each window's dY to the first max of the window", lower: lowerPoolGrad }),
+  defineOp({ op: gradOf(PoolOp), id: gid('AveragePoolGrad'), description: 'dX: sum over covering windows of dY / window count', lower: lowerPoolGrad }),
+  defineOp({ op: gradOf(GlobalAveragePoolOp), id: gid('GlobalAveragePoolGrad'), description: 'dX = dY / spatial size, spread over each plane', lower: lowerGlobalAveragePoolGrad }),
 ];

@@ -21,7 +21,7 @@
  */
 import { GradOp, GradOpInType, Op, type GradInOutMapper, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
-import type { OpDefinition } from '../ir/registry.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { nelms } from '../ir/tensorinfo.js';
 import { broadcastOutput, mapBroadcast, type Operand } from '../lower/broadcast.js';
 import type { LowerContext } from '../lower/context.js';
@@ -117,8 +117,7 @@ export class ReduceGradOp extends BroadcastArgGradOp {
   }
 }
 
-function lowerReduce(op: Op, ctx: LowerContext): void {
-  const r = op as ReduceOp;
+function lowerReduce(r: ReduceOp, ctx: LowerContext): void {
   const x = operand(ctx, 0);
   const kind = r.params.kind;
   const scale = kind === 'mean' ? 1 / reductionSize(x.shape, r.axes) : 1;
@@ -130,8 +129,8 @@ function gradIn(ctx: LowerContext, fwd: ReduceOp): Operand {
   return { t: ctx.input(0), shape: keepDimsShape(fwd.inInfo(0).shape, fwd.axes) };
 }
 
-function lowerSumMeanGrad(op: Op, ctx: LowerContext): void {
-  const fwd = (op as ReduceGradOp).fwd;
+function lowerSumMeanGrad(op: ReduceGradOp, ctx: LowerContext): void {
+  const fwd = op.fwd;
   const xShape = fwd.inInfo(0).shape;
   const scale = fwd.params.kind === 'mean' ? 1 / reductionSize(xShape, fwd.axes) : 1;
   const dy = gradIn(ctx, fwd);
@@ -151,8 +150,8 @@ function lowerSumMeanGrad(op: Op, ctx: LowerContext): void {
  * dY, X and Y as operands; undefined (dX is dY itself, aliased) when no axis
  * is reduced.
  */
-function gradOperands(op: Op, ctx: LowerContext): { fwd: ReduceOp; xShape: readonly number[]; dy: Operand; x: Operand; y: Operand } | undefined {
-  const fwd = (op as ReduceGradOp).fwd;
+function gradOperands(op: ReduceGradOp, ctx: LowerContext): { fwd: ReduceOp; xShape: readonly number[]; dy: Operand; x: Operand; y: Operand } | undefined {
+  const fwd = op.fwd;
   const xShape = fwd.inInfo(0).shape;
   const dy = gradIn(ctx, fwd);
   if (!needsReduction(xShape, fwd.axes)) {
@@ -162,7 +161,7 @@ function gradOperands(op: Op, ctx: LowerContext): { fwd: ReduceOp; xShape: reado
   return { fwd, xShape, dy, x: operand(ctx, 1), y: { t: ctx.input(2), shape: dy.shape } };
 }
 
-function lowerMaxGrad(op: Op, ctx: LowerContext): void {
+function lowerMaxGrad(op: ReduceGradOp, ctx: LowerContext): void {
   const g = gradOperands(op, ctx);
   if (!g) return;
   const { fwd, xShape, dy, x, y } = g;
@@ -180,7 +179,7 @@ function lowerMaxGrad(op: Op, ctx: LowerContext): void {
 }
 
 /** dX = dY x Y / X broadcast over the reduced axes: the product of the other elements, when X is not 0. */
-function lowerProdGrad(op: Op, ctx: LowerContext): void {
+function lowerProdGrad(op: ReduceGradOp, ctx: LowerContext): void {
   const g = gradOperands(op, ctx);
   if (!g) return;
   const { xShape, dy, x, y } = g;
@@ -193,7 +192,8 @@ function lowerProdGrad(op: Op, ctx: LowerContext): void {
 
 function attributeVersion(kind: ReduceOpKind, version: number): OpDefinition {
   const id = { domain: 'ai.onnx', type: TYPE[kind], version };
-  return {
+  return defineOp({
+    op: ReduceOp,
     id,
     description: DESCRIPTION[kind],
     inputs: [{ name: 'data' }],
@@ -206,12 +206,13 @@ function attributeVersion(kind: ReduceOpKind, version: number): OpDefinition {
     create: ({ attributes, settings }) =>
       new ReduceOp({ kind, keepdims: attributes.int('keepdims') !== 0, axesAttr: attributes.ints('axes'), axesInput: false, noopWithEmptyAxes: false }, id, settings),
     lower: lowerReduce,
-  };
+  });
 }
 
 function inputVersion(kind: ReduceOpKind, version: number): OpDefinition {
   const id = { domain: 'ai.onnx', type: TYPE[kind], version };
-  return {
+  return defineOp({
+    op: ReduceOp,
     id,
     description: `${DESCRIPTION[kind]}; axes as a constant input`,
     inputs: [{ name: 'data' }, { name: 'axes', optional: true }],
@@ -224,7 +225,7 @@ function inputVersion(kind: ReduceOpKind, version: number): OpDefinition {
     create: ({ attributes, settings }) =>
       new ReduceOp({ kind, keepdims: attributes.int('keepdims') !== 0, axesInput: true, noopWithEmptyAxes: attributes.int('noop_with_empty_axes') !== 0 }, id, settings),
     lower: lowerReduce,
-  };
+  });
 }
 
 const DESCRIPTION: Record<ReduceOpKind, string> = {
@@ -252,9 +253,9 @@ export const reduceDefinitions: OpDefinition[] = [
   attributeVersion('prod', 11),
   attributeVersion('prod', 13),
   inputVersion('prod', 18),
-  { id: GRAD_ID.sum, description: 'dX = dY broadcast over the reduced axes', lower: lowerSumMeanGrad },
-  { id: GRAD_ID.mean, description: 'dX = dY / N broadcast over the reduced axes', lower: lowerSumMeanGrad },
-  { id: GRAD_ID.max, description: 'dX = dY routed to the maxima, split equally among ties', lower: lowerMaxGrad },
-  { id: GRAD_ID.min, description: 'dX = dY routed to the minima, split equally among ties', lower: lowerMaxGrad },
-  { id: GRAD_ID.prod, description: 'dX = dY x Y / X (the product of the other elements where X is not 0)', lower: lowerProdGrad },
+  defineOp({ op: ReduceGradOp, id: GRAD_ID.sum, description: 'dX = dY broadcast over the reduced axes', lower: lowerSumMeanGrad }),
+  defineOp({ op: ReduceGradOp, id: GRAD_ID.mean, description: 'dX = dY / N broadcast over the reduced axes', lower: lowerSumMeanGrad }),
+  defineOp({ op: ReduceGradOp, id: GRAD_ID.max, description: 'dX = dY routed to the maxima, split equally among ties', lower: lowerMaxGrad }),
+  defineOp({ op: ReduceGradOp, id: GRAD_ID.min, description: 'dX = dY routed to the minima, split equally among ties', lower: lowerMaxGrad }),
+  defineOp({ op: ReduceGradOp, id: GRAD_ID.prod, description: 'dX = dY x Y / X (the product of the other elements where X is not 0)', lower: lowerProdGrad }),
 ];

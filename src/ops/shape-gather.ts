@@ -41,7 +41,7 @@
  */
 import { GradOp, GradOpInType, Op, type AttributeValue, type GradInOutMapper, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
-import type { OpDefinition } from '../ir/registry.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { nelms } from '../ir/tensorinfo.js';
 import { DTYPE_BYTES, type DeviceDType } from '../../sim/program.js';
 import type { LowerContext } from '../lower/context.js';
@@ -155,8 +155,8 @@ function rowOf(g: GatherGeometry, p: number): number {
   return Math.floor(p / g.numIdx) * g.axisSize + g.constant![j];
 }
 
-function lowerGather(op: Op, ctx: LowerContext): void {
-  const g = (op as GatherOp).geometry();
+function lowerGather(op: GatherOp, ctx: LowerContext): void {
+  const g = op.geometry();
   const data = ctx.input(0);
   const indices = ctx.input(1);
   const out = ctx.output(0);
@@ -300,8 +300,8 @@ function lowerLookup(ctx: LowerContext, g: GatherGeometry, data: BuildTensor, in
   }
 }
 
-function lowerGatherGrad(op: Op, ctx: LowerContext): void {
-  const g = (op as GatherGradOp).fwd.geometry();
+function lowerGatherGrad(op: GatherGradOp, ctx: LowerContext): void {
+  const g = op.fwd.geometry();
   const dy = ctx.input(0);
   const indices = ctx.input(1);
   const out = ctx.output(0);
@@ -399,14 +399,16 @@ function lowerUpdateAdd(ctx: LowerContext, g: GatherGeometry, dy: BuildTensor, i
  * the lookup plan reads it (and its gradient is mapped the same way); the
  * indices and constant-index tables have no preference.
  */
-function gatherInputLayout(op: Op, index: number, device: DeviceSpec): TileRange[] | undefined {
-  const g = (op as GatherOp).geometry();
+function gatherInputLayout(op: GatherOp, index: number, device: DeviceSpec): TileRange[] | undefined {
+  const g = op.geometry();
   if (index !== 0 || g.constant || g.outer * g.numIdx * g.inner === 0 || g.outer * g.axisSize * g.inner === 0) return undefined;
   return tableMapping(planOf(g, op.inInfo(0).dtype as DeviceDType, device));
 }
 
 export const gatherDefinitions: OpDefinition[] = [
-  ...versions('Gather', [11, 13], (id) => ({
+  ...versions('Gather', [11, 13], (id) => defineOp({
+    op: GatherOp,
+    id,
     description: 'out = data with axis indexed by indices (constant or runtime int32, any shape; an embedding lookup on axis 0); gradient for data only',
     inputs: [{ name: 'data' }, { name: 'indices' }],
     outputs: [{ name: 'output' }],
@@ -416,6 +418,6 @@ export const gatherDefinitions: OpDefinition[] = [
     createInput: gatherInputLayout,
     lower: lowerGather,
   })),
-  { id: GATHER_GRAD, description: 'dData = zeros with the rows of dOut added at their indices (repeated indices accumulate)', lower: lowerGatherGrad },
+  defineOp({ op: GatherGradOp, id: GATHER_GRAD, description: 'dData = zeros with the rows of dOut added at their indices (repeated indices accumulate)', lower: lowerGatherGrad }),
 ];
 

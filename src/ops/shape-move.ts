@@ -13,7 +13,7 @@
  */
 import { GradOp, GradOpInType, Op, type AttributeValue, type GradInOutMapper, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
-import type { OpDefinition } from '../ir/registry.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import {
@@ -178,22 +178,21 @@ function maxPiecesPerTile(pieces: readonly TileRange[]): number {
   return max;
 }
 
-function lowerConcat(op: Op, ctx: LowerContext): void {
-  const c = op as ConcatOp;
-  if (op.inputs.length === 1) {
+function lowerConcat(c: ConcatOp, ctx: LowerContext): void {
+  if (c.inputs.length === 1) {
     ctx.aliasOutput(0, ctx.input(0));
     return;
   }
-  const shape = op.outInfo(0).shape;
+  const shape = c.outInfo(0).shape;
   const outer = nelms(shape.slice(0, c.axis));
   const inner = nelms(shape.slice(c.axis + 1));
   const total = shape[c.axis];
   const out = ctx.output(0);
   const runs: Run[] = [];
   const pieces: TileRange[] = [];
-  for (let i = 0; i < op.inputs.length; i++) {
+  for (let i = 0; i < c.inputs.length; i++) {
     const x = ctx.input(i);
-    const len = op.inInfo(i).shape[c.axis] * inner;
+    const len = c.inInfo(i).shape[c.axis] * inner;
     const off = c.offsetOf(i) * inner;
     for (let o = 0; o < outer; o++) runs.push({ src: x, srcBegin: o * len, dst: out, dstBegin: o * total * inner + off, n: len });
     if (outer === 1) for (const r of ctx.ranges(x)) pieces.push({ tile: r.tile, begin: r.begin + off, end: r.end + off });
@@ -206,8 +205,7 @@ function lowerConcat(op: Op, ctx: LowerContext): void {
   copyRuns(ctx, 'concat', runs);
 }
 
-function lowerConcatGrad(op: Op, ctx: LowerContext): void {
-  const g = op as ConcatGradOp;
+function lowerConcatGrad(g: ConcatGradOp, ctx: LowerContext): void {
   const shape = g.fwd.outInfo(0).shape;
   const xs = g.fwd.inInfo(g.index).shape;
   const starts = shape.map((_, k) => (k === g.fwd.axis ? g.fwd.offsetOf(g.index) : 0));
@@ -286,12 +284,11 @@ export class SliceGradOp extends GradOp {
   }
 }
 
-function lowerSliceGrad(op: Op, ctx: LowerContext): void {
-  const g = op as SliceGradOp;
+function lowerSliceGrad(g: SliceGradOp, ctx: LowerContext): void {
   const view = g.fwd.view();
   const m = mergeView(view);
   const dy = ctx.input(0);
-  if (isContiguous(m) && m.offset === 0 && numElements(view.shape) === nelms(op.outInfo(0).shape)) {
+  if (isContiguous(m) && m.offset === 0 && numElements(view.shape) === nelms(g.outInfo(0).shape)) {
     ctx.aliasOutput(0, dy);
     return;
   }
@@ -302,21 +299,26 @@ function lowerSliceGrad(op: Op, ctx: LowerContext): void {
 // Definitions
 
 export const moveDefinitions: OpDefinition[] = [
-  ...versions('Transpose', [1, 13], (id) => ({
+  ...versions('Transpose', [1, 13], (id) => defineOp({
+    op: TransposeOp,
+    id,
     description: 'Permute the axes (perm; default reversed): copies of contiguous runs, else per-element Rearrange vertices',
     inputs: [{ name: 'data' }],
     outputs: [{ name: 'transposed' }],
     attributes: { perm: { type: 'ints', default: [], description: 'output axis k is input axis perm[k]; empty: reversed' } },
     grad: true,
     create: ({ attributes, settings }) => new TransposeOp(attributes.ints('perm'), settings, id),
-    lower: (op, ctx) => rearrangeToOutput(ctx, 0, ctx.input(0), transposeView(op.inInfo(0).shape, (op as TransposeOp).perm), 'transpose'),
+    lower: (op, ctx) => rearrangeToOutput(ctx, 0, ctx.input(0), transposeView(op.inInfo(0).shape, op.perm), 'transpose'),
   })),
-  {
+  defineOp({
+    op: TransposeGradOp,
     id: TRANSPOSE_GRAD,
     description: 'dX = dY transposed by the inverse permutation',
-    lower: (op, ctx) => rearrangeToOutput(ctx, 0, ctx.input(0), transposeView(op.inInfo(0).shape, (op as TransposeGradOp).inverse), 'transpose-grad'),
-  },
-  ...versions('Concat', [11, 13], (id) => ({
+    lower: (op, ctx) => rearrangeToOutput(ctx, 0, ctx.input(0), transposeView(op.inInfo(0).shape, op.inverse), 'transpose-grad'),
+  }),
+  ...versions('Concat', [11, 13], (id) => defineOp({
+    op: ConcatOp,
+    id,
     description: 'Join the inputs along axis: exchange copies of contiguous runs into the output',
     inputs: [{ name: 'inputs', variadic: true }],
     outputs: [{ name: 'concat_result' }],
@@ -325,14 +327,16 @@ export const moveDefinitions: OpDefinition[] = [
     create: ({ attributes, settings }) => new ConcatOp(attributes.int('axis'), settings, id),
     lower: lowerConcat,
   })),
-  { id: CONCAT_GRAD, description: "dX_k = dY's slice along the axis where input k sits", lower: lowerConcatGrad },
-  ...versions('Slice', [10, 11, 13], (id) => ({
+  defineOp({ op: ConcatGradOp, id: CONCAT_GRAD, description: "dX_k = dY's slice along the axis where input k sits", lower: lowerConcatGrad }),
+  ...versions('Slice', [10, 11, 13], (id) => defineOp({
+    op: SliceOp,
+    id,
     description: 'x[starts:ends:steps] on the given axes (constant inputs; negative indices and steps): copies of runs or Rearrange vertices',
     inputs: [{ name: 'data' }, { name: 'starts' }, { name: 'ends' }, { name: 'axes', optional: true }, { name: 'steps', optional: true }],
     outputs: [{ name: 'output' }],
     grad: true,
     create: ({ settings }) => new SliceOp(settings, id),
-    lower: (op, ctx) => rearrangeToOutput(ctx, 0, ctx.input(0), (op as SliceOp).view(), 'slice'),
+    lower: (op, ctx) => rearrangeToOutput(ctx, 0, ctx.input(0), op.view(), 'slice'),
   })),
-  { id: SLICE_GRAD, description: 'dX = zeros with dY scattered into the sliced positions', lower: lowerSliceGrad },
+  defineOp({ op: SliceGradOp, id: SLICE_GRAD, description: 'dX = zeros with dY scattered into the sliced positions', lower: lowerSliceGrad }),
 ];

@@ -5,7 +5,7 @@
  */
 import { OutputGradOnlyGradOp, type Op } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
-import type { OpDefinition } from '../ir/registry.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
 
 export const ONNX = 'ai.onnx';
@@ -78,11 +78,11 @@ export class ViewGradOp extends OutputGradOnlyGradOp {
   }
 }
 
-export const viewGradDefinition: OpDefinition = {
-  id: VIEW_GRAD,
+export const viewGradDefinition: OpDefinition = defineOp({
+  op: ViewGradOp,
   description: "dX = dY read with X's shape (the gradient of Reshape, Flatten, Squeeze, Unsqueeze): an alias",
   lower: (_op, ctx) => ctx.aliasOutput(0, ctx.input(0)),
-};
+});
 
 /** The forward op gives its data input a gradient only when it is a float tensor. */
 export function floatInput(op: Op, i: number): boolean {

@@ -11,7 +11,7 @@
  */
 import { Op, type AttributeValue, type GradOp, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
-import type { AttributeDef, OpDefinition } from '../ir/registry.js';
+import { defineOp, type AttributeDef, type OpDefinition } from '../ir/registry.js';
 import { nelms } from '../ir/tensorinfo.js';
 import { ViewGradOp, constantInts, describeInput, floatInput, normAxes, versions } from './shape-util.js';
 
@@ -160,7 +160,9 @@ export class UnsqueezeOp extends ViewOp {
 const ALLOWZERO: Record<string, AttributeDef> = { allowzero: { type: 'int', default: 0, description: '1: a 0 in shape is a zero dimension, not a copy' } };
 
 export const viewDefinitions: OpDefinition[] = [
-  ...versions('Reshape', [5, 13, 14], (id, v) => ({
+  ...versions('Reshape', [5, 13, 14], (id, v) => defineOp({
+    op: ReshapeOp,
+    id,
     description: 'Reshape to a constant shape input (0 copies the input dimension unless allowzero, -1 is inferred): an alias, no data moved',
     inputs: [{ name: 'data' }, { name: 'shape' }],
     outputs: [{ name: 'reshaped' }],
@@ -169,7 +171,9 @@ export const viewDefinitions: OpDefinition[] = [
     create: ({ attributes, settings }) => new ReshapeOp(v >= 14 && attributes.int('allowzero') !== 0, settings, id),
     lower: aliasLowering,
   })),
-  ...versions('Flatten', [11, 13], (id) => ({
+  ...versions('Flatten', [11, 13], (id) => defineOp({
+    op: FlattenOp,
+    id,
     description: 'Flatten to 2-D [prod(dims before axis), prod(dims from axis)]: an alias',
     inputs: [{ name: 'input' }],
     outputs: [{ name: 'output' }],
@@ -178,7 +182,9 @@ export const viewDefinitions: OpDefinition[] = [
     create: ({ attributes, settings }) => new FlattenOp(attributes.int('axis'), settings, id),
     lower: aliasLowering,
   })),
-  ...versions('Squeeze', [11], (id) => ({
+  ...versions('Squeeze', [11], (id) => defineOp({
+    op: SqueezeOp,
+    id,
     description: 'Remove size-1 axes (the axes attribute, or all size-1 axes when absent): an alias',
     inputs: [{ name: 'data' }],
     outputs: [{ name: 'squeezed' }],
@@ -187,7 +193,9 @@ export const viewDefinitions: OpDefinition[] = [
     create: ({ attributes, settings }) => new SqueezeOp({ attribute: attributes.ints('axes') }, settings, id),
     lower: aliasLowering,
   })),
-  ...versions('Squeeze', [13], (id) => ({
+  ...versions('Squeeze', [13], (id) => defineOp({
+    op: SqueezeOp,
+    id,
     description: 'Remove size-1 axes (a constant axes input, or all size-1 axes when absent): an alias',
     inputs: [{ name: 'data' }, { name: 'axes', optional: true }],
     outputs: [{ name: 'squeezed' }],
@@ -195,7 +203,9 @@ export const viewDefinitions: OpDefinition[] = [
     create: ({ settings }) => new SqueezeOp({ input: true }, settings, id),
     lower: aliasLowering,
   })),
-  ...versions('Unsqueeze', [11], (id) => ({
+  ...versions('Unsqueeze', [11], (id) => defineOp({
+    op: UnsqueezeOp,
+    id,
     description: 'Insert size-1 axes at the output positions of the axes attribute: an alias',
     inputs: [{ name: 'data' }],
     outputs: [{ name: 'expanded' }],
@@ -204,7 +214,9 @@ export const viewDefinitions: OpDefinition[] = [
     create: ({ attributes, settings }) => new UnsqueezeOp({ attribute: attributes.ints('axes') }, settings, id),
     lower: aliasLowering,
   })),
-  ...versions('Unsqueeze', [13], (id) => ({
+  ...versions('Unsqueeze', [13], (id) => defineOp({
+    op: UnsqueezeOp,
+    id,
     description: 'Insert size-1 axes at the output positions of a constant axes input: an alias',
     inputs: [{ name: 'data' }, { name: 'axes' }],
     outputs: [{ name: 'expanded' }],

@@ -21,7 +21,7 @@ import { defineOp, type OpDefinition } from '../ir/registry.js';
 import type { LowerContext } from '../lower/context.js';
 import { groupWindow } from '../lower/window.js';
 import { floatInput, gid, normAxis, product, versions } from './nn-util.js';
-import { ArgGradOp, fwdOut, gradOut } from './arg-grad.js';
+import { ArgGradOp, fwdOut, gradOf, gradOut } from './arg-grad.js';
 
 export class SoftmaxOp extends Op {
   constructor(
@@ -74,8 +74,8 @@ function lowerSoftmax(s: SoftmaxOp, ctx: LowerContext): void {
   }
 }
 
-function lowerSoftmaxGrad(op: Op, ctx: LowerContext): void {
-  const s = (op as ArgGradOp<SoftmaxOp>).fwd;
+function lowerSoftmaxGrad(op: ArgGradOp<SoftmaxOp>, ctx: LowerContext): void {
+  const s = op.fwd;
   const { n, inner } = s.layout();
   const dy = ctx.input(0);
   const y = ctx.input(1);
@@ -112,6 +112,6 @@ function family(type: 'Softmax' | 'LogSoftmax'): OpDefinition[] {
 export const softmaxDefinitions: OpDefinition[] = [
   ...family('Softmax'),
   ...family('LogSoftmax'),
-  { id: gid('SoftmaxGrad'), description: "dx = y (dy - sum_axis(dy y))", lower: lowerSoftmaxGrad },
-  { id: gid('LogSoftmaxGrad'), description: "dx = dy - exp(y) sum_axis(dy)", lower: lowerSoftmaxGrad },
+  defineOp({ op: gradOf(SoftmaxOp), id: gid('SoftmaxGrad'), description: "dx = y (dy - sum_axis(dy y))", lower: lowerSoftmaxGrad }),
+  defineOp({ op: gradOf(SoftmaxOp), id: gid('LogSoftmaxGrad'), description: "dx = dy - exp(y) sum_axis(dy)", lower: lowerSoftmaxGrad }),
 ];

@@ -7,7 +7,7 @@
  */
 import { GradOp, Op, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
-import type { OpDefinition } from '../ir/registry.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { nelms } from '../ir/tensorinfo.js';
 import { broadcastOutput, mapBroadcast } from '../lower/broadcast.js';
 import { BroadcastArgGradOp, broadcastInputs, lowerReduceGrad, operand, sameDType, versions } from './binary.js';
@@ -42,7 +42,9 @@ export class SumArgGradOp extends BroadcastArgGradOp {
 }
 
 export const sumDefinitions: OpDefinition[] = [
-  ...versions('Sum', [8, 13], (id) => ({
+  ...versions('Sum', [8, 13], (id) => defineOp({
+    op: SumOp,
+    id,
     description: 'Elementwise sum of one or more inputs, NumPy broadcasting (also the GradSum of autodiff)',
     inputs: [{ name: 'data_0', variadic: true }],
     outputs: [{ name: 'sum' }],
@@ -57,5 +59,5 @@ export const sumDefinitions: OpDefinition[] = [
       mapBroadcast(ctx, 'Sum', { in: ins }, broadcastOutput(ctx, 0, ins), { name: 'sum' });
     },
   })),
-  { id: SUM_ARG_GRAD, description: "Sum's output gradient summed to one input's shape", lower: (_op, ctx) => lowerReduceGrad(ctx) },
+  defineOp({ op: SumArgGradOp, id: SUM_ARG_GRAD, description: "Sum's output gradient summed to one input's shape", lower: (op, ctx) => lowerReduceGrad(op, ctx) }),
 ];

@@ -19,11 +19,12 @@
 import { GradOp, GradOpInType, Op, type AttributeValue, type GradInOutMapper, type OpSettings } from '../ir/op.js';
 import { isFloat } from '../ir/dtype.js';
 import { GRAPHCORE_DOMAIN, ONNX_DOMAIN, type OperatorIdentifier } from '../ir/opid.js';
-import type { AttributeDef, Attributes, Lowering, OpDefinition } from '../ir/registry.js';
+import { defineOp, type AttributeDef, type Attributes, type Lowering, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo, nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
 import { mapElementwise } from '../lower/elementwise.js';
+import type { Codelet } from '../../sim/codelet.js';
 import { dropoutDefinitions, identityDefinitions } from './dropout.js';
 
 /** What a unary op's grad op reads besides y'. */
@@ -34,14 +35,21 @@ export interface UnaryGradSpec {
   description: string;
   uses: GradUses;
   /** Codelet: fields gradOut and `in` (uses In) or `fwdOut` (uses Out), or, for 'none', a unary codelet applied to y'. */
-  codelet: string;
+  codelet: string | Codelet;
 }
 
+/**
+ * One op of the family: the whole of a built-in, and of a custom op written
+ * the short way (defineUnaryOp; docs/custom-ops.md).
+ */
 export interface UnarySpec {
+  /** The forward op's domain, and its grad op's (default: ai.onnx, the grad op ai.graphcore). */
+  domain?: string;
   type: string;
   versions: number[];
   description: string;
-  codelet: string;
+  /** A codelet name (built-ins) or a codelet object (custom ops): fields `in` and `out`. */
+  codelet: string | Codelet;
   /** Floating-point operations per element (add = mul = 1; a transcendental counted as 1). */
   flops: number;
   attributes?: Record<string, AttributeDef>;
@@ -54,8 +62,8 @@ export interface UnarySpec {
   /** Forward inputs the grad op also reads, after y' and x or y (Pow's exponent tensor). */
   gradExtraInputs?: (op: UnaryOp) => number[];
   /** Lowerings in place of the generic one-codelet maps. */
-  lower?: Lowering;
-  lowerGrad?: Lowering;
+  lower?: Lowering<UnaryOp>;
+  lowerGrad?: Lowering<UnaryGradOp>;
   /** Input names (default one, 'X'); `?` after a name marks it optional. */
   inputs?: readonly string[];
 }
@@ -100,7 +108,7 @@ export class UnaryGradOp extends GradOp {
   readonly params: Record<string, number>;
 
   constructor(readonly fwd: UnaryOp) {
-    super({ domain: GRAPHCORE_DOMAIN, type: fwd.spec.grad!.type, version: 1 }, fwd);
+    super(gradId(fwd.spec), fwd);
     this.params = fwd.params;
   }
 
@@ -126,14 +134,12 @@ export class UnaryGradOp extends GradOp {
   }
 }
 
-function lowerUnary(op: Op, ctx: LowerContext): void {
-  const u = op as UnaryOp;
+function lowerUnary(u: UnaryOp, ctx: LowerContext): void {
   const x = ctx.input(0);
   mapElementwise(ctx, u.spec.codelet, { in: x }, ctx.output(0, { like: x }), u.params);
 }
 
-function lowerUnaryGrad(op: Op, ctx: LowerContext): void {
-  const g = op as UnaryGradOp;
+function lowerUnaryGrad(g: UnaryGradOp, ctx: LowerContext): void {
   const spec = g.fwd.spec.grad!;
   const dy = ctx.input(0);
   if (spec.uses === 'none') {
@@ -178,8 +184,7 @@ function exponentField(ctx: LowerContext, e: BuildTensor, r: TileRange, outSize:
   return { field: same ? ctx.onTile(e, r.begin, r.end, r.tile) : ctx.onTile(e, 0, e.size, r.tile), offset: same ? 0 : r.begin % e.size };
 }
 
-function lowerPow(op: Op, ctx: LowerContext): void {
-  const u = op as UnaryOp;
+function lowerPow(u: UnaryOp, ctx: LowerContext): void {
   const x = ctx.input(0);
   const out = ctx.output(0, { like: x });
   if (u.params.exponent !== undefined) {
@@ -194,10 +199,9 @@ function lowerPow(op: Op, ctx: LowerContext): void {
   }
 }
 
-function lowerPowGrad(op: Op, ctx: LowerContext): void {
-  const g = op as UnaryGradOp;
+function lowerPowGrad(g: UnaryGradOp, ctx: LowerContext): void {
   if (g.params.exponent !== undefined) {
-    lowerUnaryGrad(op, ctx);
+    lowerUnaryGrad(g, ctx);
     return;
   }
   const dy = ctx.input(0);
@@ -462,10 +466,17 @@ export const UNARY_SPECS: readonly UnarySpec[] = [
   { type: 'Sign', versions: [9, 13], description: 'y = -1, 0 or 1 by the sign of x; no gradient', codelet: 'Sign', flops: 1 },
 ];
 
-function definitionsOf(spec: UnarySpec): OpDefinition[] {
+/** The grad op's identifier: the forward op's domain (ai.graphcore for an ai.onnx op), version 1. */
+function gradId(spec: UnarySpec): OperatorIdentifier {
+  return { domain: spec.domain ?? GRAPHCORE_DOMAIN, type: spec.grad!.type, version: 1 };
+}
+
+/** The definitions of a unary op at each of its versions, and of its grad op: one spec, one op, one codelet per direction. */
+export function defineUnaryOp(spec: UnarySpec): OpDefinition[] {
   const defs: OpDefinition[] = spec.versions.map((version) => {
-    const id = { domain: ONNX_DOMAIN, type: spec.type, version };
-    return {
+    const id = { domain: spec.domain ?? ONNX_DOMAIN, type: spec.type, version };
+    return defineOp({
+      op: UnaryOp,
       id,
       description: spec.description,
       inputs: (spec.inputs ?? ONE_INPUT).map((name) => (name.endsWith('?') ? { name: name.slice(0, -1), optional: true } : { name })),
@@ -474,10 +485,10 @@ function definitionsOf(spec: UnarySpec): OpDefinition[] {
       grad: spec.grad !== undefined,
       create: ({ attributes, settings }) => new UnaryOp(id, spec, attributes.all(), spec.params?.(attributes) ?? {}, settings),
       lower: spec.lower ?? lowerUnary,
-    };
+    });
   });
-  if (spec.grad) defs.push({ id: { domain: GRAPHCORE_DOMAIN, type: spec.grad.type, version: 1 }, description: spec.grad.description, lower: spec.lowerGrad ?? lowerUnaryGrad });
+  if (spec.grad) defs.push(defineOp({ op: UnaryGradOp, id: gradId(spec), description: spec.grad.description, lower: spec.lowerGrad ?? lowerUnaryGrad }));
   return defs;
 }
 
-export const unaryDefinitions: OpDefinition[] = [...UNARY_SPECS.flatMap(definitionsOf), ...identityDefinitions, ...dropoutDefinitions];
+export const unaryDefinitions: OpDefinition[] = [...UNARY_SPECS.flatMap(defineUnaryOp), ...identityDefinitions, ...dropoutDefinitions];

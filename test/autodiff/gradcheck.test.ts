@@ -21,7 +21,9 @@ import { L1Op } from '../../src/ops/loss.js';
 import { MatMulOp } from '../../src/ops/matmul.js';
 import { MulOp } from '../../src/ops/mul.js';
 import { SumOp } from '../../src/ops/sum.js';
-import { registryWithLeaky, tiny, variable } from '../helpers.js';
+import path from 'node:path';
+import { checkAttributes } from '../../src/ir/registry.js';
+import { LEAKY_MODULE, ROOT, registryWithLeaky, tiny, variable } from '../helpers.js';
 
 const TOL = 2e-3;
 
@@ -51,6 +53,27 @@ describe('grad ops agree with central finite differences', () => {
       add(g, new LeakyReluOp({ alpha: 0.2 }, { name: 'leaky' }), ['x'], 'y');
       return { output: 'y', wrt: ['x'] };
     }, true);
+  });
+
+  it('the short form of the seed op (defineUnaryOp, docs/custom-ops.md) gives the long form\'s gradients bit for bit', async () => {
+    const { LeakyReluOp } = await import('../../examples/custom-ops/leaky-relu.js');
+    const registry = await createRegistry([LEAKY_MODULE, path.join(ROOT, 'examples/custom-ops/leaky-relu-short.ts')]);
+    const def = registry.resolve('custom.short', 'LeakyRelu', 1);
+    const short = def.create!({ attributes: checkAttributes(def, { alpha: 0.2 }, 'leaky'), settings: { name: 'leaky' } });
+    const run = async (op: Op) => {
+      const g = new Graph();
+      variable(g, 'x', [6, 5], 1, 0.05);
+      add(g, op, ['x'], 'y');
+      const [r] = await gradcheck(g, 'y', ['x'], { registry, device: tiny() });
+      return r;
+    };
+    const long = await run(new LeakyReluOp({ alpha: 0.2 }, { name: 'leaky' }));
+    const s = await run(short);
+    expect(s.maxAbsError).toBeLessThan(TOL);
+    // The numeric gradient comes from forward runs: equal bits there mean equal forward outputs too.
+    expect(Array.from(s.analytic)).toEqual(Array.from(long.analytic));
+    expect(Array.from(s.numeric)).toEqual(Array.from(long.numeric));
+    expect(Math.max(...s.analytic.map(Math.abs))).toBeGreaterThan(10 * TOL);
   });
 
   it('MatMulLhsGradOp and MatMulRhsGradOp', async () => {

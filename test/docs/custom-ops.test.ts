@@ -38,6 +38,21 @@ describe('docs/custom-ops.md', () => {
     expect(consoles.length).toBeGreaterThanOrEqual(3);
   });
 
+  it('shows the short form whole, beside the long form, and checks its gradient', () => {
+    for (const file of ['examples/custom-ops/leaky-relu-short.ts', 'examples/custom-ops/leaky-relu-short.codelets.ts']) {
+      const shown = excerpts.find((b) => excerptOf(b) === file);
+      expect(shown, file).toBeDefined();
+      // Whole: everything after the file's leading comment.
+      const text = readFileSync(path.join(ROOT, file), 'utf8');
+      expect(shown!.body.slice(shown!.body.indexOf('\n') + 1).trimEnd()).toBe(text.slice(text.indexOf('*/\n') + 3).trimEnd());
+    }
+    expect(consoles.some((b) => b.body.startsWith('$ sim gradcheck examples/custom-ops/leaky-relu-short.ts '))).toBe(true);
+    // The long form keeps every concept of PopART's guide in view.
+    for (const concept of ['extends Op', 'extends GradOp', 'gradInputInfo(): GradInOutMapper[]', 'gradOutToNonGradIn(): Map<number, number>', 'this.params = fwd.params']) {
+      expect(excerpts.some((b) => excerptOf(b) === 'examples/custom-ops/leaky-relu.ts' && b.body.includes(concept)), concept).toBe(true);
+    }
+  });
+
   it.each(excerpts.map((b) => [b.line, b] as const))('the excerpt at line %i is in the file it names, verbatim', (_line, b) => {
     const file = excerptOf(b)!;
     const code = b.body.slice(b.body.indexOf('\n') + 1);

@@ -1,7 +1,11 @@
 /** OpRegistry.resolve and checkAttributes (src/ir/registry.ts). */
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.js';
-import { OpRegistry, checkAttributes, type OpDefinition } from '../../src/ir/registry.js';
+import { OpRegistry, checkAttributes, defineOp, type OpDefinition } from '../../src/ir/registry.js';
+import type { Op } from '../../src/ir/op.js';
+import { SoftmaxOp } from '../../src/ops/softmax.js';
+import { LrnOp } from '../../src/ops/lrn.js';
+import { ArgGradOp, gradOf } from '../../src/ops/arg-grad.js';
 
 const def = (type: string, version: number, domain = 'ai.onnx', attributes?: OpDefinition['attributes']): OpDefinition => ({
   id: { domain, type, version },
@@ -136,5 +140,30 @@ describe('registry hints', () => {
     const r = new OpRegistry();
     r.add({ id: { domain: 'ai.onnx', type: 'Add', version: 14 }, lower: () => {} });
     expect(() => r.resolve('', 'Relu', 14)).toThrow(/^(?!.*did you mean).*unknown op 'Relu'/);
+  });
+});
+
+describe('defineOp', () => {
+  const settings = { name: 's' };
+  const sm = new SoftmaxOp({ domain: 'ai.onnx', type: 'Softmax', version: 13 }, -1, false, settings);
+  const lrn = new LrnOp({ domain: 'ai.onnx', type: 'LRN', version: 13 }, { alpha: 1e-4, beta: 0.75, bias: 1, size: 3 }, settings);
+  const ctx = undefined as never;
+
+  it('hands the lowering the op as its own class, and refuses another class naming both', () => {
+    const seen: Op[] = [];
+    const d = defineOp({ op: SoftmaxOp, id: { domain: 'ai.onnx', type: 'Softmax', version: 13 }, lower: (op) => void seen.push(op) });
+    d.lower!(sm, ctx);
+    expect(seen).toEqual([sm]);
+    expect(errorOf(() => d.lower!(lrn, ctx)).message).toMatch(/op 's' \(ai\.onnx::LRN:13\) reached the definition of ai\.onnx::Softmax:13, which is for SoftmaxOp, but it is a LrnOp/);
+  });
+
+  it('gradOf checks the grad op and its forward op', () => {
+    const id = { domain: 'ai.graphcore', type: 'SoftmaxGrad', version: 1 };
+    const seen: SoftmaxOp[] = [];
+    const d = defineOp({ op: gradOf(SoftmaxOp), id, lower: (op) => void seen.push(op.fwd) });
+    d.lower!(new ArgGradOp(id, sm, 0, []), ctx);
+    expect(seen).toEqual([sm]);
+    expect(errorOf(() => d.lower!(new ArgGradOp(id, lrn, 0, []), ctx)).message).toMatch(/which is for ArgGradOp<SoftmaxOp>, but it is a ArgGradOp<LrnOp>/);
+    expect(errorOf(() => d.lower!(sm, ctx)).message).toMatch(/which is for ArgGradOp<SoftmaxOp>, but it is a SoftmaxOp/);
   });
 });
