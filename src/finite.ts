@@ -66,6 +66,10 @@ export class FiniteCheck {
       for (const s of steps) {
         if (s.kind === 'execute') this.lastOf.set(compiled.program.computeSets[s.computeSet].op, s.computeSet);
         else if (s.kind === 'repeat') walk(s.body);
+        else if (s.kind === 'switch') {
+          walk(s.whenTrue);
+          walk(s.whenFalse);
+        }
       }
     };
     walk(compiled.program.programs.batch ?? []);

@@ -16,6 +16,7 @@ import { nnCodelets } from './nn.js';
 import { argReduceCodelets } from './arg-reduce.js';
 import { elementsCodelets } from './elements.js';
 import { cumSumCodelet } from './scan.js';
+import { controlFlowCodelets } from './control.js';
 
 export const BUILTIN_CODELETS: readonly Codelet[] = [
   addCodelet,
@@ -41,6 +42,7 @@ export const BUILTIN_CODELETS: readonly Codelet[] = [
   ...argReduceCodelets,
   ...elementsCodelets,
   cumSumCodelet,
+  ...controlFlowCodelets,
 ];
 
 export function registerBuiltinCodelets(r: CodeletRegistry): void {

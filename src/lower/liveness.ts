@@ -16,7 +16,12 @@
  *   (it carries data from a previous batch or relies on memory left as it
  *   was) is always live;
  * - a tensor live both inside and outside a repeat's body is live through
- *   the whole body (the body runs again after its last use inside).
+ *   the whole body (the body runs again after its last use inside);
+ * - a switch's branches are numbered one after the other, the true branch
+ *   first: a tensor live across the switch spans both, so neither branch's
+ *   tensors share its memory (both branches are allocated, as in Poplar).
+ *   The switch reads its condition before either branch runs, so the
+ *   condition needs no lifetime beyond the step that computed it.
  *
  * Tensors whose lifetimes do not overlap may share memory on a tile.
  */
@@ -42,7 +47,7 @@ export interface Access {
   write: boolean;
 }
 
-export type LeafStep = Exclude<ProgramStep, { kind: 'repeat' }>;
+export type LeafStep = Exclude<ProgramStep, { kind: 'repeat' } | { kind: 'switch' }>;
 
 export interface Liveness {
   lifetimes: Lifetime[];
@@ -64,6 +69,9 @@ export function flatten(steps: readonly ProgramStep[]): { leaves: LeafStep[]; re
         const from = leaves.length;
         walk(s.body);
         if (leaves.length > from) repeats.push({ from, to: leaves.length - 1 });
+      } else if (s.kind === 'switch') {
+        walk(s.whenTrue);
+        walk(s.whenFalse);
       } else leaves.push(s);
     }
   };

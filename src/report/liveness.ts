@@ -19,7 +19,10 @@ export function livenessCurve(p: DeviceProgram): LivenessRow[] {
   const flatten = (list: ProgramStep[]) => {
     for (const s of list) {
       if (s.kind === 'repeat') flatten(s.body);
-      else steps.push(s);
+      else if (s.kind === 'switch') {
+        flatten(s.whenTrue);
+        flatten(s.whenFalse);
+      } else steps.push(s);
     }
   };
   flatten(p.programs.batch ?? []);

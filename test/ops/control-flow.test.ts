@@ -1,0 +1,244 @@
+/**
+ * ONNX If and Loop (src/ops/control-flow.ts, src/model/control-flow.ts):
+ * numbers against onnxruntime-node on whole models written here with
+ * onnx-proto, and cycles: only the branch taken is charged (plus the sync
+ * that carries the predicate), a constant condition costs exactly its
+ * branch, and a timing-only run charges the longer branch.
+ *
+ * Tolerance: 1e-5 relative + 1e-6 absolute; the graphs are short chains of
+ * float32 elementwise ops and small reductions, rounded as onnxruntime
+ * rounds them up to summation order.
+ */
+import ort from 'onnxruntime-node';
+import type onnxProto from 'onnx-proto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { UserError } from '../../src/errors.js';
+import type { OpRegistry } from '../../src/ir/registry.js';
+import { lowerGraph } from '../../src/lower/lower.js';
+import { buildGraph } from '../../src/model/build.js';
+import { createRegistry } from '../../src/model/modules.js';
+import { parseOnnx } from '../../src/onnx/import.js';
+import { runGraph } from '../../src/session.js';
+import { Engine } from '../../sim/engine.js';
+import { loadCodeletRegistry } from '../../sim/modules.js';
+import { tiny } from '../helpers.js';
+import { attr, DT, f32, floatTensor, int64Tensor, modelBytes, node, valueInfo } from '../onnx/helpers.js';
+
+const AT_GRAPH = 5;
+const graphAttr = (name: string, g: onnxProto.onnx.IGraphProto): onnxProto.onnx.IAttributeProto => ({ name, type: AT_GRAPH, g });
+const boolInfo = (name: string, dims: number[]) => valueInfo(name, DT.BOOL, dims);
+const boolTensor = (name: string, v: boolean): onnxProto.onnx.ITensorProto => ({ name, dims: [], dataType: DT.BOOL, int32Data: [v ? 1 : 0] });
+
+let registry: OpRegistry;
+beforeAll(async () => {
+  registry = await createRegistry([]);
+});
+
+type Feeds = Record<string, { shape: number[]; data: Float32Array }>;
+
+async function ours(bytes: Uint8Array, feeds: Feeds, outputs: string[]) {
+  const { graph: decl } = parseOnnx(bytes);
+  const graph = buildGraph(decl, registry, { inference: true });
+  const inputs = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, v.data]));
+  const r = await runGraph({ graph, registry, device: tiny(), inputs, outputs });
+  const cycles = r.phases.reduce((a, p) => a + p.cycles, 0);
+  return { outputs: r.outputs, phases: r.phases, cycles, program: r.program, graph };
+}
+
+async function theirs(bytes: Uint8Array, feeds: Feeds, outputs: string[]) {
+  const s = await ort.InferenceSession.create(bytes);
+  const r = await s.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, new ort.Tensor('float32', v.data, v.shape)])));
+  return new Map(outputs.map((o) => [o, Float32Array.from(r[o].data as Float32Array)]));
+}
+
+async function matchOrt(bytes: Uint8Array, feeds: Feeds, outputs: string[]) {
+  const a = await ours(bytes, feeds, outputs);
+  const b = await theirs(bytes, feeds, outputs);
+  for (const o of outputs) {
+    const x = a.outputs.get(o)!;
+    const y = b.get(o)!;
+    expect(x.length, o).toBe(y.length);
+    for (let i = 0; i < y.length; i++) expect(Math.abs(x[i] - y[i]), `${o}[${i}]: ours ${x[i]}, onnxruntime ${y[i]}`).toBeLessThanOrEqual(1e-6 + 1e-5 * Math.abs(y[i]));
+  }
+  return a;
+}
+
+/** Cycles of a timing-only run of the model's batch program. */
+async function timingOnly(bytes: Uint8Array, outputs: string[]): Promise<number> {
+  const { graph: decl } = parseOnnx(bytes);
+  const graph = buildGraph(decl, registry, { inference: true });
+  const codelets = await loadCodeletRegistry([]);
+  const { program } = lowerGraph({ graph, schedule: graph.schedule(), registry, codelets, device: tiny(), anchors: outputs, codeletModules: [] });
+  const engine = await Engine.create(program, { workers: 1, numerics: false });
+  const io = { toDevice: () => new Float32Array(0), fromDevice: () => undefined };
+  try {
+    await engine.run('weightsFromHost', io, -1);
+    const start = engine.cycles;
+    await engine.run('batch', io, 0);
+    return engine.cycles - start;
+  } finally {
+    await engine.destroy();
+  }
+}
+
+const X = Float32Array.from([0.5, -1.25, 2, 0.75, -0.5, 1.5]);
+const W = [0.3, -0.7, 1.1, 0.9, -0.2, 0.4];
+
+/**
+ * y = If(sum(x) > 0, then: Relu(x * w), else: a heavier branch, ((x - w) * w + x) * x), with w an
+ * outer initializer both branches read. `cond`: a constant condition instead of the computed one.
+ */
+function ifModel(cond?: boolean): Uint8Array {
+  const then: onnxProto.onnx.IGraphProto = {
+    name: 'then',
+    node: [node('Mul', ['x', 'w'], ['t0']), node('Relu', ['t0'], ['t_out'])],
+    output: [f32('t_out', [2, 3])],
+  };
+  const els: onnxProto.onnx.IGraphProto = {
+    name: 'else',
+    node: [node('Sub', ['x', 'w'], ['e0']), node('Mul', ['e0', 'w'], ['e1']), node('Add', ['e1', 'x'], ['e2']), node('Mul', ['e2', 'x'], ['e_out'])],
+    output: [f32('e_out', [2, 3])],
+  };
+  const condNodes =
+    cond === undefined
+      ? [node('ReduceSum', ['x'], ['s'], [attr.i('keepdims', 0)]), node('Greater', ['s', 'zero'], ['c'])]
+      : [node('Constant', [], ['c'], [{ name: 'value', type: 4, t: boolTensor('c', cond) }])];
+  return modelBytes({
+    nodes: [...condNodes, node('If', ['c'], ['y'], [graphAttr('then_branch', then), graphAttr('else_branch', els)])],
+    inputs: [f32('x', [2, 3])],
+    outputs: [f32('y', [2, 3])],
+    initializers: [floatTensor('w', [2, 3], W), floatTensor('zero', [], [0])],
+  });
+}
+
+/** The then- or else-branch alone, as a plain graph: what a constant If must cost. */
+function branchModel(which: 'then' | 'else'): Uint8Array {
+  const nodes =
+    which === 'then'
+      ? [node('Mul', ['x', 'w'], ['t0']), node('Relu', ['t0'], ['t_out'])]
+      : [node('Sub', ['x', 'w'], ['e0']), node('Mul', ['e0', 'w'], ['e1']), node('Add', ['e1', 'x'], ['e2']), node('Mul', ['e2', 'x'], ['e_out'])];
+  return modelBytes({
+    nodes: [...nodes, node('Identity', [which === 'then' ? 't_out' : 'e_out'], ['y'])],
+    inputs: [f32('x', [2, 3])],
+    outputs: [f32('y', [2, 3])],
+    initializers: [floatTensor('w', [2, 3], W)],
+  });
+}
+
+const neg = Float32Array.from(X, (v) => -v);
+
+describe('If', () => {
+  it('a runtime predicate: each branch matches onnxruntime', async () => {
+    await matchOrt(ifModel(), { x: { shape: [2, 3], data: X } }, ['y']); // sum > 0: then
+    await matchOrt(ifModel(), { x: { shape: [2, 3], data: neg } }, ['y']); // sum < 0: else
+  });
+
+  it('a constant predicate: matches onnxruntime, and no switch is made', async () => {
+    for (const c of [true, false]) {
+      const r = await matchOrt(ifModel(c), { x: { shape: [2, 3], data: X } }, ['y']);
+      expect(r.graph.ops.some((o) => o.opid.type === 'If')).toBe(false);
+      expect(JSON.stringify(r.program.programs.batch)).not.toContain('switch');
+    }
+  });
+
+  it('cycles: a constant predicate costs exactly the branch it selects', async () => {
+    const feeds = { x: { shape: [2, 3], data: X } };
+    expect((await ours(ifModel(true), feeds, ['y'])).cycles).toBe((await ours(branchModel('then'), feeds, ['y'])).cycles);
+    expect((await ours(ifModel(false), feeds, ['y'])).cycles).toBe((await ours(branchModel('else'), feeds, ['y'])).cycles);
+  });
+
+  it('cycles: a runtime predicate charges the branch taken and the predicate, never the other branch', async () => {
+    const taken = await ours(ifModel(), { x: { shape: [2, 3], data: X } }, ['y']);
+    const other = await ours(ifModel(), { x: { shape: [2, 3], data: neg } }, ['y']);
+    const ops = (r: typeof taken) => new Set(r.phases.filter((p) => p.kind === 'compute').map((p) => p.op));
+    // Then-branch ops are named after their first output in the import (Mul_0, Relu_1 in then; Sub_0 ... in else).
+    const thenOps = ['Mul_0', 'Relu_1'];
+    const elseOps = ['Sub_0', 'Mul_1', 'Add_2', 'Mul_3'];
+    expect(thenOps.every((o) => ops(taken).has(o))).toBe(true);
+    expect(elseOps.some((o) => ops(taken).has(o))).toBe(false);
+    expect(elseOps.every((o) => ops(other).has(o))).toBe(true);
+    expect(thenOps.some((o) => ops(other).has(o))).toBe(false);
+    // The predicate's cost: its ops (ReduceSum, Greater) run, and one sync enters the switch (the If's first phase;
+    // its only other phases are the branch's copy of its output: an exchange and its sync).
+    expect(taken.phases.some((p) => p.op === 'ReduceSum_0')).toBe(true);
+    const ifPhases = taken.phases.filter((p) => p.op === 'If_2').map((p) => p.kind);
+    expect(ifPhases).toEqual(['sync', 'sync', 'exchange']);
+    // The heavier else branch costs more; each run costs its branch exactly: the difference of the runs is the
+    // difference of the branches' phases.
+    const branchCycles = (r: typeof taken, names: string[]) => r.phases.filter((p) => names.includes(p.op)).reduce((a, p) => a + p.cycles, 0);
+    expect(other.cycles).toBeGreaterThan(taken.cycles);
+    expect(other.cycles - branchCycles(other, elseOps)).toBe(taken.cycles - branchCycles(taken, thenOps));
+  });
+
+  it('timing only: the longer branch is charged (the predicate is not computed)', async () => {
+    const heavier = await ours(ifModel(), { x: { shape: [2, 3], data: neg } }, ['y']);
+    expect(await timingOnly(ifModel(), ['y'])).toBe(heavier.cycles);
+  });
+});
+
+/**
+ * A counted Loop: M = 4, cond true. Carried acc [3] and k (a float count), the body
+ * acc' = acc * w + x + float(i), k' = k + 1; scan outputs acc' and relu(acc' - 1) per iteration.
+ */
+function loopModel(trip = 4): Uint8Array {
+  const body: onnxProto.onnx.IGraphProto = {
+    name: 'body',
+    input: [valueInfo('i', DT.INT64, []), boolInfo('cond_in', []), f32('acc', [3]), f32('k', [])],
+    node: [
+      node('Identity', ['cond_in'], ['cond_out']),
+      node('Cast', ['i'], ['fi'], [attr.i('to', DT.FLOAT)]),
+      node('Mul', ['acc', 'w'], ['a0']),
+      node('Add', ['a0', 'x'], ['a1']),
+      node('Add', ['a1', 'fi'], ['acc_out']),
+      node('Add', ['k', 'one'], ['k_out']),
+      node('Sub', ['acc_out', 'one'], ['s0']),
+      node('Relu', ['s0'], ['scan_relu']),
+      node('Identity', ['acc_out'], ['scan_acc']),
+    ],
+    output: [boolInfo('cond_out', []), f32('acc_out', [3]), f32('k_out', []), f32('scan_acc', [3]), f32('scan_relu', [3])],
+  };
+  return modelBytes({
+    nodes: [node('Loop', ['M', 'c', 'acc0', 'k0'], ['acc_final', 'k_final', 'accs', 'relus'], [graphAttr('body', body)])],
+    inputs: [f32('x', [3]), f32('acc0', [3])],
+    outputs: [f32('acc_final', [3]), f32('k_final', []), f32('accs', [trip, 3]), f32('relus', [trip, 3])],
+    initializers: [int64Tensor('M', [], [trip]), boolTensor('c', true), floatTensor('w', [3], [0.5, -1, 0.25]), floatTensor('k0', [], [0]), floatTensor('one', [], [1])],
+  });
+}
+
+describe('Loop', () => {
+  const feeds = { x: { shape: [3], data: Float32Array.from([0.1, -0.4, 0.9]) }, acc0: { shape: [3], data: Float32Array.from([1, 2, -3]) } };
+  const outs = ['acc_final', 'k_final', 'accs', 'relus'];
+
+  it('a constant trip count with carried values and scan outputs matches onnxruntime', async () => {
+    const r = await matchOrt(loopModel(), feeds, outs);
+    expect(r.outputs.get('k_final')![0]).toBe(4);
+  });
+
+  it('is a repeat of the body: cycles grow by one body per iteration', async () => {
+    // Device cycles: the host copies of the scan outputs grow with the trip count too.
+    const c = async (n: number) => (await ours(loopModel(n), feeds, outs)).phases.filter((p) => p.kind !== 'streamCopy').reduce((a, p) => a + p.cycles, 0);
+    const [c2, c3, c4] = [await c(2), await c(3), await c(4)];
+    expect(c3 - c2).toBeGreaterThan(0);
+    expect(c4 - c3).toBe(c3 - c2);
+    const r = await ours(loopModel(4), feeds, outs);
+    expect(r.program.programs.batch.some((s) => s.kind === 'repeat' && s.count === 4)).toBe(true);
+  });
+
+  it('a trip count computed at run time is a UserError naming the node', async () => {
+    const body: onnxProto.onnx.IGraphProto = {
+      name: 'body',
+      input: [valueInfo('i', DT.INT64, []), boolInfo('cond_in', []), f32('acc', [3])],
+      node: [node('Identity', ['cond_in'], ['cond_out']), node('Add', ['acc', 'acc'], ['acc_out'])],
+      output: [boolInfo('cond_out', []), f32('acc_out', [3])],
+    };
+    const bytes = modelBytes({
+      nodes: [node('Loop', ['', 'c', 'acc0'], ['acc_final'], [graphAttr('body', body)], { name: 'myloop' })],
+      inputs: [f32('acc0', [3])],
+      outputs: [f32('acc_final', [3])],
+      initializers: [boolTensor('c', true)],
+    });
+    const { graph: decl } = parseOnnx(bytes);
+    expect(() => buildGraph(decl, registry, { inference: true })).toThrow(UserError);
+    expect(() => buildGraph(decl, registry, { inference: true })).toThrow(/node 'myloop' \(Loop\).*trip count/);
+  });
+});
