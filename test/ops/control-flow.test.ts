@@ -128,6 +128,30 @@ function branchModel(which: 'then' | 'else'): Uint8Array {
 const neg = Float32Array.from(X, (v) => -v);
 
 describe('If', () => {
+  // onnxruntime refuses a branch returning an outer tensor directly: through Identity, as ONNX asks.
+  it('branches that pass outer tensors through, and an If nested in a branch', async () => {
+    const inner: onnxProto.onnx.IGraphProto = {
+      name: 'inner',
+      node: [node('If', ['c2'], ['in_out'], [
+        graphAttr('then_branch', { name: 't2', node: [node('Abs', ['x'], ['abs'])], output: [f32('abs', [2, 3])] }),
+        graphAttr('else_branch', { name: 'e2', node: [node('Identity', ['w'], ['we'])], output: [f32('we', [2, 3])] }),
+      ])],
+      output: [f32('in_out', [2, 3])],
+    };
+    const bytes = modelBytes({
+      nodes: [
+        node('ReduceMax', ['x'], ['mx'], [attr.i('keepdims', 0)]),
+        node('Greater', ['mx', 'one'], ['c1']),
+        node('Less', ['mx', 'three'], ['c2']),
+        node('If', ['c1'], ['y'], [graphAttr('then_branch', inner), graphAttr('else_branch', { name: 'e1', node: [node('Identity', ['x'], ['xe'])], output: [f32('xe', [2, 3])] })]),
+      ],
+      inputs: [f32('x', [2, 3])],
+      outputs: [f32('y', [2, 3])],
+      initializers: [floatTensor('w', [2, 3], W), floatTensor('one', [], [1]), floatTensor('three', [], [3])],
+    });
+    for (const scale of [0.4, 1, 2]) await matchOrt(bytes, { x: { shape: [2, 3], data: Float32Array.from(X, (v) => v * scale) } }, ['y']);
+  });
+
   it('a runtime predicate: each branch matches onnxruntime', async () => {
     await matchOrt(ifModel(), { x: { shape: [2, 3], data: X } }, ['y']); // sum > 0: then
     await matchOrt(ifModel(), { x: { shape: [2, 3], data: neg } }, ['y']); // sum < 0: else
@@ -222,6 +246,47 @@ describe('Loop', () => {
     expect(c4 - c3).toBe(c3 - c2);
     const r = await ours(loopModel(4), feeds, outs);
     expect(r.program.programs.batch.some((s) => s.kind === 'repeat' && s.count === 4)).toBe(true);
+  });
+
+  it('timing only: the same cycles as the numerics run', async () => {
+    const r = await ours(loopModel(), feeds, outs);
+    expect(await timingOnly(loopModel(), outs)).toBe(r.cycles);
+  });
+
+  it('a trip count made constant by folding, and zero iterations: the initial values, empty scans', async () => {
+    const body: onnxProto.onnx.IGraphProto = {
+      name: 'body',
+      input: [valueInfo('i', DT.INT64, []), boolInfo('cond_in', []), f32('acc', [3])],
+      node: [node('Identity', ['cond_in'], ['cond_out']), node('Mul', ['acc', 'x'], ['acc_out']), node('Neg', ['acc_out'], ['neg'])],
+      output: [boolInfo('cond_out', []), f32('acc_out', [3]), f32('neg', [3])],
+    };
+    const bytes = (m: number) =>
+      modelBytes({
+        nodes: [node('Sub', ['m', 'one'], ['M']), node('Loop', ['M', '', 'acc0'], ['acc_final', 'negs'], [graphAttr('body', body)])],
+        inputs: [f32('x', [3]), f32('acc0', [3])],
+        outputs: [f32('acc_final', [3]), f32('negs', [m - 1, 3])],
+        initializers: [int64Tensor('m', [], [m]), int64Tensor('one', [], [1])],
+      });
+    await matchOrt(bytes(4), feeds, ['acc_final', 'negs']);
+    const r = await matchOrt(bytes(1), feeds, ['acc_final', 'negs']);
+    expect(Array.from(r.outputs.get('acc_final')!)).toEqual([1, 2, -3]);
+  });
+
+  it("a body that computes its condition is a UserError naming the node", async () => {
+    const body: onnxProto.onnx.IGraphProto = {
+      name: 'body',
+      input: [valueInfo('i', DT.INT64, []), boolInfo('cond_in', []), f32('acc', [3])],
+      node: [node('Add', ['acc', 'acc'], ['acc_out']), node('ReduceSum', ['acc_out'], ['s'], [attr.i('keepdims', 0)]), node('Less', ['s', 'lim'], ['cond_out'])],
+      output: [boolInfo('cond_out', []), f32('acc_out', [3])],
+    };
+    const bytes = modelBytes({
+      nodes: [node('Loop', ['M', 'c', 'acc0'], ['acc_final'], [graphAttr('body', body)], { name: 'until' })],
+      inputs: [f32('acc0', [3])],
+      outputs: [f32('acc_final', [3])],
+      initializers: [int64Tensor('M', [], [10]), boolTensor('c', true), floatTensor('lim', [], [100])],
+    });
+    const { graph: decl } = parseOnnx(bytes);
+    expect(() => buildGraph(decl, registry, { inference: true })).toThrow(/node 'until' \(Loop\): its body computes its condition output 'cond_out' from data.*RepeatWhileTrue/);
   });
 
   it('a trip count computed at run time is a UserError naming the node', async () => {
