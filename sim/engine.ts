@@ -219,6 +219,16 @@ export class Engine {
         case 'repeat':
           for (let i = 0; i < s.count; i++) await this.runSteps(s.body, io, step, st);
           break;
+        case 'repeatWhile':
+          for (let i = 0; i < s.maxCount; i++) {
+            // Every tile must agree whether to go on: one sync carries the condition.
+            this.sync(s.op, step);
+            st.afterExchange = false;
+            // Timing only: the condition is not computed, so charge every pass (an upper bound).
+            if (this.options.numerics && this.read(this.program.tensors[s.condition])[0] === 0) break;
+            await this.runSteps(s.body, io, step, st);
+          }
+          break;
         case 'switch': {
           // Every tile must agree on the branch: one sync carries the predicate.
           this.sync(s.op, step);

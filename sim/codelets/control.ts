@@ -16,6 +16,9 @@
 import { fieldDType, regionCount, type Codelet, type ElemArray } from '../codelet.js';
 import { DTYPE_BYTES } from '../program.js';
 
+/** Scan values may be of any element type. */
+const ANY = ['float32', 'float16', 'int32'] as const;
+
 export const loopCounterCodelet: Codelet = {
   name: 'LoopCounter',
   kind: 'worker',
@@ -30,7 +33,7 @@ export const loopCounterCodelet: Codelet = {
 export const slotUpdateCodelet: Codelet = {
   name: 'SlotUpdate',
   kind: 'multi',
-  fields: { index: { direction: 'input', dtypes: ['int32'] }, in: { direction: 'input' }, out: { direction: 'output', vector: true } },
+  fields: { index: { direction: 'input', dtypes: ['int32'] }, in: { direction: 'input', dtypes: ANY }, out: { direction: 'output', vector: true, dtypes: ANY } },
   compute({ fields }) {
     const i = (fields.index as Int32Array)[0];
     const slots = fields.out as ElemArray[];

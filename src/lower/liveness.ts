@@ -22,7 +22,8 @@
  *   tensors share its memory (both branches are allocated, as in Poplar).
  *   The switch reads its condition before either branch runs: counted as a
  *   read at the switch's first leaf, so nothing computed between the
- *   condition and the switch takes its memory.
+ *   condition and the switch takes its memory. A repeatWhile is a repeat
+ *   whose condition is read so at the start of each pass.
  *
  * Tensors whose lifetimes do not overlap may share memory on a tile.
  */
@@ -48,7 +49,7 @@ export interface Access {
   write: boolean;
 }
 
-export type LeafStep = Exclude<ProgramStep, { kind: 'repeat' } | { kind: 'switch' }>;
+export type LeafStep = Exclude<ProgramStep, { kind: 'repeat' } | { kind: 'switch' } | { kind: 'repeatWhile' }>;
 
 export interface Liveness {
   lifetimes: Lifetime[];
@@ -67,8 +68,9 @@ export function flatten(steps: readonly ProgramStep[]): { leaves: LeafStep[]; re
   const switches: { at: number; condition: number }[] = [];
   const walk = (ss: readonly ProgramStep[]) => {
     for (const s of ss) {
-      if (s.kind === 'repeat') {
+      if (s.kind === 'repeat' || s.kind === 'repeatWhile') {
         const from = leaves.length;
+        if (s.kind === 'repeatWhile') switches.push({ at: from, condition: s.condition });
         walk(s.body);
         if (leaves.length > from) repeats.push({ from, to: leaves.length - 1 });
       } else if (s.kind === 'switch') {

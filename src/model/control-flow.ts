@@ -9,10 +9,13 @@
  *   If's outputs through Identity (folded when constant). No switch, and no
  *   cost but the branch's.
  * - If otherwise: both branches are added, then an If op that owns them.
- * - Loop: only counted loops, a trip count M known at compile time with the
- *   condition input absent or constant, and a body whose condition output
- *   stays true (the body's condition input passed through, or a nonzero
- *   constant). Anything else is a UserError naming the node.
+ * - Loop: a trip count M known at compile time (after constant folding).
+ *   With the condition input absent or constant and a body whose condition
+ *   output stays true (the body's condition input passed through, or a
+ *   nonzero constant), a counted repeat; otherwise a repeat while the
+ *   condition holds, at most M passes (Poplar's RepeatWhileTrue), which may
+ *   have no scan outputs (their length would depend on data). No M, or
+ *   scan outputs of a data-dependent loop, is a UserError naming the node.
  *
  * Ops of a region that reach none of its outputs are dropped (dead code: the
  * schedule could otherwise put them after their owner).
@@ -126,31 +129,44 @@ function addLoop(n: NodeDecl, def: OpDefinition, b: RegionBuilder): void {
   if (scans < 0) throw new UserError(`${what(n)} has ${carried} loop-carried inputs but only ${n.outputs.length} outputs (each carried value has a final output)`, n.loc);
   if (body.inputs.length !== 2 + carried) throw new UserError(`${what(n)}: its body takes ${body.inputs.length} inputs; it must take 2 + ${carried} (iteration number, condition, the carried values)`, n.loc);
   if (body.outputs.length !== 1 + n.outputs.length) throw new UserError(`${what(n)}: its body gives ${body.outputs.length} outputs; it must give 1 + ${n.outputs.length} (condition, carried values, scan outputs)`, n.loc);
-  const counted = 'tilesim runs Loop as a counted repeat (a trip count M known at compile time, the condition constant true)';
   const mData = m === '' ? undefined : g.compileTimeData(m);
-  if (!mData) throw new UserError(`${what(n)}: ${m === '' ? 'it has no trip count M' : `its trip count M ('${m}') is computed at run time`}; ${counted}; a data-dependent loop (RepeatWhileTrue) is not supported`, n.loc);
+  if (!mData)
+    throw new UserError(
+      `${what(n)}: ${m === '' ? 'it has no trip count M' : `its trip count M ('${m}') is computed at run time`}; tilesim needs M known at compile time (after constant folding), ` +
+        'as the most passes of the repeat (the condition may be computed at run time)',
+      n.loc,
+    );
   let trip = Math.max(0, mData[0]);
+  /** The condition is data: a RepeatWhileTrue of at most `trip` passes. */
+  let dynamic = false;
   if (condId !== '') {
     const c = g.compileTimeData(condId);
-    if (!c) throw new UserError(`${what(n)}: its condition input '${condId}' is computed at run time; ${counted}`, n.loc);
-    if (c[0] === 0) trip = 0;
+    if (!c) dynamic = true;
+    else if (c[0] === 0) trip = 0;
   }
 
   const start = new LoopStartOp({ name: `${n.name}/start`, loc: n.loc });
   const names = body.inputs.map((id, k) => id || b.fresh(`${n.name}/body_input${k}`));
   g.addOp(start, initial, names);
   const bodyOps = [start, ...addRegion(body, b)];
-  if (!conditionStaysTrue(g, body.outputs[0], names[1]))
-    throw new UserError(`${what(n)}: its body computes its condition output '${body.outputs[0]}' from data; ${counted}; a data-dependent loop (RepeatWhileTrue) is not supported`, n.loc);
-  const kept = pruneDead(bodyOps, body.outputs.slice(1), g, new Set([start]));
+  if (!conditionStaysTrue(g, body.outputs[0], names[1])) dynamic = true;
+  if (dynamic && scans > 0)
+    throw new UserError(
+      `${what(n)}: its condition is computed at run time (${condId !== '' && !g.compileTimeData(condId) ? `input '${condId}'` : `body output '${body.outputs[0]}'`}), so its ${scans} scan output(s) would have a data-dependent length; ` +
+        'tilesim needs static shapes: scan outputs only with a counted loop (the condition constant true)',
+      n.loc,
+    );
+  const kept = pruneDead(bodyOps, dynamic ? body.outputs : body.outputs.slice(1), g, new Set([start]));
   const constant = (base: string, v: number) => {
     const id = b.fresh(`${n.name}/${base}`);
     g.addTensor(id, { dtype: 'int32', shape: [] }, 'constant', { data: Int32Array.of(v) });
     return id;
   };
   const outer = outerReads(kept);
-  const op = new LoopOp(def.id, { name: n.name, loc: n.loc }, { trip, carried, scans, outer: outer.length });
-  const inputs = [names[0], names[1], ...names.slice(2), ...body.outputs.slice(1), ...initial, constant('zero', 0), constant('one', 1), ...outer];
+  const op = new LoopOp(def.id, { name: n.name, loc: n.loc }, { trip, carried, scans, outer: outer.length, dynamic });
+  const one = constant('one', 1);
+  const condition = dynamic ? [body.outputs[0], condId || one] : [];
+  const inputs = [names[0], names[1], ...names.slice(2), ...body.outputs.slice(1), ...initial, constant('zero', 0), one, ...condition, ...outer];
   g.addOp(op, inputs, n.outputs);
   claim(g, kept, op, 0);
 }

@@ -15,7 +15,10 @@
  *      and every outer tensor the branches read (so nothing overwrites them
  *      before the switch runs). Each branch ends by copying its outputs into
  *      the If's outputs (an exchange), then a switch picks the branch.
- * Loop (counted only: a constant trip count M, the condition constant true)
+ * Loop (a trip count M known at compile time; with a condition computed at
+ *      run time, a repeatWhile step, Poplar's RepeatWhileTrue: at most M
+ *      passes, the condition copied back like a carried value, read before
+ *      each pass; no scan outputs then)
  *      LoopStart (in the body's region) names the body's inputs: iteration
  *      number, condition, carried values. Loop's inputs: those, the body's
  *      carried and scan outputs, the initial values, the constants 0 and 1,
@@ -96,6 +99,8 @@ export interface LoopShape {
   scans: number;
   /** Outer tensors the body reads (after the fixed inputs). */
   outer: number;
+  /** The condition is computed at run time: a repeat while it holds (at most `trip` passes), no scan outputs. */
+  dynamic: boolean;
 }
 
 export class LoopOp extends Op {
@@ -107,9 +112,10 @@ export class LoopOp extends Op {
     super(opid, settings);
   }
   /** Input index of group `what`'s element k. */
-  at(what: 'iter' | 'cond' | 'carriedIn' | 'carriedOut' | 'scan' | 'initial' | 'zero' | 'one', k = 0): number {
+  at(what: 'iter' | 'cond' | 'carriedIn' | 'carriedOut' | 'scan' | 'initial' | 'zero' | 'one' | 'condOut' | 'condInit', k = 0): number {
     const { carried: n, scans: s } = this.shape;
-    const base = { iter: 0, cond: 1, carriedIn: 2, carriedOut: 2 + n, scan: 2 + 2 * n, initial: 2 + 2 * n + s, zero: 2 + 3 * n + s, one: 3 + 3 * n + s }[what];
+    const one = 3 + 3 * n + s;
+    const base = { iter: 0, cond: 1, carriedIn: 2, carriedOut: 2 + n, scan: 2 + 2 * n, initial: 2 + 2 * n + s, zero: 2 + 3 * n + s, one, condOut: one + 1, condInit: one + 2 }[what];
     return base + k;
   }
   setup(): void {
@@ -186,7 +192,7 @@ function lowerLoop(op: LoopOp, ctx: LowerContext): void {
     [
       ...carriedIn.map((t, k): [BuildTensor, BuildTensor] => [ctx.input(op.at('initial', k)), t]),
       [ctx.input(op.at('zero')), iter],
-      [ctx.input(op.at('one')), cond],
+      [ctx.input(op.at(op.shape.dynamic ? 'condInit' : 'one')), cond],
     ],
     'init',
   );
@@ -210,17 +216,18 @@ function lowerLoop(op: LoopOp, ctx: LowerContext): void {
     tail.push(...ctx.takeSteps());
   } else for (let k = 0; k < scans; k++) ctx.output(carried + k);
   tail.push(...copyAll(ctx, carriedOut.map((t, k) => [t, staged[k]]), 'stage'));
-  tail.push(...copyAll(ctx, staged.map((t, k) => [t, carriedIn[k]]), 'carry'));
+  tail.push(...copyAll(ctx, [...staged.map((t, k): [BuildTensor, BuildTensor] => [t, carriedIn[k]]), ...(op.shape.dynamic ? [[ctx.input(op.at('condOut')), cond] as [BuildTensor, BuildTensor]] : [])], 'carry'));
   const tile = ctx.ranges(iter)[0]?.tile ?? 0;
   ctx.computeSet('counter');
   ctx.vertex('LoopCounter', tile, { counter: ctx.slice(iter) });
   tail.push(...ctx.takeSteps());
 
   const [body = []] = ctx.regionSteps;
-  ctx.emit(...init, { kind: 'repeat', count: trip, body: [...body, ...tail] });
+  if (op.shape.dynamic) ctx.emit(...init, { kind: 'repeatWhile', condition: cond.id, maxCount: trip, op: op.name, body: [...body, ...tail] });
+  else ctx.emit(...init, { kind: 'repeat', count: trip, body: [...body, ...tail] });
   // After the repeat the carried inputs hold the final values.
   carriedIn.forEach((t, k) => ctx.aliasOutput(k, t));
-  ctx.note('control', `repeat ${trip} times (body: ${body.length} steps), a counter for the iteration number${scans ? `, ${scans} scan output(s) written at the counter` : ''}`);
+  ctx.note('control', `${op.shape.dynamic ? `repeat while the condition holds, at most ${trip} times` : `repeat ${trip} times`} (body: ${body.length} steps), a counter for the iteration number${scans ? `, ${scans} scan output(s) written at the counter` : ''}`);
 }
 
 export const controlFlowDefinitions: OpDefinition[] = [
@@ -240,7 +247,7 @@ export const controlFlowDefinitions: OpDefinition[] = [
     defineOp({
       op: LoopOp,
       id: { domain: ONNX_DOMAIN, type: 'Loop', version },
-      description: 'a counted repeat of the body subgraph (constant trip count M, condition constant true), with carried values and scan outputs',
+      description: 'a repeat of the body subgraph (trip count M known at compile time), with carried values and scan outputs; with a data-dependent condition a repeat while it holds (no scan outputs)',
       inputs: [{ name: 'M', optional: true }, { name: 'cond', optional: true }, { name: 'v_initial', variadic: true, optional: true }],
       outputs: [{ name: 'outputs', variadic: true }],
       attributes: {},

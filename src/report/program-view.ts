@@ -15,7 +15,7 @@ import { exchangeTraffic } from '../../sim/cost.js';
 import type { Phase } from '../../sim/profile.js';
 import { DTYPE_BYTES, type DeviceProgram, type ProgramStep } from '../../sim/program.js';
 
-type Leaf = Exclude<ProgramStep, { kind: 'repeat' } | { kind: 'switch' }>;
+type Leaf = Exclude<ProgramStep, { kind: 'repeat' } | { kind: 'switch' } | { kind: 'repeatWhile' }>;
 
 export interface ProgramRow {
   /** Index of the leaf step in the flattened batch program (as profile/liveness.csv's programStep). */
@@ -69,6 +69,11 @@ export function flattenBatch(p: DeviceProgram): { leaves: Leaf[]; order: number[
       if (s.kind === 'repeat') {
         const body = walk(s.body);
         for (let k = 0; k < s.count; k++) out.push(...body);
+      } else if (s.kind === 'repeatWhile') {
+        // Up to maxCount passes: matching phases to leaves skips those not run.
+        switches = true;
+        const body = walk(s.body);
+        for (let k = 0; k < s.maxCount; k++) out.push(...body);
       } else if (s.kind === 'switch') {
         // Both branches, in order: matching phases to leaves skips the branch not taken.
         switches = true;
