@@ -17,6 +17,7 @@ import type { OpRegistry } from '../../src/ir/registry.js';
 import { lowerGraph } from '../../src/lower/lower.js';
 import { buildGraph } from '../../src/model/build.js';
 import { createRegistry } from '../../src/model/modules.js';
+import { exportOnnx } from '../../src/onnx/export.js';
 import { parseOnnx } from '../../src/onnx/import.js';
 import { runGraph } from '../../src/session.js';
 import { Engine } from '../../sim/engine.js';
@@ -192,6 +193,12 @@ describe('If', () => {
     const branchCycles = (r: typeof taken, names: string[]) => r.phases.filter((p) => names.includes(p.op)).reduce((a, p) => a + p.cycles, 0);
     expect(other.cycles).toBeGreaterThan(taken.cycles);
     expect(other.cycles - branchCycles(other, elseOps)).toBe(taken.cycles - branchCycles(taken, thenOps));
+  });
+
+  it('export refuses a graph with an If, naming it', async () => {
+    const { graph: decl } = parseOnnx(ifModel());
+    const graph = buildGraph(decl, registry, { inference: true });
+    expect(() => exportOnnx(graph, { outputs: ['y'], registry })).toThrow(/op 'If_2' \(ai\.onnx::If:\d+\) is control flow, and exporting If and Loop/);
   });
 
   it('timing only: the longer branch is charged (the predicate is not computed)', async () => {
