@@ -7,7 +7,8 @@
  *               slot of a scan output (popops::dynamicUpdate with the loop
  *               counter as the offset). `out` lists, per slot, the region
  *               of this tile's part of that slot; an index out of range
- *               writes nothing.
+ *               writes nothing. `out` is inout: the other slots keep what
+ *               earlier passes wrote (float16 fields are stored back whole).
  *
  * Cycle estimates: a few cycles of scalar work for the counter; the update
  * as a store-bound copy (as Copy) plus the load of the index (GUESS from
@@ -33,7 +34,7 @@ export const loopCounterCodelet: Codelet = {
 export const slotUpdateCodelet: Codelet = {
   name: 'SlotUpdate',
   kind: 'multi',
-  fields: { index: { direction: 'input', dtypes: ['int32'] }, in: { direction: 'input', dtypes: ANY }, out: { direction: 'output', vector: true, dtypes: ANY } },
+  fields: { index: { direction: 'input', dtypes: ['int32'] }, in: { direction: 'input', dtypes: ANY }, out: { direction: 'inout', vector: true, dtypes: ANY } },
   compute({ fields }) {
     const i = (fields.index as Int32Array)[0];
     const slots = fields.out as ElemArray[];

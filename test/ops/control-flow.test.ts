@@ -22,6 +22,7 @@ import { parseOnnx } from '../../src/onnx/import.js';
 import { runGraph } from '../../src/session.js';
 import { Engine } from '../../sim/engine.js';
 import { loadCodeletRegistry } from '../../sim/modules.js';
+import { decodeHalf, encodeHalf } from '../../sim/half.js';
 import { tiny } from '../helpers.js';
 import { attr, DT, f32, floatTensor, int64Tensor, modelBytes, node, valueInfo } from '../onnx/helpers.js';
 
@@ -29,6 +30,10 @@ const AT_GRAPH = 5;
 const graphAttr = (name: string, g: onnxProto.onnx.IGraphProto): onnxProto.onnx.IAttributeProto => ({ name, type: AT_GRAPH, g });
 const boolInfo = (name: string, dims: number[]) => valueInfo(name, DT.BOOL, dims);
 const boolTensor = (name: string, v: boolean): onnxProto.onnx.ITensorProto => ({ name, dims: [], dataType: DT.BOOL, int32Data: [v ? 1 : 0] });
+/** A float value info or initializer, float16 when `half`. */
+const fl = (half: boolean) => (name: string, dims: number[]) => valueInfo(name, half ? DT.FLOAT16 : DT.FLOAT, dims);
+const ft = (half: boolean) => (name: string, dims: number[], values: number[]): onnxProto.onnx.ITensorProto =>
+  half ? { name, dims, dataType: DT.FLOAT16, int32Data: Array.from(encodeHalf(Float32Array.from(values))) } : floatTensor(name, dims, values);
 
 let registry: OpRegistry;
 beforeAll(async () => {
@@ -46,20 +51,25 @@ async function ours(bytes: Uint8Array, feeds: Feeds, outputs: string[]) {
   return { outputs: r.outputs, phases: r.phases, cycles, program: r.program, graph };
 }
 
-async function theirs(bytes: Uint8Array, feeds: Feeds, outputs: string[]) {
+async function theirs(bytes: Uint8Array, feeds: Feeds, outputs: string[], half: boolean) {
   const s = await ort.InferenceSession.create(bytes);
-  const r = await s.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, new ort.Tensor('float32', v.data, v.shape)])));
-  return new Map(outputs.map((o) => [o, Float32Array.from(r[o].data as Float32Array)]));
+  const r = await s.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, half ? new ort.Tensor('float16', encodeHalf(v.data), v.shape) : new ort.Tensor('float32', v.data, v.shape)])));
+  return new Map(outputs.map((o) => [o, r[o].data instanceof Uint16Array ? decodeHalf(r[o].data) : Float32Array.from(r[o].data as Float32Array)]));
 }
 
-async function matchOrt(bytes: Uint8Array, feeds: Feeds, outputs: string[]) {
+/**
+ * Ours against onnxruntime. float16 (`half`): both round every op's result to float16, possibly differently
+ * by an ulp; a few ops chained over four passes: 4 ulps (4 x 2^-10 relative) + 1e-3 absolute.
+ */
+async function matchOrt(bytes: Uint8Array, feeds: Feeds, outputs: string[], half = false) {
   const a = await ours(bytes, feeds, outputs);
-  const b = await theirs(bytes, feeds, outputs);
+  const b = await theirs(bytes, feeds, outputs, half);
+  const [atol, rtol] = half ? [1e-3, 4 / 1024] : [1e-6, 1e-5];
   for (const o of outputs) {
     const x = a.outputs.get(o)!;
     const y = b.get(o)!;
     expect(x.length, o).toBe(y.length);
-    for (let i = 0; i < y.length; i++) expect(Math.abs(x[i] - y[i]), `${o}[${i}]: ours ${x[i]}, onnxruntime ${y[i]}`).toBeLessThanOrEqual(1e-6 + 1e-5 * Math.abs(y[i]));
+    for (let i = 0; i < y.length; i++) expect(Math.abs(x[i] - y[i]), `${o}[${i}]: ours ${x[i]}, onnxruntime ${y[i]}`).toBeLessThanOrEqual(atol + rtol * Math.abs(y[i]));
   }
   return a;
 }
@@ -89,7 +99,9 @@ const W = [0.3, -0.7, 1.1, 0.9, -0.2, 0.4];
  * y = If(sum(x) > 0, then: Relu(x * w), else: a heavier branch, ((x - w) * w + x) * x), with w an
  * outer initializer both branches read. `cond`: a constant condition instead of the computed one.
  */
-function ifModel(cond?: boolean): Uint8Array {
+function ifModel(cond?: boolean, half = false): Uint8Array {
+  const f32 = fl(half);
+  const floatTensor = ft(half);
   const then: onnxProto.onnx.IGraphProto = {
     name: 'then',
     node: [node('Mul', ['x', 'w'], ['t0']), node('Relu', ['t0'], ['t_out'])],
@@ -158,6 +170,11 @@ describe('If', () => {
     await matchOrt(ifModel(), { x: { shape: [2, 3], data: neg } }, ['y']); // sum < 0: else
   });
 
+  it('float16: a runtime predicate, each branch', async () => {
+    await matchOrt(ifModel(undefined, true), { x: { shape: [2, 3], data: X } }, ['y'], true);
+    await matchOrt(ifModel(undefined, true), { x: { shape: [2, 3], data: neg } }, ['y'], true);
+  });
+
   it('a constant predicate: matches onnxruntime, and no switch is made', async () => {
     for (const c of [true, false]) {
       const r = await matchOrt(ifModel(c), { x: { shape: [2, 3], data: X } }, ['y']);
@@ -211,13 +228,15 @@ describe('If', () => {
  * A counted Loop: M = 4, cond true. Carried acc [3] and k (a float count), the body
  * acc' = acc * w + x + float(i), k' = k + 1; scan outputs acc' and relu(acc' - 1) per iteration.
  */
-function loopModel(trip = 4): Uint8Array {
+function loopModel(trip = 4, half = false): Uint8Array {
+  const f32 = fl(half);
+  const floatTensor = ft(half);
   const body: onnxProto.onnx.IGraphProto = {
     name: 'body',
     input: [valueInfo('i', DT.INT64, []), boolInfo('cond_in', []), f32('acc', [3]), f32('k', [])],
     node: [
       node('Identity', ['cond_in'], ['cond_out']),
-      node('Cast', ['i'], ['fi'], [attr.i('to', DT.FLOAT)]),
+      node('Cast', ['i'], ['fi'], [attr.i('to', half ? DT.FLOAT16 : DT.FLOAT)]),
       node('Mul', ['acc', 'w'], ['a0']),
       node('Add', ['a0', 'x'], ['a1']),
       node('Add', ['a1', 'fi'], ['acc_out']),
@@ -243,6 +262,10 @@ describe('Loop', () => {
   it('a constant trip count with carried values and scan outputs matches onnxruntime', async () => {
     const r = await matchOrt(loopModel(), feeds, outs);
     expect(r.outputs.get('k_final')![0]).toBe(4);
+  });
+
+  it('float16: carried values and scan outputs', async () => {
+    await matchOrt(loopModel(4, true), feeds, outs, true);
   });
 
   it('is a repeat of the body: cycles grow by one body per iteration', async () => {
