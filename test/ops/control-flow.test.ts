@@ -264,6 +264,39 @@ describe('Loop', () => {
     expect(r.outputs.get('k_final')![0]).toBe(4);
   });
 
+  it('a Loop nested in a Loop body: the inner loop restarts each outer pass, its scan read by the outer body', async () => {
+    // Inner (3 passes): p' = p * w + acc (acc: the outer carried value, an outer-scope read); scan p'.
+    const inner: onnxProto.onnx.IGraphProto = {
+      name: 'inner',
+      input: [valueInfo('j', DT.INT64, []), boolInfo('ic', []), f32('p', [3])],
+      node: [node('Identity', ['ic'], ['ic_out']), node('Mul', ['p', 'w'], ['p0']), node('Add', ['p0', 'acc'], ['p_out']), node('Identity', ['p_out'], ['p_scan'])],
+      output: [boolInfo('ic_out', []), f32('p_out', [3]), f32('p_scan', [3])],
+    };
+    // Outer (4 passes): acc' = acc + sum over the inner scan's passes; scan acc'.
+    const outer: onnxProto.onnx.IGraphProto = {
+      name: 'outer',
+      input: [valueInfo('i', DT.INT64, []), boolInfo('oc', []), f32('acc', [3])],
+      node: [
+        node('Identity', ['oc'], ['oc_out']),
+        node('Loop', ['three', 'c', 'x'], ['p_last', 'ps'], [graphAttr('body', inner)], { name: 'inner_loop' }),
+        node('ReduceSum', ['ps', 'axis0'], ['psum'], [attr.i('keepdims', 0)]),
+        node('Add', ['acc', 'psum'], ['a1']),
+        node('Sub', ['a1', 'p_last'], ['acc_out']),
+        node('Identity', ['acc_out'], ['acc_scan']),
+      ],
+      output: [boolInfo('oc_out', []), f32('acc_out', [3]), f32('acc_scan', [3])],
+    };
+    const bytes = modelBytes({
+      nodes: [node('Loop', ['M', 'c', 'acc0'], ['acc_final', 'accs'], [graphAttr('body', outer)], { name: 'outer_loop' })],
+      inputs: [f32('x', [3]), f32('acc0', [3])],
+      outputs: [f32('acc_final', [3]), f32('accs', [4, 3])],
+      initializers: [int64Tensor('M', [], [4]), int64Tensor('three', [], [3]), int64Tensor('axis0', [1], [0]), boolTensor('c', true), floatTensor('w', [3], [0.5, -0.25, 0.75])],
+    });
+    const r = await matchOrt(bytes, feeds, ['acc_final', 'accs']);
+    const outerRepeat = r.program.programs.batch.find((s) => s.kind === 'repeat');
+    expect(outerRepeat?.kind === 'repeat' && outerRepeat.count === 4 && outerRepeat.body.some((s) => s.kind === 'repeat' && s.count === 3)).toBe(true);
+  });
+
   it('float16: carried values and scan outputs', async () => {
     await matchOrt(loopModel(4, true), feeds, outs, true);
   });
