@@ -184,7 +184,11 @@ function groupRegions(order: Op[], regions: ReadonlyMap<Op, { owner: Op }>): Op[
     const r = regions.get(op);
     if (!r) emit(op);
     else if (done.has(r.owner)) throw new Error(`internal: op '${op.name}' of the region of '${r.owner.name}' is scheduled after it`);
-    else held.set(r.owner, [...(held.get(r.owner) ?? []), op]);
+    else {
+      const list = held.get(r.owner);
+      if (list) list.push(op);
+      else held.set(r.owner, [op]);
+    }
   }
   if (out.length !== order.length) throw new Error('internal: a control-flow region lost ops in the schedule');
   return out;
