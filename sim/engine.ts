@@ -219,8 +219,40 @@ export class Engine {
         case 'repeat':
           for (let i = 0; i < s.count; i++) await this.runSteps(s.body, io, step, st);
           break;
+        case 'repeatWhile':
+          for (let i = 0; i < s.maxCount; i++) {
+            // Every tile must agree whether to go on: one sync carries the condition.
+            this.sync(s.op, step);
+            st.afterExchange = false;
+            // Timing only: the condition is not computed, so charge every pass (an upper bound).
+            if (this.options.numerics && this.read(this.program.tensors[s.condition])[0] === 0) break;
+            await this.runSteps(s.body, io, step, st);
+          }
+          break;
+        case 'switch': {
+          // Every tile must agree on the branch: one sync carries the predicate.
+          this.sync(s.op, step);
+          st.afterExchange = false;
+          let taken: ProgramStep[];
+          if (this.options.numerics) taken = this.read(this.program.tensors[s.condition])[0] !== 0 ? s.whenTrue : s.whenFalse;
+          // Timing only: the predicate is not computed, so charge the longer branch (an upper bound).
+          else taken = (await this.dryRun(s.whenTrue, io, step, st)) >= (await this.dryRun(s.whenFalse, io, step, st)) ? s.whenTrue : s.whenFalse;
+          await this.runSteps(taken, io, step, st);
+          break;
+        }
       }
     }
+  }
+
+  /** Cycles `steps` would take, without numerics, leaving no phases behind. */
+  private async dryRun(steps: ProgramStep[], io: HostIO, step: number, st: { afterExchange: boolean }): Promise<number> {
+    const clock = this.clock;
+    const phases = this.phases.length;
+    await this.runSteps(steps, io, step, { ...st });
+    const cycles = this.clock - clock;
+    this.clock = clock;
+    this.phases.length = phases;
+    return cycles;
   }
 
   /** Run an exchange's copies: on the pool, each worker the copies into its tiles, or here when small. */

@@ -91,7 +91,40 @@ export type ProgramStep =
   | { kind: 'execute'; computeSet: number }
   | { kind: 'exchange'; exchange: number }
   | { kind: 'streamCopy'; stream: number; op: string }
-  | { kind: 'repeat'; count: number; body: ProgramStep[] };
+  | { kind: 'repeat'; count: number; body: ProgramStep[] }
+  | SwitchStep
+  | RepeatWhileStep;
+
+/**
+ * Poplar's RepeatWhileTrue: before each pass of `body`, element 0 of the
+ * int32 tensor `condition` is read (one sync); the loop ends when it is zero
+ * or after `maxCount` passes. Without numerics the condition cannot be read:
+ * the engine charges `maxCount` passes (docs/architecture.md).
+ */
+export interface RepeatWhileStep {
+  kind: 'repeatWhile';
+  condition: number;
+  maxCount: number;
+  /** IR op (the Loop) for profile attribution. */
+  op: string;
+  body: ProgramStep[];
+}
+
+/**
+ * Poplar's If (a Switch over two programs): `whenTrue` runs when element 0 of
+ * the int32 tensor `condition` is nonzero, else `whenFalse`. Entering it costs
+ * one sync (every tile must agree on the branch). Without numerics the
+ * condition cannot be read: the engine charges the longer branch
+ * (docs/architecture.md).
+ */
+export interface SwitchStep {
+  kind: 'switch';
+  condition: number;
+  /** IR op (the If) for profile attribution. */
+  op: string;
+  whenTrue: ProgramStep[];
+  whenFalse: ProgramStep[];
+}
 
 export interface DeviceProgram {
   schemaVersion: 1;

@@ -17,6 +17,7 @@ import { argReduceCodelets } from './arg-reduce.js';
 import { elementsCodelets } from './elements.js';
 import { cumSumCodelet } from './scan.js';
 import { topKCodelet } from './topk.js';
+import { controlFlowCodelets } from './control.js';
 
 export const BUILTIN_CODELETS: readonly Codelet[] = [
   addCodelet,
@@ -43,6 +44,7 @@ export const BUILTIN_CODELETS: readonly Codelet[] = [
   ...elementsCodelets,
   cumSumCodelet,
   topKCodelet,
+  ...controlFlowCodelets,
 ];
 
 export function registerBuiltinCodelets(r: CodeletRegistry): void {

@@ -49,6 +49,15 @@ export interface NodeDecl {
   loc: SourceLocation;
   /** Set by the ONNX importer (src/onnx): the node's schema version and why it could not be upgraded, if so. */
   onnx?: OnnxNodeOrigin;
+  /** Graph attributes (If's then_branch and else_branch, Loop's body), from an ONNX model. */
+  subgraphs?: Record<string, SubgraphDecl>;
+}
+
+/** A graph attribute: its inputs (names only: their infos come from the op), nodes and outputs. Outer tensors are read by name. */
+export interface SubgraphDecl {
+  inputs: string[];
+  nodes: NodeDecl[];
+  outputs: string[];
 }
 
 /** Where an imported ONNX node came from. */

@@ -23,6 +23,12 @@ export class Graph {
    * (writeWeights still reaches what the device reads).
    */
   frozenWeights = false;
+  /**
+   * Ops inside a control-flow region: a branch of an If or the body of a Loop
+   * (src/ops/control-flow.ts), by owner and branch. The schedule puts them just
+   * before their owner; the lowering gives their steps to it.
+   */
+  readonly regions = new Map<Op, { owner: Op; branch: number }>();
 
   hasTensor(id: string): boolean {
     return this.tensors.has(id);
@@ -101,6 +107,7 @@ export class Graph {
     }
     for (const id of op.outputs) this.tensors.delete(id);
     this.ops.splice(this.ops.indexOf(op), 1);
+    this.regions.delete(op);
   }
 
   /** The values an op may read at compile time: a constant's, or a variable's when the weights are frozen; undefined otherwise. */
@@ -159,8 +166,32 @@ export class Graph {
       const stuck = this.ops.filter((o) => !order.includes(o)).map((o) => o.name);
       throw new UserError(`the graph has a cycle through ops: ${stuck.join(', ')}`);
     }
-    return order;
+    return this.regions.size > 0 ? groupRegions(order, this.regions) : order;
   }
+}
+
+/** `order` with each region's ops moved to just before their owner (nested regions inside theirs), otherwise in order. */
+function groupRegions(order: Op[], regions: ReadonlyMap<Op, { owner: Op }>): Op[] {
+  const held = new Map<Op, Op[]>();
+  const out: Op[] = [];
+  const done = new Set<Op>();
+  const emit = (op: Op): void => {
+    for (const inner of held.get(op) ?? []) emit(inner);
+    out.push(op);
+    done.add(op);
+  };
+  for (const op of order) {
+    const r = regions.get(op);
+    if (!r) emit(op);
+    else if (done.has(r.owner)) throw new Error(`internal: op '${op.name}' of the region of '${r.owner.name}' is scheduled after it`);
+    else {
+      const list = held.get(r.owner);
+      if (list) list.push(op);
+      else held.set(r.owner, [op]);
+    }
+  }
+  if (out.length !== order.length) throw new Error('internal: a control-flow region lost ops in the schedule');
+  return out;
 }
 
 /**

@@ -85,11 +85,12 @@ export class LowerContext {
   }
 
   /** Create the device tensor of output i, mapped like `like` or linearly. */
-  output(i: number, opts: { like?: BuildTensor; grain?: number } = {}): BuildTensor {
+  output(i: number, opts: { like?: BuildTensor; grain?: number; mapping?: TileRange[] } = {}): BuildTensor {
     const id = this.op.outId(i);
     const info = this.op.outInfo(i);
     const t = this.graph.addTensor(id, info.dtype as DeviceDType, info.shape, this.category(id), this.op.name);
-    if (opts.like && opts.like.size === t.size) this.graph.mapLike(t, opts.like);
+    if (opts.mapping) this.graph.setTileMapping(t, opts.mapping);
+    else if (opts.like && opts.like.size === t.size) this.graph.mapLike(t, opts.like);
     else this.graph.mapLinearly(t, opts.grain);
     this.tensors.set(id, t);
     this.made.add(t);
@@ -317,6 +318,24 @@ export class LowerContext {
     this.pending.push({ kind: 'execute', computeSet: this.cs });
     this.cs = -1;
     this.ex = -1;
+  }
+
+  /**
+   * For an op that owns a control-flow region (If, Loop): the program steps
+   * its region's ops emitted, per branch (src/lower/lower.ts fills it in).
+   */
+  regionSteps: ProgramStep[][] = [];
+
+  /** The steps emitted so far (the open compute set closed), taken out: a control-flow op wraps them. */
+  takeSteps(): ProgramStep[] {
+    this.flush();
+    return this.pending.splice(0);
+  }
+
+  /** Append steps after those emitted so far (the open compute set closed first). */
+  emit(...steps: ProgramStep[]): void {
+    this.flush();
+    this.pending.push(...steps);
   }
 
   /** The program steps this op emitted, in order (and the note of what consumer-chosen layouts saved it). */

@@ -16,7 +16,14 @@
  *   (it carries data from a previous batch or relies on memory left as it
  *   was) is always live;
  * - a tensor live both inside and outside a repeat's body is live through
- *   the whole body (the body runs again after its last use inside).
+ *   the whole body (the body runs again after its last use inside);
+ * - a switch's branches are numbered one after the other, the true branch
+ *   first: a tensor live across the switch spans both, so neither branch's
+ *   tensors share its memory (both branches are allocated, as in Poplar).
+ *   The switch reads its condition before either branch runs: counted as a
+ *   read at the switch's first leaf, so nothing computed between the
+ *   condition and the switch takes its memory. A repeatWhile is a repeat
+ *   whose condition is read so at the start of each pass.
  *
  * Tensors whose lifetimes do not overlap may share memory on a tile.
  */
@@ -42,7 +49,7 @@ export interface Access {
   write: boolean;
 }
 
-export type LeafStep = Exclude<ProgramStep, { kind: 'repeat' }>;
+export type LeafStep = Exclude<ProgramStep, { kind: 'repeat' } | { kind: 'switch' } | { kind: 'repeatWhile' }>;
 
 export interface Liveness {
   lifetimes: Lifetime[];
@@ -55,20 +62,26 @@ export const ALWAYS_LIVE_CATEGORIES: readonly TensorCategory[] = ['variable', 'c
 export const BATCH_PROGRAM = 'batch';
 
 /** Leaf steps of `steps` in order, and the [from, to] span of every non-empty repeat body. */
-export function flatten(steps: readonly ProgramStep[]): { leaves: LeafStep[]; repeats: { from: number; to: number }[] } {
+export function flatten(steps: readonly ProgramStep[]): { leaves: LeafStep[]; repeats: { from: number; to: number }[]; switches: { at: number; condition: number }[] } {
   const leaves: LeafStep[] = [];
   const repeats: { from: number; to: number }[] = [];
+  const switches: { at: number; condition: number }[] = [];
   const walk = (ss: readonly ProgramStep[]) => {
     for (const s of ss) {
-      if (s.kind === 'repeat') {
+      if (s.kind === 'repeat' || s.kind === 'repeatWhile') {
         const from = leaves.length;
+        if (s.kind === 'repeatWhile') switches.push({ at: from, condition: s.condition });
         walk(s.body);
         if (leaves.length > from) repeats.push({ from, to: leaves.length - 1 });
+      } else if (s.kind === 'switch') {
+        switches.push({ at: leaves.length, condition: s.condition });
+        walk(s.whenTrue);
+        walk(s.whenFalse);
       } else leaves.push(s);
     }
   };
   walk(steps);
-  return { leaves, repeats };
+  return { leaves, repeats, switches };
 }
 
 export function computeLiveness(
@@ -81,7 +94,7 @@ export function computeLiveness(
     if (name === BATCH_PROGRAM) continue;
     for (const s of flatten(steps).leaves) accesses(s, (a) => touchedElsewhere.add(a.tensor));
   }
-  const { leaves, repeats } = flatten(programs[BATCH_PROGRAM] ?? []);
+  const { leaves, repeats, switches } = flatten(programs[BATCH_PROGRAM] ?? []);
   const n = tensors.length;
   const firstWrite = new Array<number>(n).fill(Infinity);
   const firstRead = new Array<number>(n).fill(Infinity);
@@ -122,6 +135,13 @@ export function computeLiveness(
       last[t] = i;
     });
   });
+  // A switch reads its condition as it starts (at its first leaf; the last leaf when its branches are empty and it ends the program).
+  for (const s of switches) {
+    const at = Math.min(s.at, leaves.length - 1);
+    if (at < 0) continue;
+    if (at < firstRead[s.condition]) firstRead[s.condition] = at;
+    if (at > last[s.condition]) last[s.condition] = at;
+  }
   // Group the writes by tensor (a counting sort).
   const start = new Int32Array(n + 1);
   for (let k = 0; k < wn; k++) start[cols[0][k] + 1]++;

@@ -10,7 +10,7 @@
 import type { PlanOverrides } from './plan-overrides.js';
 import type { CodeletRegistry } from '../../sim/codelet.js';
 import type { DeviceSpec } from '../../sim/device.js';
-import type { DeviceDType, DeviceProgram } from '../../sim/program.js';
+import type { DeviceDType, DeviceProgram, ProgramStep } from '../../sim/program.js';
 import { RunError, UserError } from '../errors.js';
 import type { Graph } from '../ir/graph.js';
 import type { Op } from '../ir/op.js';
@@ -82,11 +82,13 @@ export function lowerGraph(req: LowerRequest): Lowered {
   const lastRead = new Map<string, number>();
   req.schedule.forEach((op, k) => op.inputs.forEach((id) => lastRead.set(id, k)));
   const anchors = new Set(req.anchors);
+  const regionSteps = new Map<Op, ProgramStep[][]>();
   for (const [position, op] of req.schedule.entries()) {
     const def = req.registry.exact(op.opid);
     if (!def?.lower) throw new UserError(`op '${op.name}' (${fmtOpid(op.opid)}) has no lowering: register an OpDefinition with this identifier and a lower()`, op.settings.loc);
     checkHostHeap(`lowering op '${op.name}'`);
     const ctx = new LowerContext(dg, op, tensors, category, { position, lastRead, anchors }, req.plans);
+    ctx.regionSteps = regionSteps.get(op) ?? [];
     try {
       def.lower(op, ctx);
     } catch (e) {
@@ -96,7 +98,13 @@ export function lowerGraph(req: LowerRequest): Lowered {
     for (const id of op.outputs) {
       if (!tensors.has(id)) throw new UserError(`the lowering of op '${op.name}' (${fmtOpid(op.opid)}) never created its output '${id}' (call ctx.output())`);
     }
-    batch.push(...ctx.finish());
+    // An op in a branch or loop body: its steps go to its owner (If, Loop), which wraps them (src/ops/control-flow.ts).
+    const region = req.graph.regions.get(op);
+    if (region) {
+      const lists = regionSteps.get(region.owner) ?? [];
+      regionSteps.set(region.owner, lists);
+      (lists[region.branch] ??= []).push(...ctx.finish());
+    } else batch.push(...ctx.finish());
     req.onOp?.(position + 1, req.schedule.length);
   }
 

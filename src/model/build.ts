@@ -20,6 +20,7 @@ import { normDomain, ONNX_DOMAIN } from '../ir/opid.js';
 import { checkAttributes, type OpRegistry } from '../ir/registry.js';
 import { initializerData } from './data.js';
 import { evaluateConstantElementwise, evaluateConstantOp } from './fold.js';
+import { addControlFlowNode } from './control-flow.js';
 
 export interface BuildOptions {
   /** Nothing trains the weights (an inference run): ops may read any initializer at compile time (Graph.frozenWeights). */
@@ -49,6 +50,12 @@ export function buildGraph(decl: GraphDecl, registry: OpRegistry, opts: BuildOpt
     const domain = normDomain(n.domain);
     const version = n.version ?? (domain === ONNX_DOMAIN ? decl.opset : Number.MAX_SAFE_INTEGER);
     const def = registry.resolve(domain, n.op, version, n.loc);
+    if (n.subgraphs) {
+      // If and Loop: their subgraphs' nodes join this graph as a region (src/model/control-flow.ts).
+      if (depth > 64) throw new UserError(`node '${n.name}' (${n.op}): control flow nested too deep`, n.loc);
+      addControlFlowNode(n, def, { graph: g, addNode: (sub) => addNode(sub, depth + 1), fresh });
+      return;
+    }
     checkArity(def.inputs, n.inputs.length, 'inputs', n.name, n.op, n.loc);
     checkArity(def.outputs, n.outputs.length, 'outputs', n.name, n.op, n.loc);
     const attributes = checkAttributes(def, n.attributes, n.name, n.loc);

@@ -13,6 +13,7 @@
  * - Opsets: the default domain at the newest version of any exported ai.onnx
  *   op (each op's schema at that opset must agree with the version tilesim
  *   implements); other domains at the newest version used.
+ * - If and Loop are not exported (an error naming the op).
  */
 import onnxProto from 'onnx-proto';
 import type { DTypeName } from '../config/types.js';
@@ -101,6 +102,13 @@ export function exportOnnx(graph: Graph, opts: ExportOptions): Uint8Array {
     if (!p || needed.has(p) || !include(p)) continue;
     needed.add(p);
     stack.push(...p.inputs.filter((i) => i !== ''));
+  }
+  // If and Loop hold their subgraphs as regions of this graph (src/model/control-flow.ts), which export does not rebuild.
+  const owners = new Set([...graph.regions.values()].map((r) => r.owner));
+  const owner = [...needed].find((op) => graph.regions.has(op) || owners.has(op));
+  if (owner) {
+    const cf = graph.regions.get(owner)?.owner ?? owner;
+    throw new RunError(`cannot export the model: op '${cf.name}' (${fmtOpid(cf.opid)}) is control flow, and exporting If and Loop (their subgraphs) is not supported`);
   }
   // Each op as ONNX writes it: itself, or the standard op it stands for (Op.onnxForm).
   const ops = graph

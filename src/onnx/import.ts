@@ -23,7 +23,7 @@ import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
 import { displayPath } from '../config/schema.js';
-import type { AttributeValue, DTypeName, GraphDecl, GraphTensorDecl, InitializerDecl, NodeDecl, SourceLocation } from '../config/types.js';
+import type { AttributeValue, DTypeName, GraphDecl, GraphTensorDecl, InitializerDecl, NodeDecl, SourceLocation, SubgraphDecl } from '../config/types.js';
 import { UserError } from '../errors.js';
 import { normDomain, ONNX_DOMAIN, opidKey } from '../ir/opid.js';
 import { checkAttributes, type OpDefinition, type OpRegistry } from '../ir/registry.js';
@@ -261,7 +261,34 @@ export function parseOnnx(bytes: Uint8Array, opts: OnnxParseOptions = {}): OnnxI
     },
   };
 
-  (g.node as onnxProto.onnx.NodeProto[]).forEach((n, index) => {
+  /** Every node, subgraphs' included (for what is read). */
+  const allNodes: NodeDecl[] = [];
+  /** Subgraph outputs (read by their If or Loop). */
+  const subgraphReads: string[] = [];
+  /**
+   * A graph attribute (If's branches, Loop's body): its initializers become
+   * constants of the model (ONNX names are unique across subgraphs), its
+   * nodes are parsed as the main graph's, reading outer tensors by name.
+   */
+  const parseSubgraph = (sg: onnxProto.onnx.IGraphProto, owner: string): SubgraphDecl => {
+    for (const t of (sg.initializer ?? []) as onnxProto.onnx.TensorProto[]) {
+      const name = t.name ?? '';
+      define(name, `an initializer of a subgraph of ${owner}`);
+      constants.set(name, { ...decode(t, `initializer '${name}'`), folded: true });
+      shapes.set(name, constants.get(name)!.shape);
+    }
+    if (sg.sparseInitializer?.length) fail(`${owner}: sparse initializers are not supported`);
+    const inputs = (sg.input ?? []).map((vi) => vi.name ?? '');
+    for (const i of inputs) if (i) define(i, `an input of a subgraph of ${owner}`);
+    const out: NodeDecl[] = [];
+    ((sg.node ?? []) as onnxProto.onnx.NodeProto[]).forEach((sn, j) => parseNode(sn, j, out));
+    const outputs = (sg.output ?? []).map((vi) => vi.name ?? '');
+    for (const o of outputs) if (!defined.has(o)) fail(`${owner}: subgraph output '${o}' is not produced by any node, initializer or input`);
+    subgraphReads.push(...outputs);
+    return { inputs, nodes: out, outputs };
+  };
+
+  const parseNode = (n: onnxProto.onnx.NodeProto, index: number, into: NodeDecl[]): void => {
     const op = n.opType ?? '';
     const domain = normDomain(n.domain ?? '');
     let name = n.name || `${op}_${index}`;
@@ -338,6 +365,7 @@ export function parseOnnx(bytes: Uint8Array, opts: OnnxParseOptions = {}): OnnxI
 
     // Attributes.
     const attributes: Record<string, AttributeValue> = { ...cosValue };
+    const subgraphs: Record<string, SubgraphDecl> = {};
     for (const a of cosValue ? [] : attributeList) {
       const an = a.name ?? '';
       if (a.refAttrName) fail(`${what}: attribute '${an}' refers to a function attribute ('${a.refAttrName}'), which is only meaningful inside a function`);
@@ -361,10 +389,14 @@ export function parseOnnx(bytes: Uint8Array, opts: OnnxParseOptions = {}): OnnxI
         case ATTR.STRINGS:
           attributes[an] = a.strings.map(utf8);
           break;
+        case ATTR.GRAPH:
+          if (!a.g) fail(`${what}: graph attribute '${an}' is empty`);
+          subgraphs[an] = parseSubgraph(a.g!, what);
+          break;
         default:
           fail(
             `${what}: attribute '${an}' is a ${attrTypeName(t)}, which is not supported ` +
-              '(attributes may be float, int, string, or lists of them; tensor values only on Constant and ConstantOfShape)',
+              '(attributes may be float, int, string, or lists of them; tensor values only on Constant and ConstantOfShape; graphs only on If and Loop)',
           );
       }
     }
@@ -384,8 +416,11 @@ export function parseOnnx(bytes: Uint8Array, opts: OnnxParseOptions = {}): OnnxI
       node.version = v;
       node.onnx = { file: label, opset: v };
     }
-    nodes.push(node);
-  });
+    if (Object.keys(subgraphs).length > 0) node.subgraphs = subgraphs;
+    into.push(node);
+    allNodes.push(node);
+  };
+  (g.node as onnxProto.onnx.NodeProto[]).forEach((n, index) => parseNode(n, index, nodes));
 
   // Outputs.
   const outputTypes: Record<string, number> = {};
@@ -398,7 +433,7 @@ export function parseOnnx(bytes: Uint8Array, opts: OnnxParseOptions = {}): OnnxI
   if (outputs.length === 0) fail('the graph has no outputs');
 
   // Constants only folded nodes read are dropped; every other initializer is kept.
-  const read = new Set<string>([...nodes.flatMap((n) => n.inputs), ...outputs]);
+  const read = new Set<string>([...allNodes.flatMap((n) => n.inputs), ...subgraphReads, ...outputs]);
   // Statistics rather than weights: BatchNormalization's running mean and variance (inputs 3 and 4)
   // have no gradient, so they are constants unless something else reads them too.
   const statsOnly = new Set<string>();
@@ -467,7 +502,15 @@ export function supportedOpsText(registry: OpRegistry): string {
 export function unsupportedNodes(decl: GraphDecl, registry: OpRegistry): UnsupportedNode[] {
   const defs = nodeDefs(registry);
   const out: UnsupportedNode[] = [];
-  for (const n of decl.nodes) {
+  const all: NodeDecl[] = [];
+  const collect = (list: NodeDecl[]) => {
+    for (const n of list) {
+      all.push(n);
+      for (const sg of Object.values(n.subgraphs ?? {})) collect(sg.nodes);
+    }
+  };
+  collect(decl.nodes);
+  for (const n of all) {
     const domain = normDomain(n.domain);
     const base = { node: n.name, op: n.op, domain, loc: n.loc, file: n.onnx?.file };
     const list = defs.get(opidKey({ domain, type: n.op }));

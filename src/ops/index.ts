@@ -25,6 +25,7 @@ import { resizeDefinitions } from './resize.js';
 import { topKDefinitions } from './topk.js';
 import { einsumDefinitions } from './einsum.js';
 import { batchNormTrainingDefinitions } from './batchnorm-train.js';
+import { controlFlowDefinitions } from './control-flow.js';
 
 export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...matMulDefinitions,
@@ -52,6 +53,7 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...topKDefinitions,
   ...einsumDefinitions,
   ...batchNormTrainingDefinitions,
+  ...controlFlowDefinitions,
 ];
 
 export function registerBuiltinOps(r: OpRegistry): void {

@@ -18,8 +18,11 @@ export function livenessCurve(p: DeviceProgram): LivenessRow[] {
   const steps: ProgramStep[] = [];
   const flatten = (list: ProgramStep[]) => {
     for (const s of list) {
-      if (s.kind === 'repeat') flatten(s.body);
-      else steps.push(s);
+      if (s.kind === 'repeat' || s.kind === 'repeatWhile') flatten(s.body);
+      else if (s.kind === 'switch') {
+        flatten(s.whenTrue);
+        flatten(s.whenFalse);
+      } else steps.push(s);
     }
   };
   flatten(p.programs.batch ?? []);

@@ -15,7 +15,7 @@ import { exchangeTraffic } from '../../sim/cost.js';
 import type { Phase } from '../../sim/profile.js';
 import { DTYPE_BYTES, type DeviceProgram, type ProgramStep } from '../../sim/program.js';
 
-type Leaf = Exclude<ProgramStep, { kind: 'repeat' }>;
+type Leaf = Exclude<ProgramStep, { kind: 'repeat' } | { kind: 'switch' } | { kind: 'repeatWhile' }>;
 
 export interface ProgramRow {
   /** Index of the leaf step in the flattened batch program (as profile/liveness.csv's programStep). */
@@ -59,8 +59,9 @@ export interface ProgramView {
   received: number[];
 }
 
-export function flattenBatch(p: DeviceProgram): { leaves: Leaf[]; order: number[] } {
+export function flattenBatch(p: DeviceProgram): { leaves: Leaf[]; order: number[]; switches: boolean } {
   const leaves: Leaf[] = [];
+  let switches = false;
   // Returns the leaf indices of `list` in execution order, repeats expanded.
   const walk = (list: ProgramStep[]): number[] => {
     const out: number[] = [];
@@ -68,6 +69,15 @@ export function flattenBatch(p: DeviceProgram): { leaves: Leaf[]; order: number[
       if (s.kind === 'repeat') {
         const body = walk(s.body);
         for (let k = 0; k < s.count; k++) out.push(...body);
+      } else if (s.kind === 'repeatWhile') {
+        // Up to maxCount passes: matching phases to leaves skips those not run.
+        switches = true;
+        const body = walk(s.body);
+        for (let k = 0; k < s.maxCount; k++) out.push(...body);
+      } else if (s.kind === 'switch') {
+        // Both branches, in order: matching phases to leaves skips the branch not taken.
+        switches = true;
+        out.push(...walk(s.whenTrue), ...walk(s.whenFalse));
       } else {
         out.push(leaves.length);
         leaves.push(s);
@@ -76,13 +86,13 @@ export function flattenBatch(p: DeviceProgram): { leaves: Leaf[]; order: number[
     return out;
   };
   const order = walk(p.programs.batch ?? []);
-  return { leaves, order };
+  return { leaves, order, switches };
 }
 
 const regionCount = (f: unknown) => (Array.isArray(f) ? f.length : 1);
 
 export function programView(p: DeviceProgram, phases: readonly Phase[]): ProgramView {
-  const { leaves, order } = flattenBatch(p);
+  const { leaves, order, switches } = flattenBatch(p);
   const totalTiles = p.device.tilesPerIpu * p.device.ipus;
   // Fields in PROGRAM_COLUMNS order, so a row read back from profile/program.csv is the same JSON.
   const row = (i: number, kind: ProgramRow['kind'], name: string, op: string, bytes = 0): ProgramRow => ({
@@ -113,10 +123,15 @@ export function programView(p: DeviceProgram, phases: readonly Phase[]): Program
       sync += ph.cycles;
       continue;
     }
-    const leaf = order[k % Math.max(1, order.length)];
+    const n = Math.max(1, order.length);
+    // A switch's branch not taken has no phases: skip ahead to the next leaf of this name.
+    let skip = 0;
+    while (skip < (switches ? n : 1) && rows[order[(k + skip) % n]]?.name !== ph.name) skip++;
+    if (rows[order[(k + skip) % n]]?.name !== ph.name) break; // not the program we know: leave the rest at zero
+    k += skip;
+    const leaf = order[k % n];
     k++;
     const r = rows[leaf];
-    if (!r || r.name !== ph.name) break; // not the program we know: leave the rest at zero
     r.cycles += ph.cycles;
     r.syncCycles += sync;
     sync = 0;

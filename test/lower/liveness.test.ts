@@ -57,6 +57,19 @@ describe('computeLiveness', () => {
     expect(l.lifetimes).toEqual(['always']);
   });
 
+  it("a switch: its condition lives until the switch starts; its branches numbered one after the other", () => {
+    // 0: c = f(); 1: d = f() (may not take c's memory: the switch reads c after it);
+    // switch(c) { 2: t = f(d); 3: y = f(t) } else { 4: y = f(d) }; 5: read y
+    const exe = (k: number): ProgramStep => ({ kind: 'execute', computeSet: k });
+    const l = run(
+      [T(0), T(1), T(2), T(3)],
+      [[w(0)], [w(1)], [r(1), w(2)], [r(2), w(3)], [r(1), w(3)], [r(3)]],
+      [exe(0), exe(1), { kind: 'switch', condition: 0, op: 'if', whenTrue: [exe(2), exe(3)], whenFalse: [exe(4)] }, exe(5)],
+    );
+    expect(l.lifetimes).toEqual([{ from: 0, to: 2 }, { from: 1, to: 4 }, { from: 2, to: 3 }, { from: 3, to: 5 }]);
+    expect(l.steps).toHaveLength(6);
+  });
+
   it('a tensor crossing a repeat is live through the whole body', () => {
     // flattened: 0 | repeat [1, 2, 3] | 4
     const batch: ProgramStep[] = [

@@ -1,0 +1,409 @@
+/**
+ * ONNX If and Loop (src/ops/control-flow.ts, src/model/control-flow.ts):
+ * numbers against onnxruntime-node on whole models written here with
+ * onnx-proto, and cycles: only the branch taken is charged (plus the sync
+ * that carries the predicate), a constant condition costs exactly its
+ * branch, and a timing-only run charges the longer branch.
+ *
+ * Tolerance: 1e-5 relative + 1e-6 absolute; the graphs are short chains of
+ * float32 elementwise ops and small reductions, rounded as onnxruntime
+ * rounds them up to summation order.
+ */
+import ort from 'onnxruntime-node';
+import type onnxProto from 'onnx-proto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { UserError } from '../../src/errors.js';
+import type { OpRegistry } from '../../src/ir/registry.js';
+import { lowerGraph } from '../../src/lower/lower.js';
+import { buildGraph } from '../../src/model/build.js';
+import { createRegistry } from '../../src/model/modules.js';
+import { exportOnnx } from '../../src/onnx/export.js';
+import { parseOnnx } from '../../src/onnx/import.js';
+import { runGraph } from '../../src/session.js';
+import { Engine } from '../../sim/engine.js';
+import { loadCodeletRegistry } from '../../sim/modules.js';
+import { decodeHalf, encodeHalf } from '../../sim/half.js';
+import { tiny } from '../helpers.js';
+import { attr, DT, f32, floatTensor, int64Tensor, modelBytes, node, valueInfo } from '../onnx/helpers.js';
+
+const AT_GRAPH = 5;
+const graphAttr = (name: string, g: onnxProto.onnx.IGraphProto): onnxProto.onnx.IAttributeProto => ({ name, type: AT_GRAPH, g });
+const boolInfo = (name: string, dims: number[]) => valueInfo(name, DT.BOOL, dims);
+const boolTensor = (name: string, v: boolean): onnxProto.onnx.ITensorProto => ({ name, dims: [], dataType: DT.BOOL, int32Data: [v ? 1 : 0] });
+/** A float value info or initializer, float16 when `half`. */
+const fl = (half: boolean) => (name: string, dims: number[]) => valueInfo(name, half ? DT.FLOAT16 : DT.FLOAT, dims);
+const ft = (half: boolean) => (name: string, dims: number[], values: number[]): onnxProto.onnx.ITensorProto =>
+  half ? { name, dims, dataType: DT.FLOAT16, int32Data: Array.from(encodeHalf(Float32Array.from(values))) } : floatTensor(name, dims, values);
+
+let registry: OpRegistry;
+beforeAll(async () => {
+  registry = await createRegistry([]);
+});
+
+type Feeds = Record<string, { shape: number[]; data: Float32Array }>;
+
+async function ours(bytes: Uint8Array, feeds: Feeds, outputs: string[]) {
+  const { graph: decl } = parseOnnx(bytes);
+  const graph = buildGraph(decl, registry, { inference: true });
+  const inputs = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, v.data]));
+  const r = await runGraph({ graph, registry, device: tiny(), inputs, outputs });
+  const cycles = r.phases.reduce((a, p) => a + p.cycles, 0);
+  return { outputs: r.outputs, phases: r.phases, cycles, program: r.program, graph };
+}
+
+async function theirs(bytes: Uint8Array, feeds: Feeds, outputs: string[], half: boolean) {
+  const s = await ort.InferenceSession.create(bytes);
+  const r = await s.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, half ? new ort.Tensor('float16', encodeHalf(v.data), v.shape) : new ort.Tensor('float32', v.data, v.shape)])));
+  return new Map(outputs.map((o) => [o, r[o].data instanceof Uint16Array ? decodeHalf(r[o].data) : Float32Array.from(r[o].data as Float32Array)]));
+}
+
+/**
+ * Ours against onnxruntime. float16 (`half`): both round every op's result to float16, possibly differently
+ * by an ulp; a few ops chained over four passes: 4 ulps (4 x 2^-10 relative) + 1e-3 absolute.
+ */
+async function matchOrt(bytes: Uint8Array, feeds: Feeds, outputs: string[], half = false) {
+  const a = await ours(bytes, feeds, outputs);
+  const b = await theirs(bytes, feeds, outputs, half);
+  const [atol, rtol] = half ? [1e-3, 4 / 1024] : [1e-6, 1e-5];
+  for (const o of outputs) {
+    const x = a.outputs.get(o)!;
+    const y = b.get(o)!;
+    expect(x.length, o).toBe(y.length);
+    for (let i = 0; i < y.length; i++) expect(Math.abs(x[i] - y[i]), `${o}[${i}]: ours ${x[i]}, onnxruntime ${y[i]}`).toBeLessThanOrEqual(atol + rtol * Math.abs(y[i]));
+  }
+  return a;
+}
+
+/** Cycles of a timing-only run of the model's batch program. */
+async function timingOnly(bytes: Uint8Array, outputs: string[]): Promise<number> {
+  const { graph: decl } = parseOnnx(bytes);
+  const graph = buildGraph(decl, registry, { inference: true });
+  const codelets = await loadCodeletRegistry([]);
+  const { program } = lowerGraph({ graph, schedule: graph.schedule(), registry, codelets, device: tiny(), anchors: outputs, codeletModules: [] });
+  const engine = await Engine.create(program, { workers: 1, numerics: false });
+  const io = { toDevice: () => new Float32Array(0), fromDevice: () => undefined };
+  try {
+    await engine.run('weightsFromHost', io, -1);
+    const start = engine.cycles;
+    await engine.run('batch', io, 0);
+    return engine.cycles - start;
+  } finally {
+    await engine.destroy();
+  }
+}
+
+const X = Float32Array.from([0.5, -1.25, 2, 0.75, -0.5, 1.5]);
+const W = [0.3, -0.7, 1.1, 0.9, -0.2, 0.4];
+
+/**
+ * y = If(sum(x) > 0, then: Relu(x * w), else: a heavier branch, ((x - w) * w + x) * x), with w an
+ * outer initializer both branches read. `cond`: a constant condition instead of the computed one.
+ */
+function ifModel(cond?: boolean, half = false): Uint8Array {
+  const f32 = fl(half);
+  const floatTensor = ft(half);
+  const then: onnxProto.onnx.IGraphProto = {
+    name: 'then',
+    node: [node('Mul', ['x', 'w'], ['t0']), node('Relu', ['t0'], ['t_out'])],
+    output: [f32('t_out', [2, 3])],
+  };
+  const els: onnxProto.onnx.IGraphProto = {
+    name: 'else',
+    node: [node('Sub', ['x', 'w'], ['e0']), node('Mul', ['e0', 'w'], ['e1']), node('Add', ['e1', 'x'], ['e2']), node('Mul', ['e2', 'x'], ['e_out'])],
+    output: [f32('e_out', [2, 3])],
+  };
+  const condNodes =
+    cond === undefined
+      ? [node('ReduceSum', ['x'], ['s'], [attr.i('keepdims', 0)]), node('Greater', ['s', 'zero'], ['c'])]
+      : [node('Constant', [], ['c'], [{ name: 'value', type: 4, t: boolTensor('c', cond) }])];
+  return modelBytes({
+    nodes: [...condNodes, node('If', ['c'], ['y'], [graphAttr('then_branch', then), graphAttr('else_branch', els)])],
+    inputs: [f32('x', [2, 3])],
+    outputs: [f32('y', [2, 3])],
+    initializers: [floatTensor('w', [2, 3], W), floatTensor('zero', [], [0])],
+  });
+}
+
+/** The then- or else-branch alone, as a plain graph: what a constant If must cost. */
+function branchModel(which: 'then' | 'else'): Uint8Array {
+  const nodes =
+    which === 'then'
+      ? [node('Mul', ['x', 'w'], ['t0']), node('Relu', ['t0'], ['t_out'])]
+      : [node('Sub', ['x', 'w'], ['e0']), node('Mul', ['e0', 'w'], ['e1']), node('Add', ['e1', 'x'], ['e2']), node('Mul', ['e2', 'x'], ['e_out'])];
+  return modelBytes({
+    nodes: [...nodes, node('Identity', [which === 'then' ? 't_out' : 'e_out'], ['y'])],
+    inputs: [f32('x', [2, 3])],
+    outputs: [f32('y', [2, 3])],
+    initializers: [floatTensor('w', [2, 3], W)],
+  });
+}
+
+const neg = Float32Array.from(X, (v) => -v);
+
+describe('If', () => {
+  // onnxruntime refuses a branch returning an outer tensor directly: through Identity, as ONNX asks.
+  it('branches that pass outer tensors through, and an If nested in a branch', async () => {
+    const inner: onnxProto.onnx.IGraphProto = {
+      name: 'inner',
+      node: [node('If', ['c2'], ['in_out'], [
+        graphAttr('then_branch', { name: 't2', node: [node('Abs', ['x'], ['abs'])], output: [f32('abs', [2, 3])] }),
+        graphAttr('else_branch', { name: 'e2', node: [node('Identity', ['w'], ['we'])], output: [f32('we', [2, 3])] }),
+      ])],
+      output: [f32('in_out', [2, 3])],
+    };
+    const bytes = modelBytes({
+      nodes: [
+        node('ReduceMax', ['x'], ['mx'], [attr.i('keepdims', 0)]),
+        node('Greater', ['mx', 'one'], ['c1']),
+        node('Less', ['mx', 'three'], ['c2']),
+        node('If', ['c1'], ['y'], [graphAttr('then_branch', inner), graphAttr('else_branch', { name: 'e1', node: [node('Identity', ['x'], ['xe'])], output: [f32('xe', [2, 3])] })]),
+      ],
+      inputs: [f32('x', [2, 3])],
+      outputs: [f32('y', [2, 3])],
+      initializers: [floatTensor('w', [2, 3], W), floatTensor('one', [], [1]), floatTensor('three', [], [3])],
+    });
+    for (const scale of [0.4, 1, 2]) await matchOrt(bytes, { x: { shape: [2, 3], data: Float32Array.from(X, (v) => v * scale) } }, ['y']);
+  });
+
+  it('a runtime predicate: each branch matches onnxruntime; both branches are allocated', async () => {
+    const r = await matchOrt(ifModel(), { x: { shape: [2, 3], data: X } }, ['y']); // sum > 0: then
+    await matchOrt(ifModel(), { x: { shape: [2, 3], data: neg } }, ['y']); // sum < 0: else
+    // As Poplar does: the tensors of the branch not taken have tile memory too (the first of each branch: the
+    // later ones are written in place into it).
+    for (const name of ['t0', 'e0']) expect(r.program.tensors.find((t) => t.name === name)?.intervals.length, name).toBeGreaterThan(0);
+  });
+
+  it('float16: a runtime predicate, each branch', async () => {
+    await matchOrt(ifModel(undefined, true), { x: { shape: [2, 3], data: X } }, ['y'], true);
+    await matchOrt(ifModel(undefined, true), { x: { shape: [2, 3], data: neg } }, ['y'], true);
+  });
+
+  it('a constant predicate: matches onnxruntime, and no switch is made', async () => {
+    for (const c of [true, false]) {
+      const r = await matchOrt(ifModel(c), { x: { shape: [2, 3], data: X } }, ['y']);
+      expect(r.graph.ops.some((o) => o.opid.type === 'If')).toBe(false);
+      expect(JSON.stringify(r.program.programs.batch)).not.toContain('switch');
+    }
+  });
+
+  it('cycles: a constant predicate costs exactly the branch it selects', async () => {
+    const feeds = { x: { shape: [2, 3], data: X } };
+    expect((await ours(ifModel(true), feeds, ['y'])).cycles).toBe((await ours(branchModel('then'), feeds, ['y'])).cycles);
+    expect((await ours(ifModel(false), feeds, ['y'])).cycles).toBe((await ours(branchModel('else'), feeds, ['y'])).cycles);
+  });
+
+  it('cycles: a runtime predicate charges the branch taken and the predicate, never the other branch', async () => {
+    const taken = await ours(ifModel(), { x: { shape: [2, 3], data: X } }, ['y']);
+    const other = await ours(ifModel(), { x: { shape: [2, 3], data: neg } }, ['y']);
+    const ops = (r: typeof taken) => new Set(r.phases.filter((p) => p.kind === 'compute').map((p) => p.op));
+    // Then-branch ops are named after their first output in the import (Mul_0, Relu_1 in then; Sub_0 ... in else).
+    const thenOps = ['Mul_0', 'Relu_1'];
+    const elseOps = ['Sub_0', 'Mul_1', 'Add_2', 'Mul_3'];
+    expect(thenOps.every((o) => ops(taken).has(o))).toBe(true);
+    expect(elseOps.some((o) => ops(taken).has(o))).toBe(false);
+    expect(elseOps.every((o) => ops(other).has(o))).toBe(true);
+    expect(thenOps.some((o) => ops(other).has(o))).toBe(false);
+    // The predicate's cost: its ops (ReduceSum, Greater) run, and one sync enters the switch (the If's first phase;
+    // its only other phases are the branch's copy of its output: an exchange and its sync).
+    expect(taken.phases.some((p) => p.op === 'ReduceSum_0')).toBe(true);
+    const ifPhases = taken.phases.filter((p) => p.op === 'If_2').map((p) => p.kind);
+    expect(ifPhases).toEqual(['sync', 'sync', 'exchange']);
+    // The heavier else branch costs more; each run costs its branch exactly: the difference of the runs is the
+    // difference of the branches' phases.
+    const branchCycles = (r: typeof taken, names: string[]) => r.phases.filter((p) => names.includes(p.op)).reduce((a, p) => a + p.cycles, 0);
+    expect(other.cycles).toBeGreaterThan(taken.cycles);
+    expect(other.cycles - branchCycles(other, elseOps)).toBe(taken.cycles - branchCycles(taken, thenOps));
+  });
+
+  it('export refuses a graph with an If, naming it', async () => {
+    const { graph: decl } = parseOnnx(ifModel());
+    const graph = buildGraph(decl, registry, { inference: true });
+    expect(() => exportOnnx(graph, { outputs: ['y'], registry })).toThrow(/op 'If_2' \(ai\.onnx::If:\d+\) is control flow, and exporting If and Loop/);
+  });
+
+  it('timing only: the longer branch is charged (the predicate is not computed)', async () => {
+    const heavier = await ours(ifModel(), { x: { shape: [2, 3], data: neg } }, ['y']);
+    expect(await timingOnly(ifModel(), ['y'])).toBe(heavier.cycles);
+  });
+});
+
+/**
+ * A counted Loop: M = 4, cond true. Carried acc [3] and k (a float count), the body
+ * acc' = acc * w + x + float(i), k' = k + 1; scan outputs acc' and relu(acc' - 1) per iteration.
+ */
+function loopModel(trip = 4, half = false): Uint8Array {
+  const f32 = fl(half);
+  const floatTensor = ft(half);
+  const body: onnxProto.onnx.IGraphProto = {
+    name: 'body',
+    input: [valueInfo('i', DT.INT64, []), boolInfo('cond_in', []), f32('acc', [3]), f32('k', [])],
+    node: [
+      node('Identity', ['cond_in'], ['cond_out']),
+      node('Cast', ['i'], ['fi'], [attr.i('to', half ? DT.FLOAT16 : DT.FLOAT)]),
+      node('Mul', ['acc', 'w'], ['a0']),
+      node('Add', ['a0', 'x'], ['a1']),
+      node('Add', ['a1', 'fi'], ['acc_out']),
+      node('Add', ['k', 'one'], ['k_out']),
+      node('Sub', ['acc_out', 'one'], ['s0']),
+      node('Relu', ['s0'], ['scan_relu']),
+      node('Identity', ['acc_out'], ['scan_acc']),
+    ],
+    output: [boolInfo('cond_out', []), f32('acc_out', [3]), f32('k_out', []), f32('scan_acc', [3]), f32('scan_relu', [3])],
+  };
+  return modelBytes({
+    nodes: [node('Loop', ['M', 'c', 'acc0', 'k0'], ['acc_final', 'k_final', 'accs', 'relus'], [graphAttr('body', body)])],
+    inputs: [f32('x', [3]), f32('acc0', [3])],
+    outputs: [f32('acc_final', [3]), f32('k_final', []), f32('accs', [trip, 3]), f32('relus', [trip, 3])],
+    initializers: [int64Tensor('M', [], [trip]), boolTensor('c', true), floatTensor('w', [3], [0.5, -1, 0.25]), floatTensor('k0', [], [0]), floatTensor('one', [], [1])],
+  });
+}
+
+describe('Loop', () => {
+  const feeds = { x: { shape: [3], data: Float32Array.from([0.1, -0.4, 0.9]) }, acc0: { shape: [3], data: Float32Array.from([1, 2, -3]) } };
+  const outs = ['acc_final', 'k_final', 'accs', 'relus'];
+
+  it('a constant trip count with carried values and scan outputs matches onnxruntime', async () => {
+    const r = await matchOrt(loopModel(), feeds, outs);
+    expect(r.outputs.get('k_final')![0]).toBe(4);
+  });
+
+  it('a Loop nested in a Loop body: the inner loop restarts each outer pass, its scan read by the outer body', async () => {
+    // Inner (3 passes): p' = p * w + acc (acc: the outer carried value, an outer-scope read); scan p'.
+    const inner: onnxProto.onnx.IGraphProto = {
+      name: 'inner',
+      input: [valueInfo('j', DT.INT64, []), boolInfo('ic', []), f32('p', [3])],
+      node: [node('Identity', ['ic'], ['ic_out']), node('Mul', ['p', 'w'], ['p0']), node('Add', ['p0', 'acc'], ['p_out']), node('Identity', ['p_out'], ['p_scan'])],
+      output: [boolInfo('ic_out', []), f32('p_out', [3]), f32('p_scan', [3])],
+    };
+    // Outer (4 passes): acc' = acc + sum over the inner scan's passes; scan acc'.
+    const outer: onnxProto.onnx.IGraphProto = {
+      name: 'outer',
+      input: [valueInfo('i', DT.INT64, []), boolInfo('oc', []), f32('acc', [3])],
+      node: [
+        node('Identity', ['oc'], ['oc_out']),
+        node('Loop', ['three', 'c', 'x'], ['p_last', 'ps'], [graphAttr('body', inner)], { name: 'inner_loop' }),
+        node('ReduceSum', ['ps', 'axis0'], ['psum'], [attr.i('keepdims', 0)]),
+        node('Add', ['acc', 'psum'], ['a1']),
+        node('Sub', ['a1', 'p_last'], ['acc_out']),
+        node('Identity', ['acc_out'], ['acc_scan']),
+      ],
+      output: [boolInfo('oc_out', []), f32('acc_out', [3]), f32('acc_scan', [3])],
+    };
+    const bytes = modelBytes({
+      nodes: [node('Loop', ['M', 'c', 'acc0'], ['acc_final', 'accs'], [graphAttr('body', outer)], { name: 'outer_loop' })],
+      inputs: [f32('x', [3]), f32('acc0', [3])],
+      outputs: [f32('acc_final', [3]), f32('accs', [4, 3])],
+      initializers: [int64Tensor('M', [], [4]), int64Tensor('three', [], [3]), int64Tensor('axis0', [1], [0]), boolTensor('c', true), floatTensor('w', [3], [0.5, -0.25, 0.75])],
+    });
+    const r = await matchOrt(bytes, feeds, ['acc_final', 'accs']);
+    const outerRepeat = r.program.programs.batch.find((s) => s.kind === 'repeat');
+    expect(outerRepeat?.kind === 'repeat' && outerRepeat.count === 4 && outerRepeat.body.some((s) => s.kind === 'repeat' && s.count === 3)).toBe(true);
+  });
+
+  it('float16: carried values and scan outputs', async () => {
+    await matchOrt(loopModel(4, true), feeds, outs, true);
+  });
+
+  it('is a repeat of the body: cycles grow by one body per iteration', async () => {
+    // Device cycles: the host copies of the scan outputs grow with the trip count too.
+    const c = async (n: number) => (await ours(loopModel(n), feeds, outs)).phases.filter((p) => p.kind !== 'streamCopy').reduce((a, p) => a + p.cycles, 0);
+    const [c2, c3, c4] = [await c(2), await c(3), await c(4)];
+    expect(c3 - c2).toBeGreaterThan(0);
+    expect(c4 - c3).toBe(c3 - c2);
+    const r = await ours(loopModel(4), feeds, outs);
+    expect(r.program.programs.batch.some((s) => s.kind === 'repeat' && s.count === 4)).toBe(true);
+  });
+
+  it('timing only: the same cycles as the numerics run', async () => {
+    const r = await ours(loopModel(), feeds, outs);
+    expect(await timingOnly(loopModel(), outs)).toBe(r.cycles);
+  });
+
+  it('a trip count made constant by folding, and zero iterations: the initial values, empty scans', async () => {
+    const body: onnxProto.onnx.IGraphProto = {
+      name: 'body',
+      input: [valueInfo('i', DT.INT64, []), boolInfo('cond_in', []), f32('acc', [3])],
+      node: [node('Identity', ['cond_in'], ['cond_out']), node('Mul', ['acc', 'x'], ['acc_out']), node('Neg', ['acc_out'], ['neg'])],
+      output: [boolInfo('cond_out', []), f32('acc_out', [3]), f32('neg', [3])],
+    };
+    const bytes = (m: number) =>
+      modelBytes({
+        nodes: [node('Sub', ['m', 'one'], ['M']), node('Loop', ['M', '', 'acc0'], ['acc_final', 'negs'], [graphAttr('body', body)])],
+        inputs: [f32('x', [3]), f32('acc0', [3])],
+        outputs: [f32('acc_final', [3]), f32('negs', [m - 1, 3])],
+        initializers: [int64Tensor('m', [], [m]), int64Tensor('one', [], [1])],
+      });
+    await matchOrt(bytes(4), feeds, ['acc_final', 'negs']);
+    const r = await matchOrt(bytes(1), feeds, ['acc_final', 'negs']);
+    expect(Array.from(r.outputs.get('acc_final')!)).toEqual([1, 2, -3]);
+  });
+
+  /** acc doubles while sum(acc) < lim, at most M passes; the loop runs only when sum(x) > 0 (`runtimeCond`). */
+  function whileModel(opts: { m: number; runtimeCond?: boolean; scan?: boolean }): Uint8Array {
+    const body: onnxProto.onnx.IGraphProto = {
+      name: 'body',
+      input: [valueInfo('i', DT.INT64, []), boolInfo('cond_in', []), f32('acc', [3])],
+      node: [
+        node('Add', ['acc', 'acc'], ['acc_out']),
+        node('ReduceSum', ['acc_out'], ['s'], [attr.i('keepdims', 0)]),
+        node('Less', ['s', 'lim'], ['cond_out']),
+        ...(opts.scan ? [node('Neg', ['acc_out'], ['neg'])] : []),
+      ],
+      output: [boolInfo('cond_out', []), f32('acc_out', [3]), ...(opts.scan ? [f32('neg', [3])] : [])],
+    };
+    return modelBytes({
+      nodes: [
+        ...(opts.runtimeCond ? [node('ReduceSum', ['x'], ['sx'], [attr.i('keepdims', 0)]), node('Greater', ['sx', 'zero'], ['c'])] : []),
+        node('Loop', ['M', 'c', 'acc0'], ['acc_final', ...(opts.scan ? ['negs'] : [])], [graphAttr('body', body)], { name: 'until' }),
+      ],
+      inputs: [f32('x', [3]), f32('acc0', [3])],
+      outputs: [f32('acc_final', [3]), ...(opts.scan ? [f32('negs', [opts.m, 3])] : [])],
+      initializers: [int64Tensor('M', [], [opts.m]), ...(opts.runtimeCond ? [floatTensor('zero', [], [0])] : [boolTensor('c', true)]), floatTensor('lim', [], [100])],
+    });
+  }
+
+  it('a condition computed in the body: a repeat while it holds (RepeatWhileTrue), matching onnxruntime', async () => {
+    // sum(acc0) = 0.6: doubling passes 100 after 8 passes; M = 5 stops first, M = 20 does not.
+    const acc0 = { shape: [3], data: Float32Array.from([0.1, 0.2, 0.3]) };
+    for (const m of [5, 20]) {
+      const r = await matchOrt(whileModel({ m }), { x: feeds.x, acc0 }, ['acc_final']);
+      expect(r.program.programs.batch.some((s) => s.kind === 'repeatWhile' && s.maxCount === m)).toBe(true);
+    }
+    // Each pass is entered through one sync reading the condition: 8 passes and the check that ends them.
+    const r = await ours(whileModel({ m: 20 }), { x: feeds.x, acc0 }, ['acc_final']);
+    expect(r.phases.filter((p) => p.op === 'until' && p.kind === 'sync' && p.name === 'sync').length).toBeGreaterThanOrEqual(9);
+    // Timing only: every one of the M passes is charged (an upper bound); equal when the loop runs them all.
+    expect(await timingOnly(whileModel({ m: 20 }), ['acc_final'])).toBeGreaterThan(r.cycles);
+    expect(await timingOnly(whileModel({ m: 5 }), ['acc_final'])).toBe((await ours(whileModel({ m: 5 }), { x: feeds.x, acc0 }, ['acc_final'])).cycles);
+  });
+
+  it('a condition input computed at run time: no pass when it is false', async () => {
+    const acc0 = { shape: [3], data: Float32Array.from([0.1, 0.2, 0.3]) };
+    await matchOrt(whileModel({ m: 20, runtimeCond: true }), { x: feeds.x, acc0 }, ['acc_final']);
+    const r = await matchOrt(whileModel({ m: 20, runtimeCond: true }), { x: { shape: [3], data: Float32Array.from([-1, -1, -1]) }, acc0 }, ['acc_final']);
+    expect(Array.from(r.outputs.get('acc_final')!)).toEqual(Array.from(acc0.data));
+  });
+
+  it('scan outputs of a data-dependent loop are a UserError naming the node', async () => {
+    const { graph: decl } = parseOnnx(whileModel({ m: 10, scan: true }));
+    expect(() => buildGraph(decl, registry, { inference: true })).toThrow(/node 'until' \(Loop\): its condition is computed at run time \(body output 'cond_out'\), so its 1 scan output\(s\) would have a data-dependent length/);
+  });
+
+  it('a trip count computed at run time is a UserError naming the node', async () => {
+    const body: onnxProto.onnx.IGraphProto = {
+      name: 'body',
+      input: [valueInfo('i', DT.INT64, []), boolInfo('cond_in', []), f32('acc', [3])],
+      node: [node('Identity', ['cond_in'], ['cond_out']), node('Add', ['acc', 'acc'], ['acc_out'])],
+      output: [boolInfo('cond_out', []), f32('acc_out', [3])],
+    };
+    const bytes = modelBytes({
+      nodes: [node('Loop', ['', 'c', 'acc0'], ['acc_final'], [graphAttr('body', body)], { name: 'myloop' })],
+      inputs: [f32('acc0', [3])],
+      outputs: [f32('acc_final', [3])],
+      initializers: [boolTensor('c', true)],
+    });
+    const { graph: decl } = parseOnnx(bytes);
+    expect(() => buildGraph(decl, registry, { inference: true })).toThrow(UserError);
+    expect(() => buildGraph(decl, registry, { inference: true })).toThrow(/node 'myloop' \(Loop\): it has no trip count M; tilesim needs M known at compile time/);
+  });
+});
