@@ -37,10 +37,8 @@ export class IpuCopies {
   close(): { kind: 'exchange'; exchange: number }[] {
     if (this.exchange < 0) return [];
     const ex = this.dg.exchanges[this.exchange];
-    if (this.count > 1) {
-      ex.name = `IpuCopy/exchange (${this.count} tensors)`;
-      ex.op = 'IpuCopy';
-    }
+    // Reports attribute the merged exchange to its first copy's op (a phase names one op).
+    if (this.count > 1) ex.name = `IpuCopy/exchange (${this.count} tensors)`;
     const step = { kind: 'exchange' as const, exchange: this.exchange };
     this.exchange = -1;
     this.count = 0;

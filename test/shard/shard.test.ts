@@ -16,7 +16,9 @@ import { UserError } from '../../src/errors.js';
 import type { RunConfig } from '../../src/config/types.js';
 import { compile, TrainingSession, type Compiled } from '../../src/session.js';
 import { isIpuCopy } from '../../src/shard/ipu-copy.js';
+import { parseOnnx } from '../../src/onnx/import.js';
 import { ROOT } from '../helpers.js';
+import { attr, f32, modelBytes, node, userErrorOf } from '../onnx/helpers.js';
 
 const EXAMPLE = path.join(ROOT, 'configs/examples/mlp-sharded-2ipu.yaml');
 const exampleText = readFileSync(EXAMPLE, 'utf8');
@@ -91,6 +93,16 @@ describe('placing ops on IPUs', () => {
     const c = await compile(config(text));
     expect(c.graph.ops.find((o) => o.name === 'MatMul_3')!.settings.ipu).toBe(1);
     expect(c.graph.ops.filter(isIpuCopy).length).toBe(2);
+  });
+
+  it('takes __ipu_number off an imported ONNX node into its ipu, and refuses one that is not an IPU number', () => {
+    const nodes = [node('Relu', ['x'], ['a'], [attr.i('__ipu_number', 0)], { name: 'r' }), node('Sigmoid', ['a'], ['y'], [attr.i('__ipu_number', 1)], { name: 's' })];
+    const { graph } = parseOnnx(modelBytes({ inputs: [f32('x', [4])], nodes, outputs: [f32('y', [4])] }), { file: 'm.onnx' });
+    expect(graph.nodes.map((n) => [n.ipu, n.attributes])).toEqual([[0, {}], [1, {}]]);
+    const bad = [node('Relu', ['x'], ['y'], [attr.f('__ipu_number', 1.5)], { name: 'r' })];
+    expect(userErrorOf(() => parseOnnx(modelBytes({ inputs: [f32('x', [4])], nodes: bad, outputs: [f32('y', [4])] }), { file: 'm.onnx' }))).toMatch(
+      /node 'r' \(Relu\): attribute __ipu_number must be a non-negative integer \(the IPU the op runs on\), got 1\.5/,
+    );
   });
 
   it('auto: splits the forward ops contiguously where the weight bytes pass half', async () => {
