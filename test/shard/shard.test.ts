@@ -14,9 +14,13 @@ import { interIpuSyncCycles } from '../../sim/links.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { UserError } from '../../src/errors.js';
 import type { RunConfig } from '../../src/config/types.js';
-import { compile, TrainingSession, type Compiled } from '../../src/session.js';
+import { compile, InferenceSession, TrainingSession, type Compiled } from '../../src/session.js';
 import { isIpuCopy } from '../../src/shard/ipu-copy.js';
 import { parseOnnx } from '../../src/onnx/import.js';
+import { buildGraph } from '../../src/model/build.js';
+import { createRegistry } from '../../src/model/modules.js';
+import { shardGraph } from '../../src/shard/place.js';
+import { varUpdateOp } from '../../src/train/optimizer.js';
 import { ROOT } from '../helpers.js';
 import { attr, f32, modelBytes, node, userErrorOf } from '../onnx/helpers.js';
 
@@ -105,6 +109,31 @@ describe('placing ops on IPUs', () => {
     );
   });
 
+  it('an op writing a tensor in place on another IPU than the tensor\'s is an error naming the op and both IPUs', async () => {
+    const loc = { file: 'x.yaml', line: 1, col: 1 };
+    const graph = buildGraph(
+      {
+        inputs: [{ name: 'g', shape: [4], dtype: 'float32', loc }],
+        initializers: [{ name: 'w', shape: [4], dtype: 'float32', loc, init: { kind: 'constant', value: 1 }, trainable: true }],
+        nodes: [{ op: 'Relu', domain: '', name: 'relu', inputs: ['w'], outputs: ['y'], attributes: {}, loc, ipu: 0 }],
+        outputs: ['y'],
+        opset: 18,
+      },
+      await createRegistry([]),
+    );
+    const update = varUpdateOp({ type: 'sgd', lr: 0.1, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, loc }, 'w');
+    update.settings.ipu = 1;
+    graph.addOp(update, ['w', 'g'], []);
+    let error: unknown;
+    try {
+      shardGraph(graph, 2);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(UserError);
+    expect((error as Error).message).toMatch(/op 'SGDUpdate\(w\)' \(ai\.graphcore::SGDVarUpdate:1\) on IPU 1 writes 'w' in place, but 'w' lives on IPU 0/);
+  });
+
   it('auto: splits the forward ops contiguously where the weight bytes pass half', async () => {
     const text = exampleText.replace(/, ipu: \d\}/g, '}');
     const c = await compile(variant({ text, mode: 'auto' }));
@@ -150,6 +179,19 @@ inputs: {x: {random: {distribution: uniform, low: -1, high: 1, seed: 1}}}
     let bytes = 0;
     for (let i = 0; i < ex.copies.count; i++) bytes += ex.copies.bytes[i];
     expect(bytes).toBe(2 * 64 * 4);
+    // And the numbers: y = (relu(x) + sigmoid(x)) + relu(x) sigmoid(x), float32 ops against float64 (a few ulps).
+    const s = await InferenceSession.create(c, { workers: 1, numerics: true });
+    try {
+      const x = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i) * 2);
+      const y = (await s.runStep({ x })).anchors.get('y')!.data as Float32Array;
+      x.forEach((v, i) => {
+        const a = Math.max(v, 0);
+        const b = 1 / (1 + Math.exp(-v));
+        expect(Math.abs(y[i] - (a + b + a * b))).toBeLessThan(1e-6);
+      });
+    } finally {
+      await s.close();
+    }
   });
 
   it('the copy\'s exchange lasts as the IPU pair\'s links take for its bytes, after the on-chip and inter-IPU sync', async () => {
