@@ -7,6 +7,7 @@
 import type { DeviceProgram, TileMemoryUse } from '../../sim/program.js';
 import type { Compiled } from '../session.js';
 import { ipuReport } from '../report/ipus.js';
+import { isSharded } from '../shard/place.js';
 
 const CATEGORIES: [keyof TileMemoryUse, string][] = [
   ['alwaysLive', 'always-live'],
@@ -52,7 +53,7 @@ export function compileReport(c: Compiled): string {
     `${c.config.name} compiled for ${d.name} (${d.ipus * d.tilesPerIpu} tiles, ${d.bytesPerTile} bytes per tile)`,
     `  ops ${c.schedule.length}, compute sets ${p.computeSets.length}, vertices ${vertices}, exchanges ${p.exchanges.length}, host streams ${p.streams.length}`,
     ...memoryReport(p),
-    ...(d.ipus > 1 ? ipuReport(p, c.schedule) : []),
+    ...(d.ipus > 1 ? ipuReport(p, c.schedule, isSharded(c.config)) : []),
   ];
   if (p.notes?.length) {
     lines.push('plans');

@@ -20,10 +20,9 @@ export interface IpuRow {
 }
 
 /** One row per IPU: placement and memory, and busy cycles when `phases` is given. */
-export function ipuRows(program: DeviceProgram, schedule: readonly Op[], phases?: readonly Phase[]): IpuRow[] {
+export function ipuRows(program: DeviceProgram, schedule: readonly Op[], sharded: boolean, phases?: readonly Phase[]): IpuRow[] {
   const d = program.device;
   const per = d.tilesPerIpu;
-  const sharded = schedule.length > 0 && schedule.every((op) => op.settings.ipu !== undefined);
   const rows: IpuRow[] = [];
   for (let ipu = 0; ipu < d.ipus; ipu++) {
     const bytes = program.tileBytes.slice(ipu * per, (ipu + 1) * per);
@@ -48,8 +47,8 @@ export function ipuRows(program: DeviceProgram, schedule: readonly Op[], phases?
 }
 
 /** `sim compile`'s lines for a multi-IPU device. */
-export function ipuReport(program: DeviceProgram, schedule: readonly Op[]): string[] {
-  const rows = ipuRows(program, schedule);
+export function ipuReport(program: DeviceProgram, schedule: readonly Op[], sharded: boolean): string[] {
+  const rows = ipuRows(program, schedule, sharded);
   const lines = [`IPUs             ${'ops'.padStart(6)} ${'tiles used'.padStart(11)} ${'max tile'.padStart(10)} ${'total'.padStart(12)}`];
   for (const r of rows) {
     const m = r.memory;

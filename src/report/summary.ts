@@ -10,6 +10,7 @@ import type { RunResult } from '../session.js';
 import { DTYPE_BYTES } from '../../sim/program.js';
 import { programView, type ProgramView } from './program-view.js';
 import { ipuRows, type IpuRow } from './ipus.js';
+import { isSharded } from '../shard/place.js';
 import type { OpRow, ProfileTables, StepRow, TileRow } from './types.js';
 
 /** JSON has no NaN or Infinity (JSON.stringify writes null): a non-finite number is written as this string. */
@@ -104,7 +105,7 @@ export function buildSummary(r: RunResult, tables: ProfileTables, outputs: Summa
       tilesUsed: bytes.filter((b) => b > 0).length,
     },
     outputs,
-    ...(d.ipus > 1 ? { ipus: ipuRows(r.compiled.program, r.compiled.schedule, r.phases) } : {}),
+    ...(d.ipus > 1 ? { ipus: ipuRows(r.compiled.program, r.compiled.schedule, isSharded(r.compiled.config), r.phases) } : {}),
     host: { wallSeconds: r.wallSeconds, workers, ...(r.resumedFrom !== undefined ? { resumedFrom: r.resumedFrom } : {}) },
   };
 }

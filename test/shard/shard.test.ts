@@ -16,6 +16,7 @@ import { UserError } from '../../src/errors.js';
 import type { RunConfig } from '../../src/config/types.js';
 import { compile, InferenceSession, TrainingSession, type Compiled } from '../../src/session.js';
 import { isIpuCopy } from '../../src/shard/ipu-copy.js';
+import { exportOnnx } from '../../src/onnx/export.js';
 import { parseOnnx } from '../../src/onnx/import.js';
 import { buildGraph } from '../../src/model/build.js';
 import { createRegistry } from '../../src/model/modules.js';
@@ -107,6 +108,19 @@ describe('placing ops on IPUs', () => {
     expect(userErrorOf(() => parseOnnx(modelBytes({ inputs: [f32('x', [4])], nodes: bad, outputs: [f32('y', [4])] }), { file: 'm.onnx' }))).toMatch(
       /node 'r' \(Relu\): attribute __ipu_number must be a non-negative integer \(the IPU the op runs on\), got 1\.5/,
     );
+  });
+
+  it('ONNX export writes each op\'s IPU as __ipu_number and leaves the IpuCopies out', async () => {
+    const c = await compile(config(exampleText));
+    const bytes = exportOnnx(c.graph, { registry: c.registry, outputs: ['logits'] });
+    const { graph } = parseOnnx(bytes, { file: 'sharded.onnx' });
+    expect(graph.nodes.map((n) => [n.name, n.ipu, n.inputs])).toEqual([
+      ['MatMul_0', 0, ['x', 'w1']],
+      ['Add_1', 0, ['h1', 'b1']],
+      ['Relu_2', 0, ['a1']],
+      ['MatMul_3', 1, ['r1', 'w2']],
+      ['Add_4', 1, ['h2', 'b2']],
+    ]);
   });
 
   it('an op writing a tensor in place on another IPU than the tensor\'s is an error naming the op and both IPUs', async () => {
