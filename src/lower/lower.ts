@@ -145,7 +145,7 @@ function readIpu(op: Op): number {
 /** The device tensors an op's lowering may look at: its inputs, and a grad op's forward inputs (ctx.gradientOf). */
 function opTensors(op: Op, tensors: Map<string, BuildTensor>): (BuildTensor | undefined)[] {
   const ids = op.inputs.filter((id) => id !== '');
-  if (isGradOp(op)) ids.push(...op.fwdOp.inputs.filter((id) => id !== ''));
+  if (isGradOp(op) && op.fwdOp.settings.ipu === op.settings.ipu) ids.push(...op.fwdOp.inputs.filter((id) => id !== ''));
   return ids.map((id) => tensors.get(id));
 }
 
