@@ -7,9 +7,11 @@
  *
  *   loading custom ops     the op registry: built-ins, then the custom-op modules (model/modules.ts)
  *   building the graph     the IR Graph from model.graph or the ONNX model (model/build.ts)
+ *   placing ops on IPUs    virtualGraphMode manual or auto: each forward op's IPU (shard/place.ts)  sharded only
  *   adding the loss        train.loss (train/loss.ts)                         training only
  *   autodiff               grad ops, GradSum, the loss seed, loss scaling      training only
  *   adding the optimizer   train.optimizer's update ops (train/optimizer.ts)  training only
+ *   adding IPU copies      the other ops' IPUs, one IpuCopy per (tensor, IPU) (shard/place.ts)  sharded only
  *   choosing anchors       what is streamed back after each batch
  *   scheduling             the op order (Graph.schedule)
  *   loading codelets       built-in and custom codelets (sim/modules.ts)
@@ -34,6 +36,7 @@ import { unknownTensor } from './model/unknown-tensor.js';
 import { checkOnnxGraph } from './onnx/import.js';
 import { addLoss, scaleLossGradient } from './train/loss.js';
 import { addOptimizer } from './train/optimizer.js';
+import { isSharded, placeForwardOps, shardGraph, virtualGraphMode } from './shard/place.js';
 import { kernelModule, wasmEnabled } from '../sim/wasm/kernels.js';
 
 export interface Compiled {
@@ -101,6 +104,11 @@ export const PASSES: readonly Pass[] = [
       s.graph.randomSeed = config.run.seed;
     },
   },
+  {
+    name: 'placing ops on IPUs',
+    when: isSharded,
+    run: (s) => placeForwardOps(s.graph!, virtualGraphMode(s.config), s.config.device.ipus),
+  },
   { name: 'adding the loss', when: training, run: (s) => void (s.loss = addLoss(s.graph!, s.config.train!)) },
   {
     name: 'autodiff',
@@ -121,6 +129,7 @@ export const PASSES: readonly Pass[] = [
     when: training,
     run: (s) => addOptimizer(s.graph!, s.config.train!.optimizer, s.gradOf!, s.config.train!.lossScaling ?? 1),
   },
+  { name: 'adding IPU copies', when: isSharded, run: (s) => shardGraph(s.graph!, s.config.device.ipus) },
   { name: 'choosing anchors', run: chooseAnchors },
   { name: 'scheduling', run: (s) => void (s.schedule = s.graph!.schedule()) },
   { name: 'loading codelets', run: async (s) => void (s.codelets = await loadCodelets(s.registry!.codeletModules)) },
@@ -140,6 +149,7 @@ export const PASSES: readonly Pass[] = [
         anchors: s.streamed!,
         codeletModules: s.registry!.codeletModules,
         plans: s.plans,
+        sharded: isSharded(s.config),
       });
     },
   },

@@ -1,10 +1,13 @@
 /**
  * What `sim compile` prints: program size, the per-tile memory summary
  * (Poplar's memory report in brief: always-live data, temporaries at their
- * peak, code, vertex state; the fullest tiles) and the lowering's plans.
+ * peak, code, vertex state; the fullest tiles), on a multi-IPU device each
+ * IPU's ops and memory, and the lowering's plans.
  */
 import type { DeviceProgram, TileMemoryUse } from '../../sim/program.js';
 import type { Compiled } from '../session.js';
+import { ipuReport } from '../report/ipus.js';
+import { isSharded } from '../shard/place.js';
 
 const CATEGORIES: [keyof TileMemoryUse, string][] = [
   ['alwaysLive', 'always-live'],
@@ -50,6 +53,7 @@ export function compileReport(c: Compiled): string {
     `${c.config.name} compiled for ${d.name} (${d.ipus * d.tilesPerIpu} tiles, ${d.bytesPerTile} bytes per tile)`,
     `  ops ${c.schedule.length}, compute sets ${p.computeSets.length}, vertices ${vertices}, exchanges ${p.exchanges.length}, host streams ${p.streams.length}`,
     ...memoryReport(p),
+    ...(d.ipus > 1 ? ipuReport(p, c.schedule, isSharded(c.config)) : []),
   ];
   if (p.notes?.length) {
     lines.push('plans');

@@ -9,6 +9,7 @@ import { closest, UserError } from '../errors.js';
 import { resolveDevice } from './devices.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
 import { readOnnxFile } from '../onnx/import.js';
+import { takeIpuAttribute } from '../shard/ipu-attribute.js';
 import { configSchema, formatKeyPath, parseWith, parseYamlText, readYamlFile, type ConfigFile, type KeyPath, type YamlSource } from './schema.js';
 import type {
   AnchorMode,
@@ -145,6 +146,8 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
     n.outputs.forEach((o, j) => define(o, `an output of node '${name}'`, [...p, 'outputs', j], at([...p, 'outputs', j])));
     const node: NodeDecl = { op: n.op, domain: n.domain, name, inputs: n.inputs, outputs: n.outputs, attributes: n.attributes, loc };
     if (n.version !== undefined) node.version = n.version;
+    if (n.ipu !== undefined) node.ipu = n.ipu;
+    takeIpuAttribute(node);
     return node;
   });
 
@@ -305,7 +308,7 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
     file,
     name: cfg.name ?? path.basename(file).replace(/\.[^.]*$/, ''),
     device,
-    model: { graph, ...(onnxFile ? { onnx: onnxFile } : {}), customOps },
+    model: { graph, ...(onnxFile ? { onnx: onnxFile } : {}), customOps, ...(cfg.model.virtualGraphMode ? { virtualGraphMode: cfg.model.virtualGraphMode } : {}) },
     inputs,
     ...(train ? { train } : {}),
     steps: train ? train.steps : (overrides.steps ?? 1),

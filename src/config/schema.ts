@@ -195,6 +195,7 @@ const nodeSchema = strict({
   inputs: z.array(z.string()).default([]).describe("tensor names; '' for an omitted optional input"),
   outputs: z.array(tensorName).min(1),
   attributes: z.record(z.string().min(1), attributeValueSchema).default({}),
+  ipu: z.int({ error: 'expected an integer' }).min(0).optional().describe("the IPU (virtual graph) the op runs on (PopART's __ipu_number)"),
 });
 
 const graphSchema = strict({
@@ -209,6 +210,7 @@ const modelSchema = strict({
   onnx: z.string().min(1).optional().describe('an ONNX model file, relative to the config file (instead of graph)'),
   graph: graphSchema.optional(),
   customOps: z.array(z.string().min(1)).default([]).describe('modules that register custom ops, relative to the config file'),
+  virtualGraphMode: z.enum(['off', 'manual', 'auto']).optional().describe("PopART's virtualGraphMode: off, manual (ipu per node) or auto (split by weight bytes); default manual when a node names an IPU, else off"),
 }).superRefine((m, ctx) => {
   if (m.onnx === undefined && m.graph === undefined)
     ctx.addIssue({ code: 'custom', message: 'model needs a graph (model.graph) or an ONNX file (model.onnx)' });

@@ -47,6 +47,8 @@ export interface NodeDecl {
   outputs: string[];
   attributes: Record<string, AttributeValue>;
   loc: SourceLocation;
+  /** The IPU (virtual graph) the op runs on: `ipu:` in the config, or PopART's ONNX attribute `__ipu_number`. */
+  ipu?: number;
   /** Set by the ONNX importer (src/onnx): the node's schema version and why it could not be upgraded, if so. */
   onnx?: OnnxNodeOrigin;
   /** Graph attributes (If's then_branch and else_branch, Loop's body), from an ONNX model. */
@@ -150,6 +152,9 @@ export interface TrainSpec {
 
 export type AnchorMode = { kind: 'all' } | { kind: 'final' } | { kind: 'sum' } | { kind: 'everyN'; n: number };
 
+/** PopART's SessionOptions.virtualGraphMode (src/shard/place.ts). */
+export type VirtualGraphMode = 'off' | 'manual' | 'auto';
+
 export interface RunConfig {
   /** Absolute path of the config file. */
   file: string;
@@ -161,6 +166,8 @@ export interface RunConfig {
     onnx?: string;
     /** Absolute paths of custom-op modules. */
     customOps: string[];
+    /** PopART's virtualGraphMode: off (one program over every tile), manual (`ipu` per node) or auto (split by weight bytes). Default: manual when a node names an IPU, else off. */
+    virtualGraphMode?: VirtualGraphMode;
   };
   inputs: Record<string, InputSpec>;
   train?: TrainSpec;

@@ -99,6 +99,14 @@ export class Graph {
     return op;
   }
 
+  /** Make `op` read tensor `id` at input `index` instead of what it read there (the IpuCopy pass). */
+  rewire(op: Op, index: number, id: string): void {
+    const old = this.tensor(op.inId(index));
+    old.consumers = old.consumers.filter((c) => !(c.op === op && c.index === index));
+    this.tensor(id).consumers.push({ op, index });
+    op.inputs[index] = id;
+  }
+
   /** Remove an op that nothing reads (used to prune dead grad ops). */
   removeOp(op: Op): void {
     for (const id of op.inputs.filter((i) => i !== '')) {

@@ -17,6 +17,8 @@ export interface OpSettings {
   name: string;
   /** Where the op was written (config node), for error messages. */
   loc?: SourceLocation;
+  /** The IPU (PopART's virtual graph) the op runs on; set by the config or src/shard/place.ts. */
+  ipu?: number;
 }
 
 export abstract class Op {

@@ -89,12 +89,62 @@ export class DeviceGraph {
   readonly programs: Record<string, ProgramStep[]> = {};
   /** Why the lowering chose what it did (plans per op), for `sim compile`. */
   readonly notes: { op: string; kind: string; text: string }[] = [];
-  readonly numTiles: number;
   /** Tensors that some vertex, copy or stream uses. */
   private readonly referenced = new Set<number>();
+  /** The device the lowering sees: the whole device, or one IPU of it inside onIpu(). */
+  private view: DeviceSpec;
+  private tiles: number;
 
-  constructor(readonly device: DeviceSpec) {
-    this.numTiles = device.ipus * device.tilesPerIpu;
+  constructor(private readonly whole: DeviceSpec) {
+    this.view = whole;
+    this.tiles = whole.ipus * whole.tilesPerIpu;
+  }
+
+  get device(): DeviceSpec {
+    return this.view;
+  }
+
+  get numTiles(): number {
+    return this.tiles;
+  }
+
+  /**
+   * Run `fn` (an op's lowering) on IPU `ipu` alone, as Poplar's virtual graph
+   * of that IPU's tiles: the device it sees has one IPU whose tiles are
+   * numbered from 0, the mappings of `inputs` (which must lie on that IPU)
+   * read in those numbers, and afterwards the tensors and vertices it made
+   * move to the IPU's tiles [ipu x tilesPerIpu, (ipu + 1) x tilesPerIpu).
+   * Op lowerings need not know about IPUs at all.
+   */
+  onIpu<T>(ipu: number, inputs: Iterable<BuildTensor | undefined>, fn: () => T): T {
+    const per = this.whole.tilesPerIpu;
+    const base = ipu * per;
+    const shift = (m: TileRange[], by: number): TileRange[] => m.map((r) => ({ tile: r.tile + by, begin: r.begin, end: r.end }));
+    const seen: { t: BuildTensor; global: TileRange[]; local: TileRange[] }[] = [];
+    for (const t of new Set(inputs)) {
+      if (!t?.mapping) continue;
+      const off = t.mapping.find((r) => r.tile < base || r.tile >= base + per);
+      if (off) throw new Error(`internal: tensor '${t.name}' has elements on tile ${off.tile}, not on IPU ${ipu} where it is read`);
+      const local = shift(t.mapping, -base);
+      seen.push({ t, global: t.mapping, local });
+      t.mapping = local;
+    }
+    const tensorsBefore = this.tensors.length;
+    const computeSetsBefore = this.computeSets.length;
+    this.view = { ...this.whole, ipus: 1 };
+    this.tiles = per;
+    try {
+      return fn();
+    } finally {
+      this.view = this.whole;
+      this.tiles = this.whole.ipus * per;
+      for (const s of seen) s.t.mapping = s.t.mapping === s.local ? s.global : s.t.mapping && shift(s.t.mapping, base);
+      for (let i = tensorsBefore; i < this.tensors.length; i++) {
+        const t = this.tensors[i];
+        if (t.mapping) t.mapping = shift(t.mapping, base);
+      }
+      for (let c = computeSetsBefore; c < this.computeSets.length; c++) for (const v of this.computeSets[c].vertices) v.tile += base;
+    }
   }
 
   addTensor(name: string, dtype: DeviceDType, shape: readonly number[], category: TensorCategory, op = ''): BuildTensor {
@@ -245,7 +295,7 @@ export class DeviceGraph {
       if (t.dropped && this.referenced.has(t.id)) throw loweringError(t.op, `tensor '${t.name}' was dropped but is used`);
       if (!t.mapping && !t.dropped) throw loweringError(t.op, `tensor '${t.name}' has no tile mapping (map it with mapLinearly, mapLike, mapToTile or setTileMapping)`);
     }
-    const { tileBytes, intervals, memory, lifetimes } = allocate(this.tensors, this.device, this.numTiles, this, codelets, onPass);
+    const { tileBytes, intervals, memory, lifetimes } = allocate(this.tensors, this.whole, this.numTiles, this, codelets, onPass);
     onPass('resolving vertex fields');
     const tensors: DeviceTensor[] = this.tensors.map((t) => {
       const life = lifetimes[t.id];
@@ -320,7 +370,7 @@ export class DeviceGraph {
         .sort((a, b) => a.tile - b.tile);
       const resolved = { id: cs.id, name: cs.name, op: cs.op, vertices };
       // A custom codelet's estimate is checked now, at compile time, rather than when the run reaches it.
-      if (vertices.some((v) => codelets.moduleOf(v.codelet) !== undefined)) computeSetCost(resolved, codelets, this.device);
+      if (vertices.some((v) => codelets.moduleOf(v.codelet) !== undefined)) computeSetCost(resolved, codelets, this.whole);
       return resolved;
     });
     onPass('resolving exchange copies');
@@ -332,7 +382,7 @@ export class DeviceGraph {
     }));
     return {
       schemaVersion: 1,
-      device: this.device,
+      device: this.whole,
       tensors,
       computeSets,
       exchanges,

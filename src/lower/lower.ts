@@ -13,13 +13,15 @@ import type { DeviceSpec } from '../../sim/device.js';
 import type { DeviceDType, DeviceProgram, ProgramStep } from '../../sim/program.js';
 import { RunError, UserError } from '../errors.js';
 import type { Graph } from '../ir/graph.js';
-import type { Op } from '../ir/op.js';
+import { isGradOp, type Op } from '../ir/op.js';
 import { fmtOpid } from '../ir/opid.js';
 import type { OpRegistry } from '../ir/registry.js';
 import { LowerContext } from './context.js';
 import { DeviceGraph, type BuildTensor, type TileRange } from './devicegraph.js';
 import { checkHostHeap } from '../util/host-heap.js';
 import { MAX_INTERVALS_PER_TILE } from './layout.js';
+import { isIpuCopy } from '../shard/ipu-copy.js';
+import { IpuCopies } from './ipu-copies.js';
 
 export interface LowerRequest {
   graph: Graph;
@@ -36,6 +38,12 @@ export interface LowerRequest {
   onOp?: (done: number, total: number) => void;
   /** Splits forced on the planners (tests); the planners choose where these say nothing. */
   plans?: PlanOverrides;
+  /**
+   * Sharded (src/shard/place.ts): every op has an ipu and runs on that IPU's
+   * tiles alone, its tensors too; IpuCopy ops move tensors between IPUs.
+   * Otherwise one program spans every tile of the device.
+   */
+  sharded?: boolean;
 }
 
 export interface Lowered {
@@ -58,8 +66,14 @@ export function lowerGraph(req: LowerRequest): Lowered {
   for (const t of req.graph.allTensors()) {
     if (t.producer) continue;
     const category = t.kind === 'stream' ? 'stream' : t.kind === 'variable' ? 'variable' : 'constant';
-    const d = dg.addTensor(t.id, t.info.dtype as DeviceDType, t.info.shape, category);
-    mapSource(dg, d, consumers.get(t.id) ?? [], req);
+    const readers = consumers.get(t.id) ?? [];
+    const add = (): BuildTensor => {
+      const d = dg.addTensor(t.id, t.info.dtype as DeviceDType, t.info.shape, category);
+      mapSource(dg, d, readers.filter((r) => !isIpuCopy(r.op)), req);
+      return d;
+    };
+    // Sharded: on the IPU of its readers (its copies' source IPU), made there so onIpu moves it.
+    const d = req.sharded && readers.length > 0 ? dg.onIpu(readIpu(readers[0].op), [], add) : add();
     tensors.set(t.id, d);
     if (t.kind === 'stream') {
       const s = dg.addStream(`${t.id}<-host`, d, 'toDevice');
@@ -83,30 +97,42 @@ export function lowerGraph(req: LowerRequest): Lowered {
   req.schedule.forEach((op, k) => op.inputs.forEach((id) => lastRead.set(id, k)));
   const anchors = new Set(req.anchors);
   const regionSteps = new Map<Op, ProgramStep[][]>();
+  const ipuCopies = new IpuCopies(dg);
   for (const [position, op] of req.schedule.entries()) {
+    if (isIpuCopy(op)) {
+      ipuCopies.add(op, tensors, category(op.outId(0)));
+      req.onOp?.(position + 1, req.schedule.length);
+      continue;
+    }
+    batch.push(...ipuCopies.close());
     const def = req.registry.exact(op.opid);
     if (!def?.lower) throw new UserError(`op '${op.name}' (${fmtOpid(op.opid)}) has no lowering: register an OpDefinition with this identifier and a lower()`, op.settings.loc);
     checkHostHeap(`lowering op '${op.name}'`);
     const ctx = new LowerContext(dg, op, tensors, category, { position, lastRead, anchors }, req.plans);
     ctx.regionSteps = regionSteps.get(op) ?? [];
-    try {
-      def.lower(op, ctx);
-    } catch (e) {
-      if (e instanceof UserError || e instanceof RunError) throw e;
-      throw new UserError(`lowering op '${op.name}' (${fmtOpid(op.opid)}) failed: ${(e as Error).message}`, op.settings.loc);
-    }
-    for (const id of op.outputs) {
-      if (!tensors.has(id)) throw new UserError(`the lowering of op '${op.name}' (${fmtOpid(op.opid)}) never created its output '${id}' (call ctx.output())`);
-    }
-    // An op in a branch or loop body: its steps go to its owner (If, Loop), which wraps them (src/ops/control-flow.ts).
-    const region = req.graph.regions.get(op);
-    if (region) {
-      const lists = regionSteps.get(region.owner) ?? [];
-      regionSteps.set(region.owner, lists);
-      (lists[region.branch] ??= []).push(...ctx.finish());
-    } else batch.push(...ctx.finish());
+    const lowerOp = (): void => {
+      try {
+        def.lower!(op, ctx);
+      } catch (e) {
+        if (e instanceof UserError || e instanceof RunError) throw e;
+        throw new UserError(`lowering op '${op.name}' (${fmtOpid(op.opid)}) failed: ${(e as Error).message}`, op.settings.loc);
+      }
+      for (const id of op.outputs) {
+        if (!tensors.has(id)) throw new UserError(`the lowering of op '${op.name}' (${fmtOpid(op.opid)}) never created its output '${id}' (call ctx.output())`);
+      }
+      // An op in a branch or loop body: its steps go to its owner (If, Loop), which wraps them (src/ops/control-flow.ts).
+      const region = req.graph.regions.get(op);
+      if (region) {
+        const lists = regionSteps.get(region.owner) ?? [];
+        regionSteps.set(region.owner, lists);
+        (lists[region.branch] ??= []).push(...ctx.finish());
+      } else batch.push(...ctx.finish());
+    };
+    if (req.sharded) dg.onIpu(op.settings.ipu ?? 0, opTensors(op, tensors), lowerOp);
+    else lowerOp();
     req.onOp?.(position + 1, req.schedule.length);
   }
+  batch.push(...ipuCopies.close());
 
   for (const a of req.anchors) {
     const d = tensors.get(a);
@@ -130,6 +156,18 @@ function mostIntervalsPerTile(mapping: readonly TileRange[]): number {
     if (n > most) most = n;
   }
   return most;
+}
+
+/** The IPU an op reads its inputs on: an IpuCopy's source IPU, else its own. */
+function readIpu(op: Op): number {
+  return isIpuCopy(op) ? op.sourceIpu : (op.settings.ipu ?? 0);
+}
+
+/** The device tensors an op's lowering may look at: its inputs, and a grad op's forward inputs (ctx.gradientOf). */
+function opTensors(op: Op, tensors: Map<string, BuildTensor>): (BuildTensor | undefined)[] {
+  const ids = op.inputs.filter((id) => id !== '');
+  if (isGradOp(op) && op.fwdOp.settings.ipu === op.settings.ipu) ids.push(...op.fwdOp.inputs.filter((id) => id !== ''));
+  return ids.map((id) => tensors.get(id));
 }
 
 /** Each IR tensor's readers in schedule order, with the input index they read it at. */
@@ -166,7 +204,7 @@ function mapSource(dg: DeviceGraph, d: BuildTensor, readers: { op: Op; index: nu
     if (!def?.createInput) continue;
     let mapping: TileRange[] | undefined;
     try {
-      mapping = def.createInput(op, index, req.device, req.plans ?? {});
+      mapping = def.createInput(op, index, dg.device, req.plans ?? {});
     } catch (e) {
       if (e instanceof UserError || e instanceof RunError) throw e;
       throw new UserError(`the layout op '${op.name}' (${fmtOpid(op.opid)}) asks for its input ${index} ('${d.name}') failed: ${(e as Error).message}`, op.settings.loc);

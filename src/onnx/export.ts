@@ -6,7 +6,9 @@
  *
  * - Nodes: each forward op in schedule order, named as in the IR, with the
  *   attributes its attributes() reports (typed from the op's definition).
- *   Composite ops appear as the simpler ops they expanded into.
+ *   Composite ops appear as the simpler ops they expanded into. A sharded
+ *   graph's ops carry their IPU as PopART's `__ipu_number`; its IpuCopy ops
+ *   are left out, their readers reading the copied tensor itself.
  * - Initializers: the variables (current values) and constants the nodes read.
  *   int32 tensors are written as INT64, which is what ONNX wants for shapes,
  *   axes and indices; float16 as FLOAT16.
@@ -24,6 +26,8 @@ import { fmtOpid, normDomain, ONNX_DOMAIN } from '../ir/opid.js';
 import type { AttributeType, OpRegistry } from '../ir/registry.js';
 import type { HostArray } from '../model/data.js';
 import type { RunResult } from '../session.js';
+import { IPU_ATTRIBUTE } from '../shard/ipu-attribute.js';
+import { isIpuCopy } from '../shard/ipu-copy.js';
 import { encodeTensor, exportElemType } from './tensor.js';
 import { downgradeProblem, schemaVersion } from './versions.js';
 
@@ -95,13 +99,19 @@ export function exportOnnx(graph: Graph, opts: ExportOptions): Uint8Array {
   const include = opts.include ?? forwardOp;
   // The included ops the outputs depend on (a loss the session added, say, computes no graph output).
   const needed = new Set<Op>();
-  const stack = [...opts.outputs];
+  // An IpuCopy's output is its input, in ONNX.
+  const uncopied = (id: string): string => {
+    let at = id;
+    for (let p = graph.hasTensor(at) ? graph.tensor(at).producer : undefined; p && isIpuCopy(p); p = graph.tensor(at).producer) at = p.inId(0);
+    return at;
+  };
+  const stack = opts.outputs.map(uncopied);
   while (stack.length > 0) {
     const id = stack.pop()!;
     const p = graph.hasTensor(id) ? graph.tensor(id).producer : undefined;
     if (!p || needed.has(p) || !include(p)) continue;
     needed.add(p);
-    stack.push(...p.inputs.filter((i) => i !== ''));
+    stack.push(...p.inputs.filter((i) => i !== '').map(uncopied));
   }
   // If and Loop hold their subgraphs as regions of this graph (src/model/control-flow.ts), which export does not rebuild.
   const owners = new Set([...graph.regions.values()].map((r) => r.owner));
@@ -116,7 +126,9 @@ export function exportOnnx(graph: Graph, opts: ExportOptions): Uint8Array {
     .filter((op) => needed.has(op))
     .map((op) => {
       const f = op.onnxForm();
-      return { name: op.name, opid: f?.opid ?? op.opid, attributes: () => f?.attributes ?? op.attributes(), inputs: op.inputs, outputs: op.outputs };
+      const ipu: Record<string, AttributeValue> = op.settings.ipu === undefined ? {} : { [IPU_ATTRIBUTE]: op.settings.ipu };
+      const inputs = op.inputs.map((i) => (i === '' ? i : uncopied(i)));
+      return { name: op.name, opid: f?.opid ?? op.opid, attributes: () => ({ ...(f?.attributes ?? op.attributes()), ...ipu }), inputs, outputs: op.outputs };
     });
 
   // Opsets.

@@ -38,6 +38,7 @@ import {
   toInt32,
   type HostTensor,
 } from './tensor.js';
+import { takeIpuAttribute } from '../shard/ipu-attribute.js';
 import { downgradeProblem, MAX_KNOWN_OPSET, schemaVersion, upgradeNode, type UpgradeContext } from './versions.js';
 
 const { onnx } = onnxProto;
@@ -406,6 +407,7 @@ export function parseOnnx(bytes: Uint8Array, opts: OnnxParseOptions = {}): OnnxI
     outNames.forEach((o) => define(o, `an output of ${what}`));
 
     const node: NodeDecl = { op, domain: n.domain ?? '', name, inputs: inputsOf, outputs: outNames, attributes, loc };
+    takeIpuAttribute(node); // PopART's virtual graph, not an attribute of the op
     if (isDefault) {
       const up = upgradeNode(node, opset, upgradeCtx);
       if (up.schemaVersion !== undefined && !up.refused) node.version = up.schemaVersion;

@@ -9,6 +9,8 @@ import { normDomain } from '../ir/opid.js';
 import type { RunResult } from '../session.js';
 import { DTYPE_BYTES } from '../../sim/program.js';
 import { programView, type ProgramView } from './program-view.js';
+import { ipuRows, type IpuRow } from './ipus.js';
+import { isSharded } from '../shard/place.js';
 import type { OpRow, ProfileTables, StepRow, TileRow } from './types.js';
 
 /** JSON has no NaN or Infinity (JSON.stringify writes null): a non-finite number is written as this string. */
@@ -28,6 +30,8 @@ export interface Summary {
   ops: { name: string; type: string; domain: string; cycles: { compute: number; exchange: number; sync: number }; flops: number }[];
   memory: { tileCapacity: number; maxTileBytes: number; meanTileBytes: number; maxTile: number; totalBytes: number; tilesUsed: number };
   outputs: Record<string, { shape: number[]; dtype: string; file: string }>;
+  /** On a multi-IPU device: each IPU's ops (when sharded), busy cycles and memory (report/ipus.ts). */
+  ipus?: IpuRow[];
   /** resumedFrom: the steps a checkpoint had done (sim run --resume); cycles and ops then cover the steps run after it. */
   host: { wallSeconds: number; workers: number; resumedFrom?: number };
 }
@@ -101,6 +105,7 @@ export function buildSummary(r: RunResult, tables: ProfileTables, outputs: Summa
       tilesUsed: bytes.filter((b) => b > 0).length,
     },
     outputs,
+    ...(d.ipus > 1 ? { ipus: ipuRows(r.compiled.program, r.compiled.schedule, isSharded(r.compiled.config), r.phases) } : {}),
     host: { wallSeconds: r.wallSeconds, workers, ...(r.resumedFrom !== undefined ? { resumedFrom: r.resumedFrom } : {}) },
   };
 }

@@ -1,7 +1,8 @@
 /**
  * The examples the README links, each run as a user runs it: the Iris MLP
  * (examples/iris/train.ts, printing held-out accuracy), SqueezeNet inference
- * from the ONNX conformance data, and the tile-count x bandwidth sweep.
+ * from the ONNX conformance data, the 2-IPU sharded MLP, and the tile-count x
+ * bandwidth sweep.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -80,6 +81,33 @@ describe('configs/examples/squeezenet-infer.yaml: a real ONNX model on a full mk
     },
     300_000,
   );
+});
+
+describe('configs/examples/mlp-sharded-2ipu.yaml: an MLP sharded over 2 IPUs', () => {
+  it('trains, and reports each IPU\'s ops, cycles and memory (sim run) and ops and memory (sim compile)', () => {
+    const out = path.join(tmp, 'sharded');
+    const r = node([BIN, 'run', 'configs/examples/mlp-sharded-2ipu.yaml', '--out', out, '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    type Row = { ipu: number; ops: number; cycles: { compute: number; exchange: number }; memory: { tilesUsed: number; totalBytes: number } };
+    const s = JSON.parse(r.stdout) as { steps: { loss: number }[]; ipus: Row[]; cycles: { compute: number }; ops: { type: string; cycles: { exchange: number } }[] };
+    expect(s.steps).toHaveLength(5);
+    expect(s.steps[4].loss).toBeLessThan(s.steps[0].loss);
+    // Layer 1 and its grad ops and updates on IPU 0 (10 ops with the copy of the gradient back); layer 2, the loss and theirs on IPU 1.
+    expect(s.ipus.map((i) => [i.ipu, i.ops, i.memory.tilesUsed])).toEqual([[0, 10, 16], [1, 11, 16]]);
+    for (const i of s.ipus) {
+      expect(i.cycles.compute).toBeGreaterThan(0);
+      expect(i.cycles.compute).toBeLessThanOrEqual(s.cycles.compute);
+      expect(i.memory.totalBytes).toBeGreaterThan(0);
+    }
+    const copies = s.ops.filter((o) => o.type === 'IpuCopy');
+    expect(copies).toHaveLength(2);
+    for (const c of copies) expect(c.cycles.exchange).toBeGreaterThan(0);
+    const c = node([BIN, 'compile', 'configs/examples/mlp-sharded-2ipu.yaml']);
+    expect(c.code).toBe(0);
+    expect(c.stdout).toMatch(/^ {2}IPU 0 +10 +16 +\d+ B +\d+ B$/m);
+    expect(c.stdout).toMatch(/^ {2}IPU 1 +11 +16 +\d+ B +\d+ B$/m);
+  });
 });
 
 describe('configs/examples/sweep-tiles-bandwidth.yaml', () => {
