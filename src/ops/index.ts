@@ -22,6 +22,7 @@ import { compositeDefinitions } from './composites.js';
 import { ndDefinitions } from './nd.js';
 import { cumSumDefinitions } from './cumsum.js';
 import { resizeDefinitions } from './resize.js';
+import { rnnDefinitions } from './rnn.js';
 
 export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...matMulDefinitions,
@@ -46,6 +47,7 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...ndDefinitions,
   ...cumSumDefinitions,
   ...resizeDefinitions,
+  ...rnnDefinitions,
 ];
 
 export function registerBuiltinOps(r: OpRegistry): void {
