@@ -4,10 +4,10 @@
  * those of the parts (autodiff through the unrolled steps, as backpropagation
  * through time).
  *
- *   input projection  one Gemm for every step and direction, as PopLibs does:
+ *   input projection  one matmul for every step and direction, as PopLibs does:
  *                     P = X [S*B, I] . W [D*G*H, I]^T + (Wb + Rb) [D*G*H]
  *   each step t       Slice of P (rows of step t, columns of direction d)
- *                     + Gemm(H_prev, R_d, transB), then the gates:
+ *                     + H_prev R_d^T, then the gates:
  *     LSTM  i = f(. + Pi C_prev), f = f(. + Pf C_prev) (1 - i with input_forget),
  *           c = g(.), C = f C_prev + i c, o = f(. + Po C), H = o h(C)
  *     GRU   z, r = f(.), h = g(Xh + (r H_prev) Rh^T + Rbh + Wbh)
@@ -16,6 +16,9 @@
  *     RNN   H = f(.)
  *   clip bounds every activation's input to [-clip, clip] (onnxruntime's
  *   reading: gate inputs; not the cell state fed to h).
+ *   The products are MatMulT (Gemm's product: W and R read transposed where
+ *   they lie, no transposed copy) with every node's version pinned, so the
+ *   expansion is the same in a model of any opset.
  *   Y    Concat of the steps' H in time order (reverse: computed from the last
  *        step back), [S, D, B, H]; Y_h, Y_c the last states, [D, B, H]
  *        (layout 1: batch first, by Transposes at both ends).
@@ -33,12 +36,14 @@
 import type { DType } from '../ir/dtype.js';
 import type { ExpandArgs, Expansion, OpDefinition, AttributeDef } from '../ir/registry.js';
 import { fmtInfo, type TensorInfo } from '../ir/tensorinfo.js';
+import { GRAPHCORE_DOMAIN } from '../ir/opid.js';
 import { Builder } from './composites.js';
 import { versions } from './shape-util.js';
 
 type Kind = 'LSTM' | 'GRU' | 'RNN';
 
 /** Gates per kind (rows of W per direction are gates x hidden) and activations per direction. */
+const MATMUL_T = 'MatMulT';
 const GATES: Record<Kind, number> = { LSTM: 4, GRU: 3, RNN: 1 };
 const DEFAULT_ACTS: Record<Kind, string[]> = { LSTM: ['Sigmoid', 'Tanh', 'Tanh'], GRU: ['Sigmoid', 'Tanh'], RNN: ['Tanh'] };
 
@@ -75,6 +80,17 @@ interface Ctx {
 
 function scalar(c: Ctx, base: string, v: number): string {
   return c.b.tensor(base, c.dtype, [], Float32Array.of(v));
+}
+
+/**
+ * x w^T (+ c): what Gemm with transB expands into, written directly (MatMulT
+ * reads w transposed in place) so every node has its version pinned and the
+ * op works in a model of any opset.
+ */
+function linear(b: Builder, x: string, w: string, c?: string): string {
+  const y = b.tmp('matmult');
+  b.nodes.push({ op: MATMUL_T, domain: GRAPHCORE_DOMAIN, name: b.tmp('linear'), inputs: [x, w], outputs: [y], attributes: { transA: 0, transB: 1 }, loc: b.node.loc });
+  return c ? b.add('Add', 14, [y, c]) : y;
 }
 
 /** act(clip(x)). */
@@ -195,7 +211,7 @@ function expandRecurrent(kind: Kind, version: number) {
       if (lbr) rb = b.add('Mul', 14, [rb, b.tensor('rb_keep', dtype, [1, G * H], Float32Array.from({ length: G * H }, (_, k) => (k < 2 * H ? 1 : 0)))]);
       bias = b.reshape(b.add('Add', 14, [wb, rb]), [D * G * H]);
     }
-    const proj = b.add('Gemm', 13, [b.reshape(xs, [S * B, I]), b.reshape(wIn, [D * G * H, I]), ...(bias ? [bias] : [])], { transB: 1 });
+    const proj = linear(b, b.reshape(xs, [S * B, I]), b.reshape(wIn, [D * G * H, I]), bias);
     /** Columns [from, to) of direction d's gates at step t: [B, to - from]. */
     const stepProj = (t: number, d: number, from: number, to: number) => slice(proj, [t * B, d * G * H + from], [(t + 1) * B, d * G * H + to], [0, 1]);
 
@@ -220,19 +236,19 @@ function expandRecurrent(kind: Kind, version: number) {
         let hNew: string;
         let cNew = '';
         if (kind === 'RNN') {
-          hNew = activate(c, f, b.add('Gemm', 13, [hPrev, r, stepProj(t, d, 0, H)], { transB: 1 }));
+          hNew = activate(c, f, linear(b, hPrev, r, stepProj(t, d, 0, H)));
         } else if (kind === 'GRU') {
-          const zr = activate(c, f, b.add('Gemm', 13, [hPrev, rZR, stepProj(t, d, 0, 2 * H)], { transB: 1 }));
+          const zr = activate(c, f, linear(b, hPrev, rZR, stepProj(t, d, 0, 2 * H)));
           const z = slice(zr, [0], [H], [1]);
           const rg = slice(zr, [H], [2 * H], [1]);
           const xh = stepProj(t, d, 2 * H, 3 * H);
           const pre = lbr
-            ? b.add('Add', 14, [xh, b.add('Mul', 14, [rg, b.add('Gemm', 13, [hPrev, rH, ...(rbh ? [rbh] : [])], { transB: 1 })])])
-            : b.add('Gemm', 13, [b.add('Mul', 14, [rg, hPrev]), rH, xh], { transB: 1 });
+            ? b.add('Add', 14, [xh, b.add('Mul', 14, [rg, linear(b, hPrev, rH, rbh)])])
+            : linear(b, b.add('Mul', 14, [rg, hPrev]), rH, xh);
           const hh = activate(c, g, pre);
           hNew = b.add('Add', 14, [hh, b.add('Mul', 14, [z, b.add('Sub', 14, [hPrev, hh])])]);
         } else {
-          const pre = b.add('Gemm', 13, [hPrev, r, stepProj(t, d, 0, 4 * H)], { transB: 1 });
+          const pre = linear(b, hPrev, r, stepProj(t, d, 0, 4 * H));
           const gate = (k2: number) => slice(pre, [k2 * H], [(k2 + 1) * H], [1]);
           const withPeep = (x: string, k2: number, state: string) => (peep ? b.add('Add', 14, [x, b.add('Mul', 14, [peep[k2], state])]) : x);
           const i = activate(c, f, withPeep(gate(0), 0, cPrev));
@@ -288,7 +304,7 @@ function definitions(kind: Kind): OpDefinition[] {
       ...(kind === 'GRU' ? { linear_before_reset: { type: 'int' as const, default: 0, description: '1: r multiplies H R_h^T + Rb_h' } } : {}),
     };
     return {
-      description: `${what}: unrolled over the static sequence into Gemm, Slice, activations, Mul, Add, Concat (one projection Gemm for all steps); gradients through the parts`,
+      description: `${what}: unrolled over the static sequence into MatMulT, Slice, activations, Mul, Add, Concat (one projection matmul for all steps); gradients through the parts`,
       inputs: [
         { name: 'X' },
         { name: 'W' },

@@ -20,8 +20,11 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
-import { compile, InferenceSession, TrainingSession } from '../../src/session.js';
-import { randomData } from '../helpers.js';
+import { buildGraph } from '../../src/model/build.js';
+import { createRegistry } from '../../src/model/modules.js';
+import { parseOnnx } from '../../src/onnx/import.js';
+import { compile, InferenceSession, runGraph, TrainingSession } from '../../src/session.js';
+import { randomData, tiny } from '../helpers.js';
 import { attr, DT, f32, floatTensor, int64Tensor, modelBytes, node, valueInfo, writeTemp } from './helpers.js';
 
 const [B, S, V, E, H, C] = [4, 6, 12, 5, 6, 3];
@@ -151,5 +154,39 @@ describe('an LSTM sequence classifier from ONNX', () => {
     expect(losses[0]).toBeCloseTo((await runOrt(model(w0))).loss, 4);
     expect(losses[5]).toBeLessThan(losses[0]);
     for (let k = 1; k < 6; k++) expect(losses[k]).toBeLessThan(losses[k - 1]);
+  });
+});
+
+describe('recurrent nodes of old opsets', () => {
+  it('LSTM-1, GRU-1 and RNN-1 (output_sequence) import as their opset-14 form and run as onnxruntime runs that form', async () => {
+    const [s, b, i, h] = [3, 2, 4, 3];
+    const w = (name: string, shape: number[], seed: number) => floatTensor(name, shape, Array.from(randomData(shape.reduce((x, y) => x * y, 1), seed, -0.8, 0.8, 0)));
+    const bytes = (opset: number) =>
+      modelBytes({
+        opset,
+        inputs: [f32('x', [s, b, i])],
+        initializers: [w('lw', [1, 4 * h, i], 1), w('lr', [1, 4 * h, h], 2), w('gw', [1, 3 * h, i], 3), w('gr', [1, 3 * h, h], 4), w('rw', [1, h, i], 5), w('rr', [1, h, h], 6)],
+        nodes: [
+          node('LSTM', ['x', 'lw', 'lr'], ['ly'], [attr.i('hidden_size', h), ...(opset < 7 ? [attr.i('output_sequence', 1)] : [])]),
+          node('GRU', ['x', 'gw', 'gr'], ['gy'], [attr.i('hidden_size', h), ...(opset < 7 ? [attr.i('output_sequence', 1)] : [])]),
+          node('RNN', ['x', 'rw', 'rr'], ['ry'], [attr.i('hidden_size', h), ...(opset < 7 ? [attr.i('output_sequence', 1)] : [])]),
+        ],
+        outputs: [f32('ly'), f32('gy'), f32('ry')],
+      });
+    const decl = parseOnnx(bytes(6)).graph;
+    for (const n of decl.nodes) expect(n).toMatchObject({ version: 14, attributes: { hidden_size: h } });
+    for (const n of decl.nodes) expect(n.attributes.output_sequence).toBeUndefined();
+    const registry = await createRegistry([]);
+    const x = randomData(s * b * i, 7, -1, 1, 0);
+    const ours = await runGraph({ graph: buildGraph(decl, registry), registry, device: tiny(), inputs: { x }, outputs: ['ly', 'gy', 'ry'] });
+    const sess = await ort.InferenceSession.create(bytes(14));
+    const ref = await sess.run({ x: new ort.Tensor('float32', x, [s, b, i]) });
+    await sess.release();
+    for (const name of ['ly', 'gy', 'ry']) {
+      const a = ours.outputs.get(name)!;
+      const want = ref[name].data as Float32Array;
+      expect(a.length).toBe(want.length);
+      for (let k = 0; k < a.length; k++) expect(Math.abs(a[k] - want[k]), `${name}[${k}]`).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(want[k]));
+    }
   });
 });
