@@ -30,8 +30,9 @@
  *
  * Cost: each step is a handful of small ops (about 15 for an LSTM). The
  * gradient of the projection is the sum of the steps' SliceGrads, each the
- * size of P, so it grows as S^2 B G H: fine for the tens of steps of a
- * keyword-spotting model, not for thousands.
+ * size of P, so its elements grow as S^2 B G H; spread over the tiles it
+ * stays small beside the steps up to about a hundred steps (docs/onnx.md has
+ * cycles), and its memory is what limits much longer sequences.
  */
 import type { DType } from '../ir/dtype.js';
 import type { ExpandArgs, Expansion, OpDefinition, AttributeDef } from '../ir/registry.js';
