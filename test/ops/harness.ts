@@ -12,6 +12,9 @@
  *     checks the op's grad ops against central finite differences
  *     (src/autodiff/gradcheck.ts; tolerance reasoning in
  *     test/autodiff/gradcheck.test.ts).
+ *
+ * Optional inputs and outputs left out in the middle, as ONNX writes them:
+ * an input given as OMITTED, and an output named '', reach both sides as ''.
  */
 import ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
