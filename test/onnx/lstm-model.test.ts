@@ -13,7 +13,12 @@
  *   differences of onnxruntime's loss (h = 1e-2; the float32 loss is ~1, so
  *   its rounding, 6e-8, divided by 2h is ~6e-6: tolerance 3e-5 + 2% of the
  *   value; the gradients checked are 4e-5 to 4e-2), and SGD steps lower the
- *   loss.
+ *   loss;
+ * - the same model in float16 (weights, activations, loss) matches
+ *   onnxruntime's float16 run (atol and rtol 4e-3: two layers rounding every
+ *   op to float16) and trains with loss scaling;
+ * - LSTM-1, GRU-1 and RNN-1 nodes of an opset-6 model import as their
+ *   opset-14 form.
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -25,6 +30,7 @@ import { createRegistry } from '../../src/model/modules.js';
 import { parseOnnx } from '../../src/onnx/import.js';
 import { compile, InferenceSession, runGraph, TrainingSession } from '../../src/session.js';
 import { randomData, tiny } from '../helpers.js';
+import { decodeHalf, encodeHalf } from '../../sim/half.js';
 import { attr, DT, f32, floatTensor, int64Tensor, modelBytes, node, valueInfo, writeTemp } from './helpers.js';
 
 const [B, S, V, E, H, C] = [4, 6, 12, 5, 6, 3];
@@ -50,12 +56,16 @@ function initialValues(): Record<string, Float32Array> {
   );
 }
 
-function model(weights: Record<string, Float32Array>): Uint8Array {
+/** The classifier; `half`: float16 weights, activations, logits and loss. */
+function model(weights: Record<string, Float32Array>, half = false): Uint8Array {
+  const tensor = (name: string, shape: number[], v: Float32Array) =>
+    half ? { name, dims: shape, dataType: DT.FLOAT16, int32Data: Array.from(encodeHalf(v)) } : floatTensor(name, shape, Array.from(v));
+  const out = (name: string, dims: number[]) => valueInfo(name, half ? DT.FLOAT16 : DT.FLOAT, dims);
   return modelBytes({
     opset: 14,
     inputs: [valueInfo('tokens', DT.INT64, [B, S]), valueInfo('lens', DT.INT32, [B]), valueInfo('labels', DT.INT64, [B])],
     initializers: [
-      ...Object.entries(WEIGHTS).map(([name, shape]) => floatTensor(name, shape, Array.from(weights[name]))),
+      ...Object.entries(WEIGHTS).map(([name, shape]) => tensor(name, shape, weights[name])),
       int64Tensor('axis1', [1], [1]),
       int64Tensor('feat_shape', [2], [B, 2 * H]),
     ],
@@ -70,7 +80,7 @@ function model(weights: Record<string, Float32Array>): Uint8Array {
       node('Gemm', ['feat', 'fc_W', 'fc_b'], ['logits'], [attr.i('transB', 1)], { name: 'classifier' }),
       node('SoftmaxCrossEntropyLoss', ['logits', 'labels'], ['loss']),
     ],
-    outputs: [f32('logits', [B, C]), f32('loss', [])],
+    outputs: [out('logits', [B, C]), out('loss', [])],
   });
 }
 
@@ -82,7 +92,8 @@ async function runOrt(bytes: Uint8Array): Promise<{ logits: Float32Array; loss: 
       lens: new ort.Tensor('int32', Int32Array.from(LENS), [B]),
       labels: new ort.Tensor('int64', BigInt64Array.from(LABELS.map(BigInt)), [B]),
     });
-    return { logits: r.logits.data as Float32Array, loss: (r.loss.data as Float32Array)[0] };
+    const f = (d: unknown) => (d instanceof Uint16Array ? decodeHalf(d) : (d as Float32Array));
+    return { logits: f(r.logits.data), loss: f(r.loss.data)[0] };
   } finally {
     await s.release();
   }
@@ -90,8 +101,8 @@ async function runOrt(bytes: Uint8Array): Promise<{ logits: Float32Array; loss: 
 
 const rows = (v: number[], n: number) => JSON.stringify(Array.from({ length: v.length / n }, (_, i) => v.slice(i * n, (i + 1) * n)));
 
-function config(extra: string): string {
-  const dir = writeTemp({ 'kws.onnx': model(initialValues()) });
+function config(extra: string, half = false): string {
+  const dir = writeTemp({ 'kws.onnx': model(initialValues(), half) });
   const yaml =
     `name: lstm-classifier\ndevice: tiny\nmodel:\n  onnx: kws.onnx\n` +
     `inputs:\n  tokens: {value: ${rows(TOKENS, S)}}\n  lens: {value: ${JSON.stringify(LENS)}}\n  labels: {value: ${JSON.stringify(LABELS)}}\n` +
@@ -154,6 +165,32 @@ describe('an LSTM sequence classifier from ONNX', () => {
     expect(losses[0]).toBeCloseTo((await runOrt(model(w0))).loss, 4);
     expect(losses[5]).toBeLessThan(losses[0]);
     for (let k = 1; k < 6; k++) expect(losses[k]).toBeLessThan(losses[k - 1]);
+  });
+});
+
+describe('the classifier in float16', () => {
+  it('matches onnxruntime and trains: the loss falls', async () => {
+    const ref = await runOrt(model(initialValues(), true));
+    const inf = await InferenceSession.create(await compile(loadConfig(config('anchors: {logits: final}\n', true))), { workers: 1, numerics: true });
+    try {
+      const bits = (await inf.runStep()).anchors.get('logits')!.data;
+      // float16 anchors come back as their bits.
+      expect(bits).toBeInstanceOf(Uint16Array);
+      const logits = decodeHalf(bits as Uint16Array);
+      // float16 through two LSTM layers and the head: 8 half ulps at 1.
+      for (let i = 0; i < B * C; i++) expect(Math.abs(logits[i] - ref.logits[i]), `logits[${i}]: ours ${logits[i]}, onnxruntime ${ref.logits[i]}`).toBeLessThanOrEqual(4e-3 + 4e-3 * Math.abs(ref.logits[i]));
+    } finally {
+      await inf.close();
+    }
+    const s = await TrainingSession.create(await compile(loadConfig(config('train:\n  loss: loss\n  optimizer: {type: sgd, lr: 0.5}\n  lossScaling: 64\n', true))), { workers: 1, numerics: true });
+    const losses: number[] = [];
+    try {
+      for (let k = 0; k < 6; k++) losses.push((await s.runStep()).loss!);
+    } finally {
+      await s.close();
+    }
+    expect(Math.abs(losses[0] - ref.loss)).toBeLessThanOrEqual(4e-3);
+    expect(losses[5]).toBeLessThan(losses[0] - 0.05);
   });
 });
 
