@@ -43,8 +43,8 @@ import { versions } from './shape-util.js';
 
 type Kind = 'LSTM' | 'GRU' | 'RNN';
 
-/** Gates per kind (rows of W per direction are gates x hidden) and activations per direction. */
 const MATMUL_T = 'MatMulT';
+/** Gates per kind (rows of W per direction are gates x hidden) and activations per direction. */
 const GATES: Record<Kind, number> = { LSTM: 4, GRU: 3, RNN: 1 };
 const DEFAULT_ACTS: Record<Kind, string[]> = { LSTM: ['Sigmoid', 'Tanh', 'Tanh'], GRU: ['Sigmoid', 'Tanh'], RNN: ['Tanh'] };
 
@@ -76,7 +76,8 @@ interface Activation {
 interface Ctx {
   b: Builder;
   dtype: DType;
-  clip: number | undefined;
+  /** The clip bounds' constants (-clip, clip), made once. */
+  clip: [string, string] | undefined;
 }
 
 function scalar(c: Ctx, base: string, v: number): string {
@@ -97,7 +98,7 @@ function linear(b: Builder, x: string, w: string, c?: string): string {
 /** act(clip(x)). */
 function activate(c: Ctx, a: Activation, x: string): string {
   const { b } = c;
-  const v = c.clip === undefined ? x : b.add('Clip', 13, [x, scalar(c, 'clip_min', -c.clip), scalar(c, 'clip_max', c.clip)]);
+  const v = c.clip === undefined ? x : b.add('Clip', 13, [x, ...c.clip]);
   switch (a.name) {
     case 'relu':
       return b.add('Relu', 14, [v]);
@@ -168,7 +169,8 @@ function expandRecurrent(kind: Kind, version: number) {
     const clipAttr = at.float('clip');
     if (!(clipAttr >= 0)) b.fail(`clip ${clipAttr} must be > 0 (or 0 for none)`);
     const clip = clipAttr > 0 ? clipAttr : undefined;
-    const c: Ctx = { b, dtype, clip };
+    const c: Ctx = { b, dtype, clip: undefined };
+    if (clip !== undefined) c.clip = [scalar(c, 'clip_min', -clip), scalar(c, 'clip_max', clip)];
     const acts = activations(b, kind, args, D);
     const lbr = kind === 'GRU' ? at.int('linear_before_reset') : 0;
     const inputForget = kind === 'LSTM' ? at.int('input_forget') : 0;
@@ -202,13 +204,13 @@ function expandRecurrent(kind: Kind, version: number) {
     /** Direction d of a [D, ...] tensor (axis `axis`), reshaped. */
     const pick = (t: string, axis: number, d: number, shape: number[]) => b.reshape(D === 1 ? t : slice(t, [d], [d + 1], [axis]), shape);
 
-    // Input projection, every step and direction in one Gemm.
+    // Input projection, every step and direction in one matmul.
     const xs = layout ? b.add('Transpose', 13, [xIn], { perm: [1, 0, 2] }) : xIn;
     let bias: string | undefined;
     if (bIn) {
       const wb = slice(bIn, [0], [G * H], [1]);
       let rb = slice(bIn, [G * H], [2 * G * H], [1]);
-      // GRU with linear_before_reset: Rbh sits inside r (..); it is added per step instead.
+      // GRU with linear_before_reset: Rbh is multiplied by r, so it is added per step instead (rbh below).
       if (lbr) rb = b.add('Mul', 14, [rb, b.tensor('rb_keep', dtype, [1, G * H], Float32Array.from({ length: G * H }, (_, k) => (k < 2 * H ? 1 : 0)))]);
       bias = b.reshape(b.add('Add', 14, [wb, rb]), [D * G * H]);
     }
@@ -217,6 +219,7 @@ function expandRecurrent(kind: Kind, version: number) {
     const stepProj = (t: number, d: number, from: number, to: number) => slice(proj, [t * B, d * G * H + from], [(t + 1) * B, d * G * H + to], [0, 1]);
 
     const zeros = () => b.tensor('zeros', dtype, [B, H], new Float32Array(B * H));
+    const padding = lens && out(0) ? b.tensor('padding', dtype, [1, 1], new Float32Array(1)) : '';
     const stateAxis = layout ? 1 : 0;
     const ys: string[] = [];
     const hs: string[] = [];
@@ -261,7 +264,8 @@ function expandRecurrent(kind: Kind, version: number) {
         }
         if (lens) {
           const m = b.add('Less', 13, [b.ints('t', [t], []), lens]);
-          steps[t] = b.add('Where', 16, [m, hNew, b.tensor('zeros', dtype, [1, 1], new Float32Array(1))]);
+          // Only when Y is wanted: nothing prunes unread nodes.
+          if (out(0)) steps[t] = b.add('Where', 16, [m, hNew, padding]);
           hNew = b.add('Where', 16, [m, hNew, hPrev]);
           if (kind === 'LSTM') cNew = b.add('Where', 16, [m, cNew, cPrev]);
         } else steps[t] = hNew;
@@ -269,8 +273,8 @@ function expandRecurrent(kind: Kind, version: number) {
         cPrev = cNew;
       }
       if (out(0)) ys.push(b.reshape(S === 1 ? steps[0] : b.add('Concat', 13, steps, { axis: 0 }), [S, 1, B, H]));
-      hs.push(b.reshape(hPrev, [1, B, H]));
-      cs.push(kind === 'LSTM' ? b.reshape(cPrev, [1, B, H]) : '');
+      if (out(1)) hs.push(b.reshape(hPrev, [1, B, H]));
+      if (kind === 'LSTM' && out(2)) cs.push(b.reshape(cPrev, [1, B, H]));
     }
 
     /** Directions joined on `axis`, written to `name` (batch first for layout 1 by `perm`). */
