@@ -166,9 +166,11 @@ describe('LSTM', () => {
     await check('LSTM', { S: 4, B: 2, lens: [4, 4], layout: 1 });
   });
 
-  it('only Y_h, or only Y_c', async () => {
+  it('only Y_h, or only Y_c (with sequence_lens too)', async () => {
     await check('LSTM', { outputs: ['', 'y_h'] });
     await check('LSTM', { direction: 'bidirectional', layout: 1, outputs: ['', '', 'y_c'] });
+    await check('LSTM', { direction: 'bidirectional', S: 4, B: 3, lens: [3, 4, 1], outputs: ['', 'y_h', 'y_c'] });
+    await check('GRU', { direction: 'reverse', S: 4, B: 3, lens: [2, 4, 1], outputs: ['', 'y_h'] });
   });
 
   it('gradients to X, W, R, B, initial states and peepholes (bidirectional, both layouts)', async () => {
