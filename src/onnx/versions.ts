@@ -69,6 +69,7 @@ const LEGACY_BROADCAST: Change = {
   ),
 };
 const IS_TEST: Change = { kind: 'legacy', what: "removed the 'is_test' attribute", rewrite: dropAttrs(['is_test']) };
+const OUTPUT_SEQUENCE: Change = { kind: 'legacy', what: "removed the 'output_sequence' attribute", rewrite: dropAttrs(['output_sequence']) };
 
 function ints(v: AttributeValue | undefined): number[] | undefined {
   if (v === undefined) return undefined;
@@ -305,6 +306,10 @@ const HISTORY: Record<string, { first: number; changes: Record<number, Change> }
   GlobalAveragePool: { first: 1, changes: { 22: T } },
   GlobalMaxPool: { first: 1, changes: { 22: T } },
   LRN: { first: 1, changes: { 13: T } },
+  // The recurrent ops: output_sequence (1 to 6) only said whether Y was wanted, which the node's outputs say too.
+  LSTM: { first: 1, changes: { 7: OUTPUT_SEQUENCE, 14: add("'layout'"), 22: T } },
+  GRU: { first: 1, changes: { 3: add("'linear_before_reset'"), 7: OUTPUT_SEQUENCE, 14: add("'layout'"), 22: T } },
+  RNN: { first: 1, changes: { 7: OUTPUT_SEQUENCE, 14: add("'layout'"), 22: T } },
   Clip: {
     first: 1,
     changes: {

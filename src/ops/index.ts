@@ -26,6 +26,7 @@ import { topKDefinitions } from './topk.js';
 import { einsumDefinitions } from './einsum.js';
 import { batchNormTrainingDefinitions } from './batchnorm-train.js';
 import { controlFlowDefinitions } from './control-flow.js';
+import { rnnDefinitions } from './rnn.js';
 
 export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...matMulDefinitions,
@@ -54,6 +55,7 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...einsumDefinitions,
   ...batchNormTrainingDefinitions,
   ...controlFlowDefinitions,
+  ...rnnDefinitions,
 ];
 
 export function registerBuiltinOps(r: OpRegistry): void {

@@ -12,6 +12,9 @@
  *     checks the op's grad ops against central finite differences
  *     (src/autodiff/gradcheck.ts; tolerance reasoning in
  *     test/autodiff/gradcheck.test.ts).
+ *
+ * Optional inputs and outputs left out in the middle, as ONNX writes them:
+ * an input given as OMITTED, and an output named '', reach both sides as ''.
  */
 import ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
@@ -38,6 +41,21 @@ export interface TensorSpec {
   constant?: boolean;
   /** Store as float16 (data holds the values; both sides round them to float16), or as ONNX bool (Int32Array data of 0/1: int32 in tilesim's IR, bool for onnxruntime). */
   dtype?: 'float16' | 'bool';
+  /** An omitted optional input: the node gets '' in its place (shape and data unused). */
+  omitted?: boolean;
+}
+
+/** An omitted optional input (the key only names it for the test). */
+export const OMITTED: TensorSpec = { shape: [], data: new Float32Array(0), omitted: true };
+
+/** The case's inputs that are given (not omitted). */
+function given(c: OpCase): [string, TensorSpec][] {
+  return Object.entries(c.inputs).filter(([, t]) => !t.omitted);
+}
+
+/** The node's input names, '' for an omitted one. */
+function nodeInputs(c: OpCase): string[] {
+  return Object.entries(c.inputs).map(([n, t]) => (t.omitted ? '' : n));
 }
 
 export interface OpCase {
@@ -46,7 +64,7 @@ export interface OpCase {
   opset?: number;
   attributes?: Record<string, AttributeValue>;
   inputs: Record<string, TensorSpec>;
-  /** Output names (default ['y']). */
+  /** Output names (default ['y']; '' leaves an optional output out). */
   outputs?: string[];
   /** Per-element tolerance: |ours - ref| <= atol + rtol * |ref| (defaults 1e-6, 1e-5). */
   atol?: number;
@@ -80,21 +98,21 @@ function decl(c: OpCase): GraphDecl {
     op: c.op,
     domain: c.domain ?? '',
     name: `${c.op}_0`,
-    inputs: Object.keys(c.inputs),
+    inputs: nodeInputs(c),
     outputs,
     attributes: c.attributes ?? {},
     loc: { file: `<${c.op} test>`, line: 1, col: 1 },
   };
   const loc = node.loc;
   return {
-    inputs: Object.entries(c.inputs)
+    inputs: given(c)
       .filter(([, t]) => !t.constant)
       .map(([name, t]) => ({ name, shape: t.shape, dtype: dtypeOf(t), loc })),
-    initializers: Object.entries(c.inputs)
+    initializers: given(c)
       .filter(([, t]) => t.constant)
       .map(([name, t]) => ({ name, shape: t.shape, dtype: dtypeOf(t), loc, init: { kind: 'data', data: t.data }, trainable: false })),
     nodes: [node],
-    outputs,
+    outputs: outputs.filter((o) => o !== ''),
     opset: c.opset ?? 18,
   } as GraphDecl;
 }
@@ -108,8 +126,8 @@ export async function runOurs(c: OpCase, registry?: OpRegistry): Promise<Map<str
   const reg = registry ?? (await registryFor(c));
   const graph = buildGraph(decl(c), reg);
   const inputs: Record<string, Float32Array | Int32Array> = {};
-  for (const [name, t] of Object.entries(c.inputs)) if (!t.constant) inputs[name] = t.data;
-  const r = await runGraph({ graph, registry: reg, device: c.device ?? tiny(), inputs, outputs: c.outputs ?? ['y'], plans: c.plans });
+  for (const [name, t] of given(c)) if (!t.constant) inputs[name] = t.data;
+  const r = await runGraph({ graph, registry: reg, device: c.device ?? tiny(), inputs, outputs: (c.outputs ?? ['y']).filter((o) => o !== ''), plans: c.plans });
   return r.outputs;
 }
 
@@ -153,12 +171,12 @@ export async function runOrt(c: OpCase, registry?: OpRegistry): Promise<Record<s
         {
           opType: c.op,
           domain: c.domain ?? '',
-          input: Object.keys(c.inputs),
+          input: nodeInputs(c),
           output: outputs,
           attribute: Object.entries(c.attributes ?? {}).map(([n, v]) => attributeProto(n, v, def.attributes?.[n]?.type)),
         },
       ],
-      initializer: Object.entries(c.inputs)
+      initializer: given(c)
         .filter(([, t]) => t.constant)
         .map(([name, t]) =>
           t.dtype === 'bool'
@@ -169,15 +187,15 @@ export async function runOrt(c: OpCase, registry?: OpRegistry): Promise<Record<s
               ? { name, dims: t.shape, dataType: DT.FLOAT16, int32Data: Array.from(encodeHalf(t.data)) }
               : { name, dims: t.shape, dataType: DT.FLOAT, floatData: Array.from(t.data) },
         ),
-      input: Object.entries(c.inputs)
+      input: given(c)
         .filter(([, t]) => !t.constant)
         .map(([name, t]) => ({ name, type: { tensorType: { elemType: elem(t), shape: { dim: t.shape.map((d) => ({ dimValue: d })) } } } })),
-      output: outputs.map((name) => ({ name, type: { tensorType: { elemType: outElem(name) } } })),
+      output: outputs.filter((o) => o !== '').map((name) => ({ name, type: { tensorType: { elemType: outElem(name) } } })),
     },
   });
   const session = await ort.InferenceSession.create(onnx.ModelProto.encode(model).finish());
   const feeds: Record<string, ort.Tensor> = {};
-  for (const [n, t] of Object.entries(c.inputs)) {
+  for (const [n, t] of given(c)) {
     if (t.constant) continue;
     feeds[n] =
       t.dtype === 'bool'
@@ -191,7 +209,7 @@ export async function runOrt(c: OpCase, registry?: OpRegistry): Promise<Record<s
   const result = await session.run(feeds);
   await session.release();
   const out: Record<string, Float32Array | Int32Array | BigInt64Array> = {};
-  for (const n of outputs) {
+  for (const n of outputs.filter((o) => o !== '')) {
     const d = result[n].data;
     out[n] = d instanceof Uint16Array ? decodeHalf(d) : d instanceof Uint8Array ? Int32Array.from(d) : (d as Float32Array);
   }
@@ -204,7 +222,7 @@ export async function checkForward(c: OpCase): Promise<void> {
   const [ours, ref] = await Promise.all([runOurs(c, registry), runOrt(c, registry)]);
   const atol = c.atol ?? 1e-6;
   const rtol = c.rtol ?? 1e-5;
-  for (const name of c.outputs ?? ['y']) {
+  for (const name of (c.outputs ?? ['y']).filter((o) => o !== '')) {
     const a = ours.get(name)!;
     const b = ref[name];
     expect(a.length, `${c.op} output ${name}: element count`).toBe(b.length);
@@ -233,7 +251,7 @@ export async function checkGrad(c: OpCase & { tol?: number; h?: number }): Promi
   );
   d.inputs = d.inputs.filter((i) => !wrt.includes(i.name));
   const graph = buildGraph(d, registry);
-  const out = (c.outputs ?? ['y'])[0];
+  const out = (c.outputs ?? ['y']).filter((o) => o !== '')[0];
   const results = await gradcheck(graph, out, wrt, { registry, device: c.device ?? tiny(), h: c.h, plans: c.plans });
   const tol = c.tol ?? 2e-3;
   for (const r of results) {
