@@ -17,6 +17,22 @@ export interface OpSettings {
   name: string;
   /** Where the op was written (config node), for error messages. */
   loc?: SourceLocation;
+  /** How ONNX export writes this op, when a composite says so for one of its parts (NodeDecl.onnxForm). */
+  onnxForm?: OnnxForm;
+}
+
+/**
+ * The standard op export writes in an op's place. With `inputs` and
+ * `outputs` it stands for a whole composite: the node reads those tensors
+ * (instead of the op's inputs) and writes those outputs, so the composite's
+ * other parts are not needed and are left out.
+ */
+export interface OnnxForm {
+  opid: OperatorIdentifier;
+  attributes: Record<string, AttributeValue>;
+  name?: string;
+  inputs?: string[];
+  outputs?: string[];
 }
 
 export abstract class Op {
@@ -80,10 +96,11 @@ export abstract class Op {
 
   /**
    * How ONNX export writes an op of another domain that a standard op
-   * expresses (e.g. a composite's fused part); undefined: as itself.
+   * expresses (e.g. a composite's fused part), or the part of a composite
+   * that stands for the whole (settings.onnxForm); undefined: as itself.
    */
-  onnxForm(): { opid: OperatorIdentifier; attributes: Record<string, AttributeValue> } | undefined {
-    return undefined;
+  onnxForm(): OnnxForm | undefined {
+    return this.settings.onnxForm;
   }
 
   /** Input indices this op writes in place (optimizer updates); the scheduler runs every other reader first. */

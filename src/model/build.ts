@@ -78,7 +78,7 @@ export function buildGraph(decl: GraphDecl, registry: OpRegistry, opts: BuildOpt
       made.add(n.outputs[0]);
       return;
     }
-    const op = def.create({ attributes, settings: { name: n.name, loc: n.loc } });
+    const op = def.create({ attributes, settings: { name: n.name, loc: n.loc, ...(n.onnxForm ? { onnxForm: n.onnxForm } : {}) } });
     g.addOp(op, n.inputs, n.outputs);
     const values = opts.fold === false ? undefined : evaluateConstantOp(op, attributes);
     if (values) {

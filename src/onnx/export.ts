@@ -42,9 +42,13 @@ export interface ExportOptions {
   docString?: string;
 }
 
-/** An op of the forward pass: not a grad op, not an in-place update, not one that only makes gradients. */
+/**
+ * An op of the forward pass: not a grad op, not an in-place update (unless it
+ * says how ONNX writes it: BatchNormalization's running statistics), not one
+ * that only makes gradients.
+ */
 export function forwardOp(op: Op): boolean {
-  if (isGradOp(op) || op.modifiedInputs().length > 0 || op.outputs.length === 0) return false;
+  if (isGradOp(op) || op.outputs.length === 0 || (op.modifiedInputs().length > 0 && !op.onnxForm())) return false;
   return !op.outputs.every((o) => op.graph.tensor(o).isGradient);
 }
 
@@ -92,24 +96,27 @@ function valueInfo(name: string, dtype: DTypeName, shape: readonly number[]): on
 /** The forward graph as ModelProto bytes. Throws RunError when an op cannot be written faithfully. */
 export function exportOnnx(graph: Graph, opts: ExportOptions): Uint8Array {
   const include = opts.include ?? forwardOp;
+  // Each op as ONNX writes it: itself, or the standard op it stands for (Op.onnxForm), which may
+  // stand for a whole composite, reading and writing the composite's tensors.
+  const forms = new Map<Op, { name: string; opid: Op['opid']; attributes: () => Record<string, AttributeValue>; inputs: string[]; outputs: string[] }>();
+  const writer = new Map<string, Op>();
+  for (const op of graph.schedule()) {
+    if (!include(op)) continue;
+    const f = op.onnxForm();
+    const form = { name: f?.name ?? op.name, opid: f?.opid ?? op.opid, attributes: () => f?.attributes ?? op.attributes(), inputs: f?.inputs ?? op.inputs, outputs: f?.outputs ?? op.outputs };
+    forms.set(op, form);
+    for (const o of form.outputs) writer.set(o, op);
+  }
   // The included ops the outputs depend on (a loss the session added, say, computes no graph output).
   const needed = new Set<Op>();
   const stack = [...opts.outputs];
   while (stack.length > 0) {
-    const id = stack.pop()!;
-    const p = graph.hasTensor(id) ? graph.tensor(id).producer : undefined;
-    if (!p || needed.has(p) || !include(p)) continue;
+    const p = writer.get(stack.pop()!);
+    if (!p || needed.has(p)) continue;
     needed.add(p);
-    stack.push(...p.inputs.filter((i) => i !== ''));
+    stack.push(...forms.get(p)!.inputs.filter((i) => i !== ''));
   }
-  // Each op as ONNX writes it: itself, or the standard op it stands for (Op.onnxForm).
-  const ops = graph
-    .schedule()
-    .filter((op) => needed.has(op))
-    .map((op) => {
-      const f = op.onnxForm();
-      return { name: op.name, opid: f?.opid ?? op.opid, attributes: () => f?.attributes ?? op.attributes(), inputs: op.inputs, outputs: op.outputs };
-    });
+  const ops = [...forms].filter(([op]) => needed.has(op)).map(([, f]) => f);
 
   // Opsets.
   const versions = new Map<string, number>();
