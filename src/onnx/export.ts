@@ -6,7 +6,9 @@
  *
  * - Nodes: each forward op in schedule order, named as in the IR, with the
  *   attributes its attributes() reports (typed from the op's definition).
- *   Composite ops appear as the simpler ops they expanded into.
+ *   Composite ops appear as the simpler ops they expanded into, unless a
+ *   part stands for the whole (Op.onnxForm with inputs and outputs: a
+ *   training-mode BatchNormalization as one inference-form node).
  * - Initializers: the variables (current values) and constants the nodes read.
  *   int32 tensors are written as INT64, which is what ONNX wants for shapes,
  *   axes and indices; float16 as FLOAT16.
