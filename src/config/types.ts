@@ -5,6 +5,7 @@
  * from so later errors (shape mismatches, unknown ops) can name file:line:col.
  */
 import type { DeviceSpec } from '../../sim/device.js';
+import type { OnnxForm } from '../ir/op.js';
 
 export interface SourceLocation {
   file: string;
@@ -51,6 +52,8 @@ export interface NodeDecl {
   ipu?: number;
   /** Set by the ONNX importer (src/onnx): the node's schema version and why it could not be upgraded, if so. */
   onnx?: OnnxNodeOrigin;
+  /** Set by a composite on one of its parts: how ONNX export writes that part (Op.onnxForm), e.g. as the whole composite. */
+  onnxForm?: OnnxForm;
   /** Graph attributes (If's then_branch and else_branch, Loop's body), from an ONNX model. */
   subgraphs?: Record<string, SubgraphDecl>;
 }

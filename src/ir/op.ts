@@ -19,6 +19,22 @@ export interface OpSettings {
   loc?: SourceLocation;
   /** The IPU (PopART's virtual graph) the op runs on; set by the config or src/shard/place.ts. */
   ipu?: number;
+  /** How ONNX export writes this op, when a composite says so for one of its parts (NodeDecl.onnxForm). */
+  onnxForm?: OnnxForm;
+}
+
+/**
+ * The standard op export writes in an op's place. With `inputs` and
+ * `outputs` it stands for a whole composite: the node reads those tensors
+ * (instead of the op's inputs) and writes those outputs, so the composite's
+ * other parts are not needed and are left out.
+ */
+export interface OnnxForm {
+  opid: OperatorIdentifier;
+  attributes: Record<string, AttributeValue>;
+  name?: string;
+  inputs?: string[];
+  outputs?: string[];
 }
 
 export abstract class Op {
@@ -82,10 +98,11 @@ export abstract class Op {
 
   /**
    * How ONNX export writes an op of another domain that a standard op
-   * expresses (e.g. a composite's fused part); undefined: as itself.
+   * expresses (e.g. a composite's fused part), or the part of a composite
+   * that stands for the whole (settings.onnxForm); undefined: as itself.
    */
-  onnxForm(): { opid: OperatorIdentifier; attributes: Record<string, AttributeValue> } | undefined {
-    return undefined;
+  onnxForm(): OnnxForm | undefined {
+    return this.settings.onnxForm;
   }
 
   /** Input indices this op writes in place (optimizer updates); the scheduler runs every other reader first. */

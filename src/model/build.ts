@@ -85,7 +85,7 @@ export function buildGraph(decl: GraphDecl, registry: OpRegistry, opts: BuildOpt
       made.add(n.outputs[0]);
       return;
     }
-    const op = def.create({ attributes, settings: { name: n.name, loc: n.loc, ...(n.ipu !== undefined ? { ipu: n.ipu } : {}) } });
+    const op = def.create({ attributes, settings: { name: n.name, loc: n.loc, ...(n.ipu !== undefined ? { ipu: n.ipu } : {}), ...(n.onnxForm ? { onnxForm: n.onnxForm } : {}) } });
     g.addOp(op, n.inputs, n.outputs);
     const values = opts.fold === false ? undefined : evaluateConstantOp(op, attributes);
     if (values) {

@@ -6,7 +6,9 @@
  *
  * - Nodes: each forward op in schedule order, named as in the IR, with the
  *   attributes its attributes() reports (typed from the op's definition).
- *   Composite ops appear as the simpler ops they expanded into. A sharded
+ *   Composite ops appear as the simpler ops they expanded into, unless a
+ *   part stands for the whole (Op.onnxForm with inputs and outputs: a
+ *   training-mode BatchNormalization as one inference-form node). A sharded
  *   graph's ops carry their IPU as PopART's `__ipu_number`; its IpuCopy ops
  *   are left out, their readers reading the copied tensor itself.
  * - Initializers: the variables (current values) and constants the nodes read.
@@ -47,9 +49,13 @@ export interface ExportOptions {
   docString?: string;
 }
 
-/** An op of the forward pass: not a grad op, not an in-place update, not one that only makes gradients. */
+/**
+ * An op of the forward pass: not a grad op, not an in-place update (unless it
+ * says how ONNX writes it: BatchNormalization's running statistics), not one
+ * that only makes gradients.
+ */
 export function forwardOp(op: Op): boolean {
-  if (isGradOp(op) || op.modifiedInputs().length > 0 || op.outputs.length === 0) return false;
+  if (isGradOp(op) || op.outputs.length === 0 || (op.modifiedInputs().length > 0 && !op.onnxForm())) return false;
   return !op.outputs.every((o) => op.graph.tensor(o).isGradient);
 }
 
@@ -97,6 +103,17 @@ function valueInfo(name: string, dtype: DTypeName, shape: readonly number[]): on
 /** The forward graph as ModelProto bytes. Throws RunError when an op cannot be written faithfully. */
 export function exportOnnx(graph: Graph, opts: ExportOptions): Uint8Array {
   const include = opts.include ?? forwardOp;
+  // Each op as ONNX writes it: itself, or the standard op it stands for (Op.onnxForm), which may
+  // stand for a whole composite, reading and writing the composite's tensors.
+  const forms = new Map<Op, { name: string; opid: Op['opid']; attributes: () => Record<string, AttributeValue>; inputs: string[]; outputs: string[] }>();
+  const writer = new Map<string, Op>();
+  for (const op of graph.schedule()) {
+    if (!include(op)) continue;
+    const f = op.onnxForm();
+    const form = { name: f?.name ?? op.name, opid: f?.opid ?? op.opid, attributes: () => f?.attributes ?? op.attributes(), inputs: f?.inputs ?? op.inputs, outputs: f?.outputs ?? op.outputs };
+    forms.set(op, form);
+    for (const o of form.outputs) writer.set(o, op);
+  }
   // The included ops the outputs depend on (a loss the session added, say, computes no graph output).
   const needed = new Set<Op>();
   // An IpuCopy's output is its input, in ONNX.
@@ -107,11 +124,10 @@ export function exportOnnx(graph: Graph, opts: ExportOptions): Uint8Array {
   };
   const stack = opts.outputs.map(uncopied);
   while (stack.length > 0) {
-    const id = stack.pop()!;
-    const p = graph.hasTensor(id) ? graph.tensor(id).producer : undefined;
-    if (!p || needed.has(p) || !include(p)) continue;
+    const p = writer.get(stack.pop()!);
+    if (!p || needed.has(p)) continue;
     needed.add(p);
-    stack.push(...p.inputs.filter((i) => i !== '').map(uncopied));
+    stack.push(...forms.get(p)!.inputs.filter((i) => i !== '').map(uncopied));
   }
   // If and Loop hold their subgraphs as regions of this graph (src/model/control-flow.ts), which export does not rebuild.
   const owners = new Set([...graph.regions.values()].map((r) => r.owner));
@@ -120,15 +136,11 @@ export function exportOnnx(graph: Graph, opts: ExportOptions): Uint8Array {
     const cf = graph.regions.get(owner)?.owner ?? owner;
     throw new RunError(`cannot export the model: op '${cf.name}' (${fmtOpid(cf.opid)}) is control flow, and exporting If and Loop (their subgraphs) is not supported`);
   }
-  // Each op as ONNX writes it: itself, or the standard op it stands for (Op.onnxForm).
-  const ops = graph
-    .schedule()
-    .filter((op) => needed.has(op))
-    .map((op) => {
-      const f = op.onnxForm();
+  const ops = [...forms]
+    .filter(([op]) => needed.has(op))
+    .map(([op, f]) => {
       const ipu: Record<string, AttributeValue> = op.settings.ipu === undefined ? {} : { [IPU_ATTRIBUTE]: op.settings.ipu };
-      const inputs = op.inputs.map((i) => (i === '' ? i : uncopied(i)));
-      return { name: op.name, opid: f?.opid ?? op.opid, attributes: () => ({ ...(f?.attributes ?? op.attributes()), ...ipu }), inputs, outputs: op.outputs };
+      return { ...f, inputs: f.inputs.map((i) => (i === '' ? i : uncopied(i))), attributes: () => ({ ...f.attributes(), ...ipu }) };
     });
 
   // Opsets.

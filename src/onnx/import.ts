@@ -437,10 +437,12 @@ export function parseOnnx(bytes: Uint8Array, opts: OnnxParseOptions = {}): OnnxI
   // Constants only folded nodes read are dropped; every other initializer is kept.
   const read = new Set<string>([...allNodes.flatMap((n) => n.inputs), ...subgraphReads, ...outputs]);
   // Statistics rather than weights: BatchNormalization's running mean and variance (inputs 3 and 4)
-  // have no gradient, so they are constants unless something else reads them too.
+  // have no gradient, so they are constants unless something else reads them too. In training mode
+  // they stay variables: a training run writes the running statistics into them each step.
   const statsOnly = new Set<string>();
-  for (const n of nodes) if (n.op === 'BatchNormalization') for (const i of [3, 4]) if (n.inputs[i]) statsOnly.add(n.inputs[i]);
-  for (const n of nodes) for (const [i, id] of n.inputs.entries()) if (statsOnly.has(id) && !(n.op === 'BatchNormalization' && (i === 3 || i === 4))) statsOnly.delete(id);
+  const training = (n: NodeDecl) => n.attributes.training_mode !== undefined && n.attributes.training_mode !== 0;
+  for (const n of nodes) if (n.op === 'BatchNormalization' && !training(n)) for (const i of [3, 4]) if (n.inputs[i]) statsOnly.add(n.inputs[i]);
+  for (const n of nodes) for (const [i, id] of n.inputs.entries()) if (statsOnly.has(id) && !(n.op === 'BatchNormalization' && !training(n) && (i === 3 || i === 4))) statsOnly.delete(id);
   const initializers: InitializerDecl[] = [];
   for (const [name, c] of constants) {
     if (!read.has(name) && (consumedByFold.has(name) || c.folded)) continue;

@@ -19,7 +19,7 @@
  * streamed input (an inference run) nothing is written and the output is the
  * new value.
  */
-import { Op } from '../ir/op.js';
+import { Op, type OnnxForm } from '../ir/op.js';
 import { defineOp, type ExpandArgs, type Expansion, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
@@ -43,6 +43,16 @@ export class BatchNormRunningUpdateOp extends Op {
   }
   override modifiedInputs(): number[] {
     return this.writesVariable() ? [0] : [];
+  }
+  /**
+   * Written in place, the statistic after training is the variable the saved
+   * model holds, so a graph output `running_*` is written as Identity of it
+   * (the BatchNormalization written back is in inference form, with no
+   * running outputs). Otherwise the op itself, whose output is the new value.
+   */
+  override onnxForm(): OnnxForm | undefined {
+    if (!this.writesVariable()) return undefined;
+    return { opid: { domain: '', type: 'Identity', version: 13 }, attributes: {}, inputs: [this.inId(0)], outputs: [this.outId(0)] };
   }
   override flops(): number {
     return 0;
@@ -89,6 +99,19 @@ export function expandBatchNormTraining(args: ExpandArgs): Expansion | undefined
   const std = b.add('Sqrt', 13, [b.add('Add', 14, [variance, scalar('epsilon', eps)])]);
   const normed = b.add('Div', 14, [centred, std]);
   b.add('Add', 14, [b.add('Mul', 14, [normed, b.reshape(scale, perChannel)]), b.reshape(bias, perChannel)], {}, node.outputs[0]);
+  // Export writes the composite back as one BatchNormalization in inference form (see docs/onnx.md):
+  // when the running statistics are variables (a training run), they hold what training made of
+  // them, and the saved model normalises with them, as a model exported for inference does. A
+  // constant mean or var (an inference build, or trainable: false) is not updated: then the parts.
+  if (args.inputData[3] === undefined && args.inputData[4] === undefined) {
+    b.nodes[b.nodes.length - 1].onnxForm = {
+      opid: { domain: '', type: 'BatchNormalization', version: 15 },
+      attributes: { epsilon: attributes.float('epsilon'), momentum: attributes.float('momentum') },
+      name: node.name,
+      inputs: [X, scale, bias, inMean, inVar],
+      outputs: [node.outputs[0]],
+    };
+  }
 
   const keep = scalar('momentum', momentum);
   const take = scalar('one_minus_momentum', 1 - momentum);

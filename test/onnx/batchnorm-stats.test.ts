@@ -1,8 +1,11 @@
-/** BatchNormalization's running statistics import as constants (they have no gradient); its scale and bias stay trainable. */
+/**
+ * BatchNormalization's running statistics import as constants (they have no gradient); its scale and bias stay trainable.
+ * In training mode they stay variables: a training run writes the running statistics into them.
+ */
 import onnxProto from 'onnx-proto';
 import { describe, expect, it } from 'vitest';
 import { parseOnnx } from '../../src/onnx/import.js';
-import { floatTensor, modelBytes, node, valueInfo } from './helpers.js';
+import { attr, floatTensor, modelBytes, node, valueInfo } from './helpers.js';
 
 const F = onnxProto.onnx.TensorProto.DataType.FLOAT;
 
@@ -18,6 +21,19 @@ describe('ONNX import of BatchNormalization', () => {
     const { graph } = parseOnnx(bytes, { file: 'bn.onnx' });
     const trainable = Object.fromEntries(graph.initializers.map((i) => [i.name, i.trainable]));
     expect(trainable).toEqual({ scale: true, bias: true, mean: false, var: false });
+  });
+
+  it('keeps mean and var variables in training mode (training_mode = 1), which updates them', () => {
+    const bytes = modelBytes({
+      nodes: [node('BatchNormalization', ['x', 'scale', 'bias', 'mean', 'var'], ['y', 'rm', 'rv'], [attr.i('training_mode', 1)])],
+      inputs: [valueInfo('x', F, [2, 2, 3, 3])],
+      outputs: [valueInfo('y', F)],
+      initializers: [floatTensor('scale', [2], [1, 2]), floatTensor('bias', [2], [0, 1]), floatTensor('mean', [2], [0.5, -0.5]), floatTensor('var', [2], [1, 4])],
+      opset: 15,
+    });
+    const { graph } = parseOnnx(bytes, { file: 'bn.onnx' });
+    const trainable = Object.fromEntries(graph.initializers.map((i) => [i.name, i.trainable]));
+    expect(trainable).toEqual({ scale: true, bias: true, mean: true, var: true });
   });
 
   it('keeps a statistic trainable when another op also reads it as a weight', () => {

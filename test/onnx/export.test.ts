@@ -15,7 +15,7 @@ import { OpRegistry } from '../../src/ir/registry.js';
 import { exportOnnx } from '../../src/onnx/export.js';
 import { decodeTensor } from '../../src/onnx/tensor.js';
 import { writeRun } from '../../src/report/write.js';
-import { compile, run } from '../../src/session.js';
+import { compile, run, TrainingSession } from '../../src/session.js';
 import { attr, f32, floatTensor, int64Tensor, modelBytes, node, onnx, writeTemp } from './helpers.js';
 
 const X = [
@@ -164,6 +164,96 @@ describe('train.saveModel: model.onnx in the run folder', () => {
     const want = await ortRun(convT(w, Array.from(r.weights.get('b')!)), x);
     expect(got.length).toBe(54);
     for (let i = 0; i < got.length; i++) expect(Math.abs(got[i] - want[i])).toBeLessThan(1e-6);
+  });
+
+  it('writes a training-mode BatchNormalization back as one inference-form BatchNormalization holding the running statistics training made', async () => {
+    // x [2, 2, 2, 2] -> Conv 1x1 (w [3, 2, 1, 1], b [3]) -> BatchNormalization(training_mode 1) -> y, and running_mean as a graph output.
+    const [N, Ci, C, S, momentum] = [2, 2, 3, 4, 0.8];
+    const xs = Array.from({ length: N * Ci * S }, (_, i) => Math.fround(Math.sin(1.7 * i + 0.3) * 1.5));
+    const init = { w: [0.5, -0.25, 0.75, 0.5, -0.5, 1], cb: [0.1, -0.2, 0.3], scale: [1, 1.5, 0.5], bias: [0, 0.25, -0.5], mean: [0.1, 0, -0.1], var: [1, 0.5, 2] };
+    const model = modelBytes({
+      opset: 15,
+      inputs: [f32('x', [N, Ci, 2, 2])],
+      initializers: [
+        floatTensor('w', [C, Ci, 1, 1], init.w),
+        floatTensor('cb', [C], init.cb),
+        ...(['scale', 'bias', 'mean', 'var'] as const).map((k) => floatTensor(k, [C], init[k])),
+      ],
+      nodes: [
+        node('Conv', ['x', 'w', 'cb'], ['c'], [], { name: 'conv' }),
+        node('BatchNormalization', ['c', 'scale', 'bias', 'mean', 'var'], ['y', 'running_mean', 'running_var'], [attr.i('training_mode', 1), attr.f('momentum', momentum), attr.f('epsilon', 1e-5)], { name: 'bn' }),
+      ],
+      outputs: [f32('y', [N, C, 2, 2]), f32('running_mean', [C])],
+    });
+    const nested = Array.from({ length: N }, (_, n) => Array.from({ length: Ci }, (_, i) => [0, 2].map((h) => xs.slice((n * Ci + i) * S + h, (n * Ci + i) * S + h + 2))));
+    const yaml = (m: string, extra: string) => `model:\n  onnx: ${m}\ninputs:\n  x: {value: ${JSON.stringify(nested)}}\n${extra}`;
+    const dir = writeTemp({ 'model.onnx': model, 'train.yaml': yaml('model.onnx', 'train:\n  loss: {type: l1, input: y}\n  optimizer: {type: sgd, lr: 0.1}\n  steps: 3\n  saveModel: true\n') });
+    const cfg = () => loadConfig(path.join(dir, 'train.yaml'));
+    const r = await run(await compile(cfg()), { workers: 1, numerics: true, steps: 3 });
+    await writeRun(path.join(dir, 'run'), r, 1);
+    const saved = readFileSync(path.join(dir, 'run', 'model.onnx'));
+
+    // One BatchNormalization per original node, in inference form; running_mean as Identity of the statistic it updated.
+    const m = onnx.ModelProto.decode(saved);
+    expect(m.graph!.node!.map((n) => [n.name, n.opType, n.domain])).toEqual([
+      ['conv', 'Conv', ''],
+      ['bn', 'BatchNormalization', ''],
+      ['bn/running_mean_update', 'Identity', ''],
+    ]);
+    const bnNode = m.graph!.node![1];
+    expect(bnNode.input).toEqual(['c', 'scale', 'bias', 'mean', 'var']);
+    expect(bnNode.output).toEqual(['y']);
+    expect(bnNode.attribute!.map((a) => a.name).sort()).toEqual(['epsilon', 'momentum']);
+    expect(m.graph!.node![2].input).toEqual(['mean']);
+
+    // The host's running statistics, step by step from the weights each step starts with (a TrainingSession of the same
+    // config; the run is deterministic, so it ends with the run's weights), in double precision.
+    const rm = [...init.mean];
+    const rv = [...init.var];
+    const session = await TrainingSession.create(await compile(cfg()), { workers: 1, numerics: true });
+    try {
+      for (let step = 0; step < 3; step++) {
+        const wts = session.readWeights();
+        const [w, cb] = [wts.get('w')!, wts.get('cb')!];
+        for (let o = 0; o < C; o++) {
+          const vals: number[] = [];
+          for (let n = 0; n < N; n++) for (let s = 0; s < S; s++) vals.push(cb[o] + w[o * Ci] * xs[n * Ci * S + s] + w[o * Ci + 1] * xs[(n * Ci + 1) * S + s]);
+          const mean = vals.reduce((a, b) => a + b, 0) / vals.length;
+          const variance = vals.reduce((a, b) => a + (b - mean) ** 2, 0) / vals.length;
+          rm[o] = rm[o] * momentum + mean * (1 - momentum);
+          rv[o] = rv[o] * momentum + variance * (1 - momentum);
+        }
+        await session.runStep({ x: Float32Array.from(xs) });
+      }
+      for (const k of ['w', 'cb', 'scale', 'bias', 'mean', 'var']) expect(Array.from(session.readWeights().get(k)!), k).toEqual(Array.from(r.weights.get(k)!));
+    } finally {
+      await session.close();
+    }
+
+    // Its initializers are the trained weights and the running statistics (float32 sums vs the host's doubles: 1e-5).
+    const inits = new Map(m.graph!.initializer!.map((t) => [t.name!, Array.from(decodeTensor(t, t.name!).data)]));
+    expect([...inits.keys()].sort()).toEqual(['bias', 'cb', 'mean', 'scale', 'var', 'w']);
+    for (const k of ['w', 'cb', 'scale', 'bias', 'mean', 'var']) expect(inits.get(k), k).toEqual(Array.from(r.weights.get(k)!));
+    for (const k of ['w', 'scale', 'mean', 'var'] as const) expect(inits.get(k), `${k} trained`).not.toEqual(init[k].map(Math.fround));
+    for (let o = 0; o < C; o++) {
+      expect(Math.abs(inits.get('mean')![o] - rm[o]), `running mean ${o}`).toBeLessThan(1e-5);
+      expect(Math.abs(inits.get('var')![o] - rv[o]), `running var ${o}`).toBeLessThan(1e-5);
+    }
+
+    // onnxruntime runs it, and an inference run of the saved model agrees (1e-5: |y| < 4, sums in other orders).
+    const s = await ort.InferenceSession.create(saved);
+    let ref: Record<string, ort.Tensor>;
+    try {
+      ref = await s.run({ x: new ort.Tensor('float32', Float32Array.from(xs), [N, Ci, 2, 2]) });
+    } finally {
+      await s.release();
+    }
+    expect(Array.from(ref.running_mean.data as Float32Array)).toEqual(inits.get('mean'));
+    writeFileSync(path.join(dir, 'infer.yaml'), yaml('run/model.onnx', ''));
+    const inferred = await run(await compile(loadConfig(path.join(dir, 'infer.yaml'))), { workers: 1, numerics: true, steps: 1 });
+    const [ours, theirs] = [inferred.anchors.get('y')!.data, ref.y.data as Float32Array];
+    expect(ours.length).toBe(N * C * S);
+    for (let i = 0; i < ours.length; i++) expect(Math.abs(ours[i] - theirs[i]), `y[${i}]`).toBeLessThan(1e-5);
   });
 
   it('is not written unless the config asks', async () => {
