@@ -10,7 +10,7 @@ export { nelms, fmtInfo, sameInfo } from './ir/tensorinfo.js';
 export type { DType } from './ir/dtype.js';
 export { Graph } from './ir/graph.js';
 export { OpRegistry, Attributes, defineOp, defineOpModule } from './ir/registry.js';
-export type { OpDefinition, OpModule, OpCreateArgs, AttributeDef, Lowering, InputLayout, OpClass, OpGuard, TypedOpDefinition } from './ir/registry.js';
+export type { OpDefinition, OpModule, OpCreateArgs, AttributeDef, Lowering, InputLayout, InputUse, OpClass, OpGuard, TypedOpDefinition } from './ir/registry.js';
 // The op families the built-ins are written with, for custom ops written the same way (docs/custom-ops.md, "The short form").
 export { ArgGradOp, gradOf, gradOut, fwdIn, fwdOut } from './ops/arg-grad.js';
 export { UnaryOp, UnaryGradOp, UNARY_SPECS, defineUnaryOp } from './ops/unary.js';

@@ -79,7 +79,18 @@ export type Lowering<O extends Op = Op> = (op: O, ctx: LowerContext) => void;
  * asked; with no answer the tensor is mapped linearly). The answer must cover
  * the tensor's elements once, on the device's tiles.
  */
-export type InputLayout<O extends Op = Op> = (op: O, index: number, device: DeviceSpec, plans: PlanOverrides) => TileRange[] | undefined;
+export type InputLayout<O extends Op = Op> = (op: O, index: number, device: DeviceSpec, plans: PlanOverrides, use: InputUse) => TileRange[] | undefined;
+
+/** What a createInput is told of the tensor's other readers. */
+export interface InputUse {
+  /**
+   * Every reader of the tensor is an op with a createInput (a planned
+   * consumer, as an inference's constant weight): none reads it per interval,
+   * so a strided layout costs no extra vertices (an elementwise reader, the
+   * optimizer's update among them, would run one per interval).
+   */
+  allReadersPlanned: boolean;
+}
 
 export interface ExpandArgs {
   node: NodeDecl;
@@ -188,7 +199,7 @@ export function defineOp<O extends Op>(def: TypedOpDefinition<O>): OpDefinition 
     ...rest,
     id,
     ...(lower ? { lower: (op: Op, ctx: LowerContext) => lower(asO(op), ctx) } : {}),
-    ...(createInput ? { createInput: (op: Op, index: number, device: DeviceSpec, plans: PlanOverrides) => createInput(asO(op), index, device, plans) } : {}),
+    ...(createInput ? { createInput: (op: Op, index: number, device: DeviceSpec, plans: PlanOverrides, use: InputUse) => createInput(asO(op), index, device, plans, use) } : {}),
   };
 }
 

@@ -19,7 +19,6 @@ import type { OpRegistry } from '../ir/registry.js';
 import { LowerContext } from './context.js';
 import { DeviceGraph, type BuildTensor, type TileRange } from './devicegraph.js';
 import { checkHostHeap } from '../util/host-heap.js';
-import { MAX_INTERVALS_PER_TILE } from './layout.js';
 import { isIpuCopy } from '../shard/ipu-copy.js';
 import { IpuCopies } from './ipu-copies.js';
 
@@ -146,18 +145,6 @@ export function lowerGraph(req: LowerRequest): Lowered {
   return { program, tensorOf: new Map([...tensors].map(([k, v]) => [k, v.id])), streamTensor };
 }
 
-/** The most ranges of `mapping` on one tile. */
-function mostIntervalsPerTile(mapping: readonly TileRange[]): number {
-  const count = new Map<number, number>();
-  let most = 0;
-  for (const r of mapping) {
-    const n = (count.get(r.tile) ?? 0) + 1;
-    count.set(r.tile, n);
-    if (n > most) most = n;
-  }
-  return most;
-}
-
 /** The IPU an op reads its inputs on: an IpuCopy's source IPU, else its own. */
 function readIpu(op: Op): number {
   return isIpuCopy(op) ? op.sourceIpu : (op.settings.ipu ?? 0);
@@ -190,26 +177,25 @@ function consumersInSchedule(schedule: Op[]): Map<string, { op: Op; index: numbe
  * place), else linearly. The layout is recorded on the tensor (layoutBy) and
  * noted for `sim compile`.
  *
- * A layout leaving some tile more than MAX_INTERVALS_PER_TILE intervals (a
- * strided weight block) is taken only when every reader is a planned
- * consumer: an elementwise reader, the optimizer's update of a weight each
- * step among them, would run one vertex per interval. A constant weight of
- * an inference (VGG-19's fc6, read transposed) is then read where it lies,
- * not gathered into a second copy of each block beside it.
+ * Each consumer is told whether every reader is a planned consumer
+ * (InputUse): the matmul and conv then lay out a strided block however many
+ * intervals it leaves a tile (no reader works per interval), so a constant
+ * weight of an inference (VGG-19's fc6, read transposed) is read where it
+ * lies, not gathered into a second copy of each block beside it.
  */
 function mapSource(dg: DeviceGraph, d: BuildTensor, readers: { op: Op; index: number }[], req: LowerRequest): void {
-  const allPlanned = readers.every(({ op }) => req.registry.exact(op.opid)?.createInput !== undefined);
+  const allReadersPlanned = readers.every(({ op }) => req.registry.exact(op.opid)?.createInput !== undefined);
   for (const { op, index } of readers) {
     const def = req.registry.exact(op.opid);
     if (!def?.createInput) continue;
     let mapping: TileRange[] | undefined;
     try {
-      mapping = def.createInput(op, index, dg.device, req.plans ?? {});
+      mapping = def.createInput(op, index, dg.device, req.plans ?? {}, { allReadersPlanned });
     } catch (e) {
       if (e instanceof UserError || e instanceof RunError) throw e;
       throw new UserError(`the layout op '${op.name}' (${fmtOpid(op.opid)}) asks for its input ${index} ('${d.name}') failed: ${(e as Error).message}`, op.settings.loc);
     }
-    if (!mapping || (!allPlanned && mostIntervalsPerTile(mapping) > MAX_INTERVALS_PER_TILE)) continue;
+    if (!mapping) continue;
     dg.setTileMapping(d, mapping, op.name);
     d.layoutBy = { op: op.name, index };
     const tiles = new Set(mapping.map((m) => m.tile)).size;

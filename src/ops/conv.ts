@@ -20,7 +20,7 @@
 import type { PlanOverrides } from '../lower/plan-overrides.js';
 import { Op, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
-import { defineOp, type OpDefinition } from '../ir/registry.js';
+import { defineOp, type InputUse, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import { describeConvPlan, inputRows, planConv, type ConvPlan, type ConvShape } from '../lower/conv-planner.js';
@@ -239,7 +239,7 @@ function blockReads(s: ConvShape, p: ConvPlan, blk: ConvBlock, cb: number, only?
  * blocks); undefined for the bias, or when the layout would leave a tile too
  * many intervals.
  */
-function convCreateInput(conv: ConvOp, index: number, device: DeviceSpec, plans: PlanOverrides): TileRange[] | undefined {
+function convCreateInput(conv: ConvOp, index: number, device: DeviceSpec, plans: PlanOverrides, use: InputUse): TileRange[] | undefined {
   if (index !== 0 && index !== 1) return undefined;
   const s = convShape(convSpecOf(conv));
   const p = planConv(s, device, plans).plan;
@@ -265,8 +265,8 @@ function convCreateInput(conv: ConvOp, index: number, device: DeviceSpec, plans:
   const grain = vectorWidth(dtype, device);
   const minElems = Math.max(grain, Math.ceil(device.minBytesPerTile / DTYPE_BYTES[dtype] / grain) * grain);
   const read: ReadGroup[] = [...groups.values()].flat();
-  // However fragmented: lowerGraph's mapSource refuses a fragmented layout where other ops read the tensor per interval.
-  return layoutFromReads(size, read, { grain, minElems, linear: linearMapping(size, dtype, device, numTiles), numTiles, maxIntervalsPerTile: Infinity });
+  // However strided, when no reader works per interval (InputUse).
+  return layoutFromReads(size, read, { grain, minElems, linear: linearMapping(size, dtype, device, numTiles), numTiles, ...(use.allReadersPlanned ? { maxIntervalsPerTile: Infinity } : {}) });
 }
 
 /**

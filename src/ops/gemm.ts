@@ -95,7 +95,7 @@ const matMulTDefinitions: OpDefinition[] = [
     grad: true,
     create: ({ attributes, settings }) => new MatMulTOp(MATMUL_T, attributes.int('transA') !== 0, attributes.int('transB') !== 0, settings),
     // A Linear layer's weight (transB) laid out where the planned matmul reads it, as MatMul's.
-    createInput: (m, index, device, plans) => matMulCreateInput(m, index, device, plans, problem2d(m.inInfo(0).shape, m.inInfo(1).shape, m.transA, m.transB)),
+    createInput: (m, index, device, plans, use) => matMulCreateInput(m, index, device, plans, problem2d(m.inInfo(0).shape, m.inInfo(1).shape, m.transA, m.transB), use),
     lower: (m, ctx) => lowerMatMul(ctx, 0, 1, m.transA, m.transB),
   }),
   defineOp({ op: gradOf(MatMulTOp), id: gid('MatMulTGradA'), description: 'dA of MatMulT: a matmul of dY and B, transposed as needed', lower: lowerGradA }),

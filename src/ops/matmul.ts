@@ -21,7 +21,7 @@
  */
 import type { PlanOverrides } from '../lower/plan-overrides.js';
 import { GradOp, GradOpInType, Op, type GradInOutMapper, type OpSettings } from '../ir/op.js';
-import { defineOp, type OpDefinition } from '../ir/registry.js';
+import { defineOp, type InputUse, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo, nelms, type TensorInfo } from '../ir/tensorinfo.js';
 import { vectorWidth } from '../../sim/codelets/estimators.js';
 import type { DeviceSpec } from '../../sim/device.js';
@@ -429,7 +429,7 @@ export function matMulPlan(p: MatMulProblem, o: MatMulOperands, device: DeviceSp
  * broadcast over the other operand's split in equal shares over its readers;
  * undefined when that leaves a tile too many intervals (strided blocks).
  */
-export function matMulInputLayout(p: MatMulProblem, which: 'a' | 'b', o: MatMulOperands, device: DeviceSpec, plans: PlanOverrides): TileRange[] | undefined {
+export function matMulInputLayout(p: MatMulProblem, which: 'a' | 'b', o: MatMulOperands, device: DeviceSpec, plans: PlanOverrides, maxIntervalsPerTile?: number): TileRange[] | undefined {
   const plan = matMulPlan(p, o, device, plans).plan;
   const numTiles = device.ipus * device.tilesPerIpu;
   const groups = new Map<string, { tiles: number[]; runs: Range[] }>();
@@ -448,8 +448,7 @@ export function matMulInputLayout(p: MatMulProblem, which: 'a' | 'b', o: MatMulO
   const grain = vectorWidth(o.inDtype, device);
   const minElems = Math.max(grain, Math.ceil(device.minBytesPerTile / DTYPE_BYTES[o.inDtype] / grain) * grain);
   const read: ReadGroup[] = [...groups.values()];
-  // However fragmented: lowerGraph's mapSource refuses a fragmented layout where other ops read the tensor per interval.
-  return layoutFromReads(size, read, { grain, minElems, linear: linearMapping(size, o.inDtype, device, numTiles), numTiles, maxIntervalsPerTile: Infinity });
+  return layoutFromReads(size, read, { grain, minElems, linear: linearMapping(size, o.inDtype, device, numTiles), numTiles, ...(maxIntervalsPerTile !== undefined ? { maxIntervalsPerTile } : {}) });
 }
 
 /** The variable whose gradient this op's output is, when the output has its size: the output is then mapped like it. */
@@ -676,11 +675,11 @@ export function lowerMatMul(ctx: LowerContext, ia: number, ib: number, transA: b
  * The createInput of an op that lowers as lowerMatMulProblem(p) with its inputs ia and ib as A and B:
  * input `index`'s mapping from the plan (matMulInputLayout), undefined for any other input.
  */
-export function matMulCreateInput(op: Op, index: number, device: DeviceSpec, plans: PlanOverrides, p: MatMulProblem, ia = 0, ib = 1): TileRange[] | undefined {
+export function matMulCreateInput(op: Op, index: number, device: DeviceSpec, plans: PlanOverrides, p: MatMulProblem, use?: InputUse, ia = 0, ib = 1): TileRange[] | undefined {
   if (index !== ia && index !== ib) return undefined;
   const a = op.inInfo(ia);
   const operands: MatMulOperands = { aElems: nelms(a.shape), bElems: nelms(op.inInfo(ib).shape), inDtype: a.dtype as MatMulDType, outDtype: op.outInfo(0).dtype as MatMulDType };
-  return matMulInputLayout(p, index === ia ? 'a' : 'b', operands, device, plans);
+  return matMulInputLayout(p, index === ia ? 'a' : 'b', operands, device, plans, use?.allReadersPlanned ? Infinity : undefined);
 }
 
 function dimsOf(a: TensorInfo, b: TensorInfo): MatMulDims {
@@ -699,7 +698,7 @@ function matMulDefinition(version: number): OpDefinition {
     grad: true,
     create: ({ settings }) => new MatMulOp(settings, version),
     // createMatMulInputLHS / RHS: a weight or an input laid out where the planned matmul reads it.
-    createInput: (op, index, device, plans) => matMulCreateInput(op, index, device, plans, forwardProblem(op.dims())),
+    createInput: (op, index, device, plans, use) => matMulCreateInput(op, index, device, plans, forwardProblem(op.dims()), use),
     lower: (op, ctx) => lowerMatMulProblem(ctx, forwardProblem(op.dims()), ctx.input(0), ctx.input(1)),
   });
 }
