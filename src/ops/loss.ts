@@ -48,6 +48,7 @@ import type { BuildTensor, Slice } from '../lower/devicegraph.js';
 import { mapElementwise } from '../lower/elementwise.js';
 import { reduceLeading } from '../lower/reduce.js';
 import type { LossSpec, SourceLocation } from '../config/types.js';
+import { reduceFinalCodelet } from '../../sim/codelets/reduce.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -422,7 +423,7 @@ function lowerClassLossGrad(op: Op, ctx: LowerContext): void {
     const tile = ctx.ranges(dLoss)[0].tile;
     ctx.graph.mapToTile(denom, tile);
     ctx.computeSet('grad/denominator');
-    ctx.vertex('ReduceFinal', tile, { partials: items.map((_, i) => ctx.onTile(partials, i, i + 1, tile)), out: ctx.slice(denom) }, { scale: 1 });
+    ctx.vertex(reduceFinalCodelet, tile, { partials: items.map((_, i) => ctx.onTile(partials, i, i + 1, tile)), out: ctx.slice(denom) }, { scale: 1 });
   }
 
   const out = ctx.output(0);
@@ -490,7 +491,7 @@ function lowerMse(op: Op, ctx: LowerContext): void {
   const out = ctx.output(0);
   const tile = ctx.ranges(out)[0].tile;
   ctx.computeSet('mse/final');
-  ctx.vertex('ReduceFinal', tile, { partials: ranges.map((_, i) => ctx.onTile(partials, i, i + 1, tile)), out: ctx.slice(out) }, { scale: m.factor() });
+  ctx.vertex(reduceFinalCodelet, tile, { partials: ranges.map((_, i) => ctx.onTile(partials, i, i + 1, tile)), out: ctx.slice(out) }, { scale: m.factor() });
 }
 
 function lowerMseGrad(op: Op, ctx: LowerContext): void {
