@@ -22,6 +22,7 @@ import { mapBroadcast, indexExtent, rowMajorStrides, type Operand } from './broa
 import type { LowerContext } from './context.js';
 import type { BuildTensor, Slice, TileRange } from './devicegraph.js';
 import { reduceLeading } from './reduce.js';
+import { reduceAxesFinalCodelet, reduceAxesPartialCodelet } from '../../sim/codelets/reduce-axes.js';
 
 export type ReduceKind = 'sum' | 'max' | 'min' | 'prod';
 
@@ -132,7 +133,7 @@ export function reduceAxes(ctx: LowerContext, x: Operand, axes: readonly number[
     ctx.note('reduce', `${kind} of [${x.shape.join(', ')}] over axes [${axes.join(', ')}]: one stage, each output element's inputs on one tile`);
     ctx.graph.setTileMapping(out, parts.map((p) => ({ tile: p.r.tile, begin: p.lo, end: p.hi })));
     ctx.computeSet('reduce');
-    for (const p of parts) ctx.vertex('ReduceAxesPartial', p.r.tile, { in: ctx.slice(x.t, p.r.begin, p.r.end), out: ctx.slice(out, p.lo, p.hi) }, params(p.r, p.lo, scale), arrays);
+    for (const p of parts) ctx.vertex(reduceAxesPartialCodelet, p.r.tile, { in: ctx.slice(x.t, p.r.begin, p.r.end), out: ctx.slice(out, p.lo, p.hi) }, params(p.r, p.lo, scale), arrays);
     return;
   }
 
@@ -141,7 +142,7 @@ export function reduceAxes(ctx: LowerContext, x: Operand, axes: readonly number[
   const partials = parts.map((p, j) => {
     const t = ctx.addTensor(`partial${j}`, 'float32', [p.hi - p.lo], 'temporary');
     ctx.graph.mapToTile(t, p.r.tile);
-    ctx.vertex('ReduceAxesPartial', p.r.tile, { in: ctx.slice(x.t, p.r.begin, p.r.end), out: ctx.slice(t) }, params(p.r, p.lo, 1), arrays);
+    ctx.vertex(reduceAxesPartialCodelet, p.r.tile, { in: ctx.slice(x.t, p.r.begin, p.r.end), out: ctx.slice(t) }, params(p.r, p.lo, 1), arrays);
     return { t, lo: p.lo, hi: p.hi };
   });
   ctx.computeSet('reduce/final');
@@ -155,7 +156,7 @@ export function reduceAxes(ctx: LowerContext, x: Operand, axes: readonly number[
       pieces.push(ctx.onTile(p.t, b - p.lo, e - p.lo, r.tile));
       offsets.push(b - r.begin);
     }
-    ctx.vertex('ReduceAxesFinal', r.tile, { partials: pieces, out: ctx.slice(out, r.begin, r.end) }, { kind: KIND_CODE[kind], scale }, { offsets });
+    ctx.vertex(reduceAxesFinalCodelet, r.tile, { partials: pieces, out: ctx.slice(out, r.begin, r.end) }, { kind: KIND_CODE[kind], scale }, { offsets });
   }
 }
 
