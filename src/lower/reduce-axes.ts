@@ -23,6 +23,7 @@ import type { LowerContext } from './context.js';
 import type { BuildTensor, Slice, TileRange } from './devicegraph.js';
 import { reduceLeading } from './reduce.js';
 import { reduceAxesFinalCodelet, reduceAxesPartialCodelet } from '../../sim/codelets/reduce-axes.js';
+import { zeroRegionsCodelet } from '../../sim/codelets/shape.js';
 
 export type ReduceKind = 'sum' | 'max' | 'min' | 'prod';
 
@@ -81,7 +82,7 @@ export function reduceToOutput(ctx: LowerContext, i: number, x: Operand, axes: r
     const int = out.dtype === 'int32';
     const identity = { sum: 0, max: int ? -(2 ** 31) : -Infinity, min: int ? 2 ** 31 - 1 : Infinity, prod: 1 }[kind];
     ctx.computeSet('identity');
-    for (const r of ctx.ranges(out)) ctx.vertex('ZeroRegions', r.tile, { out: [ctx.slice(out, r.begin, r.end)] }, { value: identity === 0 ? 0 : identity * (int ? 1 : scale) });
+    for (const r of ctx.ranges(out)) ctx.vertex(zeroRegionsCodelet, r.tile, { out: [ctx.slice(out, r.begin, r.end)] }, { value: identity === 0 ? 0 : identity * (int ? 1 : scale) });
     return;
   }
   if (!needsReduction(x.shape, axes)) {

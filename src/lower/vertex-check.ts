@@ -69,7 +69,8 @@ export function checkVertex(
   const declared = Object.keys(codelet.params);
   for (const p of Object.keys(params)) {
     if (!(p in codelet.params)) throw wrong(op, codelet, `gives param '${p}', which the codelet does not declare (it takes ${declared.length ? declared.join(', ') : 'no params'})`);
-    if (!Number.isFinite(params[p])) throw wrong(op, codelet, `gives param '${p}' the value ${params[p]}; a param is a finite number`);
+    // A float param may be infinite (a reduction's identity, as a float vertex field holds it), never NaN.
+    if (typeof params[p] !== 'number' || Number.isNaN(params[p])) throw wrong(op, codelet, `gives param '${p}' the value ${params[p]}; a param is a number`);
     if (codelet.params[p].startsWith('int') && !Number.isInteger(params[p])) throw wrong(op, codelet, `gives int param '${p}' the value ${params[p]}`);
   }
   for (const p of declared) if (params[p] === undefined && !codelet.params[p].endsWith('?')) throw wrong(op, codelet, `does not give param '${p}' (${codelet.params[p]})`);
