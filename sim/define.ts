@@ -35,8 +35,8 @@ export type ElemOf<D extends DeviceDType> = D extends 'int32' ? Int32Array : D e
 /** The dtypes a field accepts: its `dtypes`, else any float. */
 export type DtypesOf<F extends FieldSpec> = F extends { dtypes: readonly (infer D extends DeviceDType)[] } ? D : 'float32' | 'float16';
 export type IsVector<F extends FieldSpec> = F extends { vector: true } ? true : false;
-/** Fields that must be connected (input, output); inout ones may be left out. */
-export type Connected<F extends FieldSpecs> = { [K in keyof F]: F[K] extends { direction: 'inout' } ? never : K }[keyof F];
+/** Fields that must be connected (input, output, required inout); other inout ones may be left out. */
+export type Connected<F extends FieldSpecs> = { [K in keyof F]: F[K] extends { direction: 'inout' } ? (F[K] extends { required: true } ? K : never) : K }[keyof F];
 export type Optional<F extends FieldSpecs> = Exclude<keyof F, Connected<F>>;
 export type FieldView<F extends FieldSpec> = IsVector<F> extends true ? ElemOf<DtypesOf<F>>[] : ElemOf<DtypesOf<F>>;
 export type FieldRegion<F extends FieldSpec> = IsVector<F> extends true ? Region[] : Region;

@@ -5,7 +5,7 @@
  * named by op, codelet and field (exit 2), at compile time rather than when
  * the vertex runs.
  */
-import type { Codelet } from '../../sim/codelet.js';
+import { mustConnect, type Codelet } from '../../sim/codelet.js';
 import type { ArraySpecs, ArrayValues, CodeletDef, Connected, FieldSpecs, IsVector, Optional, ParamSpecs, ParamValues, RequiredKeys } from '../../sim/define.js';
 import type { DeviceDType } from '../../sim/program.js';
 import { UserError } from '../errors.js';
@@ -63,7 +63,8 @@ export function checkVertex(
     }
   }
   for (const name of names) {
-    if (fields[name] === undefined && codelet.fields[name].direction !== 'inout') throw wrong(op, codelet, `leaves field '${name}' (${codelet.fields[name].direction}) unconnected`);
+    const spec = codelet.fields[name];
+    if (fields[name] === undefined && mustConnect(spec)) throw wrong(op, codelet, `leaves field '${name}' (${spec.required ? 'required ' : ''}${spec.direction}) unconnected`);
   }
   if (!isCodeletDef(codelet)) return;
   const declared = Object.keys(codelet.params);
