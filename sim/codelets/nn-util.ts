@@ -13,6 +13,7 @@
  *   estimate) and PopLibs' pooling vertex estimate.
  */
 import type { Codelet, VertexArgs, VertexShape } from '../codelet.js';
+import { defineCodelet, type ParamValues } from '../define.js';
 import { fieldDType, regionCount } from '../codelet.js';
 import type { DeviceSpec } from '../device.js';
 import type { DeviceDType } from '../program.js';
@@ -134,63 +135,79 @@ export function planeWindow(args: VertexArgs, field: string, prefix: string, d1:
  * g = gMin .. gMin + len(out) - 1. With `centered`, each term is
  * dy x (x - mean[g]) x rsqrt(var[g] + eps): BatchNormalization's scale grad.
  */
-function channelSumCodelet(name: string, centered: boolean): Codelet {
-  return {
-    name,
-    kind: 'multi',
-    fields: centered
-      ? { in: { direction: 'input' }, x: { direction: 'input' }, mean: { direction: 'input' }, var: { direction: 'input' }, out: { direction: 'output', dtypes: ['float32'] } }
-      : { in: { direction: 'input' }, out: { direction: 'output', dtypes: ['float32'] } },
-    compute({ fields, params }) {
-      const dy = fields.in as Float32Array;
-      const out = fields.out as Float32Array;
-      const { G, inner, begin, gMin } = params;
-      out.fill(0);
-      let g = Math.floor(begin / inner) % G;
-      let j = begin % inner;
-      const x = centered ? (fields.x as Float32Array) : undefined;
-      const mean = centered ? (fields.mean as Float32Array) : undefined;
-      const variance = centered ? (fields.var as Float32Array) : undefined;
-      const eps = params.eps;
-      // On the kernel: the same fp32 chain per channel, in element order.
-      const w = separate(out, centered ? [dy, x!, mean!, variance!] : [dy]);
-      if (w && (!centered || x!.length >= dy.length)) {
-        const [pdy, px, pm, pv] = w.ins;
-        w.K.x.channel_sum(pdy, dy.length, w.out, G, inner, g, j, gMin, centered ? 1 : 0, px ?? 0, pm ?? 0, pv ?? 0, eps ?? 0);
-        return;
-      }
-      let k = 0;
-      let m = 0;
-      const setG = (): void => {
-        if (centered) {
-          m = mean![g - gMin];
-          k = Math.fround(1 / Math.fround(Math.sqrt(Math.fround(variance![g - gMin] + eps))));
-        }
-      };
-      setG();
-      for (let i = 0; i < dy.length; i++) {
-        const term = centered ? Math.fround(Math.fround(dy[i] * Math.fround(x![i] - m)) * k) : dy[i];
-        out[g - gMin] = Math.fround(out[g - gMin] + term);
-        if (++j === inner) {
-          j = 0;
-          if (++g === G) g = 0;
-          setG();
-        }
-      }
-    },
-    cycles(v, device) {
-      const n = regionCount(v.fields.in);
-      const base = reduce(n, Math.max(1, regionCount(v.fields.out)), fieldDType(v.fields.in), device);
-      // The centred form first forms dy (x - mean) rsqrt(var + eps): two more vector ops per element.
-      return centered ? base + 2 * Math.ceil(n / vectorWidth(fieldDType(v.fields.in), device)) * 3 : base;
-    },
-    estimateSource: centered
-      ? 'PopLibs reduction (7 + 26, per region 16 + 6 + 2 log2(vw) + 2, per vector 8) plus 2 vector ops of 3 cycles per element vector for the centred product'
-      : 'PopLibs reduction: 7 + 26 start, per output region 16 + 6 + 2 log2(vw) + 2, per vector 2 + 2 + 1 + 3',
-  };
+const CHANNEL_SUM_PARAMS = { G: 'int', inner: 'int', begin: 'int', gMin: 'int' } as const;
+const CENTERED_PARAMS = { ...CHANNEL_SUM_PARAMS, eps: 'float' } as const;
+const SUM_OUT = { direction: 'output', dtypes: ['float32'] } as const;
+/** The centred form's extra inputs: x, and mean and var per channel. */
+interface Centering {
+  x: Float32Array;
+  mean: Float32Array;
+  variance: Float32Array;
+  eps: number;
 }
 
-export const channelSumCodelets: Codelet[] = [channelSumCodelet('NnChannelSum', false), channelSumCodelet('NnBatchNormScalePartial', true)];
+function channelSumRun(dy: Float32Array, out: Float32Array, params: ParamValues<typeof CHANNEL_SUM_PARAMS>, c: Centering | undefined): void {
+  const { G, inner, begin, gMin } = params;
+  out.fill(0);
+  let g = Math.floor(begin / inner) % G;
+  let j = begin % inner;
+  // On the kernel: the same fp32 chain per channel, in element order.
+  const w = separate(out, c ? [dy, c.x, c.mean, c.variance] : [dy]);
+  if (w && (!c || c.x.length >= dy.length)) {
+    const [pdy, px, pm, pv] = w.ins;
+    w.K.x.channel_sum(pdy, dy.length, w.out, G, inner, g, j, gMin, c ? 1 : 0, px ?? 0, pm ?? 0, pv ?? 0, c?.eps ?? 0);
+    return;
+  }
+  let k = 0;
+  let m = 0;
+  const setG = (): void => {
+    if (c) {
+      m = c.mean[g - gMin];
+      k = Math.fround(1 / Math.fround(Math.sqrt(Math.fround(c.variance[g - gMin] + c.eps))));
+    }
+  };
+  setG();
+  for (let i = 0; i < dy.length; i++) {
+    const term = c ? Math.fround(Math.fround(dy[i] * Math.fround(c.x[i] - m)) * k) : dy[i];
+    out[g - gMin] = Math.fround(out[g - gMin] + term);
+    if (++j === inner) {
+      j = 0;
+      if (++g === G) g = 0;
+      setG();
+    }
+  }
+}
+
+function channelSumCycles(v: VertexShape, device: DeviceSpec, centered: boolean): number {
+  const n = regionCount(v.fields.in);
+  const base = reduce(n, Math.max(1, regionCount(v.fields.out)), fieldDType(v.fields.in), device);
+  // The centred form first forms dy (x - mean) rsqrt(var + eps): two more vector ops per element.
+  return centered ? base + 2 * Math.ceil(n / vectorWidth(fieldDType(v.fields.in), device)) * 3 : base;
+}
+
+export const channelSumCodelet = defineCodelet({
+  name: 'NnChannelSum',
+  kind: 'multi',
+  fields: { in: { direction: 'input' }, out: SUM_OUT },
+  params: CHANNEL_SUM_PARAMS,
+  compute: ({ fields, params }) => channelSumRun(fields.in, fields.out, params, undefined),
+  cycles: (v, device) => channelSumCycles(v, device, false),
+  estimateSource: 'PopLibs reduction: 7 + 26 start, per output region 16 + 6 + 2 log2(vw) + 2, per vector 2 + 2 + 1 + 3',
+});
+
+/** The centred form: BatchNormalization's scale gradient. */
+export const batchNormScalePartialCodelet = defineCodelet({
+  name: 'NnBatchNormScalePartial',
+  kind: 'multi',
+  fields: { in: { direction: 'input' }, x: { direction: 'input' }, mean: { direction: 'input' }, var: { direction: 'input' }, out: SUM_OUT },
+  params: CENTERED_PARAMS,
+  compute: ({ fields, params }) => channelSumRun(fields.in, fields.out, params, { x: fields.x, mean: fields.mean, variance: fields.var, eps: params.eps }),
+  cycles: (v, device) => channelSumCycles(v, device, true),
+  estimateSource:
+    'PopLibs reduction (7 + 26, per region 16 + 6 + 2 log2(vw) + 2, per vector 8) plus 2 vector ops of 3 cycles per element vector for the centred product',
+});
+
+export const channelSumCodelets: Codelet[] = [channelSumCodelet, batchNormScalePartialCodelet];
 
 /**
  * NnPartialsFinal on the kernels: the pieces added into an fp32 accumulator
@@ -209,13 +226,15 @@ function partialsFinalWasm(parts: Float32Array[], out: Float32Array, offsets: re
 }
 
 /** Stage 2: out = scale x the sum of the pieces; piece j adds into out[offsets[j] ...]. */
-export const partialsFinalCodelet: Codelet = {
+export const partialsFinalCodelet = defineCodelet({
   name: 'NnPartialsFinal',
   kind: 'multi',
   fields: { partials: { direction: 'input', vector: true, dtypes: ['float32'] }, out: { direction: 'output' } },
+  params: { scale: 'float?' },
+  arrays: { offsets: 'ints' },
   compute({ fields, params, arrays }) {
-    const parts = fields.partials as Float32Array[];
-    const out = fields.out as Float32Array;
+    const parts = fields.partials;
+    const out = fields.out;
     if (partialsFinalWasm(parts, out, arrays.offsets, params.scale ?? 1)) return;
     const acc = new Float32Array(out.length);
     for (let j = 0; j < parts.length; j++) {
@@ -232,7 +251,7 @@ export const partialsFinalCodelet: Codelet = {
     return reduce(regionCount(parts), Math.max(1, pieces), 'float32', device);
   },
   estimateSource: 'PopLibs reduction, second stage: 7 + 26 start, per partial region 16 + 6 + 2 log2(vw) + 2, per vector 2 + 2 + 1 + 3',
-};
+});
 
 // ---------------------------------------------------------------------------
 // AMP convolution estimate.
