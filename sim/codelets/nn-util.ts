@@ -12,7 +12,7 @@
  *   AMP convolution estimate (PopLibs' ConvPartial1x1Out supervisor
  *   estimate) and PopLibs' pooling vertex estimate.
  */
-import type { Codelet, VertexArgs, VertexShape } from '../codelet.js';
+import type { Codelet, VertexShape } from '../codelet.js';
 import { defineCodelet, type ParamValues } from '../define.js';
 import { fieldDType, regionCount } from '../codelet.js';
 import type { DeviceSpec } from '../device.js';
@@ -61,8 +61,37 @@ export function unravel(t: number, shape: readonly number[], out: number[]): num
   return out;
 }
 
-export function geometryOf(a: Record<string, number[]>): Geometry {
-  return { xs: a.xs, ys: a.ys, k: a.k, s: a.s, d: a.d, pb: a.pb, pe: a.pe };
+/** Params and arrays as the window helpers read them: by key, some keys per window prefix. */
+export interface WindowArgs {
+  params: Readonly<Record<string, number | undefined>>;
+  arrays: Readonly<Record<string, number[] | undefined>>;
+}
+
+/** An array a vertex must have, or a fault naming it. */
+function need(arrays: WindowArgs['arrays'], key: string): number[] {
+  const a = arrays[key];
+  if (!a) throw new Error(`nn vertex: arrays.${key} is missing`);
+  return a;
+}
+
+/** The geometry arrays (xs, ys, k, s, d, pb, pe) of the windowed vertices. */
+export const GEOMETRY_ARRAYS = { xs: 'ints', ys: 'ints', k: 'ints', s: 'ints', d: 'ints', pb: 'ints', pe: 'ints' } as const;
+
+const WINDOW_PARAM_KEYS = ['nMin', 'cLo', 'cCount', 'R', 'ppr', 'planeStride'] as const;
+export type WindowParamKey<P extends string> = `${P}${(typeof WINDOW_PARAM_KEYS)[number]}`;
+export type WindowArrayKey<P extends string> = `${P}rowRun` | `${P}rowOff`;
+/** The params of a plane window read with `prefix` (src/lower/window.ts planeWindowOnTile writes them). */
+export function windowParams<const P extends string>(prefix: P): Record<WindowParamKey<P>, 'int'> {
+  // Keys built from the prefix: the record is the one the type spells out.
+  return Object.fromEntries(WINDOW_PARAM_KEYS.map((k) => [`${prefix}${k}`, 'int'])) as Record<WindowParamKey<P>, 'int'>;
+}
+/** Its arrays: rows' runs and offsets, and the pieces' lengths when they were gathered into one region. */
+export function windowArrays<const P extends string>(prefix: P): Record<WindowArrayKey<P>, 'ints'> & Record<`${P}lens`, 'ints?'> {
+  return { [`${prefix}rowRun`]: 'ints', [`${prefix}rowOff`]: 'ints', [`${prefix}lens`]: 'ints?' } as Record<WindowArrayKey<P>, 'ints'> & Record<`${P}lens`, 'ints?'>;
+}
+
+export function geometryOf(a: WindowArgs['arrays']): Geometry {
+  return { xs: need(a, 'xs'), ys: need(a, 'ys'), k: need(a, 'k'), s: need(a, 's'), d: need(a, 'd'), pb: need(a, 'pb'), pe: need(a, 'pe') };
 }
 
 /**
@@ -70,7 +99,7 @@ export function geometryOf(a: Record<string, number[]>): Geometry {
  * probed without them (`sim vertex`), a 3x3 window over 16 channels in and
  * out with stride 1 and 8 x 8 planes.
  */
-export function geometryForCycles(v: VertexShape): Geometry {
+export function geometryForCycles(v: { arrays?: WindowArgs['arrays'] }): Geometry {
   if (v.arrays?.xs) return geometryOf(v.arrays);
   return { xs: [1, 16, 8, 8, 1], ys: [1, 16, 8, 8, 1], k: [3, 3, 1], s: [1, 1, 1], d: [1, 1, 1], pb: [1, 1, 0], pe: [1, 1, 0] };
 }
@@ -105,9 +134,8 @@ export class PlaneWindow {
 }
 
 /** The plane window of field `field` whose params and arrays carry `prefix` (e.g. 'x' -> xnMin, xrowRun, ...). */
-export function planeWindow(args: VertexArgs, field: string, prefix: string, d1: number, d2: number): PlaneWindow {
-  const f = args.fields[field];
-  let regions = (Array.isArray(f) ? f : [f]) as Float32Array[];
+export function planeWindow(args: WindowArgs, field: Float32Array[], prefix: string, d1: number, d2: number): PlaneWindow {
+  let regions = field;
   // Regions gathered into one on the tile (LowerContext.gather): split it back into the logical pieces.
   const lens = args.arrays[`${prefix}lens`];
   if (lens && regions.length === 1 && lens.length > 1) {
@@ -115,12 +143,16 @@ export function planeWindow(args: VertexArgs, field: string, prefix: string, d1:
     let at = 0;
     regions = lens.map((n) => joined.subarray(at, (at += n)));
   }
-  const p = args.params;
+  const p = (k: string): number => {
+    const v = args.params[`${prefix}${k}`];
+    if (v === undefined) throw new Error(`nn vertex: param ${prefix}${k} is missing`);
+    return v;
+  };
   return new PlaneWindow(
     regions,
-    { nMin: p[`${prefix}nMin`], cLo: p[`${prefix}cLo`], cCount: p[`${prefix}cCount`], R: p[`${prefix}R`], ppr: p[`${prefix}ppr`], planeStride: p[`${prefix}planeStride`] },
-    args.arrays[`${prefix}rowRun`],
-    args.arrays[`${prefix}rowOff`],
+    { nMin: p('nMin'), cLo: p('cLo'), cCount: p('cCount'), R: p('R'), ppr: p('ppr'), planeStride: p('planeStride') },
+    need(args.arrays, `${prefix}rowRun`),
+    need(args.arrays, `${prefix}rowOff`),
     d1,
     d2,
   );

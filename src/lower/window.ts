@@ -28,6 +28,7 @@ import { DTYPE_BYTES } from '../../sim/program.js';
 import type { BuildTensor, Slice, TileRange } from './devicegraph.js';
 import { channelSumCodelet, partialsFinalCodelet } from '../../sim/codelets/nn-util.js';
 import type { Codelet } from '../../sim/codelet.js';
+import type { WindowArrayKey, WindowParamKey } from '../../sim/codelets/nn-util.js';
 
 /** A box of an [N, C, D0, rest] tensor: n in [nMin, nMax], c in [cLo, cHi], the rows of D0 with rows[i0] = 1. */
 export interface PlaneBox {
@@ -75,14 +76,14 @@ const noted = new WeakSet<LowerContext>();
  *   needed, and the most regions (at most MAX_WINDOW_REGIONS; past that,
  *   the fewest planes per region that stay under it).
  */
-export function planeWindowOnTile(
+export function planeWindowOnTile<const P extends string>(
   ctx: LowerContext,
   t: BuildTensor,
   dims: { C: number; D0: number; rest: number },
   box: PlaneBox,
   tile: number,
-  prefix: string,
-): { slices: Slice[]; params: Record<string, number>; arrays: Record<string, number[]> } {
+  prefix: P,
+): { slices: Slice[]; params: Record<WindowParamKey<P>, number>; arrays: Record<WindowArrayKey<P>, number[]> & Partial<Record<`${P}lens`, number[]>> } {
   const { C, D0, rest } = dims;
   const plane = D0 * rest;
   const cCount = box.cHi - box.cLo + 1;
@@ -171,10 +172,11 @@ export function planeWindowOnTile(
   const slices: Slice[] = ctx.gather(t, pieces, tile);
   // One gathered region stands for all the pieces: the codelet splits it back by these lengths.
   const joined = slices.length !== pieces.length ? { [`${prefix}lens`]: pieces.map(([b, e]) => e - b) } : {};
+  // Keys built from the prefix: the records are the ones the types spell out (sim/codelets/nn-util.ts windowParams).
   return {
     slices,
-    params: { [`${prefix}nMin`]: box.nMin, [`${prefix}cLo`]: box.cLo, [`${prefix}cCount`]: cCount, [`${prefix}R`]: R, [`${prefix}ppr`]: ppr, [`${prefix}planeStride`]: plane },
-    arrays: { [`${prefix}rowRun`]: rowRun, [`${prefix}rowOff`]: rowOff, ...joined },
+    params: { [`${prefix}nMin`]: box.nMin, [`${prefix}cLo`]: box.cLo, [`${prefix}cCount`]: cCount, [`${prefix}R`]: R, [`${prefix}ppr`]: ppr, [`${prefix}planeStride`]: plane } as Record<WindowParamKey<P>, number>,
+    arrays: { [`${prefix}rowRun`]: rowRun, [`${prefix}rowOff`]: rowOff, ...joined } as Record<WindowArrayKey<P>, number[]> & Partial<Record<`${P}lens`, number[]>>,
   };
 }
 
