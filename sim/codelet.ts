@@ -15,6 +15,13 @@ export interface FieldSpec {
   dtypes?: readonly DeviceDType[];
   /** True when the field is a list of regions (Poplar's Vector<Input<Vector<T>>>). */
   vector?: boolean;
+  /** An inout field the vertex cannot run without (state updated in place); other inout fields may be left unconnected. */
+  required?: boolean;
+}
+
+/** Whether a vertex must connect the field: inputs, outputs and required inout state. */
+export function mustConnect(f: FieldSpec): boolean {
+  return f.direction !== 'inout' || f.required === true;
 }
 
 export type ElemArray = Float32Array | Int32Array | Uint16Array | Uint8Array;

@@ -12,20 +12,31 @@ import { DOMAIN_SEPARATOR, type Codelet, type FieldSpec, type VertexArgs, type V
 import type { DeviceSpec } from './device.js';
 import type { DeviceDType, Region } from './program.js';
 
-/** A param's type: a float (Poplar's float vertex field: round with Math.fround) or an int. */
-export type ParamType = 'float' | 'int';
+/**
+ * A param's type: a float (Poplar's float vertex field: round with Math.fround)
+ * or an int; with a trailing '?' the lowering may leave it out (compute sees
+ * undefined and applies its default).
+ */
+export type ParamType = 'float' | 'int' | 'float?' | 'int?';
 export type FieldSpecs = Record<string, FieldSpec>;
 export type ParamSpecs = Record<string, ParamType>;
-/** Vector params (shapes, strides, tables) by name. */
-export type ArraySpecs = Record<string, 'ints' | 'floats'>;
+/** Vector params (shapes, strides, tables) by name; '?' marks one a lowering may leave out. */
+export type ArrayType = 'ints' | 'floats' | 'ints?' | 'floats?';
+export type ArraySpecs = Record<string, ArrayType>;
+/** The keys of a param or array spec the lowering must give, and those it may leave out. */
+export type RequiredKeys<S extends Record<string, string>> = { [K in keyof S]: S[K] extends `${string}?` ? never : K }[keyof S];
+export type OptionalKeys<S extends Record<string, string>> = Exclude<keyof S, RequiredKeys<S>>;
+/** Params as compute() sees them: numbers, undefined where left out. */
+export type ParamValues<P extends ParamSpecs> = { [K in RequiredKeys<P>]: number } & { [K in OptionalKeys<P>]?: number };
+export type ArrayValues<A extends ArraySpecs> = { [K in RequiredKeys<A>]: number[] } & { [K in OptionalKeys<A>]?: number[] };
 
 /** How a field of dtype D arrives in compute(): float16 decoded to floats (and rounded back after). */
 export type ElemOf<D extends DeviceDType> = D extends 'int32' ? Int32Array : D extends 'uint8' ? Uint8Array : Float32Array;
 /** The dtypes a field accepts: its `dtypes`, else any float. */
 export type DtypesOf<F extends FieldSpec> = F extends { dtypes: readonly (infer D extends DeviceDType)[] } ? D : 'float32' | 'float16';
 export type IsVector<F extends FieldSpec> = F extends { vector: true } ? true : false;
-/** Fields that must be connected (input, output); inout ones may be left out. */
-export type Connected<F extends FieldSpecs> = { [K in keyof F]: F[K] extends { direction: 'inout' } ? never : K }[keyof F];
+/** Fields that must be connected (input, output, required inout); other inout ones may be left out. */
+export type Connected<F extends FieldSpecs> = { [K in keyof F]: F[K] extends { direction: 'inout' } ? (F[K] extends { required: true } ? K : never) : K }[keyof F];
 export type Optional<F extends FieldSpecs> = Exclude<keyof F, Connected<F>>;
 export type FieldView<F extends FieldSpec> = IsVector<F> extends true ? ElemOf<DtypesOf<F>>[] : ElemOf<DtypesOf<F>>;
 export type FieldRegion<F extends FieldSpec> = IsVector<F> extends true ? Region[] : Region;
@@ -33,15 +44,15 @@ export type FieldRegion<F extends FieldSpec> = IsVector<F> extends true ? Region
 /** What compute() sees: typed views of tile memory. */
 export interface TypedVertexArgs<F extends FieldSpecs, P extends ParamSpecs, A extends ArraySpecs> {
   fields: { [K in Connected<F>]: FieldView<F[K]> } & { [K in Optional<F>]?: FieldView<F[K]> };
-  params: { [K in keyof P]: number };
-  arrays: { [K in keyof A]: number[] };
+  params: ParamValues<P>;
+  arrays: ArrayValues<A>;
 }
 
 /** What cycles() sees: the fields' regions (sizes and dtypes, no data) and the params. */
 export interface TypedVertexShape<F extends FieldSpecs, P extends ParamSpecs, A extends ArraySpecs> {
   fields: { [K in Connected<F>]: FieldRegion<F[K]> } & { [K in Optional<F>]?: FieldRegion<F[K]> };
-  params: { [K in keyof P]: number };
-  arrays?: { [K in keyof A]: number[] };
+  params: ParamValues<P>;
+  arrays?: ArrayValues<A>;
 }
 
 /** A codelet made by defineCodelet: a Codelet that keeps its field and param types. */

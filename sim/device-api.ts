@@ -10,6 +10,8 @@
 export { defineCodelet, shortCodeletName } from './define.js';
 export type {
   ArraySpecs,
+  ArrayType,
+  ArrayValues,
   CodeletDef,
   CodeletDefinition,
   DtypesOf,
@@ -19,6 +21,7 @@ export type {
   FieldView,
   ParamSpecs,
   ParamType,
+  ParamValues,
   TypedVertexArgs,
   TypedVertexShape,
 } from './define.js';

@@ -9,7 +9,7 @@
  */
 import { fieldDType, regionCount } from './codelet.js';
 import { binaryMultiVertex, unaryMultiVertex, type LoopCost } from './codelets/estimators.js';
-import { defineCodelet, type CodeletDef, type ParamSpecs } from './define.js';
+import { defineCodelet, type CodeletDef, type ParamSpecs, type ParamValues } from './define.js';
 import type { Region } from './program.js';
 
 const FLOATS = ['float32', 'float16'] as const;
@@ -31,7 +31,7 @@ interface Common<P extends ParamSpecs> {
 
 /** out[i] = f(in[i]), f made once per vertex from its params. */
 export function defineUnaryCodelet<const P extends ParamSpecs>(
-  s: Common<P> & { f: (p: { [K in keyof P]: number }) => (x: number) => number },
+  s: Common<P> & { f: (p: ParamValues<P>) => (x: number) => number },
 ): CodeletDef<typeof UNARY_FIELDS, P> {
   return defineCodelet({
     domain: s.domain,
@@ -52,7 +52,7 @@ export function defineUnaryCodelet<const P extends ParamSpecs>(
 
 /** out[i] = g(gradOut[i], fwd[i]), fwd the forward input (`reads: 'in'`) or output (`reads: 'fwdOut'`). */
 export function defineUnaryGradCodelet<const W extends 'in' | 'fwdOut', const P extends ParamSpecs>(
-  s: Common<P> & { reads: W; g: (p: { [K in keyof P]: number }) => (dy: number, fwd: number) => number },
+  s: Common<P> & { reads: W; g: (p: ParamValues<P>) => (dy: number, fwd: number) => number },
 ): CodeletDef<UnaryGradFields<W>, P> {
   const fields: UnaryGradFields<W> = { gradOut: FLOAT_IN, out: FLOAT_OUT, ...({ [s.reads]: FLOAT_IN } as Record<W, typeof FLOAT_IN>) };
   return defineCodelet({

@@ -52,8 +52,8 @@
  * B block streams through the AMP and the A block is loaded as weights (the
  * cost of C^T = B^T A^T: rows and n exchange roles; the numbers are the same).
  */
-import type { Codelet, ElemArray, VertexArgs } from '../codelet.js';
 import { fieldDType } from '../codelet.js';
+import { defineCodelet, type TypedVertexArgs } from '../define.js';
 import type { DeviceSpec } from '../device.js';
 import type { DeviceDType } from '../program.js';
 import { kernelsFor } from '../wasm/kernels.js';
@@ -207,9 +207,18 @@ export function ampEfficiency(work: AmpWork, dtype: DeviceDType, device: DeviceS
   return macs / ampVertexCycles(work, dtype, device) / peak;
 }
 
+const AMP_FIELDS = {
+  a: { direction: 'input', vector: true, dtypes: ['float16', 'float32'] },
+  b: { direction: 'input', vector: true, dtypes: ['float16', 'float32'] },
+  out: { direction: 'output', vector: true, dtypes: ['float16', 'float32'] },
+} as const;
+/** groups (default 1) blocks of op(A)[rows, k] x op(B)[k, n]; swap: the planner swapped the operands (costing only). */
+const AMP_PARAMS = { rows: 'int', k: 'int', n: 'int', groups: 'int?', transA: 'int?', transB: 'int?', swap: 'int?' } as const;
+/** What the AMP vertex's compute sees. */
+export type AmpArgs = TypedVertexArgs<typeof AMP_FIELDS, typeof AMP_PARAMS, Record<never, 'ints'>>;
+
 /** Regions of a vector field read back to back as one array (copied only when there are several). */
-function joined(f: ElemArray | ElemArray[]): Float32Array {
-  const parts = (Array.isArray(f) ? f : [f]) as Float32Array[];
+function joined(parts: Float32Array[]): Float32Array {
   if (parts.length === 1) return parts[0];
   const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
   let o = 0;
@@ -226,10 +235,10 @@ function joined(f: ElemArray | ElemArray[]): Float32Array {
  * sum rounded to fp32 (docs/numerics.md). The WebAssembly kernel keeps the
  * same order and roundings, so the two agree bit for bit.
  */
-export function ampMatMulReference({ fields, params }: VertexArgs): void {
+export function ampMatMulReference({ fields, params }: AmpArgs): void {
   const a = joined(fields.a);
   const b = joined(fields.b);
-  const outs = (Array.isArray(fields.out) ? fields.out : [fields.out]) as Float32Array[];
+  const outs = fields.out;
   const { rows, k, n } = params;
   const groups = params.groups ?? 1;
   const transA = params.transA === 1;
@@ -269,10 +278,10 @@ export function ampMatMulReference({ fields, params }: VertexArgs): void {
  * arena, a transposed B is packed to [k, n], and an output of several
  * regions is computed in the arena and copied out.
  */
-export function ampMatMulWasm({ fields, params }: VertexArgs): boolean {
-  const as = (Array.isArray(fields.a) ? fields.a : [fields.a]) as Float32Array[];
-  const bs = (Array.isArray(fields.b) ? fields.b : [fields.b]) as Float32Array[];
-  const outs = (Array.isArray(fields.out) ? fields.out : [fields.out]) as Float32Array[];
+export function ampMatMulWasm({ fields, params }: AmpArgs): boolean {
+  const as = fields.a;
+  const bs = fields.b;
+  const outs = fields.out;
   const K = as[0] && kernelsFor(as[0]);
   if (!K) return false;
   const { rows, k, n } = params;
@@ -302,14 +311,11 @@ export function ampMatMulWasm({ fields, params }: VertexArgs): boolean {
   return true;
 }
 
-export const ampMatMulCodelet: Codelet = {
+export const ampMatMulCodelet = defineCodelet({
   name: 'AmpMatMul',
   kind: 'multi',
-  fields: {
-    a: { direction: 'input', vector: true, dtypes: ['float16', 'float32'] },
-    b: { direction: 'input', vector: true, dtypes: ['float16', 'float32'] },
-    out: { direction: 'output', vector: true, dtypes: ['float16', 'float32'] },
-  },
+  fields: AMP_FIELDS,
+  params: AMP_PARAMS,
   compute(args) {
     if (!ampMatMulWasm(args)) ampMatMulReference(args);
   },
@@ -322,4 +328,4 @@ export const ampMatMulCodelet: Codelet = {
   estimateSource:
     'PopLibs ConvPartial1x1Out (poplin PerformanceEstimation.hpp): 50 + supervisor loops + per pass (6|7 + weight loads ' +
     'convUnits x 16 x bytes / 16 B per cycle + max(W x worker, W x min + 14)); worker n >= 3 rows: 37 + 4(n - 3) - 7 half, 46 + 8(n - 3) float',
-};
+});

@@ -9,15 +9,17 @@
  * ALU figures).
  */
 import { regionCount, type Codelet } from '../codelet.js';
+import { defineCodelet } from '../define.js';
 
-function argCodelet(name: string, better: (v: number, best: number) => boolean): Codelet {
-  return {
+function argCodelet(name: string, better: (v: number, best: number) => boolean) {
+  return defineCodelet({
     name,
     kind: 'worker',
     fields: { in: { direction: 'input' }, out: { direction: 'output', dtypes: ['int32'] } },
+    params: { A: 'int', inner: 'int', begin: 'int', base: 'int', last: 'int' },
     compute({ fields, params }) {
-      const x = fields.in as Float32Array;
-      const out = fields.out as Int32Array;
+      const x = fields.in;
+      const out = fields.out;
       const { A, inner, begin, base, last } = params;
       for (let i = 0; i < out.length; i++) {
         const o = begin + i;
@@ -36,7 +38,11 @@ function argCodelet(name: string, better: (v: number, best: number) => boolean):
     },
     cycles: (v) => 10 + regionCount(v.fields.out) * (4 + 4 * (v.params.A ?? 1)),
     estimateSource: 'worker loop: a compare and a select per element read (2 cycles each, §3 ALU), 4 per output, 10 entry and exit (GUESS)',
-  };
+  });
 }
 
-export const argReduceCodelets: Codelet[] = [argCodelet('ArgMax', (v, b) => v > b), argCodelet('ArgMin', (v, b) => v < b)];
+export const argMaxCodelet = argCodelet('ArgMax', (v, b) => v > b);
+export const argMinCodelet = argCodelet('ArgMin', (v, b) => v < b);
+/** By op type, for the lowering that serves both. */
+export const ARG_REDUCE_CODELETS = { ArgMax: argMaxCodelet, ArgMin: argMinCodelet };
+export const argReduceCodelets: Codelet[] = [argMaxCodelet, argMinCodelet];

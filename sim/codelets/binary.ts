@@ -22,8 +22,9 @@
  * Codelets see float16 fields as Float32Array views (converted at the vertex
  * boundary); int32 fields as Int32Array.
  */
-import type { Codelet, ElemArray, VertexArgs, VertexShape } from '../codelet.js';
+import type { Codelet, ElemArray } from '../codelet.js';
 import { fieldDType, regionCount } from '../codelet.js';
+import { defineCodelet, type ArraySpecs, type CodeletDef, type FieldSpecs, type ParamSpecs } from '../define.js';
 import type { DeviceSpec } from '../device.js';
 import type { DeviceDType, FieldValue } from '../program.js';
 import { addLoop, binaryMultiVertex, innerLoop, vectorWidth, type LoopCost } from './estimators.js';
@@ -81,8 +82,21 @@ export function broadcastIndex(shape: readonly number[], strides: readonly numbe
  */
 const indexCache = new WeakMap<object, Map<string, Int32Array>>();
 
+/** Params and arrays as the general broadcast mode reads them: by key, some keys per operand. */
+export interface BroadcastArgs {
+  params: Readonly<Record<string, number | undefined>>;
+  arrays: Readonly<Record<string, readonly number[] | undefined>>;
+}
+
+/** An array the general broadcast mode needs, or a clear fault naming it. */
+function needArray(args: BroadcastArgs, key: string): readonly number[] {
+  const a = args.arrays[key];
+  if (!a) throw new Error(`broadcast vertex: arrays.${key} is missing (arrays.shape is given)`);
+  return a;
+}
+
 /** The index map of input `key` (arrays[key] = strides, params[key + 'Base'] = base) for an n-element output. */
-export function cachedIndex(args: Pick<VertexArgs, 'arrays' | 'params'>, key: string, n: number, strideKey = key, baseKey = `${key}Base`): Int32Array {
+export function cachedIndex(args: BroadcastArgs, key: string, n: number, strideKey = key, baseKey = `${key}Base`): Int32Array {
   let m = indexCache.get(args.arrays);
   if (!m) {
     m = new Map();
@@ -93,7 +107,7 @@ export function cachedIndex(args: Pick<VertexArgs, 'arrays' | 'params'>, key: st
   const k = `${strideKey}|${begin}|${base}|${n}`;
   let idx = m.get(k);
   if (!idx) {
-    idx = broadcastIndex(args.arrays.shape, args.arrays[strideKey], begin, base, n);
+    idx = broadcastIndex(needArray(args, 'shape'), needArray(args, strideKey), begin, base, n);
     m.set(k, idx);
   }
   return idx;
@@ -130,7 +144,7 @@ export function broadcastRows(shape: readonly number[] | undefined, begin: numbe
  * in-place variant when the output is an input's region; general: the
  * broadcast MultiVertex, whose in-place variant PopLibs estimates the same).
  */
-export function elementwiseCycles(v: VertexShape, out: FieldValue, loop: (d: DeviceDType) => LoopCost, device: DeviceSpec, inPlace = false): number {
+export function elementwiseCycles(v: { params: BroadcastArgs['params']; arrays?: BroadcastArgs['arrays'] }, out: FieldValue, loop: (d: DeviceDType) => LoopCost, device: DeviceSpec, inPlace = false): number {
   const n = regionCount(out);
   const dtype = fieldDType(out);
   const shape = v.arrays?.shape;
@@ -165,23 +179,33 @@ export function divRhsGradLoop(dtype: DeviceDType): LoopCost {
 
 type Fn = (...xs: number[]) => number;
 
-interface ElementwiseSpec {
+interface ElementwiseSpec<I extends string, X extends ParamSpecs> {
   name: string;
   /** Input field names, in the order `fn` takes them. */
-  inputs: string[];
+  inputs: readonly I[];
   fn: Fn;
   loop: (d: DeviceDType) => LoopCost;
-  /** Extra params the codelet reads (documentation only). */
   source: string;
   /** Per-input accepted dtypes (default: float and int32). */
-  inputDTypes?: Record<string, DeviceDType[]>;
+  inputDTypes?: Partial<Record<I, readonly DeviceDType[]>>;
+  /** Params beyond the modes' own (begin, offset, <input>Base), which `bind` reads. */
+  params?: X;
   /** Makes fn from the vertex params (e.g. a scale); default: spec.fn. */
-  bind?: (params: Record<string, number>) => Fn;
+  bind?: (params: Readonly<Record<string, number | undefined>>) => Fn;
   /** The WebAssembly kernel computing fn on fp32 lanes (flat and cyclic modes), bit for bit. */
   wasm?: BinaryOp;
 }
 
-const ANY: DeviceDType[] = ['float32', 'float16', 'int32'];
+const ANY = ['float32', 'float16', 'int32'] as const;
+type AnyField<D extends 'input' | 'output'> = { direction: D; dtypes: readonly DeviceDType[] };
+/** The fields, params and arrays of an elementwise codelet over inputs I: the three modes' keys (see the top of the file). */
+export type ElementwiseFields<I extends string> = Record<I, AnyField<'input'>> & { out: AnyField<'output'> };
+export type ElementwiseParams<I extends string, X extends ParamSpecs> = { begin: 'int?'; offset: 'int?' } & Record<`${I}Base`, 'int?'> & X;
+export type ElementwiseArrays<I extends string> = { shape: 'ints?' } & Record<I, 'ints?'>;
+/** What the modes read, by key: fields by input name, params and arrays per operand. */
+interface ElementwiseArgs extends BroadcastArgs {
+  fields: Readonly<Record<string, ElemArray>>;
+}
 
 /** Cyclic operands shorter than this run in TypeScript: one kernel call per repeat would cost more. */
 const MIN_CYCLIC_WASM = 16;
@@ -226,8 +250,8 @@ const MIN_ROW_WASM = 16;
  * rows are short, an operand steps otherwise, or the fields are not fp32 tile
  * memory.
  */
-function broadcastWasm(op: BinaryOp, args: VertexArgs, names: readonly string[], out: ElemArray, a: ElemArray, b: ElemArray): boolean {
-  const shape = args.arrays.shape;
+function broadcastWasm(op: BinaryOp, args: BroadcastArgs, names: readonly string[], out: ElemArray, a: ElemArray, b: ElemArray): boolean {
+  const shape = needArray(args, 'shape');
   const last = shape.length - 1;
   const L = last >= 0 ? shape[last] : 1;
   const n = out.length;
@@ -253,12 +277,12 @@ function broadcastWasm(op: BinaryOp, args: VertexArgs, names: readonly string[],
 }
 
 /** Element i of input j: flat, cyclic (shorter than out) or through its index map. */
-function elementwiseCompute(spec: ElementwiseSpec) {
+function elementwiseCompute<I extends string, X extends ParamSpecs>(spec: ElementwiseSpec<I, X>) {
   const k = spec.inputs.length;
-  return (args: VertexArgs): void => {
-    const out = args.fields.out as Float32Array;
+  return (args: ElementwiseArgs): void => {
+    const out = args.fields.out;
     const n = out.length;
-    const ins = spec.inputs.map((f) => args.fields[f] as ElemArray);
+    const ins = spec.inputs.map((f) => args.fields[f]);
     if (spec.wasm && (args.arrays.shape ? broadcastWasm(spec.wasm, args, spec.inputs, out, ins[0], ins[1]) : binaryWasm(spec.wasm, out, ins[0], ins[1], args.params.offset ?? 0))) return;
     const fn = spec.bind ? spec.bind(args.params) : spec.fn;
     if (args.arrays.shape) {
@@ -305,20 +329,38 @@ function elementwiseCompute(spec: ElementwiseSpec) {
   };
 }
 
-function elementwiseCodelet(spec: ElementwiseSpec): Codelet {
-  const fields: Codelet['fields'] = {};
-  for (const f of spec.inputs) fields[f] = { direction: 'input', dtypes: spec.inputDTypes?.[f] ?? ANY };
+/**
+ * An elementwise codelet over inputs I, typed for ctx.vertex by its
+ * ElementwiseFields/Params/Arrays. The specs are built from the table entry
+ * at run time, so compute is written over them by key (ElementwiseArgs) and
+ * the codelet made is given the types the specs spell out.
+ */
+function elementwiseCodelet<const I extends string, const X extends ParamSpecs = Record<never, 'float'>>(
+  spec: ElementwiseSpec<I, X>,
+): CodeletDef<ElementwiseFields<I>, ElementwiseParams<I, X>, ElementwiseArrays<I>> {
+  const fields: FieldSpecs = {};
+  const params: ParamSpecs = { begin: 'int?', offset: 'int?', ...spec.params };
+  const arrays: ArraySpecs = { shape: 'ints?' };
+  for (const f of spec.inputs) {
+    fields[f] = { direction: 'input', dtypes: spec.inputDTypes?.[f] ?? ANY };
+    params[`${f}Base`] = 'int?';
+    arrays[f] = 'ints?';
+  }
   fields.out = { direction: 'output', dtypes: ANY };
-  return {
+  const compute = elementwiseCompute(spec);
+  const def = defineCodelet({
     name: spec.name,
     kind: 'multi',
     fields,
-    compute: elementwiseCompute(spec),
+    params,
+    arrays,
+    compute: (args) => compute(args as ElementwiseArgs),
     cycles(v, device) {
       return elementwiseCycles(v, v.fields.out, spec.loop, device, spec.inputs.some((f) => writesInPlace(v, f)));
     },
     estimateSource: spec.source,
-  };
+  });
+  return def as CodeletDef as CodeletDef<ElementwiseFields<I>, ElementwiseParams<I, X>, ElementwiseArrays<I>>;
 }
 
 const BINARY_SOURCE = 'PopLibs BinaryOp1D MultiVertex W x (29 + inner) + 11 (flat or cyclic operand); broadcast: BroadcastVectorOuter W x (15 + outerLoops x (7 + inner)) + 11';
@@ -354,6 +396,7 @@ export const whereGradCodelet = elementwiseCodelet({
   name: 'WhereGrad',
   inputs: ['cond', 'g'],
   fn: (c, g) => (c !== 0 ? g : 0),
+  params: { side: 'int' },
   bind: (p) => (p.side === 1 ? (c, g) => (c !== 0 ? 0 : g) : (c, g) => (c !== 0 ? g : 0)),
   loop: selectLoop,
   inputDTypes: { cond: ['int32'] },
@@ -374,6 +417,7 @@ export const broadcastCopyCodelet = elementwiseCodelet({
   name: 'BroadcastCopy',
   inputs: ['in'],
   fn: (x) => x,
+  params: { scale: 'float?' },
   bind: (p) => {
     const s = p.scale ?? 1;
     return s === 1 ? (x) => x : (x) => x * s;
@@ -383,7 +427,7 @@ export const broadcastCopyCodelet = elementwiseCodelet({
 });
 
 /** Sum on the kernels: in0 + in1, then + in2, ... in place (the reference's order). `out` may be in0, no other input. */
-function sumWasm(out: Float32Array, ins: Float32Array[]): boolean {
+function sumWasm(out: ElemArray, ins: readonly ElemArray[]): boolean {
   const n = out.length;
   if (ins.length < 2 || ins.some((x) => x.length !== n)) return false;
   const w = laneWise(out, ins);
@@ -394,16 +438,26 @@ function sumWasm(out: Float32Array, ins: Float32Array[]): boolean {
 }
 
 /**
+ * The fields of Sum and the variadic ops: a list of operands `in`. In the
+ * general broadcast mode each operand j also has arrays in<j> (strides) and
+ * params in<j>Base, keyed by its index: not declared (a list's length is the
+ * vertex's), so mapBroadcast places these vertices by name.
+ */
+const VARIADIC_FIELDS = { in: { direction: 'input', vector: true, dtypes: ANY }, out: { direction: 'output', dtypes: ANY } } as const;
+
+/**
  * Sum of k inputs (field `in`, a list) into `out`: flat, or with arrays
  * in0, in1, ... (strides) and params in0Base, ... (general broadcast).
  */
-export const sumCodelet: Codelet = {
+export const sumCodelet = defineCodelet({
   name: 'Sum',
   kind: 'multi',
-  fields: { in: { direction: 'input', vector: true, dtypes: ANY }, out: { direction: 'output', dtypes: ANY } },
+  fields: VARIADIC_FIELDS,
+  params: { begin: 'int?', offset: 'int?' },
+  arrays: { shape: 'ints?' },
   compute(args) {
-    const ins = args.fields.in as Float32Array[];
-    const out = args.fields.out as Float32Array;
+    const ins = args.fields.in;
+    const out = args.fields.out;
     const n = out.length;
     // Sequential adds in the output's precision, in input order (as the device, and onnxruntime, add).
     if (args.arrays.shape) {
@@ -431,14 +485,14 @@ export const sumCodelet: Codelet = {
     return c;
   },
   estimateSource: '(k - 1) x PopLibs BinaryOp1D add (first out of place, the rest in place); broadcast inputs: BroadcastVectorOuter per add',
-};
+});
 
 // ---------------------------------------------------------------------------
 // Comparisons, logic, PRelu and the variadic Max / Min / Mean (issue 15).
 // Booleans are int32 0/1 (tilesim's form of ONNX bool): comparisons write them, And / Or / Xor / Not read them.
 
 const CMP_SOURCE = `${BINARY_SOURCE}; comparison like max {3, no, 2} (§3), writing 0/1`;
-const cmp = (name: string, fn: Fn): Codelet => elementwiseCodelet({ name, inputs: ['a', 'b'], fn, loop: compareLoop, source: CMP_SOURCE });
+const cmp = (name: string, fn: Fn) => elementwiseCodelet({ name, inputs: ['a', 'b'], fn, loop: compareLoop, source: CMP_SOURCE });
 export const lessCodelet = cmp('Less', (a, b) => (a < b ? 1 : 0));
 export const lessOrEqualCodelet = cmp('LessOrEqual', (a, b) => (a <= b ? 1 : 0));
 export const greaterCodelet = cmp('Greater', (a, b) => (a > b ? 1 : 0));
@@ -446,7 +500,7 @@ export const greaterOrEqualCodelet = cmp('GreaterOrEqual', (a, b) => (a >= b ? 1
 export const equalCodelet = cmp('Equal', (a, b) => (a === b ? 1 : 0));
 
 const LOGIC_SOURCE = `${BINARY_SOURCE}; a logical op on int32 0/1, one ALU op per 64-bit vector like add {3, no, 2}`;
-const logic = (name: string, fn: Fn): Codelet => elementwiseCodelet({ name, inputs: ['a', 'b'], fn, loop: addLoop, inputDTypes: { a: ['int32'], b: ['int32'] }, source: LOGIC_SOURCE });
+const logic = (name: string, fn: Fn) => elementwiseCodelet({ name, inputs: ['a', 'b'], fn, loop: addLoop, inputDTypes: { a: ['int32'], b: ['int32'] }, source: LOGIC_SOURCE });
 export const andCodelet = logic('And', (a, b) => (a !== 0 && b !== 0 ? 1 : 0));
 export const orCodelet = logic('Or', (a, b) => (a !== 0 || b !== 0 ? 1 : 0));
 export const xorCodelet = logic('Xor', (a, b) => ((a !== 0) !== (b !== 0) ? 1 : 0));
@@ -474,14 +528,16 @@ export const selectEqualGradCodelet = elementwiseCodelet({ name: 'SelectEqualGra
  * order, then times 1 / param `count` (Mean: k) when it is given. Flat or general broadcast
  * (arrays in0, in1, ...).
  */
-function variadicCodelet(name: string, combine: (acc: number, x: number) => number, what: string): Codelet {
-  return {
+function variadicCodelet(name: string, combine: (acc: number, x: number) => number, what: string) {
+  return defineCodelet({
     name,
     kind: 'multi',
-    fields: { in: { direction: 'input', vector: true, dtypes: ANY }, out: { direction: 'output', dtypes: ANY } },
+    fields: VARIADIC_FIELDS,
+    params: { begin: 'int?', offset: 'int?', count: 'int?' },
+    arrays: { shape: 'ints?' },
     compute(args) {
-      const ins = args.fields.in as ElemArray[];
-      const out = args.fields.out as Float32Array;
+      const ins = args.fields.in;
+      const out = args.fields.out;
       const n = out.length;
       for (let k = 0; k < ins.length; k++) {
         const x = ins[k];
@@ -506,7 +562,7 @@ function variadicCodelet(name: string, combine: (acc: number, x: number) => numb
       return c;
     },
     estimateSource: `(k - 1) x PopLibs BinaryOp1D ${what} (first out of place, the rest in place); broadcast inputs: BroadcastVectorOuter per op`,
-  };
+  });
 }
 /** NaN wins, as in onnxruntime's Max / Min (Eigen's propagate-NaN max). */
 export const maxCodelet = variadicCodelet('Max', (a, x) => (a >= x || Number.isNaN(a) ? a : x), 'max {3, no, 2} (§3)');

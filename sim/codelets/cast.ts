@@ -4,8 +4,8 @@
  * storing a float into an Int32Array truncates toward zero, as ONNX Cast does
  * for in-range values.
  */
-import type { Codelet } from '../codelet.js';
 import { fieldDType, regionCount } from '../codelet.js';
+import { defineCodelet } from '../define.js';
 
 /**
  * PopLibs Cast 1-D (ipu-architecture.md §3): 12 + W x (castWorker(ceil(N/W)) + 18),
@@ -20,17 +20,20 @@ export function castCycles(n: number, from: string, to: string, W: number): numb
   return 12 + W * (worker + 18);
 }
 
-export const castCodelet: Codelet = {
+/** Every device dtype: a cast goes from any to any. */
+const ALL = ['float32', 'float16', 'int32', 'uint8'] as const;
+
+export const castCodelet = defineCodelet({
   name: 'Cast',
   kind: 'multi',
-  fields: { in: { direction: 'input' }, out: { direction: 'output' } },
+  fields: { in: { direction: 'input', dtypes: ALL }, out: { direction: 'output', dtypes: ALL } },
   compute({ fields }) {
-    const x = fields.in as Float32Array;
-    const y = fields.out as Float32Array;
+    const x = fields.in;
+    const y = fields.out;
     for (let i = 0; i < y.length; i++) y[i] = x[i];
   },
   cycles(v, device) {
     return castCycles(regionCount(v.fields.out), fieldDType(v.fields.in), fieldDType(v.fields.out), device.workersPerTile);
   },
   estimateSource: 'PopLibs Cast 1-D: 12 + W x (19 + cyclesPerVector x n/opVW + 18)',
-};
+});

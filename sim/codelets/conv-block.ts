@@ -17,14 +17,30 @@
  * Cost: the AMP estimate (PopLibs' ConvPartial1x1Out supervisor structure,
  * sim/codelets/nn-util.ts) for the block; the partials' sum: PopLibs' reduction.
  */
-import type { Codelet, VertexArgs, VertexShape } from '../codelet.js';
+import type { Codelet, VertexShape } from '../codelet.js';
 import { fieldDType, regionCount } from '../codelet.js';
+import { defineCodelet, type ParamValues } from '../define.js';
 import { reduce } from './estimators.js';
-import { AMP_SOURCE, ampConvCycles, geometryForCycles, geometryOf } from './nn-util.js';
+import { AMP_SOURCE, GEOMETRY_ARRAYS, ampConvCycles, geometryForCycles, geometryOf, type WindowArgs } from './nn-util.js';
+
+/** A block vertex's place in the convolution: groups, images, rows, channels (the lowering's block). */
+export const CONV_BLOCK_PARAMS = {
+  group: 'int',
+  nCount: 'int',
+  r0: 'int',
+  rows: 'int',
+  m0: 'int',
+  mCount: 'int',
+  c0: 'int',
+  cCount: 'int',
+  g0: 'int',
+  gCount: 'int',
+  ih0: 'int',
+  inRows: 'int',
+} as const;
 
 /** A vector field's regions as one array (copied only when there are several). */
-export function joined(f: unknown): Float32Array {
-  const parts = (Array.isArray(f) ? f : [f]) as Float32Array[];
+export function joined(parts: Float32Array[]): Float32Array {
   if (parts.length === 1) return parts[0];
   const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
   let at = 0;
@@ -36,8 +52,7 @@ export function joined(f: unknown): Float32Array {
 }
 
 /** Write `src` back to back into the regions of a vector field. */
-export function scatter(src: Float32Array, f: unknown): void {
-  const parts = (Array.isArray(f) ? f : [f]) as Float32Array[];
+export function scatter(src: Float32Array, parts: Float32Array[]): void {
   let at = 0;
   for (const p of parts) {
     p.set(src.subarray(at, at + p.length));
@@ -45,7 +60,13 @@ export function scatter(src: Float32Array, f: unknown): void {
   }
 }
 
-function convBlock(args: VertexArgs, hasBias: boolean): void {
+interface ConvBlockArgs {
+  fields: { in: Float32Array[]; weights: Float32Array[]; bias?: Float32Array; out: Float32Array[] };
+  params: ParamValues<typeof CONV_BLOCK_PARAMS>;
+  arrays: WindowArgs['arrays'];
+}
+
+function convBlock(args: ConvBlockArgs): void {
   const { fields, params } = args;
   const g = geometryOf(args.arrays);
   const [, , D0, D1, D2] = g.xs;
@@ -59,7 +80,7 @@ function convBlock(args: VertexArgs, hasBias: boolean): void {
   const K = K0 * K1 * K2;
   const x = joined(fields.in);
   const w = joined(fields.weights);
-  const bias = hasBias ? (fields.bias as Float32Array) : undefined;
+  const bias = fields.bias;
   const outRest = O1 * O2;
   const inRest = D1 * D2;
   const chanStride = inRows * inRest;
@@ -121,66 +142,88 @@ function blockShape(v: VertexShape) {
   };
 }
 
-function blockCodelet(name: string, hasBias: boolean): Codelet {
-  return {
-    name,
-    kind: 'multi',
-    fields: {
-      in: { direction: 'input', vector: true },
-      weights: { direction: 'input', vector: true },
-      ...(hasBias ? { bias: { direction: 'input' as const } } : {}),
-      out: { direction: 'output', vector: true },
+function blockCycles(v: VertexShape, device: Parameters<Codelet['cycles']>[1]): number {
+  const b = blockShape(v);
+  return ampConvCycles(
+    {
+      convGroups: b.group > 1 ? b.gCount : 1,
+      inChans: b.cCount,
+      outChans: Math.min(b.mCount, b.Mg),
+      kernelPositions: b.K,
+      positions: b.positions,
+      dtype: fieldDType(v.fields.in),
     },
-    compute: (args) => convBlock(args, hasBias),
-    cycles(v, device) {
-      const b = blockShape(v);
-      return ampConvCycles(
-        {
-          convGroups: b.group > 1 ? b.gCount : 1,
-          inChans: b.cCount,
-          outChans: Math.min(b.mCount, b.Mg),
-          kernelPositions: b.K,
-          positions: b.positions,
-          dtype: fieldDType(v.fields.in),
-        },
-        device,
-      );
-    },
-    estimateSource: `${AMP_SOURCE}; one block of output rows x output channels over a slice of the input channels`,
-  };
+    device,
+  );
 }
 
-function reduceCodelet(name: string, hasBias: boolean): Codelet {
-  return {
-    name,
-    kind: 'multi',
-    fields: {
-      partials: { direction: 'input', vector: true, dtypes: ['float32'] },
-      ...(hasBias ? { bias: { direction: 'input' as const } } : {}),
-      out: { direction: 'output', vector: true },
-    },
-    compute({ fields, params }) {
-      const parts = fields.partials as Float32Array[];
-      const sum = new Float32Array(parts[0].length);
-      for (const p of parts) for (let i = 0; i < p.length; i++) sum[i] += p[i];
-      if (hasBias) {
-        const bias = fields.bias as Float32Array;
-        const per = params.perChannel;
-        for (let i = 0; i < sum.length; i++) sum[i] += bias[Math.floor(i / per) % bias.length];
-      }
-      scatter(sum, fields.out);
-    },
-    cycles(v, device) {
-      const out = v.fields.out;
-      return reduce(regionCount(v.fields.partials), Math.max(1, Array.isArray(out) ? out.length : 1), 'float32', device);
-    },
-    estimateSource: 'PopLibs reduction, second stage: 7 + 26 start, per output region 16 + 6 + 2 log2(vw) + 2, per vector 2 + 2 + 1 + 3',
-  };
+const BLOCK_SOURCE = `${AMP_SOURCE}; one block of output rows x output channels over a slice of the input channels`;
+const BLOCK_FIELDS = { in: { direction: 'input', vector: true }, weights: { direction: 'input', vector: true }, out: { direction: 'output', vector: true } } as const;
+
+export const convBlockCodelet = defineCodelet({
+  name: 'NnConvBlock',
+  kind: 'multi',
+  fields: BLOCK_FIELDS,
+  params: CONV_BLOCK_PARAMS,
+  arrays: GEOMETRY_ARRAYS,
+  compute: convBlock,
+  cycles: blockCycles,
+  estimateSource: BLOCK_SOURCE,
+});
+
+export const convBlockBiasCodelet = defineCodelet({
+  name: 'NnConvBlockBias',
+  kind: 'multi',
+  fields: { in: BLOCK_FIELDS.in, weights: BLOCK_FIELDS.weights, bias: { direction: 'input' }, out: BLOCK_FIELDS.out },
+  params: CONV_BLOCK_PARAMS,
+  arrays: GEOMETRY_ARRAYS,
+  compute: convBlock,
+  cycles: blockCycles,
+  estimateSource: BLOCK_SOURCE,
+});
+
+/** Sum of the partials (plus the bias of output i's channel, floor(i / perChannel)) into the output's regions. */
+function reduceBlock(parts: Float32Array[], bias: Float32Array | undefined, perChannel: number | undefined, out: Float32Array[]): void {
+  const sum = new Float32Array(parts[0].length);
+  for (const p of parts) for (let i = 0; i < p.length; i++) sum[i] += p[i];
+  if (bias) {
+    if (perChannel === undefined) throw new Error('NnConvBlockReduceBias: param perChannel is missing');
+    for (let i = 0; i < sum.length; i++) sum[i] += bias[Math.floor(i / perChannel) % bias.length];
+  }
+  scatter(sum, out);
 }
+
+function reduceCycles(v: VertexShape, device: Parameters<Codelet['cycles']>[1]): number {
+  const out = v.fields.out;
+  return reduce(regionCount(v.fields.partials), Math.max(1, Array.isArray(out) ? out.length : 1), 'float32', device);
+}
+
+const REDUCE_SOURCE = 'PopLibs reduction, second stage: 7 + 26 start, per output region 16 + 6 + 2 log2(vw) + 2, per vector 2 + 2 + 1 + 3';
+const PARTIALS = { direction: 'input', vector: true, dtypes: ['float32'] } as const;
+
+export const convBlockReduceCodelet = defineCodelet({
+  name: 'NnConvBlockReduce',
+  kind: 'multi',
+  fields: { partials: PARTIALS, out: { direction: 'output', vector: true } },
+  params: { perChannel: 'int?' },
+  compute: ({ fields, params }) => reduceBlock(fields.partials, undefined, params.perChannel, fields.out),
+  cycles: reduceCycles,
+  estimateSource: REDUCE_SOURCE,
+});
+
+export const convBlockReduceBiasCodelet = defineCodelet({
+  name: 'NnConvBlockReduceBias',
+  kind: 'multi',
+  fields: { partials: PARTIALS, bias: { direction: 'input' }, out: { direction: 'output', vector: true } },
+  params: { perChannel: 'int' },
+  compute: ({ fields, params }) => reduceBlock(fields.partials, fields.bias, params.perChannel, fields.out),
+  cycles: reduceCycles,
+  estimateSource: REDUCE_SOURCE,
+});
 
 export const convBlockCodelets: Codelet[] = [
-  blockCodelet('NnConvBlock', false),
-  blockCodelet('NnConvBlockBias', true),
-  reduceCodelet('NnConvBlockReduce', false),
-  reduceCodelet('NnConvBlockReduceBias', true),
+  convBlockCodelet,
+  convBlockBiasCodelet,
+  convBlockReduceCodelet,
+  convBlockReduceBiasCodelet,
 ];

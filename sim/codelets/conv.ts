@@ -29,12 +29,45 @@
  * and kernel taps / prod(strides) passes; dW one whose contraction runs over
  * the block's output positions and whose AMP rows are c' x kernel.
  */
-import type { Codelet, VertexArgs, VertexShape } from '../codelet.js';
+import type { Codelet, VertexShape } from '../codelet.js';
 import { fieldDType } from '../codelet.js';
+import { defineCodelet, type ParamValues } from '../define.js';
 import { convBlockCodelets, joined, scatter } from './conv-block.js';
-import { AMP_SOURCE, ampConvCycles, geometryForCycles, geometryOf } from './nn-util.js';
+import { AMP_SOURCE, GEOMETRY_ARRAYS, ampConvCycles, geometryForCycles, geometryOf, type WindowArgs } from './nn-util.js';
 
-function gradXBlock(args: VertexArgs): void {
+/** The block of dX a GradX vertex computes (images, rows, channels, the dY rows it reads). */
+const GRAD_X_PARAMS = {
+  group: 'int',
+  nCount: 'int',
+  r0: 'int',
+  rows: 'int',
+  c0: 'int',
+  cCount: 'int',
+  m0: 'int',
+  mCount: 'int',
+  g0: 'int',
+  gCount: 'int',
+  oh0: 'int',
+  dyRows: 'int',
+} as const;
+/** The block of dW a GradW vertex computes, and the input rows it reads. */
+const GRAD_W_PARAMS = {
+  group: 'int',
+  nCount: 'int',
+  r0: 'int',
+  rows: 'int',
+  m0: 'int',
+  mCount: 'int',
+  c0: 'int',
+  cCount: 'int',
+  g0: 'int',
+  gCount: 'int',
+  ih0: 'int',
+  inRows: 'int',
+} as const;
+const VEC = { direction: 'input', vector: true } as const;
+
+function gradXBlock(args: { fields: { in: Float32Array[]; weights: Float32Array[]; out: Float32Array[] }; params: ParamValues<typeof GRAD_X_PARAMS>; arrays: WindowArgs['arrays'] }): void {
   const { fields, params } = args;
   const g = geometryOf(args.arrays);
   const [, C, , D1, D2] = g.xs;
@@ -112,7 +145,7 @@ function gradXBlock(args: VertexArgs): void {
   scatter(out, fields.out);
 }
 
-function gradWBlock(args: VertexArgs): void {
+function gradWBlock(args: { fields: { gradOut: Float32Array[]; in: Float32Array[]; out: Float32Array[] }; params: ParamValues<typeof GRAD_W_PARAMS>; arrays: WindowArgs['arrays'] }): void {
   const { fields, params } = args;
   const g = geometryOf(args.arrays);
   const [, , D0, D1, D2] = g.xs;
@@ -174,10 +207,12 @@ function blockDims(v: VertexShape) {
   return { a, group, Cg: a.xs[1] / group, Mg: a.ys[1] / group, K: a.k[0] * a.k[1] * a.k[2] };
 }
 
-export const convGradXBlockCodelet: Codelet = {
+export const convGradXBlockCodelet = defineCodelet({
   name: 'NnConvGradXBlock',
   kind: 'multi',
-  fields: { in: { direction: 'input', vector: true }, weights: { direction: 'input', vector: true }, out: { direction: 'output', vector: true } },
+  fields: { in: VEC, weights: VEC, out: { direction: 'output', vector: true } },
+  params: GRAD_X_PARAMS,
+  arrays: GEOMETRY_ARRAYS,
   compute: gradXBlock,
   cycles(v, device) {
     const { a, group, Cg, Mg } = blockDims(v);
@@ -196,12 +231,14 @@ export const convGradXBlockCodelet: Codelet = {
     );
   },
   estimateSource: `${AMP_SOURCE}; dX as a convolution of dY with in/out channels swapped (dY channels the contraction), kernel taps / prod(strides) passes`,
-};
+});
 
-export const convGradWBlockCodelet: Codelet = {
+export const convGradWBlockCodelet = defineCodelet({
   name: 'NnConvGradWBlock',
   kind: 'multi',
-  fields: { gradOut: { direction: 'input', vector: true }, in: { direction: 'input', vector: true }, out: { direction: 'output', vector: true } },
+  fields: { gradOut: VEC, in: VEC, out: { direction: 'output', vector: true } },
+  params: GRAD_W_PARAMS,
+  arrays: GEOMETRY_ARRAYS,
   compute: gradWBlock,
   cycles(v, device) {
     const { a, group, Cg, Mg, K } = blockDims(v);
@@ -219,6 +256,6 @@ export const convGradWBlockCodelet: Codelet = {
     );
   },
   estimateSource: `${AMP_SOURCE}; dW as a convolution contracting over the block's output positions, c' x kernel rows of work`,
-};
+});
 
 export const convCodelets: Codelet[] = [...convBlockCodelets, convGradXBlockCodelet, convGradWBlockCodelet];

@@ -14,6 +14,7 @@
  */
 import type { Codelet } from '../codelet.js';
 import { fieldDType, regionCount } from '../codelet.js';
+import { defineCodelet } from '../define.js';
 import type { DeviceDType } from '../program.js';
 import { binaryMultiVertex, unaryMultiVertex, type LoopCost } from './estimators.js';
 
@@ -57,7 +58,7 @@ function dropoutLoop(d: DeviceDType, training: boolean): LoopCost {
  * in[0] in the whole tensor). `counter` (int32, one element) is advanced before use, so the
  * n-th run uses counter n; `mask` (int32 0/1) is written when connected.
  */
-export const dropoutCodelet: Codelet = {
+export const dropoutCodelet = defineCodelet({
   name: 'Dropout',
   kind: 'multi',
   fields: {
@@ -66,16 +67,18 @@ export const dropoutCodelet: Codelet = {
     mask: { direction: 'inout', dtypes: ['int32'] },
     counter: { direction: 'inout', dtypes: ['int32'] },
   },
+  params: { training: 'int', ratio: 'float', seed: 'int', offset: 'int' },
   compute({ fields, params }) {
-    const x = fields.in as Float32Array;
-    const y = fields.out as Float32Array;
-    const mask = fields.mask as Int32Array | undefined;
+    const x = fields.in;
+    const y = fields.out;
+    const mask = fields.mask;
     if (!params.training) {
       y.set(x);
       mask?.fill(1);
       return;
     }
-    const counter = fields.counter as Int32Array;
+    const counter = fields.counter;
+    if (!counter) throw new Error('Dropout: training needs its counter field connected');
     const c = (counter[0] = counter[0] + 1);
     const threshold = dropoutThreshold(params.ratio);
     const scale = dropoutScale(params.ratio);
@@ -92,13 +95,13 @@ export const dropoutCodelet: Codelet = {
   },
   estimateSource:
     'PopLibs UnaryOp1D MultiVertex: W x (17 + inner) + 20; training: random bits, compare, select, scale = 4 ALU ops, {12, no, 2}; inference {3, no, 2} (DERIVED)',
-};
+});
 
 /**
  * Grad, in training: out = gradOut x mask x scale with the mask of the forward run, recomputed
  * from the forward's counter (already advanced by it). Params: ratio, seed, offset.
  */
-export const dropoutGradCodelet: Codelet = {
+export const dropoutGradCodelet = defineCodelet({
   name: 'DropoutGrad',
   kind: 'multi',
   fields: {
@@ -106,10 +109,11 @@ export const dropoutGradCodelet: Codelet = {
     counter: { direction: 'input', dtypes: ['int32'] },
     out: { direction: 'output', dtypes: ['float32', 'float16'] },
   },
+  params: { ratio: 'float', seed: 'int', offset: 'int' },
   compute({ fields, params }) {
-    const dy = fields.gradOut as Float32Array;
-    const dx = fields.out as Float32Array;
-    const c = (fields.counter as Int32Array)[0];
+    const dy = fields.gradOut;
+    const dx = fields.out;
+    const c = fields.counter[0];
     const threshold = dropoutThreshold(params.ratio);
     const scale = dropoutScale(params.ratio);
     const seed = params.seed >>> 0;
@@ -120,6 +124,6 @@ export const dropoutGradCodelet: Codelet = {
     return binaryMultiVertex(regionCount(v.fields.out), d, dropoutLoop(d, true), device);
   },
   estimateSource: 'PopLibs BinaryOp1D MultiVertex: W x (29 + inner) + 11; the forward mask recomputed: 4 ALU ops, {12, no, 2} (DERIVED)',
-};
+});
 
 export const dropoutCodelets: Codelet[] = [dropoutCodelet, dropoutGradCodelet];

@@ -22,9 +22,16 @@
  * and stored once.
  */
 import { regionCount, type Codelet } from '../codelet.js';
+import { defineCodelet } from '../define.js';
+
+/** Every device dtype: these codelets move elements of any type. */
+const ALL = ['float32', 'float16', 'int32', 'uint8'] as const;
+/** The walk of the index tensor (see above). */
+const WALK_PARAMS = { begin: 'int', base: 'int', axis: 'int', A: 'int' } as const;
+const WALK_ARRAYS = { ishape: 'ints', dstrides: 'ints' } as const;
 
 /** The data index each index element [begin, begin + n) points at (before its own index is put in), and a callback per element. */
-function forEachTarget(args: { params: Record<string, number>; arrays: Record<string, number[]> }, n: number, indices: Int32Array, f: (i: number, target: number) => void): void {
+function forEachTarget(args: { params: { begin: number; axis: number; A: number }; arrays: { ishape: number[]; dstrides: number[] } }, n: number, indices: Int32Array, f: (i: number, target: number) => void): void {
   const { begin, axis, A } = args.params;
   const shape = args.arrays.ishape;
   const strides = args.arrays.dstrides;
@@ -48,38 +55,42 @@ function forEachTarget(args: { params: Record<string, number>; arrays: Record<st
   }
 }
 
-export const gatherElementsCodelet: Codelet = {
+export const gatherElementsCodelet = defineCodelet({
   name: 'GatherElements',
   kind: 'worker',
-  fields: { data: { direction: 'input' }, indices: { direction: 'input', dtypes: ['int32'] }, out: { direction: 'output' } },
+  fields: { data: { direction: 'input', dtypes: ALL }, indices: { direction: 'input', dtypes: ['int32'] }, out: { direction: 'output', dtypes: ALL } },
+  params: WALK_PARAMS,
+  arrays: WALK_ARRAYS,
   compute(args) {
-    const data = args.fields.data as Float32Array;
-    const out = args.fields.out as Float32Array;
+    const data = args.fields.data;
+    const out = args.fields.out;
     const base = args.params.base;
-    forEachTarget(args, out.length, args.fields.indices as Int32Array, (i, t) => (out[i] = t < 0 ? 0 : data[t - base]));
+    forEachTarget(args, out.length, args.fields.indices, (i, t) => (out[i] = t < 0 ? 0 : data[t - base]));
   },
   // Per element: the index load, the address (a multiply-add per axis) and a load and a store (GUESS from §3's ALU figures).
   cycles: (v) => 10 + regionCount(v.fields.out) * (6 + 2 * (v.arrays?.ishape?.length ?? 1)),
   estimateSource: 'worker loop: index load, address arithmetic per axis, load and store (GUESS from §3 ALU figures)',
-};
+});
 
-export const scatterElementsCodelet: Codelet = {
+export const scatterElementsCodelet = defineCodelet({
   name: 'ScatterElementsRange',
   kind: 'worker',
   fields: {
-    data: { direction: 'input' },
-    updates: { direction: 'input' },
+    data: { direction: 'input', dtypes: ALL },
+    updates: { direction: 'input', dtypes: ALL },
     indices: { direction: 'input', dtypes: ['int32'] },
-    out: { direction: 'output' },
+    out: { direction: 'output', dtypes: ALL },
   },
+  params: { ...WALK_PARAMS, count: 'int', zero: 'int', reduction: 'int' },
+  arrays: WALK_ARRAYS,
   compute(args) {
-    const out = args.fields.out as Float32Array;
+    const out = args.fields.out;
     const { base, count, zero, reduction } = args.params;
     const acc = new Float64Array(out.length);
-    if (zero !== 1) acc.set(args.fields.data as Float32Array);
-    const upd = args.fields.updates as Float32Array;
+    if (zero !== 1) acc.set(args.fields.data);
+    const upd = args.fields.updates;
     const end = base + out.length;
-    forEachTarget(args, count, args.fields.indices as Int32Array, (i, t) => {
+    forEachTarget(args, count, args.fields.indices, (i, t) => {
       if (t < base || t >= end) return;
       const o = t - base;
       const u = reduction === 5 ? 0 : upd[i];
@@ -95,7 +106,7 @@ export const scatterElementsCodelet: Codelet = {
   // The copy of the range, then per update read: the index load, address arithmetic, a range test and a read-modify-write (GUESS).
   cycles: (v) => 10 + regionCount(v.fields.out) + (v.params.count ?? 0) * (8 + 2 * (v.arrays?.ishape?.length ?? 1)),
   estimateSource: 'worker loop: copy of the range, then per update the index load, address arithmetic, a range test and a read-modify-write (GUESS from §3 ALU figures)',
-};
+});
 
 
 /**
@@ -106,13 +117,15 @@ export const scatterElementsCodelet: Codelet = {
  * counting from arrays.dims[j]. A row with an index out of range gives
  * 2^31 - 1, which the Gather and Scatter codelets skip as out of range.
  */
-export const ndIndexFlattenCodelet: Codelet = {
+export const ndIndexFlattenCodelet = defineCodelet({
   name: 'NdIndexFlatten',
   kind: 'worker',
   fields: { indices: { direction: 'input', dtypes: ['int32'] }, out: { direction: 'output', dtypes: ['int32'] } },
+  params: { k: 'int', begin: 'int', rowsPerBatch: 'int', perBatch: 'int' },
+  arrays: { dims: 'ints', strides: 'ints' },
   compute({ fields, params, arrays }) {
-    const ind = fields.indices as Int32Array;
-    const out = fields.out as Int32Array;
+    const ind = fields.indices;
+    const out = fields.out;
     const { k, begin, rowsPerBatch, perBatch } = params;
     const { dims, strides } = arrays;
     for (let i = 0; i < out.length; i++) {
@@ -131,6 +144,6 @@ export const ndIndexFlattenCodelet: Codelet = {
   },
   cycles: (v) => 10 + regionCount(v.fields.out) * (4 + 4 * (v.params.k ?? 1)),
   estimateSource: 'worker loop: per index a load, a range test and a multiply-add, 4 per row for the batch offset and the store (GUESS from §3 ALU figures)',
-};
+});
 
 export const elementsCodelets: Codelet[] = [gatherElementsCodelet, scatterElementsCodelet, ndIndexFlattenCodelet];

@@ -4,19 +4,22 @@
  * ./binary.ts (flat, cyclic and general NumPy-broadcast modes) and
  * re-exported here, where the spine registered them.
  */
-import type { Codelet } from '../codelet.js';
 import { fieldDType, regionCount } from '../codelet.js';
+import { defineCodelet } from '../define.js';
 import { DTYPE_BYTES } from '../program.js';
 
 export { addCodelet, mulCodelet, subCodelet, sumCodelet } from './binary.js';
 
+/** Every device dtype: a copy moves any. */
+const ALL = ['float32', 'float16', 'int32', 'uint8'] as const;
+
 /** out = in (a copy that stays on one tile). */
-export const copyCodelet: Codelet = {
+export const copyCodelet = defineCodelet({
   name: 'Copy',
   kind: 'multi',
-  fields: { in: { direction: 'input' }, out: { direction: 'output' } },
+  fields: { in: { direction: 'input', dtypes: ALL }, out: { direction: 'output', dtypes: ALL } },
   compute({ fields }) {
-    (fields.out as Float32Array).set(fields.in as Float32Array);
+    fields.out.set(fields.in);
   },
   cycles(v, device) {
     // A memcpy moves 8 bytes per cycle per worker: store-bound (ipu-architecture.md §1).
@@ -24,4 +27,4 @@ export const copyCodelet: Codelet = {
     return 20 + device.workersPerTile * Math.ceil(bytes / device.workersPerTile / device.storeBytesPerCycle);
   },
   estimateSource: 'store-bound copy: storeBytesPerCycle per worker slot, 20 cycles setup',
-};
+});

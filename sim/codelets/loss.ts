@@ -36,10 +36,11 @@
  * a reduction over the classes (PopART's NllOpx), for softmax cross entropy
  * a max-reduce, exp, sum-reduce and log per sample.
  */
-import type { Codelet, VertexShape } from '../codelet.js';
+import type { Codelet } from '../codelet.js';
 import { fieldDType, regionCount } from '../codelet.js';
+import { defineCodelet } from '../define.js';
 import type { DeviceSpec } from '../device.js';
-import type { DeviceDType } from '../program.js';
+import type { DeviceDType, Region } from '../program.js';
 import { addLoop, binaryMultiVertex, reduce, unaryMultiVertex, type LoopCost } from './estimators.js';
 
 // ---------------------------------------------------------------------------
@@ -72,14 +73,15 @@ function unary(n: number, d: DeviceDType, loop: LoopCost, device: DeviceSpec, ba
 // ---------------------------------------------------------------------------
 // L1
 
-export const l1GradCodelet: Codelet = {
+export const l1GradCodelet = defineCodelet({
   name: 'L1Grad',
   kind: 'multi',
   fields: { x: { direction: 'input' }, gradLoss: { direction: 'input' }, out: { direction: 'output' } },
+  params: { scale: 'float' },
   compute({ fields, params }) {
-    const x = fields.x as Float32Array;
-    const gl = fields.gradLoss as Float32Array;
-    const out = fields.out as Float32Array;
+    const x = fields.x;
+    const gl = fields.gradLoss;
+    const out = fields.out;
     const perElement = gl.length === x.length && x.length > 1;
     for (let i = 0; i < x.length; i++) {
       const g = (perElement ? gl[i] : gl[0]) * params.scale;
@@ -92,15 +94,16 @@ export const l1GradCodelet: Codelet = {
     return 2 * binaryMultiVertex(regionCount(v.fields.out), dtype, addLoop(dtype), device);
   },
   estimateSource: '2 x PopLibs BinaryOp1D (sign select, scale)',
-};
+});
 
-export const l1ElementwiseCodelet: Codelet = {
+export const l1ElementwiseCodelet = defineCodelet({
   name: 'L1Elementwise',
   kind: 'multi',
   fields: { x: { direction: 'input' }, out: { direction: 'output' } },
+  params: { scale: 'float' },
   compute({ fields, params }) {
-    const x = fields.x as Float32Array;
-    const out = fields.out as Float32Array;
+    const x = fields.x;
+    const out = fields.out;
     for (let i = 0; i < x.length; i++) out[i] = params.scale * Math.abs(x[i]);
   },
   cycles(v, device) {
@@ -110,24 +113,24 @@ export const l1ElementwiseCodelet: Codelet = {
     return unary(n, d, maxLoop(d), device) + pass(n, d, addLoop(d), device);
   },
   estimateSource: 'PopLibs UnaryOp1D (abs, {3, no, 2}) + BinaryOp1D (scale) (§3)',
-};
+});
 
 // ---------------------------------------------------------------------------
 // MSE
 
-export const msePartialCodelet: Codelet = {
+export const msePartialCodelet = defineCodelet({
   name: 'MsePartial',
   kind: 'multi',
   fields: { a: { direction: 'input' }, b: { direction: 'input' }, out: { direction: 'output' } },
   compute({ fields }) {
-    const a = fields.a as Float32Array;
-    const b = fields.b as Float32Array;
+    const a = fields.a;
+    const b = fields.b;
     let s = 0;
     for (let i = 0; i < a.length; i++) {
       const d = a[i] - b[i];
       s += d * d;
     }
-    (fields.out as Float32Array)[0] = s;
+    fields.out[0] = s;
   },
   cycles(v, device) {
     const n = regionCount(v.fields.a);
@@ -136,16 +139,17 @@ export const msePartialCodelet: Codelet = {
     return 2 * pass(n, d, addLoop(d), device) + reduce(n, 1, d, device);
   },
   estimateSource: '2 x PopLibs BinaryOp1D (sub, square) + reduction (§3)',
-};
+});
 
-export const mseElementwiseCodelet: Codelet = {
+export const mseElementwiseCodelet = defineCodelet({
   name: 'MseElementwise',
   kind: 'multi',
   fields: { a: { direction: 'input' }, b: { direction: 'input' }, out: { direction: 'output' } },
+  params: { scale: 'float' },
   compute({ fields, params }) {
-    const a = fields.a as Float32Array;
-    const b = fields.b as Float32Array;
-    const out = fields.out as Float32Array;
+    const a = fields.a;
+    const b = fields.b;
+    const out = fields.out;
     for (let i = 0; i < a.length; i++) {
       const d = a[i] - b[i];
       out[i] = params.scale * d * d;
@@ -157,17 +161,18 @@ export const mseElementwiseCodelet: Codelet = {
     return 3 * pass(n, d, addLoop(d), device);
   },
   estimateSource: '3 x PopLibs BinaryOp1D (sub, square, scale) (§3)',
-};
+});
 
-export const mseGradCodelet: Codelet = {
+export const mseGradCodelet = defineCodelet({
   name: 'MseGrad',
   kind: 'multi',
   fields: { a: { direction: 'input' }, b: { direction: 'input' }, gradLoss: { direction: 'input' }, out: { direction: 'output' } },
+  params: { factor: 'float' },
   compute({ fields, params }) {
-    const a = fields.a as Float32Array;
-    const b = fields.b as Float32Array;
-    const gl = fields.gradLoss as Float32Array;
-    const out = fields.out as Float32Array;
+    const a = fields.a;
+    const b = fields.b;
+    const gl = fields.gradLoss;
+    const out = fields.out;
     const perElement = gl.length === a.length && a.length > 1;
     for (let i = 0; i < a.length; i++) out[i] = params.factor * (a[i] - b[i]) * (perElement ? gl[i] : gl[0]);
   },
@@ -178,10 +183,26 @@ export const mseGradCodelet: Codelet = {
     return 2 * pass(n, d, addLoop(d), device);
   },
   estimateSource: '2 x PopLibs BinaryOp1D (sub, scale by dLoss) (§3)',
-};
+});
 
 // ---------------------------------------------------------------------------
 // Class losses
+
+/**
+ * The params of the class-loss vertices (ClassLossOp.vertexParams, the eps of
+ * max(p, eps) and the index of the vertex's first sample). ClassWeightSum
+ * runs on ClassLossGrad's.
+ */
+const CLASS_PARAMS = {
+  C: 'int',
+  layout: 'int',
+  mode: 'int',
+  hasIgnore: 'int',
+  ignoreIndex: 'int',
+  scale: 'float',
+  eps: 'float',
+  sampleOffset: 'int',
+} as const;
 
 /** What a class-loss vertex sees, independent of the layout. */
 interface Samples {
@@ -207,7 +228,7 @@ function setter(x: Float32Array[], C: number, layout: number): (s: number, c: nu
 }
 
 /** A sample's weight: 0 for the ignore index; a label outside [0, C) otherwise fails. */
-function sampleWeight(label: number, C: number, params: Record<string, number>, weights: Float32Array | undefined, where: number): number {
+function sampleWeight(label: number, C: number, params: { hasIgnore: number; ignoreIndex: number }, weights: Float32Array | undefined, where: number): number {
   if (params.hasIgnore && label === params.ignoreIndex) return 0;
   if (!(label >= 0 && label < C)) {
     throw new Error(
@@ -235,7 +256,7 @@ function negLogProb(x: Samples, s: number, t: number, mode: number, eps: number)
 }
 
 /** Classes of a class-loss vertex: its param, or (a probe without params, `sim vertex`) one per region of x. */
-function classesOf(v: VertexShape): number {
+function classesOf(v: { fields: { x: Region[] }; params: { C?: number } }): number {
   const x = v.fields.x;
   return v.params.C ?? (Array.isArray(x) ? Math.max(1, x.length) : 1);
 }
@@ -259,7 +280,7 @@ function classForwardCycles(S: number, C: number, d: DeviceDType, mode: number, 
   return c;
 }
 
-export const classLossCodelet: Codelet = {
+export const classLossCodelet = defineCodelet({
   name: 'ClassLoss',
   kind: 'multi',
   fields: {
@@ -269,13 +290,14 @@ export const classLossCodelet: Codelet = {
     out: { direction: 'output' },
     logProb: { direction: 'inout', vector: true },
   },
+  params: { ...CLASS_PARAMS, reduce: 'int' },
   compute({ fields, params }) {
     const C = params.C;
-    const x = samples(fields.x as Float32Array[], C, params.layout);
-    const labels = fields.labels as Int32Array;
-    const weights = fields.weights as Float32Array | undefined;
-    const out = fields.out as Float32Array;
-    const lp = fields.logProb as Float32Array[] | undefined;
+    const x = samples(fields.x, C, params.layout);
+    const labels = fields.labels;
+    const weights = fields.weights;
+    const out = fields.out;
+    const lp = fields.logProb;
     const setLp = lp ? setter(lp, C, params.layout) : undefined;
     let sumL = 0;
     let sumW = 0;
@@ -296,7 +318,7 @@ export const classLossCodelet: Codelet = {
       out[1] = sumW;
     }
   },
-  cycles(v: VertexShape, device) {
+  cycles(v, device) {
     const n = regionCount(v.fields.x);
     const C = classesOf(v);
     return classForwardCycles(Math.ceil(n / C), C, fieldDType(v.fields.x), v.params.mode, v.fields.weights !== undefined, v.fields.logProb !== undefined, device);
@@ -304,18 +326,19 @@ export const classLossCodelet: Codelet = {
   estimateSource:
     'MODEL: popops passes of the PopART/PopLibs program: encodeOneHot, mul, reduce over classes; + log for probabilities; ' +
     '+ max-reduce, sub, exp, sum-reduce, log for softmax (§3 loops and reductions)',
-};
+});
 
-export const classWeightSumCodelet: Codelet = {
+export const classWeightSumCodelet = defineCodelet({
   name: 'ClassWeightSum',
   kind: 'multi',
   fields: { labels: { direction: 'input', dtypes: ['int32'] }, weights: { direction: 'inout' }, out: { direction: 'output' } },
+  params: { ...CLASS_PARAMS, perSample: 'int' },
   compute({ fields, params }) {
-    const labels = fields.labels as Int32Array;
-    const weights = fields.weights as Float32Array | undefined;
+    const labels = fields.labels;
+    const weights = fields.weights;
     let sum = 0;
     for (let s = 0; s < labels.length; s++) sum += sampleWeight(labels[s], params.C, params, weights, params.sampleOffset + s);
-    (fields.out as Float32Array)[0] = sum;
+    fields.out[0] = sum;
   },
   cycles(v, device) {
     const S = regionCount(v.fields.labels);
@@ -323,9 +346,9 @@ export const classWeightSumCodelet: Codelet = {
     return 2 * pass(S, 'float32', addLoop('float32'), device) + reduce(S, 1, 'float32', device);
   },
   estimateSource: "2 x PopLibs BinaryOp1D (mask, weight gather) + reduction (PopART's numNonIgnoredSamples) (§3)",
-};
+});
 
-export const classLossGradCodelet: Codelet = {
+export const classLossGradCodelet = defineCodelet({
   name: 'ClassLossGrad',
   kind: 'multi',
   fields: {
@@ -336,14 +359,15 @@ export const classLossGradCodelet: Codelet = {
     denom: { direction: 'inout' },
     out: { direction: 'output', vector: true },
   },
+  params: { ...CLASS_PARAMS, perSample: 'int' },
   compute({ fields, params }) {
     const C = params.C;
-    const x = samples(fields.x as Float32Array[], C, params.layout);
-    const set = setter(fields.out as Float32Array[], C, params.layout);
-    const labels = fields.labels as Int32Array;
-    const weights = fields.weights as Float32Array | undefined;
-    const gl = fields.gradLoss as Float32Array;
-    const denom = fields.denom as Float32Array | undefined;
+    const x = samples(fields.x, C, params.layout);
+    const set = setter(fields.out, C, params.layout);
+    const labels = fields.labels;
+    const weights = fields.weights;
+    const gl = fields.gradLoss;
+    const denom = fields.denom;
     const factor = params.scale / (denom ? denom[0] : 1);
     const perSample = params.perSample === 1;
     for (let s = 0; s < x.S; s++) {
@@ -385,28 +409,29 @@ export const classLossGradCodelet: Codelet = {
   estimateSource:
     "MODEL: PopART's NllGradOpx passes (encodeOneHot, max(p, eps), divide, scale); softmax cross entropy recomputes the " +
     'softmax (max-reduce, sub, exp, sum-reduce, divide) and subtracts the one-hot (§3 loops and reductions)',
-};
+});
 
-export const lossFinalCodelet: Codelet = {
+export const lossFinalCodelet = defineCodelet({
   name: 'LossFinal',
   kind: 'multi',
   fields: { partials: { direction: 'input', vector: true }, out: { direction: 'output' } },
+  params: { scale: 'float', mean: 'int' },
   compute({ fields, params }) {
-    const parts = fields.partials as Float32Array[];
+    const parts = fields.partials;
     let l = 0;
     let w = 0;
     for (const p of parts) {
       l += p[0];
       w += p[1];
     }
-    (fields.out as Float32Array)[0] = params.scale * (params.mean ? l / w : l);
+    fields.out[0] = params.scale * (params.mean ? l / w : l);
   },
   cycles(v, device) {
     // Two sums over the partials (a reduction), and a divide.
     return reduce(regionCount(v.fields.partials), 2, 'float32', device) + (v.params.mean ? pass(1, 'float32', divideLoop('float32'), device) : 0);
   },
   estimateSource: 'PopLibs reduction over the partials (second stage) + BinaryOp1D divide (§3)',
-};
+});
 
 export const lossCodelets: Codelet[] = [
   l1GradCodelet,

@@ -25,7 +25,8 @@
  * only the diagonal term dy (s^-beta - 2 alpha beta x^2 s^(-beta-1)); this
  * one is the full derivative, the other channels' windows included.)
  */
-import type { Codelet, ElemArray, VertexArgs, VertexShape } from '../codelet.js';
+import type { Codelet, ElemArray } from '../codelet.js';
+import { defineCodelet } from '../define.js';
 import { fieldDType, regionCount } from '../codelet.js';
 import type { DeviceSpec } from '../device.js';
 import type { DeviceDType } from '../program.js';
@@ -39,11 +40,9 @@ class Runs {
   /** Offset of each run in `data`. */
   private readonly offsets: number[];
   private readonly ends: number[];
-  constructor(args: VertexArgs, field: string, prefix: string) {
-    const f = args.fields[field];
-    const regions = (Array.isArray(f) ? f : [f]) as Float32Array[];
-    const lens = args.arrays[`${prefix}lens`];
-    this.begins = args.arrays[`${prefix}Begin`];
+  /** `regions`: the field; `lens` and `begins`: its runs' lengths and first flat elements (arrays <prefix>lens, <prefix>Begin). */
+  constructor(regions: Float32Array[], lens: number[], begins: number[]) {
+    this.begins = begins;
     // One region per run, or all runs gathered into one.
     this.data = regions.length === 1 ? regions[0] : concat(regions);
     this.offsets = [];
@@ -106,7 +105,7 @@ function channelWindow(i: number, g: Geometry, below: number, above: number): [n
 }
 
 /** s = bias + alpha / size sum of x^2 over the channel window of flat element i. */
-function scaleAt(x: Runs, i: number, g: Geometry, p: Record<string, number>): number {
+function scaleAt(x: Runs, i: number, g: Geometry, p: { bias: number; alpha: number; size: number }): number {
   const [c, cLo, cHi] = channelWindow(i, g, g.lo, g.hi);
   let sq = 0;
   for (let k = cLo; k <= cHi; k++) {
@@ -116,10 +115,10 @@ function scaleAt(x: Runs, i: number, g: Geometry, p: Record<string, number>): nu
   return Math.fround(p.bias + Math.fround(Math.fround(p.alpha / p.size) * sq));
 }
 
-const geometry = (p: Record<string, number>): Geometry => ({ C: p.C, S: p.S, lo: p.lo, hi: p.hi });
+const geometry = (p: Geometry): Geometry => ({ C: p.C, S: p.S, lo: p.lo, hi: p.hi });
 
 /** The window size a cycles() call sees: the vertex's, or 5 (AlexNet's) for a vertex probed without it (`sim vertex`). */
-const sizeOf = (v: VertexShape): number => v.params.size ?? 5;
+const sizeOf = (v: { params: { size?: number } }): number => v.params.size ?? 5;
 
 /**
  * Cycles of s and s^p over n positions from a window of nIn inputs: the
@@ -138,15 +137,20 @@ function powerCycles(nIn: number, n: number, size: number, dtype: DeviceDType, d
   );
 }
 
-export const lrnCodelet: Codelet = {
+/** The LRN geometry (layout) and attributes, and the vertex's first output. */
+const LRN_PARAMS = { C: 'int', S: 'int', lo: 'int', hi: 'int', size: 'int', alpha: 'float', beta: 'float', bias: 'float', outBegin: 'int' } as const;
+
+export const lrnCodelet = defineCodelet({
   name: 'NnLrn',
   kind: 'multi',
   fields: { in: { direction: 'input', vector: true }, out: { direction: 'output' } },
+  params: LRN_PARAMS,
+  arrays: { xlens: 'ints', xBegin: 'ints' },
   compute(args) {
-    const out = args.fields.out as Float32Array;
+    const out = args.fields.out;
     const p = args.params;
     const g = geometry(p);
-    const x = new Runs(args, 'in', 'x');
+    const x = new Runs(args.fields.in, args.arrays.xlens, args.arrays.xBegin);
     for (let o = 0; o < out.length; o++) {
       const i = p.outBegin + o;
       const s = scaleAt(x, i, g, p);
@@ -161,18 +165,20 @@ export const lrnCodelet: Codelet = {
   },
   estimateSource:
     "PopART's LRN Opx as popops steps (lrnx.cpp; PopLibs has no LRN vertex), from §3 blocks: x^2 over the window, size - 1 shifted adds, bias + alpha/size sum, s^-beta as exp(-beta log s) (log loop 12/2, exp base 33), times x",
-};
+});
 
-export const lrnGradCodelet: Codelet = {
+export const lrnGradCodelet = defineCodelet({
   name: 'NnLrnGrad',
   kind: 'multi',
   fields: { gradOut: { direction: 'input', vector: true }, in: { direction: 'input', vector: true }, out: { direction: 'output' } },
+  params: LRN_PARAMS,
+  arrays: { glens: 'ints', gBegin: 'ints', xlens: 'ints', xBegin: 'ints' },
   compute(args) {
-    const out = args.fields.out as Float32Array;
+    const out = args.fields.out;
     const p = args.params;
     const g = geometry(p);
-    const dy = new Runs(args, 'gradOut', 'g');
-    const x = new Runs(args, 'in', 'x');
+    const dy = new Runs(args.fields.gradOut, args.arrays.glens, args.arrays.gBegin);
+    const x = new Runs(args.fields.in, args.arrays.xlens, args.arrays.xBegin);
     // t = dy x s^(-beta - 1) at every position of the dy runs (the j of the output's windows).
     const t = new Float32Array(dy.length);
     dy.each((j, q) => {
@@ -206,6 +212,6 @@ export const lrnGradCodelet: Codelet = {
   },
   estimateSource:
     'composed from §3 blocks as popops steps: s^(-beta-1) over the dy window as in NnLrn, t = dy x s^(-beta-1) (2 binary ops), size - 1 shifted adds of t, s^-beta (1 binary op), then 3 binary ops per output',
-};
+});
 
 export const lrnCodelets: Codelet[] = [lrnCodelet, lrnGradCodelet];

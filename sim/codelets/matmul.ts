@@ -17,7 +17,7 @@
  * (a [rows, k] block), or all of A ([k, m]) when transA = 1; b: all of B
  * ([k, n], or [n, k] when transB = 1); out: [rows, n].
  */
-import type { Codelet } from '../codelet.js';
+import { defineCodelet } from '../define.js';
 import { fieldDType, regionCount } from '../codelet.js';
 import { ampVertexCycles } from './amp.js';
 import { reduce } from './estimators.js';
@@ -43,7 +43,7 @@ export function matMulReduceWasm(parts: Float32Array[], outs: Float32Array[]): b
   return true;
 }
 
-export const matMulReduceCodelet: Codelet = {
+export const matMulReduceCodelet = defineCodelet({
   name: 'MatMulReduce',
   kind: 'multi',
   fields: {
@@ -51,8 +51,8 @@ export const matMulReduceCodelet: Codelet = {
     out: { direction: 'output', vector: true, dtypes: ['float16', 'float32'] },
   },
   compute({ fields }) {
-    const parts = fields.partials as Float32Array[];
-    const outs = (Array.isArray(fields.out) ? fields.out : [fields.out]) as Float32Array[];
+    const parts = fields.partials;
+    const outs = fields.out;
     if (matMulReduceWasm(parts, outs)) return;
     let i = 0;
     for (const out of outs)
@@ -66,16 +66,17 @@ export const matMulReduceCodelet: Codelet = {
     return reduce(regionCount(v.fields.partials), 1, fieldDType(v.fields.partials), device);
   },
   estimateSource: 'PopLibs reduction over every partial element: 7 + 26 start, per region 16 + 6 + 2 log2(vw) + 2, per vector 2 + 2 + 1 + 3',
-};
+});
 
-export const matMulCodelet: Codelet = {
+export const matMulCodelet = defineCodelet({
   name: 'MatMul',
   kind: 'multi',
   fields: { a: { direction: 'input' }, b: { direction: 'input' }, out: { direction: 'output' } },
+  params: { rows: 'int', k: 'int', n: 'int', m: 'int', rowBegin: 'int', transA: 'int', transB: 'int' },
   compute({ fields, params }) {
-    const a = fields.a as Float32Array;
-    const b = fields.b as Float32Array;
-    const out = fields.out as Float32Array;
+    const a = fields.a;
+    const b = fields.b;
+    const out = fields.out;
     const { rows, k, n, m, rowBegin, transA, transB } = params;
     for (let r = 0; r < rows; r++) {
       for (let j = 0; j < n; j++) {
@@ -94,4 +95,4 @@ export const matMulCodelet: Codelet = {
     return ampVertexCycles({ groups: 1, rows, k, n }, fieldDType(v.fields.a), device);
   },
   estimateSource: 'the AMP vertex (amp.ts, PopLibs ConvPartial1x1Out) on its [rows, k] x [k, n] block',
-};
+});

@@ -32,22 +32,22 @@
  * assume the worst case, every offset in range for the vertex (the cost may
  * not depend on index values: sim/cost.ts reads only the program).
  */
-import type { Codelet, ElemArray, VertexShape } from '../codelet.js';
+import type { Codelet } from '../codelet.js';
 import { fieldDType, regionCount } from '../codelet.js';
+import { defineCodelet } from '../define.js';
 import type { DeviceSpec } from '../device.js';
-import type { DeviceDType, FieldValue } from '../program.js';
+import type { DeviceDType } from '../program.js';
 import { DTYPE_BYTES } from '../program.js';
 import { fillCycles } from './shape.js';
 
 type Elems = Float32Array | Int32Array;
-const ANY: DeviceDType[] = ['float32', 'float16', 'int32'];
+const ANY = ['float32', 'float16', 'int32'] as const;
 
 /** A vector field's regions read as one array. */
-function joined(f: ElemArray | ElemArray[]): Elems {
-  const parts = (Array.isArray(f) ? f : [f]) as Elems[];
+function joined<T extends Elems>(parts: T[]): T {
   if (parts.length === 1) return parts[0];
   const total = parts.reduce((s, p) => s + p.length, 0);
-  const out = parts[0] instanceof Int32Array ? new Int32Array(total) : new Float32Array(total);
+  const out = like(parts[0], total);
   let at = 0;
   for (const p of parts) {
     out.set(p, at);
@@ -57,8 +57,7 @@ function joined(f: ElemArray | ElemArray[]): Elems {
 }
 
 /** Write `flat` back over a vector field's regions, in order. */
-function scatter(flat: Elems, f: ElemArray | ElemArray[]): void {
-  const parts = (Array.isArray(f) ? f : [f]) as Elems[];
+function scatter(flat: Elems, parts: Elems[]): void {
   if (parts.length === 1 && parts[0] === flat) return;
   let at = 0;
   for (const p of parts) {
@@ -68,11 +67,15 @@ function scatter(flat: Elems, f: ElemArray | ElemArray[]): void {
 }
 
 /** A scratch array shaped like a vector field's regions back to back (the field itself when it is one region). */
-function scratch(f: ElemArray | ElemArray[]): Elems {
-  const parts = (Array.isArray(f) ? f : [f]) as Elems[];
+function scratch<T extends Elems>(parts: T[]): T {
   if (parts.length === 1) return parts[0];
-  const total = parts.reduce((s, p) => s + p.length, 0);
-  return parts[0] instanceof Int32Array ? new Int32Array(total) : new Float32Array(total);
+  return like(parts[0], parts.reduce((s, p) => s + p.length, 0));
+}
+
+/** A fresh array of n elements of x's kind. */
+function like<T extends Elems>(x: T, n: number): T {
+  // T is one of the two kinds: the constructor matching x's makes a T.
+  return (x instanceof Int32Array ? new Int32Array(n) : new Float32Array(n)) as T;
 }
 
 /** Table row of output row p (o x numIdx + j), or -1 when its index is out of range. */
@@ -118,7 +121,7 @@ export function multiUpdateAddVertexCycles(offsets: number, elemsPerSlice: numbe
   return (3 + (four ? 24 : 25) + offsets * perOffset) * device.workersPerTile + 25;
 }
 
-export const multiSliceCodelet: Codelet = {
+export const multiSliceCodelet = defineCodelet({
   name: 'MultiSlice',
   kind: 'multi',
   fields: {
@@ -126,9 +129,10 @@ export const multiSliceCodelet: Codelet = {
     offsets: { direction: 'input', dtypes: ['int32'] },
     out: { direction: 'output', vector: true, dtypes: ANY },
   },
+  params: { cols: 'int', rowBase: 'int', rows: 'int', numIdx: 'int', axisSize: 'int', idxBase: 'int', outRowBase: 'int', zeroMissing: 'int' },
   compute({ fields, params }) {
     const base = joined(fields.base);
-    const idx = fields.offsets as Int32Array;
+    const idx = fields.offsets;
     const out = scratch(fields.out);
     const { cols, rowBase, rows, numIdx, axisSize, idxBase, outRowBase, zeroMissing } = params;
     const n = out.length / cols;
@@ -139,14 +143,14 @@ export const multiSliceCodelet: Codelet = {
     }
     scatter(out, fields.out);
   },
-  cycles(v: VertexShape, device: DeviceSpec) {
+  cycles(v, device) {
     const cols = v.params.cols ?? 1;
     return multiSliceVertexCycles(Math.ceil(regionCount(v.fields.out) / cols), cols, fieldDType(v.fields.out), device);
   },
   estimateSource: 'PopLibs getMultiSliceCycleEstimate: 13 + offsets x (19 + ceil(elems / 2) x 2) per worker, every offset in range, offsets shared by the W workers',
-};
+});
 
-export const multiSliceCombineCodelet: Codelet = {
+export const multiSliceCombineCodelet = defineCodelet({
   name: 'MultiSliceCombine',
   kind: 'multi',
   fields: {
@@ -154,9 +158,11 @@ export const multiSliceCombineCodelet: Codelet = {
     offsets: { direction: 'input', dtypes: ['int32'] },
     out: { direction: 'output', vector: true, dtypes: ANY },
   },
+  params: { cols: 'int', rowsPer: 'int', numIdx: 'int', axisSize: 'int', idxBase: 'int', outRowBase: 'int' },
+  arrays: { partGroup: 'ints', partRow: 'ints' },
   compute({ fields, params, arrays }) {
-    const parts = (Array.isArray(fields.parts) ? fields.parts : [fields.parts]) as Elems[];
-    const idx = fields.offsets as Int32Array;
+    const parts = fields.parts;
+    const idx = fields.offsets;
     const out = scratch(fields.out);
     const { cols, rowsPer, numIdx, axisSize, idxBase, outRowBase } = params;
     const { partGroup, partRow } = arrays;
@@ -171,14 +177,14 @@ export const multiSliceCombineCodelet: Codelet = {
     }
     scatter(out, fields.out);
   },
-  cycles(v: VertexShape, device: DeviceSpec) {
+  cycles(v, device) {
     const cols = v.params.cols ?? 1;
     return multiSliceVertexCycles(Math.ceil(regionCount(v.fields.out) / cols), cols, fieldDType(v.fields.out), device);
   },
   estimateSource: 'as MultiSlice over the output rows (each picks the partial of the row group owning its index, then copies the row): 13 + rows x (19 + ceil(cols / 2) x 2) per worker, rows shared by the W workers',
-};
+});
 
-export const multiUpdateAddCodelet: Codelet = {
+export const multiUpdateAddCodelet = defineCodelet({
   name: 'MultiUpdateAdd',
   kind: 'multi',
   fields: {
@@ -186,10 +192,11 @@ export const multiUpdateAddCodelet: Codelet = {
     offsets: { direction: 'input', dtypes: ['int32'] },
     out: { direction: 'output', vector: true, dtypes: ['float32', 'float16'] },
   },
+  params: { cols: 'int', rowBase: 'int', rows: 'int', numIdx: 'int', axisSize: 'int', idxBase: 'int', gradRowBase: 'int' },
   compute({ fields, params }) {
-    const g = joined(fields.grads) as Float32Array;
-    const idx = fields.offsets as Int32Array;
-    const out = scratch(fields.out) as Float32Array;
+    const g = joined(fields.grads);
+    const idx = fields.offsets;
+    const out = scratch(fields.out);
     const { cols, rowBase, rows, numIdx, axisSize, idxBase, gradRowBase } = params;
     out.fill(0);
     const n = g.length / cols;
@@ -201,16 +208,16 @@ export const multiUpdateAddCodelet: Codelet = {
     }
     scatter(out, fields.out);
   },
-  cycles(v: VertexShape, device: DeviceSpec) {
+  cycles(v, device) {
     const cols = v.params.cols ?? 1;
     const dtype = fieldDType(v.fields.out);
     const n = regionCount(v.fields.out);
     const W = device.workersPerTile;
     const fill = n === 0 ? 0 : W * fillCycles(Math.ceil(n / W), dtype);
-    return fill + multiUpdateAddVertexCycles(Math.ceil(regionCount(v.fields.grads as FieldValue) / cols), cols, dtype, device);
+    return fill + multiUpdateAddVertexCycles(Math.ceil(regionCount(v.fields.grads) / cols), cols, dtype, device);
   },
   estimateSource:
     'PopLibs Fill of the block (W workers) + getMultiUpdateOpCycleEstimate (add): (3 + 24 + offsets x (11 + 3 (elems / atom - 1))) x W + 25, half 25 and 12, one-point distribution',
-};
+});
 
 export const multiSliceCodelets: Codelet[] = [multiSliceCodelet, multiSliceCombineCodelet, multiUpdateAddCodelet];

@@ -12,7 +12,8 @@
  *   AMP convolution estimate (PopLibs' ConvPartial1x1Out supervisor
  *   estimate) and PopLibs' pooling vertex estimate.
  */
-import type { Codelet, VertexArgs, VertexShape } from '../codelet.js';
+import type { Codelet, VertexShape } from '../codelet.js';
+import { defineCodelet, type ParamValues } from '../define.js';
 import { fieldDType, regionCount } from '../codelet.js';
 import type { DeviceSpec } from '../device.js';
 import type { DeviceDType } from '../program.js';
@@ -60,8 +61,37 @@ export function unravel(t: number, shape: readonly number[], out: number[]): num
   return out;
 }
 
-export function geometryOf(a: Record<string, number[]>): Geometry {
-  return { xs: a.xs, ys: a.ys, k: a.k, s: a.s, d: a.d, pb: a.pb, pe: a.pe };
+/** Params and arrays as the window helpers read them: by key, some keys per window prefix. */
+export interface WindowArgs {
+  params: Readonly<Record<string, number | undefined>>;
+  arrays: Readonly<Record<string, number[] | undefined>>;
+}
+
+/** An array a vertex must have, or a fault naming it. */
+function need(arrays: WindowArgs['arrays'], key: string): number[] {
+  const a = arrays[key];
+  if (!a) throw new Error(`nn vertex: arrays.${key} is missing`);
+  return a;
+}
+
+/** The geometry arrays (xs, ys, k, s, d, pb, pe) of the windowed vertices. */
+export const GEOMETRY_ARRAYS = { xs: 'ints', ys: 'ints', k: 'ints', s: 'ints', d: 'ints', pb: 'ints', pe: 'ints' } as const;
+
+const WINDOW_PARAM_KEYS = ['nMin', 'cLo', 'cCount', 'R', 'ppr', 'planeStride'] as const;
+export type WindowParamKey<P extends string> = `${P}${(typeof WINDOW_PARAM_KEYS)[number]}`;
+export type WindowArrayKey<P extends string> = `${P}rowRun` | `${P}rowOff`;
+/** The params of a plane window read with `prefix` (src/lower/window.ts planeWindowOnTile writes them). */
+export function windowParams<const P extends string>(prefix: P): Record<WindowParamKey<P>, 'int'> {
+  // Keys built from the prefix: the record is the one the type spells out.
+  return Object.fromEntries(WINDOW_PARAM_KEYS.map((k) => [`${prefix}${k}`, 'int'])) as Record<WindowParamKey<P>, 'int'>;
+}
+/** Its arrays: rows' runs and offsets, and the pieces' lengths when they were gathered into one region. */
+export function windowArrays<const P extends string>(prefix: P): Record<WindowArrayKey<P>, 'ints'> & Record<`${P}lens`, 'ints?'> {
+  return { [`${prefix}rowRun`]: 'ints', [`${prefix}rowOff`]: 'ints', [`${prefix}lens`]: 'ints?' } as Record<WindowArrayKey<P>, 'ints'> & Record<`${P}lens`, 'ints?'>;
+}
+
+export function geometryOf(a: WindowArgs['arrays']): Geometry {
+  return { xs: need(a, 'xs'), ys: need(a, 'ys'), k: need(a, 'k'), s: need(a, 's'), d: need(a, 'd'), pb: need(a, 'pb'), pe: need(a, 'pe') };
 }
 
 /**
@@ -69,7 +99,7 @@ export function geometryOf(a: Record<string, number[]>): Geometry {
  * probed without them (`sim vertex`), a 3x3 window over 16 channels in and
  * out with stride 1 and 8 x 8 planes.
  */
-export function geometryForCycles(v: VertexShape): Geometry {
+export function geometryForCycles(v: { arrays?: WindowArgs['arrays'] }): Geometry {
   if (v.arrays?.xs) return geometryOf(v.arrays);
   return { xs: [1, 16, 8, 8, 1], ys: [1, 16, 8, 8, 1], k: [3, 3, 1], s: [1, 1, 1], d: [1, 1, 1], pb: [1, 1, 0], pe: [1, 1, 0] };
 }
@@ -104,9 +134,8 @@ export class PlaneWindow {
 }
 
 /** The plane window of field `field` whose params and arrays carry `prefix` (e.g. 'x' -> xnMin, xrowRun, ...). */
-export function planeWindow(args: VertexArgs, field: string, prefix: string, d1: number, d2: number): PlaneWindow {
-  const f = args.fields[field];
-  let regions = (Array.isArray(f) ? f : [f]) as Float32Array[];
+export function planeWindow(args: WindowArgs, field: Float32Array[], prefix: string, d1: number, d2: number): PlaneWindow {
+  let regions = field;
   // Regions gathered into one on the tile (LowerContext.gather): split it back into the logical pieces.
   const lens = args.arrays[`${prefix}lens`];
   if (lens && regions.length === 1 && lens.length > 1) {
@@ -114,12 +143,16 @@ export function planeWindow(args: VertexArgs, field: string, prefix: string, d1:
     let at = 0;
     regions = lens.map((n) => joined.subarray(at, (at += n)));
   }
-  const p = args.params;
+  const p = (k: string): number => {
+    const v = args.params[`${prefix}${k}`];
+    if (v === undefined) throw new Error(`nn vertex: param ${prefix}${k} is missing`);
+    return v;
+  };
   return new PlaneWindow(
     regions,
-    { nMin: p[`${prefix}nMin`], cLo: p[`${prefix}cLo`], cCount: p[`${prefix}cCount`], R: p[`${prefix}R`], ppr: p[`${prefix}ppr`], planeStride: p[`${prefix}planeStride`] },
-    args.arrays[`${prefix}rowRun`],
-    args.arrays[`${prefix}rowOff`],
+    { nMin: p('nMin'), cLo: p('cLo'), cCount: p('cCount'), R: p('R'), ppr: p('ppr'), planeStride: p('planeStride') },
+    need(args.arrays, `${prefix}rowRun`),
+    need(args.arrays, `${prefix}rowOff`),
     d1,
     d2,
   );
@@ -134,63 +167,79 @@ export function planeWindow(args: VertexArgs, field: string, prefix: string, d1:
  * g = gMin .. gMin + len(out) - 1. With `centered`, each term is
  * dy x (x - mean[g]) x rsqrt(var[g] + eps): BatchNormalization's scale grad.
  */
-function channelSumCodelet(name: string, centered: boolean): Codelet {
-  return {
-    name,
-    kind: 'multi',
-    fields: centered
-      ? { in: { direction: 'input' }, x: { direction: 'input' }, mean: { direction: 'input' }, var: { direction: 'input' }, out: { direction: 'output', dtypes: ['float32'] } }
-      : { in: { direction: 'input' }, out: { direction: 'output', dtypes: ['float32'] } },
-    compute({ fields, params }) {
-      const dy = fields.in as Float32Array;
-      const out = fields.out as Float32Array;
-      const { G, inner, begin, gMin } = params;
-      out.fill(0);
-      let g = Math.floor(begin / inner) % G;
-      let j = begin % inner;
-      const x = centered ? (fields.x as Float32Array) : undefined;
-      const mean = centered ? (fields.mean as Float32Array) : undefined;
-      const variance = centered ? (fields.var as Float32Array) : undefined;
-      const eps = params.eps;
-      // On the kernel: the same fp32 chain per channel, in element order.
-      const w = separate(out, centered ? [dy, x!, mean!, variance!] : [dy]);
-      if (w && (!centered || x!.length >= dy.length)) {
-        const [pdy, px, pm, pv] = w.ins;
-        w.K.x.channel_sum(pdy, dy.length, w.out, G, inner, g, j, gMin, centered ? 1 : 0, px ?? 0, pm ?? 0, pv ?? 0, eps ?? 0);
-        return;
-      }
-      let k = 0;
-      let m = 0;
-      const setG = (): void => {
-        if (centered) {
-          m = mean![g - gMin];
-          k = Math.fround(1 / Math.fround(Math.sqrt(Math.fround(variance![g - gMin] + eps))));
-        }
-      };
-      setG();
-      for (let i = 0; i < dy.length; i++) {
-        const term = centered ? Math.fround(Math.fround(dy[i] * Math.fround(x![i] - m)) * k) : dy[i];
-        out[g - gMin] = Math.fround(out[g - gMin] + term);
-        if (++j === inner) {
-          j = 0;
-          if (++g === G) g = 0;
-          setG();
-        }
-      }
-    },
-    cycles(v, device) {
-      const n = regionCount(v.fields.in);
-      const base = reduce(n, Math.max(1, regionCount(v.fields.out)), fieldDType(v.fields.in), device);
-      // The centred form first forms dy (x - mean) rsqrt(var + eps): two more vector ops per element.
-      return centered ? base + 2 * Math.ceil(n / vectorWidth(fieldDType(v.fields.in), device)) * 3 : base;
-    },
-    estimateSource: centered
-      ? 'PopLibs reduction (7 + 26, per region 16 + 6 + 2 log2(vw) + 2, per vector 8) plus 2 vector ops of 3 cycles per element vector for the centred product'
-      : 'PopLibs reduction: 7 + 26 start, per output region 16 + 6 + 2 log2(vw) + 2, per vector 2 + 2 + 1 + 3',
-  };
+const CHANNEL_SUM_PARAMS = { G: 'int', inner: 'int', begin: 'int', gMin: 'int' } as const;
+const CENTERED_PARAMS = { ...CHANNEL_SUM_PARAMS, eps: 'float' } as const;
+const SUM_OUT = { direction: 'output', dtypes: ['float32'] } as const;
+/** The centred form's extra inputs: x, and mean and var per channel. */
+interface Centering {
+  x: Float32Array;
+  mean: Float32Array;
+  variance: Float32Array;
+  eps: number;
 }
 
-export const channelSumCodelets: Codelet[] = [channelSumCodelet('NnChannelSum', false), channelSumCodelet('NnBatchNormScalePartial', true)];
+function channelSumRun(dy: Float32Array, out: Float32Array, params: ParamValues<typeof CHANNEL_SUM_PARAMS>, c: Centering | undefined): void {
+  const { G, inner, begin, gMin } = params;
+  out.fill(0);
+  let g = Math.floor(begin / inner) % G;
+  let j = begin % inner;
+  // On the kernel: the same fp32 chain per channel, in element order.
+  const w = separate(out, c ? [dy, c.x, c.mean, c.variance] : [dy]);
+  if (w && (!c || c.x.length >= dy.length)) {
+    const [pdy, px, pm, pv] = w.ins;
+    w.K.x.channel_sum(pdy, dy.length, w.out, G, inner, g, j, gMin, c ? 1 : 0, px ?? 0, pm ?? 0, pv ?? 0, c?.eps ?? 0);
+    return;
+  }
+  let k = 0;
+  let m = 0;
+  const setG = (): void => {
+    if (c) {
+      m = c.mean[g - gMin];
+      k = Math.fround(1 / Math.fround(Math.sqrt(Math.fround(c.variance[g - gMin] + c.eps))));
+    }
+  };
+  setG();
+  for (let i = 0; i < dy.length; i++) {
+    const term = c ? Math.fround(Math.fround(dy[i] * Math.fround(c.x[i] - m)) * k) : dy[i];
+    out[g - gMin] = Math.fround(out[g - gMin] + term);
+    if (++j === inner) {
+      j = 0;
+      if (++g === G) g = 0;
+      setG();
+    }
+  }
+}
+
+function channelSumCycles(v: VertexShape, device: DeviceSpec, centered: boolean): number {
+  const n = regionCount(v.fields.in);
+  const base = reduce(n, Math.max(1, regionCount(v.fields.out)), fieldDType(v.fields.in), device);
+  // The centred form first forms dy (x - mean) rsqrt(var + eps): two more vector ops per element.
+  return centered ? base + 2 * Math.ceil(n / vectorWidth(fieldDType(v.fields.in), device)) * 3 : base;
+}
+
+export const channelSumCodelet = defineCodelet({
+  name: 'NnChannelSum',
+  kind: 'multi',
+  fields: { in: { direction: 'input' }, out: SUM_OUT },
+  params: CHANNEL_SUM_PARAMS,
+  compute: ({ fields, params }) => channelSumRun(fields.in, fields.out, params, undefined),
+  cycles: (v, device) => channelSumCycles(v, device, false),
+  estimateSource: 'PopLibs reduction: 7 + 26 start, per output region 16 + 6 + 2 log2(vw) + 2, per vector 2 + 2 + 1 + 3',
+});
+
+/** The centred form: BatchNormalization's scale gradient. */
+export const batchNormScalePartialCodelet = defineCodelet({
+  name: 'NnBatchNormScalePartial',
+  kind: 'multi',
+  fields: { in: { direction: 'input' }, x: { direction: 'input' }, mean: { direction: 'input' }, var: { direction: 'input' }, out: SUM_OUT },
+  params: CENTERED_PARAMS,
+  compute: ({ fields, params }) => channelSumRun(fields.in, fields.out, params, { x: fields.x, mean: fields.mean, variance: fields.var, eps: params.eps }),
+  cycles: (v, device) => channelSumCycles(v, device, true),
+  estimateSource:
+    'PopLibs reduction (7 + 26, per region 16 + 6 + 2 log2(vw) + 2, per vector 8) plus 2 vector ops of 3 cycles per element vector for the centred product',
+});
+
+export const channelSumCodelets: Codelet[] = [channelSumCodelet, batchNormScalePartialCodelet];
 
 /**
  * NnPartialsFinal on the kernels: the pieces added into an fp32 accumulator
@@ -209,13 +258,15 @@ function partialsFinalWasm(parts: Float32Array[], out: Float32Array, offsets: re
 }
 
 /** Stage 2: out = scale x the sum of the pieces; piece j adds into out[offsets[j] ...]. */
-export const partialsFinalCodelet: Codelet = {
+export const partialsFinalCodelet = defineCodelet({
   name: 'NnPartialsFinal',
   kind: 'multi',
   fields: { partials: { direction: 'input', vector: true, dtypes: ['float32'] }, out: { direction: 'output' } },
+  params: { scale: 'float?' },
+  arrays: { offsets: 'ints' },
   compute({ fields, params, arrays }) {
-    const parts = fields.partials as Float32Array[];
-    const out = fields.out as Float32Array;
+    const parts = fields.partials;
+    const out = fields.out;
     if (partialsFinalWasm(parts, out, arrays.offsets, params.scale ?? 1)) return;
     const acc = new Float32Array(out.length);
     for (let j = 0; j < parts.length; j++) {
@@ -232,7 +283,7 @@ export const partialsFinalCodelet: Codelet = {
     return reduce(regionCount(parts), Math.max(1, pieces), 'float32', device);
   },
   estimateSource: 'PopLibs reduction, second stage: 7 + 26 start, per partial region 16 + 6 + 2 log2(vw) + 2, per vector 2 + 2 + 1 + 3',
-};
+});
 
 // ---------------------------------------------------------------------------
 // AMP convolution estimate.

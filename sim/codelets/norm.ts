@@ -21,6 +21,7 @@
  * no single vertex estimate): built from §3 blocks, per step named below.
  */
 import type { Codelet, VertexShape } from '../codelet.js';
+import { defineCodelet, type ParamValues } from '../define.js';
 import { fieldDType, regionCount } from '../codelet.js';
 import type { DeviceSpec } from '../device.js';
 import { addLoop, binaryMultiVertex, reduce, unaryMultiVertex } from './estimators.js';
@@ -58,55 +59,71 @@ function statsCycles(v: VertexShape, device: DeviceSpec): number {
   return 2 * reduce(nIn, r, dtype, device) + unaryMultiVertex(r, 'float32', SQRT_LOOP, device) + unaryMultiVertex(r, 'float32', DIV_LOOP('float32'), device);
 }
 
-function layerNormCodelet(name: string, hasBias: boolean): Codelet {
-  return {
-    name,
-    kind: 'multi',
-    fields: hasBias
-      ? { in: { direction: 'input' }, scale: { direction: 'input' }, bias: { direction: 'input' }, out: { direction: 'output' } }
-      : { in: { direction: 'input' }, scale: { direction: 'input' }, out: { direction: 'output' } },
-    compute({ fields, params }) {
-      const x = fields.in as Float32Array;
-      const scale = fields.scale as Float32Array;
-      const bias = hasBias ? (fields.bias as Float32Array) : undefined;
-      const out = fields.out as Float32Array;
-      const { n, outBegin, inBegin, eps } = params;
-      const w = separate(out, bias ? [x, scale, bias] : [x, scale]);
-      if (w && scale.length >= n && (!bias || bias.length >= n)) {
-        const [px, ps, pb] = w.ins;
-        forEachRow(outBegin, outBegin + out.length, n, (row, first, end) =>
-          w.K.x.ln_row(px + 4 * (row * n - inBegin), n, eps, ps, pb ?? 0, bias ? 1 : 0, w.out + 4 * (first - outBegin), first - row * n, end - row * n),
-        );
-        return;
-      }
-      forEachRow(outBegin, outBegin + out.length, n, (row, first, end) => {
-        const at = row * n - inBegin;
-        const [mean, r] = rowStats(x, at, n, eps);
-        for (let i = first; i < end; i++) {
-          const k = i - row * n;
-          const y = Math.fround(Math.fround(Math.fround(x[at + k] - mean) * r) * scale[k]);
-          out[i - outBegin] = bias ? y + bias[k] : y;
-        }
-      });
-    },
-    cycles(v, device) {
-      const dtype = fieldDType(v.fields.out);
-      const nOut = regionCount(v.fields.out);
-      // (x - mean), x r, x scale, + bias: one binary op each per output.
-      return statsCycles(v, device) + (hasBias ? 4 : 3) * binaryMultiVertex(nOut, dtype, addLoop(dtype), device);
-    },
-    estimateSource: 'PopLibs layer norm as popops steps (§3 blocks): 2 reductions over the rows, sqrt and reciprocal per row, then 3-4 binary ops per output',
-  };
+/** Rows of n; outputs from outBegin, inputs from inBegin. */
+const LN_PARAMS = { n: 'int', outBegin: 'int', inBegin: 'int', eps: 'float' } as const;
+const LN_FIELDS = { in: { direction: 'input' }, scale: { direction: 'input' }, out: { direction: 'output' } } as const;
+const LN_BIAS_FIELDS = { in: { direction: 'input' }, scale: { direction: 'input' }, bias: { direction: 'input' }, out: { direction: 'output' } } as const;
+
+/** y = (x - mean) r scale (+ bias) over the vertex's rows. */
+function layerNormRows(x: Float32Array, scale: Float32Array, bias: Float32Array | undefined, out: Float32Array, params: ParamValues<typeof LN_PARAMS>): void {
+  const { n, outBegin, inBegin, eps } = params;
+  const w = separate(out, bias ? [x, scale, bias] : [x, scale]);
+  if (w && scale.length >= n && (!bias || bias.length >= n)) {
+    const [px, ps, pb] = w.ins;
+    forEachRow(outBegin, outBegin + out.length, n, (row, first, end) =>
+      w.K.x.ln_row(px + 4 * (row * n - inBegin), n, eps, ps, pb ?? 0, bias ? 1 : 0, w.out + 4 * (first - outBegin), first - row * n, end - row * n),
+    );
+    return;
+  }
+  forEachRow(outBegin, outBegin + out.length, n, (row, first, end) => {
+    const at = row * n - inBegin;
+    const [mean, r] = rowStats(x, at, n, eps);
+    for (let i = first; i < end; i++) {
+      const k = i - row * n;
+      const y = Math.fround(Math.fround(Math.fround(x[at + k] - mean) * r) * scale[k]);
+      out[i - outBegin] = bias ? y + bias[k] : y;
+    }
+  });
 }
 
+function layerNormCycles(v: VertexShape, device: DeviceSpec, hasBias: boolean): number {
+  const dtype = fieldDType(v.fields.out);
+  const nOut = regionCount(v.fields.out);
+  // (x - mean), x r, x scale, + bias: one binary op each per output.
+  return statsCycles(v, device) + (hasBias ? 4 : 3) * binaryMultiVertex(nOut, dtype, addLoop(dtype), device);
+}
+
+const LN_SOURCE = 'PopLibs layer norm as popops steps (§3 blocks): 2 reductions over the rows, sqrt and reciprocal per row, then 3-4 binary ops per output';
+
+export const layerNormCodelet = defineCodelet({
+  name: 'NnLayerNorm',
+  kind: 'multi',
+  fields: LN_BIAS_FIELDS,
+  params: LN_PARAMS,
+  compute: ({ fields, params }) => layerNormRows(fields.in, fields.scale, fields.bias, fields.out, params),
+  cycles: (v, device) => layerNormCycles(v, device, true),
+  estimateSource: LN_SOURCE,
+});
+
+export const layerNormNoBiasCodelet = defineCodelet({
+  name: 'NnLayerNormNoBias',
+  kind: 'multi',
+  fields: LN_FIELDS,
+  params: LN_PARAMS,
+  compute: ({ fields, params }) => layerNormRows(fields.in, fields.scale, undefined, fields.out, params),
+  cycles: (v, device) => layerNormCycles(v, device, false),
+  estimateSource: LN_SOURCE,
+});
+
 /** Mean (which = 0) or InvStdDev (which = 1) of rows [outBegin, outBegin + len(out)). */
-export const layerNormStatsCodelet: Codelet = {
+export const layerNormStatsCodelet = defineCodelet({
   name: 'NnLayerNormStats',
   kind: 'multi',
   fields: { in: { direction: 'input' }, out: { direction: 'output' } },
+  params: { ...LN_PARAMS, which: 'int' },
   compute({ fields, params }) {
-    const x = fields.in as Float32Array;
-    const out = fields.out as Float32Array;
+    const x = fields.in;
+    const out = fields.out;
     const { n, outBegin, inBegin, eps, which } = params;
     const w = separate(out, [x]);
     if (w) return w.K.x.ln_stats_rows(w.ins[0] + 4 * (outBegin * n - inBegin), n, eps, w.out, out.length, which === 1 ? 1 : 0);
@@ -114,17 +131,18 @@ export const layerNormStatsCodelet: Codelet = {
   },
   cycles: statsCycles,
   estimateSource: 'PopLibs layer norm statistics (§3 blocks): 2 reductions over the rows, sqrt and reciprocal per row',
-};
+});
 
-export const layerNormGradXCodelet: Codelet = {
+export const layerNormGradXCodelet = defineCodelet({
   name: 'NnLayerNormGradX',
   kind: 'multi',
   fields: { gradOut: { direction: 'input' }, in: { direction: 'input' }, scale: { direction: 'input' }, out: { direction: 'output' } },
+  params: LN_PARAMS,
   compute({ fields, params }) {
-    const dy = fields.gradOut as Float32Array;
-    const x = fields.in as Float32Array;
-    const scale = fields.scale as Float32Array;
-    const out = fields.out as Float32Array;
+    const dy = fields.gradOut;
+    const x = fields.in;
+    const scale = fields.scale;
+    const out = fields.out;
     const { n, outBegin, inBegin, eps } = params;
     const w = separate(out, [dy, x, scale]);
     if (w && scale.length >= n) {
@@ -163,17 +181,18 @@ export const layerNormGradXCodelet: Codelet = {
     return statsCycles(v, device) + 3 * binaryMultiVertex(nIn, dtype, addLoop(dtype), device) + 2 * reduce(nIn, r, dtype, device) + 4 * binaryMultiVertex(regionCount(v.fields.out), dtype, addLoop(dtype), device);
   },
   estimateSource: 'PopLibs layer norm gradients as popops steps (§3 blocks): stats, 3 binary ops and 2 reductions over the rows, 4 binary ops per output',
-};
+});
 
 /** dscale partial: out[k] = sum over this vertex's elements in column k of dy xhat (fp32). */
-export const layerNormScalePartialCodelet: Codelet = {
+export const layerNormScalePartialCodelet = defineCodelet({
   name: 'NnLayerNormScalePartial',
   kind: 'multi',
   fields: { gradOut: { direction: 'input' }, in: { direction: 'input' }, out: { direction: 'output', dtypes: ['float32'] } },
+  params: { n: 'int', begin: 'int', inBegin: 'int', eps: 'float' },
   compute({ fields, params }) {
-    const dy = fields.gradOut as Float32Array;
-    const x = fields.in as Float32Array;
-    const out = fields.out as Float32Array;
+    const dy = fields.gradOut;
+    const x = fields.in;
+    const out = fields.out;
     const { n, begin, inBegin, eps } = params;
     out.fill(0);
     const w = separate(out, [dy, x]);
@@ -199,7 +218,7 @@ export const layerNormScalePartialCodelet: Codelet = {
     return statsCycles(v, device) + 3 * binaryMultiVertex(n, dtype, addLoop(dtype), device) + reduce(n, Math.max(1, Math.min(n, v.params.n)), dtype, device);
   },
   estimateSource: 'PopLibs layer norm gradients (§3 blocks): stats, xhat and dy xhat (3 binary ops), then a column reduction into fp32 partials',
-};
+});
 
 /** Channel runs shorter than this stay in TypeScript (two kernel calls per run would cost more). */
 const MIN_RUN_WASM = 16;
@@ -235,8 +254,11 @@ function channelAffineWasm(x: Float32Array, out: Float32Array, k: Float32Array, 
   return true;
 }
 
+/** Channels C of S elements each; the vertex's outputs from begin, its channels from cMin. */
+const BN_PARAMS = { C: 'int', S: 'int', begin: 'int', cMin: 'int', eps: 'float' } as const;
+
 /** BatchNorm inference: y = x k + (bias - mean k), k = scale / sqrt(var + eps) per channel. */
-export const batchNormCodelet: Codelet = {
+export const batchNormCodelet = defineCodelet({
   name: 'NnBatchNorm',
   kind: 'multi',
   fields: {
@@ -247,13 +269,14 @@ export const batchNormCodelet: Codelet = {
     var: { direction: 'input' },
     out: { direction: 'output' },
   },
+  params: BN_PARAMS,
   compute({ fields, params }) {
-    const x = fields.in as Float32Array;
-    const scale = fields.scale as Float32Array;
-    const bias = fields.bias as Float32Array;
-    const mean = fields.mean as Float32Array;
-    const variance = fields.var as Float32Array;
-    const out = fields.out as Float32Array;
+    const x = fields.in;
+    const scale = fields.scale;
+    const bias = fields.bias;
+    const mean = fields.mean;
+    const variance = fields.var;
+    const out = fields.out;
     const { C, S, begin, cMin, eps } = params;
     const cc = scale.length;
     const k = new Float32Array(cc);
@@ -287,18 +310,19 @@ export const batchNormCodelet: Codelet = {
   },
   estimateSource:
     "PopLibs batchNormalise structure (per-channel k = scale rsqrt(var + eps), then ChannelMul and AddToChannel); PopLibs' channel-op estimators are not in §3, so built from §3 unary/binary 1-D blocks",
-};
+});
 
 /** BatchNorm dx = dy scale / sqrt(var + eps) per channel. */
-export const batchNormGradXCodelet: Codelet = {
+export const batchNormGradXCodelet = defineCodelet({
   name: 'NnBatchNormGradX',
   kind: 'multi',
   fields: { gradOut: { direction: 'input' }, scale: { direction: 'input' }, var: { direction: 'input' }, out: { direction: 'output' } },
+  params: BN_PARAMS,
   compute({ fields, params }) {
-    const dy = fields.gradOut as Float32Array;
-    const scale = fields.scale as Float32Array;
-    const variance = fields.var as Float32Array;
-    const out = fields.out as Float32Array;
+    const dy = fields.gradOut;
+    const scale = fields.scale;
+    const variance = fields.var;
+    const out = fields.out;
     const { C, S, begin, cMin, eps } = params;
     const k = new Float32Array(scale.length);
     for (let c = 0; c < scale.length; c++) k[c] = scale[c] / Math.fround(Math.sqrt(Math.fround(variance[c] + eps)));
@@ -323,11 +347,11 @@ export const batchNormGradXCodelet: Codelet = {
     );
   },
   estimateSource: 'per-channel k = scale rsqrt(var + eps) (§3 sqrt, divide), then one ChannelMul over the elements (§3 binary 1-D block)',
-};
+});
 
 export const normCodelets: Codelet[] = [
-  layerNormCodelet('NnLayerNorm', true),
-  layerNormCodelet('NnLayerNormNoBias', false),
+  layerNormCodelet,
+  layerNormNoBiasCodelet,
   layerNormStatsCodelet,
   layerNormGradXCodelet,
   layerNormScalePartialCodelet,

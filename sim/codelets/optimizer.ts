@@ -29,29 +29,31 @@
  * free, as PopART folds it into the scaled learning rate.
  */
 import type { Codelet } from '../codelet.js';
+import { defineCodelet } from '../define.js';
 import { fieldDType, regionCount } from '../codelet.js';
 import { addLoop, binaryMultiVertex, scaledAdd, unaryMultiVertex, type LoopCost } from './estimators.js';
 
-export const sgdCodelet: Codelet = {
+export const sgdCodelet = defineCodelet({
   name: 'SGDUpdate',
   kind: 'multi',
   fields: {
-    w: { direction: 'inout' },
+    w: { direction: 'inout', required: true },
     g: { direction: 'input' },
     v: { direction: 'inout' },
     started: { direction: 'inout' },
   },
+  params: { lr: 'float', momentum: 'float', dampening: 'float', weightDecay: 'float', nesterov: 'int', lossScaling: 'float?' },
   compute({ fields, params }) {
-    const w = fields.w as Float32Array;
-    const grad = fields.g as Float32Array;
+    const w = fields.w;
+    const grad = fields.g;
     const { lr, momentum, dampening, weightDecay, nesterov } = params;
     const ls = params.lossScaling ?? 1;
     if (momentum === 0) {
       for (let i = 0; i < w.length; i++) w[i] -= lr * (grad[i] / ls + weightDecay * w[i]);
       return;
     }
-    const v = fields.v as Float32Array;
-    const started = fields.started as Float32Array;
+    const { v, started } = fields;
+    if (!v || !started) throw new Error('SGDUpdate: momentum needs its v and started fields connected');
     const first = started[0] === 0;
     for (let i = 0; i < w.length; i++) {
       let g = grad[i] / ls + weightDecay * w[i];
@@ -69,29 +71,30 @@ export const sgdCodelet: Codelet = {
     return passes * scaledAdd(n, dtype, device);
   },
   estimateSource: 'PopLibs ScaledAdd (a += s.b) per pass: supervisor 21+11+7+12+6, worker 15+6+3(v-1)+2',
-};
+});
 
 /** sqrt float {10, no, 2} (§3). */
 const SQRT_LOOP: LoopCost = { cyclesPerLoop: 10, vectorised: false, unroll: 2 };
 /** divide float {10, no, 2} (§3); the moments are float32. */
 const DIVIDE_LOOP: LoopCost = { cyclesPerLoop: 10, vectorised: false, unroll: 2 };
 
-export const adamCodelet: Codelet = {
+export const adamCodelet = defineCodelet({
   name: 'AdamUpdate',
   kind: 'multi',
   fields: {
-    w: { direction: 'inout' },
+    w: { direction: 'inout', required: true },
     g: { direction: 'input' },
-    m: { direction: 'inout', dtypes: ['float32'] },
-    v: { direction: 'inout', dtypes: ['float32'] },
-    step: { direction: 'inout', dtypes: ['float32'] },
+    m: { direction: 'inout', required: true, dtypes: ['float32'] },
+    v: { direction: 'inout', required: true, dtypes: ['float32'] },
+    step: { direction: 'inout', required: true, dtypes: ['float32'] },
   },
+  params: { lr: 'float', beta1: 'float', beta2: 'float', eps: 'float', weightDecay: 'float', decoupled: 'int', lossScaling: 'float?' },
   compute({ fields, params }) {
-    const w = fields.w as Float32Array;
-    const grad = fields.g as Float32Array;
-    const m = fields.m as Float32Array;
-    const v = fields.v as Float32Array;
-    const step = fields.step as Float32Array;
+    const w = fields.w;
+    const grad = fields.g;
+    const m = fields.m;
+    const v = fields.v;
+    const step = fields.step;
     const { lr, beta1, beta2, eps, weightDecay, decoupled } = params;
     const ls = params.lossScaling ?? 1;
     const t = step[0] + 1;
@@ -126,6 +129,6 @@ export const adamCodelet: Codelet = {
   },
   estimateSource:
     'MODEL: PopLibs ScaledAdd per axpy (weight decay, m, v, update) + BinaryOp1D g^2, + eps, divide {10,no,2} + UnaryOp1D sqrt {10,no,2} (§3)',
-};
+});
 
 export const optimizerCodelets: Codelet[] = [sgdCodelet, adamCodelet];

@@ -13,10 +13,13 @@
  * order (row-major over the kernel); on ties the other equal elements get
  * nothing (PyTorch and onnxruntime pick the first too). Sums in fp32.
  */
-import type { Codelet, VertexArgs, VertexShape } from '../codelet.js';
+import type { Codelet } from '../codelet.js';
+import type { FieldValue } from '../program.js';
+import { defineCodelet } from '../define.js';
 import { fieldDType, regionCount } from '../codelet.js';
 import { addLoop, binaryMultiVertex, vectorWidth } from './estimators.js';
-import { POOL_SOURCE, count, geometryForCycles, geometryOf, planeWindow, poolCycles, unravel, type Geometry, type PlaneWindow } from './nn-util.js';
+import { GEOMETRY_ARRAYS, POOL_SOURCE, geometryForCycles, geometryOf, planeWindow, poolCycles, unravel, windowArrays, windowParams, type Geometry, type PlaneWindow, type WindowArgs } from './nn-util.js';
+import type { DeviceSpec } from '../device.js';
 
 /** Divisor of an average window at o per dim: in-bounds positions (or in-padded-bounds with includePad). */
 function divisor(g: Geometry, o: number[], includePad: boolean): number {
@@ -64,12 +67,16 @@ function argmax(g: Geometry, win: PlaneWindow, n: number, c: number, o0: number,
   return [at, best];
 }
 
-function poolForward(args: VertexArgs, max: boolean): void {
-  const { fields, params } = args;
+/** What the pooling routines read: the windows' params and arrays by key, and the vertex's own params. */
+interface PoolArgs extends WindowArgs {
+  params: WindowArgs['params'] & { outBegin: number; countIncludePad: number };
+}
+
+function poolForward(args: PoolArgs, x: Float32Array[], out: Float32Array, max: boolean): void {
+  const { params } = args;
   const g = geometryOf(args.arrays);
   const [, , D0, D1, D2] = g.xs;
-  const xw = planeWindow(args, 'in', 'x', D1, D2);
-  const out = fields.out as Float32Array;
+  const xw = planeWindow(args, x, 'x', D1, D2);
   const includePad = params.countIncludePad === 1;
   const ix: number[] = [];
   for (let i = 0; i < out.length; i++) {
@@ -108,12 +115,18 @@ function rowOf(dims: number[]): number {
  * output position for a vector of vw channels), so a vertex's work is
  * (outputs / vw) positions in rows of the innermost output dim.
  */
+/** What the pooling estimates read. */
+interface PoolShape {
+  fields: { out: FieldValue; in?: FieldValue };
+  arrays?: WindowArgs['arrays'];
+}
+
 function fwdCycles(kind: 'max' | 'avg') {
-  return (v: VertexShape, device: Parameters<Codelet['cycles']>[1]): number => {
+  return (v: PoolShape, device: DeviceSpec): number => {
     const a = geometryForCycles(v);
     const row = rowOf(a.ys.slice(2));
-    const vw = vectorWidth(fieldDType(v.fields.in), device);
-    return poolCycles({ rows: Math.ceil(count(v, 'out') / (row * vw)), rowLength: row, kernelPositions: a.k[0] * a.k[1] * a.k[2], kind }, device);
+    const vw = vectorWidth(fieldDType(v.fields.in ?? v.fields.out), device);
+    return poolCycles({ rows: Math.ceil(regionCount(v.fields.out) / (row * vw)), rowLength: row, kernelPositions: a.k[0] * a.k[1] * a.k[2], kind }, device);
   };
 }
 
@@ -138,14 +151,13 @@ function forEachCover(g: Geometry, i0: number, i1: number, i2: number, fn: (o0: 
   }
 }
 
-function poolGrad(args: VertexArgs, max: boolean): void {
-  const { fields, params } = args;
+function poolGrad(args: PoolArgs, dyRegions: Float32Array[], x: Float32Array[] | undefined, out: Float32Array, max: boolean): void {
+  const { params } = args;
   const g = geometryOf(args.arrays);
   const [, C, , D1, D2] = g.xs;
   const [, , , O1, O2] = g.ys;
-  const yw = planeWindow(args, 'gradOut', 'y', O1, O2);
-  const xw = max ? planeWindow(args, 'in', 'x', D1, D2) : undefined;
-  const out = fields.out as Float32Array;
+  const yw = planeWindow(args, dyRegions, 'y', O1, O2);
+  const xw = max && x ? planeWindow(args, x, 'x', D1, D2) : undefined;
   const includePad = params.countIncludePad === 1;
   // The first max of each window, computed once per (plane, window).
   const memo = new Map<number, number>();
@@ -175,43 +187,52 @@ function poolGrad(args: VertexArgs, max: boolean): void {
 
 /** The backward passes over dX rows: each input row gathers from ceil(row / stride) output positions per kernel position. */
 function gradCycles(kind: 'avg' | 'maxGrad') {
-  return (v: VertexShape, device: Parameters<Codelet['cycles']>[1]): number => {
+  return (v: PoolShape, device: DeviceSpec): number => {
     const a = geometryForCycles(v);
     const dims = a.xs.slice(2);
     const row = rowOf(dims);
     const inner = dims.lastIndexOf(row);
     const vw = vectorWidth(fieldDType(v.fields.out), device);
     return poolCycles(
-      { rows: Math.ceil(count(v, 'out') / (row * vw)), rowLength: Math.ceil(row / (a.s[inner] ?? 1)), kernelPositions: a.k[0] * a.k[1] * a.k[2], kind },
+      { rows: Math.ceil(regionCount(v.fields.out) / (row * vw)), rowLength: Math.ceil(row / (a.s[inner] ?? 1)), kernelPositions: a.k[0] * a.k[1] * a.k[2], kind },
       device,
     );
   };
 }
 
-export const maxPoolCodelet: Codelet = {
+const X_WINDOW = windowParams('x');
+const Y_WINDOW = windowParams('y');
+const FWD_PARAMS = { ...X_WINDOW, outBegin: 'int', countIncludePad: 'int' } as const;
+const FWD_ARRAYS = { ...GEOMETRY_ARRAYS, ...windowArrays('x') };
+
+export const maxPoolCodelet = defineCodelet({
   name: 'NnMaxPool',
   kind: 'multi',
   fields: { in: { direction: 'input', vector: true }, out: { direction: 'output' } },
-  compute: (args) => poolForward(args, true),
+  params: FWD_PARAMS,
+  arrays: FWD_ARRAYS,
+  compute: (args) => poolForward(args, args.fields.in, args.fields.out, true),
   cycles: fwdCycles('max'),
   estimateSource: POOL_SOURCE,
-};
+});
 
 /**
  * MaxPool's Indices: the flat index in X of each window's first maximum:
  * ((n C + c) D0 + i0) D1 D2 + i1 D2 + i2 (storageOrder 0), or with the
  * spatial dims column-major, (n C + c) D0 D1 D2 + i0 + i1 D0 + i2 D0 D1 (1).
  */
-export const maxPoolIndicesCodelet: Codelet = {
+export const maxPoolIndicesCodelet = defineCodelet({
   name: 'NnMaxPoolIndices',
   kind: 'multi',
   fields: { in: { direction: 'input', vector: true }, out: { direction: 'output', dtypes: ['int32'] } },
+  params: { ...X_WINDOW, outBegin: 'int', storageOrder: 'int' },
+  arrays: FWD_ARRAYS,
   compute(args) {
     const { fields, params } = args;
     const g = geometryOf(args.arrays);
     const [, C, D0, D1, D2] = g.xs;
-    const xw = planeWindow(args, 'in', 'x', D1, D2);
-    const out = fields.out as Int32Array;
+    const xw = planeWindow(args, fields.in, 'x', D1, D2);
+    const out = fields.out;
     const ix: number[] = [];
     const inIx: number[] = [];
     const planeShape = [D0, D1, D2];
@@ -228,43 +249,50 @@ export const maxPoolIndicesCodelet: Codelet = {
   },
   cycles: fwdCycles('max'),
   estimateSource: `${POOL_SOURCE} (max with the argmax kept)`,
-};
+});
 
-export const averagePoolCodelet: Codelet = {
+export const averagePoolCodelet = defineCodelet({
   name: 'NnAveragePool',
   kind: 'multi',
   fields: { in: { direction: 'input', vector: true }, out: { direction: 'output' } },
-  compute: (args) => poolForward(args, false),
+  params: FWD_PARAMS,
+  arrays: FWD_ARRAYS,
+  compute: (args) => poolForward(args, args.fields.in, args.fields.out, false),
   cycles: fwdCycles('avg'),
   estimateSource: POOL_SOURCE,
-};
+});
 
-export const maxPoolGradCodelet: Codelet = {
+export const maxPoolGradCodelet = defineCodelet({
   name: 'NnMaxPoolGrad',
   kind: 'multi',
   fields: { gradOut: { direction: 'input', vector: true }, in: { direction: 'input', vector: true }, out: { direction: 'output' } },
-  compute: (args) => poolGrad(args, true),
+  params: { ...Y_WINDOW, ...X_WINDOW, outBegin: 'int', countIncludePad: 'int' },
+  arrays: { ...GEOMETRY_ARRAYS, ...windowArrays('y'), ...windowArrays('x') },
+  compute: (args) => poolGrad(args, args.fields.gradOut, args.fields.in, args.fields.out, true),
   cycles: gradCycles('maxGrad'),
   estimateSource: `${POOL_SOURCE} (backward pass of max: rpt 7 + 5n over dX rows)`,
-};
+});
 
-export const averagePoolGradCodelet: Codelet = {
+export const averagePoolGradCodelet = defineCodelet({
   name: 'NnAveragePoolGrad',
   kind: 'multi',
   fields: { gradOut: { direction: 'input', vector: true }, out: { direction: 'output' } },
-  compute: (args) => poolGrad(args, false),
+  params: { ...Y_WINDOW, outBegin: 'int', countIncludePad: 'int' },
+  arrays: { ...GEOMETRY_ARRAYS, ...windowArrays('y') },
+  compute: (args) => poolGrad(args, args.fields.gradOut, undefined, args.fields.out, false),
   cycles: gradCycles('avg'),
   estimateSource: `${POOL_SOURCE} (average backward as a sum pooling of the scaled dY over dX rows)`,
-};
+});
 
 /** out[i] = scale x in[floor((begin + i) / S) - pMin]: a per-plane value spread over its S elements. */
-export const broadcastPlanesCodelet: Codelet = {
+export const broadcastPlanesCodelet = defineCodelet({
   name: 'NnBroadcastPlanes',
   kind: 'multi',
   fields: { in: { direction: 'input' }, out: { direction: 'output' } },
+  params: { S: 'int', begin: 'int', pMin: 'int', scale: 'float' },
   compute({ fields, params }) {
-    const x = fields.in as Float32Array;
-    const out = fields.out as Float32Array;
+    const x = fields.in;
+    const out = fields.out;
     const { S, begin, pMin, scale } = params;
     let p = Math.floor(begin / S);
     let j = begin % S;
@@ -283,6 +311,6 @@ export const broadcastPlanesCodelet: Codelet = {
     return binaryMultiVertex(regionCount(v.fields.out), dtype, addLoop(dtype), device);
   },
   estimateSource: 'one broadcast multiply per element: §3 binary 1-D MultiVertex',
-};
+});
 
 export const poolCodelets: Codelet[] = [maxPoolCodelet, maxPoolIndicesCodelet, averagePoolCodelet, maxPoolGradCodelet, averagePoolGradCodelet, broadcastPlanesCodelet];

@@ -13,6 +13,7 @@
  * out[arrays.offsets[j] ...]. out = scale x combine(identity, pieces).
  */
 import type { Codelet } from '../codelet.js';
+import { defineCodelet } from '../define.js';
 import { fieldDType, regionCount } from '../codelet.js';
 import { reduce } from './estimators.js';
 import { cachedIndex } from './binary.js';
@@ -42,13 +43,15 @@ function combiner(k: number): (acc: Float64Array, o: number, v: number) => void 
   }
 }
 
-export const reduceAxesPartialCodelet: Codelet = {
+export const reduceAxesPartialCodelet = defineCodelet({
   name: 'ReduceAxesPartial',
   kind: 'multi',
   fields: { in: { direction: 'input', dtypes: ['float32', 'float16', 'int32'] }, out: { direction: 'output', dtypes: ['float32', 'float16', 'int32'] } },
+  params: { begin: 'int', outBase: 'int', kind: 'int?', scale: 'float?' },
+  arrays: { shape: 'ints', out: 'ints' },
   compute(args) {
-    const x = args.fields.in as Float32Array;
-    const out = args.fields.out as Float32Array;
+    const x = args.fields.in;
+    const out = args.fields.out;
     const idx = cachedIndex(args, 'out', x.length, 'out', 'outBase');
     const kind = args.params.kind ?? KIND_SUM;
     const acc = new Float64Array(out.length).fill(IDENTITY[kind]);
@@ -74,15 +77,17 @@ export const reduceAxesPartialCodelet: Codelet = {
     return reduce(nIn, Math.max(1, regions), fieldDType(v.fields.in), device);
   },
   estimateSource: 'PopLibs reduction: 7 + 26 start, per output region 16 + 6 + 2 log2(vw) + 2, per partial vector 2 + 2 + 1 + 3',
-};
+});
 
-export const reduceAxesFinalCodelet: Codelet = {
+export const reduceAxesFinalCodelet = defineCodelet({
   name: 'ReduceAxesFinal',
   kind: 'multi',
   fields: { partials: { direction: 'input', vector: true, dtypes: ['float32'] }, out: { direction: 'output', dtypes: ['float32', 'float16', 'int32'] } },
+  params: { kind: 'int?', scale: 'float?' },
+  arrays: { offsets: 'ints' },
   compute(args) {
-    const parts = args.fields.partials as Float32Array[];
-    const out = args.fields.out as Float32Array;
+    const parts = args.fields.partials;
+    const out = args.fields.out;
     const offsets = args.arrays.offsets;
     const kind = args.params.kind ?? KIND_SUM;
     const acc = new Float64Array(out.length).fill(IDENTITY[kind]);
@@ -99,6 +104,6 @@ export const reduceAxesFinalCodelet: Codelet = {
     return reduce(regionCount(v.fields.partials), 1, fieldDType(v.fields.out), device);
   },
   estimateSource: 'PopLibs reduction, second stage: the fp32 partials of every tile into one output region',
-};
+});
 
 export const reduceAxesCodelets: Codelet[] = [reduceAxesPartialCodelet, reduceAxesFinalCodelet];

@@ -12,6 +12,7 @@
  * which stays the reference.
  */
 import type { Codelet } from '../codelet.js';
+import { defineCodelet } from '../define.js';
 import { fieldDType, regionCount } from '../codelet.js';
 import type { DeviceSpec } from '../device.js';
 import type { DeviceDType, FieldValue } from '../program.js';
@@ -39,13 +40,14 @@ function lengths(f: FieldValue | undefined): number[] {
   return Array.isArray(f) ? f.map((r) => r.count) : [f.count];
 }
 
-export const reducePartialCodelet: Codelet = {
+export const reducePartialCodelet = defineCodelet({
   name: 'ReducePartial',
   kind: 'multi',
   fields: { in: { direction: 'input' }, out: { direction: 'output' } },
+  params: { offset: 'int', abs: 'int' },
   compute({ fields, params }) {
-    const x = fields.in as Float32Array;
-    const out = fields.out as Float32Array;
+    const x = fields.in;
+    const out = fields.out;
     const cols = out.length;
     const w = cols > 0 ? separate(out, [x]) : undefined;
     const acc64 = w ? w.K.arena.alloc(8 * cols) : -1;
@@ -63,7 +65,7 @@ export const reducePartialCodelet: Codelet = {
     return reducePartialCycles(regionCount(v.fields.in), fieldDType(v.fields.in), device);
   },
   estimateSource: 'PopLibs reduction: 7 + 26 start, per region 16 + 6 + 2 log2(vw) + 2, per vector 2 + 2 + 1 + 3',
-};
+});
 
 /** ReduceFinal on the kernel (reduce_final): the same double sums in partial order; false when it cannot run. */
 function reduceFinalWasm(parts: Float32Array[], out: Float32Array, scale: number): boolean {
@@ -76,13 +78,14 @@ function reduceFinalWasm(parts: Float32Array[], out: Float32Array, scale: number
   return true;
 }
 
-export const reduceFinalCodelet: Codelet = {
+export const reduceFinalCodelet = defineCodelet({
   name: 'ReduceFinal',
   kind: 'multi',
   fields: { partials: { direction: 'input', vector: true }, out: { direction: 'output' } },
+  params: { scale: 'float?' },
   compute({ fields, params }) {
-    const parts = fields.partials as Float32Array[];
-    const out = fields.out as Float32Array;
+    const parts = fields.partials;
+    const out = fields.out;
     const scale = params.scale ?? 1;
     if (reduceFinalWasm(parts, out, scale)) return;
     for (let i = 0; i < out.length; i++) {
@@ -96,7 +99,7 @@ export const reduceFinalCodelet: Codelet = {
     return reduceFinalCycles(lengths(parts), parts && (!Array.isArray(parts) || parts.length) ? fieldDType(parts) : fieldDType(v.fields.out), device);
   },
   estimateSource: 'PopLibs reduction over the partials (whole vectors per partial): 7 + 26 start, per region 16 + 6 + 2 log2(vw) + 2, per vector 2 + 2 + 1 + 3',
-};
+});
 
 /** Codelets of the reduce op family (reductions over axes), beyond the two-stage pair above. */
 export const reduceCodelets: Codelet[] = [];

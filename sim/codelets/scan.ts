@@ -7,15 +7,17 @@
  * [params.begin, params.begin + n). Sums are kept in float64 and stored
  * once.
  */
-import { regionCount, type Codelet } from '../codelet.js';
+import { regionCount } from '../codelet.js';
+import { defineCodelet } from '../define.js';
 
-export const cumSumCodelet: Codelet = {
+export const cumSumCodelet = defineCodelet({
   name: 'CumSum',
   kind: 'worker',
   fields: { in: { direction: 'input' }, out: { direction: 'output' } },
+  params: { A: 'int', inner: 'int', begin: 'int', base: 'int', exclusive: 'int', reverse: 'int' },
   compute({ fields, params }) {
-    const x = fields.in as Float32Array;
-    const out = fields.out as Float32Array;
+    const x = fields.in;
+    const out = fields.out;
     const { A, inner, begin, base, exclusive, reverse } = params;
     for (let i = 0; i < out.length; i++) {
       const o = begin + i;
@@ -31,4 +33,4 @@ export const cumSumCodelet: Codelet = {
   // Per output, a load and an add per element summed (the column up to it: A / 2 on average), and a store (GUESS from §3 ALU figures).
   cycles: (v) => 10 + regionCount(v.fields.out) * (4 + (v.params.A ?? 1)),
   estimateSource: 'worker loop: per output its column summed up to it (a load and an add per element, A / 2 on average), and a store (GUESS from §3 ALU figures)',
-};
+});

@@ -20,15 +20,16 @@
  * same work (graphcore/poplibs lib/popops/popopsCycleEstimators.cpp and
  * lib/popops/PerformanceEstimation.cpp); each says which.
  */
-import type { Codelet, ElemArray, VertexShape } from '../codelet.js';
+import type { Codelet } from '../codelet.js';
 import { fieldDType, regionCount } from '../codelet.js';
+import { defineCodelet } from '../define.js';
 import type { DeviceSpec } from '../device.js';
-import type { DeviceDType, FieldValue } from '../program.js';
+import type { DeviceDType } from '../program.js';
 import { DTYPE_BYTES } from '../program.js';
 
 type Elems = Float32Array | Int32Array;
 
-const ANY: DeviceDType[] = ['float32', 'float16', 'int32'];
+const ANY = ['float32', 'float16', 'int32'] as const;
 
 /** Walk the odometer over `shape` from flat index `begin`, calling f(j, src) for j in [0, n). */
 function walk(shape: number[], strides: number[], offset: number, begin: number, n: number, f: (j: number, src: number) => void): void {
@@ -113,32 +114,36 @@ function joined(parts: Elems[]): Elems {
   return out;
 }
 
-export const rearrangeCodelet: Codelet = {
+export const rearrangeCodelet = defineCodelet({
   name: 'Rearrange',
   kind: 'multi',
   fields: { in: { direction: 'input', vector: true, dtypes: ANY }, out: { direction: 'output', dtypes: ANY } },
+  params: { base: 'int', offset: 'int', begin: 'int' },
+  arrays: { shape: 'ints', strides: 'ints' },
   compute({ fields, params, arrays }) {
-    const x = joined(fields.in as Elems[]);
-    const y = fields.out as Elems;
+    const x = joined(fields.in);
+    const y = fields.out;
     const base = params.base;
     walk(arrays.shape, arrays.strides, params.offset, params.begin, y.length, (j, s) => {
       y[j] = x[s - base];
     });
   },
-  cycles(v: VertexShape, device: DeviceSpec) {
+  cycles(v, device) {
     const n = regionCount(v.fields.out);
     return transposeLikeCycles(n, rowsTouched(v.arrays?.shape, v.params.begin ?? 0, n), fieldDType(v.fields.out), device);
   },
   estimateSource: 'PopLibs Transpose2d slow path (13 + 8 + cols x (5 + 2 rows) per worker; half 15, 2.5) shared by W workers, + 7 as TransposeSupervisor',
-};
+});
 
-export const rearrangeScatterCodelet: Codelet = {
+export const rearrangeScatterCodelet = defineCodelet({
   name: 'RearrangeScatter',
   kind: 'multi',
   fields: { in: { direction: 'input', dtypes: ANY }, out: { direction: 'output', dtypes: ANY } },
+  params: { base: 'int', offset: 'int', begin: 'int' },
+  arrays: { shape: 'ints', strides: 'ints' },
   compute({ fields, params, arrays }) {
-    const x = fields.in as Elems;
-    const y = fields.out as Elems;
+    const x = fields.in;
+    const y = fields.out;
     y.fill(0);
     const begin = params.begin;
     walk(arrays.shape, arrays.strides, params.offset, params.base, x.length, (q, p) => {
@@ -146,30 +151,30 @@ export const rearrangeScatterCodelet: Codelet = {
       if (at >= 0 && at < y.length) y[at] = x[q];
     });
   },
-  cycles(v: VertexShape, device: DeviceSpec) {
+  cycles(v, device) {
     const nIn = regionCount(v.fields.in);
     const dtype = fieldDType(v.fields.out);
     return multiFill(regionCount(v.fields.out), dtype, device) + transposeLikeCycles(nIn, rowsTouched(v.arrays?.shape, v.params.base ?? 0, nIn), dtype, device);
   },
   estimateSource: 'PopLibs Fill of the range (W workers) + Transpose2d slow path over the elements read (as Rearrange)',
-};
+});
 
-export const zeroRegionsCodelet: Codelet = {
+export const zeroRegionsCodelet = defineCodelet({
   name: 'ZeroRegions',
   kind: 'worker',
   fields: { out: { direction: 'output', vector: true, dtypes: ANY } },
+  params: { value: 'float?' },
   // params.value: the fill (default 0; a reduction over no elements writes its identity).
   compute({ fields, params }) {
     const v = params.value ?? 0;
-    for (const r of fields.out as ElemArray[]) r.fill(v);
+    for (const r of fields.out) r.fill(v);
   },
-  cycles(v: VertexShape) {
-    const f = v.fields.out as FieldValue;
-    const regions = Array.isArray(f) ? f : [f];
-    return fill2dCycles(regions.map((r) => r.count), fieldDType(f));
+  cycles(v) {
+    const regions = v.fields.out;
+    return fill2dCycles(regions.map((r) => r.count), fieldDType(regions));
   },
   estimateSource: 'PopLibs Fill2D (PerformanceEstimation.cpp): 5 + sum over regions of Fill(n) + (half ? 0 : 1) - (half ? 2 : 3) per region',
-};
+});
 
 /**
  * Shared by GatherSlices and GatherSlicesGrad: the row p = o x numIdx + j of
@@ -177,7 +182,7 @@ export const zeroRegionsCodelet: Codelet = {
  * o x axisSize + indices[j] (negative indices count from the end), or -1 when
  * the index is out of range.
  */
-function dataRow(p: number, idx: Int32Array, params: Record<string, number>): number {
+function dataRow(p: number, idx: Int32Array, params: { numIdx: number; axisSize: number; idxBase: number }): number {
   const { numIdx, axisSize, idxBase } = params;
   const j = p % numIdx;
   const o = (p - j) / numIdx;
@@ -212,7 +217,7 @@ export function multiUpdateAddCycles(offsets: number, elemsPerSlice: number, dty
   return (3 + (four ? 29 : 30) + offsets * perOffset) * device.workersPerTile;
 }
 
-export const gatherSlicesCodelet: Codelet = {
+export const gatherSlicesCodelet = defineCodelet({
   name: 'GatherSlices',
   kind: 'multi',
   fields: {
@@ -220,10 +225,11 @@ export const gatherSlicesCodelet: Codelet = {
     indices: { direction: 'input', dtypes: ['int32'] },
     out: { direction: 'output', dtypes: ANY },
   },
+  params: { inner: 'int', begin: 'int', dataBase: 'int', numIdx: 'int', axisSize: 'int', idxBase: 'int' },
   compute({ fields, params }) {
-    const data = fields.data as Elems;
-    const idx = fields.indices as Int32Array;
-    const out = fields.out as Elems;
+    const data = fields.data;
+    const idx = fields.indices;
+    const out = fields.out;
     const { inner, begin, dataBase } = params;
     let t = 0;
     while (t < out.length) {
@@ -240,16 +246,16 @@ export const gatherSlicesCodelet: Codelet = {
       t += len;
     }
   },
-  cycles(v: VertexShape, device: DeviceSpec) {
+  cycles(v, device) {
     const n = regionCount(v.fields.out);
     const inner = v.params.inner ?? 1;
     const offsets = rowsTouched([inner], v.params.begin ?? 0, n);
     return multiSliceCycles(offsets, Math.min(inner, n), device);
   },
   estimateSource: 'PopLibs MultiSlice: (30 + offsets x (19 + 2 ceil(elemsPerSlice / 2))) x W, offsets shared by the W workers',
-};
+});
 
-export const gatherSlicesGradCodelet: Codelet = {
+export const gatherSlicesGradCodelet = defineCodelet({
   name: 'GatherSlicesGrad',
   kind: 'multi',
   fields: {
@@ -257,10 +263,11 @@ export const gatherSlicesGradCodelet: Codelet = {
     indices: { direction: 'input', dtypes: ['int32'] },
     out: { direction: 'output', dtypes: ['float32', 'float16'] },
   },
+  params: { inner: 'int', begin: 'int', gradBase: 'int', numIdx: 'int', axisSize: 'int', idxBase: 'int' },
   compute({ fields, params }) {
-    const g = fields.gradOut as Float32Array;
-    const idx = fields.indices as Int32Array;
-    const out = fields.out as Float32Array;
+    const g = fields.gradOut;
+    const idx = fields.indices;
+    const out = fields.out;
     const { inner, begin, gradBase } = params;
     out.fill(0);
     const end = begin + out.length;
@@ -276,13 +283,13 @@ export const gatherSlicesGradCodelet: Codelet = {
       for (let p = lo; p < hi; p++) out[p - begin] += g[k * inner + (p - d0)];
     }
   },
-  cycles(v: VertexShape, device: DeviceSpec) {
+  cycles(v, device) {
     const inner = v.params.inner ?? 1;
     const rows = Math.ceil(regionCount(v.fields.gradOut) / inner);
     const dtype = fieldDType(v.fields.out);
     return multiFill(regionCount(v.fields.out), dtype, device) + multiUpdateAddCycles(rows, inner, dtype, device);
   },
   estimateSource: 'PopLibs Fill of the range (W workers) + MultiUpdateOp add: (3 + 29 + offsets x (11 + 3 (elemsPerSlice - 1))) x W (half: 30, 12, pairs)',
-};
+});
 
 export const shapeCodelets: Codelet[] = [rearrangeCodelet, rearrangeScatterCodelet, zeroRegionsCodelet, gatherSlicesCodelet, gatherSlicesGradCodelet];

@@ -16,6 +16,7 @@
  * reciprocal), so the estimate is those §3 building blocks over the window.
  */
 import type { Codelet, VertexShape } from '../codelet.js';
+import { defineCodelet } from '../define.js';
 import { fieldDType, regionCount } from '../codelet.js';
 import type { DeviceSpec } from '../device.js';
 import { addLoop, binaryMultiVertex, reduce, unaryMultiVertex } from './estimators.js';
@@ -94,13 +95,17 @@ export function softmaxGradWasm(dy: Float32Array, y: Float32Array, out: Float32A
   return true;
 }
 
-export const softmaxCodelet: Codelet = {
+/** The window of a vertex: groups of n along the axis, inner apart; outputs from outBegin, inputs from inBegin. */
+const SOFTMAX_PARAMS = { n: 'int', inner: 'int', outBegin: 'int', inBegin: 'int', log: 'int' } as const;
+
+export const softmaxCodelet = defineCodelet({
   name: 'NnSoftmax',
   kind: 'multi',
   fields: { in: { direction: 'input' }, out: { direction: 'output' } },
+  params: SOFTMAX_PARAMS,
   compute({ fields, params }) {
-    const x = fields.in as Float32Array;
-    const out = fields.out as Float32Array;
+    const x = fields.in;
+    const out = fields.out;
     if (softmaxWasm(x, out, params)) return;
     const { n, inner, outBegin, inBegin } = params;
     const log = params.log === 1;
@@ -120,16 +125,17 @@ export const softmaxCodelet: Codelet = {
   cycles: forwardCycles,
   estimateSource:
     'composed from §3 blocks as popnn runs it: reduce max + exp MultiVertex (base 33) + reduce add over the window, then 1/s (or log s) per group and one binary op per output',
-};
+});
 
-export const softmaxGradCodelet: Codelet = {
+export const softmaxGradCodelet = defineCodelet({
   name: 'NnSoftmaxGrad',
   kind: 'multi',
   fields: { gradOut: { direction: 'input' }, y: { direction: 'input' }, out: { direction: 'output' } },
+  params: SOFTMAX_PARAMS,
   compute({ fields, params }) {
-    const dy = fields.gradOut as Float32Array;
-    const y = fields.y as Float32Array;
-    const out = fields.out as Float32Array;
+    const dy = fields.gradOut;
+    const y = fields.y;
+    const out = fields.out;
     if (softmaxGradWasm(dy, y, out, params)) return;
     const { n, inner, outBegin, inBegin } = params;
     const log = params.log === 1;
@@ -158,6 +164,6 @@ export const softmaxGradCodelet: Codelet = {
     );
   },
   estimateSource: 'composed from §3 blocks: (dy y) product, reduce add per group, then two binary ops per output (plus exp(y) for log-softmax)',
-};
+});
 
 export const softmaxCodelets: Codelet[] = [softmaxCodelet, softmaxGradCodelet];

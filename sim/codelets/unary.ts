@@ -19,6 +19,7 @@
  * float (no faster per element).
  */
 import type { Codelet } from '../codelet.js';
+import { defineCodelet, type CodeletDef, type ParamSpecs, type ParamValues } from '../define.js';
 import { fieldDType, regionCount } from '../codelet.js';
 import type { DeviceDType } from '../program.js';
 import { dropoutCodelets } from './dropout.js';
@@ -27,8 +28,7 @@ import { laneWise } from '../wasm/kernels.js';
 import type { UnaryOp } from '../wasm/kernels-wat.js';
 import { erf, erfGrad, gelu, geluGrad, geluTanh, geluTanhGrad } from './unary-math.js';
 
-type LoopFor = (dtype: DeviceDType, params: Record<string, number>) => LoopCost;
-type Params = Record<string, number>;
+type LoopFor = (dtype: DeviceDType, params: Readonly<Record<string, number | undefined>>) => LoopCost;
 
 function loop(cyclesPerLoop: number, unroll: number): LoopCost {
   return { cyclesPerLoop, vectorised: false, unroll };
@@ -99,15 +99,31 @@ function source(kind: 'unary' | 'binary', what: string, base = 17): string {
     : `PopLibs BinaryOp1D MultiVertex: W x (29 float / 26 half + inner) + 11; ${what}`;
 }
 
-/** A forward codelet: out[i] = f(in[i]); `make` turns the vertex params into f. */
-function unaryCodelet(name: string, make: (p: Params) => (x: number) => number, loopFor: LoopFor, estimateSource: string, base = 17, wasm?: UnaryOp): Codelet {
-  return {
+const FLOATS = ['float32', 'float16'] as const;
+const UNARY_FIELDS = { in: { direction: 'input', dtypes: FLOATS }, out: { direction: 'output', dtypes: FLOATS } } as const;
+type GradFields<W extends 'in' | 'fwdOut'> = {
+  gradOut: { direction: 'input'; dtypes: typeof FLOATS };
+  out: { direction: 'output'; dtypes: typeof FLOATS };
+} & Record<W, { direction: 'input'; dtypes: typeof FLOATS }>;
+
+/** A forward codelet: out[i] = f(in[i]); `make` turns the vertex params (declared in `params`) into f. */
+function unaryCodelet<const P extends ParamSpecs>(
+  name: string,
+  params: P,
+  make: (p: ParamValues<P>) => (x: number) => number,
+  loopFor: LoopFor,
+  estimateSource: string,
+  base = 17,
+  wasm?: UnaryOp,
+): CodeletDef<typeof UNARY_FIELDS, P> {
+  return defineCodelet({
     name,
     kind: 'multi',
-    fields: { in: { direction: 'input', dtypes: ['float32', 'float16'] }, out: { direction: 'output', dtypes: ['float32', 'float16'] } },
+    fields: UNARY_FIELDS,
+    params,
     compute({ fields, params }) {
-      const x = fields.in as Float32Array;
-      const y = fields.out as Float32Array;
+      const x = fields.in;
+      const y = fields.out;
       // The kernel when both are fp32 views of tile memory (decoded float16 included) and as long.
       const w = wasm && x.length === y.length ? laneWise(y, [x]) : undefined;
       if (w) return w.K.x[wasm!](w.ins[0], w.out, y.length);
@@ -119,30 +135,31 @@ function unaryCodelet(name: string, make: (p: Params) => (x: number) => number, 
       return unaryMultiVertex(regionCount(v.fields.out), d, loopFor(d, v.params), device, base);
     },
     estimateSource,
-  };
+  });
 }
 
 /** A grad codelet: out[i] = g(gradOut[i], fwd[i]) where fwd is the forward input `in` or output `fwdOut`. */
-function gradCodelet(
+function gradCodelet<const W extends 'in' | 'fwdOut', const P extends ParamSpecs>(
   name: string,
-  fwdField: 'in' | 'fwdOut',
-  make: (p: Params) => (dy: number, f: number) => number,
+  fwdField: W,
+  params: P,
+  make: (p: ParamValues<P>) => (dy: number, f: number) => number,
   loopFor: LoopFor,
   estimateSource: string,
   wasm?: 'relu_grad' | 'mul_vv',
-): Codelet {
-  return {
+): CodeletDef<GradFields<W>, P> {
+  // A computed key widens to an index signature, and compute cannot resolve field types over a generic W:
+  // it is typed with both forward fields, of which it reads only fwdField; the codelet made declares GradFields<W>.
+  const fields = { gradOut: UNARY_FIELDS.in, [fwdField]: UNARY_FIELDS.in, out: UNARY_FIELDS.out } as GradFields<'in' | 'fwdOut'>;
+  const def = defineCodelet({
     name,
     kind: 'multi',
-    fields: {
-      gradOut: { direction: 'input', dtypes: ['float32', 'float16'] },
-      [fwdField]: { direction: 'input', dtypes: ['float32', 'float16'] },
-      out: { direction: 'output', dtypes: ['float32', 'float16'] },
-    },
+    fields,
+    params,
     compute({ fields, params }) {
-      const dy = fields.gradOut as Float32Array;
-      const f = fields[fwdField] as Float32Array;
-      const dx = fields.out as Float32Array;
+      const dy = fields.gradOut;
+      const f = fields[fwdField];
+      const dx = fields.out;
       const w = wasm && dy.length === dx.length && f.length === dx.length ? laneWise(dx, [dy, f]) : undefined;
       if (w) return w.K.x[wasm!](w.ins[0], w.ins[1], w.out, dx.length);
       const g = make(params);
@@ -153,16 +170,18 @@ function gradCodelet(
       return binaryMultiVertex(regionCount(v.fields.out), d, loopFor(d, v.params), device);
     },
     estimateSource,
-  };
+  });
+  return def as CodeletDef as CodeletDef<GradFields<W>, P>;
 }
 
-export const negCodelet = unaryCodelet('Neg', () => (x) => -x, NEG_LOOP, source('unary', 'negate: 1 ALU op per 64-bit vector (DERIVED)'), 17, 'neg');
-export const absCodelet = unaryCodelet('Abs', () => Math.abs, ABS_LOOP, source('unary', 'abs: 1 ALU op per 64-bit vector (DERIVED)'), 17, 'abs');
-export const sqrtCodelet = unaryCodelet('Sqrt', () => Math.sqrt, SQRT_LOOP, source('unary', 'sqrt float {10, no, 2} (§3)'), 17, 'sqrt');
-export const expCodelet = unaryCodelet('Exp', () => Math.exp, EXP_LOOP, source('unary', 'exp float {6, no, 2}, half {4, no, 4} (§3)', 33), 33);
-export const logCodelet = unaryCodelet('Log', () => Math.log, LOG_LOOP, source('unary', 'log float {12, no, 2} (§3)'));
+export const negCodelet = unaryCodelet('Neg', {}, () => (x) => -x, NEG_LOOP, source('unary', 'negate: 1 ALU op per 64-bit vector (DERIVED)'), 17, 'neg');
+export const absCodelet = unaryCodelet('Abs', {}, () => Math.abs, ABS_LOOP, source('unary', 'abs: 1 ALU op per 64-bit vector (DERIVED)'), 17, 'abs');
+export const sqrtCodelet = unaryCodelet('Sqrt', {}, () => Math.sqrt, SQRT_LOOP, source('unary', 'sqrt float {10, no, 2} (§3)'), 17, 'sqrt');
+export const expCodelet = unaryCodelet('Exp', {}, () => Math.exp, EXP_LOOP, source('unary', 'exp float {6, no, 2}, half {4, no, 4} (§3)', 33), 33);
+export const logCodelet = unaryCodelet('Log', {}, () => Math.log, LOG_LOOP, source('unary', 'log float {12, no, 2} (§3)'));
 export const powCodelet = unaryCodelet(
   'Pow',
+  { exponent: 'float' },
   (p) => {
     const e = Math.fround(p.exponent);
     return (x) => Math.pow(x, e);
@@ -175,7 +194,7 @@ export const powCodelet = unaryCodelet(
  * Pow with a tensor exponent: out[i] = in[i] ^ exponent[(offset + i) mod len(exponent)], so one
  * codelet covers an exponent the size of the base (offset 0) and one broadcast along leading axes.
  */
-export const powBroadcastCodelet: Codelet = {
+export const powBroadcastCodelet = defineCodelet({
   name: 'PowBroadcast',
   kind: 'multi',
   fields: {
@@ -183,10 +202,11 @@ export const powBroadcastCodelet: Codelet = {
     exponent: { direction: 'input', dtypes: ['float32', 'float16', 'int32'] },
     out: { direction: 'output', dtypes: ['float32', 'float16'] },
   },
+  params: { offset: 'int' },
   compute({ fields, params }) {
-    const x = fields.in as Float32Array;
-    const e = fields.exponent as Float32Array | Int32Array;
-    const y = fields.out as Float32Array;
+    const x = fields.in;
+    const e = fields.exponent;
+    const y = fields.out;
     let j = params.offset % e.length;
     for (let i = 0; i < y.length; i++) {
       y[i] = Math.pow(x[i], e[j]);
@@ -198,10 +218,10 @@ export const powBroadcastCodelet: Codelet = {
     return binaryMultiVertex(regionCount(v.fields.out), d, POW_LOOP(d, v.params), device);
   },
   estimateSource: source('binary', 'x^p = exp(p log x): log 12 + mul 3 + exp 6 per 2 floats (DERIVED)'),
-};
+});
 
 /** Its grad for the base: out[i] = gradOut[i] p x^(p - 1), p = exponent[(offset + i) mod len]. */
-export const powBroadcastGradCodelet: Codelet = {
+export const powBroadcastGradCodelet = defineCodelet({
   name: 'PowBroadcastGrad',
   kind: 'multi',
   fields: {
@@ -210,11 +230,12 @@ export const powBroadcastGradCodelet: Codelet = {
     exponent: { direction: 'input', dtypes: ['float32', 'float16', 'int32'] },
     out: { direction: 'output', dtypes: ['float32', 'float16'] },
   },
+  params: { offset: 'int' },
   compute({ fields, params }) {
-    const dy = fields.gradOut as Float32Array;
-    const x = fields.in as Float32Array;
-    const e = fields.exponent as Float32Array | Int32Array;
-    const dx = fields.out as Float32Array;
+    const dy = fields.gradOut;
+    const x = fields.in;
+    const e = fields.exponent;
+    const dx = fields.out;
     let j = params.offset % e.length;
     for (let i = 0; i < dx.length; i++) {
       const p = e[j];
@@ -227,11 +248,12 @@ export const powBroadcastGradCodelet: Codelet = {
     return binaryMultiVertex(regionCount(v.fields.out), d, POW_GRAD_LOOP(d, v.params), device);
   },
   estimateSource: source('binary', 'the pow loop 21 plus two muls, {27, no, 2} (DERIVED; a third operand costed as binary)'),
-};
+});
 
-export const reluCodelet = unaryCodelet('Relu', () => (x) => (x > 0 ? x : 0), RELU_LOOP, source('unary', 'relu float {3, no, 2} (§3)'), 17, 'relu');
+export const reluCodelet = unaryCodelet('Relu', {}, () => (x) => (x > 0 ? x : 0), RELU_LOOP, source('unary', 'relu float {3, no, 2} (§3)'), 17, 'relu');
 export const leakyReluCodelet = unaryCodelet(
   'OnnxLeakyRelu',
+  { alpha: 'float' },
   (p) => {
     const alpha = Math.fround(p.alpha); // a float vertex field on the device
     return (x) => (x >= 0 ? x : alpha * x);
@@ -239,23 +261,25 @@ export const leakyReluCodelet = unaryCodelet(
   LEAKY_LOOP,
   source('unary', 'relu loop plus a select, 4 cycles per 64-bit vector (DERIVED)'),
 );
-export const sigmoidCodelet = unaryCodelet('Sigmoid', () => (x) => 1 / (1 + Math.exp(-x)), SIGMOID_LOOP, source('unary', 'sigmoid float {12, no, 2}, half {6, no, 4} (§3)'));
-export const tanhCodelet = unaryCodelet('Tanh', () => Math.tanh, TANH_LOOP, source('unary', 'tanh float {12, no, 2} (§3)'));
-export const erfCodelet = unaryCodelet('Erf', () => erf, ERF_LOOP, source('unary', 'erf costed as tanh, {12, no, 2} (DERIVED: no §3 figure)'));
+export const sigmoidCodelet = unaryCodelet('Sigmoid', {}, () => (x) => 1 / (1 + Math.exp(-x)), SIGMOID_LOOP, source('unary', 'sigmoid float {12, no, 2}, half {6, no, 4} (§3)'));
+export const tanhCodelet = unaryCodelet('Tanh', {}, () => Math.tanh, TANH_LOOP, source('unary', 'tanh float {12, no, 2} (§3)'));
+export const erfCodelet = unaryCodelet('Erf', {}, () => erf, ERF_LOOP, source('unary', 'erf costed as tanh, {12, no, 2} (DERIVED: no §3 figure)'));
 export const geluCodelet = unaryCodelet(
   'Gelu',
+  { tanh: 'int' },
   (p) => (p.tanh ? geluTanh : gelu),
   GELU_LOOP,
   source('unary', 'exact: erf 12 + 3 ALU ops = {21, no, 2}; tanh form: tanh 12 + 5 ALU ops = {27, no, 2} (DERIVED)'),
 );
 
-export const absGradCodelet = gradCodelet('AbsGrad', 'in', () => (dy, x) => (x > 0 ? dy : x < 0 ? -dy : 0), ABS_GRAD_LOOP, source('binary', 'select by sign, 4 cycles per 64-bit vector (DERIVED)'));
-export const sqrtGradCodelet = gradCodelet('SqrtGrad', 'fwdOut', () => (dy, y) => dy / (2 * y), SQRT_GRAD_LOOP, source('binary', 'divide (§3) plus a mul: float {13, no, 2}, half {24, no, 4}'));
-export const expGradCodelet = gradCodelet('ExpGrad', 'fwdOut', () => (dy, y) => dy * y, EXP_GRAD_LOOP, source('binary', 'one mul, 3 cycles per 64-bit vector (§3)'), 'mul_vv');
-export const logGradCodelet = gradCodelet('LogGrad', 'in', () => (dy, x) => dy / x, LOG_GRAD_LOOP, source('binary', 'divide float {10, no, 2}, half {21, no, 4} (§3)'));
+export const absGradCodelet = gradCodelet('AbsGrad', 'in', {}, () => (dy, x) => (x > 0 ? dy : x < 0 ? -dy : 0), ABS_GRAD_LOOP, source('binary', 'select by sign, 4 cycles per 64-bit vector (DERIVED)'));
+export const sqrtGradCodelet = gradCodelet('SqrtGrad', 'fwdOut', {}, () => (dy, y) => dy / (2 * y), SQRT_GRAD_LOOP, source('binary', 'divide (§3) plus a mul: float {13, no, 2}, half {24, no, 4}'));
+export const expGradCodelet = gradCodelet('ExpGrad', 'fwdOut', {}, () => (dy, y) => dy * y, EXP_GRAD_LOOP, source('binary', 'one mul, 3 cycles per 64-bit vector (§3)'), 'mul_vv');
+export const logGradCodelet = gradCodelet('LogGrad', 'in', {}, () => (dy, x) => dy / x, LOG_GRAD_LOOP, source('binary', 'divide float {10, no, 2}, half {21, no, 4} (§3)'));
 export const powGradCodelet = gradCodelet(
   'PowGrad',
   'in',
+  { exponent: 'float' },
   (p) => {
     const e = Math.fround(p.exponent);
     return (dy, x) => (e === 0 ? 0 : dy * e * Math.pow(x, e - 1));
@@ -263,10 +287,11 @@ export const powGradCodelet = gradCodelet(
   POW_GRAD_LOOP,
   source('binary', 'the pow loop 21 plus two muls, {27, no, 2} (DERIVED)'),
 );
-export const reluGradCodelet = gradCodelet('ReluGrad', 'fwdOut', () => (dy, y) => (y > 0 ? dy : 0), RELU_GRAD_LOOP, source('binary', 'the relu loop, {3, no, 2} (§3)'), 'relu_grad');
+export const reluGradCodelet = gradCodelet('ReluGrad', 'fwdOut', {}, () => (dy, y) => (y > 0 ? dy : 0), RELU_GRAD_LOOP, source('binary', 'the relu loop, {3, no, 2} (§3)'), 'relu_grad');
 export const leakyReluGradCodelet = gradCodelet(
   'OnnxLeakyReluGrad',
   'in',
+  { alpha: 'float' },
   (p) => {
     const alpha = Math.fround(p.alpha);
     return (dy, x) => (x >= 0 ? dy : alpha * dy);
@@ -274,12 +299,13 @@ export const leakyReluGradCodelet = gradCodelet(
   LEAKY_LOOP,
   source('binary', 'a select, 4 cycles per 64-bit vector (DERIVED)'),
 );
-export const sigmoidGradCodelet = gradCodelet('SigmoidGrad', 'fwdOut', () => (dy, y) => dy * y * (1 - y), SIGMOID_GRAD_LOOP, source('binary', '3 ALU ops, {9, no, 2} (DERIVED)'));
-export const tanhGradCodelet = gradCodelet('TanhGrad', 'fwdOut', () => (dy, y) => dy * (1 - y * y), TANH_GRAD_LOOP, source('binary', '3 ALU ops, {9, no, 2} (DERIVED)'));
-export const erfGradCodelet = gradCodelet('ErfGrad', 'in', () => (dy, x) => dy * erfGrad(x), ERF_GRAD_LOOP, source('binary', 'exp 6 plus 3 ALU ops, {15, no, 2} (DERIVED)'));
+export const sigmoidGradCodelet = gradCodelet('SigmoidGrad', 'fwdOut', {}, () => (dy, y) => dy * y * (1 - y), SIGMOID_GRAD_LOOP, source('binary', '3 ALU ops, {9, no, 2} (DERIVED)'));
+export const tanhGradCodelet = gradCodelet('TanhGrad', 'fwdOut', {}, () => (dy, y) => dy * (1 - y * y), TANH_GRAD_LOOP, source('binary', '3 ALU ops, {9, no, 2} (DERIVED)'));
+export const erfGradCodelet = gradCodelet('ErfGrad', 'in', {}, () => (dy, x) => dy * erfGrad(x), ERF_GRAD_LOOP, source('binary', 'exp 6 plus 3 ALU ops, {15, no, 2} (DERIVED)'));
 export const geluGradCodelet = gradCodelet(
   'GeluGrad',
   'in',
+  { tanh: 'int' },
   (p) => {
     const d = p.tanh ? geluTanhGrad : geluGrad;
     return (dy, x) => dy * d(x);
@@ -366,6 +392,7 @@ function roundHalfEven(x: number): number {
 
 export const eluCodelet = unaryCodelet(
   'Elu',
+  { alpha: 'float' },
   (p) => {
     const a = f32(p.alpha);
     return (x) => (x >= 0 ? x : a * Math.expm1(x));
@@ -376,6 +403,7 @@ export const eluCodelet = unaryCodelet(
 );
 export const seluCodelet = unaryCodelet(
   'Selu',
+  { alpha: 'float', gamma: 'float' },
   (p) => {
     const a = f32(p.alpha);
     const g = f32(p.gamma);
@@ -387,6 +415,7 @@ export const seluCodelet = unaryCodelet(
 );
 export const celuCodelet = unaryCodelet(
   'Celu',
+  { alpha: 'float' },
   (p) => {
     const a = f32(p.alpha);
     return (x) => Math.max(0, x) + Math.min(0, a * Math.expm1(x / a));
@@ -397,6 +426,7 @@ export const celuCodelet = unaryCodelet(
 );
 export const hardSigmoidCodelet = unaryCodelet(
   'HardSigmoid',
+  { alpha: 'float', beta: 'float' },
   (p) => {
     const a = f32(p.alpha);
     const b = f32(p.beta);
@@ -405,11 +435,12 @@ export const hardSigmoidCodelet = unaryCodelet(
   HARD_SIGMOID_LOOP,
   source('unary', '4 ALU ops, {12, no, 2} (DERIVED)'),
 );
-export const hardSwishCodelet = unaryCodelet('HardSwish', () => (x) => x * Math.max(0, Math.min(1, x / 6 + 0.5)), HARD_SWISH_LOOP, source('unary', '5 ALU ops, {15, no, 2} (DERIVED)'));
-export const softplusCodelet = unaryCodelet('Softplus', () => softplus, SOFTPLUS_LOOP, source('unary', 'exp 6 + log 12 + 2 ALU ops, {24, no, 2} (DERIVED)', 33), 33);
-export const softsignCodelet = unaryCodelet('Softsign', () => (x) => x / (1 + Math.abs(x)), SOFTSIGN_LOOP, source('unary', '2 ALU ops + divide: float {16, no, 2}, half {27, no, 4} (DERIVED)'));
+export const hardSwishCodelet = unaryCodelet('HardSwish', {}, () => (x) => x * Math.max(0, Math.min(1, x / 6 + 0.5)), HARD_SWISH_LOOP, source('unary', '5 ALU ops, {15, no, 2} (DERIVED)'));
+export const softplusCodelet = unaryCodelet('Softplus', {}, () => softplus, SOFTPLUS_LOOP, source('unary', 'exp 6 + log 12 + 2 ALU ops, {24, no, 2} (DERIVED)', 33), 33);
+export const softsignCodelet = unaryCodelet('Softsign', {}, () => (x) => x / (1 + Math.abs(x)), SOFTSIGN_LOOP, source('unary', '2 ALU ops + divide: float {16, no, 2}, half {27, no, 4} (DERIVED)'));
 export const thresholdedReluCodelet = unaryCodelet(
   'ThresholdedRelu',
+  { alpha: 'float' },
   (p) => {
     const a = f32(p.alpha);
     return (x) => (x > a ? x : 0);
@@ -417,20 +448,21 @@ export const thresholdedReluCodelet = unaryCodelet(
   THRESHOLD_LOOP,
   source('unary', 'compare and select, 4 cycles per 64-bit vector (DERIVED)'),
 );
-export const mishCodelet = unaryCodelet('Mish', () => (x) => x * Math.tanh(softplus(x)), MISH_LOOP, source('unary', 'softplus 24 + tanh 12 + mul 3, {39, no, 2} (DERIVED)', 33), 33);
-export const reciprocalCodelet = unaryCodelet('Reciprocal', () => (x) => 1 / x, RECIPROCAL_LOOP, source('unary', 'divide float {10, no, 2}, half {21, no, 4} (§3)'));
-export const sinCodelet = unaryCodelet('Sin', () => Math.sin, TRIG_LOOP, source('unary', 'sin costed as tanh, {12, no, 2} (DERIVED: no §3 figure)'));
-export const cosCodelet = unaryCodelet('Cos', () => Math.cos, TRIG_LOOP, source('unary', 'cos costed as tanh, {12, no, 2} (DERIVED: no §3 figure)'));
-export const sinhCodelet = unaryCodelet('Sinh', () => Math.sinh, HYPERBOLIC_LOOP, source('unary', 'exp 6 + divide 10 + 2 ALU ops, {22, no, 2} (DERIVED)', 33), 33);
-export const coshCodelet = unaryCodelet('Cosh', () => Math.cosh, HYPERBOLIC_LOOP, source('unary', 'exp 6 + divide 10 + 2 ALU ops, {22, no, 2} (DERIVED)', 33), 33);
-export const floorCodelet = unaryCodelet('Floor', () => Math.floor, ROUND1_LOOP, source('unary', 'one ALU op per 64-bit vector (DERIVED)'));
-export const ceilCodelet = unaryCodelet('Ceil', () => Math.ceil, ROUND1_LOOP, source('unary', 'one ALU op per 64-bit vector (DERIVED)'));
-export const roundCodelet = unaryCodelet('Round', () => roundHalfEven, ROUND2_LOOP, source('unary', 'round plus the half-to-even fix-up, 2 ALU ops (DERIVED)'));
-export const signCodelet = unaryCodelet('Sign', () => (x) => (x > 0 ? 1 : x < 0 ? -1 : x), ROUND2_LOOP, source('unary', 'compare and select, 2 ALU ops (DERIVED)'));
+export const mishCodelet = unaryCodelet('Mish', {}, () => (x) => x * Math.tanh(softplus(x)), MISH_LOOP, source('unary', 'softplus 24 + tanh 12 + mul 3, {39, no, 2} (DERIVED)', 33), 33);
+export const reciprocalCodelet = unaryCodelet('Reciprocal', {}, () => (x) => 1 / x, RECIPROCAL_LOOP, source('unary', 'divide float {10, no, 2}, half {21, no, 4} (§3)'));
+export const sinCodelet = unaryCodelet('Sin', {}, () => Math.sin, TRIG_LOOP, source('unary', 'sin costed as tanh, {12, no, 2} (DERIVED: no §3 figure)'));
+export const cosCodelet = unaryCodelet('Cos', {}, () => Math.cos, TRIG_LOOP, source('unary', 'cos costed as tanh, {12, no, 2} (DERIVED: no §3 figure)'));
+export const sinhCodelet = unaryCodelet('Sinh', {}, () => Math.sinh, HYPERBOLIC_LOOP, source('unary', 'exp 6 + divide 10 + 2 ALU ops, {22, no, 2} (DERIVED)', 33), 33);
+export const coshCodelet = unaryCodelet('Cosh', {}, () => Math.cosh, HYPERBOLIC_LOOP, source('unary', 'exp 6 + divide 10 + 2 ALU ops, {22, no, 2} (DERIVED)', 33), 33);
+export const floorCodelet = unaryCodelet('Floor', {}, () => Math.floor, ROUND1_LOOP, source('unary', 'one ALU op per 64-bit vector (DERIVED)'));
+export const ceilCodelet = unaryCodelet('Ceil', {}, () => Math.ceil, ROUND1_LOOP, source('unary', 'one ALU op per 64-bit vector (DERIVED)'));
+export const roundCodelet = unaryCodelet('Round', {}, () => roundHalfEven, ROUND2_LOOP, source('unary', 'round plus the half-to-even fix-up, 2 ALU ops (DERIVED)'));
+export const signCodelet = unaryCodelet('Sign', {}, () => (x) => (x > 0 ? 1 : x < 0 ? -1 : x), ROUND2_LOOP, source('unary', 'compare and select, 2 ALU ops (DERIVED)'));
 
 export const eluGradCodelet = gradCodelet(
   'EluGrad',
   'in',
+  { alpha: 'float' },
   (p) => {
     const a = f32(p.alpha);
     return (dy, x) => (x >= 0 ? dy : dy * a * Math.exp(x));
@@ -441,6 +473,7 @@ export const eluGradCodelet = gradCodelet(
 export const seluGradCodelet = gradCodelet(
   'SeluGrad',
   'in',
+  { alpha: 'float', gamma: 'float' },
   (p) => {
     const a = f32(p.alpha);
     const g = f32(p.gamma);
@@ -452,6 +485,7 @@ export const seluGradCodelet = gradCodelet(
 export const celuGradCodelet = gradCodelet(
   'CeluGrad',
   'in',
+  { alpha: 'float' },
   (p) => {
     const a = f32(p.alpha);
     return (dy, x) => (x >= 0 ? dy : dy * Math.exp(x / a));
@@ -462,6 +496,7 @@ export const celuGradCodelet = gradCodelet(
 export const hardSigmoidGradCodelet = gradCodelet(
   'HardSigmoidGrad',
   'in',
+  { alpha: 'float', beta: 'float' },
   (p) => {
     const a = f32(p.alpha);
     const b = f32(p.beta);
@@ -473,11 +508,12 @@ export const hardSigmoidGradCodelet = gradCodelet(
   HARD_SIGMOID_GRAD_LOOP,
   source('binary', '4 ALU ops, {12, no, 2} (DERIVED)'),
 );
-export const hardSwishGradCodelet = gradCodelet('HardSwishGrad', 'in', () => (dy, x) => (x < -3 ? 0 : x > 3 ? dy : dy * (x / 3 + 0.5)), HARD_SWISH_GRAD_LOOP, source('binary', '5 ALU ops, {15, no, 2} (DERIVED)'));
-export const softplusGradCodelet = gradCodelet('SoftplusGrad', 'in', () => (dy, x) => dy * sigmoid(x), SOFTPLUS_GRAD_LOOP, source('binary', 'sigmoid {12, no, 2} (§3) + a mul, {15, no, 2}'));
+export const hardSwishGradCodelet = gradCodelet('HardSwishGrad', 'in', {}, () => (dy, x) => (x < -3 ? 0 : x > 3 ? dy : dy * (x / 3 + 0.5)), HARD_SWISH_GRAD_LOOP, source('binary', '5 ALU ops, {15, no, 2} (DERIVED)'));
+export const softplusGradCodelet = gradCodelet('SoftplusGrad', 'in', {}, () => (dy, x) => dy * sigmoid(x), SOFTPLUS_GRAD_LOOP, source('binary', 'sigmoid {12, no, 2} (§3) + a mul, {15, no, 2}'));
 export const softsignGradCodelet = gradCodelet(
   'SoftsignGrad',
   'in',
+  {},
   () => (dy, x) => {
     const d = 1 + Math.abs(x);
     return dy / (d * d);
@@ -488,6 +524,7 @@ export const softsignGradCodelet = gradCodelet(
 export const thresholdedReluGradCodelet = gradCodelet(
   'ThresholdedReluGrad',
   'in',
+  { alpha: 'float' },
   (p) => {
     const a = f32(p.alpha);
     return (dy, x) => (x > a ? dy : 0);
@@ -498,6 +535,7 @@ export const thresholdedReluGradCodelet = gradCodelet(
 export const mishGradCodelet = gradCodelet(
   'MishGrad',
   'in',
+  {},
   () => (dy, x) => {
     const t = Math.tanh(softplus(x));
     return dy * (t + x * sigmoid(x) * (1 - t * t));
@@ -505,11 +543,11 @@ export const mishGradCodelet = gradCodelet(
   MISH_GRAD_LOOP,
   source('binary', 'softplus 24 + tanh 12 + sigmoid 12 + 5 ALU ops, {63, no, 2} (DERIVED)'),
 );
-export const reciprocalGradCodelet = gradCodelet('ReciprocalGrad', 'fwdOut', () => (dy, y) => -dy * y * y, RECIPROCAL_GRAD_LOOP, source('binary', '2 muls, {6, no, 2} (DERIVED)'));
-export const sinGradCodelet = gradCodelet('SinGrad', 'in', () => (dy, x) => dy * Math.cos(x), TRIG_GRAD_LOOP, source('binary', 'cos (as tanh) 12 + a mul, {15, no, 2} (DERIVED)'));
-export const cosGradCodelet = gradCodelet('CosGrad', 'in', () => (dy, x) => -dy * Math.sin(x), TRIG_GRAD_LOOP, source('binary', 'sin (as tanh) 12 + a mul, {15, no, 2} (DERIVED)'));
-export const sinhGradCodelet = gradCodelet('SinhGrad', 'in', () => (dy, x) => dy * Math.cosh(x), HYPERBOLIC_GRAD_LOOP, source('binary', 'cosh 22 + a mul, {25, no, 2} (DERIVED)'));
-export const coshGradCodelet = gradCodelet('CoshGrad', 'in', () => (dy, x) => dy * Math.sinh(x), HYPERBOLIC_GRAD_LOOP, source('binary', 'sinh 22 + a mul, {25, no, 2} (DERIVED)'));
+export const reciprocalGradCodelet = gradCodelet('ReciprocalGrad', 'fwdOut', {}, () => (dy, y) => -dy * y * y, RECIPROCAL_GRAD_LOOP, source('binary', '2 muls, {6, no, 2} (DERIVED)'));
+export const sinGradCodelet = gradCodelet('SinGrad', 'in', {}, () => (dy, x) => dy * Math.cos(x), TRIG_GRAD_LOOP, source('binary', 'cos (as tanh) 12 + a mul, {15, no, 2} (DERIVED)'));
+export const cosGradCodelet = gradCodelet('CosGrad', 'in', {}, () => (dy, x) => -dy * Math.sin(x), TRIG_GRAD_LOOP, source('binary', 'sin (as tanh) 12 + a mul, {15, no, 2} (DERIVED)'));
+export const sinhGradCodelet = gradCodelet('SinhGrad', 'in', {}, () => (dy, x) => dy * Math.cosh(x), HYPERBOLIC_GRAD_LOOP, source('binary', 'cosh 22 + a mul, {25, no, 2} (DERIVED)'));
+export const coshGradCodelet = gradCodelet('CoshGrad', 'in', {}, () => (dy, x) => dy * Math.sinh(x), HYPERBOLIC_GRAD_LOOP, source('binary', 'sinh 22 + a mul, {25, no, 2} (DERIVED)'));
 
 /** max then min: 2 ALU ops per vector (§3 max/min {3, no, 2} each). */
 const CLIP_LOOP = alu(2);
@@ -517,6 +555,7 @@ const CLIP_LOOP = alu(2);
 const CLIP_GRAD_LOOP = alu(3);
 export const clipCodelet = unaryCodelet(
   'Clip',
+  { max: 'float', min: 'float' },
   (p) => {
     const lo = f32(p.min);
     const hi = f32(p.max);
@@ -528,6 +567,7 @@ export const clipCodelet = unaryCodelet(
 export const clipGradCodelet = gradCodelet(
   'ClipGrad',
   'in',
+  { max: 'float', min: 'float' },
   (p) => {
     const lo = f32(p.min);
     const hi = f32(p.max);

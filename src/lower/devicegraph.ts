@@ -5,7 +5,7 @@
  * tensor slice to a region of one tile's memory, giving a DeviceProgram.
  */
 import type { DeviceSpec } from '../../sim/device.js';
-import type { CodeletRegistry } from '../../sim/codelet.js';
+import { mustConnect, type CodeletRegistry } from '../../sim/codelet.js';
 import {
   DTYPE_BYTES,
   type DeviceDType,
@@ -310,10 +310,10 @@ export class DeviceGraph {
         ...(typeof life === 'object' ? { live: { from: life.from, to: life.to } } : {}),
       };
     });
-    // Fields each codelet must have connected (all but inout ones), counted once per codelet.
+    // Fields each codelet must have connected (all but optional inout ones), counted once per codelet.
     const required = new Map<string, number>();
     const countRequired = (name: string): number => {
-      const n = Object.values(codelets.get(name).fields).filter((f) => f.direction !== 'inout').length;
+      const n = Object.values(codelets.get(name).fields).filter(mustConnect).length;
       required.set(name, n);
       return n;
     };
@@ -345,7 +345,7 @@ export class DeviceGraph {
             const f = v.fields[name];
             const spec = codelet.fields[name];
             if (!spec) throw loweringError(cs.op, `vertex ${v.codelet} of '${cs.name}': the codelet has no field '${name}' (it has ${Object.keys(codelet.fields).join(', ')})`);
-            if (spec.direction !== 'inout') connected++;
+            if (mustConnect(spec)) connected++;
             if (Array.isArray(f)) {
               for (const s of f) {
                 const wrongType = fieldDtypeError(cs.op, codelet, name, tensors[s.tensor].dtype, tensors[s.tensor].name);
@@ -360,7 +360,7 @@ export class DeviceGraph {
           }
           if (connected !== (required.get(v.codelet) ?? countRequired(v.codelet))) {
             for (const name of Object.keys(codelet.fields)) {
-              if (!(name in fields) && codelet.fields[name].direction !== 'inout') {
+              if (!(name in fields) && mustConnect(codelet.fields[name])) {
                 throw loweringError(cs.op, `vertex ${v.codelet} of '${cs.name}': field '${name}' is not connected`);
               }
             }

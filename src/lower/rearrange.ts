@@ -42,6 +42,7 @@ import { DTYPE_BYTES, type ProgramStep } from '../../sim/program.js';
 import type { LowerContext } from './context.js';
 import type { BuildTensor, Slice, TileRange } from './devicegraph.js';
 import { rowMajorStrides } from './broadcast.js';
+import { rearrangeCodelet, rearrangeScatterCodelet, zeroRegionsCodelet } from '../../sim/codelets/shape.js';
 
 /**
  * Runs shorter than this many bytes go through the Rearrange vertex instead
@@ -353,13 +354,13 @@ export function rearrangeInto(ctx: LowerContext, src: BuildTensor, m: AffineView
     const outSlice = ctx.slice(out, r.begin, r.end);
     if (p.kind === 'covering') {
       read += p.hi + 1 - p.lo;
-      ctx.vertex('Rearrange', r.tile, { in: [ctx.onTile(src, p.lo, p.hi + 1, r.tile)], out: outSlice }, { base: p.lo, begin: r.begin, offset: m.offset }, { shape: m.shape, strides: m.strides });
+      ctx.vertex(rearrangeCodelet, r.tile, { in: [ctx.onTile(src, p.lo, p.hi + 1, r.tile)], out: outSlice }, { base: p.lo, begin: r.begin, offset: m.offset }, { shape: m.shape, strides: m.strides });
     } else {
       // The runs in buffer order, packed back to back by the exchange (or read in place when at most one travels).
       read += p.size;
       staged++;
       const runs = p.runs.map((x) => [x.srcBegin, x.srcBegin + x.n] as const);
-      ctx.vertex('Rearrange', r.tile, { in: ctx.gather(src, runs, r.tile), out: outSlice }, { base: 0, begin: r.begin, offset: p.offset }, { shape: m.shape, strides: p.strides });
+      ctx.vertex(rearrangeCodelet, r.tile, { in: ctx.gather(src, runs, r.tile), out: outSlice }, { base: 0, begin: r.begin, offset: p.offset }, { shape: m.shape, strides: p.strides });
     }
   }
   ctx.note(
@@ -423,7 +424,7 @@ export function scatterInto(ctx: LowerContext, src: BuildTensor, view: AffineVie
       continue;
     }
     ctx.vertex(
-      'RearrangeScatter',
+      rearrangeScatterCodelet,
       r.tile,
       { in: ctx.onTile(src, lo[k], hi[k] + 1, r.tile), out: ctx.slice(out, r.begin, r.end) },
       { base: lo[k], begin: r.begin, offset: m.offset },
@@ -451,7 +452,7 @@ export function zeroIntervals(ctx: LowerContext, t: BuildTensor, intervals: read
   if (!intoOpen) ctx.computeSet(label);
   const W = ctx.device.workersPerTile;
   for (const [tile, slices] of [...perTile].sort((a, b) => a[0] - b[0])) {
-    for (const group of splitSlices(slices, W)) ctx.vertex('ZeroRegions', tile, { out: group });
+    for (const group of splitSlices(slices, W)) ctx.vertex(zeroRegionsCodelet, tile, { out: group });
   }
 }
 

@@ -22,6 +22,8 @@ import { mapBroadcast, indexExtent, rowMajorStrides, type Operand } from './broa
 import type { LowerContext } from './context.js';
 import type { BuildTensor, Slice, TileRange } from './devicegraph.js';
 import { reduceLeading } from './reduce.js';
+import { reduceAxesFinalCodelet, reduceAxesPartialCodelet } from '../../sim/codelets/reduce-axes.js';
+import { zeroRegionsCodelet } from '../../sim/codelets/shape.js';
 
 export type ReduceKind = 'sum' | 'max' | 'min' | 'prod';
 
@@ -80,7 +82,7 @@ export function reduceToOutput(ctx: LowerContext, i: number, x: Operand, axes: r
     const int = out.dtype === 'int32';
     const identity = { sum: 0, max: int ? -(2 ** 31) : -Infinity, min: int ? 2 ** 31 - 1 : Infinity, prod: 1 }[kind];
     ctx.computeSet('identity');
-    for (const r of ctx.ranges(out)) ctx.vertex('ZeroRegions', r.tile, { out: [ctx.slice(out, r.begin, r.end)] }, { value: identity === 0 ? 0 : identity * (int ? 1 : scale) });
+    for (const r of ctx.ranges(out)) ctx.vertex(zeroRegionsCodelet, r.tile, { out: [ctx.slice(out, r.begin, r.end)] }, { value: identity === 0 ? 0 : identity * (int ? 1 : scale) });
     return;
   }
   if (!needsReduction(x.shape, axes)) {
@@ -132,7 +134,7 @@ export function reduceAxes(ctx: LowerContext, x: Operand, axes: readonly number[
     ctx.note('reduce', `${kind} of [${x.shape.join(', ')}] over axes [${axes.join(', ')}]: one stage, each output element's inputs on one tile`);
     ctx.graph.setTileMapping(out, parts.map((p) => ({ tile: p.r.tile, begin: p.lo, end: p.hi })));
     ctx.computeSet('reduce');
-    for (const p of parts) ctx.vertex('ReduceAxesPartial', p.r.tile, { in: ctx.slice(x.t, p.r.begin, p.r.end), out: ctx.slice(out, p.lo, p.hi) }, params(p.r, p.lo, scale), arrays);
+    for (const p of parts) ctx.vertex(reduceAxesPartialCodelet, p.r.tile, { in: ctx.slice(x.t, p.r.begin, p.r.end), out: ctx.slice(out, p.lo, p.hi) }, params(p.r, p.lo, scale), arrays);
     return;
   }
 
@@ -141,7 +143,7 @@ export function reduceAxes(ctx: LowerContext, x: Operand, axes: readonly number[
   const partials = parts.map((p, j) => {
     const t = ctx.addTensor(`partial${j}`, 'float32', [p.hi - p.lo], 'temporary');
     ctx.graph.mapToTile(t, p.r.tile);
-    ctx.vertex('ReduceAxesPartial', p.r.tile, { in: ctx.slice(x.t, p.r.begin, p.r.end), out: ctx.slice(t) }, params(p.r, p.lo, 1), arrays);
+    ctx.vertex(reduceAxesPartialCodelet, p.r.tile, { in: ctx.slice(x.t, p.r.begin, p.r.end), out: ctx.slice(t) }, params(p.r, p.lo, 1), arrays);
     return { t, lo: p.lo, hi: p.hi };
   });
   ctx.computeSet('reduce/final');
@@ -155,7 +157,7 @@ export function reduceAxes(ctx: LowerContext, x: Operand, axes: readonly number[
       pieces.push(ctx.onTile(p.t, b - p.lo, e - p.lo, r.tile));
       offsets.push(b - r.begin);
     }
-    ctx.vertex('ReduceAxesFinal', r.tile, { partials: pieces, out: ctx.slice(out, r.begin, r.end) }, { kind: KIND_CODE[kind], scale }, { offsets });
+    ctx.vertex(reduceAxesFinalCodelet, r.tile, { partials: pieces, out: ctx.slice(out, r.begin, r.end) }, { kind: KIND_CODE[kind], scale }, { offsets });
   }
 }
 

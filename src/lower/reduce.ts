@@ -146,7 +146,7 @@ function emit(ctx: LowerContext, x: BuildTensor, out: BuildTensor, plan: ReduceP
   for (const p of plan.stage1) {
     const v = plan.values[p.value];
     const { base } = home[p.value];
-    ctx.vertex('ReducePartial', p.tile, { in: ctx.slice(x, p.begin, p.end), out: ctx.slice(partials, base, base + v.colEnd - v.colBegin) }, { offset: p.offset, abs: opts.abs ? 1 : 0 });
+    ctx.vertex(reducePartialCodelet, p.tile, { in: ctx.slice(x, p.begin, p.end), out: ctx.slice(partials, base, base + v.colEnd - v.colBegin) }, { offset: p.offset, abs: opts.abs ? 1 : 0 });
   }
   for (const [s, tasks] of plan.stages.entries()) {
     const last = s === plan.stages.length - 1;
@@ -165,7 +165,7 @@ function emit(ctx: LowerContext, x: BuildTensor, out: BuildTensor, plan: ReduceP
         const { base } = home[task.out];
         dst = ctx.slice(sums, base, base + task.colEnd - task.colBegin);
       }
-      ctx.vertex('ReduceFinal', task.tile, { partials: parts, out: dst }, { scale: last ? (opts.scale ?? 1) : 1 });
+      ctx.vertex(reduceFinalCodelet, task.tile, { partials: parts, out: dst }, { scale: last ? (opts.scale ?? 1) : 1 });
     }
   }
 }

@@ -5,8 +5,8 @@
  * named by op, codelet and field (exit 2), at compile time rather than when
  * the vertex runs.
  */
-import type { Codelet } from '../../sim/codelet.js';
-import type { ArraySpecs, CodeletDef, Connected, FieldSpecs, IsVector, Optional, ParamSpecs } from '../../sim/define.js';
+import { mustConnect, type Codelet } from '../../sim/codelet.js';
+import type { ArraySpecs, ArrayValues, CodeletDef, Connected, FieldSpecs, IsVector, Optional, ParamSpecs, ParamValues, RequiredKeys } from '../../sim/define.js';
 import type { DeviceDType } from '../../sim/program.js';
 import { UserError } from '../errors.js';
 import type { Slice } from './devicegraph.js';
@@ -15,10 +15,10 @@ type SliceFor<F extends FieldSpecs, K extends keyof F> = IsVector<F[K]> extends 
 
 /** The fields `ctx.vertex(codelet, tile, fields)` takes for a typed codelet: each input/output field, inout ones optional. */
 export type VertexFields<F extends FieldSpecs> = { [K in Connected<F>]: SliceFor<F, K> } & { [K in Optional<F>]?: SliceFor<F, K> };
-export type VertexParams<P extends ParamSpecs> = { [K in keyof P]: number };
-export type VertexArrays<A extends ArraySpecs> = { [K in keyof A]: number[] };
-/** params (required when the codelet declares any) and arrays, after the fields. */
-export type VertexRest<P extends ParamSpecs, A extends ArraySpecs> = [keyof P] extends [never]
+export type VertexParams<P extends ParamSpecs> = ParamValues<P>;
+export type VertexArrays<A extends ArraySpecs> = ArrayValues<A>;
+/** params (required when the codelet declares a required one) and arrays, after the fields. */
+export type VertexRest<P extends ParamSpecs, A extends ArraySpecs> = [RequiredKeys<P>] extends [never]
   ? [params?: VertexParams<P>, arrays?: VertexArrays<A>]
   : [params: VertexParams<P>, arrays?: VertexArrays<A>];
 
@@ -63,14 +63,16 @@ export function checkVertex(
     }
   }
   for (const name of names) {
-    if (fields[name] === undefined && codelet.fields[name].direction !== 'inout') throw wrong(op, codelet, `leaves field '${name}' (${codelet.fields[name].direction}) unconnected`);
+    const spec = codelet.fields[name];
+    if (fields[name] === undefined && mustConnect(spec)) throw wrong(op, codelet, `leaves field '${name}' (${spec.required ? 'required ' : ''}${spec.direction}) unconnected`);
   }
   if (!isCodeletDef(codelet)) return;
   const declared = Object.keys(codelet.params);
   for (const p of Object.keys(params)) {
     if (!(p in codelet.params)) throw wrong(op, codelet, `gives param '${p}', which the codelet does not declare (it takes ${declared.length ? declared.join(', ') : 'no params'})`);
-    if (!Number.isFinite(params[p])) throw wrong(op, codelet, `gives param '${p}' the value ${params[p]}; a param is a finite number`);
-    if (codelet.params[p] === 'int' && !Number.isInteger(params[p])) throw wrong(op, codelet, `gives int param '${p}' the value ${params[p]}`);
+    // A float param may be infinite (a reduction's identity, as a float vertex field holds it), never NaN.
+    if (typeof params[p] !== 'number' || Number.isNaN(params[p])) throw wrong(op, codelet, `gives param '${p}' the value ${params[p]}; a param is a number`);
+    if (codelet.params[p].startsWith('int') && !Number.isInteger(params[p])) throw wrong(op, codelet, `gives int param '${p}' the value ${params[p]}`);
   }
-  for (const p of declared) if (params[p] === undefined) throw wrong(op, codelet, `does not give param '${p}' (${codelet.params[p]})`);
+  for (const p of declared) if (params[p] === undefined && !codelet.params[p].endsWith('?')) throw wrong(op, codelet, `does not give param '${p}' (${codelet.params[p]})`);
 }

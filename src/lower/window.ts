@@ -26,6 +26,9 @@
 import type { LowerContext } from './context.js';
 import { DTYPE_BYTES } from '../../sim/program.js';
 import type { BuildTensor, Slice, TileRange } from './devicegraph.js';
+import { channelSumCodelet, partialsFinalCodelet } from '../../sim/codelets/nn-util.js';
+import type { Codelet } from '../../sim/codelet.js';
+import type { WindowArrayKey, WindowParamKey } from '../../sim/codelets/nn-util.js';
 
 /** A box of an [N, C, D0, rest] tensor: n in [nMin, nMax], c in [cLo, cHi], the rows of D0 with rows[i0] = 1. */
 export interface PlaneBox {
@@ -73,14 +76,14 @@ const noted = new WeakSet<LowerContext>();
  *   needed, and the most regions (at most MAX_WINDOW_REGIONS; past that,
  *   the fewest planes per region that stay under it).
  */
-export function planeWindowOnTile(
+export function planeWindowOnTile<const P extends string>(
   ctx: LowerContext,
   t: BuildTensor,
   dims: { C: number; D0: number; rest: number },
   box: PlaneBox,
   tile: number,
-  prefix: string,
-): { slices: Slice[]; params: Record<string, number>; arrays: Record<string, number[]> } {
+  prefix: P,
+): { slices: Slice[]; params: Record<WindowParamKey<P>, number>; arrays: Record<WindowArrayKey<P>, number[]> & Partial<Record<`${P}lens`, number[]>> } {
   const { C, D0, rest } = dims;
   const plane = D0 * rest;
   const cCount = box.cHi - box.cLo + 1;
@@ -169,10 +172,11 @@ export function planeWindowOnTile(
   const slices: Slice[] = ctx.gather(t, pieces, tile);
   // One gathered region stands for all the pieces: the codelet splits it back by these lengths.
   const joined = slices.length !== pieces.length ? { [`${prefix}lens`]: pieces.map(([b, e]) => e - b) } : {};
+  // Keys built from the prefix: the records are the ones the types spell out (sim/codelets/nn-util.ts windowParams).
   return {
     slices,
-    params: { [`${prefix}nMin`]: box.nMin, [`${prefix}cLo`]: box.cLo, [`${prefix}cCount`]: cCount, [`${prefix}R`]: R, [`${prefix}ppr`]: ppr, [`${prefix}planeStride`]: plane },
-    arrays: { [`${prefix}rowRun`]: rowRun, [`${prefix}rowOff`]: rowOff, ...joined },
+    params: { [`${prefix}nMin`]: box.nMin, [`${prefix}cLo`]: box.cLo, [`${prefix}cCount`]: cCount, [`${prefix}R`]: R, [`${prefix}ppr`]: ppr, [`${prefix}planeStride`]: plane } as Record<WindowParamKey<P>, number>,
+    arrays: { [`${prefix}rowRun`]: rowRun, [`${prefix}rowOff`]: rowOff, ...joined } as Record<WindowArrayKey<P>, number[]> & Partial<Record<`${P}lens`, number[]>>,
   };
 }
 
@@ -255,7 +259,7 @@ export function reducePieces(ctx: LowerContext, pieces: readonly Piece[], out: B
       const tile = group[0].t.mapping![0].tile;
       const sum = partialOnTile(ctx, `tree${stage}.${g}`, hi - lo, tile);
       ctx.vertex(
-        'NnPartialsFinal',
+        partialsFinalCodelet,
         tile,
         { partials: group.map((q) => ctx.onTile(q.t, 0, q.t.size, tile)), out: ctx.slice(sum) },
         { scale: 1 },
@@ -276,7 +280,7 @@ export function reducePieces(ctx: LowerContext, pieces: readonly Piece[], out: B
       parts.push(ctx.onTile(p.t, lo - p.offset, hi - p.offset, r.tile));
       offsets.push(lo - r.begin);
     }
-    ctx.vertex('NnPartialsFinal', r.tile, { partials: parts, out: ctx.slice(out, r.begin, r.end) }, { scale }, { offsets });
+    ctx.vertex(partialsFinalCodelet, r.tile, { partials: parts, out: ctx.slice(out, r.begin, r.end) }, { scale }, { offsets });
   }
 }
 
@@ -334,7 +338,7 @@ export function channelSum(
   G: number,
   inner: number,
   out: BuildTensor,
-  opts: { scale?: number; codelet?: string; extra?: (tile: number, begin: number, end: number, gMin: number, gMax: number) => { fields: Record<string, Slice>; params: Record<string, number> } } = {},
+  opts: { scale?: number; codelet?: Codelet; extra?: (tile: number, begin: number, end: number, gMin: number, gMax: number) => { fields: Record<string, Slice>; params: Record<string, number> } } = {},
 ): void {
   ctx.computeSet('reduce/partials');
   const pieces: Piece[] = [];
@@ -343,8 +347,10 @@ export function channelSum(
     const p = partialOnTile(ctx, `partial${i}`, gMax - gMin + 1, r.tile);
     pieces.push({ t: p, offset: gMin });
     const ex = opts.extra?.(r.tile, r.begin, r.end, gMin, gMax);
+    // The extra fields and params are the variant's own: checked against it as the vertex is placed.
+    const codelet: Codelet = opts.codelet ?? channelSumCodelet;
     ctx.vertex(
-      opts.codelet ?? 'NnChannelSum',
+      codelet,
       r.tile,
       { in: ctx.slice(x, r.begin, r.end), out: ctx.slice(p), ...(ex?.fields ?? {}) },
       { G, inner, begin: r.begin, gMin, ...(ex?.params ?? {}) },

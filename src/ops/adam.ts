@@ -14,6 +14,7 @@ import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import type { AdamSpec } from '../config/types.js';
+import { adamCodelet } from '../../sim/codelets/optimizer.js';
 
 const ADAM = { domain: 'ai.graphcore', type: 'AdamVarUpdate', version: 1 };
 
@@ -44,7 +45,7 @@ function lowerAdam(op: AdamVarUpdateOp, ctx: LowerContext): void {
   const m = stateLike(ctx, 'exp_avg', w, 'float32');
   const v = stateLike(ctx, 'exp_avg_sq', w, 'float32');
   const step = perVertexState(ctx, 'step', ranges);
-  lowerVarUpdate(op, ctx, 'AdamUpdate', 'adam', ranges, (i, r) => ({ m: ctx.slice(m, r.begin, r.end), v: ctx.slice(v, r.begin, r.end), step: ctx.slice(step, i, i + 1) }));
+  lowerVarUpdate(op, ctx, adamCodelet, 'adam', ranges, (i, r) => ({ m: ctx.slice(m, r.begin, r.end), v: ctx.slice(v, r.begin, r.end), step: ctx.slice(step, i, i + 1) }));
 }
 
 export const adamDefinitions: OpDefinition[] = [

@@ -14,6 +14,7 @@ import type { OperatorIdentifier } from '../ir/opid.js';
 import { defineOp, type OpDefinition } from '../ir/registry.js';
 import type { LowerContext } from '../lower/context.js';
 import { versions } from './binary.js';
+import { ARG_REDUCE_CODELETS } from '../../sim/codelets/arg-reduce.js';
 
 class ArgReduceOp extends Op {
   constructor(
@@ -59,7 +60,7 @@ class ArgReduceOp extends Op {
   }
 }
 
-function lowerArg(codelet: string) {
+function lowerArg(codelet: keyof typeof ARG_REDUCE_CODELETS) {
   return (a: ArgReduceOp, ctx: LowerContext): void => {
     const { A, inner } = a.geometry();
     const x = ctx.input(0);
@@ -71,7 +72,7 @@ function lowerArg(codelet: string) {
       const first = (o: number) => Math.floor(o / inner) * A * inner + (o % inner);
       const lo = first(r.begin);
       const hi = first(r.end - 1) + (A - 1) * inner + 1;
-      ctx.vertex(codelet, r.tile, { in: ctx.onTile(x, lo, hi, r.tile), out: ctx.slice(out, r.begin, r.end) }, { A, inner, begin: r.begin, base: lo, last: a.last ? 1 : 0 });
+      ctx.vertex(ARG_REDUCE_CODELETS[codelet], r.tile, { in: ctx.onTile(x, lo, hi, r.tile), out: ctx.slice(out, r.begin, r.end) }, { A, inner, begin: r.begin, base: lo, last: a.last ? 1 : 0 });
     }
   };
 }

@@ -35,6 +35,8 @@ import { channelSum, partialOnTile } from '../lower/window.js';
 import { floatInput, gid, product, sameDTypeAs, versions, withoutEmpty } from './nn-util.js';
 import { ArgGradOp, fwdIn, gradOf, gradOut } from './arg-grad.js';
 import { geometryArrays, outShape, resolveGeometry, type Geometry } from './spatial.js';
+import { convBlockBiasCodelet, convBlockCodelet, convBlockReduceBiasCodelet, convBlockReduceCodelet } from '../../sim/codelets/conv-block.js';
+import { convGradWBlockCodelet, convGradXBlockCodelet } from '../../sim/codelets/conv.js';
 
 export interface ConvAttrs {
   autoPad: string;
@@ -314,7 +316,7 @@ export function lowerConvSpec(spec: ConvSpec, hasBias: boolean, ctx: LowerContex
         out = [ctx.slice(part)];
       }
       ctx.vertex(
-        final && bias ? 'NnConvBlockBias' : 'NnConvBlock',
+        final && bias ? convBlockBiasCodelet : convBlockCodelet,
         tile,
         {
           in: ctx.gather(x, xRuns, tile),
@@ -343,16 +345,11 @@ export function lowerConvSpec(spec: ConvSpec, hasBias: boolean, ctx: LowerContex
   if (p.gC === 1) return;
   ctx.computeSet('conv/reduce');
   for (const [bi, blk] of blocks.entries()) {
-    ctx.vertex(
-      bias ? 'NnConvBlockReduceBias' : 'NnConvBlockReduce',
-      blk.owner,
-      {
-        partials: partials[bi].map((t) => ctx.onTile(t, 0, t.size, blk.owner)),
-        ...(bias ? { bias: ctx.onTile(bias, blk.m0, blk.m1, blk.owner) } : {}),
-        out: blk.out.map(([b, e]) => ctx.slice(y, b, e)),
-      },
-      { perChannel: (blk.r1 - blk.r0) * outRest },
-    );
+    const parts = partials[bi].map((t) => ctx.onTile(t, 0, t.size, blk.owner));
+    const out = blk.out.map(([b, e]) => ctx.slice(y, b, e));
+    const params = { perChannel: (blk.r1 - blk.r0) * outRest };
+    if (bias) ctx.vertex(convBlockReduceBiasCodelet, blk.owner, { partials: parts, bias: ctx.onTile(bias, blk.m0, blk.m1, blk.owner), out }, params);
+    else ctx.vertex(convBlockReduceCodelet, blk.owner, { partials: parts, out }, params);
   }
 }
 
@@ -421,7 +418,7 @@ function reduceGradBlocks(ctx: LowerContext, t: BuildTensor, blocks: readonly Gr
       const hi = Math.min(b.size, lo + chunk);
       const tile = b.base + j;
       ctx.vertex(
-        'NnConvBlockReduce',
+        convBlockReduceCodelet,
         tile,
         { partials: partials[bi].map((p) => ctx.onTile(p, lo, hi, tile)), out: cutRuns(b.out, lo, hi).map(([x, y]) => ctx.slice(t, x, y)) },
       );
@@ -502,7 +499,7 @@ export function lowerConvGradXSpec(spec: ConvSpec, ctx: LowerContext): void {
       }
       const tile = blk.base + mb;
       ctx.vertex(
-        'NnConvGradXBlock',
+        convGradXBlockCodelet,
         tile,
         { in: ctx.gather(dy, dyRuns, tile), weights: ctx.gather(w, wRuns, tile), out: gradBlockOut(ctx, dx, blk, `partial${bi}.${mb}`, mb, partials[bi]) },
         { group: s.group, nCount: blk.n1 - blk.n0, r0: blk.r0, rows: blk.r1 - blk.r0, c0: blk.c0, cCount: blk.c1 - blk.c0, m0, mCount: m1 - m0, g0, gCount: g1 - g0 + 1, oh0, dyRows },
@@ -580,7 +577,7 @@ export function lowerConvGradWSpec(spec: ConvSpec, ctx: LowerContext): void {
         const part = nb * p.gRow + rb;
         const tile = blk.base + part;
         ctx.vertex(
-          'NnConvGradWBlock',
+          convGradWBlockCodelet,
           tile,
           { gradOut: ctx.gather(dy, dyRuns, tile), in: ctx.gather(x, xRuns, tile), out: gradBlockOut(ctx, dw, blk, `partial${bi}.${part}`, part, partials[bi]) },
           { group: s.group, nCount: n1 - n0, r0, rows: r1 - r0, m0: blk.m0, mCount: blk.m1 - blk.m0, c0: blk.c0, cCount: blk.c1 - blk.c0, g0, gCount: g1 - g0 + 1, ih0, inRows },

@@ -17,6 +17,7 @@ import { nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor } from '../lower/devicegraph.js';
 import { GC, constantInts, describeInput, versions } from './shape-util.js';
+import { cumSumCodelet } from '../../sim/codelets/scan.js';
 
 const CUMSUM_GRAD = { domain: GC, type: 'CumSumGrad', version: 1 };
 
@@ -70,7 +71,7 @@ function scanInto(ctx: LowerContext, s: Scan, x: BuildTensor, out: BuildTensor):
     const lo = s.reverse ? r.begin : Math.floor(r.begin / block) * block;
     const hi = s.reverse ? (Math.floor((r.end - 1) / block) + 1) * block : r.end;
     ctx.vertex(
-      'CumSum',
+      cumSumCodelet,
       r.tile,
       { in: ctx.onTile(x, lo, hi, r.tile), out: ctx.slice(out, r.begin, r.end) },
       { A: s.A, inner: s.inner, begin: r.begin, base: lo, exclusive: s.exclusive ? 1 : 0, reverse: s.reverse ? 1 : 0 },

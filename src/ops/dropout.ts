@@ -25,6 +25,7 @@ import { fmtInfo, nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor, DeviceGraph, TileRange } from '../lower/devicegraph.js';
 import { mapElementwise } from '../lower/elementwise.js';
+import { dropoutCodelet, dropoutGradCodelet } from '../../sim/codelets/dropout.js';
 
 // ---------------------------------------------------------------- Identity
 
@@ -199,7 +200,7 @@ function lowerDropout(d: DropoutOp, ctx: LowerContext): void {
       ctx.computeSet('Dropout');
       for (const r of ctx.ranges(out)) {
         const fields = { in: ctx.onTile(x, r.begin, r.end, r.tile), out: ctx.slice(out, r.begin, r.end), mask: ctx.slice(mask, r.begin, r.end) };
-        ctx.vertex('Dropout', r.tile, fields, { training: 0, ratio: 0, seed: 0, offset: r.begin });
+        ctx.vertex(dropoutCodelet, r.tile, fields, { training: 0, ratio: 0, seed: 0, offset: r.begin });
       }
     }
     return;
@@ -217,7 +218,7 @@ function lowerDropout(d: DropoutOp, ctx: LowerContext): void {
       counter: ctx.slice(counter, i, i + 1),
       ...(mask ? { mask: ctx.slice(mask, r.begin, r.end) } : {}),
     };
-    ctx.vertex('Dropout', r.tile, fields, { ...params, offset: r.begin });
+    ctx.vertex(dropoutCodelet, r.tile, fields, { ...params, offset: r.begin });
   }
   let m = counters.get(ctx.graph);
   if (!m) counters.set(ctx.graph, (m = new Map()));
@@ -239,7 +240,7 @@ function lowerDropoutGrad(g: DropoutGradOp, ctx: LowerContext): void {
     // Every copy of the counter holds the same value: read the one on this tile if there is one.
     const k = Math.max(0, c.ranges.findIndex((cr) => cr.tile === r.tile));
     const fields = { gradOut: ctx.onTile(dy, r.begin, r.end, r.tile), counter: ctx.onTile(c.tensor, k, k + 1, r.tile), out: ctx.slice(out, r.begin, r.end) };
-    ctx.vertex('DropoutGrad', r.tile, fields, { ...params, offset: r.begin });
+    ctx.vertex(dropoutGradCodelet, r.tile, fields, { ...params, offset: r.begin });
   }
 }
 

@@ -30,6 +30,7 @@ import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor } from '../lower/devicegraph.js';
 import { rowMajorStrides } from '../lower/rearrange.js';
 import { GC, describeInput, floatInput, versions } from './shape-util.js';
+import { gatherElementsCodelet, scatterElementsCodelet } from '../../sim/codelets/elements.js';
 
 const GATHER_ELEMENTS_GRAD = { domain: GC, type: 'GatherElementsGrad', version: 1 };
 const SCATTER_DATA_GRAD = { domain: GC, type: 'ScatterElementsDataGrad', version: 1 };
@@ -138,7 +139,7 @@ function gatherElements(ctx: LowerContext, w: Walk, data: BuildTensor, indices: 
     const lo = reach(w, r.begin, 'lo');
     const hi = reach(w, r.end - 1, 'hi') + 1;
     ctx.vertex(
-      'GatherElements',
+      gatherElementsCodelet,
       r.tile,
       { data: ctx.onTile(data, lo, hi, r.tile), indices: ctx.onTile(indices, r.begin, r.end, r.tile), out: ctx.slice(out, r.begin, r.end) },
       { begin: r.begin, base: lo, axis: w.axis, A: w.A },
@@ -162,7 +163,7 @@ export function scatterElements(ctx: LowerContext, w: Walk, data: BuildTensor | 
     // With no update reaching the range, the vertex still reads one (count 0) so its fields are never empty.
     const [u0, u1] = s1 > s0 ? [s0, s1] : [0, 1];
     ctx.vertex(
-      'ScatterElementsRange',
+      scatterElementsCodelet,
       r.tile,
       {
         data: data ? ctx.onTile(data, r.begin, r.end, r.tile) : ctx.onTile(updates, u0, u1, r.tile),

@@ -43,9 +43,11 @@ import { gradName } from '../ir/tensor.js';
 import { fmtInfo, nelms, sameInfo, type TensorInfo } from '../ir/tensorinfo.js';
 import { UserError } from '../errors.js';
 import type { LowerContext } from '../lower/context.js';
-import type { BuildTensor, Slice } from '../lower/devicegraph.js';
+import type { BuildTensor } from '../lower/devicegraph.js';
 import { mapElementwise } from '../lower/elementwise.js';
 import { reduceLeading } from '../lower/reduce.js';
+import { reduceFinalCodelet } from '../../sim/codelets/reduce.js';
+import { classLossCodelet, classLossGradCodelet, classWeightSumCodelet, l1GradCodelet, lossFinalCodelet, mseGradCodelet, msePartialCodelet } from '../../sim/codelets/loss.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -248,7 +250,7 @@ export class ClassLossOp extends Op {
   }
 
   /** Vertex params shared by the forward and grad vertices. */
-  vertexParams(): Record<string, number> {
+  vertexParams() {
     const p = this.params;
     return {
       C: this.layout().C,
@@ -370,14 +372,14 @@ function lowerClassLoss(o: ClassLossOp, ctx: LowerContext): void {
 
   ctx.computeSet('loss');
   items.forEach((it, i) => {
-    const fields: Record<string, Slice | Slice[]> = {
+    const fields = {
       x: it.x.map(([b, e]) => ctx.onTile(x, b, e, it.tile)),
       labels: ctx.onTile(labels, it.s0, it.s1, it.tile),
       out: partials ? ctx.slice(partials, 2 * i, 2 * i + 2) : ctx.slice(perSample!, it.s0, it.s1),
+      ...(weights ? { weights: ctx.onTile(weights, 0, C, it.tile) } : {}),
+      ...(logProb ? { logProb: it.x.map(([b, e]) => ctx.slice(logProb, b, e)) } : {}),
     };
-    if (weights) fields.weights = ctx.onTile(weights, 0, C, it.tile);
-    if (logProb) fields.logProb = it.x.map(([b, e]) => ctx.slice(logProb, b, e));
-    ctx.vertex('ClassLoss', it.tile, fields, { ...base, sampleOffset: it.s0 });
+    ctx.vertex(classLossCodelet, it.tile, fields, { ...base, sampleOffset: it.s0 });
   });
 
   if (partials) {
@@ -385,7 +387,7 @@ function lowerClassLoss(o: ClassLossOp, ctx: LowerContext): void {
     const tile = ctx.ranges(out)[0].tile;
     ctx.computeSet('loss/final');
     ctx.vertex(
-      'LossFinal',
+      lossFinalCodelet,
       tile,
       { partials: items.map((_, i) => ctx.onTile(partials, 2 * i, 2 * i + 2, tile)), out: ctx.slice(out) },
       { scale: o.params.scale, mean: o.params.reduction === 'mean' ? 1 : 0 },
@@ -410,30 +412,33 @@ function lowerClassLossGrad(g: ClassLossGradOp, ctx: LowerContext): void {
     ctx.graph.setTileMapping(partials, items.map((it, i) => ({ tile: it.tile, begin: i, end: i + 1 })));
     ctx.computeSet('grad/weights');
     items.forEach((it, i) => {
-      const fields: Record<string, Slice> = { labels: ctx.onTile(labels, it.s0, it.s1, it.tile), out: ctx.slice(partials, i, i + 1) };
-      if (weights) fields.weights = ctx.onTile(weights, 0, C, it.tile);
-      ctx.vertex('ClassWeightSum', it.tile, fields, { ...base, sampleOffset: it.s0 });
+      const fields = {
+        labels: ctx.onTile(labels, it.s0, it.s1, it.tile),
+        out: ctx.slice(partials, i, i + 1),
+        ...(weights ? { weights: ctx.onTile(weights, 0, C, it.tile) } : {}),
+      };
+      ctx.vertex(classWeightSumCodelet, it.tile, fields, { ...base, sampleOffset: it.s0 });
     });
     denom = ctx.addTensor('denominator', 'float32', [1]);
     const tile = ctx.ranges(dLoss)[0].tile;
     ctx.graph.mapToTile(denom, tile);
     ctx.computeSet('grad/denominator');
-    ctx.vertex('ReduceFinal', tile, { partials: items.map((_, i) => ctx.onTile(partials, i, i + 1, tile)), out: ctx.slice(denom) }, { scale: 1 });
+    ctx.vertex(reduceFinalCodelet, tile, { partials: items.map((_, i) => ctx.onTile(partials, i, i + 1, tile)), out: ctx.slice(denom) }, { scale: 1 });
   }
 
   const out = ctx.output(0);
   mapLikeInput(ctx, out, items);
   ctx.computeSet('grad');
   for (const it of items) {
-    const fields: Record<string, Slice | Slice[]> = {
+    const fields = {
       x: it.x.map(([b, e]) => ctx.onTile(x, b, e, it.tile)),
       labels: ctx.onTile(labels, it.s0, it.s1, it.tile),
       gradLoss: base.perSample ? ctx.onTile(dLoss, it.s0, it.s1, it.tile) : ctx.onTile(dLoss, 0, 1, it.tile),
       out: it.x.map(([b, e]) => ctx.slice(out, b, e)),
+      ...(weights ? { weights: ctx.onTile(weights, 0, C, it.tile) } : {}),
+      ...(denom ? { denom: ctx.onTile(denom, 0, 1, it.tile) } : {}),
     };
-    if (weights) fields.weights = ctx.onTile(weights, 0, C, it.tile);
-    if (denom) fields.denom = ctx.onTile(denom, 0, 1, it.tile);
-    ctx.vertex('ClassLossGrad', it.tile, fields, { ...base, sampleOffset: it.s0 });
+    ctx.vertex(classLossGradCodelet, it.tile, fields, { ...base, sampleOffset: it.s0 });
   }
 }
 
@@ -455,7 +460,7 @@ function lowerL1Grad(op: L1GradOp, ctx: LowerContext): void {
   ctx.computeSet('l1grad');
   for (const r of ctx.ranges(out)) {
     ctx.vertex(
-      'L1Grad',
+      l1GradCodelet,
       r.tile,
       {
         x: ctx.onTile(x, r.begin, r.end, r.tile),
@@ -479,12 +484,12 @@ function lowerMse(m: MseOp, ctx: LowerContext): void {
   ctx.graph.setTileMapping(partials, ranges.map((r, i) => ({ tile: r.tile, begin: i, end: i + 1 })));
   ctx.computeSet('mse/partials');
   ranges.forEach((r, i) => {
-    ctx.vertex('MsePartial', r.tile, { a: ctx.slice(a, r.begin, r.end), b: ctx.onTile(b, r.begin, r.end, r.tile), out: ctx.slice(partials, i, i + 1) });
+    ctx.vertex(msePartialCodelet, r.tile, { a: ctx.slice(a, r.begin, r.end), b: ctx.onTile(b, r.begin, r.end, r.tile), out: ctx.slice(partials, i, i + 1) });
   });
   const out = ctx.output(0);
   const tile = ctx.ranges(out)[0].tile;
   ctx.computeSet('mse/final');
-  ctx.vertex('ReduceFinal', tile, { partials: ranges.map((_, i) => ctx.onTile(partials, i, i + 1, tile)), out: ctx.slice(out) }, { scale: m.factor() });
+  ctx.vertex(reduceFinalCodelet, tile, { partials: ranges.map((_, i) => ctx.onTile(partials, i, i + 1, tile)), out: ctx.slice(out) }, { scale: m.factor() });
 }
 
 function lowerMseGrad(g: MseGradOp, ctx: LowerContext): void {
@@ -497,7 +502,7 @@ function lowerMseGrad(g: MseGradOp, ctx: LowerContext): void {
   ctx.computeSet('msegrad');
   for (const r of ctx.ranges(out)) {
     ctx.vertex(
-      'MseGrad',
+      mseGradCodelet,
       r.tile,
       {
         a: ctx.onTile(a, r.begin, r.end, r.tile),

@@ -25,6 +25,7 @@ import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor } from '../lower/devicegraph.js';
 import { floatInput, gid, product, versions } from './nn-util.js';
 import { ArgGradOp, fwdIn, gradOf, gradOut } from './arg-grad.js';
+import { lrnCodelet, lrnGradCodelet } from '../../sim/codelets/lrn.js';
 
 export interface LrnParams {
   alpha: number;
@@ -98,14 +99,13 @@ export function channelShiftRuns(b: number, e: number, C: number, S: number, dLo
 }
 
 /** The runs of `t` on `tile` as a vector field, with the arrays the codelet reads them by (`${prefix}Begin`, `${prefix}lens`). */
-function runsOnTile(ctx: LowerContext, t: BuildTensor, runs: [number, number][], tile: number, prefix: string) {
-  return {
-    slices: ctx.gather(t, runs, tile),
-    arrays: { [`${prefix}Begin`]: runs.map(([lo]) => lo), [`${prefix}lens`]: runs.map(([lo, hi]) => hi - lo) },
-  };
+function runsOnTile<P extends string>(ctx: LowerContext, t: BuildTensor, runs: [number, number][], tile: number, prefix: P) {
+  // Computed keys widen to an index signature: these are the codelet's <prefix>Begin and <prefix>lens arrays.
+  const arrays = { [`${prefix}Begin`]: runs.map(([lo]) => lo), [`${prefix}lens`]: runs.map(([lo, hi]) => hi - lo) } as Record<`${P}Begin` | `${P}lens`, number[]>;
+  return { slices: ctx.gather(t, runs, tile), arrays };
 }
 
-function lrnParams(op: LrnOp): Record<string, number> {
+function lrnParams(op: LrnOp) {
   const { C, S, lo, hi } = op.layout();
   const p = op.params;
   return { C, S, lo, hi, size: p.size, alpha: Math.fround(p.alpha), beta: Math.fround(p.beta), bias: Math.fround(p.bias) };
@@ -118,7 +118,7 @@ function lowerLrn(lrn: LrnOp, ctx: LowerContext): void {
   ctx.computeSet('lrn');
   for (const r of ctx.ranges(y)) {
     const xin = runsOnTile(ctx, x, channelShiftRuns(r.begin, r.end, C, S, -lo, hi), r.tile, 'x');
-    ctx.vertex('NnLrn', r.tile, { in: xin.slices, out: ctx.slice(y, r.begin, r.end) }, { ...lrnParams(lrn), outBegin: r.begin }, xin.arrays);
+    ctx.vertex(lrnCodelet, r.tile, { in: xin.slices, out: ctx.slice(y, r.begin, r.end) }, { ...lrnParams(lrn), outBegin: r.begin }, xin.arrays);
   }
 }
 
@@ -133,7 +133,7 @@ function lowerLrnGrad(op: ArgGradOp<LrnOp>, ctx: LowerContext): void {
     const g = runsOnTile(ctx, dy, channelShiftRuns(r.begin, r.end, C, S, -hi, lo), r.tile, 'g');
     const xin = runsOnTile(ctx, x, channelShiftRuns(r.begin, r.end, C, S, -(lo + hi), lo + hi), r.tile, 'x');
     ctx.vertex(
-      'NnLrnGrad',
+      lrnGradCodelet,
       r.tile,
       { gradOut: g.slices, in: xin.slices, out: ctx.slice(dx, r.begin, r.end) },
       { ...lrnParams(lrn), outBegin: r.begin },

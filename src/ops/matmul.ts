@@ -31,6 +31,8 @@ import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
 import { layoutFromReads, type ReadGroup } from '../lower/layout.js';
 import { layoutTile } from '../lower/linear.js';
 import { describePlan, linearMapping, planMatMul, type MatMulDType, type MatMulPlan, type MatMulShape, type PlanResult } from '../lower/matmul-planner.js';
+import { ampMatMulCodelet } from '../../sim/codelets/amp.js';
+import { matMulReduceCodelet } from '../../sim/codelets/matmul.js';
 
 const MATMUL = { domain: 'ai.onnx', type: 'MatMul', version: 13 };
 const LHS_GRAD = { domain: 'ai.graphcore', type: 'MatMulLhsGrad', version: 1 };
@@ -621,7 +623,7 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
       const local = windowBlockRanges(w, bl.g, bl.r, bl.j, partials ? bl.kk * elems : 0);
       const target = partials ? local.map(([begin, end]) => ctx.slice(partials, begin, end)) : local.flatMap(([begin, end]) => windowToOut(p, w, begin, end)).map(([begin, end]) => ctx.slice(out, begin, end));
       ctx.vertex(
-        'AmpMatMul',
+        ampMatMulCodelet,
         bl.tile,
         {
           a: gather(a, aRanges(p, bl.g[0], bl.g[1], bl.r[0], bl.r[1], bl.c[0], bl.c[1])),
@@ -648,7 +650,7 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
         ch.runs.length === 1 ? ctx.onTile(partials, kk * elems + ch.runs[0][0], kk * elems + ch.runs[0][1], ch.tile) : ctx.gather(partials, ch.runs.map(([c0, c1]) => [kk * elems + c0, kk * elems + c1] as const), ch.tile, { oneSlice: true })[0],
       );
       const pieces = ch.runs.flatMap(([c0, c1]) => windowToOut(p, w, c0, c1)).map(([begin, end]) => ctx.slice(out, begin, end));
-      ctx.vertex('MatMulReduce', ch.tile, { partials: parts, out: pieces });
+      ctx.vertex(matMulReduceCodelet, ch.tile, { partials: parts, out: pieces });
     }
   });
 }

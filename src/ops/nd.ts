@@ -23,6 +23,7 @@ import { fmtInfo, nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import type { NodeDecl } from '../config/types.js';
 import { GC, versions } from './shape-util.js';
+import { ndIndexFlattenCodelet } from '../../sim/codelets/elements.js';
 
 const FLATTEN = { domain: GC, type: 'NdIndexFlatten', version: 1 };
 
@@ -58,7 +59,7 @@ function lowerFlatten(f: NdIndexFlattenOp, ctx: LowerContext): void {
   ctx.computeSet('flatten-indices');
   for (const r of ctx.ranges(out)) {
     ctx.vertex(
-      'NdIndexFlatten',
+      ndIndexFlattenCodelet,
       r.tile,
       { indices: ctx.onTile(ind, r.begin * k, r.end * k, r.tile), out: ctx.slice(out, r.begin, r.end) },
       { k, begin: r.begin, rowsPerBatch: Math.max(1, rowsPerBatch), perBatch },

@@ -31,6 +31,8 @@ import { channelRange, channelSum, partialOnTile, reducePieces, type Piece } fro
 import { floatInput, gid, normAxis, product, sameDTypeAs, versions } from './nn-util.js';
 import { ArgGradOp, fwdIn, gradOut, gradOf } from './arg-grad.js';
 import { expandBatchNormTraining } from './batchnorm-train.js';
+import { batchNormCodelet, batchNormGradXCodelet, layerNormCodelet, layerNormGradXCodelet, layerNormNoBiasCodelet, layerNormScalePartialCodelet, layerNormStatsCodelet } from '../../sim/codelets/norm.js';
+import { batchNormScalePartialCodelet } from '../../sim/codelets/nn-util.js';
 
 const stripOnes = (s: readonly number[]): number[] => {
   const i = s.findIndex((d) => d !== 1);
@@ -112,22 +114,20 @@ function lowerLayerNorm(ln: LayerNormOp, ctx: LowerContext): void {
   ctx.computeSet('layernorm');
   for (const r of ctx.ranges(y)) {
     const [lo, hi] = rowsOf(r.begin, r.end, n);
-    ctx.vertex(
-      bias ? 'NnLayerNorm' : 'NnLayerNormNoBias',
-      r.tile,
-      {
-        in: ctx.onTile(x, lo, hi, r.tile),
-        scale: ctx.onTile(scale, 0, n, r.tile),
-        ...(bias ? { bias: ctx.onTile(bias, 0, n, r.tile) } : {}),
-        out: ctx.slice(y, r.begin, r.end),
-      },
-      { n, outBegin: r.begin, inBegin: lo, eps },
-    );
+    const params = { n, outBegin: r.begin, inBegin: lo, eps };
+    if (bias) {
+      ctx.vertex(
+        layerNormCodelet,
+        r.tile,
+        { in: ctx.onTile(x, lo, hi, r.tile), scale: ctx.onTile(scale, 0, n, r.tile), bias: ctx.onTile(bias, 0, n, r.tile), out: ctx.slice(y, r.begin, r.end) },
+        params,
+      );
+    } else ctx.vertex(layerNormNoBiasCodelet, r.tile, { in: ctx.onTile(x, lo, hi, r.tile), scale: ctx.onTile(scale, 0, n, r.tile), out: ctx.slice(y, r.begin, r.end) }, params);
   }
   for (let o = 1; o < ln.outputs.length; o++) {
     const stat = ctx.output(o);
     for (const r of ctx.ranges(stat)) {
-      ctx.vertex('NnLayerNormStats', r.tile, { in: ctx.onTile(x, r.begin * n, r.end * n, r.tile), out: ctx.slice(stat, r.begin, r.end) }, { n, outBegin: r.begin, inBegin: r.begin * n, eps, which: o - 1 });
+      ctx.vertex(layerNormStatsCodelet, r.tile, { in: ctx.onTile(x, r.begin * n, r.end * n, r.tile), out: ctx.slice(stat, r.begin, r.end) }, { n, outBegin: r.begin, inBegin: r.begin * n, eps, which: o - 1 });
     }
   }
 }
@@ -143,7 +143,7 @@ function lowerLayerNormGradX(op: ArgGradOp<LayerNormOp>, ctx: LowerContext): voi
   for (const r of ctx.ranges(dx)) {
     const [lo, hi] = rowsOf(r.begin, r.end, n);
     ctx.vertex(
-      'NnLayerNormGradX',
+      layerNormGradXCodelet,
       r.tile,
       { gradOut: ctx.onTile(dy, lo, hi, r.tile), in: ctx.onTile(x, lo, hi, r.tile), scale: ctx.onTile(scale, 0, n, r.tile), out: ctx.slice(dx, r.begin, r.end) },
       { n, outBegin: r.begin, inBegin: lo, eps: Math.fround(ln.epsilon) },
@@ -164,7 +164,7 @@ function lowerLayerNormGradScale(op: ArgGradOp<LayerNormOp>, ctx: LowerContext):
     const p = partialOnTile(ctx, `partial${i}`, n, r.tile);
     pieces.push({ t: p, offset: 0 });
     ctx.vertex(
-      'NnLayerNormScalePartial',
+      layerNormScalePartialCodelet,
       r.tile,
       { gradOut: ctx.slice(dy, r.begin, r.end), in: ctx.onTile(x, lo, hi, r.tile), out: ctx.slice(p) },
       { n, begin: r.begin, inBegin: lo, eps: Math.fround(ln.epsilon) },
@@ -256,7 +256,7 @@ function lowerBatchNorm(bn: BatchNormOp, ctx: LowerContext): void {
     const [cMin, cMax] = channelRange(r.begin, r.end, C, S);
     const ch = (i: number) => ctx.onTile(ctx.input(i), cMin, cMax + 1, r.tile);
     ctx.vertex(
-      'NnBatchNorm',
+      batchNormCodelet,
       r.tile,
       { in: ctx.onTile(x, r.begin, r.end, r.tile), scale: ch(1), bias: ch(2), mean: ch(3), var: ch(4), out: ctx.slice(y, r.begin, r.end) },
       { C, S, begin: r.begin, cMin, eps: Math.fround(bn.epsilon) },
@@ -278,7 +278,7 @@ function lowerBatchNormGradX(op: ArgGradOp<BatchNormOp>, ctx: LowerContext): voi
   for (const r of ranges) {
     const [cMin, cMax] = channelRange(r.begin, r.end, C, S);
     ctx.vertex(
-      'NnBatchNormGradX',
+      batchNormGradXCodelet,
       r.tile,
       { gradOut: ctx.onTile(dy, r.begin, r.end, r.tile), scale: ctx.onTile(ctx.input(1), cMin, cMax + 1, r.tile), var: ctx.onTile(ctx.input(2), cMin, cMax + 1, r.tile), out: ctx.slice(dx, r.begin, r.end) },
       { C, S, begin: r.begin, cMin, eps: Math.fround(bn.epsilon) },
@@ -291,7 +291,7 @@ function lowerBatchNormGradScale(op: ArgGradOp<BatchNormOp>, ctx: LowerContext):
   const { C, S } = bn.layout();
   const [dy, x, mean, variance] = [0, 1, 2, 3].map((i) => ctx.input(i));
   channelSum(ctx, dy, C, S, ctx.output(0), {
-    codelet: 'NnBatchNormScalePartial',
+    codelet: batchNormScalePartialCodelet,
     extra: (tile, b, e, gMin, gMax) => ({
       fields: { x: ctx.onTile(x, b, e, tile), mean: ctx.onTile(mean, gMin, gMax + 1, tile), var: ctx.onTile(variance, gMin, gMax + 1, tile) },
       params: { eps: Math.fround(bn.epsilon) },

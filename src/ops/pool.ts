@@ -29,6 +29,7 @@ import { channelSum, planeWindowOnTile } from '../lower/window.js';
 import { floatInput, gid, product, versions, withoutEmpty } from './nn-util.js';
 import { ArgGradOp, fwdIn, gradOut, gradOf } from './arg-grad.js';
 import { backwardBox, forwardBox, geometryArrays, inputRowsOf, outShape, resolveGeometry, type Geometry } from './spatial.js';
+import { averagePoolCodelet, averagePoolGradCodelet, broadcastPlanesCodelet, maxPoolCodelet, maxPoolGradCodelet, maxPoolIndicesCodelet } from '../../sim/codelets/pool.js';
 
 export interface PoolAttrs {
   autoPad: string;
@@ -103,7 +104,7 @@ function lowerPool(pool: PoolOp, ctx: LowerContext): void {
     const box = forwardBox(g, r.begin, r.end, same);
     const win = planeWindowOnTile(ctx, x, { C: g.xs[1], D0: g.xs[2], rest: g.xs[3] * g.xs[4] }, box, r.tile, 'x');
     ctx.vertex(
-      pool.kind === 'max' ? 'NnMaxPool' : 'NnAveragePool',
+      pool.kind === 'max' ? maxPoolCodelet : averagePoolCodelet,
       r.tile,
       { in: win.slices, out: ctx.slice(y, r.begin, r.end) },
       { ...win.params, outBegin: r.begin, countIncludePad: pool.attrs.countIncludePad ? 1 : 0 },
@@ -115,7 +116,7 @@ function lowerPool(pool: PoolOp, ctx: LowerContext): void {
     for (const r of ctx.ranges(indices)) {
       const box = forwardBox(g, r.begin, r.end, same);
       const win = planeWindowOnTile(ctx, x, { C: g.xs[1], D0: g.xs[2], rest: g.xs[3] * g.xs[4] }, box, r.tile, 'x');
-      ctx.vertex('NnMaxPoolIndices', r.tile, { in: win.slices, out: ctx.slice(indices, r.begin, r.end) }, { ...win.params, outBegin: r.begin, storageOrder: pool.attrs.storageOrder }, { ...arrays, ...win.arrays });
+      ctx.vertex(maxPoolIndicesCodelet, r.tile, { in: win.slices, out: ctx.slice(indices, r.begin, r.end) }, { ...win.params, outBegin: r.begin, storageOrder: pool.attrs.storageOrder }, { ...arrays, ...win.arrays });
     }
   }
 }
@@ -136,9 +137,9 @@ function lowerPoolGrad(op: ArgGradOp<PoolOp>, ctx: LowerContext): void {
     const params = { ...yw.params, outBegin: r.begin, countIncludePad: pool.attrs.countIncludePad ? 1 : 0 };
     if (x) {
       const xw = planeWindowOnTile(ctx, x, { C: g.xs[1], D0: g.xs[2], rest: g.xs[3] * g.xs[4] }, { ...box, rows: inputRowsOf(g, box.rows) }, r.tile, 'x');
-      ctx.vertex('NnMaxPoolGrad', r.tile, { ...fields, in: xw.slices }, { ...params, ...xw.params }, { ...arrays, ...yw.arrays, ...xw.arrays });
+      ctx.vertex(maxPoolGradCodelet, r.tile, { ...fields, in: xw.slices }, { ...params, ...xw.params }, { ...arrays, ...yw.arrays, ...xw.arrays });
     } else {
-      ctx.vertex('NnAveragePoolGrad', r.tile, fields, params, { ...arrays, ...yw.arrays });
+      ctx.vertex(averagePoolGradCodelet, r.tile, fields, params, { ...arrays, ...yw.arrays });
     }
   }
 }
@@ -179,7 +180,7 @@ function lowerGlobalAveragePoolGrad(op: ArgGradOp<GlobalAveragePoolOp>, ctx: Low
   for (const r of ctx.ranges(dx)) {
     const pMin = Math.floor(r.begin / S);
     const pMax = Math.floor((r.end - 1) / S);
-    ctx.vertex('NnBroadcastPlanes', r.tile, { in: ctx.onTile(dy, pMin, pMax + 1, r.tile), out: ctx.slice(dx, r.begin, r.end) }, { S, begin: r.begin, pMin, scale: 1 / S });
+    ctx.vertex(broadcastPlanesCodelet, r.tile, { in: ctx.onTile(dy, pMin, pMax + 1, r.tile), out: ctx.slice(dx, r.begin, r.end) }, { S, begin: r.begin, pMin, scale: 1 / S });
   }
 }
 

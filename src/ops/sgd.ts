@@ -14,6 +14,7 @@ import { nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import type { Slice } from '../lower/devicegraph.js';
 import type { SgdSpec } from '../config/types.js';
+import { sgdCodelet } from '../../sim/codelets/optimizer.js';
 
 const SGD = { domain: 'ai.graphcore', type: 'SGDVarUpdate', version: 1 };
 
@@ -40,7 +41,7 @@ function lowerSGD(op: SGDVarUpdateOp, ctx: LowerContext): void {
   // Optimizer state lives beside the weights: the velocity mapped like w, one `started` flag per vertex.
   const v = op.params.momentum !== 0 ? stateLike(ctx, 'velocity', w) : undefined;
   const started = op.params.momentum !== 0 ? perVertexState(ctx, 'started', ranges) : undefined;
-  lowerVarUpdate(op, ctx, 'SGDUpdate', 'sgd', ranges, (i, r): Record<string, Slice> => (v && started ? { v: ctx.slice(v, r.begin, r.end), started: ctx.slice(started, i, i + 1) } : {}));
+  lowerVarUpdate(op, ctx, sgdCodelet, 'sgd', ranges, (i, r): Record<string, Slice> => (v && started ? { v: ctx.slice(v, r.begin, r.end), started: ctx.slice(started, i, i + 1) } : {}));
 }
 
 export const sgdDefinitions: OpDefinition[] = [

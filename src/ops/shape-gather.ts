@@ -62,6 +62,8 @@ import {
 import type { DeviceSpec } from '../../sim/device.js';
 import { COPY_MIN_RUN_BYTES, copyRuns, zeroIntervals, type Run } from '../lower/rearrange.js';
 import { GC, describeInput, floatInput, versions } from './shape-util.js';
+import { gatherSlicesCodelet, gatherSlicesGradCodelet } from '../../sim/codelets/shape.js';
+import { multiSliceCodelet, multiSliceCombineCodelet, multiUpdateAddCodelet } from '../../sim/codelets/multislice.js';
 
 const GATHER_GRAD = { domain: GC, type: 'GatherGrad', version: 1 };
 
@@ -189,7 +191,7 @@ function lowerGather(op: GatherOp, ctx: LowerContext): void {
     broughtMax = Math.max(broughtMax, hi - lo);
     const [jLo, jHi] = indexWindow(g, pLo, pHi);
     ctx.vertex(
-      'GatherSlices',
+      gatherSlicesCodelet,
       r.tile,
       { data: ctx.onTile(data, lo, hi, r.tile), indices: ctx.onTile(indices, jLo, jHi, r.tile), out: ctx.slice(out, r.begin, r.end) },
       { inner: g.inner, begin: r.begin, dataBase: lo, numIdx: g.numIdx, axisSize: g.axisSize, idxBase: jLo },
@@ -257,7 +259,7 @@ function lowerLookup(ctx: LowerContext, g: GatherGeometry, data: BuildTensor, in
       const tile = blockTile(p, r, c);
       const outField = partial ? [ctx.slice(partial, nP * c0, nP * c1)] : blockRuns(g.inner, 0, nOut, c0, c1).map(([b, e]) => ctx.slice(out, b, e));
       ctx.vertex(
-        'MultiSlice',
+        multiSliceCodelet,
         tile,
         { base: block(ctx, data, g.inner, lo, hi, c0, c1, tile), offsets: ctx.onTile(indices, 0, g.numIdx, tile), out: outField },
         { cols: c1 - c0, rowBase: lo, rows: hi - lo, numIdx: g.numIdx, axisSize: g.axisSize, idxBase: 0, outRowBase: pLo, zeroMissing: partial ? 0 : 1 },
@@ -290,7 +292,7 @@ function lowerLookup(ctx: LowerContext, g: GatherGeometry, data: BuildTensor, in
         partRow.push(a);
       }
       ctx.vertex(
-        'MultiSliceCombine',
+        multiSliceCombineCodelet,
         tile,
         { parts, offsets: ctx.onTile(indices, jLo, jHi, tile), out: blockRuns(g.inner, qLo, qHi, c0, c1).map(([s, e]) => ctx.slice(out, s, e)) },
         { cols: c1 - c0, rowsPer: p.rowsPer, numIdx: g.numIdx, axisSize: g.axisSize, idxBase: jLo, outRowBase: qLo },
@@ -342,7 +344,7 @@ function lowerGatherGrad(op: GatherGradOp, ctx: LowerContext): void {
     const r = ranges[k];
     const [jLo, jHi] = indexWindow(g, lo[k], hi[k]);
     ctx.vertex(
-      'GatherSlicesGrad',
+      gatherSlicesGradCodelet,
       r.tile,
       {
         gradOut: ctx.onTile(dy, lo[k] * g.inner, (hi[k] + 1) * g.inner, r.tile),
@@ -380,7 +382,7 @@ function lowerUpdateAdd(ctx: LowerContext, g: GatherGeometry, dy: BuildTensor, i
       if (c1 <= c0) continue;
       const tile = blockTile(p, r, c);
       ctx.vertex(
-        'MultiUpdateAdd',
+        multiUpdateAddCodelet,
         tile,
         {
           grads: block(ctx, dy, g.inner, pLo, pHi, c0, c1, tile),

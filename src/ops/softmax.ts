@@ -22,6 +22,7 @@ import type { LowerContext } from '../lower/context.js';
 import { groupWindow } from '../lower/window.js';
 import { floatInput, gid, normAxis, product, versions } from './nn-util.js';
 import { ArgGradOp, fwdOut, gradOf, gradOut } from './arg-grad.js';
+import { softmaxCodelet, softmaxGradCodelet } from '../../sim/codelets/softmax.js';
 
 export class SoftmaxOp extends Op {
   constructor(
@@ -70,7 +71,7 @@ function lowerSoftmax(s: SoftmaxOp, ctx: LowerContext): void {
   ctx.computeSet(s.log ? 'logsoftmax' : 'softmax');
   for (const r of ctx.ranges(out)) {
     const [lo, hi] = groupWindow(r.begin, r.end, n, inner);
-    ctx.vertex('NnSoftmax', r.tile, { in: ctx.onTile(x, lo, hi, r.tile), out: ctx.slice(out, r.begin, r.end) }, { n, inner, outBegin: r.begin, inBegin: lo, log: s.log ? 1 : 0 });
+    ctx.vertex(softmaxCodelet, r.tile, { in: ctx.onTile(x, lo, hi, r.tile), out: ctx.slice(out, r.begin, r.end) }, { n, inner, outBegin: r.begin, inBegin: lo, log: s.log ? 1 : 0 });
   }
 }
 
@@ -84,7 +85,7 @@ function lowerSoftmaxGrad(op: ArgGradOp<SoftmaxOp>, ctx: LowerContext): void {
   for (const r of ctx.ranges(out)) {
     const [lo, hi] = groupWindow(r.begin, r.end, n, inner);
     ctx.vertex(
-      'NnSoftmaxGrad',
+      softmaxGradCodelet,
       r.tile,
       { gradOut: ctx.onTile(dy, lo, hi, r.tile), y: ctx.onTile(y, lo, hi, r.tile), out: ctx.slice(out, r.begin, r.end) },
       { n, inner, outBegin: r.begin, inBegin: lo, log: s.log ? 1 : 0 },

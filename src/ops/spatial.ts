@@ -85,7 +85,7 @@ export function resolveGeometry(op: Op, xShape: readonly number[], M: number, at
 }
 
 /** The geometry as vertex arrays. */
-export function geometryArrays(g: Geometry): Record<string, number[]> {
+export function geometryArrays(g: Geometry) {
   return { xs: g.xs, ys: g.ys, k: g.k, s: g.s, d: g.d, pb: g.pb, pe: g.pe };
 }
 

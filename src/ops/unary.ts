@@ -25,6 +25,7 @@ import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
 import { mapElementwise } from '../lower/elementwise.js';
 import type { Codelet } from '../../sim/codelet.js';
+import { powBroadcastCodelet, powBroadcastGradCodelet } from '../../sim/codelets/unary.js';
 import { dropoutDefinitions, identityDefinitions } from './dropout.js';
 
 /** What a unary op's grad op reads besides y'. */
@@ -195,7 +196,7 @@ function lowerPow(u: UnaryOp, ctx: LowerContext): void {
   ctx.computeSet('PowBroadcast');
   for (const r of ctx.ranges(out)) {
     const { field, offset } = exponentField(ctx, e, r, out.size);
-    ctx.vertex('PowBroadcast', r.tile, { in: ctx.onTile(x, r.begin, r.end, r.tile), exponent: field, out: ctx.slice(out, r.begin, r.end) }, { offset });
+    ctx.vertex(powBroadcastCodelet, r.tile, { in: ctx.onTile(x, r.begin, r.end, r.tile), exponent: field, out: ctx.slice(out, r.begin, r.end) }, { offset });
   }
 }
 
@@ -212,7 +213,7 @@ function lowerPowGrad(g: UnaryGradOp, ctx: LowerContext): void {
   for (const r of ctx.ranges(out)) {
     const { field, offset } = exponentField(ctx, e, r, out.size);
     const fields = { gradOut: ctx.onTile(dy, r.begin, r.end, r.tile), in: ctx.onTile(x, r.begin, r.end, r.tile), exponent: field, out: ctx.slice(out, r.begin, r.end) };
-    ctx.vertex('PowBroadcastGrad', r.tile, fields, { offset });
+    ctx.vertex(powBroadcastGradCodelet, r.tile, fields, { offset });
   }
 }
 

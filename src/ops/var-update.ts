@@ -8,6 +8,7 @@ import { nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
 import type { DeviceDType } from '../../sim/program.js';
+import type { Codelet } from '../../sim/codelet.js';
 
 /** What an update op's params share: hyperparameters (numbers or flags) and the loss scaling. */
 export interface VarUpdateParams {
@@ -40,7 +41,7 @@ export abstract class VarUpdateOp<P extends VarUpdateParams = VarUpdateParams> e
  * The update's vertices, one per tile range of the variable: w in place, g
  * brought to its tile, `state(i, r)` the optimizer state of range i.
  */
-export function lowerVarUpdate<P extends VarUpdateParams>(op: VarUpdateOp<P>, ctx: LowerContext, codelet: string, computeSet: string, ranges: readonly TileRange[], state: (i: number, r: TileRange) => Record<string, Slice>): void {
+export function lowerVarUpdate<P extends VarUpdateParams>(op: VarUpdateOp<P>, ctx: LowerContext, codelet: Codelet, computeSet: string, ranges: readonly TileRange[], state: (i: number, r: TileRange) => Record<string, Slice>): void {
   const w = ctx.input(0);
   const g = ctx.input(1);
   const params = { ...op.hyperParams(), ...lossScalingParam(op.params.lossScaling) };

@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Codelet, ElemArray, VertexArgs } from '../../sim/codelet.js';
-import { ampMatMulReference, ampMatMulWasm } from '../../sim/codelets/amp.js';
+import { ampMatMulReference, ampMatMulWasm, type AmpArgs } from '../../sim/codelets/amp.js';
 import { addCodelet, divCodelet, mulCodelet, subCodelet, sumCodelet } from '../../sim/codelets/binary.js';
 import { matMulReduceCodelet, matMulReduceWasm } from '../../sim/codelets/matmul.js';
 import { absCodelet, expGradCodelet, negCodelet, reluCodelet, reluGradCodelet, sqrtCodelet } from '../../sim/codelets/unary.js';
@@ -89,7 +89,7 @@ describe('AmpMatMul: WebAssembly kernel = TypeScript reference, bit for bit', ()
             const cut = Math.floor(a.length / 3);
             const ins = { a: [a.subarray(0, cut), a.subarray(cut)], b: [b] };
             const outs = { out: rows > 2 ? Array.from({ length: groups * rows }, () => n) : [groups * rows * n] };
-            for (const [dev, host] of both(ampMatMulWasm, ampMatMulReference, ins, outs, { ...s, transA, transB })) expect(dev).toEqual(host);
+            for (const [dev, host] of both((a) => ampMatMulWasm(a as AmpArgs), (a) => ampMatMulReference(a as AmpArgs), ins, outs, { ...s, transA, transB })) expect(dev).toEqual(host);
           });
 });
 
