@@ -14,37 +14,38 @@
  * as a store-bound copy (as Copy) plus the load of the index (GUESS from
  * §3 ALU figures, in the manner of popops' DynamicUpdateSlice estimate).
  */
-import { fieldDType, regionCount, type Codelet, type ElemArray } from '../codelet.js';
+import { fieldDType, regionCount, type Codelet } from '../codelet.js';
+import { defineCodelet } from '../define.js';
 import { DTYPE_BYTES } from '../program.js';
 
 /** Scan values may be of any element type. */
 const ANY = ['float32', 'float16', 'int32'] as const;
 
-export const loopCounterCodelet: Codelet = {
+export const loopCounterCodelet = defineCodelet({
   name: 'LoopCounter',
   kind: 'worker',
-  fields: { counter: { direction: 'inout', dtypes: ['int32'] } },
+  fields: { counter: { direction: 'inout', required: true, dtypes: ['int32'] } },
   compute({ fields }) {
-    (fields.counter as Int32Array)[0] += 1;
+    fields.counter[0] += 1;
   },
   cycles: () => 8,
   estimateSource: 'a load, an add and a store of one int32, with vertex entry (GUESS from §3 ALU figures)',
-};
+});
 
-export const slotUpdateCodelet: Codelet = {
+export const slotUpdateCodelet = defineCodelet({
   name: 'SlotUpdate',
   kind: 'multi',
-  fields: { index: { direction: 'input', dtypes: ['int32'] }, in: { direction: 'input', dtypes: ANY }, out: { direction: 'inout', vector: true, dtypes: ANY } },
+  fields: { index: { direction: 'input', dtypes: ['int32'] }, in: { direction: 'input', dtypes: ANY }, out: { direction: 'inout', required: true, vector: true, dtypes: ANY } },
   compute({ fields }) {
-    const i = (fields.index as Int32Array)[0];
-    const slots = fields.out as ElemArray[];
-    if (i >= 0 && i < slots.length) slots[i].set(fields.in as Float32Array);
+    const i = fields.index[0];
+    const slots = fields.out;
+    if (i >= 0 && i < slots.length) slots[i].set(fields.in);
   },
   cycles(v, device) {
     const bytes = regionCount(v.fields.in) * DTYPE_BYTES[fieldDType(v.fields.in)];
     return 30 + device.workersPerTile * Math.ceil(bytes / device.workersPerTile / device.storeBytesPerCycle);
   },
   estimateSource: 'store-bound copy of one slot (storeBytesPerCycle per worker slot) after loading the index, 30 cycles setup (GUESS)',
-};
+});
 
 export const controlFlowCodelets: readonly Codelet[] = [loopCounterCodelet, slotUpdateCodelet];

@@ -24,6 +24,7 @@ import { defineOp, type ExpandArgs, type Expansion, type OpDefinition } from '..
 import { fmtInfo } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import { Builder } from './composites.js';
+import { copyCodelet } from '../../sim/codelets/elementwise.js';
 import { GC } from './shape-util.js';
 
 const RUNNING_UPDATE = { domain: GC, type: 'BatchNormRunningUpdate', version: 1 };
@@ -67,7 +68,7 @@ function lowerRunningUpdate(op: BatchNormRunningUpdateOp, ctx: LowerContext): vo
   }
   const v = ctx.input(0);
   ctx.computeSet('running-update');
-  for (const r of ctx.ranges(v)) ctx.vertex('Copy', r.tile, { in: ctx.onTile(fresh, r.begin, r.end, r.tile), out: ctx.slice(v, r.begin, r.end) });
+  for (const r of ctx.ranges(v)) ctx.vertex(copyCodelet, r.tile, { in: ctx.onTile(fresh, r.begin, r.end, r.tile), out: ctx.slice(v, r.begin, r.end) });
   ctx.aliasOutput(0, v);
 }
 

@@ -39,6 +39,7 @@ import { fmtInfo, nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
 import type { ProgramStep } from '../../sim/program.js';
+import { loopCounterCodelet, slotUpdateCodelet } from '../../sim/codelets/control.js';
 import { UserError } from '../errors.js';
 
 export const IF_VERSIONS = [1, 11, 13, 16, 19, 21];
@@ -210,7 +211,7 @@ function lowerLoop(op: LoopOp, ctx: LowerContext): void {
       for (const r of ranges) {
         const slots: Slice[] = [];
         for (let s = 0; s < trip; s++) slots.push(ctx.slice(out, s * v.size + r.begin, s * v.size + r.end));
-        ctx.vertex('SlotUpdate', r.tile, { index: ctx.onTile(iter, 0, 1, r.tile), in: ctx.slice(v, r.begin, r.end), out: slots });
+        ctx.vertex(slotUpdateCodelet, r.tile, { index: ctx.onTile(iter, 0, 1, r.tile), in: ctx.slice(v, r.begin, r.end), out: slots });
       }
     }
     tail.push(...ctx.takeSteps());
@@ -219,7 +220,7 @@ function lowerLoop(op: LoopOp, ctx: LowerContext): void {
   tail.push(...copyAll(ctx, [...staged.map((t, k): [BuildTensor, BuildTensor] => [t, carriedIn[k]]), ...(op.shape.dynamic ? [[ctx.input(op.at('condOut')), cond] as [BuildTensor, BuildTensor]] : [])], 'carry'));
   const tile = ctx.ranges(iter)[0]?.tile ?? 0;
   ctx.computeSet('counter');
-  ctx.vertex('LoopCounter', tile, { counter: ctx.slice(iter) });
+  ctx.vertex(loopCounterCodelet, tile, { counter: ctx.slice(iter) });
   tail.push(...ctx.takeSteps());
 
   const [body = []] = ctx.regionSteps;
