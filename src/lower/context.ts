@@ -56,6 +56,8 @@ export class LowerContext {
    * (the same size by mapLinearly's rule): `sim compile` notes the difference.
    */
   private readonly layoutBytes = { actual: 0, linear: 0 };
+  /** The tensor a slice reads (made once: a closure per vertex placed was garbage by the million). */
+  private readonly tensorOfSlice = (s: Slice): BuildTensor => this.graph.tensors[s.tensor];
 
   constructor(
     readonly graph: DeviceGraph,
@@ -179,7 +181,7 @@ export class LowerContext {
   vertex(codelet: string | UntypedCodelet, tile: number, fields: Record<string, Slice | Slice[]>, params?: Record<string, number>, arrays?: Record<string, number[]>): void;
   vertex(codelet: string | Codelet, tile: number, fields: Record<string, Slice | Slice[]>, params: Record<string, number> = {}, arrays?: Record<string, number[]>): void {
     if (this.cs < 0) throw new Error(`internal: ${this.op.name} adds a vertex before opening a compute set`);
-    if (typeof codelet !== 'string') checkVertex(this.op.name, codelet, fields, params, (s) => this.graph.tensors[s.tensor]);
+    if (typeof codelet !== 'string') checkVertex(this.op.name, codelet, fields, params, this.tensorOfSlice);
     this.graph.addVertex(this.cs, typeof codelet === 'string' ? codelet : codelet.name, tile, fields, params, arrays);
   }
 

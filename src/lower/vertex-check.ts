@@ -40,7 +40,11 @@ export function fieldDtypeError(op: string, codelet: Codelet, field: string, dty
   return wrong(op, codelet, `gets ${dtype} tensor '${tensor}' for field '${field}', which takes ${accepted.join(' or ')}`);
 }
 
-/** Throws a UserError naming op, codelet and field for a vertex that does not match its codelet. */
+/**
+ * Throws a UserError naming op, codelet and field for a vertex that does not match its codelet.
+ * Runs for every vertex a lowering places (millions for a whole model), so it allocates nothing
+ * unless it throws: for-in loops, no key lists or entry pairs.
+ */
 export function checkVertex(
   op: string,
   codelet: Codelet,
@@ -48,31 +52,38 @@ export function checkVertex(
   params: Record<string, number>,
   tensorOf: (s: Slice) => { name: string; dtype: DeviceDType },
 ): void {
-  const names = Object.keys(codelet.fields);
-  for (const [name, f] of Object.entries(fields)) {
+  for (const name in fields) {
+    const f = fields[name];
     const spec = codelet.fields[name];
-    if (!spec) throw wrong(op, codelet, `connects field '${name}', which the codelet does not have (it has ${names.join(', ')})`);
+    if (!spec) throw wrong(op, codelet, `connects field '${name}', which the codelet does not have (it has ${Object.keys(codelet.fields).join(', ')})`);
     if (f === undefined) continue;
     if (Array.isArray(f) !== (spec.vector === true)) {
       throw wrong(op, codelet, spec.vector ? `gives field '${name}' one slice, but it is a vector field: give a list of slices` : `gives field '${name}' a list of slices, but it takes one slice`);
     }
-    for (const s of Array.isArray(f) ? f : [f]) {
-      const t = tensorOf(s);
-      const e = fieldDtypeError(op, codelet, name, t.dtype, t.name);
-      if (e) throw e;
-    }
+    if (!spec.dtypes) continue;
+    if (Array.isArray(f)) {
+      for (let k = 0; k < f.length; k++) checkDtype(op, codelet, name, tensorOf(f[k]));
+    } else checkDtype(op, codelet, name, tensorOf(f));
   }
-  for (const name of names) {
+  for (const name in codelet.fields) {
     const spec = codelet.fields[name];
     if (fields[name] === undefined && mustConnect(spec)) throw wrong(op, codelet, `leaves field '${name}' (${spec.required ? 'required ' : ''}${spec.direction}) unconnected`);
   }
   if (!isCodeletDef(codelet)) return;
-  const declared = Object.keys(codelet.params);
-  for (const p of Object.keys(params)) {
-    if (!(p in codelet.params)) throw wrong(op, codelet, `gives param '${p}', which the codelet does not declare (it takes ${declared.length ? declared.join(', ') : 'no params'})`);
+  for (const p in params) {
+    const type = codelet.params[p];
+    if (type === undefined) {
+      const declared = Object.keys(codelet.params);
+      throw wrong(op, codelet, `gives param '${p}', which the codelet does not declare (it takes ${declared.length ? declared.join(', ') : 'no params'})`);
+    }
     // A float param may be infinite (a reduction's identity, as a float vertex field holds it), never NaN.
     if (typeof params[p] !== 'number' || Number.isNaN(params[p])) throw wrong(op, codelet, `gives param '${p}' the value ${params[p]}; a param is a number`);
-    if (codelet.params[p].startsWith('int') && !Number.isInteger(params[p])) throw wrong(op, codelet, `gives int param '${p}' the value ${params[p]}`);
+    if (type.startsWith('int') && !Number.isInteger(params[p])) throw wrong(op, codelet, `gives int param '${p}' the value ${params[p]}`);
   }
-  for (const p of declared) if (params[p] === undefined && !codelet.params[p].endsWith('?')) throw wrong(op, codelet, `does not give param '${p}' (${codelet.params[p]})`);
+  for (const p in codelet.params) if (params[p] === undefined && !codelet.params[p].endsWith('?')) throw wrong(op, codelet, `does not give param '${p}' (${codelet.params[p]})`);
+}
+
+function checkDtype(op: string, codelet: Codelet, field: string, t: { name: string; dtype: DeviceDType }): void {
+  const e = fieldDtypeError(op, codelet, field, t.dtype, t.name);
+  if (e) throw e;
 }

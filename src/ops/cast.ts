@@ -11,6 +11,7 @@ import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { UserError } from '../errors.js';
 import type { LowerContext } from '../lower/context.js';
 import { mapElementwise } from '../lower/elementwise.js';
+import { castCodelet } from '../../sim/codelets/cast.js';
 
 /** ONNX TensorProto.DataType codes Cast accepts, and the IR type each becomes. */
 export const CAST_TARGETS: Record<number, DType> = { 1: 'float32', 10: 'float16', 6: 'int32', 7: 'int32' };
@@ -53,7 +54,7 @@ function lowerCast(op: Op, ctx: LowerContext): void {
     ctx.aliasOutput(0, x);
     return;
   }
-  mapElementwise(ctx, 'Cast', { in: x }, ctx.output(0, { like: x }));
+  mapElementwise(ctx, castCodelet, { in: x }, ctx.output(0, { like: x }));
 }
 
 function create(version: number) {

@@ -26,6 +26,7 @@ import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor, DeviceGraph, TileRange } from '../lower/devicegraph.js';
 import { mapElementwise } from '../lower/elementwise.js';
 import { dropoutCodelet, dropoutGradCodelet } from '../../sim/codelets/dropout.js';
+import { copyCodelet } from '../../sim/codelets/elementwise.js';
 
 // ---------------------------------------------------------------- Identity
 
@@ -60,7 +61,7 @@ export const identityDefinitions: OpDefinition[] = [
       create: ({ settings }) => new IdentityOp({ domain: ONNX_DOMAIN, type: 'Identity', version }, settings),
       lower: (_op, ctx) => {
         const x = ctx.input(0);
-        mapElementwise(ctx, 'Copy', { in: x }, ctx.output(0, { like: x }));
+        mapElementwise(ctx, copyCodelet, { in: x }, ctx.output(0, { like: x }));
       },
     }),
   ),
@@ -195,7 +196,7 @@ function lowerDropout(d: DropoutOp, ctx: LowerContext): void {
   const out = ctx.output(0, { like: x });
   const mask = d.hasMask ? ctx.output(1, { like: x }) : undefined;
   if (!d.training) {
-    if (!mask) mapElementwise(ctx, 'Copy', { in: x }, out);
+    if (!mask) mapElementwise(ctx, copyCodelet, { in: x }, out);
     else {
       ctx.computeSet('Dropout');
       for (const r of ctx.ranges(out)) {

@@ -34,6 +34,7 @@ import type { LowerContext } from '../lower/context.js';
 import { mapElementwise } from '../lower/elementwise.js';
 import { BroadcastArgGradOp, broadcastInputs, lowerElementwiseGrad, lowerReduceGrad, operand, sameDType, versions } from './binary.js';
 import { fwdIn, gradOut } from './arg-grad.js';
+import { castCodelet } from '../../sim/codelets/cast.js';
 
 const gid = (type: string): OperatorIdentifier => ({ domain: 'ai.graphcore', type, version: 1 });
 
@@ -189,7 +190,7 @@ function lowerCastTo(_op: Op, ctx: LowerContext): void {
     ctx.aliasOutput(0, x);
     return;
   }
-  mapElementwise(ctx, 'Cast', { in: x }, ctx.output(0, { like: x }));
+  mapElementwise(ctx, castCodelet, { in: x }, ctx.output(0, { like: x }));
 }
 
 // ---------------------------------------------------------------------------

@@ -47,7 +47,7 @@ import type { BuildTensor } from '../lower/devicegraph.js';
 import { mapElementwise } from '../lower/elementwise.js';
 import { reduceLeading } from '../lower/reduce.js';
 import { reduceFinalCodelet } from '../../sim/codelets/reduce.js';
-import { classLossCodelet, classLossGradCodelet, classWeightSumCodelet, l1GradCodelet, lossFinalCodelet, mseGradCodelet, msePartialCodelet } from '../../sim/codelets/loss.js';
+import { classLossCodelet, classLossGradCodelet, classWeightSumCodelet, l1GradCodelet, lossFinalCodelet, mseGradCodelet, msePartialCodelet, l1ElementwiseCodelet, mseElementwiseCodelet } from '../../sim/codelets/loss.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -445,7 +445,7 @@ function lowerClassLossGrad(g: ClassLossGradOp, ctx: LowerContext): void {
 function lowerL1(l1: L1Op, ctx: LowerContext): void {
   const x = ctx.input(0);
   if (l1.params.reduction === 'none') {
-    mapElementwise(ctx, 'L1Elementwise', { x }, ctx.output(0, { like: x }), { scale: l1.params.scale });
+    mapElementwise(ctx, l1ElementwiseCodelet, { x }, ctx.output(0, { like: x }), { scale: l1.params.scale });
     return;
   }
   reduceLeading(ctx, x, ctx.output(0), { abs: true, scale: l1.factor() });
@@ -476,7 +476,7 @@ function lowerMse(m: MseOp, ctx: LowerContext): void {
   const a = ctx.input(0);
   const b = ctx.input(1);
   if (m.params.reduction === 'none') {
-    mapElementwise(ctx, 'MseElementwise', { a, b }, ctx.output(0, { like: a }), { scale: m.params.scale });
+    mapElementwise(ctx, mseElementwiseCodelet, { a, b }, ctx.output(0, { like: a }), { scale: m.params.scale });
     return;
   }
   const ranges = ctx.ranges(a);
