@@ -32,7 +32,7 @@
 import type { Codelet, VertexShape } from '../codelet.js';
 import { fieldDType } from '../codelet.js';
 import { defineCodelet, type ParamValues } from '../define.js';
-import { convBlockCodelets, joined, scatter } from './conv-block.js';
+import { CONV_BLOCK_PARAMS, convBlockCodelets, joined, scatter } from './conv-block.js';
 import { AMP_SOURCE, GEOMETRY_ARRAYS, ampConvCycles, geometryForCycles, geometryOf, type WindowArgs } from './nn-util.js';
 
 /** The block of dX a GradX vertex computes (images, rows, channels, the dY rows it reads). */
@@ -50,21 +50,8 @@ const GRAD_X_PARAMS = {
   oh0: 'int',
   dyRows: 'int',
 } as const;
-/** The block of dW a GradW vertex computes, and the input rows it reads. */
-const GRAD_W_PARAMS = {
-  group: 'int',
-  nCount: 'int',
-  r0: 'int',
-  rows: 'int',
-  m0: 'int',
-  mCount: 'int',
-  c0: 'int',
-  cCount: 'int',
-  g0: 'int',
-  gCount: 'int',
-  ih0: 'int',
-  inRows: 'int',
-} as const;
+/** The block of dW a GradW vertex computes, and the input rows it reads: the forward block's params. */
+const GRAD_W_PARAMS = CONV_BLOCK_PARAMS;
 const VEC = { direction: 'input', vector: true } as const;
 
 function gradXBlock(args: { fields: { in: Float32Array[]; weights: Float32Array[]; out: Float32Array[] }; params: ParamValues<typeof GRAD_X_PARAMS>; arrays: WindowArgs['arrays'] }): void {
