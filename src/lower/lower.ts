@@ -54,6 +54,9 @@ export interface Lowered {
 }
 
 export function lowerGraph(req: LowerRequest): Lowered {
+  // IpuCopies are lowered in the main program: one feeding or fed by a branch or loop body would run outside it.
+  const cf = req.sharded ? [...req.graph.regions.values()][0]?.owner : undefined;
+  if (cf) throw new UserError(`op '${cf.name}' (${fmtOpid(cf.opid)}): sharding a model with If or Loop over several IPUs is not supported; place the whole model on one IPU`, cf.settings.loc);
   const dg = new DeviceGraph(req.device);
   const tensors = new Map<string, BuildTensor>();
   const streamTensor = new Map<number, string>();

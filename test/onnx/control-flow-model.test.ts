@@ -16,7 +16,7 @@
  * Tolerance: 1e-5 relative + 1e-6 absolute (float32 matmuls of 8 to 16
  * terms, tanh and exp, five recurrent steps: a few ulps of drift).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
@@ -81,6 +81,12 @@ describe('a keyword-spotting model with Loop and If, through a config', () => {
     expect(outside(a).length).toBeGreaterThan(50);
     expect(outside(b)).toEqual(outside(a));
     expect(b.steps[0].cycles).toBeGreaterThanOrEqual(a.steps[0].cycles);
+  });
+
+  it('sharded over two IPUs: a UserError naming a control-flow op (IpuCopies run outside branches and loop bodies)', async () => {
+    const file = configFile(rounded(T * F, 13, 0.2), rounded(H, 14, 0.5));
+    writeFileSync(file, readFileSync(file, 'utf8').replace('device: tiny\nmodel:\n', 'device: {preset: m2000, ipus: 2, tiles: 8}\nmodel:\n  virtualGraphMode: auto\n'));
+    await expect(compile(loadConfig(file))).rejects.toThrow(/op '.*' \(ai\.onnx::(If|Loop):\d+\): sharding a model with If or Loop over several IPUs is not supported/);
   });
 
   it('training through the If is a UserError naming the op', async () => {
