@@ -101,13 +101,16 @@ function source(kind: 'unary' | 'binary', what: string, base = 17): string {
 
 const FLOATS = ['float32', 'float16'] as const;
 const UNARY_FIELDS = { in: { direction: 'input', dtypes: FLOATS }, out: { direction: 'output', dtypes: FLOATS } } as const;
-type GradFields<W extends 'in' | 'fwdOut'> = {
+/** A forward unary codelet's fields: x as `in`, y as `out`. */
+export type UnaryFields = typeof UNARY_FIELDS;
+/** A grad codelet's fields: y', the forward tensor its rule reads (x as `in`, y as `fwdOut`), and x'. */
+export type GradFields<W extends 'in' | 'fwdOut'> = {
   gradOut: { direction: 'input'; dtypes: typeof FLOATS };
   out: { direction: 'output'; dtypes: typeof FLOATS };
 } & Record<W, { direction: 'input'; dtypes: typeof FLOATS }>;
 
 /** A forward codelet: out[i] = f(in[i]); `make` turns the vertex params (declared in `params`) into f. */
-function unaryCodelet<const P extends ParamSpecs>(
+export function unaryCodelet<const P extends ParamSpecs>(
   name: string,
   params: P,
   make: (p: ParamValues<P>) => (x: number) => number,
@@ -115,8 +118,10 @@ function unaryCodelet<const P extends ParamSpecs>(
   estimateSource: string,
   base = 17,
   wasm?: UnaryOp,
-): CodeletDef<typeof UNARY_FIELDS, P> {
+  domain?: string,
+): CodeletDef<UnaryFields, P> {
   return defineCodelet({
+    ...(domain !== undefined ? { domain } : {}),
     name,
     kind: 'multi',
     fields: UNARY_FIELDS,
@@ -139,7 +144,7 @@ function unaryCodelet<const P extends ParamSpecs>(
 }
 
 /** A grad codelet: out[i] = g(gradOut[i], fwd[i]) where fwd is the forward input `in` or output `fwdOut`. */
-function gradCodelet<const W extends 'in' | 'fwdOut', const P extends ParamSpecs>(
+export function gradCodelet<const W extends 'in' | 'fwdOut', const P extends ParamSpecs>(
   name: string,
   fwdField: W,
   params: P,
@@ -147,11 +152,13 @@ function gradCodelet<const W extends 'in' | 'fwdOut', const P extends ParamSpecs
   loopFor: LoopFor,
   estimateSource: string,
   wasm?: 'relu_grad' | 'mul_vv',
+  domain?: string,
 ): CodeletDef<GradFields<W>, P> {
   // A computed key widens to an index signature, and compute cannot resolve field types over a generic W:
   // it is typed with both forward fields, of which it reads only fwdField; the codelet made declares GradFields<W>.
   const fields = { gradOut: UNARY_FIELDS.in, [fwdField]: UNARY_FIELDS.in, out: UNARY_FIELDS.out } as GradFields<'in' | 'fwdOut'>;
   const def = defineCodelet({
+    ...(domain !== undefined ? { domain } : {}),
     name,
     kind: 'multi',
     fields,
