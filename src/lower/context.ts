@@ -181,8 +181,12 @@ export class LowerContext {
   vertex(codelet: string | UntypedCodelet, tile: number, fields: Record<string, Slice | Slice[]>, params?: Record<string, number>, arrays?: Record<string, number[]>): void;
   vertex(codelet: string | Codelet, tile: number, fields: Record<string, Slice | Slice[]>, params: Record<string, number> = {}, arrays?: Record<string, number[]>): void {
     if (this.cs < 0) throw new Error(`internal: ${this.op.name} adds a vertex before opening a compute set`);
-    if (typeof codelet !== 'string') checkVertex(this.op.name, codelet, fields, params, this.tensorOfSlice);
-    this.graph.addVertex(this.cs, typeof codelet === 'string' ? codelet : codelet.name, tile, fields, params, arrays);
+    if (typeof codelet === 'string') {
+      this.graph.addVertex(this.cs, codelet, tile, fields, params, arrays);
+      return;
+    }
+    checkVertex(this.op.name, codelet, fields, params, this.tensorOfSlice);
+    this.graph.addVertex(this.cs, codelet.name, tile, fields, params, arrays, true);
   }
 
   /** The tile ranges of `t` (optionally clipped to [begin, end)). */

@@ -65,6 +65,8 @@ interface BuildVertex {
   fields: Record<string, Slice | Slice[]>;
   params: Record<string, number>;
   arrays?: Record<string, number[]>;
+  /** Its fields were checked against the codelet object when it was placed (checkVertex): finalize need not again. */
+  checked: boolean;
 }
 
 interface BuildComputeSet {
@@ -246,9 +248,10 @@ export class DeviceGraph {
     fields: Record<string, Slice | Slice[]>,
     params: Record<string, number> = {},
     arrays?: Record<string, number[]>,
+    checked = false,
   ): void {
     if (hostHeapCheckDue(4096)) checkHostHeap(`lowering op '${this.computeSets[cs].op}'`);
-    this.computeSets[cs].vertices.push(arrays ? { codelet, tile, fields, params, arrays } : { codelet, tile, fields, params });
+    this.computeSets[cs].vertices.push(arrays ? { codelet, tile, fields, params, arrays, checked } : { codelet, tile, fields, params, checked });
     for (const name in fields) {
       const f = fields[name];
       if (Array.isArray(f)) for (let k = 0; k < f.length; k++) this.referenced.add(f[k].tensor);
@@ -343,22 +346,25 @@ export class DeviceGraph {
           let connected = 0;
           for (const name in v.fields) {
             const f = v.fields[name];
-            const spec = codelet.fields[name];
-            if (!spec) throw loweringError(cs.op, `vertex ${v.codelet} of '${cs.name}': the codelet has no field '${name}' (it has ${Object.keys(codelet.fields).join(', ')})`);
-            if (mustConnect(spec)) connected++;
-            if (Array.isArray(f)) {
-              for (const s of f) {
-                const wrongType = fieldDtypeError(cs.op, codelet, name, tensors[s.tensor].dtype, tensors[s.tensor].name);
+            // A vertex placed with a codelet object was checked then (names, connection, dtypes); one named by string is checked here.
+            if (!v.checked) {
+              const spec = codelet.fields[name];
+              if (!spec) throw loweringError(cs.op, `vertex ${v.codelet} of '${cs.name}': the codelet has no field '${name}' (it has ${Object.keys(codelet.fields).join(', ')})`);
+              if (mustConnect(spec)) connected++;
+              if (Array.isArray(f)) {
+                for (const s of f) {
+                  const wrongType = fieldDtypeError(cs.op, codelet, name, tensors[s.tensor].dtype, tensors[s.tensor].name);
+                  if (wrongType) throw wrongType;
+                }
+              } else {
+                const wrongType = fieldDtypeError(cs.op, codelet, name, tensors[f.tensor].dtype, tensors[f.tensor].name);
                 if (wrongType) throw wrongType;
               }
-            } else {
-              const wrongType = fieldDtypeError(cs.op, codelet, name, tensors[f.tensor].dtype, tensors[f.tensor].name);
-              if (wrongType) throw wrongType;
             }
             // The message names the field only when a slice is not on the tile (a string per field was garbage).
             fields[name] = Array.isArray(f) ? f.map((s) => region(s, v.tile, name, cs, v.codelet)) : region(f, v.tile, name, cs, v.codelet);
           }
-          if (connected !== (required.get(v.codelet) ?? countRequired(v.codelet))) {
+          if (!v.checked && connected !== (required.get(v.codelet) ?? countRequired(v.codelet))) {
             for (const name of Object.keys(codelet.fields)) {
               if (!(name in fields) && mustConnect(codelet.fields[name])) {
                 throw loweringError(cs.op, `vertex ${v.codelet} of '${cs.name}': field '${name}' is not connected`);
