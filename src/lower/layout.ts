@@ -31,6 +31,19 @@ import { layoutTile, type LinearLayout } from './linear.js';
 export type Run = readonly [number, number];
 
 /**
+ * Append the element run [b, e) to `runs`, merged into the last run when
+ * adjacent, an empty one dropped: plans list what a tile reads this way, as
+ * they build it (one run per row or channel, merged after, was most of a
+ * ResNet compile's garbage).
+ */
+export function pushRun(runs: [number, number][], b: number, e: number): void {
+  if (e <= b) return;
+  const last = runs.length > 0 ? runs[runs.length - 1] : undefined;
+  if (last !== undefined && last[1] === b) last[1] = e;
+  else runs.push([b, e]);
+}
+
+/**
  * A 32-bit hash of a list of runs (FNV-1a over the bounds), to find an equal
  * list among earlier ones without building a string key of it: plans group
  * and cache reads by their runs, and such keys were most of a whole-model

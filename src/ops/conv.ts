@@ -26,7 +26,7 @@ import type { LowerContext } from '../lower/context.js';
 import { describeConvPlan, inputRows, planConv, type ConvPlan, type ConvShape } from '../lower/conv-planner.js';
 import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
 import { linearMapping, type MatMulDType } from '../lower/matmul-planner.js';
-import { layoutFromReads, runsHash, sameRuns, type ReadGroup } from '../lower/layout.js';
+import { layoutFromReads, pushRun, runsHash, sameRuns, type ReadGroup } from '../lower/layout.js';
 import { vectorWidth } from '../../sim/codelets/estimators.js';
 import type { DeviceSpec } from '../../sim/device.js';
 import { DTYPE_BYTES } from '../../sim/program.js';
@@ -162,13 +162,6 @@ function convShape(spec: ConvSpec): ConvShape {
     pad0: g.pb[0],
     dtype: spec.dtype,
   };
-}
-
-/** Appends the element run [b, e) to `runs`, merged into the last run when adjacent (merged as built: a list of one run per channel, merged after, was a ResNet compile's biggest garbage). */
-function pushRun(runs: [number, number][], b: number, e: number): void {
-  const last = runs.length > 0 ? runs[runs.length - 1] : undefined;
-  if (last !== undefined && last[1] === b) last[1] = e;
-  else runs.push([b, e]);
 }
 
 /** A forward plan's block of output rows x output channels for some batch items, owned by `owner` (its first tile). */

@@ -28,7 +28,7 @@ import type { DeviceSpec } from '../../sim/device.js';
 import { DTYPE_BYTES } from '../../sim/program.js';
 import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
-import { layoutFromReads, type ReadGroup } from '../lower/layout.js';
+import { layoutFromReads, pushRun, type ReadGroup } from '../lower/layout.js';
 import { layoutTile } from '../lower/linear.js';
 import { describePlan, linearMapping, planMatMul, type MatMulDType, type MatMulPlan, type MatMulShape, type PlanResult } from '../lower/matmul-planner.js';
 import { ampMatMulCodelet } from '../../sim/codelets/amp.js';
@@ -271,14 +271,6 @@ export function problemShape(p: MatMulProblem, inDtype: MatMulDType, outDtype: M
 
 type Range = [number, number];
 
-/** Append [b, e), merging it into the previous range when contiguous. */
-function push(out: Range[], b: number, e: number): void {
-  if (e <= b) return;
-  const last = out[out.length - 1];
-  if (last && last[1] === b) last[1] = e;
-  else out.push([b, e]);
-}
-
 /** The pieces (term, k0, k1) of the contraction range [c0, c1) over terms of length K. */
 function segments(c0: number, c1: number, K: number): { t: number; k0: number; k1: number }[] {
   const out = [];
@@ -295,10 +287,10 @@ function aRanges(p: MatMulProblem, g0: number, g1: number, r0: number, r1: numbe
     const base = (t: number) => p.termA[g * p.terms + t] * p.m * K;
     if (!p.transA) {
       // stored [m, K]: row r is [r K, r K + K); layout [rows, contraction]
-      for (let r = r0; r < r1; r++) for (const s of segs) push(out, base(s.t) + r * K + s.k0, base(s.t) + r * K + s.k1);
+      for (let r = r0; r < r1; r++) for (const s of segs) pushRun(out, base(s.t) + r * K + s.k0, base(s.t) + r * K + s.k1);
     } else {
       // stored [K, m]: layout [contraction, rows]
-      for (const s of segs) for (let k = s.k0; k < s.k1; k++) push(out, base(s.t) + k * p.m + r0, base(s.t) + k * p.m + r1);
+      for (const s of segs) for (let k = s.k0; k < s.k1; k++) pushRun(out, base(s.t) + k * p.m + r0, base(s.t) + k * p.m + r1);
     }
   }
   return out;
@@ -313,10 +305,10 @@ function bRanges(p: MatMulProblem, g0: number, g1: number, c0: number, c1: numbe
     const base = (t: number) => p.termB[g * p.terms + t] * K * p.n;
     if (!p.transB) {
       // stored [K, n]: layout [contraction, cols]
-      for (const s of segs) for (let k = s.k0; k < s.k1; k++) push(out, base(s.t) + k * p.n + j0, base(s.t) + k * p.n + j1);
+      for (const s of segs) for (let k = s.k0; k < s.k1; k++) pushRun(out, base(s.t) + k * p.n + j0, base(s.t) + k * p.n + j1);
     } else {
       // stored [n, K]: layout [cols, contraction]
-      for (let j = j0; j < j1; j++) for (const s of segs) push(out, base(s.t) + j * K + s.k0, base(s.t) + j * K + s.k1);
+      for (let j = j0; j < j1; j++) for (const s of segs) pushRun(out, base(s.t) + j * K + s.k0, base(s.t) + j * K + s.k1);
     }
   }
   return out;
@@ -336,7 +328,7 @@ function windowBlockRanges(w: Window, g: Range, r: Range, j: Range, offset = 0):
   for (let gi = g[0]; gi < g[1]; gi++)
     for (let ri = r[0]; ri < r[1]; ri++) {
       const base = offset + (gi * rows + ri - w.r[0]) * cols - w.j[0];
-      push(out, base + j[0], base + j[1]);
+      pushRun(out, base + j[0], base + j[1]);
     }
   return out;
 }
@@ -353,7 +345,7 @@ function windowToOut(p: MatMulProblem, w: Window, c0: number, c1: number): Range
     const g = Math.floor(q / rows);
     const r = w.r[0] + (q - g * rows);
     const at = (g * p.m + r) * p.n + w.j[0] + col;
-    push(out, at, at + len);
+    pushRun(out, at, at + len);
     c += len;
   }
   return out;
@@ -485,7 +477,7 @@ function chunksLike(ctx: LowerContext, p: MatMulProblem, w: Window, like: BuildT
       for (const x of ctx.ranges(like, at, at + cols)) {
         let runs = byTile.get(x.tile);
         if (!runs) byTile.set(x.tile, (runs = []));
-        push(runs, local + x.begin - at, local + x.end - at);
+        pushRun(runs, local + x.begin - at, local + x.end - at);
       }
     }
   return [...byTile].sort((x, y) => x[0] - y[0]).map(([tile, runs]) => ({ tile, runs }));
