@@ -26,9 +26,16 @@ export type ArraySpecs = Record<string, ArrayType>;
 /** The keys of a param or array spec the lowering must give, and those it may leave out. */
 export type RequiredKeys<S extends Record<string, string>> = { [K in keyof S]: S[K] extends `${string}?` ? never : K }[keyof S];
 export type OptionalKeys<S extends Record<string, string>> = Exclude<keyof S, RequiredKeys<S>>;
+/**
+ * A key with `<j>` in it is one per element of a vector field: `'in<j>Base'`
+ * declares `in0Base`, `in1Base`, ... for the slices of vector field `in`
+ * (Sum's operands, each with its own broadcast base). Such keys are optional.
+ */
+export const INDEX_MARK = '<j>';
+export type IndexedKey<K> = K extends `${infer A}<j>${infer B}` ? `${A}${number}${B}` : K;
 /** Params as compute() sees them: numbers, undefined where left out. */
-export type ParamValues<P extends ParamSpecs> = { [K in RequiredKeys<P>]: number } & { [K in OptionalKeys<P>]?: number };
-export type ArrayValues<A extends ArraySpecs> = { [K in RequiredKeys<A>]: number[] } & { [K in OptionalKeys<A>]?: number[] };
+export type ParamValues<P extends ParamSpecs> = { [K in RequiredKeys<P> as IndexedKey<K>]: number } & { [K in OptionalKeys<P> as IndexedKey<K>]?: number };
+export type ArrayValues<A extends ArraySpecs> = { [K in RequiredKeys<A> as IndexedKey<K>]: number[] } & { [K in OptionalKeys<A> as IndexedKey<K>]?: number[] };
 
 /** How a field of dtype D arrives in compute(): float16 decoded to floats (and rounded back after). */
 export type ElemOf<D extends DeviceDType> = D extends 'int32' ? Int32Array : D extends 'uint8' ? Uint8Array : Float32Array;
@@ -87,6 +94,14 @@ export function defineCodelet<const F extends FieldSpecs, const P extends ParamS
     throw new Error(`codelet '${def.name}': domain must be a non-empty name without '${DOMAIN_SEPARATOR}', got '${def.domain}'`);
   }
   if (def.name.includes(DOMAIN_SEPARATOR)) throw new Error(`codelet '${def.name}': give the domain as \`domain\`, not in the name`);
+  for (const [what, specs] of [['param', def.params ?? {}], ['array', def.arrays ?? {}]] as const) {
+    for (const [key, type] of Object.entries(specs)) {
+      const field = indexedField(key);
+      if (field === undefined) continue;
+      if (!def.fields[field]?.vector) throw new Error(`codelet '${def.name}': ${what} '${key}' is one per slice of '${field}', which is not a vector field`);
+      if (!type.endsWith('?')) throw new Error(`codelet '${def.name}': ${what} '${key}' is one per slice of '${field}' and must be optional ('${type}?')`);
+    }
+  }
   return {
     name: def.domain === undefined ? def.name : `${def.domain}${DOMAIN_SEPARATOR}${def.name}`,
     shortName: def.name,
@@ -101,6 +116,30 @@ export function defineCodelet<const F extends FieldSpecs, const P extends ParamS
     cycles: def.cycles as unknown as (v: VertexShape, device: DeviceSpec) => number,
     ...(def.estimateSource !== undefined ? { estimateSource: def.estimateSource } : {}),
   };
+}
+
+/** The vector field an indexed key (`'in<j>Base'`) is per slice of, or undefined for a plain key. */
+export function indexedField(key: string): string | undefined {
+  const at = key.indexOf(INDEX_MARK);
+  return at < 0 ? undefined : key.slice(0, at);
+}
+
+/**
+ * The declared key that `key` matches in `specs`: itself, or the indexed key
+ * `<field><j><rest>` for `key` = `<field><digits><rest>`, with the index.
+ */
+export function matchKey(specs: Record<string, string>, key: string): { spec: string; index?: number } | undefined {
+  if (specs[key] !== undefined) return { spec: key };
+  for (const spec in specs) {
+    const at = spec.indexOf(INDEX_MARK);
+    if (at < 0) continue;
+    const head = spec.slice(0, at);
+    const tail = spec.slice(at + INDEX_MARK.length);
+    if (!key.startsWith(head) || !key.endsWith(tail) || key.length <= head.length + tail.length) continue;
+    const digits = key.slice(head.length, key.length - tail.length);
+    if (/^(0|[1-9][0-9]*)$/.test(digits)) return { spec, index: Number(digits) };
+  }
+  return undefined;
 }
 
 /** A codelet's name without its domain. */

@@ -439,11 +439,11 @@ function sumWasm(out: ElemArray, ins: readonly ElemArray[]): boolean {
 
 /**
  * The fields of Sum and the variadic ops: a list of operands `in`. In the
- * general broadcast mode each operand j also has arrays in<j> (strides) and
- * params in<j>Base, keyed by its index: not declared (a list's length is the
- * vertex's), so mapBroadcast places these vertices by name.
+ * general broadcast mode each operand j also has array in<j> (its strides)
+ * and param in<j>Base, declared as indexed keys (sim/define.ts).
  */
 const VARIADIC_FIELDS = { in: { direction: 'input', vector: true, dtypes: ANY }, out: { direction: 'output', dtypes: ANY } } as const;
+const VARIADIC_ARRAYS = { shape: 'ints?', 'in<j>': 'ints?' } as const;
 
 /**
  * Sum of k inputs (field `in`, a list) into `out`: flat, or with arrays
@@ -453,8 +453,8 @@ export const sumCodelet = defineCodelet({
   name: 'Sum',
   kind: 'multi',
   fields: VARIADIC_FIELDS,
-  params: { begin: 'int?', offset: 'int?' },
-  arrays: { shape: 'ints?' },
+  params: { begin: 'int?', offset: 'int?', 'in<j>Base': 'int?' },
+  arrays: VARIADIC_ARRAYS,
   compute(args) {
     const ins = args.fields.in;
     const out = args.fields.out;
@@ -533,8 +533,8 @@ function variadicCodelet(name: string, combine: (acc: number, x: number) => numb
     name,
     kind: 'multi',
     fields: VARIADIC_FIELDS,
-    params: { begin: 'int?', offset: 'int?', count: 'int?' },
-    arrays: { shape: 'ints?' },
+    params: { begin: 'int?', offset: 'int?', count: 'int?', 'in<j>Base': 'int?' },
+    arrays: VARIADIC_ARRAYS,
     compute(args) {
       const ins = args.fields.in;
       const out = args.fields.out;

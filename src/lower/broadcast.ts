@@ -23,6 +23,8 @@ import { nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from './context.js';
 import type { BuildTensor, Slice } from './devicegraph.js';
 import { inPlaceInput } from './elementwise.js';
+import type { Codelet } from '../../sim/codelet.js';
+import { shortCodeletName } from '../../sim/define.js';
 
 /** A device tensor with the IR shape it stands for. */
 export interface Operand {
@@ -189,10 +191,11 @@ export interface MapBroadcastOptions {
 
 /**
  * out = f(inputs...) with NumPy broadcasting. `inputs` maps codelet field
- * names to operands, or to a list of operands for a vector field (arrays
- * and params then named `<field><j>`).
+ * names to operands, or to a list of operands for a vector field (its
+ * per-operand arrays and params then named `<field><j>`, declared as
+ * `'<field><j>'` and `'<field><j>Base'`).
  */
-export function mapBroadcast(ctx: LowerContext, codelet: string, inputs: Record<string, Operand | Operand[]>, out: Operand, opts: MapBroadcastOptions = {}): void {
+export function mapBroadcast(ctx: LowerContext, codelet: Codelet, inputs: Record<string, Operand | Operand[]>, out: Operand, opts: MapBroadcastOptions = {}): void {
   const params = opts.params ?? {};
   const n = nelms(out.shape);
   // Flatten to (key, field, operand) entries; vector fields keep their list order.
@@ -205,7 +208,7 @@ export function mapBroadcast(ctx: LowerContext, codelet: string, inputs: Record<
   const candidates = entries.filter((e, i) => flat[i] && !e.vector).map((e) => e.op.t);
   const into = opts.inPlace === false ? undefined : inPlaceInput(ctx, candidates, out.t);
   const dst = into ?? out.t;
-  ctx.computeSet(opts.name ?? codelet);
+  ctx.computeSet(opts.name ?? shortCodeletName(codelet));
   const ranges = ctx.ranges(dst);
 
   const place = (tile: number, slices: Slice[], outSlice: Slice, p: Record<string, number>, arrays?: Record<string, number[]>) => {

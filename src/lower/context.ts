@@ -9,6 +9,7 @@ import type { PlanOverrides } from './plan-overrides.js';
 import { vectorWidth } from '../../sim/codelets/estimators.js';
 import type { DeviceSpec } from '../../sim/device.js';
 import { DTYPE_BYTES, type DeviceDType, type ProgramStep, type TensorCategory } from '../../sim/program.js';
+import { UserError } from '../errors.js';
 import { isGradOp, type Op } from '../ir/op.js';
 import type { BuildTensor, DeviceGraph, Slice, TileRange } from './devicegraph.js';
 import { layoutTile, linearLayout } from './linear.js';
@@ -173,19 +174,21 @@ export class LowerContext {
   /**
    * Place a vertex of `codelet` on `tile` in the open compute set. A codelet
    * made by defineCodelet types `fields` (names, vector or single; inout
-   * fields optional) and `params`; the vertex is checked against it now
-   * (dtypes too), naming op, codelet and field. A codelet named by string is
-   * checked when the program is finalized.
+   * fields optional), `params` and `arrays`; the vertex is checked against it
+   * now (dtypes too), naming op, codelet and field. Codelets are given as
+   * objects, never by name: a name would be one flat namespace, checked late.
    */
   vertex<F extends FieldSpecs, P extends ParamSpecs, A extends ArraySpecs>(codelet: CodeletDef<F, P, A>, tile: number, fields: VertexFields<F>, ...rest: VertexRest<P, A>): void;
-  vertex(codelet: string | UntypedCodelet, tile: number, fields: Record<string, Slice | Slice[]>, params?: Record<string, number>, arrays?: Record<string, number[]>): void;
-  vertex(codelet: string | Codelet, tile: number, fields: Record<string, Slice | Slice[]>, params: Record<string, number> = {}, arrays?: Record<string, number[]>): void {
+  vertex(codelet: UntypedCodelet, tile: number, fields: Record<string, Slice | Slice[]>, params?: Record<string, number>, arrays?: Record<string, number[]>): void;
+  vertex(codelet: Codelet, tile: number, fields: Record<string, Slice | Slice[]>, params: Record<string, number> = {}, arrays?: Record<string, number[]>): void {
     if (this.cs < 0) throw new Error(`internal: ${this.op.name} adds a vertex before opening a compute set`);
-    if (typeof codelet === 'string') {
-      this.graph.addVertex(this.cs, codelet, tile, fields, params, arrays);
-      return;
+    if (typeof codelet !== 'object' || codelet === null || typeof codelet.name !== 'string') {
+      throw new UserError(
+        `the lowering of op '${this.op.name}' names codelet ${JSON.stringify(codelet)}: give ctx.vertex the codelet object ` +
+          `(made by defineCodelet and imported from the codelet module), not its name`,
+      );
     }
-    checkVertex(this.op.name, codelet, fields, params, this.tensorOfSlice);
+    checkVertex(this.op.name, codelet, fields, params, this.tensorOfSlice, arrays);
     this.graph.addVertex(this.cs, codelet.name, tile, fields, params, arrays, true);
   }
 

@@ -346,7 +346,7 @@ export class DeviceGraph {
           let connected = 0;
           for (const name in v.fields) {
             const f = v.fields[name];
-            // A vertex placed with a codelet object was checked then (names, connection, dtypes); one named by string is checked here.
+            // A vertex placed with a codelet object was checked then (names, connection, dtypes); one added to the DeviceGraph by name (addVertex, as tests do) is checked here.
             if (!v.checked) {
               const spec = codelet.fields[name];
               if (!spec) throw loweringError(cs.op, `vertex ${v.codelet} of '${cs.name}': the codelet has no field '${name}' (it has ${Object.keys(codelet.fields).join(', ')})`);

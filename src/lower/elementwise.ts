@@ -47,13 +47,13 @@ function sameMapping(a: BuildTensor, b: BuildTensor): boolean {
 
 /**
  * out[i] = f(in_1[i], ..., in_k[i]) with every input the size of `out`.
- * `inputs` maps the codelet's field names to tensors. `codelet`: a name or a
- * codelet object (one made by defineCodelet is checked as each vertex is
- * placed); the compute set is named after it, without its domain.
+ * `inputs` maps the codelet's field names to tensors. `codelet`: the codelet
+ * object (one made by defineCodelet is checked as each vertex is placed); the
+ * compute set is named after it, without its domain.
  */
 export function mapElementwise(
   ctx: LowerContext,
-  codelet: string | Codelet,
+  codelet: Codelet,
   inputs: Record<string, BuildTensor>,
   out: BuildTensor,
   params: Record<string, number> = {},
@@ -77,7 +77,7 @@ export function mapElementwise(
  */
 export function mapBinaryBroadcast(
   ctx: LowerContext,
-  codelet: string,
+  codelet: Codelet,
   a: BuildTensor,
   b: BuildTensor,
   out: BuildTensor,
@@ -86,7 +86,7 @@ export function mapBinaryBroadcast(
   // Only `a` can be overwritten: `b` may be smaller (broadcast).
   const into = options.inPlace === false ? undefined : inPlaceInput(ctx, [a], out);
   const dst = into ?? out;
-  ctx.computeSet(codelet);
+  ctx.computeSet(shortCodeletName(codelet));
   for (const r of ctx.ranges(dst)) {
     const same = b.size === out.size;
     ctx.vertex(

@@ -24,6 +24,7 @@ import type { BuildTensor, Slice, TileRange } from './devicegraph.js';
 import { reduceLeading } from './reduce.js';
 import { reduceAxesFinalCodelet, reduceAxesPartialCodelet } from '../../sim/codelets/reduce-axes.js';
 import { zeroRegionsCodelet } from '../../sim/codelets/shape.js';
+import { broadcastCopyCodelet } from '../../sim/codelets/binary.js';
 
 export type ReduceKind = 'sum' | 'max' | 'min' | 'prod';
 
@@ -91,7 +92,7 @@ export function reduceToOutput(ctx: LowerContext, i: number, x: Operand, axes: r
       return;
     }
     const out = ctx.output(i, { like: x.t });
-    mapBroadcast(ctx, 'BroadcastCopy', { in: x }, { t: out, shape: ctx.op.outInfo(i).shape }, { params: { scale }, name: 'scale' });
+    mapBroadcast(ctx, broadcastCopyCodelet, { in: x }, { t: out, shape: ctx.op.outInfo(i).shape }, { params: { scale }, name: 'scale' });
     return;
   }
   reduceAxes(ctx, x, axes, ctx.output(i), opts);
@@ -107,7 +108,7 @@ export function reduceAxes(ctx: LowerContext, x: Operand, axes: readonly number[
   const scale = opts.scale ?? 1;
   const { dims, reduced } = mergeReduceAxes(x.shape, axes);
   if (!reduced.some(Boolean)) {
-    mapBroadcast(ctx, 'BroadcastCopy', { in: x }, { t: out, shape: [out.size] }, { params: { scale }, name: 'scale' });
+    mapBroadcast(ctx, broadcastCopyCodelet, { in: x }, { t: out, shape: [out.size] }, { params: { scale }, name: 'scale' });
     return;
   }
   if (kind === 'sum' && reduced[0] && reduced.length <= 2) {

@@ -1,12 +1,12 @@
 /**
  * Checking a vertex against its codelet's declaration when a lowering places
  * it: field names, connected fields, vector or single, dtypes, and (for a
- * codelet made by defineCodelet) its params. A mistake is the lowering's,
+ * codelet made by defineCodelet) its params and arrays. A mistake is the lowering's,
  * named by op, codelet and field (exit 2), at compile time rather than when
  * the vertex runs.
  */
 import { mustConnect, type Codelet } from '../../sim/codelet.js';
-import type { ArraySpecs, ArrayValues, CodeletDef, Connected, FieldSpecs, IsVector, Optional, ParamSpecs, ParamValues, RequiredKeys } from '../../sim/define.js';
+import { indexedField, matchKey, type ArraySpecs, type ArrayValues, type CodeletDef, type Connected, type FieldSpecs, type IsVector, type Optional, type ParamSpecs, type ParamValues, type RequiredKeys } from '../../sim/define.js';
 import type { DeviceDType } from '../../sim/program.js';
 import { UserError } from '../errors.js';
 import type { Slice } from './devicegraph.js';
@@ -51,6 +51,7 @@ export function checkVertex(
   fields: Record<string, Slice | Slice[] | undefined>,
   params: Record<string, number>,
   tensorOf: (s: Slice) => { name: string; dtype: DeviceDType },
+  arrays?: Record<string, number[]>,
 ): void {
   for (const name in fields) {
     const f = fields[name];
@@ -70,17 +71,51 @@ export function checkVertex(
     if (fields[name] === undefined && mustConnect(spec)) throw wrong(op, codelet, `leaves field '${name}' (${spec.required ? 'required ' : ''}${spec.direction}) unconnected`);
   }
   if (!isCodeletDef(codelet)) return;
-  for (const p in params) {
-    const type = codelet.params[p];
-    if (type === undefined) {
-      const declared = Object.keys(codelet.params);
-      throw wrong(op, codelet, `gives param '${p}', which the codelet does not declare (it takes ${declared.length ? declared.join(', ') : 'no params'})`);
+  checkKeys(op, codelet, 'param', codelet.params, params, fields);
+  if (arrays) checkKeys(op, codelet, 'array', codelet.arrays, arrays, fields);
+  for (const p in codelet.params) if (params[p] === undefined && !codelet.params[p].endsWith('?')) throw wrong(op, codelet, `does not give param '${p}' (${codelet.params[p]})`);
+  for (const a in codelet.arrays) if (arrays?.[a] === undefined && !codelet.arrays[a].endsWith('?')) throw wrong(op, codelet, `does not give array '${a}' (${codelet.arrays[a]})`);
+}
+
+/**
+ * Each given param or array is declared (by name, or as `<field><j>...` for
+ * an index below the length of vector field `field`) and has its type's values.
+ */
+function checkKeys(
+  op: string,
+  codelet: CodeletDef,
+  what: 'param' | 'array',
+  specs: Record<string, string>,
+  given: Record<string, number | number[]>,
+  fields: Record<string, Slice | Slice[] | undefined>,
+): void {
+  for (const key in given) {
+    const m = matchKey(specs, key);
+    if (m === undefined) {
+      const declared = Object.keys(specs);
+      throw wrong(op, codelet, `gives ${what} '${key}', which the codelet does not declare (it takes ${declared.length ? declared.join(', ') : `no ${what}s`})`);
+    }
+    if (m.index !== undefined) {
+      const field = indexedField(m.spec)!;
+      const list = fields[field];
+      const n = Array.isArray(list) ? list.length : 0;
+      if (m.index >= n) throw wrong(op, codelet, `gives ${what} '${key}' (${m.spec}), but field '${field}' has ${n} slice${n === 1 ? '' : 's'}`);
+    }
+    const type = specs[m.spec];
+    const value = given[key];
+    if (what === 'array') {
+      if (!Array.isArray(value)) throw wrong(op, codelet, `gives array '${key}' the value ${String(value)}; an array is a list of numbers`);
+      const ints = type.startsWith('ints');
+      for (let k = 0; k < value.length; k++) {
+        const x = value[k];
+        if (typeof x !== 'number' || Number.isNaN(x) || (ints && !Number.isInteger(x))) throw wrong(op, codelet, `gives array '${key}' the element ${String(x)} at ${k}; it holds ${ints ? 'integers' : 'numbers'}`);
+      }
+      continue;
     }
     // A float param may be infinite (a reduction's identity, as a float vertex field holds it), never NaN.
-    if (typeof params[p] !== 'number' || Number.isNaN(params[p])) throw wrong(op, codelet, `gives param '${p}' the value ${params[p]}; a param is a number`);
-    if (type.startsWith('int') && !Number.isInteger(params[p])) throw wrong(op, codelet, `gives int param '${p}' the value ${params[p]}`);
+    if (typeof value !== 'number' || Number.isNaN(value)) throw wrong(op, codelet, `gives param '${key}' the value ${String(value)}; a param is a number`);
+    if (type.startsWith('int') && !Number.isInteger(value)) throw wrong(op, codelet, `gives int param '${key}' the value ${value}`);
   }
-  for (const p in codelet.params) if (params[p] === undefined && !codelet.params[p].endsWith('?')) throw wrong(op, codelet, `does not give param '${p}' (${codelet.params[p]})`);
 }
 
 function checkDtype(op: string, codelet: Codelet, field: string, t: { name: string; dtype: DeviceDType }): void {

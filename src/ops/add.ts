@@ -12,6 +12,8 @@ import { broadcastOutput, mapBroadcast } from '../lower/broadcast.js';
 import type { LowerContext } from '../lower/context.js';
 import { BroadcastArgGradOp, BroadcastBinaryOp, lowerReduceGrad, operand, versions } from './binary.js';
 import { gradOut } from './arg-grad.js';
+import type { Codelet } from '../../sim/codelet.js';
+import { addCodelet } from '../../sim/codelets/binary.js';
 
 const ADD = { domain: 'ai.onnx', type: 'Add', version: 14 };
 const ARG0_GRAD = { domain: 'ai.graphcore', type: 'AddArg0Grad', version: 1 };
@@ -38,7 +40,7 @@ export class AddArgGradOp extends BroadcastArgGradOp {
  * A commutative op: the operand of the output's size goes first, so the
  * other may be read cyclically when it is a trailing block (a bias).
  */
-export function lowerCommutative(codelet: string) {
+export function lowerCommutative(codelet: Codelet) {
   return (_op: unknown, ctx: LowerContext): void => {
     const a = operand(ctx, 0);
     const b = operand(ctx, 1);
@@ -57,7 +59,7 @@ export const addDefinitions: OpDefinition[] = [
     outputs: [{ name: 'C' }],
     grad: true,
     create: ({ settings }) => new AddOp(settings, id),
-    lower: lowerCommutative('Add'),
+    lower: lowerCommutative(addCodelet),
   })),
   defineOp({ op: AddArgGradOp, id: ARG0_GRAD, description: "Add's output gradient summed to input 0's shape", lower: (op, ctx) => lowerReduceGrad(op, ctx) }),
   defineOp({ op: AddArgGradOp, id: ARG1_GRAD, description: "Add's output gradient summed to input 1's shape", lower: (op, ctx) => lowerReduceGrad(op, ctx) }),

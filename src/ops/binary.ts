@@ -20,6 +20,8 @@ import { fmtInfo, nelms } from '../ir/tensorinfo.js';
 import { broadcastConflict, broadcastOutput, broadcastShapes, mapBroadcast, type MapBroadcastOptions, type Operand } from '../lower/broadcast.js';
 import type { LowerContext } from '../lower/context.js';
 import { reduceAxes, reducedAxes, reduceToOutput, needsReduction } from '../lower/reduce-axes.js';
+import type { Codelet } from '../../sim/codelet.js';
+import { broadcastCopyCodelet, divCodelet, divRhsGradCodelet, subCodelet, whereCodelet, whereGradCodelet } from '../../sim/codelets/binary.js';
 
 const ONNX = 'ai.onnx';
 const GC = 'ai.graphcore';
@@ -98,7 +100,7 @@ export function lowerReduceGrad(op: GradOp, ctx: LowerContext, scale = 1): void 
  * summed over the axes the forward input was broadcast along: computed
  * straight into the output when there is nothing to sum.
  */
-export function lowerElementwiseGrad(ctx: LowerContext, codelet: string, inputs: Record<string, Operand>, opts: MapBroadcastOptions = {}): void {
+export function lowerElementwiseGrad(ctx: LowerContext, codelet: Codelet, inputs: Record<string, Operand>, opts: MapBroadcastOptions = {}): void {
   const g = ctx.op;
   if (!isGradOp(g)) throw new Error(`internal: lowerElementwiseGrad lowers grad ops, and ${g.name} is not one`);
   const full = g.fwdOp.outInfo(0).shape;
@@ -118,7 +120,7 @@ export function lowerElementwiseGrad(ctx: LowerContext, codelet: string, inputs:
 }
 
 /** A forward lowering: `codelet` over inputs 0..k-1 (as `fields`) into output 0. */
-function lowerMap(codelet: string, fields: string[], opts: MapBroadcastOptions = {}) {
+function lowerMap(codelet: Codelet, fields: string[], opts: MapBroadcastOptions = {}) {
   return (_op: Op, ctx: LowerContext): void => {
     const ins = fields.map((_, i) => operand(ctx, i));
     const out = broadcastOutput(ctx, 0, ins);
@@ -244,18 +246,18 @@ export class ExpandOp extends Op {
 
 function lowerDivArg0Grad(op: BroadcastArgGradOp, ctx: LowerContext): void {
   const full = op.fwdOp.outInfo(0).shape;
-  lowerElementwiseGrad(ctx, 'Div', { a: { t: ctx.input(0), shape: full }, b: operand(ctx, 1) }, { cyclic: 'b' });
+  lowerElementwiseGrad(ctx, divCodelet, { a: { t: ctx.input(0), shape: full }, b: operand(ctx, 1) }, { cyclic: 'b' });
 }
 
 function lowerDivArg1Grad(op: BroadcastArgGradOp, ctx: LowerContext): void {
   const full = op.fwdOp.outInfo(0).shape;
-  lowerElementwiseGrad(ctx, 'DivRhsGrad', { g: { t: ctx.input(0), shape: full }, a: operand(ctx, 1), b: operand(ctx, 2) });
+  lowerElementwiseGrad(ctx, divRhsGradCodelet, { g: { t: ctx.input(0), shape: full }, a: operand(ctx, 1), b: operand(ctx, 2) });
 }
 
 function lowerWhereGrad(side: 0 | 1) {
   return (op: BroadcastArgGradOp, ctx: LowerContext): void => {
     const full = op.fwdOp.outInfo(0).shape;
-    lowerElementwiseGrad(ctx, 'WhereGrad', { cond: operand(ctx, 1), g: { t: ctx.input(0), shape: full } }, { params: { side }, cyclic: 'cond' });
+    lowerElementwiseGrad(ctx, whereGradCodelet, { cond: operand(ctx, 1), g: { t: ctx.input(0), shape: full } }, { params: { side }, cyclic: 'cond' });
   };
 }
 
@@ -268,7 +270,7 @@ export const binaryDefinitions: OpDefinition[] = [
     outputs: [{ name: 'C' }],
     grad: true,
     create: ({ settings }) => new SubOp(settings, id),
-    lower: lowerMap('Sub', ['a', 'b'], { cyclic: 'b' }),
+    lower: lowerMap(subCodelet, ['a', 'b'], { cyclic: 'b' }),
   })),
   defineOp({ op: BroadcastArgGradOp, id: SUB_ARG0_GRAD, description: "dA = dC summed to A's shape", lower: (op, ctx) => lowerReduceGrad(op, ctx) }),
   defineOp({ op: BroadcastArgGradOp, id: SUB_ARG1_GRAD, description: "dB = -dC summed to B's shape", lower: (op, ctx) => lowerReduceGrad(op, ctx, -1) }),
@@ -281,7 +283,7 @@ export const binaryDefinitions: OpDefinition[] = [
     outputs: [{ name: 'C' }],
     grad: true,
     create: ({ settings }) => new DivOp(settings, id),
-    lower: lowerMap('Div', ['a', 'b'], { cyclic: 'b' }),
+    lower: lowerMap(divCodelet, ['a', 'b'], { cyclic: 'b' }),
   })),
   defineOp({ op: BroadcastArgGradOp, id: DIV_ARG0_GRAD, description: "dA = dC / B summed to A's shape", lower: lowerDivArg0Grad }),
   defineOp({ op: BroadcastArgGradOp, id: DIV_ARG1_GRAD, description: "dB = -dC x A / B^2 summed to B's shape", lower: lowerDivArg1Grad }),
@@ -294,7 +296,7 @@ export const binaryDefinitions: OpDefinition[] = [
     outputs: [{ name: 'output' }],
     grad: true,
     create: ({ settings }) => new WhereOp(settings, id),
-    lower: lowerMap('Where', ['cond', 'a', 'b']),
+    lower: lowerMap(whereCodelet, ['cond', 'a', 'b']),
   })),
   defineOp({ op: BroadcastArgGradOp, id: WHERE_X_GRAD, description: "dX = condition ? dOut : 0, summed to X's shape", lower: lowerWhereGrad(0) }),
   defineOp({ op: BroadcastArgGradOp, id: WHERE_Y_GRAD, description: "dY = condition ? 0 : dOut, summed to Y's shape", lower: lowerWhereGrad(1) }),
@@ -309,7 +311,7 @@ export const binaryDefinitions: OpDefinition[] = [
     create: ({ settings }) => new ExpandOp(settings, id),
     lower: (_op, ctx) => {
       const x = operand(ctx, 0);
-      mapBroadcast(ctx, 'BroadcastCopy', { in: x }, broadcastOutput(ctx, 0, [x]), { cyclic: 'in', params: { scale: 1 }, name: 'expand' });
+      mapBroadcast(ctx, broadcastCopyCodelet, { in: x }, broadcastOutput(ctx, 0, [x]), { cyclic: 'in', params: { scale: 1 }, name: 'expand' });
     },
   })),
   defineOp({ op: BroadcastArgGradOp, id: EXPAND_GRAD, description: "dX = dOut summed over the expanded axes", lower: (op, ctx) => lowerReduceGrad(op, ctx) }),

@@ -35,6 +35,8 @@ import { mapElementwise } from '../lower/elementwise.js';
 import { BroadcastArgGradOp, broadcastInputs, lowerElementwiseGrad, lowerReduceGrad, operand, sameDType, versions } from './binary.js';
 import { fwdIn, gradOut } from './arg-grad.js';
 import { castCodelet } from '../../sim/codelets/cast.js';
+import type { Codelet } from '../../sim/codelet.js';
+import { andCodelet, equalCodelet, greaterCodelet, greaterOrEqualCodelet, lessCodelet, lessOrEqualCodelet, maxCodelet, meanCodelet, minCodelet, notCodelet, orCodelet, preluCodelet, preluSlopeGradCodelet, preluXGradCodelet, selectEqualGradCodelet, xorCodelet } from '../../sim/codelets/binary.js';
 
 const gid = (type: string): OperatorIdentifier => ({ domain: 'ai.graphcore', type, version: 1 });
 
@@ -71,7 +73,7 @@ export class NotOp extends Op {
   }
 }
 
-function lowerBoolean(codelet: string) {
+function lowerBoolean(codelet: Codelet) {
   return (_op: Op, ctx: LowerContext): void => {
     const a = operand(ctx, 0);
     const b = operand(ctx, 1);
@@ -80,23 +82,24 @@ function lowerBoolean(codelet: string) {
   };
 }
 
-const COMPARISONS: [string, number[], string][] = [
-  ['Less', [9, 13], 'A < B'],
-  ['LessOrEqual', [12, 16], 'A <= B'],
-  ['Greater', [9, 13], 'A > B'],
-  ['GreaterOrEqual', [12, 16], 'A >= B'],
-  ['Equal', [11, 13, 19], 'A == B'],
+const COMPARISONS: [string, number[], string, Codelet][] = [
+  ['Less', [9, 13], 'A < B', lessCodelet],
+  ['LessOrEqual', [12, 16], 'A <= B', lessOrEqualCodelet],
+  ['Greater', [9, 13], 'A > B', greaterCodelet],
+  ['GreaterOrEqual', [12, 16], 'A >= B', greaterOrEqualCodelet],
+  ['Equal', [11, 13, 19], 'A == B', equalCodelet],
 ];
-const LOGICAL: [string, string][] = [
-  ['And', 'A and B'],
-  ['Or', 'A or B'],
-  ['Xor', 'A xor B'],
+const LOGICAL: [string, string, Codelet][] = [
+  ['And', 'A and B', andCodelet],
+  ['Or', 'A or B', orCodelet],
+  ['Xor', 'A xor B', xorCodelet],
 ];
 
 // ---------------------------------------------------------------------------
 // Max, Min, Mean.
 
 type VariadicKind = 'Max' | 'Min' | 'Mean';
+const VARIADIC_CODELET: Record<VariadicKind, Codelet> = { Max: maxCodelet, Min: minCodelet, Mean: meanCodelet };
 const VARIADIC_GRAD: Record<VariadicKind, OperatorIdentifier> = { Max: gid('MaxArgGrad'), Min: gid('MinArgGrad'), Mean: gid('MeanArgGrad') };
 
 export class VariadicOp extends Op {
@@ -134,12 +137,12 @@ function lowerVariadic(v: VariadicOp, ctx: LowerContext): void {
     ctx.aliasOutput(0, ins[0].t);
     return;
   }
-  mapBroadcast(ctx, v.kind, { in: ins }, broadcastOutput(ctx, 0, ins), { name: v.kind.toLowerCase(), params: v.kind === 'Mean' ? { count: ins.length } : {}, inPlace: false });
+  mapBroadcast(ctx, VARIADIC_CODELET[v.kind], { in: ins }, broadcastOutput(ctx, 0, ins), { name: v.kind.toLowerCase(), params: v.kind === 'Mean' ? { count: ins.length } : {}, inPlace: false });
 }
 
 function lowerSelectEqualGrad(op: BroadcastArgGradOp, ctx: LowerContext): void {
   const full = op.fwdOp.outInfo(0).shape;
-  lowerElementwiseGrad(ctx, 'SelectEqualGrad', { g: { t: ctx.input(0), shape: full }, a: operand(ctx, 1), b: { t: ctx.input(2), shape: full } });
+  lowerElementwiseGrad(ctx, selectEqualGradCodelet, { g: { t: ctx.input(0), shape: full }, a: operand(ctx, 1), b: { t: ctx.input(2), shape: full } });
 }
 
 // ---------------------------------------------------------------------------
@@ -207,7 +210,7 @@ function shapeDims(shape: readonly number[], start: number, end: number | undefi
 // Definitions.
 
 export const logicDefinitions: OpDefinition[] = [
-  ...COMPARISONS.flatMap(([type, vs, what]) =>
+  ...COMPARISONS.flatMap(([type, vs, what, codelet]) =>
     versions(type, vs, (id) => defineOp({
       op: BooleanBinaryOp,
       id,
@@ -216,10 +219,10 @@ export const logicDefinitions: OpDefinition[] = [
       outputs: [{ name: 'C' }],
       grad: false,
       create: ({ settings }) => new BooleanBinaryOp(id, settings, false),
-      lower: lowerBoolean(type),
+      lower: lowerBoolean(codelet),
     })),
   ),
-  ...LOGICAL.flatMap(([type, what]) =>
+  ...LOGICAL.flatMap(([type, what, codelet]) =>
     versions(type, [7], (id) => defineOp({
       op: BooleanBinaryOp,
       id,
@@ -228,7 +231,7 @@ export const logicDefinitions: OpDefinition[] = [
       outputs: [{ name: 'C' }],
       grad: false,
       create: ({ settings }) => new BooleanBinaryOp(id, settings, true),
-      lower: lowerBoolean(type),
+      lower: lowerBoolean(codelet),
     })),
   ),
   ...versions('Not', [1], (id) => defineOp({
@@ -241,7 +244,7 @@ export const logicDefinitions: OpDefinition[] = [
     create: ({ settings }) => new NotOp(id, settings),
     lower: (_op, ctx) => {
       const x = operand(ctx, 0);
-      mapBroadcast(ctx, 'Not', { in: x }, broadcastOutput(ctx, 0, [x]), { inPlace: false });
+      mapBroadcast(ctx, notCodelet, { in: x }, broadcastOutput(ctx, 0, [x]), { inPlace: false });
     },
   })),
   ...(['Max', 'Min', 'Mean'] as const).flatMap((kind) =>
@@ -270,7 +273,7 @@ export const logicDefinitions: OpDefinition[] = [
     lower: (_op, ctx) => {
       const x = operand(ctx, 0);
       const s = operand(ctx, 1);
-      mapBroadcast(ctx, 'PRelu', { x, slope: s }, broadcastOutput(ctx, 0, [x, s]), { cyclic: 'slope' });
+      mapBroadcast(ctx, preluCodelet, { x, slope: s }, broadcastOutput(ctx, 0, [x, s]), { cyclic: 'slope' });
     },
   })),
   defineOp({
@@ -279,7 +282,7 @@ export const logicDefinitions: OpDefinition[] = [
     description: "dX = slope Y' for X < 0, else Y'",
     lower: (op, ctx) => {
       const full = op.outInfo(0).shape;
-      lowerElementwiseGrad(ctx, 'PReluXGrad', { g: { t: ctx.input(0), shape: full }, x: operand(ctx, 1), slope: operand(ctx, 2) });
+      lowerElementwiseGrad(ctx, preluXGradCodelet, { g: { t: ctx.input(0), shape: full }, x: operand(ctx, 1), slope: operand(ctx, 2) });
     },
   }),
   defineOp({
@@ -288,7 +291,7 @@ export const logicDefinitions: OpDefinition[] = [
     description: "dslope = X Y' for X < 0, else 0, summed to slope's shape",
     lower: (op, ctx) => {
       const full = op.fwdOp.outInfo(0).shape;
-      lowerElementwiseGrad(ctx, 'PReluSlopeGrad', { g: { t: ctx.input(0), shape: full }, x: operand(ctx, 1) });
+      lowerElementwiseGrad(ctx, preluSlopeGradCodelet, { g: { t: ctx.input(0), shape: full }, x: operand(ctx, 1) });
     },
   }),
   ...versions('CastLike', [15, 19], (id) => defineOp({

@@ -10,6 +10,7 @@ import type { LowerContext } from '../lower/context.js';
 import { lowerCommutative } from './add.js';
 import { BroadcastArgGradOp, BroadcastBinaryOp, lowerElementwiseGrad, operand, versions } from './binary.js';
 import { fwdIn, gradOut } from './arg-grad.js';
+import { mulCodelet } from '../../sim/codelets/binary.js';
 
 const MUL = { domain: 'ai.onnx', type: 'Mul', version: 14 };
 const ARG0_GRAD = { domain: 'ai.graphcore', type: 'MulArg0Grad', version: 1 };
@@ -35,7 +36,7 @@ export class MulArgGradOp extends BroadcastArgGradOp {
 function lowerMulArgGrad(op: MulArgGradOp, ctx: LowerContext): void {
   const full = op.fwdOp.outInfo(0).shape;
   // dC x other at the output's shape (the other operand broadcast; cyclic when a bias), then summed.
-  lowerElementwiseGrad(ctx, 'Mul', { a: { t: ctx.input(0), shape: full }, b: operand(ctx, 1) }, { cyclic: 'b' });
+  lowerElementwiseGrad(ctx, mulCodelet, { a: { t: ctx.input(0), shape: full }, b: operand(ctx, 1) }, { cyclic: 'b' });
 }
 
 export const mulDefinitions: OpDefinition[] = [
@@ -47,7 +48,7 @@ export const mulDefinitions: OpDefinition[] = [
     outputs: [{ name: 'C' }],
     grad: true,
     create: ({ settings }) => new MulOp(settings, id),
-    lower: lowerCommutative('Mul'),
+    lower: lowerCommutative(mulCodelet),
   })),
   defineOp({ op: MulArgGradOp, id: ARG0_GRAD, description: "dA = dC x B, summed to A's shape", lower: lowerMulArgGrad }),
   defineOp({ op: MulArgGradOp, id: ARG1_GRAD, description: "dB = dC x A, summed to B's shape", lower: lowerMulArgGrad }),

@@ -28,6 +28,7 @@ import type { LowerContext } from '../lower/context.js';
 import { keepDimsShape, needsReduction, reduceAxes, reduceToOutput, reductionSize } from '../lower/reduce-axes.js';
 import { BroadcastArgGradOp, constantInts, operand } from './binary.js';
 import { fwdIn, gradOut } from './arg-grad.js';
+import { broadcastCopyCodelet, divCodelet, isEqualMaskCodelet, mulCodelet } from '../../sim/codelets/binary.js';
 
 export type ReduceOpKind = 'sum' | 'mean' | 'max' | 'min' | 'prod';
 
@@ -138,7 +139,7 @@ function lowerSumMeanGrad(op: ReduceGradOp, ctx: LowerContext): void {
     ctx.aliasOutput(0, dy.t);
     return;
   }
-  mapBroadcast(ctx, 'BroadcastCopy', { in: dy }, broadcastOutput(ctx, 0, [dy]), { cyclic: 'in', params: { scale }, name: 'broadcast' });
+  mapBroadcast(ctx, broadcastCopyCodelet, { in: dy }, broadcastOutput(ctx, 0, [dy]), { cyclic: 'in', params: { scale }, name: 'broadcast' });
 }
 
 /**
@@ -167,15 +168,15 @@ function lowerMaxGrad(op: ReduceGradOp, ctx: LowerContext): void {
   const { fwd, xShape, dy, x, y } = g;
   const mask = ctx.addTensor('mask', 'float32', [...xShape]);
   ctx.graph.mapLike(mask, x.t);
-  mapBroadcast(ctx, 'IsEqualMask', { a: x, b: y }, { t: mask, shape: xShape }, { cyclic: 'b', name: 'mask' });
+  mapBroadcast(ctx, isEqualMaskCodelet, { a: x, b: y }, { t: mask, shape: xShape }, { cyclic: 'b', name: 'mask' });
   const count = ctx.addTensor('count', 'float32', [...dy.shape]);
   ctx.graph.mapLinearly(count);
   reduceAxes(ctx, { t: mask, shape: xShape }, fwd.axes, count);
   const share = ctx.addTensor('share', 'float32', [...dy.shape]);
   ctx.graph.mapLike(share, count);
-  mapBroadcast(ctx, 'Div', { a: dy, b: { t: count, shape: dy.shape } }, { t: share, shape: dy.shape }, { name: 'share' });
+  mapBroadcast(ctx, divCodelet, { a: dy, b: { t: count, shape: dy.shape } }, { t: share, shape: dy.shape }, { name: 'share' });
   const out = ctx.output(0, { like: mask });
-  mapBroadcast(ctx, 'Mul', { a: { t: mask, shape: xShape }, b: { t: share, shape: dy.shape } }, { t: out, shape: xShape }, { cyclic: 'b', name: 'route' });
+  mapBroadcast(ctx, mulCodelet, { a: { t: mask, shape: xShape }, b: { t: share, shape: dy.shape } }, { t: out, shape: xShape }, { cyclic: 'b', name: 'route' });
 }
 
 /** dX = dY x Y / X broadcast over the reduced axes: the product of the other elements, when X is not 0. */
@@ -185,9 +186,9 @@ function lowerProdGrad(op: ReduceGradOp, ctx: LowerContext): void {
   const { xShape, dy, x, y } = g;
   const dyy = ctx.addTensor('dyy', ctx.input(2).dtype, [...dy.shape]);
   ctx.graph.mapLike(dyy, dy.t);
-  mapBroadcast(ctx, 'Mul', { a: dy, b: y }, { t: dyy, shape: dy.shape }, { name: 'dy-y' });
+  mapBroadcast(ctx, mulCodelet, { a: dy, b: y }, { t: dyy, shape: dy.shape }, { name: 'dy-y' });
   const out = ctx.output(0, { like: x.t });
-  mapBroadcast(ctx, 'Div', { a: { t: dyy, shape: dy.shape }, b: x }, { t: out, shape: xShape }, { cyclic: 'a', name: 'over-x' });
+  mapBroadcast(ctx, divCodelet, { a: { t: dyy, shape: dy.shape }, b: x }, { t: out, shape: xShape }, { cyclic: 'a', name: 'over-x' });
 }
 
 function attributeVersion(kind: ReduceOpKind, version: number): OpDefinition {

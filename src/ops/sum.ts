@@ -12,6 +12,7 @@ import { nelms } from '../ir/tensorinfo.js';
 import { broadcastOutput, mapBroadcast } from '../lower/broadcast.js';
 import { BroadcastArgGradOp, broadcastInputs, lowerReduceGrad, operand, sameDType, versions } from './binary.js';
 import { gradOut } from './arg-grad.js';
+import { sumCodelet } from '../../sim/codelets/binary.js';
 
 const SUM = { domain: 'ai.onnx', type: 'Sum', version: 13 };
 const SUM_ARG_GRAD = { domain: 'ai.graphcore', type: 'SumArgGrad', version: 1 };
@@ -56,7 +57,7 @@ export const sumDefinitions: OpDefinition[] = [
         ctx.aliasOutput(0, ins[0].t);
         return;
       }
-      mapBroadcast(ctx, 'Sum', { in: ins }, broadcastOutput(ctx, 0, ins), { name: 'sum' });
+      mapBroadcast(ctx, sumCodelet, { in: ins }, broadcastOutput(ctx, 0, ins), { name: 'sum' });
     },
   })),
   defineOp({ op: SumArgGradOp, id: SUM_ARG_GRAD, description: "Sum's output gradient summed to one input's shape", lower: (op, ctx) => lowerReduceGrad(op, ctx) }),

@@ -36,7 +36,7 @@ export interface UnaryGradSpec {
   description: string;
   uses: GradUses;
   /** Codelet: fields gradOut and `in` (uses In) or `fwdOut` (uses Out), or, for 'none', a unary codelet applied to y'. */
-  codelet: string | Codelet;
+  codelet: Codelet;
 }
 
 /**
@@ -49,8 +49,8 @@ export interface UnarySpec {
   type: string;
   versions: number[];
   description: string;
-  /** A codelet name (built-ins) or a codelet object (custom ops): fields `in` and `out`. */
-  codelet: string | Codelet;
+  /** The codelet object: fields `in` and `out`. */
+  codelet: Codelet;
   /** Floating-point operations per element (add = mul = 1; a transcendental counted as 1). */
   flops: number;
   attributes?: Record<string, AttributeDef>;
@@ -189,7 +189,7 @@ function lowerPow(u: UnaryOp, ctx: LowerContext): void {
   const x = ctx.input(0);
   const out = ctx.output(0, { like: x });
   if (u.params.exponent !== undefined) {
-    mapElementwise(ctx, 'Pow', { in: x }, out, u.params);
+    mapElementwise(ctx, powCodelet, { in: x }, out, u.params);
     return;
   }
   const e = ctx.input(1);

@@ -19,6 +19,8 @@ import { linearStartTile } from '../../src/lower/linear.js';
 import { allocate } from '../../src/lower/memory.js';
 import { tiny } from '../helpers.js';
 import { copyList } from '../../sim/copies.js';
+import { addCodelet } from '../../sim/codelets/binary.js';
+import { UserError } from '../../src/errors.js';
 
 function codelets(): CodeletRegistry {
   const r = new CodeletRegistry();
@@ -522,6 +524,14 @@ describe('LowerContext.onTile', () => {
     expect(ctx.onTile(x, 0, 8, 0)).toEqual({ tensor: x.id, begin: 0, end: 8 }); // no copy needed: fine
   });
 
+  it('refuses a codelet given by name, naming the op', () => {
+    const { x, ctx } = setup();
+    ctx.computeSet('add');
+    const byName = () => ctx.vertex('Add' as never, 0, { a: ctx.slice(x, 0, 4), b: ctx.slice(x, 0, 4), out: ctx.slice(x, 4, 8) });
+    expect(byName).toThrow(UserError);
+    expect(byName).toThrow(/names codelet "Add": give ctx.vertex the codelet object/);
+  });
+
   it('brings the right data: a lowered Add over a cross-tile operand runs correctly', async () => {
     const { g, x, ctx } = setup();
     const y = ctx.addTensor('y', 'float32', [4], 'variable');
@@ -529,7 +539,7 @@ describe('LowerContext.onTile', () => {
     const z = ctx.addTensor('z', 'float32', [4], 'activation');
     g.mapToTile(z, 1);
     ctx.computeSet('add');
-    ctx.vertex('Add', 1, { a: ctx.onTile(x, 6, 10, 1), b: ctx.onTile(y, 0, 4, 1), out: ctx.slice(z) }, { offset: 0 });
+    ctx.vertex(addCodelet, 1, { a: ctx.onTile(x, 6, 10, 1), b: ctx.onTile(y, 0, 4, 1), out: ctx.slice(z) }, { offset: 0 });
     g.program('step').push(...ctx.finish());
     const p = g.finalize(codelets(), []);
 

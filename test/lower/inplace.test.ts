@@ -17,6 +17,7 @@ import { mapBinaryBroadcast, mapElementwise } from '../../src/lower/elementwise.
 import { lowerGraph } from '../../src/lower/lower.js';
 import { runGraph } from '../../src/session.js';
 import { randomData, tiny } from '../helpers.js';
+import { addCodelet } from '../../sim/codelets/binary.js';
 
 class TestOp extends Op {
   constructor(type: string, name: string) {
@@ -31,9 +32,9 @@ function registry(): OpRegistry {
   const r = new OpRegistry();
   const id = (type: string) => ({ domain: 'test', type, version: 1 });
   // a + b, equal shapes, through mapElementwise
-  r.add({ id: id('EwAdd'), lower: (_op, ctx) => mapElementwise(ctx, 'Add', { a: ctx.input(0), b: ctx.input(1) }, ctx.output(0, { like: ctx.input(0) }), { offset: 0 }) });
+  r.add({ id: id('EwAdd'), lower: (_op, ctx) => mapElementwise(ctx, addCodelet, { a: ctx.input(0), b: ctx.input(1) }, ctx.output(0, { like: ctx.input(0) }), { offset: 0 }) });
   // a + bias (a trailing block), through mapBinaryBroadcast
-  r.add({ id: id('Bias'), lower: (_op, ctx) => mapBinaryBroadcast(ctx, 'Add', ctx.input(0), ctx.input(1), ctx.output(0, { like: ctx.input(0) })) });
+  r.add({ id: id('Bias'), lower: (_op, ctx) => mapBinaryBroadcast(ctx, addCodelet, ctx.input(0), ctx.input(1), ctx.output(0, { like: ctx.input(0) })) });
   r.add({ id: id('Alias'), lower: (_op, ctx) => ctx.aliasOutput(0, ctx.input(0)) });
   return r;
 }
