@@ -440,7 +440,8 @@ export function parseOnnx(bytes: Uint8Array, opts: OnnxParseOptions = {}): OnnxI
   // have no gradient, so they are constants unless something else reads them too. In training mode
   // they stay variables: a training run writes the running statistics into them each step.
   const statsOnly = new Set<string>();
-  const training = (n: NodeDecl) => n.attributes.training_mode !== undefined && n.attributes.training_mode !== 0;
+  // Training mode: training_mode = 1 (14 on), or before 14 more than one output (ONNX-9's training form).
+  const training = (n: NodeDecl) => (n.attributes.training_mode !== undefined ? n.attributes.training_mode !== 0 : n.outputs.slice(1).some((o) => o !== ''));
   for (const n of nodes) if (n.op === 'BatchNormalization' && !training(n)) for (const i of [3, 4]) if (n.inputs[i]) statsOnly.add(n.inputs[i]);
   for (const n of nodes) for (const [i, id] of n.inputs.entries()) if (statsOnly.has(id) && !(n.op === 'BatchNormalization' && !training(n) && (i === 3 || i === 4))) statsOnly.delete(id);
   const initializers: InitializerDecl[] = [];

@@ -293,7 +293,19 @@ const HISTORY: Record<string, { first: number; changes: Record<number, Change> }
           n.attributes.spatial !== undefined && n.attributes.spatial !== 1 ? "it uses spatial=0 (statistics per element), which later versions removed" : undefined,
         ),
       },
-      14: add("'training_mode'"),
+      14: {
+        kind: 'signature',
+        what: "added 'training_mode' (training was said by the outputs: Y, mean, var, saved_mean, saved_var)",
+        rewrite: (node) => {
+          const outs = node.outputs;
+          if (!outs.slice(1).some((o) => o !== '')) return undefined;
+          // A 9 in training form: its saved_mean / saved_var exist only at 9, so a node using them stays a 9.
+          if ((outs[3] ?? '') !== '' || (outs[4] ?? '') !== '') return 'it uses saved_mean or saved_var, which BatchNormalization-14 removed';
+          node.attributes.training_mode = 1;
+          node.outputs = outs.slice(0, 3);
+          return undefined;
+        },
+      },
       15: T,
     },
   },

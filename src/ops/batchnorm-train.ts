@@ -1,5 +1,7 @@
 /**
- * BatchNormalization in training mode (ONNX 14, 15 with training_mode = 1):
+ * BatchNormalization in training mode (ONNX 14, 15 with training_mode = 1;
+ * 9 with more than one output, saved_mean the batch's mean and saved_var
+ * its inverse standard deviation, as onnxruntime computes them):
  * a composite, so its gradient is the full one through the batch statistics
  * (autodiff of the parts), plus PopART's in-place update of the running
  * statistics.
@@ -72,9 +74,20 @@ function lowerRunningUpdate(op: BatchNormRunningUpdateOp, ctx: LowerContext): vo
   ctx.aliasOutput(0, v);
 }
 
-/** The training-mode expansion; undefined (the op itself, inference form) when training_mode is 0. */
-export function expandBatchNormTraining(args: ExpandArgs): Expansion | undefined {
-  if (!args.attributes.has('training_mode') || args.attributes.int('training_mode') === 0) return undefined;
+/**
+ * Whether a BatchNormalization node runs in training mode: from 14 its
+ * training_mode attribute says so; before (opset 9), its outputs do: ONNX's
+ * case 1 (Y, mean, var, saved_mean, saved_var) is training, case 2 (Y alone)
+ * inference, as PopART and PyTorch's exporter read a 9's outputs.
+ */
+function trainingMode(args: ExpandArgs, version: number): boolean {
+  if (version >= 14) return args.attributes.has('training_mode') && args.attributes.int('training_mode') !== 0;
+  return args.node.outputs.slice(1).some((o) => o !== '');
+}
+
+/** The training-mode expansion; undefined (the op itself, inference form) when not training. */
+export function expandBatchNormTraining(args: ExpandArgs, version: number): Expansion | undefined {
+  if (!trainingMode(args, version)) return undefined;
   const b = new Builder(args);
   const { node, attributes } = args;
   const x = b.info(0);
@@ -123,6 +136,10 @@ export function expandBatchNormTraining(args: ExpandArgs): Expansion | undefined
   };
   running('running_mean', inMean, mean, node.outputs[1]);
   running('running_var', inVar, variance, node.outputs[2]);
+  // Opset 9's saved_mean and saved_var, per channel: the batch's mean and its inverse standard deviation
+  // 1 / sqrt(var + epsilon), what the gradient reuses (onnxruntime's, cuDNN's and PopART's invSd).
+  if (node.outputs[3]) b.reshape(mean, [C], node.outputs[3]);
+  if (node.outputs[4]) b.reshape(b.add('Reciprocal', 13, [std]), [C], node.outputs[4]);
   return b.done();
 }
 

@@ -194,7 +194,7 @@ export class BatchNormOp extends Op {
   setup(): void {
     floatInput(this, 0);
     if (this.trainingMode !== 0) this.fail('training_mode = 1 is not supported: BatchNormalization runs in inference form (running mean and var as inputs)');
-    if (this.outputs.length > 1) this.fail(`has ${this.outputs.length} outputs, but the running statistics outputs exist only in training mode (training_mode = 1, opset 14 and later); inference form has one output (Y)`);
+    if (this.outputs.length > 1) this.fail(`has ${this.outputs.length} outputs, but the running statistics outputs exist only in training mode (training_mode = 1); inference form has one output (Y)`);
     const x = this.inInfo(0);
     if (x.shape.length < 2) this.fail(`X must have at least 2 dims [N, C, ...], got ${fmtInfo(x)}`);
     const C = x.shape[1];
@@ -326,7 +326,7 @@ export const normDefinitions: OpDefinition[] = [
   ...versions('BatchNormalization', [9, 14, 15], (version, id) => defineOp({
     op: BatchNormOp,
     id,
-    description: `inference form: Y = (X - mean) / sqrt(var + epsilon) scale + B per channel, running mean and var as inputs${version >= 14 ? '; training_mode = 1: a composite normalising with the batch statistics and updating the running ones (src/ops/batchnorm-train.ts)' : ''}`,
+    description: `inference form: Y = (X - mean) / sqrt(var + epsilon) scale + B per channel, running mean and var as inputs; ${version >= 14 ? 'training_mode = 1' : 'with more than one output (training)'}: a composite normalising with the batch statistics and updating the running ones (src/ops/batchnorm-train.ts)`,
     inputs: [{ name: 'X' }, { name: 'scale' }, { name: 'B' }, { name: 'input_mean' }, { name: 'input_var' }],
     outputs: [{ name: 'Y' }, { name: 'running_mean', optional: true }, { name: 'running_var', optional: true }, ...(version < 14 ? [{ name: 'saved_mean', optional: true }, { name: 'saved_var', optional: true }] : [])],
     attributes: {
@@ -335,7 +335,7 @@ export const normDefinitions: OpDefinition[] = [
       ...(version >= 14 ? { training_mode: { type: 'int' as const, default: 0, description: '1: batch statistics, running ones updated' } } : {}),
     },
     grad: true,
-    ...(version >= 14 ? { expand: expandBatchNormTraining } : {}),
+    expand: (args) => expandBatchNormTraining(args, version),
     create: ({ attributes, settings }) =>
       new BatchNormOp(id, attributes.float('epsilon'), attributes.float('momentum'), version >= 14 ? attributes.int('training_mode') : 0, settings),
     lower: lowerBatchNorm,

@@ -48,4 +48,26 @@ describe('ONNX import of BatchNormalization', () => {
     expect(graph.initializers.find((i) => i.name === 'mean')!.trainable).toBe(true);
     expect(graph.initializers.find((i) => i.name === 'var')!.trainable).toBe(false);
   });
+
+  it('reads an opset-9 node with running outputs as training mode: upgraded to 15 with training_mode = 1, or kept a 9 when it uses saved_mean / saved_var', () => {
+    const model = (outputs: string[]) =>
+      modelBytes({
+        nodes: [node('BatchNormalization', ['x', 'scale', 'bias', 'mean', 'var'], outputs)],
+        inputs: [valueInfo('x', F, [2, 2, 3, 3])],
+        outputs: [valueInfo('y', F)],
+        initializers: [floatTensor('scale', [2], [1, 2]), floatTensor('bias', [2], [0, 1]), floatTensor('mean', [2], [0.5, -0.5]), floatTensor('var', [2], [1, 4])],
+        opset: 12,
+      });
+    const three = parseOnnx(model(['y', 'rm', 'rv']), { file: 'bn.onnx' }).graph;
+    expect(three.nodes[0].attributes.training_mode).toBe(1);
+    expect(three.nodes[0].outputs).toEqual(['y', 'rm', 'rv']);
+    expect(three.initializers.filter((i) => i.trainable).map((i) => i.name)).toEqual(['scale', 'bias', 'mean', 'var']);
+    const five = parseOnnx(model(['y', 'rm', 'rv', 'sm', 'sv']), { file: 'bn.onnx' }).graph;
+    expect(five.nodes[0].attributes.training_mode).toBeUndefined();
+    expect(five.nodes[0].onnx?.schemaVersion).toBe(9);
+    expect(five.initializers.filter((i) => i.trainable).map((i) => i.name)).toEqual(['scale', 'bias', 'mean', 'var']);
+    const inference = parseOnnx(model(['y']), { file: 'bn.onnx' }).graph;
+    expect(inference.nodes[0].attributes.training_mode).toBeUndefined();
+    expect(inference.initializers.filter((i) => i.trainable).map((i) => i.name)).toEqual(['scale', 'bias']);
+  });
 });

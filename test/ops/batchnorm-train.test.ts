@@ -1,5 +1,6 @@
 /**
- * BatchNormalization in training mode (14, 15; training_mode = 1):
+ * BatchNormalization in training mode (14, 15 with training_mode = 1; 9 with
+ * more than one output):
  * - Y, running_mean and running_var against onnxruntime-node, 2-D to 4-D,
  *   on 1 and 16 tiles, float32 and float16;
  * - gradients of X, scale and B against central finite differences: the
@@ -49,15 +50,22 @@ describe('BatchNormalization, training mode', () => {
     }
   });
 
+  it('opset 9: more than one output is training mode; saved_mean is the batch mean, saved_var its 1 / sqrt(var + eps) (onnxruntime)', async () => {
+    const c = bn([3, 4, 2, 2], { momentum: 0.8 }, 7, 9);
+    delete c.attributes!.training_mode;
+    await checkForward({ ...c, outputs: ['y', 'running_mean', 'running_var', 'saved_mean', 'saved_var'], device: tiny({ tilesPerIpu: 4 }) });
+  });
+
   it('float16', async () => {
     const c = bn([2, 3, 4, 2], { momentum: 0.8 }, 4);
     for (const t of Object.values(c.inputs)) t.dtype = 'float16';
     await checkForward({ ...c, outputDtype: 'float16', atol: 1e-2, rtol: 0 });
   });
 
-  it('gradients of X, scale and B through the batch statistics', async () => {
-    for (const [shape, seed] of [[[4, 3], 5], [[2, 3, 2, 3], 6]] as const) {
-      const c = bn([...shape], { epsilon: 1e-3 }, seed);
+  it('gradients of X, scale and B through the batch statistics (opsets 15 and 9)', async () => {
+    for (const [shape, seed, opset] of [[[4, 3], 5, 15], [[2, 3, 2, 3], 6, 15], [[2, 3, 2, 2], 8, 9]] as const) {
+      const c = bn([...shape], { epsilon: 1e-3 }, seed, opset);
+      if (opset === 9) delete c.attributes!.training_mode;
       c.inputs.mean.constant = true;
       c.inputs.var.constant = true;
       await checkGrad({ ...c, device: tiny({ tilesPerIpu: 4 }) });
