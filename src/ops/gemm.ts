@@ -102,6 +102,9 @@ const matMulTDefinitions: OpDefinition[] = [
   defineOp({ op: gradOf(MatMulTOp), id: gid('MatMulTGradB'), description: 'dB of MatMulT: a matmul of A and dY, transposed as needed', lower: lowerGradB }),
 ];
 
+/** The versions of Gemm's parts (those registered whose semantics Gemm needs). */
+const PART_VERSIONS: Record<string, number> = { MatMul: 13, Mul: 14, Add: 14 };
+
 function expandGemm({ node, attributes, inputInfos, fresh }: ExpandArgs): Expansion {
   const fail = (msg: string): never => {
     throw new UserError(`node '${node.name}' (Gemm): ${msg}`, node.loc);
@@ -129,8 +132,10 @@ function expandGemm({ node, attributes, inputInfos, fresh }: ExpandArgs): Expans
   const nodes: NodeDecl[] = [];
   const constants: Expansion['constants'] = [];
   const out = node.outputs[0];
+  // Each part names its version: resolved at the model's opset instead, an opset-6 model's Gemm would get an Add-6.
   const add = (op: string, inputs: string[], output: string, suffix: string, attrs: NodeDecl['attributes'] = {}, domain = ''): string => {
-    nodes.push({ op, domain, name: `${node.name}/${suffix}`, inputs, outputs: [output], attributes: attrs, loc: node.loc });
+    const version = domain === MATMUL_T.domain ? MATMUL_T.version : PART_VERSIONS[op];
+    nodes.push({ op, domain, version, name: `${node.name}/${suffix}`, inputs, outputs: [output], attributes: attrs, loc: node.loc });
     return output;
   };
   const scalar = (name: string, v: number): string => {

@@ -236,6 +236,28 @@ describe('checkOnnxGraph: ops against the registry', () => {
     expect(m).toContain("it uses the pre-opset-7 'broadcast' attribute");
   });
 
+  it("runs an opset-6 Gemm (alpha, beta, C): its parts are pinned to their versions, not resolved at the model's opset; onnxruntime agrees", async () => {
+    // onnxruntime has no Gemm-6: its reference is the same node at opset 9 (Gemm-9 is Gemm-6 with broadcast always on).
+    const model = (opset: number) =>
+      modelBytes({
+        opset,
+        inputs: [f32('a', [3, 4])],
+        initializers: [floatTensor('b', [5, 4], randomData(20, 3)), floatTensor('c', [5], randomData(5, 4))],
+        nodes: [node('Gemm', ['a', 'b', 'c'], ['y'], [attr.f('alpha', 0.5), attr.f('beta', 2), attr.i('transB', 1), ...(opset < 7 ? [attr.i('broadcast', 1)] : [])])],
+        outputs: [f32('y')],
+      });
+    const decl = parseOnnx(model(6)).graph;
+    const a = randomData(12, 5);
+    const ours = await runGraph({ graph: buildGraph(decl, registry), registry, device: tiny(), inputs: { a }, outputs: ['y'] });
+    const session = await ort.InferenceSession.create(model(9));
+    const ref = await session.run({ a: new ort.Tensor('float32', a, [3, 4]) });
+    await session.release();
+    const want = ref.y.data as Float32Array;
+    const got = ours.outputs.get('y')!;
+    // A dot of 4 products, then a scale and an add: a few fp32 ulps apart in another order.
+    for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i])).toBeLessThanOrEqual(1e-5 + 1e-5 * Math.abs(want[i]));
+  });
+
   it('refuses to run a node with an older implementation whose semantics differ', () => {
     const fake = new OpRegistry();
     const stub = (type: string, version: number): OpDefinition => ({
