@@ -556,6 +556,36 @@ export const cosGradCodelet = gradCodelet('CosGrad', 'in', {}, () => (dy, x) => 
 export const sinhGradCodelet = gradCodelet('SinhGrad', 'in', {}, () => (dy, x) => dy * Math.cosh(x), HYPERBOLIC_GRAD_LOOP, source('binary', 'cosh 22 + a mul, {25, no, 2} (DERIVED)'));
 export const coshGradCodelet = gradCodelet('CoshGrad', 'in', {}, () => (dy, x) => dy * Math.sinh(x), HYPERBOLIC_GRAD_LOOP, source('binary', 'sinh 22 + a mul, {25, no, 2} (DERIVED)'));
 
+// Tan and the inverse trigonometric and hyperbolic functions (ONNX 7 and 9). No §3 figures: each is costed
+// from the ones it is made of (DERIVED), the transcendental part as tanh's {12, no, 2}, a divide {10, no, 2},
+// a square root as the divide, an ALU op 3.
+/** sin and cos (as tanh) sharing a range reduction, 12, then a divide 10: {22, no, 2}. */
+const TAN_LOOP = byType(loop(22, 2));
+/** atan/asin/acos as tanh: {12, no, 2}; asinh/acosh: log 12 of x + sqrt(x^2 +- 1) (3 + 10 + 3), {28, no, 2}; atanh: log of a divide, {25, no, 2}. */
+const INVERSE_TRIG_LOOP = byType(loop(12, 2));
+const INVERSE_HYPERBOLIC_LOOP = byType(loop(28, 2));
+const ATANH_LOOP = byType(loop(25, 2));
+/** y' (1 + y^2): 3 ALU ops. */
+const TAN_GRAD_LOOP = alu(3);
+/** y' / (1 +- x^2): 2 ALU ops and a divide 10, {16, no, 2}; y' / sqrt(1 +- x^2): a square root more, {26, no, 2}. */
+const RATIONAL_GRAD_LOOP = byType(loop(16, 2));
+const ROOT_GRAD_LOOP = byType(loop(26, 2));
+
+export const tanCodelet = unaryCodelet('Tan', {}, () => Math.tan, TAN_LOOP, source('unary', 'sin and cos (as tanh) 12 + divide 10, {22, no, 2} (DERIVED)'));
+export const atanCodelet = unaryCodelet('Atan', {}, () => Math.atan, INVERSE_TRIG_LOOP, source('unary', 'atan costed as tanh, {12, no, 2} (DERIVED)'));
+export const asinCodelet = unaryCodelet('Asin', {}, () => Math.asin, INVERSE_TRIG_LOOP, source('unary', 'asin costed as tanh, {12, no, 2} (DERIVED)'));
+export const acosCodelet = unaryCodelet('Acos', {}, () => Math.acos, INVERSE_TRIG_LOOP, source('unary', 'acos costed as tanh, {12, no, 2} (DERIVED)'));
+export const asinhCodelet = unaryCodelet('Asinh', {}, () => Math.asinh, INVERSE_HYPERBOLIC_LOOP, source('unary', 'log 12 + sqrt 10 + 2 ALU ops, {28, no, 2} (DERIVED)', 33), 33);
+export const acoshCodelet = unaryCodelet('Acosh', {}, () => Math.acosh, INVERSE_HYPERBOLIC_LOOP, source('unary', 'log 12 + sqrt 10 + 2 ALU ops, {28, no, 2} (DERIVED)', 33), 33);
+export const atanhCodelet = unaryCodelet('Atanh', {}, () => Math.atanh, ATANH_LOOP, source('unary', 'log 12 + divide 10 + an ALU op, {25, no, 2} (DERIVED)', 33), 33);
+export const tanGradCodelet = gradCodelet('TanGrad', 'fwdOut', {}, () => (dy, y) => dy * (1 + y * y), TAN_GRAD_LOOP, source('binary', "y' (1 + y^2), 3 ALU ops (DERIVED)"));
+export const atanGradCodelet = gradCodelet('AtanGrad', 'in', {}, () => (dy, x) => dy / (1 + x * x), RATIONAL_GRAD_LOOP, source('binary', "y' / (1 + x^2): 2 ALU ops + divide, {16, no, 2} (DERIVED)"));
+export const asinGradCodelet = gradCodelet('AsinGrad', 'in', {}, () => (dy, x) => dy / Math.sqrt(1 - x * x), ROOT_GRAD_LOOP, source('binary', "y' / sqrt(1 - x^2): 2 ALU ops + sqrt + divide, {26, no, 2} (DERIVED)"));
+export const acosGradCodelet = gradCodelet('AcosGrad', 'in', {}, () => (dy, x) => -dy / Math.sqrt(1 - x * x), ROOT_GRAD_LOOP, source('binary', "-y' / sqrt(1 - x^2): 2 ALU ops + sqrt + divide, {26, no, 2} (DERIVED)"));
+export const asinhGradCodelet = gradCodelet('AsinhGrad', 'in', {}, () => (dy, x) => dy / Math.sqrt(x * x + 1), ROOT_GRAD_LOOP, source('binary', "y' / sqrt(x^2 + 1): 2 ALU ops + sqrt + divide, {26, no, 2} (DERIVED)"));
+export const acoshGradCodelet = gradCodelet('AcoshGrad', 'in', {}, () => (dy, x) => dy / Math.sqrt(x * x - 1), ROOT_GRAD_LOOP, source('binary', "y' / sqrt(x^2 - 1): 2 ALU ops + sqrt + divide, {26, no, 2} (DERIVED)"));
+export const atanhGradCodelet = gradCodelet('AtanhGrad', 'in', {}, () => (dy, x) => dy / (1 - x * x), RATIONAL_GRAD_LOOP, source('binary', "y' / (1 - x^2): 2 ALU ops + divide, {16, no, 2} (DERIVED)"));
+
 /** max then min: 2 ALU ops per vector (§3 max/min {3, no, 2} each). */
 const CLIP_LOOP = alu(2);
 /** two compares and a select: 3 ALU ops. */
@@ -591,6 +621,8 @@ export const activationCodelets: Codelet[] = [
   reciprocalCodelet, sinCodelet, cosCodelet, sinhCodelet, coshCodelet, floorCodelet, ceilCodelet, roundCodelet, signCodelet,
   eluGradCodelet, seluGradCodelet, celuGradCodelet, hardSigmoidGradCodelet, hardSwishGradCodelet, softplusGradCodelet, softsignGradCodelet,
   thresholdedReluGradCodelet, mishGradCodelet, reciprocalGradCodelet, sinGradCodelet, cosGradCodelet, sinhGradCodelet, coshGradCodelet,
+  tanCodelet, atanCodelet, asinCodelet, acosCodelet, asinhCodelet, acoshCodelet, atanhCodelet,
+  tanGradCodelet, atanGradCodelet, asinGradCodelet, acosGradCodelet, asinhGradCodelet, acoshGradCodelet, atanhGradCodelet,
 ];
 
 export const unaryCodelets: Codelet[] = [

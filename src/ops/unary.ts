@@ -3,7 +3,7 @@
  * (constant exponent: a scalar, or a tensor broadcast to the base), Relu,
  * LeakyRelu, Sigmoid, Tanh, Erf, Gelu, Elu, Selu, Celu, HardSigmoid,
  * HardSwish, Softplus, Softsign, ThresholdedRelu, Mish, Reciprocal, Sin, Cos,
- * Sinh, Cosh, Identity and Dropout (src/ops/dropout.ts), each with its grad op
+ * Sinh, Cosh, Tan, Atan, Asin, Acos, Asinh, Acosh, Atanh, Identity and Dropout (src/ops/dropout.ts), each with its grad op
  * and their lowering side by side; Floor, Ceil, Round and Sign, which have no
  * grad op (their gradient is zero almost everywhere). Codelets: sim/codelets/unary.ts and sim/codelets/dropout.ts.
  *
@@ -26,6 +26,7 @@ import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
 import { mapElementwise } from '../lower/elementwise.js';
 import type { Codelet } from '../../sim/codelet.js';
 import { dropoutDefinitions, identityDefinitions } from './dropout.js';
+import { acosCodelet, acosGradCodelet, acoshCodelet, acoshGradCodelet, asinCodelet, asinGradCodelet, asinhCodelet, asinhGradCodelet, atanCodelet, atanGradCodelet, atanhCodelet, atanhGradCodelet, tanCodelet, tanGradCodelet } from '../../sim/codelets/unary.js';
 import { absCodelet, powBroadcastCodelet, powBroadcastGradCodelet, absGradCodelet, ceilCodelet, celuCodelet, celuGradCodelet, clipCodelet, clipGradCodelet, cosCodelet, cosGradCodelet, coshCodelet, coshGradCodelet, eluCodelet, eluGradCodelet, erfCodelet, erfGradCodelet, expCodelet, expGradCodelet, floorCodelet, geluCodelet, geluGradCodelet, hardSigmoidCodelet, hardSigmoidGradCodelet, hardSwishCodelet, hardSwishGradCodelet, leakyReluCodelet, leakyReluGradCodelet, logCodelet, logGradCodelet, mishCodelet, mishGradCodelet, negCodelet, powCodelet, powGradCodelet, reciprocalCodelet, reciprocalGradCodelet, reluCodelet, reluGradCodelet, roundCodelet, seluCodelet, seluGradCodelet, sigmoidCodelet, sigmoidGradCodelet, signCodelet, sinCodelet, sinGradCodelet, sinhCodelet, sinhGradCodelet, softplusCodelet, softplusGradCodelet, softsignCodelet, softsignGradCodelet, sqrtCodelet, sqrtGradCodelet, tanhCodelet, tanhGradCodelet, thresholdedReluCodelet, thresholdedReluGradCodelet } from '../../sim/codelets/unary.js';
 
 /** What a unary op's grad op reads besides y'. */
@@ -450,6 +451,13 @@ export const UNARY_SPECS: readonly UnarySpec[] = [
   { type: 'Cos', versions: [7], description: 'y = cos(x)', codelet: cosCodelet, flops: 1, grad: { type: 'CosGrad', description: "dx = -y' sin(x)", uses: GradOpInType.In, codelet: cosGradCodelet } },
   { type: 'Sinh', versions: [9], description: 'y = sinh(x)', codelet: sinhCodelet, flops: 1, grad: { type: 'SinhGrad', description: "dx = y' cosh(x)", uses: GradOpInType.In, codelet: sinhGradCodelet } },
   { type: 'Cosh', versions: [9], description: 'y = cosh(x)', codelet: coshCodelet, flops: 1, grad: { type: 'CoshGrad', description: "dx = y' sinh(x)", uses: GradOpInType.In, codelet: coshGradCodelet } },
+  { type: 'Tan', versions: [7], description: 'y = tan(x)', codelet: tanCodelet, flops: 1, grad: { type: 'TanGrad', description: "dx = y' (1 + y^2)", uses: GradOpInType.Out, codelet: tanGradCodelet } },
+  { type: 'Atan', versions: [7], description: 'y = atan(x)', codelet: atanCodelet, flops: 1, grad: { type: 'AtanGrad', description: "dx = y' / (1 + x^2)", uses: GradOpInType.In, codelet: atanGradCodelet } },
+  { type: 'Asin', versions: [7], description: 'y = asin(x) (NaN outside [-1, 1])', codelet: asinCodelet, flops: 1, grad: { type: 'AsinGrad', description: "dx = y' / sqrt(1 - x^2)", uses: GradOpInType.In, codelet: asinGradCodelet } },
+  { type: 'Acos', versions: [7], description: 'y = acos(x) (NaN outside [-1, 1])', codelet: acosCodelet, flops: 1, grad: { type: 'AcosGrad', description: "dx = -y' / sqrt(1 - x^2)", uses: GradOpInType.In, codelet: acosGradCodelet } },
+  { type: 'Asinh', versions: [9], description: 'y = asinh(x)', codelet: asinhCodelet, flops: 1, grad: { type: 'AsinhGrad', description: "dx = y' / sqrt(x^2 + 1)", uses: GradOpInType.In, codelet: asinhGradCodelet } },
+  { type: 'Acosh', versions: [9], description: 'y = acosh(x) (NaN below 1)', codelet: acoshCodelet, flops: 1, grad: { type: 'AcoshGrad', description: "dx = y' / sqrt(x^2 - 1)", uses: GradOpInType.In, codelet: acoshGradCodelet } },
+  { type: 'Atanh', versions: [9], description: 'y = atanh(x) (NaN outside [-1, 1])', codelet: atanhCodelet, flops: 1, grad: { type: 'AtanhGrad', description: "dx = y' / (1 - x^2)", uses: GradOpInType.In, codelet: atanhGradCodelet } },
   {
     type: 'Clip',
     versions: [11, 12, 13],

@@ -242,7 +242,7 @@ describe('checkOnnxGraph: ops against the registry', () => {
       modelBytes({
         opset,
         inputs: [f32('a', [3, 4])],
-        initializers: [floatTensor('b', [5, 4], randomData(20, 3)), floatTensor('c', [5], randomData(5, 4))],
+        initializers: [floatTensor('b', [5, 4], Array.from(randomData(20, 3))), floatTensor('c', [5], Array.from(randomData(5, 4)))],
         nodes: [node('Gemm', ['a', 'b', 'c'], ['y'], [attr.f('alpha', 0.5), attr.f('beta', 2), attr.i('transB', 1), ...(opset < 7 ? [attr.i('broadcast', 1)] : [])])],
         outputs: [f32('y')],
       });

@@ -1,7 +1,8 @@
 /**
  * The activations and elementwise math of issue 15 (src/ops/unary.ts specs,
  * sim/codelets/unary.ts): Elu, Selu, Celu, HardSigmoid, HardSwish, Softplus,
- * Softsign, ThresholdedRelu, Mish, Reciprocal, Sin, Cos, Sinh, Cosh and the
+ * Softsign, ThresholdedRelu, Mish, Reciprocal, Sin, Cos, Sinh, Cosh, Tan,
+ * Atan, Asin, Acos, Asinh, Acosh, Atanh and the
  * non-differentiable Floor, Ceil, Round, Sign. Forward against
  * onnxruntime-node, grads against central finite differences.
  *
@@ -67,6 +68,14 @@ const CASES: Case[] = [
   { op: 'Cos', low: -6, high: 6, tol: TRANSCENDENTAL, grad: [-2, 2] },
   { op: 'Sinh', low: -4, high: 4, tol: TRANSCENDENTAL, grad: [-2, 2] },
   { op: 'Cosh', low: -4, high: 4, tol: TRANSCENDENTAL, grad: [-2, 2] },
+  // Inputs inside each domain (and off Tan's poles); grads kept off the ends, where 1 / sqrt(1 - x^2) grows.
+  { op: 'Tan', low: -1.4, high: 1.4, tol: TRANSCENDENTAL, grad: [-1, 1] },
+  { op: 'Atan', low: -6, high: 6, tol: TRANSCENDENTAL, grad: [-2, 2] },
+  { op: 'Asin', low: -0.99, high: 0.99, tol: TRANSCENDENTAL, grad: [-0.8, 0.8] },
+  { op: 'Acos', low: -0.99, high: 0.99, tol: TRANSCENDENTAL, grad: [-0.8, 0.8] },
+  { op: 'Asinh', low: -6, high: 6, tol: TRANSCENDENTAL, grad: [-2, 2] },
+  { op: 'Acosh', low: 1.01, high: 6, tol: TRANSCENDENTAL, grad: [1.3, 3] },
+  { op: 'Atanh', low: -0.99, high: 0.99, tol: TRANSCENDENTAL, grad: [-0.8, 0.8] },
   { op: 'Floor', low: -4, high: 4, tol: EXACT, noGrad: true },
   { op: 'Ceil', low: -4, high: 4, tol: EXACT, noGrad: true },
   { op: 'Round', low: -4, high: 4, tol: EXACT, noGrad: true },
@@ -143,7 +152,7 @@ describe('registry and estimates', () => {
     registerBuiltinCodelets(codelets);
     const mk2 = loadDevicePreset('mk2');
     const names = [...new Set(CASES.map((c) => c.op))].flatMap((op) => [op, `${op}Grad`]).filter((n) => codelets.has(n));
-    expect(names.length).toBe(32);
+    expect(names.length).toBe(46); // 25 ops' codelets and the grad codelets of the 21 differentiable ones (not Floor, Ceil, Round, Sign)
     for (const name of names) {
       const c = codelets.get(name);
       expect(c.estimateSource, name).toMatch(/PopLibs (Unary|Binary)Op1D MultiVertex/);
