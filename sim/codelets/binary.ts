@@ -513,6 +513,22 @@ export const notCodelet = elementwiseCodelet({
   source: 'PopLibs UnaryOp1D as BinaryOp1D MultiVertex W x (29 + inner) + 11; logical not, one ALU op per 64-bit vector like add {3, no, 2}',
 });
 
+const FLOAT_IN = { in: ['float32', 'float16'] } as const;
+const CLASSIFY_SOURCE = 'PopLibs UnaryOp1D as BinaryOp1D MultiVertex W x (29 + inner) + 11; a classification of the float, compare-like {3, no, 2}';
+/** IsNaN: 1 where x is NaN, else 0 (int32, tilesim's ONNX bool). */
+export const isNaNCodelet = elementwiseCodelet({ name: 'IsNaN', inputs: ['in'], fn: (x) => (Number.isNaN(x) ? 1 : 0), loop: compareLoop, inputDTypes: FLOAT_IN, source: CLASSIFY_SOURCE });
+/** IsInf: 1 where x is +inf (param positive = 1) or -inf (negative = 1), else 0. */
+export const isInfCodelet = elementwiseCodelet({
+  name: 'IsInf',
+  inputs: ['in'],
+  fn: (x) => (x === Infinity || x === -Infinity ? 1 : 0),
+  params: { positive: 'int', negative: 'int' },
+  bind: (p) => (x) => ((x === Infinity && p.positive !== 0) || (x === -Infinity && p.negative !== 0) ? 1 : 0),
+  loop: compareLoop,
+  inputDTypes: FLOAT_IN,
+  source: CLASSIFY_SOURCE,
+});
+
 /** PRelu: x < 0 ? slope x : x, slope broadcast to x. Relu's compare plus a mul and a select: {9, no, 2}. */
 const preluLoop = (d: DeviceDType): LoopCost => ({ cyclesPerLoop: 9, vectorised: false, unroll: d === 'float16' ? 4 : 2 });
 export const preluCodelet = elementwiseCodelet({ name: 'PRelu', inputs: ['x', 'slope'], fn: (x, s) => (x < 0 ? s * x : x), loop: preluLoop, source: `${BINARY_SOURCE}; compare, mul and select, {9, no, 2} (DERIVED from §3 relu and mul)` });
@@ -572,6 +588,7 @@ export const meanCodelet = variadicCodelet('Mean', (a, x) => a + x, 'add {3, no,
 export const logicCodelets: Codelet[] = [
   lessCodelet, lessOrEqualCodelet, greaterCodelet, greaterOrEqualCodelet, equalCodelet, andCodelet, orCodelet, xorCodelet, notCodelet,
   preluCodelet, preluXGradCodelet, preluSlopeGradCodelet, selectEqualGradCodelet, maxCodelet, minCodelet, meanCodelet,
+  isNaNCodelet, isInfCodelet,
 ];
 
 /** Codelets of this family beyond Add/Sub/Mul/Sum (which sim/codelets/elementwise.ts exports, registered there). */

@@ -584,6 +584,32 @@ export const asinGradCodelet = gradCodelet('AsinGrad', 'in', {}, () => (dy, x) =
 export const acosGradCodelet = gradCodelet('AcosGrad', 'in', {}, () => (dy, x) => -dy / Math.sqrt(1 - x * x), ROOT_GRAD_LOOP, source('binary', "-y' / sqrt(1 - x^2): 2 ALU ops + sqrt + divide, {26, no, 2} (DERIVED)"));
 export const asinhGradCodelet = gradCodelet('AsinhGrad', 'in', {}, () => (dy, x) => dy / Math.sqrt(x * x + 1), ROOT_GRAD_LOOP, source('binary', "y' / sqrt(x^2 + 1): 2 ALU ops + sqrt + divide, {26, no, 2} (DERIVED)"));
 export const acoshGradCodelet = gradCodelet('AcoshGrad', 'in', {}, () => (dy, x) => dy / Math.sqrt(x * x - 1), ROOT_GRAD_LOOP, source('binary', "y' / sqrt(x^2 - 1): 2 ALU ops + sqrt + divide, {26, no, 2} (DERIVED)"));
+/** Shrink: two compares, an add and a select, 4 ALU ops; its grad two compares and a select, as Clip's. */
+const SHRINK_LOOP = alu(4);
+const SHRINK_GRAD_LOOP = alu(3);
+export const shrinkCodelet = unaryCodelet(
+  'Shrink',
+  { lambd: 'float', bias: 'float' },
+  (p) => {
+    const l = f32(p.lambd);
+    const b = f32(p.bias);
+    return (x) => (x < -l ? x + b : x > l ? x - b : 0);
+  },
+  SHRINK_LOOP,
+  source('unary', 'two compares, an add and a select, 4 ALU ops (DERIVED)'),
+);
+export const shrinkGradCodelet = gradCodelet(
+  'ShrinkGrad',
+  'in',
+  // bias too: a grad vertex takes its forward op's params (bias does not change the slope).
+  { lambd: 'float', bias: 'float' },
+  (p) => {
+    const l = f32(p.lambd);
+    return (dy, x) => (x < -l || x > l ? dy : 0);
+  },
+  SHRINK_GRAD_LOOP,
+  source('binary', 'two compares and a select, {9, no, 2} (DERIVED)'),
+);
 export const atanhGradCodelet = gradCodelet('AtanhGrad', 'in', {}, () => (dy, x) => dy / (1 - x * x), RATIONAL_GRAD_LOOP, source('binary', "y' / (1 - x^2): 2 ALU ops + divide, {16, no, 2} (DERIVED)"));
 
 /** max then min: 2 ALU ops per vector (§3 max/min {3, no, 2} each). */
@@ -623,6 +649,7 @@ export const activationCodelets: Codelet[] = [
   thresholdedReluGradCodelet, mishGradCodelet, reciprocalGradCodelet, sinGradCodelet, cosGradCodelet, sinhGradCodelet, coshGradCodelet,
   tanCodelet, atanCodelet, asinCodelet, acosCodelet, asinhCodelet, acoshCodelet, atanhCodelet,
   tanGradCodelet, atanGradCodelet, asinGradCodelet, acosGradCodelet, asinhGradCodelet, acoshGradCodelet, atanhGradCodelet,
+  shrinkCodelet, shrinkGradCodelet,
 ];
 
 export const unaryCodelets: Codelet[] = [

@@ -7,6 +7,7 @@
  *   ReduceL1         ReduceSum(Abs(x))
  *   ReduceSumSquare  ReduceSum(x * x)
  *   ReduceL2         Sqrt(ReduceSum(x * x))
+ *   ReduceLogSum     Log(ReduceSum(x))
  *   ReduceLogSumExp  Log(ReduceSum(Exp(x - m))) + m', m the max kept as size-1 axes, m' with keepdims as asked
  *   GlobalMaxPool    ReduceMax over the spatial axes, kept
  *   DepthToSpace     Reshape, Transpose, Reshape (modes DCR and CRD); SpaceToDepth likewise
@@ -90,8 +91,8 @@ function axisOf(b: Builder, axis: number, rank: number): number {
 // ---------------------------------------------------------------------------
 // Reductions
 
-type ReduceComposite = 'l1' | 'l2' | 'sumsquare' | 'logsumexp';
-const REDUCE_TYPE: Record<ReduceComposite, string> = { l1: 'ReduceL1', l2: 'ReduceL2', sumsquare: 'ReduceSumSquare', logsumexp: 'ReduceLogSumExp' };
+type ReduceComposite = 'l1' | 'l2' | 'sumsquare' | 'logsum' | 'logsumexp';
+const REDUCE_TYPE: Record<ReduceComposite, string> = { l1: 'ReduceL1', l2: 'ReduceL2', sumsquare: 'ReduceSumSquare', logsum: 'ReduceLogSum', logsumexp: 'ReduceLogSumExp' };
 
 function expandReduce(kind: ReduceComposite, axesInput: boolean) {
   return (args: ExpandArgs): Expansion => {
@@ -116,6 +117,9 @@ function expandReduce(kind: ReduceComposite, axesInput: boolean) {
       case 'l2':
         b.add('Sqrt', 13, [reduce('ReduceSum', b.add('Mul', 14, [x, x]), keepdims)], {}, y);
         break;
+      case 'logsum':
+        b.add('Log', 13, [reduce('ReduceSum', x, keepdims)], {}, y);
+        break;
       case 'logsumexp': {
         const m = reduce('ReduceMax', x, 1);
         const s = reduce('ReduceSum', b.add('Exp', 13, [b.add('Sub', 14, [x, m])]), keepdims);
@@ -129,7 +133,7 @@ function expandReduce(kind: ReduceComposite, axesInput: boolean) {
 }
 
 function reduceDefinitions(kind: ReduceComposite): OpDefinition[] {
-  const what = { l1: 'Sum of |x|', l2: 'sqrt of the sum of x^2', sumsquare: 'Sum of x^2', logsumexp: 'log of the sum of exp(x), computed as m + log(sum(exp(x - m))) with m the max' }[kind];
+  const what = { l1: 'Sum of |x|', l2: 'sqrt of the sum of x^2', sumsquare: 'Sum of x^2', logsum: 'log of the sum of x', logsumexp: 'log of the sum of exp(x), computed as m + log(sum(exp(x - m))) with m the max' }[kind];
   return versions(REDUCE_TYPE[kind], [11, 13, 18], (id) => ({
     description: `${what} over axes: a composite`,
     inputs: id.version >= 18 ? [{ name: 'data' }, { name: 'axes', optional: true }] : [{ name: 'data' }],
@@ -378,6 +382,7 @@ export const compositeDefinitions: OpDefinition[] = [
   ...reduceDefinitions('l1'),
   ...reduceDefinitions('l2'),
   ...reduceDefinitions('sumsquare'),
+  ...reduceDefinitions('logsum'),
   ...reduceDefinitions('logsumexp'),
   ...versions('GlobalMaxPool', [1], () => ({
     description: 'Max over the spatial axes, kept as size 1: a composite of ReduceMax',

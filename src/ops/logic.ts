@@ -24,7 +24,7 @@
  * Versions: those in force from opset 11 (src/onnx/versions.ts), later ones
  * only added element types.
  */
-import { GradOp, GradOpInType, Op, OutputGradOnlyGradOp, type OpSettings } from '../ir/op.js';
+import { GradOp, GradOpInType, Op, OutputGradOnlyGradOp, type AttributeValue, type OpSettings } from '../ir/op.js';
 import { isFloat } from '../ir/dtype.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
 import { defineOp, type OpDefinition } from '../ir/registry.js';
@@ -36,7 +36,7 @@ import { BroadcastArgGradOp, broadcastInputs, lowerElementwiseGrad, lowerReduceG
 import { fwdIn, gradOut } from './arg-grad.js';
 import { castCodelet } from '../../sim/codelets/cast.js';
 import type { Codelet } from '../../sim/codelet.js';
-import { andCodelet, equalCodelet, greaterCodelet, greaterOrEqualCodelet, lessCodelet, lessOrEqualCodelet, maxCodelet, meanCodelet, minCodelet, notCodelet, orCodelet, preluCodelet, preluSlopeGradCodelet, preluXGradCodelet, selectEqualGradCodelet, xorCodelet } from '../../sim/codelets/binary.js';
+import { isInfCodelet, isNaNCodelet, andCodelet, equalCodelet, greaterCodelet, greaterOrEqualCodelet, lessCodelet, lessOrEqualCodelet, maxCodelet, meanCodelet, minCodelet, notCodelet, orCodelet, preluCodelet, preluSlopeGradCodelet, preluXGradCodelet, selectEqualGradCodelet, xorCodelet } from '../../sim/codelets/binary.js';
 
 const gid = (type: string): OperatorIdentifier => ({ domain: 'ai.graphcore', type, version: 1 });
 
@@ -56,6 +56,28 @@ export class BooleanBinaryOp extends Op {
     const dtype = sameDType(this, [0, 1]);
     if (this.logical && dtype !== 'int32') this.fail(`inputs must be int32 0/1 (tilesim's form of ONNX's bool), got ${fmtInfo(this.inInfo(0))}`);
     this.setOutInfo(0, { dtype: 'int32', shape: broadcastInputs(this, [0, 1]) });
+  }
+  override flops(): number {
+    return 0;
+  }
+}
+
+/** IsNaN / IsInf: a float tensor in, int32 0/1 (ONNX bool) of its shape out. IsInf's detect flags as its params. */
+export class FloatClassOp extends Op {
+  constructor(
+    opid: OperatorIdentifier,
+    readonly detect: { positive: number; negative: number } | undefined,
+    settings: OpSettings,
+  ) {
+    super(opid, settings);
+  }
+  override attributes(): Record<string, AttributeValue> {
+    return this.detect ? { detect_positive: this.detect.positive, detect_negative: this.detect.negative } : {};
+  }
+  setup(): void {
+    const x = this.inInfo(0);
+    if (x.dtype !== 'float32' && x.dtype !== 'float16') this.fail(`input must be float32 or float16, got ${fmtInfo(x)}`);
+    this.setOutInfo(0, { dtype: 'int32', shape: [...x.shape] });
   }
   override flops(): number {
     return 0;
@@ -246,6 +268,30 @@ export const logicDefinitions: OpDefinition[] = [
       const x = operand(ctx, 0);
       mapBroadcast(ctx, notCodelet, { in: x }, broadcastOutput(ctx, 0, [x]), { inPlace: false });
     },
+  })),
+  ...versions('IsNaN', [9, 13, 20], (id) => defineOp({
+    op: FloatClassOp,
+    id,
+    description: '1 where X is NaN, else 0: int32 0/1 (ONNX bool); no gradient',
+    inputs: [{ name: 'X' }],
+    outputs: [{ name: 'Y' }],
+    grad: false,
+    create: ({ settings }) => new FloatClassOp(id, undefined, settings),
+    lower: (_op, ctx) => mapBroadcast(ctx, isNaNCodelet, { in: operand(ctx, 0) }, { t: ctx.output(0), shape: ctx.op.outInfo(0).shape }, { inPlace: false }),
+  })),
+  ...versions('IsInf', [10, 20], (id) => defineOp({
+    op: FloatClassOp,
+    id,
+    description: '1 where X is +inf (detect_positive) or -inf (detect_negative), else 0: int32 0/1 (ONNX bool); no gradient',
+    inputs: [{ name: 'X' }],
+    outputs: [{ name: 'Y' }],
+    attributes: {
+      detect_negative: { type: 'int', default: 1, description: '1: -inf counts' },
+      detect_positive: { type: 'int', default: 1, description: '1: +inf counts' },
+    },
+    grad: false,
+    create: ({ settings, attributes }) => new FloatClassOp(id, { positive: attributes.int('detect_positive'), negative: attributes.int('detect_negative') }, settings),
+    lower: (op, ctx) => mapBroadcast(ctx, isInfCodelet, { in: operand(ctx, 0) }, { t: ctx.output(0), shape: ctx.op.outInfo(0).shape }, { inPlace: false, params: op.detect }),
   })),
   ...(['Max', 'Min', 'Mean'] as const).flatMap((kind) =>
     versions(kind, kind === 'Mean' ? [8, 13] : [8, 12, 13], (id) => defineOp({

@@ -26,7 +26,7 @@ import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
 import { mapElementwise } from '../lower/elementwise.js';
 import type { Codelet } from '../../sim/codelet.js';
 import { dropoutDefinitions, identityDefinitions } from './dropout.js';
-import { acosCodelet, acosGradCodelet, acoshCodelet, acoshGradCodelet, asinCodelet, asinGradCodelet, asinhCodelet, asinhGradCodelet, atanCodelet, atanGradCodelet, atanhCodelet, atanhGradCodelet, tanCodelet, tanGradCodelet } from '../../sim/codelets/unary.js';
+import { shrinkCodelet, shrinkGradCodelet, acosCodelet, acosGradCodelet, acoshCodelet, acoshGradCodelet, asinCodelet, asinGradCodelet, asinhCodelet, asinhGradCodelet, atanCodelet, atanGradCodelet, atanhCodelet, atanhGradCodelet, tanCodelet, tanGradCodelet } from '../../sim/codelets/unary.js';
 import { absCodelet, powBroadcastCodelet, powBroadcastGradCodelet, absGradCodelet, ceilCodelet, celuCodelet, celuGradCodelet, clipCodelet, clipGradCodelet, cosCodelet, cosGradCodelet, coshCodelet, coshGradCodelet, eluCodelet, eluGradCodelet, erfCodelet, erfGradCodelet, expCodelet, expGradCodelet, floorCodelet, geluCodelet, geluGradCodelet, hardSigmoidCodelet, hardSigmoidGradCodelet, hardSwishCodelet, hardSwishGradCodelet, leakyReluCodelet, leakyReluGradCodelet, logCodelet, logGradCodelet, mishCodelet, mishGradCodelet, negCodelet, powCodelet, powGradCodelet, reciprocalCodelet, reciprocalGradCodelet, reluCodelet, reluGradCodelet, roundCodelet, seluCodelet, seluGradCodelet, sigmoidCodelet, sigmoidGradCodelet, signCodelet, sinCodelet, sinGradCodelet, sinhCodelet, sinhGradCodelet, softplusCodelet, softplusGradCodelet, softsignCodelet, softsignGradCodelet, sqrtCodelet, sqrtGradCodelet, tanhCodelet, tanhGradCodelet, thresholdedReluCodelet, thresholdedReluGradCodelet } from '../../sim/codelets/unary.js';
 
 /** What a unary op's grad op reads besides y'. */
@@ -430,6 +430,16 @@ export const UNARY_SPECS: readonly UnarySpec[] = [
     attributes: { alpha: { type: 'float', default: 1, description: 'threshold' } },
     params: (a) => ({ alpha: a.float('alpha') }),
     grad: { type: 'ThresholdedReluGrad', description: "dx = y' if x > alpha else 0", uses: GradOpInType.In, codelet: thresholdedReluGradCodelet },
+  },
+  {
+    type: 'Shrink',
+    versions: [9],
+    description: 'y = x + bias if x < -lambd, x - bias if x > lambd, else 0',
+    codelet: shrinkCodelet,
+    flops: 2,
+    attributes: { lambd: { type: 'float', default: 0.5, description: 'half width of the zero band' }, bias: { type: 'float', default: 0, description: 'moved towards 0 outside it' } },
+    params: (a) => ({ lambd: a.float('lambd'), bias: a.float('bias') }),
+    grad: { type: 'ShrinkGrad', description: "dx = y' where |x| > lambd, else 0", uses: GradOpInType.In, codelet: shrinkGradCodelet },
   },
   {
     type: 'Mish',

@@ -2,7 +2,7 @@
  * The activations and elementwise math of issue 15 (src/ops/unary.ts specs,
  * sim/codelets/unary.ts): Elu, Selu, Celu, HardSigmoid, HardSwish, Softplus,
  * Softsign, ThresholdedRelu, Mish, Reciprocal, Sin, Cos, Sinh, Cosh, Tan,
- * Atan, Asin, Acos, Asinh, Acosh, Atanh and the
+ * Atan, Asin, Acos, Asinh, Acosh, Atanh, Shrink and the
  * non-differentiable Floor, Ceil, Round, Sign. Forward against
  * onnxruntime-node, grads against central finite differences.
  *
@@ -76,6 +76,9 @@ const CASES: Case[] = [
   { op: 'Asinh', low: -6, high: 6, tol: TRANSCENDENTAL, grad: [-2, 2] },
   { op: 'Acosh', low: 1.01, high: 6, tol: TRANSCENDENTAL, grad: [1.3, 3] },
   { op: 'Atanh', low: -0.99, high: 0.99, tol: TRANSCENDENTAL, grad: [-0.8, 0.8] },
+  // Shrink: exact (compares, one fp32 add or subtract); grads kept 0.05 off the band's edges +-lambd.
+  { op: 'Shrink', low: -2, high: 2, tol: EXACT },
+  { op: 'Shrink', low: -2, high: 2, tol: EXACT, attributes: { lambd: 0.7, bias: 0.25 } },
   { op: 'Floor', low: -4, high: 4, tol: EXACT, noGrad: true },
   { op: 'Ceil', low: -4, high: 4, tol: EXACT, noGrad: true },
   { op: 'Round', low: -4, high: 4, tol: EXACT, noGrad: true },
@@ -123,6 +126,12 @@ describe('gradients vs finite differences', () => {
     });
   }
 
+  it('Shrink away from the edges of its band', async () => {
+    const x: TensorSpec = { shape: [2, 4], data: Float32Array.from([-1.5, -0.8, -0.6, -0.2, 0.1, 0.65, 0.9, 1.7]) };
+    await checkGrad({ op: 'Shrink', attributes: { lambd: 0.7, bias: 0.25 }, inputs: { x } });
+    await checkGrad({ op: 'Shrink', inputs: { x } });
+  });
+
   it('HardSigmoid, HardSwish and ThresholdedRelu away from their kinks', async () => {
     // HardSigmoid 0.2 x + 0.5 clamps at x = -2.5 and 2.5; HardSwish at -3 and 3; ThresholdedRelu alpha 1.
     const pick = (vals: number[]): TensorSpec => ({ shape: [2, 4], data: Float32Array.from(vals) });
@@ -152,7 +161,7 @@ describe('registry and estimates', () => {
     registerBuiltinCodelets(codelets);
     const mk2 = loadDevicePreset('mk2');
     const names = [...new Set(CASES.map((c) => c.op))].flatMap((op) => [op, `${op}Grad`]).filter((n) => codelets.has(n));
-    expect(names.length).toBe(46); // 25 ops' codelets and the grad codelets of the 21 differentiable ones (not Floor, Ceil, Round, Sign)
+    expect(names.length).toBe(48); // 26 ops' codelets and the grad codelets of the 22 differentiable ones (not Floor, Ceil, Round, Sign)
     for (const name of names) {
       const c = codelets.get(name);
       expect(c.estimateSource, name).toMatch(/PopLibs (Unary|Binary)Op1D MultiVertex/);

@@ -6,7 +6,7 @@
  *
  * Tolerances: ops that move or select values (GlobalMaxPool, DepthToSpace,
  * SpaceToDepth, Tile, Pad, OneHot, Hardmax) are exact. Sums (ReduceL1,
- * ReduceSumSquare, ReduceL2, ReduceLogSumExp) atol 1e-5, rtol 1e-5, as
+ * ReduceSumSquare, ReduceL2, ReduceLogSum, ReduceLogSumExp) atol 1e-5, rtol 1e-5, as
  * test/ops/reduce.test.ts argues (float64 accumulation here, fp32 in
  * onnxruntime, at most a few hundred terms); float16 results rtol 2e-3 (four
  * half ulps: the composite rounds each of its steps to float16, onnxruntime
@@ -27,7 +27,7 @@ function distinct(shape: number[], seed: number): TensorSpec {
   return { shape, data: Float32Array.from({ length: n }, (_, i) => (((i * 7919 + seed * 104729) % n) - n / 2) * 0.05) };
 }
 
-describe('ReduceL1, ReduceL2, ReduceSumSquare, ReduceLogSumExp', () => {
+describe('ReduceL1, ReduceL2, ReduceSumSquare, ReduceLogSum, ReduceLogSumExp', () => {
   const ops = ['ReduceL1', 'ReduceL2', 'ReduceSumSquare', 'ReduceLogSumExp'];
   for (const op of ops) {
     it(`${op}: axes as input (18) and attribute (13), keepdims, all axes, noop_with_empty_axes, on 1 and 16 tiles`, async () => {
@@ -46,6 +46,17 @@ describe('ReduceL1, ReduceL2, ReduceSumSquare, ReduceLogSumExp', () => {
       await checkGrad({ op, opset: 13, inputs: { x: f32([4, 6], 8, 0.2) }, attributes: { axes: [0], keepdims: 1 }, device: wide });
     });
   }
+
+  it('ReduceLogSum (positive sums): axes as input and attribute, keepdims, on 1 and 16 tiles, fp16; gradient', async () => {
+    const pos = (shape: number[], seed: number) => f32(shape, seed, 0, 0.1, 1);
+    for (const device of [tiny(), wide]) {
+      await checkForward({ op: 'ReduceLogSum', opset: 18, inputs: { x: pos([4, 6, 5], 11), axes: i32([1], [1], true) }, attributes: { keepdims: 0 }, device, ...SUM_TOL });
+      await checkForward({ op: 'ReduceLogSum', opset: 13, inputs: { x: pos([3, 8], 12) }, attributes: { axes: [0, 1], keepdims: 1 }, device, ...SUM_TOL });
+    }
+    await checkForward({ op: 'ReduceLogSum', opset: 18, inputs: { x: half(pos([5, 6], 13)), axes: i32([1], [1], true) }, outputDtype: 'float16', atol: 1e-3, rtol: 2e-3 });
+    await checkGrad({ op: 'ReduceLogSum', opset: 18, inputs: { x: pos([3, 4, 5], 14), axes: i32([1], [2], true) }, attributes: { keepdims: 0 } });
+    await checkGrad({ op: 'ReduceLogSum', opset: 11, inputs: { x: pos([4, 6], 15) }, attributes: { axes: [0], keepdims: 1 }, device: wide });
+  });
 
   it('ReduceLogSumExp stays finite where exp overflows float32', async () => {
     const x: TensorSpec = { shape: [2, 3], data: Float32Array.from([100, 101, 102, -100, -101, -102]) };

@@ -20,6 +20,7 @@ import { describe, expect, it } from 'vitest';
 import { createRegistry } from '../../src/model/modules.js';
 import { UserError } from '../../src/errors.js';
 import { checkForward, checkGrad, f32, i32, runOurs, type TensorSpec } from './harness.js';
+import { tiny } from '../helpers.js';
 
 const EXACT = { atol: 0, rtol: 0 };
 const baseShape = fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 0, maxLength: 4 });
@@ -69,6 +70,25 @@ describe('logic on bools', () => {
   });
   it('refuses float inputs to And, naming the node', async () => {
     await expect(runOurs({ op: 'And', inputs: { a: f32([2], 1), b: f32([2], 2) } })).rejects.toThrow(/op 'And_0' \(ai\.onnx::And:7\): inputs must be int32 0\/1/);
+  });
+});
+
+describe('IsNaN, IsInf', () => {
+  const special: TensorSpec = { shape: [3, 4], data: Float32Array.from([0, NaN, Infinity, -Infinity, 1.5, -2, NaN, 3.4e38, -Infinity, Infinity, -0, 1e-45]) };
+  it('IsNaN and IsInf (every detect flag) against onnxruntime, float32 and float16, on 1 and 4 tiles', async () => {
+    for (const device of [tiny(), tiny({ tilesPerIpu: 4 })]) {
+      await checkForward({ op: 'IsNaN', opset: 13, inputs: { x: special }, outputDtype: 'bool', device, ...EXACT });
+      await checkForward({ op: 'IsInf', inputs: { x: special }, outputDtype: 'bool', device, ...EXACT });
+      for (const [p, n] of [[1, 0], [0, 1], [0, 0]]) {
+        await checkForward({ op: 'IsInf', attributes: { detect_positive: p, detect_negative: n }, inputs: { x: special }, outputDtype: 'bool', device, ...EXACT });
+      }
+    }
+    const half: TensorSpec = { ...special, data: special.data.map((v) => (v === 3.4e38 ? 6e4 : v === 1e-45 ? 1e-7 : v)), dtype: 'float16' };
+    await checkForward({ op: 'IsNaN', opset: 13, inputs: { x: half }, outputDtype: 'bool', ...EXACT });
+    await checkForward({ op: 'IsInf', opset: 20, inputs: { x: half }, outputDtype: 'bool', ...EXACT }); // float16 from IsInf-20
+  });
+  it('refuses an int32 input, naming the node', async () => {
+    await expect(runOurs({ op: 'IsNaN', inputs: { x: { shape: [2], data: Int32Array.of(1, 2) } } })).rejects.toThrow(/op 'IsNaN_0' .*input must be float32 or float16/);
   });
 });
 
