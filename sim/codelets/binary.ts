@@ -381,6 +381,36 @@ export const divRhsGradCodelet = elementwiseCodelet({
   source: `${BINARY_SOURCE}; a divide and two multiplies per element`,
 });
 
+/** Mod: a divide, a truncation and a multiply-subtract (and the sign fix-up when fmod = 0): divide's loop plus 2 ALU ops. */
+function modLoop(dtype: DeviceDType): LoopCost {
+  const d = divideLoop(dtype);
+  return { cyclesPerLoop: d.cyclesPerLoop + 6, vectorised: false, unroll: d.unroll };
+}
+/** ONNX Mod: fmod = 1 is C's fmod (the sign of a, exact in floating point: JS's %); fmod = 0 takes the sign of b (Python's %), integers only. */
+export const modCodelet = elementwiseCodelet({
+  name: 'Mod',
+  inputs: ['a', 'b'],
+  fn: (a, b) => a % b,
+  params: { fmod: 'int' },
+  bind: (p) =>
+    p.fmod !== 0
+      ? (a, b) => a % b
+      : (a, b) => {
+          const r = a % b;
+          return r !== 0 && r < 0 !== b < 0 ? r + b : r;
+        },
+  loop: modLoop,
+  source: `${BINARY_SOURCE}; divide, truncate, multiply-subtract: divide's loop + 2 ALU ops`,
+});
+/** Mod's (fmod) gradient with respect to b: -g x trunc(a / b). */
+export const modRhsGradCodelet = elementwiseCodelet({
+  name: 'ModRhsGrad',
+  inputs: ['g', 'a', 'b'],
+  fn: (g, a, b) => -g * Math.trunc(a / b),
+  loop: modLoop,
+  source: `${BINARY_SOURCE}; a divide, a truncation and a multiply`,
+});
+
 /** Where: cond (int32 0/1) ? a : b. */
 export const whereCodelet = elementwiseCodelet({
   name: 'Where',
@@ -592,4 +622,4 @@ export const logicCodelets: Codelet[] = [
 ];
 
 /** Codelets of this family beyond Add/Sub/Mul/Sum (which sim/codelets/elementwise.ts exports, registered there). */
-export const binaryCodelets: Codelet[] = [divCodelet, divRhsGradCodelet, whereCodelet, whereGradCodelet, isEqualMaskCodelet, broadcastCopyCodelet, ...logicCodelets];
+export const binaryCodelets: Codelet[] = [divCodelet, divRhsGradCodelet, modCodelet, modRhsGradCodelet, whereCodelet, whereGradCodelet, isEqualMaskCodelet, broadcastCopyCodelet, ...logicCodelets];

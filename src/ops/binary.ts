@@ -1,5 +1,5 @@
 /**
- * The binary op family: elementwise ops with NumPy broadcasting (Sub, Div,
+ * The binary op family: elementwise ops with NumPy broadcasting (Sub, Div, Mod,
  * Where, Expand here; Add, Mul and Sum in their own files, built on the
  * helpers here), their grad ops and their lowering side by side.
  *
@@ -21,7 +21,7 @@ import { broadcastConflict, broadcastOutput, broadcastShapes, mapBroadcast, type
 import type { LowerContext } from '../lower/context.js';
 import { reduceAxes, reducedAxes, reduceToOutput, needsReduction } from '../lower/reduce-axes.js';
 import type { Codelet } from '../../sim/codelet.js';
-import { broadcastCopyCodelet, divCodelet, divRhsGradCodelet, subCodelet, whereCodelet, whereGradCodelet } from '../../sim/codelets/binary.js';
+import { modCodelet, modRhsGradCodelet, broadcastCopyCodelet, divCodelet, divRhsGradCodelet, subCodelet, whereCodelet, whereGradCodelet } from '../../sim/codelets/binary.js';
 
 const ONNX = 'ai.onnx';
 const GC = 'ai.graphcore';
@@ -175,6 +175,40 @@ export class DivOp extends BroadcastBinaryOp {
 }
 
 // ---------------------------------------------------------------------------
+// Mod
+
+const MOD_ARG0_GRAD = gid('ModArg0Grad');
+const MOD_ARG1_GRAD = gid('ModArg1Grad');
+
+/** Mod(A, B): `fmod` 1 is C's fmod (the sign of A), 0 Python's (the sign of B; integers only, as ONNX says). */
+export class ModOp extends BroadcastBinaryOp {
+  constructor(
+    opid: OperatorIdentifier,
+    readonly fmod: number,
+    settings: OpSettings,
+  ) {
+    super(opid, settings);
+  }
+  override setup(): void {
+    super.setup();
+    if (this.fmod !== 0 && this.fmod !== 1) this.fail(`fmod must be 0 or 1, got ${this.fmod}`);
+    if (this.fmod === 0 && this.outInfo(0).dtype !== 'int32') this.fail(`fmod = 0 (the sign of the divisor) is for integers; a float Mod needs fmod = 1, as ONNX requires`);
+  }
+  override attributes(): Record<string, number> {
+    return { fmod: this.fmod };
+  }
+  override getGradOps(): GradOp[] {
+    if (this.outInfo(0).dtype === 'int32') return [];
+    return [
+      // dA = dC (fmod(a, b) = a - trunc(a / b) b, with trunc's derivative 0 almost everywhere)
+      new BroadcastArgGradOp(MOD_ARG0_GRAD, this, 0, [gradOut(0)]),
+      // dB = -dC x trunc(A / B)
+      new BroadcastArgGradOp(MOD_ARG1_GRAD, this, 1, [gradOut(0), fwdIn(1, 0), fwdIn(2, 1)]),
+    ];
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Where
 
 const WHERE = { domain: ONNX, type: 'Where', version: 16 };
@@ -287,6 +321,29 @@ export const binaryDefinitions: OpDefinition[] = [
   })),
   defineOp({ op: BroadcastArgGradOp, id: DIV_ARG0_GRAD, description: "dA = dC / B summed to A's shape", lower: lowerDivArg0Grad }),
   defineOp({ op: BroadcastArgGradOp, id: DIV_ARG1_GRAD, description: "dB = -dC x A / B^2 summed to B's shape", lower: lowerDivArg1Grad }),
+
+  ...versions('Mod', [10, 13], (id) => defineOp({
+    op: ModOp,
+    id,
+    description: 'Elementwise remainder of A / B, NumPy broadcasting: fmod = 1 the sign of A (C fmod; floats and ints), fmod = 0 the sign of B (ints)',
+    inputs: [{ name: 'A' }, { name: 'B' }],
+    outputs: [{ name: 'C' }],
+    attributes: { fmod: { type: 'int', default: 0, description: '1: C fmod (sign of A); 0: sign of B, integers only' } },
+    grad: true,
+    create: ({ settings, attributes }) => new ModOp(id, attributes.int('fmod'), settings),
+    lower: (op, ctx) => {
+      const a = operand(ctx, 0);
+      const b = operand(ctx, 1);
+      mapBroadcast(ctx, modCodelet, { a, b }, broadcastOutput(ctx, 0, [a, b]), { cyclic: 'b', params: { fmod: op.fmod } });
+    },
+  })),
+  defineOp({ op: BroadcastArgGradOp, id: MOD_ARG0_GRAD, description: "dA = dC summed to A's shape (fmod)", lower: (op, ctx) => lowerReduceGrad(op, ctx) }),
+  defineOp({
+    op: BroadcastArgGradOp,
+    id: MOD_ARG1_GRAD,
+    description: "dB = -dC x trunc(A / B) summed to B's shape (fmod)",
+    lower: (op, ctx) => lowerElementwiseGrad(ctx, modRhsGradCodelet, { g: { t: ctx.input(0), shape: op.fwdOp.outInfo(0).shape }, a: operand(ctx, 1), b: operand(ctx, 2) }),
+  }),
 
   ...versions('Where', [9, 16], (id) => defineOp({
     op: WhereOp,

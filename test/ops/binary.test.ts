@@ -314,3 +314,36 @@ describe('errors', () => {
     expect(d.message).toContain('must have one dtype, got float32 and int32');
   });
 });
+
+describe('Mod', () => {
+  // Exact on both sides: fmod of two floats is exact in IEEE arithmetic, and integer remainders are exact.
+  const EXACT = { atol: 0, rtol: 0 };
+  const ints = (shape: number[], s: number, nonzero = false) =>
+    i32(shape, Array.from({ length: nelms(shape) }, (_, i) => {
+      const v = (((i + 3) * 2654435761 + s * 97) % 41) - 20;
+      return nonzero && v === 0 ? 7 : v;
+    }));
+  it('fmod = 1 on floats (the sign of A), broadcast, on 1 and 4 tiles, and float16', async () => {
+    for (const device of [tiny(), tiny({ tilesPerIpu: 4 })]) {
+      await checkForward({ op: 'Mod', attributes: { fmod: 1 }, inputs: { a: f32([4, 6], 1, 0, -10, 10), b: f32([6], 2, 0.5, -3, 3) }, device, ...EXACT });
+      await checkForward({ op: 'Mod', attributes: { fmod: 1 }, inputs: { a: f32([3, 1, 5], 3, 0, -10, 10), b: f32([4, 1], 4, 0.5, -3, 3) }, device, ...EXACT });
+    }
+    const half = (t: TensorSpec): TensorSpec => ({ ...t, dtype: 'float16' });
+    await checkForward({ op: 'Mod', attributes: { fmod: 1 }, inputs: { a: half(f32([4, 6], 5, 0, -10, 10)), b: half(f32([6], 6, 0.5, -3, 3)) }, outputDtype: 'float16', ...EXACT });
+  });
+  it('int32, fmod 0 (the sign of B) and 1 (the sign of A), broadcast', async () => {
+    for (const fmod of [0, 1]) {
+      await checkForward({ op: 'Mod', attributes: { fmod }, inputs: { a: ints([5, 4], 1), b: ints([4], 2, true) }, outputDtype: 'int32', ...EXACT });
+      await checkForward({ op: 'Mod', attributes: { fmod }, inputs: { a: ints([3, 1], 3), b: ints([2, 1, 4], 4, true) }, outputDtype: 'int32', ...EXACT });
+    }
+  });
+  it('gradients (fmod): dA = dC, dB = -dC trunc(A / B), summed over broadcast axes', async () => {
+    // A / B kept 0.1 or more from an integer, so a finite-difference step never crosses a jump of trunc.
+    const a: TensorSpec = { shape: [2, 3], data: Float32Array.from([5.3, -7.4, 2.2, -1.3, 8.6, -4.7]) };
+    const b: TensorSpec = { shape: [3], data: Float32Array.from([2, -3, 1.5]) };
+    await checkGrad({ op: 'Mod', attributes: { fmod: 1 }, inputs: { a, b } });
+  });
+  it('refuses fmod = 0 on floats, as ONNX does, naming the node', async () => {
+    await expect(runOurs({ op: 'Mod', inputs: { a: f32([2], 1), b: f32([2], 2) } })).rejects.toThrow(/op 'Mod_0' .*a float Mod needs fmod = 1/);
+  });
+});
