@@ -27,6 +27,8 @@ import { einsumDefinitions } from './einsum.js';
 import { batchNormTrainingDefinitions } from './batchnorm-train.js';
 import { controlFlowDefinitions } from './control-flow.js';
 import { rnnDefinitions } from './rnn.js';
+import { lpNormDefinitions } from './lp-norm.js';
+import { maskDefinitions } from './masks.js';
 
 export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...matMulDefinitions,
@@ -56,6 +58,8 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...batchNormTrainingDefinitions,
   ...controlFlowDefinitions,
   ...rnnDefinitions,
+  ...lpNormDefinitions,
+  ...maskDefinitions,
 ];
 
 export function registerBuiltinOps(r: OpRegistry): void {
