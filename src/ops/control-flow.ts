@@ -29,8 +29,12 @@
  *      carried inputs, the counter incremented. The final carried values are
  *      the carried inputs after the repeat.
  *
- * Neither has grad ops (PopART's IfGrad and LoopGrad are not implemented):
- * training through one is an error naming the op.
+ * IfGrad (PopART's IfGradOp) is an If over the grad ops of the two branches,
+ *      with the same condition: its outputs are the gradients of the outer
+ *      tensors the branches read, zero from a branch that does not read one.
+ *      The autodiff transform builds it (src/autodiff/if-grad.ts).
+ * Loop has no grad op (PopART's LoopGrad is not implemented): training
+ * through one is an error naming the op.
  */
 import { Op, type AttributeValue, type GradOp } from '../ir/op.js';
 import { GRAPHCORE_DOMAIN, ONNX_DOMAIN, type OperatorIdentifier } from '../ir/opid.js';
@@ -45,6 +49,7 @@ import { UserError } from '../errors.js';
 export const IF_VERSIONS = [1, 11, 13, 16, 19, 21];
 export const LOOP_VERSIONS = [1, 11, 13, 16, 19, 21];
 const LOOP_START: OperatorIdentifier = { domain: GRAPHCORE_DOMAIN, type: 'LoopStart', version: 1 };
+const IF_GRAD: OperatorIdentifier = { domain: GRAPHCORE_DOMAIN, type: 'IfGrad', version: 1 };
 
 function noTraining(op: Op): never {
   return op.fail(`training through ${op.opid.type} is not supported (tilesim has no grad op for control flow, as PopART's ${op.opid.type}Grad); train a graph without it, or keep it off the path to the loss`);
@@ -74,11 +79,27 @@ export class IfOp extends Op {
       this.setOutInfo(k, a);
     }
   }
+  /** None: the autodiff transform grows an If's gradient itself, from its branches (src/autodiff/if-grad.ts). */
   override getGradOps(): GradOp[] {
-    return noTraining(this);
+    return [];
   }
   override attributes(): Record<string, AttributeValue> {
     return { outputs: this.numOutputs };
+  }
+}
+
+/**
+ * The gradient of an If: an If on the same condition whose branches hold the
+ * grad ops of the forward's branches. Inputs: cond, the then-branch's
+ * gradients of the outer tensors, the else-branch's, then every outer tensor
+ * the grad branches read.
+ */
+export class IfGradOp extends IfOp {
+  constructor(
+    readonly fwdOp: IfOp,
+    numOutputs: number,
+  ) {
+    super(IF_GRAD, { name: `IfGrad(${fwdOp.name})`, loc: fwdOp.settings.loc }, numOutputs);
   }
 }
 
@@ -256,5 +277,11 @@ export const controlFlowDefinitions: OpDefinition[] = [
       lower: lowerLoop,
     }),
   ),
+  defineOp({
+    op: IfGradOp,
+    id: IF_GRAD,
+    description: "an If's gradient: a switch on its condition over the grad ops of its two branches (zero for an outer tensor a branch does not read)",
+    lower: lowerIf,
+  }),
   defineOp({ op: LoopStartOp, id: LOOP_START, description: "the loop body's inputs (iteration number, condition, carried values)", lower: lowerLoopStart }),
 ];

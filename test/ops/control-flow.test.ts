@@ -9,9 +9,12 @@
  * float32 elementwise ops and small reductions, rounded as onnxruntime
  * rounds them up to summation order.
  */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import ort from 'onnxruntime-node';
 import type onnxProto from 'onnx-proto';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { gradcheck } from '../../src/autodiff/gradcheck.js';
 import { UserError } from '../../src/errors.js';
 import type { OpRegistry } from '../../src/ir/registry.js';
 import { lowerGraph } from '../../src/lower/lower.js';
@@ -19,12 +22,13 @@ import { buildGraph } from '../../src/model/build.js';
 import { createRegistry } from '../../src/model/modules.js';
 import { exportOnnx } from '../../src/onnx/export.js';
 import { parseOnnx } from '../../src/onnx/import.js';
-import { runGraph } from '../../src/session.js';
+import { compile, run, runGraph } from '../../src/session.js';
+import { loadConfig } from '../../src/config/load.js';
 import { Engine } from '../../sim/engine.js';
 import { loadCodeletRegistry } from '../../sim/modules.js';
 import { decodeHalf, encodeHalf } from '../../sim/half.js';
 import { tiny } from '../helpers.js';
-import { attr, DT, f32, floatTensor, int64Tensor, modelBytes, node, valueInfo } from '../onnx/helpers.js';
+import { attr, DT, f32, floatTensor, int64Tensor, modelBytes, node, valueInfo, writeTemp } from '../onnx/helpers.js';
 
 const AT_GRAPH = 5;
 const graphAttr = (name: string, g: onnxProto.onnx.IGraphProto): onnxProto.onnx.IAttributeProto => ({ name, type: AT_GRAPH, g });
@@ -140,28 +144,36 @@ function branchModel(which: 'then' | 'else'): Uint8Array {
 
 const neg = Float32Array.from(X, (v) => -v);
 
+/**
+ * y = If(max(x) > 1, then: If(max(x) < 3, Abs(x), w), else: x), each pass-through an Identity.
+ * `x`: x as an initializer of these values (trainable) instead of an input.
+ */
+function nestedIfModel(x?: Float32Array): Uint8Array {
+  const inner: onnxProto.onnx.IGraphProto = {
+    name: 'inner',
+    node: [node('If', ['c2'], ['in_out'], [
+      graphAttr('then_branch', { name: 't2', node: [node('Abs', ['x'], ['abs'])], output: [f32('abs', [2, 3])] }),
+      graphAttr('else_branch', { name: 'e2', node: [node('Identity', ['w'], ['we'])], output: [f32('we', [2, 3])] }),
+    ])],
+    output: [f32('in_out', [2, 3])],
+  };
+  return modelBytes({
+    nodes: [
+      node('ReduceMax', ['x'], ['mx'], [attr.i('keepdims', 0)]),
+      node('Greater', ['mx', 'one'], ['c1']),
+      node('Less', ['mx', 'three'], ['c2']),
+      node('If', ['c1'], ['y'], [graphAttr('then_branch', inner), graphAttr('else_branch', { name: 'e1', node: [node('Identity', ['x'], ['xe'])], output: [f32('xe', [2, 3])] })]),
+    ],
+    inputs: x ? [] : [f32('x', [2, 3])],
+    outputs: [f32('y', [2, 3])],
+    initializers: [...(x ? [floatTensor('x', [2, 3], [...x])] : []), floatTensor('w', [2, 3], W), floatTensor('one', [], [1]), floatTensor('three', [], [3])],
+  });
+}
+
 describe('If', () => {
   // onnxruntime refuses a branch returning an outer tensor directly: through Identity, as ONNX asks.
   it('branches that pass outer tensors through, and an If nested in a branch', async () => {
-    const inner: onnxProto.onnx.IGraphProto = {
-      name: 'inner',
-      node: [node('If', ['c2'], ['in_out'], [
-        graphAttr('then_branch', { name: 't2', node: [node('Abs', ['x'], ['abs'])], output: [f32('abs', [2, 3])] }),
-        graphAttr('else_branch', { name: 'e2', node: [node('Identity', ['w'], ['we'])], output: [f32('we', [2, 3])] }),
-      ])],
-      output: [f32('in_out', [2, 3])],
-    };
-    const bytes = modelBytes({
-      nodes: [
-        node('ReduceMax', ['x'], ['mx'], [attr.i('keepdims', 0)]),
-        node('Greater', ['mx', 'one'], ['c1']),
-        node('Less', ['mx', 'three'], ['c2']),
-        node('If', ['c1'], ['y'], [graphAttr('then_branch', inner), graphAttr('else_branch', { name: 'e1', node: [node('Identity', ['x'], ['xe'])], output: [f32('xe', [2, 3])] })]),
-      ],
-      inputs: [f32('x', [2, 3])],
-      outputs: [f32('y', [2, 3])],
-      initializers: [floatTensor('w', [2, 3], W), floatTensor('one', [], [1]), floatTensor('three', [], [3])],
-    });
+    const bytes = nestedIfModel();
     for (const scale of [0.4, 1, 2]) await matchOrt(bytes, { x: { shape: [2, 3], data: Float32Array.from(X, (v) => v * scale) } }, ['y']);
   });
 
@@ -405,5 +417,86 @@ describe('Loop', () => {
     const { graph: decl } = parseOnnx(bytes);
     expect(() => buildGraph(decl, registry, { inference: true })).toThrow(UserError);
     expect(() => buildGraph(decl, registry, { inference: true })).toThrow(/node 'myloop' \(Loop\): it has no trip count M; tilesim needs M known at compile time/);
+  });
+});
+
+/**
+ * y = If(sum(x) > 0, then: Relu(x * w), else: ((x - w) * w + x) * x + b), with x, w and b trainable
+ * initializers (b read by the else-branch only); x an input when not given. `cond`: a constant condition
+ * instead (the branch inlined).
+ */
+function ifGradModel(x?: Float32Array, cond?: boolean): Uint8Array {
+  const then: onnxProto.onnx.IGraphProto = { name: 'then', node: [node('Mul', ['x', 'w'], ['t0']), node('Relu', ['t0'], ['t_out'])], output: [f32('t_out', [2, 3])] };
+  const els: onnxProto.onnx.IGraphProto = {
+    name: 'else',
+    node: [node('Sub', ['x', 'w'], ['e0']), node('Mul', ['e0', 'w'], ['e1']), node('Add', ['e1', 'x'], ['e2']), node('Mul', ['e2', 'x'], ['e3']), node('Add', ['e3', 'b'], ['e_out'])],
+    output: [f32('e_out', [2, 3])],
+  };
+  const condNodes =
+    cond === undefined
+      ? [node('ReduceSum', ['x'], ['s'], [attr.i('keepdims', 0)]), node('Greater', ['s', 'zero'], ['c'])]
+      : [node('Constant', [], ['c'], [{ name: 'value', type: 4, t: boolTensor('c', cond) }])];
+  return modelBytes({
+    nodes: [...condNodes, node('If', ['c'], ['y'], [graphAttr('then_branch', then), graphAttr('else_branch', els)])],
+    inputs: x ? [] : [f32('x', [2, 3])],
+    outputs: [f32('y', [2, 3])],
+    initializers: [...(x ? [floatTensor('x', [2, 3], [...x])] : []), floatTensor('w', [2, 3], W), floatTensor('b', [2, 3], [0.1, 0.2, 0.3, -0.1, -0.2, -0.3]), floatTensor('zero', [], [0])],
+  });
+}
+
+describe('If gradients (IfGrad: an If over the branches\' grad ops)', () => {
+  /**
+   * Against central finite differences (h = 1e-2) of the same simulated model. sum(x) is +-3, so no step
+   * flips the condition, and |x w| >= 0.1 keeps Relu off its kink. Each branch is at most quadratic in any one
+   * element, so central differences are exact up to fp32 rounding of the loss (~20, so ~2e-6 / 2h = 1e-4):
+   * tolerance 1e-3.
+   */
+  async function grads(bytes: Uint8Array, wrt = ['x', 'w', 'b']) {
+    const { graph: decl } = parseOnnx(bytes);
+    const graph = buildGraph(decl, registry);
+    const results = await gradcheck(graph, 'y', wrt, { registry, device: tiny() });
+    for (const r of results) expect(r.maxAbsError, `d/d${r.tensor}: element ${r.worst.index}: analytic ${r.worst.analytic}, numeric ${r.worst.numeric}`).toBeLessThan(1e-3);
+    return { graph, results: new Map(results.map((r) => [r.tensor, r])) };
+  }
+
+  it('a runtime condition, each value: matches finite differences; b, read by the else-branch only, gets zero from the then-branch', async () => {
+    const taken = await grads(ifGradModel(X));
+    expect(taken.graph.ops.some((o) => o.opid.type === 'IfGrad')).toBe(true);
+    expect([...taken.results.get('b')!.analytic].every((v) => v === 0)).toBe(true);
+    const other = await grads(ifGradModel(neg));
+    expect([...other.results.get('b')!.analytic].some((v) => v !== 0)).toBe(true);
+  });
+
+  it('a condition known at build time: the branch is inlined and its gradient matches finite differences', async () => {
+    for (const c of [true, false]) {
+      const { graph } = await grads(ifGradModel(X, c), c ? ['x', 'w'] : ['x', 'w', 'b']);
+      expect(graph.ops.some((o) => o.opid.type === 'If' || o.opid.type === 'IfGrad')).toBe(false);
+    }
+  });
+
+  it('an If nested in a branch, and branches passing outer tensors through: each of the three paths matches finite differences', async () => {
+    // max(x) is 0.8, 2 and 4: the outer else (y = x), the inner then (Abs), the inner else (y = w, so x gets zero).
+    const dx = [];
+    for (const scale of [0.4, 1, 2]) dx.push((await grads(nestedIfModel(Float32Array.from(X, (v) => v * scale)), ['x', 'w'])).results.get('x')!.analytic);
+    expect([...dx[2]].every((v) => v === 0)).toBe(true);
+  });
+
+  it('training through a runtime If (sgd, L1 loss on y): the loss goes down with either branch taken', async () => {
+    for (const x of [X, neg]) {
+      const dir = writeTemp({ 'if.onnx': ifGradModel() });
+      const rows = JSON.stringify([[...x.slice(0, 3)], [...x.slice(3)]]);
+      writeFileSync(path.join(dir, 'cfg.yaml'), `device: tiny\nmodel:\n  onnx: if.onnx\ninputs:\n  x: {value: ${rows}}\ntrain:\n  loss: {type: l1, input: y}\n  optimizer: {type: sgd, lr: 0.05}\n`);
+      const r = await run(await compile(loadConfig(path.join(dir, 'cfg.yaml'))), { workers: 1, numerics: true, steps: 4 });
+      const losses = r.steps.map((s) => s.loss!);
+      for (let i = 1; i < losses.length; i++) expect(losses[i], `step ${i} of ${losses.join(', ')}`).toBeLessThan(losses[i - 1]);
+    }
+  });
+
+  it('the grad ops of each branch run only when it is taken (the switch holds them)', async () => {
+    const { graph } = await grads(ifGradModel(X));
+    const grad = graph.ops.find((o) => o.opid.type === 'IfGrad')!;
+    const owned = [...graph.regions].filter(([, r]) => r.owner === grad).map(([op, r]) => [op.opid.type, r.branch]);
+    expect(owned).toContainEqual(['ReluGrad', 0]);
+    expect(owned.filter(([, b]) => b === 1).length).toBeGreaterThanOrEqual(4);
   });
 });
