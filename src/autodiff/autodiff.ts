@@ -6,7 +6,8 @@
  * named Gradient___<tensor> so they can be anchored.
  *
  * An If's gradient is an IfGrad over the grad ops of its two branches, with
- * the same condition (src/autodiff/if-grad.ts).
+ * the same condition (src/autodiff/if-grad.ts); a counted Loop's a LoopGrad
+ * over its body's, last pass first (src/autodiff/loop-grad.ts).
  *
  * Beyond PopART, it checks every grad op's index maps and output infos, and
  * reports a trainable variable on the loss path that gets no gradient,
@@ -20,9 +21,10 @@ import { fmtOpid } from '../ir/opid.js';
 import { gradName } from '../ir/tensor.js';
 import { isFloat } from '../ir/dtype.js';
 import { fmtInfo, sameInfo } from '../ir/tensorinfo.js';
-import { IfOp } from '../ops/control-flow.js';
+import { IfOp, LoopOp } from '../ops/control-flow.js';
 import { SumOp } from '../ops/sum.js';
 import { growIfGrad } from './if-grad.js';
+import { growLoopGrad } from './loop-grad.js';
 
 export interface AutodiffResult {
   /** Forward tensor -> its gradient tensor. */
@@ -86,6 +88,8 @@ export interface Autodiff {
 export interface Scope {
   /** Whether a forward op is this scope's (a nested If's branches are that If's). */
   has(op: Op): boolean;
+  /** The tensors whose gradients this scope computes: the main graph's path, or within a branch or body those that reach its seeded outputs. */
+  onPath: Set<string>;
   /** Forward tensor -> its full gradient, within this scope. */
   gradOf: Map<string, string>;
   /** Edge gradients of a tensor so far, and how many it will get (one per reader on the path, in this scope). */
@@ -102,15 +106,34 @@ export interface Scope {
   branch?: string;
 }
 
-export function newScope(ad: Autodiff, has: (op: Op) => boolean, branch?: string): Scope {
+export function newScope(ad: Autodiff, has: (op: Op) => boolean, branch?: string, seeds?: readonly string[]): Scope {
+  const onPath = seeds ? pathTo(ad, has, seeds) : ad.onPath;
   const expected = new Map<string, number>();
-  for (const id of ad.onPath) {
-    const readers = ad.graph.tensor(id).consumers.filter((c) => has(c.op) && c.op.outputs.some((o) => ad.onPath.has(o)));
-    // An If gives one gradient per outer tensor, however many of its inputs name it.
-    const counted = readers.filter((c) => !(c.op instanceof IfOp) || c.op.inputs.indexOf(id) === c.index);
+  for (const id of onPath) {
+    const readers = ad.graph.tensor(id).consumers.filter((c) => has(c.op) && c.op.outputs.some((o) => onPath.has(o)));
+    // An If or a Loop gives one gradient per outer tensor, however many of its inputs name it.
+    const counted = readers.filter((c) => !(c.op instanceof IfOp || c.op instanceof LoopOp) || c.op.inputs.indexOf(id) === c.index);
     expected.set(id, counted.length);
   }
-  return { has, gradOf: new Map(), edges: new Map(), expected, gradOps: [], ready: [], branch };
+  return { has, onPath, gradOf: new Map(), edges: new Map(), expected, gradOps: [], ready: [], branch };
+}
+
+/**
+ * The tensors on the path that reach `seeds` through the scope's ops: in a
+ * branch or a loop body, an output whose gradient nobody gives (a scan output
+ * off the loss's path) takes no part.
+ */
+function pathTo(ad: Autodiff, has: (op: Op) => boolean, seeds: readonly string[]): Set<string> {
+  const path = new Set<string>();
+  const stack = [...seeds];
+  while (stack.length > 0) {
+    const id = stack.pop()!;
+    if (path.has(id) || !ad.onPath.has(id)) continue;
+    path.add(id);
+    const p = ad.graph.tensor(id).producer;
+    if (p && has(p)) stack.push(...p.inputs.filter((i) => i !== ''));
+  }
+  return path;
 }
 
 /** Add an edge gradient of `id`; once all its edges are in, its gradient is their Sum. */
@@ -133,7 +156,8 @@ export function addEdge(ad: Autodiff, scope: Scope, id: string, g: string): void
 
 /** Grow the grad ops of the scope's ops, from its ready tensors back, each op once all its outputs on the path have gradients. */
 export function grow(ad: Autodiff, scope: Scope): void {
-  const { graph, onPath } = ad;
+  const { graph } = ad;
+  const { onPath } = scope;
   while (scope.ready.length > 0) {
     const id = scope.ready.shift()!;
     const producer = graph.tensor(id).producer;
@@ -142,6 +166,7 @@ export function grow(ad: Autodiff, scope: Scope): void {
     ad.grown.add(producer);
     const provided = new Set<number>();
     if (producer instanceof IfOp) growIfGrad(ad, scope, producer, provided);
+    else if (producer instanceof LoopOp) growLoopGrad(ad, scope, producer, provided);
     else {
       for (const gop of producer.getGradOps()) {
         growGradOp(ad, scope, producer, gop, provided);
@@ -155,8 +180,8 @@ export function grow(ad: Autodiff, scope: Scope): void {
 }
 
 function growGradOp(ad: Autodiff, scope: Scope, fwd: Op, gop: GradOp, provided: Set<number>): void {
-  const { graph, onPath } = ad;
-  const { gradOf, expected } = scope;
+  const { graph } = ad;
+  const { gradOf, expected, onPath } = scope;
   const who = `grad op '${gop.name}' (${fmtOpid(gop.opid)}) of '${fwd.name}'`;
   const inMap = gop.gradInputInfo();
   const inputs: string[] = [];
@@ -250,7 +275,14 @@ function tensorsOnPath(graph: Graph, loss: string, wanted: Set<string>): Set<str
     const id = fwd.pop()!;
     if (fromWanted.has(id) || !float(id)) continue;
     fromWanted.add(id);
-    for (const c of graph.tensor(id).consumers) fwd.push(...c.op.outputs);
+    for (const c of graph.tensor(id).consumers) {
+      fwd.push(...c.op.outputs);
+      // A Loop's carried output is its carried input on the next pass.
+      if (c.op instanceof LoopOp) {
+        const k = c.index - c.op.at('carriedOut');
+        if (k >= 0 && k < c.op.shape.carried) fwd.push(c.op.inId(c.op.at('carriedIn', k)));
+      }
+    }
   }
   return new Set([...toLoss].filter((t) => fromWanted.has(t)));
 }

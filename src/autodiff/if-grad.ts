@@ -28,7 +28,8 @@ function madeInside(graph: Graph, id: string, owner: Op): boolean {
 
 /** Grow the IfGrad of `fwd` in scope `outer` (every output of `fwd` on the path has its gradient there). */
 export function growIfGrad(ad: Autodiff, outer: Scope, fwd: IfOp, provided: Set<number>): void {
-  const { graph, onPath } = ad;
+  const { graph } = ad;
+  const onPath = outer.onPath;
   const n = fwd.numOutputs;
   // The branch outputs are the branches' own: their gradients stay inside.
   for (let i = 1; i <= 2 * n; i++) provided.add(i);
@@ -39,6 +40,13 @@ export function growIfGrad(ad: Autodiff, outer: Scope, fwd: IfOp, provided: Set<
   const ops: Op[][] = [];
   const complete = targets.map(() => true);
   for (const branch of [0, 1]) {
+    // Output k of the branch takes the gradient of the If's output k (an output named twice takes both).
+    const seeds: [string, string][] = [];
+    for (let k = 0; k < n; k++) {
+      const g = outer.gradOf.get(fwd.outId(k));
+      const o = fwd.inId(1 + branch * n + k);
+      if (g !== undefined && ad.onPath.has(o)) seeds.push([o, g]);
+    }
     const scope = newScope(
       ad,
       (op) => {
@@ -46,16 +54,9 @@ export function growIfGrad(ad: Autodiff, outer: Scope, fwd: IfOp, provided: Set<
         return r?.owner === fwd && r.branch === branch;
       },
       `${fwd.name}/${branch === 0 ? 'then' : 'else'}`,
+      seeds.map(([o]) => o),
     );
-    // Output k of the branch takes the gradient of the If's output k (an output named twice takes both).
-    const seeds: [string, string][] = [];
-    for (let k = 0; k < n; k++) {
-      const g = outer.gradOf.get(fwd.outId(k));
-      const o = fwd.inId(1 + branch * n + k);
-      if (g === undefined || !onPath.has(o)) continue;
-      scope.expected.set(o, (scope.expected.get(o) ?? 0) + 1);
-      seeds.push([o, g]);
-    }
+    for (const [o] of seeds) scope.expected.set(o, (scope.expected.get(o) ?? 0) + 1);
     for (const [o, g] of seeds) addEdge(ad, scope, o, g);
     grow(ad, scope);
     found.push(
