@@ -493,6 +493,18 @@ describe('If gradients (IfGrad: an If over the branches\' grad ops)', () => {
     }
   });
 
+  it('an If of two outputs, one off the loss\'s path: its branch ops take no part (the gradient matches finite differences)', async () => {
+    const then: onnxProto.onnx.IGraphProto = { name: 'then', node: [node('Mul', ['x', 'w'], ['t0']), node('Exp', ['t0'], ['t1'])], output: [f32('t0', [2, 3]), f32('t1', [2, 3])] };
+    const els: onnxProto.onnx.IGraphProto = { name: 'else', node: [node('Sub', ['x', 'w'], ['e0']), node('Neg', ['e0'], ['e1'])], output: [f32('e0', [2, 3]), f32('e1', [2, 3])] };
+    const bytes = modelBytes({
+      nodes: [node('ReduceSum', ['x'], ['s'], [attr.i('keepdims', 0)]), node('Greater', ['s', 'zero'], ['c']), node('If', ['c'], ['y', 'unused'], [graphAttr('then_branch', then), graphAttr('else_branch', els)])],
+      inputs: [],
+      outputs: [f32('y', [2, 3]), f32('unused', [2, 3])],
+      initializers: [floatTensor('x', [2, 3], [...X]), floatTensor('w', [2, 3], W), floatTensor('zero', [], [0])],
+    });
+    await grads(bytes, ['x', 'w']);
+  });
+
   it('the grad ops of each branch run only when it is taken (the switch holds them)', async () => {
     const { graph } = await grads(ifGradModel(X));
     const grad = graph.ops.find((o) => o.opid.type === 'IfGrad')!;
@@ -559,6 +571,36 @@ describe('Loop gradients (LoopGrad: the body\'s grad ops, last pass first, over 
     expect(grad.shape.trip).toBe(3);
     const stashed = graph.ops.filter((o) => o.opid.type === 'LoopStash').map((o) => o.inId(0));
     expect(stashed).toContain('acc_out');
+  });
+
+  it('an If in the loop body whose branch values the grad reads: stashed after the If, matching finite differences', async () => {
+    // acc' = If(i > 0, tanh(acc * w), acc * w + x): TanhGrad reads tanh's output, made inside the branch.
+    const body: onnxProto.onnx.IGraphProto = {
+      name: 'body',
+      input: [valueInfo('i', DT.INT64, []), boolInfo('cond_in', []), f32('acc', [3])],
+      node: [
+        node('Identity', ['cond_in'], ['cond_out']),
+        node('Greater', ['i', 'zero_i'], ['later']),
+        node('Mul', ['acc', 'w'], ['a0']),
+        node('If', ['later'], ['acc_out'], [
+          graphAttr('then_branch', { name: 't', node: [node('Tanh', ['a0'], ['th'])], output: [f32('th', [3])] }),
+          graphAttr('else_branch', { name: 'e', node: [node('Add', ['a0', 'x'], ['ax'])], output: [f32('ax', [3])] }),
+        ]),
+      ],
+      output: [boolInfo('cond_out', []), f32('acc_out', [3])],
+    };
+    const bytes = modelBytes({
+      nodes: [node('Loop', ['M', 'c', 'acc0'], ['y'], [graphAttr('body', body)])],
+      inputs: [],
+      outputs: [f32('y', [3])],
+      initializers: [int64Tensor('M', [], [3]), boolTensor('c', true), int64Tensor('zero_i', [], [0]), floatTensor('x', [3], [0.3, -0.2, 0.5]), floatTensor('w', [3], [1.2, -0.9, 0.8]), floatTensor('acc0', [3], [0.5, 1, -0.7])],
+    });
+    const graph = buildGraph(parseOnnx(bytes).graph, registry);
+    const results = await gradcheck(graph, 'y', ['x', 'w', 'acc0'], { registry, device: tiny(), h: 3e-3 });
+    for (const r of results) expect(r.maxAbsError, `d/d${r.tensor}: element ${r.worst.index}: analytic ${r.worst.analytic}, numeric ${r.worst.numeric}`).toBeLessThan(1e-3);
+    const stashes = graph.ops.filter((o) => o.opid.type === 'LoopStash');
+    const th = stashes.find((o) => o.inId(0) === 'th');
+    expect(th?.inputs.length, 'the stash of a branch value also reads the If, to come after it').toBe(3);
   });
 
   it('training through a counted Loop (sgd, L1 loss): the loss goes down', async () => {
