@@ -47,7 +47,7 @@ export function autodiff(graph: Graph, loss: string, extra: readonly string[] = 
   // Why a tensor on the path got no gradient: the op that produced no edge for it.
   const dropped = new Map<string, Op>();
   const ad: Autodiff = { graph, onPath, dropped, grown: new Set() };
-  // The main graph's ops; those of an If's branches are grown inside its gradient (src/autodiff/if-grad.ts).
+  // The main graph's ops; those of an If's branches or a Loop's body are grown inside its gradient (if-grad.ts, loop-grad.ts).
   const main = newScope(ad, (op) => !graph.regions.has(op));
 
   const seed = gradName(loss);
@@ -82,11 +82,12 @@ export interface Autodiff {
 }
 
 /**
- * One backward pass over a set of forward ops: the main graph's, or one
- * branch's of an If (whose grad ops become a branch of its IfGrad).
+ * One backward pass over a set of forward ops: the main graph's, one
+ * branch's of an If (whose grad ops become a branch of its IfGrad), or a
+ * Loop's body (whose grad ops become the LoopGrad's body).
  */
 export interface Scope {
-  /** Whether a forward op is this scope's (a nested If's branches are that If's). */
+  /** Whether a forward op is this scope's (a nested If's branches are that If's, a nested Loop's body that Loop's). */
   has(op: Op): boolean;
   /** The tensors whose gradients this scope computes: the main graph's path, or within a branch or body those that reach its seeded outputs. */
   onPath: Set<string>;
@@ -100,7 +101,7 @@ export interface Scope {
   /** Tensors whose gradient just completed: their producers may grow. */
   ready: string[];
   /**
-   * A branch's scope: its name, which its gradient tensors carry, so that
+   * A branch's or body's scope: its name, which its gradient tensors carry, so that
    * Gradient___<tensor> stays the full gradient of the main graph.
    */
   branch?: string;
