@@ -10,7 +10,8 @@
  *   tensor the body reads, the sum of its gradients over the passes.
  * - Each forward value a grad op reads is stashed by the forward body
  *   (LoopStash, one slot per pass) and read back by the grad body
- *   (LoopRestore, slot trip - 1 - pass); so is each scan output's gradient.
+ *   (LoopRestore, slot trip - 1 - pass); so is each scan output's gradient,
+ *   laid out like the scan first (LoopRelayout, once, before the LoopGrad).
  *   The grad ops read the restored copies.
  *
  * A loop whose passes depend on data (a condition computed at run time) has
@@ -23,7 +24,7 @@ import type { Op } from '../ir/op.js';
 import { gradName } from '../ir/tensor.js';
 import { nelms } from '../ir/tensorinfo.js';
 import { AddOp } from '../ops/add.js';
-import { LoopGradOp, LoopRestoreOp, LoopStartOp, LoopStashOp, type LoopOp } from '../ops/control-flow.js';
+import { LoopGradOp, LoopRelayoutOp, LoopRestoreOp, LoopStartOp, LoopStashOp, type LoopOp } from '../ops/control-flow.js';
 import { SumOp } from '../ops/sum.js';
 import { addEdge, grow, newScope, type Autodiff, type Scope } from './autodiff.js';
 
@@ -101,7 +102,12 @@ export function growLoopGrad(ad: Autodiff, outer: Scope, fwd: LoopOp, provided: 
   for (let s = 0; s < scans; s++) {
     const g = outer.gradOf.get(fwd.outId(carried + s));
     const v = fwd.inId(fwd.at('scan', s));
-    if (g !== undefined && onPath.has(v)) seeds.push([v, restore(g, `dscan${s}`)]);
+    if (g === undefined || !onPath.has(v)) continue;
+    // Laid out like the scan output (each slot where its pass's value lives) once, outside the LoopGrad.
+    const aligned = fresh(`dscan${s}`);
+    graph.addOp(new LoopRelayoutOp({ name: `${name}/relayout(dscan${s})`, loc: fwd.settings.loc }), [g, fwd.outId(carried + s)], [aligned], { isGradient: true });
+    outer.gradOps.push(graph.tensor(aligned).producer!);
+    seeds.push([v, restore(aligned, `dscan${s}`)]);
   }
   const inBody = (op: Op) => graph.regions.get(op)?.owner === fwd && !(op instanceof LoopStartOp);
   const scope = newScope(ad, inBody, name, seeds.map(([t]) => t));

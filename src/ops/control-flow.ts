@@ -61,6 +61,7 @@ const IF_GRAD: OperatorIdentifier = { domain: GRAPHCORE_DOMAIN, type: 'IfGrad', 
 const LOOP_GRAD: OperatorIdentifier = { domain: GRAPHCORE_DOMAIN, type: 'LoopGrad', version: 1 };
 const LOOP_STASH: OperatorIdentifier = { domain: GRAPHCORE_DOMAIN, type: 'LoopStash', version: 1 };
 const LOOP_RESTORE: OperatorIdentifier = { domain: GRAPHCORE_DOMAIN, type: 'LoopRestore', version: 1 };
+const LOOP_RELAYOUT: OperatorIdentifier = { domain: GRAPHCORE_DOMAIN, type: 'LoopRelayout', version: 1 };
 
 
 const onlyFromOnnx = (type: string) => (): never => {
@@ -300,6 +301,26 @@ function lowerLoop(op: LoopOp, ctx: LowerContext): void {
   ctx.note('control', `${op.shape.dynamic ? `repeat while the condition holds, at most ${trip} times` : `repeat ${trip} times`} (body: ${body.length} steps), a counter for the iteration number${scans ? `, ${scans} scan output(s) written at the counter` : ''}`);
 }
 
+/**
+ * Input 0 copied into the layout of input 1 (a Loop's scan output, of the
+ * same shape): a scan output's gradient laid out slot by slot like the scan,
+ * once before the LoopGrad, so each pass's LoopRestore reads its slot on the
+ * tile instead of fetching every slot.
+ */
+export class LoopRelayoutOp extends Op {
+  constructor(settings: Op['settings']) {
+    super(LOOP_RELAYOUT, settings);
+  }
+  setup(): void {
+    this.setOutInfo(0, this.inInfo(0));
+  }
+}
+
+function lowerLoopRelayout(_op: LoopRelayoutOp, ctx: LowerContext): void {
+  const out = ctx.output(0, { like: ctx.input(1) });
+  ctx.emit(...copyAll(ctx, [[ctx.input(0), out]], 'relayout'));
+}
+
 function lowerLoopStash(op: LoopStashOp, ctx: LowerContext): void {
   const v = ctx.input(0);
   const iter = ctx.input(1);
@@ -369,5 +390,6 @@ export const controlFlowDefinitions: OpDefinition[] = [
   }),
   defineOp({ op: LoopStashOp, id: LOOP_STASH, description: "a loop body's value written into its pass's slot, for the LoopGrad", lower: lowerLoopStash }),
   defineOp({ op: LoopRestoreOp, id: LOOP_RESTORE, description: "a LoopGrad pass's forward value (or scan gradient): slot trip - 1 - iter", lower: lowerLoopRestore }),
+  defineOp({ op: LoopRelayoutOp, id: LOOP_RELAYOUT, description: "a scan output's gradient copied into the scan's layout, slot by slot, before the LoopGrad", lower: lowerLoopRelayout }),
   defineOp({ op: LoopStartOp, id: LOOP_START, description: "the loop body's inputs (iteration number, condition, carried values)", lower: lowerLoopStart }),
 ];

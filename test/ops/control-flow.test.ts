@@ -14,7 +14,10 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import type onnxProto from 'onnx-proto';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { autodiff } from '../../src/autodiff/autodiff.js';
 import { gradcheck } from '../../src/autodiff/gradcheck.js';
+import { L1Op } from '../../src/ops/loss.js';
+import { copyList } from '../../sim/copies.js';
 import type { LoopGradOp } from '../../src/ops/control-flow.js';
 import { UserError } from '../../src/errors.js';
 import type { OpRegistry } from '../../src/ir/registry.js';
@@ -515,13 +518,15 @@ describe('If gradients (IfGrad: an If over the branches\' grad ops)', () => {
 });
 
 /**
- * A counted Loop of `trip` passes over trainable x, w (read from outside) and acc0 (the initial carried value):
+ * A counted Loop of `trip` passes over trainable x, w (read from outside) and acc0 (the initial carried value),
+ * each of n elements:
  * acc' = acc * w + x + 0.25 float(i), scan acc' * acc'; y = acc_final + the scan summed over the passes.
  */
-function loopGradModel(trip: number): Uint8Array {
+function loopGradModel(trip: number, n = 3): Uint8Array {
+  const vals = (v: number[]) => Array.from({ length: n }, (_, i) => v[i % 3]);
   const body: onnxProto.onnx.IGraphProto = {
     name: 'body',
-    input: [valueInfo('i', DT.INT64, []), boolInfo('cond_in', []), f32('acc', [3])],
+    input: [valueInfo('i', DT.INT64, []), boolInfo('cond_in', []), f32('acc', [n])],
     node: [
       node('Identity', ['cond_in'], ['cond_out']),
       node('Cast', ['i'], ['fi'], [attr.i('to', DT.FLOAT)]),
@@ -531,7 +536,7 @@ function loopGradModel(trip: number): Uint8Array {
       node('Add', ['a1', 'qi'], ['acc_out']),
       node('Mul', ['acc_out', 'acc_out'], ['sq']),
     ],
-    output: [boolInfo('cond_out', []), f32('acc_out', [3]), f32('sq', [3])],
+    output: [boolInfo('cond_out', []), f32('acc_out', [n]), f32('sq', [n])],
   };
   return modelBytes({
     nodes: [
@@ -540,14 +545,14 @@ function loopGradModel(trip: number): Uint8Array {
       node('Add', ['acc_final', 'sq_sum'], ['y']),
     ],
     inputs: [],
-    outputs: [f32('y', [3])],
+    outputs: [f32('y', [n])],
     initializers: [
       int64Tensor('M', [], [trip]),
       boolTensor('c', true),
       int64Tensor('axis0', [1], [0]),
-      floatTensor('x', [3], [0.3, -0.2, 0.5]),
-      floatTensor('w', [3], [0.6, -0.7, 0.4]),
-      floatTensor('acc0', [3], [0.5, 1, -0.5]),
+      floatTensor('x', [n], vals([0.3, -0.2, 0.5])),
+      floatTensor('w', [n], vals([0.6, -0.7, 0.4])),
+      floatTensor('acc0', [n], vals([0.5, 1, -0.5])),
       floatTensor('quarter', [], [0.25]),
     ],
   });
@@ -601,6 +606,20 @@ describe('Loop gradients (LoopGrad: the body\'s grad ops, last pass first, over 
     const stashes = graph.ops.filter((o) => o.opid.type === 'LoopStash');
     const th = stashes.find((o) => o.inId(0) === 'th');
     expect(th?.inputs.length, 'the stash of a branch value also reads the If, to come after it').toBe(3);
+  });
+
+  it('each grad pass reads its slot where it lies: the restores move only the pass number between tiles', async () => {
+    // 4096 elements: spread over the tiny device's 4 tiles.
+    const graph = buildGraph(parseOnnx(loopGradModel(3, 4096)).graph, registry);
+    graph.addOp(new L1Op({ scale: 1, reduction: 'sum' }, { name: 'loss' }), ['y'], ['loss']);
+    autodiff(graph, 'loss');
+    expect(graph.ops.some((o) => o.opid.type === 'LoopRelayout'), 'the scan gradient laid out like the scan, once').toBe(true);
+    const codelets = await loadCodeletRegistry([]);
+    const { program } = lowerGraph({ graph, schedule: graph.schedule(), registry, codelets, device: tiny(), anchors: ['loss'], codeletModules: [] });
+    const restores = program.exchanges.filter((e) => e.op?.includes('/restore('));
+    expect(restores.length).toBeGreaterThan(0);
+    // Only the int32 pass number travels (4 bytes a copy); no slot of a stash or scan gradient does.
+    for (const e of restores) for (const c of copyList(e.copies)) if (c.srcTile !== c.dstTile) expect(c.bytes, e.name).toBe(4);
   });
 
   it('training through a counted Loop (sgd, L1 loss): the loss goes down', async () => {
