@@ -37,3 +37,22 @@ export const castCodelet = defineCodelet({
   },
   estimateSource: 'PopLibs Cast 1-D: 12 + W x (19 + cyclesPerVector x n/opVW + 18)',
 });
+
+/**
+ * Cast to ONNX bool, int32 0/1 in tilesim: 1 where the input is nonzero (NaN
+ * included, as ONNX casts it), else 0. The same loop as Cast.
+ */
+export const castBoolCodelet = defineCodelet({
+  name: 'CastBool',
+  kind: 'multi',
+  fields: { in: { direction: 'input', dtypes: ALL }, out: { direction: 'output', dtypes: ['int32'] } },
+  compute({ fields }) {
+    const x = fields.in;
+    const y = fields.out;
+    for (let i = 0; i < y.length; i++) y[i] = x[i] !== 0 ? 1 : 0;
+  },
+  cycles(v, device) {
+    return castCycles(regionCount(v.fields.out), fieldDType(v.fields.in), 'int32', device.workersPerTile);
+  },
+  estimateSource: 'as Cast: PopLibs Cast 1-D: 12 + W x (19 + cyclesPerVector x n/opVW + 18)',
+});

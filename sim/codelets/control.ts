@@ -10,6 +10,11 @@
  *               writes nothing. `out` is inout: the other slots keep what
  *               earlier passes wrote (float16 fields are stored back whole).
  *
+ * SlotRead      out = in[index[0]] (or in[slots - 1 - index[0]], `reverse`):
+ *               one slot of a stacked tensor read at the loop counter
+ *               (popops::dynamicSlice); the LoopGrad reads each pass's
+ *               stashed forward values back with it, last pass first.
+ *
  * Cycle estimates: a few cycles of scalar work for the counter; the update
  * as a store-bound copy (as Copy) plus the load of the index (GUESS from
  * §3 ALU figures, in the manner of popops' DynamicUpdateSlice estimate).
@@ -48,4 +53,21 @@ export const slotUpdateCodelet = defineCodelet({
   estimateSource: 'store-bound copy of one slot (storeBytesPerCycle per worker slot) after loading the index, 30 cycles setup (GUESS)',
 });
 
-export const controlFlowCodelets: readonly Codelet[] = [loopCounterCodelet, slotUpdateCodelet];
+export const slotReadCodelet = defineCodelet({
+  name: 'SlotRead',
+  kind: 'multi',
+  fields: { index: { direction: 'input', dtypes: ['int32'] }, in: { direction: 'input', required: true, vector: true, dtypes: ANY }, out: { direction: 'output', dtypes: ANY } },
+  params: { reverse: 'int' },
+  compute({ fields, params }) {
+    const slots = fields.in;
+    const i = params.reverse ? slots.length - 1 - fields.index[0] : fields.index[0];
+    if (i >= 0 && i < slots.length) fields.out.set(slots[i]);
+  },
+  cycles(v, device) {
+    const bytes = regionCount(v.fields.out) * DTYPE_BYTES[fieldDType(v.fields.out)];
+    return 30 + device.workersPerTile * Math.ceil(bytes / device.workersPerTile / device.storeBytesPerCycle);
+  },
+  estimateSource: 'store-bound copy of one slot, as SlotUpdate (GUESS)',
+});
+
+export const controlFlowCodelets: readonly Codelet[] = [loopCounterCodelet, slotUpdateCodelet, slotReadCodelet];

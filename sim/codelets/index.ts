@@ -2,7 +2,7 @@
 import type { Codelet, CodeletRegistry } from '../codelet.js';
 import { addCodelet, copyCodelet, mulCodelet, subCodelet, sumCodelet } from './elementwise.js';
 import { lossCodelets } from './loss.js';
-import { castCodelet } from './cast.js';
+import { castBoolCodelet, castCodelet } from './cast.js';
 import { matMulCodelet, matMulReduceCodelet } from './matmul.js';
 import { ampMatMulCodelet } from './amp.js';
 import { optimizerCodelets } from './optimizer.js';
@@ -33,6 +33,7 @@ export const BUILTIN_CODELETS: readonly Codelet[] = [
   ...lossCodelets,
   ...optimizerCodelets,
   castCodelet,
+  castBoolCodelet,
   ...unaryCodelets,
   ...binaryCodelets,
   ...reduceCodelets,

@@ -107,6 +107,12 @@ export class Graph {
     op.inputs[index] = id;
   }
 
+  /** Make `op` read tensor `id` as one more input (a control-flow op ordered after what its region writes for later). */
+  appendInput(op: Op, id: string): void {
+    this.tensor(id).consumers.push({ op, index: op.inputs.length });
+    op.inputs.push(id);
+  }
+
   /** Remove an op that nothing reads (used to prune dead grad ops). */
   removeOp(op: Op): void {
     for (const id of op.inputs.filter((i) => i !== '')) {

@@ -34,7 +34,7 @@ import type { DType } from '../ir/dtype.js';
 import type { Graph } from '../ir/graph.js';
 import type { Op } from '../ir/op.js';
 import { normDomain } from '../ir/opid.js';
-import { CAST_TARGETS } from '../ops/cast.js';
+import { CAST_TARGETS, ONNX_BOOL } from '../ops/cast.js';
 import type { Attributes, OpClass } from '../ir/registry.js';
 import { nelms, type TensorInfo } from '../ir/tensorinfo.js';
 import { forEachSource, transposeView } from '../lower/rearrange.js';
@@ -86,6 +86,8 @@ const roundEven = (x: number) => {
 };
 const same = (ins: TensorInfo[]) => ins[0].dtype;
 const boolean = (): DType => 'int32';
+
+const CAST_TO_BOOL: { f: Elementwise; dtype: () => DType; arity?: number } = { f: unary((x) => bool(x !== 0)), dtype: boolean };
 
 /** Elementwise ops: values, and the output type from the inputs' infos and the attributes. */
 const ELEMENTWISE: Record<string, { f: Elementwise; dtype: (ins: TensorInfo[], attrs: Attributes) => DType | undefined; arity?: number }> = {
@@ -237,7 +239,8 @@ function constantInputs(graph: Graph, ids: readonly string[]): In[] | undefined 
  * one of ELEMENTWISE, reads something not constant, or is too large.
  */
 export function evaluateConstantElementwise(graph: Graph, node: NodeDecl, attrs: Attributes): { info: TensorInfo; data: Data } | undefined {
-  const e = ELEMENTWISE[node.op];
+  // Cast to bool (ONNX 9) is a test for nonzero, not a truncation.
+  const e = node.op === 'Cast' && attrs.int('to') === ONNX_BOOL ? CAST_TO_BOOL : ELEMENTWISE[node.op];
   if (!e || !isOnnx(normDomain(node.domain)) || node.outputs.length !== 1) return undefined;
   const read = node.inputs.filter((id) => id !== '');
   // CastLike's input 1 gives only the type: it may be anything.

@@ -29,8 +29,20 @@
  *      carried inputs, the counter incremented. The final carried values are
  *      the carried inputs after the repeat.
  *
- * Neither has grad ops (PopART's IfGrad and LoopGrad are not implemented):
- * training through one is an error naming the op.
+ * IfGrad (PopART's IfGradOp) is an If over the grad ops of the two branches,
+ *      with the same condition: its outputs are the gradients of the outer
+ *      tensors the branches read, zero from a branch that does not read one.
+ *      The autodiff transform builds it (src/autodiff/if-grad.ts).
+ * LoopGrad (PopART's LoopGradOp) is a counted Loop over the grad ops of the
+ *      body, one pass per forward pass, last first. The forward body
+ *      stashes every value its grad ops read (LoopStash: slot `iter` of a
+ *      [trip, ...] tensor, as a scan output), and the grad body reads them
+ *      back (LoopRestore: slot trip - 1 - iter), with the scan outputs'
+ *      gradients. Carried: the carried values' gradients (from the Loop's
+ *      final outputs' to the initial values') and the sums of the outer
+ *      tensors' gradients. The autodiff transform builds it
+ *      (src/autodiff/loop-grad.ts). A loop whose passes depend on data has
+ *      none: training through it is an error naming the op.
  */
 import { Op, type AttributeValue, type GradOp } from '../ir/op.js';
 import { GRAPHCORE_DOMAIN, ONNX_DOMAIN, type OperatorIdentifier } from '../ir/opid.js';
@@ -39,16 +51,18 @@ import { fmtInfo, nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
 import type { ProgramStep } from '../../sim/program.js';
-import { loopCounterCodelet, slotUpdateCodelet } from '../../sim/codelets/control.js';
+import { loopCounterCodelet, slotReadCodelet, slotUpdateCodelet } from '../../sim/codelets/control.js';
 import { UserError } from '../errors.js';
 
 export const IF_VERSIONS = [1, 11, 13, 16, 19, 21];
 export const LOOP_VERSIONS = [1, 11, 13, 16, 19, 21];
 const LOOP_START: OperatorIdentifier = { domain: GRAPHCORE_DOMAIN, type: 'LoopStart', version: 1 };
+const IF_GRAD: OperatorIdentifier = { domain: GRAPHCORE_DOMAIN, type: 'IfGrad', version: 1 };
+const LOOP_GRAD: OperatorIdentifier = { domain: GRAPHCORE_DOMAIN, type: 'LoopGrad', version: 1 };
+const LOOP_STASH: OperatorIdentifier = { domain: GRAPHCORE_DOMAIN, type: 'LoopStash', version: 1 };
+const LOOP_RESTORE: OperatorIdentifier = { domain: GRAPHCORE_DOMAIN, type: 'LoopRestore', version: 1 };
+const LOOP_RELAYOUT: OperatorIdentifier = { domain: GRAPHCORE_DOMAIN, type: 'LoopRelayout', version: 1 };
 
-function noTraining(op: Op): never {
-  return op.fail(`training through ${op.opid.type} is not supported (tilesim has no grad op for control flow, as PopART's ${op.opid.type}Grad); train a graph without it, or keep it off the path to the loss`);
-}
 
 const onlyFromOnnx = (type: string) => (): never => {
   throw new UserError(`${type} takes its ${type === 'If' ? 'branches' : 'body'} as graph attributes, which only an ONNX model can give`);
@@ -74,11 +88,27 @@ export class IfOp extends Op {
       this.setOutInfo(k, a);
     }
   }
+  /** None: the autodiff transform grows an If's gradient itself, from its branches (src/autodiff/if-grad.ts). */
   override getGradOps(): GradOp[] {
-    return noTraining(this);
+    return [];
   }
   override attributes(): Record<string, AttributeValue> {
     return { outputs: this.numOutputs };
+  }
+}
+
+/**
+ * The gradient of an If: an If on the same condition whose branches hold the
+ * grad ops of the forward's branches. Inputs: cond, the then-branch's
+ * gradients of the outer tensors, the else-branch's, then every outer tensor
+ * the grad branches read.
+ */
+export class IfGradOp extends IfOp {
+  constructor(
+    readonly fwdOp: IfOp,
+    numOutputs: number,
+  ) {
+    super(IF_GRAD, { name: `IfGrad(${fwdOp.name})`, loc: fwdOp.settings.loc }, numOutputs);
   }
 }
 
@@ -133,11 +163,51 @@ export class LoopOp extends Op {
       this.setOutInfo(carried + k, { dtype: v.dtype, shape: [trip, ...v.shape] });
     }
   }
+  /** None: the autodiff transform grows a Loop's gradient itself, from its body (src/autodiff/loop-grad.ts). */
   override getGradOps(): GradOp[] {
-    return noTraining(this);
+    return [];
   }
   override attributes(): Record<string, AttributeValue> {
     return { trip_count: this.shape.trip };
+  }
+}
+
+/** The gradient of a counted Loop: a counted Loop over its body's grad ops, last pass first (no scan outputs). */
+export class LoopGradOp extends LoopOp {
+  constructor(
+    readonly fwdOp: LoopOp,
+    shape: LoopShape,
+  ) {
+    super(LOOP_GRAD, { name: `LoopGrad(${fwdOp.name})`, loc: fwdOp.settings.loc }, shape);
+  }
+}
+
+/**
+ * In a loop body: value (input 0) written into slot `iter` (input 1) of a
+ * [trip, ...] tensor that outlives the loop. Inputs after those only order
+ * it after the op that makes them (an If whose branch made the value).
+ */
+export class LoopStashOp extends Op {
+  constructor(
+    settings: Op['settings'],
+    readonly trip: number,
+  ) {
+    super(LOOP_STASH, settings);
+  }
+  setup(): void {
+    const v = this.inInfo(0);
+    this.setOutInfo(0, { dtype: v.dtype, shape: [this.trip, ...v.shape] });
+  }
+}
+
+/** In a LoopGrad's body: slot trip - 1 - iter (input 1) of a [trip, ...] tensor (input 0): the forward pass this pass undoes. */
+export class LoopRestoreOp extends Op {
+  constructor(settings: Op['settings']) {
+    super(LOOP_RESTORE, settings);
+  }
+  setup(): void {
+    const v = this.inInfo(0);
+    this.setOutInfo(0, { dtype: v.dtype, shape: v.shape.slice(1) });
   }
 }
 
@@ -231,6 +301,56 @@ function lowerLoop(op: LoopOp, ctx: LowerContext): void {
   ctx.note('control', `${op.shape.dynamic ? `repeat while the condition holds, at most ${trip} times` : `repeat ${trip} times`} (body: ${body.length} steps), a counter for the iteration number${scans ? `, ${scans} scan output(s) written at the counter` : ''}`);
 }
 
+/**
+ * Input 0 copied into the layout of input 1 (a Loop's scan output, of the
+ * same shape): a scan output's gradient laid out slot by slot like the scan,
+ * once before the LoopGrad, so each pass's LoopRestore reads its slot on the
+ * tile instead of fetching every slot.
+ */
+export class LoopRelayoutOp extends Op {
+  constructor(settings: Op['settings']) {
+    super(LOOP_RELAYOUT, settings);
+  }
+  setup(): void {
+    this.setOutInfo(0, this.inInfo(0));
+  }
+}
+
+function lowerLoopRelayout(_op: LoopRelayoutOp, ctx: LowerContext): void {
+  const out = ctx.output(0, { like: ctx.input(1) });
+  ctx.emit(...copyAll(ctx, [[ctx.input(0), out]], 'relayout'));
+}
+
+function lowerLoopStash(op: LoopStashOp, ctx: LowerContext): void {
+  const v = ctx.input(0);
+  const iter = ctx.input(1);
+  // Slot s of each tile's range of the value on that tile, as the Loop's scan outputs.
+  const ranges = ctx.ranges(v);
+  const mapping: TileRange[] = [];
+  for (let s = 0; s < op.trip; s++) for (const r of ranges) mapping.push({ tile: r.tile, begin: s * v.size + r.begin, end: s * v.size + r.end });
+  const out = ctx.output(0, { mapping });
+  ctx.computeSet('stash');
+  for (const r of ranges) {
+    const slots = Array.from({ length: op.trip }, (_, s) => ctx.slice(out, s * v.size + r.begin, s * v.size + r.end));
+    ctx.vertex(slotUpdateCodelet, r.tile, { index: ctx.onTile(iter, 0, 1, r.tile), in: ctx.slice(v, r.begin, r.end), out: slots });
+  }
+}
+
+function lowerLoopRestore(op: LoopRestoreOp, ctx: LowerContext): void {
+  const stacked = ctx.input(0);
+  const iter = ctx.input(1);
+  const trip = op.inInfo(0).shape[0];
+  const n = stacked.size / trip;
+  // Laid out like slot 0 of the stack: a stash's slots all lie on its tiles, so it reads without an exchange.
+  const ranges = ctx.ranges(stacked, 0, n);
+  const out = ctx.output(0, { mapping: ranges });
+  ctx.computeSet('restore');
+  for (const r of ranges) {
+    const slots = Array.from({ length: trip }, (_, s) => ctx.onTile(stacked, s * n + r.begin, s * n + r.end, r.tile));
+    ctx.vertex(slotReadCodelet, r.tile, { index: ctx.onTile(iter, 0, 1, r.tile), in: slots, out: ctx.slice(out, r.begin, r.end) }, { reverse: 1 });
+  }
+}
+
 export const controlFlowDefinitions: OpDefinition[] = [
   ...IF_VERSIONS.map((version) =>
     defineOp({
@@ -256,5 +376,20 @@ export const controlFlowDefinitions: OpDefinition[] = [
       lower: lowerLoop,
     }),
   ),
+  defineOp({
+    op: IfGradOp,
+    id: IF_GRAD,
+    description: "an If's gradient: a switch on its condition over the grad ops of its two branches (zero for an outer tensor a branch does not read)",
+    lower: lowerIf,
+  }),
+  defineOp({
+    op: LoopGradOp,
+    id: LOOP_GRAD,
+    description: "a counted Loop's gradient: a repeat of its body's grad ops, last pass first, reading each pass's stashed forward values",
+    lower: lowerLoop,
+  }),
+  defineOp({ op: LoopStashOp, id: LOOP_STASH, description: "a loop body's value written into its pass's slot, for the LoopGrad", lower: lowerLoopStash }),
+  defineOp({ op: LoopRestoreOp, id: LOOP_RESTORE, description: "a LoopGrad pass's forward value (or scan gradient): slot trip - 1 - iter", lower: lowerLoopRestore }),
+  defineOp({ op: LoopRelayoutOp, id: LOOP_RELAYOUT, description: "a scan output's gradient copied into the scan's layout, slot by slot, before the LoopGrad", lower: lowerLoopRelayout }),
   defineOp({ op: LoopStartOp, id: LOOP_START, description: "the loop body's inputs (iteration number, condition, carried values)", lower: lowerLoopStart }),
 ];

@@ -121,15 +121,16 @@ describe('constant folding at import', () => {
     expect(dataOf(g, 'r')).toEqual([10, 7]);
   });
 
-  it('a folded float16 result is rounded to float16, and float to int32 casts truncate toward zero', () => {
+  it('a folded float16 result is rounded to float16, float to int32 casts truncate toward zero, and a cast to bool tests for nonzero', () => {
     const spec: ModelSpec = {
       inputs: [],
-      outputs: [valueInfo('h', DT.FLOAT16, [2]), valueInfo('i', DT.INT64, [3])],
+      outputs: [valueInfo('h', DT.FLOAT16, [2]), valueInfo('i', DT.INT64, [3]), valueInfo('b', DT.BOOL, [3])],
       nodes: [
         constant('v', floatTensor('v', [2], [0.1, 1 / 3])),
         node('Cast', ['v'], ['h'], [attr.i('to', DT.FLOAT16)]),
         constant('f', floatTensor('f', [3], [-2.7, 2.7, 0.5])),
         node('Cast', ['f'], ['i'], [attr.i('to', DT.INT64)]),
+        node('Cast', ['i'], ['b'], [attr.i('to', DT.BOOL)]),
       ],
     };
     const g = build(spec);
@@ -137,6 +138,8 @@ describe('constant folding at import', () => {
     expect(dataOf(g, 'h')).toEqual([roundHalf(0.1), roundHalf(1 / 3)]);
     expect(roundHalf(0.1)).not.toBe(Math.fround(0.1)); // the rounding is visible
     expect(dataOf(g, 'i')).toEqual([-2, 2, 0]);
+    expect(g.tensor('b').info.dtype).toBe('int32');
+    expect(dataOf(g, 'b')).toEqual([1, 1, 0]);
   });
 
   it('an op whose output is larger than FOLD_MAX_ELEMENTS stays on the device', () => {

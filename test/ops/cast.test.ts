@@ -30,6 +30,16 @@ describe('Cast', () => {
     await checkForward({ op: 'Cast', attributes: { to: 1 }, inputs: { x: i32([6], [-3, -1, 0, 2, 1 << 20, 123456]) }, atol: 0, rtol: 0 });
   });
 
+  it('to bool: 1 where the input is nonzero (a fraction, a negative, an int), as onnxruntime; no gradient', async () => {
+    const x = f32([40], 7, 0, -2, 2);
+    x.data.set([0, -0, 0.25, -0.5, 1e-30], 0);
+    await checkForward({ op: 'Cast', attributes: { to: 9 }, inputs: { x }, outputDtype: 'bool', atol: 0, rtol: 0 });
+    await checkForward({ op: 'Cast', attributes: { to: 9 }, inputs: { x: i32([5], [-3, 0, 2, 0, 1]) }, outputDtype: 'bool', atol: 0, rtol: 0 });
+    await checkForward({ op: 'Cast', attributes: { to: 9 }, inputs: { x: half([30], 8, -2, 2) }, outputDtype: 'bool', atol: 0, rtol: 0 });
+    // And back: bool as int32 0/1 casts to float as 0 and 1.
+    await checkForward({ op: 'Cast', attributes: { to: 1 }, inputs: { x: { ...i32([4], [1, 0, 0, 1]), dtype: 'bool' } }, atol: 0, rtol: 0 });
+  });
+
   it('has a gradient between float types (cast back) and none to int', async () => {
     await checkGrad({ op: 'Cast', attributes: { to: 1 }, inputs: { x: f32([4, 3], 5) } });
     const g = new Graph();
@@ -40,7 +50,7 @@ describe('Cast', () => {
   });
 
   it('rejects an unsupported target type naming the node and the supported ones', async () => {
-    await expect(checkForward({ op: 'Cast', attributes: { to: 11 }, inputs: { x: f32([2], 6) } })).rejects.toThrow(/node 'Cast_0' \(Cast\): 'to' = 11 is not supported; supported: 1 \(float32\), 6 \(int32\), 7 \(int32\), 10 \(float16\)/);
+    await expect(checkForward({ op: 'Cast', attributes: { to: 11 }, inputs: { x: f32([2], 6) } })).rejects.toThrow(/node 'Cast_0' \(Cast\): 'to' = 11 is not supported; supported: 1 \(float32\), 6 \(int32\), 7 \(int32\), 9 \(bool, as int32 0\/1\), 10 \(float16\)/);
   });
 });
 

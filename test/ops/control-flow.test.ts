@@ -9,9 +9,16 @@
  * float32 elementwise ops and small reductions, rounded as onnxruntime
  * rounds them up to summation order.
  */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import ort from 'onnxruntime-node';
 import type onnxProto from 'onnx-proto';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { autodiff } from '../../src/autodiff/autodiff.js';
+import { gradcheck } from '../../src/autodiff/gradcheck.js';
+import { L1Op } from '../../src/ops/loss.js';
+import { copyList } from '../../sim/copies.js';
+import type { LoopGradOp } from '../../src/ops/control-flow.js';
 import { UserError } from '../../src/errors.js';
 import type { OpRegistry } from '../../src/ir/registry.js';
 import { lowerGraph } from '../../src/lower/lower.js';
@@ -19,12 +26,13 @@ import { buildGraph } from '../../src/model/build.js';
 import { createRegistry } from '../../src/model/modules.js';
 import { exportOnnx } from '../../src/onnx/export.js';
 import { parseOnnx } from '../../src/onnx/import.js';
-import { runGraph } from '../../src/session.js';
+import { compile, run, runGraph } from '../../src/session.js';
+import { loadConfig } from '../../src/config/load.js';
 import { Engine } from '../../sim/engine.js';
 import { loadCodeletRegistry } from '../../sim/modules.js';
 import { decodeHalf, encodeHalf } from '../../sim/half.js';
 import { tiny } from '../helpers.js';
-import { attr, DT, f32, floatTensor, int64Tensor, modelBytes, node, valueInfo } from '../onnx/helpers.js';
+import { attr, DT, f32, floatTensor, int64Tensor, modelBytes, node, valueInfo, writeTemp } from '../onnx/helpers.js';
 
 const AT_GRAPH = 5;
 const graphAttr = (name: string, g: onnxProto.onnx.IGraphProto): onnxProto.onnx.IAttributeProto => ({ name, type: AT_GRAPH, g });
@@ -140,28 +148,36 @@ function branchModel(which: 'then' | 'else'): Uint8Array {
 
 const neg = Float32Array.from(X, (v) => -v);
 
+/**
+ * y = If(max(x) > 1, then: If(max(x) < 3, Abs(x), w), else: x), each pass-through an Identity.
+ * `x`: x as an initializer of these values (trainable) instead of an input.
+ */
+function nestedIfModel(x?: Float32Array): Uint8Array {
+  const inner: onnxProto.onnx.IGraphProto = {
+    name: 'inner',
+    node: [node('If', ['c2'], ['in_out'], [
+      graphAttr('then_branch', { name: 't2', node: [node('Abs', ['x'], ['abs'])], output: [f32('abs', [2, 3])] }),
+      graphAttr('else_branch', { name: 'e2', node: [node('Identity', ['w'], ['we'])], output: [f32('we', [2, 3])] }),
+    ])],
+    output: [f32('in_out', [2, 3])],
+  };
+  return modelBytes({
+    nodes: [
+      node('ReduceMax', ['x'], ['mx'], [attr.i('keepdims', 0)]),
+      node('Greater', ['mx', 'one'], ['c1']),
+      node('Less', ['mx', 'three'], ['c2']),
+      node('If', ['c1'], ['y'], [graphAttr('then_branch', inner), graphAttr('else_branch', { name: 'e1', node: [node('Identity', ['x'], ['xe'])], output: [f32('xe', [2, 3])] })]),
+    ],
+    inputs: x ? [] : [f32('x', [2, 3])],
+    outputs: [f32('y', [2, 3])],
+    initializers: [...(x ? [floatTensor('x', [2, 3], [...x])] : []), floatTensor('w', [2, 3], W), floatTensor('one', [], [1]), floatTensor('three', [], [3])],
+  });
+}
+
 describe('If', () => {
   // onnxruntime refuses a branch returning an outer tensor directly: through Identity, as ONNX asks.
   it('branches that pass outer tensors through, and an If nested in a branch', async () => {
-    const inner: onnxProto.onnx.IGraphProto = {
-      name: 'inner',
-      node: [node('If', ['c2'], ['in_out'], [
-        graphAttr('then_branch', { name: 't2', node: [node('Abs', ['x'], ['abs'])], output: [f32('abs', [2, 3])] }),
-        graphAttr('else_branch', { name: 'e2', node: [node('Identity', ['w'], ['we'])], output: [f32('we', [2, 3])] }),
-      ])],
-      output: [f32('in_out', [2, 3])],
-    };
-    const bytes = modelBytes({
-      nodes: [
-        node('ReduceMax', ['x'], ['mx'], [attr.i('keepdims', 0)]),
-        node('Greater', ['mx', 'one'], ['c1']),
-        node('Less', ['mx', 'three'], ['c2']),
-        node('If', ['c1'], ['y'], [graphAttr('then_branch', inner), graphAttr('else_branch', { name: 'e1', node: [node('Identity', ['x'], ['xe'])], output: [f32('xe', [2, 3])] })]),
-      ],
-      inputs: [f32('x', [2, 3])],
-      outputs: [f32('y', [2, 3])],
-      initializers: [floatTensor('w', [2, 3], W), floatTensor('one', [], [1]), floatTensor('three', [], [3])],
-    });
+    const bytes = nestedIfModel();
     for (const scale of [0.4, 1, 2]) await matchOrt(bytes, { x: { shape: [2, 3], data: Float32Array.from(X, (v) => v * scale) } }, ['y']);
   });
 
@@ -405,5 +421,229 @@ describe('Loop', () => {
     const { graph: decl } = parseOnnx(bytes);
     expect(() => buildGraph(decl, registry, { inference: true })).toThrow(UserError);
     expect(() => buildGraph(decl, registry, { inference: true })).toThrow(/node 'myloop' \(Loop\): it has no trip count M; tilesim needs M known at compile time/);
+  });
+});
+
+/**
+ * y = If(sum(x) > 0, then: Relu(x * w), else: ((x - w) * w + x) * x + b), with x, w and b trainable
+ * initializers (b read by the else-branch only); x an input when not given. `cond`: a constant condition
+ * instead (the branch inlined).
+ */
+function ifGradModel(x?: Float32Array, cond?: boolean): Uint8Array {
+  const then: onnxProto.onnx.IGraphProto = { name: 'then', node: [node('Mul', ['x', 'w'], ['t0']), node('Relu', ['t0'], ['t_out'])], output: [f32('t_out', [2, 3])] };
+  const els: onnxProto.onnx.IGraphProto = {
+    name: 'else',
+    node: [node('Sub', ['x', 'w'], ['e0']), node('Mul', ['e0', 'w'], ['e1']), node('Add', ['e1', 'x'], ['e2']), node('Mul', ['e2', 'x'], ['e3']), node('Add', ['e3', 'b'], ['e_out'])],
+    output: [f32('e_out', [2, 3])],
+  };
+  const condNodes =
+    cond === undefined
+      ? [node('ReduceSum', ['x'], ['s'], [attr.i('keepdims', 0)]), node('Greater', ['s', 'zero'], ['c'])]
+      : [node('Constant', [], ['c'], [{ name: 'value', type: 4, t: boolTensor('c', cond) }])];
+  return modelBytes({
+    nodes: [...condNodes, node('If', ['c'], ['y'], [graphAttr('then_branch', then), graphAttr('else_branch', els)])],
+    inputs: x ? [] : [f32('x', [2, 3])],
+    outputs: [f32('y', [2, 3])],
+    initializers: [...(x ? [floatTensor('x', [2, 3], [...x])] : []), floatTensor('w', [2, 3], W), floatTensor('b', [2, 3], [0.1, 0.2, 0.3, -0.1, -0.2, -0.3]), floatTensor('zero', [], [0])],
+  });
+}
+
+describe('If gradients (IfGrad: an If over the branches\' grad ops)', () => {
+  /**
+   * Against central finite differences (h = 1e-2) of the same simulated model. sum(x) is +-3, so no step
+   * flips the condition, and |x w| >= 0.1 keeps Relu off its kink. Each branch is at most quadratic in any one
+   * element, so central differences are exact up to fp32 rounding of the loss (~20, so ~2e-6 / 2h = 1e-4):
+   * tolerance 1e-3.
+   */
+  async function grads(bytes: Uint8Array, wrt = ['x', 'w', 'b']) {
+    const { graph: decl } = parseOnnx(bytes);
+    const graph = buildGraph(decl, registry);
+    const results = await gradcheck(graph, 'y', wrt, { registry, device: tiny() });
+    for (const r of results) expect(r.maxAbsError, `d/d${r.tensor}: element ${r.worst.index}: analytic ${r.worst.analytic}, numeric ${r.worst.numeric}`).toBeLessThan(1e-3);
+    return { graph, results: new Map(results.map((r) => [r.tensor, r])) };
+  }
+
+  it('a runtime condition, each value: matches finite differences; b, read by the else-branch only, gets zero from the then-branch', async () => {
+    const taken = await grads(ifGradModel(X));
+    expect(taken.graph.ops.some((o) => o.opid.type === 'IfGrad')).toBe(true);
+    expect([...taken.results.get('b')!.analytic].every((v) => v === 0)).toBe(true);
+    const other = await grads(ifGradModel(neg));
+    expect([...other.results.get('b')!.analytic].some((v) => v !== 0)).toBe(true);
+  });
+
+  it('a condition known at build time: the branch is inlined and its gradient matches finite differences', async () => {
+    for (const c of [true, false]) {
+      const { graph } = await grads(ifGradModel(X, c), c ? ['x', 'w'] : ['x', 'w', 'b']);
+      expect(graph.ops.some((o) => o.opid.type === 'If' || o.opid.type === 'IfGrad')).toBe(false);
+    }
+  });
+
+  it('an If nested in a branch, and branches passing outer tensors through: each of the three paths matches finite differences', async () => {
+    // max(x) is 0.8, 2 and 4: the outer else (y = x), the inner then (Abs), the inner else (y = w, so x gets zero).
+    const dx = [];
+    for (const scale of [0.4, 1, 2]) dx.push((await grads(nestedIfModel(Float32Array.from(X, (v) => v * scale)), ['x', 'w'])).results.get('x')!.analytic);
+    expect([...dx[2]].every((v) => v === 0)).toBe(true);
+  });
+
+  it('training through a runtime If (sgd, L1 loss on y): the loss goes down with either branch taken', async () => {
+    for (const x of [X, neg]) {
+      const dir = writeTemp({ 'if.onnx': ifGradModel() });
+      const rows = JSON.stringify([[...x.slice(0, 3)], [...x.slice(3)]]);
+      writeFileSync(path.join(dir, 'cfg.yaml'), `device: tiny\nmodel:\n  onnx: if.onnx\ninputs:\n  x: {value: ${rows}}\ntrain:\n  loss: {type: l1, input: y}\n  optimizer: {type: sgd, lr: 0.05}\n`);
+      const r = await run(await compile(loadConfig(path.join(dir, 'cfg.yaml'))), { workers: 1, numerics: true, steps: 4 });
+      const losses = r.steps.map((s) => s.loss!);
+      for (let i = 1; i < losses.length; i++) expect(losses[i], `step ${i} of ${losses.join(', ')}`).toBeLessThan(losses[i - 1]);
+    }
+  });
+
+  it('an If of two outputs, one off the loss\'s path: its branch ops take no part (the gradient matches finite differences)', async () => {
+    const then: onnxProto.onnx.IGraphProto = { name: 'then', node: [node('Mul', ['x', 'w'], ['t0']), node('Exp', ['t0'], ['t1'])], output: [f32('t0', [2, 3]), f32('t1', [2, 3])] };
+    const els: onnxProto.onnx.IGraphProto = { name: 'else', node: [node('Sub', ['x', 'w'], ['e0']), node('Neg', ['e0'], ['e1'])], output: [f32('e0', [2, 3]), f32('e1', [2, 3])] };
+    const bytes = modelBytes({
+      nodes: [node('ReduceSum', ['x'], ['s'], [attr.i('keepdims', 0)]), node('Greater', ['s', 'zero'], ['c']), node('If', ['c'], ['y', 'unused'], [graphAttr('then_branch', then), graphAttr('else_branch', els)])],
+      inputs: [],
+      outputs: [f32('y', [2, 3]), f32('unused', [2, 3])],
+      initializers: [floatTensor('x', [2, 3], [...X]), floatTensor('w', [2, 3], W), floatTensor('zero', [], [0])],
+    });
+    await grads(bytes, ['x', 'w']);
+  });
+
+  it('the grad ops of each branch run only when it is taken (the switch holds them)', async () => {
+    const { graph } = await grads(ifGradModel(X));
+    const grad = graph.ops.find((o) => o.opid.type === 'IfGrad')!;
+    const owned = [...graph.regions].filter(([, r]) => r.owner === grad).map(([op, r]) => [op.opid.type, r.branch]);
+    expect(owned).toContainEqual(['ReluGrad', 0]);
+    expect(owned.filter(([, b]) => b === 1).length).toBeGreaterThanOrEqual(4);
+  });
+});
+
+/**
+ * A counted Loop of `trip` passes over trainable x, w (read from outside) and acc0 (the initial carried value),
+ * each of n elements:
+ * acc' = acc * w + x + 0.25 float(i), scan acc' * acc'; y = acc_final + the scan summed over the passes.
+ */
+function loopGradModel(trip: number, n = 3): Uint8Array {
+  const vals = (v: number[]) => Array.from({ length: n }, (_, i) => v[i % 3]);
+  const body: onnxProto.onnx.IGraphProto = {
+    name: 'body',
+    input: [valueInfo('i', DT.INT64, []), boolInfo('cond_in', []), f32('acc', [n])],
+    node: [
+      node('Identity', ['cond_in'], ['cond_out']),
+      node('Cast', ['i'], ['fi'], [attr.i('to', DT.FLOAT)]),
+      node('Mul', ['fi', 'quarter'], ['qi']),
+      node('Mul', ['acc', 'w'], ['a0']),
+      node('Add', ['a0', 'x'], ['a1']),
+      node('Add', ['a1', 'qi'], ['acc_out']),
+      node('Mul', ['acc_out', 'acc_out'], ['sq']),
+    ],
+    output: [boolInfo('cond_out', []), f32('acc_out', [n]), f32('sq', [n])],
+  };
+  return modelBytes({
+    nodes: [
+      node('Loop', ['M', 'c', 'acc0'], ['acc_final', 'sqs'], [graphAttr('body', body)]),
+      node('ReduceSum', ['sqs', 'axis0'], ['sq_sum'], [attr.i('keepdims', 0)]),
+      node('Add', ['acc_final', 'sq_sum'], ['y']),
+    ],
+    inputs: [],
+    outputs: [f32('y', [n])],
+    initializers: [
+      int64Tensor('M', [], [trip]),
+      boolTensor('c', true),
+      int64Tensor('axis0', [1], [0]),
+      floatTensor('x', [n], vals([0.3, -0.2, 0.5])),
+      floatTensor('w', [n], vals([0.6, -0.7, 0.4])),
+      floatTensor('acc0', [n], vals([0.5, 1, -0.5])),
+      floatTensor('quarter', [], [0.25]),
+    ],
+  });
+}
+
+describe('Loop gradients (LoopGrad: the body\'s grad ops, last pass first, over stashed forward values)', () => {
+  /**
+   * Against central finite differences (h = 3e-3) of the same simulated model. y is a polynomial of degree 6
+   * in w over three passes: the truncation error (h^2/6 times the third derivative) stays under 1e-4 here (it
+   * falls 9x from h = 1e-2, as h^2 does), and the fp32 rounding of the loss (~10, ulp ~1e-6) over 2h adds ~2e-4:
+   * tolerance 1e-3.
+   */
+  it('a counted loop: carried value, outer tensors and scan output match finite differences', async () => {
+    const { graph: decl } = parseOnnx(loopGradModel(3));
+    const graph = buildGraph(decl, registry);
+    const results = await gradcheck(graph, 'y', ['x', 'w', 'acc0'], { registry, device: tiny(), h: 3e-3 });
+    for (const r of results) expect(r.maxAbsError, `d/d${r.tensor}: element ${r.worst.index}: analytic ${r.worst.analytic}, numeric ${r.worst.numeric}`).toBeLessThan(1e-3);
+    // The forward body stashes what the grad ops read (the carried input for Mul's gradient, acc_out for the
+    // square's); the LoopGrad is a repeat of as many passes.
+    const grad = graph.ops.find((o) => o.opid.type === 'LoopGrad') as LoopGradOp;
+    expect(grad.shape.trip).toBe(3);
+    const stashed = graph.ops.filter((o) => o.opid.type === 'LoopStash').map((o) => o.inId(0));
+    expect(stashed).toContain('acc_out');
+  });
+
+  it('an If in the loop body whose branch values the grad reads: stashed after the If, matching finite differences', async () => {
+    // acc' = If(i > 0, tanh(acc * w), acc * w + x): TanhGrad reads tanh's output, made inside the branch.
+    const body: onnxProto.onnx.IGraphProto = {
+      name: 'body',
+      input: [valueInfo('i', DT.INT64, []), boolInfo('cond_in', []), f32('acc', [3])],
+      node: [
+        node('Identity', ['cond_in'], ['cond_out']),
+        node('Greater', ['i', 'zero_i'], ['later']),
+        node('Mul', ['acc', 'w'], ['a0']),
+        node('If', ['later'], ['acc_out'], [
+          graphAttr('then_branch', { name: 't', node: [node('Tanh', ['a0'], ['th'])], output: [f32('th', [3])] }),
+          graphAttr('else_branch', { name: 'e', node: [node('Add', ['a0', 'x'], ['ax'])], output: [f32('ax', [3])] }),
+        ]),
+      ],
+      output: [boolInfo('cond_out', []), f32('acc_out', [3])],
+    };
+    const bytes = modelBytes({
+      nodes: [node('Loop', ['M', 'c', 'acc0'], ['y'], [graphAttr('body', body)])],
+      inputs: [],
+      outputs: [f32('y', [3])],
+      initializers: [int64Tensor('M', [], [3]), boolTensor('c', true), int64Tensor('zero_i', [], [0]), floatTensor('x', [3], [0.3, -0.2, 0.5]), floatTensor('w', [3], [1.2, -0.9, 0.8]), floatTensor('acc0', [3], [0.5, 1, -0.7])],
+    });
+    const graph = buildGraph(parseOnnx(bytes).graph, registry);
+    const results = await gradcheck(graph, 'y', ['x', 'w', 'acc0'], { registry, device: tiny(), h: 3e-3 });
+    for (const r of results) expect(r.maxAbsError, `d/d${r.tensor}: element ${r.worst.index}: analytic ${r.worst.analytic}, numeric ${r.worst.numeric}`).toBeLessThan(1e-3);
+    const stashes = graph.ops.filter((o) => o.opid.type === 'LoopStash');
+    const th = stashes.find((o) => o.inId(0) === 'th');
+    expect(th?.inputs.length, 'the stash of a branch value also reads the If, to come after it').toBe(3);
+  });
+
+  it('each grad pass reads its slot where it lies: the restores move only the pass number between tiles', async () => {
+    // 4096 elements: spread over the tiny device's 4 tiles.
+    const graph = buildGraph(parseOnnx(loopGradModel(3, 4096)).graph, registry);
+    graph.addOp(new L1Op({ scale: 1, reduction: 'sum' }, { name: 'loss' }), ['y'], ['loss']);
+    autodiff(graph, 'loss');
+    expect(graph.ops.some((o) => o.opid.type === 'LoopRelayout'), 'the scan gradient laid out like the scan, once').toBe(true);
+    const codelets = await loadCodeletRegistry([]);
+    const { program } = lowerGraph({ graph, schedule: graph.schedule(), registry, codelets, device: tiny(), anchors: ['loss'], codeletModules: [] });
+    const restores = program.exchanges.filter((e) => e.op?.includes('/restore('));
+    expect(restores.length).toBeGreaterThan(0);
+    // Only the int32 pass number travels (4 bytes a copy); no slot of a stash or scan gradient does.
+    for (const e of restores) for (const c of copyList(e.copies)) if (c.srcTile !== c.dstTile) expect(c.bytes, e.name).toBe(4);
+  });
+
+  it('training through a counted Loop (sgd, L1 loss): the loss goes down', async () => {
+    const dir = writeTemp({ 'loop.onnx': loopGradModel(3) });
+    writeFileSync(path.join(dir, 'cfg.yaml'), 'device: tiny\nmodel:\n  onnx: loop.onnx\ntrain:\n  loss: {type: l1, input: y}\n  optimizer: {type: sgd, lr: 0.02}\n');
+    const r = await run(await compile(loadConfig(path.join(dir, 'cfg.yaml'))), { workers: 1, numerics: true, steps: 4 });
+    const losses = r.steps.map((s) => s.loss!);
+    for (let i = 1; i < losses.length; i++) expect(losses[i], `step ${i} of ${losses.join(', ')}`).toBeLessThan(losses[i - 1]);
+  });
+
+  it('a loop whose passes depend on data is refused for training, naming the op and why', async () => {
+    const body: onnxProto.onnx.IGraphProto = {
+      name: 'body',
+      input: [valueInfo('i', DT.INT64, []), boolInfo('cond_in', []), f32('acc', [3])],
+      node: [node('Mul', ['acc', 'w'], ['acc_out']), node('ReduceSum', ['acc_out'], ['s'], [attr.i('keepdims', 0)]), node('Less', ['s', 'ten'], ['cond_out'])],
+      output: [boolInfo('cond_out', []), f32('acc_out', [3])],
+    };
+    const bytes = modelBytes({
+      nodes: [node('Loop', ['M', '', 'acc0'], ['y'], [graphAttr('body', body)], { name: 'grow' })],
+      inputs: [],
+      outputs: [f32('y', [3])],
+      initializers: [int64Tensor('M', [], [5]), floatTensor('w', [3], [2, 2, 2]), floatTensor('acc0', [3], [1, 1, 1]), floatTensor('ten', [], [10])],
+    });
+    const graph = buildGraph(parseOnnx(bytes).graph, registry);
+    await expect(gradcheck(graph, 'y', ['w'], { registry, device: tiny() })).rejects.toThrow(/op 'grow' \(Loop\): training through a Loop whose passes depend on data/);
   });
 });
