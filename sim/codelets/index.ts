@@ -18,6 +18,7 @@ import { elementsCodelets } from './elements.js';
 import { cumSumCodelet } from './scan.js';
 import { topKCodelet } from './topk.js';
 import { controlFlowCodelets } from './control.js';
+import { randomCodelets } from './random.js';
 
 export const BUILTIN_CODELETS: readonly Codelet[] = [
   addCodelet,
@@ -46,6 +47,7 @@ export const BUILTIN_CODELETS: readonly Codelet[] = [
   cumSumCodelet,
   topKCodelet,
   ...controlFlowCodelets,
+  ...randomCodelets,
 ];
 
 export function registerBuiltinCodelets(r: CodeletRegistry): void {

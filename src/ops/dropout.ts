@@ -77,7 +77,7 @@ const DROPOUT_GRAD = { domain: GRAPHCORE_DOMAIN, type: 'DropoutGrad', version: 1
 export const DROPOUT_NO_SEED = -1;
 
 /** The seed of a node without one: FNV-1a of its name mixed with run.seed (as config/load.ts's defaultSeed does for tensors). */
-function derivedSeed(runSeed: number, name: string): number {
+export function derivedSeed(runSeed: number, name: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < name.length; i++) {
     h ^= name.charCodeAt(i);

@@ -29,6 +29,7 @@ import { controlFlowDefinitions } from './control-flow.js';
 import { rnnDefinitions } from './rnn.js';
 import { lpNormDefinitions } from './lp-norm.js';
 import { maskDefinitions } from './masks.js';
+import { randomDefinitions } from './random.js';
 
 export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...matMulDefinitions,
@@ -60,6 +61,7 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...rnnDefinitions,
   ...lpNormDefinitions,
   ...maskDefinitions,
+  ...randomDefinitions,
 ];
 
 export function registerBuiltinOps(r: OpRegistry): void {

@@ -1,0 +1,60 @@
+/**
+ * RandomUniform / RandomNormal (and their Like forms): element i of the op's
+ * output on its n-th run comes from the same counter-based hash as Dropout's
+ * mask (sim/codelets/dropout.ts), so the values do not depend on how the
+ * tensor is split over tiles and workers, and differ from run to run.
+ *
+ *   uniform: low + (high - low) u,          u = (bits(seed, n, i) + 0.5) / 2^32 in (0, 1)
+ *            (rounded to the output type, a value within half an ulp of high becomes high)
+ *   normal:  mean + scale sqrt(-2 ln u1) cos(2 pi u2)   (Box-Muller; u1 from the seed,
+ *            u2 from the seed's second stream), computed in double, rounded once on the store
+ */
+import type { Codelet } from '../codelet.js';
+import { fieldDType, regionCount } from '../codelet.js';
+import { defineCodelet } from '../define.js';
+import type { DeviceDType } from '../program.js';
+import { dropoutBits } from './dropout.js';
+import { unaryMultiVertex, type LoopCost } from './estimators.js';
+
+const TWO_32 = 4294967296;
+/** The seed of u2's stream: the seed mixed with a constant (golden-ratio bits), so the two streams differ. */
+const SECOND_STREAM = 0x9e3779b9;
+
+/**
+ * DERIVED: uniform: random bits and a multiply-add, 2 ALU ops at §3's 3 cycles, {6, no, 2};
+ * normal: two draws, a log and a cos (as tanh, 12 each), a square root (as divide, 10) and 4 ALU ops: {46, no, 2}.
+ */
+function randomLoop(d: DeviceDType, normal: boolean): LoopCost {
+  return { cyclesPerLoop: normal ? 46 : 6, vectorised: false, unroll: d === 'float16' ? 4 : 2 };
+}
+
+export const randomCodelet = defineCodelet({
+  name: 'RandomDraw',
+  kind: 'multi',
+  fields: {
+    out: { direction: 'output', dtypes: ['float32', 'float16'] },
+    counter: { direction: 'inout', required: true, dtypes: ['int32'] },
+  },
+  // normal 0: uniform over [a, b); 1: normal with mean a and standard deviation b.
+  params: { normal: 'int', a: 'float', b: 'float', seed: 'int', offset: 'int' },
+  compute({ fields, params }) {
+    const y = fields.out;
+    const c = (fields.counter[0] = fields.counter[0] + 1);
+    const seed = params.seed >>> 0;
+    const { a, b, offset } = params;
+    const u = (s: number, i: number) => (dropoutBits(s, c, offset + i) + 0.5) / TWO_32;
+    if (!params.normal) {
+      for (let i = 0; i < y.length; i++) y[i] = a + (b - a) * u(seed, i);
+      return;
+    }
+    const seed2 = (seed ^ SECOND_STREAM) >>> 0;
+    for (let i = 0; i < y.length; i++) y[i] = a + b * Math.sqrt(-2 * Math.log(u(seed, i))) * Math.cos(2 * Math.PI * u(seed2, i));
+  },
+  cycles(v, device) {
+    const d = fieldDType(v.fields.out);
+    return unaryMultiVertex(regionCount(v.fields.out), d, randomLoop(d, v.params.normal !== 0), device);
+  },
+  estimateSource: 'PopLibs UnaryOp1D MultiVertex: W x (17 + inner) + 20; uniform: random bits and a multiply-add {6, no, 2}; normal (Box-Muller): {46, no, 2} (DERIVED)',
+});
+
+export const randomCodelets: Codelet[] = [randomCodelet];
