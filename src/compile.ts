@@ -10,7 +10,7 @@
  *   placing ops on IPUs    virtualGraphMode manual or auto: each forward op's IPU (shard/place.ts)  sharded only
  *   adding the loss        train.loss (train/loss.ts)                         training only
  *   autodiff               grad ops, GradSum, the loss seed, loss scaling      training only
- *   adding the optimizer   train.optimizer's update ops (train/optimizer.ts)  training only
+ *   adding the optimizer   train.optimizer's update ops, with accumulation the accumulators (train/optimizer.ts)  training only
  *   adding IPU copies      the other ops' IPUs, one IpuCopy per (tensor, IPU) (shard/place.ts)  sharded only
  *   choosing anchors       what is streamed back after each batch
  *   scheduling             the op order (Graph.schedule)
@@ -35,7 +35,7 @@ import { createRegistry } from './model/modules.js';
 import { unknownTensor } from './model/unknown-tensor.js';
 import { checkOnnxGraph } from './onnx/import.js';
 import { addLoss, scaleLossGradient } from './train/loss.js';
-import { addOptimizer } from './train/optimizer.js';
+import { addOptimizer, gradientReduction } from './train/optimizer.js';
 import { isSharded, placeForwardOps, shardGraph, virtualGraphMode } from './shard/place.js';
 import { kernelModule, wasmEnabled } from '../sim/wasm/kernels.js';
 
@@ -127,7 +127,7 @@ export const PASSES: readonly Pass[] = [
   {
     name: 'adding the optimizer',
     when: training,
-    run: (s) => addOptimizer(s.graph!, s.config.train!.optimizer, s.gradOf!, s.config.train!.lossScaling ?? 1),
+    run: (s) => addOptimizer(s.graph!, s.config.train!.optimizer, s.gradOf!, s.config.train!.lossScaling ?? 1, gradientReduction(s.config.train!)),
   },
   { name: 'adding IPU copies', when: isSharded, run: (s) => shardGraph(s.graph!, s.config.device.ipus) },
   { name: 'choosing anchors', run: chooseAnchors },
@@ -150,6 +150,7 @@ export const PASSES: readonly Pass[] = [
         codeletModules: s.registry!.codeletModules,
         plans: s.plans,
         sharded: isSharded(s.config),
+        accumulationFactor: s.config.train?.accumulationFactor ?? 1,
       });
     },
   },

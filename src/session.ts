@@ -20,6 +20,7 @@ import { nelms } from './ir/tensorinfo.js';
 import { lowerGraph } from './lower/lower.js';
 import { inputData, type HostArray } from './model/data.js';
 import { checkLabels } from './model/check-labels.js';
+import { isAccumulator } from './train/optimizer.js';
 import { decodeHalf, encodeHalf, halfToFloat } from '../sim/half.js';
 
 /** Device data as host numbers: float16 bits decoded to floats. */
@@ -95,7 +96,7 @@ export interface StepResult extends StepReport {
   anchors: Map<string, AnchorValue>;
 }
 
-/** Data fed to a step: per streamed input, one array for every batch or one per batch. */
+/** Data fed to a step: per streamed input, one array for every batch or one per micro-batch (one per batch without accumulation), in order. */
 export type Feeds = Record<string, HostArray | HostArray[]>;
 
 /**
@@ -107,7 +108,10 @@ export type Feeds = Record<string, HostArray | HostArray[]>;
 export class Session {
   private batchIndex = 0;
   private stepIndex = 0;
-  private received = new Map<string, HostArray | Uint16Array>();
+  /** Each anchor's values streamed back in the current batch, one per micro-batch. */
+  private received = new Map<string, (HostArray | Uint16Array)[]>();
+  /** Each input stream's copies so far in the current batch: its micro-batch index. */
+  private streamed = new Map<number, number>();
   private feeds: Feeds = {};
   private phaseStart = 0;
 
@@ -135,7 +139,13 @@ export class Session {
       if (t.kind !== 'stream') continue;
       const spec = config.inputs[t.id];
       if (!spec) continue;
-      const batches = inputData(spec, t.info.shape, t.info.dtype, `inputs.${t.id}`);
+      const batches = inputData(spec, t.info.shape, t.info.dtype, `inputs.${t.id}`, microBatchesPerBatch(compiled));
+      const micro = microBatchesPerBatch(compiled);
+      if (batches.length > 1 && batches.length % micro !== 0)
+        throw new UserError(
+          `inputs.${t.id}: ${batches.length} micro-batches of data do not fill whole batches of ${micro} (train.accumulationFactor); give a multiple of ${micro}, laid out [batches, accumulationFactor, ...${JSON.stringify(t.info.shape)}]`,
+          spec.loc,
+        );
       checkLabels(graph, t.id, batches, `inputs.${t.id}`, spec.loc);
       inputs.set(t.id, batches);
     }
@@ -169,14 +179,21 @@ export class Session {
       const id = this.compiled.streamTensor.get(s.id)!;
       const t = this.compiled.graph.tensor(id);
       if (t.kind !== 'stream') return t.data ?? new Float32Array(nelms(t.info.shape));
+      // Host data is laid out [batchesPerStep, accumulationFactor, microBatch, ...] (PopART's order): item k of a batch is its k-th micro-batch.
+      const micro = this.streamed.get(s.id) ?? 0;
+      this.streamed.set(s.id, micro + 1);
+      const index = this.batchIndex * microBatchesPerBatch(this.compiled) + micro;
       const fed = this.feeds[id];
-      if (fed) return Array.isArray(fed) ? fed[this.batchIndex % fed.length] : fed;
+      if (fed) return Array.isArray(fed) ? fed[index % fed.length] : fed;
       const batches = this.inputs.get(id);
       if (!batches) throw new UserError(`no data for graph input '${id}': give it in the config's inputs or in the step's feeds`);
-      return batches[this.batchIndex % batches.length];
+      return batches[index % batches.length];
     },
     fromDevice: (s: { id: number }, _t: unknown, data: ElemArray): void => {
-      this.received.set(this.compiled.streamTensor.get(s.id)!, data as HostArray | Uint16Array);
+      const id = this.compiled.streamTensor.get(s.id)!;
+      const list = this.received.get(id);
+      if (list) list.push(data as HostArray | Uint16Array);
+      else this.received.set(id, [data as HostArray | Uint16Array]);
     },
   };
 
@@ -208,11 +225,14 @@ export class Session {
     this.feeds = feeds;
     const step = this.stepIndex++;
     const c0 = this.engine.cycles;
+    // One map per micro-batch, in order (a batch without accumulation is one micro-batch).
     const perBatch: Map<string, HostArray | Uint16Array>[] = [];
     let lossSum = 0;
     const loss = this.compiled.loss;
+    const micro = microBatchesPerBatch(this.compiled);
     for (let b = 0; b < this.batchesPerStep; b++) {
       this.received = new Map();
+      this.streamed = new Map();
       try {
         await this.engine.run('batch', this.io, step);
       } catch (e) {
@@ -223,12 +243,14 @@ export class Session {
         throw e;
       }
       this.batchIndex++;
-      perBatch.push(this.received);
-      if (loss && this.numerics) lossSum += scalarOf(this.received.get(loss)!);
+      if (!this.numerics) continue;
+      for (let m = 0; m < micro; m++) perBatch.push(new Map([...this.received].map(([k, v]) => [k, v[m]])));
+      if (loss) for (const v of this.received.get(loss)!) lossSum += scalarOf(v);
     }
     const result: StepResult = { step, cycles: this.engine.cycles - c0, anchors: new Map() };
-    if (loss && this.numerics) result.loss = lossSum / this.batchesPerStep;
-    if (this.numerics) for (const a of this.compiled.anchors) result.anchors.set(a.tensor, anchorValue(graph, a.tensor, a.mode, perBatch));
+    // The step's loss: the mean over its micro-batches (each a mean over its samples, with a mean loss).
+    if (loss && this.numerics) result.loss = lossSum / (this.batchesPerStep * micro);
+    if (this.numerics) for (const a of this.compiled.anchors) result.anchors.set(a.tensor, anchorValue(graph, a.tensor, a.mode, perBatch, micro));
     return result;
   }
 
@@ -262,7 +284,7 @@ export class Session {
   readWeights(): Map<string, HostArray> {
     const out = new Map<string, HostArray>();
     for (const t of this.compiled.graph.allTensors()) {
-      if (t.kind === 'variable') out.set(t.id, hostFloats(this.engine.read(this.variable(t.id))));
+      if (t.kind === 'variable' && !isAccumulator(t.id)) out.set(t.id, hostFloats(this.engine.read(this.variable(t.id))));
     }
     return out;
   }
@@ -342,8 +364,17 @@ function scalarOf(a: HostArray | Uint16Array): number {
   return a instanceof Uint16Array ? halfToFloat(a[0]) : a[0];
 }
 
-/** PopART's anchor return types over the batches of the final step. */
-function anchorValue(graph: Graph, tensor: string, mode: AnchorMode, perBatch: Map<string, HostArray | Uint16Array>[]): AnchorValue {
+/** Micro-batches per batch: train.accumulationFactor (1 without accumulation). */
+export function microBatchesPerBatch(compiled: Compiled): number {
+  return compiled.config.train?.accumulationFactor ?? 1;
+}
+
+/**
+ * PopART's anchor return types over the micro-batches of the final step
+ * (`micro` per batch): all stacks them [batchesPerStep, accumulationFactor, ...]
+ * (a dimension of 1 left out), everyN keeps every n-th batch, final the last micro-batch.
+ */
+function anchorValue(graph: Graph, tensor: string, mode: AnchorMode, perBatch: Map<string, HostArray | Uint16Array>[], micro = 1): AnchorValue {
   const info = graph.tensor(tensor).info;
   const dtype = info.dtype;
   const n = nelms(info.shape);
@@ -353,7 +384,8 @@ function anchorValue(graph: Graph, tensor: string, mode: AnchorMode, perBatch: M
     if (vs.length === 1) return { shape: [...info.shape], dtype, data: vs[0] };
     const out = make(vs.length * n);
     vs.forEach((v, i) => out.set(v, i * n));
-    return { shape: [vs.length, ...info.shape], dtype, data: out };
+    const lead = [vs.length / micro, micro].filter((d) => d > 1);
+    return { shape: [...lead, ...info.shape], dtype, data: out };
   };
   switch (mode.kind) {
     case 'final':
@@ -361,7 +393,7 @@ function anchorValue(graph: Graph, tensor: string, mode: AnchorMode, perBatch: M
     case 'all':
       return stack(values);
     case 'everyN':
-      return stack(values.filter((_, i) => (i + 1) % mode.n === 0));
+      return stack(values.filter((_, i) => (Math.floor(i / micro) + 1) % mode.n === 0));
     case 'sum': {
       const acc = new Float64Array(n);
       for (const v of values) {

@@ -285,6 +285,8 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
       lossScaling: t.lossScaling,
       steps: overrides.steps ?? t.steps,
       batchesPerStep: t.batchesPerStep,
+      accumulationFactor: t.accumulationFactor,
+      gradientReduction: t.gradientReduction,
       saveModel: t.saveModel,
       ...(t.checkpointEvery !== undefined ? { checkpointEvery: t.checkpointEvery } : {}),
     };

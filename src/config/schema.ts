@@ -296,6 +296,11 @@ const trainSchema = strict({
   optimizer: optimizerSchema,
   steps: posInt.default(1),
   batchesPerStep: posInt.default(1),
+  accumulationFactor: posInt.default(1).describe("PopART's accumulationFactor: micro-batches whose gradients are summed before one optimizer update (1: no accumulation)"),
+  gradientReduction: z
+    .enum(['mean', 'sum'])
+    .default('mean')
+    .describe("PopART's accumulationAndReplicationReductionType: mean divides the accumulated (and all-reduced) gradient by the micro-batches (x replicas) it sums, sum does not"),
   lossScaling: posNumber.default(1).describe('loss scaling: the loss gradient is multiplied by it, the optimizers divide gradients by it'),
   saveModel: z.boolean().default(false).describe('write the trained model (forward graph, final weights) as model.onnx in the run folder'),
   checkpointEvery: posInt.optional().describe('write a checkpoint (weights, optimizer state) every N steps into the run folder; sim run --resume continues from it'),

@@ -142,6 +142,14 @@ export interface TrainSpec {
   steps: number;
   batchesPerStep: number;
   /**
+   * PopART's accumulationFactor: micro-batches per weight update; each one's
+   * gradient is added into an accumulator, the update runs once after them
+   * (src/train/accumulate.ts). Optional only so hand-built configs may leave it out (default 1).
+   */
+  accumulationFactor?: number;
+  /** PopART's accumulationAndReplicationReductionType (default mean): docs/config.md. */
+  gradientReduction?: 'mean' | 'sum';
+  /**
    * Loss scaling (PopART): the loss gradient is seeded with this instead of 1,
    * and the optimizers divide the gradients by it before using them.
    * Optional only so hand-built configs may leave it out (default 1).

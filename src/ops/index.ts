@@ -6,6 +6,7 @@ import { matMulDefinitions } from './matmul.js';
 import { mulDefinitions } from './mul.js';
 import { sgdDefinitions } from './sgd.js';
 import { adamDefinitions } from './adam.js';
+import { accumulateDefinitions } from './accumulate.js';
 import { sumDefinitions } from './sum.js';
 import { castDefinitions } from './cast.js';
 import { unaryDefinitions } from './unary.js';
@@ -36,6 +37,7 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...lossDefinitions,
   ...sgdDefinitions,
   ...adamDefinitions,
+  ...accumulateDefinitions,
   ...castDefinitions,
   ...unaryDefinitions,
   ...binaryDefinitions,
