@@ -77,16 +77,16 @@ export function lowerGraph(req: LowerRequest): Lowered {
     if (t.producer) continue;
     const category = t.kind === 'stream' ? 'stream' : t.kind === 'variable' ? 'variable' : 'constant';
     const readers = consumers.get(t.id) ?? [];
+    // A gradient accumulator lies where its weight does: the update reads both on the same tiles.
+    const like = t.accumulatorOf !== undefined ? tensors.get(t.accumulatorOf) : undefined;
     const add = (): BuildTensor => {
       const d = dg.addTensor(t.id, t.info.dtype as DeviceDType, t.info.shape, category);
-      // A gradient accumulator lies where its weight does: the update reads both on the same tiles.
-      const like = t.accumulatorOf !== undefined ? tensors.get(t.accumulatorOf) : undefined;
       if (like) dg.mapLike(d, like);
       else mapSource(dg, d, readers.filter((r) => !isIpuCopy(r.op)), req);
       return d;
     };
     // Sharded: on the IPU of its readers (its copies' source IPU), made there so onIpu moves it.
-    const d = req.sharded && readers.length > 0 ? dg.onIpu(readIpu(readers[0].op), [], add) : add();
+    const d = req.sharded && readers.length > 0 ? dg.onIpu(readIpu(readers[0].op), [like], add) : add();
     tensors.set(t.id, d);
     if (t.kind === 'stream') {
       const s = dg.addStream(`${t.id}<-host`, d, 'toDevice');

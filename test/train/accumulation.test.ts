@@ -5,7 +5,7 @@
  * accumulator and zeroes it; N micro-batches accumulated give the weights of
  * one step on the whole batch of N x micro.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -150,5 +150,16 @@ describe('gradient accumulation', () => {
     const e = await TrainingSession.create(c, { workers: 1, numerics: true }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(UserError);
     expect((e as Error).message).toMatch(/inputs\.x: 5 micro-batches .*train\.accumulationFactor/);
+  });
+
+  it('sharded over 2 IPUs: the accumulators lie on their weights\' IPU and 2 x 16 accumulated give the weights of 32', async () => {
+    const file = path.join(ROOT, 'configs/examples/mlp-sharded-2ipu.yaml');
+    const base = readFileSync(file, 'utf8');
+    const text = base.replace('x: {shape: [32, 64]}', 'x: {shape: [16, 64]}').replace('label: {shape: [32], dtype: int32}', 'label: {shape: [16], dtype: int32}').replace('steps: 5', 'steps: 2\n  accumulationFactor: 2');
+    const acc = await train(text.replace('anchors: {loss: final, logits: final}', ''), 2);
+    const whole = await train(base.replace('steps: 5', 'steps: 2'), 2);
+    const t = (name: string) => acc.compiled.program.tensors.find((x) => x.name === name)!;
+    expect(t('Accum___w2').intervals.map((i) => i.tile)).toEqual(t('w2').intervals.map((i) => i.tile));
+    expect(maxDiff(acc.weights, whole.weights)).toBeLessThan(TOL);
   });
 });
