@@ -342,6 +342,13 @@ export const configSchema = strict({
   model: modelSchema,
   inputs: z.record(tensorName, inputDataSchema).default({}).describe('data for every graph input'),
   train: trainSchema.optional().describe('omit for inference'),
+  replicas: posInt
+    .default(1)
+    .describe("PopART's replicatedGraphCount: copies of the program, each on device.ipus / replicas IPUs with its own data; training all-reduces the gradients across them"),
+  collectiveMethod: z
+    .enum(['auto', 'clockwise', 'anticlockwise', 'bidirectional', 'meetInMiddle'])
+    .default('auto')
+    .describe("the all-reduce's ring method (PopLibs' collectives): auto chooses as PopLibs does"),
   anchors: z.record(tensorName, anchorModeSchema).optional().describe('default: graph outputs and the loss, final'),
   run: runSchema.prefault({}),
   report: reportSchema.prefault({}),

@@ -182,6 +182,10 @@ export interface RunConfig {
   };
   inputs: Record<string, InputSpec>;
   train?: TrainSpec;
+  /** PopART's replicatedGraphCount (default 1): `device` is the whole system, each replica runs on device.ipus / replicas IPUs. */
+  replicas?: number;
+  /** The gradient all-reduce's ring method (sim/collectives.ts; default auto). */
+  collectiveMethod?: 'auto' | 'clockwise' | 'anticlockwise' | 'bidirectional' | 'meetInMiddle';
   /**
    * Steps to run: train.steps when training, else 1 (or `--steps`). Set by
    * loadConfig(); optional only so hand-built configs may leave it out.

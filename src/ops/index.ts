@@ -7,6 +7,7 @@ import { mulDefinitions } from './mul.js';
 import { sgdDefinitions } from './sgd.js';
 import { adamDefinitions } from './adam.js';
 import { accumulateDefinitions } from './accumulate.js';
+import { allReduceDefinitions } from './all-reduce.js';
 import { sumDefinitions } from './sum.js';
 import { castDefinitions } from './cast.js';
 import { unaryDefinitions } from './unary.js';
@@ -38,6 +39,7 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...sgdDefinitions,
   ...adamDefinitions,
   ...accumulateDefinitions,
+  ...allReduceDefinitions,
   ...castDefinitions,
   ...unaryDefinitions,
   ...binaryDefinitions,
