@@ -6,6 +6,7 @@
  * all-reduce costed as ring steps over the IPU-Links (sim/collectives.ts).
  * R replicas give the weights of one replica on the whole batch.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { allReducePhases, chooseMethod, ringSteps } from '../../sim/collectives.js';
@@ -125,6 +126,48 @@ describe('replication: data-parallel training', () => {
     const text = mlp({ micro: 8, ipus: 2, replicas: 2, accumulation: 3, extra: 'anchors: {logits: all}\n' });
     const r = await run(await compile(loadConfigText(text, FILE)), { workers: 1, numerics: true, steps: 1 });
     expect(r.anchors.get('logits')!.shape).toEqual([3, 2, 8, 5]);
+  });
+});
+
+describe('replication with sharding, and inference', () => {
+  it('2 replicas of the 2-IPU sharded MLP on 4 IPUs give the weights of one on the whole batch', async () => {
+    const file = path.join(ROOT, 'configs/examples/mlp-sharded-2ipu.yaml');
+    const base = readFileSync(file, 'utf8').replace('steps: 5', 'steps: 2');
+    const text = base
+      .replace('device: {preset: m2000, ipus: 2, tiles: 16}', 'device: {preset: m2000, tiles: 16}\nreplicas: 2')
+      .replace('x: {shape: [32, 64]}', 'x: {shape: [16, 64]}')
+      .replace('label: {shape: [32], dtype: int32}', 'label: {shape: [16], dtype: int32}');
+    const rep = await train(text, 2);
+    const whole = await train(base, 2);
+    expect(rep.compiled.program.device.ipus).toBe(2);
+    // More than one IPU per replica: PopLibs' choice is the clockwise ring.
+    const w1 = rep.compiled.program.tensors.find((t) => t.name === 'w1')!;
+    expect(allReducePhases(w1, rep.compiled.program.device, rep.compiled.program.replication!, await loadCodeletRegistry([])).length).toBe(2 * 5);
+    expect(maxDiff(rep.weights, whole.weights)).toBeLessThan(TOL);
+  });
+
+  it('inference: each replica its own data, anchors all stacked [replicas, ...]', async () => {
+    const text = `
+device: {preset: m2000, tiles: 16}
+replicas: 4
+model:
+  graph:
+    inputs: {x: {shape: [2, 3]}}
+    initializers: {w: {shape: [3, 2], init: {constant: 1}}}
+    nodes: [{op: MatMul, inputs: [x, w], outputs: [y]}]
+    outputs: [y]
+inputs: {x: {random: {distribution: uniform, low: 0, high: 1, seed: 1}}}
+anchors: {x: all, y: all}
+`;
+    const r = await run(await compile(loadConfigText(text, FILE)), { workers: 1, numerics: true, steps: 1 });
+    const x = r.anchors.get('x')!;
+    const y = r.anchors.get('y')!;
+    expect(y.shape).toEqual([4, 2, 2]);
+    const xs = x.data as Float32Array;
+    const ys = y.data as Float32Array;
+    // y = x @ ones: each row's sum, per replica on its own rows.
+    for (let row = 0; row < 8; row++) expect(ys[2 * row]).toBeCloseTo(xs[3 * row] + xs[3 * row + 1] + xs[3 * row + 2], 5);
+    expect(new Set(Array.from({ length: 4 }, (_, r) => ys[4 * r])).size).toBe(4);
   });
 });
 
