@@ -105,6 +105,9 @@ describe('configs/examples/mlp-replicated-4.yaml: data-parallel training over 4 
       expect(c.linkBytesPerIpuPerCycle).toBeCloseTo(c.linkBytes / c.cycles, 9);
     }
     expect(s.collectives[0].algorithmBytes).toBe(64 * 128 * 4);
+    const c = node([BIN, 'compile', 'configs/examples/mlp-replicated-4.yaml', '--out', path.join(tmp, 'replicated-compile')]);
+    expect(c.code).toBe(0);
+    expect(c.stdout).toContain('replicated: 4 replicas of 1 IPU each share this program (4 IPUs in all)');
   });
 });
 
