@@ -266,6 +266,9 @@ export class Session {
         if (a.length !== n) throw new UserError(`feeds: '${name}' needs ${n} elements per batch, got ${a.length}`);
       }
       checkLabels(graph, name, Array.isArray(f) ? f : [f], `feeds.${name}`);
+      const micro = microBatchesPerBatch(this.compiled);
+      if (Array.isArray(f) && f.length > 1 && f.length % micro !== 0)
+        throw new UserError(`feeds: '${name}' has ${f.length} micro-batches, not whole batches of ${micro} (train.accumulationFactor x replicas); give a multiple of ${micro}, in the order [batch, accumulation, replica]`);
     }
     this.feeds = feeds;
     const step = this.stepIndex++;

@@ -152,6 +152,18 @@ describe('gradient accumulation', () => {
     expect((e as Error).message).toMatch(/inputs\.x: 5 micro-batches .*train\.accumulationFactor/);
   });
 
+  it('feeds are micro-batches: 2 of them fill a batch of accumulation 2, 3 is an error', async () => {
+    const c = await compile(loadConfigText(mlp({ micro: 8, accumulation: 2 }), FILE));
+    const s = await TrainingSession.create(c, { workers: 1, numerics: true });
+    try {
+      const x = (k: number) => Array.from({ length: k }, (_, i) => new Float32Array(8 * 12).fill(i / 10));
+      expect(Number.isFinite((await s.runStep({ x: x(2) })).loss)).toBe(true);
+      await expect(s.runStep({ x: x(3) })).rejects.toThrow(/feeds: 'x' has 3 micro-batches, not whole batches of 2/);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('sharded over 2 IPUs: the accumulators lie on their weights\' IPU and 2 x 16 accumulated give the weights of 32', async () => {
     const file = path.join(ROOT, 'configs/examples/mlp-sharded-2ipu.yaml');
     const base = readFileSync(file, 'utf8');
