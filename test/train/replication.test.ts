@@ -214,6 +214,25 @@ describe('the all-reduce ring (sim/collectives.ts)', () => {
   });
 });
 
+describe('all-reduce costs on the link model', () => {
+  it('a big tensor: the clockwise ring step is link-bound on the rail, the bidirectional pair halves each step', async () => {
+    const c = await compile(loadConfigText(mlp({ micro: 8, ipus: 4, replicas: 4 }), FILE));
+    const device = c.program.device;
+    const codelets = await loadCodeletRegistry([]);
+    // 1M float32 elements over the 16 tiles, 65536 each.
+    const t = { id: 0, name: 'g', dtype: 'float32' as const, shape: [1 << 20], category: 'gradient' as const, intervals: Array.from({ length: 16 }, (_, k) => ({ tile: k, begin: k << 16, end: (k + 1) << 16, offset: 0 })) };
+    const exchange = (method: 'clockwise' | 'bidirectional') => allReducePhases(t, device, { replicas: 4, systemIpus: 4, method }, codelets).filter((p) => p.kind === 'exchange');
+    const cw = exchange('clockwise');
+    const bi = exchange('bidirectional');
+    expect(cw).toHaveLength(6);
+    expect(bi).toHaveLength(6);
+    // Clockwise on the ladder: 1 -> 2 and 3 -> 0 each walk one rail group (2 links), the busiest: a quarter of 4 MiB through it.
+    const system = { ...device, ipus: 4 };
+    expect(cw[0].cycles).toBe(Math.ceil((1 << 20) / groupBytesPerCycle(1, system)));
+    for (const [k, p] of bi.entries()) expect(p.cycles, `step ${k}`).toBeLessThan(cw[k].cycles);
+  });
+});
+
 describe("PopART's checks on replicas", () => {
   it('replicas must divide the device\'s IPUs', () => {
     expect(() => loadConfigText(mlp({ micro: 8, ipus: 4, replicas: 3 }), FILE)).toThrow(/replicas: 3 does not divide the device's 4 IPUs/);
