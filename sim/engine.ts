@@ -20,6 +20,7 @@ import { TilePool } from './pool.js';
 import { kernelModule, wasmEnabled } from './wasm/kernels.js';
 import { DTYPE_BYTES, type ComputeSet, type DeviceProgram, type Exchange, type DeviceTensor, type HostStream, type ProgramStep } from './program.js';
 import type { Phase } from './profile.js';
+import { allReducePhases, type CollectivePhase } from './collectives.js';
 
 export interface EngineOptions {
   /** 1 runs every vertex on the main thread; N >= 2 starts a pool of N workers. */
@@ -37,6 +38,12 @@ export interface EngineOptions {
   afterComputeSet?: (cs: ComputeSet, step: number) => void;
   /** run.checkMemory: after each compute set, check no vertex wrote outside its output regions (sim/memory-guard.ts). */
   checkMemory?: boolean;
+  /**
+   * A replicated program's all-reduce with numerics: resolves once every
+   * replica's engine reached it and the host summed their copies of `tensor`
+   * into each (src/replicas.ts). Without it (one replica, or timing only) only the cost is charged.
+   */
+  allReduce?: (tensor: DeviceTensor, op: string) => Promise<void>;
 }
 
 /** The host's side of the streams (Poplar's connectStream). */
@@ -70,6 +77,8 @@ export class Engine {
   private readonly exPlan = new Map<number, ExchangePlan | null>();
   /** Whether each compute set goes to the pool (decided the first time it runs). */
   private readonly csOnPool = new Map<number, boolean>();
+  /** Each all-reduced tensor's ring-step phases (sim/collectives.ts), made the first time it runs. */
+  private readonly arCost = new Map<number, CollectivePhase[]>();
 
   private constructor(
     readonly program: DeviceProgram,
@@ -219,6 +228,17 @@ export class Engine {
         case 'repeat':
           for (let i = 0; i < s.count; i++) await this.runSteps(s.body, io, step, st);
           break;
+        case 'allReduce': {
+          const t = this.program.tensors[s.tensor];
+          const rep = this.program.replication;
+          if (!rep) throw new Error(`internal: an all-reduce of '${t.name}' in a program that is not replicated`);
+          let phases = this.arCost.get(s.tensor);
+          if (!phases) this.arCost.set(s.tensor, (phases = allReducePhases(t, this.program.device, rep, this.codelets)));
+          if (this.options.numerics && this.options.allReduce) await this.options.allReduce(t, s.op);
+          for (const p of phases) this.record({ ...p, op: s.op, step });
+          st.afterExchange = false;
+          break;
+        }
         case 'repeatWhile':
           for (let i = 0; i < s.maxCount; i++) {
             // Every tile must agree whether to go on: one sync carries the condition.

@@ -6,6 +6,7 @@
  * programs. Workers load it once.
  */
 import type { CopyTable } from './copies.js';
+import type { Replication } from './collectives.js';
 import type { DeviceSpec } from './device.js';
 
 export type { CopyTable, ExchangeCopy } from './copies.js';
@@ -93,7 +94,21 @@ export type ProgramStep =
   | { kind: 'streamCopy'; stream: number; op: string }
   | { kind: 'repeat'; count: number; body: ProgramStep[] }
   | SwitchStep
-  | RepeatWhileStep;
+  | RepeatWhileStep
+  | AllReduceStep;
+
+/**
+ * A cross-replica all-reduce of a tensor, in place (PopART's
+ * ReplicatedAllReduceInplace): the engine charges its ring steps
+ * (sim/collectives.ts) and, with numerics, has the host sum the replicas'
+ * copies (EngineOptions.allReduce).
+ */
+export interface AllReduceStep {
+  kind: 'allReduce';
+  tensor: number;
+  /** IR op for profile attribution. */
+  op: string;
+}
 
 /**
  * Poplar's RepeatWhileTrue: before each pass of `body`, element 0 of the
@@ -137,6 +152,8 @@ export interface DeviceProgram {
   programs: Record<string, ProgramStep[]>;
   /** Bytes allocated on each tile (index = tile). */
   tileBytes: number[];
+  /** Replicated (PopART's replicatedGraphCount > 1): `device` is one replica's IPUs, and how the replicas sit in the system. */
+  replication?: Replication;
   /** Modules (absolute paths or URLs) whose codelets the vertices use beyond the built-ins. */
   codeletModules: string[];
   /** Lowering notes (chosen plans and why), for reports. */

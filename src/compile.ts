@@ -10,18 +10,20 @@
  *   placing ops on IPUs    virtualGraphMode manual or auto: each forward op's IPU (shard/place.ts)  sharded only
  *   adding the loss        train.loss (train/loss.ts)                         training only
  *   autodiff               grad ops, GradSum, the loss seed, loss scaling      training only
- *   adding the optimizer   train.optimizer's update ops (train/optimizer.ts)  training only
+ *   adding the optimizer   train.optimizer's update ops, with accumulation the accumulators (train/optimizer.ts)  training only
  *   adding IPU copies      the other ops' IPUs, one IpuCopy per (tensor, IPU) (shard/place.ts)  sharded only
  *   choosing anchors       what is streamed back after each batch
  *   scheduling             the op order (Graph.schedule)
  *   loading codelets       built-in and custom codelets (sim/modules.ts)
- *   lowering ops           ops to vertices, exchanges and streams, then memory: the DeviceProgram (lower/)
+ *   lowering ops           ops to vertices, exchanges and streams, then memory: the DeviceProgram (lower/),
+ *                          for one replica's IPUs when replicated (replicas share it)
  */
 import type { PlanOverrides } from './lower/plan-overrides.js';
 import type { CodeletRegistry } from '../sim/codelet.js';
 import { CodeletFault } from '../sim/faults.js';
 import { loadCodeletRegistry } from '../sim/modules.js';
 import type { DeviceProgram } from '../sim/program.js';
+import type { DeviceSpec } from '../sim/device.js';
 import { autodiff } from './autodiff/autodiff.js';
 import type { AnchorMode, RunConfig } from './config/types.js';
 import { UserError } from './errors.js';
@@ -35,7 +37,7 @@ import { createRegistry } from './model/modules.js';
 import { unknownTensor } from './model/unknown-tensor.js';
 import { checkOnnxGraph } from './onnx/import.js';
 import { addLoss, scaleLossGradient } from './train/loss.js';
-import { addOptimizer } from './train/optimizer.js';
+import { addOptimizer, gradientReduction } from './train/optimizer.js';
 import { isSharded, placeForwardOps, shardGraph, virtualGraphMode } from './shard/place.js';
 import { kernelModule, wasmEnabled } from '../sim/wasm/kernels.js';
 
@@ -107,7 +109,7 @@ export const PASSES: readonly Pass[] = [
   {
     name: 'placing ops on IPUs',
     when: isSharded,
-    run: (s) => placeForwardOps(s.graph!, virtualGraphMode(s.config), s.config.device.ipus),
+    run: (s) => placeForwardOps(s.graph!, virtualGraphMode(s.config), replicaDevice(s.config).ipus),
   },
   { name: 'adding the loss', when: training, run: (s) => void (s.loss = addLoss(s.graph!, s.config.train!)) },
   {
@@ -127,9 +129,9 @@ export const PASSES: readonly Pass[] = [
   {
     name: 'adding the optimizer',
     when: training,
-    run: (s) => addOptimizer(s.graph!, s.config.train!.optimizer, s.gradOf!, s.config.train!.lossScaling ?? 1),
+    run: (s) => addOptimizer(s.graph!, s.config.train!.optimizer, s.gradOf!, s.config.train!.lossScaling ?? 1, gradientReduction(s.config.train!, s.config.replicas ?? 1)),
   },
-  { name: 'adding IPU copies', when: isSharded, run: (s) => shardGraph(s.graph!, s.config.device.ipus) },
+  { name: 'adding IPU copies', when: isSharded, run: (s) => shardGraph(s.graph!, replicaDevice(s.config).ipus) },
   { name: 'choosing anchors', run: chooseAnchors },
   { name: 'scheduling', run: (s) => void (s.schedule = s.graph!.schedule()) },
   { name: 'loading codelets', run: async (s) => void (s.codelets = await loadCodelets(s.registry!.codeletModules)) },
@@ -145,15 +147,25 @@ export const PASSES: readonly Pass[] = [
         schedule: s.schedule!,
         registry: s.registry!,
         codelets: s.codelets!,
-        device: s.config.device,
+        device: replicaDevice(s.config),
         anchors: s.streamed!,
         codeletModules: s.registry!.codeletModules,
         plans: s.plans,
         sharded: isSharded(s.config),
+        accumulationFactor: s.config.train?.accumulationFactor ?? 1,
       });
+      // Replicas share this one program (compiled once): it says how they sit in the system for the collectives' cost.
+      const replicas = s.config.replicas ?? 1;
+      if (replicas > 1) s.lowered.program.replication = { replicas, systemIpus: s.config.device.ipus, method: s.config.collectiveMethod ?? 'auto' };
     },
   },
 ];
+
+/** One replica's device: the config's device is the whole system, replicas x this (PopART's replicatedGraphCount). */
+export function replicaDevice(config: RunConfig): DeviceSpec {
+  const replicas = config.replicas ?? 1;
+  return replicas > 1 ? { ...config.device, ipus: config.device.ipus / replicas } : config.device;
+}
 
 /** Compile a config to a DeviceProgram: PASSES, in order. */
 export async function compile(config: RunConfig, opts: CompileOptions = {}): Promise<Compiled> {

@@ -6,7 +6,7 @@
  */
 import type { PlanOverrides } from './lower/plan-overrides.js';
 import type { ElemArray } from '../sim/codelet.js';
-import { Engine } from '../sim/engine.js';
+import { Engine, type HostIO } from '../sim/engine.js';
 import { loadCodeletRegistry } from '../sim/modules.js';
 import { CodeletFault } from '../sim/faults.js';
 import type { Compiled } from './compile.js';
@@ -20,6 +20,8 @@ import { nelms } from './ir/tensorinfo.js';
 import { lowerGraph } from './lower/lower.js';
 import { inputData, type HostArray } from './model/data.js';
 import { checkLabels } from './model/check-labels.js';
+import { isAccumulator } from './train/optimizer.js';
+import { AllReduceBarrier } from './replicas.js';
 import { decodeHalf, encodeHalf, halfToFloat } from '../sim/half.js';
 
 /** Device data as host numbers: float16 bits decoded to floats. */
@@ -95,7 +97,7 @@ export interface StepResult extends StepReport {
   anchors: Map<string, AnchorValue>;
 }
 
-/** Data fed to a step: per streamed input, one array for every batch or one per batch. */
+/** Data fed to a step: per streamed input, one array for every batch or one per micro-batch (one per batch without accumulation), in order. */
 export type Feeds = Record<string, HostArray | HostArray[]>;
 
 /**
@@ -107,9 +109,19 @@ export type Feeds = Record<string, HostArray | HostArray[]>;
 export class Session {
   private batchIndex = 0;
   private stepIndex = 0;
-  private received = new Map<string, HostArray | Uint16Array>();
+  /** Per replica, each anchor's values streamed back in the current batch, one per micro-batch. */
+  private received: Map<string, (HostArray | Uint16Array)[]>[] = [];
+  /** Per replica, each input stream's copies so far in the current batch: its micro-batch index. */
+  private streamed: Map<number, number>[] = [];
   private feeds: Feeds = {};
   private phaseStart = 0;
+  /**
+   * Replicated with numerics: one engine per replica (engine is replica 0's),
+   * in lockstep at the all-reduces (src/replicas.ts). Otherwise just `engine`:
+   * timing only runs one replica, since every replica runs the same program.
+   */
+  private engines: Engine[];
+  private barrier: AllReduceBarrier | undefined;
 
   protected constructor(
     readonly compiled: Compiled,
@@ -117,6 +129,7 @@ export class Session {
     private readonly inputs: Map<string, HostArray[]>,
     readonly numerics: boolean,
   ) {
+    this.engines = [engine];
   }
 
   static async create(compiled: Compiled, opts: SessionOptions): Promise<Session> {
@@ -135,7 +148,13 @@ export class Session {
       if (t.kind !== 'stream') continue;
       const spec = config.inputs[t.id];
       if (!spec) continue;
-      const batches = inputData(spec, t.info.shape, t.info.dtype, `inputs.${t.id}`);
+      const batches = inputData(spec, t.info.shape, t.info.dtype, `inputs.${t.id}`, microBatchesPerBatch(compiled));
+      const micro = microBatchesPerBatch(compiled);
+      if (batches.length > 1 && batches.length % micro !== 0)
+        throw new UserError(
+          `inputs.${t.id}: ${batches.length} micro-batches of data do not fill whole batches of ${micro} (train.accumulationFactor x replicas); give a multiple of ${micro}, laid out [batches, accumulationFactor, replicas, ...${JSON.stringify(t.info.shape)}]`,
+          spec.loc,
+        );
       checkLabels(graph, t.id, batches, `inputs.${t.id}`, spec.loc);
       inputs.set(t.id, batches);
     }
@@ -143,42 +162,85 @@ export class Session {
     const checkFinite = opts.numerics && (opts.checkFinite ?? config.run.checkFinite ?? config.train !== undefined);
     // The hook needs the engine and the session, made just below.
     const late: { check?: FiniteCheck; session?: Session } = {};
-    const engine = await Engine.create(compiled.program, {
-      workers: opts.workers,
-      numerics: opts.numerics,
-      inlineBelow: opts.inlineBelow,
-      vertexTimeoutSeconds: config.run.vertexTimeoutSeconds,
-      checkMemory: opts.checkMemory ?? (config.run.checkMemory === true || memoryCheckedByEnv()),
-      ...(checkFinite ? { afterComputeSet: (cs: ComputeSet, step: number) => late.session && late.check?.after(cs, late.session.where(step)) } : {}),
-    });
+    const replicas = opts.numerics ? (config.replicas ?? 1) : 1;
+    const barrier = replicas > 1 ? new AllReduceBarrier() : undefined;
+    const engines: Engine[] = [];
+    try {
+      for (let r = 0; r < replicas; r++) {
+        engines.push(
+          await Engine.create(compiled.program, {
+            workers: opts.workers,
+            numerics: opts.numerics,
+            inlineBelow: opts.inlineBelow,
+            vertexTimeoutSeconds: config.run.vertexTimeoutSeconds,
+            checkMemory: opts.checkMemory ?? (config.run.checkMemory === true || memoryCheckedByEnv()),
+            ...(checkFinite && r === 0 ? { afterComputeSet: (cs: ComputeSet, step: number) => late.session && late.check?.after(cs, late.session.where(step)) } : {}),
+            ...(barrier ? { allReduce: (t: DeviceTensor) => barrier.arrive(t) } : {}),
+          }),
+        );
+      }
+    } catch (e) {
+      for (const en of engines) await en.destroy();
+      throw e;
+    }
+    const engine = engines[0];
     const session = make(compiled, engine, inputs, opts.numerics);
+    session.engines = engines;
+    session.barrier = barrier;
+    if (barrier) barrier.engines = engines;
     if (checkFinite) late.check = new FiniteCheck(compiled, engine);
     late.session = session;
     try {
-      await engine.run('weightsFromHost', session.io, -1);
+      for (const [r, en] of engines.entries()) await en.run('weightsFromHost', session.ioFor(r), -1);
       session.phaseStart = engine.phases.length;
     } catch (e) {
-      await engine.destroy();
+      for (const en of engines) await en.destroy();
       throw e;
     }
     return session;
   }
 
-  private readonly io = {
+  private readonly ios = new Map<number, HostIO>();
+
+  /** The host side of replica r's streams: its share of the data, its anchors. */
+  private ioFor(r: number): HostIO {
+    let io = this.ios.get(r);
+    if (!io) this.ios.set(r, (io = this.makeIo(r)));
+    return io;
+  }
+
+  private makeIo(replica: number): HostIO {
+    const R = this.replicas;
+    return {
     toDevice: (s: { id: number }): ElemArray => {
       const id = this.compiled.streamTensor.get(s.id)!;
       const t = this.compiled.graph.tensor(id);
       if (t.kind !== 'stream') return t.data ?? new Float32Array(nelms(t.info.shape));
+      // Host data is laid out [batchesPerStep, accumulationFactor, replicas, microBatch, ...] (PopART's order).
+      const streamed = (this.streamed[replica] ??= new Map());
+      const micro = streamed.get(s.id) ?? 0;
+      streamed.set(s.id, micro + 1);
+      const index = this.batchIndex * microBatchesPerBatch(this.compiled) + micro * R + replica;
       const fed = this.feeds[id];
-      if (fed) return Array.isArray(fed) ? fed[this.batchIndex % fed.length] : fed;
+      if (fed) return Array.isArray(fed) ? fed[index % fed.length] : fed;
       const batches = this.inputs.get(id);
       if (!batches) throw new UserError(`no data for graph input '${id}': give it in the config's inputs or in the step's feeds`);
-      return batches[this.batchIndex % batches.length];
+      return batches[index % batches.length];
     },
     fromDevice: (s: { id: number }, _t: unknown, data: ElemArray): void => {
-      this.received.set(this.compiled.streamTensor.get(s.id)!, data as HostArray | Uint16Array);
+      const id = this.compiled.streamTensor.get(s.id)!;
+      const received = (this.received[replica] ??= new Map());
+      const list = received.get(id);
+      if (list) list.push(data as HostArray | Uint16Array);
+      else received.set(id, [data as HostArray | Uint16Array]);
     },
-  };
+    };
+  }
+
+  /** Replicas (config.replicas, PopART's replicatedGraphCount; 1 when not replicated). */
+  get replicas(): number {
+    return this.compiled.config.replicas ?? 1;
+  }
 
   /** "step 3", or "step 3, batch 1" when a step has several batches: where a message points. */
   where(step: number): string {
@@ -204,17 +266,32 @@ export class Session {
         if (a.length !== n) throw new UserError(`feeds: '${name}' needs ${n} elements per batch, got ${a.length}`);
       }
       checkLabels(graph, name, Array.isArray(f) ? f : [f], `feeds.${name}`);
+      const micro = microBatchesPerBatch(this.compiled);
+      if (Array.isArray(f) && f.length > 1 && f.length % micro !== 0)
+        throw new UserError(`feeds: '${name}' has ${f.length} micro-batches, not whole batches of ${micro} (train.accumulationFactor x replicas); give a multiple of ${micro}, in the order [batch, accumulation, replica]`);
     }
     this.feeds = feeds;
     const step = this.stepIndex++;
     const c0 = this.engine.cycles;
+    // One map per micro-batch, in order (a batch without accumulation is one micro-batch).
     const perBatch: Map<string, HostArray | Uint16Array>[] = [];
     let lossSum = 0;
     const loss = this.compiled.loss;
+    const micro = microBatchesPerBatch(this.compiled);
+    const R = this.engines.length;
     for (let b = 0; b < this.batchesPerStep; b++) {
-      this.received = new Map();
+      this.received = [];
+      this.streamed = [];
       try {
-        await this.engine.run('batch', this.io, step);
+        // Replicas run at once, meeting at each all-reduce; one failing releases the others.
+        await Promise.all(
+          this.engines.map((en, r) =>
+            en.run('batch', this.ioFor(r), step).catch((e: unknown) => {
+              this.barrier?.abort(e);
+              throw e;
+            }),
+          ),
+        );
       } catch (e) {
         // A built-in codelet refusing its data (a label out of range that went through other ops first)
         // fails the run; it is not a tilesim bug. A custom codelet's fault stays a CodeletFault, which
@@ -223,12 +300,15 @@ export class Session {
         throw e;
       }
       this.batchIndex++;
-      perBatch.push(this.received);
-      if (loss && this.numerics) lossSum += scalarOf(this.received.get(loss)!);
+      if (!this.numerics) continue;
+      // In PopART's order: micro-batch m of replica r is item m x replicas + r.
+      for (let m = 0; m < micro / R; m++) for (let r = 0; r < R; r++) perBatch.push(new Map([...this.received[r]].map(([k, v]) => [k, v[m]])));
+      if (loss) for (const got of this.received) for (const v of got.get(loss)!) lossSum += scalarOf(v);
     }
     const result: StepResult = { step, cycles: this.engine.cycles - c0, anchors: new Map() };
-    if (loss && this.numerics) result.loss = lossSum / this.batchesPerStep;
-    if (this.numerics) for (const a of this.compiled.anchors) result.anchors.set(a.tensor, anchorValue(graph, a.tensor, a.mode, perBatch));
+    // The step's loss: the mean over its micro-batches (each a mean over its samples, with a mean loss).
+    if (loss && this.numerics) result.loss = lossSum / (this.batchesPerStep * micro);
+    if (this.numerics) for (const a of this.compiled.anchors) result.anchors.set(a.tensor, anchorValue(graph, a.tensor, a.mode, perBatch, [micro / R, R]));
     return result;
   }
 
@@ -252,7 +332,7 @@ export class Session {
       const t = byName.get(s.name);
       if (!t || t.dtype !== s.dtype || nelms(t.shape) !== s.data.length)
         throw new UserError(`the checkpoint's tensor '${s.name}' (${s.dtype}, ${s.data.length} elements) does not match the compiled program${t ? ` (${t.dtype}, ${nelms(t.shape)} elements)` : ''}: it was written for another model`);
-      this.engine.write(t, s.data);
+      for (const en of this.engines) en.write(t, s.data);
     }
     this.stepIndex = state.step;
     this.batchIndex = state.batch;
@@ -262,7 +342,7 @@ export class Session {
   readWeights(): Map<string, HostArray> {
     const out = new Map<string, HostArray>();
     for (const t of this.compiled.graph.allTensors()) {
-      if (t.kind === 'variable') out.set(t.id, hostFloats(this.engine.read(this.variable(t.id))));
+      if (t.kind === 'variable' && !isAccumulator(t.id)) out.set(t.id, hostFloats(this.engine.read(this.variable(t.id))));
     }
     return out;
   }
@@ -273,7 +353,7 @@ export class Session {
       const t = this.variable(name);
       const n = nelms(t.shape);
       if (data.length !== n) throw new UserError(`writeWeights: '${name}' has ${n} elements, got ${data.length}`);
-      this.engine.write(t, data);
+      for (const en of this.engines) en.write(t, data);
     }
   }
 
@@ -287,7 +367,7 @@ export class Session {
   }
 
   async close(): Promise<void> {
-    await this.engine.destroy();
+    for (const en of this.engines) await en.destroy();
   }
 }
 
@@ -342,8 +422,18 @@ function scalarOf(a: HostArray | Uint16Array): number {
   return a instanceof Uint16Array ? halfToFloat(a[0]) : a[0];
 }
 
-/** PopART's anchor return types over the batches of the final step. */
-function anchorValue(graph: Graph, tensor: string, mode: AnchorMode, perBatch: Map<string, HostArray | Uint16Array>[]): AnchorValue {
+/** Micro-batches per batch, over all replicas: train.accumulationFactor x replicas. */
+export function microBatchesPerBatch(compiled: Compiled): number {
+  return (compiled.config.train?.accumulationFactor ?? 1) * (compiled.config.replicas ?? 1);
+}
+
+/**
+ * PopART's anchor return types over the micro-batches of the final step
+ * (`micro` per batch): all stacks them [batchesPerStep, accumulationFactor, ...]
+ * (a dimension of 1 left out), everyN keeps every n-th batch, final the last micro-batch.
+ */
+function anchorValue(graph: Graph, tensor: string, mode: AnchorMode, perBatch: Map<string, HostArray | Uint16Array>[], inner: [accumulation: number, replicas: number] = [1, 1]): AnchorValue {
+  const micro = inner[0] * inner[1];
   const info = graph.tensor(tensor).info;
   const dtype = info.dtype;
   const n = nelms(info.shape);
@@ -353,7 +443,8 @@ function anchorValue(graph: Graph, tensor: string, mode: AnchorMode, perBatch: M
     if (vs.length === 1) return { shape: [...info.shape], dtype, data: vs[0] };
     const out = make(vs.length * n);
     vs.forEach((v, i) => out.set(v, i * n));
-    return { shape: [vs.length, ...info.shape], dtype, data: out };
+    const lead = [vs.length / micro, ...inner].filter((d) => d > 1);
+    return { shape: [...lead, ...info.shape], dtype, data: out };
   };
   switch (mode.kind) {
     case 'final':
@@ -361,7 +452,7 @@ function anchorValue(graph: Graph, tensor: string, mode: AnchorMode, perBatch: M
     case 'all':
       return stack(values);
     case 'everyN':
-      return stack(values.filter((_, i) => (i + 1) % mode.n === 0));
+      return stack(values.filter((_, i) => (Math.floor(i / micro) + 1) % mode.n === 0));
     case 'sum': {
       const acc = new Float64Array(n);
       for (const v of values) {

@@ -52,6 +52,7 @@ export function compileReport(c: Compiled): string {
   const lines = [
     `${c.config.name} compiled for ${d.name} (${d.ipus * d.tilesPerIpu} tiles, ${d.bytesPerTile} bytes per tile)`,
     `  ops ${c.schedule.length}, compute sets ${p.computeSets.length}, vertices ${vertices}, exchanges ${p.exchanges.length}, host streams ${p.streams.length}`,
+    ...(p.replication ? [`  replicated: ${p.replication.replicas} replicas of ${d.ipus} IPU${d.ipus > 1 ? 's' : ''} each share this program (${p.replication.systemIpus} IPUs in all); memory below is one replica's`] : []),
     ...memoryReport(p),
     ...(d.ipus > 1 ? ipuReport(p, c.schedule, isSharded(c.config)) : []),
   ];

@@ -285,6 +285,8 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
       lossScaling: t.lossScaling,
       steps: overrides.steps ?? t.steps,
       batchesPerStep: t.batchesPerStep,
+      accumulationFactor: t.accumulationFactor,
+      gradientReduction: t.gradientReduction,
       saveModel: t.saveModel,
       ...(t.checkpointEvery !== undefined ? { checkpointEvery: t.checkpointEvery } : {}),
     };
@@ -292,6 +294,17 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
       fail(['train', 'checkpointEvery'], 'checkpoints need numerics (run.numerics: true, no --no-numerics): without them there are no weights to keep');
     if (t.saveModel && !(overrides.numerics ?? cfg.run.numerics))
       fail(['train', 'saveModel'], 'saving the trained model needs numerics (run.numerics: true, no --no-numerics): without them there are no trained weights');
+  }
+
+  // Replication (PopART's checks): IPUs = replicas x IPUs per replica.
+  const replicas = cfg.replicas;
+  if (replicas > 1) {
+    if (device.ipus % replicas !== 0)
+      fail(['replicas'], `replicas: ${replicas} does not divide the device's ${device.ipus} IPUs: each replica needs device.ipus / replicas IPUs; give a device with a multiple of ${replicas} IPUs (e.g. device: {preset: pod16, ipus: ${replicas}}) or fewer replicas`);
+    const perReplica = device.ipus / replicas;
+    const highest = Math.max(-1, ...graph.nodes.map((n) => n.ipu ?? -1));
+    if (highest >= perReplica)
+      fail(['replicas'], `replicas: ${replicas} x ${highest + 1} IPUs per replica (a node names ipu ${highest}) need ${replicas * (highest + 1)} IPUs, the device has ${device.ipus}; give device.ipus: ${replicas * (highest + 1)} or fewer replicas`);
   }
 
   // Anchors (their names may include tensors made later, e.g. Gradient___w: not checked here)
@@ -311,6 +324,7 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
     model: { graph, ...(onnxFile ? { onnx: onnxFile } : {}), customOps, ...(cfg.model.virtualGraphMode ? { virtualGraphMode: cfg.model.virtualGraphMode } : {}) },
     inputs,
     ...(train ? { train } : {}),
+    ...(replicas > 1 ? { replicas, collectiveMethod: cfg.collectiveMethod } : {}),
     steps: train ? train.steps : (overrides.steps ?? 1),
     anchors,
     defaultAnchors,

@@ -296,6 +296,11 @@ const trainSchema = strict({
   optimizer: optimizerSchema,
   steps: posInt.default(1),
   batchesPerStep: posInt.default(1),
+  accumulationFactor: posInt.default(1).describe("PopART's accumulationFactor: micro-batches whose gradients are summed before one optimizer update (1: no accumulation)"),
+  gradientReduction: z
+    .enum(['mean', 'sum'])
+    .default('mean')
+    .describe("PopART's accumulationAndReplicationReductionType: mean divides the accumulated (and all-reduced) gradient by the micro-batches (x replicas) it sums, sum does not"),
   lossScaling: posNumber.default(1).describe('loss scaling: the loss gradient is multiplied by it, the optimizers divide gradients by it'),
   saveModel: z.boolean().default(false).describe('write the trained model (forward graph, final weights) as model.onnx in the run folder'),
   checkpointEvery: posInt.optional().describe('write a checkpoint (weights, optimizer state) every N steps into the run folder; sim run --resume continues from it'),
@@ -337,6 +342,13 @@ export const configSchema = strict({
   model: modelSchema,
   inputs: z.record(tensorName, inputDataSchema).default({}).describe('data for every graph input'),
   train: trainSchema.optional().describe('omit for inference'),
+  replicas: posInt
+    .default(1)
+    .describe("PopART's replicatedGraphCount: copies of the program, each on device.ipus / replicas IPUs with its own data; training all-reduces the gradients across them"),
+  collectiveMethod: z
+    .enum(['auto', 'clockwise', 'anticlockwise', 'bidirectional', 'meetInMiddle'])
+    .default('auto')
+    .describe("the all-reduce's ring method (PopLibs' collectives): auto chooses as PopLibs does"),
   anchors: z.record(tensorName, anchorModeSchema).optional().describe('default: graph outputs and the loss, final'),
   run: runSchema.prefault({}),
   report: reportSchema.prefault({}),

@@ -142,6 +142,14 @@ export interface TrainSpec {
   steps: number;
   batchesPerStep: number;
   /**
+   * PopART's accumulationFactor: micro-batches per weight update; each one's
+   * gradient is added into an accumulator, the update runs once after them
+   * (src/train/accumulate.ts). Optional only so hand-built configs may leave it out (default 1).
+   */
+  accumulationFactor?: number;
+  /** PopART's accumulationAndReplicationReductionType (default mean): docs/config.md. */
+  gradientReduction?: 'mean' | 'sum';
+  /**
    * Loss scaling (PopART): the loss gradient is seeded with this instead of 1,
    * and the optimizers divide the gradients by it before using them.
    * Optional only so hand-built configs may leave it out (default 1).
@@ -174,6 +182,10 @@ export interface RunConfig {
   };
   inputs: Record<string, InputSpec>;
   train?: TrainSpec;
+  /** PopART's replicatedGraphCount (default 1): `device` is the whole system, each replica runs on device.ipus / replicas IPUs. */
+  replicas?: number;
+  /** The gradient all-reduce's ring method (sim/collectives.ts; default auto). */
+  collectiveMethod?: 'auto' | 'clockwise' | 'anticlockwise' | 'bidirectional' | 'meetInMiddle';
   /**
    * Steps to run: train.steps when training, else 1 (or `--steps`). Set by
    * loadConfig(); optional only so hand-built configs may leave it out.

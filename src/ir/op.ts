@@ -21,6 +21,12 @@ export interface OpSettings {
   ipu?: number;
   /** How ONNX export writes this op, when a composite says so for one of its parts (NodeDecl.onnxForm). */
   onnxForm?: OnnxForm;
+  /**
+   * PopART's ExecutionContext: 'outerFragment' runs once per step after the
+   * gradient-accumulation loop (the optimizer update, the accumulator reset);
+   * absent, the op runs in the loop, once per micro-batch (src/train/accumulate.ts).
+   */
+  executionContext?: 'outerFragment';
 }
 
 /**

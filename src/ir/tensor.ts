@@ -25,4 +25,6 @@ export interface Tensor {
   consumers: { op: Op; index: number }[];
   /** True for tensors the autodiff transform made (gradients). */
   isGradient: boolean;
+  /** A gradient accumulator (src/train/optimizer.ts): the weight it accumulates for, whose tile mapping it takes. */
+  accumulatorOf?: string;
 }

@@ -4,7 +4,10 @@
  * schedule order, is grown by its definition's lowering; anchors are streamed
  * back to the host after each batch. Control programs:
  *   weightsFromHost  variables and constants to the device (once)
- *   batch            inputs in, the ops, anchors out (once per batch)
+ *   batch            inputs in, the ops, anchors out (once per batch); with gradient
+ *                    accumulation the inputs, ops and anchors repeat once per micro-batch
+ *                    (the accumulation loop), then the outer fragment's ops (the optimizer
+ *                    update, the accumulator reset) run once
  *   weightsToHost    variables back to the host
  */
 import type { PlanOverrides } from './plan-overrides.js';
@@ -43,6 +46,8 @@ export interface LowerRequest {
    * Otherwise one program spans every tile of the device.
    */
   sharded?: boolean;
+  /** Micro-batches per batch (train.accumulationFactor): > 1 wraps all but the outer fragment in a repeat. */
+  accumulationFactor?: number;
 }
 
 export interface Lowered {
@@ -60,7 +65,10 @@ export function lowerGraph(req: LowerRequest): Lowered {
   const dg = new DeviceGraph(req.device);
   const tensors = new Map<string, BuildTensor>();
   const streamTensor = new Map<number, string>();
-  const batch = dg.program('batch');
+  const batchProgram = dg.program('batch');
+  // The accumulation loop's body (everything, without accumulation) and the outer fragment after it.
+  const batch: ProgramStep[] = [];
+  const outer: ProgramStep[] = [];
   const fromHost = dg.program('weightsFromHost');
   const toHost = dg.program('weightsToHost');
 
@@ -69,13 +77,16 @@ export function lowerGraph(req: LowerRequest): Lowered {
     if (t.producer) continue;
     const category = t.kind === 'stream' ? 'stream' : t.kind === 'variable' ? 'variable' : 'constant';
     const readers = consumers.get(t.id) ?? [];
+    // A gradient accumulator lies where its weight does: the update reads both on the same tiles.
+    const like = t.accumulatorOf !== undefined ? tensors.get(t.accumulatorOf) : undefined;
     const add = (): BuildTensor => {
       const d = dg.addTensor(t.id, t.info.dtype as DeviceDType, t.info.shape, category);
-      mapSource(dg, d, readers.filter((r) => !isIpuCopy(r.op)), req);
+      if (like) dg.mapLike(d, like);
+      else mapSource(dg, d, readers.filter((r) => !isIpuCopy(r.op)), req);
       return d;
     };
     // Sharded: on the IPU of its readers (its copies' source IPU), made there so onIpu moves it.
-    const d = req.sharded && readers.length > 0 ? dg.onIpu(readIpu(readers[0].op), [], add) : add();
+    const d = req.sharded && readers.length > 0 ? dg.onIpu(readIpu(readers[0].op), [like], add) : add();
     tensors.set(t.id, d);
     if (t.kind === 'stream') {
       const s = dg.addStream(`${t.id}<-host`, d, 'toDevice');
@@ -128,7 +139,7 @@ export function lowerGraph(req: LowerRequest): Lowered {
         const lists = regionSteps.get(region.owner) ?? [];
         regionSteps.set(region.owner, lists);
         (lists[region.branch] ??= []).push(...ctx.finish());
-      } else batch.push(...ctx.finish());
+      } else (op.settings.executionContext === 'outerFragment' ? outer : batch).push(...ctx.finish());
     };
     if (req.sharded) dg.onIpu(op.settings.ipu ?? 0, opTensors(op, tensors), lowerOp);
     else lowerOp();
@@ -143,6 +154,8 @@ export function lowerGraph(req: LowerRequest): Lowered {
     streamTensor.set(s, a);
     batch.push({ kind: 'streamCopy', stream: s, op: 'host' });
   }
+  const n = req.accumulationFactor ?? 1;
+  batchProgram.push(...(n > 1 ? [{ kind: 'repeat' as const, count: n, body: batch }] : batch), ...outer);
 
   const program = dg.finalize(req.codelets, req.codeletModules, req.onPass);
   return { program, tensorOf: new Map([...tensors].map(([k, v]) => [k, v.id])), streamTensor };

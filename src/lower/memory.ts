@@ -235,6 +235,9 @@ function stepAccesses(step: LeafStep, program: ProgramView, codelets: CodeletReg
       }
       break;
     }
+    case 'allReduce':
+      visit({ tensor: step.tensor, begin: 0, end: Infinity, read: true, write: true });
+      break;
     case 'streamCopy': {
       const s = program.streams[step.stream];
       if (s) visit({ tensor: s.tensor, begin: 0, end: Infinity, read: s.direction === 'fromDevice', write: s.direction === 'toDevice' });
@@ -295,6 +298,7 @@ export function vertexStateBytes(
 function describeStep(s: LeafStep, program: ProgramView | undefined): string {
   if (s.kind === 'execute') return `compute set '${program?.computeSets[s.computeSet]?.name ?? s.computeSet}'`;
   if (s.kind === 'exchange') return `exchange '${program?.exchanges[s.exchange]?.name ?? s.exchange}'`;
+  if (s.kind === 'allReduce') return `the all-reduce of tensor ${s.tensor}`;
   return `stream copy '${program?.streams[s.stream]?.name ?? s.stream}'`;
 }
 

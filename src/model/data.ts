@@ -90,17 +90,22 @@ export function initializerData(init: InitSpec, shape: readonly number[], dtype:
   }
 }
 
-/** Data for one graph input: a single batch, or several (npy with a leading batch dimension). */
-export function inputData(spec: InputSpec, shape: readonly number[], dtype: DType, what: string): HostArray[] {
+/**
+ * Data for one graph input: a single batch, or several (npy with a leading batch dimension).
+ * `draws`: random data is drawn as that many consecutive batches of one generator (the
+ * micro-batches of one step with gradient accumulation or replication), so they differ and
+ * together equal one draw of the whole batch.
+ */
+export function inputData(spec: InputSpec, shape: readonly number[], dtype: DType, what: string, draws = 1): HostArray[] {
   const n = nelms(shape);
   switch (spec.kind) {
     case 'random': {
       const r = new Rng(spec.seed);
-      const a = alloc(dtype, n);
+      const a = alloc(dtype, n * draws);
       if (spec.distribution === 'normal') r.fillNormal(a, spec.mean, spec.std);
       else if (spec.distribution === 'uniform') r.fillUniform(a, spec.low, spec.high);
       else r.fillIntegers(a, spec.low, spec.high);
-      return [a];
+      return Array.from({ length: draws }, (_, b) => a.subarray(b * n, (b + 1) * n) as HostArray);
     }
     case 'value':
       return [fromNested(spec.value, shape, dtype, what, spec.loc)];

@@ -6,6 +6,8 @@ import { matMulDefinitions } from './matmul.js';
 import { mulDefinitions } from './mul.js';
 import { sgdDefinitions } from './sgd.js';
 import { adamDefinitions } from './adam.js';
+import { accumulateDefinitions } from './accumulate.js';
+import { allReduceDefinitions } from './all-reduce.js';
 import { sumDefinitions } from './sum.js';
 import { castDefinitions } from './cast.js';
 import { unaryDefinitions } from './unary.js';
@@ -39,6 +41,8 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...lossDefinitions,
   ...sgdDefinitions,
   ...adamDefinitions,
+  ...accumulateDefinitions,
+  ...allReduceDefinitions,
   ...castDefinitions,
   ...unaryDefinitions,
   ...binaryDefinitions,

@@ -11,6 +11,7 @@
  *   an exchange (exchangeTraffic, the cost model's own accounting);
  * - per tile, exchange bytes sent and received over the run.
  */
+import { allReduceName } from '../../sim/collectives.js';
 import { exchangeTraffic } from '../../sim/cost.js';
 import type { Phase } from '../../sim/profile.js';
 import { DTYPE_BYTES, type DeviceProgram, type ProgramStep } from '../../sim/program.js';
@@ -107,6 +108,11 @@ export function programView(p: DeviceProgram, phases: readonly Phase[]): Program
       const ex = p.exchanges[s.exchange];
       return row(i, 'exchange', ex.name, ex.op);
     }
+    if (s.kind === 'allReduce') {
+      // Its ring steps' phases are all named after it (sim/collectives.ts): summed into this row.
+      const t = p.tensors[s.tensor];
+      return row(i, 'exchange', allReduceName(t.name), s.op, t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype]);
+    }
     const st = p.streams[s.stream];
     const t = p.tensors[st.tensor];
     return row(i, 'streamCopy', st.name, s.op, t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype]);
@@ -117,21 +123,33 @@ export function programView(p: DeviceProgram, phases: readonly Phase[]): Program
   const perTileCycles = new Map<number, [number, number][]>();
   let k = 0;
   let sync = 0;
+  let collective = -1;
   for (const ph of phases) {
     if (ph.step !== first) break;
     if (ph.kind === 'sync') {
       sync += ph.cycles;
       continue;
     }
+    // The phases of an all-reduce after its first go to its row.
+    if (collective >= 0 && ph.name.startsWith(`${rows[collective].name} `)) {
+      rows[collective].cycles += ph.cycles;
+      rows[collective].syncCycles += sync;
+      sync = 0;
+      continue;
+    }
+    collective = -1;
     const n = Math.max(1, order.length);
     // A switch's branch not taken has no phases: skip ahead to the next leaf of this name.
     let skip = 0;
-    while (skip < (switches ? n : 1) && rows[order[(k + skip) % n]]?.name !== ph.name) skip++;
-    if (rows[order[(k + skip) % n]]?.name !== ph.name) break; // not the program we know: leave the rest at zero
+    const matches = (leaf: number | undefined): boolean =>
+      leaf !== undefined && rows[leaf] !== undefined && (rows[leaf].name === ph.name || (leaves[leaf].kind === 'allReduce' && ph.name.startsWith(`${rows[leaf].name} `)));
+    while (skip < (switches ? n : 1) && !matches(order[(k + skip) % n])) skip++;
+    if (!matches(order[(k + skip) % n])) break; // not the program we know: leave the rest at zero
     k += skip;
     const leaf = order[k % n];
     k++;
     const r = rows[leaf];
+    if (leaves[leaf].kind === 'allReduce') collective = leaf;
     r.cycles += ph.cycles;
     r.syncCycles += sync;
     sync = 0;

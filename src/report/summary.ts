@@ -11,6 +11,7 @@ import { DTYPE_BYTES } from '../../sim/program.js';
 import { programView, type ProgramView } from './program-view.js';
 import { ipuRows, type IpuRow } from './ipus.js';
 import { isSharded } from '../shard/place.js';
+import { collectiveRows, type CollectiveRow } from './collectives.js';
 import type { OpRow, ProfileTables, StepRow, TileRow } from './types.js';
 
 /** JSON has no NaN or Infinity (JSON.stringify writes null): a non-finite number is written as this string. */
@@ -32,6 +33,10 @@ export interface Summary {
   outputs: Record<string, { shape: number[]; dtype: string; file: string }>;
   /** On a multi-IPU device: each IPU's ops (when sharded), busy cycles and memory (report/ipus.ts). */
   ipus?: IpuRow[];
+  /** Replicated (config replicas): the replicas, each on device.ipus IPUs (the device is one replica's), of a system of systemIpus. */
+  replication?: { replicas: number; systemIpus: number };
+  /** Replicated training: each all-reduce, with PopLibs' collectives figures (report/collectives.ts). */
+  collectives?: CollectiveRow[];
   /** resumedFrom: the steps a checkpoint had done (sim run --resume); cycles and ops then cover the steps run after it. */
   host: { wallSeconds: number; workers: number; resumedFrom?: number };
 }
@@ -43,8 +48,11 @@ export function profileTables(r: RunResult, view: ProgramView = programView(r.co
   // A resumed run's phases cover only the steps run after its checkpoint: so do the op and step tables.
   const steps = r.steps.length - (r.resumedFrom ?? 0);
   const batches = steps * (r.compiled.config.train?.batchesPerStep ?? 1);
+  // With accumulation, all but the outer fragment's ops run once per micro-batch.
+  const micro = r.compiled.config.train?.accumulationFactor ?? 1;
   for (const op of ops) {
-    opTotals.set(op.name, { name: op.name, type: op.opid.type, domain: normDomain(op.opid.domain), compute: 0, exchange: 0, sync: 0, flops: op.flops() * batches, memoryBytes: 0 });
+    const runs = batches * (op.settings.executionContext === 'outerFragment' ? 1 : micro);
+    opTotals.set(op.name, { name: op.name, type: op.opid.type, domain: normDomain(op.opid.domain), compute: 0, exchange: 0, sync: 0, flops: op.flops() * runs, memoryBytes: 0 });
   }
   for (const t of r.compiled.program.tensors) {
     const row = t.op === undefined ? undefined : opTotals.get(t.op);
@@ -106,6 +114,12 @@ export function buildSummary(r: RunResult, tables: ProfileTables, outputs: Summa
     },
     outputs,
     ...(d.ipus > 1 ? { ipus: ipuRows(r.compiled.program, r.compiled.schedule, isSharded(r.compiled.config), r.phases) } : {}),
+    ...(r.compiled.program.replication
+      ? {
+          replication: { replicas: r.compiled.program.replication.replicas, systemIpus: r.compiled.program.replication.systemIpus },
+          collectives: collectiveRows(r.compiled.program, r.phases),
+        }
+      : {}),
     host: { wallSeconds: r.wallSeconds, workers, ...(r.resumedFrom !== undefined ? { resumedFrom: r.resumedFrom } : {}) },
   };
 }

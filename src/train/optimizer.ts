@@ -1,21 +1,81 @@
 /**
  * The optimizer from the config's `train.optimizer` (SGD or Adam, built by
  * ops/sgd.ts and ops/adam.ts): one variable-update op per trainable variable
- * that has a gradient, which divides out the loss scaling.
+ * that has a gradient, which divides out the loss scaling. With gradient
+ * accumulation (train.accumulationFactor > 1, PopART's) each variable also
+ * gets an accumulator: per micro-batch `accum += grad` (AccumulateOp, in the
+ * accumulation loop), then, in the outer fragment once per step, the update
+ * reads the accumulator and AccumulatorZeroOp resets it. Replicated
+ * (replicas > 1), the gradient is summed across the replicas before the
+ * update (ReplicatedAllReduceOp): every micro-batch without accumulation,
+ * once per step (the accumulator, in the outer fragment) with it.
  */
-import type { OptimizerSpec } from '../config/types.js';
+import type { OptimizerSpec, TrainSpec } from '../config/types.js';
 import type { Graph } from '../ir/graph.js';
 import type { Op } from '../ir/op.js';
+import { nelms } from '../ir/tensorinfo.js';
+import { AccumulateOp, AccumulatorZeroOp } from '../ops/accumulate.js';
 import { AdamVarUpdateOp } from '../ops/adam.js';
+import { ReplicatedAllReduceOp } from '../ops/all-reduce.js';
 import { SGDVarUpdateOp } from '../ops/sgd.js';
 
-/** `gradOf`: variable -> its gradient tensor, from autodiff. A variable off the loss path has none and is not updated. */
-export function addOptimizer(graph: Graph, optimizer: OptimizerSpec, gradOf: ReadonlyMap<string, string>, lossScaling: number): void {
+/** PopART's name prefix for a weight's gradient accumulator. */
+export const ACCUMULATOR_PREFIX = 'Accum___';
+
+export function isAccumulator(id: string): boolean {
+  return id.startsWith(ACCUMULATOR_PREFIX);
+}
+
+/** What the update divides the gradient by besides the loss scaling: how many gradients a mean reduction averages. */
+export interface GradientReduction {
+  /** Micro-batches accumulated per update (1: none). */
+  accumulationFactor: number;
+  /** Replicas whose gradients are all-reduced (1: none). */
+  replicas: number;
+  reduction: 'mean' | 'sum';
+}
+
+export function gradientReduction(train: TrainSpec, replicas = 1): GradientReduction {
+  return { accumulationFactor: train.accumulationFactor ?? 1, replicas, reduction: train.gradientReduction ?? 'mean' };
+}
+
+/**
+ * `gradOf`: variable -> its gradient tensor, from autodiff. A variable off the loss path has none and is not updated.
+ * The update divides the gradient by lossScaling, and with a mean reduction by the
+ * micro-batches x replicas summed into it (PopART's Mean: the loss of each micro-batch is a
+ * mean over its samples, so the mean over micro-batches is the mean over the whole batch).
+ */
+export function addOptimizer(graph: Graph, optimizer: OptimizerSpec, gradOf: ReadonlyMap<string, string>, lossScaling: number, red?: GradientReduction): void {
+  const n = red ? red.accumulationFactor : 1;
+  const divisor = lossScaling * (red && red.reduction === 'mean' ? red.accumulationFactor * red.replicas : 1);
+  const replicas = red?.replicas ?? 1;
   for (const t of graph.allTensors()) {
     if (t.kind !== 'variable' || !t.trainable) continue;
     const g = gradOf.get(t.id);
     if (!g) continue;
-    graph.addOp(varUpdateOp(optimizer, t.id, lossScaling), [t.id, g], []);
+    const ipu = t.consumers[0]?.op.settings.ipu;
+    const at = ipu !== undefined ? { ipu } : {};
+    // The gradient summed over the replicas, in place: its output names the sum.
+    const allReduce = (x: string, outer: boolean): string => {
+      if (replicas <= 1) return x;
+      const out = graph.uniqueTensorId(`${x}__allReduced`);
+      graph.addOp(new ReplicatedAllReduceOp({ name: `AllReduce(${t.id})`, loc: optimizer.loc, ...at, ...(outer ? { executionContext: 'outerFragment' as const } : {}) }), [x], [out]);
+      return out;
+    };
+    if (n <= 1) {
+      graph.addOp(varUpdateOp(optimizer, t.id, divisor), [t.id, allReduce(g, false)], []);
+      continue;
+    }
+    const accum = graph.addTensor(graph.uniqueTensorId(`${ACCUMULATOR_PREFIX}${t.id}`), t.info, 'variable', { data: new Float32Array(nelms(t.info.shape)) });
+    accum.accumulatorOf = t.id;
+    const loc = optimizer.loc;
+    const summed = graph.uniqueTensorId(`${accum.id}__sum`);
+    graph.addOp(new AccumulateOp({ name: `Accumulate(${t.id})`, loc, ...at }), [accum.id, g], [summed]);
+    const reduced = allReduce(summed, true);
+    const update = varUpdateOp(optimizer, t.id, divisor);
+    update.settings.executionContext = 'outerFragment';
+    graph.addOp(update, [t.id, reduced], []);
+    graph.addOp(new AccumulatorZeroOp({ name: `AccumulatorZero(${t.id})`, loc, executionContext: 'outerFragment', ...at }), [reduced], []);
   }
 }
 

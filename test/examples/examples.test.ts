@@ -1,7 +1,8 @@
 /**
  * The examples the README links, each run as a user runs it: the Iris MLP
  * (examples/iris/train.ts, printing held-out accuracy), SqueezeNet inference
- * from the ONNX conformance data, the 2-IPU sharded MLP, and the tile-count x
+ * from the ONNX conformance data, the 2-IPU sharded MLP, the 4-replica
+ * data-parallel MLP, and the tile-count x
  * bandwidth sweep.
  */
 import { spawnSync } from 'node:child_process';
@@ -81,6 +82,33 @@ describe('configs/examples/squeezenet-infer.yaml: a real ONNX model on a full mk
     },
     300_000,
   );
+});
+
+describe('configs/examples/mlp-replicated-4.yaml: data-parallel training over 4 replicas with gradient accumulation', () => {
+  it('trains; summary.json has the replication and each weight\'s all-reduce with its bytes per IPU per cycle', () => {
+    const out = path.join(tmp, 'replicated');
+    const r = node([BIN, 'run', 'configs/examples/mlp-replicated-4.yaml', '--out', out, '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    type Row = { op: string; replicas: number; calls: number; cycles: number; algorithmBytes: number; linkBytes: number; algorithmBytesPerIpuPerCycle: number; linkBytesPerIpuPerCycle: number };
+    const s = JSON.parse(r.stdout) as { steps: { loss: number }[]; device: { ipus: number }; replication: { replicas: number; systemIpus: number }; collectives: Row[] };
+    expect(s.steps).toHaveLength(5);
+    expect(s.steps[4].loss).toBeLessThan(s.steps[0].loss);
+    // The program is one replica's (1 IPU of the M2000's 4).
+    expect(s.device.ipus).toBe(1);
+    expect(s.replication).toEqual({ replicas: 4, systemIpus: 4 });
+    expect(s.collectives.map((c) => c.op)).toEqual(['AllReduce(w1)', 'AllReduce(b1)', 'AllReduce(w2)', 'AllReduce(b2)']);
+    for (const c of s.collectives) {
+      // Once per step (after the accumulation loop), 5 steps; a ring all-reduce sends 2(n - 1)/n of the data.
+      expect(c.calls).toBe(5);
+      expect(c.linkBytes).toBe((c.algorithmBytes * 2 * 3) / 4);
+      expect(c.linkBytesPerIpuPerCycle).toBeCloseTo(c.linkBytes / c.cycles, 9);
+    }
+    expect(s.collectives[0].algorithmBytes).toBe(64 * 128 * 4);
+    const c = node([BIN, 'compile', 'configs/examples/mlp-replicated-4.yaml', '--out', path.join(tmp, 'replicated-compile')]);
+    expect(c.code).toBe(0);
+    expect(c.stdout).toContain('replicated: 4 replicas of 1 IPU each share this program (4 IPUs in all)');
+  });
 });
 
 describe('configs/examples/mlp-sharded-2ipu.yaml: an MLP sharded over 2 IPUs', () => {
