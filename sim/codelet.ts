@@ -54,6 +54,14 @@ export interface Codelet {
   cycles(v: VertexShape, device: DeviceSpec): number;
   /** Source of the estimate, for `sim vertex` and the docs. */
   estimateSource?: string;
+  /**
+   * The multi-region form of a 1-D elementwise MultiVertex (popops'
+   * UnaryOp2D / BinaryOp2D): a worker vertex whose fields are lists of
+   * regions, region j of every field making one 1-D pass. Elementwise
+   * lowerings place it, one per worker, on a tile that holds several runs of
+   * the output (src/lower/elementwise.ts placeByTile).
+   */
+  multiRegion?: Codelet;
 }
 
 /** A custom codelet's name is qualified by its domain (`custom.ops::LeakyRelu`); built-in names never are. */
@@ -63,12 +71,16 @@ export class CodeletRegistry {
   private readonly byName = new Map<string, Codelet>();
   private readonly modules = new Map<string, string>();
 
-  /** `module`: the custom-op module file the codelet comes from (none for built-ins), for blaming faults. */
+  /**
+   * `module`: the custom-op module file the codelet comes from (none for
+   * built-ins), for blaming faults. A codelet's multi-region form comes with it.
+   */
   add(c: Codelet, module?: string): void {
     const prev = this.byName.get(c.name);
     if (prev && prev !== c) throw new Error(`codelet '${c.name}' is registered twice with different definitions`);
     this.byName.set(c.name, c);
     if (module !== undefined) this.modules.set(c.name, module);
+    if (c.multiRegion) this.add(c.multiRegion, module);
   }
 
   /** The custom-op module a codelet comes from; undefined for a built-in. */

@@ -34,3 +34,5 @@ export type { DeviceDType, Region, FieldValue } from './program.js';
 export { defineUnaryCodelet, defineUnaryGradCodelet } from './unary-codelets.js';
 export type { UnaryGradFields } from './unary-codelets.js';
 export type { LoopCost } from './codelets/estimators.js';
+// A 1-D elementwise codelet's multi-region (2-D) form, which mapElementwise places on tiles holding several runs.
+export { regionCounts, regionsInPlace, withMultiRegion } from './codelets/multi-region.js';

@@ -27,7 +27,8 @@ import { fieldDType, regionCount } from '../codelet.js';
 import { defineCodelet, type ArraySpecs, type CodeletDef, type FieldSpecs, type ParamSpecs } from '../define.js';
 import type { DeviceSpec } from '../device.js';
 import type { DeviceDType, FieldValue } from '../program.js';
-import { addLoop, binaryMultiVertex, innerLoop, vectorWidth, type LoopCost } from './estimators.js';
+import { addLoop, binaryMultiVertex, binaryOp2D, innerLoop, vectorWidth, type LoopCost } from './estimators.js';
+import { regionCounts, regionsInPlace, withMultiRegion } from './multi-region.js';
 import { writesInPlace } from '../cost.js';
 import type { BinaryOp, Int32Op } from '../wasm/kernels-wat.js';
 import { laneWise } from '../wasm/kernels.js';
@@ -360,9 +361,19 @@ function elementwiseCodelet<const I extends string, const X extends ParamSpecs =
     },
     estimateSource: spec.source,
   });
+  // The 2-D form runs flat passes only (src/lower/broadcast.ts places it in the flat mode).
+  withMultiRegion(
+    def,
+    (v, device) => {
+      const d = fieldDType(v.fields.out);
+      return binaryOp2D(regionCounts(v.fields.out), d, spec.loop(d), device, spec.inputs.some((f) => regionsInPlace(v, f)));
+    },
+    `${BINARY_2D_SOURCE}; ${spec.source.slice(spec.source.lastIndexOf('; ') + 2)}`,
+  );
   return def as CodeletDef as CodeletDef<ElementwiseFields<I>, ElementwiseParams<I, X>, ElementwiseArrays<I>>;
 }
 
+const BINARY_2D_SOURCE = 'PopLibs BinaryOp2D worker vertex: 5 (in place 20) + inner per region (flat operands)';
 const BINARY_SOURCE = 'PopLibs BinaryOp1D MultiVertex W x (29 + inner) + 11 (flat or cyclic operand); broadcast: BroadcastVectorOuter W x (15 + outerLoops x (7 + inner)) + 11';
 
 export const addCodelet = elementwiseCodelet({ name: 'Add', inputs: ['a', 'b'], wasm: 'add', fn: (a, b) => a + b, loop: addLoop, source: `${BINARY_SOURCE}; add about 3 cycles per 64-bit vector` });
@@ -516,6 +527,19 @@ export const sumCodelet = defineCodelet({
   },
   estimateSource: '(k - 1) x PopLibs BinaryOp1D add (first out of place, the rest in place); broadcast inputs: BroadcastVectorOuter per add',
 });
+withMultiRegion(
+  sumCodelet,
+  (v, device) => {
+    const counts = regionCounts(v.fields.out);
+    const k = regionCounts(v.fields.in).length / Math.max(1, counts.length);
+    const d = fieldDType(v.fields.out);
+    // As the 1-D form: k - 1 adds over each region, the first out of place, the rest in place.
+    let c = binaryOp2D(counts, d, addLoop(d), device);
+    for (let i = 2; i < k; i++) c += binaryOp2D(counts, d, addLoop(d), device, true);
+    return c;
+  },
+  '(k - 1) x PopLibs BinaryOp2D add worker vertex: 5 (in place 20) + inner per region; `in` holds k operand regions per output region',
+);
 
 // ---------------------------------------------------------------------------
 // Comparisons, logic, PRelu and the variadic Max / Min / Mean (issue 15).

@@ -6,6 +6,7 @@
  */
 import { fieldDType, regionCount } from '../codelet.js';
 import { defineCodelet } from '../define.js';
+import { regionCounts, withMultiRegion } from './multi-region.js';
 
 /**
  * PopLibs Cast 1-D (ipu-architecture.md §3): 12 + W x (castWorker(ceil(N/W)) + 18),
@@ -23,7 +24,7 @@ export function castCycles(n: number, from: string, to: string, W: number): numb
 /** Every device dtype: a cast goes from any to any. */
 const ALL = ['float32', 'float16', 'int32', 'uint8'] as const;
 
-export const castCodelet = defineCodelet({
+export const castCodelet = withMultiRegion(defineCodelet({
   name: 'Cast',
   kind: 'multi',
   fields: { in: { direction: 'input', dtypes: ALL }, out: { direction: 'output', dtypes: ALL } },
@@ -36,13 +37,20 @@ export const castCodelet = defineCodelet({
     return castCycles(regionCount(v.fields.out), fieldDType(v.fields.in), fieldDType(v.fields.out), device.workersPerTile);
   },
   estimateSource: 'PopLibs Cast 1-D: 12 + W x (19 + cyclesPerVector x n/opVW + 18)',
-});
+}), (v) => cast2DCycles(regionCounts(v.fields.out)), 'PopLibs Cast2d worker vertex: 5 + (6 + ceil(n / 2)) per region');
+
+/** PopLibs Cast2d: 5 + per region 6 cycles of loop overhead and one cycle per 2 elements (the float vector width). */
+export function cast2DCycles(counts: readonly number[]): number {
+  let c = 5;
+  for (const n of counts) c += 6 + Math.ceil(n / 2);
+  return c;
+}
 
 /**
  * Cast to ONNX bool, int32 0/1 in tilesim: 1 where the input is nonzero (NaN
  * included, as ONNX casts it), else 0. The same loop as Cast.
  */
-export const castBoolCodelet = defineCodelet({
+export const castBoolCodelet = withMultiRegion(defineCodelet({
   name: 'CastBool',
   kind: 'multi',
   fields: { in: { direction: 'input', dtypes: ALL }, out: { direction: 'output', dtypes: ['int32'] } },
@@ -55,4 +63,4 @@ export const castBoolCodelet = defineCodelet({
     return castCycles(regionCount(v.fields.out), fieldDType(v.fields.in), 'int32', device.workersPerTile);
   },
   estimateSource: 'as Cast: PopLibs Cast 1-D: 12 + W x (19 + cyclesPerVector x n/opVW + 18)',
-});
+}), (v) => cast2DCycles(regionCounts(v.fields.out)), 'as Cast: PopLibs Cast2d worker vertex: 5 + (6 + ceil(n / 2)) per region');

@@ -50,6 +50,29 @@ export function binaryMultiVertex(
   return W * (base + innerLoop(perWorker(n, device), vectorWidth(dtype, device), loop)) + 11;
 }
 
+/**
+ * Unary elementwise 2-D worker vertex (PopLibs UnaryOp2D, popopsCycleEstimators.cpp):
+ * 20 + the inner loop over each region, in the worker's own cycles (the tile
+ * charges W x its busiest worker). `counts`: the regions' element counts.
+ */
+export function unaryOp2D(counts: readonly number[], dtype: DeviceDType, loop: LoopCost, device: DeviceSpec): number {
+  const vw = vectorWidth(dtype, device);
+  let c = 20;
+  for (const n of counts) c += innerLoop(n, vw, loop);
+  return c;
+}
+
+/**
+ * Binary elementwise 2-D worker vertex (PopLibs BinaryOp2D): 5 + the inner loop
+ * over each region; the in-place variant (BinaryOp2DInPlace) starts at 20.
+ */
+export function binaryOp2D(counts: readonly number[], dtype: DeviceDType, loop: LoopCost, device: DeviceSpec, inPlace = false): number {
+  const vw = vectorWidth(dtype, device);
+  let c = inPlace ? 20 : 5;
+  for (const n of counts) c += innerLoop(n, vw, loop);
+  return c;
+}
+
 /** Add, sub, mul of float or half: about 3 cycles per 64-bit vector (§3). */
 export const ADD_LOOP: LoopCost = { cyclesPerLoop: 3, vectorised: false, unroll: 2 };
 export function addLoop(dtype: DeviceDType): LoopCost {

@@ -24,7 +24,8 @@ import type { Codelet, VertexShape } from '../codelet.js';
 import { defineCodelet, type ParamValues } from '../define.js';
 import { fieldDType, regionCount } from '../codelet.js';
 import type { DeviceSpec } from '../device.js';
-import { addLoop, binaryMultiVertex, reduce, unaryMultiVertex } from './estimators.js';
+import { addLoop, binaryMultiVertex, binaryOp2D, reduce, unaryMultiVertex, unaryOp2D } from './estimators.js';
+import { regionCounts } from './multi-region.js';
 import { DIV_LOOP, SQRT_LOOP } from './nn-util.js';
 import { laneWise, separate } from '../wasm/kernels.js';
 
@@ -257,44 +258,50 @@ function channelAffineWasm(x: Float32Array, out: Float32Array, k: Float32Array, 
 /** Channels C of S elements each; the vertex's outputs from begin, its channels from cMin. */
 const BN_PARAMS = { C: 'int', S: 'int', begin: 'int', cMin: 'int', eps: 'float' } as const;
 
+/** k = scale / sqrt(var + eps) and b = bias - mean k for the channels the slices hold (fp32, onnxruntime's order). */
+function batchNormCoefficients(scale: Float32Array, bias: Float32Array, mean: Float32Array, variance: Float32Array, eps: number): [Float32Array, Float32Array] {
+  const cc = scale.length;
+  const k = new Float32Array(cc);
+  const b = new Float32Array(cc);
+  for (let c = 0; c < cc; c++) {
+    k[c] = scale[c] / Math.fround(Math.sqrt(Math.fround(variance[c] + eps)));
+    b[c] = bias[c] - Math.fround(mean[c] * k[c]);
+  }
+  return [k, b];
+}
+
+/** y = fp32(x k[c]) + b[c] over a run from flat `begin` of an [N, C, S] view; k and b hold channels cMin .... */
+function batchNormApply(x: Float32Array, out: Float32Array, k: Float32Array, b: Float32Array, C: number, S: number, begin: number, cMin: number): void {
+  if (channelAffineWasm(x, out, k, b, C, S, begin, cMin)) return;
+  let c = Math.floor(begin / S) % C;
+  let j = begin % S;
+  for (let i = 0; i < x.length; i++) {
+    out[i] = Math.fround(x[i] * k[c - cMin]) + b[c - cMin];
+    if (++j === S) {
+      j = 0;
+      if (++c === C) c = 0;
+    }
+  }
+}
+
+const BN_FIELDS = {
+  in: { direction: 'input' },
+  scale: { direction: 'input' },
+  bias: { direction: 'input' },
+  mean: { direction: 'input' },
+  var: { direction: 'input' },
+  out: { direction: 'output' },
+} as const;
+
 /** BatchNorm inference: y = x k + (bias - mean k), k = scale / sqrt(var + eps) per channel. */
 export const batchNormCodelet = defineCodelet({
   name: 'NnBatchNorm',
   kind: 'multi',
-  fields: {
-    in: { direction: 'input' },
-    scale: { direction: 'input' },
-    bias: { direction: 'input' },
-    mean: { direction: 'input' },
-    var: { direction: 'input' },
-    out: { direction: 'output' },
-  },
+  fields: BN_FIELDS,
   params: BN_PARAMS,
   compute({ fields, params }) {
-    const x = fields.in;
-    const scale = fields.scale;
-    const bias = fields.bias;
-    const mean = fields.mean;
-    const variance = fields.var;
-    const out = fields.out;
-    const { C, S, begin, cMin, eps } = params;
-    const cc = scale.length;
-    const k = new Float32Array(cc);
-    const b = new Float32Array(cc);
-    for (let c = 0; c < cc; c++) {
-      k[c] = scale[c] / Math.fround(Math.sqrt(Math.fround(variance[c] + eps)));
-      b[c] = bias[c] - Math.fround(mean[c] * k[c]);
-    }
-    if (channelAffineWasm(x, out, k, b, C, S, begin, cMin)) return;
-    let c = Math.floor(begin / S) % C;
-    let j = begin % S;
-    for (let i = 0; i < x.length; i++) {
-      out[i] = Math.fround(x[i] * k[c - cMin]) + b[c - cMin];
-      if (++j === S) {
-        j = 0;
-        if (++c === C) c = 0;
-      }
-    }
+    const [k, b] = batchNormCoefficients(fields.scale, fields.bias, fields.mean, fields.var, params.eps);
+    batchNormApply(fields.in, fields.out, k, b, params.C, params.S, params.begin, params.cMin);
   },
   cycles(v, device) {
     const dtype = fieldDType(v.fields.out);
@@ -310,6 +317,47 @@ export const batchNormCodelet = defineCodelet({
   },
   estimateSource:
     "PopLibs batchNormalise structure (per-channel k = scale rsqrt(var + eps), then ChannelMul and AddToChannel); PopLibs' channel-op estimators are not in §3, so built from §3 unary/binary 1-D blocks",
+});
+
+/** Channels of an [N, C, S] view that the runs from flat begins[j], counts[j] elements each, touch (summed over runs). */
+export function channelsTouched(begins: readonly number[], counts: readonly number[], S: number): number {
+  let cc = 0;
+  for (let j = 0; j < counts.length; j++) if (counts[j] > 0) cc += Math.floor((begins[j] + counts[j] - 1) / S) - Math.floor(begins[j] / S) + 1;
+  return cc;
+}
+
+/**
+ * BatchNorm inference over several runs of a tile (the multi-region form, one
+ * per worker, as popops' ChannelMul2D / AddToChannel2D): `in` and `out` lists
+ * of runs, run j from flat arrays.begin[j]; scale, bias, mean and var hold the
+ * channels cMin ... that the runs touch. Each run is computed as the 1-D
+ * vertex computes it.
+ */
+export const batchNorm2DCodelet = defineCodelet({
+  name: 'NnBatchNorm2D',
+  kind: 'worker',
+  fields: { ...BN_FIELDS, in: { direction: 'input', vector: true }, out: { direction: 'output', vector: true } },
+  params: { C: 'int', S: 'int', cMin: 'int', eps: 'float' },
+  arrays: { begin: 'ints' },
+  compute({ fields, params, arrays }) {
+    const [k, b] = batchNormCoefficients(fields.scale, fields.bias, fields.mean, fields.var, params.eps);
+    for (let j = 0; j < fields.out.length; j++) batchNormApply(fields.in[j], fields.out[j], k, b, params.C, params.S, arrays.begin[j], params.cMin);
+  },
+  cycles(v, device) {
+    const dtype = fieldDType(v.fields.out);
+    const counts = regionCounts(v.fields.out);
+    const cc = [channelsTouched(v.arrays?.begin ?? [], counts, v.params.S)];
+    // The 1-D steps as one worker's loops (UnaryOp2D, BinaryOp2D): per channel touched sqrt, divide,
+    // multiply-subtract; then ChannelMul and AddToChannel over each run.
+    return (
+      unaryOp2D(cc, 'float32', SQRT_LOOP, device) +
+      binaryOp2D(cc, 'float32', DIV_LOOP('float32'), device) +
+      2 * binaryOp2D(cc, 'float32', addLoop('float32'), device) +
+      2 * binaryOp2D(counts, dtype, addLoop(dtype), device)
+    );
+  },
+  estimateSource:
+    'NnBatchNorm in worker form: the per-channel steps over the channels its runs touch, then ChannelMul and AddToChannel per run, as PopLibs UnaryOp2D (20 + inner) and BinaryOp2D (5 + inner) worker loops',
 });
 
 /** BatchNorm dx = dy scale / sqrt(var + eps) per channel. */
@@ -357,4 +405,5 @@ export const normCodelets: Codelet[] = [
   layerNormScalePartialCodelet,
   batchNormCodelet,
   batchNormGradXCodelet,
+  batchNorm2DCodelet,
 ];

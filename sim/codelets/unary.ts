@@ -23,7 +23,8 @@ import { defineCodelet, type CodeletDef, type ParamSpecs, type ParamValues } fro
 import { fieldDType, regionCount } from '../codelet.js';
 import type { DeviceDType } from '../program.js';
 import { dropoutCodelets } from './dropout.js';
-import { addLoop, binaryMultiVertex, unaryMultiVertex, type LoopCost } from './estimators.js';
+import { addLoop, binaryMultiVertex, binaryOp2D, unaryMultiVertex, unaryOp2D, type LoopCost } from './estimators.js';
+import { regionCounts, regionsInPlace, withMultiRegion } from './multi-region.js';
 import { laneWise } from '../wasm/kernels.js';
 import type { UnaryOp } from '../wasm/kernels-wat.js';
 import { erf, erfGrad, gelu, geluGrad, geluTanh, geluTanhGrad } from './unary-math.js';
@@ -93,6 +94,12 @@ const ERF_GRAD_LOOP = byType(loop(15, 2));
 /** DERIVED: exact form erf 12 + exp 6 + 5 ALU ops 15 = 33; tanh form tanh 12 + 8 ALU ops 24 = 36. Half as float. */
 const GELU_GRAD_LOOP: LoopFor = (_d, p) => (p.tanh ? loop(36, 2) : loop(33, 2));
 
+/** The loop part of a 1-D estimate source (after its first '; '). */
+function loopOf(estimateSource: string): string {
+  const at = estimateSource.indexOf('; ');
+  return at < 0 ? estimateSource : estimateSource.slice(at + 2);
+}
+
 function source(kind: 'unary' | 'binary', what: string, base = 17): string {
   return kind === 'unary'
     ? `PopLibs UnaryOp1D MultiVertex: W x (${base} + inner) + 20; ${what}`
@@ -120,7 +127,7 @@ export function unaryCodelet<const P extends ParamSpecs>(
   wasm?: UnaryOp,
   domain?: string,
 ): CodeletDef<UnaryFields, P> {
-  return defineCodelet({
+  const def = defineCodelet({
     ...(domain !== undefined ? { domain } : {}),
     name,
     kind: 'multi',
@@ -141,6 +148,14 @@ export function unaryCodelet<const P extends ParamSpecs>(
     },
     estimateSource,
   });
+  return withMultiRegion(
+    def,
+    (v, device) => {
+      const d = fieldDType(v.fields.out);
+      return unaryOp2D(regionCounts(v.fields.out), d, loopFor(d, v.params), device);
+    },
+    `PopLibs UnaryOp2D worker vertex: 20 + inner per region; ${loopOf(estimateSource)}`,
+  );
 }
 
 /** A grad codelet: out[i] = g(gradOut[i], fwd[i]) where fwd is the forward input `in` or output `fwdOut`. */
@@ -178,6 +193,14 @@ export function gradCodelet<const W extends 'in' | 'fwdOut', const P extends Par
     },
     estimateSource,
   });
+  withMultiRegion(
+    def,
+    (v, device) => {
+      const d = fieldDType(v.fields.out);
+      return binaryOp2D(regionCounts(v.fields.out), d, loopFor(d, v.params), device, regionsInPlace(v, 'gradOut') || regionsInPlace(v, fwdField));
+    },
+    `PopLibs BinaryOp2D worker vertex: 5 (in place 20) + inner per region; ${loopOf(estimateSource)}`,
+  );
   return def as CodeletDef as CodeletDef<GradFields<W>, P>;
 }
 

@@ -11,7 +11,9 @@
  * element to its operand element (sim/codelets/binary.ts, "general" mode).
  *
  * Two cheaper shapes of the problem keep PopLibs' 1-D vertices:
- *   - every operand the output's size ("flat"): BinaryOp1D, no arrays;
+ *   - every operand the output's size ("flat"): BinaryOp1D, no arrays; on a
+ *     tile holding several ranges of the output, BinaryOp2D vertices, one per
+ *     worker (placeByTile in ./elementwise.ts);
  *   - all but one operand flat, that one a trailing block of the output's
  *     shape (a bias or a scalar) and the codelet allows it ("cyclic"): the
  *     block is read at (offset + i) mod its length.
@@ -22,7 +24,7 @@
 import { nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from './context.js';
 import type { BuildTensor, Slice } from './devicegraph.js';
-import { inPlaceInput } from './elementwise.js';
+import { inPlaceInput, placeByTile } from './elementwise.js';
 import type { Codelet } from '../../sim/codelet.js';
 import { shortCodeletName } from '../../sim/define.js';
 
@@ -211,19 +213,23 @@ export function mapBroadcast(ctx: LowerContext, codelet: Codelet, inputs: Record
   ctx.computeSet(opts.name ?? shortCodeletName(codelet));
   const ranges = ctx.ranges(dst);
 
-  const place = (tile: number, slices: Slice[], outSlice: Slice, p: Record<string, number>, arrays?: Record<string, number[]>) => {
+  const fieldsOf = (slices: Slice[], outSlice: Slice) => {
     const fields: Record<string, Slice | Slice[]> = { out: outSlice };
     entries.forEach((e, i) => {
       if (!e.vector) fields[e.field] = slices[i];
       else ((fields[e.field] ??= []) as Slice[]).push(slices[i]);
     });
-    ctx.vertex(codelet, tile, fields, { ...params, ...p }, arrays);
+    return fields;
+  };
+  const place = (tile: number, slices: Slice[], outSlice: Slice, p: Record<string, number>, arrays?: Record<string, number[]>) => {
+    ctx.vertex(codelet, tile, fieldsOf(slices, outSlice), { ...params, ...p }, arrays);
   };
 
   if (flat.every(Boolean)) {
-    for (const r of ranges) {
-      place(r.tile, entries.map((e) => ctx.onTile(e.op.t, r.begin, r.end, r.tile)), ctx.slice(dst, r.begin, r.end), { offset: 0 });
-    }
+    // One 1-D vertex per tile holding one range, else multi-region vertices per worker (placeByTile).
+    placeByTile(ctx, codelet, ranges, dst.dtype, { ...params, offset: 0 }, (r) =>
+      fieldsOf(entries.map((e) => ctx.onTile(e.op.t, r.begin, r.end, r.tile)), ctx.slice(dst, r.begin, r.end)),
+    );
     if (into) ctx.aliasOutput(0, into);
     return;
   }

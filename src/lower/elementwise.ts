@@ -1,7 +1,14 @@
 /**
- * Lowering helpers for elementwise ops (popops::map in spirit): one
- * MultiVertex per contiguous range of the output on each tile, operands
- * brought to that tile first.
+ * Lowering helpers for elementwise ops (popops::map in spirit): on each tile,
+ * operands brought there first, then (placeByTile) one 1-D MultiVertex when
+ * the tile holds one contiguous range of the output, else the tile's ranges
+ * split among its workers (PopLibs' splitRegionsBetweenWorkers) and one
+ * multi-region worker vertex per worker (popops' UnaryOp2D / BinaryOp2D:
+ * the codelet's `multiRegion` form, sim/codelets/multi-region.ts). A
+ * convolution's output lies in many short channel runs per tile, so this keeps
+ * a CNN's elementwise vertices to at most one per worker per tile, and the
+ * per-vertex overhead to one per worker. A codelet without a multi-region
+ * form (a custom one made with plain defineCodelet) gets one vertex per range.
  *
  * In place (PopART's inplacing, popops' *InPlace vertices): when the op may
  * overwrite an input (ctx.canWriteInPlace: an activation or gradient that no
@@ -13,10 +20,13 @@
  * dropped. The numbers are the same either way: each element of the output
  * depends only on the same element of the inputs.
  */
-import type { BuildTensor, Slice } from './devicegraph.js';
+import type { BuildTensor, Slice, TileRange } from './devicegraph.js';
 import type { LowerContext } from './context.js';
 import type { Codelet } from '../../sim/codelet.js';
+import { vectorWidth } from '../../sim/codelets/estimators.js';
 import { shortCodeletName } from '../../sim/define.js';
+import type { DeviceDType } from '../../sim/program.js';
+import { splitRegions } from './split-regions.js';
 
 export interface ElementwiseOptions {
   /** Write into an input's memory when that is safe (default true). */
@@ -63,12 +73,72 @@ export function mapElementwise(
   const into = options.inPlace === false ? undefined : inPlaceInput(ctx, Object.values(inputs), out);
   const dst = into ?? out;
   ctx.computeSet(shortCodeletName(codelet));
-  for (const r of ctx.ranges(dst)) {
+  const names = Object.keys(inputs);
+  placeByTile(ctx, codelet, ctx.ranges(dst), dst.dtype, params, (r) => {
     const fields: Record<string, Slice> = { [outField]: ctx.slice(dst, r.begin, r.end) };
-    for (const [name, t] of Object.entries(inputs)) fields[name] = ctx.onTile(t, r.begin, r.end, r.tile);
-    ctx.vertex(codelet, r.tile, fields, params);
-  }
+    for (const name of names) fields[name] = ctx.onTile(inputs[name], r.begin, r.end, r.tile);
+    return fields;
+  });
   if (into) ctx.aliasOutput(0, into);
+}
+
+/** Elements [offset, offset + n) of a slice. */
+function subSlice(s: Slice, offset: number, n: number): Slice {
+  return { tensor: s.tensor, begin: s.begin + offset, end: s.begin + offset + n };
+}
+
+/**
+ * Place an elementwise pass over the output `ranges` (popops::map's per-tile
+ * structure). `fieldsOf(r)` gives range r's 1-D fields, every slice as long as
+ * r (a list field: several such slices), and is called for each range in
+ * order, so operands are brought over as before. A tile holding one range
+ * gets one vertex of `codelet`; a tile holding several gets them split among
+ * its workers in whole grains of the output's vector width, at least two per
+ * worker (splitRegions), one vertex of the multi-region form each. Every
+ * vertex gets `params`.
+ */
+export function placeByTile(
+  ctx: LowerContext,
+  codelet: Codelet,
+  ranges: readonly TileRange[],
+  dtype: DeviceDType,
+  params: Record<string, number>,
+  fieldsOf: (r: TileRange) => Record<string, Slice | Slice[]>,
+): void {
+  const multi = codelet.multiRegion;
+  if (!multi) {
+    for (const r of ranges) ctx.vertex(codelet, r.tile, fieldsOf(r), params);
+    return;
+  }
+  const byTile = new Map<number, { n: number; fields: Record<string, Slice | Slice[]> }[]>();
+  for (const r of ranges) {
+    const entry = { n: r.end - r.begin, fields: fieldsOf(r) };
+    const list = byTile.get(r.tile);
+    if (list) list.push(entry);
+    else byTile.set(r.tile, [entry]);
+  }
+  const grain = vectorWidth(dtype, ctx.device);
+  for (const [tile, list] of byTile) {
+    if (list.length === 1) {
+      ctx.vertex(codelet, tile, list[0].fields, params);
+      continue;
+    }
+    for (const part of splitRegions(list.map((e) => e.n), grain, ctx.device.workersPerTile, 2 * grain)) {
+      const fields: Record<string, Slice[]> = {};
+      for (const [j, offset, n] of part) {
+        const one = list[j].fields;
+        // A whole range (the usual piece) keeps its slices.
+        const whole = offset === 0 && n === list[j].n;
+        for (const name in one) {
+          const f = one[name];
+          const to = (fields[name] ??= []);
+          if (Array.isArray(f)) for (const s of f) to.push(whole ? s : subSlice(s, offset, n));
+          else to.push(whole ? f : subSlice(f, offset, n));
+        }
+      }
+      ctx.vertex(multi, tile, fields, params);
+    }
+  }
 }
 
 /**

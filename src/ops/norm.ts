@@ -26,12 +26,14 @@ import type { OperatorIdentifier } from '../ir/opid.js';
 import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo, nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
-import type { TileRange } from '../lower/devicegraph.js';
+import type { Slice, TileRange } from '../lower/devicegraph.js';
+import { splitRegions } from '../lower/split-regions.js';
+import { vectorWidth } from '../../sim/codelets/estimators.js';
 import { channelRange, channelSum, partialOnTile, reducePieces, type Piece } from '../lower/window.js';
 import { floatInput, gid, normAxis, product, sameDTypeAs, versions } from './nn-util.js';
 import { ArgGradOp, fwdIn, gradOut, gradOf } from './arg-grad.js';
 import { expandBatchNormTraining } from './batchnorm-train.js';
-import { batchNormCodelet, batchNormGradXCodelet, layerNormCodelet, layerNormGradXCodelet, layerNormNoBiasCodelet, layerNormScalePartialCodelet, layerNormStatsCodelet } from '../../sim/codelets/norm.js';
+import { batchNorm2DCodelet, batchNormCodelet, batchNormGradXCodelet, layerNormCodelet, layerNormGradXCodelet, layerNormNoBiasCodelet, layerNormScalePartialCodelet, layerNormStatsCodelet } from '../../sim/codelets/norm.js';
 import { batchNormScalePartialCodelet } from '../../sim/codelets/nn-util.js';
 
 const stripOnes = (s: readonly number[]): number[] => {
@@ -242,6 +244,13 @@ function channelSpans(ranges: readonly TileRange[], C: number, S: number, f: (ti
   for (const [tile, [lo, hi]] of spans) f(tile, lo, hi);
 }
 
+/**
+ * As popops::map places an elementwise op (src/lower/elementwise.ts
+ * placeByTile): a tile holding one run of the output gets one NnBatchNorm
+ * MultiVertex; a tile holding several (a convolution's output) gets them
+ * split among its workers, one NnBatchNorm2D per worker with the channel
+ * parameters its runs touch.
+ */
 function lowerBatchNorm(bn: BatchNormOp, ctx: LowerContext): void {
   const { C, S } = bn.layout();
   const x = ctx.input(0);
@@ -252,15 +261,43 @@ function lowerBatchNorm(bn: BatchNormOp, ctx: LowerContext): void {
   channelSpans(ranges, C, S, (tile, lo, hi) => {
     for (let i = 1; i < 5; i++) ctx.onTile(ctx.input(i), lo, hi + 1, tile);
   });
+  const eps = Math.fround(bn.epsilon);
+  const byTile = new Map<number, { r: TileRange; x: Slice }[]>();
   for (const r of ranges) {
-    const [cMin, cMax] = channelRange(r.begin, r.end, C, S);
-    const ch = (i: number) => ctx.onTile(ctx.input(i), cMin, cMax + 1, r.tile);
-    ctx.vertex(
-      batchNormCodelet,
-      r.tile,
-      { in: ctx.onTile(x, r.begin, r.end, r.tile), scale: ch(1), bias: ch(2), mean: ch(3), var: ch(4), out: ctx.slice(y, r.begin, r.end) },
-      { C, S, begin: r.begin, cMin, eps: Math.fround(bn.epsilon) },
-    );
+    const run = { r, x: ctx.onTile(x, r.begin, r.end, r.tile) };
+    const list = byTile.get(r.tile);
+    if (list) list.push(run);
+    else byTile.set(r.tile, [run]);
+  }
+  const grain = vectorWidth(y.dtype, ctx.device);
+  for (const [tile, runs] of byTile) {
+    const ch = (i: number, lo: number, hi: number) => ctx.onTile(ctx.input(i), lo, hi + 1, tile);
+    if (runs.length === 1) {
+      const { r } = runs[0];
+      const [cMin, cMax] = channelRange(r.begin, r.end, C, S);
+      const p = (i: number) => ch(i, cMin, cMax);
+      ctx.vertex(batchNormCodelet, tile, { in: runs[0].x, scale: p(1), bias: p(2), mean: p(3), var: p(4), out: ctx.slice(y, r.begin, r.end) }, { C, S, begin: r.begin, cMin, eps });
+      continue;
+    }
+    for (const part of splitRegions(runs.map((e) => e.r.end - e.r.begin), grain, ctx.device.workersPerTile, 2 * grain)) {
+      const ins: Slice[] = [];
+      const outs: Slice[] = [];
+      const begin: number[] = [];
+      let cMin = C;
+      let cMax = -1;
+      for (const [j, offset, n] of part) {
+        const { r, x: xs } = runs[j];
+        const b = r.begin + offset;
+        ins.push(offset === 0 && n === r.end - r.begin ? xs : { tensor: xs.tensor, begin: xs.begin + offset, end: xs.begin + offset + n });
+        outs.push(ctx.slice(y, b, b + n));
+        begin.push(b);
+        const [lo, hi] = channelRange(b, b + n, C, S);
+        cMin = Math.min(cMin, lo);
+        cMax = Math.max(cMax, hi);
+      }
+      const p = (i: number) => ch(i, cMin, cMax);
+      ctx.vertex(batchNorm2DCodelet, tile, { in: ins, scale: p(1), bias: p(2), mean: p(3), var: p(4), out: outs }, { C, S, cMin, eps }, { begin });
+    }
   }
 }
 
