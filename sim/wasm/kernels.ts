@@ -38,6 +38,10 @@ export type KernelExports = {
   reduce_partial(x: number, len: number, acc: number, cols: number, j: number, abs: number, out: number): void;
   reduce_final(ptrs: number, parts: number, out: number, n: number, scale: number): void;
   scale_f64(x: number, out: number, n: number, scale: number): void;
+  conv_pack(w: number, laneBytes: number, stepBytes: number, steps: number, taps: number, lanes: number, dst: number): void;
+  conv_acc8(table: number, x: number, w: number, out: number, bias: number, hasBias: number): void;
+  conv_acc4(table: number, x: number, w: number, out: number, bias: number, hasBias: number): void;
+  conv_acc1(table: number, x: number, w: number, out: number, bias: number, hasBias: number): void;
   channel_sum(dy: number, len: number, out: number, G: number, inner: number, g: number, j: number, gMin: number, centered: number, x: number, mean: number, variance: number, eps: number): void;
 } & Record<`${BinaryOp}_${'vv' | 'vs' | 'sv'}` | `${Int32Op}_i32_${'vv' | 'vs' | 'sv'}`, (a: number, b: number, out: number, n: number) => void> &
   Record<UnaryOp, (x: number, out: number, n: number) => void>;
