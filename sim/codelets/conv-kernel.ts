@@ -12,7 +12,6 @@
  * per lane as f64 into the arena. Returns false when a field is not an fp32
  * view of the bound tile memory or the arena is full: the reference runs.
  */
-import type { ElemArray } from '../codelet.js';
 import { kernelsFor, type Kernels } from '../wasm/kernels.js';
 import { geometryOf, type WindowArgs } from './nn-util.js';
 
@@ -57,10 +56,6 @@ function gradXTaps(i0: number, K: number, s: number, d: number, p: number, O: nu
   };
 }
 
-function overlaps(a: ElemArray, b: ElemArray): boolean {
-  return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
-}
-
 /** Lane chunks [first, lanes] over `count` outputs: 8, 4 or 1 at a time, never across a group boundary. */
 function chunks(count: number, groupOf: (u: number) => number): [number, 8 | 4 | 1][] {
   const out: [number, 8 | 4 | 1][] = [];
@@ -91,8 +86,10 @@ function prepare(ins: Float32Array[][], outs: Float32Array[], outLength: number,
   if (all.some((v) => K.address(v) < 0) || outs.some((o) => K.address(o) < 0)) return undefined;
   if (outs.reduce((s, o) => s + o.length, 0) !== outLength) return undefined;
   const [x, w] = ins.map((parts) => K.stage(parts));
-  const staged = outs.length !== 1 || all.some((v) => overlaps(v, outs[0]));
-  const out = staged ? K.arena.alloc(4 * outLength) : outs[0].byteOffset;
+  // In place when the output's regions lie back to back and overlap no input (the reference reads every input before it writes).
+  const direct = K.contiguous(outs);
+  const staged = direct < 0 || all.some((v) => v.byteOffset < direct + 4 * outLength && direct < v.byteOffset + v.byteLength);
+  const out = staged ? K.arena.alloc(4 * outLength) : direct;
   const table = K.arena.alloc(4 * tableWords);
   const packed = K.arena.alloc(8 * packedF64);
   if (x < 0 || w < 0 || out < 0 || table < 0 || packed < 0) return undefined;

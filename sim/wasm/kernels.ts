@@ -86,9 +86,26 @@ export class Kernels {
     return (type === 'float32' ? v instanceof Float32Array : v instanceof Int32Array) && v.buffer === this.buffer ? v.byteOffset : -1;
   }
 
-  /** Address of `parts` back to back: the one part in place, or several copied into the arena; -1 when they cannot be. */
+  /**
+   * Address of `parts` when they already lie back to back in this memory
+   * (one part, or regions a field lists separately that are adjacent, e.g.
+   * one output row each), else -1.
+   */
+  contiguous(parts: readonly Float32Array[]): number {
+    if (parts.length === 0 || this.address(parts[0]) < 0) return -1;
+    let end = parts[0].byteOffset + parts[0].byteLength;
+    for (let i = 1; i < parts.length; i++) {
+      const p = parts[i];
+      if (p.byteOffset !== end || p.buffer !== this.buffer) return -1;
+      end += p.byteLength;
+    }
+    return parts[0].byteOffset;
+  }
+
+  /** Address of `parts` back to back: in place when they already are (contiguous), else copied into the arena; -1 when they cannot be. */
   stage(parts: Float32Array[]): number {
-    if (parts.length === 1 && this.address(parts[0]) >= 0) return parts[0].byteOffset;
+    const at0 = this.contiguous(parts);
+    if (at0 >= 0) return at0;
     const at = this.arena.alloc(4 * parts.reduce((s, p) => s + p.length, 0));
     if (at < 0) return -1;
     let o = at >> 2;

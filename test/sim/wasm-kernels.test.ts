@@ -95,6 +95,27 @@ describe('AmpMatMul: WebAssembly kernel = TypeScript reference, bit for bit', ()
           });
 });
 
+describe('Kernels.contiguous: regions listed separately but back to back run in place', () => {
+  it('AmpMatMul writes an output of adjacent row regions directly, the same bits as the reference', () => {
+    next = 0;
+    mem.arena!.top = mem.arena!.base;
+    const [rows, k, n] = [6, 20, 12];
+    const a = values(rows * k, 31);
+    const b = values(k * n, 32);
+    const whole = onTile(new Float32Array(rows * n).fill(NaN));
+    const outs = Array.from({ length: rows }, (_, r) => whole.subarray(r * n, (r + 1) * n));
+    const K = kernelsFor(whole)!;
+    expect(K.contiguous(outs)).toBe(whole.byteOffset);
+    expect(K.contiguous([outs[0], outs[2]])).toBe(-1);
+    const top = mem.arena!.top;
+    expect(ampMatMulWasm({ fields: { a: [onTile(a)], b: [onTile(b)], out: outs }, params: { rows, k, n }, arrays: {} } as unknown as AmpArgs)).toBe(true);
+    expect(mem.arena!.top).toBe(top); // nothing staged
+    const host = [new Float32Array(rows * n)];
+    ampMatMulReference({ fields: { a: [a], b: [b], out: host }, params: { rows, k, n }, arrays: {} } as unknown as AmpArgs);
+    expect(bitsOf([whole])).toEqual(bitsOf(host));
+  });
+});
+
 /**
  * A codelet's compute on tile memory (where its kernel applies: checked) and
  * on host arrays (its TypeScript path). `lists`: the vector fields.
