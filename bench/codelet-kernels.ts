@@ -14,7 +14,7 @@ import { softmaxCodelet, softmaxGradCodelet } from '../sim/codelets/softmax.js';
 import { TileMemory } from '../sim/memory.js';
 import { kernelModule } from '../sim/wasm/kernels.js';
 import { convBlockCodelet } from '../sim/codelets/conv-block.js';
-import { convGradXBlockCodelet } from '../sim/codelets/conv.js';
+import { convGradWBlockCodelet, convGradXBlockCodelet } from '../sim/codelets/conv.js';
 import { decodeHalf, encodeHalf } from '../sim/half.js';
 import { best } from './kernels.js';
 
@@ -66,6 +66,7 @@ export const CASES: CodeletCase[] = [
   { name: 'NnConvBlock [1, 64, 16, 16] 3x3 pad 1 -> 64', codelet: convBlockCodelet, ins: { in: [64 * 256], weights: [64 * 64 * 9] }, outs: { out: [64 * 256] }, params: convBlockParams(64, 64, 16, 16), arrays: convGeometry(64, 64, 16, 3, 1), elements: 64 * 64 * 9 * 256 },
   { name: 'NnConvBlock [1, 256, 14, 14] 1x1 -> 64', codelet: convBlockCodelet, ins: { in: [256 * 196], weights: [64 * 256] }, outs: { out: [64 * 196] }, params: convBlockParams(256, 64, 14, 14), arrays: convGeometry(256, 64, 14, 1, 0), elements: 256 * 64 * 196 },
   { name: 'NnConvGradXBlock [1, 64, 16, 16] 3x3 pad 1 <- 64', codelet: convGradXBlockCodelet, ins: { in: [64 * 256], weights: [64 * 64 * 9] }, outs: { out: [64 * 256] }, params: { group: 1, nCount: 1, r0: 0, rows: 16, c0: 0, cCount: 64, m0: 0, mCount: 64, g0: 0, gCount: 1, oh0: 0, dyRows: 16 }, arrays: convGeometry(64, 64, 16, 3, 1), elements: 64 * 64 * 9 * 256 },
+  { name: 'NnConvGradWBlock [4, 64, 16, 16] 3x3 pad 1 -> 64', codelet: convGradWBlockCodelet, ins: { gradOut: [4 * 64 * 256], in: [4 * 64 * 256] }, outs: { out: [64 * 64 * 9] }, params: { ...convBlockParams(64, 64, 16, 16), nCount: 4 }, arrays: { ...convGeometry(64, 64, 16, 3, 1), xs: [4, 64, 16, 16, 1], ys: [4, 64, 16, 16, 1] }, elements: 4 * 64 * 64 * 9 * 256 },
   { name: `Add int32 [${E}]`, codelet: addCodelet, ins: { a: E, b: E }, outs: { out: E }, params: {}, dtype: 'int32', elements: E },
   { name: `Mul int32 [${E}]`, codelet: mulCodelet, ins: { a: E, b: E }, outs: { out: E }, params: {}, dtype: 'int32', elements: E },
 ];

@@ -278,15 +278,20 @@ export class Engine {
 
   /**
    * The plan fusing `ex` with `cs`, the compute set right after it (sim/fused.ts), decided once:
-   * not with custom codelets or run.checkMemory, and not when the compute set
-   * runs inline but the exchange is big enough for the pool (it would lose the workers' copying).
+   * not with custom codelets or run.checkMemory; not for an exchange under
+   * INLINE_COPY_WORK (its operands gain little from the cache, and its plan's
+   * checks would cost more than they save; inlineBelow 0 fuses them too); and
+   * not when the compute set runs inline but the exchange would go to the pool
+   * (it would lose the workers' copying).
    */
   private fusion(ex: Exchange, cs: ComputeSet): { cs: number; plan: TilePlan } | undefined {
     let f = this.fusedPlan.get(ex.id);
     if (f === undefined) {
       f = null;
-      const inlineCopies = !this.pool || this.options.workers <= 1 || (this.options.inlineBelow !== 0 && copyWork(ex) < INLINE_COPY_WORK);
-      if (this.options.fuse !== false && !this.guard && !this.custom.has(cs.id) && (this.onPool(cs) ? !!this.pool : inlineCopies)) {
+      const all = this.options.inlineBelow === 0;
+      const big = all || copyWork(ex) >= INLINE_COPY_WORK;
+      const inlineCopies = !this.pool || this.options.workers <= 1 || !big;
+      if (big && this.options.fuse !== false && !this.guard && !this.custom.has(cs.id) && (this.onPool(cs) ? !!this.pool : inlineCopies)) {
         const plan = planFused(ex, cs, this.memory, this.codelets);
         if (plan) f = { cs: cs.id, plan };
       }

@@ -27,31 +27,31 @@ export function copyWork(ex: Exchange): number {
   return w;
 }
 
-/** Whether a vertex of `cs` writes any byte a copy of `ex` reads. */
+/** Whether a vertex of `cs` writes any byte a copy of `ex` reads: each copy's source against the outputs on its tile. */
 function writesSources(ex: Exchange, cs: ComputeSet, memory: TileMemory, codelets: CodeletRegistry): boolean {
-  const c = ex.copies;
-  const starts: number[] = [];
-  const ends: number[] = [];
-  for (let i = 0; i < c.count; i++) {
-    if (c.bytes[i] === 0) continue;
-    const s = memory.tileBase[c.srcTile[i]] + c.srcOffset[i];
-    starts.push(s);
-    ends.push(s + c.bytes[i]);
-  }
-  if (starts.length === 0) return false;
-  const s64 = Float64Array.from(starts).sort();
-  const e64 = Float64Array.from(ends).sort();
+  // Per tile, the byte ranges its vertices write, as sorted starts and ends (a few per tile).
+  const written = new Map<number, { starts: number[]; ends: number[] }>();
   for (const v of cs.vertices) {
     const spec = codelets.get(v.codelet).fields;
     for (const [name, f] of Object.entries(v.fields)) {
       if (spec[name]?.direction === 'input') continue;
+      let w = written.get(v.tile);
+      if (!w) written.set(v.tile, (w = { starts: [], ends: [] }));
       for (const r of Array.isArray(f) ? f : [f]) {
-        const lo = memory.tileBase[v.tile] + r.offset;
-        const hi = lo + r.count * DTYPE_BYTES[r.dtype];
-        // Sources overlapping [lo, hi): those starting below hi, less those ending at or below lo.
-        if (hi > lo && countBelow(s64, hi) - countBelow(e64, lo + 1) > 0) return true;
+        w.starts.push(r.offset);
+        w.ends.push(r.offset + r.count * DTYPE_BYTES[r.dtype]);
       }
     }
+  }
+  const sorted = new Map<number, { starts: Float64Array; ends: Float64Array }>();
+  for (const [t, w] of written) sorted.set(t, { starts: Float64Array.from(w.starts).sort(), ends: Float64Array.from(w.ends).sort() });
+  const c = ex.copies;
+  for (let i = 0; i < c.count; i++) {
+    const w = c.bytes[i] > 0 ? sorted.get(c.srcTile[i]) : undefined;
+    if (!w) continue;
+    const lo = c.srcOffset[i];
+    // Written ranges overlapping [lo, lo + bytes): those starting below its end, less those ending at or below lo.
+    if (countBelow(w.starts, lo + c.bytes[i]) - countBelow(w.ends, lo + 1) > 0) return true;
   }
   return false;
 }

@@ -1,8 +1,9 @@
 /**
- * The convolution block vertices (NnConvBlock[Bias], NnConvGradXBlock) on the
- * WebAssembly kernels `conv_pack` and `conv_acc{8,4,1}` (sim/wasm/conv-wat.ts).
+ * The convolution block vertices (NnConvBlock[Bias], NnConvGradXBlock,
+ * NnConvGradWBlock) on the WebAssembly kernels `conv_pack` and
+ * `conv_acc{8,4,1}` (sim/wasm/conv-wat.ts).
  *
- * Both are the same loop: per output position, a contraction (input channels
+ * All are the same loop (dW seen the other way, convGradWWasm): per output position, a contraction (input channels
  * forward, dY channels for dX) outermost, then the valid kernel taps of each
  * axis ascending, exactly the TypeScript reference's order. Per position and
  * axis the valid taps form an arithmetic run (the padding cuts a range; for
@@ -211,6 +212,54 @@ export function convGradXWasm(fields: { in: Float32Array[]; weights: Float32Arra
     const cl = c0 + cc - (g0 + gl) * Cg - cStart[gl];
     job.K.x.conv_pack(job.w + 4 * (wBase[gl] + cl * Kt), 4 * Kt, 4 * cLen[gl] * Kt, mCount, Kt, lanes, job.packed);
     accumulate(job, lanes, Kt, job.x + 4 * gl * mCount * plane, job.out + 4 * cc * dxPlane, 0, false);
+  }
+  finish(job, fields.out);
+  return true;
+}
+
+/**
+ * NnConvGradWBlock (sim/codelets/conv.ts) on the kernels; false: run the reference.
+ * The same loop seen the other way: the outputs are the kernel taps (a, b, e)
+ * of each input channel, the contraction the batch items, the "taps" the
+ * output positions (o0, o1, o2) a tap's input stays inside for (one run per
+ * axis), lanes across output channels of one group with dY packed per lane.
+ */
+export function convGradWWasm(fields: { gradOut: Float32Array[]; in: Float32Array[]; out: Float32Array[] }, params: Readonly<Record<string, number>>, arrays: WindowArgs['arrays']): boolean {
+  const g = geometryOf(arrays);
+  const [, , D0, D1, D2] = g.xs;
+  const [, M, , O1, O2] = g.ys;
+  const [K0, K1, K2] = g.k;
+  const { group, nCount, r0, rows, m0, mCount, cCount, g0, gCount, ih0, inRows } = params;
+  const Mg = M / group;
+  const Kt = K0 * K1 * K2;
+  const inRest = D1 * D2;
+  const chanStride = inRows * inRest;
+  const P = rows * O1 * O2;
+  /** Per tap a of one axis: output coordinates o (from o0, `count` of them) whose input i = o s - p + a d is in [0, D). */
+  const runs = (count: number, o0: number, s: number, d: number, p: number, D: number, base: number, xStep: number, wStep: number): TapsAt => (a) => {
+    const out: [number, number][] = [];
+    for (let j = 0; j < count; j++) {
+      const i = (o0 + j) * s - p + a * d;
+      if (i >= 0 && i < D) out.push([4 * (i - base) * xStep, j * wStep]);
+    }
+    return out;
+  };
+  const axes = [
+    axisRuns(K0, runs(rows, r0, g.s[0], g.d[0], g.pb[0], D0, ih0, inRest, O1 * O2)),
+    axisRuns(K1, runs(O1, 0, g.s[1], g.d[1], g.pb[1], D1, 0, D2, O2)),
+    axisRuns(K2, runs(O2, 0, g.s[2], g.d[2], g.pb[2], D2, 0, 1, 1)),
+  ];
+  if (axes.some((a) => !a)) return false;
+  const sum = (xs: Float32Array[]) => xs.reduce((s, x) => s + x.length, 0);
+  if (sum(fields.gradOut) < nCount * mCount * P || sum(fields.in) < nCount * gCount * cCount * chanStride) return false;
+  // Inputs in the job's order: the one read as scalars (X), then the one packed per lane (dY).
+  const job = prepare([fields.in, fields.gradOut], fields.out, mCount * cCount * Kt, 13 + 5 * (K0 + K1 + K2), 8 * nCount * P);
+  if (!job) return false;
+  writeTable(job, [cCount, 4 * chanStride, 4 * Kt, 4 * cCount * Kt, nCount, 4 * gCount * cCount * chanStride, 0, K0, K1, K2], axes as number[][]);
+  const groupOf = (mm: number) => Math.floor((m0 + mm) / Mg) - g0;
+  for (const [mm, lanes] of chunks(mCount, groupOf)) {
+    job.K.x.conv_pack(job.w + 4 * mm * P, 4 * P, 4 * mCount * P, nCount, P, lanes, job.packed);
+    accumulate(job, lanes, P, job.x + 4 * groupOf(mm) * cCount * chanStride, job.out + 4 * mm * cCount * Kt, 0, false);
   }
   finish(job, fields.out);
   return true;

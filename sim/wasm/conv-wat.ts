@@ -1,7 +1,7 @@
 /**
  * The convolution kernels' WAT (part of KERNELS_WAT, sim/wasm/kernels-wat.ts):
- * one accumulation loop for the forward block and the dX block
- * (sim/codelets/conv-kernel.ts drives both), lanes across W outputs of one
+ * one accumulation loop for the forward, dX and dW blocks
+ * (sim/codelets/conv-kernel.ts drives them), lanes across W outputs of one
  * position that share their input values (output channels of one group, or dX
  * channels of one group), each lane one output's accumulator.
  *

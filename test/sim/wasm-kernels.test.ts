@@ -18,7 +18,7 @@ import { layerNormGradXCodelet, layerNormScalePartialCodelet, layerNormStatsCode
 import { channelSumCodelets, partialsFinalCodelet } from '../../sim/codelets/nn-util.js';
 import { reduceFinalCodelet, reducePartialCodelet } from '../../sim/codelets/reduce.js';
 import { convBlockBiasCodelet, convBlockCodelet, convBlockReference } from '../../sim/codelets/conv-block.js';
-import { convGradXBlockCodelet, gradXBlockReference } from '../../sim/codelets/conv.js';
+import { convGradWBlockCodelet, convGradXBlockCodelet, gradWBlockReference, gradXBlockReference } from '../../sim/codelets/conv.js';
 
 let mem: TileMemory;
 let next = 0;
@@ -561,6 +561,18 @@ describe('convolution block kernels = TypeScript references, bit for bit', () =>
         const codelet = bias ? convBlockBiasCodelet : convBlockCodelet;
         for (const parts of [1, 3]) run(codelet, (a) => convBlockReference(a as Parameters<typeof convBlockReference>[0]), 'conv_pack', ins, outLen, parts, params, geo);
       });
+    it(`NnConvGradWBlock ${name}`, () => {
+      const g0 = Math.floor(m0 / Mg);
+      const gCount = Math.floor((m0 + mCount - 1) / Mg) - g0 + 1;
+      const ih0 = Math.max(0, r0 * geo.s[0] - geo.pb[0]);
+      const last = Math.min(D0 - 1, (r0 + rows - 1) * geo.s[0] - geo.pb[0] + (geo.k[0] - 1) * geo.d[0]);
+      const inRows = Math.max(1, last - ih0 + 1);
+      const params = { group, nCount: conv.N, r0, rows, m0, mCount, c0, cCount, g0, gCount, ih0, inRows };
+      const dy = values(conv.N * mCount * rows * geo.ys[3] * geo.ys[4], 8 + mCount);
+      const x = values(conv.N * gCount * cCount * inRows * D1 * D2, 9 + rows);
+      const ins = { gradOut: cut(dy, 2), in: cut(x, 3) };
+      for (const parts of [1, 2]) run(convGradWBlockCodelet, (a) => gradWBlockReference(a as Parameters<typeof gradWBlockReference>[0]), 'conv_pack', ins, mCount * cCount * Kt, parts, params, geo);
+    });
     it(`NnConvGradXBlock ${name}`, () => {
       // dX rows r0 .. r0 + rows - 1 of D0 (clamped), channels [c0 + group offset, cCount) of the block's groups, all of dY's rows.
       const [, , O0, O1, O2] = geo.ys;
