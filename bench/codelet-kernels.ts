@@ -13,6 +13,8 @@ import { layerNormGradXCodelet, layerNormScalePartialCodelet, normCodelets } fro
 import { softmaxCodelet, softmaxGradCodelet } from '../sim/codelets/softmax.js';
 import { TileMemory } from '../sim/memory.js';
 import { kernelModule } from '../sim/wasm/kernels.js';
+import { convBlockCodelet } from '../sim/codelets/conv-block.js';
+import { convGradWBlockCodelet, convGradXBlockCodelet } from '../sim/codelets/conv.js';
 import { decodeHalf, encodeHalf } from '../sim/half.js';
 import { best } from './kernels.js';
 
@@ -32,6 +34,13 @@ export interface CodeletCase {
 const ROWS = 256;
 const N = 1024;
 const E = ROWS * N;
+
+/** A conv block vertex's geometry arrays (nn-util.ts): [1, C, H, W] -> [1, M, H', W'], a k x k kernel, stride 1. */
+const convGeometry = (C: number, M: number, H: number, k: number, pad: number) => {
+  const O = H + 2 * pad - k + 1;
+  return { xs: [1, C, H, H, 1], ys: [1, M, O, O, 1], k: [k, k, 1], s: [1, 1, 1], d: [1, 1, 1], pb: [pad, pad, 0], pe: [pad, pad, 0] };
+};
+const convBlockParams = (C: number, M: number, H: number, O: number) => ({ group: 1, nCount: 1, r0: 0, rows: O, m0: 0, mCount: M, c0: 0, cCount: C, g0: 0, gCount: 1, ih0: 0, inRows: H });
 
 export const CASES: CodeletCase[] = [
   { name: `NnSoftmax [${ROWS}, ${N}] axis 1`, codelet: softmaxCodelet, ins: { in: E }, outs: { out: E }, params: { n: N, inner: 1, outBegin: 0, inBegin: 0, log: 0 }, elements: E },
@@ -53,6 +62,11 @@ export const CASES: CodeletCase[] = [
   // NCHW bias: [4, 64, 1024] + [64, 1] (merged [256, 1024], b one element per row), and the scalar on the left.
   { name: `Add broadcast [4, 64, ${E / 256}] + [64, 1]`, codelet: addCodelet, ins: { a: E, b: 64 }, outs: { out: E }, params: { begin: 0, aBase: 0, bBase: 0 }, arrays: { shape: [4, 64, E / 256], a: [64 * (E / 256), E / 256, 1], b: [0, 1, 0] }, elements: E },
   { name: `Sub broadcast [64, 1] - [4, 64, ${E / 256}]`, codelet: subCodelet, ins: { a: 64, b: E }, outs: { out: E }, params: { begin: 0, aBase: 0, bBase: 0 }, arrays: { shape: [4, 64, E / 256], a: [0, 1, 0], b: [64 * (E / 256), E / 256, 1] }, elements: E },
+  // One tile's block of a ResNet-like layer: elements are MACs.
+  { name: 'NnConvBlock [1, 64, 16, 16] 3x3 pad 1 -> 64', codelet: convBlockCodelet, ins: { in: [64 * 256], weights: [64 * 64 * 9] }, outs: { out: [64 * 256] }, params: convBlockParams(64, 64, 16, 16), arrays: convGeometry(64, 64, 16, 3, 1), elements: 64 * 64 * 9 * 256 },
+  { name: 'NnConvBlock [1, 256, 14, 14] 1x1 -> 64', codelet: convBlockCodelet, ins: { in: [256 * 196], weights: [64 * 256] }, outs: { out: [64 * 196] }, params: convBlockParams(256, 64, 14, 14), arrays: convGeometry(256, 64, 14, 1, 0), elements: 256 * 64 * 196 },
+  { name: 'NnConvGradXBlock [1, 64, 16, 16] 3x3 pad 1 <- 64', codelet: convGradXBlockCodelet, ins: { in: [64 * 256], weights: [64 * 64 * 9] }, outs: { out: [64 * 256] }, params: { group: 1, nCount: 1, r0: 0, rows: 16, c0: 0, cCount: 64, m0: 0, mCount: 64, g0: 0, gCount: 1, oh0: 0, dyRows: 16 }, arrays: convGeometry(64, 64, 16, 3, 1), elements: 64 * 64 * 9 * 256 },
+  { name: 'NnConvGradWBlock [4, 64, 16, 16] 3x3 pad 1 -> 64', codelet: convGradWBlockCodelet, ins: { gradOut: [4 * 64 * 256], in: [4 * 64 * 256] }, outs: { out: [64 * 64 * 9] }, params: { ...convBlockParams(64, 64, 16, 16), nCount: 4 }, arrays: { ...convGeometry(64, 64, 16, 3, 1), xs: [4, 64, 16, 16, 1], ys: [4, 64, 16, 16, 1] }, elements: 4 * 64 * 64 * 9 * 256 },
   { name: `Add int32 [${E}]`, codelet: addCodelet, ins: { a: E, b: E }, outs: { out: E }, params: {}, dtype: 'int32', elements: E },
   { name: `Mul int32 [${E}]`, codelet: mulCodelet, ins: { a: E, b: E }, outs: { out: E }, params: {}, dtype: 'int32', elements: E },
 ];

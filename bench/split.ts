@@ -11,7 +11,8 @@
  *   marginal, between N = 4M and 8M.
  * - A training step of the mlp-adam example (1 worker): the engine's host time
  *   in codelets, exchange copies and host streams, and the rest (syncs, phase
- *   records, the session's feeds and anchors), per step.
+ *   records, the session's feeds and anchors), per step. The copies of an
+ *   exchange fused with its compute set (sim/fused.ts) count as codelets.
  *   npx tsx bench/split.ts   (these rows alone)
  */
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -11,7 +11,8 @@ import type { CodeletRegistry, ElemArray } from './codelet.js';
 import { computeSetCost, exchangeCost, streamCopyCycles, type PhaseCost } from './cost.js';
 import { VertexRunner } from './execute.js';
 import { MemoryGuard } from './memory-guard.js';
-import { INLINE_COPY_WORK, planExchange, type ExchangePlan } from './exchange.js';
+import { INLINE_COPY_WORK, planExchange, type ExchangePlan, type TilePlan } from './exchange.js';
+import { copyWork, planFused, runFused } from './fused.js';
 import { CodeletFault } from './faults.js';
 import { TileMemory, makeView } from './memory.js';
 import { encodeHalf } from './half.js';
@@ -44,6 +45,8 @@ export interface EngineOptions {
    * into each (src/replicas.ts). Without it (one replica, or timing only) only the cost is charged.
    */
   allReduce?: (tensor: DeviceTensor, op: string) => Promise<void>;
+  /** false: never fuse an exchange with the compute set after it (sim/fused.ts; the same bytes either way). */
+  fuse?: boolean;
 }
 
 /** The host's side of the streams (Poplar's connectStream). */
@@ -59,9 +62,9 @@ export const DEFAULT_VERTEX_TIMEOUT_SECONDS = 60;
 
 /** Host milliseconds the engine spent, by kind of work (for the bench's split of simulated work and overhead). */
 export interface HostTime {
-  /** Running vertices (codelets), inline or on the pool, round trips included. */
+  /** Running vertices (codelets), inline or on the pool, round trips included; and the copies of an exchange fused with them (sim/fused.ts). */
   compute: number;
-  /** Exchange copies. */
+  /** Exchange copies run apart from a compute set. */
   exchange: number;
   /** Host streams: writing inputs, reading anchors. */
   streams: number;
@@ -79,6 +82,8 @@ export class Engine {
   private readonly csOnPool = new Map<number, boolean>();
   /** Each all-reduced tensor's ring-step phases (sim/collectives.ts), made the first time it runs. */
   private readonly arCost = new Map<number, CollectivePhase[]>();
+  /** Exchanges fused with the compute set after them, by exchange id (decided the first time; null: run apart). */
+  private readonly fusedPlan = new Map<number, { cs: number; plan: TilePlan } | null>();
 
   private constructor(
     readonly program: DeviceProgram,
@@ -165,8 +170,9 @@ export class Engine {
     await this.runSteps(steps, io, step, { afterExchange: false });
   }
 
-  private async runSteps(steps: ProgramStep[], io: HostIO, step: number, st: { afterExchange: boolean }): Promise<void> {
-    for (const s of steps) {
+  private async runSteps(steps: ProgramStep[], io: HostIO, step: number, st: { afterExchange: boolean; fused?: { cs: number; plan: TilePlan } }): Promise<void> {
+    for (let at = 0; at < steps.length; at++) {
+      const s = steps[at];
       switch (s.kind) {
         case 'execute': {
           const cs = this.program.computeSets[s.computeSet];
@@ -177,13 +183,12 @@ export class Engine {
           if (this.options.numerics) {
             const t0 = performance.now();
             const snapshot = this.guard?.before();
+            // The exchange just before, when fused with this compute set: its copies run here, tile by tile.
+            const fused = st.fused?.cs === cs.id ? st.fused.plan : undefined;
+            st.fused = undefined;
             try {
-              let onPool = this.csOnPool.get(cs.id);
-              if (onPool === undefined) {
-                onPool = this.custom.has(cs.id) || (this.options.workers > 1 && TilePool.worthIt(cs, this.options.inlineBelow));
-                this.csOnPool.set(cs.id, onPool);
-              }
-              if (this.pool && onPool) await this.pool.run(cs, this.options.vertexTimeoutSeconds ?? DEFAULT_VERTEX_TIMEOUT_SECONDS);
+              if (this.pool && this.onPool(cs)) await this.pool.run(cs, this.options.vertexTimeoutSeconds ?? DEFAULT_VERTEX_TIMEOUT_SECONDS, fused);
+              else if (fused) runFused(this.runner, this.memory, cs, 0, Number.MAX_SAFE_INTEGER, fused.at, fused.tileStart[fused.tileStart.length - 1]);
               else this.runner.run(cs, 0, Number.MAX_SAFE_INTEGER);
             } catch (e) {
               throw e instanceof CodeletFault ? e.with({ step: step >= 0 ? step : undefined }) : e;
@@ -202,9 +207,15 @@ export class Engine {
           // An exchange between IPUs syncs them all first (sim/links.ts).
           this.sync(ex.op, step, cost.syncCycles);
           if (this.options.numerics) {
-            const t0 = performance.now();
-            await this.copy(ex);
-            this.hostTime.exchange += performance.now() - t0;
+            const next = steps[at + 1];
+            const fused = next?.kind === 'execute' ? this.fusion(ex, this.program.computeSets[next.computeSet]) : undefined;
+            // Fused: the compute set's run does the copies (its host time counts them as compute).
+            if (fused) st.fused = fused;
+            else {
+              const t0 = performance.now();
+              await this.copy(ex);
+              this.hostTime.exchange += performance.now() - t0;
+            }
           }
           this.record({ kind: 'exchange', name: ex.name, op: ex.op, cycles: cost.cycles, tiles: cost.tiles, step });
           st.afterExchange = true;
@@ -273,6 +284,40 @@ export class Engine {
     this.clock = clock;
     this.phases.length = phases;
     return cycles;
+  }
+
+  /** Whether a compute set goes to the pool (decided once). */
+  private onPool(cs: ComputeSet): boolean {
+    let onPool = this.csOnPool.get(cs.id);
+    if (onPool === undefined) {
+      onPool = this.custom.has(cs.id) || (this.options.workers > 1 && TilePool.worthIt(cs, this.options.inlineBelow));
+      this.csOnPool.set(cs.id, onPool);
+    }
+    return onPool;
+  }
+
+  /**
+   * The plan fusing `ex` with `cs`, the compute set right after it (sim/fused.ts), decided once:
+   * not with custom codelets or run.checkMemory; not for an exchange under
+   * INLINE_COPY_WORK (its operands gain little from the cache, and its plan's
+   * checks would cost more than they save; inlineBelow 0 fuses them too); and
+   * not when the compute set runs inline but the exchange would go to the pool
+   * (it would lose the workers' copying).
+   */
+  private fusion(ex: Exchange, cs: ComputeSet): { cs: number; plan: TilePlan } | undefined {
+    let f = this.fusedPlan.get(ex.id);
+    if (f === undefined) {
+      f = null;
+      const all = this.options.inlineBelow === 0;
+      const big = all || copyWork(ex) >= INLINE_COPY_WORK;
+      const inlineCopies = !this.pool || this.options.workers <= 1 || !big;
+      if (big && this.options.fuse !== false && !this.guard && !this.custom.has(cs.id) && (this.onPool(cs) ? !!this.pool : inlineCopies)) {
+        const plan = planFused(ex, cs, this.memory, this.codelets);
+        if (plan) f = { cs: cs.id, plan };
+      }
+      this.fusedPlan.set(ex.id, f);
+    }
+    return f && f.cs === cs.id ? f : undefined;
   }
 
   /** Run an exchange's copies: on the pool, each worker the copies into its tiles, or here when small. */

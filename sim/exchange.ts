@@ -118,8 +118,45 @@ function crossGroupHazard(ex: Exchange, memory: TileMemory, groupOf: Int32Array)
   return false;
 }
 
+/** Records sorted by destination tile: tile t's copies are [at + tileStart[t], at + tileStart[t + 1]), in the exchange's order. */
+export interface TilePlan {
+  at: number;
+  tileStart: Int32Array;
+  work: number;
+}
+
+/**
+ * Plan `ex` tile by tile (sim/fused.ts), or undefined when a copy reads bytes
+ * that a copy into another tile writes (then only the exchange's order will
+ * do) or the memory has no room for plans.
+ */
+export function planByTile(ex: Exchange, memory: TileMemory): TilePlan | undefined {
+  const tiles = memory.tileBytes.length;
+  if (crossGroupHazard(ex, memory, Int32Array.from({ length: tiles }, (_, t) => t))) return undefined;
+  const c = ex.copies;
+  const at = memory.allocPlan(c.count);
+  if (at < 0) return undefined;
+  const tileStart = new Int32Array(tiles + 1);
+  for (let i = 0; i < c.count; i++) tileStart[c.dstTile[i] + 1]++;
+  for (let t = 0; t < tiles; t++) tileStart[t + 1] += tileStart[t];
+  const next = tileStart.slice(0, tiles);
+  const rec = memory.plans;
+  let work = 0;
+  for (let i = 0; i < c.count; i++) {
+    const r = 3 * (at + next[c.dstTile[i]]++);
+    const bytes = c.bytes[i];
+    rec[r] = memory.address(c.srcTile[i], c.srcOffset[i], bytes);
+    rec[r + 1] = memory.address(c.dstTile[i], c.dstOffset[i], bytes);
+    rec[r + 2] = bytes;
+    // An empty copy points at its tile's start, so destinations ascend with the tile (runFused searches them).
+    if (bytes === 0) rec[r + 1] = memory.tileBase[c.dstTile[i]];
+    work += bytes + COPY_OVERHEAD_BYTES;
+  }
+  return { at, tileStart, work };
+}
+
 /** Elements of sorted `a` below `x`. */
-function countBelow(a: Float64Array, x: number): number {
+export function countBelow(a: Float64Array, x: number): number {
   let lo = 0;
   let hi = a.length;
   while (lo < hi) {

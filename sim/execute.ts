@@ -86,6 +86,19 @@ export class VertexRunner {
     this.runVertices(cs, lo, hi, onVertex);
   }
 
+  /** As run(), calling `beforeTile(t)` before the vertices of each tile t that has some (sim/fused.ts). */
+  runByTile(cs: ComputeSet, tileLo: number, tileHi: number, beforeTile: (tile: number) => void, onVertex?: (index: number) => void): void {
+    const [lo, hi] = vertexRange(cs, tileLo, tileHi);
+    for (let i = lo; i < hi; ) {
+      const tile = cs.vertices[i].tile;
+      let j = i + 1;
+      while (j < hi && cs.vertices[j].tile === tile) j++;
+      beforeTile(tile);
+      this.runVertices(cs, i, j, onVertex);
+      i = j;
+    }
+  }
+
   /** Run vertices [lo, hi) of `cs` (indices into cs.vertices), as run() does. */
   runVertices(cs: ComputeSet, lo: number, hi: number, onVertex?: (index: number) => void): void {
     let prepared = this.cache.get(cs.id);

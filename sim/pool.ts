@@ -8,19 +8,22 @@
  * more than the work (measured: two workers beat one thread from ~0.2 ms of
  * work per task).
  *
- * An exchange and the compute set after it are two rounds of tasks, not one:
+ * An exchange and the compute set after it are one round of tasks when no
+ * vertex writes bytes any copy reads and no copy reads what a copy into
+ * another tile writes (sim/fused.ts checks, once): each worker copies into its
+ * tiles and runs their vertices, tile by tile. Otherwise they are two rounds:
  * a worker's copies read other workers' tiles, which their compute may
  * overwrite (an in-place op whose input another tile also receives), so
- * every copy must finish before any vertex runs. Fusing them would need a
+ * every copy must finish before any vertex runs. Fusing those would need a
  * barrier inside the task (all workers blocked in Atomics.wait until the last
  * copy is done), which deadlocks if Piscina ever queues two of the tasks on
- * one thread and cannot be stopped by the watchdog; the round trip it saves
- * (~50 us) matters only for supersteps small enough to run inline anyway.
+ * one thread and cannot be stopped by the watchdog.
  */
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { vertexElements, type CodeletRegistry } from './codelet.js';
 import { CodeletFault, describeThrown, moduleInStack, type FaultRecord } from './faults.js';
+import type { TilePlan } from './exchange.js';
 import type { ComputeSet } from './program.js';
 import type { WorkerInit, WorkerTask } from './worker.js';
 
@@ -92,19 +95,25 @@ export class TilePool {
   }
 
   /**
-   * Run a compute set on the workers. The watchdog: when it is still running
+   * Run a compute set on the workers (`fused`: with the exchange before it,
+   * each worker copying into its tiles first, sim/fused.ts). The watchdog: when it is still running
    * after `timeoutSeconds`, the pool is destroyed (terminating the threads,
    * even one stuck in an endless loop) and the vertex a busy worker was
    * running is blamed.
    */
-  async run(cs: ComputeSet, timeoutSeconds = Infinity): Promise<void> {
+  async run(cs: ComputeSet, timeoutSeconds = Infinity, fused?: TilePlan): Promise<void> {
     this.throwLate();
     const progress = new Int32Array(this.init.progress);
     const running = new Set<number>();
+    const tiles = fused ? fused.tileStart.length - 1 : 0;
     const tasks = this.shardsOf(cs).map(([tileLo, tileHi], slot) => {
       Atomics.store(progress, slot, -1);
       running.add(slot);
-      return (this.piscina.run({ type: 'run', computeSet: cs.id, tileLo, tileHi, slot } satisfies WorkerTask) as Promise<FaultRecord | null>)
+      // Fused with the exchange before it: the plan's records into this shard's tiles.
+      const a = fused ? fused.tileStart[Math.min(tileLo, tiles)] : 0;
+      const b = fused ? fused.tileStart[Math.min(tileHi, tiles)] : 0;
+      const copies: [number, number] | undefined = fused ? [fused.at + a, b - a] : undefined;
+      return (this.piscina.run({ type: 'run', computeSet: cs.id, tileLo, tileHi, slot, ...(copies ? { copies } : {}) } satisfies WorkerTask) as Promise<FaultRecord | null>)
         .catch(
           // The thread itself ended (process.exit from a callback, a crash): blame the vertex it was running.
           (e: unknown) => this.died(cs, Atomics.load(progress, slot), e),

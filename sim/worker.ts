@@ -1,13 +1,16 @@
 /**
  * Pool worker: owns a tile range per task and runs the vertices of one compute
- * set on it, or its group of an exchange's copies (the copies into its tiles,
- * sim/exchange.ts: records in shared memory, planned once by the main thread). The top level stays trivial (Piscina swallows errors thrown while
+ * set on it (with, when fused, the exchange's copies into those tiles first,
+ * tile by tile: sim/fused.ts), or its group of an exchange's copies (the copies
+ * into its tiles, sim/exchange.ts: records in shared memory, planned once by
+ * the main thread). The top level stays trivial (Piscina swallows errors thrown while
  * a worker module loads); codelets load in an explicit first task. Faults come
  * back as plain FaultRecords (null: the task ran), rebuilt by the pool.
  */
 import { workerData } from 'node:worker_threads';
 import { VertexRunner } from './execute.js';
 import { CodeletFault, describeThrown, type FaultRecord } from './faults.js';
+import { runFused } from './fused.js';
 import { TileMemory } from './memory.js';
 import { loadCodeletRegistry } from './modules.js';
 import type { ComputeSet } from './program.js';
@@ -33,7 +36,8 @@ export interface WorkerInit {
 
 export type WorkerTask =
   | { type: 'load' }
-  | { type: 'run'; computeSet: number; tileLo: number; tileHi: number; slot: number }
+  /** copies: plan records [at, at + n) into these tiles, run fused with the vertices (sim/fused.ts). */
+  | { type: 'run'; computeSet: number; tileLo: number; tileHi: number; slot: number; copies?: [number, number] }
   /** Copy-plan records [at, at + n) (one group of an exchange's plan). */
   | { type: 'copies'; at: number; n: number };
 
@@ -73,7 +77,10 @@ export default async function task(t: WorkerTask): Promise<FaultRecord | null> {
   }
   const progress = new Int32Array(init.progress);
   try {
-    runner.run(init.computeSets[t.computeSet], t.tileLo, t.tileHi, (i) => Atomics.store(progress, t.slot, i));
+    const cs = init.computeSets[t.computeSet];
+    const onVertex = (i: number) => Atomics.store(progress, t.slot, i);
+    if (t.copies) runFused(runner, tiles, cs, t.tileLo, t.tileHi, t.copies[0], t.copies[1], onVertex);
+    else runner.run(cs, t.tileLo, t.tileHi, onVertex);
     return null;
   } catch (e) {
     if (e instanceof CodeletFault) return e.record;

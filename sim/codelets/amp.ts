@@ -290,8 +290,10 @@ export function ampMatMulWasm({ fields, params }: AmpArgs): boolean {
   if (total(as) < groups * rows * k || total(bs) < groups * k * n || total(outs) !== groups * rows * n) return false;
   const a = K.stage(as);
   let b = K.stage(bs);
-  const single = outs.length === 1 && K.address(outs[0]) >= 0;
-  const out = single ? K.address(outs[0]) : K.arena.alloc(4 * groups * rows * n);
+  // In place when the output's regions are back to back (the planner lists a partial's rows separately).
+  const direct = K.contiguous(outs);
+  const single = direct >= 0;
+  const out = single ? direct : K.arena.alloc(4 * groups * rows * n);
   if (a < 0 || b < 0 || out < 0) return false;
   if (params.transB === 1) {
     const packed = K.arena.alloc(4 * groups * k * n);

@@ -13,13 +13,17 @@
  *   out     the block in order [n][m][rows][O1][O2]: the regions of Y it owns, or one fp32 partial
  * NnConvBlockReduce[Bias]: out = the sum of the gC partials of the block (+ bias).
  *
- * Accumulation in fp32 (Math.fround per MAC), as the AMP accumulates.
+ * Accumulation in fp32: acc = fp32(acc + x w), the product exact in double,
+ * channels outermost then the taps ascending (docs/numerics.md). compute()
+ * runs the WebAssembly kernel over tile memory when it can (conv-kernel.ts),
+ * else convBlockReference; they agree bit for bit.
  * Cost: the AMP estimate (PopLibs' ConvPartial1x1Out supervisor structure,
  * sim/codelets/nn-util.ts) for the block; the partials' sum: PopLibs' reduction.
  */
 import type { Codelet, VertexShape } from '../codelet.js';
 import { fieldDType, regionCount } from '../codelet.js';
 import { defineCodelet, type ParamValues } from '../define.js';
+import { convBlockWasm } from './conv-kernel.js';
 import { reduce } from './estimators.js';
 import { AMP_SOURCE, GEOMETRY_ARRAYS, ampConvCycles, geometryForCycles, geometryOf, type WindowArgs } from './nn-util.js';
 
@@ -66,7 +70,13 @@ interface ConvBlockArgs {
   arrays: WindowArgs['arrays'];
 }
 
+/** The block on the WebAssembly kernel when its fields are tile memory (conv-kernel.ts), else the reference. */
 function convBlock(args: ConvBlockArgs): void {
+  if (!convBlockWasm(args.fields, args.params, args.arrays)) convBlockReference(args);
+}
+
+/** The reference: each output's fp32 chain over channels, then taps, as documented in docs/numerics.md. */
+export function convBlockReference(args: ConvBlockArgs): void {
   const { fields, params } = args;
   const g = geometryOf(args.arrays);
   const [, , D0, D1, D2] = g.xs;

@@ -1,7 +1,9 @@
 /**
  * Convolution codelets (ONNX Conv, NCHW, 1 to 3 spatial dims padded to 3),
- * direct loops with fp32 accumulation (Math.fround per MAC), as the AMP
- * accumulates partials in fp32. Geometry comes as vertex arrays (xs, ys, k,
+ * direct loops with fp32 accumulation (Math.fround per MAC: acc = fp32(acc
+ * + x w), the product exact in double; docs/numerics.md). The dX and dW
+ * blocks run on the WebAssembly kernel over tile memory when they can
+ * (conv-kernel.ts). Geometry comes as vertex arrays (xs, ys, k,
  * s, d, pb, pe; see sim/codelets/nn-util.ts).
  *
  * The forward pass: the planned block codelets of ./conv-block.ts. The
@@ -32,6 +34,7 @@
 import type { Codelet, VertexShape } from '../codelet.js';
 import { fieldDType } from '../codelet.js';
 import { defineCodelet, type ParamValues } from '../define.js';
+import { convGradWWasm, convGradXWasm } from './conv-kernel.js';
 import { CONV_BLOCK_PARAMS, convBlockCodelets, joined, scatter } from './conv-block.js';
 import { AMP_SOURCE, GEOMETRY_ARRAYS, ampConvCycles, geometryForCycles, geometryOf, type WindowArgs } from './nn-util.js';
 
@@ -54,7 +57,15 @@ const GRAD_X_PARAMS = {
 const GRAD_W_PARAMS = CONV_BLOCK_PARAMS;
 const VEC = { direction: 'input', vector: true } as const;
 
-function gradXBlock(args: { fields: { in: Float32Array[]; weights: Float32Array[]; out: Float32Array[] }; params: ParamValues<typeof GRAD_X_PARAMS>; arrays: WindowArgs['arrays'] }): void {
+type GradXArgs = { fields: { in: Float32Array[]; weights: Float32Array[]; out: Float32Array[] }; params: ParamValues<typeof GRAD_X_PARAMS>; arrays: WindowArgs['arrays'] };
+
+/** The dX block on the WebAssembly kernel when its fields are tile memory (conv-kernel.ts), else the reference. */
+function gradXBlock(args: GradXArgs): void {
+  if (!convGradXWasm(args.fields, args.params, args.arrays)) gradXBlockReference(args);
+}
+
+/** The dX reference: each output's fp32 chain over dY channels, then taps, as the forward block. */
+export function gradXBlockReference(args: GradXArgs): void {
   const { fields, params } = args;
   const g = geometryOf(args.arrays);
   const [, C, , D1, D2] = g.xs;
@@ -132,7 +143,15 @@ function gradXBlock(args: { fields: { in: Float32Array[]; weights: Float32Array[
   scatter(out, fields.out);
 }
 
-function gradWBlock(args: { fields: { gradOut: Float32Array[]; in: Float32Array[]; out: Float32Array[] }; params: ParamValues<typeof GRAD_W_PARAMS>; arrays: WindowArgs['arrays'] }): void {
+type GradWArgs = { fields: { gradOut: Float32Array[]; in: Float32Array[]; out: Float32Array[] }; params: ParamValues<typeof GRAD_W_PARAMS>; arrays: WindowArgs['arrays'] };
+
+/** The dW block on the WebAssembly kernel when its fields are tile memory (conv-kernel.ts), else the reference. */
+function gradWBlock(args: GradWArgs): void {
+  if (!convGradWWasm(args.fields, args.params, args.arrays)) gradWBlockReference(args);
+}
+
+/** The dW reference: each output's fp32 chain over batch items, then output rows, then columns. */
+export function gradWBlockReference(args: GradWArgs): void {
   const { fields, params } = args;
   const g = geometryOf(args.arrays);
   const [, , D0, D1, D2] = g.xs;

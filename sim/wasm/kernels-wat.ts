@@ -18,6 +18,8 @@
  * TypeScript reference (sim/codelets/amp.ts).
  */
 
+import { CONV_WAT } from './conv-wat.js';
+
 /** Max pages of the imported memory: 4 GiB, wasm32's limit. */
 export const MAX_PAGES = 65536;
 
@@ -728,5 +730,6 @@ ${CHANNEL_SUM}
 ${REDUCE}
 ${HALF}
 ${RANDOM}
+${CONV_WAT}
 )
 `;

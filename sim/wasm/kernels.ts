@@ -38,6 +38,10 @@ export type KernelExports = {
   reduce_partial(x: number, len: number, acc: number, cols: number, j: number, abs: number, out: number): void;
   reduce_final(ptrs: number, parts: number, out: number, n: number, scale: number): void;
   scale_f64(x: number, out: number, n: number, scale: number): void;
+  conv_pack(w: number, laneBytes: number, stepBytes: number, steps: number, taps: number, lanes: number, dst: number): void;
+  conv_acc8(table: number, x: number, w: number, out: number, bias: number, hasBias: number): void;
+  conv_acc4(table: number, x: number, w: number, out: number, bias: number, hasBias: number): void;
+  conv_acc1(table: number, x: number, w: number, out: number, bias: number, hasBias: number): void;
   channel_sum(dy: number, len: number, out: number, G: number, inner: number, g: number, j: number, gMin: number, centered: number, x: number, mean: number, variance: number, eps: number): void;
 } & Record<`${BinaryOp}_${'vv' | 'vs' | 'sv'}` | `${Int32Op}_i32_${'vv' | 'vs' | 'sv'}`, (a: number, b: number, out: number, n: number) => void> &
   Record<UnaryOp, (x: number, out: number, n: number) => void>;
@@ -82,9 +86,26 @@ export class Kernels {
     return (type === 'float32' ? v instanceof Float32Array : v instanceof Int32Array) && v.buffer === this.buffer ? v.byteOffset : -1;
   }
 
-  /** Address of `parts` back to back: the one part in place, or several copied into the arena; -1 when they cannot be. */
+  /**
+   * Address of `parts` when they already lie back to back in this memory
+   * (one part, or regions a field lists separately that are adjacent, e.g.
+   * one output row each), else -1.
+   */
+  contiguous(parts: readonly Float32Array[]): number {
+    if (parts.length === 0 || this.address(parts[0]) < 0) return -1;
+    let end = parts[0].byteOffset + parts[0].byteLength;
+    for (let i = 1; i < parts.length; i++) {
+      const p = parts[i];
+      if (p.byteOffset !== end || p.buffer !== this.buffer) return -1;
+      end += p.byteLength;
+    }
+    return parts[0].byteOffset;
+  }
+
+  /** Address of `parts` back to back: in place when they already are (contiguous), else copied into the arena; -1 when they cannot be. */
   stage(parts: Float32Array[]): number {
-    if (parts.length === 1 && this.address(parts[0]) >= 0) return parts[0].byteOffset;
+    const at0 = this.contiguous(parts);
+    if (at0 >= 0) return at0;
     const at = this.arena.alloc(4 * parts.reduce((s, p) => s + p.length, 0));
     if (at < 0) return -1;
     let o = at >> 2;

@@ -34,7 +34,7 @@ import { estimateConvPlan, planConv, type ConvShape, type ConvSplit } from '../.
 import { describeConvGradWPlan, describeConvGradXPlan, planConvGradW, planConvGradX, type ConvGradShape } from '../../src/lower/conv-grad-planner.js';
 import { tiny } from '../helpers.js';
 import { loadConfigText } from '../../src/config/load.js';
-import { compile, TrainingSession } from '../../src/session.js';
+import { compile, run, TrainingSession } from '../../src/session.js';
 
 const tol = { atol: 2e-5, rtol: 1e-4 };
 
@@ -259,6 +259,41 @@ train:
     } finally {
       await session.close();
     }
+  });
+
+  it('trains to byte-identical weights, losses and outputs with 1, 2 and 3 workers (each block vertex runs whole on one thread)', async () => {
+    const config = `
+name: convdet
+device: tiny
+model:
+  graph:
+    inputs:
+      x: {shape: [2, 6, 8, 8], dtype: float32}
+    initializers:
+      w1: {shape: [12, 6, 3, 3], init: {normal: {std: 0.2, seed: 1}}}
+      b1: {shape: [12], init: {normal: {std: 0.1, seed: 3}}}
+      w2: {shape: [8, 6, 3, 3], init: {normal: {std: 0.2, seed: 2}}}
+    nodes:
+      - {op: Conv, inputs: [x, w1, b1], outputs: [h], attributes: {pads: [1, 1, 1, 1]}}
+      - {op: Conv, inputs: [h, w2], outputs: [y], attributes: {pads: [1, 0, 1, 0], strides: [2, 1], group: 2}}
+    outputs: [y]
+inputs:
+  x: {random: {distribution: uniform, low: -1, high: 1, seed: 7}}
+train:
+  loss: {type: l1, input: y, reduction: mean}
+  optimizer: {type: sgd, lr: 0.05}
+  steps: 3
+`;
+    const compiled = await compile(loadConfigText(config, '/tmp/convdet.yaml'));
+    const bits = (x: unknown) => [...new Uint32Array(Float32Array.from(x as Float32Array).buffer)];
+    const results = [];
+    for (const workers of [1, 2, 3]) {
+      const r = await run(compiled, { workers, numerics: true, steps: 3, inlineBelow: 0 });
+      results.push({ losses: r.steps.map((s) => s.loss), weights: [...r.weights].map(([k, v]) => [k, bits(v)]) });
+    }
+    expect(results[0].losses.every((l) => Number.isFinite(l))).toBe(true);
+    expect(results[1]).toEqual(results[0]);
+    expect(results[2]).toEqual(results[0]);
   });
 
   it('the backward plans of ResNet-50 layers fit the memory limit on mk2', () => {

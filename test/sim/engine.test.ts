@@ -325,3 +325,80 @@ describe('Engine worker pool', () => {
     }
   });
 });
+
+describe('an exchange fused with the compute set after it (sim/fused.ts)', () => {
+  /**
+   * tile 0: x[0:2] @0; tile 1: y @0, z @8. The exchange copies x to y, then
+   * the compute set doubles x in place (tile 0) and sets z = y + y (tile 1).
+   * Run tile by tile, tile 0's vertex would double x before tile 1's copy
+   * read it: fusing must be refused, and z is twice the old x.
+   */
+  function hazardProgram(): DeviceProgram {
+    const p = addProgram();
+    return {
+      ...p,
+      tensors: [
+        { id: 0, name: 'x', dtype: 'float32', shape: [2], category: 'activation', intervals: [{ tile: 0, begin: 0, end: 2, offset: 0 }] },
+        { id: 1, name: 'z', dtype: 'float32', shape: [2], category: 'activation', intervals: [{ tile: 1, begin: 0, end: 2, offset: 8 }] },
+      ],
+      computeSets: [
+        {
+          id: 0,
+          name: 'double/cs',
+          op: 'double',
+          vertices: [
+            { codelet: 'Add', tile: 0, fields: { a: f32(0, 2), b: f32(0, 2), out: f32(0, 2) }, params: { offset: 0 } },
+            { codelet: 'Add', tile: 1, fields: { a: f32(0, 2), b: f32(0, 2), out: f32(8, 2) }, params: { offset: 0 } },
+          ],
+        },
+      ],
+      exchanges: [{ id: 0, name: 'double/ex', op: 'double', copies: copyTable([{ srcTile: 0, srcOffset: 0, dstTile: 1, dstOffset: 0, bytes: 8 }]) }],
+      streams: [
+        { id: 0, name: 'in_x', tensor: 0, direction: 'toDevice' },
+        { id: 1, name: 'out_z', tensor: 1, direction: 'fromDevice' },
+        { id: 2, name: 'out_x', tensor: 0, direction: 'fromDevice' },
+      ],
+      programs: {
+        load: [{ kind: 'streamCopy', stream: 0, op: 'load' }],
+        step: [
+          { kind: 'exchange', exchange: 0 },
+          { kind: 'execute', computeSet: 0 },
+        ],
+        read: [
+          { kind: 'streamCopy', stream: 1, op: 'read' },
+          { kind: 'streamCopy', stream: 2, op: 'read' },
+        ],
+      },
+      tileBytes: [8, 16],
+    };
+  }
+
+  it('gives the bytes and phases of the exchange then the compute set, on 1, 2 and 3 threads', async () => {
+    const apart = await runAll({ workers: 1, numerics: true, inlineBelow: 0, fuse: false });
+    // inlineBelow 0: fuse this tiny exchange too (by default only exchanges of INLINE_COPY_WORK or more are).
+    for (const workers of [1, 2, 3]) {
+      const fused = await runAll({ workers, numerics: true, inlineBelow: 0 });
+      // Fused, the exchange's copies ran inside the compute set's run: no host time of their own.
+      expect(fused.engine.hostTime.exchange).toBe(0);
+      expect(fused.got).toEqual(apart.got);
+      expect(Buffer.from(fused.engine.memory.tileData())).toEqual(Buffer.from(apart.engine.memory.tileData()));
+      expect(fused.engine.phases).toEqual(apart.engine.phases);
+    }
+  });
+
+  it('is refused when a vertex writes bytes a copy reads (the copies all run first)', async () => {
+    for (const workers of [1, 2, 3]) {
+      const engine = await Engine.create(hazardProgram(), { workers, numerics: true, inlineBelow: 0 });
+      try {
+        const got: Record<string, number[]> = {};
+        const io: HostIO = { toDevice: () => new Float32Array([1.5, -3]), fromDevice: (s, _t, data) => void (got[s.name] = [...data]) };
+        await engine.run('load', io, 0);
+        await engine.run('step', io, 1);
+        await engine.run('read', io, 2);
+        expect(got).toEqual({ out_z: [3, -6], out_x: [3, -6] });
+      } finally {
+        await engine.destroy();
+      }
+    }
+  });
+});

@@ -17,6 +17,8 @@ import { softmaxCodelet, softmaxGradCodelet } from '../../sim/codelets/softmax.j
 import { layerNormGradXCodelet, layerNormScalePartialCodelet, layerNormStatsCodelet, normCodelets } from '../../sim/codelets/norm.js';
 import { channelSumCodelets, partialsFinalCodelet } from '../../sim/codelets/nn-util.js';
 import { reduceFinalCodelet, reducePartialCodelet } from '../../sim/codelets/reduce.js';
+import { convBlockBiasCodelet, convBlockCodelet, convBlockReference } from '../../sim/codelets/conv-block.js';
+import { convGradWBlockCodelet, convGradXBlockCodelet, gradWBlockReference, gradXBlockReference } from '../../sim/codelets/conv.js';
 
 let mem: TileMemory;
 let next = 0;
@@ -91,6 +93,27 @@ describe('AmpMatMul: WebAssembly kernel = TypeScript reference, bit for bit', ()
             const outs = { out: rows > 2 ? Array.from({ length: groups * rows }, () => n) : [groups * rows * n] };
             for (const [dev, host] of both((a) => ampMatMulWasm(a as AmpArgs), (a) => ampMatMulReference(a as AmpArgs), ins, outs, { ...s, transA, transB })) expect(dev).toEqual(host);
           });
+});
+
+describe('Kernels.contiguous: regions listed separately but back to back run in place', () => {
+  it('AmpMatMul writes an output of adjacent row regions directly, the same bits as the reference', () => {
+    next = 0;
+    mem.arena!.top = mem.arena!.base;
+    const [rows, k, n] = [6, 20, 12];
+    const a = values(rows * k, 31);
+    const b = values(k * n, 32);
+    const whole = onTile(new Float32Array(rows * n).fill(NaN));
+    const outs = Array.from({ length: rows }, (_, r) => whole.subarray(r * n, (r + 1) * n));
+    const K = kernelsFor(whole)!;
+    expect(K.contiguous(outs)).toBe(whole.byteOffset);
+    expect(K.contiguous([outs[0], outs[2]])).toBe(-1);
+    const top = mem.arena!.top;
+    expect(ampMatMulWasm({ fields: { a: [onTile(a)], b: [onTile(b)], out: outs }, params: { rows, k, n }, arrays: {} } as unknown as AmpArgs)).toBe(true);
+    expect(mem.arena!.top).toBe(top); // nothing staged
+    const host = [new Float32Array(rows * n)];
+    ampMatMulReference({ fields: { a: [a], b: [b], out: host }, params: { rows, k, n }, arrays: {} } as unknown as AmpArgs);
+    expect(bitsOf([whole])).toEqual(bitsOf(host));
+  });
 });
 
 /**
@@ -459,4 +482,114 @@ describe('BatchNorm inference and its dx on the kernels = TypeScript, bit for bi
         sameAsReference(normCodelets[6], kernel, { gradOut: values(len, 55, half), scale: ch(51), var: ch(54, true) }, { out: len }, { C, S, begin, cMin, eps: 1e-5 });
       });
     }
+});
+
+describe('convolution block kernels = TypeScript references, bit for bit', () => {
+  beforeAll(recordCalls);
+  interface Conv {
+    N: number;
+    C: number;
+    M: number;
+    D: [number, number, number];
+    k: [number, number, number];
+    s?: [number, number, number];
+    d?: [number, number, number];
+    pb?: [number, number, number];
+    pe?: [number, number, number];
+    group?: number;
+  }
+  const geometry = (c: Conv) => {
+    const s = c.s ?? [1, 1, 1];
+    const d = c.d ?? [1, 1, 1];
+    const pb = c.pb ?? [0, 0, 0];
+    const pe = c.pe ?? [0, 0, 0];
+    const O = c.D.map((D, i) => Math.floor((D + pb[i] + pe[i] - d[i] * (c.k[i] - 1) - 1) / s[i]) + 1);
+    return { xs: [c.N, c.C, ...c.D], ys: [c.N, c.M, ...O], k: c.k, s, d, pb, pe };
+  };
+  /** Cut a field into regions (several regions and odd alignments: the staged paths). */
+  const cut = (x: Float32Array, parts: number) => Array.from({ length: parts }, (_, i) => x.subarray(Math.floor((i * x.length) / parts), Math.floor(((i + 1) * x.length) / parts)));
+  const run = (codelet: Codelet, reference: (a: VertexArgs) => void, kernel: string, ins: Record<string, Float32Array[]>, outLen: number, outParts: number, params: Record<string, number>, arrays: Record<string, number[]>) => {
+    const unwrap = (a: VertexArgs): VertexArgs => ({ ...a, fields: { ...a.fields, ...(a.fields.bias ? { bias: (a.fields.bias as Float32Array[])[0] } : {}) } });
+    const outs = { out: cut(new Float32Array(outLen), outParts).map((p) => p.length) };
+    const results = both(
+      (a) => {
+        called.clear();
+        codelet.compute(unwrap(a));
+        if (outLen > 0) expect([...called]).toContain(kernel);
+        return true;
+      },
+      (a) => reference(unwrap(a)),
+      ins,
+      outs,
+      params,
+      arrays,
+    );
+    for (const [dev, host] of results) expect(canonical(dev)).toEqual(canonical(host));
+  };
+
+  // [name, conv, block of output rows [r0, rows], output channels [m0, mCount], input channels [c0, cCount] of a group]
+  const cases: [string, Conv, [number, number], [number, number], [number, number]][] = [
+    ['2D 3x3 pad 1, M 11 (8 + 1 + 1 + 1 lanes)', { N: 2, C: 5, M: 11, D: [7, 6, 1], k: [3, 3, 1], pb: [1, 1, 0], pe: [1, 1, 0] }, [0, 7], [0, 11], [0, 5]],
+    ['2D rows 2..5 of 7, channels 3..14, 4 lanes + 8 lanes', { N: 1, C: 3, M: 16, D: [7, 9, 1], k: [3, 2, 1], pb: [1, 0, 0], pe: [1, 0, 0] }, [2, 4], [3, 12], [0, 3]],
+    ['1D stride 2 dilation 2 asymmetric pads', { N: 3, C: 4, M: 9, D: [1, 1, 23], k: [1, 1, 4], s: [1, 1, 2], d: [1, 1, 2], pb: [0, 0, 3], pe: [0, 0, 1] }, [0, 1], [0, 9], [0, 4]],
+    ['3D 2x3x2, strides 2 1 3, pads', { N: 1, C: 2, M: 5, D: [5, 6, 7], k: [2, 3, 2], s: [2, 1, 3], pb: [1, 1, 0], pe: [0, 1, 2] }, [1, 2], [0, 5], [0, 2]],
+    ['grouped 3, Mg 3 (no lanes across groups)', { N: 2, C: 6, M: 9, D: [5, 5, 1], k: [3, 3, 1], pb: [1, 1, 0], pe: [1, 1, 0], group: 3 }, [0, 5], [2, 6], [0, 2]],
+    ['grouped 2, Mg 8, half the input channels', { N: 1, C: 8, M: 16, D: [4, 6, 1], k: [1, 3, 1], pb: [0, 1, 0], pe: [0, 1, 0], group: 2 }, [0, 4], [0, 16], [1, 2]],
+    ['depthwise 3x3 stride 2', { N: 2, C: 7, M: 7, D: [9, 8, 1], k: [3, 3, 1], s: [2, 2, 1], pb: [1, 1, 0], pe: [1, 1, 0], group: 7 }, [0, 5], [0, 7], [0, 1]],
+    ['1x1, 40 input channels, M 12', { N: 2, C: 40, M: 12, D: [3, 5, 1], k: [1, 1, 1] }, [0, 3], [0, 12], [0, 40]],
+    ['kernel larger than input with pads (positions with no tap)', { N: 1, C: 2, M: 4, D: [2, 2, 1], k: [5, 5, 1], pb: [4, 4, 0], pe: [4, 4, 0] }, [0, 6], [0, 4], [0, 2]],
+  ];
+  for (const [name, conv, [r0, rows], [m0, mCount], [c0, cCount]] of cases) {
+    const geo = geometry(conv);
+    const group = conv.group ?? 1;
+    const [, , D0, D1, D2] = geo.xs;
+    const Mg = conv.M / group;
+    const Kt = conv.k[0] * conv.k[1] * conv.k[2];
+    for (const bias of [false, true])
+      it(`NnConvBlock${bias ? 'Bias' : ''} ${name}`, () => {
+        const g0 = Math.floor(m0 / Mg);
+        const gCount = Math.floor((m0 + mCount - 1) / Mg) - g0 + 1;
+        const ih0 = Math.max(0, r0 * geo.s[0] - geo.pb[0]);
+        const last = Math.min(D0 - 1, (r0 + rows - 1) * geo.s[0] - geo.pb[0] + (geo.k[0] - 1) * geo.d[0]);
+        const inRows = Math.max(1, last - ih0 + 1);
+        const params = { group, nCount: conv.N, r0, rows, m0, mCount, c0, cCount, g0, gCount, ih0, inRows };
+        const x = values(conv.N * gCount * cCount * inRows * D1 * D2, 3 + mCount);
+        const w = values(mCount * cCount * Kt, 4 + rows);
+        const ins: Record<string, Float32Array[]> = { in: cut(x, 3), weights: cut(w, 2) };
+        if (bias) ins.bias = [values(mCount, 5)];
+        const outLen = conv.N * mCount * rows * geo.ys[3] * geo.ys[4];
+        const codelet = bias ? convBlockBiasCodelet : convBlockCodelet;
+        for (const parts of [1, 3]) run(codelet, (a) => convBlockReference(a as Parameters<typeof convBlockReference>[0]), 'conv_pack', ins, outLen, parts, params, geo);
+      });
+    it(`NnConvGradWBlock ${name}`, () => {
+      const g0 = Math.floor(m0 / Mg);
+      const gCount = Math.floor((m0 + mCount - 1) / Mg) - g0 + 1;
+      const ih0 = Math.max(0, r0 * geo.s[0] - geo.pb[0]);
+      const last = Math.min(D0 - 1, (r0 + rows - 1) * geo.s[0] - geo.pb[0] + (geo.k[0] - 1) * geo.d[0]);
+      const inRows = Math.max(1, last - ih0 + 1);
+      const params = { group, nCount: conv.N, r0, rows, m0, mCount, c0, cCount, g0, gCount, ih0, inRows };
+      const dy = values(conv.N * mCount * rows * geo.ys[3] * geo.ys[4], 8 + mCount);
+      const x = values(conv.N * gCount * cCount * inRows * D1 * D2, 9 + rows);
+      const ins = { gradOut: cut(dy, 2), in: cut(x, 3) };
+      for (const parts of [1, 2]) run(convGradWBlockCodelet, (a) => gradWBlockReference(a as Parameters<typeof gradWBlockReference>[0]), 'conv_pack', ins, mCount * cCount * Kt, parts, params, geo);
+    });
+    it(`NnConvGradXBlock ${name}`, () => {
+      // dX rows r0 .. r0 + rows - 1 of D0 (clamped), channels [c0 + group offset, cCount) of the block's groups, all of dY's rows.
+      const [, , O0, O1, O2] = geo.ys;
+      const Cg = conv.C / group;
+      const xr0 = Math.min(r0, D0 - 1);
+      const xrows = Math.min(rows, D0 - xr0);
+      const cFirst = Math.floor(m0 / Mg) * Cg + c0;
+      const cLast = Math.min(conv.C, Math.floor((m0 + mCount - 1) / Mg) * Cg + c0 + cCount) - 1;
+      const g0 = Math.floor(cFirst / Cg);
+      const gCount = Math.floor(cLast / Cg) - g0 + 1;
+      let wLen = 0;
+      for (let gi = g0; gi < g0 + gCount; gi++) wLen += Mg * (Math.min(cLast + 1, (gi + 1) * Cg) - Math.max(cFirst, gi * Cg)) * Kt;
+      const params = { group, nCount: conv.N, r0: xr0, rows: xrows, c0: cFirst, cCount: cLast - cFirst + 1, m0: 0, mCount: Mg, g0, gCount, oh0: 0, dyRows: O0 };
+      const dy = values(conv.N * gCount * Mg * O0 * O1 * O2, 6 + Mg);
+      const ins = { in: cut(dy, 2), weights: cut(values(wLen, 7), 3) };
+      const outLen = conv.N * params.cCount * xrows * D1 * D2;
+      for (const parts of [1, 2]) run(convGradXBlockCodelet, (a) => gradXBlockReference(a as Parameters<typeof gradXBlockReference>[0]), 'conv_pack', ins, outLen, parts, params, geo);
+    });
+  }
 });
