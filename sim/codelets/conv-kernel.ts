@@ -14,7 +14,7 @@
  * view of the bound tile memory or the arena is full: the reference runs.
  */
 import { kernelsFor, type Kernels } from '../wasm/kernels.js';
-import { geometryOf, type WindowArgs } from './nn-util.js';
+import { geometryOf, gradXGroups, type WindowArgs } from './nn-util.js';
 
 /** One axis: per output coordinate, the valid taps as (x byte offset, weight tap offset). */
 type TapsAt = (j: number) => [number, number][];
@@ -187,20 +187,8 @@ export function convGradXWasm(fields: { in: Float32Array[]; weights: Float32Arra
     axisRuns(D2, gradXTaps(0, K2, g.s[2], g.d[2], g.pb[2], O2, 0, 1, 1)),
   ];
   if (axes.some((a) => !a)) return false;
-  // Where each group's weights start in the field, and the block's first c' in it (as the reference).
-  const wBase: number[] = [];
-  const cStart: number[] = [];
-  const cLen: number[] = [];
-  let at = 0;
-  for (let gl = 0; gl < gCount; gl++) {
-    const gi = g0 + gl;
-    const lo = Math.max(c0, gi * Cg);
-    const hi = Math.min(c0 + cCount, (gi + 1) * Cg);
-    wBase.push(at);
-    cStart.push(lo - gi * Cg);
-    cLen.push(hi - lo);
-    at += mCount * (hi - lo) * Kt;
-  }
+  // Where each group's weights start in the field, and the block's first c' in it (the reference's layout).
+  const { wBase, cStart, cLen, total: at } = gradXGroups(c0, cCount, Cg, g0, gCount, mCount, Kt);
   const sum = (xs: Float32Array[]) => xs.reduce((s, x) => s + x.length, 0);
   if (sum(fields.in) < nCount * gCount * mCount * plane || sum(fields.weights) < at) return false;
   const job = prepare([fields.in, fields.weights], fields.out, nCount * cCount * dxPlane, 13 + 5 * (rows + D1 + D2), 8 * mCount * Kt);

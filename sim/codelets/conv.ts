@@ -36,7 +36,7 @@ import { fieldDType } from '../codelet.js';
 import { defineCodelet, type ParamValues } from '../define.js';
 import { convGradWWasm, convGradXWasm } from './conv-kernel.js';
 import { CONV_BLOCK_PARAMS, convBlockCodelets, joined, scatter } from './conv-block.js';
-import { AMP_SOURCE, GEOMETRY_ARRAYS, ampConvCycles, geometryForCycles, geometryOf, type WindowArgs } from './nn-util.js';
+import { AMP_SOURCE, GEOMETRY_ARRAYS, ampConvCycles, geometryForCycles, geometryOf, gradXGroups, type WindowArgs } from './nn-util.js';
 
 /** The block of dX a GradX vertex computes (images, rows, channels, the dY rows it reads). */
 const GRAD_X_PARAMS = {
@@ -60,6 +60,7 @@ const VEC = { direction: 'input', vector: true } as const;
 type GradXArgs = { fields: { in: Float32Array[]; weights: Float32Array[]; out: Float32Array[] }; params: ParamValues<typeof GRAD_X_PARAMS>; arrays: WindowArgs['arrays'] };
 
 /** The dX block on the WebAssembly kernel when its fields are tile memory (conv-kernel.ts), else the reference. */
+
 function gradXBlock(args: GradXArgs): void {
   if (!convGradXWasm(args.fields, args.params, args.arrays)) gradXBlockReference(args);
 }
@@ -81,20 +82,7 @@ export function gradXBlockReference(args: GradXArgs): void {
   const w = joined(fields.weights);
   const outRest = O1 * O2;
   const plane = dyRows * outRest;
-  // Where each group's weights start, and the first c' of the block in it.
-  const wBase: number[] = [];
-  const cStart: number[] = [];
-  const cLen: number[] = [];
-  let at = 0;
-  for (let gl = 0; gl < gCount; gl++) {
-    const gi = g0 + gl;
-    const lo = Math.max(c0, gi * Cg);
-    const hi = Math.min(c0 + cCount, (gi + 1) * Cg);
-    wBase.push(at);
-    cStart.push(lo - gi * Cg);
-    cLen.push(hi - lo);
-    at += mCount * (hi - lo) * K;
-  }
+  const { wBase, cStart, cLen } = gradXGroups(c0, cCount, Cg, g0, gCount, mCount, K);
   const out = new Float32Array(nCount * cCount * rows * D1 * D2);
   let i = 0;
   for (let nn = 0; nn < nCount; nn++) {

@@ -395,3 +395,27 @@ export const POOL_SOURCE =
 export function count(v: VertexShape, field: string): number {
   return regionCount(v.fields[field]);
 }
+
+/**
+ * A GradX block's weights per group: where group gl's weights start in the
+ * field (wBase), the block's first input channel in that group (cStart) and
+ * how many of its channels the group holds (cLen); `total` is the field's
+ * length. The reference (conv.ts) and its WebAssembly kernel (conv-kernel.ts) read the
+ * weights through this one layout.
+ */
+export function gradXGroups(c0: number, cCount: number, Cg: number, g0: number, gCount: number, mCount: number, K: number): { wBase: number[]; cStart: number[]; cLen: number[]; total: number } {
+  const wBase: number[] = [];
+  const cStart: number[] = [];
+  const cLen: number[] = [];
+  let at = 0;
+  for (let gl = 0; gl < gCount; gl++) {
+    const gi = g0 + gl;
+    const lo = Math.max(c0, gi * Cg);
+    const hi = Math.min(c0 + cCount, (gi + 1) * Cg);
+    wBase.push(at);
+    cStart.push(lo - gi * Cg);
+    cLen.push(hi - lo);
+    at += mCount * (hi - lo) * K;
+  }
+  return { wBase, cStart, cLen, total: at };
+}
