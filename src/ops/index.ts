@@ -32,6 +32,7 @@ import { rnnDefinitions } from './rnn.js';
 import { lpNormDefinitions } from './lp-norm.js';
 import { maskDefinitions } from './masks.js';
 import { randomDefinitions } from './random.js';
+import { reverseSequenceDefinitions } from './reverse-sequence.js';
 
 export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...matMulDefinitions,
@@ -66,6 +67,7 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...lpNormDefinitions,
   ...maskDefinitions,
   ...randomDefinitions,
+  ...reverseSequenceDefinitions,
 ];
 
 export function registerBuiltinOps(r: OpRegistry): void {

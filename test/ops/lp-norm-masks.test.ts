@@ -1,10 +1,11 @@
 /**
- * LpNormalization, MeanVarianceNormalization, GlobalLpPool (src/ops/lp-norm.ts)
- * and Trilu, EyeLike (src/ops/masks.ts): composites, against onnxruntime-node
+ * LpNormalization, MeanVarianceNormalization, GlobalLpPool, LpPool (src/ops/lp-norm.ts),
+ * Trilu, EyeLike (src/ops/masks.ts) and ReverseSequence
+ * (src/ops/reverse-sequence.ts): composites, against onnxruntime-node
  * in fp32 and fp16 on 1 tile and on 16, and their gradients (through the
  * parts) against central finite differences (the harness default, 2e-3).
  *
- * Tolerances: Trilu and EyeLike select or make values: exact. The norms are
+ * Tolerances: Trilu, EyeLike and ReverseSequence select, move or make values: exact. The norms are
  * sums of at most 60 terms then a root and a divide, in another order than
  * onnxruntime's: atol 1e-5, rtol 1e-5 (as test/ops/reduce.test.ts argues).
  * MeanVarianceNormalization takes E[x^2] - E[x]^2 as ONNX's function does,
@@ -24,7 +25,7 @@ const HALF = { atol: 2e-3, rtol: 4e-3 };
 const wide = tiny({ tilesPerIpu: 16 });
 const half = (t: TensorSpec): TensorSpec => ({ ...t, dtype: 'float16' });
 
-describe('LpNormalization, MeanVarianceNormalization, GlobalLpPool', () => {
+describe('LpNormalization, MeanVarianceNormalization, GlobalLpPool, LpPool', () => {
   it('LpNormalization: p 1 and 2, each axis, on 1 and 16 tiles, fp16; gradient', async () => {
     for (const device of [tiny(), wide]) {
       for (const [p, axis] of [[2, -1], [1, 0], [2, 1]]) {
@@ -52,6 +53,19 @@ describe('LpNormalization, MeanVarianceNormalization, GlobalLpPool', () => {
     }
     await checkForward({ op: 'GlobalLpPool', inputs: { x: half(f32([2, 3, 4, 4], 16)) }, outputDtype: 'float16', ...HALF });
     for (const p of [2, 3]) await checkGrad({ op: 'GlobalLpPool', attributes: { p }, inputs: { x: f32([2, 2, 3, 3], 17 + p, 0.1) } });
+  });
+
+  it('LpPool: p 1, 2 and 3, pads, strides, auto_pad, 1-D and 2-D, opsets 11 and 18 (dilations, ceil_mode), fp16; gradient', async () => {
+    for (const device of [tiny(), wide]) {
+      for (const p of [1, 2, 3]) {
+        await checkForward({ op: 'LpPool', opset: 11, attributes: { p, kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [2, 2] }, inputs: { x: f32([2, 3, 7, 6], 20 + p) }, device, ...NORM });
+      }
+      await checkForward({ op: 'LpPool', opset: 11, attributes: { kernel_shape: [2], auto_pad: 'SAME_UPPER' }, inputs: { x: f32([2, 3, 9], 24) }, device, ...NORM });
+      await checkForward({ op: 'LpPool', opset: 18, attributes: { kernel_shape: [2, 2], dilations: [2, 1], ceil_mode: 1, strides: [2, 2] }, inputs: { x: f32([1, 2, 7, 7], 25) }, device, ...NORM });
+    }
+    await checkForward({ op: 'LpPool', opset: 11, attributes: { kernel_shape: [2, 2] }, inputs: { x: half(f32([2, 3, 4, 4], 26)) }, outputDtype: 'float16', ...HALF });
+    await checkGrad({ op: 'LpPool', opset: 11, attributes: { kernel_shape: [2, 2], strides: [1, 2] }, inputs: { x: f32([1, 2, 4, 4], 27, 0.1) } });
+    await checkGrad({ op: 'LpPool', opset: 11, attributes: { p: 3, kernel_shape: [3], pads: [1, 1] }, inputs: { x: f32([2, 2, 5], 28, 0.1) } });
   });
 
   it('refuses what ONNX does not define, naming the node', async () => {
@@ -91,3 +105,21 @@ describe('Trilu, EyeLike', () => {
     expect(Array.from(y)).toEqual([0, 0, 0, 1, 0, 0, 0, 1, 0]);
   });
 });
+
+describe('ReverseSequence', () => {
+  it('time axis 0 and 1, lengths from 0 to the whole, inner dims, fp16, on 1 and 16 tiles (exact)', async () => {
+    for (const device of [tiny(), wide]) {
+      await checkForward({ op: 'ReverseSequence', inputs: { x: f32([5, 4, 3], 1), lens: i32([4], [5, 0, 3, 1], true) }, device, ...exact });
+      await checkForward({ op: 'ReverseSequence', attributes: { time_axis: 1, batch_axis: 0 }, inputs: { x: f32([3, 6], 2), lens: i32([3], [2, 6, 4], true) }, device, ...exact });
+    }
+    await checkForward({ op: 'ReverseSequence', inputs: { x: half(f32([4, 2, 2], 3)), lens: i32([2], [4, 2], true) }, outputDtype: 'float16', ...exact });
+  });
+  it('gradient: the output gradient reversed back', async () => {
+    await checkGrad({ op: 'ReverseSequence', inputs: { x: f32([4, 3, 2], 4), lens: i32([3], [4, 2, 3], true) } });
+  });
+  it('refuses lengths past the time axis or streamed, naming the node', async () => {
+    await expect(runOurs({ op: 'ReverseSequence', inputs: { x: f32([3, 2], 5), lens: i32([2], [4, 1], true) } })).rejects.toThrow(/sequence_lens\[0\] = 4 is outside \[0, 3\]/);
+    await expect(runOurs({ op: 'ReverseSequence', inputs: { x: f32([3, 2], 5), lens: i32([2], [1, 1]) } })).rejects.toThrow(/sequence_lens .* must be a constant/);
+  });
+});
+
