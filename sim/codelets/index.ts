@@ -19,6 +19,7 @@ import { cumSumCodelet } from './scan.js';
 import { topKCodelet } from './topk.js';
 import { controlFlowCodelets } from './control.js';
 import { randomCodelets } from './random.js';
+import { roiAlignCodelets } from './roi-align.js';
 
 export const BUILTIN_CODELETS: readonly Codelet[] = [
   addCodelet,
@@ -48,6 +49,7 @@ export const BUILTIN_CODELETS: readonly Codelet[] = [
   topKCodelet,
   ...controlFlowCodelets,
   ...randomCodelets,
+  ...roiAlignCodelets,
 ];
 
 export function registerBuiltinCodelets(r: CodeletRegistry): void {

@@ -33,6 +33,7 @@ import { lpNormDefinitions } from './lp-norm.js';
 import { maskDefinitions } from './masks.js';
 import { randomDefinitions } from './random.js';
 import { reverseSequenceDefinitions } from './reverse-sequence.js';
+import { roiAlignDefinitions } from './roi-align.js';
 
 export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...matMulDefinitions,
@@ -68,6 +69,7 @@ export const BUILTIN_OPS: readonly OpDefinition[] = [
   ...maskDefinitions,
   ...randomDefinitions,
   ...reverseSequenceDefinitions,
+  ...roiAlignDefinitions,
 ];
 
 export function registerBuiltinOps(r: OpRegistry): void {

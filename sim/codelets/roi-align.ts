@@ -1,0 +1,220 @@
+/**
+ * RoiAlign (Mask R-CNN's; ONNX 10 and 16), forward and the gradient for X,
+ * as onnxruntime computes them: output bin (ph, pw) of RoI r in channel c
+ * is the mean of grid_h x grid_w bilinear samples of X[batch_indices[r], c]
+ * (grid = sampling_ratio, or ceil(roi size / output size) when it is 0); a
+ * sample more than one pixel outside the map is 0, one just outside is
+ * clamped to the edge.
+ *
+ * A vertex covers consecutive outputs of one RoI-channel block run
+ * [r, c0..c1]; its `in` field holds, for every batch item n, the planes of
+ * channels [c0, c0 + nch) (the RoIs' batch items are data, known only at run
+ * time), back to back: n-major. A gradient vertex holds a run of dX within
+ * one batch item's planes of channels [c0, c0 + nch), and the output gradient
+ * of every RoI in those channels.
+ *
+ * Cycles (GUESS, no §3 figure): per sample, 4 loads, the weights and a
+ * multiply-add each, about 16 cycles on one worker, the bins shared among
+ * the 6 workers; with sampling_ratio 0 the grid depends on the RoIs, so the
+ * estimate takes the largest one (an RoI covering the whole map). The
+ * gradient is costed the same, its 4 adds in place of the loads.
+ */
+import type { Codelet, ElemArray } from '../codelet.js';
+import { regionCount } from '../codelet.js';
+import { defineCodelet } from '../define.js';
+import type { DeviceSpec } from '../device.js';
+
+const GEOMETRY = {
+  C: 'int',
+  H: 'int',
+  W: 'int',
+  N: 'int',
+  oh: 'int',
+  ow: 'int',
+  samplingRatio: 'int',
+  spatialScale: 'float',
+  halfPixel: 'int',
+} as const;
+
+interface Geometry {
+  C: number;
+  H: number;
+  W: number;
+  N: number;
+  oh: number;
+  ow: number;
+  samplingRatio: number;
+  spatialScale: number;
+  halfPixel: number;
+}
+
+/** The slices of a vector field as one array (a gather may give them joined already). */
+function joined(xs: readonly ElemArray[]): ElemArray {
+  if (xs.length === 1) return xs[0];
+  const out = new Float32Array(xs.reduce((s, x) => s + x.length, 0));
+  let at = 0;
+  for (const x of xs) {
+    out.set(x, at);
+    at += x.length;
+  }
+  return out;
+}
+
+/** The sampling grid of RoI `box` (x1, y1, x2, y2) and, for each sample, its bin and 4 weighted corners. */
+function forEachSample(g: Geometry, box: ArrayLike<number>, visit: (bin: number, w: readonly number[], at: readonly number[]) => void): number {
+  const off = g.halfPixel ? 0.5 : 0;
+  const x1 = box[0] * g.spatialScale - off;
+  const y1 = box[1] * g.spatialScale - off;
+  let rw = box[2] * g.spatialScale - off - x1;
+  let rh = box[3] * g.spatialScale - off - y1;
+  if (!g.halfPixel) {
+    rw = Math.max(rw, 1);
+    rh = Math.max(rh, 1);
+  }
+  const bh = rh / g.oh;
+  const bw = rw / g.ow;
+  const gh = g.samplingRatio > 0 ? g.samplingRatio : Math.ceil(rh / g.oh);
+  const gw = g.samplingRatio > 0 ? g.samplingRatio : Math.ceil(rw / g.ow);
+  const count = Math.max(gh * gw, 1);
+  const w = [0, 0, 0, 0];
+  const at = [0, 0, 0, 0];
+  for (let ph = 0; ph < g.oh; ph++) {
+    for (let pw = 0; pw < g.ow; pw++) {
+      for (let iy = 0; iy < gh; iy++) {
+        const y = y1 + ph * bh + ((iy + 0.5) * bh) / gh;
+        for (let ix = 0; ix < gw; ix++) {
+          let x = x1 + pw * bw + ((ix + 0.5) * bw) / gw;
+          if (y < -1 || y > g.H || x < -1 || x > g.W) continue;
+          let yy = Math.max(y, 0);
+          x = Math.max(x, 0);
+          let yl = Math.floor(yy);
+          let xl = Math.floor(x);
+          let yh: number;
+          let xh: number;
+          if (yl >= g.H - 1) {
+            yh = yl = g.H - 1;
+            yy = yl;
+          } else yh = yl + 1;
+          if (xl >= g.W - 1) {
+            xh = xl = g.W - 1;
+            x = xl;
+          } else xh = xl + 1;
+          const ly = yy - yl;
+          const lx = x - xl;
+          const hy = 1 - ly;
+          const hx = 1 - lx;
+          w[0] = hy * hx;
+          w[1] = hy * lx;
+          w[2] = ly * hx;
+          w[3] = ly * lx;
+          at[0] = yl * g.W + xl;
+          at[1] = yl * g.W + xh;
+          at[2] = yh * g.W + xl;
+          at[3] = yh * g.W + xh;
+          visit(ph * g.ow + pw, w, at);
+        }
+      }
+    }
+  }
+  return count;
+}
+
+function batchOf(g: Geometry, batchIndices: ArrayLike<number>, k: number, r: number): number {
+  const n = batchIndices[k];
+  if (!Number.isInteger(n) || n < 0 || n >= g.N) throw new Error(`RoiAlign: RoI ${r} has batch index ${n}, outside [0, ${g.N})`);
+  return n;
+}
+
+/** Worker cycles of `outs` output bins (forward) with grids of at most gh x gw samples. */
+function roiCycles(outs: number, g: { H: number; W: number; oh: number; ow: number; samplingRatio: number }, device: DeviceSpec): number {
+  const gh = g.samplingRatio > 0 ? g.samplingRatio : Math.ceil(g.H / g.oh);
+  const gw = g.samplingRatio > 0 ? g.samplingRatio : Math.ceil(g.W / g.ow);
+  const perWorker = Math.ceil(outs / device.workersPerTile);
+  return device.workersPerTile * (10 + perWorker * (6 + 16 * gh * gw));
+}
+
+/**
+ * Forward: out[i] is output element begin + i of [R, C, oh, ow]; rois holds RoIs from r0 on (4 each),
+ * batchIndices theirs; `in` the planes of channels [c0, c0 + nch) of every batch item.
+ */
+export const roiAlignCodelet = defineCodelet({
+  name: 'RoiAlign',
+  kind: 'multi',
+  fields: {
+    in: { direction: 'input', vector: true, dtypes: ['float32', 'float16'] },
+    rois: { direction: 'input', dtypes: ['float32', 'float16'] },
+    batchIndices: { direction: 'input', dtypes: ['int32'] },
+    out: { direction: 'output', dtypes: ['float32', 'float16'] },
+  },
+  params: { ...GEOMETRY, begin: 'int', r0: 'int', c0: 'int', nch: 'int' },
+  compute({ fields, params }) {
+    const g = params;
+    const x = joined(fields.in);
+    const out = fields.out;
+    const plane = g.H * g.W;
+    const bins = g.oh * g.ow;
+    const sums = new Float64Array(bins);
+    // One RoI-channel block at a time: the bins of (r, c) are computed together, then the ones this vertex holds are written.
+    const first = Math.floor(g.begin / bins);
+    const last = Math.floor((g.begin + out.length - 1) / bins);
+    for (let block = first; block <= last; block++) {
+      const r = Math.floor(block / g.C);
+      const c = block % g.C;
+      const n = batchOf(g, fields.batchIndices, r - g.r0, r);
+      const base = (n * g.nch + (c - g.c0)) * plane;
+      sums.fill(0);
+      const count = forEachSample(g, fields.rois.subarray(4 * (r - g.r0), 4 * (r - g.r0) + 4), (bin, w, at) => {
+        sums[bin] += w[0] * x[base + at[0]] + w[1] * x[base + at[1]] + w[2] * x[base + at[2]] + w[3] * x[base + at[3]];
+      });
+      for (let b = 0; b < bins; b++) {
+        const i = block * bins + b - g.begin;
+        if (i >= 0 && i < out.length) out[i] = sums[b] / count;
+      }
+    }
+  },
+  cycles: (v, device) => roiCycles(regionCount(v.fields.out), v.params, device),
+  estimateSource: 'per sample 4 loads, weights and multiply-adds, ~16 cycles, bins shared among the workers; sampling_ratio 0 costed at the largest grid (GUESS)',
+});
+
+/**
+ * Gradient for X: `out` holds elements [offset, offset + length) of dX's planes of batch item `n`,
+ * channels [c0, c0 + nch) (back to back), and gets the contributions of every RoI of batch item n in
+ * them; gradOut holds dY[r, c0 .. c0 + nch) for every RoI r (r-major), rois and batchIndices all RoIs.
+ */
+export const roiAlignGradCodelet = defineCodelet({
+  name: 'RoiAlignGrad',
+  kind: 'multi',
+  fields: {
+    gradOut: { direction: 'input', vector: true, dtypes: ['float32', 'float16'] },
+    rois: { direction: 'input', dtypes: ['float32', 'float16'] },
+    batchIndices: { direction: 'input', dtypes: ['int32'] },
+    out: { direction: 'output', dtypes: ['float32', 'float16'] },
+  },
+  params: { ...GEOMETRY, R: 'int', n: 'int', c0: 'int', nch: 'int', offset: 'int' },
+  compute({ fields, params }) {
+    const g = params;
+    const dy = joined(fields.gradOut);
+    const plane = g.H * g.W;
+    const bins = g.oh * g.ow;
+    const dx = new Float64Array(g.nch * plane);
+    for (let r = 0; r < g.R; r++) {
+      if (batchOf(g, fields.batchIndices, r, r) !== g.n) continue;
+      const box = fields.rois.subarray(4 * r, 4 * r + 4);
+      for (let k = 0; k < g.nch; k++) {
+        const base = k * plane;
+        const grad = (r * g.nch + k) * bins;
+        const adds: number[] = [];
+        const count = forEachSample(g, box, (bin, w, at) => {
+          for (let j = 0; j < 4; j++) adds.push(base + at[j], w[j], bin);
+        });
+        for (let a = 0; a < adds.length; a += 3) dx[adds[a]] += (adds[a + 1] * dy[grad + adds[a + 2]]) / count;
+      }
+    }
+    const out = fields.out;
+    for (let i = 0; i < out.length; i++) out[i] = dx[g.offset + i];
+  },
+  cycles: (v, device) => roiCycles(v.params.R * v.params.nch * v.params.oh * v.params.ow, v.params, device),
+  estimateSource: 'as RoiAlign over every RoI of its channels, 4 adds per sample in place of the loads (GUESS)',
+});
+
+export const roiAlignCodelets: Codelet[] = [roiAlignCodelet, roiAlignGradCodelet];

@@ -1,0 +1,173 @@
+/**
+ * RoiAlign (ONNX 10 and 16; PopART has it), mode `avg`, and its gradient
+ * for X. The RoIs and their batch items are data (a proposal network
+ * computes them), so a vertex cannot know which batch item it reads until it
+ * runs: each output run of one RoI-channel block range [r, c0..c1] is given
+ * the planes of channels c0..c1 of every batch item, never the whole
+ * feature map. The gradient works per run of dX within one batch item's
+ * planes, over every RoI (those of other batch items add nothing).
+ * Codelets: sim/codelets/roi-align.ts.
+ */
+import { Op, type AttributeValue, type GradOp, type OpSettings } from '../ir/op.js';
+import type { OperatorIdentifier } from '../ir/opid.js';
+import { defineOp, type OpDefinition } from '../ir/registry.js';
+import { fmtInfo } from '../ir/tensorinfo.js';
+import type { LowerContext } from '../lower/context.js';
+import { roiAlignCodelet, roiAlignGradCodelet } from '../../sim/codelets/roi-align.js';
+import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
+import { GC, versions } from './shape-util.js';
+
+const ROI_ALIGN_GRAD = { domain: GC, type: 'RoiAlignGrad', version: 1 };
+
+export interface RoiAlignParams {
+  mode: string;
+  outputHeight: number;
+  outputWidth: number;
+  samplingRatio: number;
+  spatialScale: number;
+  /** 16's coordinate_transformation_mode (10 behaves as output_half_pixel). */
+  coordinateMode: string;
+}
+
+export class RoiAlignOp extends Op {
+  constructor(
+    opid: OperatorIdentifier,
+    readonly params: RoiAlignParams,
+    settings: OpSettings,
+  ) {
+    super(opid, settings);
+  }
+  setup(): void {
+    const [x, rois, bi] = [this.inInfo(0), this.inInfo(1), this.inInfo(2)];
+    const p = this.params;
+    if (p.coordinateMode !== 'half_pixel' && p.coordinateMode !== 'output_half_pixel') this.fail(`coordinate_transformation_mode must be half_pixel or output_half_pixel, got '${p.coordinateMode}'`);
+    if (p.mode !== 'avg') this.fail(`mode '${p.mode}' is not supported: tilesim has mode 'avg' (onnxruntime's 'max' takes the max of weighted corners, not of samples)`);
+    if (x.dtype !== 'float32' && x.dtype !== 'float16') this.fail(`X must be float32 or float16, got ${fmtInfo(x)}`);
+    if (x.shape.length !== 4) this.fail(`X must be [N, C, H, W], got ${fmtInfo(x)}`);
+    if (rois.dtype !== x.dtype || rois.shape.length !== 2 || rois.shape[1] !== 4) this.fail(`rois must be [num_rois, 4] of X's type, got ${fmtInfo(rois)}`);
+    if (bi.dtype !== 'int32' || bi.shape.length !== 1 || bi.shape[0] !== rois.shape[0]) this.fail(`batch_indices must be int32 [${rois.shape[0]}] (one per RoI), got ${fmtInfo(bi)}`);
+    for (const [name, v] of [['output_height', p.outputHeight], ['output_width', p.outputWidth]] as const) if (!(Number.isInteger(v) && v >= 1)) this.fail(`${name} must be a positive integer, got ${v}`);
+    if (!(Number.isInteger(p.samplingRatio) && p.samplingRatio >= 0)) this.fail(`sampling_ratio must be a non-negative integer, got ${p.samplingRatio}`);
+    this.setOutInfo(0, { dtype: x.dtype, shape: [rois.shape[0], x.shape[1], p.outputHeight, p.outputWidth] });
+  }
+  override getGradOps(): GradOp[] {
+    // dX only: the RoIs come from a proposal network whose boxes PopART does not differentiate either.
+    return [new ArgGradOp(ROI_ALIGN_GRAD, this, 0, [gradOut(0), fwdIn(1, 1), fwdIn(2, 2)], () => 4 * this.outInfo(0).shape.reduce((a, b) => a * b, 1))];
+  }
+  override attributes(): Record<string, AttributeValue> {
+    const p = this.params;
+    return {
+      mode: p.mode,
+      output_height: p.outputHeight,
+      output_width: p.outputWidth,
+      sampling_ratio: p.samplingRatio,
+      spatial_scale: p.spatialScale,
+      ...(this.opid.version >= 16 ? { coordinate_transformation_mode: p.coordinateMode } : {}),
+    };
+  }
+  override flops(): number {
+    return 8 * this.outInfo(0).shape.reduce((a, b) => a * b, 1);
+  }
+  /** The params every vertex gets. */
+  geometry() {
+    const [N, C, H, W] = this.inInfo(0).shape;
+    const p = this.params;
+    return { C, H, W, N, oh: p.outputHeight, ow: p.outputWidth, samplingRatio: p.samplingRatio, spatialScale: p.spatialScale, halfPixel: p.coordinateMode === 'half_pixel' ? 1 : 0 };
+  }
+}
+
+/** [begin, end) cut where `unit`-sized blocks start. */
+function cutAt(begin: number, end: number, unit: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let b = begin; b < end; ) {
+    const e = Math.min(end, (Math.floor(b / unit) + 1) * unit);
+    out.push([b, e]);
+    b = e;
+  }
+  return out;
+}
+
+function lowerRoiAlign(op: RoiAlignOp, ctx: LowerContext): void {
+  const [x, rois, bi] = [ctx.input(0), ctx.input(1), ctx.input(2)];
+  const out = ctx.output(0);
+  if (out.size === 0) return;
+  const g = op.geometry();
+  const bins = g.oh * g.ow;
+  const plane = g.H * g.W;
+  ctx.computeSet('roi-align');
+  for (const range of ctx.ranges(out)) {
+    // One vertex per RoI the range touches: its channels are then one contiguous window.
+    for (const [b, e] of cutAt(range.begin, range.end, g.C * bins)) {
+      const r = Math.floor(b / (g.C * bins));
+      const c0 = Math.floor(b / bins) % g.C;
+      const c1 = Math.floor((e - 1) / bins) % g.C;
+      const runs = Array.from({ length: g.N }, (_, n) => [(n * g.C + c0) * plane, (n * g.C + c1 + 1) * plane] as const);
+      ctx.vertex(
+        roiAlignCodelet,
+        range.tile,
+        { in: ctx.gather(x, runs, range.tile), rois: ctx.onTile(rois, 4 * r, 4 * r + 4, range.tile), batchIndices: ctx.onTile(bi, r, r + 1, range.tile), out: ctx.slice(out, b, e) },
+        { ...g, begin: b, r0: r, c0, nch: c1 - c0 + 1 },
+      );
+    }
+  }
+}
+
+function lowerRoiAlignGrad(op: ArgGradOp<RoiAlignOp>, ctx: LowerContext): void {
+  const fwd = op.fwd;
+  const [dy, rois, bi] = [ctx.input(0), ctx.input(1), ctx.input(2)];
+  const dx = ctx.output(0);
+  const g = fwd.geometry();
+  const R = fwd.inInfo(1).shape[0];
+  const bins = g.oh * g.ow;
+  const plane = g.H * g.W;
+  ctx.computeSet('roi-align-grad');
+  for (const range of ctx.ranges(dx)) {
+    // One vertex per batch item the range touches: its channels are one contiguous window of that item.
+    for (const [b, e] of cutAt(range.begin, range.end, g.C * plane)) {
+      const n = Math.floor(b / (g.C * plane));
+      const c0 = Math.floor(b / plane) % g.C;
+      const c1 = Math.floor((e - 1) / plane) % g.C;
+      const runs = Array.from({ length: R }, (_, r) => [(r * g.C + c0) * bins, (r * g.C + c1 + 1) * bins] as const);
+      ctx.vertex(
+        roiAlignGradCodelet,
+        range.tile,
+        { gradOut: ctx.gather(dy, runs, range.tile), rois: ctx.onTile(rois, 0, 4 * R, range.tile), batchIndices: ctx.onTile(bi, 0, R, range.tile), out: ctx.slice(dx, b, e) },
+        { ...g, R, n, c0, nch: c1 - c0 + 1, offset: b - (n * g.C + c0) * plane },
+      );
+    }
+  }
+}
+
+export const roiAlignDefinitions: OpDefinition[] = [
+  ...versions('RoiAlign', [10, 16], (id, version) => defineOp({
+    op: RoiAlignOp,
+    id,
+    description: "Mask R-CNN's RoI align, mode avg: each output bin the mean of bilinear samples of its RoI's batch item; gradient for X",
+    inputs: [{ name: 'X' }, { name: 'rois' }, { name: 'batch_indices' }],
+    outputs: [{ name: 'Y' }],
+    attributes: {
+      mode: { type: 'string', default: 'avg', description: "pooling: 'avg' ('max' is refused)" },
+      output_height: { type: 'int', default: 1, description: 'output bins per column' },
+      output_width: { type: 'int', default: 1, description: 'output bins per row' },
+      sampling_ratio: { type: 'int', default: 0, description: 'samples per bin side; 0: ceil(roi size / output size)' },
+      spatial_scale: { type: 'float', default: 1, description: 'RoI coordinates to feature-map pixels' },
+      ...(version >= 16 ? { coordinate_transformation_mode: { type: 'string' as const, default: 'half_pixel', description: "half_pixel (pixel centres shifted by -0.5) or output_half_pixel (10's)" } } : {}),
+    },
+    grad: true,
+    create: ({ attributes, settings }) =>
+      new RoiAlignOp(
+        id,
+        {
+          mode: attributes.string('mode'),
+          outputHeight: attributes.int('output_height'),
+          outputWidth: attributes.int('output_width'),
+          samplingRatio: attributes.int('sampling_ratio'),
+          spatialScale: attributes.float('spatial_scale'),
+          coordinateMode: version >= 16 ? attributes.string('coordinate_transformation_mode') : 'output_half_pixel',
+        },
+        settings,
+      ),
+    lower: lowerRoiAlign,
+  })),
+  defineOp({ op: ArgGradOp<RoiAlignOp>, id: ROI_ALIGN_GRAD, description: "dX: each output bin's gradient spread over its samples' corners by their bilinear weights", lower: lowerRoiAlignGrad }),
+];
