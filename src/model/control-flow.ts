@@ -17,6 +17,12 @@
  *   have no scan outputs (their length would depend on data). No M, or
  *   scan outputs of a data-dependent loop, is a UserError naming the node.
  *
+ * - Scan (9 and later) is a counted Loop over the scan inputs' length: the
+ *   body gathers each scan input's slice at the iteration number (or its
+ *   mirror, for a reverse direction) before the Scan's own body, and each
+ *   scan output, stacked by the Loop along axis 0 in pass order, is reversed
+ *   and moved to its axis after it. Its gradient is then the LoopGrad's.
+ *
  * Ops of a region that reach none of its outputs are dropped (dead code: the
  * schedule could otherwise put them after their owner).
  */
@@ -25,7 +31,7 @@ import { UserError } from '../errors.js';
 import type { Graph } from '../ir/graph.js';
 import type { Op } from '../ir/op.js';
 import type { OpDefinition } from '../ir/registry.js';
-import { IfOp, LoopOp, LoopStartOp } from '../ops/control-flow.js';
+import { IfOp, LOOP_VERSIONS, LoopOp, LoopStartOp } from '../ops/control-flow.js';
 
 export interface RegionBuilder {
   graph: Graph;
@@ -47,7 +53,8 @@ function subgraph(n: NodeDecl, name: string): SubgraphDecl {
 export function addControlFlowNode(n: NodeDecl, def: OpDefinition, b: RegionBuilder): void {
   if (n.op === 'If') addIf(n, def, b);
   else if (n.op === 'Loop') addLoop(n, def, b);
-  else throw new UserError(`${what(n)} has graph attributes (${Object.keys(n.subgraphs ?? {}).join(', ')}), which only If and Loop take in tilesim`, n.loc);
+  else if (n.op === 'Scan') addScan(n, def, b);
+  else throw new UserError(`${what(n)} has graph attributes (${Object.keys(n.subgraphs ?? {}).join(', ')}), which only If, Loop and Scan take in tilesim`, n.loc);
 }
 
 /** Add `sub`'s nodes; the ops they made (and kept), in order. */
@@ -169,4 +176,95 @@ function addLoop(n: NodeDecl, def: OpDefinition, b: RegionBuilder): void {
   const inputs = [names[0], names[1], ...names.slice(2), ...body.outputs.slice(1), ...initial, constant('zero', 0), one, ...condition, ...outer];
   g.addOp(op, inputs, n.outputs);
   claim(g, kept, op, 0);
+}
+
+const ints = (n: NodeDecl, name: string, fallback: number[]): number[] => {
+  const v = n.attributes[name];
+  return Array.isArray(v) ? (v as number[]) : fallback;
+};
+
+/** Scan (9+) as a counted Loop (see the top of the file). */
+function addScan(n: NodeDecl, def: OpDefinition, b: RegionBuilder): void {
+  const g = b.graph;
+  const body = subgraph(n, 'body');
+  const M = n.attributes.num_scan_inputs;
+  if (typeof M !== 'number' || !Number.isInteger(M) || M < 1 || M > n.inputs.length) throw new UserError(`${what(n)}: num_scan_inputs must be 1 to ${n.inputs.length} (its inputs), got ${String(M)}`, n.loc);
+  const N = n.inputs.length - M;
+  const K = n.outputs.length - N;
+  if (K < 0) throw new UserError(`${what(n)} has ${N} state inputs but ${n.outputs.length} outputs (each state has a final output)`, n.loc);
+  if (body.inputs.length !== N + M || body.outputs.length !== N + K) {
+    throw new UserError(`${what(n)}: its body takes ${body.inputs.length} inputs and gives ${body.outputs.length} outputs; it must take ${N + M} (states, scan elements) and give ${N + K} (states, scan output elements)`, n.loc);
+  }
+  const axisOf = (a: number, rank: number, whose: string) => {
+    if (!Number.isInteger(a) || a < -rank || a >= rank) throw new UserError(`${what(n)}: ${whose} axis ${a} is out of range for rank ${rank}`, n.loc);
+    return a < 0 ? a + rank : a;
+  };
+  const inAxes = ints(n, 'scan_input_axes', new Array<number>(M).fill(0));
+  const inDirs = ints(n, 'scan_input_directions', new Array<number>(M).fill(0));
+  const outAxes = ints(n, 'scan_output_axes', new Array<number>(K).fill(0));
+  const outDirs = ints(n, 'scan_output_directions', new Array<number>(K).fill(0));
+  const scanIns = n.inputs.slice(N);
+  const lengths = scanIns.map((id, j) => {
+    const shape = g.tensor(id).info.shape;
+    return shape[axisOf(inAxes[j] ?? 0, shape.length, `scan input ${j}'s`)];
+  });
+  const T = lengths[0];
+  if (lengths.some((l) => l !== T)) throw new UserError(`${what(n)}: its scan inputs have lengths ${lengths.join(', ')} along their scan axes; they must be equal`, n.loc);
+
+  const fresh = (base: string) => b.fresh(`${n.name}/${base}`);
+  const constant = (base: string, shape: number[], values: number[]) => {
+    const id = fresh(base);
+    g.addTensor(id, { dtype: 'int32', shape }, 'constant', { data: Int32Array.from(values) });
+    return id;
+  };
+  const iter = fresh('iter');
+  const cond = fresh('cond');
+  const last = constant('last', [], [T - 1]);
+  const mirrors: NodeDecl[] = [];
+  const slicing: NodeDecl[] = scanIns.map((id, j) => {
+    const shape = g.tensor(id).info.shape;
+    const axis = axisOf(inAxes[j] ?? 0, shape.length, `scan input ${j}'s`);
+    let index = iter;
+    if ((inDirs[j] ?? 0) === 1) {
+      index = fresh(`rev${j}`);
+      mirrors.push({ op: 'Sub', domain: '', version: 14, name: `${n.name}/rev${j}`, inputs: [last, iter], outputs: [index], attributes: {}, loc: n.loc });
+    }
+    return { op: 'Gather', domain: '', version: 13, name: `${n.name}/scan_in${j}`, inputs: [id, index], outputs: [body.inputs[N + j]], attributes: { axis }, loc: n.loc };
+  });
+  // A forward scan output along axis 0 is the Loop's own; the others are reversed or moved after it.
+  const plain = (k: number) => (outDirs[k] ?? 0) === 0 && (outAxes[k] ?? 0) === 0;
+  const stacked = Array.from({ length: K }, (_, k) => (plain(k) ? n.outputs[N + k] : fresh(`scan_out${k}`)));
+  const version = LOOP_VERSIONS[LOOP_VERSIONS.length - 1];
+  const loop: NodeDecl = {
+    op: 'Loop',
+    domain: '',
+    version,
+    name: n.name,
+    inputs: [constant('trip', [], [T]), '', ...n.inputs.slice(0, N)],
+    outputs: [...n.outputs.slice(0, N), ...stacked],
+    attributes: {},
+    loc: n.loc,
+    subgraphs: { body: { inputs: [iter, cond, ...body.inputs.slice(0, N)], nodes: [...mirrors, ...slicing, ...body.nodes], outputs: [cond, ...body.outputs] } },
+  };
+  addLoop(loop, { ...def, id: { domain: def.id.domain, type: 'Loop', version } }, b);
+  // Each other stacked scan output [T, ...]: reversed when its direction is 1, then its axis 0 moved to scan_output_axes[k].
+  stacked.forEach((id, k) => {
+    if (plain(k)) return;
+    const rank = g.tensor(id).info.shape.length;
+    const axis = axisOf(outAxes[k] ?? 0, rank, `scan output ${k}'s`);
+    const reverse = (outDirs[k] ?? 0) === 1;
+    const moved = axis !== 0;
+    let cur = id;
+    if (reverse) {
+      const order = constant(`order${k}`, [T], Array.from({ length: T }, (_, t) => T - 1 - t));
+      const out = moved ? fresh(`reversed${k}`) : n.outputs[N + k];
+      b.addNode({ op: 'Gather', domain: '', version: 13, name: `${n.name}/scan_out${k}_reverse`, inputs: [cur, order], outputs: [out], attributes: { axis: 0 }, loc: n.loc });
+      cur = out;
+    }
+    if (moved) {
+      const perm = Array.from({ length: rank }, (_, d) => d).filter((d) => d !== 0);
+      perm.splice(axis, 0, 0);
+      b.addNode({ op: 'Transpose', domain: '', version: 13, name: `${n.name}/scan_out${k}_axis`, inputs: [cur], outputs: [n.outputs[N + k]], attributes: { perm }, loc: n.loc });
+    }
+  });
 }

@@ -376,6 +376,24 @@ export const controlFlowDefinitions: OpDefinition[] = [
       lower: lowerLoop,
     }),
   ),
+  ...[9, 11, 16, 19, 21].map((version) =>
+    defineOp({
+      op: LoopOp,
+      id: { domain: ONNX_DOMAIN, type: 'Scan', version },
+      description: 'a counted Loop over the scan inputs (src/model/control-flow.ts): the body gathers each pass\'s slices, scan outputs are stacked, reversed and moved to their axes',
+      inputs: [{ name: 'initial_state_and_scan_inputs', variadic: true }],
+      outputs: [{ name: 'final_state_and_scan_outputs', variadic: true }],
+      attributes: {
+        num_scan_inputs: { type: 'int', description: 'how many of the inputs, the last ones, are scanned' },
+        scan_input_axes: { type: 'ints', default: [], description: 'each scan input\'s scan axis (default 0)' },
+        scan_input_directions: { type: 'ints', default: [], description: '0 forward, 1 reverse (default 0)' },
+        scan_output_axes: { type: 'ints', default: [], description: 'the axis each scan output is stacked along (default 0)' },
+        scan_output_directions: { type: 'ints', default: [], description: '0 in pass order, 1 reversed (default 0)' },
+      },
+      create: onlyFromOnnx('Scan'),
+      lower: lowerLoop,
+    }),
+  ),
   defineOp({
     op: IfGradOp,
     id: IF_GRAD,
