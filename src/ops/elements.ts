@@ -283,6 +283,18 @@ export const elementsDefinitions: OpDefinition[] = [
     create: ({ attributes, settings }) => new ScatterElementsOp(id, settings, attributes.int('axis'), id.version >= 16 ? attributes.string('reduction') : 'none'),
     lower: lowerScatterElements,
   })),
+  // Scatter (9; deprecated at 11): ScatterElements under its older name, the same semantics (reduction none).
+  ...versions('Scatter', [9], (id) => defineOp({
+    op: ScatterElementsOp,
+    id,
+    description: 'ScatterElements under its opset-9 name (deprecated at 11): out = data with updates written at c with c[axis] = indices[c]',
+    inputs: [{ name: 'data' }, { name: 'indices' }, { name: 'updates' }],
+    outputs: [{ name: 'output' }],
+    attributes: { axis: { type: 'int', default: 0, description: 'the axis indexed, in [-r, r-1]' } },
+    grad: true,
+    create: ({ attributes, settings }) => new ScatterElementsOp(id, settings, attributes.int('axis'), 'none'),
+    lower: lowerScatterElements,
+  })),
   defineOp({ op: ScatterElementsGradOp, id: SCATTER_DATA_GRAD, description: 'dData = dOut with the scattered places zeroed', lower: lowerScatterDataGrad }),
   defineOp({ op: ScatterElementsGradOp, id: SCATTER_UPDATES_GRAD, description: 'dUpdates = dOut gathered at the scattered places', lower: lowerScatterUpdatesGrad }),
 ];

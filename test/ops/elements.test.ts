@@ -93,6 +93,13 @@ describe('ScatterElements', () => {
     }
   });
 
+  it('Scatter (opset 9 and 10): ScatterElements under its old name, against onnxruntime; gradient', async () => {
+    for (const opset of [9, 10]) {
+      await checkForward({ op: 'Scatter', opset, attributes: { axis: 1 }, inputs: { x: f32([3, 5], 17), i: i32([3, 2], [4, 0, 1, 3, 2, 4], true), u: f32([3, 2], 18) }, ...exact });
+    }
+    await checkGrad({ op: 'Scatter', opset: 9, inputs: { x: f32([4, 3], 19), i: i32([2, 3], [3, 0, 1, 1, 2, 0], true), u: f32([2, 3], 20) } });
+  });
+
   it('reductions add, mul (opset 16), max, min (opset 18) with repeated indices; float16 and int32', async () => {
     const i = i32([2, 4], [0, 1, 1, 0, 2, 2, 2, -1]);
     for (const reduction of ['add', 'mul', 'max', 'min']) {
