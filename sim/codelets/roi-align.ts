@@ -217,4 +217,123 @@ export const roiAlignGradCodelet = defineCodelet({
   estimateSource: 'as RoiAlign over every RoI of its channels, 4 adds per sample in place of the loads (GUESS)',
 });
 
-export const roiAlignCodelets: Codelet[] = [roiAlignCodelet, roiAlignGradCodelet];
+// ---------------------------------------------------------------------------
+// MaxRoiPool (ONNX 1, Fast R-CNN's RoI pooling): each bin the max of the pixels it covers, the RoI's corners
+// rounded to pixels (half away from zero, as onnxruntime's std::round); an empty bin is 0. Each RoI is
+// (batch index, x1, y1, x2, y2).
+
+const POOL_GEOMETRY = { C: 'int', H: 'int', W: 'int', N: 'int', oh: 'int', ow: 'int', spatialScale: 'float' } as const;
+type PoolGeometry = { C: number; H: number; W: number; N: number; oh: number; ow: number; spatialScale: number };
+
+const roundHalfAway = (v: number) => Math.sign(v) * Math.round(Math.abs(v));
+
+/** For each bin of RoI `box` (5 values), the pixels [h0, h1) x [w0, w1) it covers; the RoI's batch item. */
+function poolBins(g: PoolGeometry, box: ArrayLike<number>, r: number, visit: (bin: number, h0: number, h1: number, w0: number, w1: number) => void): number {
+  const n = box[0];
+  if (!Number.isInteger(n) || n < 0 || n >= g.N) throw new Error(`MaxRoiPool: RoI ${r} has batch index ${n}, outside [0, ${g.N})`);
+  const x1 = roundHalfAway(box[1] * g.spatialScale);
+  const y1 = roundHalfAway(box[2] * g.spatialScale);
+  const x2 = roundHalfAway(box[3] * g.spatialScale);
+  const y2 = roundHalfAway(box[4] * g.spatialScale);
+  const bh = Math.fround(Math.max(y2 - y1 + 1, 1) / g.oh);
+  const bw = Math.fround(Math.max(x2 - x1 + 1, 1) / g.ow);
+  const clampH = (v: number) => Math.min(Math.max(v + y1, 0), g.H);
+  const clampW = (v: number) => Math.min(Math.max(v + x1, 0), g.W);
+  for (let ph = 0; ph < g.oh; ph++) {
+    for (let pw = 0; pw < g.ow; pw++) {
+      // Bin edges in float, as onnxruntime computes them: 3 x fp32(1/3) is 1 there, and 1.00000003 in double.
+      const f = Math.fround;
+      visit(ph * g.ow + pw, clampH(Math.floor(f(ph * bh))), clampH(Math.ceil(f((ph + 1) * bh))), clampW(Math.floor(f(pw * bw))), clampW(Math.ceil(f((pw + 1) * bw))));
+    }
+  }
+  return n;
+}
+
+/** The flat index (in a plane) of the first maximum of bin [h0, h1) x [w0, w1) of `x` from `base`, or -1 when empty. */
+function argmaxOf(x: ElemArray, base: number, W: number, h0: number, h1: number, w0: number, w1: number): number {
+  let best = -1;
+  for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) if (best < 0 || x[base + h * W + w] > x[base + best]) best = h * W + w;
+  return best;
+}
+
+/** Worker cycles: every pixel of every bin compared once (about 2 cycles), the bins shared among the workers (GUESS). */
+function poolCycles(bins: number, g: { H: number; W: number; oh: number; ow: number }, device: DeviceSpec): number {
+  const perBin = Math.ceil(g.H / g.oh) * Math.ceil(g.W / g.ow);
+  return device.workersPerTile * (10 + Math.ceil(bins / device.workersPerTile) * (6 + 2 * perBin));
+}
+
+/** Forward: as RoiAlign's vertex, the RoIs (5 values each) from r0 on. */
+export const maxRoiPoolCodelet = defineCodelet({
+  name: 'MaxRoiPool',
+  kind: 'multi',
+  fields: {
+    in: { direction: 'input', vector: true, dtypes: ['float32', 'float16'] },
+    rois: { direction: 'input', dtypes: ['float32', 'float16'] },
+    out: { direction: 'output', dtypes: ['float32', 'float16'] },
+  },
+  params: { ...POOL_GEOMETRY, begin: 'int', r0: 'int', c0: 'int', nch: 'int' },
+  compute({ fields, params }) {
+    const g = params;
+    const x = joined(fields.in);
+    const out = fields.out;
+    const plane = g.H * g.W;
+    const bins = g.oh * g.ow;
+    const first = Math.floor(g.begin / bins);
+    const last = Math.floor((g.begin + out.length - 1) / bins);
+    for (let block = first; block <= last; block++) {
+      const r = Math.floor(block / g.C);
+      const c = block % g.C;
+      const box = fields.rois.subarray(5 * (r - g.r0), 5 * (r - g.r0) + 5);
+      poolBins(g, box, r, (bin, h0, h1, w0, w1) => {
+        const i = block * bins + bin - g.begin;
+        if (i < 0 || i >= out.length) return;
+        const base = (box[0] * g.nch + (c - g.c0)) * plane;
+        const at = argmaxOf(x, base, g.W, h0, h1, w0, w1);
+        out[i] = at < 0 ? 0 : x[base + at];
+      });
+    }
+  },
+  cycles: (v, device) => poolCycles(regionCount(v.fields.out), v.params, device),
+  estimateSource: 'every pixel of a bin compared once (~2 cycles), bins shared among the workers (GUESS)',
+});
+
+/**
+ * Gradient for X: each bin's gradient to its first maximum. `out` holds elements [offset, ...) of batch item
+ * n's planes of channels [c0, c0 + nch); `in` the same planes of X (to find the maxima); gradOut dY[r, c0 ..
+ * c0 + nch) of every RoI; rois every RoI.
+ */
+export const maxRoiPoolGradCodelet = defineCodelet({
+  name: 'MaxRoiPoolGrad',
+  kind: 'multi',
+  fields: {
+    gradOut: { direction: 'input', vector: true, dtypes: ['float32', 'float16'] },
+    in: { direction: 'input', vector: true, dtypes: ['float32', 'float16'] },
+    rois: { direction: 'input', dtypes: ['float32', 'float16'] },
+    out: { direction: 'output', dtypes: ['float32', 'float16'] },
+  },
+  params: { ...POOL_GEOMETRY, R: 'int', n: 'int', c0: 'int', nch: 'int', offset: 'int' },
+  compute({ fields, params }) {
+    const g = params;
+    const dy = joined(fields.gradOut);
+    const x = joined(fields.in);
+    const plane = g.H * g.W;
+    const bins = g.oh * g.ow;
+    const dx = new Float64Array(g.nch * plane);
+    for (let r = 0; r < g.R; r++) {
+      const box = fields.rois.subarray(5 * r, 5 * r + 5);
+      for (let k = 0; k < g.nch; k++) {
+        poolBins(g, box, r, (bin, h0, h1, w0, w1) => {
+          if (box[0] !== g.n) return;
+          const at = argmaxOf(x, k * plane, g.W, h0, h1, w0, w1);
+          if (at >= 0) dx[k * plane + at] += dy[(r * g.nch + k) * bins + bin];
+        });
+      }
+    }
+    const out = fields.out;
+    for (let i = 0; i < out.length; i++) out[i] = dx[g.offset + i];
+  },
+  cycles: (v, device) => poolCycles(v.params.R * v.params.nch * v.params.oh * v.params.ow, v.params, device),
+  estimateSource: "as MaxRoiPool over every RoI of its channels, each bin's gradient added at its maximum (GUESS)",
+});
+
+export const roiAlignCodelets: Codelet[] = [roiAlignCodelet, roiAlignGradCodelet, maxRoiPoolCodelet, maxRoiPoolGradCodelet];

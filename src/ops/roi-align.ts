@@ -1,6 +1,6 @@
 /**
- * RoiAlign (ONNX 10 and 16; PopART has it), mode `avg`, and its gradient
- * for X. The RoIs and their batch items are data (a proposal network
+ * RoiAlign (ONNX 10 and 16; PopART has it), mode `avg`, and MaxRoiPool (1),
+ * each with its gradient for X. The RoIs and their batch items are data (a proposal network
  * computes them), so a vertex cannot know which batch item it reads until it
  * runs: each output run of one RoI-channel block range [r, c0..c1] is given
  * the planes of channels c0..c1 of every batch item, never the whole
@@ -13,11 +13,12 @@ import type { OperatorIdentifier } from '../ir/opid.js';
 import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
-import { roiAlignCodelet, roiAlignGradCodelet } from '../../sim/codelets/roi-align.js';
+import { maxRoiPoolCodelet, maxRoiPoolGradCodelet, roiAlignCodelet, roiAlignGradCodelet } from '../../sim/codelets/roi-align.js';
 import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
 import { GC, versions } from './shape-util.js';
 
 const ROI_ALIGN_GRAD = { domain: GC, type: 'RoiAlignGrad', version: 1 };
+const MAX_ROI_POOL_GRAD = { domain: GC, type: 'MaxRoiPoolGrad', version: 1 };
 
 export interface RoiAlignParams {
   mode: string;
@@ -138,6 +139,92 @@ function lowerRoiAlignGrad(op: ArgGradOp<RoiAlignOp>, ctx: LowerContext): void {
   }
 }
 
+/** MaxRoiPool (1): Fast R-CNN's RoI max pooling; each RoI is (batch index, x1, y1, x2, y2), data like RoiAlign's. */
+export class MaxRoiPoolOp extends Op {
+  constructor(
+    opid: OperatorIdentifier,
+    readonly pooledShape: number[],
+    readonly spatialScale: number,
+    settings: OpSettings,
+  ) {
+    super(opid, settings);
+  }
+  setup(): void {
+    const [x, rois] = [this.inInfo(0), this.inInfo(1)];
+    if (x.dtype !== 'float32' && x.dtype !== 'float16') this.fail(`X must be float32 or float16, got ${fmtInfo(x)}`);
+    if (x.shape.length !== 4) this.fail(`X must be [N, C, H, W], got ${fmtInfo(x)}`);
+    if (rois.dtype !== x.dtype || rois.shape.length !== 2 || rois.shape[1] !== 5) this.fail(`rois must be [num_rois, 5] (batch index, x1, y1, x2, y2) of X's type, got ${fmtInfo(rois)}`);
+    if (this.pooledShape.length !== 2 || this.pooledShape.some((d) => !(Number.isInteger(d) && d >= 1))) this.fail(`pooled_shape must be two positive integers, got [${this.pooledShape.join(', ')}]`);
+    this.setOutInfo(0, { dtype: x.dtype, shape: [rois.shape[0], x.shape[1], ...this.pooledShape] });
+  }
+  override getGradOps(): GradOp[] {
+    return [new ArgGradOp(MAX_ROI_POOL_GRAD, this, 0, [gradOut(0), fwdIn(1, 0), fwdIn(2, 1)], () => this.outInfo(0).shape.reduce((a, b) => a * b, 1))];
+  }
+  override attributes(): Record<string, AttributeValue> {
+    return { pooled_shape: this.pooledShape, spatial_scale: this.spatialScale };
+  }
+  override flops(): number {
+    return this.inInfo(0).shape.reduce((a, b) => a * b, 1);
+  }
+  geometry() {
+    const [N, C, H, W] = this.inInfo(0).shape;
+    return { C, H, W, N, oh: this.pooledShape[0], ow: this.pooledShape[1], spatialScale: this.spatialScale };
+  }
+}
+
+function lowerMaxRoiPool(op: MaxRoiPoolOp, ctx: LowerContext): void {
+  const [x, rois] = [ctx.input(0), ctx.input(1)];
+  const out = ctx.output(0);
+  if (out.size === 0) return;
+  const g = op.geometry();
+  const bins = g.oh * g.ow;
+  const plane = g.H * g.W;
+  ctx.computeSet('max-roi-pool');
+  for (const range of ctx.ranges(out)) {
+    for (const [b, e] of cutAt(range.begin, range.end, g.C * bins)) {
+      const r = Math.floor(b / (g.C * bins));
+      const c0 = Math.floor(b / bins) % g.C;
+      const c1 = Math.floor((e - 1) / bins) % g.C;
+      const runs = Array.from({ length: g.N }, (_, n) => [(n * g.C + c0) * plane, (n * g.C + c1 + 1) * plane] as const);
+      ctx.vertex(
+        maxRoiPoolCodelet,
+        range.tile,
+        { in: ctx.gather(x, runs, range.tile), rois: ctx.onTile(rois, 5 * r, 5 * r + 5, range.tile), out: ctx.slice(out, b, e) },
+        { ...g, begin: b, r0: r, c0, nch: c1 - c0 + 1 },
+      );
+    }
+  }
+}
+
+function lowerMaxRoiPoolGrad(op: ArgGradOp<MaxRoiPoolOp>, ctx: LowerContext): void {
+  const [dy, x, rois] = [ctx.input(0), ctx.input(1), ctx.input(2)];
+  const dx = ctx.output(0);
+  const g = op.fwd.geometry();
+  const R = op.fwd.inInfo(1).shape[0];
+  const bins = g.oh * g.ow;
+  const plane = g.H * g.W;
+  ctx.computeSet('max-roi-pool-grad');
+  for (const range of ctx.ranges(dx)) {
+    for (const [b, e] of cutAt(range.begin, range.end, g.C * plane)) {
+      const n = Math.floor(b / (g.C * plane));
+      const c0 = Math.floor(b / plane) % g.C;
+      const c1 = Math.floor((e - 1) / plane) % g.C;
+      const runs = Array.from({ length: R }, (_, r) => [(r * g.C + c0) * bins, (r * g.C + c1 + 1) * bins] as const);
+      ctx.vertex(
+        maxRoiPoolGradCodelet,
+        range.tile,
+        {
+          gradOut: ctx.gather(dy, runs, range.tile),
+          in: [ctx.onTile(x, (n * g.C + c0) * plane, (n * g.C + c1 + 1) * plane, range.tile)],
+          rois: ctx.onTile(rois, 0, 5 * R, range.tile),
+          out: ctx.slice(dx, b, e),
+        },
+        { ...g, R, n, c0, nch: c1 - c0 + 1, offset: b - (n * g.C + c0) * plane },
+      );
+    }
+  }
+}
+
 export const roiAlignDefinitions: OpDefinition[] = [
   ...versions('RoiAlign', [10, 16], (id, version) => defineOp({
     op: RoiAlignOp,
@@ -169,5 +256,20 @@ export const roiAlignDefinitions: OpDefinition[] = [
       ),
     lower: lowerRoiAlign,
   })),
+  ...versions('MaxRoiPool', [1], (id) => defineOp({
+    op: MaxRoiPoolOp,
+    id,
+    description: "Fast R-CNN's RoI max pooling (RoIs as batch index, x1, y1, x2, y2); gradient for X to each bin's first maximum",
+    inputs: [{ name: 'X' }, { name: 'rois' }],
+    outputs: [{ name: 'Y' }],
+    attributes: {
+      pooled_shape: { type: 'ints', description: 'output bins [height, width]' },
+      spatial_scale: { type: 'float', default: 1, description: 'RoI coordinates to feature-map pixels' },
+    },
+    grad: true,
+    create: ({ attributes, settings }) => new MaxRoiPoolOp(id, attributes.ints('pooled_shape'), attributes.float('spatial_scale'), settings),
+    lower: lowerMaxRoiPool,
+  })),
+  defineOp({ op: ArgGradOp<MaxRoiPoolOp>, id: MAX_ROI_POOL_GRAD, description: "dX: each bin's gradient added at the first maximum of the pixels it covers", lower: lowerMaxRoiPoolGrad }),
   defineOp({ op: ArgGradOp<RoiAlignOp>, id: ROI_ALIGN_GRAD, description: "dX: each output bin's gradient spread over its samples' corners by their bilinear weights", lower: lowerRoiAlignGrad }),
 ];

@@ -1,12 +1,13 @@
 /**
- * RoiAlign (src/ops/roi-align.ts, sim/codelets/roi-align.ts) against
+ * RoiAlign and MaxRoiPool (src/ops/roi-align.ts, sim/codelets/roi-align.ts) against
  * onnxruntime-node, and its gradient for X against central finite
  * differences (the harness default, 2e-3).
  *
  * Tolerance: atol 1e-5, rtol 1e-4. Each output is the mean of at most a few
  * dozen bilinear samples; onnxruntime computes the sample positions, weights
  * and sums in float, tilesim in double rounded once, so they differ by a few
- * float ulps of the sum (the inputs are in [-1, 1]).
+ * float ulps of the sum (the inputs are in [-1, 1]). MaxRoiPool is a max:
+ * exact, its bin edges computed in float as onnxruntime does.
  */
 import { describe, expect, it } from 'vitest';
 import { checkForward, checkGrad, f32, i32, runOurs, type TensorSpec } from './harness.js';
@@ -43,3 +44,24 @@ describe('RoiAlign', () => {
     await expect(runOurs({ op: 'RoiAlign', opset: 16, inputs: { x, rois: rois(), batch: i32([5], [0, 0, 2, 0, 0], true) } })).rejects.toThrow(/RoI 2 has batch index 2, outside \[0, 1\)/);
   });
 });
+
+describe('MaxRoiPool', () => {
+  /** RoIs (batch index, x1, y1, x2, y2), some with .5 corners (rounded half away from zero) and one partly outside. */
+  const boxes: TensorSpec = { shape: [4, 5], data: Float32Array.from([0, 0, 0, 9, 9, 1, 2.5, 1.5, 7.4, 8.6, 1, -2, 3, 5, 12, 0, 4, 4, 4, 4]), constant: true };
+  it('agrees with onnxruntime (exact: a max), pooled shapes, spatial scale, on 1 and 16 tiles', async () => {
+    const x = f32([2, 3, 10, 12], 11);
+    for (const device of [tiny(), tiny({ tilesPerIpu: 16 })]) {
+      await checkForward({ op: 'MaxRoiPool', attributes: { pooled_shape: [3, 2] }, inputs: { x, rois: boxes }, device, atol: 0, rtol: 0 });
+      await checkForward({ op: 'MaxRoiPool', attributes: { pooled_shape: [2, 4], spatial_scale: 0.5 }, inputs: { x, rois: boxes }, device, atol: 0, rtol: 0 });
+    }
+  });
+
+  it('gradient for X: each bin to its maximum', async () => {
+    // Distinct values 0.05 apart, so no maximum changes under a finite-difference step.
+    const n = 2 * 2 * 6 * 7;
+    const x: TensorSpec = { shape: [2, 2, 6, 7], data: Float32Array.from({ length: n }, (_, i) => (((i * 7919) % n) - n / 2) * 0.05) };
+    const r: TensorSpec = { shape: [3, 5], data: Float32Array.from([1, 0, 0, 5, 4, 0, 1, 2, 6, 5, 1, 2, 1, 4, 3]), constant: true };
+    await checkGrad({ op: 'MaxRoiPool', attributes: { pooled_shape: [2, 2] }, inputs: { x, rois: r }, device: tiny({ tilesPerIpu: 4 }) });
+  });
+});
+
