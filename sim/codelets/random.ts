@@ -1,5 +1,5 @@
 /**
- * RandomUniform / RandomNormal (and their Like forms): element i of the op's
+ * RandomUniform / RandomNormal (and their Like forms) and Multinomial: element i of the op's
  * output on its n-th run comes from the same counter-based hash as Dropout's
  * mask (sim/codelets/dropout.ts), so the values do not depend on how the
  * tensor is split over tiles and workers, and differ from run to run.
@@ -57,4 +57,53 @@ export const randomCodelet = defineCodelet({
   estimateSource: 'PopLibs UnaryOp1D MultiVertex: W x (17 + inner) + 20; uniform: random bits and a multiply-add {6, no, 2}; normal (Box-Muller): {46, no, 2} (DERIVED)',
 });
 
-export const randomCodelets: Codelet[] = [randomCodelet];
+/**
+ * Multinomial: out[i] (element begin + i of [batch, samples]) is a class of row floor((begin + i) / samples)
+ * of `in` (unnormalised log-probabilities, rows [row0, ...)), drawn by inverting its softmax's cumulative
+ * sum at u = (bits + 0.5) / 2^32 (the same hash as the others, indexed by the output element).
+ */
+export const multinomialCodelet = defineCodelet({
+  name: 'Multinomial',
+  kind: 'multi',
+  fields: {
+    in: { direction: 'input', dtypes: ['float32', 'float16'] },
+    out: { direction: 'output', dtypes: ['int32'] },
+    counter: { direction: 'inout', required: true, dtypes: ['int32'] },
+  },
+  params: { classes: 'int', samples: 'int', row0: 'int', begin: 'int', seed: 'int' },
+  compute({ fields, params }) {
+    const { classes, samples, row0, begin } = params;
+    const x = fields.in;
+    const y = fields.out;
+    const c = (fields.counter[0] = fields.counter[0] + 1);
+    const seed = params.seed >>> 0;
+    const cdf = new Float64Array(classes);
+    let row = -1;
+    for (let i = 0; i < y.length; i++) {
+      const r = Math.floor((begin + i) / samples);
+      if (r !== row) {
+        row = r;
+        const at = (r - row0) * classes;
+        let max = -Infinity;
+        for (let k = 0; k < classes; k++) max = Math.max(max, x[at + k]);
+        let sum = 0;
+        for (let k = 0; k < classes; k++) cdf[k] = sum += Math.exp(x[at + k] - max);
+        for (let k = 0; k < classes; k++) cdf[k] /= sum;
+      }
+      const u = (dropoutBits(seed, c, begin + i) + 0.5) / TWO_32;
+      let k = 0;
+      while (k < classes - 1 && cdf[k] < u) k++;
+      y[i] = k;
+    }
+  },
+  cycles(v, device) {
+    const { classes, samples } = v.params;
+    const outs = regionCount(v.fields.out);
+    // GUESS: a softmax of the row (exp as §3's {6, no, 2} per element, a sum and a divide) per row, then a draw and a linear search per sample.
+    const rows = Math.ceil(outs / Math.max(1, samples)) + 1;
+    return device.workersPerTile * (10 + Math.ceil((rows * classes * 12 + outs * (6 + 2 * classes)) / device.workersPerTile));
+  },
+  estimateSource: 'per row a softmax (~12 cycles an element), per sample a draw and a linear search of the cumulative sum (~2 a class), shared among the workers (GUESS)',
+});
+
+export const randomCodelets: Codelet[] = [randomCodelet, multinomialCodelet];

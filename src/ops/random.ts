@@ -1,5 +1,5 @@
 /**
- * RandomUniform, RandomNormal and their Like forms (ONNX 1; PopART has them):
+ * RandomUniform, RandomNormal and their Like forms (ONNX 1) and Multinomial (7):
  * each run draws fresh values from a seeded counter-based hash on the device
  * (sim/codelets/random.ts), the same however the output is split over tiles.
  * The `seed` attribute seeds it; without one, the seed comes from run.seed and
@@ -12,7 +12,7 @@ import type { OperatorIdentifier } from '../ir/opid.js';
 import { defineOp, type Attributes, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo, nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
-import { randomCodelet } from '../../sim/codelets/random.js';
+import { multinomialCodelet, randomCodelet } from '../../sim/codelets/random.js';
 import { derivedSeed } from './dropout.js';
 import { versions } from './shape-util.js';
 
@@ -114,7 +114,74 @@ function randomDefinition(type: string, normal: boolean, like: boolean): OpDefin
   }));
 }
 
+/** Multinomial (7): `sample_size` classes per row of unnormalised log-probabilities, drawn by the same hash. */
+export class MultinomialOp extends Op {
+  constructor(
+    opid: OperatorIdentifier,
+    readonly samples: number,
+    readonly seedAttr: number | undefined,
+    readonly dtypeCode: number,
+    settings: OpSettings,
+  ) {
+    super(opid, settings);
+  }
+  setup(): void {
+    const x = this.inInfo(0);
+    if ((x.dtype !== 'float32' && x.dtype !== 'float16') || x.shape.length !== 2) this.fail(`input must be float [batch_size, class_size], got ${fmtInfo(x)}`);
+    if (!(Number.isInteger(this.samples) && this.samples >= 1)) this.fail(`sample_size must be a positive integer, got ${this.samples}`);
+    if (this.dtypeCode !== 6 && this.dtypeCode !== 7) this.fail(`dtype must be INT32 (6) or INT64 (7, held as int32), got ${this.dtypeCode}`);
+    this.setOutInfo(0, { dtype: 'int32', shape: [x.shape[0], this.samples] });
+  }
+  get seed(): number {
+    return this.seedAttr !== undefined ? Math.trunc(this.seedAttr) >>> 0 : derivedSeed(this.graph.randomSeed, this.name);
+  }
+  override attributes(): Record<string, AttributeValue> {
+    return { sample_size: this.samples, dtype: this.dtypeCode, ...(this.seedAttr !== undefined ? { seed: this.seedAttr } : {}) };
+  }
+  override flops(): number {
+    return 2 * nelms(this.inInfo(0).shape);
+  }
+}
+
+function lowerMultinomial(op: MultinomialOp, ctx: LowerContext): void {
+  const x = ctx.input(0);
+  const out = ctx.output(0);
+  const ranges = ctx.ranges(out);
+  const classes = op.inInfo(0).shape[1];
+  const counter = ctx.addTensor('counter', 'int32', [ranges.length], 'variable');
+  ctx.graph.setTileMapping(counter, ranges.map((r, i) => ({ tile: r.tile, begin: i, end: i + 1 })));
+  ctx.computeSet('multinomial');
+  for (const [i, r] of ranges.entries()) {
+    const row0 = Math.floor(r.begin / op.samples);
+    const row1 = Math.floor((r.end - 1) / op.samples);
+    ctx.vertex(
+      multinomialCodelet,
+      r.tile,
+      { in: ctx.onTile(x, row0 * classes, (row1 + 1) * classes, r.tile), out: ctx.slice(out, r.begin, r.end), counter: ctx.slice(counter, i, i + 1) },
+      { classes, samples: op.samples, row0, begin: r.begin, seed: op.seed },
+    );
+  }
+}
+
 export const randomDefinitions: OpDefinition[] = [
+  ...versions('Multinomial', [7], (id) => defineOp({
+    op: MultinomialOp,
+    id,
+    description: 'sample_size classes per row of unnormalised log-probabilities, drawn anew each run (seeded as the random ops); int32 out; no gradient',
+    inputs: [{ name: 'input' }],
+    outputs: [{ name: 'output' }],
+    attributes: {
+      dtype: { type: 'int', default: 6, description: 'INT32 (6) or INT64 (7, held as int32)' },
+      sample_size: { type: 'int', default: 1, description: 'draws per row' },
+      seed: { type: 'float', default: Number.NaN, description: 'seed; none: derived from run.seed and the node name' },
+    },
+    grad: false,
+    create: ({ attributes, settings }) => {
+      const seed = attributes.float('seed');
+      return new MultinomialOp(id, attributes.int('sample_size'), Number.isNaN(seed) ? undefined : seed, attributes.int('dtype'), settings);
+    },
+    lower: lowerMultinomial,
+  })),
   ...randomDefinition('RandomUniform', false, false),
   ...randomDefinition('RandomNormal', true, false),
   ...randomDefinition('RandomUniformLike', false, true),

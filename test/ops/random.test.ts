@@ -1,5 +1,5 @@
 /**
- * RandomUniform, RandomNormal and their Like forms (src/ops/random.ts,
+ * RandomUniform, RandomNormal, their Like forms and Multinomial (src/ops/random.ts,
  * sim/codelets/random.ts). onnxruntime's generator is not ours, so the
  * values are checked as a sample of the distribution, and the seeding as
  * the contract says:
@@ -90,6 +90,25 @@ anchors: {y: final}
     expect(second).not.toEqual(first);
     expect((await values(1))[0]).toEqual(first);
     expect((await values(2))[0]).not.toEqual(first);
+  });
+
+  it('Multinomial: each class drawn as often as its softmax probability, rows independent, split over tiles the same', async () => {
+    // 2 rows of 4 classes, log-probabilities of [0.1, 0.2, 0.3, 0.4] and [0.7, 0.1, 0.1, 0.1]; 4096 draws a row.
+    const p = [
+      [0.1, 0.2, 0.3, 0.4],
+      [0.7, 0.1, 0.1, 0.1],
+    ];
+    const x: OpCase['inputs'][string] = { shape: [2, 4], data: Float32Array.from(p.flat().map(Math.log)) };
+    const draws = 4096;
+    const run = (tiles: number) => draw({ op: 'Multinomial', attributes: { sample_size: draws, seed: 3 }, inputs: { x }, device: tiny({ tilesPerIpu: tiles }) });
+    const y = await run(16);
+    expect(Array.from(await run(1))).toEqual(Array.from(y));
+    for (const [row, probs] of p.entries()) {
+      const counts = [0, 0, 0, 0];
+      for (let i = 0; i < draws; i++) counts[y[row * draws + i]]++;
+      // 5 standard errors of a proportion at n = 4096: at most 5 sqrt(0.25 / 4096) = 0.039.
+      for (const [k, q] of probs.entries()) expect(Math.abs(counts[k] / draws - q), `row ${row} class ${k}`).toBeLessThan(5 * Math.sqrt((q * (1 - q)) / draws));
+    }
   });
 
   it('refuses a non-float dtype and a negative scale, naming the node', async () => {
