@@ -119,6 +119,17 @@ function forEachSample(g: Geometry, box: ArrayLike<number>, visit: (bin: number,
   return count;
 }
 
+/** The RoI-channel blocks (r, c) of `bins` outputs each that output elements [begin, begin + length) touch, in order. */
+function forEachBlock(begin: number, length: number, bins: number, C: number, visit: (block: number, r: number, c: number) => void): void {
+  const last = Math.floor((begin + length - 1) / bins);
+  for (let block = Math.floor(begin / bins); block <= last; block++) visit(block, Math.floor(block / C), block % C);
+}
+
+/** A gradient vertex's run of dX: elements [offset, offset + out.length) of its dense planes. */
+function writeRun(out: ElemArray, dx: Float64Array, offset: number): void {
+  for (let i = 0; i < out.length; i++) out[i] = dx[offset + i];
+}
+
 function batchOf(g: Geometry, batchIndices: ArrayLike<number>, k: number, r: number): number {
   const n = batchIndices[k];
   if (!Number.isInteger(n) || n < 0 || n >= g.N) throw new Error(`RoiAlign: RoI ${r} has batch index ${n}, outside [0, ${g.N})`);
@@ -155,11 +166,7 @@ export const roiAlignCodelet = defineCodelet({
     const bins = g.oh * g.ow;
     const sums = new Float64Array(bins);
     // One RoI-channel block at a time: the bins of (r, c) are computed together, then the ones this vertex holds are written.
-    const first = Math.floor(g.begin / bins);
-    const last = Math.floor((g.begin + out.length - 1) / bins);
-    for (let block = first; block <= last; block++) {
-      const r = Math.floor(block / g.C);
-      const c = block % g.C;
+    forEachBlock(g.begin, out.length, bins, g.C, (block, r, c) => {
       const n = batchOf(g, fields.batchIndices, r - g.r0, r);
       const base = (n * g.nch + (c - g.c0)) * plane;
       sums.fill(0);
@@ -170,7 +177,7 @@ export const roiAlignCodelet = defineCodelet({
         const i = block * bins + b - g.begin;
         if (i >= 0 && i < out.length) out[i] = sums[b] / count;
       }
-    }
+    });
   },
   cycles: (v, device) => roiCycles(regionCount(v.fields.out), v.params, device),
   estimateSource: 'per sample 4 loads, weights and multiply-adds, ~16 cycles, bins shared among the workers; sampling_ratio 0 costed at the largest grid (GUESS)',
@@ -210,8 +217,7 @@ export const roiAlignGradCodelet = defineCodelet({
         for (let a = 0; a < adds.length; a += 3) dx[adds[a]] += (adds[a + 1] * dy[grad + adds[a + 2]]) / count;
       }
     }
-    const out = fields.out;
-    for (let i = 0; i < out.length; i++) out[i] = dx[g.offset + i];
+    writeRun(fields.out, dx, g.offset);
   },
   cycles: (v, device) => roiCycles(v.params.R * v.params.nch * v.params.oh * v.params.ow, v.params, device),
   estimateSource: 'as RoiAlign over every RoI of its channels, 4 adds per sample in place of the loads (GUESS)',
@@ -278,11 +284,7 @@ export const maxRoiPoolCodelet = defineCodelet({
     const out = fields.out;
     const plane = g.H * g.W;
     const bins = g.oh * g.ow;
-    const first = Math.floor(g.begin / bins);
-    const last = Math.floor((g.begin + out.length - 1) / bins);
-    for (let block = first; block <= last; block++) {
-      const r = Math.floor(block / g.C);
-      const c = block % g.C;
+    forEachBlock(g.begin, out.length, bins, g.C, (block, r, c) => {
       const box = fields.rois.subarray(5 * (r - g.r0), 5 * (r - g.r0) + 5);
       poolBins(g, box, r, (bin, h0, h1, w0, w1) => {
         const i = block * bins + bin - g.begin;
@@ -291,7 +293,7 @@ export const maxRoiPoolCodelet = defineCodelet({
         const at = argmaxOf(x, base, g.W, h0, h1, w0, w1);
         out[i] = at < 0 ? 0 : x[base + at];
       });
-    }
+    });
   },
   cycles: (v, device) => poolCycles(regionCount(v.fields.out), v.params, device),
   estimateSource: 'every pixel of a bin compared once (~2 cycles), bins shared among the workers (GUESS)',
@@ -329,8 +331,7 @@ export const maxRoiPoolGradCodelet = defineCodelet({
         });
       }
     }
-    const out = fields.out;
-    for (let i = 0; i < out.length; i++) out[i] = dx[g.offset + i];
+    writeRun(fields.out, dx, g.offset);
   },
   cycles: (v, device) => poolCycles(v.params.R * v.params.nch * v.params.oh * v.params.ow, v.params, device),
   estimateSource: "as MaxRoiPool over every RoI of its channels, each bin's gradient added at its maximum (GUESS)",

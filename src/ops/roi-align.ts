@@ -13,6 +13,7 @@ import type { OperatorIdentifier } from '../ir/opid.js';
 import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
+import type { BuildTensor, Slice } from '../lower/devicegraph.js';
 import { maxRoiPoolCodelet, maxRoiPoolGradCodelet, roiAlignCodelet, roiAlignGradCodelet } from '../../sim/codelets/roi-align.js';
 import { ArgGradOp, fwdIn, gradOut } from './arg-grad.js';
 import { GC, versions } from './shape-util.js';
@@ -88,55 +89,76 @@ function cutAt(begin: number, end: number, unit: number): [number, number][] {
   return out;
 }
 
-function lowerRoiAlign(op: RoiAlignOp, ctx: LowerContext): void {
-  const [x, rois, bi] = [ctx.input(0), ctx.input(1), ctx.input(2)];
-  const out = ctx.output(0);
-  if (out.size === 0) return;
-  const g = op.geometry();
+/** The geometry the walks below need. */
+interface Planes {
+  N: number;
+  C: number;
+  H: number;
+  W: number;
+  oh: number;
+  ow: number;
+}
+
+/**
+ * The forward's vertices: for each tile range of the output [R, C, oh, ow], one vertex per RoI r it
+ * touches, whose channels c0..c1 are then one window; `place` gets the planes of those channels of every
+ * batch item (the RoI's item is data), gathered to the tile.
+ */
+function forEachRoiBlock(ctx: LowerContext, x: BuildTensor, out: BuildTensor, g: Planes, place: (tile: number, xs: Slice[], b: number, e: number, r: number, c0: number, c1: number) => void): void {
   const bins = g.oh * g.ow;
   const plane = g.H * g.W;
-  ctx.computeSet('roi-align');
   for (const range of ctx.ranges(out)) {
-    // One vertex per RoI the range touches: its channels are then one contiguous window.
     for (const [b, e] of cutAt(range.begin, range.end, g.C * bins)) {
       const r = Math.floor(b / (g.C * bins));
       const c0 = Math.floor(b / bins) % g.C;
       const c1 = Math.floor((e - 1) / bins) % g.C;
       const runs = Array.from({ length: g.N }, (_, n) => [(n * g.C + c0) * plane, (n * g.C + c1 + 1) * plane] as const);
-      ctx.vertex(
-        roiAlignCodelet,
-        range.tile,
-        { in: ctx.gather(x, runs, range.tile), rois: ctx.onTile(rois, 4 * r, 4 * r + 4, range.tile), batchIndices: ctx.onTile(bi, r, r + 1, range.tile), out: ctx.slice(out, b, e) },
-        { ...g, begin: b, r0: r, c0, nch: c1 - c0 + 1 },
-      );
+      place(range.tile, ctx.gather(x, runs, range.tile), b, e, r, c0, c1);
     }
   }
 }
 
-function lowerRoiAlignGrad(op: ArgGradOp<RoiAlignOp>, ctx: LowerContext): void {
-  const fwd = op.fwd;
-  const [dy, rois, bi] = [ctx.input(0), ctx.input(1), ctx.input(2)];
-  const dx = ctx.output(0);
-  const g = fwd.geometry();
-  const R = fwd.inInfo(1).shape[0];
+/**
+ * The gradient's vertices: for each tile range of dX [N, C, H, W], one vertex per batch item n it touches
+ * (channels c0..c1 of it), given dY[r, c0..c1] of every RoI r gathered to the tile; `offset` is where the
+ * range starts in item n's planes of those channels.
+ */
+function forEachItemBlock(ctx: LowerContext, dy: BuildTensor, dx: BuildTensor, g: Planes, R: number, place: (tile: number, dys: Slice[], b: number, e: number, n: number, c0: number, c1: number, offset: number) => void): void {
   const bins = g.oh * g.ow;
   const plane = g.H * g.W;
-  ctx.computeSet('roi-align-grad');
   for (const range of ctx.ranges(dx)) {
-    // One vertex per batch item the range touches: its channels are one contiguous window of that item.
     for (const [b, e] of cutAt(range.begin, range.end, g.C * plane)) {
       const n = Math.floor(b / (g.C * plane));
       const c0 = Math.floor(b / plane) % g.C;
       const c1 = Math.floor((e - 1) / plane) % g.C;
       const runs = Array.from({ length: R }, (_, r) => [(r * g.C + c0) * bins, (r * g.C + c1 + 1) * bins] as const);
-      ctx.vertex(
-        roiAlignGradCodelet,
-        range.tile,
-        { gradOut: ctx.gather(dy, runs, range.tile), rois: ctx.onTile(rois, 0, 4 * R, range.tile), batchIndices: ctx.onTile(bi, 0, R, range.tile), out: ctx.slice(dx, b, e) },
-        { ...g, R, n, c0, nch: c1 - c0 + 1, offset: b - (n * g.C + c0) * plane },
-      );
+      place(range.tile, ctx.gather(dy, runs, range.tile), b, e, n, c0, c1, b - (n * g.C + c0) * plane);
     }
   }
+}
+
+function lowerRoiAlign(op: RoiAlignOp, ctx: LowerContext): void {
+  const [x, rois, bi] = [ctx.input(0), ctx.input(1), ctx.input(2)];
+  const out = ctx.output(0);
+  if (out.size === 0) return;
+  const g = op.geometry();
+  ctx.computeSet('roi-align');
+  forEachRoiBlock(ctx, x, out, g, (tile, xs, b, e, r, c0, c1) => {
+    const fields = { in: xs, rois: ctx.onTile(rois, 4 * r, 4 * r + 4, tile), batchIndices: ctx.onTile(bi, r, r + 1, tile), out: ctx.slice(out, b, e) };
+    ctx.vertex(roiAlignCodelet, tile, fields, { ...g, begin: b, r0: r, c0, nch: c1 - c0 + 1 });
+  });
+}
+
+function lowerRoiAlignGrad(op: ArgGradOp<RoiAlignOp>, ctx: LowerContext): void {
+  const [dy, rois, bi] = [ctx.input(0), ctx.input(1), ctx.input(2)];
+  const dx = ctx.output(0);
+  const g = op.fwd.geometry();
+  const R = op.fwd.inInfo(1).shape[0];
+  ctx.computeSet('roi-align-grad');
+  forEachItemBlock(ctx, dy, dx, g, R, (tile, dys, b, e, n, c0, c1, offset) => {
+    const fields = { gradOut: dys, rois: ctx.onTile(rois, 0, 4 * R, tile), batchIndices: ctx.onTile(bi, 0, R, tile), out: ctx.slice(dx, b, e) };
+    ctx.vertex(roiAlignGradCodelet, tile, fields, { ...g, R, n, c0, nch: c1 - c0 + 1, offset });
+  });
 }
 
 /** MaxRoiPool (1): Fast R-CNN's RoI max pooling; each RoI is (batch index, x1, y1, x2, y2), data like RoiAlign's. */
@@ -177,23 +199,10 @@ function lowerMaxRoiPool(op: MaxRoiPoolOp, ctx: LowerContext): void {
   const out = ctx.output(0);
   if (out.size === 0) return;
   const g = op.geometry();
-  const bins = g.oh * g.ow;
-  const plane = g.H * g.W;
   ctx.computeSet('max-roi-pool');
-  for (const range of ctx.ranges(out)) {
-    for (const [b, e] of cutAt(range.begin, range.end, g.C * bins)) {
-      const r = Math.floor(b / (g.C * bins));
-      const c0 = Math.floor(b / bins) % g.C;
-      const c1 = Math.floor((e - 1) / bins) % g.C;
-      const runs = Array.from({ length: g.N }, (_, n) => [(n * g.C + c0) * plane, (n * g.C + c1 + 1) * plane] as const);
-      ctx.vertex(
-        maxRoiPoolCodelet,
-        range.tile,
-        { in: ctx.gather(x, runs, range.tile), rois: ctx.onTile(rois, 5 * r, 5 * r + 5, range.tile), out: ctx.slice(out, b, e) },
-        { ...g, begin: b, r0: r, c0, nch: c1 - c0 + 1 },
-      );
-    }
-  }
+  forEachRoiBlock(ctx, x, out, g, (tile, xs, b, e, r, c0, c1) => {
+    ctx.vertex(maxRoiPoolCodelet, tile, { in: xs, rois: ctx.onTile(rois, 5 * r, 5 * r + 5, tile), out: ctx.slice(out, b, e) }, { ...g, begin: b, r0: r, c0, nch: c1 - c0 + 1 });
+  });
 }
 
 function lowerMaxRoiPoolGrad(op: ArgGradOp<MaxRoiPoolOp>, ctx: LowerContext): void {
@@ -201,28 +210,13 @@ function lowerMaxRoiPoolGrad(op: ArgGradOp<MaxRoiPoolOp>, ctx: LowerContext): vo
   const dx = ctx.output(0);
   const g = op.fwd.geometry();
   const R = op.fwd.inInfo(1).shape[0];
-  const bins = g.oh * g.ow;
   const plane = g.H * g.W;
   ctx.computeSet('max-roi-pool-grad');
-  for (const range of ctx.ranges(dx)) {
-    for (const [b, e] of cutAt(range.begin, range.end, g.C * plane)) {
-      const n = Math.floor(b / (g.C * plane));
-      const c0 = Math.floor(b / plane) % g.C;
-      const c1 = Math.floor((e - 1) / plane) % g.C;
-      const runs = Array.from({ length: R }, (_, r) => [(r * g.C + c0) * bins, (r * g.C + c1 + 1) * bins] as const);
-      ctx.vertex(
-        maxRoiPoolGradCodelet,
-        range.tile,
-        {
-          gradOut: ctx.gather(dy, runs, range.tile),
-          in: [ctx.onTile(x, (n * g.C + c0) * plane, (n * g.C + c1 + 1) * plane, range.tile)],
-          rois: ctx.onTile(rois, 0, 5 * R, range.tile),
-          out: ctx.slice(dx, b, e),
-        },
-        { ...g, R, n, c0, nch: c1 - c0 + 1, offset: b - (n * g.C + c0) * plane },
-      );
-    }
-  }
+  forEachItemBlock(ctx, dy, dx, g, R, (tile, dys, b, e, n, c0, c1, offset) => {
+    // The maxima are found again in X's planes of the same item and channels.
+    const xs = [ctx.onTile(x, (n * g.C + c0) * plane, (n * g.C + c1 + 1) * plane, tile)];
+    ctx.vertex(maxRoiPoolGradCodelet, tile, { gradOut: dys, in: xs, rois: ctx.onTile(rois, 0, 5 * R, tile), out: ctx.slice(dx, b, e) }, { ...g, R, n, c0, nch: c1 - c0 + 1, offset });
+  });
 }
 
 export const roiAlignDefinitions: OpDefinition[] = [
