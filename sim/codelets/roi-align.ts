@@ -130,6 +130,26 @@ function writeRun(out: ElemArray, dx: Float64Array, offset: number): void {
   for (let i = 0; i < out.length; i++) out[i] = dx[offset + i];
 }
 
+/** A RoI's samples, computed once and read for each of its channels: the bin of sample j, its 4 corners' weights and plane offsets. */
+interface RoiSamples {
+  count: number;
+  bins: number[];
+  w: number[];
+  at: number[];
+}
+
+function roiSamples(g: Geometry, box: ArrayLike<number>): RoiSamples {
+  const s: RoiSamples = { count: 0, bins: [], w: [], at: [] };
+  s.count = forEachSample(g, box, (bin, w, at) => {
+    s.bins.push(bin);
+    for (let j = 0; j < 4; j++) {
+      s.w.push(w[j]);
+      s.at.push(at[j]);
+    }
+  });
+  return s;
+}
+
 function batchOf(g: Geometry, batchIndices: ArrayLike<number>, k: number, r: number): number {
   const n = batchIndices[k];
   if (!Number.isInteger(n) || n < 0 || n >= g.N) throw new Error(`RoiAlign: RoI ${r} has batch index ${n}, outside [0, ${g.N})`);
@@ -165,17 +185,26 @@ export const roiAlignCodelet = defineCodelet({
     const plane = g.H * g.W;
     const bins = g.oh * g.ow;
     const sums = new Float64Array(bins);
-    // One RoI-channel block at a time: the bins of (r, c) are computed together, then the ones this vertex holds are written.
+    // One RoI-channel block at a time: the bins of (r, c) are computed together, then the ones this vertex holds
+    // are written. A RoI's samples are the same for each of its channels: computed once per RoI.
+    let samplesOf = -1;
+    let sm: RoiSamples | undefined;
     forEachBlock(g.begin, out.length, bins, g.C, (block, r, c) => {
       const n = batchOf(g, fields.batchIndices, r - g.r0, r);
       const base = (n * g.nch + (c - g.c0)) * plane;
+      if (samplesOf !== r) {
+        sm = roiSamples(g, fields.rois.subarray(4 * (r - g.r0), 4 * (r - g.r0) + 4));
+        samplesOf = r;
+      }
+      const { bins: bin, w, at } = sm!;
       sums.fill(0);
-      const count = forEachSample(g, fields.rois.subarray(4 * (r - g.r0), 4 * (r - g.r0) + 4), (bin, w, at) => {
-        sums[bin] += w[0] * x[base + at[0]] + w[1] * x[base + at[1]] + w[2] * x[base + at[2]] + w[3] * x[base + at[3]];
-      });
+      for (let j = 0; j < bin.length; j++) {
+        const q = 4 * j;
+        sums[bin[j]] += w[q] * x[base + at[q]] + w[q + 1] * x[base + at[q + 1]] + w[q + 2] * x[base + at[q + 2]] + w[q + 3] * x[base + at[q + 3]];
+      }
       for (let b = 0; b < bins; b++) {
         const i = block * bins + b - g.begin;
-        if (i >= 0 && i < out.length) out[i] = sums[b] / count;
+        if (i >= 0 && i < out.length) out[i] = sums[b] / sm!.count;
       }
     });
   },
@@ -206,15 +235,11 @@ export const roiAlignGradCodelet = defineCodelet({
     const dx = new Float64Array(g.nch * plane);
     for (let r = 0; r < g.R; r++) {
       if (batchOf(g, fields.batchIndices, r, r) !== g.n) continue;
-      const box = fields.rois.subarray(4 * r, 4 * r + 4);
+      const { count, bins: bin, w, at } = roiSamples(g, fields.rois.subarray(4 * r, 4 * r + 4));
       for (let k = 0; k < g.nch; k++) {
         const base = k * plane;
         const grad = (r * g.nch + k) * bins;
-        const adds: number[] = [];
-        const count = forEachSample(g, box, (bin, w, at) => {
-          for (let j = 0; j < 4; j++) adds.push(base + at[j], w[j], bin);
-        });
-        for (let a = 0; a < adds.length; a += 3) dx[adds[a]] += (adds[a + 1] * dy[grad + adds[a + 2]]) / count;
+        for (let q = 0; q < w.length; q++) dx[base + at[q]] += (w[q] * dy[grad + bin[q >> 2]]) / count;
       }
     }
     writeRun(fields.out, dx, g.offset);
@@ -322,13 +347,14 @@ export const maxRoiPoolGradCodelet = defineCodelet({
     const bins = g.oh * g.ow;
     const dx = new Float64Array(g.nch * plane);
     for (let r = 0; r < g.R; r++) {
-      const box = fields.rois.subarray(5 * r, 5 * r + 5);
+      // The RoI's bins once (its batch index checked), then each channel's maxima.
+      const edges: number[] = [];
+      if (poolBins(g, fields.rois.subarray(5 * r, 5 * r + 5), r, (bin, h0, h1, w0, w1) => edges.push(bin, h0, h1, w0, w1)) !== g.n) continue;
       for (let k = 0; k < g.nch; k++) {
-        poolBins(g, box, r, (bin, h0, h1, w0, w1) => {
-          if (box[0] !== g.n) return;
-          const at = argmaxOf(x, k * plane, g.W, h0, h1, w0, w1);
-          if (at >= 0) dx[k * plane + at] += dy[(r * g.nch + k) * bins + bin];
-        });
+        for (let e = 0; e < edges.length; e += 5) {
+          const at = argmaxOf(x, k * plane, g.W, edges[e + 1], edges[e + 2], edges[e + 3], edges[e + 4]);
+          if (at >= 0) dx[k * plane + at] += dy[(r * g.nch + k) * bins + edges[e]];
+        }
       }
     }
     writeRun(fields.out, dx, g.offset);
