@@ -17,7 +17,7 @@ import {
   type TensorCategory,
 } from '../../sim/program.js';
 import { vectorWidth } from '../../sim/codelets/estimators.js';
-import { CopyTableBuilder, type CopyTable } from '../../sim/copies.js';
+import type { CopyTable } from '../../sim/copies.js';
 import { computeSetCost } from '../../sim/cost.js';
 import { allocate } from './memory.js';
 import { layoutTile, linearLayout } from './linear.js';
@@ -380,12 +380,8 @@ export class DeviceGraph {
       return resolved;
     });
     onPass('resolving exchange copies');
-    const exchanges = this.exchanges.map((ex) => (checkHostHeap(`resolving the copies of exchange '${ex.name}'`), {
-      id: ex.id,
-      name: ex.name,
-      op: ex.op,
-      copies: resolveCopies(ex.copies, tensors),
-    }));
+    const tables = resolveAllCopies(this.exchanges, tensors);
+    const exchanges = this.exchanges.map((ex, i) => ({ id: ex.id, name: ex.name, op: ex.op, copies: tables[i] }));
     return {
       schemaVersion: 1,
       device: this.whole,
@@ -414,18 +410,46 @@ function firstEndingAfter(list: readonly { begin: number; end: number }[], pos: 
   return lo;
 }
 
-/** Every slice-to-slice copy of an exchange as tile-to-tile pieces, in order. */
-function resolveCopies(copies: SliceCopies, tensors: readonly DeviceTensor[]): CopyTable {
-  const out = new CopyTableBuilder(copies.length);
-  for (let i = 0; i < copies.length; i++) {
-    resolveCopy(tensors[copies.srcTensor(i)], copies.srcBegin(i), tensors[copies.dstTensor(i)], copies.dstBegin(i), copies.size(i), out);
-  }
-  return out.finish();
+/**
+ * Every exchange's slice-to-slice copies as tile-to-tile pieces, in order:
+ * counted first, then written into columns that are views of one buffer.
+ * Growing a table per exchange and trimming it allocated two to three times
+ * the copies' bytes outside the heap, and each such allocation of a few
+ * hundred MB made V8 run full collections of the whole-model heap that freed
+ * nothing (seconds each for a BERT layer's eight million copies).
+ */
+function resolveAllCopies(exchanges: readonly { name: string; copies: SliceCopies }[], tensors: readonly DeviceTensor[]): CopyTable[] {
+  const counts = exchanges.map((ex) => {
+    checkHostHeap(`resolving the copies of exchange '${ex.name}'`);
+    let n = 0;
+    for (let i = 0; i < ex.copies.length; i++) n = resolveCopy(ex.copies, i, tensors, undefined, n);
+    return n;
+  });
+  const total = counts.reduce((a, b) => a + b, 0);
+  const buffer = new ArrayBuffer(total * 5 * Int32Array.BYTES_PER_ELEMENT);
+  let at = 0;
+  return exchanges.map((ex, e) => {
+    const count = counts[e];
+    const column = () => {
+      const c = new Int32Array(buffer, at * Int32Array.BYTES_PER_ELEMENT, count);
+      at += count;
+      return c;
+    };
+    const table: CopyTable = { count, srcTile: column(), srcOffset: column(), dstTile: column(), dstOffset: column(), bytes: column() };
+    let n = 0;
+    for (let i = 0; i < ex.copies.length; i++) n = resolveCopy(ex.copies, i, tensors, table, n);
+    return table;
+  });
 }
 
-function resolveCopy(src: DeviceTensor, sBegin: number, dst: DeviceTensor, dBegin: number, n: number, out: CopyTableBuilder): void {
+/** Copy i's tile-to-tile pieces written at `at` of `out` (or only counted, without `out`): the index after them. */
+function resolveCopy(copies: SliceCopies, c: number, tensors: readonly DeviceTensor[], out: CopyTable | undefined, at: number): number {
+  const src = tensors[copies.srcTensor(c)];
+  const dst = tensors[copies.dstTensor(c)];
+  const sBegin = copies.srcBegin(c);
+  const dBegin = copies.dstBegin(c);
   const size = DTYPE_BYTES[src.dtype];
-  const sEnd = sBegin + n;
+  const sEnd = sBegin + copies.size(c);
   for (let i = firstEndingAfter(src.intervals, sBegin); i < src.intervals.length && src.intervals[i].begin < sEnd; i++) {
     const si = src.intervals[i];
     const b = Math.max(sBegin, si.begin);
@@ -439,8 +463,16 @@ function resolveCopy(src: DeviceTensor, sBegin: number, dst: DeviceTensor, dBegi
       const xb = Math.max(db, di.begin);
       const xe = Math.min(de, di.end);
       if (xe <= xb) continue;
-      const srcElem = xb - dBegin + sBegin;
-      out.push(si.tile, si.offset + (srcElem - si.begin) * size, di.tile, di.offset + (xb - di.begin) * size, (xe - xb) * size);
+      if (out) {
+        const srcElem = xb - dBegin + sBegin;
+        out.srcTile[at] = si.tile;
+        out.srcOffset[at] = si.offset + (srcElem - si.begin) * size;
+        out.dstTile[at] = di.tile;
+        out.dstOffset[at] = di.offset + (xb - di.begin) * size;
+        out.bytes[at] = (xe - xb) * size;
+      }
+      at++;
     }
   }
+  return at;
 }

@@ -201,6 +201,8 @@ describe('other commands', () => {
       'counting code and vertex state',
       'resolving vertex fields',
       'resolving exchange copies',
+      // ... then the CLI's report.
+      'writing the compile report',
       'total',
     ]);
     const total = rows.pop()!;
