@@ -138,7 +138,7 @@ export function lowerGraph(req: LowerRequest): Lowered {
     // A stashed tensor's backward copy: laid out as it is, filled by the restore exchange (src/lower/pipeline.ts).
     if (isRestore(op)) {
       const src = tensors.get(op.inId(0))!;
-      const d = dg.addTensor(op.outId(0), src.dtype, src.shape, 'activation', op.name);
+      const d = dg.addTensor(op.outId(0), src.dtype, op.outInfo(0).shape, 'activation', op.name);
       dg.mapLike(d, src);
       tensors.set(op.outId(0), d);
       continue;
