@@ -15,6 +15,9 @@ import { compile, TrainingSession, type Compiled } from '../../src/session.js';
 import type { PipelineStep } from '../../sim/program.js';
 import { ROOT } from '../helpers.js';
 import path from 'node:path';
+import { exportOnnx } from '../../src/onnx/export.js';
+import { parseOnnx } from '../../src/onnx/import.js';
+import { attr, f32, modelBytes, node, userErrorOf } from '../onnx/helpers.js';
 
 const FILE = path.join(ROOT, 'configs/examples/pipeline-test.yaml');
 
@@ -185,5 +188,29 @@ train: {loss: {type: l1, input: y}, optimizer: {type: sgd, lr: 0.1}, accumulatio
       FILE,
     );
     expect(await userError(() => compile(unsharded))).toMatch(/model\.pipelining needs the model sharded over IPUs/);
+  });
+
+  it("takes PopART's enablePipelining and __pipeline_stage, and ONNX export writes each op's stage", async () => {
+    const alias = mlp({ extraModel: '  enablePipelining: true\n' });
+    expect(alias.model.pipelining).toBe(true);
+    const byAttr = mlp({
+      pipelining: true,
+      nodes: `      - {op: MatMul, inputs: [x, w1], outputs: [h1], ipu: 0, attributes: {__pipeline_stage: 0}}
+      - {op: Relu, inputs: [h1], outputs: [r1], ipu: 0, attributes: {__pipeline_stage: 0}}
+      - {op: MatMul, inputs: [r1, w2], outputs: [h2], ipu: 1, attributes: {__pipeline_stage: 1}}
+      - {op: Tanh, inputs: [h2], outputs: [r2], ipu: 1, attributes: {__pipeline_stage: 1}}
+      - {op: MatMul, inputs: [r2, w3], outputs: [h3], ipu: 2, attributes: {__pipeline_stage: 2}}
+      - {op: Add, inputs: [h3, b3], outputs: [logits], ipu: 2, attributes: {__pipeline_stage: 2}}`,
+    });
+    expect(byAttr.model.graph.nodes.map((n) => [n.pipelineStage, n.attributes])).toEqual([0, 0, 1, 1, 2, 2].map((s) => [s, {}]));
+    const c = await compile(byAttr);
+    expect(pipelineOf(c).stages).toHaveLength(5);
+    const { graph } = parseOnnx(exportOnnx(c.graph, { registry: c.registry, outputs: ['logits'] }), { file: 'p.onnx' });
+    expect(graph.nodes.map((n) => [n.ipu, n.pipelineStage])).toEqual([[0, 0], [0, 0], [1, 1], [1, 1], [2, 2], [2, 2]]);
+    const bad = [node('Relu', ['x'], ['y'], [attr.i('__pipeline_stage', -1)], { name: 'r' })];
+    expect(userErrorOf(() => parseOnnx(modelBytes({ inputs: [f32('x', [4])], nodes: bad, outputs: [f32('y', [4])] }), { file: 'm.onnx' }))).toMatch(
+      /node 'r' \(Relu\): attribute __pipeline_stage must be a non-negative integer/,
+    );
+    expect(await userError(() => compile(mlp({ extraModel: '  pipelining: true\n  enablePipelining: false\n' })))).toMatch(/disagree/);
   });
 });
