@@ -144,7 +144,7 @@ export const PASSES: readonly Pass[] = [
   },
   { name: 'adding IPU copies', when: isSharded, run: (s) => shardGraph(s.graph!, replicaDevice(s.config).ipus) },
   { name: 'choosing anchors', run: chooseAnchors },
-  { name: 'planning the pipeline', when: isPipelined, run: (s) => void (s.pipeline = planPipeline(s.graph!, s.config.train?.accumulationFactor ?? 1)) },
+  { name: 'planning the pipeline', when: isPipelined, run: (s) => void (s.pipeline = planPipeline(s.graph!, s.config.train?.accumulationFactor ?? 1, s.config.train?.recompute === 'pipeline' ? { registry: s.registry! } : undefined)) },
   { name: 'scheduling', run: (s) => void (s.schedule = s.graph!.schedule()) },
   { name: 'loading codelets', run: async (s) => void (s.codelets = await loadCodelets(s.registry!.codeletModules)) },
   {

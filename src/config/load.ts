@@ -294,6 +294,8 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
     };
     if (t.checkpointEvery !== undefined && !(overrides.numerics ?? cfg.run.numerics))
       fail(['train', 'checkpointEvery'], 'checkpoints need numerics (run.numerics: true, no --no-numerics): without them there are no weights to keep');
+    if (t.recompute === 'pipeline' && !(cfg.model.pipelining ?? cfg.model.enablePipelining))
+      fail(['train', 'recompute'], 'recompute: pipeline recomputes the stages of a pipeline: set model.pipelining: true, or give train.recompute: none');
     if (t.saveModel && !(overrides.numerics ?? cfg.run.numerics))
       fail(['train', 'saveModel'], 'saving the trained model needs numerics (run.numerics: true, no --no-numerics): without them there are no trained weights');
   }

@@ -306,7 +306,7 @@ const trainSchema = strict({
     .enum(['mean', 'sum'])
     .default('mean')
     .describe("PopART's accumulationAndReplicationReductionType: mean divides the accumulated (and all-reduced) gradient by the micro-batches (x replicas) it sums, sum does not"),
-  recompute: z.enum(['none', 'pipeline']).default('none').describe("PopART's recomputationType: none stashes every forward activation the backward reads; pipeline (not supported yet) would stash only stage inputs and recompute"),
+  recompute: z.enum(['none', 'pipeline']).default('none').describe("PopART's recomputationType with pipelining: none stashes every forward activation the backward reads; pipeline stashes only each stage's inputs and recomputes the forward in the backward stage"),
   lossScaling: posNumber.default(1).describe('loss scaling: the loss gradient is multiplied by it, the optimizers divide gradients by it'),
   saveModel: z.boolean().default(false).describe('write the trained model (forward graph, final weights) as model.onnx in the run folder'),
   checkpointEvery: posInt.optional().describe('write a checkpoint (weights, optimizer state) every N steps into the run folder; sim run --resume continues from it'),

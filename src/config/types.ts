@@ -151,7 +151,7 @@ export interface TrainSpec {
   accumulationFactor?: number;
   /** PopART's accumulationAndReplicationReductionType (default mean): docs/config.md. */
   gradientReduction?: 'mean' | 'sum';
-  /** PopART's recomputationType (default none); `pipeline` is not supported yet (a UserError). */
+  /** PopART's recomputationType with pipelining (default none): `pipeline` stashes only stage inputs and recomputes (src/shard/pipeline.ts). */
   recompute?: 'none' | 'pipeline';
   /**
    * Loss scaling (PopART): the loss gradient is seeded with this instead of 1,

@@ -21,6 +21,10 @@
  *   are that many. The backward stage reads each from a RestoreOp's output
  *   (PopART's out-of-place RestoreOp): restoring in place would overwrite a
  *   tensor the cycle's IpuCopy has yet to send.
+ * - Recompute (train.recompute: pipeline, PopART's RecomputationType::Pipeline):
+ *   only the stage's inputs are stashed; the forward ops whose outputs the
+ *   backward stage reads are cloned into it, reading the restored inputs, so
+ *   the backward recomputes its activations instead of keeping them.
  *
  * PopART's checks, as UserErrors naming the op or option: forward stages on
  * increasing IPUs, one IPU per stage, copies only between neighbouring
@@ -33,6 +37,7 @@ import { Op, type OpSettings } from '../ir/op.js';
 import { fmtOpid, GRAPHCORE_DOMAIN } from '../ir/opid.js';
 import { isIpuCopy } from './ipu-copy.js';
 import { virtualGraphMode } from './place.js';
+import { checkAttributes, type OpRegistry } from '../ir/registry.js';
 
 export interface PipelinePlan {
   /** The IPU of each forward stage, in stage order. */
@@ -84,9 +89,6 @@ export function checkPipelineConfig(config: RunConfig): void {
   if (virtualGraphMode(config) === 'off') {
     throw new UserError('model.pipelining needs the model sharded over IPUs: give each node an ipu (or the ONNX attribute __ipu_number), or set model.virtualGraphMode: auto');
   }
-  if (config.train.recompute === 'pipeline') {
-    throw new UserError('train.recompute: pipeline is not supported yet: every forward activation the backward reads is stashed; give train.recompute: none (the default)');
-  }
 }
 
 function where(op: Op): string {
@@ -99,7 +101,10 @@ export function markForwardStages(graph: Graph): void {
 }
 
 /** After the IpuCopies are in: each op's stage, PopART's checks, and what each forward stage stashes. */
-export function planPipeline(graph: Graph, accumulationFactor: number): PipelinePlan {
+/** Ops whose values depend on a draw: recomputed, they would draw again. */
+const RANDOM_OPS = new Set(['Dropout', 'RandomNormal', 'RandomUniform', 'RandomNormalLike', 'RandomUniformLike', 'Bernoulli', 'Multinomial']);
+
+export function planPipeline(graph: Graph, accumulationFactor: number, recompute?: { registry: OpRegistry }): PipelinePlan {
   const schedule = graph.schedule();
   // Forward stages: one IPU each, on increasing IPUs.
   const stageIpu = new Map<number, { ipu: number; op: Op }>();
@@ -186,6 +191,8 @@ export function planPipeline(graph: Graph, accumulationFactor: number): Pipeline
     }
   }
 
+  if (recompute) recomputeForward(graph, schedule, stageOf, F, recompute.registry);
+
   // Stash: what forward stage k makes or receives that its backward stage reads, which then reads it restored.
   const stashed: PipelinePlan['stashed'] = Array.from({ length: F }, () => []);
   for (const t of [...graph.allTensors()]) {
@@ -203,4 +210,64 @@ export function planPipeline(graph: Graph, accumulationFactor: number): Pipeline
     stashed[made].push({ tensor: t.id, restored });
   }
   return { forwardIpus, stages: P, stageOf, stashed };
+}
+
+/**
+ * Recompute: for each forward stage k but the last, clone into its backward
+ * stage the stage-k forward ops the backward reads outputs of (and the ones
+ * they need), in schedule order, and rewire the backward's reads to the
+ * clones' outputs. The stage's inputs (copied or streamed) are then all the
+ * backward reads of stage k, and the stash takes only them.
+ */
+function recomputeForward(graph: Graph, schedule: readonly Op[], stageOf: Map<Op, number>, F: number, registry: OpRegistry): void {
+  for (let k = 0; k < F - 1; k++) {
+    const back = backwardStage(k, F);
+    const inStage = (op: Op | undefined): op is Op => op !== undefined && !isIpuCopy(op) && op.settings.pipelineStage !== undefined && stageOf.get(op) === k;
+    // The stage-k ops to clone: producers of what the backward reads, and their stage-k ancestors.
+    const need = new Set<Op>();
+    const visit = (op: Op): void => {
+      if (need.has(op)) return;
+      need.add(op);
+      for (const id of op.inputs) {
+        const p = id === '' ? undefined : graph.tensor(id).producer;
+        if (inStage(p)) visit(p);
+      }
+    };
+    for (const op of schedule) {
+      if (stageOf.get(op) !== back) continue;
+      for (const id of op.inputs) {
+        const p = id === '' ? undefined : graph.tensor(id).producer;
+        if (inStage(p)) visit(p);
+      }
+    }
+    const cloned = new Map<string, string>();
+    for (const op of schedule) {
+      if (!need.has(op)) continue;
+      if (RANDOM_OPS.has(op.opid.type)) {
+        throw new UserError(
+          `${where(op)}: train.recompute: pipeline would run this random op again in the backward stage, drawing other values; give train.recompute: none`,
+          op.settings.loc,
+        );
+      }
+      const def = registry.exact(op.opid);
+      if (!def?.create) throw new UserError(`${where(op)}: train.recompute: pipeline cannot recompute this op (it has no definition to clone); give train.recompute: none`, op.settings.loc);
+      const { pipelineStage: _stage, ...settings } = op.settings;
+      void _stage;
+      const clone = def.create({ attributes: checkAttributes(def, op.attributes(), op.name, op.settings.loc), settings: { ...settings, name: `${op.name}/recompute` } });
+      const outs = op.outputs.map((id) => {
+        const c = graph.uniqueTensorId(`${id}__recomputed`);
+        cloned.set(id, c);
+        return c;
+      });
+      graph.addOp(clone, op.inputs.map((id) => cloned.get(id) ?? id), outs);
+      stageOf.set(clone, back);
+    }
+    for (const op of schedule) {
+      if (stageOf.get(op) !== back) continue;
+      op.inputs.forEach((id, index) => {
+        const c = cloned.get(id);
+        if (c !== undefined) graph.rewire(op, index, c);
+      });
+    }
+  }
 }
