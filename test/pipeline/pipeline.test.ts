@@ -22,7 +22,8 @@ import { attr, f32, modelBytes, node, userErrorOf } from '../onnx/helpers.js';
 const FILE = path.join(ROOT, 'configs/examples/pipeline-test.yaml');
 
 /** A 3-layer MLP, a layer per IPU; `extra` goes under model:, `train` under train:. */
-function mlp(opts: { pipelining?: boolean; accumulation?: number; extraModel?: string; nodes?: string; train?: string } = {}): RunConfig {
+function mlp(opts: { pipelining?: boolean; accumulation?: number; extraModel?: string; nodes?: string; train?: string; replicas?: number } = {}): RunConfig {
+  const R = opts.replicas ?? 1;
   const nodes =
     opts.nodes ??
     `      - {op: MatMul, inputs: [x, w1], outputs: [h1], ipu: 0}
@@ -33,7 +34,7 @@ function mlp(opts: { pipelining?: boolean; accumulation?: number; extraModel?: s
       - {op: Add, inputs: [h3, b3], outputs: [logits], ipu: 2}`;
   return loadConfigText(
     `name: pipe
-device: {preset: m2000, ipus: 3, tiles: 8}
+device: ${R > 1 ? `{preset: pod16, ipus: ${3 * R}, tiles: 8}\nreplicas: ${R}` : '{preset: m2000, ipus: 3, tiles: 8}'}
 model:
 ${opts.pipelining ? '  pipelining: true\n' : ''}${opts.extraModel ?? ''}  graph:
     inputs:
@@ -201,6 +202,13 @@ train: {loss: {type: l1, input: y}, optimizer: {type: sgd, lr: 0.1}, accumulatio
     expect(rc.graph.ops.filter((o) => o.name.endsWith('/recompute')).map((o) => o.name).sort()).toEqual(['MatMul_0/recompute', 'MatMul_2/recompute', 'Relu_1/recompute', 'Tanh_3/recompute']);
     const plain = await train(await compile(mlp()), 2);
     const piped = await train(rc, 2);
+    expect(piped.losses).toEqual(plain.losses);
+    for (const [k, v] of plain.weights) expect(Array.from(piped.weights.get(k)!), k).toEqual(Array.from(v));
+  });
+
+  it('replicated, each replica a pipeline: the same weights as the replicated run without pipelining', async () => {
+    const plain = await train(await compile(mlp({ replicas: 2, accumulation: 5 })), 2);
+    const piped = await train(await compile(mlp({ replicas: 2, accumulation: 5, pipelining: true })), 2);
     expect(piped.losses).toEqual(plain.losses);
     for (const [k, v] of plain.weights) expect(Array.from(piped.weights.get(k)!), k).toEqual(Array.from(v));
   });
