@@ -19,7 +19,7 @@ import { encodeHalf } from './half.js';
 import { loadCodeletRegistry } from './modules.js';
 import { TilePool } from './pool.js';
 import { kernelModule, wasmEnabled } from './wasm/kernels.js';
-import { DTYPE_BYTES, type ComputeSet, type DeviceProgram, type Exchange, type DeviceTensor, type HostStream, type ProgramStep } from './program.js';
+import { DTYPE_BYTES, pipelineCycles, type ComputeSet, type DeviceProgram, type Exchange, type DeviceTensor, type HostStream, type PipelineStep, type ProgramStep } from './program.js';
 import type { Phase } from './profile.js';
 import { allReducePhases, type CollectivePhase } from './collectives.js';
 
@@ -250,6 +250,9 @@ export class Engine {
           st.afterExchange = false;
           break;
         }
+        case 'pipeline':
+          await this.runPipeline(s, io, step, st);
+          break;
         case 'repeatWhile':
           for (let i = 0; i < s.maxCount; i++) {
             // Every tile must agree whether to go on: one sync carries the condition.
@@ -272,6 +275,51 @@ export class Engine {
           break;
         }
       }
+    }
+  }
+
+  /**
+   * A pipeline (sim/program.ts PipelineStep): each cycle, the IPUs' lanes run
+   * one after the other here but are charged side by side: each lane starts
+   * at the cycle's start, the cycle lasts as long as the busiest lane, and the
+   * other lanes' phases are marked overlapped. Then the IpuCopies end the cycle.
+   * Running the lanes one after the other is safe: an IPU's stages read only
+   * what the copies of an earlier cycle brought, or their own stash.
+   */
+  private async runPipeline(p: PipelineStep, io: HostIO, step: number, st: { afterExchange: boolean; fused?: { cs: number; plan: TilePlan } }): Promise<void> {
+    const stageOfList = new Map<ProgramStep[], number>();
+    for (const s of p.stages) for (const l of [...(s.before ?? []), s.steps, ...(s.after ?? [])]) stageOfList.set(l, s.stage);
+    for (const cycle of pipelineCycles(p)) {
+      const start = this.clock;
+      const entered = st.afterExchange;
+      let end = start;
+      let busiest = -1;
+      const lanes: { from: number; to: number }[] = [];
+      for (const lane of cycle.lanes) {
+        this.clock = start;
+        const from = this.phases.length;
+        const laneState = { afterExchange: entered };
+        for (const list of lane.lists) {
+          const before = this.phases.length;
+          await this.runSteps(list, io, step, laneState);
+          for (let i = before; i < this.phases.length; i++) {
+            this.phases[i].lane = lane.ipu;
+            this.phases[i].stage = stageOfList.get(list);
+          }
+        }
+        lanes.push({ from, to: this.phases.length });
+        if (this.clock > end || busiest < 0) {
+          end = Math.max(end, this.clock);
+          busiest = lanes.length - 1;
+        }
+      }
+      lanes.forEach((l, k) => {
+        if (k !== busiest) for (let i = l.from; i < l.to; i++) this.phases[i].overlapped = true;
+      });
+      this.clock = end;
+      st.afterExchange = false;
+      st.fused = undefined;
+      await this.runSteps(p.copies, io, step, st);
     }
   }
 

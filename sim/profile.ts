@@ -22,6 +22,15 @@ export interface Phase {
    * Absent for sync (all tiles wait) and stream copies.
    */
   tiles?: [number, number][];
+  /**
+   * A pipeline cycle's phases on an IPU other than the busiest one: they ran
+   * alongside it, so the totals leave them out (the busiest IPU's phases
+   * cover the cycle). The IPU is `lane`.
+   */
+  overlapped?: boolean;
+  /** In a pipeline cycle: the IPU whose stages the phase belongs to, and the stage. */
+  lane?: number;
+  stage?: number;
 }
 
 export interface CycleTotals {
@@ -37,6 +46,7 @@ export function emptyTotals(): CycleTotals {
 }
 
 export function addPhase(t: CycleTotals, p: Phase): void {
+  if (p.overlapped) return;
   t[p.kind] += p.cycles;
   t.total += p.cycles;
 }

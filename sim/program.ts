@@ -95,7 +95,83 @@ export type ProgramStep =
   | { kind: 'repeat'; count: number; body: ProgramStep[] }
   | SwitchStep
   | RepeatWhileStep
-  | AllReduceStep;
+  | AllReduceStep
+  | PipelineStep;
+
+/**
+ * PopART's pipeline (src/shard/pipeline.ts): `microBatches` (G) micro-batches
+ * through `stages` (P) in G + P - 1 pipeline cycles (fill, main, flush). In
+ * cycle c, stage s runs micro-batch c - s when 0 <= c - s < G. Each IPU runs
+ * its stages in stage order, the IPUs side by side: the engine charges a cycle
+ * the busiest IPU's time, then `copies` (the IpuCopies between stages, one
+ * exchange with the inter-IPU sync) end the cycle (docs/architecture.md).
+ */
+export interface PipelineStep {
+  kind: 'pipeline';
+  microBatches: number;
+  stages: PipelineStage[];
+  copies: ProgramStep[];
+}
+
+export interface PipelineStage {
+  /** Pipeline stage number (its micro-batch lags the cycle by this). */
+  stage: number;
+  ipu: number;
+  /** 'forward', 'backward', or 'forward+backward' (the last forward stage, which also runs the loss and its backward). */
+  pass: string;
+  /** IR ops in the stage (for reports). */
+  ops: number;
+  steps: ProgramStep[];
+  /** Stash depth (PopART's): micro-batch m's stash and restore use slot m % depth. 0: no stash. */
+  stashDepth: number;
+  /** Bytes of the stash buffers on the stage's tiles (all slots). */
+  stashBytes: number;
+  /** Per slot, steps run before `steps` (the backward stage's restores). */
+  before?: ProgramStep[][];
+  /** Per slot, steps run after `steps` (the forward stage's stashes). */
+  after?: ProgramStep[][];
+}
+
+/**
+ * What each cycle of a pipeline runs: per IPU (lanes in increasing IPU order)
+ * the step lists of its active stages in stage order (a stage's restore, its
+ * steps, its stash), for G + P - 1 cycles. The engine, reports and liveness share it.
+ */
+export function pipelineCycles(p: PipelineStep): { lanes: { ipu: number; lists: ProgramStep[][] }[] }[] {
+  const P = Math.max(0, ...p.stages.map((s) => s.stage + 1));
+  const ipus = [...new Set(p.stages.map((s) => s.ipu))].sort((a, b) => a - b);
+  const out: { lanes: { ipu: number; lists: ProgramStep[][] }[] }[] = [];
+  for (let c = 0; c < p.microBatches + P - 1; c++) {
+    const lanes = ipus.map((ipu) => {
+      const lists: ProgramStep[][] = [];
+      for (const st of p.stages.filter((x) => x.ipu === ipu).sort((a, b) => a.stage - b.stage)) {
+        const m = c - st.stage;
+        if (m < 0 || m >= p.microBatches) continue;
+        if (st.before) lists.push(st.before[m % st.before.length]);
+        lists.push(st.steps);
+        if (st.after) lists.push(st.after[m % st.after.length]);
+      }
+      return { ipu, lists };
+    });
+    out.push({ lanes });
+  }
+  return out;
+}
+
+/** The step lists directly inside a step (a repeat's body, a switch's branches, a pipeline's stages, stash slots and copies). */
+export function innerSteps(s: ProgramStep): ProgramStep[][] {
+  switch (s.kind) {
+    case 'repeat':
+    case 'repeatWhile':
+      return [s.body];
+    case 'switch':
+      return [s.whenTrue, s.whenFalse];
+    case 'pipeline':
+      return [...s.stages.flatMap((st) => [...(st.before ?? []), st.steps, ...(st.after ?? [])]), s.copies];
+    default:
+      return [];
+  }
+}
 
 /**
  * A cross-replica all-reduce of a tensor, in place (PopART's

@@ -39,6 +39,7 @@ import { checkOnnxGraph } from './onnx/import.js';
 import { addLoss, scaleLossGradient } from './train/loss.js';
 import { addOptimizer, gradientReduction } from './train/optimizer.js';
 import { isSharded, placeForwardOps, shardGraph, virtualGraphMode } from './shard/place.js';
+import { checkPipelineConfig, isPipelined, markForwardStages, planPipeline, type PipelinePlan } from './shard/pipeline.js';
 import { kernelModule, wasmEnabled } from '../sim/wasm/kernels.js';
 
 export interface Compiled {
@@ -74,6 +75,8 @@ interface State {
   /** Anchors and the loss: the tensors streamed back after each batch. */
   streamed?: string[];
   schedule?: Op[];
+  /** Pipelined (model.pipelining): each op's stage and the stashes. */
+  pipeline?: PipelinePlan;
   codelets?: CodeletRegistry;
   lowered?: Lowered;
 }
@@ -111,6 +114,14 @@ export const PASSES: readonly Pass[] = [
     when: isSharded,
     run: (s) => placeForwardOps(s.graph!, virtualGraphMode(s.config), replicaDevice(s.config).ipus),
   },
+  {
+    name: 'pipeline stages',
+    when: isPipelined,
+    run: (s) => {
+      checkPipelineConfig(s.config);
+      markForwardStages(s.graph!);
+    },
+  },
   { name: 'adding the loss', when: training, run: (s) => void (s.loss = addLoss(s.graph!, s.config.train!)) },
   {
     name: 'autodiff',
@@ -133,6 +144,7 @@ export const PASSES: readonly Pass[] = [
   },
   { name: 'adding IPU copies', when: isSharded, run: (s) => shardGraph(s.graph!, replicaDevice(s.config).ipus) },
   { name: 'choosing anchors', run: chooseAnchors },
+  { name: 'planning the pipeline', when: isPipelined, run: (s) => void (s.pipeline = planPipeline(s.graph!, s.config.train?.accumulationFactor ?? 1, s.config.train?.recompute === 'pipeline' ? { registry: s.registry! } : undefined)) },
   { name: 'scheduling', run: (s) => void (s.schedule = s.graph!.schedule()) },
   { name: 'loading codelets', run: async (s) => void (s.codelets = await loadCodelets(s.registry!.codeletModules)) },
   {
@@ -153,6 +165,7 @@ export const PASSES: readonly Pass[] = [
         plans: s.plans,
         sharded: isSharded(s.config),
         accumulationFactor: s.config.train?.accumulationFactor ?? 1,
+        pipeline: s.pipeline,
       });
       // Replicas share this one program (compiled once): it says how they sit in the system for the collectives' cost.
       const replicas = s.config.replicas ?? 1;

@@ -7,7 +7,7 @@
 import type { ElemArray } from '../sim/codelet.js';
 import type { Engine } from '../sim/engine.js';
 import { halfToFloat } from '../sim/half.js';
-import type { ComputeSet, ProgramStep } from '../sim/program.js';
+import { innerSteps, type ComputeSet, type ProgramStep } from '../sim/program.js';
 import { RunError } from './errors.js';
 import type { Op } from './ir/op.js';
 import { fmtOpid } from './ir/opid.js';
@@ -65,11 +65,7 @@ export class FiniteCheck {
     const walk = (steps: ProgramStep[]): void => {
       for (const s of steps) {
         if (s.kind === 'execute') this.lastOf.set(compiled.program.computeSets[s.computeSet].op, s.computeSet);
-        else if (s.kind === 'repeat' || s.kind === 'repeatWhile') walk(s.body);
-        else if (s.kind === 'switch') {
-          walk(s.whenTrue);
-          walk(s.whenFalse);
-        }
+        else for (const inner of innerSteps(s)) walk(inner);
       }
     };
     walk(compiled.program.programs.batch ?? []);

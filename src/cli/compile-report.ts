@@ -8,6 +8,7 @@ import type { DeviceProgram, TileMemoryUse } from '../../sim/program.js';
 import type { Compiled } from '../session.js';
 import { ipuReport } from '../report/ipus.js';
 import { isSharded } from '../shard/place.js';
+import { pipelineReport } from '../report/pipeline.js';
 
 const CATEGORIES: [keyof TileMemoryUse, string][] = [
   ['alwaysLive', 'always-live'],
@@ -55,6 +56,7 @@ export function compileReport(c: Compiled): string {
     ...(p.replication ? [`  replicated: ${p.replication.replicas} replicas of ${d.ipus} IPU${d.ipus > 1 ? 's' : ''} each share this program (${p.replication.systemIpus} IPUs in all); memory below is one replica's`] : []),
     ...memoryReport(p),
     ...(d.ipus > 1 ? ipuReport(p, c.schedule, isSharded(c.config)) : []),
+    ...pipelineReport(p),
   ];
   if (p.notes?.length) {
     lines.push('plans');

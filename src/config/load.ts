@@ -147,6 +147,7 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
     const node: NodeDecl = { op: n.op, domain: n.domain, name, inputs: n.inputs, outputs: n.outputs, attributes: n.attributes, loc };
     if (n.version !== undefined) node.version = n.version;
     if (n.ipu !== undefined) node.ipu = n.ipu;
+    if (n.pipelineStage !== undefined) node.pipelineStage = n.pipelineStage;
     takeIpuAttribute(node);
     return node;
   });
@@ -287,11 +288,14 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
       batchesPerStep: t.batchesPerStep,
       accumulationFactor: t.accumulationFactor,
       gradientReduction: t.gradientReduction,
+      ...(t.recompute !== 'none' ? { recompute: t.recompute } : {}),
       saveModel: t.saveModel,
       ...(t.checkpointEvery !== undefined ? { checkpointEvery: t.checkpointEvery } : {}),
     };
     if (t.checkpointEvery !== undefined && !(overrides.numerics ?? cfg.run.numerics))
       fail(['train', 'checkpointEvery'], 'checkpoints need numerics (run.numerics: true, no --no-numerics): without them there are no weights to keep');
+    if (t.recompute === 'pipeline' && !(cfg.model.pipelining ?? cfg.model.enablePipelining))
+      fail(['train', 'recompute'], 'recompute: pipeline recomputes the stages of a pipeline: set model.pipelining: true, or give train.recompute: none');
     if (t.saveModel && !(overrides.numerics ?? cfg.run.numerics))
       fail(['train', 'saveModel'], 'saving the trained model needs numerics (run.numerics: true, no --no-numerics): without them there are no trained weights');
   }
@@ -321,7 +325,7 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
     file,
     name: cfg.name ?? path.basename(file).replace(/\.[^.]*$/, ''),
     device,
-    model: { graph, ...(onnxFile ? { onnx: onnxFile } : {}), customOps, ...(cfg.model.virtualGraphMode ? { virtualGraphMode: cfg.model.virtualGraphMode } : {}) },
+    model: { graph, ...(onnxFile ? { onnx: onnxFile } : {}), customOps, ...(cfg.model.virtualGraphMode ? { virtualGraphMode: cfg.model.virtualGraphMode } : {}), ...((cfg.model.pipelining ?? cfg.model.enablePipelining) ? { pipelining: true } : {}) },
     inputs,
     ...(train ? { train } : {}),
     ...(replicas > 1 ? { replicas, collectiveMethod: cfg.collectiveMethod } : {}),

@@ -196,6 +196,7 @@ const nodeSchema = strict({
   outputs: z.array(tensorName).min(1),
   attributes: z.record(z.string().min(1), attributeValueSchema).default({}),
   ipu: z.int({ error: 'expected an integer' }).min(0).optional().describe("the IPU (virtual graph) the op runs on (PopART's __ipu_number)"),
+  pipelineStage: z.int({ error: 'expected an integer' }).min(0).optional().describe("with model.pipelining: the forward pipeline stage of the op (PopART's __pipeline_stage); default its IPU"),
 });
 
 const graphSchema = strict({
@@ -211,7 +212,11 @@ const modelSchema = strict({
   graph: graphSchema.optional(),
   customOps: z.array(z.string().min(1)).default([]).describe('modules that register custom ops, relative to the config file'),
   virtualGraphMode: z.enum(['off', 'manual', 'auto']).optional().describe("PopART's virtualGraphMode: off, manual (ipu per node) or auto (split by weight bytes); default manual when a node names an IPU, else off"),
+  pipelining: z.boolean().optional().describe("PopART's enablePipelining: run the IPUs' stages as a pipeline over the micro-batches (needs sharding and train.accumulationFactor)"),
+  enablePipelining: z.boolean().optional().describe('PopART\'s name for model.pipelining'),
 }).superRefine((m, ctx) => {
+  if (m.pipelining !== undefined && m.enablePipelining !== undefined && m.pipelining !== m.enablePipelining)
+    ctx.addIssue({ code: 'custom', path: ['enablePipelining'], message: 'model.pipelining and model.enablePipelining disagree; give one' });
   if (m.onnx === undefined && m.graph === undefined)
     ctx.addIssue({ code: 'custom', message: 'model needs a graph (model.graph) or an ONNX file (model.onnx)' });
   else if (m.onnx !== undefined && m.graph !== undefined)
@@ -301,6 +306,7 @@ const trainSchema = strict({
     .enum(['mean', 'sum'])
     .default('mean')
     .describe("PopART's accumulationAndReplicationReductionType: mean divides the accumulated (and all-reduced) gradient by the micro-batches (x replicas) it sums, sum does not"),
+  recompute: z.enum(['none', 'pipeline']).default('none').describe("PopART's recomputationType with pipelining: none stashes every forward activation the backward reads; pipeline stashes only each stage's inputs and recomputes the forward in the backward stage"),
   lossScaling: posNumber.default(1).describe('loss scaling: the loss gradient is multiplied by it, the optimizers divide gradients by it'),
   saveModel: z.boolean().default(false).describe('write the trained model (forward graph, final weights) as model.onnx in the run folder'),
   checkpointEvery: posInt.optional().describe('write a checkpoint (weights, optimizer state) every N steps into the run folder; sim run --resume continues from it'),

@@ -50,6 +50,8 @@ export interface NodeDecl {
   loc: SourceLocation;
   /** The IPU (virtual graph) the op runs on: `ipu:` in the config, or PopART's ONNX attribute `__ipu_number`. */
   ipu?: number;
+  /** With model.pipelining: the op's forward pipeline stage (`pipelineStage:` in the config, or PopART's ONNX attribute `__pipeline_stage`); default its IPU. */
+  pipelineStage?: number;
   /** Set by the ONNX importer (src/onnx): the node's schema version and why it could not be upgraded, if so. */
   onnx?: OnnxNodeOrigin;
   /** Set by a composite on one of its parts: how ONNX export writes that part (Op.onnxForm), e.g. as the whole composite. */
@@ -149,6 +151,8 @@ export interface TrainSpec {
   accumulationFactor?: number;
   /** PopART's accumulationAndReplicationReductionType (default mean): docs/config.md. */
   gradientReduction?: 'mean' | 'sum';
+  /** PopART's recomputationType with pipelining (default none): `pipeline` stashes only stage inputs and recomputes (src/shard/pipeline.ts). */
+  recompute?: 'none' | 'pipeline';
   /**
    * Loss scaling (PopART): the loss gradient is seeded with this instead of 1,
    * and the optimizers divide the gradients by it before using them.
@@ -179,6 +183,8 @@ export interface RunConfig {
     customOps: string[];
     /** PopART's virtualGraphMode: off (one program over every tile), manual (`ipu` per node) or auto (split by weight bytes). Default: manual when a node names an IPU, else off. */
     virtualGraphMode?: VirtualGraphMode;
+    /** PopART's enablePipelining (model.pipelining): the stages run as a pipeline over the micro-batches (src/shard/pipeline.ts). */
+    pipelining?: boolean;
   };
   inputs: Record<string, InputSpec>;
   train?: TrainSpec;

@@ -19,6 +19,8 @@ export interface OpSettings {
   loc?: SourceLocation;
   /** The IPU (PopART's virtual graph) the op runs on; set by the config or src/shard/place.ts. */
   ipu?: number;
+  /** The forward pipeline stage (model.pipelining), as the config or `__pipeline_stage` gives it; src/shard/pipeline.ts. */
+  pipelineStage?: number;
   /** How ONNX export writes this op, when a composite says so for one of its parts (NodeDecl.onnxForm). */
   onnxForm?: OnnxForm;
   /**

@@ -55,6 +55,8 @@ export interface BuildTensor {
   mapping: TileRange[] | undefined;
   /** Dropped (an op's output replaced by an alias before anything used it): no memory. */
   dropped?: boolean;
+  /** Live throughout (liveness.ts): a pipeline's stash buffers and inter-stage copies. */
+  alwaysLive?: boolean;
   /** A source tensor (variable, constant, stream) mapped as this consumer's createInput asked. */
   layoutBy?: { op: string; index: number };
 }

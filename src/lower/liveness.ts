@@ -24,10 +24,13 @@
  *   read at the switch's first leaf, so nothing computed between the
  *   condition and the switch takes its memory. A repeatWhile is a repeat
  *   whose condition is read so at the start of each pass.
+ * - a pipeline is a repeat whose body is its stages in stage order, then its
+ *   copies; the tensors live across stages or cycles (stash buffers, IpuCopy
+ *   sources and destinations) are marked alwaysLive by the lowering.
  *
  * Tensors whose lifetimes do not overlap may share memory on a tile.
  */
-import type { ProgramStep, TensorCategory } from '../../sim/program.js';
+import { innerSteps, type ProgramStep, type TensorCategory } from '../../sim/program.js';
 import { checkHostHeap } from '../util/host-heap.js';
 
 /** Steps [from, to] of the flattened batch program (inclusive), or always live, or no memory at all (a dropped tensor). */
@@ -38,6 +41,8 @@ export interface LivenessTensor {
   size: number;
   category: TensorCategory;
   dropped?: boolean;
+  /** Live throughout whatever the program order says (a pipeline's stash buffers and inter-stage copies). */
+  alwaysLive?: boolean;
 }
 
 /** Elements [begin, end) of a tensor read and/or written by one step. */
@@ -49,7 +54,7 @@ export interface Access {
   write: boolean;
 }
 
-export type LeafStep = Exclude<ProgramStep, { kind: 'repeat' } | { kind: 'switch' } | { kind: 'repeatWhile' }>;
+export type LeafStep = Exclude<ProgramStep, { kind: 'repeat' } | { kind: 'switch' } | { kind: 'repeatWhile' } | { kind: 'pipeline' }>;
 
 export interface Liveness {
   lifetimes: Lifetime[];
@@ -72,6 +77,12 @@ export function flatten(steps: readonly ProgramStep[]): { leaves: LeafStep[]; re
         const from = leaves.length;
         if (s.kind === 'repeatWhile') switches.push({ at: from, condition: s.condition });
         walk(s.body);
+        if (leaves.length > from) repeats.push({ from, to: leaves.length - 1 });
+      } else if (s.kind === 'pipeline') {
+        // A repeat whose body is every stage in stage order, then the copies (the engine's order
+        // differs: the tensors crossing stages or cycles are alwaysLive, src/lower/pipeline.ts).
+        const from = leaves.length;
+        for (const list of innerSteps(s)) walk(list);
         if (leaves.length > from) repeats.push({ from, to: leaves.length - 1 });
       } else if (s.kind === 'switch') {
         switches.push({ at: leaves.length, condition: s.condition });
@@ -185,7 +196,7 @@ export function computeLiveness(
 
   const lifetimes: Lifetime[] = tensors.map((t) => {
     if (t.dropped) return 'none';
-    if (ALWAYS_LIVE_CATEGORIES.includes(t.category) || touchedElsewhere.has(t.id)) return 'always';
+    if (ALWAYS_LIVE_CATEGORIES.includes(t.category) || t.alwaysLive || touchedElsewhere.has(t.id)) return 'always';
     if (last[t.id] < 0 || firstWrite[t.id] === Infinity) return 'always';
     if (firstRead[t.id] !== Infinity && !coveredBefore(t.id, firstRead[t.id], t.size)) return 'always';
     return { from: firstWrite[t.id], to: last[t.id] };

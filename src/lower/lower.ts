@@ -9,6 +9,8 @@
  *                    (the accumulation loop), then the outer fragment's ops (the optimizer
  *                    update, the accumulator reset) run once
  *   weightsToHost    variables back to the host
+ * Pipelined (src/shard/pipeline.ts), the accumulation loop is a pipeline
+ * step instead (src/lower/pipeline.ts): each op's steps go to its stage.
  */
 import type { PlanOverrides } from './plan-overrides.js';
 import type { CodeletRegistry } from '../../sim/codelet.js';
@@ -24,6 +26,8 @@ import { DeviceGraph, type BuildTensor, type TileRange } from './devicegraph.js'
 import { checkHostHeap } from '../util/host-heap.js';
 import { isIpuCopy } from '../shard/ipu-copy.js';
 import { IpuCopies } from './ipu-copies.js';
+import { isRestore, type PipelinePlan } from '../shard/pipeline.js';
+import { pipelineStep } from './pipeline.js';
 
 export interface LowerRequest {
   graph: Graph;
@@ -48,6 +52,8 @@ export interface LowerRequest {
   sharded?: boolean;
   /** Micro-batches per batch (train.accumulationFactor): > 1 wraps all but the outer fragment in a repeat. */
   accumulationFactor?: number;
+  /** Pipelined: each op's stage and the stashes; the micro-batches run as a pipeline step. */
+  pipeline?: PipelinePlan;
 }
 
 export interface Lowered {
@@ -71,6 +77,18 @@ export function lowerGraph(req: LowerRequest): Lowered {
   const outer: ProgramStep[] = [];
   const fromHost = dg.program('weightsFromHost');
   const toHost = dg.program('weightsToHost');
+  // Pipelined: each stage's steps (the streams it reads, its ops, its anchors).
+  const plan = req.pipeline;
+  const stageSteps: ProgramStep[][] = plan ? Array.from({ length: plan.stages }, () => []) : [];
+  const stageOfTensor = (id: string): number => {
+    const t = req.graph.tensor(id);
+    const s = t.producer && !isIpuCopy(t.producer) ? plan!.stageOf.get(t.producer) : undefined;
+    if (s !== undefined) return s;
+    let first = Infinity;
+    for (const c of t.consumers) if (!isIpuCopy(c.op)) first = Math.min(first, plan!.stageOf.get(c.op) ?? Infinity);
+    return first === Infinity ? plan!.forwardIpus.length - 1 : first;
+  };
+  const stepsOf = (op: Op): ProgramStep[] => (op.settings.executionContext === 'outerFragment' ? outer : plan ? stageSteps[plan.stageOf.get(op)!] : batch);
 
   const consumers = consumersInSchedule(req.schedule);
   for (const t of req.graph.allTensors()) {
@@ -91,7 +109,7 @@ export function lowerGraph(req: LowerRequest): Lowered {
     if (t.kind === 'stream') {
       const s = dg.addStream(`${t.id}<-host`, d, 'toDevice');
       streamTensor.set(s, t.id);
-      batch.push({ kind: 'streamCopy', stream: s, op: 'host' });
+      (plan ? stageSteps[stageOfTensor(t.id)] : batch).push({ kind: 'streamCopy', stream: s, op: 'host' });
     } else {
       const s = dg.addStream(`${t.id}<-host`, d, 'toDevice');
       streamTensor.set(s, t.id);
@@ -117,7 +135,16 @@ export function lowerGraph(req: LowerRequest): Lowered {
       req.onOp?.(position + 1, req.schedule.length);
       continue;
     }
-    batch.push(...ipuCopies.close());
+    // A stashed tensor's backward copy: laid out as it is, filled by the restore exchange (src/lower/pipeline.ts).
+    if (isRestore(op)) {
+      const src = tensors.get(op.inId(0))!;
+      const d = dg.addTensor(op.outId(0), src.dtype, op.outInfo(0).shape, 'activation', op.name);
+      dg.mapLike(d, src);
+      tensors.set(op.outId(0), d);
+      continue;
+    }
+    // Pipelined, every copy goes in the one exchange that ends a pipeline cycle.
+    if (!plan) batch.push(...ipuCopies.close());
     const def = req.registry.exact(op.opid);
     if (!def?.lower) throw new UserError(`op '${op.name}' (${fmtOpid(op.opid)}) has no lowering: register an OpDefinition with this identifier and a lower()`, op.settings.loc);
     checkHostHeap(`lowering op '${op.name}'`);
@@ -139,23 +166,25 @@ export function lowerGraph(req: LowerRequest): Lowered {
         const lists = regionSteps.get(region.owner) ?? [];
         regionSteps.set(region.owner, lists);
         (lists[region.branch] ??= []).push(...ctx.finish());
-      } else (op.settings.executionContext === 'outerFragment' ? outer : batch).push(...ctx.finish());
+      } else stepsOf(op).push(...ctx.finish());
     };
     if (req.sharded) dg.onIpu(op.settings.ipu ?? 0, opTensors(op, tensors), lowerOp);
     else lowerOp();
     req.onOp?.(position + 1, req.schedule.length);
   }
-  batch.push(...ipuCopies.close());
+  const copies = ipuCopies.close();
+  if (!plan) batch.push(...copies);
 
   for (const a of req.anchors) {
     const d = tensors.get(a);
     if (!d) throw new Error(`internal: anchor '${a}' has no device tensor`);
     const s = dg.addStream(`${a}->host`, d, 'fromDevice');
     streamTensor.set(s, a);
-    batch.push({ kind: 'streamCopy', stream: s, op: 'host' });
+    (plan ? stageSteps[stageOfTensor(a)] : batch).push({ kind: 'streamCopy', stream: s, op: 'host' });
   }
   const n = req.accumulationFactor ?? 1;
-  batchProgram.push(...(n > 1 ? [{ kind: 'repeat' as const, count: n, body: batch }] : batch), ...outer);
+  if (plan) batchProgram.push(pipelineStep(dg, req.schedule, plan, tensors, stageSteps, copies, n), ...outer);
+  else batchProgram.push(...(n > 1 ? [{ kind: 'repeat' as const, count: n, body: batch }] : batch), ...outer);
 
   const program = dg.finalize(req.codelets, req.codeletModules, req.onPass);
   return { program, tensorOf: new Map([...tensors].map(([k, v]) => [k, v.id])), streamTensor };

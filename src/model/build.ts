@@ -74,7 +74,7 @@ export function buildGraph(decl: GraphDecl, registry: OpRegistry, opts: BuildOpt
           g.addTensor(c.name, { dtype: c.dtype, shape: c.shape }, 'constant', { data: c.data });
           made.add(c.name);
         }
-        for (const sub of ex.nodes) addNode({ ...sub, loc: sub.loc ?? n.loc, ...(n.ipu !== undefined ? { ipu: sub.ipu ?? n.ipu } : {}) }, depth + 1);
+        for (const sub of ex.nodes) addNode({ ...sub, loc: sub.loc ?? n.loc, ...(n.ipu !== undefined ? { ipu: sub.ipu ?? n.ipu } : {}), ...(n.pipelineStage !== undefined ? { pipelineStage: sub.pipelineStage ?? n.pipelineStage } : {}) }, depth + 1);
         return;
       }
     }
@@ -85,7 +85,7 @@ export function buildGraph(decl: GraphDecl, registry: OpRegistry, opts: BuildOpt
       made.add(n.outputs[0]);
       return;
     }
-    const op = def.create({ attributes, settings: { name: n.name, loc: n.loc, ...(n.ipu !== undefined ? { ipu: n.ipu } : {}), ...(n.onnxForm ? { onnxForm: n.onnxForm } : {}) } });
+    const op = def.create({ attributes, settings: { name: n.name, loc: n.loc, ...(n.ipu !== undefined ? { ipu: n.ipu } : {}), ...(n.pipelineStage !== undefined ? { pipelineStage: n.pipelineStage } : {}), ...(n.onnxForm ? { onnxForm: n.onnxForm } : {}) } });
     g.addOp(op, n.inputs, n.outputs);
     const values = opts.fold === false ? undefined : evaluateConstantOp(op, attributes);
     if (values) {

@@ -9,7 +9,7 @@
  *   Composite ops appear as the simpler ops they expanded into, unless a
  *   part stands for the whole (Op.onnxForm with inputs and outputs: a
  *   training-mode BatchNormalization as one inference-form node). A sharded
- *   graph's ops carry their IPU as PopART's `__ipu_number`; its IpuCopy ops
+ *   graph's ops carry their IPU as PopART's `__ipu_number` (a pipelined one its stage as `__pipeline_stage`); its IpuCopy ops
  *   are left out, their readers reading the copied tensor itself.
  * - Initializers: the variables (current values) and constants the nodes read.
  *   int32 tensors are written as INT64, which is what ONNX wants for shapes,
@@ -28,7 +28,7 @@ import { fmtOpid, normDomain, ONNX_DOMAIN } from '../ir/opid.js';
 import type { AttributeType, OpRegistry } from '../ir/registry.js';
 import type { HostArray } from '../model/data.js';
 import type { RunResult } from '../session.js';
-import { IPU_ATTRIBUTE } from '../shard/ipu-attribute.js';
+import { IPU_ATTRIBUTE, PIPELINE_STAGE_ATTRIBUTE } from '../shard/ipu-attribute.js';
 import { isIpuCopy } from '../shard/ipu-copy.js';
 import { encodeTensor, exportElemType } from './tensor.js';
 import { downgradeProblem, schemaVersion } from './versions.js';
@@ -139,7 +139,10 @@ export function exportOnnx(graph: Graph, opts: ExportOptions): Uint8Array {
   const ops = [...forms]
     .filter(([op]) => needed.has(op))
     .map(([op, f]) => {
-      const ipu: Record<string, AttributeValue> = op.settings.ipu === undefined ? {} : { [IPU_ATTRIBUTE]: op.settings.ipu };
+      const ipu: Record<string, AttributeValue> = {
+        ...(op.settings.ipu === undefined ? {} : { [IPU_ATTRIBUTE]: op.settings.ipu }),
+        ...(op.settings.pipelineStage === undefined ? {} : { [PIPELINE_STAGE_ATTRIBUTE]: op.settings.pipelineStage }),
+      };
       return { ...f, inputs: f.inputs.map((i) => (i === '' ? i : uncopied(i))), attributes: () => ({ ...f.attributes(), ...ipu }) };
     });
 

@@ -6,7 +6,7 @@
  * cycle of the all-reduce.
  */
 import { allReduceBytes, allReduceName, type CollectiveMethod } from '../../sim/collectives.js';
-import type { DeviceProgram, ProgramStep } from '../../sim/program.js';
+import { innerSteps, type DeviceProgram, type ProgramStep } from '../../sim/program.js';
 import type { Phase } from '../../sim/profile.js';
 
 export interface CollectiveRow {
@@ -32,11 +32,7 @@ export function collectiveRows(program: DeviceProgram, phases: readonly Phase[])
   const walk = (list: readonly ProgramStep[]): void => {
     for (const s of list) {
       if (s.kind === 'allReduce') steps.push(s);
-      else if (s.kind === 'repeat' || s.kind === 'repeatWhile') walk(s.body);
-      else if (s.kind === 'switch') {
-        walk(s.whenTrue);
-        walk(s.whenFalse);
-      }
+      else for (const inner of innerSteps(s)) walk(inner);
     }
   };
   walk(program.programs.batch ?? []);

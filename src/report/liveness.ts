@@ -3,7 +3,7 @@
  * view: always-live tensors (variables, constants, streams) plus every other
  * tensor from the first step that touches it to the last.
  */
-import { DTYPE_BYTES, type DeviceProgram, type ProgramStep } from '../../sim/program.js';
+import { DTYPE_BYTES, innerSteps, type DeviceProgram, type ProgramStep } from '../../sim/program.js';
 
 export interface LivenessRow {
   step: number;
@@ -18,11 +18,8 @@ export function livenessCurve(p: DeviceProgram): LivenessRow[] {
   const steps: ProgramStep[] = [];
   const flatten = (list: ProgramStep[]) => {
     for (const s of list) {
-      if (s.kind === 'repeat' || s.kind === 'repeatWhile') flatten(s.body);
-      else if (s.kind === 'switch') {
-        flatten(s.whenTrue);
-        flatten(s.whenFalse);
-      } else steps.push(s);
+      if (s.kind === 'repeat' || s.kind === 'repeatWhile' || s.kind === 'switch' || s.kind === 'pipeline') for (const l of innerSteps(s)) flatten(l);
+      else steps.push(s);
     }
   };
   flatten(p.programs.batch ?? []);

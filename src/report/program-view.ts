@@ -14,9 +14,9 @@
 import { allReduceName } from '../../sim/collectives.js';
 import { exchangeTraffic } from '../../sim/cost.js';
 import type { Phase } from '../../sim/profile.js';
-import { DTYPE_BYTES, type DeviceProgram, type ProgramStep } from '../../sim/program.js';
+import { DTYPE_BYTES, pipelineCycles, type DeviceProgram, type ProgramStep } from '../../sim/program.js';
 
-type Leaf = Exclude<ProgramStep, { kind: 'repeat' } | { kind: 'switch' } | { kind: 'repeatWhile' }>;
+type Leaf = Exclude<ProgramStep, { kind: 'repeat' } | { kind: 'switch' } | { kind: 'repeatWhile' } | { kind: 'pipeline' }>;
 
 export interface ProgramRow {
   /** Index of the leaf step in the flattened batch program (as profile/liveness.csv's programStep). */
@@ -75,6 +75,18 @@ export function flattenBatch(p: DeviceProgram): { leaves: Leaf[]; order: number[
         switches = true;
         const body = walk(s.body);
         for (let k = 0; k < s.maxCount; k++) out.push(...body);
+      } else if (s.kind === 'pipeline') {
+        // In the engine's order: each cycle's lanes, then the copies (sim/program.ts pipelineCycles).
+        const index = new Map<ProgramStep[], number[]>();
+        const of = (l: ProgramStep[]): number[] => {
+          let w = index.get(l);
+          if (!w) index.set(l, (w = walk(l)));
+          return w;
+        };
+        for (const cycle of pipelineCycles(s)) {
+          for (const lane of cycle.lanes) for (const l of lane.lists) out.push(...of(l));
+          out.push(...of(s.copies));
+        }
       } else if (s.kind === 'switch') {
         // Both branches, in order: matching phases to leaves skips the branch not taken.
         switches = true;

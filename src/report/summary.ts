@@ -12,6 +12,7 @@ import { programView, type ProgramView } from './program-view.js';
 import { ipuRows, type IpuRow } from './ipus.js';
 import { isSharded } from '../shard/place.js';
 import { collectiveRows, type CollectiveRow } from './collectives.js';
+import { pipelineSummary, type PipelineSummary } from './pipeline.js';
 import type { OpRow, ProfileTables, StepRow, TileRow } from './types.js';
 
 /** JSON has no NaN or Infinity (JSON.stringify writes null): a non-finite number is written as this string. */
@@ -37,6 +38,8 @@ export interface Summary {
   replication?: { replicas: number; systemIpus: number };
   /** Replicated training: each all-reduce, with PopLibs' collectives figures (report/collectives.ts). */
   collectives?: CollectiveRow[];
+  /** Pipelined (model.pipelining): the stages and the bubble fraction (report/pipeline.ts). */
+  pipeline?: PipelineSummary;
   /** resumedFrom: the steps a checkpoint had done (sim run --resume); cycles and ops then cover the steps run after it. */
   host: { wallSeconds: number; workers: number; resumedFrom?: number };
 }
@@ -120,6 +123,12 @@ export function buildSummary(r: RunResult, tables: ProfileTables, outputs: Summa
           collectives: collectiveRows(r.compiled.program, r.phases),
         }
       : {}),
+    ...(findPipelineSummary(r) ?? {}),
     host: { wallSeconds: r.wallSeconds, workers, ...(r.resumedFrom !== undefined ? { resumedFrom: r.resumedFrom } : {}) },
   };
+}
+
+function findPipelineSummary(r: RunResult): { pipeline: PipelineSummary } | undefined {
+  const pipeline = pipelineSummary(r.compiled.program);
+  return pipeline ? { pipeline } : undefined;
 }

@@ -11,6 +11,9 @@
  *   lasting that tile's own busy cycles. Syncs and host copies have no
  *   per-tile data and are drawn once, on the supersteps track: drawn per tile
  *   they were half of a full mk2's trace.
+ * - Pipelined (model.pipelining): each IPU's process has a "pipeline stages"
+ *   track with a slice per stage run (stage s, micro-batch m), its phases'
+ *   span; the IPUs' stages of a pipeline cycle overlap in time.
  * - Big devices are sampled (traceTiles 'auto'); otherData.tracedTiles and
  *   each IPU's process label say which tiles are shown.
  */
@@ -26,6 +29,13 @@ export interface TraceOptions {
    */
   traceTiles: 'all' | 'auto' | number;
   deviceName: string;
+  /** Pipelined: draw each IPU's stage runs on a track of its own. */
+  pipelined?: boolean;
+}
+
+/** An IPU's pipeline-stage track: after the program's tracks. */
+function stageTrack(opts: TraceOptions, ipu: number): number {
+  return opts.ipus * opts.tilesPerIpu + 3 + ipu;
 }
 
 /** How many tiles 'auto' traces: 64 tiles x ~100 phases per step keep a full mk2 step well under 1 MB. */
@@ -84,6 +94,11 @@ function* metadataEvents(tiles: number[], opts: TraceOptions): Generator<TraceEv
     yield { name: 'process_labels', ph: 'M', pid: ipu, tid: 0, args: { labels: opts.deviceName + sampled } };
     yield { name: 'process_sort_index', ph: 'M', pid: ipu, tid: 0, args: { sort_index: ipu } };
   }
+  for (let ipu = 0; ipu < opts.ipus && opts.pipelined; ipu++) {
+    const tid = stageTrack(opts, ipu);
+    yield { name: 'thread_name', ph: 'M', pid: ipu, tid, args: { name: 'pipeline stages' } };
+    yield { name: 'thread_sort_index', ph: 'M', pid: ipu, tid, args: { sort_index: -1 } };
+  }
   for (const t of tiles) {
     const pid = Math.floor(t / opts.tilesPerIpu);
     yield { name: 'thread_name', ph: 'M', pid, tid: t, args: { name: `tile ${t}` } };
@@ -112,8 +127,24 @@ export function* traceEvents(phases: Iterable<Phase>, opts: TraceOptions): Gener
   let step: { step: number; start: number; end: number } | undefined;
   const closeOp = () => (op ? span(op.name || 'host', 'op', prog.pid, prog.ops, op.start, op.end, { step: op.step, cycles: op.end - op.start }) : undefined);
   const closeStep = () => (step ? span(`step ${step.step}`, 'step', prog.pid, prog.steps, step.start, step.end, { step: step.step, cycles: step.end - step.start }) : undefined);
+  // A stage run: consecutive phases of one lane and stage.
+  let stage: { lane: number; stage: number; start: number; end: number; step: number } | undefined;
+  const stageRuns = new Map<string, number>();
+  const closeStage = (): TraceEvent | undefined => {
+    if (!stage) return undefined;
+    const key = `${stage.step}/${stage.stage}`;
+    const m = stageRuns.get(key) ?? 0;
+    stageRuns.set(key, m + 1);
+    return span(`stage ${stage.stage}`, 'stage', stage.lane, stageTrack(opts, stage.lane), stage.start, stage.end, { stage: stage.stage, microBatch: m, step: stage.step });
+  };
   for (const p of phases) {
     const end = p.start + p.cycles;
+    if (p.lane !== undefined && p.stage !== undefined && stage && stage.lane === p.lane && stage.stage === p.stage && stage.step === p.step) stage.end = Math.max(stage.end, end);
+    else {
+      const e = closeStage();
+      if (e) yield e;
+      stage = p.lane !== undefined && p.stage !== undefined && opts.pipelined ? { lane: p.lane, stage: p.stage, start: p.start, end, step: p.step } : undefined;
+    }
     if (step?.step !== p.step) {
       const e = closeStep();
       if (e) yield e;
@@ -135,6 +166,8 @@ export function* traceEvents(phases: Iterable<Phase>, opts: TraceOptions): Gener
       }
     }
   }
+  const lastStage = closeStage();
+  if (lastStage) yield lastStage;
   const lastOp = closeOp();
   if (lastOp) yield lastOp;
   const lastStep = closeStep();

@@ -8,8 +8,12 @@ import { UserError } from '../errors.js';
 
 export const IPU_ATTRIBUTE = '__ipu_number';
 
-/** Move `__ipu_number` from the node's attributes to node.ipu (checked: a non-negative integer, agreeing with an `ipu` already given). */
+/** PopART's pipeline stage attribute (model.pipelining): taken into NodeDecl.pipelineStage the same way. */
+export const PIPELINE_STAGE_ATTRIBUTE = '__pipeline_stage';
+
+/** Move `__ipu_number` and `__pipeline_stage` from the node's attributes to node.ipu and node.pipelineStage. */
 export function takeIpuAttribute(node: NodeDecl): void {
+  takePipelineStage(node);
   if (!(IPU_ATTRIBUTE in node.attributes)) return;
   const { [IPU_ATTRIBUTE]: value, ...rest } = node.attributes;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
@@ -20,4 +24,17 @@ export function takeIpuAttribute(node: NodeDecl): void {
   }
   node.attributes = rest;
   node.ipu = value;
+}
+
+function takePipelineStage(node: NodeDecl): void {
+  if (!(PIPELINE_STAGE_ATTRIBUTE in node.attributes)) return;
+  const { [PIPELINE_STAGE_ATTRIBUTE]: value, ...rest } = node.attributes;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+    throw new UserError(`node '${node.name}' (${node.op}): attribute ${PIPELINE_STAGE_ATTRIBUTE} must be a non-negative integer (the op's pipeline stage), got ${JSON.stringify(value)}`, node.loc);
+  }
+  if (node.pipelineStage !== undefined && node.pipelineStage !== value) {
+    throw new UserError(`node '${node.name}' (${node.op}): pipelineStage ${node.pipelineStage} and attribute ${PIPELINE_STAGE_ATTRIBUTE} ${value} disagree; give one`, node.loc);
+  }
+  node.attributes = rest;
+  node.pipelineStage = value;
 }

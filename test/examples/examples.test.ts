@@ -2,7 +2,7 @@
  * The examples the README links, each run as a user runs it: the Iris MLP
  * (examples/iris/train.ts, printing held-out accuracy), SqueezeNet inference
  * from the ONNX conformance data, the 2-IPU sharded MLP, the 4-replica
- * data-parallel MLP, and the tile-count x
+ * data-parallel MLP, the 4-stage pipelined BERT-style encoder, and the tile-count x
  * bandwidth sweep.
  */
 import { spawnSync } from 'node:child_process';
@@ -136,6 +136,43 @@ describe('configs/examples/mlp-sharded-2ipu.yaml: an MLP sharded over 2 IPUs', (
     expect(c.stdout).toMatch(/^ {2}IPU 0 +10 +16 +\d+ B +\d+ B$/m);
     expect(c.stdout).toMatch(/^ {2}IPU 1 +11 +16 +\d+ B +\d+ B$/m);
   });
+});
+
+describe('configs/examples/bert-pipelined-4ipu.yaml: a 4-stage pipelined BERT-style encoder with gradient accumulation', () => {
+  it('trains; summary.json has the 7 stages and the bubble fraction, trace.json each IPU\'s stage runs, sim compile the stages', () => {
+    const out = path.join(tmp, 'pipelined');
+    const r = node([BIN, 'run', 'configs/examples/bert-pipelined-4ipu.yaml', '--out', out, '--json'], 240_000);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    type Stage = { stage: number; ipu: number; pass: string; stashDepth: number; stashBytes: number };
+    const s = JSON.parse(r.stdout) as { steps: { loss: number; cycles: number }[]; cycles: { total: number }; pipeline: { stages: number; microBatches: number; cycles: number; bubbleFraction: number; stageList: Stage[] } };
+    expect(s.steps).toHaveLength(2);
+    expect(s.steps[1].loss).toBeLessThan(s.steps[0].loss);
+    // 4 forward stages make 7 in training; 8 micro-batches take 8 + 7 - 1 cycles, 6 of 14 idle per stage.
+    expect(s.pipeline).toMatchObject({ stages: 7, microBatches: 8, cycles: 14 });
+    expect(s.pipeline.bubbleFraction).toBeCloseTo(6 / 14, 12);
+    expect(s.pipeline.stageList.map((st) => [st.stage, st.ipu, st.pass, st.stashDepth])).toEqual([
+      [0, 0, 'forward', 7],
+      [1, 1, 'forward', 5],
+      [2, 2, 'forward', 3],
+      [3, 3, 'forward+backward', 0],
+      [4, 2, 'backward', 0],
+      [5, 1, 'backward', 0],
+      [6, 0, 'backward', 0],
+    ]);
+    // The summary's total is the run's time: the steps' cycles (stages side by side), not the sum of every IPU's work.
+    expect(s.cycles.total).toBeGreaterThanOrEqual(s.steps.reduce((a, st) => a + st.cycles, 0));
+    type Ev = { cat?: string; pid: number; args?: { stage?: number } };
+    const trace = JSON.parse(readFileSync(path.join(out, 'trace.json'), 'utf8')) as { traceEvents: Ev[] };
+    const runs = trace.traceEvents.filter((e) => e.cat === 'stage');
+    // Each stage runs each micro-batch once a step, on its IPU's process.
+    expect(runs).toHaveLength(7 * 8 * 2);
+    for (const e of runs) expect(e.pid).toBe(s.pipeline.stageList[e.args!.stage!].ipu);
+    const c = node([BIN, 'compile', 'configs/examples/bert-pipelined-4ipu.yaml']);
+    expect(c.code).toBe(0);
+    expect(c.stdout).toContain('pipeline: 7 stages, 8 micro-batches, 14 pipeline cycles per weight update, bubble 42.9%');
+    expect(c.stdout).toMatch(/^ {2}3 +3 +forward\+backward +\d+ +0 +0 B$/m);
+  }, 480_000);
 });
 
 describe('configs/examples/sweep-tiles-bandwidth.yaml', () => {
