@@ -33,7 +33,7 @@
 import type { CodeletRegistry } from './codelet.js';
 import { computeSetCost } from './cost.js';
 import type { DeviceSpec } from './device.js';
-import { groupBytesPerCycle, interIpuSyncCycles, linkModel, route } from './links.js';
+import { deviceRoute, groupCycles, interIpuSyncCycles } from './links.js';
 import { DTYPE_BYTES, type ComputeSet, type DeviceTensor, type Vertex } from './program.js';
 
 export type CollectiveMethod = 'clockwise' | 'anticlockwise' | 'bidirectional' | 'meetInMiddle';
@@ -99,6 +99,8 @@ export interface CollectivePhase {
   name: string;
   cycles: number;
   tiles?: [number, number][];
+  /** The exchange's bytes per link group of the system (Phase.links). */
+  links?: [number, number][];
 }
 
 /** What an all-reduce of a tensor moves, for summary.json (PopLibs' collectives tool). */
@@ -160,20 +162,20 @@ export function allReducePhases(t: DeviceTensor, device: DeviceSpec, rep: Replic
       ipuBytes[Math.floor(tile / device.tilesPerIpu)] += bytes / s.directions.length;
     }
     const load = new Map<number, number>();
-    const topology = linkModel(system).topology;
     for (let r = 0; r < n; r++) {
       for (let i = 0; i < device.ipus; i++) {
         if (ipuBytes[i] === 0) continue;
         for (const d of s.directions) {
           const to = ((r + d + n) % n) * device.ipus + i;
-          for (const g of route(r * device.ipus + i, to, rep.systemIpus, topology)) load.set(g, (load.get(g) ?? 0) + ipuBytes[i]);
+          for (const g of deviceRoute(r * device.ipus + i, to, system)) load.set(g, (load.get(g) ?? 0) + ipuBytes[i]);
         }
       }
     }
     let linkCycles = 0;
-    for (const [g, bytes] of load) linkCycles = Math.max(linkCycles, Math.ceil(bytes / groupBytesPerCycle(g, system)));
+    for (const [g, bytes] of load) linkCycles = Math.max(linkCycles, groupCycles(g, bytes, system));
     out.push({ kind: 'sync', name: 'sync', cycles: interIpuSync });
-    out.push({ kind: 'exchange', name: `${label} exchange`, cycles: Math.max(onChip, linkCycles), tiles: tiles.sort((a, b) => a[0] - b[0]) });
+    const links = [...load].sort((a, b) => a[0] - b[0]);
+    out.push({ kind: 'exchange', name: `${label} exchange`, cycles: Math.max(onChip, linkCycles), tiles: tiles.sort((a, b) => a[0] - b[0]), links });
     out.push(s.reduce ? cost(`${label} reduce`, 'Add', ['a', 'b', 'out']) : cost(`${label} copy`, 'Copy', ['in', 'out']));
   };
   const rs = ringSteps(method.reduceScatter, n, true);
