@@ -8,7 +8,7 @@
  * through a sync, and the compute after it needs none).
  */
 import type { CodeletRegistry, ElemArray } from './codelet.js';
-import { computeSetCost, exchangeCost, streamCopyCycles, type PhaseCost } from './cost.js';
+import { computeSetCost, exchangeCost, exchangeLinkBytes, streamCopyCycles, type PhaseCost } from './cost.js';
 import { VertexRunner } from './execute.js';
 import { MemoryGuard } from './memory-guard.js';
 import { INLINE_COPY_WORK, planExchange, type ExchangePlan, type TilePlan } from './exchange.js';
@@ -78,6 +78,8 @@ export class Engine {
   private readonly exCost = new Map<number, PhaseCost>();
   /** Each exchange's copy plan, made the first time it runs (null: no room for plans, copy one by one). */
   private readonly exPlan = new Map<number, ExchangePlan | null>();
+  /** Each exchange across IPUs: its bytes per link group of the system (Phase.links), made the first time it runs. */
+  private readonly exLinks = new Map<number, [number, number][]>();
   /** Whether each compute set goes to the pool (decided the first time it runs). */
   private readonly csOnPool = new Map<number, boolean>();
   /** Each all-reduced tensor's ring-step phases (sim/collectives.ts), made the first time it runs. */
@@ -217,7 +219,7 @@ export class Engine {
               this.hostTime.exchange += performance.now() - t0;
             }
           }
-          this.record({ kind: 'exchange', name: ex.name, op: ex.op, cycles: cost.cycles, tiles: cost.tiles, step });
+          this.record({ kind: 'exchange', name: ex.name, op: ex.op, cycles: cost.cycles, tiles: cost.tiles, ...(cost.linkCycles !== undefined ? { links: this.linksOf(ex) } : {}), step });
           st.afterExchange = true;
           break;
         }
@@ -284,6 +286,17 @@ export class Engine {
     this.clock = clock;
     this.phases.length = phases;
     return cycles;
+  }
+
+  /** An exchange's bytes per link group, every replica's (Phase.links), computed once. */
+  private linksOf(ex: Exchange): [number, number][] {
+    let links = this.exLinks.get(ex.id);
+    if (!links) {
+      const replicas = this.program.replication?.replicas ?? 1;
+      links = [...exchangeLinkBytes(ex, this.program.device, undefined, replicas)].sort((a, b) => a[0] - b[0]);
+      this.exLinks.set(ex.id, links);
+    }
+    return links;
   }
 
   /** Whether a compute set goes to the pool (decided once). */

@@ -22,6 +22,12 @@ export interface Phase {
    * Absent for sync (all tiles wait) and stream copies.
    */
   tiles?: [number, number][];
+  /**
+   * An exchange across IPUs: [link group, bytes] pairs, the bytes through each
+   * IPU-Link or GW-Link group of the whole system (sim/links.ts ids, numbered
+   * over replication.systemIpus when replicated: every replica's traffic).
+   */
+  links?: [number, number][];
 }
 
 export interface CycleTotals {

@@ -12,6 +12,7 @@ import { programView, type ProgramView } from './program-view.js';
 import { ipuRows, type IpuRow } from './ipus.js';
 import { isSharded } from '../shard/place.js';
 import { collectiveRows, type CollectiveRow } from './collectives.js';
+import { linkSummary, type LinkSummary } from './links.js';
 import type { OpRow, ProfileTables, StepRow, TileRow } from './types.js';
 
 /** JSON has no NaN or Infinity (JSON.stringify writes null): a non-finite number is written as this string. */
@@ -37,6 +38,8 @@ export interface Summary {
   replication?: { replicas: number; systemIpus: number };
   /** Replicated training: each all-reduce, with PopLibs' collectives figures (report/collectives.ts). */
   collectives?: CollectiveRow[];
+  /** On a multi-IPU system: the bytes and utilisation of each IPU-Link and GW-Link group that carried any (report/links.ts). */
+  links?: LinkSummary;
   /** resumedFrom: the steps a checkpoint had done (sim run --resume); cycles and ops then cover the steps run after it. */
   host: { wallSeconds: number; workers: number; resumedFrom?: number };
 }
@@ -120,6 +123,13 @@ export function buildSummary(r: RunResult, tables: ProfileTables, outputs: Summa
           collectives: collectiveRows(r.compiled.program, r.phases),
         }
       : {}),
+    ...linksOf(r, cycles.total),
     host: { wallSeconds: r.wallSeconds, workers, ...(r.resumedFrom !== undefined ? { resumedFrom: r.resumedFrom } : {}) },
   };
+}
+
+function linksOf(r: RunResult, total: number): { links?: LinkSummary } {
+  const p = r.compiled.program;
+  const links = linkSummary(p.device, p.replication?.systemIpus ?? p.device.ipus, r.phases, r.steps.map((s) => s.step), total);
+  return links ? { links } : {};
 }
