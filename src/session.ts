@@ -165,11 +165,15 @@ export class Session {
     const replicas = opts.numerics ? (config.replicas ?? 1) : 1;
     const barrier = replicas > 1 ? new AllReduceBarrier() : undefined;
     const engines: Engine[] = [];
+    // The replicas share the machine's workers instead of each starting a pool of its own: R pools of
+    // `workers` threads cost R times the start-up (about a second a pool) for no more cores. From
+    // replicas >= workers on, each replica runs inline on the main thread (scripts/replica-cost.ts).
+    const workersPerReplica = Math.max(1, Math.floor(opts.workers / replicas));
     try {
       for (let r = 0; r < replicas; r++) {
         engines.push(
           await Engine.create(compiled.program, {
-            workers: opts.workers,
+            workers: workersPerReplica,
             numerics: opts.numerics,
             inlineBelow: opts.inlineBelow,
             vertexTimeoutSeconds: config.run.vertexTimeoutSeconds,

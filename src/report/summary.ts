@@ -51,10 +51,11 @@ export function profileTables(r: RunResult, view: ProgramView = programView(r.co
   // A resumed run's phases cover only the steps run after its checkpoint: so do the op and step tables.
   const steps = r.steps.length - (r.resumedFrom ?? 0);
   const batches = steps * (r.compiled.config.train?.batchesPerStep ?? 1);
-  // With accumulation, all but the outer fragment's ops run once per micro-batch.
+  // With accumulation, all but the outer fragment's ops run once per micro-batch; and every replica runs each op.
   const micro = r.compiled.config.train?.accumulationFactor ?? 1;
+  const replicas = r.compiled.program.replication?.replicas ?? 1;
   for (const op of ops) {
-    const runs = batches * (op.settings.executionContext === 'outerFragment' ? 1 : micro);
+    const runs = batches * (op.settings.executionContext === 'outerFragment' ? 1 : micro) * replicas;
     opTotals.set(op.name, { name: op.name, type: op.opid.type, domain: normDomain(op.opid.domain), compute: 0, exchange: 0, sync: 0, flops: op.flops() * runs, memoryBytes: 0 });
   }
   for (const t of r.compiled.program.tensors) {

@@ -15,6 +15,7 @@ import { loadCodeletRegistry } from '../../sim/modules.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { UserError } from '../../src/errors.js';
 import { ringSum } from '../../src/replicas.js';
+import { buildSummary, profileTables } from '../../src/report/summary.js';
 import { compile, run, TrainingSession, type Compiled } from '../../src/session.js';
 import type { ProgramStep } from '../../sim/program.js';
 import { ROOT } from '../helpers.js';
@@ -126,6 +127,16 @@ describe('replication: data-parallel training', () => {
     const text = mlp({ micro: 8, ipus: 2, replicas: 2, accumulation: 3, extra: 'anchors: {logits: all}\n' });
     const r = await run(await compile(loadConfigText(text, FILE)), { workers: 1, numerics: true, steps: 1 });
     expect(r.anchors.get('logits')!.shape).toEqual([3, 2, 8, 5]);
+  });
+
+  it("summary FLOPs count every replica's: 2 replicas of 8 samples do the forward MatMul's work of one of 16", async () => {
+    const flops = async (text: string) => {
+      const r = await run(await compile(loadConfigText(text, FILE)), { workers: 1, numerics: false, steps: 1 });
+      return buildSummary(r, profileTables(r), {}, 1).ops.find((o) => o.type === 'MatMul')!.flops;
+    };
+    const two = await flops(mlp({ micro: 8, ipus: 2, replicas: 2 }));
+    expect(two).toBe(2 * 8 * 12 * 16 * 2);
+    expect(two).toBe(await flops(mlp({ micro: 16, ipus: 1 })));
   });
 });
 
