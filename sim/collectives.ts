@@ -22,7 +22,8 @@
  *   bidirectional  a ring pair: half the data each way, n - 1 steps of
  *                  1/(2n) to r + 1 and 1/(2n) to r - 1 at once
  *   meetInMiddle   fragments of 1/n travel half-way round each way:
- *                  ceil((n - 1) / 2) steps sending both ways at once, then
+ *                  floor((n - 1) / 2) steps sending both ways at once (and,
+ *                  with n even, one more the longer way only), then
  *                  (reduce-scatter) one combining compute of the two halves
  *   auto           PopLibs' choice (chooseMethod)
  *
@@ -88,8 +89,13 @@ export function ringSteps(method: CollectiveMethod, n: number, reduce: boolean):
       return repeat(n - 1, { fraction: 1 / n, directions: [-1], reduce });
     case 'bidirectional':
       return repeat(n - 1, { fraction: 1 / (2 * n), directions: [1, -1], reduce });
-    case 'meetInMiddle':
-      return repeat(Math.ceil((n - 1) / 2), { fraction: 1 / n, directions: [1, -1], reduce });
+    case 'meetInMiddle': {
+      // The n - 1 other replicas split into the two halves of the ring: with n even one half is one
+      // longer, so the last step goes one way only. Each replica sends (n - 1)/n of the tensor, as a ring.
+      const both = Math.floor((n - 1) / 2);
+      const steps = repeat(both, { fraction: 1 / n, directions: [1, -1], reduce });
+      return n % 2 === 0 ? [...steps, { fraction: 1 / n, directions: [1], reduce }] : steps;
+    }
   }
 }
 

@@ -49,17 +49,18 @@ describe('summary.json links', () => {
     }
   });
 
-  it("4 replicas: the all-reduces' ring steps carry replicas x PopLibs' link bytes, each hop once", async () => {
-    const { s } = await summaryOf('mlp-replicated-4.yaml', 1, '\ncollectiveMethod: clockwise\n');
+  it.each(['clockwise', 'meetInMiddle'])("4 replicas, %s: the all-reduces' ring steps carry replicas x PopLibs' link bytes, each hop once", async (method) => {
+    const { s } = await summaryOf('mlp-replicated-4.yaml', 1, `\ncollectiveMethod: ${method}\n`);
     const rows = s.collectives!;
     expect(rows.length).toBeGreaterThan(0);
     for (const c of rows) {
       // PopLibs' collectives tool: link bytes are algorithm bytes x 2(n - 1)/n, and both per IPU per cycle of the call.
       expect(c.linkBytes).toBeCloseTo((c.algorithmBytes * 2 * 3) / 4, 9);
       expect(c.linkBytesPerIpuPerCycle).toBeCloseTo(c.linkBytes / c.cycles, 9);
-      expect(c.method).toEqual({ reduceScatter: 'clockwise', allGather: 'clockwise' });
+      expect(c.method).toEqual({ reduceScatter: method, allGather: method });
     }
-    // The clockwise ring on the 4-IPU ladder: 0 -> 1 and 2 -> 3 one pair hop; 1 -> 2 and 3 -> 0 a pair and a rail hop: 1.5 hops a flow.
+    // The ring on the 4-IPU ladder, either way: 0 <-> 1 and 2 <-> 3 one pair hop; 1 <-> 2 and 3 <-> 0 a pair and a rail hop: 1.5 hops
+    // a flow. Meet-in-the-middle sends both ways in its first step and one way in its second, (n - 1)/n of the tensor as a ring does.
     const sent = rows.reduce((a, c) => a + 4 * c.linkBytes * c.calls, 0);
     const carried = s.links!.groups.reduce((a, g) => a + g.bytes, 0);
     // Fragments are rounded up per tile (ceil(elements / 4) on each of 16 tiles), so allow that rounding.
