@@ -67,4 +67,17 @@ describe('summary.json links', () => {
     expect(carried).toBeGreaterThanOrEqual(1.5 * sent);
     expect(carried).toBeLessThan(1.5 * sent * 1.02);
   });
+
+  it('128 replicas on a POD128: the ring crosses between the two POD64s over GW-Links, both ways', async () => {
+    const file = path.join(ROOT, 'configs/examples/mlp-replicated-4.yaml');
+    const text = readFileSync(file, 'utf8').replace('device: {preset: m2000, tiles: 16}', 'device: {preset: pod128, tiles: 16}').replace(/^replicas: \d+$/m, 'replicas: 128');
+    const r = await run(await compile(loadConfigText(text, file, { steps: 1 })), { workers: 1, numerics: false, steps: 1 });
+    const s = buildSummary(r, profileTables(r), {}, 1);
+    expect(s.links!.domains).toBe(2);
+    // Meet-in-the-middle: replica 63 <-> 64 and 127 <-> 0 cross, each through the gateway of the machine at the target's place
+    // (place 0: machine 0 of a domain; place 63: machine 15), east from even IPUs and west from odd ones.
+    const gw = s.links!.groups.filter((g) => g.kind === 'gwLink');
+    expect(gw.map((g) => g.name)).toEqual(['machine 0 GW west', 'machine 15 GW east', 'machine 16 GW west', 'machine 31 GW east']);
+    for (const g of gw) expect(g.bytes).toBeGreaterThan(0);
+  }, 60_000);
 });
