@@ -22,7 +22,8 @@
  *   bidirectional  a ring pair: half the data each way, n - 1 steps of
  *                  1/(2n) to r + 1 and 1/(2n) to r - 1 at once
  *   meetInMiddle   fragments of 1/n travel half-way round each way:
- *                  ceil((n - 1) / 2) steps sending both ways at once, then
+ *                  floor((n - 1) / 2) steps sending both ways at once (and,
+ *                  with n even, one more the longer way only), then
  *                  (reduce-scatter) one combining compute of the two halves
  *   auto           PopLibs' choice (chooseMethod)
  *
@@ -33,7 +34,7 @@
 import type { CodeletRegistry } from './codelet.js';
 import { computeSetCost } from './cost.js';
 import type { DeviceSpec } from './device.js';
-import { groupBytesPerCycle, interIpuSyncCycles, linkModel, route } from './links.js';
+import { deviceRoute, groupCycles, interIpuSyncCycles } from './links.js';
 import { DTYPE_BYTES, type ComputeSet, type DeviceTensor, type Vertex } from './program.js';
 
 export type CollectiveMethod = 'clockwise' | 'anticlockwise' | 'bidirectional' | 'meetInMiddle';
@@ -88,8 +89,13 @@ export function ringSteps(method: CollectiveMethod, n: number, reduce: boolean):
       return repeat(n - 1, { fraction: 1 / n, directions: [-1], reduce });
     case 'bidirectional':
       return repeat(n - 1, { fraction: 1 / (2 * n), directions: [1, -1], reduce });
-    case 'meetInMiddle':
-      return repeat(Math.ceil((n - 1) / 2), { fraction: 1 / n, directions: [1, -1], reduce });
+    case 'meetInMiddle': {
+      // The n - 1 other replicas split into the two halves of the ring: with n even one half is one
+      // longer, so the last step goes one way only. Each replica sends (n - 1)/n of the tensor, as a ring.
+      const both = Math.floor((n - 1) / 2);
+      const steps = repeat(both, { fraction: 1 / n, directions: [1, -1], reduce });
+      return n % 2 === 0 ? [...steps, { fraction: 1 / n, directions: [1], reduce }] : steps;
+    }
   }
 }
 
@@ -99,6 +105,8 @@ export interface CollectivePhase {
   name: string;
   cycles: number;
   tiles?: [number, number][];
+  /** The exchange's bytes per link group of the system (Phase.links). */
+  links?: [number, number][];
 }
 
 /** What an all-reduce of a tensor moves, for summary.json (PopLibs' collectives tool). */
@@ -160,20 +168,20 @@ export function allReducePhases(t: DeviceTensor, device: DeviceSpec, rep: Replic
       ipuBytes[Math.floor(tile / device.tilesPerIpu)] += bytes / s.directions.length;
     }
     const load = new Map<number, number>();
-    const topology = linkModel(system).topology;
     for (let r = 0; r < n; r++) {
       for (let i = 0; i < device.ipus; i++) {
         if (ipuBytes[i] === 0) continue;
         for (const d of s.directions) {
           const to = ((r + d + n) % n) * device.ipus + i;
-          for (const g of route(r * device.ipus + i, to, rep.systemIpus, topology)) load.set(g, (load.get(g) ?? 0) + ipuBytes[i]);
+          for (const g of deviceRoute(r * device.ipus + i, to, system)) load.set(g, (load.get(g) ?? 0) + ipuBytes[i]);
         }
       }
     }
     let linkCycles = 0;
-    for (const [g, bytes] of load) linkCycles = Math.max(linkCycles, Math.ceil(bytes / groupBytesPerCycle(g, system)));
+    for (const [g, bytes] of load) linkCycles = Math.max(linkCycles, groupCycles(g, bytes, system));
     out.push({ kind: 'sync', name: 'sync', cycles: interIpuSync });
-    out.push({ kind: 'exchange', name: `${label} exchange`, cycles: Math.max(onChip, linkCycles), tiles: tiles.sort((a, b) => a[0] - b[0]) });
+    const links = [...load].sort((a, b) => a[0] - b[0]);
+    out.push({ kind: 'exchange', name: `${label} exchange`, cycles: Math.max(onChip, linkCycles), tiles: tiles.sort((a, b) => a[0] - b[0]), links });
     out.push(s.reduce ? cost(`${label} reduce`, 'Add', ['a', 'b', 'out']) : cost(`${label} copy`, 'Copy', ['in', 'out']));
   };
   const rs = ringSteps(method.reduceScatter, n, true);

@@ -31,7 +31,7 @@
 import type { Codelet, CodeletRegistry, VertexShape } from './codelet.js';
 import type { DeviceSpec } from './device.js';
 import { CodeletFault, describeThrown, describeValue, isCycleCount } from './faults.js';
-import { groupBytesPerCycle, interIpuSyncCycles, linkModel, route } from './links.js';
+import { deviceRoute, groupCycles, interIpuSyncCycles } from './links.js';
 import type { ComputeSet, Exchange, Vertex } from './program.js';
 
 /**
@@ -261,13 +261,12 @@ function gcd(a: number, b: number): number {
 }
 
 /**
- * Bytes through each IPU-Link group (sim/links.ts) of an exchange: each
- * message crosses the groups on its route once per receiving IPU.
+ * Bytes an exchange sends from each IPU to each other IPU, keyed
+ * from x ipus + to: a message counts once per receiving IPU.
  */
-export function exchangeLinkBytes(ex: Exchange, device: DeviceSpec, msgs = messagesOf(ex, device)): Map<number, number> {
+export function exchangeIpuBytes(ex: Exchange, device: DeviceSpec, msgs = messagesOf(ex, device)): Map<number, number> {
   const out = new Map<number, number>();
   if (device.ipus <= 1) return out;
-  const model = linkModel(device);
   const ipuStamp = new Int32Array(device.ipus).fill(-1);
   for (let m = 0; m < msgs.count; m++) {
     const from = Math.floor(msgs.src[m] / device.tilesPerIpu);
@@ -275,8 +274,27 @@ export function exchangeLinkBytes(ex: Exchange, device: DeviceSpec, msgs = messa
       const to = Math.floor(msgs.dsts[j] / device.tilesPerIpu);
       if (to === from || ipuStamp[to] === m) continue;
       ipuStamp[to] = m;
-      for (const g of route(from, to, device.ipus, model.topology)) out.set(g, (out.get(g) ?? 0) + msgs.bytes[m]);
+      const key = from * device.ipus + to;
+      out.set(key, (out.get(key) ?? 0) + msgs.bytes[m]);
     }
+  }
+  return out;
+}
+
+/**
+ * Bytes through each IPU-Link group (sim/links.ts) of an exchange: each
+ * message crosses the groups on its route once per receiving IPU. With
+ * `replicas` > 1 the device is one replica's and the groups are the whole
+ * system's, every replica sending the same on its own IPUs.
+ */
+export function exchangeLinkBytes(ex: Exchange, device: DeviceSpec, msgs = messagesOf(ex, device), replicas = 1): Map<number, number> {
+  const out = new Map<number, number>();
+  const k = device.ipus;
+  const system: DeviceSpec = replicas > 1 ? { ...device, ipus: k * replicas } : device;
+  for (const [key, bytes] of exchangeIpuBytes(ex, device, msgs)) {
+    const from = Math.floor(key / k);
+    const to = key % k;
+    for (let r = 0; r < replicas; r++) for (const g of deviceRoute(r * k + from, r * k + to, system)) out.set(g, (out.get(g) ?? 0) + bytes);
   }
   return out;
 }
@@ -293,7 +311,7 @@ export function exchangeCost(ex: Exchange, device: DeviceSpec): PhaseCost {
   if (links.size === 0) return { cycles: max, tiles: out };
   // Across IPUs: at least as long as the busiest link group takes, and the superstep syncs all IPUs.
   let linkCycles = 0;
-  for (const [g, bytes] of links) linkCycles = Math.max(linkCycles, Math.ceil(bytes / groupBytesPerCycle(g, device)));
+  for (const [g, bytes] of links) linkCycles = Math.max(linkCycles, groupCycles(g, bytes, device));
   return { cycles: Math.max(max, linkCycles), tiles: out, linkCycles, syncCycles: device.syncCycles + interIpuSyncCycles(device) };
 }
 

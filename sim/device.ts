@@ -55,6 +55,16 @@ export interface DeviceSpec {
   ipuLinksPerRail?: number;
   /** Nanoseconds per hop of the inter-IPU sync. */
   interIpuSyncNsPerHop?: number;
+  /** IPUs per IPU-Link domain; domains are joined by GW-Links (absent: one domain). */
+  linkDomainIpus?: number;
+  /** IPUs per machine, behind one IPU-Gateway with two GW-Links (east, west). */
+  ipusPerGateway?: number;
+  /** Bytes per second of one GW-Link, one direction. */
+  gwLinkBytesPerSecond?: number;
+  /** Fraction of a GW-Link's bandwidth data gets. */
+  gwLinkEfficiency?: number;
+  /** Nanoseconds a GW-Link crossing adds (latency). */
+  gwLinkLatencyNs?: number;
 }
 
 export function totalTiles(d: DeviceSpec): number {

@@ -8,7 +8,7 @@
  * through a sync, and the compute after it needs none).
  */
 import type { CodeletRegistry, ElemArray } from './codelet.js';
-import { computeSetCost, exchangeCost, streamCopyCycles, type PhaseCost } from './cost.js';
+import { computeSetCost, exchangeCost, exchangeLinkBytes, streamCopyCycles, type PhaseCost } from './cost.js';
 import { VertexRunner } from './execute.js';
 import { MemoryGuard } from './memory-guard.js';
 import { INLINE_COPY_WORK, planExchange, type ExchangePlan, type TilePlan } from './exchange.js';
@@ -70,18 +70,30 @@ export interface HostTime {
   streams: number;
 }
 
+/** The costs of a program's phases, made once however many engines (replicas) run it. */
+interface ProgramCosts {
+  cs: Map<number, PhaseCost>;
+  ex: Map<number, PhaseCost>;
+  ar: Map<number, CollectivePhase[]>;
+  links: Map<number, [number, number][]>;
+}
+const PROGRAM_COSTS = new WeakMap<DeviceProgram, ProgramCosts>();
+
 export class Engine {
   readonly phases: Phase[] = [];
   readonly hostTime: HostTime = { compute: 0, exchange: 0, streams: 0 };
   private clock = 0;
-  private readonly csCost = new Map<number, PhaseCost>();
-  private readonly exCost = new Map<number, PhaseCost>();
+  // Costs depend on the program alone: every engine of one program (the replicas) shares them (programCosts).
+  private readonly csCost: Map<number, PhaseCost>;
+  private readonly exCost: Map<number, PhaseCost>;
   /** Each exchange's copy plan, made the first time it runs (null: no room for plans, copy one by one). */
   private readonly exPlan = new Map<number, ExchangePlan | null>();
+  /** Each exchange across IPUs: its bytes per link group of the system (Phase.links), made the first time it runs. */
+  private readonly exLinks: Map<number, [number, number][]>;
   /** Whether each compute set goes to the pool (decided the first time it runs). */
   private readonly csOnPool = new Map<number, boolean>();
   /** Each all-reduced tensor's ring-step phases (sim/collectives.ts), made the first time it runs. */
-  private readonly arCost = new Map<number, CollectivePhase[]>();
+  private readonly arCost: Map<number, CollectivePhase[]>;
   /** Exchanges fused with the compute set after them, by exchange id (decided the first time; null: run apart). */
   private readonly fusedPlan = new Map<number, { cs: number; plan: TilePlan } | null>();
 
@@ -96,6 +108,12 @@ export class Engine {
     private readonly custom: Set<number>,
   ) {
     if (options.numerics && options.checkMemory) this.guard = new MemoryGuard(program, codelets, memory);
+    let costs = PROGRAM_COSTS.get(program);
+    if (!costs) PROGRAM_COSTS.set(program, (costs = { cs: new Map(), ex: new Map(), ar: new Map(), links: new Map() }));
+    this.csCost = costs.cs;
+    this.exCost = costs.ex;
+    this.arCost = costs.ar;
+    this.exLinks = costs.links;
   }
 
   private readonly guard: MemoryGuard | undefined;
@@ -217,7 +235,7 @@ export class Engine {
               this.hostTime.exchange += performance.now() - t0;
             }
           }
-          this.record({ kind: 'exchange', name: ex.name, op: ex.op, cycles: cost.cycles, tiles: cost.tiles, step });
+          this.record({ kind: 'exchange', name: ex.name, op: ex.op, cycles: cost.cycles, tiles: cost.tiles, ...(cost.linkCycles !== undefined ? { links: this.linksOf(ex) } : {}), step });
           st.afterExchange = true;
           break;
         }
@@ -332,6 +350,17 @@ export class Engine {
     this.clock = clock;
     this.phases.length = phases;
     return cycles;
+  }
+
+  /** An exchange's bytes per link group, every replica's (Phase.links), computed once. */
+  private linksOf(ex: Exchange): [number, number][] {
+    let links = this.exLinks.get(ex.id);
+    if (!links) {
+      const replicas = this.program.replication?.replicas ?? 1;
+      links = [...exchangeLinkBytes(ex, this.program.device, undefined, replicas)].sort((a, b) => a[0] - b[0]);
+      this.exLinks.set(ex.id, links);
+    }
+    return links;
   }
 
   /** Whether a compute set goes to the pool (decided once). */

@@ -31,6 +31,12 @@ export interface Phase {
   /** In a pipeline cycle: the IPU whose stages the phase belongs to, and the stage. */
   lane?: number;
   stage?: number;
+  /**
+   * An exchange across IPUs: [link group, bytes] pairs, the bytes through each
+   * IPU-Link or GW-Link group of the whole system (sim/links.ts ids, numbered
+   * over replication.systemIpus when replicated: every replica's traffic).
+   */
+  links?: [number, number][];
 }
 
 export interface CycleTotals {

@@ -1,7 +1,8 @@
 /**
  * Replicas with numerics (PopART's replicatedGraphCount): every replica runs
  * the one compiled program on an engine of its own (its own tile memory, its
- * own data), in lockstep at the all-reduces. An `allReduce` step of each
+ * own data; the phase costs and the machine's workers shared, src/session.ts),
+ * in lockstep at the all-reduces. An `allReduce` step of each
  * engine waits here until every replica reached it; the last to arrive sums
  * the replicas' copies of the tensor and writes the sum into each.
  *

@@ -46,6 +46,9 @@ export interface AnchorValue {
 }
 
 /** How a session runs: see EngineOptions; checkFinite overrides the config's run.checkFinite. */
+/** Runs of a random op between two replicas' counters (offsetRandomCounters): 2^24, 16.7 million runs before one replica's stream reaches the next's. */
+export const REPLICA_COUNTER_STRIDE = 1 << 24;
+
 export interface SessionOptions {
   workers: number;
   numerics: boolean;
@@ -165,11 +168,15 @@ export class Session {
     const replicas = opts.numerics ? (config.replicas ?? 1) : 1;
     const barrier = replicas > 1 ? new AllReduceBarrier() : undefined;
     const engines: Engine[] = [];
+    // The replicas share the machine's workers instead of each starting a pool of its own: R pools of
+    // `workers` threads cost R times the start-up (about a second a pool) for no more cores. From
+    // replicas >= workers on, each replica runs inline on the main thread (scripts/replica-cost.ts).
+    const workersPerReplica = Math.max(1, Math.floor(opts.workers / replicas));
     try {
       for (let r = 0; r < replicas; r++) {
         engines.push(
           await Engine.create(compiled.program, {
-            workers: opts.workers,
+            workers: workersPerReplica,
             numerics: opts.numerics,
             inlineBelow: opts.inlineBelow,
             vertexTimeoutSeconds: config.run.vertexTimeoutSeconds,
@@ -192,6 +199,7 @@ export class Session {
     late.session = session;
     try {
       for (const [r, en] of engines.entries()) await en.run('weightsFromHost', session.ioFor(r), -1);
+      session.offsetRandomCounters();
       session.phaseStart = engine.phases.length;
     } catch (e) {
       for (const en of engines) await en.destroy();
@@ -334,8 +342,28 @@ export class Session {
         throw new UserError(`the checkpoint's tensor '${s.name}' (${s.dtype}, ${s.data.length} elements) does not match the compiled program${t ? ` (${t.dtype}, ${nelms(t.shape)} elements)` : ''}: it was written for another model`);
       for (const en of this.engines) en.write(t, s.data);
     }
+    // The checkpoint holds replica 0's counters: the others' streams are theirs again.
+    this.offsetRandomCounters();
     this.stepIndex = state.step;
     this.batchIndex = state.batch;
+  }
+
+  /**
+   * Each replica its own random streams, as PopART and PopXL seed every
+   * replica apart (popxl.create_seeds: a seed per [batch, micro-batch,
+   * replica]): the run counters of the random ops (Dropout, RandomUniform,
+   * ..., each an int32 variable `<op>/counter` that the hash of
+   * sim/codelets/dropout.ts keys on) start at r x REPLICA_COUNTER_STRIDE on
+   * replica r, which holds replica 0's values. Replica 0 draws what an
+   * unreplicated run draws.
+   */
+  private offsetRandomCounters(): void {
+    if (this.engines.length <= 1) return;
+    const counters = this.compiled.program.tensors.filter((t) => t.category === 'variable' && t.dtype === 'int32' && t.name.endsWith('/counter'));
+    for (const t of counters) {
+      const base = this.engine.read(t) as Int32Array;
+      for (let r = 1; r < this.engines.length; r++) this.engines[r].write(t, base.map((c) => (c + r * REPLICA_COUNTER_STRIDE) | 0));
+    }
   }
 
   /** Current values of every variable (PopART's weightsToHost + readWeights), float16 as floats. */

@@ -7,6 +7,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DeviceSpec } from '../../sim/device.js';
+import { linkDomainProblem } from '../../sim/links.js';
 import { closest, UserError } from '../errors.js';
 import {
   DEVICE_FIELDS,
@@ -22,7 +23,7 @@ import {
 import type { SourceLocation } from './types.js';
 
 /** Preset order in listings; any other preset file follows, by name. */
-const PRESET_ORDER = ['tiny', 'mk1', 'mk2', 'bow', 'm2000', 'pod16', 'pod64', 'bow2000', 'bowpod16'];
+const PRESET_ORDER = ['tiny', 'mk1', 'mk2', 'bow', 'm2000', 'pod16', 'pod64', 'pod128', 'pod256', 'bow2000', 'bowpod16'];
 
 let presetsDirCache: string | undefined;
 
@@ -99,6 +100,7 @@ function loadDeviceFileChain(abs: string, chain: string[]): DeviceSpec {
   } else {
     spec = fullSpec(obj, obj.name ?? defaultName);
   }
+  checkLinks(spec, `device file ${abs}`);
   fileCache.set(abs, spec);
   return copy(spec);
 }
@@ -175,7 +177,14 @@ export function resolveDevice(value: unknown, configFile: string, loc?: SourceLo
   // Normally the config schema has reported these with exact lines already.
   if (!r.success) throw issuesToUserError(r.error.issues, fixedLocator({ device: value }, loc), { device: value }, ['device']);
   const obj = r.data;
-  if (obj.preset === undefined) return fullSpec(obj, obj.name ?? 'custom');
+  if (obj.preset === undefined) return checkLinks(fullSpec(obj, obj.name ?? 'custom'), 'device', loc);
   const base = resolveBase(obj.preset, baseDir, 'device.preset', loc, []);
-  return merge(base, obj, obj.name ?? overriddenName(base.name, obj));
+  return checkLinks(merge(base, obj, obj.name ?? overriddenName(base.name, obj)), 'device', loc);
+}
+
+/** The link fields must fit together (sim/links.ts: domains tile the system by whole machines). */
+function checkLinks(spec: DeviceSpec, where: string, loc?: SourceLocation): DeviceSpec {
+  const problem = linkDomainProblem(spec);
+  if (problem) throw new UserError(`${where}: ${problem}`, loc);
+  return spec;
 }

@@ -106,6 +106,15 @@ const linkFieldShape = {
   ipuLinksPerPair: posInt.describe('IPU-Links between the two IPUs of a pair, each way'),
   ipuLinksPerRail: posInt.describe('IPU-Links up (and, separately, down) the rail from each IPU'),
   interIpuSyncNsPerHop: posNumber.describe('nanoseconds per hop of the inter-IPU sync'),
+  linkDomainIpus: posInt.describe('IPUs per IPU-Link domain, e.g. 64 (a POD64); domains are joined by GW-Links (absent: the whole system is one domain)'),
+  ipusPerGateway: posInt.describe('IPUs per machine, behind one IPU-Gateway with two GW-Links (east and west)'),
+  gwLinkBytesPerSecond: posNumber.describe('bytes per second of one GW-Link, one direction'),
+  gwLinkEfficiency: z
+    .number({ error: 'expected a number in (0, 1]' })
+    .gt(0, { error: 'expected a number in (0, 1]' })
+    .max(1, { error: 'expected a number in (0, 1]' })
+    .describe("fraction of a GW-Link's bandwidth data gets"),
+  gwLinkLatencyNs: z.number({ error: 'expected a number >= 0' }).min(0, { error: 'expected a number >= 0' }).describe('nanoseconds a GW-Link crossing adds to an exchange (there and back to a sync)'),
 };
 
 export const LINK_FIELDS = Object.keys(linkFieldShape) as (keyof typeof linkFieldShape)[];

@@ -1,7 +1,7 @@
 /**
  * report.html: one self-contained page with the views a PopVision user
  * expects (src/report/views/: summary, ops, program, memory, tiles,
- * insights). Charts are drawn by Chart.js, inlined (no network), from data
+ * insights, and on several IPUs the IPU and link view). Charts are drawn by Chart.js, inlined (no network), from data
  * embedded as JSON; every view reads that one object.
  */
 import { readFileSync } from 'node:fs';
@@ -15,6 +15,7 @@ import { memorySection, MEMORY_SCRIPT } from './views/memory.js';
 import { opsSection, OPS_SCRIPT } from './views/ops.js';
 import { programSection, PROGRAM_SCRIPT } from './views/program.js';
 import { summarySection, SUMMARY_SCRIPT } from './views/summary.js';
+import { hasSystemView, systemSection, SYSTEM_SCRIPT } from './views/system.js';
 import { tilesSection, TILES_SCRIPT, insightsSection } from './views/tiles.js';
 
 export type { ReportData } from './report-data.js';
@@ -90,13 +91,14 @@ export function renderReport(data: ReportData): string {
     insights: insights(data),
   };
   return `${pageStart(title)}
-<nav><a href="#summary">summary</a><a href="#insights">insights</a><a href="#ops-view">ops</a><a href="#program-view">program</a><a href="#memory-view">memory</a><a href="#liveness-view">liveness</a><a href="#tile-view">tiles</a></nav>
+<nav><a href="#summary">summary</a><a href="#insights">insights</a><a href="#ops-view">ops</a><a href="#program-view">program</a><a href="#memory-view">memory</a><a href="#liveness-view">liveness</a><a href="#tile-view">tiles</a>${hasSystemView(data) ? '<a href="#system-view">IPUs and links</a>' : ''}</nav>
 ${summarySection(data)}
 ${insightsSection()}
 ${opsSection(data)}
 ${programSection(data)}
 ${memorySection(data)}
 ${tilesSection(data)}
+${systemSection(data)}
 <script>${chartLibrary()}</script>
 <script>
 const data = ${embed(page)};
@@ -106,6 +108,7 @@ ${OPS_SCRIPT}
 ${PROGRAM_SCRIPT}
 ${MEMORY_SCRIPT}
 ${TILES_SCRIPT}
+${SYSTEM_SCRIPT}
 document.body.dataset.ready = 'true';
 </script>
 </body>

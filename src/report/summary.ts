@@ -13,6 +13,7 @@ import { ipuRows, type IpuRow } from './ipus.js';
 import { isSharded } from '../shard/place.js';
 import { collectiveRows, type CollectiveRow } from './collectives.js';
 import { pipelineSummary, type PipelineSummary } from './pipeline.js';
+import { linkSummary, type LinkSummary } from './links.js';
 import type { OpRow, ProfileTables, StepRow, TileRow } from './types.js';
 
 /** JSON has no NaN or Infinity (JSON.stringify writes null): a non-finite number is written as this string. */
@@ -40,6 +41,8 @@ export interface Summary {
   collectives?: CollectiveRow[];
   /** Pipelined (model.pipelining): the stages and the bubble fraction (report/pipeline.ts). */
   pipeline?: PipelineSummary;
+  /** On a multi-IPU system: the bytes and utilisation of each IPU-Link and GW-Link group that carried any (report/links.ts). */
+  links?: LinkSummary;
   /** resumedFrom: the steps a checkpoint had done (sim run --resume); cycles and ops then cover the steps run after it. */
   host: { wallSeconds: number; workers: number; resumedFrom?: number };
 }
@@ -51,10 +54,11 @@ export function profileTables(r: RunResult, view: ProgramView = programView(r.co
   // A resumed run's phases cover only the steps run after its checkpoint: so do the op and step tables.
   const steps = r.steps.length - (r.resumedFrom ?? 0);
   const batches = steps * (r.compiled.config.train?.batchesPerStep ?? 1);
-  // With accumulation, all but the outer fragment's ops run once per micro-batch.
+  // With accumulation, all but the outer fragment's ops run once per micro-batch; and every replica runs each op.
   const micro = r.compiled.config.train?.accumulationFactor ?? 1;
+  const replicas = r.compiled.program.replication?.replicas ?? 1;
   for (const op of ops) {
-    const runs = batches * (op.settings.executionContext === 'outerFragment' ? 1 : micro);
+    const runs = batches * (op.settings.executionContext === 'outerFragment' ? 1 : micro) * replicas;
     opTotals.set(op.name, { name: op.name, type: op.opid.type, domain: normDomain(op.opid.domain), compute: 0, exchange: 0, sync: 0, flops: op.flops() * runs, memoryBytes: 0 });
   }
   for (const t of r.compiled.program.tensors) {
@@ -124,6 +128,7 @@ export function buildSummary(r: RunResult, tables: ProfileTables, outputs: Summa
         }
       : {}),
     ...(findPipelineSummary(r) ?? {}),
+    ...linksOf(r, cycles.total),
     host: { wallSeconds: r.wallSeconds, workers, ...(r.resumedFrom !== undefined ? { resumedFrom: r.resumedFrom } : {}) },
   };
 }
@@ -131,4 +136,10 @@ export function buildSummary(r: RunResult, tables: ProfileTables, outputs: Summa
 function findPipelineSummary(r: RunResult): { pipeline: PipelineSummary } | undefined {
   const pipeline = pipelineSummary(r.compiled.program);
   return pipeline ? { pipeline } : undefined;
+}
+
+function linksOf(r: RunResult, total: number): { links?: LinkSummary } {
+  const p = r.compiled.program;
+  const links = linkSummary(p.device, p.replication?.systemIpus ?? p.device.ipus, r.phases, r.steps.map((s) => s.step), total);
+  return links ? { links } : {};
 }

@@ -8,7 +8,11 @@
  *   compute sets, exchanges, syncs and host copies).
  * - One process per IPU (pid = IPU index), one thread per traced tile
  *   (tid = global tile index) with a slice per compute and exchange phase
- *   lasting that tile's own busy cycles. Syncs and host copies have no
+ *   lasting that tile's own busy cycles. On several IPUs each IPU's process
+ *   also has a "phases" track on top: a slice per compute and exchange phase
+ *   the IPU took part in, lasting its busiest tile's cycles (of all its
+ *   tiles, sampled or not), an exchange's with the bytes that left the IPU
+ *   over its IPU-Links (args.linkBytes). Syncs and host copies have no
  *   per-tile data and are drawn once, on the supersteps track: drawn per tile
  *   they were half of a full mk2's trace.
  * - Pipelined (model.pipelining): each IPU's process has a "pipeline stages"
@@ -31,11 +35,13 @@ export interface TraceOptions {
   deviceName: string;
   /** Pipelined: draw each IPU's stage runs on a track of its own. */
   pipelined?: boolean;
+  /** IPUs of the whole system when replicated (Phase.links' group numbering); default ipus. */
+  systemIpus?: number;
 }
 
-/** An IPU's pipeline-stage track: after the program's tracks. */
+/** An IPU's pipeline-stage track: after the program's tracks and the IPUs' phases tracks. */
 function stageTrack(opts: TraceOptions, ipu: number): number {
-  return opts.ipus * opts.tilesPerIpu + 3 + ipu;
+  return opts.ipus * opts.tilesPerIpu + 3 + opts.ipus + ipu;
 }
 
 /** How many tiles 'auto' traces: 64 tiles x ~100 phases per step keep a full mk2 step well under 1 MB. */
@@ -72,6 +78,11 @@ function programTracks(opts: TraceOptions) {
   return { pid: opts.ipus, steps: total, ops: total + 1, supersteps: total + 2 };
 }
 
+/** Track id of IPU `ipu`'s phases track (several IPUs only): after the program's. */
+export function ipuPhasesTrack(opts: TraceOptions, ipu: number): number {
+  return opts.ipus * opts.tilesPerIpu + 3 + ipu;
+}
+
 /** Microseconds rounded to 0.1 ns (a cycle is 0.75 ns at 1.33 GHz): shorter JSON, same picture. */
 const round = (us: number) => Math.round(us * 1e4) / 1e4;
 
@@ -93,6 +104,11 @@ function* metadataEvents(tiles: number[], opts: TraceOptions): Generator<TraceEv
     yield { name: 'process_name', ph: 'M', pid: ipu, tid: 0, args: { name: `IPU ${ipu}` } };
     yield { name: 'process_labels', ph: 'M', pid: ipu, tid: 0, args: { labels: opts.deviceName + sampled } };
     yield { name: 'process_sort_index', ph: 'M', pid: ipu, tid: 0, args: { sort_index: ipu } };
+    if (opts.ipus > 1) {
+      const tid = ipuPhasesTrack(opts, ipu);
+      yield { name: 'thread_name', ph: 'M', pid: ipu, tid, args: { name: `IPU ${ipu} phases (busiest tile)` } };
+      yield { name: 'thread_sort_index', ph: 'M', pid: ipu, tid, args: { sort_index: -1 } };
+    }
   }
   for (let ipu = 0; ipu < opts.ipus && opts.pipelined; ipu++) {
     const tid = stageTrack(opts, ipu);
@@ -115,6 +131,8 @@ export function* traceEvents(phases: Iterable<Phase>, opts: TraceOptions): Gener
   for (const t of tiles) shown[t] = 1;
   const us = 1e6 / opts.clockHz;
   const prog = programTracks(opts);
+  const ipuShown = new Uint8Array(opts.ipus);
+  for (const t of tiles) ipuShown[Math.floor(t / opts.tilesPerIpu)] = 1;
   const span = (name: string, cat: string, pid: number, tid: number, start: number, end: number, args: Record<string, string | number>): TraceEvent => {
     const ts = round(start * us);
     return { name, cat, ph: 'X', pid, tid, ts, dur: round(round(end * us) - ts), args };
@@ -159,6 +177,7 @@ export function* traceEvents(phases: Iterable<Phase>, opts: TraceOptions): Gener
     op.end = Math.max(op.end, end);
     if (p.cycles > 0) yield span(p.name, p.kind, prog.pid, prog.supersteps, p.start, end, { op: p.op, cycles: p.cycles });
     if (p.tiles && (p.kind === 'compute' || p.kind === 'exchange')) {
+      if (opts.ipus > 1) yield* ipuSlices(p, opts, ipuShown, span);
       for (const [tile, cycles] of p.tiles) {
         if (tile >= 0 && tile < total && shown[tile] && cycles > 0) {
           yield span(p.name, p.kind, Math.floor(tile / opts.tilesPerIpu), tile, p.start, p.start + cycles, { op: p.op, cycles });
@@ -172,6 +191,27 @@ export function* traceEvents(phases: Iterable<Phase>, opts: TraceOptions): Gener
   if (lastOp) yield lastOp;
   const lastStep = closeStep();
   if (lastStep) yield lastStep;
+}
+
+type Span = (name: string, cat: string, pid: number, tid: number, start: number, end: number, args: Record<string, string | number>) => TraceEvent;
+
+/** Phase `p` on each shown IPU's phases track: as long as the IPU's busiest tile, with the link bytes leaving it. */
+function* ipuSlices(p: Phase, opts: TraceOptions, shown: Uint8Array, span: Span): Generator<TraceEvent> {
+  const busiest = new Float64Array(opts.ipus);
+  for (const [tile, cycles] of p.tiles ?? []) {
+    const ipu = Math.floor(tile / opts.tilesPerIpu);
+    if (ipu >= 0 && ipu < opts.ipus && cycles > busiest[ipu]) busiest[ipu] = cycles;
+  }
+  // IPU-Link groups are 3 x IPU + kind, below 3 x the system's IPUs (sim/links.ts); replica 0's IPUs come first.
+  const linkBytes = new Float64Array(opts.ipus);
+  const groupsEnd = 3 * (opts.systemIpus ?? opts.ipus);
+  for (const [g, bytes] of p.links ?? []) if (g < groupsEnd && Math.floor(g / 3) < opts.ipus) linkBytes[Math.floor(g / 3)] += bytes;
+  for (let ipu = 0; ipu < opts.ipus; ipu++) {
+    if (!shown[ipu] || busiest[ipu] <= 0) continue;
+    const args: Record<string, string | number> = { op: p.op, cycles: busiest[ipu] };
+    if (p.links) args.linkBytes = linkBytes[ipu];
+    yield span(p.name, p.kind, ipu, ipuPhasesTrack(opts, ipu), p.start, p.start + busiest[ipu], args);
+  }
 }
 
 export interface TraceMetadata {

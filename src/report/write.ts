@@ -45,7 +45,15 @@ export async function writeRun(dir: string, r: RunResult, workers: number): Prom
     const d = r.compiled.program.device;
     files.set(
       'trace.json',
-      traceJsonChunks(r.phases, { clockHz: d.clockHz, tilesPerIpu: d.tilesPerIpu, ipus: d.ipus, traceTiles: report.traceTiles, deviceName: d.name, pipelined: r.compiled.config.model.pipelining === true }),
+      traceJsonChunks(r.phases, {
+        clockHz: d.clockHz,
+        tilesPerIpu: d.tilesPerIpu,
+        ipus: d.ipus,
+        traceTiles: report.traceTiles,
+        deviceName: d.name,
+        pipelined: r.compiled.config.model.pipelining === true,
+        systemIpus: r.compiled.program.replication?.systemIpus,
+      }),
     );
   }
   // Checkpoints written while the run went on stay in the folder (sim run --resume reads them).

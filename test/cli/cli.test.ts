@@ -428,13 +428,15 @@ describe('papercuts', () => {
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
     const presets = lines[0].trim().split(/\s+/).slice(1);
-    expect(presets).toEqual(['tiny', 'mk1', 'mk2', 'bow', 'm2000', 'pod16', 'pod64', 'bow2000', 'bowpod16']);
+    expect(presets).toEqual(['tiny', 'mk1', 'mk2', 'bow', 'm2000', 'pod16', 'pod64', 'pod128', 'pod256', 'bow2000', 'bowpod16']);
     const rows = lines.slice(1).filter((l) => !l.startsWith('every number'));
     // Every row: the field and one cell per preset, at least two spaces apart.
     for (const row of rows) expect(row.trim().split(/ {2,}/), row).toHaveLength(1 + presets.length);
-    expect(rows.find((l) => l.startsWith('ampMacsPerCycle.float16'))!.trim().split(/ {2,}/)).toEqual(['ampMacsPerCycle.float16', '64', '32', '64', '64', '64', '64', '64', '64', '64']);
+    expect(rows.find((l) => l.startsWith('ampMacsPerCycle.float16'))!.trim().split(/ {2,}/)).toEqual(['ampMacsPerCycle.float16', '64', '32', '64', '64', '64', '64', '64', '64', '64', '64', '64']);
     // Single chips have no IPU-Links: their cells say so.
-    expect(rows.find((l) => l.startsWith('topology'))!.trim().split(/ {2,}/)).toEqual(['topology', '-', '-', '-', '-', 'ladder', 'ladder', 'torus', 'ladder', 'ladder']);
+    expect(rows.find((l) => l.startsWith('topology'))!.trim().split(/ {2,}/)).toEqual(['topology', '-', '-', '-', '-', 'ladder', 'ladder', 'torus', 'torus', 'torus', 'ladder', 'ladder']);
+    // Only the systems of several IPU-Link domains say how big a domain is (GW-Links between them).
+    expect(rows.find((l) => l.startsWith('linkDomainIpus'))!.trim().split(/ {2,}/)).toEqual(['linkDomainIpus', '-', '-', '-', '-', '-', '-', '-', '64', '64', '-', '-']);
     expect(r.stdout).toContain('sim devices --sources');
 
     const s = sim('devices', '--sources');

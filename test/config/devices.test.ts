@@ -33,15 +33,16 @@ const SPEC_FIELDS: (keyof DeviceSpec)[] = [
 
 describe('device presets', () => {
   it('lists the chips, then the multi-IPU systems, in that order', () => {
-    expect(listDevicePresets().map((d) => d.name)).toEqual(['tiny', 'mk1', 'mk2', 'bow', 'm2000', 'pod16', 'pod64', 'bow2000', 'bowpod16']);
+    expect(listDevicePresets().map((d) => d.name)).toEqual(['tiny', 'mk1', 'mk2', 'bow', 'm2000', 'pod16', 'pod64', 'pod128', 'pod256', 'bow2000', 'bowpod16']);
   });
 
   it('the schema knows every DeviceSpec field', () => {
     expect(['name', ...DEVICE_FIELDS].sort()).toEqual([...SPEC_FIELDS].sort());
     // The IPU-Link fields are optional (sim/links.ts has their defaults); a multi-IPU preset sets them all.
-    expect([...LINK_FIELDS].sort()).toEqual(Object.keys(LINK_DEFAULTS).sort());
+    // linkDomainIpus has no default: absent, the whole system is one IPU-Link domain (only pod128/pod256 set it).
+    expect([...LINK_FIELDS].sort()).toEqual([...Object.keys(LINK_DEFAULTS), 'linkDomainIpus'].sort());
     const m2000 = listDevicePresets().find((d) => d.name === 'm2000')!;
-    for (const k of LINK_FIELDS) expect(m2000[k], k).toBeDefined();
+    for (const k of LINK_FIELDS) if (k !== 'linkDomainIpus') expect(m2000[k], k).toBeDefined();
   });
 
   for (const name of ['tiny', 'mk1', 'mk2', 'bow']) {

@@ -215,6 +215,29 @@ describe('report.html', () => {
     await page.close();
   }, 60_000);
 
+  it('on several IPUs, draws each IPU and each link group with the summary\'s numbers', async () => {
+    // Timing only on the 2-IPU sharded example: a few seconds.
+    const shardDir = path.join(base, 'sharded');
+    const config = loadConfig(path.join(ROOT, 'configs/examples/mlp-sharded-2ipu.yaml'), { steps: 2 });
+    await writeRun(shardDir, await run(await compile(config), { workers: 1, numerics: false, steps: 2 }), 1);
+    const summary = JSON.parse(readFileSync(path.join(shardDir, 'summary.json'), 'utf8'));
+    const { page, errors } = await open(path.join(shardDir, 'report.html'));
+    await page.addStyleTag({ content: 'nav { position: static; }' });
+    await page.locator('#system-view').screenshot({ path: path.join(ARTIFACTS, 'report-system-view.png') });
+    expect(errors).toEqual([]);
+    const cs = await charts(page);
+    const byId = (id: string) => cs.find((c) => c.id === id)!;
+    expect(byId('ipus').labels).toEqual(['IPU 0', 'IPU 1']);
+    expect(byId('ipus').data[0]).toEqual(summary.ipus.map((r: { cycles: { compute: number } }) => r.cycles.compute));
+    const groups = summary.links.groups as { name: string; bytesPerStep: number[]; utilisation: number }[];
+    expect(byId('links').labels).toEqual(groups.map((g) => g.name));
+    // One dataset per step: bytes per group per step.
+    expect(byId('links').data).toEqual([0, 1].map((i) => groups.map((g) => g.bytesPerStep[i])));
+    expect(byId('linkutil').data[0]).toEqual(groups.map((g) => 100 * g.utilisation));
+    expect(await page.locator('#linktable tbody tr').count()).toBe(groups.length);
+    await page.close();
+  }, 60_000);
+
   it('with more ops than one canvas can hold, shows the most expensive and says so', async () => {
     const summary = JSON.parse(readFileSync(path.join(dir, 'summary.json'), 'utf8'));
     const n = 2000;

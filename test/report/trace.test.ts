@@ -47,7 +47,8 @@ describe('sampleTiles', () => {
   });
 });
 
-const tileSlices = (events: TraceEvent[]): TraceEvent[] => slices(events).filter((e) => e.pid < 2);
+// Tile threads are tids 0..15; each IPU's phases track is 16 + 3 + ipu.
+const tileSlices = (events: TraceEvent[]): TraceEvent[] => slices(events).filter((e) => e.pid < 2 && e.tid < 16);
 const track = (events: TraceEvent[], tid: number): TraceEvent[] => slices(events).filter((e) => e.pid === 2 && e.tid === tid);
 // The program process is pid = ipus (2); its tracks follow the 16 tile ids.
 const STEPS = 16;
@@ -64,7 +65,7 @@ describe('buildTrace', () => {
       [0, 'IPU 0'],
       [1, 'IPU 1'],
     ]);
-    const threads = meta(t.traceEvents, 'thread_name').filter((e) => e.pid < 2);
+    const threads = meta(t.traceEvents, 'thread_name').filter((e) => e.pid < 2 && e.tid < 16);
     expect(threads).toHaveLength(16);
     expect(new Set(threads.map((e) => e.tid)).size).toBe(16);
     const t9 = threads.find((e) => e.tid === 9);
@@ -125,7 +126,7 @@ describe('buildTrace', () => {
     const t = buildTrace(phases, opts({ traceTiles: 4 }));
     const traced = sampleTiles(16, 4);
     expect(traced).toEqual([0, 5, 10, 15]);
-    expect(meta(t.traceEvents, 'thread_name').filter((e) => e.pid < 2).map((e) => e.tid)).toEqual(traced);
+    expect(meta(t.traceEvents, 'thread_name').filter((e) => e.pid < 2 && e.tid < 16).map((e) => e.tid)).toEqual(traced);
     for (const e of tileSlices(t.traceEvents)) expect(traced).toContain(e.tid);
     expect(tileSlices(t.traceEvents).filter((e) => e.cat === 'compute').map((e) => e.tid)).toEqual([0, 15]);
     expect(tileSlices(t.traceEvents).filter((e) => e.cat === 'exchange')).toHaveLength(0);
@@ -138,6 +139,29 @@ describe('buildTrace', () => {
   it("'auto' traces every tile of a small device and 64 of a big one", () => {
     expect(sampleTiles(16, 'auto')).toHaveLength(16);
     expect(sampleTiles(1472, 'auto')).toEqual(sampleTiles(1472, 64));
+  });
+
+  it("gives each IPU a phases track: its busiest tile's cycles, and an exchange's bytes over its IPU-Links", () => {
+    // 1000 B leave IPU 0 over its pair group (id 0), 24 B leave IPU 1 up the rail (id 3 x 1 + 1).
+    const linked: Phase[] = phases.map((p) => (p.kind === 'exchange' ? { ...p, links: [[0, 1000], [4, 24]] } : p));
+    const t = buildTrace(linked, opts({ traceTiles: 4 }));
+    const names = meta(t.traceEvents, 'thread_name').filter((e) => e.tid >= 19).map((e) => [e.pid, e.tid, e.args?.name]);
+    expect(names).toEqual([
+      [0, 19, 'IPU 0 phases (busiest tile)'],
+      [1, 20, 'IPU 1 phases (busiest tile)'],
+    ]);
+    const ipuTrack = (ipu: number) => slices(t.traceEvents).filter((e) => e.pid === ipu && e.tid === 19 + ipu).map((e) => [e.name, e.args?.cycles, e.args?.linkBytes]);
+    // Every tile counts, sampled or not: IPU 0's busiest compute tile is 0 (300), IPU 1's is 9 (200), though tile 9 is not traced.
+    expect(ipuTrack(0)).toEqual([
+      ['MatMul/cs0', 300, undefined],
+      ['MatMul/ex0', 40, 1000],
+    ]);
+    expect(ipuTrack(1)).toEqual([
+      ['MatMul/cs0', 200, undefined],
+      ['MatMul/ex0', 16, 24],
+    ]);
+    // One IPU: no phases track (the supersteps track is the same).
+    expect(meta(buildTrace(phases, opts({ ipus: 1, tilesPerIpu: 16 })).traceEvents, 'thread_name').map((e) => e.args?.name)).not.toContain('IPU 0 phases (busiest tile)');
   });
 
   it('leaves out an IPU with no traced tile', () => {
@@ -158,7 +182,7 @@ describe('writeTraceJson', () => {
   });
 
   it('is valid JSON with no phases', () => {
-    // Program process: name, sort index, 3 x (thread name, sort index); per IPU 3; per tile 2.
-    expect(JSON.parse(writeTraceJson([], opts())).traceEvents).toHaveLength(2 + 6 + 2 * 3 + 16 * 2);
+    // Program process: name, sort index, 3 x (thread name, sort index); per IPU 3 and its phases track's 2; per tile 2.
+    expect(JSON.parse(writeTraceJson([], opts())).traceEvents).toHaveLength(2 + 6 + 2 * (3 + 2) + 16 * 2);
   });
 });

@@ -7,7 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { exchangeCost } from '../../sim/cost.js';
 import { copyTable } from '../../sim/copies.js';
 import type { DeviceSpec } from '../../sim/device.js';
-import { groupBytesPerCycle, interIpuSyncCycles, route } from '../../sim/links.js';
+import { allReducePhases } from '../../sim/collectives.js';
+import { deviceRoute, groupBytesPerCycle, groupName, interIpuSyncCycles, route } from '../../sim/links.js';
+import { loadCodeletRegistry } from '../../sim/modules.js';
 import type { ExchangeCopy } from '../../sim/program.js';
 import { loadDevicePreset, resolveDevice } from '../../src/config/devices.js';
 
@@ -91,6 +93,8 @@ describe('multi-IPU presets', () => {
       ['m2000', 4, 'ladder', 'mk2'],
       ['pod16', 16, 'ladder', 'mk2'],
       ['pod64', 64, 'torus', 'mk2'],
+      ['pod128', 128, 'torus', 'mk2'],
+      ['pod256', 256, 'torus', 'mk2'],
       ['bow2000', 4, 'ladder', 'bow'],
       ['bowpod16', 16, 'ladder', 'bow'],
     ];
@@ -104,5 +108,69 @@ describe('multi-IPU presets', () => {
   it('take overrides of the link fields, and refuse bad ones with the key named', () => {
     expect(resolveDevice({ preset: 'pod16', ipuLinksPerRail: 4 }, 'c.yaml').ipuLinksPerRail).toBe(4);
     expect(() => resolveDevice({ preset: 'pod16', topology: 'ring' }, 'c.yaml')).toThrow(/topology/);
+    expect(() => resolveDevice({ preset: 'pod16', linkDomainIpus: 6 }, 'c.yaml')).toThrow(/linkDomainIpus 6 does not divide ipus 16/);
+    expect(() => resolveDevice({ preset: 'pod16', linkDomainIpus: 2 }, 'c.yaml')).toThrow(/multiple of 4/);
+    expect(resolveDevice({ preset: 'pod128', gwLinkLatencyNs: 0 }, 'c.yaml').gwLinkLatencyNs).toBe(0);
+  });
+});
+
+describe('GW-Links between IPU-Link domains', () => {
+  // 16 IPUs in 4 domains of 4 (each an M2000 of its own), 4 IPUs per gateway: group ids from 48 are GW groups.
+  const EAST = (machine: number) => 48 + 2 * machine;
+  const WEST = (machine: number) => 48 + 2 * machine + 1;
+
+  it("walk IPU-Links to the IPU at the target's place, then GW-Links round the ring of domains", () => {
+    // 1 -> 6: domain 0 to 1; IPU 6 is place 2 of its domain, so first 1 -> 2 in domain 0 (pair, then up), then east.
+    expect(route(1, 6, 16, 'ladder', 4)).toEqual([g(1, PAIR), g(0, UP), EAST(0)]);
+    // 0 -> 12: domain 0 to 3 is one hop west round the ring.
+    expect(route(0, 12, 16, 'ladder', 4)).toEqual([WEST(0)]);
+    // Two hops east through domain 1's gateway: 0 -> 8.
+    expect(route(0, 8, 16, 'ladder', 4).length).toBe(2);
+    // Inside a domain, IPU-Links only, the groups of that domain's IPUs.
+    expect(route(4, 5, 16, 'ladder', 4)).toEqual([g(4, PAIR)]);
+    // Two domains of 8 IPUs (GW groups from 24): a tie goes east from even IPUs, west from odd ones.
+    expect(route(0, 4, 8, 'ladder', 4)).toEqual([24 + 0]);
+    expect(route(1, 5, 8, 'ladder', 4)).toEqual([24 + 1]);
+    expect(groupName(EAST(3), 16)).toBe('machine 3 GW east');
+    expect(groupName(g(2, UP), 16)).toBe('IPU 2 up');
+  });
+
+  it('a POD128 is two torus domains of 64; its sync pays the GW-Link latency there and back', () => {
+    const pod128 = loadDevicePreset('pod128');
+    expect(deviceRoute(63, 64, pod128).map((id) => groupName(id, 128))).toEqual(['IPU 63 pair', 'IPU 62 up', 'machine 0 GW west']);
+    // IPU-Link hops as a POD64's (1 + 64/4 = 17, 15 ns each, doubled) plus 2 x 1 us, at 1.33 GHz.
+    expect(interIpuSyncCycles(pod128)).toBe(Math.ceil((17 * 15 * 2 + 2000) * 1.33));
+    expect(interIpuSyncCycles(pod128)).toBeGreaterThan(interIpuSyncCycles(loadDevicePreset('pod64')));
+  });
+
+  it('an exchange crossing domains lasts as long as its GW-Link takes, latency included', () => {
+    // 8 IPUs of 16 tiles in 2 domains of 4: IPU 0 -> IPU 4 is one GW-Link east from machine 0.
+    const device = resolveDevice({ preset: 'm2000', ipus: 8, tiles: 16, linkDomainIpus: 4 }, 'c.yaml');
+    const gwRate = (12.5e9 * 0.85) / 1.33e9;
+    expect(groupBytesPerCycle(32, device)).toBeCloseTo(gwRate, 9);
+    const copies = Array.from({ length: 16 }, (_, t) => ({ srcTile: t, srcOffset: 0, dstTile: 64 + t, dstOffset: 0, bytes: 4096 }));
+    const c = exchangeCost({ id: 0, name: 'x', op: 'x', copies: copyTable(copies) }, device);
+    expect(c.linkCycles).toBe(Math.ceil(1000e-9 * 1.33e9 + (16 * 4096) / gwRate));
+    // The same copy inside one domain (IPU 0 -> IPU 2, up the rail) is about 3x faster: 2 IPU-Links of 11 B/cycle against one GW-Link of 8 B/cycle.
+    const one = resolveDevice({ preset: 'm2000', ipus: 8, tiles: 16 }, 'c.yaml');
+    const inside = exchangeCost({ id: 0, name: 'x', op: 'x', copies: copyTable(copies.map((k) => ({ ...k, dstTile: 32 + (k.dstTile - 64) }))) }, one);
+    expect(inside.linkCycles).toBeLessThan(c.linkCycles! / 2);
+  });
+
+  it("a collective's ring step crossing domains is costed at the GW-Link rate", async () => {
+    const codelets = await loadCodeletRegistry([]);
+    // 8 replicas of one 16-tile IPU, 1M float32 elements: a ring step sends an eighth of 4 MiB to the next replica.
+    const replica = resolveDevice({ preset: 'm2000', ipus: 1, tiles: 16, linkDomainIpus: 4 }, 'c.yaml');
+    const t = { id: 0, name: 'g', dtype: 'float32' as const, shape: [1 << 20], category: 'gradient' as const, intervals: Array.from({ length: 16 }, (_, k) => ({ tile: k, begin: k << 16, end: (k + 1) << 16, offset: 0 })) };
+    const exchanges = (domain: number) =>
+      allReducePhases(t, { ...replica, linkDomainIpus: domain }, { replicas: 8, systemIpus: 8, method: 'clockwise' }, codelets).filter((p) => p.kind === 'exchange');
+    const fragment = (4 << 20) / 8;
+    const gwRate = (12.5e9 * 0.85) / 1.33e9;
+    // Two domains of 4: replica 3 -> 4 and 7 -> 0 cross, each through one GW group (IPU 3 walks to 0 first, west from an odd IPU).
+    const split = exchanges(4);
+    expect(split[0].cycles).toBe(Math.ceil(1000e-9 * 1.33e9 + fragment / gwRate));
+    // One domain of 8: IPU-Links only, far faster.
+    const whole = exchanges(8);
+    expect(whole[0].cycles).toBeLessThan(split[0].cycles / 2);
   });
 });

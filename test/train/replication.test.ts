@@ -15,6 +15,7 @@ import { loadCodeletRegistry } from '../../sim/modules.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { UserError } from '../../src/errors.js';
 import { ringSum } from '../../src/replicas.js';
+import { buildSummary, profileTables } from '../../src/report/summary.js';
 import { compile, run, TrainingSession, type Compiled } from '../../src/session.js';
 import type { ProgramStep } from '../../sim/program.js';
 import { ROOT } from '../helpers.js';
@@ -126,6 +127,60 @@ describe('replication: data-parallel training', () => {
     const text = mlp({ micro: 8, ipus: 2, replicas: 2, accumulation: 3, extra: 'anchors: {logits: all}\n' });
     const r = await run(await compile(loadConfigText(text, FILE)), { workers: 1, numerics: true, steps: 1 });
     expect(r.anchors.get('logits')!.shape).toEqual([3, 2, 8, 5]);
+  });
+
+  it('each replica draws its own dropout masks (its own random stream, as PopART seeds replicas apart); replica 0 the unreplicated run\'s', async () => {
+    const yaml = (replicas: number) => `
+device: {preset: m2000, ipus: ${replicas}, tiles: 16}
+replicas: ${replicas}
+model:
+  graph:
+    inputs:
+      x: {shape: [8, 16]}
+    initializers:
+      w: {shape: [16, 16], init: {normal: {std: 0.3, seed: 1}}}
+      r: {shape: [], init: {constant: 0.5}, trainable: false}
+    nodes:
+      - {op: MatMul, inputs: [x, w], outputs: [h]}
+      - {op: Dropout, inputs: [h, r], outputs: [y, mask]}
+    outputs: [y]
+inputs:
+  x: {random: {distribution: uniform, low: -1, high: 1, seed: 7}}
+train:
+  loss: {type: l1, input: y, scale: 1.0, reduction: mean}
+  optimizer: {type: sgd, lr: 0.01}
+anchors: {mask: all}
+`;
+    const masks = async (replicas: number, steps: number): Promise<number[][]> => {
+      const s = await TrainingSession.create(await compile(loadConfigText(yaml(replicas), FILE)), { workers: 1, numerics: true });
+      const out: number[][] = [];
+      try {
+        for (let i = 0; i < steps; i++) out.push(Array.from((await s.runStep()).anchors.get('mask')!.data as ArrayLike<number>));
+      } finally {
+        await s.close();
+      }
+      return out;
+    };
+    const [rep] = await masks(2, 1);
+    const [one] = await masks(1, 1);
+    // [replicas, 8, 16]: replica 0's half, then replica 1's.
+    expect(rep).toHaveLength(2 * 128);
+    const r0 = rep.slice(0, 128);
+    const r1 = rep.slice(128);
+    expect(r0).toEqual(one);
+    expect(r1).not.toEqual(r0);
+    // About half dropped in each (ratio 0.5): 128 draws, 4 standard deviations is +-23.
+    for (const m of [r0, r1]) expect(Math.abs(m.filter((v) => v === 0).length - 64)).toBeLessThan(23);
+  });
+
+  it("summary FLOPs count every replica's: 2 replicas of 8 samples do the forward MatMul's work of one of 16", async () => {
+    const flops = async (text: string) => {
+      const r = await run(await compile(loadConfigText(text, FILE)), { workers: 1, numerics: false, steps: 1 });
+      return buildSummary(r, profileTables(r), {}, 1).ops.find((o) => o.type === 'MatMul')!.flops;
+    };
+    const two = await flops(mlp({ micro: 8, ipus: 2, replicas: 2 }));
+    expect(two).toBe(2 * 8 * 12 * 16 * 2);
+    expect(two).toBe(await flops(mlp({ micro: 16, ipus: 1 })));
   });
 });
 
