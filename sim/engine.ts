@@ -366,5 +366,7 @@ export class Engine {
 
   async destroy(): Promise<void> {
     await this.pool?.destroy();
+    // The pool's workers are gone: the next engine of this size may reuse the memory (sim/memory.ts).
+    this.memory.release();
   }
 }
