@@ -278,46 +278,19 @@ const SUM_PARTS = `
 
 /**
  * An exchange's copies (sim/exchange.ts): `n` records of three u32 at `t`,
- * (source address, destination address, bytes), run in order. Each is a loop
- * of v128 loads and stores (64 bytes a turn, then 16, 4, 1): memory.copy on a
- * shared memory goes through the host's relaxed-atomic memmove, which is
- * 1.3 to 1.5 times slower for the few hundred bytes a copy usually moves.
- * A copy whose destination starts inside its source (only then does a
- * forward copy differ from a memmove) stays memory.copy.
+ * (source address, destination address, bytes), run in order, each one
+ * memory.copy (a memmove: the host's, far faster than a TypedArray
+ * copyWithin over a SharedArrayBuffer, which copies with relaxed atomics).
+ * A v128 load/store loop per record was tried: no faster in the matmul
+ * bench (within noise, if anything slower), so memory.copy stays.
  */
 const COPIES = `
-  (func (export "copies") (param $t i32) (param $n i32) (local $e i32) (local $s i32) (local $d i32) (local $b i32)
+  (func (export "copies") (param $t i32) (param $n i32) (local $e i32)
     (local.set $e (i32.add ${get('t')} (i32.mul ${get('n')} (i32.const 12))))
     (block $done (loop $next
       (br_if $done (i32.ge_u ${get('t')} ${get('e')}))
-      (local.set $s (i32.load ${get('t')})) (local.set $d (i32.load offset=4 ${get('t')})) (local.set $b (i32.load offset=8 ${get('t')}))
-      (local.set $t (i32.add ${get('t')} (i32.const 12)))
-      (if (i32.and (i32.gt_u ${get('d')} ${get('s')}) (i32.lt_u ${get('d')} (i32.add ${get('s')} ${get('b')})))
-        (then (memory.copy ${get('d')} ${get('s')} ${get('b')}) (br $next)))
-      (block $d64 (loop $l64
-        (br_if $d64 (i32.lt_u ${get('b')} (i32.const 64)))
-        (v128.store ${get('d')} (v128.load ${get('s')}))
-        (v128.store offset=16 ${get('d')} (v128.load offset=16 ${get('s')}))
-        (v128.store offset=32 ${get('d')} (v128.load offset=32 ${get('s')}))
-        (v128.store offset=48 ${get('d')} (v128.load offset=48 ${get('s')}))
-        (local.set $s (i32.add ${get('s')} (i32.const 64))) (local.set $d (i32.add ${get('d')} (i32.const 64))) (local.set $b (i32.sub ${get('b')} (i32.const 64)))
-        (br $l64)))
-      (block $d16 (loop $l16
-        (br_if $d16 (i32.lt_u ${get('b')} (i32.const 16)))
-        (v128.store ${get('d')} (v128.load ${get('s')}))
-        (local.set $s (i32.add ${get('s')} (i32.const 16))) (local.set $d (i32.add ${get('d')} (i32.const 16))) (local.set $b (i32.sub ${get('b')} (i32.const 16)))
-        (br $l16)))
-      (block $d4 (loop $l4
-        (br_if $d4 (i32.lt_u ${get('b')} (i32.const 4)))
-        (i32.store ${get('d')} (i32.load ${get('s')}))
-        (local.set $s (i32.add ${get('s')} (i32.const 4))) (local.set $d (i32.add ${get('d')} (i32.const 4))) (local.set $b (i32.sub ${get('b')} (i32.const 4)))
-        (br $l4)))
-      (block $d1 (loop $l1
-        (br_if $d1 (i32.eqz ${get('b')}))
-        (i32.store8 ${get('d')} (i32.load8_u ${get('s')}))
-        (local.set $s (i32.add ${get('s')} (i32.const 1))) (local.set $d (i32.add ${get('d')} (i32.const 1))) (local.set $b (i32.sub ${get('b')} (i32.const 1)))
-        (br $l1)))
-      (br $next))))`;
+      (memory.copy (i32.load offset=4 ${get('t')}) (i32.load ${get('t')}) (i32.load offset=8 ${get('t')}))
+      (local.set $t (i32.add ${get('t')} (i32.const 12))) (br $next))))`;
 
 
 // ---------------------------------------------------------------------------
