@@ -22,6 +22,7 @@ import { kernelModule, wasmEnabled } from './wasm/kernels.js';
 import { DTYPE_BYTES, pipelineCycles, type ComputeSet, type DeviceProgram, type Exchange, type DeviceTensor, type HostStream, type PipelineStep, type ProgramStep } from './program.js';
 import type { Phase } from './profile.js';
 import { allReducePhases, type CollectivePhase } from './collectives.js';
+import { drawInto, isRandomDraw, Rng, type RandomDraw } from './random.js';
 
 export interface EngineOptions {
   /** 1 runs every vertex on the main thread; N >= 2 starts a pool of N workers. */
@@ -51,8 +52,11 @@ export interface EngineOptions {
 
 /** The host's side of the streams (Poplar's connectStream). */
 export interface HostIO {
-  /** Data for a toDevice stream, in the tensor's element type (float16 as raw bits, or as floats to be rounded). */
-  toDevice(stream: HostStream, tensor: DeviceTensor): ElemArray;
+  /**
+   * Data for a toDevice stream, in the tensor's element type (float16 as raw bits, or as floats to be rounded);
+   * or a random fill, drawn straight into the tensor's tile intervals (sim/random.ts).
+   */
+  toDevice(stream: HostStream, tensor: DeviceTensor): ElemArray | RandomDraw;
   /** Data arriving from a fromDevice stream (a copy the host may keep). */
   fromDevice(stream: HostStream, tensor: DeviceTensor, data: ElemArray): void;
 }
@@ -162,8 +166,18 @@ export class Engine {
     return t;
   }
 
-  /** Write a whole tensor from host data (scatter over its tile intervals). */
-  write(t: DeviceTensor, data: ElemArray): void {
+  /** Write a whole tensor from host data (scatter over its tile intervals), or draw a random fill into them. */
+  write(t: DeviceTensor, data: ElemArray | RandomDraw): void {
+    if (isRandomDraw(data)) {
+      if (t.dtype === 'float32' || t.dtype === 'int32') {
+        // Each interval holds elements [begin, end): drawn in place, no host array and no copy.
+        for (const iv of t.intervals) drawInto(this.memory.view(iv.tile, { offset: iv.offset, count: iv.end - iv.begin, dtype: t.dtype }) as Float32Array | Int32Array, data, iv.begin);
+        return;
+      }
+      const host = new Float32Array(data.length);
+      new Rng(data.state).fillSpan(host, data.integer, data.low, data.span);
+      data = host;
+    }
     // Host data for a float16 tensor may come as floats: round them to float16 on the way in.
     if (t.dtype === 'float16' && !(data instanceof Uint16Array)) data = encodeHalf(data);
     const size = DTYPE_BYTES[t.dtype];
@@ -429,5 +443,7 @@ export class Engine {
 
   async destroy(): Promise<void> {
     await this.pool?.destroy();
+    // The pool's workers are gone: the next engine of this size may reuse the memory (sim/memory.ts).
+    this.memory.release();
   }
 }

@@ -53,6 +53,17 @@ function arenaBytes(tileBytes: readonly number[]): number {
   return Math.ceil((8 * max + PAGE) / PAGE) * PAGE;
 }
 
+/**
+ * One released tile memory (Engine.destroy), kept for the next TileMemory of
+ * the same page count in this process (a bench, a sweep, a test run that
+ * compiles once and runs again). A fresh memory's pages are faulted in by
+ * their first write, which costs several times a memset; a kept one only has
+ * the bytes its last user could have written zeroed (`used`), so a new
+ * memory reads as zeros either way. One is held at a time, up to SPARE_BYTES.
+ */
+let spare: { memory: WebAssembly.Memory; pages: number; used: number } | undefined;
+const SPARE_BYTES = 1 << 30;
+
 export class TileMemory {
   readonly buffer: SharedArrayBuffer;
   readonly tileBase: number[];
@@ -68,6 +79,8 @@ export class TileMemory {
   private planTop = 0;
   private readonly kernels: Kernels | undefined;
   private readonly all: Uint8Array;
+  /** The WebAssembly.Memory this thread made (not one opened from another thread's), for release(). */
+  private own: { memory: WebAssembly.Memory; pages: number; used: number } | undefined;
 
   constructor(
     readonly tileBytes: readonly number[],
@@ -91,13 +104,20 @@ export class TileMemory {
       const withPlans = (plansAt + planBytes) / PAGE;
       const pages = withPlans <= MAX_PAGES ? withPlans : plansAt / PAGE;
       // Past wasm32's 4 GiB, or if the host refuses the reservation: a plain buffer, and the TypeScript codelets.
-      if (pages <= MAX_PAGES) {
+      if (spare?.pages === pages) {
+        memory = spare.memory;
+        // In 8-byte words (used is whole pages): a byte fill of a shared buffer stores byte by byte, several times slower.
+        new Float64Array(memory.buffer, 0, spare.used / 8).fill(0);
+        spare = undefined;
+      } else if (pages <= MAX_PAGES) {
         try {
           memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
         } catch {
           memory = undefined;
         }
       }
+      // Everything this memory's users may write: the tiles, the arenas, the plans.
+      if (memory) this.own = { memory, pages, used: Math.min(plansAt + planBytes, pages * PAGE) };
     }
     memory ??= new SharedArrayBuffer(Math.max(total, BASE_ALIGN));
     this.shared = memory;
@@ -115,6 +135,15 @@ export class TileMemory {
     } else {
       this.plans = new Uint32Array(0);
     }
+  }
+
+  /**
+   * Done with this memory (its maker, once no thread runs over it): it may back the next TileMemory of
+   * its size, zeroed. Nothing may read or write it afterwards.
+   */
+  release(): void {
+    if (this.own && this.own.used <= SPARE_BYTES) spare = this.own;
+    this.own = undefined;
   }
 
   /** Room for `n` plan records: the index of the first, or -1 when there is none (main thread). */

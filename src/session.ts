@@ -13,12 +13,13 @@ import type { Compiled } from './compile.js';
 import { FiniteCheck } from './finite.js';
 import type { ComputeSet, DeviceDType, DeviceProgram, DeviceTensor } from '../sim/program.js';
 import type { Phase } from '../sim/profile.js';
+import type { RandomDraw } from '../sim/random.js';
 import type { AnchorMode } from './config/types.js';
 import { RunError, UserError, closest } from './errors.js';
 import type { Graph } from './ir/graph.js';
 import { nelms } from './ir/tensorinfo.js';
 import { lowerGraph } from './lower/lower.js';
-import { inputData, type HostArray } from './model/data.js';
+import { inputData, materialize, type HostArray, type InputBatch } from './model/data.js';
 import { checkLabels } from './model/check-labels.js';
 import { isAccumulator } from './train/optimizer.js';
 import { AllReduceBarrier } from './replicas.js';
@@ -129,7 +130,7 @@ export class Session {
   protected constructor(
     readonly compiled: Compiled,
     readonly engine: Engine,
-    private readonly inputs: Map<string, HostArray[]>,
+    private readonly inputs: Map<string, InputBatch[]>,
     readonly numerics: boolean,
   ) {
     this.engines = [engine];
@@ -142,10 +143,10 @@ export class Session {
   protected static async open<S extends Session>(
     compiled: Compiled,
     opts: SessionOptions,
-    make: (c: Compiled, e: Engine, inputs: Map<string, HostArray[]>, numerics: boolean) => S,
+    make: (c: Compiled, e: Engine, inputs: Map<string, InputBatch[]>, numerics: boolean) => S,
   ): Promise<S> {
     const { config, graph } = compiled;
-    const inputs = new Map<string, HostArray[]>();
+    const inputs = new Map<string, InputBatch[]>();
     // Timing only draws no input data: nothing reads it.
     for (const t of opts.numerics ? graph.allTensors() : []) {
       if (t.kind !== 'stream') continue;
@@ -158,7 +159,7 @@ export class Session {
           `inputs.${t.id}: ${batches.length} micro-batches of data do not fill whole batches of ${micro} (train.accumulationFactor x replicas); give a multiple of ${micro}, laid out [batches, accumulationFactor, replicas, ...${JSON.stringify(t.info.shape)}]`,
           spec.loc,
         );
-      checkLabels(graph, t.id, batches, `inputs.${t.id}`, spec.loc);
+      checkLabels(graph, t.id, () => batches.map((b) => materialize(b, t.info.dtype)), `inputs.${t.id}`, spec.loc);
       inputs.set(t.id, batches);
     }
     // run.checkFinite: on for training unless the config or the caller says otherwise.
@@ -220,7 +221,7 @@ export class Session {
   private makeIo(replica: number): HostIO {
     const R = this.replicas;
     return {
-    toDevice: (s: { id: number }): ElemArray => {
+    toDevice: (s: { id: number }): ElemArray | RandomDraw => {
       const id = this.compiled.streamTensor.get(s.id)!;
       const t = this.compiled.graph.tensor(id);
       if (t.kind !== 'stream') return t.data ?? new Float32Array(nelms(t.info.shape));

@@ -29,11 +29,15 @@ const get = (x: string) => `(local.get $${x})`;
 const acc = (r: number, h: number) => `c${r}${h}`;
 
 /**
- * out[4, 8] = A[4 rows, k] x B[k, 8 columns]: A read as scalars through its
- * row and column strides (bytes), B rows `ldb` bytes apart, out rows `ldo`.
+ * out[R, 8] = A[R rows, k] x B[k, 8 columns] for R = 1 to 4 ($block1x8 ..
+ * $block4x8): A read as scalars through its row and column strides (bytes),
+ * B rows `ldb` bytes apart, out rows `ldo`. Each output element is the same
+ * chain whatever R (one fp32 multiply and add per k, in k order): the blocks
+ * under 4 rows only serve a matrix's last rows, at the cost per row of the B
+ * loads shared by fewer rows, instead of a row at a time.
  */
-function block4x8(): string {
-  const rows = [0, 1, 2, 3];
+function blockRx8(R: number): string {
+  const rows = Array.from({ length: R }, (_, r) => r);
   const locals = rows.flatMap((r) => [acc(r, 0), acc(r, 1)]).map((c) => `(local $${c} v128)`).join(' ');
   const mac = rows
     .map((r) => {
@@ -48,21 +52,19 @@ function block4x8(): string {
       (r) => `(v128.store ${get('o')} ${get(acc(r, 0))}) (v128.store offset=16 ${get('o')} ${get(acc(r, 1))}) (local.set $o (i32.add ${get('o')} ${get('ldo')}))`,
     )
     .join('\n    ');
+  const rowLocals = rows.slice(1).map((r) => `(local $a${r} i32)`).join(' ');
+  const rowStarts = rows.slice(1).map((r) => `(local.set $a${r} (i32.add ${get(`a${r - 1}`)} ${get('aRow')}))`).join('\n    ');
+  const rowSteps = rows.map((r) => `(local.set $a${r} (i32.add ${get(`a${r}`)} ${get('aCol')}))`).join('\n      ');
   return `
-  (func $block4x8 (param $a0 i32) (param $aRow i32) (param $aCol i32) (param $b i32) (param $ldb i32) (param $k i32) (param $o i32) (param $ldo i32)
-    (local $a1 i32) (local $a2 i32) (local $a3 i32) (local $i i32) (local $x v128) (local $b0 v128) (local $b1 v128) ${locals}
-    (local.set $a1 (i32.add ${get('a0')} ${get('aRow')}))
-    (local.set $a2 (i32.add ${get('a1')} ${get('aRow')}))
-    (local.set $a3 (i32.add ${get('a2')} ${get('aRow')}))
+  (func $block${R}x8 (param $a0 i32) (param $aRow i32) (param $aCol i32) (param $b i32) (param $ldb i32) (param $k i32) (param $o i32) (param $ldo i32)
+    ${rowLocals} (local $i i32) (local $x v128) (local $b0 v128) (local $b1 v128) ${locals}
+    ${rowStarts}
     (block $done (loop $next
       (br_if $done (i32.ge_u ${get('i')} ${get('k')}))
       (local.set $b0 (v128.load ${get('b')}))
       (local.set $b1 (v128.load offset=16 ${get('b')}))
       ${mac}
-      (local.set $a0 (i32.add ${get('a0')} ${get('aCol')}))
-      (local.set $a1 (i32.add ${get('a1')} ${get('aCol')}))
-      (local.set $a2 (i32.add ${get('a2')} ${get('aCol')}))
-      (local.set $a3 (i32.add ${get('a3')} ${get('aCol')}))
+      ${rowSteps}
       (local.set $b (i32.add ${get('b')} ${get('ldb')}))
       (local.set $i (i32.add ${get('i')} (i32.const 1)))
       (br $next)))
@@ -99,7 +101,8 @@ const ROW_TAIL = `
 /**
  * out[rows, n] = op(A)[rows, k] x B[k, n], B row-major and out contiguous;
  * A read through byte strides (aRow, aCol), so either layout of A works.
- * Blocks of 4 rows x 8 columns, then row tails.
+ * Blocks of 4 rows x 8 columns (the last 1 to 3 rows: blocks of that many
+ * rows), then each row's last n mod 8 columns.
  */
 const MATMUL = `
   (func (export "matmul_f32") (param $a i32) (param $b i32) (param $o i32) (param $rows i32) (param $k i32) (param $n i32) (param $aRow i32) (param $aCol i32)
@@ -122,11 +125,26 @@ const MATMUL = `
           (i32.add ${get('or')} (i32.mul ${get('q')} ${get('ld')})) ${get('j')} ${get('n')})
         (local.set $q (i32.add ${get('q')} (i32.const 1))) (br $ql)))
       (local.set $r (i32.add ${get('r')} (i32.const 4))) (br $rl)))
-    (block $tdone (loop $tl
-      (br_if $tdone (i32.ge_u ${get('r')} ${get('rows')}))
-      (call $rowTail (i32.add ${get('a')} (i32.mul ${get('r')} ${get('aRow')})) ${get('aCol')} ${get('b')} ${get('ld')} ${get('k')}
-        (i32.add ${get('o')} (i32.mul ${get('r')} ${get('ld')})) (i32.const 0) ${get('n')})
-      (local.set $r (i32.add ${get('r')} (i32.const 1))) (br $tl))))`;
+    ;; The last rows (1 to 3): blocks of that many rows, then each row's last columns.
+    (local.set $q (i32.sub ${get('rows')} ${get('r')}))
+    (if (i32.gt_u ${get('q')} (i32.const 0)) (then
+      (local.set $ar (i32.add ${get('a')} (i32.mul ${get('r')} ${get('aRow')})))
+      (local.set $or (i32.add ${get('o')} (i32.mul ${get('r')} ${get('ld')})))
+      (local.set $j (i32.const 0))
+      (block $jdone (loop $jl
+        (br_if $jdone (i32.gt_u (i32.add ${get('j')} (i32.const 8)) ${get('n')}))
+        ${[1, 2, 3]
+          .map(
+            (R) => `(if (i32.eq ${get('q')} (i32.const ${R})) (then (call $block${R}x8 ${get('ar')} ${get('aRow')} ${get('aCol')} (i32.add ${get('b')} (i32.shl ${get('j')} (i32.const 2))) ${get('ld')} ${get('k')}
+          (i32.add ${get('or')} (i32.shl ${get('j')} (i32.const 2))) ${get('ld')})))`,
+          )
+          .join('\n        ')}
+        (local.set $j (i32.add ${get('j')} (i32.const 8))) (br $jl)))
+      (block $tdone (loop $tl
+        (br_if $tdone (i32.ge_u ${get('r')} ${get('rows')}))
+        (call $rowTail (i32.add ${get('a')} (i32.mul ${get('r')} ${get('aRow')})) ${get('aCol')} ${get('b')} ${get('ld')} ${get('k')}
+          (i32.add ${get('o')} (i32.mul ${get('r')} ${get('ld')})) ${get('j')} ${get('n')})
+        (local.set $r (i32.add ${get('r')} (i32.const 1))) (br $tl))))))`;
 
 /** dst[c, r] = src[r, c] for a row-major [rows, cols] src (packs a transposed B for the matmul). */
 const TRANSPOSE = `
@@ -263,6 +281,8 @@ const SUM_PARTS = `
  * (source address, destination address, bytes), run in order, each one
  * memory.copy (a memmove: the host's, far faster than a TypedArray
  * copyWithin over a SharedArrayBuffer, which copies with relaxed atomics).
+ * A v128 load/store loop per record was tried: no faster in the matmul
+ * bench (within noise, if anything slower), so memory.copy stays.
  */
 const COPIES = `
   (func (export "copies") (param $t i32) (param $n i32) (local $e i32)
@@ -715,7 +735,7 @@ export const KERNELS_WAT = `(module
   (import "env" "memory" (memory 0 ${MAX_PAGES} shared))
   (import "env" "exp" (func $exp (param f64) (result f64)))
   (import "env" "log" (func $log (param f64) (result f64)))
-${block4x8()}
+${[1, 2, 3, 4].map(blockRx8).join('\n')}
 ${ROW_TAIL}
 ${MATMUL}
 ${TRANSPOSE}

@@ -23,20 +23,24 @@ function multiIndex(flat: number, shape: readonly number[]): string {
 /**
  * Throws a UserError when a batch of `input` holds a label outside [0, C)
  * (other than the loss's ignore index) for a class loss reading it directly.
- * `what` names the data (e.g. `inputs.label`).
+ * `what` names the data (e.g. `inputs.label`); `data` may be a function giving it, called only when checked.
  */
-export function checkLabels(graph: Graph, input: string, batches: readonly HostArray[], what: string, loc?: SourceLocation): void {
+export function checkLabels(graph: Graph, input: string, data: readonly HostArray[] | (() => readonly HostArray[]), what: string, loc?: SourceLocation): void {
   const t = graph.tensor(input);
+  let batches: readonly HostArray[] | undefined;
   for (const { op, index } of t.consumers) {
     if (!(op instanceof ClassLossOp) || index !== 1) continue;
+    // Random inputs are drawn where they go (src/model/data.ts): here only when labels need checking.
+    batches ??= typeof data === 'function' ? data() : data;
+    const all = batches;
     const { C } = op.layout();
     const ignore = op.params.ignoreIndex;
     const lossName = op.name === op.opid.type ? op.name : `'${op.name}' (${op.opid.type})`;
-    batches.forEach((labels, b) => {
+    all.forEach((labels, b) => {
       for (let i = 0; i < labels.length; i++) {
         const v = labels[i];
         if ((v >= 0 && v < C && Number.isInteger(v)) || v === ignore) continue;
-        const batch = batches.length > 1 ? ` of batch ${b}` : '';
+        const batch = all.length > 1 ? ` of batch ${b}` : '';
         throw new UserError(
           `${what}: label ${v} at index ${multiIndex(i, t.info.shape)}${batch} is out of range for ${lossName} over ${C} classes: ` +
             `labels must be in [0, ${C})${ignore !== undefined ? ` or the ignore index ${ignore}` : ''}`,

@@ -6,7 +6,7 @@ import type { DType } from '../ir/dtype.js';
 import { nelms } from '../ir/tensorinfo.js';
 import { decodeNpy } from '../report/npy.js';
 import { decodeHalf } from '../../sim/half.js';
-import { Rng } from '../util/random.js';
+import { Rng, stateAt, type RandomDraw } from '../../sim/random.js';
 
 export type HostArray = Float32Array | Int32Array;
 
@@ -91,16 +91,39 @@ export function initializerData(init: InitSpec, shape: readonly number[], dtype:
 }
 
 /**
+ * One batch of a graph input's data: host values, or a uniform or integer
+ * random fill not yet drawn (float32 and int32 inputs), which the engine
+ * draws straight into tile memory each time the input is streamed (the same
+ * values as drawing it here; materialize() draws it on the host).
+ */
+export type InputBatch = HostArray | RandomDraw;
+
+/** A batch's values on the host (a RandomDraw drawn, as the engine would draw it). */
+export function materialize(b: InputBatch, dtype: DType): HostArray {
+  if (!('kind' in b)) return b;
+  const a = alloc(dtype, b.length);
+  new Rng(b.state).fillSpan(a, b.integer, b.low, b.span);
+  return a;
+}
+
+/**
  * Data for one graph input: a single batch, or several (npy with a leading batch dimension).
  * `draws`: random data is drawn as that many consecutive batches of one generator (the
  * micro-batches of one step with gradient accumulation or replication), so they differ and
  * together equal one draw of the whole batch.
  */
-export function inputData(spec: InputSpec, shape: readonly number[], dtype: DType, what: string, draws = 1): HostArray[] {
+export function inputData(spec: InputSpec, shape: readonly number[], dtype: DType, what: string, draws = 1): InputBatch[] {
   const n = nelms(shape);
   switch (spec.kind) {
     case 'random': {
       const r = new Rng(spec.seed);
+      if (spec.distribution !== 'normal' && (dtype === 'float32' || dtype === 'int32')) {
+        // Drawn later, where the data goes (sim/random.ts): batch b starts b x n draws in.
+        const integer = spec.distribution === 'integers';
+        const span = integer ? spec.high - spec.low + 1 : spec.high - spec.low;
+        const state = spec.seed >>> 0;
+        return Array.from({ length: draws }, (_, b): RandomDraw => ({ kind: 'randomDraw', state: stateAt(state, b * n), integer, low: spec.low, span, length: n }));
+      }
       const a = alloc(dtype, n * draws);
       if (spec.distribution === 'normal') r.fillNormal(a, spec.mean, spec.std);
       else if (spec.distribution === 'uniform') r.fillUniform(a, spec.low, spec.high);

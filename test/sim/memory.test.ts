@@ -88,3 +88,26 @@ describe('makeView', () => {
     expect(makeView('float16', buf, 2, 7).byteOffset).toBe(2);
   });
 });
+
+describe('TileMemory.release', () => {
+  it('hands a released WebAssembly memory to the next one of its size, every byte its user could write zeroed', async () => {
+    const { kernelModule } = await import('../../sim/wasm/kernels.js');
+    const kernels = await kernelModule();
+    const tiles = [70000, 1000, 123456];
+    const a = new TileMemory(tiles, { kernels, threads: 2, slot: 0, planRecords: 100 });
+    const used = a.plans.byteOffset + a.plans.byteLength;
+    new Uint8Array(a.buffer, 0, used).fill(0xff);
+    a.release();
+    a.release(); // twice is once
+    const b = new TileMemory(tiles, { kernels, threads: 2, slot: 0, planRecords: 100 });
+    expect(b.shared).toBe(a.shared);
+    expect(new Uint8Array(b.buffer).every((x) => x === 0)).toBe(true);
+    // Taken: the next memory of that size is a fresh one.
+    const c = new TileMemory(tiles, { kernels, threads: 2, slot: 0, planRecords: 100 });
+    expect(c.shared).not.toBe(a.shared);
+    // Another size does not take it.
+    b.release();
+    const d = new TileMemory([64], { kernels, threads: 1, slot: 0 });
+    expect(d.shared).not.toBe(b.shared);
+  });
+});

@@ -78,6 +78,11 @@ describe('AmpMatMul: WebAssembly kernel = TypeScript reference, bit for bit', ()
     { groups: 3, rows: 5, k: 16, n: 19 },
     { groups: 2, rows: 12, k: 64, n: 40 },
     { groups: 1, rows: 9, k: 0, n: 5 },
+    // The last 1, 2 or 3 rows in blocks of that many rows, with and without columns past the last 8.
+    { groups: 1, rows: 2, k: 5, n: 16 },
+    { groups: 1, rows: 3, k: 7, n: 8 },
+    { groups: 2, rows: 14, k: 9, n: 35 },
+    { groups: 1, rows: 6, k: 3, n: 3 },
   ];
   for (const s of shapes)
     for (const transA of [0, 1])
@@ -592,4 +597,27 @@ describe('convolution block kernels = TypeScript references, bit for bit', () =>
       for (const parts of [1, 2]) run(convGradXBlockCodelet, (a) => gradXBlockReference(a as Parameters<typeof gradXBlockReference>[0]), 'conv_pack', ins, outLen, parts, params, geo);
     });
   }
+});
+
+describe('the copies kernel = memmoves in order', () => {
+  it('copies records of every size from 0 to 300 bytes, at any alignment, overlapping either way or chained, as copyWithin one by one', () => {
+    const K = kernelsFor(mem.view(0, { offset: 0, count: 1, dtype: 'float32' }))!;
+    const all = new Uint8Array(mem.buffer, 0, 1 << 16);
+    const records: [number, number, number][] = [];
+    let s = 12345;
+    const rand = (n: number) => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) % n);
+    for (let b = 0; b <= 300; b++) records.push([rand(30000), 30000 + rand(30000), b]);
+    // Overlapping: destination inside the source (a forward copy would smear), source inside the destination, the same place.
+    records.push([1000, 1037, 200], [2037, 2000, 200], [3000, 3000, 64], [4000, 4001, 130], [5001, 5000, 130]);
+    // Chained: a later copy reads what an earlier one wrote.
+    records.push([100, 40000, 90], [40000, 50000, 90]);
+    for (let i = 0; i < all.length; i++) all[i] = (i * 7 + (i >> 8)) & 255;
+    const want = all.slice();
+    for (const [src, dst, n] of records) want.copyWithin(dst, src, src + n);
+    const planAt = 1 << 16;
+    const plan = new Uint32Array(mem.buffer, planAt, 3 * records.length);
+    records.forEach((r, i) => plan.set(r, 3 * i));
+    K.x.copies(planAt, records.length);
+    expect(Buffer.from(all).equals(Buffer.from(want))).toBe(true);
+  });
 });
