@@ -95,7 +95,24 @@ export type ProgramStep =
   | { kind: 'repeat'; count: number; body: ProgramStep[] }
   | SwitchStep
   | RepeatWhileStep
-  | AllReduceStep;
+  | AllReduceStep
+  | CallStep;
+
+/**
+ * A call of an outlined function (PopART's CallOp, Poplar's program::Call):
+ * `body` is the copies into the function's inputs, the function's steps
+ * (shared by every call of it: its compute sets are built once) and the
+ * copies out. The engine runs it as a sequence and attributes the function's
+ * phases to this call's ops: `ops` renames the function's op names (those of
+ * the instance it was built from) to this call's.
+ */
+export interface CallStep {
+  kind: 'call';
+  /** The call, for profile attribution of its copies (e.g. "fn0/call3"). */
+  op: string;
+  ops: Record<string, string>;
+  body: ProgramStep[];
+}
 
 /**
  * A cross-replica all-reduce of a tensor, in place (PopART's

@@ -153,6 +153,7 @@ export const PASSES: readonly Pass[] = [
         plans: s.plans,
         sharded: isSharded(s.config),
         accumulationFactor: s.config.train?.accumulationFactor ?? 1,
+        outlining: s.config.compile?.outlining ? { minOps: s.config.compile.outlineMinOps } : undefined,
       });
       // Replicas share this one program (compiled once): it says how they sit in the system for the collectives' cost.
       const replicas = s.config.replicas ?? 1;

@@ -65,7 +65,7 @@ export class FiniteCheck {
     const walk = (steps: ProgramStep[]): void => {
       for (const s of steps) {
         if (s.kind === 'execute') this.lastOf.set(compiled.program.computeSets[s.computeSet].op, s.computeSet);
-        else if (s.kind === 'repeat' || s.kind === 'repeatWhile') walk(s.body);
+        else if (s.kind === 'repeat' || s.kind === 'repeatWhile' || s.kind === 'call') walk(s.body);
         else if (s.kind === 'switch') {
           walk(s.whenTrue);
           walk(s.whenFalse);

@@ -17,6 +17,9 @@
  *   was) is always live;
  * - a tensor live both inside and outside a repeat's body is live through
  *   the whole body (the body runs again after its last use inside);
+ * - a call's body (copies in, the outlined function's steps, copies out) is
+ *   numbered at each call: the function's tensors live from its first call
+ *   to its last, shared by every call;
  * - a switch's branches are numbered one after the other, the true branch
  *   first: a tensor live across the switch spans both, so neither branch's
  *   tensors share its memory (both branches are allocated, as in Poplar).
@@ -49,7 +52,7 @@ export interface Access {
   write: boolean;
 }
 
-export type LeafStep = Exclude<ProgramStep, { kind: 'repeat' } | { kind: 'switch' } | { kind: 'repeatWhile' }>;
+export type LeafStep = Exclude<ProgramStep, { kind: 'repeat' } | { kind: 'switch' } | { kind: 'repeatWhile' } | { kind: 'call' }>;
 
 export interface Liveness {
   lifetimes: Lifetime[];
@@ -73,7 +76,8 @@ export function flatten(steps: readonly ProgramStep[]): { leaves: LeafStep[]; re
         if (s.kind === 'repeatWhile') switches.push({ at: from, condition: s.condition });
         walk(s.body);
         if (leaves.length > from) repeats.push({ from, to: leaves.length - 1 });
-      } else if (s.kind === 'switch') {
+      } else if (s.kind === 'call') walk(s.body);
+      else if (s.kind === 'switch') {
         switches.push({ at: leaves.length, condition: s.condition });
         walk(s.whenTrue);
         walk(s.whenFalse);

@@ -32,7 +32,7 @@ export function collectiveRows(program: DeviceProgram, phases: readonly Phase[])
   const walk = (list: readonly ProgramStep[]): void => {
     for (const s of list) {
       if (s.kind === 'allReduce') steps.push(s);
-      else if (s.kind === 'repeat' || s.kind === 'repeatWhile') walk(s.body);
+      else if (s.kind === 'repeat' || s.kind === 'repeatWhile' || s.kind === 'call') walk(s.body);
       else if (s.kind === 'switch') {
         walk(s.whenTrue);
         walk(s.whenFalse);

@@ -18,7 +18,7 @@ export function livenessCurve(p: DeviceProgram): LivenessRow[] {
   const steps: ProgramStep[] = [];
   const flatten = (list: ProgramStep[]) => {
     for (const s of list) {
-      if (s.kind === 'repeat' || s.kind === 'repeatWhile') flatten(s.body);
+      if (s.kind === 'repeat' || s.kind === 'repeatWhile' || s.kind === 'call') flatten(s.body);
       else if (s.kind === 'switch') {
         flatten(s.whenTrue);
         flatten(s.whenFalse);
