@@ -16,7 +16,8 @@
  *   scheduling             the op order (Graph.schedule)
  *   loading codelets       built-in and custom codelets (sim/modules.ts)
  *   lowering ops           ops to vertices, exchanges and streams, then memory: the DeviceProgram (lower/),
- *                          for one replica's IPUs when replicated (replicas share it)
+ *                          for one replica's IPUs when replicated (replicas share it); with
+ *                          compile.outlining, repeated sequences lowered once and called (lower/outline.ts)
  */
 import type { PlanOverrides } from './lower/plan-overrides.js';
 import type { CodeletRegistry } from '../sim/codelet.js';

@@ -81,6 +81,8 @@ interface BuildExchange {
   name: string;
   op: string;
   copies: SliceCopies;
+  /** Resolve its copies merging those that continue each other on both tiles (an outlined call's copies of whole tensors). */
+  merge?: boolean;
 }
 
 export class DeviceGraph {
@@ -269,8 +271,8 @@ export class DeviceGraph {
     t.dropped = true;
   }
 
-  addExchange(name: string, op: string): number {
-    this.exchanges.push({ id: this.exchanges.length, name, op, copies: new SliceCopies() });
+  addExchange(name: string, op: string, opts: { merge?: boolean } = {}): number {
+    this.exchanges.push({ id: this.exchanges.length, name, op, copies: new SliceCopies(), ...(opts.merge ? { merge: true } : {}) });
     return this.exchanges.length - 1;
   }
 
@@ -384,7 +386,7 @@ export class DeviceGraph {
       id: ex.id,
       name: ex.name,
       op: ex.op,
-      copies: resolveCopies(ex.copies, tensors),
+      copies: resolveCopies(ex.copies, tensors, ex.merge === true),
     }));
     return {
       schemaVersion: 1,
@@ -415,15 +417,15 @@ function firstEndingAfter(list: readonly { begin: number; end: number }[], pos: 
 }
 
 /** Every slice-to-slice copy of an exchange as tile-to-tile pieces, in order. */
-function resolveCopies(copies: SliceCopies, tensors: readonly DeviceTensor[]): CopyTable {
+function resolveCopies(copies: SliceCopies, tensors: readonly DeviceTensor[], merge: boolean): CopyTable {
   const out = new CopyTableBuilder(copies.length);
   for (let i = 0; i < copies.length; i++) {
-    resolveCopy(tensors[copies.srcTensor(i)], copies.srcBegin(i), tensors[copies.dstTensor(i)], copies.dstBegin(i), copies.size(i), out);
+    resolveCopy(tensors[copies.srcTensor(i)], copies.srcBegin(i), tensors[copies.dstTensor(i)], copies.dstBegin(i), copies.size(i), out, merge);
   }
   return out.finish();
 }
 
-function resolveCopy(src: DeviceTensor, sBegin: number, dst: DeviceTensor, dBegin: number, n: number, out: CopyTableBuilder): void {
+function resolveCopy(src: DeviceTensor, sBegin: number, dst: DeviceTensor, dBegin: number, n: number, out: CopyTableBuilder, merge: boolean): void {
   const size = DTYPE_BYTES[src.dtype];
   const sEnd = sBegin + n;
   for (let i = firstEndingAfter(src.intervals, sBegin); i < src.intervals.length && src.intervals[i].begin < sEnd; i++) {
@@ -440,7 +442,8 @@ function resolveCopy(src: DeviceTensor, sBegin: number, dst: DeviceTensor, dBegi
       const xe = Math.min(de, di.end);
       if (xe <= xb) continue;
       const srcElem = xb - dBegin + sBegin;
-      out.push(si.tile, si.offset + (srcElem - si.begin) * size, di.tile, di.offset + (xb - di.begin) * size, (xe - xb) * size);
+      if (merge) out.pushMerging(si.tile, si.offset + (srcElem - si.begin) * size, di.tile, di.offset + (xb - di.begin) * size, (xe - xb) * size);
+      else out.push(si.tile, si.offset + (srcElem - si.begin) * size, di.tile, di.offset + (xb - di.begin) * size, (xe - xb) * size);
     }
   }
 }

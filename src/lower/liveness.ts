@@ -107,10 +107,30 @@ export function computeLiveness(
   // write would be millions (every exchange copy writes its destination).
   let cols = [new Int32Array(1024), new Int32Array(1024), new Float64Array(1024), new Float64Array(1024)] as const;
   let wn = 0;
+  // A leaf that runs more than once (an outlined function's steps, at each call): the tensors it
+  // touches, kept after its first visit. A later visit only moves their last use when each has been
+  // read before (then its writes decide nothing more): a function's vertices are not walked per call.
+  const seen = new Set<LeafStep>();
+  const repeated = new Map<LeafStep, Int32Array | undefined>();
+  for (const s of leaves) {
+    if (seen.has(s)) repeated.set(s, undefined);
+    else seen.add(s);
+  }
   leaves.forEach((s, i) => {
     checkHostHeap('finding tensor lifetimes');
+    const touched = repeated.get(s);
+    if (touched) {
+      let again = true;
+      for (let k = 0; k < touched.length && again; k++) again = firstRead[touched[k]] !== Infinity;
+      if (again) {
+        for (let k = 0; k < touched.length; k++) last[touched[k]] = i;
+        return;
+      }
+    }
+    const collect = repeated.has(s) && !touched ? new Set<number>() : undefined;
     accesses(s, (a) => {
       const t = a.tensor;
+      collect?.add(t);
       if (a.write) {
         if (i < firstWrite[t]) firstWrite[t] = i;
         // Only writes before the first read decide whether reads see this batch's data.
@@ -138,6 +158,7 @@ export function computeLiveness(
       if (a.read && i < firstRead[t]) firstRead[t] = i;
       last[t] = i;
     });
+    if (collect) repeated.set(s, Int32Array.from(collect));
   });
   // A switch reads its condition as it starts (at its first leaf; the last leaf when its branches are empty and it ends the program).
   for (const s of switches) {
