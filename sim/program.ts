@@ -78,6 +78,12 @@ export interface Exchange {
   op: string;
   /** Tile-to-tile copies, columnar (sim/copies.ts). */
   copies: CopyTable;
+  /**
+   * An outlined call's copies into or out of its function: its on-tile
+   * copies are charged as Copy vertices would take (Poplar runs them as
+   * on-tile copies), not free as the rearranging copies of other exchanges.
+   */
+  onTileCost?: boolean;
 }
 
 /** A host <-> device stream bound to one tensor. */

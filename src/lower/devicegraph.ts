@@ -81,8 +81,8 @@ interface BuildExchange {
   name: string;
   op: string;
   copies: SliceCopies;
-  /** Resolve its copies merging those that continue each other on both tiles (an outlined call's copies of whole tensors). */
-  merge?: boolean;
+  /** An outlined call's copies of whole tensors: resolved merging those that continue each other on both tiles, its on-tile copies charged. */
+  call?: boolean;
 }
 
 export class DeviceGraph {
@@ -271,8 +271,8 @@ export class DeviceGraph {
     t.dropped = true;
   }
 
-  addExchange(name: string, op: string, opts: { merge?: boolean } = {}): number {
-    this.exchanges.push({ id: this.exchanges.length, name, op, copies: new SliceCopies(), ...(opts.merge ? { merge: true } : {}) });
+  addExchange(name: string, op: string, opts: { call?: boolean } = {}): number {
+    this.exchanges.push({ id: this.exchanges.length, name, op, copies: new SliceCopies(), ...(opts.call ? { call: true } : {}) });
     return this.exchanges.length - 1;
   }
 
@@ -386,7 +386,8 @@ export class DeviceGraph {
       id: ex.id,
       name: ex.name,
       op: ex.op,
-      copies: resolveCopies(ex.copies, tensors, ex.merge === true),
+      copies: resolveCopies(ex.copies, tensors, ex.call === true),
+      ...(ex.call ? { onTileCost: true } : {}),
     }));
     return {
       schemaVersion: 1,

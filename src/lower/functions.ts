@@ -145,7 +145,7 @@ export function callFunction(dg: DeviceGraph, fn: LoweredFunction, k: number, sc
   const label = `${fn.name}/call${k}`;
   const body: ProgramStep[] = [];
   const inputs = instanceInputs(schedule, start, length);
-  const copyIn = dg.addExchange(`${label}/copy in`, label, { merge: true });
+  const copyIn = dg.addExchange(`${label}/copy in`, label, { call: true });
   inputs.forEach((id, e) => {
     const src = tensors.get(id);
     if (!src) throw new Error(`internal: input '${id}' of ${label} was not lowered before it`);
@@ -153,7 +153,7 @@ export function callFunction(dg: DeviceGraph, fn: LoweredFunction, k: number, sc
   });
   body.push({ kind: 'exchange', exchange: copyIn }, ...fn.steps);
   if (fn.outputs.length > 0) {
-    const copyOut = dg.addExchange(`${label}/copy out`, label, { merge: true });
+    const copyOut = dg.addExchange(`${label}/copy out`, label, { call: true });
     fn.slots.escaping.forEach(([j, o], e) => {
       const op = schedule[start + j];
       const id = op.outputs[o];
