@@ -105,7 +105,7 @@ export function lowerFunction(
   group: OutlineGroup,
   slots: InstanceSlots,
   tensors: ReadonlyMap<string, BuildTensor>,
-  lowerOp: (op: Op, fnTensors: Map<string, BuildTensor>) => ProgramStep[],
+  lowerOp: (op: Op, position: number, fnTensors: Map<string, BuildTensor>) => ProgramStep[],
 ): LoweredFunction {
   const fnTensors = new Map<string, BuildTensor>();
   const params = slots.inputs.map((id, e) => {
@@ -121,10 +121,11 @@ export function lowerFunction(
   });
   const steps: ProgramStep[] = [];
   for (let j = 0; j < group.length; j++) {
-    const op = schedule[group.starts[0] + j];
+    const position = group.starts[0] + j;
+    const op = schedule[position];
     // A grad op's lowering may map an output like its forward op's input (ctx.gradientOf): a layout hint only.
     if (isGradOp(op)) for (const id of op.fwdOp.inputs) if (id !== '' && !fnTensors.has(id) && tensors.has(id)) fnTensors.set(id, tensors.get(id)!);
-    steps.push(...lowerOp(op, fnTensors));
+    steps.push(...lowerOp(op, position, fnTensors));
   }
   const outputs = slots.escaping.map(([j, o]) => {
     const id = schedule[group.starts[0] + j].outputs[o];

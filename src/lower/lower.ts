@@ -136,8 +136,8 @@ export function lowerGraph(req: LowerRequest): Lowered {
       if (k === 0) {
         const slots = groupSlots(req.schedule, group, lastRead, anchors);
         const fs = functionSchedule(req.schedule, group, lastRead, anchors);
-        functions[g] = lowerFunction(dg, `fn${g}`, req.schedule, group, slots, tensors, (fop, fnTensors) => {
-          const ctx = new LowerContext(dg, fop, fnTensors, category, { position: req.schedule.indexOf(fop), lastRead: fs.lastRead, anchors: fs.anchors }, req.plans);
+        functions[g] = lowerFunction(dg, `fn${g}`, req.schedule, group, slots, tensors, (fop, at, fnTensors) => {
+          const ctx = new LowerContext(dg, fop, fnTensors, category, { position: at, lastRead: fs.lastRead, anchors: fs.anchors }, req.plans);
           lowerWith(fop, ctx);
           return ctx.finish();
         });

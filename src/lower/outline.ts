@@ -19,7 +19,7 @@
  * its branches and bodies.
  */
 import type { Graph } from '../ir/graph.js';
-import { isGradOp, type Op } from '../ir/op.js';
+import { isGradOp, Op } from '../ir/op.js';
 import { fmtOpid } from '../ir/opid.js';
 
 /** One outlined sequence: instance k is schedule[starts[k], starts[k] + length). */
@@ -39,20 +39,28 @@ const RANDOM = /^(Dropout|Random|Multinomial|Bernoulli)/;
 const NOT_STRUCTURE = new Set(['graph', 'id', 'inputs', 'outputs', 'settings', 'fwdOp', 'opid']);
 
 /** An op's structure, without its dataflow: identifier, attributes and fields, tensor infos; undefined when it must not be outlined. */
-function opKey(op: Op, graph: Graph): string | undefined {
+function opKey(op: Op, graph: Graph, owners: ReadonlySet<Op>): string | undefined {
   if (RANDOM.test(op.opid.type) || op.modifiedInputs().length > 0) return undefined;
-  if (graph.regions.has(op) || [...graph.regions.values()].some((r) => r.owner === op)) return undefined;
+  if (graph.regions.has(op) || owners.has(op)) return undefined;
   if (isGradOp(op) && RANDOM.test(op.fwdOp.opid.type)) return undefined;
   const info = (id: string) => (id === '' ? '-' : `${graph.tensor(id).info.dtype}[${graph.tensor(id).info.shape.join(',')}]`);
   const fields: Record<string, unknown> = {};
   for (const k of Object.keys(op)) if (!NOT_STRUCTURE.has(k)) fields[k] = (op as unknown as Record<string, unknown>)[k];
-  let fields_: string;
+  let own: string;
   try {
-    fields_ = JSON.stringify(fields, (_k, v: unknown) => (typeof v === 'object' && v !== null && ('graph' in v || v instanceof Map || v instanceof Set) ? '#' : v));
+    // Contents of maps and sets; another op referred to by its identifier and attributes (its name differs per instance).
+    own = JSON.stringify(fields, (_k, v: unknown) => {
+      if (v instanceof Map) return [...v.entries()];
+      if (v instanceof Set) return [...v.values()];
+      if (v instanceof Op) return `op ${fmtOpid(v.opid)} ${JSON.stringify(v.attributes())}`;
+      // Not the whole graph (a field holding something of it): such an op is compared without it.
+      if (typeof v === 'object' && v !== null && 'graph' in v) return '#';
+      return v;
+    });
   } catch {
     return undefined; // a field that cannot be written out: not comparable
   }
-  const own = `${fmtOpid(op.opid)}|${JSON.stringify(op.attributes())}|${fields_}|${op.inputs.map(info).join(';')}>${op.outputs.map(info).join(';')}|${op.settings.executionContext ?? ''}|${op.settings.ipu ?? ''}`;
+  own = `${fmtOpid(op.opid)}|${JSON.stringify(op.attributes())}|${own}|${op.inputs.map(info).join(';')}>${op.outputs.map(info).join(';')}|${op.settings.executionContext ?? ''}|${op.settings.ipu ?? ''}`;
   // A grad op lowers by its forward op's attributes too.
   if (isGradOp(op)) {
     const fwd = op.fwdOp;
@@ -67,8 +75,9 @@ export function findRepeats(schedule: readonly Op[], graph: Graph, opts: Outline
   // Ops as small integers (equal structure, equal id; -1 never matches).
   const ids = new Int32Array(n);
   const keyIds = new Map<string, number>();
+  const owners = new Set([...graph.regions.values()].map((r) => r.owner));
   schedule.forEach((op, i) => {
-    const k = opKey(op, graph);
+    const k = opKey(op, graph, owners);
     if (k === undefined) ids[i] = -1 - i;
     else {
       let id = keyIds.get(k);
