@@ -114,6 +114,8 @@ export type ProgramStep =
  */
 export interface CallStep {
   kind: 'call';
+  /** The function called (e.g. "fn0"). */
+  fn: string;
   /** The call, for profile attribution of its copies (e.g. "fn0/call3"). */
   op: string;
   ops: Record<string, string>;

@@ -91,6 +91,8 @@ export class DeviceGraph {
   readonly exchanges: BuildExchange[] = [];
   readonly streams: { id: number; name: string; tensor: number; direction: 'toDevice' | 'fromDevice' }[] = [];
   readonly programs: Record<string, ProgramStep[]> = {};
+  /** Outlined functions' tensors (src/lower/functions.ts): each function's placed as one block, by their lifetimes within a call. */
+  readonly frames: { fn: string; tensors: number[] }[] = [];
   /** Why the lowering chose what it did (plans per op), for `sim compile`. */
   readonly notes: { op: string; kind: string; text: string }[] = [];
   /** Tensors that some vertex, copy or stream uses. */

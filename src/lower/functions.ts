@@ -108,6 +108,7 @@ export function lowerFunction(
   lowerOp: (op: Op, position: number, fnTensors: Map<string, BuildTensor>) => ProgramStep[],
 ): LoweredFunction {
   const fnTensors = new Map<string, BuildTensor>();
+  const first = dg.tensors.length;
   const params = slots.inputs.map((id, e) => {
     const caller = tensors.get(id);
     if (!caller) throw new Error(`internal: input '${id}' of outlined ${name} was not lowered before it`);
@@ -133,6 +134,8 @@ export function lowerFunction(
     if (!t) throw new Error(`internal: outlined ${name} made no tensor for '${id}'`);
     return t;
   });
+  // Everything made here is the function's frame: placed once for every call (src/lower/memory.ts).
+  dg.frames.push({ fn: name, tensors: Array.from({ length: dg.tensors.length - first }, (_, i) => first + i) });
   return { name, group, params, outputs, steps, slots };
 }
 
@@ -169,5 +172,5 @@ export function callFunction(dg: DeviceGraph, fn: LoweredFunction, k: number, sc
   }
   const ops: Record<string, string> = {};
   for (let j = 0; j < length; j++) ops[schedule[starts[0] + j].name] = schedule[start + j].name;
-  return { kind: 'call', op: label, ops, body };
+  return { kind: 'call', fn: fn.name, op: label, ops, body };
 }

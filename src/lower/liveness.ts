@@ -58,6 +58,14 @@ export interface Liveness {
   lifetimes: Lifetime[];
   /** The flattened batch program's leaf steps, in order. */
   steps: LeafStep[];
+  /** The leaves [from, to] of each call of an outlined function, in order. */
+  calls: CallSpan[];
+}
+
+export interface CallSpan {
+  fn: string;
+  from: number;
+  to: number;
 }
 
 export const ALWAYS_LIVE_CATEGORIES: readonly TensorCategory[] = ['variable', 'constant', 'stream'];
@@ -65,8 +73,9 @@ export const ALWAYS_LIVE_CATEGORIES: readonly TensorCategory[] = ['variable', 'c
 export const BATCH_PROGRAM = 'batch';
 
 /** Leaf steps of `steps` in order, and the [from, to] span of every non-empty repeat body. */
-export function flatten(steps: readonly ProgramStep[]): { leaves: LeafStep[]; repeats: { from: number; to: number }[]; switches: { at: number; condition: number }[] } {
+export function flatten(steps: readonly ProgramStep[]): { leaves: LeafStep[]; repeats: { from: number; to: number }[]; switches: { at: number; condition: number }[]; calls: CallSpan[] } {
   const leaves: LeafStep[] = [];
+  const calls: CallSpan[] = [];
   const repeats: { from: number; to: number }[] = [];
   const switches: { at: number; condition: number }[] = [];
   const walk = (ss: readonly ProgramStep[]) => {
@@ -76,7 +85,11 @@ export function flatten(steps: readonly ProgramStep[]): { leaves: LeafStep[]; re
         if (s.kind === 'repeatWhile') switches.push({ at: from, condition: s.condition });
         walk(s.body);
         if (leaves.length > from) repeats.push({ from, to: leaves.length - 1 });
-      } else if (s.kind === 'call') walk(s.body);
+      } else if (s.kind === 'call') {
+        const from = leaves.length;
+        walk(s.body);
+        calls.push({ fn: s.fn, from, to: leaves.length - 1 });
+      }
       else if (s.kind === 'switch') {
         switches.push({ at: leaves.length, condition: s.condition });
         walk(s.whenTrue);
@@ -85,7 +98,7 @@ export function flatten(steps: readonly ProgramStep[]): { leaves: LeafStep[]; re
     }
   };
   walk(steps);
-  return { leaves, repeats, switches };
+  return { leaves, repeats, switches, calls };
 }
 
 export function computeLiveness(
@@ -98,7 +111,7 @@ export function computeLiveness(
     if (name === BATCH_PROGRAM) continue;
     for (const s of flatten(steps).leaves) accesses(s, (a) => touchedElsewhere.add(a.tensor));
   }
-  const { leaves, repeats, switches } = flatten(programs[BATCH_PROGRAM] ?? []);
+  const { leaves, repeats, switches, calls } = flatten(programs[BATCH_PROGRAM] ?? []);
   const n = tensors.length;
   const firstWrite = new Array<number>(n).fill(Infinity);
   const firstRead = new Array<number>(n).fill(Infinity);
@@ -231,5 +244,5 @@ export function computeLiveness(
     }
     lifetimes[i] = { from, to };
   }
-  return { lifetimes, steps: leaves };
+  return { lifetimes, steps: leaves, calls };
 }
