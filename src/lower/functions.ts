@@ -39,6 +39,8 @@ export interface LoweredFunction {
   outputs: BuildTensor[];
   steps: ProgramStep[];
   slots: InstanceSlots;
+  /** The function's tensors by the first instance's IR names. */
+  tensors: ReadonlyMap<string, BuildTensor>;
 }
 
 /** The tensors instance `start` reads from outside it, in order of first use (as outline.ts's dataflow numbers them). */
@@ -136,7 +138,7 @@ export function lowerFunction(
   });
   // Everything made here is the function's frame: placed once for every call (src/lower/memory.ts).
   dg.frames.push({ fn: name, tensors: Array.from({ length: dg.tensors.length - first }, (_, i) => first + i) });
-  return { name, group, params, outputs, steps, slots };
+  return { name, group, params, outputs, steps, slots, tensors: fnTensors };
 }
 
 /**

@@ -199,7 +199,12 @@ export function lowerGraph(req: LowerRequest): Lowered {
   batchProgram.push(...(n > 1 ? [{ kind: 'repeat' as const, count: n, body: batch }] : batch), ...outer);
 
   const program = dg.finalize(req.codelets, req.codeletModules, req.onPass);
-  return { program, tensorOf: new Map([...tensors].map(([k, v]) => [k, v.id])), streamTensor };
+  const tensorOf = new Map([...tensors].map(([k, v]) => [k, v.id]));
+  // An outlined op's outputs are read (run.checkFinite) where its function writes them, at every call.
+  for (const fn of functions) {
+    for (let j = 0; j < fn.group.length; j++) for (const id of req.schedule[fn.group.starts[0] + j].outputs) if (fn.tensors.has(id)) tensorOf.set(id, fn.tensors.get(id)!.id);
+  }
+  return { program, tensorOf, streamTensor };
 }
 
 /** The IPU an op reads its inputs on: an IpuCopy's source IPU, else its own. */

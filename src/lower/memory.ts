@@ -73,17 +73,18 @@ export function allocate(
   const col = columns();
   // An outlined function's tensors not always live: placed in its frame, by their lifetimes in its first call.
   const frameOf = new Map<number, number>();
-  const frames: { col: Columns; from: number; firstTo: number; to: number }[] = [];
+  const frames: { col: Columns; from: number; firstTo: number; lastFrom: number; to: number }[] = [];
   const calls = 'calls' in liveness ? liveness.calls : [];
   for (const f of program?.frames ?? []) {
     const spans = calls.filter((c) => c.fn === f.fn);
     if (spans.length === 0) continue;
     const first = spans[0];
+    const last = spans[spans.length - 1];
     for (const t of f.tensors) {
       const life = lifetimes[t];
-      if (typeof life === 'object' && life.from >= first.from && life.from <= first.to) frameOf.set(t, frames.length);
+      if (typeof life === 'object' && life.from >= first.from && life.from <= first.to && life.to >= last.from) frameOf.set(t, frames.length);
     }
-    frames.push({ col: columns(), from: first.from, firstTo: first.to, to: spans[spans.length - 1].to });
+    frames.push({ col: columns(), from: first.from, firstTo: first.to, lastFrom: last.from, to: last.to });
   }
   for (const t of tensors) {
     checkHostHeap('allocating tile memory', 4096);
@@ -99,8 +100,9 @@ export function allocate(
         alwaysEnd[m.tile] = offset + bytes;
       } else {
         const f = frameOf.get(t.id);
-        // In a frame: its lifetime in the first call (the calls after run the same steps).
-        if (f !== undefined) push(frames[f].col, t.id, m.begin, m.end, bytes, life.from, Math.min(life.to, frames[f].firstTo), m.tile);
+        // In a frame: its lifetime in the first call. Every call runs the same steps, so its last use
+        // there is as far into the first call as its last use overall is into the last call.
+        if (f !== undefined) push(frames[f].col, t.id, m.begin, m.end, bytes, life.from, Math.min(frames[f].from + (life.to - frames[f].lastFrom), frames[f].firstTo), m.tile);
         else push(col, t.id, m.begin, m.end, bytes, life.from, life.to, m.tile);
       }
     }

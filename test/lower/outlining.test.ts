@@ -5,7 +5,7 @@
  * lowering, its inputs copied in and its outputs copied out, which moves no
  * value), for inference and for a training step whose backward pass reads
  * the layers' activations; every call's cycles are attributed to its own
- * layer's ops.
+ * layer's ops; the function's tensors share memory within a call.
  */
 import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
@@ -84,6 +84,10 @@ describe('outlining', () => {
     const mem = (c: typeof plain.compiled, k: 'code' | 'vertexState') => c.program.memory!.reduce((s, m) => s + m[k], 0);
     expect(mem(outlined.compiled, 'vertexState')).toBeLessThan(mem(plain.compiled, 'vertexState'));
     expect(mem(outlined.compiled, 'code')).toBeLessThanOrEqual(mem(plain.compiled, 'code'));
+    // The function's tensors share memory by their lifetimes within a call (its frame), as one layer's would:
+    // no tile's peak of temporaries is above the plain lowering's.
+    const peak = (c: typeof plain.compiled) => Math.max(...c.program.memory!.map((m) => m.temporaries));
+    expect(peak(outlined.compiled)).toBeLessThanOrEqual(peak(plain.compiled));
   });
 
   it('attributes every call to its own layer: each op has its compute phases, as without outlining, plus the calls\' copies', async () => {
