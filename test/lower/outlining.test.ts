@@ -11,6 +11,8 @@ import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
 import { compile, Session } from '../../src/session.js';
 import { findRepeats } from '../../src/lower/outline.js';
+import { profileTables } from '../../src/report/summary.js';
+import type { RunResult } from '../../src/session.js';
 
 const LAYERS = 3;
 const H = 16;
@@ -104,6 +106,12 @@ describe('outlining', () => {
     expect(perOp(outlined.phases)).toEqual(perOp(plain.phases));
     const calls = new Set(outlined.phases.filter((p) => p.kind === 'exchange' && /^fn0\/call\d+$/.test(p.op)).map((p) => p.op));
     expect(calls.size).toBeGreaterThanOrEqual(LAYERS - 1);
+    // The profile's op table has a row per call, type Call, with its copies' cycles.
+    const tables = profileTables({ compiled: outlined.compiled, steps: [{ step: 0, cycles: outlined.cycles }], phases: outlined.phases } as unknown as RunResult);
+    const callRows = tables.ops.filter((o) => o.type === 'Call');
+    expect(callRows.map((o) => o.name)).toEqual(Array.from({ length: callRows.length }, (_, k) => `fn0/call${k}`));
+    expect(callRows.length).toBeGreaterThanOrEqual(LAYERS - 1);
+    for (const row of callRows) expect(row.exchange).toBeGreaterThan(0);
     // The copies cost cycles: outlining trades them for compile time and memory.
     expect(outlined.cycles).toBeGreaterThan(plain.cycles);
   });
