@@ -60,6 +60,26 @@ export class CopyTableBuilder {
     this.bytes[i] = bytes;
   }
 
+  /** Per source tile, its last copy (pushMerging). */
+  private lastFrom?: Map<number, number>;
+
+  /**
+   * Push, or extend the source tile's last copy when this one continues it
+   * on both tiles: a tensor copied whole onto one laid out alike becomes a
+   * copy per tile, not one per interval (its intervals alternate between
+   * tiles in element order, so only the last copy of each tile is looked at).
+   */
+  pushMerging(srcTile: number, srcOffset: number, dstTile: number, dstOffset: number, bytes: number): void {
+    const last = (this.lastFrom ??= new Map());
+    const i = last.get(srcTile) ?? -1;
+    if (i >= 0 && this.srcTile[i] === srcTile && this.dstTile[i] === dstTile && this.srcOffset[i] + this.bytes[i] === srcOffset && this.dstOffset[i] + this.bytes[i] === dstOffset) {
+      this.bytes[i] += bytes;
+      return;
+    }
+    last.set(srcTile, this.n);
+    this.push(srcTile, srcOffset, dstTile, dstOffset, bytes);
+  }
+
   finish(): CopyTable {
     const n = this.n;
     return { count: n, srcTile: this.srcTile.slice(0, n), srcOffset: this.srcOffset.slice(0, n), dstTile: this.dstTile.slice(0, n), dstOffset: this.dstOffset.slice(0, n), bytes: this.bytes.slice(0, n) };

@@ -303,9 +303,19 @@ export function exchangeCost(ex: Exchange, device: DeviceSpec): PhaseCost {
   const msgs = messagesOf(ex, device);
   const out: [number, number][] = [];
   let max = 0;
+  const local = ex.onTileCost ? onTileCopyCycles(ex, device) : undefined;
   for (const t of exchangeTraffic(ex, device, msgs)) {
-    out.push([t.tile, t.cycles]);
-    if (t.cycles > max) max = t.cycles;
+    const cycles = t.cycles + (local?.get(t.tile) ?? 0);
+    local?.delete(t.tile);
+    out.push([t.tile, cycles]);
+    if (cycles > max) max = cycles;
+  }
+  if (local && local.size > 0) {
+    for (const [tile, cycles] of local) {
+      out.push([tile, cycles]);
+      if (cycles > max) max = cycles;
+    }
+    out.sort((a, b) => a[0] - b[0]);
   }
   const links = exchangeLinkBytes(ex, device, msgs);
   if (links.size === 0) return { cycles: max, tiles: out };
@@ -313,6 +323,17 @@ export function exchangeCost(ex: Exchange, device: DeviceSpec): PhaseCost {
   let linkCycles = 0;
   for (const [g, bytes] of links) linkCycles = Math.max(linkCycles, groupCycles(g, bytes, device));
   return { cycles: Math.max(max, linkCycles), tiles: out, linkCycles, syncCycles: device.syncCycles + interIpuSyncCycles(device) };
+}
+
+/** Per tile, the cycles of its on-tile copies as one Copy vertex of their bytes takes (sim/codelets/elementwise.ts: store-bound, 8 bytes per cycle per worker). */
+function onTileCopyCycles(ex: Exchange, device: DeviceSpec): Map<number, number> {
+  const c = ex.copies;
+  const bytes = new Map<number, number>();
+  for (let i = 0; i < c.count; i++) if (c.srcTile[i] === c.dstTile[i]) bytes.set(c.srcTile[i], (bytes.get(c.srcTile[i]) ?? 0) + c.bytes[i]);
+  const w = device.workersPerTile;
+  const cycles = new Map<number, number>();
+  for (const [tile, b] of bytes) if (b > 0) cycles.set(tile, 20 + w * Math.ceil(b / w / device.storeBytesPerCycle));
+  return cycles;
 }
 
 export function streamCopyCycles(bytes: number, device: DeviceSpec): number {

@@ -83,6 +83,13 @@ interface ProgramCosts {
 }
 const PROGRAM_COSTS = new WeakMap<DeviceProgram, ProgramCosts>();
 
+/** What runSteps carries from step to step: whether an exchange just ran (no sync before the compute set), the fused exchange, the open call's op names. */
+interface RunState {
+  afterExchange: boolean;
+  fused?: { cs: number; plan: TilePlan };
+  ops?: Record<string, string>;
+}
+
 export class Engine {
   readonly phases: Phase[] = [];
   readonly hostTime: HostTime = { compute: 0, exchange: 0, streams: 0 };
@@ -202,13 +209,15 @@ export class Engine {
     await this.runSteps(steps, io, step, { afterExchange: false });
   }
 
-  private async runSteps(steps: ProgramStep[], io: HostIO, step: number, st: { afterExchange: boolean; fused?: { cs: number; plan: TilePlan } }): Promise<void> {
+  private async runSteps(steps: ProgramStep[], io: HostIO, step: number, st: RunState): Promise<void> {
+    // Inside a call, the function's phases are attributed to the call's ops.
+    const opName = (op: string): string => st.ops?.[op] ?? op;
     for (let at = 0; at < steps.length; at++) {
       const s = steps[at];
       switch (s.kind) {
         case 'execute': {
           const cs = this.program.computeSets[s.computeSet];
-          if (!st.afterExchange) this.sync(cs.op, step);
+          if (!st.afterExchange) this.sync(opName(cs.op), step);
           st.afterExchange = false;
           let cost = this.csCost.get(cs.id);
           if (!cost) this.csCost.set(cs.id, (cost = computeSetCost(cs, this.codelets, this.program.device)));
@@ -229,7 +238,7 @@ export class Engine {
             this.hostTime.compute += performance.now() - t0;
             this.options.afterComputeSet?.(cs, step);
           }
-          this.record({ kind: 'compute', name: cs.name, op: cs.op, cycles: cost.cycles, tiles: cost.tiles, step });
+          this.record({ kind: 'compute', name: cs.name, op: opName(cs.op), cycles: cost.cycles, tiles: cost.tiles, step });
           break;
         }
         case 'exchange': {
@@ -237,7 +246,7 @@ export class Engine {
           let cost = this.exCost.get(ex.id);
           if (!cost) this.exCost.set(ex.id, (cost = exchangeCost(ex, this.program.device)));
           // An exchange between IPUs syncs them all first (sim/links.ts).
-          this.sync(ex.op, step, cost.syncCycles);
+          this.sync(opName(ex.op), step, cost.syncCycles);
           if (this.options.numerics) {
             const next = steps[at + 1];
             const fused = next?.kind === 'execute' ? this.fusion(ex, this.program.computeSets[next.computeSet]) : undefined;
@@ -249,7 +258,7 @@ export class Engine {
               this.hostTime.exchange += performance.now() - t0;
             }
           }
-          this.record({ kind: 'exchange', name: ex.name, op: ex.op, cycles: cost.cycles, tiles: cost.tiles, ...(cost.linkCycles !== undefined ? { links: this.linksOf(ex) } : {}), step });
+          this.record({ kind: 'exchange', name: ex.name, op: opName(ex.op), cycles: cost.cycles, tiles: cost.tiles, ...(cost.linkCycles !== undefined ? { links: this.linksOf(ex) } : {}), step });
           st.afterExchange = true;
           break;
         }
@@ -271,6 +280,16 @@ export class Engine {
         case 'repeat':
           for (let i = 0; i < s.count; i++) await this.runSteps(s.body, io, step, st);
           break;
+        case 'call': {
+          const outer = st.ops;
+          st.ops = s.ops;
+          try {
+            await this.runSteps(s.body, io, step, st);
+          } finally {
+            st.ops = outer;
+          }
+          break;
+        }
         case 'allReduce': {
           const t = this.program.tensors[s.tensor];
           const rep = this.program.replication;
@@ -356,7 +375,7 @@ export class Engine {
   }
 
   /** Cycles `steps` would take, without numerics, leaving no phases behind. */
-  private async dryRun(steps: ProgramStep[], io: HostIO, step: number, st: { afterExchange: boolean }): Promise<number> {
+  private async dryRun(steps: ProgramStep[], io: HostIO, step: number, st: RunState): Promise<number> {
     const clock = this.clock;
     const phases = this.phases.length;
     await this.runSteps(steps, io, step, { ...st });

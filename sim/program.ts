@@ -78,6 +78,12 @@ export interface Exchange {
   op: string;
   /** Tile-to-tile copies, columnar (sim/copies.ts). */
   copies: CopyTable;
+  /**
+   * An outlined call's copies into or out of its function: its on-tile
+   * copies are charged as Copy vertices would take (Poplar runs them as
+   * on-tile copies), not free as the rearranging copies of other exchanges.
+   */
+  onTileCost?: boolean;
 }
 
 /** A host <-> device stream bound to one tensor. */
@@ -96,7 +102,8 @@ export type ProgramStep =
   | SwitchStep
   | RepeatWhileStep
   | AllReduceStep
-  | PipelineStep;
+  | PipelineStep
+  | CallStep;
 
 /**
  * PopART's pipeline (src/shard/pipeline.ts): `microBatches` (G) micro-batches
@@ -163,6 +170,7 @@ export function innerSteps(s: ProgramStep): ProgramStep[][] {
   switch (s.kind) {
     case 'repeat':
     case 'repeatWhile':
+    case 'call':
       return [s.body];
     case 'switch':
       return [s.whenTrue, s.whenFalse];
@@ -171,6 +179,24 @@ export function innerSteps(s: ProgramStep): ProgramStep[][] {
     default:
       return [];
   }
+}
+
+/**
+ * A call of an outlined function (PopART's CallOp, Poplar's program::Call):
+ * `body` is the copies into the function's inputs, the function's steps
+ * (shared by every call of it: its compute sets are built once) and the
+ * copies out. The engine runs it as a sequence and attributes the function's
+ * phases to this call's ops: `ops` renames the function's op names (those of
+ * the instance it was built from) to this call's.
+ */
+export interface CallStep {
+  kind: 'call';
+  /** The function called (e.g. "fn0"). */
+  fn: string;
+  /** The call, for profile attribution of its copies (e.g. "fn0/call3"). */
+  op: string;
+  ops: Record<string, string>;
+  body: ProgramStep[];
 }
 
 /**

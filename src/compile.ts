@@ -16,7 +16,8 @@
  *   scheduling             the op order (Graph.schedule)
  *   loading codelets       built-in and custom codelets (sim/modules.ts)
  *   lowering ops           ops to vertices, exchanges and streams, then memory: the DeviceProgram (lower/),
- *                          for one replica's IPUs when replicated (replicas share it)
+ *                          for one replica's IPUs when replicated (replicas share it); with
+ *                          compile.outlining, repeated sequences lowered once and called (lower/outline.ts)
  */
 import type { PlanOverrides } from './lower/plan-overrides.js';
 import type { CodeletRegistry } from '../sim/codelet.js';
@@ -166,6 +167,7 @@ export const PASSES: readonly Pass[] = [
         sharded: isSharded(s.config),
         accumulationFactor: s.config.train?.accumulationFactor ?? 1,
         pipeline: s.pipeline,
+        outlining: s.config.compile?.outlining ? { minOps: s.config.compile.outlineMinOps } : undefined,
       });
       // Replicas share this one program (compiled once): it says how they sit in the system for the collectives' cost.
       const replicas = s.config.replicas ?? 1;

@@ -341,5 +341,6 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
       vertexTimeoutSeconds: cfg.run.vertexTimeoutSeconds,
     },
     report: { trace: cfg.report.trace, traceTiles: cfg.report.traceTiles, html: cfg.report.html },
+    compile: { outlining: cfg.compile.outlining, outlineMinOps: cfg.compile.outlineMinOps },
   };
 }

@@ -339,6 +339,14 @@ const runSchema = strict({
   seed: nonNegInt.default(0),
 });
 
+const compileSchema = strict({
+  outlining: z
+    .boolean()
+    .default(false)
+    .describe("PopART's enableOutlining: repeated sequences of ops (a model's layers) are lowered once and called, trading copies in and out of each call for compile time and code and vertex memory"),
+  outlineMinOps: posInt.default(8).describe('the fewest ops a repeated sequence must have to be outlined'),
+});
+
 const reportSchema = strict({
   trace: z.boolean().default(true),
   traceTiles: z
@@ -366,6 +374,7 @@ export const configSchema = strict({
     .describe("the all-reduce's ring method (PopLibs' collectives): auto chooses as PopLibs does"),
   anchors: z.record(tensorName, anchorModeSchema).optional().describe('default: graph outputs and the loss, final'),
   run: runSchema.prefault({}),
+  compile: compileSchema.prefault({}),
   report: reportSchema.prefault({}),
 }).meta({ title: 'tilesim config file' });
 

@@ -203,4 +203,6 @@ export interface RunConfig {
   /** checkFinite: set by loadConfig (true when training unless the config says); left out, the session decides the same way. */
   run: { workers: number | 'auto'; numerics: boolean; seed: number; checkFinite?: boolean; checkMemory?: boolean; vertexTimeoutSeconds?: number };
   report: { trace: boolean; traceTiles: 'all' | 'auto' | number; html: boolean };
+  /** Compile options; left out (hand-built configs), outlining is off. */
+  compile?: { outlining: boolean; outlineMinOps: number };
 }

@@ -17,7 +17,7 @@ import {
   type TensorCategory,
 } from '../../sim/program.js';
 import { vectorWidth } from '../../sim/codelets/estimators.js';
-import type { CopyTable } from '../../sim/copies.js';
+import { CopyTableBuilder, type CopyTable } from '../../sim/copies.js';
 import { computeSetCost } from '../../sim/cost.js';
 import { allocate } from './memory.js';
 import { layoutTile, linearLayout } from './linear.js';
@@ -83,6 +83,8 @@ interface BuildExchange {
   name: string;
   op: string;
   copies: SliceCopies;
+  /** An outlined call's copies of whole tensors: resolved merging those that continue each other on both tiles, its on-tile copies charged. */
+  call?: boolean;
 }
 
 export class DeviceGraph {
@@ -91,6 +93,8 @@ export class DeviceGraph {
   readonly exchanges: BuildExchange[] = [];
   readonly streams: { id: number; name: string; tensor: number; direction: 'toDevice' | 'fromDevice' }[] = [];
   readonly programs: Record<string, ProgramStep[]> = {};
+  /** Outlined functions' tensors (src/lower/functions.ts): each function's placed as one block, by their lifetimes within a call. */
+  readonly frames: { fn: string; tensors: number[] }[] = [];
   /** Why the lowering chose what it did (plans per op), for `sim compile`. */
   readonly notes: { op: string; kind: string; text: string }[] = [];
   /** Tensors that some vertex, copy or stream uses. */
@@ -271,8 +275,8 @@ export class DeviceGraph {
     t.dropped = true;
   }
 
-  addExchange(name: string, op: string): number {
-    this.exchanges.push({ id: this.exchanges.length, name, op, copies: new SliceCopies() });
+  addExchange(name: string, op: string, opts: { call?: boolean } = {}): number {
+    this.exchanges.push({ id: this.exchanges.length, name, op, copies: new SliceCopies(), ...(opts.call ? { call: true } : {}) });
     return this.exchanges.length - 1;
   }
 
@@ -383,7 +387,7 @@ export class DeviceGraph {
     });
     onPass('resolving exchange copies');
     const tables = resolveAllCopies(this.exchanges, tensors);
-    const exchanges = this.exchanges.map((ex, i) => ({ id: ex.id, name: ex.name, op: ex.op, copies: tables[i] }));
+    const exchanges = this.exchanges.map((ex, i) => ({ id: ex.id, name: ex.name, op: ex.op, copies: tables[i], ...(ex.call ? { onTileCost: true } : {}) }));
     return {
       schemaVersion: 1,
       device: this.whole,
@@ -420,9 +424,10 @@ function firstEndingAfter(list: readonly { begin: number; end: number }[], pos: 
  * hundred MB made V8 run full collections of the whole-model heap that freed
  * nothing (seconds each for a BERT layer's eight million copies).
  */
-function resolveAllCopies(exchanges: readonly { name: string; copies: SliceCopies }[], tensors: readonly DeviceTensor[]): CopyTable[] {
+function resolveAllCopies(exchanges: readonly { name: string; copies: SliceCopies; call?: boolean }[], tensors: readonly DeviceTensor[]): CopyTable[] {
   const counts = exchanges.map((ex) => {
     checkHostHeap(`resolving the copies of exchange '${ex.name}'`);
+    if (ex.call) return 0;
     let n = 0;
     for (let i = 0; i < ex.copies.length; i++) n = resolveCopy(ex.copies, i, tensors, undefined, n);
     return n;
@@ -431,6 +436,12 @@ function resolveAllCopies(exchanges: readonly { name: string; copies: SliceCopie
   const buffer = new ArrayBuffer(total * 5 * Int32Array.BYTES_PER_ELEMENT);
   let at = 0;
   return exchanges.map((ex, e) => {
+    if (ex.call) {
+      // A call's copies of whole tensors, merged per tile where they continue (CopyTableBuilder.pushMerging).
+      const merged = new CopyTableBuilder(ex.copies.length);
+      for (let i = 0; i < ex.copies.length; i++) resolveCopy(ex.copies, i, tensors, merged, 0);
+      return merged.finish();
+    }
     const count = counts[e];
     const column = () => {
       const c = new Int32Array(buffer, at * Int32Array.BYTES_PER_ELEMENT, count);
@@ -444,8 +455,8 @@ function resolveAllCopies(exchanges: readonly { name: string; copies: SliceCopie
   });
 }
 
-/** Copy i's tile-to-tile pieces written at `at` of `out` (or only counted, without `out`): the index after them. */
-function resolveCopy(copies: SliceCopies, c: number, tensors: readonly DeviceTensor[], out: CopyTable | undefined, at: number): number {
+/** Copy c's tile-to-tile pieces written at `at` of `out`, or pushed merging into a builder, or only counted (no `out`): the index after them. */
+function resolveCopy(copies: SliceCopies, c: number, tensors: readonly DeviceTensor[], out: CopyTable | CopyTableBuilder | undefined, at: number): number {
   const src = tensors[copies.srcTensor(c)];
   const dst = tensors[copies.dstTensor(c)];
   const sBegin = copies.srcBegin(c);
@@ -465,7 +476,9 @@ function resolveCopy(copies: SliceCopies, c: number, tensors: readonly DeviceTen
       const xb = Math.max(db, di.begin);
       const xe = Math.min(de, di.end);
       if (xe <= xb) continue;
-      if (out) {
+      if (out instanceof CopyTableBuilder) {
+        out.pushMerging(si.tile, si.offset + (xb - dBegin + sBegin - si.begin) * size, di.tile, di.offset + (xb - di.begin) * size, (xe - xb) * size);
+      } else if (out) {
         const srcElem = xb - dBegin + sBegin;
         out.srcTile[at] = si.tile;
         out.srcOffset[at] = si.offset + (srcElem - si.begin) * size;

@@ -17,6 +17,9 @@
  *   was) is always live;
  * - a tensor live both inside and outside a repeat's body is live through
  *   the whole body (the body runs again after its last use inside);
+ * - a call's body (copies in, the outlined function's steps, copies out) is
+ *   numbered at each call: the function's tensors live from its first call
+ *   to its last, shared by every call;
  * - a switch's branches are numbered one after the other, the true branch
  *   first: a tensor live across the switch spans both, so neither branch's
  *   tensors share its memory (both branches are allocated, as in Poplar).
@@ -54,12 +57,20 @@ export interface Access {
   write: boolean;
 }
 
-export type LeafStep = Exclude<ProgramStep, { kind: 'repeat' } | { kind: 'switch' } | { kind: 'repeatWhile' } | { kind: 'pipeline' }>;
+export type LeafStep = Exclude<ProgramStep, { kind: 'repeat' } | { kind: 'switch' } | { kind: 'repeatWhile' } | { kind: 'pipeline' } | { kind: 'call' }>;
 
 export interface Liveness {
   lifetimes: Lifetime[];
   /** The flattened batch program's leaf steps, in order. */
   steps: LeafStep[];
+  /** The leaves [from, to] of each call of an outlined function, in order. */
+  calls: CallSpan[];
+}
+
+export interface CallSpan {
+  fn: string;
+  from: number;
+  to: number;
 }
 
 export const ALWAYS_LIVE_CATEGORIES: readonly TensorCategory[] = ['variable', 'constant', 'stream'];
@@ -67,8 +78,9 @@ export const ALWAYS_LIVE_CATEGORIES: readonly TensorCategory[] = ['variable', 'c
 export const BATCH_PROGRAM = 'batch';
 
 /** Leaf steps of `steps` in order, and the [from, to] span of every non-empty repeat body. */
-export function flatten(steps: readonly ProgramStep[]): { leaves: LeafStep[]; repeats: { from: number; to: number }[]; switches: { at: number; condition: number }[] } {
+export function flatten(steps: readonly ProgramStep[]): { leaves: LeafStep[]; repeats: { from: number; to: number }[]; switches: { at: number; condition: number }[]; calls: CallSpan[] } {
   const leaves: LeafStep[] = [];
+  const calls: CallSpan[] = [];
   const repeats: { from: number; to: number }[] = [];
   const switches: { at: number; condition: number }[] = [];
   const walk = (ss: readonly ProgramStep[]) => {
@@ -84,6 +96,10 @@ export function flatten(steps: readonly ProgramStep[]): { leaves: LeafStep[]; re
         const from = leaves.length;
         for (const list of innerSteps(s)) walk(list);
         if (leaves.length > from) repeats.push({ from, to: leaves.length - 1 });
+      } else if (s.kind === 'call') {
+        const from = leaves.length;
+        walk(s.body);
+        calls.push({ fn: s.fn, from, to: leaves.length - 1 });
       } else if (s.kind === 'switch') {
         switches.push({ at: leaves.length, condition: s.condition });
         walk(s.whenTrue);
@@ -92,7 +108,7 @@ export function flatten(steps: readonly ProgramStep[]): { leaves: LeafStep[]; re
     }
   };
   walk(steps);
-  return { leaves, repeats, switches };
+  return { leaves, repeats, switches, calls };
 }
 
 export function computeLiveness(
@@ -105,7 +121,7 @@ export function computeLiveness(
     if (name === BATCH_PROGRAM) continue;
     for (const s of flatten(steps).leaves) accesses(s, (a) => touchedElsewhere.add(a.tensor));
   }
-  const { leaves, repeats, switches } = flatten(programs[BATCH_PROGRAM] ?? []);
+  const { leaves, repeats, switches, calls } = flatten(programs[BATCH_PROGRAM] ?? []);
   const n = tensors.length;
   const firstWrite = new Array<number>(n).fill(Infinity);
   const firstRead = new Array<number>(n).fill(Infinity);
@@ -114,10 +130,30 @@ export function computeLiveness(
   // write would be millions (every exchange copy writes its destination).
   let cols = [new Int32Array(1024), new Int32Array(1024), new Float64Array(1024), new Float64Array(1024)] as const;
   let wn = 0;
+  // A leaf that runs more than once (an outlined function's steps, at each call): the tensors it
+  // touches, kept after its first visit. A later visit only moves their last use when each has been
+  // read before (then its writes decide nothing more): a function's vertices are not walked per call.
+  const seen = new Set<LeafStep>();
+  const repeated = new Map<LeafStep, Int32Array | undefined>();
+  for (const s of leaves) {
+    if (seen.has(s)) repeated.set(s, undefined);
+    else seen.add(s);
+  }
   leaves.forEach((s, i) => {
     checkHostHeap('finding tensor lifetimes');
+    const touched = repeated.get(s);
+    if (touched) {
+      let again = true;
+      for (let k = 0; k < touched.length && again; k++) again = firstRead[touched[k]] !== Infinity;
+      if (again) {
+        for (let k = 0; k < touched.length; k++) last[touched[k]] = i;
+        return;
+      }
+    }
+    const collect = repeated.has(s) && !touched ? new Set<number>() : undefined;
     accesses(s, (a) => {
       const t = a.tensor;
+      collect?.add(t);
       if (a.write) {
         if (i < firstWrite[t]) firstWrite[t] = i;
         // Only writes before the first read decide whether reads see this batch's data.
@@ -145,6 +181,7 @@ export function computeLiveness(
       if (a.read && i < firstRead[t]) firstRead[t] = i;
       last[t] = i;
     });
+    if (collect) repeated.set(s, Int32Array.from(collect));
   });
   // A switch reads its condition as it starts (at its first leaf; the last leaf when its branches are empty and it ends the program).
   for (const s of switches) {
@@ -217,5 +254,5 @@ export function computeLiveness(
     }
     lifetimes[i] = { from, to };
   }
-  return { lifetimes, steps: leaves };
+  return { lifetimes, steps: leaves, calls };
 }

@@ -28,6 +28,8 @@ import { isIpuCopy } from '../shard/ipu-copy.js';
 import { IpuCopies } from './ipu-copies.js';
 import { isRestore, type PipelinePlan } from '../shard/pipeline.js';
 import { pipelineStep } from './pipeline.js';
+import { findRepeats, type OutlineGroup } from './outline.js';
+import { callFunction, functionSchedule, groupSlots, instanceInputs, lowerFunction, type LoweredFunction } from './functions.js';
 
 export interface LowerRequest {
   graph: Graph;
@@ -54,6 +56,8 @@ export interface LowerRequest {
   accumulationFactor?: number;
   /** Pipelined: each op's stage and the stashes; the micro-batches run as a pipeline step. */
   pipeline?: PipelinePlan;
+  /** Outlining (compile.outlining): repeated sequences of at least minOps ops lowered once and called (src/lower/functions.ts). Not when sharded. */
+  outlining?: { minOps: number };
 }
 
 export interface Lowered {
@@ -91,12 +95,21 @@ export function lowerGraph(req: LowerRequest): Lowered {
   const stepsOf = (op: Op): ProgramStep[] => (op.settings.executionContext === 'outerFragment' ? outer : plan ? stageSteps[plan.stageOf.get(op)!] : batch);
 
   const consumers = consumersInSchedule(req.schedule);
-  for (const t of req.graph.allTensors()) {
-    if (t.producer) continue;
+  const groups = req.outlining && !req.sharded ? findRepeats(req.schedule, req.graph, req.outlining) : [];
+  // A later instance's input that nothing produces (its layer's weight) is mapped like the first
+  // instance's: its call then copies it into the function on tile. Mapped after the first's.
+  const followers = new Map<string, string>();
+  for (const g of groups) {
+    const first = instanceInputs(req.schedule, g.starts[0], g.length);
+    for (const s of g.starts.slice(1)) instanceInputs(req.schedule, s, g.length).forEach((id, e) => id !== first[e] && followers.set(id, first[e]));
+  }
+  const sources = req.graph.allTensors().filter((t) => !t.producer);
+  for (const t of [...sources.filter((t) => !followers.has(t.id)), ...sources.filter((t) => followers.has(t.id))]) {
     const category = t.kind === 'stream' ? 'stream' : t.kind === 'variable' ? 'variable' : 'constant';
     const readers = consumers.get(t.id) ?? [];
     // A gradient accumulator lies where its weight does: the update reads both on the same tiles.
-    const like = t.accumulatorOf !== undefined ? tensors.get(t.accumulatorOf) : undefined;
+    const leader = followers.has(t.id) ? tensors.get(followers.get(t.id)!) : undefined;
+    const like = t.accumulatorOf !== undefined ? tensors.get(t.accumulatorOf) : leader && leader.size === t.info.shape.reduce((a, b) => a * b, 1) && leader.dtype === t.info.dtype ? leader : undefined;
     const add = (): BuildTensor => {
       const d = dg.addTensor(t.id, t.info.dtype as DeviceDType, t.info.shape, category);
       if (like) dg.mapLike(d, like);
@@ -129,7 +142,30 @@ export function lowerGraph(req: LowerRequest): Lowered {
   const anchors = new Set(req.anchors);
   const regionSteps = new Map<Op, ProgramStep[][]>();
   const ipuCopies = new IpuCopies(dg);
-  for (const [position, op] of req.schedule.entries()) {
+  // Outlining: where each instance starts, and the functions lowered so far.
+  const instanceAt = new Map<number, { group: OutlineGroup; g: number; k: number }>();
+  groups.forEach((group, g) => group.starts.forEach((start, k) => instanceAt.set(start, { group, g, k })));
+  const functions: LoweredFunction[] = [];
+  for (let position = 0; position < req.schedule.length; position++) {
+    const op = req.schedule[position];
+    const instance = instanceAt.get(position);
+    if (instance) {
+      const { group, g, k } = instance;
+      if (k === 0) {
+        const slots = groupSlots(req.schedule, group, lastRead, anchors);
+        const fs = functionSchedule(req.schedule, group, lastRead, anchors);
+        functions[g] = lowerFunction(dg, `fn${g}`, req.schedule, group, slots, tensors, (fop, at, fnTensors) => {
+          const ctx = new LowerContext(dg, fop, fnTensors, category, { position: at, lastRead: fs.lastRead, anchors: fs.anchors }, req.plans);
+          lowerWith(fop, ctx);
+          return ctx.finish();
+        });
+        dg.notes.push({ op: op.name, kind: 'outlining', text: `${group.length} ops from here lowered once as fn${g}, called ${group.starts.length} times` });
+      }
+      (op.settings.executionContext === 'outerFragment' ? outer : batch).push(callFunction(dg, functions[g], k, req.schedule, req.graph, tensors, category));
+      position += group.length - 1;
+      req.onOp?.(position + 1, req.schedule.length);
+      continue;
+    }
     if (isIpuCopy(op)) {
       ipuCopies.add(op, tensors, category(op.outId(0)));
       req.onOp?.(position + 1, req.schedule.length);
@@ -145,21 +181,10 @@ export function lowerGraph(req: LowerRequest): Lowered {
     }
     // Pipelined, every copy goes in the one exchange that ends a pipeline cycle.
     if (!plan) batch.push(...ipuCopies.close());
-    const def = req.registry.exact(op.opid);
-    if (!def?.lower) throw new UserError(`op '${op.name}' (${fmtOpid(op.opid)}) has no lowering: register an OpDefinition with this identifier and a lower()`, op.settings.loc);
-    checkHostHeap(`lowering op '${op.name}'`);
     const ctx = new LowerContext(dg, op, tensors, category, { position, lastRead, anchors }, req.plans);
     ctx.regionSteps = regionSteps.get(op) ?? [];
     const lowerOp = (): void => {
-      try {
-        def.lower!(op, ctx);
-      } catch (e) {
-        if (e instanceof UserError || e instanceof RunError) throw e;
-        throw new UserError(`lowering op '${op.name}' (${fmtOpid(op.opid)}) failed: ${(e as Error).message}`, op.settings.loc);
-      }
-      for (const id of op.outputs) {
-        if (!tensors.has(id)) throw new UserError(`the lowering of op '${op.name}' (${fmtOpid(op.opid)}) never created its output '${id}' (call ctx.output())`);
-      }
+      lowerWith(op, ctx);
       // An op in a branch or loop body: its steps go to its owner (If, Loop), which wraps them (src/ops/control-flow.ts).
       const region = req.graph.regions.get(op);
       if (region) {
@@ -175,6 +200,22 @@ export function lowerGraph(req: LowerRequest): Lowered {
   const copies = ipuCopies.close();
   if (!plan) batch.push(...copies);
 
+  /** Lower `op` by its definition into `ctx`, its mistakes as UserErrors naming it. */
+  function lowerWith(op: Op, ctx: LowerContext): void {
+    const def = req.registry.exact(op.opid);
+    if (!def?.lower) throw new UserError(`op '${op.name}' (${fmtOpid(op.opid)}) has no lowering: register an OpDefinition with this identifier and a lower()`, op.settings.loc);
+    checkHostHeap(`lowering op '${op.name}'`);
+    try {
+      def.lower(op, ctx);
+    } catch (e) {
+      if (e instanceof UserError || e instanceof RunError) throw e;
+      throw new UserError(`lowering op '${op.name}' (${fmtOpid(op.opid)}) failed: ${(e as Error).message}`, op.settings.loc);
+    }
+    for (let i = 0; i < op.outputs.length; i++) {
+      if (!ctx.outputTensor(i)) throw new UserError(`the lowering of op '${op.name}' (${fmtOpid(op.opid)}) never created its output '${op.outputs[i]}' (call ctx.output())`);
+    }
+  }
+
   for (const a of req.anchors) {
     const d = tensors.get(a);
     if (!d) throw new Error(`internal: anchor '${a}' has no device tensor`);
@@ -187,7 +228,12 @@ export function lowerGraph(req: LowerRequest): Lowered {
   else batchProgram.push(...(n > 1 ? [{ kind: 'repeat' as const, count: n, body: batch }] : batch), ...outer);
 
   const program = dg.finalize(req.codelets, req.codeletModules, req.onPass);
-  return { program, tensorOf: new Map([...tensors].map(([k, v]) => [k, v.id])), streamTensor };
+  const tensorOf = new Map([...tensors].map(([k, v]) => [k, v.id]));
+  // An outlined op's outputs are read (run.checkFinite) where its function writes them, at every call.
+  for (const fn of functions) {
+    for (let j = 0; j < fn.group.length; j++) for (const id of req.schedule[fn.group.starts[0] + j].outputs) if (fn.tensors.has(id)) tensorOf.set(id, fn.tensors.get(id)!.id);
+  }
+  return { program, tensorOf, streamTensor };
 }
 
 /** The IPU an op reads its inputs on: an IpuCopy's source IPU, else its own. */

@@ -44,7 +44,7 @@ export interface Allocation {
 }
 
 /** What allocation reads of the graph beyond its tensors (a DeviceGraph). */
-export type ProgramView = Pick<DeviceGraph, 'computeSets' | 'exchanges' | 'streams' | 'programs'>;
+export type ProgramView = Pick<DeviceGraph, 'computeSets' | 'exchanges' | 'streams' | 'programs'> & Partial<Pick<DeviceGraph, 'frames'>>;
 
 
 /**
@@ -70,7 +70,22 @@ export function allocate(
   const alwaysEnd = new Array<number>(numTiles).fill(0);
   // Temporaries to place, as columns (one object per mapping range would be millions): the
   // tensor, its element range and bytes, its lifetime; grouped by tile with a counting sort.
-  const col = { tensor: [] as number[], begin: [] as number[], end: [] as number[], bytes: [] as number[], from: [] as number[], to: [] as number[], tile: [] as number[] };
+  const col = columns();
+  // An outlined function's tensors not always live: placed in its frame, by their lifetimes in its first call.
+  const frameOf = new Map<number, number>();
+  const frames: { col: Columns; from: number; firstTo: number; lastFrom: number; to: number }[] = [];
+  const calls = 'calls' in liveness ? liveness.calls : [];
+  for (const f of program?.frames ?? []) {
+    const spans = calls.filter((c) => c.fn === f.fn);
+    if (spans.length === 0) continue;
+    const first = spans[0];
+    const last = spans[spans.length - 1];
+    for (const t of f.tensors) {
+      const life = lifetimes[t];
+      if (typeof life === 'object' && life.from >= first.from && life.from <= first.to && life.to >= last.from) frameOf.set(t, frames.length);
+    }
+    frames.push({ col: columns(), from: first.from, firstTo: first.to, lastFrom: last.from, to: last.to });
+  }
   for (const t of tensors) {
     checkHostHeap('allocating tile memory', 4096);
     const life = lifetimes[t.id];
@@ -84,23 +99,14 @@ export function allocate(
         intervals[t.id].push({ tile: m.tile, begin: m.begin, end: m.end, offset });
         alwaysEnd[m.tile] = offset + bytes;
       } else {
-        col.tensor.push(t.id);
-        col.begin.push(m.begin);
-        col.end.push(m.end);
-        col.bytes.push(bytes);
-        col.from.push(life.from);
-        col.to.push(life.to);
-        col.tile.push(m.tile);
+        const f = frameOf.get(t.id);
+        // In a frame: its lifetime in the first call. Every call runs the same steps, so its last use
+        // there is as far into the first call as its last use overall is into the last call.
+        if (f !== undefined) push(frames[f].col, t.id, m.begin, m.end, bytes, life.from, Math.min(frames[f].from + (life.to - frames[f].lastFrom), frames[f].firstTo), m.tile);
+        else push(col, t.id, m.begin, m.end, bytes, life.from, life.to, m.tile);
       }
     }
   }
-  const tileStart = new Int32Array(numTiles + 1);
-  for (const tile of col.tile) tileStart[tile + 1]++;
-  for (let tile = 0; tile < numTiles; tile++) tileStart[tile + 1] += tileStart[tile];
-  const byTile = new Int32Array(col.tile.length);
-  const fill = tileStart.slice(0, numTiles);
-  col.tile.forEach((tile, i) => (byTile[fill[tile]++] = i));
-
   const dataEnd = [...alwaysEnd];
   // Placed items still live, ascending by offset (so their ends ascend too), as parallel typed
   // arrays: no object per item, whole models place millions. `minTo` says when one may have
@@ -110,20 +116,15 @@ export function allocate(
   let actOffset = new Float64Array(cap);
   let actEnd = new Float64Array(cap);
   let actTo = new Float64Array(cap);
-  for (let tile = 0; tile < numTiles; tile++) {
-    checkHostHeap('allocating tile memory', 64);
-    // In order of first step, then larger first, then tensor and element: deterministic.
-    const items = byTile
-      .subarray(tileStart[tile], tileStart[tile + 1])
-      .sort((a, b) => col.from[a] - col.from[b] || col.bytes[b] - col.bytes[a] || col.tensor[a] - col.tensor[b] || col.begin[a] - col.begin[b]);
-    const base = align(alwaysEnd[tile]);
+  /** First-fit the items of `c` in `order` above `base`, each placed by `place(item, offset)`. */
+  const firstFit = (c: Columns, order: Int32Array, base: number, place: (item: number, offset: number) => void): void => {
     let n = 0;
     let minTo = Infinity;
     let maxGap = 0;
-    for (const item of items) {
-      const from = col.from[item];
-      const to = col.to[item];
-      const bytes = col.bytes[item];
+    for (const item of order) {
+      const from = c.from[item];
+      const to = c.to[item];
+      const bytes = c.bytes[item];
       if (from > minTo) {
         // Drop the expired (compacting in place); the holes are now exact.
         let k = 0;
@@ -177,10 +178,56 @@ export function allocate(
       actTo[at] = to;
       n++;
       minTo = Math.min(minTo, to);
-      intervals[col.tensor[item]].push({ tile, begin: col.begin[item], end: col.end[item], offset: offset | 0 });
-      if (offset + bytes > dataEnd[tile]) dataEnd[tile] = offset + bytes;
+      place(item, offset);
     }
+  };
+  // In order of first step, then larger first, then tensor and element: deterministic.
+  const byTileSorted = (c: Columns): { order: Int32Array; start: Int32Array } => {
+    const start = new Int32Array(numTiles + 1);
+    for (const tile of c.tile) start[tile + 1]++;
+    for (let tile = 0; tile < numTiles; tile++) start[tile + 1] += start[tile];
+    const order = new Int32Array(c.tile.length);
+    const fill = start.slice(0, numTiles);
+    c.tile.forEach((tile, i) => (order[fill[tile]++] = i));
+    for (let tile = 0; tile < numTiles; tile++) {
+      order.subarray(start[tile], start[tile + 1]).sort((a, b) => c.from[a] - c.from[b] || c.bytes[b] - c.bytes[a] || c.tensor[a] - c.tensor[b] || c.begin[a] - c.begin[b]);
+    }
+    return { order, start };
+  };
+
+  // Outlined functions' frames: each function's tensors first-fit among themselves by their
+  // lifetimes within its first call (every call runs the same steps), then placed as one block
+  // per tile, live from its first call to its last (item tensor -1 - frame).
+  const frameRel: Float64Array[] = frames.map((f) => new Float64Array(f.col.tile.length));
+  frames.forEach((f, k) => {
+    const { order, start } = byTileSorted(f.col);
+    const size = new Float64Array(numTiles);
+    for (let tile = 0; tile < numTiles; tile++) {
+      if (start[tile + 1] === start[tile]) continue;
+      firstFit(f.col, order.subarray(start[tile], start[tile + 1]), 0, (item, offset) => {
+        frameRel[k][item] = offset;
+        size[tile] = Math.max(size[tile], align(offset + f.col.bytes[item]));
+      });
+      push(col, -1 - k, 0, 0, size[tile], f.from, f.to, tile);
+    }
+  });
+  const frameBase = frames.map(() => new Float64Array(numTiles));
+  const { order, start } = byTileSorted(col);
+  for (let tile = 0; tile < numTiles; tile++) {
+    checkHostHeap('allocating tile memory', 64);
+    firstFit(col, order.subarray(start[tile], start[tile + 1]), align(alwaysEnd[tile]), (item, offset) => {
+      const t = col.tensor[item];
+      if (t >= 0) intervals[t].push({ tile, begin: col.begin[item], end: col.end[item], offset: offset | 0 });
+      else frameBase[-1 - t][tile] = offset;
+      if (offset + col.bytes[item] > dataEnd[tile]) dataEnd[tile] = offset + col.bytes[item];
+    });
   }
+  frames.forEach((f, k) => {
+    for (let i = 0; i < f.col.tile.length; i++) {
+      const tile = f.col.tile[i];
+      intervals[f.col.tensor[i]].push({ tile, begin: f.col.begin[i], end: f.col.end[i], offset: (frameBase[k][tile] + frameRel[k][i]) | 0 });
+    }
+  });
   // Intervals in mapping order (element order), as the rest of the pipeline expects.
   for (const iv of intervals) iv.sort((a, b) => a.begin - b.begin);
 
@@ -198,6 +245,31 @@ export function allocate(
     throw outOfMemory(worst, memory[worst], tensors, intervals, lifetimes, liveness.steps, program, device);
   }
   return { tileBytes, intervals, memory, lifetimes };
+}
+
+/** Items to place, as columns: tensor (or -1 - frame), element range, bytes, lifetime [from, to], tile. */
+interface Columns {
+  tensor: number[];
+  begin: number[];
+  end: number[];
+  bytes: number[];
+  from: number[];
+  to: number[];
+  tile: number[];
+}
+
+function columns(): Columns {
+  return { tensor: [], begin: [], end: [], bytes: [], from: [], to: [], tile: [] };
+}
+
+function push(c: Columns, tensor: number, begin: number, end: number, bytes: number, from: number, to: number, tile: number): void {
+  c.tensor.push(tensor);
+  c.begin.push(begin);
+  c.end.push(end);
+  c.bytes.push(bytes);
+  c.from.push(from);
+  c.to.push(to);
+  c.tile.push(tile);
 }
 
 /** Which elements of which tensors a leaf step reads and writes. */

@@ -18,7 +18,7 @@ export function livenessCurve(p: DeviceProgram): LivenessRow[] {
   const steps: ProgramStep[] = [];
   const flatten = (list: ProgramStep[]) => {
     for (const s of list) {
-      if (s.kind === 'repeat' || s.kind === 'repeatWhile' || s.kind === 'switch' || s.kind === 'pipeline') for (const l of innerSteps(s)) flatten(l);
+      if (s.kind === 'repeat' || s.kind === 'repeatWhile' || s.kind === 'switch' || s.kind === 'pipeline' || s.kind === 'call') for (const l of innerSteps(s)) flatten(l);
       else steps.push(s);
     }
   };

@@ -16,7 +16,7 @@ import { exchangeTraffic } from '../../sim/cost.js';
 import type { Phase } from '../../sim/profile.js';
 import { DTYPE_BYTES, pipelineCycles, type DeviceProgram, type ProgramStep } from '../../sim/program.js';
 
-type Leaf = Exclude<ProgramStep, { kind: 'repeat' } | { kind: 'switch' } | { kind: 'repeatWhile' } | { kind: 'pipeline' }>;
+type Leaf = Exclude<ProgramStep, { kind: 'repeat' } | { kind: 'switch' } | { kind: 'repeatWhile' } | { kind: 'pipeline' } | { kind: 'call' }>;
 
 export interface ProgramRow {
   /** Index of the leaf step in the flattened batch program (as profile/liveness.csv's programStep). */
@@ -60,8 +60,10 @@ export interface ProgramView {
   received: number[];
 }
 
-export function flattenBatch(p: DeviceProgram): { leaves: Leaf[]; order: number[]; switches: boolean } {
+export function flattenBatch(p: DeviceProgram): { leaves: Leaf[]; order: number[]; switches: boolean; opsOf: (Record<string, string> | undefined)[] } {
   const leaves: Leaf[] = [];
+  // Per leaf inside a call: the call's op names for the function's.
+  const opsOf: (Record<string, string> | undefined)[] = [];
   let switches = false;
   // Returns the leaf indices of `list` in execution order, repeats expanded.
   const walk = (list: ProgramStep[]): number[] => {
@@ -87,6 +89,11 @@ export function flattenBatch(p: DeviceProgram): { leaves: Leaf[]; order: number[
           for (const lane of cycle.lanes) for (const l of lane.lists) out.push(...of(l));
           out.push(...of(s.copies));
         }
+      } else if (s.kind === 'call') {
+        // Each call's steps are leaves of their own (as liveness numbers them), named after the call's ops.
+        const from = leaves.length;
+        out.push(...walk(s.body));
+        for (let l = from; l < leaves.length; l++) opsOf[l] ??= s.ops;
       } else if (s.kind === 'switch') {
         // Both branches, in order: matching phases to leaves skips the branch not taken.
         switches = true;
@@ -99,13 +106,13 @@ export function flattenBatch(p: DeviceProgram): { leaves: Leaf[]; order: number[
     return out;
   };
   const order = walk(p.programs.batch ?? []);
-  return { leaves, order, switches };
+  return { leaves, order, switches, opsOf };
 }
 
 const regionCount = (f: unknown) => (Array.isArray(f) ? f.length : 1);
 
 export function programView(p: DeviceProgram, phases: readonly Phase[]): ProgramView {
-  const { leaves, order, switches } = flattenBatch(p);
+  const { leaves, order, switches, opsOf } = flattenBatch(p);
   const totalTiles = p.device.tilesPerIpu * p.device.ipus;
   // Fields in PROGRAM_COLUMNS order, so a row read back from profile/program.csv is the same JSON.
   const row = (i: number, kind: ProgramRow['kind'], name: string, op: string, bytes = 0): ProgramRow => ({
@@ -114,11 +121,11 @@ export function programView(p: DeviceProgram, phases: readonly Phase[]): Program
   const rows: ProgramRow[] = leaves.map((s, i) => {
     if (s.kind === 'execute') {
       const cs = p.computeSets[s.computeSet];
-      return row(i, 'compute', cs.name, cs.op);
+      return row(i, 'compute', cs.name, opsOf[i]?.[cs.op] ?? cs.op);
     }
     if (s.kind === 'exchange') {
       const ex = p.exchanges[s.exchange];
-      return row(i, 'exchange', ex.name, ex.op);
+      return row(i, 'exchange', ex.name, opsOf[i]?.[ex.op] ?? ex.op);
     }
     if (s.kind === 'allReduce') {
       // Its ring steps' phases are all named after it (sim/collectives.ts): summed into this row.

@@ -7,7 +7,7 @@ import { totalTiles } from '../../sim/device.js';
 import { addPhase, emptyTotals, type CycleTotals } from '../../sim/profile.js';
 import { normDomain } from '../ir/opid.js';
 import type { RunResult } from '../session.js';
-import { DTYPE_BYTES } from '../../sim/program.js';
+import { DTYPE_BYTES, innerSteps, type ProgramStep } from '../../sim/program.js';
 import { programView, type ProgramView } from './program-view.js';
 import { ipuRows, type IpuRow } from './ipus.js';
 import { isSharded } from '../shard/place.js';
@@ -47,6 +47,19 @@ export interface Summary {
   host: { wallSeconds: number; workers: number; resumedFrom?: number };
 }
 
+/** The op labels of the call steps of `steps`, in order. */
+function callLabels(steps: readonly ProgramStep[]): string[] {
+  const out: string[] = [];
+  const walk = (list: readonly ProgramStep[]): void => {
+    for (const s of list) {
+      if (s.kind === 'call') out.push(s.op);
+      else for (const inner of innerSteps(s)) walk(inner);
+    }
+  };
+  walk(steps);
+  return out;
+}
+
 export function profileTables(r: RunResult, view: ProgramView = programView(r.compiled.program, r.phases)): ProfileTables {
   const stepTotals = new Map<number, CycleTotals>();
   const opTotals = new Map<string, OpRow>();
@@ -60,6 +73,10 @@ export function profileTables(r: RunResult, view: ProgramView = programView(r.co
   for (const op of ops) {
     const runs = batches * (op.settings.executionContext === 'outerFragment' ? 1 : micro) * replicas;
     opTotals.set(op.name, { name: op.name, type: op.opid.type, domain: normDomain(op.opid.domain), compute: 0, exchange: 0, sync: 0, flops: op.flops() * runs, memoryBytes: 0 });
+  }
+  // An outlined function's calls (PopART's CallOps): a row each for its copies in and out; the function's own phases are its ops'.
+  for (const label of callLabels(r.compiled.program.programs.batch ?? [])) {
+    opTotals.set(label, { name: label, type: 'Call', domain: 'ai.graphcore', compute: 0, exchange: 0, sync: 0, flops: 0, memoryBytes: 0 });
   }
   for (const t of r.compiled.program.tensors) {
     const row = t.op === undefined ? undefined : opTotals.get(t.op);

@@ -6,9 +6,10 @@ describe('configJsonSchema', () => {
 
   it('is a JSON Schema object with every top-level section', () => {
     expect(s.type).toBe('object');
-    expect(Object.keys(s.properties).sort()).toEqual(['anchors', 'collectiveMethod', 'device', 'inputs', 'model', 'name', 'replicas', 'report', 'run', 'train']);
+    expect(Object.keys(s.properties).sort()).toEqual(['anchors', 'collectiveMethod', 'compile', 'device', 'inputs', 'model', 'name', 'replicas', 'report', 'run', 'train']);
     expect(s.properties.train.properties).toHaveProperty('optimizer');
     expect(s.properties.train.properties).toHaveProperty('steps');
+    expect(s.properties.compile.properties).toHaveProperty('outlining');
     expect(s.additionalProperties).toBe(false);
   });
 

@@ -1,0 +1,138 @@
+/**
+ * Outlining (PopART's enableOutlining, Poplar's functions): repeated runs of
+ * the schedule — the layers of a transformer, same-shaped blocks of a ResNet
+ * — are found here, so the lowering builds one instance once as a function
+ * and calls it at each occurrence (src/lower/lower.ts).
+ *
+ * Two runs are the same when, op by op, they have the same identifier,
+ * attributes and other fields, input and output dtypes and shapes, and the
+ * same dataflow: each input either comes from the same op (by position in
+ * the run) and output of the run, or from outside it, the k-th distinct
+ * outside tensor in both. Only adjacent repeats (tandem repeats of the
+ * schedule) are found: the layers of a model are scheduled one after the
+ * other. The repeat that saves the most ops is taken first, then the rest of
+ * the schedule is searched again.
+ *
+ * Left out: ops that draw random numbers (their seed derives from their
+ * name, each instance its own), ops that write an input in place (the
+ * optimizer's updates: a call writes copies), control flow and the ops of
+ * its branches and bodies.
+ */
+import type { Graph } from '../ir/graph.js';
+import { isGradOp, Op } from '../ir/op.js';
+import { fmtOpid } from '../ir/opid.js';
+
+/** One outlined sequence: instance k is schedule[starts[k], starts[k] + length). */
+export interface OutlineGroup {
+  starts: number[];
+  length: number;
+}
+
+export interface OutlineOptions {
+  /** The fewest ops a sequence must have to be outlined. */
+  minOps: number;
+}
+
+const RANDOM = /^(Dropout|Random|Multinomial|Bernoulli)/;
+
+/** Fields an op's identity does not include (its place in the graph, its name). */
+const NOT_STRUCTURE = new Set(['graph', 'id', 'inputs', 'outputs', 'settings', 'fwdOp', 'opid']);
+
+/** An op's structure, without its dataflow: identifier, attributes and fields, tensor infos; undefined when it must not be outlined. */
+function opKey(op: Op, graph: Graph, owners: ReadonlySet<Op>): string | undefined {
+  if (RANDOM.test(op.opid.type) || op.modifiedInputs().length > 0) return undefined;
+  if (graph.regions.has(op) || owners.has(op)) return undefined;
+  if (isGradOp(op) && RANDOM.test(op.fwdOp.opid.type)) return undefined;
+  const info = (id: string) => (id === '' ? '-' : `${graph.tensor(id).info.dtype}[${graph.tensor(id).info.shape.join(',')}]`);
+  const fields: Record<string, unknown> = {};
+  for (const k of Object.keys(op)) if (!NOT_STRUCTURE.has(k)) fields[k] = (op as unknown as Record<string, unknown>)[k];
+  let own: string;
+  try {
+    // Contents of maps and sets; another op referred to by its identifier and attributes (its name differs per instance).
+    own = JSON.stringify(fields, (_k, v: unknown) => {
+      if (v instanceof Map) return [...v.entries()];
+      if (v instanceof Set) return [...v.values()];
+      if (v instanceof Op) return `op ${fmtOpid(v.opid)} ${JSON.stringify(v.attributes())}`;
+      // Not the whole graph (a field holding something of it): such an op is compared without it.
+      if (typeof v === 'object' && v !== null && 'graph' in v) return '#';
+      return v;
+    });
+  } catch {
+    return undefined; // a field that cannot be written out: not comparable
+  }
+  own = `${fmtOpid(op.opid)}|${JSON.stringify(op.attributes())}|${own}|${op.inputs.map(info).join(';')}>${op.outputs.map(info).join(';')}|${op.settings.executionContext ?? ''}|${op.settings.ipu ?? ''}`;
+  // A grad op lowers by its forward op's attributes too.
+  if (isGradOp(op)) {
+    const fwd = op.fwdOp;
+    return `${own}|fwd:${fmtOpid(fwd.opid)}|${JSON.stringify(fwd.attributes())}|${fwd.inputs.map(info).join(';')}>${fwd.outputs.map(info).join(';')}`;
+  }
+  return own;
+}
+
+/** Find the outlined groups of `schedule`, disjoint, each instance of at least minOps ops. */
+export function findRepeats(schedule: readonly Op[], graph: Graph, opts: OutlineOptions): OutlineGroup[] {
+  const n = schedule.length;
+  // Ops as small integers (equal structure, equal id; -1 never matches).
+  const ids = new Int32Array(n);
+  const keyIds = new Map<string, number>();
+  const owners = new Set([...graph.regions.values()].map((r) => r.owner));
+  schedule.forEach((op, i) => {
+    const k = opKey(op, graph, owners);
+    if (k === undefined) ids[i] = -1 - i;
+    else {
+      let id = keyIds.get(k);
+      if (id === undefined) keyIds.set(k, (id = keyIds.size));
+      ids[i] = id;
+    }
+  });
+  const producer = new Map<string, { at: number; out: number }>();
+  schedule.forEach((op, i) => op.outputs.forEach((t, out) => producer.set(t, { at: i, out })));
+  const dataflow = (start: number, length: number): string => {
+    const outside = new Map<string, number>();
+    const parts: string[] = [];
+    for (let j = start; j < start + length; j++) {
+      for (const t of schedule[j].inputs) {
+        if (t === '') parts.push('-');
+        else {
+          const p = producer.get(t);
+          if (p && p.at >= start && p.at < start + length) parts.push(`${p.at - start}.${p.out}`);
+          else {
+            let e = outside.get(t);
+            if (e === undefined) outside.set(t, (e = outside.size));
+            parts.push(`e${e}`);
+          }
+        }
+      }
+      parts.push('|');
+    }
+    return parts.join(',');
+  };
+
+  const covered = new Uint8Array(n);
+  const groups: OutlineGroup[] = [];
+  for (;;) {
+    // The best tandem repeat over uncovered ops: period p, instances starting at s, s + p, ...
+    let best: { start: number; period: number; count: number } | undefined;
+    for (let p = Math.max(1, opts.minOps); 2 * p <= n; p++) {
+      let run = 0;
+      for (let i = n - p - 1; i >= 0; i--) {
+        // run: how many of ids[i..] equal ids[i + p..], all uncovered
+        run = ids[i] === ids[i + p] && ids[i] >= 0 && !covered[i] && !covered[i + p] ? run + 1 : 0;
+        if (run >= p && (i === 0 || !(ids[i - 1] === ids[i - 1 + p] && ids[i - 1] >= 0 && !covered[i - 1] && !covered[i - 1 + p]))) {
+          const count = Math.floor(run / p) + 1;
+          if (!best || (count - 1) * p > (best.count - 1) * best.period) best = { start: i, period: p, count };
+        }
+      }
+    }
+    if (!best) break;
+    // The same dataflow as the first instance: the longest stretch from it that agrees.
+    const first = dataflow(best.start, best.period);
+    let count = 1;
+    while (count < best.count && dataflow(best.start + count * best.period, best.period) === first) count++;
+    const starts = Array.from({ length: count }, (_, k) => best.start + k * best.period);
+    // Covered either way: a stretch whose dataflow differs is not searched again at this start.
+    for (let i = best.start; i < best.start + (count > 1 ? count : 1) * best.period; i++) covered[i] = 1;
+    if (count > 1) groups.push({ starts, length: best.period });
+  }
+  return groups.sort((a, b) => a.starts[0] - b.starts[0]);
+}
