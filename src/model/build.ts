@@ -16,6 +16,7 @@
 import type { GraphDecl, NodeDecl } from '../config/types.js';
 import { UserError } from '../errors.js';
 import { Graph } from '../ir/graph.js';
+import type { Tensor } from '../ir/tensor.js';
 import { normDomain, ONNX_DOMAIN } from '../ir/opid.js';
 import { checkAttributes, type OpRegistry } from '../ir/registry.js';
 import { initializerData } from './data.js';
@@ -29,13 +30,31 @@ export interface BuildOptions {
   fold?: boolean;
 }
 
+/** `t.data` made by `make` the first time it is read (then kept); assigning it replaces it. */
+function madeOnRead(t: Tensor, make: () => Float32Array | Int32Array): void {
+  let data: Float32Array | Int32Array | undefined;
+  Object.defineProperty(t, 'data', {
+    enumerable: true,
+    configurable: true,
+    get: () => (data ??= make()),
+    set: (v: Float32Array | Int32Array | undefined) => {
+      Object.defineProperty(t, 'data', { value: v, writable: true, enumerable: true, configurable: true });
+    },
+  });
+}
+
 export function buildGraph(decl: GraphDecl, registry: OpRegistry, opts: BuildOptions = {}): Graph {
   const g = new Graph();
   g.frozenWeights = opts.inference === true;
   for (const i of decl.inputs) g.addTensor(i.name, { dtype: i.dtype, shape: i.shape }, 'stream');
   for (const w of decl.initializers) {
-    const data = initializerData(w.init, w.shape, w.dtype, `initializer '${w.name}'`, w.loc);
-    g.addTensor(w.name, { dtype: w.dtype, shape: w.shape }, w.trainable ? 'variable' : 'constant', { data, trainable: w.trainable });
+    const make = () => initializerData(w.init, w.shape, w.dtype, `initializer '${w.name}'`, w.loc);
+    // Generated values (random or constant fills) are made when first read: a timing-only run of a
+    // whole model never reads them (BERT-base's 110M random weights took most of its compile).
+    // Data given in the config or a file is read now, so its mistakes are reported at once.
+    const generated = w.init.kind === 'normal' || w.init.kind === 'uniform' || w.init.kind === 'constant';
+    const t = g.addTensor(w.name, { dtype: w.dtype, shape: w.shape }, w.trainable ? 'variable' : 'constant', { data: generated ? undefined : make(), trainable: w.trainable });
+    if (generated) madeOnRead(t, make);
   }
   /** Constants made while building (composites, folding): dropped at the end when nothing reads them. */
   const made = new Set<string>();
