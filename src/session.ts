@@ -175,7 +175,7 @@ export class Session {
             vertexTimeoutSeconds: config.run.vertexTimeoutSeconds,
             checkMemory: opts.checkMemory ?? (config.run.checkMemory === true || memoryCheckedByEnv()),
             ...(checkFinite && r === 0 ? { afterComputeSet: (cs: ComputeSet, step: number) => late.session && late.check?.after(cs, late.session.where(step)) } : {}),
-            ...(barrier ? { allReduce: (t: DeviceTensor) => barrier.arrive(t) } : {}),
+            ...(barrier ? { allReduce: (t: DeviceTensor) => barrier.arrive(t), collective: (kind, t, shard) => barrier.arriveShard(kind, t, shard) } : {}),
           }),
         );
       }

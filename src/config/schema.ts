@@ -106,6 +106,8 @@ const linkFieldShape = {
   ipuLinksPerPair: posInt.describe('IPU-Links between the two IPUs of a pair, each way'),
   ipuLinksPerRail: posInt.describe('IPU-Links up (and, separately, down) the rail from each IPU'),
   interIpuSyncNsPerHop: posNumber.describe('nanoseconds per hop of the inter-IPU sync'),
+  streamingMemoryBytesPerSecond: posNumber.describe('bytes per second each IPU moves to or from Streaming Memory (remote buffers)'),
+  streamingMemoryLatencyNs: nonNegNumber.describe('nanoseconds of latency of each remote buffer copy'),
 };
 
 export const LINK_FIELDS = Object.keys(linkFieldShape) as (keyof typeof linkFieldShape)[];
@@ -291,6 +293,16 @@ export const OPTIMIZER_KEYS: Record<string, string[]> = Object.fromEntries(
   [sgdSchema, adamSchema, adamwSchema].map((o) => [o.shape.type.value, Object.keys(o.shape)]),
 );
 
+/** PopART's TensorLocationSettings: where a kind of tensor lives, and from what size the settings apply. */
+const tensorLocationSettingsSchema = strict({
+  location: strict({
+    storage: z.enum(['onChip', 'offChip']).default('onChip').describe("PopART's TensorStorage: onChip (tile memory) or offChip (a remote buffer in Streaming Memory, loaded before each use and stored after)"),
+    replicatedTensorSharding: z.boolean().default(false).describe("PopART's ReplicatedTensorSharding: each of the replicas holds 1/replicas of the tensor"),
+  }).prefault({}),
+  minElementsForOffChip: nonNegInt.default(2).describe('tensors with fewer elements stay on chip (PopART default 2)'),
+  minElementsForReplicatedTensorSharding: nonNegInt.default(8192).describe('tensors with fewer elements are not sharded (PopART default 8192)'),
+});
+
 const trainSchema = strict({
   loss: lossSchema,
   optimizer: optimizerSchema,
@@ -304,6 +316,9 @@ const trainSchema = strict({
   lossScaling: posNumber.default(1).describe('loss scaling: the loss gradient is multiplied by it, the optimizers divide gradients by it'),
   saveModel: z.boolean().default(false).describe('write the trained model (forward graph, final weights) as model.onnx in the run folder'),
   checkpointEvery: posInt.optional().describe('write a checkpoint (weights, optimizer state) every N steps into the run folder; sim run --resume continues from it'),
+  optimizerStateTensorLocationSettings: tensorLocationSettingsSchema.optional().describe("PopART's optimizerStateTensorLocationSettings: where the optimizer state (momentum, Adam's moments) lives; sharded over the replicas with replicatedTensorSharding"),
+  accumulatorTensorLocationSettings: tensorLocationSettingsSchema.optional().describe("PopART's accumulatorTensorLocationSettings: where the gradient accumulators live (offChip; sharding is not supported)"),
+  weightTensorLocationSettings: tensorLocationSettingsSchema.optional().describe("PopART's weightTensorLocationSettings: where the trainable weights live (offChip; sharding is not supported)"),
 });
 
 // ---------------------------------------------------------------------------
