@@ -304,6 +304,8 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
         fail(rtsPath, `replicated tensor sharding of ${key === 'weightTensorLocationSettings' ? 'weights' : 'accumulators'} is not supported; shard the optimizer state (train.optimizerStateTensorLocationSettings.location.replicatedTensorSharding: true) or set this false`);
       if (l.location.replicatedTensorSharding && cfg.replicas <= 1)
         fail(rtsPath, `replicated tensor sharding splits the tensor across the replicas, and there is ${cfg.replicas} replica; set replicas: 2 or more (with a device of that many IPUs), or replicatedTensorSharding: false`);
+      if (l.location.replicatedTensorSharding && t.checkpointEvery !== undefined)
+        fail(['train', 'checkpointEvery'], 'checkpoints of sharded optimizer state are not supported (each replica holds a different shard); leave out checkpointEvery or set replicatedTensorSharding: false');
       if (key === 'accumulatorTensorLocationSettings' && l.location.storage === 'offChip' && t.accumulationFactor <= 1)
         fail(['train', key, 'location', 'storage'], 'there are no accumulators without gradient accumulation; set train.accumulationFactor above 1, or leave the accumulators on chip');
       train[field] = {

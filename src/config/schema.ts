@@ -106,11 +106,17 @@ const linkFieldShape = {
   ipuLinksPerPair: posInt.describe('IPU-Links between the two IPUs of a pair, each way'),
   ipuLinksPerRail: posInt.describe('IPU-Links up (and, separately, down) the rail from each IPU'),
   interIpuSyncNsPerHop: posNumber.describe('nanoseconds per hop of the inter-IPU sync'),
+};
+
+export const LINK_FIELDS = Object.keys(linkFieldShape) as (keyof typeof linkFieldShape)[];
+
+/** Streaming Memory fields (sim/streaming-memory.ts): optional everywhere, its defaults where absent. */
+const streamingMemoryFieldShape = {
   streamingMemoryBytesPerSecond: posNumber.describe('bytes per second each IPU moves to or from Streaming Memory (remote buffers)'),
   streamingMemoryLatencyNs: nonNegNumber.describe('nanoseconds of latency of each remote buffer copy'),
 };
 
-export const LINK_FIELDS = Object.keys(linkFieldShape) as (keyof typeof linkFieldShape)[];
+export const STREAMING_MEMORY_FIELDS = Object.keys(streamingMemoryFieldShape) as (keyof typeof streamingMemoryFieldShape)[];
 
 /**
  * A device object: either every DeviceSpec field (a device file), or `preset:`
@@ -127,6 +133,9 @@ export const deviceObjectSchema = strict({
   tiles: posInt.optional().describe('alias of tilesPerIpu'),
   ...optionalDeviceFields,
   ...Object.fromEntries(Object.entries(linkFieldShape).map(([k, v]) => [k, v.optional()])) as { [K in keyof typeof linkFieldShape]: z.ZodOptional<(typeof linkFieldShape)[K]> },
+  ...Object.fromEntries(Object.entries(streamingMemoryFieldShape).map(([k, v]) => [k, v.optional()])) as {
+    [K in keyof typeof streamingMemoryFieldShape]: z.ZodOptional<(typeof streamingMemoryFieldShape)[K]>;
+  },
   ampMacsPerCycle: strict({ float16: posInt.optional(), float32: posInt.optional() })
     .optional()
     .describe('AMP MACs per cycle per tile'),

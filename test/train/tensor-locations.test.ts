@@ -214,5 +214,6 @@ describe("PopART's checks on tensor locations", () => {
   it('only the optimizer state shards; accumulators off chip need accumulation', () => {
     expect(error(mlp({ replicas: 2, accumulation: 2, train: location('weightTensorLocationSettings', 'offChip', true) }))).toMatch(/sharding of weights is not supported/);
     expect(error(mlp({ train: location('accumulatorTensorLocationSettings', 'offChip') }))).toMatch(/set train\.accumulationFactor above 1/);
+    expect(error(mlp({ replicas: 2, train: location('optimizerStateTensorLocationSettings', 'onChip', true) + '  checkpointEvery: 1\n' }))).toMatch(/train\.checkpointEvery: checkpoints of sharded optimizer state/);
   });
 });
