@@ -15,6 +15,7 @@ import { compile, TrainingSession, type Compiled } from '../../src/session.js';
 import { remoteCopyCycles } from '../../sim/streaming-memory.js';
 import { DTYPE_BYTES, type DeviceProgram, type ProgramStep } from '../../sim/program.js';
 import type { Phase } from '../../sim/profile.js';
+import { buildTrace } from '../../src/report/trace.js';
 import { ROOT } from '../helpers.js';
 
 const FILE = path.join(ROOT, 'configs/examples/tensor-locations-test.yaml');
@@ -155,6 +156,9 @@ describe('OffChip: tensors in Streaming Memory', () => {
     expect(remote.find((x) => x.name === `remoteLoad(${m.name})`)!.cycles).toBe(cycles);
     // 2 us latency at 1.33 GHz plus 864 B at 16e9 B/s.
     expect(cycles).toBe(Math.ceil(2000 * 1.33) + Math.ceil(864 / (16e9 / 1.33e9)));
+    // The trace shows them as slices of their own category.
+    const trace = buildTrace(off.phases, { clockHz: p.device.clockHz, tilesPerIpu: p.device.tilesPerIpu, ipus: p.device.ipus, traceTiles: 'all', deviceName: p.device.name });
+    expect(trace.traceEvents.filter((e) => e.ph === 'X' && e.cat === 'streamingMemory' && e.name === `remoteStore(${m.name})`).length).toBeGreaterThan(0);
   });
 
   it('weights, accumulators and sharded optimizer state all off chip: bit for bit the on-chip replicated run', async () => {
