@@ -55,6 +55,11 @@ export function allReduceName(tensor: string): string {
   return `allReduce(${tensor})`;
 }
 
+/** A collective's row name in reports (allReduce(t), reduceScatter(t), allGather(t), replicaShard(t)). */
+export function collectiveName(kind: 'allReduce' | 'reduceScatter' | 'allGather' | 'replicaShard', tensor: string): string {
+  return `${kind}(${tensor})`;
+}
+
 /** One ring step of a collective phase: the fraction of the tensor each direction sends, and whether the receiver adds. */
 export interface RingStep {
   fraction: number;
@@ -133,6 +138,17 @@ export function allReduceBytes(t: DeviceTensor, device: DeviceSpec, rep: Replica
  * the same at once): per ring step slice, sync, exchange, reduce or copy.
  */
 export function allReducePhases(t: DeviceTensor, device: DeviceSpec, rep: Replication, codelets: CodeletRegistry): CollectivePhase[] {
+  return collectivePhases(t, device, rep, codelets, 'allReduce');
+}
+
+/**
+ * The phases of a collective of `t` (the whole tensor, N elements): an
+ * all-reduce is the reduce-scatter's ring steps then the all-gather's; with
+ * replicated tensor sharding each runs on its own (the reduce-scatter of a
+ * gradient before the update on the shard, the all-gather of the weight
+ * after), at the same cost as that half of the all-reduce.
+ */
+export function collectivePhases(t: DeviceTensor, device: DeviceSpec, rep: Replication, codelets: CodeletRegistry, which: 'allReduce' | 'reduceScatter' | 'allGather'): CollectivePhase[] {
   const n = rep.replicas;
   if (n <= 1) return [];
   const { method } = allReduceBytes(t, device, rep);
@@ -184,10 +200,10 @@ export function allReducePhases(t: DeviceTensor, device: DeviceSpec, rep: Replic
     out.push({ kind: 'exchange', name: `${label} exchange`, cycles: Math.max(onChip, linkCycles), tiles: tiles.sort((a, b) => a[0] - b[0]), links });
     out.push(s.reduce ? cost(`${label} reduce`, 'Add', ['a', 'b', 'out']) : cost(`${label} copy`, 'Copy', ['in', 'out']));
   };
-  const rs = ringSteps(method.reduceScatter, n, true);
-  const name = allReduceName(t.name);
+  const rs = which === 'allGather' ? [] : ringSteps(method.reduceScatter, n, true);
+  const name = collectiveName(which, t.name);
   rs.forEach((s, k) => stepPhases(s, `${name} reduce-scatter ${k + 1}/${rs.length}`));
-  if (method.reduceScatter === 'meetInMiddle') {
+  if (which !== 'allGather' && method.reduceScatter === 'meetInMiddle') {
     // The two halves of each fragment meet: one more add.
     const s: RingStep = { fraction: 1 / n, directions: [1], reduce: true };
     const cs: ComputeSet = {
@@ -199,7 +215,21 @@ export function allReducePhases(t: DeviceTensor, device: DeviceSpec, rep: Replic
     const c = computeSetCost(cs, codelets, device);
     out.push({ kind: 'sync', name: 'sync', cycles: device.syncCycles }, { kind: 'compute', name: `${name} reduce-scatter combine`, cycles: c.cycles, tiles: c.tiles });
   }
-  const ag = ringSteps(method.allGather, n, false);
+  const ag = which === 'reduceScatter' ? [] : ringSteps(method.allGather, n, false);
   ag.forEach((s, k) => stepPhases(s, `${name} all-gather ${k + 1}/${ag.length}`));
   return out;
+}
+
+/** The replica's own fragment of `t` copied into its shard: on each tile a Copy of 1/n of its elements (no exchange: the shard lies with the fragment's tiles' share). */
+export function replicaShardPhases(t: DeviceTensor, device: DeviceSpec, rep: Replication, codelets: CodeletRegistry): CollectivePhase[] {
+  const perTile = new Map<number, number>();
+  for (const iv of t.intervals) perTile.set(iv.tile, (perTile.get(iv.tile) ?? 0) + iv.end - iv.begin);
+  const frag = (elems: number): number => Math.ceil(elems / rep.replicas);
+  const vertices: Vertex[] = [...perTile].map(([tile, elems]) => ({ codelet: 'Copy', tile, fields: { in: { offset: 0, count: frag(elems), dtype: t.dtype }, out: { offset: 0, count: frag(elems), dtype: t.dtype } }, params: {} }));
+  const name = collectiveName('replicaShard', t.name);
+  const c = computeSetCost({ id: -1, name, op: '', vertices }, codelets, device);
+  return [
+    { kind: 'sync', name: 'sync', cycles: device.syncCycles },
+    { kind: 'compute', name: `${name} slice`, cycles: c.cycles, tiles: c.tiles },
+  ];
 }

@@ -65,6 +65,10 @@ export interface DeviceSpec {
   gwLinkEfficiency?: number;
   /** Nanoseconds a GW-Link crossing adds (latency). */
   gwLinkLatencyNs?: number;
+  /** Bytes per second each IPU moves to or from Streaming Memory (sim/streaming-memory.ts; absent: its default). */
+  streamingMemoryBytesPerSecond?: number;
+  /** Nanoseconds of latency of each remote buffer copy (absent: sim/streaming-memory.ts's default). */
+  streamingMemoryLatencyNs?: number;
 }
 
 export function totalTiles(d: DeviceSpec): number {

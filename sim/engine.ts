@@ -19,10 +19,11 @@ import { encodeHalf } from './half.js';
 import { loadCodeletRegistry } from './modules.js';
 import { TilePool } from './pool.js';
 import { kernelModule, wasmEnabled } from './wasm/kernels.js';
-import { DTYPE_BYTES, pipelineCycles, type ComputeSet, type DeviceProgram, type Exchange, type DeviceTensor, type HostStream, type PipelineStep, type ProgramStep } from './program.js';
+import { DTYPE_BYTES, pipelineCycles, type ComputeSet, type DeviceProgram, type Exchange, type DeviceTensor, type HostStream, type PipelineStep, type ProgramStep, type ShardStep } from './program.js';
 import type { Phase } from './profile.js';
-import { allReducePhases, type CollectivePhase } from './collectives.js';
+import { allReducePhases, collectivePhases, replicaShardPhases, type CollectivePhase } from './collectives.js';
 import { drawInto, isRandomDraw, Rng, type RandomDraw } from './random.js';
+import { remoteCopyCycles, remoteName } from './streaming-memory.js';
 
 export interface EngineOptions {
   /** 1 runs every vertex on the main thread; N >= 2 starts a pool of N workers. */
@@ -46,6 +47,12 @@ export interface EngineOptions {
    * into each (src/replicas.ts). Without it (one replica, or timing only) only the cost is charged.
    */
   allReduce?: (tensor: DeviceTensor, op: string) => Promise<void>;
+  /**
+   * Replicated tensor sharding with numerics (ShardStep): resolves once every
+   * replica reached the step and the host moved the data between the
+   * replicas' `tensor` and `shard` (src/replicas.ts).
+   */
+  collective?: (kind: ShardStep['kind'], tensor: DeviceTensor, shard: DeviceTensor) => Promise<void>;
   /** false: never fuse an exchange with the compute set after it (sim/fused.ts; the same bytes either way). */
   fuse?: boolean;
 }
@@ -105,6 +112,9 @@ export class Engine {
   private readonly csOnPool = new Map<number, boolean>();
   /** Each all-reduced tensor's ring-step phases (sim/collectives.ts), made the first time it runs. */
   private readonly arCost: Map<number, CollectivePhase[]>;
+  private readonly shardCost = new Map<string, CollectivePhase[]>();
+  /** Remote buffers in Streaming Memory, by tensor id (DeviceTensor.remote). */
+  private readonly remote = new Map<number, Uint8Array>();
   /** Exchanges fused with the compute set after them, by exchange id (decided the first time; null: run apart). */
   private readonly fusedPlan = new Map<number, { cs: number; plan: TilePlan } | null>();
 
@@ -173,34 +183,70 @@ export class Engine {
     return t;
   }
 
-  /** Write a whole tensor from host data (scatter over its tile intervals), or draw a random fill into them. */
+  /**
+   * Write a whole tensor from host data, or draw a random fill into it: into
+   * its remote buffer when its home is Streaming Memory, else tile memory.
+   */
   write(t: DeviceTensor, data: ElemArray | RandomDraw): void {
     if (isRandomDraw(data)) {
-      if (t.dtype === 'float32' || t.dtype === 'int32') {
+      if (!t.remote && (t.dtype === 'float32' || t.dtype === 'int32')) {
         // Each interval holds elements [begin, end): drawn in place, no host array and no copy.
         for (const iv of t.intervals) drawInto(this.memory.view(iv.tile, { offset: iv.offset, count: iv.end - iv.begin, dtype: t.dtype }) as Float32Array | Int32Array, data, iv.begin);
         return;
       }
-      const host = new Float32Array(data.length);
+      const host = t.dtype === 'int32' ? new Int32Array(data.length) : new Float32Array(data.length);
       new Rng(data.state).fillSpan(host, data.integer, data.low, data.span);
       data = host;
     }
     // Host data for a float16 tensor may come as floats: round them to float16 on the way in.
     if (t.dtype === 'float16' && !(data instanceof Uint16Array)) data = encodeHalf(data);
-    const size = DTYPE_BYTES[t.dtype];
     const src = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (t.remote) this.remoteBuffer(t).set(src);
+    else this.writeTiles(t, src);
+  }
+
+  /** Read a whole tensor into a fresh host array: from its remote buffer when its home is Streaming Memory. */
+  read(t: DeviceTensor): ElemArray {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    const bytes = t.remote ? this.remoteBuffer(t).slice() : this.readTiles(t);
+    return makeView(t.dtype, bytes.buffer, 0, n);
+  }
+
+  /**
+   * A tensor's tile memory, whatever its home: what the device's own
+   * collectives read and write (src/replicas.ts), since a remote tensor is
+   * loaded on tiles around them.
+   */
+  readOnTiles(t: DeviceTensor): ElemArray {
+    return makeView(t.dtype, this.readTiles(t).buffer, 0, t.shape.reduce((a, b) => a * b, 1));
+  }
+
+  writeOnTiles(t: DeviceTensor, data: ElemArray): void {
+    if (t.dtype === 'float16' && !(data instanceof Uint16Array)) data = encodeHalf(data);
+    this.writeTiles(t, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
+
+  /** A tensor's remote buffer in Streaming Memory (zeros until stored, as tile memory starts). */
+  private remoteBuffer(t: DeviceTensor): Uint8Array {
+    let b = this.remote.get(t.id);
+    if (!b) this.remote.set(t.id, (b = new Uint8Array(t.shape.reduce((a, c) => a * c, 1) * DTYPE_BYTES[t.dtype])));
+    return b;
+  }
+
+  /** Scatter bytes over a tensor's tile intervals. */
+  private writeTiles(t: DeviceTensor, src: Uint8Array): void {
+    const size = DTYPE_BYTES[t.dtype];
     for (const iv of t.intervals) {
       this.memory.bytes(iv.tile, iv.offset, (iv.end - iv.begin) * size).set(src.subarray(iv.begin * size, iv.end * size));
     }
   }
 
-  /** Read a whole tensor into a fresh host array (gather from its tile intervals). */
-  read(t: DeviceTensor): ElemArray {
+  /** Gather a tensor's bytes from its tile intervals. */
+  private readTiles(t: DeviceTensor): Uint8Array {
     const size = DTYPE_BYTES[t.dtype];
-    const n = t.shape.reduce((a, b) => a * b, 1);
-    const out = new Uint8Array(n * size);
+    const out = new Uint8Array(t.shape.reduce((a, b) => a * b, 1) * size);
     for (const iv of t.intervals) out.set(this.memory.bytes(iv.tile, iv.offset, (iv.end - iv.begin) * size), iv.begin * size);
-    return makeView(t.dtype, out.buffer, 0, n);
+    return out;
   }
 
   async run(name: string, io: HostIO, step: number): Promise<void> {
@@ -304,6 +350,35 @@ export class Engine {
         case 'pipeline':
           await this.runPipeline(s, io, step, st);
           break;
+        case 'reduceScatter':
+        case 'allGather':
+        case 'replicaShard': {
+          const t = this.program.tensors[s.tensor];
+          const rep = this.program.replication;
+          if (!rep) throw new Error(`internal: a ${s.kind} of '${t.name}' in a program that is not replicated`);
+          const key = `${s.kind}:${s.tensor}`;
+          let phases = this.shardCost.get(key);
+          if (!phases) {
+            phases = s.kind === 'replicaShard' ? replicaShardPhases(t, this.program.device, rep, this.codelets) : collectivePhases(t, this.program.device, rep, this.codelets, s.kind);
+            this.shardCost.set(key, phases);
+          }
+          if (this.options.numerics && this.options.collective) await this.options.collective(s.kind, t, this.program.tensors[s.shard]);
+          for (const p of phases) this.record({ ...p, op: s.op, step });
+          st.afterExchange = false;
+          break;
+        }
+        case 'remoteLoad':
+        case 'remoteStore': {
+          const t = this.program.tensors[s.tensor];
+          this.sync(s.op, step);
+          st.afterExchange = false;
+          if (this.options.numerics) {
+            if (s.kind === 'remoteLoad') this.writeTiles(t, this.remoteBuffer(t));
+            else this.remoteBuffer(t).set(this.readTiles(t));
+          }
+          this.record({ kind: 'streamingMemory', name: remoteName(s.kind, t.name), op: s.op, cycles: remoteCopyCycles(t, this.program.device), step });
+          break;
+        }
         case 'repeatWhile':
           for (let i = 0; i < s.maxCount; i++) {
             // Every tile must agree whether to go on: one sync carries the condition.

@@ -3,7 +3,8 @@
  * sync or host stream copy, in execution order. Plain data: the report layer
  * turns it into summary.json, trace.json, CSV and HTML.
  */
-export type PhaseKind = 'compute' | 'exchange' | 'sync' | 'streamCopy';
+/** streamingMemory: a remote buffer loaded from or stored to Streaming Memory (sim/streaming-memory.ts). */
+export type PhaseKind = 'compute' | 'exchange' | 'sync' | 'streamCopy' | 'streamingMemory';
 
 export interface Phase {
   kind: PhaseKind;
@@ -45,6 +46,8 @@ export interface CycleTotals {
   exchange: number;
   sync: number;
   streamCopy: number;
+  /** Remote buffer copies to and from Streaming Memory; present only when a run had some. */
+  streamingMemory?: number;
 }
 
 export function emptyTotals(): CycleTotals {
@@ -53,6 +56,6 @@ export function emptyTotals(): CycleTotals {
 
 export function addPhase(t: CycleTotals, p: Phase): void {
   if (p.overlapped) return;
-  t[p.kind] += p.cycles;
+  t[p.kind] = (t[p.kind] ?? 0) + p.cycles;
   t.total += p.cycles;
 }

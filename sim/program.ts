@@ -42,6 +42,12 @@ export interface DeviceTensor {
    * not overlap may share tile memory.
    */
   live?: { from: number; to: number };
+  /**
+   * Its home is a remote buffer in Streaming Memory (PopART's OffChip
+   * storage): tile memory holds it only from a remoteLoad to its last use
+   * before the next; the host reads and writes the remote buffer.
+   */
+  remote?: boolean;
 }
 
 /** A field of a vertex: a contiguous region of one tile's memory. */
@@ -92,6 +98,8 @@ export interface HostStream {
   name: string;
   tensor: number;
   direction: 'toDevice' | 'fromDevice';
+  /** The stream fills (or reads) the tensor's remote buffer in Streaming Memory, not tile memory. */
+  remote?: boolean;
 }
 
 export type ProgramStep =
@@ -103,7 +111,9 @@ export type ProgramStep =
   | RepeatWhileStep
   | AllReduceStep
   | PipelineStep
-  | CallStep;
+  | CallStep
+  | ShardStep
+  | RemoteStep;
 
 /**
  * PopART's pipeline (src/shard/pipeline.ts): `microBatches` (G) micro-batches
@@ -197,6 +207,33 @@ export interface CallStep {
   op: string;
   ops: Record<string, string>;
   body: ProgramStep[];
+}
+
+/**
+ * Replicated tensor sharding (sim/collectives.ts): `shard` holds ceil(N / R)
+ * elements of the N-element `tensor`, replica r's fragment
+ * [floor(rN/R), floor((r+1)N/R)) first (the all-reduce's ring fragments).
+ *   reduceScatter  tensor summed across the replicas, each replica's fragment into its shard
+ *   allGather      every replica's shard fragment into tensor, on every replica
+ *   replicaShard   the replica's own fragment of tensor copied into its shard (no exchange)
+ * With numerics the host moves the data (EngineOptions.collective).
+ */
+export type ShardStep = ShardStepFields & ({ kind: 'reduceScatter' } | { kind: 'allGather' } | { kind: 'replicaShard' });
+
+interface ShardStepFields {
+  tensor: number;
+  shard: number;
+  /** IR op for profile attribution. */
+  op: string;
+}
+
+/** A tensor between tile memory and its remote buffer in Streaming Memory (PopART's RemoteLoad, RemoteStore). */
+export type RemoteStep = RemoteStepFields & ({ kind: 'remoteLoad' } | { kind: 'remoteStore' });
+
+interface RemoteStepFields {
+  tensor: number;
+  /** IR op for profile attribution. */
+  op: string;
 }
 
 /**

@@ -141,7 +141,11 @@ export const PASSES: readonly Pass[] = [
   {
     name: 'adding the optimizer',
     when: training,
-    run: (s) => addOptimizer(s.graph!, s.config.train!.optimizer, s.gradOf!, s.config.train!.lossScaling ?? 1, gradientReduction(s.config.train!, s.config.replicas ?? 1)),
+    run: (s) => addOptimizer(s.graph!, s.config.train!.optimizer, s.gradOf!, s.config.train!.lossScaling ?? 1, gradientReduction(s.config.train!, s.config.replicas ?? 1), {
+        optimizerState: s.config.train!.optimizerStateLocation,
+        accumulator: s.config.train!.accumulatorLocation,
+        weight: s.config.train!.weightLocation,
+      }),
   },
   { name: 'adding IPU copies', when: isSharded, run: (s) => shardGraph(s.graph!, replicaDevice(s.config).ipus) },
   { name: 'choosing anchors', run: chooseAnchors },

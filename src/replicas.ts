@@ -17,7 +17,7 @@
 import type { ElemArray } from '../sim/codelet.js';
 import type { Engine } from '../sim/engine.js';
 import { decodeHalf, encodeHalf, roundHalf } from '../sim/half.js';
-import type { DeviceTensor } from '../sim/program.js';
+import type { DeviceTensor, ShardStep } from '../sim/program.js';
 
 interface Waiting {
   resolve: () => void;
@@ -26,15 +26,50 @@ interface Waiting {
 
 export class AllReduceBarrier {
   private waiting: Waiting[] = [];
-  private tensor: number | undefined;
+  private tensor: string | undefined;
   private failure: unknown;
   engines: Engine[] = [];
 
   /** Replica `r`'s engine reached the all-reduce of `t`: resolves once the sum is in every replica. */
   arrive(t: DeviceTensor): Promise<void> {
+    return this.meet(`allReduce:${t.id}`, () => {
+      const sum = ringSum(this.engines.map((e) => e.readOnTiles(t)), t.dtype === 'float16');
+      for (const e of this.engines) e.writeOnTiles(t, sum);
+    });
+  }
+
+  /**
+   * A replica reached a step of replicated tensor sharding (sim/program.ts
+   * ShardStep) of `t` and its shard: resolves once the data moved. Replica
+   * r's fragment is [floor(rN/R), floor((r+1)N/R)), the all-reduce's, so the
+   * reduce-scatter's fragment is bit for bit the all-reduce's sum there.
+   */
+  arriveShard(kind: ShardStep['kind'], t: DeviceTensor, shard: DeviceTensor): Promise<void> {
+    return this.meet(`${kind}:${t.id}`, () => {
+      const R = this.engines.length;
+      const N = t.shape.reduce((a, b) => a * b, 1);
+      const from = (r: number) => Math.floor((r * N) / R);
+      const full = kind === 'reduceScatter' ? ringSum(this.engines.map((e) => e.readOnTiles(t)), t.dtype === 'float16') : undefined;
+      if (kind === 'allGather') {
+        const out = this.engines[0].readOnTiles(t);
+        this.engines.forEach((e, r) => out.set(e.readOnTiles(shard).subarray(0, from(r + 1) - from(r)), from(r)));
+        for (const e of this.engines) e.writeOnTiles(t, out);
+        return;
+      }
+      this.engines.forEach((e, r) => {
+        // The shard's elements past the fragment (padding) are zero.
+        const s = e.readOnTiles(shard).fill(0);
+        s.set((full ?? e.readOnTiles(t)).subarray(from(r), from(r + 1)));
+        e.writeOnTiles(shard, s);
+      });
+    });
+  }
+
+  /** Wait until every replica arrived at the step `key`; the last to arrive runs `fn` for all. */
+  private meet(key: string, fn: () => void): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (this.tensor !== undefined && this.tensor !== t.id) return Promise.reject(new Error(`internal: replicas reached different all-reduces (${this.tensor}, ${t.id})`));
-    this.tensor = t.id;
+    if (this.tensor !== undefined && this.tensor !== key) return Promise.reject(new Error(`internal: replicas reached different collectives (${this.tensor}, ${key})`));
+    this.tensor = key;
     return new Promise<void>((resolve, reject) => {
       this.waiting.push({ resolve, reject });
       if (this.waiting.length < this.engines.length) return;
@@ -42,8 +77,7 @@ export class AllReduceBarrier {
       this.waiting = [];
       this.tensor = undefined;
       try {
-        const sum = ringSum(this.engines.map((e) => e.read(t)), t.dtype === 'float16');
-        for (const e of this.engines) e.write(t, sum);
+        fn();
       } catch (e) {
         for (const w of all) w.reject(e);
         return;

@@ -183,7 +183,7 @@ export class Session {
             vertexTimeoutSeconds: config.run.vertexTimeoutSeconds,
             checkMemory: opts.checkMemory ?? (config.run.checkMemory === true || memoryCheckedByEnv()),
             ...(checkFinite && r === 0 ? { afterComputeSet: (cs: ComputeSet, step: number) => late.session && late.check?.after(cs, late.session.where(step)) } : {}),
-            ...(barrier ? { allReduce: (t: DeviceTensor) => barrier.arrive(t) } : {}),
+            ...(barrier ? { allReduce: (t: DeviceTensor) => barrier.arrive(t), collective: (kind, t, shard) => barrier.arriveShard(kind, t, shard) } : {}),
           }),
         );
       }
@@ -329,6 +329,8 @@ export class Session {
    */
   snapshot(): SessionState {
     if (!this.numerics) throw new UserError('a checkpoint needs numerics: without them the device holds no values');
+    if (this.replicas > 1 && this.compiled.config.train?.optimizerStateLocation?.replicatedTensorSharding)
+      throw new UserError('a checkpoint of sharded optimizer state is not supported: each replica holds a different shard (set train.optimizerStateTensorLocationSettings.location.replicatedTensorSharding: false)');
     const tensors = this.compiled.program.tensors.filter((t) => t.category === 'variable').map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.shape], data: this.engine.read(t) }));
     return { step: this.stepIndex, batch: this.batchIndex, tensors };
   }

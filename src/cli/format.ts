@@ -33,7 +33,8 @@ export function formatSummary(s: Summary, dir: string, opts: { live?: boolean } 
   lines.push(`total cycles   ${int(c.total)}  (${formatSeconds(s.seconds)} simulated)`);
   lines.push(
     `  compute ${int(c.compute)} (${pct(c.compute, c.total)})  exchange ${int(c.exchange)} (${pct(c.exchange, c.total)})  ` +
-      `sync ${int(c.sync)} (${pct(c.sync, c.total)})  host copies ${int(c.streamCopy)} (${pct(c.streamCopy, c.total)})`,
+      `sync ${int(c.sync)} (${pct(c.sync, c.total)})  host copies ${int(c.streamCopy)} (${pct(c.streamCopy, c.total)})` +
+      (c.streamingMemory ? `  Streaming Memory ${int(c.streamingMemory)} (${pct(c.streamingMemory, c.total)})` : ''),
   );
   const top = [...s.ops]
     .map((o) => ({ o, total: o.cycles.compute + o.cycles.exchange + o.cycles.sync }))

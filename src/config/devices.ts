@@ -12,6 +12,7 @@ import { closest, UserError } from '../errors.js';
 import {
   DEVICE_FIELDS,
   LINK_FIELDS,
+  STREAMING_MEMORY_FIELDS,
   deviceObjectSchema,
   fixedLocator,
   issuesToUserError,
@@ -125,7 +126,7 @@ function resolveBase(preset: string, baseDir: string, where: string, loc: Source
 /** The DeviceSpec fields an object sets (tiles → tilesPerIpu). */
 function overrides(obj: DeviceObject): Partial<DeviceSpec> {
   const out: Partial<DeviceSpec> = {};
-  for (const k of [...DEVICE_FIELDS, ...LINK_FIELDS]) {
+  for (const k of [...DEVICE_FIELDS, ...LINK_FIELDS, ...STREAMING_MEMORY_FIELDS]) {
     const v = obj[k];
     if (v !== undefined && k !== 'ampMacsPerCycle') (out as Record<string, unknown>)[k] = v;
   }

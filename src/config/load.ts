@@ -292,6 +292,32 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
       saveModel: t.saveModel,
       ...(t.checkpointEvery !== undefined ? { checkpointEvery: t.checkpointEvery } : {}),
     };
+    // Tensor locations (PopART's TensorLocationSettings): sharding needs replicas; only optimizer state shards.
+    const kinds = [
+      ['optimizerStateTensorLocationSettings', 'optimizerStateLocation'],
+      ['accumulatorTensorLocationSettings', 'accumulatorLocation'],
+      ['weightTensorLocationSettings', 'weightLocation'],
+    ] as const;
+    for (const [key, field] of kinds) {
+      const l = t[key];
+      if (!l) continue;
+      const rtsPath = ['train', key, 'location', 'replicatedTensorSharding'];
+      if (l.location.replicatedTensorSharding && key !== 'optimizerStateTensorLocationSettings')
+        fail(rtsPath, `replicated tensor sharding of ${key === 'weightTensorLocationSettings' ? 'weights' : 'accumulators'} is not supported; shard the optimizer state (train.optimizerStateTensorLocationSettings.location.replicatedTensorSharding: true) or set this false`);
+      if (l.location.replicatedTensorSharding && cfg.replicas <= 1)
+        fail(rtsPath, `replicated tensor sharding splits the tensor across the replicas, and there is ${cfg.replicas} replica; set replicas: 2 or more (with a device of that many IPUs), or replicatedTensorSharding: false`);
+      if (l.location.replicatedTensorSharding && t.checkpointEvery !== undefined)
+        fail(['train', 'checkpointEvery'], 'checkpoints of sharded optimizer state are not supported (each replica holds a different shard); leave out checkpointEvery or set replicatedTensorSharding: false');
+      if (key === 'accumulatorTensorLocationSettings' && l.location.storage === 'offChip' && t.accumulationFactor <= 1)
+        fail(['train', key, 'location', 'storage'], 'there are no accumulators without gradient accumulation; set train.accumulationFactor above 1, or leave the accumulators on chip');
+      train[field] = {
+        storage: l.location.storage,
+        replicatedTensorSharding: l.location.replicatedTensorSharding,
+        minElementsForOffChip: l.minElementsForOffChip,
+        minElementsForReplicatedTensorSharding: l.minElementsForReplicatedTensorSharding,
+        loc: keyAt(['train', key]),
+      };
+    }
     if (t.checkpointEvery !== undefined && !(overrides.numerics ?? cfg.run.numerics))
       fail(['train', 'checkpointEvery'], 'checkpoints need numerics (run.numerics: true, no --no-numerics): without them there are no weights to keep');
     if (t.recompute === 'pipeline' && !(cfg.model.pipelining ?? cfg.model.enablePipelining))

@@ -119,6 +119,14 @@ const linkFieldShape = {
 
 export const LINK_FIELDS = Object.keys(linkFieldShape) as (keyof typeof linkFieldShape)[];
 
+/** Streaming Memory fields (sim/streaming-memory.ts): optional everywhere, its defaults where absent. */
+const streamingMemoryFieldShape = {
+  streamingMemoryBytesPerSecond: posNumber.describe('bytes per second each IPU moves to or from Streaming Memory (remote buffers)'),
+  streamingMemoryLatencyNs: nonNegNumber.describe('nanoseconds of latency of each remote buffer copy'),
+};
+
+export const STREAMING_MEMORY_FIELDS = Object.keys(streamingMemoryFieldShape) as (keyof typeof streamingMemoryFieldShape)[];
+
 /**
  * A device object: either every DeviceSpec field (a device file), or `preset:`
  * (a preset name or a device YAML path) plus any fields to override. `tiles`
@@ -134,6 +142,9 @@ export const deviceObjectSchema = strict({
   tiles: posInt.optional().describe('alias of tilesPerIpu'),
   ...optionalDeviceFields,
   ...Object.fromEntries(Object.entries(linkFieldShape).map(([k, v]) => [k, v.optional()])) as { [K in keyof typeof linkFieldShape]: z.ZodOptional<(typeof linkFieldShape)[K]> },
+  ...Object.fromEntries(Object.entries(streamingMemoryFieldShape).map(([k, v]) => [k, v.optional()])) as {
+    [K in keyof typeof streamingMemoryFieldShape]: z.ZodOptional<(typeof streamingMemoryFieldShape)[K]>;
+  },
   ampMacsPerCycle: strict({ float16: posInt.optional(), float32: posInt.optional() })
     .optional()
     .describe('AMP MACs per cycle per tile'),
@@ -305,6 +316,16 @@ export const OPTIMIZER_KEYS: Record<string, string[]> = Object.fromEntries(
   [sgdSchema, adamSchema, adamwSchema].map((o) => [o.shape.type.value, Object.keys(o.shape)]),
 );
 
+/** PopART's TensorLocationSettings: where a kind of tensor lives, and from what size the settings apply. */
+const tensorLocationSettingsSchema = strict({
+  location: strict({
+    storage: z.enum(['onChip', 'offChip']).default('onChip').describe("PopART's TensorStorage: onChip (tile memory) or offChip (a remote buffer in Streaming Memory, loaded before each use and stored after)"),
+    replicatedTensorSharding: z.boolean().default(false).describe("PopART's ReplicatedTensorSharding: each of the replicas holds 1/replicas of the tensor"),
+  }).prefault({}),
+  minElementsForOffChip: nonNegInt.default(2).describe('tensors with fewer elements stay on chip (PopART default 2)'),
+  minElementsForReplicatedTensorSharding: nonNegInt.default(8192).describe('tensors with fewer elements are not sharded (PopART default 8192)'),
+});
+
 const trainSchema = strict({
   loss: lossSchema,
   optimizer: optimizerSchema,
@@ -319,6 +340,9 @@ const trainSchema = strict({
   lossScaling: posNumber.default(1).describe('loss scaling: the loss gradient is multiplied by it, the optimizers divide gradients by it'),
   saveModel: z.boolean().default(false).describe('write the trained model (forward graph, final weights) as model.onnx in the run folder'),
   checkpointEvery: posInt.optional().describe('write a checkpoint (weights, optimizer state) every N steps into the run folder; sim run --resume continues from it'),
+  optimizerStateTensorLocationSettings: tensorLocationSettingsSchema.optional().describe("PopART's optimizerStateTensorLocationSettings: where the optimizer state (momentum, Adam's moments) lives; sharded over the replicas with replicatedTensorSharding"),
+  accumulatorTensorLocationSettings: tensorLocationSettingsSchema.optional().describe("PopART's accumulatorTensorLocationSettings: where the gradient accumulators live (offChip; sharding is not supported)"),
+  weightTensorLocationSettings: tensorLocationSettingsSchema.optional().describe("PopART's weightTensorLocationSettings: where the trainable weights live (offChip; sharding is not supported)"),
 });
 
 // ---------------------------------------------------------------------------

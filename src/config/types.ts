@@ -137,6 +137,15 @@ export interface AdamSpec {
 
 export type OptimizerSpec = SgdSpec | AdamSpec;
 
+/** PopART's TensorLocationSettings (docs/config.md): where a kind of tensor lives. */
+export interface TensorLocationSpec {
+  storage: 'onChip' | 'offChip';
+  replicatedTensorSharding: boolean;
+  minElementsForOffChip: number;
+  minElementsForReplicatedTensorSharding: number;
+  loc?: SourceLocation;
+}
+
 export interface TrainSpec {
   /** A loss built from a tensor, or the name of a scalar tensor in the graph. */
   loss: LossSpec | { type: 'tensor'; name: string; loc: SourceLocation };
@@ -161,6 +170,12 @@ export interface TrainSpec {
   lossScaling?: number;
   /** Write the trained model as model.onnx in the run folder. */
   saveModel?: boolean;
+  /** PopART's optimizerStateTensorLocationSettings (absent: on chip, not sharded). */
+  optimizerStateLocation?: TensorLocationSpec;
+  /** PopART's accumulatorTensorLocationSettings. */
+  accumulatorLocation?: TensorLocationSpec;
+  /** PopART's weightTensorLocationSettings. */
+  weightLocation?: TensorLocationSpec;
   /** Write a checkpoint every N steps (docs/config.md, train.checkpointEvery). */
   checkpointEvery?: number;
 }

@@ -27,4 +27,6 @@ export interface Tensor {
   isGradient: boolean;
   /** A gradient accumulator (src/train/optimizer.ts): the weight it accumulates for, whose tile mapping it takes. */
   accumulatorOf?: string;
+  /** Its home is Streaming Memory (PopART's OffChip storage: train.weightTensorLocationSettings, accumulatorTensorLocationSettings). */
+  offChip?: boolean;
 }

@@ -341,6 +341,15 @@ export class LowerContext {
     return this.pending.splice(0);
   }
 
+  /** Tensors this op made whose home is Streaming Memory (offChip): src/lower/lower.ts loads them before the op's steps and stores them after. */
+  readonly remoteTensors: BuildTensor[] = [];
+
+  /** Make `t` (made by this op) live in Streaming Memory between uses: loaded before the op's steps, stored after. */
+  offChip(t: BuildTensor): void {
+    t.remote = true;
+    this.remoteTensors.push(t);
+  }
+
   /** Append steps after those emitted so far (the open compute set closed first). */
   emit(...steps: ProgramStep[]): void {
     this.flush();

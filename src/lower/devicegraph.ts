@@ -59,6 +59,8 @@ export interface BuildTensor {
   alwaysLive?: boolean;
   /** A source tensor (variable, constant, stream) mapped as this consumer's createInput asked. */
   layoutBy?: { op: string; index: number };
+  /** Its home is a remote buffer in Streaming Memory (DeviceTensor.remote). */
+  remote?: boolean;
 }
 
 interface BuildVertex {
@@ -91,7 +93,7 @@ export class DeviceGraph {
   readonly tensors: BuildTensor[] = [];
   readonly computeSets: BuildComputeSet[] = [];
   readonly exchanges: BuildExchange[] = [];
-  readonly streams: { id: number; name: string; tensor: number; direction: 'toDevice' | 'fromDevice' }[] = [];
+  readonly streams: { id: number; name: string; tensor: number; direction: 'toDevice' | 'fromDevice'; remote?: boolean }[] = [];
   readonly programs: Record<string, ProgramStep[]> = {};
   /** Outlined functions' tensors (src/lower/functions.ts): each function's placed as one block, by their lifetimes within a call. */
   readonly frames: { fn: string; tensors: number[] }[] = [];
@@ -289,7 +291,7 @@ export class DeviceGraph {
   }
 
   addStream(name: string, t: BuildTensor, direction: 'toDevice' | 'fromDevice'): number {
-    this.streams.push({ id: this.streams.length, name, tensor: t.id, direction });
+    this.streams.push({ id: this.streams.length, name, tensor: t.id, direction, ...(t.remote ? { remote: true } : {}) });
     this.referenced.add(t.id);
     return this.streams.length - 1;
   }
@@ -317,6 +319,7 @@ export class DeviceGraph {
         op: t.op,
         intervals: intervals[t.id], // allocate() returns them in element order
         ...(typeof life === 'object' ? { live: { from: life.from, to: life.to } } : {}),
+        ...(t.remote ? { remote: true } : {}),
       };
     });
     // Fields each codelet must have connected (all but optional inout ones), counted once per codelet.

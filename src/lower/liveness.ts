@@ -6,7 +6,8 @@
  * exchanges, stream copies; a repeat's body is numbered once). Then:
  *
  * - variables, constants and streams (optimizer state included) are always
- *   live; so is any tensor another control program touches (weightsFromHost,
+ *   live, unless their home is a remote buffer in Streaming Memory (then, as
+ *   a temporary, from the remote load that fills them to their last use); so is any tensor another control program touches (weightsFromHost,
  *   a test's own program), and any tensor the batch program never touches
  *   (nothing says when it could be dropped);
  * - every other tensor (activation, gradient, temporary, exchange buffer) is
@@ -46,6 +47,8 @@ export interface LivenessTensor {
   dropped?: boolean;
   /** Live throughout whatever the program order says (a pipeline's stash buffers and inter-stage copies). */
   alwaysLive?: boolean;
+  /** Its home is a remote buffer (Streaming Memory): on tiles only from a remote load to its last use, whatever its category. */
+  remote?: boolean;
 }
 
 /** Elements [begin, end) of a tensor read and/or written by one step. */
@@ -233,7 +236,7 @@ export function computeLiveness(
 
   const lifetimes: Lifetime[] = tensors.map((t) => {
     if (t.dropped) return 'none';
-    if (ALWAYS_LIVE_CATEGORIES.includes(t.category) || t.alwaysLive || touchedElsewhere.has(t.id)) return 'always';
+    if ((ALWAYS_LIVE_CATEGORIES.includes(t.category) && !t.remote) || t.alwaysLive || touchedElsewhere.has(t.id)) return 'always';
     if (last[t.id] < 0 || firstWrite[t.id] === Infinity) return 'always';
     if (firstRead[t.id] !== Infinity && !coveredBefore(t.id, firstRead[t.id], t.size)) return 'always';
     return { from: firstWrite[t.id], to: last[t.id] };

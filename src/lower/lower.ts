@@ -112,6 +112,8 @@ export function lowerGraph(req: LowerRequest): Lowered {
     const like = t.accumulatorOf !== undefined ? tensors.get(t.accumulatorOf) : leader && leader.size === t.info.shape.reduce((a, b) => a * b, 1) && leader.dtype === t.info.dtype ? leader : undefined;
     const add = (): BuildTensor => {
       const d = dg.addTensor(t.id, t.info.dtype as DeviceDType, t.info.shape, category);
+      // OffChip (a weight or accumulator in Streaming Memory): its streams fill and read the remote buffer.
+      if (t.offChip) d.remote = true;
       if (like) dg.mapLike(d, like);
       else mapSource(dg, d, readers.filter((r) => !isIpuCopy(r.op)), req);
       return d;
@@ -190,8 +192,8 @@ export function lowerGraph(req: LowerRequest): Lowered {
       if (region) {
         const lists = regionSteps.get(region.owner) ?? [];
         regionSteps.set(region.owner, lists);
-        (lists[region.branch] ??= []).push(...ctx.finish());
-      } else stepsOf(op).push(...ctx.finish());
+        (lists[region.branch] ??= []).push(...withRemote(op, ctx, tensors));
+      } else stepsOf(op).push(...withRemote(op, ctx, tensors));
     };
     if (req.sharded) dg.onIpu(op.settings.ipu ?? 0, opTensors(op, tensors), lowerOp);
     else lowerOp();
@@ -234,6 +236,40 @@ export function lowerGraph(req: LowerRequest): Lowered {
     for (let j = 0; j < fn.group.length; j++) for (const id of req.schedule[fn.group.starts[0] + j].outputs) if (fn.tensors.has(id)) tensorOf.set(id, fn.tensors.get(id)!.id);
   }
   return { program, tensorOf, streamTensor };
+}
+
+/**
+ * An op's steps with its tensors in Streaming Memory around them (PopART's
+ * RemoteLoad before the use, RemoteStore after a write): each remote input
+ * loaded before, each remote input it modifies stored after, and the remote
+ * tensors it made itself (offChip optimizer state) loaded and stored.
+ */
+function withRemote(op: Op, ctx: LowerContext, tensors: Map<string, BuildTensor>): ProgramStep[] {
+  const steps = ctx.finish();
+  const load = new Set<BuildTensor>();
+  const store = new Set<BuildTensor>();
+  const modified = new Set(op.modifiedInputs());
+  op.inputs.forEach((id, i) => {
+    const d = id ? tensors.get(id) : undefined;
+    if (!d?.remote) return;
+    load.add(d);
+    if (modified.has(i)) store.add(d);
+  });
+  // A grad op may read its forward op's inputs too (ctx.gradientOf): a weight it reads so is loaded as well.
+  if (isGradOp(op)) for (const id of op.fwdOp.inputs) {
+    const d = id ? tensors.get(id) : undefined;
+    if (d?.remote) load.add(d);
+  }
+  for (const d of ctx.remoteTensors) {
+    load.add(d);
+    store.add(d);
+  }
+  if (load.size === 0) return steps;
+  return [
+    ...[...load].map((d): ProgramStep => ({ kind: 'remoteLoad', tensor: d.id, op: op.name })),
+    ...steps,
+    ...[...store].map((d): ProgramStep => ({ kind: 'remoteStore', tensor: d.id, op: op.name })),
+  ];
 }
 
 /** The IPU an op reads its inputs on: an IpuCopy's source IPU, else its own. */

@@ -310,9 +310,27 @@ function stepAccesses(step: LeafStep, program: ProgramView, codelets: CodeletReg
     case 'allReduce':
       visit({ tensor: step.tensor, begin: 0, end: Infinity, read: true, write: true });
       break;
+    // Shard steps: the whole tensor read (reduce-scatter, replica shard) or written (all-gather), the shard the other way.
+    case 'reduceScatter':
+    case 'replicaShard':
+      access(step.tensor, 0, Infinity, true, false);
+      access(step.shard, 0, Infinity, false, true);
+      break;
+    case 'allGather':
+      access(step.shard, 0, Infinity, true, false);
+      access(step.tensor, 0, Infinity, false, true);
+      break;
+    // A remote load fills the tensor's tile memory; a store reads it.
+    case 'remoteLoad':
+      access(step.tensor, 0, Infinity, false, true);
+      break;
+    case 'remoteStore':
+      access(step.tensor, 0, Infinity, true, false);
+      break;
     case 'streamCopy': {
       const s = program.streams[step.stream];
-      if (s) visit({ tensor: s.tensor, begin: 0, end: Infinity, read: s.direction === 'fromDevice', write: s.direction === 'toDevice' });
+      // A remote stream moves the tensor's remote buffer, not its tile memory.
+      if (s && !s.remote) visit({ tensor: s.tensor, begin: 0, end: Infinity, read: s.direction === 'fromDevice', write: s.direction === 'toDevice' });
       break;
     }
   }
@@ -371,6 +389,8 @@ function describeStep(s: LeafStep, program: ProgramView | undefined): string {
   if (s.kind === 'execute') return `compute set '${program?.computeSets[s.computeSet]?.name ?? s.computeSet}'`;
   if (s.kind === 'exchange') return `exchange '${program?.exchanges[s.exchange]?.name ?? s.exchange}'`;
   if (s.kind === 'allReduce') return `the all-reduce of tensor ${s.tensor}`;
+  if (s.kind === 'reduceScatter' || s.kind === 'allGather' || s.kind === 'replicaShard') return `the ${s.kind} of tensor ${s.tensor}`;
+  if (s.kind === 'remoteLoad' || s.kind === 'remoteStore') return `the ${s.kind} of tensor ${s.tensor}`;
   return `stream copy '${program?.streams[s.stream]?.name ?? s.stream}'`;
 }
 

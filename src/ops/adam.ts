@@ -9,7 +9,7 @@
  *
  */
 import type { OpSettings } from '../ir/op.js';
-import { lowerVarUpdate, perVertexState, stateLike, VarUpdateOp, type VarUpdateParams } from './var-update.js';
+import { lowerVarUpdate, perVertexState, stateLike, updateOperands, VarUpdateOp, type VarUpdateParams } from './var-update.js';
 import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
@@ -39,13 +39,15 @@ export class AdamVarUpdateOp extends VarUpdateOp<AdamParams> {
 }
 
 function lowerAdam(op: AdamVarUpdateOp, ctx: LowerContext): void {
-  const w = ctx.input(0);
+  const operands = updateOperands(op, ctx);
+  const { w } = operands;
   const ranges = ctx.ranges(w);
   // Moments in float32 whatever the weight's type.
   const m = stateLike(ctx, 'exp_avg', w, 'float32');
   const v = stateLike(ctx, 'exp_avg_sq', w, 'float32');
   const step = perVertexState(ctx, 'step', ranges);
-  lowerVarUpdate(op, ctx, adamCodelet, 'adam', ranges, (i, r) => ({ m: ctx.slice(m, r.begin, r.end), v: ctx.slice(v, r.begin, r.end), step: ctx.slice(step, i, i + 1) }));
+  lowerVarUpdate(op, ctx, adamCodelet, 'adam', ranges, (i, r) => ({ m: ctx.slice(m, r.begin, r.end), v: ctx.slice(v, r.begin, r.end), step: ctx.slice(step, i, i + 1) }), operands);
+  operands.after();
 }
 
 export const adamDefinitions: OpDefinition[] = [

@@ -8,7 +8,7 @@
  * recompiling.
  */
 import type { OpSettings } from '../ir/op.js';
-import { lowerVarUpdate, perVertexState, stateLike, VarUpdateOp, type VarUpdateParams } from './var-update.js';
+import { lowerVarUpdate, perVertexState, stateLike, updateOperands, VarUpdateOp, type VarUpdateParams } from './var-update.js';
 import { defineOp, type OpDefinition } from '../ir/registry.js';
 import { nelms } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
@@ -36,12 +36,14 @@ export class SGDVarUpdateOp extends VarUpdateOp<SGDParams> {
 }
 
 function lowerSGD(op: SGDVarUpdateOp, ctx: LowerContext): void {
-  const w = ctx.input(0);
+  const operands = updateOperands(op, ctx);
+  const { w } = operands;
   const ranges = ctx.ranges(w);
   // Optimizer state lives beside the weights: the velocity mapped like w, one `started` flag per vertex.
   const v = op.params.momentum !== 0 ? stateLike(ctx, 'velocity', w) : undefined;
   const started = op.params.momentum !== 0 ? perVertexState(ctx, 'started', ranges) : undefined;
-  lowerVarUpdate(op, ctx, sgdCodelet, 'sgd', ranges, (i, r): Record<string, Slice> => (v && started ? { v: ctx.slice(v, r.begin, r.end), started: ctx.slice(started, i, i + 1) } : {}));
+  lowerVarUpdate(op, ctx, sgdCodelet, 'sgd', ranges, (i, r): Record<string, Slice> => (v && started ? { v: ctx.slice(v, r.begin, r.end), started: ctx.slice(started, i, i + 1) } : {}), operands);
+  operands.after();
 }
 
 export const sgdDefinitions: OpDefinition[] = [

@@ -16,8 +16,20 @@ export interface VarUpdateParams {
   lossScaling?: number;
 }
 
+/**
+ * Where an update's optimizer state lives (train.optimizerStateTensorLocationSettings,
+ * set by src/train/optimizer.ts): in Streaming Memory (offChip), and/or
+ * sharded over `shards` replicas (replicated tensor sharding).
+ */
+export interface StateLocation {
+  offChip: boolean;
+  /** Replicas the state is sharded over (1: not sharded). */
+  shards: number;
+}
+
 export abstract class VarUpdateOp<P extends VarUpdateParams = VarUpdateParams> extends Op {
   abstract readonly params: P;
+  stateLocation: StateLocation = { offChip: false, shards: 1 };
   /** The hyperparameters, in the order of the attributes and of the vertex params. */
   protected abstract readonly hyperKeys: readonly (keyof P & string)[];
   setup(): void {
@@ -41,9 +53,16 @@ export abstract class VarUpdateOp<P extends VarUpdateParams = VarUpdateParams> e
  * The update's vertices, one per tile range of the variable: w in place, g
  * brought to its tile, `state(i, r)` the optimizer state of range i.
  */
-export function lowerVarUpdate<P extends VarUpdateParams>(op: VarUpdateOp<P>, ctx: LowerContext, codelet: Codelet, computeSet: string, ranges: readonly TileRange[], state: (i: number, r: TileRange) => Record<string, Slice>): void {
-  const w = ctx.input(0);
-  const g = ctx.input(1);
+export function lowerVarUpdate<P extends VarUpdateParams>(
+  op: VarUpdateOp<P>,
+  ctx: LowerContext,
+  codelet: Codelet,
+  computeSet: string,
+  ranges: readonly TileRange[],
+  state: (i: number, r: TileRange) => Record<string, Slice>,
+  operands: UpdateOperands = { w: ctx.input(0), g: ctx.input(1) },
+): void {
+  const { w, g } = operands;
   const params = { ...op.hyperParams(), ...lossScalingParam(op.params.lossScaling) };
   ctx.computeSet(computeSet);
   for (const [i, r] of ranges.entries()) {
@@ -51,17 +70,47 @@ export function lowerVarUpdate<P extends VarUpdateParams>(op: VarUpdateOp<P>, ct
   }
 }
 
-/** Optimizer state with the variable's shape, mapped tile by tile like it. */
+/** What an update's vertices read and write: the weight and gradient, or with sharding their shards. */
+export interface UpdateOperands {
+  w: BuildTensor;
+  g: BuildTensor;
+}
+
+/**
+ * The update's operands. Sharded over R replicas (replicated tensor
+ * sharding), the gradient is reduce-scattered into a shard of ceil(N/R)
+ * elements (the all-reduce's sum there, bit for bit), the replica's fragment
+ * of the weight copied into a shard beside it; `after()` (called once the
+ * update's vertices are placed) all-gathers the updated shards into the
+ * weight. Unsharded: the inputs themselves, and nothing after.
+ */
+export function updateOperands<P extends VarUpdateParams>(op: VarUpdateOp<P>, ctx: LowerContext): UpdateOperands & { after: () => void } {
+  const w = ctx.input(0);
+  const g = ctx.input(1);
+  const R = op.stateLocation.shards;
+  if (R <= 1) return { w, g, after: () => undefined };
+  const size = Math.ceil(nelms(w.shape) / R);
+  const gShard = ctx.addTensor('gradientShard', g.dtype, [size]);
+  ctx.graph.mapLinearly(gShard);
+  const wShard = ctx.addTensor('weightShard', w.dtype, [size]);
+  ctx.graph.mapLike(wShard, gShard);
+  ctx.emit({ kind: 'reduceScatter', tensor: g.id, shard: gShard.id, op: op.name }, { kind: 'replicaShard', tensor: w.id, shard: wShard.id, op: op.name });
+  return { w: wShard, g: gShard, after: () => ctx.emit({ kind: 'allGather', tensor: w.id, shard: wShard.id, op: op.name }) };
+}
+
+/** Optimizer state with the variable's (or its shard's) shape, mapped tile by tile like it; in Streaming Memory when offChip. */
 export function stateLike(ctx: LowerContext, name: string, w: BuildTensor, dtype: DeviceDType = w.dtype): BuildTensor {
   const t = ctx.addTensor(name, dtype, w.shape, 'variable');
   ctx.graph.mapLike(t, w);
+  if (ctx.op instanceof VarUpdateOp && ctx.op.stateLocation.offChip) ctx.offChip(t);
   return t;
 }
 
-/** One float per update vertex (a step counter or first-step flag), on that vertex's tile. */
+/** One float per update vertex (a step counter or first-step flag), on that vertex's tile; in Streaming Memory when offChip. */
 export function perVertexState(ctx: LowerContext, name: string, ranges: readonly TileRange[]): BuildTensor {
   const t = ctx.addTensor(name, 'float32', [ranges.length], 'variable');
   ctx.graph.setTileMapping(t, ranges.map((r, i) => ({ tile: r.tile, begin: i, end: i + 1 })));
+  if (ctx.op instanceof VarUpdateOp && ctx.op.stateLocation.offChip) ctx.offChip(t);
   return t;
 }
 

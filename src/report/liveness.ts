@@ -70,13 +70,20 @@ export function livenessCurve(p: DeviceProgram): LivenessRow[] {
         touch(find(c.dstTile[k], c.dstOffset[k]), i);
       }
     } else if (s.kind === 'streamCopy') {
-      touch(p.streams[s.stream].tensor, i);
+      // A remote stream moves the tensor's remote buffer, not its tile memory.
+      if (!p.streams[s.stream].remote) touch(p.streams[s.stream].tensor, i);
+    } else if (s.kind === 'remoteLoad' || s.kind === 'remoteStore') {
+      touch(s.tensor, i);
+    } else if (s.kind === 'reduceScatter' || s.kind === 'allGather' || s.kind === 'replicaShard') {
+      touch(s.tensor, i);
+      touch(s.shard, i);
     }
   });
   let always = 0;
   const delta = new Array<number>(steps.length + 1).fill(0);
   p.tensors.forEach((t, id) => {
-    if (ALWAYS_LIVE.has(t.category)) always += bytesOf[id];
+    // A tensor whose home is Streaming Memory is on tiles only around its uses, whatever its category.
+    if (ALWAYS_LIVE.has(t.category) && !t.remote) always += bytesOf[id];
     else if (first[id] <= last[id]) {
       delta[first[id]] += bytesOf[id];
       delta[last[id] + 1] -= bytesOf[id];

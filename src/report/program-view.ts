@@ -11,7 +11,8 @@
  *   an exchange (exchangeTraffic, the cost model's own accounting);
  * - per tile, exchange bytes sent and received over the run.
  */
-import { allReduceName } from '../../sim/collectives.js';
+import { allReduceName, collectiveName } from '../../sim/collectives.js';
+import { remoteName } from '../../sim/streaming-memory.js';
 import { exchangeTraffic } from '../../sim/cost.js';
 import type { Phase } from '../../sim/profile.js';
 import { DTYPE_BYTES, pipelineCycles, type DeviceProgram, type ProgramStep } from '../../sim/program.js';
@@ -21,7 +22,7 @@ type Leaf = Exclude<ProgramStep, { kind: 'repeat' } | { kind: 'switch' } | { kin
 export interface ProgramRow {
   /** Index of the leaf step in the flattened batch program (as profile/liveness.csv's programStep). */
   programStep: number;
-  kind: 'compute' | 'exchange' | 'streamCopy';
+  kind: 'compute' | 'exchange' | 'streamCopy' | 'streamingMemory';
   name: string;
   op: string;
   /** Cycles in one step (a step in a repeat body counts every pass), syncs apart. */
@@ -132,6 +133,14 @@ export function programView(p: DeviceProgram, phases: readonly Phase[]): Program
       const t = p.tensors[s.tensor];
       return row(i, 'exchange', allReduceName(t.name), s.op, t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype]);
     }
+    if (s.kind === 'reduceScatter' || s.kind === 'allGather' || s.kind === 'replicaShard') {
+      const t = p.tensors[s.tensor];
+      return row(i, s.kind === 'replicaShard' ? 'compute' : 'exchange', collectiveName(s.kind, t.name), s.op, p.tensors[s.shard].shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype]);
+    }
+    if (s.kind === 'remoteLoad' || s.kind === 'remoteStore') {
+      const t = p.tensors[s.tensor];
+      return row(i, 'streamingMemory', remoteName(s.kind, t.name), s.op, t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype]);
+    }
     const st = p.streams[s.stream];
     const t = p.tensors[st.tensor];
     return row(i, 'streamCopy', st.name, s.op, t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype]);
@@ -161,14 +170,14 @@ export function programView(p: DeviceProgram, phases: readonly Phase[]): Program
     // A switch's branch not taken has no phases: skip ahead to the next leaf of this name.
     let skip = 0;
     const matches = (leaf: number | undefined): boolean =>
-      leaf !== undefined && rows[leaf] !== undefined && (rows[leaf].name === ph.name || (leaves[leaf].kind === 'allReduce' && ph.name.startsWith(`${rows[leaf].name} `)));
+      leaf !== undefined && rows[leaf] !== undefined && (rows[leaf].name === ph.name || (isCollective(leaves[leaf]) && ph.name.startsWith(`${rows[leaf].name} `)));
     while (skip < (switches ? n : 1) && !matches(order[(k + skip) % n])) skip++;
     if (!matches(order[(k + skip) % n])) break; // not the program we know: leave the rest at zero
     k += skip;
     const leaf = order[k % n];
     k++;
     const r = rows[leaf];
-    if (leaves[leaf].kind === 'allReduce') collective = leaf;
+    if (isCollective(leaves[leaf])) collective = leaf;
     r.cycles += ph.cycles;
     r.syncCycles += sync;
     sync = 0;
@@ -243,4 +252,9 @@ export function keepProgramTiles(rows: readonly ProgramRow[], tiles: readonly Pr
     used += r.tiles;
   }
   return tiles.filter((t) => keep.has(t.programStep));
+}
+
+/** A leaf whose phases are all named after its row (sim/collectives.ts): its ring steps are summed into it. */
+function isCollective(s: { kind: string }): boolean {
+  return s.kind === 'allReduce' || s.kind === 'reduceScatter' || s.kind === 'allGather' || s.kind === 'replicaShard';
 }

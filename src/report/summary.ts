@@ -88,7 +88,7 @@ export function profileTables(r: RunResult, view: ProgramView = programView(r.co
     if (!stepTotals.has(p.step)) stepTotals.set(p.step, emptyTotals());
     addPhase(stepTotals.get(p.step)!, p);
     const row = opTotals.get(p.op);
-    if (row && p.kind !== 'streamCopy') row[p.kind] += p.cycles;
+    if (row && p.kind !== 'streamCopy' && p.kind !== 'streamingMemory') row[p.kind] += p.cycles;
     if (p.kind === 'compute') for (const [t, c] of p.tiles ?? []) tileCompute.set(t, (tileCompute.get(t) ?? 0) + c);
     if (p.kind === 'exchange') for (const [t, c] of p.tiles ?? []) tileExchange.set(t, (tileExchange.get(t) ?? 0) + c * r.compiled.program.device.exchangeBytesPerCycle);
   }

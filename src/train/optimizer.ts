@@ -9,8 +9,14 @@
  * (replicas > 1), the gradient is summed across the replicas before the
  * update (ReplicatedAllReduceOp): every micro-batch without accumulation,
  * once per step (the accumulator, in the outer fragment) with it.
+ *
+ * Tensor locations (train.*TensorLocationSettings, PopART's): offChip puts
+ * weights, accumulators or optimizer state in Streaming Memory (loaded
+ * around each use, src/lower/lower.ts); replicated tensor sharding of the
+ * optimizer state replaces the all-reduce by the update's reduce-scatter,
+ * update on the shard and all-gather (ops/var-update.ts).
  */
-import type { OptimizerSpec, TrainSpec } from '../config/types.js';
+import type { OptimizerSpec, TensorLocationSpec, TrainSpec } from '../config/types.js';
 import type { Graph } from '../ir/graph.js';
 import type { Op } from '../ir/op.js';
 import { nelms } from '../ir/tensorinfo.js';
@@ -18,6 +24,7 @@ import { AccumulateOp, AccumulatorZeroOp } from '../ops/accumulate.js';
 import { AdamVarUpdateOp } from '../ops/adam.js';
 import { ReplicatedAllReduceOp } from '../ops/all-reduce.js';
 import { SGDVarUpdateOp } from '../ops/sgd.js';
+import { VarUpdateOp } from '../ops/var-update.js';
 
 /** PopART's name prefix for a weight's gradient accumulator. */
 export const ACCUMULATOR_PREFIX = 'Accum___';
@@ -45,7 +52,14 @@ export function gradientReduction(train: TrainSpec, replicas = 1): GradientReduc
  * micro-batches x replicas summed into it (PopART's Mean: the loss of each micro-batch is a
  * mean over its samples, so the mean over micro-batches is the mean over the whole batch).
  */
-export function addOptimizer(graph: Graph, optimizer: OptimizerSpec, gradOf: ReadonlyMap<string, string>, lossScaling: number, red?: GradientReduction): void {
+export function addOptimizer(
+  graph: Graph,
+  optimizer: OptimizerSpec,
+  gradOf: ReadonlyMap<string, string>,
+  lossScaling: number,
+  red?: GradientReduction,
+  locations: TensorLocations = {},
+): void {
   const n = red ? red.accumulationFactor : 1;
   const divisor = lossScaling * (red && red.reduction === 'mean' ? red.accumulationFactor * red.replicas : 1);
   const replicas = red?.replicas ?? 1;
@@ -53,30 +67,53 @@ export function addOptimizer(graph: Graph, optimizer: OptimizerSpec, gradOf: Rea
     if (t.kind !== 'variable' || !t.trainable) continue;
     const g = gradOf.get(t.id);
     if (!g) continue;
+    const elements = nelms(t.info.shape);
+    if (offChip(locations.weight, elements)) t.offChip = true;
+    // PopART's thresholds count the tensor's elements: the state has the weight's.
+    const state = locations.optimizerState;
+    const shards = state?.replicatedTensorSharding && replicas > 1 && elements >= state.minElementsForReplicatedTensorSharding ? replicas : 1;
+    const located = (u: Op): Op => {
+      if (u instanceof VarUpdateOp) u.stateLocation = { offChip: offChip(state, elements), shards };
+      return u;
+    };
     const ipu = t.consumers[0]?.op.settings.ipu;
     const at = ipu !== undefined ? { ipu } : {};
     // The gradient summed over the replicas, in place: its output names the sum.
+    // Sharded, the update reduce-scatters it instead (ops/var-update.ts).
     const allReduce = (x: string, outer: boolean): string => {
-      if (replicas <= 1) return x;
+      if (replicas <= 1 || shards > 1) return x;
       const out = graph.uniqueTensorId(`${x}__allReduced`);
       graph.addOp(new ReplicatedAllReduceOp({ name: `AllReduce(${t.id})`, loc: optimizer.loc, ...at, ...(outer ? { executionContext: 'outerFragment' as const } : {}) }), [x], [out]);
       return out;
     };
     if (n <= 1) {
-      graph.addOp(varUpdateOp(optimizer, t.id, divisor), [t.id, allReduce(g, false)], []);
+      graph.addOp(located(varUpdateOp(optimizer, t.id, divisor)), [t.id, allReduce(g, false)], []);
       continue;
     }
     const accum = graph.addTensor(graph.uniqueTensorId(`${ACCUMULATOR_PREFIX}${t.id}`), t.info, 'variable', { data: new Float32Array(nelms(t.info.shape)) });
     accum.accumulatorOf = t.id;
+    if (offChip(locations.accumulator, elements)) accum.offChip = true;
     const loc = optimizer.loc;
     const summed = graph.uniqueTensorId(`${accum.id}__sum`);
     graph.addOp(new AccumulateOp({ name: `Accumulate(${t.id})`, loc, ...at }), [accum.id, g], [summed]);
     const reduced = allReduce(summed, true);
-    const update = varUpdateOp(optimizer, t.id, divisor);
+    const update = located(varUpdateOp(optimizer, t.id, divisor));
     update.settings.executionContext = 'outerFragment';
     graph.addOp(update, [t.id, reduced], []);
     graph.addOp(new AccumulatorZeroOp({ name: `AccumulatorZero(${t.id})`, loc, executionContext: 'outerFragment', ...at }), [reduced], []);
   }
+}
+
+/** train's tensor location settings (PopART's TensorLocationSettings) by kind of tensor. */
+export interface TensorLocations {
+  optimizerState?: TensorLocationSpec;
+  accumulator?: TensorLocationSpec;
+  weight?: TensorLocationSpec;
+}
+
+/** Whether a tensor of `elements` elements goes to Streaming Memory under `spec` (PopART: from minElementsForOffChip up). */
+function offChip(spec: TensorLocationSpec | undefined, elements: number): boolean {
+  return spec?.storage === 'offChip' && elements >= spec.minElementsForOffChip;
 }
 
 /** The in-place update op a train.optimizer makes for `variable`, named after the optimizer and the variable. */

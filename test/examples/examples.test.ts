@@ -2,7 +2,7 @@
  * The examples the README links, each run as a user runs it: the Iris MLP
  * (examples/iris/train.ts, printing held-out accuracy), SqueezeNet inference
  * from the ONNX conformance data, the 2-IPU sharded MLP, the 4-replica
- * data-parallel MLP, the 4-stage pipelined BERT-style encoder, and the tile-count x
+ * data-parallel MLP, its optimizer state sharded and off chip, the 4-stage pipelined BERT-style encoder, and the tile-count x
  * bandwidth sweep.
  */
 import { spawnSync } from 'node:child_process';
@@ -108,6 +108,26 @@ describe('configs/examples/mlp-replicated-4.yaml: data-parallel training over 4 
     const c = node([BIN, 'compile', 'configs/examples/mlp-replicated-4.yaml', '--out', path.join(tmp, 'replicated-compile')]);
     expect(c.code).toBe(0);
     expect(c.stdout).toContain('replicated: 4 replicas of 1 IPU each share this program (4 IPUs in all)');
+  });
+});
+
+describe('configs/examples/mlp-rts-offchip.yaml: optimizer state sharded over 4 replicas, in Streaming Memory', () => {
+  it('trains; summary.json has a reduce-scatter and an all-gather per weight and the Streaming Memory cycles', () => {
+    const r = node([BIN, 'run', 'configs/examples/mlp-rts-offchip.yaml', '--out', path.join(tmp, 'rts-offchip'), '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    type Row = { op: string; kind: string; calls: number; algorithmBytes: number; linkBytes: number };
+    const s = JSON.parse(r.stdout) as { steps: { loss: number }[]; cycles: { total: number; streamingMemory?: number }; collectives: Row[] };
+    expect(s.steps).toHaveLength(5);
+    expect(s.steps[4].loss).toBeLessThan(s.steps[0].loss);
+    expect(s.collectives.map((c) => c.kind)).toEqual(['reduceScatter', 'allGather', 'reduceScatter', 'allGather', 'reduceScatter', 'allGather', 'reduceScatter', 'allGather']);
+    for (const c of s.collectives) {
+      expect(c.calls).toBe(5);
+      // Half a ring all-reduce: (n - 1)/n of the data over the links.
+      expect(c.linkBytes).toBe((c.algorithmBytes * 3) / 4);
+    }
+    expect(s.cycles.streamingMemory).toBeGreaterThan(0);
+    expect(s.cycles.streamingMemory).toBeLessThan(s.cycles.total);
   });
 });
 

@@ -16,7 +16,9 @@ export function summarySection(data: ReportData): string {
   <div class="card">compute<b>${pct(c.compute)}%</b>${num(c.compute)} cycles</div>
   <div class="card">exchange<b>${pct(c.exchange)}%</b>${num(c.exchange)} cycles</div>
   <div class="card">sync<b>${pct(c.sync)}%</b>${num(c.sync)} cycles</div>
-  <div class="card">host copies<b>${pct(c.streamCopy)}%</b>${num(c.streamCopy)} cycles</div>
+  <div class="card">host copies<b>${pct(c.streamCopy)}%</b>${num(c.streamCopy)} cycles</div>${
+    c.streamingMemory ? `\n  <div class="card">Streaming Memory<b>${pct(c.streamingMemory)}%</b>${num(c.streamingMemory)} cycles</div>` : ''
+  }
   <div class="card">peak tile memory<b>${num(s.memory.maxTileBytes)} B</b>tile ${s.memory.maxTile} of ${num(s.memory.tileCapacity)} B</div>
 </div>
 <h2>Loss per step</h2>

@@ -1,0 +1,223 @@
+/**
+ * Tensor locations (PopART's TensorLocationSettings): replicated tensor
+ * sharding of the optimizer state (reduce-scatter, the update on the shard,
+ * all-gather) and OffChip storage in Streaming Memory (remote loads and
+ * stores around each use). Neither changes the arithmetic: the sharded
+ * reduce-scatter sums each fragment in the all-reduce's ring order and the
+ * update is elementwise, so the weights are bit for bit those of the
+ * unsharded, on-chip run.
+ */
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfigText } from '../../src/config/load.js';
+import { UserError } from '../../src/errors.js';
+import { compile, TrainingSession, type Compiled } from '../../src/session.js';
+import { remoteCopyCycles } from '../../sim/streaming-memory.js';
+import { DTYPE_BYTES, type DeviceProgram, type ProgramStep } from '../../sim/program.js';
+import type { Phase } from '../../sim/profile.js';
+import { buildTrace } from '../../src/report/trace.js';
+import { ROOT } from '../helpers.js';
+
+const FILE = path.join(ROOT, 'configs/examples/tensor-locations-test.yaml');
+
+function mlp(opts: { micro?: number; replicas?: number; accumulation?: number; optimizer?: string; train?: string }): string {
+  const micro = opts.micro ?? 8;
+  const replicas = opts.replicas ?? 1;
+  return `
+device: {preset: m2000, ipus: ${replicas}, tiles: 16}
+replicas: ${replicas}
+model:
+  graph:
+    inputs:
+      x: {shape: [${micro}, 12]}
+      label: {shape: [${micro}], dtype: int32}
+    initializers:
+      w1: {shape: [12, 18], init: {normal: {std: 0.3, seed: 1}}}
+      b1: {shape: [18], init: {constant: 0.1}}
+      w2: {shape: [18, 5], init: {normal: {std: 0.3, seed: 2}}}
+    nodes:
+      - {op: MatMul, inputs: [x, w1], outputs: [h1]}
+      - {op: Add, inputs: [h1, b1], outputs: [a1]}
+      - {op: Relu, inputs: [a1], outputs: [r1]}
+      - {op: MatMul, inputs: [r1, w2], outputs: [logits]}
+    outputs: [logits]
+inputs:
+  x: {random: {distribution: uniform, low: -1, high: 1, seed: 3}}
+  label: {random: {distribution: integers, low: 0, high: 4, seed: 4}}
+train:
+  loss: {type: softmaxCrossEntropy, input: logits, labels: label}
+  optimizer: ${opts.optimizer ?? '{type: sgd, lr: 0.1, momentum: 0.9}'}
+  accumulationFactor: ${opts.accumulation ?? 1}
+${opts.train ?? ''}`;
+}
+
+/** A train: line setting one kind's location (thresholds 0, so every tensor of the tiny model qualifies). */
+function location(key: string, storage: 'onChip' | 'offChip', rts = false): string {
+  return `  ${key}: {location: {storage: ${storage}, replicatedTensorSharding: ${rts}}, minElementsForOffChip: 0, minElementsForReplicatedTensorSharding: 0}\n`;
+}
+
+async function train(text: string, steps: number, numerics = true): Promise<{ weights: Map<string, Float32Array>; compiled: Compiled; cycles: number[]; phases: Phase[] }> {
+  const compiled = await compile(loadConfigText(text, FILE));
+  const s = await TrainingSession.create(compiled, { workers: 1, numerics });
+  const cycles: number[] = [];
+  try {
+    for (let i = 0; i < steps; i++) cycles.push((await s.runStep()).cycles);
+    return { weights: numerics ? new Map([...s.readWeights()].map(([k, v]) => [k, v as Float32Array])) : new Map(), compiled, cycles, phases: [...s.engine.phases] };
+  } finally {
+    await s.close();
+  }
+}
+
+function expectSameWeights(a: Map<string, Float32Array>, b: Map<string, Float32Array>): void {
+  expect([...a.keys()].sort()).toEqual([...b.keys()].sort());
+  for (const [k, v] of a) expect(Array.from(v), k).toEqual(Array.from(b.get(k)!));
+}
+
+function leaves(steps: readonly ProgramStep[]): ProgramStep[] {
+  return steps.flatMap((s) => (s.kind === 'repeat' ? leaves(s.body) : [s]));
+}
+
+/** Tile bytes of the optimizer state (tensors the update ops made, named after their state). */
+function stateBytes(p: DeviceProgram, names: RegExp): number {
+  return p.tensors.filter((t) => names.test(t.name)).reduce((a, t) => a + t.intervals.reduce((b, iv) => b + (iv.end - iv.begin) * DTYPE_BYTES[t.dtype], 0), 0);
+}
+
+const SGD_STATE = /\/velocity$/;
+const ADAM_STATE = /\/exp_avg(_sq)?$/;
+
+describe('replicated tensor sharding of the optimizer state', () => {
+  it('4 replicas, SGD with momentum: the weights of the unsharded replicated run, bit for bit; the state a quarter', async () => {
+    const plain = await train(mlp({ replicas: 4 }), 3);
+    const rts = await train(mlp({ replicas: 4, train: location('optimizerStateTensorLocationSettings', 'onChip', true) }), 3);
+    expectSameWeights(rts.weights, plain.weights);
+    // w1 has 216 elements: 54 per replica; b1 18: 5 (ceil(18 / 4)); w2 90: 23.
+    const full = stateBytes(plain.compiled.program, SGD_STATE);
+    const shard = stateBytes(rts.compiled.program, SGD_STATE);
+    expect(full).toBe((216 + 18 + 90) * 4);
+    expect(shard).toBe((54 + 5 + 23) * 4);
+    // The steps: per weight a reduce-scatter, the replica's shard, the update, an all-gather; no all-reduce.
+    const kinds = leaves(rts.compiled.program.programs.batch).map((s) => s.kind);
+    expect(kinds.filter((k) => k === 'allReduce')).toHaveLength(0);
+    for (const k of ['reduceScatter', 'replicaShard', 'allGather'] as const) expect(kinds.filter((x) => x === k), k).toHaveLength(3);
+    // The test can fail: each replica updating only its shard without the all-gather leaves the others stale.
+    const names = rts.phases.map((p) => p.name);
+    expect(names.some((n) => /^reduceScatter\(.* reduce-scatter 1\/\d reduce$/.test(n))).toBe(true);
+    expect(names.some((n) => /^allGather\(.* all-gather 1\/\d copy$/.test(n))).toBe(true);
+  });
+
+  it('2 replicas x accumulation 2, Adam: bit for bit the unsharded run; Adam moments halved; tile memory drops', async () => {
+    const adam = '{type: adam, lr: 0.01}';
+    const plain = await train(mlp({ replicas: 2, accumulation: 2, optimizer: adam }), 2);
+    const rts = await train(mlp({ replicas: 2, accumulation: 2, optimizer: adam, train: location('optimizerStateTensorLocationSettings', 'onChip', true) }), 2);
+    expectSameWeights(rts.weights, plain.weights);
+    expect(stateBytes(rts.compiled.program, ADAM_STATE)).toBe(2 * (108 + 9 + 45) * 4);
+    expect(stateBytes(plain.compiled.program, ADAM_STATE)).toBe(2 * (216 + 18 + 90) * 4);
+    const alwaysLive = (p: DeviceProgram) => p.memory!.reduce((a, m) => a + m.alwaysLive, 0);
+    expect(alwaysLive(rts.compiled.program)).toBeLessThan(alwaysLive(plain.compiled.program));
+  });
+
+  it('costs: the reduce-scatter and all-gather are the halves of the all-reduce; timing only charges the same', async () => {
+    const text = mlp({ replicas: 4, train: location('optimizerStateTensorLocationSettings', 'onChip', true) });
+    const a = await train(text, 1, true);
+    const b = await train(text, 1, false);
+    expect(b.cycles).toEqual(a.cycles);
+    const plain = await train(mlp({ replicas: 4 }), 1, false);
+    const sum = (ps: Phase[], re: RegExp) => ps.filter((p) => re.test(p.name)).reduce((x, p) => x + p.cycles, 0);
+    // The gradients' reduce-scatters cost what the all-reduces' first halves did (the same tensors); the all-gathers move the weights.
+    expect(sum(b.phases, /^reduceScatter\(/)).toBe(sum(plain.phases, /^allReduce\(.* reduce-scatter /));
+    expect(sum(b.phases, /^allGather\(/)).toBeGreaterThan(0);
+    expect(b.phases.some((p) => p.name.startsWith('allReduce('))).toBe(false);
+  });
+});
+
+describe('OffChip: tensors in Streaming Memory', () => {
+  it('optimizer state off chip: bit for bit the on-chip weights; loaded and stored around the update; no longer always live', async () => {
+    const onChip = await train(mlp({ optimizer: '{type: adam, lr: 0.01}' }), 3);
+    const off = await train(mlp({ optimizer: '{type: adam, lr: 0.01}', train: location('optimizerStateTensorLocationSettings', 'offChip') }), 3);
+    expectSameWeights(off.weights, onChip.weights);
+    const p = off.compiled.program;
+    const state = p.tensors.filter((t) => ADAM_STATE.test(t.name));
+    expect(state).toHaveLength(6);
+    for (const t of state) {
+      expect(t.remote, t.name).toBe(true);
+      expect(t.live, t.name).toBeDefined();
+    }
+    const steps = leaves(p.programs.batch);
+    // Each update: its moments and step counter loaded before it, stored after it.
+    expect(steps.filter((s) => s.kind === 'remoteLoad')).toHaveLength(9);
+    expect(steps.filter((s) => s.kind === 'remoteStore')).toHaveLength(9);
+    const alwaysLive = (q: DeviceProgram) => q.memory!.reduce((a, m) => a + m.alwaysLive, 0);
+    expect(alwaysLive(p)).toBeLessThan(alwaysLive(onChip.compiled.program) - stateBytes(p, ADAM_STATE) / 2);
+    // Its own phase kind, each costed by the Streaming Memory model.
+    const remote = off.phases.filter((x) => x.kind === 'streamingMemory' && x.step === 0);
+    expect(remote).toHaveLength(18);
+    const m = p.tensors.find((t) => t.name.endsWith('/exp_avg') && t.name.includes('w1'))!;
+    const cycles = remoteCopyCycles(m, p.device);
+    expect(remote.find((x) => x.name === `remoteLoad(${m.name})`)!.cycles).toBe(cycles);
+    // 2 us latency at 1.33 GHz plus 864 B at 16e9 B/s.
+    expect(cycles).toBe(Math.ceil(2000 * 1.33) + Math.ceil(864 / (16e9 / 1.33e9)));
+    // The trace shows them as slices of their own category.
+    const trace = buildTrace(off.phases, { clockHz: p.device.clockHz, tilesPerIpu: p.device.tilesPerIpu, ipus: p.device.ipus, traceTiles: 'all', deviceName: p.device.name });
+    expect(trace.traceEvents.filter((e) => e.ph === 'X' && e.cat === 'streamingMemory' && e.name === `remoteStore(${m.name})`).length).toBeGreaterThan(0);
+  });
+
+  it('weights, accumulators and sharded optimizer state all off chip: bit for bit the on-chip replicated run', async () => {
+    const adam = '{type: adam, lr: 0.01}';
+    const base = { replicas: 2, accumulation: 2, optimizer: adam };
+    const onChip = await train(mlp(base), 2);
+    const all =
+      location('optimizerStateTensorLocationSettings', 'offChip', true) + location('accumulatorTensorLocationSettings', 'offChip') + location('weightTensorLocationSettings', 'offChip');
+    const off = await train(mlp({ ...base, train: all }), 2);
+    expectSameWeights(off.weights, onChip.weights);
+    const p = off.compiled.program;
+    for (const name of ['w1', 'b1', 'w2']) {
+      expect(p.tensors.find((t) => t.name === name)!.remote, name).toBe(true);
+      expect(p.tensors.find((t) => t.name === `Accum___${name}`)!.remote, name).toBe(true);
+    }
+    // The weights' and accumulators' host streams fill their remote buffers, not tile memory; the inputs' stay on tiles.
+    const remote = p.streams.filter((s) => s.remote).map((s) => s.name);
+    expect(remote).toHaveLength(12);
+    for (const n of ['w1<-host', 'w2->host', 'Accum___b1<-host']) expect(remote).toContain(n);
+    expect(p.streams.find((s) => s.name === 'x<-host')!.remote).toBeUndefined();
+  });
+
+  it('accumulators off chip, 2 replicas: the all-reduce sums the loaded accumulators (on tiles, not their remote buffers)', async () => {
+    const base = { replicas: 2, accumulation: 2 };
+    const onChip = await train(mlp(base), 2);
+    const off = await train(mlp({ ...base, train: location('accumulatorTensorLocationSettings', 'offChip') }), 2);
+    expectSameWeights(off.weights, onChip.weights);
+  });
+
+  it('the device fields override the preset: a faster Streaming Memory costs fewer cycles', async () => {
+    const text = mlp({ train: location('optimizerStateTensorLocationSettings', 'offChip') });
+    const slow = await train(text, 1, false);
+    const fast = await train(text.replace('tiles: 16}', 'tiles: 16, streamingMemoryLatencyNs: 100, streamingMemoryBytesPerSecond: 1e11}'), 1, false);
+    const sm = (ps: Phase[]) => ps.filter((p) => p.kind === 'streamingMemory').reduce((a, p) => a + p.cycles, 0);
+    expect(sm(fast.phases)).toBeLessThan(sm(slow.phases));
+    expect(sm(fast.phases)).toBeGreaterThan(0);
+  });
+});
+
+describe("PopART's checks on tensor locations", () => {
+  const error = (text: string): string => {
+    try {
+      loadConfigText(text, FILE);
+    } catch (e) {
+      expect(e).toBeInstanceOf(UserError);
+      return (e as Error).message;
+    }
+    throw new Error('no error');
+  };
+
+  it('sharding needs replicas', () => {
+    expect(error(mlp({ train: location('optimizerStateTensorLocationSettings', 'onChip', true) }))).toMatch(
+      /train\.optimizerStateTensorLocationSettings\.location\.replicatedTensorSharding: .*set replicas: 2 or more/,
+    );
+  });
+
+  it('only the optimizer state shards; accumulators off chip need accumulation', () => {
+    expect(error(mlp({ replicas: 2, accumulation: 2, train: location('weightTensorLocationSettings', 'offChip', true) }))).toMatch(/sharding of weights is not supported/);
+    expect(error(mlp({ train: location('accumulatorTensorLocationSettings', 'offChip') }))).toMatch(/set train\.accumulationFactor above 1/);
+    expect(error(mlp({ replicas: 2, train: location('optimizerStateTensorLocationSettings', 'onChip', true) + '  checkpointEvery: 1\n' }))).toMatch(/train\.checkpointEvery: checkpoints of sharded optimizer state/);
+  });
+});
