@@ -311,7 +311,7 @@ export class Engine {
         case 'streamCopy': {
           const stream = this.program.streams[s.stream];
           const t = this.program.tensors[stream.tensor];
-          this.sync(s.op, step);
+          this.sync(opName(s.op), step);
           st.afterExchange = false;
           if (this.options.numerics) {
             const t0 = performance.now();
@@ -320,7 +320,7 @@ export class Engine {
             this.hostTime.streams += performance.now() - t0;
           }
           const bytes = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
-          this.record({ kind: 'streamCopy', name: stream.name, op: s.op, cycles: streamCopyCycles(bytes, this.program.device), step });
+          this.record({ kind: 'streamCopy', name: stream.name, op: opName(s.op), cycles: streamCopyCycles(bytes, this.program.device), step });
           break;
         }
         case 'repeat':
@@ -343,7 +343,7 @@ export class Engine {
           let phases = this.arCost.get(s.tensor);
           if (!phases) this.arCost.set(s.tensor, (phases = allReducePhases(t, this.program.device, rep, this.codelets)));
           if (this.options.numerics && this.options.allReduce) await this.options.allReduce(t, s.op);
-          for (const p of phases) this.record({ ...p, op: s.op, step });
+          for (const p of phases) this.record({ ...p, op: opName(s.op), step });
           st.afterExchange = false;
           break;
         }
@@ -363,26 +363,26 @@ export class Engine {
             this.shardCost.set(key, phases);
           }
           if (this.options.numerics && this.options.collective) await this.options.collective(s.kind, t, this.program.tensors[s.shard]);
-          for (const p of phases) this.record({ ...p, op: s.op, step });
+          for (const p of phases) this.record({ ...p, op: opName(s.op), step });
           st.afterExchange = false;
           break;
         }
         case 'remoteLoad':
         case 'remoteStore': {
           const t = this.program.tensors[s.tensor];
-          this.sync(s.op, step);
+          this.sync(opName(s.op), step);
           st.afterExchange = false;
           if (this.options.numerics) {
             if (s.kind === 'remoteLoad') this.writeTiles(t, this.remoteBuffer(t));
             else this.remoteBuffer(t).set(this.readTiles(t));
           }
-          this.record({ kind: 'streamingMemory', name: remoteName(s.kind, t.name), op: s.op, cycles: remoteCopyCycles(t, this.program.device), step });
+          this.record({ kind: 'streamingMemory', name: remoteName(s.kind, t.name), op: opName(s.op), cycles: remoteCopyCycles(t, this.program.device), step });
           break;
         }
         case 'repeatWhile':
           for (let i = 0; i < s.maxCount; i++) {
             // Every tile must agree whether to go on: one sync carries the condition.
-            this.sync(s.op, step);
+            this.sync(opName(s.op), step);
             st.afterExchange = false;
             // Timing only: the condition is not computed, so charge every pass (an upper bound).
             if (this.options.numerics && this.read(this.program.tensors[s.condition])[0] === 0) break;
@@ -391,7 +391,7 @@ export class Engine {
           break;
         case 'switch': {
           // Every tile must agree on the branch: one sync carries the predicate.
-          this.sync(s.op, step);
+          this.sync(opName(s.op), step);
           st.afterExchange = false;
           let taken: ProgramStep[];
           if (this.options.numerics) taken = this.read(this.program.tensors[s.condition])[0] !== 0 ? s.whenTrue : s.whenFalse;

@@ -308,6 +308,9 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
         fail(rtsPath, `replicated tensor sharding splits the tensor across the replicas, and there is ${cfg.replicas} replica; set replicas: 2 or more (with a device of that many IPUs), or replicatedTensorSharding: false`);
       if (l.location.replicatedTensorSharding && t.checkpointEvery !== undefined)
         fail(['train', 'checkpointEvery'], 'checkpoints of sharded optimizer state are not supported (each replica holds a different shard); leave out checkpointEvery or set replicatedTensorSharding: false');
+      // An outlined call copies its weights in from tile memory, where an offChip weight is only between its loads.
+      if (key === 'weightTensorLocationSettings' && l.location.storage === 'offChip' && cfg.compile.outlining)
+        fail(['compile', 'outlining'], 'outlining with offChip weights is not supported yet (a call would copy in a weight not loaded from Streaming Memory); set compile.outlining: false, or keep the weights on chip');
       if (key === 'accumulatorTensorLocationSettings' && l.location.storage === 'offChip' && t.accumulationFactor <= 1)
         fail(['train', key, 'location', 'storage'], 'there are no accumulators without gradient accumulation; set train.accumulationFactor above 1, or leave the accumulators on chip');
       train[field] = {

@@ -419,14 +419,18 @@ function firstEndingAfter(list: readonly { begin: number; end: number }[], pos: 
   return lo;
 }
 
+/** Bytes of one shared buffer of resolved copy columns (resolveAllCopies). */
+const BUFFER_BYTES = 2 ** 30;
+
 /**
  * Every exchange's slice-to-slice copies as tile-to-tile pieces, in order:
- * counted first, then written into columns that are views of one buffer.
- * Growing a table per exchange and trimming it allocated two to three times
- * the copies' bytes outside the heap, and each such allocation of a few
- * hundred MB made V8 run full collections of the whole-model heap that freed
- * nothing (seconds each for a BERT layer's eight million copies).
+ * counted first, then written into columns that are views of a few shared
+ * buffers. Growing a table per exchange and trimming it allocated two to
+ * three times the copies' bytes outside the heap, and each such allocation
+ * of a few hundred MB made V8 run full collections of the whole-model heap
+ * that freed nothing (seconds each for a BERT layer's eight million copies).
  */
+
 function resolveAllCopies(exchanges: readonly { name: string; copies: SliceCopies; call?: boolean }[], tensors: readonly DeviceTensor[]): CopyTable[] {
   const counts = exchanges.map((ex) => {
     checkHostHeap(`resolving the copies of exchange '${ex.name}'`);
@@ -435,9 +439,18 @@ function resolveAllCopies(exchanges: readonly { name: string; copies: SliceCopie
     for (let i = 0; i < ex.copies.length; i++) n = resolveCopy(ex.copies, i, tensors, undefined, n);
     return n;
   });
-  const total = counts.reduce((a, b) => a + b, 0);
-  const buffer = new ArrayBuffer(total * 5 * Int32Array.BYTES_PER_ELEMENT);
+  // Consecutive exchanges share a buffer of at most BUFFER_BYTES (one exchange larger than that has its own):
+  // one buffer for a whole model's copies could pass the largest ArrayBuffer V8 allows.
+  const rowBytes = 5 * Int32Array.BYTES_PER_ELEMENT;
+  let buffer = new ArrayBuffer(0);
   let at = 0;
+  const room = (from: number): void => {
+    if ((at + counts[from]) * rowBytes <= buffer.byteLength) return;
+    let rows = counts[from];
+    for (let e = from + 1; e < counts.length && (rows + counts[e]) * rowBytes <= BUFFER_BYTES; e++) rows += counts[e];
+    buffer = new ArrayBuffer(rows * rowBytes);
+    at = 0;
+  };
   return exchanges.map((ex, e) => {
     if (ex.call) {
       // A call's copies of whole tensors, merged per tile where they continue (CopyTableBuilder.pushMerging).
@@ -446,6 +459,7 @@ function resolveAllCopies(exchanges: readonly { name: string; copies: SliceCopie
       return merged.finish();
     }
     const count = counts[e];
+    room(e);
     const column = () => {
       const c = new Int32Array(buffer, at * Int32Array.BYTES_PER_ELEMENT, count);
       at += count;

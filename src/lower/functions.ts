@@ -114,8 +114,10 @@ export function lowerFunction(
   const params = slots.inputs.map((id, e) => {
     const caller = tensors.get(id);
     if (!caller) throw new Error(`internal: input '${id}' of outlined ${name} was not lowered before it`);
-    // A weight's copy stays a weight (always live, as the function holds it for every call); else an activation.
-    const category: TensorCategory = caller.category === 'gradient' ? 'gradient' : caller.category === 'variable' || caller.category === 'constant' || caller.category === 'stream' ? caller.category : 'activation';
+    // A weight's copy is always live, as the function holds it for every call, but as a constant, not a
+    // variable: it is no weight of its own (each call refreshes it), so checkpoints and weight reads leave
+    // it out and a checkpoint fits the program with or without outlining. Else an activation.
+    const category: TensorCategory = caller.category === 'gradient' ? 'gradient' : caller.category === 'variable' ? 'constant' : caller.category === 'constant' || caller.category === 'stream' ? caller.category : 'activation';
     const p = dg.addTensor(`${name}/in${e}/${id}`, caller.dtype, caller.shape, category, schedule[group.starts[0]].name);
     dg.mapLike(p, caller);
     if (caller.layoutBy) p.layoutBy = caller.layoutBy;

@@ -96,6 +96,7 @@ export function lowerGraph(req: LowerRequest): Lowered {
 
   const consumers = consumersInSchedule(req.schedule);
   const groups = req.outlining && !req.sharded ? findRepeats(req.schedule, req.graph, req.outlining) : [];
+  if (req.outlining && req.sharded) dg.notes.push({ op: req.schedule[0]?.name ?? 'graph', kind: 'outlining', text: 'outlining is skipped: the model is sharded over IPUs (not supported yet)' });
   // A later instance's input that nothing produces (its layer's weight) is mapped like the first
   // instance's: its call then copies it into the function on tile. Mapped after the first's.
   const followers = new Map<string, string>();

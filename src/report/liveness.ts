@@ -4,6 +4,8 @@
  * tensor from the first step that touches it to the last.
  */
 import { DTYPE_BYTES, innerSteps, type DeviceProgram, type ProgramStep } from '../../sim/program.js';
+import { collectiveName } from '../../sim/collectives.js';
+import { remoteName } from '../../sim/streaming-memory.js';
 
 export interface LivenessRow {
   step: number;
@@ -93,10 +95,31 @@ export function livenessCurve(p: DeviceProgram): LivenessRow[] {
   let live = always;
   steps.forEach((s, i) => {
     live += delta[i];
-    const name = s.kind === 'execute' ? p.computeSets[s.computeSet].name : s.kind === 'exchange' ? p.exchanges[s.exchange].name : s.kind === 'streamCopy' ? p.streams[s.stream].name : '';
-    rows.push({ step: i, name, bytes: live });
+    rows.push({ step: i, name: leafName(p, s), bytes: live });
   });
   return rows;
+}
+
+/** A leaf step's name, as the program view and profile name it. */
+function leafName(p: DeviceProgram, s: ProgramStep): string {
+  switch (s.kind) {
+    case 'execute':
+      return p.computeSets[s.computeSet].name;
+    case 'exchange':
+      return p.exchanges[s.exchange].name;
+    case 'streamCopy':
+      return p.streams[s.stream].name;
+    case 'allReduce':
+    case 'reduceScatter':
+    case 'allGather':
+    case 'replicaShard':
+      return collectiveName(s.kind, p.tensors[s.tensor].name);
+    case 'remoteLoad':
+    case 'remoteStore':
+      return remoteName(s.kind, p.tensors[s.tensor].name);
+    default:
+      return '';
+  }
 }
 
 /**

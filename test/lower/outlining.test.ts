@@ -56,7 +56,8 @@ async function run(outlining: boolean, train = false) {
   try {
     const r = await session.runStep();
     const anchors = new Map([...r.anchors].map(([k, v]) => [k, Array.from(v.data as Float32Array)]));
-    return { compiled, cycles: r.cycles, anchors, weights: session.readWeights(), phases: session.phases };
+    const checkpoint = train ? session.snapshot().tensors.map((t) => t.name).sort() : [];
+    return { compiled, cycles: r.cycles, anchors, weights: session.readWeights(), phases: session.phases, checkpoint };
   } finally {
     await session.close();
   }
@@ -122,5 +123,7 @@ describe('outlining', () => {
     expect(outlined.compiled.program.computeSets.length).toBeLessThan(plain.compiled.program.computeSets.length);
     expect(outlined.anchors.get('Gradient___w0a')).toEqual(plain.anchors.get('Gradient___w0a'));
     for (const [name, w] of plain.weights) expect(Array.from(outlined.weights.get(name)!), name).toEqual(Array.from(w));
+    // A checkpoint holds the same tensors either way: a function's copies of the weights are not weights.
+    expect(outlined.checkpoint).toEqual(plain.checkpoint);
   });
 });

@@ -220,4 +220,8 @@ describe("PopART's checks on tensor locations", () => {
     expect(error(mlp({ train: location('accumulatorTensorLocationSettings', 'offChip') }))).toMatch(/set train\.accumulationFactor above 1/);
     expect(error(mlp({ replicas: 2, train: location('optimizerStateTensorLocationSettings', 'onChip', true) + '  checkpointEvery: 1\n' }))).toMatch(/train\.checkpointEvery: checkpoints of sharded optimizer state/);
   });
+
+  it('outlining with offChip weights is refused (a call would copy in a weight not loaded)', () => {
+    expect(error(mlp({ train: location('weightTensorLocationSettings', 'offChip') }) + 'compile: {outlining: true}\n')).toMatch(/compile\.outlining: outlining with offChip weights is not supported yet/);
+  });
 });
