@@ -86,6 +86,8 @@ interface ProgramCosts {
   cs: Map<number, PhaseCost>;
   ex: Map<number, PhaseCost>;
   ar: Map<number, CollectivePhase[]>;
+  /** Replicated tensor sharding's steps, by kind and tensor. */
+  shard: Map<string, CollectivePhase[]>;
   links: Map<number, [number, number][]>;
 }
 const PROGRAM_COSTS = new WeakMap<DeviceProgram, ProgramCosts>();
@@ -112,7 +114,7 @@ export class Engine {
   private readonly csOnPool = new Map<number, boolean>();
   /** Each all-reduced tensor's ring-step phases (sim/collectives.ts), made the first time it runs. */
   private readonly arCost: Map<number, CollectivePhase[]>;
-  private readonly shardCost = new Map<string, CollectivePhase[]>();
+  private readonly shardCost: Map<string, CollectivePhase[]>;
   /** Remote buffers in Streaming Memory, by tensor id (DeviceTensor.remote). */
   private readonly remote = new Map<number, Uint8Array>();
   /** Exchanges fused with the compute set after them, by exchange id (decided the first time; null: run apart). */
@@ -130,10 +132,11 @@ export class Engine {
   ) {
     if (options.numerics && options.checkMemory) this.guard = new MemoryGuard(program, codelets, memory);
     let costs = PROGRAM_COSTS.get(program);
-    if (!costs) PROGRAM_COSTS.set(program, (costs = { cs: new Map(), ex: new Map(), ar: new Map(), links: new Map() }));
+    if (!costs) PROGRAM_COSTS.set(program, (costs = { cs: new Map(), ex: new Map(), ar: new Map(), shard: new Map(), links: new Map() }));
     this.csCost = costs.cs;
     this.exCost = costs.ex;
     this.arCost = costs.ar;
+    this.shardCost = costs.shard;
     this.exLinks = costs.links;
   }
 
