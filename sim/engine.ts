@@ -415,7 +415,7 @@ export class Engine {
    * Running the lanes one after the other is safe: an IPU's stages read only
    * what the copies of an earlier cycle brought, or their own stash.
    */
-  private async runPipeline(p: PipelineStep, io: HostIO, step: number, st: { afterExchange: boolean; fused?: { cs: number; plan: TilePlan } }): Promise<void> {
+  private async runPipeline(p: PipelineStep, io: HostIO, step: number, st: RunState): Promise<void> {
     const stageOfList = new Map<ProgramStep[], number>();
     for (const s of p.stages) for (const l of [...(s.before ?? []), s.steps, ...(s.after ?? [])]) stageOfList.set(l, s.stage);
     for (const cycle of pipelineCycles(p)) {

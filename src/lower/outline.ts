@@ -33,16 +33,17 @@ export interface OutlineOptions {
   minOps: number;
 }
 
-const RANDOM = /^(Dropout|Random|Multinomial|Bernoulli)/;
+/** An op that draws random numbers: it has a seed, derived from its name when not given (Dropout, the Random ops, Multinomial). */
+const drawsRandom = (op: Op): boolean => 'seed' in op;
 
 /** Fields an op's identity does not include (its place in the graph, its name). */
 const NOT_STRUCTURE = new Set(['graph', 'id', 'inputs', 'outputs', 'settings', 'fwdOp', 'opid']);
 
 /** An op's structure, without its dataflow: identifier, attributes and fields, tensor infos; undefined when it must not be outlined. */
 function opKey(op: Op, graph: Graph, owners: ReadonlySet<Op>): string | undefined {
-  if (RANDOM.test(op.opid.type) || op.modifiedInputs().length > 0) return undefined;
+  if (drawsRandom(op) || op.modifiedInputs().length > 0) return undefined;
   if (graph.regions.has(op) || owners.has(op)) return undefined;
-  if (isGradOp(op) && RANDOM.test(op.fwdOp.opid.type)) return undefined;
+  if (isGradOp(op) && drawsRandom(op.fwdOp)) return undefined;
   const info = (id: string) => (id === '' ? '-' : `${graph.tensor(id).info.dtype}[${graph.tensor(id).info.shape.join(',')}]`);
   const fields: Record<string, unknown> = {};
   for (const k of Object.keys(op)) if (!NOT_STRUCTURE.has(k)) fields[k] = (op as unknown as Record<string, unknown>)[k];

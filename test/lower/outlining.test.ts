@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
 import { compile, Session } from '../../src/session.js';
 import { findRepeats } from '../../src/lower/outline.js';
+import { isGradOp } from '../../src/ir/op.js';
 import { profileTables } from '../../src/report/summary.js';
 import type { RunResult } from '../../src/session.js';
 
@@ -18,7 +19,7 @@ const LAYERS = 3;
 const H = 16;
 
 /** A small residual MLP: LAYERS x (MatMul, bias Add, Relu, MatMul, residual Add, LayerNormalization). */
-function yaml(opts: { outlining: boolean; train?: boolean }): string {
+function yaml(opts: { outlining: boolean; train?: boolean; dropout?: boolean }): string {
   const init: string[] = [];
   const nodes: string[] = [];
   let seed = 1;
@@ -32,10 +33,12 @@ function yaml(opts: { outlining: boolean; train?: boolean }): string {
     nodes.push(`      - {op: MatMul, inputs: [${x}, w${l}a], outputs: [m${l}]}`);
     nodes.push(`      - {op: Add, inputs: [m${l}, b${l}], outputs: [a${l}]}`);
     nodes.push(`      - {op: Relu, inputs: [a${l}], outputs: [r${l}]}`);
-    nodes.push(`      - {op: MatMul, inputs: [r${l}, w${l}b], outputs: [n${l}]}`);
+    if (opts.dropout) nodes.push(`      - {op: Dropout, inputs: [r${l}, ratio], outputs: [d${l}]}`);
+    nodes.push(`      - {op: MatMul, inputs: [${opts.dropout ? 'd' : 'r'}${l}, w${l}b], outputs: [n${l}]}`);
     nodes.push(`      - {op: Add, inputs: [n${l}, ${x}], outputs: [s${l}]}`);
     nodes.push(`      - {op: LayerNormalization, inputs: [s${l}, g${l}, be${l}], outputs: [h${l + 1}], attributes: {axis: -1}}`);
   }
+  if (opts.dropout) init.push(`      ratio: {shape: [], init: {constant: 0.25}, trainable: false}`);
   return `device: tiny
 model:
   graph:
@@ -64,6 +67,14 @@ async function run(outlining: boolean, train = false) {
 }
 
 describe('outlining', () => {
+  it('leaves out ops that draw random numbers (each Dropout its own seed) and their grads', async () => {
+    const compiled = await compile(loadConfigText(yaml({ outlining: false, train: true, dropout: true }), 'outline.yaml'));
+    const groups = findRepeats(compiled.schedule, compiled.graph, { minOps: 2 });
+    const outlined = groups.flatMap((g) => g.starts.flatMap((s) => compiled.schedule.slice(s, s + g.length)));
+    expect(compiled.schedule.some((op) => op.opid.type === 'Dropout')).toBe(true);
+    for (const op of outlined) expect(op.opid.type.startsWith('Dropout') || (isGradOp(op) && op.fwdOp.opid.type === 'Dropout'), op.name).toBe(false);
+  });
+
   it('finds the layers as one repeated sequence', async () => {
     const { compiled } = await run(false);
     const groups = findRepeats(compiled.schedule, compiled.graph, { minOps: 4 });
