@@ -40,12 +40,19 @@ export const TENSOR_COLUMNS = ['name', 'op', 'category', 'dtype', 'shape', 'byte
 /** Interfaces lack an index signature, so spread each row into a plain record. */
 export const plainRows = <T extends object>(rows: readonly T[]): Record<string, CsvValue>[] => rows.map((r) => ({ ...r }) as Record<string, CsvValue>);
 
+/** The columns, with `streamingMemory` after `after` when any row has it (a run with remote buffers): other runs' CSVs keep their columns. */
+function withStreamingMemory(columns: readonly string[], rows: readonly { streamingMemory?: number }[], after: string): readonly string[] {
+  if (!rows.some((r) => r.streamingMemory !== undefined)) return columns;
+  const at = columns.indexOf(after) + 1;
+  return [...columns.slice(0, at), 'streamingMemory', ...columns.slice(at)];
+}
+
 /** 'profile/steps.csv', 'profile/ops.csv', 'profile/tiles.csv'. */
 export function profileCsvs(input: ProfileTables): Map<string, string> {
   const plain = plainRows;
   return new Map([
-    ['profile/steps.csv', toCsv(plain(input.steps), STEP_COLUMNS)],
-    ['profile/ops.csv', toCsv(plain(input.ops), OP_COLUMNS)],
+    ['profile/steps.csv', toCsv(plain(input.steps), withStreamingMemory(STEP_COLUMNS, input.steps, 'streamCopy'))],
+    ['profile/ops.csv', toCsv(plain(input.ops), withStreamingMemory(OP_COLUMNS, input.ops, 'sync'))],
     ['profile/tiles.csv', toCsv(plain(input.tiles), TILE_COLUMNS)],
   ]);
 }

@@ -30,7 +30,7 @@ export interface Summary {
   cycles: CycleTotals;
   seconds: number;
   steps: { step: number; loss?: JsonNumber; cycles: number }[];
-  ops: { name: string; type: string; domain: string; cycles: { compute: number; exchange: number; sync: number }; flops: number }[];
+  ops: { name: string; type: string; domain: string; cycles: { compute: number; exchange: number; sync: number; streamingMemory?: number }; flops: number }[];
   memory: { tileCapacity: number; maxTileBytes: number; meanTileBytes: number; maxTile: number; totalBytes: number; tilesUsed: number };
   outputs: Record<string, { shape: number[]; dtype: string; file: string }>;
   /** On a multi-IPU device: each IPU's ops (when sharded), busy cycles and memory (report/ipus.ts). */
@@ -88,13 +88,24 @@ export function profileTables(r: RunResult, view: ProgramView = programView(r.co
     if (!stepTotals.has(p.step)) stepTotals.set(p.step, emptyTotals());
     addPhase(stepTotals.get(p.step)!, p);
     const row = opTotals.get(p.op);
-    if (row && p.kind !== 'streamCopy' && p.kind !== 'streamingMemory') row[p.kind] += p.cycles;
+    // As the other kinds, an op's own cycles count even where a pipeline overlapped them with another IPU's.
+    if (row && p.kind === 'streamingMemory') row.streamingMemory = (row.streamingMemory ?? 0) + p.cycles;
+    else if (row && p.kind !== 'streamCopy') row[p.kind] += p.cycles;
     if (p.kind === 'compute') for (const [t, c] of p.tiles ?? []) tileCompute.set(t, (tileCompute.get(t) ?? 0) + c);
     if (p.kind === 'exchange') for (const [t, c] of p.tiles ?? []) tileExchange.set(t, (tileExchange.get(t) ?? 0) + c * r.compiled.program.device.exchangeBytesPerCycle);
   }
   const stepRows: StepRow[] = r.steps.slice(r.resumedFrom ?? 0).map((s) => {
     const t = stepTotals.get(s.step)!;
-    return { step: s.step, ...(s.loss !== undefined ? { loss: s.loss } : {}), cycles: s.cycles, compute: t.compute, exchange: t.exchange, sync: t.sync, streamCopy: t.streamCopy };
+    return {
+      step: s.step,
+      ...(s.loss !== undefined ? { loss: s.loss } : {}),
+      cycles: s.cycles,
+      compute: t.compute,
+      exchange: t.exchange,
+      sync: t.sync,
+      streamCopy: t.streamCopy,
+      ...(t.streamingMemory !== undefined ? { streamingMemory: t.streamingMemory } : {}),
+    };
   });
   const memory = r.compiled.program.memory;
   const tiles: TileRow[] = r.compiled.program.tileBytes.map((bytes, tile) => ({
@@ -127,7 +138,7 @@ export function buildSummary(r: RunResult, tables: ProfileTables, outputs: Summa
     cycles,
     seconds: cycles.total / d.clockHz,
     steps: r.steps.map((s) => ({ step: s.step, ...(s.loss !== undefined ? { loss: jsonNumber(s.loss) } : {}), cycles: s.cycles })),
-    ops: tables.ops.map((o) => ({ name: o.name, type: o.type, domain: o.domain, cycles: { compute: o.compute, exchange: o.exchange, sync: o.sync }, flops: o.flops })),
+    ops: tables.ops.map((o) => ({ name: o.name, type: o.type, domain: o.domain, cycles: { compute: o.compute, exchange: o.exchange, sync: o.sync, ...(o.streamingMemory !== undefined ? { streamingMemory: o.streamingMemory } : {}) }, flops: o.flops })),
     memory: {
       tileCapacity: d.bytesPerTile,
       maxTileBytes: bytes[maxTile] ?? 0,

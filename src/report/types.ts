@@ -8,6 +8,8 @@ export interface StepRow {
   exchange: number;
   sync: number;
   streamCopy: number;
+  /** Remote buffer copies to and from Streaming Memory; only in a run that had some. */
+  streamingMemory?: number;
 }
 
 export interface OpRow {
@@ -17,6 +19,8 @@ export interface OpRow {
   compute: number;
   exchange: number;
   sync: number;
+  /** Its remote buffer loads and stores (Streaming Memory); only in a run that had some. */
+  streamingMemory?: number;
   flops: number;
   /** Bytes of the device tensors the op makes (all tiles; tensors of disjoint lifetimes may share them). */
   memoryBytes: number;

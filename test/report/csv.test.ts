@@ -89,4 +89,20 @@ describe('profileCsvs', () => {
     expect(m.get('profile/ops.csv')).toBe('name,type,domain,compute,exchange,sync,flops,memoryBytes\n"MatMul,1",MatMul,ai.onnx,50,10,5,1024,4096\n');
     expect(m.get('profile/tiles.csv')).toBe('tile,bytes,computeCycles,exchangeBytes,alwaysLive,temporaries,code,vertexState,sentBytes,receivedBytes\n');
   });
+
+  it('adds a streamingMemory column after streamCopy (steps) and sync (ops) only when a row has one', () => {
+    const m = profileCsvs({
+      steps: [
+        { step: 0, cycles: 100, compute: 50, exchange: 20, sync: 15, streamCopy: 5, streamingMemory: 10 },
+        { step: 1, cycles: 90, compute: 60, exchange: 20, sync: 10, streamCopy: 0 },
+      ],
+      ops: [
+        { name: 'Adam', type: 'AdamUpdater', domain: 'ai.graphcore', compute: 50, exchange: 10, sync: 5, streamingMemory: 7, flops: 8, memoryBytes: 64 },
+        { name: 'Relu', type: 'Relu', domain: 'ai.onnx', compute: 5, exchange: 0, sync: 1, flops: 4, memoryBytes: 16 },
+      ],
+      tiles: [],
+    });
+    expect(m.get('profile/steps.csv')).toBe('step,loss,cycles,compute,exchange,sync,streamCopy,streamingMemory\n0,,100,50,20,15,5,10\n1,,90,60,20,10,0,\n');
+    expect(m.get('profile/ops.csv')).toBe('name,type,domain,compute,exchange,sync,streamingMemory,flops,memoryBytes\nAdam,AdamUpdater,ai.graphcore,50,10,5,7,8,64\nRelu,Relu,ai.onnx,5,0,1,,4,16\n');
+  });
 });

@@ -6,7 +6,7 @@
 export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 export const CLIENT_COMMON = String.raw`
-const colors = { compute: '#4e79a7', exchange: '#f28e2b', sync: '#bab0ac', streamCopy: '#59a14f', alwaysLive: '#4e79a7', temporaries: '#e15759', code: '#76b7b2', vertexState: '#edc948', sent: '#f28e2b', received: '#59a14f' };
+const colors = { compute: '#4e79a7', exchange: '#f28e2b', sync: '#bab0ac', streamCopy: '#59a14f', streamingMemory: '#b07aa1', alwaysLive: '#4e79a7', temporaries: '#e15759', code: '#76b7b2', vertexState: '#edc948', sent: '#f28e2b', received: '#59a14f' };
 const common = { responsive: true, maintainAspectRatio: false, animation: false };
 const fmt = (v) => typeof v === 'number' ? v.toLocaleString('en-US', { maximumFractionDigits: 1 }) : String(v ?? '');
 const nSteps = Math.max(1, data.summary.steps.length);

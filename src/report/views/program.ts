@@ -25,7 +25,7 @@ if (document.getElementById('program')) {
       scales: { x: { stacked: true, ticks: { autoSkip: rows.length > 1500, maxRotation: 90, minRotation: 90, font: { size: 10 } } }, y: { stacked: true, title: { display: true, text: 'cycles (one step)' } } } },
     data: { labels: rows.map((r, i) => short(stepLabel(i))), datasets: [
       { label: 'sync', backgroundColor: colors.sync, data: rows.map((r) => r.syncCycles) },
-      ...['compute', 'exchange', 'streamCopy'].map((k) => ({ label: k, backgroundColor: colors[k], data: rows.map((r) => r.kind === k ? r.cycles : 0) })),
+      ...['compute', 'exchange', 'streamCopy', ...(rows.some((r) => r.kind === 'streamingMemory') ? ['streamingMemory'] : [])].map((k) => ({ label: k, backgroundColor: colors[k], data: rows.map((r) => r.kind === k ? r.cycles : 0) })),
     ] } });
   const show = (r) => {
     const tiles = tilesOf(r.programStep);

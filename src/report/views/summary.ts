@@ -34,5 +34,5 @@ if (document.getElementById('loss')) {
     data: { labels: st.map((s) => s.step), datasets: [{ label: 'loss', borderColor: '#e15759', backgroundColor: '#e15759', pointRadius: st.length > 60 ? 0 : 2, data: st.map((s) => s.loss) }] } });
 }
 chart('steps', { type: 'bar', options: { ...common, scales: { x: { stacked: true, title: { display: true, text: 'step' } }, y: { stacked: true, title: { display: true, text: 'cycles' } } } },
-  data: { labels: data.tables.steps.map((s) => s.step), datasets: ['compute', 'exchange', 'sync', 'streamCopy'].map((k) => ({ label: k, backgroundColor: colors[k], data: data.tables.steps.map((s) => s[k]) })) } });
+  data: { labels: data.tables.steps.map((s) => s.step), datasets: ['compute', 'exchange', 'sync', 'streamCopy', ...(data.tables.steps.some((s) => s.streamingMemory !== undefined) ? ['streamingMemory'] : [])].map((k) => ({ label: k, backgroundColor: colors[k], data: data.tables.steps.map((s) => s[k]) })) } });
 `;
