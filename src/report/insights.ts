@@ -76,7 +76,10 @@ export function insights(d: ReportData): Insight[] {
   }
 
   const compute = d.program.filter((r) => r.kind === 'compute');
-  const stepCycles = d.program.reduce((a, r) => a + r.cycles + r.syncCycles, 0);
+  // A step's length: the steps' mean. The program rows' sum is that too, except in a pipeline, where their
+  // cycles include the lanes overlapped with another IPU's, so the sum overstates a step; it stands in when there are no step rows.
+  const steps = d.tables.steps;
+  const stepCycles = steps.length ? steps.reduce((a, s) => a + s.cycles, 0) / steps.length : d.program.reduce((a, r) => a + r.cycles + r.syncCycles, 0);
   // Compute sets that run on few tiles for long: the work could spread.
   const totalTiles = tiles.length;
   const narrow = compute.filter((r) => r.tiles > 0 && r.tiles <= totalTiles / 8 && r.cycles > 0).sort((a, b) => b.cycles - a.cycles).slice(0, 3);

@@ -56,6 +56,14 @@ describe('insights', () => {
     expect(titles).toContain('Syncs take 30% of all cycles');
   });
 
+  it("measures a compute set against the step's length, not the program rows' sum (a pipeline's rows overlap)", () => {
+    const d = data();
+    // A pipelined step: 1,400 cycles, though its program rows, overlapped lanes included, sum to 1,200 + 1,200.
+    d.program = [...d.program, ...d.program.map((r) => ({ ...r, programStep: r.programStep + 3, name: `${r.name}'` }))];
+    d.tables.steps = [{ step: 0, cycles: 1400, compute: 1000, exchange: 200, sync: 200, streamCopy: 0 }];
+    expect(insights(d).map((i) => i.title)).toContain('Add/add runs on 1 of 16 tiles for 700 cycles a step (50% of a step)');
+  });
+
   it('says nothing about what is fine', () => {
     const d = data();
     d.summary.cycles.sync = 100;
