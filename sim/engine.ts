@@ -129,6 +129,8 @@ export class Engine {
     private readonly pool: TilePool | undefined,
     /** Ids of the compute sets holding a custom-op module's vertices. */
     private readonly custom: Set<number>,
+    /** Which replica's tile memory this engine's pool tasks use (the pool is shared by the replicas). */
+    private readonly replica = 0,
   ) {
     if (options.numerics && options.checkMemory) this.guard = new MemoryGuard(program, codelets, memory);
     let costs = PROGRAM_COSTS.get(program);
@@ -143,6 +145,15 @@ export class Engine {
   private readonly guard: MemoryGuard | undefined;
 
   static async create(program: DeviceProgram, options: EngineOptions): Promise<Engine> {
+    return (await Engine.createReplicas(program, options, 1))[0];
+  }
+
+  /**
+   * An engine per replica of `program`, each with its own tile memory, sharing
+   * one pool of `options.workers` threads (sim/pool.ts) and the phase costs.
+   * `perReplica` adds options to replica r's engine (hooks only one replica needs).
+   */
+  static async createReplicas(program: DeviceProgram, options: EngineOptions, replicas: number, perReplica: (r: number) => Partial<EngineOptions> = () => ({})): Promise<Engine[]> {
     const codelets = await loadCodeletRegistry(program.codeletModules);
     for (const cs of program.computeSets) for (const v of cs.vertices) codelets.get(v.codelet);
     // Compute sets with a custom codelet always run on the pool, a single thread with 1 worker: there
@@ -151,28 +162,38 @@ export class Engine {
     // Timing only: no tile data at all (cycles come from the program alone, sim/cost.ts).
     // With numerics, tile memory is a shared WebAssembly.Memory the kernels run over, with an arena per thread.
     const kernels = options.numerics && wasmEnabled() ? await kernelModule() : undefined;
-    const threads = 1 + (options.numerics && (options.workers > 1 || custom.size > 0) ? options.workers : 0);
+    const pooled = options.numerics && (options.workers > 1 || custom.size > 0);
+    const threads = 1 + (pooled ? options.workers : 0);
     // Room for every exchange's copy plan (sim/exchange.ts), in shared memory: workers read them from there.
     const planRecords = options.numerics ? program.exchanges.reduce((n, ex) => n + ex.copies.count, 0) : 0;
-    const memory = new TileMemory(options.numerics ? program.tileBytes : program.tileBytes.map(() => 0), { kernels, threads, slot: 0, planRecords });
-    const pool =
-      options.numerics && (options.workers > 1 || custom.size > 0)
+    const memories = Array.from({ length: replicas }, () => new TileMemory(options.numerics ? program.tileBytes : program.tileBytes.map(() => 0), { kernels, threads, slot: 0, planRecords }));
+    let pool: TilePool | undefined;
+    try {
+      pool = pooled
         ? await TilePool.start(
             options.workers,
             {
-              memory: memory.shared,
+              replicas: memories.map((m) => ({ memory: m.shared, sharedPlans: m.planShared })),
               kernels,
               threads,
               tileBytes: program.tileBytes,
               planRecords,
-              sharedPlans: memory.planShared,
               computeSets: program.computeSets,
               modules: program.codeletModules,
             },
             codelets,
           )
         : undefined;
-    return new Engine(program, options, codelets, memory, new VertexRunner(codelets, memory), pool, custom);
+    } catch (e) {
+      for (const m of memories) m.release();
+      throw e;
+    }
+    return memories.map((memory, r) => new Engine(program, { ...options, ...perReplica(r) }, codelets, memory, new VertexRunner(codelets, memory), pool, custom, r));
+  }
+
+  /** The pool its large compute sets and exchanges go to, shared by the engines of a program's replicas; none on one thread. */
+  get workerPool(): TilePool | undefined {
+    return this.pool;
   }
 
   /** Cycle of the next phase: the simulated time so far. */
@@ -277,7 +298,7 @@ export class Engine {
             const fused = st.fused?.cs === cs.id ? st.fused.plan : undefined;
             st.fused = undefined;
             try {
-              if (this.pool && this.onPool(cs)) await this.pool.run(cs, this.options.vertexTimeoutSeconds ?? DEFAULT_VERTEX_TIMEOUT_SECONDS, fused);
+              if (this.pool && this.onPool(cs)) await this.pool.run(cs, this.options.vertexTimeoutSeconds ?? DEFAULT_VERTEX_TIMEOUT_SECONDS, fused, this.replica);
               else if (fused) runFused(this.runner, this.memory, cs, 0, Number.MAX_SAFE_INTEGER, fused.at, fused.tileStart[fused.tileStart.length - 1]);
               else this.runner.run(cs, 0, Number.MAX_SAFE_INTEGER);
             } catch (e) {
@@ -525,7 +546,7 @@ export class Engine {
     const groups: [number, number][] = [];
     for (let g = 0; g + 1 < b.length; g++) if (b[g + 1] > b[g]) groups.push([plan.at + b[g], b[g + 1] - b[g]]);
     const inlineBelow = this.options.inlineBelow === 0 ? 0 : INLINE_COPY_WORK;
-    if (this.pool && groups.length > 1 && plan.work >= inlineBelow) await this.pool.runCopies(groups, ex);
+    if (this.pool && groups.length > 1 && plan.work >= inlineBelow) await this.pool.runCopies(groups, ex, this.replica);
     else this.memory.runPlan(plan.at, b[b.length - 1]);
   }
 
@@ -539,8 +560,8 @@ export class Engine {
   }
 
   async destroy(): Promise<void> {
-    await this.pool?.destroy();
-    // The pool's workers are gone: the next engine of this size may reuse the memory (sim/memory.ts).
-    this.memory.release();
+    // Once the pool's workers are gone (after the last replica's engine), the next engine of this size may reuse the memory (sim/memory.ts).
+    if (this.pool) await this.pool.release(() => this.memory.release());
+    else this.memory.release();
   }
 }

@@ -18,6 +18,11 @@
  * barrier inside the task (all workers blocked in Atomics.wait until the last
  * copy is done), which deadlocks if Piscina ever queues two of the tasks on
  * one thread and cannot be stopped by the watchdog.
+ *
+ * Replicas with numerics share one pool: every worker holds each replica's
+ * tile memory and a task names its replica. The replicas' engines run at
+ * once (src/session.ts), so while one waits for its tasks the others queue
+ * theirs; R pools of `workers` threads would cost R start-ups for no more cores.
  */
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
@@ -39,6 +44,10 @@ export class TilePool {
   /** A fault was already thrown: destroy() does not throw another. */
   private failed = false;
   private destroyed = false;
+  /** Engines still using the pool (one per replica); the last release destroys it. */
+  private users: number;
+  /** Run once the threads are gone: the users' memories may then be reused (sim/memory.ts). */
+  private readonly afterDestroy: (() => void)[] = [];
 
   private constructor(
     piscina: Piscina,
@@ -47,9 +56,14 @@ export class TilePool {
     private readonly codelets: CodeletRegistry,
   ) {
     this.piscina = piscina;
+    this.users = init.replicas.length;
   }
 
-  /** `codelets`: the main thread's registry, to name the module of a codelet whose thread died. */
+  /**
+   * `codelets`: the main thread's registry, to name the module of a codelet
+   * whose thread died. `init.replicas`: each replica's memory; each replica's
+   * engine uses the pool and releases it (release()).
+   */
   static async start(workers: number, init: Omit<WorkerInit, 'progress' | 'slots'>, codelets: CodeletRegistry): Promise<TilePool> {
     const fromSource = import.meta.url.endsWith('.ts');
     const filename = fileURLToPath(new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url));
@@ -63,7 +77,8 @@ export class TilePool {
       minThreads: workers,
       maxThreads: workers,
       idleTimeout: Infinity,
-      workerData: { ...init, progress: new SharedArrayBuffer(4 * workers), slots: new SharedArrayBuffer(4) } satisfies WorkerInit,
+      // A progress slot per (replica, task of a compute set): the replicas' compute sets run at once.
+      workerData: { ...init, progress: new SharedArrayBuffer(4 * workers * init.replicas.length), slots: new SharedArrayBuffer(4) } satisfies WorkerInit,
       execArgv,
     });
     const pool = new TilePool(piscina, workers, piscina.options.workerData as WorkerInit, codelets);
@@ -101,19 +116,20 @@ export class TilePool {
    * even one stuck in an endless loop) and the vertex a busy worker was
    * running is blamed.
    */
-  async run(cs: ComputeSet, timeoutSeconds = Infinity, fused?: TilePlan): Promise<void> {
+  async run(cs: ComputeSet, timeoutSeconds = Infinity, fused?: TilePlan, replica = 0): Promise<void> {
     this.throwLate();
     const progress = new Int32Array(this.init.progress);
     const running = new Set<number>();
     const tiles = fused ? fused.tileStart.length - 1 : 0;
-    const tasks = this.shardsOf(cs).map(([tileLo, tileHi], slot) => {
+    const tasks = this.shardsOf(cs).map(([tileLo, tileHi], shard) => {
+      const slot = replica * this.workers + shard;
       Atomics.store(progress, slot, -1);
       running.add(slot);
       // Fused with the exchange before it: the plan's records into this shard's tiles.
       const a = fused ? fused.tileStart[Math.min(tileLo, tiles)] : 0;
       const b = fused ? fused.tileStart[Math.min(tileHi, tiles)] : 0;
       const copies: [number, number] | undefined = fused ? [fused.at + a, b - a] : undefined;
-      return (this.piscina.run({ type: 'run', computeSet: cs.id, tileLo, tileHi, slot, ...(copies ? { copies } : {}) } satisfies WorkerTask) as Promise<FaultRecord | null>)
+      return (this.piscina.run({ type: 'run', replica, computeSet: cs.id, tileLo, tileHi, slot, ...(copies ? { copies } : {}) } satisfies WorkerTask) as Promise<FaultRecord | null>)
         .catch(
           // The thread itself ended (process.exit from a callback, a crash): blame the vertex it was running.
           (e: unknown) => this.died(cs, Atomics.load(progress, slot), e),
@@ -168,11 +184,11 @@ export class TilePool {
   }
 
   /** Run copy-plan groups [at, at + n) at once, one task each (an exchange, sim/exchange.ts). */
-  async runCopies(groups: [number, number][], exchange: { name: string; op: string }): Promise<void> {
+  async runCopies(groups: [number, number][], exchange: { name: string; op: string }, replica = 0): Promise<void> {
     this.throwLate();
     const results = await Promise.all(
       groups.map(([at, n]) =>
-        (this.piscina.run({ type: 'copies', at, n } satisfies WorkerTask) as Promise<FaultRecord | null>).catch(
+        (this.piscina.run({ type: 'copies', replica, at, n } satisfies WorkerTask) as Promise<FaultRecord | null>).catch(
           (e: unknown): FaultRecord => ({ kind: 'died', what: `the pool worker copying exchange '${exchange.name}' died (${describeThrown(e)})`, op: exchange.op }),
         ),
       ),
@@ -212,11 +228,32 @@ export class TilePool {
     return s;
   }
 
+  /**
+   * One user (a replica's engine) is done: the last one destroys the pool.
+   * `then` runs once the threads are gone (at once if they already are).
+   */
+  async release(then: () => void = () => undefined): Promise<void> {
+    this.afterDestroy.push(then);
+    if (--this.users > 0 && !this.destroyed) return;
+    await this.destroy();
+  }
+
   /** Stops every worker; a fault a worker threw after its last task still fails the run. */
   async destroy(): Promise<void> {
-    if (this.destroyed) return;
+    if (this.destroyed) {
+      this.runAfterDestroy();
+      return;
+    }
     this.destroyed = true;
-    await this.piscina.destroy();
+    try {
+      await this.piscina.destroy();
+    } finally {
+      this.runAfterDestroy();
+    }
     if (!this.failed) this.throwLate();
+  }
+
+  private runAfterDestroy(): void {
+    for (const f of this.afterDestroy.splice(0)) f();
   }
 }

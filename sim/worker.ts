@@ -1,6 +1,7 @@
 /**
  * Pool worker: owns a tile range per task and runs the vertices of one compute
- * set on it (with, when fused, the exchange's copies into those tiles first,
+ * set on it (in the tile memory of the task's replica: replicas with numerics
+ * share one pool, each with its own memory) (with, when fused, the exchange's copies into those tiles first,
  * tile by tile: sim/fused.ts), or its group of an exchange's copies (the copies
  * into its tiles, sim/exchange.ts: records in shared memory, planned once by
  * the main thread). The top level stays trivial (Piscina swallows errors thrown while
@@ -15,9 +16,15 @@ import { TileMemory } from './memory.js';
 import { loadCodeletRegistry } from './modules.js';
 import type { ComputeSet } from './program.js';
 
-export interface WorkerInit {
-  /** Tile memory (a shared WebAssembly.Memory when the kernels are on). */
+/** One replica's memories: its tiles (a shared WebAssembly.Memory when the kernels are on) and its copy plans' own buffer, if any. */
+export interface ReplicaMemory {
   memory: WebAssembly.Memory | SharedArrayBuffer;
+  sharedPlans: SharedArrayBuffer | undefined;
+}
+
+export interface WorkerInit {
+  /** Each replica's tile memory (one for an unreplicated run). */
+  replicas: ReplicaMemory[];
   /** The compiled kernels, instantiated by each worker against `memory`. */
   kernels: WebAssembly.Module | undefined;
   /** Threads with a scratch arena: the main thread (slot 0) and the workers. */
@@ -25,9 +32,8 @@ export interface WorkerInit {
   /** Int32: the next arena slot a starting worker claims. */
   slots: SharedArrayBuffer;
   tileBytes: number[];
-  /** Room for copy-plan records in tile memory, and their own buffer when they are not there (sim/memory.ts). */
+  /** Room for copy-plan records in tile memory (sim/memory.ts). */
   planRecords: number;
-  sharedPlans: SharedArrayBuffer | undefined;
   computeSets: ComputeSet[];
   modules: string[];
   /** Int32 per task slot: index of the vertex the slot's task is running (read by the pool if the thread dies). */
@@ -37,12 +43,13 @@ export interface WorkerInit {
 export type WorkerTask =
   | { type: 'load' }
   /** copies: plan records [at, at + n) into these tiles, run fused with the vertices (sim/fused.ts). */
-  | { type: 'run'; computeSet: number; tileLo: number; tileHi: number; slot: number; copies?: [number, number] }
+  | { type: 'run'; replica: number; computeSet: number; tileLo: number; tileHi: number; slot: number; copies?: [number, number] }
   /** Copy-plan records [at, at + n) (one group of an exchange's plan). */
-  | { type: 'copies'; at: number; n: number };
+  | { type: 'copies'; replica: number; at: number; n: number };
 
-let runner: VertexRunner | undefined;
-let tiles: TileMemory | undefined;
+/** Per replica, the runner and tile memory over its memory. */
+let runners: VertexRunner[] | undefined;
+let memories: TileMemory[] | undefined;
 
 export default async function task(t: WorkerTask): Promise<FaultRecord | null> {
   const init = workerData as WorkerInit;
@@ -50,23 +57,20 @@ export default async function task(t: WorkerTask): Promise<FaultRecord | null> {
     try {
       // Arenas 1 .. threads - 1 (0 is the main thread's); the pool keeps exactly that many workers.
       const slot = 1 + (Atomics.add(new Int32Array(init.slots), 0, 1) % (init.threads - 1));
-      const memory = new TileMemory(init.tileBytes, {
-        shared: init.memory,
-        kernels: init.kernels,
-        threads: init.threads,
-        slot,
-        planRecords: init.planRecords,
-        sharedPlans: init.sharedPlans,
-      });
-      runner = new VertexRunner(await loadCodeletRegistry(init.modules, true), memory);
-      tiles = memory;
+      const codelets = await loadCodeletRegistry(init.modules, true);
+      memories = init.replicas.map(
+        (r) => new TileMemory(init.tileBytes, { shared: r.memory, kernels: init.kernels, threads: init.threads, slot, planRecords: init.planRecords, sharedPlans: r.sharedPlans }),
+      );
+      runners = memories.map((m) => new VertexRunner(codelets, m));
       return null;
     } catch (e) {
       if (e instanceof CodeletFault) return { ...e.record, what: `in a pool worker: ${e.record.what}` };
       return { kind: 'import', what: `a pool worker could not load the codelets: ${describeThrown(e)}` };
     }
   }
-  if (!runner || !tiles) return { kind: 'died', what: 'internal: pool worker used before it loaded its codelets' };
+  const runner = runners?.[t.replica];
+  const tiles = memories?.[t.replica];
+  if (!runner || !tiles) return { kind: 'died', what: `internal: pool worker used before it loaded its codelets, or for replica ${t.replica} it has no memory of` };
   if (t.type === 'copies') {
     try {
       tiles.runPlan(t.at, t.n);

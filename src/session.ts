@@ -127,6 +127,11 @@ export class Session {
   private engines: Engine[];
   private barrier: AllReduceBarrier | undefined;
 
+  /** Every replica's engine (replica r at index r); just `engine` when not replicated or timing only. */
+  get replicaEngines(): readonly Engine[] {
+    return this.engines;
+  }
+
   protected constructor(
     readonly compiled: Compiled,
     readonly engine: Engine,
@@ -168,29 +173,21 @@ export class Session {
     const late: { check?: FiniteCheck; session?: Session } = {};
     const replicas = opts.numerics ? (config.replicas ?? 1) : 1;
     const barrier = replicas > 1 ? new AllReduceBarrier() : undefined;
-    const engines: Engine[] = [];
-    // The replicas share the machine's workers instead of each starting a pool of its own: R pools of
-    // `workers` threads cost R times the start-up (about a second a pool) for no more cores. From
-    // replicas >= workers on, each replica runs inline on the main thread (scripts/replica-cost.ts).
-    const workersPerReplica = Math.max(1, Math.floor(opts.workers / replicas));
-    try {
-      for (let r = 0; r < replicas; r++) {
-        engines.push(
-          await Engine.create(compiled.program, {
-            workers: workersPerReplica,
-            numerics: opts.numerics,
-            inlineBelow: opts.inlineBelow,
-            vertexTimeoutSeconds: config.run.vertexTimeoutSeconds,
-            checkMemory: opts.checkMemory ?? (config.run.checkMemory === true || memoryCheckedByEnv()),
-            ...(checkFinite && r === 0 ? { afterComputeSet: (cs: ComputeSet, step: number) => late.session && late.check?.after(cs, late.session.where(step)) } : {}),
-            ...(barrier ? { allReduce: (t: DeviceTensor) => barrier.arrive(t), collective: (kind, t, shard) => barrier.arriveShard(kind, t, shard) } : {}),
-          }),
-        );
-      }
-    } catch (e) {
-      for (const en of engines) await en.destroy();
-      throw e;
-    }
+    // The replicas share one pool of the machine's workers (sim/pool.ts): R pools of `workers` threads
+    // would cost R times the start-up (about a second a pool) for no more cores (scripts/replica-cost.ts).
+    const engines = await Engine.createReplicas(
+      compiled.program,
+      {
+        workers: opts.workers,
+        numerics: opts.numerics,
+        inlineBelow: opts.inlineBelow,
+        vertexTimeoutSeconds: config.run.vertexTimeoutSeconds,
+        checkMemory: opts.checkMemory ?? (config.run.checkMemory === true || memoryCheckedByEnv()),
+        ...(barrier ? { allReduce: (t: DeviceTensor) => barrier.arrive(t), collective: (kind, t, shard) => barrier.arriveShard(kind, t, shard) } : {}),
+      },
+      replicas,
+      (r) => (checkFinite && r === 0 ? { afterComputeSet: (cs: ComputeSet, step: number) => late.session && late.check?.after(cs, late.session.where(step)) } : {}),
+    );
     const engine = engines[0];
     const session = make(compiled, engine, inputs, opts.numerics);
     session.engines = engines;

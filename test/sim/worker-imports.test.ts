@@ -22,13 +22,12 @@ async function probe(modules: string[], name: string): Promise<{ files: string[]
   const log = path.join(tmp, `${name}.log`);
   writeFileSync(log, '');
   const init: WorkerInit = {
-    memory: new SharedArrayBuffer(1024),
+    replicas: [{ memory: new SharedArrayBuffer(1024), sharedPlans: undefined }],
     kernels: undefined,
     threads: 2,
     slots: new SharedArrayBuffer(4),
     tileBytes: [64],
     planRecords: 0,
-    sharedPlans: undefined,
     computeSets: [],
     modules,
     progress: new SharedArrayBuffer(4),

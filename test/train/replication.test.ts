@@ -52,9 +52,16 @@ train:
 ${opts.extra ?? ''}`;
 }
 
-async function train(text: string, steps: number, numerics = true): Promise<{ weights: Map<string, Float32Array>; losses: number[]; compiled: Compiled; cycles: number[] }> {
+async function train(
+  text: string,
+  steps: number,
+  numerics = true,
+  pool?: { workers: number; check: (s: TrainingSession) => void },
+): Promise<{ weights: Map<string, Float32Array>; losses: number[]; compiled: Compiled; cycles: number[] }> {
   const compiled = await compile(loadConfigText(text, FILE));
-  const s = await TrainingSession.create(compiled, { workers: 1, numerics });
+  // inlineBelow 0 with a pool: every compute set and exchange goes to the workers.
+  const s = await TrainingSession.create(compiled, pool ? { workers: pool.workers, numerics, inlineBelow: 0 } : { workers: 1, numerics });
+  pool?.check(s);
   const losses: number[] = [];
   const cycles: number[] = [];
   try {
@@ -92,6 +99,23 @@ describe('replication: data-parallel training', () => {
     // The test can fail: without the all-reduce, replica 0 alone (its 8 samples) is far off.
     const one = await train(mlp({ micro: 8 }), 3);
     expect(maxDiff(one.weights, whole.weights)).toBeGreaterThan(1e-3);
+  });
+
+  it('4 replicas share one pool of 2 workers, each task in its own replica\'s memory: the weights of the run on one thread, bit for bit', async () => {
+    const text = mlp({ micro: 8, ipus: 4, replicas: 4 });
+    const inline = await train(text, 2);
+    const pooled = await train(text, 2, true, {
+      workers: 2,
+      check: (s) => {
+        const engines = s.replicaEngines;
+        expect(engines).toHaveLength(4);
+        expect(engines[0].workerPool).toBeDefined();
+        for (const e of engines) expect(e.workerPool).toBe(engines[0].workerPool);
+        expect(engines[0].workerPool!.workers).toBe(2);
+      },
+    });
+    for (const [k, v] of inline.weights) expect(Array.from(pooled.weights.get(k)!), k).toEqual(Array.from(v));
+    expect(pooled.losses).toEqual(inline.losses);
   });
 
   it('2 replicas x accumulation 2 (Adam): [accumulation, replicas, micro] data give the weights of the whole batch', async () => {
