@@ -91,7 +91,7 @@ export function renderReport(data: ReportData): string {
     insights: insights(data),
   };
   return `${pageStart(title)}
-<nav><a href="#summary">summary</a><a href="#insights">insights</a><a href="#ops-view">ops</a><a href="#program-view">program</a><a href="#memory-view">memory</a><a href="#liveness-view">liveness</a><a href="#tile-view">tiles</a>${hasSystemView(data) ? '<a href="#system-view">IPUs and links</a>' : ''}</nav>
+<nav><a href="#summary">summary</a><a href="#insights">insights</a><a href="#ops-view">ops</a><a href="#program-view">program</a><a href="#memory-view">memory</a><a href="#liveness-view">liveness</a><a href="#tile-view">tiles</a>${hasSystemView(data) ? '<a href="#system-view">IPUs and links</a>' : ''}${data.summary.pipeline ? '<a href="#pipeline-view">pipeline</a>' : ''}</nav>
 ${summarySection(data)}
 ${insightsSection()}
 ${opsSection(data)}

@@ -5,6 +5,7 @@
  * (G + P - 1) x P stage-cycles of a weight update, each stage is busy in G,
  * so (P - 1) / (G + P - 1) of them are idle.
  */
+import type { Phase } from '../../sim/profile.js';
 import type { DeviceProgram, PipelineStep } from '../../sim/program.js';
 
 export interface PipelineSummary {
@@ -16,7 +17,22 @@ export interface PipelineSummary {
   cycles: number;
   /** Idle stage-cycles over all stage-cycles: (P - 1) / (G + P - 1). */
   bubbleFraction: number;
-  stageList: { stage: number; ipu: number; pass: string; ops: number; stashDepth: number; stashBytes: number }[];
+  stageList: PipelineStageRow[];
+}
+
+export interface PipelineStageRow {
+  stage: number;
+  ipu: number;
+  pass: string;
+  ops: number;
+  stashDepth: number;
+  stashBytes: number;
+  /**
+   * In a run's summary: the stage's own cycles over the run (its phases in
+   * every pipeline cycle, overlapped or not), by kind. The busiest stage sets
+   * each cycle's length: balancing the stages' busy cycles shortens the step.
+   */
+  busy?: { compute: number; exchange: number; sync: number; total: number };
 }
 
 export function findPipeline(p: DeviceProgram): PipelineStep | undefined {
@@ -36,6 +52,20 @@ export function pipelineSummary(p: DeviceProgram): PipelineSummary | undefined {
     bubbleFraction: (P - 1) / (G + P - 1),
     stageList: pipe.stages.map((s) => ({ stage: s.stage, ipu: s.ipu, pass: s.pass, ops: s.ops, stashDepth: s.stashDepth, stashBytes: s.stashBytes })),
   };
+}
+
+/** The summary with each stage's busy cycles from a run's phases (Phase.stage). */
+export function pipelineRunSummary(p: DeviceProgram, phases: readonly Phase[]): PipelineSummary | undefined {
+  const s = pipelineSummary(p);
+  if (!s) return undefined;
+  const busy = s.stageList.map(() => ({ compute: 0, exchange: 0, sync: 0, total: 0 }));
+  for (const ph of phases) {
+    if (ph.stage === undefined || !busy[ph.stage]) continue;
+    const b = busy[ph.stage];
+    if (ph.kind === 'compute' || ph.kind === 'exchange' || ph.kind === 'sync') b[ph.kind] += ph.cycles;
+    b.total += ph.cycles;
+  }
+  return { ...s, stageList: s.stageList.map((row, i) => ({ ...row, busy: busy[i] })) };
 }
 
 /** `sim compile`'s lines for a pipelined program. */

@@ -12,7 +12,7 @@ import { programView, type ProgramView } from './program-view.js';
 import { ipuRows, type IpuRow } from './ipus.js';
 import { isSharded } from '../shard/place.js';
 import { collectiveRows, type CollectiveRow } from './collectives.js';
-import { pipelineSummary, type PipelineSummary } from './pipeline.js';
+import { pipelineRunSummary, type PipelineSummary } from './pipeline.js';
 import { linkSummary, type LinkSummary } from './links.js';
 import type { OpRow, ProfileTables, StepRow, TileRow } from './types.js';
 
@@ -162,7 +162,7 @@ export function buildSummary(r: RunResult, tables: ProfileTables, outputs: Summa
 }
 
 function findPipelineSummary(r: RunResult): { pipeline: PipelineSummary } | undefined {
-  const pipeline = pipelineSummary(r.compiled.program);
+  const pipeline = pipelineRunSummary(r.compiled.program, r.phases);
   return pipeline ? { pipeline } : undefined;
 }
 

@@ -215,6 +215,29 @@ describe('report.html', () => {
     await page.close();
   }, 60_000);
 
+  it('pipelined: draws each stage\'s busy cycles, the summary\'s, which add up to the stages\' phases', async () => {
+    // Timing only on the 4-IPU pipelined encoder example: 7 stages.
+    const pipeDir = path.join(base, 'pipelined');
+    const config = loadConfig(path.join(ROOT, 'configs/examples/bert-pipelined-4ipu.yaml'), { steps: 1 });
+    const result = await run(await compile(config), { workers: 1, numerics: false, steps: 1 });
+    await writeRun(pipeDir, result, 1);
+    const summary = JSON.parse(readFileSync(path.join(pipeDir, 'summary.json'), 'utf8'));
+    const stages = summary.pipeline.stageList as { stage: number; ipu: number; pass: string; busy: { compute: number; exchange: number; sync: number; total: number } }[];
+    expect(stages).toHaveLength(7);
+    const staged = result.phases.filter((p) => p.stage !== undefined);
+    expect(stages.reduce((a, s) => a + s.busy.total, 0)).toBe(staged.reduce((a, p) => a + p.cycles, 0));
+    for (const s of stages) expect(s.busy.compute, `stage ${s.stage}`).toBeGreaterThan(0);
+    const { page, errors } = await open(path.join(pipeDir, 'report.html'));
+    expect(errors).toEqual([]);
+    const cs = await charts(page);
+    const chartOf = cs.find((c) => c.id === 'stages')!;
+    expect(chartOf.labels).toEqual(stages.map((s) => `stage ${s.stage} (IPU ${s.ipu}, ${s.pass})`));
+    expect(chartOf.data[0]).toEqual(stages.map((s) => s.busy.compute));
+    expect(await page.locator('#stagetable tbody tr').count()).toBe(7);
+    expect(await page.locator('#pipeline-facts').textContent()).toContain(`bubble of ${(summary.pipeline.bubbleFraction * 100).toFixed(1)}%`);
+    await page.close();
+  }, 60_000);
+
   it('on several IPUs, draws each IPU and each link group with the summary\'s numbers', async () => {
     // Timing only on the 2-IPU sharded example: a few seconds.
     const shardDir = path.join(base, 'sharded');

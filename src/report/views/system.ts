@@ -1,7 +1,9 @@
 /**
  * The system view of a multi-IPU run: per IPU, its busy cycles and memory
  * (summary.ipus); per IPU-Link / GW-Link group, the bytes it carried in each
- * step and its utilisation (summary.links, report/links.ts). Absent on one IPU.
+ * step and its utilisation (summary.links, report/links.ts); for a pipeline,
+ * its stages, bubble fraction and each stage's busy cycles (summary.pipeline,
+ * report/pipeline.ts). Absent on one IPU.
  */
 import type { ReportData } from '../report-data.js';
 
@@ -26,10 +28,35 @@ ${data.summary.ipus ? '<div class="chart"><canvas id="ipus"></canvas></div><div 
 <h2>Links</h2>
 <p class="note" id="links-note">${facts} Bytes each group carried per step, and its utilisation: the share of the run's cycles it needed at its rate (IpuCopy exchanges and collectives' ring steps${replication ? ', every replica' : ''}).</p>
 ${l && l.groups.length ? '<div class="scroll-x"><div class="chart"><canvas id="links"></canvas></div></div><div class="scroll-x"><div class="chart"><canvas id="linkutil"></canvas></div></div><div class="scroll-table"><table id="linktable"></table></div>' : ''}
-</section>`;
+${pipelineSection(data)}</section>`;
+}
+
+function pipelineSection(data: ReportData): string {
+  const p = data.summary.pipeline;
+  if (!p) return '';
+  const pct = (p.bubbleFraction * 100).toFixed(1);
+  return `<h2 id="pipeline-view">Pipeline</h2>
+<p class="note" id="pipeline-facts">${p.stages} stages over ${new Set(p.stageList.map((s) => s.ipu)).size} IPUs, ${p.microBatches} micro-batches a weight update: ${p.cycles} pipeline cycles (fill, main, flush), a bubble of ${pct}% ((P - 1) / (G + P - 1)). Each pipeline cycle lasts as long as its busiest IPU: the stages' busy cycles below show which one sets the pace.</p>
+<div class="chart"><canvas id="stages"></canvas></div><div class="scroll-table"><table id="stagetable"></table></div>
+`;
 }
 
 export const SYSTEM_SCRIPT = String.raw`
+if (document.getElementById('stages')) {
+  const rows = data.summary.pipeline.stageList;
+  const busy = (r, k) => (r.busy ? r.busy[k] : 0);
+  chart('stages', { type: 'bar', options: { ...common, scales: { x: { stacked: true }, y: { stacked: true, title: { display: true, text: 'busy cycles (all steps)' } } } },
+    data: { labels: rows.map((r) => 'stage ' + r.stage + ' (IPU ' + r.ipu + ', ' + r.pass + ')'), datasets: ['compute', 'exchange', 'sync'].map((k) => ({ label: k, backgroundColor: colors[k], data: rows.map((r) => busy(r, k)) })) } });
+  table(document.getElementById('stagetable'), [
+    { key: 'stage', label: 'stage' },
+    { key: 'ipu', label: 'IPU' },
+    { key: 'pass', label: 'pass', text: true },
+    { key: 'ops', label: 'ops' },
+    { key: 'busy', label: 'busy cycles', value: (r) => busy(r, 'total') },
+    { key: 'stashDepth', label: 'stash depth' },
+    { key: 'stashBytes', label: 'stash (B)' },
+  ], rows, { sortKey: 'stage', sortDir: 'asc' });
+}
 if (document.getElementById('ipus')) {
   const rows = data.summary.ipus;
   chart('ipus', { type: 'bar', options: { ...common, scales: { x: { title: { display: true, text: 'IPU' } }, y: { title: { display: true, text: 'busy cycles (all steps)' } } } },
