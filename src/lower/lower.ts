@@ -312,11 +312,14 @@ function readIpu(op: Op): number {
   return isIpuCopy(op) ? op.sourceIpu : (op.settings.ipu ?? 0);
 }
 
-/** The device tensors an op's lowering may look at: its inputs, and a grad op's forward inputs (ctx.gradientOf). */
+/** The device tensors an op's lowering may look at: its inputs (a sharded weight's shard too), and a grad op's forward inputs (ctx.gradientOf). */
 function opTensors(op: Op, tensors: Map<string, BuildTensor>): (BuildTensor | undefined)[] {
   const ids = op.inputs.filter((id) => id !== '');
   if (isGradOp(op) && op.fwdOp.settings.ipu === op.settings.ipu) ids.push(...op.fwdOp.inputs.filter((id) => id !== ''));
-  return ids.map((id) => tensors.get(id));
+  return ids.flatMap((id) => {
+    const d = tensors.get(id);
+    return d?.gatheredFrom ? [d, d.gatheredFrom] : [d];
+  });
 }
 
 /** Each IR tensor's readers in schedule order, with the input index they read it at. */

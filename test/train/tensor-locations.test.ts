@@ -231,6 +231,47 @@ describe('replicated tensor sharding of weights and accumulators', () => {
   });
 });
 
+describe('replicated tensor sharding of a model placed over IPUs', () => {
+  const text = (train: string) => `
+device: {preset: pod16, ipus: 6, tiles: 8}
+replicas: 2
+model:
+  graph:
+    inputs:
+      x: {shape: [8, 16]}
+      label: {shape: [8], dtype: int32}
+    initializers:
+      w1: {shape: [16, 24], init: {normal: {std: 0.3, seed: 1}}}
+      w2: {shape: [24, 24], init: {normal: {std: 0.3, seed: 2}}}
+      w3: {shape: [24, 6], init: {normal: {std: 0.3, seed: 3}}}
+    nodes:
+      - {op: MatMul, inputs: [x, w1], outputs: [h1], ipu: 0}
+      - {op: Relu, inputs: [h1], outputs: [r1], ipu: 0}
+      - {op: MatMul, inputs: [r1, w2], outputs: [h2], ipu: 1}
+      - {op: Tanh, inputs: [h2], outputs: [r2], ipu: 1}
+      - {op: MatMul, inputs: [r2, w3], outputs: [logits], ipu: 2}
+    outputs: [logits]
+inputs:
+  x: {random: {distribution: uniform, low: -1, high: 1, seed: 4}}
+  label: {random: {distribution: integers, low: 0, high: 5, seed: 5}}
+train:
+  loss: {type: softmaxCrossEntropy, input: logits, labels: label}
+  optimizer: {type: sgd, lr: 0.1, momentum: 0.9}
+  accumulationFactor: 2
+${train}`;
+
+  it("3 IPUs x 2 replicas, sharded weights: bit for bit the unsharded run; each shard on its weight's IPU", async () => {
+    const plain = await train(text(''), 2);
+    const rts = await train(text(location('weightTensorLocationSettings', 'offChip', true)), 2);
+    expectSameWeights(rts.weights, plain.weights);
+    const p = rts.compiled.program;
+    ['w1', 'w2', 'w3'].forEach((w, ipu) => {
+      const tiles = p.tensors.find((t) => t.name === `${w}/shard`)!.intervals.map((iv) => Math.floor(iv.tile / 8));
+      expect(new Set(tiles), w).toEqual(new Set([ipu]));
+    });
+  });
+});
+
 describe('checkpoints of sharded state', () => {
   const adam = '{type: adam, lr: 0.01}';
   const base = { replicas: 2, accumulation: 2, optimizer: adam };
