@@ -169,6 +169,18 @@ describe('replicated tensor sharding of weights and accumulators', () => {
     expect(ag.reduce((a, x) => a + x.cycles, 0)).toBeGreaterThan(0);
   });
 
+  it('costs: timing only charges what the numerics run does; a gather costs the all-reduce half it replaces', async () => {
+    const text = mlp({ replicas: 4, train: location('weightTensorLocationSettings', 'onChip', true) });
+    const a = await train(text, 1, true);
+    const b = await train(text, 1, false);
+    expect(b.cycles).toEqual(a.cycles);
+    const plain = await train(mlp({ replicas: 4 }), 1, false);
+    const sum = (ps: Phase[], re: RegExp) => ps.filter((p) => re.test(p.name)).reduce((x, p) => x + p.cycles, 0);
+    // The gradients' reduce-scatters cost what the all-reduces' first halves did; each use's all-gather of a weight costs what its all-reduce's second half did.
+    expect(sum(b.phases, /^reduceScatter\(/)).toBe(sum(plain.phases, /^allReduce\(.* reduce-scatter /));
+    expect(sum(b.phases, /^allGather\(w1\)/)).toBe(sum(plain.phases, /^allReduce\(Gradient___w1.* all-gather /));
+  });
+
   it('2 replicas x accumulation 2, Adam, sharded weights (accumulators whole): bit for bit the unsharded run', async () => {
     const adam = '{type: adam, lr: 0.01}';
     const plain = await train(mlp({ replicas: 2, accumulation: 2, optimizer: adam }), 2);
