@@ -241,7 +241,11 @@ export function lowerGraph(req: LowerRequest): Lowered {
     if (!d) throw new Error(`internal: anchor '${a}' has no device tensor`);
     const s = dg.addStream(`${a}->host`, d, 'fromDevice');
     streamTensor.set(s, a);
-    (plan ? stageSteps[stageOfTensor(a)] : batch).push({ kind: 'streamCopy', stream: s, op: 'host' });
+    const steps = plan ? stageSteps[stageOfTensor(a)] : batch;
+    // An anchored sharded weight: its value now is its shard's (the whole tensor holds the last gather, before any update).
+    const home = d.gatheredFrom;
+    if (home) steps.push(...(home.remote ? [{ kind: 'remoteLoad' as const, tensor: home.id, op: 'host' }] : []), { kind: 'allGather', tensor: d.id, shard: home.id, op: 'host' });
+    steps.push({ kind: 'streamCopy', stream: s, op: 'host' });
   }
   const n = req.accumulationFactor ?? 1;
   if (plan) batchProgram.push(pipelineStep(dg, req.schedule, plan, tensors, stageSteps, copies, n), ...outer);

@@ -181,6 +181,24 @@ describe('replicated tensor sharding of weights and accumulators', () => {
     expect(sum(b.phases, /^allGather\(w1\)/)).toBe(sum(plain.phases, /^allReduce\(Gradient___w1.* all-gather /));
   });
 
+  it("an anchored sharded weight is gathered for its stream: each replica's value after the update, as unsharded", async () => {
+    const anchors = async (text: string): Promise<number[][]> => {
+      const s = await TrainingSession.create(await compile(loadConfigText(text + 'anchors: {w2: all, loss: final}\n', FILE)), { workers: 1, numerics: true });
+      try {
+        const out: number[][] = [];
+        for (let i = 0; i < 2; i++) out.push(Array.from((await s.runStep()).anchors.get('w2')!.data));
+        return out;
+      } finally {
+        await s.close();
+      }
+    };
+    const plain = await anchors(mlp({ replicas: 2 }));
+    const rts = await anchors(mlp({ replicas: 2, train: location('weightTensorLocationSettings', 'offChip', true) }));
+    expect(rts).toEqual(plain);
+    // The anchor moved: step 2's value is the weight after step 1's update, not the initial one.
+    expect(plain[1]).not.toEqual(plain[0]);
+  });
+
   it('2 replicas x accumulation 2, Adam, sharded weights (accumulators whole): bit for bit the unsharded run', async () => {
     const adam = '{type: adam, lr: 0.01}';
     const plain = await train(mlp({ replicas: 2, accumulation: 2, optimizer: adam }), 2);
