@@ -187,6 +187,12 @@ export function lowerGraph(req: LowerRequest): Lowered {
       continue;
     }
     if (isIpuCopy(op)) {
+      // A weight copied to another IPU from Streaming Memory or its shard: loaded, and gathered, before the copies'
+      // exchange. (Pipelined, the copies end the pipeline cycle: sharded weights are refused there, offChip ones not yet handled.)
+      const src = tensors.get(op.inId(0));
+      const home = src?.gatheredFrom ?? src;
+      if (!plan && home?.remote) batch.push({ kind: 'remoteLoad', tensor: home.id, op: op.name });
+      if (!plan && src?.gatheredFrom) batch.push({ kind: 'allGather', tensor: src.id, shard: src.gatheredFrom.id, op: op.name });
       ipuCopies.add(op, tensors, category(op.outId(0)));
       req.onOp?.(position + 1, req.schedule.length);
       continue;

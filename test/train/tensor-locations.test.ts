@@ -279,7 +279,8 @@ model:
       - {op: Relu, inputs: [h1], outputs: [r1], ipu: 0}
       - {op: MatMul, inputs: [r1, w2], outputs: [h2], ipu: 1}
       - {op: Tanh, inputs: [h2], outputs: [r2], ipu: 1}
-      - {op: MatMul, inputs: [r2, w3], outputs: [logits], ipu: 2}
+      - {op: MatMul, inputs: [r2, w2], outputs: [h3], ipu: 2}
+      - {op: MatMul, inputs: [h3, w3], outputs: [logits], ipu: 2}
     outputs: [logits]
 inputs:
   x: {random: {distribution: uniform, low: -1, high: 1, seed: 4}}
@@ -290,6 +291,7 @@ train:
   accumulationFactor: 2
 ${train}`;
 
+  // w2 is read on IPUs 1 and 2: it lives on IPU 1, and IPU 2 gets an IpuCopy of it, gathered first.
   it("3 IPUs x 2 replicas, sharded weights: bit for bit the unsharded run; each shard on its weight's IPU", async () => {
     const plain = await train(text(''), 2);
     const rts = await train(text(location('weightTensorLocationSettings', 'offChip', true)), 2);
@@ -299,6 +301,9 @@ ${train}`;
       const tiles = p.tensors.find((t) => t.name === `${w}/shard`)!.intervals.map((iv) => Math.floor(iv.tile / 8));
       expect(new Set(tiles), w).toEqual(new Set([ipu]));
     });
+    // Off chip and unsharded, w2's copy to IPU 2 reads it loaded from Streaming Memory.
+    const off = await train(text(location('weightTensorLocationSettings', 'offChip')), 2);
+    expectSameWeights(off.weights, plain.weights);
   });
 });
 
