@@ -48,6 +48,26 @@ export interface DeviceTensor {
    * before the next; the host reads and writes the remote buffer.
    */
   remote?: boolean;
+  /**
+   * Replicated tensor sharding: each replica holds ceil(N/R) elements of the
+   * whole tensor named here (replica r its fragment [floor(rN/R),
+   * floor((r+1)N/R)), zero-padded). The host's streams and checkpoints move
+   * the whole tensor: each replica its fragment in, the fragments gathered out.
+   */
+  shardOf?: { name: string; shape: number[] };
+  /**
+   * A sharded weight's whole tensor, all-gathered from its shard (tensor id
+   * here, which has shardOf) before each use: on tiles only from the gather to
+   * its last use, and never the weight's value between steps (the shard is).
+   */
+  gatheredFrom?: number;
+  /** One value per vertex of its op, every one the same (an update's step counter): a checkpoint of another layout broadcasts it. */
+  perVertex?: boolean;
+}
+
+/** Whether a tensor's home is elsewhere (a remote buffer, or its shard): then it is on tiles only around its uses, whatever its category. */
+export function homeOffTiles(t: { remote?: boolean; gatheredFrom?: unknown }): boolean {
+  return t.remote === true || t.gatheredFrom !== undefined;
 }
 
 /** A field of a vertex: a contiguous region of one tile's memory. */

@@ -218,10 +218,11 @@ export class Session {
   private makeIo(replica: number): HostIO {
     const R = this.replicas;
     return {
-    toDevice: (s: { id: number }): ElemArray | RandomDraw => {
+    toDevice: (s: { id: number }, d: DeviceTensor): ElemArray | RandomDraw => {
       const id = this.compiled.streamTensor.get(s.id)!;
       const t = this.compiled.graph.tensor(id);
-      if (t.kind !== 'stream') return t.data ?? new Float32Array(nelms(t.info.shape));
+      // A sharded weight or accumulator: the replica's fragment of the whole value.
+      if (t.kind !== 'stream') return fragment(d, t.data ?? new Float32Array(nelms(t.info.shape)), replica, R);
       // Host data is laid out [batchesPerStep, accumulationFactor, replicas, microBatch, ...] (PopART's order).
       const streamed = (this.streamed[replica] ??= new Map());
       const micro = streamed.get(s.id) ?? 0;
@@ -323,29 +324,59 @@ export class Session {
    * that lives across steps (category 'variable': the weights, optimizer state,
    * dropout counters, loss-scaling state), bit for bit (float16 as its bits),
    * and the host's step and batch counters (input batches cycle by batch).
+   * A sharded tensor (replicated tensor sharding) is kept whole, gathered from
+   * the replicas' shards under the whole tensor's name, so a sharded and an
+   * unsharded run read each other's checkpoints.
    */
   snapshot(): SessionState {
     if (!this.numerics) throw new UserError('a checkpoint needs numerics: without them the device holds no values');
-    if (this.replicas > 1 && this.compiled.config.train?.optimizerStateLocation?.replicatedTensorSharding)
-      throw new UserError('a checkpoint of sharded optimizer state is not supported: each replica holds a different shard (set train.optimizerStateTensorLocationSettings.location.replicatedTensorSharding: false)');
-    const tensors = this.compiled.program.tensors.filter((t) => t.category === 'variable').map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.shape], data: this.engine.read(t) }));
+    const tensors = this.stateTensors().map((t) => ({ name: t.shardOf?.name ?? t.name, dtype: t.dtype, shape: [...(t.shardOf?.shape ?? t.shape)], data: this.readWhole(t) }));
     return { step: this.stepIndex, batch: this.batchIndex, tensors };
   }
 
-  /** Put a snapshot back (the same compiled program): the next step continues as if never stopped. */
+  /**
+   * Put a snapshot back (the same model; tensor locations may differ): the next
+   * step continues as if never stopped. A per-vertex value (an update's step
+   * counter, the same on every vertex) laid out for other vertices, as sharding
+   * changes them, is broadcast.
+   */
   restore(state: SessionState): void {
-    const byName = new Map(this.compiled.program.tensors.filter((t) => t.category === 'variable').map((t) => [t.name, t]));
+    const byName = new Map(this.stateTensors().map((t) => [t.shardOf?.name ?? t.name, t]));
     if (state.tensors.length !== byName.size) throw new UserError(`the checkpoint holds ${state.tensors.length} device variables, the compiled program ${byName.size}: it was written for another model or tilesim version`);
     for (const s of state.tensors) {
       const t = byName.get(s.name);
-      if (!t || t.dtype !== s.dtype || nelms(t.shape) !== s.data.length)
-        throw new UserError(`the checkpoint's tensor '${s.name}' (${s.dtype}, ${s.data.length} elements) does not match the compiled program${t ? ` (${t.dtype}, ${nelms(t.shape)} elements)` : ''}: it was written for another model`);
-      for (const en of this.engines) en.write(t, s.data);
+      const n = t ? nelms(t.shardOf?.shape ?? t.shape) : 0;
+      const broadcast = t?.perVertex && s.data.length > 0 && s.data.every((v) => v === s.data[0]);
+      if (!t || t.dtype !== s.dtype || (n !== s.data.length && !broadcast))
+        throw new UserError(`the checkpoint's tensor '${s.name}' (${s.dtype}, ${s.data.length} elements) does not match the compiled program${t ? ` (${t.dtype}, ${n} elements)` : ''}: it was written for another model`);
+      this.writeWhole(t, n === s.data.length ? s.data : new (s.data.constructor as new (k: number) => ElemArray)(n).fill(s.data[0]));
     }
     // The checkpoint holds replica 0's counters: the others' streams are theirs again.
     this.offsetRandomCounters();
     this.stepIndex = state.step;
     this.batchIndex = state.batch;
+  }
+
+  /** The device tensors a checkpoint holds: the variables, a sharded weight's shard in place of its gathered whole. */
+  private stateTensors(): DeviceTensor[] {
+    return this.compiled.program.tensors.filter((t) => t.category === 'variable' && t.gatheredFrom === undefined);
+  }
+
+  /** A tensor's whole value: a sharded one's gathered from every replica's shard, else replica 0's. */
+  private readWhole(t: DeviceTensor): ElemArray {
+    if (!t.shardOf) return this.engine.read(t);
+    const n = nelms(t.shardOf.shape);
+    const R = this.replicas;
+    const parts = this.engines.map((en) => en.read(t));
+    if (parts.length !== R) throw new Error(`internal: ${parts.length} engines hold the shards of ${t.name}, not ${R}`);
+    const out = new (parts[0].constructor as new (k: number) => ElemArray)(n);
+    parts.forEach((p, r) => out.set(p.subarray(0, Math.floor(((r + 1) * n) / R) - Math.floor((r * n) / R)), Math.floor((r * n) / R)));
+    return out;
+  }
+
+  /** Write a whole value into every replica: a sharded tensor's fragments, each into its replica's shard. */
+  private writeWhole(t: DeviceTensor, data: ElemArray): void {
+    this.engines.forEach((en, r) => en.write(t, fragment(t, data, r, this.replicas)));
   }
 
   /**
@@ -366,11 +397,11 @@ export class Session {
     }
   }
 
-  /** Current values of every variable (PopART's weightsToHost + readWeights), float16 as floats. */
+  /** Current values of every variable (PopART's weightsToHost + readWeights), float16 as floats; a sharded weight gathered whole. */
   readWeights(): Map<string, HostArray> {
     const out = new Map<string, HostArray>();
     for (const t of this.compiled.graph.allTensors()) {
-      if (t.kind === 'variable' && !isAccumulator(t.id)) out.set(t.id, hostFloats(this.engine.read(this.variable(t.id))));
+      if (t.kind === 'variable' && !isAccumulator(t.id)) out.set(t.id, hostFloats(this.readWhole(this.variable(t.id))));
     }
     return out;
   }
@@ -379,9 +410,9 @@ export class Session {
   writeWeights(values: Record<string, HostArray>): void {
     for (const [name, data] of Object.entries(values)) {
       const t = this.variable(name);
-      const n = nelms(t.shape);
+      const n = nelms(t.shardOf?.shape ?? t.shape);
       if (data.length !== n) throw new UserError(`writeWeights: '${name}' has ${n} elements, got ${data.length}`);
-      for (const en of this.engines) en.write(t, data);
+      this.writeWhole(t, data);
     }
   }
 
@@ -391,7 +422,9 @@ export class Session {
       const hint = closest(name, graph.allTensors().filter((t) => t.kind === 'variable').map((t) => t.id));
       throw new UserError(`'${name}' is not a variable of the model${hint ? `; did you mean '${hint}'?` : ''}`);
     }
-    return this.compiled.program.tensors[this.compiled.tensorOf.get(name)!];
+    // A sharded weight's value is its shard (the whole tensor is only what its readers gathered).
+    const d = this.compiled.program.tensors[this.compiled.tensorOf.get(name)!];
+    return d.gatheredFrom !== undefined ? this.compiled.program.tensors[d.gatheredFrom] : d;
   }
 
   async close(): Promise<void> {
@@ -438,6 +471,20 @@ export async function run(compiled: Compiled, opts: RunOptions): Promise<RunResu
   } finally {
     await session.close();
   }
+}
+
+/**
+ * What replica r of R holds of a whole value in device tensor `t`: with
+ * replicated tensor sharding (t.shardOf) its fragment [floor(rN/R),
+ * floor((r+1)N/R)) zero-padded to the shard, else the whole value.
+ */
+function fragment(t: DeviceTensor, data: ElemArray, r: number, R: number): ElemArray {
+  if (!t.shardOf) return data;
+  const n = nelms(t.shardOf.shape);
+  if (data.length !== n) throw new Error(`internal: ${data.length} elements for the whole of ${t.name}, not ${n}`);
+  const out = new (data.constructor as new (k: number) => ElemArray)(nelms(t.shape));
+  out.set(data.subarray(Math.floor((r * n) / R), Math.floor(((r + 1) * n) / R)));
+  return out;
 }
 
 /** TILESIM_CHECK_MEMORY=1 turns run.checkMemory on for every run (the test suite sets it). */

@@ -292,7 +292,7 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
       saveModel: t.saveModel,
       ...(t.checkpointEvery !== undefined ? { checkpointEvery: t.checkpointEvery } : {}),
     };
-    // Tensor locations (PopART's TensorLocationSettings): sharding needs replicas; only optimizer state shards.
+    // Tensor locations (PopART's TensorLocationSettings): sharding needs replicas.
     const kinds = [
       ['optimizerStateTensorLocationSettings', 'optimizerStateLocation'],
       ['accumulatorTensorLocationSettings', 'accumulatorLocation'],
@@ -302,12 +302,17 @@ function buildRunConfig(src: YamlSource, overrides: ConfigOverrides): RunConfig 
       const l = t[key];
       if (!l) continue;
       const rtsPath = ['train', key, 'location', 'replicatedTensorSharding'];
-      if (l.location.replicatedTensorSharding && key !== 'optimizerStateTensorLocationSettings')
-        fail(rtsPath, `replicated tensor sharding of ${key === 'weightTensorLocationSettings' ? 'weights' : 'accumulators'} is not supported; shard the optimizer state (train.optimizerStateTensorLocationSettings.location.replicatedTensorSharding: true) or set this false`);
+      const what = key === 'weightTensorLocationSettings' ? 'weights' : key === 'accumulatorTensorLocationSettings' ? 'accumulators' : 'optimizer state';
       if (l.location.replicatedTensorSharding && cfg.replicas <= 1)
         fail(rtsPath, `replicated tensor sharding splits the tensor across the replicas, and there is ${cfg.replicas} replica; set replicas: 2 or more (with a device of that many IPUs), or replicatedTensorSharding: false`);
-      if (l.location.replicatedTensorSharding && t.checkpointEvery !== undefined)
-        fail(['train', 'checkpointEvery'], 'checkpoints of sharded optimizer state are not supported (each replica holds a different shard); leave out checkpointEvery or set replicatedTensorSharding: false');
+      // A pipeline's stages would all-gather and reduce-scatter inside its cycles, which the pipeline's schedule does not order across replicas.
+      if (l.location.replicatedTensorSharding && key !== 'optimizerStateTensorLocationSettings' && (cfg.model.pipelining ?? cfg.model.enablePipelining))
+        fail(rtsPath, `replicated tensor sharding of ${what} with pipelining is not supported; set replicatedTensorSharding: false here, or shard only the optimizer state (train.optimizerStateTensorLocationSettings)`);
+      if (l.location.replicatedTensorSharding && key === 'accumulatorTensorLocationSettings' && t.accumulationFactor <= 1)
+        fail(rtsPath, 'there are no accumulators to shard without gradient accumulation; set train.accumulationFactor above 1, or replicatedTensorSharding: false');
+      // An outlined call copies its weights in from tile memory, where a sharded weight is only between its all-gathers.
+      if (l.location.replicatedTensorSharding && key === 'weightTensorLocationSettings' && cfg.compile.outlining)
+        fail(['compile', 'outlining'], 'outlining with sharded weights is not supported yet (a call would copy in a weight never all-gathered); set compile.outlining: false, or train.weightTensorLocationSettings.location.replicatedTensorSharding: false');
       // An outlined call copies its weights in from tile memory, where an offChip weight is only between its loads.
       if (key === 'weightTensorLocationSettings' && l.location.storage === 'offChip' && cfg.compile.outlining)
         fail(['compile', 'outlining'], 'outlining with offChip weights is not supported yet (a call would copy in a weight not loaded from Streaming Memory); set compile.outlining: false, or keep the weights on chip');

@@ -341,8 +341,8 @@ const trainSchema = strict({
   saveModel: z.boolean().default(false).describe('write the trained model (forward graph, final weights) as model.onnx in the run folder'),
   checkpointEvery: posInt.optional().describe('write a checkpoint (weights, optimizer state) every N steps into the run folder; sim run --resume continues from it'),
   optimizerStateTensorLocationSettings: tensorLocationSettingsSchema.optional().describe("PopART's optimizerStateTensorLocationSettings: where the optimizer state (momentum, Adam's moments) lives; sharded over the replicas with replicatedTensorSharding"),
-  accumulatorTensorLocationSettings: tensorLocationSettingsSchema.optional().describe("PopART's accumulatorTensorLocationSettings: where the gradient accumulators live (offChip; sharding is not supported)"),
-  weightTensorLocationSettings: tensorLocationSettingsSchema.optional().describe("PopART's weightTensorLocationSettings: where the trainable weights live (offChip; sharding is not supported)"),
+  accumulatorTensorLocationSettings: tensorLocationSettingsSchema.optional().describe("PopART's accumulatorTensorLocationSettings: where the gradient accumulators live; sharded over the replicas with replicatedTensorSharding (each micro-batch's gradient reduce-scattered into the replica's shard)"),
+  weightTensorLocationSettings: tensorLocationSettingsSchema.optional().describe("PopART's weightTensorLocationSettings: where the trainable weights live; sharded over the replicas with replicatedTensorSharding (each replica keeps its shard, all-gathered before each use)"),
 });
 
 // ---------------------------------------------------------------------------

@@ -118,6 +118,14 @@ export abstract class Op {
     return [];
   }
 
+  /**
+   * Input indices whose replica's shard this op's lowering reads (a sharded
+   * weight's update): not all-gathered before it, as every other reader's are.
+   */
+  shardedInputs(): number[] {
+    return [];
+  }
+
   /** Floating-point operations of one execution (add = mul = 1, MAC = 2). */
   flops(): number {
     return 0;

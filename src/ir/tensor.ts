@@ -29,4 +29,9 @@ export interface Tensor {
   accumulatorOf?: string;
   /** Its home is Streaming Memory (PopART's OffChip storage: train.weightTensorLocationSettings, accumulatorTensorLocationSettings). */
   offChip?: boolean;
+  /**
+   * Replicated tensor sharding (train.weightTensorLocationSettings, accumulatorTensorLocationSettings):
+   * the replicas it is sharded over, each holding ceil(N/R) elements (absent: not sharded).
+   */
+  shards?: number;
 }

@@ -61,6 +61,12 @@ export interface BuildTensor {
   layoutBy?: { op: string; index: number };
   /** Its home is a remote buffer in Streaming Memory (DeviceTensor.remote). */
   remote?: boolean;
+  /** Replicated tensor sharding: the whole tensor this is each replica's shard of (DeviceTensor.shardOf). */
+  shardOf?: { name: string; shape: number[] };
+  /** A sharded weight's whole tensor: its home is this shard, all-gathered before each use (DeviceTensor.gatheredFrom). */
+  gatheredFrom?: BuildTensor;
+  /** One value per vertex, all the same (DeviceTensor.perVertex). */
+  perVertex?: boolean;
 }
 
 interface BuildVertex {
@@ -320,6 +326,9 @@ export class DeviceGraph {
         intervals: intervals[t.id], // allocate() returns them in element order
         ...(typeof life === 'object' ? { live: { from: life.from, to: life.to } } : {}),
         ...(t.remote ? { remote: true } : {}),
+        ...(t.shardOf ? { shardOf: t.shardOf } : {}),
+        ...(t.gatheredFrom ? { gatheredFrom: t.gatheredFrom.id } : {}),
+        ...(t.perVertex ? { perVertex: true } : {}),
       };
     });
     // Fields each codelet must have connected (all but optional inout ones), counted once per codelet.

@@ -7,7 +7,8 @@
  *
  * - variables, constants and streams (optimizer state included) are always
  *   live, unless their home is a remote buffer in Streaming Memory (then, as
- *   a temporary, from the remote load that fills them to their last use); so is any tensor another control program touches (weightsFromHost,
+ *   a temporary, from the remote load that fills them to their last use) or
+ *   their shard (a sharded weight: from the all-gather to its last use); so is any tensor another control program touches (weightsFromHost,
  *   a test's own program), and any tensor the batch program never touches
  *   (nothing says when it could be dropped);
  * - every other tensor (activation, gradient, temporary, exchange buffer) is
@@ -34,7 +35,7 @@
  *
  * Tensors whose lifetimes do not overlap may share memory on a tile.
  */
-import { innerSteps, type ProgramStep, type TensorCategory } from '../../sim/program.js';
+import { homeOffTiles, innerSteps, type ProgramStep, type TensorCategory } from '../../sim/program.js';
 import { checkHostHeap } from '../util/host-heap.js';
 
 /** Steps [from, to] of the flattened batch program (inclusive), or always live, or no memory at all (a dropped tensor). */
@@ -49,6 +50,8 @@ export interface LivenessTensor {
   alwaysLive?: boolean;
   /** Its home is a remote buffer (Streaming Memory): on tiles only from a remote load to its last use, whatever its category. */
   remote?: boolean;
+  /** A sharded weight's whole tensor (its home is its shard): on tiles only from an all-gather to its last use. */
+  gatheredFrom?: unknown;
 }
 
 /** Elements [begin, end) of a tensor read and/or written by one step. */
@@ -236,7 +239,7 @@ export function computeLiveness(
 
   const lifetimes: Lifetime[] = tensors.map((t) => {
     if (t.dropped) return 'none';
-    if ((ALWAYS_LIVE_CATEGORIES.includes(t.category) && !t.remote) || t.alwaysLive || touchedElsewhere.has(t.id)) return 'always';
+    if ((ALWAYS_LIVE_CATEGORIES.includes(t.category) && !homeOffTiles(t)) || t.alwaysLive || touchedElsewhere.has(t.id)) return 'always';
     if (last[t.id] < 0 || firstWrite[t.id] === Infinity) return 'always';
     if (firstRead[t.id] !== Infinity && !coveredBefore(t.id, firstRead[t.id], t.size)) return 'always';
     return { from: firstWrite[t.id], to: last[t.id] };

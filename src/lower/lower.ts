@@ -110,28 +110,45 @@ export function lowerGraph(req: LowerRequest): Lowered {
     const readers = consumers.get(t.id) ?? [];
     // A gradient accumulator lies where its weight does: the update reads both on the same tiles.
     const leader = followers.has(t.id) ? tensors.get(followers.get(t.id)!) : undefined;
-    const like = t.accumulatorOf !== undefined ? tensors.get(t.accumulatorOf) : leader && leader.size === t.info.shape.reduce((a, b) => a * b, 1) && leader.dtype === t.info.dtype ? leader : undefined;
+    const accumulated = t.accumulatorOf !== undefined ? tensors.get(t.accumulatorOf) : undefined;
+    // A sharded accumulator lies with its weight's shard, if that is sharded too (the update reads both there).
+    const like = accumulated ? (t.shards ? accumulated.gatheredFrom : accumulated) : leader && leader.size === t.info.shape.reduce((a, b) => a * b, 1) && leader.dtype === t.info.dtype ? leader : undefined;
     const add = (): BuildTensor => {
+      const elements = t.info.shape.reduce((a, b) => a * b, 1);
+      // Replicated tensor sharding: an accumulator is its shard; a weight lives as its shard, and its
+      // whole tensor (what its readers see) is all-gathered from it before each use (withRemote).
+      const shard = t.shards ? dg.addTensor(t.accumulatorOf !== undefined ? t.id : `${t.id}/shard`, t.info.dtype as DeviceDType, [Math.ceil(elements / t.shards)], category) : undefined;
+      if (shard) {
+        shard.shardOf = { name: t.id, shape: [...t.info.shape] };
+        if (like) dg.mapLike(shard, like);
+        else dg.mapLinearly(shard);
+        // OffChip too: the shard is what lives in Streaming Memory, each replica's its own.
+        if (t.offChip) shard.remote = true;
+        if (t.accumulatorOf !== undefined) return shard;
+      }
       const d = dg.addTensor(t.id, t.info.dtype as DeviceDType, t.info.shape, category);
       // OffChip (a weight or accumulator in Streaming Memory): its streams fill and read the remote buffer.
-      if (t.offChip) d.remote = true;
-      if (like) dg.mapLike(d, like);
+      if (t.offChip && !shard) d.remote = true;
+      if (shard) d.gatheredFrom = shard;
+      if (like && !shard) dg.mapLike(d, like);
       else mapSource(dg, d, readers.filter((r) => !isIpuCopy(r.op)), req);
       return d;
     };
     // Sharded: on the IPU of its readers (its copies' source IPU), made there so onIpu moves it.
     const d = req.sharded && readers.length > 0 ? dg.onIpu(readIpu(readers[0].op), [like], add) : add();
     tensors.set(t.id, d);
+    // A sharded weight's streams move its shard: the host gives each replica its fragment (src/session.ts).
+    const streamed = d.gatheredFrom ?? d;
     if (t.kind === 'stream') {
       const s = dg.addStream(`${t.id}<-host`, d, 'toDevice');
       streamTensor.set(s, t.id);
       (plan ? stageSteps[stageOfTensor(t.id)] : batch).push({ kind: 'streamCopy', stream: s, op: 'host' });
     } else {
-      const s = dg.addStream(`${t.id}<-host`, d, 'toDevice');
+      const s = dg.addStream(`${t.id}<-host`, streamed, 'toDevice');
       streamTensor.set(s, t.id);
       fromHost.push({ kind: 'streamCopy', stream: s, op: 'host' });
       if (t.kind === 'variable') {
-        const back = dg.addStream(`${t.id}->host`, d, 'fromDevice');
+        const back = dg.addStream(`${t.id}->host`, streamed, 'fromDevice');
         streamTensor.set(back, t.id);
         toHost.push({ kind: 'streamCopy', stream: back, op: 'host' });
       }
@@ -170,6 +187,12 @@ export function lowerGraph(req: LowerRequest): Lowered {
       continue;
     }
     if (isIpuCopy(op)) {
+      // A weight copied to another IPU from Streaming Memory or its shard: loaded, and gathered, before the copies'
+      // exchange. (Pipelined, the copies end the pipeline cycle: sharded weights are refused there, offChip ones not yet handled.)
+      const src = tensors.get(op.inId(0));
+      const home = src?.gatheredFrom ?? src;
+      if (!plan && home?.remote) batch.push({ kind: 'remoteLoad', tensor: home.id, op: op.name });
+      if (!plan && src?.gatheredFrom) batch.push({ kind: 'allGather', tensor: src.id, shard: src.gatheredFrom.id, op: op.name });
       ipuCopies.add(op, tensors, category(op.outId(0)));
       req.onOp?.(position + 1, req.schedule.length);
       continue;
@@ -224,7 +247,11 @@ export function lowerGraph(req: LowerRequest): Lowered {
     if (!d) throw new Error(`internal: anchor '${a}' has no device tensor`);
     const s = dg.addStream(`${a}->host`, d, 'fromDevice');
     streamTensor.set(s, a);
-    (plan ? stageSteps[stageOfTensor(a)] : batch).push({ kind: 'streamCopy', stream: s, op: 'host' });
+    const steps = plan ? stageSteps[stageOfTensor(a)] : batch;
+    // An anchored sharded weight: its value now is its shard's (the whole tensor holds the last gather, before any update).
+    const home = d.gatheredFrom;
+    if (home) steps.push(...(home.remote ? [{ kind: 'remoteLoad' as const, tensor: home.id, op: 'host' }] : []), { kind: 'allGather', tensor: d.id, shard: home.id, op: 'host' });
+    steps.push({ kind: 'streamCopy', stream: s, op: 'host' });
   }
   const n = req.accumulationFactor ?? 1;
   if (plan) batchProgram.push(pipelineStep(dg, req.schedule, plan, tensors, stageSteps, copies, n), ...outer);
@@ -243,20 +270,36 @@ export function lowerGraph(req: LowerRequest): Lowered {
  * An op's steps with its tensors in Streaming Memory around them (PopART's
  * RemoteLoad before the use, RemoteStore after a write): each remote input
  * loaded before, each remote input it modifies stored after, and the remote
- * tensors it made itself (offChip optimizer state) loaded and stored.
+ * tensors it made itself (offChip optimizer state) loaded and stored. A
+ * sharded weight it reads is all-gathered from its shard before (its shard
+ * loaded first when offChip), unless the op reads the shard itself (the
+ * update, Op.shardedInputs): then the shard is its input here.
  */
 function withRemote(op: Op, ctx: LowerContext, tensors: Map<string, BuildTensor>): ProgramStep[] {
   const steps = ctx.finish();
   const load = new Set<BuildTensor>();
+  const gather = new Set<BuildTensor>();
   const store = new Set<BuildTensor>();
   const modified = new Set(op.modifiedInputs());
+  const onShard = new Set(op.shardedInputs());
+  const read = (d: BuildTensor, i: number): void => {
+    const home = d.gatheredFrom;
+    if (home && !onShard.has(i)) {
+      gather.add(d);
+      if (home.remote) load.add(home);
+      return;
+    }
+    const t = home ?? d;
+    if (!t.remote) return;
+    load.add(t);
+    if (modified.has(i)) store.add(t);
+  };
   op.inputs.forEach((id, i) => {
     const d = id ? tensors.get(id) : undefined;
-    if (!d?.remote) return;
-    load.add(d);
-    if (modified.has(i)) store.add(d);
+    if (d) read(d, i);
   });
   // A grad op may read its forward op's inputs too (ctx.gradientOf): a weight it reads so is loaded as well.
+  // Not gathered: gradientOf gives its layout, which the whole tensor has without its data.
   if (isGradOp(op)) for (const id of op.fwdOp.inputs) {
     const d = id ? tensors.get(id) : undefined;
     if (d?.remote) load.add(d);
@@ -265,9 +308,10 @@ function withRemote(op: Op, ctx: LowerContext, tensors: Map<string, BuildTensor>
     load.add(d);
     store.add(d);
   }
-  if (load.size === 0) return steps;
+  if (load.size === 0 && gather.size === 0) return steps;
   return [
     ...[...load].map((d): ProgramStep => ({ kind: 'remoteLoad', tensor: d.id, op: op.name })),
+    ...[...gather].map((d): ProgramStep => ({ kind: 'allGather', tensor: d.id, shard: d.gatheredFrom!.id, op: op.name })),
     ...steps,
     ...[...store].map((d): ProgramStep => ({ kind: 'remoteStore', tensor: d.id, op: op.name })),
   ];
@@ -278,11 +322,14 @@ function readIpu(op: Op): number {
   return isIpuCopy(op) ? op.sourceIpu : (op.settings.ipu ?? 0);
 }
 
-/** The device tensors an op's lowering may look at: its inputs, and a grad op's forward inputs (ctx.gradientOf). */
+/** The device tensors an op's lowering may look at: its inputs (a sharded weight's shard too), and a grad op's forward inputs (ctx.gradientOf). */
 function opTensors(op: Op, tensors: Map<string, BuildTensor>): (BuildTensor | undefined)[] {
   const ids = op.inputs.filter((id) => id !== '');
   if (isGradOp(op) && op.fwdOp.settings.ipu === op.settings.ipu) ids.push(...op.fwdOp.inputs.filter((id) => id !== ''));
-  return ids.map((id) => tensors.get(id));
+  return ids.flatMap((id) => {
+    const d = tensors.get(id);
+    return d?.gatheredFrom ? [d, d.gatheredFrom] : [d];
+  });
 }
 
 /** Each IR tensor's readers in schedule order, with the input index they read it at. */

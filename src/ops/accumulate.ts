@@ -6,6 +6,9 @@
  * like its weight (src/train/accumulate.ts makes it). Accumulate's output is
  * the accumulator itself (an alias): the update reads that output, so the
  * scheduler puts it after the accumulation, and the zeroing after the update.
+ * A sharded accumulator (replicated tensor sharding) holds the replica's
+ * ceil(N/R) elements of the sum over the replicas: each micro-batch's
+ * gradient is reduce-scattered before it is added.
  */
 import { Op, type OpSettings } from '../ir/op.js';
 import { defineOp, type OpDefinition } from '../ir/registry.js';
@@ -19,6 +22,12 @@ const ACCUMULATOR_ZERO = { domain: 'ai.graphcore', type: 'AccumulatorZero', vers
 /** accum += grad, in place; output 0 is accum (an alias). */
 export class AccumulateOp extends Op {
   static readonly defaultOperatorId = ACCUMULATE;
+  /**
+   * Replicas the accumulator is sharded over (train.accumulatorTensorLocationSettings'
+   * replicatedTensorSharding): each micro-batch's gradient is reduce-scattered and
+   * the replica's shard accumulated (1: not sharded).
+   */
+  shards = 1;
   constructor(settings: OpSettings) {
     super(ACCUMULATE, settings);
   }
@@ -56,7 +65,14 @@ export const accumulateDefinitions: OpDefinition[] = [
     outputs: [{ name: 'updated' }],
     lower: (op, ctx) => {
       const a = ctx.input(0);
-      const g = ctx.input(1);
+      let g = ctx.input(1);
+      if (op.shards > 1) {
+        // The accumulator is the replica's shard: the gradient summed over the replicas, its fragment brought beside it.
+        const shard = ctx.addTensor('gradientShard', g.dtype, [a.size]);
+        ctx.graph.mapLike(shard, a);
+        ctx.emit({ kind: 'reduceScatter', tensor: g.id, shard: shard.id, op: op.name });
+        g = shard;
+      }
       ctx.computeSet('accumulate');
       // One vertex per tile range of the accumulator, the gradient brought to it: out = a + g over a.
       for (const r of ctx.ranges(a)) {

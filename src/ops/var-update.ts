@@ -19,12 +19,18 @@ export interface VarUpdateParams {
 /**
  * Where an update's optimizer state lives (train.optimizerStateTensorLocationSettings,
  * set by src/train/optimizer.ts): in Streaming Memory (offChip), and/or
- * sharded over `shards` replicas (replicated tensor sharding).
+ * sharded over `shards` replicas (replicated tensor sharding). The update
+ * runs on the shard whenever the state, the weight or its accumulator is
+ * sharded, and its state is then sharded with it.
  */
 export interface StateLocation {
   offChip: boolean;
-  /** Replicas the state is sharded over (1: not sharded). */
+  /** Replicas the update (and its state) is sharded over (1: not sharded). */
   shards: number;
+  /** The weight itself is sharded (train.weightTensorLocationSettings): the update reads and writes its shard, nothing gathers after. */
+  weightSharded?: boolean;
+  /** The gradient arrives as the replica's shard (a sharded accumulator): no reduce-scatter. */
+  gradientSharded?: boolean;
 }
 
 export abstract class VarUpdateOp<P extends VarUpdateParams = VarUpdateParams> extends Op {
@@ -39,6 +45,9 @@ export abstract class VarUpdateOp<P extends VarUpdateParams = VarUpdateParams> e
   }
   override modifiedInputs(): number[] {
     return [0];
+  }
+  override shardedInputs(): number[] {
+    return this.stateLocation.weightSharded ? [0] : [];
   }
   /** The hyperparameters as numbers, flags 1 or 0. */
   hyperParams(): Record<string, number> {
@@ -78,23 +87,34 @@ export interface UpdateOperands {
 
 /**
  * The update's operands. Sharded over R replicas (replicated tensor
- * sharding), the gradient is reduce-scattered into a shard of ceil(N/R)
- * elements (the all-reduce's sum there, bit for bit), the replica's fragment
- * of the weight copied into a shard beside it; `after()` (called once the
- * update's vertices are placed) all-gathers the updated shards into the
- * weight. Unsharded: the inputs themselves, and nothing after.
+ * sharding), the update runs on shards of ceil(N/R) elements: the gradient
+ * reduce-scattered into one (the all-reduce's sum there, bit for bit), or a
+ * sharded accumulator as it is; the weight's shard itself when the weight is
+ * sharded (its readers all-gather it, src/lower/lower.ts), else the replica's
+ * fragment copied into a shard beside the gradient's, and `after()` (called
+ * once the update's vertices are placed) all-gathers the updated shards into
+ * the weight. Unsharded: the inputs themselves, and nothing after.
  */
 export function updateOperands<P extends VarUpdateParams>(op: VarUpdateOp<P>, ctx: LowerContext): UpdateOperands & { after: () => void } {
   const w = ctx.input(0);
   const g = ctx.input(1);
-  const R = op.stateLocation.shards;
+  const loc = op.stateLocation;
+  const R = loc.shards;
   if (R <= 1) return { w, g, after: () => undefined };
-  const size = Math.ceil(nelms(w.shape) / R);
-  const gShard = ctx.addTensor('gradientShard', g.dtype, [size]);
-  ctx.graph.mapLinearly(gShard);
+  const size = Math.ceil(nelms(op.inInfo(0).shape) / R);
+  const home = loc.weightSharded ? w.gatheredFrom : undefined;
+  if (loc.weightSharded && !home) throw new Error(`internal: the sharded weight ${w.name} has no shard`);
+  let gShard = g;
+  if (!loc.gradientSharded) {
+    gShard = ctx.addTensor('gradientShard', g.dtype, [size]);
+    if (home) ctx.graph.mapLike(gShard, home);
+    else ctx.graph.mapLinearly(gShard);
+    ctx.emit({ kind: 'reduceScatter', tensor: g.id, shard: gShard.id, op: op.name });
+  }
+  if (home) return { w: home, g: gShard, after: () => undefined };
   const wShard = ctx.addTensor('weightShard', w.dtype, [size]);
   ctx.graph.mapLike(wShard, gShard);
-  ctx.emit({ kind: 'reduceScatter', tensor: g.id, shard: gShard.id, op: op.name }, { kind: 'replicaShard', tensor: w.id, shard: wShard.id, op: op.name });
+  ctx.emit({ kind: 'replicaShard', tensor: w.id, shard: wShard.id, op: op.name });
   return { w: wShard, g: gShard, after: () => ctx.emit({ kind: 'allGather', tensor: w.id, shard: wShard.id, op: op.name }) };
 }
 
@@ -103,6 +123,8 @@ export function stateLike(ctx: LowerContext, name: string, w: BuildTensor, dtype
   const t = ctx.addTensor(name, dtype, w.shape, 'variable');
   ctx.graph.mapLike(t, w);
   if (ctx.op instanceof VarUpdateOp && ctx.op.stateLocation.offChip) ctx.offChip(t);
+  // Sharded: each replica's shard of the whole state, which has the weight's shape (checkpoints hold it whole).
+  if (ctx.op instanceof VarUpdateOp && ctx.op.stateLocation.shards > 1) t.shardOf = { name: t.name, shape: [...ctx.op.inInfo(0).shape] };
   return t;
 }
 
@@ -110,6 +132,7 @@ export function stateLike(ctx: LowerContext, name: string, w: BuildTensor, dtype
 export function perVertexState(ctx: LowerContext, name: string, ranges: readonly TileRange[]): BuildTensor {
   const t = ctx.addTensor(name, 'float32', [ranges.length], 'variable');
   ctx.graph.setTileMapping(t, ranges.map((r, i) => ({ tile: r.tile, begin: i, end: i + 1 })));
+  t.perVertex = true;
   if (ctx.op instanceof VarUpdateOp && ctx.op.stateLocation.offChip) ctx.offChip(t);
   return t;
 }

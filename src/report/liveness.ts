@@ -3,7 +3,7 @@
  * view: always-live tensors (variables, constants, streams) plus every other
  * tensor from the first step that touches it to the last.
  */
-import { DTYPE_BYTES, innerSteps, type DeviceProgram, type ProgramStep } from '../../sim/program.js';
+import { DTYPE_BYTES, homeOffTiles, innerSteps, type DeviceProgram, type ProgramStep } from '../../sim/program.js';
 import { collectiveName } from '../../sim/collectives.js';
 import { remoteName } from '../../sim/streaming-memory.js';
 
@@ -84,8 +84,8 @@ export function livenessCurve(p: DeviceProgram): LivenessRow[] {
   let always = 0;
   const delta = new Array<number>(steps.length + 1).fill(0);
   p.tensors.forEach((t, id) => {
-    // A tensor whose home is Streaming Memory is on tiles only around its uses, whatever its category.
-    if (ALWAYS_LIVE.has(t.category) && !t.remote) always += bytesOf[id];
+    // A tensor whose home is Streaming Memory or its shard is on tiles only around its uses, whatever its category.
+    if (ALWAYS_LIVE.has(t.category) && !homeOffTiles(t)) always += bytesOf[id];
     else if (first[id] <= last[id]) {
       delta[first[id]] += bytesOf[id];
       delta[last[id] + 1] -= bytesOf[id];

@@ -12,9 +12,12 @@
  *
  * Tensor locations (train.*TensorLocationSettings, PopART's): offChip puts
  * weights, accumulators or optimizer state in Streaming Memory (loaded
- * around each use, src/lower/lower.ts); replicated tensor sharding of the
- * optimizer state replaces the all-reduce by the update's reduce-scatter,
- * update on the shard and all-gather (ops/var-update.ts).
+ * around each use, src/lower/lower.ts); replicated tensor sharding replaces
+ * the all-reduce by a reduce-scatter and an update on the shard
+ * (ops/var-update.ts): of the optimizer state, then all-gathered into the
+ * weight; of the weight itself, which lives as its shard and is all-gathered
+ * before each use (src/lower/lower.ts); of the accumulator, which
+ * accumulates each micro-batch's reduce-scattered shard (ops/accumulate.ts).
  */
 import type { OptimizerSpec, TensorLocationSpec, TrainSpec } from '../config/types.js';
 import type { Graph } from '../ir/graph.js';
@@ -69,11 +72,15 @@ export function addOptimizer(
     if (!g) continue;
     const elements = nelms(t.info.shape);
     if (offChip(locations.weight, elements)) t.offChip = true;
-    // PopART's thresholds count the tensor's elements: the state has the weight's.
+    // PopART's thresholds count the tensor's elements: the state and the accumulator have the weight's.
     const state = locations.optimizerState;
-    const shards = state?.replicatedTensorSharding && replicas > 1 && elements >= state.minElementsForReplicatedTensorSharding ? replicas : 1;
+    const weightShards = sharded(locations.weight, elements, replicas);
+    const accumShards = n > 1 ? sharded(locations.accumulator, elements, replicas) : 1;
+    // The update runs on the shard when anything it reads or keeps is sharded; its state is then sharded too.
+    const shards = Math.max(sharded(state, elements, replicas), weightShards, accumShards);
+    if (weightShards > 1) t.shards = weightShards;
     const located = (u: Op): Op => {
-      if (u instanceof VarUpdateOp) u.stateLocation = { offChip: offChip(state, elements), shards };
+      if (u instanceof VarUpdateOp) u.stateLocation = { offChip: offChip(state, elements), shards, weightSharded: weightShards > 1, gradientSharded: accumShards > 1 };
       return u;
     };
     const ipu = t.consumers[0]?.op.settings.ipu;
@@ -93,9 +100,12 @@ export function addOptimizer(
     const accum = graph.addTensor(graph.uniqueTensorId(`${ACCUMULATOR_PREFIX}${t.id}`), t.info, 'variable', { data: new Float32Array(nelms(t.info.shape)) });
     accum.accumulatorOf = t.id;
     if (offChip(locations.accumulator, elements)) accum.offChip = true;
+    if (accumShards > 1) accum.shards = accumShards;
     const loc = optimizer.loc;
     const summed = graph.uniqueTensorId(`${accum.id}__sum`);
-    graph.addOp(new AccumulateOp({ name: `Accumulate(${t.id})`, loc, ...at }), [accum.id, g], [summed]);
+    const accumulate = new AccumulateOp({ name: `Accumulate(${t.id})`, loc, ...at });
+    accumulate.shards = accumShards;
+    graph.addOp(accumulate, [accum.id, g], [summed]);
     const reduced = allReduce(summed, true);
     const update = located(varUpdateOp(optimizer, t.id, divisor));
     update.settings.executionContext = 'outerFragment';
@@ -114,6 +124,11 @@ export interface TensorLocations {
 /** Whether a tensor of `elements` elements goes to Streaming Memory under `spec` (PopART: from minElementsForOffChip up). */
 function offChip(spec: TensorLocationSpec | undefined, elements: number): boolean {
   return spec?.storage === 'offChip' && elements >= spec.minElementsForOffChip;
+}
+
+/** Replicas a tensor of `elements` elements is sharded over under `spec` (PopART: from minElementsForReplicatedTensorSharding up); 1: not sharded. */
+function sharded(spec: TensorLocationSpec | undefined, elements: number, replicas: number): number {
+  return spec?.replicatedTensorSharding && replicas > 1 && elements >= spec.minElementsForReplicatedTensorSharding ? replicas : 1;
 }
 
 /** The in-place update op a train.optimizer makes for `variable`, named after the optimizer and the variable. */

@@ -131,6 +131,28 @@ describe('configs/examples/mlp-rts-offchip.yaml: optimizer state sharded over 4 
   });
 });
 
+describe('configs/examples/mlp-rts-weights.yaml: weights, accumulators and optimizer state sharded over 4 replicas', () => {
+  it('trains; summary.json has the weights\' all-gathers before each use and the gradients\' reduce-scatters per micro-batch', () => {
+    const r = node([BIN, 'run', 'configs/examples/mlp-rts-weights.yaml', '--out', path.join(tmp, 'rts-weights'), '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    type Row = { op: string; tensor: string; kind: string; calls: number; algorithmBytes: number; linkBytes: number };
+    const s = JSON.parse(r.stdout) as { steps: { loss: number }[]; cycles: { streamingMemory?: number }; collectives: Row[] };
+    expect(s.steps).toHaveLength(5);
+    expect(s.steps[4].loss).toBeLessThan(s.steps[0].loss);
+    const rows = (kind: string) => s.collectives.filter((c) => c.kind === kind);
+    // Every weight gathered before its forward op (w2 also before the backward matmul reading it), twice a step (2 micro-batches).
+    expect(rows('allGather').map((c) => c.tensor).sort()).toEqual(['b1', 'b2', 'w1', 'w2', 'w2']);
+    for (const c of rows('allGather')) expect(c.calls).toBe(10);
+    // Every gradient reduce-scattered into its accumulator's shard, each micro-batch; no all-reduce.
+    expect(rows('reduceScatter')).toHaveLength(4);
+    for (const c of rows('reduceScatter')) expect(c.calls).toBe(10);
+    expect(rows('allReduce')).toHaveLength(0);
+    for (const c of s.collectives) expect(c.linkBytes).toBe((c.algorithmBytes * 3) / 4);
+    expect(s.cycles.streamingMemory).toBeGreaterThan(0);
+  });
+});
+
 describe('configs/examples/mlp-sharded-2ipu.yaml: an MLP sharded over 2 IPUs', () => {
   it('trains, and reports each IPU\'s ops, cycles and memory (sim run) and ops and memory (sim compile)', () => {
     const out = path.join(tmp, 'sharded');

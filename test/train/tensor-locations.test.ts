@@ -11,7 +11,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
 import { UserError } from '../../src/errors.js';
-import { compile, TrainingSession, type Compiled } from '../../src/session.js';
+import { compile, TrainingSession, type Compiled, type SessionState } from '../../src/session.js';
 import { remoteCopyCycles } from '../../sim/streaming-memory.js';
 import { DTYPE_BYTES, type DeviceProgram, type ProgramStep } from '../../sim/program.js';
 import type { Phase } from '../../sim/profile.js';
@@ -130,6 +130,246 @@ describe('replicated tensor sharding of the optimizer state', () => {
   });
 });
 
+/** Tile bytes of the program's tensors named by `names`. */
+function bytesOf(p: DeviceProgram, names: (n: string) => boolean): number {
+  return stateBytes(p, { test: names } as unknown as RegExp);
+}
+
+describe('replicated tensor sharding of weights and accumulators', () => {
+  const WEIGHTS = ['w1', 'b1', 'w2'];
+
+  it('4 replicas, SGD with momentum, sharded weights: bit for bit the unsharded run; each weight a quarter, gathered before each use', async () => {
+    const plain = await train(mlp({ replicas: 4 }), 3);
+    const rts = await train(mlp({ replicas: 4, train: location('weightTensorLocationSettings', 'onChip', true) }), 3);
+    expectSameWeights(rts.weights, plain.weights);
+    const p = rts.compiled.program;
+    // The weights live as their shards: w1 216 elements, 54 per replica; b1 18: 5; w2 90: 23.
+    expect(bytesOf(p, (n) => WEIGHTS.map((w) => `${w}/shard`).includes(n))).toBe((54 + 5 + 23) * 4);
+    expect(bytesOf(plain.compiled.program, (n) => WEIGHTS.includes(n))).toBe((216 + 18 + 90) * 4);
+    // Their state is sharded with the update.
+    expect(stateBytes(p, SGD_STATE)).toBe((54 + 5 + 23) * 4);
+    for (const w of WEIGHTS) {
+      const whole = p.tensors.find((t) => t.name === w)!;
+      expect(whole.gatheredFrom, w).toBe(p.tensors.find((t) => t.name === `${w}/shard`)!.id);
+      // The whole weight is a temporary: on tiles from its all-gather to its last use.
+      expect(whole.live, w).toBeDefined();
+    }
+    const alwaysLive = (q: DeviceProgram) => q.memory!.reduce((a, m) => a + m.alwaysLive, 0);
+    expect(alwaysLive(p)).toBeLessThanOrEqual(alwaysLive(plain.compiled.program) - (216 + 18 + 90 - 54 - 5 - 23) * 4 * 2);
+    // The steps: each weight gathered before the forward op reading it and before the backward op reading it
+    // (w2 by the input-gradient matmul; w1's and b1's grad ops read no weight), reduce-scattered gradients, no all-reduce.
+    const steps = leaves(p.programs.batch);
+    const gathers = steps.filter((s) => s.kind === 'allGather').map((s) => p.tensors[(s as { tensor: number }).tensor].name);
+    expect(gathers.sort()).toEqual(['b1', 'w1', 'w2', 'w2']);
+    expect(steps.filter((s) => s.kind === 'reduceScatter')).toHaveLength(3);
+    expect(steps.filter((s) => s.kind === 'allReduce' || s.kind === 'replicaShard')).toHaveLength(0);
+    // The all-gather of a weight is its own costed phases.
+    const ag = rts.phases.filter((x) => x.name.startsWith('allGather(w1) all-gather'));
+    expect(ag.length).toBeGreaterThan(0);
+    expect(ag.reduce((a, x) => a + x.cycles, 0)).toBeGreaterThan(0);
+  });
+
+  it('costs: timing only charges what the numerics run does; a gather costs the all-reduce half it replaces', async () => {
+    const text = mlp({ replicas: 4, train: location('weightTensorLocationSettings', 'onChip', true) });
+    const a = await train(text, 1, true);
+    const b = await train(text, 1, false);
+    expect(b.cycles).toEqual(a.cycles);
+    const plain = await train(mlp({ replicas: 4 }), 1, false);
+    const sum = (ps: Phase[], re: RegExp) => ps.filter((p) => re.test(p.name)).reduce((x, p) => x + p.cycles, 0);
+    // The gradients' reduce-scatters cost what the all-reduces' first halves did; each use's all-gather of a weight costs what its all-reduce's second half did.
+    expect(sum(b.phases, /^reduceScatter\(/)).toBe(sum(plain.phases, /^allReduce\(.* reduce-scatter /));
+    expect(sum(b.phases, /^allGather\(w1\)/)).toBe(sum(plain.phases, /^allReduce\(Gradient___w1.* all-gather /));
+  });
+
+  it("an anchored sharded weight is gathered for its stream: each replica's value after the update, as unsharded", async () => {
+    const anchors = async (text: string): Promise<number[][]> => {
+      const s = await TrainingSession.create(await compile(loadConfigText(text + 'anchors: {w2: all, loss: final}\n', FILE)), { workers: 1, numerics: true });
+      try {
+        const out: number[][] = [];
+        for (let i = 0; i < 2; i++) out.push(Array.from((await s.runStep()).anchors.get('w2')!.data));
+        return out;
+      } finally {
+        await s.close();
+      }
+    };
+    const plain = await anchors(mlp({ replicas: 2 }));
+    const rts = await anchors(mlp({ replicas: 2, train: location('weightTensorLocationSettings', 'offChip', true) }));
+    expect(rts).toEqual(plain);
+    // The anchor moved: step 2's value is the weight after step 1's update, not the initial one.
+    expect(plain[1]).not.toEqual(plain[0]);
+  });
+
+  it('2 replicas x accumulation 2, Adam, sharded weights (accumulators whole): bit for bit the unsharded run', async () => {
+    const adam = '{type: adam, lr: 0.01}';
+    const plain = await train(mlp({ replicas: 2, accumulation: 2, optimizer: adam }), 2);
+    const rts = await train(mlp({ replicas: 2, accumulation: 2, optimizer: adam, train: location('weightTensorLocationSettings', 'onChip', true) }), 2);
+    expectSameWeights(rts.weights, plain.weights);
+    expect(stateBytes(rts.compiled.program, ADAM_STATE)).toBe(2 * (108 + 9 + 45) * 4);
+  });
+
+  it('sharded accumulators: each micro-batch reduce-scattered into the shard; the unsharded weights up to rounding; a half of the memory', async () => {
+    const base = { replicas: 2, accumulation: 2 };
+    const plain = await train(mlp(base), 2);
+    const rts = await train(mlp({ ...base, train: location('accumulatorTensorLocationSettings', 'onChip', true) }), 2);
+    // The sums differ in order only: (gA1 + gB1) + (gA2 + gB2) per element here, (gA1 + gA2) + (gB1 + gB2) unsharded,
+    // each add rounded to float32: the weights (about 0.3) within a few float32 steps after SGD's lr 0.1.
+    for (const [k, v] of plain.weights) {
+      const got = rts.weights.get(k)!;
+      const worst = Math.max(...Array.from(v, (x, i) => Math.abs(x - got[i])));
+      expect(worst, k).toBeLessThan(1e-6);
+    }
+    const p = rts.compiled.program;
+    expect(bytesOf(p, (n) => n.startsWith('Accum___'))).toBe((108 + 9 + 45) * 4);
+    // The reduce-scatters run in the accumulation loop (once per micro-batch), the update and its all-gather in the outer fragment.
+    const batch = p.programs.batch;
+    const loop = batch.find((s) => s.kind === 'repeat')!;
+    expect(leaves([loop]).filter((s) => s.kind === 'reduceScatter')).toHaveLength(3);
+    const outer = leaves(batch.filter((s) => s.kind !== 'repeat'));
+    expect(outer.filter((s) => s.kind === 'reduceScatter' || s.kind === 'allReduce')).toHaveLength(0);
+    expect(outer.filter((s) => s.kind === 'allGather')).toHaveLength(3);
+  });
+
+  it('weights, accumulators and optimizer state all sharded and off chip, Adam: each replica loads and stores its own shards', async () => {
+    const adam = '{type: adam, lr: 0.01}';
+    const base = { replicas: 2, accumulation: 2, optimizer: adam };
+    const sharded = location('weightTensorLocationSettings', 'onChip', true) + location('optimizerStateTensorLocationSettings', 'onChip', true);
+    const onChip = await train(mlp({ ...base, train: sharded }), 2);
+    const all = location('optimizerStateTensorLocationSettings', 'offChip', true) + location('accumulatorTensorLocationSettings', 'offChip', true) + location('weightTensorLocationSettings', 'offChip', true);
+    const off = await train(mlp({ ...base, train: all }), 2);
+    const plain = await train(mlp(base), 2);
+    // Weights and state sharded: the plain run's, bit for bit.
+    expectSameWeights(onChip.weights, plain.weights);
+    for (const [k, v] of plain.weights) {
+      const got = off.weights.get(k)!;
+      expect(Math.max(...Array.from(v, (x, i) => Math.abs(x - got[i]))), k).toBeLessThan(1e-6);
+    }
+    const p = off.compiled.program;
+    for (const w of WEIGHTS) {
+      expect(p.tensors.find((t) => t.name === `${w}/shard`)!.remote, w).toBe(true);
+      expect(p.tensors.find((t) => t.name === w)!.remote, w).toBeUndefined();
+      expect(p.tensors.find((t) => t.name === `Accum___${w}`)!.remote, w).toBe(true);
+    }
+    // Before the forward matmul of w1: its shard loaded, then gathered.
+    const steps = leaves(p.programs.batch);
+    const shard = p.tensors.find((t) => t.name === 'w1/shard')!.id;
+    const load = steps.findIndex((s) => s.kind === 'remoteLoad' && s.tensor === shard);
+    expect(steps[load + 1]).toMatchObject({ kind: 'allGather', shard });
+    // The remote loads move a shard's bytes: half the weight.
+    const sm = off.phases.find((x) => x.name === 'remoteLoad(w1/shard)')!;
+    expect(sm.cycles).toBe(remoteCopyCycles(p.tensors[shard], p.device));
+    expect(p.tensors[shard].shape).toEqual([108]);
+  });
+});
+
+describe('replicated tensor sharding of a model placed over IPUs', () => {
+  const text = (train: string) => `
+device: {preset: pod16, ipus: 6, tiles: 8}
+replicas: 2
+model:
+  graph:
+    inputs:
+      x: {shape: [8, 16]}
+      label: {shape: [8], dtype: int32}
+    initializers:
+      w1: {shape: [16, 24], init: {normal: {std: 0.3, seed: 1}}}
+      w2: {shape: [24, 24], init: {normal: {std: 0.3, seed: 2}}}
+      w3: {shape: [24, 6], init: {normal: {std: 0.3, seed: 3}}}
+    nodes:
+      - {op: MatMul, inputs: [x, w1], outputs: [h1], ipu: 0}
+      - {op: Relu, inputs: [h1], outputs: [r1], ipu: 0}
+      - {op: MatMul, inputs: [r1, w2], outputs: [h2], ipu: 1}
+      - {op: Tanh, inputs: [h2], outputs: [r2], ipu: 1}
+      - {op: MatMul, inputs: [r2, w2], outputs: [h3], ipu: 2}
+      - {op: MatMul, inputs: [h3, w3], outputs: [logits], ipu: 2}
+    outputs: [logits]
+inputs:
+  x: {random: {distribution: uniform, low: -1, high: 1, seed: 4}}
+  label: {random: {distribution: integers, low: 0, high: 5, seed: 5}}
+train:
+  loss: {type: softmaxCrossEntropy, input: logits, labels: label}
+  optimizer: {type: sgd, lr: 0.1, momentum: 0.9}
+  accumulationFactor: 2
+${train}`;
+
+  // w2 is read on IPUs 1 and 2: it lives on IPU 1, and IPU 2 gets an IpuCopy of it, gathered first.
+  it("3 IPUs x 2 replicas, sharded weights: bit for bit the unsharded run; each shard on its weight's IPU", async () => {
+    const plain = await train(text(''), 2);
+    const rts = await train(text(location('weightTensorLocationSettings', 'offChip', true)), 2);
+    expectSameWeights(rts.weights, plain.weights);
+    const p = rts.compiled.program;
+    ['w1', 'w2', 'w3'].forEach((w, ipu) => {
+      const tiles = p.tensors.find((t) => t.name === `${w}/shard`)!.intervals.map((iv) => Math.floor(iv.tile / 8));
+      expect(new Set(tiles), w).toEqual(new Set([ipu]));
+    });
+    // Off chip and unsharded, w2's copy to IPU 2 reads it loaded from Streaming Memory.
+    const off = await train(text(location('weightTensorLocationSettings', 'offChip')), 2);
+    expectSameWeights(off.weights, plain.weights);
+  });
+});
+
+describe('checkpoints of sharded state', () => {
+  const adam = '{type: adam, lr: 0.01}';
+  const base = { replicas: 2, accumulation: 2, optimizer: adam };
+  // Weights and optimizer state sharded (accumulators whole): the plain run's numbers bit for bit, so resumed runs compare exactly.
+  const shardedText = mlp({ ...base, train: location('weightTensorLocationSettings', 'onChip', true) + location('optimizerStateTensorLocationSettings', 'offChip', true) });
+  const plainText = mlp(base);
+
+  /** Open a session on `text`, optionally restore `state`, run `steps`; its snapshot and weights after. */
+  async function session(text: string, steps: number, state?: SessionState): Promise<{ state: SessionState; weights: Map<string, Float32Array> }> {
+    const s = await TrainingSession.create(await compile(loadConfigText(text, FILE)), { workers: 1, numerics: true });
+    try {
+      if (state) s.restore(state);
+      for (let i = 0; i < steps; i++) await s.runStep();
+      return { state: s.snapshot(), weights: new Map([...s.readWeights()].map(([k, v]) => [k, v as Float32Array])) };
+    } finally {
+      await s.close();
+    }
+  }
+
+  it("a sharded run's checkpoint holds whole tensors: the unsharded run's, bit for bit", async () => {
+    const sharded = await session(shardedText, 1);
+    const plain = await session(plainText, 1);
+    const byName = (st: SessionState) => new Map(st.tensors.map((t) => [t.name, t]));
+    const a = byName(sharded.state);
+    const b = byName(plain.state);
+    expect([...a.keys()].sort()).toEqual([...b.keys()].sort());
+    for (const [name, t] of b) {
+      const got = a.get(name)!;
+      // Adam's step counter, one per update vertex: as many as the (sharded) layout has vertices, each the same.
+      if (/\/step$/.test(name)) expect(new Set(got.data), name).toEqual(new Set(t.data));
+      else {
+        expect(got.shape, name).toEqual(t.shape);
+        expect(Array.from(got.data), name).toEqual(Array.from(t.data));
+      }
+    }
+    expect(a.get('w1')!.shape).toEqual([12, 18]);
+    expect(a.get('AdamUpdate(w1)/exp_avg')!.data).toHaveLength(216);
+  });
+
+  it('a checkpoint loads into a sharded or an unsharded run alike: both continue as the unsharded run never stopped', async () => {
+    const straight = await session(plainText, 2);
+    const fromSharded = await session(plainText, 1, (await session(shardedText, 1)).state);
+    expectSameWeights(fromSharded.weights, straight.weights);
+    const intoSharded = await session(shardedText, 1, (await session(plainText, 1)).state);
+    expectSameWeights(intoSharded.weights, straight.weights);
+    // And sharded to sharded (each replica its own fragment back).
+    const shardedBoth = await session(shardedText, 1, (await session(shardedText, 1)).state);
+    expectSameWeights(shardedBoth.weights, straight.weights);
+  });
+
+  it('sharded accumulators are kept whole too: the same tensors as the unsharded checkpoint', async () => {
+    const text = mlp({ ...base, train: location('accumulatorTensorLocationSettings', 'onChip', true) + location('weightTensorLocationSettings', 'offChip', true) });
+    const sharded = await session(text, 1);
+    const plain = await session(plainText, 1);
+    // (Adam's per-vertex step counters left out: sharding changes the vertices.)
+    const shapes = (st: SessionState) => st.tensors.filter((t) => !t.name.endsWith('/step')).map((t) => `${t.name} ${t.shape.join('x')}`).sort();
+    expect(shapes(sharded.state)).toEqual(shapes(plain.state));
+    expect(sharded.state.tensors.find((t) => t.name === 'Accum___w1')!.data).toHaveLength(216);
+    // It resumes in the plain run.
+    await session(plainText, 1, sharded.state);
+  });
+});
+
 describe('OffChip: tensors in Streaming Memory', () => {
   it('optimizer state off chip: bit for bit the on-chip weights; loaded and stored around the update; no longer always live', async () => {
     const onChip = await train(mlp({ optimizer: '{type: adam, lr: 0.01}' }), 3);
@@ -215,13 +455,21 @@ describe("PopART's checks on tensor locations", () => {
     );
   });
 
-  it('only the optimizer state shards; accumulators off chip need accumulation', () => {
-    expect(error(mlp({ replicas: 2, accumulation: 2, train: location('weightTensorLocationSettings', 'offChip', true) }))).toMatch(/sharding of weights is not supported/);
+  it('accumulators (off chip or sharded) need accumulation; sharded weights or accumulators are refused with pipelining', () => {
     expect(error(mlp({ train: location('accumulatorTensorLocationSettings', 'offChip') }))).toMatch(/set train\.accumulationFactor above 1/);
-    expect(error(mlp({ replicas: 2, train: location('optimizerStateTensorLocationSettings', 'onChip', true) + '  checkpointEvery: 1\n' }))).toMatch(/train\.checkpointEvery: checkpoints of sharded optimizer state/);
+    expect(error(mlp({ replicas: 2, train: location('accumulatorTensorLocationSettings', 'onChip', true) }))).toMatch(
+      /train\.accumulatorTensorLocationSettings\.location\.replicatedTensorSharding: there are no accumulators to shard without gradient accumulation/,
+    );
+    expect(error(mlp({ train: location('weightTensorLocationSettings', 'onChip', true) }))).toMatch(/train\.weightTensorLocationSettings\.location\.replicatedTensorSharding: .*set replicas: 2 or more/);
+    const pipelined = (key: string) => mlp({ replicas: 2, accumulation: 2, train: location(key, 'onChip', true) }).replace('model:\n', 'model:\n  pipelining: true\n');
+    expect(error(pipelined('weightTensorLocationSettings'))).toMatch(/train\.weightTensorLocationSettings\.location\.replicatedTensorSharding: replicated tensor sharding of weights with pipelining is not supported/);
+    expect(error(pipelined('accumulatorTensorLocationSettings'))).toMatch(/replicated tensor sharding of accumulators with pipelining is not supported/);
   });
 
-  it('outlining with offChip weights is refused (a call would copy in a weight not loaded)', () => {
+  it('outlining with offChip or sharded weights is refused (a call would copy in a weight not loaded or gathered)', () => {
     expect(error(mlp({ train: location('weightTensorLocationSettings', 'offChip') }) + 'compile: {outlining: true}\n')).toMatch(/compile\.outlining: outlining with offChip weights is not supported yet/);
+    expect(error(mlp({ replicas: 2, train: location('weightTensorLocationSettings', 'onChip', true) }) + 'compile: {outlining: true}\n')).toMatch(
+      /compile\.outlining: outlining with sharded weights is not supported yet/,
+    );
   });
 });
