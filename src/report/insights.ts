@@ -138,7 +138,9 @@ function tensorInsight(t: TensorRow, tile: number, tileBytes: number, stepName: 
   const always = t.liveFrom < 0;
   const when = always ? 'it is always live' : `it is live from step ${stepName(t.liveFrom)} to ${stepName(t.liveTo)}`;
   let advice: string;
-  if (t.category === 'variable' || t.category === 'constant') advice = 'A weight or constant lives all run: spread it over more tiles, or keep it in float16.';
+  // A variable live only part of the run is a weight off chip or sharded over the replicas (train.weightTensorLocationSettings).
+  if (t.category === 'variable' && !always) advice = 'A weight loaded from Streaming Memory or gathered from the replicas\' shards: it takes this memory only from its load or gather to its last use, so fewer ops between them shorten that.';
+  else if (t.category === 'variable' || t.category === 'constant') advice = 'A weight or constant lives all run: spread it over more tiles, keep it in float16, or (a weight, with replicas) shard it over the replicas or keep it off chip (train.weightTensorLocationSettings).';
   else if (t.category === 'exchange') advice = `An exchange buffer of ${t.op || 'the host'}: it holds operands copied onto this tile; using the operand where it lies avoids the copy.`;
   else if (always) advice = 'It is always live (a host stream buffer or state carried between steps): a smaller batch shrinks it.';
   else advice = `It lives across ${t.liveTo - t.liveFrom + 1} program steps: a smaller batch shrinks it, and recomputing it nearer its use would shorten it.`;

@@ -64,6 +64,14 @@ describe('insights', () => {
     expect(insights(d).map((i) => i.title)).toContain('Add/add runs on 1 of 16 tiles for 700 cycles a step (50% of a step)');
   });
 
+  it('a weight live only around its use (off chip or sharded) is not told it lives all run', () => {
+    const d = data();
+    d.tensors = [{ ...d.tensors[0], name: 'w', category: 'variable' }];
+    expect(insights(d).find((i) => i.kind === 'tensor')!.advice).toMatch(/only from its load or gather to its last use/);
+    d.tensors = [{ ...d.tensors[0], name: 'w', category: 'variable', liveFrom: -1, liveTo: -1 }];
+    expect(insights(d).find((i) => i.kind === 'tensor')!.advice).toMatch(/lives all run/);
+  });
+
   it('says nothing about what is fine', () => {
     const d = data();
     d.summary.cycles.sync = 100;
