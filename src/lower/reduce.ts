@@ -23,8 +23,9 @@
  * the naive plan (every tile's full-width partial sent to the output's
  * tiles). Each candidate is costed with the engine's own model
  * (sim/cost.ts: compute sets from the codelets' estimators, exchanges with
- * their broadcast rules, one sync per stage); the cheapest wins, ties to the
- * fewer stages. The choice is noted (ctx.note('plan', ...)) for `sim compile`.
+ * their broadcast rules, one sync per stage; on one IPU counted straight
+ * from the plan, the same numbers: costed()); the cheapest wins, ties to the
+ * fewer stages. A compile plans each distinct problem once. The choice is noted (ctx.note('plan', ...)) for `sim compile`.
  */
 import { CodeletRegistry } from '../../sim/codelet.js';
 import { reduceFinalCodelet, reducePartialCodelet } from '../../sim/codelets/reduce.js';

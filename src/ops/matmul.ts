@@ -30,6 +30,7 @@ import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
 import { layoutFromReads, pushRun, type ReadGroup } from '../lower/layout.js';
 import { layoutTile } from '../lower/linear.js';
+import { DeviceMemo } from '../lower/plan-memo.js';
 import { describePlan, linearMapping, planMatMul, type MatMulDType, type MatMulPlan, type MatMulShape, type PlanResult } from '../lower/matmul-planner.js';
 import { ampMatMulCodelet } from '../../sim/codelets/amp.js';
 import { matMulReduceCodelet } from '../../sim/codelets/matmul.js';
@@ -445,26 +446,11 @@ export function matMulPlan(p: MatMulProblem, o: MatMulOperands, device: DeviceSp
   // A forced split is the user's function: planned afresh each time.
   if (plans.matmul) return plan();
   const key = `${p.groups},${p.m},${p.n},${p.terms * p.kPerTerm},${o.inDtype},${o.outDtype},${o.aElems},${o.bElems},${holders ? `${holders.a},${holders.b}` : '-'}`;
-  return memo(plansMade, device, key, plan);
+  return plansMade.get(device, key, plan);
 }
 
-/**
- * Plans and operand layouts made, per device, by what they depend on: a
- * model plans the same shapes again and again (a layer's projections, every
- * layer, createInput and then the lowering), and the planner's search and a
- * layout's walk over every element were much of a compile's lowering time.
- */
-const plansMade = new WeakMap<DeviceSpec, Map<string, PlanResult>>();
-const layoutsMade = new WeakMap<DeviceSpec, Map<string, TileRange[] | undefined>>();
-
-function memo<T>(store: WeakMap<DeviceSpec, Map<string, T>>, device: DeviceSpec, key: string, make: () => T): T {
-  let byKey = store.get(device);
-  if (!byKey) store.set(device, (byKey = new Map()));
-  if (byKey.has(key)) return byKey.get(key)!;
-  const made = make();
-  byKey.set(key, made);
-  return made;
-}
+const plansMade = new DeviceMemo<PlanResult>();
+const layoutsMade = new DeviceMemo<TileRange[] | undefined>();
 
 /**
  * createMatMulInputLHS / RHS: a mapping of operand A or B of problem p that
@@ -477,7 +463,7 @@ export function matMulInputLayout(p: MatMulProblem, which: 'a' | 'b', o: MatMulO
   if (plans.matmul) return inputLayout(p, which, o, device, plans, maxIntervalsPerTile);
   const key = `${which},${p.groups},${p.m},${p.n},${p.kPerTerm},${p.terms},${+p.transA},${+p.transB},${o.inDtype},${o.outDtype},${o.aElems},${o.bElems},${maxIntervalsPerTile ?? '-'}|${p.termA.join()}|${p.termB.join()}`;
   // Each tensor gets its own ranges (a mapping is the tensor's own).
-  return memo(layoutsMade, device, key, () => inputLayout(p, which, o, device, plans, maxIntervalsPerTile))?.map((r) => ({ ...r }));
+  return layoutsMade.get(device, key, () => inputLayout(p, which, o, device, plans, maxIntervalsPerTile))?.map((r) => ({ ...r }));
 }
 
 function inputLayout(p: MatMulProblem, which: 'a' | 'b', o: MatMulOperands, device: DeviceSpec, plans: PlanOverrides, maxIntervalsPerTile?: number): TileRange[] | undefined {
