@@ -494,6 +494,27 @@ function gradientTarget(ctx: LowerContext, out: BuildTensor): BuildTensor | unde
   return v && v.category === 'variable' && v.size === out.size && v.dtype === out.dtype && v.mapping ? v : undefined;
 }
 
+/**
+ * Calls f(tile, elements, first element) for each mapped range of `t` over
+ * [begin, end), clipped, in order: ctx.ranges without a list of new ranges
+ * (asked per row and per run, its garbage was much of a gradient matmul's).
+ */
+function forRanges(t: BuildTensor, begin: number, end: number, f: (tile: number, n: number, begin: number) => void): void {
+  const m = t.mapping ?? [];
+  let lo = 0;
+  let hi = m.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (m[mid].end <= begin) lo = mid + 1;
+    else hi = mid;
+  }
+  for (let q = lo; q < m.length && m[q].begin < end; q++) {
+    const b = Math.max(begin, m[q].begin);
+    const e = Math.min(end, m[q].end);
+    if (e > b) f(m[q].tile, e - b, b);
+  }
+}
+
 /** A reduction tile's share of a window: window-local runs. */
 interface Chunk {
   tile: number;
@@ -517,11 +538,11 @@ function chunksLike(ctx: LowerContext, p: MatMulProblem, w: Window, like: BuildT
     for (let r = w.r[0]; r < w.r[1]; r++) {
       const at = (g * p.m + r) * p.n + w.j[0];
       const local = (g * rows + r - w.r[0]) * cols;
-      for (const x of ctx.ranges(like, at, at + cols)) {
-        let runs = byTile.get(x.tile);
-        if (!runs) byTile.set(x.tile, (runs = []));
-        pushRun(runs, local + x.begin - at, local + x.end - at);
-      }
+      forRanges(like, at, at + cols, (tile, n, begin) => {
+        let runs = byTile.get(tile);
+        if (!runs) byTile.set(tile, (runs = []));
+        pushRun(runs, local + begin - at, local + begin + n - at);
+      });
     }
   return [...byTile].sort((x, y) => x[0] - y[0]).map(([tile, runs]) => ({ tile, runs }));
 }
@@ -551,13 +572,13 @@ function placeBlocksLike(ctx: LowerContext, windows: Window[], blocks: Block[][]
       if (!t) tally.set(from, (t = new Map()));
       const runs = outRuns[s][i];
       for (let k = 0; k < runs.length; k += 2)
-        for (const x of ctx.ranges(like, runs[k], runs[k + 1])) {
-            if (x.tile % bus !== offset) continue;
-            const to = Math.floor(x.tile / bus);
-            if (to >= groupsOnDevice) continue;
-          t.set(to, (t.get(to) ?? 0) + x.end - x.begin);
-          if (x.tile === bl.tile) kept += x.end - x.begin;
-        }
+        forRanges(like, runs[k], runs[k + 1], (tile, n) => {
+          if (tile % bus !== offset) return;
+          const to = Math.floor(tile / bus);
+          if (to >= groupsOnDevice) return;
+          t.set(to, (t.get(to) ?? 0) + n);
+          if (tile === bl.tile) kept += n;
+        });
     });
     const candidates: { from: number; to: number; n: number }[] = [];
     for (const [from, t] of tally) for (const [to, n] of t) candidates.push({ from, to, n });
