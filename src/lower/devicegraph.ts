@@ -186,7 +186,10 @@ export class DeviceGraph {
       if (m.tile < 0 || m.tile >= this.numTiles) throw loweringError(by, `tensor '${t.name}' mapped to tile ${m.tile}, but the device has tiles 0 to ${this.numTiles - 1}`);
       covered += m.end - m.begin;
     }
-    const sorted = mapping.filter((m) => m.end > m.begin).sort((a, b) => a.begin - b.begin);
+    // Lowerings mostly build mappings in order, without empty ranges: kept as given then (no copy, no sort).
+    let ordered = true;
+    for (let i = 0; i < mapping.length && ordered; i++) ordered = mapping[i].end > mapping[i].begin && (i === 0 || mapping[i - 1].begin < mapping[i].begin);
+    const sorted = ordered ? mapping : mapping.filter((m) => m.end > m.begin).sort((a, b) => a.begin - b.begin);
     // Covering every element once: the count alone would pass an overlap that leaves a hole elsewhere.
     let at = 0;
     for (const m of sorted) {

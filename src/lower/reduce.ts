@@ -23,8 +23,9 @@
  * the naive plan (every tile's full-width partial sent to the output's
  * tiles). Each candidate is costed with the engine's own model
  * (sim/cost.ts: compute sets from the codelets' estimators, exchanges with
- * their broadcast rules, one sync per stage); the cheapest wins, ties to the
- * fewer stages. The choice is noted (ctx.note('plan', ...)) for `sim compile`.
+ * their broadcast rules, one sync per stage; on one IPU counted straight
+ * from the plan, the same numbers: costed()); the cheapest wins, ties to the
+ * fewer stages. A compile plans each distinct problem once. The choice is noted (ctx.note('plan', ...)) for `sim compile`.
  */
 import { CodeletRegistry } from '../../sim/codelet.js';
 import { reduceFinalCodelet, reducePartialCodelet } from '../../sim/codelets/reduce.js';
@@ -34,7 +35,7 @@ import type { DeviceSpec } from '../../sim/device.js';
 import type { DeviceDType, Vertex } from '../../sim/program.js';
 import { CopyTableBuilder } from '../../sim/copies.js';
 import type { LowerContext } from './context.js';
-import type { BuildTensor, TileRange } from './devicegraph.js';
+import type { BuildTensor, DeviceGraph, TileRange } from './devicegraph.js';
 
 export interface ReduceOptions {
   /** Sum |x| instead of x. */
@@ -107,9 +108,8 @@ export function reduceLeading(ctx: LowerContext, x: BuildTensor, out: BuildTenso
     device: ctx.device,
     numTiles: ctx.graph.numTiles,
   };
-  const { chosen, candidates } = planReduction(problem, opts.plan ?? 'auto');
+  const { chosen, others } = planOnce(ctx.graph, problem, opts.plan ?? 'auto');
   const rows = out.size > 0 ? x.size / out.size : 0;
-  const others = candidates.filter((c) => c !== chosen).map((c) => `${c.name} ${c.cycles}`);
   ctx.note(
     'plan',
     `reduce [${rows}, ${out.size}] (${x.dtype} -> ${out.dtype}): ${chosen.stage1.length} partials on ${new Set(chosen.stage1.map((p) => p.tile)).size} tiles, ` +
@@ -117,6 +117,53 @@ export function reduceLeading(ctx: LowerContext, x: BuildTensor, out: BuildTenso
       (others.length ? `; other candidates: ${others.join(', ')}` : ''),
   );
   emit(ctx, x, out, chosen, opts);
+}
+
+interface PlanMade {
+  key: Int32Array;
+  chosen: ReducePlan;
+  /** The other candidates, named with their cycles (for the note). */
+  others: string[];
+}
+
+/** Per compile (its graph), the plans made, by a hash of their problem. */
+const plansMade = new WeakMap<DeviceGraph, Map<number, PlanMade[]>>();
+
+const DTYPE_CODE: Record<DeviceDType, number> = { float32: 0, float16: 1, int32: 2, uint8: 3 };
+
+/**
+ * planReduction, once per distinct problem of a compile: a plan depends only
+ * on the mappings of x and out, the columns, the dtypes, the tiles and the
+ * mode, and a model reduces the same mappings again and again (the bias
+ * gradients of a layer's projections, every layer's). Plans are never
+ * changed once made, so an equal problem shares its plan.
+ */
+function planOnce(graph: DeviceGraph, p: ReductionProblem, mode: 'auto' | 'naive'): PlanMade {
+  const key = new Int32Array(6 + 3 * (p.x.length + p.out.length));
+  key[0] = p.cols;
+  key[1] = p.numTiles;
+  key[2] = DTYPE_CODE[p.xDType];
+  key[3] = DTYPE_CODE[p.outDType];
+  key[4] = mode === 'naive' ? 1 : 0;
+  key[5] = p.x.length;
+  let k = 6;
+  for (const rs of [p.x, p.out])
+    for (const r of rs) {
+      key[k++] = r.tile;
+      key[k++] = r.begin;
+      key[k++] = r.end;
+    }
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key[i], 0x01000193);
+  let byHash = plansMade.get(graph);
+  if (!byHash) plansMade.set(graph, (byHash = new Map()));
+  let list = byHash.get(h);
+  if (!list) byHash.set(h, (list = []));
+  for (const m of list) if (m.key.length === key.length && m.key.every((x, i) => x === key[i])) return m;
+  const { chosen, candidates } = planReduction(p, mode);
+  const made = { key, chosen, others: candidates.filter((c) => c !== chosen).map((c) => `${c.name} ${c.cycles}`) };
+  list.push(made);
+  return made;
 }
 
 /**
@@ -391,8 +438,108 @@ function reduceFinalCyclesOf(parts: number, len: number, dtype: DeviceDType, dev
   return c;
 }
 
-/** Estimated cycles of a plan, stage by stage, with the engine's model: sync + exchange + compute per stage. */
+/**
+ * Estimated cycles of a plan, stage by stage, with the engine's model: sync +
+ * exchange + compute per stage. On one IPU it is counted straight from the
+ * plan (per-tile sums in typed arrays): every planned copy is distinct data
+ * to one receiver, so the engine's exchange model reduces to each tile's
+ * bytes sent and received, and both codelets are multi-vertex (a tile's
+ * cycles are the supervisor's overhead plus their sum). The planner costs
+ * several candidates per reduction, and building each one's vertices and
+ * copy table for the engine was most of its time and garbage. Across IPUs
+ * the links matter too: the engine's own model then (engineCost), which the
+ * tests also hold this count to.
+ */
 function costed(p: ReductionProblem, plan: ReducePlan): ReducePlan {
+  const { device } = p;
+  if (device.ipus > 1) return engineCost(p, plan);
+  const n = Math.max(p.numTiles, device.ipus * device.tilesPerIpu);
+  const work = new Float64Array(n);
+  const sent = new Float64Array(n);
+  const received = new Float64Array(n);
+  const touched = new Uint8Array(n);
+  const hasVertex = new Uint8Array(n);
+  const tiles: number[] = [];
+  const touch = (tile: number) => {
+    if (touched[tile] === 0) {
+      touched[tile] = 1;
+      tiles.push(tile);
+    }
+  };
+  // The busiest tile's compute (overhead + its vertices) and exchange cycles, the tallies cleared for the next stage.
+  let L = 1;
+  for (let k = 2; k <= device.tilesPerSharedBus; k++) L = (L * k) / gcd(L, k);
+  const close = (): { cs: number; ex: number } => {
+    let cs = 0;
+    let ex = 0;
+    for (const t of tiles) {
+      if (hasVertex[t] === 1) cs = Math.max(cs, device.supervisorOverheadCycles + work[t]);
+      const s = sent[t];
+      const r = received[t];
+      if (s !== 0 || r !== 0) ex = Math.max(ex, Math.ceil(Math.max(s * L, r * L) / (device.exchangeBytesPerCycle * L)));
+      work[t] = sent[t] = received[t] = 0;
+      touched[t] = hasVertex[t] = 0;
+    }
+    tiles.length = 0;
+    return { cs, ex };
+  };
+  for (const s of plan.stage1) {
+    touch(s.tile);
+    hasVertex[s.tile] = 1;
+    work[s.tile] += reducePartialCyclesOf(s.end - s.begin, p.xDType, device);
+  }
+  const cycles = [device.syncCycles + close().cs];
+  for (const [s, tasks] of plan.stages.entries()) {
+    const last = s === plan.stages.length - 1;
+    for (const t of tasks) {
+      const len = t.colEnd - t.colBegin;
+      const bytes = len * 4;
+      for (const id of t.inputs) {
+        const src = plan.values[id].tile;
+        if (src === t.tile || bytes === 0) continue;
+        touch(src);
+        sent[src] += bytes;
+        touch(t.tile);
+        received[t.tile] += bytes;
+      }
+      touch(t.tile);
+      hasVertex[t.tile] = 1;
+      // With no partials the estimate reads the output's dtype.
+      work[t.tile] += reduceFinalCyclesOf(t.inputs.length, len, t.inputs.length > 0 || !last ? 'float32' : p.outDType, device);
+    }
+    const { cs, ex } = close();
+    cycles.push(device.syncCycles + ex + cs);
+  }
+  return { ...plan, stageCycles: cycles, cycles: cycles.reduce((a, b) => a + b, 0) };
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
+/** Cycles of a ReducePartial vertex by (input elements, dtype), memoised as reduceFinalCyclesOf is. */
+const partialCycles = new WeakMap<DeviceSpec, Map<DeviceDType, Map<number, number>>>();
+
+function reducePartialCyclesOf(count: number, dtype: DeviceDType, device: DeviceSpec): number {
+  let byDtype = partialCycles.get(device);
+  if (!byDtype) partialCycles.set(device, (byDtype = new Map()));
+  let memo = byDtype.get(dtype);
+  if (!memo) byDtype.set(dtype, (memo = new Map()));
+  let c = memo.get(count);
+  if (c === undefined) {
+    c = reducePartialCodelet.cycles({ fields: { in: { offset: 0, count, dtype }, out: { offset: 0, count: 1, dtype: 'float32' } }, params: {} }, device);
+    memo.set(count, c);
+  }
+  return c;
+}
+
+/**
+ * A plan costed by the engine's own model (sim/cost.ts: compute sets from
+ * the codelets' estimators, the exchange with its broadcast rules and
+ * IPU-Links): what costed() counts directly on one IPU.
+ */
+export function engineCost(p: ReductionProblem, plan: ReducePlan): ReducePlan {
   const { device } = p;
   const region = (count: number, dtype: DeviceDType) => ({ offset: 0, count, dtype });
   const stage1: Vertex[] = plan.stage1.map((s) => {

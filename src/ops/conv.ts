@@ -23,7 +23,8 @@ import type { OperatorIdentifier } from '../ir/opid.js';
 import { defineOp, type InputUse, type OpDefinition } from '../ir/registry.js';
 import { fmtInfo } from '../ir/tensorinfo.js';
 import type { LowerContext } from '../lower/context.js';
-import { describeConvPlan, inputRows, planConv, type ConvPlan, type ConvShape } from '../lower/conv-planner.js';
+import { describeConvPlan, inputRows, planConv, type ConvPlan, type ConvPlanResult, type ConvShape } from '../lower/conv-planner.js';
+import { DeviceMemo } from '../lower/plan-memo.js';
 import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
 import { linearMapping, type MatMulDType } from '../lower/matmul-planner.js';
 import { layoutFromReads, pushRun, runsHash, sameRuns, type ReadGroup } from '../lower/layout.js';
@@ -237,7 +238,22 @@ function blockReads(s: ConvShape, p: ConvPlan, blk: ConvBlock, cb: number, only?
 function convCreateInput(conv: ConvOp, index: number, device: DeviceSpec, plans: PlanOverrides, use: InputUse): TileRange[] | undefined {
   if (index !== 0 && index !== 1) return undefined;
   const s = convShape(convSpecOf(conv));
-  const p = planConv(s, device, plans).plan;
+  if (plans.conv) return inputLayout(conv, index, s, device, plans, use);
+  const key = `${index},${use.allReadersPlanned ? 1 : 0},${conv.inInfo(index).dtype},${conv.inInfo(index).shape.join()}|${JSON.stringify(s)}`;
+  // Each tensor gets its own ranges (a mapping is the tensor's own).
+  return layoutsMade.get(device, key, () => inputLayout(conv, index, s, device, plans, use))?.map((r) => ({ ...r }));
+}
+
+/** The plans of convolutions (unless forced: the user's function is asked each time), by shape and device. */
+const plansMade = new DeviceMemo<ConvPlanResult>();
+const layoutsMade = new DeviceMemo<TileRange[] | undefined>();
+
+function convPlan(s: ConvShape, device: DeviceSpec, plans: PlanOverrides): ConvPlanResult {
+  return plans.conv ? planConv(s, device, plans) : plansMade.get(device, JSON.stringify(s), () => planConv(s, device, plans));
+}
+
+function inputLayout(conv: ConvOp, index: number, s: ConvShape, device: DeviceSpec, plans: PlanOverrides, use: InputUse): TileRange[] | undefined {
+  const p = convPlan(s, device, plans).plan;
   // Blocks reading the same runs, found by a hash of the runs (a string key of them was most of a ResNet's compile garbage).
   const groups = new Map<number, { tiles: number[]; runs: [number, number][] }[]>();
   for (const blk of convBlocks(s, p)) {
@@ -278,7 +294,7 @@ function lowerConv(conv: ConvOp, ctx: LowerContext): void {
 export function lowerConvSpec(spec: ConvSpec, hasBias: boolean, ctx: LowerContext): void {
   const { g } = spec;
   const s = convShape(spec);
-  const result = planConv(s, ctx.device, ctx.plans);
+  const result = convPlan(s, ctx.device, ctx.plans);
   const p = result.plan;
   ctx.note('conv plan', describeConvPlan(s, result));
   const outRest = s.outDims[1] * s.outDims[2];

@@ -30,6 +30,7 @@ import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
 import { layoutFromReads, pushRun, type ReadGroup } from '../lower/layout.js';
 import { layoutTile } from '../lower/linear.js';
+import { DeviceMemo } from '../lower/plan-memo.js';
 import { describePlan, linearMapping, planMatMul, type MatMulDType, type MatMulPlan, type MatMulShape, type PlanResult } from '../lower/matmul-planner.js';
 import { ampMatMulCodelet } from '../../sim/codelets/amp.js';
 import { matMulReduceCodelet } from '../../sim/codelets/matmul.js';
@@ -320,24 +321,39 @@ interface Window {
   j: Range;
 }
 
-/** Flat ranges, in window-local row-major coordinates (plus `offset`), of a block of the window. */
-function windowBlockRanges(w: Window, g: Range, r: Range, j: Range, offset = 0): Range[] {
+/**
+ * Element runs as a flat list [b0, e0, b1, e1, ...]: a block's runs are
+ * listed once and read by its output mapping, its vertex and the
+ * reduction's, without an array per run (most of a matmul's garbage).
+ */
+type Runs = number[];
+
+/** Append [b, e) to `runs`, merged into the last run when adjacent and that run is at or after index `from`. */
+function pushFlat(runs: Runs, b: number, e: number, from = 0): void {
+  if (e <= b) return;
+  const n = runs.length;
+  if (n > from && runs[n - 1] === b) runs[n - 1] = e;
+  else runs.push(b, e);
+}
+
+/** A block of the window in window-local row-major coordinates (adjacent rows merged). */
+function blockLocalRuns(w: Window, bl: Block): Runs {
   const rows = w.r[1] - w.r[0];
   const cols = w.j[1] - w.j[0];
-  const out: Range[] = [];
-  for (let gi = g[0]; gi < g[1]; gi++)
-    for (let ri = r[0]; ri < r[1]; ri++) {
-      const base = offset + (gi * rows + ri - w.r[0]) * cols - w.j[0];
-      pushRun(out, base + j[0], base + j[1]);
+  const out: Runs = [];
+  for (let gi = bl.g[0]; gi < bl.g[1]; gi++)
+    for (let ri = bl.r[0]; ri < bl.r[1]; ri++) {
+      const base = (gi * rows + ri - w.r[0]) * cols - w.j[0];
+      pushFlat(out, base + bl.j[0], base + bl.j[1]);
     }
   return out;
 }
 
-/** Flat ranges of out [groups, m, n] holding window-local elements [c0, c1). */
-function windowToOut(p: MatMulProblem, w: Window, c0: number, c1: number): Range[] {
+/** Append the runs of out [groups, m, n] holding window-local elements [c0, c1) (merged among themselves only). */
+function windowToOut(p: MatMulProblem, w: Window, c0: number, c1: number, out: Runs): void {
   const rows = w.r[1] - w.r[0];
   const cols = w.j[1] - w.j[0];
-  const out: Range[] = [];
+  const from = out.length;
   for (let c = c0; c < c1; ) {
     const q = Math.floor(c / cols);
     const col = c - q * cols;
@@ -345,14 +361,27 @@ function windowToOut(p: MatMulProblem, w: Window, c0: number, c1: number): Range
     const g = Math.floor(q / rows);
     const r = w.r[0] + (q - g * rows);
     const at = (g * p.m + r) * p.n + w.j[0] + col;
-    pushRun(out, at, at + len);
+    pushFlat(out, at, at + len, from);
     c += len;
   }
+}
+
+/** Window-local runs mapped into out, each run's pieces merged among themselves. */
+function localToOut(p: MatMulProblem, w: Window, local: Runs): Runs {
+  const out: Runs = [];
+  for (let i = 0; i < local.length; i += 2) windowToOut(p, w, local[i], local[i + 1], out);
   return out;
 }
 
 function holders(ctx: LowerContext, t: BuildTensor): number {
-  return new Set(ctx.ranges(t).map((r) => r.tile)).size;
+  const seen = new Uint8Array(ctx.graph.numTiles);
+  let n = 0;
+  for (const r of t.mapping ?? [])
+    if (r.end > r.begin && seen[r.tile] === 0) {
+      seen[r.tile] = 1;
+      n++;
+    }
+  return n;
 }
 
 interface Block {
@@ -413,8 +442,15 @@ export interface MatMulOperands {
  * so the layout and the lowering see one plan.
  */
 export function matMulPlan(p: MatMulProblem, o: MatMulOperands, device: DeviceSpec, plans: PlanOverrides, holders?: { a: number; b: number }): PlanResult {
-  return planMatMul(problemShape(p, o.inDtype, o.outDtype), device, { aElems: o.aElems, bElems: o.bElems, ...(holders ? { aHolders: holders.a, bHolders: holders.b } : {}), force: plans.matmul });
+  const plan = () => planMatMul(problemShape(p, o.inDtype, o.outDtype), device, { aElems: o.aElems, bElems: o.bElems, ...(holders ? { aHolders: holders.a, bHolders: holders.b } : {}), force: plans.matmul });
+  // A forced split is the user's function: planned afresh each time.
+  if (plans.matmul) return plan();
+  const key = `${p.groups},${p.m},${p.n},${p.terms * p.kPerTerm},${o.inDtype},${o.outDtype},${o.aElems},${o.bElems},${holders ? `${holders.a},${holders.b}` : '-'}`;
+  return plansMade.get(device, key, plan);
 }
+
+const plansMade = new DeviceMemo<PlanResult>();
+const layoutsMade = new DeviceMemo<TileRange[] | undefined>();
 
 /**
  * createMatMulInputLHS / RHS: a mapping of operand A or B of problem p that
@@ -424,6 +460,13 @@ export function matMulPlan(p: MatMulProblem, o: MatMulOperands, device: DeviceSp
  * undefined when that leaves a tile too many intervals (strided blocks).
  */
 export function matMulInputLayout(p: MatMulProblem, which: 'a' | 'b', o: MatMulOperands, device: DeviceSpec, plans: PlanOverrides, maxIntervalsPerTile?: number): TileRange[] | undefined {
+  if (plans.matmul) return inputLayout(p, which, o, device, plans, maxIntervalsPerTile);
+  const key = `${which},${p.groups},${p.m},${p.n},${p.kPerTerm},${p.terms},${+p.transA},${+p.transB},${o.inDtype},${o.outDtype},${o.aElems},${o.bElems},${maxIntervalsPerTile ?? '-'}|${p.termA.join()}|${p.termB.join()}`;
+  // Each tensor gets its own ranges (a mapping is the tensor's own).
+  return layoutsMade.get(device, key, () => inputLayout(p, which, o, device, plans, maxIntervalsPerTile))?.map((r) => ({ ...r }));
+}
+
+function inputLayout(p: MatMulProblem, which: 'a' | 'b', o: MatMulOperands, device: DeviceSpec, plans: PlanOverrides, maxIntervalsPerTile?: number): TileRange[] | undefined {
   const plan = matMulPlan(p, o, device, plans).plan;
   const numTiles = device.ipus * device.tilesPerIpu;
   const groups = new Map<string, { tiles: number[]; runs: Range[] }>();
@@ -451,6 +494,27 @@ function gradientTarget(ctx: LowerContext, out: BuildTensor): BuildTensor | unde
   return v && v.category === 'variable' && v.size === out.size && v.dtype === out.dtype && v.mapping ? v : undefined;
 }
 
+/**
+ * Calls f(tile, elements, first element) for each mapped range of `t` over
+ * [begin, end), clipped, in order: ctx.ranges without a list of new ranges
+ * (asked per row and per run, its garbage was much of a gradient matmul's).
+ */
+function forRanges(t: BuildTensor, begin: number, end: number, f: (tile: number, n: number, begin: number) => void): void {
+  const m = t.mapping ?? [];
+  let lo = 0;
+  let hi = m.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (m[mid].end <= begin) lo = mid + 1;
+    else hi = mid;
+  }
+  for (let q = lo; q < m.length && m[q].begin < end; q++) {
+    const b = Math.max(begin, m[q].begin);
+    const e = Math.min(end, m[q].end);
+    if (e > b) f(m[q].tile, e - b, b);
+  }
+}
+
 /** A reduction tile's share of a window: window-local runs. */
 interface Chunk {
   tile: number;
@@ -474,11 +538,11 @@ function chunksLike(ctx: LowerContext, p: MatMulProblem, w: Window, like: BuildT
     for (let r = w.r[0]; r < w.r[1]; r++) {
       const at = (g * p.m + r) * p.n + w.j[0];
       const local = (g * rows + r - w.r[0]) * cols;
-      for (const x of ctx.ranges(like, at, at + cols)) {
-        let runs = byTile.get(x.tile);
-        if (!runs) byTile.set(x.tile, (runs = []));
-        pushRun(runs, local + x.begin - at, local + x.end - at);
-      }
+      forRanges(like, at, at + cols, (tile, n, begin) => {
+        let runs = byTile.get(tile);
+        if (!runs) byTile.set(tile, (runs = []));
+        pushRun(runs, local + begin - at, local + begin + n - at);
+      });
     }
   return [...byTile].sort((x, y) => x[0] - y[0]).map(([tile, runs]) => ({ tile, runs }));
 }
@@ -493,7 +557,7 @@ function chunksLike(ctx: LowerContext, p: MatMulProblem, w: Window, like: BuildT
  * optimizer's update finds much of the gradient in place; kept as planned
  * when that gains nothing. Returns the elements now on their variable's tile.
  */
-function placeBlocksLike(ctx: LowerContext, p: MatMulProblem, windows: Window[], blocks: Block[][], like: BuildTensor): number {
+function placeBlocksLike(ctx: LowerContext, windows: Window[], blocks: Block[][], outRuns: Runs[][], like: BuildTensor): number {
   const bus = Math.max(1, ctx.device.tilesPerSharedBus);
   const groupsOnDevice = Math.floor(ctx.graph.numTiles / bus);
   let inPlace = 0;
@@ -501,21 +565,21 @@ function placeBlocksLike(ctx: LowerContext, p: MatMulProblem, windows: Window[],
     // Per planned group, the overlap with each target group (a block at offset o of its group going to offset o).
     const tally = new Map<number, Map<number, number>>();
     let kept = 0;
-    for (const bl of blocks[s]) {
+    blocks[s].forEach((bl, i) => {
       const from = Math.floor(bl.tile / bus);
       const offset = bl.tile % bus;
       let t = tally.get(from);
       if (!t) tally.set(from, (t = new Map()));
-      for (const [b, e] of windowBlockRanges(w, bl.g, bl.r, bl.j))
-        for (const [ob, oe] of windowToOut(p, w, b, e))
-          for (const x of ctx.ranges(like, ob, oe)) {
-            if (x.tile % bus !== offset) continue;
-            const to = Math.floor(x.tile / bus);
-            if (to >= groupsOnDevice) continue;
-            t.set(to, (t.get(to) ?? 0) + x.end - x.begin);
-            if (x.tile === bl.tile) kept += x.end - x.begin;
-          }
-    }
+      const runs = outRuns[s][i];
+      for (let k = 0; k < runs.length; k += 2)
+        forRanges(like, runs[k], runs[k + 1], (tile, n) => {
+          if (tile % bus !== offset) return;
+          const to = Math.floor(tile / bus);
+          if (to >= groupsOnDevice) return;
+          t.set(to, (t.get(to) ?? 0) + n);
+          if (tile === bl.tile) kept += n;
+        });
+    });
     const candidates: { from: number; to: number; n: number }[] = [];
     for (const [from, t] of tally) for (const [to, n] of t) candidates.push({ from, to, n });
     candidates.sort((x, y) => y.n - x.n || x.from - y.from || x.to - y.to);
@@ -575,13 +639,16 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
 
   const windows = planWindows(p, plan);
   const blocks = windows.map((w) => windowBlocks(p, plan, w));
+  // Each block's runs in window-local order and, when it writes the output itself, in the output.
+  const localRuns = blocks.map((bs, s) => bs.map((bl) => blockLocalRuns(windows[s], bl)));
+  const outRuns = gK === 1 ? localRuns.map((ls, s) => ls.map((l) => localToOut(p, windows[s], l))) : [];
   // The gradient of a variable lives where the variable does, so the optimizer's update reads it in place: a
   // split contraction reduces each element on its variable's tile; a whole one puts each block on the tile
   // holding most of it. Otherwise the reduction's share of each window is its elements (window-local order)
   // linearly over the tiles, by mapLinearly's rule, start tile included.
   const like = gradientTarget(ctx, out);
   if (like) {
-    const inPlace = gK > 1 ? out.size : placeBlocksLike(ctx, p, windows, blocks, like);
+    const inPlace = gK > 1 ? out.size : placeBlocksLike(ctx, windows, blocks, outRuns, like);
     ctx.note('layout', `output is the gradient of '${like.name}': mapped like it (${Math.round((100 * inPlace) / out.size)}% of its elements on the tile holding the variable's)`);
   }
   const chunks = windows.map((w) => (like ? chunksLike(ctx, p, w, like) : linearChunks(ctx, p, w, outDtype)));
@@ -590,9 +657,17 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
   const outMapping: TileRange[] = [];
   windows.forEach((w, s) => {
     if (gK === 1) {
-      for (const bl of blocks[s]) for (const [begin, end] of windowBlockRanges(w, bl.g, bl.r, bl.j)) for (const [ob, oe] of windowToOut(p, w, begin, end)) outMapping.push({ tile: bl.tile, begin: ob, end: oe });
+      blocks[s].forEach((bl, i) => {
+        const runs = outRuns[s][i];
+        for (let k = 0; k < runs.length; k += 2) outMapping.push({ tile: bl.tile, begin: runs[k], end: runs[k + 1] });
+      });
     } else {
-      for (const ch of chunks[s]) for (const [c0, c1] of ch.runs) for (const [begin, end] of windowToOut(p, w, c0, c1)) outMapping.push({ tile: ch.tile, begin, end });
+      const runs: Runs = [];
+      for (const ch of chunks[s]) {
+        runs.length = 0;
+        for (const [c0, c1] of ch.runs) windowToOut(p, w, c0, c1, runs);
+        for (let k = 0; k < runs.length; k += 2) outMapping.push({ tile: ch.tile, begin: runs[k], end: runs[k + 1] });
+      }
     }
   });
   ctx.graph.setTileMapping(out, outMapping);
@@ -604,16 +679,25 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
     const partials = gK > 1 ? ctx.addTensor(`partials${suffix}`, 'float32', [gK, elems], 'temporary') : undefined;
     if (partials) {
       const m: TileRange[] = [];
-      for (const bl of blocks[s]) for (const [begin, end] of windowBlockRanges(w, bl.g, bl.r, bl.j, bl.kk * elems)) m.push({ tile: bl.tile, begin, end });
+      blocks[s].forEach((bl, i) => {
+        const runs = localRuns[s][i];
+        for (let k = 0; k < runs.length; k += 2) m.push({ tile: bl.tile, begin: bl.kk * elems + runs[k], end: bl.kk * elems + runs[k + 1] });
+      });
       ctx.graph.setTileMapping(partials, m);
     }
 
     ctx.computeSet(`amp${suffix}`);
-    for (const bl of blocks[s]) {
+    blocks[s].forEach((bl, i) => {
       // Strided operand blocks arrive as one tensor per vertex field (the AMP reads the runs back to back).
       const gather = (t: BuildTensor, ranges: Range[]): Slice[] => ctx.gather(t, ranges, bl.tile);
-      const local = windowBlockRanges(w, bl.g, bl.r, bl.j, partials ? bl.kk * elems : 0);
-      const target = partials ? local.map(([begin, end]) => ctx.slice(partials, begin, end)) : local.flatMap(([begin, end]) => windowToOut(p, w, begin, end)).map(([begin, end]) => ctx.slice(out, begin, end));
+      const target: Slice[] = [];
+      if (partials) {
+        const runs = localRuns[s][i];
+        for (let k = 0; k < runs.length; k += 2) target.push(ctx.slice(partials, bl.kk * elems + runs[k], bl.kk * elems + runs[k + 1]));
+      } else {
+        const runs = outRuns[s][i];
+        for (let k = 0; k < runs.length; k += 2) target.push(ctx.slice(out, runs[k], runs[k + 1]));
+      }
       ctx.vertex(
         ampMatMulCodelet,
         bl.tile,
@@ -632,7 +716,7 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
           swap: plan.swap ? 1 : 0,
         },
       );
-    }
+    });
     if (!partials) return;
 
     ctx.computeSet(`reduce${suffix}`);
@@ -641,7 +725,10 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
       const parts = Array.from({ length: gK }, (_, kk) =>
         ch.runs.length === 1 ? ctx.onTile(partials, kk * elems + ch.runs[0][0], kk * elems + ch.runs[0][1], ch.tile) : ctx.gather(partials, ch.runs.map(([c0, c1]) => [kk * elems + c0, kk * elems + c1] as const), ch.tile, { oneSlice: true })[0],
       );
-      const pieces = ch.runs.flatMap(([c0, c1]) => windowToOut(p, w, c0, c1)).map(([begin, end]) => ctx.slice(out, begin, end));
+      const runs: Runs = [];
+      for (const [c0, c1] of ch.runs) windowToOut(p, w, c0, c1, runs);
+      const pieces: Slice[] = [];
+      for (let k = 0; k < runs.length; k += 2) pieces.push(ctx.slice(out, runs[k], runs[k + 1]));
       ctx.vertex(matMulReduceCodelet, ch.tile, { partials: parts, out: pieces });
     }
   });

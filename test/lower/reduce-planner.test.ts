@@ -14,7 +14,7 @@ import { loadDevicePreset } from '../../src/config/devices.js';
 import { Op } from '../../src/ir/op.js';
 import { LowerContext } from '../../src/lower/context.js';
 import { DeviceGraph } from '../../src/lower/devicegraph.js';
-import { planReduction, reduceLeading, type ReduceOptions } from '../../src/lower/reduce.js';
+import { engineCost, planReduction, reduceLeading, type ReduceOptions } from '../../src/lower/reduce.js';
 import { tiny } from '../helpers.js';
 
 const mk2x64: DeviceSpec = { ...loadDevicePreset('mk2'), tilesPerIpu: 64 };
@@ -171,5 +171,30 @@ describe('planReduction', () => {
     const a = planReduction(problem(mk2x64, 64 * 64, 64));
     const b = planReduction(problem(mk2x64, 64 * 64, 64));
     expect(JSON.stringify(a.chosen)).toBe(JSON.stringify(b.chosen));
+  });
+
+  it("counts each candidate's cycles as the engine's cost model does (without building its vertices and copies)", () => {
+    // Linear mappings, runs shorter than a row, a wrap past the last column, an fp16 input, the whole chip, an
+    // odd tile count; each candidate (every fan-in, with and without column chunks, naive) recosted by the engine.
+    const cases: [DeviceSpec, number, number][] = [
+      [mk2x64, 64 * 64, 64],
+      [mk2x64, 3, 1000],
+      [mk2x64, 100, 37],
+      [mk2x64, 5000, 1],
+      [{ ...mk2x64, tilesPerIpu: 45 }, 777, 13],
+      [loadDevicePreset('mk2'), 128, 768],
+      [loadDevicePreset('mk2'), 1472 * 64, 1],
+      [tiny(), 16, 8],
+    ];
+    for (const [d, rows, cols] of cases) {
+      for (const xDType of ['float32', 'float16'] as const) {
+        const { candidates } = planReduction({ ...problem(d, rows, cols), xDType, outDType: xDType });
+        expect(candidates.length).toBeGreaterThan(1);
+        for (const c of candidates) {
+          const e = engineCost({ ...problem(d, rows, cols), xDType, outDType: xDType }, c);
+          expect(c.stageCycles).toEqual(e.stageCycles);
+        }
+      }
+    }
   });
 });
