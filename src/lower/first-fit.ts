@@ -21,6 +21,8 @@ export class FirstFit {
   private holeStart = new Float64Array(this.cap);
   private holeEnd = new Float64Array(this.cap);
   private holes = 0;
+  /** At least the largest hole (exact after an expiry; holes only shrink until the next): most items go on top without a scan. */
+  private maxHole = 0;
   private minTo = Infinity;
   private base = 0;
 
@@ -34,6 +36,7 @@ export class FirstFit {
   reset(base: number): void {
     this.n = 0;
     this.holes = 0;
+    this.maxHole = 0;
     this.minTo = Infinity;
     this.base = base;
   }
@@ -48,7 +51,7 @@ export class FirstFit {
       // Fits the first gap, even an empty one: at base.
       at = 0;
       offset = this.base;
-    } else {
+    } else if (bytes <= this.maxHole) {
       for (let h = 0; h < this.holes; h++) {
         const start = this.holeStart[h];
         const end = this.holeEnd[h];
@@ -84,6 +87,7 @@ export class FirstFit {
     let k = 0;
     let below = this.base;
     let minTo = Infinity;
+    let maxHole = 0;
     this.holes = 0;
     for (let i = 0; i < this.n; i++) {
       const to = this.to[i];
@@ -97,6 +101,7 @@ export class FirstFit {
         this.holeStart[this.holes] = below;
         this.holeEnd[this.holes] = offset;
         this.holes++;
+        if (offset - below > maxHole) maxHole = offset - below;
       }
       if (end > below) below = end;
       if (to < minTo) minTo = to;
@@ -104,6 +109,7 @@ export class FirstFit {
     }
     this.n = k;
     this.minTo = minTo;
+    this.maxHole = maxHole;
   }
 
   /** Index of the first live item whose offset is at least `offset`. */

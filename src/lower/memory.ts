@@ -24,7 +24,7 @@
  *   the compile the way Poplar does, naming the tile, the bytes, and the
  *   largest tensors live at that tile's peak.
  */
-import type { CodeletRegistry } from '../../sim/codelet.js';
+import type { CodeletRegistry, FieldSpec } from '../../sim/codelet.js';
 import type { DeviceSpec } from '../../sim/device.js';
 import { DTYPE_BYTES, type TileInterval, type TileMemoryUse } from '../../sim/program.js';
 import { RunError } from '../errors.js';
@@ -203,49 +203,33 @@ function inElementOrder(list: readonly TileInterval[]): boolean {
 }
 
 /**
- * Items to place, as growable typed columns (an object, or a slot in seven plain arrays, per
- * mapping range was a whole model's garbage): tensor (or -1 - frame), element range, bytes,
- * lifetime [from, to], tile; and the offset placement gives it.
+ * Items to place, as columns (an object per mapping range was a whole model's garbage): tensor
+ * (or -1 - frame), element range, bytes, lifetime [from, to], tile; and the offset placement gives
+ * it. Plain arrays of small integers: the sort's comparator reads them faster than typed arrays.
  */
 class Columns {
-  length = 0;
-  tensor = new Int32Array(64);
-  // Int32 (as SliceCopies' columns): a value read from a Float64Array is a double, and objects made with
-  // doubles for fields that elsewhere hold small integers change their shape (slow, and a box per field).
-  begin = new Int32Array(64);
-  end = new Int32Array(64);
-  bytes = new Float64Array(64);
-  from = new Int32Array(64);
-  to = new Int32Array(64);
-  tile = new Int32Array(64);
-  offset = new Float64Array(64);
+  tensor: number[] = [];
+  begin: number[] = [];
+  end: number[] = [];
+  bytes: number[] = [];
+  from: number[] = [];
+  to: number[] = [];
+  tile: number[] = [];
+  offset: number[] = [];
 
-  push(tensor: number, begin: number, end: number, bytes: number, from: number, to: number, tile: number): void {
-    if (this.length === this.tensor.length) this.grow();
-    const i = this.length++;
-    this.tensor[i] = tensor;
-    this.begin[i] = begin;
-    this.end[i] = end;
-    this.bytes[i] = bytes;
-    this.from[i] = from;
-    this.to[i] = to;
-    this.tile[i] = tile;
+  get length(): number {
+    return this.tensor.length;
   }
 
-  private grow(): void {
-    const grown = <A extends Int32Array | Float64Array>(a: A): A => {
-      const g = new (a.constructor as new (n: number) => A)(a.length * 2);
-      g.set(a);
-      return g;
-    };
-    this.tensor = grown(this.tensor);
-    this.begin = grown(this.begin);
-    this.end = grown(this.end);
-    this.bytes = grown(this.bytes);
-    this.from = grown(this.from);
-    this.to = grown(this.to);
-    this.tile = grown(this.tile);
-    this.offset = grown(this.offset);
+  push(tensor: number, begin: number, end: number, bytes: number, from: number, to: number, tile: number): void {
+    this.tensor.push(tensor);
+    this.begin.push(begin);
+    this.end.push(end);
+    this.bytes.push(bytes);
+    this.from.push(from);
+    this.to.push(to);
+    this.tile.push(tile);
+    this.offset.push(0);
   }
 }
 
@@ -263,9 +247,15 @@ function stepAccesses(step: LeafStep, program: ProgramView, codelets: CodeletReg
   };
   const add = (s: Slice, read: boolean, write: boolean) => access(s.tensor, s.begin, s.end, read, write);
   switch (step.kind) {
-    case 'execute':
+    case 'execute': {
+      // The codelet's fields looked up once per run of vertices of one codelet (two map lookups per vertex showed).
+      let name: string | undefined;
+      let spec: Record<string, FieldSpec> | undefined;
       for (const v of program.computeSets[step.computeSet]?.vertices ?? []) {
-        const spec = codelets?.has(v.codelet) ? codelets.get(v.codelet).fields : undefined;
+        if (v.codelet !== name) {
+          name = v.codelet;
+          spec = codelets?.has(name) ? codelets.get(name).fields : undefined;
+        }
         for (const name in v.fields) {
           const f = v.fields[name];
           // Unknown codelets or fields (finalize reports them) count as read and written.
@@ -275,6 +265,7 @@ function stepAccesses(step: LeafStep, program: ProgramView, codelets: CodeletReg
         }
       }
       break;
+    }
     case 'exchange': {
       const copies = program.exchanges[step.exchange]?.copies;
       for (let i = 0; copies && i < copies.length; i++) {
