@@ -5,7 +5,7 @@
  * tensor slice to a region of one tile's memory, giving a DeviceProgram.
  */
 import type { DeviceSpec } from '../../sim/device.js';
-import { mustConnect, type CodeletRegistry } from '../../sim/codelet.js';
+import { mustConnect, type Codelet, type CodeletRegistry } from '../../sim/codelet.js';
 import {
   DTYPE_BYTES,
   type DeviceDType,
@@ -319,20 +319,14 @@ export class DeviceGraph {
     onPass('resolving vertex fields');
     const tensors: DeviceTensor[] = this.tensors.map((t) => {
       const life = lifetimes[t.id];
-      return {
-        id: t.id,
-        name: t.name,
-        dtype: t.dtype,
-        shape: t.shape,
-        category: t.category,
-        op: t.op,
-        intervals: intervals[t.id], // allocate() returns them in element order
-        ...(typeof life === 'object' ? { live: { from: life.from, to: life.to } } : {}),
-        ...(t.remote ? { remote: true } : {}),
-        ...(t.shardOf ? { shardOf: t.shardOf } : {}),
-        ...(t.gatheredFrom ? { gatheredFrom: t.gatheredFrom.id } : {}),
-        ...(t.perVertex ? { perVertex: true } : {}),
-      };
+      // intervals: allocate() returns them in element order. Optional keys set after, not spread (a spread made two objects per tensor).
+      const d: DeviceTensor = { id: t.id, name: t.name, dtype: t.dtype, shape: t.shape, category: t.category, op: t.op, intervals: intervals[t.id] };
+      if (typeof life === 'object') d.live = life;
+      if (t.remote) d.remote = true;
+      if (t.shardOf) d.shardOf = t.shardOf;
+      if (t.gatheredFrom) d.gatheredFrom = t.gatheredFrom.id;
+      if (t.perVertex) d.perVertex = true;
+      return d;
     });
     // Fields each codelet must have connected (all but optional inout ones), counted once per codelet.
     const required = new Map<string, number>();
@@ -357,12 +351,21 @@ export class DeviceGraph {
     };
     const computeSets = this.computeSets.map((cs) => {
       checkHostHeap(`resolving the vertices of compute set '${cs.name}'`);
+      // The codelet looked up once per run of vertices of one codelet, and whether any is a custom one.
+      let lastName: string | undefined;
+      let codelet: Codelet | undefined;
+      let custom = false;
       const vertices = cs.vertices
         .map((v) => {
-          if (!codelets.has(v.codelet)) {
-            throw loweringError(cs.op, `vertex of '${cs.name}' uses codelet '${v.codelet}', which is not registered (known: ${codelets.names().join(', ')})`);
+          if (v.codelet !== lastName) {
+            if (!codelets.has(v.codelet)) {
+              throw loweringError(cs.op, `vertex of '${cs.name}' uses codelet '${v.codelet}', which is not registered (known: ${codelets.names().join(', ')})`);
+            }
+            lastName = v.codelet;
+            codelet = codelets.get(v.codelet);
+            if (codelets.moduleOf(v.codelet) !== undefined) custom = true;
           }
-          const codelet = codelets.get(v.codelet);
+          if (!codelet) throw new Error('internal: no codelet');
           const fields: Record<string, FieldValue> = {};
           let connected = 0;
           for (const name in v.fields) {
@@ -397,7 +400,7 @@ export class DeviceGraph {
         .sort((a, b) => a.tile - b.tile);
       const resolved = { id: cs.id, name: cs.name, op: cs.op, vertices };
       // A custom codelet's estimate is checked now, at compile time, rather than when the run reaches it.
-      if (vertices.some((v) => codelets.moduleOf(v.codelet) !== undefined)) computeSetCost(resolved, codelets, this.whole);
+      if (custom) computeSetCost(resolved, codelets, this.whole);
       return resolved;
     });
     onPass('resolving exchange copies');

@@ -117,6 +117,9 @@ export function flatten(steps: readonly ProgramStep[]): { leaves: LeafStep[]; re
   return { leaves, repeats, switches, calls };
 }
 
+/** Element ranges of a tensor of at most PACK elements pack into one double (PACK squared is below 2^53). */
+const PACK = 2 ** 26;
+
 export function computeLiveness(
   tensors: readonly LivenessTensor[],
   programs: Readonly<Record<string, readonly ProgramStep[]>>,
@@ -208,6 +211,7 @@ export function computeLiveness(
   let begins = new Float64Array(64);
   let ends = new Float64Array(64);
   let order = new Int32Array(64);
+  let keys = new Float64Array(64);
   const coveredBefore = (t: number, step: number, size: number): boolean => {
     const n = start[t + 1] - start[t];
     if (n > order.length) {
@@ -227,6 +231,20 @@ export function computeLiveness(
     // Writes mostly come in element order (an exchange fills its buffer front to back): sort only when they do not.
     let sorted = true;
     for (let i = 1; i < m && sorted; i++) sorted = begins[i - 1] <= begins[i];
+    // Each range within the tensor as one exact double, begin * PACK + end, sorted natively (a comparator
+    // per pair was slow); ties in begin in any order reach as far. A range past the end (Infinity: the whole tensor) is sorted as before.
+    let packable = !sorted && size <= PACK;
+    for (let i = 0; i < m && packable; i++) packable = ends[i] <= size;
+    if (packable) {
+      if (keys.length < m) keys = new Float64Array(order.length);
+      for (let i = 0; i < m; i++) keys[i] = begins[i] * PACK + ends[i];
+      const k = keys.subarray(0, m).sort();
+      for (let i = 0; i < m; i++) {
+        begins[i] = Math.floor(k[i] / PACK);
+        ends[i] = k[i] - begins[i] * PACK;
+      }
+      sorted = true;
+    }
     const idx = sorted ? order.subarray(0, m) : Array.from(order.subarray(0, m)).sort((a, b) => begins[a] - begins[b]);
     let reach = 0;
     for (let k = 0; k < m; k++) {
@@ -258,7 +276,7 @@ export function computeLiveness(
         to = Math.max(to, r.to);
       }
     }
-    lifetimes[i] = { from, to };
+    if (from !== l.from || to !== l.to) lifetimes[i] = { from, to };
   }
   return { lifetimes, steps: leaves, calls };
 }

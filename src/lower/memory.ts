@@ -24,13 +24,14 @@
  *   the compile the way Poplar does, naming the tile, the bytes, and the
  *   largest tensors live at that tile's peak.
  */
-import type { CodeletRegistry } from '../../sim/codelet.js';
+import type { CodeletRegistry, FieldSpec } from '../../sim/codelet.js';
 import type { DeviceSpec } from '../../sim/device.js';
 import { DTYPE_BYTES, type TileInterval, type TileMemoryUse } from '../../sim/program.js';
 import { RunError } from '../errors.js';
 import type { BuildTensor, DeviceGraph, Slice } from './devicegraph.js';
 import { computeLiveness, type Access, type LeafStep, type Lifetime } from './liveness.js';
 import { checkHostHeap } from '../util/host-heap.js';
+import { FirstFit } from './first-fit.js';
 
 /** Bytes of one word of vertex state (32-bit tile addresses, SPEC). */
 export const VERTEX_WORD_BYTES = 4;
@@ -70,7 +71,7 @@ export function allocate(
   const alwaysEnd = new Array<number>(numTiles).fill(0);
   // Temporaries to place, as columns (one object per mapping range would be millions): the
   // tensor, its element range and bytes, its lifetime; grouped by tile with a counting sort.
-  const col = columns();
+  const col = new Columns();
   // An outlined function's tensors not always live: placed in its frame, by their lifetimes in its first call.
   const frameOf = new Map<number, number>();
   const frames: { col: Columns; from: number; firstTo: number; lastFrom: number; to: number }[] = [];
@@ -84,7 +85,7 @@ export function allocate(
       const life = lifetimes[t];
       if (typeof life === 'object' && life.from >= first.from && life.from <= first.to && life.to >= last.from) frameOf.set(t, frames.length);
     }
-    frames.push({ col: columns(), from: first.from, firstTo: first.to, lastFrom: last.from, to: last.to });
+    frames.push({ col: new Columns(), from: first.from, firstTo: first.to, lastFrom: last.from, to: last.to });
   }
   for (const t of tensors) {
     checkHostHeap('allocating tile memory', 4096);
@@ -102,93 +103,29 @@ export function allocate(
         const f = frameOf.get(t.id);
         // In a frame: its lifetime in the first call. Every call runs the same steps, so its last use
         // there is as far into the first call as its last use overall is into the last call.
-        if (f !== undefined) push(frames[f].col, t.id, m.begin, m.end, bytes, life.from, Math.min(frames[f].from + (life.to - frames[f].lastFrom), frames[f].firstTo), m.tile);
-        else push(col, t.id, m.begin, m.end, bytes, life.from, life.to, m.tile);
+        if (f !== undefined) frames[f].col.push(t.id, m.begin, m.end, bytes, life.from, Math.min(frames[f].from + (life.to - frames[f].lastFrom), frames[f].firstTo), m.tile);
+        else col.push(t.id, m.begin, m.end, bytes, life.from, life.to, m.tile);
       }
     }
   }
   const dataEnd = [...alwaysEnd];
-  // Placed items still live, ascending by offset (so their ends ascend too), as parallel typed
-  // arrays: no object per item, whole models place millions. `minTo` says when one may have
-  // expired; `maxGap` bounds the largest hole below the top, so most items go straight on top
-  // without a scan. Same placement as a plain first-fit scan, in O(1) for the common case.
-  let cap = 64;
-  let actOffset = new Float64Array(cap);
-  let actEnd = new Float64Array(cap);
-  let actTo = new Float64Array(cap);
+  const fit = new FirstFit(device.allocationAlignment);
   /** First-fit the items of `c` in `order` above `base`, each placed by `place(item, offset)`. */
   const firstFit = (c: Columns, order: Int32Array, base: number, place: (item: number, offset: number) => void): void => {
-    let n = 0;
-    let minTo = Infinity;
-    let maxGap = 0;
-    for (const item of order) {
-      const from = c.from[item];
-      const to = c.to[item];
-      const bytes = c.bytes[item];
-      if (from > minTo) {
-        // Drop the expired (compacting in place); the holes are now exact.
-        let k = 0;
-        let below = base;
-        minTo = Infinity;
-        maxGap = 0;
-        for (let i = 0; i < n; i++) {
-          if (actTo[i] < from) continue;
-          actOffset[k] = actOffset[i];
-          actEnd[k] = actEnd[i];
-          actTo[k] = actTo[i];
-          maxGap = Math.max(maxGap, actOffset[k] - below);
-          below = Math.max(below, align(actEnd[k]));
-          minTo = Math.min(minTo, actTo[k]);
-          k++;
-        }
-        n = k;
-      }
-      let at = n;
-      let offset = n > 0 ? Math.max(base, align(actEnd[n - 1])) : base;
-      if (bytes <= maxGap) {
-        // First fit: the lowest hole it fits in.
-        let below = base;
-        for (let i = 0; i < n; i++) {
-          if (below + bytes <= actOffset[i]) {
-            at = i;
-            offset = below;
-            break;
-          }
-          below = Math.max(below, align(actEnd[i]));
-        }
-      }
-      if (n + 1 > cap) {
-        cap *= 2;
-        const grow = (a: Float64Array) => {
-          const g = new Float64Array(cap);
-          g.set(a);
-          return g;
-        };
-        actOffset = grow(actOffset);
-        actEnd = grow(actEnd);
-        actTo = grow(actTo);
-      }
-      if (at < n) {
-        actOffset.copyWithin(at + 1, at, n);
-        actEnd.copyWithin(at + 1, at, n);
-        actTo.copyWithin(at + 1, at, n);
-      }
-      actOffset[at] = offset;
-      actEnd[at] = offset + bytes;
-      actTo[at] = to;
-      n++;
-      minTo = Math.min(minTo, to);
-      place(item, offset);
+    fit.reset(base);
+    for (let k = 0; k < order.length; k++) {
+      const item = order[k];
+      place(item, fit.place(c.bytes[item], c.from[item], c.to[item]));
     }
   };
   // In order of first step, then larger first, then tensor and element: deterministic.
   const byTileSorted = (c: Columns): { order: Int32Array; start: Int32Array } => {
     const start = new Int32Array(numTiles + 1);
-    for (const tile of c.tile) start[tile + 1]++;
+    for (let i = 0; i < c.length; i++) start[c.tile[i] + 1]++;
     for (let tile = 0; tile < numTiles; tile++) start[tile + 1] += start[tile];
-    const order = new Int32Array(c.tile.length);
+    const order = new Int32Array(c.length);
     const fill = start.slice(0, numTiles);
-    c.tile.forEach((tile, i) => (order[fill[tile]++] = i));
+    for (let i = 0; i < c.length; i++) order[fill[c.tile[i]]++] = i;
     for (let tile = 0; tile < numTiles; tile++) {
       order.subarray(start[tile], start[tile + 1]).sort((a, b) => c.from[a] - c.from[b] || c.bytes[b] - c.bytes[a] || c.tensor[a] - c.tensor[b] || c.begin[a] - c.begin[b]);
     }
@@ -197,39 +134,52 @@ export function allocate(
 
   // Outlined functions' frames: each function's tensors first-fit among themselves by their
   // lifetimes within its first call (every call runs the same steps), then placed as one block
-  // per tile, live from its first call to its last (item tensor -1 - frame).
-  const frameRel: Float64Array[] = frames.map((f) => new Float64Array(f.col.tile.length));
+  // per tile, live from its first call to its last (item tensor -1 - frame). An item's offset is
+  // relative to its frame's block until the blocks are placed.
   frames.forEach((f, k) => {
     const { order, start } = byTileSorted(f.col);
-    const size = new Float64Array(numTiles);
     for (let tile = 0; tile < numTiles; tile++) {
       if (start[tile + 1] === start[tile]) continue;
+      let size = 0;
       firstFit(f.col, order.subarray(start[tile], start[tile + 1]), 0, (item, offset) => {
-        frameRel[k][item] = offset;
-        size[tile] = Math.max(size[tile], align(offset + f.col.bytes[item]));
+        f.col.offset[item] = offset;
+        size = Math.max(size, align(offset + f.col.bytes[item]));
       });
-      push(col, -1 - k, 0, 0, size[tile], f.from, f.to, tile);
+      col.push(-1 - k, 0, 0, size, f.from, f.to, tile);
     }
   });
-  const frameBase = frames.map(() => new Float64Array(numTiles));
-  const { order, start } = byTileSorted(col);
-  for (let tile = 0; tile < numTiles; tile++) {
-    checkHostHeap('allocating tile memory', 64);
-    firstFit(col, order.subarray(start[tile], start[tile + 1]), align(alwaysEnd[tile]), (item, offset) => {
-      const t = col.tensor[item];
-      if (t >= 0) intervals[t].push({ tile, begin: col.begin[item], end: col.end[item], offset: offset | 0 });
-      else frameBase[-1 - t][tile] = offset;
-      if (offset + col.bytes[item] > dataEnd[tile]) dataEnd[tile] = offset + col.bytes[item];
-    });
+  {
+    const { order, start } = byTileSorted(col);
+    for (let tile = 0; tile < numTiles; tile++) {
+      checkHostHeap('allocating tile memory', 64);
+      firstFit(col, order.subarray(start[tile], start[tile + 1]), align(alwaysEnd[tile]), (item, offset) => {
+        col.offset[item] = offset;
+        if (offset + col.bytes[item] > dataEnd[tile]) dataEnd[tile] = offset + col.bytes[item];
+      });
+    }
   }
-  frames.forEach((f, k) => {
-    for (let i = 0; i < f.col.tile.length; i++) {
-      const tile = f.col.tile[i];
-      intervals[f.col.tensor[i]].push({ tile, begin: f.col.begin[i], end: f.col.end[i], offset: (frameBase[k][tile] + frameRel[k][i]) | 0 });
-    }
+  // The frames' blocks (pushed last) placed: their items' offsets made absolute.
+  const frameBase = frames.map(() => new Float64Array(numTiles));
+  for (let i = col.length - 1; i >= 0 && col.tensor[i] < 0; i--) frameBase[-1 - col.tensor[i]][col.tile[i]] = col.offset[i];
+  frames.forEach(({ col: f }, k) => {
+    for (let j = 0; j < f.length; j++) f.offset[j] += frameBase[k][f.tile[j]];
   });
-  // Intervals in mapping order (element order), as the rest of the pipeline expects.
-  for (const iv of intervals) iv.sort((a, b) => a.begin - b.begin);
+  // Each tensor's items are consecutive in its columns, in mapping order (element order, as the rest of
+  // the pipeline expects): its intervals made from them in that order, one object each and no sort.
+  const cursor = new Int32Array(frames.length + 1);
+  for (const t of tensors) {
+    const life = lifetimes[t.id];
+    if (typeof life !== 'object' || !t.mapping) continue;
+    const f = frameOf.get(t.id);
+    const c = f === undefined ? col : frames[f].col;
+    const k = f === undefined ? frames.length : f;
+    const list = intervals[t.id];
+    for (let j = 0; j < t.mapping.length; j++) {
+      const i = cursor[k]++;
+      list.push({ tile: c.tile[i], begin: c.begin[i], end: c.end[i], offset: c.offset[i] | 0 });
+    }
+  }
+  for (const list of intervals) if (!inElementOrder(list)) list.sort((a, b) => a.begin - b.begin);
 
   onPass('counting code and vertex state');
   const { code, vertexState } = program && codelets ? codeAndVertexState(program, codelets, device, numTiles) : { code: new Array<number>(numTiles).fill(0), vertexState: new Array<number>(numTiles).fill(0) };
@@ -247,29 +197,40 @@ export function allocate(
   return { tileBytes, intervals, memory, lifetimes };
 }
 
-/** Items to place, as columns: tensor (or -1 - frame), element range, bytes, lifetime [from, to], tile. */
-interface Columns {
-  tensor: number[];
-  begin: number[];
-  end: number[];
-  bytes: number[];
-  from: number[];
-  to: number[];
-  tile: number[];
+function inElementOrder(list: readonly TileInterval[]): boolean {
+  for (let i = 1; i < list.length; i++) if (list[i - 1].begin > list[i].begin) return false;
+  return true;
 }
 
-function columns(): Columns {
-  return { tensor: [], begin: [], end: [], bytes: [], from: [], to: [], tile: [] };
-}
+/**
+ * Items to place, as columns (an object per mapping range was a whole model's garbage): tensor
+ * (or -1 - frame), element range, bytes, lifetime [from, to], tile; and the offset placement gives
+ * it. Plain arrays of small integers: the sort's comparator reads them faster than typed arrays.
+ */
+class Columns {
+  tensor: number[] = [];
+  begin: number[] = [];
+  end: number[] = [];
+  bytes: number[] = [];
+  from: number[] = [];
+  to: number[] = [];
+  tile: number[] = [];
+  offset: number[] = [];
 
-function push(c: Columns, tensor: number, begin: number, end: number, bytes: number, from: number, to: number, tile: number): void {
-  c.tensor.push(tensor);
-  c.begin.push(begin);
-  c.end.push(end);
-  c.bytes.push(bytes);
-  c.from.push(from);
-  c.to.push(to);
-  c.tile.push(tile);
+  get length(): number {
+    return this.tensor.length;
+  }
+
+  push(tensor: number, begin: number, end: number, bytes: number, from: number, to: number, tile: number): void {
+    this.tensor.push(tensor);
+    this.begin.push(begin);
+    this.end.push(end);
+    this.bytes.push(bytes);
+    this.from.push(from);
+    this.to.push(to);
+    this.tile.push(tile);
+    this.offset.push(0);
+  }
 }
 
 /** Which elements of which tensors a leaf step reads and writes. */
@@ -286,9 +247,15 @@ function stepAccesses(step: LeafStep, program: ProgramView, codelets: CodeletReg
   };
   const add = (s: Slice, read: boolean, write: boolean) => access(s.tensor, s.begin, s.end, read, write);
   switch (step.kind) {
-    case 'execute':
+    case 'execute': {
+      // The codelet's fields looked up once per run of vertices of one codelet (two map lookups per vertex showed).
+      let name: string | undefined;
+      let spec: Record<string, FieldSpec> | undefined;
       for (const v of program.computeSets[step.computeSet]?.vertices ?? []) {
-        const spec = codelets?.has(v.codelet) ? codelets.get(v.codelet).fields : undefined;
+        if (v.codelet !== name) {
+          name = v.codelet;
+          spec = codelets?.has(name) ? codelets.get(name).fields : undefined;
+        }
         for (const name in v.fields) {
           const f = v.fields[name];
           // Unknown codelets or fields (finalize reports them) count as read and written.
@@ -298,6 +265,7 @@ function stepAccesses(step: LeafStep, program: ProgramView, codelets: CodeletReg
         }
       }
       break;
+    }
     case 'exchange': {
       const copies = program.exchanges[step.exchange]?.copies;
       for (let i = 0; copies && i < copies.length; i++) {

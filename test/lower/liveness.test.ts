@@ -52,6 +52,20 @@ describe('computeLiveness', () => {
     expect(l.lifetimes).toEqual(['always', 'always', { from: 0, to: 2 }]);
   });
 
+  it('writes out of element order: covered whole, or with a gap, or by a whole-tensor write', () => {
+    // t0: [6,8) [0,3) [3,6) (overlapping [2,5)) cover 0..8; t1: [6,8) [0,3) [4,6) miss element 3; t2: [4,8) then all (end Infinity) after [0,2)
+    const t = (id: number) => T(id, 'activation', 8);
+    const l = run(
+      [t(0), t(1), t(2)],
+      [
+        [w(0, 6, 8), w(0, 0, 3), w(0, 2, 5), w(0, 3, 6), w(1, 6, 8), w(1, 0, 3), w(1, 4, 6), w(2, 4, 8), w(2, 0, 2)],
+        [w(2, 0, Infinity)],
+        [r(0, 0, 8), r(1, 0, 8), r(2, 0, 8)],
+      ],
+    );
+    expect(l.lifetimes).toEqual([{ from: 0, to: 2 }, 'always', { from: 0, to: 2 }]);
+  });
+
   it('an in-place step (read and write at once) with nothing written before is always live', () => {
     const l = run([T(0)], [[{ tensor: 0, begin: 0, end: 4, read: true, write: true }], [r(0)]]);
     expect(l.lifetimes).toEqual(['always']);
