@@ -1,11 +1,15 @@
 /**
  * finalize's last pass: every exchange's slice-to-slice copies (SliceCopies)
- * resolved against the tensors' intervals into tile-to-tile CopyTables. A
- * strided copy (runs of one length at a stride: a block of a matrix, row by
- * row) becomes as few strided rows as the layout allows: consecutive runs
- * whose pieces continue the last run's, piece for piece, on the same tiles at
- * a constant step in both tiles' memories, extend those rows. A block whose
- * rows each lie on another tile stays a row per piece.
+ * resolved against the tensors' intervals into tile-to-tile CopyTables, as
+ * few strided rows as the layout allows. A copy's pieces (each run of a
+ * strided copy cut at every interval boundary of both tensors) between one
+ * pair of tiles, of one length, each a constant step on from the last in both
+ * tiles' memories, are one strided row: a block of a matrix read row by row
+ * from one tile, or a contiguous range whose rows' pieces alternate between
+ * the tiles of a block-mapped tensor. A copy's rows then run in another order
+ * than its pieces, which cannot show: its pieces write disjoint bytes of
+ * another tensor than they read (a copy within one tensor, or one whose runs'
+ * destinations overlap, stays piece by piece, in order).
  */
 import { CopyTableBuilder, type CopyTable } from '../../sim/copies.js';
 import { DTYPE_BYTES, type DeviceTensor } from '../../sim/program.js';
@@ -37,15 +41,19 @@ const BUFFER_BYTES = 2 ** 30;
  */
 
 export function resolveAllCopies(exchanges: readonly { name: string; copies: SliceCopies; call?: boolean }[], tensors: readonly DeviceTensor[]): CopyTable[] {
+  // Per exchange: strided rows only where they pay for their three more columns (else a row per piece, as before).
+  const strided: boolean[] = [];
   const counts = exchanges.map((ex) => {
     checkHostHeap(`resolving the copies of exchange '${ex.name}'`);
     if (ex.call) return 0;
-    let n = 0;
-    for (let i = 0; i < ex.copies.length; i++) n = resolveCopy(ex.copies, i, tensors, undefined, n);
-    return n;
+    sawStrided = false;
+    pieceCount = 0;
+    const n = resolveExchange(ex.copies, tensors, undefined, true);
+    strided.push(sawStrided && 8 * n < 5 * pieceCount);
+    return strided[strided.length - 1] ? n : pieceCount;
   });
-  // Bytes of a row: five columns, eight with the stride columns (an exchange with a strided copy).
-  const rowBytes = exchanges.map((ex) => (ex.copies.hasStrided ? 8 : 5) * Int32Array.BYTES_PER_ELEMENT);
+  // Bytes of a row: five columns, eight with the stride columns (an exchange with a strided row).
+  const rowBytes = exchanges.map((_, e) => (strided[e] ? 8 : 5) * Int32Array.BYTES_PER_ELEMENT);
   // Consecutive exchanges share a buffer of at most BUFFER_BYTES (one exchange larger than that has its own):
   // one buffer for a whole model's copies could pass the largest ArrayBuffer V8 allows.
   let buffer = new ArrayBuffer(0);
@@ -57,11 +65,11 @@ export function resolveAllCopies(exchanges: readonly { name: string; copies: Sli
     buffer = new ArrayBuffer(bytes);
     at = 0;
   };
-  return exchanges.map((ex, e) => {
+  const tables = exchanges.map((ex, e) => {
     if (ex.call) {
       // A call's copies of whole tensors, merged per tile where they continue (CopyTableBuilder.pushMerging).
       const merged = new CopyTableBuilder(ex.copies.length);
-      for (let i = 0; i < ex.copies.length; i++) resolveCopy(ex.copies, i, tensors, merged, 0);
+      resolveExchange(ex.copies, tensors, merged, false);
       return merged.finish();
     }
     const count = counts[e];
@@ -72,47 +80,123 @@ export function resolveAllCopies(exchanges: readonly { name: string; copies: Sli
       return c;
     };
     const table: CopyTable = { count, srcTile: column(), srcOffset: column(), dstTile: column(), dstOffset: column(), bytes: column() };
-    if (ex.copies.hasStrided) {
+    if (strided[e]) {
       table.runs = column();
       table.srcStride = column();
       table.dstStride = column();
     }
-    let n = 0;
-    for (let i = 0; i < ex.copies.length; i++) n = resolveCopy(ex.copies, i, tensors, table, n);
+    resolveExchange(ex.copies, tensors, table, strided[e]);
     return table;
   });
+  open = new Rows();
+  pieces = new Rows();
+  return tables;
 }
 
+/** Whether the rows counted since it was last cleared include a strided one, and the pieces they stand for. */
+let sawStrided = false;
+let pieceCount = 0;
+
 /**
- * Copy c's tile-to-tile rows written at `at` of `out`, or pushed merging into a builder (run by run), or only
- * counted (no `out`): the index after them.
+ * An exchange's tile-to-tile rows (strided where `strided`, else a row per piece, in order) written into `out`,
+ * or pushed merging into a builder (a call's copies), or only counted (no `out`): how many. Consecutive copies
+ * into exchange buffers (onTile and gather fill them, each copy its own part, from tensors the exchange does not
+ * write) share their open rows: a tile's windows of a block-mapped tensor, one copy each, are one row per tile
+ * they come from. Any other copy closes the open rows first, so copies keep their order about it.
  */
-function resolveCopy(copies: SliceCopies, c: number, tensors: readonly DeviceTensor[], out: CopyTable | CopyTableBuilder | undefined, at: number): number {
-  const src = tensors[copies.srcTensor(c)];
-  const dst = tensors[copies.dstTensor(c)];
-  const sBegin = copies.srcBegin(c);
-  const dBegin = copies.dstBegin(c);
-  const len = copies.size(c);
-  const runs = copies.runs(c);
-  const sStride = copies.srcStride(c);
-  const dStride = copies.dstStride(c);
-  if (runs === 1 || out instanceof CopyTableBuilder || dStride < len) {
-    // One run, a call's copies (merged run by run), or runs whose destinations overlap (their order must stay).
-    for (let k = 0; k < runs; k++) at = resolveRun(src, dst, sBegin + k * sStride, dBegin + k * dStride, len, out, at);
-    return at;
-  }
-  // Rows open for extension: the last run's pieces, each a strided row so far.
-  const rows = open;
-  rows.n = 0;
-  for (let k = 0; k < runs; k++) {
+function resolveExchange(copies: SliceCopies, tensors: readonly DeviceTensor[], out: CopyTable | CopyTableBuilder | undefined, strided: boolean): number {
+  let at = 0;
+  open.n = 0;
+  newGeneration();
+  for (let c = 0; c < copies.length; c++) {
+    const src = tensors[copies.srcTensor(c)];
+    const dst = tensors[copies.dstTensor(c)];
+    const sBegin = copies.srcBegin(c);
+    const dBegin = copies.dstBegin(c);
+    const len = copies.size(c);
+    const runs = copies.runs(c);
+    const sStride = copies.srcStride(c);
+    const dStride = copies.dstStride(c);
+    const rows = strided && !(out instanceof CopyTableBuilder) && src !== dst && (runs === 1 || dStride >= len);
+    const shared = rows && dst.category === 'exchange' && src.category !== 'exchange';
+    if (!shared && open.n > 0) {
+      at = open.flush(out instanceof CopyTableBuilder ? undefined : out, at);
+      newGeneration();
+    }
+    if (!rows) {
+      const from = at;
+      for (let k = 0; k < runs; k++) at = resolveRun(src, dst, sBegin + k * sStride, dBegin + k * dStride, len, out, at);
+      pieceCount += at - from;
+      continue;
+    }
     pieces.n = 0;
-    resolveRun(src, dst, sBegin + k * sStride, dBegin + k * dStride, len, pieces, 0);
-    if (!rows.extendBy(pieces)) {
-      at = rows.flush(out, at);
-      rows.openFrom(pieces);
+    pieces.tensors[0] = src.id;
+    pieces.tensors[1] = dst.id;
+    for (let k = 0; k < runs; k++) resolveRun(src, dst, sBegin + k * sStride, dBegin + k * dStride, len, pieces, 0);
+    stride(pieces, open);
+    if (!shared) {
+      at = open.flush(out instanceof CopyTableBuilder ? undefined : out, at);
+      newGeneration();
     }
   }
-  return rows.flush(out, at);
+  return open.flush(out instanceof CopyTableBuilder ? undefined : out, at);
+}
+
+/** Open-addressing table of the open row per key (tensors, tiles, bytes), stamped per generation (stride()). */
+let slotStamp = new Int32Array(64).fill(-1);
+let slotRow = new Int32Array(64);
+let stamp = 0;
+
+/** Forget the open rows' keys (they were flushed). */
+function newGeneration(): void {
+  stamp++;
+}
+
+/** Room in the table for `n` keys: grown, the open rows' keys entered again (the latest row of a key last), when it is over half full. */
+function reserve(rows: Rows, n: number): void {
+  let cap = slotStamp.length;
+  if (2 * n <= cap) return;
+  while (cap < 2 * n) cap *= 2;
+  slotStamp = new Int32Array(cap).fill(-1);
+  slotRow = new Int32Array(cap);
+  stamp = 1;
+  for (let r = 0; r < rows.n; r++) {
+    let h = slot(rows.srcTile[r], rows.dstTile[r], rows.bytes[r], rows.srcTensor[r], cap - 1);
+    while (slotStamp[h] === stamp && !rows.sameKey(slotRow[h], rows, r)) h = (h + 1) & (cap - 1);
+    slotStamp[h] = stamp;
+    slotRow[h] = r;
+  }
+}
+
+function slot(srcTile: number, dstTile: number, bytes: number, srcTensor: number, mask: number): number {
+  return (Math.imul(srcTile, 0x9e3779b1) ^ Math.imul(dstTile, 0x85ebca6b) ^ Math.imul(bytes, 0xc2b2ae35) ^ Math.imul(srcTensor, 0x27d4eb2f)) & mask;
+}
+
+/** `p`'s pieces added to `rows`: each extends the last row of its tensors, tiles and length if it continues it, else is a new row. */
+function stride(p: Rows, rows: Rows): void {
+  reserve(rows, rows.n + p.n);
+  const mask = slotStamp.length - 1;
+  for (let i = 0; i < p.n; i++) {
+    let h = slot(p.srcTile[i], p.dstTile[i], p.bytes[i], p.srcTensor[i], mask);
+    for (;;) {
+      if (slotStamp[h] !== stamp) {
+        slotStamp[h] = stamp;
+        slotRow[h] = rows.n;
+        rows.take(p, i);
+        break;
+      }
+      const r = slotRow[h];
+      if (!rows.sameKey(r, p, i)) {
+        h = (h + 1) & mask;
+        continue;
+      }
+      if (!rows.extend(r, p.srcOffset[i], p.dstOffset[i])) {
+        slotRow[h] = rows.n;
+        rows.take(p, i);
+      }
+      break;
+    }
+  }
 }
 
 /** Pieces of one run, or rows open for extension: growable columns (reused: resolution runs millions of times). */
@@ -126,6 +210,10 @@ class Rows {
   runs = new Int32Array(16);
   srcStride = new Int32Array(16);
   dstStride = new Int32Array(16);
+  /** The source and destination tensors of each (a row's key with its tiles and bytes): set by resolveExchange before pushing. */
+  srcTensor = new Int32Array(16);
+  dstTensor = new Int32Array(16);
+  tensors: [number, number] = [0, 0];
 
   push(srcTile: number, srcOffset: number, dstTile: number, dstOffset: number, bytes: number): void {
     if (this.n === this.srcTile.length) {
@@ -142,6 +230,8 @@ class Rows {
       this.runs = twice(this.runs);
       this.srcStride = twice(this.srcStride);
       this.dstStride = twice(this.dstStride);
+      this.srcTensor = twice(this.srcTensor);
+      this.dstTensor = twice(this.dstTensor);
     }
     const i = this.n++;
     this.srcTile[i] = srcTile;
@@ -152,49 +242,55 @@ class Rows {
     this.runs[i] = 1;
     this.srcStride[i] = 0;
     this.dstStride[i] = 0;
+    this.srcTensor[i] = this.tensors[0];
+    this.dstTensor[i] = this.tensors[1];
+  }
+
+  /** Append piece i of `p` as a row of one run. */
+  take(p: Rows, i: number): void {
+    this.tensors[0] = p.srcTensor[i];
+    this.tensors[1] = p.dstTensor[i];
+    this.push(p.srcTile[i], p.srcOffset[i], p.dstTile[i], p.dstOffset[i], p.bytes[i]);
+  }
+
+  /** Whether row i and row j of `p` have one key (tensors, tiles, bytes). */
+  sameKey(i: number, p: Rows, j: number): boolean {
+    return this.srcTile[i] === p.srcTile[j] && this.dstTile[i] === p.dstTile[j] && this.bytes[i] === p.bytes[j] && this.srcTensor[i] === p.srcTensor[j] && this.dstTensor[i] === p.dstTensor[j];
   }
 
   /**
-   * Extend each open row by the matching piece of the next run: as many pieces, each on the same tiles with
-   * the same bytes, one step on from its row's last run in both memories (the row's stride; a row of one run
-   * takes the step as its stride, which must be positive). False, nothing changed, when they do not match.
+   * Extend row r by a run at (srcOffset, dstOffset) when it is one step on from the row's last run in both
+   * memories (the row's stride; a row of one run takes the step as its stride, which must be positive).
    */
-  extendBy(p: Rows): boolean {
-    if (p.n !== this.n || p.n === 0) return false;
-    for (let i = 0; i < p.n; i++) {
-      if (p.srcTile[i] !== this.srcTile[i] || p.dstTile[i] !== this.dstTile[i] || p.bytes[i] !== this.bytes[i]) return false;
-      const last = this.runs[i] - 1;
-      const ds = p.srcOffset[i] - (this.srcOffset[i] + last * this.srcStride[i]);
-      const dd = p.dstOffset[i] - (this.dstOffset[i] + last * this.dstStride[i]);
-      if (last === 0 ? ds <= 0 || dd <= 0 : ds !== this.srcStride[i] || dd !== this.dstStride[i]) return false;
-    }
-    for (let i = 0; i < p.n; i++) {
-      if (this.runs[i] === 1) {
-        this.srcStride[i] = p.srcOffset[i] - this.srcOffset[i];
-        this.dstStride[i] = p.dstOffset[i] - this.dstOffset[i];
-      }
-      this.runs[i]++;
-    }
+  extend(r: number, srcOffset: number, dstOffset: number): boolean {
+    const last = this.runs[r] - 1;
+    const ds = srcOffset - (this.srcOffset[r] + last * this.srcStride[r]);
+    const dd = dstOffset - (this.dstOffset[r] + last * this.dstStride[r]);
+    if (last === 0) {
+      if (ds <= 0 || dd <= 0) return false;
+      this.srcStride[r] = ds;
+      this.dstStride[r] = dd;
+    } else if (ds !== this.srcStride[r] || dd !== this.dstStride[r]) return false;
+    this.runs[r]++;
     return true;
   }
 
-  openFrom(p: Rows): void {
-    this.n = 0;
-    for (let i = 0; i < p.n; i++) this.push(p.srcTile[i], p.srcOffset[i], p.dstTile[i], p.dstOffset[i], p.bytes[i]);
-  }
-
-  /** Write the open rows at `at` of `out` (or count them): the index after them. */
+  /** Write the rows at `at` of `out` (with stride columns when it has them; counted when `out` is undefined): the index after them. */
   flush(out: CopyTable | undefined, at: number): number {
-    if (out) {
-      for (let i = 0; i < this.n; i++) {
-        out.srcTile[at + i] = this.srcTile[i];
-        out.srcOffset[at + i] = this.srcOffset[i];
-        out.dstTile[at + i] = this.dstTile[i];
-        out.dstOffset[at + i] = this.dstOffset[i];
-        out.bytes[at + i] = this.bytes[i];
-        out.runs![at + i] = this.runs[i];
-        out.srcStride![at + i] = this.runs[i] > 1 ? this.srcStride[i] : 0;
-        out.dstStride![at + i] = this.runs[i] > 1 ? this.dstStride[i] : 0;
+    for (let i = 0; i < this.n; i++) {
+      const runs = this.runs[i];
+      if (runs > 1) sawStrided = true;
+      pieceCount += runs;
+      if (!out) continue;
+      out.srcTile[at + i] = this.srcTile[i];
+      out.srcOffset[at + i] = this.srcOffset[i];
+      out.dstTile[at + i] = this.dstTile[i];
+      out.dstOffset[at + i] = this.dstOffset[i];
+      out.bytes[at + i] = this.bytes[i];
+      if (out.runs) {
+        out.runs[at + i] = runs;
+        out.srcStride![at + i] = runs > 1 ? this.srcStride[i] : 0;
+        out.dstStride![at + i] = runs > 1 ? this.dstStride[i] : 0;
       }
     }
     const n = at + this.n;
@@ -203,8 +299,9 @@ class Rows {
   }
 }
 
-const open = new Rows();
-const pieces = new Rows();
+/** Scratch of resolveExchange, made again after each finalize (it grows to an exchange's rows). */
+let open = new Rows();
+let pieces = new Rows();
 
 /** One run's pieces (elements [sBegin, sBegin + len) of src to dBegin.. of dst): written at `at` of `out`, pushed (merging) into a builder or Rows, or counted. */
 function resolveRun(src: DeviceTensor, dst: DeviceTensor, sBegin: number, dBegin: number, len: number, out: CopyTable | CopyTableBuilder | Rows | undefined, at: number): number {

@@ -20,11 +20,6 @@ export class SliceCopies {
     return this.n;
   }
 
-  /** Whether any copy has more than one run. */
-  get hasStrided(): boolean {
-    return this.strided !== undefined;
-  }
-
   push(srcTensor: number, srcBegin: number, dstTensor: number, dstBegin: number, length: number): void {
     if (this.n === this.cols[0].length) this.grow();
     const i = this.n++;

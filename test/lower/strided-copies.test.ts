@@ -1,14 +1,15 @@
 /**
  * Strided copies (DeviceGraph.addStridedCopy, LowerContext.gather): a block of
  * a matrix copied row by row as one copy must move the same bytes, and cost
- * the same cycles, as the copies of its runs one by one, whatever the
- * tensors' layouts; and it must make fewer rows where the layout allows.
+ * the same cycles, as the copies of its runs one by one, piece by piece,
+ * whatever the tensors' layouts; and it must make fewer rows where the
+ * layout allows (a plain copy too, where its pieces repeat between two tiles).
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CodeletRegistry } from '../../sim/codelet.js';
 import { registerBuiltinCodelets } from '../../sim/codelets/index.js';
-import { copyList, runCount, type CopyTable } from '../../sim/copies.js';
+import { copyList, runCount, unstrided, type CopyTable } from '../../sim/copies.js';
 import { exchangeCost } from '../../sim/cost.js';
 import { planExchange } from '../../sim/exchange.js';
 import { TileMemory } from '../../sim/memory.js';
@@ -36,7 +37,7 @@ interface Block {
 }
 
 /** The program of `blocks` copied from a [rows, cols] matrix mapped as `mapping`: strided, or run by run. */
-function build(dtype: DeviceDType, rows: number, cols: number, mapping: TileRange[], blocks: Block[], strided: boolean): DeviceProgram {
+function build(dtype: DeviceDType, rows: number, cols: number, mapping: TileRange[], blocks: Block[], strided: boolean, dstCategory: 'activation' | 'exchange' = 'activation'): DeviceProgram {
   const g = new DeviceGraph(tiny({ tilesPerIpu: 8 }));
   const src = g.addTensor('src', dtype, [rows, cols], 'activation');
   g.setTileMapping(src, mapping);
@@ -44,7 +45,7 @@ function build(dtype: DeviceDType, rows: number, cols: number, mapping: TileRang
   blocks.forEach((b, i) => {
     const len = b.c1 - b.c0;
     const runs = b.r1 - b.r0;
-    const dst = g.addTensor(`dst${i}`, dtype, [runs * b.dstPitch], 'activation');
+    const dst = g.addTensor(`dst${i}`, dtype, [runs * b.dstPitch], dstCategory);
     g.mapToTile(dst, b.dstTile);
     const first = b.r0 * cols + b.c0;
     if (strided) g.addStridedCopy(ex, { tensor: src.id, begin: first, end: first + len }, { tensor: dst.id, begin: 0, end: len }, runs, cols, b.dstPitch);
@@ -69,7 +70,7 @@ function run(p: DeviceProgram): number[][] {
 const sortedRuns = (t: CopyTable) => copyList(t).sort((a, b) => a.srcTile - b.srcTile || a.srcOffset - b.srcOffset || a.dstTile - b.dstTile || a.dstOffset - b.dstOffset);
 
 describe('strided copies', () => {
-  it('a block inside one interval is one row; cut by a column boundary repeating every row, one row per side', () => {
+  it('a block inside one interval is one row; cut by a column boundary repeating every row, one row per side; a plain copy of the rows too', () => {
     // [4, 8] fp32: rows 0-1 on tile 0, rows 2-3 on tile 1 (one interval each).
     const byRows: TileRange[] = [
       { tile: 0, begin: 0, end: 16 },
@@ -86,6 +87,9 @@ describe('strided copies', () => {
     expect(two.exchanges[0].copies.count).toBe(2);
     expect(Array.from(two.exchanges[0].copies.runs!)).toEqual([4, 4]);
     expect(run(two)).toEqual(run(build('float32', 4, 8, byCols, [{ r0: 0, r1: 4, c0: 2, c1: 6, dstTile: 3, dstPitch: 4 }], false)));
+    // Rows 0-3 whole as one contiguous copy: its pieces alternate between tiles 0 and 1, a strided row each.
+    const whole = build('float32', 4, 8, byCols, [{ r0: 0, r1: 1, c0: 0, c1: 32, dstTile: 3, dstPitch: 32 }], false);
+    expect(Array.from(whole.exchanges[0].copies.runs!)).toEqual([4, 4]);
   });
 
   it('moves the same bytes and costs the same as its runs copied one by one, whatever the layout (property)', () => {
@@ -106,26 +110,32 @@ describe('strided copies', () => {
         cuts: fc.array(fc.nat(1000), { maxLength: 8 }),
         tiles: fc.array(fc.nat(7), { minLength: 1, maxLength: 8 }),
         // Several blocks: the same block to several tiles (a broadcast), overlapping blocks (runs shared by two rows).
+        // Exchange buffers (as onTile and gather fill): the copies share their rows.
+        dstCategory: fc.constantFrom('activation' as const, 'exchange' as const),
         blocks: fc.array(block(rows, cols), { minLength: 1, maxLength: 4 }).chain((bs) => fc.constantFrom(bs, [...bs, { ...bs[0], dstTile: (bs[0].dstTile + 1) % 8 }])),
       }),
     );
     fc.assert(
-      fc.property(problem, ({ rows, cols, dtype, cuts, tiles, blocks }) => {
+      fc.property(problem, ({ rows, cols, dtype, cuts, tiles, blocks, dstCategory }) => {
         const size = rows * cols;
         const points = size > 1 ? [...new Set(cuts.map((c) => 1 + (c % (size - 1))))].sort((a, b) => a - b) : [];
         const bounds = [0, ...points, size];
         const mapping = bounds.slice(0, -1).map((b, i) => ({ tile: tiles[i % tiles.length], begin: b, end: bounds[i + 1] }));
-        const strided = build(dtype, rows, cols, mapping, blocks, true);
-        const plain = build(dtype, rows, cols, mapping, blocks, false);
+        const strided = build(dtype, rows, cols, mapping, blocks, true, dstCategory);
+        const plain = build(dtype, rows, cols, mapping, blocks, false, dstCategory);
+        // The reference: the runs' copies, one row per piece (plain copies are strided too where their pieces repeat).
         const s = strided.exchanges[0].copies;
-        const u = plain.exchanges[0].copies;
+        const u = unstrided(plain.exchanges[0].copies);
         expect(s.count).toBeLessThanOrEqual(u.count);
+        if (s.runs) expect(8 * s.count).toBeLessThan(5 * u.count); // strided only where it pays
         expect(runCount(s)).toBe(u.count);
         expect(sortedRuns(s)).toEqual(sortedRuns(u));
         expect(run(strided)).toEqual(run(plain));
         const device = strided.device;
-        expect(exchangeCost(strided.exchanges[0], device)).toEqual(exchangeCost(plain.exchanges[0], device));
-        expect(exchangeCost({ ...strided.exchanges[0], onTileCost: true }, device)).toEqual(exchangeCost({ ...plain.exchanges[0], onTileCost: true }, device));
+        const reference = { ...plain.exchanges[0], copies: u };
+        expect(exchangeCost(strided.exchanges[0], device)).toEqual(exchangeCost(reference, device));
+        expect(exchangeCost(plain.exchanges[0], device)).toEqual(exchangeCost(reference, device));
+        expect(exchangeCost({ ...strided.exchanges[0], onTileCost: true }, device)).toEqual(exchangeCost({ ...reference, onTileCost: true }, device));
       }),
       { numRuns: 300 },
     );
