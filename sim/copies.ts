@@ -17,14 +17,50 @@ export interface ExchangeCopy {
   bytes: number;
 }
 
-/** Copies i = 0 .. count - 1, column by column (byte offsets in the tiles' memories). */
+/**
+ * Copies i = 0 .. count - 1, column by column (byte offsets in the tiles'
+ * memories). A table may also have the three stride columns (all or none):
+ * then row i stands for runs[i] copies of bytes[i] bytes each, run k reading
+ * at srcOffset + k x srcStride and writing at dstOffset + k x dstStride, in
+ * that order. A block of a matrix read row by row (a matmul's operand
+ * gathered onto a tile) is one row, not one per matrix row. Without them
+ * every row is one run.
+ */
 export interface CopyTable {
   count: number;
   srcTile: Int32Array;
   srcOffset: Int32Array;
   dstTile: Int32Array;
   dstOffset: Int32Array;
+  /** Bytes of each run. */
   bytes: Int32Array;
+  runs?: Int32Array;
+  srcStride?: Int32Array;
+  dstStride?: Int32Array;
+}
+
+/** Runs of row i (1 in a table without stride columns). */
+export function runsOf(t: CopyTable, i: number): number {
+  return t.runs ? t.runs[i] : 1;
+}
+
+/** Runs of all rows: the copies the table stands for, one per run. */
+export function runCount(t: CopyTable): number {
+  if (!t.runs) return t.count;
+  let n = 0;
+  for (let i = 0; i < t.count; i++) n += t.runs[i];
+  return n;
+}
+
+/** The table with one row per run, in order (the table itself when it has no stride columns). */
+export function unstrided(t: CopyTable): CopyTable {
+  const { runs, srcStride, dstStride } = t;
+  if (!runs || !srcStride || !dstStride) return t;
+  const b = new CopyTableBuilder(runCount(t));
+  for (let i = 0; i < t.count; i++) {
+    for (let k = 0; k < runs[i]; k++) b.push(t.srcTile[i], t.srcOffset[i] + k * srcStride[i], t.dstTile[i], t.dstOffset[i] + k * dstStride[i], t.bytes[i]);
+  }
+  return b.finish();
 }
 
 /** A growable CopyTable (capacity doubles), finished into an exact-length one. */
@@ -105,13 +141,15 @@ export function copyTable(copies: readonly ExchangeCopy[]): CopyTable {
   return b.finish();
 }
 
+/** Row i as a record (its first run, for a strided row). */
 export function copyAt(t: CopyTable, i: number): ExchangeCopy {
   return { srcTile: t.srcTile[i], srcOffset: t.srcOffset[i], dstTile: t.dstTile[i], dstOffset: t.dstOffset[i], bytes: t.bytes[i] };
 }
 
-/** The copies as records (one object each: for tests and small programs only). */
+/** The copies as records, one per run (one object each: for tests and small programs only). */
 export function copyList(t: CopyTable): ExchangeCopy[] {
-  return Array.from({ length: t.count }, (_, i) => copyAt(t, i));
+  const u = unstrided(t);
+  return Array.from({ length: u.count }, (_, i) => copyAt(u, i));
 }
 
 /** JSON.stringify replacer for a DeviceProgram: typed-array columns become plain lists. */

@@ -29,6 +29,7 @@
  * - Host stream copy: hostCopyLatencyCycles + bytes at the host link's rate.
  */
 import type { Codelet, CodeletRegistry, VertexShape } from './codelet.js';
+import { runsOf, unstrided } from './copies.js';
 import type { DeviceSpec } from './device.js';
 import { CodeletFault, describeThrown, describeValue, isCycleCount } from './faults.js';
 import { deviceRoute, groupCycles, interIpuSyncCycles } from './links.js';
@@ -139,18 +140,27 @@ export function busOf(tile: number, device: DeviceSpec): number {
 interface Messages {
   count: number;
   src: Int32Array;
+  /** Bytes of each message (all its runs). */
   bytes: Int32Array;
   /** Receivers of message m: dsts[start[m] .. start[m + 1]) (a tile may repeat). */
   start: Int32Array;
   dsts: Int32Array;
 }
 
+/**
+ * Group identical data into one message, any number of receivers. A strided
+ * row's data is its runs (source offset, run bytes, runs, source stride):
+ * rows carrying the same runs are one message. The cost is the cost of the
+ * rows as runs, each run its own copy, when no run of one message is a run of
+ * another (then every run has its message's receivers, and the charges of
+ * sharing, integers, add up alike); when one is, the runs are grouped one by
+ * one (messagesOf of the table unstrided).
+ */
 function messagesOf(ex: Exchange, device: DeviceSpec): Messages {
   const c = ex.copies;
   const numTiles = device.ipus * device.tilesPerIpu;
-  // Group identical data (source tile, offset, length) into one message, any number of receivers.
   // Copies are bucketed by source tile (a counting sort), then found in an open-addressing table of
-  // (offset, length) in typed arrays, cleared per tile by a stamp: no Map, no object per copy.
+  // (offset, length, runs, stride) in typed arrays, cleared per tile by a stamp: no Map, no object per copy.
   const remote = (i: number) => c.srcTile[i] !== c.dstTile[i] && c.bytes[i] !== 0; // on-tile copies are not traffic
   const bucket = new Int32Array(numTiles + 1);
   for (let i = 0; i < c.count; i++) if (remote(i)) bucket[c.srcTile[i] + 1]++;
@@ -170,6 +180,12 @@ function messagesOf(ex: Exchange, device: DeviceSpec): Messages {
   const msgSrc = new Int32Array(bySrc.length);
   const msgBytes = new Int32Array(bySrc.length);
   const msgOffset = new Int32Array(bySrc.length);
+  const runsCol = c.runs;
+  const strideCol = c.srcStride;
+  // Per message its runs and source stride (0 for one run), when the table has strided rows.
+  const msgRuns = runsCol ? new Int32Array(bySrc.length) : undefined;
+  const msgStride = runsCol ? new Int32Array(bySrc.length) : undefined;
+  let strided = false;
   let messages = 0;
   const msgOf = new Int32Array(c.count).fill(-1);
   for (let t = 0; t < numTiles; t++) {
@@ -177,7 +193,9 @@ function messagesOf(ex: Exchange, device: DeviceSpec): Messages {
       const i = bySrc[j];
       const bytes = c.bytes[i];
       const offset = c.srcOffset[i];
-      let h = (Math.imul(offset, 0x9e3779b1) ^ Math.imul(bytes, 0x85ebca6b)) & mask;
+      const runs = runsCol ? runsCol[i] : 1;
+      const stride = runs > 1 ? strideCol![i] : 0;
+      let h = (Math.imul(offset, 0x9e3779b1) ^ Math.imul(bytes, 0x85ebca6b) ^ Math.imul(runs, 0xc2b2ae35) ^ stride) & mask;
       for (;;) {
         if (slotStamp[h] !== t) {
           slotStamp[h] = t;
@@ -185,11 +203,16 @@ function messagesOf(ex: Exchange, device: DeviceSpec): Messages {
           msgSrc[messages] = t;
           msgBytes[messages] = bytes;
           msgOffset[messages] = offset;
+          if (msgRuns && msgStride) {
+            msgRuns[messages] = runs;
+            msgStride[messages] = stride;
+            if (runs > 1) strided = true;
+          }
           msgOf[i] = messages++;
           break;
         }
         const m = slotMsg[h];
-        if (msgOffset[m] === offset && msgBytes[m] === bytes) {
+        if (msgOffset[m] === offset && msgBytes[m] === bytes && (!msgRuns || (msgRuns[m] === runs && msgStride![m] === stride))) {
           msgOf[i] = m;
           break;
         }
@@ -197,6 +220,8 @@ function messagesOf(ex: Exchange, device: DeviceSpec): Messages {
       }
     }
   }
+  if (strided && runsShared(messages, msgSrc, msgOffset, msgBytes, msgRuns!, msgStride!)) return messagesOf({ ...ex, copies: unstrided(c) }, device);
+  if (msgRuns) for (let m = 0; m < messages; m++) msgBytes[m] *= msgRuns[m];
   // Receivers of each message, grouped by a counting sort on the message index.
   const start = new Int32Array(messages + 1);
   for (let i = 0; i < c.count; i++) if (msgOf[i] >= 0) start[msgOf[i] + 1]++;
@@ -205,6 +230,62 @@ function messagesOf(ex: Exchange, device: DeviceSpec): Messages {
   const dsts = new Int32Array(start[messages]);
   for (let i = 0; i < c.count; i++) if (msgOf[i] >= 0) dsts[fill[msgOf[i]]++] = c.dstTile[i];
   return { count: messages, src: msgSrc, bytes: msgBytes, start, dsts };
+}
+
+/**
+ * Whether two messages of one source tile share a run (the same offset and run bytes): then grouping by
+ * message is not grouping by run. Messages are in source tile order; a tile whose messages are all one
+ * run each cannot share one (equal data is one message). Each run of the others' messages is looked up
+ * in an open-addressing table cleared per tile by a stamp.
+ */
+function runsShared(messages: number, src: Int32Array, offset: Int32Array, bytes: Int32Array, runs: Int32Array, stride: Int32Array): boolean {
+  let widest = 0;
+  for (let m = 0; m < messages; ) {
+    let n = 0;
+    let anyStrided = false;
+    const t = src[m];
+    for (; m < messages && src[m] === t; m++) {
+      n += runs[m];
+      if (runs[m] > 1) anyStrided = true;
+    }
+    if (anyStrided) widest = Math.max(widest, n);
+  }
+  let cap = 16;
+  while (cap < 2 * widest) cap *= 2;
+  const mask = cap - 1;
+  const slotStamp = new Int32Array(cap).fill(-1);
+  const slotMsg = new Int32Array(cap);
+  const slotOffset = new Int32Array(cap);
+  for (let first = 0; first < messages; ) {
+    const t = src[first];
+    let last = first;
+    let anyStrided = false;
+    for (; last < messages && src[last] === t; last++) if (runs[last] > 1) anyStrided = true;
+    if (anyStrided) {
+      for (let m = first; m < last; m++) {
+        for (let k = 0; k < runs[m]; k++) {
+          const o = offset[m] + k * stride[m];
+          let h = (Math.imul(o, 0x9e3779b1) ^ Math.imul(bytes[m], 0x85ebca6b)) & mask;
+          for (;;) {
+            if (slotStamp[h] !== t) {
+              slotStamp[h] = t;
+              slotMsg[h] = m;
+              slotOffset[h] = o;
+              break;
+            }
+            const other = slotMsg[h];
+            if (slotOffset[h] === o && bytes[other] === bytes[m]) {
+              if (other !== m) return true;
+              break;
+            }
+            h = (h + 1) & mask;
+          }
+        }
+      }
+    }
+    first = last;
+  }
+  return false;
 }
 
 /** Per-tile traffic of an exchange, ascending by tile, tiles without traffic left out. */
@@ -329,7 +410,7 @@ export function exchangeCost(ex: Exchange, device: DeviceSpec): PhaseCost {
 function onTileCopyCycles(ex: Exchange, device: DeviceSpec): Map<number, number> {
   const c = ex.copies;
   const bytes = new Map<number, number>();
-  for (let i = 0; i < c.count; i++) if (c.srcTile[i] === c.dstTile[i]) bytes.set(c.srcTile[i], (bytes.get(c.srcTile[i]) ?? 0) + c.bytes[i]);
+  for (let i = 0; i < c.count; i++) if (c.srcTile[i] === c.dstTile[i]) bytes.set(c.srcTile[i], (bytes.get(c.srcTile[i]) ?? 0) + runsOf(c, i) * c.bytes[i]);
   const w = device.workersPerTile;
   const cycles = new Map<number, number>();
   for (const [tile, b] of bytes) if (b > 0) cycles.set(tile, 20 + w * Math.ceil(b / w / device.storeBytesPerCycle));

@@ -14,6 +14,7 @@ import { MemoryGuard } from './memory-guard.js';
 import { INLINE_COPY_WORK, planExchange, type ExchangePlan, type TilePlan } from './exchange.js';
 import { copyWork, planFused, runFused } from './fused.js';
 import { CodeletFault } from './faults.js';
+import { runCount, unstrided } from './copies.js';
 import { TileMemory, makeView } from './memory.js';
 import { encodeHalf } from './half.js';
 import { loadCodeletRegistry } from './modules.js';
@@ -165,7 +166,7 @@ export class Engine {
     const pooled = options.numerics && (options.workers > 1 || custom.size > 0);
     const threads = 1 + (pooled ? options.workers : 0);
     // Room for every exchange's copy plan (sim/exchange.ts), in shared memory: workers read them from there.
-    const planRecords = options.numerics ? program.exchanges.reduce((n, ex) => n + ex.copies.count, 0) : 0;
+    const planRecords = options.numerics ? program.exchanges.reduce((n, ex) => n + runCount(ex.copies), 0) : 0;
     const memories = Array.from({ length: replicas }, () => new TileMemory(options.numerics ? program.tileBytes : program.tileBytes.map(() => 0), { kernels, threads, slot: 0, planRecords }));
     let pool: TilePool | undefined;
     try {
@@ -538,7 +539,7 @@ export class Engine {
       this.exPlan.set(ex.id, plan);
     }
     if (plan === null) {
-      const c = ex.copies;
+      const c = unstrided(ex.copies);
       for (let i = 0; i < c.count; i++) this.memory.copy(c.srcTile[i], c.srcOffset[i], c.dstTile[i], c.dstOffset[i], c.bytes[i]);
       return;
     }

@@ -2,7 +2,7 @@
  * Running an exchange's copies: a plan made once per exchange (the first time
  * it runs), then each run is one call per thread over shared memory.
  *
- * The plan is the exchange's copies as records of absolute byte addresses
+ * The plan is the exchange's copies, a record per run of a strided row, as records of absolute byte addresses
  * (sim/memory.ts: source, destination, bytes; every copy bounds-checked once,
  * here), grouped by the worker that owns the destination tile: G contiguous
  * destination tile ranges with about equal work each. Each worker copies into
@@ -21,6 +21,7 @@
  * on one thread. Lowered programs never have one (liveness keeps a tensor
  * written and one read by the same step apart); hand-written ones might.
  */
+import { unstrided, type CopyTable } from './copies.js';
 import type { TileMemory } from './memory.js';
 import type { Exchange } from './program.js';
 
@@ -49,7 +50,8 @@ export interface ExchangePlan {
  * memory past 4 GiB): the caller copies one by one.
  */
 export function planExchange(ex: Exchange, memory: TileMemory, groups: number): ExchangePlan | undefined {
-  const c = ex.copies;
+  // A record per run: the copy loop (and the kernel's) moves one run per record.
+  const c = unstrided(ex.copies);
   const n = c.count;
   const at = memory.allocPlan(n);
   if (at < 0) return undefined;
@@ -70,7 +72,7 @@ export function planExchange(ex: Exchange, memory: TileMemory, groups: number): 
       acc += perTile[t];
       if (g < groups - 1 && acc >= (work * (g + 1)) / groups) g++;
     }
-    if (crossGroupHazard(ex, memory, groupOf)) groups = 1;
+    if (crossGroupHazard(c, memory, groupOf)) groups = 1;
   }
   if (groups === 1) groupOf.fill(0);
 
@@ -94,8 +96,7 @@ export function planExchange(ex: Exchange, memory: TileMemory, groups: number): 
  * of the copies that cross groups against every destination range (sorted
  * starts and ends: the ranges overlapping [s, e) number #(start < e) - #(end <= s)).
  */
-function crossGroupHazard(ex: Exchange, memory: TileMemory, groupOf: Int32Array): boolean {
-  const c = ex.copies;
+function crossGroupHazard(c: CopyTable, memory: TileMemory, groupOf: Int32Array): boolean {
   let m = 0;
   for (let i = 0; i < c.count; i++) if (c.bytes[i] > 0) m++;
   const starts = new Float64Array(m);
@@ -132,8 +133,8 @@ export interface TilePlan {
  */
 export function planByTile(ex: Exchange, memory: TileMemory): TilePlan | undefined {
   const tiles = memory.tileBytes.length;
-  if (crossGroupHazard(ex, memory, Int32Array.from({ length: tiles }, (_, t) => t))) return undefined;
-  const c = ex.copies;
+  const c = unstrided(ex.copies);
+  if (crossGroupHazard(c, memory, Int32Array.from({ length: tiles }, (_, t) => t))) return undefined;
   const at = memory.allocPlan(c.count);
   if (at < 0) return undefined;
   const tileStart = new Int32Array(tiles + 1);

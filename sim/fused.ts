@@ -15,6 +15,7 @@
  * run.checkMemory, the engine runs the two apart as before.
  */
 import type { CodeletRegistry } from './codelet.js';
+import { runsOf, unstrided } from './copies.js';
 import type { VertexRunner } from './execute.js';
 import { COPY_OVERHEAD_BYTES, countBelow, planByTile, type TilePlan } from './exchange.js';
 import type { TileMemory } from './memory.js';
@@ -23,7 +24,8 @@ import { DTYPE_BYTES, type ComputeSet, type Exchange } from './program.js';
 /** Work of an exchange's copies (bytes + overhead per copy), as planExchange counts it. */
 export function copyWork(ex: Exchange): number {
   let w = 0;
-  for (let i = 0; i < ex.copies.count; i++) w += ex.copies.bytes[i] + COPY_OVERHEAD_BYTES;
+  const c = ex.copies;
+  for (let i = 0; i < c.count; i++) w += runsOf(c, i) * (c.bytes[i] + COPY_OVERHEAD_BYTES);
   return w;
 }
 
@@ -45,7 +47,7 @@ function writesSources(ex: Exchange, cs: ComputeSet, memory: TileMemory, codelet
   }
   const sorted = new Map<number, { starts: Float64Array; ends: Float64Array }>();
   for (const [t, w] of written) sorted.set(t, { starts: Float64Array.from(w.starts).sort(), ends: Float64Array.from(w.ends).sort() });
-  const c = ex.copies;
+  const c = unstrided(ex.copies);
   for (let i = 0; i < c.count; i++) {
     const w = c.bytes[i] > 0 ? sorted.get(c.srcTile[i]) : undefined;
     if (!w) continue;

@@ -267,14 +267,22 @@ export class LowerContext {
     const s = this.buffer(t, size, tile);
     if (this.ex < 0) this.ex = this.graph.addExchange(`${this.graph.computeSets[this.cs].name}/exchange`, this.op.name);
     const flat = new Float64Array(2 * n);
-    let at = s.begin;
     for (let k = 0; k < n; k++) {
+      flat[2 * k] = runs[k][0];
+      flat[2 * k + 1] = runs[k][1];
+    }
+    // Runs of one length at one stride (a block of a matrix, row by row) are one strided copy, not one copy each.
+    let at = s.begin;
+    for (let k = 0; k < n; ) {
       const b = runs[k][0];
-      const e = runs[k][1];
-      this.graph.addCopy(this.ex, { tensor: t.id, begin: b, end: e }, { tensor: s.tensor, begin: at, end: at + (e - b) });
-      at += e - b;
-      flat[2 * k] = b;
-      flat[2 * k + 1] = e;
+      const len = runs[k][1] - b;
+      const stride = k + 1 < n ? runs[k + 1][0] - b : 0;
+      let m = 1;
+      if (stride > 0 && len > 0) while (k + m < n && runs[k + m][1] - runs[k + m][0] === len && runs[k + m][0] - runs[k + m - 1][0] === stride) m++;
+      if (m > 1) this.graph.addStridedCopy(this.ex, { tensor: t.id, begin: b, end: b + len }, { tensor: s.tensor, begin: at, end: at + len }, m, stride, len);
+      else this.graph.addCopy(this.ex, { tensor: t.id, begin: b, end: b + len }, { tensor: s.tensor, begin: at, end: at + len });
+      at += m * len;
+      k += m;
     }
     const entry = { tensor: t.id, tile, runs: flat, slice: s };
     if (list) list.push(entry);

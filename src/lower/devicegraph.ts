@@ -17,11 +17,11 @@ import {
   type TensorCategory,
 } from '../../sim/program.js';
 import { vectorWidth } from '../../sim/codelets/estimators.js';
-import { CopyTableBuilder, type CopyTable } from '../../sim/copies.js';
 import { computeSetCost } from '../../sim/cost.js';
 import { allocate } from './memory.js';
 import { layoutTile, linearLayout } from './linear.js';
 import { SliceCopies } from './slice-copies.js';
+import { firstEndingAfter, resolveAllCopies } from './resolve-copies.js';
 import { UserError } from '../errors.js';
 import { checkHostHeap, hostHeapCheckDue } from '../util/host-heap.js';
 import { fieldDtypeError } from './vertex-check.js';
@@ -299,6 +299,22 @@ export class DeviceGraph {
     this.referenced.add(src.tensor).add(dst.tensor);
   }
 
+  /**
+   * A strided copy: `runs` runs the size of `src` and `dst` (the first run), run k reading `src` moved on by
+   * k x srcStride elements and writing `dst` moved on by k x dstStride (a block of a matrix, row by row). The
+   * same as the runs' addCopy calls, as one row where the tensors' layout allows.
+   */
+  addStridedCopy(ex: number, src: Slice, dst: Slice, runs: number, srcStride: number, dstStride: number): void {
+    if (runs === 1) return this.addCopy(ex, src, dst);
+    const op = this.exchanges[ex].op;
+    const n = src.end - src.begin;
+    if (n !== dst.end - dst.begin) throw loweringError(op, `copy between slices of different sizes (${n} and ${dst.end - dst.begin})`);
+    if (!(Number.isInteger(runs) && runs > 1 && srcStride > 0 && dstStride > 0)) throw loweringError(op, `a strided copy needs a whole number of runs and positive strides (got ${runs} runs, strides ${srcStride} and ${dstStride})`);
+    if (hostHeapCheckDue(16384)) checkHostHeap(`lowering op '${op}'`);
+    this.exchanges[ex].copies.pushStrided(src.tensor, src.begin, dst.tensor, dst.begin, n, runs, srcStride, dstStride);
+    this.referenced.add(src.tensor).add(dst.tensor);
+  }
+
   addStream(name: string, t: BuildTensor, direction: 'toDevice' | 'fromDevice'): number {
     this.streams.push({ id: this.streams.length, name, tensor: t.id, direction, ...(t.remote ? { remote: true } : {}) });
     this.referenced.add(t.id);
@@ -420,106 +436,4 @@ export class DeviceGraph {
       memory,
     };
   }
-}
-
-/** Index of the first of `list` (sorted by begin, disjoint) whose end is after `pos`: a binary search. */
-function firstEndingAfter(list: readonly { begin: number; end: number }[], pos: number): number {
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (list[mid].end <= pos) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-/** Bytes of one shared buffer of resolved copy columns (resolveAllCopies). */
-const BUFFER_BYTES = 2 ** 30;
-
-/**
- * Every exchange's slice-to-slice copies as tile-to-tile pieces, in order:
- * counted first, then written into columns that are views of a few shared
- * buffers. Growing a table per exchange and trimming it allocated two to
- * three times the copies' bytes outside the heap, and each such allocation
- * of a few hundred MB made V8 run full collections of the whole-model heap
- * that freed nothing (seconds each for a BERT layer's eight million copies).
- */
-
-function resolveAllCopies(exchanges: readonly { name: string; copies: SliceCopies; call?: boolean }[], tensors: readonly DeviceTensor[]): CopyTable[] {
-  const counts = exchanges.map((ex) => {
-    checkHostHeap(`resolving the copies of exchange '${ex.name}'`);
-    if (ex.call) return 0;
-    let n = 0;
-    for (let i = 0; i < ex.copies.length; i++) n = resolveCopy(ex.copies, i, tensors, undefined, n);
-    return n;
-  });
-  // Consecutive exchanges share a buffer of at most BUFFER_BYTES (one exchange larger than that has its own):
-  // one buffer for a whole model's copies could pass the largest ArrayBuffer V8 allows.
-  const rowBytes = 5 * Int32Array.BYTES_PER_ELEMENT;
-  let buffer = new ArrayBuffer(0);
-  let at = 0;
-  const room = (from: number): void => {
-    if ((at + counts[from]) * rowBytes <= buffer.byteLength) return;
-    let rows = counts[from];
-    for (let e = from + 1; e < counts.length && (rows + counts[e]) * rowBytes <= BUFFER_BYTES; e++) rows += counts[e];
-    buffer = new ArrayBuffer(rows * rowBytes);
-    at = 0;
-  };
-  return exchanges.map((ex, e) => {
-    if (ex.call) {
-      // A call's copies of whole tensors, merged per tile where they continue (CopyTableBuilder.pushMerging).
-      const merged = new CopyTableBuilder(ex.copies.length);
-      for (let i = 0; i < ex.copies.length; i++) resolveCopy(ex.copies, i, tensors, merged, 0);
-      return merged.finish();
-    }
-    const count = counts[e];
-    room(e);
-    const column = () => {
-      const c = new Int32Array(buffer, at * Int32Array.BYTES_PER_ELEMENT, count);
-      at += count;
-      return c;
-    };
-    const table: CopyTable = { count, srcTile: column(), srcOffset: column(), dstTile: column(), dstOffset: column(), bytes: column() };
-    let n = 0;
-    for (let i = 0; i < ex.copies.length; i++) n = resolveCopy(ex.copies, i, tensors, table, n);
-    return table;
-  });
-}
-
-/** Copy c's tile-to-tile pieces written at `at` of `out`, or pushed merging into a builder, or only counted (no `out`): the index after them. */
-function resolveCopy(copies: SliceCopies, c: number, tensors: readonly DeviceTensor[], out: CopyTable | CopyTableBuilder | undefined, at: number): number {
-  const src = tensors[copies.srcTensor(c)];
-  const dst = tensors[copies.dstTensor(c)];
-  const sBegin = copies.srcBegin(c);
-  const dBegin = copies.dstBegin(c);
-  const size = DTYPE_BYTES[src.dtype];
-  const sEnd = sBegin + copies.size(c);
-  for (let i = firstEndingAfter(src.intervals, sBegin); i < src.intervals.length && src.intervals[i].begin < sEnd; i++) {
-    const si = src.intervals[i];
-    const b = Math.max(sBegin, si.begin);
-    const e = Math.min(sEnd, si.end);
-    if (e <= b) continue;
-    // Elements [b, e) of src land at [b - sBegin + dBegin, ...) of dst.
-    const db = b - sBegin + dBegin;
-    const de = e - sBegin + dBegin;
-    for (let j = firstEndingAfter(dst.intervals, db); j < dst.intervals.length && dst.intervals[j].begin < de; j++) {
-      const di = dst.intervals[j];
-      const xb = Math.max(db, di.begin);
-      const xe = Math.min(de, di.end);
-      if (xe <= xb) continue;
-      if (out instanceof CopyTableBuilder) {
-        out.pushMerging(si.tile, si.offset + (xb - dBegin + sBegin - si.begin) * size, di.tile, di.offset + (xb - di.begin) * size, (xe - xb) * size);
-      } else if (out) {
-        const srcElem = xb - dBegin + sBegin;
-        out.srcTile[at] = si.tile;
-        out.srcOffset[at] = si.offset + (srcElem - si.begin) * size;
-        out.dstTile[at] = di.tile;
-        out.dstOffset[at] = di.offset + (xb - di.begin) * size;
-        out.bytes[at] = (xe - xb) * size;
-      }
-      at++;
-    }
-  }
-  return at;
 }

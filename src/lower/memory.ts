@@ -270,8 +270,14 @@ function stepAccesses(step: LeafStep, program: ProgramView, codelets: CodeletReg
       const copies = program.exchanges[step.exchange]?.copies;
       for (let i = 0; copies && i < copies.length; i++) {
         const n = copies.size(i);
-        access(copies.srcTensor(i), copies.srcBegin(i), copies.srcBegin(i) + n, true, false);
-        access(copies.dstTensor(i), copies.dstBegin(i), copies.dstBegin(i) + n, false, true);
+        const runs = copies.runs(i);
+        const sb = copies.srcBegin(i);
+        const db = copies.dstBegin(i);
+        const ds = copies.dstStride(i);
+        // A strided copy reads its source's span (a read's range decides nothing) and writes run by run, as one range when they abut.
+        access(copies.srcTensor(i), sb, sb + (runs - 1) * copies.srcStride(i) + n, true, false);
+        if (runs === 1 || ds === n) access(copies.dstTensor(i), db, db + runs * n, false, true);
+        else for (let k = 0; k < runs; k++) access(copies.dstTensor(i), db + k * ds, db + k * ds + n, false, true);
       }
       break;
     }

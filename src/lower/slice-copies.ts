@@ -2,7 +2,10 @@
  * An exchange's copies while the graph is built: slice-to-slice (tensor,
  * element) pairs in growable Int32Array columns, not one object per copy
  * (whole models make millions; finalize resolves them into the program's
- * tile-to-tile CopyTable).
+ * tile-to-tile CopyTable). A copy may be strided: `runs` runs of `length`
+ * elements, the source advancing by srcStride and the destination by
+ * dstStride elements per run (a block of a matrix, row by row); the stride
+ * columns are made at the first such copy.
  */
 import type { Slice } from './devicegraph.js';
 
@@ -10,25 +13,45 @@ export class SliceCopies {
   private n = 0;
   /** srcTensor, srcBegin, dstTensor, dstBegin, length (elements). */
   private cols: Int32Array[] = Array.from({ length: 5 }, () => new Int32Array(8));
+  /** runs, srcStride, dstStride (elements), once any copy is strided. */
+  private strided?: Int32Array[];
 
   get length(): number {
     return this.n;
   }
 
   push(srcTensor: number, srcBegin: number, dstTensor: number, dstBegin: number, length: number): void {
-    if (this.n === this.cols[0].length) {
-      this.cols = this.cols.map((c) => {
-        const grown = new Int32Array(c.length * 2);
-        grown.set(c);
-        return grown;
-      });
-    }
+    if (this.n === this.cols[0].length) this.grow();
     const i = this.n++;
     this.cols[0][i] = srcTensor;
     this.cols[1][i] = srcBegin;
     this.cols[2][i] = dstTensor;
     this.cols[3][i] = dstBegin;
     this.cols[4][i] = length;
+    if (this.strided) this.strided[0][i] = 1;
+  }
+
+  /** A copy of `runs` runs of `length` elements, run k from srcBegin + k x srcStride to dstBegin + k x dstStride. */
+  pushStrided(srcTensor: number, srcBegin: number, dstTensor: number, dstBegin: number, length: number, runs: number, srcStride: number, dstStride: number): void {
+    if (!this.strided) {
+      const cap = this.cols[0].length;
+      this.strided = [new Int32Array(cap).fill(1), new Int32Array(cap), new Int32Array(cap)];
+    }
+    this.push(srcTensor, srcBegin, dstTensor, dstBegin, length);
+    const i = this.n - 1;
+    this.strided[0][i] = runs;
+    this.strided[1][i] = srcStride;
+    this.strided[2][i] = dstStride;
+  }
+
+  private grow(): void {
+    const twice = (c: Int32Array): Int32Array => {
+      const grown = new Int32Array(c.length * 2);
+      grown.set(c);
+      return grown;
+    };
+    this.cols = this.cols.map(twice);
+    if (this.strided) this.strided = this.strided.map(twice);
   }
 
   srcTensor(i: number): number {
@@ -43,20 +66,31 @@ export class SliceCopies {
   dstBegin(i: number): number {
     return this.cols[3][i];
   }
+  /** Elements of each run. */
   size(i: number): number {
     return this.cols[4][i];
   }
+  runs(i: number): number {
+    return this.strided ? this.strided[0][i] : 1;
+  }
+  srcStride(i: number): number {
+    return this.strided ? this.strided[1][i] : 0;
+  }
+  dstStride(i: number): number {
+    return this.strided ? this.strided[2][i] : 0;
+  }
 
-  /** Copy i as slices (an object each: for tests and error messages). */
-  at(i: number): { src: Slice; dst: Slice } {
+  /** Copy i as slices, one per run (objects: for tests and error messages). */
+  at(i: number): { src: Slice; dst: Slice }[] {
     const n = this.size(i);
-    return {
-      src: { tensor: this.srcTensor(i), begin: this.srcBegin(i), end: this.srcBegin(i) + n },
-      dst: { tensor: this.dstTensor(i), begin: this.dstBegin(i), end: this.dstBegin(i) + n },
-    };
+    return Array.from({ length: this.runs(i) }, (_, k) => {
+      const s = this.srcBegin(i) + k * this.srcStride(i);
+      const d = this.dstBegin(i) + k * this.dstStride(i);
+      return { src: { tensor: this.srcTensor(i), begin: s, end: s + n }, dst: { tensor: this.dstTensor(i), begin: d, end: d + n } };
+    });
   }
 
   list(): { src: Slice; dst: Slice }[] {
-    return Array.from({ length: this.n }, (_, i) => this.at(i));
+    return Array.from({ length: this.n }, (_, i) => this.at(i)).flat();
   }
 }

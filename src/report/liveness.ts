@@ -6,6 +6,7 @@
 import { DTYPE_BYTES, homeOffTiles, innerSteps, type DeviceProgram, type ProgramStep } from '../../sim/program.js';
 import { collectiveName } from '../../sim/collectives.js';
 import { remoteName } from '../../sim/streaming-memory.js';
+import { unstrided } from '../../sim/copies.js';
 
 export interface LivenessRow {
   step: number;
@@ -66,7 +67,7 @@ export function livenessCurve(p: DeviceProgram): LivenessRow[] {
         for (const f of Object.values(v.fields)) for (const r of Array.isArray(f) ? f : [f]) touch(find(v.tile, r.offset), i);
       }
     } else if (s.kind === 'exchange') {
-      const c = p.exchanges[s.exchange].copies;
+      const c = unstrided(p.exchanges[s.exchange].copies);
       for (let k = 0; k < c.count; k++) {
         touch(find(c.srcTile[k], c.srcOffset[k]), i);
         touch(find(c.dstTile[k], c.dstOffset[k]), i);

@@ -18,6 +18,7 @@ import type { MatMulSplit } from '../../src/lower/matmul-planner.js';
 import type { PlanOverrides } from '../../src/lower/plan-overrides.js';
 import { compile } from '../../src/session.js';
 import { DTYPE_BYTES, type DeviceProgram, type DeviceTensor } from '../../sim/program.js';
+import { runsOf } from '../../sim/copies.js';
 import { ROOT } from '../helpers.js';
 import { checkForward, f32 } from '../ops/harness.js';
 
@@ -32,7 +33,7 @@ function remoteBytesFrom(p: DeviceProgram, t: DeviceTensor): number {
     for (let i = 0; i < c.count; i++) {
       if (c.srcTile[i] === c.dstTile[i]) continue;
       const from = t.intervals.some((iv) => iv.tile === c.srcTile[i] && iv.offset <= c.srcOffset[i] && c.srcOffset[i] < iv.offset + (iv.end - iv.begin) * bytes);
-      if (from) total += c.bytes[i];
+      if (from) total += runsOf(c, i) * c.bytes[i];
     }
   }
   return total;
