@@ -28,8 +28,8 @@ import { isIpuCopy } from '../shard/ipu-copy.js';
 import { IpuCopies } from './ipu-copies.js';
 import { isRestore, type PipelinePlan } from '../shard/pipeline.js';
 import { pipelineStep } from './pipeline.js';
-import { findRepeats, type OutlineGroup } from './outline.js';
-import { callFunction, functionSchedule, groupSlots, instanceInputs, lowerFunction, type LoweredFunction } from './functions.js';
+import { findOutline, type OutlineGroup } from './outline.js';
+import { callFunction, cloneFunction, functionSchedule, groupSlots, instanceInputs, lowerFunction, reuseFunction, type LoweredFunction } from './functions.js';
 
 export interface LowerRequest {
   graph: Graph;
@@ -56,7 +56,7 @@ export interface LowerRequest {
   accumulationFactor?: number;
   /** Pipelined: each op's stage and the stashes; the micro-batches run as a pipeline step. */
   pipeline?: PipelinePlan;
-  /** Outlining (compile.outlining): repeated sequences of at least minOps ops lowered once and called (src/lower/functions.ts). Not when sharded. */
+  /** Outlining (compile.outlining): repeated sequences of at least minOps ops lowered once per IPU and called (src/lower/functions.ts); a call never spans two IPUs or pipeline stages. */
   outlining?: { minOps: number };
 }
 
@@ -95,8 +95,13 @@ export function lowerGraph(req: LowerRequest): Lowered {
   const stepsOf = (op: Op): ProgramStep[] => (op.settings.executionContext === 'outerFragment' ? outer : plan ? stageSteps[plan.stageOf.get(op)!] : batch);
 
   const consumers = consumersInSchedule(req.schedule);
-  const groups = req.outlining && !req.sharded ? findRepeats(req.schedule, req.graph, req.outlining) : [];
-  if (req.outlining && req.sharded) dg.notes.push({ op: req.schedule[0]?.name ?? 'graph', kind: 'outlining', text: 'outlining is skipped: the model is sharded over IPUs (not supported yet)' });
+  // Where an op runs: a call stays within one IPU, pipeline stage and fragment (an IpuCopy or Restore is never outlined).
+  const segment = (op: Op): string | undefined => {
+    if (isIpuCopy(op) || isRestore(op)) return undefined;
+    if (op.settings.executionContext === 'outerFragment') return `outer/${req.sharded ? (op.settings.ipu ?? 0) : ''}`;
+    return req.sharded ? `${op.settings.ipu ?? 0}/${plan?.stageOf.get(op) ?? ''}` : 'main';
+  };
+  const { groups, alike } = req.outlining ? findOutline(req.schedule, req.graph, { ...req.outlining, segment }) : { groups: [], alike: [] };
   // A later instance's input that nothing produces (its layer's weight) is mapped like the first
   // instance's: its call then copies it into the function on tile. Mapped after the first's.
   const followers = new Map<string, string>();
@@ -105,7 +110,9 @@ export function lowerGraph(req: LowerRequest): Lowered {
     for (const s of g.starts.slice(1)) instanceInputs(req.schedule, s, g.length).forEach((id, e) => id !== first[e] && followers.set(id, first[e]));
   }
   const sources = req.graph.allTensors().filter((t) => !t.producer);
-  for (const t of [...sources.filter((t) => !followers.has(t.id)), ...sources.filter((t) => followers.has(t.id))]) {
+  // Leaders, then followers, then the followers' accumulators (each mapped like its weight, which must exist by then).
+  const tier = (t: (typeof sources)[number]): number => (followers.has(t.id) ? 1 : t.accumulatorOf !== undefined && followers.has(t.accumulatorOf) ? 2 : 0);
+  for (const t of [0, 1, 2].flatMap((k) => sources.filter((t) => tier(t) === k))) {
     const category = t.kind === 'stream' ? 'stream' : t.kind === 'variable' ? 'variable' : 'constant';
     const readers = consumers.get(t.id) ?? [];
     // A gradient accumulator lies where its weight does: the update reads both on the same tiles.
@@ -149,22 +156,121 @@ export function lowerGraph(req: LowerRequest): Lowered {
   const instanceAt = new Map<number, { group: OutlineGroup; g: number; k: number }>();
   groups.forEach((group, g) => group.starts.forEach((start, k) => instanceAt.set(start, { group, g, k })));
   const functions: LoweredFunction[] = [];
+  const alikeOf = new Map<number, number[]>();
+  for (const list of alike) for (const g of list) alikeOf.set(g, list);
+  const perIpu = req.device.tilesPerIpu;
+  const ipuOf = (g: number): number => (req.sharded ? (req.schedule[groups[g].starts[0]].settings.ipu ?? 0) : 0);
+  const callsOf = new Map<string, number>();
+  /** Group g's function: a clone (or on the same IPU, the function itself) of an alike group's whose inputs lie alike, else lowered. */
+  const functionFor = (g: number): LoweredFunction => {
+    const group = groups[g];
+    const ipu = ipuOf(g);
+    const same = alikeOf.get(g) ?? [g];
+    for (const h of same) {
+      const fn = functions[h];
+      if (h === g || !fn?.made) continue;
+      const shift = (ipu - ipuOf(h)) * perIpu;
+      if (demands(fn.group) !== demands(group) || !alikeInputs(fn.group, group, shift)) continue;
+      if (shift === 0) {
+        dg.notes.push({ op: req.schedule[group.starts[0]].name, kind: 'outlining', text: `${group.length} ops from here call ${fn.name} (the same ops, stage ${stageName(group)}), ${group.starts.length} times` });
+        return reuseFunction(fn, group, req.schedule);
+      }
+      const name = `fn${g}`;
+      const clone = cloneFunction(dg, fn, name, group, req.schedule, shift);
+      if (clone) {
+        dg.notes.push({ op: req.schedule[group.starts[0]].name, kind: 'outlining', text: `${group.length} ops from here are ${name}, a clone of ${fn.name} moved from IPU ${ipuOf(h)} to IPU ${ipu} (not lowered again), called ${group.starts.length} times` });
+        return clone;
+      }
+    }
+    const slots = groupSlots(req.schedule, group, lastRead, anchors);
+    const fs = functionSchedule(req.schedule, group, lastRead, anchors);
+    const lower = () =>
+      lowerFunction(
+        dg,
+        `fn${g}`,
+        req.schedule,
+        group,
+        slots,
+        tensors,
+        (fop, at, fnTensors) => {
+          const ctx = new LowerContext(dg, fop, fnTensors, category, { position: at, lastRead: fs.lastRead, anchors: fs.anchors }, req.plans);
+          lowerWith(fop, ctx);
+          return ctx.finish();
+        },
+        (t) => !req.sharded || onIpu(t, ipu),
+      );
+    const fn = req.sharded ? dg.onIpu(ipu, [...slots.inputs, ...hints(group)].map((id) => tensors.get(id)), lower) : lower();
+    dg.notes.push({ op: req.schedule[group.starts[0]].name, kind: 'outlining', text: `${group.length} ops from here lowered once as fn${g}${req.sharded ? ` on IPU ${ipu}` : ''}, called ${group.starts.length} times` });
+    return fn;
+  };
+  const onIpu = (t: BuildTensor, ipu: number): boolean => (t.mapping ?? []).every((r) => Math.floor(r.tile / perIpu) === ipu);
+  /** The forward inputs a grad op of the instance may take as a layout hint (ctx.gradientOf), made outside it. */
+  const hints = (group: OutlineGroup): string[] => {
+    const made = new Set<string>();
+    const out: string[] = [];
+    for (let j = 0; j < group.length; j++) {
+      const op = req.schedule[group.starts[0] + j];
+      if (isGradOp(op)) for (const id of op.fwdOp.inputs) out.push(id !== '' && !made.has(id) && tensors.has(id) && (!req.sharded || onIpu(tensors.get(id)!, op.settings.ipu ?? 0)) ? id : '');
+      for (const id of op.outputs) made.add(id);
+    }
+    return out;
+  };
+  /**
+   * What a group's instances ask of the function's in-place choices and
+   * outputs (src/lower/context.ts): for each tensor of its first instance,
+   * whether and where in the instance it is last read, and whether it is
+   * anchored; which outputs escape. Only groups asking the same share a function.
+   */
+  const demandsOf = new Map<OutlineGroup, string>();
+  const demands = (group: OutlineGroup): string => {
+    let d = demandsOf.get(group);
+    if (d !== undefined) return d;
+    const s0 = group.starts[0];
+    const fs = functionSchedule(req.schedule, group, lastRead, anchors);
+    const names = [...instanceInputs(req.schedule, s0, group.length)];
+    for (let j = 0; j < group.length; j++) names.push(...req.schedule[s0 + j].outputs);
+    const read = names.map((id) => `${Math.min((fs.lastRead.get(id) ?? -1) - s0, group.length)}${fs.anchors.has(id) ? 'a' : ''}`);
+    d = `${read.join(',')}|${JSON.stringify(groupSlots(req.schedule, group, lastRead, anchors).escaping)}`;
+    demandsOf.set(group, d);
+    return d;
+  };
+  const stageName = (group: OutlineGroup): string => String(plan?.stageOf.get(req.schedule[group.starts[0]]) ?? '-');
+  const positionOf = new Map(req.schedule.map((op, i) => [op.name, i]));
+  /**
+   * Whether group b's first instance reads its inputs (and layout hints) laid
+   * out as a's does, `shift` tiles on, each created by the same op of its
+   * instance if any: then lowering b would make a's function moved by shift.
+   */
+  const alikeInputs = (a: OutlineGroup, b: OutlineGroup, shift: number): boolean => {
+    const sa = a.starts[0];
+    const sb = b.starts[0];
+    const ida = [...instanceInputs(req.schedule, sa, a.length), ...hints(a)];
+    const idb = [...instanceInputs(req.schedule, sb, b.length), ...hints(b)];
+    if (ida.length !== idb.length) return false;
+    const by = (t: BuildTensor, start: number): string => {
+      const at = t.layoutBy ? positionOf.get(t.layoutBy.op) : undefined;
+      return at !== undefined && at >= start && at < start + a.length ? `${at - start}.${t.layoutBy!.index}` : '-';
+    };
+    return ida.every((id, e) => {
+      const ta = id ? tensors.get(id) : undefined;
+      const tb = idb[e] ? tensors.get(idb[e]) : undefined;
+      if (!ta || !tb) return !ta && !tb;
+      const ma = ta.mapping ?? [];
+      const mb = tb.mapping ?? [];
+      return ma.length === mb.length && by(ta, sa) === by(tb, sb) && ma.every((r, i) => mb[i].tile === r.tile + shift && mb[i].begin === r.begin && mb[i].end === r.end);
+    });
+  };
   for (let position = 0; position < req.schedule.length; position++) {
     const op = req.schedule[position];
     const instance = instanceAt.get(position);
     if (instance) {
       const { group, g, k } = instance;
-      if (k === 0) {
-        const slots = groupSlots(req.schedule, group, lastRead, anchors);
-        const fs = functionSchedule(req.schedule, group, lastRead, anchors);
-        functions[g] = lowerFunction(dg, `fn${g}`, req.schedule, group, slots, tensors, (fop, at, fnTensors) => {
-          const ctx = new LowerContext(dg, fop, fnTensors, category, { position: at, lastRead: fs.lastRead, anchors: fs.anchors }, req.plans);
-          lowerWith(fop, ctx);
-          return ctx.finish();
-        });
-        dg.notes.push({ op: op.name, kind: 'outlining', text: `${group.length} ops from here lowered once as fn${g}, called ${group.starts.length} times` });
-      }
-      (op.settings.executionContext === 'outerFragment' ? outer : batch).push(callFunction(dg, functions[g], k, req.schedule, req.graph, tensors, category));
+      if (k === 0) functions[g] = functionFor(g);
+      const fn = functions[g];
+      const n = callsOf.get(fn.name) ?? 0;
+      callsOf.set(fn.name, n + 1);
+      if (!plan) batch.push(...ipuCopies.close());
+      stepsOf(op).push(callFunction(dg, fn, n, group.starts[k], req.schedule, req.graph, tensors, category));
       position += group.length - 1;
       req.onOp?.(position + 1, req.schedule.length);
       continue;
