@@ -21,8 +21,6 @@
  * whose inputs are laid out the same on their IPU's tiles get a clone of it
  * (cloneFunction): its tensors, vertices and copies with the tiles shifted by
  * whole IPUs, what lowering them there would make, at the cost of a copy.
- * On the same IPU (a forward stage's layers recomputed in its backward stage)
- * they call the function itself.
  */
 import type { DeviceDType, ProgramStep, TensorCategory } from '../../sim/program.js';
 import type { Graph } from '../ir/graph.js';
@@ -186,11 +184,6 @@ function renamed(fn: LoweredFunction, group: OutlineGroup, schedule: readonly Op
     });
   }
   return out;
-}
-
-/** `fn` itself, called for `group` (alike, on the same IPU). */
-export function reuseFunction(fn: LoweredFunction, group: OutlineGroup, schedule: readonly Op[]): LoweredFunction {
-  return { ...fn, group, slots: { inputs: instanceInputs(schedule, group.starts[0], group.length), escaping: fn.slots.escaping }, tensors: renamed(fn, group, schedule, (t) => t) };
 }
 
 /**

@@ -29,7 +29,7 @@ import { IpuCopies } from './ipu-copies.js';
 import { isRestore, type PipelinePlan } from '../shard/pipeline.js';
 import { pipelineStep } from './pipeline.js';
 import { findOutline, type OutlineGroup } from './outline.js';
-import { callFunction, cloneFunction, functionSchedule, groupSlots, instanceInputs, lowerFunction, reuseFunction, type LoweredFunction } from './functions.js';
+import { callFunction, cloneFunction, functionSchedule, groupSlots, instanceInputs, lowerFunction, type LoweredFunction } from './functions.js';
 
 export interface LowerRequest {
   graph: Graph;
@@ -161,7 +161,7 @@ export function lowerGraph(req: LowerRequest): Lowered {
   const perIpu = req.device.tilesPerIpu;
   const ipuOf = (g: number): number => (req.sharded ? (req.schedule[groups[g].starts[0]].settings.ipu ?? 0) : 0);
   const callsOf = new Map<string, number>();
-  /** Group g's function: a clone (or on the same IPU, the function itself) of an alike group's whose inputs lie alike, else lowered. */
+  /** Group g's function: a clone of an alike group's whose inputs lie alike (moved to g's IPU), else lowered. */
   const functionFor = (g: number): LoweredFunction => {
     const group = groups[g];
     const ipu = ipuOf(g);
@@ -171,14 +171,10 @@ export function lowerGraph(req: LowerRequest): Lowered {
       if (h === g || !fn?.made) continue;
       const shift = (ipu - ipuOf(h)) * perIpu;
       if (demands(fn.group) !== demands(group) || !alikeInputs(fn.group, group, shift)) continue;
-      if (shift === 0) {
-        dg.notes.push({ op: req.schedule[group.starts[0]].name, kind: 'outlining', text: `${group.length} ops from here call ${fn.name} (the same ops, stage ${stageName(group)}), ${group.starts.length} times` });
-        return reuseFunction(fn, group, req.schedule);
-      }
       const name = `fn${g}`;
       const clone = cloneFunction(dg, fn, name, group, req.schedule, shift);
       if (clone) {
-        dg.notes.push({ op: req.schedule[group.starts[0]].name, kind: 'outlining', text: `${group.length} ops from here are ${name}, a clone of ${fn.name} moved from IPU ${ipuOf(h)} to IPU ${ipu} (not lowered again), called ${group.starts.length} times` });
+        dg.notes.push({ op: req.schedule[group.starts[0]].name, kind: 'outlining', text: `${group.length} ops from here are ${name}, a clone of ${fn.name} ${shift === 0 ? `on IPU ${ipu}` : `moved from IPU ${ipuOf(h)} to IPU ${ipu}`} (not lowered again), called ${group.starts.length} times` });
         return clone;
       }
     }
@@ -234,7 +230,6 @@ export function lowerGraph(req: LowerRequest): Lowered {
     demandsOf.set(group, d);
     return d;
   };
-  const stageName = (group: OutlineGroup): string => String(plan?.stageOf.get(req.schedule[group.starts[0]]) ?? '-');
   const positionOf = new Map(req.schedule.map((op, i) => [op.name, i]));
   /**
    * Whether group b's first instance reads its inputs (and layout hints) laid
