@@ -214,8 +214,8 @@ export function lowerGraph(req: LowerRequest): Lowered {
   /**
    * What a group's instances ask of the function's in-place choices and
    * outputs (src/lower/context.ts): for each tensor of its first instance,
-   * whether and where in the instance it is last read, and whether it is
-   * anchored; which outputs escape. Only groups asking the same share a function.
+   * whether and where in the instance it is last read (an anchor is read
+   * after it); which outputs escape. Only groups asking the same share a function.
    */
   const demandsOf = new Map<OutlineGroup, string>();
   const demands = (group: OutlineGroup): string => {
@@ -225,7 +225,8 @@ export function lowerGraph(req: LowerRequest): Lowered {
     const fs = functionSchedule(req.schedule, group, lastRead, anchors);
     const names = [...instanceInputs(req.schedule, s0, group.length)];
     for (let j = 0; j < group.length; j++) names.push(...req.schedule[s0 + j].outputs);
-    const read = names.map((id) => `${Math.min((fs.lastRead.get(id) ?? -1) - s0, group.length)}${fs.anchors.has(id) ? 'a' : ''}`);
+    // Anchored is read after the instance: within the function, neither may be overwritten.
+    const read = names.map((id) => (fs.anchors.has(id) ? group.length : Math.min((fs.lastRead.get(id) ?? -1) - s0, group.length)));
     d = `${read.join(',')}|${JSON.stringify(groupSlots(req.schedule, group, lastRead, anchors).escaping)}`;
     demandsOf.set(group, d);
     return d;

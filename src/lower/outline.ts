@@ -139,12 +139,13 @@ export function findRepeats(schedule: readonly Op[], graph: Graph, opts: Outline
 export function findOutline(schedule: readonly Op[], graph: Graph, opts: OutlineOptions): { groups: OutlineGroup[]; alike: number[][] } {
   const enc = encode(schedule, graph, opts);
   const groups: OutlineGroup[] = [];
+  const known = opts.segment ? new Set<string>() : undefined;
   // Each stretch of the schedule in one segment is searched alone.
   for (let lo = 0; lo < schedule.length; ) {
     const seg = opts.segment?.(schedule[lo]);
     let hi = lo + 1;
     while (hi < schedule.length && (!opts.segment || opts.segment(schedule[hi]) === seg)) hi++;
-    if (seg !== undefined || !opts.segment) groups.push(...repeatsIn(enc, lo, hi, opts.minOps));
+    if (seg !== undefined || !opts.segment) groups.push(...repeatsIn(enc, lo, hi, opts.minOps, known));
     lo = hi;
   }
   groups.sort((a, b) => a.starts[0] - b.starts[0]);
@@ -159,13 +160,13 @@ export function findOutline(schedule: readonly Op[], graph: Graph, opts: Outline
 }
 
 /** The tandem repeats of schedule[lo, hi). */
-function repeatsIn({ ids, dataflow }: Encoded, lo: number, hi: number, minOps: number): OutlineGroup[] {
+function repeatsIn({ ids, dataflow }: Encoded, lo: number, hi: number, minOps: number, known?: Set<string>): OutlineGroup[] {
   const n = hi - lo;
   const covered = new Uint8Array(hi);
   const groups: OutlineGroup[] = [];
   for (;;) {
     // The best tandem repeat over uncovered ops: period p, instances starting at s, s + p, ...
-    let best: { start: number; period: number; count: number } | undefined;
+    let best: { start: number; period: number; count: number; span: number } | undefined;
     for (let p = Math.max(1, minOps); 2 * p <= n; p++) {
       let run = 0;
       for (let i = hi - p - 1; i >= lo; i--) {
@@ -173,11 +174,21 @@ function repeatsIn({ ids, dataflow }: Encoded, lo: number, hi: number, minOps: n
         run = ids[i] === ids[i + p] && ids[i] >= 0 && !covered[i] && !covered[i + p] ? run + 1 : 0;
         if (run >= p && (i === lo || !(ids[i - 1] === ids[i - 1 + p] && ids[i - 1] >= 0 && !covered[i - 1] && !covered[i - 1 + p]))) {
           const count = Math.floor(run / p) + 1;
-          if (!best || (count - 1) * p > (best.count - 1) * best.period) best = { start: i, period: p, count };
+          if (!best || (count - 1) * p > (best.count - 1) * best.period) best = { start: i, period: p, count, span: run + p };
         }
       }
     }
     if (!best) break;
+    if (known) {
+      // Of the rotations of the period that keep as many instances, one whose ops are those of a group
+      // found before (the same layers in another segment): then they start at the same op, and are alike.
+      for (let r = 1; r < best.period && Math.floor((best.span - r) / best.period) === best.count; r++) {
+        if (known.has(Array.from(ids.subarray(best.start + r, best.start + r + best.period)).join(','))) {
+          best.start += r;
+          break;
+        }
+      }
+    }
     // The same dataflow as the first instance: the longest stretch from it that agrees.
     const first = dataflow(best.start, best.period);
     let count = 1;
@@ -185,7 +196,10 @@ function repeatsIn({ ids, dataflow }: Encoded, lo: number, hi: number, minOps: n
     const starts = Array.from({ length: count }, (_, k) => best.start + k * best.period);
     // Covered either way: a stretch whose dataflow differs is not searched again at this start.
     for (let i = best.start; i < best.start + (count > 1 ? count : 1) * best.period; i++) covered[i] = 1;
-    if (count > 1) groups.push({ starts, length: best.period });
+    if (count > 1) {
+      groups.push({ starts, length: best.period });
+      known?.add(Array.from(ids.subarray(best.start, best.start + best.period)).join(','));
+    }
   }
   return groups;
 }
