@@ -28,7 +28,7 @@ import { isIpuCopy } from '../shard/ipu-copy.js';
 import { IpuCopies } from './ipu-copies.js';
 import { isRestore, type PipelinePlan } from '../shard/pipeline.js';
 import { pipelineStep } from './pipeline.js';
-import { findOutline, type OutlineGroup } from './outline.js';
+import { findOutline, structureKey, type OutlineGroup } from './outline.js';
 import { callFunction, cloneFunction, functionSchedule, groupSlots, instanceInputs, lowerFunction, type LoweredFunction } from './functions.js';
 
 export interface LowerRequest {
@@ -256,6 +256,69 @@ export function lowerGraph(req: LowerRequest): Lowered {
       return ma.length === mb.length && by(ta, sa) === by(tb, sb) && ma.every((r, i) => mb[i].tile === r.tile + shift && mb[i].begin === r.begin && mb[i].end === r.end);
     });
   };
+  /**
+   * Ops lowered once and cloned for their likes (outlining): an op whose
+   * structure, inputs' layouts on its IPU (category, dtype, tiles, created for
+   * it or not), in-place freedom (ctx.canWriteInPlace) and outputs' categories
+   * are those of an op lowered before gets a copy of that lowering, moved to
+   * its IPU and reading its own inputs: what lowering it would make.
+   */
+  const owners = new Set([...req.graph.regions.values()].map((r) => r.owner));
+  const lowered = new Map<string, { op: Op; ipu: number; inputs: number[]; outputs: number[]; steps: ProgramStep[]; made: { tensors: [number, number]; computeSets: [number, number]; exchanges: [number, number] } }>();
+  const structures = new Map<Op, string | undefined>();
+  let cloned = 0;
+  const opLike = (op: Op, ctx: LowerContext): { key: string; inputs: number[]; ipu: number } | undefined => {
+    if (isIpuCopy(op) || isRestore(op)) return undefined;
+    let structure = structures.get(op);
+    if (!structures.has(op)) structures.set(op, (structure = structureKey(op, req.graph)));
+    if (structure === undefined) return undefined;
+    const ipu = req.sharded ? (op.settings.ipu ?? 0) : 0;
+    const base = ipu * perIpu;
+    const ids = [...op.inputs];
+    if (isGradOp(op)) ids.push(...op.fwdOp.inputs.map((id) => (id !== '' && tensors.has(id) ? id : '')));
+    const inputs: number[] = [];
+    const parts: string[] = [structure];
+    for (const id of ids) {
+      const t = id ? tensors.get(id) : undefined;
+      if (!t) {
+        parts.push('-');
+        continue;
+      }
+      if (t.remote || !t.mapping) return undefined;
+      const seen = inputs.indexOf(t.id);
+      inputs.push(t.id);
+      if (seen >= 0) {
+        parts.push(`=${seen}`);
+        continue;
+      }
+      let m = `${t.category}|${t.dtype}|${t.size}|${t.layoutBy?.op === op.name ? `s${t.layoutBy.index}` : '-'}|`;
+      for (const r of t.mapping) {
+        if (req.sharded && (r.tile < base || r.tile >= base + perIpu)) return undefined;
+        m += `${r.tile - base},${r.begin},${r.end};`;
+      }
+      parts.push(m);
+    }
+    for (let i = 0; i < op.inputs.length; i++) for (let o = 0; o < op.outputs.length; o++) if (op.inputs[i] && op.outputs[o]) parts.push(ctx.canWriteInPlace(i, o) ? 'w' : 'r');
+    parts.push(op.outputs.map((id) => (id ? category(id) : '-')).join(','));
+    return { key: parts.join('\n'), inputs, ipu };
+  };
+  /** Op `op` as a clone of the op lowered with its key (false, nothing made, when that lowering cannot be moved). */
+  const cloneOp = (like: { key: string; inputs: number[]; ipu: number }, op: Op): boolean => {
+    const m = lowered.get(like.key);
+    if (!m || m.inputs.length !== like.inputs.length) return false;
+    if (!m.steps.every((s) => s.kind === 'execute' || s.kind === 'exchange')) return false;
+    const outside = new Map(m.inputs.map((id, k) => [id, like.inputs[k]]));
+    const [t0, t1] = m.made.tensors;
+    if (!m.outputs.every((id) => (id >= t0 && id < t1) || outside.has(id))) return false;
+    const names = new Map(m.op.outputs.map((id, o) => [id, op.outputs[o]]));
+    const prefix = `${m.op.name}/`;
+    const rename = (n: string) => names.get(n) ?? (n.startsWith(prefix) ? `${op.name}/${n.slice(prefix.length)}` : `${n} (${op.name})`);
+    const maps = dg.cloneShifted(m.made, (like.ipu - m.ipu) * perIpu, rename, outside, (o) => (o === m.op.name ? op.name : o));
+    if (!maps) return false;
+    m.outputs.forEach((id, o) => tensors.set(op.outputs[o], dg.tensors[maps.tensor(id)]));
+    stepsOf(op).push(...m.steps.map((s) => (s.kind === 'execute' ? { kind: 'execute' as const, computeSet: maps.computeSet(s.computeSet) } : s.kind === 'exchange' ? { kind: 'exchange' as const, exchange: maps.exchange(s.exchange) } : s)));
+    return true;
+  };
   for (let position = 0; position < req.schedule.length; position++) {
     const op = req.schedule[position];
     const instance = instanceAt.get(position);
@@ -288,22 +351,43 @@ export function lowerGraph(req: LowerRequest): Lowered {
     if (!plan) batch.push(...ipuCopies.close());
     const ctx = new LowerContext(dg, op, tensors, category, { position, lastRead, anchors }, req.plans);
     ctx.regionSteps = regionSteps.get(op) ?? [];
+    // Outlining: an op like one lowered before (an optimizer update of a weight shaped and laid out alike) is a clone of it.
+    const like = req.outlining && !req.graph.regions.has(op) && !owners.has(op) ? opLike(op, ctx) : undefined;
+    if (like && cloneOp(like, op)) {
+      cloned++;
+      req.onOp?.(position + 1, req.schedule.length);
+      continue;
+    }
+    const made = { tensors: dg.tensors.length, computeSets: dg.computeSets.length, exchanges: dg.exchanges.length, streams: dg.streams.length };
+    let opSteps: ProgramStep[] = [];
     const lowerOp = (): void => {
       lowerWith(op, ctx);
+      opSteps = withRemote(op, ctx, tensors);
       // An op in a branch or loop body: its steps go to its owner (If, Loop), which wraps them (src/ops/control-flow.ts).
       const region = req.graph.regions.get(op);
       if (region) {
         const lists = regionSteps.get(region.owner) ?? [];
         regionSteps.set(region.owner, lists);
-        (lists[region.branch] ??= []).push(...withRemote(op, ctx, tensors));
-      } else stepsOf(op).push(...withRemote(op, ctx, tensors));
+        (lists[region.branch] ??= []).push(...opSteps);
+      } else stepsOf(op).push(...opSteps);
     };
     if (req.sharded) dg.onIpu(op.settings.ipu ?? 0, opTensors(op, tensors), lowerOp);
     else lowerOp();
+    if (like && !lowered.has(like.key) && dg.streams.length === made.streams) {
+      lowered.set(like.key, {
+        op,
+        ipu: req.sharded ? (op.settings.ipu ?? 0) : 0,
+        inputs: like.inputs,
+        outputs: op.outputs.map((id) => tensors.get(id)!.id),
+        steps: opSteps,
+        made: { tensors: [made.tensors, dg.tensors.length], computeSets: [made.computeSets, dg.computeSets.length], exchanges: [made.exchanges, dg.exchanges.length] },
+      });
+    }
     req.onOp?.(position + 1, req.schedule.length);
   }
   const copies = ipuCopies.close();
   if (!plan) batch.push(...copies);
+  if (cloned > 0) dg.notes.push({ op: req.schedule[0].name, kind: 'outlining', text: `${cloned} ops outside the functions (optimizer updates and the like) are clones of a like op lowered before (the same structure, inputs laid out alike on their IPU), not lowered again` });
 
   /** Lower `op` by its definition into `ctx`, its mistakes as UserErrors naming it. */
   function lowerWith(op: Op, ctx: LowerContext): void {

@@ -49,8 +49,8 @@ const drawsRandom = (op: Op): boolean => 'seed' in op;
 const NOT_STRUCTURE = new Set(['graph', 'id', 'inputs', 'outputs', 'settings', 'fwdOp', 'opid']);
 
 /** An op's structure, without its dataflow: identifier, attributes and fields, tensor infos; undefined when it must not be outlined. */
-function opKey(op: Op, graph: Graph, owners: ReadonlySet<Op>): string | undefined {
-  if (drawsRandom(op) || op.modifiedInputs().length > 0) return undefined;
+function opKey(op: Op, graph: Graph, owners: ReadonlySet<Op>, inPlace = false): string | undefined {
+  if (drawsRandom(op) || (!inPlace && op.modifiedInputs().length > 0)) return undefined;
   if (graph.regions.has(op) || owners.has(op)) return undefined;
   if (isGradOp(op) && drawsRandom(op.fwdOp)) return undefined;
   const info = (id: string) => (id === '' ? '-' : `${graph.tensor(id).info.dtype}[${graph.tensor(id).info.shape.join(',')}]`);
@@ -123,6 +123,15 @@ function encode(schedule: readonly Op[], graph: Graph, opts: OutlineOptions): En
     return parts.join(',');
   };
   return { ids, dataflow };
+}
+
+/**
+ * An op's structure (as outlining compares ops), for lowering one op once and
+ * cloning it for its likes (src/lower/lower.ts): ops that write an input in
+ * place count too, since their clone writes the like's own input.
+ */
+export function structureKey(op: Op, graph: Graph): string | undefined {
+  return opKey(op, graph, new Set(), true);
 }
 
 /** Find the outlined groups of `schedule`, disjoint, each instance of at least minOps ops and within one segment. */

@@ -91,6 +91,8 @@ describe('outlining a sharded, pipelined model', () => {
     expect(notes.some((t) => /lowered once as fn\d+ on IPU \d/.test(t))).toBe(true);
     // IPU 2's forward layers read their input as IPU 1's do (an IpuCopy's destination): a clone, not lowered again.
     expect(notes.some((t) => /a clone of fn\d+ moved from IPU 1 to IPU 2/.test(t))).toBe(true);
+    // The updates of weights shaped and laid out alike are lowered once and cloned.
+    expect(notes.some((t) => /^\d+ ops outside the functions .* are clones/.test(t))).toBe(true);
     const per = c.program.device.tilesPerIpu;
     const ipuOfOp = new Map(c.schedule.map((op) => [op.name, op.settings.ipu ?? 0]));
     let calls = 0;
