@@ -6,7 +6,10 @@
  * vocabulary 30522, micro-batch 1; the embeddings and layers 0-2 on IPU 0, then
  * 7 layers on each of IPUs 1-3 ([3, 7, 7, 7], as PopART's BERT-Large).
  * Pipelined: 4 forward stages, 7 pipeline stages, 8 micro-batches per weight
- * update (train.accumulationFactor, at least the stages). L1 loss on the last
+ * update (train.accumulationFactor, at least the stages), recomputing the
+ * forward in the backward stages (train.recompute: pipeline, as PopART's
+ * BERT-Large does: without it the stashes of 7 layers, 5 micro-batches deep,
+ * overflow IPU 1's tiles). L1 loss on the last
  * layer's output, plain SGD (no optimizer state: a layer's fp16 weights and
  * accumulators, 50 MB, fit 7 to an IPU beside the stashes). Outlined
  * (compile.outlining): each IPU's layers are lowered once (or cloned from
@@ -56,6 +59,7 @@ train:
   loss: {type: l1, input: h${LAYERS}}
   optimizer: {type: sgd, lr: 0.001}
   accumulationFactor: ${ACCUMULATION}
+  recompute: pipeline
 compile: {outlining: true}
 report: {trace: false, html: false}
 `;
