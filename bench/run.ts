@@ -81,6 +81,11 @@ async function time(text: string, workers: number, steps: number): Promise<{ com
 const SCALE_CASES = [
   { name: 'BERT-base encoder layer, training step (SGD), seq 128, fp32', config: 'configs/examples/bert-layer.yaml', target: '< 2 s, < 400 MB' },
   { name: 'BERT-base, 12 layers + embeddings (vocab 30522), fp16, inference, seq 128, layers outlined (compile.outlining)', config: 'bench/configs/bert12-fp16-infer.yaml', target: '< 20 s, < 2 GB' },
+  {
+    name: 'BERT-Large training (SGD), fp16, seq 128, micro-batch 1, pipelined over 4 IPUs (layers [3, 7, 7, 7], embeddings on IPU 0), 8 micro-batches, recompute: pipeline, 4 replicas on pod16, layers outlined (issue 10)',
+    config: 'bench/configs/bert-large-pipelined-pod16.yaml',
+    target: '< 2 min',
+  },
   { name: 'ResNet-50 (light model), inference, batch 1', config: 'bench/configs/resnet50-infer.yaml', target: '< 10 s' },
   { name: 'ResNet-50 (light model), one training step (SGD), batch 1 (its conv weights are folded constants: dX through every conv, no dW)', config: 'bench/configs/resnet50-train.yaml', target: '< 30 s' },
 ];

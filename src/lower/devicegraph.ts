@@ -163,6 +163,73 @@ export class DeviceGraph {
     }
   }
 
+  /**
+   * Copies of the tensors, compute sets and exchanges made in `made` (an
+   * outlined function's lowering, src/lower/functions.ts cloneFunction), their
+   * tiles shifted by `tileShift` (whole IPUs): the old-to-new id maps, or
+   * undefined (nothing made) when a vertex or copy reads a tensor made
+   * outside the range, which a clone could not move.
+   */
+  cloneShifted(
+    made: { tensors: [number, number]; computeSets: [number, number]; exchanges: [number, number] },
+    tileShift: number,
+    rename: (name: string) => string,
+    /** Tensors made outside the range that the clone reads in their place (an op's inputs), else none. */
+    outside: ReadonlyMap<number, number> = new Map(),
+    /** The op a clone's tensors, compute sets and exchanges are named for (a function's keep the template's). */
+    renameOp: (op: string) => string = (op) => op,
+  ): { tensor: (id: number) => number; computeSet: (id: number) => number; exchange: (id: number) => number } | undefined {
+    const [t0, t1] = made.tensors;
+    const inside = (id: number) => (id >= t0 && id < t1) || outside.has(id);
+    for (let c = made.computeSets[0]; c < made.computeSets[1]; c++) {
+      for (const v of this.computeSets[c].vertices) {
+        for (const name in v.fields) {
+          const f = v.fields[name];
+          if (Array.isArray(f) ? !f.every((s) => inside(s.tensor)) : !inside(f.tensor)) return undefined;
+        }
+      }
+    }
+    for (let e = made.exchanges[0]; e < made.exchanges[1]; e++) {
+      const c = this.exchanges[e].copies;
+      for (let i = 0; i < c.length; i++) if (!inside(c.srcTensor(i)) || !inside(c.dstTensor(i))) return undefined;
+    }
+    const tBase = this.tensors.length;
+    const tensor = (id: number) => (id >= t0 && id < t1 ? id - t0 + tBase : outside.get(id)!);
+    for (let id = t0; id < t1; id++) {
+      const s = this.tensors[id];
+      const t = this.addTensor(rename(s.name), s.dtype, s.shape, s.category, renameOp(s.op));
+      if (s.mapping) t.mapping = s.mapping.map((r) => ({ tile: r.tile + tileShift, begin: r.begin, end: r.end }));
+      if (s.dropped) t.dropped = true;
+      if (s.alwaysLive) t.alwaysLive = true;
+      if (s.layoutBy) t.layoutBy = s.layoutBy;
+      if (s.remote) t.remote = true;
+      if (this.referenced.has(id)) this.referenced.add(t.id);
+    }
+    const csBase = this.computeSets.length;
+    for (let c = made.computeSets[0]; c < made.computeSets[1]; c++) {
+      const cs = this.computeSets[c];
+      const id = this.addComputeSet(rename(cs.name), renameOp(cs.op));
+      const slice = (s: Slice): Slice => ({ tensor: tensor(s.tensor), begin: s.begin, end: s.end });
+      this.computeSets[id].vertices = cs.vertices.map((v) => {
+        const fields: Record<string, Slice | Slice[]> = {};
+        for (const name in v.fields) {
+          const f = v.fields[name];
+          fields[name] = Array.isArray(f) ? f.map(slice) : slice(f);
+        }
+        // params and arrays are never written after the vertex is added: shared.
+        return { ...v, tile: v.tile + tileShift, fields };
+      });
+    }
+    const exBase = this.exchanges.length;
+    for (let e = made.exchanges[0]; e < made.exchanges[1]; e++) {
+      const ex = this.exchanges[e];
+      const id = this.addExchange(rename(ex.name), renameOp(ex.op), { call: ex.call });
+      const c = ex.copies;
+      for (let i = 0; i < c.length; i++) this.exchanges[id].copies.push(tensor(c.srcTensor(i)), c.srcBegin(i), tensor(c.dstTensor(i)), c.dstBegin(i), c.size(i));
+    }
+    return { tensor, computeSet: (id) => id - made.computeSets[0] + csBase, exchange: (id) => id - made.exchanges[0] + exBase };
+  }
+
   addTensor(name: string, dtype: DeviceDType, shape: readonly number[], category: TensorCategory, op = ''): BuildTensor {
     if (hostHeapCheckDue(4096)) checkHostHeap(`lowering op '${op}'`);
     const t: BuildTensor = {

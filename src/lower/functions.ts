@@ -15,6 +15,12 @@
  * (same op names, schedule positions and in-place choices), except that an
  * output read outside any instance, or anchored in any, is kept as such:
  * so its vertices, and the numbers, are those of that lowering.
+ *
+ * Sharded, a function is lowered on its IPU (DeviceGraph.onIpu). The same
+ * layers on another IPU (a group alike, src/lower/outline.ts findOutline)
+ * whose inputs are laid out the same on their IPU's tiles get a clone of it
+ * (cloneFunction): its tensors, vertices and copies with the tiles shifted by
+ * whole IPUs, what lowering them there would make, at the cost of a copy.
  */
 import type { DeviceDType, ProgramStep, TensorCategory } from '../../sim/program.js';
 import type { Graph } from '../ir/graph.js';
@@ -41,6 +47,17 @@ export interface LoweredFunction {
   slots: InstanceSlots;
   /** The function's tensors by the first instance's IR names. */
   tensors: ReadonlyMap<string, BuildTensor>;
+  /** The op names its compute sets and exchanges carry (a call renames them to its own): its template's first instance's. */
+  opNames: string[];
+  /** What its lowering made: tensors, compute sets, exchanges and streams [from, to) of the DeviceGraph (a clone's source); none for a clone. */
+  made?: DeviceRange;
+}
+
+export interface DeviceRange {
+  tensors: [number, number];
+  computeSets: [number, number];
+  exchanges: [number, number];
+  streams: [number, number];
 }
 
 /** The tensors instance `start` reads from outside it, in order of first use (as outline.ts's dataflow numbers them). */
@@ -108,9 +125,14 @@ export function lowerFunction(
   slots: InstanceSlots,
   tensors: ReadonlyMap<string, BuildTensor>,
   lowerOp: (op: Op, position: number, fnTensors: Map<string, BuildTensor>) => ProgramStep[],
+  /** Whether a caller's tensor may be a layout hint (sharded: it lies on the function's IPU). */
+  hint: (t: BuildTensor) => boolean = () => true,
 ): LoweredFunction {
   const fnTensors = new Map<string, BuildTensor>();
   const first = dg.tensors.length;
+  const cs0 = dg.computeSets.length;
+  const ex0 = dg.exchanges.length;
+  const st0 = dg.streams.length;
   const params = slots.inputs.map((id, e) => {
     const caller = tensors.get(id);
     if (!caller) throw new Error(`internal: input '${id}' of outlined ${name} was not lowered before it`);
@@ -129,7 +151,7 @@ export function lowerFunction(
     const position = group.starts[0] + j;
     const op = schedule[position];
     // A grad op's lowering may map an output like its forward op's input (ctx.gradientOf): a layout hint only.
-    if (isGradOp(op)) for (const id of op.fwdOp.inputs) if (id !== '' && !fnTensors.has(id) && tensors.has(id)) fnTensors.set(id, tensors.get(id)!);
+    if (isGradOp(op)) for (const id of op.fwdOp.inputs) if (id !== '' && !fnTensors.has(id) && tensors.has(id) && hint(tensors.get(id)!)) fnTensors.set(id, tensors.get(id)!);
     steps.push(...lowerOp(op, position, fnTensors));
   }
   const outputs = slots.escaping.map(([j, o]) => {
@@ -140,16 +162,68 @@ export function lowerFunction(
   });
   // Everything made here is the function's frame: placed once for every call (src/lower/memory.ts).
   dg.frames.push({ fn: name, tensors: Array.from({ length: dg.tensors.length - first }, (_, i) => first + i) });
-  return { name, group, params, outputs, steps, slots, tensors: fnTensors };
+  const opNames = Array.from({ length: group.length }, (_, j) => schedule[group.starts[0] + j].name);
+  const made: DeviceRange = { tensors: [first, dg.tensors.length], computeSets: [cs0, dg.computeSets.length], exchanges: [ex0, dg.exchanges.length], streams: [st0, dg.streams.length] };
+  return { name, group, params, outputs, steps, slots, tensors: fnTensors, opNames, made };
+}
+
+/** The function's tensors by the IR names of `group`'s first instance (the same ops, position for position, as fn's). */
+function renamed(fn: LoweredFunction, group: OutlineGroup, schedule: readonly Op[], map: (t: BuildTensor) => BuildTensor | undefined): Map<string, BuildTensor> {
+  const out = new Map<string, BuildTensor>();
+  const inputs = instanceInputs(schedule, group.starts[0], group.length);
+  fn.slots.inputs.forEach((id, e) => {
+    const t = fn.tensors.get(id);
+    const m = t && map(t);
+    if (m) out.set(inputs[e], m);
+  });
+  for (let j = 0; j < group.length; j++) {
+    schedule[fn.group.starts[0] + j].outputs.forEach((id, o) => {
+      const t = fn.tensors.get(id);
+      const m = t && map(t);
+      if (m) out.set(schedule[group.starts[0] + j].outputs[o], m);
+    });
+  }
+  return out;
 }
 
 /**
- * Call k of `fn`: its copies in and out, and the callers' tensors of its
- * outputs (mapped like the function's), set in `tensors`.
+ * A clone of `fn` for `group` (alike, on another IPU): everything fn's
+ * lowering made, its tiles shifted by `tileShift`. Undefined when that is
+ * not all of it: a vertex or copy reads a tensor made outside the function,
+ * or its steps are more than compute sets and exchanges.
  */
-export function callFunction(dg: DeviceGraph, fn: LoweredFunction, k: number, schedule: readonly Op[], graph: Graph, tensors: Map<string, BuildTensor>, category: (id: string) => TensorCategory): ProgramStep {
-  const { starts, length } = fn.group;
-  const start = starts[k];
+export function cloneFunction(dg: DeviceGraph, fn: LoweredFunction, name: string, group: OutlineGroup, schedule: readonly Op[], tileShift: number): LoweredFunction | undefined {
+  if (!fn.made || fn.made.streams[0] !== fn.made.streams[1]) return undefined;
+  const steps: ProgramStep[] = [];
+  const clonable = (list: readonly ProgramStep[]): boolean => list.every((s) => s.kind === 'execute' || s.kind === 'exchange' || (s.kind === 'repeat' && clonable(s.body)));
+  if (!clonable(fn.steps)) return undefined;
+  const maps = dg.cloneShifted(fn.made, tileShift, (n) => (n.startsWith(`${fn.name}/`) ? `${name}/${n.slice(fn.name.length + 1)}` : `${n} (${name})`));
+  if (!maps) return undefined;
+  const remap = (s: ProgramStep): ProgramStep =>
+    s.kind === 'execute' ? { kind: 'execute', computeSet: maps.computeSet(s.computeSet) } : s.kind === 'exchange' ? { kind: 'exchange', exchange: maps.exchange(s.exchange) } : s.kind === 'repeat' ? { ...s, body: s.body.map(remap) } : s;
+  steps.push(...fn.steps.map(remap));
+  const tensor = (t: BuildTensor) => dg.tensors[maps.tensor(t.id)];
+  const [t0, t1] = fn.made.tensors;
+  dg.frames.push({ fn: name, tensors: Array.from({ length: t1 - t0 }, (_, i) => maps.tensor(t0 + i)) });
+  const inRange = (t: BuildTensor) => (t.id >= t0 && t.id < t1 ? tensor(t) : undefined);
+  return {
+    name,
+    group,
+    params: fn.params.map(tensor),
+    outputs: fn.outputs.map(tensor),
+    steps,
+    slots: { inputs: instanceInputs(schedule, group.starts[0], group.length), escaping: fn.slots.escaping },
+    tensors: renamed(fn, group, schedule, inRange),
+    opNames: fn.opNames,
+  };
+}
+
+/**
+ * Call k of `fn` for the instance at `start`: its copies in and out, and the
+ * callers' tensors of its outputs (mapped like the function's), set in `tensors`.
+ */
+export function callFunction(dg: DeviceGraph, fn: LoweredFunction, k: number, start: number, schedule: readonly Op[], graph: Graph, tensors: Map<string, BuildTensor>, category: (id: string) => TensorCategory): ProgramStep {
+  const { length } = fn.group;
   const label = `${fn.name}/call${k}`;
   const body: ProgramStep[] = [];
   const inputs = instanceInputs(schedule, start, length);
@@ -175,6 +249,6 @@ export function callFunction(dg: DeviceGraph, fn: LoweredFunction, k: number, sc
     body.push({ kind: 'exchange', exchange: copyOut });
   }
   const ops: Record<string, string> = {};
-  for (let j = 0; j < length; j++) ops[schedule[starts[0] + j].name] = schedule[start + j].name;
+  for (let j = 0; j < length; j++) ops[fn.opNames[j]] = schedule[start + j].name;
   return { kind: 'call', fn: fn.name, op: label, ops, body };
 }

@@ -28,8 +28,8 @@ import { isIpuCopy } from '../shard/ipu-copy.js';
 import { IpuCopies } from './ipu-copies.js';
 import { isRestore, type PipelinePlan } from '../shard/pipeline.js';
 import { pipelineStep } from './pipeline.js';
-import { findRepeats, type OutlineGroup } from './outline.js';
-import { callFunction, functionSchedule, groupSlots, instanceInputs, lowerFunction, type LoweredFunction } from './functions.js';
+import { findOutline, structureKey, type OutlineGroup } from './outline.js';
+import { callFunction, cloneFunction, functionSchedule, groupSlots, instanceInputs, lowerFunction, type LoweredFunction } from './functions.js';
 
 export interface LowerRequest {
   graph: Graph;
@@ -56,7 +56,7 @@ export interface LowerRequest {
   accumulationFactor?: number;
   /** Pipelined: each op's stage and the stashes; the micro-batches run as a pipeline step. */
   pipeline?: PipelinePlan;
-  /** Outlining (compile.outlining): repeated sequences of at least minOps ops lowered once and called (src/lower/functions.ts). Not when sharded. */
+  /** Outlining (compile.outlining): repeated sequences of at least minOps ops lowered once per IPU and called (src/lower/functions.ts); a call never spans two IPUs or pipeline stages. */
   outlining?: { minOps: number };
 }
 
@@ -95,8 +95,13 @@ export function lowerGraph(req: LowerRequest): Lowered {
   const stepsOf = (op: Op): ProgramStep[] => (op.settings.executionContext === 'outerFragment' ? outer : plan ? stageSteps[plan.stageOf.get(op)!] : batch);
 
   const consumers = consumersInSchedule(req.schedule);
-  const groups = req.outlining && !req.sharded ? findRepeats(req.schedule, req.graph, req.outlining) : [];
-  if (req.outlining && req.sharded) dg.notes.push({ op: req.schedule[0]?.name ?? 'graph', kind: 'outlining', text: 'outlining is skipped: the model is sharded over IPUs (not supported yet)' });
+  // Where an op runs: a call stays within one IPU, pipeline stage and fragment (an IpuCopy or Restore is never outlined).
+  const segment = (op: Op): string | undefined => {
+    if (isIpuCopy(op) || isRestore(op)) return undefined;
+    if (op.settings.executionContext === 'outerFragment') return `outer/${req.sharded ? (op.settings.ipu ?? 0) : ''}`;
+    return req.sharded ? `${op.settings.ipu ?? 0}/${plan?.stageOf.get(op) ?? ''}` : 'main';
+  };
+  const { groups, alike } = req.outlining ? findOutline(req.schedule, req.graph, { ...req.outlining, segment }) : { groups: [], alike: [] };
   // A later instance's input that nothing produces (its layer's weight) is mapped like the first
   // instance's: its call then copies it into the function on tile. Mapped after the first's.
   const followers = new Map<string, string>();
@@ -105,7 +110,9 @@ export function lowerGraph(req: LowerRequest): Lowered {
     for (const s of g.starts.slice(1)) instanceInputs(req.schedule, s, g.length).forEach((id, e) => id !== first[e] && followers.set(id, first[e]));
   }
   const sources = req.graph.allTensors().filter((t) => !t.producer);
-  for (const t of [...sources.filter((t) => !followers.has(t.id)), ...sources.filter((t) => followers.has(t.id))]) {
+  // Leaders, then followers, then the followers' accumulators (each mapped like its weight, which must exist by then).
+  const tier = (t: (typeof sources)[number]): number => (followers.has(t.id) ? 1 : t.accumulatorOf !== undefined && followers.has(t.accumulatorOf) ? 2 : 0);
+  for (const t of [0, 1, 2].flatMap((k) => sources.filter((t) => tier(t) === k))) {
     const category = t.kind === 'stream' ? 'stream' : t.kind === 'variable' ? 'variable' : 'constant';
     const readers = consumers.get(t.id) ?? [];
     // A gradient accumulator lies where its weight does: the update reads both on the same tiles.
@@ -166,22 +173,180 @@ export function lowerGraph(req: LowerRequest): Lowered {
   const instanceAt = new Map<number, { group: OutlineGroup; g: number; k: number }>();
   groups.forEach((group, g) => group.starts.forEach((start, k) => instanceAt.set(start, { group, g, k })));
   const functions: LoweredFunction[] = [];
+  const alikeOf = new Map<number, number[]>();
+  for (const list of alike) for (const g of list) alikeOf.set(g, list);
+  const perIpu = req.device.tilesPerIpu;
+  const ipuOf = (g: number): number => (req.sharded ? (req.schedule[groups[g].starts[0]].settings.ipu ?? 0) : 0);
+  const callsOf = new Map<string, number>();
+  /** Group g's function: a clone of an alike group's whose inputs lie alike (moved to g's IPU), else lowered. */
+  const functionFor = (g: number): LoweredFunction => {
+    const group = groups[g];
+    const ipu = ipuOf(g);
+    const same = alikeOf.get(g) ?? [g];
+    for (const h of same) {
+      const fn = functions[h];
+      if (h === g || !fn?.made) continue;
+      const shift = (ipu - ipuOf(h)) * perIpu;
+      if (demands(fn.group) !== demands(group) || !alikeInputs(fn.group, group, shift)) continue;
+      const name = `fn${g}`;
+      const clone = cloneFunction(dg, fn, name, group, req.schedule, shift);
+      if (clone) {
+        dg.notes.push({ op: req.schedule[group.starts[0]].name, kind: 'outlining', text: `${group.length} ops from here are ${name}, a clone of ${fn.name} ${shift === 0 ? `on IPU ${ipu}` : `moved from IPU ${ipuOf(h)} to IPU ${ipu}`} (not lowered again), called ${group.starts.length} times` });
+        return clone;
+      }
+    }
+    const slots = groupSlots(req.schedule, group, lastRead, anchors);
+    const fs = functionSchedule(req.schedule, group, lastRead, anchors);
+    const lower = () =>
+      lowerFunction(
+        dg,
+        `fn${g}`,
+        req.schedule,
+        group,
+        slots,
+        tensors,
+        (fop, at, fnTensors) => {
+          const ctx = new LowerContext(dg, fop, fnTensors, category, { position: at, lastRead: fs.lastRead, anchors: fs.anchors }, req.plans);
+          lowerWith(fop, ctx);
+          return ctx.finish();
+        },
+        (t) => !req.sharded || onIpu(t, ipu),
+      );
+    const fn = req.sharded ? dg.onIpu(ipu, [...slots.inputs, ...hints(group)].map((id) => tensors.get(id)), lower) : lower();
+    dg.notes.push({ op: req.schedule[group.starts[0]].name, kind: 'outlining', text: `${group.length} ops from here lowered once as fn${g}${req.sharded ? ` on IPU ${ipu}` : ''}, called ${group.starts.length} times` });
+    return fn;
+  };
+  const onIpu = (t: BuildTensor, ipu: number): boolean => (t.mapping ?? []).every((r) => Math.floor(r.tile / perIpu) === ipu);
+  /** The forward inputs a grad op of the instance may take as a layout hint (ctx.gradientOf), made outside it. */
+  const hints = (group: OutlineGroup): string[] => {
+    const made = new Set<string>();
+    const out: string[] = [];
+    for (let j = 0; j < group.length; j++) {
+      const op = req.schedule[group.starts[0] + j];
+      if (isGradOp(op)) for (const id of op.fwdOp.inputs) out.push(id !== '' && !made.has(id) && tensors.has(id) && (!req.sharded || onIpu(tensors.get(id)!, op.settings.ipu ?? 0)) ? id : '');
+      for (const id of op.outputs) made.add(id);
+    }
+    return out;
+  };
+  /**
+   * What a group's instances ask of the function's in-place choices and
+   * outputs (src/lower/context.ts): for each tensor of its first instance,
+   * whether and where in the instance it is last read (an anchor is read
+   * after it); which outputs escape. Only groups asking the same share a function.
+   */
+  const demandsOf = new Map<OutlineGroup, string>();
+  const demands = (group: OutlineGroup): string => {
+    let d = demandsOf.get(group);
+    if (d !== undefined) return d;
+    const s0 = group.starts[0];
+    const fs = functionSchedule(req.schedule, group, lastRead, anchors);
+    const names = [...instanceInputs(req.schedule, s0, group.length)];
+    for (let j = 0; j < group.length; j++) names.push(...req.schedule[s0 + j].outputs);
+    // Anchored is read after the instance: within the function, neither may be overwritten.
+    const read = names.map((id) => (fs.anchors.has(id) ? group.length : Math.min((fs.lastRead.get(id) ?? -1) - s0, group.length)));
+    d = `${read.join(',')}|${JSON.stringify(groupSlots(req.schedule, group, lastRead, anchors).escaping)}`;
+    demandsOf.set(group, d);
+    return d;
+  };
+  const positionOf = new Map(req.schedule.map((op, i) => [op.name, i]));
+  /**
+   * Whether group b's first instance reads its inputs (and layout hints) laid
+   * out as a's does, `shift` tiles on, each created by the same op of its
+   * instance if any: then lowering b would make a's function moved by shift.
+   */
+  const alikeInputs = (a: OutlineGroup, b: OutlineGroup, shift: number): boolean => {
+    const sa = a.starts[0];
+    const sb = b.starts[0];
+    const ida = [...instanceInputs(req.schedule, sa, a.length), ...hints(a)];
+    const idb = [...instanceInputs(req.schedule, sb, b.length), ...hints(b)];
+    if (ida.length !== idb.length) return false;
+    const by = (t: BuildTensor, start: number): string => {
+      const at = t.layoutBy ? positionOf.get(t.layoutBy.op) : undefined;
+      return at !== undefined && at >= start && at < start + a.length ? `${at - start}.${t.layoutBy!.index}` : '-';
+    };
+    return ida.every((id, e) => {
+      const ta = id ? tensors.get(id) : undefined;
+      const tb = idb[e] ? tensors.get(idb[e]) : undefined;
+      if (!ta || !tb) return !ta && !tb;
+      const ma = ta.mapping ?? [];
+      const mb = tb.mapping ?? [];
+      return ma.length === mb.length && by(ta, sa) === by(tb, sb) && ma.every((r, i) => mb[i].tile === r.tile + shift && mb[i].begin === r.begin && mb[i].end === r.end);
+    });
+  };
+  /**
+   * Ops lowered once and cloned for their likes (outlining): an op whose
+   * structure, inputs' layouts on its IPU (category, dtype, tiles, created for
+   * it or not), in-place freedom (ctx.canWriteInPlace) and outputs' categories
+   * are those of an op lowered before gets a copy of that lowering, moved to
+   * its IPU and reading its own inputs: what lowering it would make.
+   */
+  const owners = new Set([...req.graph.regions.values()].map((r) => r.owner));
+  const lowered = new Map<string, { op: Op; ipu: number; inputs: number[]; outputs: number[]; steps: ProgramStep[]; made: { tensors: [number, number]; computeSets: [number, number]; exchanges: [number, number] } }>();
+  const structures = new Map<Op, string | undefined>();
+  let cloned = 0;
+  const opLike = (op: Op, ctx: LowerContext): { key: string; inputs: number[]; ipu: number } | undefined => {
+    if (isIpuCopy(op) || isRestore(op)) return undefined;
+    let structure = structures.get(op);
+    if (!structures.has(op)) structures.set(op, (structure = structureKey(op, req.graph)));
+    if (structure === undefined) return undefined;
+    const ipu = req.sharded ? (op.settings.ipu ?? 0) : 0;
+    const base = ipu * perIpu;
+    const ids = [...op.inputs];
+    if (isGradOp(op)) ids.push(...op.fwdOp.inputs.map((id) => (id !== '' && tensors.has(id) ? id : '')));
+    const inputs: number[] = [];
+    const parts: string[] = [structure];
+    for (const id of ids) {
+      const t = id ? tensors.get(id) : undefined;
+      if (!t) {
+        parts.push('-');
+        continue;
+      }
+      if (t.remote || !t.mapping) return undefined;
+      const seen = inputs.indexOf(t.id);
+      inputs.push(t.id);
+      if (seen >= 0) {
+        parts.push(`=${seen}`);
+        continue;
+      }
+      let m = `${t.category}|${t.dtype}|${t.size}|${t.layoutBy?.op === op.name ? `s${t.layoutBy.index}` : '-'}|`;
+      for (const r of t.mapping) {
+        if (req.sharded && (r.tile < base || r.tile >= base + perIpu)) return undefined;
+        m += `${r.tile - base},${r.begin},${r.end};`;
+      }
+      parts.push(m);
+    }
+    for (let i = 0; i < op.inputs.length; i++) for (let o = 0; o < op.outputs.length; o++) if (op.inputs[i] && op.outputs[o]) parts.push(ctx.canWriteInPlace(i, o) ? 'w' : 'r');
+    parts.push(op.outputs.map((id) => (id ? category(id) : '-')).join(','));
+    return { key: parts.join('\n'), inputs, ipu };
+  };
+  /** Op `op` as a clone of the op lowered with its key (false, nothing made, when that lowering cannot be moved). */
+  const cloneOp = (like: { key: string; inputs: number[]; ipu: number }, op: Op): boolean => {
+    const m = lowered.get(like.key);
+    if (!m || m.inputs.length !== like.inputs.length) return false;
+    if (!m.steps.every((s) => s.kind === 'execute' || s.kind === 'exchange')) return false;
+    const outside = new Map(m.inputs.map((id, k) => [id, like.inputs[k]]));
+    const [t0, t1] = m.made.tensors;
+    if (!m.outputs.every((id) => (id >= t0 && id < t1) || outside.has(id))) return false;
+    const names = new Map(m.op.outputs.map((id, o) => [id, op.outputs[o]]));
+    const prefix = `${m.op.name}/`;
+    const rename = (n: string) => names.get(n) ?? (n.startsWith(prefix) ? `${op.name}/${n.slice(prefix.length)}` : `${n} (${op.name})`);
+    const maps = dg.cloneShifted(m.made, (like.ipu - m.ipu) * perIpu, rename, outside, (o) => (o === m.op.name ? op.name : o));
+    if (!maps) return false;
+    m.outputs.forEach((id, o) => tensors.set(op.outputs[o], dg.tensors[maps.tensor(id)]));
+    stepsOf(op).push(...m.steps.map((s) => (s.kind === 'execute' ? { kind: 'execute' as const, computeSet: maps.computeSet(s.computeSet) } : s.kind === 'exchange' ? { kind: 'exchange' as const, exchange: maps.exchange(s.exchange) } : s)));
+    return true;
+  };
   for (let position = 0; position < req.schedule.length; position++) {
     const op = req.schedule[position];
     const instance = instanceAt.get(position);
     if (instance) {
       const { group, g, k } = instance;
-      if (k === 0) {
-        const slots = groupSlots(req.schedule, group, lastRead, anchors);
-        const fs = functionSchedule(req.schedule, group, lastRead, anchors);
-        functions[g] = lowerFunction(dg, `fn${g}`, req.schedule, group, slots, tensors, (fop, at, fnTensors) => {
-          const ctx = new LowerContext(dg, fop, fnTensors, category, { position: at, lastRead: fs.lastRead, anchors: fs.anchors }, req.plans);
-          lowerWith(fop, ctx);
-          return ctx.finish();
-        });
-        dg.notes.push({ op: op.name, kind: 'outlining', text: `${group.length} ops from here lowered once as fn${g}, called ${group.starts.length} times` });
-      }
-      (op.settings.executionContext === 'outerFragment' ? outer : batch).push(callFunction(dg, functions[g], k, req.schedule, req.graph, tensors, category));
+      if (k === 0) functions[g] = functionFor(g);
+      const fn = functions[g];
+      const n = callsOf.get(fn.name) ?? 0;
+      callsOf.set(fn.name, n + 1);
+      if (!plan) batch.push(...ipuCopies.close());
+      stepsOf(op).push(callFunction(dg, fn, n, group.starts[k], req.schedule, req.graph, tensors, category));
       position += group.length - 1;
       req.onOp?.(position + 1, req.schedule.length);
       continue;
@@ -209,22 +374,43 @@ export function lowerGraph(req: LowerRequest): Lowered {
     if (!plan) batch.push(...ipuCopies.close());
     const ctx = new LowerContext(dg, op, tensors, category, { position, lastRead, anchors }, req.plans);
     ctx.regionSteps = regionSteps.get(op) ?? [];
+    // Outlining: an op like one lowered before (an optimizer update of a weight shaped and laid out alike) is a clone of it.
+    const like = req.outlining && !req.graph.regions.has(op) && !owners.has(op) ? opLike(op, ctx) : undefined;
+    if (like && cloneOp(like, op)) {
+      cloned++;
+      req.onOp?.(position + 1, req.schedule.length);
+      continue;
+    }
+    const made = { tensors: dg.tensors.length, computeSets: dg.computeSets.length, exchanges: dg.exchanges.length, streams: dg.streams.length };
+    let opSteps: ProgramStep[] = [];
     const lowerOp = (): void => {
       lowerWith(op, ctx);
+      opSteps = withRemote(op, ctx, tensors);
       // An op in a branch or loop body: its steps go to its owner (If, Loop), which wraps them (src/ops/control-flow.ts).
       const region = req.graph.regions.get(op);
       if (region) {
         const lists = regionSteps.get(region.owner) ?? [];
         regionSteps.set(region.owner, lists);
-        (lists[region.branch] ??= []).push(...withRemote(op, ctx, tensors));
-      } else stepsOf(op).push(...withRemote(op, ctx, tensors));
+        (lists[region.branch] ??= []).push(...opSteps);
+      } else stepsOf(op).push(...opSteps);
     };
     if (req.sharded) dg.onIpu(op.settings.ipu ?? 0, opTensors(op, tensors), lowerOp);
     else lowerOp();
+    if (like && !lowered.has(like.key) && dg.streams.length === made.streams) {
+      lowered.set(like.key, {
+        op,
+        ipu: req.sharded ? (op.settings.ipu ?? 0) : 0,
+        inputs: like.inputs,
+        outputs: op.outputs.map((id) => tensors.get(id)!.id),
+        steps: opSteps,
+        made: { tensors: [made.tensors, dg.tensors.length], computeSets: [made.computeSets, dg.computeSets.length], exchanges: [made.exchanges, dg.exchanges.length] },
+      });
+    }
     req.onOp?.(position + 1, req.schedule.length);
   }
   const copies = ipuCopies.close();
   if (!plan) batch.push(...copies);
+  if (cloned > 0) dg.notes.push({ op: req.schedule[0].name, kind: 'outlining', text: `${cloned} ops outside the functions (optimizer updates and the like) are clones of a like op lowered before (the same structure, inputs laid out alike on their IPU), not lowered again` });
 
   /** Lower `op` by its definition into `ctx`, its mistakes as UserErrors naming it. */
   function lowerWith(op: Op, ctx: LowerContext): void {
