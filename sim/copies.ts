@@ -63,6 +63,13 @@ export function unstrided(t: CopyTable): CopyTable {
   return b.finish();
 }
 
+/** A column of twice the length holding `a` first: growing a builder's columns. */
+export function doubled(a: Int32Array): Int32Array<ArrayBuffer> {
+  const g = new Int32Array(a.length * 2);
+  g.set(a);
+  return g;
+}
+
 /** A growable CopyTable (capacity doubles), finished into an exact-length one. */
 export class CopyTableBuilder {
   private n = 0;
@@ -122,11 +129,7 @@ export class CopyTableBuilder {
   }
 
   private grow(): void {
-    const twice = (c: Int32Array) => {
-      const g = new Int32Array(c.length * 2);
-      g.set(c);
-      return g;
-    };
+    const twice = doubled;
     this.srcTile = twice(this.srcTile);
     this.srcOffset = twice(this.srcOffset);
     this.dstTile = twice(this.dstTile);

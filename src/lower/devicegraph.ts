@@ -225,7 +225,12 @@ export class DeviceGraph {
       const ex = this.exchanges[e];
       const id = this.addExchange(rename(ex.name), renameOp(ex.op), { call: ex.call });
       const c = ex.copies;
-      for (let i = 0; i < c.length; i++) this.exchanges[id].copies.push(tensor(c.srcTensor(i)), c.srcBegin(i), tensor(c.dstTensor(i)), c.dstBegin(i), c.size(i));
+      const to = this.exchanges[id].copies;
+      // A strided copy keeps its runs and strides (elements, the same in the clone's tensors).
+      for (let i = 0; i < c.length; i++) {
+        if (c.runs(i) > 1) to.pushStrided(tensor(c.srcTensor(i)), c.srcBegin(i), tensor(c.dstTensor(i)), c.dstBegin(i), c.size(i), c.runs(i), c.srcStride(i), c.dstStride(i));
+        else to.push(tensor(c.srcTensor(i)), c.srcBegin(i), tensor(c.dstTensor(i)), c.dstBegin(i), c.size(i));
+      }
     }
     return { tensor, computeSet: (id) => id - made.computeSets[0] + csBase, exchange: (id) => id - made.exchanges[0] + exBase };
   }

@@ -11,7 +11,7 @@
  * another tensor than they read (a copy within one tensor, or one whose runs'
  * destinations overlap, stays piece by piece, in order).
  */
-import { CopyTableBuilder, type CopyTable } from '../../sim/copies.js';
+import { CopyTableBuilder, doubled, type CopyTable } from '../../sim/copies.js';
 import { DTYPE_BYTES, type DeviceTensor } from '../../sim/program.js';
 import { checkHostHeap } from '../util/host-heap.js';
 import type { SliceCopies } from './slice-copies.js';
@@ -217,11 +217,7 @@ class Rows {
 
   push(srcTile: number, srcOffset: number, dstTile: number, dstOffset: number, bytes: number): void {
     if (this.n === this.srcTile.length) {
-      const twice = (a: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> => {
-        const g = new Int32Array(a.length * 2);
-        g.set(a);
-        return g;
-      };
+      const twice = doubled;
       this.srcTile = twice(this.srcTile);
       this.srcOffset = twice(this.srcOffset);
       this.dstTile = twice(this.dstTile);
