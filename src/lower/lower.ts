@@ -353,7 +353,7 @@ export function lowerGraph(req: LowerRequest): Lowered {
     }
     if (isIpuCopy(op)) {
       // A weight copied to another IPU from Streaming Memory or its shard: loaded, and gathered, before the copies'
-      // exchange. (Pipelined, the copies end the pipeline cycle: sharded weights are refused there, offChip ones not yet handled.)
+      // exchange. (Pipelined, none arises: a variable must be read by one stage, src/shard/pipeline.ts.)
       const src = tensors.get(op.inId(0));
       const home = src?.gatheredFrom ?? src;
       if (!plan && home?.remote) batch.push({ kind: 'remoteLoad', tensor: home.id, op: op.name });
