@@ -44,6 +44,8 @@ export class TilePool {
   /** A fault was already thrown: destroy() does not throw another. */
   private failed = false;
   private destroyed = false;
+  /** The fault that stopped the pool (a watchdog timeout): what every replica's pending run reports. */
+  private fatal: FaultRecord | undefined;
   /** Engines still using the pool (one per replica); the last release destroys it. */
   private users: number;
   /** Run once the threads are gone: the users' memories may then be reused (sim/memory.ts). */
@@ -131,29 +133,47 @@ export class TilePool {
       const copies: [number, number] | undefined = fused ? [fused.at + a, b - a] : undefined;
       return (this.piscina.run({ type: 'run', replica, computeSet: cs.id, tileLo, tileHi, slot, ...(copies ? { copies } : {}) } satisfies WorkerTask) as Promise<FaultRecord | null>)
         .catch(
-          // The thread itself ended (process.exit from a callback, a crash): blame the vertex it was running.
-          (e: unknown) => this.died(cs, Atomics.load(progress, slot), e),
+          // The thread itself ended (process.exit from a callback, a crash): blame the vertex it was running;
+          // or another replica's fault stopped the shared pool: that fault is the run's.
+          (e: unknown) => this.fatal ?? this.died(cs, Atomics.load(progress, slot), e),
         )
         .finally(() => running.delete(slot));
     });
+    const slots = [...running];
     let timer: NodeJS.Timeout | undefined;
+    let poll: NodeJS.Timeout | undefined;
     const watchdog = new Promise<'timeout'>((resolve) => {
-      if (Number.isFinite(timeoutSeconds)) timer = setTimeout(() => resolve('timeout'), timeoutSeconds * 1000);
+      if (!Number.isFinite(timeoutSeconds)) return;
+      const ms = timeoutSeconds * 1000;
+      const arm = () => (timer = setTimeout(() => resolve('timeout'), ms));
+      // Shared by replicas, tasks may wait behind another replica's: the clock starts when one of ours starts.
+      if (this.init.replicas.length === 1) arm();
+      else {
+        poll = setInterval(() => {
+          if (!slots.some((slot) => Atomics.load(progress, slot) !== -1)) return;
+          clearInterval(poll);
+          arm();
+        }, Math.min(1000, ms / 10));
+      }
     });
     const results = await Promise.race([Promise.all(tasks), watchdog]);
     clearTimeout(timer);
+    clearInterval(poll);
     if (results === 'timeout') {
       const slot = [...running][0];
       const v = cs.vertices[Atomics.load(progress, slot)];
       this.failed = true;
-      await this.destroy();
-      throw new CodeletFault({
+      const record: FaultRecord = {
         kind: 'timeout',
         what: `compute() had not returned when the compute set had run for ${timeoutSeconds} s (run.vertexTimeoutSeconds); the run was stopped`,
         ...(v ? { codelet: v.codelet, module: this.codelets.moduleOf(v.codelet), tile: v.tile } : {}),
         computeSet: cs.name,
         op: cs.op,
-      });
+      };
+      // Set before the threads end, so the other replicas' tasks, rejected by it, report this fault and not a dead worker.
+      this.fatal = record;
+      await this.destroy();
+      throw new CodeletFault(record);
     }
     const fault = results.find((e) => e !== null);
     if (fault) {
@@ -189,7 +209,7 @@ export class TilePool {
     const results = await Promise.all(
       groups.map(([at, n]) =>
         (this.piscina.run({ type: 'copies', replica, at, n } satisfies WorkerTask) as Promise<FaultRecord | null>).catch(
-          (e: unknown): FaultRecord => ({ kind: 'died', what: `the pool worker copying exchange '${exchange.name}' died (${describeThrown(e)})`, op: exchange.op }),
+          (e: unknown): FaultRecord => this.fatal ?? { kind: 'died', what: `the pool worker copying exchange '${exchange.name}' died (${describeThrown(e)})`, op: exchange.op },
         ),
       ),
     );

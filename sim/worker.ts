@@ -83,6 +83,8 @@ export default async function task(t: WorkerTask): Promise<FaultRecord | null> {
   try {
     const cs = init.computeSets[t.computeSet];
     const onVertex = (i: number) => Atomics.store(progress, t.slot, i);
+    // Started (no vertex yet: the fused copies run first): the pool's watchdog counts from here when replicas share it.
+    Atomics.store(progress, t.slot, -2);
     if (t.copies) runFused(runner, tiles, cs, t.tileLo, t.tileHi, t.copies[0], t.copies[1], onVertex);
     else runner.run(cs, t.tileLo, t.tileHi, onVertex);
     return null;

@@ -111,8 +111,12 @@ export class DeviceGraph {
   private view: DeviceSpec;
   private tiles: number;
 
+  /** The device an op inside onIpu() sees: one IPU of the whole. */
+  private readonly ipuView: DeviceSpec;
+
   constructor(private readonly whole: DeviceSpec) {
     this.view = whole;
+    this.ipuView = { ...whole, ipus: 1 };
     this.tiles = whole.ipus * whole.tilesPerIpu;
   }
 
@@ -147,7 +151,8 @@ export class DeviceGraph {
     }
     const tensorsBefore = this.tensors.length;
     const computeSetsBefore = this.computeSets.length;
-    this.view = { ...this.whole, ipus: 1 };
+    // One view for every IPU (its tiles numbered from 0): memos keyed by the device (src/lower/plan-memo.ts) hit across ops and IPUs.
+    this.view = this.ipuView;
     this.tiles = per;
     try {
       return fn();
@@ -203,6 +208,9 @@ export class DeviceGraph {
       if (s.alwaysLive) t.alwaysLive = true;
       if (s.layoutBy) t.layoutBy = s.layoutBy;
       if (s.remote) t.remote = true;
+      // A cloned update's step counters are per vertex (restore broadcasts them); a shard keeps its whole tensor's name.
+      if (s.perVertex) t.perVertex = true;
+      if (s.shardOf) t.shardOf = s.shardOf;
       if (this.referenced.has(id)) this.referenced.add(t.id);
     }
     const csBase = this.computeSets.length;

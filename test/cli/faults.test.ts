@@ -41,6 +41,15 @@ describe.each([1, 2])('a faulty custom codelet, %i worker(s)', (workers) => {
     expect(Date.now() - t0).toBeLessThan(30_000);
   });
 
+  it('2 replicas sharing the pool: the watchdog names the hanging codelet in every replica, not a pool worker that died', () => {
+    const { config, module } = faulty(`hang-replicas-${workers}`, 'compute', 'for (;;) { /* spins */ }');
+    writeFileSync(config, readFileSync(config, 'utf8').replace('device: tiny\n', 'device: {preset: tiny, ipus: 2}\nreplicas: 2\n') + 'run: {vertexTimeoutSeconds: 1}\n');
+    const err = runFaulty(config, workers);
+    expect(err).toContain(`run failed: custom op module ${module}: `);
+    expect(err).toContain('compute() had not returned when the compute set had run for 1 s (run.vertexTimeoutSeconds); the run was stopped');
+    expect(err).not.toMatch(/died/);
+  });
+
   it('a module whose top level throws: exit 1 naming the module', () => {
     const { config, module } = faulty(`import-${workers}`, 'top', "throw new Error('at import');");
     expect(runFaulty(config, workers)).toContain(`run failed: custom op module ${module}: importing it threw Error: at import`);

@@ -67,6 +67,15 @@ async function run(outlining: boolean, train = false) {
 }
 
 describe('outlining', () => {
+  it("clones of optimizer updates keep their per-vertex step counters (a checkpoint's restore broadcasts those)", async () => {
+    const adam = (outlining: boolean) => yaml({ outlining, train: true }).replace('optimizer: {type: sgd, lr: 0.1}', 'optimizer: {type: adam, lr: 0.01}');
+    const perVertex = async (outlining: boolean) => (await compile(loadConfigText(adam(outlining), 'outline.yaml'))).program.tensors.filter((t) => t.perVertex).map((t) => t.shape[0]);
+    const plain = await perVertex(false);
+    // One step counter per weight (5 a layer).
+    expect(plain).toHaveLength(5 * LAYERS);
+    expect(await perVertex(true)).toEqual(plain);
+  });
+
   it('leaves out ops that draw random numbers (each Dropout its own seed) and their grads', async () => {
     const compiled = await compile(loadConfigText(yaml({ outlining: false, train: true, dropout: true }), 'outline.yaml'));
     const groups = findRepeats(compiled.schedule, compiled.graph, { minOps: 2 });
