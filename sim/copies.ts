@@ -129,12 +129,11 @@ export class CopyTableBuilder {
   }
 
   private grow(): void {
-    const twice = doubled;
-    this.srcTile = twice(this.srcTile);
-    this.srcOffset = twice(this.srcOffset);
-    this.dstTile = twice(this.dstTile);
-    this.dstOffset = twice(this.dstOffset);
-    this.bytes = twice(this.bytes);
+    this.srcTile = doubled(this.srcTile);
+    this.srcOffset = doubled(this.srcOffset);
+    this.dstTile = doubled(this.dstTile);
+    this.dstOffset = doubled(this.dstOffset);
+    this.bytes = doubled(this.bytes);
   }
 }
 

@@ -217,17 +217,16 @@ class Rows {
 
   push(srcTile: number, srcOffset: number, dstTile: number, dstOffset: number, bytes: number): void {
     if (this.n === this.srcTile.length) {
-      const twice = doubled;
-      this.srcTile = twice(this.srcTile);
-      this.srcOffset = twice(this.srcOffset);
-      this.dstTile = twice(this.dstTile);
-      this.dstOffset = twice(this.dstOffset);
-      this.bytes = twice(this.bytes);
-      this.runs = twice(this.runs);
-      this.srcStride = twice(this.srcStride);
-      this.dstStride = twice(this.dstStride);
-      this.srcTensor = twice(this.srcTensor);
-      this.dstTensor = twice(this.dstTensor);
+      this.srcTile = doubled(this.srcTile);
+      this.srcOffset = doubled(this.srcOffset);
+      this.dstTile = doubled(this.dstTile);
+      this.dstOffset = doubled(this.dstOffset);
+      this.bytes = doubled(this.bytes);
+      this.runs = doubled(this.runs);
+      this.srcStride = doubled(this.srcStride);
+      this.dstStride = doubled(this.dstStride);
+      this.srcTensor = doubled(this.srcTensor);
+      this.dstTensor = doubled(this.dstTensor);
     }
     const i = this.n++;
     this.srcTile[i] = srcTile;

@@ -7,6 +7,7 @@
  * dstStride elements per run (a block of a matrix, row by row); the stride
  * columns are made at the first such copy.
  */
+import { doubled } from '../../sim/copies.js';
 import type { Slice } from './devicegraph.js';
 
 export class SliceCopies {
@@ -45,13 +46,8 @@ export class SliceCopies {
   }
 
   private grow(): void {
-    const twice = (c: Int32Array): Int32Array => {
-      const grown = new Int32Array(c.length * 2);
-      grown.set(c);
-      return grown;
-    };
-    this.cols = this.cols.map(twice);
-    if (this.strided) this.strided = this.strided.map(twice);
+    this.cols = this.cols.map(doubled);
+    if (this.strided) this.strided = this.strided.map(doubled);
   }
 
   srcTensor(i: number): number {
