@@ -33,7 +33,7 @@ const runMs = (performance.now() - t1) / steps;
 const p = compiled.program;
 let copies = 0;
 for (const e of p.exchanges) copies += e.copies.count;
-const vertices = p.computeSets.reduce((s, cs) => s + cs.vertices.length, 0);
+const vertices = p.computeSets.reduce((s, cs) => s + cs.vertices.count, 0);
 process.stdout.write(
   JSON.stringify({ compileMs, runMs, cycles, maxRssMiB: process.resourceUsage().maxRSS / 1024, tensors: p.tensors.length, vertices, copies, peakTileBytes: Math.max(...p.tileBytes) }) + '\n',
 );

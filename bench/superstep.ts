@@ -12,6 +12,7 @@ import { Engine, type EngineOptions, type HostIO } from '../sim/engine.js';
 import { copyTable, type ExchangeCopy } from '../sim/copies.js';
 import type { DeviceProgram, Region } from '../sim/program.js';
 import { loadDevicePreset } from '../src/config/devices.js';
+import { vertexTable } from '../sim/vertex-table.js';
 
 const TILES = 64;
 const SUPERSTEPS = 2000;
@@ -37,7 +38,7 @@ function program(): DeviceProgram {
         id: 0,
         name: 'add',
         op: 'add',
-        vertices: Array.from({ length: TILES }, (_, t) => ({ codelet: 'Add', tile: t, fields: { a: f32(0, 4), b: f32(16, 4), out: f32(32, 4) }, params: { offset: 0 } })),
+        vertices: vertexTable(Array.from({ length: TILES }, (_, t) => ({ codelet: 'Add', tile: t, fields: { a: f32(0, 4), b: f32(16, 4), out: f32(32, 4) }, params: { offset: 0 } }))),
       },
     ],
     exchanges: [{ id: 0, name: 'shift', op: 'add', copies: copyTable(copies) }],

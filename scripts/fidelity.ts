@@ -19,6 +19,7 @@ import { registerBuiltinCodelets } from '../sim/codelets/index.js';
 import { computeSetCost } from '../sim/cost.js';
 import type { DeviceSpec } from '../sim/device.js';
 import type { Vertex } from '../sim/program.js';
+import { vertexTable } from '../sim/vertex-table.js';
 
 export interface CalibrationPoint {
   /** Which §6 row. */
@@ -45,7 +46,7 @@ function builtins(): CodeletRegistry {
 
 /** What the simulator charges for a compute set of this one vertex on one tile (supervisor launch included). */
 export function oneVertexTile(v: Omit<Vertex, 'tile'>, device: DeviceSpec, codelets = builtins()): number {
-  return computeSetCost({ id: 0, name: 'probe', op: 'probe', vertices: [{ ...v, tile: 0 }] }, codelets, device).cycles;
+  return computeSetCost({ id: 0, name: 'probe', op: 'probe', vertices: vertexTable([{ ...v, tile: 0 }]) }, codelets, device).cycles;
 }
 
 /** The AMP point: fp16 [N, 16] x [16, 16] -> fp32, one AmpMatMul vertex on a tile. */

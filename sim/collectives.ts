@@ -36,6 +36,7 @@ import { computeSetCost } from './cost.js';
 import type { DeviceSpec } from './device.js';
 import { deviceRoute, groupCycles, interIpuSyncCycles } from './links.js';
 import { DTYPE_BYTES, type ComputeSet, type DeviceTensor, type Vertex } from './program.js';
+import { vertexTable } from './vertex-table.js';
 
 export type CollectiveMethod = 'clockwise' | 'anticlockwise' | 'bidirectional' | 'meetInMiddle';
 export const COLLECTIVE_METHODS = ['auto', 'clockwise', 'anticlockwise', 'bidirectional', 'meetInMiddle'] as const;
@@ -166,7 +167,7 @@ export function collectivePhases(t: DeviceTensor, device: DeviceSpec, rep: Repli
         s.directions.map(() => ({ codelet, tile, fields: Object.fromEntries(fields.map((f) => [f, { offset: 0, count: frag(elems), dtype: t.dtype }])), params: {} })),
       );
     const cost = (name: string, codelet: string, fields: string[]): CollectivePhase => {
-      const cs: ComputeSet = { id: -1, name, op: '', vertices: vertices(codelet, fields) };
+      const cs: ComputeSet = { id: -1, name, op: '', vertices: vertexTable(vertices(codelet, fields)) };
       const c = computeSetCost(cs, codelets, device);
       return { kind: 'compute', name, cycles: c.cycles, tiles: c.tiles };
     };
@@ -210,7 +211,7 @@ export function collectivePhases(t: DeviceTensor, device: DeviceSpec, rep: Repli
       id: -1,
       name: 'meet',
       op: '',
-      vertices: [...perTile].map(([tile, elems]) => ({ codelet: 'Add', tile, fields: Object.fromEntries(['a', 'b', 'out'].map((f) => [f, { offset: 0, count: Math.ceil(elems * s.fraction), dtype: t.dtype }])), params: {} })),
+      vertices: vertexTable([...perTile].map(([tile, elems]) => ({ codelet: 'Add', tile, fields: Object.fromEntries(['a', 'b', 'out'].map((f) => [f, { offset: 0, count: Math.ceil(elems * s.fraction), dtype: t.dtype }])), params: {} }))),
     };
     const c = computeSetCost(cs, codelets, device);
     out.push({ kind: 'sync', name: 'sync', cycles: device.syncCycles }, { kind: 'compute', name: `${name} reduce-scatter combine`, cycles: c.cycles, tiles: c.tiles });
@@ -227,7 +228,7 @@ export function replicaShardPhases(t: DeviceTensor, device: DeviceSpec, rep: Rep
   const frag = (elems: number): number => Math.ceil(elems / rep.replicas);
   const vertices: Vertex[] = [...perTile].map(([tile, elems]) => ({ codelet: 'Copy', tile, fields: { in: { offset: 0, count: frag(elems), dtype: t.dtype }, out: { offset: 0, count: frag(elems), dtype: t.dtype } }, params: {} }));
   const name = collectiveName('replicaShard', t.name);
-  const c = computeSetCost({ id: -1, name, op: '', vertices }, codelets, device);
+  const c = computeSetCost({ id: -1, name, op: '', vertices: vertexTable(vertices) }, codelets, device);
   return [
     { kind: 'sync', name: 'sync', cycles: device.syncCycles },
     { kind: 'compute', name: `${name} slice`, cycles: c.cycles, tiles: c.tiles },

@@ -34,6 +34,7 @@ import type { DeviceSpec } from './device.js';
 import { CodeletFault, describeThrown, describeValue, isCycleCount } from './faults.js';
 import { deviceRoute, groupCycles, interIpuSyncCycles } from './links.js';
 import type { ComputeSet, Exchange, Vertex } from './program.js';
+import { tableCodelets, vertexAt } from './vertex-table.js';
 
 /**
  * Whether a vertex writes its output over input `input` (the very same
@@ -60,8 +61,12 @@ export interface PhaseCost {
 export function computeSetCost(cs: ComputeSet, codelets: CodeletRegistry, device: DeviceSpec): PhaseCost {
   const multi = new Map<number, number>();
   const single = new Map<number, number[]>();
-  for (const v of cs.vertices) {
-    const c = codelets.get(v.codelet);
+  const t = cs.vertices;
+  // The codelet of each name, looked up once; each vertex an object only while its estimate runs.
+  const byName = new Map(tableCodelets(t).map((n) => [t.names.indexOf(n), codelets.get(n)]));
+  for (let i = 0; i < t.count; i++) {
+    const c = byName.get(t.codelet[i])!;
+    const v = vertexAt(t, i);
     const cycles = vertexCycles(c, v, cs, codelets, device);
     if (c.kind === 'multi') multi.set(v.tile, (multi.get(v.tile) ?? 0) + cycles);
     else {

@@ -10,6 +10,7 @@
 import type { CodeletRegistry, ElemArray } from './codelet.js';
 import { computeSetCost, exchangeCost, exchangeLinkBytes, streamCopyCycles, type PhaseCost } from './cost.js';
 import { VertexRunner } from './execute.js';
+import { tableCodelets } from './vertex-table.js';
 import { MemoryGuard } from './memory-guard.js';
 import { INLINE_COPY_WORK, planExchange, type ExchangePlan, type TilePlan } from './exchange.js';
 import { copyWork, planFused, runFused } from './fused.js';
@@ -156,10 +157,10 @@ export class Engine {
    */
   static async createReplicas(program: DeviceProgram, options: EngineOptions, replicas: number, perReplica: (r: number) => Partial<EngineOptions> = () => ({})): Promise<Engine[]> {
     const codelets = await loadCodeletRegistry(program.codeletModules);
-    for (const cs of program.computeSets) for (const v of cs.vertices) codelets.get(v.codelet);
+    for (const cs of program.computeSets) for (const name of tableCodelets(cs.vertices)) codelets.get(name);
     // Compute sets with a custom codelet always run on the pool, a single thread with 1 worker: there
     // the watchdog can stop a compute() that never returns, and the main thread stays free to notice.
-    const custom = new Set(program.computeSets.filter((cs) => cs.vertices.some((v) => codelets.moduleOf(v.codelet) !== undefined)).map((cs) => cs.id));
+    const custom = new Set(program.computeSets.filter((cs) => tableCodelets(cs.vertices).some((name) => codelets.moduleOf(name) !== undefined)).map((cs) => cs.id));
     // Timing only: no tile data at all (cycles come from the program alone, sim/cost.ts).
     // With numerics, tile memory is a shared WebAssembly.Memory the kernels run over, with an arena per thread.
     const kernels = options.numerics && wasmEnabled() ? await kernelModule() : undefined;

@@ -12,6 +12,7 @@ import { CodeletFault, ExitCalled, describeThrown } from './faults.js';
 import { decodeHalf, encodeHalf } from './half.js';
 import type { TileMemory } from './memory.js';
 import type { ComputeSet, Region, Vertex } from './program.js';
+import { vertexAt, vertexCodelet, vertexRange as tableRange } from './vertex-table.js';
 
 interface HalfField {
   bits: Uint16Array;
@@ -51,17 +52,7 @@ function prepare(v: Vertex, codelet: Codelet, mem: TileMemory): PreparedVertex {
 
 /** Index range [lo, hi) of the vertices on tiles [tileLo, tileHi); vertices are sorted by tile. */
 export function vertexRange(cs: ComputeSet, tileLo: number, tileHi: number): [number, number] {
-  const first = (t: number) => {
-    let lo = 0;
-    let hi = cs.vertices.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (cs.vertices[mid].tile < t) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
-  return [first(tileLo), first(tileHi)];
+  return tableRange(cs.vertices, tileLo, tileHi);
 }
 
 /** Caches each vertex's views so a compute set run many times builds them once. */
@@ -90,9 +81,9 @@ export class VertexRunner {
   runByTile(cs: ComputeSet, tileLo: number, tileHi: number, beforeTile: (tile: number) => void, onVertex?: (index: number) => void): void {
     const [lo, hi] = vertexRange(cs, tileLo, tileHi);
     for (let i = lo; i < hi; ) {
-      const tile = cs.vertices[i].tile;
+      const tile = cs.vertices.tile[i];
       let j = i + 1;
-      while (j < hi && cs.vertices[j].tile === tile) j++;
+      while (j < hi && cs.vertices.tile[j] === tile) j++;
       beforeTile(tile);
       this.runVertices(cs, i, j, onVertex);
       i = j;
@@ -112,10 +103,12 @@ export class VertexRunner {
     }) as typeof process.exit;
     try {
       for (let i = lo; i < hi; i++) {
-        const v = cs.vertices[i];
         onVertex?.(i);
         let p = prepared[i];
-        if (!p) p = prepared[i] = prepare(v, this.codelets.get(v.codelet), this.mem);
+        if (!p) {
+          const v = vertexAt(cs.vertices, i);
+          p = prepared[i] = prepare(v, this.codelets.get(v.codelet), this.mem);
+        }
         if (this.mem.arena) this.mem.arena.top = p.arenaTop;
         try {
           // Output-only fields start at zero, as fresh arrays would (the arena holds the last vertex's values).
@@ -125,15 +118,16 @@ export class VertexRunner {
           for (const h of p.halves) if (h.store) encodeHalf(h.floats, h.bits);
         } catch (e) {
           const exited = e instanceof ExitCalled;
-          const module = this.codelets.moduleOf(v.codelet);
+          const codelet = vertexCodelet(cs.vertices, i);
+          const module = this.codelets.moduleOf(codelet);
           // A built-in codelet throws only to refuse its data (a label out of range): its message says why.
           const refused = module === undefined && e instanceof Error && !exited;
           throw new CodeletFault({
             kind: exited ? 'exit' : 'compute',
             what: exited ? `compute() called ${e.message}; a codelet must return, not end the process` : refused ? e.message : `compute() threw ${describeThrown(e)}`,
-            codelet: v.codelet,
+            codelet,
             module,
-            tile: v.tile,
+            tile: cs.vertices.tile[i],
             computeSet: cs.name,
             op: cs.op,
           });

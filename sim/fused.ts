@@ -20,6 +20,7 @@ import type { VertexRunner } from './execute.js';
 import { COPY_OVERHEAD_BYTES, countBelow, planByTile, type TilePlan } from './exchange.js';
 import type { TileMemory } from './memory.js';
 import { DTYPE_BYTES, type ComputeSet, type Exchange } from './program.js';
+import { REGION_DTYPES, vertexCodelet } from './vertex-table.js';
 
 /** Work of an exchange's copies (bytes + overhead per copy), as planExchange counts it. */
 export function copyWork(ex: Exchange): number {
@@ -33,15 +34,16 @@ export function copyWork(ex: Exchange): number {
 function writesSources(ex: Exchange, cs: ComputeSet, memory: TileMemory, codelets: CodeletRegistry): boolean {
   // Per tile, the byte ranges its vertices write, as sorted starts and ends (a few per tile).
   const written = new Map<number, { starts: number[]; ends: number[] }>();
-  for (const v of cs.vertices) {
-    const spec = codelets.get(v.codelet).fields;
-    for (const [name, f] of Object.entries(v.fields)) {
-      if (spec[name]?.direction === 'input') continue;
-      let w = written.get(v.tile);
-      if (!w) written.set(v.tile, (w = { starts: [], ends: [] }));
-      for (const r of Array.isArray(f) ? f : [f]) {
-        w.starts.push(r.offset);
-        w.ends.push(r.offset + r.count * DTYPE_BYTES[r.dtype]);
+  const t = cs.vertices;
+  for (let i = 0; i < t.count; i++) {
+    const spec = codelets.get(vertexCodelet(t, i)).fields;
+    for (let f = t.fieldStart[i]; f < t.fieldStart[i + 1]; f++) {
+      if (spec[t.names[t.fieldName[f]]]?.direction === 'input') continue;
+      let w = written.get(t.tile[i]);
+      if (!w) written.set(t.tile[i], (w = { starts: [], ends: [] }));
+      for (let r = t.regionStart[f]; r < t.regionStart[f + 1]; r++) {
+        w.starts.push(t.regionOffset[r]);
+        w.ends.push(t.regionOffset[r] + t.regionCount[r] * DTYPE_BYTES[REGION_DTYPES[t.regionDtype[r]]]);
       }
     }
   }

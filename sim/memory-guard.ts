@@ -18,6 +18,7 @@ import type { CodeletRegistry } from './codelet.js';
 import { CodeletFault } from './faults.js';
 import type { TileMemory } from './memory.js';
 import type { ComputeSet, DeviceProgram, FieldValue, Vertex } from './program.js';
+import { vertexAt, vertexList } from './vertex-table.js';
 import { DTYPE_BYTES } from './program.js';
 
 /** Absolute byte ranges [begin, end) of tile memory, sorted and merged. */
@@ -54,9 +55,9 @@ export class MemoryGuard {
     // Someone wrote where it may not: put the memory back and find who, one vertex at a time.
     now.set(snapshot);
     const prev = snapshot.slice();
-    for (let i = 0; i < cs.vertices.length; i++) {
+    for (let i = 0; i < cs.vertices.count; i++) {
       replay.runVertices(cs, i, i + 1);
-      const mine = this.vertexRanges(cs.vertices[i]);
+      const mine = this.vertexRanges(vertexAt(cs.vertices, i));
       const at = firstForeign(prev, now, mine);
       if (at >= 0) throw this.fault(cs, i, at, prev, now, step);
       for (let k = 0; k < mine.length; k += 2) prev.set(now.subarray(mine[k], mine[k + 1]), mine[k]);
@@ -72,7 +73,7 @@ export class MemoryGuard {
   }
 
   private fault(cs: ComputeSet, index: number, at: number, before: Uint8Array, now: Uint8Array, step: number): CodeletFault {
-    const v = cs.vertices[index];
+    const v = vertexAt(cs.vertices, index);
     let end = at;
     while (end < this.end && before[end] !== now[end]) end++;
     return new CodeletFault({
@@ -115,7 +116,7 @@ export class MemoryGuard {
   private rangesOf(cs: ComputeSet): Ranges {
     let r = this.writable.get(cs.id);
     if (!r) {
-      r = merge(cs.vertices.flatMap((v) => this.vertexRanges(v)));
+      r = merge(vertexList(cs.vertices).flatMap((v) => this.vertexRanges(v)));
       this.writable.set(cs.id, r);
     }
     return r;

@@ -26,11 +26,12 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import { vertexElements, type CodeletRegistry } from './codelet.js';
+import type { CodeletRegistry } from './codelet.js';
 import { CodeletFault, describeThrown, moduleInStack, type FaultRecord } from './faults.js';
 import type { TilePlan } from './exchange.js';
 import type { ComputeSet } from './program.js';
 import type { WorkerInit, WorkerTask } from './worker.js';
+import { vertexCodelet, vertexElementsAt } from './vertex-table.js';
 
 /** Elements below which a compute set runs on the main thread (~0.2 ms at 0.6 G elements/s). */
 export const INLINE_ELEMENTS = 131072;
@@ -104,11 +105,11 @@ export class TilePool {
   /** Whether a compute set is worth sending to the pool. */
   static worthIt(cs: ComputeSet, inlineBelow = INLINE_ELEMENTS): boolean {
     let n = 0;
-    for (const v of cs.vertices) {
-      n += vertexElements(v);
+    for (let i = 0; i < cs.vertices.count; i++) {
+      n += vertexElementsAt(cs.vertices, i);
       if (n >= inlineBelow) return true;
     }
-    return inlineBelow === 0 && cs.vertices.length > 0;
+    return inlineBelow === 0 && cs.vertices.count > 0;
   }
 
   /**
@@ -161,7 +162,8 @@ export class TilePool {
     clearInterval(poll);
     if (results === 'timeout') {
       const slot = [...running][0];
-      const v = cs.vertices[Atomics.load(progress, slot)];
+      const index = Atomics.load(progress, slot);
+      const v = index >= 0 && index < cs.vertices.count ? { codelet: vertexCodelet(cs.vertices, index), tile: cs.vertices.tile[index] } : undefined;
       this.failed = true;
       const record: FaultRecord = {
         kind: 'timeout',
@@ -198,7 +200,7 @@ export class TilePool {
 
   private died(cs: ComputeSet, index: number, e: unknown): FaultRecord {
     const what = `the pool worker running it died (${describeThrown(e)})`;
-    const v = cs.vertices[index];
+    const v = index >= 0 && index < cs.vertices.count ? { codelet: vertexCodelet(cs.vertices, index), tile: cs.vertices.tile[index] } : undefined;
     if (!v) return { kind: 'died', what, computeSet: cs.name, op: cs.op };
     return { kind: 'died', what, codelet: v.codelet, module: this.codelets.moduleOf(v.codelet), tile: v.tile, computeSet: cs.name, op: cs.op };
   }
@@ -227,9 +229,10 @@ export class TilePool {
     if (s) return s;
     const perTile = new Map<number, number>();
     let total = 0;
-    for (const v of cs.vertices) {
-      const n = vertexElements(v);
-      perTile.set(v.tile, (perTile.get(v.tile) ?? 0) + n);
+    for (let i = 0; i < cs.vertices.count; i++) {
+      const n = vertexElementsAt(cs.vertices, i);
+      const tile = cs.vertices.tile[i];
+      perTile.set(tile, (perTile.get(tile) ?? 0) + n);
       total += n;
     }
     s = [];

@@ -8,8 +8,10 @@
 import type { CopyTable } from './copies.js';
 import type { Replication } from './collectives.js';
 import type { DeviceSpec } from './device.js';
+import type { VertexTable } from './vertex-table.js';
 
 export type { CopyTable, ExchangeCopy } from './copies.js';
+export type { VertexTable } from './vertex-table.js';
 
 export type DeviceDType = 'float32' | 'float16' | 'int32' | 'uint8';
 
@@ -94,8 +96,8 @@ export interface ComputeSet {
   name: string;
   /** IR op this compute set belongs to (profile attribution). */
   op: string;
-  /** Sorted by tile (finalize() guarantees it; the pool's tile sharding relies on it). */
-  vertices: Vertex[];
+  /** Columnar (sim/vertex-table.ts), sorted by tile (finalize() guarantees it; the pool's tile sharding relies on it). */
+  vertices: VertexTable;
 }
 
 export interface Exchange {

@@ -49,7 +49,7 @@ export function memoryReport(p: DeviceProgram): string[] {
 export function compileReport(c: Compiled): string {
   const p = c.program;
   const d = p.device;
-  const vertices = p.computeSets.reduce((s, cs) => s + cs.vertices.length, 0);
+  const vertices = p.computeSets.reduce((s, cs) => s + cs.vertices.count, 0);
   const lines = [
     `${c.config.name} compiled for ${d.name} (${d.ipus * d.tilesPerIpu} tiles, ${d.bytesPerTile} bytes per tile)`,
     `  ops ${c.schedule.length}, compute sets ${p.computeSets.length}, vertices ${vertices}, exchanges ${p.exchanges.length}, host streams ${p.streams.length}`,

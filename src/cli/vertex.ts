@@ -4,6 +4,7 @@ import { computeSetCost, vertexCycles as checkedCycles } from '../../sim/cost.js
 import type { DeviceSpec } from '../../sim/device.js';
 import type { DeviceDType, FieldValue, Vertex } from '../../sim/program.js';
 import { UserError, closest } from '../errors.js';
+import { vertexTable } from '../../sim/vertex-table.js';
 
 /** A vertex of `codelet` whose every field holds n elements (k for vector fields: 2 regions of n). */
 export function probeVertex(c: Codelet, n: number, dtype: DeviceDType, overrides: Record<string, number> = {}): Vertex {
@@ -31,7 +32,7 @@ export function vertexCommand(registry: CodeletRegistry, name: string, n: number
   // The params the estimate reads (e.g. AmpMatMul's block sizes), recorded to print them.
   const read = new Set<string>();
   const watched: Vertex = { ...v, params: new Proxy(v.params, { get: (p, k) => (typeof k === 'string' && k in p && read.add(k), Reflect.get(p, k)) }) };
-  const probe = { id: 0, name: 'probe', op: 'probe', vertices: [v] };
+  const probe = { id: 0, name: 'probe', op: 'probe', vertices: vertexTable([v]) };
   const vertexCycles = checkedCycles(c, watched, probe, registry, device);
   const used = [...read].map((k) => `${k}=${v.params[k]}${k in params ? '' : ' (default)'}`);
   const tile = computeSetCost(probe, registry, device);

@@ -8,12 +8,11 @@ import type { DeviceSpec } from '../../sim/device.js';
 import { mustConnect, type Codelet, type CodeletRegistry } from '../../sim/codelet.js';
 import {
   DTYPE_BYTES,
+  type ComputeSet,
   type DeviceDType,
   type DeviceProgram,
   type DeviceTensor,
-  type FieldValue,
   type ProgramStep,
-  type Region,
   type TensorCategory,
 } from '../../sim/program.js';
 import { vectorWidth } from '../../sim/codelets/estimators.js';
@@ -25,6 +24,46 @@ import { firstEndingAfter, resolveAllCopies } from './resolve-copies.js';
 import { UserError } from '../errors.js';
 import { checkHostHeap, hostHeapCheckDue } from '../util/host-heap.js';
 import { fieldDtypeError } from './vertex-check.js';
+import { VertexTableBuilder } from '../../sim/vertex-table.js';
+import { BuildVertices, Names } from './build-vertices.js';
+
+/**
+ * A vertex added by codelet name (DeviceGraph.addVertex, as tests do), checked as ctx.vertex checks one
+ * placed with a codelet object: its fields' names, their dtypes, and every required field connected.
+ */
+function checkByName(cs: BuildComputeSet, codelet: Codelet, fields: Record<string, Slice | Slice[]>, tensors: readonly DeviceTensor[], required: number): void {
+  let connected = 0;
+  for (const name in fields) {
+    const spec = codelet.fields[name];
+    if (!spec) throw loweringError(cs.op, `vertex ${codelet.name} of '${cs.name}': the codelet has no field '${name}' (it has ${Object.keys(codelet.fields).join(', ')})`);
+    if (mustConnect(spec)) connected++;
+    const f = fields[name];
+    for (const s of Array.isArray(f) ? f : [f]) {
+      const wrongType = fieldDtypeError(cs.op, codelet, name, tensors[s.tensor].dtype, tensors[s.tensor].name);
+      if (wrongType) throw wrongType;
+    }
+  }
+  if (connected === required) return;
+  for (const name of Object.keys(codelet.fields)) {
+    if (!(name in fields) && mustConnect(codelet.fields[name])) throw loweringError(cs.op, `vertex ${codelet.name} of '${cs.name}': field '${name}' is not connected`);
+  }
+}
+
+/** Indices of `vertices` in tile order, stably (ties keep their order): the program's vertices are sorted by tile. */
+function byTile(vertices: BuildVertices): Int32Array {
+  const n = vertices.count;
+  const tile = vertices.tile;
+  let sorted = true;
+  for (let i = 1; i < n && sorted; i++) sorted = tile[i - 1] <= tile[i];
+  if (sorted) return Int32Array.from({ length: n }, (_, i) => i);
+  // Tile and index packed in one exact double: a numeric typed-array sort, no comparator calls.
+  const keys = new Float64Array(n);
+  for (let i = 0; i < n; i++) keys[i] = tile[i] * 2 ** 24 + i;
+  keys.sort();
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = keys[i] % 2 ** 24;
+  return out;
+}
 
 /** A mistake in an op's lowering (a custom op author's, or ours): named by op, never an internal crash. */
 function loweringError(op: string, message: string): UserError {
@@ -69,21 +108,12 @@ export interface BuildTensor {
   perVertex?: boolean;
 }
 
-interface BuildVertex {
-  codelet: string;
-  tile: number;
-  fields: Record<string, Slice | Slice[]>;
-  params: Record<string, number>;
-  arrays?: Record<string, number[]>;
-  /** Its fields were checked against the codelet object when it was placed (checkVertex): finalize need not again. */
-  checked: boolean;
-}
-
 interface BuildComputeSet {
   id: number;
   name: string;
   op: string;
-  vertices: BuildVertex[];
+  /** Columnar (src/lower/build-vertices.ts). A vertex is `checked` when its fields were checked against the codelet object as it was placed (checkVertex): finalize need not again. */
+  vertices: BuildVertices;
 }
 
 interface BuildExchange {
@@ -105,6 +135,8 @@ export class DeviceGraph {
   readonly frames: { fn: string; tensors: number[] }[] = [];
   /** Why the lowering chose what it did (plans per op), for `sim compile`. */
   readonly notes: { op: string; kind: string; text: string }[] = [];
+  /** Codelet, field and parameter names of the vertices (BuildVertices). */
+  private readonly names = new Names();
   /** Tensors that some vertex, copy or stream uses. */
   private readonly referenced = new Set<number>();
   /** The device the lowering sees: the whole device, or one IPU of it inside onIpu(). */
@@ -164,7 +196,10 @@ export class DeviceGraph {
         const t = this.tensors[i];
         if (t.mapping) t.mapping = shift(t.mapping, base);
       }
-      for (let c = computeSetsBefore; c < this.computeSets.length; c++) for (const v of this.computeSets[c].vertices) v.tile += base;
+      for (let c = computeSetsBefore; c < this.computeSets.length; c++) {
+        const vs = this.computeSets[c].vertices;
+        for (let i = 0; i < vs.count; i++) vs.tile[i] += base;
+      }
     }
   }
 
@@ -187,12 +222,8 @@ export class DeviceGraph {
     const [t0, t1] = made.tensors;
     const inside = (id: number) => (id >= t0 && id < t1) || outside.has(id);
     for (let c = made.computeSets[0]; c < made.computeSets[1]; c++) {
-      for (const v of this.computeSets[c].vertices) {
-        for (const name in v.fields) {
-          const f = v.fields[name];
-          if (Array.isArray(f) ? !f.every((s) => inside(s.tensor)) : !inside(f.tensor)) return undefined;
-        }
-      }
+      const vs = this.computeSets[c].vertices;
+      for (let s = 0; s < vs.sliceStart[vs.fieldStart[vs.count]]; s++) if (!inside(vs.sliceTensor[s])) return undefined;
     }
     for (let e = made.exchanges[0]; e < made.exchanges[1]; e++) {
       const c = this.exchanges[e].copies;
@@ -217,16 +248,8 @@ export class DeviceGraph {
     for (let c = made.computeSets[0]; c < made.computeSets[1]; c++) {
       const cs = this.computeSets[c];
       const id = this.addComputeSet(rename(cs.name), renameOp(cs.op));
-      const slice = (s: Slice): Slice => ({ tensor: tensor(s.tensor), begin: s.begin, end: s.end });
-      this.computeSets[id].vertices = cs.vertices.map((v) => {
-        const fields: Record<string, Slice | Slice[]> = {};
-        for (const name in v.fields) {
-          const f = v.fields[name];
-          fields[name] = Array.isArray(f) ? f.map(slice) : slice(f);
-        }
-        // params and arrays are never written after the vertex is added: shared.
-        return { ...v, tile: v.tile + tileShift, fields };
-      });
+      const to = this.computeSets[id].vertices;
+      for (let i = 0; i < cs.vertices.count; i++) to.pushClone(cs.vertices, i, tileShift, tensor);
     }
     const exBase = this.exchanges.length;
     for (let e = made.exchanges[0]; e < made.exchanges[1]; e++) {
@@ -334,7 +357,7 @@ export class DeviceGraph {
   }
 
   addComputeSet(name: string, op: string): number {
-    this.computeSets.push({ id: this.computeSets.length, name, op, vertices: [] });
+    this.computeSets.push({ id: this.computeSets.length, name, op, vertices: new BuildVertices(this.names) });
     return this.computeSets.length - 1;
   }
 
@@ -348,7 +371,7 @@ export class DeviceGraph {
     checked = false,
   ): void {
     if (hostHeapCheckDue(4096)) checkHostHeap(`lowering op '${this.computeSets[cs].op}'`);
-    this.computeSets[cs].vertices.push(arrays ? { codelet, tile, fields, params, arrays, checked } : { codelet, tile, fields, params, checked });
+    this.computeSets[cs].vertices.push(codelet, tile, fields, params, arrays, checked);
     for (const name in fields) {
       const f = fields[name];
       if (Array.isArray(f)) for (let k = 0; k < f.length; k++) this.referenced.add(f[k].tensor);
@@ -431,70 +454,61 @@ export class DeviceGraph {
       required.set(name, n);
       return n;
     };
-    const region = (s: Slice, tile: number, field: string, cs: BuildComputeSet, codelet: string): Region => {
-      const t = tensors[s.tensor];
-      const at = t.intervals[firstEndingAfter(t.intervals, s.begin)];
-      const iv = at && at.tile === tile && at.begin <= s.begin && s.end <= at.end ? at : undefined;
+    // A slice's region on the vertex's tile, written into the table (no Region object per field).
+    // Slice s of a compute set's vertices: its region on the vertex's tile, written into the table (no Region object per field).
+    const region = (b: VertexTableBuilder, vs: BuildVertices, s: number, tile: number, field: string, cs: BuildComputeSet, codelet: string): void => {
+      const t = tensors[vs.sliceTensor[s]];
+      const begin = vs.sliceBegin[s];
+      const end = vs.sliceEnd[s];
+      const at = t.intervals[firstEndingAfter(t.intervals, begin)];
+      const iv = at && at.tile === tile && at.begin <= begin && end <= at.end ? at : undefined;
       if (!iv) {
         const where = `vertex ${codelet} of '${cs.name}' field '${field}'`;
         throw loweringError(
           cs.op,
-          `${where} reads '${t.name}' elements [${s.begin}, ${s.end}) on tile ${tile}, but they are not all there ` +
+          `${where} reads '${t.name}' elements [${begin}, ${end}) on tile ${tile}, but they are not all there ` +
             `(mapped: ${t.intervals.map((i) => `tile ${i.tile} [${i.begin}, ${i.end})`).join(', ')}); bring them with onTile()`,
         );
       }
-      return { offset: iv.offset + (s.begin - iv.begin) * DTYPE_BYTES[t.dtype], count: s.end - s.begin, dtype: t.dtype };
+      b.region(iv.offset + (begin - iv.begin) * DTYPE_BYTES[t.dtype], end - begin, t.dtype);
     };
+    const names = this.names.list;
     const computeSets = this.computeSets.map((cs) => {
       checkHostHeap(`resolving the vertices of compute set '${cs.name}'`);
       // The codelet looked up once per run of vertices of one codelet, and whether any is a custom one.
       let lastName: string | undefined;
       let codelet: Codelet | undefined;
       let custom = false;
-      const vertices = cs.vertices
-        .map((v) => {
-          if (v.codelet !== lastName) {
-            if (!codelets.has(v.codelet)) {
-              throw loweringError(cs.op, `vertex of '${cs.name}' uses codelet '${v.codelet}', which is not registered (known: ${codelets.names().join(', ')})`);
-            }
-            lastName = v.codelet;
-            codelet = codelets.get(v.codelet);
-            if (codelets.moduleOf(v.codelet) !== undefined) custom = true;
+      const b = new VertexTableBuilder();
+      const vs = cs.vertices;
+      // The graph's name numbers in the table's.
+      const local = new Int32Array(names.length).fill(-1);
+      const id = (n: number) => (local[n] >= 0 ? local[n] : (local[n] = b.name(names[n])));
+      for (const i of byTile(vs)) {
+        const name = vs.codeletName(i);
+        const tile = vs.tile[i];
+        if (name !== lastName) {
+          if (!codelets.has(name)) {
+            throw loweringError(cs.op, `vertex of '${cs.name}' uses codelet '${name}', which is not registered (known: ${codelets.names().join(', ')})`);
           }
-          if (!codelet) throw new Error('internal: no codelet');
-          const fields: Record<string, FieldValue> = {};
-          let connected = 0;
-          for (const name in v.fields) {
-            const f = v.fields[name];
-            // A vertex placed with a codelet object was checked then (names, connection, dtypes); one added to the DeviceGraph by name (addVertex, as tests do) is checked here.
-            if (!v.checked) {
-              const spec = codelet.fields[name];
-              if (!spec) throw loweringError(cs.op, `vertex ${v.codelet} of '${cs.name}': the codelet has no field '${name}' (it has ${Object.keys(codelet.fields).join(', ')})`);
-              if (mustConnect(spec)) connected++;
-              if (Array.isArray(f)) {
-                for (const s of f) {
-                  const wrongType = fieldDtypeError(cs.op, codelet, name, tensors[s.tensor].dtype, tensors[s.tensor].name);
-                  if (wrongType) throw wrongType;
-                }
-              } else {
-                const wrongType = fieldDtypeError(cs.op, codelet, name, tensors[f.tensor].dtype, tensors[f.tensor].name);
-                if (wrongType) throw wrongType;
-              }
-            }
-            // The message names the field only when a slice is not on the tile (a string per field was garbage).
-            fields[name] = Array.isArray(f) ? f.map((s) => region(s, v.tile, name, cs, v.codelet)) : region(f, v.tile, name, cs, v.codelet);
-          }
-          if (!v.checked && connected !== (required.get(v.codelet) ?? countRequired(v.codelet))) {
-            for (const name of Object.keys(codelet.fields)) {
-              if (!(name in fields) && mustConnect(codelet.fields[name])) {
-                throw loweringError(cs.op, `vertex ${v.codelet} of '${cs.name}': field '${name}' is not connected`);
-              }
-            }
-          }
-          return v.arrays ? { codelet: v.codelet, tile: v.tile, fields, params: v.params, arrays: v.arrays } : { codelet: v.codelet, tile: v.tile, fields, params: v.params };
-        })
-        .sort((a, b) => a.tile - b.tile);
-      const resolved = { id: cs.id, name: cs.name, op: cs.op, vertices };
+          lastName = name;
+          codelet = codelets.get(name);
+          if (codelets.moduleOf(name) !== undefined) custom = true;
+        }
+        if (!codelet) throw new Error('internal: no codelet');
+        b.begin(name, tile);
+        // A vertex placed with a codelet object was checked then (names, connection, dtypes); one added to the DeviceGraph by name (addVertex, as tests do) is checked here.
+        if (!vs.checked[i]) checkByName(cs, codelet, vs.fields(i), tensors, required.get(name) ?? countRequired(name));
+        for (let f = vs.fieldStart[i]; f < vs.fieldStart[i + 1]; f++) {
+          b.field(id(vs.fieldName[f]), vs.fieldList[f] === 1);
+          // The message names the field only when a slice is not on the tile (a string per field was garbage).
+          for (let s = vs.sliceStart[f]; s < vs.sliceStart[f + 1]; s++) region(b, vs, s, tile, names[vs.fieldName[f]], cs, name);
+        }
+        for (let p = vs.paramStart[i]; p < vs.paramStart[i + 1]; p++) b.param(id(vs.paramName[p]), vs.paramValue[p]);
+        const arrays = vs.arrays.get(i);
+        if (arrays) b.vectors(arrays);
+      }
+      const resolved: ComputeSet = { id: cs.id, name: cs.name, op: cs.op, vertices: b.finish() };
       // A custom codelet's estimate is checked now, at compile time, rather than when the run reaches it.
       if (custom) computeSetCost(resolved, codelets, this.whole);
       return resolved;

@@ -32,6 +32,7 @@ import type { BuildTensor, DeviceGraph, Slice } from './devicegraph.js';
 import { computeLiveness, type Access, type LeafStep, type Lifetime } from './liveness.js';
 import { checkHostHeap } from '../util/host-heap.js';
 import { FirstFit } from './first-fit.js';
+import { BuildVertices, Names } from './build-vertices.js';
 
 /** Bytes of one word of vertex state (32-bit tile addresses, SPEC). */
 export const VERTEX_WORD_BYTES = 4;
@@ -245,23 +246,22 @@ function stepAccesses(step: LeafStep, program: ProgramView, codelets: CodeletReg
     rec.write = write;
     visit(rec);
   };
-  const add = (s: Slice, read: boolean, write: boolean) => access(s.tensor, s.begin, s.end, read, write);
   switch (step.kind) {
     case 'execute': {
       // The codelet's fields looked up once per run of vertices of one codelet (two map lookups per vertex showed).
-      let name: string | undefined;
+      let codelet = -1;
       let spec: Record<string, FieldSpec> | undefined;
-      for (const v of program.computeSets[step.computeSet]?.vertices ?? []) {
-        if (v.codelet !== name) {
-          name = v.codelet;
+      const vs = program.computeSets[step.computeSet]?.vertices;
+      for (let i = 0; vs && i < vs.count; i++) {
+        if (vs.codelet[i] !== codelet) {
+          codelet = vs.codelet[i];
+          const name = vs.names.list[codelet];
           spec = codelets?.has(name) ? codelets.get(name).fields : undefined;
         }
-        for (const name in v.fields) {
-          const f = v.fields[name];
+        for (let f = vs.fieldStart[i]; f < vs.fieldStart[i + 1]; f++) {
           // Unknown codelets or fields (finalize reports them) count as read and written.
-          const dir = spec?.[name]?.direction ?? 'inout';
-          if (Array.isArray(f)) for (const s of f) add(s, dir !== 'output', dir !== 'input');
-          else add(f, dir !== 'output', dir !== 'input');
+          const dir = spec?.[vs.names.list[vs.fieldName[f]]]?.direction ?? 'inout';
+          for (let s = vs.sliceStart[f]; s < vs.sliceStart[f + 1]; s++) access(vs.sliceTensor[s], vs.sliceBegin[s], vs.sliceEnd[s], dir !== 'output', dir !== 'input');
         }
       }
       break;
@@ -320,42 +320,49 @@ export function codeAndVertexState(
   const kinds: Set<string>[] = Array.from({ length: numTiles }, () => new Set());
   const vertexState = new Array<number>(numTiles).fill(0);
   for (const cs of program.computeSets) {
-    for (const v of cs.vertices) {
-      if (v.tile < 0 || v.tile >= numTiles) continue;
-      kinds[v.tile].add(v.codelet);
-      vertexState[v.tile] += vertexStateBytes(v, codelets.has(v.codelet) ? codelets.get(v.codelet).fields : undefined);
+    const vs = cs.vertices;
+    for (let i = 0; i < vs.count; i++) {
+      const tile = vs.tile[i];
+      if (tile < 0 || tile >= numTiles) continue;
+      const name = vs.codeletName(i);
+      kinds[tile].add(name);
+      vertexState[tile] += builtVertexStateBytes(vs, i, codelets.has(name) ? codelets.get(name).fields : undefined);
     }
   }
   return { code: kinds.map((k) => k.size * device.codeBytesPerCodelet), vertexState };
 }
 
-/** Vertex-state bytes of one vertex (see the file comment). */
-const SEEN_FIELDS: Slice[] = [];
-
+/** Vertex-state bytes of one vertex given as an object (see the file comment): as a compute set's vertex counts. */
 export function vertexStateBytes(
   v: { fields: Record<string, Slice | Slice[]>; params: Record<string, number>; arrays?: Record<string, number[]> },
   fieldSpecs?: Record<string, { vector?: boolean }>,
 ): number {
+  const one = new BuildVertices(new Names());
+  one.push('', 0, v.fields, v.params, v.arrays, true);
+  return builtVertexStateBytes(one, 0, fieldSpecs);
+}
+
+/** Vertex-state bytes of vertex `i` of a compute set (see the file comment). */
+export function builtVertexStateBytes(vs: BuildVertices, i: number, fieldSpecs?: Record<string, { vector?: boolean }>): number {
   let words = 1;
-  // Scalar fields seen so far, compared directly, in one reused list (a string key per field, then a list
-  // per vertex, were a whole model's garbage).
-  const seen = SEEN_FIELDS;
-  seen.length = 0;
-  for (const name in v.fields) {
-    const f = v.fields[name];
-    if (Array.isArray(f) || fieldSpecs?.[name]?.vector) {
-      words += 2 + 2 * (Array.isArray(f) ? f.length : 1);
+  const f0 = vs.fieldStart[i];
+  for (let f = f0; f < vs.fieldStart[i + 1]; f++) {
+    const s = vs.sliceStart[f];
+    if (vs.fieldList[f] || fieldSpecs?.[vs.names.list[vs.fieldName[f]]]?.vector) {
+      words += 2 + 2 * (vs.sliceStart[f + 1] - s);
       continue;
     }
-    let k = 0;
-    while (k < seen.length && !(seen[k].tensor === f.tensor && seen[k].begin === f.begin && seen[k].end === f.end)) k++;
-    if (k < seen.length) continue;
-    seen.push(f);
-    words += 2;
+    // A scalar field the same slice as an earlier scalar field of the vertex shares its state.
+    let k = f0;
+    for (; k < f; k++) {
+      const t = vs.sliceStart[k];
+      if (!vs.fieldList[k] && !fieldSpecs?.[vs.names.list[vs.fieldName[k]]]?.vector && vs.sliceTensor[t] === vs.sliceTensor[s] && vs.sliceBegin[t] === vs.sliceBegin[s] && vs.sliceEnd[t] === vs.sliceEnd[s]) break;
+    }
+    if (k === f) words += 2;
   }
-  seen.length = 0;
-  for (const _ in v.params) words++;
-  if (v.arrays) for (const name in v.arrays) words += 2 + v.arrays[name].length;
+  words += vs.paramStart[i + 1] - vs.paramStart[i];
+  const arrays = vs.arrays.get(i);
+  if (arrays) for (const name in arrays) words += 2 + arrays[name].length;
   return words * VERTEX_WORD_BYTES;
 }
 

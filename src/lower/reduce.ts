@@ -36,6 +36,7 @@ import type { DeviceDType, Vertex } from '../../sim/program.js';
 import { CopyTableBuilder } from '../../sim/copies.js';
 import type { LowerContext } from './context.js';
 import type { BuildTensor, DeviceGraph, TileRange } from './devicegraph.js';
+import { vertexTable } from '../../sim/vertex-table.js';
 
 export interface ReduceOptions {
   /** Sum |x| instead of x. */
@@ -546,7 +547,7 @@ export function engineCost(p: ReductionProblem, plan: ReducePlan): ReducePlan {
     const v = plan.values[s.value];
     return { codelet: 'ReducePartial', tile: s.tile, fields: { in: region(s.end - s.begin, p.xDType), out: region(v.colEnd - v.colBegin, 'float32') }, params: {} };
   });
-  const cycles = [device.syncCycles + computeSetCost({ id: 0, name: '', op: '', vertices: stage1 }, ESTIMATORS, device).cycles];
+  const cycles = [device.syncCycles + computeSetCost({ id: 0, name: '', op: '', vertices: vertexTable(stage1) }, ESTIMATORS, device).cycles];
   let nextOffset = 0;
   for (const [s, tasks] of plan.stages.entries()) {
     const last = s === plan.stages.length - 1;
@@ -567,7 +568,7 @@ export function engineCost(p: ReductionProblem, plan: ReducePlan): ReducePlan {
       });
     }
     const ex = exchangeCost({ id: 0, name: '', op: '', copies: copies.finish() }, device).cycles;
-    const cs = computeSetCost({ id: 0, name: '', op: '', vertices: vertices.sort((a, b) => a.tile - b.tile) }, ESTIMATORS, device).cycles;
+    const cs = computeSetCost({ id: 0, name: '', op: '', vertices: vertexTable(vertices.sort((a, b) => a.tile - b.tile)) }, ESTIMATORS, device).cycles;
     cycles.push(device.syncCycles + ex + cs);
   }
   return { ...plan, stageCycles: cycles, cycles: cycles.reduce((a, b) => a + b, 0) };

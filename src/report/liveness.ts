@@ -63,8 +63,9 @@ export function livenessCurve(p: DeviceProgram): LivenessRow[] {
   };
   steps.forEach((s, i) => {
     if (s.kind === 'execute') {
-      for (const v of p.computeSets[s.computeSet].vertices) {
-        for (const f of Object.values(v.fields)) for (const r of Array.isArray(f) ? f : [f]) touch(find(v.tile, r.offset), i);
+      const t = p.computeSets[s.computeSet].vertices;
+      for (let v = 0; v < t.count; v++) {
+        for (let r = t.regionStart[t.fieldStart[v]]; r < t.regionStart[t.fieldStart[v + 1]]; r++) touch(find(t.tile[v], t.regionOffset[r]), i);
       }
     } else if (s.kind === 'exchange') {
       const c = unstrided(p.exchanges[s.exchange].copies);

@@ -16,6 +16,7 @@ import { remoteName } from '../../sim/streaming-memory.js';
 import { exchangeTraffic } from '../../sim/cost.js';
 import type { Phase } from '../../sim/profile.js';
 import { DTYPE_BYTES, pipelineCycles, type DeviceProgram, type ProgramStep } from '../../sim/program.js';
+import { vertexCodelet, vertexRegions } from '../../sim/vertex-table.js';
 
 type Leaf = Exclude<ProgramStep, { kind: 'repeat' } | { kind: 'switch' } | { kind: 'repeatWhile' } | { kind: 'pipeline' } | { kind: 'call' }>;
 
@@ -110,8 +111,6 @@ export function flattenBatch(p: DeviceProgram): { leaves: Leaf[]; order: number[
   return { leaves, order, switches, opsOf };
 }
 
-const regionCount = (f: unknown) => (Array.isArray(f) ? f.length : 1);
-
 export function programView(p: DeviceProgram, phases: readonly Phase[]): ProgramView {
   const { leaves, order, switches, opsOf } = flattenBatch(p);
   const totalTiles = p.device.tilesPerIpu * p.device.ipus;
@@ -201,11 +200,13 @@ export function programView(p: DeviceProgram, phases: readonly Phase[]): Program
     };
     if (s.kind === 'execute') {
       const byCodelet = new Map<string, number>();
-      for (const v of p.computeSets[s.computeSet].vertices) {
-        const r = at(v.tile);
+      const t = p.computeSets[s.computeSet].vertices;
+      for (let v = 0; v < t.count; v++) {
+        const r = at(t.tile[v]);
         r.vertices++;
-        for (const f of Object.values(v.fields)) r.regions += regionCount(f);
-        byCodelet.set(v.codelet, (byCodelet.get(v.codelet) ?? 0) + 1);
+        r.regions += vertexRegions(t, v);
+        const codelet = vertexCodelet(t, v);
+        byCodelet.set(codelet, (byCodelet.get(codelet) ?? 0) + 1);
       }
       row.codelets = [...byCodelet].sort((a, b) => b[1] - a[1]).map(([c, n]) => `${c} x ${n}`).join('; ');
     } else if (s.kind === 'exchange') {

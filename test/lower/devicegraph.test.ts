@@ -21,6 +21,7 @@ import { tiny } from '../helpers.js';
 import { copyList } from '../../sim/copies.js';
 import { addCodelet } from '../../sim/codelets/binary.js';
 import { UserError } from '../../src/errors.js';
+import { vertexList } from '../../sim/vertex-table.js';
 
 function codelets(): CodeletRegistry {
   const r = new CodeletRegistry();
@@ -344,13 +345,13 @@ describe('finalize: vertex regions', () => {
     g.addVertex(cs, 'Add', 0, { a: s(0, 2), b: s(2, 4), out: s(1, 3) }, { offset: 0 });
     const p = g.finalize(codelets(), []);
     // vertices sorted by tile
-    expect(p.computeSets[0].vertices.map((v) => v.tile)).toEqual([0, 1]);
-    expect(p.computeSets[0].vertices[1].fields).toEqual({
+    expect(vertexList(p.computeSets[0].vertices).map((v) => v.tile)).toEqual([0, 1]);
+    expect(vertexList(p.computeSets[0].vertices)[1].fields).toEqual({
       a: { offset: 8 + 1 * 4, count: 3, dtype: 'float32' },
       b: { offset: 8, count: 3, dtype: 'float32' },
       out: { offset: 24, count: 3, dtype: 'float32' },
     });
-    expect(p.computeSets[0].vertices[0].fields.out).toEqual({ offset: 4, count: 2, dtype: 'float32' });
+    expect(vertexList(p.computeSets[0].vertices)[0].fields.out).toEqual({ offset: 4, count: 2, dtype: 'float32' });
   });
 
   it('says which vertex reads data that is not on its tile, and where the data is', () => {

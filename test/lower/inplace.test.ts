@@ -18,6 +18,7 @@ import { lowerGraph } from '../../src/lower/lower.js';
 import { runGraph } from '../../src/session.js';
 import { randomData, tiny } from '../helpers.js';
 import { addCodelet } from '../../sim/codelets/binary.js';
+import { vertexList } from '../../sim/vertex-table.js';
 
 class TestOp extends Op {
   constructor(type: string, name: string) {
@@ -78,7 +79,7 @@ describe('in place when safe', () => {
     const made = l.program.tensors.find((t) => t.name === 'y')!;
     expect(made.intervals).toEqual([]);
     const bias = l.program.computeSets.find((c) => c.op === 'Bias:y')!;
-    for (const v of bias.vertices) expect(v.fields.a).toEqual(v.fields.out);
+    for (const v of vertexList(bias.vertices)) expect(v.fields.a).toEqual(v.fields.out);
     // 32 elements per tile: BinaryOp1DInPlace 6 x (58 + ceil(ceil(32/6)/2) x 3) + 11 = 413, + 11 supervisor = 424
     expect(l.cycles('Bias:y')).toBe(424);
     // h = x + c reads a stream and a variable: neither may be overwritten

@@ -34,6 +34,7 @@ import { splitRegions } from '../../src/lower/split-regions.js';
 import { runGraph } from '../../src/session.js';
 import { randomData, tiny } from '../helpers.js';
 import { roundHalf } from '../../sim/half.js';
+import { vertexList, vertexTable } from '../../sim/vertex-table.js';
 
 const { onnx } = onnxProto;
 
@@ -133,7 +134,7 @@ function verticesByTile(program: DeviceProgram, op: string): Map<number, Vertex[
   const m = new Map<number, Vertex[]>();
   for (const cs of program.computeSets) {
     if (cs.op !== op) continue;
-    for (const v of cs.vertices) m.set(v.tile, [...(m.get(v.tile) ?? []), v]);
+    for (const v of vertexList(cs.vertices)) m.set(v.tile, [...(m.get(v.tile) ?? []), v]);
   }
   return m;
 }
@@ -220,7 +221,7 @@ describe('2-D estimates (PopLibs UnaryOp2D, BinaryOp2D, Cast2d)', () => {
   const codelets = new CodeletRegistry();
   registerBuiltinCodelets(codelets);
   const region = (offset: number, count: number): Region => ({ offset, count, dtype: 'float32' });
-  const tileCost = (vertices: Omit<Vertex, 'tile'>[]) => computeSetCost({ id: 0, name: 'probe', op: 'probe', vertices: vertices.map((v) => ({ ...v, tile: 0 })) }, codelets, device).cycles;
+  const tileCost = (vertices: Omit<Vertex, 'tile'>[]) => computeSetCost({ id: 0, name: 'probe', op: 'probe', vertices: vertexTable(vertices.map((v) => ({ ...v, tile: 0 }))) }, codelets, device).cycles;
   const two = (c: Codelet) => c.multiRegion!;
 
   it('registers each multi-region form with its 1-D codelet', () => {

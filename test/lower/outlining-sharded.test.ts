@@ -12,6 +12,7 @@ import { loadConfigText } from '../../src/config/load.js';
 import { compile, TrainingSession, type Compiled } from '../../src/session.js';
 import type { CallStep, PipelineStep, ProgramStep } from '../../sim/program.js';
 import { innerSteps } from '../../sim/program.js';
+import { vertexList } from '../../sim/vertex-table.js';
 
 const H = 16;
 const LAYERS = 6;
@@ -103,7 +104,7 @@ describe('outlining a sharded, pipelined model', () => {
         for (const name of Object.values(call.ops)) expect(ipuOfOp.get(name), name).toBe(stage.ipu);
         for (const s of call.body) {
           if (s.kind !== 'execute') continue;
-          for (const v of c.program.computeSets[s.computeSet].vertices) expect(Math.floor(v.tile / per)).toBe(stage.ipu);
+          for (const v of vertexList(c.program.computeSets[s.computeSet].vertices)) expect(Math.floor(v.tile / per)).toBe(stage.ipu);
         }
       }
     }

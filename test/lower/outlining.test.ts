@@ -14,6 +14,7 @@ import { findRepeats } from '../../src/lower/outline.js';
 import { isGradOp } from '../../src/ir/op.js';
 import { profileTables } from '../../src/report/summary.js';
 import type { RunResult } from '../../src/session.js';
+import { vertexList } from '../../sim/vertex-table.js';
 
 const LAYERS = 3;
 const H = 16;
@@ -96,7 +97,7 @@ describe('outlining', () => {
   it('lowers identical layers once: a third of the compute sets and vertices, the same numbers bit for bit', async () => {
     const plain = await run(false);
     const outlined = await run(true);
-    const count = (c: typeof plain.compiled) => ({ sets: c.program.computeSets.length, vertices: c.program.computeSets.reduce((s, cs) => s + cs.vertices.length, 0) });
+    const count = (c: typeof plain.compiled) => ({ sets: c.program.computeSets.length, vertices: c.program.computeSets.reduce((s, cs) => s + cs.vertices.count, 0) });
     const a = count(plain.compiled);
     const b = count(outlined.compiled);
     // LAYERS layers lowered once: at most the compute sets of one layer remain, beside none outside them.

@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { checkForward, checkGrad, f32, i32, type OpCase, type TensorSpec } from './harness.js';
 import { lowered } from './nn-util.js';
 import { tiny } from '../helpers.js';
+import { vertexList } from '../../sim/vertex-table.js';
 
 const exact = { atol: 0, rtol: 0 };
 
@@ -49,7 +50,7 @@ describe('GatherElements', () => {
     // Axis -1 of [64, 32]: output row k reaches data row k only.
     const c: OpCase = { op: 'GatherElements', attributes: { axis: -1 }, inputs: { x: f32([64, 32], 7), i: indices([64, 32], 32, 4) }, device: tiny({ tilesPerIpu: 16 }) };
     const { program } = await lowered(c);
-    const vertices = program.computeSets.flatMap((cs) => cs.vertices).filter((v) => v.codelet === 'GatherElements');
+    const vertices = program.computeSets.flatMap((cs) => vertexList(cs.vertices)).filter((v) => v.codelet === 'GatherElements');
     expect(vertices.length).toBeGreaterThan(4);
     for (const v of vertices) {
       const out = v.fields.out as { count: number };

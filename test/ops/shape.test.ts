@@ -19,6 +19,7 @@ import { runGraph } from '../../src/session.js';
 import { tiny } from '../helpers.js';
 import { checkForward, checkGrad, f32, i32, type OpCase, type TensorSpec } from './harness.js';
 import { copyList } from '../../sim/copies.js';
+import { vertexList } from '../../sim/vertex-table.js';
 
 const EXACT = { atol: 0, rtol: 0 };
 const half = (shape: number[], seed: number) => ({ ...f32(shape, seed, 0, -8, 8), dtype: 'float16' as const });
@@ -203,7 +204,7 @@ describe('Transpose', () => {
     await checkForward(c);
     const r = await inspect(c);
     expect(r.outTiles).toBe(4);
-    const vertices = r.computeSets.flatMap((cs) => cs.vertices);
+    const vertices = r.computeSets.flatMap((cs) => vertexList(cs.vertices));
     expect(vertices.map((v) => v.codelet)).toEqual(['Rearrange', 'Rearrange', 'Rearrange', 'Rearrange']);
     // Each tile holds 48 outputs (2 rows of 24) and reads exactly those 48 source elements,
     // not the 185-element interval covering them.
@@ -216,7 +217,7 @@ describe('Transpose', () => {
     // A transpose too big for one tile's share of a covering interval still fits: 96 x 96 floats, each
     // tile reads its 2304 outputs' worth, not ~3/4 of the 36 KiB source.
     const big = await inspect({ op: 'Transpose', inputs: { x: f32([96, 96], 76) } });
-    const reads = big.computeSets.flatMap((cs) => cs.vertices.map(inCount));
+    const reads = big.computeSets.flatMap((cs) => vertexList(cs.vertices).map(inCount));
     expect(reads).toEqual([2304, 2304, 2304, 2304]);
     const xs = (await inspect({ op: 'Transpose', inputs: { x: f32([96, 96], 76) } })).outputs.get('y')!;
     expect(xs[1]).toBe(f32([96, 96], 76).data[96]);
@@ -326,18 +327,18 @@ describe('Slice', () => {
     const strided: OpCase = { op: 'Slice', inputs: { x, s: i32([2], [1, 23], true), e: i32([2], [16, 0], true), a: i32([2], [0, 1], true), st: i32([2], [1, -3], true) }, ...EXACT };
     await checkForward(strided);
     const s = await inspect(strided);
-    expect(s.computeSets.flatMap((cs) => cs.vertices.map((v) => v.codelet))).toContain('Rearrange');
+    expect(s.computeSets.flatMap((cs) => vertexList(cs.vertices).map((v) => v.codelet))).toContain('Rearrange');
     // Every third column backwards, rows all local: each tile reads its 32 single elements in place (a list of regions).
     const local: OpCase = { op: 'Slice', inputs: { x, s: i32([1], [23], true), e: i32([1], [0], true), a: i32([1], [1], true), st: i32([1], [-3], true) }, ...EXACT };
     await checkForward(local);
-    const lv = (await inspect(local)).computeSets.flatMap((cs) => cs.vertices);
+    const lv = (await inspect(local)).computeSets.flatMap((cs) => vertexList(cs.vertices));
     expect(lv.map((v) => (v.fields.in as unknown[]).length)).toEqual([32, 32, 32, 32]);
     // Every other column: the interval covering a tile's rows is at most twice what it needs, so the
     // vertices read it whole (in place here: each tile's rows are already local) instead of staging single elements.
     const even: OpCase = { op: 'Slice', inputs: { x, s: i32([1], [0], true), e: i32([1], [24], true), a: i32([1], [1], true), st: i32([1], [2], true) }, ...EXACT };
     await checkForward(even);
     const ev = await inspect(even);
-    const vs = ev.computeSets.flatMap((cs) => cs.vertices);
+    const vs = ev.computeSets.flatMap((cs) => vertexList(cs.vertices));
     expect(vs.length).toBe(4);
     for (const v of vs) expect(inCount(v)).toBe(2 * (v.fields.out as { count: number }).count - 1);
     const block: OpCase = { op: 'Slice', inputs: { x, s: i32([1], [2], true), e: i32([1], [14], true) }, ...EXACT };
@@ -392,7 +393,7 @@ describe('Gather', () => {
     await checkForward(c);
     const r = await inspect(c);
     expect(r.program.notes?.some((n) => n.op === 'Gather_0' && /runtime indices: multiSlice plan/.test(n.text))).toBe(true);
-    expect(r.computeSets.flatMap((cs) => cs.vertices.map((v) => v.codelet))).toContain('MultiSlice');
+    expect(r.computeSets.flatMap((cs) => vertexList(cs.vertices).map((v) => v.codelet))).toContain('MultiSlice');
     // The table was created where the lookup reads it: no exchange copy reads its bytes.
     const table = r.program.tensors.find((t) => t.name === 'table')!;
     const bytes = (tile: number) => table.intervals.filter((i) => i.tile === tile).map((i) => [i.offset, i.offset + (i.end - i.begin) * 4]);

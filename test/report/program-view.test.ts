@@ -12,6 +12,7 @@ import { flattenBatch, keepProgramTiles, programView } from '../../src/report/pr
 import { profileTables } from '../../src/report/summary.js';
 import { compile, run, type RunResult } from '../../src/session.js';
 import { ROOT } from '../helpers.js';
+import { vertexList } from '../../sim/vertex-table.js';
 
 const MLP = path.join(ROOT, 'configs/examples/mlp-adam.yaml');
 
@@ -49,8 +50,8 @@ describe('programView', () => {
       expect(tiles.reduce((a, t) => a + t.regions, 0)).toBe(row.regions);
       if (row.kind === 'compute') {
         const cs = p.computeSets.find((c) => c.name === row.name)!;
-        expect(row.vertices).toBe(cs.vertices.length);
-        expect(new Set(cs.vertices.map((x) => x.tile)).size).toBe(row.tiles);
+        expect(row.vertices).toBe(cs.vertices.count);
+        expect(new Set(vertexList(cs.vertices).map((x) => x.tile)).size).toBe(row.tiles);
         const busiest = tiles.find((t) => t.tile === row.busiestTile)!;
         expect(busiest.cycles).toBe(row.maxTileCycles);
       }

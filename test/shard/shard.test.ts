@@ -25,6 +25,7 @@ import { varUpdateOp } from '../../src/train/optimizer.js';
 import { runsOf } from '../../sim/copies.js';
 import { ROOT } from '../helpers.js';
 import { attr, f32, modelBytes, node, userErrorOf } from '../onnx/helpers.js';
+import { vertexList } from '../../sim/vertex-table.js';
 
 const EXAMPLE = path.join(ROOT, 'configs/examples/mlp-sharded-2ipu.yaml');
 const exampleText = readFileSync(EXAMPLE, 'utf8');
@@ -48,7 +49,7 @@ function vertexIpus(c: Compiled): Map<string, Set<number>> {
   const out = new Map<string, Set<number>>();
   for (const cs of c.program.computeSets) {
     const s = out.get(cs.op) ?? new Set<number>();
-    for (const v of cs.vertices) s.add(Math.floor(v.tile / per));
+    for (const v of vertexList(cs.vertices)) s.add(Math.floor(v.tile / per));
     out.set(cs.op, s);
   }
   return out;

@@ -11,6 +11,7 @@ import { computeSetCost, exchangeCost, scheduleWorkers, streamCopyCycles } from 
 import type { ComputeSet, Exchange, ExchangeCopy, Vertex } from '../../sim/program.js';
 import { tiny } from '../helpers.js';
 import { copyTable } from '../../sim/copies.js';
+import { vertexTable } from '../../sim/vertex-table.js';
 
 /** Codelets whose estimate is the vertex's `c` param: 'Job' on one worker, 'Multi' on all of them. */
 function fixedCost(name: string, kind: 'multi' | 'worker'): Codelet {
@@ -27,7 +28,7 @@ function registry(): CodeletRegistry {
 
 const job = (tile: number, c: number): Vertex => ({ codelet: 'Job', tile, fields: {}, params: { c } });
 const multi = (tile: number, c: number): Vertex => ({ codelet: 'Multi', tile, fields: {}, params: { c } });
-const cs = (vertices: Vertex[]): ComputeSet => ({ id: 0, name: 'cs', op: 'Op', vertices });
+const cs = (vertices: Vertex[]): ComputeSet => ({ id: 0, name: 'cs', op: 'Op', vertices: vertexTable(vertices) });
 const ex = (copies: Omit<ExchangeCopy, 'srcOffset' | 'dstOffset'>[]): Exchange => ({
   id: 0,
   name: 'ex',

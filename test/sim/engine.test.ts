@@ -10,6 +10,7 @@ import type { DeviceProgram, DeviceTensor, Region } from '../../sim/program.js';
 import type { Phase } from '../../sim/profile.js';
 import { tiny } from '../helpers.js';
 import { copyTable } from '../../sim/copies.js';
+import { vertexAt, vertexTable } from '../../sim/vertex-table.js';
 
 const f32 = (offset: number, count: number): Region => ({ offset, count, dtype: 'float32' });
 
@@ -43,16 +44,16 @@ function addProgram(): DeviceProgram {
         id: 0,
         name: 'add/cs',
         op: 'add',
-        vertices: [
+        vertices: vertexTable([
           { codelet: 'Add', tile: 0, fields: { a: f32(0, 4), b: f32(16, 4), out: f32(32, 4) }, params: { offset: 0 } },
           { codelet: 'Add', tile: 1, fields: { a: f32(0, 2), b: f32(8, 2), out: f32(16, 2) }, params: { offset: 0 } },
-        ],
+        ]),
       },
       {
         id: 1,
         name: 'add2/cs',
         op: 'add2',
-        vertices: [{ codelet: 'Add', tile: 0, fields: { a: f32(48, 2), b: f32(32, 2), out: f32(56, 2) }, params: { offset: 0 } }],
+        vertices: vertexTable([{ codelet: 'Add', tile: 0, fields: { a: f32(48, 2), b: f32(32, 2), out: f32(56, 2) }, params: { offset: 0 } }]),
       },
     ],
     exchanges: [{ id: 0, name: 'add2/ex', op: 'add2', copies: copyTable([{ srcTile: 1, srcOffset: 16, dstTile: 0, dstOffset: 48, bytes: 8 }]) }],
@@ -231,7 +232,7 @@ describe('Engine phases and cycles', () => {
 
   it('rejects an unknown codelet when created and an unknown control program when run', async () => {
     const bad = addProgram();
-    bad.computeSets[1].vertices[0].codelet = 'NoSuchCodelet';
+    bad.computeSets[1].vertices = vertexTable([{ ...vertexAt(bad.computeSets[1].vertices, 0), codelet: 'NoSuchCodelet' }]);
     await expect(Engine.create(bad, { workers: 1, numerics: true })).rejects.toThrow(/no codelet 'NoSuchCodelet'/);
     const engine = await Engine.create(addProgram(), { workers: 1, numerics: true });
     await expect(engine.run('nope', host().io, 0)).rejects.toThrow(/no control program 'nope'/);
@@ -346,10 +347,10 @@ describe('an exchange fused with the compute set after it (sim/fused.ts)', () =>
           id: 0,
           name: 'double/cs',
           op: 'double',
-          vertices: [
+          vertices: vertexTable([
             { codelet: 'Add', tile: 0, fields: { a: f32(0, 2), b: f32(0, 2), out: f32(0, 2) }, params: { offset: 0 } },
             { codelet: 'Add', tile: 1, fields: { a: f32(0, 2), b: f32(0, 2), out: f32(8, 2) }, params: { offset: 0 } },
-          ],
+          ]),
         },
       ],
       exchanges: [{ id: 0, name: 'double/ex', op: 'double', copies: copyTable([{ srcTile: 0, srcOffset: 0, dstTile: 1, dstOffset: 0, bytes: 8 }]) }],

@@ -1,0 +1,271 @@
+/**
+ * A compute set's vertices as columns (issue 8's columnar device program):
+ * no JS object per vertex, field or region. A model's program holds hundreds
+ * of thousands to millions of vertices; as objects (a vertex, its fields
+ * record, a Region per field, its params) they were half of a compiled
+ * ResNet-50's heap, and every full collection walked them all.
+ *
+ * Plain data (typed arrays, a list of names, a record of the rare vector
+ * parameters), so it is structured-cloned to the workers and written as JSON
+ * lists by sim/copies.ts's programJsonReplacer. vertexAt() gives one vertex
+ * as the object codelets' cycles() and compute() see; it is made on demand
+ * and is garbage soon after.
+ */
+import type { DeviceDType, FieldValue, Region, Vertex } from './program.js';
+
+type Column = Int32Array | Uint8Array | Float64Array;
+
+/** `a` in a column of twice its length (the builder's columns grow by doubling). */
+function doubled<T extends Column>(a: T): T {
+  const g = new (a.constructor as new (n: number) => T)(a.length * 2);
+  g.set(a);
+  return g;
+}
+
+/** Dtype codes of regionDtype. */
+export const REGION_DTYPES: readonly DeviceDType[] = ['float32', 'float16', 'int32', 'uint8'];
+const DTYPE_CODE: Record<DeviceDType, number> = { float32: 0, float16: 1, int32: 2, uint8: 3 };
+
+export interface VertexTable {
+  count: number;
+  /** The codelet, field and parameter names the columns index. */
+  names: string[];
+  /** Per vertex: its codelet (index into names) and tile. Sorted by tile in a program. */
+  codelet: Int32Array;
+  tile: Int32Array;
+  /** Per vertex, count + 1 entries: its fields are [fieldStart[v], fieldStart[v + 1]). */
+  fieldStart: Int32Array;
+  /** Per field: its name (index into names), whether it is a list of regions (1) or one region (0). */
+  fieldName: Int32Array;
+  fieldList: Uint8Array;
+  /** Per field, fields + 1 entries: its regions are [regionStart[f], regionStart[f + 1]). */
+  regionStart: Int32Array;
+  /** Per region: byte offset in the tile's memory, element count, dtype (index into REGION_DTYPES). */
+  regionOffset: Int32Array;
+  regionCount: Int32Array;
+  regionDtype: Uint8Array;
+  /** Per vertex, count + 1 entries: its scalar parameters are [paramStart[v], paramStart[v + 1]). */
+  paramStart: Int32Array;
+  paramName: Int32Array;
+  paramValue: Float64Array;
+  /** Vector parameters of the few vertices that have them, by vertex index. */
+  arrays: Record<number, Record<string, number[]>>;
+}
+
+/** The codelet name of vertex `i`. */
+export function vertexCodelet(t: VertexTable, i: number): string {
+  return t.names[t.codelet[i]];
+}
+
+/** The codelets the table's vertices use, each once. */
+export function tableCodelets(t: VertexTable): string[] {
+  const used = new Uint8Array(t.names.length);
+  for (let i = 0; i < t.count; i++) used[t.codelet[i]] = 1;
+  return t.names.filter((_, k) => used[k] === 1);
+}
+
+/** Region `r` of the table as the object a codelet sees. */
+export function regionAt(t: VertexTable, r: number): Region {
+  return { offset: t.regionOffset[r], count: t.regionCount[r], dtype: REGION_DTYPES[t.regionDtype[r]] };
+}
+
+/** Vertex `i` as an object (fields, params, arrays), made on demand. */
+export function vertexAt(t: VertexTable, i: number): Vertex {
+  const fields: Record<string, FieldValue> = {};
+  for (let f = t.fieldStart[i]; f < t.fieldStart[i + 1]; f++) {
+    const r0 = t.regionStart[f];
+    const r1 = t.regionStart[f + 1];
+    if (t.fieldList[f]) {
+      const list: Region[] = [];
+      for (let r = r0; r < r1; r++) list.push(regionAt(t, r));
+      fields[t.names[t.fieldName[f]]] = list;
+    } else fields[t.names[t.fieldName[f]]] = regionAt(t, r0);
+  }
+  const params: Record<string, number> = {};
+  for (let p = t.paramStart[i]; p < t.paramStart[i + 1]; p++) params[t.names[t.paramName[p]]] = t.paramValue[p];
+  const arrays = t.arrays[i];
+  const v: Vertex = { codelet: vertexCodelet(t, i), tile: t.tile[i], fields, params };
+  if (arrays) v.arrays = arrays;
+  return v;
+}
+
+/** Regions of vertex `i` in all its fields (vertex state is counted per region). */
+export function vertexRegions(t: VertexTable, i: number): number {
+  return t.regionStart[t.fieldStart[i + 1]] - t.regionStart[t.fieldStart[i]];
+}
+
+/** Elements vertex `i` touches in all its fields (as sim/codelet.ts's vertexElements). */
+export function vertexElementsAt(t: VertexTable, i: number): number {
+  let n = 0;
+  for (let r = t.regionStart[t.fieldStart[i]]; r < t.regionStart[t.fieldStart[i + 1]]; r++) n += t.regionCount[r];
+  return n;
+}
+
+/** Index range [lo, hi) of the vertices on tiles [tileLo, tileHi) of a table sorted by tile. */
+export function vertexRange(t: VertexTable, tileLo: number, tileHi: number): [number, number] {
+  const first = (tile: number) => {
+    let lo = 0;
+    let hi = t.count;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (t.tile[mid] < tile) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  return [first(tileLo), first(tileHi)];
+}
+
+/**
+ * Builds a table vertex by vertex: begin(), then its fields' regions and its
+ * params, in any order of fields; finish() trims the columns.
+ */
+export class VertexTableBuilder {
+  private n = 0;
+  private nf = 0;
+  private nr = 0;
+  private np = 0;
+  private readonly names: string[] = [];
+  private readonly ids = new Map<string, number>();
+  private codelet = new Int32Array(64);
+  private tile = new Int32Array(64);
+  private fieldStart = new Int32Array(65);
+  private paramStart = new Int32Array(65);
+  private fieldName = new Int32Array(64);
+  private fieldList = new Uint8Array(64);
+  private regionStart = new Int32Array(65);
+  private regionOffset = new Int32Array(64);
+  private regionCount = new Int32Array(64);
+  private regionDtype = new Uint8Array(64);
+  private paramName = new Int32Array(16);
+  private paramValue = new Float64Array(16);
+  private readonly arrays: Record<number, Record<string, number[]>> = {};
+
+  /** The index of a name in the table's names. */
+  name(s: string): number {
+    let id = this.ids.get(s);
+    if (id === undefined) {
+      id = this.names.length;
+      this.names.push(s);
+      this.ids.set(s, id);
+    }
+    return id;
+  }
+
+  /** Start vertex number `count` (the vertices so far). */
+  begin(codelet: string, tile: number): void {
+    if (this.n === this.codelet.length) {
+      this.codelet = doubled(this.codelet);
+      this.tile = doubled(this.tile);
+      this.fieldStart = doubled(this.fieldStart);
+      this.paramStart = doubled(this.paramStart);
+    }
+    this.codelet[this.n] = this.name(codelet);
+    this.tile[this.n] = tile;
+    this.n++;
+    this.fieldStart[this.n] = this.nf;
+    this.paramStart[this.n] = this.np;
+  }
+
+  /** Start a field of the current vertex: one region (list false) or a list of them. */
+  field(name: number, list: boolean): void {
+    if (this.nf + 1 >= this.fieldName.length) {
+      this.fieldName = doubled(this.fieldName);
+      this.fieldList = doubled(this.fieldList);
+      this.regionStart = doubled(this.regionStart);
+    }
+    this.fieldName[this.nf] = name;
+    this.fieldList[this.nf] = list ? 1 : 0;
+    this.nf++;
+    this.fieldStart[this.n] = this.nf;
+    this.regionStart[this.nf] = this.nr;
+  }
+
+  /** A region of the current field. */
+  region(offset: number, count: number, dtype: DeviceDType): void {
+    if (this.nr === this.regionOffset.length) {
+      this.regionOffset = doubled(this.regionOffset);
+      this.regionCount = doubled(this.regionCount);
+      this.regionDtype = doubled(this.regionDtype);
+    }
+    this.regionOffset[this.nr] = offset;
+    this.regionCount[this.nr] = count;
+    this.regionDtype[this.nr] = DTYPE_CODE[dtype];
+    this.nr++;
+    this.regionStart[this.nf] = this.nr;
+  }
+
+  /** The current vertex's scalar and vector parameters. */
+  params(params: Record<string, number>, arrays?: Record<string, number[]>): void {
+    for (const k in params) this.param(this.name(k), params[k]);
+    if (arrays) this.vectors(arrays);
+  }
+
+  /** A scalar parameter of the current vertex (`name` from name()). */
+  param(name: number, value: number): void {
+    if (this.np === this.paramName.length) {
+      this.paramName = doubled(this.paramName);
+      this.paramValue = doubled(this.paramValue);
+    }
+    this.paramName[this.np] = name;
+    this.paramValue[this.np] = value;
+    this.np++;
+    this.paramStart[this.n] = this.np;
+  }
+
+  /** The current vertex's vector parameters. */
+  vectors(arrays: Record<string, number[]>): void {
+    this.arrays[this.n - 1] = arrays;
+  }
+
+  /** A whole vertex given as an object. */
+  push(v: Vertex): void {
+    this.begin(v.codelet, v.tile);
+    for (const name in v.fields) {
+      const f = v.fields[name];
+      this.field(this.name(name), Array.isArray(f));
+      if (Array.isArray(f)) for (const r of f) this.region(r.offset, r.count, r.dtype);
+      else this.region(f.offset, f.count, f.dtype);
+    }
+    this.params(v.params, v.arrays);
+  }
+
+  get count(): number {
+    return this.n;
+  }
+
+  finish(): VertexTable {
+    const n = this.n;
+    return {
+      count: n,
+      names: this.names,
+      codelet: this.codelet.slice(0, n),
+      tile: this.tile.slice(0, n),
+      fieldStart: this.fieldStart.slice(0, n + 1),
+      fieldName: this.fieldName.slice(0, this.nf),
+      fieldList: this.fieldList.slice(0, this.nf),
+      regionStart: this.regionStart.slice(0, this.nf + 1),
+      regionOffset: this.regionOffset.slice(0, this.nr),
+      regionCount: this.regionCount.slice(0, this.nr),
+      regionDtype: this.regionDtype.slice(0, this.nr),
+      paramStart: this.paramStart.slice(0, n + 1),
+      paramName: this.paramName.slice(0, this.np),
+      paramValue: this.paramValue.slice(0, this.np),
+      arrays: this.arrays,
+    };
+  }
+}
+
+/** A table of the given vertices, in their order (hand-made programs, tests, collectives' steps). */
+export function vertexTable(vertices: readonly Vertex[]): VertexTable {
+  const b = new VertexTableBuilder();
+  for (const v of vertices) b.push(v);
+  return b.finish();
+}
+
+/** Every vertex as an object, in order (tests and small tools; not for whole models). */
+export function vertexList(t: VertexTable): Vertex[] {
+  const out: Vertex[] = [];
+  for (let i = 0; i < t.count; i++) out.push(vertexAt(t, i));
+  return out;
+}
