@@ -14,7 +14,6 @@ import { findRepeats } from '../../src/lower/outline.js';
 import { isGradOp } from '../../src/ir/op.js';
 import { profileTables } from '../../src/report/summary.js';
 import type { RunResult } from '../../src/session.js';
-import { vertexList } from '../../sim/vertex-table.js';
 
 const LAYERS = 3;
 const H = 16;
