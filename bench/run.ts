@@ -99,7 +99,7 @@ interface ScaleRow {
 
 function scaleCase(config: string): ScaleRow['r'] & { wallMs: number } {
   const t0 = performance.now();
-  const out = execFileSync(process.execPath, ['--max-old-space-size=16000', '--import', 'tsx', path.join(ROOT, 'bench/scale-case.ts'), path.join(ROOT, config)], {
+  const out = execFileSync(process.execPath, ['--max-old-space-size=16000', '--max-semi-space-size=64', '--import', 'tsx', path.join(ROOT, 'bench/scale-case.ts'), path.join(ROOT, config)], {
     cwd: ROOT,
     encoding: 'utf8',
     maxBuffer: 1 << 20,
