@@ -466,6 +466,48 @@ export function matMulInputLayout(p: MatMulProblem, which: 'a' | 'b', o: MatMulO
   return layoutsMade.get(device, key, () => inputLayout(p, which, o, device, plans, maxIntervalsPerTile))?.map((r) => ({ ...r }));
 }
 
+/**
+ * A block broadcast to several readers, shared among them in whole runs (rows
+ * of the operand as stored) when it has about a run per reader, a reader's
+ * share then one piece: equal shares of its elements (layoutFromReads' rule)
+ * cut rows in two, so every reader gathered twice the pieces, and a column
+ * strip of the operand (a weight gradient's read) split the same way. Else
+ * the group as it is, its readers turned so that layoutFromReads, finding it
+ * at `at` in the read list, starts its round of readers where it would at the
+ * group's own `index`.
+ */
+function rowShares(g: { tiles: number[]; runs: Range[] }, rowLength: number, index: number, at: number, grain: number, minElems: number): ReadGroup[] {
+  const n = g.tiles.length;
+  // The block's rows: its runs cut where the stored operand's rows end (adjacent rows came merged).
+  const runs: Range[] = [];
+  for (const [b, e] of g.runs) for (let x = b; x < e; ) {
+    const end = Math.min(e, (Math.floor(x / rowLength) + 1) * rowLength);
+    runs.push([x, end]);
+    x = end;
+  }
+  let total = 0;
+  for (const [b, e] of runs) total += e - b;
+  const pieces = Math.max(1, Math.min(n, Math.floor(total / Math.max(1, minElems)), Math.ceil(total / grain)));
+  const parts = Math.min(pieces, runs.length);
+  const first = index % n;
+  const cut = (i: number) => Math.floor((i * runs.length) / parts);
+  // What the worst-off reader receives (the block less its share) grows by at most 1/16 (rows of unequal shares,
+  // or fewer rows than readers): more bytes would cost cycles, not just save copy rows.
+  let least = parts < n ? 0 : total;
+  for (let i = 0; i < parts && least > 0; i++) {
+    let size = 0;
+    for (let k = cut(i); k < cut(i + 1); k++) size += runs[k][1] - runs[k][0];
+    least = Math.min(least, size);
+  }
+  const equal = pieces < n ? 0 : Math.floor(total / pieces / grain) * grain;
+  if (pieces === 1 || 2 * parts < pieces || 16 * (total - least) > 17 * (total - equal)) return [{ tiles: g.tiles.map((_, j) => g.tiles[(((j - at + index) % n) + n) % n]), runs: g.runs }];
+  return Array.from({ length: parts }, (_, i) => {
+    const share: Range[] = [];
+    for (let k = cut(i); k < cut(i + 1); k++) pushRun(share, runs[k][0], runs[k][1]);
+    return { tiles: [g.tiles[(first + i) % n]], runs: share };
+  });
+}
+
 function inputLayout(p: MatMulProblem, which: 'a' | 'b', o: MatMulOperands, device: DeviceSpec, plans: PlanOverrides, maxIntervalsPerTile?: number): TileRange[] | undefined {
   const plan = matMulPlan(p, o, device, plans).plan;
   const numTiles = device.ipus * device.tilesPerIpu;
@@ -484,7 +526,11 @@ function inputLayout(p: MatMulProblem, which: 'a' | 'b', o: MatMulOperands, devi
   const size = which === 'a' ? o.aElems : o.bElems;
   const grain = vectorWidth(o.inDtype, device);
   const minElems = Math.max(grain, Math.ceil(device.minBytesPerTile / DTYPE_BYTES[o.inDtype] / grain) * grain);
-  const read: ReadGroup[] = [...groups.values()];
+  const read: ReadGroup[] = [];
+  let gi = 0;
+  // The stored operand's row length: A is [m, K] ([K, m] transposed), B [K, n] ([n, K] transposed).
+  const rowLength = which === 'a' ? (p.transA ? p.m : p.kPerTerm) : p.transB ? p.kPerTerm : p.n;
+  for (const g of groups.values()) read.push(...rowShares(g, rowLength, gi++, read.length, grain, minElems));
   return layoutFromReads(size, read, { grain, minElems, linear: linearMapping(size, o.inDtype, device, numTiles), numTiles, ...(maxIntervalsPerTile !== undefined ? { maxIntervalsPerTile } : {}) });
 }
 
