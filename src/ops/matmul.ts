@@ -272,10 +272,14 @@ export function problemShape(p: MatMulProblem, inDtype: MatMulDType, outDtype: M
 
 type Range = [number, number];
 
-/** The pieces (term, k0, k1) of the contraction range [c0, c1) over terms of length K. */
-function segments(c0: number, c1: number, K: number): { t: number; k0: number; k1: number }[] {
-  const out = [];
-  for (let t = Math.floor(c0 / K); t * K < c1; t++) out.push({ t, k0: Math.max(c0, t * K) - t * K, k1: Math.min(c1, (t + 1) * K) - t * K });
+/**
+ * The pieces of the contraction range [c0, c1) over terms of length K, as
+ * flat triples (term, k0, k1): asked per tile block, an object per piece was
+ * much of a matmul's garbage.
+ */
+function segments(c0: number, c1: number, K: number): number[] {
+  const out: number[] = [];
+  for (let t = Math.floor(c0 / K); t * K < c1; t++) out.push(t, Math.max(c0, t * K) - t * K, Math.min(c1, (t + 1) * K) - t * K);
   return out;
 }
 
@@ -285,13 +289,19 @@ function aRanges(p: MatMulProblem, g0: number, g1: number, r0: number, r1: numbe
   const K = p.kPerTerm;
   const segs = segments(c0, c1, K);
   for (let g = g0; g < g1; g++) {
-    const base = (t: number) => p.termA[g * p.terms + t] * p.m * K;
     if (!p.transA) {
       // stored [m, K]: row r is [r K, r K + K); layout [rows, contraction]
-      for (let r = r0; r < r1; r++) for (const s of segs) pushRun(out, base(s.t) + r * K + s.k0, base(s.t) + r * K + s.k1);
+      for (let r = r0; r < r1; r++)
+        for (let i = 0; i < segs.length; i += 3) {
+          const at = p.termA[g * p.terms + segs[i]] * p.m * K + r * K;
+          pushRun(out, at + segs[i + 1], at + segs[i + 2]);
+        }
     } else {
       // stored [K, m]: layout [contraction, rows]
-      for (const s of segs) for (let k = s.k0; k < s.k1; k++) pushRun(out, base(s.t) + k * p.m + r0, base(s.t) + k * p.m + r1);
+      for (let i = 0; i < segs.length; i += 3) {
+        const base = p.termA[g * p.terms + segs[i]] * p.m * K;
+        for (let k = segs[i + 1]; k < segs[i + 2]; k++) pushRun(out, base + k * p.m + r0, base + k * p.m + r1);
+      }
     }
   }
   return out;
@@ -303,13 +313,19 @@ function bRanges(p: MatMulProblem, g0: number, g1: number, c0: number, c1: numbe
   const K = p.kPerTerm;
   const segs = segments(c0, c1, K);
   for (let g = g0; g < g1; g++) {
-    const base = (t: number) => p.termB[g * p.terms + t] * K * p.n;
     if (!p.transB) {
       // stored [K, n]: layout [contraction, cols]
-      for (const s of segs) for (let k = s.k0; k < s.k1; k++) pushRun(out, base(s.t) + k * p.n + j0, base(s.t) + k * p.n + j1);
+      for (let i = 0; i < segs.length; i += 3) {
+        const base = p.termB[g * p.terms + segs[i]] * K * p.n;
+        for (let k = segs[i + 1]; k < segs[i + 2]; k++) pushRun(out, base + k * p.n + j0, base + k * p.n + j1);
+      }
     } else {
       // stored [n, K]: layout [cols, contraction]
-      for (let j = j0; j < j1; j++) for (const s of segs) pushRun(out, base(s.t) + j * K + s.k0, base(s.t) + j * K + s.k1);
+      for (let j = j0; j < j1; j++)
+        for (let i = 0; i < segs.length; i += 3) {
+          const at = p.termB[g * p.terms + segs[i]] * K * p.n + j * K;
+          pushRun(out, at + segs[i + 1], at + segs[i + 2]);
+        }
     }
   }
   return out;
@@ -697,7 +713,7 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
     const inPlace = gK > 1 ? out.size : placeBlocksLike(ctx, windows, blocks, outRuns, like);
     ctx.note('layout', `output is the gradient of '${like.name}': mapped like it (${Math.round((100 * inPlace) / out.size)}% of its elements on the tile holding the variable's)`);
   }
-  const chunks = windows.map((w) => (like ? chunksLike(ctx, p, w, like) : linearChunks(ctx, p, w, outDtype)));
+  const chunks = gK === 1 ? [] : windows.map((w) => (like ? chunksLike(ctx, p, w, like) : linearChunks(ctx, p, w, outDtype)));
 
   // The output lives where it is computed: on the AMP tiles when the contraction is whole, else on the reducing tiles.
   const outMapping: TileRange[] = [];
@@ -734,8 +750,6 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
 
     ctx.computeSet(`amp${suffix}`);
     blocks[s].forEach((bl, i) => {
-      // Strided operand blocks arrive as one tensor per vertex field (the AMP reads the runs back to back).
-      const gather = (t: BuildTensor, ranges: Range[]): Slice[] => ctx.gather(t, ranges, bl.tile);
       const target: Slice[] = [];
       if (partials) {
         const runs = localRuns[s][i];
@@ -748,8 +762,9 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
         ampMatMulCodelet,
         bl.tile,
         {
-          a: gather(a, aRanges(p, bl.g[0], bl.g[1], bl.r[0], bl.r[1], bl.c[0], bl.c[1])),
-          b: gather(b, bRanges(p, bl.g[0], bl.g[1], bl.c[0], bl.c[1], bl.j[0], bl.j[1])),
+          // Strided operand blocks arrive as one tensor per vertex field (the AMP reads the runs back to back).
+          a: ctx.gather(a, aRanges(p, bl.g[0], bl.g[1], bl.r[0], bl.r[1], bl.c[0], bl.c[1]), bl.tile),
+          b: ctx.gather(b, bRanges(p, bl.g[0], bl.g[1], bl.c[0], bl.c[1], bl.j[0], bl.j[1]), bl.tile),
           out: target,
         },
         {
