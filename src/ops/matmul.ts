@@ -272,10 +272,14 @@ export function problemShape(p: MatMulProblem, inDtype: MatMulDType, outDtype: M
 
 type Range = [number, number];
 
-/** The pieces (term, k0, k1) of the contraction range [c0, c1) over terms of length K. */
-function segments(c0: number, c1: number, K: number): { t: number; k0: number; k1: number }[] {
-  const out = [];
-  for (let t = Math.floor(c0 / K); t * K < c1; t++) out.push({ t, k0: Math.max(c0, t * K) - t * K, k1: Math.min(c1, (t + 1) * K) - t * K });
+/**
+ * The pieces of the contraction range [c0, c1) over terms of length K, as
+ * flat triples (term, k0, k1): asked per tile block, an object per piece was
+ * much of a matmul's garbage.
+ */
+function segments(c0: number, c1: number, K: number): number[] {
+  const out: number[] = [];
+  for (let t = Math.floor(c0 / K); t * K < c1; t++) out.push(t, Math.max(c0, t * K) - t * K, Math.min(c1, (t + 1) * K) - t * K);
   return out;
 }
 
@@ -285,13 +289,19 @@ function aRanges(p: MatMulProblem, g0: number, g1: number, r0: number, r1: numbe
   const K = p.kPerTerm;
   const segs = segments(c0, c1, K);
   for (let g = g0; g < g1; g++) {
-    const base = (t: number) => p.termA[g * p.terms + t] * p.m * K;
     if (!p.transA) {
       // stored [m, K]: row r is [r K, r K + K); layout [rows, contraction]
-      for (let r = r0; r < r1; r++) for (const s of segs) pushRun(out, base(s.t) + r * K + s.k0, base(s.t) + r * K + s.k1);
+      for (let r = r0; r < r1; r++)
+        for (let i = 0; i < segs.length; i += 3) {
+          const at = p.termA[g * p.terms + segs[i]] * p.m * K + r * K;
+          pushRun(out, at + segs[i + 1], at + segs[i + 2]);
+        }
     } else {
       // stored [K, m]: layout [contraction, rows]
-      for (const s of segs) for (let k = s.k0; k < s.k1; k++) pushRun(out, base(s.t) + k * p.m + r0, base(s.t) + k * p.m + r1);
+      for (let i = 0; i < segs.length; i += 3) {
+        const base = p.termA[g * p.terms + segs[i]] * p.m * K;
+        for (let k = segs[i + 1]; k < segs[i + 2]; k++) pushRun(out, base + k * p.m + r0, base + k * p.m + r1);
+      }
     }
   }
   return out;
@@ -303,13 +313,19 @@ function bRanges(p: MatMulProblem, g0: number, g1: number, c0: number, c1: numbe
   const K = p.kPerTerm;
   const segs = segments(c0, c1, K);
   for (let g = g0; g < g1; g++) {
-    const base = (t: number) => p.termB[g * p.terms + t] * K * p.n;
     if (!p.transB) {
       // stored [K, n]: layout [contraction, cols]
-      for (const s of segs) for (let k = s.k0; k < s.k1; k++) pushRun(out, base(s.t) + k * p.n + j0, base(s.t) + k * p.n + j1);
+      for (let i = 0; i < segs.length; i += 3) {
+        const base = p.termB[g * p.terms + segs[i]] * K * p.n;
+        for (let k = segs[i + 1]; k < segs[i + 2]; k++) pushRun(out, base + k * p.n + j0, base + k * p.n + j1);
+      }
     } else {
       // stored [n, K]: layout [cols, contraction]
-      for (let j = j0; j < j1; j++) for (const s of segs) pushRun(out, base(s.t) + j * K + s.k0, base(s.t) + j * K + s.k1);
+      for (let j = j0; j < j1; j++)
+        for (let i = 0; i < segs.length; i += 3) {
+          const at = p.termB[g * p.terms + segs[i]] * K * p.n + j * K;
+          pushRun(out, at + segs[i + 1], at + segs[i + 2]);
+        }
     }
   }
   return out;
@@ -466,6 +482,48 @@ export function matMulInputLayout(p: MatMulProblem, which: 'a' | 'b', o: MatMulO
   return layoutsMade.get(device, key, () => inputLayout(p, which, o, device, plans, maxIntervalsPerTile))?.map((r) => ({ ...r }));
 }
 
+/**
+ * A block broadcast to several readers, shared among them in whole runs (rows
+ * of the operand as stored) when it has about a run per reader, a reader's
+ * share then one piece: equal shares of its elements (layoutFromReads' rule)
+ * cut rows in two, so every reader gathered twice the pieces, and a column
+ * strip of the operand (a weight gradient's read) split the same way. Else
+ * the group as it is, its readers turned so that layoutFromReads, finding it
+ * at `at` in the read list, starts its round of readers where it would at the
+ * group's own `index`.
+ */
+function rowShares(g: { tiles: number[]; runs: Range[] }, rowLength: number, index: number, at: number, grain: number, minElems: number): ReadGroup[] {
+  const n = g.tiles.length;
+  // The block's rows: its runs cut where the stored operand's rows end (adjacent rows came merged).
+  const runs: Range[] = [];
+  for (const [b, e] of g.runs) for (let x = b; x < e; ) {
+    const end = Math.min(e, (Math.floor(x / rowLength) + 1) * rowLength);
+    runs.push([x, end]);
+    x = end;
+  }
+  let total = 0;
+  for (const [b, e] of runs) total += e - b;
+  const pieces = Math.max(1, Math.min(n, Math.floor(total / Math.max(1, minElems)), Math.ceil(total / grain)));
+  const parts = Math.min(pieces, runs.length);
+  const first = index % n;
+  const cut = (i: number) => Math.floor((i * runs.length) / parts);
+  // What the worst-off reader receives (the block less its share) grows by at most 1/16 (rows of unequal shares,
+  // or fewer rows than readers): more bytes would cost cycles, not just save copy rows.
+  let least = parts < n ? 0 : total;
+  for (let i = 0; i < parts && least > 0; i++) {
+    let size = 0;
+    for (let k = cut(i); k < cut(i + 1); k++) size += runs[k][1] - runs[k][0];
+    least = Math.min(least, size);
+  }
+  const equal = pieces < n ? 0 : Math.floor(total / pieces / grain) * grain;
+  if (pieces === 1 || 2 * parts < pieces || 16 * (total - least) > 17 * (total - equal)) return [{ tiles: g.tiles.map((_, j) => g.tiles[(((j - at + index) % n) + n) % n]), runs: g.runs }];
+  return Array.from({ length: parts }, (_, i) => {
+    const share: Range[] = [];
+    for (let k = cut(i); k < cut(i + 1); k++) pushRun(share, runs[k][0], runs[k][1]);
+    return { tiles: [g.tiles[(first + i) % n]], runs: share };
+  });
+}
+
 function inputLayout(p: MatMulProblem, which: 'a' | 'b', o: MatMulOperands, device: DeviceSpec, plans: PlanOverrides, maxIntervalsPerTile?: number): TileRange[] | undefined {
   const plan = matMulPlan(p, o, device, plans).plan;
   const numTiles = device.ipus * device.tilesPerIpu;
@@ -484,7 +542,11 @@ function inputLayout(p: MatMulProblem, which: 'a' | 'b', o: MatMulOperands, devi
   const size = which === 'a' ? o.aElems : o.bElems;
   const grain = vectorWidth(o.inDtype, device);
   const minElems = Math.max(grain, Math.ceil(device.minBytesPerTile / DTYPE_BYTES[o.inDtype] / grain) * grain);
-  const read: ReadGroup[] = [...groups.values()];
+  const read: ReadGroup[] = [];
+  let gi = 0;
+  // The stored operand's row length: A is [m, K] ([K, m] transposed), B [K, n] ([n, K] transposed).
+  const rowLength = which === 'a' ? (p.transA ? p.m : p.kPerTerm) : p.transB ? p.kPerTerm : p.n;
+  for (const g of groups.values()) read.push(...rowShares(g, rowLength, gi++, read.length, grain, minElems));
   return layoutFromReads(size, read, { grain, minElems, linear: linearMapping(size, o.inDtype, device, numTiles), numTiles, ...(maxIntervalsPerTile !== undefined ? { maxIntervalsPerTile } : {}) });
 }
 
@@ -651,7 +713,7 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
     const inPlace = gK > 1 ? out.size : placeBlocksLike(ctx, windows, blocks, outRuns, like);
     ctx.note('layout', `output is the gradient of '${like.name}': mapped like it (${Math.round((100 * inPlace) / out.size)}% of its elements on the tile holding the variable's)`);
   }
-  const chunks = windows.map((w) => (like ? chunksLike(ctx, p, w, like) : linearChunks(ctx, p, w, outDtype)));
+  const chunks = gK === 1 ? [] : windows.map((w) => (like ? chunksLike(ctx, p, w, like) : linearChunks(ctx, p, w, outDtype)));
 
   // The output lives where it is computed: on the AMP tiles when the contraction is whole, else on the reducing tiles.
   const outMapping: TileRange[] = [];
@@ -688,8 +750,6 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
 
     ctx.computeSet(`amp${suffix}`);
     blocks[s].forEach((bl, i) => {
-      // Strided operand blocks arrive as one tensor per vertex field (the AMP reads the runs back to back).
-      const gather = (t: BuildTensor, ranges: Range[]): Slice[] => ctx.gather(t, ranges, bl.tile);
       const target: Slice[] = [];
       if (partials) {
         const runs = localRuns[s][i];
@@ -702,8 +762,9 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
         ampMatMulCodelet,
         bl.tile,
         {
-          a: gather(a, aRanges(p, bl.g[0], bl.g[1], bl.r[0], bl.r[1], bl.c[0], bl.c[1])),
-          b: gather(b, bRanges(p, bl.g[0], bl.g[1], bl.c[0], bl.c[1], bl.j[0], bl.j[1])),
+          // Strided operand blocks arrive as one tensor per vertex field (the AMP reads the runs back to back).
+          a: ctx.gather(a, aRanges(p, bl.g[0], bl.g[1], bl.r[0], bl.r[1], bl.c[0], bl.c[1]), bl.tile),
+          b: ctx.gather(b, bRanges(p, bl.g[0], bl.g[1], bl.c[0], bl.c[1], bl.j[0], bl.j[1]), bl.tile),
           out: target,
         },
         {

@@ -86,6 +86,21 @@ describe('a planned matmul reads the operands it created where they are', () => 
   }
 });
 
+describe('a block several tiles read is shared among them in whole rows', () => {
+  // A [17, 16] read by 4 column blocks: equal shares (68 elements) would cut rows, so each reader would gather
+  // its block in twice the pieces; shares of 4, 4, 4 and 5 rows receive at most 1/16 more than equal ones.
+  it('each tile holds whole rows of x, and each element still travels to the other readers only', async () => {
+    const plans: PlanOverrides = { matmul: () => ({ bBlock: 1, mBlock: 17, nBlock: 16, kBlock: 16 }) };
+    const { p, tensor, created } = await compiled(config([17, 16], [16, 64], '{op: MatMul, inputs: [x, w], outputs: [y]}'), plans);
+    expect(created).toContain('x');
+    const x = tensor('x');
+    expect(new Set(x.intervals.map((iv) => iv.tile)).size).toBe(4);
+    for (const iv of x.intervals) expect([iv.begin % 16, iv.end % 16]).toEqual([0, 0]);
+    expect(remoteBytesFrom(p, x)).toBe(3 * 17 * 16 * 4);
+    await checkForward({ op: 'MatMul', inputs: { a: f32([17, 16], 3), b: f32([16, 64], 4) }, device: mk2, atol: 5e-5, rtol: 1e-5, plans });
+  });
+});
+
 describe('a planned convolution reads the operands it created where they are', () => {
   const node = '{op: Conv, inputs: [x, w], outputs: [y], attributes: {pads: [1, 1, 1, 1]}}';
   // [name, X, W, forced split, tiles reading each input box (gM), each weight block (gN)]
