@@ -22,6 +22,7 @@ import { allocate } from './memory.js';
 import { layoutTile, linearLayout } from './linear.js';
 import { SliceCopies } from './slice-copies.js';
 import { firstEndingAfter, resolveAllCopies } from './resolve-copies.js';
+import { firstRowEndingAfter, intervalRecords } from '../../sim/intervals.js';
 import { UserError } from '../errors.js';
 import { checkHostHeap, hostHeapCheckDue } from '../util/host-heap.js';
 import { fieldDtypeError } from './vertex-check.js';
@@ -416,7 +417,7 @@ export class DeviceGraph {
     const tensors: DeviceTensor[] = this.tensors.map((t) => {
       const life = lifetimes[t.id];
       // intervals: allocate() returns them in element order. Optional keys set after, not spread (a spread made two objects per tensor).
-      const d: DeviceTensor = { id: t.id, name: t.name, dtype: t.dtype, shape: t.shape, category: t.category, op: t.op, intervals: intervals[t.id] };
+      const d: DeviceTensor = { id: t.id, name: t.name, dtype: t.dtype, shape: t.shape, category: t.category, op: t.op, intervals: intervalRecords(intervals, t.id) };
       if (typeof life === 'object') d.live = life;
       if (t.remote) d.remote = true;
       if (t.shardOf) d.shardOf = t.shardOf;
@@ -433,9 +434,8 @@ export class DeviceGraph {
     };
     const region = (s: Slice, tile: number, field: string, cs: BuildComputeSet, codelet: string): Region => {
       const t = tensors[s.tensor];
-      const at = t.intervals[firstEndingAfter(t.intervals, s.begin)];
-      const iv = at && at.tile === tile && at.begin <= s.begin && s.end <= at.end ? at : undefined;
-      if (!iv) {
+      const r = firstRowEndingAfter(intervals, s.tensor, s.begin);
+      if (!(r < intervals.start[s.tensor + 1] && intervals.tile[r] === tile && intervals.begin[r] <= s.begin && s.end <= intervals.end[r])) {
         const where = `vertex ${codelet} of '${cs.name}' field '${field}'`;
         throw loweringError(
           cs.op,
@@ -443,7 +443,7 @@ export class DeviceGraph {
             `(mapped: ${t.intervals.map((i) => `tile ${i.tile} [${i.begin}, ${i.end})`).join(', ')}); bring them with onTile()`,
         );
       }
-      return { offset: iv.offset + (s.begin - iv.begin) * DTYPE_BYTES[t.dtype], count: s.end - s.begin, dtype: t.dtype };
+      return { offset: intervals.offset[r] + (s.begin - intervals.begin[r]) * DTYPE_BYTES[t.dtype], count: s.end - s.begin, dtype: t.dtype };
     };
     const computeSets = this.computeSets.map((cs) => {
       checkHostHeap(`resolving the vertices of compute set '${cs.name}'`);
@@ -500,7 +500,7 @@ export class DeviceGraph {
       return resolved;
     });
     onPass('resolving exchange copies');
-    const tables = resolveAllCopies(this.exchanges, tensors);
+    const tables = resolveAllCopies(this.exchanges, tensors, intervals);
     const exchanges = this.exchanges.map((ex, i) => ({ id: ex.id, name: ex.name, op: ex.op, copies: tables[i], ...(ex.call ? { onTileCost: true } : {}) }));
     return {
       schemaVersion: 1,
