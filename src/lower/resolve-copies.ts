@@ -29,21 +29,60 @@ export function firstEndingAfter(list: readonly { begin: number; end: number }[]
   return lo;
 }
 
+/** Bytes of one shared buffer of resolved copy columns (resolveAllCopies). */
+const BUFFER_BYTES = 2 ** 30;
+
 /**
- * Every exchange's slice-to-slice copies as tile-to-tile rows, in order. Each
- * exchange is resolved once into reused scratch columns, both as a row per
- * piece and as strided rows; the table keeps the strided rows where they pay
- * for their three more columns (else a row per piece), copied into one
- * exact-size buffer per exchange. Growing a table per exchange and trimming
- * it allocated two to three times the copies' bytes outside the heap, and
- * each such allocation of a few hundred MB made V8 run full collections of
- * the whole-model heap that freed nothing.
+ * Every exchange's slice-to-slice copies as tile-to-tile rows, in order.
+ * Each exchange's pieces are counted first (the interval search alone), so
+ * every byte the tables and the scratch need outside the heap is allocated
+ * up front: V8 runs a full collection of the whole-model heap (seconds for a
+ * BERT layer, freeing nothing) each time external memory grows by some tens
+ * of MB, so a buffer per exchange, or scratch grown by doubling, cost a
+ * collection per few exchanges. Then each exchange is resolved once, a row
+ * per piece written straight into its part of a shared buffer and the
+ * strided rows into scratch; the strided rows replace the pieces where they
+ * pay for their three more columns (they then take less room than the
+ * pieces, so they fit in their place).
  */
 export function resolveAllCopies(exchanges: readonly { name: string; copies: SliceCopies; call?: boolean }[], tensors: readonly DeviceTensor[], intervals: IntervalTable): CopyTable[] {
   iv = intervals;
-  const tables = exchanges.map((ex) => {
+  const counts = exchanges.map((ex) => {
+    checkHostHeap(`counting the copies of exchange '${ex.name}'`);
+    return countPieces(ex.copies);
+  });
+  // Scratch for the largest exchange: its rows are at most its pieces, and the open rows' table at most half full.
+  const most = exchanges.reduce((m, ex, e) => (ex.call ? m : Math.max(m, counts[e])), 0);
+  rows = new Rows(most);
+  open = new OpenRows(most);
+  let cap = 64;
+  while (cap < 2 * most) cap *= 2;
+  slots = new Int32Array(2 * cap).fill(-1);
+  stamp = 0;
+  // Consecutive exchanges share a buffer of at most BUFFER_BYTES (one exchange larger than that has its own):
+  // one buffer for a whole model's copies could pass the largest ArrayBuffer V8 allows.
+  const bytesOf = (e: number) => (exchanges[e].call ? 0 : 5 * counts[e] * Int32Array.BYTES_PER_ELEMENT);
+  const buffers: ArrayBuffer[] = [];
+  const place: { buffer: number; at: number }[] = [];
+  let size = 0;
+  exchanges.forEach((_, e) => {
+    if (buffers.length === 0 || size + bytesOf(e) > BUFFER_BYTES) {
+      if (buffers.length > 0) buffers[buffers.length - 1] = new ArrayBuffer(size);
+      buffers.push(new ArrayBuffer(0));
+      size = 0;
+    }
+    place.push({ buffer: buffers.length - 1, at: size });
+    size += bytesOf(e);
+  });
+  if (buffers.length > 0) buffers[buffers.length - 1] = new ArrayBuffer(size);
+  const tables = exchanges.map((ex, e) => {
     checkHostHeap(`resolving the copies of exchange '${ex.name}'`);
+    const n = counts[e];
+    const buffer = ex.call ? new ArrayBuffer(5 * n * Int32Array.BYTES_PER_ELEMENT) : buffers[place[e].buffer];
+    const at = ex.call ? 0 : place[e].at;
+    pieces = new Pieces(buffer, at, n);
     resolveExchange(ex.copies, tensors, !ex.call);
+    if (pieces.n !== n) throw new Error(`internal: exchange '${ex.name}' resolved to ${pieces.n} pieces, counted ${n}`);
     if (ex.call) {
       // A call's copies of whole tensors, merged per tile where they continue (CopyTableBuilder.pushMerging).
       const merged = new CopyTableBuilder(ex.copies.length);
@@ -52,14 +91,31 @@ export function resolveAllCopies(exchanges: readonly { name: string; copies: Sli
     }
     // Strided rows only where they pay for their three more columns (else a row per piece).
     const strided = sawStrided && 8 * rows.n < 5 * pieces.n;
-    return strided ? rows.table() : pieces.table();
+    return strided ? rows.table(buffer, at) : pieces.table();
   });
   iv = EMPTY;
-  open = new OpenRows();
-  rows = new Rows();
+  open = new OpenRows(0);
+  rows = new Rows(0);
   slots = new Int32Array(128).fill(-1);
-  pieces = new Pieces();
+  pieces = new Pieces(new ArrayBuffer(0), 0, 0);
   return tables;
+}
+
+/** Pieces of an exchange's copies: resolveExchange's count, from the same interval search. */
+function countPieces(copies: SliceCopies): number {
+  let n = 0;
+  for (let c = 0; c < copies.length; c++) {
+    const srcId = copies.srcTensor(c);
+    const dstId = copies.dstTensor(c);
+    const sBegin = copies.srcBegin(c);
+    const dBegin = copies.dstBegin(c);
+    const len = copies.size(c);
+    const runs = copies.runs(c);
+    const sStride = copies.srcStride(c);
+    const dStride = copies.dstStride(c);
+    for (let k = 0; k < runs; k++) n += countRun(srcId, dstId, sBegin + k * sStride, dBegin + k * dStride, len);
+  }
+  return n;
 }
 
 const EMPTY: IntervalTable = { start: new Int32Array(1), tile: new Int32Array(0), begin: new Int32Array(0), end: new Int32Array(0), offset: new Int32Array(0) };
@@ -184,23 +240,25 @@ function stride(p: Pieces, from: number, to: number, srcTensor: number, dstTenso
   }
 }
 
-/** A row per piece, in order: growable columns (reused: an exchange has up to millions). */
+/** A row per piece, in order: five columns of exactly the exchange's pieces, views of its part of a buffer. */
 class Pieces {
   n = 0;
-  srcTile = new Int32Array(16);
-  srcOffset = new Int32Array(16);
-  dstTile = new Int32Array(16);
-  dstOffset = new Int32Array(16);
-  bytes = new Int32Array(16);
+  srcTile: Int32Array;
+  srcOffset: Int32Array;
+  dstTile: Int32Array;
+  dstOffset: Int32Array;
+  bytes: Int32Array;
+
+  constructor(buffer: ArrayBuffer, at: number, count: number) {
+    const column = (k: number) => new Int32Array(buffer, at + k * count * Int32Array.BYTES_PER_ELEMENT, count);
+    this.srcTile = column(0);
+    this.srcOffset = column(1);
+    this.dstTile = column(2);
+    this.dstOffset = column(3);
+    this.bytes = column(4);
+  }
 
   push(srcTile: number, srcOffset: number, dstTile: number, dstOffset: number, bytes: number): void {
-    if (this.n === this.srcTile.length) {
-      this.srcTile = doubled(this.srcTile);
-      this.srcOffset = doubled(this.srcOffset);
-      this.dstTile = doubled(this.dstTile);
-      this.dstOffset = doubled(this.dstOffset);
-      this.bytes = doubled(this.bytes);
-    }
     const i = this.n++;
     this.srcTile[i] = srcTile;
     this.srcOffset[i] = srcOffset;
@@ -209,16 +267,8 @@ class Pieces {
     this.bytes[i] = bytes;
   }
 
-  /** The pieces as a table of their own (columns in one exact buffer). */
   table(): CopyTable {
-    const n = this.n;
-    const buffer = new ArrayBuffer(5 * n * Int32Array.BYTES_PER_ELEMENT);
-    const column = (k: number, from: Int32Array) => {
-      const c = new Int32Array(buffer, k * n * Int32Array.BYTES_PER_ELEMENT, n);
-      c.set(from.subarray(0, n));
-      return c;
-    };
-    return { count: n, srcTile: column(0, this.srcTile), srcOffset: column(1, this.srcOffset), dstTile: column(2, this.dstTile), dstOffset: column(3, this.dstOffset), bytes: column(4, this.bytes) };
+    return { count: this.n, srcTile: this.srcTile, srcOffset: this.srcOffset, dstTile: this.dstTile, dstOffset: this.dstOffset, bytes: this.bytes };
   }
 }
 
@@ -242,7 +292,11 @@ const W = 10;
  */
 class OpenRows {
   n = 0;
-  a = new Int32Array(16 * W);
+  a: Int32Array;
+
+  constructor(capacity: number) {
+    this.a = new Int32Array(Math.max(1, capacity) * W);
+  }
 
   /** A row of one run. */
   push(srcTile: number, srcOffset: number, dstTile: number, dstOffset: number, bytes: number, srcTensor: number, dstTensor: number): void {
@@ -305,14 +359,26 @@ class OpenRows {
 /** An exchange's strided rows: growable columns (reused). */
 class Rows {
   n = 0;
-  srcTile = new Int32Array(16);
-  srcOffset = new Int32Array(16);
-  dstTile = new Int32Array(16);
-  dstOffset = new Int32Array(16);
-  bytes = new Int32Array(16);
-  runs = new Int32Array(16);
-  srcStride = new Int32Array(16);
-  dstStride = new Int32Array(16);
+  srcTile: Int32Array;
+  srcOffset: Int32Array;
+  dstTile: Int32Array;
+  dstOffset: Int32Array;
+  bytes: Int32Array;
+  runs: Int32Array;
+  srcStride: Int32Array;
+  dstStride: Int32Array;
+
+  constructor(capacity: number) {
+    const n = Math.max(1, capacity);
+    this.srcTile = new Int32Array(n);
+    this.srcOffset = new Int32Array(n);
+    this.dstTile = new Int32Array(n);
+    this.dstOffset = new Int32Array(n);
+    this.bytes = new Int32Array(n);
+    this.runs = new Int32Array(n);
+    this.srcStride = new Int32Array(n);
+    this.dstStride = new Int32Array(n);
+  }
 
   push(srcTile: number, srcOffset: number, dstTile: number, dstOffset: number, bytes: number, runs: number, srcStride: number, dstStride: number): void {
     if (this.n === this.srcTile.length) {
@@ -341,13 +407,12 @@ class Rows {
     for (let i = from; i < to; i++) this.push(p.srcTile[i], p.srcOffset[i], p.dstTile[i], p.dstOffset[i], p.bytes[i], 1, 0, 0);
   }
 
-  /** The rows as a table with stride columns (columns in one exact buffer). */
-  table(): CopyTable {
+  /** The rows as a table with stride columns, written at `at` of `buffer` (over the pieces, which take more room). */
+  table(buffer: ArrayBuffer, at: number): CopyTable {
     const n = this.n;
-    const buffer = new ArrayBuffer(8 * n * Int32Array.BYTES_PER_ELEMENT);
     let k = 0;
     const column = (from: Int32Array) => {
-      const c = new Int32Array(buffer, k++ * n * Int32Array.BYTES_PER_ELEMENT, n);
+      const c = new Int32Array(buffer, at + k++ * n * Int32Array.BYTES_PER_ELEMENT, n);
       c.set(from.subarray(0, n));
       return c;
     };
@@ -359,10 +424,10 @@ class Rows {
   }
 }
 
-/** Scratch of resolveExchange, made again after each finalize (it grows to an exchange's rows). */
-let open = new OpenRows();
-let rows = new Rows();
-let pieces = new Pieces();
+/** Scratch of resolveExchange, sized by resolveAllCopies for the largest exchange. */
+let open = new OpenRows(0);
+let rows = new Rows(0);
+let pieces = new Pieces(new ArrayBuffer(0), 0, 0);
 
 /**
  * Where the last run's pieces began in its source's and destination's rows: the next run (of a strided
@@ -413,4 +478,27 @@ function resolveRun(src: number, dst: number, sBegin: number, dBegin: number, le
       pieces.push(srcTile, srcBase + xb * size, tile[j], offset[j] + (xb - begin[j]) * size, (xe - xb) * size);
     }
   }
+}
+
+/** How many pieces resolveRun makes of the run (the same search, nothing written). */
+function countRun(src: number, dst: number, sBegin: number, dBegin: number, len: number): number {
+  const { begin, end } = iv;
+  const sEnd = sBegin + len;
+  const sHi = iv.start[src + 1];
+  const dLo = iv.start[dst];
+  const dHi = iv.start[dst + 1];
+  const first = seek(end, iv.start[src], sHi, sBegin, hintSrc);
+  hintSrc = first;
+  let n = 0;
+  for (let i = first; i < sHi && begin[i] < sEnd; i++) {
+    const b = Math.max(sBegin, begin[i]);
+    const e = Math.min(sEnd, end[i]);
+    if (e <= b) continue;
+    const db = b - sBegin + dBegin;
+    const de = e - sBegin + dBegin;
+    let j = seek(end, dLo, dHi, db, hintDst);
+    if (i === first) hintDst = j;
+    for (; j < dHi && begin[j] < de; j++) if (Math.min(de, end[j]) > Math.max(db, begin[j])) n++;
+  }
+  return n;
 }
