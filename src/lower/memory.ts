@@ -33,6 +33,7 @@ import type { BuildTensor, DeviceGraph, Slice } from './devicegraph.js';
 import { computeLiveness, type Access, type LeafStep, type Lifetime } from './liveness.js';
 import { checkHostHeap } from '../util/host-heap.js';
 import { FirstFit } from './first-fit.js';
+import { doubled } from '../../sim/copies.js';
 
 /** Most elements of a tensor (its intervals' element ranges are Int32 columns). */
 const MAX_ELEMENTS = 2 ** 31 - 1;
@@ -86,7 +87,7 @@ export function allocate(
   const alwaysEnd = new Array<number>(numTiles).fill(0);
   // Temporaries to place, as columns (one object per mapping range would be millions): the
   // tensor, its element range and bytes, its lifetime, its row of the table; grouped by tile with a counting sort.
-  const col = new Columns();
+  const col = new Columns(rows);
   // An outlined function's tensors not always live: placed in its frame, by their lifetimes in its first call.
   const frameOf = new Map<number, number>();
   const frames: { col: Columns; from: number; firstTo: number; lastFrom: number; to: number }[] = [];
@@ -100,7 +101,7 @@ export function allocate(
       const life = lifetimes[t];
       if (typeof life === 'object' && life.from >= first.from && life.from <= first.to && life.to >= last.from) frameOf.set(t, frames.length);
     }
-    frames.push({ col: new Columns(), from: first.from, firstTo: first.to, lastFrom: last.from, to: last.to });
+    frames.push({ col: new Columns(0), from: first.from, firstTo: first.to, lastFrom: last.from, to: last.to });
   }
   for (const t of tensors) {
     checkHostHeap('allocating tile memory', 4096);
@@ -142,10 +143,42 @@ export function allocate(
   const byTileSorted = (c: Columns): { order: Int32Array; start: Int32Array } => {
     const start = new Int32Array(numTiles + 1);
     for (let i = 0; i < c.length; i++) start[c.tile[i] + 1]++;
-    for (let tile = 0; tile < numTiles; tile++) start[tile + 1] += start[tile];
+    let most = 0;
+    for (let tile = 0; tile < numTiles; tile++) {
+      most = Math.max(most, start[tile + 1]);
+      start[tile + 1] += start[tile];
+    }
+    // Grouped by tile in the order of rows: the frames' blocks (last, rows -1 - frame) first, then the rest as pushed.
     const order = new Int32Array(c.length);
     const fill = start.slice(0, numTiles);
-    for (let i = 0; i < c.length; i++) order[fill[c.tile[i]]++] = i;
+    let blocks = c.length;
+    while (blocks > 0 && c.row[blocks - 1] < 0) blocks--;
+    for (let i = c.length - 1; i >= blocks; i--) order[fill[c.tile[i]]++] = i;
+    for (let i = 0; i < blocks; i++) order[fill[c.tile[i]]++] = i;
+    let maxFrom = 0;
+    let maxBytes = 0;
+    for (let i = 0; i < c.length; i++) {
+      if (c.from[i] > maxFrom) maxFrom = c.from[i];
+      if (c.bytes[i] > maxBytes) maxBytes = c.bytes[i];
+    }
+    // Each item's sort key packed into one exact double (first step, bytes downwards, place in row order) and
+    // sorted natively when it fits 53 bits: a comparator call per pair was most of placement's time.
+    if ((maxFrom + 1) * (maxBytes + 1) * Math.max(1, most) <= Number.MAX_SAFE_INTEGER) {
+      const keys = new Float64Array(most);
+      const items = new Int32Array(most);
+      for (let tile = 0; tile < numTiles; tile++) {
+        const n = start[tile + 1] - start[tile];
+        if (n < 2) continue;
+        for (let p = 0; p < n; p++) {
+          const i = order[start[tile] + p];
+          items[p] = i;
+          keys[p] = (c.from[i] * (maxBytes + 1) + (maxBytes - c.bytes[i])) * n + p;
+        }
+        const sorted = keys.subarray(0, n).sort();
+        for (let k = 0; k < n; k++) order[start[tile] + k] = items[sorted[k] % n];
+      }
+      return { order, start };
+    }
     for (let tile = 0; tile < numTiles; tile++) {
       order.subarray(start[tile], start[tile + 1]).sort((a, b) => c.from[a] - c.from[b] || c.bytes[b] - c.bytes[a] || c.row[a] - c.row[b]);
     }
@@ -204,30 +237,52 @@ export function allocate(
 
 
 /**
- * Items to place, as columns (an object per mapping range was a whole model's garbage): its row of
- * the interval table (or -1 - frame), bytes, lifetime [from, to], tile; and the offset placement gives
- * it. Plain arrays of small integers: the sort's comparator reads them faster than typed arrays.
+ * Items to place, as growable Int32Array columns (an object per mapping range was a whole model's
+ * garbage, and plain arrays grew by push): its row of the interval table (or -1 - frame), bytes,
+ * lifetime [from, to], tile; and the offset placement gives it.
  */
 class Columns {
-  row: number[] = [];
-  bytes: number[] = [];
-  from: number[] = [];
-  to: number[] = [];
-  tile: number[] = [];
-  offset: number[] = [];
+  length = 0;
+  row: Int32Array;
+  /** Doubles: a range of a large tensor on one tile can pass 2^31 bytes (then the tile is out of memory, reported as such). */
+  bytes: Float64Array;
+  from: Int32Array;
+  to: Int32Array;
+  tile: Int32Array;
+  offset: Float64Array;
 
-  get length(): number {
-    return this.row.length;
+  constructor(capacity: number) {
+    const n = Math.max(16, capacity);
+    this.row = new Int32Array(n);
+    this.bytes = new Float64Array(n);
+    this.from = new Int32Array(n);
+    this.to = new Int32Array(n);
+    this.tile = new Int32Array(n);
+    this.offset = new Float64Array(n);
   }
 
   push(row: number, bytes: number, from: number, to: number, tile: number): void {
-    this.row.push(row);
-    this.bytes.push(bytes);
-    this.from.push(from);
-    this.to.push(to);
-    this.tile.push(tile);
-    this.offset.push(0);
+    if (this.length === this.row.length) {
+      this.row = doubled(this.row);
+      this.bytes = doubledFloat(this.bytes);
+      this.from = doubled(this.from);
+      this.to = doubled(this.to);
+      this.tile = doubled(this.tile);
+      this.offset = doubledFloat(this.offset);
+    }
+    const i = this.length++;
+    this.row[i] = row;
+    this.bytes[i] = bytes;
+    this.from[i] = from;
+    this.to[i] = to;
+    this.tile[i] = tile;
   }
+}
+
+function doubledFloat(a: Float64Array): Float64Array {
+  const g = new Float64Array(2 * a.length);
+  g.set(a);
+  return g;
 }
 
 /** Which elements of which tensors a leaf step reads and writes. */
