@@ -21,6 +21,7 @@ import { allocate } from './memory.js';
 import { layoutTile, linearLayout } from './linear.js';
 import { SliceCopies } from './slice-copies.js';
 import { firstEndingAfter, resolveAllCopies } from './resolve-copies.js';
+import { firstRowEndingAfter, intervalRecords } from '../../sim/intervals.js';
 import { UserError } from '../errors.js';
 import { checkHostHeap, hostHeapCheckDue } from '../util/host-heap.js';
 import { fieldDtypeError } from './vertex-check.js';
@@ -443,7 +444,7 @@ export class DeviceGraph {
     const tensors: DeviceTensor[] = this.tensors.map((t) => {
       const life = lifetimes[t.id];
       // intervals: allocate() returns them in element order. Optional keys set after, not spread (a spread made two objects per tensor).
-      const d: DeviceTensor = { id: t.id, name: t.name, dtype: t.dtype, shape: t.shape, category: t.category, op: t.op, intervals: intervals[t.id] };
+      const d: DeviceTensor = { id: t.id, name: t.name, dtype: t.dtype, shape: t.shape, category: t.category, op: t.op, intervals: intervalRecords(intervals, t.id) };
       if (typeof life === 'object') d.live = life;
       if (t.remote) d.remote = true;
       if (t.shardOf) d.shardOf = t.shardOf;
@@ -458,15 +459,14 @@ export class DeviceGraph {
       required.set(name, n);
       return n;
     };
-    // A slice's region on the vertex's tile, written into the table (no Region object per field).
     // Slice s of a compute set's vertices: its region on the vertex's tile, written into the table (no Region object per field).
     const region = (b: VertexTableBuilder, vs: BuildVertices, s: number, tile: number, field: string, cs: BuildComputeSet, codelet: string): void => {
-      const t = tensors[vs.sliceTensor[s]];
+      const tensor = vs.sliceTensor[s];
+      const t = tensors[tensor];
       const begin = vs.sliceBegin[s];
       const end = vs.sliceEnd[s];
-      const at = t.intervals[firstEndingAfter(t.intervals, begin)];
-      const iv = at && at.tile === tile && at.begin <= begin && end <= at.end ? at : undefined;
-      if (!iv) {
+      const r = firstRowEndingAfter(intervals, tensor, begin);
+      if (!(r < intervals.start[tensor + 1] && intervals.tile[r] === tile && intervals.begin[r] <= begin && end <= intervals.end[r])) {
         const where = `vertex ${codelet} of '${cs.name}' field '${field}'`;
         throw loweringError(
           cs.op,
@@ -474,7 +474,7 @@ export class DeviceGraph {
             `(mapped: ${t.intervals.map((i) => `tile ${i.tile} [${i.begin}, ${i.end})`).join(', ')}); bring them with onTile()`,
         );
       }
-      b.region(iv.offset + (begin - iv.begin) * DTYPE_BYTES[t.dtype], end - begin, t.dtype);
+      b.region(intervals.offset[r] + (begin - intervals.begin[r]) * DTYPE_BYTES[t.dtype], end - begin, t.dtype);
     };
     const names = this.names.list;
     const computeSets = this.computeSets.map((cs) => {
@@ -518,7 +518,7 @@ export class DeviceGraph {
       return resolved;
     });
     onPass('resolving exchange copies');
-    const tables = resolveAllCopies(this.exchanges, tensors);
+    const tables = resolveAllCopies(this.exchanges, tensors, intervals);
     const exchanges = this.exchanges.map((ex, i) => ({ id: ex.id, name: ex.name, op: ex.op, copies: tables[i], ...(ex.call ? { onTileCost: true } : {}) }));
     return {
       schemaVersion: 1,

@@ -201,11 +201,13 @@ export function computeLiveness(
   }
   // Group the writes by tensor (a counting sort).
   const start = new Int32Array(n + 1);
-  for (let k = 0; k < wn; k++) start[cols[0][k] + 1]++;
+  // The columns as they stand once written (hoisted: `cols` is reassigned as it grows, so every read went through it).
+  const [wTensor, wStep, wBegin, wEnd] = cols;
+  for (let k = 0; k < wn; k++) start[wTensor[k] + 1]++;
   for (let t = 0; t < n; t++) start[t + 1] += start[t];
   const fill = start.slice(0, n);
   const byTensor = new Int32Array(wn);
-  for (let k = 0; k < wn; k++) byTensor[fill[cols[0][k]]++] = k;
+  for (let k = 0; k < wn; k++) byTensor[fill[wTensor[k]]++] = k;
   // Whether the writes to t before `step` cover all its elements: the ranges sorted by begin in
   // reused scratch columns (one object per write would be millions).
   let begins = new Float64Array(64);
@@ -222,9 +224,9 @@ export function computeLiveness(
     let m = 0;
     for (let j = start[t]; j < start[t + 1]; j++) {
       const k = byTensor[j];
-      if (cols[1][k] >= step) continue;
-      begins[m] = cols[2][k];
-      ends[m] = cols[3][k];
+      if (wStep[k] >= step) continue;
+      begins[m] = wBegin[k];
+      ends[m] = wEnd[k];
       order[m] = m;
       m++;
     }

@@ -26,13 +26,18 @@
  */
 import type { CodeletRegistry, FieldSpec } from '../../sim/codelet.js';
 import type { DeviceSpec } from '../../sim/device.js';
-import { DTYPE_BYTES, type TileInterval, type TileMemoryUse } from '../../sim/program.js';
+import { DTYPE_BYTES, type TileMemoryUse } from '../../sim/program.js';
+import type { IntervalTable } from '../../sim/intervals.js';
 import { RunError } from '../errors.js';
 import type { BuildTensor, DeviceGraph, Slice } from './devicegraph.js';
 import { computeLiveness, type Access, type LeafStep, type Lifetime } from './liveness.js';
 import { checkHostHeap } from '../util/host-heap.js';
 import { FirstFit } from './first-fit.js';
 import { BuildVertices, Names } from './build-vertices.js';
+import { doubled } from '../../sim/copies.js';
+
+/** Most elements of a tensor (its intervals' element ranges are Int32 columns). */
+const MAX_ELEMENTS = 2 ** 31 - 1;
 
 /** Bytes of one word of vertex state (32-bit tile addresses, SPEC). */
 export const VERTEX_WORD_BYTES = 4;
@@ -40,7 +45,8 @@ export const VERTEX_WORD_BYTES = 4;
 export interface Allocation {
   /** Bytes of each tile's memory in use (data peak + vertex state + code): memory[t].total. */
   tileBytes: number[];
-  intervals: TileInterval[][];
+  /** Every tensor's intervals, in element order. */
+  intervals: IntervalTable;
   memory: TileMemoryUse[];
   lifetimes: Lifetime[];
 }
@@ -68,11 +74,21 @@ export function allocate(
     : { lifetimes: tensors.map((t): Lifetime => (t.dropped ? 'none' : 'always')), steps: [] as LeafStep[] };
   const { lifetimes } = liveness;
   onPass('placing tensors in tile memory');
-  const intervals: TileInterval[][] = tensors.map(() => []);
+  // Every tensor's intervals as rows of one table, in tensor then mapping (element) order: counted, then written.
+  const start = new Int32Array(tensors.length + 1);
+  for (const t of tensors) {
+    const rows = lifetimes[t.id] === 'none' || !t.mapping ? 0 : t.mapping.length;
+    // Element indices are Int32 columns (no tile could hold such a tensor's share anyway).
+    if (rows > 0 && t.size > MAX_ELEMENTS) throw new RunError(`Tensor '${t.name}' (op ${t.op}) has ${t.size} elements: tilesim places tensors of at most ${MAX_ELEMENTS}. Use smaller shapes.`);
+    start[t.id + 1] = rows;
+  }
+  for (let t = 0; t < tensors.length; t++) start[t + 1] += start[t];
+  const rows = start[tensors.length];
+  const intervals: IntervalTable = { start, tile: new Int32Array(rows), begin: new Int32Array(rows), end: new Int32Array(rows), offset: new Int32Array(rows) };
   const alwaysEnd = new Array<number>(numTiles).fill(0);
   // Temporaries to place, as columns (one object per mapping range would be millions): the
-  // tensor, its element range and bytes, its lifetime; grouped by tile with a counting sort.
-  const col = new Columns();
+  // tensor, its element range and bytes, its lifetime, its row of the table; grouped by tile with a counting sort.
+  const col = new Columns(rows);
   // An outlined function's tensors not always live: placed in its frame, by their lifetimes in its first call.
   const frameOf = new Map<number, number>();
   const frames: { col: Columns; from: number; firstTo: number; lastFrom: number; to: number }[] = [];
@@ -86,27 +102,32 @@ export function allocate(
       const life = lifetimes[t];
       if (typeof life === 'object' && life.from >= first.from && life.from <= first.to && life.to >= last.from) frameOf.set(t, frames.length);
     }
-    frames.push({ col: new Columns(), from: first.from, firstTo: first.to, lastFrom: last.from, to: last.to });
+    frames.push({ col: new Columns(0), from: first.from, firstTo: first.to, lastFrom: last.from, to: last.to });
   }
   for (const t of tensors) {
     checkHostHeap('allocating tile memory', 4096);
     const life = lifetimes[t.id];
-    if (life === 'none') continue;
+    if (life === 'none' || !t.mapping) continue;
     const size = DTYPE_BYTES[t.dtype];
-    for (const m of t.mapping ?? []) {
+    const f = frameOf.get(t.id);
+    const mapping = t.mapping;
+    for (let j = 0, row = start[t.id]; j < mapping.length; j++, row++) {
+      const m = mapping[j];
+      // setTileMapping keeps every mapping in element order: the rows' order, which placement's order relies on.
+      if (j > 0 && m.begin < mapping[j - 1].begin) throw new Error(`internal: the mapping of '${t.name}' is not in element order`);
       const bytes = (m.end - m.begin) * size;
+      intervals.tile[row] = m.tile;
+      intervals.begin[row] = m.begin;
+      intervals.end[row] = m.end;
       if (life === 'always') {
-        // Offsets as small integers (| 0): a double field would box every read of it downstream.
-        const offset = align(alwaysEnd[m.tile]) | 0;
-        intervals[t.id].push({ tile: m.tile, begin: m.begin, end: m.end, offset });
+        const offset = align(alwaysEnd[m.tile]);
+        intervals.offset[row] = offset;
         alwaysEnd[m.tile] = offset + bytes;
-      } else {
-        const f = frameOf.get(t.id);
+      } else if (f !== undefined) {
         // In a frame: its lifetime in the first call. Every call runs the same steps, so its last use
         // there is as far into the first call as its last use overall is into the last call.
-        if (f !== undefined) frames[f].col.push(t.id, m.begin, m.end, bytes, life.from, Math.min(frames[f].from + (life.to - frames[f].lastFrom), frames[f].firstTo), m.tile);
-        else col.push(t.id, m.begin, m.end, bytes, life.from, life.to, m.tile);
-      }
+        frames[f].col.push(row, bytes, life.from, Math.min(frames[f].from + (life.to - frames[f].lastFrom), frames[f].firstTo), m.tile);
+      } else col.push(row, bytes, life.from, life.to, m.tile);
     }
   }
   const dataEnd = [...alwaysEnd];
@@ -119,23 +140,55 @@ export function allocate(
       place(item, fit.place(c.bytes[item], c.from[item], c.to[item]));
     }
   };
-  // In order of first step, then larger first, then tensor and element: deterministic.
+  // In order of first step, then larger first, then tensor and element (the order of rows): deterministic.
   const byTileSorted = (c: Columns): { order: Int32Array; start: Int32Array } => {
     const start = new Int32Array(numTiles + 1);
     for (let i = 0; i < c.length; i++) start[c.tile[i] + 1]++;
-    for (let tile = 0; tile < numTiles; tile++) start[tile + 1] += start[tile];
+    let most = 0;
+    for (let tile = 0; tile < numTiles; tile++) {
+      most = Math.max(most, start[tile + 1]);
+      start[tile + 1] += start[tile];
+    }
+    // Grouped by tile in the order of rows: the frames' blocks (last, rows -1 - frame) first, then the rest as pushed.
     const order = new Int32Array(c.length);
     const fill = start.slice(0, numTiles);
-    for (let i = 0; i < c.length; i++) order[fill[c.tile[i]]++] = i;
+    let blocks = c.length;
+    while (blocks > 0 && c.row[blocks - 1] < 0) blocks--;
+    for (let i = c.length - 1; i >= blocks; i--) order[fill[c.tile[i]]++] = i;
+    for (let i = 0; i < blocks; i++) order[fill[c.tile[i]]++] = i;
+    let maxFrom = 0;
+    let maxBytes = 0;
+    for (let i = 0; i < c.length; i++) {
+      if (c.from[i] > maxFrom) maxFrom = c.from[i];
+      if (c.bytes[i] > maxBytes) maxBytes = c.bytes[i];
+    }
+    // Each item's sort key packed into one exact double (first step, bytes downwards, place in row order) and
+    // sorted natively when it fits 53 bits: a comparator call per pair was most of placement's time.
+    if ((maxFrom + 1) * (maxBytes + 1) * Math.max(1, most) <= Number.MAX_SAFE_INTEGER) {
+      const keys = new Float64Array(most);
+      const items = new Int32Array(most);
+      for (let tile = 0; tile < numTiles; tile++) {
+        const n = start[tile + 1] - start[tile];
+        if (n < 2) continue;
+        for (let p = 0; p < n; p++) {
+          const i = order[start[tile] + p];
+          items[p] = i;
+          keys[p] = (c.from[i] * (maxBytes + 1) + (maxBytes - c.bytes[i])) * n + p;
+        }
+        const sorted = keys.subarray(0, n).sort();
+        for (let k = 0; k < n; k++) order[start[tile] + k] = items[sorted[k] % n];
+      }
+      return { order, start };
+    }
     for (let tile = 0; tile < numTiles; tile++) {
-      order.subarray(start[tile], start[tile + 1]).sort((a, b) => c.from[a] - c.from[b] || c.bytes[b] - c.bytes[a] || c.tensor[a] - c.tensor[b] || c.begin[a] - c.begin[b]);
+      order.subarray(start[tile], start[tile + 1]).sort((a, b) => c.from[a] - c.from[b] || c.bytes[b] - c.bytes[a] || c.row[a] - c.row[b]);
     }
     return { order, start };
   };
 
   // Outlined functions' frames: each function's tensors first-fit among themselves by their
   // lifetimes within its first call (every call runs the same steps), then placed as one block
-  // per tile, live from its first call to its last (item tensor -1 - frame). An item's offset is
+  // per tile, live from its first call to its last (item row -1 - frame). An item's offset is
   // relative to its frame's block until the blocks are placed.
   frames.forEach((f, k) => {
     const { order, start } = byTileSorted(f.col);
@@ -146,7 +199,7 @@ export function allocate(
         f.col.offset[item] = offset;
         size = Math.max(size, align(offset + f.col.bytes[item]));
       });
-      col.push(-1 - k, 0, 0, size, f.from, f.to, tile);
+      col.push(-1 - k, size, f.from, f.to, tile);
     }
   });
   {
@@ -161,26 +214,11 @@ export function allocate(
   }
   // The frames' blocks (pushed last) placed: their items' offsets made absolute.
   const frameBase = frames.map(() => new Float64Array(numTiles));
-  for (let i = col.length - 1; i >= 0 && col.tensor[i] < 0; i--) frameBase[-1 - col.tensor[i]][col.tile[i]] = col.offset[i];
+  for (let i = col.length - 1; i >= 0 && col.row[i] < 0; i--) frameBase[-1 - col.row[i]][col.tile[i]] = col.offset[i];
   frames.forEach(({ col: f }, k) => {
-    for (let j = 0; j < f.length; j++) f.offset[j] += frameBase[k][f.tile[j]];
+    for (let j = 0; j < f.length; j++) intervals.offset[f.row[j]] = f.offset[j] + frameBase[k][f.tile[j]];
   });
-  // Each tensor's items are consecutive in its columns, in mapping order (element order, as the rest of
-  // the pipeline expects): its intervals made from them in that order, one object each and no sort.
-  const cursor = new Int32Array(frames.length + 1);
-  for (const t of tensors) {
-    const life = lifetimes[t.id];
-    if (typeof life !== 'object' || !t.mapping) continue;
-    const f = frameOf.get(t.id);
-    const c = f === undefined ? col : frames[f].col;
-    const k = f === undefined ? frames.length : f;
-    const list = intervals[t.id];
-    for (let j = 0; j < t.mapping.length; j++) {
-      const i = cursor[k]++;
-      list.push({ tile: c.tile[i], begin: c.begin[i], end: c.end[i], offset: c.offset[i] | 0 });
-    }
-  }
-  for (const list of intervals) if (!inElementOrder(list)) list.sort((a, b) => a.begin - b.begin);
+  for (let i = 0; i < col.length; i++) if (col.row[i] >= 0) intervals.offset[col.row[i]] = col.offset[i];
 
   onPass('counting code and vertex state');
   const { code, vertexState } = program && codelets ? codeAndVertexState(program, codelets, device, numTiles) : { code: new Array<number>(numTiles).fill(0), vertexState: new Array<number>(numTiles).fill(0) };
@@ -198,40 +236,54 @@ export function allocate(
   return { tileBytes, intervals, memory, lifetimes };
 }
 
-function inElementOrder(list: readonly TileInterval[]): boolean {
-  for (let i = 1; i < list.length; i++) if (list[i - 1].begin > list[i].begin) return false;
-  return true;
-}
 
 /**
- * Items to place, as columns (an object per mapping range was a whole model's garbage): tensor
- * (or -1 - frame), element range, bytes, lifetime [from, to], tile; and the offset placement gives
- * it. Plain arrays of small integers: the sort's comparator reads them faster than typed arrays.
+ * Items to place, as growable Int32Array columns (an object per mapping range was a whole model's
+ * garbage, and plain arrays grew by push): its row of the interval table (or -1 - frame), bytes,
+ * lifetime [from, to], tile; and the offset placement gives it.
  */
 class Columns {
-  tensor: number[] = [];
-  begin: number[] = [];
-  end: number[] = [];
-  bytes: number[] = [];
-  from: number[] = [];
-  to: number[] = [];
-  tile: number[] = [];
-  offset: number[] = [];
+  length = 0;
+  row: Int32Array;
+  /** Doubles: a range of a large tensor on one tile can pass 2^31 bytes (then the tile is out of memory, reported as such). */
+  bytes: Float64Array;
+  from: Int32Array;
+  to: Int32Array;
+  tile: Int32Array;
+  offset: Float64Array;
 
-  get length(): number {
-    return this.tensor.length;
+  constructor(capacity: number) {
+    const n = Math.max(16, capacity);
+    this.row = new Int32Array(n);
+    this.bytes = new Float64Array(n);
+    this.from = new Int32Array(n);
+    this.to = new Int32Array(n);
+    this.tile = new Int32Array(n);
+    this.offset = new Float64Array(n);
   }
 
-  push(tensor: number, begin: number, end: number, bytes: number, from: number, to: number, tile: number): void {
-    this.tensor.push(tensor);
-    this.begin.push(begin);
-    this.end.push(end);
-    this.bytes.push(bytes);
-    this.from.push(from);
-    this.to.push(to);
-    this.tile.push(tile);
-    this.offset.push(0);
+  push(row: number, bytes: number, from: number, to: number, tile: number): void {
+    if (this.length === this.row.length) {
+      this.row = doubled(this.row);
+      this.bytes = doubledFloat(this.bytes);
+      this.from = doubled(this.from);
+      this.to = doubled(this.to);
+      this.tile = doubled(this.tile);
+      this.offset = doubledFloat(this.offset);
+    }
+    const i = this.length++;
+    this.row[i] = row;
+    this.bytes[i] = bytes;
+    this.from[i] = from;
+    this.to[i] = to;
+    this.tile[i] = tile;
   }
+}
+
+function doubledFloat(a: Float64Array): Float64Array {
+  const g = new Float64Array(2 * a.length);
+  g.set(a);
+  return g;
 }
 
 /** Which elements of which tensors a leaf step reads and writes. */
@@ -379,13 +431,17 @@ function outOfMemory(
   tile: number,
   use: TileMemoryUse,
   tensors: readonly BuildTensor[],
-  intervals: TileInterval[][],
+  intervals: IntervalTable,
   lifetimes: Lifetime[],
   steps: LeafStep[],
   program: ProgramView | undefined,
   device: DeviceSpec,
 ): RunError {
-  const bytesOn = (t: BuildTensor) => intervals[t.id].filter((i) => i.tile === tile).reduce((s, i) => s + (i.end - i.begin) * DTYPE_BYTES[t.dtype], 0);
+  const bytesOn = (t: BuildTensor) => {
+    let n = 0;
+    for (let r = intervals.start[t.id]; r < intervals.start[t.id + 1]; r++) if (intervals.tile[r] === tile) n += intervals.end[r] - intervals.begin[r];
+    return n * DTYPE_BYTES[t.dtype];
+  };
   const onTile = tensors.map((t) => ({ t, bytes: bytesOn(t), life: lifetimes[t.id] })).filter((x) => x.bytes > 0);
   // The step at which the most bytes of temporaries are live on the tile.
   const live = new Array<number>(steps.length + 1).fill(0);

@@ -12,6 +12,7 @@
  * destinations overlap, stays piece by piece, in order).
  */
 import { CopyTableBuilder, doubled, type CopyTable } from '../../sim/copies.js';
+import { rowEndingAfter, type IntervalTable } from '../../sim/intervals.js';
 import { DTYPE_BYTES, type DeviceTensor } from '../../sim/program.js';
 import { checkHostHeap } from '../util/host-heap.js';
 import type { SliceCopies } from './slice-copies.js';
@@ -32,119 +33,152 @@ export function firstEndingAfter(list: readonly { begin: number; end: number }[]
 const BUFFER_BYTES = 2 ** 30;
 
 /**
- * Every exchange's slice-to-slice copies as tile-to-tile pieces, in order:
- * counted first, then written into columns that are views of a few shared
- * buffers. Growing a table per exchange and trimming it allocated two to
- * three times the copies' bytes outside the heap, and each such allocation
- * of a few hundred MB made V8 run full collections of the whole-model heap
- * that freed nothing (seconds each for a BERT layer's eight million copies).
+ * Every exchange's slice-to-slice copies as tile-to-tile rows, in order.
+ * Each exchange's pieces are counted first (the interval search alone), so
+ * every byte the tables and the scratch need outside the heap is allocated
+ * up front: V8 runs a full collection of the whole-model heap (seconds for a
+ * BERT layer, freeing nothing) each time external memory grows by some tens
+ * of MB, so a buffer per exchange, or scratch grown by doubling, cost a
+ * collection per few exchanges. Then each exchange is resolved once, a row
+ * per piece written straight into its part of a shared buffer and the
+ * strided rows into scratch; the strided rows replace the pieces where they
+ * pay for their three more columns (they then take less room than the
+ * pieces, so they fit in their place).
  */
-
-export function resolveAllCopies(exchanges: readonly { name: string; copies: SliceCopies; call?: boolean }[], tensors: readonly DeviceTensor[]): CopyTable[] {
-  // Per exchange: strided rows only where they pay for their three more columns (else a row per piece, as before).
-  const strided: boolean[] = [];
+export function resolveAllCopies(exchanges: readonly { name: string; copies: SliceCopies; call?: boolean }[], tensors: readonly DeviceTensor[], intervals: IntervalTable): CopyTable[] {
+  iv = intervals;
   const counts = exchanges.map((ex) => {
-    checkHostHeap(`resolving the copies of exchange '${ex.name}'`);
-    if (ex.call) return 0;
-    sawStrided = false;
-    pieceCount = 0;
-    const n = resolveExchange(ex.copies, tensors, undefined, true);
-    strided.push(sawStrided && 8 * n < 5 * pieceCount);
-    return strided[strided.length - 1] ? n : pieceCount;
+    checkHostHeap(`counting the copies of exchange '${ex.name}'`);
+    return countPieces(ex.copies);
   });
-  // Bytes of a row: five columns, eight with the stride columns (an exchange with a strided row).
-  const rowBytes = exchanges.map((_, e) => (strided[e] ? 8 : 5) * Int32Array.BYTES_PER_ELEMENT);
+  // Scratch for the largest exchange: its rows are at most its pieces, and the open rows' table at most half full.
+  const most = exchanges.reduce((m, ex, e) => (ex.call ? m : Math.max(m, counts[e])), 0);
+  rows = new Rows(most);
+  open = new OpenRows(most);
+  let cap = 64;
+  while (cap < 2 * most) cap *= 2;
+  slots = new Int32Array(2 * cap).fill(-1);
+  stamp = 0;
   // Consecutive exchanges share a buffer of at most BUFFER_BYTES (one exchange larger than that has its own):
   // one buffer for a whole model's copies could pass the largest ArrayBuffer V8 allows.
-  let buffer = new ArrayBuffer(0);
-  let at = 0;
-  const room = (from: number): void => {
-    if (at + counts[from] * rowBytes[from] <= buffer.byteLength) return;
-    let bytes = counts[from] * rowBytes[from];
-    for (let e = from + 1; e < counts.length && bytes + counts[e] * rowBytes[e] <= BUFFER_BYTES; e++) bytes += counts[e] * rowBytes[e];
-    buffer = new ArrayBuffer(bytes);
-    at = 0;
-  };
+  const bytesOf = (e: number) => (exchanges[e].call ? 0 : 5 * counts[e] * Int32Array.BYTES_PER_ELEMENT);
+  const buffers: ArrayBuffer[] = [];
+  const place: { buffer: number; at: number }[] = [];
+  let size = 0;
+  exchanges.forEach((_, e) => {
+    if (buffers.length === 0 || size + bytesOf(e) > BUFFER_BYTES) {
+      if (buffers.length > 0) buffers[buffers.length - 1] = new ArrayBuffer(size);
+      buffers.push(new ArrayBuffer(0));
+      size = 0;
+    }
+    place.push({ buffer: buffers.length - 1, at: size });
+    size += bytesOf(e);
+  });
+  if (buffers.length > 0) buffers[buffers.length - 1] = new ArrayBuffer(size);
   const tables = exchanges.map((ex, e) => {
+    checkHostHeap(`resolving the copies of exchange '${ex.name}'`);
+    const n = counts[e];
+    const buffer = ex.call ? new ArrayBuffer(5 * n * Int32Array.BYTES_PER_ELEMENT) : buffers[place[e].buffer];
+    const at = ex.call ? 0 : place[e].at;
+    pieces = new Pieces(buffer, at, n);
+    resolveExchange(ex.copies, tensors, !ex.call);
+    if (pieces.n !== n) throw new Error(`internal: exchange '${ex.name}' resolved to ${pieces.n} pieces, counted ${n}`);
     if (ex.call) {
       // A call's copies of whole tensors, merged per tile where they continue (CopyTableBuilder.pushMerging).
       const merged = new CopyTableBuilder(ex.copies.length);
-      resolveExchange(ex.copies, tensors, merged, false);
+      for (let i = 0; i < pieces.n; i++) merged.pushMerging(pieces.srcTile[i], pieces.srcOffset[i], pieces.dstTile[i], pieces.dstOffset[i], pieces.bytes[i]);
       return merged.finish();
     }
-    const count = counts[e];
-    room(e);
-    const column = () => {
-      const c = new Int32Array(buffer, at, count);
-      at += count * Int32Array.BYTES_PER_ELEMENT;
-      return c;
-    };
-    const table: CopyTable = { count, srcTile: column(), srcOffset: column(), dstTile: column(), dstOffset: column(), bytes: column() };
-    if (strided[e]) {
-      table.runs = column();
-      table.srcStride = column();
-      table.dstStride = column();
-    }
-    resolveExchange(ex.copies, tensors, table, strided[e]);
-    return table;
+    // Strided rows only where they pay for their three more columns (else a row per piece).
+    const strided = sawStrided && 8 * rows.n < 5 * pieces.n;
+    return strided ? rows.table(buffer, at) : pieces.table();
   });
-  open = new Rows();
-  pieces = new Rows();
+  iv = EMPTY;
+  open = new OpenRows(0);
+  rows = new Rows(0);
+  slots = new Int32Array(128).fill(-1);
+  pieces = new Pieces(new ArrayBuffer(0), 0, 0);
   return tables;
 }
 
-/** Whether the rows counted since it was last cleared include a strided one, and the pieces they stand for. */
-let sawStrided = false;
-let pieceCount = 0;
-
-/**
- * An exchange's tile-to-tile rows (strided where `strided`, else a row per piece, in order) written into `out`,
- * or pushed merging into a builder (a call's copies), or only counted (no `out`): how many. Consecutive copies
- * into exchange buffers (onTile and gather fill them, each copy its own part, from tensors the exchange does not
- * write) share their open rows: a tile's windows of a block-mapped tensor, one copy each, are one row per tile
- * they come from. Any other copy closes the open rows first, so copies keep their order about it.
- */
-function resolveExchange(copies: SliceCopies, tensors: readonly DeviceTensor[], out: CopyTable | CopyTableBuilder | undefined, strided: boolean): number {
-  let at = 0;
-  open.n = 0;
-  newGeneration();
+/** Pieces of an exchange's copies: resolveExchange's count, from the same interval search. */
+function countPieces(copies: SliceCopies): number {
+  let n = 0;
   for (let c = 0; c < copies.length; c++) {
-    const src = tensors[copies.srcTensor(c)];
-    const dst = tensors[copies.dstTensor(c)];
+    const srcId = copies.srcTensor(c);
+    const dstId = copies.dstTensor(c);
     const sBegin = copies.srcBegin(c);
     const dBegin = copies.dstBegin(c);
     const len = copies.size(c);
     const runs = copies.runs(c);
     const sStride = copies.srcStride(c);
     const dStride = copies.dstStride(c);
-    const rows = strided && !(out instanceof CopyTableBuilder) && src !== dst && (runs === 1 || dStride >= len);
-    const shared = rows && dst.category === 'exchange' && src.category !== 'exchange';
+    for (let k = 0; k < runs; k++) n += countRun(srcId, dstId, sBegin + k * sStride, dBegin + k * dStride, len);
+  }
+  return n;
+}
+
+const EMPTY: IntervalTable = { start: new Int32Array(1), tile: new Int32Array(0), begin: new Int32Array(0), end: new Int32Array(0), offset: new Int32Array(0) };
+/** The intervals resolveAllCopies resolves against. */
+let iv = EMPTY;
+
+/** Whether the rows flushed since resolveExchange began include a strided one. */
+let sawStrided = false;
+
+/**
+ * An exchange's copies resolved once: `pieces` holds a row per piece, in order; `rows` (when `strided`)
+ * the strided rows of the same copies. Consecutive copies into exchange buffers (onTile and gather fill
+ * them, each copy its own part, from tensors the exchange does not write) share their open rows: a tile's
+ * windows of a block-mapped tensor, one copy each, are one row per tile they come from. Any other copy
+ * closes the open rows first, so copies keep their order about it.
+ */
+function resolveExchange(copies: SliceCopies, tensors: readonly DeviceTensor[], strided: boolean): void {
+  pieces.n = 0;
+  rows.n = 0;
+  open.n = 0;
+  sawStrided = false;
+  newGeneration();
+  for (let c = 0; c < copies.length; c++) {
+    const srcId = copies.srcTensor(c);
+    const dstId = copies.dstTensor(c);
+    const src = tensors[srcId];
+    const dst = tensors[dstId];
+    const sBegin = copies.srcBegin(c);
+    const dBegin = copies.dstBegin(c);
+    const len = copies.size(c);
+    const runs = copies.runs(c);
+    const sStride = copies.srcStride(c);
+    const dStride = copies.dstStride(c);
+    const from = pieces.n;
+    const size = DTYPE_BYTES[src.dtype];
+    for (let k = 0; k < runs; k++) resolveRun(srcId, dstId, sBegin + k * sStride, dBegin + k * dStride, len, size);
+    if (!strided) continue;
+    const asRows = srcId !== dstId && (runs === 1 || dStride >= len);
+    const shared = asRows && dst.category === 'exchange' && src.category !== 'exchange';
     if (!shared && open.n > 0) {
-      at = open.flush(out instanceof CopyTableBuilder ? undefined : out, at);
+      open.flushInto(rows);
       newGeneration();
     }
-    if (!rows) {
-      const from = at;
-      for (let k = 0; k < runs; k++) at = resolveRun(src, dst, sBegin + k * sStride, dBegin + k * dStride, len, out, at);
-      pieceCount += at - from;
+    // A copy that stays piece by piece, or one piece with no open rows to join: a row of one run each.
+    if (!asRows || (!shared && pieces.n - from === 1)) {
+      rows.takeRange(pieces, from, pieces.n);
       continue;
     }
-    pieces.n = 0;
-    pieces.tensors[0] = src.id;
-    pieces.tensors[1] = dst.id;
-    for (let k = 0; k < runs; k++) resolveRun(src, dst, sBegin + k * sStride, dBegin + k * dStride, len, pieces, 0);
-    stride(pieces, open);
+    stride(pieces, from, pieces.n, srcId, dstId, open);
     if (!shared) {
-      at = open.flush(out instanceof CopyTableBuilder ? undefined : out, at);
+      open.flushInto(rows);
       newGeneration();
     }
   }
-  return open.flush(out instanceof CopyTableBuilder ? undefined : out, at);
+  if (strided) open.flushInto(rows);
 }
 
-/** Open-addressing table of the open row per key (tensors, tiles, bytes), stamped per generation (stride()). */
-let slotStamp = new Int32Array(64).fill(-1);
-let slotRow = new Int32Array(64);
+/**
+ * Open-addressing table of the open row per key (tensors, tiles, bytes), stamped per generation (stride()):
+ * slot h is [stamp, row] at 2h, 2h + 1, so a probe reads one cache line (a BERT layer's gathers keep
+ * hundreds of thousands of rows open).
+ */
+let slots = new Int32Array(128).fill(-1);
 let stamp = 0;
 
 /** Forget the open rows' keys (they were flushed). */
@@ -153,18 +187,19 @@ function newGeneration(): void {
 }
 
 /** Room in the table for `n` keys: grown, the open rows' keys entered again (the latest row of a key last), when it is over half full. */
-function reserve(rows: Rows, n: number): void {
-  let cap = slotStamp.length;
+function reserve(rows: OpenRows, n: number): void {
+  let cap = slots.length >> 1;
   if (2 * n <= cap) return;
   while (cap < 2 * n) cap *= 2;
-  slotStamp = new Int32Array(cap).fill(-1);
-  slotRow = new Int32Array(cap);
+  slots = new Int32Array(2 * cap).fill(-1);
   stamp = 1;
+  const a = rows.a;
   for (let r = 0; r < rows.n; r++) {
-    let h = slot(rows.srcTile[r], rows.dstTile[r], rows.bytes[r], rows.srcTensor[r], cap - 1);
-    while (slotStamp[h] === stamp && !rows.sameKey(slotRow[h], rows, r)) h = (h + 1) & (cap - 1);
-    slotStamp[h] = stamp;
-    slotRow[h] = r;
+    const o = r * W;
+    let h = slot(a[o + SRC_TILE], a[o + DST_TILE], a[o + BYTES], a[o + SRC_TENSOR], cap - 1);
+    while (slots[2 * h] === stamp && !rows.sameKey(slots[2 * h + 1], a[o + SRC_TILE], a[o + DST_TILE], a[o + BYTES], a[o + SRC_TENSOR], a[o + DST_TENSOR])) h = (h + 1) & (cap - 1);
+    slots[2 * h] = stamp;
+    slots[2 * h + 1] = r;
   }
 }
 
@@ -172,50 +207,180 @@ function slot(srcTile: number, dstTile: number, bytes: number, srcTensor: number
   return (Math.imul(srcTile, 0x9e3779b1) ^ Math.imul(dstTile, 0x85ebca6b) ^ Math.imul(bytes, 0xc2b2ae35) ^ Math.imul(srcTensor, 0x27d4eb2f)) & mask;
 }
 
-/** `p`'s pieces added to `rows`: each extends the last row of its tensors, tiles and length if it continues it, else is a new row. */
-function stride(p: Rows, rows: Rows): void {
-  reserve(rows, rows.n + p.n);
-  const mask = slotStamp.length - 1;
-  for (let i = 0; i < p.n; i++) {
-    let h = slot(p.srcTile[i], p.dstTile[i], p.bytes[i], p.srcTensor[i], mask);
+/**
+ * Pieces [from, to) of `p` (of one copy, from tensor srcTensor to dstTensor) added to `rows`: each extends
+ * the last row of its tensors, tiles and length if it continues it, else is a new row.
+ */
+function stride(p: Pieces, from: number, to: number, srcTensor: number, dstTensor: number, rows: OpenRows): void {
+  reserve(rows, rows.n + to - from);
+  const mask = (slots.length >> 1) - 1;
+  for (let i = from; i < to; i++) {
+    const srcTile = p.srcTile[i];
+    const dstTile = p.dstTile[i];
+    const bytes = p.bytes[i];
+    let h = slot(srcTile, dstTile, bytes, srcTensor, mask);
     for (;;) {
-      if (slotStamp[h] !== stamp) {
-        slotStamp[h] = stamp;
-        slotRow[h] = rows.n;
-        rows.take(p, i);
+      if (slots[2 * h] !== stamp) {
+        slots[2 * h] = stamp;
+        slots[2 * h + 1] = rows.n;
+        rows.push(srcTile, p.srcOffset[i], dstTile, p.dstOffset[i], bytes, srcTensor, dstTensor);
         break;
       }
-      const r = slotRow[h];
-      if (!rows.sameKey(r, p, i)) {
+      const r = slots[2 * h + 1];
+      if (!rows.sameKey(r, srcTile, dstTile, bytes, srcTensor, dstTensor)) {
         h = (h + 1) & mask;
         continue;
       }
       if (!rows.extend(r, p.srcOffset[i], p.dstOffset[i])) {
-        slotRow[h] = rows.n;
-        rows.take(p, i);
+        slots[2 * h + 1] = rows.n;
+        rows.push(srcTile, p.srcOffset[i], dstTile, p.dstOffset[i], bytes, srcTensor, dstTensor);
       }
       break;
     }
   }
 }
 
-/** Pieces of one run, or rows open for extension: growable columns (reused: resolution runs millions of times). */
-class Rows {
+/** A row per piece, in order: five columns of exactly the exchange's pieces, views of its part of a buffer. */
+class Pieces {
   n = 0;
-  srcTile = new Int32Array(16);
-  srcOffset = new Int32Array(16);
-  dstTile = new Int32Array(16);
-  dstOffset = new Int32Array(16);
-  bytes = new Int32Array(16);
-  runs = new Int32Array(16);
-  srcStride = new Int32Array(16);
-  dstStride = new Int32Array(16);
-  /** The source and destination tensors of each (a row's key with its tiles and bytes): set by resolveExchange before pushing. */
-  srcTensor = new Int32Array(16);
-  dstTensor = new Int32Array(16);
-  tensors: [number, number] = [0, 0];
+  srcTile: Int32Array;
+  srcOffset: Int32Array;
+  dstTile: Int32Array;
+  dstOffset: Int32Array;
+  bytes: Int32Array;
+
+  constructor(buffer: ArrayBuffer, at: number, count: number) {
+    const column = (k: number) => new Int32Array(buffer, at + k * count * Int32Array.BYTES_PER_ELEMENT, count);
+    this.srcTile = column(0);
+    this.srcOffset = column(1);
+    this.dstTile = column(2);
+    this.dstOffset = column(3);
+    this.bytes = column(4);
+  }
 
   push(srcTile: number, srcOffset: number, dstTile: number, dstOffset: number, bytes: number): void {
+    const i = this.n++;
+    this.srcTile[i] = srcTile;
+    this.srcOffset[i] = srcOffset;
+    this.dstTile[i] = dstTile;
+    this.dstOffset[i] = dstOffset;
+    this.bytes[i] = bytes;
+  }
+
+  table(): CopyTable {
+    return { count: this.n, srcTile: this.srcTile, srcOffset: this.srcOffset, dstTile: this.dstTile, dstOffset: this.dstOffset, bytes: this.bytes };
+  }
+}
+
+/** Fields of an open row, W words apart in OpenRows.a. */
+const SRC_TILE = 0;
+const DST_TILE = 1;
+const BYTES = 2;
+const SRC_TENSOR = 3;
+const DST_TENSOR = 4;
+const RUNS = 5;
+const SRC_OFFSET = 6;
+const DST_OFFSET = 7;
+const SRC_STRIDE = 8;
+const DST_STRIDE = 9;
+const W = 10;
+
+/**
+ * Rows open for extension, a row's fields side by side (its key and its runs so far): a probe that finds
+ * a row reads one place, not ten columns (this is stride()'s inner loop, random access over up to
+ * hundreds of thousands of rows).
+ */
+class OpenRows {
+  n = 0;
+  a: Int32Array;
+
+  constructor(capacity: number) {
+    this.a = new Int32Array(Math.max(1, capacity) * W);
+  }
+
+  /** A row of one run. */
+  push(srcTile: number, srcOffset: number, dstTile: number, dstOffset: number, bytes: number, srcTensor: number, dstTensor: number): void {
+    if ((this.n + 1) * W > this.a.length) this.a = doubled(this.a);
+    const o = this.n++ * W;
+    const a = this.a;
+    a[o + SRC_TILE] = srcTile;
+    a[o + DST_TILE] = dstTile;
+    a[o + BYTES] = bytes;
+    a[o + SRC_TENSOR] = srcTensor;
+    a[o + DST_TENSOR] = dstTensor;
+    a[o + RUNS] = 1;
+    a[o + SRC_OFFSET] = srcOffset;
+    a[o + DST_OFFSET] = dstOffset;
+    a[o + SRC_STRIDE] = 0;
+    a[o + DST_STRIDE] = 0;
+  }
+
+  /** Whether row r has this key (tensors, tiles, bytes). */
+  sameKey(r: number, srcTile: number, dstTile: number, bytes: number, srcTensor: number, dstTensor: number): boolean {
+    const o = r * W;
+    const a = this.a;
+    return a[o + SRC_TILE] === srcTile && a[o + DST_TILE] === dstTile && a[o + BYTES] === bytes && a[o + SRC_TENSOR] === srcTensor && a[o + DST_TENSOR] === dstTensor;
+  }
+
+  /**
+   * Extend row r by a run at (srcOffset, dstOffset) when it is one step on from the row's last run in both
+   * memories (the row's stride; a row of one run takes the step as its stride, which must be positive).
+   */
+  extend(r: number, srcOffset: number, dstOffset: number): boolean {
+    const o = r * W;
+    const a = this.a;
+    const last = a[o + RUNS] - 1;
+    const ds = srcOffset - (a[o + SRC_OFFSET] + last * a[o + SRC_STRIDE]);
+    const dd = dstOffset - (a[o + DST_OFFSET] + last * a[o + DST_STRIDE]);
+    if (last === 0) {
+      if (ds <= 0 || dd <= 0) return false;
+      a[o + SRC_STRIDE] = ds;
+      a[o + DST_STRIDE] = dd;
+    } else if (ds !== a[o + SRC_STRIDE] || dd !== a[o + DST_STRIDE]) return false;
+    a[o + RUNS]++;
+    return true;
+  }
+
+  /** The open rows appended to `out` (strides zero in a row of one run), and none left open. */
+  flushInto(out: Rows): void {
+    const a = this.a;
+    for (let r = 0; r < this.n; r++) {
+      const o = r * W;
+      const runs = a[o + RUNS];
+      if (runs > 1) {
+        sawStrided = true;
+        out.push(a[o + SRC_TILE], a[o + SRC_OFFSET], a[o + DST_TILE], a[o + DST_OFFSET], a[o + BYTES], runs, a[o + SRC_STRIDE], a[o + DST_STRIDE]);
+      } else out.push(a[o + SRC_TILE], a[o + SRC_OFFSET], a[o + DST_TILE], a[o + DST_OFFSET], a[o + BYTES], 1, 0, 0);
+    }
+    this.n = 0;
+  }
+}
+
+/** An exchange's strided rows: growable columns (reused). */
+class Rows {
+  n = 0;
+  srcTile: Int32Array;
+  srcOffset: Int32Array;
+  dstTile: Int32Array;
+  dstOffset: Int32Array;
+  bytes: Int32Array;
+  runs: Int32Array;
+  srcStride: Int32Array;
+  dstStride: Int32Array;
+
+  constructor(capacity: number) {
+    const n = Math.max(1, capacity);
+    this.srcTile = new Int32Array(n);
+    this.srcOffset = new Int32Array(n);
+    this.dstTile = new Int32Array(n);
+    this.dstOffset = new Int32Array(n);
+    this.bytes = new Int32Array(n);
+    this.runs = new Int32Array(n);
+    this.srcStride = new Int32Array(n);
+    this.dstStride = new Int32Array(n);
+  }
+
+  push(srcTile: number, srcOffset: number, dstTile: number, dstOffset: number, bytes: number, runs: number, srcStride: number, dstStride: number): void {
     if (this.n === this.srcTile.length) {
       this.srcTile = doubled(this.srcTile);
       this.srcOffset = doubled(this.srcOffset);
@@ -225,8 +390,6 @@ class Rows {
       this.runs = doubled(this.runs);
       this.srcStride = doubled(this.srcStride);
       this.dstStride = doubled(this.dstStride);
-      this.srcTensor = doubled(this.srcTensor);
-      this.dstTensor = doubled(this.dstTensor);
     }
     const i = this.n++;
     this.srcTile[i] = srcTile;
@@ -234,105 +397,108 @@ class Rows {
     this.dstTile[i] = dstTile;
     this.dstOffset[i] = dstOffset;
     this.bytes[i] = bytes;
-    this.runs[i] = 1;
-    this.srcStride[i] = 0;
-    this.dstStride[i] = 0;
-    this.srcTensor[i] = this.tensors[0];
-    this.dstTensor[i] = this.tensors[1];
+    this.runs[i] = runs;
+    this.srcStride[i] = srcStride;
+    this.dstStride[i] = dstStride;
   }
 
-  /** Append piece i of `p` as a row of one run. */
-  take(p: Rows, i: number): void {
-    this.tensors[0] = p.srcTensor[i];
-    this.tensors[1] = p.dstTensor[i];
-    this.push(p.srcTile[i], p.srcOffset[i], p.dstTile[i], p.dstOffset[i], p.bytes[i]);
+  /** Pieces [from, to) of `p` as rows of one run each. */
+  takeRange(p: Pieces, from: number, to: number): void {
+    for (let i = from; i < to; i++) this.push(p.srcTile[i], p.srcOffset[i], p.dstTile[i], p.dstOffset[i], p.bytes[i], 1, 0, 0);
   }
 
-  /** Whether row i and row j of `p` have one key (tensors, tiles, bytes). */
-  sameKey(i: number, p: Rows, j: number): boolean {
-    return this.srcTile[i] === p.srcTile[j] && this.dstTile[i] === p.dstTile[j] && this.bytes[i] === p.bytes[j] && this.srcTensor[i] === p.srcTensor[j] && this.dstTensor[i] === p.dstTensor[j];
-  }
-
-  /**
-   * Extend row r by a run at (srcOffset, dstOffset) when it is one step on from the row's last run in both
-   * memories (the row's stride; a row of one run takes the step as its stride, which must be positive).
-   */
-  extend(r: number, srcOffset: number, dstOffset: number): boolean {
-    const last = this.runs[r] - 1;
-    const ds = srcOffset - (this.srcOffset[r] + last * this.srcStride[r]);
-    const dd = dstOffset - (this.dstOffset[r] + last * this.dstStride[r]);
-    if (last === 0) {
-      if (ds <= 0 || dd <= 0) return false;
-      this.srcStride[r] = ds;
-      this.dstStride[r] = dd;
-    } else if (ds !== this.srcStride[r] || dd !== this.dstStride[r]) return false;
-    this.runs[r]++;
-    return true;
-  }
-
-  /** Write the rows at `at` of `out` (with stride columns when it has them; counted when `out` is undefined): the index after them. */
-  flush(out: CopyTable | undefined, at: number): number {
-    for (let i = 0; i < this.n; i++) {
-      const runs = this.runs[i];
-      if (runs > 1) sawStrided = true;
-      pieceCount += runs;
-      if (!out) continue;
-      out.srcTile[at + i] = this.srcTile[i];
-      out.srcOffset[at + i] = this.srcOffset[i];
-      out.dstTile[at + i] = this.dstTile[i];
-      out.dstOffset[at + i] = this.dstOffset[i];
-      out.bytes[at + i] = this.bytes[i];
-      if (out.runs) {
-        out.runs[at + i] = runs;
-        out.srcStride![at + i] = runs > 1 ? this.srcStride[i] : 0;
-        out.dstStride![at + i] = runs > 1 ? this.dstStride[i] : 0;
-      }
-    }
-    const n = at + this.n;
-    this.n = 0;
-    return n;
+  /** The rows as a table with stride columns, written at `at` of `buffer` (over the pieces, which take more room). */
+  table(buffer: ArrayBuffer, at: number): CopyTable {
+    const n = this.n;
+    let k = 0;
+    const column = (from: Int32Array) => {
+      const c = new Int32Array(buffer, at + k++ * n * Int32Array.BYTES_PER_ELEMENT, n);
+      c.set(from.subarray(0, n));
+      return c;
+    };
+    const t: CopyTable = { count: n, srcTile: column(this.srcTile), srcOffset: column(this.srcOffset), dstTile: column(this.dstTile), dstOffset: column(this.dstOffset), bytes: column(this.bytes) };
+    t.runs = column(this.runs);
+    t.srcStride = column(this.srcStride);
+    t.dstStride = column(this.dstStride);
+    return t;
   }
 }
 
-/** Scratch of resolveExchange, made again after each finalize (it grows to an exchange's rows). */
-let open = new Rows();
-let pieces = new Rows();
+/** Scratch of resolveExchange, sized by resolveAllCopies for the largest exchange. */
+let open = new OpenRows(0);
+let rows = new Rows(0);
+let pieces = new Pieces(new ArrayBuffer(0), 0, 0);
 
-/** One run's pieces (elements [sBegin, sBegin + len) of src to dBegin.. of dst): written at `at` of `out`, pushed (merging) into a builder or Rows, or counted. */
-function resolveRun(src: DeviceTensor, dst: DeviceTensor, sBegin: number, dBegin: number, len: number, out: CopyTable | CopyTableBuilder | Rows | undefined, at: number): number {
-  const size = DTYPE_BYTES[src.dtype];
+/**
+ * Where the last run's pieces began in its source's and destination's rows: the next run (of a strided
+ * copy, or the next copy) mostly falls in that interval or just after it, so it is searched from there.
+ */
+let hintSrc = -1;
+let hintDst = -1;
+
+/**
+ * The first row in [lo, hi) of one tensor's rows (ascending) whose end is after `pos`: from `hint` when
+ * it is one of them and the row before it ends at or before `pos` (any other hint, of another tensor or
+ * -1, is ignored), else a binary search.
+ */
+function seek(end: Int32Array, lo: number, hi: number, pos: number, hint: number): number {
+  if (hint >= lo && hint < hi && (hint === lo || end[hint - 1] <= pos)) {
+    if (end[hint] > pos) return hint;
+    if (hint + 1 < hi && end[hint + 1] > pos) return hint + 1;
+    return rowEndingAfter(end, hint + 1, hi, pos);
+  }
+  return rowEndingAfter(end, lo, hi, pos);
+}
+
+/** One run's pieces (elements [sBegin, sBegin + len) of tensor src to dBegin.. of tensor dst, `size` bytes each) pushed onto `pieces`. */
+function resolveRun(src: number, dst: number, sBegin: number, dBegin: number, len: number, size: number): void {
+  const { tile, begin, end, offset } = iv;
   const sEnd = sBegin + len;
-  for (let i = firstEndingAfter(src.intervals, sBegin); i < src.intervals.length && src.intervals[i].begin < sEnd; i++) {
-    const si = src.intervals[i];
-    const b = Math.max(sBegin, si.begin);
-    const e = Math.min(sEnd, si.end);
+  const sHi = iv.start[src + 1];
+  const dLo = iv.start[dst];
+  const dHi = iv.start[dst + 1];
+  const first = seek(end, iv.start[src], sHi, sBegin, hintSrc);
+  hintSrc = first;
+  for (let i = first; i < sHi && begin[i] < sEnd; i++) {
+    const siBegin = begin[i];
+    const b = Math.max(sBegin, siBegin);
+    const e = Math.min(sEnd, end[i]);
     if (e <= b) continue;
     // Elements [b, e) of src land at [b - sBegin + dBegin, ...) of dst.
     const db = b - sBegin + dBegin;
     const de = e - sBegin + dBegin;
-    for (let j = firstEndingAfter(dst.intervals, db); j < dst.intervals.length && dst.intervals[j].begin < de; j++) {
-      const di = dst.intervals[j];
-      const xb = Math.max(db, di.begin);
-      const xe = Math.min(de, di.end);
+    const srcTile = tile[i];
+    const srcBase = offset[i] + (sBegin - dBegin - siBegin) * size;
+    let j = seek(end, dLo, dHi, db, hintDst);
+    if (i === first) hintDst = j;
+    for (; j < dHi && begin[j] < de; j++) {
+      const xb = Math.max(db, begin[j]);
+      const xe = Math.min(de, end[j]);
       if (xe <= xb) continue;
-      const srcOffset = si.offset + (xb - dBegin + sBegin - si.begin) * size;
-      const dstOffset = di.offset + (xb - di.begin) * size;
-      if (out instanceof CopyTableBuilder) out.pushMerging(si.tile, srcOffset, di.tile, dstOffset, (xe - xb) * size);
-      else if (out instanceof Rows) out.push(si.tile, srcOffset, di.tile, dstOffset, (xe - xb) * size);
-      else if (out) {
-        out.srcTile[at] = si.tile;
-        out.srcOffset[at] = srcOffset;
-        out.dstTile[at] = di.tile;
-        out.dstOffset[at] = dstOffset;
-        out.bytes[at] = (xe - xb) * size;
-        if (out.runs) {
-          out.runs[at] = 1;
-          out.srcStride![at] = 0;
-          out.dstStride![at] = 0;
-        }
-      }
-      at++;
+      pieces.push(srcTile, srcBase + xb * size, tile[j], offset[j] + (xb - begin[j]) * size, (xe - xb) * size);
     }
   }
-  return at;
+}
+
+/** How many pieces resolveRun makes of the run (the same search, nothing written). */
+function countRun(src: number, dst: number, sBegin: number, dBegin: number, len: number): number {
+  const { begin, end } = iv;
+  const sEnd = sBegin + len;
+  const sHi = iv.start[src + 1];
+  const dLo = iv.start[dst];
+  const dHi = iv.start[dst + 1];
+  const first = seek(end, iv.start[src], sHi, sBegin, hintSrc);
+  hintSrc = first;
+  let n = 0;
+  for (let i = first; i < sHi && begin[i] < sEnd; i++) {
+    const b = Math.max(sBegin, begin[i]);
+    const e = Math.min(sEnd, end[i]);
+    if (e <= b) continue;
+    const db = b - sBegin + dBegin;
+    const de = e - sBegin + dBegin;
+    let j = seek(end, dLo, dHi, db, hintDst);
+    if (i === first) hintDst = j;
+    for (; j < dHi && begin[j] < de; j++) if (Math.min(de, end[j]) > Math.max(db, begin[j])) n++;
+  }
+  return n;
 }

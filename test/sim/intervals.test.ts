@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { firstRowEndingAfter, intervalRecords, type IntervalTable } from '../../sim/intervals.js';
+
+/** Tensor 0: [0, 4) on tile 2, [4, 10) on tile 5; tensor 1: none; tensor 2: [0, 3) on tile 1. */
+const table: IntervalTable = {
+  start: Int32Array.from([0, 2, 2, 3]),
+  tile: Int32Array.from([2, 5, 1]),
+  begin: Int32Array.from([0, 4, 0]),
+  end: Int32Array.from([4, 10, 3]),
+  offset: Int32Array.from([64, 0, 8]),
+};
+
+describe('IntervalTable', () => {
+  it('finds the row holding an element within the tensor, or the row after its last', () => {
+    expect([0, 3, 4, 9, 10].map((e) => firstRowEndingAfter(table, 0, e))).toEqual([0, 0, 1, 1, 2]);
+    expect(firstRowEndingAfter(table, 1, 0)).toBe(2);
+    expect(firstRowEndingAfter(table, 2, 2)).toBe(2);
+  });
+
+  it("gives a tensor's intervals as the program's records", () => {
+    expect(intervalRecords(table, 0)).toEqual([
+      { tile: 2, begin: 0, end: 4, offset: 64 },
+      { tile: 5, begin: 4, end: 10, offset: 0 },
+    ]);
+    expect(intervalRecords(table, 1)).toEqual([]);
+    expect(intervalRecords(table, 2)).toEqual([{ tile: 1, begin: 0, end: 3, offset: 8 }]);
+  });
+});
