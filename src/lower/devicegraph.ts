@@ -67,6 +67,8 @@ export interface BuildTensor {
   gatheredFrom?: BuildTensor;
   /** One value per vertex, all the same (DeviceTensor.perVertex). */
   perVertex?: boolean;
+  /** An outlined function's parameter: the first call's tensor it is mapped like and filled from (src/lower/functions.ts). */
+  paramOf?: BuildTensor;
 }
 
 interface BuildVertex {

@@ -284,6 +284,31 @@ export function lowerGraph(req: LowerRequest): Lowered {
   const lowered = new Map<string, { op: Op; ipu: number; inputs: number[]; outputs: number[]; steps: ProgramStep[]; made: { tensors: [number, number]; computeSets: [number, number]; exchanges: [number, number] } }>();
   const structures = new Map<Op, string | undefined>();
   let cloned = 0;
+  // A mapping as a small number, its ranges spelled out once: a weight's (thousands of ranges) is read by
+  // several ops' keys, and a key naming it in full made each lookup hash tens of kilobytes.
+  const mappingIds = new Map<string, number>();
+  const mappingIdOf = new WeakMap<TileRange[], Map<number, number | undefined>>();
+  /** The id of `mapping` read from tile `base` on (its IPU's first tile); undefined when sharded and a range lies off that IPU. */
+  const mappingId = (mapping: TileRange[], base: number): number | undefined => {
+    let byBase = mappingIdOf.get(mapping);
+    if (!byBase) mappingIdOf.set(mapping, (byBase = new Map()));
+    if (byBase.has(base)) return byBase.get(base);
+    let m = '';
+    let id: number | undefined;
+    for (const r of mapping) {
+      if (req.sharded && (r.tile < base || r.tile >= base + perIpu)) {
+        m = '';
+        break;
+      }
+      m += `${r.tile - base},${r.begin},${r.end};`;
+    }
+    if (m !== '' || mapping.length === 0) {
+      id = mappingIds.get(m);
+      if (id === undefined) mappingIds.set(m, (id = mappingIds.size));
+    }
+    byBase.set(base, id);
+    return id;
+  };
   const opLike = (op: Op, ctx: LowerContext): { key: string; inputs: number[]; ipu: number } | undefined => {
     if (isIpuCopy(op) || isRestore(op)) return undefined;
     let structure = structures.get(op);
@@ -308,12 +333,9 @@ export function lowerGraph(req: LowerRequest): Lowered {
         parts.push(`=${seen}`);
         continue;
       }
-      let m = `${t.category}|${t.dtype}|${t.size}|${t.layoutBy?.op === op.name ? `s${t.layoutBy.index}` : '-'}|`;
-      for (const r of t.mapping) {
-        if (req.sharded && (r.tile < base || r.tile >= base + perIpu)) return undefined;
-        m += `${r.tile - base},${r.begin},${r.end};`;
-      }
-      parts.push(m);
+      const layout = mappingId(t.mapping, base);
+      if (layout === undefined) return undefined;
+      parts.push(`${t.category}|${t.dtype}|${t.size}|${t.layoutBy?.op === op.name ? `s${t.layoutBy.index}` : '-'}|${layout}`);
     }
     for (let i = 0; i < op.inputs.length; i++) for (let o = 0; o < op.outputs.length; o++) if (op.inputs[i] && op.outputs[o]) parts.push(ctx.canWriteInPlace(i, o) ? 'w' : 'r');
     parts.push(op.outputs.map((id) => (id ? category(id) : '-')).join(','));
