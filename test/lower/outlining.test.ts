@@ -147,7 +147,7 @@ describe('outlining', () => {
     expect(outlined.checkpoint).toEqual(plain.checkpoint);
     // A weight-gradient matmul in a function maps its output like the weight, as without outlining (its
     // weight there is the function's parameter, a constant): the update then reads both on the same tiles.
-    const likeWeight = (c: typeof plain.compiled) => new Map(c.program.notes.filter((n) => n.text.startsWith('output is the gradient of')).map((n) => [n.op, n.text]));
+    const likeWeight = (c: typeof plain.compiled) => new Map((c.program.notes ?? []).filter((n) => n.text.startsWith('output is the gradient of')).map((n) => [n.op, n.text]));
     const outlinedLike = likeWeight(outlined.compiled);
     expect(outlinedLike.size).toBeGreaterThan(0);
     for (const [op, text] of outlinedLike) expect(text, op).toBe(likeWeight(plain.compiled).get(op));
