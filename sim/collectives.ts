@@ -150,14 +150,32 @@ export function allReducePhases(t: DeviceTensor, device: DeviceSpec, rep: Replic
  * after), at the same cost as that half of the all-reduce.
  */
 export function collectivePhases(t: DeviceTensor, device: DeviceSpec, rep: Replication, codelets: CodeletRegistry, which: 'allReduce' | 'reduceScatter' | 'allGather'): CollectivePhase[] {
-  const n = rep.replicas;
-  if (n <= 1) return [];
-  const { method } = allReduceBytes(t, device, rep);
-  const system: DeviceSpec = { ...device, ipus: rep.systemIpus };
-  const size = DTYPE_BYTES[t.dtype];
+  if (rep.replicas <= 1) return [];
   // Elements of t on each tile of the replica's device.
   const perTile = new Map<number, number>();
   for (const iv of t.intervals) perTile.set(iv.tile, (perTile.get(iv.tile) ?? 0) + iv.end - iv.begin);
+  // The phases depend on the tensor's dtype, size and elements per tile, not its name: the weights of a
+  // model's layers, laid out alike, share them (each is a few compute sets' costs over every tile).
+  let byDevice = PHASES.get(device);
+  if (!byDevice) PHASES.set(device, (byDevice = new WeakMap()));
+  let memo = byDevice.get(codelets);
+  if (!memo) byDevice.set(codelets, (memo = new Map()));
+  let key = `${which}|${t.dtype}|${t.shape.join(',')}|${rep.replicas}|${rep.systemIpus}|${rep.method ?? ''}|`;
+  for (const [tile, elems] of perTile) key += `${tile}:${elems};`;
+  let phases = memo.get(key);
+  if (!phases) memo.set(key, (phases = phasesOf({ ...t, name: NAME }, perTile, device, rep, codelets, which)));
+  return phases.map((p) => ({ ...p, name: p.name.replace(NAME, () => t.name) }));
+}
+
+/** The tensor name in memoised phases (collectivePhases), replaced by each tensor's own. */
+const NAME = '\u0000';
+const PHASES = new WeakMap<DeviceSpec, WeakMap<CodeletRegistry, Map<string, CollectivePhase[]>>>();
+
+function phasesOf(t: DeviceTensor, perTile: ReadonlyMap<number, number>, device: DeviceSpec, rep: Replication, codelets: CodeletRegistry, which: 'allReduce' | 'reduceScatter' | 'allGather'): CollectivePhase[] {
+  const n = rep.replicas;
+  const { method } = allReduceBytes(t, device, rep);
+  const system: DeviceSpec = { ...device, ipus: rep.systemIpus };
+  const size = DTYPE_BYTES[t.dtype];
   const out: CollectivePhase[] = [];
   const interIpuSync = device.syncCycles + interIpuSyncCycles(system);
   const stepPhases = (s: RingStep, label: string): void => {

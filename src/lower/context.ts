@@ -121,7 +121,10 @@ export class LowerContext {
     if (!isGradOp(this.op)) return undefined;
     const fwdIndex = this.op.gradOutToNonGradIn().get(i);
     if (fwdIndex === undefined || !this.op.fwdOp.hasInput(fwdIndex)) return undefined;
-    return this.tensors.get(this.op.fwdOp.inId(fwdIndex));
+    const t = this.tensors.get(this.op.fwdOp.inId(fwdIndex));
+    // In an outlined function the weight is a parameter (a constant copy of it): the weight itself, laid out
+    // alike, is what the gradient is of, so the gradient is laid out as without outlining.
+    return t?.paramOf?.category === 'variable' ? t.paramOf : t;
   }
 
   /** The device tensor of output i, if output() or aliasOutput() gave it one. */

@@ -107,6 +107,8 @@ export interface BuildTensor {
   gatheredFrom?: BuildTensor;
   /** One value per vertex, all the same (DeviceTensor.perVertex). */
   perVertex?: boolean;
+  /** An outlined function's parameter: the first call's tensor it is mapped like and filled from (src/lower/functions.ts). */
+  paramOf?: BuildTensor;
 }
 
 interface BuildComputeSet {
@@ -178,6 +180,8 @@ export class DeviceGraph {
       if (!t?.mapping) continue;
       const off = t.mapping.find((r) => r.tile < base || r.tile >= base + per);
       if (off) throw new Error(`internal: tensor '${t.name}' has elements on tile ${off.tile}, not on IPU ${ipu} where it is read`);
+      // IPU 0's tiles are numbered from 0 already: nothing moves (no copy of each mapping per op).
+      if (base === 0) continue;
       const local = shift(t.mapping, -base);
       seen.push({ t, global: t.mapping, local });
       t.mapping = local;
@@ -193,13 +197,15 @@ export class DeviceGraph {
       this.view = this.whole;
       this.tiles = this.whole.ipus * per;
       for (const s of seen) s.t.mapping = s.t.mapping === s.local ? s.global : s.t.mapping && shift(s.t.mapping, base);
-      for (let i = tensorsBefore; i < this.tensors.length; i++) {
+      for (let i = base === 0 ? this.tensors.length : tensorsBefore; i < this.tensors.length; i++) {
         const t = this.tensors[i];
         if (t.mapping) t.mapping = shift(t.mapping, base);
       }
-      for (let c = computeSetsBefore; c < this.computeSets.length; c++) {
-        const vs = this.computeSets[c].vertices;
-        for (let i = 0; i < vs.count; i++) vs.tile[i] += base;
+      if (base !== 0) {
+        for (let c = computeSetsBefore; c < this.computeSets.length; c++) {
+          const vs = this.computeSets[c].vertices;
+          for (let i = 0; i < vs.count; i++) vs.tile[i] += base;
+        }
       }
     }
   }

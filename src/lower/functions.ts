@@ -142,6 +142,7 @@ export function lowerFunction(
     const category: TensorCategory = caller.category === 'gradient' ? 'gradient' : caller.category === 'variable' ? 'constant' : caller.category === 'constant' || caller.category === 'stream' ? caller.category : 'activation';
     const p = dg.addTensor(`${name}/in${e}/${id}`, caller.dtype, caller.shape, category, schedule[group.starts[0]].name);
     dg.mapLike(p, caller);
+    p.paramOf = caller;
     if (caller.layoutBy) p.layoutBy = caller.layoutBy;
     fnTensors.set(id, p);
     return p;

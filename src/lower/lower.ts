@@ -284,6 +284,23 @@ export function lowerGraph(req: LowerRequest): Lowered {
   const lowered = new Map<string, { op: Op; ipu: number; inputs: number[]; outputs: number[]; steps: ProgramStep[]; made: { tensors: [number, number]; computeSets: [number, number]; exchanges: [number, number] } }>();
   const structures = new Map<Op, string | undefined>();
   let cloned = 0;
+  // A mapping in a key as its length and a hash of its ranges (from its IPU's first tile): a weight's has
+  // thousands of ranges, and spelling them out made a string of tens of kilobytes per input per op. A clone
+  // checks the ranges themselves (cloneOp), so two mappings that hash alike are never taken for each other.
+  /** The hash key of `mapping` read from tile `base` on; undefined when sharded and a range lies off that IPU. */
+  const mappingKey = (mapping: readonly TileRange[], base: number): string | undefined => {
+    let h = 0x811c9dc5;
+    for (const r of mapping) {
+      if (req.sharded && (r.tile < base || r.tile >= base + perIpu)) return undefined;
+      h = Math.imul(h ^ (r.tile - base), 0x01000193);
+      h = Math.imul(h ^ r.begin, 0x01000193);
+      h = Math.imul(h ^ r.end, 0x01000193);
+    }
+    return `${mapping.length}#${h >>> 0}`;
+  };
+  /** Whether `b` is `a` with its tiles moved on by `shift`, range for range. */
+  const sameMapping = (a: readonly TileRange[] | undefined, b: readonly TileRange[] | undefined, shift: number): boolean =>
+    a !== undefined && b !== undefined && a.length === b.length && a.every((r, i) => b[i].tile === r.tile + shift && b[i].begin === r.begin && b[i].end === r.end);
   const opLike = (op: Op, ctx: LowerContext): { key: string; inputs: number[]; ipu: number } | undefined => {
     if (isIpuCopy(op) || isRestore(op)) return undefined;
     let structure = structures.get(op);
@@ -308,12 +325,9 @@ export function lowerGraph(req: LowerRequest): Lowered {
         parts.push(`=${seen}`);
         continue;
       }
-      let m = `${t.category}|${t.dtype}|${t.size}|${t.layoutBy?.op === op.name ? `s${t.layoutBy.index}` : '-'}|`;
-      for (const r of t.mapping) {
-        if (req.sharded && (r.tile < base || r.tile >= base + perIpu)) return undefined;
-        m += `${r.tile - base},${r.begin},${r.end};`;
-      }
-      parts.push(m);
+      const layout = mappingKey(t.mapping, base);
+      if (layout === undefined) return undefined;
+      parts.push(`${t.category}|${t.dtype}|${t.size}|${t.layoutBy?.op === op.name ? `s${t.layoutBy.index}` : '-'}|${layout}`);
     }
     for (let i = 0; i < op.inputs.length; i++) for (let o = 0; o < op.outputs.length; o++) if (op.inputs[i] && op.outputs[o]) parts.push(ctx.canWriteInPlace(i, o) ? 'w' : 'r');
     parts.push(op.outputs.map((id) => (id ? category(id) : '-')).join(','));
@@ -324,13 +338,15 @@ export function lowerGraph(req: LowerRequest): Lowered {
     const m = lowered.get(like.key);
     if (!m || m.inputs.length !== like.inputs.length) return false;
     if (!m.steps.every((s) => s.kind === 'execute' || s.kind === 'exchange')) return false;
+    const shift = (like.ipu - m.ipu) * perIpu;
+    if (!m.inputs.every((id, k) => sameMapping(dg.tensors[id].mapping, dg.tensors[like.inputs[k]].mapping, shift))) return false;
     const outside = new Map(m.inputs.map((id, k) => [id, like.inputs[k]]));
     const [t0, t1] = m.made.tensors;
     if (!m.outputs.every((id) => (id >= t0 && id < t1) || outside.has(id))) return false;
     const names = new Map(m.op.outputs.map((id, o) => [id, op.outputs[o]]));
     const prefix = `${m.op.name}/`;
     const rename = (n: string) => names.get(n) ?? (n.startsWith(prefix) ? `${op.name}/${n.slice(prefix.length)}` : `${n} (${op.name})`);
-    const maps = dg.cloneShifted(m.made, (like.ipu - m.ipu) * perIpu, rename, outside, (o) => (o === m.op.name ? op.name : o));
+    const maps = dg.cloneShifted(m.made, shift, rename, outside, (o) => (o === m.op.name ? op.name : o));
     if (!maps) return false;
     m.outputs.forEach((id, o) => tensors.set(op.outputs[o], dg.tensors[maps.tensor(id)]));
     stepsOf(op).push(...m.steps.map((s) => (s.kind === 'execute' ? { kind: 'execute' as const, computeSet: maps.computeSet(s.computeSet) } : s.kind === 'exchange' ? { kind: 'exchange' as const, exchange: maps.exchange(s.exchange) } : s)));

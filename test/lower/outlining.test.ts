@@ -145,5 +145,15 @@ describe('outlining', () => {
     for (const [name, w] of plain.weights) expect(Array.from(outlined.weights.get(name)!), name).toEqual(Array.from(w));
     // A checkpoint holds the same tensors either way: a function's copies of the weights are not weights.
     expect(outlined.checkpoint).toEqual(plain.checkpoint);
+    // A weight-gradient matmul in a function maps its output like the weight, as without outlining (its
+    // weight there is the function's parameter, a constant): the update then reads both on the same tiles.
+    const likeWeight = (c: typeof plain.compiled) => new Map((c.program.notes ?? []).filter((n) => n.text.startsWith('output is the gradient of')).map((n) => [n.op, n.text]));
+    const outlinedLike = likeWeight(outlined.compiled);
+    expect(outlinedLike.size).toBeGreaterThan(0);
+    for (const [op, text] of outlinedLike) expect(text, op).toBe(likeWeight(plain.compiled).get(op));
+    const grads = outlined.compiled.schedule.filter((op) => op.opid.type === 'MatMulRhsGrad').map((op) => op.name);
+    const inFunctions = grads.filter((op) => outlined.compiled.program.computeSets.some((cs) => cs.op === op));
+    expect(inFunctions.length).toBeGreaterThan(0);
+    for (const op of inFunctions) expect(outlinedLike.has(op), op).toBe(true);
   });
 });

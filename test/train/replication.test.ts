@@ -310,6 +310,22 @@ describe('all-reduce costs on the link model', () => {
     expect(cw[0].cycles).toBe(Math.ceil((1 << 20) / groupBytesPerCycle(1, system)));
     for (const [k, p] of bi.entries()) expect(p.cycles, `step ${k}`).toBeLessThan(cw[k].cycles);
   });
+
+  it('tensors laid out alike share their phases (computed once), each named for its own tensor', async () => {
+    const c = await compile(loadConfigText(mlp({ micro: 8, ipus: 4, replicas: 4 }), FILE));
+    const device = c.program.device;
+    const codelets = await loadCodeletRegistry([]);
+    const rep = { replicas: 4, systemIpus: 4, method: 'clockwise' as const };
+    const tensor = (name: string, tiles: number) => ({ id: 0, name, dtype: 'float32' as const, shape: [1024], category: 'gradient' as const, intervals: Array.from({ length: tiles }, (_, k) => ({ tile: k, begin: (k * 1024) / tiles, end: ((k + 1) * 1024) / tiles, offset: 0 })) });
+    const a = allReducePhases(tensor('a', 16), device, rep, codelets);
+    const b = allReducePhases(tensor('b$&', 16), device, rep, codelets);
+    expect(b.map((p) => p.name)).toEqual(a.map((p) => p.name.replace('allReduce(a)', () => 'allReduce(b$&)')));
+    expect(b.map((p) => p.cycles)).toEqual(a.map((p) => p.cycles));
+    expect(a.some((p) => p.name.startsWith('allReduce(a) reduce-scatter 1/3'))).toBe(true);
+    // Another layout is costed on its own: on 4 tiles each holds 4x the elements.
+    const fewer = allReducePhases(tensor('a', 4), device, rep, codelets);
+    expect(fewer.find((p) => p.kind === 'compute')!.cycles).toBeGreaterThan(a.find((p) => p.kind === 'compute')!.cycles);
+  });
 });
 
 describe("PopART's checks on replicas", () => {
