@@ -86,6 +86,22 @@ export class BuildVertices {
     if (a) this.arrays.set(j, a);
   }
 
+  /**
+   * Slices of `tensor` in the vertices from index `from` on, moved on by base[tile] elements, the
+   * vertex's tile (an exchange buffer's tile blocks placed, src/lower/context.ts).
+   */
+  shiftSlices(from: number, tensor: number, base: ReadonlyMap<number, number>): void {
+    for (let i = from; i < this.count; i++) {
+      const by = base.get(this.tile[i]);
+      if (by === undefined || by === 0) continue;
+      for (let s = this.sliceStart[this.fieldStart[i]]; s < this.sliceStart[this.fieldStart[i + 1]]; s++) {
+        if (this.sliceTensor[s] !== tensor) continue;
+        this.sliceBegin[s] += by;
+        this.sliceEnd[s] += by;
+      }
+    }
+  }
+
   codeletName(i: number): string {
     return this.names.list[this.codelet[i]];
   }

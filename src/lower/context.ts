@@ -28,6 +28,17 @@ export interface LowerSchedule {
   anchors: ReadonlySet<string>;
 }
 
+/** An open exchange buffer (LowerContext.buffer). */
+interface Arena {
+  tensor: BuildTensor;
+  /** Elements of each tile's block so far. */
+  used: Map<number, number>;
+  /** Slices of it handed out, in their tile block's offsets, with their tile. */
+  handed: { slice: Slice; tile: number }[];
+  /** The copies into it: (exchange, copy index, tile) triples. */
+  rows: number[];
+}
+
 export class LowerContext {
   private cs = -1;
   private ex = -1;
@@ -42,15 +53,21 @@ export class LowerContext {
   /** Device tensors this op made with output(). */
   private readonly made = new Set<BuildTensor>();
   /**
-   * The open compute set's exchange buffers: one tensor per source tensor,
-   * tile and dtype, each copy a run of it, sized and mapped when the compute
-   * set closes (one tensor per copy made hundreds of thousands of tensors, and
-   * as many intervals to allocate, for a whole model). Not one buffer per tile
-   * for all sources: first-fit placement packs such large blocks worse (a
+   * The open compute set's exchange buffers: one tensor per source tensor, a
+   * block of it on each tile the copies go to, each copy a run of its tile's
+   * block, sized and mapped when the compute set closes (one tensor per copy,
+   * then one per source and tile, made millions of tensors for a whole model:
+   * a DenseNet-121's were most of its lowering heap). Each tile's block is
+   * placed on its own, as a tensor of its own was. Not one buffer per tile for
+   * all sources: first-fit placement packs such large blocks worse (a
    * BERT-base layer's peak temporaries rose 30%), while per source the peak
-   * is unchanged.
+   * is unchanged. Until it closes, slices of a buffer count from the start of
+   * their tile's block; closing moves them (the slices handed out, the copies'
+   * destinations and the compute set's vertices) to the tensor's elements.
    */
-  private arenas = new Map<number, { tensor: BuildTensor; used: number; tile: number }>();
+  private arenas = new Map<number, Arena>();
+  /** The open buffers by their tensor's id. */
+  private arenaOf = new Map<number, Arena>();
   /**
    * Bytes of tensors a consumer laid out (createInput) that this op brings
    * from other tiles, and would have brought had they been mapped linearly
@@ -220,13 +237,19 @@ export class LowerContext {
     if (list) {
       for (let k = 0; k < list.length; k++) {
         const c = list[k];
-        if (c.begin <= begin && end <= c.end) return { tensor: c.slice.tensor, begin: c.slice.begin + (begin - c.begin), end: c.slice.begin + (end - c.begin) };
+        if (c.begin <= begin && end <= c.end) {
+          const s = { tensor: c.slice.tensor, begin: c.slice.begin + (begin - c.begin), end: c.slice.begin + (end - c.begin) };
+          // Inside a buffer still open: in its tile block's offsets, moved when it closes.
+          this.arenaOf.get(s.tensor)?.handed.push({ slice: s, tile });
+          return s;
+        }
       }
     }
     if (this.cs < 0) throw new Error(`internal: ${this.op.name} asks for data before opening a compute set`);
     if (t.layoutBy) this.countLayout(t, begin, end, tile, this.graph.rangesOf(t, begin, end));
     const s = this.buffer(t, end - begin, tile);
     if (this.ex < 0) this.ex = this.graph.addExchange(`${this.graph.computeSets[this.cs].name}/exchange`, this.op.name);
+    this.arenaOf.get(s.tensor)!.rows.push(this.ex, this.graph.exchanges[this.ex].copies.length, tile);
     this.graph.addCopy(this.ex, this.slice(t, begin, end), s);
     if (list) list.push({ begin, end, slice: s });
     else this.copiesOn.set(tileKey, [{ begin, end, slice: s }]);
@@ -282,6 +305,7 @@ export class LowerContext {
       const stride = k + 1 < n ? runs[k + 1][0] - b : 0;
       let m = 1;
       if (stride > 0 && len > 0) while (k + m < n && runs[k + m][1] - runs[k + m][0] === len && runs[k + m][0] - runs[k + m - 1][0] === stride) m++;
+      this.arenaOf.get(s.tensor)!.rows.push(this.ex, this.graph.exchanges[this.ex].copies.length, tile);
       if (m > 1) this.graph.addStridedCopy(this.ex, { tensor: t.id, begin: b, end: b + len }, { tensor: s.tensor, begin: at, end: at + len }, m, stride, len);
       else this.graph.addCopy(this.ex, { tensor: t.id, begin: b, end: b + len }, { tensor: s.tensor, begin: at, end: at + len });
       at += m * len;
@@ -308,27 +332,46 @@ export class LowerContext {
     this.layoutBytes.linear += (end - begin - linearLocal) * bytes;
   }
 
-  /** `n` elements of `source` on `tile`, in the open compute set's buffer of its copies there. */
+  /** `n` elements of `source` on `tile`, in the open compute set's buffer of its copies (its block on that tile). */
   private buffer(source: BuildTensor, n: number, tile: number): Slice {
-    const key = source.id * this.graph.numTiles + tile;
-    let a = this.arenas.get(key);
+    let a = this.arenas.get(source.id);
     if (!a) {
-      a = { tensor: this.graph.addTensor(`${source.name}@tile${tile}`, source.dtype, [0], 'exchange', this.op.name), used: 0, tile };
-      this.arenas.set(key, a);
+      a = { tensor: this.graph.addTensor(`${source.name}@exchange`, source.dtype, [0], 'exchange', this.op.name), used: new Map(), handed: [], rows: [] };
+      this.arenas.set(source.id, a);
+      this.arenaOf.set(a.tensor.id, a);
     }
-    const begin = a.used;
-    a.used += n;
-    return { tensor: a.tensor.id, begin, end: begin + n };
+    const begin = a.used.get(tile) ?? 0;
+    a.used.set(tile, begin + n);
+    const s = { tensor: a.tensor.id, begin, end: begin + n };
+    a.handed.push({ slice: s, tile });
+    return s;
   }
 
-  /** Size and map the closing compute set's exchange buffers. */
+  /** Size and map the closing compute set's exchange buffers: each tile's block after the blocks of lower tiles. */
   private closeArenas(): void {
     for (const a of this.arenas.values()) {
-      a.tensor.shape = [a.used];
-      a.tensor.size = a.used;
-      this.graph.mapToTile(a.tensor, a.tile);
+      const base = new Map<number, number>();
+      const mapping: TileRange[] = [];
+      let size = 0;
+      for (const tile of [...a.used.keys()].sort((x, y) => x - y)) {
+        const n = a.used.get(tile)!;
+        base.set(tile, size);
+        if (n > 0) mapping.push({ tile, begin: size, end: size + n });
+        size += n;
+      }
+      a.tensor.shape = [size];
+      a.tensor.size = size;
+      this.graph.setTileMapping(a.tensor, mapping);
+      for (const h of a.handed) {
+        const by = base.get(h.tile)!;
+        h.slice.begin += by;
+        h.slice.end += by;
+      }
+      for (let k = 0; k < a.rows.length; k += 3) this.graph.exchanges[a.rows[k]].copies.shiftDst(a.rows[k + 1], base.get(a.rows[k + 2])!);
+      if (this.cs >= 0) this.graph.computeSets[this.cs].vertices.shiftSlices(0, a.tensor.id, base);
     }
     this.arenas = new Map();
+    this.arenaOf = new Map();
   }
 
   private flush(): void {

@@ -50,6 +50,11 @@ export class SliceCopies {
     if (this.strided) this.strided = this.strided.map(doubled);
   }
 
+  /** Move copy i's destination on by `by` elements (an exchange buffer's tile block placed, src/lower/context.ts). */
+  shiftDst(i: number, by: number): void {
+    this.cols[3][i] += by;
+  }
+
   srcTensor(i: number): number {
     return this.cols[0][i];
   }

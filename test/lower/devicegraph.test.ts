@@ -489,7 +489,7 @@ describe('LowerContext.onTile', () => {
     expect(g.tensors).toHaveLength(2);
     // The compute set's buffer of x's copies on tile 1: one tensor, each copy a run of it.
     const buf = g.tensors[1];
-    expect(buf.name).toBe('x@tile1');
+    expect(buf.name).toBe('x@exchange');
     expect(buf.category).toBe('exchange');
     expect(buf.op).toBe('op');
     expect(s).toEqual({ tensor: buf.id, begin: 0, end: 4 });
