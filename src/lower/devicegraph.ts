@@ -448,6 +448,8 @@ export class DeviceGraph {
     const { tileBytes, intervals, memory, lifetimes } = allocate(this.tensors, this.whole, this.numTiles, this, codelets, onPass);
     onPass('resolving vertex fields');
     const tensors: DeviceTensor[] = this.tensors.map((t) => {
+      // Each tensor's interval records: a whole model's millions, between the passes' own heap checks.
+      checkHostHeap('recording tile intervals', 4096);
       const life = lifetimes[t.id];
       // intervals: allocate() returns them in element order. Optional keys set after, not spread (a spread made two objects per tensor).
       const d: DeviceTensor = { id: t.id, name: t.name, dtype: t.dtype, shape: t.shape, category: t.category, op: t.op, intervals: intervalRecords(intervals, t.id) };

@@ -2,7 +2,7 @@
  * Host memory as a resource with a clear error. A compile that outgrows Node's
  * heap would end in V8's fatal out-of-memory abort (a stack trace, exit 134,
  * nothing said of what to do). The compile's loops call checkHostHeap() now and
- * then; past HEAP_FRACTION of the heap limit it stops with a RunError (exit 1)
+ * then; past HEAP_FRACTION of the heap limit (and HEAP_MARGIN_BYTES below it) it stops with a RunError (exit 1)
  * that gives the numbers and the remedies. V8 collects garbage hard before the
  * heap gets that full, so what is in use then is live data.
  */
@@ -16,6 +16,14 @@ import { RunError } from '../errors.js';
  * when collections free little: at 85% a 300 MB compile still died that way.
  */
 export const HEAP_FRACTION = 0.75;
+
+/**
+ * Room kept free below the limit whatever its size: the limit counts the
+ * young generation (some 48 MB) beside the old one, which is what fills, and a
+ * pass allocates tens of MB between two checks. Without it a user's 200 MB
+ * heap left V8's abort 14 MB away at the check.
+ */
+export const HEAP_MARGIN_BYTES = 96 * 2 ** 20;
 
 const MB = 2 ** 20;
 let calls = 0;
@@ -32,7 +40,7 @@ export function hostHeapCheckDue(every: number): boolean {
 export function checkHostHeap(where: string, every = 1): void {
   if (every > 1 && !hostHeapCheckDue(every)) return;
   const h = getHeapStatistics();
-  if (h.used_heap_size <= HEAP_FRACTION * h.heap_size_limit) return;
+  if (h.used_heap_size <= Math.min(HEAP_FRACTION * h.heap_size_limit, h.heap_size_limit - HEAP_MARGIN_BYTES)) return;
   const limit = Math.round(h.heap_size_limit / MB);
   throw new RunError(
     `out of host memory while ${where}: the compile holds ${Math.round(h.used_heap_size / MB)} MB of Node's ${limit} MB heap limit.\n` +

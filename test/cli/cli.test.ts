@@ -171,11 +171,12 @@ describe('other commands', () => {
   });
 
   it('a compile that outgrows the host heap exits 1 with the numbers, not V8\'s abort', () => {
-    // A 300 MB heap chosen by the user (so sim does not raise it) against the BERT-style layer on a full mk2.
-    const r = spawnSync(process.execPath, ['--max-old-space-size=300', BIN, 'compile', path.join(ROOT, 'configs/examples/bert-layer.yaml')], { encoding: 'utf8', cwd: tmp, timeout: 120_000 });
+    // A 200 MB heap chosen by the user (so sim does not raise it) against the BERT-style layer on a full mk2,
+    // which compiles in 300 MB since its vertices and exchange buffers became columns.
+    const r = spawnSync(process.execPath, ['--max-old-space-size=200', BIN, 'compile', path.join(ROOT, 'configs/examples/bert-layer.yaml')], { encoding: 'utf8', cwd: tmp, timeout: 120_000 });
     expect(r.status).toBe(1);
-    // Where it stops depends on what the compile holds (it passed the lowering once vertices became columns): any pass, named.
-    expect(r.stderr).toMatch(/out of host memory while (lowering op '[^']+'|[a-z ]+( '[^']+')?): the compile holds \d+ MB of Node's \d+ MB heap limit/);
+    // Where it stops depends on what is garbage at a check (collections run when they will): any pass, named.
+    expect(r.stderr).toMatch(/out of host memory while [^\n:]+: the compile holds \d+ MB of Node's \d+ MB heap limit/);
     expect(r.stderr).toMatch(/max-old-space-size=\d+/);
     expect(r.stderr).not.toMatch(/FATAL ERROR|JavaScript heap out of memory/);
   }, 150_000);
