@@ -63,9 +63,9 @@ export function unstrided(t: CopyTable): CopyTable {
   return b.finish();
 }
 
-/** A column of twice the length holding `a` first: growing a builder's columns. */
-export function doubled(a: Int32Array): Int32Array<ArrayBuffer> {
-  const g = new Int32Array(a.length * 2);
+/** A column of twice the length holding `a` first: growing a builder's columns (copies, vertices, intervals). */
+export function doubled<T extends Int32Array | Uint8Array | Float64Array>(a: T): T {
+  const g = new (a.constructor as new (n: number) => T)(a.length * 2);
   g.set(a);
   return g;
 }

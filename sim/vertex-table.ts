@@ -11,16 +11,8 @@
  * as the object codelets' cycles() and compute() see; it is made on demand
  * and is garbage soon after.
  */
+import { doubled } from './copies.js';
 import type { DeviceDType, FieldValue, Region, Vertex } from './program.js';
-
-type Column = Int32Array | Uint8Array | Float64Array;
-
-/** `a` in a column of twice its length (the builder's columns grow by doubling). */
-function doubled<T extends Column>(a: T): T {
-  const g = new (a.constructor as new (n: number) => T)(a.length * 2);
-  g.set(a);
-  return g;
-}
 
 /** Dtype codes of regionDtype. */
 export const REGION_DTYPES: readonly DeviceDType[] = ['float32', 'float16', 'int32', 'uint8'];

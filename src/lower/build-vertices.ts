@@ -8,15 +8,8 @@
  * collection walked while the later ops lowered. finalize resolves the slices
  * into sim/vertex-table.ts's regions.
  */
+import { doubled } from '../../sim/copies.js';
 import type { Slice } from './devicegraph.js';
-
-type Column = Int32Array | Uint8Array | Float64Array;
-
-function doubled<T extends Column>(a: T): T {
-  const g = new (a.constructor as new (n: number) => T)(a.length * 2);
-  g.set(a);
-  return g;
-}
 
 /** Names (codelets, fields, params) as numbers, shared by a graph's compute sets. */
 export class Names {
