@@ -1,8 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
 // `npm run test:models`: the light models compiled for a full mk2 (test/models). One model
-// at a time in one fork. Heap: DenseNet-121 peaks at ~2.7 GB used (ResNet-50 ~1.7 GB), and the
-// compile stops at 75% of the limit (src/util/host-heap.ts), so 4 GB; at 2 GB DenseNet stops.
+// at a time in one fork, with a 2 GB heap (issue 8's bound): all nine fit it since vertices and
+// exchange buffers became columns (the compile would stop at 3/4 of the limit, src/util/host-heap.ts).
 // A 64 MB young generation (V8's default is 16 MB): the lowering makes millions of short-lived
 // objects, and the larger semi-spaces cut scavenges and promotions (about 10-15% less CPU time).
 export default defineConfig({
@@ -13,6 +13,6 @@ export default defineConfig({
     testTimeout: 900_000,
     pool: 'forks',
     maxWorkers: 1,
-    execArgv: ['--max-old-space-size=4096', '--max-semi-space-size=64'],
+    execArgv: ['--max-old-space-size=2048', '--max-semi-space-size=64'],
   },
 });

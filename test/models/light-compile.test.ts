@@ -8,7 +8,7 @@
  * VGG-19 is planned with a lower availableMemoryProportion (LIGHT_DEVICE_SETTINGS
  * in test/conformance/light.ts), as a Poplar user would.
  *
- * Minutes of work and gigabytes of heap (ResNet-50 makes ~15 million exchange
+ * A minute and a half of work in a 2 GB heap (ResNet-50 makes ~4 million exchange
  * copies), so not part of `npm test`: `npm run test:models` (vitest.models.config.ts).
  */
 import { readdirSync, readFileSync } from 'node:fs';
