@@ -108,9 +108,18 @@ export function vertexRange(t: VertexTable, tileLo: number, tileHi: number): [nu
   return [first(tileLo), first(tileHi)];
 }
 
+/** How many vertices, fields, regions and scalar params a builder makes room for (it grows past them). */
+export interface VertexTableSize {
+  vertices: number;
+  fields: number;
+  regions: number;
+  params: number;
+}
+
 /**
  * Builds a table vertex by vertex: begin(), then its fields' regions and its
- * params, in any order of fields; finish() trims the columns.
+ * params, in any order of fields; finish() trims the columns. Given the sizes
+ * (finalize knows them), it allocates each column once, at its final length.
  */
 export class VertexTableBuilder {
   private n = 0;
@@ -119,19 +128,39 @@ export class VertexTableBuilder {
   private np = 0;
   private readonly names: string[] = [];
   private readonly ids = new Map<string, number>();
-  private codelet = new Int32Array(64);
-  private tile = new Int32Array(64);
-  private fieldStart = new Int32Array(65);
-  private paramStart = new Int32Array(65);
-  private fieldName = new Int32Array(64);
-  private fieldList = new Uint8Array(64);
-  private regionStart = new Int32Array(65);
-  private regionOffset = new Int32Array(64);
-  private regionCount = new Int32Array(64);
-  private regionDtype = new Uint8Array(64);
-  private paramName = new Int32Array(16);
-  private paramValue = new Float64Array(16);
+  private codelet: Int32Array;
+  private tile: Int32Array;
+  private fieldStart: Int32Array;
+  private paramStart: Int32Array;
+  private fieldName: Int32Array;
+  private fieldList: Uint8Array;
+  private regionStart: Int32Array;
+  private regionOffset: Int32Array;
+  private regionCount: Int32Array;
+  private regionDtype: Uint8Array;
+  private paramName: Int32Array;
+  private paramValue: Float64Array;
   private readonly arrays: Record<number, Record<string, number[]>> = {};
+
+  constructor(size: VertexTableSize = { vertices: 64, fields: 64, regions: 64, params: 16 }) {
+    // At least one of each: a column of length 0 would never grow.
+    const v = Math.max(1, size.vertices);
+    const f = Math.max(1, size.fields);
+    const r = Math.max(1, size.regions);
+    const p = Math.max(1, size.params);
+    this.codelet = new Int32Array(v);
+    this.tile = new Int32Array(v);
+    this.fieldStart = new Int32Array(v + 1);
+    this.paramStart = new Int32Array(v + 1);
+    this.fieldName = new Int32Array(f);
+    this.fieldList = new Uint8Array(f);
+    this.regionStart = new Int32Array(f + 1);
+    this.regionOffset = new Int32Array(r);
+    this.regionCount = new Int32Array(r);
+    this.regionDtype = new Uint8Array(r);
+    this.paramName = new Int32Array(p);
+    this.paramValue = new Float64Array(p);
+  }
 
   /** The index of a name in the table's names. */
   name(s: string): number {
@@ -149,6 +178,8 @@ export class VertexTableBuilder {
     if (this.n === this.codelet.length) {
       this.codelet = doubled(this.codelet);
       this.tile = doubled(this.tile);
+    }
+    if (this.n + 1 >= this.fieldStart.length) {
       this.fieldStart = doubled(this.fieldStart);
       this.paramStart = doubled(this.paramStart);
     }
@@ -161,11 +192,11 @@ export class VertexTableBuilder {
 
   /** Start a field of the current vertex: one region (list false) or a list of them. */
   field(name: number, list: boolean): void {
-    if (this.nf + 1 >= this.fieldName.length) {
+    if (this.nf === this.fieldName.length) {
       this.fieldName = doubled(this.fieldName);
       this.fieldList = doubled(this.fieldList);
-      this.regionStart = doubled(this.regionStart);
     }
+    if (this.nf + 1 >= this.regionStart.length) this.regionStart = doubled(this.regionStart);
     this.fieldName[this.nf] = name;
     this.fieldList[this.nf] = list ? 1 : 0;
     this.nf++;
@@ -228,21 +259,23 @@ export class VertexTableBuilder {
 
   finish(): VertexTable {
     const n = this.n;
+    // A column already at its length (the sizes given were exact) is the table's as it is.
+    const trim = <T extends Int32Array | Uint8Array | Float64Array>(a: T, length: number): T => (a.length === length ? a : (a.slice(0, length) as T));
     return {
       count: n,
       names: this.names,
-      codelet: this.codelet.slice(0, n),
-      tile: this.tile.slice(0, n),
-      fieldStart: this.fieldStart.slice(0, n + 1),
-      fieldName: this.fieldName.slice(0, this.nf),
-      fieldList: this.fieldList.slice(0, this.nf),
-      regionStart: this.regionStart.slice(0, this.nf + 1),
-      regionOffset: this.regionOffset.slice(0, this.nr),
-      regionCount: this.regionCount.slice(0, this.nr),
-      regionDtype: this.regionDtype.slice(0, this.nr),
-      paramStart: this.paramStart.slice(0, n + 1),
-      paramName: this.paramName.slice(0, this.np),
-      paramValue: this.paramValue.slice(0, this.np),
+      codelet: trim(this.codelet, n),
+      tile: trim(this.tile, n),
+      fieldStart: trim(this.fieldStart, n + 1),
+      fieldName: trim(this.fieldName, this.nf),
+      fieldList: trim(this.fieldList, this.nf),
+      regionStart: trim(this.regionStart, this.nf + 1),
+      regionOffset: trim(this.regionOffset, this.nr),
+      regionCount: trim(this.regionCount, this.nr),
+      regionDtype: trim(this.regionDtype, this.nr),
+      paramStart: trim(this.paramStart, n + 1),
+      paramName: trim(this.paramName, this.np),
+      paramValue: trim(this.paramValue, this.np),
       arrays: this.arrays,
     };
   }

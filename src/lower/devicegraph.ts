@@ -491,8 +491,10 @@ export class DeviceGraph {
       let lastName: string | undefined;
       let codelet: Codelet | undefined;
       let custom = false;
-      const b = new VertexTableBuilder();
       const vs = cs.vertices;
+      // The table's sizes are the build columns': each column allocated once, at its length.
+      const fields = vs.fieldStart[vs.count];
+      const b = new VertexTableBuilder({ vertices: vs.count, fields, regions: vs.sliceStart[fields], params: vs.paramStart[vs.count] });
       // The graph's name numbers in the table's.
       const local = new Int32Array(names.length).fill(-1);
       const id = (n: number) => (local[n] >= 0 ? local[n] : (local[n] = b.name(names[n])));

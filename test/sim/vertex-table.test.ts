@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { vertexElements } from '../../sim/codelet.js';
 import type { DeviceDType, FieldValue, Region, Vertex } from '../../sim/program.js';
-import { tableCodelets, vertexAt, vertexCodelet, vertexElementsAt, vertexList, vertexRange, vertexRegions, vertexTable } from '../../sim/vertex-table.js';
+import { tableCodelets, VertexTableBuilder, vertexAt, vertexCodelet, vertexElementsAt, vertexList, vertexRange, vertexRegions, vertexTable } from '../../sim/vertex-table.js';
 
 const dtype = fc.constantFrom<DeviceDType>('float32', 'float16', 'int32', 'uint8');
 const region: fc.Arbitrary<Region> = fc.record({ offset: fc.nat(1 << 20), count: fc.nat(4096), dtype });
@@ -41,6 +41,20 @@ describe('VertexTable', () => {
           expect(vertexRegions(t, i)).toBe(Object.values(v.fields).reduce((n, f) => n + (Array.isArray(f) ? f.length : 1), 0));
         });
         expect(new Set(tableCodelets(t))).toEqual(new Set(vs.map((v) => v.codelet)));
+      }),
+    );
+  });
+
+  it('gives the same table whatever sizes its builder starts from: exact (as finalize gives), none, or any', () => {
+    fc.assert(
+      fc.property(fc.array(vertex, { maxLength: 30 }), fc.record({ vertices: fc.nat(40), fields: fc.nat(80), regions: fc.nat(120), params: fc.nat(60) }), (vs, size) => {
+        const exact = vertexTable(vs);
+        const sizes = [size, { vertices: 0, fields: 0, regions: 0, params: 0 }, { vertices: exact.count, fields: exact.fieldName.length, regions: exact.regionOffset.length, params: exact.paramName.length }];
+        for (const s of sizes) {
+          const b = new VertexTableBuilder(s);
+          for (const v of vs) b.push(v);
+          expect(b.finish()).toEqual(exact);
+        }
       }),
     );
   });
