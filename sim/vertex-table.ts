@@ -108,6 +108,22 @@ export function vertexRange(t: VertexTable, tileLo: number, tileHi: number): [nu
   return [first(tileLo), first(tileHi)];
 }
 
+/** Names (codelets, fields, params) as numbers: a table's, or a graph's while it is built (src/lower/build-vertices.ts). */
+export class Names {
+  readonly list: string[] = [];
+  private readonly ids = new Map<string, number>();
+
+  id(s: string): number {
+    let id = this.ids.get(s);
+    if (id === undefined) {
+      id = this.list.length;
+      this.list.push(s);
+      this.ids.set(s, id);
+    }
+    return id;
+  }
+}
+
 /** How many vertices, fields, regions and scalar params a builder makes room for (it grows past them). */
 export interface VertexTableSize {
   vertices: number;
@@ -126,8 +142,7 @@ export class VertexTableBuilder {
   private nf = 0;
   private nr = 0;
   private np = 0;
-  private readonly names: string[] = [];
-  private readonly ids = new Map<string, number>();
+  private readonly names = new Names();
   private codelet: Int32Array;
   private tile: Int32Array;
   private fieldStart: Int32Array;
@@ -164,13 +179,7 @@ export class VertexTableBuilder {
 
   /** The index of a name in the table's names. */
   name(s: string): number {
-    let id = this.ids.get(s);
-    if (id === undefined) {
-      id = this.names.length;
-      this.names.push(s);
-      this.ids.set(s, id);
-    }
-    return id;
+    return this.names.id(s);
   }
 
   /** Start vertex number `count` (the vertices so far). */
@@ -263,7 +272,7 @@ export class VertexTableBuilder {
     const trim = <T extends Int32Array | Uint8Array | Float64Array>(a: T, length: number): T => (a.length === length ? a : (a.slice(0, length) as T));
     return {
       count: n,
-      names: this.names,
+      names: this.names.list,
       codelet: trim(this.codelet, n),
       tile: trim(this.tile, n),
       fieldStart: trim(this.fieldStart, n + 1),

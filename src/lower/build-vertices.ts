@@ -9,23 +9,8 @@
  * into sim/vertex-table.ts's regions.
  */
 import { doubled } from '../../sim/copies.js';
+import type { Names } from '../../sim/vertex-table.js';
 import type { Slice } from './devicegraph.js';
-
-/** Names (codelets, fields, params) as numbers, shared by a graph's compute sets. */
-export class Names {
-  readonly list: string[] = [];
-  private readonly ids = new Map<string, number>();
-
-  id(s: string): number {
-    let id = this.ids.get(s);
-    if (id === undefined) {
-      id = this.list.length;
-      this.list.push(s);
-      this.ids.set(s, id);
-    }
-    return id;
-  }
-}
 
 export class BuildVertices {
   count = 0;

@@ -25,8 +25,8 @@ import { firstRowEndingAfter, intervalRecords } from '../../sim/intervals.js';
 import { UserError } from '../errors.js';
 import { checkHostHeap, hostHeapCheckDue } from '../util/host-heap.js';
 import { fieldDtypeError } from './vertex-check.js';
-import { VertexTableBuilder } from '../../sim/vertex-table.js';
-import { BuildVertices, Names } from './build-vertices.js';
+import { Names, VertexTableBuilder } from '../../sim/vertex-table.js';
+import { BuildVertices } from './build-vertices.js';
 
 /**
  * A vertex added by codelet name (DeviceGraph.addVertex, as tests do), checked as ctx.vertex checks one

@@ -33,7 +33,8 @@ import type { BuildTensor, DeviceGraph, Slice } from './devicegraph.js';
 import { computeLiveness, type Access, type LeafStep, type Lifetime } from './liveness.js';
 import { checkHostHeap } from '../util/host-heap.js';
 import { FirstFit } from './first-fit.js';
-import { BuildVertices, Names } from './build-vertices.js';
+import { BuildVertices } from './build-vertices.js';
+import { Names } from '../../sim/vertex-table.js';
 import { doubled } from '../../sim/copies.js';
 
 /** Most elements of a tensor (its intervals' element ranges are Int32 columns). */
