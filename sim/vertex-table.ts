@@ -12,6 +12,7 @@
  * and is garbage soon after.
  */
 import { doubled } from './copies.js';
+import { rowEndingAfter } from './intervals.js';
 import type { DeviceDType, FieldValue, Region, Vertex } from './program.js';
 
 /** Dtype codes of regionDtype. */
@@ -95,17 +96,8 @@ export function vertexElementsAt(t: VertexTable, i: number): number {
 
 /** Index range [lo, hi) of the vertices on tiles [tileLo, tileHi) of a table sorted by tile. */
 export function vertexRange(t: VertexTable, tileLo: number, tileHi: number): [number, number] {
-  const first = (tile: number) => {
-    let lo = 0;
-    let hi = t.count;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (t.tile[mid] < tile) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
-  return [first(tileLo), first(tileHi)];
+  // The first vertex on a tile >= `tile` is the first whose tile is above tile - 1 (tiles are integers).
+  return [rowEndingAfter(t.tile, 0, t.count, tileLo - 1), rowEndingAfter(t.tile, 0, t.count, tileHi - 1)];
 }
 
 /** Names (codelets, fields, params) as numbers: a table's, or a graph's while it is built (src/lower/build-vertices.ts). */
