@@ -154,7 +154,7 @@ export function buildProgram(): Command {
     .description('compile only: memory and program report, no execution')
     .argument('<config>', 'config YAML file')
     .option('--out <dir>', 'write program.json (the DeviceProgram) into this folder')
-    .option('--timings', 'print host time and peak heap per compile pass')
+    .option('--timings', 'print host time, peak heap, typed arrays and RSS per compile pass')
     .action(async (file: string, o: { out?: string; timings?: boolean }) => {
       if (o.out) await checkOutputFolder(path.resolve(o.out), 'program.json');
       const timer = o.timings ? new PassTimer() : undefined;

@@ -181,11 +181,17 @@ describe('other commands', () => {
     expect(r.stderr).not.toMatch(/FATAL ERROR|JavaScript heap out of memory/);
   }, 150_000);
 
-  it('sim compile --timings prints each compile pass in order with its time and peak heap', () => {
+  it('sim compile --timings prints each compile pass in order with its time, peak heap, typed arrays and RSS', () => {
     const r = sim('compile', MLP_ADAM, '--timings');
     expect(r.code).toBe(0);
-    const table = r.stdout.slice(r.stdout.indexOf('compile passes (host time, peak heap):'));
-    const rows = [...table.matchAll(/^ {2}(.+?) +(\d+\.\d\d) s +(\d+) MB$/gm)].map((m) => ({ pass: m[1], s: Number(m[2]), mb: Number(m[3]) }));
+    const table = r.stdout.slice(r.stdout.indexOf('compile passes (host time, peak heap, peak typed arrays, peak process RSS):'));
+    const rows = [...table.matchAll(/^ {2}(.+?) +(\d+\.\d\d) s +(\d+) MB +(\d+) MB +(\d+) MB$/gm)].map((m) => ({
+      pass: m[1],
+      s: Number(m[2]),
+      mb: Number(m[3]),
+      arrays: Number(m[4]),
+      rss: Number(m[5]),
+    }));
     expect(rows.map((x) => x.pass)).toEqual([
       // src/compile.ts's PASSES, in order (a training config: all of them) ...
       'loading custom ops',
@@ -211,7 +217,13 @@ describe('other commands', () => {
     // Rounding to 10 ms per row: the total is the sum within that.
     expect(Math.abs(total.s - rows.reduce((a, x) => a + x.s, 0))).toBeLessThanOrEqual(0.01 * rows.length);
     expect(total.mb).toBe(Math.max(...rows.map((x) => x.mb)));
-    for (const x of rows) expect(x.mb).toBeGreaterThan(0);
+    expect(total.arrays).toBe(Math.max(...rows.map((x) => x.arrays)));
+    expect(total.rss).toBe(Math.max(...rows.map((x) => x.rss)));
+    for (const x of rows) {
+      expect(x.mb).toBeGreaterThan(0);
+      // The resident set holds the heap (the pages V8 has touched for it are at least those in use).
+      expect(x.rss).toBeGreaterThanOrEqual(x.mb);
+    }
   });
 });
 
