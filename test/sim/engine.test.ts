@@ -11,6 +11,7 @@ import type { Phase } from '../../sim/profile.js';
 import { tiny } from '../helpers.js';
 import { copyTable } from '../../sim/copies.js';
 import { vertexAt, vertexTable } from '../../sim/vertex-table.js';
+import { isShared } from '../../sim/shared-columns.js';
 
 const f32 = (offset: number, count: number): Region => ({ offset, count, dtype: 'float32' });
 
@@ -323,6 +324,29 @@ describe('Engine worker pool', () => {
       expect(many.got).toEqual(one.got);
       expect(Buffer.from(many.engine.memory.tileData())).toEqual(Buffer.from(one.engine.memory.tileData()));
       expect(many.engine.phases).toEqual(one.engine.phases);
+    }
+  });
+
+  it("the workers map the main thread's vertex tables (shared memory, sim/shared-columns.ts), not copies of them", async () => {
+    const program = addProgram();
+    const engine = await Engine.create(program, { workers: 2, numerics: true, inlineBelow: 0 });
+    try {
+      for (const cs of program.computeSets) for (const v of Object.values(cs.vertices)) if (ArrayBuffer.isView(v)) expect(isShared(v)).toBe(true);
+      // After the workers started, the main thread moves tile 0's Add output from c (@32) onto d and e (@48):
+      // the workers run it there only if they read this memory.
+      const cs0 = program.computeSets[0].vertices;
+      const out = cs0.regionStart[cs0.fieldStart[0] + 2];
+      expect(cs0.regionOffset[out]).toBe(32);
+      cs0.regionOffset[out] = 48;
+      const { io, got } = host();
+      await engine.run('load', io, 0);
+      await engine.run('step', io, 1);
+      await engine.run('read', io, 2);
+      // c[0:4] never written; the exchange puts c[4:6] = 55, 66 on d; e = d + c[0:2] = d.
+      expect(got.c).toEqual([0, 0, 0, 0, 55, 66]);
+      expect(got.e).toEqual([55, 66]);
+    } finally {
+      await engine.destroy();
     }
   });
 });
