@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import type { ElemArray } from '../../sim/codelet.js';
 import { Engine, type EngineOptions, type HostIO } from '../../sim/engine.js';
-import type { DeviceProgram, DeviceTensor, Region } from '../../sim/program.js';
+import type { DeviceProgram, DeviceTensor, Region, TileInterval } from '../../sim/program.js';
+import { tensorIntervals } from '../../sim/intervals.js';
 import type { Phase } from '../../sim/profile.js';
 import { tiny } from '../helpers.js';
 import { copyTable } from '../../sim/copies.js';
@@ -22,13 +23,13 @@ const f32 = (offset: number, count: number): Region => ({ offset, count, dtype: 
  *   tile 1: a[4:6] @0, b[4:6] @8,  c[4:6] @16                           (24 bytes)
  */
 function addProgram(): DeviceProgram {
-  const tensor = (id: number, name: string, shape: number[], intervals: DeviceTensor['intervals']): DeviceTensor => ({
+  const tensor = (id: number, name: string, shape: number[], intervals: TileInterval[]): DeviceTensor => ({
     id,
     name,
     dtype: 'float32',
     shape,
     category: 'activation',
-    intervals,
+    intervals: tensorIntervals(intervals),
   });
   return {
     schemaVersion: 1,
@@ -254,11 +255,11 @@ describe('Engine host scatter/gather', () => {
           dtype: 'float32',
           shape: [7],
           category: 'variable',
-          intervals: [
+          intervals: tensorIntervals([
             { tile: 2, begin: 0, end: 3, offset: 8 },
             { tile: 0, begin: 3, end: 5, offset: 0 },
             { tile: 1, begin: 5, end: 7, offset: 4 },
-          ],
+          ]),
         },
         {
           id: 1,
@@ -266,10 +267,10 @@ describe('Engine host scatter/gather', () => {
           dtype: 'float16',
           shape: [5],
           category: 'variable',
-          intervals: [
+          intervals: tensorIntervals([
             { tile: 2, begin: 0, end: 2, offset: 0 },
             { tile: 0, begin: 2, end: 5, offset: 8 },
-          ],
+          ]),
         },
       ],
       computeSets: [],
@@ -363,8 +364,8 @@ describe('an exchange fused with the compute set after it (sim/fused.ts)', () =>
     return {
       ...p,
       tensors: [
-        { id: 0, name: 'x', dtype: 'float32', shape: [2], category: 'activation', intervals: [{ tile: 0, begin: 0, end: 2, offset: 0 }] },
-        { id: 1, name: 'z', dtype: 'float32', shape: [2], category: 'activation', intervals: [{ tile: 1, begin: 0, end: 2, offset: 8 }] },
+        { id: 0, name: 'x', dtype: 'float32', shape: [2], category: 'activation', intervals: tensorIntervals([{ tile: 0, begin: 0, end: 2, offset: 0 }]) },
+        { id: 1, name: 'z', dtype: 'float32', shape: [2], category: 'activation', intervals: tensorIntervals([{ tile: 1, begin: 0, end: 2, offset: 8 }]) },
       ],
       computeSets: [
         {
