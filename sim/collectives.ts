@@ -33,6 +33,7 @@
  */
 import type { CodeletRegistry } from './codelet.js';
 import { computeSetCost } from './cost.js';
+import { elementsPerTile } from './intervals.js';
 import type { DeviceSpec } from './device.js';
 import { deviceRoute, groupCycles, interIpuSyncCycles } from './links.js';
 import { DTYPE_BYTES, type ComputeSet, type DeviceTensor, type Vertex } from './program.js';
@@ -152,8 +153,7 @@ export function allReducePhases(t: DeviceTensor, device: DeviceSpec, rep: Replic
 export function collectivePhases(t: DeviceTensor, device: DeviceSpec, rep: Replication, codelets: CodeletRegistry, which: 'allReduce' | 'reduceScatter' | 'allGather'): CollectivePhase[] {
   if (rep.replicas <= 1) return [];
   // Elements of t on each tile of the replica's device.
-  const perTile = new Map<number, number>();
-  for (const iv of t.intervals) perTile.set(iv.tile, (perTile.get(iv.tile) ?? 0) + iv.end - iv.begin);
+  const perTile = elementsPerTile(t.intervals);
   // The phases depend on the tensor's dtype, size and elements per tile, not its name: the weights of a
   // model's layers, laid out alike, share them (each is a few compute sets' costs over every tile).
   let byDevice = PHASES.get(device);
@@ -241,8 +241,7 @@ function phasesOf(t: DeviceTensor, perTile: ReadonlyMap<number, number>, device:
 
 /** The replica's own fragment of `t` copied into its shard: on each tile a Copy of 1/n of its elements (no exchange: the shard lies with the fragment's tiles' share). */
 export function replicaShardPhases(t: DeviceTensor, device: DeviceSpec, rep: Replication, codelets: CodeletRegistry): CollectivePhase[] {
-  const perTile = new Map<number, number>();
-  for (const iv of t.intervals) perTile.set(iv.tile, (perTile.get(iv.tile) ?? 0) + iv.end - iv.begin);
+  const perTile = elementsPerTile(t.intervals);
   const frag = (elems: number): number => Math.ceil(elems / rep.replicas);
   const vertices: Vertex[] = [...perTile].map(([tile, elems]) => ({ codelet: 'Copy', tile, fields: { in: { offset: 0, count: frag(elems), dtype: t.dtype }, out: { offset: 0, count: frag(elems), dtype: t.dtype } }, params: {} }));
   const name = collectiveName('replicaShard', t.name);

@@ -217,7 +217,8 @@ export class Engine {
     if (isRandomDraw(data)) {
       if (!t.remote && (t.dtype === 'float32' || t.dtype === 'int32')) {
         // Each interval holds elements [begin, end): drawn in place, no host array and no copy.
-        for (const iv of t.intervals) drawInto(this.memory.view(iv.tile, { offset: iv.offset, count: iv.end - iv.begin, dtype: t.dtype }) as Float32Array | Int32Array, data, iv.begin);
+        const iv = t.intervals;
+        for (let i = 0; i < iv.count; i++) drawInto(this.memory.view(iv.tile[i], { offset: iv.offset[i], count: iv.end[i] - iv.begin[i], dtype: t.dtype }) as Float32Array | Int32Array, data, iv.begin[i]);
         return;
       }
       const host = t.dtype === 'int32' ? new Int32Array(data.length) : new Float32Array(data.length);
@@ -262,8 +263,9 @@ export class Engine {
   /** Scatter bytes over a tensor's tile intervals. */
   private writeTiles(t: DeviceTensor, src: Uint8Array): void {
     const size = DTYPE_BYTES[t.dtype];
-    for (const iv of t.intervals) {
-      this.memory.bytes(iv.tile, iv.offset, (iv.end - iv.begin) * size).set(src.subarray(iv.begin * size, iv.end * size));
+    const iv = t.intervals;
+    for (let i = 0; i < iv.count; i++) {
+      this.memory.bytes(iv.tile[i], iv.offset[i], (iv.end[i] - iv.begin[i]) * size).set(src.subarray(iv.begin[i] * size, iv.end[i] * size));
     }
   }
 
@@ -271,7 +273,8 @@ export class Engine {
   private readTiles(t: DeviceTensor): Uint8Array {
     const size = DTYPE_BYTES[t.dtype];
     const out = new Uint8Array(t.shape.reduce((a, b) => a * b, 1) * size);
-    for (const iv of t.intervals) out.set(this.memory.bytes(iv.tile, iv.offset, (iv.end - iv.begin) * size), iv.begin * size);
+    const iv = t.intervals;
+    for (let i = 0; i < iv.count; i++) out.set(this.memory.bytes(iv.tile[i], iv.offset[i], (iv.end[i] - iv.begin[i]) * size), iv.begin[i] * size);
     return out;
   }
 

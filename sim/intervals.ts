@@ -2,10 +2,8 @@
  * Every tensor's tile intervals as one struct of arrays: allocation writes
  * them in one pass and finalize's later passes (vertex fields, exchange
  * copies) read them as columns, not as a TileInterval object per interval
- * (whole models have millions). The DeviceProgram still carries each
- * tensor's intervals as records (DeviceTensor.intervals, made from these by
- * intervalRecords); the columns are the form to hand on when it carries them
- * instead.
+ * (whole models have millions). The DeviceProgram carries each tensor's rows
+ * as TensorIntervals: views of these columns, no object per interval.
  */
 import type { TileInterval } from './program.js';
 
@@ -16,6 +14,19 @@ import type { TileInterval } from './program.js';
  */
 export interface IntervalTable {
   start: Int32Array;
+  tile: Int32Array;
+  begin: Int32Array;
+  end: Int32Array;
+  offset: Int32Array;
+}
+
+/**
+ * One tensor's intervals i = 0 .. count - 1, in element order (sorted by
+ * begin, disjoint): elements [begin[i], end[i]) on tile[i] at byte offset[i]
+ * of its memory. DeviceTensor.intervals.
+ */
+export interface TensorIntervals {
+  count: number;
   tile: Int32Array;
   begin: Int32Array;
   end: Int32Array;
@@ -37,9 +48,51 @@ export function rowEndingAfter(end: Int32Array, lo: number, hi: number, pos: num
   return lo;
 }
 
-/** Tensor t's intervals as records (the DeviceProgram's form). */
-export function intervalRecords(iv: IntervalTable, t: number): TileInterval[] {
-  const out: TileInterval[] = [];
-  for (let r = iv.start[t]; r < iv.start[t + 1]; r++) out.push({ tile: iv.tile[r], begin: iv.begin[r], end: iv.end[r], offset: iv.offset[r] });
+/** Tensor t's rows of the table, as views of its columns (the DeviceProgram's form: no copy, no object per interval). */
+export function tensorRows(iv: IntervalTable, t: number): TensorIntervals {
+  const a = iv.start[t];
+  const b = iv.start[t + 1];
+  return { count: b - a, tile: iv.tile.subarray(a, b), begin: iv.begin.subarray(a, b), end: iv.end.subarray(a, b), offset: iv.offset.subarray(a, b) };
+}
+
+/** Intervals given as records, as columns (hand-written programs, tests). */
+export function tensorIntervals(records: readonly TileInterval[]): TensorIntervals {
+  const n = records.length;
+  const out: TensorIntervals = { count: n, tile: new Int32Array(n), begin: new Int32Array(n), end: new Int32Array(n), offset: new Int32Array(n) };
+  records.forEach((r, i) => {
+    out.tile[i] = r.tile;
+    out.begin[i] = r.begin;
+    out.end[i] = r.end;
+    out.offset[i] = r.offset;
+  });
   return out;
+}
+
+/** Interval i as a record. */
+export function intervalAt(iv: TensorIntervals, i: number): TileInterval {
+  return { tile: iv.tile[i], begin: iv.begin[i], end: iv.end[i], offset: iv.offset[i] };
+}
+
+/** The intervals as records, one object each (tests, error messages and small tools; not for whole models). */
+export function intervalList(iv: TensorIntervals): TileInterval[] {
+  return Array.from({ length: iv.count }, (_, i) => intervalAt(iv, i));
+}
+
+/** Tensor t's intervals as records (intervalList of its rows). */
+export function intervalRecords(iv: IntervalTable, t: number): TileInterval[] {
+  return intervalList(tensorRows(iv, t));
+}
+
+/** Elements the intervals hold. */
+export function intervalElements(iv: TensorIntervals): number {
+  let n = 0;
+  for (let i = 0; i < iv.count; i++) n += iv.end[i] - iv.begin[i];
+  return n;
+}
+
+/** Elements per tile (tiles in the order the intervals first reach them). */
+export function elementsPerTile(iv: TensorIntervals): Map<number, number> {
+  const m = new Map<number, number>();
+  for (let i = 0; i < iv.count; i++) m.set(iv.tile[i], (m.get(iv.tile[i]) ?? 0) + iv.end[i] - iv.begin[i]);
+  return m;
 }

@@ -104,9 +104,10 @@ export class MemoryGuard {
     const owners: string[] = [];
     for (const t of this.program.tensors) {
       const size = DTYPE_BYTES[t.dtype];
-      for (const iv of t.intervals) {
-        if (iv.tile !== tile || offset < iv.offset || offset >= iv.offset + (iv.end - iv.begin) * size) continue;
-        owners.push(`'${t.name}' element ${iv.begin + Math.floor((offset - iv.offset) / size)}`);
+      const iv = t.intervals;
+      for (let i = 0; i < iv.count; i++) {
+        if (iv.tile[i] !== tile || offset < iv.offset[i] || offset >= iv.offset[i] + (iv.end[i] - iv.begin[i]) * size) continue;
+        owners.push(`'${t.name}' element ${iv.begin[i] + Math.floor((offset - iv.offset[i]) / size)}`);
       }
     }
     // Tensors with disjoint lifetimes share bytes: all of them are named.

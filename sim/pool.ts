@@ -31,6 +31,7 @@ import { CodeletFault, describeThrown, moduleInStack, type FaultRecord } from '.
 import type { TilePlan } from './exchange.js';
 import type { ComputeSet } from './program.js';
 import type { WorkerInit, WorkerTask } from './worker.js';
+import { shareColumns } from './shared-columns.js';
 import { vertexCodelet, vertexElementsAt } from './vertex-table.js';
 
 /** Elements below which a compute set runs on the main thread (~0.2 ms at 0.6 G elements/s). */
@@ -68,6 +69,10 @@ export class TilePool {
    * engine uses the pool and releases it (release()).
    */
   static async start(workers: number, init: Omit<WorkerInit, 'progress' | 'slots'>, codelets: CodeletRegistry): Promise<TilePool> {
+    // The vertex tables into shared memory, once: every worker maps them (a structured clone of
+    // workerData copies an ordinary ArrayBuffer per worker, not a SharedArrayBuffer). Exchanges reach
+    // the workers as copy-plan records in the replicas' shared memory already (sim/exchange.ts).
+    shareColumns(init.computeSets.map((cs) => cs.vertices));
     const fromSource = import.meta.url.endsWith('.ts');
     const filename = fileURLToPath(new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url));
     // Running from our TypeScript sources (tests, scripts/sim.ts), workers load them through tsx; a

@@ -6,12 +6,14 @@
  * programs. Workers load it once.
  */
 import type { CopyTable } from './copies.js';
+import type { TensorIntervals } from './intervals.js';
 import type { Replication } from './collectives.js';
 import type { DeviceSpec } from './device.js';
 import type { VertexTable } from './vertex-table.js';
 
 export type { CopyTable, ExchangeCopy } from './copies.js';
 export type { VertexTable } from './vertex-table.js';
+export type { TensorIntervals } from './intervals.js';
 
 export type DeviceDType = 'float32' | 'float16' | 'int32' | 'uint8';
 
@@ -20,7 +22,7 @@ export const DTYPE_BYTES: Record<DeviceDType, number> = { float32: 4, float16: 2
 /** Why a tensor exists; memory reports group bytes by this. */
 export type TensorCategory = 'variable' | 'constant' | 'stream' | 'activation' | 'gradient' | 'temporary' | 'exchange';
 
-/** A contiguous run of a tensor's elements [begin, end) held on one tile at a byte offset. */
+/** A contiguous run of a tensor's elements [begin, end) held on one tile at a byte offset (one row of TensorIntervals, as a record). */
 export interface TileInterval {
   tile: number;
   begin: number;
@@ -37,7 +39,12 @@ export interface DeviceTensor {
   category: TensorCategory;
   /** Name of the IR op that made it, for memory reports. */
   op?: string;
-  intervals: TileInterval[];
+  /**
+   * Its tile intervals as columns (sim/intervals.ts): in a compiled program,
+   * views of rows of the one IntervalTable allocation wrote, no object per
+   * interval. tensorIntervals() makes them from records, intervalList() gives records.
+   */
+  intervals: TensorIntervals;
   /**
    * Steps of the flattened 'batch' program during which the tensor holds data
    * (src/lower/liveness.ts); absent: always live. Tensors whose lifetimes do

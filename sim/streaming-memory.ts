@@ -34,7 +34,8 @@ export function streamingMemoryBytesPerCycle(device: DeviceSpec): number {
 export function remoteCopyCycles(t: DeviceTensor, device: DeviceSpec): number {
   const size = DTYPE_BYTES[t.dtype];
   const perIpu = new Float64Array(device.ipus);
-  for (const iv of t.intervals) perIpu[Math.min(device.ipus - 1, Math.floor(iv.tile / device.tilesPerIpu))] += (iv.end - iv.begin) * size;
+  const iv = t.intervals;
+  for (let i = 0; i < iv.count; i++) perIpu[Math.min(device.ipus - 1, Math.floor(iv.tile[i] / device.tilesPerIpu))] += (iv.end[i] - iv.begin[i]) * size;
   const busiest = perIpu.reduce((a, b) => Math.max(a, b), 0);
   const latency = Math.ceil(((device.streamingMemoryLatencyNs ?? DEFAULT_STREAMING_MEMORY_LATENCY_NS) * device.clockHz) / 1e9);
   return latency + Math.ceil(busiest / streamingMemoryBytesPerCycle(device));

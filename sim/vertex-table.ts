@@ -6,7 +6,8 @@
  * ResNet-50's heap, and every full collection walked them all.
  *
  * Plain data (typed arrays, a list of names, a record of the rare vector
- * parameters), so it is structured-cloned to the workers and written as JSON
+ * parameters), so it is structured-cloned to the workers (its columns moved
+ * into shared memory first, sim/shared-columns.ts: each worker maps them) and written as JSON
  * lists by sim/copies.ts's programJsonReplacer. vertexAt() gives one vertex
  * as the object codelets' cycles() and compute() see; it is made on demand
  * and is garbage soon after.

@@ -34,6 +34,7 @@ export interface WorkerInit {
   tileBytes: number[];
   /** Room for copy-plan records in tile memory (sim/memory.ts). */
   planRecords: number;
+  /** Their vertex tables' columns are views of SharedArrayBuffers (TilePool.start moves them there): mapped, not copied. */
   computeSets: ComputeSet[];
   modules: string[];
   /** Int32 per task slot: index of the vertex the slot's task is running (read by the pool if the thread dies). */

@@ -21,7 +21,7 @@ import { allocate } from './memory.js';
 import { layoutTile, linearLayout } from './linear.js';
 import { SliceCopies } from './slice-copies.js';
 import { firstEndingAfter, resolveAllCopies } from './resolve-copies.js';
-import { firstRowEndingAfter, intervalRecords } from '../../sim/intervals.js';
+import { firstRowEndingAfter, intervalList, tensorRows } from '../../sim/intervals.js';
 import { UserError } from '../errors.js';
 import { checkHostHeap, hostHeapCheckDue } from '../util/host-heap.js';
 import { fieldDtypeError } from './vertex-check.js';
@@ -448,11 +448,11 @@ export class DeviceGraph {
     const { tileBytes, intervals, memory, lifetimes } = allocate(this.tensors, this.whole, this.numTiles, this, codelets, onPass);
     onPass('resolving vertex fields');
     const tensors: DeviceTensor[] = this.tensors.map((t) => {
-      // Each tensor's interval records: a whole model's millions, between the passes' own heap checks.
-      checkHostHeap('recording tile intervals', 4096);
+      // A record per tensor (its intervals are views of the table's rows): many thousands, between the passes' own heap checks.
+      checkHostHeap('recording tensors', 4096);
       const life = lifetimes[t.id];
-      // intervals: allocate() returns them in element order. Optional keys set after, not spread (a spread made two objects per tensor).
-      const d: DeviceTensor = { id: t.id, name: t.name, dtype: t.dtype, shape: t.shape, category: t.category, op: t.op, intervals: intervalRecords(intervals, t.id) };
+      // intervals: allocate() returns them in element order, as columns; the tensor's are views of its rows, not copies. Optional keys set after, not spread (a spread made two objects per tensor).
+      const d: DeviceTensor = { id: t.id, name: t.name, dtype: t.dtype, shape: t.shape, category: t.category, op: t.op, intervals: tensorRows(intervals, t.id) };
       if (typeof life === 'object') d.live = life;
       if (t.remote) d.remote = true;
       if (t.shardOf) d.shardOf = t.shardOf;
@@ -479,7 +479,7 @@ export class DeviceGraph {
         throw loweringError(
           cs.op,
           `${where} reads '${t.name}' elements [${begin}, ${end}) on tile ${tile}, but they are not all there ` +
-            `(mapped: ${t.intervals.map((i) => `tile ${i.tile} [${i.begin}, ${i.end})`).join(', ')}); bring them with onTile()`,
+            `(mapped: ${intervalList(t.intervals).map((i) => `tile ${i.tile} [${i.begin}, ${i.end})`).join(', ')}); bring them with onTile()`,
         );
       }
       b.region(intervals.offset[r] + (begin - intervals.begin[r]) * DTYPE_BYTES[t.dtype], end - begin, t.dtype);

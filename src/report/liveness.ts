@@ -7,6 +7,7 @@ import { DTYPE_BYTES, homeOffTiles, innerSteps, type DeviceProgram, type Program
 import { collectiveName } from '../../sim/collectives.js';
 import { remoteName } from '../../sim/streaming-memory.js';
 import { unstrided } from '../../sim/copies.js';
+import { intervalElements } from '../../sim/intervals.js';
 
 export interface LivenessRow {
   step: number;
@@ -26,7 +27,7 @@ export function livenessCurve(p: DeviceProgram): LivenessRow[] {
     }
   };
   flatten(p.programs.batch ?? []);
-  const bytesOf = p.tensors.map((t) => t.intervals.reduce((a, i) => a + (i.end - i.begin), 0) * DTYPE_BYTES[t.dtype]);
+  const bytesOf = p.tensors.map((t) => intervalElements(t.intervals) * DTYPE_BYTES[t.dtype]);
   const first = new Array<number>(p.tensors.length).fill(Infinity);
   const last = new Array<number>(p.tensors.length).fill(-Infinity);
   const touch = (id: number | undefined, s: number) => {
@@ -40,10 +41,11 @@ export function livenessCurve(p: DeviceProgram): LivenessRow[] {
   // millions of copies and regions).
   const byTile = new Map<number, { offset: number; end: number; id: number }[]>();
   for (const t of p.tensors) {
-    for (const iv of t.intervals) {
-      const list = byTile.get(iv.tile) ?? [];
-      list.push({ offset: iv.offset, end: iv.offset + (iv.end - iv.begin) * DTYPE_BYTES[t.dtype], id: t.id });
-      byTile.set(iv.tile, list);
+    const iv = t.intervals;
+    for (let i = 0; i < iv.count; i++) {
+      const list = byTile.get(iv.tile[i]) ?? [];
+      list.push({ offset: iv.offset[i], end: iv.offset[i] + (iv.end[i] - iv.begin[i]) * DTYPE_BYTES[t.dtype], id: t.id });
+      byTile.set(iv.tile[i], list);
     }
   }
   const segments = new Map<number, { start: Float64Array; id: Int32Array }>();

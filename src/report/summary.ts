@@ -8,6 +8,7 @@ import { addPhase, emptyTotals, type CycleTotals } from '../../sim/profile.js';
 import { normDomain } from '../ir/opid.js';
 import type { RunResult } from '../session.js';
 import { DTYPE_BYTES, innerSteps, type ProgramStep } from '../../sim/program.js';
+import { intervalElements } from '../../sim/intervals.js';
 import { programView, type ProgramView } from './program-view.js';
 import { ipuRows, type IpuRow } from './ipus.js';
 import { isSharded } from '../shard/place.js';
@@ -80,7 +81,7 @@ export function profileTables(r: RunResult, view: ProgramView = programView(r.co
   }
   for (const t of r.compiled.program.tensors) {
     const row = t.op === undefined ? undefined : opTotals.get(t.op);
-    if (row) for (const iv of t.intervals) row.memoryBytes += (iv.end - iv.begin) * DTYPE_BYTES[t.dtype];
+    if (row) row.memoryBytes += intervalElements(t.intervals) * DTYPE_BYTES[t.dtype];
   }
   const tileCompute = new Map<number, number>();
   const tileExchange = new Map<number, number>();

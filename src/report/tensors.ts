@@ -4,6 +4,7 @@
  * batch program's leaf steps, as src/lower/liveness.ts decided; -1 = always).
  */
 import { DTYPE_BYTES, type DeviceProgram } from '../../sim/program.js';
+import { elementsPerTile } from '../../sim/intervals.js';
 
 export interface TensorRow {
   name: string;
@@ -27,8 +28,8 @@ export function tensorRows(p: DeviceProgram, peakTile: number): TensorRow[] {
   const rows: TensorRow[] = [];
   for (const t of p.tensors) {
     const size = DTYPE_BYTES[t.dtype];
-    const perTile = new Map<number, number>();
-    for (const iv of t.intervals) perTile.set(iv.tile, (perTile.get(iv.tile) ?? 0) + (iv.end - iv.begin) * size);
+    const perTile = elementsPerTile(t.intervals);
+    for (const [tile, n] of perTile) perTile.set(tile, n * size);
     if (!perTile.size) continue; // dropped: no memory
     let maxTile = -1;
     let maxTileBytes = 0;

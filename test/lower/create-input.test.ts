@@ -12,6 +12,7 @@ import { compileReport } from '../../src/cli/compile-report.js';
 import { linearStartTile } from '../../src/lower/linear.js';
 import { compile } from '../../src/session.js';
 import { ROOT } from '../helpers.js';
+import { intervalList } from '../../sim/intervals.js';
 
 const config = (tile: number, gap = 0) => `
 name: create-input
@@ -39,7 +40,7 @@ describe('createInput: consumers choose the layout of what nothing produces', ()
       const p = c.program;
       for (const name of ['x', 'w']) {
         const t = p.tensors.find((d) => d.name === name)!;
-        expect(new Set(t.intervals.map((i) => i.tile))).toEqual(new Set([tile]));
+        expect(new Set(intervalList(t.intervals).map((i) => i.tile))).toEqual(new Set([tile]));
       }
       expect(p.exchanges.filter((e) => e.op.includes('PinnedMul') && e.copies.count > 0)).toEqual([]);
       expect(p.notes!.filter((n) => n.kind === 'layout').map((n) => n.text)).toEqual([

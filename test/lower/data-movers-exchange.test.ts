@@ -18,6 +18,7 @@ import { copyList } from '../../sim/copies.js';
 import { loadCodeletRegistry } from '../../sim/modules.js';
 import { tiny } from '../helpers.js';
 import { attr, f32, floatTensor, int64Tensor, modelBytes, node } from '../onnx/helpers.js';
+import { intervalList } from '../../sim/intervals.js';
 
 const TILES = 64;
 const SLACK = 1024;
@@ -39,7 +40,7 @@ function perTile(bytes: Uint8Array): { received: number[]; output: number[] } {
   // The tensor the host reads y from: y's memory, wherever an alias put it.
   const out = program.tensors[program.streams.find((s) => s.name.startsWith('y->'))!.tensor];
   const output = new Array<number>(TILES).fill(0);
-  for (const iv of out.intervals) output[iv.tile] += 4 * (iv.end - iv.begin);
+  for (const iv of intervalList(out.intervals)) output[iv.tile] += 4 * (iv.end - iv.begin);
   return { received, output };
 }
 

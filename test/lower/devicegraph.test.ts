@@ -22,6 +22,7 @@ import { copyList } from '../../sim/copies.js';
 import { addCodelet } from '../../sim/codelets/binary.js';
 import { UserError } from '../../src/errors.js';
 import { vertexList } from '../../sim/vertex-table.js';
+import { intervalList } from '../../sim/intervals.js';
 
 function codelets(): CodeletRegistry {
   const r = new CodeletRegistry();
@@ -232,14 +233,14 @@ describe('finalize: allocation', () => {
   it('aligns every interval to allocationAlignment (8)', () => {
     const p = fourOnTile0(8);
     // h [0, 6); f at ceil(6/8) x 8 = 8 -> [8, 16); u [16, 21); s at 24 -> [24, 28)
-    expect(p.tensors.map((t) => t.intervals[0].offset)).toEqual([0, 8, 16, 24]);
+    expect(p.tensors.map((t) => intervalList(t.intervals)[0].offset)).toEqual([0, 8, 16, 24]);
     expect(p.tileBytes).toEqual([28, 0, 0, 0]);
   });
 
   it('aligns every interval to allocationAlignment (16)', () => {
     const p = fourOnTile0(16);
     // h [0, 6); f at 16 -> [16, 24); u at 32 -> [32, 37); s at 48 -> [48, 52)
-    expect(p.tensors.map((t) => t.intervals[0].offset)).toEqual([0, 16, 32, 48]);
+    expect(p.tensors.map((t) => intervalList(t.intervals)[0].offset)).toEqual([0, 16, 32, 48]);
     expect(p.tileBytes).toEqual([52, 0, 0, 0]);
   });
 
@@ -256,15 +257,30 @@ describe('finalize: allocation', () => {
       { tile: 1, begin: 1, end: 3 },
     ]);
     const p = g.finalize(codelets(), []);
-    expect(p.tensors[0].intervals).toEqual([
+    expect(intervalList(p.tensors[0].intervals)).toEqual([
       { tile: 1, begin: 0, end: 2, offset: 0 },
       { tile: 2, begin: 2, end: 6, offset: 0 },
     ]);
-    expect(p.tensors[1].intervals).toEqual([
+    expect(intervalList(p.tensors[1].intervals)).toEqual([
       { tile: 2, begin: 0, end: 1, offset: 16 },
       { tile: 1, begin: 1, end: 3, offset: 8 },
     ]);
     expect(p.tileBytes).toEqual([0, 16, 20, 0]);
+  });
+
+  it("carries every tensor's intervals as views of one set of columns (allocation's table: no copy, no object per interval)", () => {
+    const g = new DeviceGraph(tiny());
+    const a = g.addTensor('a', 'float32', [6], 'variable');
+    g.setTileMapping(a, [
+      { tile: 1, begin: 0, end: 2 },
+      { tile: 2, begin: 2, end: 6 },
+    ]);
+    g.mapToTile(g.addTensor('b', 'float32', [3], 'variable'), 3);
+    const p = g.finalize(codelets(), []);
+    const [ta, tb] = p.tensors.map((t) => t.intervals);
+    expect([ta.count, tb.count]).toEqual([2, 1]);
+    for (const col of ['tile', 'begin', 'end', 'offset'] as const) expect(ta[col].buffer).toBe(tb[col].buffer);
+    expect([...tb.tile, ...tb.begin, ...tb.end]).toEqual([3, 0, 3]);
   });
 
   it('requires every tensor to be mapped', () => {
@@ -442,13 +458,13 @@ describe('finalize: exchange copies', () => {
 
           // Fill src with 1, 2, 3, ..., run the copies on real tile memory, gather dst.
           const mem = new TileMemory(p.tileBytes);
-          for (const iv of p.tensors[0].intervals) {
+          for (const iv of intervalList(p.tensors[0].intervals)) {
             const v = mem.view(iv.tile, { offset: iv.offset, count: iv.end - iv.begin, dtype });
             for (let i = iv.begin; i < iv.end; i++) v[i - iv.begin] = i + 1;
           }
           for (const c of copies) mem.copy(c.srcTile, c.srcOffset, c.dstTile, c.dstOffset, c.bytes);
           const out = new Array<number>(dst.size).fill(-1);
-          for (const iv of p.tensors[1].intervals) {
+          for (const iv of intervalList(p.tensors[1].intervals)) {
             const v = mem.view(iv.tile, { offset: iv.offset, count: iv.end - iv.begin, dtype });
             for (let i = iv.begin; i < iv.end; i++) out[i] = v[i - iv.begin];
           }

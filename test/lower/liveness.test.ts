@@ -15,6 +15,7 @@ import { DeviceGraph } from '../../src/lower/devicegraph.js';
 import { computeLiveness, type Access, type LeafStep, type LivenessTensor } from '../../src/lower/liveness.js';
 import { vertexStateBytes } from '../../src/lower/memory.js';
 import { tiny } from '../helpers.js';
+import { intervalList } from '../../sim/intervals.js';
 
 function codelets(): CodeletRegistry {
   const r = new CodeletRegistry();
@@ -148,7 +149,7 @@ describe('allocation with liveness', () => {
 
   it('shares memory between tensors never live together, and counts code and vertex state', async () => {
     const p = chain().finalize(codelets(), []);
-    const off = (name: string) => p.tensors.find((t) => t.name === name)!.intervals[0].offset;
+    const off = (name: string) => p.tensors.find((t) => t.name === name)!.intervals.offset[0];
     // always live first: v [0, 64), w [64, 96).
     // t1 [0, 1] at 96; t2 [1, 2] overlaps t1 in time -> 160; t3 [2, 3]: t1 is dead, fits at 96 below t2.
     expect(['v', 'w', 't1', 't2', 't3'].map(off)).toEqual([0, 64, 96, 160, 96]);
@@ -173,7 +174,7 @@ describe('allocation with liveness', () => {
     delete g.programs.batch;
     const p = g.finalize(codelets(), []);
     // v 0, w 64, t1 96, t2 160, t3 224 -> 256 of data
-    expect(p.tensors.map((t) => t.intervals[0].offset)).toEqual([0, 64, 96, 160, 224]);
+    expect(p.tensors.map((t) => intervalList(t.intervals)[0].offset)).toEqual([0, 64, 96, 160, 224]);
     expect(p.memory![0]).toEqual({ alwaysLive: 256, temporaries: 0, code: 1024, vertexState: 80, total: 1360 });
   });
 

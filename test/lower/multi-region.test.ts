@@ -35,6 +35,7 @@ import { runGraph } from '../../src/session.js';
 import { randomData, tiny } from '../helpers.js';
 import { roundHalf } from '../../sim/half.js';
 import { vertexList, vertexTable } from '../../sim/vertex-table.js';
+import { intervalList } from '../../sim/intervals.js';
 
 const { onnx } = onnxProto;
 
@@ -152,7 +153,7 @@ describe('elementwise ops on a layout with many runs per tile', () => {
     expect(relu, 'the Relu output tensor').toBeDefined();
     // The premise: the conv's output (and so Relu's) lies in several runs on some tile.
     const runsPerTile = new Map<number, number>();
-    for (const iv of relu!.intervals) runsPerTile.set(iv.tile, (runsPerTile.get(iv.tile) ?? 0) + 1);
+    for (const iv of intervalList(relu!.intervals)) runsPerTile.set(iv.tile, (runsPerTile.get(iv.tile) ?? 0) + 1);
     expect(Math.max(...runsPerTile.values())).toBeGreaterThan(device.workersPerTile);
     for (const op of ['bn', 'relu', 'sum', 'sigmoid']) {
       const byTile = verticesByTile(program, op);

@@ -21,6 +21,7 @@ import { DTYPE_BYTES, type DeviceProgram, type DeviceTensor } from '../../sim/pr
 import { runsOf } from '../../sim/copies.js';
 import { ROOT } from '../helpers.js';
 import { checkForward, f32 } from '../ops/harness.js';
+import { intervalList } from '../../sim/intervals.js';
 
 const DEVICE = '{preset: mk2, tiles: 64}';
 
@@ -32,7 +33,7 @@ function remoteBytesFrom(p: DeviceProgram, t: DeviceTensor): number {
     const c = ex.copies;
     for (let i = 0; i < c.count; i++) {
       if (c.srcTile[i] === c.dstTile[i]) continue;
-      const from = t.intervals.some((iv) => iv.tile === c.srcTile[i] && iv.offset <= c.srcOffset[i] && c.srcOffset[i] < iv.offset + (iv.end - iv.begin) * bytes);
+      const from = intervalList(t.intervals).some((iv) => iv.tile === c.srcTile[i] && iv.offset <= c.srcOffset[i] && c.srcOffset[i] < iv.offset + (iv.end - iv.begin) * bytes);
       if (from) total += runsOf(c, i) * c.bytes[i];
     }
   }
@@ -94,8 +95,8 @@ describe('a block several tiles read is shared among them in whole rows', () => 
     const { p, tensor, created } = await compiled(config([17, 16], [16, 64], '{op: MatMul, inputs: [x, w], outputs: [y]}'), plans);
     expect(created).toContain('x');
     const x = tensor('x');
-    expect(new Set(x.intervals.map((iv) => iv.tile)).size).toBe(4);
-    for (const iv of x.intervals) expect([iv.begin % 16, iv.end % 16]).toEqual([0, 0]);
+    expect(new Set(intervalList(x.intervals).map((iv) => iv.tile)).size).toBe(4);
+    for (const iv of intervalList(x.intervals)) expect([iv.begin % 16, iv.end % 16]).toEqual([0, 0]);
     expect(remoteBytesFrom(p, x)).toBe(3 * 17 * 16 * 4);
     await checkForward({ op: 'MatMul', inputs: { a: f32([17, 16], 3), b: f32([16, 64], 4) }, device: mk2, atol: 5e-5, rtol: 1e-5, plans });
   });
@@ -128,7 +129,7 @@ describe('a strided operand block is created for the matmul only where no other 
   const node = '{op: Gemm, inputs: [x, w], outputs: [y], attributes: {transB: 1}}';
   const mostPerTile = (t: DeviceTensor) => {
     const n = new Map<number, number>();
-    for (const iv of t.intervals) n.set(iv.tile, (n.get(iv.tile) ?? 0) + 1);
+    for (const iv of intervalList(t.intervals)) n.set(iv.tile, (n.get(iv.tile) ?? 0) + 1);
     return Math.max(...n.values());
   };
 

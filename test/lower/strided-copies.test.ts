@@ -18,6 +18,7 @@ import { Op } from '../../src/ir/op.js';
 import { LowerContext } from '../../src/lower/context.js';
 import { DeviceGraph, type TileRange } from '../../src/lower/devicegraph.js';
 import { tiny } from '../helpers.js';
+import { intervalList } from '../../sim/intervals.js';
 
 function codelets(): CodeletRegistry {
   const r = new CodeletRegistry();
@@ -58,13 +59,13 @@ function build(dtype: DeviceDType, rows: number, cols: number, mapping: TileRang
 function run(p: DeviceProgram): number[][] {
   const mem = new TileMemory(p.tileBytes, { planRecords: runCount(p.exchanges[0].copies) });
   const src = p.tensors[0];
-  for (const iv of src.intervals) {
+  for (const iv of intervalList(src.intervals)) {
     const v = mem.view(iv.tile, { offset: iv.offset, count: iv.end - iv.begin, dtype: src.dtype });
     for (let i = iv.begin; i < iv.end; i++) v[i - iv.begin] = (i % 100) + 1;
   }
   const plan = planExchange(p.exchanges[0], mem, 1)!;
   mem.runPlan(plan.at, plan.bounds[1]);
-  return p.tensors.map((t) => t.intervals.flatMap((iv) => Array.from(mem.bytes(iv.tile, iv.offset, (iv.end - iv.begin) * DTYPE_BYTES[t.dtype]))));
+  return p.tensors.map((t) => intervalList(t.intervals).flatMap((iv) => Array.from(mem.bytes(iv.tile, iv.offset, (iv.end - iv.begin) * DTYPE_BYTES[t.dtype]))));
 }
 
 const sortedRuns = (t: CopyTable) => copyList(t).sort((a, b) => a.srcTile - b.srcTile || a.srcOffset - b.srcOffset || a.dstTile - b.dstTile || a.dstOffset - b.dstOffset);

@@ -27,6 +27,7 @@ import type { DeviceSpec } from '../../sim/device.js';
 import { DTYPE_BYTES, type DeviceProgram } from '../../sim/program.js';
 import { ROOT, tiny } from '../helpers.js';
 import { checkForward, f32, i32, type TensorSpec } from './harness.js';
+import { intervalList } from '../../sim/intervals.js';
 
 const EXACT = { atol: 0, rtol: 0 };
 const mk64 = (over: Partial<DeviceSpec> = {}): DeviceSpec => ({ ...loadDevicePreset('mk2'), tilesPerIpu: 64, ...over });
@@ -43,7 +44,7 @@ const DEVICES: Record<string, () => DeviceSpec> = {
 function bytesOf(p: DeviceProgram, name: string): Map<number, [number, number][]> {
   const t = p.tensors.find((x) => x.name === name)!;
   const out = new Map<number, [number, number][]>();
-  for (const i of t.intervals) {
+  for (const i of intervalList(t.intervals)) {
     const list = out.get(i.tile) ?? [];
     list.push([i.offset, i.offset + (i.end - i.begin) * DTYPE_BYTES[t.dtype]]);
     out.set(i.tile, list);
@@ -194,9 +195,9 @@ ${train ? 'train: {loss: {type: l1, input: y, scale: 1.0, reduction: mean}, opti
     const table = p.tensors.find((t) => t.name === 'table')!;
     const grad = p.tensors.find((t) => (t.op ?? '').includes('GatherGrad') && t.shape.join() === '3000,96')!;
     expect(grad).toBeDefined();
-    const tiles = (t: typeof table) => t.intervals.map((i) => `${i.tile}:${i.begin}-${i.end}`).join();
+    const tiles = (t: typeof table) => intervalList(t.intervals).map((i) => `${i.tile}:${i.begin}-${i.end}`).join();
     expect(tiles(grad)).toBe(tiles(table));
-    expect(new Set(table.intervals.map((i) => i.tile)).size).toBeGreaterThan(32);
+    expect(new Set(intervalList(table.intervals).map((i) => i.tile)).size).toBeGreaterThan(32);
     expect(p.notes!.some((n) => n.kind === 'layout' && /input 0 'table' is created where this op reads it/.test(n.text))).toBe(true);
     expect(copiesReading(p, 'table', /./)).toBe(0);
     // The SGD update of the table reads table and gradient in place.

@@ -6,6 +6,7 @@ import { createRegistry } from '../../src/model/modules.js';
 import { runGraph } from '../../src/session.js';
 import { tiny } from '../helpers.js';
 import { checkForward, type OpCase } from './harness.js';
+import { intervalList } from '../../sim/intervals.js';
 
 /** The case's graph (every input streamed unless constant), as the harness builds it. */
 export function declOf(c: OpCase): GraphDecl {
@@ -33,7 +34,7 @@ export async function lowered(c: OpCase) {
   for (const [name, t] of Object.entries(c.inputs)) if (!t.constant) inputs[name] = t.data;
   const r = await runGraph({ graph, registry, device: c.device ?? tiny(), inputs, outputs: c.outputs ?? ['y'], plans: c.plans });
   const out = r.program.tensors.find((t) => t.name === (c.outputs ?? ['y'])[0])!;
-  return { tiles: new Set(out.intervals.map((i) => i.tile)), program: r.program, phases: r.phases };
+  return { tiles: new Set(intervalList(out.intervals).map((i) => i.tile)), program: r.program, phases: r.phases };
 }
 
 /** checkForward, plus: the output really spans all 4 tiles of the tiny device. */

@@ -20,6 +20,7 @@ import { tiny } from '../helpers.js';
 import { checkForward, checkGrad, f32, i32, type OpCase, type TensorSpec } from './harness.js';
 import { copyList } from '../../sim/copies.js';
 import { vertexList } from '../../sim/vertex-table.js';
+import { intervalList } from '../../sim/intervals.js';
 
 const EXACT = { atol: 0, rtol: 0 };
 const half = (shape: number[], seed: number) => ({ ...f32(shape, seed, 0, -8, 8), dtype: 'float16' as const });
@@ -62,7 +63,7 @@ async function inspect(c: OpCase) {
     copies,
     crossTile: copies.filter((x) => x.srcTile !== x.dstTile).length,
     /** Tiles holding the output (undefined when it is an alias of an input). */
-    outTiles: y ? new Set(y.intervals.map((i) => i.tile)).size : undefined,
+    outTiles: y ? new Set(intervalList(y.intervals).map((i) => i.tile)).size : undefined,
     cycles: r.phases.filter((p) => p.op === op).reduce((s, p) => s + p.cycles, 0),
     outputs: r.outputs,
     program: r.program,
@@ -117,7 +118,7 @@ describe('Reshape', () => {
     expect(r.exchanges).toHaveLength(0);
     expect(r.cycles).toBe(0);
     const x = r.program.tensors.find((t) => t.name === 'x')!;
-    expect(new Set(x.intervals.map((i) => i.tile)).size).toBe(4);
+    expect(new Set(intervalList(x.intervals).map((i) => i.tile)).size).toBe(4);
   });
 
   it('has a gradient (the output gradient read back, an alias)', async () => {
@@ -396,7 +397,7 @@ describe('Gather', () => {
     expect(r.computeSets.flatMap((cs) => vertexList(cs.vertices).map((v) => v.codelet))).toContain('MultiSlice');
     // The table was created where the lookup reads it: no exchange copy reads its bytes.
     const table = r.program.tensors.find((t) => t.name === 'table')!;
-    const bytes = (tile: number) => table.intervals.filter((i) => i.tile === tile).map((i) => [i.offset, i.offset + (i.end - i.begin) * 4]);
+    const bytes = (tile: number) => intervalList(table.intervals).filter((i) => i.tile === tile).map((i) => [i.offset, i.offset + (i.end - i.begin) * 4]);
     expect(r.copies.filter((x) => bytes(x.srcTile).some(([lo, hi]) => x.srcOffset < hi && x.srcOffset + x.bytes > lo))).toEqual([]);
   });
 

@@ -18,6 +18,7 @@ import path from 'node:path';
 import { exportOnnx } from '../../src/onnx/export.js';
 import { parseOnnx } from '../../src/onnx/import.js';
 import { attr, f32, modelBytes, node, userErrorOf } from '../onnx/helpers.js';
+import { intervalList } from '../../sim/intervals.js';
 
 const FILE = path.join(ROOT, 'configs/examples/pipeline-test.yaml');
 
@@ -108,7 +109,7 @@ describe('pipelining', () => {
     // The stash buffers sit on the stage's IPU.
     const per = c.program.device.tilesPerIpu;
     for (const t of c.program.tensors.filter((t) => t.name.includes('/stash'))) {
-      const ipus = new Set(t.intervals.map((iv) => Math.floor(iv.tile / per)));
+      const ipus = new Set(intervalList(t.intervals).map((iv) => Math.floor(iv.tile / per)));
       expect(t.op === 'Stash(stage 0)' ? [...ipus] : [1]).toEqual([...ipus]);
       expect(t.live).toBeUndefined();
     }

@@ -26,6 +26,7 @@ import { runsOf } from '../../sim/copies.js';
 import { ROOT } from '../helpers.js';
 import { attr, f32, modelBytes, node, userErrorOf } from '../onnx/helpers.js';
 import { vertexList } from '../../sim/vertex-table.js';
+import { intervalList } from '../../sim/intervals.js';
 
 const EXAMPLE = path.join(ROOT, 'configs/examples/mlp-sharded-2ipu.yaml');
 const exampleText = readFileSync(EXAMPLE, 'utf8');
@@ -90,7 +91,7 @@ describe('placing ops on IPUs', () => {
     const per = c.program.device.tilesPerIpu;
     for (const [w, ipu] of [['w1', 0], ['w2', 1]] as const) {
       const t = c.program.tensors[c.tensorOf.get(w)!];
-      expect(new Set(t.intervals.map((i) => Math.floor(i.tile / per))), w).toEqual(new Set([ipu]));
+      expect(new Set(intervalList(t.intervals).map((i) => Math.floor(i.tile / per))), w).toEqual(new Set([ipu]));
     }
   });
 

@@ -6,11 +6,13 @@
 import { describe, expect, it } from 'vitest';
 import type { ElemArray } from '../../sim/codelet.js';
 import { Engine, type EngineOptions, type HostIO } from '../../sim/engine.js';
-import type { DeviceProgram, DeviceTensor, Region } from '../../sim/program.js';
+import type { DeviceProgram, DeviceTensor, Region, TileInterval } from '../../sim/program.js';
+import { tensorIntervals } from '../../sim/intervals.js';
 import type { Phase } from '../../sim/profile.js';
 import { tiny } from '../helpers.js';
 import { copyTable } from '../../sim/copies.js';
 import { vertexAt, vertexTable } from '../../sim/vertex-table.js';
+import { isShared } from '../../sim/shared-columns.js';
 
 const f32 = (offset: number, count: number): Region => ({ offset, count, dtype: 'float32' });
 
@@ -21,13 +23,13 @@ const f32 = (offset: number, count: number): Region => ({ offset, count, dtype: 
  *   tile 1: a[4:6] @0, b[4:6] @8,  c[4:6] @16                           (24 bytes)
  */
 function addProgram(): DeviceProgram {
-  const tensor = (id: number, name: string, shape: number[], intervals: DeviceTensor['intervals']): DeviceTensor => ({
+  const tensor = (id: number, name: string, shape: number[], intervals: TileInterval[]): DeviceTensor => ({
     id,
     name,
     dtype: 'float32',
     shape,
     category: 'activation',
-    intervals,
+    intervals: tensorIntervals(intervals),
   });
   return {
     schemaVersion: 1,
@@ -253,11 +255,11 @@ describe('Engine host scatter/gather', () => {
           dtype: 'float32',
           shape: [7],
           category: 'variable',
-          intervals: [
+          intervals: tensorIntervals([
             { tile: 2, begin: 0, end: 3, offset: 8 },
             { tile: 0, begin: 3, end: 5, offset: 0 },
             { tile: 1, begin: 5, end: 7, offset: 4 },
-          ],
+          ]),
         },
         {
           id: 1,
@@ -265,10 +267,10 @@ describe('Engine host scatter/gather', () => {
           dtype: 'float16',
           shape: [5],
           category: 'variable',
-          intervals: [
+          intervals: tensorIntervals([
             { tile: 2, begin: 0, end: 2, offset: 0 },
             { tile: 0, begin: 2, end: 5, offset: 8 },
-          ],
+          ]),
         },
       ],
       computeSets: [],
@@ -325,6 +327,29 @@ describe('Engine worker pool', () => {
       expect(many.engine.phases).toEqual(one.engine.phases);
     }
   });
+
+  it("the workers map the main thread's vertex tables (shared memory, sim/shared-columns.ts), not copies of them", async () => {
+    const program = addProgram();
+    const engine = await Engine.create(program, { workers: 2, numerics: true, inlineBelow: 0 });
+    try {
+      for (const cs of program.computeSets) for (const v of Object.values(cs.vertices)) if (ArrayBuffer.isView(v)) expect(isShared(v)).toBe(true);
+      // After the workers started, the main thread moves tile 0's Add output from c (@32) onto d and e (@48):
+      // the workers run it there only if they read this memory.
+      const cs0 = program.computeSets[0].vertices;
+      const out = cs0.regionStart[cs0.fieldStart[0] + 2];
+      expect(cs0.regionOffset[out]).toBe(32);
+      cs0.regionOffset[out] = 48;
+      const { io, got } = host();
+      await engine.run('load', io, 0);
+      await engine.run('step', io, 1);
+      await engine.run('read', io, 2);
+      // c[0:4] never written; the exchange puts c[4:6] = 55, 66 on d; e = d + c[0:2] = d.
+      expect(got.c).toEqual([0, 0, 0, 0, 55, 66]);
+      expect(got.e).toEqual([55, 66]);
+    } finally {
+      await engine.destroy();
+    }
+  });
 });
 
 describe('an exchange fused with the compute set after it (sim/fused.ts)', () => {
@@ -339,8 +364,8 @@ describe('an exchange fused with the compute set after it (sim/fused.ts)', () =>
     return {
       ...p,
       tensors: [
-        { id: 0, name: 'x', dtype: 'float32', shape: [2], category: 'activation', intervals: [{ tile: 0, begin: 0, end: 2, offset: 0 }] },
-        { id: 1, name: 'z', dtype: 'float32', shape: [2], category: 'activation', intervals: [{ tile: 1, begin: 0, end: 2, offset: 8 }] },
+        { id: 0, name: 'x', dtype: 'float32', shape: [2], category: 'activation', intervals: tensorIntervals([{ tile: 0, begin: 0, end: 2, offset: 0 }]) },
+        { id: 1, name: 'z', dtype: 'float32', shape: [2], category: 'activation', intervals: tensorIntervals([{ tile: 1, begin: 0, end: 2, offset: 8 }]) },
       ],
       computeSets: [
         {

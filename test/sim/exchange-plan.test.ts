@@ -14,6 +14,7 @@ import { TileMemory } from '../../sim/memory.js';
 import type { DeviceProgram, Exchange, ExchangeCopy } from '../../sim/program.js';
 import { kernelModule } from '../../sim/wasm/kernels.js';
 import { tiny } from '../helpers.js';
+import { tensorIntervals } from '../../sim/intervals.js';
 
 const TILES = 4;
 const BYTES = 256;
@@ -111,7 +112,7 @@ function program(copies: ExchangeCopy[]): DeviceProgram {
         dtype: 'uint8',
         shape: [TILES * BYTES],
         category: 'variable',
-        intervals: Array.from({ length: TILES }, (_, t) => ({ tile: t, begin: t * BYTES, end: (t + 1) * BYTES, offset: 0 })),
+        intervals: tensorIntervals(Array.from({ length: TILES }, (_, t) => ({ tile: t, begin: t * BYTES, end: (t + 1) * BYTES, offset: 0 }))),
       },
     ],
     computeSets: [],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { firstRowEndingAfter, intervalRecords, type IntervalTable } from '../../sim/intervals.js';
+import { elementsPerTile, firstRowEndingAfter, intervalElements, intervalList, intervalRecords, tensorIntervals, tensorRows, type IntervalTable } from '../../sim/intervals.js';
 
 /** Tensor 0: [0, 4) on tile 2, [4, 10) on tile 5; tensor 1: none; tensor 2: [0, 3) on tile 1. */
 const table: IntervalTable = {
@@ -24,5 +24,29 @@ describe('IntervalTable', () => {
     ]);
     expect(intervalRecords(table, 1)).toEqual([]);
     expect(intervalRecords(table, 2)).toEqual([{ tile: 1, begin: 0, end: 3, offset: 8 }]);
+  });
+
+  it("gives a tensor's rows as views of the table's columns (the DeviceProgram's TensorIntervals)", () => {
+    const t0 = tensorRows(table, 0);
+    expect(t0.count).toBe(2);
+    expect(t0.tile.buffer).toBe(table.tile.buffer);
+    expect([...t0.tile, ...t0.offset]).toEqual([2, 5, 64, 0]);
+    expect(tensorRows(table, 1).count).toBe(0);
+    expect(intervalList(tensorRows(table, 2))).toEqual(intervalRecords(table, 2));
+  });
+
+  it('makes columns from records and records from columns, and sums elements (per tile)', () => {
+    const records = [
+      { tile: 3, begin: 0, end: 2, offset: 8 },
+      { tile: 1, begin: 2, end: 7, offset: 0 },
+      { tile: 3, begin: 7, end: 8, offset: 16 },
+    ];
+    const iv = tensorIntervals(records);
+    expect(intervalList(iv)).toEqual(records);
+    expect(intervalElements(iv)).toBe(8);
+    expect([...elementsPerTile(iv)]).toEqual([
+      [3, 3],
+      [1, 5],
+    ]);
   });
 });

@@ -12,6 +12,7 @@ import { deviceRoute, groupBytesPerCycle, groupName, interIpuSyncCycles, route }
 import { loadCodeletRegistry } from '../../sim/modules.js';
 import type { ExchangeCopy } from '../../sim/program.js';
 import { loadDevicePreset, resolveDevice } from '../../src/config/devices.js';
+import { tensorIntervals } from '../../sim/intervals.js';
 
 const PAIR = 0;
 const UP = 1;
@@ -161,7 +162,7 @@ describe('GW-Links between IPU-Link domains', () => {
     const codelets = await loadCodeletRegistry([]);
     // 8 replicas of one 16-tile IPU, 1M float32 elements: a ring step sends an eighth of 4 MiB to the next replica.
     const replica = resolveDevice({ preset: 'm2000', ipus: 1, tiles: 16, linkDomainIpus: 4 }, 'c.yaml');
-    const t = { id: 0, name: 'g', dtype: 'float32' as const, shape: [1 << 20], category: 'gradient' as const, intervals: Array.from({ length: 16 }, (_, k) => ({ tile: k, begin: k << 16, end: (k + 1) << 16, offset: 0 })) };
+    const t = { id: 0, name: 'g', dtype: 'float32' as const, shape: [1 << 20], category: 'gradient' as const, intervals: tensorIntervals(Array.from({ length: 16 }, (_, k) => ({ tile: k, begin: k << 16, end: (k + 1) << 16, offset: 0 }))) };
     const exchanges = (domain: number) =>
       allReducePhases(t, { ...replica, linkDomainIpus: domain }, { replicas: 8, systemIpus: 8, method: 'clockwise' }, codelets).filter((p) => p.kind === 'exchange');
     const fragment = (4 << 20) / 8;

@@ -19,6 +19,7 @@ import { buildSummary, profileTables } from '../../src/report/summary.js';
 import { compile, run, TrainingSession, type Compiled } from '../../src/session.js';
 import type { ProgramStep } from '../../sim/program.js';
 import { ROOT } from '../helpers.js';
+import { tensorIntervals } from '../../sim/intervals.js';
 
 const FILE = path.join(ROOT, 'configs/examples/replication-test.yaml');
 
@@ -299,7 +300,7 @@ describe('all-reduce costs on the link model', () => {
     const device = c.program.device;
     const codelets = await loadCodeletRegistry([]);
     // 1M float32 elements over the 16 tiles, 65536 each.
-    const t = { id: 0, name: 'g', dtype: 'float32' as const, shape: [1 << 20], category: 'gradient' as const, intervals: Array.from({ length: 16 }, (_, k) => ({ tile: k, begin: k << 16, end: (k + 1) << 16, offset: 0 })) };
+    const t = { id: 0, name: 'g', dtype: 'float32' as const, shape: [1 << 20], category: 'gradient' as const, intervals: tensorIntervals(Array.from({ length: 16 }, (_, k) => ({ tile: k, begin: k << 16, end: (k + 1) << 16, offset: 0 }))) };
     const exchange = (method: 'clockwise' | 'bidirectional') => allReducePhases(t, device, { replicas: 4, systemIpus: 4, method }, codelets).filter((p) => p.kind === 'exchange');
     const cw = exchange('clockwise');
     const bi = exchange('bidirectional');
@@ -316,7 +317,7 @@ describe('all-reduce costs on the link model', () => {
     const device = c.program.device;
     const codelets = await loadCodeletRegistry([]);
     const rep = { replicas: 4, systemIpus: 4, method: 'clockwise' as const };
-    const tensor = (name: string, tiles: number) => ({ id: 0, name, dtype: 'float32' as const, shape: [1024], category: 'gradient' as const, intervals: Array.from({ length: tiles }, (_, k) => ({ tile: k, begin: (k * 1024) / tiles, end: ((k + 1) * 1024) / tiles, offset: 0 })) });
+    const tensor = (name: string, tiles: number) => ({ id: 0, name, dtype: 'float32' as const, shape: [1024], category: 'gradient' as const, intervals: tensorIntervals(Array.from({ length: tiles }, (_, k) => ({ tile: k, begin: (k * 1024) / tiles, end: ((k + 1) * 1024) / tiles, offset: 0 }))) });
     const a = allReducePhases(tensor('a', 16), device, rep, codelets);
     const b = allReducePhases(tensor('b$&', 16), device, rep, codelets);
     expect(b.map((p) => p.name)).toEqual(a.map((p) => p.name.replace('allReduce(a)', () => 'allReduce(b$&)')));

@@ -17,6 +17,7 @@ import { DTYPE_BYTES, type DeviceProgram, type ProgramStep } from '../../sim/pro
 import type { Phase } from '../../sim/profile.js';
 import { buildTrace } from '../../src/report/trace.js';
 import { ROOT } from '../helpers.js';
+import { intervalList } from '../../sim/intervals.js';
 
 const FILE = path.join(ROOT, 'configs/examples/tensor-locations-test.yaml');
 
@@ -79,7 +80,7 @@ function leaves(steps: readonly ProgramStep[]): ProgramStep[] {
 
 /** Tile bytes of the optimizer state (tensors the update ops made, named after their state). */
 function stateBytes(p: DeviceProgram, names: RegExp): number {
-  return p.tensors.filter((t) => names.test(t.name)).reduce((a, t) => a + t.intervals.reduce((b, iv) => b + (iv.end - iv.begin) * DTYPE_BYTES[t.dtype], 0), 0);
+  return p.tensors.filter((t) => names.test(t.name)).reduce((a, t) => a + intervalList(t.intervals).reduce((b, iv) => b + (iv.end - iv.begin) * DTYPE_BYTES[t.dtype], 0), 0);
 }
 
 const SGD_STATE = /\/velocity$/;
@@ -298,7 +299,7 @@ ${train}`;
     expectSameWeights(rts.weights, plain.weights);
     const p = rts.compiled.program;
     ['w1', 'w2', 'w3'].forEach((w, ipu) => {
-      const tiles = p.tensors.find((t) => t.name === `${w}/shard`)!.intervals.map((iv) => Math.floor(iv.tile / 8));
+      const tiles = p.tensors.find((t) => t.name === `${w}/shard`)!.intervals.tile.map((tile) => Math.floor(tile / 8));
       expect(new Set(tiles), w).toEqual(new Set([ipu]));
     });
     // Off chip and unsharded, w2's copy to IPU 2 reads it loaded from Streaming Memory.
