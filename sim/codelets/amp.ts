@@ -290,7 +290,7 @@ export function ampMatMulWasm({ fields, params }: AmpArgs): boolean {
   if (total(as) < groups * rows * k || total(bs) < groups * k * n || total(outs) !== groups * rows * n) return false;
   const a = K.stage(as);
   let b = K.stage(bs);
-  // In place when the output's regions are back to back (the planner lists a partial's rows separately).
+  // In place when the output's regions are back to back (a whole contraction's block writes a region per row of the output).
   const direct = K.contiguous(outs);
   const single = direct >= 0;
   const out = single ? direct : K.arena.alloc(4 * groups * rows * n);

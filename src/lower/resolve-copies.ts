@@ -81,7 +81,7 @@ export function resolveAllCopies(exchanges: readonly { name: string; copies: Sli
     const buffer = ex.call ? new ArrayBuffer(5 * n * Int32Array.BYTES_PER_ELEMENT) : buffers[place[e].buffer];
     const at = ex.call ? 0 : place[e].at;
     pieces = new Pieces(buffer, at, n);
-    resolveExchange(ex.copies, tensors, !ex.call);
+    const strided = resolveExchange(ex.copies, tensors, !ex.call, n);
     if (pieces.n !== n) throw new Error(`internal: exchange '${ex.name}' resolved to ${pieces.n} pieces, counted ${n}`);
     if (ex.call) {
       // A call's copies of whole tensors, merged per tile where they continue (CopyTableBuilder.pushMerging).
@@ -89,8 +89,6 @@ export function resolveAllCopies(exchanges: readonly { name: string; copies: Sli
       for (let i = 0; i < pieces.n; i++) merged.pushMerging(pieces.srcTile[i], pieces.srcOffset[i], pieces.dstTile[i], pieces.dstOffset[i], pieces.bytes[i]);
       return merged.finish();
     }
-    // Strided rows only where they pay for their three more columns (else a row per piece).
-    const strided = sawStrided && 8 * rows.n < 5 * pieces.n;
     return strided ? rows.table(buffer, at) : pieces.table();
   });
   iv = EMPTY;
@@ -127,12 +125,17 @@ let sawStrided = false;
 
 /**
  * An exchange's copies resolved once: `pieces` holds a row per piece, in order; `rows` (when `strided`)
- * the strided rows of the same copies. Consecutive copies into exchange buffers (onTile and gather fill
- * them, each copy its own part, from tensors the exchange does not write) share their open rows: a tile's
- * windows of a block-mapped tensor, one copy each, are one row per tile they come from. Any other copy
- * closes the open rows first, so copies keep their order about it.
+ * the strided rows of the same copies. Returns whether the strided rows are the exchange's table: only
+ * where they pay for their three more columns (8 words a row against 5 a piece). The strided rows stop
+ * being made once they cannot pay (a row is never taken back, so 5/8 of the `total` pieces made as rows
+ * decide it): most of a weight gradient's pieces each come from another tile, and making their rows
+ * was most of the time of resolving a BERT layer's copies. Consecutive copies into exchange buffers
+ * (onTile and gather fill them, each copy its own part, from tensors the exchange does not write) share
+ * their open rows: a tile's windows of a block-mapped tensor, one copy each, are one row per tile they
+ * come from. Any other copy closes the open rows first, so copies keep their order about it.
  */
-function resolveExchange(copies: SliceCopies, tensors: readonly DeviceTensor[], strided: boolean): void {
+function resolveExchange(copies: SliceCopies, tensors: readonly DeviceTensor[], strided: boolean, total: number): boolean {
+  const hopeless = Math.ceil((5 * total) / 8);
   pieces.n = 0;
   rows.n = 0;
   open.n = 0;
@@ -162,6 +165,7 @@ function resolveExchange(copies: SliceCopies, tensors: readonly DeviceTensor[], 
     // A copy that stays piece by piece, or one piece with no open rows to join: a row of one run each.
     if (!asRows || (!shared && pieces.n - from === 1)) {
       rows.takeRange(pieces, from, pieces.n);
+      if (rows.n + open.n >= hopeless) strided = false;
       continue;
     }
     stride(pieces, from, pieces.n, srcId, dstId, open);
@@ -169,8 +173,11 @@ function resolveExchange(copies: SliceCopies, tensors: readonly DeviceTensor[], 
       open.flushInto(rows);
       newGeneration();
     }
+    if (rows.n + open.n >= hopeless) strided = false;
   }
-  if (strided) open.flushInto(rows);
+  if (!strided) return false;
+  open.flushInto(rows);
+  return sawStrided && 8 * rows.n < 5 * pieces.n;
 }
 
 /**

@@ -409,6 +409,54 @@ interface Block {
   kk: number;
 }
 
+function blockSize(bl: Block): number {
+  return (bl.g[1] - bl.g[0]) * (bl.r[1] - bl.r[0]) * (bl.j[1] - bl.j[0]);
+}
+
+/**
+ * Where a split contraction's partials live in the window's partials tensor [gK, elems]: each block's
+ * partial contiguous (its [groups, rows, cols] row-major, as the AMP writes it), the blocks of partial kk
+ * after one another in kk x elems. One run per block: laid out in the window's order, a block was a run
+ * per row on its tile (a mapping range, a tile interval and an output region each), the most intervals
+ * of a BERT layer. `begin[i]`: block i's first element; `order`: the blocks by begin; `runs(kk, c0, c1,
+ * out)` appends the runs of partial kk holding window-local elements [c0, c1), in that order.
+ */
+function partialBlocks(p: MatMulProblem, plan: MatMulPlan, w: Window, blocks: readonly Block[]): { begin: Int32Array; order: number[]; runs: (kk: number, c0: number, c1: number, out: Range[]) => void } {
+  const { gM, gN, gK, bBlock, mBlock, nBlock } = plan;
+  const rows = w.r[1] - w.r[0];
+  const cols = w.j[1] - w.j[0];
+  const elems = p.groups * rows * cols;
+  const cell = (g: number, ri: number, ci: number, kk: number) => ((Math.floor(g / bBlock) * gM + Math.floor(ri / mBlock)) * gN + Math.floor(ci / nBlock)) * gK + kk;
+  const begin = new Int32Array(blocks.length);
+  const byCell = new Int32Array(plan.gB * gM * gN * gK).fill(-1);
+  const order: number[] = [];
+  for (let kk = 0; kk < gK; kk++) {
+    let at = kk * elems;
+    blocks.forEach((bl, i) => {
+      if (bl.kk !== kk) return;
+      begin[i] = at;
+      at += blockSize(bl);
+      byCell[cell(bl.g[0], bl.r[0] - w.r[0], bl.j[0] - w.j[0], kk)] = i;
+      order.push(i);
+    });
+  }
+  const runs = (kk: number, c0: number, c1: number, out: Range[]) => {
+    for (let c = c0; c < c1; ) {
+      const g = Math.floor(c / (rows * cols));
+      const ri = Math.floor((c - g * rows * cols) / cols);
+      const ci = c - (g * rows + ri) * cols;
+      const bl = blocks[byCell[cell(g, ri, ci, kk)]];
+      const bj0 = bl.j[0] - w.j[0];
+      const len = Math.min(c1 - c, bl.j[1] - w.j[0] - ci);
+      const local = ((g - bl.g[0]) * (bl.r[1] - bl.r[0]) + (ri - (bl.r[0] - w.r[0]))) * (bl.j[1] - bl.j[0]) + (ci - bj0);
+      const b = begin[byCell[cell(g, ri, ci, kk)]] + local;
+      pushRun(out, b, b + len);
+      c += len;
+    }
+  };
+  return { begin, order, runs };
+}
+
 /** The tile blocks of one window, numbered as the plan says (bus-mates share the larger operand block). */
 function windowBlocks(p: MatMulProblem, plan: MatMulPlan, w: Window): Block[] {
   const { gB, gM, gN, gK, bBlock, mBlock, nBlock, kBlock } = plan;
@@ -701,9 +749,8 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
 
   const windows = planWindows(p, plan);
   const blocks = windows.map((w) => windowBlocks(p, plan, w));
-  // Each block's runs in window-local order and, when it writes the output itself, in the output.
-  const localRuns = blocks.map((bs, s) => bs.map((bl) => blockLocalRuns(windows[s], bl)));
-  const outRuns = gK === 1 ? localRuns.map((ls, s) => ls.map((l) => localToOut(p, windows[s], l))) : [];
+  // A block writing the output itself (a whole contraction): its runs in the output.
+  const outRuns = gK === 1 ? blocks.map((bs, s) => bs.map((bl) => localToOut(p, windows[s], blockLocalRuns(windows[s], bl)))) : [];
   // The gradient of a variable lives where the variable does, so the optimizer's update reads it in place: a
   // split contraction reduces each element on its variable's tile; a whole one puts each block on the tile
   // holding most of it. Otherwise the reduction's share of each window is its elements (window-local order)
@@ -737,24 +784,23 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
   windows.forEach((w, s) => {
     const suffix = plan.serial > 1 ? `${s}` : '';
     const elems = p.groups * (w.r[1] - w.r[0]) * (w.j[1] - w.j[0]);
-    // fp32 partials of the window, [gK, groups, rows, cols] in window-local order, each block on its tile.
+    // fp32 partials of the window, [gK, elems]: each block's partial one contiguous run on its tile.
     const partials = gK > 1 ? ctx.addTensor(`partials${suffix}`, 'float32', [gK, elems], 'temporary') : undefined;
+    const at = partials ? partialBlocks(p, plan, w, blocks[s]) : undefined;
     if (partials) {
       const m: TileRange[] = [];
-      blocks[s].forEach((bl, i) => {
-        const runs = localRuns[s][i];
-        for (let k = 0; k < runs.length; k += 2) m.push({ tile: bl.tile, begin: bl.kk * elems + runs[k], end: bl.kk * elems + runs[k + 1] });
-      });
+      for (const i of at!.order) {
+        const bl = blocks[s][i];
+        m.push({ tile: bl.tile, begin: at!.begin[i], end: at!.begin[i] + blockSize(bl) });
+      }
       ctx.graph.setTileMapping(partials, m);
     }
 
     ctx.computeSet(`amp${suffix}`);
     blocks[s].forEach((bl, i) => {
       const target: Slice[] = [];
-      if (partials) {
-        const runs = localRuns[s][i];
-        for (let k = 0; k < runs.length; k += 2) target.push(ctx.slice(partials, bl.kk * elems + runs[k], bl.kk * elems + runs[k + 1]));
-      } else {
+      if (partials) target.push(ctx.slice(partials, at!.begin[i], at!.begin[i] + blockSize(bl)));
+      else {
         const runs = outRuns[s][i];
         for (let k = 0; k < runs.length; k += 2) target.push(ctx.slice(out, runs[k], runs[k + 1]));
       }
@@ -783,9 +829,11 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
     ctx.computeSet(`reduce${suffix}`);
     for (const ch of chunks[s]) {
       // Each partial as one region (the vertex reads partial kk's elements in the order of its output pieces).
-      const parts = Array.from({ length: gK }, (_, kk) =>
-        ch.runs.length === 1 ? ctx.onTile(partials, kk * elems + ch.runs[0][0], kk * elems + ch.runs[0][1], ch.tile) : ctx.gather(partials, ch.runs.map(([c0, c1]) => [kk * elems + c0, kk * elems + c1] as const), ch.tile, { oneSlice: true })[0],
-      );
+      const parts = Array.from({ length: gK }, (_, kk) => {
+        const runs: Range[] = [];
+        for (const [c0, c1] of ch.runs) at!.runs(kk, c0, c1, runs);
+        return runs.length === 1 ? ctx.onTile(partials, runs[0][0], runs[0][1], ch.tile) : ctx.gather(partials, runs, ch.tile, { oneSlice: true })[0];
+      });
       const runs: Runs = [];
       for (const [c0, c1] of ch.runs) windowToOut(p, w, c0, c1, runs);
       const pieces: Slice[] = [];
