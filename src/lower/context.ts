@@ -349,6 +349,7 @@ export class LowerContext {
 
   /** Size and map the closing compute set's exchange buffers: each tile's block after the blocks of lower tiles. */
   private closeArenas(): void {
+    const bases = new Map<number, Map<number, number>>();
     for (const a of this.arenas.values()) {
       const base = new Map<number, number>();
       const mapping: TileRange[] = [];
@@ -368,8 +369,9 @@ export class LowerContext {
         h.slice.end += by;
       }
       for (let k = 0; k < a.rows.length; k += 3) this.graph.exchanges[a.rows[k]].copies.shiftDst(a.rows[k + 1], base.get(a.rows[k + 2])!);
-      if (this.cs >= 0) this.graph.computeSets[this.cs].vertices.shiftSlices(0, a.tensor.id, base);
+      bases.set(a.tensor.id, base);
     }
+    if (this.cs >= 0) this.graph.computeSets[this.cs].vertices.shiftSlices(0, bases);
     this.arenas = new Map();
     this.arenaOf = new Map();
   }
