@@ -31,7 +31,7 @@ import { layoutFromReads, pushRun, runsHash, sameRuns, type ReadGroup } from '..
 import { vectorWidth } from '../../sim/codelets/estimators.js';
 import type { DeviceSpec } from '../../sim/device.js';
 import { DTYPE_BYTES } from '../../sim/program.js';
-import { describeConvGradWPlan, describeConvGradXPlan, gradOutRows, planConvGradW, planConvGradX, reduceChunks, type ConvGradShape } from '../lower/conv-grad-planner.js';
+import { describeConvGradWPlan, describeConvGradXPlan, gradOutRows, planConvGradW, planConvGradX, reduceChunks, type ConvGradShape, type ConvGradXPlan } from '../lower/conv-grad-planner.js';
 import { channelSum, partialOnTile } from '../lower/window.js';
 import { floatInput, gid, product, sameDTypeAs, versions, withoutEmpty } from './nn-util.js';
 import { ArgGradOp, fwdIn, gradOf, gradOut } from './arg-grad.js';
@@ -452,7 +452,7 @@ export function lowerConvGradXSpec(spec: ConvSpec, ctx: LowerContext): void {
   const result = planConvGradX(s, ctx.device, ctx.plans);
   const p = result.plan;
   ctx.note('conv-grad-x plan', describeConvGradXPlan(s, result));
-  const { C, M, Cg, Mg, K } = channels(g, s.group);
+  const { C, M, Cg, Mg } = channels(g, s.group);
   const [D0, D1, D2] = s.inDims;
   const inRest = D1 * D2;
   const O0 = s.outDims[0];
@@ -480,10 +480,12 @@ export function lowerConvGradXSpec(spec: ConvSpec, ctx: LowerContext): void {
     }
   }
   mapGradBlocks(ctx, dx, blocks);
+  const wt = rearrangeGradXWeights(ctx, s, p, w);
 
   ctx.computeSet('conv-grad-x');
   const partials: BuildTensor[][] = [];
   for (const [bi, blk] of blocks.entries()) {
+    const cb = (blk.base / p.gM) % p.gC;
     const g0 = Math.floor(blk.c0 / Cg);
     const g1 = Math.floor((blk.c1 - 1) / Cg);
     const [lo, hi] = gradOutRows(s, blk.r0, blk.r1);
@@ -500,23 +502,76 @@ export function lowerConvGradXSpec(spec: ConvSpec, ctx: LowerContext): void {
           for (let m = gi * Mg + m0; m < gi * Mg + m1; m++) pushRun(dyRuns, ((n * M + m) * O0 + oh0) * outRest, ((n * M + m) * O0 + oh0 + dyRows) * outRest);
         }
       }
-      const wRuns: [number, number][] = [];
-      for (let gi = g0; gi <= g1; gi++) {
-        const cs = Math.max(blk.c0, gi * Cg) - gi * Cg;
-        const ce = Math.min(blk.c1, (gi + 1) * Cg) - gi * Cg;
-        for (let m = gi * Mg + m0; m < gi * Mg + m1; m++) pushRun(wRuns, (m * Cg + cs) * K, (m * Cg + ce) * K);
-      }
       const tile = blk.base + mb;
+      const wb = wt.blocks[cb * p.gM + mb];
       ctx.vertex(
         convGradXBlockCodelet,
         tile,
-        { in: ctx.gather(dy, dyRuns, tile), weights: ctx.gather(w, wRuns, tile), out: gradBlockOut(ctx, dx, blk, `partial${bi}.${mb}`, mb, partials[bi]) },
+        { in: ctx.gather(dy, dyRuns, tile), weights: [ctx.onTile(wt.tensor, wb[0], wb[1], tile)], out: gradBlockOut(ctx, dx, blk, `partial${bi}.${mb}`, mb, partials[bi]) },
         { group: s.group, nCount: blk.n1 - blk.n0, r0: blk.r0, rows: blk.r1 - blk.r0, c0: blk.c0, cCount: blk.c1 - blk.c0, m0, mCount: m1 - m0, g0, gCount: g1 - g0 + 1, oh0, dyRows },
         arrays,
       );
     }
   }
   reduceGradBlocks(ctx, dx, blocks, partials, 'conv-grad-x/reduce');
+}
+
+/**
+ * The weights rearranged once into a dX plan's blocks, as PopLibs transposes
+ * them into the backward pass's layout before it: W[m, c', :] of each block's
+ * dY channels (of every group its dX channels are in) and dX channels, in the
+ * order a tile reads it (m, then c', then the taps), one contiguous block of
+ * a new tensor, spread in equal parts over the tiles that read it (every
+ * batch and row block of those channels). One exchange moves each weight
+ * once; each tile then reads its block as one run, from the few tiles that
+ * hold it. Read straight from W's forward layout, a tile's block was a short
+ * piece per dY channel from a different tile each: ResNet-50's dX passes made
+ * most of a training step's exchange copies that way. The blocks of the
+ * plan's dX-channel and dY-channel parts partition W: the new tensor is W
+ * permuted. `blocks[cb x gM + mb]`: where block (cb, mb) lies in it.
+ */
+function rearrangeGradXWeights(ctx: LowerContext, s: ConvGradShape, p: ConvGradXPlan, w: BuildTensor): { tensor: BuildTensor; blocks: [number, number][] } {
+  const Cg = s.C / s.group;
+  const Mg = s.M / s.group;
+  const K = s.kernel[0] * s.kernel[1] * s.kernel[2];
+  const blocks: [number, number][] = [];
+  const reads: ReadGroup[] = [];
+  const copies: { src: number; dst: number; runs: number; len: number }[] = [];
+  let at = 0;
+  for (let cb = 0; cb < p.gC; cb++) {
+    const c0 = cb * p.cBlock;
+    const c1 = Math.min(s.C, c0 + p.cBlock);
+    const g0 = Math.floor(c0 / Cg);
+    const g1 = Math.floor((c1 - 1) / Cg);
+    for (let mb = 0; mb < p.gM; mb++) {
+      const m0 = mb * p.mBlock;
+      const m1 = Math.min(Mg, m0 + p.mBlock);
+      const begin = at;
+      for (let gi = g0; gi <= g1; gi++) {
+        const cs = Math.max(c0, gi * Cg) - gi * Cg;
+        const ce = Math.min(c1, (gi + 1) * Cg) - gi * Cg;
+        // Rows m of the group, each its run of (ce - cs) x K weights, Cg x K apart in W.
+        copies.push({ src: ((gi * Mg + m0) * Cg + cs) * K, dst: at, runs: m1 - m0, len: (ce - cs) * K });
+        at += (m1 - m0) * (ce - cs) * K;
+      }
+      blocks.push([begin, at]);
+      const tiles: number[] = [];
+      for (let nb = 0; nb < p.gN; nb++) for (let rb = 0; rb < p.gRow; rb++) tiles.push(((nb * p.gRow + rb) * p.gC + cb) * p.gM + mb);
+      reads.push({ tiles, runs: [[begin, at]] });
+    }
+  }
+  if (at !== w.size) throw new Error(`internal: ${ctx.op.name}'s dX weight blocks hold ${at} weights of ${w.size}`);
+  const tensor = ctx.addTensor('weights-by-block', w.dtype, [at]);
+  const device = ctx.device;
+  const grain = vectorWidth(s.dtype, device);
+  const minElems = Math.max(grain, Math.ceil(device.minBytesPerTile / DTYPE_BYTES[s.dtype] / grain) * grain);
+  const numTiles = device.ipus * device.tilesPerIpu;
+  const mapping = layoutFromReads(at, reads, { grain, minElems, linear: linearMapping(at, s.dtype, device, numTiles), numTiles, maxIntervalsPerTile: Infinity })!;
+  ctx.graph.setTileMapping(tensor, mapping);
+  const ex = ctx.graph.addExchange(`${ctx.op.name}/conv-grad-x/weights-by-block`, ctx.op.name);
+  for (const c of copies) ctx.graph.addStridedCopy(ex, ctx.slice(w, c.src, c.src + c.len), ctx.slice(tensor, c.dst, c.dst + c.len), c.runs, Cg * K, c.len);
+  ctx.emit({ kind: 'exchange', exchange: ex });
+  return { tensor, blocks };
 }
 
 /**
