@@ -27,7 +27,7 @@ import { describeConvPlan, inputRows, planConv, type ConvPlan, type ConvPlanResu
 import { DeviceMemo } from '../lower/plan-memo.js';
 import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
 import { linearMapping, type MatMulDType } from '../lower/matmul-planner.js';
-import { layoutFromReads, pushRun, runsHash, sameRuns, type ReadGroup } from '../lower/layout.js';
+import { layoutFromReads, pushRun, RunList, type ReadGroup } from '../lower/layout.js';
 import { vectorWidth } from '../../sim/codelets/estimators.js';
 import type { DeviceSpec } from '../../sim/device.js';
 import { DTYPE_BYTES } from '../../sim/program.js';
@@ -216,14 +216,14 @@ function blockReads(s: ConvShape, p: ConvPlan, blk: ConvBlock, cb: number, only?
   const inRows = Math.max(1, ih1 - ih0);
   const c0 = cb * p.cBlock;
   const c1 = Math.min(Cg, c0 + p.cBlock);
-  const xRuns: [number, number][] = [];
+  const xRuns = new RunList(only === 'w' ? 1 : (blk.n1 - blk.n0) * (g1 - g0 + 1) * (c1 - c0));
   for (let n = blk.n0; n < blk.n1 && only !== 'w'; n++) {
     for (let gi = g0; gi <= g1; gi++) {
-      for (let c = gi * Cg + c0; c < gi * Cg + c1; c++) pushRun(xRuns, (n * s.C + c) * inPlane + ih0 * inRest, (n * s.C + c) * inPlane + (ih0 + inRows) * inRest);
+      for (let c = gi * Cg + c0; c < gi * Cg + c1; c++) xRuns.push((n * s.C + c) * inPlane + ih0 * inRest, (n * s.C + c) * inPlane + (ih0 + inRows) * inRest);
     }
   }
-  const wRuns: [number, number][] = [];
-  for (let m = blk.m0; m < blk.m1 && only !== 'x'; m++) pushRun(wRuns, (m * Cg + c0) * K, (m * Cg + c1) * K);
+  const wRuns = new RunList(only === 'x' ? 1 : blk.m1 - blk.m0);
+  for (let m = blk.m0; m < blk.m1 && only !== 'x'; m++) wRuns.push((m * Cg + c0) * K, (m * Cg + c1) * K);
   return { tile: blk.owner + cb, c0, c1, g0, g1, ih0, inRows, xRuns: xRuns, wRuns: wRuns };
 }
 
@@ -255,16 +255,16 @@ function convPlan(s: ConvShape, device: DeviceSpec, plans: PlanOverrides): ConvP
 function inputLayout(conv: ConvOp, index: number, s: ConvShape, device: DeviceSpec, plans: PlanOverrides, use: InputUse): TileRange[] | undefined {
   const p = convPlan(s, device, plans).plan;
   // Blocks reading the same runs, found by a hash of the runs (a string key of them was most of a ResNet's compile garbage).
-  const groups = new Map<number, { tiles: number[]; runs: [number, number][] }[]>();
+  const groups = new Map<number, { tiles: number[]; list: RunList; runs: [number, number][] }[]>();
   for (const blk of convBlocks(s, p)) {
     for (let cb = 0; cb < p.gC; cb++) {
       const r = blockReads(s, p, blk, cb, index === 0 ? 'x' : 'w');
       const runs = index === 0 ? r.xRuns : r.wRuns;
-      const key = runsHash(runs);
+      const key = runs.hash();
       const list = groups.get(key) ?? [];
-      let group = list.find((g) => sameRuns(g.runs, runs));
+      let group = list.find((g) => g.list.same(runs));
       if (!group) {
-        list.push((group = { tiles: [], runs }));
+        list.push((group = { tiles: [], list: runs, runs: runs.pairs() }));
         groups.set(key, list);
       }
       if (!group.tiles.includes(r.tile)) group.tiles.push(r.tile);
@@ -496,10 +496,10 @@ export function lowerConvGradXSpec(spec: ConvSpec, ctx: LowerContext): void {
     for (let mb = 0; mb < p.gM; mb++) {
       const m0 = mb * p.mBlock;
       const m1 = Math.min(Mg, m0 + p.mBlock);
-      const dyRuns: [number, number][] = [];
+      const dyRuns = new RunList();
       for (let n = blk.n0; n < blk.n1; n++) {
         for (let gi = g0; gi <= g1; gi++) {
-          for (let m = gi * Mg + m0; m < gi * Mg + m1; m++) pushRun(dyRuns, ((n * M + m) * O0 + oh0) * outRest, ((n * M + m) * O0 + oh0 + dyRows) * outRest);
+          for (let m = gi * Mg + m0; m < gi * Mg + m1; m++) dyRuns.push(((n * M + m) * O0 + oh0) * outRest, ((n * M + m) * O0 + oh0 + dyRows) * outRest);
         }
       }
       const tile = blk.base + mb;
@@ -630,12 +630,12 @@ export function lowerConvGradWSpec(spec: ConvSpec, ctx: LowerContext): void {
         const r1 = Math.min(O0, r0 + p.rowBlock);
         const [ih0, ih1] = inputRows(s, r0, r1);
         const inRows = Math.max(1, ih1 - ih0);
-        const dyRuns: [number, number][] = [];
-        for (let n = n0; n < n1; n++) for (let m = blk.m0; m < blk.m1; m++) pushRun(dyRuns, ((n * M + m) * O0 + r0) * outRest, ((n * M + m) * O0 + r1) * outRest);
-        const xRuns: [number, number][] = [];
+        const dyRuns = new RunList();
+        for (let n = n0; n < n1; n++) for (let m = blk.m0; m < blk.m1; m++) dyRuns.push(((n * M + m) * O0 + r0) * outRest, ((n * M + m) * O0 + r1) * outRest);
+        const xRuns = new RunList();
         for (let n = n0; n < n1; n++) {
           for (let gi = g0; gi <= g1; gi++) {
-            for (let c = gi * Cg + blk.c0; c < gi * Cg + blk.c1; c++) pushRun(xRuns, (n * C + c) * inPlane + ih0 * inRest, (n * C + c) * inPlane + (ih0 + inRows) * inRest);
+            for (let c = gi * Cg + blk.c0; c < gi * Cg + blk.c1; c++) xRuns.push((n * C + c) * inPlane + ih0 * inRest, (n * C + c) * inPlane + (ih0 + inRows) * inRest);
           }
         }
         const part = nb * p.gRow + rb;
