@@ -565,8 +565,24 @@ function rearrangeGradXWeights(ctx: LowerContext, s: ConvGradShape, p: ConvGradX
   const device = ctx.device;
   const grain = vectorWidth(s.dtype, device);
   const minElems = Math.max(grain, Math.ceil(device.minBytesPerTile / DTYPE_BYTES[s.dtype] / grain) * grain);
-  const numTiles = device.ipus * device.tilesPerIpu;
-  const mapping = layoutFromReads(at, reads, { grain, minElems, linear: linearMapping(at, s.dtype, device, numTiles), numTiles, maxIntervalsPerTile: Infinity })!;
+  // layoutFromReads' pieces of each block, built from the blocks' bounds (no owner per element: the blocks are disjoint and cover the tensor).
+  const mapping: TileRange[] = [];
+  reads.forEach((r, gi) => {
+    const [begin, end] = r.runs[0];
+    const total = end - begin;
+    const grains = Math.ceil(total / grain);
+    const pieces = Math.max(1, Math.min(r.tiles.length, Math.floor(total / Math.max(1, minElems)), grains));
+    const cut = (i: number) => Math.min(total, Math.round((i * grains) / pieces) * grain);
+    for (let i = 0; i < pieces; i++) {
+      const b = begin + cut(i);
+      const e = begin + cut(i + 1);
+      if (e <= b) continue;
+      const tile = r.tiles[(gi % r.tiles.length + i) % r.tiles.length];
+      const last = mapping[mapping.length - 1];
+      if (last && last.tile === tile && last.end === b) last.end = e;
+      else mapping.push({ tile, begin: b, end: e });
+    }
+  });
   ctx.graph.setTileMapping(tensor, mapping);
   const ex = ctx.graph.addExchange(`${ctx.op.name}/conv-grad-x/weights-by-block`, ctx.op.name);
   for (const c of copies) ctx.graph.addStridedCopy(ex, ctx.slice(w, c.src, c.src + c.len), ctx.slice(tensor, c.dst, c.dst + c.len), c.runs, Cg * K, c.len);
