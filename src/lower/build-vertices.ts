@@ -65,15 +65,19 @@ export class BuildVertices {
   }
 
   /**
-   * Slices of `tensor` in the vertices from index `from` on, moved on by base[tile] elements, the
-   * vertex's tile (an exchange buffer's tile blocks placed, src/lower/context.ts).
+   * Slices in the vertices from index `from` on of each tensor of `bases`, moved on by its base[tile]
+   * elements, the vertex's tile (exchange buffers' tile blocks placed, src/lower/context.ts): one pass
+   * for all of them (a pass per buffer was quadratic in a compute set that gathers from a thousand partials).
    */
-  shiftSlices(from: number, tensor: number, base: ReadonlyMap<number, number>): void {
+  shiftSlices(from: number, bases: ReadonlyMap<number, ReadonlyMap<number, number>>): void {
+    if (bases.size === 0) return;
     for (let i = from; i < this.count; i++) {
-      const by = base.get(this.tile[i]);
-      if (by === undefined || by === 0) continue;
+      const tile = this.tile[i];
       for (let s = this.sliceStart[this.fieldStart[i]]; s < this.sliceStart[this.fieldStart[i + 1]]; s++) {
-        if (this.sliceTensor[s] !== tensor) continue;
+        const base = bases.get(this.sliceTensor[s]);
+        if (base === undefined) continue;
+        const by = base.get(tile);
+        if (by === undefined || by === 0) continue;
         this.sliceBegin[s] += by;
         this.sliceEnd[s] += by;
       }

@@ -12,8 +12,9 @@ import { DTYPE_BYTES, type DeviceDType, type ProgramStep, type TensorCategory } 
 import { UserError } from '../errors.js';
 import { isGradOp, type Op } from '../ir/op.js';
 import type { BuildTensor, DeviceGraph, Slice, TileRange } from './devicegraph.js';
-import { layoutTile, linearLayout } from './linear.js';
-import { runsHash } from './layout.js';
+import { layoutTile, linearLayout, type LinearLayout } from './linear.js';
+import { firstEndingAfter } from './resolve-copies.js';
+import { RunList } from './layout.js';
 import type { Codelet } from '../../sim/codelet.js';
 import type { ArraySpecs, CodeletDef, FieldSpecs, ParamSpecs } from '../../sim/define.js';
 import { checkVertex, type UntypedCodelet, type VertexFields, type VertexRest } from './vertex-check.js';
@@ -44,7 +45,7 @@ export class LowerContext {
   private ex = -1;
   private readonly pending: ProgramStep[] = [];
   /** Gathers made, by a hash of their tensor, tile and runs (flattened begin, end pairs), for reuse. */
-  private readonly gathers = new Map<number, { tensor: number; tile: number; runs: Float64Array; slice: Slice }[]>();
+  private readonly gathers = new Map<number, { tensor: number; tile: number; runs: RunList; slice: Slice }[]>();
   /**
    * Copies made by onTile per tensor and tile (key tensor id x tiles + tile: numbers, not strings,
    * since a whole model asks millions of times), for reuse by requests inside them.
@@ -229,7 +230,7 @@ export class LowerContext {
    */
   onTile(t: BuildTensor, begin: number, end: number, tile: number): Slice {
     if (this.graph.isOnTile(t, begin, end, tile)) {
-      if (t.layoutBy) this.countLayout(t, begin, end, tile, this.graph.rangesOf(t, begin, end));
+      if (t.layoutBy) this.countLayout(t, begin, end, tile);
       return this.slice(t, begin, end);
     }
     const tileKey = t.id * this.graph.numTiles + tile;
@@ -246,7 +247,7 @@ export class LowerContext {
       }
     }
     if (this.cs < 0) throw new Error(`internal: ${this.op.name} asks for data before opening a compute set`);
-    if (t.layoutBy) this.countLayout(t, begin, end, tile, this.graph.rangesOf(t, begin, end));
+    if (t.layoutBy) this.countLayout(t, begin, end, tile);
     const s = this.buffer(t, end - begin, tile);
     if (this.ex < 0) this.ex = this.graph.addExchange(`${this.graph.computeSets[this.cs].name}/exchange`, this.op.name);
     this.arenaOf.get(s.tensor)!.rows.push(this.ex, this.graph.exchanges[this.ex].copies.length, tile);
@@ -263,74 +264,79 @@ export class LowerContext {
    * region instead of one per run). `oneSlice`: always one slice (a vertex
    * reading the runs as one region), the runs copied even when they are here.
    */
-  gather(t: BuildTensor, runs: readonly (readonly [number, number])[], tile: number, opts: { oneSlice?: boolean } = {}): Slice[] {
-    // Indexed loops: a for-of over the runs made an iterator object per gather, most of a ResNet's compile garbage.
-    const n = runs.length;
+  gather(t: BuildTensor, runList: readonly (readonly [number, number])[] | RunList, tile: number, opts: { oneSlice?: boolean } = {}): Slice[] {
+    // A RunList (one flat column) as plans build it; a list of pairs is taken as it is.
+    const runs = runList instanceof RunList ? runList : RunList.from(runList);
+    const n = runs.n;
     let remote = 0;
-    for (let k = 0; k < n && remote < 2; k++) if (!this.graph.isOnTile(t, runs[k][0], runs[k][1], tile)) remote++;
+    for (let k = 0; k < n && remote < 2; k++) if (!this.graph.isOnTile(t, runs.begin(k), runs.end(k), tile)) remote++;
     // Gathering also copies the runs already here: worth it only when several runs must travel.
     if (n === 1 || (remote < 2 && !opts.oneSlice)) {
       const out = new Array<Slice>(n);
-      for (let k = 0; k < n; k++) out[k] = this.onTile(t, runs[k][0], runs[k][1], tile);
+      for (let k = 0; k < n; k++) out[k] = this.onTile(t, runs.begin(k), runs.end(k), tile);
       return out;
     }
     // Reuse an identical gather (a window several vertices read): found by a hash of the tensor, tile and
     // runs, then compared run by run (string keys of the runs cost more garbage than the rest of the lowering).
-    const key = Math.imul(Math.imul(runsHash(runs) ^ t.id, 0x01000193) ^ tile, 0x01000193) ^ n;
+    const key = Math.imul(Math.imul(runs.hash() ^ t.id, 0x01000193) ^ tile, 0x01000193) ^ n;
     const list = this.gathers.get(key);
     if (list) {
       for (const g of list) {
-        if (g.tensor !== t.id || g.tile !== tile || g.runs.length !== 2 * n) continue;
-        let k = 0;
-        while (k < n && g.runs[2 * k] === runs[k][0] && g.runs[2 * k + 1] === runs[k][1]) k++;
-        if (k === n) return [g.slice];
+        if (g.tensor === t.id && g.tile === tile && g.runs.same(runs)) return [g.slice];
       }
     }
     let size = 0;
-    for (let k = 0; k < n; k++) size += runs[k][1] - runs[k][0];
+    for (let k = 0; k < n; k++) size += runs.end(k) - runs.begin(k);
     if (this.cs < 0) throw new Error(`internal: ${this.op.name} asks for data before opening a compute set`);
-    if (t.layoutBy) for (let k = 0; k < n; k++) this.countLayout(t, runs[k][0], runs[k][1], tile, this.graph.rangesOf(t, runs[k][0], runs[k][1]));
+    if (t.layoutBy) for (let k = 0; k < n; k++) this.countLayout(t, runs.begin(k), runs.end(k), tile);
     const s = this.buffer(t, size, tile);
     if (this.ex < 0) this.ex = this.graph.addExchange(`${this.graph.computeSets[this.cs].name}/exchange`, this.op.name);
-    const flat = new Float64Array(2 * n);
-    for (let k = 0; k < n; k++) {
-      flat[2 * k] = runs[k][0];
-      flat[2 * k + 1] = runs[k][1];
-    }
     // Runs of one length at one stride (a block of a matrix, row by row) are one strided copy, not one copy each.
+    const rows = this.arenaOf.get(s.tensor)!.rows;
     let at = s.begin;
     for (let k = 0; k < n; ) {
-      const b = runs[k][0];
-      const len = runs[k][1] - b;
-      const stride = k + 1 < n ? runs[k + 1][0] - b : 0;
+      const b = runs.begin(k);
+      const len = runs.end(k) - b;
+      const stride = k + 1 < n ? runs.begin(k + 1) - b : 0;
       let m = 1;
-      if (stride > 0 && len > 0) while (k + m < n && runs[k + m][1] - runs[k + m][0] === len && runs[k + m][0] - runs[k + m - 1][0] === stride) m++;
-      this.arenaOf.get(s.tensor)!.rows.push(this.ex, this.graph.exchanges[this.ex].copies.length, tile);
+      if (stride > 0 && len > 0) while (k + m < n && runs.end(k + m) - runs.begin(k + m) === len && runs.begin(k + m) - runs.begin(k + m - 1) === stride) m++;
+      rows.push(this.ex, this.graph.exchanges[this.ex].copies.length, tile);
       if (m > 1) this.graph.addStridedCopy(this.ex, { tensor: t.id, begin: b, end: b + len }, { tensor: s.tensor, begin: at, end: at + len }, m, stride, len);
       else this.graph.addCopy(this.ex, { tensor: t.id, begin: b, end: b + len }, { tensor: s.tensor, begin: at, end: at + len });
       at += m * len;
       k += m;
     }
-    const entry = { tensor: t.id, tile, runs: flat, slice: s };
+    // Kept for reuse: a list of pairs was copied into a RunList of its own; a caller's RunList must not change after.
+    const entry = { tensor: t.id, tile, runs, slice: s };
     if (list) list.push(entry);
     else this.gathers.set(key, [entry]);
     return [s];
   }
 
-  /** Tally the bytes of [begin, end) of a consumer-laid-out `t` not on `tile` (`here`: its ranges), as mapped and as mapped linearly. */
-  private countLayout(t: BuildTensor, begin: number, end: number, tile: number, here: readonly TileRange[]): void {
+  /** Tally the bytes of [begin, end) of a consumer-laid-out `t` not on `tile`, as mapped and as mapped linearly (no allocation: asked per run). */
+  private countLayout(t: BuildTensor, begin: number, end: number, tile: number): void {
     const bytes = DTYPE_BYTES[t.dtype];
     let local = 0;
-    for (const r of here) if (r.tile === tile) local += r.end - r.begin;
-    const d = this.device;
+    const mapping = t.mapping ?? [];
+    for (let i = firstEndingAfter(mapping, begin); i < mapping.length && mapping[i].begin < end; i++) {
+      if (mapping[i].tile === tile) local += Math.max(0, Math.min(end, mapping[i].end) - Math.max(begin, mapping[i].begin));
+    }
     const numTiles = this.graph.numTiles;
-    const l = linearLayout(t.size, bytes, vectorWidth(t.dtype, d), d.minBytesPerTile, numTiles, d.tilesPerSharedBus);
+    let l = this.linearLayouts.get(t.id);
+    if (!l) {
+      const d = this.device;
+      l = linearLayout(t.size, bytes, vectorWidth(t.dtype, d), d.minBytesPerTile, numTiles, d.tilesPerSharedBus);
+      this.linearLayouts.set(t.id, l);
+    }
     // Linearly, `tile` holds at most one chunk: the one whose index lands on it.
     const chunk = (tile - l.start + numTiles) % numTiles;
     const linearLocal = chunk < l.tiles && layoutTile(l, chunk, numTiles) === tile ? Math.max(0, Math.min(end, (chunk + 1) * l.perTile) - Math.max(begin, chunk * l.perTile)) : 0;
     this.layoutBytes.actual += (end - begin - local) * bytes;
     this.layoutBytes.linear += (end - begin - linearLocal) * bytes;
   }
+
+  /** countLayout's linear layouts, by tensor. */
+  private readonly linearLayouts = new Map<number, LinearLayout>();
 
   /** `n` elements of `source` on `tile`, in the open compute set's buffer of its copies (its block on that tile). */
   private buffer(source: BuildTensor, n: number, tile: number): Slice {
@@ -349,6 +355,7 @@ export class LowerContext {
 
   /** Size and map the closing compute set's exchange buffers: each tile's block after the blocks of lower tiles. */
   private closeArenas(): void {
+    const bases = new Map<number, Map<number, number>>();
     for (const a of this.arenas.values()) {
       const base = new Map<number, number>();
       const mapping: TileRange[] = [];
@@ -368,8 +375,9 @@ export class LowerContext {
         h.slice.end += by;
       }
       for (let k = 0; k < a.rows.length; k += 3) this.graph.exchanges[a.rows[k]].copies.shiftDst(a.rows[k + 1], base.get(a.rows[k + 2])!);
-      if (this.cs >= 0) this.graph.computeSets[this.cs].vertices.shiftSlices(0, a.tensor.id, base);
+      bases.set(a.tensor.id, base);
     }
+    if (this.cs >= 0) this.graph.computeSets[this.cs].vertices.shiftSlices(0, bases);
     this.arenas = new Map();
     this.arenaOf = new Map();
   }

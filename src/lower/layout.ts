@@ -44,6 +44,76 @@ export function pushRun(runs: [number, number][], b: number, e: number): void {
 }
 
 /**
+ * Element runs [begin, end) as one flat column of bounds: what a tile reads,
+ * built run by run as pushRun builds a list of pairs (adjacent runs merged),
+ * one object instead of one array per run (a ResNet-50 forward made twelve
+ * million: a pair per input channel per tile).
+ */
+export class RunList {
+  n = 0;
+  /** Run k is [a[2k], a[2k + 1]). */
+  a: Int32Array;
+
+  constructor(capacity = 8) {
+    this.a = new Int32Array(2 * Math.max(1, capacity));
+  }
+
+  /** The runs as they are (none merged). */
+  static from(runs: readonly Run[]): RunList {
+    const r = new RunList(runs.length);
+    for (let k = 0; k < runs.length; k++) {
+      r.a[2 * k] = runs[k][0];
+      r.a[2 * k + 1] = runs[k][1];
+    }
+    r.n = runs.length;
+    return r;
+  }
+
+  /** Append [b, e) as pushRun does: merged into the last run when adjacent, an empty one dropped. */
+  push(b: number, e: number): void {
+    if (e <= b) return;
+    if (this.n > 0 && this.a[2 * this.n - 1] === b) {
+      this.a[2 * this.n - 1] = e;
+      return;
+    }
+    if (2 * this.n + 2 > this.a.length) {
+      const g = new Int32Array(2 * this.a.length);
+      g.set(this.a);
+      this.a = g;
+    }
+    this.a[2 * this.n] = b;
+    this.a[2 * this.n + 1] = e;
+    this.n++;
+  }
+
+  begin(k: number): number {
+    return this.a[2 * k];
+  }
+
+  end(k: number): number {
+    return this.a[2 * k + 1];
+  }
+
+  /** The runs as pairs (for a plan's few distinct reads). */
+  pairs(): [number, number][] {
+    return Array.from({ length: this.n }, (_, k): [number, number] => [this.a[2 * k], this.a[2 * k + 1]]);
+  }
+
+  /** runsHash of the same runs. */
+  hash(): number {
+    let h = 0x811c9dc5;
+    for (let k = 0; k < 2 * this.n; k++) h = Math.imul(h ^ this.a[k], 0x01000193);
+    return h >>> 0;
+  }
+
+  same(o: RunList): boolean {
+    if (o.n !== this.n) return false;
+    for (let k = 0; k < 2 * this.n; k++) if (o.a[k] !== this.a[k]) return false;
+    return true;
+  }
+}
+
+/**
  * A 32-bit hash of a list of runs (FNV-1a over the bounds), to find an equal
  * list among earlier ones without building a string key of it: plans group
  * and cache reads by their runs, and such keys were most of a whole-model

@@ -446,13 +446,20 @@ let hintDst = -1;
 /**
  * The first row in [lo, hi) of one tensor's rows (ascending) whose end is after `pos`: from `hint` when
  * it is one of them and the row before it ends at or before `pos` (any other hint, of another tensor or
- * -1, is ignored), else a binary search.
+ * -1, is ignored), by steps doubling from it (the next run of a strided copy lies a few rows on: a
+ * channel further), else a binary search.
  */
 function seek(end: Int32Array, lo: number, hi: number, pos: number, hint: number): number {
   if (hint >= lo && hint < hi && (hint === lo || end[hint - 1] <= pos)) {
     if (end[hint] > pos) return hint;
-    if (hint + 1 < hi && end[hint + 1] > pos) return hint + 1;
-    return rowEndingAfter(end, hint + 1, hi, pos);
+    // end[from] <= pos: gallop until a row ends after pos, then search the last step.
+    let from = hint;
+    let step = 1;
+    while (from + step < hi && end[from + step] <= pos) {
+      from += step;
+      step *= 2;
+    }
+    return rowEndingAfter(end, from + 1, Math.min(hi, from + step + 1), pos);
   }
   return rowEndingAfter(end, lo, hi, pos);
 }

@@ -27,11 +27,11 @@ import { describeConvPlan, inputRows, planConv, type ConvPlan, type ConvPlanResu
 import { DeviceMemo } from '../lower/plan-memo.js';
 import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
 import { linearMapping, type MatMulDType } from '../lower/matmul-planner.js';
-import { layoutFromReads, pushRun, runsHash, sameRuns, type ReadGroup } from '../lower/layout.js';
+import { layoutFromReads, pushRun, RunList, type ReadGroup } from '../lower/layout.js';
 import { vectorWidth } from '../../sim/codelets/estimators.js';
 import type { DeviceSpec } from '../../sim/device.js';
 import { DTYPE_BYTES } from '../../sim/program.js';
-import { describeConvGradWPlan, describeConvGradXPlan, gradOutRows, planConvGradW, planConvGradX, reduceChunks, type ConvGradShape } from '../lower/conv-grad-planner.js';
+import { describeConvGradWPlan, describeConvGradXPlan, gradOutRows, planConvGradW, planConvGradX, reduceChunks, type ConvGradShape, type ConvGradXPlan } from '../lower/conv-grad-planner.js';
 import { channelSum, partialOnTile } from '../lower/window.js';
 import { floatInput, gid, product, sameDTypeAs, versions, withoutEmpty } from './nn-util.js';
 import { ArgGradOp, fwdIn, gradOf, gradOut } from './arg-grad.js';
@@ -216,14 +216,14 @@ function blockReads(s: ConvShape, p: ConvPlan, blk: ConvBlock, cb: number, only?
   const inRows = Math.max(1, ih1 - ih0);
   const c0 = cb * p.cBlock;
   const c1 = Math.min(Cg, c0 + p.cBlock);
-  const xRuns: [number, number][] = [];
+  const xRuns = new RunList(only === 'w' ? 1 : (blk.n1 - blk.n0) * (g1 - g0 + 1) * (c1 - c0));
   for (let n = blk.n0; n < blk.n1 && only !== 'w'; n++) {
     for (let gi = g0; gi <= g1; gi++) {
-      for (let c = gi * Cg + c0; c < gi * Cg + c1; c++) pushRun(xRuns, (n * s.C + c) * inPlane + ih0 * inRest, (n * s.C + c) * inPlane + (ih0 + inRows) * inRest);
+      for (let c = gi * Cg + c0; c < gi * Cg + c1; c++) xRuns.push((n * s.C + c) * inPlane + ih0 * inRest, (n * s.C + c) * inPlane + (ih0 + inRows) * inRest);
     }
   }
-  const wRuns: [number, number][] = [];
-  for (let m = blk.m0; m < blk.m1 && only !== 'x'; m++) pushRun(wRuns, (m * Cg + c0) * K, (m * Cg + c1) * K);
+  const wRuns = new RunList(only === 'x' ? 1 : blk.m1 - blk.m0);
+  for (let m = blk.m0; m < blk.m1 && only !== 'x'; m++) wRuns.push((m * Cg + c0) * K, (m * Cg + c1) * K);
   return { tile: blk.owner + cb, c0, c1, g0, g1, ih0, inRows, xRuns: xRuns, wRuns: wRuns };
 }
 
@@ -255,16 +255,16 @@ function convPlan(s: ConvShape, device: DeviceSpec, plans: PlanOverrides): ConvP
 function inputLayout(conv: ConvOp, index: number, s: ConvShape, device: DeviceSpec, plans: PlanOverrides, use: InputUse): TileRange[] | undefined {
   const p = convPlan(s, device, plans).plan;
   // Blocks reading the same runs, found by a hash of the runs (a string key of them was most of a ResNet's compile garbage).
-  const groups = new Map<number, { tiles: number[]; runs: [number, number][] }[]>();
+  const groups = new Map<number, { tiles: number[]; list: RunList; runs: [number, number][] }[]>();
   for (const blk of convBlocks(s, p)) {
     for (let cb = 0; cb < p.gC; cb++) {
       const r = blockReads(s, p, blk, cb, index === 0 ? 'x' : 'w');
       const runs = index === 0 ? r.xRuns : r.wRuns;
-      const key = runsHash(runs);
+      const key = runs.hash();
       const list = groups.get(key) ?? [];
-      let group = list.find((g) => sameRuns(g.runs, runs));
+      let group = list.find((g) => g.list.same(runs));
       if (!group) {
-        list.push((group = { tiles: [], runs }));
+        list.push((group = { tiles: [], list: runs, runs: runs.pairs() }));
         groups.set(key, list);
       }
       if (!group.tiles.includes(r.tile)) group.tiles.push(r.tile);
@@ -452,7 +452,7 @@ export function lowerConvGradXSpec(spec: ConvSpec, ctx: LowerContext): void {
   const result = planConvGradX(s, ctx.device, ctx.plans);
   const p = result.plan;
   ctx.note('conv-grad-x plan', describeConvGradXPlan(s, result));
-  const { C, M, Cg, Mg, K } = channels(g, s.group);
+  const { C, M, Cg, Mg } = channels(g, s.group);
   const [D0, D1, D2] = s.inDims;
   const inRest = D1 * D2;
   const O0 = s.outDims[0];
@@ -480,10 +480,12 @@ export function lowerConvGradXSpec(spec: ConvSpec, ctx: LowerContext): void {
     }
   }
   mapGradBlocks(ctx, dx, blocks);
+  const wt = rearrangeGradXWeights(ctx, s, p, w);
 
   ctx.computeSet('conv-grad-x');
   const partials: BuildTensor[][] = [];
   for (const [bi, blk] of blocks.entries()) {
+    const cb = (blk.base / p.gM) % p.gC;
     const g0 = Math.floor(blk.c0 / Cg);
     const g1 = Math.floor((blk.c1 - 1) / Cg);
     const [lo, hi] = gradOutRows(s, blk.r0, blk.r1);
@@ -494,29 +496,98 @@ export function lowerConvGradXSpec(spec: ConvSpec, ctx: LowerContext): void {
     for (let mb = 0; mb < p.gM; mb++) {
       const m0 = mb * p.mBlock;
       const m1 = Math.min(Mg, m0 + p.mBlock);
-      const dyRuns: [number, number][] = [];
+      const dyRuns = new RunList();
       for (let n = blk.n0; n < blk.n1; n++) {
         for (let gi = g0; gi <= g1; gi++) {
-          for (let m = gi * Mg + m0; m < gi * Mg + m1; m++) pushRun(dyRuns, ((n * M + m) * O0 + oh0) * outRest, ((n * M + m) * O0 + oh0 + dyRows) * outRest);
+          for (let m = gi * Mg + m0; m < gi * Mg + m1; m++) dyRuns.push(((n * M + m) * O0 + oh0) * outRest, ((n * M + m) * O0 + oh0 + dyRows) * outRest);
         }
       }
-      const wRuns: [number, number][] = [];
-      for (let gi = g0; gi <= g1; gi++) {
-        const cs = Math.max(blk.c0, gi * Cg) - gi * Cg;
-        const ce = Math.min(blk.c1, (gi + 1) * Cg) - gi * Cg;
-        for (let m = gi * Mg + m0; m < gi * Mg + m1; m++) pushRun(wRuns, (m * Cg + cs) * K, (m * Cg + ce) * K);
-      }
       const tile = blk.base + mb;
+      const wb = wt.blocks[cb * p.gM + mb];
       ctx.vertex(
         convGradXBlockCodelet,
         tile,
-        { in: ctx.gather(dy, dyRuns, tile), weights: ctx.gather(w, wRuns, tile), out: gradBlockOut(ctx, dx, blk, `partial${bi}.${mb}`, mb, partials[bi]) },
+        { in: ctx.gather(dy, dyRuns, tile), weights: [ctx.onTile(wt.tensor, wb[0], wb[1], tile)], out: gradBlockOut(ctx, dx, blk, `partial${bi}.${mb}`, mb, partials[bi]) },
         { group: s.group, nCount: blk.n1 - blk.n0, r0: blk.r0, rows: blk.r1 - blk.r0, c0: blk.c0, cCount: blk.c1 - blk.c0, m0, mCount: m1 - m0, g0, gCount: g1 - g0 + 1, oh0, dyRows },
         arrays,
       );
     }
   }
   reduceGradBlocks(ctx, dx, blocks, partials, 'conv-grad-x/reduce');
+}
+
+/**
+ * The weights rearranged once into a dX plan's blocks, as PopLibs transposes
+ * them into the backward pass's layout before it: W[m, c', :] of each block's
+ * dY channels (of every group its dX channels are in) and dX channels, in the
+ * order a tile reads it (m, then c', then the taps), one contiguous block of
+ * a new tensor, spread in equal parts over the tiles that read it (every
+ * batch and row block of those channels). One exchange moves each weight
+ * once; each tile then reads its block as one run, from the few tiles that
+ * hold it. Read straight from W's forward layout, a tile's block was a short
+ * piece per dY channel from a different tile each: ResNet-50's dX passes made
+ * most of a training step's exchange copies that way. The blocks of the
+ * plan's dX-channel and dY-channel parts partition W: the new tensor is W
+ * permuted. `blocks[cb x gM + mb]`: where block (cb, mb) lies in it.
+ */
+function rearrangeGradXWeights(ctx: LowerContext, s: ConvGradShape, p: ConvGradXPlan, w: BuildTensor): { tensor: BuildTensor; blocks: [number, number][] } {
+  const Cg = s.C / s.group;
+  const Mg = s.M / s.group;
+  const K = s.kernel[0] * s.kernel[1] * s.kernel[2];
+  const blocks: [number, number][] = [];
+  const reads: ReadGroup[] = [];
+  const copies: { src: number; dst: number; runs: number; len: number }[] = [];
+  let at = 0;
+  for (let cb = 0; cb < p.gC; cb++) {
+    const c0 = cb * p.cBlock;
+    const c1 = Math.min(s.C, c0 + p.cBlock);
+    const g0 = Math.floor(c0 / Cg);
+    const g1 = Math.floor((c1 - 1) / Cg);
+    for (let mb = 0; mb < p.gM; mb++) {
+      const m0 = mb * p.mBlock;
+      const m1 = Math.min(Mg, m0 + p.mBlock);
+      const begin = at;
+      for (let gi = g0; gi <= g1; gi++) {
+        const cs = Math.max(c0, gi * Cg) - gi * Cg;
+        const ce = Math.min(c1, (gi + 1) * Cg) - gi * Cg;
+        // Rows m of the group, each its run of (ce - cs) x K weights, Cg x K apart in W.
+        copies.push({ src: ((gi * Mg + m0) * Cg + cs) * K, dst: at, runs: m1 - m0, len: (ce - cs) * K });
+        at += (m1 - m0) * (ce - cs) * K;
+      }
+      blocks.push([begin, at]);
+      const tiles: number[] = [];
+      for (let nb = 0; nb < p.gN; nb++) for (let rb = 0; rb < p.gRow; rb++) tiles.push(((nb * p.gRow + rb) * p.gC + cb) * p.gM + mb);
+      reads.push({ tiles, runs: [[begin, at]] });
+    }
+  }
+  if (at !== w.size) throw new Error(`internal: ${ctx.op.name}'s dX weight blocks hold ${at} weights of ${w.size}`);
+  const tensor = ctx.addTensor('weights-by-block', w.dtype, [at]);
+  const device = ctx.device;
+  const grain = vectorWidth(s.dtype, device);
+  const minElems = Math.max(grain, Math.ceil(device.minBytesPerTile / DTYPE_BYTES[s.dtype] / grain) * grain);
+  // layoutFromReads' pieces of each block, built from the blocks' bounds (no owner per element: the blocks are disjoint and cover the tensor).
+  const mapping: TileRange[] = [];
+  reads.forEach((r, gi) => {
+    const [begin, end] = r.runs[0];
+    const total = end - begin;
+    const grains = Math.ceil(total / grain);
+    const pieces = Math.max(1, Math.min(r.tiles.length, Math.floor(total / Math.max(1, minElems)), grains));
+    const cut = (i: number) => Math.min(total, Math.round((i * grains) / pieces) * grain);
+    for (let i = 0; i < pieces; i++) {
+      const b = begin + cut(i);
+      const e = begin + cut(i + 1);
+      if (e <= b) continue;
+      const tile = r.tiles[(gi % r.tiles.length + i) % r.tiles.length];
+      const last = mapping[mapping.length - 1];
+      if (last && last.tile === tile && last.end === b) last.end = e;
+      else mapping.push({ tile, begin: b, end: e });
+    }
+  });
+  ctx.graph.setTileMapping(tensor, mapping);
+  const ex = ctx.graph.addExchange(`${ctx.op.name}/conv-grad-x/weights-by-block`, ctx.op.name);
+  for (const c of copies) ctx.graph.addStridedCopy(ex, ctx.slice(w, c.src, c.src + c.len), ctx.slice(tensor, c.dst, c.dst + c.len), c.runs, Cg * K, c.len);
+  ctx.emit({ kind: 'exchange', exchange: ex });
+  return { tensor, blocks };
 }
 
 /**
@@ -575,12 +646,12 @@ export function lowerConvGradWSpec(spec: ConvSpec, ctx: LowerContext): void {
         const r1 = Math.min(O0, r0 + p.rowBlock);
         const [ih0, ih1] = inputRows(s, r0, r1);
         const inRows = Math.max(1, ih1 - ih0);
-        const dyRuns: [number, number][] = [];
-        for (let n = n0; n < n1; n++) for (let m = blk.m0; m < blk.m1; m++) pushRun(dyRuns, ((n * M + m) * O0 + r0) * outRest, ((n * M + m) * O0 + r1) * outRest);
-        const xRuns: [number, number][] = [];
+        const dyRuns = new RunList();
+        for (let n = n0; n < n1; n++) for (let m = blk.m0; m < blk.m1; m++) dyRuns.push(((n * M + m) * O0 + r0) * outRest, ((n * M + m) * O0 + r1) * outRest);
+        const xRuns = new RunList();
         for (let n = n0; n < n1; n++) {
           for (let gi = g0; gi <= g1; gi++) {
-            for (let c = gi * Cg + blk.c0; c < gi * Cg + blk.c1; c++) pushRun(xRuns, (n * C + c) * inPlane + ih0 * inRest, (n * C + c) * inPlane + (ih0 + inRows) * inRest);
+            for (let c = gi * Cg + blk.c0; c < gi * Cg + blk.c1; c++) xRuns.push((n * C + c) * inPlane + ih0 * inRest, (n * C + c) * inPlane + (ih0 + inRows) * inRest);
           }
         }
         const part = nb * p.gRow + rb;

@@ -33,6 +33,7 @@ import type { PlanOverrides } from '../../src/lower/plan-overrides.js';
 import { estimateConvPlan, planConv, type ConvShape, type ConvSplit } from '../../src/lower/conv-planner.js';
 import { describeConvGradWPlan, describeConvGradXPlan, planConvGradW, planConvGradX, type ConvGradShape } from '../../src/lower/conv-grad-planner.js';
 import { tiny } from '../helpers.js';
+import { vertexAt } from '../../sim/vertex-table.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { compile, run, TrainingSession } from '../../src/session.js';
 
@@ -259,6 +260,43 @@ train:
     } finally {
       await session.close();
     }
+  });
+
+  it('dX reads its weights as one block per tile, rearranged once into the plan\'s blocks (mk2, 64 tiles)', async () => {
+    const config = `
+name: convgrad-weights
+device: {preset: mk2, tiles: 64}
+model:
+  graph:
+    inputs:
+      x: {shape: [1, 64, 8, 8], dtype: float32}
+    initializers:
+      w1: {shape: [64, 64, 3, 3], init: {normal: {std: 0.1, seed: 1}}}
+      w2: {shape: [96, 64, 3, 3], init: {normal: {std: 0.1, seed: 2}}}
+    nodes:
+      - {op: Conv, inputs: [x, w1], outputs: [h], attributes: {pads: [1, 1, 1, 1]}}
+      - {op: Conv, inputs: [h, w2], outputs: [y], attributes: {pads: [1, 1, 1, 1]}}
+    outputs: [y]
+inputs:
+  x: {random: {distribution: uniform, low: -1, high: 1, seed: 7}}
+train:
+  loss: {type: l1, input: y, reduction: mean}
+  optimizer: {type: sgd, lr: 0.01}
+  steps: 1
+`;
+    const { program } = await compile(loadConfigText(config, '/tmp/convgrad-weights.yaml'));
+    // The second conv's dX: one exchange moves w2 into the plan's blocks (w2's elements, each once) ...
+    const rearranged = program.exchanges.filter((e) => e.name.endsWith('/conv-grad-x/weights-by-block'));
+    expect(rearranged).toHaveLength(1);
+    let bytes = 0;
+    for (let i = 0; i < rearranged[0].copies.count; i++) bytes += rearranged[0].copies.bytes[i] * (rearranged[0].copies.runs?.[i] ?? 1);
+    expect(bytes).toBeLessThanOrEqual(96 * 64 * 9 * 4);
+    // ... and each dX vertex reads its weights as one region.
+    const sets = program.computeSets.filter((c) => c.name.endsWith('/conv-grad-x'));
+    expect(sets).toHaveLength(1);
+    const t = sets[0].vertices;
+    expect(t.count).toBeGreaterThan(1);
+    for (let i = 0; i < t.count; i++) expect(vertexAt(t, i).fields.weights).toHaveLength(1);
   });
 
   it('trains to byte-identical weights, losses and outputs with 1, 2 and 3 workers (each block vertex runs whole on one thread)', async () => {
