@@ -1,6 +1,7 @@
 /**
- * A program's columnar tables (vertex tables, copy tables, interval tables)
- * in shared memory, so pool workers map them instead of copying them. A
+ * A program's columnar tables in shared memory, so pool workers map them
+ * instead of copying them: the pool shares the compute sets' vertex tables
+ * (exchanges reach the workers as copy plans in tile memory already). A
  * structured clone (a Worker's workerData) copies a typed array over an
  * ordinary ArrayBuffer, once per worker, but gives a view of the same memory
  * for one over a SharedArrayBuffer. shareColumns moves every column of the

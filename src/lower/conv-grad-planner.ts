@@ -33,6 +33,8 @@
  * mapping spreads them) + the AMP vertex of the largest block [+ sync + the
  * partials' exchange + their fp32 sum]; the fewest-cycle split whose
  * temporaries fit availableMemoryProportion, else the one needing least.
+ * ConvGradX also pays the weights' move into its blocks first: a sync and
+ * an exchange, and each reader's piece of its block as a temporary.
  */
 import { fitsDevice, type PlanOverrides } from './plan-overrides.js';
 import { ampConvCycles } from '../../sim/codelets/nn-util.js';
@@ -128,15 +130,30 @@ function spread(elems: number, dtype: MatMulDType, device: DeviceSpec, tiles: nu
 /** The common tail of a backward estimate: operand exchange, AMP, and the spread fp32 second stage when the contraction is split. */
 function costed(
   device: DeviceSpec,
-  io: { received: number; sent: number; compute: number; outBlock: number; outBytes: number; parts: number; runLength: number },
+  io: {
+    received: number;
+    sent: number;
+    compute: number;
+    outBlock: number;
+    outBytes: number;
+    parts: number;
+    runLength: number;
+    /** An exchange before the operand exchange that rearranges an operand (its own sync): bytes per tile in and out. */
+    rearrange?: { received: number; sent: number };
+  },
 ): { cycles: ConvCycles; tempBytes: number; memoryLimit: number } {
   const exBytes = device.exchangeBytesPerCycle;
-  const exchange = Math.ceil(Math.max(io.received, io.sent) / exBytes);
+  let exchange = Math.ceil(Math.max(io.received, io.sent) / exBytes);
   const compute = device.supervisorOverheadCycles + io.compute;
   let temp = io.received;
   let reduceExchange = 0;
   let reduceCycles = 0;
   let syncs = 1;
+  if (io.rearrange) {
+    exchange += Math.ceil(Math.max(io.rearrange.received, io.rearrange.sent) / exBytes);
+    temp += io.rearrange.received;
+    syncs += 1;
+  }
   if (io.parts > 1) {
     const { chunk } = reduceChunks(io.parts, io.outBlock);
     // Its own partial, the parts - 1 pieces of its chunk it receives, and its chunk of the output.
@@ -144,7 +161,7 @@ function costed(
     reduceExchange = Math.ceil(Math.max(io.outBlock * 4, (io.parts - 1) * chunk * 4) / exBytes);
     const regions = Math.min(chunk, Math.ceil(chunk / io.runLength) + 1);
     reduceCycles = device.supervisorOverheadCycles + reduce(io.parts * chunk, regions, 'float32', device);
-    syncs = 2;
+    syncs += 1;
   } else temp += io.outBlock * io.outBytes;
   const sync = syncs * device.syncCycles;
   const proportion = device.availableMemoryProportion ?? 0.6;
@@ -179,14 +196,18 @@ export function estimateConvGradXPlan(s: ConvGradShape, split: ConvGradXSplit, d
     { convGroups: s.group > 1 ? groups : 1, inChans: mBlock, outChans: Math.min(cBlock, Cg), kernelPositions: gradXKernelPositions(s.kernel, s.strides), positions, dtype: s.dtype },
     device,
   );
+  const wSpread = spread(s.M * Cg * K, s.dtype, device, tilesAvailable);
   const c = costed(device, {
     received: (dyElems + wElems) * bytes,
-    sent: spread(s.N * s.M * s.outDims[0] * outRest, s.dtype, device, tilesAvailable) + spread(s.M * Cg * K, s.dtype, device, tilesAvailable),
+    sent: spread(s.N * s.M * s.outDims[0] * outRest, s.dtype, device, tilesAvailable) + wSpread,
     compute: amp,
     outBlock: positions * cBlock,
     outBytes: bytes,
     parts: gM,
     runLength: rowBlock * inRest,
+    // The weights first move into the plan's blocks (src/ops/conv.ts, weights-by-block): each block spread over
+    // the gN x gRow tiles that read it, each holding its piece until the dX vertices have run.
+    rearrange: { received: Math.ceil((wElems * bytes) / (gN * gRow)), sent: wSpread },
   });
   return { nBlock, rowBlock, cBlock, mBlock, gN, gRow, gC, gM, tiles: gN * gRow * gC * gM, ...c };
 }

@@ -99,7 +99,12 @@ export class RunList {
     return Array.from({ length: this.n }, (_, k): [number, number] => [this.a[2 * k], this.a[2 * k + 1]]);
   }
 
-  /** runsHash of the same runs. */
+  /**
+   * A 32-bit hash of the runs (FNV-1a over the bounds), to find an equal
+   * list among earlier ones without building a string key of it: plans group
+   * and cache reads by their runs, and such keys were most of a whole-model
+   * compile's garbage. Compare with same() on a hit.
+   */
   hash(): number {
     let h = 0x811c9dc5;
     for (let k = 0; k < 2 * this.n; k++) h = Math.imul(h ^ this.a[k], 0x01000193);
@@ -111,27 +116,6 @@ export class RunList {
     for (let k = 0; k < 2 * this.n; k++) if (o.a[k] !== this.a[k]) return false;
     return true;
   }
-}
-
-/**
- * A 32-bit hash of a list of runs (FNV-1a over the bounds), to find an equal
- * list among earlier ones without building a string key of it: plans group
- * and cache reads by their runs, and such keys were most of a whole-model
- * compile's garbage. Compare with sameRuns() on a hit.
- */
-export function runsHash(runs: readonly Run[]): number {
-  let h = 0x811c9dc5;
-  for (let k = 0; k < runs.length; k++) {
-    h = Math.imul(h ^ runs[k][0], 0x01000193);
-    h = Math.imul(h ^ runs[k][1], 0x01000193);
-  }
-  return h >>> 0;
-}
-
-export function sameRuns(a: readonly Run[], b: readonly Run[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i][0] !== b[i][0] || a[i][1] !== b[i][1]) return false;
-  return true;
 }
 
 /** One block of a plan: the tiles reading it and the runs they read, in the order they read them. */

@@ -168,6 +168,10 @@ describe('other commands', () => {
     const ex = program.exchanges.find((e: { copies: { count: number } }) => e.copies.count > 0);
     expect(Array.isArray(ex.copies.srcTile)).toBe(true);
     expect(ex.copies.srcTile).toHaveLength(ex.copies.count);
+    // A tensor's tile intervals likewise: four lists of `count` entries, not a record per interval.
+    const t = program.tensors.find((x: { intervals: { count: number } }) => x.intervals.count > 1);
+    for (const col of ['tile', 'begin', 'end', 'offset']) expect(t.intervals[col]).toHaveLength(t.intervals.count);
+    expect(t.intervals.end[0]).toBeGreaterThan(t.intervals.begin[0]);
   });
 
   it('a compile that outgrows the host heap exits 1 with the numbers, not V8\'s abort', () => {

@@ -290,7 +290,7 @@ train:
     expect(rearranged).toHaveLength(1);
     let bytes = 0;
     for (let i = 0; i < rearranged[0].copies.count; i++) bytes += rearranged[0].copies.bytes[i] * (rearranged[0].copies.runs?.[i] ?? 1);
-    expect(bytes).toBeLessThanOrEqual(96 * 64 * 9 * 4);
+    expect(bytes).toBe(96 * 64 * 9 * 4);
     // ... and each dX vertex reads its weights as one region.
     const sets = program.computeSets.filter((c) => c.name.endsWith('/conv-grad-x'));
     expect(sets).toHaveLength(1);
