@@ -135,7 +135,9 @@ const split = await hostSplit(console.log);
 const sweep = process.env.BENCH_SWEEP === '0' ? undefined : await sweepBench(console.log);
 // Issue 9: each kernel-backed codelet against its own TypeScript reference.
 const codelets = [...(await codeletKernels(undefined, console.log)), ...(await halfRates(console.log))];
-const pct = (x: number, of: number) => `${((100 * x) / of).toFixed(0)}%`;
+const pct = (x: number, of: number) => (Number.isFinite(x) && Number.isFinite(of) ? `${((100 * x) / of).toFixed(0)}%` : 'n/a');
+/** A marginal rate, or "noise" when it could not be measured (bench/split.ts). */
+const gelem = (x: number, digits: number) => (Number.isFinite(x) ? x.toFixed(digits) : 'noise');
 
 const SUPERSTEP_TEXT = `bench/superstep.ts: 2,000 supersteps of a hand-made program on a 64-tile mk2, each an exchange (16 bytes
 into each tile) and a compute set (an Add of 4 floats on each tile), best of 3 runs. Small supersteps run inline,
@@ -199,7 +201,7 @@ ${SUPERSTEP_TEXT}
 
 Elementwise Add y = a + b over N floats on a full mk2, 1 worker, the whole run after compiling as \`sim run\`
 does it (draw both random inputs, stream them in, the Add, read y, write the run folder: outputs/y.npy and the
-profile CSVs), best of 2, against in the same run: the WebAssembly SIMD add the Add vertex uses, a plain-JS add,
+profile CSVs), best of 4, against in the same run: the WebAssembly SIMD add the Add vertex uses, a plain-JS add,
 and a bare pipeline doing the run's host work (draw the inputs with the same generator, the WASM add, write
 y.npy) on memory touched before the clock, and the same pipeline on fresh memory that also reads y out into a
 fresh array first, as the run hands back its anchor. Gelem/s are marginal between N = 4M and 8M
@@ -207,11 +209,11 @@ fresh array first, as the run hands back its anchor. Gelem/s are marginal betwee
 per element alone costs more than the add, and on this host the first write to a page of fresh memory costs
 far more than copying it (a run's anchor, and tile memory the first time a process makes it: later runs of the
 same size reuse it, sim/memory.ts), so the two pipelines are the yardsticks for the host work: the gap to them is
-the simulator's own.
+the simulator's own. "noise" marks a rate whose 8M run did not take longer than its 4M run.
 
 | | sim, whole run | bare WASM SIMD add | plain-JS add | bare pipeline | bare pipeline, fresh memory |
 |---|---|---|---|---|---|
-| Gelem/s | ${split.add.sim.toFixed(3)} | ${split.add.wasm.toFixed(2)} | ${split.add.js.toFixed(2)} | ${split.add.pipeline.toFixed(3)} | ${split.add.fresh.toFixed(3)} |
+| Gelem/s | ${gelem(split.add.sim, 3)} | ${gelem(split.add.wasm, 2)} | ${gelem(split.add.js, 2)} | ${gelem(split.add.pipeline, 3)} | ${gelem(split.add.fresh, 3)} |
 | sim as a share of it | | ${pct(split.add.sim, split.add.wasm)} | ${pct(split.add.sim, split.add.js)} | ${pct(split.add.sim, split.add.pipeline)} | ${pct(split.add.sim, split.add.fresh)} |
 | ms at 4M / 8M | ${split.add.ms.sim.map((x) => x.toFixed(0)).join(' / ')} | ${split.add.ms.wasm.map((x) => x.toFixed(1)).join(' / ')} | ${split.add.ms.js.map((x) => x.toFixed(1)).join(' / ')} | ${split.add.ms.pipeline.map((x) => x.toFixed(0)).join(' / ')} | ${split.add.ms.fresh.map((x) => x.toFixed(0)).join(' / ')} |
 
