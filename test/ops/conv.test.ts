@@ -48,6 +48,32 @@ function conv(x: number[], w: number[], attributes: OpCase['attributes'] = {}, b
   };
 }
 
+
+/** Two padded 3x3 convolutions trained with SGD on an L1 loss: the backward passes' planning tests. */
+function twoConvTraining(o: { name: string; device: string; x: number[]; w1: number[]; w2: number[]; conv2?: string }): string {
+  return `
+name: ${o.name}
+device: ${o.device}
+model:
+  graph:
+    inputs:
+      x: {shape: [${o.x.join(', ')}], dtype: float32}
+    initializers:
+      w1: {shape: [${o.w1.join(', ')}], init: {normal: {std: 0.1, seed: 1}}}
+      w2: {shape: [${o.w2.join(', ')}], init: {normal: {std: 0.1, seed: 2}}}
+    nodes:
+      - {op: Conv, inputs: [x, w1], outputs: [h], attributes: {pads: [1, 1, 1, 1]}}
+      - {op: Conv, inputs: [h, w2], outputs: [y], attributes: {pads: [1, 1, 1, 1]${o.conv2 ? `, ${o.conv2}` : ''}}}
+    outputs: [y]
+inputs:
+  x: {random: {distribution: uniform, low: -1, high: 1, seed: 7}}
+train:
+  loss: {type: l1, input: y, reduction: mean}
+  optimizer: {type: sgd, lr: 0.01}
+  steps: 1
+`;
+}
+
 describe('Conv forward', () => {
   it('agrees with onnxruntime: pads, strides, dilations, bias, asymmetric pads', async () => {
     await checkForward(conv([1, 1, 5, 5], [1, 1, 3, 3]));
@@ -227,27 +253,7 @@ describe('Conv grads, planned (src/lower/conv-grad-planner.ts)', () => {
   });
 
   it('the simulator charges the backward compute sets what the planner estimates (tiny device, float32)', async () => {
-    const config = `
-name: convgrad
-device: tiny
-model:
-  graph:
-    inputs:
-      x: {shape: [1, 16, 8, 8], dtype: float32}
-    initializers:
-      w1: {shape: [16, 16, 3, 3], init: {normal: {std: 0.1, seed: 1}}}
-      w2: {shape: [8, 16, 3, 3], init: {normal: {std: 0.1, seed: 2}}}
-    nodes:
-      - {op: Conv, inputs: [x, w1], outputs: [h], attributes: {pads: [1, 1, 1, 1]}}
-      - {op: Conv, inputs: [h, w2], outputs: [y], attributes: {pads: [1, 1, 1, 1], strides: [2, 2]}}
-    outputs: [y]
-inputs:
-  x: {random: {distribution: uniform, low: -1, high: 1, seed: 7}}
-train:
-  loss: {type: l1, input: y, reduction: mean}
-  optimizer: {type: sgd, lr: 0.01}
-  steps: 1
-`;
+    const config = twoConvTraining({ name: 'convgrad', device: 'tiny', x: [1, 16, 8, 8], w1: [16, 16, 3, 3], w2: [8, 16, 3, 3], conv2: 'strides: [2, 2]' });
     const session = await TrainingSession.create(await compile(loadConfigText(config, '/tmp/convgrad.yaml')), { workers: 1, numerics: false });
     try {
       await session.runStep();
@@ -263,27 +269,7 @@ train:
   });
 
   it('dX reads its weights as one block per tile, rearranged once into the plan\'s blocks (mk2, 64 tiles)', async () => {
-    const config = `
-name: convgrad-weights
-device: {preset: mk2, tiles: 64}
-model:
-  graph:
-    inputs:
-      x: {shape: [1, 64, 8, 8], dtype: float32}
-    initializers:
-      w1: {shape: [64, 64, 3, 3], init: {normal: {std: 0.1, seed: 1}}}
-      w2: {shape: [96, 64, 3, 3], init: {normal: {std: 0.1, seed: 2}}}
-    nodes:
-      - {op: Conv, inputs: [x, w1], outputs: [h], attributes: {pads: [1, 1, 1, 1]}}
-      - {op: Conv, inputs: [h, w2], outputs: [y], attributes: {pads: [1, 1, 1, 1]}}
-    outputs: [y]
-inputs:
-  x: {random: {distribution: uniform, low: -1, high: 1, seed: 7}}
-train:
-  loss: {type: l1, input: y, reduction: mean}
-  optimizer: {type: sgd, lr: 0.01}
-  steps: 1
-`;
+    const config = twoConvTraining({ name: 'convgrad-weights', device: '{preset: mk2, tiles: 64}', x: [1, 64, 8, 8], w1: [64, 64, 3, 3], w2: [96, 64, 3, 3] });
     const { program } = await compile(loadConfigText(config, '/tmp/convgrad-weights.yaml'));
     // The second conv's dX: one exchange moves w2 into the plan's blocks (w2's elements, each once) ...
     const rearranged = program.exchanges.filter((e) => e.name.endsWith('/conv-grad-x/weights-by-block'));
