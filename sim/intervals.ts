@@ -49,7 +49,7 @@ export function rowEndingAfter(end: Int32Array, lo: number, hi: number, pos: num
 }
 
 /** Tensor t's rows of the table, as views of its columns (the DeviceProgram's form: no copy, no object per interval). */
-export function tensorRows(iv: IntervalTable, t: number): TensorIntervals {
+export function tensorIntervalRows(iv: IntervalTable, t: number): TensorIntervals {
   const a = iv.start[t];
   const b = iv.start[t + 1];
   return { count: b - a, tile: iv.tile.subarray(a, b), begin: iv.begin.subarray(a, b), end: iv.end.subarray(a, b), offset: iv.offset.subarray(a, b) };
@@ -76,11 +76,6 @@ export function intervalAt(iv: TensorIntervals, i: number): TileInterval {
 /** The intervals as records, one object each (tests, error messages and small tools; not for whole models). */
 export function intervalList(iv: TensorIntervals): TileInterval[] {
   return Array.from({ length: iv.count }, (_, i) => intervalAt(iv, i));
-}
-
-/** Tensor t's intervals as records (intervalList of its rows). */
-export function intervalRecords(iv: IntervalTable, t: number): TileInterval[] {
-  return intervalList(tensorRows(iv, t));
 }
 
 /** Elements the intervals hold. */

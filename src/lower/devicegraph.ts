@@ -21,7 +21,7 @@ import { allocate } from './memory.js';
 import { layoutTile, linearLayout } from './linear.js';
 import { SliceCopies } from './slice-copies.js';
 import { firstEndingAfter, resolveAllCopies } from './resolve-copies.js';
-import { firstRowEndingAfter, intervalList, tensorRows } from '../../sim/intervals.js';
+import { firstRowEndingAfter, intervalList, tensorIntervalRows } from '../../sim/intervals.js';
 import { UserError } from '../errors.js';
 import { checkHostHeap, hostHeapCheckDue } from '../util/host-heap.js';
 import { fieldDtypeError } from './vertex-check.js';
@@ -452,7 +452,7 @@ export class DeviceGraph {
       checkHostHeap('recording tensors', 4096);
       const life = lifetimes[t.id];
       // intervals: allocate() returns them in element order, as columns; the tensor's are views of its rows, not copies. Optional keys set after, not spread (a spread made two objects per tensor).
-      const d: DeviceTensor = { id: t.id, name: t.name, dtype: t.dtype, shape: t.shape, category: t.category, op: t.op, intervals: tensorRows(intervals, t.id) };
+      const d: DeviceTensor = { id: t.id, name: t.name, dtype: t.dtype, shape: t.shape, category: t.category, op: t.op, intervals: tensorIntervalRows(intervals, t.id) };
       if (typeof life === 'object') d.live = life;
       if (t.remote) d.remote = true;
       if (t.shardOf) d.shardOf = t.shardOf;

@@ -29,12 +29,12 @@ export function tensorRows(p: DeviceProgram, peakTile: number): TensorRow[] {
   for (const t of p.tensors) {
     const size = DTYPE_BYTES[t.dtype];
     const perTile = elementsPerTile(t.intervals);
-    for (const [tile, n] of perTile) perTile.set(tile, n * size);
     if (!perTile.size) continue; // dropped: no memory
     let maxTile = -1;
     let maxTileBytes = 0;
     let bytes = 0;
-    for (const [tile, b] of perTile) {
+    for (const [tile, elems] of perTile) {
+      const b = elems * size;
       bytes += b;
       if (b > maxTileBytes || (b === maxTileBytes && tile < maxTile)) [maxTile, maxTileBytes] = [tile, b];
     }
@@ -48,7 +48,7 @@ export function tensorRows(p: DeviceProgram, peakTile: number): TensorRow[] {
       tiles: perTile.size,
       maxTile,
       maxTileBytes,
-      peakTileBytes: perTile.get(peakTile) ?? 0,
+      peakTileBytes: (perTile.get(peakTile) ?? 0) * size,
       liveFrom: t.live ? t.live.from : -1,
       liveTo: t.live ? t.live.to : -1,
     });

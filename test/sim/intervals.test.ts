@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { elementsPerTile, firstRowEndingAfter, intervalElements, intervalList, intervalRecords, tensorIntervals, tensorRows, type IntervalTable } from '../../sim/intervals.js';
+import { elementsPerTile, firstRowEndingAfter, intervalElements, intervalList, tensorIntervals, tensorIntervalRows, type IntervalTable } from '../../sim/intervals.js';
 
 /** Tensor 0: [0, 4) on tile 2, [4, 10) on tile 5; tensor 1: none; tensor 2: [0, 3) on tile 1. */
 const table: IntervalTable = {
@@ -18,21 +18,21 @@ describe('IntervalTable', () => {
   });
 
   it("gives a tensor's intervals as the program's records", () => {
-    expect(intervalRecords(table, 0)).toEqual([
+    expect(intervalList(tensorIntervalRows(table, 0))).toEqual([
       { tile: 2, begin: 0, end: 4, offset: 64 },
       { tile: 5, begin: 4, end: 10, offset: 0 },
     ]);
-    expect(intervalRecords(table, 1)).toEqual([]);
-    expect(intervalRecords(table, 2)).toEqual([{ tile: 1, begin: 0, end: 3, offset: 8 }]);
+    expect(intervalList(tensorIntervalRows(table, 1))).toEqual([]);
+    expect(intervalList(tensorIntervalRows(table, 2))).toEqual([{ tile: 1, begin: 0, end: 3, offset: 8 }]);
   });
 
   it("gives a tensor's rows as views of the table's columns (the DeviceProgram's TensorIntervals)", () => {
-    const t0 = tensorRows(table, 0);
+    const t0 = tensorIntervalRows(table, 0);
     expect(t0.count).toBe(2);
     expect(t0.tile.buffer).toBe(table.tile.buffer);
     expect([...t0.tile, ...t0.offset]).toEqual([2, 5, 64, 0]);
-    expect(tensorRows(table, 1).count).toBe(0);
-    expect(intervalList(tensorRows(table, 2))).toEqual(intervalRecords(table, 2));
+    expect(tensorIntervalRows(table, 1).count).toBe(0);
+    expect(intervalList(tensorIntervalRows(table, 2))).toEqual(intervalList(tensorIntervalRows(table, 2)));
   });
 
   it('makes columns from records and records from columns, and sums elements (per tile)', () => {
