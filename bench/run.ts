@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfigText } from '../src/config/load.js';
 import { compile, Session } from '../src/session.js';
-import { matmulVsKernels } from './kernels.js';
+import { matmulVsKernelsInOwnProcess } from './kernels.js';
 import { codeletKernels, halfRates } from './codelet-kernels.js';
 import { hostSplit } from './split.js';
 import { superstepOverhead } from './superstep.js';
@@ -125,8 +125,8 @@ for (const c of CASES) {
   console.log(`${c.name}: compile ${one.compileMs.toFixed(0)} ms, step ${one.wallMs.toFixed(0)} ms (1 worker) / ${two.wallMs.toFixed(0)} ms (2 workers)`);
 }
 
-// Issue 9: the simulated matmul against bare kernels on this host, in the same run.
-const k = await matmulVsKernels(console.log);
+// Issue 9: the simulated matmul against bare kernels on this host, in the same run (in a process of its own).
+const k = matmulVsKernelsInOwnProcess(console.log);
 // Issue 9: the engine's own cost per superstep.
 const ss = await superstepOverhead(console.log);
 // Issue 9: an Add's whole run against bare kernels, and where a training step's host time goes.
@@ -168,7 +168,8 @@ MatMul [1024, 1024] x [1024, 1024] fp32 on a full \`{preset: mk2}\` (bench/kerne
 (inputs drawn, streamed in, the AMP and any reduction, outputs read), and in the same run the bare
 WebAssembly SIMD (f32x4) kernel the AMP vertex runs on (B packed in 128-column panels) and a plain-JS loop
 with the same order and fp32 roundings. GFLOP/s are marginal, between [512]^3 and [1024]^3, so start-up and
-per-step work that grows as n^2 cancel out. Targets (issue 9): 1 worker at >= 50% of the bare WASM kernel,
+per-step work that grows as n^2 cancel out. Each time is the best of 3-5 (steps as calls), measured in a
+process of its own (bench/kernels.ts --json). Targets (issue 9): 1 worker at >= 50% of the bare WASM kernel,
 2 workers >= 1.7x that.
 
 | | sim, 1 worker | sim, 2 workers | bare WASM SIMD | plain JS |

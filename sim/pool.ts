@@ -3,7 +3,8 @@
  * compute phase sends one task per worker, covering a contiguous tile range
  * chosen to balance the phase's elements, and each exchange one task per
  * worker, its group of the exchange's copy plan (the copies into a contiguous
- * destination tile range, sim/exchange.ts). Small compute sets and exchanges
+ * destination tile range, sim/exchange.ts), and a big tensor read to the
+ * host one task per worker, its share of the tensor's intervals. Small compute sets and exchanges
  * run inline on the main thread, where a task round trip (~50 us) would cost
  * more than the work (measured: two workers beat one thread from ~0.2 ms of
  * work per task).
@@ -29,6 +30,7 @@ import { Piscina } from 'piscina';
 import type { CodeletRegistry } from './codelet.js';
 import { CodeletFault, describeThrown, moduleInStack, type FaultRecord } from './faults.js';
 import type { TilePlan } from './exchange.js';
+import type { TensorIntervals } from './intervals.js';
 import type { ComputeSet } from './program.js';
 import type { WorkerInit, WorkerTask } from './worker.js';
 import { shareColumns } from './shared-columns.js';
@@ -221,6 +223,39 @@ export class TilePool {
       ),
     );
     const fault = results.find((e) => e !== null);
+    if (fault) {
+      this.failed = true;
+      throw new CodeletFault(fault);
+    }
+    this.throwLate();
+  }
+
+  /**
+   * Read a tensor's intervals into `dest` (element begin at byte begin x
+   * size), one task per worker with about equal bytes each: the main thread
+   * would write every page of a fresh host array alone (sim/engine.ts).
+   */
+  async read(iv: TensorIntervals, size: number, dest: SharedArrayBuffer, tensor: string, replica = 0): Promise<void> {
+    this.throwLate();
+    let total = 0;
+    for (let i = 0; i < iv.count; i++) total += iv.end[i] - iv.begin[i];
+    const tasks: Promise<FaultRecord | null>[] = [];
+    let lo = 0;
+    let acc = 0;
+    for (let w = 1; w <= this.workers && lo < iv.count; w++) {
+      let hi = lo;
+      const goal = (total * w) / this.workers;
+      while (hi < iv.count && (acc < goal || w === this.workers)) acc += iv.end[hi] - iv.begin[hi++];
+      const part = (c: Int32Array) => c.slice(lo, hi);
+      const task: WorkerTask = { type: 'read', replica, dest, size, tile: part(iv.tile), offset: part(iv.offset), begin: part(iv.begin), end: part(iv.end) };
+      tasks.push(
+        (this.piscina.run(task) as Promise<FaultRecord | null>).catch(
+          (e: unknown): FaultRecord => this.fatal ?? { kind: 'died', what: `the pool worker reading tensor '${tensor}' to the host died (${describeThrown(e)})` },
+        ),
+      );
+      lo = hi;
+    }
+    const fault = (await Promise.all(tasks)).find((e) => e !== null);
     if (fault) {
       this.failed = true;
       throw new CodeletFault(fault);

@@ -4,7 +4,7 @@
  * share one pool, each with its own memory) (with, when fused, the exchange's copies into those tiles first,
  * tile by tile: sim/fused.ts), or its group of an exchange's copies (the copies
  * into its tiles, sim/exchange.ts: records in shared memory, planned once by
- * the main thread). The top level stays trivial (Piscina swallows errors thrown while
+ * the main thread), or its part of a big tensor read to the host. The top level stays trivial (Piscina swallows errors thrown while
  * a worker module loads); codelets load in an explicit first task. Faults come
  * back as plain FaultRecords (null: the task ran), rebuilt by the pool.
  */
@@ -46,7 +46,9 @@ export type WorkerTask =
   /** copies: plan records [at, at + n) into these tiles, run fused with the vertices (sim/fused.ts). */
   | { type: 'run'; replica: number; computeSet: number; tileLo: number; tileHi: number; slot: number; copies?: [number, number] }
   /** Copy-plan records [at, at + n) (one group of an exchange's plan). */
-  | { type: 'copies'; replica: number; at: number; n: number };
+  | { type: 'copies'; replica: number; at: number; n: number }
+  /** Part of a tensor read to the host: intervals (elements [begin, end) of `size` bytes on tile at byte offset) into `dest` at begin x size. */
+  | { type: 'read'; replica: number; dest: SharedArrayBuffer; size: number; tile: Int32Array; offset: Int32Array; begin: Int32Array; end: Int32Array };
 
 /** Per replica, the runner and tile memory over its memory. */
 let runners: VertexRunner[] | undefined;
@@ -75,6 +77,15 @@ export default async function task(t: WorkerTask): Promise<FaultRecord | null> {
   if (t.type === 'copies') {
     try {
       tiles.runPlan(t.at, t.n);
+      return null;
+    } catch (e) {
+      return { kind: 'died', what: `internal: ${describeThrown(e)}` };
+    }
+  }
+  if (t.type === 'read') {
+    try {
+      const out = new Uint8Array(t.dest);
+      for (let i = 0; i < t.tile.length; i++) out.set(tiles.bytes(t.tile[i], t.offset[i], (t.end[i] - t.begin[i]) * t.size), t.begin[i] * t.size);
       return null;
     } catch (e) {
       return { kind: 'died', what: `internal: ${describeThrown(e)}` };

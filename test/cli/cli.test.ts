@@ -110,6 +110,36 @@ describe('sim run', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('writes the same outputs with 1 and 2 workers when the workers read a big output to the host (sim/engine.ts readToHost)', () => {
+    // y is 512 KiB, over READ_IN_WORKERS_BYTES: with 2 workers each reads its share into shared memory.
+    const file = path.join(tmp, 'big-out.yaml');
+    writeFileSync(
+      file,
+      `name: big-out
+device: {preset: mk2, tiles: 64}
+model:
+  graph:
+    inputs: {x: {shape: [256, 512]}}
+    initializers: {w: {shape: [256, 512], init: {normal: {std: 1, seed: 1}}}}
+    nodes:
+      - {op: Add, inputs: [x, w], outputs: [y]}
+    outputs: [y]
+inputs:
+  x: {random: {distribution: normal, mean: 0, std: 1, seed: 7}}
+report: {trace: false, html: false}
+`,
+    );
+    const ys = ['1', '2'].map((w) => {
+      const out = path.join(tmp, `big-out-${w}`);
+      const r = sim('run', file, '--workers', w, '--steps', '2', '--out', out);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      return readFileSync(path.join(out, 'outputs/y.npy'));
+    });
+    expect(ys[0]!.length).toBeGreaterThan(256 * 512 * 4);
+    expect(ys[1]!.equals(ys[0]!)).toBe(true);
+  });
+
   it('exits 2 on a bad command line', () => {
     expect(sim('run', EXAMPLE_CONFIG, '--workers', '0').code).toBe(2);
     expect(sim('run').code).toBe(2);

@@ -89,9 +89,11 @@ function addProgram(): DeviceProgram {
 const A = new Float32Array([1, 2, 3, 4, 5, 6]);
 const B = new Float32Array([10, 20, 30, 40, 50, 60]);
 
-function host(): { io: HostIO; got: Record<string, number[]>; calls: string[] } {
+function host(): { io: HostIO; got: Record<string, number[]>; calls: string[]; buffers: Record<string, string> } {
   const got: Record<string, number[]> = {};
   const calls: string[] = [];
+  /** The kind of buffer each stream's data arrived in. */
+  const buffers: Record<string, string> = {};
   const io: HostIO = {
     toDevice: (s, t) => {
       calls.push(s.name);
@@ -99,20 +101,21 @@ function host(): { io: HostIO; got: Record<string, number[]>; calls: string[] } 
     },
     fromDevice: (s, t, data) => {
       calls.push(s.name);
+      buffers[s.name] = data.buffer.constructor.name;
       got[t.name] = [...data];
     },
   };
-  return { io, got, calls };
+  return { io, got, calls, buffers };
 }
 
-async function runAll(options: EngineOptions, program = addProgram()): Promise<{ engine: Engine; got: Record<string, number[]>; calls: string[] }> {
+async function runAll(options: EngineOptions, program = addProgram()): Promise<{ engine: Engine; got: Record<string, number[]>; calls: string[]; buffers: Record<string, string> }> {
   const engine = await Engine.create(program, options);
   try {
-    const { io, got, calls } = host();
+    const { io, got, calls, buffers } = host();
     await engine.run('load', io, 0);
     await engine.run('step', io, 1);
     await engine.run('read', io, 2);
-    return { engine, got, calls };
+    return { engine, got, calls, buffers };
   } finally {
     await engine.destroy();
   }
@@ -323,6 +326,9 @@ describe('Engine worker pool', () => {
     for (const workers of [2, 3]) {
       const many = await runAll({ workers, numerics: true, inlineBelow: 0 });
       expect(many.got).toEqual(one.got);
+      // inlineBelow 0 sends the streams to the host to the workers too (readToHost): into shared memory.
+      expect(many.buffers.out_c).toBe('SharedArrayBuffer');
+      expect(one.buffers.out_c).toBe('ArrayBuffer');
       expect(Buffer.from(many.engine.memory.tileData())).toEqual(Buffer.from(one.engine.memory.tileData()));
       expect(many.engine.phases).toEqual(one.engine.phases);
     }
