@@ -99,7 +99,7 @@ interface ScaleRow {
 
 function scaleCase(config: string): ScaleRow['r'] & { wallMs: number } {
   const t0 = performance.now();
-  const out = execFileSync(process.execPath, ['--max-old-space-size=16000', '--max-semi-space-size=64', '--import', 'tsx', path.join(ROOT, 'bench/scale-case.ts'), path.join(ROOT, config)], {
+  const out = execFileSync(process.execPath, ['--max-old-space-size=16000', '--max-semi-space-size=64', path.join(ROOT, 'bench/scale-case.mjs'), path.join(ROOT, config)], {
     cwd: ROOT,
     encoding: 'utf8',
     maxBuffer: 1 << 20,
@@ -228,7 +228,7 @@ engine's and session's own work (syncs, phase records, feeds, anchors).
 
 ## Whole models on a full mk2, timing only
 
-Each case runs in its own Node process (bench/scale-case.ts, 16 GB heap): compile, then one step
+Each case runs in its own Node process (bench/scale-case.mjs over the compiled dist/, as \`sim\` runs; 16 GB heap): compile, then one step
 with \`numerics: false\` (no tile data, no codelets; the same cycles as a numerics run). Peak RSS is the
 process's own. Targets are issue 8's.
 

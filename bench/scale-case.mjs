@@ -1,19 +1,24 @@
+/* global process, performance */
 /**
  * One scale benchmark case, run in its own Node process by bench/run.ts so its
  * peak RSS is its own: compile a config, then run `steps` steps timing-only
  * (no tile data, no codelets). Prints one JSON line.
- *   tsx bench/scale-case.ts <config.yaml> [steps]
+ *
+ * Plain JavaScript over the compiled dist/, as the `sim` command runs: under
+ * tsx the process would also carry the TypeScript loader (~35 MiB of RSS
+ * measured, on every case's peak). npm run bench builds dist/ first.
+ *   node bench/scale-case.mjs <config.yaml> [steps]
  */
-import { loadConfig } from '../src/config/load.js';
-import { RunError } from '../src/errors.js';
-import { compile, Session } from '../src/session.js';
+import { loadConfig } from '../dist/src/config/load.js';
+import { RunError } from '../dist/src/errors.js';
+import { compile, Session } from '../dist/src/session.js';
 
 const [file, stepsArg] = process.argv.slice(2);
 const steps = Number(stepsArg ?? 1);
 const t0 = performance.now();
-let compiled: Awaited<ReturnType<typeof compile>>;
+let compiled;
 try {
-  compiled = await compile(loadConfig(file!, { steps }));
+  compiled = await compile(loadConfig(file, { steps }));
 } catch (e) {
   // Out of tile (or host) memory is a result of the case, not a failure of the bench.
   if (!(e instanceof RunError)) throw e;
