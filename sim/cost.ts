@@ -141,6 +141,18 @@ export function busOf(tile: number, device: DeviceSpec): number {
   return ipu * busesPerIpu + Math.floor((tile % device.tilesPerIpu) / device.tilesPerSharedBus);
 }
 
+/** busOf of every tile of a device, made once per device: the exchange costs look it up per receiver. */
+const busTables = new WeakMap<DeviceSpec, Int32Array>();
+function busesOf(device: DeviceSpec): Int32Array {
+  let b = busTables.get(device);
+  if (!b) {
+    b = new Int32Array(device.ipus * device.tilesPerIpu);
+    for (let t = 0; t < b.length; t++) b[t] = busOf(t, device);
+    busTables.set(device, b);
+  }
+  return b;
+}
+
 /** An exchange's messages: data (source tile, offset, length) sent once, and the tiles receiving each. */
 interface Messages {
   count: number;
@@ -164,77 +176,129 @@ interface Messages {
 function messagesOf(ex: Exchange, device: DeviceSpec): Messages {
   const c = ex.copies;
   const numTiles = device.ipus * device.tilesPerIpu;
-  // Copies are bucketed by source tile (a counting sort), then found in an open-addressing table of
-  // (offset, length, runs, stride) in typed arrays, cleared per tile by a stamp: no Map, no object per copy.
-  const remote = (i: number) => c.srcTile[i] !== c.dstTile[i] && c.bytes[i] !== 0; // on-tile copies are not traffic
-  const bucket = new Int32Array(numTiles + 1);
-  for (let i = 0; i < c.count; i++) if (remote(i)) bucket[c.srcTile[i] + 1]++;
-  let widest = 0;
-  for (let t = 0; t < numTiles; t++) {
-    widest = Math.max(widest, bucket[t + 1]);
-    bucket[t + 1] += bucket[t];
-  }
-  const bySrc = new Int32Array(bucket[numTiles]);
-  const place = bucket.slice(0, numTiles);
-  for (let i = 0; i < c.count; i++) if (remote(i)) bySrc[place[c.srcTile[i]]++] = i;
+  const { srcTile, srcOffset, dstTile, bytes: bytesCol, runs: runsCol, srcStride: strideCol } = c;
+  // Rows are taken in table order and found in one open-addressing table of their data
+  // (source tile, offset, run bytes, runs, source stride): the columns are read in order, and a
+  // message's key is one record of KEY ints (one cache line), not five columns read at random.
+  let remoteRows = 0;
+  for (let i = 0; i < c.count; i++) if (srcTile[i] !== dstTile[i] && bytesCol[i] !== 0) remoteRows++; // on-tile copies are not traffic
   let cap = 16;
-  while (cap < 2 * widest) cap *= 2;
+  while (cap < 2 * remoteRows) cap *= 2;
   const mask = cap - 1;
-  const slotStamp = new Int32Array(cap).fill(-1);
-  const slotMsg = new Int32Array(cap);
-  const msgSrc = new Int32Array(bySrc.length);
-  const msgBytes = new Int32Array(bySrc.length);
-  const msgOffset = new Int32Array(bySrc.length);
-  const runsCol = c.runs;
-  const strideCol = c.srcStride;
-  // Per message its runs and source stride (0 for one run), when the table has strided rows.
-  const msgRuns = runsCol ? new Int32Array(bySrc.length) : undefined;
-  const msgStride = runsCol ? new Int32Array(bySrc.length) : undefined;
+  const table = hashScratch(cap);
+  const gen = table.gen;
+  const { stamp: slotStamp, msg: slotMsg } = table;
+  const key = scratchInts('key', KEY * remoteRows);
+  const firstOf = scratchInts('firstOf', c.count);
   let strided = false;
   let messages = 0;
-  const msgOf = new Int32Array(c.count).fill(-1);
-  for (let t = 0; t < numTiles; t++) {
-    for (let j = bucket[t]; j < bucket[t + 1]; j++) {
-      const i = bySrc[j];
-      const bytes = c.bytes[i];
-      const offset = c.srcOffset[i];
-      const runs = runsCol ? runsCol[i] : 1;
-      const stride = runs > 1 ? strideCol![i] : 0;
-      let h = (Math.imul(offset, 0x9e3779b1) ^ Math.imul(bytes, 0x85ebca6b) ^ Math.imul(runs, 0xc2b2ae35) ^ stride) & mask;
-      for (;;) {
-        if (slotStamp[h] !== t) {
-          slotStamp[h] = t;
-          slotMsg[h] = messages;
-          msgSrc[messages] = t;
-          msgBytes[messages] = bytes;
-          msgOffset[messages] = offset;
-          if (msgRuns && msgStride) {
-            msgRuns[messages] = runs;
-            msgStride[messages] = stride;
-            if (runs > 1) strided = true;
-          }
-          msgOf[i] = messages++;
-          break;
-        }
-        const m = slotMsg[h];
-        if (msgOffset[m] === offset && msgBytes[m] === bytes && (!msgRuns || (msgRuns[m] === runs && msgStride![m] === stride))) {
-          msgOf[i] = m;
-          break;
-        }
-        h = (h + 1) & mask;
+  for (let i = 0; i < c.count; i++) {
+    const t = srcTile[i];
+    const bytes = bytesCol[i];
+    if (t === dstTile[i] || bytes === 0) {
+      firstOf[i] = -1;
+      continue;
+    }
+    const offset = srcOffset[i];
+    const runs = runsCol ? runsCol[i] : 1;
+    const stride = runs > 1 ? strideCol![i] : 0;
+    // Offsets and lengths are multiples of 4 or 8: their products keep those zero low bits, so the key
+    // is mixed down (murmur3's finalizer) before its low bits pick a slot.
+    let h = Math.imul(offset, 0x9e3779b1) ^ Math.imul(bytes, 0x85ebca6b) ^ Math.imul(runs, 0xc2b2ae35) ^ Math.imul(t, 0x27d4eb2f) ^ stride;
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+    h = (h ^ (h >>> 16)) & mask;
+    for (;;) {
+      if (slotStamp[h] !== gen) {
+        slotStamp[h] = gen;
+        slotMsg[h] = messages;
+        const k = KEY * messages;
+        key[k] = t;
+        key[k + 1] = offset;
+        key[k + 2] = bytes;
+        key[k + 3] = runs;
+        key[k + 4] = stride;
+        if (runs > 1) strided = true;
+        firstOf[i] = messages++;
+        break;
       }
+      const k = KEY * slotMsg[h];
+      if (key[k] === t && key[k + 1] === offset && key[k + 2] === bytes && key[k + 3] === runs && key[k + 4] === stride) {
+        firstOf[i] = slotMsg[h];
+        break;
+      }
+      h = (h + 1) & mask;
     }
   }
-  if (strided && runsShared(messages, msgSrc, msgOffset, msgBytes, msgRuns!, msgStride!)) return messagesOf({ ...ex, copies: unstrided(c) }, device);
-  if (msgRuns) for (let m = 0; m < messages; m++) msgBytes[m] *= msgRuns[m];
+  // Messages numbered by source tile, then by their first row (a stable counting sort): the order
+  // the traffic and link maps are built in.
+  const bucket = scratchInts('bucket', numTiles + 1).fill(0);
+  for (let m = 0; m < messages; m++) bucket[key[KEY * m] + 1]++;
+  for (let t = 0; t < numTiles; t++) bucket[t + 1] += bucket[t];
+  const rank = scratchInts('rank', messages);
+  const msgSrc = scratchInts('msgSrc', messages);
+  const msgOffset = scratchInts('msgOffset', messages);
+  const msgBytes = scratchInts('msgBytes', messages);
+  const msgRuns = scratchInts('msgRuns', messages);
+  const msgStride = scratchInts('msgStride', messages);
+  for (let m = 0; m < messages; m++) {
+    const k = KEY * m;
+    const r = bucket[key[k]]++;
+    rank[m] = r;
+    msgSrc[r] = key[k];
+    msgOffset[r] = key[k + 1];
+    msgBytes[r] = key[k + 2];
+    msgRuns[r] = key[k + 3];
+    msgStride[r] = key[k + 4];
+  }
+  if (strided && runsShared(messages, msgSrc, msgOffset, msgBytes, msgRuns, msgStride)) return messagesOf({ ...ex, copies: unstrided(c) }, device);
+  if (runsCol) for (let m = 0; m < messages; m++) msgBytes[m] *= msgRuns[m];
   // Receivers of each message, grouped by a counting sort on the message index.
-  const start = new Int32Array(messages + 1);
-  for (let i = 0; i < c.count; i++) if (msgOf[i] >= 0) start[msgOf[i] + 1]++;
+  const start = scratchInts('start', messages + 1).fill(0);
+  for (let i = 0; i < c.count; i++) {
+    const f = firstOf[i];
+    if (f >= 0) start[rank[f] + 1]++;
+  }
   for (let m = 0; m < messages; m++) start[m + 1] += start[m];
-  const fill = start.slice(0, messages);
-  const dsts = new Int32Array(start[messages]);
-  for (let i = 0; i < c.count; i++) if (msgOf[i] >= 0) dsts[fill[msgOf[i]]++] = c.dstTile[i];
+  const fill = scratchInts('fill', messages);
+  fill.set(start.subarray(0, messages));
+  const dsts = scratchInts('dsts', start[messages]);
+  for (let i = 0; i < c.count; i++) {
+    const f = firstOf[i];
+    if (f >= 0) dsts[fill[rank[f]]++] = dstTile[i];
+  }
   return { count: messages, src: msgSrc, bytes: msgBytes, start, dsts };
+}
+
+/** Ints per message key in messagesOf: source tile, offset, run bytes, runs, source stride. */
+const KEY = 5;
+
+/**
+ * messagesOf's working arrays, kept between calls and grown as needed: a
+ * whole model has hundreds of exchanges of up to a million copies, and on the
+ * hosts measured, writing fresh memory the first time (page faults) cost
+ * more than the counting itself. So Messages are views of these: read them
+ * before the next messagesOf (every caller does, within one cost).
+ */
+const scratch = new Map<string, Int32Array>();
+
+/** A view of n ints of the named scratch array, contents left as they were. */
+function scratchInts(name: string, n: number): Int32Array {
+  let a = scratch.get(name);
+  if (!a || a.length < n) scratch.set(name, (a = new Int32Array(Math.max(n, 2 * (a?.length ?? 0)))));
+  return a.subarray(0, n);
+}
+
+/** The hash table: a slot is in use when its stamp is the current call's generation (no clearing per call). */
+let hash = { gen: 0, stamp: new Int32Array(0), msg: new Int32Array(0) };
+
+function hashScratch(cap: number): { gen: number; stamp: Int32Array; msg: Int32Array } {
+  if (hash.stamp.length < cap || hash.gen === 0x7fffffff) {
+    const n = Math.max(cap, hash.stamp.length);
+    hash = { gen: 0, stamp: new Int32Array(n).fill(-1), msg: new Int32Array(n) };
+  }
+  hash.gen++;
+  return hash;
 }
 
 /**
@@ -304,7 +368,8 @@ export function exchangeTraffic(ex: Exchange, device: DeviceSpec, msgs = message
   const received = new Float64Array(numTiles);
   const charge = new Float64Array(numTiles);
   const busesPerIpu = Math.ceil(device.tilesPerIpu / device.tilesPerSharedBus);
-  const bus = (t: number) => busOf(t, device);
+  const busCol = busesOf(device);
+  const bus = (t: number) => busCol[t];
   // Per message: how many distinct receiving tiles share each bus (stamps avoid clearing arrays).
   const tileStamp = new Int32Array(numTiles).fill(-1);
   const busStamp = new Int32Array(device.ipus * busesPerIpu).fill(-1);
