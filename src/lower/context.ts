@@ -388,11 +388,16 @@ export class LowerContext {
     }
     if (this.ex >= 0) {
       // Each buffer's tile bases as a column by tile (copies into one buffer come in runs: one lookup per run).
+      // Columns reused from op to op (a typed array each time was a hot spot): only the buffer's tiles are
+      // written, and only they are read (each copy's tile is one of them).
       const columns = new Map<number, Int32Array>();
+      let i = 0;
       for (const [id, base] of bases) {
-        const c = new Int32Array(this.graph.numTiles);
+        let c = baseColumns[i];
+        if (c === undefined || c.length < this.graph.numTiles) c = baseColumns[i] = new Int32Array(this.graph.numTiles);
         for (const [tile, by] of base) c[tile] = by;
         columns.set(id, c);
+        i++;
       }
       const copies = this.graph.exchanges[this.ex].copies;
       let tensor = -1;
@@ -457,6 +462,9 @@ export class LowerContext {
     return this.pending;
   }
 }
+
+/** closeArenas' columns of tile bases, one per buffer of a compute set, reused. */
+const baseColumns: Int32Array[] = [];
 
 /** Bytes for notes: 2.3 MB, 4.1 kB, 512 B. */
 export function formatBytes(b: number): string {

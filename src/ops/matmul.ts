@@ -285,16 +285,13 @@ function segments(c0: number, c1: number, K: number): number[] {
 
 /**
  * The runs of A holding, per group of [g0, g1), op(A)[r0:r1, c0:c1] in the
- * order the AMP vertex reads it, as one RunList sized for them up front (a
- * pair per row was most of a matmul's garbage: a BERT layer's gathers read
- * millions of rows).
+ * order the AMP vertex reads it, as one RunList (a pair per row was most of
+ * a matmul's garbage: a BERT layer's gathers read millions of rows).
  */
 function aRanges(p: MatMulProblem, g0: number, g1: number, r0: number, r1: number, c0: number, c1: number): RunList {
   const K = p.kPerTerm;
   const segs = segments(c0, c1, K);
-  let most = 0;
-  for (let i = 0; i < segs.length; i += 3) most += p.transA ? segs[i + 2] - segs[i + 1] : r1 - r0;
-  const out = new RunList((g1 - g0) * most);
+  const out = new RunList();
   for (let g = g0; g < g1; g++) {
     if (!p.transA) {
       // stored [m, K]: row r is [r K, r K + K); layout [rows, contraction]
@@ -318,9 +315,7 @@ function aRanges(p: MatMulProblem, g0: number, g1: number, r0: number, r1: numbe
 function bRanges(p: MatMulProblem, g0: number, g1: number, c0: number, c1: number, j0: number, j1: number): RunList {
   const K = p.kPerTerm;
   const segs = segments(c0, c1, K);
-  let most = 0;
-  for (let i = 0; i < segs.length; i += 3) most += p.transB ? j1 - j0 : segs[i + 2] - segs[i + 1];
-  const out = new RunList((g1 - g0) * most);
+  const out = new RunList();
   for (let g = g0; g < g1; g++) {
     if (!p.transB) {
       // stored [K, n]: layout [contraction, cols]
