@@ -15,6 +15,7 @@ import type { BuildTensor, DeviceGraph, Slice, TileRange } from './devicegraph.j
 import { layoutTile, linearLayout, type LinearLayout } from './linear.js';
 import { firstEndingAfter } from './resolve-copies.js';
 import { RunList } from './layout.js';
+import { doubled } from '../../sim/copies.js';
 import type { Codelet } from '../../sim/codelet.js';
 import type { ArraySpecs, CodeletDef, FieldSpecs, ParamSpecs } from '../../sim/define.js';
 import { checkVertex, type UntypedCodelet, type VertexFields, type VertexRest } from './vertex-check.js';
@@ -36,8 +37,6 @@ interface Arena {
   used: Map<number, number>;
   /** Slices of it handed out, in their tile block's offsets, with their tile. */
   handed: { slice: Slice; tile: number }[];
-  /** The copies into it: (exchange, copy index, tile) triples. */
-  rows: number[];
 }
 
 export class LowerContext {
@@ -69,6 +68,12 @@ export class LowerContext {
   private arenas = new Map<number, Arena>();
   /** The open buffers by their tensor's id. */
   private arenaOf = new Map<number, Arena>();
+  /**
+   * The tile each copy of the open compute set's exchange writes (index: the copy's; every copy of it goes
+   * into a buffer), for moving its destination when the buffers close: one column, not a triple per copy
+   * in a list of numbers (a BERT layer's millions of copies made growing that list a hot spot).
+   */
+  private copyTile = new Int32Array(1024);
   /**
    * Bytes of tensors a consumer laid out (createInput) that this op brings
    * from other tiles, and would have brought had they been mapped linearly
@@ -250,7 +255,7 @@ export class LowerContext {
     if (t.layoutBy) this.countLayout(t, begin, end, tile);
     const s = this.buffer(t, end - begin, tile);
     if (this.ex < 0) this.ex = this.graph.addExchange(`${this.graph.computeSets[this.cs].name}/exchange`, this.op.name);
-    this.arenaOf.get(s.tensor)!.rows.push(this.ex, this.graph.exchanges[this.ex].copies.length, tile);
+    this.noteCopyTile(tile);
     this.graph.addCopy(this.ex, this.slice(t, begin, end), s);
     if (list) list.push({ begin, end, slice: s });
     else this.copiesOn.set(tileKey, [{ begin, end, slice: s }]);
@@ -292,7 +297,6 @@ export class LowerContext {
     const s = this.buffer(t, size, tile);
     if (this.ex < 0) this.ex = this.graph.addExchange(`${this.graph.computeSets[this.cs].name}/exchange`, this.op.name);
     // Runs of one length at one stride (a block of a matrix, row by row) are one strided copy, not one copy each.
-    const rows = this.arenaOf.get(s.tensor)!.rows;
     let at = s.begin;
     for (let k = 0; k < n; ) {
       const b = runs.begin(k);
@@ -300,9 +304,8 @@ export class LowerContext {
       const stride = k + 1 < n ? runs.begin(k + 1) - b : 0;
       let m = 1;
       if (stride > 0 && len > 0) while (k + m < n && runs.end(k + m) - runs.begin(k + m) === len && runs.begin(k + m) - runs.begin(k + m - 1) === stride) m++;
-      rows.push(this.ex, this.graph.exchanges[this.ex].copies.length, tile);
-      if (m > 1) this.graph.addStridedCopy(this.ex, { tensor: t.id, begin: b, end: b + len }, { tensor: s.tensor, begin: at, end: at + len }, m, stride, len);
-      else this.graph.addCopy(this.ex, { tensor: t.id, begin: b, end: b + len }, { tensor: s.tensor, begin: at, end: at + len });
+      this.noteCopyTile(tile);
+      this.graph.pushCopy(this.ex, t.id, b, s.tensor, at, len, m, stride, len);
       at += m * len;
       k += m;
     }
@@ -342,7 +345,7 @@ export class LowerContext {
   private buffer(source: BuildTensor, n: number, tile: number): Slice {
     let a = this.arenas.get(source.id);
     if (!a) {
-      a = { tensor: this.graph.addTensor(`${source.name}@exchange`, source.dtype, [0], 'exchange', this.op.name), used: new Map(), handed: [], rows: [] };
+      a = { tensor: this.graph.addTensor(`${source.name}@exchange`, source.dtype, [0], 'exchange', this.op.name), used: new Map(), handed: [] };
       this.arenas.set(source.id, a);
       this.arenaOf.set(a.tensor.id, a);
     }
@@ -351,6 +354,13 @@ export class LowerContext {
     const s = { tensor: a.tensor.id, begin, end: begin + n };
     a.handed.push({ slice: s, tile });
     return s;
+  }
+
+  /** Record the tile the copy about to be added to the open exchange writes (closeArenas moves it). */
+  private noteCopyTile(tile: number): void {
+    const i = this.graph.exchanges[this.ex].copies.length;
+    if (i === this.copyTile.length) this.copyTile = doubled(this.copyTile);
+    this.copyTile[i] = tile;
   }
 
   /** Size and map the closing compute set's exchange buffers: each tile's block after the blocks of lower tiles. */
@@ -374,8 +384,31 @@ export class LowerContext {
         h.slice.begin += by;
         h.slice.end += by;
       }
-      for (let k = 0; k < a.rows.length; k += 3) this.graph.exchanges[a.rows[k]].copies.shiftDst(a.rows[k + 1], base.get(a.rows[k + 2])!);
       bases.set(a.tensor.id, base);
+    }
+    if (this.ex >= 0) {
+      // Each buffer's tile bases as a column by tile (copies into one buffer come in runs: one lookup per run).
+      // Columns reused from op to op (a typed array each time was a hot spot): only the buffer's tiles are
+      // written, and only they are read (each copy's tile is one of them).
+      const columns = new Map<number, Int32Array>();
+      let i = 0;
+      for (const [id, base] of bases) {
+        let c = baseColumns[i];
+        if (c === undefined || c.length < this.graph.numTiles) c = baseColumns[i] = new Int32Array(this.graph.numTiles);
+        for (const [tile, by] of base) c[tile] = by;
+        columns.set(id, c);
+        i++;
+      }
+      const copies = this.graph.exchanges[this.ex].copies;
+      let tensor = -1;
+      let byTile: Int32Array = new Int32Array(0);
+      for (let k = 0; k < copies.length; k++) {
+        if (copies.dstTensor(k) !== tensor) {
+          tensor = copies.dstTensor(k);
+          byTile = columns.get(tensor)!;
+        }
+        copies.shiftDst(k, byTile[this.copyTile[k]]);
+      }
     }
     if (this.cs >= 0) this.graph.computeSets[this.cs].vertices.shiftSlices(0, bases);
     this.arenas = new Map();
@@ -429,6 +462,9 @@ export class LowerContext {
     return this.pending;
   }
 }
+
+/** closeArenas' columns of tile bases, one per buffer of a compute set, reused. */
+const baseColumns: Int32Array[] = [];
 
 /** Bytes for notes: 2.3 MB, 4.1 kB, 512 B. */
 export function formatBytes(b: number): string {

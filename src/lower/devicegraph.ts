@@ -429,6 +429,17 @@ export class DeviceGraph {
     this.referenced.add(src.tensor).add(dst.tensor);
   }
 
+  /**
+   * addStridedCopy (addCopy for one run) of elements given as numbers, for LowerContext: checked there, no
+   * slice objects made (a BERT layer's gathers add millions of copies).
+   */
+  pushCopy(ex: number, srcTensor: number, srcBegin: number, dstTensor: number, dstBegin: number, length: number, runs: number, srcStride: number, dstStride: number): void {
+    if (hostHeapCheckDue(16384)) checkHostHeap(`lowering op '${this.exchanges[ex].op}'`);
+    if (runs === 1) this.exchanges[ex].copies.push(srcTensor, srcBegin, dstTensor, dstBegin, length);
+    else this.exchanges[ex].copies.pushStrided(srcTensor, srcBegin, dstTensor, dstBegin, length, runs, srcStride, dstStride);
+    this.referenced.add(srcTensor).add(dstTensor);
+  }
+
   addStream(name: string, t: BuildTensor, direction: 'toDevice' | 'fromDevice'): number {
     this.streams.push({ id: this.streams.length, name, tensor: t.id, direction, ...(t.remote ? { remote: true } : {}) });
     this.referenced.add(t.id);

@@ -47,24 +47,20 @@ export function pushRun(runs: [number, number][], b: number, e: number): void {
  * Element runs [begin, end) as one flat column of bounds: what a tile reads,
  * built run by run as pushRun builds a list of pairs (adjacent runs merged),
  * one object instead of one array per run (a ResNet-50 forward made twelve
- * million: a pair per input channel per tile).
+ * million: a pair per input channel per tile). The column is a plain array of
+ * small integers, not an Int32Array: most lists are short, and each typed
+ * array has a backing store outside the heap, slow to make and to free (a
+ * BERT layer's compile makes hundreds of thousands).
  */
 export class RunList {
   n = 0;
   /** Run k is [a[2k], a[2k + 1]). */
-  a: Int32Array;
-
-  constructor(capacity = 8) {
-    this.a = new Int32Array(2 * Math.max(1, capacity));
-  }
+  readonly a: number[] = [];
 
   /** The runs as they are (none merged). */
   static from(runs: readonly Run[]): RunList {
-    const r = new RunList(runs.length);
-    for (let k = 0; k < runs.length; k++) {
-      r.a[2 * k] = runs[k][0];
-      r.a[2 * k + 1] = runs[k][1];
-    }
+    const r = new RunList();
+    for (let k = 0; k < runs.length; k++) r.a.push(runs[k][0], runs[k][1]);
     r.n = runs.length;
     return r;
   }
@@ -76,13 +72,7 @@ export class RunList {
       this.a[2 * this.n - 1] = e;
       return;
     }
-    if (2 * this.n + 2 > this.a.length) {
-      const g = new Int32Array(2 * this.a.length);
-      g.set(this.a);
-      this.a = g;
-    }
-    this.a[2 * this.n] = b;
-    this.a[2 * this.n + 1] = e;
+    this.a.push(b, e);
     this.n++;
   }
 

@@ -407,13 +407,18 @@ function place(p: ReductionProblem, tasks: PlanTask[], values: readonly PlanValu
     }
     let best = -1;
     let bestEnd = Infinity;
-    const consider = (tile: number) => {
-      const end = load[tile] + Math.ceil(((task.inputs.length - holds[tile]) * len * 4) / device.exchangeBytesPerCycle) + compute;
+    // Each input's tile, then the least loaded tile (no closure or pair per candidate: this runs per task of every candidate plan).
+    const n = task.inputs.length;
+    for (let k = 0; k <= n; k++) {
+      if (k === n && least < 0) break;
+      const tile = k < n ? values[task.inputs[k]].tile : least;
+      const end = load[tile] + Math.ceil(((n - holds[tile]) * len * 4) / device.exchangeBytesPerCycle) + compute;
       // Ties to the lower tile.
-      if (end < bestEnd || (end === bestEnd && tile < best)) [best, bestEnd] = [tile, end];
-    };
-    for (const v of task.inputs) consider(values[v].tile);
-    if (least >= 0) consider(least);
+      if (end < bestEnd || (end === bestEnd && tile < best)) {
+        best = tile;
+        bestEnd = end;
+      }
+    }
     task.tile = best;
     load[best] = bestEnd;
     heap.push(bestEnd, best);

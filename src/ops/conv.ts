@@ -216,13 +216,13 @@ function blockReads(s: ConvShape, p: ConvPlan, blk: ConvBlock, cb: number, only?
   const inRows = Math.max(1, ih1 - ih0);
   const c0 = cb * p.cBlock;
   const c1 = Math.min(Cg, c0 + p.cBlock);
-  const xRuns = new RunList(only === 'w' ? 1 : (blk.n1 - blk.n0) * (g1 - g0 + 1) * (c1 - c0));
+  const xRuns = new RunList();
   for (let n = blk.n0; n < blk.n1 && only !== 'w'; n++) {
     for (let gi = g0; gi <= g1; gi++) {
       for (let c = gi * Cg + c0; c < gi * Cg + c1; c++) xRuns.push((n * s.C + c) * inPlane + ih0 * inRest, (n * s.C + c) * inPlane + (ih0 + inRows) * inRest);
     }
   }
-  const wRuns = new RunList(only === 'x' ? 1 : blk.m1 - blk.m0);
+  const wRuns = new RunList();
   for (let m = blk.m0; m < blk.m1 && only !== 'x'; m++) wRuns.push((m * Cg + c0) * K, (m * Cg + c1) * K);
   return { tile: blk.owner + cb, c0, c1, g0, g1, ih0, inRows, xRuns: xRuns, wRuns: wRuns };
 }

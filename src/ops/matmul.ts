@@ -28,7 +28,7 @@ import type { DeviceSpec } from '../../sim/device.js';
 import { DTYPE_BYTES } from '../../sim/program.js';
 import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
-import { layoutFromReads, pushRun, type ReadGroup } from '../lower/layout.js';
+import { layoutFromReads, pushRun, RunList, type ReadGroup } from '../lower/layout.js';
 import { layoutTile } from '../lower/linear.js';
 import { DeviceMemo } from '../lower/plan-memo.js';
 import { describePlan, linearMapping, planMatMul, type MatMulDType, type MatMulPlan, type MatMulShape, type PlanResult } from '../lower/matmul-planner.js';
@@ -283,48 +283,52 @@ function segments(c0: number, c1: number, K: number): number[] {
   return out;
 }
 
-/** Flat ranges of A holding, per group of [g0, g1), op(A)[r0:r1, c0:c1] in the order the AMP vertex reads it. */
-function aRanges(p: MatMulProblem, g0: number, g1: number, r0: number, r1: number, c0: number, c1: number): Range[] {
-  const out: Range[] = [];
+/**
+ * The runs of A holding, per group of [g0, g1), op(A)[r0:r1, c0:c1] in the
+ * order the AMP vertex reads it, as one RunList (a pair per row was most of
+ * a matmul's garbage: a BERT layer's gathers read millions of rows).
+ */
+function aRanges(p: MatMulProblem, g0: number, g1: number, r0: number, r1: number, c0: number, c1: number): RunList {
   const K = p.kPerTerm;
   const segs = segments(c0, c1, K);
+  const out = new RunList();
   for (let g = g0; g < g1; g++) {
     if (!p.transA) {
       // stored [m, K]: row r is [r K, r K + K); layout [rows, contraction]
       for (let r = r0; r < r1; r++)
         for (let i = 0; i < segs.length; i += 3) {
           const at = p.termA[g * p.terms + segs[i]] * p.m * K + r * K;
-          pushRun(out, at + segs[i + 1], at + segs[i + 2]);
+          out.push(at + segs[i + 1], at + segs[i + 2]);
         }
     } else {
       // stored [K, m]: layout [contraction, rows]
       for (let i = 0; i < segs.length; i += 3) {
         const base = p.termA[g * p.terms + segs[i]] * p.m * K;
-        for (let k = segs[i + 1]; k < segs[i + 2]; k++) pushRun(out, base + k * p.m + r0, base + k * p.m + r1);
+        for (let k = segs[i + 1]; k < segs[i + 2]; k++) out.push(base + k * p.m + r0, base + k * p.m + r1);
       }
     }
   }
   return out;
 }
 
-/** Flat ranges of B holding, per group, op(B)[c0:c1, j0:j1] in the order the AMP vertex reads it. */
-function bRanges(p: MatMulProblem, g0: number, g1: number, c0: number, c1: number, j0: number, j1: number): Range[] {
-  const out: Range[] = [];
+/** The runs of B holding, per group, op(B)[c0:c1, j0:j1] in the order the AMP vertex reads it (as aRanges). */
+function bRanges(p: MatMulProblem, g0: number, g1: number, c0: number, c1: number, j0: number, j1: number): RunList {
   const K = p.kPerTerm;
   const segs = segments(c0, c1, K);
+  const out = new RunList();
   for (let g = g0; g < g1; g++) {
     if (!p.transB) {
       // stored [K, n]: layout [contraction, cols]
       for (let i = 0; i < segs.length; i += 3) {
         const base = p.termB[g * p.terms + segs[i]] * K * p.n;
-        for (let k = segs[i + 1]; k < segs[i + 2]; k++) pushRun(out, base + k * p.n + j0, base + k * p.n + j1);
+        for (let k = segs[i + 1]; k < segs[i + 2]; k++) out.push(base + k * p.n + j0, base + k * p.n + j1);
       }
     } else {
       // stored [n, K]: layout [cols, contraction]
       for (let j = j0; j < j1; j++)
         for (let i = 0; i < segs.length; i += 3) {
           const at = p.termB[g * p.terms + segs[i]] * K * p.n + j * K;
-          pushRun(out, at + segs[i + 1], at + segs[i + 2]);
+          out.push(at + segs[i + 1], at + segs[i + 2]);
         }
     }
   }
@@ -421,7 +425,7 @@ function blockSize(bl: Block): number {
  * of a BERT layer. `begin[i]`: block i's first element; `order`: the blocks by begin; `runs(kk, c0, c1,
  * out)` appends the runs of partial kk holding window-local elements [c0, c1), in that order.
  */
-function partialBlocks(p: MatMulProblem, plan: MatMulPlan, w: Window, blocks: readonly Block[]): { begin: Int32Array; order: number[]; runs: (kk: number, c0: number, c1: number, out: Range[]) => void } {
+function partialBlocks(p: MatMulProblem, plan: MatMulPlan, w: Window, blocks: readonly Block[]): { begin: Int32Array; order: number[]; runs: (kk: number, c0: number, c1: number, out: RunList) => void } {
   const { gM, gN, gK, bBlock, mBlock, nBlock } = plan;
   const rows = w.r[1] - w.r[0];
   const cols = w.j[1] - w.j[0];
@@ -440,7 +444,7 @@ function partialBlocks(p: MatMulProblem, plan: MatMulPlan, w: Window, blocks: re
       order.push(i);
     });
   }
-  const runs = (kk: number, c0: number, c1: number, out: Range[]) => {
+  const runs = (kk: number, c0: number, c1: number, out: RunList) => {
     for (let c = c0; c < c1; ) {
       const g = Math.floor(c / (rows * cols));
       const ri = Math.floor((c - g * rows * cols) / cols);
@@ -450,7 +454,7 @@ function partialBlocks(p: MatMulProblem, plan: MatMulPlan, w: Window, blocks: re
       const len = Math.min(c1 - c, bl.j[1] - w.j[0] - ci);
       const local = ((g - bl.g[0]) * (bl.r[1] - bl.r[0]) + (ri - (bl.r[0] - w.r[0]))) * (bl.j[1] - bl.j[0]) + (ci - bj0);
       const b = begin[byCell[cell(g, ri, ci, kk)]] + local;
-      pushRun(out, b, b + len);
+      out.push(b, b + len);
       c += len;
     }
   };
@@ -581,7 +585,7 @@ function inputLayout(p: MatMulProblem, which: 'a' | 'b', o: MatMulOperands, devi
       const key = which === 'a' ? `${bl.g}:${bl.r}:${bl.c}` : `${bl.g}:${bl.c}:${bl.j}`;
       let group = groups.get(key);
       if (!group) {
-        const runs = which === 'a' ? aRanges(p, bl.g[0], bl.g[1], bl.r[0], bl.r[1], bl.c[0], bl.c[1]) : bRanges(p, bl.g[0], bl.g[1], bl.c[0], bl.c[1], bl.j[0], bl.j[1]);
+        const runs = (which === 'a' ? aRanges(p, bl.g[0], bl.g[1], bl.r[0], bl.r[1], bl.c[0], bl.c[1]) : bRanges(p, bl.g[0], bl.g[1], bl.c[0], bl.c[1], bl.j[0], bl.j[1])).pairs();
         group = { tiles: [], runs };
         groups.set(key, group);
       }
@@ -797,7 +801,16 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
     }
 
     ctx.computeSet(`amp${suffix}`);
+    // Each operand block's runs, listed once for all the tiles reading it (an A block is read across the
+    // column split, a B block across the row split): by the block's place in the split.
+    const aRuns = new Array<RunList | undefined>(plan.gB * plan.gM * gK);
+    const bRuns = new Array<RunList | undefined>(plan.gB * plan.gN * gK);
     blocks[s].forEach((bl, i) => {
+      const ib = Math.floor(bl.g[0] / plan.bBlock);
+      const ai = (ib * plan.gM + Math.floor((bl.r[0] - w.r[0]) / plan.mBlock)) * gK + bl.kk;
+      const bi = (ib * plan.gN + Math.floor((bl.j[0] - w.j[0]) / plan.nBlock)) * gK + bl.kk;
+      const aBlock = (aRuns[ai] ??= aRanges(p, bl.g[0], bl.g[1], bl.r[0], bl.r[1], bl.c[0], bl.c[1]));
+      const bBlock = (bRuns[bi] ??= bRanges(p, bl.g[0], bl.g[1], bl.c[0], bl.c[1], bl.j[0], bl.j[1]));
       const target: Slice[] = [];
       if (partials) target.push(ctx.slice(partials, at!.begin[i], at!.begin[i] + blockSize(bl)));
       else {
@@ -809,8 +822,8 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
         bl.tile,
         {
           // Strided operand blocks arrive as one tensor per vertex field (the AMP reads the runs back to back).
-          a: ctx.gather(a, aRanges(p, bl.g[0], bl.g[1], bl.r[0], bl.r[1], bl.c[0], bl.c[1]), bl.tile),
-          b: ctx.gather(b, bRanges(p, bl.g[0], bl.g[1], bl.c[0], bl.c[1], bl.j[0], bl.j[1]), bl.tile),
+          a: ctx.gather(a, aBlock, bl.tile),
+          b: ctx.gather(b, bBlock, bl.tile),
           out: target,
         },
         {
@@ -830,9 +843,9 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
     for (const ch of chunks[s]) {
       // Each partial as one region (the vertex reads partial kk's elements in the order of its output pieces).
       const parts = Array.from({ length: gK }, (_, kk) => {
-        const runs: Range[] = [];
+        const runs = new RunList();
         for (const [c0, c1] of ch.runs) at!.runs(kk, c0, c1, runs);
-        return runs.length === 1 ? ctx.onTile(partials, runs[0][0], runs[0][1], ch.tile) : ctx.gather(partials, runs, ch.tile, { oneSlice: true })[0];
+        return runs.n === 1 ? ctx.onTile(partials, runs.begin(0), runs.end(0), ch.tile) : ctx.gather(partials, runs, ch.tile, { oneSlice: true })[0];
       });
       const runs: Runs = [];
       for (const [c0, c1] of ch.runs) windowToOut(p, w, c0, c1, runs);
