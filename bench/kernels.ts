@@ -8,7 +8,8 @@
  * Every timing is the best of a few (simulated steps as the kernels' calls):
  * each repeats the same deterministic work, so the minimum is the least
  * disturbed by the host. npm run bench runs this file in a process of its own,
- * as a user's `sim run` is: a bench process that just simulated other cases
+ * as a user's `sim run` is (with the C allocator tuned as `sim` tunes it,
+ * src/util/host-malloc.ts): a bench process that just simulated other cases
  * carries their heap and GC state into the timings.
  *   npx tsx bench/kernels.ts [--json]   (these rows alone; --json: one JSON line)
  */
@@ -18,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfigText } from '../src/config/load.js';
 import { compile, Session } from '../src/session.js';
 import { kernelModule, bindKernels } from '../sim/wasm/kernels.js';
+import { withMallocTuning } from '../src/util/host-malloc.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SMALL = 512;
@@ -151,7 +153,8 @@ export async function matmulVsKernels(log: (s: string) => void = () => {}): Prom
 
 /** The rates measured in a fresh process (this file run by tsx), as npm run bench takes them. */
 export function matmulVsKernelsInOwnProcess(log: (s: string) => void = () => {}): KernelRates {
-  const out = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--json'], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 20 });
+  // With the C allocator tuned as `sim` tunes it for a run with numerics (src/util/host-malloc.ts).
+  const out = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--json'], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 20, env: withMallocTuning(process.env) });
   const lines = out.trim().split('\n');
   for (const l of lines.slice(0, -1)) log(l);
   return JSON.parse(lines[lines.length - 1]!) as KernelRates;
