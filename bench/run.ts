@@ -168,7 +168,7 @@ MatMul [1024, 1024] x [1024, 1024] fp32 on a full \`{preset: mk2}\` (bench/kerne
 (inputs drawn, streamed in, the AMP and any reduction, outputs read), and in the same run the bare
 WebAssembly SIMD (f32x4) kernel the AMP vertex runs on (B packed in 128-column panels) and a plain-JS loop
 with the same order and fp32 roundings. GFLOP/s are marginal, between [512]^3 and [1024]^3, so start-up and
-per-step work that grows as n^2 cancel out. Each time is the best of 3-5 (steps as calls), measured in a
+per-step work that grows as n^2 cancel out. Each time is the best of 3-6 (steps as calls), measured in a
 process of its own (bench/kernels.ts --json). Targets (issue 9): 1 worker at >= 50% of the bare WASM kernel,
 2 workers >= 1.7x that.
 
