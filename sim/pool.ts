@@ -4,10 +4,10 @@
  * chosen to balance the phase's elements, and each exchange one task per
  * worker, its group of the exchange's copy plan (the copies into a contiguous
  * destination tile range, sim/exchange.ts), and a big tensor read to the
- * host one task per worker, its share of the tensor's intervals. Small compute sets and exchanges
- * run inline on the main thread, where a task round trip (~50 us) would cost
- * more than the work (measured: two workers beat one thread from ~0.2 ms of
- * work per task).
+ * host one task per worker, its share of the tensor's intervals. Small
+ * compute sets and exchanges run inline on the main thread, where a task
+ * round trip (~50 us) would cost more than the work (measured: two workers
+ * beat one thread from ~0.2 ms of work per task).
  *
  * An exchange and the compute set after it are one round of tasks when no
  * vertex writes bytes any copy reads and no copy reads what a copy into

@@ -1,12 +1,14 @@
 /**
  * Pool worker: owns a tile range per task and runs the vertices of one compute
  * set on it (in the tile memory of the task's replica: replicas with numerics
- * share one pool, each with its own memory) (with, when fused, the exchange's copies into those tiles first,
- * tile by tile: sim/fused.ts), or its group of an exchange's copies (the copies
- * into its tiles, sim/exchange.ts: records in shared memory, planned once by
- * the main thread), or its part of a big tensor read to the host. The top level stays trivial (Piscina swallows errors thrown while
- * a worker module loads); codelets load in an explicit first task. Faults come
- * back as plain FaultRecords (null: the task ran), rebuilt by the pool.
+ * share one pool, each with its own memory) (with, when fused, the exchange's
+ * copies into those tiles first, tile by tile: sim/fused.ts), or its group of
+ * an exchange's copies (the copies into its tiles, sim/exchange.ts: records in
+ * shared memory, planned once by the main thread), or its part of a big
+ * tensor read to the host (Engine.readToHost). The top level stays trivial
+ * (Piscina swallows errors thrown while a worker module loads); codelets load
+ * in an explicit first task. Faults come back as plain FaultRecords (null:
+ * the task ran), rebuilt by the pool.
  */
 import { workerData } from 'node:worker_threads';
 import { VertexRunner } from './execute.js';
