@@ -1,7 +1,8 @@
 /**
- * The Piscina pool. Tiles are sharded statically over the workers: each
- * compute phase sends one task per worker, covering a contiguous tile range
- * chosen to balance the phase's elements, and each exchange one task per
+ * The Piscina pool. Each compute phase sends one task per worker; the tasks
+ * claim the phase's chunks (contiguous tile ranges balanced by elements,
+ * several per worker) from a shared counter until none is left, so a stalled
+ * thread does not hold the others up. Each exchange sends one task per
  * worker, its group of the exchange's copy plan (the copies into a contiguous
  * destination tile range, sim/exchange.ts), and a big tensor read to the
  * host one task per worker, its share of the tensor's intervals. Small
@@ -36,12 +37,16 @@ import type { WorkerInit, WorkerTask } from './worker.js';
 import { shareColumns } from './shared-columns.js';
 import { vertexCodelet, vertexElementsAt } from './vertex-table.js';
 
+/** Chunks of a compute set per worker (TilePool.chunksOf): enough to even out a thread that stalls, few enough to cost nothing. */
+export const CHUNKS_PER_WORKER = 8;
+
 /** Elements below which a compute set runs on the main thread (~0.2 ms at 0.6 G elements/s). */
 export const INLINE_ELEMENTS = 131072;
 
 export class TilePool {
   private readonly piscina: Piscina;
-  private readonly shards = new Map<number, [number, number][]>();
+  /** Each compute set's chunk bounds (chunksOf). */
+  private readonly shards = new Map<number, number[]>();
   /** An error a worker threw between tasks, and the compute set that ran last. */
   private late: unknown;
   private lastRun: ComputeSet | undefined;
@@ -70,7 +75,7 @@ export class TilePool {
    * whose thread died. `init.replicas`: each replica's memory; each replica's
    * engine uses the pool and releases it (release()).
    */
-  static async start(workers: number, init: Omit<WorkerInit, 'progress' | 'slots'>, codelets: CodeletRegistry): Promise<TilePool> {
+  static async start(workers: number, init: Omit<WorkerInit, 'progress' | 'slots' | 'claims'>, codelets: CodeletRegistry): Promise<TilePool> {
     // The vertex tables into shared memory, once: every worker maps them (a structured clone of
     // workerData copies an ordinary ArrayBuffer per worker, not a SharedArrayBuffer). Exchanges reach
     // the workers as copy-plan records in the replicas' shared memory already (sim/exchange.ts).
@@ -88,7 +93,13 @@ export class TilePool {
       maxThreads: workers,
       idleTimeout: Infinity,
       // A progress slot per (replica, task of a compute set): the replicas' compute sets run at once.
-      workerData: { ...init, progress: new SharedArrayBuffer(4 * workers * init.replicas.length), slots: new SharedArrayBuffer(4) } satisfies WorkerInit,
+      // A chunk counter per replica: its compute set's tasks claim chunks from it (run()).
+      workerData: {
+        ...init,
+        progress: new SharedArrayBuffer(4 * workers * init.replicas.length),
+        slots: new SharedArrayBuffer(4),
+        claims: new SharedArrayBuffer(4 * init.replicas.length),
+      } satisfies WorkerInit,
       execArgv,
     });
     const pool = new TilePool(piscina, workers, piscina.options.workerData as WorkerInit, codelets);
@@ -130,16 +141,25 @@ export class TilePool {
     this.throwLate();
     const progress = new Int32Array(this.init.progress);
     const running = new Set<number>();
-    const tiles = fused ? fused.tileStart.length - 1 : 0;
-    const tasks = this.shardsOf(cs).map(([tileLo, tileHi], shard) => {
+    const bounds = this.chunksOf(cs);
+    // Fused with the exchange before it: each chunk's plan records, the copies into its tiles.
+    let records: number[] | undefined;
+    if (fused) {
+      const tiles = fused.tileStart.length - 1;
+      records = [];
+      for (let k = 0; k + 1 < bounds.length; k++) {
+        const a = fused.tileStart[Math.min(bounds[k], tiles)];
+        const b = fused.tileStart[Math.min(bounds[k + 1], tiles)];
+        records.push(fused.at + a, b - a);
+      }
+    }
+    // Set before the tasks are posted (posting orders it before their reads).
+    Atomics.store(new Int32Array(this.init.claims), replica, 0);
+    const tasks = Array.from({ length: Math.min(this.workers, bounds.length - 1) }, (_, shard) => {
       const slot = replica * this.workers + shard;
       Atomics.store(progress, slot, -1);
       running.add(slot);
-      // Fused with the exchange before it: the plan's records into this shard's tiles.
-      const a = fused ? fused.tileStart[Math.min(tileLo, tiles)] : 0;
-      const b = fused ? fused.tileStart[Math.min(tileHi, tiles)] : 0;
-      const copies: [number, number] | undefined = fused ? [fused.at + a, b - a] : undefined;
-      return (this.piscina.run({ type: 'run', replica, computeSet: cs.id, tileLo, tileHi, slot, ...(copies ? { copies } : {}) } satisfies WorkerTask) as Promise<FaultRecord | null>)
+      return (this.piscina.run({ type: 'run', replica, computeSet: cs.id, bounds, slot, ...(records ? { records } : {}) } satisfies WorkerTask) as Promise<FaultRecord | null>)
         .catch(
           // The thread itself ended (process.exit from a callback, a crash): blame the vertex it was running;
           // or another replica's fault stopped the shared pool: that fault is the run's.
@@ -263,8 +283,15 @@ export class TilePool {
     this.throwLate();
   }
 
-  /** Contiguous tile ranges with about equal elements each. */
-  private shardsOf(cs: ComputeSet): [number, number][] {
+  /**
+   * The chunks of a compute set the workers claim, as tile bounds (chunk k:
+   * tiles [bounds[k], bounds[k + 1]), the last one open-ended): contiguous tile
+   * ranges of about equal elements, CHUNKS_PER_WORKER per worker. A worker
+   * that finishes early takes the next chunk, so a thread that loses its core
+   * for a while (a noisy host) holds up the step by one chunk, not by its
+   * static share; the results do not depend on who ran which tiles.
+   */
+  private chunksOf(cs: ComputeSet): number[] {
     let s = this.shards.get(cs.id);
     if (s) return s;
     const perTile = new Map<number, number>();
@@ -275,18 +302,15 @@ export class TilePool {
       perTile.set(tile, (perTile.get(tile) ?? 0) + n);
       total += n;
     }
-    s = [];
-    let lo = 0;
+    const chunks = this.workers * CHUNKS_PER_WORKER;
+    s = [0];
     let acc = 0;
     const tiles = [...perTile.keys()].sort((a, b) => a - b);
     for (const t of tiles) {
       acc += perTile.get(t)!;
-      if (acc >= (total * (s.length + 1)) / this.workers && s.length < this.workers - 1) {
-        s.push([lo, t + 1]);
-        lo = t + 1;
-      }
+      if (acc >= (total * s.length) / chunks && s.length < chunks) s.push(t + 1);
     }
-    s.push([lo, Number.MAX_SAFE_INTEGER]);
+    s.push(Number.MAX_SAFE_INTEGER);
     this.shards.set(cs.id, s);
     return s;
   }

@@ -1,6 +1,6 @@
 /**
- * Pool worker: owns a tile range per task and runs the vertices of one compute
- * set on it (in the tile memory of the task's replica: replicas with numerics
+ * Pool worker: runs the vertices of one compute set on the tile ranges
+ * (chunks) it claims, until none is left (in the tile memory of the task's replica: replicas with numerics
  * share one pool, each with its own memory) (with, when fused, the exchange's
  * copies into those tiles first, tile by tile: sim/fused.ts), or its group of
  * an exchange's copies (the copies into its tiles, sim/exchange.ts: records in
@@ -41,12 +41,17 @@ export interface WorkerInit {
   modules: string[];
   /** Int32 per task slot: index of the vertex the slot's task is running (read by the pool if the thread dies). */
   progress: SharedArrayBuffer;
+  /** Int32 per replica: the next chunk of the running compute set a worker claims (TilePool.run). */
+  claims: SharedArrayBuffer;
 }
 
 export type WorkerTask =
   | { type: 'load' }
-  /** copies: plan records [at, at + n) into these tiles, run fused with the vertices (sim/fused.ts). */
-  | { type: 'run'; replica: number; computeSet: number; tileLo: number; tileHi: number; slot: number; copies?: [number, number] }
+  /**
+   * Chunk k is tiles [bounds[k], bounds[k + 1]); the worker runs the chunks it claims (claims[replica]) until none
+   * is left. records: when fused, chunk k's plan records into its tiles, [records[2k], + records[2k + 1]) (sim/fused.ts).
+   */
+  | { type: 'run'; replica: number; computeSet: number; bounds: number[]; slot: number; records?: number[] }
   /** Copy-plan records [at, at + n) (one group of an exchange's plan). */
   | { type: 'copies'; replica: number; at: number; n: number }
   /** Part of a tensor read to the host: intervals (elements [begin, end) of `size` bytes on tile at byte offset) into `dest` at begin x size. */
@@ -99,8 +104,13 @@ export default async function task(t: WorkerTask): Promise<FaultRecord | null> {
     const onVertex = (i: number) => Atomics.store(progress, t.slot, i);
     // Started (no vertex yet: the fused copies run first): the pool's watchdog counts from here when replicas share it.
     Atomics.store(progress, t.slot, -2);
-    if (t.copies) runFused(runner, tiles, cs, t.tileLo, t.tileHi, t.copies[0], t.copies[1], onVertex);
-    else runner.run(cs, t.tileLo, t.tileHi, onVertex);
+    const claims = new Int32Array(init.claims);
+    const chunks = t.bounds.length - 1;
+    for (let k = Atomics.add(claims, t.replica, 1); k < chunks; k = Atomics.add(claims, t.replica, 1)) {
+      const [lo, hi] = [t.bounds[k], t.bounds[k + 1]];
+      if (t.records) runFused(runner, tiles, cs, lo, hi, t.records[2 * k], t.records[2 * k + 1], onVertex);
+      else runner.run(cs, lo, hi, onVertex);
+    }
     return null;
   } catch (e) {
     if (e instanceof CodeletFault) return e.record;

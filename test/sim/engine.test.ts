@@ -13,6 +13,8 @@ import { tiny } from '../helpers.js';
 import { copyTable } from '../../sim/copies.js';
 import { vertexAt, vertexTable } from '../../sim/vertex-table.js';
 import { isShared } from '../../sim/shared-columns.js';
+import { CHUNKS_PER_WORKER } from '../../sim/pool.js';
+import { fileURLToPath } from 'node:url';
 
 const f32 = (offset: number, count: number): Region => ({ offset, count, dtype: 'float32' });
 
@@ -352,6 +354,48 @@ describe('Engine worker pool', () => {
       // c[0:4] never written; the exchange puts c[4:6] = 55, 66 on d; e = d + c[0:2] = d.
       expect(got.c).toEqual([0, 0, 0, 0, 55, 66]);
       expect(got.e).toEqual([55, 66]);
+    } finally {
+      await engine.destroy();
+    }
+  });
+});
+
+describe('chunk claiming on the pool (TilePool.chunksOf)', () => {
+  it("a stalled worker holds up one chunk, not a static share: the other takes every other chunk", async () => {
+    // 64 tiles, one ThreadStamp vertex each; tile 0's blocks its thread for 1.5 s. With a static half
+    // each, tiles 1-31 would wait behind it on the same thread; claimed chunk by chunk, the other
+    // thread runs them all meanwhile. Custom codelets always run on the pool.
+    const tiles = 64;
+    const program: DeviceProgram = {
+      schemaVersion: 1,
+      device: tiny({ tilesPerIpu: tiles }),
+      tensors: [{ id: 0, name: 'who', dtype: 'float32', shape: [tiles], category: 'activation', intervals: tensorIntervals(Array.from({ length: tiles }, (_, t) => ({ tile: t, begin: t, end: t + 1, offset: 0 }))) }],
+      computeSets: [
+        {
+          id: 0,
+          name: 'stamp/cs',
+          op: 'stamp',
+          vertices: vertexTable(Array.from({ length: tiles }, (_, t) => ({ codelet: 'test.ops::ThreadStamp', tile: t, fields: { out: f32(0, 1) }, params: (t === 0 ? { stallMs: 1500 } : {}) as Record<string, number> }))),
+        },
+      ],
+      exchanges: [],
+      streams: [{ id: 0, name: 'out_who', tensor: 0, direction: 'fromDevice' }],
+      programs: { step: [{ kind: 'execute', computeSet: 0 }], read: [{ kind: 'streamCopy', stream: 0, op: 'read' }] },
+      tileBytes: Array.from({ length: tiles }, () => 4),
+      codeletModules: [fileURLToPath(new URL('../fixtures/ops/stall.codelets.ts', import.meta.url))],
+    };
+    const engine = await Engine.create(program, { workers: 2, numerics: true });
+    try {
+      const { io, got } = host();
+      await engine.run('step', io, 0);
+      await engine.run('read', io, 1);
+      const who = got.who;
+      expect(new Set(who).size).toBe(2);
+      // Tile 0's chunk (tiles 0 .. 3 of 16 chunks) ran on the stalled thread; every later tile on the other.
+      const stalled = who[0];
+      const firstChunk = tiles / (2 * CHUNKS_PER_WORKER);
+      expect(firstChunk).toBeLessThan(tiles / 2);
+      expect(who.slice(firstChunk).every((w) => w !== stalled)).toBe(true);
     } finally {
       await engine.destroy();
     }

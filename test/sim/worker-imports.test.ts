@@ -31,6 +31,7 @@ async function probe(modules: string[], name: string): Promise<{ files: string[]
     computeSets: [],
     modules,
     progress: new SharedArrayBuffer(4),
+    claims: new SharedArrayBuffer(4),
   };
   const worker = new Worker(new URL('../fixtures/worker-probe/probe.mjs', import.meta.url), {
     workerData: { ...init, log, worker: pathToFileURL(path.join(ROOT, 'sim/worker.ts')).href },
