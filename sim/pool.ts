@@ -12,8 +12,8 @@
  *
  * An exchange and the compute set after it are one round of tasks when no
  * vertex writes bytes any copy reads and no copy reads what a copy into
- * another tile writes (sim/fused.ts checks, once): each worker copies into its
- * tiles and runs their vertices, tile by tile. Otherwise they are two rounds:
+ * another tile writes (sim/fused.ts checks, once): each worker copies into the
+ * tiles of the chunks it claims and runs their vertices, tile by tile. Otherwise they are two rounds:
  * a worker's copies read other workers' tiles, which their compute may
  * overwrite (an in-place op whose input another tile also receives), so
  * every copy must finish before any vertex runs. Fusing those would need a
@@ -46,7 +46,7 @@ export const INLINE_ELEMENTS = 131072;
 export class TilePool {
   private readonly piscina: Piscina;
   /** Each compute set's chunk bounds (chunksOf). */
-  private readonly shards = new Map<number, number[]>();
+  private readonly chunks = new Map<number, number[]>();
   /** An error a worker threw between tasks, and the compute set that ran last. */
   private late: unknown;
   private lastRun: ComputeSet | undefined;
@@ -155,8 +155,8 @@ export class TilePool {
     }
     // Set before the tasks are posted (posting orders it before their reads).
     Atomics.store(new Int32Array(this.init.claims), replica, 0);
-    const tasks = Array.from({ length: Math.min(this.workers, bounds.length - 1) }, (_, shard) => {
-      const slot = replica * this.workers + shard;
+    const tasks = Array.from({ length: Math.min(this.workers, bounds.length - 1) }, (_, task) => {
+      const slot = replica * this.workers + task;
       Atomics.store(progress, slot, -1);
       running.add(slot);
       return (this.piscina.run({ type: 'run', replica, computeSet: cs.id, bounds, slot, ...(records ? { records } : {}) } satisfies WorkerTask) as Promise<FaultRecord | null>)
@@ -292,7 +292,7 @@ export class TilePool {
    * static share; the results do not depend on who ran which tiles.
    */
   private chunksOf(cs: ComputeSet): number[] {
-    let s = this.shards.get(cs.id);
+    let s = this.chunks.get(cs.id);
     if (s) return s;
     const perTile = new Map<number, number>();
     let total = 0;
@@ -311,7 +311,7 @@ export class TilePool {
       if (acc >= (total * s.length) / chunks && s.length < chunks) s.push(t + 1);
     }
     s.push(Number.MAX_SAFE_INTEGER);
-    this.shards.set(cs.id, s);
+    this.chunks.set(cs.id, s);
     return s;
   }
 
