@@ -25,6 +25,17 @@ export interface ExchangeCopy {
  * that order. A block of a matrix read row by row (a matmul's operand
  * gathered onto a tile) is one row, not one per matrix row. Without them
  * every row is one run.
+ *
+ * A table may also fan rows out (`fan`): the same bytes sent to several
+ * tiles, as one row, not one per receiving tile. A matmul's operand block is
+ * read by every tile of its row (or column) of the plan, and as a row per
+ * reader it was most of a transformer layer's copy rows. Row i with
+ * fan.group[i] = g >= 0 is copied to each destination j of
+ * [fan.start[g], fan.start[g + 1]): tile fan.tile[j] at dstOffset[i] +
+ * fan.delta[j], destination by destination (its first destination is
+ * dstTile[i] itself, at delta 0). The lowering fans out only copies into
+ * exchange buffers from tensors the exchange does not write, so the order of
+ * the destinations cannot show.
  */
 export interface CopyTable {
   count: number;
@@ -37,6 +48,24 @@ export interface CopyTable {
   runs?: Int32Array;
   srcStride?: Int32Array;
   dstStride?: Int32Array;
+  fan?: CopyFan;
+}
+
+/** Destination groups of a CopyTable's fanned-out rows (CopyTable says how they are read). */
+export interface CopyFan {
+  /** Per row: its group, or -1 for a row with the one destination dstTile, dstOffset. */
+  group: Int32Array;
+  /** Destinations of group g: [start[g], start[g + 1]). */
+  start: Int32Array;
+  tile: Int32Array;
+  /** Bytes added to a row's dstOffset for this destination. */
+  delta: Int32Array;
+}
+
+/** Destinations of row i (1 unless it is fanned out). */
+export function fanOf(t: CopyTable, i: number): number {
+  const g = t.fan ? t.fan.group[i] : -1;
+  return g < 0 ? 1 : t.fan!.start[g + 1] - t.fan!.start[g];
 }
 
 /** Runs of row i (1 in a table without stride columns). */
@@ -44,21 +73,35 @@ export function runsOf(t: CopyTable, i: number): number {
   return t.runs ? t.runs[i] : 1;
 }
 
-/** Runs of all rows: the copies the table stands for, one per run. */
+/** Copies the table stands for: one per run and destination. */
 export function runCount(t: CopyTable): number {
-  if (!t.runs) return t.count;
+  if (!t.runs && !t.fan) return t.count;
   let n = 0;
-  for (let i = 0; i < t.count; i++) n += t.runs[i];
+  for (let i = 0; i < t.count; i++) n += runsOf(t, i) * fanOf(t, i);
   return n;
 }
 
-/** The table with one row per run, in order (the table itself when it has no stride columns). */
+/**
+ * The table with one row per run and destination, in order: a row's runs to
+ * its first destination, then to the next (the table itself when it has no
+ * stride columns and no fan).
+ */
 export function unstrided(t: CopyTable): CopyTable {
-  const { runs, srcStride, dstStride } = t;
-  if (!runs || !srcStride || !dstStride) return t;
+  const { runs, srcStride, dstStride, fan } = t;
+  if (!fan && (!runs || !srcStride || !dstStride)) return t;
   const b = new CopyTableBuilder(runCount(t));
   for (let i = 0; i < t.count; i++) {
-    for (let k = 0; k < runs[i]; k++) b.push(t.srcTile[i], t.srcOffset[i] + k * srcStride[i], t.dstTile[i], t.dstOffset[i] + k * dstStride[i], t.bytes[i]);
+    const r = runs ? runs[i] : 1;
+    const ss = srcStride ? srcStride[i] : 0;
+    const ds = dstStride ? dstStride[i] : 0;
+    const g = fan ? fan.group[i] : -1;
+    if (g < 0) {
+      for (let k = 0; k < r; k++) b.push(t.srcTile[i], t.srcOffset[i] + k * ss, t.dstTile[i], t.dstOffset[i] + k * ds, t.bytes[i]);
+      continue;
+    }
+    for (let j = fan!.start[g]; j < fan!.start[g + 1]; j++) {
+      for (let k = 0; k < r; k++) b.push(t.srcTile[i], t.srcOffset[i] + k * ss, fan!.tile[j], t.dstOffset[i] + fan!.delta[j] + k * ds, t.bytes[i]);
+    }
   }
   return b.finish();
 }

@@ -176,12 +176,21 @@ interface Messages {
 function messagesOf(ex: Exchange, device: DeviceSpec): Messages {
   const c = ex.copies;
   const numTiles = device.ipus * device.tilesPerIpu;
-  const { srcTile, srcOffset, dstTile, bytes: bytesCol, runs: runsCol, srcStride: strideCol } = c;
+  const { srcTile, srcOffset, dstTile, bytes: bytesCol, runs: runsCol, srcStride: strideCol, fan } = c;
+  // A fanned-out row is one message to each of its destinations but its source tile.
+  const group = fan?.group;
+  const remote = (i: number): boolean => {
+    if (bytesCol[i] === 0) return false;
+    const g = group ? group[i] : -1;
+    if (g < 0) return srcTile[i] !== dstTile[i];
+    for (let j = fan!.start[g]; j < fan!.start[g + 1]; j++) if (fan!.tile[j] !== srcTile[i]) return true;
+    return false;
+  };
   // Rows are taken in table order and found in one open-addressing table of their data
   // (source tile, offset, run bytes, runs, source stride): the columns are read in order, and a
   // message's key is one record of KEY ints (one cache line), not five columns read at random.
   let remoteRows = 0;
-  for (let i = 0; i < c.count; i++) if (srcTile[i] !== dstTile[i] && bytesCol[i] !== 0) remoteRows++; // on-tile copies are not traffic
+  for (let i = 0; i < c.count; i++) if (remote(i)) remoteRows++; // on-tile copies are not traffic
   let cap = 16;
   while (cap < 2 * remoteRows) cap *= 2;
   const mask = cap - 1;
@@ -195,7 +204,7 @@ function messagesOf(ex: Exchange, device: DeviceSpec): Messages {
   for (let i = 0; i < c.count; i++) {
     const t = srcTile[i];
     const bytes = bytesCol[i];
-    if (t === dstTile[i] || bytes === 0) {
+    if (!remote(i)) {
       firstOf[i] = -1;
       continue;
     }
@@ -257,7 +266,10 @@ function messagesOf(ex: Exchange, device: DeviceSpec): Messages {
   const start = scratchInts('start', messages + 1).fill(0);
   for (let i = 0; i < c.count; i++) {
     const f = firstOf[i];
-    if (f >= 0) start[rank[f] + 1]++;
+    if (f < 0) continue;
+    const g = group ? group[i] : -1;
+    if (g < 0) start[rank[f] + 1]++;
+    else for (let j = fan!.start[g]; j < fan!.start[g + 1]; j++) if (fan!.tile[j] !== srcTile[i]) start[rank[f] + 1]++;
   }
   for (let m = 0; m < messages; m++) start[m + 1] += start[m];
   const fill = scratchInts('fill', messages);
@@ -265,7 +277,10 @@ function messagesOf(ex: Exchange, device: DeviceSpec): Messages {
   const dsts = scratchInts('dsts', start[messages]);
   for (let i = 0; i < c.count; i++) {
     const f = firstOf[i];
-    if (f >= 0) dsts[fill[rank[f]]++] = dstTile[i];
+    if (f < 0) continue;
+    const g = group ? group[i] : -1;
+    if (g < 0) dsts[fill[rank[f]]++] = dstTile[i];
+    else for (let j = fan!.start[g]; j < fan!.start[g + 1]; j++) if (fan!.tile[j] !== srcTile[i]) dsts[fill[rank[f]]++] = fan!.tile[j];
   }
   return { count: messages, src: msgSrc, bytes: msgBytes, start, dsts };
 }
@@ -480,7 +495,13 @@ export function exchangeCost(ex: Exchange, device: DeviceSpec): PhaseCost {
 function onTileCopyCycles(ex: Exchange, device: DeviceSpec): Map<number, number> {
   const c = ex.copies;
   const bytes = new Map<number, number>();
-  for (let i = 0; i < c.count; i++) if (c.srcTile[i] === c.dstTile[i]) bytes.set(c.srcTile[i], (bytes.get(c.srcTile[i]) ?? 0) + runsOf(c, i) * c.bytes[i]);
+  const add = (tile: number, b: number) => bytes.set(tile, (bytes.get(tile) ?? 0) + b);
+  for (let i = 0; i < c.count; i++) {
+    const g = c.fan ? c.fan.group[i] : -1;
+    if (g < 0) {
+      if (c.srcTile[i] === c.dstTile[i]) add(c.srcTile[i], runsOf(c, i) * c.bytes[i]);
+    } else for (let j = c.fan!.start[g]; j < c.fan!.start[g + 1]; j++) if (c.fan!.tile[j] === c.srcTile[i]) add(c.srcTile[i], runsOf(c, i) * c.bytes[i]);
+  }
   const w = device.workersPerTile;
   const cycles = new Map<number, number>();
   for (const [tile, b] of bytes) if (b > 0) cycles.set(tile, 20 + w * Math.ceil(b / w / device.storeBytesPerCycle));

@@ -15,7 +15,7 @@
  * run.checkMemory, the engine runs the two apart as before.
  */
 import type { CodeletRegistry } from './codelet.js';
-import { runsOf, unstrided } from './copies.js';
+import { fanOf, runsOf, unstrided } from './copies.js';
 import type { VertexRunner } from './execute.js';
 import { COPY_OVERHEAD_BYTES, countBelow, planByTile, type TilePlan } from './exchange.js';
 import type { TileMemory } from './memory.js';
@@ -26,7 +26,7 @@ import { REGION_DTYPES, vertexCodelet } from './vertex-table.js';
 export function copyWork(ex: Exchange): number {
   let w = 0;
   const c = ex.copies;
-  for (let i = 0; i < c.count; i++) w += runsOf(c, i) * (c.bytes[i] + COPY_OVERHEAD_BYTES);
+  for (let i = 0; i < c.count; i++) w += runsOf(c, i) * fanOf(c, i) * (c.bytes[i] + COPY_OVERHEAD_BYTES);
   return w;
 }
 

@@ -46,6 +46,13 @@ export class LowerContext {
   /** Gathers made, by a hash of their tensor, tile and runs (flattened begin, end pairs), for reuse. */
   private readonly gathers = new Map<number, { tensor: number; tile: number; runs: RunList; slice: Slice }[]>();
   /**
+   * The open exchange's gathers by source runs (any tile): a gather of the same runs onto another tile
+   * repeats the first one's copies (SliceCopies.repeats), which finalize sends as one fanned-out row
+   * per piece (a matmul's operand block is read by every tile of its row or column of the plan).
+   */
+  private fanSources = new Map<number, { tensor: number; runs: RunList; first: number; count: number }[]>();
+  private fanExchange = -1;
+  /**
    * Copies made by onTile per tensor and tile (key tensor id x tiles + tile: numbers, not strings,
    * since a whole model asks millions of times), for reuse by requests inside them.
    */
@@ -283,7 +290,8 @@ export class LowerContext {
     }
     // Reuse an identical gather (a window several vertices read): found by a hash of the tensor, tile and
     // runs, then compared run by run (string keys of the runs cost more garbage than the rest of the lowering).
-    const key = Math.imul(Math.imul(runs.hash() ^ t.id, 0x01000193) ^ tile, 0x01000193) ^ n;
+    const runsHash = runs.hash();
+    const key = Math.imul(Math.imul(runsHash ^ t.id, 0x01000193) ^ tile, 0x01000193) ^ n;
     const list = this.gathers.get(key);
     if (list) {
       for (const g of list) {
@@ -297,6 +305,23 @@ export class LowerContext {
     const s = this.buffer(t, size, tile);
     if (this.ex < 0) this.ex = this.graph.addExchange(`${this.graph.computeSets[this.cs].name}/exchange`, this.op.name);
     // Runs of one length at one stride (a block of a matrix, row by row) are one strided copy, not one copy each.
+    const copies = this.graph.exchanges[this.ex].copies;
+    if (this.fanExchange !== this.ex) {
+      this.fanExchange = this.ex;
+      this.fanSources = new Map();
+    }
+    const sourceKey = runsHash ^ t.id;
+    let sources = this.fanSources.get(sourceKey);
+    let leader: { first: number; count: number } | undefined;
+    if (sources) {
+      for (const f of sources) {
+        if (f.tensor === t.id && f.runs.same(runs)) {
+          leader = f;
+          break;
+        }
+      }
+    }
+    const first = copies.length;
     let at = s.begin;
     for (let k = 0; k < n; ) {
       const b = runs.begin(k);
@@ -308,6 +333,12 @@ export class LowerContext {
       this.graph.pushCopy(this.ex, t.id, b, s.tensor, at, len, m, stride, len);
       at += m * len;
       k += m;
+    }
+    // The same runs are the same copies in the same order: copy k of this gather repeats copy k of the first.
+    if (leader && leader.count === copies.length - first) for (let k = 0; k < leader.count; k++) copies.repeats(first + k, leader.first + k);
+    else if (!leader) {
+      if (!sources) this.fanSources.set(sourceKey, (sources = []));
+      sources.push({ tensor: t.id, runs, first, count: copies.length - first });
     }
     // Kept for reuse: a list of pairs was copied into a RunList of its own; a caller's RunList must not change after.
     const entry = { tensor: t.id, tile, runs, slice: s };

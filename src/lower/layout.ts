@@ -102,6 +102,8 @@ export class RunList {
   }
 
   same(o: RunList): boolean {
+    // Plans share one list among the tiles reading a block: the same object is the common hit.
+    if (o === this) return true;
     if (o.n !== this.n) return false;
     for (let k = 0; k < 2 * this.n; k++) if (o.a[k] !== this.a[k]) return false;
     return true;

@@ -47,9 +47,10 @@ const BUFFER_BYTES = 2 ** 30;
  */
 export function resolveAllCopies(exchanges: readonly { name: string; copies: SliceCopies; call?: boolean }[], tensors: readonly DeviceTensor[], intervals: IntervalTable): CopyTable[] {
   iv = intervals;
-  const counts = exchanges.map((ex) => {
+  const fans = exchanges.map((ex) => (ex.call || !ex.copies.hasRepeats ? undefined : planFan(ex.copies, tensors)));
+  const counts = exchanges.map((ex, e) => {
     checkHostHeap(`counting the copies of exchange '${ex.name}'`);
-    return countPieces(ex.copies);
+    return countPieces(ex.copies, fans[e]);
   });
   // Scratch for the largest exchange: its rows are at most its pieces, and the open rows' table at most half full.
   const most = exchanges.reduce((m, ex, e) => (ex.call ? m : Math.max(m, counts[e])), 0);
@@ -61,7 +62,8 @@ export function resolveAllCopies(exchanges: readonly { name: string; copies: Sli
   stamp = 0;
   // Consecutive exchanges share a buffer of at most BUFFER_BYTES (one exchange larger than that has its own):
   // one buffer for a whole model's copies could pass the largest ArrayBuffer V8 allows.
-  const bytesOf = (e: number) => (exchanges[e].call ? 0 : 5 * counts[e] * Int32Array.BYTES_PER_ELEMENT);
+  // A fanned-out exchange's pieces have a sixth column, their group (its strided rows take 9 words to the pieces' 6).
+  const bytesOf = (e: number) => (exchanges[e].call ? 0 : (fans[e] ? 6 : 5) * counts[e] * Int32Array.BYTES_PER_ELEMENT);
   const buffers: ArrayBuffer[] = [];
   const place: { buffer: number; at: number }[] = [];
   let size = 0;
@@ -80,8 +82,10 @@ export function resolveAllCopies(exchanges: readonly { name: string; copies: Sli
     const n = counts[e];
     const buffer = ex.call ? new ArrayBuffer(5 * n * Int32Array.BYTES_PER_ELEMENT) : buffers[place[e].buffer];
     const at = ex.call ? 0 : place[e].at;
-    pieces = new Pieces(buffer, at, n);
-    const strided = resolveExchange(ex.copies, tensors, !ex.call, n);
+    const fan = fans[e];
+    fans[e] = undefined;
+    pieces = new Pieces(buffer, at, n, fan !== undefined);
+    const strided = resolveExchange(ex.copies, tensors, !ex.call, n, fan);
     if (pieces.n !== n) throw new Error(`internal: exchange '${ex.name}' resolved to ${pieces.n} pieces, counted ${n}`);
     if (ex.call) {
       // A call's copies of whole tensors, merged per tile where they continue (CopyTableBuilder.pushMerging).
@@ -89,20 +93,100 @@ export function resolveAllCopies(exchanges: readonly { name: string; copies: Sli
       for (let i = 0; i < pieces.n; i++) merged.pushMerging(pieces.srcTile[i], pieces.srcOffset[i], pieces.dstTile[i], pieces.dstOffset[i], pieces.bytes[i]);
       return merged.finish();
     }
-    return strided ? rows.table(buffer, at) : pieces.table();
+    const table = strided ? rows.table(buffer, at, fan !== undefined) : pieces.table();
+    if (fan) table.fan = { group: strided ? table.fan!.group : pieces.group!, start: fan.start, tile: fan.tile, delta: fan.delta };
+    return table;
   });
   iv = EMPTY;
   open = new OpenRows(0);
   rows = new Rows(0);
   slots = new Int32Array(128).fill(-1);
-  pieces = new Pieces(new ArrayBuffer(0), 0, 0);
+  pieces = new Pieces(new ArrayBuffer(0), 0, 0, false);
   return tables;
 }
 
+/**
+ * An exchange's copies that repeat an earlier copy's source (SliceCopies.repeats) and are sent with it:
+ * the earlier copy's rows fan out to both. Only where both copies write one interval each (one tile's
+ * exchange buffer): then each of the earlier copy's pieces lands at the same place in the other's, a
+ * constant number of bytes on. Any other repeat is resolved as a copy of its own.
+ */
+interface FanPlan {
+  /** Per copy: the copy whose rows it joins, or -1. */
+  memberOf: Int32Array;
+  /** Per copy: its destination group (its rows fan out), or -1. */
+  groupOf: Int32Array;
+  /** CopyFan's destinations: per group, the copy's own first, then its members' in copy order. */
+  start: Int32Array;
+  tile: Int32Array;
+  delta: Int32Array;
+}
+
+function planFan(copies: SliceCopies, tensors: readonly DeviceTensor[]): FanPlan | undefined {
+  const n = copies.length;
+  const memberOf = new Int32Array(n).fill(-1);
+  const groupOf = new Int32Array(n).fill(-1);
+  // The interval one copy writes, or -1 when its destination spans several.
+  const within = (i: number): number => {
+    const t = copies.dstTensor(i);
+    const b = copies.dstBegin(i);
+    const e = b + (copies.runs(i) - 1) * copies.dstStride(i) + copies.size(i);
+    const r = rowEndingAfter(iv.end, iv.start[t], iv.start[t + 1], b);
+    return r < iv.start[t + 1] && iv.begin[r] <= b && e <= iv.end[r] ? r : -1;
+  };
+  const same = (i: number, j: number): boolean =>
+    copies.srcTensor(i) === copies.srcTensor(j) &&
+    copies.srcBegin(i) === copies.srcBegin(j) &&
+    copies.size(i) === copies.size(j) &&
+    copies.runs(i) === copies.runs(j) &&
+    copies.srcStride(i) === copies.srcStride(j) &&
+    copies.dstStride(i) === copies.dstStride(j) &&
+    copies.dstTensor(i) === copies.dstTensor(j) &&
+    copies.srcTensor(i) !== copies.dstTensor(i);
+  let groups = 0;
+  let dests = 0;
+  const at = new Int32Array(n).fill(-1); // interval written, for copies in a group
+  for (let i = 0; i < n; i++) {
+    const j = copies.repeatOf(i);
+    if (j < 0 || !same(i, j) || tensors[copies.dstTensor(i)].category !== 'exchange' || tensors[copies.srcTensor(i)].category === 'exchange') continue;
+    if (at[j] < 0 && groupOf[j] < 0) at[j] = within(j);
+    const ri = within(i);
+    if (at[j] < 0 || ri < 0) continue;
+    at[i] = ri;
+    if (groupOf[j] < 0) {
+      groupOf[j] = groups++;
+      dests++;
+    }
+    memberOf[i] = j;
+    dests++;
+  }
+  if (groups === 0) return undefined;
+  const start = new Int32Array(groups + 1);
+  for (let i = 0; i < n; i++) {
+    if (groupOf[i] >= 0) start[groupOf[i] + 1]++;
+    else if (memberOf[i] >= 0) start[groupOf[memberOf[i]] + 1]++;
+  }
+  for (let g = 0; g < groups; g++) start[g + 1] += start[g];
+  const fill = start.slice(0, groups);
+  const tile = new Int32Array(dests);
+  const delta = new Int32Array(dests);
+  const { tile: ivTile, begin, offset } = iv;
+  const bytesAt = (i: number) => offset[at[i]] + (copies.dstBegin(i) - begin[at[i]]) * DTYPE_BYTES[tensors[copies.dstTensor(i)].dtype];
+  for (let i = 0; i < n; i++) {
+    const lead = groupOf[i] >= 0 ? i : memberOf[i];
+    if (lead < 0) continue;
+    const d = fill[groupOf[lead]]++;
+    tile[d] = ivTile[at[i]];
+    delta[d] = bytesAt(i) - bytesAt(lead);
+  }
+  return { memberOf, groupOf, start, tile, delta };
+}
+
 /** Pieces of an exchange's copies: resolveExchange's count, from the same interval search. */
-function countPieces(copies: SliceCopies): number {
+function countPieces(copies: SliceCopies, fan: FanPlan | undefined): number {
   let n = 0;
   for (let c = 0; c < copies.length; c++) {
+    if (fan && fan.memberOf[c] >= 0) continue;
     const srcId = copies.srcTensor(c);
     const dstId = copies.dstTensor(c);
     const sBegin = copies.srcBegin(c);
@@ -134,7 +218,7 @@ let sawStrided = false;
  * their open rows: a tile's windows of a block-mapped tensor, one copy each, are one row per tile they
  * come from. Any other copy closes the open rows first, so copies keep their order about it.
  */
-function resolveExchange(copies: SliceCopies, tensors: readonly DeviceTensor[], strided: boolean, total: number): boolean {
+function resolveExchange(copies: SliceCopies, tensors: readonly DeviceTensor[], strided: boolean, total: number, fan: FanPlan | undefined): boolean {
   const hopeless = Math.ceil((5 * total) / 8);
   pieces.n = 0;
   rows.n = 0;
@@ -142,6 +226,15 @@ function resolveExchange(copies: SliceCopies, tensors: readonly DeviceTensor[], 
   sawStrided = false;
   newGeneration();
   for (let c = 0; c < copies.length; c++) {
+    // A member's destination is in its group: its pieces are those of the copy it joins.
+    if (fan && fan.memberOf[c] >= 0) continue;
+    const group = fan ? fan.groupOf[c] : -1;
+    if (group >= 0) {
+      // A fanned-out copy's rows are its own (none shared with the copies around it): opened and closed here.
+      resolveGrouped(copies, c, tensors, strided, group);
+      if (strided && rows.n + open.n >= hopeless) strided = false;
+      continue;
+    }
     const srcId = copies.srcTensor(c);
     const dstId = copies.dstTensor(c);
     const src = tensors[srcId];
@@ -178,6 +271,35 @@ function resolveExchange(copies: SliceCopies, tensors: readonly DeviceTensor[], 
   if (!strided) return false;
   open.flushInto(rows);
   return sawStrided && 8 * rows.n < 5 * pieces.n;
+}
+
+/** Copy c of a fan group: its pieces, and (when `strided`) its rows, of its own, marked with the group. */
+function resolveGrouped(copies: SliceCopies, c: number, tensors: readonly DeviceTensor[], strided: boolean, group: number): void {
+  const srcId = copies.srcTensor(c);
+  const dstId = copies.dstTensor(c);
+  const sBegin = copies.srcBegin(c);
+  const dBegin = copies.dstBegin(c);
+  const len = copies.size(c);
+  const runs = copies.runs(c);
+  const sStride = copies.srcStride(c);
+  const dStride = copies.dstStride(c);
+  const from = pieces.n;
+  const size = DTYPE_BYTES[tensors[srcId].dtype];
+  for (let k = 0; k < runs; k++) resolveRun(srcId, dstId, sBegin + k * sStride, dBegin + k * dStride, len, size);
+  pieces.group!.fill(group, from, pieces.n);
+  if (!strided) return;
+  if (open.n > 0) {
+    open.flushInto(rows);
+    newGeneration();
+  }
+  const rowsFrom = rows.n;
+  if (pieces.n - from === 1 || !(runs === 1 || dStride >= len)) rows.takeRange(pieces, from, pieces.n);
+  else {
+    stride(pieces, from, pieces.n, srcId, dstId, open);
+    open.flushInto(rows);
+    newGeneration();
+  }
+  rows.group.fill(group, rowsFrom, rows.n);
 }
 
 /**
@@ -256,17 +378,22 @@ class Pieces {
   dstOffset: Int32Array;
   bytes: Int32Array;
 
-  constructor(buffer: ArrayBuffer, at: number, count: number) {
+  /** Fan group of each piece (-1: none), in an exchange with fanned-out copies. */
+  group?: Int32Array;
+
+  constructor(buffer: ArrayBuffer, at: number, count: number, fanned: boolean) {
     const column = (k: number) => new Int32Array(buffer, at + k * count * Int32Array.BYTES_PER_ELEMENT, count);
     this.srcTile = column(0);
     this.srcOffset = column(1);
     this.dstTile = column(2);
     this.dstOffset = column(3);
     this.bytes = column(4);
+    if (fanned) this.group = column(5);
   }
 
   push(srcTile: number, srcOffset: number, dstTile: number, dstOffset: number, bytes: number): void {
     const i = this.n++;
+    if (this.group) this.group[i] = -1;
     this.srcTile[i] = srcTile;
     this.srcOffset[i] = srcOffset;
     this.dstTile[i] = dstTile;
@@ -374,9 +501,12 @@ class Rows {
   runs: Int32Array;
   srcStride: Int32Array;
   dstStride: Int32Array;
+  /** Fan group of each row (-1: none). */
+  group: Int32Array;
 
   constructor(capacity: number) {
     const n = Math.max(1, capacity);
+    this.group = new Int32Array(n);
     this.srcTile = new Int32Array(n);
     this.srcOffset = new Int32Array(n);
     this.dstTile = new Int32Array(n);
@@ -397,8 +527,10 @@ class Rows {
       this.runs = doubled(this.runs);
       this.srcStride = doubled(this.srcStride);
       this.dstStride = doubled(this.dstStride);
+      this.group = doubled(this.group);
     }
     const i = this.n++;
+    this.group[i] = -1;
     this.srcTile[i] = srcTile;
     this.srcOffset[i] = srcOffset;
     this.dstTile[i] = dstTile;
@@ -414,8 +546,11 @@ class Rows {
     for (let i = from; i < to; i++) this.push(p.srcTile[i], p.srcOffset[i], p.dstTile[i], p.dstOffset[i], p.bytes[i], 1, 0, 0);
   }
 
-  /** The rows as a table with stride columns, written at `at` of `buffer` (over the pieces, which take more room). */
-  table(buffer: ArrayBuffer, at: number): CopyTable {
+  /**
+   * The rows as a table with stride columns (and, `fanned`, the group column as table.fan.group, the rest
+   * of the fan to be filled in), written at `at` of `buffer` (over the pieces, which take more room).
+   */
+  table(buffer: ArrayBuffer, at: number, fanned: boolean): CopyTable {
     const n = this.n;
     let k = 0;
     const column = (from: Int32Array) => {
@@ -427,6 +562,7 @@ class Rows {
     t.runs = column(this.runs);
     t.srcStride = column(this.srcStride);
     t.dstStride = column(this.dstStride);
+    if (fanned) t.fan = { group: column(this.group), start: new Int32Array(1), tile: new Int32Array(0), delta: new Int32Array(0) };
     return t;
   }
 }
@@ -434,7 +570,7 @@ class Rows {
 /** Scratch of resolveExchange, sized by resolveAllCopies for the largest exchange. */
 let open = new OpenRows(0);
 let rows = new Rows(0);
-let pieces = new Pieces(new ArrayBuffer(0), 0, 0);
+let pieces = new Pieces(new ArrayBuffer(0), 0, 0, false);
 
 /**
  * Where the last run's pieces began in its source's and destination's rows: the next run (of a strided

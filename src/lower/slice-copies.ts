@@ -16,6 +16,8 @@ export class SliceCopies {
   private cols: Int32Array[] = Array.from({ length: 5 }, () => new Int32Array(8));
   /** runs, srcStride, dstStride (elements), once any copy is strided. */
   private strided?: Int32Array[];
+  /** Per copy, the earlier copy whose source it repeats (-1: none), once any does (repeats()). */
+  private repeat?: Int32Array;
 
   get length(): number {
     return this.n;
@@ -30,6 +32,7 @@ export class SliceCopies {
     this.cols[3][i] = dstBegin;
     this.cols[4][i] = length;
     if (this.strided) this.strided[0][i] = 1;
+    if (this.repeat) this.repeat[i] = -1;
   }
 
   /** A copy of `runs` runs of `length` elements, run k from srcBegin + k x srcStride to dstBegin + k x dstStride. */
@@ -45,9 +48,33 @@ export class SliceCopies {
     this.strided[2][i] = dstStride;
   }
 
+  /**
+   * Copy i reads the same elements as the earlier copy j (the same source, runs and strides) into
+   * another tile's exchange buffer: finalize may send it as one fanned-out row (sim/copies.ts).
+   */
+  repeats(i: number, j: number): void {
+    this.repeat ??= new Int32Array(this.cols[0].length).fill(-1);
+    this.repeat[i] = j;
+  }
+
+  /** The copy whose source copy i repeats, or -1. */
+  repeatOf(i: number): number {
+    return this.repeat ? this.repeat[i] : -1;
+  }
+
+  /** Whether any copy repeats another's source. */
+  get hasRepeats(): boolean {
+    return this.repeat !== undefined;
+  }
+
   private grow(): void {
     this.cols = this.cols.map(doubled);
     if (this.strided) this.strided = this.strided.map(doubled);
+    if (this.repeat) {
+      const r = new Int32Array(2 * this.repeat.length).fill(-1);
+      r.set(this.repeat);
+      this.repeat = r;
+    }
   }
 
   /** Move copy i's destination on by `by` elements (an exchange buffer's tile block placed, src/lower/context.ts). */

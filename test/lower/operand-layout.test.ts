@@ -18,7 +18,7 @@ import type { MatMulSplit } from '../../src/lower/matmul-planner.js';
 import type { PlanOverrides } from '../../src/lower/plan-overrides.js';
 import { compile } from '../../src/session.js';
 import { DTYPE_BYTES, type DeviceProgram, type DeviceTensor } from '../../sim/program.js';
-import { runsOf } from '../../sim/copies.js';
+import { runCount, unstrided } from '../../sim/copies.js';
 import { ROOT } from '../helpers.js';
 import { checkForward, f32 } from '../ops/harness.js';
 import { intervalList } from '../../sim/intervals.js';
@@ -30,11 +30,11 @@ function remoteBytesFrom(p: DeviceProgram, t: DeviceTensor): number {
   const bytes = DTYPE_BYTES[t.dtype];
   let total = 0;
   for (const ex of p.exchanges) {
-    const c = ex.copies;
+    const c = unstrided(ex.copies); // a row per run and destination
     for (let i = 0; i < c.count; i++) {
       if (c.srcTile[i] === c.dstTile[i]) continue;
       const from = intervalList(t.intervals).some((iv) => iv.tile === c.srcTile[i] && iv.offset <= c.srcOffset[i] && c.srcOffset[i] < iv.offset + (iv.end - iv.begin) * bytes);
-      if (from) total += runsOf(c, i) * c.bytes[i];
+      if (from) total += c.bytes[i];
     }
   }
   return total;
@@ -119,6 +119,24 @@ describe('a planned convolution reads the operands it created where they are', (
       await checkForward({ op: 'Conv', attributes: { pads: [1, 1, 1, 1] }, inputs: { x: f32(x, 5), w: f32(w, 6) }, device: mk2, atol: 2e-5, rtol: 1e-4, plans });
     });
   }
+});
+
+describe('a block several tiles gather is sent once to all of them', () => {
+  // Contraction split in two: each tile gathers a block of 16 rows of 16 elements, read by 4 tiles each.
+  it('one fanned-out row per piece, to every reader: fewer rows than copies, the same numbers', async () => {
+    const plans: PlanOverrides = { matmul: () => ({ bBlock: 1, mBlock: 16, nBlock: 32, kBlock: 16 }) };
+    const node = '{op: Relu, inputs: [x], outputs: [r]}, {op: MatMul, inputs: [r, w], outputs: [y]}';
+    const { p } = await compiled(config([64, 32], [32, 128], node), plans);
+    const ex = p.exchanges.find((e) => e.name.startsWith('MatMul') && e.name.includes('amp'))!;
+    const c = ex.copies;
+    expect(c.fan).toBeDefined();
+    const fan = c.fan!;
+    const groups = fan.start.length - 1;
+    expect(groups).toBeGreaterThan(0);
+    for (let g = 0; g < groups; g++) expect(fan.start[g + 1] - fan.start[g]).toBe(4);
+    expect(runCount(c)).toBeGreaterThan(2 * c.count);
+    await checkForward({ op: 'MatMul', inputs: { a: f32([64, 32], 3), b: f32([32, 128], 4) }, device: mk2, atol: 5e-5, rtol: 1e-5, plans });
+  });
 });
 
 describe('a strided operand block is created for the matmul only where no other op reads the tensor per interval', () => {

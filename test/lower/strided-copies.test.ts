@@ -142,6 +142,74 @@ describe('strided copies', () => {
     );
   });
 
+  it('copies repeating an earlier copy\'s source fan out: one row per piece, the same bytes moved and the same cycles as a row per reader (property)', () => {
+    const dtypes: DeviceDType[] = ['float32', 'float16'];
+    const block = (rows: number, cols: number) =>
+      fc
+        .record({ r0: fc.nat(rows - 1), nr: fc.integer({ min: 1, max: rows }), c0: fc.nat(cols - 1), nc: fc.integer({ min: 1, max: cols }), pad: fc.nat(2) })
+        .map(({ r0, nr, c0, nc, pad }) => ({ r0, r1: Math.min(rows, r0 + nr), c0, c1: Math.min(cols, c0 + nc), pad }));
+    const problem = fc.record({ rows: fc.integer({ min: 1, max: 6 }), cols: fc.integer({ min: 1, max: 9 }) }).chain(({ rows, cols }) =>
+      fc.record({
+        rows: fc.constant(rows),
+        cols: fc.constant(cols),
+        dtype: fc.constantFrom(...dtypes),
+        cuts: fc.array(fc.nat(1000), { maxLength: 8 }),
+        tiles: fc.array(fc.nat(7), { minLength: 1, maxLength: 8 }),
+        blocks: fc.array(block(rows, cols), { minLength: 1, maxLength: 3 }),
+        // Which block each reader reads, and its tile (a reader on a source tile copies on-tile).
+        readers: fc.array(fc.record({ block: fc.nat(2), tile: fc.nat(7) }), { minLength: 2, maxLength: 8 }),
+      }),
+    );
+    // As LowerContext.gather fills them: one exchange buffer, each reader's block on its tile; with `fan`, a
+    // reader of a block read before repeats the first reader's copy.
+    const buildShared = (dtype: DeviceDType, rows: number, cols: number, mapping: TileRange[], readers: (Block & { pad: number })[], fan: boolean) => {
+      const g = new DeviceGraph(tiny({ tilesPerIpu: 8 }));
+      const src = g.addTensor('src', dtype, [rows, cols], 'activation');
+      g.setTileMapping(src, mapping);
+      const ex = g.addExchange('ex', 'op');
+      const sizes = readers.map((b) => (b.r1 - b.r0) * b.dstPitch);
+      const buf = g.addTensor('buf', dtype, [sizes.reduce((a, b) => a + b, 0)], 'exchange');
+      const at = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0));
+      g.setTileMapping(buf, readers.map((b, i) => ({ tile: b.dstTile, begin: at[i], end: at[i] + sizes[i] })).filter((r) => r.end > r.begin));
+      readers.forEach((b, i) => {
+        const first = b.r0 * cols + b.c0;
+        const len = b.c1 - b.c0;
+        g.addStridedCopy(ex, { tensor: src.id, begin: first, end: first + len }, { tensor: buf.id, begin: at[i], end: at[i] + len }, b.r1 - b.r0, cols, b.dstPitch);
+        const j = readers.findIndex((o) => o.r0 === b.r0 && o.r1 === b.r1 && o.c0 === b.c0 && o.c1 === b.c1 && o.dstPitch === b.dstPitch);
+        if (fan && j < i) g.exchanges[ex].copies.repeats(i, j);
+      });
+      return g.finalize(codelets(), []);
+    };
+    let fanned = 0;
+    fc.assert(
+      fc.property(problem, ({ rows, cols, dtype, cuts, tiles, blocks, readers }) => {
+        const size = rows * cols;
+        const points = size > 1 ? [...new Set(cuts.map((c) => 1 + (c % (size - 1))))].sort((a, b) => a - b) : [];
+        const bounds = [0, ...points, size];
+        const mapping = bounds.slice(0, -1).map((b, i) => ({ tile: tiles[i % tiles.length], begin: b, end: bounds[i + 1] }));
+        const reads = readers.map((r) => {
+          const b = blocks[r.block % blocks.length];
+          return { ...b, dstTile: r.tile, dstPitch: b.c1 - b.c0 + b.pad };
+        });
+        const withFan = buildShared(dtype, rows, cols, mapping, reads, true);
+        const without = buildShared(dtype, rows, cols, mapping, reads, false);
+        const f = withFan.exchanges[0].copies;
+        const u = unstrided(without.exchanges[0].copies);
+        if (f.fan) fanned++;
+        expect(f.count).toBeLessThanOrEqual(without.exchanges[0].copies.count);
+        expect(runCount(f)).toBe(u.count);
+        expect(sortedRuns(f)).toEqual(sortedRuns(u));
+        expect(run(withFan)).toEqual(run(without));
+        const device = withFan.device;
+        expect(exchangeCost(withFan.exchanges[0], device)).toEqual(exchangeCost(without.exchanges[0], device));
+        expect(exchangeCost({ ...withFan.exchanges[0], onTileCost: true }, device)).toEqual(exchangeCost({ ...without.exchanges[0], onTileCost: true }, device));
+      }),
+      { numRuns: 300 },
+    );
+    // The property saw fanned-out tables, not only exchanges where no repeat could fan out.
+    expect(fanned).toBeGreaterThan(100);
+  });
+
   it('LowerContext.gather makes one strided copy of runs of one length at one stride', () => {
     const g = new DeviceGraph(tiny());
     const x = g.addTensor('x', 'float32', [4, 8], 'activation');
@@ -165,5 +233,10 @@ describe('strided copies', () => {
       [25, 28, 9, 12],
       [30, 32, 12, 14],
     ]);
+    // The same runs onto another tile repeat those copies (finalize fans them out); other runs do not.
+    ctx.gather(x, [[1, 4], [9, 12], [17, 20], [25, 28], [30, 32]], 2);
+    ctx.gather(x, [[1, 4], [9, 12], [17, 20], [25, 28]], 3);
+    const c = g.exchanges[0].copies;
+    expect(Array.from({ length: c.length }, (_, i) => c.repeatOf(i))).toEqual([-1, -1, 0, 1, -1]);
   });
 });
