@@ -268,6 +268,8 @@ export class DeviceGraph {
       for (let i = 0; i < c.length; i++) {
         if (c.runs(i) > 1) to.pushStrided(tensor(c.srcTensor(i)), c.srcBegin(i), tensor(c.dstTensor(i)), c.dstBegin(i), c.size(i), c.runs(i), c.srcStride(i), c.dstStride(i));
         else to.push(tensor(c.srcTensor(i)), c.srcBegin(i), tensor(c.dstTensor(i)), c.dstBegin(i), c.size(i));
+        // A copy repeating another's source still does in the clone (finalize fans them out alike).
+        if (c.repeatOf(i) >= 0) to.repeats(i, c.repeatOf(i));
       }
     }
     return { tensor, computeSet: (id) => id - made.computeSets[0] + csBase, exchange: (id) => id - made.exchanges[0] + exBase };

@@ -239,4 +239,25 @@ describe('strided copies', () => {
     const c = g.exchanges[0].copies;
     expect(Array.from({ length: c.length }, (_, i) => c.repeatOf(i))).toEqual([-1, -1, 0, 1, -1]);
   });
+
+  it('a clone of the lowering on another IPU repeats the same copies (its rows fan out alike)', () => {
+    const g = new DeviceGraph(tiny({ ipus: 2, tilesPerIpu: 4 }));
+    const x = g.addTensor('x', 'float32', [4, 8], 'activation');
+    g.mapToTile(x, 0);
+    class NopOp extends Op {
+      constructor() {
+        super({ domain: 'test', type: 'Nop', version: 1 }, { name: 'op' });
+      }
+      setup(): void {}
+    }
+    const ctx = new LowerContext(g, new NopOp(), new Map(), () => 'activation');
+    ctx.computeSet('cs');
+    for (const tile of [1, 2, 3]) ctx.gather(x, [[1, 4], [9, 12], [17, 20]], tile);
+    ctx.finish();
+    const made = { tensors: [0, g.tensors.length] as [number, number], computeSets: [0, g.computeSets.length] as [number, number], exchanges: [0, 1] as [number, number] };
+    const ids = g.cloneShifted(made, 4, (n) => `${n}'`)!;
+    const repeats = (e: number) => Array.from({ length: g.exchanges[e].copies.length }, (_, i) => g.exchanges[e].copies.repeatOf(i));
+    expect(repeats(0)).toEqual([-1, 0, 0]);
+    expect(repeats(ids.exchange(0))).toEqual(repeats(0));
+  });
 });
