@@ -51,7 +51,35 @@ export class LowerContext {
    * per piece (a matmul's operand block is read by every tile of its row or column of the plan).
    */
   private fanSources = new Map<number, { tensor: number; runs: RunList; first: number; count: number }[]>();
+  /** The same for onTile's copies of one range: by a hash of tensor and range, the first copy of it. */
+  private fanRanges = new Map<number, { tensor: number; begin: number; end: number; copy: number }[]>();
   private fanExchange = -1;
+
+  /** Forget the fan sources of an exchange that is no longer the open one. */
+  private fanReset(): void {
+    if (this.fanExchange === this.ex) return;
+    this.fanExchange = this.ex;
+    this.fanSources = new Map();
+    this.fanRanges = new Map();
+  }
+
+  /** The copy just added (of elements [begin, end) of `tensor`) repeats an earlier one of the same range onto another tile, if any. */
+  private fanRange(tensor: number, begin: number, end: number): void {
+    this.fanReset();
+    const copies = this.graph.exchanges[this.ex].copies;
+    const copy = copies.length - 1;
+    const key = Math.imul(Math.imul(tensor, 0x01000193) ^ begin, 0x01000193) ^ end;
+    let list = this.fanRanges.get(key);
+    if (list) {
+      for (const f of list) {
+        if (f.tensor === tensor && f.begin === begin && f.end === end) {
+          copies.repeats(copy, f.copy);
+          return;
+        }
+      }
+    } else this.fanRanges.set(key, (list = []));
+    list.push({ tensor, begin, end, copy });
+  }
   /**
    * Copies made by onTile per tensor and tile (key tensor id x tiles + tile: numbers, not strings,
    * since a whole model asks millions of times), for reuse by requests inside them.
@@ -264,6 +292,7 @@ export class LowerContext {
     if (this.ex < 0) this.ex = this.graph.addExchange(`${this.graph.computeSets[this.cs].name}/exchange`, this.op.name);
     this.noteCopyTile(tile);
     this.graph.addCopy(this.ex, this.slice(t, begin, end), s);
+    this.fanRange(t.id, begin, end);
     if (list) list.push({ begin, end, slice: s });
     else this.copiesOn.set(tileKey, [{ begin, end, slice: s }]);
     return s;
@@ -306,10 +335,7 @@ export class LowerContext {
     if (this.ex < 0) this.ex = this.graph.addExchange(`${this.graph.computeSets[this.cs].name}/exchange`, this.op.name);
     // Runs of one length at one stride (a block of a matrix, row by row) are one strided copy, not one copy each.
     const copies = this.graph.exchanges[this.ex].copies;
-    if (this.fanExchange !== this.ex) {
-      this.fanExchange = this.ex;
-      this.fanSources = new Map();
-    }
+    this.fanReset();
     const sourceKey = runsHash ^ t.id;
     let sources = this.fanSources.get(sourceKey);
     let leader: { first: number; count: number } | undefined;

@@ -238,6 +238,11 @@ describe('strided copies', () => {
     ctx.gather(x, [[1, 4], [9, 12], [17, 20], [25, 28]], 3);
     const c = g.exchanges[0].copies;
     expect(Array.from({ length: c.length }, (_, i) => c.repeatOf(i))).toEqual([-1, -1, 0, 1, -1]);
+    // onTile's copies of one range onto other tiles repeat the first; another range does not.
+    ctx.onTile(x, 8, 16, 1);
+    ctx.onTile(x, 8, 16, 2);
+    ctx.onTile(x, 8, 15, 3);
+    expect([5, 6, 7].map((i) => c.repeatOf(i))).toEqual([-1, 5, -1]);
   });
 
   it('a clone of the lowering on another IPU repeats the same copies (its rows fan out alike)', () => {
