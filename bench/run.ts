@@ -94,7 +94,7 @@ interface ScaleRow {
   name: string;
   target: string;
   wallMs: number;
-  r: { error?: string; compileMs: number; runMs?: number; cycles?: number; maxRssMiB: number; tensors?: number; vertices?: number; copies?: number };
+  r: { error?: string; compileMs: number; runMs?: number; cycles?: number; maxRssMiB: number; tensors?: number; vertices?: number; copies?: number; runs?: number };
 }
 
 function scaleCase(config: string): ScaleRow['r'] & { wallMs: number } {
@@ -233,15 +233,16 @@ engine's and session's own work (syncs, phase records, feeds, anchors).
 
 Each case runs in its own Node process (bench/scale-case.mjs over the compiled dist/, as \`sim\` runs; 16 GB heap): compile, then one step
 with \`numerics: false\` (no tile data, no codelets; the same cycles as a numerics run). Peak RSS is the
-process's own. Targets are issue 8's.
+process's own. Targets are issue 8's. Copy rows: the exchanges' CopyTable rows, and the tile-to-tile copies they
+stand for (a strided row is a copy per run, a fanned-out row a copy per destination).
 
-| case | compile | step | whole process | peak RSS | simulated cycles | tensors | vertices | exchange copies | target |
+| case | compile | step | whole process | peak RSS | simulated cycles | tensors | vertices | copy rows (copies) | target |
 |---|---|---|---|---|---|---|---|---|---|
 ${scaleRows
   .map(({ name, target, wallMs, r }) =>
     r.error
       ? `| ${name} | ${(r.compileMs / 1000).toFixed(1)} s | does not fit: ${r.error} | ${(wallMs / 1000).toFixed(1)} s | ${r.maxRssMiB.toFixed(0)} MiB | | | | | ${target} |`
-      : `| ${name} | ${(r.compileMs / 1000).toFixed(1)} s | ${(r.runMs! / 1000).toFixed(2)} s | ${(wallMs / 1000).toFixed(1)} s | ${r.maxRssMiB.toFixed(0)} MiB | ${r.cycles!.toLocaleString('en-US')} | ${r.tensors!.toLocaleString('en-US')} | ${r.vertices!.toLocaleString('en-US')} | ${r.copies!.toLocaleString('en-US')} | ${target} |`,
+      : `| ${name} | ${(r.compileMs / 1000).toFixed(1)} s | ${(r.runMs! / 1000).toFixed(2)} s | ${(wallMs / 1000).toFixed(1)} s | ${r.maxRssMiB.toFixed(0)} MiB | ${r.cycles!.toLocaleString('en-US')} | ${r.tensors!.toLocaleString('en-US')} | ${r.vertices!.toLocaleString('en-US')} | ${r.copies!.toLocaleString('en-US')} (${r.runs!.toLocaleString('en-US')}) | ${target} |`,
   )
   .join('\n')}
 ${sweep ? `\n${sweepBenchMarkdown(sweep)}` : ''}`;

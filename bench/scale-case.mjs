@@ -11,6 +11,7 @@
  */
 import { loadConfig } from '../dist/src/config/load.js';
 import { RunError } from '../dist/src/errors.js';
+import { runCount } from '../dist/sim/copies.js';
 import { compile, Session } from '../dist/src/session.js';
 
 const [file, stepsArg] = process.argv.slice(2);
@@ -37,8 +38,12 @@ try {
 const runMs = (performance.now() - t1) / steps;
 const p = compiled.program;
 let copies = 0;
-for (const e of p.exchanges) copies += e.copies.count;
+let runs = 0;
+for (const e of p.exchanges) {
+  copies += e.copies.count;
+  runs += runCount(e.copies);
+}
 const vertices = p.computeSets.reduce((s, cs) => s + cs.vertices.count, 0);
 process.stdout.write(
-  JSON.stringify({ compileMs, runMs, cycles, maxRssMiB: process.resourceUsage().maxRSS / 1024, tensors: p.tensors.length, vertices, copies, peakTileBytes: Math.max(...p.tileBytes) }) + '\n',
+  JSON.stringify({ compileMs, runMs, cycles, maxRssMiB: process.resourceUsage().maxRSS / 1024, tensors: p.tensors.length, vertices, copies, runs, peakTileBytes: Math.max(...p.tileBytes) }) + '\n',
 );

@@ -124,6 +124,9 @@ interface FanPlan {
 
 function planFan(copies: SliceCopies, tensors: readonly DeviceTensor[]): FanPlan | undefined {
   const n = copies.length;
+  // A member is sent at its leader's place, earlier than its own: safe when no copy of the exchange writes
+  // anything but exchange buffers (as onTile and gather fill them), which no member reads.
+  for (let i = 0; i < n; i++) if (tensors[copies.dstTensor(i)].category !== 'exchange') return undefined;
   const memberOf = new Int32Array(n).fill(-1);
   const groupOf = new Int32Array(n).fill(-1);
   // The interval one copy writes, or -1 when its destination spans several.
@@ -148,7 +151,7 @@ function planFan(copies: SliceCopies, tensors: readonly DeviceTensor[]): FanPlan
   const at = new Int32Array(n).fill(-1); // interval written, for copies in a group
   for (let i = 0; i < n; i++) {
     const j = copies.repeatOf(i);
-    if (j < 0 || !same(i, j) || tensors[copies.dstTensor(i)].category !== 'exchange' || tensors[copies.srcTensor(i)].category === 'exchange') continue;
+    if (j < 0 || memberOf[j] >= 0 || !same(i, j) || tensors[copies.dstTensor(i)].category !== 'exchange' || tensors[copies.srcTensor(i)].category === 'exchange') continue;
     if (at[j] < 0 && groupOf[j] < 0) at[j] = within(j);
     const ri = within(i);
     if (at[j] < 0 || ri < 0) continue;

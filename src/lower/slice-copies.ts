@@ -53,6 +53,8 @@ export class SliceCopies {
    * another tile's exchange buffer: finalize may send it as one fanned-out row (sim/copies.ts).
    */
   repeats(i: number, j: number): void {
+    // A star, never a chain: finalize sends copy i with copy j, which must come first and be sent itself.
+    if (!(j >= 0 && j < i && i < this.n && this.repeatOf(j) < 0)) throw new Error(`internal: copy ${i} cannot repeat copy ${j} (an earlier copy that repeats none)`);
     this.repeat ??= new Int32Array(this.cols[0].length).fill(-1);
     this.repeat[i] = j;
   }

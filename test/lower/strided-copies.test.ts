@@ -243,6 +243,9 @@ describe('strided copies', () => {
     ctx.onTile(x, 8, 16, 2);
     ctx.onTile(x, 8, 15, 3);
     expect([5, 6, 7].map((i) => c.repeatOf(i))).toEqual([-1, 5, -1]);
+    // Repeats form stars: a copy may repeat only an earlier copy that repeats none.
+    expect(() => c.repeats(7, 6)).toThrow(/cannot repeat/);
+    expect(() => c.repeats(5, 7)).toThrow(/cannot repeat/);
   });
 
   it('a clone of the lowering on another IPU repeats the same copies (its rows fan out alike)', () => {
