@@ -50,7 +50,7 @@ export function resolveAllCopies(exchanges: readonly { name: string; copies: Sli
   const fans = exchanges.map((ex) => (ex.call || !ex.copies.hasRepeats ? undefined : planFan(ex.copies, tensors)));
   const counts = exchanges.map((ex, e) => {
     checkHostHeap(`counting the copies of exchange '${ex.name}'`);
-    return countPieces(ex.copies, fans[e]);
+    return countPieces(ex.copies, fans[e], tensors);
   });
   // Scratch for the largest exchange: its rows are at most its pieces, and the open rows' table at most half full.
   const most = exchanges.reduce((m, ex, e) => (ex.call ? m : Math.max(m, counts[e])), 0);
@@ -186,20 +186,9 @@ function planFan(copies: SliceCopies, tensors: readonly DeviceTensor[]): FanPlan
 }
 
 /** Pieces of an exchange's copies: resolveExchange's count, from the same interval search. */
-function countPieces(copies: SliceCopies, fan: FanPlan | undefined): number {
+function countPieces(copies: SliceCopies, fan: FanPlan | undefined, tensors: readonly DeviceTensor[]): number {
   let n = 0;
-  for (let c = 0; c < copies.length; c++) {
-    if (fan && fan.memberOf[c] >= 0) continue;
-    const srcId = copies.srcTensor(c);
-    const dstId = copies.dstTensor(c);
-    const sBegin = copies.srcBegin(c);
-    const dBegin = copies.dstBegin(c);
-    const len = copies.size(c);
-    const runs = copies.runs(c);
-    const sStride = copies.srcStride(c);
-    const dStride = copies.dstStride(c);
-    for (let k = 0; k < runs; k++) n += countRun(srcId, dstId, sBegin + k * sStride, dBegin + k * dStride, len);
-  }
+  for (let c = 0; c < copies.length; c++) if (!(fan && fan.memberOf[c] >= 0)) n += copyRuns(copies, c, tensors, true);
   return n;
 }
 
@@ -238,22 +227,13 @@ function resolveExchange(copies: SliceCopies, tensors: readonly DeviceTensor[], 
       if (strided && rows.n + open.n >= hopeless) strided = false;
       continue;
     }
+    const from = pieces.n;
+    copyRuns(copies, c, tensors, false);
+    if (!strided) continue;
     const srcId = copies.srcTensor(c);
     const dstId = copies.dstTensor(c);
-    const src = tensors[srcId];
-    const dst = tensors[dstId];
-    const sBegin = copies.srcBegin(c);
-    const dBegin = copies.dstBegin(c);
-    const len = copies.size(c);
-    const runs = copies.runs(c);
-    const sStride = copies.srcStride(c);
-    const dStride = copies.dstStride(c);
-    const from = pieces.n;
-    const size = DTYPE_BYTES[src.dtype];
-    for (let k = 0; k < runs; k++) resolveRun(srcId, dstId, sBegin + k * sStride, dBegin + k * dStride, len, size);
-    if (!strided) continue;
-    const asRows = srcId !== dstId && (runs === 1 || dStride >= len);
-    const shared = asRows && dst.category === 'exchange' && src.category !== 'exchange';
+    const asRows = srcId !== dstId && (copies.runs(c) === 1 || copies.dstStride(c) >= copies.size(c));
+    const shared = asRows && tensors[dstId].category === 'exchange' && tensors[srcId].category !== 'exchange';
     if (!shared && open.n > 0) {
       open.flushInto(rows);
       newGeneration();
@@ -276,19 +256,31 @@ function resolveExchange(copies: SliceCopies, tensors: readonly DeviceTensor[], 
   return sawStrided && 8 * rows.n < 5 * pieces.n;
 }
 
-/** Copy c of a fan group: its pieces, and (when `strided`) its rows, of its own, marked with the group. */
-function resolveGrouped(copies: SliceCopies, c: number, tensors: readonly DeviceTensor[], strided: boolean, group: number): void {
+/**
+ * Copy c's pieces (each run cut at every interval boundary of both tensors): counted (`countOnly`, the
+ * count returned) or pushed onto `pieces`.
+ */
+function copyRuns(copies: SliceCopies, c: number, tensors: readonly DeviceTensor[], countOnly: boolean): number {
   const srcId = copies.srcTensor(c);
   const dstId = copies.dstTensor(c);
   const sBegin = copies.srcBegin(c);
   const dBegin = copies.dstBegin(c);
   const len = copies.size(c);
-  const runs = copies.runs(c);
   const sStride = copies.srcStride(c);
   const dStride = copies.dstStride(c);
-  const from = pieces.n;
   const size = DTYPE_BYTES[tensors[srcId].dtype];
-  for (let k = 0; k < runs; k++) resolveRun(srcId, dstId, sBegin + k * sStride, dBegin + k * dStride, len, size);
+  let n = 0;
+  for (let k = 0, runs = copies.runs(c); k < runs; k++) {
+    if (countOnly) n += countRun(srcId, dstId, sBegin + k * sStride, dBegin + k * dStride, len);
+    else resolveRun(srcId, dstId, sBegin + k * sStride, dBegin + k * dStride, len, size);
+  }
+  return n;
+}
+
+/** Copy c of a fan group: its pieces, and (when `strided`) its rows, of its own, marked with the group. */
+function resolveGrouped(copies: SliceCopies, c: number, tensors: readonly DeviceTensor[], strided: boolean, group: number): void {
+  const from = pieces.n;
+  copyRuns(copies, c, tensors, false);
   pieces.group!.fill(group, from, pieces.n);
   if (!strided) return;
   if (open.n > 0) {
@@ -296,9 +288,9 @@ function resolveGrouped(copies: SliceCopies, c: number, tensors: readonly Device
     newGeneration();
   }
   const rowsFrom = rows.n;
-  if (pieces.n - from === 1 || !(runs === 1 || dStride >= len)) rows.takeRange(pieces, from, pieces.n);
+  if (pieces.n - from === 1 || !(copies.runs(c) === 1 || copies.dstStride(c) >= copies.size(c))) rows.takeRange(pieces, from, pieces.n);
   else {
-    stride(pieces, from, pieces.n, srcId, dstId, open);
+    stride(pieces, from, pieces.n, copies.srcTensor(c), copies.dstTensor(c), open);
     open.flushInto(rows);
     newGeneration();
   }

@@ -16,7 +16,8 @@ import { TileMemory } from '../../sim/memory.js';
 import { DTYPE_BYTES, type DeviceDType, type DeviceProgram } from '../../sim/program.js';
 import { Op } from '../../src/ir/op.js';
 import { LowerContext } from '../../src/lower/context.js';
-import { DeviceGraph, type TileRange } from '../../src/lower/devicegraph.js';
+import { DeviceGraph, type BuildTensor, type TileRange } from '../../src/lower/devicegraph.js';
+import type { DeviceSpec } from '../../sim/device.js';
 import { tiny } from '../helpers.js';
 import { intervalList } from '../../sim/intervals.js';
 
@@ -68,6 +69,44 @@ function run(p: DeviceProgram): number[][] {
   return p.tensors.map((t) => intervalList(t.intervals).flatMap((iv) => Array.from(mem.bytes(iv.tile, iv.offset, (iv.end - iv.begin) * DTYPE_BYTES[t.dtype]))));
 }
 
+/** A graph with x [4, 8] on tile 0 and an op's LowerContext, a compute set open. */
+function lowering(device: DeviceSpec): { g: DeviceGraph; x: BuildTensor; ctx: LowerContext } {
+  const g = new DeviceGraph(device);
+  const x = g.addTensor('x', 'float32', [4, 8], 'activation');
+  g.mapToTile(x, 0);
+  class NopOp extends Op {
+    constructor() {
+      super({ domain: 'test', type: 'Nop', version: 1 }, { name: 'op' });
+    }
+    setup(): void {}
+  }
+  const ctx = new LowerContext(g, new NopOp(), new Map(), () => 'activation');
+  ctx.computeSet('cs');
+  return { g, x, ctx };
+}
+
+/** A [rows, cols] matrix of `dtype` cut into intervals at `cuts`, dealt to `tiles` in turn, and `more` drawn for it. */
+function matrixProblem<T>(dtypes: DeviceDType[], more: (rows: number, cols: number) => fc.Arbitrary<T>) {
+  return fc.record({ rows: fc.integer({ min: 1, max: 6 }), cols: fc.integer({ min: 1, max: 9 }) }).chain(({ rows, cols }) =>
+    fc.record({
+      rows: fc.constant(rows),
+      cols: fc.constant(cols),
+      dtype: fc.constantFrom(...dtypes),
+      cuts: fc.array(fc.nat(1000), { maxLength: 8 }),
+      tiles: fc.array(fc.nat(7), { minLength: 1, maxLength: 8 }),
+      more: more(rows, cols),
+    }),
+  );
+}
+
+/** The matrix's mapping: its elements cut at the cuts (taken modulo its size), interval i on tiles[i % tiles.length]. */
+function mappingOf(rows: number, cols: number, cuts: number[], tiles: number[]): TileRange[] {
+  const size = rows * cols;
+  const points = size > 1 ? [...new Set(cuts.map((c) => 1 + (c % (size - 1))))].sort((a, b) => a - b) : [];
+  const bounds = [0, ...points, size];
+  return bounds.slice(0, -1).map((b, i) => ({ tile: tiles[i % tiles.length], begin: b, end: bounds[i + 1] }));
+}
+
 const sortedRuns = (t: CopyTable) => copyList(t).sort((a, b) => a.srcTile - b.srcTile || a.srcOffset - b.srcOffset || a.dstTile - b.dstTile || a.dstOffset - b.dstOffset);
 
 describe('strided copies', () => {
@@ -103,13 +142,8 @@ describe('strided copies', () => {
           const c1 = Math.min(cols, c0 + nc);
           return { r0, r1, c0, c1, dstTile, dstPitch: c1 - c0 + pad };
         });
-    const problem = fc.record({ rows: fc.integer({ min: 1, max: 6 }), cols: fc.integer({ min: 1, max: 9 }) }).chain(({ rows, cols }) =>
+    const problem = matrixProblem(dtypes, (rows, cols) =>
       fc.record({
-        rows: fc.constant(rows),
-        cols: fc.constant(cols),
-        dtype: fc.constantFrom(...dtypes),
-        cuts: fc.array(fc.nat(1000), { maxLength: 8 }),
-        tiles: fc.array(fc.nat(7), { minLength: 1, maxLength: 8 }),
         // Several blocks: the same block to several tiles (a broadcast), overlapping blocks (runs shared by two rows).
         // Exchange buffers (as onTile and gather fill): the copies share their rows.
         dstCategory: fc.constantFrom('activation' as const, 'exchange' as const),
@@ -117,11 +151,8 @@ describe('strided copies', () => {
       }),
     );
     fc.assert(
-      fc.property(problem, ({ rows, cols, dtype, cuts, tiles, blocks, dstCategory }) => {
-        const size = rows * cols;
-        const points = size > 1 ? [...new Set(cuts.map((c) => 1 + (c % (size - 1))))].sort((a, b) => a - b) : [];
-        const bounds = [0, ...points, size];
-        const mapping = bounds.slice(0, -1).map((b, i) => ({ tile: tiles[i % tiles.length], begin: b, end: bounds[i + 1] }));
+      fc.property(problem, ({ rows, cols, dtype, cuts, tiles, more: { blocks, dstCategory } }) => {
+        const mapping = mappingOf(rows, cols, cuts, tiles);
         const strided = build(dtype, rows, cols, mapping, blocks, true, dstCategory);
         const plain = build(dtype, rows, cols, mapping, blocks, false, dstCategory);
         // The reference: the runs' copies, one row per piece (plain copies are strided too where their pieces repeat).
@@ -148,13 +179,8 @@ describe('strided copies', () => {
       fc
         .record({ r0: fc.nat(rows - 1), nr: fc.integer({ min: 1, max: rows }), c0: fc.nat(cols - 1), nc: fc.integer({ min: 1, max: cols }), pad: fc.nat(2) })
         .map(({ r0, nr, c0, nc, pad }) => ({ r0, r1: Math.min(rows, r0 + nr), c0, c1: Math.min(cols, c0 + nc), pad }));
-    const problem = fc.record({ rows: fc.integer({ min: 1, max: 6 }), cols: fc.integer({ min: 1, max: 9 }) }).chain(({ rows, cols }) =>
+    const problem = matrixProblem(dtypes, (rows, cols) =>
       fc.record({
-        rows: fc.constant(rows),
-        cols: fc.constant(cols),
-        dtype: fc.constantFrom(...dtypes),
-        cuts: fc.array(fc.nat(1000), { maxLength: 8 }),
-        tiles: fc.array(fc.nat(7), { minLength: 1, maxLength: 8 }),
         blocks: fc.array(block(rows, cols), { minLength: 1, maxLength: 3 }),
         // Which block each reader reads, and its tile (a reader on a source tile copies on-tile).
         readers: fc.array(fc.record({ block: fc.nat(2), tile: fc.nat(7) }), { minLength: 2, maxLength: 8 }),
@@ -182,11 +208,8 @@ describe('strided copies', () => {
     };
     let fanned = 0;
     fc.assert(
-      fc.property(problem, ({ rows, cols, dtype, cuts, tiles, blocks, readers }) => {
-        const size = rows * cols;
-        const points = size > 1 ? [...new Set(cuts.map((c) => 1 + (c % (size - 1))))].sort((a, b) => a - b) : [];
-        const bounds = [0, ...points, size];
-        const mapping = bounds.slice(0, -1).map((b, i) => ({ tile: tiles[i % tiles.length], begin: b, end: bounds[i + 1] }));
+      fc.property(problem, ({ rows, cols, dtype, cuts, tiles, more: { blocks, readers } }) => {
+        const mapping = mappingOf(rows, cols, cuts, tiles);
         const reads = readers.map((r) => {
           const b = blocks[r.block % blocks.length];
           return { ...b, dstTile: r.tile, dstPitch: b.c1 - b.c0 + b.pad };
@@ -211,17 +234,7 @@ describe('strided copies', () => {
   });
 
   it('LowerContext.gather makes one strided copy of runs of one length at one stride', () => {
-    const g = new DeviceGraph(tiny());
-    const x = g.addTensor('x', 'float32', [4, 8], 'activation');
-    g.mapToTile(x, 0);
-    class NopOp extends Op {
-      constructor() {
-        super({ domain: 'test', type: 'Nop', version: 1 }, { name: 'op' });
-      }
-      setup(): void {}
-    }
-    const ctx = new LowerContext(g, new NopOp(), new Map(), () => 'activation');
-    ctx.computeSet('cs');
+    const { g, x, ctx } = lowering(tiny());
     // Rows 0-3, columns 1-3, then a run of another length.
     const s = ctx.gather(x, [[1, 4], [9, 12], [17, 20], [25, 28], [30, 32]], 1);
     expect(s).toHaveLength(1);
@@ -249,17 +262,7 @@ describe('strided copies', () => {
   });
 
   it('a clone of the lowering on another IPU repeats the same copies (its rows fan out alike)', () => {
-    const g = new DeviceGraph(tiny({ ipus: 2, tilesPerIpu: 4 }));
-    const x = g.addTensor('x', 'float32', [4, 8], 'activation');
-    g.mapToTile(x, 0);
-    class NopOp extends Op {
-      constructor() {
-        super({ domain: 'test', type: 'Nop', version: 1 }, { name: 'op' });
-      }
-      setup(): void {}
-    }
-    const ctx = new LowerContext(g, new NopOp(), new Map(), () => 'activation');
-    ctx.computeSet('cs');
+    const { g, x, ctx } = lowering(tiny({ ipus: 2, tilesPerIpu: 4 }));
     for (const tile of [1, 2, 3]) ctx.gather(x, [[1, 4], [9, 12], [17, 20]], tile);
     ctx.finish();
     const made = { tensors: [0, g.tensors.length] as [number, number], computeSets: [0, g.computeSets.length] as [number, number], exchanges: [0, 1] as [number, number] };
