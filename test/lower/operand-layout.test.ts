@@ -16,7 +16,7 @@ import { loadConfigText } from '../../src/config/load.js';
 import type { ConvSplit } from '../../src/lower/conv-planner.js';
 import type { MatMulSplit } from '../../src/lower/matmul-planner.js';
 import type { PlanOverrides } from '../../src/lower/plan-overrides.js';
-import { compile } from '../../src/session.js';
+import { compile, Session } from '../../src/session.js';
 import { DTYPE_BYTES, type DeviceProgram, type DeviceTensor } from '../../sim/program.js';
 import { runCount, unstrided } from '../../sim/copies.js';
 import { ROOT } from '../helpers.js';
@@ -136,6 +136,18 @@ describe('a block several tiles gather is sent once to all of them', () => {
     for (let g = 0; g < groups; g++) expect(fan.start[g + 1] - fan.start[g]).toBe(4);
     expect(runCount(c)).toBeGreaterThan(2 * c.count);
     await checkForward({ op: 'MatMul', inputs: { a: f32([64, 32], 3), b: f32([32, 128], 4) }, device: mk2, atol: 5e-5, rtol: 1e-5, plans });
+    // Workers copy into the tiles they run (the fanned rows expanded per destination): the same bits for 1, 2 and 3.
+    const numerics = await compile(loadConfigText(config([64, 32], [32, 128], node), path.join(ROOT, 'test/lower/operand-layout.yaml')), { plans });
+    const ys: Buffer[] = [];
+    for (const workers of [1, 2, 3]) {
+      const session = await Session.create(numerics, { workers, numerics: true });
+      try {
+        ys.push(Buffer.from(((await session.runStep()).anchors.get('y')!.data as Float32Array).slice().buffer));
+      } finally {
+        await session.close();
+      }
+    }
+    expect(ys[1].equals(ys[0]) && ys[2].equals(ys[0])).toBe(true);
   });
 });
 
