@@ -333,7 +333,7 @@ export class LowerContext {
     if (t.layoutBy) for (let k = 0; k < n; k++) this.countLayout(t, runs.begin(k), runs.end(k), tile);
     const s = this.buffer(t, size, tile);
     if (this.ex < 0) this.ex = this.graph.addExchange(`${this.graph.computeSets[this.cs].name}/exchange`, this.op.name);
-    // Runs of one length at one stride (a block of a matrix, row by row) are one strided copy, not one copy each.
+    // A gather of these runs onto another tile of this exchange, if any: this one repeats its copies.
     const copies = this.graph.exchanges[this.ex].copies;
     this.fanReset();
     const sourceKey = runsHash ^ t.id;
@@ -348,6 +348,7 @@ export class LowerContext {
       }
     }
     const first = copies.length;
+    // Runs of one length at one stride (a block of a matrix, row by row) are one strided copy, not one copy each.
     let at = s.begin;
     for (let k = 0; k < n; ) {
       const b = runs.begin(k);
