@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfigText } from '../src/config/load.js';
 import { compile, Session } from '../src/session.js';
 import { kernelModule, bindKernels } from '../sim/wasm/kernels.js';
-import { withMallocTuning } from '../src/util/host-malloc.js';
+import { withHugePages, withMallocTuning } from '../src/util/host-malloc.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SMALL = 512;
@@ -213,7 +213,7 @@ export async function matmulVsKernels(log: (s: string) => void = () => {}): Prom
 /** The rates measured in a fresh process (this file run by tsx), as npm run bench takes them. */
 export function matmulVsKernelsInOwnProcess(log: (s: string) => void = () => {}): KernelRates {
   // With the C allocator tuned as `sim` tunes it for a run with numerics (src/util/host-malloc.ts).
-  const out = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--json'], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 20, env: withMallocTuning(process.env) });
+  const out = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--json'], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 20, env: withHugePages(withMallocTuning(process.env)) });
   const lines = out.trim().split('\n');
   for (const l of lines.slice(0, -1)) log(l);
   return JSON.parse(lines[lines.length - 1]!) as KernelRates;

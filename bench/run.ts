@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfigText } from '../src/config/load.js';
 import { compile, Session } from '../src/session.js';
 import { matmulVsKernelsInOwnProcess } from './kernels.js';
+import { withHugePages } from '../src/util/host-malloc.js';
 import { codeletKernels, halfRates } from './codelet-kernels.js';
 import { hostSplit } from './split.js';
 import { superstepOverhead } from './superstep.js';
@@ -99,10 +100,12 @@ interface ScaleRow {
 
 function scaleCase(config: string): ScaleRow['r'] & { wallMs: number } {
   const t0 = performance.now();
+  // With the node flags and glibc tunables `sim` gives its child (bin/sim.js).
   const out = execFileSync(process.execPath, ['--max-old-space-size=16000', '--max-semi-space-size=64', path.join(ROOT, 'bench/scale-case.mjs'), path.join(ROOT, config)], {
     cwd: ROOT,
     encoding: 'utf8',
     maxBuffer: 1 << 20,
+    env: withHugePages(process.env),
   });
   return { ...JSON.parse(out.trim().split('\n').pop()!), wallMs: performance.now() - t0 };
 }

@@ -5,7 +5,7 @@
 // need on a big host. Unless the user chose a heap size, the command runs itself again in a child
 // Node with a heap of three quarters of the host's memory; the child prints and exits as the
 // command would, and signals (Ctrl-C) reach it. TILESIM_HEAP_MB sets the size instead. A run with
-// numerics also gets glibc's allocator tuned (src/util/host-malloc.ts).
+// numerics also gets glibc's allocator tuned, and every command huge pages (src/util/host-malloc.ts).
 import { spawn } from 'node:child_process';
 import { totalmem } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
@@ -17,8 +17,9 @@ if (!chosen && !process.env.TILESIM_CHILD && want > (getHeapStatistics().heap_si
   // A 64 MB young generation too (V8's default 16 MB): a whole-model compile makes millions of short-lived
   // objects, and larger semi-spaces spend 10-15% less CPU in the collector. Node flags given to this process come after it and win.
   // With numerics, the C allocator keeps freed memory for the next step's host arrays (src/util/host-malloc.ts says why).
-  const { simulatesNumerics, withMallocTuning } = await import('../dist/src/util/host-malloc.js');
-  const env = simulatesNumerics(process.argv.slice(2)) ? withMallocTuning(process.env) : { ...process.env };
+  // Every command gets transparent huge pages for malloc's memory (first touch of fresh memory is costly).
+  const { simulatesNumerics, withHugePages, withMallocTuning } = await import('../dist/src/util/host-malloc.js');
+  const env = withHugePages(simulatesNumerics(process.argv.slice(2)) ? withMallocTuning(process.env) : process.env);
   const child = spawn(process.execPath, ['--max-semi-space-size=64', ...process.execArgv, `--max-old-space-size=${want}`, ...process.argv.slice(1)], {
     stdio: 'inherit',
     env: { ...env, TILESIM_CHILD: '1' },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MALLOC_TUNING, simulatesNumerics, withMallocTuning } from '../../src/util/host-malloc.js';
+import { HUGE_PAGES_TUNABLE, MALLOC_TUNING, simulatesNumerics, withHugePages, withMallocTuning } from '../../src/util/host-malloc.js';
 
 describe('the C allocator tuning sim gives a run with numerics (src/util/host-malloc.ts)', () => {
   it('is for commands that simulate with numerics, not for sim compile or --no-numerics', () => {
@@ -16,5 +16,11 @@ describe('the C allocator tuning sim gives a run with numerics (src/util/host-ma
     expect(env.MALLOC_MMAP_THRESHOLD_).toBe(MALLOC_TUNING.MALLOC_MMAP_THRESHOLD_);
     // glibc caps the mmap threshold at 32 MiB on 64-bit hosts; a larger value would be ignored.
     expect(Number(env.MALLOC_MMAP_THRESHOLD_)).toBeLessThanOrEqual(32 * 2 ** 20);
+  });
+
+  it('asks glibc for huge pages, after any tunables the user set, and never overrides theirs', () => {
+    expect(withHugePages({ PATH: '/bin' }).GLIBC_TUNABLES).toBe(HUGE_PAGES_TUNABLE);
+    expect(withHugePages({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }).GLIBC_TUNABLES).toBe(`glibc.malloc.arena_max=2:${HUGE_PAGES_TUNABLE}`);
+    expect(withHugePages({ GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0' }).GLIBC_TUNABLES).toBe('glibc.malloc.hugetlb=0');
   });
 });
