@@ -212,7 +212,7 @@ export async function matmulVsKernels(log: (s: string) => void = () => {}): Prom
 
 /** The rates measured in a fresh process (this file run by tsx), as npm run bench takes them. */
 export function matmulVsKernelsInOwnProcess(log: (s: string) => void = () => {}): KernelRates {
-  // With the C allocator tuned as `sim` tunes it for a run with numerics (src/util/host-malloc.ts).
+  // With the C allocator tuned as `sim` tunes it for a run with numerics, huge pages included (src/util/host-malloc.ts).
   const out = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--json'], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 20, env: withHugePages(withMallocTuning(process.env)) });
   const lines = out.trim().split('\n');
   for (const l of lines.slice(0, -1)) log(l);
