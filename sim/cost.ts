@@ -189,8 +189,14 @@ function messagesOf(ex: Exchange, device: DeviceSpec): Messages {
   // Rows are taken in table order and found in one open-addressing table of their data
   // (source tile, offset, run bytes, runs, source stride): the columns are read in order, and a
   // message's key is one record of KEY ints (one cache line), not five columns read at random.
+  // On-tile copies are not traffic: firstOf -1 (a remote row's message is found below).
+  const firstOf = scratchInts('firstOf', c.count);
   let remoteRows = 0;
-  for (let i = 0; i < c.count; i++) if (remote(i)) remoteRows++; // on-tile copies are not traffic
+  for (let i = 0; i < c.count; i++) {
+    const r = remote(i);
+    firstOf[i] = r ? 0 : -1;
+    if (r) remoteRows++;
+  }
   let cap = 16;
   while (cap < 2 * remoteRows) cap *= 2;
   const mask = cap - 1;
@@ -198,16 +204,12 @@ function messagesOf(ex: Exchange, device: DeviceSpec): Messages {
   const gen = table.gen;
   const { stamp: slotStamp, msg: slotMsg } = table;
   const key = scratchInts('key', KEY * remoteRows);
-  const firstOf = scratchInts('firstOf', c.count);
   let strided = false;
   let messages = 0;
   for (let i = 0; i < c.count; i++) {
+    if (firstOf[i] < 0) continue;
     const t = srcTile[i];
     const bytes = bytesCol[i];
-    if (!remote(i)) {
-      firstOf[i] = -1;
-      continue;
-    }
     const offset = srcOffset[i];
     const runs = runsCol ? runsCol[i] : 1;
     const stride = runs > 1 ? strideCol![i] : 0;

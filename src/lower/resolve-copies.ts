@@ -129,13 +129,13 @@ function planFan(copies: SliceCopies, tensors: readonly DeviceTensor[]): FanPlan
   for (let i = 0; i < n; i++) if (tensors[copies.dstTensor(i)].category !== 'exchange') return undefined;
   const memberOf = new Int32Array(n).fill(-1);
   const groupOf = new Int32Array(n).fill(-1);
-  // The interval one copy writes, or -1 when its destination spans several.
+  // The interval one copy writes, or -2 when its destination spans several.
   const within = (i: number): number => {
     const t = copies.dstTensor(i);
     const b = copies.dstBegin(i);
     const e = b + (copies.runs(i) - 1) * copies.dstStride(i) + copies.size(i);
     const r = rowEndingAfter(iv.end, iv.start[t], iv.start[t + 1], b);
-    return r < iv.start[t + 1] && iv.begin[r] <= b && e <= iv.end[r] ? r : -1;
+    return r < iv.start[t + 1] && iv.begin[r] <= b && e <= iv.end[r] ? r : -2;
   };
   const same = (i: number, j: number): boolean =>
     copies.srcTensor(i) === copies.srcTensor(j) &&
@@ -148,11 +148,11 @@ function planFan(copies: SliceCopies, tensors: readonly DeviceTensor[]): FanPlan
     copies.srcTensor(i) !== copies.dstTensor(i);
   let groups = 0;
   let dests = 0;
-  const at = new Int32Array(n).fill(-1); // interval written, for copies in a group
+  const at = new Int32Array(n).fill(-1); // interval written (-1: not looked up yet, -2: several)
   for (let i = 0; i < n; i++) {
     const j = copies.repeatOf(i);
     if (j < 0 || memberOf[j] >= 0 || !same(i, j) || tensors[copies.dstTensor(i)].category !== 'exchange' || tensors[copies.srcTensor(i)].category === 'exchange') continue;
-    if (at[j] < 0 && groupOf[j] < 0) at[j] = within(j);
+    if (at[j] === -1) at[j] = within(j);
     const ri = within(i);
     if (at[j] < 0 || ri < 0) continue;
     at[i] = ri;
