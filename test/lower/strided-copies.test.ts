@@ -219,7 +219,9 @@ describe('strided copies', () => {
         const f = withFan.exchanges[0].copies;
         const u = unstrided(without.exchanges[0].copies);
         if (f.fan) fanned++;
-        expect(f.count).toBeLessThanOrEqual(without.exchanges[0].copies.count);
+        // Not a property: fewer rows than a row per reader. A fanned copy's rows are its own, so where its pieces
+        // would have joined the strided rows of copies next to it into the same tile, a small table can have
+        // more rows (found by this test: 8 against 6). test/lower/operand-layout.test.ts checks the gain on a planned matmul.
         expect(runCount(f)).toBe(u.count);
         expect(sortedRuns(f)).toEqual(sortedRuns(u));
         expect(run(withFan)).toEqual(run(without));
