@@ -61,6 +61,8 @@ export interface CompileOptions {
   onProgress?: (pass: string, done: number, total: number) => void;
   /** Splits forced on the planners (tests of the lowering on splits the planners would not pick). */
   plans?: PlanOverrides;
+  /** Lower an op like one lowered before as a clone of that lowering (default true; false: tests comparing the two). */
+  cloneLikeOps?: boolean;
 }
 
 /** What the passes build, each filling in its part. */
@@ -68,6 +70,7 @@ interface State {
   readonly config: RunConfig;
   readonly progress: NonNullable<CompileOptions['onProgress']>;
   readonly plans?: PlanOverrides;
+  readonly cloneLikeOps: boolean;
   registry?: OpRegistry;
   graph?: Graph;
   loss?: string;
@@ -168,6 +171,7 @@ export const PASSES: readonly Pass[] = [
         anchors: s.streamed!,
         codeletModules: s.registry!.codeletModules,
         plans: s.plans,
+        cloneLikeOps: s.cloneLikeOps,
         sharded: isSharded(s.config),
         accumulationFactor: s.config.train?.accumulationFactor ?? 1,
         pipeline: s.pipeline,
@@ -188,7 +192,7 @@ export function replicaDevice(config: RunConfig): DeviceSpec {
 
 /** Compile a config to a DeviceProgram: PASSES, in order. */
 export async function compile(config: RunConfig, opts: CompileOptions = {}): Promise<Compiled> {
-  const s: State = { config, progress: opts.onProgress ?? (() => undefined), plans: opts.plans };
+  const s: State = { config, progress: opts.onProgress ?? (() => undefined), plans: opts.plans, cloneLikeOps: opts.cloneLikeOps ?? true };
   for (const pass of PASSES) {
     if (pass.when && !pass.when(config)) continue;
     s.progress(pass.name, 0, 1);

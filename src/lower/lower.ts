@@ -12,6 +12,7 @@
  * Pipelined (src/shard/pipeline.ts), the accumulation loop is a pipeline
  * step instead (src/lower/pipeline.ts): each op's steps go to its stage.
  */
+import { createHash } from 'node:crypto';
 import type { PlanOverrides } from './plan-overrides.js';
 import type { CodeletRegistry } from '../../sim/codelet.js';
 import type { DeviceSpec } from '../../sim/device.js';
@@ -46,6 +47,8 @@ export interface LowerRequest {
   onOp?: (done: number, total: number) => void;
   /** Splits forced on the planners (tests); the planners choose where these say nothing. */
   plans?: PlanOverrides;
+  /** Lower an op like one lowered before (same structure, inputs laid out alike) as a clone of it (default true): the same program, less time. */
+  cloneLikeOps?: boolean;
   /**
    * Sharded (src/shard/place.ts): every op has an ipu and runs on that IPU's
    * tiles alone, its tensors too; IpuCopy ops move tensors between IPUs.
@@ -274,14 +277,17 @@ export function lowerGraph(req: LowerRequest): Lowered {
     });
   };
   /**
-   * Ops lowered once and cloned for their likes (outlining): an op whose
-   * structure, inputs' layouts on its IPU (category, dtype, tiles, created for
-   * it or not), in-place freedom (ctx.canWriteInPlace) and outputs' categories
-   * are those of an op lowered before gets a copy of that lowering, moved to
-   * its IPU and reading its own inputs: what lowering it would make.
+   * Ops lowered once and cloned for their likes (with or without outlining):
+   * an op whose structure, inputs' layouts on its IPU (category, dtype, tiles,
+   * created for it or not), in-place freedom (ctx.canWriteInPlace) and
+   * outputs' categories are those of an op lowered before gets a copy of that
+   * lowering, moved to its IPU and reading its own inputs: what lowering it
+   * would make, with the same cycles and memory. A transformer layer's Q, K
+   * and V projections, their bias gradients and their weight updates are
+   * lowered once each; the notes (plans, layouts) are the template's, renamed.
    */
   const owners = new Set([...req.graph.regions.values()].map((r) => r.owner));
-  const lowered = new Map<string, { op: Op; ipu: number; inputs: number[]; outputs: number[]; steps: ProgramStep[]; made: { tensors: [number, number]; computeSets: [number, number]; exchanges: [number, number] } }>();
+  const lowered = new Map<string, { op: Op; ipu: number; inputs: number[]; outputs: number[]; steps: ProgramStep[]; notes: [number, number]; made: { tensors: [number, number]; computeSets: [number, number]; exchanges: [number, number] } }>();
   const structures = new Map<Op, string | undefined>();
   let cloned = 0;
   // A mapping in a key as its length and a hash of its ranges (from its IPU's first tile): a weight's has
@@ -301,6 +307,18 @@ export function lowerGraph(req: LowerRequest): Lowered {
   /** Whether `b` is `a` with its tiles moved on by `shift`, range for range. */
   const sameMapping = (a: readonly TileRange[] | undefined, b: readonly TileRange[] | undefined, shift: number): boolean =>
     a !== undefined && b !== undefined && a.length === b.length && a.every((r, i) => b[i].tile === r.tile + shift && b[i].begin === r.begin && b[i].end === r.end);
+  // A lowering may read the values of an input known at compile time (Gather's constant indices become static
+  // copies; Resize is such Gathers): ops alike but for those values are not alike. Their digest, once per tensor.
+  const constantKeys = new Map<string, string>();
+  const constantKey = (id: string): string => {
+    let k = constantKeys.get(id);
+    if (k === undefined) {
+      const data = req.graph.compileTimeData(id);
+      k = data ? `|v${createHash('sha1').update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).digest('base64')}` : '';
+      constantKeys.set(id, k);
+    }
+    return k;
+  };
   const opLike = (op: Op, ctx: LowerContext): { key: string; inputs: number[]; ipu: number } | undefined => {
     if (isIpuCopy(op) || isRestore(op)) return undefined;
     let structure = structures.get(op);
@@ -327,7 +345,7 @@ export function lowerGraph(req: LowerRequest): Lowered {
       }
       const layout = mappingKey(t.mapping, base);
       if (layout === undefined) return undefined;
-      parts.push(`${t.category}|${t.dtype}|${t.size}|${t.layoutBy?.op === op.name ? `s${t.layoutBy.index}` : '-'}|${layout}`);
+      parts.push(`${t.category}|${t.dtype}|${t.size}|${t.layoutBy?.op === op.name ? `s${t.layoutBy.index}` : '-'}|${layout}${constantKey(id)}`);
     }
     for (let i = 0; i < op.inputs.length; i++) for (let o = 0; o < op.outputs.length; o++) if (op.inputs[i] && op.outputs[o]) parts.push(ctx.canWriteInPlace(i, o) ? 'w' : 'r');
     parts.push(op.outputs.map((id) => (id ? category(id) : '-')).join(','));
@@ -345,9 +363,23 @@ export function lowerGraph(req: LowerRequest): Lowered {
     if (!m.outputs.every((id) => (id >= t0 && id < t1) || outside.has(id))) return false;
     const names = new Map(m.op.outputs.map((id, o) => [id, op.outputs[o]]));
     const prefix = `${m.op.name}/`;
-    const rename = (n: string) => names.get(n) ?? (n.startsWith(prefix) ? `${op.name}/${n.slice(prefix.length)}` : `${n} (${op.name})`);
+    // Tensors named for an input (its exchange buffer, `x@exchange`) are named for the clone's input.
+    const inputNames = m.inputs.map((id, k) => [dg.tensors[id].name, dg.tensors[like.inputs[k]].name] as const);
+    const byInput = (n: string): string | undefined => {
+      for (const [from, to] of inputNames) if (n.startsWith(`${from}@`)) return `${to}${n.slice(from.length)}`;
+      return undefined;
+    };
+    const rename = (n: string) => names.get(n) ?? (n.startsWith(prefix) ? `${op.name}/${n.slice(prefix.length)}` : (byInput(n) ?? `${n} (${op.name})`));
     const maps = dg.cloneShifted(m.made, shift, rename, outside, (o) => (o === m.op.name ? op.name : o));
     if (!maps) return false;
+    // The template's notes (its plan, what layouts saved it) hold for the clone, with its tensors' names.
+    const quoted = new Map<string, string>([...inputNames, ...names, [m.op.name, op.name]].filter(([a, b]) => a !== b).map(([a, b]) => [`'${a}'`, `'${b}'`]));
+    const requote = (text: string) => (quoted.size === 0 ? text : text.replace(/'[^']*'/g, (q) => quoted.get(q) ?? q));
+    for (let i = m.notes[0]; i < m.notes[1]; i++) {
+      const n = dg.notes[i];
+      if (n.op === m.op.name) dg.notes.push({ op: op.name, kind: n.kind, text: requote(n.text) });
+    }
+    dg.notes.push({ op: op.name, kind: 'clone', text: `lowered as a copy of '${m.op.name}' (the same structure, inputs laid out alike${shift ? `, moved ${shift} tiles` : ''}), not planned again` });
     m.outputs.forEach((id, o) => tensors.set(op.outputs[o], dg.tensors[maps.tensor(id)]));
     stepsOf(op).push(...m.steps.map((s) => (s.kind === 'execute' ? { kind: 'execute' as const, computeSet: maps.computeSet(s.computeSet) } : s.kind === 'exchange' ? { kind: 'exchange' as const, exchange: maps.exchange(s.exchange) } : s)));
     return true;
@@ -390,14 +422,14 @@ export function lowerGraph(req: LowerRequest): Lowered {
     if (!plan) batch.push(...ipuCopies.close());
     const ctx = new LowerContext(dg, op, tensors, category, { position, lastRead, anchors }, req.plans);
     ctx.regionSteps = regionSteps.get(op) ?? [];
-    // Outlining: an op like one lowered before (an optimizer update of a weight shaped and laid out alike) is a clone of it.
-    const like = req.outlining && !req.graph.regions.has(op) && !owners.has(op) ? opLike(op, ctx) : undefined;
+    // An op like one lowered before (a projection beside its likes, an optimizer update of a weight shaped and laid out alike) is a clone of it.
+    const like = req.cloneLikeOps !== false && !req.graph.regions.has(op) && !owners.has(op) ? opLike(op, ctx) : undefined;
     if (like && cloneOp(like, op)) {
       cloned++;
       req.onOp?.(position + 1, req.schedule.length);
       continue;
     }
-    const made = { tensors: dg.tensors.length, computeSets: dg.computeSets.length, exchanges: dg.exchanges.length, streams: dg.streams.length };
+    const made = { tensors: dg.tensors.length, computeSets: dg.computeSets.length, exchanges: dg.exchanges.length, streams: dg.streams.length, notes: dg.notes.length };
     let opSteps: ProgramStep[] = [];
     const lowerOp = (): void => {
       lowerWith(op, ctx);
@@ -419,6 +451,7 @@ export function lowerGraph(req: LowerRequest): Lowered {
         inputs: like.inputs,
         outputs: op.outputs.map((id) => tensors.get(id)!.id),
         steps: opSteps,
+        notes: [made.notes, dg.notes.length],
         made: { tensors: [made.tensors, dg.tensors.length], computeSets: [made.computeSets, dg.computeSets.length], exchanges: [made.exchanges, dg.exchanges.length] },
       });
     }
@@ -426,7 +459,7 @@ export function lowerGraph(req: LowerRequest): Lowered {
   }
   const copies = ipuCopies.close();
   if (!plan) batch.push(...copies);
-  if (cloned > 0) dg.notes.push({ op: req.schedule[0].name, kind: 'outlining', text: `${cloned} ops outside the functions (optimizer updates and the like) are clones of a like op lowered before (the same structure, inputs laid out alike on their IPU), not lowered again` });
+  if (cloned > 0) dg.notes.push({ op: req.schedule[0].name, kind: 'clones', text: `${cloned} ops${req.outlining ? ' outside the functions' : ''} are clones of a like op lowered before (the same structure, inputs laid out alike on their IPU), not lowered again` });
 
   /** Lower `op` by its definition into `ctx`, its mistakes as UserErrors naming it. */
   function lowerWith(op: Op, ctx: LowerContext): void {
