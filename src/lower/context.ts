@@ -12,8 +12,8 @@ import { DTYPE_BYTES, type DeviceDType, type ProgramStep, type TensorCategory } 
 import { UserError } from '../errors.js';
 import { isGradOp, type Op } from '../ir/op.js';
 import type { BuildTensor, DeviceGraph, Slice, TileRange } from './devicegraph.js';
+import { TileMappingBuilder } from './tile-mapping.js';
 import { layoutTile, linearLayout, type LinearLayout } from './linear.js';
-import { firstEndingAfter } from './resolve-copies.js';
 import { RunList } from './layout.js';
 import { doubled } from '../../sim/copies.js';
 import type { Codelet } from '../../sim/codelet.js';
@@ -378,9 +378,11 @@ export class LowerContext {
   private countLayout(t: BuildTensor, begin: number, end: number, tile: number): void {
     const bytes = DTYPE_BYTES[t.dtype];
     let local = 0;
-    const mapping = t.mapping ?? [];
-    for (let i = firstEndingAfter(mapping, begin); i < mapping.length && mapping[i].begin < end; i++) {
-      if (mapping[i].tile === tile) local += Math.max(0, Math.min(end, mapping[i].end) - Math.max(begin, mapping[i].begin));
+    const m = t.mapping;
+    if (m) {
+      for (let i = m.firstEndingAfter(begin); i < m.length && m.begin(i) < end; i++) {
+        if (m.tile(i) === tile) local += Math.max(0, Math.min(end, m.end(i)) - Math.max(begin, m.begin(i)));
+      }
     }
     const numTiles = this.graph.numTiles;
     let l = this.linearLayouts.get(t.id);
@@ -426,17 +428,17 @@ export class LowerContext {
     const bases = new Map<number, Map<number, number>>();
     for (const a of this.arenas.values()) {
       const base = new Map<number, number>();
-      const mapping: TileRange[] = [];
+      const mapping = new TileMappingBuilder();
       let size = 0;
       for (const tile of [...a.used.keys()].sort((x, y) => x - y)) {
         const n = a.used.get(tile)!;
         base.set(tile, size);
-        if (n > 0) mapping.push({ tile, begin: size, end: size + n });
+        if (n > 0) mapping.push(tile, size, size + n);
         size += n;
       }
       a.tensor.shape = [size];
       a.tensor.size = size;
-      this.graph.setTileMapping(a.tensor, mapping);
+      this.graph.setTileMapping(a.tensor, mapping.finish());
       for (const h of a.handed) {
         const by = base.get(h.tile)!;
         h.slice.begin += by;

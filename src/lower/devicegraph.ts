@@ -20,7 +20,8 @@ import { computeSetCost } from '../../sim/cost.js';
 import { allocate } from './memory.js';
 import { layoutTile, linearLayout } from './linear.js';
 import { SliceCopies } from './slice-copies.js';
-import { firstEndingAfter, resolveAllCopies } from './resolve-copies.js';
+import { resolveAllCopies } from './resolve-copies.js';
+import { TileMapping, TileMappingBuilder } from './tile-mapping.js';
 import { firstRowEndingAfter, intervalList, tensorIntervalRows } from '../../sim/intervals.js';
 import { UserError } from '../errors.js';
 import { checkHostHeap, hostHeapCheckDue } from '../util/host-heap.js';
@@ -92,7 +93,8 @@ export interface BuildTensor {
   size: number;
   category: TensorCategory;
   op: string;
-  mapping: TileRange[] | undefined;
+  /** Its tile mapping (set once, by setTileMapping and the map* helpers): columns, not an object per range. */
+  mapping: TileMapping | undefined;
   /** Dropped (an op's output replaced by an alias before anything used it): no memory. */
   dropped?: boolean;
   /** Live throughout (liveness.ts): a pipeline's stash buffers and inter-stage copies. */
@@ -174,15 +176,16 @@ export class DeviceGraph {
   onIpu<T>(ipu: number, inputs: Iterable<BuildTensor | undefined>, fn: () => T): T {
     const per = this.whole.tilesPerIpu;
     const base = ipu * per;
-    const shift = (m: TileRange[], by: number): TileRange[] => m.map((r) => ({ tile: r.tile + by, begin: r.begin, end: r.end }));
-    const seen: { t: BuildTensor; global: TileRange[]; local: TileRange[] }[] = [];
+    const seen: { t: BuildTensor; global: TileMapping; local: TileMapping }[] = [];
     for (const t of new Set(inputs)) {
       if (!t?.mapping) continue;
-      const off = t.mapping.find((r) => r.tile < base || r.tile >= base + per);
-      if (off) throw new Error(`internal: tensor '${t.name}' has elements on tile ${off.tile}, not on IPU ${ipu} where it is read`);
+      if (!t.mapping.within(base, base + per)) {
+        const off = [...t.mapping].find((r) => r.tile < base || r.tile >= base + per)!;
+        throw new Error(`internal: tensor '${t.name}' has elements on tile ${off.tile}, not on IPU ${ipu} where it is read`);
+      }
       // IPU 0's tiles are numbered from 0 already: nothing moves (no copy of each mapping per op).
       if (base === 0) continue;
-      const local = shift(t.mapping, -base);
+      const local = t.mapping.shifted(-base);
       seen.push({ t, global: t.mapping, local });
       t.mapping = local;
     }
@@ -196,10 +199,10 @@ export class DeviceGraph {
     } finally {
       this.view = this.whole;
       this.tiles = this.whole.ipus * per;
-      for (const s of seen) s.t.mapping = s.t.mapping === s.local ? s.global : s.t.mapping && shift(s.t.mapping, base);
+      for (const s of seen) s.t.mapping = s.t.mapping === s.local ? s.global : s.t.mapping?.shifted(base);
       for (let i = base === 0 ? this.tensors.length : tensorsBefore; i < this.tensors.length; i++) {
         const t = this.tensors[i];
-        if (t.mapping) t.mapping = shift(t.mapping, base);
+        if (t.mapping) t.mapping = t.mapping.shifted(base);
       }
       if (base !== 0) {
         for (let c = computeSetsBefore; c < this.computeSets.length; c++) {
@@ -241,7 +244,7 @@ export class DeviceGraph {
     for (let id = t0; id < t1; id++) {
       const s = this.tensors[id];
       const t = this.addTensor(rename(s.name), s.dtype, s.shape, s.category, renameOp(s.op));
-      if (s.mapping) t.mapping = s.mapping.map((r) => ({ tile: r.tile + tileShift, begin: r.begin, end: r.end }));
+      if (s.mapping) t.mapping = s.mapping.shifted(tileShift);
       if (s.dropped) t.dropped = true;
       if (s.alwaysLive) t.alwaysLive = true;
       if (s.layoutBy) t.layoutBy = s.layoutBy;
@@ -291,25 +294,30 @@ export class DeviceGraph {
     return t;
   }
 
-  /** Map `t` (`by`: the op whose code chose the mapping, blamed if it is wrong; default the tensor's op). */
-  setTileMapping(t: BuildTensor, mapping: TileRange[], by = t.op): void {
+  /**
+   * Map `t` (`by`: the op whose code chose the mapping, blamed if it is wrong; default the tensor's op):
+   * ranges in any order, or a TileMapping (kept as it is when in element order: mappings are shared).
+   */
+  setTileMapping(t: BuildTensor, mapping: readonly TileRange[] | TileMapping, by = t.op): void {
+    let m = mapping instanceof TileMapping ? mapping : TileMapping.of(mapping);
     let covered = 0;
-    for (const m of mapping) {
-      if (m.tile < 0 || m.tile >= this.numTiles) throw loweringError(by, `tensor '${t.name}' mapped to tile ${m.tile}, but the device has tiles 0 to ${this.numTiles - 1}`);
-      covered += m.end - m.begin;
-    }
     // Lowerings mostly build mappings in order, without empty ranges: kept as given then (no copy, no sort).
     let ordered = true;
-    for (let i = 0; i < mapping.length && ordered; i++) ordered = mapping[i].end > mapping[i].begin && (i === 0 || mapping[i - 1].begin < mapping[i].begin);
-    const sorted = ordered ? mapping : mapping.filter((m) => m.end > m.begin).sort((a, b) => a.begin - b.begin);
+    for (let i = 0; i < m.length; i++) {
+      const k = m.tile(i);
+      if (k < 0 || k >= this.numTiles) throw loweringError(by, `tensor '${t.name}' mapped to tile ${k}, but the device has tiles 0 to ${this.numTiles - 1}`);
+      covered += m.end(i) - m.begin(i);
+      if (ordered) ordered = m.end(i) > m.begin(i) && (i === 0 || m.begin(i - 1) < m.begin(i));
+    }
+    if (!ordered) m = m.inElementOrder();
     // Covering every element once: the count alone would pass an overlap that leaves a hole elsewhere.
     let at = 0;
-    for (const m of sorted) {
-      if (m.begin !== at) break;
-      at = m.end;
+    for (let i = 0; i < m.length; i++) {
+      if (m.begin(i) !== at) break;
+      at = m.end(i);
     }
     if (covered !== t.size || at !== t.size) throw loweringError(by, `the mapping of '${t.name}' must cover its ${t.size} elements once each (it covers ${covered}${at !== t.size ? `, with a gap or overlap at element ${at}` : ''})`);
-    t.mapping = sorted;
+    t.mapping = m;
   }
 
   /**
@@ -323,13 +331,13 @@ export class DeviceGraph {
    */
   mapLinearly(t: BuildTensor, grain = vectorWidth(t.dtype, this.device)): void {
     const l = linearLayout(t.size, DTYPE_BYTES[t.dtype], grain, this.device.minBytesPerTile, this.numTiles, this.device.tilesPerSharedBus);
-    const mapping: TileRange[] = [];
+    const mapping = new TileMappingBuilder();
     for (let i = 0; i < l.tiles; i++) {
       const begin = Math.min(t.size, i * l.perTile);
       const end = Math.min(t.size, (i + 1) * l.perTile);
-      if (end > begin) mapping.push({ tile: layoutTile(l, i, this.numTiles), begin, end });
+      if (end > begin) mapping.push(layoutTile(l, i, this.numTiles), begin, end);
     }
-    this.setTileMapping(t, mapping);
+    this.setTileMapping(t, mapping.finish());
   }
 
   /**
@@ -349,24 +357,23 @@ export class DeviceGraph {
   /** The tile ranges of `t` that overlap [begin, end), clipped. */
   rangesOf(t: BuildTensor, begin = 0, end = t.size): TileRange[] {
     const out: TileRange[] = [];
-    const mapping = t.mapping ?? [];
+    const m = t.mapping;
+    if (!m) return out;
     // Mappings are sorted and disjoint: start at the first range ending after `begin`.
-    for (let i = firstEndingAfter(mapping, begin); i < mapping.length && mapping[i].begin < end; i++) {
-      const m = mapping[i];
-      const b = Math.max(begin, m.begin);
-      const e = Math.min(end, m.end);
-      if (e > b) out.push({ tile: m.tile, begin: b, end: e });
+    for (let i = m.firstEndingAfter(begin); i < m.length && m.begin(i) < end; i++) {
+      const b = Math.max(begin, m.begin(i));
+      const e = Math.min(end, m.end(i));
+      if (e > b) out.push({ tile: m.tile(i), begin: b, end: e });
     }
     return out;
   }
 
   /** Whether elements [begin, end) of `t` all live on `tile` in one mapped range (no allocation: asked per run). */
   isOnTile(t: BuildTensor, begin: number, end: number, tile: number): boolean {
-    const mapping = t.mapping ?? [];
-    const i = firstEndingAfter(mapping, begin);
-    if (end <= begin || i >= mapping.length) return false;
-    const m = mapping[i];
-    return m.tile === tile && m.begin <= begin && end <= m.end;
+    const m = t.mapping;
+    if (!m || end <= begin) return false;
+    const i = m.firstEndingAfter(begin);
+    return i < m.length && m.tile(i) === tile && m.begin(i) <= begin && end <= m.end(i);
   }
 
   addComputeSet(name: string, op: string): number {

@@ -50,9 +50,9 @@ export function inPlaceInput(ctx: LowerContext, candidates: readonly BuildTensor
 }
 
 function sameMapping(a: BuildTensor, b: BuildTensor): boolean {
-  const x = a.mapping ?? [];
-  const y = b.mapping ?? [];
-  return x.length === y.length && x.every((m, k) => m.tile === y[k].tile && m.begin === y[k].begin && m.end === y[k].end);
+  const x = a.mapping;
+  const y = b.mapping;
+  return x === y || (x !== undefined && y !== undefined && x.equalsShifted(y, 0));
 }
 
 /**

@@ -26,7 +26,7 @@ export class IpuCopies {
     const by = (op.settings.ipu! - op.sourceIpu) * this.dg.device.tilesPerIpu;
     const info = op.outInfo(0);
     const dst = this.dg.addTensor(op.outId(0), src.dtype, info.shape, category, op.name);
-    this.dg.setTileMapping(dst, src.mapping.map((r) => ({ tile: r.tile + by, begin: r.begin, end: r.end })));
+    this.dg.setTileMapping(dst, src.mapping.shifted(by));
     if (this.exchange < 0) this.exchange = this.dg.addExchange('IpuCopy/exchange', op.name);
     this.dg.addCopy(this.exchange, { tensor: src.id, begin: 0, end: src.size }, { tensor: dst.id, begin: 0, end: dst.size });
     this.count++;

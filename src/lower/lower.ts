@@ -24,6 +24,7 @@ import { fmtOpid } from '../ir/opid.js';
 import type { OpRegistry } from '../ir/registry.js';
 import { LowerContext } from './context.js';
 import { DeviceGraph, type BuildTensor, type TileRange } from './devicegraph.js';
+import type { TileMapping } from './tile-mapping.js';
 import { checkHostHeap } from '../util/host-heap.js';
 import { isIpuCopy } from '../shard/ipu-copy.js';
 import { IpuCopies } from './ipu-copies.js';
@@ -219,7 +220,7 @@ export function lowerGraph(req: LowerRequest): Lowered {
     dg.notes.push({ op: req.schedule[group.starts[0]].name, kind: 'outlining', text: `${group.length} ops from here lowered once as fn${g}${req.sharded ? ` on IPU ${ipu}` : ''}, called ${group.starts.length} times` });
     return fn;
   };
-  const onIpu = (t: BuildTensor, ipu: number): boolean => (t.mapping ?? []).every((r) => Math.floor(r.tile / perIpu) === ipu);
+  const onIpu = (t: BuildTensor, ipu: number): boolean => !t.mapping || t.mapping.within(ipu * perIpu, (ipu + 1) * perIpu);
   /** The forward inputs a grad op of the instance may take as a layout hint (ctx.gradientOf), made outside it. */
   const hints = (group: OutlineGroup): string[] => {
     const made = new Set<string>();
@@ -271,9 +272,9 @@ export function lowerGraph(req: LowerRequest): Lowered {
       const ta = id ? tensors.get(id) : undefined;
       const tb = idb[e] ? tensors.get(idb[e]) : undefined;
       if (!ta || !tb) return !ta && !tb;
-      const ma = ta.mapping ?? [];
-      const mb = tb.mapping ?? [];
-      return ma.length === mb.length && by(ta, sa) === by(tb, sb) && ma.every((r, i) => mb[i].tile === r.tile + shift && mb[i].begin === r.begin && mb[i].end === r.end);
+      const ma = ta.mapping;
+      const mb = tb.mapping;
+      return by(ta, sa) === by(tb, sb) && (ma === undefined || mb === undefined ? ma === mb : ma.equalsShifted(mb, shift));
     });
   };
   /**
@@ -294,19 +295,19 @@ export function lowerGraph(req: LowerRequest): Lowered {
   // thousands of ranges, and spelling them out made a string of tens of kilobytes per input per op. A clone
   // checks the ranges themselves (cloneOp), so two mappings that hash alike are never taken for each other.
   /** The hash key of `mapping` read from tile `base` on; undefined when sharded and a range lies off that IPU. */
-  const mappingKey = (mapping: readonly TileRange[], base: number): string | undefined => {
+  const mappingKey = (mapping: TileMapping, base: number): string | undefined => {
     let h = 0x811c9dc5;
-    for (const r of mapping) {
-      if (req.sharded && (r.tile < base || r.tile >= base + perIpu)) return undefined;
-      h = Math.imul(h ^ (r.tile - base), 0x01000193);
-      h = Math.imul(h ^ r.begin, 0x01000193);
-      h = Math.imul(h ^ r.end, 0x01000193);
+    for (let i = 0; i < mapping.length; i++) {
+      const tile = mapping.tile(i);
+      if (req.sharded && (tile < base || tile >= base + perIpu)) return undefined;
+      h = Math.imul(h ^ (tile - base), 0x01000193);
+      h = Math.imul(h ^ mapping.begin(i), 0x01000193);
+      h = Math.imul(h ^ mapping.end(i), 0x01000193);
     }
     return `${mapping.length}#${h >>> 0}`;
   };
   /** Whether `b` is `a` with its tiles moved on by `shift`, range for range. */
-  const sameMapping = (a: readonly TileRange[] | undefined, b: readonly TileRange[] | undefined, shift: number): boolean =>
-    a !== undefined && b !== undefined && a.length === b.length && a.every((r, i) => b[i].tile === r.tile + shift && b[i].begin === r.begin && b[i].end === r.end);
+  const sameMapping = (a: TileMapping | undefined, b: TileMapping | undefined, shift: number): boolean => a !== undefined && b !== undefined && a.equalsShifted(b, shift);
   // A lowering may read the values of an input known at compile time (Gather's constant indices become static
   // copies; Resize is such Gathers): ops alike but for those values are not alike. Their digest, once per tensor.
   const constantKeys = new Map<string, string>();

@@ -113,9 +113,9 @@ export function allocate(
     const f = frameOf.get(t.id);
     const mapping = t.mapping;
     for (let j = 0, row = start[t.id]; j < mapping.length; j++, row++) {
-      const m = mapping[j];
+      const m = { tile: mapping.tile(j), begin: mapping.begin(j), end: mapping.end(j) };
       // setTileMapping keeps every mapping in element order: the rows' order, which placement's order relies on.
-      if (j > 0 && m.begin < mapping[j - 1].begin) throw new Error(`internal: the mapping of '${t.name}' is not in element order`);
+      if (j > 0 && m.begin < mapping.begin(j - 1)) throw new Error(`internal: the mapping of '${t.name}' is not in element order`);
       const bytes = (m.end - m.begin) * size;
       intervals.tile[row] = m.tile;
       intervals.begin[row] = m.begin;

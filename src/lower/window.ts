@@ -256,7 +256,7 @@ export function reducePieces(ctx: LowerContext, pieces: readonly Piece[], out: B
     for (const [g, group] of treeGroups(level).entries()) {
       const lo = Math.min(...group.map((q) => q.offset));
       const hi = Math.max(...group.map((q) => q.offset + q.t.size));
-      const tile = group[0].t.mapping![0].tile;
+      const tile = group[0].t.mapping!.tile(0);
       const sum = partialOnTile(ctx, `tree${stage}.${g}`, hi - lo, tile);
       ctx.vertex(
         partialsFinalCodelet,

@@ -28,6 +28,7 @@ import type { DeviceSpec } from '../../sim/device.js';
 import { DTYPE_BYTES } from '../../sim/program.js';
 import type { LowerContext } from '../lower/context.js';
 import type { BuildTensor, Slice, TileRange } from '../lower/devicegraph.js';
+import { TileMappingBuilder } from '../lower/tile-mapping.js';
 import { layoutFromReads, pushRun, RunList, type ReadGroup } from '../lower/layout.js';
 import { layoutTile } from '../lower/linear.js';
 import { DeviceMemo } from '../lower/plan-memo.js';
@@ -396,9 +397,10 @@ function localToOut(p: MatMulProblem, w: Window, local: Runs): Runs {
 function holders(ctx: LowerContext, t: BuildTensor): number {
   const seen = new Uint8Array(ctx.graph.numTiles);
   let n = 0;
-  for (const r of t.mapping ?? [])
-    if (r.end > r.begin && seen[r.tile] === 0) {
-      seen[r.tile] = 1;
+  const m = t.mapping;
+  for (let i = 0; m && i < m.length; i++)
+    if (m.end(i) > m.begin(i) && seen[m.tile(i)] === 0) {
+      seen[m.tile(i)] = 1;
       n++;
     }
   return n;
@@ -614,18 +616,12 @@ function gradientTarget(ctx: LowerContext, out: BuildTensor): BuildTensor | unde
  * (asked per row and per run, its garbage was much of a gradient matmul's).
  */
 function forRanges(t: BuildTensor, begin: number, end: number, f: (tile: number, n: number, begin: number) => void): void {
-  const m = t.mapping ?? [];
-  let lo = 0;
-  let hi = m.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (m[mid].end <= begin) lo = mid + 1;
-    else hi = mid;
-  }
-  for (let q = lo; q < m.length && m[q].begin < end; q++) {
-    const b = Math.max(begin, m[q].begin);
-    const e = Math.min(end, m[q].end);
-    if (e > b) f(m[q].tile, e - b, b);
+  const m = t.mapping;
+  if (!m) return;
+  for (let q = m.firstEndingAfter(begin); q < m.length && m.begin(q) < end; q++) {
+    const b = Math.max(begin, m.begin(q));
+    const e = Math.min(end, m.end(q));
+    if (e > b) f(m.tile(q), e - b, b);
   }
 }
 
@@ -767,23 +763,23 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
   const chunks = gK === 1 ? [] : windows.map((w) => (like ? chunksLike(ctx, p, w, like) : linearChunks(ctx, p, w, outDtype)));
 
   // The output lives where it is computed: on the AMP tiles when the contraction is whole, else on the reducing tiles.
-  const outMapping: TileRange[] = [];
+  const outMapping = new TileMappingBuilder();
   windows.forEach((w, s) => {
     if (gK === 1) {
       blocks[s].forEach((bl, i) => {
         const runs = outRuns[s][i];
-        for (let k = 0; k < runs.length; k += 2) outMapping.push({ tile: bl.tile, begin: runs[k], end: runs[k + 1] });
+        for (let k = 0; k < runs.length; k += 2) outMapping.push(bl.tile, runs[k], runs[k + 1]);
       });
     } else {
       const runs: Runs = [];
       for (const ch of chunks[s]) {
         runs.length = 0;
         for (const [c0, c1] of ch.runs) windowToOut(p, w, c0, c1, runs);
-        for (let k = 0; k < runs.length; k += 2) outMapping.push({ tile: ch.tile, begin: runs[k], end: runs[k + 1] });
+        for (let k = 0; k < runs.length; k += 2) outMapping.push(ch.tile, runs[k], runs[k + 1]);
       }
     }
   });
-  ctx.graph.setTileMapping(out, outMapping);
+  ctx.graph.setTileMapping(out, outMapping.finish());
 
   windows.forEach((w, s) => {
     const suffix = plan.serial > 1 ? `${s}` : '';

@@ -43,7 +43,7 @@ describe('LowerContext.gather', () => {
     const t = g.tensors[s[0].tensor];
     ctx.finish(); // closing the compute set sizes and maps the tile's exchange buffer
     expect(t.size).toBe(5);
-    expect(t.mapping).toEqual([{ tile: 1, begin: 0, end: 5 }]);
+    expect(t.mapping!.toArray()).toEqual([{ tile: 1, begin: 0, end: 5 }]);
     expect(g.exchanges[0].copies.list().map((c) => [c.src.begin, c.src.end, c.dst.begin, c.dst.end])).toEqual([
       [1, 3, 0, 2],
       [5, 6, 2, 3],
