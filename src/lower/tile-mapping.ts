@@ -71,11 +71,26 @@ export class TileMapping implements Iterable<TileRange> {
 
   /** Its non-empty ranges sorted by first element (ties kept in order). */
   inElementOrder(): TileMapping {
-    const order = Int32Array.from({ length: this.length }, (_, i) => i).filter((i) => this.end(i) > this.begin(i));
-    order.sort((a, b) => this.begin(a) - this.begin(b) || a - b);
-    const cols = new Int32Array(3 * order.length);
-    for (let k = 0; k < order.length; k++) cols.set(this.cols.subarray(3 * order[k], 3 * order[k] + 3), 3 * k);
-    return new TileMapping(cols, order.length);
+    const c = this.cols;
+    let n = 0;
+    for (let i = 0; i < this.length; i++) if (c[3 * i + 2] > c[3 * i + 1]) n++;
+    const order = new Int32Array(n);
+    const key = new Int32Array(n);
+    for (let i = 0, k = 0; i < this.length; i++) {
+      if (c[3 * i + 2] <= c[3 * i + 1]) continue;
+      order[k] = i;
+      key[k++] = c[3 * i + 1];
+    }
+    // A matmul's output comes block by block: its hundreds of thousands of ranges radix-sorted by first element.
+    const sorted = radixOrder(key, order);
+    const cols = new Int32Array(3 * n);
+    for (let k = 0; k < n; k++) {
+      const i = 3 * sorted[k];
+      cols[3 * k] = c[i];
+      cols[3 * k + 1] = c[i + 1];
+      cols[3 * k + 2] = c[i + 2];
+    }
+    return new TileMapping(cols, n);
   }
 
   /** The same ranges on tiles `by` further on (a clone moved to another IPU). */
@@ -143,4 +158,36 @@ export class TileMappingBuilder {
   finish(): TileMapping {
     return TileMapping.interleaved(this.cols.slice(0, 3 * this.n));
   }
+}
+
+/**
+ * `values` ordered by `keys` (non-negative, one per value), ties in their
+ * order: a least-significant-digit radix sort, 11 bits a pass, no comparator.
+ */
+function radixOrder(keys: Int32Array, values: Int32Array): Int32Array {
+  const n = keys.length;
+  let max = 0;
+  for (let i = 0; i < n; i++) max = Math.max(max, keys[i]);
+  let k: Int32Array = keys;
+  let v: Int32Array = values;
+  let k2: Int32Array = new Int32Array(n);
+  let v2: Int32Array = new Int32Array(n);
+  const count = new Int32Array(2048);
+  for (let shift = 0; shift === 0 || max >>> shift > 0; shift += 11) {
+    count.fill(0);
+    for (let i = 0; i < n; i++) count[(k[i] >>> shift) & 2047]++;
+    for (let d = 0, at = 0; d < 2048; d++) {
+      const c = count[d];
+      count[d] = at;
+      at += c;
+    }
+    for (let i = 0; i < n; i++) {
+      const at = count[(k[i] >>> shift) & 2047]++;
+      k2[at] = k[i];
+      v2[at] = v[i];
+    }
+    [k, k2] = [k2, k];
+    [v, v2] = [v2, v];
+  }
+  return v;
 }

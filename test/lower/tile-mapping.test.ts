@@ -61,6 +61,21 @@ describe('TileMapping', () => {
     );
   });
 
+  it('orders hundreds of thousands of ranges spanning a billion elements (every pass of its radix sort)', () => {
+    // Ranges of varied length up to 2^30 elements, shuffled by a fixed permutation.
+    const n = 200_000;
+    const ranges: TileRange[] = [];
+    let at = 0;
+    for (let i = 0; i < n; i++) {
+      const len = 1 + ((i * 2654435761) >>> 0) % 9000;
+      ranges.push({ tile: i % 1472, begin: at, end: (at += len) });
+    }
+    expect(at).toBeGreaterThan(2 ** 29);
+    const shuffled = ranges.map((_, i) => ranges[(i * 7919) % n]);
+    expect(new Set(shuffled).size).toBe(n);
+    expect(TileMapping.of(shuffled).inElementOrder().toArray()).toEqual(ranges);
+  });
+
   it('is refused by setTileMapping when it leaves a gap or overlaps, as a list is', () => {
     const g = new DeviceGraph(tiny());
     const bad: TileRange[][] = [
