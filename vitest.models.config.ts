@@ -3,8 +3,8 @@ import { defineConfig } from 'vitest/config';
 // `npm run test:models`: the light models compiled for a full mk2 (test/models). One model
 // at a time in one fork, with a 2 GB heap (issue 8's bound): all nine fit it since vertices and
 // exchange buffers became columns (the compile would stop at 3/4 of the limit, src/util/host-heap.ts).
-// A 64 MB young generation (V8's default is 16 MB): the lowering makes millions of short-lived
-// objects, and the larger semi-spaces cut scavenges and promotions (about 10-15% less CPU time).
+// A 32 MB young generation (V8's default is 16 MB), as `sim` runs: the lowering makes millions of
+// short-lived objects, and the larger semi-spaces cut scavenges and promotions.
 export default defineConfig({
   resolve: { conditions: ['tilesim-source'] },
   ssr: { resolve: { conditions: ['tilesim-source'], externalConditions: ['tilesim-source'] } },
@@ -13,6 +13,6 @@ export default defineConfig({
     testTimeout: 900_000,
     pool: 'forks',
     maxWorkers: 1,
-    execArgv: ['--max-old-space-size=2048', '--max-semi-space-size=64'],
+    execArgv: ['--max-old-space-size=2048', '--max-semi-space-size=32'],
   },
 });

@@ -101,7 +101,7 @@ interface ScaleRow {
 function scaleCase(config: string): ScaleRow['r'] & { wallMs: number } {
   const t0 = performance.now();
   // With the node flags and glibc tunables `sim` gives its child (bin/sim.js).
-  const out = execFileSync(process.execPath, ['--max-old-space-size=16000', '--max-semi-space-size=64', path.join(ROOT, 'bench/scale-case.mjs'), path.join(ROOT, config)], {
+  const out = execFileSync(process.execPath, ['--max-old-space-size=16000', '--max-semi-space-size=32', path.join(ROOT, 'bench/scale-case.mjs'), path.join(ROOT, config)], {
     cwd: ROOT,
     encoding: 'utf8',
     maxBuffer: 1 << 20,
@@ -234,7 +234,7 @@ engine's and session's own work (syncs, phase records, feeds, anchors).
 
 ## Whole models on a full mk2, timing only
 
-Each case runs in its own Node process (bench/scale-case.mjs over the compiled dist/, as \`sim\` runs; 16 GB heap): compile, then one step
+Each case runs in its own Node process (bench/scale-case.mjs over the compiled dist/, as \`sim\` runs: 16 GB heap, 32 MB semi-spaces, huge pages): compile, then one step
 with \`numerics: false\` (no tile data, no codelets; the same cycles as a numerics run). Peak RSS is the
 process's own. Targets are issue 8's. Copy rows: the exchanges' CopyTable rows, and the tile-to-tile copies they
 stand for (a strided row is a copy per run, a fanned-out row a copy per destination).
