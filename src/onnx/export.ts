@@ -19,7 +19,8 @@
  *   implements); other domains at the newest version used.
  * - If and Loop are not exported (an error naming the op).
  */
-import onnxProto from 'onnx-proto';
+import type onnxProto from 'onnx-proto';
+import { AttributeType as ATTRIBUTE_TYPE, onnxSchema } from './proto.js';
 import type { DTypeName } from '../config/types.js';
 import { RunError } from '../errors.js';
 import type { Graph } from '../ir/graph.js';
@@ -33,8 +34,7 @@ import { isIpuCopy } from '../shard/ipu-copy.js';
 import { encodeTensor, exportElemType } from './tensor.js';
 import { downgradeProblem, schemaVersion } from './versions.js';
 
-const { onnx } = onnxProto;
-const ATTR = onnx.AttributeProto.AttributeType;
+const ATTR = ATTRIBUTE_TYPE;
 
 export interface ExportOptions {
   /** Where the ops' attribute types come from. */
@@ -203,6 +203,7 @@ export function exportOnnx(graph: Graph, opts: ExportOptions): Uint8Array {
     return valueInfo(o, t.info.dtype, t.info.shape);
   });
 
+  const onnx = onnxSchema();
   const model = onnx.ModelProto.create({
     irVersion: irVersionFor(opset),
     producerName: 'tilesim',

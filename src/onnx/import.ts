@@ -21,7 +21,8 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import onnxProto from 'onnx-proto';
+import type onnxProto from 'onnx-proto';
+import { AttributeType, codeName, onnxSchema } from './proto.js';
 import { displayPath } from '../config/schema.js';
 import type { AttributeValue, DTypeName, GraphDecl, GraphTensorDecl, InitializerDecl, NodeDecl, SourceLocation, SubgraphDecl } from '../config/types.js';
 import { UserError } from '../errors.js';
@@ -41,7 +42,6 @@ import {
 import { takeIpuAttribute } from '../shard/ipu-attribute.js';
 import { downgradeProblem, MAX_KNOWN_OPSET, schemaVersion, upgradeNode, type UpgradeContext } from './versions.js';
 
-const { onnx } = onnxProto;
 
 export interface OnnxParseOptions {
   /** The model file: names it in messages, and anchors external tensor data. */
@@ -104,7 +104,7 @@ function utf8(b: Uint8Array | null | undefined): string {
   return b ? new TextDecoder().decode(b) : '';
 }
 
-const ATTR = onnx.AttributeProto.AttributeType;
+const ATTR = AttributeType;
 
 /** The attribute's type, inferred from what is set when the model leaves `type` out (old exporters). */
 function attrType(a: onnxProto.onnx.IAttributeProto): number {
@@ -120,7 +120,7 @@ function attrType(a: onnxProto.onnx.IAttributeProto): number {
 }
 
 function attrTypeName(t: number): string {
-  return (ATTR as unknown as Record<number, string>)[t] ?? `type ${t}`;
+  return codeName(ATTR, t) ?? `type ${t}`;
 }
 
 /** Parse ModelProto bytes into a GraphDecl, without the op registry. Throws UserError. */
@@ -142,7 +142,7 @@ export function parseOnnx(bytes: Uint8Array, opts: OnnxParseOptions = {}): OnnxI
 
   let model: onnxProto.onnx.ModelProto;
   try {
-    model = onnx.ModelProto.decode(bytes);
+    model = onnxSchema().ModelProto.decode(bytes);
   } catch (e) {
     return fail(`not a valid ONNX model (ModelProto): ${(e as Error).message}`);
   }

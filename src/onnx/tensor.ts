@@ -17,12 +17,12 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { getFloat16, setFloat16 } from '@petamoriken/float16';
-import onnxProto from 'onnx-proto';
+import type onnxProto from 'onnx-proto';
+import { codeName, DataLocation, DataType } from './proto.js';
 import type { DTypeName } from '../config/types.js';
 
-const { onnx } = onnxProto;
 export type TensorProto = onnxProto.onnx.ITensorProto;
-export const DataType = onnx.TensorProto.DataType;
+export { DataType };
 
 /** A protobufjs 64-bit integer: a number, or a Long (low and high 32-bit halves). */
 export type Int64Like = number | { low: number; high: number; unsigned?: boolean };
@@ -40,7 +40,7 @@ export const SUPPORTED_ELEM_TYPES_TEXT = 'float32, float16, int32, int64 (read a
 
 /** 'FLOAT', 'INT64', ... for a TensorProto.DataType code. */
 export function elemTypeName(code: number | null | undefined): string {
-  const name = (DataType as unknown as Record<number, string>)[code ?? 0];
+  const name = codeName(DataType, code ?? 0);
   return name ?? `data type ${code}`;
 }
 
@@ -96,7 +96,7 @@ export interface HostTensor {
 }
 
 function bytesOf(t: TensorProto, baseDir: string | undefined, what: string): Uint8Array | undefined {
-  if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
+  if (t.dataLocation === DataLocation.EXTERNAL) {
     const entries = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
     const location = entries.get('location');
     if (!location) throw new TensorDecodeError(`${what}: external data without a 'location'`);
