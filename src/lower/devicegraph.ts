@@ -299,6 +299,11 @@ export class DeviceGraph {
    * ranges in any order, or a TileMapping (kept as it is when in element order: mappings are shared).
    */
   setTileMapping(t: BuildTensor, mapping: readonly TileRange[] | TileMapping, by = t.op): void {
+    if (!(mapping instanceof TileMapping)) {
+      // Kept as 32-bit integers: a fraction or NaN from a lowering's arithmetic would be cut silently.
+      const bad = mapping.find((r) => !(Number.isInteger(r.tile) && Number.isInteger(r.begin) && Number.isInteger(r.end) && r.begin >= 0 && r.end <= 2 ** 31 - 1));
+      if (bad) throw loweringError(by, `tensor '${t.name}' has a mapped range {tile: ${bad.tile}, begin: ${bad.begin}, end: ${bad.end}}: tiles and element indices must be whole numbers, 0 to 2^31 - 1`);
+    }
     let m = mapping instanceof TileMapping ? mapping : TileMapping.of(mapping);
     let covered = 0;
     // Lowerings mostly build mappings in order, without empty ranges: kept as given then (no copy, no sort).

@@ -337,7 +337,9 @@ export function lowerGraph(req: LowerRequest): Lowered {
         parts.push('-');
         continue;
       }
-      if (t.remote || !t.mapping) return undefined;
+      // A remote or sharded input brings steps of its own (a load, an all-gather: withRemote) that a clone,
+      // copying compute sets and exchanges only, would leave out.
+      if (t.remote || t.gatheredFrom || !t.mapping) return undefined;
       const seen = inputs.indexOf(t.id);
       inputs.push(t.id);
       if (seen >= 0) {
@@ -346,7 +348,10 @@ export function lowerGraph(req: LowerRequest): Lowered {
       }
       const layout = mappingKey(t.mapping, base);
       if (layout === undefined) return undefined;
-      parts.push(`${t.category}|${t.dtype}|${t.size}|${t.layoutBy?.op === op.name ? `s${t.layoutBy.index}` : '-'}|${layout}${constantKey(id)}`);
+      // Laid out by this op (which plans from shapes alone then), by another (its reads are tallied in the
+      // op's layout note), or by no consumer.
+      const by = t.layoutBy ? (t.layoutBy.op === op.name ? `s${t.layoutBy.index}` : 'o') : '-';
+      parts.push(`${t.category}|${t.dtype}|${t.size}|${by}|${layout}${constantKey(id)}`);
     }
     for (let i = 0; i < op.inputs.length; i++) for (let o = 0; o < op.outputs.length; o++) if (op.inputs[i] && op.outputs[o]) parts.push(ctx.canWriteInPlace(i, o) ? 'w' : 'r');
     parts.push(op.outputs.map((id) => (id ? category(id) : '-')).join(','));

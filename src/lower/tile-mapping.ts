@@ -173,7 +173,8 @@ function radixOrder(keys: Int32Array, values: Int32Array): Int32Array {
   let k2: Int32Array = new Int32Array(n);
   let v2: Int32Array = new Int32Array(n);
   const count = new Int32Array(2048);
-  for (let shift = 0; shift === 0 || max >>> shift > 0; shift += 11) {
+  // Shifts 0, 11 and 22 cover 31 bits (`>>>` takes its count mod 32: no shift of 32 or more).
+  for (let shift = 0; shift < 32 && (shift === 0 || max >>> shift > 0); shift += 11) {
     count.fill(0);
     for (let i = 0; i < n; i++) count[(k[i] >>> shift) & 2047]++;
     for (let d = 0, at = 0; d < 2048; d++) {

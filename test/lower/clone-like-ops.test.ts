@@ -108,4 +108,38 @@ anchors: {y: final, x: final}
     const want = i1.flatMap((row, k) => Array.from({ length: 16 }, (_, c) => Math.fround(x[row * 16 + c] - x[i2[k] * 16 + c])));
     expect(y).toEqual(want);
   });
+
+  it('are never made of ops reading a sharded weight, whose all-gather the clone would leave out', async () => {
+    // woff gets no gradient, so it is not sharded; won is (replicated tensor sharding over 2 replicas).
+    // MatMul(r, won) is shaped and laid out like MatMul(r, woff) but needs won all-gathered first.
+    const text = `device: {preset: m2000, ipus: 2, tiles: 16}
+replicas: 2
+model:
+  graph:
+    inputs: {x: {shape: [8, 12]}}
+    initializers:
+      woff: {shape: [12, 18], init: {normal: {std: 0.3, seed: 1}}}
+      won: {shape: [12, 18], init: {normal: {std: 0.3, seed: 2}}}
+    nodes:
+      - {op: Relu, inputs: [x], outputs: [r]}
+      - {op: MatMul, inputs: [r, woff], outputs: [m2]}
+      - {op: Neg, inputs: [woff], outputs: [nw]}
+      - {op: MatMul, inputs: [r, won], outputs: [m1]}
+    outputs: [m1, m2, nw]
+inputs: {x: {random: {distribution: uniform, low: -1, high: 1, seed: 3}}}
+train:
+  loss: {type: l1, input: m1}
+  optimizer: {type: sgd, lr: 0.1}
+  weightTensorLocationSettings: {location: {storage: onChip, replicatedTensorSharding: true}, minElementsForOffChip: 0, minElementsForReplicatedTensorSharding: 0}
+anchors: {m2: final, m1: final, nw: final}
+`;
+    const [cloned, lowered] = await Promise.all([true, false].map((cloneLikeOps) => compile(loadConfigText(text, 'rts.yaml'), { cloneLikeOps })));
+    expect((cloned.program.notes ?? []).filter((n) => n.kind === 'clone').map((n) => n.op)).not.toContain('MatMul_3');
+    const { notes: _a, ...rest } = cloned.program;
+    const { notes: _b, ...restLowered } = lowered.program;
+    expect(rest).toEqual(restLowered);
+    const [r1, r2] = [await run(cloned), await run(lowered)];
+    expect(r1.anchors.get('m1')!.some((v) => v !== 0)).toBe(true);
+    expect(r1.anchors).toEqual(r2.anchors);
+  });
 });

@@ -89,5 +89,8 @@ describe('TileMapping', () => {
     }
     const t = g.addTensor('t', 'float32', [8], 'activation', 'Op_1');
     expect(() => g.setTileMapping(t, TileMapping.of([{ tile: 99, begin: 0, end: 8 }]))).toThrow(/mapped to tile 99/);
+    // A fraction (a lowering's arithmetic gone wrong) is named, not cut to an integer.
+    expect(() => g.setTileMapping(t, [{ tile: 0, begin: 0, end: 4.5 }, { tile: 1, begin: 4.5, end: 8 }])).toThrow(/tensor 't' has a mapped range \{tile: 0, begin: 0, end: 4.5\}: tiles and element indices must be whole numbers/);
+    expect(() => g.setTileMapping(t, [{ tile: NaN, begin: 0, end: 8 }])).toThrow(/must be whole numbers/);
   });
 });
