@@ -48,6 +48,9 @@ const drawsRandom = (op: Op): boolean => 'seed' in op;
 /** Fields an op's identity does not include (its place in the graph, its name). */
 const NOT_STRUCTURE = new Set(['graph', 'id', 'inputs', 'outputs', 'settings', 'fwdOp', 'opid']);
 
+/** JSON would write NaN and both infinities as null: ops differing only there are not alike. */
+const nonFinite = (_k: string, v: unknown): unknown => (typeof v === 'number' && !Number.isFinite(v) ? `#${v}` : v);
+
 /** An op's structure, without its dataflow: identifier, attributes and fields, tensor infos; undefined when it must not be outlined. */
 function opKey(op: Op, graph: Graph, owners: ReadonlySet<Op>, inPlace = false): string | undefined {
   if (drawsRandom(op) || (!inPlace && op.modifiedInputs().length > 0)) return undefined;
@@ -60,6 +63,7 @@ function opKey(op: Op, graph: Graph, owners: ReadonlySet<Op>, inPlace = false): 
   try {
     // Contents of maps and sets; another op referred to by its identifier and attributes (its name differs per instance).
     own = JSON.stringify(fields, (_k, v: unknown) => {
+      if (typeof v === 'number' && !Number.isFinite(v)) return `#${v}`;
       if (v instanceof Map) return [...v.entries()];
       if (v instanceof Set) return [...v.values()];
       if (v instanceof Op) return `op ${fmtOpid(v.opid)} ${JSON.stringify(v.attributes())}`;
@@ -71,11 +75,11 @@ function opKey(op: Op, graph: Graph, owners: ReadonlySet<Op>, inPlace = false): 
     return undefined; // a field that cannot be written out: not comparable
   }
   // Not its IPU: a segment (OutlineOptions.segment) holds one IPU's ops, and the same layer on two IPUs is alike.
-  own = `${fmtOpid(op.opid)}|${JSON.stringify(op.attributes())}|${own}|${op.inputs.map(info).join(';')}>${op.outputs.map(info).join(';')}|${op.settings.executionContext ?? ''}`;
+  own = `${fmtOpid(op.opid)}|${JSON.stringify(op.attributes(), nonFinite)}|${own}|${op.inputs.map(info).join(';')}>${op.outputs.map(info).join(';')}|${op.settings.executionContext ?? ''}`;
   // A grad op lowers by its forward op's attributes too.
   if (isGradOp(op)) {
     const fwd = op.fwdOp;
-    return `${own}|fwd:${fmtOpid(fwd.opid)}|${JSON.stringify(fwd.attributes())}|${fwd.inputs.map(info).join(';')}>${fwd.outputs.map(info).join(';')}`;
+    return `${own}|fwd:${fmtOpid(fwd.opid)}|${JSON.stringify(fwd.attributes(), nonFinite)}|${fwd.inputs.map(info).join(';')}>${fwd.outputs.map(info).join(';')}`;
   }
   return own;
 }

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
 import { compile, Session } from '../../src/session.js';
 import type { Compiled } from '../../src/session.js';
+import { structureKey } from '../../src/lower/outline.js';
 
 /** Q, K and V projections of one input (each a MatMul and a bias Add), summed, trained one SGD step. */
 const yaml = `device: {preset: tiny}
@@ -107,6 +108,28 @@ anchors: {y: final, x: final}
     // y[r] = x[i1[r]] - x[i2[r]]: both fp32 values exact, so their difference is exactly fp32 rounded.
     const want = i1.flatMap((row, k) => Array.from({ length: 16 }, (_, c) => Math.fround(x[row * 16 + c] - x[i2[k] * 16 + c])));
     expect(y).toEqual(want);
+  });
+
+  it('are never made of ops whose attributes differ only in a non-finite value (JSON writes each as null)', async () => {
+    // The config refuses non-finite attributes, an ONNX model need not: set them on the built ops.
+    const text = `device: {preset: tiny}
+model:
+  graph:
+    inputs: {x: {shape: [4, 8], dtype: float32}}
+    nodes:
+      - {op: LeakyRelu, inputs: [x], outputs: [a], attributes: {alpha: 0.5}}
+      - {op: LeakyRelu, inputs: [x], outputs: [b], attributes: {alpha: 0.5}}
+    outputs: [a, b]
+inputs: {x: {random: {distribution: normal, seed: 5}}}
+`;
+    const c = await compile(loadConfigText(text, 'inf.yaml'));
+    const [a, b] = c.schedule as unknown as { alpha: number }[];
+    expect(structureKey(c.schedule[0], c.graph)).toBe(structureKey(c.schedule[1], c.graph));
+    a.alpha = Infinity;
+    b.alpha = -Infinity;
+    expect(structureKey(c.schedule[0], c.graph)).not.toBe(structureKey(c.schedule[1], c.graph));
+    b.alpha = NaN;
+    expect(structureKey(c.schedule[0], c.graph)).not.toBe(structureKey(c.schedule[1], c.graph));
   });
 
   it('are never made of ops reading a sharded weight, whose all-gather the clone would leave out', async () => {
