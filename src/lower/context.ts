@@ -478,6 +478,9 @@ export class LowerContext {
   private flush(): void {
     this.closeArenas();
     if (this.cs < 0) return;
+    // Closed: nothing more is added to either, so their columns give back what doubling left unused.
+    this.graph.computeSets[this.cs].vertices.trim();
+    if (this.ex >= 0) this.graph.exchanges[this.ex].copies.trim();
     if (this.ex >= 0) this.pending.push({ kind: 'exchange', exchange: this.ex });
     this.pending.push({ kind: 'execute', computeSet: this.cs });
     this.cs = -1;

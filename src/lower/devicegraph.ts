@@ -260,6 +260,7 @@ export class DeviceGraph {
       const id = this.addComputeSet(rename(cs.name), renameOp(cs.op));
       const to = this.computeSets[id].vertices;
       for (let i = 0; i < cs.vertices.count; i++) to.pushClone(cs.vertices, i, tileShift, tensor);
+      to.trim();
     }
     const exBase = this.exchanges.length;
     for (let e = made.exchanges[0]; e < made.exchanges[1]; e++) {
@@ -274,6 +275,7 @@ export class DeviceGraph {
         // A copy repeating another's source still does in the clone (finalize fans them out alike).
         if (c.repeatOf(i) >= 0) to.repeats(i, c.repeatOf(i));
       }
+      to.trim();
     }
     return { tensor, computeSet: (id) => id - made.computeSets[0] + csBase, exchange: (id) => id - made.exchanges[0] + exBase };
   }

@@ -69,6 +69,15 @@ export class SliceCopies {
     return this.repeat !== undefined;
   }
 
+  /** Columns cut to the copies held, and a little room (an exchange is closed): doubling left up to half unused. */
+  trim(): void {
+    const keep = this.n + 16;
+    if (this.cols[0].length <= keep + (keep >> 3)) return;
+    this.cols = this.cols.map((c) => c.slice(0, keep));
+    if (this.strided) this.strided = this.strided.map((c) => c.slice(0, keep));
+    if (this.repeat) this.repeat = this.repeat.slice(0, keep);
+  }
+
   private grow(): void {
     this.cols = this.cols.map(doubled);
     if (this.strided) this.strided = this.strided.map(doubled);
