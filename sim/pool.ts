@@ -225,9 +225,25 @@ export class TilePool {
     });
   }
 
+  /**
+   * A worker that died in a task of the pool's own (copies, reads): an error thrown from a custom module's
+   * code is a codelet's callback that outlived its vertex (a late throw landing in the next task, as the
+   * 'error' event would have reported it between tasks), anything else the pool's own failure.
+   */
+  private diedInTask(e: unknown, what: string, op?: string): FaultRecord {
+    if (this.fatal) return this.fatal;
+    const module = moduleInStack(e, this.init.modules);
+    if (module === undefined) return { kind: 'died', what: `${what} died (${describeThrown(e)})`, ...(op ? { op } : {}) };
+    const cs = this.lastRun;
+    return { kind: 'died', what: `a pool worker threw ${describeThrown(e)} outside any vertex (from a callback scheduled by a codelet?)${cs ? `, after compute set '${cs.name}'` : ''}`, module };
+  }
+
   private died(cs: ComputeSet, index: number, e: unknown): FaultRecord {
     const what = `the pool worker running it died (${describeThrown(e)})`;
     const v = index >= 0 && index < cs.vertices.count ? { codelet: vertexCodelet(cs.vertices, index), tile: cs.vertices.tile[index] } : undefined;
+    // Thrown from a custom module other than this vertex's (or with no vertex running): a late throw.
+    const thrower = moduleInStack(e, this.init.modules);
+    if (thrower !== undefined && (!v || this.codelets.moduleOf(v.codelet) !== thrower)) return this.diedInTask(e, what);
     if (!v) return { kind: 'died', what, computeSet: cs.name, op: cs.op };
     return { kind: 'died', what, codelet: v.codelet, module: this.codelets.moduleOf(v.codelet), tile: v.tile, computeSet: cs.name, op: cs.op };
   }
@@ -238,7 +254,7 @@ export class TilePool {
     const results = await Promise.all(
       groups.map(([at, n]) =>
         (this.piscina.run({ type: 'copies', replica, at, n } satisfies WorkerTask) as Promise<FaultRecord | null>).catch(
-          (e: unknown): FaultRecord => this.fatal ?? { kind: 'died', what: `the pool worker copying exchange '${exchange.name}' died (${describeThrown(e)})`, op: exchange.op },
+          (e: unknown): FaultRecord => this.diedInTask(e, `the pool worker copying exchange '${exchange.name}'`, exchange.op),
         ),
       ),
     );
@@ -270,7 +286,7 @@ export class TilePool {
       const task: WorkerTask = { type: 'read', replica, dest, size, tile: part(iv.tile), offset: part(iv.offset), begin: part(iv.begin), end: part(iv.end) };
       tasks.push(
         (this.piscina.run(task) as Promise<FaultRecord | null>).catch(
-          (e: unknown): FaultRecord => this.fatal ?? { kind: 'died', what: `the pool worker reading tensor '${tensor}' to the host died (${describeThrown(e)})` },
+          (e: unknown): FaultRecord => this.diedInTask(e, `the pool worker reading tensor '${tensor}' to the host`),
         ),
       );
       lo = hi;
