@@ -45,6 +45,13 @@ async function build(cloneLikeOps: boolean): Promise<Compiled> {
   return compile(loadConfigText(yaml, 'qkv.yaml'), { cloneLikeOps });
 }
 
+/** The two programs are the same but for their notes (which say what was cloned). */
+function expectSameProgram(cloned: Compiled, lowered: Compiled): void {
+  const { notes: _a, ...rest } = cloned.program;
+  const { notes: _b, ...restLowered } = lowered.program;
+  expect(rest).toEqual(restLowered);
+}
+
 async function run(compiled: Compiled) {
   const session = await Session.create(compiled, { workers: 1, numerics: true });
   try {
@@ -66,10 +73,9 @@ describe('ops lowered as clones of a like op', () => {
     expect(copied).not.toContain('MatMul_0');
     expect(clones(lowered)).toEqual([]);
     // Everything but the notes is the same: tensors (names, mappings), vertices, copy tables, memory.
-    const { notes: a, ...rest } = cloned.program;
-    const { notes: b, ...restLowered } = lowered.program;
-    expect(rest).toEqual(restLowered);
+    expectSameProgram(cloned, lowered);
     // The clone carries its template's notes (its plan), naming its own tensors.
+    const [a, b] = [cloned.program.notes, lowered.program.notes];
     const plain = (notes: typeof a) => (notes ?? []).filter((n) => n.kind !== 'clone' && n.kind !== 'clones');
     expect(plain(a)).toEqual(plain(b));
     expect(plain(a).some((n) => n.op === 'MatMul_4' && n.kind === 'plan')).toBe(true);
@@ -98,9 +104,7 @@ anchors: {y: final, x: final}
 `;
     const [cloned, lowered] = await Promise.all([true, false].map((cloneLikeOps) => compile(loadConfigText(text, 'gathers.yaml'), { cloneLikeOps })));
     expect((cloned.program.notes ?? []).filter((n) => n.kind === 'clone').map((n) => n.op)).not.toContain('Gather_1');
-    const { notes: _a, ...rest } = cloned.program;
-    const { notes: _b, ...restLowered } = lowered.program;
-    expect(rest).toEqual(restLowered);
+    expectSameProgram(cloned, lowered);
     const r = await run(cloned);
     const x = r.anchors.get('x')!;
     const y = r.anchors.get('y')!;
@@ -158,9 +162,7 @@ anchors: {m2: final, m1: final, nw: final}
 `;
     const [cloned, lowered] = await Promise.all([true, false].map((cloneLikeOps) => compile(loadConfigText(text, 'rts.yaml'), { cloneLikeOps })));
     expect((cloned.program.notes ?? []).filter((n) => n.kind === 'clone').map((n) => n.op)).not.toContain('MatMul_3');
-    const { notes: _a, ...rest } = cloned.program;
-    const { notes: _b, ...restLowered } = lowered.program;
-    expect(rest).toEqual(restLowered);
+    expectSameProgram(cloned, lowered);
     const [r1, r2] = [await run(cloned), await run(lowered)];
     expect(r1.anchors.get('m1')!.some((v) => v !== 0)).toBe(true);
     expect(r1.anchors).toEqual(r2.anchors);

@@ -12,39 +12,35 @@ import { Names } from '../../sim/vertex-table.js';
 
 const vertexOf = (v: BuildVertices, i: number) => ({ codelet: v.codeletName(i), tile: v.tile[i], fields: v.fields(i), params: v.params(i) });
 
+/** `count` vertices and copies of every kind, trimmed before each of `trimAt` and at the end (none: never). */
+function build(count: number, trimAt: number[] | undefined): { v: BuildVertices; c: SliceCopies } {
+  const v = new BuildVertices(new Names());
+  const c = new SliceCopies();
+  for (let k = 0; k < count; k++) {
+    if (trimAt?.includes(k)) {
+      v.trim();
+      c.trim();
+    }
+    const slices = Array.from({ length: 1 + (k % 3) }, (_, j) => ({ tensor: j, begin: k, end: k + j + 1 }));
+    v.push(k % 2 ? 'A' : 'B', k % 7, { in: slices, out: { tensor: 9, begin: k, end: k + 1 } }, k % 5 ? { alpha: k / 2, beta: -k } : {}, undefined, false);
+    if (k % 4 === 3) c.pushStrided(1, k, 2, 2 * k, 3, 2 + (k % 3), 5, 3);
+    else c.push(1, k, 2, k, 1 + (k % 6));
+    if (k % 9 === 8) c.repeats(c.length - 1, 0);
+  }
+  if (trimAt) {
+    v.trim();
+    c.trim();
+  }
+  return { v, c };
+}
+
 describe('trimming build columns', () => {
   it('keeps every vertex and copy, trimmed at any point and added to after', () => {
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 300 }), fc.array(fc.nat(200), { maxLength: 4 }), (before, after, trimAt) => {
-        const v = new BuildVertices(new Names());
-        const c = new SliceCopies();
-        const add = (k: number) => {
-          const slices = Array.from({ length: 1 + (k % 3) }, (_, j) => ({ tensor: j, begin: k, end: k + j + 1 }));
-          v.push(k % 2 ? 'A' : 'B', k % 7, { in: slices, out: { tensor: 9, begin: k, end: k + 1 } }, k % 5 ? { alpha: k / 2, beta: -k } : {}, undefined, false);
-          if (k % 4 === 3) c.pushStrided(1, k, 2, 2 * k, 3, 2 + (k % 3), 5, 3);
-          else c.push(1, k, 2, k, 1 + (k % 6));
-          if (k % 9 === 8) c.repeats(c.length - 1, 0);
-        };
-        for (let k = 0; k < before + after; k++) {
-          if (k === before || trimAt.includes(k)) {
-            v.trim();
-            c.trim();
-          }
-          add(k);
-        }
-        v.trim();
-        c.trim();
-        // The same columns built without trimming.
-        const v2 = new BuildVertices(new Names());
-        const c2 = new SliceCopies();
-        const add2 = (k: number) => {
-          const slices = Array.from({ length: 1 + (k % 3) }, (_, j) => ({ tensor: j, begin: k, end: k + j + 1 }));
-          v2.push(k % 2 ? 'A' : 'B', k % 7, { in: slices, out: { tensor: 9, begin: k, end: k + 1 } }, k % 5 ? { alpha: k / 2, beta: -k } : {}, undefined, false);
-          if (k % 4 === 3) c2.pushStrided(1, k, 2, 2 * k, 3, 2 + (k % 3), 5, 3);
-          else c2.push(1, k, 2, k, 1 + (k % 6));
-          if (k % 9 === 8) c2.repeats(c2.length - 1, 0);
-        };
-        for (let k = 0; k < before + after; k++) add2(k);
+        // The same columns built trimmed at those points (and at the end), and never trimmed.
+        const { v, c } = build(before + after, [before, ...trimAt]);
+        const { v: v2, c: c2 } = build(before + after, undefined);
         expect(v.count).toBe(v2.count);
         for (let i = 0; i < v.count; i++) expect(vertexOf(v, i)).toEqual(vertexOf(v2, i));
         expect(c.list()).toEqual(c2.list());
