@@ -233,6 +233,8 @@ export function planReduction(p: ReductionProblem, mode: 'auto' | 'naive' = 'aut
   for (let levels = 1; levels <= 4; levels++) {
     const fanIn = levels === 1 ? Infinity : Math.max(2, Math.ceil(most ** (1 / levels) - 1e-9));
     for (const chunked of levels === 1 ? [false] : [false, true]) {
+      // A chunked tree that cuts no segment at any stage is the plain tree again: not planned twice.
+      if (chunked && !chunksAny(p, segments, fanIn)) continue;
       const plan = treePlan(p, stage1, values, segments, fanIn, chunked);
       const key = JSON.stringify(plan.stages.map((s) => s.length)) + plan.stages.length + (chunked ? 'c' : '') + fanIn;
       if (seen.has(key) || (levels > 1 && plan.stages.length === 1)) continue;
@@ -308,6 +310,22 @@ function segmentsOf(p: ReductionProblem, values: readonly PlanValue[]): Segment[
     segments.push({ colBegin: b, colEnd: e, outTile: outs[outIdx].tile, inputs });
   }
   return segments;
+}
+
+/**
+ * Whether treePlan's chunked tree cuts any segment into column chunks: the
+ * cuts depend on the segments' widths and input counts alone, not on where
+ * tasks are placed, so the stages are followed as counts (no plan made).
+ */
+function chunksAny(p: ReductionProblem, segments0: readonly Segment[], fanIn: number): boolean {
+  const vw = vectorWidth('float32', p.device);
+  let segments = segments0.map((s) => ({ len: s.colEnd - s.colBegin, n: s.inputs.length }));
+  while (segments.some((s) => s.n > fanIn)) {
+    const groupsTotal = segments.reduce((n, s) => n + (s.n > fanIn ? Math.ceil(s.n / fanIn) : 0), 0);
+    for (const s of segments) if (s.n > fanIn && Math.min(Math.floor(p.numTiles / groupsTotal), Math.floor(s.len / vw)) > 1) return true;
+    segments = segments.map((s) => (s.n > fanIn ? { len: s.len, n: Math.ceil(s.n / fanIn) } : s));
+  }
+  return false;
 }
 
 /** A plan reducing each segment in groups of at most fanIn until fanIn remain, then on the output tiles. */

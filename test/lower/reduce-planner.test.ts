@@ -167,6 +167,19 @@ describe('planReduction', () => {
     }
   });
 
+  it('plans a chunked tree only where it cuts some segment: none repeats another candidate', () => {
+    // A [128, 3072] bias gradient spread over the chip (no chunks fit) and a small one (chunks do).
+    for (const [d, rows, cols] of [[loadDevicePreset('mk2'), 128, 3072], [mk2x64, 64 * 64, 64], [mk2x64, 100, 37]] as [DeviceSpec, number, number][]) {
+      const { candidates } = planReduction(problem(d, rows, cols));
+      const plans = candidates.map((c) => JSON.stringify([c.stages, c.values]));
+      candidates.forEach((c, i) => {
+        if (c.name.includes('column chunks')) expect(plans.indexOf(plans[i]), `${rows} x ${cols}: ${c.name}`).toBe(i);
+      });
+    }
+    // The small one still has its chunked trees.
+    expect(planReduction(problem(mk2x64, 64 * 64, 64)).candidates.some((c) => c.name.includes('column chunks'))).toBe(true);
+  });
+
   it('is deterministic', () => {
     const a = planReduction(problem(mk2x64, 64 * 64, 64));
     const b = planReduction(problem(mk2x64, 64 * 64, 64));
