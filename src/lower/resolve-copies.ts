@@ -17,18 +17,6 @@ import { DTYPE_BYTES, type DeviceTensor } from '../../sim/program.js';
 import { checkHostHeap } from '../util/host-heap.js';
 import type { SliceCopies } from './slice-copies.js';
 
-/** Index of the first of `list` (sorted by begin, disjoint) whose end is after `pos`: a binary search. */
-export function firstEndingAfter(list: readonly { begin: number; end: number }[], pos: number): number {
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (list[mid].end <= pos) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
 /** Bytes of one shared buffer of resolved copy columns (resolveAllCopies). */
 const BUFFER_BYTES = 2 ** 30;
 

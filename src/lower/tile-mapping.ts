@@ -122,12 +122,6 @@ export class TileMapping implements Iterable<TileRange> {
     return out;
   }
 
-  map<T>(fn: (r: TileRange, i: number) => T): T[] {
-    const out: T[] = new Array(this.length);
-    for (let i = 0; i < this.length; i++) out[i] = fn(this.at(i), i);
-    return out;
-  }
-
   *[Symbol.iterator](): IterableIterator<TileRange> {
     for (let i = 0; i < this.length; i++) yield this.at(i);
   }
@@ -148,10 +142,6 @@ export class TileMappingBuilder {
     this.cols[3 * this.n + 1] = begin;
     this.cols[3 * this.n + 2] = end;
     this.n++;
-  }
-
-  get length(): number {
-    return this.n;
   }
 
   /** The ranges pushed, in the order pushed (setTileMapping orders and checks them). */

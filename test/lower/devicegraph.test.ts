@@ -30,7 +30,7 @@ function codelets(): CodeletRegistry {
   return r;
 }
 
-const ranges = (t: BuildTensor): [number, number, number][] => t.mapping!.map((m) => [m.tile, m.begin, m.end]);
+const ranges = (t: BuildTensor): [number, number, number][] => t.mapping!.toArray().map((m) => [m.tile, m.begin, m.end]);
 
 class NopOp extends Op {
   constructor(name = 'nop') {
