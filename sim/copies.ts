@@ -113,6 +113,11 @@ export function doubled<T extends Int32Array | Uint8Array | Float64Array>(a: T):
   return g;
 }
 
+/** Whether `a` holds over an eighth more than `keep` elements: worth cutting to `keep` (a closed build table). */
+export function roomy(a: { length: number }, keep: number): boolean {
+  return a.length > keep + (keep >> 3);
+}
+
 /** A growable CopyTable (capacity doubles), finished into an exact-length one. */
 export class CopyTableBuilder {
   private n = 0;

@@ -216,26 +216,24 @@ export class TilePool {
   private throwLate(): void {
     if (this.late === undefined) return;
     this.failed = true;
+    throw new CodeletFault(this.lateThrow(this.late, moduleInStack(this.late, this.init.modules)));
+  }
+
+  /** A codelet's callback that outlived its vertex threw `e` (from `module`, when its stack names one). */
+  private lateThrow(e: unknown, module: string | undefined): FaultRecord {
     const cs = this.lastRun;
-    const modules = this.init.modules;
-    throw new CodeletFault({
-      kind: 'died',
-      what: `a pool worker threw ${describeThrown(this.late)} outside any vertex (from a callback scheduled by a codelet?)${cs ? `, after compute set '${cs.name}'` : ''}`,
-      module: moduleInStack(this.late, modules),
-    });
+    return { kind: 'died', what: `a pool worker threw ${describeThrown(e)} outside any vertex (from a callback scheduled by a codelet?)${cs ? `, after compute set '${cs.name}'` : ''}`, module };
   }
 
   /**
    * A worker that died in a task of the pool's own (copies, reads): an error thrown from a custom module's
-   * code is a codelet's callback that outlived its vertex (a late throw landing in the next task, as the
-   * 'error' event would have reported it between tasks), anything else the pool's own failure.
+   * code is a late throw landing in the next task (between tasks the 'error' event reports it: throwLate),
+   * anything else the pool's own failure.
    */
   private diedInTask(e: unknown, what: string, op?: string): FaultRecord {
     if (this.fatal) return this.fatal;
     const module = moduleInStack(e, this.init.modules);
-    if (module === undefined) return { kind: 'died', what: `${what} died (${describeThrown(e)})`, ...(op ? { op } : {}) };
-    const cs = this.lastRun;
-    return { kind: 'died', what: `a pool worker threw ${describeThrown(e)} outside any vertex (from a callback scheduled by a codelet?)${cs ? `, after compute set '${cs.name}'` : ''}`, module };
+    return module !== undefined ? this.lateThrow(e, module) : { kind: 'died', what: `${what} died (${describeThrown(e)})`, ...(op ? { op } : {}) };
   }
 
   private died(cs: ComputeSet, index: number, e: unknown): FaultRecord {
@@ -243,10 +241,11 @@ export class TilePool {
     const v = index >= 0 && index < cs.vertices.count ? { codelet: vertexCodelet(cs.vertices, index), tile: cs.vertices.tile[index] } : undefined;
     // Thrown from a custom module other than this vertex's (or with no vertex running): a late throw.
     const thrower = moduleInStack(e, this.init.modules);
-    if (thrower !== undefined && (!v || this.codelets.moduleOf(v.codelet) !== thrower)) return this.diedInTask(e, what);
+    if (thrower !== undefined && (!v || this.codelets.moduleOf(v.codelet) !== thrower)) return this.lateThrow(e, thrower);
     if (!v) return { kind: 'died', what, computeSet: cs.name, op: cs.op };
     return { kind: 'died', what, codelet: v.codelet, module: this.codelets.moduleOf(v.codelet), tile: v.tile, computeSet: cs.name, op: cs.op };
   }
+
 
   /** Run copy-plan groups [at, at + n) at once, one task each (an exchange, sim/exchange.ts). */
   async runCopies(groups: [number, number][], exchange: { name: string; op: string }, replica = 0): Promise<void> {

@@ -8,7 +8,7 @@
  * collection walked while the later ops lowered. finalize resolves the slices
  * into sim/vertex-table.ts's regions.
  */
-import { doubled } from '../../sim/copies.js';
+import { doubled, roomy } from '../../sim/copies.js';
 import type { Names } from '../../sim/vertex-table.js';
 import type { Slice } from './devicegraph.js';
 
@@ -193,9 +193,4 @@ export class BuildVertices {
     this.np++;
     this.paramStart[this.count] = this.np;
   }
-}
-
-/** Whether `a` holds over an eighth more than `keep` elements (worth cutting to `keep`). */
-function roomy(a: { length: number }, keep: number): boolean {
-  return a.length > keep + (keep >> 3);
 }

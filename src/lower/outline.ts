@@ -62,11 +62,11 @@ function opKey(op: Op, graph: Graph, owners: ReadonlySet<Op>, inPlace = false): 
   let own: string;
   try {
     // Contents of maps and sets; another op referred to by its identifier and attributes (its name differs per instance).
-    own = JSON.stringify(fields, (_k, v: unknown) => {
-      if (typeof v === 'number' && !Number.isFinite(v)) return `#${v}`;
+    own = JSON.stringify(fields, (k, v: unknown) => {
+      if (typeof v === 'number') return nonFinite(k, v);
       if (v instanceof Map) return [...v.entries()];
       if (v instanceof Set) return [...v.values()];
-      if (v instanceof Op) return `op ${fmtOpid(v.opid)} ${JSON.stringify(v.attributes())}`;
+      if (v instanceof Op) return `op ${fmtOpid(v.opid)} ${JSON.stringify(v.attributes(), nonFinite)}`;
       // Not the whole graph (a field holding something of it): such an op is compared without it.
       if (typeof v === 'object' && v !== null && 'graph' in v) return '#';
       return v;

@@ -312,6 +312,11 @@ function segmentsOf(p: ReductionProblem, values: readonly PlanValue[]): Segment[
   return segments;
 }
 
+/** The column chunks a chunked tree cuts a segment of `len` columns into at a stage of `groupsTotal` groups: as many as the tiles allow each group, each at least a vector wide. */
+function chunkCount(p: ReductionProblem, groupsTotal: number, len: number, vw: number): number {
+  return Math.max(1, Math.min(Math.floor(p.numTiles / groupsTotal), Math.floor(len / vw)));
+}
+
 /**
  * Whether treePlan's chunked tree cuts any segment into column chunks: the
  * cuts depend on the segments' widths and input counts alone, not on where
@@ -322,7 +327,7 @@ function chunksAny(p: ReductionProblem, segments0: readonly Segment[], fanIn: nu
   let segments = segments0.map((s) => ({ len: s.colEnd - s.colBegin, n: s.inputs.length }));
   while (segments.some((s) => s.n > fanIn)) {
     const groupsTotal = segments.reduce((n, s) => n + (s.n > fanIn ? Math.ceil(s.n / fanIn) : 0), 0);
-    for (const s of segments) if (s.n > fanIn && Math.min(Math.floor(p.numTiles / groupsTotal), Math.floor(s.len / vw)) > 1) return true;
+    for (const s of segments) if (s.n > fanIn && chunkCount(p, groupsTotal, s.len, vw) > 1) return true;
     segments = segments.map((s) => (s.n > fanIn ? { len: s.len, n: Math.ceil(s.n / fanIn) } : s));
   }
   return false;
@@ -345,7 +350,7 @@ function treePlan(p: ReductionProblem, stage1: PartialVertex[], values0: PlanVal
       }
       const groups = split(s.inputs, Math.ceil(s.inputs.length / fanIn));
       const len = s.colEnd - s.colBegin;
-      const chunks = chunked ? Math.max(1, Math.min(Math.floor(p.numTiles / groupsTotal), Math.floor(len / vw))) : 1;
+      const chunks = chunked ? chunkCount(p, groupsTotal, len, vw) : 1;
       const bounds = chunkBounds(s.colBegin, s.colEnd, chunks, vw);
       for (let c = 0; c + 1 < bounds.length; c++) {
         const inputs: number[] = [];

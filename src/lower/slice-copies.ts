@@ -7,7 +7,7 @@
  * dstStride elements per run (a block of a matrix, row by row); the stride
  * columns are made at the first such copy.
  */
-import { doubled } from '../../sim/copies.js';
+import { doubled, roomy } from '../../sim/copies.js';
 import type { Slice } from './devicegraph.js';
 
 export class SliceCopies {
@@ -72,7 +72,7 @@ export class SliceCopies {
   /** Columns cut to the copies held, and a little room (an exchange is closed): doubling left up to half unused. */
   trim(): void {
     const keep = this.n + 16;
-    if (this.cols[0].length <= keep + (keep >> 3)) return;
+    if (!roomy(this.cols[0], keep)) return;
     this.cols = this.cols.map((c) => c.slice(0, keep));
     if (this.strided) this.strided = this.strided.map((c) => c.slice(0, keep));
     if (this.repeat) this.repeat = this.repeat.slice(0, keep);
