@@ -12,6 +12,7 @@ import { loadConfigText } from '../src/config/load.js';
 import { compile, Session } from '../src/session.js';
 import { matmulVsKernelsInOwnProcess } from './kernels.js';
 import { withHugePages } from '../src/util/host-malloc.js';
+import { SIM_NODE_FLAGS } from '../src/util/host-heap.js';
 import { codeletKernels, halfRates } from './codelet-kernels.js';
 import { hostSplit } from './split.js';
 import { superstepOverhead } from './superstep.js';
@@ -101,7 +102,7 @@ interface ScaleRow {
 function scaleCase(config: string): ScaleRow['r'] & { wallMs: number } {
   const t0 = performance.now();
   // With the node flags and glibc tunables `sim` gives its child (bin/sim.js).
-  const out = execFileSync(process.execPath, ['--max-old-space-size=16000', '--max-semi-space-size=32', path.join(ROOT, 'bench/scale-case.mjs'), path.join(ROOT, config)], {
+  const out = execFileSync(process.execPath, ['--max-old-space-size=16000', ...SIM_NODE_FLAGS, path.join(ROOT, 'bench/scale-case.mjs'), path.join(ROOT, config)], {
     cwd: ROOT,
     encoding: 'utf8',
     maxBuffer: 1 << 20,
@@ -234,7 +235,7 @@ engine's and session's own work (syncs, phase records, feeds, anchors).
 
 ## Whole models on a full mk2, timing only
 
-Each case runs in its own Node process (bench/scale-case.mjs over the compiled dist/, as \`sim\` runs: 16 GB heap, 32 MB semi-spaces, huge pages): compile, then one step
+Each case runs in its own Node process (bench/scale-case.mjs over the compiled dist/, as \`sim\` runs: 16 GB heap, gc exposed for the compile's one collection as it returns, huge pages): compile, then one step
 with \`numerics: false\` (no tile data, no codelets; the same cycles as a numerics run). Peak RSS is the
 process's own. Targets are issue 8's. Copy rows: the exchanges' CopyTable rows, and the tile-to-tile copies they
 stand for (a strided row is a copy per run, a fanned-out row a copy per destination).

@@ -14,14 +14,13 @@ const MB = 2 ** 20;
 const chosen = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('max-old-space-size'));
 const want = Number(process.env.TILESIM_HEAP_MB) || Math.floor((0.75 * totalmem()) / MB);
 if (!chosen && !process.env.TILESIM_CHILD && want > (getHeapStatistics().heap_size_limit / MB) * 1.25) {
-  // A 32 MB young generation too (V8's default 16 MB): a whole-model compile makes millions of short-lived
-  // objects, and larger semi-spaces spend less CPU in the collector. 64 MB was no faster on the bench's models
-  // (BERT layer, 12-layer BERT, ResNet-50 within 3%) and held 30-50 MB more. Node flags given to this process come after it and win.
+  // Node flags of its own (SIM_NODE_FLAGS: gc exposed, for the compile's one collection as it returns).
   // With numerics, the C allocator keeps freed memory for the next step's host arrays (src/util/host-malloc.ts says why).
   // Every command gets transparent huge pages for malloc's memory (first touch of fresh memory is costly).
   const { simulatesNumerics, withHugePages, withMallocTuning } = await import('../dist/src/util/host-malloc.js');
+  const { SIM_NODE_FLAGS } = await import('../dist/src/util/host-heap.js');
   const env = withHugePages(simulatesNumerics(process.argv.slice(2)) ? withMallocTuning(process.env) : process.env);
-  const child = spawn(process.execPath, ['--max-semi-space-size=32', ...process.execArgv, `--max-old-space-size=${want}`, ...process.argv.slice(1)], {
+  const child = spawn(process.execPath, [...SIM_NODE_FLAGS, ...process.execArgv, `--max-old-space-size=${want}`, ...process.argv.slice(1)], {
     stdio: 'inherit',
     env: { ...env, TILESIM_CHILD: '1' },
   });

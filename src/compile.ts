@@ -42,6 +42,7 @@ import { addOptimizer, gradientReduction } from './train/optimizer.js';
 import { isSharded, placeForwardOps, shardGraph, virtualGraphMode } from './shard/place.js';
 import { checkPipelineConfig, isPipelined, markForwardStages, planPipeline, type PipelinePlan } from './shard/pipeline.js';
 import { kernelModule, wasmEnabled } from '../sim/wasm/kernels.js';
+import { collectGarbage } from './util/host-heap.js';
 
 export interface Compiled {
   config: RunConfig;
@@ -198,6 +199,7 @@ export async function compile(config: RunConfig, opts: CompileOptions = {}): Pro
     s.progress(pass.name, 0, 1);
     await pass.run(s);
   }
+  collectGarbage();
   return { config, graph: s.graph!, schedule: s.schedule!, loss: s.loss, anchors: s.anchors!, registry: s.registry!, ...s.lowered! };
 }
 

@@ -25,7 +25,7 @@ import type { OpRegistry } from '../ir/registry.js';
 import { LowerContext } from './context.js';
 import { DeviceGraph, type BuildTensor, type TileRange } from './devicegraph.js';
 import type { TileMapping } from './tile-mapping.js';
-import { checkHostHeap } from '../util/host-heap.js';
+import { checkHostHeap, collectGarbage } from '../util/host-heap.js';
 import { isIpuCopy } from '../shard/ipu-copy.js';
 import { IpuCopies } from './ipu-copies.js';
 import { isRestore, type PipelinePlan } from '../shard/pipeline.js';
@@ -498,6 +498,8 @@ export function lowerGraph(req: LowerRequest): Lowered {
   if (plan) batchProgram.push(pipelineStep(dg, req.schedule, plan, tensors, stageSteps, copies, n), ...outer);
   else batchProgram.push(...(n > 1 ? [{ kind: 'repeat' as const, count: n, body: batch }] : batch), ...outer);
 
+  // The lowering's own garbage (per-op contexts and tables) collected before finalize adds its arrays.
+  collectGarbage();
   const program = dg.finalize(req.codelets, req.codeletModules, req.onPass);
   const tensorOf = new Map([...tensors].map(([k, v]) => [k, v.id]));
   // An outlined op's outputs are read (run.checkFinite) where its function writes them, at every call.
