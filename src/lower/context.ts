@@ -20,6 +20,9 @@ import type { Codelet } from '../../sim/codelet.js';
 import type { ArraySpecs, CodeletDef, FieldSpecs, ParamSpecs } from '../../sim/define.js';
 import { checkVertex, type UntypedCodelet, type VertexFields, type VertexRest } from './vertex-check.js';
 
+/** The low 30 bits: a hash kept a small integer (a Map key V8 stores unboxed). */
+const SMI_MASK = 0x3fffffff;
+
 /** Where the op sits in the schedule, for in-place decisions (the lowering pass fills it in). */
 export interface LowerSchedule {
   /** This op's position in the schedule. */
@@ -319,8 +322,9 @@ export class LowerContext {
     }
     // Reuse an identical gather (a window several vertices read): found by a hash of the tensor, tile and
     // runs, then compared run by run (string keys of the runs cost more garbage than the rest of the lowering).
+    // Keys cut to 30 bits stay small integers (V8 boxes a larger key as a heap number, garbage per lookup).
     const runsHash = runs.hash();
-    const key = Math.imul(Math.imul(runsHash ^ t.id, 0x01000193) ^ tile, 0x01000193) ^ n;
+    const key = (Math.imul(Math.imul(runsHash ^ t.id, 0x01000193) ^ tile, 0x01000193) ^ n) & SMI_MASK;
     const list = this.gathers.get(key);
     if (list) {
       for (const g of list) {
@@ -336,7 +340,7 @@ export class LowerContext {
     // A gather of these runs onto another tile of this exchange, if any: this one repeats its copies.
     const copies = this.graph.exchanges[this.ex].copies;
     this.fanReset();
-    const sourceKey = runsHash ^ t.id;
+    const sourceKey = (runsHash ^ t.id) & SMI_MASK;
     let sources = this.fanSources.get(sourceKey);
     let leader: { first: number; count: number } | undefined;
     if (sources) {

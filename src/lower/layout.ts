@@ -90,7 +90,8 @@ export class RunList {
   }
 
   /**
-   * A 32-bit hash of the runs (FNV-1a over the bounds), to find an equal
+   * A 30-bit hash of the runs (FNV-1a over the bounds, its low 30 bits: a
+   * small integer, which V8 keeps unboxed as a Map key), to find an equal
    * list among earlier ones without building a string key of it: plans group
    * and cache reads by their runs, and such keys were most of a whole-model
    * compile's garbage. Compare with same() on a hit.
@@ -98,7 +99,7 @@ export class RunList {
   hash(): number {
     let h = 0x811c9dc5;
     for (let k = 0; k < 2 * this.n; k++) h = Math.imul(h ^ this.a[k], 0x01000193);
-    return h >>> 0;
+    return h & 0x3fffffff;
   }
 
   same(o: RunList): boolean {

@@ -256,6 +256,8 @@ function inputLayout(conv: ConvOp, index: number, s: ConvShape, device: DeviceSp
   const p = convPlan(s, device, plans).plan;
   // Blocks reading the same runs, found by a hash of the runs (a string key of them was most of a ResNet's compile garbage).
   const groups = new Map<number, { tiles: number[]; list: RunList; runs: [number, number][] }[]>();
+  // The groups in the order first read (the layout's order), whatever lists their hashes share.
+  const read: ReadGroup[] = [];
   for (const blk of convBlocks(s, p)) {
     for (let cb = 0; cb < p.gC; cb++) {
       const r = blockReads(s, p, blk, cb, index === 0 ? 'x' : 'w');
@@ -266,6 +268,7 @@ function inputLayout(conv: ConvOp, index: number, s: ConvShape, device: DeviceSp
       if (!group) {
         list.push((group = { tiles: [], list: runs, runs: runs.pairs() }));
         groups.set(key, list);
+        read.push(group);
       }
       if (!group.tiles.includes(r.tile)) group.tiles.push(r.tile);
     }
@@ -275,7 +278,6 @@ function inputLayout(conv: ConvOp, index: number, s: ConvShape, device: DeviceSp
   const numTiles = device.ipus * device.tilesPerIpu;
   const grain = vectorWidth(dtype, device);
   const minElems = Math.max(grain, Math.ceil(device.minBytesPerTile / DTYPE_BYTES[dtype] / grain) * grain);
-  const read: ReadGroup[] = [...groups.values()].flat();
   // However strided, when no reader works per interval (InputUse).
   return layoutFromReads(size, read, { grain, minElems, linear: linearMapping(size, dtype, device, numTiles), numTiles, ...(use.allReadersPlanned ? { maxIntervalsPerTile: Infinity } : {}) });
 }
