@@ -38,8 +38,9 @@ interface Arena {
   tensor: BuildTensor;
   /** Elements of each tile's block so far. */
   used: Map<number, number>;
-  /** Slices of it handed out, in their tile block's offsets, with their tile. */
-  handed: { slice: Slice; tile: number }[];
+  /** Slices of it handed out, in their tile block's offsets, and their tiles (two lists: no pair object per slice). */
+  handed: Slice[];
+  handedTile: number[];
 }
 
 export class LowerContext {
@@ -284,7 +285,11 @@ export class LowerContext {
         if (c.begin <= begin && end <= c.end) {
           const s = { tensor: c.slice.tensor, begin: c.slice.begin + (begin - c.begin), end: c.slice.begin + (end - c.begin) };
           // Inside a buffer still open: in its tile block's offsets, moved when it closes.
-          this.arenaOf.get(s.tensor)?.handed.push({ slice: s, tile });
+          const arena = this.arenaOf.get(s.tensor);
+          if (arena) {
+            arena.handed.push(s);
+            arena.handedTile.push(tile);
+          }
           return s;
         }
       }
@@ -409,14 +414,15 @@ export class LowerContext {
   private buffer(source: BuildTensor, n: number, tile: number): Slice {
     let a = this.arenas.get(source.id);
     if (!a) {
-      a = { tensor: this.graph.addTensor(`${source.name}@exchange`, source.dtype, [0], 'exchange', this.op.name), used: new Map(), handed: [] };
+      a = { tensor: this.graph.addTensor(`${source.name}@exchange`, source.dtype, [0], 'exchange', this.op.name), used: new Map(), handed: [], handedTile: [] };
       this.arenas.set(source.id, a);
       this.arenaOf.set(a.tensor.id, a);
     }
     const begin = a.used.get(tile) ?? 0;
     a.used.set(tile, begin + n);
     const s = { tensor: a.tensor.id, begin, end: begin + n };
-    a.handed.push({ slice: s, tile });
+    a.handed.push(s);
+    a.handedTile.push(tile);
     return s;
   }
 
@@ -443,10 +449,10 @@ export class LowerContext {
       a.tensor.shape = [size];
       a.tensor.size = size;
       this.graph.setTileMapping(a.tensor, mapping.finish());
-      for (const h of a.handed) {
-        const by = base.get(h.tile)!;
-        h.slice.begin += by;
-        h.slice.end += by;
+      for (let k = 0; k < a.handed.length; k++) {
+        const by = base.get(a.handedTile[k])!;
+        a.handed[k].begin += by;
+        a.handed[k].end += by;
       }
       bases.set(a.tensor.id, base);
     }

@@ -42,6 +42,7 @@ import { DTYPE_BYTES, type ProgramStep } from '../../sim/program.js';
 import type { LowerContext } from './context.js';
 import type { BuildTensor, Slice, TileRange } from './devicegraph.js';
 import { rowMajorStrides } from './broadcast.js';
+import { RunList } from './layout.js';
 import { rearrangeCodelet, rearrangeScatterCodelet, zeroRegionsCodelet } from '../../sim/codelets/shape.js';
 
 /**
@@ -233,7 +234,7 @@ export const MAX_COVERING_WASTE = 2;
 /** Where one Rearrange vertex reads: a covering interval of the source, or a staging buffer filled by the exchange. */
 type ReadPlan =
   | { kind: 'covering'; lo: number; hi: number }
-  | { kind: 'staged'; size: number; runs: { srcBegin: number; n: number }[]; strides: number[]; offset: number };
+  | { kind: 'staged'; size: number; runs: RunList; strides: number[]; offset: number };
 
 /**
  * The box (per merged output axis, [lo, hi]) containing output elements
@@ -298,17 +299,19 @@ function stagedPlan(m: AffineView, begin: number, end: number): ReadPlan | undef
   const outerAxes = unit ? axes.slice(0, -1) : axes;
   // The odometer over the outer axes visits buffer positions 0, runLen, 2 runLen, ... in order,
   // so the runs are packed back to back; runs that continue each other in the source merge.
-  const runs: { srcBegin: number; n: number }[] = [];
+  // One flat RunList (RunList.push merges): a run object and an axis iterator per element was most of a
+  // thin transpose's garbage (a BERT layer's K^T reads 234k single elements).
+  const runs = new RunList();
+  const axisStride = outerAxes.map((k) => Math.abs(m.strides[k]));
+  const axisExt = outerAxes.map((k) => ext(k));
   const u = new Array<number>(outerAxes.length).fill(0);
-  const count = outerAxes.reduce((c, k) => c * ext(k), 1);
+  const count = axisExt.reduce((c, e) => c * e, 1);
   for (let r = 0; r < count; r++) {
     let src = s0;
-    for (const [i, k] of outerAxes.entries()) src += u[i] * Math.abs(m.strides[k]);
-    const prev = runs[runs.length - 1];
-    if (prev && prev.srcBegin + prev.n === src) prev.n += runLen;
-    else runs.push({ srcBegin: src, n: runLen });
-    for (let i = outerAxes.length - 1; i >= 0; i--) {
-      if (++u[i] < ext(outerAxes[i])) break;
+    for (let i = 0; i < u.length; i++) src += u[i] * axisStride[i];
+    runs.push(src, src + runLen);
+    for (let i = u.length - 1; i >= 0; i--) {
+      if (++u[i] < axisExt[i]) break;
       u[i] = 0;
     }
   }
@@ -359,8 +362,7 @@ export function rearrangeInto(ctx: LowerContext, src: BuildTensor, m: AffineView
       // The runs in buffer order, packed back to back by the exchange (or read in place when at most one travels).
       read += p.size;
       staged++;
-      const runs = p.runs.map((x) => [x.srcBegin, x.srcBegin + x.n] as const);
-      ctx.vertex(rearrangeCodelet, r.tile, { in: ctx.gather(src, runs, r.tile), out: outSlice }, { base: 0, begin: r.begin, offset: p.offset }, { shape: m.shape, strides: p.strides });
+      ctx.vertex(rearrangeCodelet, r.tile, { in: ctx.gather(src, p.runs, r.tile), out: outSlice }, { base: 0, begin: r.begin, offset: p.offset }, { shape: m.shape, strides: p.strides });
     }
   }
   ctx.note(

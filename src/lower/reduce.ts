@@ -410,13 +410,14 @@ function place(p: ReductionProblem, tasks: PlanTask[], values: readonly PlanValu
   const holds = new Int32Array(p.numTiles);
   const size = (t: PlanTask) => (t.colEnd - t.colBegin) * t.inputs.length;
   const order = tasks.map((_, i) => i).sort((a, b) => size(tasks[b]) - size(tasks[a]) || a - b);
-  for (const i of order) {
+  for (let oi = 0; oi < order.length; oi++) {
+    const i = order[oi];
     const task = tasks[i];
     const len = task.colEnd - task.colBegin;
     const compute = reduceFinalCyclesOf(task.inputs.length, len, 'float32', device);
     while (heap.size > 0 && load[heap.topTile()] !== heap.topLoad()) heap.pop();
-    for (const v of task.inputs) {
-      const tile = values[v].tile;
+    for (let q = 0; q < task.inputs.length; q++) {
+      const tile = values[task.inputs[q]].tile;
       if (stamp[tile] !== i) {
         stamp[tile] = i;
         holds[tile] = 0;
@@ -483,11 +484,12 @@ function costed(p: ReductionProblem, plan: ReducePlan): ReducePlan {
   const { device } = p;
   if (device.ipus > 1) return engineCost(p, plan);
   const n = Math.max(p.numTiles, device.ipus * device.tilesPerIpu);
-  const work = new Float64Array(n);
-  const sent = new Float64Array(n);
-  const received = new Float64Array(n);
-  const touched = new Uint8Array(n);
-  const hasVertex = new Uint8Array(n);
+  // Tallies by tile, kept from call to call (every candidate plan of every reduction is costed): each stage's
+  // close() clears the tiles it touched, so they are all zero again when a call returns. Taken out while in
+  // use, so a call that throws leaves none half-filled behind.
+  const mine = tallies?.work.length === n ? tallies : { work: new Float64Array(n), sent: new Float64Array(n), received: new Float64Array(n), touched: new Uint8Array(n), hasVertex: new Uint8Array(n) };
+  tallies = undefined;
+  const { work, sent, received, touched, hasVertex } = mine;
   const tiles: number[] = [];
   const touch = (tile: number) => {
     if (touched[tile] === 0) {
@@ -501,7 +503,8 @@ function costed(p: ReductionProblem, plan: ReducePlan): ReducePlan {
   const close = (): { cs: number; ex: number } => {
     let cs = 0;
     let ex = 0;
-    for (const t of tiles) {
+    for (let q = 0; q < tiles.length; q++) {
+      const t = tiles[q];
       if (hasVertex[t] === 1) cs = Math.max(cs, device.supervisorOverheadCycles + work[t]);
       const s = sent[t];
       const r = received[t];
@@ -520,11 +523,12 @@ function costed(p: ReductionProblem, plan: ReducePlan): ReducePlan {
   const cycles = [device.syncCycles + close().cs];
   for (const [s, tasks] of plan.stages.entries()) {
     const last = s === plan.stages.length - 1;
-    for (const t of tasks) {
+    for (let q = 0; q < tasks.length; q++) {
+      const t = tasks[q];
       const len = t.colEnd - t.colBegin;
       const bytes = len * 4;
-      for (const id of t.inputs) {
-        const src = plan.values[id].tile;
+      for (let v = 0; v < t.inputs.length; v++) {
+        const src = plan.values[t.inputs[v]].tile;
         if (src === t.tile || bytes === 0) continue;
         touch(src);
         sent[src] += bytes;
@@ -539,8 +543,12 @@ function costed(p: ReductionProblem, plan: ReducePlan): ReducePlan {
     const { cs, ex } = close();
     cycles.push(device.syncCycles + ex + cs);
   }
+  tallies = mine;
   return { ...plan, stageCycles: cycles, cycles: cycles.reduce((a, b) => a + b, 0) };
 }
+
+/** costed's tallies by tile (all zero between calls). */
+let tallies: { work: Float64Array; sent: Float64Array; received: Float64Array; touched: Uint8Array; hasVertex: Uint8Array } | undefined;
 
 function gcd(a: number, b: number): number {
   while (b) [a, b] = [b, a % b];
