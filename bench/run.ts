@@ -235,7 +235,7 @@ engine's and session's own work (syncs, phase records, feeds, anchors).
 
 ## Whole models on a full mk2, timing only
 
-Each case runs in its own Node process (bench/scale-case.mjs over the compiled dist/, as \`sim\` runs: 16 GB heap, gc exposed for the compile's one collection as it returns, huge pages): compile, then one step
+Each case runs in its own Node process (bench/scale-case.mjs over the compiled dist/, as \`sim\` runs: 16 GB heap, gc exposed for the compile's collections as lowering ends and as it returns, huge pages): compile, then one step
 with \`numerics: false\` (no tile data, no codelets; the same cycles as a numerics run). Peak RSS is the
 process's own. Targets are issue 8's. Copy rows: the exchanges' CopyTable rows, and the tile-to-tile copies they
 stand for (a strided row is a copy per run, a fanned-out row a copy per destination).

@@ -14,7 +14,7 @@ const MB = 2 ** 20;
 const chosen = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('max-old-space-size'));
 const want = Number(process.env.TILESIM_HEAP_MB) || Math.floor((0.75 * totalmem()) / MB);
 if (!chosen && !process.env.TILESIM_CHILD && want > (getHeapStatistics().heap_size_limit / MB) * 1.25) {
-  // Node flags of its own (SIM_NODE_FLAGS: gc exposed, for the compile's one collection as it returns).
+  // Node flags of its own (SIM_NODE_FLAGS: gc exposed, for the compile's collections as lowering ends and as it returns).
   // With numerics, the C allocator keeps freed memory for the next step's host arrays (src/util/host-malloc.ts says why).
   // Every command gets transparent huge pages for malloc's memory (first touch of fresh memory is costly).
   const { simulatesNumerics, withHugePages, withMallocTuning } = await import('../dist/src/util/host-malloc.js');
