@@ -133,24 +133,22 @@ export function ampWorkerCycles(rows: number | undefined, g: AmpGeometry, zeroin
 
 /** Rows per worker: one contiguous work item each, the first (rows mod W) workers one row more. */
 export function rowsPerWorker(rows: number, workers: number): (number | undefined)[] {
-  const base = Math.floor(rows / workers);
-  const extra = rows % workers;
-  return Array.from({ length: workers }, (_, w) => {
-    const r = base + (w < extra ? 1 : 0);
-    return r > 0 ? r : undefined;
-  });
+  return Array.from({ length: workers }, (_, w) => workerRows(rows, workers, w));
+}
+
+/** Worker w's rows by rowsPerWorker's rule (undefined: no work item), without the array. */
+function workerRows(rows: number, workers: number, w: number): number | undefined {
+  const r = Math.floor(rows / workers) + (w < rows % workers ? 1 : 0);
+  return r > 0 ? r : undefined;
 }
 
 /** Tile cycles of one AMP pass over `rows` rows: max(W x slowest, W x fastest + 14). */
 export function ampInnerLoopCycles(rows: number, g: AmpGeometry, workers: number, zeroing: boolean): number {
-  // rowsPerWorker's split, worker by worker (no arrays: asked twice for every AMP vertex a step costs).
-  const base = Math.floor(rows / workers);
-  const extra = rows % workers;
+  // Worker by worker, no arrays: asked twice for every AMP vertex a step costs.
   let max = -Infinity;
   let min = Infinity;
   for (let w = 0; w < workers; w++) {
-    const r = base + (w < extra ? 1 : 0);
-    const c = ampWorkerCycles(r > 0 ? r : undefined, g, zeroing);
+    const c = ampWorkerCycles(workerRows(rows, workers, w), g, zeroing);
     if (c > max) max = c;
     if (c < min) min = c;
   }

@@ -52,10 +52,11 @@ export function checkHostHeap(where: string, every = 1): void {
 /**
  * The Node flags `sim` starts its child process with (bin/sim.js), and the
  * bench its scale cases (bench/run.ts), so the two measure the same process.
- * `--expose-gc` lets collectGarbage() run (the compile's two collections). V8's default young generation
- * (16 MB semi-spaces) is kept: 32 MB made ResNet-50 compile 10-20% faster
- * but held 30-60 MB more at a BERT-base layer's peak (its 64 MB of young
- * generation stays resident), the case whose host-memory target is tight.
+ * `--expose-gc` lets collectGarbage() run (the compile's two collections).
+ * V8's default young generation (16 MB semi-spaces) is kept: 32 MB made
+ * ResNet-50 compile 10-20% faster but held 30-60 MB more at a BERT-base
+ * layer's peak (its 64 MB of young generation stays resident), the case
+ * whose host-memory target is tight.
  */
 export const SIM_NODE_FLAGS: readonly string[] = ['--expose-gc'];
 
