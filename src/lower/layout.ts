@@ -150,13 +150,20 @@ export function layoutFromReads(size: number, groups: readonly ReadGroup[], o: R
     let piece = 0;
     let end = cut(1);
     let pos = 0;
+    // Each run in stretches of one piece (one tile), an element keeping the first tile given it.
     for (const [b, e] of group.runs) {
-      for (let x = b; x < e; x++, pos++) {
+      for (let x = b; x < e; ) {
         while (pos >= end) end = cut(++piece + 1);
-        if (owner[x] < 0) owner[x] = group.tiles[(first + piece) % group.tiles.length];
+        const tile = group.tiles[(first + piece) % group.tiles.length];
+        const stop = Math.min(e, x + (end - pos));
+        pos += stop - x;
+        for (; x < stop; x++) if (owner[x] < 0) owner[x] = tile;
       }
     }
   });
+  // Refused as soon as a tile takes one interval too many (most refusals come within the first rows).
+  const max = o.maxIntervalsPerTile ?? MAX_INTERVALS_PER_TILE;
+  const intervals = new Int32Array(o.numTiles);
   const out: TileRange[] = [];
   for (let x = 0; x < size; ) {
     let tile = owner[x];
@@ -170,11 +177,11 @@ export function layoutFromReads(size: number, groups: readonly ReadGroup[], o: R
     } else while (e < size && owner[e] === tile) e++;
     const last = out[out.length - 1];
     if (last && last.tile === tile && last.end === x) last.end = e;
-    else out.push({ tile, begin: x, end: e });
+    else {
+      if (++intervals[tile] > max) return undefined;
+      out.push({ tile, begin: x, end: e });
+    }
     x = e;
   }
-  const intervals = new Map<number, number>();
-  for (const r of out) intervals.set(r.tile, (intervals.get(r.tile) ?? 0) + 1);
-  const most = Math.max(0, ...intervals.values());
-  return most > (o.maxIntervalsPerTile ?? MAX_INTERVALS_PER_TILE) ? undefined : out;
+  return out;
 }
