@@ -186,81 +186,76 @@ function messagesOf(ex: Exchange, device: DeviceSpec): Messages {
     for (let j = fan!.start[g]; j < fan!.start[g + 1]; j++) if (fan!.tile[j] !== srcTile[i]) return true;
     return false;
   };
-  // Rows are taken in table order and found in one open-addressing table of their data
-  // (source tile, offset, run bytes, runs, source stride): the columns are read in order, and a
-  // message's key is one record of KEY ints (one cache line), not five columns read at random.
-  // On-tile copies are not traffic: firstOf -1 (a remote row's message is found below).
+  // Remote rows are bucketed by source tile (a stable counting sort), and each tile's rows are grouped
+  // in a table of that tile's data alone (offset, run bytes, runs, source stride), sized to its rows:
+  // one table for a whole exchange of a million rows was mostly cache misses. Messages are so numbered
+  // by source tile, then by their first row: the order the traffic and link maps are built in.
+  // On-tile copies are not traffic: firstOf -1.
   const firstOf = scratchInts('firstOf', c.count);
+  const bucket = scratchInts('bucket', numTiles + 1).fill(0);
   let remoteRows = 0;
   for (let i = 0; i < c.count; i++) {
-    const r = remote(i);
-    firstOf[i] = r ? 0 : -1;
-    if (r) remoteRows++;
+    if (remote(i)) {
+      firstOf[i] = 0;
+      bucket[srcTile[i] + 1]++;
+      remoteRows++;
+    } else firstOf[i] = -1;
   }
-  let cap = 16;
-  while (cap < 2 * remoteRows) cap *= 2;
-  const mask = cap - 1;
-  const table = hashScratch(cap);
-  const gen = table.gen;
-  const { stamp: slotStamp, msg: slotMsg } = table;
-  const key = scratchInts('key', KEY * remoteRows);
+  for (let t = 0; t < numTiles; t++) bucket[t + 1] += bucket[t];
+  const cursor = scratchInts('cursor', numTiles);
+  cursor.set(bucket.subarray(0, numTiles));
+  const order = scratchInts('order', remoteRows);
+  for (let i = 0; i < c.count; i++) if (firstOf[i] >= 0) order[cursor[srcTile[i]]++] = i;
+  const msgSrc = scratchInts('msgSrc', remoteRows);
+  const msgOffset = scratchInts('msgOffset', remoteRows);
+  const msgBytes = scratchInts('msgBytes', remoteRows);
+  const msgRuns = scratchInts('msgRuns', remoteRows);
+  const msgStride = scratchInts('msgStride', remoteRows);
   let strided = false;
   let messages = 0;
-  for (let i = 0; i < c.count; i++) {
-    if (firstOf[i] < 0) continue;
-    const t = srcTile[i];
-    const bytes = bytesCol[i];
-    const offset = srcOffset[i];
-    const runs = runsCol ? runsCol[i] : 1;
-    const stride = runs > 1 ? strideCol![i] : 0;
-    // Offsets and lengths are multiples of 4 or 8: their products keep those zero low bits, so the key
-    // is mixed down (murmur3's finalizer) before its low bits pick a slot.
-    let h = Math.imul(offset, 0x9e3779b1) ^ Math.imul(bytes, 0x85ebca6b) ^ Math.imul(runs, 0xc2b2ae35) ^ Math.imul(t, 0x27d4eb2f) ^ stride;
-    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-    h = (h ^ (h >>> 16)) & mask;
-    for (;;) {
-      if (slotStamp[h] !== gen) {
-        slotStamp[h] = gen;
-        slotMsg[h] = messages;
-        const k = KEY * messages;
-        key[k] = t;
-        key[k + 1] = offset;
-        key[k + 2] = bytes;
-        key[k + 3] = runs;
-        key[k + 4] = stride;
-        if (runs > 1) strided = true;
-        firstOf[i] = messages++;
-        break;
+  for (let t = 0; t < numTiles; t++) {
+    const from = bucket[t];
+    const to = bucket[t + 1];
+    if (from === to) continue;
+    let cap = 16;
+    while (cap < 2 * (to - from)) cap *= 2;
+    const mask = cap - 1;
+    const table = hashScratch(cap);
+    const gen = table.gen;
+    const { stamp: slotStamp, msg: slotMsg } = table;
+    for (let q = from; q < to; q++) {
+      const i = order[q];
+      const bytes = bytesCol[i];
+      const offset = srcOffset[i];
+      const runs = runsCol ? runsCol[i] : 1;
+      const stride = runs > 1 ? strideCol![i] : 0;
+      // Offsets and lengths are multiples of 4 or 8: their products keep those zero low bits, so the key
+      // is mixed down (murmur3's finalizer) before its low bits pick a slot.
+      let h = Math.imul(offset, 0x9e3779b1) ^ Math.imul(bytes, 0x85ebca6b) ^ Math.imul(runs, 0xc2b2ae35) ^ stride;
+      h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+      h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+      h = (h ^ (h >>> 16)) & mask;
+      for (;;) {
+        if (slotStamp[h] !== gen) {
+          slotStamp[h] = gen;
+          slotMsg[h] = messages;
+          msgSrc[messages] = t;
+          msgOffset[messages] = offset;
+          msgBytes[messages] = bytes;
+          msgRuns[messages] = runs;
+          msgStride[messages] = stride;
+          if (runs > 1) strided = true;
+          firstOf[i] = messages++;
+          break;
+        }
+        const m = slotMsg[h];
+        if (msgOffset[m] === offset && msgBytes[m] === bytes && msgRuns[m] === runs && msgStride[m] === stride) {
+          firstOf[i] = m;
+          break;
+        }
+        h = (h + 1) & mask;
       }
-      const k = KEY * slotMsg[h];
-      if (key[k] === t && key[k + 1] === offset && key[k + 2] === bytes && key[k + 3] === runs && key[k + 4] === stride) {
-        firstOf[i] = slotMsg[h];
-        break;
-      }
-      h = (h + 1) & mask;
     }
-  }
-  // Messages numbered by source tile, then by their first row (a stable counting sort): the order
-  // the traffic and link maps are built in.
-  const bucket = scratchInts('bucket', numTiles + 1).fill(0);
-  for (let m = 0; m < messages; m++) bucket[key[KEY * m] + 1]++;
-  for (let t = 0; t < numTiles; t++) bucket[t + 1] += bucket[t];
-  const rank = scratchInts('rank', messages);
-  const msgSrc = scratchInts('msgSrc', messages);
-  const msgOffset = scratchInts('msgOffset', messages);
-  const msgBytes = scratchInts('msgBytes', messages);
-  const msgRuns = scratchInts('msgRuns', messages);
-  const msgStride = scratchInts('msgStride', messages);
-  for (let m = 0; m < messages; m++) {
-    const k = KEY * m;
-    const r = bucket[key[k]]++;
-    rank[m] = r;
-    msgSrc[r] = key[k];
-    msgOffset[r] = key[k + 1];
-    msgBytes[r] = key[k + 2];
-    msgRuns[r] = key[k + 3];
-    msgStride[r] = key[k + 4];
   }
   if (strided && runsShared(messages, msgSrc, msgOffset, msgBytes, msgRuns, msgStride)) return messagesOf({ ...ex, copies: unstrided(c) }, device);
   if (runsCol) for (let m = 0; m < messages; m++) msgBytes[m] *= msgRuns[m];
@@ -270,8 +265,8 @@ function messagesOf(ex: Exchange, device: DeviceSpec): Messages {
     const f = firstOf[i];
     if (f < 0) continue;
     const g = group ? group[i] : -1;
-    if (g < 0) start[rank[f] + 1]++;
-    else for (let j = fan!.start[g]; j < fan!.start[g + 1]; j++) if (fan!.tile[j] !== srcTile[i]) start[rank[f] + 1]++;
+    if (g < 0) start[f + 1]++;
+    else for (let j = fan!.start[g]; j < fan!.start[g + 1]; j++) if (fan!.tile[j] !== srcTile[i]) start[f + 1]++;
   }
   for (let m = 0; m < messages; m++) start[m + 1] += start[m];
   const fill = scratchInts('fill', messages);
@@ -281,14 +276,11 @@ function messagesOf(ex: Exchange, device: DeviceSpec): Messages {
     const f = firstOf[i];
     if (f < 0) continue;
     const g = group ? group[i] : -1;
-    if (g < 0) dsts[fill[rank[f]]++] = dstTile[i];
-    else for (let j = fan!.start[g]; j < fan!.start[g + 1]; j++) if (fan!.tile[j] !== srcTile[i]) dsts[fill[rank[f]]++] = fan!.tile[j];
+    if (g < 0) dsts[fill[f]++] = dstTile[i];
+    else for (let j = fan!.start[g]; j < fan!.start[g + 1]; j++) if (fan!.tile[j] !== srcTile[i]) dsts[fill[f]++] = fan!.tile[j];
   }
-  return { count: messages, src: msgSrc, bytes: msgBytes, start, dsts };
+  return { count: messages, src: msgSrc.subarray(0, messages), bytes: msgBytes.subarray(0, messages), start, dsts };
 }
-
-/** Ints per message key in messagesOf: source tile, offset, run bytes, runs, source stride. */
-const KEY = 5;
 
 /**
  * messagesOf's working arrays, kept between calls and grown as needed: a
@@ -377,30 +369,83 @@ function runsShared(messages: number, src: Int32Array, offset: Int32Array, bytes
 /** Per-tile traffic of an exchange, ascending by tile, tiles without traffic left out. */
 export function exchangeTraffic(ex: Exchange, device: DeviceSpec, msgs = messagesOf(ex, device)): TileTraffic[] {
   const numTiles = device.ipus * device.tilesPerIpu;
+  const { sent, received, charge, L } = trafficSums(device, msgs);
+  const out: TileTraffic[] = [];
+  for (let tile = 0; tile < numTiles; tile++) {
+    const s = sent[tile];
+    const r = received[tile];
+    if (s === 0 && r === 0) continue;
+    const rc = charge[tile];
+    out.push({ tile, sent: s, received: r, receiveCharge: rc / L, cycles: trafficCycles(s, rc, L, device) });
+  }
+  return out;
+}
+
+/** ceil(max(sent, receive charge) / exchangeBytesPerCycle), the charge in units of 1/L byte. */
+function trafficCycles(sent: number, charge: number, L: number, device: DeviceSpec): number {
+  return Math.ceil(Math.max(sent * L, charge) / (device.exchangeBytesPerCycle * L));
+}
+
+/**
+ * trafficSums' columns, kept from call to call (an exchange cost per
+ * exchange of a whole model made four arrays of the device's tiles each):
+ * the sums are zeroed per call, the stamps count on across calls.
+ */
+const traffic = {
+  tiles: -1,
+  buses: -1,
+  sent: new Float64Array(0),
+  received: new Float64Array(0),
+  charge: new Float64Array(0),
+  tileStamp: new Int32Array(0),
+  busStamp: new Int32Array(0),
+  busCount: new Int32Array(0),
+  /** The stamp of message 0 of the next call (stamps are base + message). */
+  base: 0,
+};
+
+/**
+ * Per tile, the bytes an exchange's messages send, receive, and the receive
+ * charge after shared-bus sharing in integer units of 1/L byte (L =
+ * lcm(1..tilesPerSharedBus), so sums are exact). Views of scratch columns:
+ * read them before the next call.
+ */
+function trafficSums(device: DeviceSpec, msgs: Messages): { sent: Float64Array; received: Float64Array; charge: Float64Array; L: number } {
+  const numTiles = device.ipus * device.tilesPerIpu;
   const { count: messages, src: msgSrc, bytes: msgBytes, start, dsts } = msgs;
-  // Receive charges are kept in integer units of 1/L byte, L = lcm(1..tilesPerSharedBus), so sums are exact.
   let L = 1;
   for (let k = 2; k <= device.tilesPerSharedBus; k++) L = (L * k) / gcd(L, k);
-  const sent = new Float64Array(numTiles);
-  const received = new Float64Array(numTiles);
-  const charge = new Float64Array(numTiles);
   const busesPerIpu = Math.ceil(device.tilesPerIpu / device.tilesPerSharedBus);
+  const buses = device.ipus * busesPerIpu;
+  const t = traffic;
+  if (t.tiles !== numTiles || t.buses !== buses || t.base + messages >= 0x7fffffff) {
+    t.tiles = numTiles;
+    t.buses = buses;
+    t.sent = new Float64Array(numTiles);
+    t.received = new Float64Array(numTiles);
+    t.charge = new Float64Array(numTiles);
+    t.tileStamp = new Int32Array(numTiles).fill(-1);
+    t.busStamp = new Int32Array(buses).fill(-1);
+    t.busCount = new Int32Array(buses);
+    t.base = 0;
+  }
+  const { sent, received, charge, tileStamp, busStamp, busCount } = t;
+  sent.fill(0);
+  received.fill(0);
+  charge.fill(0);
   const busCol = busesOf(device);
-  const bus = (t: number) => busCol[t];
   // Per message: how many distinct receiving tiles share each bus (stamps avoid clearing arrays).
-  const tileStamp = new Int32Array(numTiles).fill(-1);
-  const busStamp = new Int32Array(device.ipus * busesPerIpu).fill(-1);
-  const busCount = new Int32Array(busStamp.length);
   for (let m = 0; m < messages; m++) {
+    const stamp = t.base + m;
     const bytes = msgBytes[m];
     sent[msgSrc[m]] += bytes;
     for (let j = start[m]; j < start[m + 1]; j++) {
       const d = dsts[j];
-      if (tileStamp[d] === m) continue;
-      tileStamp[d] = m;
-      const b = bus(d);
-      if (busStamp[b] !== m) {
-        busStamp[b] = m;
+      if (tileStamp[d] === stamp) continue;
+      tileStamp[d] = stamp;
+      const b = busCol[d];
+      if (busStamp[b] !== stamp) {
+        busStamp[b] = stamp;
         busCount[b] = 0;
       }
       busCount[b]++;
@@ -408,19 +453,11 @@ export function exchangeTraffic(ex: Exchange, device: DeviceSpec, msgs = message
     for (let j = start[m]; j < start[m + 1]; j++) {
       const d = dsts[j];
       received[d] += bytes;
-      charge[d] += (bytes * L) / busCount[bus(d)];
+      charge[d] += (bytes * L) / busCount[busCol[d]];
     }
   }
-  const out: TileTraffic[] = [];
-  for (let tile = 0; tile < numTiles; tile++) {
-    const s = sent[tile];
-    const r = received[tile];
-    if (s === 0 && r === 0) continue;
-    const rc = charge[tile];
-    const cycles = Math.ceil(Math.max(s * L, rc) / (device.exchangeBytesPerCycle * L));
-    out.push({ tile, sent: s, received: r, receiveCharge: rc / L, cycles });
-  }
-  return out;
+  t.base += messages;
+  return { sent, received, charge, L };
 }
 
 function gcd(a: number, b: number): number {
@@ -472,10 +509,13 @@ export function exchangeCost(ex: Exchange, device: DeviceSpec): PhaseCost {
   const out: [number, number][] = [];
   let max = 0;
   const local = ex.onTileCost ? onTileCopyCycles(ex, device) : undefined;
-  for (const t of exchangeTraffic(ex, device, msgs)) {
-    const cycles = t.cycles + (local?.get(t.tile) ?? 0);
-    local?.delete(t.tile);
-    out.push([t.tile, cycles]);
+  // exchangeTraffic's cycles, read from its sums (no traffic object per tile of every exchange).
+  const { sent, received, charge, L } = trafficSums(device, msgs);
+  for (let tile = 0; tile < sent.length; tile++) {
+    if (sent[tile] === 0 && received[tile] === 0) continue;
+    const cycles = trafficCycles(sent[tile], charge[tile], L, device) + (local?.get(tile) ?? 0);
+    local?.delete(tile);
+    out.push([tile, cycles]);
     if (cycles > max) max = cycles;
   }
   if (local && local.size > 0) {
