@@ -58,8 +58,11 @@ export interface Compiled {
 }
 
 export interface CompileOptions {
-  /** Called as the compile passes progress (a full-mk2 compile takes tens of seconds): the pass, and its units done of total. */
-  onProgress?: (pass: string, done: number, total: number) => void;
+  /**
+   * Called as the compile passes progress (a full-mk2 compile takes tens of seconds): the pass, and its units
+   * done of total; while lowering, also the op just lowered (its name).
+   */
+  onProgress?: (pass: string, done: number, total: number, op?: string) => void;
   /** Splits forced on the planners (tests of the lowering on splits the planners would not pick). */
   plans?: PlanOverrides;
   /** Lower an op like one lowered before as a clone of that lowering (default true; false: tests comparing the two). */
@@ -161,7 +164,7 @@ export const PASSES: readonly Pass[] = [
     run: (s) => {
       s.lowered = lowerGraph({
         // After the last op come the host streams and memory allocation (DeviceGraph.finalize).
-        onOp: (done, total) => s.progress('lowering ops', done, total),
+        onOp: (done, total, op) => s.progress('lowering ops', done, total, op),
         // DeviceGraph.finalize's passes: lifetimes, placement, code and vertex state, vertices, copies.
         onPass: (pass) => s.progress(pass, 0, 1),
         graph: s.graph!,

@@ -56,8 +56,8 @@ async function compileWithProgress(config: RunConfig, tty: boolean, timer?: Pass
   const progress = compileProgress(tty);
   try {
     return await compile(config, {
-      onProgress: (pass, done, total) => {
-        timer?.onProgress(pass);
+      onProgress: (pass, done, total, op) => {
+        timer?.onProgress(pass, op);
         progress.onProgress?.(pass, done, total);
       },
     });
@@ -154,7 +154,7 @@ export function buildProgram(): Command {
     .description('compile only: memory and program report, no execution')
     .argument('<config>', 'config YAML file')
     .option('--out <dir>', 'write program.json (the DeviceProgram) into this folder')
-    .option('--timings', 'print host time, peak heap, typed arrays and RSS per compile pass')
+    .option('--timings', 'print host time, peak heap, typed arrays and RSS per compile pass, and the ops slowest to lower')
     .action(async (file: string, o: { out?: string; timings?: boolean }) => {
       if (o.out) await checkOutputFolder(path.resolve(o.out), 'program.json');
       const timer = o.timings ? new PassTimer() : undefined;
@@ -163,7 +163,7 @@ export function buildProgram(): Command {
       timer?.onProgress('writing the compile report');
       const report = compileReport(compiled);
       process.stdout.write(report + '\n');
-      if (timer) process.stdout.write(formatTimings(timer.finish()) + '\n');
+      if (timer) process.stdout.write(formatTimings(timer.finish(), timer.ops) + '\n');
       if (o.out) {
         await writeRunFolder(path.resolve(o.out), new Map([['program.json', JSON.stringify(compiled.program, programJsonReplacer)]]));
         process.stdout.write(`program written to ${path.join(o.out, 'program.json')}\n`);

@@ -7,6 +7,10 @@
  * heap: the heap (heapUsed), typed arrays (arrayBuffers: the program's
  * columns) and the process's resident set (both, plus the young generation,
  * code and Node itself: what the host's memory limit sees).
+ *
+ * While lowering, each op's host time (from the end of the op before it to
+ * its own) is kept too, and the slowest are listed: where a custom op's
+ * lowering, or a planner, spends a long compile.
  */
 export interface PassTiming {
   pass: string;
@@ -27,13 +31,23 @@ function sample(): Sample {
   return { heap: m.heapUsed, arrays: m.arrayBuffers, rss: m.rss };
 }
 
+/** One op's lowering: host time from the previous op's end (or the pass's start) to its own. */
+export interface OpTiming {
+  op: string;
+  ms: number;
+}
+
 export class PassTimer {
   readonly passes: PassTiming[] = [];
+  /** Each op's lowering time, in schedule order. */
+  readonly ops: OpTiming[] = [];
   private current: PassTiming | undefined;
   private started = 0;
+  /** When the last event came (an op's time runs from it). */
+  private last = 0;
 
-  /** A compile progress callback: a new pass name closes the one before. */
-  readonly onProgress = (pass: string): void => {
+  /** A compile progress callback: a new pass name closes the one before; an op named ends that op's time. */
+  readonly onProgress = (pass: string, op?: string): void => {
     const now = performance.now();
     const m = sample();
     if (this.current?.pass !== pass) {
@@ -41,6 +55,8 @@ export class PassTimer {
       this.current = { pass, ms: 0, peakHeapBytes: m.heap, peakArrayBytes: m.arrays, peakRssBytes: m.rss };
       this.started = now;
     } else this.raise(this.current, m);
+    if (op !== undefined) this.ops.push({ op, ms: now - this.last });
+    this.last = now;
   };
 
   /** Close the last pass (call when the compile returns). */
@@ -64,7 +80,10 @@ export class PassTimer {
   }
 }
 
-export function formatTimings(passes: readonly PassTiming[]): string {
+/** How many of the slowest ops formatTimings lists. */
+export const SLOWEST_OPS = 10;
+
+export function formatTimings(passes: readonly PassTiming[], ops: readonly OpTiming[] = []): string {
   const width = Math.max(4, ...passes.map((p) => p.pass.length));
   const total = passes.reduce((s, p) => s + p.ms, 0);
   const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MB`;
@@ -77,5 +96,18 @@ export function formatTimings(passes: readonly PassTiming[]): string {
     `  ${''.padEnd(width)}  ${'time'.padStart(10)}  ${'heap'.padStart(9)}  ${'typed arrays'.padStart(12)}  ${'RSS'.padStart(9)}`,
     ...lines,
     row('total', total, peak((p) => p.peakHeapBytes), peak((p) => p.peakArrayBytes), peak((p) => p.peakRssBytes)),
+    ...slowestOps(ops),
   ].join('\n');
+}
+
+/** The ops slowest to lower, each with its time and share of the lowering (none when no op was timed). */
+function slowestOps(ops: readonly OpTiming[]): string[] {
+  if (ops.length === 0) return [];
+  const lowering = ops.reduce((s, o) => s + o.ms, 0);
+  const slowest = [...ops].sort((a, b) => b.ms - a.ms).slice(0, SLOWEST_OPS);
+  const width = Math.max(...slowest.map((o) => o.op.length));
+  return [
+    `ops slowest to lower (${slowest.length} of ${ops.length}; host time, share of the lowering):`,
+    ...slowest.map((o) => `  ${o.op.padEnd(width)}  ${o.ms.toFixed(1).padStart(9)} ms  ${((100 * o.ms) / Math.max(lowering, 1e-9)).toFixed(1).padStart(5)}%`),
+  ];
 }

@@ -45,7 +45,8 @@ export interface LowerRequest {
   /** Progress: called as each pass of DeviceGraph.finalize starts. */
   onPass?: (pass: string) => void;
   /** Progress: called after each op is lowered. */
-  onOp?: (done: number, total: number) => void;
+  /** Called as each op (or outlined call: its first op) is lowered: ops done of total, and the op's name (first, with none done: the sources laid out). */
+  onOp?: (done: number, total: number, op: string) => void;
   /** Splits forced on the planners (tests); the planners choose where these say nothing. */
   plans?: PlanOverrides;
   /** Lower an op like one lowered before (same structure, inputs laid out alike) as a clone of it (default true): the same program, less time. */
@@ -166,6 +167,8 @@ export function lowerGraph(req: LowerRequest): Lowered {
     }
   }
 
+  // The graph's inputs, weights and constants are laid out (their consumers' createInput): timed as a step of its own.
+  req.onOp?.(0, req.schedule.length, '(laying out inputs, weights and constants)');
   const category = (id: string) => (req.graph.tensor(id).isGradient ? 'gradient' : 'activation') as 'gradient' | 'activation';
   // For in-place decisions: where each IR tensor is last read, and what the host reads after the batch.
   const lastRead = new Map<string, number>();
@@ -402,7 +405,7 @@ export function lowerGraph(req: LowerRequest): Lowered {
       if (!plan) batch.push(...ipuCopies.close());
       stepsOf(op).push(callFunction(dg, fn, n, group.starts[k], req.schedule, req.graph, tensors, category));
       position += group.length - 1;
-      req.onOp?.(position + 1, req.schedule.length);
+      req.onOp?.(position + 1, req.schedule.length, `${op.name} (a call of ${fn.name}, ${group.length} ops)`);
       continue;
     }
     if (isIpuCopy(op)) {
@@ -413,7 +416,7 @@ export function lowerGraph(req: LowerRequest): Lowered {
       if (!plan && home?.remote) batch.push({ kind: 'remoteLoad', tensor: home.id, op: op.name });
       if (!plan && src?.gatheredFrom) batch.push({ kind: 'allGather', tensor: src.id, shard: src.gatheredFrom.id, op: op.name });
       ipuCopies.add(op, tensors, category(op.outId(0)));
-      req.onOp?.(position + 1, req.schedule.length);
+      req.onOp?.(position + 1, req.schedule.length, op.name);
       continue;
     }
     // A stashed tensor's backward copy: laid out as it is, filled by the restore exchange (src/lower/pipeline.ts).
@@ -432,7 +435,7 @@ export function lowerGraph(req: LowerRequest): Lowered {
     const like = req.cloneLikeOps !== false && !req.graph.regions.has(op) && !owners.has(op) ? opLike(op, ctx) : undefined;
     if (like && cloneOp(like, op)) {
       cloned++;
-      req.onOp?.(position + 1, req.schedule.length);
+      req.onOp?.(position + 1, req.schedule.length, op.name);
       continue;
     }
     const made = { tensors: dg.tensors.length, computeSets: dg.computeSets.length, exchanges: dg.exchanges.length, streams: dg.streams.length, notes: dg.notes.length };
@@ -461,7 +464,7 @@ export function lowerGraph(req: LowerRequest): Lowered {
         made: { tensors: [made.tensors, dg.tensors.length], computeSets: [made.computeSets, dg.computeSets.length], exchanges: [made.exchanges, dg.exchanges.length] },
       });
     }
-    req.onOp?.(position + 1, req.schedule.length);
+    req.onOp?.(position + 1, req.schedule.length, op.name);
   }
   const copies = ipuCopies.close();
   if (!plan) batch.push(...copies);

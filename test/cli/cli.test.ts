@@ -258,6 +258,16 @@ describe('other commands', () => {
       // The resident set holds the heap (the pages V8 has touched for it are at least those in use).
       expect(x.rss).toBeGreaterThanOrEqual(x.mb);
     }
+    // Then the ops slowest to lower: ops of this model, slowest first, within the lowering's time.
+    const slow = r.stdout.slice(r.stdout.indexOf('ops slowest to lower'));
+    const [, shown, of] = /^ops slowest to lower \((\d+) of (\d+);/.exec(slow)!.map(Number);
+    const ops = [...slow.matchAll(/^ {2}(.+?) +(\d+\.\d) ms +(\d+\.\d)%$/gm)].map((m) => ({ op: m[1], ms: Number(m[2]) }));
+    expect(ops).toHaveLength(shown);
+    expect(shown).toBe(Math.min(10, of));
+    expect(ops.map((o) => o.ms)).toEqual([...ops.map((o) => o.ms)].sort((a, b) => b - a));
+    expect(ops.every((o) => o.op === '(laying out inputs, weights and constants)' || /^[A-Za-z]/.test(o.op))).toBe(true);
+    const lowering = rows.find((x) => x.pass === 'lowering ops')!;
+    expect(ops.reduce((a, o) => a + o.ms, 0) / 1000).toBeLessThanOrEqual(lowering.s + 0.01);
   });
 });
 
