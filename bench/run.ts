@@ -97,8 +97,8 @@ interface ScaleRow {
   target: string;
   wallMs: number;
   r: { error?: string; compileMs: number; runMs?: number; cycles?: number; maxRssMiB: number; tensors?: number; vertices?: number; copies?: number; runs?: number };
-  /** Each run's compile, step and whole-process ms and peak RSS, when the case ran more than once. */
-  runs?: { compileMs: number; runMs: number; wallMs: number; maxRssMiB: number }[];
+  /** Each repeat's compile, step and whole-process ms and peak RSS, when the case ran more than once. */
+  samples?: { compileMs: number; runMs: number; wallMs: number; maxRssMiB: number }[];
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -117,10 +117,17 @@ function scaleCase(config: string): ScaleRow['r'] & { wallMs: number } {
 
 const scaleRows: ScaleRow[] = [];
 
-/** ` (lo-hi)` of a repeated case's runs, nothing for a single run. */
-function spread(runs: ScaleRow['runs'], of: (r: NonNullable<ScaleRow['runs']>[number]) => number, digits: number): string {
-  if (!runs || runs.length < 2) return '';
-  const xs = runs.map(of);
+/** Which scale cases run more than once, and how often, in words (from SCALE_CASES). */
+function repeatedText(): string {
+  const repeated = SCALE_CASES.filter((c) => (c.repeats ?? 1) > 1);
+  const times = [...new Set(repeated.map((c) => c.repeats))];
+  return repeated.length === 0 ? 'each case runs once' : `the ${repeated.length} shorter cases run ${times.length === 1 ? `${times[0]} times each` : 'several times each'}`;
+}
+
+/** ` (lo-hi)` of a repeated case's samples, nothing for a single run. */
+function spread(samples: ScaleRow['samples'], of: (r: NonNullable<ScaleRow['samples']>[number]) => number, digits: number): string {
+  if (!samples || samples.length < 2) return '';
+  const xs = samples.map(of);
   return ` (${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)})`;
 }
 if (process.env.BENCH_SCALE !== '0') {
@@ -133,10 +140,10 @@ if (process.env.BENCH_SCALE !== '0') {
       const r = failed ?? all[0];
       scaleRows.push({ name: c.name, target: c.target, wallMs: r.wallMs, r });
     } else {
-      const runs = all.map((x) => ({ compileMs: x.compileMs, runMs: x.runMs!, wallMs: x.wallMs, maxRssMiB: x.maxRssMiB }));
+      const samples = all.map((x) => ({ compileMs: x.compileMs, runMs: x.runMs!, wallMs: x.wallMs, maxRssMiB: x.maxRssMiB }));
       if (new Set(all.map((x) => x.cycles)).size !== 1) throw new Error(`${c.name}: simulated cycles differ between runs`);
-      const r = { ...all[0], compileMs: median(runs.map((x) => x.compileMs)), runMs: median(runs.map((x) => x.runMs)), maxRssMiB: Math.max(...runs.map((x) => x.maxRssMiB)) };
-      scaleRows.push({ name: c.name, target: c.target, wallMs: median(runs.map((x) => x.wallMs)), r, runs });
+      const r = { ...all[0], compileMs: median(samples.map((x) => x.compileMs)), runMs: median(samples.map((x) => x.runMs)), maxRssMiB: Math.max(...samples.map((x) => x.maxRssMiB)) };
+      scaleRows.push({ name: c.name, target: c.target, wallMs: median(samples.map((x) => x.wallMs)), r, samples });
     }
     const last = scaleRows[scaleRows.length - 1].r;
     console.log(`${c.name}: ${last.error ?? `compile ${last.compileMs.toFixed(0)} ms, step ${last.runMs!.toFixed(0)} ms`}, peak RSS ${last.maxRssMiB.toFixed(0)} MiB`);
@@ -260,18 +267,18 @@ engine's and session's own work (syncs, phase records, feeds, anchors).
 
 Each case runs in its own Node process (bench/scale-case.mjs over the compiled dist/, as \`sim\` runs: 16 GB heap, gc exposed for the compile's collections as lowering ends and as it returns, huge pages): compile, then one step
 with \`numerics: false\` (no tile data, no codelets; the same cycles as a numerics run). Peak RSS is the
-process's own. This host's speed drifts by up to a third over minutes, so the three shorter cases run three
-times, one process after another: their times are the medians, the range in brackets, and their peak RSS the
-highest of the three (the memory targets are limits). Targets are issue 8's. Copy rows: the exchanges' CopyTable rows, and the tile-to-tile copies they
+process's own. This host's speed drifts by up to a third over minutes, so ${repeatedText()}, one process after
+another: each time is the median of its own (compile, step and whole process apart, so they may come from
+different runs), the range in brackets, and the peak RSS the highest (the memory targets are limits). Targets are issue 8's. Copy rows: the exchanges' CopyTable rows, and the tile-to-tile copies they
 stand for (a strided row is a copy per run, a fanned-out row a copy per destination).
 
 | case | compile | step | whole process | peak RSS | simulated cycles | tensors | vertices | copy rows (copies) | target |
 |---|---|---|---|---|---|---|---|---|---|
 ${scaleRows
-  .map(({ name, target, wallMs, r, runs }) =>
+  .map(({ name, target, wallMs, r, samples }) =>
     r.error
       ? `| ${name} | ${(r.compileMs / 1000).toFixed(1)} s | does not fit: ${r.error} | ${(wallMs / 1000).toFixed(1)} s | ${r.maxRssMiB.toFixed(0)} MiB | | | | | ${target} |`
-      : `| ${name} | ${(r.compileMs / 1000).toFixed(1)} s${spread(runs, (x) => x.compileMs / 1000, 1)} | ${(r.runMs! / 1000).toFixed(2)} s${spread(runs, (x) => x.runMs / 1000, 2)} | ${(wallMs / 1000).toFixed(1)} s${spread(runs, (x) => x.wallMs / 1000, 1)} | ${r.maxRssMiB.toFixed(0)} MiB${spread(runs, (x) => x.maxRssMiB, 0)} | ${r.cycles!.toLocaleString('en-US')} | ${r.tensors!.toLocaleString('en-US')} | ${r.vertices!.toLocaleString('en-US')} | ${r.copies!.toLocaleString('en-US')} (${r.runs!.toLocaleString('en-US')}) | ${target} |`,
+      : `| ${name} | ${(r.compileMs / 1000).toFixed(1)} s${spread(samples, (x) => x.compileMs / 1000, 1)} | ${(r.runMs! / 1000).toFixed(2)} s${spread(samples, (x) => x.runMs / 1000, 2)} | ${(wallMs / 1000).toFixed(1)} s${spread(samples, (x) => x.wallMs / 1000, 1)} | ${r.maxRssMiB.toFixed(0)} MiB${spread(samples, (x) => x.maxRssMiB, 0)} | ${r.cycles!.toLocaleString('en-US')} | ${r.tensors!.toLocaleString('en-US')} | ${r.vertices!.toLocaleString('en-US')} | ${r.copies!.toLocaleString('en-US')} (${r.runs!.toLocaleString('en-US')}) | ${target} |`,
   )
   .join('\n')}
 ${sweep ? `\n${sweepBenchMarkdown(sweep)}` : ''}`;

@@ -298,7 +298,7 @@ function scratchInts(name: string, n: number): Int32Array {
   return a.subarray(0, n);
 }
 
-/** The hash table: a slot is in use when its stamp is the current call's generation (no clearing per call). */
+/** The hash table: a slot is in use when its stamp is the current generation, one per source tile's rows (no clearing between them). */
 let hash = { gen: 0, stamp: new Int32Array(0), msg: new Int32Array(0) };
 
 function hashScratch(cap: number): { gen: number; stamp: Int32Array; msg: Int32Array } {

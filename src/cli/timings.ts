@@ -8,9 +8,12 @@
  * columns) and the process's resident set (both, plus the young generation,
  * code and Node itself: what the host's memory limit sees).
  *
- * While lowering, each op's host time (from the end of the op before it to
- * its own) is kept too, and the slowest are listed: where a custom op's
- * lowering, or a planner, spends a long compile.
+ * While lowering, each op's host time (from the event before it to its own
+ * end) is kept too, and the slowest are listed: where a custom op's
+ * lowering, or a planner, spends a long compile. The work before the first
+ * op (outlining, laying out the graph's sources) is a row of its own; an
+ * outlined call is one row; work between ops (closing IPU copies) counts to
+ * the op after it, and the work after the last op to none.
  */
 export interface PassTiming {
   pass: string;
@@ -100,14 +103,14 @@ export function formatTimings(passes: readonly PassTiming[], ops: readonly OpTim
   ].join('\n');
 }
 
-/** The ops slowest to lower, each with its time and share of the lowering (none when no op was timed). */
+/** The ops slowest to lower, each with its time and share of all ops' times (none when no op was timed). */
 function slowestOps(ops: readonly OpTiming[]): string[] {
   if (ops.length === 0) return [];
   const lowering = ops.reduce((s, o) => s + o.ms, 0);
   const slowest = [...ops].sort((a, b) => b.ms - a.ms).slice(0, SLOWEST_OPS);
   const width = Math.max(...slowest.map((o) => o.op.length));
   return [
-    `ops slowest to lower (${slowest.length} of ${ops.length}; host time, share of the lowering):`,
+    `ops slowest to lower (${slowest.length} of ${ops.length} timed; host time, share of their sum):`,
     ...slowest.map((o) => `  ${o.op.padEnd(width)}  ${o.ms.toFixed(1).padStart(9)} ms  ${((100 * o.ms) / Math.max(lowering, 1e-9)).toFixed(1).padStart(5)}%`),
   ];
 }

@@ -163,7 +163,11 @@ export function layoutFromReads(size: number, groups: readonly ReadGroup[], o: R
   });
   // Refused as soon as a tile takes one interval too many (most refusals come within the first rows).
   const max = o.maxIntervalsPerTile ?? MAX_INTERVALS_PER_TILE;
-  const intervals = new Int32Array(o.numTiles);
+  // Counted per tile up to the highest a group names (a caller's tile past numTiles is counted too, and
+  // left for setTileMapping to name).
+  let tiles = o.numTiles;
+  for (const g of groups) for (const t of g.tiles) if (t >= tiles) tiles = t + 1;
+  const intervals = new Int32Array(tiles);
   const out: TileRange[] = [];
   for (let x = 0; x < size; ) {
     let tile = owner[x];

@@ -33,6 +33,9 @@ import { pipelineStep } from './pipeline.js';
 import { findOutline, structureKey, type OutlineGroup } from './outline.js';
 import { callFunction, cloneFunction, functionSchedule, groupSlots, instanceInputs, lowerFunction, type LoweredFunction } from './functions.js';
 
+/** The name onOp gives the work before the first op (outlining, the graph's sources laid out). */
+export const BEFORE_FIRST_OP = '(before the first op: outlining, inputs, weights and constants laid out)';
+
 export interface LowerRequest {
   graph: Graph;
   schedule: Op[];
@@ -44,8 +47,10 @@ export interface LowerRequest {
   codeletModules: string[];
   /** Progress: called as each pass of DeviceGraph.finalize starts. */
   onPass?: (pass: string) => void;
-  /** Progress: called after each op is lowered. */
-  /** Called as each op (or outlined call: its first op) is lowered: ops done of total, and the op's name (first, with none done: the sources laid out). */
+  /**
+   * Progress: called after each op (an outlined call: once, named by its first op) is lowered, with ops done
+   * of total and the op's name; first, with none done, as the work before the first op ends.
+   */
   onOp?: (done: number, total: number, op: string) => void;
   /** Splits forced on the planners (tests); the planners choose where these say nothing. */
   plans?: PlanOverrides;
@@ -167,8 +172,6 @@ export function lowerGraph(req: LowerRequest): Lowered {
     }
   }
 
-  // The graph's inputs, weights and constants are laid out (their consumers' createInput): timed as a step of its own.
-  req.onOp?.(0, req.schedule.length, '(laying out inputs, weights and constants)');
   const category = (id: string) => (req.graph.tensor(id).isGradient ? 'gradient' : 'activation') as 'gradient' | 'activation';
   // For in-place decisions: where each IR tensor is last read, and what the host reads after the batch.
   const lastRead = new Map<string, number>();
@@ -393,6 +396,8 @@ export function lowerGraph(req: LowerRequest): Lowered {
     stepsOf(op).push(...m.steps.map((s) => (s.kind === 'execute' ? { kind: 'execute' as const, computeSet: maps.computeSet(s.computeSet) } : s.kind === 'exchange' ? { kind: 'exchange' as const, exchange: maps.exchange(s.exchange) } : s)));
     return true;
   };
+  // Outlining, the graph's inputs, weights and constants laid out (their consumers' createInput): timed apart from the first op.
+  req.onOp?.(0, req.schedule.length, BEFORE_FIRST_OP);
   for (let position = 0; position < req.schedule.length; position++) {
     const op = req.schedule[position];
     const instance = instanceAt.get(position);
@@ -425,6 +430,7 @@ export function lowerGraph(req: LowerRequest): Lowered {
       const d = dg.addTensor(op.outId(0), src.dtype, op.outInfo(0).shape, 'activation', op.name);
       dg.mapLike(d, src);
       tensors.set(op.outId(0), d);
+      req.onOp?.(position + 1, req.schedule.length, op.name);
       continue;
     }
     // Pipelined, every copy goes in the one exchange that ends a pipeline cycle.

@@ -3,8 +3,13 @@
  * lower, on a clock the test drives (performance.now stubbed): each op's time
  * runs from the event before it, pass changes included.
  */
+import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { formatTimings, PassTimer, SLOWEST_OPS } from '../../src/cli/timings.js';
+import { compile } from '../../src/compile.js';
+import { loadConfig } from '../../src/config/load.js';
+import { BEFORE_FIRST_OP } from '../../src/lower/lower.js';
+import { ROOT } from '../helpers.js';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -52,11 +57,24 @@ describe('sim compile --timings: the ops slowest to lower', () => {
     const t = timed(events);
     const text = formatTimings(t.passes, t.ops);
     const list = text.slice(text.indexOf('ops slowest to lower'));
-    expect(list.split('\n')[0]).toBe(`ops slowest to lower (${SLOWEST_OPS} of 15; host time, share of the lowering):`);
+    expect(list.split('\n')[0]).toBe(`ops slowest to lower (${SLOWEST_OPS} of 15 timed; host time, share of their sum):`);
     const rows = [...list.matchAll(/^ {2}(Op_\d+) +(\d+\.\d) ms +(\d+\.\d)%$/gm)].map((m) => ({ op: m[1], ms: Number(m[2]), share: Number(m[3]) }));
     expect(rows.map((r) => r.op)).toEqual(['Op_14', 'Op_13', 'Op_12', 'Op_11', 'Op_10', 'Op_9', 'Op_8', 'Op_7', 'Op_6', 'Op_5']);
     expect(rows[0]).toEqual({ op: 'Op_14', ms: 15, share: 12.5 });
     expect(rows[9]).toEqual({ op: 'Op_5', ms: 6, share: 5 });
+  });
+
+  it("the compile names each op as it is lowered, in schedule order, after the work before the first", async () => {
+    const ops: string[] = [];
+    const c = await compile(loadConfig(path.join(ROOT, 'configs/examples/mlp-adam.yaml')), {
+      onProgress: (pass, _done, _total, op) => {
+        if (op !== undefined) {
+          expect(pass).toBe('lowering ops');
+          ops.push(op);
+        }
+      },
+    });
+    expect(ops).toEqual([BEFORE_FIRST_OP, ...c.schedule.map((op) => op.name)]);
   });
 
   it('prints no list when no op was timed', () => {

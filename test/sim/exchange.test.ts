@@ -122,4 +122,28 @@ describe('exchangeTraffic: broadcast and shared buses', () => {
   it('ignores on-tile copies', () => {
     expect(exchangeTraffic(ex([copy(2, 0, 2, 4096)]), dev)).toEqual([]);
   });
+
+  it('costs an exchange alike whatever was costed before it (the sums and stamps are kept between calls; property)', () => {
+    // The traffic sums' columns and their stamps outlive a call: an exchange costed after others, on this device
+    // or another, must cost what it costs alone.
+    const arb = fc.array(
+      fc.record({ src: fc.integer({ min: 0, max: 3 }), dst: fc.integer({ min: 0, max: 3 }), off: fc.constantFrom(0, 8, 16), bytes: fc.constantFrom(1, 3, 8) }),
+      { maxLength: 12 },
+    );
+    const mk2 = loadDevicePreset('mk2');
+    fc.assert(
+      fc.property(arb, arb, (a, b) => {
+        const ea = ex(a.map((c, i) => copy(c.src, c.off, c.dst, c.bytes, i * 8)));
+        const eb = ex(b.map((c, i) => copy(c.src, c.off, c.dst, c.bytes, i * 8)));
+        const alone = exchangeTraffic(ea, dev);
+        const cost = exchangeCost(ea, dev);
+        exchangeTraffic(eb, dev);
+        exchangeCost(eb, mk2);
+        expect(exchangeTraffic(ea, dev)).toEqual(alone);
+        exchangeCost(eb, dev);
+        expect(exchangeCost(ea, dev)).toEqual(cost);
+      }),
+      { numRuns: 200 },
+    );
+  });
 });
