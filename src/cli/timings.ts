@@ -34,7 +34,7 @@ function sample(): Sample {
   return { heap: m.heapUsed, arrays: m.arrayBuffers, rss: m.rss };
 }
 
-/** One op's lowering: host time from the previous op's end (or the pass's start) to its own. */
+/** One op's lowering (or the work before the first op): host time from the progress event before it to its own end. */
 export interface OpTiming {
   op: string;
   ms: number;

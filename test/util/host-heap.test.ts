@@ -5,24 +5,10 @@
  * it, none and no error. What they save is measured in the bench (peak RSS).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfigText } from '../../src/config/load.js';
+import { loadConfig } from '../../src/config/load.js';
 import { compile } from '../../src/session.js';
 import { collectGarbage, SIM_NODE_FLAGS } from '../../src/util/host-heap.js';
-
-const yaml = `device: {preset: tiny}
-model:
-  graph:
-    inputs: {x: {shape: [8, 16], dtype: float32}}
-    initializers:
-      w: {shape: [16, 16], init: {normal: {std: 0.1, seed: 1}}}
-    nodes:
-      - {op: MatMul, inputs: [x, w], outputs: [y]}
-    outputs: [y]
-inputs: {x: {random: {distribution: normal, seed: 2}}}
-train:
-  loss: {type: l1, input: y}
-  optimizer: {type: sgd, lr: 0.1}
-`;
+import { EXAMPLE_CONFIG } from '../helpers.js';
 
 const g = globalThis as { gc?: () => void };
 const exposed = g.gc;
@@ -45,7 +31,7 @@ describe('collectGarbage', () => {
   it('runs once as lowering ends (before the first finalize pass) and once as the compile returns', async () => {
     const events: string[] = [];
     g.gc = () => void events.push('gc');
-    await compile(loadConfigText(yaml, 'gc.yaml'), { onProgress: (pass, done) => void (done === 0 && events.push(pass)) });
+    await compile(loadConfig(EXAMPLE_CONFIG), { onProgress: (pass, done) => void (done === 0 && events.push(pass)) });
     events.push('returned');
     expect(events.filter((e) => e === 'gc')).toHaveLength(2);
     const lifetimes = events.indexOf('finding tensor lifetimes');
