@@ -294,15 +294,36 @@ export class LowerContext {
         }
       }
     }
+    const s = this.copyOnto(t, begin, end, tile);
+    this.fanRange(t.id, begin, end);
+    if (list) list.push({ begin, end, slice: s });
+    else this.copiesOn.set(tileKey, [{ begin, end, slice: s }]);
+    return s;
+  }
+
+  /**
+   * onTile for a range that this op asks for once, on one tile, and never a
+   * range inside it again (a reduction reads each of its partials' column
+   * ranges once): the same slice and copy, without the entries onTile keeps
+   * for reuse and for fanned-out copies, which such requests would never hit
+   * (a BERT layer's bias gradients asked for a hundred thousand).
+   */
+  onTileOnce(t: BuildTensor, begin: number, end: number, tile: number): Slice {
+    if (this.graph.isOnTile(t, begin, end, tile)) {
+      if (t.layoutBy) this.countLayout(t, begin, end, tile);
+      return this.slice(t, begin, end);
+    }
+    return this.copyOnto(t, begin, end, tile);
+  }
+
+  /** A copy of [begin, end) of `t` into the open compute set's buffer on `tile`, by its exchange. */
+  private copyOnto(t: BuildTensor, begin: number, end: number, tile: number): Slice {
     if (this.cs < 0) throw new Error(`internal: ${this.op.name} asks for data before opening a compute set`);
     if (t.layoutBy) this.countLayout(t, begin, end, tile);
     const s = this.buffer(t, end - begin, tile);
     if (this.ex < 0) this.ex = this.graph.addExchange(`${this.graph.computeSets[this.cs].name}/exchange`, this.op.name);
     this.noteCopyTile(tile);
     this.graph.addCopy(this.ex, this.slice(t, begin, end), s);
-    this.fanRange(t.id, begin, end);
-    if (list) list.push({ begin, end, slice: s });
-    else this.copiesOn.set(tileKey, [{ begin, end, slice: s }]);
     return s;
   }
 

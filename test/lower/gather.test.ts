@@ -63,3 +63,41 @@ describe('LowerContext.gather', () => {
     expect(g.tensors[s[1].tensor].category).toBe('exchange');
   });
 });
+
+describe('LowerContext.onTileOnce', () => {
+  // Ranges asked for once each: some here, some remote, one range onto two tiles, two ranges of one source tile.
+  const asks: [number, number, number][] = [
+    [0, 4, 0],
+    [2, 6, 1],
+    [8, 12, 0],
+    [12, 16, 1],
+    [12, 16, 0],
+    [4, 8, 1],
+  ];
+
+  it('gives the slices, copies and buffers onTile gives for ranges asked for once', () => {
+    const once = setup();
+    const plain = setup();
+    const a = asks.map(([b, e, tile]) => once.ctx.onTileOnce(once.x, b, e, tile));
+    const b = asks.map(([b, e, tile]) => plain.ctx.onTile(plain.x, b, e, tile));
+    once.ctx.finish();
+    plain.ctx.finish();
+    expect(a).toEqual(b);
+    expect(once.g.exchanges[0].copies.list()).toEqual(plain.g.exchanges[0].copies.list());
+    expect(once.g.tensors.map((t) => [t.name, t.size, t.mapping?.toArray()])).toEqual(plain.g.tensors.map((t) => [t.name, t.size, t.mapping?.toArray()]));
+    // In place where the range is on the tile: no copy.
+    expect(a[0]).toEqual({ tensor: once.x.id, begin: 0, end: 4 });
+    expect(once.g.exchanges[0].copies).toHaveLength(4);
+  });
+
+  it('keeps no entry for reuse: a range asked for again is copied again (what its callers promise never to do)', () => {
+    const { g, x, ctx } = setup();
+    ctx.onTileOnce(x, 10, 12, 0);
+    ctx.onTileOnce(x, 10, 12, 0);
+    expect(g.exchanges[0].copies).toHaveLength(2);
+    // onTile reuses its own copy
+    ctx.onTile(x, 12, 14, 0);
+    ctx.onTile(x, 12, 13, 0);
+    expect(g.exchanges[0].copies).toHaveLength(3);
+  });
+});

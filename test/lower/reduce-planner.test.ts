@@ -15,6 +15,8 @@ import { Op } from '../../src/ir/op.js';
 import { LowerContext } from '../../src/lower/context.js';
 import { DeviceGraph } from '../../src/lower/devicegraph.js';
 import { engineCost, planReduction, reduceLeading, type ReduceOptions } from '../../src/lower/reduce.js';
+import { chooseReduction } from '../../src/lower/reduce-plan.js';
+import fc from 'fast-check';
 import { tiny } from '../helpers.js';
 
 const mk2x64: DeviceSpec = { ...loadDevicePreset('mk2'), tilesPerIpu: 64 };
@@ -209,5 +211,21 @@ describe('planReduction', () => {
         }
       }
     }
+  });
+
+  it('makes only the chosen plan into objects: the one planReduction chooses, the others named with their cycles', () => {
+    const devices: DeviceSpec[] = [mk2x64, { ...mk2x64, tilesPerIpu: 45 }, { ...mk2x64, ipus: 2, tilesPerIpu: 32 }, tiny()];
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: devices.length - 1 }), fc.integer({ min: 1, max: 400 }), fc.integer({ min: 1, max: 700 }), fc.boolean(), (d, rows, cols, half) => {
+        const p = { ...problem(devices[d], rows, cols), outDType: half ? ('float16' as const) : ('float32' as const) };
+        for (const mode of ['auto', 'naive'] as const) {
+          const all = planReduction(p, mode);
+          const one = chooseReduction(p, mode);
+          expect(JSON.stringify(one.chosen)).toBe(JSON.stringify(all.chosen));
+          expect(one.others).toEqual(all.candidates.filter((c) => c !== all.chosen).map((c) => `${c.name} ${c.cycles}`));
+        }
+      }),
+      { numRuns: 40, seed: 7 },
+    );
   });
 });
