@@ -333,8 +333,11 @@ export class LowerContext {
    * else one tensor on the tile filled by the exchange (one copy tensor and one
    * region instead of one per run). `oneSlice`: always one slice (a vertex
    * reading the runs as one region), the runs copied even when they are here.
+   * `once`: this op asks for these runs, or any inside them, on no tile ever
+   * again (a matmul's reduction reads each chunk of each partial once), so
+   * the gather is not entered for reuse or fan-out, as onTileOnce.
    */
-  gather(t: BuildTensor, runList: readonly (readonly [number, number])[] | RunList, tile: number, opts: { oneSlice?: boolean } = {}): Slice[] {
+  gather(t: BuildTensor, runList: readonly (readonly [number, number])[] | RunList, tile: number, opts: { oneSlice?: boolean; once?: boolean } = {}): Slice[] {
     // A RunList (one flat column) as plans build it; a list of pairs is taken as it is.
     const runs = runList instanceof RunList ? runList : RunList.from(runList);
     const n = runs.n;
@@ -343,9 +346,10 @@ export class LowerContext {
     // Gathering also copies the runs already here: worth it only when several runs must travel.
     if (n === 1 || (remote < 2 && !opts.oneSlice)) {
       const out = new Array<Slice>(n);
-      for (let k = 0; k < n; k++) out[k] = this.onTile(t, runs.begin(k), runs.end(k), tile);
+      for (let k = 0; k < n; k++) out[k] = opts.once ? this.onTileOnce(t, runs.begin(k), runs.end(k), tile) : this.onTile(t, runs.begin(k), runs.end(k), tile);
       return out;
     }
+    if (opts.once) return [this.gatherOnto(t, runs, tile)];
     // Reuse an identical gather (a window several vertices read): found by a hash of the tensor, tile and
     // runs, then compared run by run (string keys of the runs cost more garbage than the rest of the lowering).
     // Keys cut to 30 bits stay small integers (V8 boxes a larger key as a heap number, garbage per lookup).
@@ -357,13 +361,8 @@ export class LowerContext {
         if (g.tensor === t.id && g.tile === tile && g.runs.same(runs)) return [g.slice];
       }
     }
-    let size = 0;
-    for (let k = 0; k < n; k++) size += runs.end(k) - runs.begin(k);
-    if (this.cs < 0) throw new Error(`internal: ${this.op.name} asks for data before opening a compute set`);
-    if (t.layoutBy) for (let k = 0; k < n; k++) this.countLayout(t, runs.begin(k), runs.end(k), tile);
-    const s = this.buffer(t, size, tile);
-    if (this.ex < 0) this.ex = this.graph.addExchange(`${this.graph.computeSets[this.cs].name}/exchange`, this.op.name);
     // A gather of these runs onto another tile of this exchange, if any: this one repeats its copies.
+    this.openExchange();
     const copies = this.graph.exchanges[this.ex].copies;
     this.fanReset();
     const sourceKey = (runsHash ^ t.id) & SMI_MASK;
@@ -378,6 +377,28 @@ export class LowerContext {
       }
     }
     const first = copies.length;
+    const s = this.gatherOnto(t, runs, tile);
+    // The same runs are the same copies in the same order: copy k of this gather repeats copy k of the first.
+    if (leader && leader.count === copies.length - first) for (let k = 0; k < leader.count; k++) copies.repeats(first + k, leader.first + k);
+    else if (!leader) {
+      if (!sources) this.fanSources.set(sourceKey, (sources = []));
+      sources.push({ tensor: t.id, runs, first, count: copies.length - first });
+    }
+    // Kept for reuse: a list of pairs was copied into a RunList of its own; a caller's RunList must not change after.
+    const entry = { tensor: t.id, tile, runs, slice: s };
+    if (list) list.push(entry);
+    else this.gathers.set(key, [entry]);
+    return [s];
+  }
+
+  /** The runs of `t` copied, in order, into one slice of the open compute set's buffer on `tile`. */
+  private gatherOnto(t: BuildTensor, runs: RunList, tile: number): Slice {
+    const n = runs.n;
+    let size = 0;
+    for (let k = 0; k < n; k++) size += runs.end(k) - runs.begin(k);
+    if (t.layoutBy) for (let k = 0; k < n; k++) this.countLayout(t, runs.begin(k), runs.end(k), tile);
+    this.openExchange();
+    const s = this.buffer(t, size, tile);
     // Runs of one length at one stride (a block of a matrix, row by row) are one strided copy, not one copy each.
     let at = s.begin;
     for (let k = 0; k < n; ) {
@@ -391,17 +412,13 @@ export class LowerContext {
       at += m * len;
       k += m;
     }
-    // The same runs are the same copies in the same order: copy k of this gather repeats copy k of the first.
-    if (leader && leader.count === copies.length - first) for (let k = 0; k < leader.count; k++) copies.repeats(first + k, leader.first + k);
-    else if (!leader) {
-      if (!sources) this.fanSources.set(sourceKey, (sources = []));
-      sources.push({ tensor: t.id, runs, first, count: copies.length - first });
-    }
-    // Kept for reuse: a list of pairs was copied into a RunList of its own; a caller's RunList must not change after.
-    const entry = { tensor: t.id, tile, runs, slice: s };
-    if (list) list.push(entry);
-    else this.gathers.set(key, [entry]);
-    return [s];
+    return s;
+  }
+
+  /** The exchange before the open compute set, added if it has none yet. */
+  private openExchange(): void {
+    if (this.cs < 0) throw new Error(`internal: ${this.op.name} asks for data before opening a compute set`);
+    if (this.ex < 0) this.ex = this.graph.addExchange(`${this.graph.computeSets[this.cs].name}/exchange`, this.op.name);
   }
 
   /** Tally the bytes of [begin, end) of a consumer-laid-out `t` not on `tile`, as mapped and as mapped linearly (no allocation: asked per run). */

@@ -838,10 +838,11 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
     ctx.computeSet(`reduce${suffix}`);
     for (const ch of chunks[s]) {
       // Each partial as one region (the vertex reads partial kk's elements in the order of its output pieces).
+      // The chunks cut the window apart, so each chunk of each partial is read once, by one tile.
       const parts = Array.from({ length: gK }, (_, kk) => {
         const runs = new RunList();
         for (const [c0, c1] of ch.runs) at!.runs(kk, c0, c1, runs);
-        return runs.n === 1 ? ctx.onTile(partials, runs.begin(0), runs.end(0), ch.tile) : ctx.gather(partials, runs, ch.tile, { oneSlice: true })[0];
+        return runs.n === 1 ? ctx.onTileOnce(partials, runs.begin(0), runs.end(0), ch.tile) : ctx.gather(partials, runs, ch.tile, { oneSlice: true, once: true })[0];
       });
       const runs: Runs = [];
       for (const [c0, c1] of ch.runs) windowToOut(p, w, c0, c1, runs);

@@ -100,4 +100,26 @@ describe('LowerContext.onTileOnce', () => {
     ctx.onTile(x, 12, 13, 0);
     expect(g.exchanges[0].copies).toHaveLength(3);
   });
+
+  it("gather's `once` gives the slices and copies a plain gather gives, and keeps no entry for reuse", () => {
+    const reads: [number, number][][] = [
+      [[0, 2], [4, 6], [9, 11]],
+      [[1, 3], [10, 12]],
+      [[5, 6], [13, 15]],
+    ];
+    const once = setup();
+    const plain = setup();
+    const a = reads.map((runs, i) => once.ctx.gather(once.x, runs, i % 2, { oneSlice: true, once: true }));
+    const b = reads.map((runs, i) => plain.ctx.gather(plain.x, runs, i % 2, { oneSlice: true }));
+    once.ctx.finish();
+    plain.ctx.finish();
+    expect(a).toEqual(b);
+    expect(once.g.exchanges[0].copies.list()).toEqual(plain.g.exchanges[0].copies.list());
+    // Asked again (what its callers promise never to do): copied again, where a plain gather reuses its slice.
+    once.ctx.computeSet('again');
+    once.ctx.gather(once.x, reads[0], 0, { oneSlice: true, once: true });
+    expect(once.g.exchanges.at(-1)!.copies.length).toBeGreaterThan(0);
+    plain.ctx.computeSet('again');
+    expect(plain.ctx.gather(plain.x, reads[0], 0, { oneSlice: true })).toEqual(b[0]);
+  });
 });
