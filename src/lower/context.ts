@@ -335,7 +335,8 @@ export class LowerContext {
    * reading the runs as one region), the runs copied even when they are here.
    * `once`: this op asks for these runs, or any inside them, on no tile ever
    * again (a matmul's reduction reads each chunk of each partial once), so
-   * the gather is not entered for reuse or fan-out, as onTileOnce.
+   * the gather is not entered for reuse or fan-out, as onTileOnce; it keeps
+   * no reference to `runList`, which the caller may then reuse.
    */
   gather(t: BuildTensor, runList: readonly (readonly [number, number])[] | RunList, tile: number, opts: { oneSlice?: boolean; once?: boolean } = {}): Slice[] {
     // A RunList (one flat column) as plans build it; a list of pairs is taken as it is.

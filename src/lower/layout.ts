@@ -76,6 +76,12 @@ export class RunList {
     this.n++;
   }
 
+  /** Empty again (a scratch list reused). */
+  clear(): void {
+    this.a.length = 0;
+    this.n = 0;
+  }
+
   begin(k: number): number {
     return this.a[2 * k];
   }

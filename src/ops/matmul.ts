@@ -836,13 +836,15 @@ export function lowerMatMulProblem(ctx: LowerContext, p: MatMulProblem, a: Build
     if (!partials) return;
 
     ctx.computeSet(`reduce${suffix}`);
+    // One scratch list for every read: a once gather keeps no reference to it.
+    const read = new RunList();
     for (const ch of chunks[s]) {
       // Each partial as one region (the vertex reads partial kk's elements in the order of its output pieces).
       // The chunks cut the window apart, so each chunk of each partial is read once, by one tile.
       const parts = Array.from({ length: gK }, (_, kk) => {
-        const runs = new RunList();
-        for (const [c0, c1] of ch.runs) at!.runs(kk, c0, c1, runs);
-        return runs.n === 1 ? ctx.onTileOnce(partials, runs.begin(0), runs.end(0), ch.tile) : ctx.gather(partials, runs, ch.tile, { oneSlice: true, once: true })[0];
+        read.clear();
+        for (const [c0, c1] of ch.runs) at!.runs(kk, c0, c1, read);
+        return read.n === 1 ? ctx.onTileOnce(partials, read.begin(0), read.end(0), ch.tile) : ctx.gather(partials, read, ch.tile, { oneSlice: true, once: true })[0];
       });
       const runs: Runs = [];
       for (const [c0, c1] of ch.runs) windowToOut(p, w, c0, c1, runs);
