@@ -254,6 +254,8 @@ export class DeviceGraph {
       if (s.shardOf) t.shardOf = s.shardOf;
       if (this.referenced.has(id)) this.referenced.add(t.id);
     }
+    // The tensors the clone reads in place of the template's inputs are used now too (finalize refuses a dropped one).
+    for (const [id, by] of outside) if (this.referenced.has(id)) this.referenced.add(by);
     const csBase = this.computeSets.length;
     for (let c = made.computeSets[0]; c < made.computeSets[1]; c++) {
       const cs = this.computeSets[c];

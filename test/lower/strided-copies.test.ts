@@ -273,4 +273,16 @@ describe('strided copies', () => {
     expect(repeats(0)).toEqual([-1, 0, 0]);
     expect(repeats(ids.exchange(0))).toEqual(repeats(0));
   });
+
+  it("a clone's reads of the tensors it reads in place of the template's inputs count as uses of them (finalize's check of dropped tensors sees them)", () => {
+    const { g, x, ctx } = lowering(tiny({ ipus: 2, tilesPerIpu: 4 }));
+    ctx.gather(x, [[1, 4], [9, 12], [17, 20]], 1);
+    ctx.finish();
+    const made = { tensors: [1, g.tensors.length] as [number, number], computeSets: [0, g.computeSets.length] as [number, number], exchanges: [0, 1] as [number, number] };
+    const y = g.addTensor('y', x.dtype, x.shape, x.category);
+    g.setTileMapping(y, x.mapping!.shifted(4).toArray());
+    expect(g.isReferenced(y)).toBe(false);
+    g.cloneShifted(made, 4, (n) => `${n}'`, new Map([[x.id, y.id]]));
+    expect(g.isReferenced(y)).toBe(true);
+  });
 });
