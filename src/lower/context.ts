@@ -302,11 +302,14 @@ export class LowerContext {
   }
 
   /**
-   * onTile for a range that this op asks for once, on one tile, and never a
-   * range inside it again (a reduction reads each of its partials' column
-   * ranges once): the same slice and copy, without the entries onTile keeps
-   * for reuse and for fanned-out copies, which such requests would never hit
-   * (a BERT layer's bias gradients asked for a hundred thousand).
+   * onTile without the entries onTile keeps for reuse and for fanned-out
+   * copies (a BERT layer's bias gradients asked for a hundred thousand). The
+   * same slice and copy as onTile as long as the op asks for no range of `t`
+   * overlapping this one on `tile`, before or after, nor for this range on
+   * another tile of the same exchange (a reduction reads each of its
+   * partials' column ranges once, by one task). Otherwise the data is still
+   * right, but copied again rather than reused, or sent to each tile rather
+   * than fanned out: more exchange cycles.
    */
   onTileOnce(t: BuildTensor, begin: number, end: number, tile: number): Slice {
     if (this.graph.isOnTile(t, begin, end, tile)) {

@@ -230,7 +230,14 @@ export class DeviceGraph {
     renameOp: (op: string) => string = (op) => op,
   ): { tensor: (id: number) => number; computeSet: (id: number) => number; exchange: (id: number) => number } | undefined {
     const [t0, t1] = made.tensors;
-    const inside = (id: number) => (id >= t0 && id < t1) || outside.has(id);
+    // The outside tensors the template reads: the clone reads their stand-ins, which are then used too.
+    const read = new Set<number>();
+    const inside = (id: number) => {
+      if (id >= t0 && id < t1) return true;
+      if (!outside.has(id)) return false;
+      read.add(id);
+      return true;
+    };
     for (let c = made.computeSets[0]; c < made.computeSets[1]; c++) {
       const vs = this.computeSets[c].vertices;
       for (let s = 0; s < vs.sliceStart[vs.fieldStart[vs.count]]; s++) if (!inside(vs.sliceTensor[s])) return undefined;
@@ -254,8 +261,8 @@ export class DeviceGraph {
       if (s.shardOf) t.shardOf = s.shardOf;
       if (this.referenced.has(id)) this.referenced.add(t.id);
     }
-    // The tensors the clone reads in place of the template's inputs are used now too (finalize refuses a dropped one).
-    for (const [id, by] of outside) if (this.referenced.has(id)) this.referenced.add(by);
+    // Marked as the template's reads marked its own (finalize refuses a dropped tensor that is used).
+    for (const id of read) this.referenced.add(outside.get(id)!);
     const csBase = this.computeSets.length;
     for (let c = made.computeSets[0]; c < made.computeSets[1]; c++) {
       const cs = this.computeSets[c];

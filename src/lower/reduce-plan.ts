@@ -16,8 +16,8 @@
  * rules, one sync per stage; on one IPU counted straight from the plan, the
  * same numbers); the cheapest wins, ties to the fewer stages.
  *
- * Candidates are built and costed as columns (plain arrays of small integers
- * per field, a stage's inputs in one flat list): a bias gradient of a
+ * Candidates are built and costed as int32 columns (Ints, one per field, a
+ * stage's inputs in one flat list): a bias gradient of a
  * linearly mapped [128, 3072] activation has 768 segments of 4 columns with
  * 128 partials each, and its four tree candidates some 60,000 tasks; one
  * object per task and value made planning that one reduction a quarter of a

@@ -206,9 +206,9 @@ describe('other commands', () => {
   });
 
   it('a compile that outgrows the host heap exits 1 with the numbers, not V8\'s abort', () => {
-    // An 80 MB heap chosen by the user (so sim does not raise it) against the BERT-style layer on a full mk2,
-    // which compiles within 120 MB since its vertices, exchange buffers and tile intervals became columns and its
-    // reductions' plans and copies keep no object per task (it stopped at 100 MB when this was written).
+    // An 80 MB heap chosen by the user (so sim does not raise it) against the BERT-style layer on a full mk2.
+    // When this was written the compile failed at 100 MB and passed at 120 MB (its vertices, exchange buffers,
+    // tile intervals and reduction plans are columns): 80 MB leaves a margin.
     const r = spawnSync(process.execPath, ['--max-old-space-size=80', BIN, 'compile', path.join(ROOT, 'configs/examples/bert-layer.yaml')], { encoding: 'utf8', cwd: tmp, timeout: 120_000 });
     expect(r.status).toBe(1);
     // Where it stops depends on what is garbage at a check (collections run when they will): any pass, named.

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Op } from '../../src/ir/op.js';
 import { LowerContext } from '../../src/lower/context.js';
 import { DeviceGraph } from '../../src/lower/devicegraph.js';
+import { RunList } from '../../src/lower/layout.js';
 import { tiny } from '../helpers.js';
 
 class NopOp extends Op {
@@ -65,7 +66,7 @@ describe('LowerContext.gather', () => {
 });
 
 describe('LowerContext.onTileOnce', () => {
-  // Ranges asked for once each: some here, some remote, one range onto two tiles, two ranges of one source tile.
+  // Ranges asked for once each, none overlapping another on its tile: some here, some remote, several from one source tile.
   const asks: [number, number, number][] = [
     [0, 4, 0],
     [2, 6, 1],
@@ -74,6 +75,10 @@ describe('LowerContext.onTileOnce', () => {
     [12, 16, 0],
     [4, 8, 1],
   ];
+  const repeats = (g: DeviceGraph) => {
+    const c = g.exchanges[0].copies;
+    return Array.from({ length: c.length }, (_, i) => c.repeatOf(i));
+  };
 
   it('gives the slices, copies and buffers onTile gives for ranges asked for once', () => {
     const once = setup();
@@ -84,10 +89,22 @@ describe('LowerContext.onTileOnce', () => {
     plain.ctx.finish();
     expect(a).toEqual(b);
     expect(once.g.exchanges[0].copies.list()).toEqual(plain.g.exchanges[0].copies.list());
+    expect(repeats(once.g)).toEqual(repeats(plain.g));
     expect(once.g.tensors.map((t) => [t.name, t.size, t.mapping?.toArray()])).toEqual(plain.g.tensors.map((t) => [t.name, t.size, t.mapping?.toArray()]));
     // In place where the range is on the tile: no copy.
     expect(a[0]).toEqual({ tensor: once.x.id, begin: 0, end: 4 });
     expect(once.g.exchanges[0].copies).toHaveLength(4);
+  });
+
+  it('does not fan out: one range onto two tiles is two copies, where onTile makes the second repeat the first', () => {
+    const once = setup();
+    const plain = setup();
+    for (const tile of [1, 2]) {
+      once.ctx.onTileOnce(once.x, 0, 4, tile);
+      plain.ctx.onTile(plain.x, 0, 4, tile);
+    }
+    expect(repeats(plain.g)).toEqual([-1, 0]);
+    expect(repeats(once.g)).toEqual([-1, -1]);
   });
 
   it('keeps no entry for reuse: a range asked for again is copied again (what its callers promise never to do)', () => {
@@ -101,7 +118,7 @@ describe('LowerContext.onTileOnce', () => {
     expect(g.exchanges[0].copies).toHaveLength(3);
   });
 
-  it("gather's `once` gives the slices and copies a plain gather gives, and keeps no entry for reuse", () => {
+  it("gather's `once` gives the slices and copies a plain gather gives, with one RunList cleared between reads, and keeps no entry for reuse", () => {
     const reads: [number, number][][] = [
       [[0, 2], [4, 6], [9, 11]],
       [[1, 3], [10, 12]],
@@ -109,12 +126,19 @@ describe('LowerContext.onTileOnce', () => {
     ];
     const once = setup();
     const plain = setup();
-    const a = reads.map((runs, i) => once.ctx.gather(once.x, runs, i % 2, { oneSlice: true, once: true }));
+    // One scratch list for every once read (as the matmul's reduction does), fresh lists for the plain gathers.
+    const scratch = new RunList();
+    const a = reads.map((runs, i) => {
+      scratch.clear();
+      for (const [b, e] of runs) scratch.push(b, e);
+      return once.ctx.gather(once.x, scratch, i % 2, { oneSlice: true, once: true });
+    });
     const b = reads.map((runs, i) => plain.ctx.gather(plain.x, runs, i % 2, { oneSlice: true }));
     once.ctx.finish();
     plain.ctx.finish();
     expect(a).toEqual(b);
     expect(once.g.exchanges[0].copies.list()).toEqual(plain.g.exchanges[0].copies.list());
+    expect(repeats(once.g)).toEqual(repeats(plain.g));
     // Asked again (what its callers promise never to do): copied again, where a plain gather reuses its slice.
     once.ctx.computeSet('again');
     once.ctx.gather(once.x, reads[0], 0, { oneSlice: true, once: true });

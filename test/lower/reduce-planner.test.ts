@@ -1,5 +1,5 @@
 /**
- * The two-stage reduction and its planner (src/lower/reduce.ts): exact sums
+ * The two-stage reduction (src/lower/reduce.ts) and its planner (src/lower/reduce-plan.ts): exact sums
  * for shapes spread over many tiles (integer data, so float32 sums are exact
  * and compared with ===), the plan's estimate equal to the cycles the engine
  * then counts, and the plan beating the naive one where it should (and
@@ -226,6 +226,41 @@ describe('planReduction', () => {
         }
       }),
       { numRuns: 40, seed: 7 },
+    );
+  });
+
+  it("reads each value's columns at most once, in ranges that never overlap (what emit's onTileOnce relies on)", () => {
+    // x mapped in random pieces over random tiles (runs shorter and longer than a row, wrapping), every candidate.
+    const devices: DeviceSpec[] = [mk2x64, { ...mk2x64, tilesPerIpu: 45 }, { ...mk2x64, ipus: 2, tilesPerIpu: 32 }];
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: devices.length - 1 }), fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 200 }), fc.array(fc.integer({ min: 8, max: 400 }), { minLength: 1, maxLength: 60 }), fc.nat(), (d, rows, cols, cuts, seed) => {
+        const device = devices[d];
+        const n = rows * cols;
+        const x: { tile: number; begin: number; end: number }[] = [];
+        let at = 0;
+        let s = seed;
+        for (let k = 0; at < n; k++) {
+          const len = Math.min(n - at, cuts[k % cuts.length]);
+          s = (s * 1103515245 + 12345) % 2147483648;
+          x.push({ tile: s % (device.ipus * device.tilesPerIpu), begin: at, end: at + len });
+          at += len;
+        }
+        const p = { ...problem(device, rows, cols), x };
+        for (const c of planReduction(p).candidates) {
+          const reads = new Map<number, [number, number][]>();
+          for (const stage of c.stages)
+            for (const t of stage)
+              for (const v of t.inputs) {
+                expect(t.colBegin).toBeLessThan(t.colEnd);
+                expect(c.values[v].colBegin <= t.colBegin && t.colEnd <= c.values[v].colEnd).toBe(true);
+                const list = reads.get(v) ?? [];
+                for (const [b, e] of list) expect(t.colEnd <= b || e <= t.colBegin, `${c.name}: value ${v} read twice over [${t.colBegin}, ${t.colEnd})`).toBe(true);
+                list.push([t.colBegin, t.colEnd]);
+                reads.set(v, list);
+              }
+        }
+      }),
+      { numRuns: 30, seed: 5 },
     );
   });
 });

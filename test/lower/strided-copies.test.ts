@@ -281,8 +281,15 @@ describe('strided copies', () => {
     const made = { tensors: [1, g.tensors.length] as [number, number], computeSets: [0, g.computeSets.length] as [number, number], exchanges: [0, 1] as [number, number] };
     const y = g.addTensor('y', x.dtype, x.shape, x.category);
     g.setTileMapping(y, x.mapping!.shifted(4).toArray());
+    // An input the template never reads (its stand-in stays unused).
+    const unread = g.addTensor('unread', x.dtype, x.shape, x.category);
+    g.mapToTile(unread, 0);
+    g.addStream('unread<-host', unread, 'toDevice');
+    const standIn = g.addTensor('standIn', x.dtype, x.shape, x.category);
+    g.mapToTile(standIn, 4);
     expect(g.isReferenced(y)).toBe(false);
-    g.cloneShifted(made, 4, (n) => `${n}'`, new Map([[x.id, y.id]]));
+    g.cloneShifted(made, 4, (n) => `${n}'`, new Map([[x.id, y.id], [unread.id, standIn.id]]));
     expect(g.isReferenced(y)).toBe(true);
+    expect(g.isReferenced(standIn)).toBe(false);
   });
 });
