@@ -29,7 +29,7 @@
  * - Host stream copy: hostCopyLatencyCycles + bytes at the host link's rate.
  */
 import type { Codelet, CodeletRegistry, VertexShape } from './codelet.js';
-import { runsOf, unstrided } from './copies.js';
+import { runsOf, unstrided, type CopyFan, type CopyTable } from './copies.js';
 import type { DeviceSpec } from './device.js';
 import { CodeletFault, describeThrown, describeValue, isCycleCount } from './faults.js';
 import { deviceRoute, groupCycles, interIpuSyncCycles } from './links.js';
@@ -176,110 +176,250 @@ interface Messages {
 function messagesOf(ex: Exchange, device: DeviceSpec): Messages {
   const c = ex.copies;
   const numTiles = device.ipus * device.tilesPerIpu;
-  const { srcTile, srcOffset, dstTile, bytes: bytesCol, runs: runsCol, srcStride: strideCol, fan } = c;
-  // A fanned-out row is one message to each of its destinations but its source tile.
-  const group = fan?.group;
-  const remote = (i: number): boolean => {
-    if (bytesCol[i] === 0) return false;
-    const g = group ? group[i] : -1;
-    if (g < 0) return srcTile[i] !== dstTile[i];
-    for (let j = fan!.start[g]; j < fan!.start[g + 1]; j++) if (fan!.tile[j] !== srcTile[i]) return true;
-    return false;
-  };
   // Remote rows are bucketed by source tile (a stable counting sort), and each tile's rows are grouped
   // in a table of that tile's data alone (offset, run bytes, runs, source stride), sized to its rows:
   // one table for a whole exchange of a million rows was mostly cache misses. Messages are so numbered
   // by source tile, then by their first row: the order the traffic and link maps are built in.
   // On-tile copies are not traffic: firstOf -1.
+  // Each loop is a function of its own: one function of them all was optimized on stack (OSR) once per
+  // loop and deoptimized again at each branch it had not yet met, so a whole model's first step ran
+  // it mostly unoptimized (a BERT layer's exchanges cost in 430 ms the first time, 200 ms after).
   const firstOf = scratchInts('firstOf', c.count);
   const bucket = scratchInts('bucket', numTiles + 1).fill(0);
-  let remoteRows = 0;
-  for (let i = 0; i < c.count; i++) {
-    if (remote(i)) {
-      firstOf[i] = 0;
-      bucket[srcTile[i] + 1]++;
-      remoteRows++;
-    } else firstOf[i] = -1;
-  }
-  for (let t = 0; t < numTiles; t++) bucket[t + 1] += bucket[t];
+  const remoteRows = c.fan ? markRemoteFanned(c, c.fan, firstOf, bucket) : markRemote(c, firstOf, bucket);
+  prefixSum(bucket, numTiles);
   const cursor = scratchInts('cursor', numTiles);
   cursor.set(bucket.subarray(0, numTiles));
   const order = scratchInts('order', remoteRows);
-  for (let i = 0; i < c.count; i++) if (firstOf[i] >= 0) order[cursor[srcTile[i]]++] = i;
-  const msgSrc = scratchInts('msgSrc', remoteRows);
-  const msgOffset = scratchInts('msgOffset', remoteRows);
-  const msgBytes = scratchInts('msgBytes', remoteRows);
-  const msgRuns = scratchInts('msgRuns', remoteRows);
-  const msgStride = scratchInts('msgStride', remoteRows);
-  let strided = false;
-  let messages = 0;
-  for (let t = 0; t < numTiles; t++) {
-    const from = bucket[t];
-    const to = bucket[t + 1];
-    if (from === to) continue;
-    let cap = 16;
-    while (cap < 2 * (to - from)) cap *= 2;
-    const mask = cap - 1;
-    const table = hashScratch(cap);
-    const gen = table.gen;
-    const { stamp: slotStamp, msg: slotMsg } = table;
-    for (let q = from; q < to; q++) {
-      const i = order[q];
-      const bytes = bytesCol[i];
-      const offset = srcOffset[i];
-      const runs = runsCol ? runsCol[i] : 1;
-      const stride = runs > 1 ? strideCol![i] : 0;
-      // Offsets and lengths are multiples of 4 or 8: their products keep those zero low bits, so the key
-      // is mixed down (murmur3's finalizer) before its low bits pick a slot.
-      let h = Math.imul(offset, 0x9e3779b1) ^ Math.imul(bytes, 0x85ebca6b) ^ Math.imul(runs, 0xc2b2ae35) ^ stride;
-      h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-      h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-      h = (h ^ (h >>> 16)) & mask;
-      for (;;) {
-        if (slotStamp[h] !== gen) {
-          slotStamp[h] = gen;
-          slotMsg[h] = messages;
-          msgSrc[messages] = t;
-          msgOffset[messages] = offset;
-          msgBytes[messages] = bytes;
-          msgRuns[messages] = runs;
-          msgStride[messages] = stride;
-          if (runs > 1) strided = true;
-          firstOf[i] = messages++;
-          break;
-        }
-        const m = slotMsg[h];
-        if (msgOffset[m] === offset && msgBytes[m] === bytes && msgRuns[m] === runs && msgStride[m] === stride) {
-          firstOf[i] = m;
-          break;
-        }
-        h = (h + 1) & mask;
-      }
-    }
-  }
-  if (strided && runsShared(messages, msgSrc, msgOffset, msgBytes, msgRuns, msgStride)) return messagesOf({ ...ex, copies: unstrided(c) }, device);
-  if (runsCol) for (let m = 0; m < messages; m++) msgBytes[m] *= msgRuns[m];
+  orderBySource(c.count, c.srcTile, firstOf, cursor, order);
+  const m: MessageColumns = {
+    src: scratchInts('msgSrc', remoteRows),
+    offset: scratchInts('msgOffset', remoteRows),
+    bytes: scratchInts('msgBytes', remoteRows),
+    runs: scratchInts('msgRuns', remoteRows),
+    stride: scratchInts('msgStride', remoteRows),
+  };
+  const messages = c.runs ? groupAllStrided(c, c.runs, c.srcStride!, order, bucket, numTiles, m, firstOf) : groupAll(c, order, bucket, numTiles, m, firstOf);
+  if (c.runs && anyOver1(m.runs, messages) && runsShared(messages, m.src, m.offset, m.bytes, m.runs, m.stride)) return messagesOf({ ...ex, copies: unstrided(c) }, device);
+  if (c.runs) for (let k = 0; k < messages; k++) m.bytes[k] *= m.runs[k];
   // Receivers of each message, grouped by a counting sort on the message index.
   const start = scratchInts('start', messages + 1).fill(0);
-  for (let i = 0; i < c.count; i++) {
-    const f = firstOf[i];
-    if (f < 0) continue;
-    const g = group ? group[i] : -1;
-    if (g < 0) start[f + 1]++;
-    else for (let j = fan!.start[g]; j < fan!.start[g + 1]; j++) if (fan!.tile[j] !== srcTile[i]) start[f + 1]++;
-  }
-  for (let m = 0; m < messages; m++) start[m + 1] += start[m];
+  if (c.fan) countReceiversFanned(c, c.fan, firstOf, start);
+  else countReceivers(c.count, firstOf, start);
+  prefixSum(start, messages);
   const fill = scratchInts('fill', messages);
   fill.set(start.subarray(0, messages));
   const dsts = scratchInts('dsts', start[messages]);
+  if (c.fan) fillReceiversFanned(c, c.fan, firstOf, fill, dsts);
+  else fillReceivers(c.count, c.dstTile, firstOf, fill, dsts);
+  return { count: messages, src: m.src.subarray(0, messages), bytes: m.bytes.subarray(0, messages), start, dsts };
+}
+
+/** a[k + 1] += a[k] for k < n: counts into starts. */
+function prefixSum(a: Int32Array, n: number): void {
+  for (let k = 0; k < n; k++) a[k + 1] += a[k];
+}
+
+/** groupRuns of every source tile's rows (bucket: each tile's first in `order`); returns the messages. */
+function groupAll(c: CopyTable, order: Int32Array, bucket: Int32Array, numTiles: number, m: MessageColumns, firstOf: Int32Array): number {
+  let messages = 0;
+  for (let t = 0; t < numTiles; t++) if (bucket[t] !== bucket[t + 1]) messages = groupRuns(c, order, bucket[t], bucket[t + 1], t, m, firstOf, messages);
+  return messages;
+}
+
+function groupAllStrided(c: CopyTable, runsCol: Int32Array, strideCol: Int32Array, order: Int32Array, bucket: Int32Array, numTiles: number, m: MessageColumns, firstOf: Int32Array): number {
+  let messages = 0;
+  for (let t = 0; t < numTiles; t++) if (bucket[t] !== bucket[t + 1]) messages = groupStrided(c, runsCol, strideCol, order, bucket[t], bucket[t + 1], t, m, firstOf, messages);
+  return messages;
+}
+
+/** The messages' data as messagesOf groups them (scratch columns). */
+interface MessageColumns {
+  src: Int32Array;
+  offset: Int32Array;
+  bytes: Int32Array;
+  runs: Int32Array;
+  stride: Int32Array;
+}
+
+/** firstOf[i] 0 for a row that is traffic (it has bytes and leaves its tile), else -1; counted per source tile into bucket[tile + 1]. */
+function markRemote(c: CopyTable, firstOf: Int32Array, bucket: Int32Array): number {
+  const { srcTile, dstTile, bytes } = c;
+  let n = 0;
+  for (let i = 0; i < c.count; i++) {
+    if (bytes[i] !== 0 && srcTile[i] !== dstTile[i]) {
+      firstOf[i] = 0;
+      bucket[srcTile[i] + 1]++;
+      n++;
+    } else firstOf[i] = -1;
+  }
+  return n;
+}
+
+/** markRemote where rows fan out: such a row is traffic when any of its destinations is another tile. */
+function markRemoteFanned(c: CopyTable, fan: CopyFan, firstOf: Int32Array, bucket: Int32Array): number {
+  const { srcTile, dstTile, bytes } = c;
+  const { group, start, tile } = fan;
+  let n = 0;
+  for (let i = 0; i < c.count; i++) {
+    let remote = false;
+    if (bytes[i] !== 0) {
+      const g = group[i];
+      if (g < 0) remote = srcTile[i] !== dstTile[i];
+      else
+        for (let j = start[g]; j < start[g + 1]; j++)
+          if (tile[j] !== srcTile[i]) {
+            remote = true;
+            break;
+          }
+    }
+    if (remote) {
+      firstOf[i] = 0;
+      bucket[srcTile[i] + 1]++;
+      n++;
+    } else firstOf[i] = -1;
+  }
+  return n;
+}
+
+/** The traffic rows in source tile order, each tile's in row order (cursor: each tile's next place). */
+function orderBySource(count: number, srcTile: Int32Array, firstOf: Int32Array, cursor: Int32Array, order: Int32Array): void {
+  for (let i = 0; i < count; i++) if (firstOf[i] >= 0) order[cursor[srcTile[i]]++] = i;
+}
+
+/**
+ * Source tile t's rows order[from .. to) grouped by their data (offset and bytes) in a hash table of that
+ * tile's alone: each new data is message `messages`, numbered on; firstOf[i] is row i's message. Returns
+ * the messages so far.
+ */
+function groupRuns(c: CopyTable, order: Int32Array, from: number, to: number, t: number, m: MessageColumns, firstOf: Int32Array, messages: number): number {
+  const { srcOffset, bytes: bytesCol } = c;
+  let cap = 16;
+  while (cap < 2 * (to - from)) cap *= 2;
+  const mask = cap - 1;
+  const table = hashScratch(cap);
+  const gen = table.gen;
+  const { stamp: slotStamp, msg: slotMsg } = table;
+  for (let q = from; q < to; q++) {
+    const i = order[q];
+    const bytes = bytesCol[i];
+    const offset = srcOffset[i];
+    // The key mixed as in groupStrided with one run and no stride (messages are the same either way).
+    let h = Math.imul(offset, 0x9e3779b1) ^ Math.imul(bytes, 0x85ebca6b) ^ 0xc2b2ae35;
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+    h = (h ^ (h >>> 16)) & mask;
+    for (;;) {
+      if (slotStamp[h] !== gen) {
+        slotStamp[h] = gen;
+        slotMsg[h] = messages;
+        m.src[messages] = t;
+        m.offset[messages] = offset;
+        m.bytes[messages] = bytes;
+        m.runs[messages] = 1;
+        m.stride[messages] = 0;
+        firstOf[i] = messages++;
+        break;
+      }
+      const k = slotMsg[h];
+      if (m.offset[k] === offset && m.bytes[k] === bytes) {
+        firstOf[i] = k;
+        break;
+      }
+      h = (h + 1) & mask;
+    }
+  }
+  return messages;
+}
+
+/** groupRuns for a table with stride columns: the data is (offset, run bytes, runs, source stride). */
+function groupStrided(c: CopyTable, runsCol: Int32Array, strideCol: Int32Array, order: Int32Array, from: number, to: number, t: number, m: MessageColumns, firstOf: Int32Array, messages: number): number {
+  const { srcOffset, bytes: bytesCol } = c;
+  let cap = 16;
+  while (cap < 2 * (to - from)) cap *= 2;
+  const mask = cap - 1;
+  const table = hashScratch(cap);
+  const gen = table.gen;
+  const { stamp: slotStamp, msg: slotMsg } = table;
+  for (let q = from; q < to; q++) {
+    const i = order[q];
+    const bytes = bytesCol[i];
+    const offset = srcOffset[i];
+    const runs = runsCol[i];
+    const stride = runs > 1 ? strideCol[i] : 0;
+    // Offsets and lengths are multiples of 4 or 8: their products keep those zero low bits, so the key
+    // is mixed down (murmur3's finalizer) before its low bits pick a slot.
+    let h = Math.imul(offset, 0x9e3779b1) ^ Math.imul(bytes, 0x85ebca6b) ^ Math.imul(runs, 0xc2b2ae35) ^ stride;
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+    h = (h ^ (h >>> 16)) & mask;
+    for (;;) {
+      if (slotStamp[h] !== gen) {
+        slotStamp[h] = gen;
+        slotMsg[h] = messages;
+        m.src[messages] = t;
+        m.offset[messages] = offset;
+        m.bytes[messages] = bytes;
+        m.runs[messages] = runs;
+        m.stride[messages] = stride;
+        firstOf[i] = messages++;
+        break;
+      }
+      const k = slotMsg[h];
+      if (m.offset[k] === offset && m.bytes[k] === bytes && m.runs[k] === runs && m.stride[k] === stride) {
+        firstOf[i] = k;
+        break;
+      }
+      h = (h + 1) & mask;
+    }
+  }
+  return messages;
+}
+
+function anyOver1(a: Int32Array, n: number): boolean {
+  for (let k = 0; k < n; k++) if (a[k] > 1) return true;
+  return false;
+}
+
+/** Receivers per message into start[message + 1]: a row's destination. */
+function countReceivers(count: number, firstOf: Int32Array, start: Int32Array): void {
+  for (let i = 0; i < count; i++) {
+    const f = firstOf[i];
+    if (f >= 0) start[f + 1]++;
+  }
+}
+
+/** countReceivers where rows fan out: each destination of a fanned-out row but its source tile. */
+function countReceiversFanned(c: CopyTable, fan: CopyFan, firstOf: Int32Array, start: Int32Array): void {
+  const { srcTile } = c;
+  const { group, start: fanStart, tile } = fan;
   for (let i = 0; i < c.count; i++) {
     const f = firstOf[i];
     if (f < 0) continue;
-    const g = group ? group[i] : -1;
-    if (g < 0) dsts[fill[f]++] = dstTile[i];
-    else for (let j = fan!.start[g]; j < fan!.start[g + 1]; j++) if (fan!.tile[j] !== srcTile[i]) dsts[fill[f]++] = fan!.tile[j];
+    const g = group[i];
+    if (g < 0) start[f + 1]++;
+    else for (let j = fanStart[g]; j < fanStart[g + 1]; j++) if (tile[j] !== srcTile[i]) start[f + 1]++;
   }
-  return { count: messages, src: msgSrc.subarray(0, messages), bytes: msgBytes.subarray(0, messages), start, dsts };
+}
+
+/** Each message's receivers into dsts from fill[message] on, in row order. */
+function fillReceivers(count: number, dstTile: Int32Array, firstOf: Int32Array, fill: Int32Array, dsts: Int32Array): void {
+  for (let i = 0; i < count; i++) {
+    const f = firstOf[i];
+    if (f >= 0) dsts[fill[f]++] = dstTile[i];
+  }
+}
+
+function fillReceiversFanned(c: CopyTable, fan: CopyFan, firstOf: Int32Array, fill: Int32Array, dsts: Int32Array): void {
+  const { srcTile, dstTile } = c;
+  const { group, start, tile } = fan;
+  for (let i = 0; i < c.count; i++) {
+    const f = firstOf[i];
+    if (f < 0) continue;
+    const g = group[i];
+    if (g < 0) dsts[fill[f]++] = dstTile[i];
+    else for (let j = start[g]; j < start[g + 1]; j++) if (tile[j] !== srcTile[i]) dsts[fill[f]++] = tile[j];
+  }
 }
 
 /**
@@ -412,7 +552,7 @@ const traffic = {
  */
 function trafficSums(device: DeviceSpec, msgs: Messages): { sent: Float64Array; received: Float64Array; charge: Float64Array; L: number } {
   const numTiles = device.ipus * device.tilesPerIpu;
-  const { count: messages, src: msgSrc, bytes: msgBytes, start, dsts } = msgs;
+  const messages = msgs.count;
   let L = 1;
   for (let k = 2; k <= device.tilesPerSharedBus; k++) L = (L * k) / gcd(L, k);
   const busesPerIpu = Math.ceil(device.tilesPerIpu / device.tilesPerSharedBus);
@@ -433,12 +573,29 @@ function trafficSums(device: DeviceSpec, msgs: Messages): { sent: Float64Array; 
   sent.fill(0);
   received.fill(0);
   charge.fill(0);
-  const busCol = busesOf(device);
+  sumTraffic(msgs, t.base, L, busesOf(device), sent, received, charge, tileStamp, busStamp, busCount);
+  t.base += messages;
+  return { sent, received, charge, L };
+}
+
+/**
+ * trafficSums' loop, a function of its own (so optimized whole, not on stack with the code after it
+ * unseen, which deoptimized at every exchange). Message m's stamp is base + m.
+ */
+function sumTraffic(msgs: Messages, base: number, L: number, busCol: Int32Array, sent: Float64Array, received: Float64Array, charge: Float64Array, tileStamp: Int32Array, busStamp: Int32Array, busCount: Int32Array): void {
+  const { count: messages, src: msgSrc, bytes: msgBytes, start, dsts } = msgs;
   // Per message: how many distinct receiving tiles share each bus (stamps avoid clearing arrays).
   for (let m = 0; m < messages; m++) {
-    const stamp = t.base + m;
     const bytes = msgBytes[m];
     sent[msgSrc[m]] += bytes;
+    // Most messages have one receiver, alone on its bus: the loops below would charge it bytes x L / 1.
+    if (start[m + 1] - start[m] === 1) {
+      const d = dsts[start[m]];
+      received[d] += bytes;
+      charge[d] += bytes * L;
+      continue;
+    }
+    const stamp = base + m;
     for (let j = start[m]; j < start[m + 1]; j++) {
       const d = dsts[j];
       if (tileStamp[d] === stamp) continue;
@@ -456,8 +613,6 @@ function trafficSums(device: DeviceSpec, msgs: Messages): { sent: Float64Array; 
       charge[d] += (bytes * L) / busCount[busCol[d]];
     }
   }
-  t.base += messages;
-  return { sent, received, charge, L };
 }
 
 function gcd(a: number, b: number): number {
