@@ -69,15 +69,15 @@ export class BuildVertices {
    * elements, the vertex's tile (exchange buffers' tile blocks placed, src/lower/context.ts): one pass
    * for all of them (a pass per buffer was quadratic in a compute set that gathers from a thousand partials).
    */
-  shiftSlices(from: number, bases: ReadonlyMap<number, ReadonlyMap<number, number>>): void {
+  shiftSlices(from: number, bases: ReadonlyMap<number, Int32Array>): void {
     if (bases.size === 0) return;
     for (let i = from; i < this.count; i++) {
       const tile = this.tile[i];
       for (let s = this.sliceStart[this.fieldStart[i]]; s < this.sliceStart[this.fieldStart[i + 1]]; s++) {
         const base = bases.get(this.sliceTensor[s]);
         if (base === undefined) continue;
-        const by = base.get(tile);
-        if (by === undefined || by === 0) continue;
+        const by = base[tile];
+        if (by === 0) continue;
         this.sliceBegin[s] += by;
         this.sliceEnd[s] += by;
       }

@@ -36,8 +36,14 @@ export interface LowerSchedule {
 /** An open exchange buffer (LowerContext.buffer). */
 interface Arena {
   tensor: BuildTensor;
-  /** Elements of each tile's block so far. */
-  used: Map<number, number>;
+  /**
+   * By tile: 1 + the elements of the tile's block so far (0: no block there). A column of the device's
+   * tiles from a pool (arenaColumn), not a Map: a BERT layer's lowering asks for a million blocks.
+   * Closing turns it into each block's first element in the tensor.
+   */
+  used: Int32Array;
+  /** Tiles with a block, in the order they were first asked for. */
+  tiles: number[];
   /** Slices of it handed out, in their tile block's offsets, and their tiles (two lists: no pair object per slice). */
   handed: Slice[];
   handedTile: number[];
@@ -456,12 +462,14 @@ export class LowerContext {
   private buffer(source: BuildTensor, n: number, tile: number): Slice {
     let a = this.arenas.get(source.id);
     if (!a) {
-      a = { tensor: this.graph.addTensor(`${source.name}@exchange`, source.dtype, [0], 'exchange', this.op.name), used: new Map(), handed: [], handedTile: [] };
+      a = { tensor: this.graph.addTensor(`${source.name}@exchange`, source.dtype, [0], 'exchange', this.op.name), used: arenaColumn(this.graph.numTiles), tiles: [], handed: [], handedTile: [] };
       this.arenas.set(source.id, a);
       this.arenaOf.set(a.tensor.id, a);
     }
-    const begin = a.used.get(tile) ?? 0;
-    a.used.set(tile, begin + n);
+    const at = a.used[tile];
+    if (at === 0) a.tiles.push(tile);
+    const begin = at === 0 ? 0 : at - 1;
+    a.used[tile] = begin + n + 1;
     const s = { tensor: a.tensor.id, begin, end: begin + n };
     a.handed.push(s);
     a.handedTile.push(tile);
@@ -477,14 +485,15 @@ export class LowerContext {
 
   /** Size and map the closing compute set's exchange buffers: each tile's block after the blocks of lower tiles. */
   private closeArenas(): void {
-    const bases = new Map<number, Map<number, number>>();
+    // Each buffer's column by tile becomes its blocks' first elements (tiles without a block stay 0).
+    const bases = new Map<number, Int32Array>();
     for (const a of this.arenas.values()) {
-      const base = new Map<number, number>();
+      const base = a.used;
       const mapping = new TileMappingBuilder();
       let size = 0;
-      for (const tile of [...a.used.keys()].sort((x, y) => x - y)) {
-        const n = a.used.get(tile)!;
-        base.set(tile, size);
+      for (const tile of a.tiles.sort((x, y) => x - y)) {
+        const n = base[tile] - 1;
+        base[tile] = size;
         if (n > 0) mapping.push(tile, size, size + n);
         size += n;
       }
@@ -492,37 +501,27 @@ export class LowerContext {
       a.tensor.size = size;
       this.graph.setTileMapping(a.tensor, mapping.finish());
       for (let k = 0; k < a.handed.length; k++) {
-        const by = base.get(a.handedTile[k])!;
+        const by = base[a.handedTile[k]];
         a.handed[k].begin += by;
         a.handed[k].end += by;
       }
       bases.set(a.tensor.id, base);
     }
     if (this.ex >= 0) {
-      // Each buffer's tile bases as a column by tile (copies into one buffer come in runs: one lookup per run).
-      // Columns reused from op to op (a typed array each time was a hot spot): only the buffer's tiles are
-      // written, and only they are read (each copy's tile is one of them).
-      const columns = new Map<number, Int32Array>();
-      let i = 0;
-      for (const [id, base] of bases) {
-        let c = baseColumns[i];
-        if (c === undefined || c.length < this.graph.numTiles) c = baseColumns[i] = new Int32Array(this.graph.numTiles);
-        for (const [tile, by] of base) c[tile] = by;
-        columns.set(id, c);
-        i++;
-      }
+      // Copies into one buffer come in runs: one lookup of its column per run.
       const copies = this.graph.exchanges[this.ex].copies;
       let tensor = -1;
       let byTile: Int32Array = new Int32Array(0);
       for (let k = 0; k < copies.length; k++) {
         if (copies.dstTensor(k) !== tensor) {
           tensor = copies.dstTensor(k);
-          byTile = columns.get(tensor)!;
+          byTile = bases.get(tensor)!;
         }
         copies.shiftDst(k, byTile[this.copyTile[k]]);
       }
     }
     if (this.cs >= 0) this.graph.computeSets[this.cs].vertices.shiftSlices(0, bases);
+    for (const a of this.arenas.values()) releaseArenaColumn(a.used, a.tiles);
     this.arenas = new Map();
     this.arenaOf = new Map();
   }
@@ -578,8 +577,22 @@ export class LowerContext {
   }
 }
 
-/** closeArenas' columns of tile bases, one per buffer of a compute set, reused. */
-const baseColumns: Int32Array[] = [];
+/**
+ * Arena.used columns, zero, kept for reuse: an op opens a few buffers per compute set, and a fresh
+ * column of a thousand tiles each time was a hot spot.
+ */
+const freeColumns: Int32Array[] = [];
+
+function arenaColumn(numTiles: number): Int32Array {
+  const c = freeColumns.pop();
+  return c !== undefined && c.length === numTiles ? c : new Int32Array(numTiles);
+}
+
+/** A closed buffer's column back to the pool, zeroed where it was written (its `tiles`). */
+function releaseArenaColumn(c: Int32Array, tiles: readonly number[]): void {
+  for (const t of tiles) c[t] = 0;
+  if (freeColumns.length < 64) freeColumns.push(c);
+}
 
 /** Bytes for notes: 2.3 MB, 4.1 kB, 512 B. */
 export function formatBytes(b: number): string {
