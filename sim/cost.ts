@@ -59,28 +59,43 @@ export interface PhaseCost {
 }
 
 export function computeSetCost(cs: ComputeSet, codelets: CodeletRegistry, device: DeviceSpec): PhaseCost {
-  const multi = new Map<number, number>();
-  const single = new Map<number, number[]>();
   const t = cs.vertices;
   // The codelet of each name, looked up once; each vertex an object only while its estimate runs.
-  const byName = new Map(tableCodelets(t).map((n) => [t.names.indexOf(n), codelets.get(n)]));
+  const byName: (Codelet | undefined)[] = [];
+  for (const n of tableCodelets(t)) byName[t.names.indexOf(n)] = codelets.get(n);
+  // Per tile, in columns (a whole model's first step costs some 200k vertices): MultiVertex cycles summed,
+  // worker vertices' cycles listed (grouped by tile below), and which tiles have any vertex.
+  let tiles = 0;
+  for (let i = 0; i < t.count; i++) if (t.tile[i] >= tiles) tiles = t.tile[i] + 1;
+  const multi = new Float64Array(tiles);
+  const jobs = new Int32Array(tiles + 1);
+  const has = new Uint8Array(tiles);
+  const single = new Float64Array(t.count);
+  const kind = new Uint8Array(t.count);
   for (let i = 0; i < t.count; i++) {
-    const c = byName.get(t.codelet[i])!;
-    const v = vertexAt(t, i);
-    const cycles = vertexCycles(c, v, cs, codelets, device);
-    if (c.kind === 'multi') multi.set(v.tile, (multi.get(v.tile) ?? 0) + cycles);
+    const c = byName[t.codelet[i]]!;
+    const tile = t.tile[i];
+    const cycles = vertexCycles(c, vertexAt(t, i), cs, codelets, device);
+    has[tile] = 1;
+    if (c.kind === 'multi') multi[tile] += cycles;
     else {
-      if (!single.has(v.tile)) single.set(v.tile, []);
-      single.get(v.tile)!.push(cycles);
+      single[i] = cycles;
+      kind[i] = 1;
+      jobs[tile + 1]++;
     }
   }
-  const tiles = [...new Set([...multi.keys(), ...single.keys()])].sort((a, b) => a - b);
+  // Worker vertices' cycles grouped by tile (a counting sort): tile t's are byTile[jobs[t] .. jobs[t + 1]).
+  for (let k = 0; k < tiles; k++) jobs[k + 1] += jobs[k];
+  const fill = jobs.slice(0, tiles);
+  const byTile = new Float64Array(jobs[tiles]);
+  for (let i = 0; i < t.count; i++) if (kind[i] === 1) byTile[fill[t.tile[i]]++] = single[i];
   const out: [number, number][] = [];
   let max = 0;
-  for (const t of tiles) {
-    const workers = scheduleWorkers(single.get(t) ?? [], device.workersPerTile);
-    const c = device.supervisorOverheadCycles + (multi.get(t) ?? 0) + device.workersPerTile * workers;
-    out.push([t, c]);
+  for (let tile = 0; tile < tiles; tile++) {
+    if (has[tile] === 0) continue;
+    const workers = scheduleSorted(byTile.subarray(jobs[tile], jobs[tile + 1]), device.workersPerTile);
+    const c = device.supervisorOverheadCycles + multi[tile] + device.workersPerTile * workers;
+    out.push([tile, c]);
     if (c > max) max = c;
   }
   return { cycles: max, tiles: out };
@@ -92,18 +107,19 @@ export function computeSetCost(cs: ComputeSet, codelets: CodeletRegistry, device
  * skew every total, so it is a fault naming the codelet, its module and where.
  */
 export function vertexCycles(c: Codelet, v: Vertex, cs: ComputeSet, codelets: CodeletRegistry, device: DeviceSpec): number {
-  const where = { codelet: c.name, module: codelets.moduleOf(c.name), tile: v.tile, computeSet: cs.name || undefined, op: cs.op || undefined };
+  // Where, made only for a fault (an object per vertex of every compute set was a step's garbage).
+  const where = () => ({ codelet: c.name, module: codelets.moduleOf(c.name), tile: v.tile, computeSet: cs.name || undefined, op: cs.op || undefined });
   let n: unknown;
   try {
     n = c.cycles(v, device);
   } catch (e) {
-    throw new CodeletFault({ kind: 'cycles', what: `cycles() threw ${describeThrown(e)}`, ...where });
+    throw new CodeletFault({ kind: 'cycles', what: `cycles() threw ${describeThrown(e)}`, ...where() });
   }
   if (!isCycleCount(n)) {
     throw new CodeletFault({
       kind: 'cycles',
       what: `cycles() returned ${describeValue(n)}, but a cycle estimate must be a finite, non-negative integer (round with Math.ceil)`,
-      ...where,
+      ...where(),
     });
   }
   return n;
@@ -111,14 +127,22 @@ export function vertexCycles(c: Codelet, v: Vertex, cs: ComputeSet, codelets: Co
 
 /** Longest-processing-time list scheduling; returns the busiest worker's cycles. */
 export function scheduleWorkers(jobs: number[], workers: number): number {
+  return scheduleSorted(Float64Array.from(jobs), workers);
+}
+
+/** scheduleWorkers over a column it may reorder (sorted in place: ascending, then taken longest first). */
+function scheduleSorted(jobs: Float64Array, workers: number): number {
   if (jobs.length === 0) return 0;
-  const load = new Array<number>(workers).fill(0);
-  for (const j of [...jobs].sort((a, b) => b - a)) {
+  jobs.sort();
+  const load = new Float64Array(workers);
+  for (let q = jobs.length - 1; q >= 0; q--) {
     let k = 0;
     for (let i = 1; i < workers; i++) if (load[i] < load[k]) k = i;
-    load[k] += j;
+    load[k] += jobs[q];
   }
-  return Math.max(...load);
+  let most = load[0];
+  for (let i = 1; i < workers; i++) if (load[i] > most) most = load[i];
+  return most;
 }
 
 /** One tile's exchange traffic in a phase. */
