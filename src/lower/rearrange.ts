@@ -268,6 +268,39 @@ export function boxOf(m: AffineView, begin: number, end: number): { lo: number[]
 }
 
 /**
+ * Output elements [begin, end) of a row-major `shape` cut into ranges whose
+ * boxes (boxOf) hold them exactly: at the first axis on which the ends
+ * differ, a head up to the next whole row of that axis and a tail from the
+ * last (each cut again, deeper), and the whole rows between. At most
+ * 2 x rank + 1 ranges, in order.
+ */
+export function tightPieces(shape: readonly number[], begin: number, end: number): [number, number][] {
+  const out: [number, number][] = [];
+  const cut = (b: number, e: number): void => {
+    if (e <= b) return;
+    // inner: elements of one row of the first axis on which b and e - 1 differ (1 past the last axis).
+    let inner = 1;
+    let k = shape.length - 1;
+    for (; k >= 0; k--) {
+      if (Math.floor(b / (inner * shape[k])) === Math.floor((e - 1) / (inner * shape[k]))) break;
+      inner *= shape[k];
+    }
+    // b and e - 1 in one row of `inner` elements, or the range whole rows of it: its box is the range.
+    if (inner === 1 || (b % inner === 0 && e % inner === 0)) {
+      out.push([b, e]);
+      return;
+    }
+    const head = Math.ceil(b / inner) * inner;
+    const tail = Math.floor(e / inner) * inner;
+    cut(b, head);
+    if (tail > head) out.push([head, tail]);
+    cut(Math.max(head, tail), e);
+  };
+  cut(begin, end);
+  return out;
+}
+
+/**
  * The staged read of output elements [begin, end): the source elements of
  * their box, packed in ascending source order into a buffer of the box's
  * size (by ctx.gather). The buffer index of output multi-index i is affine in i (offset +
@@ -341,14 +374,29 @@ export function rearrangeInto(ctx: LowerContext, src: BuildTensor, m: AffineView
     copyRuns(ctx, label, runs);
     return;
   }
-  const ranges = ctx.ranges(out);
-  const plans: ReadPlan[] = ranges.map((r) => {
+  const tileRanges = ctx.ranges(out);
+  const boxSize = (begin: number, end: number) => {
+    const { lo, hi } = boxOf(m, begin, end);
+    return lo.reduce((c, l, k) => c * (hi[k] - l + 1), 1);
+  };
+  // A range read through a staging buffer is cut where its box is not tight: the box of a range that
+  // crosses a row (of any axis) holds both rows whole, and a thin transpose's ranges then staged two
+  // to four times the elements they need (a BERT layer's K^T read 234k for 98k outputs).
+  const ranges: TileRange[] = [];
+  const plans: ReadPlan[] = [];
+  for (const r of tileRanges) {
     const [lo, hi] = coveringInterval(m, r.begin, r.end);
-    const { lo: bl, hi: bh } = boxOf(m, r.begin, r.end);
-    const box = bl.reduce((c, l, k) => c * (bh[k] - l + 1), 1);
-    if (hi + 1 - lo <= MAX_COVERING_WASTE * box) return { kind: 'covering', lo, hi };
-    return stagedPlan(m, r.begin, r.end) ?? { kind: 'covering', lo, hi };
-  });
+    if (hi + 1 - lo <= MAX_COVERING_WASTE * boxSize(r.begin, r.end)) {
+      ranges.push(r);
+      plans.push({ kind: 'covering', lo, hi });
+      continue;
+    }
+    for (const [b, e] of tightPieces(m.shape, r.begin, r.end)) {
+      const [plo, phi] = coveringInterval(m, b, e);
+      ranges.push({ tile: r.tile, begin: b, end: e });
+      plans.push(phi + 1 - plo <= MAX_COVERING_WASTE * (e - b) ? { kind: 'covering', lo: plo, hi: phi } : (stagedPlan(m, b, e) ?? { kind: 'covering', lo: plo, hi: phi }));
+    }
+  }
   ctx.computeSet(label);
   let read = 0;
   let staged = 0;
@@ -368,7 +416,7 @@ export function rearrangeInto(ctx: LowerContext, src: BuildTensor, m: AffineView
   ctx.note(
     'rearrange',
     `${label}: per-element addressing (merged view [${m.shape.join(', ')}], source strides [${m.strides.join(', ')}]); ` +
-      `${staged} of ${ranges.length} tile ranges read packed runs; the vertices read ${read} elements in all for ${out.size} outputs`,
+      `${staged} of ${ranges.length} ranges (of ${tileRanges.length} tile ranges) read packed runs; the vertices read ${read} elements in all for ${out.size} outputs`,
   );
 }
 

@@ -10,6 +10,7 @@
  * the tiny device's linear mapping (at least 128 bytes per tile) spreads over
  * all 4 tiles; the tests check that the data really crossed tiles.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { GraphDecl } from '../../src/config/types.js';
 import { gradcheck } from '../../src/autodiff/gradcheck.js';
@@ -21,6 +22,7 @@ import { checkForward, checkGrad, f32, i32, type OpCase, type TensorSpec } from 
 import { copyList } from '../../sim/copies.js';
 import { vertexList } from '../../sim/vertex-table.js';
 import { intervalList } from '../../sim/intervals.js';
+import { boxOf, tightPieces } from '../../src/lower/rearrange.js';
 
 const EXACT = { atol: 0, rtol: 0 };
 const half = (shape: number[], seed: number) => ({ ...f32(shape, seed, 0, -8, 8), dtype: 'float16' as const });
@@ -222,6 +224,46 @@ describe('Transpose', () => {
     expect(reads).toEqual([2304, 2304, 2304, 2304]);
     const xs = (await inspect({ op: 'Transpose', inputs: { x: f32([96, 96], 76) } })).outputs.get('y')!;
     expect(xs[1]).toBe(f32([96, 96], 76).data[96]);
+  });
+
+  it('reads exactly the outputs\' elements when tile ranges end mid-row: a range is cut where its box is not tight', async () => {
+    // [10, 30] -> [30, 10] on 4 tiles: ranges of about 75 outputs end inside rows of 10. Read as one box, a
+    // range crossing rows j and j + 7 would stage all of rows j to j + 7 (the box around it).
+    const c: OpCase = { op: 'Transpose', attributes: { perm: [1, 0] }, inputs: { x: f32([10, 30], 77) }, ...EXACT };
+    await checkForward(c);
+    const r = await inspect(c);
+    const vertices = r.computeSets.flatMap((cs) => vertexList(cs.vertices));
+    expect(vertices.every((v) => v.codelet === 'Rearrange')).toBe(true);
+    expect(vertices.map(inCount).reduce((a, b) => a + b, 0)).toBe(300);
+    // More vertices than tiles: each crossing range is a head, whole rows and a tail.
+    expect(vertices.length).toBeGreaterThan(4);
+    await checkGrad({ op: 'Transpose', attributes: { perm: [1, 0] }, inputs: { x: f32([10, 30], 78) } });
+  });
+
+  it('cuts a range into ranges whose boxes hold exactly them (tightPieces, property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 4 }).chain((shape) => {
+          const n = shape.reduce((a, b) => a * b, 1);
+          return fc.tuple(fc.constant(shape), fc.nat(n - 1), fc.integer({ min: 1, max: n })).map(([sh, b, len]) => [sh, b, Math.min(n, b + len)] as const);
+        }),
+        ([shape, begin, end]) => {
+          const pieces = tightPieces(shape, begin, end);
+          // In order, back to back, covering [begin, end).
+          expect(pieces[0][0]).toBe(begin);
+          expect(pieces[pieces.length - 1][1]).toBe(end);
+          for (let i = 1; i < pieces.length; i++) expect(pieces[i][0]).toBe(pieces[i - 1][1]);
+          const view = { shape: [...shape], strides: shape.map(() => 1), offset: 0 };
+          for (const [b, e] of pieces) {
+            expect(e).toBeGreaterThan(b);
+            const { lo, hi } = boxOf(view, b, e);
+            expect(lo.reduce((c, l, k) => c * (hi[k] - l + 1), 1)).toBe(e - b);
+          }
+          expect(pieces.length).toBeLessThanOrEqual(2 * shape.length + 1);
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 
   it('copies long runs by the exchange when the innermost axis stays put; an identity of the data is an alias', async () => {
