@@ -63,10 +63,14 @@ export function computeSetCost(cs: ComputeSet, codelets: CodeletRegistry, device
   // The codelet of each name, looked up once; each vertex an object only while its estimate runs.
   const byName: (Codelet | undefined)[] = [];
   for (const n of tableCodelets(t)) byName[t.names.indexOf(n)] = codelets.get(n);
-  // Per tile, in columns (a whole model's first step costs some 200k vertices): MultiVertex cycles summed,
+  // Per tile, in columns (a BERT layer's first step costs some 200k vertices): MultiVertex cycles summed,
   // worker vertices' cycles listed (grouped by tile below), and which tiles have any vertex.
   let tiles = 0;
-  for (let i = 0; i < t.count; i++) if (t.tile[i] >= tiles) tiles = t.tile[i] + 1;
+  for (let i = 0; i < t.count; i++) {
+    const tile = t.tile[i];
+    if (!(Number.isInteger(tile) && tile >= 0)) throw new Error(`internal: a vertex of compute set '${cs.name}' is on tile ${tile}`);
+    if (tile >= tiles) tiles = tile + 1;
+  }
   const multi = new Float64Array(tiles);
   const jobs = new Int32Array(tiles + 1);
   const has = new Uint8Array(tiles);
@@ -107,22 +111,25 @@ export function computeSetCost(cs: ComputeSet, codelets: CodeletRegistry, device
  * skew every total, so it is a fault naming the codelet, its module and where.
  */
 export function vertexCycles(c: Codelet, v: Vertex, cs: ComputeSet, codelets: CodeletRegistry, device: DeviceSpec): number {
-  // Where, made only for a fault (an object per vertex of every compute set was a step's garbage).
-  const where = () => ({ codelet: c.name, module: codelets.moduleOf(c.name), tile: v.tile, computeSet: cs.name || undefined, op: cs.op || undefined });
   let n: unknown;
   try {
     n = c.cycles(v, device);
   } catch (e) {
-    throw new CodeletFault({ kind: 'cycles', what: `cycles() threw ${describeThrown(e)}`, ...where() });
+    throw new CodeletFault({ kind: 'cycles', what: `cycles() threw ${describeThrown(e)}`, ...faultWhere(c, v, cs, codelets) });
   }
   if (!isCycleCount(n)) {
     throw new CodeletFault({
       kind: 'cycles',
       what: `cycles() returned ${describeValue(n)}, but a cycle estimate must be a finite, non-negative integer (round with Math.ceil)`,
-      ...where(),
+      ...faultWhere(c, v, cs, codelets),
     });
   }
   return n;
+}
+
+/** Where a vertex's estimate failed, for its fault: made only then (an object per vertex of every compute set was a step's garbage). */
+function faultWhere(c: Codelet, v: Vertex, cs: ComputeSet, codelets: CodeletRegistry) {
+  return { codelet: c.name, module: codelets.moduleOf(c.name), tile: v.tile, computeSet: cs.name || undefined, op: cs.op || undefined };
 }
 
 /** Longest-processing-time list scheduling; returns the busiest worker's cycles. */

@@ -76,8 +76,9 @@ export class BuildVertices {
       for (let s = this.sliceStart[this.fieldStart[i]]; s < this.sliceStart[this.fieldStart[i + 1]]; s++) {
         const base = bases.get(this.sliceTensor[s]);
         if (base === undefined) continue;
+        // 0 for a tile without a block of that buffer; undefined for one off the device (finalize names it).
         const by = base[tile];
-        if (by === 0) continue;
+        if (!by) continue;
         this.sliceBegin[s] += by;
         this.sliceEnd[s] += by;
       }

@@ -466,6 +466,8 @@ export class LowerContext {
       this.arenas.set(source.id, a);
       this.arenaOf.set(a.tensor.id, a);
     }
+    // A tile off the device would index past the column (and read undefined): named, as setTileMapping would.
+    if (!(tile >= 0 && tile < a.used.length)) throw new Error(`internal: op '${this.op.name}' asks for data on tile ${tile}, which the device (${a.used.length} tiles) has not`);
     const at = a.used[tile];
     if (at === 0) a.tiles.push(tile);
     const begin = at === 0 ? 0 : at - 1;

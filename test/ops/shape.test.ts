@@ -259,7 +259,7 @@ describe('Transpose', () => {
             const { lo, hi } = boxOf(view, b, e);
             expect(lo.reduce((c, l, k) => c * (hi[k] - l + 1), 1)).toBe(e - b);
           }
-          expect(pieces.length).toBeLessThanOrEqual(2 * shape.length + 1);
+          expect(pieces.length).toBeLessThanOrEqual(Math.max(1, 2 * shape.length - 1));
         },
       ),
       { numRuns: 500 },
