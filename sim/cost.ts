@@ -230,7 +230,7 @@ function messagesOf(ex: Exchange, device: DeviceSpec): Messages {
     runs: scratchInts('msgRuns', remoteRows),
     stride: scratchInts('msgStride', remoteRows),
   };
-  const messages = c.runs ? groupAllStrided(c, c.runs, c.srcStride!, order, bucket, numTiles, m, firstOf) : groupAll(c, order, bucket, numTiles, m, firstOf);
+  const messages = groupAll(c, order, bucket, numTiles, m, firstOf);
   if (c.runs && anyOver1(m.runs, messages) && runsShared(messages, m.src, m.offset, m.bytes, m.runs, m.stride)) return messagesOf({ ...ex, copies: unstrided(c) }, device);
   if (c.runs) for (let k = 0; k < messages; k++) m.bytes[k] *= m.runs[k];
   // Receivers of each message, grouped by a counting sort on the message index.
@@ -251,16 +251,10 @@ function prefixSum(a: Int32Array, n: number): void {
   for (let k = 0; k < n; k++) a[k + 1] += a[k];
 }
 
-/** groupRuns of every source tile's rows (bucket: each tile's first in `order`); returns the messages. */
+/** groupTile of every source tile's rows (bucket: each tile's first in `order`); returns the messages. */
 function groupAll(c: CopyTable, order: Int32Array, bucket: Int32Array, numTiles: number, m: MessageColumns, firstOf: Int32Array): number {
   let messages = 0;
-  for (let t = 0; t < numTiles; t++) if (bucket[t] !== bucket[t + 1]) messages = groupRuns(c, order, bucket[t], bucket[t + 1], t, m, firstOf, messages);
-  return messages;
-}
-
-function groupAllStrided(c: CopyTable, runsCol: Int32Array, strideCol: Int32Array, order: Int32Array, bucket: Int32Array, numTiles: number, m: MessageColumns, firstOf: Int32Array): number {
-  let messages = 0;
-  for (let t = 0; t < numTiles; t++) if (bucket[t] !== bucket[t + 1]) messages = groupStrided(c, runsCol, strideCol, order, bucket[t], bucket[t + 1], t, m, firstOf, messages);
+  for (let t = 0; t < numTiles; t++) if (bucket[t] !== bucket[t + 1]) messages = groupTile(c, order, bucket[t], bucket[t + 1], t, m, firstOf, messages);
   return messages;
 }
 
@@ -319,12 +313,12 @@ function orderBySource(count: number, srcTile: Int32Array, firstOf: Int32Array, 
 }
 
 /**
- * Source tile t's rows order[from .. to) grouped by their data (offset and bytes) in a hash table of that
- * tile's alone: each new data is message `messages`, numbered on; firstOf[i] is row i's message. Returns
- * the messages so far.
+ * Source tile t's rows order[from .. to) grouped by their data (offset, run bytes, and with stride
+ * columns runs and source stride) in a hash table of that tile's alone: each new data is message
+ * `messages`, numbered on; firstOf[i] is row i's message. Returns the messages so far.
  */
-function groupRuns(c: CopyTable, order: Int32Array, from: number, to: number, t: number, m: MessageColumns, firstOf: Int32Array, messages: number): number {
-  const { srcOffset, bytes: bytesCol } = c;
+function groupTile(c: CopyTable, order: Int32Array, from: number, to: number, t: number, m: MessageColumns, firstOf: Int32Array, messages: number): number {
+  const { srcOffset, bytes: bytesCol, runs: runsCol, srcStride: strideCol } = c;
   let cap = 16;
   while (cap < 2 * (to - from)) cap *= 2;
   const mask = cap - 1;
@@ -335,49 +329,8 @@ function groupRuns(c: CopyTable, order: Int32Array, from: number, to: number, t:
     const i = order[q];
     const bytes = bytesCol[i];
     const offset = srcOffset[i];
-    // The key mixed as in groupStrided with one run and no stride (messages are the same either way).
-    let h = Math.imul(offset, 0x9e3779b1) ^ Math.imul(bytes, 0x85ebca6b) ^ 0xc2b2ae35;
-    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-    h = (h ^ (h >>> 16)) & mask;
-    for (;;) {
-      if (slotStamp[h] !== gen) {
-        slotStamp[h] = gen;
-        slotMsg[h] = messages;
-        m.src[messages] = t;
-        m.offset[messages] = offset;
-        m.bytes[messages] = bytes;
-        m.runs[messages] = 1;
-        m.stride[messages] = 0;
-        firstOf[i] = messages++;
-        break;
-      }
-      const k = slotMsg[h];
-      if (m.offset[k] === offset && m.bytes[k] === bytes) {
-        firstOf[i] = k;
-        break;
-      }
-      h = (h + 1) & mask;
-    }
-  }
-  return messages;
-}
-
-/** groupRuns for a table with stride columns: the data is (offset, run bytes, runs, source stride). */
-function groupStrided(c: CopyTable, runsCol: Int32Array, strideCol: Int32Array, order: Int32Array, from: number, to: number, t: number, m: MessageColumns, firstOf: Int32Array, messages: number): number {
-  const { srcOffset, bytes: bytesCol } = c;
-  let cap = 16;
-  while (cap < 2 * (to - from)) cap *= 2;
-  const mask = cap - 1;
-  const table = hashScratch(cap);
-  const gen = table.gen;
-  const { stamp: slotStamp, msg: slotMsg } = table;
-  for (let q = from; q < to; q++) {
-    const i = order[q];
-    const bytes = bytesCol[i];
-    const offset = srcOffset[i];
-    const runs = runsCol[i];
-    const stride = runs > 1 ? strideCol[i] : 0;
+    const runs = runsCol ? runsCol[i] : 1;
+    const stride = runs > 1 ? strideCol![i] : 0;
     // Offsets and lengths are multiples of 4 or 8: their products keep those zero low bits, so the key
     // is mixed down (murmur3's finalizer) before its low bits pick a slot.
     let h = Math.imul(offset, 0x9e3779b1) ^ Math.imul(bytes, 0x85ebca6b) ^ Math.imul(runs, 0xc2b2ae35) ^ stride;
