@@ -29,7 +29,7 @@
  * - Host stream copy: hostCopyLatencyCycles + bytes at the host link's rate.
  */
 import type { Codelet, CodeletRegistry, VertexShape } from './codelet.js';
-import { runsOf, unstrided, type CopyFan, type CopyTable } from './copies.js';
+import { runsOf, unstrided, type CopyTable } from './copies.js';
 import type { DeviceSpec } from './device.js';
 import { CodeletFault, describeThrown, describeValue, isCycleCount } from './faults.js';
 import { deviceRoute, groupCycles, interIpuSyncCycles } from './links.js';
@@ -75,7 +75,6 @@ export function computeSetCost(cs: ComputeSet, codelets: CodeletRegistry, device
   const jobs = new Int32Array(tiles + 1);
   const has = new Uint8Array(tiles);
   const single = new Float64Array(t.count);
-  const kind = new Uint8Array(t.count);
   for (let i = 0; i < t.count; i++) {
     const c = byName[t.codelet[i]]!;
     const tile = t.tile[i];
@@ -84,7 +83,6 @@ export function computeSetCost(cs: ComputeSet, codelets: CodeletRegistry, device
     if (c.kind === 'multi') multi[tile] += cycles;
     else {
       single[i] = cycles;
-      kind[i] = 1;
       jobs[tile + 1]++;
     }
   }
@@ -92,7 +90,7 @@ export function computeSetCost(cs: ComputeSet, codelets: CodeletRegistry, device
   for (let k = 0; k < tiles; k++) jobs[k + 1] += jobs[k];
   const fill = jobs.slice(0, tiles);
   const byTile = new Float64Array(jobs[tiles]);
-  for (let i = 0; i < t.count; i++) if (kind[i] === 1) byTile[fill[t.tile[i]]++] = single[i];
+  for (let i = 0; i < t.count; i++) if (byName[t.codelet[i]]!.kind !== 'multi') byTile[fill[t.tile[i]]++] = single[i];
   const out: [number, number][] = [];
   let max = 0;
   for (let tile = 0; tile < tiles; tile++) {
@@ -214,10 +212,10 @@ function messagesOf(ex: Exchange, device: DeviceSpec): Messages {
   // On-tile copies are not traffic: firstOf -1.
   // Each loop is a function of its own: one function of them all was optimized on stack (OSR) once per
   // loop and deoptimized again at each branch it had not yet met, so a whole model's first step ran
-  // it mostly unoptimized (a BERT layer's exchanges cost in 430 ms the first time, 200 ms after).
+  // it mostly unoptimized (a BERT layer's first step: 280-320 ms in messagesOf, 190-210 ms so).
   const firstOf = scratchInts('firstOf', c.count);
   const bucket = scratchInts('bucket', numTiles + 1).fill(0);
-  const remoteRows = c.fan ? markRemoteFanned(c, c.fan, firstOf, bucket) : markRemote(c, firstOf, bucket);
+  const remoteRows = markRemote(c, firstOf, bucket);
   prefixSum(bucket, numTiles);
   const cursor = scratchInts('cursor', numTiles);
   cursor.set(bucket.subarray(0, numTiles));
@@ -232,17 +230,15 @@ function messagesOf(ex: Exchange, device: DeviceSpec): Messages {
   };
   const messages = groupAll(c, order, bucket, numTiles, m, firstOf);
   if (c.runs && anyOver1(m.runs, messages) && runsShared(messages, m.src, m.offset, m.bytes, m.runs, m.stride)) return messagesOf({ ...ex, copies: unstrided(c) }, device);
-  if (c.runs) for (let k = 0; k < messages; k++) m.bytes[k] *= m.runs[k];
+  if (c.runs) scaleByRuns(m, messages);
   // Receivers of each message, grouped by a counting sort on the message index.
   const start = scratchInts('start', messages + 1).fill(0);
-  if (c.fan) countReceiversFanned(c, c.fan, firstOf, start);
-  else countReceivers(c.count, firstOf, start);
+  countReceivers(c, firstOf, start);
   prefixSum(start, messages);
   const fill = scratchInts('fill', messages);
   fill.set(start.subarray(0, messages));
   const dsts = scratchInts('dsts', start[messages]);
-  if (c.fan) fillReceiversFanned(c, c.fan, firstOf, fill, dsts);
-  else fillReceivers(c.count, c.dstTile, firstOf, fill, dsts);
+  fillReceivers(c, firstOf, fill, dsts);
   return { count: messages, src: m.src.subarray(0, messages), bytes: m.bytes.subarray(0, messages), start, dsts };
 }
 
@@ -267,33 +263,21 @@ interface MessageColumns {
   stride: Int32Array;
 }
 
-/** firstOf[i] 0 for a row that is traffic (it has bytes and leaves its tile), else -1; counted per source tile into bucket[tile + 1]. */
+/**
+ * firstOf[i] 0 for a row that is traffic, else -1; counted per source tile into bucket[tile + 1]. A row is
+ * traffic when it has bytes and leaves its tile: a fanned-out row when any of its destinations is another tile.
+ */
 function markRemote(c: CopyTable, firstOf: Int32Array, bucket: Int32Array): number {
-  const { srcTile, dstTile, bytes } = c;
-  let n = 0;
-  for (let i = 0; i < c.count; i++) {
-    if (bytes[i] !== 0 && srcTile[i] !== dstTile[i]) {
-      firstOf[i] = 0;
-      bucket[srcTile[i] + 1]++;
-      n++;
-    } else firstOf[i] = -1;
-  }
-  return n;
-}
-
-/** markRemote where rows fan out: such a row is traffic when any of its destinations is another tile. */
-function markRemoteFanned(c: CopyTable, fan: CopyFan, firstOf: Int32Array, bucket: Int32Array): number {
-  const { srcTile, dstTile, bytes } = c;
-  const { group, start, tile } = fan;
+  const { srcTile, dstTile, bytes, fan } = c;
   let n = 0;
   for (let i = 0; i < c.count; i++) {
     let remote = false;
     if (bytes[i] !== 0) {
-      const g = group[i];
+      const g = fan ? fan.group[i] : -1;
       if (g < 0) remote = srcTile[i] !== dstTile[i];
       else
-        for (let j = start[g]; j < start[g + 1]; j++)
-          if (tile[j] !== srcTile[i]) {
+        for (let j = fan!.start[g]; j < fan!.start[g + 1]; j++)
+          if (fan!.tile[j] !== srcTile[i]) {
             remote = true;
             break;
           }
@@ -365,44 +349,32 @@ function anyOver1(a: Int32Array, n: number): boolean {
   return false;
 }
 
-/** Receivers per message into start[message + 1]: a row's destination. */
-function countReceivers(count: number, firstOf: Int32Array, start: Int32Array): void {
-  for (let i = 0; i < count; i++) {
-    const f = firstOf[i];
-    if (f >= 0) start[f + 1]++;
-  }
+/** A strided message's bytes: all its runs'. */
+function scaleByRuns(m: MessageColumns, messages: number): void {
+  for (let k = 0; k < messages; k++) m.bytes[k] *= m.runs[k];
 }
 
-/** countReceivers where rows fan out: each destination of a fanned-out row but its source tile. */
-function countReceiversFanned(c: CopyTable, fan: CopyFan, firstOf: Int32Array, start: Int32Array): void {
-  const { srcTile } = c;
-  const { group, start: fanStart, tile } = fan;
+/** Receivers per message into start[message + 1]: a row's destination, or each of a fanned-out row's but its source tile. */
+function countReceivers(c: CopyTable, firstOf: Int32Array, start: Int32Array): void {
+  const { srcTile, fan } = c;
   for (let i = 0; i < c.count; i++) {
     const f = firstOf[i];
     if (f < 0) continue;
-    const g = group[i];
+    const g = fan ? fan.group[i] : -1;
     if (g < 0) start[f + 1]++;
-    else for (let j = fanStart[g]; j < fanStart[g + 1]; j++) if (tile[j] !== srcTile[i]) start[f + 1]++;
+    else for (let j = fan!.start[g]; j < fan!.start[g + 1]; j++) if (fan!.tile[j] !== srcTile[i]) start[f + 1]++;
   }
 }
 
-/** Each message's receivers into dsts from fill[message] on, in row order. */
-function fillReceivers(count: number, dstTile: Int32Array, firstOf: Int32Array, fill: Int32Array, dsts: Int32Array): void {
-  for (let i = 0; i < count; i++) {
-    const f = firstOf[i];
-    if (f >= 0) dsts[fill[f]++] = dstTile[i];
-  }
-}
-
-function fillReceiversFanned(c: CopyTable, fan: CopyFan, firstOf: Int32Array, fill: Int32Array, dsts: Int32Array): void {
-  const { srcTile, dstTile } = c;
-  const { group, start, tile } = fan;
+/** Each message's receivers (as countReceivers counts them) into dsts from fill[message] on, in row order. */
+function fillReceivers(c: CopyTable, firstOf: Int32Array, fill: Int32Array, dsts: Int32Array): void {
+  const { srcTile, dstTile, fan } = c;
   for (let i = 0; i < c.count; i++) {
     const f = firstOf[i];
     if (f < 0) continue;
-    const g = group[i];
+    const g = fan ? fan.group[i] : -1;
     if (g < 0) dsts[fill[f]++] = dstTile[i];
-    else for (let j = start[g]; j < start[g + 1]; j++) if (tile[j] !== srcTile[i]) dsts[fill[f]++] = tile[j];
+    else for (let j = fan!.start[g]; j < fan!.start[g + 1]; j++) if (fan!.tile[j] !== srcTile[i]) dsts[fill[f]++] = fan!.tile[j];
   }
 }
 
