@@ -361,7 +361,7 @@ function elementwiseCodelet<const I extends string, const X extends ParamSpecs =
     },
     estimateSource: spec.source,
   });
-  // The 2-D form runs flat passes only (src/lower/broadcast.ts places it in the flat mode).
+  // The 2-D form runs flat passes, or passes with one scalar operand (src/lower/broadcast.ts places it in those modes only).
   withMultiRegion(
     def,
     (v, device) => {
@@ -373,7 +373,7 @@ function elementwiseCodelet<const I extends string, const X extends ParamSpecs =
   return def as CodeletDef as CodeletDef<ElementwiseFields<I>, ElementwiseParams<I, X>, ElementwiseArrays<I>>;
 }
 
-const BINARY_2D_SOURCE = 'PopLibs BinaryOp2D worker vertex: 5 (in place 20) + inner per region (flat operands)';
+const BINARY_2D_SOURCE = 'PopLibs BinaryOp2D worker vertex: 5 (in place 20) + inner per region (flat operands; a scalar operand as BroadcastScalar2D, costed alike)';
 const BINARY_SOURCE = 'PopLibs BinaryOp1D MultiVertex W x (29 + inner) + 11 (flat or cyclic operand); broadcast: BroadcastVectorOuter W x (15 + outerLoops x (7 + inner)) + 11';
 
 export const addCodelet = elementwiseCodelet({ name: 'Add', inputs: ['a', 'b'], wasm: 'add', fn: (a, b) => a + b, loop: addLoop, source: `${BINARY_SOURCE}; add about 3 cycles per 64-bit vector` });

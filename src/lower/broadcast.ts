@@ -16,7 +16,8 @@
  *     worker (placeByTile in ./elementwise.ts);
  *   - all but one operand flat, that one a trailing block of the output's
  *     shape (a bias or a scalar) and the codelet allows it ("cyclic"): the
- *     block is read at (offset + i) mod its length.
+ *     block is read at (offset + i) mod its length; a scalar block on a
+ *     tile holding several ranges takes the 2-D vertices too.
  *
  * Shapes passed here are IR shapes (the op's tensor infos): a device tensor
  * may be an alias of another shape with the same elements.
@@ -238,6 +239,16 @@ export function mapBroadcast(ctx: LowerContext, codelet: Codelet, inputs: Record
   if (cyc >= 0 && entries.every((_, i) => i === cyc || flat[i]) && isTrailingBlock(entries[cyc].op.shape, out.shape)) {
     const b = entries[cyc].op.t;
     const len = b.size;
+    if (len === 1) {
+      // A scalar (popops' BroadcastScalar1D / 2D): every range reads the same element, so a tile holding several
+      // ranges takes them as multi-region worker vertices, as the flat mode does (a batched matmul's output in
+      // 16-element blocks gave a scale by 1/sqrt(d) one vertex per block).
+      placeByTile(ctx, codelet, ranges, dst.dtype, { ...params, offset: 0 }, (r) =>
+        fieldsOf(entries.map((e, i) => (i === cyc ? ctx.onTile(b, 0, 1, r.tile) : ctx.onTile(e.op.t, r.begin, r.end, r.tile))), ctx.slice(dst, r.begin, r.end)),
+      );
+      if (into) ctx.aliasOutput(0, into);
+      return;
+    }
     for (const r of ranges) {
       const count = r.end - r.begin;
       const start = r.begin % len;

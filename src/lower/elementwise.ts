@@ -90,7 +90,7 @@ function subSlice(s: Slice, offset: number, n: number): Slice {
 /**
  * Place an elementwise pass over the output `ranges` (popops::map's per-tile
  * structure). `fieldsOf(r)` gives range r's 1-D fields, every slice as long as
- * r (a list field: several such slices), and is called for each range in
+ * r (a list field: several such slices) or a scalar read by every element, and is called for each range in
  * order, so operands are brought over as before. A tile holding one range
  * gets one vertex of `codelet`; a tile holding several gets them split among
  * its workers in whole grains of the output's vector width, at least two per
@@ -129,11 +129,13 @@ export function placeByTile(
         const one = list[j].fields;
         // A whole range (the usual piece) keeps its slices.
         const whole = offset === 0 && n === list[j].n;
+        const len = list[j].n;
         for (const name in one) {
           const f = one[name];
           const to = (fields[name] ??= []);
-          if (Array.isArray(f)) for (const s of f) to.push(whole ? s : subSlice(s, offset, n));
-          else to.push(whole ? f : subSlice(f, offset, n));
+          // A slice shorter than its range (a broadcast scalar) is read whole by every part.
+          if (Array.isArray(f)) for (const s of f) to.push(whole || s.end - s.begin !== len ? s : subSlice(s, offset, n));
+          else to.push(whole || f.end - f.begin !== len ? f : subSlice(f, offset, n));
         }
       }
       ctx.vertex(multi, tile, fields, params);

@@ -13,12 +13,20 @@
  *
  * Lowering: the output is mapped like the input; each tile's vertex reads
  * the window of the input covering every group its elements belong to
- * (src/lower/window.ts, groupWindow).
+ * (src/lower/window.ts, groupWindow). When those windows would read the input
+ * more than twice over (an input in short blocks, such as a batched matmul's
+ * output: each group cut among several tiles, each of which would read and
+ * normalise the whole group), the output is mapped in whole groups instead,
+ * linearly, so each group is brought to one tile once (when that loads no
+ * tile more: see outputLayout).
  */
 import { Op, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
 import { defineOp, type OpDefinition } from '../ir/registry.js';
 import type { LowerContext } from '../lower/context.js';
+import type { BuildTensor } from '../lower/devicegraph.js';
+import { linearLayout } from '../lower/linear.js';
+import { DTYPE_BYTES } from '../../sim/program.js';
 import { groupWindow } from '../lower/window.js';
 import { floatInput, gid, normAxis, product, versions } from './nn-util.js';
 import { ArgGradOp, fwdOut, gradOf, gradOut } from './arg-grad.js';
@@ -64,10 +72,35 @@ export class SoftmaxOp extends Op {
   }
 }
 
+/** Windows reading the input more than this many times over in all may map the output in whole groups. */
+const MAX_WINDOW_READS = 2;
+
+/**
+ * The output's layout: like the input, unless its ranges' group windows would
+ * read it over MAX_WINDOW_READS times and whole groups would not load the
+ * busiest tile more. A tile's work is about its windows (max, exp and sum run
+ * over them) plus its outputs: like the input, the sum of both over its
+ * ranges; in whole groups, twice its share of groups. So a few large groups
+ * (a classifier's 1000 scores) stay spread, each tile normalising its part.
+ */
+function outputLayout(ctx: LowerContext, x: BuildTensor, n: number, inner: number): { like: BuildTensor } | { grain: number } {
+  const group = n * inner;
+  let read = 0;
+  const work = new Map<number, number>();
+  for (const r of ctx.ranges(x)) {
+    const [lo, hi] = groupWindow(r.begin, r.end, n, inner);
+    read += hi - lo;
+    work.set(r.tile, (work.get(r.tile) ?? 0) + hi - lo + r.end - r.begin);
+  }
+  if (read <= MAX_WINDOW_READS * x.size) return { like: x };
+  const share = linearLayout(x.size, DTYPE_BYTES[x.dtype], group, ctx.device.minBytesPerTile, ctx.graph.numTiles).perTile;
+  return 2 * share <= Math.max(...work.values()) ? { grain: group } : { like: x };
+}
+
 function lowerSoftmax(s: SoftmaxOp, ctx: LowerContext): void {
   const { n, inner } = s.layout();
   const x = ctx.input(0);
-  const out = ctx.output(0, { like: x });
+  const out = ctx.output(0, outputLayout(ctx, x, n, inner));
   ctx.computeSet(s.log ? 'logsoftmax' : 'softmax');
   for (const r of ctx.ranges(out)) {
     const [lo, hi] = groupWindow(r.begin, r.end, n, inner);

@@ -5,7 +5,8 @@
  * convolution's output), the numbers, and the 2-D estimates.
  *
  * Numerics: a Conv -> BatchNormalization -> Relu -> Sum(relu, bn) -> Sigmoid
- * model against onnxruntime-node. The elementwise outputs are checked exactly
+ * model, with Relu's output also scaled by a scalar (Mul, popops'
+ * BroadcastScalar2D), against onnxruntime-node. The elementwise outputs are checked exactly
  * against our own conv output (BatchNorm in onnxruntime's fp32 order, Relu a
  * select, Sum one fp32 add; Sigmoid computed in double and rounded once, as the
  * 1-D codelet does), and every output against onnxruntime within 1e-5
@@ -78,7 +79,8 @@ const X = randomData(3 * H * W, 11);
 const WEIGHTS = randomData(C * 3 * 9, 12, -0.5, 0.5);
 const BN = { scale: randomData(C, 13, 0.5, 1.5), bias: randomData(C, 14), mean: randomData(C, 15, -0.2, 0.2), var: randomData(C, 16, 0.5, 1.5) };
 const EPS = 1e-5;
-const OUTS = ['c', 'n', 'r', 's', 'y'];
+const SCALE = Float32Array.of(0.37);
+const OUTS = ['c', 'n', 'r', 's', 'y', 'm'];
 
 function decl(): GraphDecl {
   const loc = { file: '<multi-region test>', line: 1, col: 1 };
@@ -88,6 +90,7 @@ function decl(): GraphDecl {
     initializers: [
       { name: 'w', shape: [C, 3, 3, 3], dtype: 'float32', loc, init: { kind: 'data', data: WEIGHTS }, trainable: false },
       ...Object.entries(BN).map(([name, data]) => ({ name, shape: [C], dtype: 'float32', loc, init: { kind: 'data', data }, trainable: false })),
+      { name: 'k', shape: [1], dtype: 'float32', loc, init: { kind: 'data', data: SCALE }, trainable: false },
     ],
     nodes: [
       node('Conv', 'conv', ['x', 'w'], ['c'], { pads: [1, 1, 1, 1], kernel_shape: [3, 3] }),
@@ -95,6 +98,7 @@ function decl(): GraphDecl {
       node('Relu', 'relu', ['n'], ['r']),
       node('Sum', 'sum', ['r', 'n'], ['s']),
       node('Sigmoid', 'sigmoid', ['s'], ['y']),
+      node('Mul', 'scale', ['r', 'k'], ['m']),
     ],
     outputs: OUTS,
     opset: 18,
@@ -115,10 +119,12 @@ async function ortRun(): Promise<Record<string, Float32Array>> {
         { opType: 'Relu', input: ['n'], output: ['r'] },
         { opType: 'Sum', input: ['r', 'n'], output: ['s'] },
         { opType: 'Sigmoid', input: ['s'], output: ['y'] },
+        { opType: 'Mul', input: ['r', 'k'], output: ['m'] },
       ],
       initializer: [
         { name: 'w', dims: [C, 3, 3, 3], dataType: T.FLOAT, floatData: Array.from(WEIGHTS) },
         ...Object.entries(BN).map(([name, data]) => ({ name, dims: [C], dataType: T.FLOAT, floatData: Array.from(data) })),
+        { name: 'k', dims: [1], dataType: T.FLOAT, floatData: Array.from(SCALE) },
       ],
       input: [{ name: 'x', type: { tensorType: { elemType: T.FLOAT, shape: { dim: [1, 3, H, W].map((d) => ({ dimValue: d })) } } } }],
       output: OUTS.map(info),
@@ -155,7 +161,7 @@ describe('elementwise ops on a layout with many runs per tile', () => {
     const runsPerTile = new Map<number, number>();
     for (const iv of intervalList(relu!.intervals)) runsPerTile.set(iv.tile, (runsPerTile.get(iv.tile) ?? 0) + 1);
     expect(Math.max(...runsPerTile.values())).toBeGreaterThan(device.workersPerTile);
-    for (const op of ['bn', 'relu', 'sum', 'sigmoid']) {
+    for (const op of ['bn', 'relu', 'sum', 'sigmoid', 'scale']) {
       const byTile = verticesByTile(program, op);
       expect(byTile.size, op).toBeGreaterThan(0);
       for (const [tile, vs] of byTile) {
@@ -173,7 +179,7 @@ describe('elementwise ops on a layout with many runs per tile', () => {
   it('computes what onnxruntime does, the elementwise ops exactly on our conv output', async () => {
     const ours = (await run).outputs;
     const ref = await ortRun();
-    const [c, n, r, s, y] = OUTS.map((k) => ours.get(k) as Float32Array);
+    const [c, n, r, s, y, m] = OUTS.map((k) => ours.get(k) as Float32Array);
     const f = Math.fround;
     for (let i = 0; i < c.length; i++) {
       const ch = Math.floor(i / (H * W));
@@ -183,6 +189,7 @@ describe('elementwise ops on a layout with many runs per tile', () => {
       expect(r[i]).toBe(Math.max(n[i], 0));
       expect(s[i]).toBe(f(r[i] + n[i]));
       expect(y[i]).toBe(f(1 / (1 + Math.exp(-s[i]))));
+      expect(m[i]).toBe(f(r[i] * SCALE[0]));
     }
     for (const k of OUTS) {
       const o = ours.get(k) as Float32Array;
