@@ -68,6 +68,19 @@ function byTile(vertices: BuildVertices): Int32Array {
 }
 
 /** A mistake in an op's lowering (a custom op author's, or ours): named by op, never an internal crash. */
+/** Intervals listed in an error before the rest are counted: a whole model's tensor has thousands. */
+const LISTED_INTERVALS = 8;
+
+/** Where elements [begin, end) of a tensor are: its intervals holding them, at most LISTED_INTERVALS, the rest counted. */
+export function whereElements(intervals: readonly { tile: number; begin: number; end: number }[], begin: number, end: number): string {
+  const holding = intervals.filter((i) => i.begin < end && begin < i.end);
+  const listed = holding.slice(0, LISTED_INTERVALS).map((i) => `tile ${i.tile} [${i.begin}, ${i.end})`);
+  if (holding.length > LISTED_INTERVALS) listed.push(`and ${holding.length - LISTED_INTERVALS} more`);
+  if (holding.length === 0) listed.push('none of them');
+  const others = intervals.length - holding.length;
+  return listed.join(', ') + (others > 0 ? `; ${others} other interval${others === 1 ? '' : 's'} of the tensor hold other elements` : '');
+}
+
 function loweringError(op: string, message: string): UserError {
   return new UserError(`the lowering of op '${op}' is wrong: ${message}`);
 }
@@ -515,7 +528,7 @@ export class DeviceGraph {
         throw loweringError(
           cs.op,
           `${where} reads '${t.name}' elements [${begin}, ${end}) on tile ${tile}, but they are not all there ` +
-            `(mapped: ${intervalList(t.intervals).map((i) => `tile ${i.tile} [${i.begin}, ${i.end})`).join(', ')}); bring them with onTile()`,
+            `(mapped: ${whereElements(intervalList(t.intervals), begin, end)}); bring them with onTile()`,
         );
       }
       b.region(intervals.offset[r] + (begin - intervals.begin[r]) * DTYPE_BYTES[t.dtype], end - begin, t.dtype);

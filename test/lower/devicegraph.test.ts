@@ -380,6 +380,20 @@ describe('finalize: vertex regions', () => {
     );
   });
 
+  it('lists at most 8 of the intervals holding the elements a misplaced vertex reads, and counts the rest', () => {
+    const g = new DeviceGraph(tiny());
+    const x = g.addTensor('x', 'float32', [64], 'activation');
+    g.setTileMapping(x, Array.from({ length: 16 }, (_, i) => ({ tile: i % 4, begin: 4 * i, end: 4 * i + 4 })));
+    const y = g.addTensor('y', 'float32', [48], 'activation');
+    g.mapToTile(y, 0);
+    const cs = g.addComputeSet('copy/cs', 'copy');
+    g.addVertex(cs, 'Add', 0, { a: { tensor: x.id, begin: 2, end: 50 }, b: { tensor: y.id, begin: 0, end: 48 }, out: { tensor: y.id, begin: 0, end: 48 } });
+    const listed = Array.from({ length: 8 }, (_, i) => `tile ${i % 4} [${4 * i}, ${4 * i + 4})`).join(', ');
+    expect(() => g.finalize(codelets(), [])).toThrow(
+      `reads 'x' elements [2, 50) on tile 0, but they are not all there (mapped: ${listed}, and 5 more; 3 other intervals of the tensor hold other elements); bring them with onTile()`,
+    );
+  });
+
   it('rejects unknown and unconnected fields', () => {
     const { g, y } = twoTileX();
     const cs = g.addComputeSet('cs', 'op');
