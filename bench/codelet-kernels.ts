@@ -9,7 +9,7 @@ import type { Codelet, ElemArray, VertexArgs } from '../sim/codelet.js';
 import { channelSumCodelets, partialsFinalCodelet } from '../sim/codelets/nn-util.js';
 import { reduceFinalCodelet, reducePartialCodelet } from '../sim/codelets/reduce.js';
 import { addCodelet, mulCodelet, subCodelet } from '../sim/codelets/binary.js';
-import { layerNormGradXCodelet, layerNormScalePartialCodelet, normCodelets } from '../sim/codelets/norm.js';
+import { layerNormGradXCodelet, layerNormDyXhatCodelet, normCodelets } from '../sim/codelets/norm.js';
 import { softmaxCodelet, softmaxGradCodelet } from '../sim/codelets/softmax.js';
 import { TileMemory } from '../sim/memory.js';
 import { kernelModule } from '../sim/wasm/kernels.js';
@@ -50,7 +50,7 @@ export const CASES: CodeletCase[] = [
   { name: `NnSoftmaxGrad (log) [${ROWS}, ${N}] axis 1`, codelet: softmaxGradCodelet, ins: { gradOut: E, y: E }, outs: { out: E }, params: { n: N, inner: 1, outBegin: 0, inBegin: 0, log: 1 }, elements: E },
   { name: `NnLayerNorm [${ROWS}, ${N}]`, codelet: normCodelets[0], ins: { in: E, scale: N, bias: N }, outs: { out: E }, params: { n: N, outBegin: 0, inBegin: 0, eps: 1e-5 }, elements: E },
   { name: `NnLayerNormGradX [${ROWS}, ${N}]`, codelet: layerNormGradXCodelet, ins: { gradOut: E, in: E, scale: N }, outs: { out: E }, params: { n: N, outBegin: 0, inBegin: 0, eps: 1e-5 }, elements: E },
-  { name: `NnLayerNormScalePartial [${ROWS}, ${N}]`, codelet: layerNormScalePartialCodelet, ins: { gradOut: E, in: E }, outs: { out: N }, params: { n: N, begin: 0, inBegin: 0, eps: 1e-5 }, elements: E },
+  { name: `NnLayerNormDyXhat [${ROWS}, ${N}]`, codelet: layerNormDyXhatCodelet, ins: { gradOut: E, in: E }, outs: { out: E }, params: { n: N, begin: 0, inBegin: 0, eps: 1e-5 }, elements: E },
   { name: `NnChannelSum [4, 64, ${E / 256}]`, codelet: channelSumCodelets[0], ins: { in: E }, outs: { out: 64 }, params: { G: 64, inner: E / 256, begin: 0, gMin: 0 }, elements: E },
   { name: `NnBatchNormScalePartial [4, 64, ${E / 256}]`, codelet: channelSumCodelets[1], ins: { in: E, x: E, mean: 64, var: 64 }, outs: { out: 64 }, params: { G: 64, inner: E / 256, begin: 0, gMin: 0, eps: 1e-5 }, elements: E },
   { name: `NnBatchNorm [4, 64, ${E / 256}]`, codelet: normCodelets[5], ins: { in: E, scale: 64, bias: 64, mean: 64, var: 64 }, outs: { out: E }, params: { C: 64, S: E / 256, begin: 0, cMin: 0, eps: 1e-5 }, elements: E },

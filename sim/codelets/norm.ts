@@ -7,7 +7,7 @@
  *   mean = sum x / n; var = sum (x - mean)^2 / n; r = 1 / sqrt(var + eps);
  *   y = (x - mean) r scale + bias.
  * Backward (g = dy scale, xhat = (x - mean) r):
- *   dx = r (g - mean(g) - xhat mean(g xhat)); dscale = sum over rows dy xhat (partials).
+ *   dx = r (g - mean(g) - xhat mean(g xhat)); dscale = sum over rows of dy xhat (its terms here, summed by a planned reduction).
  *
  * BatchNorm (inference) is per channel of an [N, C, S] view: a vertex's run
  * starts at flat `begin`; scale, bias, mean, var hold channels cMin ...:
@@ -184,9 +184,16 @@ export const layerNormGradXCodelet = defineCodelet({
   estimateSource: 'PopLibs layer norm gradients as popops steps (§3 blocks): stats, 3 binary ops and 2 reductions over the rows, 4 binary ops per output',
 });
 
-/** dscale partial: out[k] = sum over this vertex's elements in column k of dy xhat (fp32). */
-export const layerNormScalePartialCodelet = defineCodelet({
-  name: 'NnLayerNormScalePartial',
+/**
+ * dscale's terms, elementwise: out[i] = dy_i xhat_i for the vertex's elements
+ * [begin, begin + len(out)) (fp32, whatever dy's type), reading `in` from flat
+ * index inBegin, whole rows; the sum over rows is a planned reduction of
+ * these terms (src/ops/norm.ts). On the kernel each row's terms are
+ * accumulated into a zeroed out (ln_scale_row), so a -0 term is +0: the
+ * reference adds 0 too.
+ */
+export const layerNormDyXhatCodelet = defineCodelet({
+  name: 'NnLayerNormDyXhat',
   kind: 'multi',
   fields: { gradOut: { direction: 'input' }, in: { direction: 'input' }, out: { direction: 'output', dtypes: ['float32'] } },
   params: { n: 'int', begin: 'int', inBegin: 'int', eps: 'float' },
@@ -195,30 +202,28 @@ export const layerNormScalePartialCodelet = defineCodelet({
     const x = fields.in;
     const out = fields.out;
     const { n, begin, inBegin, eps } = params;
-    out.fill(0);
     const w = separate(out, [dy, x]);
-    if (w && out.length >= n) {
+    if (w) {
+      out.fill(0);
       const [pdy, px] = w.ins;
+      // The kernel writes column k of the row at o + 4k: o is the row's first element's place in out.
       forEachRow(begin, begin + dy.length, n, (row, first, end) =>
-        w.K.x.ln_scale_row(px + 4 * (row * n - inBegin), n, eps, pdy + 4 * (first - begin), w.out, first - row * n, end - row * n),
+        w.K.x.ln_scale_row(px + 4 * (row * n - inBegin), n, eps, pdy + 4 * (first - begin), w.out + 4 * (row * n - begin), first - row * n, end - row * n),
       );
       return;
     }
     forEachRow(begin, begin + dy.length, n, (row, first, end) => {
       const at = row * n - inBegin;
       const [mean, r] = rowStats(x, at, n, eps);
-      for (let i = first; i < end; i++) {
-        const k = i - row * n;
-        out[k] = Math.fround(out[k] + Math.fround(dy[i - begin] * Math.fround(Math.fround(x[at + k] - mean) * r)));
-      }
+      for (let i = first; i < end; i++) out[i - begin] = 0 + Math.fround(dy[i - begin] * Math.fround(Math.fround(x[at + i - row * n] - mean) * r));
     });
   },
   cycles(v, device) {
     const dtype = fieldDType(v.fields.gradOut);
     const n = regionCount(v.fields.gradOut);
-    return statsCycles(v, device) + 3 * binaryMultiVertex(n, dtype, addLoop(dtype), device) + reduce(n, Math.max(1, Math.min(n, v.params.n)), dtype, device);
+    return statsCycles(v, device) + 3 * binaryMultiVertex(n, dtype, addLoop(dtype), device);
   },
-  estimateSource: 'PopLibs layer norm gradients (§3 blocks): stats, xhat and dy xhat (3 binary ops), then a column reduction into fp32 partials',
+  estimateSource: 'PopLibs layer norm gradients (§3 blocks): stats, xhat and dy xhat (3 binary ops)',
 });
 
 /** Channel runs shorter than this stay in TypeScript (two kernel calls per run would cost more). */
@@ -402,7 +407,7 @@ export const normCodelets: Codelet[] = [
   layerNormNoBiasCodelet,
   layerNormStatsCodelet,
   layerNormGradXCodelet,
-  layerNormScalePartialCodelet,
+  layerNormDyXhatCodelet,
   batchNormCodelet,
   batchNormGradXCodelet,
   batchNorm2DCodelet,

@@ -476,8 +476,8 @@ const LN_STATS = `
         (f32.mul (f32.mul (f32.sub (f32.load (i32.add ${get('x')} ${get('p')})) ${get('m')}) ${get('r')}) ${get('mgx')}))))`,
     )})
 
-  ;; LayerNorm's dscale partial for the row at x: o[k] = fp32(o[k] + fp32(dy_k fp32(fp32(x_k - mean) rstd))) for k in [k0, k1),
-  ;; dy: column k0's gradient; o: the partial (column 0).
+  ;; LayerNorm's dscale terms for the row at x: o[k] = fp32(o[k] + fp32(dy_k fp32(fp32(x_k - mean) rstd))) for k in [k0, k1),
+  ;; dy: column k0's gradient; o: where column 0 of the row goes (NnLayerNormDyXhat passes its zeroed output, shifted).
   (func (export "ln_scale_row") (param $x i32) (param $n i32) (param $eps f64) (param $dy i32) (param $o i32) (param $k0 i32) (param $k1 i32)
     (local $p i32) (local $e i32) (local $m f32) (local $r f32) (local $mv v128) (local $rv v128)
     (call $lnStats ${get('x')} ${get('n')} ${get('eps')})

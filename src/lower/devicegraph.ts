@@ -67,7 +67,6 @@ function byTile(vertices: BuildVertices): Int32Array {
   return out;
 }
 
-/** A mistake in an op's lowering (a custom op author's, or ours): named by op, never an internal crash. */
 /** Intervals listed in an error before the rest are counted: a whole model's tensor has thousands. */
 const LISTED_INTERVALS = 8;
 
@@ -81,6 +80,7 @@ export function whereElements(intervals: readonly { tile: number; begin: number;
   return listed.join(', ') + (others > 0 ? `; ${others} other interval${others === 1 ? '' : 's'} of the tensor hold other elements` : '');
 }
 
+/** A mistake in an op's lowering (a custom op author's, or ours): named by op, never an internal crash. */
 function loweringError(op: string, message: string): UserError {
   return new UserError(`the lowering of op '${op}' is wrong: ${message}`);
 }

@@ -18,8 +18,9 @@
  * allocation fails with the usual out-of-memory RunError naming the tile
  * and, as its largest tensor, the window (src/lower/memory.ts).
  *
- * Gradients that sum over the batch or the spatial positions (dW, dB, the
- * norms' dscale) use two stages: each tile reduces what it holds into an
+ * Gradients that sum over the batch or the spatial positions (dW, dB,
+ * BatchNorm's dscale; LayerNorm's sums over rows are planned reductions,
+ * src/lower/reduce.ts) use two stages: each tile reduces what it holds into an
  * fp32 partial covering the interval of outputs it touches, then the tiles
  * owning the result add the overlapping pieces (reducePieces).
  */
@@ -227,8 +228,8 @@ export interface Piece {
 
 /**
  * Partial regions one NnPartialsFinal sums at most. A tile owning a few
- * output elements that every tile contributed to (a BatchNorm channel, a
- * LayerNorm gamma) would otherwise receive and list a partial from each of
+ * output elements that every tile contributed to (a BatchNorm channel)
+ * would otherwise receive and list a partial from each of
  * ~1,500 tiles: ResNet-50 training's fullest tile held 344 KB of such vertex
  * state. Beyond this, the pieces are summed in groups first (a tree).
  *
@@ -284,7 +285,7 @@ export function reducePieces(ctx: LowerContext, pieces: readonly Piece[], out: B
   }
 }
 
-/** fp32 bytes a tree group's tile may receive: wide pieces (a LayerNorm gamma's 768 per tile) make small groups. */
+/** fp32 bytes a tree group's tile may receive: wide pieces make small groups. */
 const TREE_GROUP_BYTES = 64 * 1024;
 
 /**

@@ -18,8 +18,12 @@
  *   dB = sum dY  (sums over every axis but 1).
  *
  * Lowering: outputs mapped like X; each tile reads the whole rows (layer
- * norm) or the channel parameters (batch norm) its elements need. The sums
- * over rows / batch and space are two-stage (src/lower/window.ts).
+ * norm) or the channel parameters (batch norm) its elements need. LayerNorm's
+ * sums over rows (dScale's dY xhat terms, dB's dY) are the planned reduction
+ * of a bias gradient (src/lower/reduce.ts): every tile sent a partial as wide
+ * as the row to one of a few dozen summing tiles before, a third of a BERT
+ * layer's training step. BatchNorm's sums over batch and space are two-stage
+ * (src/lower/window.ts).
  */
 import { Op, type OpSettings } from '../ir/op.js';
 import type { OperatorIdentifier } from '../ir/opid.js';
@@ -29,11 +33,12 @@ import type { LowerContext } from '../lower/context.js';
 import type { Slice, TileRange } from '../lower/devicegraph.js';
 import { splitRegions } from '../lower/split-regions.js';
 import { vectorWidth } from '../../sim/codelets/estimators.js';
-import { channelRange, channelSum, partialOnTile, reducePieces, type Piece } from '../lower/window.js';
+import { channelRange, channelSum } from '../lower/window.js';
+import { reduceLeading } from '../lower/reduce.js';
 import { floatInput, gid, normAxis, product, sameDTypeAs, versions } from './nn-util.js';
 import { ArgGradOp, fwdIn, gradOut, gradOf } from './arg-grad.js';
 import { expandBatchNormTraining } from './batchnorm-train.js';
-import { batchNorm2DCodelet, batchNormCodelet, batchNormGradXCodelet, layerNormCodelet, layerNormGradXCodelet, layerNormNoBiasCodelet, layerNormScalePartialCodelet, layerNormStatsCodelet } from '../../sim/codelets/norm.js';
+import { batchNorm2DCodelet, batchNormCodelet, batchNormGradXCodelet, layerNormCodelet, layerNormGradXCodelet, layerNormNoBiasCodelet, layerNormDyXhatCodelet, layerNormStatsCodelet } from '../../sim/codelets/norm.js';
 import { batchNormScalePartialCodelet } from '../../sim/codelets/nn-util.js';
 
 const stripOnes = (s: readonly number[]): number[] => {
@@ -153,31 +158,35 @@ function lowerLayerNormGradX(op: ArgGradOp<LayerNormOp>, ctx: LowerContext): voi
   }
 }
 
+/**
+ * dscale = sum over rows of dy xhat: the terms elementwise where dy lies (each
+ * tile reading the rows its elements belong to, for their statistics), then
+ * summed over rows by the planned reduction a bias gradient uses
+ * (reduceLeading): partials on every tile, combined in stages over all tiles.
+ */
 function lowerLayerNormGradScale(op: ArgGradOp<LayerNormOp>, ctx: LowerContext): void {
   const ln = op.fwd;
   const { n } = ln.layout();
   const dy = ctx.input(0);
   const x = ctx.input(1);
-  const out = ctx.output(0);
-  ctx.computeSet('layernorm-grad-scale/partials');
-  const pieces: Piece[] = [];
-  for (const [i, r] of ctx.ranges(dy).entries()) {
+  const terms = ctx.addTensor('dyXhat', 'float32', [dy.size], 'temporary');
+  ctx.graph.mapLike(terms, dy);
+  ctx.computeSet('layernorm-grad-scale/terms');
+  for (const r of ctx.ranges(dy)) {
     const [lo, hi] = rowsOf(r.begin, r.end, n);
-    const p = partialOnTile(ctx, `partial${i}`, n, r.tile);
-    pieces.push({ t: p, offset: 0 });
     ctx.vertex(
-      layerNormScalePartialCodelet,
+      layerNormDyXhatCodelet,
       r.tile,
-      { gradOut: ctx.slice(dy, r.begin, r.end), in: ctx.onTile(x, lo, hi, r.tile), out: ctx.slice(p) },
+      { gradOut: ctx.slice(dy, r.begin, r.end), in: ctx.onTile(x, lo, hi, r.tile), out: ctx.slice(terms, r.begin, r.end) },
       { n, begin: r.begin, inBegin: lo, eps: Math.fround(ln.epsilon) },
     );
   }
-  reducePieces(ctx, pieces, out);
+  reduceLeading(ctx, terms, ctx.output(0));
 }
 
-function lowerLayerNormGradB(op: ArgGradOp<LayerNormOp>, ctx: LowerContext): void {
-  const { n } = op.fwd.layout();
-  channelSum(ctx, ctx.input(0), n, 1, ctx.output(0));
+/** dbias = sum over rows of dy: the planned reduction of a bias gradient. */
+function lowerLayerNormGradB(_op: ArgGradOp<LayerNormOp>, ctx: LowerContext): void {
+  reduceLeading(ctx, ctx.input(0), ctx.output(0));
 }
 
 // ---------------------------------------------------------------------------

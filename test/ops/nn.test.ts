@@ -17,7 +17,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { checkForward, checkGrad, f32, runOurs, type TensorSpec } from './harness.js';
-import { checkForwardAllTiles } from './nn-util.js';
+import { checkForwardAllTiles, lowered } from './nn-util.js';
 import { vertexList } from '../../sim/vertex-table.js';
 
 const half = (t: TensorSpec): TensorSpec => ({ ...t, dtype: 'float16' });
@@ -101,6 +101,13 @@ describe('LayerNormalization', () => {
   it('grads for X, Scale and B agree with finite differences', async () => {
     await checkGrad({ op: 'LayerNormalization', inputs: { x: f32([3, 4], 30, 0, -2, 2), s: f32([4], 31), b: f32([4], 32) } });
     await checkGrad({ op: 'LayerNormalization', attributes: { axis: 1 }, inputs: { x: f32([2, 2, 3], 33, 0, -2, 2), s: f32([2, 3], 34) } });
+  });
+
+  it('grads agree with finite differences with rows cut across all 4 tiles (Scale and B summed by a planned reduction)', async () => {
+    const c = { op: 'LayerNormalization', inputs: { x: f32([6, 50], 38, 0, -2, 2), s: f32([50], 39), b: f32([50], 40) } };
+    // The premise: x (and so dy, laid out like it) spans all 4 tiles, rows cut between them.
+    expect((await lowered(c)).tiles.size).toBe(4);
+    await checkGrad(c);
   });
 
   it('refuses a gradient through a consumed Mean output, naming it', async () => {

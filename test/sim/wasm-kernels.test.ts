@@ -14,7 +14,7 @@ import { broadcastStrides, indexExtent, mergeAxes } from '../../src/lower/broadc
 import { TileMemory } from '../../sim/memory.js';
 import { kernelModule, kernelsFor, laneWise, type KernelExports } from '../../sim/wasm/kernels.js';
 import { softmaxCodelet, softmaxGradCodelet } from '../../sim/codelets/softmax.js';
-import { layerNormGradXCodelet, layerNormScalePartialCodelet, layerNormStatsCodelet, normCodelets } from '../../sim/codelets/norm.js';
+import { layerNormGradXCodelet, layerNormDyXhatCodelet, layerNormStatsCodelet, normCodelets } from '../../sim/codelets/norm.js';
 import { channelSumCodelets, partialsFinalCodelet } from '../../sim/codelets/nn-util.js';
 import { reduceFinalCodelet, reducePartialCodelet } from '../../sim/codelets/reduce.js';
 import { convBlockBiasCodelet, convBlockCodelet, convBlockReference } from '../../sim/codelets/conv-block.js';
@@ -277,8 +277,8 @@ describe('softmax and norm kernels = TypeScript codelets, bit for bit', () => {
         it(`NnLayerNormGradX ${name}`, () => {
           sameAsReference(layerNormGradXCodelet, 'ln_grad_x_row', { gradOut: data(inEnd - inBegin, 10, half), in: x(), scale: data(n, 8, half) }, { out: outEnd - outBegin }, { n, outBegin, inBegin, eps });
         });
-        it(`NnLayerNormScalePartial ${name}`, () => {
-          sameAsReference(layerNormScalePartialCodelet, outEnd > outBegin ? 'ln_scale_row' : undefined, { gradOut: data(outEnd - outBegin, 11, half), in: x() }, { out: n }, { n, begin: outBegin, inBegin, eps });
+        it(`NnLayerNormDyXhat ${name}`, () => {
+          sameAsReference(layerNormDyXhatCodelet, outEnd > outBegin ? 'ln_scale_row' : undefined, { gradOut: data(outEnd - outBegin, 11, half), in: x() }, { out: outEnd - outBegin }, { n, begin: outBegin, inBegin, eps });
         });
         it(`NnLayerNormStats n ${n}${tag}`, () => {
           for (const which of [0, 1])
