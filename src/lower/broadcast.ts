@@ -226,29 +226,22 @@ export function mapBroadcast(ctx: LowerContext, codelet: Codelet, inputs: Record
     ctx.vertex(codelet, tile, fieldsOf(slices, outSlice), { ...params, ...p }, arrays);
   };
 
-  if (flat.every(Boolean)) {
-    // One 1-D vertex per tile holding one range, else multi-region vertices per worker (placeByTile).
+  const cyc = opts.cyclic !== undefined ? entries.findIndex((e) => e.key === opts.cyclic) : -1;
+  // The cyclic operand when it is a scalar (popops' BroadcastScalar1D / 2D): every range reads its one element.
+  const scalar = cyc >= 0 && !flat[cyc] && entries[cyc].op.t.size === 1 ? cyc : -1;
+  if (entries.every((_, i) => flat[i] || i === scalar)) {
+    // One 1-D vertex per tile holding one range, else multi-region vertices per worker (placeByTile): a batched
+    // matmul's output in 16-element blocks gave a scale by 1/sqrt(d) one vertex per block.
     placeByTile(ctx, codelet, ranges, dst.dtype, { ...params, offset: 0 }, (r) =>
-      fieldsOf(entries.map((e) => ctx.onTile(e.op.t, r.begin, r.end, r.tile)), ctx.slice(dst, r.begin, r.end)),
+      fieldsOf(entries.map((e, i) => (i === scalar ? ctx.onTile(e.op.t, 0, 1, r.tile) : ctx.onTile(e.op.t, r.begin, r.end, r.tile))), ctx.slice(dst, r.begin, r.end)),
     );
     if (into) ctx.aliasOutput(0, into);
     return;
   }
 
-  const cyc = opts.cyclic !== undefined ? entries.findIndex((e) => e.key === opts.cyclic) : -1;
   if (cyc >= 0 && entries.every((_, i) => i === cyc || flat[i]) && isTrailingBlock(entries[cyc].op.shape, out.shape)) {
     const b = entries[cyc].op.t;
     const len = b.size;
-    if (len === 1) {
-      // A scalar (popops' BroadcastScalar1D / 2D): every range reads the same element, so a tile holding several
-      // ranges takes them as multi-region worker vertices, as the flat mode does (a batched matmul's output in
-      // 16-element blocks gave a scale by 1/sqrt(d) one vertex per block).
-      placeByTile(ctx, codelet, ranges, dst.dtype, { ...params, offset: 0 }, (r) =>
-        fieldsOf(entries.map((e, i) => (i === cyc ? ctx.onTile(b, 0, 1, r.tile) : ctx.onTile(e.op.t, r.begin, r.end, r.tile))), ctx.slice(dst, r.begin, r.end)),
-      );
-      if (into) ctx.aliasOutput(0, into);
-      return;
-    }
     for (const r of ranges) {
       const count = r.end - r.begin;
       const start = r.begin % len;

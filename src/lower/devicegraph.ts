@@ -71,7 +71,7 @@ function byTile(vertices: BuildVertices): Int32Array {
 const LISTED_INTERVALS = 8;
 
 /** Where elements [begin, end) of a tensor are: its intervals holding them, at most LISTED_INTERVALS, the rest counted. */
-export function whereElements(intervals: readonly { tile: number; begin: number; end: number }[], begin: number, end: number): string {
+function whereElements(intervals: readonly { tile: number; begin: number; end: number }[], begin: number, end: number): string {
   const holding = intervals.filter((i) => i.begin < end && begin < i.end);
   const listed = holding.slice(0, LISTED_INTERVALS).map((i) => `tile ${i.tile} [${i.begin}, ${i.end})`);
   if (holding.length > LISTED_INTERVALS) listed.push(`and ${holding.length - LISTED_INTERVALS} more`);

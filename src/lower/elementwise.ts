@@ -128,8 +128,8 @@ export function placeByTile(
       for (const [j, offset, n] of part) {
         const one = list[j].fields;
         // A whole range (the usual piece) keeps its slices.
-        const whole = offset === 0 && n === list[j].n;
         const len = list[j].n;
+        const whole = offset === 0 && n === len;
         for (const name in one) {
           const f = one[name];
           const to = (fields[name] ??= []);
